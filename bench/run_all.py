@@ -1,0 +1,34 @@
+"""`make bench`: run every benchmark in bench/ with its default `make bench` size.
+
+Each benchmark prints its figures last; docs/PERFORMANCE.md records them with the
+command that produced them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+# (script, arguments used by `make bench`)
+BENCHMARKS: list[tuple[str, list[str]]] = [
+    ("billing_run.py", ["--subscriptions", "10000"]),
+]
+
+
+def main() -> int:
+    failures = 0
+    for script, arguments in BENCHMARKS:
+        path = BENCH_DIR / script
+        if not path.exists():
+            print(f"== {script}: not written yet, skipped")
+            continue
+        print(f"== {script} {' '.join(arguments)}", flush=True)
+        result = subprocess.run([sys.executable, str(path), *arguments], cwd=BENCH_DIR.parent)
+        failures += result.returncode != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,568 @@
+"""Catalog, subscriptions, usage, one-off items, billing runs, test clocks and the event log."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import validate_currency_code
+
+
+class TestClock(models.Model):
+    """A frozen time that test customers live at; advancing it runs their billing."""
+
+    __test__ = False  # not a pytest test class
+
+    class Status(models.TextChoices):
+        READY = "ready", _("ready")
+        ADVANCING = "advancing", _("advancing")
+
+    name = models.CharField(_("name"), max_length=100)
+    frozen_time = models.DateTimeField(_("frozen time"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.READY)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("test clock")
+        verbose_name_plural = _("test clocks")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.frozen_time:%Y-%m-%d %H:%M}"
+
+
+class Product(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    unit_label = models.CharField(_("unit label"), max_length=40, blank=True, help_text=_("e.g. seat, GB, call"))
+    active = models.BooleanField(_("active"), default=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Meter(models.Model):
+    """A usage meter: events reported against its key are aggregated per billing period."""
+
+    class Aggregation(models.TextChoices):
+        SUM = "sum", _("sum")
+        MAX = "max", _("maximum")
+        LAST = "last", _("last value")
+        UNIQUE_COUNT = "unique_count", _("count of unique values")
+
+    key = models.SlugField(_("event key"), max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    aggregation = models.CharField(_("aggregation"), max_length=16, choices=Aggregation.choices)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("usage meter")
+        verbose_name_plural = _("usage meters")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Price(models.Model):
+    """How much a product costs. Immutable once used: archive it and create a new one."""
+
+    class Type(models.TextChoices):
+        RECURRING = "recurring", _("recurring")
+        ONE_TIME = "one_time", _("one-time")
+
+    class Scheme(models.TextChoices):
+        PER_UNIT = "per_unit", _("flat per unit")
+        TIERED_GRADUATED = "tiered_graduated", _("tiered, graduated")
+        TIERED_VOLUME = "tiered_volume", _("tiered, volume")
+        PACKAGE = "package", _("package")
+
+    class UsageType(models.TextChoices):
+        LICENSED = "licensed", _("licensed (quantity billed in advance)")
+        METERED = "metered", _("metered (usage billed in arrears)")
+
+    class TaxBehavior(models.TextChoices):
+        EXCLUSIVE = "exclusive", _("tax exclusive")
+        INCLUSIVE = "inclusive", _("tax inclusive")
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="prices", verbose_name=_("product"))
+    nickname = models.CharField(_("nickname"), max_length=200, blank=True)
+    lookup_key = models.SlugField(_("lookup key"), max_length=100, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency_code])
+    type = models.CharField(_("type"), max_length=12, choices=Type.choices, default=Type.RECURRING)
+    scheme = models.CharField(_("billing scheme"), max_length=20, choices=Scheme.choices, default=Scheme.PER_UNIT)
+    unit_amount = models.DecimalField(
+        _("unit amount (minor units)"),
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_("In cents for EUR; fractions allowed for metered prices (0.5 = half a cent)."),
+    )
+    tiers = models.JSONField(
+        _("tiers"),
+        default=list,
+        blank=True,
+        help_text=_('[{"up_to": 10, "unit_amount": "500", "flat_amount": 0}, {"up_to": null, "unit_amount": "400"}]'),
+    )
+    package_size = models.PositiveIntegerField(_("package size"), default=1)
+    package_rounding = models.CharField(
+        _("package rounding"), max_length=4, choices=[("up", _("up")), ("down", _("down"))], default="up"
+    )
+    cycle = models.JSONField(_("billing cycle"), null=True, blank=True)
+    usage_type = models.CharField(_("usage type"), max_length=10, choices=UsageType.choices, default=UsageType.LICENSED)
+    meter = models.ForeignKey(
+        Meter, on_delete=models.PROTECT, null=True, blank=True, related_name="prices", verbose_name=_("meter")
+    )
+    tax_behavior = models.CharField(
+        _("tax behaviour"), max_length=10, choices=TaxBehavior.choices, default=TaxBehavior.EXCLUSIVE
+    )
+    trial_days = models.PositiveIntegerField(_("trial days"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
+        ordering = ["product__name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(type="one_time", cycle__isnull=True) | Q(type="recurring", cycle__isnull=False),
+                name="price_recurring_has_cycle",
+            ),
+            models.CheckConstraint(
+                condition=Q(usage_type="licensed") | Q(usage_type="metered", meter__isnull=False, type="recurring"),
+                name="price_metered_has_meter",
+            ),
+            models.UniqueConstraint(
+                fields=["lookup_key"], condition=Q(active=True) & ~Q(lookup_key=""), name="price_unique_active_lookup"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = self.nickname or self.product.name
+        return f"{label} ({self.currency})"
+
+    def clean(self) -> None:
+        from billing.cycles import CycleSpec, CycleSpecError
+        from billing.pricing import PricingError, tiers_from_json, validate_tiers
+
+        errors: dict[str, str] = {}
+        if self.type == self.Type.RECURRING:
+            if not self.cycle:
+                errors["cycle"] = _("A recurring price needs a billing cycle.")
+            else:
+                try:
+                    CycleSpec.from_dict(self.cycle)
+                except CycleSpecError as error:
+                    errors["cycle"] = str(error)
+        elif self.cycle:
+            errors["cycle"] = _("A one-time price has no billing cycle.")
+        if self.scheme in (self.Scheme.PER_UNIT, self.Scheme.PACKAGE) and self.unit_amount is None:
+            errors["unit_amount"] = _("This billing scheme needs a unit amount.")
+        if self.scheme in (self.Scheme.TIERED_GRADUATED, self.Scheme.TIERED_VOLUME):
+            try:
+                validate_tiers(tiers_from_json(self.tiers))
+            except PricingError as error:
+                errors["tiers"] = str(error)
+        if self.usage_type == self.UsageType.METERED and self.meter_id is None:
+            errors["meter"] = _("A metered price needs a usage meter.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class Coupon(models.Model):
+    class Duration(models.TextChoices):
+        ONCE = "once", _("once")
+        REPEATING = "repeating", _("for a number of periods")
+        FOREVER = "forever", _("forever")
+
+    name = models.CharField(_("name"), max_length=200)
+    percent_off = models.DecimalField(
+        _("percent off"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    amount_off = models.BigIntegerField(_("amount off (minor units)"), null=True, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True, validators=[validate_currency_code])
+    duration = models.CharField(_("duration"), max_length=10, choices=Duration.choices, default=Duration.ONCE)
+    duration_in_periods = models.PositiveIntegerField(_("duration in periods"), null=True, blank=True)
+    max_redemptions = models.PositiveIntegerField(_("max redemptions"), null=True, blank=True)
+    times_redeemed = models.PositiveIntegerField(_("times redeemed"), default=0, editable=False)
+    redeem_by = models.DateTimeField(_("redeem by"), null=True, blank=True)
+    applies_to = models.ManyToManyField(
+        Product, blank=True, related_name="coupons", verbose_name=_("limited to products")
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(percent_off__isnull=False, amount_off__isnull=True)
+                    | Q(percent_off__isnull=True, amount_off__isnull=False, amount_off__gt=0)
+                ),
+                name="coupon_percent_xor_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(percent_off__isnull=True) | Q(percent_off__lte=100), name="coupon_percent_at_most_100"
+            ),
+            models.CheckConstraint(
+                condition=~Q(duration="repeating") | Q(duration_in_periods__gte=1),
+                name="coupon_repeating_has_periods",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise ValidationError(_("Give either a percentage or an amount off, not both."))
+        if self.amount_off is not None and not self.currency:
+            raise ValidationError({"currency": _("An amount-off coupon needs a currency.")})
+        if self.duration == self.Duration.REPEATING and not self.duration_in_periods:
+            raise ValidationError({"duration_in_periods": _("Say for how many periods the coupon repeats.")})
+
+
+class PromotionCode(models.Model):
+    """A customer-facing code that redeems a coupon."""
+
+    coupon = models.ForeignKey(
+        Coupon, on_delete=models.PROTECT, related_name="promotion_codes", verbose_name=_("coupon")
+    )
+    code = models.CharField(_("code"), max_length=50, unique=True)
+    active = models.BooleanField(_("active"), default=True)
+    max_redemptions = models.PositiveIntegerField(_("max redemptions"), null=True, blank=True)
+    times_redeemed = models.PositiveIntegerField(_("times redeemed"), default=0, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("only for customer")
+    )
+    first_time_only = models.BooleanField(_("first-time customers only"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("promotion code")
+        verbose_name_plural = _("promotion codes")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete", _("incomplete")
+        TRIALING = "trialing", _("trialing")
+        ACTIVE = "active", _("active")
+        PAST_DUE = "past_due", _("past due")
+        PAUSED = "paused", _("paused")
+        CANCELED = "canceled", _("canceled")
+        UNPAID = "unpaid", _("unpaid")
+
+    class CollectionMethod(models.TextChoices):
+        CHARGE_AUTOMATICALLY = "charge_automatically", _("charge automatically")
+        SEND_INVOICE = "send_invoice", _("send invoice")
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.INCOMPLETE)
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency_code])
+    cycle = models.JSONField(_("billing cycle"))
+    billing_cycle_anchor = models.DateTimeField(_("billing cycle anchor"))
+    current_period_start = models.DateTimeField(_("current period start"))
+    current_period_end = models.DateTimeField(_("current period end"), db_index=True)
+    collection_method = models.CharField(
+        _("collection method"),
+        max_length=24,
+        choices=CollectionMethod.choices,
+        default=CollectionMethod.CHARGE_AUTOMATICALLY,
+    )
+    days_until_due = models.PositiveIntegerField(_("days until due"), null=True, blank=True)
+    trial_start = models.DateTimeField(_("trial start"), null=True, blank=True)
+    trial_end = models.DateTimeField(_("trial end"), null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(_("cancel at period end"), default=False)
+    canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
+    cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    resumes_at = models.DateTimeField(_("resumes at"), null=True, blank=True)
+    coupon = models.ForeignKey(
+        Coupon,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="subscriptions",
+        verbose_name=_("coupon"),
+    )
+    promotion_code = models.ForeignKey(
+        PromotionCode, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("promotion code")
+    )
+    discount_periods_applied = models.PositiveIntegerField(_("discounted periods so far"), default=0)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "current_period_end"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(current_period_end__gt=models.F("current_period_start")),
+                name="subscription_period_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=~Q(collection_method="send_invoice") | Q(days_until_due__isnull=False),
+                name="subscription_send_invoice_has_terms",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer} ({self.get_status_display()})"
+
+
+class SubscriptionItem(models.Model):
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="items", verbose_name=_("subscription")
+    )
+    price = models.ForeignKey(
+        Price, on_delete=models.PROTECT, related_name="subscription_items", verbose_name=_("price")
+    )
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subscription item")
+        verbose_name_plural = _("subscription items")
+        constraints = [models.UniqueConstraint(fields=["subscription", "price"], name="subscription_item_unique_price")]
+
+    def __str__(self) -> str:
+        return f"{self.price} × {self.quantity}"
+
+
+class SubscriptionChange(models.Model):
+    """History of plan and quantity changes, with the proration they produced."""
+
+    class Kind(models.TextChoices):
+        CREATE = "create", _("created")
+        CHANGE = "change", _("plan or quantity change")
+        SCHEDULED = "scheduled", _("scheduled change applied")
+        CANCEL = "cancel", _("canceled")
+        PAUSE = "pause", _("paused")
+        RESUME = "resume", _("resumed")
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="changes", verbose_name=_("subscription")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    effective_at = models.DateTimeField(_("effective at"))
+    items_before = models.JSONField(_("items before"), default=list)
+    items_after = models.JSONField(_("items after"), default=list)
+    mrr_before = models.BigIntegerField(_("MRR before"), default=0)
+    mrr_after = models.BigIntegerField(_("MRR after"), default=0)
+    proration_mode = models.CharField(_("proration"), max_length=24, blank=True)
+    proration_amount = models.BigIntegerField(_("prorated amount"), default=0)
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("acting user")
+    )
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subscription change")
+        verbose_name_plural = _("subscription changes")
+        ordering = ["effective_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} @ {self.effective_at:%Y-%m-%d}"
+
+
+class ScheduledChange(models.Model):
+    """A change that applies at a future instant (e.g. a downgrade at period end)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        APPLIED = "applied", _("applied")
+        CANCELED = "canceled", _("canceled")
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="scheduled_changes", verbose_name=_("subscription")
+    )
+    effective_at = models.DateTimeField(_("effective at"))
+    items = models.JSONField(_("new items"), help_text=_('[{"price": 12, "quantity": 3}]'))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("scheduled change")
+        verbose_name_plural = _("scheduled changes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription"], condition=Q(status="pending"), name="one_pending_change_per_subscription"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.subscription_id} @ {self.effective_at:%Y-%m-%d} ({self.status})"
+
+
+class UsageEvent(models.Model):
+    """A metered usage report, deduplicated by the integrator's own event id."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="usage_events", verbose_name=_("customer")
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="events", verbose_name=_("meter"))
+    external_id = models.CharField(_("event id"), max_length=100)
+    value = models.DecimalField(_("value"), max_digits=20, decimal_places=6, default=Decimal(1))
+    unique_value = models.CharField(
+        _("value counted once"),
+        max_length=200,
+        blank=True,
+        help_text=_("For unique-count meters: e.g. the active user's id."),
+    )
+    timestamp = models.DateTimeField(_("timestamp"))
+    created_at = models.DateTimeField(_("received"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("usage event")
+        verbose_name_plural = _("usage events")
+        constraints = [models.UniqueConstraint(fields=["meter", "external_id"], name="usage_event_unique_id")]
+        indexes = [models.Index(fields=["customer", "meter", "timestamp"])]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}:{self.external_id}"
+
+
+class InvoiceItem(models.Model):
+    """A pending charge or credit (one-off, proration) waiting for the next invoice."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="invoice_items", verbose_name=_("customer")
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice_items",
+        verbose_name=_("subscription"),
+    )
+    price = models.ForeignKey(Price, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("price"))
+    description = models.CharField(_("description"), max_length=300)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    amount = models.BigIntegerField(_("amount (minor units)"))
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency_code])
+    period_start = models.DateTimeField(_("period start"), null=True, blank=True)
+    period_end = models.DateTimeField(_("period end"), null=True, blank=True)
+    proration = models.BooleanField(_("proration"), default=False)
+    discountable = models.BooleanField(_("discountable"), default=True)
+    tax_behavior = models.CharField(
+        _("tax behaviour"), max_length=10, choices=Price.TaxBehavior.choices, default=Price.TaxBehavior.EXCLUSIVE
+    )
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    invoice = models.ForeignKey(
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice_items",
+        verbose_name=_("invoice"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("invoice item")
+        verbose_name_plural = _("invoice items")
+        indexes = [models.Index(fields=["customer"], condition=Q(invoice__isnull=True), name="pending_items_idx")]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class BillingRun(models.Model):
+    """One pass of the billing run; resumable, with progress shown in the admin."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    as_of = models.DateTimeField(_("bills periods ending by"))
+    test_clock = models.ForeignKey(
+        TestClock, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("test clock")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    total = models.PositiveIntegerField(_("due subscription-periods"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    invoices_created = models.PositiveIntegerField(_("invoices created"), default=0)
+    failures = models.PositiveIntegerField(_("failures"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("billing run")
+        verbose_name_plural = _("billing runs")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.as_of:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == self.Status.DONE else 0
+        return min(100, round(100 * self.processed / self.total))
+
+
+class DomainEvent(models.Model):
+    """The event log and outbox: one row per state change, written in the same transaction."""
+
+    type = models.CharField(_("type"), max_length=80, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=40)
+    object_id = models.CharField(_("object id"), max_length=40)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("customer"),
+    )
+    data = models.JSONField(_("data"), default=dict)
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("acting user")
+    )
+    occurred_at = models.DateTimeField(_("occurred at"))
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["customer", "occurred_at"]), models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.object_type}:{self.object_id}"

@@ -1,0 +1,155 @@
+"""What one price costs for a quantity, in integer minor units.
+
+Pure functions, no database: the catalog models hand their fields to
+``price_amount`` and store the integer it returns.
+
+Billing schemes (the same meaning as Stripe's):
+
+* ``per_unit``: ``quantity x unit_amount``.
+* ``tiered_graduated``: each unit is priced by the tier it falls in (units 1..10 at
+  the first tier, 11..50 at the second, ...), plus the ``flat_amount`` of every tier
+  reached.
+* ``tiered_volume``: every unit is priced at the tier the *total* quantity falls in,
+  plus that tier's ``flat_amount``.
+* ``package``: ``unit_amount`` is the price of one package of ``package_size`` units;
+  the number of packages is rounded ``up`` (a started package is billed) or ``down``.
+
+Rounding: the exact amount is computed as a fraction and rounded ONCE, at the end,
+half away from zero (``round_fraction``, which delegates to ``money.round_minor``).
+A quantity of 0 falls in the first tier, so a first-tier ``flat_amount`` is billed
+even for no usage (Stripe's "flat fee and overages" model).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Final
+
+from billing.money import round_fraction
+
+SCHEMES: Final = ("per_unit", "tiered_graduated", "tiered_volume", "package")
+PACKAGE_ROUNDINGS: Final = ("up", "down")
+
+# Fractional digits kept when an exact Fraction is written as a Decimal for round_minor.
+
+
+class PricingError(ValueError):
+    """A price definition or a quantity that cannot be priced."""
+
+
+def _as_amount(value: object, *, field: str) -> Decimal:
+    """An amount in minor units: a finite, non-negative Decimal (ints are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"{field} must be a Decimal or an int, not {type(value).__name__}")
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise PricingError(f"{field} must be a finite number, got {value}")
+    if amount < 0:
+        raise PricingError(f"{field} must not be negative, got {value}")
+    return amount
+
+
+def _check_int(value: object, *, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: int | None  # inclusive upper bound of units; None = infinity (last tier)
+    unit_amount: Decimal  # minor units per unit, may be fractional (0.5 cent per API call)
+    flat_amount: int = 0  # minor units, added once when the tier is reached
+
+    def __post_init__(self) -> None:
+        if self.up_to is not None and _check_int(self.up_to, field="Tier.up_to") < 1:
+            raise PricingError(f"Tier.up_to must be at least 1, got {self.up_to}")
+        object.__setattr__(self, "unit_amount", _as_amount(self.unit_amount, field="Tier.unit_amount"))
+        if _check_int(self.flat_amount, field="Tier.flat_amount") < 0:
+            raise PricingError(f"Tier.flat_amount must not be negative, got {self.flat_amount}")
+
+
+def validate_tiers(tiers: Sequence[Tier]) -> tuple[Tier, ...]:
+    """Check that tiers ascend strictly and end with exactly one open tier (up_to=None)."""
+    tiers = tuple(tiers)
+    if not tiers:
+        raise PricingError("a tiered price needs at least one tier")
+    for tier in tiers:
+        if not isinstance(tier, Tier):
+            raise TypeError(f"tiers must be Tier instances, not {type(tier).__name__}")
+    if tiers[-1].up_to is not None:
+        raise PricingError("the last tier must be open-ended (up_to=None)")
+    previous = 0
+    for position, tier in enumerate(tiers[:-1], start=1):
+        if tier.up_to is None:
+            raise PricingError(f"only the last tier may be open-ended; tier {position} has up_to=None")
+        if tier.up_to <= previous:
+            raise PricingError(
+                f"tiers must ascend strictly: tier {position} ends at {tier.up_to}, after a tier ending at {previous}"
+            )
+        previous = tier.up_to
+    return tiers
+
+
+def _graduated(quantity: int, tiers: tuple[Tier, ...]) -> Fraction:
+    total = Fraction(0)
+    lower = 0  # units already priced by earlier tiers
+    for tier in tiers:
+        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        total += (upper - lower) * Fraction(tier.unit_amount) + tier.flat_amount
+        # The tier holding the last unit is the last one reached; quantity 0 reaches the first.
+        if tier.up_to is None or quantity <= tier.up_to:
+            break
+        lower = upper
+    return total
+
+
+def _volume(quantity: int, tiers: tuple[Tier, ...]) -> Fraction:
+    tier = next(t for t in tiers if t.up_to is None or quantity <= t.up_to)
+    return quantity * Fraction(tier.unit_amount) + tier.flat_amount
+
+
+def price_amount(
+    *,
+    scheme: str,
+    quantity: int,
+    unit_amount: Decimal | int | None = None,
+    tiers: Sequence[Tier] = (),
+    package_size: int = 1,
+    package_rounding: str = "up",
+) -> int:
+    """Amount in minor units of one price for ``quantity`` units, rounded once."""
+    if _check_int(quantity, field="quantity") < 0:
+        raise PricingError(f"quantity must not be negative, got {quantity}")
+    if scheme not in SCHEMES:
+        raise PricingError(f"unknown billing scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+
+    if scheme in ("tiered_graduated", "tiered_volume"):
+        if unit_amount is not None:
+            raise PricingError(f"a {scheme} price takes its amounts from tiers, not unit_amount")
+        valid_tiers = validate_tiers(tiers)
+        exact = _graduated(quantity, valid_tiers) if scheme == "tiered_graduated" else _volume(quantity, valid_tiers)
+        return round_fraction(exact)
+
+    if tiers:
+        raise PricingError(f"a {scheme} price has no tiers")
+    if unit_amount is None:
+        raise PricingError(f"a {scheme} price needs a unit_amount")
+    amount = Fraction(_as_amount(unit_amount, field="unit_amount"))
+
+    if scheme == "per_unit":
+        return round_fraction(quantity * amount)
+
+    if _check_int(package_size, field="package_size") < 1:
+        raise PricingError(f"package_size must be at least 1, got {package_size}")
+    if package_rounding not in PACKAGE_ROUNDINGS:
+        raise PricingError(f"package_rounding must be 'up' or 'down', got {package_rounding!r}")
+    if package_rounding == "up":
+        packages = math.ceil(Fraction(quantity, package_size))
+    else:
+        packages = quantity // package_size
+    return round_fraction(packages * amount)

@@ -1,0 +1,199 @@
+"""The operator console: the Django admin, served only after password + TOTP.
+
+Flow: the admin's own password login (throttled by django-axes), then
+- a staff user with a confirmed device is sent to `otp/verify/` (TOTP or a recovery code);
+- a staff user without one is sent to `otp/enrol/` (QR code, confirm a code, get recovery codes).
+Only a session verified by django-otp passes `has_permission`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+import qrcode
+import qrcode.image.svg
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django_otp import devices_for_user, user_has_device
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+RECOVERY_CODE_COUNT = 10
+
+
+def method_decorator_never_cache(view: Any) -> Any:
+    return method_decorator(never_cache)(method_decorator(csrf_protect)(view))
+
+
+class TokenForm(forms.Form):
+    otp_token = forms.CharField(
+        label=_("Verification code"),
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}),
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+    )
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue().decode()
+
+
+def issue_recovery_codes(*, user: Any) -> list[str]:
+    """Replace the user's recovery codes with a fresh set and return them (shown once)."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="recovery", defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+class TarifAdminSite(admin.AdminSite):
+    site_header = _("Tarif operator console")
+    site_title = _("Tarif")
+    index_title = _("Billing operations")
+    enable_nav_sidebar = True
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and _is_verified(user))
+
+    def _password_ok_but_unverified(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_authenticated and user.is_active and user.is_staff and not _is_verified(user))
+
+    def _next_url(self, request: HttpRequest) -> str:
+        candidate = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
+        if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}):
+            return candidate
+        return reverse("admin:index", current_app=self.name)
+
+    def _with_next(self, url_name: str, request: HttpRequest) -> str:
+        url = reverse(url_name, current_app=self.name)
+        next_url = request.GET.get(REDIRECT_FIELD_NAME)
+        if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+            url = f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
+        return url
+
+    @method_decorator_never_cache
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if self._password_ok_but_unverified(request):
+            if user_has_device(request.user, confirmed=True):
+                return HttpResponseRedirect(self._with_next("admin:otp_verify", request))
+            return HttpResponseRedirect(self._with_next("admin:otp_enrol", request))
+        response = super().login(request, extra_context)
+        if request.method == "POST" and self._password_ok_but_unverified(request):
+            # The password step passed: go on to the second factor, keeping `next`.
+            step = "admin:otp_verify" if user_has_device(request.user, confirmed=True) else "admin:otp_enrol"
+            url = reverse(step, current_app=self.name)
+            next_url = request.POST.get(REDIRECT_FIELD_NAME, "")
+            if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+                url = f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
+            return HttpResponseRedirect(url)
+        return response
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path("otp/verify/", self.otp_verify_view, name="otp_verify"),
+            path("otp/enrol/", self.otp_enrol_view, name="otp_enrol"),
+        ]
+        return urls + super().get_urls()
+
+    def _otp_context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {**self.each_context(request), "next": self._next_url(request), **extra}
+
+    @method_decorator_never_cache
+    def otp_verify_view(self, request: HttpRequest) -> HttpResponse:
+        if not self._password_ok_but_unverified(request):
+            return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
+        if not user_has_device(request.user, confirmed=True):
+            return HttpResponseRedirect(self._with_next("admin:otp_enrol", request))
+        form = TokenForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            device, wait_seconds = _verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
+            if device is not None:
+                otp_login(request, device)
+                return HttpResponseRedirect(self._next_url(request))
+            if wait_seconds:
+                form.add_error(
+                    "otp_token",
+                    _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
+                )
+            else:
+                form.add_error("otp_token", _("Invalid or already used code. Wait for the next code and try again."))
+        context = self._otp_context(request, form=form, title=_("Two-factor verification"))
+        return render(request, "admin/otp/verify.html", context)
+
+    @method_decorator_never_cache
+    def otp_enrol_view(self, request: HttpRequest) -> HttpResponse:
+        if not self._password_ok_but_unverified(request):
+            return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
+        if user_has_device(request.user, confirmed=True):
+            return HttpResponseRedirect(self._with_next("admin:otp_verify", request))
+        device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=request.user, name="authenticator", confirmed=False)
+        form = TokenForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            if device.verify_is_allowed()[0] and device.verify_token(form.cleaned_data["otp_token"]):
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                codes = issue_recovery_codes(user=request.user)
+                otp_login(request, device)
+                context = self._otp_context(request, codes=codes, title=_("Save your recovery codes"))
+                return render(request, "admin/otp/recovery_codes.html", context)
+            form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))
+        context = self._otp_context(
+            request,
+            form=form,
+            title=_("Set up two-factor authentication"),
+            qr_svg=mark_safe(_qr_svg(device.config_url)),  # generated by qrcode from our own data
+            secret=_base32_secret(device),
+            config_url=device.config_url,
+        )
+        return render(request, "admin/otp/enrol.html", context)
+
+
+def _is_verified(user: Any) -> bool:
+    # OTPMiddleware adds is_verified(); a user logged in during this very request
+    # (the password step) has not been through it yet, and is not verified.
+    is_verified = getattr(user, "is_verified", None)
+    return bool(is_verified and is_verified())
+
+
+def _base32_secret(device: TOTPDevice) -> str:
+    from base64 import b32encode
+
+    return b32encode(device.bin_key).decode().rstrip("=")
+
+
+def _verify_any_device(*, user: Any, token: str) -> tuple[Any, int]:
+    """The device that accepts `token`, or None and how long the throttle asks to wait."""
+    from django.utils import timezone
+
+    token = token.strip().replace(" ", "")
+    wait_seconds = 0
+    for device in devices_for_user(user, confirmed=True):
+        allowed, details = device.verify_is_allowed()
+        if allowed:
+            if device.verify_token(token):
+                return device, 0
+        elif details and details.get("locked_until"):
+            remaining = (details["locked_until"] - timezone.now()).total_seconds()
+            wait_seconds = max(wait_seconds, int(remaining) + 1)
+    return None, wait_seconds

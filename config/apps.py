@@ -1,0 +1,21 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
+
+
+class TarifAdminConfig(admin_apps.AdminConfig):
+    default = False
+    default_site = "config.admin_site.TarifAdminSite"
+
+
+class ConfigConfig(AppConfig):
+    default = True
+    name = "config"
+    verbose_name = "Tarif"
+
+    def ready(self) -> None:
+        from config.roles import sync_role_groups_after_migrate
+
+        # Role groups are created by a data migration; this keeps their permissions
+        # complete when later migrations add models (permissions exist only after migrate).
+        post_migrate.connect(sync_role_groups_after_migrate, dispatch_uid="tarif-sync-role-groups")

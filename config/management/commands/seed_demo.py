@@ -1,0 +1,205 @@
+"""Load the demo: a French brand, customers, a catalog, a finance user with TOTP.
+
+Idempotent: running it again changes nothing that exists and prints fresh login help.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing.models import Meter, Price, Product
+from config.admin_site import issue_recovery_codes
+from customers.models import Customer
+from invoices.models import Brand, TaxRate
+
+DEMO_USERNAME = "finance"
+DEMO_PASSWORD = "tarif-demo-finance"  # a local demo account, printed on purpose
+
+MONTHLY = {"kind": "interval", "unit": "month", "count": 1}
+YEARLY = {"kind": "interval", "unit": "year", "count": 1}
+
+CUSTOMERS = [
+    {
+        "legal_name": "Boulangerie Martin SARL",
+        "email": "compta@boulangerie-martin.example",
+        "country": "FR",
+        "preferred_language": "fr",
+        "city": "Lyon",
+        "postal_code": "69002",
+        "address_line1": "12 rue Mercière",
+        "siren": "732829320",
+        "tax_id": "FR44732829320",
+    },
+    {
+        "legal_name": "Atelier Dupont",
+        "email": "factures@atelier-dupont.example",
+        "country": "FR",
+        "preferred_language": "fr",
+        "city": "Nantes",
+        "postal_code": "44000",
+        "address_line1": "3 quai de la Fosse",
+    },
+    {
+        "legal_name": "Nordlicht GmbH",
+        "email": "billing@nordlicht.example",
+        "country": "DE",
+        "preferred_language": "en",
+        "city": "Hamburg",
+        "postal_code": "20095",
+        "address_line1": "Mönckebergstraße 7",
+        "tax_id": "DE136695976",
+    },
+    {
+        "legal_name": "Maple Analytics Inc.",
+        "email": "ap@maple-analytics.example",
+        "country": "CA",
+        "preferred_language": "en",
+        "city": "Montréal",
+        "postal_code": "H2Y 1C6",
+        "address_line1": "100 rue Notre-Dame",
+        "currency": "EUR",
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Load idempotent demo data and print how to sign in to the operator console."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        brand = self._brand()
+        self._tax_rates()
+        catalog = self._catalog()
+        for data in CUSTOMERS:
+            Customer.objects.get_or_create(
+                email=data["email"], defaults={**data, "brand": brand, "currency": data.get("currency", "EUR")}
+            )
+        user, device, recovery_code = self._staff_user()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: brand '{brand.name}', {Customer.objects.count()} customers, {len(catalog)} prices."
+            )
+        )
+        self._print_login(user, device, recovery_code)
+
+    def _brand(self) -> Brand:
+        brand, _ = Brand.objects.get_or_create(
+            slug="atelier-nuage",
+            defaults={
+                "name": "Atelier Nuage",
+                "legal_name": "Atelier Nuage SAS",
+                "legal_form": "SAS",
+                "address_line1": "42 rue de la Paix",
+                "postal_code": "75002",
+                "city": "Paris",
+                "country": "FR",
+                "siren": "552100554",
+                "siret": "55210055400013",
+                "vat_number": "FR03552100554",
+                "share_capital": "50 000 €",
+                "rcs": "RCS Paris 552 100 554",
+                "email": "facturation@atelier-nuage.example",
+                "website": "https://atelier-nuage.example",
+                "iban": "FR7630006000011234567890189",
+                "bic": "AGRIFRPP",
+                "payment_instructions": "Virement sur le compte ci-dessous en rappelant la référence.",
+                "footer_text": "Atelier Nuage SAS · logiciel de planification pour artisans",
+                "is_default": True,
+            },
+        )
+        return brand
+
+    def _tax_rates(self) -> None:
+        for country, rate in (("FR", "20"), ("DE", "19"), ("BE", "21"), ("ES", "21"), ("IT", "22"), ("NL", "21")):
+            TaxRate.objects.get_or_create(
+                country=country,
+                is_standard=True,
+                active=True,
+                defaults={"name": "TVA" if country == "FR" else "VAT", "percentage": Decimal(rate)},
+            )
+
+    def _catalog(self) -> list[Price]:
+        starter, _ = Product.objects.get_or_create(name="Nuage Starter", defaults={"unit_label": "siège"})
+        pro, _ = Product.objects.get_or_create(name="Nuage Pro", defaults={"unit_label": "siège"})
+        api, _ = Product.objects.get_or_create(name="Nuage API", defaults={"unit_label": "appel"})
+        meter, _ = Meter.objects.get_or_create(
+            key="api_calls", defaults={"name": "API calls", "aggregation": Meter.Aggregation.SUM}
+        )
+        specs = [
+            (
+                starter,
+                "starter-monthly",
+                {"scheme": "per_unit", "unit_amount": Decimal(1900), "cycle": MONTHLY, "trial_days": 14},
+            ),
+            (pro, "pro-monthly", {"scheme": "per_unit", "unit_amount": Decimal(4900), "cycle": MONTHLY}),
+            (pro, "pro-yearly", {"scheme": "per_unit", "unit_amount": Decimal(49000), "cycle": YEARLY}),
+            (
+                pro,
+                "pro-seats-tiered",
+                {
+                    "scheme": "tiered_graduated",
+                    "cycle": MONTHLY,
+                    "tiers": [
+                        {"up_to": 5, "unit_amount": "1500", "flat_amount": 0},
+                        {"up_to": 20, "unit_amount": "1200", "flat_amount": 0},
+                        {"up_to": None, "unit_amount": "900", "flat_amount": 0},
+                    ],
+                },
+            ),
+            (
+                api,
+                "api-metered",
+                {
+                    "scheme": "per_unit",
+                    "unit_amount": Decimal("0.5"),
+                    "cycle": MONTHLY,
+                    "usage_type": "metered",
+                    "meter": meter,
+                },
+            ),
+        ]
+        prices = []
+        for product, lookup_key, fields in specs:
+            price, _ = Price.objects.get_or_create(
+                lookup_key=lookup_key, active=True, defaults={"product": product, "currency": "EUR", **fields}
+            )
+            prices.append(price)
+        return prices
+
+    def _staff_user(self) -> tuple[Any, TOTPDevice, str]:
+        user_model = get_user_model()
+        user, created = user_model.objects.get_or_create(
+            username=DEMO_USERNAME,
+            defaults={"email": "finance@atelier-nuage.example", "is_staff": True, "first_name": "Camille"},
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        user.groups.add(Group.objects.get(name="Finance"))
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="demo authenticator", confirmed=True)
+        recovery_code = issue_recovery_codes(user=user)[0]
+        return user, device, recovery_code
+
+    def _print_login(self, user: Any, device: TOTPDevice, recovery_code: str) -> None:
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+        self.stdout.write(
+            "\nOperator console: http://127.0.0.1:8000/admin/\n"
+            f"  username:        {user.username}\n"
+            f"  password:        {DEMO_PASSWORD if user.check_password(DEMO_PASSWORD) else '(changed by you)'}\n"
+            f"  TOTP (add to an authenticator app): {device.config_url}\n"
+            f"  current TOTP code: {code} (valid ~30 s)\n"
+            f"  one-time recovery code: {recovery_code}\n"
+            f"Settings: {settings.SETTINGS_MODULE}, database: {engine}\n"
+        )

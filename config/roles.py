@@ -1,0 +1,48 @@
+"""Staff role groups and the permissions each one gets.
+
+Finance runs billing; Support looks at everything and edits customers; Read-only
+looks. Rules are by app and action so models added later are covered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARIF_APPS = ("customers", "billing", "invoices", "reports", "feedback")
+
+ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
+    "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS} | {"django_celery_beat": ("view",)},
+    "Support": {app: ("view",) for app in TARIF_APPS} | {"customers": ("view", "add", "change")},
+    "Read-only": {app: ("view",) for app in TARIF_APPS},
+}
+# Finance may not delete what the law says must be kept.
+PROTECTED_FROM_DELETE = {("invoices", "invoice"), ("invoices", "creditnote"), ("invoices", "invoiceline")}
+
+
+def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
+    for group_name, rules in ROLE_RULES.items():
+        group, _ = group_model.objects.get_or_create(name=group_name)
+        wanted = []
+        for permission in permission_model.objects.select_related("content_type").filter(
+            content_type__app_label__in=rules.keys()
+        ):
+            action = permission.codename.split("_", 1)[0]
+            key = (permission.content_type.app_label, permission.content_type.model)
+            if action == "delete" and key in PROTECTED_FROM_DELETE:
+                continue
+            if action in rules[permission.content_type.app_label]:
+                wanted.append(permission)
+        group.permissions.set(wanted)
+
+
+def sync_role_groups_after_migrate(sender: Any, **kwargs: Any) -> None:
+    # Permissions are created app by app during post_migrate, so re-sync after each
+    # Tarif app's turn; it is idempotent and cheap (three groups).
+    if sender.label not in TARIF_APPS:
+        return
+    from django.contrib.auth.models import Group, Permission
+
+    using = kwargs.get("using", "default")
+    if using != "default":
+        return
+    sync_role_groups(group_model=Group, permission_model=Permission)

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+from stdnum.fr import siren as siren_number
+
+from billing.money import CurrencyError, validate_currency
+from customers.fields import EncryptedTextField
+
+
+def validate_currency_code(value: str) -> None:
+    try:
+        if validate_currency(value) != value:
+            raise ValidationError(_("Write the currency code in capitals, e.g. EUR."))
+    except CurrencyError as error:
+        raise ValidationError(str(error)) from error
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValidationError(_("'%(value)s' is not a known time zone."), params={"value": value}) from error
+
+
+def validate_siren(value: str) -> None:
+    if value and not siren_number.is_valid(value):
+        raise ValidationError(_("'%(value)s' is not a valid SIREN number."), params={"value": value})
+
+
+class Language(models.TextChoices):
+    FR = "fr", _("French")
+    EN = "en", _("English")
+
+
+class Customer(models.Model):
+    """The billing identity: who is invoiced, where, in which language and currency."""
+
+    legal_name = models.CharField(_("legal name"), max_length=200)
+    email = models.EmailField(_("billing email"))
+    country = CountryField(_("country"))
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=2, choices=Language.choices, default=Language.FR
+    )
+    currency = models.CharField(_("currency"), max_length=3, default="EUR", validators=[validate_currency_code])
+    timezone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default=settings.TARIF_DEFAULT_TIMEZONE,
+        validators=[validate_timezone],
+        help_text=_("Billing periods are computed in this time zone."),
+    )
+    is_business = models.BooleanField(_("business customer"), default=True)
+    tax_id = EncryptedTextField(_("VAT number"), blank=True, help_text=_("Encrypted at rest."))
+    siren = models.CharField(_("SIREN"), max_length=9, blank=True, validators=[validate_siren])
+    address_line1 = models.CharField(_("address"), max_length=200, blank=True)
+    address_line2 = models.CharField(_("address (continued)"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    delivery_address = models.TextField(
+        _("delivery address"), blank=True, help_text=_("Only when it differs from the billing address.")
+    )
+    invoice_email = models.EmailField(_("invoice email"), blank=True, help_text=_("Defaults to the billing email."))
+    brand = models.ForeignKey(
+        "invoices.Brand",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        verbose_name=_("brand"),
+        help_text=_("Which of your brands invoices this customer (the default brand if empty)."),
+    )
+    test_clock = models.ForeignKey(
+        "billing.TestClock",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        verbose_name=_("test clock"),
+        help_text=_("A test customer lives at this clock's time."),
+    )
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["legal_name", "pk"]
+        indexes = [models.Index(fields=["email"])]
+
+    def __str__(self) -> str:
+        return self.legal_name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.tax_id:
+            from invoices.vat import VatNumberError, validate_vat_number, vat_country
+
+            try:
+                self.tax_id = validate_vat_number(self.tax_id)
+            except VatNumberError as error:
+                raise ValidationError({"tax_id": str(error)}) from error
+            country = "GR" if vat_country(self.tax_id) == "EL" else vat_country(self.tax_id)
+            if self.country and country != str(self.country):
+                raise ValidationError(
+                    {
+                        "tax_id": _("This VAT number belongs to %(vat)s, not to the customer's country.")
+                        % {"vat": country}
+                    }
+                )
+
+    @property
+    def invoice_recipient(self) -> str:
+        return self.invoice_email or self.email
+
+
+class CustomerUser(models.Model):
+    """A portal login that acts for one customer."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_link", verbose_name=_("user")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="portal_users", verbose_name=_("customer")
+    )
+    invited_at = models.DateTimeField(_("invited"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("portal user")
+        verbose_name_plural = _("portal users")
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.customer}"

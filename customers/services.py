@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from customers.models import Customer, CustomerUser
+
+
+@transaction.atomic
+def customer_invite_portal_user(*, customer: Customer, email: str, base_url: str) -> CustomerUser:
+    """Create a portal login for `email` acting for `customer` and email it a set-password link.
+
+    Signup is closed: this is how customers get portal access. Following the link
+    proves the address, so allauth marks it verified when the password is set.
+    """
+    from allauth.account.forms import default_token_generator
+    from allauth.account.models import EmailAddress
+    from allauth.account.utils import user_pk_to_url_str
+
+    email = email.strip().lower()
+    user_model = get_user_model()
+    user = user_model.objects.filter(email__iexact=email).first()
+    if user is not None:
+        link = CustomerUser.objects.filter(user=user).select_related("customer").first()
+        if link is not None and link.customer_id != customer.pk:
+            raise ValidationError(_("This email already has portal access for another customer."))
+        if user.is_staff:
+            raise ValidationError(_("Staff accounts cannot be portal users."))
+    else:
+        user = user_model.objects.create_user(username=email[:150], email=email)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    EmailAddress.objects.get_or_create(user=user, email=email, defaults={"primary": True, "verified": False})
+    link, _created = CustomerUser.objects.get_or_create(user=user, defaults={"customer": customer})
+
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+    )
+    context = {"customer": customer, "url": base_url.rstrip("/") + path}
+    with translation.override(customer.preferred_language):
+        subject = _("Your billing portal access for %(name)s") % {"name": customer.legal_name}
+        text = render_to_string("customers/email/invitation.txt", context)
+        html = render_to_string("customers/email/invitation.html", context)
+    message = EmailMultiAlternatives(subject=subject, body=text, to=[email])
+    message.attach_alternative(html, "text/html")
+    transaction.on_commit(message.send)
+    return link

@@ -1,0 +1,209 @@
+"""EU VAT treatment of a sale of digital services (SaaS) by a seller established in the EU.
+
+Pure functions, no database, no network: a VAT number is checked for format and check
+digits with python-stdnum, not against VIES (a VIES check, when wanted, belongs in a
+service that records the consultation number).
+
+Rules (``decide_vat``):
+
+1. Buyer in the seller's country: the seller's standard rate (category S), also for a
+   business buyer with a VAT number.
+2. Business buyer in another member state, with a VAT number that is valid AND issued by
+   that state: reverse charge (category AE, 0%, legal mention ``reverse_charge``;
+   article 196 of Directive 2006/112/EC, the buyer accounts for the VAT). A number of
+   another state (say a DE number for a buyer in FR), or a malformed one, does not
+   qualify: the sale is then treated as B2C (rule 3), which over-collects rather than
+   under-collects, and the reason says why.
+3. Consumer in another member state: the buyer country's standard rate (category S),
+   declared through the One-Stop Shop (OSS, article 58 of the directive).
+4. Buyer outside the EU: the place of supply is outside the EU (article 44 for a
+   business, article 59 for a consumer), so the sale is outside the scope of EU VAT:
+   category O ("not subject to VAT"), 0%, legal mention ``export_outside_eu``.
+   EN 16931 reserves G ("export outside the EU", VATEX-EU-G, article 146) for goods
+   leaving the EU; services supplied outside the EU are O (VATEX-EU-O).
+
+Greece's VAT numbers use the prefix EL (a GR prefix is accepted and normalised to EL)
+while its country code is GR. Northern Ireland's XI numbers only matter for goods: for
+services a buyer in Northern Ireland is a UK (GB) buyer, outside the EU. Monaco (MC) is
+part of the French VAT territory (article 7 of the directive) and is treated as FR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from stdnum import exceptions as stdnum_errors
+from stdnum.eu import vat as eu_vat
+
+# ISO 3166-1 alpha-2 codes of the 27 member states (Greece is GR here, EL only in VAT numbers).
+EU_MEMBER_STATES: Final = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
+
+# Places with their own ISO code that belong to a member state's VAT territory.
+_VAT_TERRITORY: Final = {"MC": "FR"}
+# VAT-number prefixes that differ from the ISO country code.
+_PREFIX_COUNTRY: Final = {"EL": "GR", "XI": "GB"}
+# Prefixes stdnum accepts that identify a non-Union or import OSS registration, not a
+# VAT number of a member state.
+_OSS_PREFIXES: Final = frozenset({"EU", "IM"})
+
+REVERSE_CHARGE: Final = "reverse_charge"
+EXPORT_OUTSIDE_EU: Final = "export_outside_eu"
+
+# Legal mentions printed on the invoice, by mention key and language. The French texts
+# follow French invoicing practice (CGI = Code général des impôts); the English texts
+# translate them for English-language invoices of the same seller.
+LEGAL_MENTIONS: Final[dict[str, dict[str, str]]] = {
+    REVERSE_CHARGE: {
+        "fr": "Autoliquidation – TVA due par le preneur (article 283-2 du CGI ; "
+        "article 196 de la directive 2006/112/CE)",
+        "en": "Reverse charge – VAT to be accounted for by the customer (article 283-2 of the French "
+        "General Tax Code; article 196 of Council Directive 2006/112/EC)",
+    },
+    EXPORT_OUTSIDE_EU: {
+        "fr": "TVA non applicable, article 259-1 du CGI",
+        "en": "VAT not applicable, article 259-1 of the French General Tax Code (place of supply outside the EU)",
+    },
+}
+
+
+class VatNumberError(ValueError):
+    """A VAT number that is malformed, has wrong check digits, or is of an unknown country."""
+
+
+class VatError(ValueError):
+    """A VAT decision that cannot be made: malformed country codes, a seller outside the EU."""
+
+
+@dataclass(frozen=True, slots=True)
+class VatDecision:
+    category: str  # UNCL5305 code: S, AE, O ...
+    rate: Decimal  # percent
+    mention_key: str | None  # key into LEGAL_MENTIONS, or None
+    reason: str  # why, in plain English, for the admin and the audit log
+
+
+_STDNUM_MESSAGES: Final = {
+    stdnum_errors.InvalidChecksum: "its check digits do not match",
+    stdnum_errors.InvalidFormat: "it does not have the format of its country",
+    stdnum_errors.InvalidLength: "it has the wrong number of characters for its country",
+    stdnum_errors.InvalidComponent: "it does not start with the prefix of an EU member state "
+    "(e.g. FR, DE, EL for Greece)",
+}
+
+
+def validate_vat_number(number: str) -> str:
+    """The compact form of an EU VAT number (``FR40303265045``), or ``VatNumberError``.
+
+    Checks the country prefix, the format and the check digits; not whether the number is
+    currently registered (that is VIES). A Greek number is returned with the prefix EL.
+    """
+    if not isinstance(number, str):
+        raise TypeError(f"a VAT number is a str, not {type(number).__name__}")
+    shown = number.strip()
+    if not shown:
+        raise VatNumberError("the VAT number is empty")
+    try:
+        compact = eu_vat.validate(number)
+    except stdnum_errors.ValidationError as error:
+        because = _STDNUM_MESSAGES.get(type(error), "it is not a valid VAT number")
+        raise VatNumberError(f"{shown!r} is not a valid EU VAT number: {because}") from error
+    prefix = compact[:2]
+    if prefix in _OSS_PREFIXES:
+        raise VatNumberError(f"{shown!r} is a One-Stop Shop registration number, not the VAT number of a member state")
+    if prefix == "GR":
+        compact = "EL" + compact[2:]
+    return compact
+
+
+def vat_country(number: str) -> str:
+    """ISO 3166 country that issued a valid VAT number: ``EL...`` -> ``GR``, ``XI...`` -> ``GB``."""
+    prefix = validate_vat_number(number)[:2]
+    return _PREFIX_COUNTRY.get(prefix, prefix)
+
+
+def _country(code: str, *, field: str) -> str:
+    if not isinstance(code, str):
+        raise TypeError(f"{field} is an ISO 3166 country code, not {type(code).__name__}")
+    upper = code.strip().upper()
+    if len(upper) != 2 or not upper.isascii() or not upper.isalpha():
+        raise VatError(f"{field} must be a two-letter ISO 3166 country code, got {code!r}")
+    if upper in _PREFIX_COUNTRY:
+        raise VatError(f"{field} {code!r} is a VAT-number prefix, not a country code; use {_PREFIX_COUNTRY[upper]!r}")
+    return _VAT_TERRITORY.get(upper, upper)
+
+
+def _standard_rate(standard_rate: Callable[[str], Decimal], country: str) -> Decimal:
+    rate = standard_rate(country)
+    if isinstance(rate, bool) or not isinstance(rate, Decimal | int):
+        raise TypeError(f"standard_rate({country!r}) must return a Decimal, not {type(rate).__name__}")
+    rate = Decimal(rate)
+    if not 0 < rate <= 100:
+        raise VatError(f"standard_rate({country!r}) returned {rate}, not a percentage above 0")
+    return rate
+
+
+def decide_vat(
+    *,
+    seller_country: str,
+    buyer_country: str,
+    buyer_vat_number: str | None,
+    standard_rate: Callable[[str], Decimal],
+) -> VatDecision:
+    """The VAT category, rate and legal mention of a sale of digital services (rules above)."""
+    if buyer_vat_number is not None and not isinstance(buyer_vat_number, str):
+        raise TypeError(f"buyer_vat_number is a str or None, not {type(buyer_vat_number).__name__}")
+    seller = _country(seller_country, field="seller_country")
+    buyer = _country(buyer_country, field="buyer_country")
+    if seller not in EU_MEMBER_STATES:
+        raise VatError(f"decide_vat covers sellers established in the EU, not in {seller_country!r}")
+
+    if buyer == seller:
+        return VatDecision(
+            category="S",
+            rate=_standard_rate(standard_rate, seller),
+            mention_key=None,
+            reason=f"domestic sale in {seller}: {seller} VAT applies, also to business buyers",
+        )
+
+    if buyer not in EU_MEMBER_STATES:
+        who = "business" if buyer_vat_number and buyer_vat_number.strip() else "consumer"
+        return VatDecision(
+            category="O",
+            rate=Decimal("0"),
+            mention_key=EXPORT_OUTSIDE_EU,
+            reason=f"{who} buyer in {buyer}, outside the EU: place of supply outside the EU, not subject to EU VAT",
+        )
+
+    why_not_reverse_charge = "no VAT number"
+    if buyer_vat_number is not None and buyer_vat_number.strip():
+        try:
+            compact = validate_vat_number(buyer_vat_number)
+        except VatNumberError as error:
+            why_not_reverse_charge = str(error)
+        else:
+            number_country = _PREFIX_COUNTRY.get(compact[:2], compact[:2])
+            if number_country == buyer:
+                return VatDecision(
+                    category="AE",
+                    rate=Decimal("0"),
+                    mention_key=REVERSE_CHARGE,
+                    reason=f"business buyer in {buyer} with VAT number {compact}: "
+                    "reverse charge, the buyer accounts for the VAT",
+                )
+            why_not_reverse_charge = (
+                f"VAT number {compact} is from {number_country}, not from the buyer's country {buyer}"
+            )
+    return VatDecision(
+        category="S",
+        rate=_standard_rate(standard_rate, buyer),
+        mention_key=None,
+        reason=f"consumer sale to {buyer} ({why_not_reverse_charge}): {buyer} VAT applies, declared through the OSS",
+    )

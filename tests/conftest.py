@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from pytest_factoryboy import register
+
+from tests import factories
+
+register(factories.UserFactory, "user")
+register(factories.StaffFactory, "staff")
+register(factories.BrandFactory, "brand")
+register(factories.CustomerFactory, "customer")
+register(factories.TaxRateFactory, "tax_rate")
+register(factories.ProductFactory, "product")
+register(factories.MeterFactory, "meter")
+register(factories.PriceFactory, "price")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    broker = os.environ.get("CELERY_BROKER_URL") or "none (eager tasks)"
+    return [f"tarif: database={engine} broker={broker}"]
+
+
+def current_totp(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+@pytest.fixture
+def staff_with_totp(db, staff_factory):
+    user = staff_factory(username="camille", is_superuser=True)
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user, device
+
+
+@pytest.fixture
+def postgres_only(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI runs it through .ci/run)")
