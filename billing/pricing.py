@@ -153,3 +153,25 @@ def price_amount(
     else:
         packages = quantity // package_size
     return round_fraction(packages * amount)
+
+
+def tiers_from_json(data: object) -> tuple[Tier, ...]:
+    """Tiers as stored in Price.tiers (JSON: amounts as strings or ints, up_to null = infinity)."""
+    if not isinstance(data, list) or not data:
+        raise PricingError("tiers must be a non-empty list of {up_to, unit_amount, flat_amount}")
+    tiers = []
+    for position, raw in enumerate(data, start=1):
+        if not isinstance(raw, dict):
+            raise PricingError(f"tier {position} must be an object")
+        unknown = set(raw) - {"up_to", "unit_amount", "flat_amount"}
+        if unknown:
+            raise PricingError(f"tier {position} has unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            unit_amount = Decimal(str(raw.get("unit_amount", "0")))
+            flat_amount = int(raw.get("flat_amount", 0) or 0)
+            up_to = raw.get("up_to")
+            up_to = None if up_to is None else int(up_to)
+        except (ArithmeticError, ValueError, TypeError) as error:
+            raise PricingError(f"tier {position} has a value that is not a number: {error}") from error
+        tiers.append(Tier(up_to=up_to, unit_amount=unit_amount, flat_amount=flat_amount))
+    return validate_tiers(tiers)

@@ -1,0 +1,76 @@
+"""The domain event log (outbox): one row per state change, in the same transaction.
+
+Consumers (webhooks, notifications, surveys, reports) read DomainEvent rows; nothing
+here sends anything. Type names follow Stripe's (`invoice.finalized`,
+`customer.subscription.updated`) so integrators recognise them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from billing.models import DomainEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    type: str
+    object_type: str
+    object_id: str | int
+    customer_id: int | None
+    occurred_at: datetime
+    data: Mapping[str, Any]
+    acting_user_id: int | None = None
+
+
+def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(dict(data), cls=DjangoJSONEncoder))
+
+
+@transaction.atomic(savepoint=False)
+def event_record(
+    *,
+    type: str,
+    object_type: str,
+    object_id: str | int,
+    customer_id: int | None,
+    occurred_at: datetime,
+    data: Mapping[str, Any] | None = None,
+    acting_user: Any = None,
+) -> DomainEvent:
+    return DomainEvent.objects.create(
+        type=type,
+        object_type=object_type,
+        object_id=str(object_id),
+        customer_id=customer_id,
+        data=_json_safe(data or {}),
+        acting_user=acting_user if getattr(acting_user, "is_authenticated", False) else None,
+        occurred_at=occurred_at,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
+    """Many events in one INSERT (the billing run writes one per invoice)."""
+    objects = [
+        DomainEvent(
+            type=row.type,
+            object_type=row.object_type,
+            object_id=str(row.object_id),
+            customer_id=row.customer_id,
+            data=_json_safe(row.data),
+            acting_user_id=row.acting_user_id,
+            occurred_at=row.occurred_at,
+        )
+        for row in rows
+    ]
+    DomainEvent.objects.bulk_create(objects, batch_size=2000)
+    return len(objects)

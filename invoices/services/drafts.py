@@ -1,0 +1,168 @@
+"""Build (preview) and create draft invoices from DraftInvoice data.
+
+`invoice_build` computes everything an invoice would show — tax decision, discounts,
+totals, customer credit — without writing; previews and the upcoming invoice use it.
+`invoice_create` persists the same result as a draft invoice with its lines.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from billing.models import InvoiceItem
+from customers.models import Customer
+from invoices.calculations import LineInput, compute_invoice_totals
+from invoices.models import Invoice, InvoiceLine
+from invoices.selectors import brand_for_customer, customer_balance
+from invoices.services.tax import tax_decision_for
+from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
+from invoices.vat import VatDecision
+
+
+class InvoiceDraftError(ValueError):
+    """A draft invoice that cannot be built (e.g. a line in another currency)."""
+
+
+def line_inputs(*, draft: DraftInvoice, decision: VatDecision) -> list[LineInput]:
+    return [
+        LineInput(
+            amount=line.amount,
+            tax_rate=decision.rate,
+            tax_category=decision.category,
+            tax_inclusive=line.tax_inclusive,
+            discountable=line.discountable,
+            product_key=line.product_key,
+        )
+        for line in draft.lines
+    ]
+
+
+def invoice_build(
+    *,
+    customer: Customer,
+    draft: DraftInvoice,
+    brand: Any = None,
+    decision: VatDecision | None = None,
+    balance: int | None = None,
+) -> InvoicePreview:
+    """What the invoice would be if issued now. Writes nothing.
+
+    `brand`, `decision` and `balance` may be passed in by callers that build many
+    invoices at once; otherwise they are looked up.
+    """
+    if draft.customer_id != customer.pk:
+        raise InvoiceDraftError("The draft belongs to another customer.")
+    brand = brand or brand_for_customer(customer=customer)
+    decision = decision or tax_decision_for(brand=brand, customer=customer)
+    totals = compute_invoice_totals(
+        currency=draft.currency,
+        lines=line_inputs(draft=draft, decision=decision),
+        discounts=[discount.discount for discount in draft.discounts],
+    )
+    if balance is None:
+        balance = customer_balance(customer_id=customer.pk, currency=draft.currency)
+    balance_applied = min(max(balance, 0), max(totals.total, 0))
+    return InvoicePreview(
+        customer_id=customer.pk,
+        brand_id=brand.pk,
+        currency=draft.currency,
+        lines=tuple(
+            PreviewLine(draft=line, totals=line_totals, tax_rate=decision.rate, tax_category=decision.category)
+            for line, line_totals in zip(draft.lines, totals.lines, strict=True)
+        ),
+        totals=totals,
+        discount_labels=tuple(discount.label for discount in draft.discounts),
+        tax_breakdown=totals.tax_breakdown,
+        vat_category=decision.category,
+        vat_rate=decision.rate,
+        vat_mention_key=decision.mention_key,
+        balance_applied=balance_applied,
+        amount_due=max(totals.total - balance_applied, 0),
+    )
+
+
+def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> dict[str, Any]:
+    """Column values of a draft Invoice row for `preview` (shared with the bulk path)."""
+    totals = preview.totals
+    return {
+        "brand_id": preview.brand_id,
+        "customer_id": draft.customer_id,
+        "subscription_id": draft.subscription_id,
+        "status": Invoice.Status.DRAFT,
+        "billing_reason": draft.billing_reason,
+        "collection_method": draft.collection_method,
+        "currency": draft.currency,
+        "language": language,
+        "period_start": draft.period_start,
+        "period_end": draft.period_end,
+        "subtotal": totals.subtotal,
+        "discount_total": totals.discount_total,
+        "tax_total": totals.tax_total,
+        "total_excluding_tax": totals.total_excluding_tax,
+        "total": totals.total,
+        "amount_due": preview.amount_due,
+        "amount_remaining": preview.amount_due,
+        "tax_breakdown": [
+            {
+                "category": group.category,
+                "rate": str(group.rate),
+                "inclusive": group.inclusive,
+                "taxable_amount": group.taxable_amount,
+                "tax_amount": group.tax_amount,
+            }
+            for group in preview.tax_breakdown
+        ],
+        "memo": draft.memo,
+        "custom_fields": {
+            "discounts": [
+                {"label": label, "amount": amount}
+                for label, amount in zip(preview.discount_labels, totals.discount_amounts, strict=True)
+            ],
+            "vat_mention": preview.vat_mention_key,
+            "days_until_due": draft.days_until_due,
+        },
+    }
+
+
+def invoice_line_objects(*, preview: InvoicePreview, invoice_id: int | None = None) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            invoice_id=invoice_id,
+            position=position,
+            kind=line.draft.kind,
+            description=line.draft.description[:300],
+            price_id=line.draft.price_id,
+            quantity=line.draft.quantity,
+            unit_amount=line.draft.unit_amount,
+            amount=line.draft.amount,
+            discount_amount=line.totals.discount_amount,
+            tax_rate=line.tax_rate,
+            tax_category=line.tax_category,
+            tax_inclusive=line.draft.tax_inclusive,
+            tax_amount=line.totals.tax_amount,
+            period_start=line.draft.period_start,
+            period_end=line.draft.period_end,
+            metadata=dict(line.draft.metadata),
+        )
+        for position, line in enumerate(preview.lines)
+    ]
+
+
+@transaction.atomic(savepoint=False)
+def invoice_create(*, draft: DraftInvoice, at: datetime, customer: Customer | None = None) -> Invoice:
+    """Persist `draft` as a draft invoice; pending invoice items it consumes are attached to it."""
+    customer = customer or Customer.objects.get(pk=draft.customer_id)
+    preview = invoice_build(customer=customer, draft=draft)
+    invoice = Invoice.objects.create(
+        **invoice_fields(draft=draft, preview=preview, language=customer.preferred_language)
+    )
+    InvoiceLine.objects.bulk_create(invoice_line_objects(preview=preview, invoice_id=invoice.pk))
+    item_ids = [line.invoice_item_id for line in draft.lines if line.invoice_item_id is not None]
+    if item_ids:
+        attached = InvoiceItem.objects.filter(pk__in=item_ids, invoice__isnull=True).update(invoice=invoice)
+        if attached != len(item_ids):
+            raise InvoiceDraftError("A pending invoice item was already invoiced.")
+    return invoice
