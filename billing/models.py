@@ -283,6 +283,11 @@ class Subscription(models.Model):
         CHARGE_AUTOMATICALLY = "charge_automatically", _("charge automatically")
         SEND_INVOICE = "send_invoice", _("send invoice")
 
+    class TrialEndBehavior(models.TextChoices):
+        CREATE_INVOICE = "create_invoice", _("invoice anyway")
+        PAUSE = "pause", _("pause the subscription")
+        CANCEL = "cancel", _("cancel the subscription")
+
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
     )
@@ -301,6 +306,13 @@ class Subscription(models.Model):
     days_until_due = models.PositiveIntegerField(_("days until due"), null=True, blank=True)
     trial_start = models.DateTimeField(_("trial start"), null=True, blank=True)
     trial_end = models.DateTimeField(_("trial end"), null=True, blank=True)
+    trial_end_behavior = models.CharField(
+        _("at trial end without a payment method"),
+        max_length=16,
+        choices=TrialEndBehavior.choices,
+        default=TrialEndBehavior.CREATE_INVOICE,
+        help_text=_("What happens when a trial started without a payment method ends without one."),
+    )
     cancel_at_period_end = models.BooleanField(_("cancel at period end"), default=False)
     canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)

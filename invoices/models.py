@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -13,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
 from customers.models import Language, validate_currency_code
+from invoices.errors import FrozenInvoiceError
 
 hex_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like #2851a3."))
 
@@ -89,6 +93,24 @@ class Brand(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        super().clean()
+        # Invoice and credit-note numbers are unique across brands (a number identifies one
+        # document, e.g. as a bank-transfer reference), so two brands cannot share a format.
+        for field in ("invoice_number_format", "credit_note_number_format"):
+            value = getattr(self, field)
+            other = Brand.objects.exclude(pk=self.pk).filter(**{field: value}).first() if value else None
+            if other is not None:
+                raise ValidationError(
+                    {
+                        field: _(
+                            "The brand %(other)s already uses this format; give each brand its own prefix "
+                            "(e.g. %(example)s) so their numbers never collide."
+                        )
+                        % {"other": other.name, "example": f"{self.slug.upper()[:3]}-{{year}}-{{seq:06d}}"}
+                    }
+                )
+
 
 class NumberSequence(models.Model):
     """A gapless counter for one series (brand × document kind × scope such as the year)."""
@@ -138,6 +160,57 @@ class TaxRate(models.Model):
         return f"{self.name} {self.country} {self.percentage}%"
 
 
+class LoadedValuesMixin:
+    """Remembers the database values of `tracked_fields` when a row is loaded (from_db),
+    so a save can tell what changed without another query."""
+
+    tracked_fields: tuple[str, ...] = ()  # attnames
+
+    @staticmethod
+    def _copy_value(value: Any) -> Any:
+        # JSON columns hold mutable dicts and lists: keep our own copy so in-place edits show.
+        return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        tracked = cls.tracked_fields
+        instance._loaded_values = {
+            name: cls._copy_value(value) for name, value in zip(field_names, values, strict=True) if name in tracked
+        }
+        return instance
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        names = None if fields is None else {self._meta.get_field(name).attname for name in fields}
+        loaded = self.__dict__.setdefault("_loaded_values", {})
+        for name in self.tracked_fields:
+            if (names is None or name in names) and name in self.__dict__:
+                loaded[name] = self._copy_value(self.__dict__[name])
+
+    def _remember_saved_values(self) -> None:
+        self._loaded_values = {
+            name: self._copy_value(self.__dict__[name]) for name in self.tracked_fields if name in self.__dict__
+        }
+
+    def _database_values(self, names: Iterable[str]) -> dict[str, Any]:
+        """Values of `names` as the database holds them (what from_db saw, else one query)."""
+        names = list(names)
+        loaded: dict[str, Any] = getattr(self, "_loaded_values", None) or {}
+        missing = [name for name in names if name not in loaded]
+        if missing and self.pk is not None:
+            row = type(self)._base_manager.using(self._state.db).filter(pk=self.pk).values(*missing).first()
+            if row is None:
+                return {}
+            loaded = {**loaded, **row}
+        return {name: loaded[name] for name in names if name in loaded}
+
+    def _attnames(self, update_fields: Iterable[str] | None) -> set[str] | None:
+        if update_fields is None:
+            return None
+        return {self._meta.get_field(name).attname for name in update_fields}
+
+
 # Columns of an invoice that are frozen once it leaves draft. The same list feeds the
 # PostgreSQL trigger (see the migration) and the model-layer check.
 FROZEN_INVOICE_FIELDS = (
@@ -160,9 +233,79 @@ FROZEN_INVOICE_FIELDS = (
     "subscription_id",
     "billing_reason",
 )
+_FROZEN_INVOICE_FIELD_SET = frozenset(FROZEN_INVOICE_FIELDS)
 
 
-class Invoice(models.Model):
+def _attname(model: type[models.Model], name: str) -> str:
+    try:
+        return model._meta.get_field(name).attname
+    except FieldDoesNotExist:
+        return name  # e.g. "pk": let QuerySet.update report it
+
+
+class InvoiceQuerySet(models.QuerySet):
+    """Refuses bulk writes that would change or delete finalized invoices.
+
+    The check costs one query and only runs for writes that could touch a frozen column;
+    on PostgreSQL the trigger of migration 0002 refuses the same writes atomically.
+    """
+
+    def _touches_finalized(self) -> bool:
+        return self.exclude(status="draft").exists()
+
+    def update(self, **kwargs):
+        attnames = {_attname(self.model, name) for name in kwargs}
+        back_to_draft = kwargs.get("status") == "draft"
+        if (attnames & _FROZEN_INVOICE_FIELD_SET or back_to_draft) and self._touches_finalized():
+            changed = ", ".join(sorted(attnames & _FROZEN_INVOICE_FIELD_SET)) or "status back to draft"
+            raise FrozenInvoiceError(
+                f"Finalized invoices cannot change ({changed}); issue a credit note to correct one."
+            )
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        if self._touches_finalized():
+            raise FrozenInvoiceError(
+                "Finalized invoices cannot be deleted; void them instead (they keep their number)."
+            )
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class InvoiceLineQuerySet(models.QuerySet):
+    """Refuses writes to lines of finalized invoices (one query per bulk write)."""
+
+    def _touches_finalized(self) -> bool:
+        return self.exclude(invoice__status="draft").exists()
+
+    def update(self, **kwargs):
+        if self._touches_finalized():
+            raise FrozenInvoiceError("Lines of a finalized invoice cannot change; issue a credit note instead.")
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        if self._touches_finalized():
+            raise FrozenInvoiceError("Lines of a finalized invoice cannot be deleted; issue a credit note instead.")
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        invoice_ids = {obj.invoice_id for obj in objs}
+        if Invoice._base_manager.filter(pk__in=invoice_ids).exclude(status="draft").exists():
+            raise FrozenInvoiceError("Lines cannot be added to a finalized invoice.")
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class Invoice(LoadedValuesMixin, models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("draft")
         OPEN = "open", _("open")
@@ -226,6 +369,10 @@ class Invoice(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
+    objects = InvoiceQuerySet.as_manager()
+
+    tracked_fields = (*FROZEN_INVOICE_FIELDS, "status")
+
     class Meta:
         verbose_name = _("invoice")
         verbose_name_plural = _("invoices")
@@ -251,12 +398,45 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         return self.number or _("Draft invoice #%(pk)s") % {"pk": self.pk}
 
+    def save(self, *args, **kwargs) -> None:
+        self._refuse_frozen_changes(update_fields=self._attnames(kwargs.get("update_fields")))
+        super().save(*args, **kwargs)
+        self._remember_saved_values()
+
+    def delete(self, *args, **kwargs):
+        if self.pk is not None and self._database_values(["status"]).get("status", "draft") != self.Status.DRAFT:
+            raise FrozenInvoiceError(
+                f"Invoice {self.number} is finalized and cannot be deleted; void it instead (it keeps its number)."
+            )
+        return super().delete(*args, **kwargs)
+
     @property
     def is_frozen(self) -> bool:
         return self.status != self.Status.DRAFT
 
+    def _refuse_frozen_changes(self, *, update_fields: set[str] | None) -> None:
+        if self.pk is None:
+            return  # a new row
+        before = self._database_values(["status"])
+        if before.get("status", self.Status.DRAFT) == self.Status.DRAFT:
+            return  # a draft (or a row not in the database yet) may change freely
+        if self.status == self.Status.DRAFT:
+            raise FrozenInvoiceError(f"Invoice {self.number} is finalized and cannot go back to draft.")
+        written = [
+            name
+            for name in FROZEN_INVOICE_FIELDS
+            if name in self.__dict__ and (update_fields is None or name in update_fields)
+        ]
+        stored = self._database_values(written)
+        changed = [name for name in written if name in stored and stored[name] != self.__dict__[name]]
+        if changed:
+            raise FrozenInvoiceError(
+                f"Invoice {self.number} is finalized: {', '.join(changed)} cannot change; "
+                "issue a credit note to correct it."
+            )
 
-class InvoiceLine(models.Model):
+
+class InvoiceLine(LoadedValuesMixin, models.Model):
     class Kind(models.TextChoices):
         SUBSCRIPTION = "subscription", _("subscription")
         USAGE = "usage", _("usage")
@@ -289,6 +469,10 @@ class InvoiceLine(models.Model):
     period_end = models.DateTimeField(_("period end"), null=True, blank=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
 
+    objects = InvoiceLineQuerySet.as_manager()
+
+    tracked_fields = ("invoice_id",)
+
     class Meta:
         verbose_name = _("invoice line")
         verbose_name_plural = _("invoice lines")
@@ -297,8 +481,87 @@ class InvoiceLine(models.Model):
     def __str__(self) -> str:
         return self.description
 
+    def save(self, *args, **kwargs) -> None:
+        self._refuse_if_invoice_finalized("added or changed")
+        super().save(*args, **kwargs)
+        self._remember_saved_values()
 
-class CreditNote(models.Model):
+    def delete(self, *args, **kwargs):
+        self._refuse_if_invoice_finalized("deleted")
+        return super().delete(*args, **kwargs)
+
+    def _refuse_if_invoice_finalized(self, action: str) -> None:
+        # The parent's status is not on this row: one query, only on single-line writes.
+        invoice_ids = {self.invoice_id, *self._database_values(["invoice_id"]).values()} - {None}
+        numbers = list(
+            Invoice._base_manager.filter(pk__in=invoice_ids)
+            .exclude(status=Invoice.Status.DRAFT)
+            .values_list("number", flat=True)
+        )
+        if numbers:
+            raise FrozenInvoiceError(
+                f"Invoice {numbers[0]} is finalized: its lines cannot be {action}; issue a credit note instead."
+            )
+
+
+CREDIT_NOTE_FROZEN_FIELDS = (
+    "invoice_id",
+    "brand_id",
+    "customer_id",
+    "number",
+    "reason",
+    "memo",
+    "currency",
+    "subtotal",
+    "tax_total",
+    "total",
+    "reduced_amount_due",
+    "credited_to_balance",
+    "refunded",
+    "tax_breakdown",
+    "issued_snapshot",
+    "issued_at",
+    "content_hash",
+)
+
+
+class CreditNoteQuerySet(models.QuerySet):
+    """Issued credit notes are documents: only their status may change (issued -> void)."""
+
+    def update(self, **kwargs):
+        if set(kwargs) - {"status"} and self.exists():
+            raise FrozenInvoiceError("Issued credit notes cannot change; issue another credit note instead.")
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        if self.exists():
+            raise FrozenInvoiceError("Issued credit notes cannot be deleted.")
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class CreditNoteLineQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        if self.exists():
+            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        if self.exists():
+            raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class CreditNote(LoadedValuesMixin, models.Model):
     class Status(models.TextChoices):
         ISSUED = "issued", _("issued")
         VOID = "void", _("void")
@@ -337,6 +600,10 @@ class CreditNote(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
+    objects = CreditNoteQuerySet.as_manager()
+
+    tracked_fields = (*CREDIT_NOTE_FROZEN_FIELDS, "status")
+
     class Meta:
         verbose_name = _("credit note")
         verbose_name_plural = _("credit notes")
@@ -354,6 +621,34 @@ class CreditNote(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            stored = self._database_values(self.tracked_fields)
+            if stored:
+                update_fields = self._attnames(kwargs.get("update_fields"))
+                changed = [
+                    name
+                    for name in CREDIT_NOTE_FROZEN_FIELDS
+                    if name in self.__dict__
+                    and name in stored
+                    and (update_fields is None or name in update_fields)
+                    and stored[name] != self.__dict__[name]
+                ]
+                if stored.get("status") == self.Status.VOID and self.status != self.Status.VOID:
+                    changed.append("status")
+                if changed:
+                    raise FrozenInvoiceError(
+                        f"Credit note {stored.get('number', self.number)} is issued: {', '.join(changed)} "
+                        "cannot change; issue another credit note instead."
+                    )
+        super().save(*args, **kwargs)
+        self._remember_saved_values()
+
+    def delete(self, *args, **kwargs):
+        if self.pk is not None:
+            raise FrozenInvoiceError(f"Credit note {self.number} is issued and cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
 
 class CreditNoteLine(models.Model):
     credit_note = models.ForeignKey(
@@ -369,12 +664,22 @@ class CreditNoteLine(models.Model):
     tax_category = models.CharField(_("tax category"), max_length=3, default="S")
     tax_amount = models.BigIntegerField(_("tax"), default=0)
 
+    objects = CreditNoteLineQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("credit note line")
         verbose_name_plural = _("credit note lines")
 
     def __str__(self) -> str:
         return self.description
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
 
 
 class BalanceTransaction(models.Model):

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
 from django.db.models import QuerySet, Sum
 
-from invoices.models import BalanceTransaction, Brand, Invoice, TaxRate
+from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxRate
+
+
+@dataclass(frozen=True, slots=True)
+class CreditedAmounts:
+    total: int  # sum of the issued credit notes' totals (tax included)
+    refunded: int  # of which to be refunded
+    by_line: Mapping[int, int] = field(default_factory=dict)  # invoice line id -> net amount credited
 
 
 class NoBrandConfigured(Exception):
@@ -52,3 +62,56 @@ def invoice_list_for_customer(*, customer_id: int, status: str | None = None) ->
     if status:
         queryset = queryset.filter(status=status)
     return queryset.order_by("-finalized_at", "-pk")
+
+
+def customer_balances_by_currency(*, customer_ids: Iterable[int]) -> dict[tuple[int, str], int]:
+    """(customer id, currency) -> balance of many customers in every currency, one query."""
+    rows = (
+        BalanceTransaction.objects.filter(customer_id__in=list(customer_ids))
+        .values("customer_id", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    return {(row["customer_id"], row["currency"]): int(row["total"]) for row in rows if row["total"]}
+
+
+def customer_balance_ledger(*, customer_id: int, currency: str | None = None) -> QuerySet[BalanceTransaction]:
+    """The customer's balance transactions, oldest first (positive = credit received)."""
+    queryset = BalanceTransaction.objects.filter(customer_id=customer_id)
+    if currency:
+        queryset = queryset.filter(currency=currency)
+    return queryset.select_related("invoice", "credit_note").order_by("created_at", "pk")
+
+
+def invoice_credited(*, invoice_id: int) -> CreditedAmounts:
+    """What the issued credit notes of an invoice took so far."""
+    sums = CreditNote.objects.filter(invoice_id=invoice_id, status=CreditNote.Status.ISSUED).aggregate(
+        total=Sum("total"), refunded=Sum("refunded")
+    )
+    lines = CreditNoteLine.objects.filter(
+        credit_note__invoice_id=invoice_id,
+        credit_note__status=CreditNote.Status.ISSUED,
+        invoice_line__isnull=False,
+    )
+    by_line = {
+        row["invoice_line_id"]: int(row["amount"])
+        for row in lines.values("invoice_line_id").annotate(amount=Sum("amount")).order_by()
+    }
+    return CreditedAmounts(total=int(sums["total"] or 0), refunded=int(sums["refunded"] or 0), by_line=by_line)
+
+
+def invoice_content_hash_matches(*, invoice: Invoice) -> bool:
+    """Whether a finalized invoice still hashes to the `content_hash` stored at issue."""
+    from invoices.services.documents import invoice_content_hash
+
+    return bool(invoice.content_hash) and invoice.content_hash == invoice_content_hash(
+        invoice=invoice, lines=invoice.lines.order_by("position", "pk")
+    )
+
+
+def credit_note_content_hash_matches(*, credit_note: CreditNote) -> bool:
+    from invoices.services.documents import credit_note_content_hash
+
+    return bool(credit_note.content_hash) and credit_note.content_hash == credit_note_content_hash(
+        credit_note=credit_note, lines=credit_note.lines.order_by("pk")
+    )

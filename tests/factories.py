@@ -45,6 +45,9 @@ class BrandFactory(factory.django.DjangoModelFactory):
     vat_number = "FR03552100554"
     share_capital = "50 000 €"
     rcs = "RCS Paris 552 100 554"
+    # Invoice numbers are unique across brands: each factory brand gets its own prefix.
+    invoice_number_format = factory.Sequence(lambda n: f"F{n}-{{year}}-{{seq:06d}}")
+    credit_note_number_format = factory.Sequence(lambda n: f"AV{n}-{{year}}-{{seq:06d}}")
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
@@ -60,7 +63,8 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     address_line1 = "1 place du Capitole"
     postal_code = "31000"
     city = "Toulouse"
-    brand = factory.SubFactory(BrandFactory)
+    # Customers share one brand (and so one number series) unless a test says otherwise.
+    brand = factory.SubFactory(BrandFactory, slug="atelier-nuage")
 
 
 class TaxRateFactory(factory.django.DjangoModelFactory):

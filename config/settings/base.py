@@ -215,4 +215,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
+
+
+# Importing into the console needs the model's add permission, exporting its view permission
+# (django-import-export lets any staff member do both by default).
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403

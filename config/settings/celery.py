@@ -1,5 +1,7 @@
 """Celery: eager (in-process) unless CELERY_BROKER_URL names a real broker."""
 
+from celery.schedules import crontab
+
 from config.env import env
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -15,4 +17,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic schedules are declared here, in code; later apps add their entries.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "billing-run": {"task": "billing.run_scheduled", "schedule": crontab(minute="*/15")},
+}

@@ -7,14 +7,16 @@ totals, customer credit — without writing; previews and the upcoming invoice u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 
 from billing.models import InvoiceItem
 from customers.models import Customer
-from invoices.calculations import LineInput, compute_invoice_totals
+from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
 from invoices.models import Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import tax_decision_for
@@ -84,6 +86,26 @@ def invoice_build(
     )
 
 
+def rate_text(rate: Decimal) -> str:
+    """A percentage as stored in JSON: ``20``, ``5.5`` (no trailing zeros, no exponent)."""
+    text = format(rate, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[dict[str, Any]]:
+    """The `tax_breakdown` JSON of an invoice or credit note."""
+    return [
+        {
+            "category": group.category,
+            "rate": rate_text(group.rate),
+            "inclusive": group.inclusive,
+            "taxable_amount": group.taxable_amount,
+            "tax_amount": group.tax_amount,
+        }
+        for group in groups
+    ]
+
+
 def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> dict[str, Any]:
     """Column values of a draft Invoice row for `preview` (shared with the bulk path)."""
     totals = preview.totals
@@ -105,16 +127,7 @@ def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: st
         "total": totals.total,
         "amount_due": preview.amount_due,
         "amount_remaining": preview.amount_due,
-        "tax_breakdown": [
-            {
-                "category": group.category,
-                "rate": str(group.rate),
-                "inclusive": group.inclusive,
-                "taxable_amount": group.taxable_amount,
-                "tax_amount": group.tax_amount,
-            }
-            for group in preview.tax_breakdown
-        ],
+        "tax_breakdown": tax_breakdown_rows(preview.tax_breakdown),
         "memo": draft.memo,
         "custom_fields": {
             "discounts": [
@@ -127,25 +140,51 @@ def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: st
     }
 
 
+# InvoiceLine's columns in model order: lines are built positionally (2-3x faster than
+# keyword arguments, which counts in the billing run). A new column fails loudly here.
+_LINE_COLUMNS = (
+    "id",
+    "invoice_id",
+    "position",
+    "kind",
+    "description",
+    "price_id",
+    "quantity",
+    "unit_amount",
+    "amount",
+    "discount_amount",
+    "tax_rate",
+    "tax_category",
+    "tax_inclusive",
+    "tax_amount",
+    "period_start",
+    "period_end",
+    "metadata",
+)
+if tuple(field.attname for field in InvoiceLine._meta.concrete_fields) != _LINE_COLUMNS:
+    raise RuntimeError("InvoiceLine's columns changed: update _LINE_COLUMNS and invoice_line_objects")
+
+
 def invoice_line_objects(*, preview: InvoicePreview, invoice_id: int | None = None) -> list[InvoiceLine]:
     return [
         InvoiceLine(
-            invoice_id=invoice_id,
-            position=position,
-            kind=line.draft.kind,
-            description=line.draft.description[:300],
-            price_id=line.draft.price_id,
-            quantity=line.draft.quantity,
-            unit_amount=line.draft.unit_amount,
-            amount=line.draft.amount,
-            discount_amount=line.totals.discount_amount,
-            tax_rate=line.tax_rate,
-            tax_category=line.tax_category,
-            tax_inclusive=line.draft.tax_inclusive,
-            tax_amount=line.totals.tax_amount,
-            period_start=line.draft.period_start,
-            period_end=line.draft.period_end,
-            metadata=dict(line.draft.metadata),
+            None,
+            invoice_id,
+            position,
+            line.draft.kind,
+            line.draft.description[:300],
+            line.draft.price_id,
+            line.draft.quantity,
+            line.draft.unit_amount,
+            line.draft.amount,
+            line.totals.discount_amount,
+            line.tax_rate,
+            line.tax_category,
+            line.draft.tax_inclusive,
+            line.totals.tax_amount,
+            line.draft.period_start,
+            line.draft.period_end,
+            dict(line.draft.metadata),
         )
         for position, line in enumerate(preview.lines)
     ]

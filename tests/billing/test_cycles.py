@@ -619,7 +619,9 @@ def test_calendar_boundaries_are_local_midnights_on_business_days(spec, tz, star
 def test_monthly_boundaries_clamp_to_month_end_and_return_to_the_anchor_day(months, anchor, tz, start):
     # given a cycle of whole months anchored on any day, e.g. the 31st
     spec = CycleSpec.every(months, "month")
-    anchor_day = anchor.astimezone(ZoneInfo(tz)).day
+    # Through UTC: astimezone() to a datetime's own zone returns it unchanged, which
+    # would read a non-existent local time (a spring-forward gap) at face value.
+    anchor_day = anchor.astimezone(UTC).astimezone(ZoneInfo(tz)).day
 
     # when
     periods = _first_periods(spec, anchor=anchor, tz=tz, start=start)

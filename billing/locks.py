@@ -1,0 +1,28 @@
+"""Row locks for billing models: one select_for_update helper per model.
+
+Lock order (always take them in this order, never the reverse, to avoid deadlocks):
+subscription -> promotion code -> coupon. Within one model, rows are locked in
+primary-key order (`order_by("pk")`).
+
+On SQLite `select_for_update` is a no-op; there, transactions start IMMEDIATE (see
+config/settings/base.py), so writers serialize on the database lock instead.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from billing.models import Coupon, PromotionCode, Subscription
+
+
+def subscription_qs_for_update() -> QuerySet[Subscription]:
+    # of=("self",): callers may select_related the customer or coupon without locking them.
+    return Subscription.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def promotion_code_qs_for_update() -> QuerySet[PromotionCode]:
+    return PromotionCode.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def coupon_qs_for_update() -> QuerySet[Coupon]:
+    return Coupon.objects.order_by("pk").select_for_update(of=("self",))

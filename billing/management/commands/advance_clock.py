@@ -1,0 +1,48 @@
+"""`manage.py advance_clock CLOCK --to ISO | --by 1M`: move a test clock and bill its customers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.management.commands.bill import parse_at
+from billing.models import TestClock
+from billing.services.test_clocks import test_clock_advance
+
+STEP = re.compile(r"^(?P<count>\d+)(?P<unit>[hdwMy])$")
+UNITS = {"h": "hours", "d": "days", "w": "weeks", "M": "months", "y": "years"}
+
+
+class Command(BaseCommand):
+    help = "Advance a test clock (by id or name) and run the billing its customers would have seen."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("clock", help="test clock id or name")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--to", help="new time, ISO 8601 with a zone")
+        target.add_argument("--by", help="a step such as 12h, 3d, 2w, 1M, 1y")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        reference = options["clock"]
+        clock = TestClock.objects.filter(pk=int(reference)).first() if reference.isdigit() else None
+        clock = clock or TestClock.objects.filter(name=reference).first()
+        if clock is None:
+            raise CommandError(f"No test clock '{reference}'.", returncode=2)
+        if options["to"]:
+            to = parse_at(options["to"])
+        else:
+            match = STEP.match(options["by"])
+            if not match:
+                raise CommandError(f"--by: '{options['by']}' is not a step such as 3d or 1M", returncode=2)
+            to = clock.frozen_time + relativedelta(**{UNITS[match["unit"]]: int(match["count"])})
+        try:
+            run = test_clock_advance(clock=clock, to=to)
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages), returncode=2) from error
+        self.stdout.write(
+            self.style.SUCCESS(f"{clock.name} is now at {to.isoformat()}: {run.invoices_created} invoice(s) issued.")
+        )

@@ -1,0 +1,374 @@
+"""Spreadsheet import and export (django-import-export) for the catalog and subscriptions.
+
+Finance staff keep catalogs in spreadsheets, so the columns use what people read
+(product names, meter keys, price lookup keys, "every 3 months") rather than ids;
+ids are exported too so a re-import updates the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+from import_export import fields, resources, widgets
+
+from billing.cycles import CycleSpec, CycleSpecError
+from billing.models import Coupon, Meter, Price, Product, Subscription
+from billing.services.catalog import PRICE_TERMS, price_is_used
+from customers.models import Customer
+
+_SHORTHAND_UNITS = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year", "annually": "year"}
+_EVERY = re.compile(r"^every\s+(?:(\d+)\s+)?(day|week|month|year)s?$")
+
+
+def cycle_from_text(text: str) -> dict:
+    """Read a billing cycle written as people say it, or as the cycle's JSON; raise ValueError."""
+    text = text.strip()
+    try:
+        if text.startswith("{"):
+            return CycleSpec.from_dict(json.loads(text)).to_dict()
+        lowered = text.lower()
+        if lowered in _SHORTHAND_UNITS:
+            return CycleSpec.every(1, _SHORTHAND_UNITS[lowered]).to_dict()
+        if lowered == "quarterly":
+            return CycleSpec.quarterly().to_dict()
+        match = _EVERY.match(lowered)
+        if match:
+            return CycleSpec.every(int(match.group(1) or 1), match.group(2)).to_dict()
+    except (CycleSpecError, json.JSONDecodeError, TypeError) as error:
+        raise ValueError(_("Invalid billing cycle '%(value)s': %(error)s") % {"value": text, "error": error}) from error
+    raise ValueError(
+        _("Invalid billing cycle '%(value)s': write e.g. 'every month', 'every 3 months', 'yearly' or JSON.")
+        % {"value": text}
+    )
+
+
+def cycle_to_text(value: Any) -> str:
+    """The inverse of cycle_from_text: "every 3 months" for intervals, JSON for calendar cycles."""
+    if not value:
+        return ""
+    try:
+        spec = CycleSpec.from_dict(value)
+    except (CycleSpecError, TypeError):
+        return json.dumps(value)
+    if spec.kind == "interval":
+        return spec.describe()
+    return json.dumps(spec.to_dict())
+
+
+class CycleWidget(widgets.Widget):
+    """A billing cycle as "every month", "every 3 months", "yearly", or the cycle's JSON."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> dict | None:
+        text = str(value or "").strip()
+        return cycle_from_text(text) if text else None
+
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
+        return cycle_to_text(value)
+
+
+class JsonListWidget(widgets.JSONWidget):
+    """JSON that must decode; an empty cell is an empty list (price tiers)."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
+        if value in (None, ""):
+            return []
+        try:
+            return super().clean(value, row=row, **kwargs)
+        except json.JSONDecodeError as error:
+            raise ValueError(_("Not valid JSON: %(error)s") % {"error": error}) from error
+
+
+class LookupWidget(widgets.ForeignKeyWidget):
+    """A foreign key looked up by a readable column, with an error message people understand."""
+
+    def __init__(self, model: Any, field: str, *, allow_id: bool = False, **kwargs: Any) -> None:
+        super().__init__(model, field, **kwargs)
+        self.allow_id = allow_id
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        queryset = self.model.objects.filter(**{self.field: text})
+        if self.allow_id and text.isdigit() and not queryset.exists():
+            queryset = self.model.objects.filter(pk=int(text))
+        matches = list(queryset[:2])
+        name = self.model._meta.verbose_name
+        if not matches:
+            raise ValueError(_("No %(model)s '%(value)s'.") % {"model": name, "value": text})
+        if len(matches) > 1:
+            raise ValueError(
+                _("Several %(models)s match '%(value)s'; use the id instead.")
+                % {"models": self.model._meta.verbose_name_plural, "value": text}
+            )
+        return matches[0]
+
+
+class ProductResource(resources.ModelResource):
+    class Meta:
+        model = Product
+        fields = ("id", "name", "description", "unit_label", "active")
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True
+        use_transactions = True
+
+
+class MeterResource(resources.ModelResource):
+    class Meta:
+        model = Meter
+        fields = ("id", "key", "name", "aggregation")
+        import_id_fields = ("key",)
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True
+        use_transactions = True
+
+
+class PriceResource(resources.ModelResource):
+    product = fields.Field(
+        column_name="product", attribute="product", widget=LookupWidget(Product, "name", allow_id=True)
+    )
+    meter = fields.Field(column_name="meter", attribute="meter", widget=LookupWidget(Meter, "key"))
+    cycle = fields.Field(column_name="cycle", attribute="cycle", widget=CycleWidget())
+    tiers = fields.Field(column_name="tiers", attribute="tiers", widget=JsonListWidget())
+
+    class Meta:
+        model = Price
+        fields = (
+            "id",
+            "product",
+            "nickname",
+            "lookup_key",
+            "currency",
+            "type",
+            "scheme",
+            "unit_amount",
+            "tiers",
+            "package_size",
+            "package_rounding",
+            "cycle",
+            "usage_type",
+            "meter",
+            "tax_behavior",
+            "trial_days",
+            "active",
+        )
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True
+        use_transactions = True
+
+    def validate_instance(self, instance: Price, import_validation_errors: Any = None, validate_unique: bool = True):
+        errors = dict(import_validation_errors or {})
+        if instance.pk:
+            # The same rule as price_update: a used price's terms never change.
+            stored = Price.objects.filter(pk=instance.pk).values(*PRICE_TERMS).first()
+            if stored is not None:
+                changed = [name for name in PRICE_TERMS if _differs(name, stored[name], getattr(instance, name))]
+                if changed and price_is_used(price=instance):
+                    errors["__all__"] = ValidationError(
+                        _(
+                            "This price is used by subscriptions or invoices: archive it and "
+                            "create a new one instead of changing %(fields)s."
+                        )
+                        % {"fields": ", ".join(name.removesuffix("_id") for name in changed)}
+                    )
+        super().validate_instance(instance, errors or None, validate_unique)
+
+
+def _differs(name: str, stored: Any, current: Any) -> bool:
+    if name == "cycle" and stored and current:
+        try:
+            return CycleSpec.from_dict(stored) != CycleSpec.from_dict(current)
+        except CycleSpecError:
+            return True
+    if isinstance(stored, Decimal) and isinstance(current, Decimal | int | str):
+        try:
+            return stored != Decimal(str(current))
+        except ArithmeticError:
+            return True
+    return stored != current
+
+
+class CouponResource(resources.ModelResource):
+    applies_to = fields.Field(
+        column_name="applies_to",
+        attribute="applies_to",
+        widget=widgets.ManyToManyWidget(Product, field="name", separator=";"),
+    )
+
+    class Meta:
+        model = Coupon
+        fields = (
+            "id",
+            "name",
+            "percent_off",
+            "amount_off",
+            "currency",
+            "duration",
+            "duration_in_periods",
+            "max_redemptions",
+            "redeem_by",
+            "applies_to",
+            "active",
+        )
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True
+        use_transactions = True
+
+
+# -- subscriptions -------------------------------------------------------------------
+
+
+ITEMS_ERROR_KEY = "items (price:quantity)"
+
+
+def items_from_text(text: str) -> list[tuple[Price, int]]:
+    """Read "pro-monthly:3; api-metered" (price lookup key or id, then quantity, default 1).
+
+    Raises ValueError naming the first item that cannot be read.
+    """
+    parsed: list[tuple[Price, int]] = []
+    for chunk in (part.strip() for part in text.replace("\n", ";").split(";")):
+        if not chunk:
+            continue
+        key, _sep, quantity_text = chunk.partition(":")
+        key, quantity_text = key.strip(), quantity_text.strip() or "1"
+        try:
+            quantity = int(quantity_text)
+        except ValueError:
+            raise ValueError(
+                _("'%(item)s': the quantity after ':' must be a whole number.") % {"item": chunk}
+            ) from None
+        price = Price.objects.filter(lookup_key=key, active=True).select_related("product").first()
+        if price is None and key.isdigit():
+            price = Price.objects.filter(pk=int(key)).select_related("product").first()
+        if price is None:
+            raise ValueError(_("'%(key)s' is not the lookup key of an active price.") % {"key": key})
+        parsed.append((price, quantity))
+    if not parsed:
+        raise ValueError(_("Give at least one item, e.g. 'pro-monthly:3'."))
+    return parsed
+
+
+def items_to_text(items: Any) -> str:
+    return ";".join(f"{item.price.lookup_key or item.price_id}:{item.quantity}" for item in items)
+
+
+class SubscriptionResource(resources.ModelResource):
+    """Exports subscriptions with their items; an import creates new subscriptions through
+    `subscription_create` (first invoice, events and all). Rows of subscriptions that
+    already exist are skipped: those change from their page, where proration applies."""
+
+    customer = fields.Field(
+        column_name="customer", attribute="customer", widget=LookupWidget(Customer, "email", allow_id=True)
+    )
+    items = fields.Field(column_name="items", attribute=None, readonly=False)
+    cycle = fields.Field(column_name="cycle", attribute="cycle", widget=CycleWidget(), readonly=True)
+    coupon = fields.Field(column_name="coupon", attribute="coupon", widget=LookupWidget(Coupon, "name", allow_id=True))
+    trial_days = fields.Field(column_name="trial_days", attribute=None)
+    promotion_code = fields.Field(column_name="promotion_code", attribute=None)
+
+    class Meta:
+        model = Subscription
+        fields = (
+            "id",
+            "customer",
+            "items",
+            "status",
+            "currency",
+            "cycle",
+            "collection_method",
+            "days_until_due",
+            "trial_days",
+            "coupon",
+            "promotion_code",
+            "current_period_start",
+            "current_period_end",
+            "trial_end",
+            "cancel_at_period_end",
+            "created_at",
+        )
+        skip_unchanged = False
+        report_skipped = True
+        clean_model_instances = False
+        use_transactions = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Written by subscription_create from the items and the customer's clock, never imported.
+        for name in ("status", "currency", "current_period_start", "current_period_end", "trial_end", "created_at"):
+            self.fields[name].readonly = True
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("customer", "coupon").prefetch_related("items__price")
+
+    def dehydrate_items(self, subscription: Subscription) -> str:
+        return items_to_text(subscription.items.all()) if subscription.pk else ""
+
+    def dehydrate_trial_days(self, subscription: Subscription) -> str:
+        return ""
+
+    def dehydrate_promotion_code(self, subscription: Subscription) -> str:
+        return subscription.promotion_code.code if subscription.promotion_code_id else ""
+
+    def skip_row(self, instance: Subscription, original: Any, row: Any, import_validation_errors: Any = None) -> bool:
+        # A subscription already in Tarif changes from its page (with proration), not by import.
+        return original is not None and original.pk is not None
+
+    def import_instance(self, instance: Subscription, row: Any, **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if instance.pk is None:
+            try:
+                instance._import_items = items_from_text(str(row.get("items") or ""))
+            except ValueError as error:
+                # Not keyed "items": import-export's template reads `errors.items` as a dict lookup.
+                errors[ITEMS_ERROR_KEY] = ValidationError(str(error))
+            trial_text = str(row.get("trial_days") or "").strip()
+            instance._import_trial_days = None
+            if trial_text:
+                if trial_text.isdigit():
+                    instance._import_trial_days = int(trial_text)
+                else:
+                    errors["trial_days"] = ValidationError(_("The trial is a whole number of days."))
+            instance._import_promotion_code = str(row.get("promotion_code") or "").strip() or None
+            if instance.customer_id is None and "customer" not in errors:
+                errors["customer"] = ValidationError(_("Give the customer's billing email."))
+        if errors:
+            raise ValidationError(errors)
+
+    def save_instance(self, instance: Subscription, is_create: bool, row: Any, **kwargs: Any) -> None:
+        from billing.services.subscriptions import ItemSpec, subscription_create
+
+        if not is_create:
+            return
+        try:
+            with transaction.atomic():
+                created = subscription_create(
+                    customer=instance.customer,
+                    items=[ItemSpec(price=price, quantity=quantity) for price, quantity in instance._import_items],
+                    trial_days=instance._import_trial_days,
+                    coupon=instance.coupon,
+                    promotion_code=instance._import_promotion_code,
+                    collection_method=instance.collection_method,
+                    days_until_due=instance.days_until_due,
+                    acting_user=kwargs.get("user"),
+                )
+        except (ValidationError, ValueError) as error:
+            messages = error.messages if isinstance(error, ValidationError) else [str(error)]
+            raise ValidationError({"__all__": messages}) from error
+        for field in Subscription._meta.concrete_fields:
+            setattr(instance, field.attname, getattr(created, field.attname))
+        instance._state.adding = False

@@ -1,0 +1,252 @@
+"""Read-only queries over subscriptions, their items and what they will bill.
+
+Selectors return querysets or frozen dataclasses. Functions named `*_bulk` answer for
+many subscriptions in a fixed number of queries (the billing run works in chunks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from billing.cycles import CycleSpec, Period, next_boundary
+from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
+from billing.money import round_fraction
+from billing.proration import ItemCharge
+from billing.services.catalog import price_amount_for
+from billing.states import BILLABLE_STATUSES
+from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
+
+
+@lru_cache(maxsize=1024)
+def _cycle_from_json(key: str) -> CycleSpec:
+    return CycleSpec.from_dict(json.loads(key))
+
+
+def cycle_spec(data: dict[str, Any]) -> CycleSpec:
+    """A CycleSpec from a Price/Subscription `cycle` JSON, parsed once per distinct value."""
+    return _cycle_from_json(json.dumps(data, sort_keys=True))
+
+
+def product_key(product_id: int) -> str:
+    """How invoice lines and coupons name a product (DiscountInput.products)."""
+    return f"product:{product_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSnapshot:
+    """A subscription item as billing sees it: a price, a quantity and a label.
+
+    Only the price's own columns are read (never a relation), so code holding
+    snapshots runs without queries.
+    """
+
+    price: Price
+    quantity: int
+    label: str  # price nickname, else the product's name
+
+    @property
+    def key(self) -> str:
+        return f"price:{self.price.pk}"
+
+    @property
+    def metered(self) -> bool:
+        return self.price.usage_type == Price.UsageType.METERED
+
+    @property
+    def product_key(self) -> str:
+        return product_key(self.price.product_id)
+
+    def full_amount(self) -> int:
+        """What a full period of this licensed item costs, in minor units (0 when metered)."""
+        if self.metered:
+            return 0
+        return price_amount_for(price=self.price, quantity=self.quantity)
+
+    def as_json(self) -> dict[str, int]:
+        return {"price": self.price.pk, "quantity": self.quantity}
+
+
+def item_snapshot(*, price: Price, quantity: int, product_name: str | None = None) -> ItemSnapshot:
+    label = price.nickname or (product_name if product_name is not None else price.product.name)
+    return ItemSnapshot(price=price, quantity=quantity, label=label)
+
+
+def _snapshot_of(item: SubscriptionItem) -> ItemSnapshot:
+    return item_snapshot(price=item.price, quantity=item.quantity, product_name=item.price.product.name)
+
+
+def _items_queryset() -> QuerySet[SubscriptionItem]:
+    return SubscriptionItem.objects.select_related("price__product", "price__meter").order_by("pk")
+
+
+def subscription_items_snapshot(*, subscription: Subscription) -> tuple[ItemSnapshot, ...]:
+    """The subscription's items in the order they were added (one query)."""
+    return tuple(_snapshot_of(item) for item in _items_queryset().filter(subscription_id=subscription.pk))
+
+
+def subscription_items_snapshots_bulk(*, subscription_ids: Iterable[int]) -> dict[int, tuple[ItemSnapshot, ...]]:
+    """Items of many subscriptions in one query; subscriptions without items map to ()."""
+    ids = list(subscription_ids)
+    grouped: dict[int, list[ItemSnapshot]] = {pk: [] for pk in ids}
+    for item in _items_queryset().filter(subscription_id__in=ids):
+        grouped[item.subscription_id].append(_snapshot_of(item))
+    return {pk: tuple(items) for pk, items in grouped.items()}
+
+
+def item_charges(items: Sequence[ItemSnapshot], *, discount: DiscountInput | None = None) -> list[ItemCharge]:
+    """Licensed items as proration inputs; a percent discount the period was billed with is taken off.
+
+    The discounted amount is computed as compute_invoice_totals does for one line
+    (round(amount x percent / 100) off), so a credit for unused time returns what the
+    customer actually paid for it.
+    """
+    charges = []
+    for item in items:
+        if item.metered:
+            continue
+        amount = item.full_amount()
+        if discount is not None and discount.percent_off is not None and amount > 0:
+            if discount.products is None or item.product_key in discount.products:
+                amount -= round_fraction(amount * Fraction(discount.percent_off) / 100)
+        charges.append(ItemCharge(key=item.key, description=item.label, quantity=item.quantity, amount=amount))
+    return charges
+
+
+# -- subscriptions -------------------------------------------------------------
+
+
+def subscription_list_for_customer(*, customer: Any, status: str | None = None) -> QuerySet[Subscription]:
+    queryset = Subscription.objects.filter(customer_id=customer.pk)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at", "-pk")
+
+
+def due_subscriptions(*, as_of: datetime) -> QuerySet[Subscription]:
+    """Subscriptions whose current period has ended by `as_of` and that the billing run renews.
+
+    Includes trials that end and subscriptions canceling at period end: the run calls
+    `subscription_prepare_renewal` for those before billing (see billing/services/subscriptions.py).
+    Paused, incomplete and canceled subscriptions are never due.
+    """
+    return Subscription.objects.filter(status__in=BILLABLE_STATUSES, current_period_end__lte=as_of).order_by(
+        "current_period_end", "pk"
+    )
+
+
+def subscriptions_to_resume(*, as_of: datetime) -> QuerySet[Subscription]:
+    """Paused subscriptions whose `resumes_at` has come."""
+    return Subscription.objects.filter(status=Subscription.Status.PAUSED, resumes_at__lte=as_of).order_by("pk")
+
+
+def scheduled_changes_due(*, as_of: datetime) -> QuerySet[ScheduledChange]:
+    """Pending scheduled changes effective by `as_of` (mid-period ones too, which no renewal picks up)."""
+    return ScheduledChange.objects.filter(status=ScheduledChange.Status.PENDING, effective_at__lte=as_of).order_by(
+        "effective_at", "pk"
+    )
+
+
+def period_after(*, subscription: Subscription, tz: str) -> Period:
+    """The billing period that follows the current one (what a renewal bills in advance)."""
+    start = subscription.current_period_end
+    end = next_boundary(cycle_spec(subscription.cycle), anchor=subscription.billing_cycle_anchor, tz=tz, after=start)
+    return Period(start=start, end=end)
+
+
+# -- pending invoice items -----------------------------------------------------
+
+
+def _pending_items_queryset() -> QuerySet[InvoiceItem]:
+    return InvoiceItem.objects.filter(invoice__isnull=True).select_related("price").order_by("pk")
+
+
+def pending_invoice_items(*, subscription: Subscription) -> list[InvoiceItem]:
+    """What the subscription's next invoice will sweep up: its own pending items, and the
+    customer's pending items that belong to no subscription, in the same currency."""
+    return list(
+        _pending_items_queryset().filter(
+            Q(subscription_id=subscription.pk)
+            | Q(customer_id=subscription.customer_id, subscription__isnull=True, currency=subscription.currency)
+        )
+    )
+
+
+def pending_invoice_items_bulk(*, subscriptions: Sequence[Subscription]) -> dict[int, list[InvoiceItem]]:
+    """`pending_invoice_items` for many subscriptions in one query.
+
+    A customer-level item (no subscription) is offered to every subscription of its
+    customer in its currency; the first invoice that consumes it wins (invoice_create
+    refuses to attach an item twice), so a bulk caller should hand it to one of them.
+    """
+    by_id: dict[int, list[InvoiceItem]] = {subscription.pk: [] for subscription in subscriptions}
+    by_customer: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for subscription in subscriptions:
+        by_customer[(subscription.customer_id, subscription.currency)].append(subscription.pk)
+    rows = _pending_items_queryset().filter(
+        Q(subscription_id__in=list(by_id))
+        | Q(customer_id__in={customer_id for customer_id, _ in by_customer}, subscription__isnull=True)
+    )
+    for item in rows:
+        if item.subscription_id is not None:
+            by_id[item.subscription_id].append(item)
+            continue
+        owners = by_customer.get((item.customer_id, item.currency), [])
+        if owners:
+            by_id[owners[0]].append(item)
+    return by_id
+
+
+# -- MRR -----------------------------------------------------------------------
+
+
+def mrr_for(*, items: Sequence[ItemSnapshot], cycle: CycleSpec, currency: str, discounts: Sequence[Any] = ()) -> int:
+    """Monthly recurring revenue of `items` billed on `cycle`, in minor units (pure).
+
+    The items' price for one period, minus the recurring discounts given, times the
+    cycle's periods per year / 12, rounded once. Metered items are excluded (their
+    revenue is not recurring by definition); amounts are taken as priced (a
+    tax-inclusive price counts with its tax).
+    """
+    licensed = [item for item in items if not item.metered]
+    if not licensed:
+        return 0
+    totals = compute_invoice_totals(
+        currency=currency,
+        lines=[
+            LineInput(amount=item.full_amount(), tax_rate=Decimal(0), tax_category="O", product_key=item.product_key)
+            for item in licensed
+        ],
+        discounts=list(discounts),
+    )
+    per_period = totals.subtotal - totals.discount_total
+    return round_fraction(per_period * cycle.periods_per_year() / 12)
+
+
+def mrr_of(*, subscription: Subscription, items: Sequence[ItemSnapshot] | None = None) -> int:
+    """The subscription's MRR in its currency, whatever its status.
+
+    Discounts counted: a `forever` coupon, and a `repeating` one while it still has
+    periods to run (including the current one); a `once` coupon is a one-off and is
+    not. Reports decide which statuses count (trialing, paused and canceled
+    subscriptions usually do not).
+    """
+    from billing.services.coupons import recurring_discounts
+
+    if items is None:
+        items = subscription_items_snapshot(subscription=subscription)
+    return mrr_for(
+        items=items,
+        cycle=cycle_spec(subscription.cycle),
+        currency=subscription.currency,
+        discounts=[draft.discount for draft in recurring_discounts(subscription=subscription)],
+    )

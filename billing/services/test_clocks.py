@@ -1,0 +1,63 @@
+"""Test clocks: customers attached to a clock live at its frozen time (as in Stripe).
+
+Advancing a clock moves that time forward and runs the billing for its customers,
+period by period, as if the time had really passed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from billing.events import event_record
+from billing.models import BillingRun, TestClock
+
+
+def test_clock_create(*, name: str, frozen_time: datetime) -> TestClock:
+    if frozen_time.tzinfo is None:
+        raise ValidationError(_("The clock's time must include a time zone."))
+    return TestClock.objects.create(name=name, frozen_time=frozen_time)
+
+
+test_clock_create.__test__ = False  # type: ignore[attr-defined]
+
+
+def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: Any = None) -> BillingRun:
+    """Move `clock` to `to` and bill its customers up to that instant."""
+    from billing.services.billing_run import billing_run_start
+
+    if to.tzinfo is None:
+        raise ValidationError(_("The new time must include a time zone."))
+    with transaction.atomic():
+        locked = TestClock.objects.select_for_update().get(pk=clock.pk)
+        if to <= locked.frozen_time:
+            raise ValidationError(
+                _("A test clock only moves forward: %(to)s is not after %(now)s.")
+                % {"to": to.isoformat(), "now": locked.frozen_time.isoformat()}
+            )
+        if locked.status == TestClock.Status.ADVANCING:
+            raise ValidationError(_("This clock is already advancing; wait for it to finish."))
+        previous = locked.frozen_time
+        locked.frozen_time = to
+        locked.status = TestClock.Status.ADVANCING
+        locked.save(update_fields=["frozen_time", "status"])
+        event_record(
+            type="test_clock.advancing",
+            object_type="test_clock",
+            object_id=locked.pk,
+            customer_id=None,
+            occurred_at=to,
+            data={"from": previous, "to": to},
+            acting_user=acting_user,
+        )
+    run = billing_run_start(as_of=to, test_clock=locked, acting_user=acting_user)
+    TestClock.objects.filter(pk=locked.pk).update(status=TestClock.Status.READY)
+    clock.refresh_from_db()
+    return run
+
+
+test_clock_advance.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,355 @@
+"""The next invoice of a subscription: built by one pure function, previewed without writing.
+
+`renewal_draft` turns data that the caller has already loaded into a DraftInvoice and
+runs no query, so the billing run can call it for a whole chunk of subscriptions with
+everything fetched in bulk:
+
+    subscriptions = ... .select_related("customer", "coupon").prefetch_related("coupon__applies_to")
+    items = subscription_items_snapshots_bulk(subscription_ids=ids)          # 1 query
+    pending = pending_invoice_items_bulk(subscriptions=subscriptions)        # 1 query
+    usage = usage_for_periods(wanted=[window for s in subscriptions
+                                      for window in renewal_usage_windows(subscription=s, items=items[s.pk])])
+    draft = renewal_draft(subscription=s, items=items[s.pk], period_start=..., period_end=...,
+                          usage=usage, pending_items=pending[s.pk],
+                          discounts=discounts_for_period(subscription=s))
+
+What a renewal invoice holds:
+* licensed items in advance for [period_start, period_end), prorated to the second
+  when that period is shorter than the cycle's (a first period up to an anchor);
+* metered items in arrears: usage over `usage_period` (default: the subscription's
+  current period, the one that is ending); usage during a trial is free;
+* pending invoice items (prorations, one-off charges, usage of removed meters);
+* the discounts given. Tax and the customer's credit are added by invoice_build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.utils.translation import gettext as _
+
+from billing import clock
+from billing.cycles import Period, period_containing
+from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
+from billing.money import round_fraction
+from billing.selectors import (
+    ItemSnapshot,
+    cycle_spec,
+    item_snapshot,
+    pending_invoice_items,
+    period_after,
+    product_key,
+    subscription_items_snapshot,
+)
+from billing.services.coupons import discounts_for_period
+from billing.services.usage import UsageWindow, usage_aggregate_windows, usage_charge_amount
+from invoices.services.drafts import invoice_build
+from invoices.types import DraftDiscount, DraftInvoice, DraftLine, InvoicePreview
+
+UsageByWindow = Mapping[UsageWindow | tuple[int, int, datetime, datetime], Decimal]
+
+
+class NoUpcomingInvoice(Exception):
+    """The subscription will not invoice again (canceled, incomplete, or paused without a resume date)."""
+
+
+def _microseconds(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _tax_inclusive(price: Price) -> bool:
+    return price.tax_behavior == Price.TaxBehavior.INCLUSIVE
+
+
+def _as_snapshot(item: ItemSnapshot | SubscriptionItem) -> ItemSnapshot:
+    if isinstance(item, ItemSnapshot):
+        return item
+    # A SubscriptionItem: query-free when loaded with select_related("price__product").
+    return item_snapshot(price=item.price, quantity=item.quantity)
+
+
+def advance_lines(
+    *, subscription: Subscription, tz: str, items: Sequence[ItemSnapshot], period: Period
+) -> list[DraftLine]:
+    """Licensed items billed in advance for `period`; a period shorter than the cycle's is prorated."""
+    nominal = period_containing(
+        cycle_spec(subscription.cycle), anchor=subscription.billing_cycle_anchor, tz=tz, at=period.start
+    )
+    share = Fraction(1)
+    if (nominal.start, nominal.end) != (period.start, period.end):
+        share = min(
+            Fraction(1), Fraction(_microseconds(period.end - period.start), _microseconds(nominal.end - nominal.start))
+        )
+    lines = []
+    for item in items:
+        if item.metered:
+            continue
+        full = item.full_amount()
+        whole = share == 1
+        lines.append(
+            DraftLine(
+                kind="subscription",
+                description=item.label if whole else _("Remaining time on %(item)s") % {"item": item.label},
+                amount=full if whole else round_fraction(full * share),
+                quantity=Decimal(item.quantity),
+                unit_amount=item.price.unit_amount if whole and item.price.scheme == Price.Scheme.PER_UNIT else None,
+                price_id=item.price.pk,
+                product_key=item.product_key,
+                period_start=period.start,
+                period_end=period.end,
+                tax_inclusive=_tax_inclusive(item.price),
+                metadata={"item": item.key},
+            )
+        )
+    return lines
+
+
+def trial_lines(*, items: Sequence[ItemSnapshot], period: Period) -> list[DraftLine]:
+    """Zero lines for a trial's invoice, one per licensed item, showing what the trial covers."""
+    return [
+        DraftLine(
+            kind="subscription",
+            description=_("Trial period for %(item)s") % {"item": item.label},
+            amount=0,
+            quantity=Decimal(item.quantity),
+            price_id=item.price.pk,
+            product_key=item.product_key,
+            period_start=period.start,
+            period_end=period.end,
+            tax_inclusive=_tax_inclusive(item.price),
+            metadata={"item": item.key, "trial": True},
+        )
+        for item in items
+        if not item.metered
+    ]
+
+
+def usage_line(*, item: ItemSnapshot, quantity: Decimal, period: Period) -> DraftLine:
+    return DraftLine(
+        kind="usage",
+        description=_("%(item)s (usage)") % {"item": item.label},
+        amount=usage_charge_amount(price=item.price, quantity=quantity),
+        quantity=quantity,
+        unit_amount=item.price.unit_amount if item.price.scheme == Price.Scheme.PER_UNIT else None,
+        price_id=item.price.pk,
+        product_key=item.product_key,
+        period_start=period.start,
+        period_end=period.end,
+        tax_inclusive=_tax_inclusive(item.price),
+        metadata={"item": item.key, "meter": item.price.meter_id},
+    )
+
+
+def usage_lines(
+    *, customer_id: int, items: Sequence[ItemSnapshot], usage: UsageByWindow, period: Period
+) -> list[DraftLine]:
+    """Metered items in arrears; `usage` is keyed by (customer_id, meter_id, period.start, period.end)."""
+    return [
+        usage_line(
+            item=item,
+            quantity=usage.get(UsageWindow(customer_id, item.price.meter_id, period.start, period.end), Decimal(0)),
+            period=period,
+        )
+        for item in items
+        if item.metered
+    ]
+
+
+def pending_item_kind(item: InvoiceItem) -> str:
+    if item.proration:
+        return "proration"
+    return "usage" if item.metadata.get("kind") == "usage" else "one_off"
+
+
+def pending_item_line(item: InvoiceItem) -> DraftLine:
+    """A pending InvoiceItem as the invoice line that consumes it (select_related its price)."""
+    return DraftLine(
+        kind=pending_item_kind(item),
+        description=item.description,
+        amount=item.amount,
+        quantity=Decimal(item.quantity),
+        price_id=item.price_id,
+        product_key=product_key(item.price.product_id) if item.price_id is not None else None,
+        period_start=item.period_start,
+        period_end=item.period_end,
+        tax_inclusive=item.tax_behavior == Price.TaxBehavior.INCLUSIVE,
+        discountable=item.discountable,
+        invoice_item_id=item.pk,
+        metadata={"invoice_item": item.pk} if item.pk else {},
+    )
+
+
+def renewal_draft(
+    *,
+    subscription: Subscription,
+    items: Sequence[ItemSnapshot | SubscriptionItem],
+    period_start: datetime,
+    period_end: datetime,
+    usage: UsageByWindow,
+    pending_items: Sequence[InvoiceItem],
+    discounts: Sequence[DraftDiscount],
+    tz: str | None = None,
+    usage_period: Period | None = None,
+    usage_items: Sequence[ItemSnapshot | SubscriptionItem] | None = None,
+    recurring: bool = True,
+    billing_reason: str = "subscription_cycle",
+) -> DraftInvoice:
+    """The invoice that opens the period [period_start, period_end). Pure: runs no query.
+
+    `subscription`: its own columns are read (pk, customer_id, currency, cycle, anchor,
+        current period, trial_end, collection method, days_until_due), and
+        `customer.timezone` unless `tz` is given (select_related the customer).
+    `items`: what is billed in advance for the new period (after any scheduled change):
+        ItemSnapshots, or SubscriptionItems loaded with select_related("price__product").
+    `usage`: (customer_id, meter_id, start, end) -> usage, e.g. from `usage_for_periods`,
+        read for `usage_period` (default: the current period, which ends at
+        period_start) and the metered items of `usage_items` (default: `items`).
+    `pending_items`: pending InvoiceItems with `price` loaded; the invoice consumes them.
+    `discounts`: usually `discounts_for_period(subscription=...)`.
+    `recurring=False` bills no new period (the final invoice of a subscription that
+        ends at the boundary: pass period_start = period_end = the boundary; as a
+        `subscription_cycle` invoice it is the one invoice that starts there).
+    """
+    tz = tz or subscription.customer.timezone
+    advance = [_as_snapshot(item) for item in items]
+    arrears = advance if usage_items is None else [_as_snapshot(item) for item in usage_items]
+    lines: list[DraftLine] = []
+    if recurring:
+        lines += advance_lines(
+            subscription=subscription, tz=tz, items=advance, period=Period(start=period_start, end=period_end)
+        )
+    if usage_period is None:
+        usage_period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
+    in_trial = subscription.trial_end is not None and usage_period.end <= subscription.trial_end
+    if not in_trial:
+        lines += usage_lines(customer_id=subscription.customer_id, items=arrears, usage=usage, period=usage_period)
+    lines += [pending_item_line(item) for item in pending_items]
+    return DraftInvoice(
+        customer_id=subscription.customer_id,
+        currency=subscription.currency,
+        billing_reason=billing_reason,
+        lines=tuple(lines),
+        discounts=tuple(discounts),
+        subscription_id=subscription.pk,
+        period_start=period_start,
+        period_end=period_end,
+        collection_method=subscription.collection_method,
+        days_until_due=subscription.days_until_due,
+    )
+
+
+def renewal_usage_windows(
+    *, subscription: Subscription, items: Iterable[ItemSnapshot | SubscriptionItem]
+) -> list[UsageWindow]:
+    """The usage windows a renewal reads: one per metered item, over the current period."""
+    return [
+        UsageWindow(
+            subscription.customer_id,
+            item.price.meter_id,
+            subscription.current_period_start,
+            subscription.current_period_end,
+        )
+        for item in items
+        if item.price.usage_type == Price.UsageType.METERED
+    ]
+
+
+_METER_FIELD = Price._meta.get_field("meter")
+
+
+def usage_for_period(
+    *, subscription: Subscription, items: Iterable[ItemSnapshot], start: datetime, end: datetime
+) -> dict[UsageWindow, Decimal]:
+    """Usage over [start, end) of the metered `items`, keyed as `renewal_draft` reads it.
+
+    No query when there is no metered item; one per aggregation kind otherwise.
+    """
+    metered = [item for item in items if item.metered]
+    if not metered or end <= start:
+        return {}
+    windows = [UsageWindow(subscription.customer_id, item.price.meter_id, start, end) for item in metered]
+    meters = None
+    if all(_METER_FIELD.is_cached(item.price) for item in metered):
+        meters = {item.price.meter_id: item.price.meter for item in metered}
+    return usage_aggregate_windows(windows=windows, meters=meters)
+
+
+def scheduled_items(*, subscription: Subscription, until: datetime) -> tuple[ItemSnapshot, ...] | None:
+    """The items of a pending scheduled change effective by `until`, else None."""
+    change = ScheduledChange.objects.filter(
+        subscription_id=subscription.pk, status=ScheduledChange.Status.PENDING, effective_at__lte=until
+    ).first()
+    if change is None:
+        return None
+    return scheduled_change_items(change)
+
+
+def scheduled_change_items(change: ScheduledChange) -> tuple[ItemSnapshot, ...]:
+    prices = Price.objects.select_related("product", "meter").in_bulk([row["price"] for row in change.items])
+    return tuple(item_snapshot(price=prices[row["price"]], quantity=row["quantity"]) for row in change.items)
+
+
+def subscription_load(subscription: Subscription) -> Subscription:
+    """A fresh copy with what previews read: customer, brand, test clock, coupon and its products."""
+    return (
+        Subscription.objects.select_related("customer__brand", "customer__test_clock", "coupon")
+        .prefetch_related("coupon__applies_to")
+        .get(pk=subscription.pk)
+    )
+
+
+def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) -> InvoicePreview:
+    """The subscription's next invoice as it stands at `at` (default: now). Writes nothing.
+
+    Active (or past due): the renewal at the end of the current period, with the usage
+    recorded up to `at`; a trial: the first paid invoice at trial end; canceling at
+    period end: the final invoice (usage and pending items); paused with a resume
+    date: the invoice the resume will issue. Raises NoUpcomingInvoice otherwise.
+    """
+    from billing.services.subscriptions import resume_period
+
+    subscription = subscription_load(subscription)
+    customer = subscription.customer
+    at = at or clock.now(customer=customer)
+    status = subscription.status
+    if status in (Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE):
+        raise NoUpcomingInvoice(_("This subscription will not be invoiced again."))
+    if status == Subscription.Status.PAUSED and subscription.resumes_at is None:
+        raise NoUpcomingInvoice(_("This subscription is paused with no resume date."))
+
+    tz = customer.timezone
+    current_items = subscription_items_snapshot(subscription=subscription)
+    items = current_items
+    usage_period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
+    if status == Subscription.Status.PAUSED:
+        period = resume_period(subscription=subscription, tz=tz, at=subscription.resumes_at)
+        usage_period = Period(start=subscription.current_period_start, end=period.start)
+        subscription.billing_cycle_anchor = period.start
+    else:
+        period = period_after(subscription=subscription, tz=tz)
+        items = scheduled_items(subscription=subscription, until=period.start) or current_items
+    usage = usage_for_period(
+        subscription=subscription, items=current_items, start=usage_period.start, end=min(at, usage_period.end)
+    )
+    # Usage so far is shown against the whole period, as the renewal will bill it.
+    usage = {
+        UsageWindow(window.customer_id, window.meter_id, usage_period.start, usage_period.end): value
+        for window, value in usage.items()
+    }
+    draft = renewal_draft(
+        subscription=subscription,
+        tz=tz,
+        items=items,
+        usage_items=current_items,
+        period_start=period.start,
+        period_end=period.end,
+        usage=usage,
+        usage_period=usage_period,
+        pending_items=pending_invoice_items(subscription=subscription),
+        discounts=discounts_for_period(subscription=subscription),
+        recurring=not subscription.cancel_at_period_end,
+    )
+    return invoice_build(customer=customer, draft=draft)

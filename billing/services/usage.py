@@ -1,0 +1,331 @@
+"""Metered usage: recording events idempotently and aggregating them per billing period.
+
+An event belongs to the period [start, end) that contains its timestamp, so an event
+stamped exactly at a period's end is billed with the next period. Usage is billed in
+arrears: a renewal invoice carries the usage of the period that just ended.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Max, Q, Sum
+from django.utils.translation import gettext as _
+
+from billing import clock
+from billing.events import EventRow, events_record_bulk
+from billing.models import Meter, Price, UsageEvent
+from billing.money import round_fraction
+from billing.services.catalog import price_amount_for
+from customers.models import Customer
+
+MAX_BATCH_SIZE = 1000
+# Clocks drift: an event a little ahead of our clock is accepted, one far ahead is a bug.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Windows per aggregation query: keeps the OR-ed conditions below SQLite's expression depth limit.
+WINDOWS_PER_QUERY = 200
+
+_VALUE_FIELD = UsageEvent._meta.get_field("value")
+_EXTERNAL_ID_MAX = UsageEvent._meta.get_field("external_id").max_length
+_UNIQUE_VALUE_MAX = UsageEvent._meta.get_field("unique_value").max_length
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEventInput:
+    customer_id: int
+    meter_key: str
+    external_id: str  # the integrator's id: sending the same event twice records it once
+    timestamp: datetime
+    value: Decimal | int = Decimal(1)
+    unique_value: str = ""  # what a unique_count meter counts (e.g. a user id)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEventError:
+    index: int  # position in the batch
+    external_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBatchResult:
+    accepted: int  # new events stored
+    duplicates: int  # events already known (same meter and external id): not errors
+    errors: tuple[UsageEventError, ...]
+
+
+class UsageBatchTooLarge(ValidationError):
+    pass
+
+
+def _check_value(value: object) -> tuple[Decimal | None, str | None, str | None]:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        return (
+            None,
+            "invalid_value",
+            _("The value must be a number (int or Decimal), not %(type)s.") % {"type": type(value).__name__},
+        )
+    amount = Decimal(value)
+    if not amount.is_finite():
+        return None, "invalid_value", _("The value must be a finite number.")
+    if amount < 0:
+        return None, "negative_value", _("Usage cannot be negative (got %(value)s).") % {"value": amount}
+    try:
+        quantized = amount.quantize(Decimal(1).scaleb(-_VALUE_FIELD.decimal_places))
+    except InvalidOperation:
+        quantized = None
+    integer_digits = _VALUE_FIELD.max_digits - _VALUE_FIELD.decimal_places
+    if quantized is None or quantized != amount or quantized.adjusted() >= integer_digits:
+        return (
+            None,
+            "invalid_value",
+            _("The value has too many digits (at most %(int)s before and %(dec)s after the point).")
+            % {
+                "int": integer_digits,
+                "dec": _VALUE_FIELD.decimal_places,
+            },
+        )
+    return amount, None, None
+
+
+@transaction.atomic(savepoint=False)
+def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResult:
+    """Record up to MAX_BATCH_SIZE usage events; each bad event is reported, the others stored.
+
+    Idempotent: an event whose (meter, external id) is already stored -- or appears
+    earlier in the same batch -- counts as a duplicate and changes nothing. Two
+    batches racing with the same event store it once (the unique constraint decides).
+    """
+    if len(events) > MAX_BATCH_SIZE:
+        raise UsageBatchTooLarge(
+            _("Send at most %(max)s usage events per batch (got %(count)s).")
+            % {"max": MAX_BATCH_SIZE, "count": len(events)},
+            code="batch_too_large",
+        )
+    meters = {meter.key: meter for meter in Meter.objects.filter(key__in={event.meter_key for event in events})}
+    customers = Customer.objects.select_related("test_clock").in_bulk({event.customer_id for event in events})
+    errors: list[UsageEventError] = []
+    candidates: list[tuple[int, UsageEvent]] = []
+
+    def refuse(index: int, event: UsageEventInput, code: str, message: str) -> None:
+        errors.append(UsageEventError(index=index, external_id=str(event.external_id), code=code, message=message))
+
+    for index, event in enumerate(events):
+        meter = meters.get(event.meter_key)
+        customer = customers.get(event.customer_id)
+        value, value_code, value_message = _check_value(event.value)
+        external_id = event.external_id if isinstance(event.external_id, str) else ""
+        if not external_id or len(external_id) > _EXTERNAL_ID_MAX:
+            refuse(index, event, "invalid_external_id", _("Each event needs an id of 1 to 100 characters."))
+        elif meter is None:
+            refuse(index, event, "unknown_meter", _("No meter has the key %(key)s.") % {"key": event.meter_key})
+        elif customer is None:
+            refuse(index, event, "unknown_customer", _("No customer has the id %(id)s.") % {"id": event.customer_id})
+        elif value_code is not None:
+            refuse(index, event, value_code, value_message or "")
+        elif not isinstance(event.timestamp, datetime) or event.timestamp.utcoffset() is None:
+            refuse(index, event, "naive_timestamp", _("The timestamp needs a time zone (UTC offset)."))
+        elif event.timestamp > clock.now(customer=customer) + FUTURE_TOLERANCE:
+            refuse(index, event, "future_timestamp", _("The timestamp is in the future."))
+        elif len(event.unique_value) > _UNIQUE_VALUE_MAX:
+            refuse(index, event, "invalid_unique_value", _("The unique value is longer than 200 characters."))
+        elif meter.aggregation == Meter.Aggregation.UNIQUE_COUNT and not event.unique_value:
+            refuse(index, event, "missing_unique_value", _("A unique-count meter needs the value to count once."))
+        else:
+            candidates.append(
+                (
+                    index,
+                    UsageEvent(
+                        customer_id=customer.pk,
+                        meter_id=meter.pk,
+                        external_id=external_id,
+                        value=value,
+                        unique_value=event.unique_value,
+                        timestamp=event.timestamp,
+                    ),
+                )
+            )
+
+    known = set(
+        UsageEvent.objects.filter(
+            meter_id__in={row.meter_id for _, row in candidates},
+            external_id__in={row.external_id for _, row in candidates},
+        ).values_list("meter_id", "external_id")
+    )
+    new_rows: list[UsageEvent] = []
+    duplicates = 0
+    for _index, row in candidates:
+        identity = (row.meter_id, row.external_id)
+        if identity in known:
+            duplicates += 1
+            continue
+        known.add(identity)
+        new_rows.append(row)
+    UsageEvent.objects.bulk_create(new_rows, batch_size=500, ignore_conflicts=True)
+
+    per_customer = Counter(row.customer_id for row in new_rows)
+    events_record_bulk(
+        rows=[
+            EventRow(
+                type="billing.meter_events.recorded",
+                object_type="customer",
+                object_id=customer_id,
+                customer_id=customer_id,
+                occurred_at=clock.now(customer=customers[customer_id]),
+                data={"events": count},
+            )
+            for customer_id, count in sorted(per_customer.items())
+        ]
+    )
+    return UsageBatchResult(accepted=len(new_rows), duplicates=duplicates, errors=tuple(errors))
+
+
+# -- aggregation -----------------------------------------------------------------
+
+
+class UsageWindow(NamedTuple):
+    """One customer's usage on one meter over [start, end).
+
+    A NamedTuple: a plain tuple (customer_id, meter_id, start, end) is an equal key.
+    """
+
+    customer_id: int
+    meter_id: int
+    start: datetime
+    end: datetime
+
+
+def _window_q(window: UsageWindow) -> Q:
+    return Q(
+        customer_id=window.customer_id,
+        meter_id=window.meter_id,
+        timestamp__gte=window.start,
+        timestamp__lt=window.end,
+    )
+
+
+_SQL_AGGREGATES = {
+    Meter.Aggregation.SUM: lambda: Sum("value"),
+    Meter.Aggregation.MAX: lambda: Max("value"),
+    Meter.Aggregation.UNIQUE_COUNT: lambda: Count("unique_value", distinct=True),
+}
+
+
+def _aggregate_by_pair(condition: Q, aggregation: str) -> dict[tuple[int, int], Decimal]:
+    """(customer id, meter id) -> aggregated value of the events matching `condition`."""
+    events = UsageEvent.objects.filter(condition)
+    if aggregation != Meter.Aggregation.LAST:
+        rows = events.values_list("customer_id", "meter_id").annotate(result=_SQL_AGGREGATES[aggregation]())
+        return {(customer_id, meter_id): Decimal(result or 0) for customer_id, meter_id, result in rows.order_by()}
+    # The last value: the latest timestamp per pair, then the value of that event
+    # (the last one stored wins a tie).
+    latest = events.values_list("customer_id", "meter_id").annotate(latest=Max("timestamp")).order_by()
+    last_q = Q()
+    for customer_id, meter_id, timestamp in latest:
+        last_q |= Q(customer_id=customer_id, meter_id=meter_id, timestamp=timestamp)
+    if not last_q:
+        return {}
+    values: dict[tuple[int, int], Decimal] = {}
+    for customer_id, meter_id, value in (
+        events.filter(last_q).order_by("pk").values_list("customer_id", "meter_id", "value")
+    ):
+        values[(customer_id, meter_id)] = Decimal(value)
+    return values
+
+
+def usage_aggregate(*, customer_id: int, meter: Meter, start: datetime, end: datetime) -> Decimal:
+    """A customer's usage on `meter` over [start, end), aggregated as the meter says."""
+    window = UsageWindow(customer_id=customer_id, meter_id=meter.pk, start=start, end=end)
+    return _aggregate_by_pair(_window_q(window), meter.aggregation).get((customer_id, meter.pk), Decimal(0))
+
+
+def usage_aggregate_bulk(
+    *, meter_ids: Iterable[int], customer_ids: Iterable[int], start: datetime, end: datetime
+) -> dict[tuple[int, int], Decimal]:
+    """Usage of every (customer, meter) pair over one shared window, keyed (customer_id, meter_id).
+
+    One query per aggregation kind among the meters (two for `last`); pairs without
+    events map to Decimal(0).
+    """
+    customer_ids = list(customer_ids)
+    meters = Meter.objects.in_bulk(list(meter_ids))
+    result = {(customer_id, meter_id): Decimal(0) for customer_id in customer_ids for meter_id in meters}
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for meter in meters.values():
+        by_kind[meter.aggregation].append(meter.pk)
+    for aggregation, ids in by_kind.items():
+        condition = Q(customer_id__in=customer_ids, meter_id__in=ids, timestamp__gte=start, timestamp__lt=end)
+        result.update(_aggregate_by_pair(condition, aggregation))
+    return result
+
+
+def usage_aggregate_windows(
+    *, windows: Iterable[UsageWindow | tuple[int, int, datetime, datetime]], meters: Mapping[int, Meter] | None = None
+) -> dict[UsageWindow, Decimal]:
+    """Usage for many (customer, meter, start, end) windows: periods may differ per subscription.
+
+    Windows are answered WINDOWS_PER_QUERY at a time, one query per aggregation kind
+    in each batch (two for `last`), so a chunk of 1,000 subscriptions on one meter
+    costs about five queries. Windows without events map to Decimal(0).
+    """
+    windows = list(dict.fromkeys(UsageWindow(*window) for window in windows))
+    if meters is None:
+        meters = Meter.objects.in_bulk({window.meter_id for window in windows})
+    result = dict.fromkeys(windows, Decimal(0))
+    # A query groups by (customer, meter), so a batch may hold only one window per pair.
+    rounds: list[list[UsageWindow]] = []
+    occurrences: Counter[tuple[int, int]] = Counter()
+    for window in windows:
+        pair = (window.customer_id, window.meter_id)
+        if occurrences[pair] == len(rounds):
+            rounds.append([])
+        rounds[occurrences[pair]].append(window)
+        occurrences[pair] += 1
+    for round_windows in rounds:
+        for offset in range(0, len(round_windows), WINDOWS_PER_QUERY):
+            batch = round_windows[offset : offset + WINDOWS_PER_QUERY]
+            by_kind: dict[str, list[UsageWindow]] = defaultdict(list)
+            for window in batch:
+                by_kind[meters[window.meter_id].aggregation].append(window)
+            for aggregation, kind_windows in by_kind.items():
+                condition = Q()
+                for window in kind_windows:
+                    condition |= _window_q(window)
+                values = _aggregate_by_pair(condition, aggregation)
+                for window in kind_windows:
+                    result[window] = values.get((window.customer_id, window.meter_id), Decimal(0))
+    return result
+
+
+def usage_for_periods(
+    *, wanted: Iterable[UsageWindow | tuple[int, int, datetime, datetime]]
+) -> dict[UsageWindow, Decimal]:
+    """`usage_aggregate_windows` under the name the billing run uses: keys are
+    (customer_id, meter_id, start, end), the `usage` argument of `renewal_draft`."""
+    return usage_aggregate_windows(windows=wanted)
+
+
+# -- pricing usage -----------------------------------------------------------------
+
+
+def usage_charge_amount(*, price: Price, quantity: Decimal) -> int:
+    """What `quantity` units of metered usage cost at `price`, in minor units (pure).
+
+    Per-unit prices charge fractional usage exactly (1.5 GB at 100 = 150); tiered and
+    package prices count whole units, a started unit counting as one.
+    """
+    if quantity < 0:
+        raise ValueError("usage cannot be negative")
+    if price.scheme == Price.Scheme.PER_UNIT:
+        return round_fraction(Fraction(quantity) * Fraction(price.unit_amount or 0))
+    return price_amount_for(price=price, quantity=math.ceil(quantity))

@@ -1,0 +1,372 @@
+"""Credit notes: the only way to correct an issued invoice.
+
+A credit note credits part or all of an open or paid invoice, with the invoice's tax,
+and says where the money goes (the three parts add up to its total exactly):
+
+- `reduce_amount_due`: lowers what the customer still owes on the invoice (at most
+  its `amount_remaining`; the invoice is paid when nothing remains);
+- `credit_to_balance`: credit on the customer balance, used by the next invoices;
+- `refund`: money to pay back (at most what was paid and not refunded yet); the
+  payments service turns it into a gateway refund.
+
+With none of the three given, the credit reduces the amount due as far as it can and
+the rest goes to the customer balance.
+
+What is credited: either `lines` (a net amount, tax excluded, per invoice line; tax is
+computed with the line's rate and rounded once per tax group) or `amount` (a total, tax
+included, shared over the invoice's tax groups in proportion to their gross amounts
+with the largest-remainder method, and the tax taken out of each share as for
+tax-inclusive prices). All rounding happens in `invoices.calculations`.
+
+Credit notes have their own gapless number series per brand and are frozen once
+issued, like invoices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from billing.events import event_record
+from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
+from invoices.errors import CreditNoteError
+from invoices.locks import customers_lock_balance, invoice_qs_for_update
+from invoices.models import BalanceTransaction, CreditNote, CreditNoteLine, Invoice, NumberSequence
+from invoices.selectors import invoice_credited
+from invoices.services.documents import (
+    buyer_snapshot,
+    credit_note_content_hash,
+    credit_note_reference,
+    document_language,
+    local_date,
+    seller_snapshot,
+)
+from invoices.services.drafts import rate_text, tax_breakdown_rows
+from invoices.services.numbering import number_sequence_reserve
+from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
+from invoices.vat import LEGAL_MENTIONS
+
+Status = Invoice.Status
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLineInput:
+    invoice_line_id: int
+    amount: int  # net amount to credit on that line, tax excluded, > 0
+    quantity: Decimal = Decimal(1)
+    description: str | None = None  # defaults to the invoice line's
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNotePreview:
+    lines: tuple[CreditNoteLine, ...]  # unsaved
+    subtotal: int
+    tax_total: int
+    total: int
+    tax_breakdown: tuple[TaxGroup, ...]
+
+
+def _positive_int(value: object, *, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CreditNoteError(f"{field} is a number of minor units, zero or more, not {value!r}.")
+    return value
+
+
+def _line_net(line: Any) -> int:
+    """The part of an invoice line that tax was computed on (after discount, without tax)."""
+    net = line.amount - line.discount_amount
+    return net - line.tax_amount if line.tax_inclusive else net
+
+
+def _preview_from_lines(
+    *, invoice: Invoice, wanted: Sequence[CreditLineInput], credited_by_line: dict[int, int]
+) -> CreditNotePreview:
+    invoice_lines = {line.pk: line for line in invoice.lines.all()}
+    seen: set[int] = set()
+    inputs: list[LineInput] = []
+    for item in wanted:
+        line = invoice_lines.get(item.invoice_line_id)
+        if line is None:
+            raise CreditNoteError(f"Invoice line #{item.invoice_line_id} is not a line of invoice {invoice.number}.")
+        if item.invoice_line_id in seen:
+            raise CreditNoteError(f"Invoice line #{item.invoice_line_id} is credited twice in one credit note.")
+        seen.add(item.invoice_line_id)
+        if isinstance(item.amount, bool) or not isinstance(item.amount, int) or item.amount <= 0:
+            raise CreditNoteError(f"Credit a positive net amount on line '{line.description}', not {item.amount!r}.")
+        left = _line_net(line) - credited_by_line.get(line.pk, 0)
+        if item.amount > left:
+            raise CreditNoteError(
+                f"Line '{line.description}' has {max(left, 0)} {invoice.currency} (tax excluded) left to credit; "
+                f"{item.amount} is too much."
+            )
+        inputs.append(LineInput(amount=item.amount, tax_rate=line.tax_rate, tax_category=line.tax_category))
+    totals = compute_invoice_totals(currency=invoice.currency, lines=inputs)
+    lines = tuple(
+        CreditNoteLine(
+            invoice_line_id=item.invoice_line_id,
+            description=(item.description or invoice_lines[item.invoice_line_id].description)[:300],
+            quantity=item.quantity,
+            amount=item.amount,
+            tax_rate=invoice_lines[item.invoice_line_id].tax_rate,
+            tax_category=invoice_lines[item.invoice_line_id].tax_category,
+            tax_amount=line_totals.tax_amount,
+        )
+        for item, line_totals in zip(wanted, totals.lines, strict=True)
+    )
+    return CreditNotePreview(
+        lines=lines,
+        subtotal=totals.subtotal,
+        tax_total=totals.tax_total,
+        total=totals.total,
+        tax_breakdown=totals.tax_breakdown,
+    )
+
+
+def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
+    groups = [
+        (group["category"], Decimal(group["rate"]), group["taxable_amount"] + group["tax_amount"])
+        for group in invoice.tax_breakdown
+        if group["taxable_amount"] + group["tax_amount"] > 0
+    ]
+    if not groups:
+        raise CreditNoteError(f"Invoice {invoice.number} has nothing positive to credit.")
+    # The amount_off rule of calculations shares `amount` over the groups in proportion
+    # to their gross amounts (largest remainder): its discount shares are the credits.
+    shares = compute_invoice_totals(
+        currency=invoice.currency,
+        lines=[
+            LineInput(amount=gross, tax_rate=rate, tax_category=category, tax_inclusive=True)
+            for category, rate, gross in groups
+        ],
+        discounts=[DiscountInput(amount_off=amount)],
+    )
+    if shares.discount_total != amount:
+        raise CreditNoteError(
+            f"Invoice {invoice.number} can be credited at most {shares.discount_total} {invoice.currency}; "
+            f"{amount} is too much."
+        )
+    parts = [
+        (category, rate, line.discount_amount)
+        for (category, rate, _gross), line in zip(groups, shares.lines, strict=True)
+        if line.discount_amount
+    ]
+    totals = compute_invoice_totals(
+        currency=invoice.currency,
+        lines=[
+            LineInput(amount=gross, tax_rate=rate, tax_category=category, tax_inclusive=True)
+            for category, rate, gross in parts
+        ],
+    )
+    lines = tuple(
+        CreditNoteLine(
+            description=f"Credit on invoice {invoice.number} ({category} {rate_text(rate)} %)",
+            amount=line.taxable_amount,
+            tax_rate=rate,
+            tax_category=category,
+            tax_amount=line.tax_amount,
+        )
+        for (category, rate, _gross), line in zip(parts, totals.lines, strict=True)
+    )
+    return CreditNotePreview(
+        lines=lines,
+        subtotal=sum(line.amount for line in lines),
+        tax_total=totals.tax_total,
+        total=totals.total,
+        tax_breakdown=totals.tax_breakdown,
+    )
+
+
+def credit_note_preview(
+    *, invoice: Invoice, lines: Sequence[CreditLineInput] | None = None, amount: int | None = None
+) -> CreditNotePreview:
+    """The credit note `credit_note_create` would issue, without writing anything."""
+    if (lines is None) == (amount is None):
+        raise CreditNoteError("Credit either some invoice lines or an amount, not both and not neither.")
+    if amount is not None:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise CreditNoteError(f"Credit a positive amount (tax included), not {amount!r}.")
+        preview = _preview_from_amount(invoice=invoice, amount=amount)
+    else:
+        if not lines:
+            raise CreditNoteError("Credit at least one invoice line.")
+        credited = invoice_credited(invoice_id=invoice.pk)
+        preview = _preview_from_lines(invoice=invoice, wanted=lines, credited_by_line=dict(credited.by_line))
+    return preview
+
+
+@transaction.atomic(savepoint=False)
+def credit_note_create(
+    *,
+    invoice: Invoice,
+    lines: Sequence[CreditLineInput] | None = None,
+    amount: int | None = None,
+    reduce_amount_due: int = 0,
+    credit_to_balance: int = 0,
+    refund: int = 0,
+    reason: str,
+    memo: str = "",
+    at: datetime,
+    acting_user: Any = None,
+) -> CreditNote:
+    """Issue a credit note for an open or paid invoice (see the module docstring).
+
+    Locks the customer (balance), the invoice, then the credit-note series.
+    """
+    if at is None or at.tzinfo is None:
+        raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+    if reason not in CreditNote.Reason.values:
+        raise CreditNoteError(
+            f"Unknown credit note reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}."
+        )
+    reduce_amount_due = _positive_int(reduce_amount_due, field="reduce_amount_due")
+    credit_to_balance = _positive_int(credit_to_balance, field="credit_to_balance")
+    refund = _positive_int(refund, field="refund")
+
+    customers_lock_balance(customer_ids=[invoice.customer_id])
+    invoice = invoice_qs_for_update().select_related("brand", "customer").get(pk=invoice.pk)
+    if invoice.status not in CREDITABLE_STATUSES:
+        hint = " (edit the draft instead)" if invoice.status == Status.DRAFT else ""
+        raise CreditNoteError(
+            f"Invoice {invoice.number or f'#{invoice.pk}'} is {invoice.status}: only open or paid invoices take "
+            f"credit notes{hint}."
+        )
+    preview = credit_note_preview(invoice=invoice, lines=lines, amount=amount)
+    credited = invoice_credited(invoice_id=invoice.pk)
+    creditable = invoice.total - credited.total
+    if preview.total > creditable:
+        raise CreditNoteError(
+            f"Invoice {invoice.number} has {max(creditable, 0)} {invoice.currency} left to credit (its total "
+            f"{invoice.total} minus {credited.total} already credited); {preview.total} is too much."
+        )
+    if preview.total <= 0:
+        raise CreditNoteError("A credit note credits a positive total.")
+
+    if reduce_amount_due == credit_to_balance == refund == 0:
+        reduce_amount_due = min(preview.total, invoice.amount_remaining)
+        credit_to_balance = preview.total - reduce_amount_due
+    allocated = reduce_amount_due + credit_to_balance + refund
+    if allocated != preview.total:
+        raise CreditNoteError(
+            f"The credit note totals {preview.total} {invoice.currency} (tax included) but reduce_amount_due + "
+            f"credit_to_balance + refund = {allocated}; they must add up to the total."
+        )
+    if reduce_amount_due > invoice.amount_remaining:
+        raise CreditNoteError(
+            f"Only {invoice.amount_remaining} {invoice.currency} remain due on invoice {invoice.number}; "
+            f"the amount due cannot be reduced by {reduce_amount_due}."
+        )
+    refundable = invoice.amount_paid - credited.refunded
+    if refund > refundable:
+        raise CreditNoteError(
+            f"{max(refundable, 0)} {invoice.currency} of invoice {invoice.number} was paid and not refunded yet; "
+            f"{refund} cannot be refunded."
+        )
+
+    brand, customer = invoice.brand, invoice.customer
+    language = document_language(invoice.language)
+    mentions = [
+        credit_note_reference(
+            invoice_number=invoice.number,
+            invoice_date=local_date(invoice.finalized_at, brand.timezone),
+            language=language,
+        )
+    ]
+    vat_mention = invoice.issued_snapshot.get("vat_mention")
+    if vat_mention:
+        mentions.append({"key": vat_mention, "text": LEGAL_MENTIONS[vat_mention][language]})
+    [number] = number_sequence_reserve(brand=brand, kind=NumberSequence.Kind.CREDIT_NOTE, at=at)
+    credit_note = CreditNote(
+        invoice=invoice,
+        brand=brand,
+        customer=customer,
+        number=number,
+        reason=reason,
+        memo=memo,
+        currency=invoice.currency,
+        subtotal=preview.subtotal,
+        tax_total=preview.tax_total,
+        total=preview.total,
+        reduced_amount_due=reduce_amount_due,
+        credited_to_balance=credit_to_balance,
+        refunded=refund,
+        tax_breakdown=tax_breakdown_rows(preview.tax_breakdown),
+        issued_snapshot={
+            "seller": seller_snapshot(brand),
+            "buyer": buyer_snapshot(customer),
+            "language": language,
+            "issue_date": local_date(at, brand.timezone).isoformat(),
+            "invoice": {
+                "number": invoice.number,
+                "issue_date": local_date(invoice.finalized_at, brand.timezone).isoformat(),
+            },
+            "vat_mention": vat_mention,
+            "mentions": mentions,
+        },
+        issued_at=at,
+        acting_user=acting_user if getattr(acting_user, "is_authenticated", False) else None,
+    )
+    credit_note.content_hash = credit_note_content_hash(credit_note=credit_note, lines=preview.lines)
+    credit_note.save()
+    for line in preview.lines:
+        line.credit_note = credit_note
+    CreditNoteLine.objects.bulk_create(preview.lines)
+
+    if credit_to_balance:
+        BalanceTransaction.objects.create(
+            customer=customer,
+            currency=invoice.currency,
+            amount=credit_to_balance,
+            kind=BalanceTransaction.Kind.CREDIT_NOTE,
+            description=f"Credit note {number} for invoice {invoice.number}",
+            invoice=invoice,
+            credit_note=credit_note,
+            created_at=at,
+        )
+    became_paid = False
+    if reduce_amount_due:
+        invoice.amount_remaining -= reduce_amount_due
+        fields = ["amount_remaining", "updated_at"]
+        if invoice.amount_remaining == 0 and invoice.status == Status.OPEN:
+            assert_invoice_transition(invoice, Status.PAID)
+            invoice.status = Status.PAID
+            invoice.paid_at = at
+            fields += ["status", "paid_at"]
+            became_paid = True
+        invoice.save(update_fields=fields)
+
+    data = {
+        "number": number,
+        "invoice_id": invoice.pk,
+        "invoice_number": invoice.number,
+        "currency": invoice.currency,
+        "total": credit_note.total,
+        "reduced_amount_due": reduce_amount_due,
+        "credited_to_balance": credit_to_balance,
+        "refunded": refund,
+        "reason": reason,
+    }
+    event_record(
+        type="credit_note.created",
+        object_type="credit_note",
+        object_id=credit_note.pk,
+        customer_id=customer.pk,
+        occurred_at=at,
+        data=data,
+        acting_user=acting_user,
+    )
+    if became_paid:
+        event_record(
+            type="invoice.paid",
+            object_type="invoice",
+            object_id=invoice.pk,
+            customer_id=customer.pk,
+            occurred_at=at,
+            data={"number": invoice.number, "status": invoice.status, "paid_by_credit_note": number},
+            acting_user=acting_user,
+        )
+    return credit_note

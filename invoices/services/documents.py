@@ -1,0 +1,266 @@
+"""What an issued document freezes: seller and buyer identities, legal mentions, and a
+content hash over the whole.
+
+French invoices must show (Code de commerce L441-9, CGI article 242 nonies A): the
+seller's and buyer's names and addresses, SIREN, VAT numbers, the seller's legal form,
+share capital and RCS registration, the delivery address when it differs, the category
+of the operation, the due date and payment terms, the late-payment penalty rate, the
+fixed 40 EUR recovery indemnity, the early-payment discount terms (here: none), the VAT
+option on debits when taken, and the VAT exemption / reverse-charge mention when no
+VAT is charged. `issued_snapshot` holds all of it, in the document's language, so a
+later edit of the brand or the customer never changes an issued invoice.
+
+Everything here is pure Python over already loaded rows: the bulk issue path calls it
+for thousands of invoices per transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+
+from invoices.models import Brand
+from invoices.vat import LEGAL_MENTIONS
+
+DEFAULT_DAYS_UNTIL_DUE: Final = 30
+SEND_INVOICE: Final = "send_invoice"
+MENTION_LANGUAGES: Final = ("fr", "en")
+
+# Fixed texts of the mentions, by language. The 40 EUR indemnity is set by article
+# D441-5 of the Code de commerce; the penalty rate comes from the brand.
+_TEXTS: Final[dict[str, dict[str, str]]] = {
+    "fr": {
+        "operation_category": "Catégorie de l'opération : Prestation de services",
+        "late_payment": "Pénalités de retard : {rate} (article L441-10 du Code de commerce)",
+        "recovery_indemnity": "En cas de retard de paiement, indemnité forfaitaire pour frais de recouvrement "
+        "de 40 € (article D441-5 du Code de commerce)",
+        "early_payment": "Pas d'escompte pour paiement anticipé",
+        "vat_on_debits": "Option pour le paiement de la taxe d'après les débits",
+        "terms_send_invoice": "Paiement à {days} jours, date d'échéance : {due}",
+        "terms_charge_automatically": "Paiement par prélèvement automatique à l'émission, date d'échéance : {due}",
+        "credit_note_for": "Avoir se rapportant à la facture n° {number} du {date}",
+    },
+    "en": {
+        "operation_category": "Type of transaction: supply of services (prestation de services)",
+        "late_payment": "Late-payment penalties: {rate} (article L441-10 of the French Commercial Code)",
+        "recovery_indemnity": "Fixed compensation for recovery costs in case of late payment: €40 "
+        "(article D441-5 of the French Commercial Code)",
+        "early_payment": "No discount for early payment",
+        "vat_on_debits": "VAT payable on debits (option pour le paiement de la taxe d'après les débits)",
+        "terms_send_invoice": "Payment within {days} days, due date: {due}",
+        "terms_charge_automatically": "Paid by automatic debit on issue, due date: {due}",
+        "credit_note_for": "Credit note for invoice {number} of {date}",
+    },
+}
+
+
+def document_language(language: str | None) -> str:
+    return language if language in MENTION_LANGUAGES else "fr"
+
+
+@lru_cache(maxsize=512)
+def format_local_date(day: date, language: str) -> str:
+    return format_date(day, format="long", locale=document_language(language))
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def seller_snapshot(brand: Brand) -> dict[str, Any]:
+    return {
+        "name": brand.name,
+        "legal_name": brand.legal_name,
+        "legal_form": brand.legal_form,
+        "address_line1": brand.address_line1,
+        "address_line2": brand.address_line2,
+        "postal_code": brand.postal_code,
+        "city": brand.city,
+        "country": str(brand.country),
+        "siren": brand.siren,
+        "siret": brand.siret,
+        "vat_number": brand.vat_number,
+        "share_capital": brand.share_capital,
+        "rcs": brand.rcs,
+        "email": brand.email,
+        "website": brand.website,
+        "iban": brand.iban,
+        "bic": brand.bic,
+        "payment_instructions": brand.payment_instructions,
+        "vat_on_debits": brand.vat_on_debits,
+    }
+
+
+def buyer_snapshot(customer: Any) -> dict[str, Any]:
+    # The VAT number is decrypted here: the law requires it printed on the invoice.
+    return {
+        "legal_name": customer.legal_name,
+        "email": customer.invoice_email or customer.email,
+        "address_line1": customer.address_line1,
+        "address_line2": customer.address_line2,
+        "postal_code": customer.postal_code,
+        "city": customer.city,
+        "region": customer.region,
+        "country": str(customer.country),
+        "vat_number": customer.tax_id or "",
+        "siren": customer.siren,
+        "is_business": customer.is_business,
+        "delivery_address": customer.delivery_address,
+    }
+
+
+def legal_mentions(
+    *,
+    brand: Brand,
+    language: str,
+    vat_mention_key: str | None,
+    collection_method: str,
+    days_until_due: int,
+    due_date: date,
+) -> list[dict[str, str]]:
+    """The mentions French law requires, in order, as ``{"key", "text"}`` items."""
+    language = document_language(language)
+    texts = _TEXTS[language]
+    due = format_local_date(due_date, language)
+    mentions = [{"key": "operation_category", "text": texts["operation_category"]}]
+    if collection_method == SEND_INVOICE:
+        terms = texts["terms_send_invoice"].format(days=days_until_due, due=due)
+    else:
+        terms = texts["terms_charge_automatically"].format(due=due)
+    mentions.append({"key": "payment_terms", "text": terms})
+    mentions += [
+        {"key": "late_payment", "text": texts["late_payment"].format(rate=brand.late_payment_rate)},
+        {"key": "recovery_indemnity", "text": texts["recovery_indemnity"]},
+        {"key": "early_payment", "text": texts["early_payment"]},
+    ]
+    if vat_mention_key:
+        mentions.append({"key": vat_mention_key, "text": LEGAL_MENTIONS[vat_mention_key][language]})
+    if brand.vat_on_debits:
+        mentions.append({"key": "vat_on_debits", "text": texts["vat_on_debits"]})
+    return mentions
+
+
+def credit_note_reference(*, invoice_number: str, invoice_date: date, language: str) -> dict[str, str]:
+    language = document_language(language)
+    text = _TEXTS[language]["credit_note_for"].format(
+        number=invoice_number, date=format_local_date(invoice_date, language)
+    )
+    return {"key": "credit_note_for", "text": text}
+
+
+# -- content hash --------------------------------------------------------------------
+
+_SIX_PLACES: Final = Decimal("0.000001")
+_THREE_PLACES: Final = Decimal("0.001")
+
+
+@lru_cache(maxsize=4096)
+def _quantized(value: Decimal | int, places: Decimal) -> str:
+    # As the database stores it (DecimalField quantizes with the default half-even context).
+    return format(Decimal(value).quantize(places), "f")
+
+
+def _decimal(value: Decimal | int | None, places: Decimal) -> str | None:
+    return None if value is None else _quantized(value, places)
+
+
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def invoice_line_hash_row(line: Any) -> list[Any]:
+    """An InvoiceLine (saved or not) as plain values, the same either way."""
+    return [
+        line.position,
+        line.kind,
+        line.description,
+        _decimal(line.quantity, _SIX_PLACES),
+        _decimal(line.unit_amount, _SIX_PLACES),
+        line.amount,
+        line.discount_amount,
+        _decimal(line.tax_rate, _THREE_PLACES),
+        line.tax_category,
+        line.tax_inclusive,
+        line.tax_amount,
+        _moment(line.period_start),
+        _moment(line.period_end),
+    ]
+
+
+def credit_note_line_hash_row(line: Any) -> list[Any]:
+    return [
+        line.invoice_line_id,
+        line.description,
+        _decimal(line.quantity, _SIX_PLACES),
+        line.amount,
+        _decimal(line.tax_rate, _THREE_PLACES),
+        line.tax_category,
+        line.tax_amount,
+    ]
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 as is: the same text for the same content."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_hash(payload: Mapping[str, Any], *, snapshot_json: str) -> str:
+    """sha256 of the canonical JSON of `payload`, a newline, and that of the snapshot."""
+    return hashlib.sha256(f"{canonical_json(payload)}\n{snapshot_json}".encode()).hexdigest()
+
+
+def invoice_content_hash(*, invoice: Any, lines: Iterable[Any], snapshot_json: str | None = None) -> str:
+    """sha256 over the number, amounts, lines and snapshot of an invoice (saved or not).
+
+    `snapshot_json`: `canonical_json(invoice.issued_snapshot)` when the caller has it
+    already (the bulk path stores that same text).
+    """
+    return canonical_hash(
+        {
+            "number": invoice.number,
+            "currency": invoice.currency,
+            "finalized_at": _moment(invoice.finalized_at),
+            "totals": [
+                invoice.subtotal,
+                invoice.discount_total,
+                invoice.tax_total,
+                invoice.total_excluding_tax,
+                invoice.total,
+                invoice.starting_balance_applied,
+                invoice.amount_due,
+            ],
+            "tax_breakdown": invoice.tax_breakdown,
+            "lines": [invoice_line_hash_row(line) for line in lines],
+        },
+        snapshot_json=snapshot_json if snapshot_json is not None else canonical_json(invoice.issued_snapshot),
+    )
+
+
+def credit_note_content_hash(*, credit_note: Any, lines: Iterable[Any]) -> str:
+    return canonical_hash(
+        {
+            "number": credit_note.number,
+            "invoice_id": credit_note.invoice_id,
+            "currency": credit_note.currency,
+            "issued_at": _moment(credit_note.issued_at),
+            "totals": [
+                credit_note.subtotal,
+                credit_note.tax_total,
+                credit_note.total,
+                credit_note.reduced_amount_due,
+                credit_note.credited_to_balance,
+                credit_note.refunded,
+            ],
+            "tax_breakdown": credit_note.tax_breakdown,
+            "lines": [credit_note_line_hash_row(line) for line in lines],
+        },
+        snapshot_json=canonical_json(credit_note.issued_snapshot),
+    )

@@ -1,0 +1,536 @@
+"""Finalization: a draft becomes an issued invoice with a number, frozen for good.
+
+`invoice_finalize` issues one draft (admin, API, subscription changes);
+`invoices_issue_bulk` creates and issues many invoices at once with a fixed number
+of queries (the billing run). Both apply the same rules:
+
+- totals come from the lines (they must add up, see `docs/billing.md`);
+- customer credit (a positive balance) pays as much of the total as it can; a
+  negative total is credited to the balance instead and nothing is due;
+- the number is the next one of the brand's series, reserved under a row lock;
+- the seller, buyer and legal mentions are frozen in `issued_snapshot`, and a sha256
+  `content_hash` covers number, amounts, lines and snapshot;
+- `amount_due == 0` makes the invoice paid at once;
+- an `invoice.finalized` event (and `invoice.paid` when paid) is recorded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, Value, When
+
+from billing.events import EventRow, event_record, events_record_bulk
+from billing.models import InvoiceItem
+from customers.models import Customer
+from invoices.bulk import allocate_ids, copy_insert, copy_supported
+from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
+from invoices.errors import InvoiceDoesNotReconcile, InvoiceError
+from invoices.locks import customers_lock_balance, invoice_qs_for_update
+from invoices.models import BalanceTransaction, Brand, Invoice, InvoiceLine, NumberSequence
+from invoices.selectors import NoBrandConfigured, customer_balance, customer_balances_by_currency, standard_tax_rates
+from invoices.services.documents import (
+    DEFAULT_DAYS_UNTIL_DUE,
+    SEND_INVOICE,
+    buyer_snapshot,
+    canonical_json,
+    invoice_content_hash,
+    legal_mentions,
+    local_date,
+    seller_snapshot,
+)
+from invoices.services.drafts import InvoiceDraftError, invoice_build, invoice_fields, invoice_line_objects
+from invoices.services.drafts import tax_breakdown_rows as _tax_breakdown_rows
+from invoices.services.numbering import number_sequence_reserve, number_series_key
+from invoices.services.tax import tax_decision_for
+from invoices.states import assert_invoice_transition
+from invoices.types import DraftInvoice
+
+Status = Invoice.Status
+
+# Columns finalization writes on an existing draft.
+_FINALIZED_FIELDS = [
+    "number",
+    "status",
+    "subtotal",
+    "discount_total",
+    "tax_total",
+    "total_excluding_tax",
+    "total",
+    "tax_breakdown",
+    "starting_balance_applied",
+    "amount_due",
+    "amount_remaining",
+    "finalized_at",
+    "due_at",
+    "paid_at",
+    "issued_snapshot",
+    "content_hash",
+    "updated_at",
+]
+
+
+def _check_aware(at: datetime | None, *, what: str = "at") -> None:
+    if at is None or at.tzinfo is None:
+        raise InvoiceError(f"`{what}` must be an aware datetime (UTC in the database), got {at!r}.")
+
+
+def days_until_due(*, custom_fields: Mapping[str, Any]) -> int:
+    days = custom_fields.get("days_until_due")
+    return DEFAULT_DAYS_UNTIL_DUE if days is None else int(days)
+
+
+def due_at_for(*, at: datetime, collection_method: str, days: int) -> datetime:
+    """send_invoice: `days` after issue; charge_automatically: due on issue."""
+    return at + timedelta(days=days) if collection_method == SEND_INVOICE else at
+
+
+def credit_split(*, total: int, balance: int) -> int:
+    """Signed customer credit an invoice uses (`starting_balance_applied`).
+
+    Positive: credit taken from the balance, at most the total. Negative: a negative
+    total handed to the balance. amount_due = total - credit_split, never negative.
+    """
+    if total < 0:
+        return total
+    return min(max(balance, 0), total)
+
+
+def issued_snapshot(
+    *,
+    seller: dict[str, Any],
+    buyer: dict[str, Any],
+    brand: Brand,
+    language: str,
+    vat_mention_key: str | None,
+    collection_method: str,
+    days: int,
+    at: datetime,
+    due_at: datetime,
+    discounts: Any = (),
+) -> dict[str, Any]:
+    due_date = local_date(due_at, brand.timezone)
+    return {
+        "seller": seller,
+        "buyer": buyer,
+        "language": language,
+        "issue_date": local_date(at, brand.timezone).isoformat(),
+        "due_date": due_date.isoformat(),
+        "collection_method": collection_method,
+        "days_until_due": days if collection_method == SEND_INVOICE else 0,
+        "vat_mention": vat_mention_key,
+        "discounts": list(discounts or ()),
+        "mentions": legal_mentions(
+            brand=brand,
+            language=language,
+            vat_mention_key=vat_mention_key,
+            collection_method=collection_method,
+            days_until_due=days,
+            due_date=due_date,
+        ),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+    total_excluding_tax: int
+    tax_breakdown: tuple[TaxGroup, ...]
+
+
+def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine]) -> _Totals:
+    """Totals of a draft from its stored lines, or InvoiceDoesNotReconcile.
+
+    The tax is recomputed with `invoices.calculations` on each line's amount after
+    discount, so a line whose tax share, or an invoice whose totals, differ from what
+    the rules give is refused rather than issued.
+    """
+    try:
+        recomputed = compute_invoice_totals(
+            currency=invoice.currency,
+            lines=[
+                LineInput(
+                    amount=line.amount - line.discount_amount,
+                    tax_rate=line.tax_rate,
+                    tax_category=line.tax_category,
+                    tax_inclusive=line.tax_inclusive,
+                    discountable=False,
+                )
+                for line in lines
+            ],
+        )
+    except ValueError as error:
+        raise InvoiceDoesNotReconcile(
+            f"Draft invoice #{invoice.pk} has a line that cannot be taxed: {error}"
+        ) from error
+    problems = []
+    for line, line_totals in zip(lines, recomputed.lines, strict=True):
+        label = f"line {line.position + 1} ({line.description})"
+        if not 0 <= line.discount_amount <= max(line.amount, 0):
+            problems.append(f"{label} has a discount of {line.discount_amount} on an amount of {line.amount}")
+        if line.tax_amount != line_totals.tax_amount:
+            problems.append(
+                f"{label} carries {line.tax_amount} of tax but its tax group gives {line_totals.tax_amount}"
+            )
+    subtotal = sum(line.amount for line in lines)
+    discount_total = sum(line.discount_amount for line in lines)
+    exclusive_tax = sum(group.tax_amount for group in recomputed.tax_breakdown if not group.inclusive)
+    total = subtotal - discount_total + exclusive_tax
+    totals = _Totals(
+        subtotal=subtotal,
+        discount_total=discount_total,
+        tax_total=recomputed.tax_total,
+        total=total,
+        total_excluding_tax=total - recomputed.tax_total,
+        tax_breakdown=recomputed.tax_breakdown,
+    )
+    for name in ("subtotal", "discount_total", "tax_total", "total", "total_excluding_tax"):
+        stored, expected = getattr(invoice, name), getattr(totals, name)
+        if stored != expected:
+            problems.append(f"its {name.replace('_', ' ')} is {stored} but its lines give {expected}")
+    if problems:
+        raise InvoiceDoesNotReconcile(
+            f"Draft invoice #{invoice.pk} does not add up: {'; '.join(problems)}. Rebuild the draft before issuing it."
+        )
+    return totals
+
+
+def _balance_transaction(*, invoice: Invoice, applied: int, at: datetime) -> BalanceTransaction:
+    if applied > 0:
+        description = f"Applied to invoice {invoice.number}"
+    else:
+        description = f"Credit from invoice {invoice.number} (negative total)"
+    return BalanceTransaction(
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        amount=-applied,
+        kind=BalanceTransaction.Kind.APPLIED_TO_INVOICE,
+        description=description,
+        invoice=invoice,
+        created_at=at,
+    )
+
+
+def _event_data(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "number": invoice.number,
+        "status": invoice.status,
+        "currency": invoice.currency,
+        "total": invoice.total,
+        "amount_due": invoice.amount_due,
+        "subscription_id": invoice.subscription_id,
+    }
+
+
+@transaction.atomic(savepoint=False)
+def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None) -> Invoice:
+    """Issue a draft invoice at `at`: number, frozen snapshot, customer credit, events.
+
+    Locks (in order): the customer (its balance), the invoice, the number sequence.
+    Raises InvalidInvoiceTransition unless the invoice is a draft, and
+    InvoiceDoesNotReconcile when its lines do not add up to its totals.
+    """
+    _check_aware(at)
+    customers_lock_balance(customer_ids=[invoice.customer_id])
+    locked_customer_id = invoice.customer_id
+    invoice = invoice_qs_for_update().select_related("brand", "customer").get(pk=invoice.pk)
+    assert_invoice_transition(invoice, Status.OPEN)
+    customer = invoice.customer
+    if customer.pk != locked_customer_id:
+        # The draft moved to another customer since the caller loaded it.
+        customers_lock_balance(customer_ids=[customer.pk])
+    brand = invoice.brand
+    lines = list(invoice.lines.order_by("position", "pk"))
+    totals = invoice_totals_from_lines(invoice=invoice, lines=lines)
+
+    applied = credit_split(
+        total=totals.total, balance=customer_balance(customer_id=customer.pk, currency=invoice.currency)
+    )
+    amount_due = totals.total - applied
+    days = days_until_due(custom_fields=invoice.custom_fields)
+    due_at = due_at_for(at=at, collection_method=invoice.collection_method, days=days)
+
+    invoice.subtotal = totals.subtotal
+    invoice.discount_total = totals.discount_total
+    invoice.tax_total = totals.tax_total
+    invoice.total = totals.total
+    invoice.total_excluding_tax = totals.total_excluding_tax
+    invoice.tax_breakdown = _tax_breakdown_rows(totals.tax_breakdown)
+    invoice.starting_balance_applied = applied
+    invoice.amount_due = amount_due
+    invoice.amount_remaining = amount_due
+    invoice.finalized_at = at
+    invoice.due_at = due_at
+    invoice.issued_snapshot = issued_snapshot(
+        seller=seller_snapshot(brand),
+        buyer=buyer_snapshot(customer),
+        brand=brand,
+        language=invoice.language,
+        vat_mention_key=invoice.custom_fields.get("vat_mention"),
+        collection_method=invoice.collection_method,
+        days=days,
+        at=at,
+        due_at=due_at,
+        discounts=invoice.custom_fields.get("discounts"),
+    )
+    # As late as possible: the sequence lock serializes the brand's finalizations until commit.
+    [invoice.number] = number_sequence_reserve(brand=brand, kind=NumberSequence.Kind.INVOICE, at=at)
+    if amount_due == 0:
+        assert_invoice_transition(invoice, Status.PAID)
+        invoice.status = Status.PAID
+        invoice.paid_at = at
+    else:
+        invoice.status = Status.OPEN
+    invoice.content_hash = invoice_content_hash(invoice=invoice, lines=lines)
+    invoice.save(update_fields=_FINALIZED_FIELDS)
+
+    if applied:
+        _balance_transaction(invoice=invoice, applied=applied, at=at).save()
+    data = _event_data(invoice)
+    event_record(
+        type="invoice.finalized",
+        object_type="invoice",
+        object_id=invoice.pk,
+        customer_id=customer.pk,
+        occurred_at=at,
+        data=data,
+        acting_user=acting_user,
+    )
+    if invoice.status == Status.PAID:
+        event_record(
+            type="invoice.paid",
+            object_type="invoice",
+            object_id=invoice.pk,
+            customer_id=customer.pk,
+            occurred_at=at,
+            data=data,
+            acting_user=acting_user,
+        )
+    return invoice
+
+
+# -- bulk ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    invoice: Invoice
+    lines: list[InvoiceLine]
+    brand: Brand
+    issued_at: datetime
+    item_ids: list[int]
+    snapshot_json: str  # canonical JSON of the snapshot: hashed, and stored as is on PostgreSQL
+
+
+def _brands_for(customers: Sequence[Customer]) -> tuple[dict[int, Brand], Brand | None]:
+    brand_ids = {customer.brand_id for customer in customers if customer.brand_id is not None}
+    need_default = any(customer.brand_id is None for customer in customers)
+    query = Brand.objects.filter(pk__in=brand_ids)
+    if need_default:
+        query = query | Brand.objects.filter(is_default=True)
+    brands = {brand.pk: brand for brand in query}
+    default = next((brand for brand in brands.values() if brand.is_default), None)
+    return brands, default
+
+
+@transaction.atomic(savepoint=False)
+def invoices_issue_bulk(
+    *,
+    items: Sequence[tuple[DraftInvoice, Customer]],
+    at: datetime | None,
+    rates: Mapping[str, object] | None = None,
+    balances: Mapping[tuple[int, str], int] | None = None,
+) -> list[int]:
+    """Create AND finalize one invoice per (draft, customer); return their ids in order.
+
+    A fixed number of queries per call, whatever len(items): lock the customers, read
+    their balances, load the brands, reserve each brand's numbers in one go, insert
+    invoices, lines and balance transactions, attach the invoice items, record the
+    events. `at` is the issue date; None issues each invoice at its draft's
+    period_start (test clocks). `rates`: `standard_tax_rates()`, read once by the
+    caller for many calls.
+
+    `balances` is accepted for callers written against an earlier signature and is not
+    used: a balance read before the customers are locked may already be spent by a
+    concurrent transaction, so the balances are read here, under the lock (one query).
+    """
+    del balances  # see the docstring
+    if not items:
+        return []
+    if at is not None:
+        _check_aware(at)
+    rates = standard_tax_rates() if rates is None else rates
+    customers = [customer for _, customer in items]
+    customers_lock_balance(customer_ids=[customer.pk for customer in customers])
+    available = customer_balances_by_currency(customer_ids={customer.pk for customer in customers})
+    brands, default_brand = _brands_for(customers)
+
+    decisions: dict[tuple[Any, ...], Any] = {}
+    sellers = {brand.pk: seller_snapshot(brand) for brand in brands.values()}
+    pending: list[_Pending] = []
+    for draft, customer in items:
+        brand = brands.get(customer.brand_id) if customer.brand_id is not None else default_brand
+        if brand is None:
+            raise NoBrandConfigured(f"Customer #{customer.pk} has no brand and there is no default brand.")
+        issued_at = at if at is not None else draft.period_start
+        _check_aware(issued_at, what="at (or the draft's period_start)")
+        tax_id = customer.tax_id if customer.is_business else ""
+        decision_key = (brand.pk, str(customer.country), tax_id)
+        decision = decisions.get(decision_key)
+        if decision is None:
+            decision = decisions[decision_key] = tax_decision_for(brand=brand, customer=customer, rates=rates)
+        preview = invoice_build(customer=customer, draft=draft, brand=brand, decision=decision, balance=0)
+        total = preview.totals.total
+        balance_key = (customer.pk, draft.currency)
+        applied = credit_split(total=total, balance=available.get(balance_key, 0))
+        available[balance_key] = available.get(balance_key, 0) - applied
+        amount_due = total - applied
+
+        fields = invoice_fields(draft=draft, preview=preview, language=customer.preferred_language)
+        days = days_until_due(custom_fields=fields["custom_fields"])
+        due_at = due_at_for(at=issued_at, collection_method=draft.collection_method, days=days)
+        fields.update(
+            starting_balance_applied=applied,
+            amount_due=amount_due,
+            amount_remaining=amount_due,
+            finalized_at=issued_at,
+            due_at=due_at,
+            paid_at=issued_at if amount_due == 0 else None,
+            issued_snapshot=issued_snapshot(
+                seller=sellers[brand.pk],
+                buyer=buyer_snapshot(customer),
+                brand=brand,
+                language=customer.preferred_language,
+                vat_mention_key=preview.vat_mention_key,
+                collection_method=draft.collection_method,
+                days=days,
+                at=issued_at,
+                due_at=due_at,
+                discounts=fields["custom_fields"]["discounts"],
+            ),
+        )
+        fields["status"] = Status.PAID if amount_due == 0 else Status.OPEN
+        pending.append(
+            _Pending(
+                invoice=Invoice(**fields),
+                lines=invoice_line_objects(preview=preview),
+                brand=brand,
+                issued_at=issued_at,
+                item_ids=[line.invoice_item_id for line in draft.lines if line.invoice_item_id is not None],
+                snapshot_json=canonical_json(fields["issued_snapshot"]),
+            )
+        )
+
+    # Numbers: one reservation per series, handed out in issue order.
+    series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
+    for entry in pending:
+        key = number_series_key(brand=entry.brand, kind=NumberSequence.Kind.INVOICE, at=entry.issued_at)
+        series[(entry.brand.pk, key.scope)].append(entry)
+    for (_brand_id, _scope), entries in sorted(series.items()):
+        entries.sort(key=lambda entry: entry.issued_at)
+        numbers = number_sequence_reserve(
+            brand=entries[0].brand, kind=NumberSequence.Kind.INVOICE, at=entries[0].issued_at, count=len(entries)
+        )
+        for entry, number in zip(entries, numbers, strict=True):
+            entry.invoice.number = number
+            entry.invoice.content_hash = invoice_content_hash(
+                invoice=entry.invoice, lines=entry.lines, snapshot_json=entry.snapshot_json
+            )
+
+    invoices = [entry.invoice for entry in pending]
+    _insert_issued(pending)
+
+    transactions = [
+        _balance_transaction(invoice=invoice, applied=invoice.starting_balance_applied, at=invoice.finalized_at)
+        for invoice in invoices
+        if invoice.starting_balance_applied
+    ]
+    if transactions and copy_supported():
+        copy_insert(model=BalanceTransaction, objs=transactions, with_pk=False)
+    elif transactions:
+        BalanceTransaction.objects.bulk_create(transactions)
+
+    invoice_of_item = {item_id: entry.invoice.pk for entry in pending for item_id in entry.item_ids}
+    if invoice_of_item:
+        attached = InvoiceItem.objects.filter(pk__in=list(invoice_of_item), invoice__isnull=True).update(
+            invoice_id=Case(
+                *(When(pk=item_id, then=Value(invoice_id)) for item_id, invoice_id in invoice_of_item.items())
+            )
+        )
+        if attached != len(invoice_of_item):
+            raise InvoiceDraftError("A pending invoice item was already invoiced; the chunk was not issued.")
+
+    events = []
+    for invoice in invoices:
+        data = _event_data(invoice)
+        for event_type in (
+            ("invoice.finalized", "invoice.paid") if invoice.status == Status.PAID else ("invoice.finalized",)
+        ):
+            events.append(
+                EventRow(
+                    type=event_type,
+                    object_type="invoice",
+                    object_id=invoice.pk,
+                    customer_id=invoice.customer_id,
+                    occurred_at=invoice.finalized_at,
+                    data=data,
+                )
+            )
+    events_record_bulk(rows=events)
+    return [invoice.pk for invoice in invoices]
+
+
+def _insert_issued(pending: Sequence[_Pending]) -> None:
+    """Insert the issued invoices and their lines.
+
+    PostgreSQL: the invoice ids are drawn first, the lines are copied, then the
+    invoices with their final status. The line trigger refuses lines of a non-draft
+    invoice but lets a line through while its invoice does not exist yet; the line's
+    foreign key (deferred to commit) then requires the invoice this transaction
+    inserts. Elsewhere: bulk_create the invoices as drafts, their lines, then move
+    them to their status with one UPDATE (the model layer checks lines the same way).
+    """
+    invoices = [entry.invoice for entry in pending]
+    if copy_supported():
+        for invoice, pk in zip(invoices, allocate_ids(model=Invoice, count=len(invoices)), strict=True):
+            invoice.pk = pk
+        lines = _lines_of(pending)
+        copy_insert(model=InvoiceLine, objs=lines, with_pk=False)
+        copy_insert(
+            model=Invoice,
+            objs=invoices,
+            with_pk=True,
+            json_texts={"issued_snapshot": [entry.snapshot_json for entry in pending]},
+        )
+        return
+    statuses = [invoice.status for invoice in invoices]
+    for invoice in invoices:
+        invoice.status = Status.DRAFT
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create(_lines_of(pending))
+    paid_ids = [invoice.pk for invoice, status in zip(invoices, statuses, strict=True) if status == Status.PAID]
+    status_value = (
+        Case(When(pk__in=paid_ids, then=Value(Status.PAID)), default=Value(Status.OPEN))
+        if paid_ids
+        else Value(Status.OPEN)
+    )
+    Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices]).update(status=status_value)
+    for invoice, status in zip(invoices, statuses, strict=True):
+        invoice.status = status
+
+
+def _lines_of(pending: Sequence[_Pending]) -> list[InvoiceLine]:
+    lines: list[InvoiceLine] = []
+    for entry in pending:
+        for line in entry.lines:
+            line.invoice_id = entry.invoice.pk
+        lines += entry.lines
+    return lines

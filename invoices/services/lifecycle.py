@@ -1,0 +1,143 @@
+"""What happens to an issued invoice: payments, write-off, void (invoices/states.py).
+
+Each service locks the invoice, checks the transition, writes the row and records a
+domain event in the same transaction. Amounts stay frozen; only the status, the
+payment columns and their timestamps move.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from billing.events import event_record
+from invoices.errors import InsufficientBalance, InvoiceError, PaymentError
+from invoices.locks import customers_lock_balance, invoice_qs_for_update
+from invoices.models import BalanceTransaction, CreditNote, Invoice
+from invoices.selectors import customer_balance
+from invoices.states import PAYABLE_STATUSES, assert_invoice_transition
+
+Status = Invoice.Status
+
+
+def _check_aware(at: datetime) -> None:
+    if at is None or at.tzinfo is None:
+        raise InvoiceError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+
+
+def _event(type: str, invoice: Invoice, at: datetime, acting_user: Any, **data: Any) -> None:
+    event_record(
+        type=type,
+        object_type="invoice",
+        object_id=invoice.pk,
+        customer_id=invoice.customer_id,
+        occurred_at=at,
+        data={
+            "number": invoice.number,
+            "status": invoice.status,
+            "currency": invoice.currency,
+            "amount_paid": invoice.amount_paid,
+            "amount_remaining": invoice.amount_remaining,
+            **data,
+        },
+        acting_user=acting_user,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def invoice_void(*, invoice: Invoice, at: datetime, acting_user: Any = None, reason: str = "") -> Invoice:
+    """Cancel an open or uncollectible invoice. It keeps its number (the series stays
+    gapless) and its amounts; customer credit it used goes back to the balance.
+
+    An invoice that took payments or has credit notes is not voided: correct it with a
+    credit note (and a refund) so every movement stays on record.
+    """
+    _check_aware(at)
+    customers_lock_balance(customer_ids=[invoice.customer_id])
+    invoice = invoice_qs_for_update().get(pk=invoice.pk)
+    assert_invoice_transition(invoice, Status.VOID)
+    if invoice.amount_paid:
+        raise InvoiceError(
+            f"Invoice {invoice.number} has received {invoice.amount_paid} in payments and cannot be voided; "
+            "issue a credit note with a refund instead."
+        )
+    if CreditNote.objects.filter(invoice=invoice, status=CreditNote.Status.ISSUED).exists():
+        raise InvoiceError(
+            f"Invoice {invoice.number} has credit notes and cannot be voided; credit what is left instead."
+        )
+    returned = invoice.starting_balance_applied
+    if returned < 0 and customer_balance(customer_id=invoice.customer_id, currency=invoice.currency) + returned < 0:
+        raise InsufficientBalance(
+            f"Invoice {invoice.number} credited {-returned} to the customer's balance and that credit has been "
+            "used; it cannot be voided."
+        )
+    invoice.status = Status.VOID
+    invoice.voided_at = at
+    invoice.amount_remaining = 0
+    if reason:
+        invoice.custom_fields = {**invoice.custom_fields, "void_reason": reason}
+    invoice.save(update_fields=["status", "voided_at", "amount_remaining", "custom_fields", "updated_at"])
+    if returned:
+        BalanceTransaction.objects.create(
+            customer_id=invoice.customer_id,
+            currency=invoice.currency,
+            amount=returned,
+            kind=BalanceTransaction.Kind.INVOICE_VOIDED,
+            description=f"Returned from voided invoice {invoice.number}",
+            invoice=invoice,
+            created_at=at,
+        )
+    _event("invoice.voided", invoice, at, acting_user, reason=reason, balance_returned=returned)
+    return invoice
+
+
+@transaction.atomic(savepoint=False)
+def invoice_mark_uncollectible(*, invoice: Invoice, at: datetime, acting_user: Any = None) -> Invoice:
+    """Write an open invoice off (dunning gave up). It can still be paid or voided."""
+    _check_aware(at)
+    invoice = invoice_qs_for_update().get(pk=invoice.pk)
+    assert_invoice_transition(invoice, Status.UNCOLLECTIBLE)
+    invoice.status = Status.UNCOLLECTIBLE
+    invoice.save(update_fields=["status", "updated_at"])
+    _event("invoice.marked_uncollectible", invoice, at, acting_user)
+    return invoice
+
+
+@transaction.atomic(savepoint=False)
+def invoice_record_payment(*, invoice: Invoice, amount: int, at: datetime, acting_user: Any = None) -> Invoice:
+    """Record `amount` (minor units) received for an open or uncollectible invoice.
+
+    Partial payments are fine; the invoice is paid when nothing remains. Paying more
+    than what remains is refused here (the payments issue decides what an overpayment
+    becomes).
+    """
+    _check_aware(at)
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
+    invoice = invoice_qs_for_update().get(pk=invoice.pk)
+    if invoice.status not in PAYABLE_STATUSES:
+        raise PaymentError(f"Invoice {invoice.number or f'#{invoice.pk}'} is {invoice.status}: it takes no payment.")
+    if amount > invoice.amount_remaining:
+        raise PaymentError(
+            f"A payment of {amount} exceeds the {invoice.amount_remaining} {invoice.currency} that remain due on "
+            f"invoice {invoice.number}."
+        )
+    invoice.amount_paid += amount
+    invoice.amount_remaining -= amount
+    fields = ["amount_paid", "amount_remaining", "updated_at"]
+    if invoice.amount_remaining == 0:
+        assert_invoice_transition(invoice, Status.PAID)
+        invoice.status = Status.PAID
+        invoice.paid_at = at
+        fields += ["status", "paid_at"]
+    invoice.save(update_fields=fields)
+    _event(
+        "invoice.paid" if invoice.status == Status.PAID else "invoice.payment_recorded",
+        invoice,
+        at,
+        acting_user,
+        amount=amount,
+    )
+    return invoice
