@@ -72,5 +72,11 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
         )
         for row in rows
     ]
-    DomainEvent.objects.bulk_create(objects, batch_size=2000)
+    from invoices.bulk import copy_insert, copy_supported
+
+    if copy_supported():
+        # COPY: the billing run writes one event per invoice, thousands per second.
+        copy_insert(model=DomainEvent, objs=objects, with_pk=False)
+    else:
+        DomainEvent.objects.bulk_create(objects, batch_size=2000)
     return len(objects)

@@ -216,7 +216,6 @@ LOGGING = {
 }
 
 
-
 # Importing into the console needs the model's add permission, exporting its view permission
 # (django-import-export lets any staff member do both by default).
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"

@@ -279,7 +279,12 @@ def credit_note_create(
     vat_mention = invoice.issued_snapshot.get("vat_mention")
     if vat_mention:
         mentions.append({"key": vat_mention, "text": LEGAL_MENTIONS[vat_mention][language]})
-    [number] = number_sequence_reserve(brand=brand, kind=NumberSequence.Kind.CREDIT_NOTE, at=at)
+    [number] = number_sequence_reserve(
+        brand=brand,
+        kind=NumberSequence.Kind.CREDIT_NOTE,
+        at=at,
+        test_mode=invoice.customer.test_clock_id is not None,
+    )
     credit_note = CreditNote(
         invoice=invoice,
         brand=brand,

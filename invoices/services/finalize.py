@@ -282,7 +282,9 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
         discounts=invoice.custom_fields.get("discounts"),
     )
     # As late as possible: the sequence lock serializes the brand's finalizations until commit.
-    [invoice.number] = number_sequence_reserve(brand=brand, kind=NumberSequence.Kind.INVOICE, at=at)
+    [invoice.number] = number_sequence_reserve(
+        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=customer.test_clock_id is not None
+    )
     if amount_due == 0:
         assert_invoice_transition(invoice, Status.PAID)
         invoice.status = Status.PAID
@@ -430,14 +432,22 @@ def invoices_issue_bulk(
         )
 
     # Numbers: one reservation per series, handed out in issue order.
+    simulated = {customer.pk for customer in customers if customer.test_clock_id is not None}
     series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
     for entry in pending:
-        key = number_series_key(brand=entry.brand, kind=NumberSequence.Kind.INVOICE, at=entry.issued_at)
+        test_mode = entry.invoice.customer_id in simulated
+        key = number_series_key(
+            brand=entry.brand, kind=NumberSequence.Kind.INVOICE, at=entry.issued_at, test_mode=test_mode
+        )
         series[(entry.brand.pk, key.scope)].append(entry)
     for (_brand_id, _scope), entries in sorted(series.items()):
         entries.sort(key=lambda entry: entry.issued_at)
         numbers = number_sequence_reserve(
-            brand=entries[0].brand, kind=NumberSequence.Kind.INVOICE, at=entries[0].issued_at, count=len(entries)
+            brand=entries[0].brand,
+            kind=NumberSequence.Kind.INVOICE,
+            at=entries[0].issued_at,
+            count=len(entries),
+            test_mode=entries[0].invoice.customer_id in simulated,
         )
         for entry, number in zip(entries, numbers, strict=True):
             entry.invoice.number = number

@@ -83,10 +83,12 @@ class Command(BaseCommand):
             Customer.objects.get_or_create(
                 email=data["email"], defaults={**data, "brand": brand, "currency": data.get("currency", "EUR")}
             )
+        history = self._year_of_history(brand, catalog)
         user, device, recovery_code = self._staff_user()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready: brand '{brand.name}', {Customer.objects.count()} customers, {len(catalog)} prices."
+                f"Demo data ready: brand '{brand.name}', {Customer.objects.count()} customers, "
+                f"{len(catalog)} prices, {history} invoices of history on a test clock."
             )
         )
         self._print_login(user, device, recovery_code)
@@ -174,6 +176,92 @@ class Command(BaseCommand):
             )
             prices.append(price)
         return prices
+
+    def _year_of_history(self, brand: Brand, catalog: list[Price]) -> int:
+        """A test clock that lived through a year: subscriptions, usage, an upgrade, a
+        cancellation, and the invoices the billing run issued month after month."""
+        from datetime import UTC, datetime
+
+        from dateutil.relativedelta import relativedelta
+        from django.utils import timezone
+
+        from billing.models import Coupon, TestClock
+        from billing.services.changes import subscription_change
+        from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
+        from billing.services.test_clocks import test_clock_advance
+        from billing.services.usage import UsageEventInput, usage_events_record
+        from invoices.models import Invoice
+
+        name = "Démo : une année"
+        clock = TestClock.objects.filter(name=name).first()
+        if clock is not None:
+            return Invoice.objects.filter(customer__test_clock=clock).count()
+        now = timezone.now()
+        start = datetime(now.year - 1, now.month, 1, 9, 0, tzinfo=UTC)
+        clock = TestClock.objects.create(name=name, frozen_time=start)
+        prices = {price.lookup_key: price for price in catalog}
+        welcome, _ = Coupon.objects.get_or_create(
+            name="Bienvenue -20 % (3 mois)",
+            defaults={"percent_off": Decimal(20), "duration": Coupon.Duration.REPEATING, "duration_in_periods": 3},
+        )
+        people = [
+            ("Fromagerie Lenoir", "FR", "fr", "", [("starter-monthly", 3)], None),
+            ("Studio Kalm", "FR", "fr", "", [("pro-seats-tiered", 8), ("api-metered", 1)], welcome),
+            ("Nordwind Logistik GmbH", "DE", "en", "DE136695976", [("pro-yearly", 1)], None),
+            ("Brasserie du Port", "FR", "fr", "", [("pro-monthly", 1)], None),
+        ]
+        subscriptions = []
+        for legal_name, country, language, vat, items, coupon in people:
+            customer = Customer.objects.create(
+                legal_name=legal_name,
+                email=f"facturation@{legal_name.split()[0].lower()}.example",
+                country=country,
+                preferred_language=language,
+                tax_id=vat,
+                brand=brand,
+                test_clock=clock,
+                city="Paris" if country == "FR" else "Bremen",
+                postal_code="75011" if country == "FR" else "28195",
+                address_line1="1 rue de la Démo" if country == "FR" else "Hafenstraße 1",
+            )
+            subscriptions.append(
+                subscription_create(
+                    customer=customer,
+                    items=[ItemSpec(price=prices[key], quantity=qty) for key, qty in items],
+                    coupon=coupon,
+                    trial_days=0,
+                )
+            )
+        studio, brasserie = subscriptions[1], subscriptions[3]
+        for month in range(1, 13):
+            moment = start + relativedelta(months=month - 1, days=12)
+            usage_events_record(
+                events=[
+                    UsageEventInput(
+                        customer_id=studio.customer_id,
+                        meter_key="api_calls",
+                        external_id=f"demo-{month}",
+                        value=Decimal(20_000 + 1_500 * month),
+                        timestamp=moment,
+                    )
+                ]
+            )
+            if month == 4:  # the studio grows: more seats, billed pro rata at once
+                studio.refresh_from_db()
+                subscription_change(
+                    subscription=studio,
+                    at=moment,
+                    items=[
+                        ItemSpec(price=prices["pro-seats-tiered"], quantity=14),
+                        ItemSpec(price=prices["api-metered"]),
+                    ],
+                    proration="always_invoice",
+                )
+            if month == 9:  # the brasserie leaves at the end of its period
+                brasserie.refresh_from_db()
+                subscription_cancel(subscription=brasserie, at=moment, at_period_end=True, reason="Fermeture")
+            test_clock_advance(clock=clock, to=min(start + relativedelta(months=month), now))
+        return Invoice.objects.filter(customer__test_clock=clock).count()
 
     def _staff_user(self) -> tuple[Any, TOTPDevice, str]:
         user_model = get_user_model()

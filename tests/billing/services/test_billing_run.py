@@ -19,7 +19,6 @@ from django.db import connection, connections
 from billing.models import BillingRun, Subscription, SubscriptionItem, TestClock, UsageEvent
 from billing.services.billing_run import billing_run_process_chunk, billing_run_start
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create, subscription_pause
-from billing.services.test_clocks import test_clock_advance
 from invoices.models import Invoice
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -295,6 +294,13 @@ def test_advancing_a_test_clock_bills_a_year_for_its_customers_only(customer_fac
     invoices = list(renewals(simulated).order_by("period_start"))
     assert len(invoices) == 12
     assert invoices[0].finalized_at == invoices[0].period_start  # issued when the simulated time got there
+    # Simulated invoices have their own series: the brand's legal series never sees them.
+    assert all(invoice.number.startswith("TEST-") for invoice in Invoice.objects.filter(customer=on_clock))
+    assert not Invoice.objects.filter(customer=real, number__startswith="TEST-").exists()
+    real_numbers = [
+        int(n.rsplit("-", 1)[1]) for n in Invoice.objects.filter(customer=real).values_list("number", flat=True)
+    ]
+    assert real_numbers == [1]
     assert not renewals().exclude(subscription=simulated).exists()
     with pytest.raises(CommandError, match="only moves forward"):
         call_command("advance_clock", "demo", "--to", "2026-01-01T00:00:00Z", stdout=io.StringIO())
