@@ -111,45 +111,16 @@ def backend_cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def patch_events_record_bulk_with_copy() -> None:
-    import invoices.services.finalize as finalize
-    from billing.events import _json_safe
-    from billing.models import DomainEvent
-    from invoices.bulk import copy_insert
-
-    def events_record_bulk(*, rows):
-        objects = [
-            DomainEvent(
-                type=row.type,
-                object_type=row.object_type,
-                object_id=str(row.object_id),
-                customer_id=row.customer_id,
-                data=_json_safe(row.data),
-                acting_user_id=row.acting_user_id,
-                occurred_at=row.occurred_at,
-            )
-            for row in rows
-        ]
-        copy_insert(model=DomainEvent, objs=objects, with_pk=False)
-        return len(objects)
-
-    finalize.events_record_bulk = events_record_bulk
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--chunk", type=int, default=1_000)
-    parser.add_argument(
-        "--copy-events",
-        action="store_true",
-        help="what-if: write the domain events with COPY (a proposed change to billing.events.events_record_bulk)",
-    )
     args = parser.parse_args()
-    if args.copy_events:
-        patch_events_record_bulk_with_copy()
 
     customers = setup(args.invoices)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # fresh statistics, as autovacuum keeps them in production
     rates = standard_tax_rates()
     chunks = [customers[start : start + args.chunk] for start in range(0, len(customers), args.chunk)]
     items = [[(draft(customer, index), customer) for index, customer in enumerate(chunk)] for chunk in chunks]
@@ -167,8 +138,7 @@ def main() -> int:
     with CaptureQueriesContext(connection) as captured, transaction.atomic():
         invoices_issue_bulk(items=items[0], at=AT, rates=rates)
     timed = args.invoices - len(items[0])
-    events = "COPY (what-if)" if args.copy_events else "events_record_bulk"
-    print(f"database: {connection.vendor}; {args.invoices} invoices, chunks of {args.chunk}, 3 lines; events: {events}")
+    print(f"database: {connection.vendor}; {args.invoices} invoices, chunks of {args.chunk}, 3 lines")
     copies = "+ COPY of lines, invoices and balance transactions" if connection.vendor == "postgresql" else ""
     print(f"queries in one chunk: {len(captured.captured_queries)} {copies}")
     busy = client_cpu + server_cpu

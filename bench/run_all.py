@@ -14,6 +14,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 # (script, arguments used by `make bench`)
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("billing_run.py", ["--subscriptions", "10000"]),
+    ("invoices_issue_bulk.py", ["--invoices", "10000"]),
+    ("subscription_preview.py", ["--repeat", "300"]),
 ]
 
 

@@ -463,15 +463,20 @@ class Period:
 
 def period_containing(spec: CycleSpec, *, anchor: datetime, tz: str, at: datetime) -> Period:
     """The period with start <= at < end; an `at` on a boundary starts a new period."""
-    at = _as_utc(at, name="at")
-    start, end = _timeline(spec, anchor=anchor, tz=tz).bracket(at=at)
+    start, end = _bracket(spec, anchor, tz, _as_utc(at, name="at"))
     return Period(start=start, end=end)
 
 
 def next_boundary(spec: CycleSpec, *, anchor: datetime, tz: str, after: datetime) -> datetime:
     """The first boundary strictly after `after`."""
-    after = _as_utc(after, name="after")
-    return _timeline(spec, anchor=anchor, tz=tz).bracket(at=after)[1]
+    return _bracket(spec, anchor, tz, _as_utc(after, name="after"))[1]
+
+
+@lru_cache(maxsize=65536)
+def _bracket(spec: CycleSpec, anchor: datetime, tz: str, at: datetime) -> tuple[datetime, datetime]:
+    # Pure and hot: a billing-run chunk asks the same question for every subscription
+    # sharing a cycle, anchor and time zone.
+    return _timeline(spec, anchor=anchor, tz=tz).bracket(at=at)
 
 
 def iter_periods(spec: CycleSpec, *, anchor: datetime, tz: str, start: datetime) -> Iterator[Period]:

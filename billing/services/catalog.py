@@ -67,9 +67,11 @@ def price_is_used(*, price: Price) -> bool:
     return price.subscription_items.exists() or price.invoice_lines.exists() or price.invoiceitem_set.exists()
 
 
-@transaction.atomic(savepoint=False)
 def price_update(*, price: Price, changes: dict) -> Price:
-    """Change a price; its terms are frozen once a subscription or invoice uses it."""
+    """Change a price; its terms are frozen once a subscription or invoice uses it.
+
+    The refusal happens before any write, so it leaves the caller's transaction usable.
+    """
     touched_terms = [name for name in changes if name in PRICE_TERMS or f"{name}_id" in PRICE_TERMS]
     if touched_terms and price_is_used(price=price):
         raise PriceInUse(
@@ -82,5 +84,6 @@ def price_update(*, price: Price, changes: dict) -> Price:
     for name, value in changes.items():
         setattr(price, name, value)
     price.full_clean()
-    price.save()
+    with transaction.atomic(savepoint=False):
+        price.save()
     return price

@@ -188,6 +188,7 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
+TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 
 # Sensitive fields (IBANs, tax IDs) are encrypted with these Fernet keys: newest first
 # encrypts, every listed key decrypts (rotation: prepend a key, run `manage.py reencrypt`).
