@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 def setup_django(database_url: str | None, *, keep_broker: bool = False) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
     os.environ["DEBUG"] = "false"
+    # PDFs are rendered by their own tasks (bench/render_pdf.py measures them); this
+    # benchmark measures issuing invoices.
+    os.environ["TARIF_RENDER_DOCUMENTS"] = "false"
     if not keep_broker:
         os.environ.pop("CELERY_BROKER_URL", None)
     if database_url:

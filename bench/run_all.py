@@ -16,6 +16,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("billing_run.py", ["--subscriptions", "10000"]),
     ("invoices_issue_bulk.py", ["--invoices", "10000"]),
     ("subscription_preview.py", ["--repeat", "300"]),
+    ("render_pdf.py", ["--invoices", "100"]),
 ]
 
 

@@ -578,3 +578,326 @@ class DomainEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.object_type}:{self.object_id}"
+
+
+# --- Payments: methods, charges and their attempts, refunds, dunning (docs/payments.md) ---
+
+
+class PaymentMethod(models.Model):
+    """How a customer pays. Only the gateway's token and display data are kept here:
+    never a card number, a CVC or a full IBAN (they stay at the gateway)."""
+
+    class Kind(models.TextChoices):
+        CARD = "card", _("card")
+        WALLET = "wallet", _("wallet (Apple Pay, Google Pay)")
+        SEPA_DEBIT = "sepa_debit", _("SEPA Direct Debit")
+        BANK_TRANSFER = "bank_transfer", _("bank transfer")
+        MANUAL = "manual", _("manual (cheque, cash, other)")
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="payment_methods", verbose_name=_("customer")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    gateway = models.CharField(_("gateway"), max_length=20, help_text=_("sandbox, stripe, or manual"))
+    token = models.CharField(_("gateway token"), max_length=255, blank=True)
+    brand = models.CharField(_("card brand"), max_length=20, blank=True)
+    last4 = models.CharField(_("last 4"), max_length=4, blank=True)
+    exp_month = models.PositiveSmallIntegerField(_("expiry month"), null=True, blank=True)
+    exp_year = models.PositiveSmallIntegerField(_("expiry year"), null=True, blank=True)
+    wallet = models.CharField(_("wallet"), max_length=20, blank=True)
+    iban_last4 = models.CharField(_("IBAN last 4"), max_length=4, blank=True)
+    mandate_reference = models.CharField(_("mandate reference"), max_length=64, blank=True)
+    is_default = models.BooleanField(_("default"), default=False)
+    active = models.BooleanField(_("active"), default=True, help_text=_("False once detached."))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    detached_at = models.DateTimeField(_("detached"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payment method")
+        verbose_name_plural = _("payment methods")
+        ordering = ["customer", "-is_default", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(is_default=True, active=True), name="payment_method_one_default"
+            ),
+            models.UniqueConstraint(
+                fields=["gateway", "token"], condition=~Q(token=""), name="payment_method_unique_token"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind in (self.Kind.CARD, self.Kind.WALLET):
+            expiry = f" ({self.exp_month:02d}/{self.exp_year})" if self.exp_month and self.exp_year else ""
+            return f"{self.brand or self.wallet} •••• {self.last4}{expiry}"
+        if self.kind == self.Kind.SEPA_DEBIT:
+            return f"SEPA •••• {self.iban_last4}"
+        return self.get_kind_display()
+
+    @property
+    def chargeable(self) -> bool:
+        """Can Tarif pull money with it (as opposed to waiting for the customer to pay)?"""
+        return self.active and self.kind in (self.Kind.CARD, self.Kind.WALLET, self.Kind.SEPA_DEBIT)
+
+
+class Payment(models.Model):
+    """One attempt to collect money for an invoice, or a payment recorded by finance staff.
+
+    Automatic attempts carry a deterministic idempotency key
+    (`invoice:<pk>:attempt:<n>`) sent to the gateway, so a retry after a crash between
+    the gateway's answer and our database update finds the same charge instead of
+    charging again. An invoice is paid only by `succeeded` rows.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending (sent to the gateway)")
+        REQUIRES_ACTION = "requires_action", _("requires customer authentication")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    class Method(models.TextChoices):
+        CARD = "card", _("card")
+        WALLET = "wallet", _("wallet")
+        SEPA_DEBIT = "sepa_debit", _("SEPA Direct Debit")
+        BANK_TRANSFER = "bank_transfer", _("bank transfer")
+        CHEQUE = "cheque", _("cheque")
+        CASH = "cash", _("cash")
+        OTHER = "other", _("other")
+
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, related_name="payments", verbose_name=_("invoice")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="payments", verbose_name=_("customer")
+    )
+    payment_method = models.ForeignKey(
+        PaymentMethod,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payments",
+        verbose_name=_("payment method"),
+    )
+    method = models.CharField(_("method"), max_length=16, choices=Method.choices)
+    gateway = models.CharField(_("gateway"), max_length=20)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    amount = models.BigIntegerField(_("amount (minor units)"), validators=[MinValueValidator(1)])
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency_code])
+    amount_refunded = models.BigIntegerField(_("refunded (minor units)"), default=0)
+    attempt = models.PositiveIntegerField(_("attempt"), null=True, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=100, null=True, blank=True, unique=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
+    decline_code = models.CharField(_("decline code"), max_length=64, blank=True)
+    failure_message = models.CharField(_("failure message"), max_length=300, blank=True)
+    reference = models.CharField(
+        _("reference"), max_length=100, blank=True, help_text=_("Cheque number, transfer reference...")
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("recorded by")
+    )
+    attempted_at = models.DateTimeField(_("attempted at"))
+    settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments and attempts")
+        ordering = ["-attempted_at", "-pk"]
+        indexes = [models.Index(fields=["invoice", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "attempt"], condition=Q(attempt__isnull=False), name="payment_unique_attempt"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=models.F("amount")),
+                name="payment_refund_within_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} {self.get_method_display()} ({self.get_status_display()})"
+
+
+class Refund(models.Model):
+    """A refund and its approval: requested -> approved -> executed | failed, or rejected.
+
+    Above TARIF_REFUND_APPROVAL_THRESHOLD a second staff member approves (four-eyes);
+    below, the request is approved at once. Executing it refunds through the payment's
+    gateway and issues the credit note (`credit_note_create(..., refund=amount)`).
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("awaiting approval")
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        EXECUTED = "executed", _("refunded")
+        FAILED = "failed", _("failed at the gateway")
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("payment"))
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, related_name="refunds", verbose_name=_("invoice")
+    )
+    credit_note = models.OneToOneField(
+        "invoices.CreditNote",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refund_record",
+        verbose_name=_("credit note"),
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    amount = models.BigIntegerField(_("amount (minor units)"), validators=[MinValueValidator(1)])
+    currency = models.CharField(_("currency"), max_length=3)
+    reason = models.CharField(_("reason"), max_length=24)
+    memo = models.TextField(_("note"), blank=True)
+    needs_approval = models.BooleanField(_("needs a second approver"), default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("approved or rejected by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.CharField(_("decision note"), max_length=300, blank=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
+    failure_message = models.CharField(_("failure message"), max_length=300, blank=True)
+    requested_at = models.DateTimeField(_("requested at"))
+    executed_at = models.DateTimeField(_("executed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-requested_at", "-pk"]
+        permissions = [("approve_refund", _("Can approve or reject refunds of other staff members"))]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_positive_amount"),
+            models.CheckConstraint(
+                # Four-eyes, also in the database: an approved request has a different decider.
+                condition=Q(needs_approval=False)
+                | Q(status__in=["requested", "rejected"])
+                | (Q(decided_by__isnull=False) & ~Q(decided_by=models.F("requested_by"))),
+                name="refund_four_eyes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} ({self.get_status_display()})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"refund:{self.pk}"
+
+
+class DunningCase(models.Model):
+    """Recovery of one unpaid invoice: retries on a schedule, then a final action."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("retrying")
+        RECOVERED = "recovered", _("recovered")
+        EXHAUSTED = "exhausted", _("final action taken")
+        CLOSED = "closed", _("closed (invoice voided or settled otherwise)")
+
+    invoice = models.OneToOneField(
+        "invoices.Invoice", on_delete=models.PROTECT, related_name="dunning", verbose_name=_("invoice")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="dunning_cases", verbose_name=_("customer")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    schedule_days = models.JSONField(_("retry schedule (days after the first failure)"), default=list)
+    retries_done = models.PositiveSmallIntegerField(_("retries done"), default=0)
+    started_at = models.DateTimeField(_("first failure"))
+    next_retry_at = models.DateTimeField(_("next retry"), null=True, blank=True, db_index=True)
+    final_action = models.CharField(_("final action"), max_length=16, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dunning case")
+        verbose_name_plural = _("dunning cases")
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["status", "next_retry_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}: {self.get_status_display()}"
+
+
+class GatewayEvent(models.Model):
+    """Inbound webhook events, stored once per provider event id (duplicates are ignored)."""
+
+    gateway = models.CharField(_("gateway"), max_length=20)
+    event_id = models.CharField(_("event id"), max_length=255)
+    type = models.CharField(_("type"), max_length=80)
+    payload = models.JSONField(_("payload"), default=dict)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("gateway event")
+        verbose_name_plural = _("gateway events")
+        constraints = [models.UniqueConstraint(fields=["gateway", "event_id"], name="gateway_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway}:{self.event_id} {self.type}"
+
+
+# --- The sandbox gateway's own state: it plays the remote provider (billing/payments/sandbox.py) ---
+
+
+class SandboxPaymentMethod(models.Model):
+    """What the sandbox "provider" knows about a tokenized test card or IBAN (never the number)."""
+
+    token = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16)
+    behaviour = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox payment method")
+        verbose_name_plural = _("sandbox payment methods")
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class SandboxCharge(models.Model):
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    reference = models.CharField(max_length=64, unique=True)
+    token = models.CharField(max_length=64)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16)
+    decline_code = models.CharField(max_length=64, blank=True)
+    amount_refunded = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox charge")
+        verbose_name_plural = _("sandbox charges")
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class SandboxRefund(models.Model):
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    reference = models.CharField(max_length=64, unique=True)
+    charge = models.ForeignKey(SandboxCharge, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.BigIntegerField()
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox refund")
+        verbose_name_plural = _("sandbox refunds")
+
+    def __str__(self) -> str:
+        return self.reference

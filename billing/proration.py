@@ -64,6 +64,7 @@ class ProrationLine:
     amount: int  # negative for credits ("Unused time on ..."), positive for charges
     period_start: datetime
     period_end: datetime
+    item_description: str = ""  # the item alone, for wording the line in the invoice's language
 
 
 def _utc(value: datetime, *, name: str) -> datetime:
@@ -147,6 +148,7 @@ def change_proration(
                 amount=amount,
                 period_start=line_start,
                 period_end=period_end,
+                item_description=item.description,
             )
         )
     return lines

@@ -25,3 +25,27 @@ def billing_run_scheduled() -> int:
 
     run = billing_run_start(as_of=clock.system_now())
     return run.pk
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60, name="billing.collect_invoices")
+def collect_invoices(self, invoice_ids: list[int]) -> int:
+    """Charge the charge-automatically invoices of one billing-run chunk (idempotent)."""
+    from billing.services.payments import invoices_collect
+
+    return invoices_collect(invoice_ids=invoice_ids)
+
+
+@shared_task(acks_late=True, name="billing.dunning_run_due")
+def dunning_run_due() -> int:
+    """Beat entry point: dunning retries due now (customers on test clocks excluded)."""
+    from billing.services.dunning import dunning_run_due as run_due
+
+    return run_due(as_of=clock.system_now())
+
+
+@shared_task(acks_late=True, name="billing.dunning_retry_customer")
+def dunning_retry_customer(customer_id: int) -> int:
+    """A new default payment method: retry the customer's invoices in dunning at once."""
+    from billing.services.dunning import dunning_retry_customer as retry
+
+    return retry(customer_id=customer_id)

@@ -58,7 +58,9 @@ from invoices.models import (
     CreditNote,
     CreditNoteLine,
     Invoice,
+    InvoiceCustomField,
     InvoiceLine,
+    InvoiceLineColumn,
     NumberSequence,
     TaxRate,
 )
@@ -420,6 +422,10 @@ INVOICE_FIELDSETS = (
         _("Issued details and custom fields"),
         {"fields": ("issued_snapshot_json", "custom_fields_json", "content_hash"), "classes": ("collapse",)},
     ),
+    (
+        _("Document"),
+        {"fields": ("pdf_link",)},
+    ),
 )
 # While a draft, the memo and the language may still be edited; everything else comes from services.
 DRAFT_EDITABLE = ("memo", "language")
@@ -444,7 +450,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
     date_hierarchy = "finalized_at"
     inlines = [InvoiceLineInline, CreditNoteInline]
     fieldsets = INVOICE_FIELDSETS
-    actions = ["finalize", "void", "mark_uncollectible"]
+    actions = ["finalize", "void", "mark_uncollectible", "download_pdf", "email_to_customer"]
     change_list_template = "admin/invoices/invoice/change_list.html"
     change_form_template = "admin/invoices/invoice/change_form.html"
 
@@ -485,6 +491,13 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         return names
 
     # -- display -------------------------------------------------------------
+
+    @admin.display(description=_("PDF"))
+    def pdf_link(self, invoice: Invoice) -> str:
+        if invoice.status == Invoice.Status.DRAFT:
+            return gettext("Rendered when the invoice is finalized.")
+        url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Download PDF (Factur-X)"))
 
     @admin.display(description=_("number"), ordering="number")
     def display_number(self, invoice: Invoice) -> str:
@@ -568,8 +581,40 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                 self.admin_site.admin_view(self.credit_note_view),
                 name="{}_{}_credit_note".format(*info),
             ),
+            path(
+                "<path:object_id>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="{}_{}_pdf".format(*info),
+            ),
             *super().get_urls(),
         ]
+
+    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        invoice = get_object_or_404(Invoice, pk=object_id)
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        if invoice.status == Invoice.Status.DRAFT:
+            self.message_user(request, gettext("A draft has no PDF until it is finalized."), messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+        return stored_pdf_response(invoice=invoice)
+
+    @admin.action(description=_("Download PDF (Factur-X)"), permissions=["view"])
+    def download_pdf(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        return documents_download(self, request, list(queryset.exclude(status=Invoice.Status.DRAFT)))
+
+    @admin.action(description=_("Email to the customer (branded, PDF attached)"), permissions=["change"])
+    def email_to_customer(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        from invoices.services.emails import invoice_email_send
+
+        issued = list(queryset.exclude(status=Invoice.Status.DRAFT))
+        for invoice in issued:
+            invoice_email_send(invoice=invoice)
+        self.message_user(
+            request,
+            ngettext_lazy("%(count)d invoice emailed.", "%(count)d invoices emailed.", len(issued))
+            % {"count": len(issued)},
+            messages.SUCCESS if issued else messages.WARNING,
+        )
 
     def can_issue_credit_note(self, request: HttpRequest, invoice: Invoice) -> bool:
         return (
@@ -778,8 +823,12 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
     list_select_related = ("invoice", "customer")
     date_hierarchy = "issued_at"
     inlines = [CreditNoteLineInline]
+    actions = ["download_pdf"]
     fieldsets = (
-        (None, {"fields": ("number", "status", "invoice_link", "customer_link", "brand", "reason", "memo")}),
+        (
+            None,
+            {"fields": ("number", "status", "invoice_link", "customer_link", "brand", "reason", "memo", "pdf_link")},
+        ),
         (
             _("Amounts"),
             {
@@ -812,6 +861,7 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
         "issued_at",
         "acting_user",
         "content_hash",
+        "pdf_link",
     )
 
     subtotal_money = money_column("subtotal", _("subtotal"))
@@ -841,9 +891,49 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
     def customer_link(self, note: CreditNote) -> str:
         return admin_link(note.customer)
 
+    @admin.display(description=_("PDF"))
+    def pdf_link(self, note: CreditNote) -> str:
+        url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Download PDF (Factur-X)"))
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="invoices_creditnote_pdf",
+            ),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        credit_note = get_object_or_404(CreditNote, pk=object_id)
+        if not self.has_view_permission(request, credit_note):
+            raise PermissionDenied
+        return stored_pdf_response(credit_note=credit_note)
+
+    @admin.action(description=_("Download PDF (Factur-X)"), permissions=["view"])
+    def download_pdf(self, request: HttpRequest, queryset: QuerySet[CreditNote]) -> HttpResponse | None:
+        return documents_download(self, request, list(queryset))
+
 
 # ---------------------------------------------------------------------------
 # Brands, numbering, tax, balance
+
+
+class BrandCustomFieldInline(admin.TabularInline):
+    model = InvoiceCustomField
+    fk_name = "brand"
+    fields = ("label", "value", "position")
+    extra = 0
+    verbose_name = _("custom field printed on every invoice")
+    verbose_name_plural = _("custom fields printed on every invoice")
+
+
+class LineColumnInline(admin.TabularInline):
+    model = InvoiceLineColumn
+    fields = ("label", "metadata_key", "position")
+    extra = 0
 
 
 @admin.register(Brand)
@@ -854,6 +944,8 @@ class BrandAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("created_at",)
+    inlines = [BrandCustomFieldInline, LineColumnInline]
+    change_form_template = "admin/invoices/brand/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "slug", "is_default")}),
         (
@@ -868,6 +960,7 @@ class BrandAdmin(admin.ModelAdmin):
                     "share_capital",
                     "rcs",
                     "vat_on_debits",
+                    "operation_category",
                 )
             },
         ),
@@ -887,10 +980,114 @@ class BrandAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        (_("Look"), {"fields": ("primary_colour", "accent_colour", "layout", "footer_text")}),
+        (_("Look"), {"fields": ("logo", "primary_colour", "accent_colour", "font", "layout", "footer_text")}),
         (_("Payment"), {"fields": ("payment_instructions", "iban", "bic", "late_payment_rate")}),
         (_("Numbering"), {"fields": ("invoice_number_format", "credit_note_number_format", "created_at")}),
     )
+
+    class Media:
+        js = ("tarif/invoices/brand_preview.js",)
+        css = {"all": ("tarif/invoices/brand_preview.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("preview/", self.admin_site.admin_view(self.preview_view), name="invoices_brand_preview_add"),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="invoices_brand_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        """A sample invoice with the form's UNSAVED values: HTML for the pane, or a PDF."""
+        from invoices.rendering.html import document_html
+        from invoices.rendering.preview import preview_document
+
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        obj = get_object_or_404(Brand, pk=object_id) if object_id else None
+        if not (self.has_change_permission(request, obj) if obj else self.has_add_permission(request)):
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
+        form.is_valid()  # fills form.instance with every valid value; errors show on save
+        language = request.POST.get("_preview_language")
+        document, logo_error = preview_document(
+            brand=form.instance, data=request.POST, files=request.FILES, language=language
+        )
+        document.extra["preview_error"] = logo_error
+        if request.POST.get("_preview_format") == "pdf":
+            from invoices.rendering.html import document_pdf
+
+            response = HttpResponse(document_pdf(document, pdf_a=False), content_type="application/pdf")
+            response["Content-Disposition"] = 'inline; filename="preview.pdf"'
+            response["Cache-Control"] = "no-store"
+            return response
+        html = document_html(document, for_pdf=False)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@admin.register(InvoiceCustomField)
+class InvoiceCustomFieldAdmin(admin.ModelAdmin):
+    """Customer-level custom fields (brand-level ones are edited on the brand)."""
+
+    list_display = ("label", "value", "customer", "brand")
+    list_filter = ("label",)
+    search_fields = ("label", "value", "customer__legal_name")
+    autocomplete_fields = ("customer",)
+    list_select_related = ("customer", "brand")
+    fields = ("customer", "label", "value", "position")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InvoiceCustomField]:
+        return super().get_queryset(request).filter(customer__isnull=False)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.base_fields["customer"].required = True  # brand-level fields live on the brand
+        return form
+
+
+def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNote | None = None) -> HttpResponse:
+    """The stored PDF (rendered and stored now if the task has not run yet), as a download."""
+    from invoices.services.pdf import credit_note_document_store, invoice_document_store
+
+    if invoice is not None:
+        document = invoice_document_store(invoice_id=invoice.pk)
+        number = invoice.number
+    else:
+        document = credit_note_document_store(credit_note_id=credit_note.pk)
+        number = credit_note.number
+    with document.file.open("rb") as stored:
+        response = HttpResponse(stored.read(), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{number}.pdf"'
+    response["Content-Length"] = str(document.size)
+    response["Cache-Control"] = "private, max-age=0"
+    response["ETag"] = f'"{document.sha256}"'
+    return response
+
+
+def documents_download(model_admin: Any, request: HttpRequest, objects: list[Any]) -> HttpResponse | None:
+    """One PDF as is; several in a ZIP archive."""
+    import io
+    import zipfile
+
+    if not objects:
+        model_admin.message_user(request, gettext("Select issued documents: drafts have no PDF."), messages.WARNING)
+        return None
+    if len(objects) == 1:
+        obj = objects[0]
+        return stored_pdf_response(**({"invoice": obj} if isinstance(obj, Invoice) else {"credit_note": obj}))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for obj in objects:
+            kind = {"invoice": obj} if isinstance(obj, Invoice) else {"credit_note": obj}
+            archive.writestr(f"{obj.number}.pdf", stored_pdf_response(**kind).content)
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="documents.zip"'
+    return response
 
 
 @admin.register(NumberSequence)

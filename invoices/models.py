@@ -17,6 +17,8 @@ from django_countries.fields import CountryField
 
 from customers.models import Language, validate_currency_code
 from invoices.errors import FrozenInvoiceError
+from invoices.rendering.fonts import DEFAULT_FONT, FONT_CHOICES
+from invoices.rendering.logos import validate_logo
 
 hex_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like #2851a3."))
 
@@ -36,6 +38,12 @@ class Brand(models.Model):
     class Layout(models.TextChoices):
         CLASSIC = "classic", _("classic")
         MODERN = "modern", _("modern")
+
+    class OperationCategory(models.TextChoices):
+        # Mention required by the 2026-2027 e-invoicing reform (goods, services, or both).
+        SERVICES = "services", _("supply of services")
+        GOODS = "goods", _("supply of goods")
+        MIXED = "mixed", _("goods and services")
 
     slug = models.SlugField(_("slug"), unique=True)
     name = models.CharField(_("trading name"), max_length=200)
@@ -60,6 +68,21 @@ class Brand(models.Model):
     primary_colour = models.CharField(_("primary colour"), max_length=7, default="#2851a3", validators=[hex_colour])
     accent_colour = models.CharField(_("accent colour"), max_length=7, default="#f0a202", validators=[hex_colour])
     layout = models.CharField(_("layout"), max_length=20, choices=Layout.choices, default=Layout.CLASSIC)
+    font = models.CharField(_("font"), max_length=30, choices=FONT_CHOICES, default=DEFAULT_FONT)
+    logo = models.FileField(
+        _("logo"),
+        upload_to="brands/logos/",
+        blank=True,
+        validators=[validate_logo],
+        help_text=_("PNG, JPEG or SVG (no scripts), at most 1 MB and 4000 pixels per side."),
+    )
+    operation_category = models.CharField(
+        _("category of the operations"),
+        max_length=10,
+        choices=OperationCategory.choices,
+        default=OperationCategory.SERVICES,
+        help_text=_("Printed on invoices: goods, services, or both."),
+    )
     footer_text = models.TextField(_("footer text"), blank=True)
     payment_instructions = models.TextField(_("payment instructions"), blank=True)
     iban = models.CharField(_("IBAN"), max_length=34, blank=True)
@@ -110,6 +133,69 @@ class Brand(models.Model):
                         % {"other": other.name, "example": f"{self.slug.upper()[:3]}-{{year}}-{{seq:06d}}"}
                     }
                 )
+
+
+class InvoiceCustomField(models.Model):
+    """A label and value printed on invoices: of a brand (all its invoices) or of a customer.
+
+    Frozen into `issued_snapshot` at finalization: editing one never changes an issued invoice.
+    """
+
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="custom_fields",
+        verbose_name=_("brand"),
+    )
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="invoice_custom_fields",
+        verbose_name=_("customer"),
+    )
+    label = models.CharField(_("label"), max_length=60, help_text=_('e.g. "PO number", "Cost centre"'))
+    value = models.CharField(_("value"), max_length=200)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("invoice custom field")
+        verbose_name_plural = _("invoice custom fields")
+        ordering = ["position", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(brand__isnull=False, customer__isnull=True) | Q(brand__isnull=True, customer__isnull=False),
+                name="invoice_custom_field_brand_xor_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.value}"
+
+
+class InvoiceLineColumn(models.Model):
+    """An extra column of a brand's invoice lines, showing one key of the lines' metadata."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="line_columns", verbose_name=_("brand"))
+    metadata_key = models.SlugField(
+        _("metadata key"), max_length=50, help_text=_('Key of the line metadata, e.g. "media_published".')
+    )
+    label = models.CharField(_("column title"), max_length=40, help_text=_('e.g. "Media published"'))
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("invoice line column")
+        verbose_name_plural = _("invoice line columns")
+        ordering = ["position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "metadata_key"], name="invoice_line_column_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class NumberSequence(models.Model):
@@ -730,3 +816,41 @@ class BalanceTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} {self.currency}"
+
+
+class Document(models.Model):
+    """The stored PDF (Factur-X, PDF/A-3 with its CII XML) of an issued invoice or credit note.
+
+    Rendered once after finalization from the frozen data and never replaced: `sha256`
+    identifies the bytes that were sent to the customer.
+    """
+
+    invoice = models.OneToOneField(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="document", verbose_name=_("invoice")
+    )
+    credit_note = models.OneToOneField(
+        CreditNote,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="document",
+        verbose_name=_("credit note"),
+    )
+    file = models.FileField(_("file"), upload_to="documents/%Y/%m/")
+    sha256 = models.CharField(_("sha256"), max_length=64)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(invoice__isnull=False, credit_note__isnull=True)
+                | Q(invoice__isnull=True, credit_note__isnull=False),
+                name="document_invoice_xor_credit_note",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.file.name

@@ -44,3 +44,14 @@ def postgres_only(db):
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL; CI runs it through .ci/run)")
+
+
+@pytest.fixture
+def console(client, staff_with_totp):
+    """A client signed in to the operator console through the real password + TOTP flow."""
+    user, device = staff_with_totp
+    client.post("/admin/login/", {"username": user.username, "password": "correct horse battery staple"})
+    verified = client.post("/admin/otp/verify/", {"otp_token": current_totp(device)})
+    assert verified.status_code == 302, "the TOTP step should let the staff user in"
+    client.user = user
+    return client

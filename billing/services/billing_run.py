@@ -275,6 +275,10 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         issued_at = None if run.test_clock_id is not None else clock.system_now()
         invoice_ids = finalize.invoices_issue_bulk(items=drafts, at=issued_at, rates=standard_tax_rates())
         _save_renewed(to_bill)
+        # Payments hook: one collection task per chunk, queued after this transaction commits.
+        from billing.services.payments import collection_enqueue
+
+        collection_enqueue(invoice_ids=invoice_ids)
     done_elsewhere = [pk for pk in subscription_ids if pk not in by_id]
     del done_elsewhere  # canceled at the boundary or no longer due: nothing more to bill
     return len(invoice_ids), still_due

@@ -24,7 +24,7 @@ the preview shows exactly what the change will do. A plan, for a change at `at`:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -169,6 +169,9 @@ def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime
             period_end=end,
             at=at,
         )
+        # Worded once, in the customer's language: the preview and the invoice agree.
+        language = subscription.customer.preferred_language
+        lines = [replace(line, description=proration_description(line=line, language=language)) for line in lines]
     prices = {item.key: item.price for item in (*before, *after)}
     new_pending = [
         InvoiceItem(
@@ -303,6 +306,16 @@ def _upcoming_draft(plan: _Plan) -> DraftInvoice | None:
         discounts=discounts_for_period(subscription=subscription),
         recurring=not subscription.cancel_at_period_end,
     )
+
+
+def proration_description(*, line: ProrationLine, language: str) -> str:
+    """The proration line as the customer reads it on the invoice, in its language."""
+    from django.utils import translation
+
+    with translation.override(language):
+        if line.amount < 0:
+            return _("Unused time on %(item)s") % {"item": line.item_description}
+        return _("Remaining time on %(item)s") % {"item": line.item_description}
 
 
 def subscription_preview_change(

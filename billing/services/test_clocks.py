@@ -29,6 +29,7 @@ test_clock_create.__test__ = False  # type: ignore[attr-defined]
 def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: Any = None) -> BillingRun:
     """Move `clock` to `to` and bill its customers up to that instant."""
     from billing.services.billing_run import billing_run_start
+    from billing.services.dunning import dunning_run_due
 
     if to.tzinfo is None:
         raise ValidationError(_("The new time must include a time zone."))
@@ -55,6 +56,8 @@ def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: Any = Non
             acting_user=acting_user,
         )
     run = billing_run_start(as_of=to, test_clock=locked, acting_user=acting_user)
+    # Payment retries fall due as the simulated time passes, like renewals.
+    dunning_run_due(test_clock=locked)
     TestClock.objects.filter(pk=locked.pk).update(status=TestClock.Status.READY)
     clock.refresh_from_db()
     return run

@@ -189,6 +189,8 @@ ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
+# Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
+TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 
 # Sensitive fields (IBANs, tax IDs) are encrypted with these Fernet keys: newest first
 # encrypts, every listed key decrypts (rotation: prepend a key, run `manage.py reencrypt`).
@@ -222,3 +224,4 @@ LOGGING = {
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
+from config.settings.payments import *  # noqa: E402,F403

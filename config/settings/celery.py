@@ -7,6 +7,10 @@ from config.env import env
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or "cache+memory://")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if not CELERY_BROKER_URL:
+    # Eager tasks still build a producer in Celery 5.7: give it the in-memory transport
+    # so nothing ever reaches for a broker on localhost.
+    CELERY_BROKER_URL = "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -20,3 +24,5 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     "billing-run": {"task": "billing.run_scheduled", "schedule": crontab(minute="*/15")},
 }
+# Payments: dunning retries that have come due (collection itself is queued per billing-run chunk).
+CELERY_BEAT_SCHEDULE["dunning-run-due"] = {"task": "billing.dunning_run_due", "schedule": crontab(minute="*/15")}

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
@@ -43,11 +44,13 @@ from invoices.services.documents import (
     credit_note_content_hash,
     credit_note_reference,
     document_language,
+    document_text,
     local_date,
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
 from invoices.services.numbering import number_sequence_reserve
+from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
 from invoices.vat import LEGAL_MENTIONS
 
@@ -164,7 +167,13 @@ def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
     )
     lines = tuple(
         CreditNoteLine(
-            description=f"Credit on invoice {invoice.number} ({category} {rate_text(rate)} %)",
+            description=document_text(
+                invoice.language,
+                _("Credit on invoice %(number)s (%(category)s %(rate)s %%)"),
+                number=invoice.number,
+                category=category,
+                rate=rate_text(rate),
+            ),
             amount=line.taxable_amount,
             tax_rate=rate,
             tax_category=category,
@@ -327,7 +336,12 @@ def credit_note_create(
             currency=invoice.currency,
             amount=credit_to_balance,
             kind=BalanceTransaction.Kind.CREDIT_NOTE,
-            description=f"Credit note {number} for invoice {invoice.number}",
+            description=document_text(
+                invoice.language,
+                _("Credit note %(credit_note)s for invoice %(number)s"),
+                credit_note=number,
+                number=invoice.number,
+            ),
             invoice=invoice,
             credit_note=credit_note,
             created_at=at,
@@ -374,4 +388,6 @@ def credit_note_create(
             data={"number": invoice.number, "status": invoice.status, "paid_by_credit_note": number},
             acting_user=acting_user,
         )
+    # The PDF (Factur-X, type 381) is rendered by a Celery task after commit, never inline.
+    documents_render_on_commit(credit_note_ids=[credit_note.pk])
     return credit_note

@@ -38,7 +38,7 @@ MENTION_LANGUAGES: Final = ("fr", "en")
 # D441-5 of the Code de commerce; the penalty rate comes from the brand.
 _TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
-        "operation_category": "Catégorie de l'opération : Prestation de services",
+        "operation_category": "Catégorie de l'opération : {category}",
         "late_payment": "Pénalités de retard : {rate} (article L441-10 du Code de commerce)",
         "recovery_indemnity": "En cas de retard de paiement, indemnité forfaitaire pour frais de recouvrement "
         "de 40 € (article D441-5 du Code de commerce)",
@@ -49,7 +49,7 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "credit_note_for": "Avoir se rapportant à la facture n° {number} du {date}",
     },
     "en": {
-        "operation_category": "Type of transaction: supply of services (prestation de services)",
+        "operation_category": "Type of transaction: {category}",
         "late_payment": "Late-payment penalties: {rate} (article L441-10 of the French Commercial Code)",
         "recovery_indemnity": "Fixed compensation for recovery costs in case of late payment: €40 "
         "(article D441-5 of the French Commercial Code)",
@@ -58,6 +58,17 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "terms_send_invoice": "Payment within {days} days, due date: {due}",
         "terms_charge_automatically": "Paid by automatic debit on issue, due date: {due}",
         "credit_note_for": "Credit note for invoice {number} of {date}",
+    },
+}
+
+
+# Category of the operation (mention of the 2026-2027 e-invoicing reform), by brand setting.
+_OPERATION_CATEGORIES: Final[dict[str, dict[str, str]]] = {
+    "fr": {"services": "Prestation de services", "goods": "Livraison de biens", "mixed": "Mixte (biens et services)"},
+    "en": {
+        "services": "supply of services (prestation de services)",
+        "goods": "supply of goods (livraison de biens)",
+        "mixed": "goods and services (mixte)",
     },
 }
 
@@ -75,7 +86,18 @@ def local_date(moment: datetime, timezone: str) -> date:
     return moment.astimezone(ZoneInfo(timezone)).date()
 
 
-def seller_snapshot(brand: Brand) -> dict[str, Any]:
+def seller_snapshot(
+    brand: Brand,
+    *,
+    custom_fields: list[dict[str, str]] | None = None,
+    line_columns: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The seller as issued. `custom_fields` / `line_columns` default to the brand's
+    stored ones (two queries); the admin preview passes its unsaved values instead."""
+    if custom_fields is None:
+        custom_fields = [{"label": field.label, "value": field.value} for field in brand.custom_fields.all()]
+    if line_columns is None:
+        line_columns = [{"key": column.metadata_key, "label": column.label} for column in brand.line_columns.all()]
     return {
         "name": brand.name,
         "legal_name": brand.legal_name,
@@ -96,11 +118,60 @@ def seller_snapshot(brand: Brand) -> dict[str, Any]:
         "bic": brand.bic,
         "payment_instructions": brand.payment_instructions,
         "vat_on_debits": brand.vat_on_debits,
+        "operation_category": brand.operation_category,
+        "timezone": brand.timezone,
+        "default_language": brand.default_language,
+        # How the documents look and what they show besides the law's mentions: frozen
+        # too, so a regenerated PDF is identical (two queries per brand).
+        "branding": {
+            "layout": brand.layout,
+            "font": brand.font,
+            "primary_colour": brand.primary_colour,
+            "accent_colour": brand.accent_colour,
+            "logo": brand.logo.name if brand.logo else "",
+            "footer_text": brand.footer_text,
+        },
+        "custom_fields": custom_fields,
+        "line_columns": line_columns,
     }
 
 
-def buyer_snapshot(customer: Any) -> dict[str, Any]:
+def custom_fields_by_owner(
+    *, brand_ids: Iterable[int], customer_ids: Iterable[int]
+) -> tuple[dict[int, list[dict[str, str]]], dict[int, list[dict[str, str]]]]:
+    """Invoice custom fields of many brands and customers in one query (the bulk path)."""
+    from django.db.models import Q
+
+    from invoices.models import InvoiceCustomField
+
+    by_brand: dict[int, list[dict[str, str]]] = {}
+    by_customer: dict[int, list[dict[str, str]]] = {}
+    rows = InvoiceCustomField.objects.filter(
+        Q(brand_id__in=list(brand_ids)) | Q(customer_id__in=list(customer_ids))
+    ).values_list("brand_id", "customer_id", "label", "value")
+    for brand_id, customer_id, label, value in rows:
+        owner = by_brand.setdefault(brand_id, []) if brand_id else by_customer.setdefault(customer_id, [])
+        owner.append({"label": label, "value": value})
+    return by_brand, by_customer
+
+
+def line_columns_by_brand(*, brand_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:
+    from invoices.models import InvoiceLineColumn
+
+    columns: dict[int, list[dict[str, str]]] = {}
+    rows = InvoiceLineColumn.objects.filter(brand_id__in=list(brand_ids)).values_list(
+        "brand_id", "metadata_key", "label"
+    )
+    for brand_id, key, label in rows:
+        columns.setdefault(brand_id, []).append({"key": key, "label": label})
+    return columns
+
+
+def buyer_snapshot(customer: Any, *, custom_fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
     # The VAT number is decrypted here: the law requires it printed on the invoice.
+    # `custom_fields`: from `custom_fields_by_owner` when the caller loaded many; else one query.
+    if custom_fields is None:
+        custom_fields = custom_fields_by_owner(brand_ids=[], customer_ids=[customer.pk])[1].get(customer.pk, [])
     return {
         "legal_name": customer.legal_name,
         "email": customer.invoice_email or customer.email,
@@ -114,6 +185,7 @@ def buyer_snapshot(customer: Any) -> dict[str, Any]:
         "siren": customer.siren,
         "is_business": customer.is_business,
         "delivery_address": customer.delivery_address,
+        "custom_fields": custom_fields,
     }
 
 
@@ -130,7 +202,9 @@ def legal_mentions(
     language = document_language(language)
     texts = _TEXTS[language]
     due = format_local_date(due_date, language)
-    mentions = [{"key": "operation_category", "text": texts["operation_category"]}]
+    categories = _OPERATION_CATEGORIES[language]
+    category = categories.get(getattr(brand, "operation_category", "services"), categories["services"])
+    mentions = [{"key": "operation_category", "text": texts["operation_category"].format(category=category)}]
     if collection_method == SEND_INVOICE:
         terms = texts["terms_send_invoice"].format(days=days_until_due, due=due)
     else:
@@ -264,3 +338,11 @@ def credit_note_content_hash(*, credit_note: Any, lines: Iterable[Any]) -> str:
         },
         snapshot_json=canonical_json(credit_note.issued_snapshot),
     )
+
+
+def document_text(language: str, message: Any, **values: Any) -> str:
+    """A lazily translated message rendered in a document's language (ledger lines, credit lines)."""
+    from django.utils import translation
+
+    with translation.override(document_language(language)):
+        return str(message) % values

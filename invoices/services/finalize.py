@@ -24,6 +24,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Case, Value, When
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
@@ -39,14 +41,17 @@ from invoices.services.documents import (
     SEND_INVOICE,
     buyer_snapshot,
     canonical_json,
+    custom_fields_by_owner,
     invoice_content_hash,
     legal_mentions,
+    line_columns_by_brand,
     local_date,
     seller_snapshot,
 )
 from invoices.services.drafts import InvoiceDraftError, invoice_build, invoice_fields, invoice_line_objects
 from invoices.services.drafts import tax_breakdown_rows as _tax_breakdown_rows
 from invoices.services.numbering import number_sequence_reserve, number_series_key
+from invoices.services.pdf import documents_render_on_commit
 from invoices.services.tax import tax_decision_for
 from invoices.states import assert_invoice_transition
 from invoices.types import DraftInvoice
@@ -204,10 +209,11 @@ def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine])
 
 
 def _balance_transaction(*, invoice: Invoice, applied: int, at: datetime) -> BalanceTransaction:
-    if applied > 0:
-        description = f"Applied to invoice {invoice.number}"
-    else:
-        description = f"Credit from invoice {invoice.number} (negative total)"
+    with translation.override(invoice.language):
+        if applied > 0:
+            description = _("Applied to invoice %(number)s") % {"number": invoice.number}
+        else:
+            description = _("Credit from invoice %(number)s (negative total)") % {"number": invoice.number}
     return BalanceTransaction(
         customer_id=invoice.customer_id,
         currency=invoice.currency,
@@ -316,6 +322,14 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
             data=data,
             acting_user=acting_user,
         )
+    # Payments hook (billing/services/payments.py): charge-automatically invoices are
+    # charged after this transaction commits; the task skips anything not due.
+    if invoice.status == Status.OPEN and invoice.collection_method == "charge_automatically":
+        from billing.services.payments import collection_enqueue
+
+        collection_enqueue(invoice_ids=[invoice.pk])
+    # The PDF (Factur-X) is rendered by a Celery task after commit, never inline.
+    documents_render_on_commit(invoice_ids=[invoice.pk])
     return invoice
 
 
@@ -376,7 +390,17 @@ def invoices_issue_bulk(
     brands, default_brand = _brands_for(customers)
 
     decisions: dict[tuple[Any, ...], Any] = {}
-    sellers = {brand.pk: seller_snapshot(brand) for brand in brands.values()}
+    # Custom fields and line columns printed on the invoices: two queries per call.
+    brand_fields, buyer_fields = custom_fields_by_owner(
+        brand_ids=list(brands), customer_ids={customer.pk for customer in customers}
+    )
+    columns = line_columns_by_brand(brand_ids=list(brands))
+    sellers = {
+        brand.pk: seller_snapshot(
+            brand, custom_fields=brand_fields.get(brand.pk, []), line_columns=columns.get(brand.pk, [])
+        )
+        for brand in brands.values()
+    }
     pending: list[_Pending] = []
     for draft, customer in items:
         brand = brands.get(customer.brand_id) if customer.brand_id is not None else default_brand
@@ -408,7 +432,7 @@ def invoices_issue_bulk(
             paid_at=issued_at if amount_due == 0 else None,
             issued_snapshot=issued_snapshot(
                 seller=sellers[brand.pk],
-                buyer=buyer_snapshot(customer),
+                buyer=buyer_snapshot(customer, custom_fields=buyer_fields.get(customer.pk, [])),
                 brand=brand,
                 language=customer.preferred_language,
                 vat_mention_key=preview.vat_mention_key,
@@ -495,6 +519,8 @@ def invoices_issue_bulk(
                 )
             )
     events_record_bulk(rows=events)
+    # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
+    documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
     return [invoice.pk for invoice in invoices]
 
 

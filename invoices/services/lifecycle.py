@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
 from invoices.errors import InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
+from invoices.services.documents import document_text
 from invoices.states import PAYABLE_STATUSES, assert_invoice_transition
 
 Status = Invoice.Status
@@ -85,7 +87,9 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: Any = None, rea
             currency=invoice.currency,
             amount=returned,
             kind=BalanceTransaction.Kind.INVOICE_VOIDED,
-            description=f"Returned from voided invoice {invoice.number}",
+            description=document_text(
+                invoice.language, _("Returned from voided invoice %(number)s"), number=invoice.number
+            ),
             invoice=invoice,
             created_at=at,
         )

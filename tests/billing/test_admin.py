@@ -17,9 +17,13 @@ from billing.models import (
     BillingRun,
     Coupon,
     DomainEvent,
+    DunningCase,
     InvoiceItem,
+    Payment,
+    PaymentMethod,
     Price,
     PromotionCode,
+    Refund,
     ScheduledChange,
     Subscription,
     SubscriptionChange,
@@ -27,23 +31,13 @@ from billing.models import (
     TestClock,
     UsageEvent,
 )
+from invoices.models import Invoice
 from tests.conftest import current_totp
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"
 MONTHLY = {"kind": "interval", "unit": "month", "count": 1}
-
-
-@pytest.fixture
-def console(client, staff_with_totp):
-    """A client signed in to the operator console through the real password + TOTP flow."""
-    user, device = staff_with_totp
-    client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
-    verified = client.post("/admin/otp/verify/", {"otp_token": current_totp(device)})
-    assert verified.status_code == 302, "the TOTP step should let the staff user in"
-    client.user = user
-    return client
 
 
 @pytest.fixture
@@ -84,6 +78,33 @@ def billing_world(subscription, meter_factory, price_factory):
     DomainEvent.objects.create(
         type="customer.subscription.created", object_type="subscription", object_id=str(subscription.pk), occurred_at=at
     )
+    # payments: a card, a charge attempt, its dunning case and a refund request
+    invoice = Invoice.objects.create(brand=customer.brand, customer=customer, currency="EUR", subscription=subscription)
+    card = PaymentMethod.objects.create(
+        customer=customer,
+        kind="card",
+        gateway="sandbox",
+        token="pm_sandbox_x",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+    payment = Payment.objects.create(
+        invoice=invoice,
+        customer=customer,
+        payment_method=card,
+        method="card",
+        gateway="sandbox",
+        status=Payment.Status.SUCCEEDED,
+        amount=3480,
+        currency="EUR",
+        attempt=1,
+        attempted_at=at,
+    )
+    DunningCase.objects.create(invoice=invoice, customer=customer, started_at=at, schedule_days=[1, 3])
+    Refund.objects.create(payment=payment, invoice=invoice, amount=500, currency="EUR", reason="other", requested_at=at)
     return subscription
 
 

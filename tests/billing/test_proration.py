@@ -112,6 +112,7 @@ def test_change_proration_describes_and_quantifies_each_line():
             amount=-1000,
             period_start=utc(2024, 4, 21),
             period_end=APRIL[1],
+            item_description="Seat",
         ),
         ProrationLine(
             key="price:seat",
@@ -120,6 +121,7 @@ def test_change_proration_describes_and_quantifies_each_line():
             amount=1667,
             period_start=utc(2024, 4, 21),
             period_end=APRIL[1],
+            item_description="Seat",
         ),
     ]
 

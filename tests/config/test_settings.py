@@ -20,7 +20,13 @@ PRODUCTION_ENV = {
 
 
 def run_manage(*args: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    # Only what a production host would have: no test-runner switches such as
+    # DJANGO_ALLOW_ASYNC_UNSAFE (set for the browser tests) may leak into the check.
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in PRODUCTION_ENV and key != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     environment.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120

@@ -6,19 +6,10 @@ from django.core import mail
 
 from customers.admin import CustomerResource
 from customers.models import Customer, CustomerUser
-from tests.conftest import current_totp
 
 pytestmark = pytest.mark.django_db
 
 HEADERS = ["legal_name", "email", "country", "preferred_language", "currency", "timezone", "is_business"]
-
-
-@pytest.fixture
-def console(client, staff_with_totp):
-    user, device = staff_with_totp
-    client.post("/admin/login/", {"username": user.username, "password": "correct horse battery staple"})
-    client.post("/admin/otp/verify/", {"otp_token": current_totp(device)})
-    return client
 
 
 def test_customers_import_from_a_spreadsheet():

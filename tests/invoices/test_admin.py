@@ -14,6 +14,7 @@ from invoices.models import (
     BalanceTransaction,
     CreditNote,
     Invoice,
+    InvoiceCustomField,
     InvoiceLine,
     NumberSequence,
 )
@@ -22,16 +23,6 @@ from tests.conftest import current_totp
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def console(client, staff_with_totp):
-    """A client signed in to the operator console through the real password + TOTP flow."""
-    user, device = staff_with_totp
-    client.post("/admin/login/", {"username": user.username, "password": PASSWORD})
-    verified = client.post("/admin/otp/verify/", {"otp_token": current_totp(device)})
-    assert verified.status_code == 302, "the TOTP step should let the staff user in"
-    return client
 
 
 _numbers = iter(range(1, 10_000))
@@ -125,6 +116,7 @@ def invoices_world(open_invoice, draft_invoice):
         at=datetime(2026, 1, 20, tzinfo=UTC),
     )
     assert NumberSequence.objects.exists() and BalanceTransaction.objects.exists()
+    InvoiceCustomField.objects.create(customer=open_invoice.customer, label="PO number", value="PO-1")
     return open_invoice
 
 

@@ -74,17 +74,22 @@ CUSTOMERS = [
 class Command(BaseCommand):
     help = "Load idempotent demo data and print how to sign in to the operator console."
 
-    @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        brand = self._brand()
-        self._tax_rates()
-        catalog = self._catalog()
+        # Each step is idempotent on its own; payments open their own (durable)
+        # transactions, so the seed cannot run inside a single one.
+        with transaction.atomic():
+            brand = self._brand()
+            self._tax_rates()
+            catalog = self._catalog()
         for data in CUSTOMERS:
-            Customer.objects.get_or_create(
+            customer, created = Customer.objects.get_or_create(
                 email=data["email"], defaults={**data, "brand": brand, "currency": data.get("currency", "EUR")}
             )
+            if created:
+                self._sandbox_card(customer)
         history = self._year_of_history(brand, catalog)
-        user, device, recovery_code = self._staff_user()
+        with transaction.atomic():
+            user, device, recovery_code = self._staff_user()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: brand '{brand.name}', {Customer.objects.count()} customers, "
@@ -224,6 +229,7 @@ class Command(BaseCommand):
                 postal_code="75011" if country == "FR" else "28195",
                 address_line1="1 rue de la Démo" if country == "FR" else "Hafenstraße 1",
             )
+            self._sandbox_card(customer)
             subscriptions.append(
                 subscription_create(
                     customer=customer,
@@ -262,6 +268,14 @@ class Command(BaseCommand):
                 subscription_cancel(subscription=brasserie, at=moment, at_period_end=True, reason="Fermeture")
             test_clock_advance(clock=clock, to=min(start + relativedelta(months=month), now))
         return Invoice.objects.filter(customer__test_clock=clock).count()
+
+    def _sandbox_card(self, customer: Customer) -> None:
+        """The sandbox gateway's always-successful test card, as the default payment method."""
+        from billing.services.payments import payment_method_attach
+
+        payment_method_attach(
+            customer=customer, source={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}
+        )
 
     def _staff_user(self) -> tuple[Any, TOTPDevice, str]:
         user_model = get_user_model()

@@ -15,7 +15,7 @@ real seconds; each line is rounded once, half away from zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -173,3 +173,25 @@ def test_a_cycle_change_restarts_the_subscription_at_the_change(make_customer, m
         utc(2025, 4, 16, 9, 30),
     )
     assert subscription.cycle["unit"] == "year"
+
+
+@pytest.mark.django_db
+def test_proration_lines_are_worded_in_the_customers_language(customer_factory, price_factory, tax_rate):
+    french = customer_factory(preferred_language="fr")
+    english = customer_factory(preferred_language="en")
+    basic = price_factory(unit_amount=Decimal(1000), product__name="Basic")
+    pro = price_factory(unit_amount=Decimal(3000), product__name="Pro")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for customer in (french, english):
+        subscription = subscription_create(customer=customer, items=[ItemSpec(price=basic)], at=start)
+        subscription_change(subscription=subscription, items=[ItemSpec(price=pro)], at=start + timedelta(days=10))
+
+    worded = {
+        language: sorted(
+            InvoiceItem.objects.filter(customer__preferred_language=language).values_list("description", flat=True)
+        )
+        for language in ("fr", "en")
+    }
+
+    assert worded["en"] == ["Remaining time on Pro", "Unused time on Basic"]
+    assert worded["fr"] == ["Temps non utilisé sur Basic", "Temps restant sur Pro"]

@@ -1,0 +1,94 @@
+"""The one interface every payment gateway implements.
+
+A gateway is the remote provider (Stripe, or the embedded sandbox that plays one).
+Tarif keeps only what a gateway returns here: tokens and display data, references,
+statuses and decline codes. Every call that moves money takes a deterministic
+idempotency key; a gateway must return the original result when it sees a key again
+(that is what makes a retry after a crash safe).
+
+Adding a gateway: implement `Gateway`, give it a `name`, and register it in
+`billing.payments.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ChargeStatus = Literal["succeeded", "failed", "requires_action", "pending"]
+RefundStatus = Literal["succeeded", "failed", "pending"]
+
+
+class GatewayError(Exception):
+    """The gateway refused the request itself (bad token, unknown card, bad signature)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodDetails:
+    """What Tarif may store about a payment method: token and display data only."""
+
+    token: str
+    kind: str  # PaymentMethod.Kind: card, wallet, sepa_debit
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    wallet: str = ""
+    iban_last4: str = ""
+    mandate_reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    status: ChargeStatus
+    reference: str  # the gateway's id of the charge (PaymentIntent id for Stripe)
+    amount: int
+    currency: str
+    decline_code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    status: RefundStatus
+    reference: str
+    amount: int
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """An inbound event, already authenticated by the gateway's signature check."""
+
+    id: str
+    type: str  # normalised: "charge.succeeded", "charge.failed", "refund.succeeded", "refund.failed"
+    reference: str  # the charge or refund reference the event is about
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Gateway(Protocol):
+    name: str
+
+    def attach_payment_method(self, *, customer_reference: str, source: Mapping[str, Any]) -> PaymentMethodDetails:
+        """Tokenize `source` (client-side token, or a sandbox test card/IBAN) for a customer."""
+
+    def detach_payment_method(self, *, token: str) -> None: ...
+
+    def charge(
+        self,
+        *,
+        token: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        customer_reference: str,
+        description: str = "",
+    ) -> ChargeResult:
+        """Charge `amount` minor units off-session. Same key, same result."""
+
+    def refund(self, *, charge_reference: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
+        """Refund part or all of a charge. Same key, same result."""
+
+    def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the signature and normalise the event; raise GatewayError if it does not verify."""

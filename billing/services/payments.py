@@ -1,0 +1,495 @@
+"""Payment methods, collection of invoices and manual payments (docs/payments.md).
+
+Collecting an invoice is three steps, so a crash anywhere never charges twice:
+
+1. in a committed transaction, reserve the attempt: a `Payment` row in `pending`
+   with the idempotency key `invoice:<pk>:attempt:<n>`;
+2. call the gateway with that key, outside any transaction;
+3. in a second transaction, record the outcome: the invoice takes the payment
+   (`invoice_record_payment`) only when the gateway confirmed it.
+
+If the process dies between 2 and 3, the attempt stays `pending`; the next collection
+of that invoice reuses it (same key), and the gateway answers with the original charge.
+
+Lock order: subscription -> customer -> invoice -> payment (the billing run's order).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from billing import clock
+from billing.events import event_record
+from billing.locks import subscription_qs_for_update
+from billing.models import DunningCase, Payment, PaymentMethod
+from billing.payments.gateway import ChargeResult, GatewayError
+from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
+from invoices.errors import PaymentError
+from invoices.locks import invoice_qs_for_update
+from invoices.models import Invoice
+from invoices.services.lifecycle import invoice_record_payment
+from invoices.states import PAYABLE_STATUSES
+
+logger = logging.getLogger(__name__)
+
+CHARGE_AUTOMATICALLY = "charge_automatically"
+NO_PAYMENT_METHOD = "no_payment_method"
+MANUAL_METHODS = (Payment.Method.BANK_TRANSFER, Payment.Method.CHEQUE, Payment.Method.CASH, Payment.Method.OTHER)
+
+
+class PaymentsError(Exception):
+    """A payment operation Tarif refuses (the message says why, for the operator)."""
+
+
+def bank_transfer_reference(*, customer: Any) -> str:
+    """The customer's stable ISO 11649 ("RF") creditor reference to quote on transfers.
+
+    Derived from the customer's id, so it never changes and needs no storage; its two
+    check digits let reconciliation reject mistyped references.
+    """
+    body = f"TARIF{customer.pk:08d}"
+    numeric = "".join(str(int(char, 36)) for char in body + "RF00")
+    return f"RF{98 - int(numeric) % 97:02d}{body}"
+
+
+def _customer_lock(customer: Any) -> None:
+    from invoices.locks import customers_lock_balance
+
+    customers_lock_balance(customer_ids=[customer.pk])
+
+
+def payment_method_attach(
+    *, customer: Any, source: Mapping[str, Any], make_default: bool = True, acting_user: Any = None
+) -> PaymentMethod:
+    """Add a payment method. `source` is `{"card": {...}}`, `{"iban": ...}`,
+    `{"type": "bank_transfer"}` or `{"type": "manual"}` (see docs/payments.md).
+
+    Card and IBAN data go to the gateway, which returns a token and display data;
+    only those are stored. A new chargeable default retries the customer's invoices
+    in dunning at once (after commit).
+    """
+    kind = source.get("type")
+    if kind in (PaymentMethod.Kind.BANK_TRANSFER, PaymentMethod.Kind.MANUAL):
+        fields: dict[str, Any] = {"kind": kind, "gateway": MANUAL}
+    else:
+        gateway = gateway_for(default_gateway_name())
+        details = gateway.attach_payment_method(customer_reference=str(customer.pk), source=source)
+        fields = {
+            "kind": details.kind,
+            "gateway": gateway.name,
+            "token": details.token,
+            "brand": details.brand,
+            "last4": details.last4,
+            "exp_month": details.exp_month,
+            "exp_year": details.exp_year,
+            "wallet": details.wallet,
+            "iban_last4": details.iban_last4,
+            "mandate_reference": details.mandate_reference,
+        }
+    with transaction.atomic():
+        _customer_lock(customer)
+        has_default = PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).exists()
+        default = make_default or not has_default
+        if default:
+            PaymentMethod.objects.filter(customer=customer, is_default=True).update(is_default=False)
+        method = PaymentMethod.objects.create(customer=customer, is_default=default, **fields)
+        event_record(
+            type="payment_method.attached",
+            object_type="payment_method",
+            object_id=method.pk,
+            customer_id=customer.pk,
+            occurred_at=clock.now(customer=customer),
+            data={"kind": method.kind, "display": str(method), "default": default},
+            acting_user=acting_user,
+        )
+        if (
+            default
+            and method.chargeable
+            and DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists()
+        ):
+            from billing.tasks import dunning_retry_customer
+
+            transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
+    return method
+
+
+def payment_method_detach(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
+    if payment_method.token:
+        gateway_for(payment_method.gateway).detach_payment_method(token=payment_method.token)
+    with transaction.atomic():
+        at = clock.now(customer=payment_method.customer)
+        PaymentMethod.objects.filter(pk=payment_method.pk).update(active=False, is_default=False, detached_at=at)
+        event_record(
+            type="payment_method.detached",
+            object_type="payment_method",
+            object_id=payment_method.pk,
+            customer_id=payment_method.customer_id,
+            occurred_at=at,
+            data={"kind": payment_method.kind},
+            acting_user=acting_user,
+        )
+    payment_method.refresh_from_db()
+    return payment_method
+
+
+def awaiting_payment(*, search: str = "") -> Any:
+    """Open invoices Tarif does not charge itself (send-invoice terms, or a customer whose
+    default method is a transfer or manual), oldest due first: what reconciliation matches.
+
+    `search` matches an invoice number, a customer name or a transfer reference.
+    """
+    from django.db.models import Exists, OuterRef, Q
+
+    manual_default = PaymentMethod.objects.filter(
+        customer=OuterRef("customer"),
+        is_default=True,
+        active=True,
+        kind__in=[PaymentMethod.Kind.BANK_TRANSFER, PaymentMethod.Kind.MANUAL],
+    )
+    invoices = (
+        Invoice.objects.filter(status__in=PAYABLE_STATUSES, amount_remaining__gt=0)
+        .filter(Q(collection_method="send_invoice") | Exists(manual_default))
+        .select_related("customer")
+        .order_by("due_at", "pk")
+    )
+    search = search.strip()
+    if search:
+        matches = Q(number__icontains=search) | Q(customer__legal_name__icontains=search)
+        compact = search.replace(" ", "").upper()
+        if compact.startswith("RF") and compact[4:].startswith("TARIF") and compact[9:].isdigit():
+            matches |= Q(customer_id=int(compact[9:]))
+        invoices = invoices.filter(matches)
+    return invoices
+
+
+def default_payment_method(*, customer: Any) -> PaymentMethod | None:
+    return PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).first()
+
+
+def _attempt_key(invoice_id: int, attempt: int) -> str:
+    return f"invoice:{invoice_id}:attempt:{attempt}"
+
+
+def _payment_event(payment: Payment, type: str, at: datetime, acting_user: Any = None, **data: Any) -> None:
+    event_record(
+        type=type,
+        object_type="payment",
+        object_id=payment.pk,
+        customer_id=payment.customer_id,
+        occurred_at=at,
+        data={
+            "invoice": payment.invoice_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "method": payment.method,
+            "status": payment.status,
+            "attempt": payment.attempt,
+            "decline_code": payment.decline_code,
+            **data,
+        },
+        acting_user=acting_user,
+    )
+
+
+def _lock_subscription_then_invoice(invoice_id: int) -> Invoice:
+    """Lock in the billing run's order: subscription, customer (its balance), invoice."""
+    from invoices.locks import customers_lock_balance
+
+    subscription_id, customer_id = (
+        Invoice.objects.filter(pk=invoice_id).values_list("subscription_id", "customer_id").get()
+    )
+    if subscription_id is not None:
+        list(subscription_qs_for_update().filter(pk=subscription_id).values_list("pk", flat=True))
+    customers_lock_balance(customer_ids=[customer_id])
+    return invoice_qs_for_update().select_related("customer", "customer__test_clock").get(pk=invoice_id)
+
+
+def invoice_collect(
+    *,
+    invoice: Invoice,
+    at: datetime | None = None,
+    scheduled_retry: bool = False,
+    acting_user: Any = None,
+) -> Payment | None:
+    """Charge what remains due on an open invoice with the customer's default method.
+
+    Returns the attempt (succeeded, failed or requires_action), or None when there is
+    nothing to charge. A failure enters (or continues) dunning; `scheduled_retry` says
+    this is one of the dunning schedule's retries.
+    """
+    with transaction.atomic(durable=True):
+        locked = _lock_subscription_then_invoice(invoice.pk)
+        if locked.status not in PAYABLE_STATUSES or locked.amount_remaining <= 0:
+            return None
+        at = at or clock.now(customer=locked.customer)
+        attempt = (
+            Payment.objects.select_related("payment_method")
+            .filter(invoice=locked, status=Payment.Status.PENDING, attempt__isnull=False)
+            .order_by("-attempt")
+            .first()
+        )
+        if attempt is None and scheduled_retry and not _retry_still_due(invoice=locked, at=at):
+            return None  # another runner took this step of the schedule already
+        if attempt is None:
+            number = (Payment.objects.filter(invoice=locked).aggregate(last=Max("attempt"))["last"] or 0) + 1
+            method = default_payment_method(customer=locked.customer)
+            attempt = Payment.objects.create(
+                invoice=locked,
+                customer=locked.customer,
+                payment_method=method if method is not None and method.chargeable else None,
+                method=method.kind if method is not None and method.chargeable else Payment.Method.CARD,
+                gateway=method.gateway if method is not None and method.chargeable else "",
+                amount=locked.amount_remaining,
+                currency=locked.currency,
+                attempt=number,
+                idempotency_key=_attempt_key(locked.pk, number),
+                attempted_at=at,
+            )
+            if attempt.payment_method is None:
+                # Nothing to charge with: a failed attempt, and dunning waits for a method.
+                attempt.status = Payment.Status.FAILED
+                attempt.decline_code = NO_PAYMENT_METHOD
+                attempt.failure_message = "The customer has no payment method that can be charged."
+                attempt.save(update_fields=["status", "decline_code", "failure_message"])
+                _payment_event(attempt, "payment.failed", at, acting_user)
+                _after_failure(invoice=locked, payment=attempt, at=at, scheduled_retry=scheduled_retry)
+                return attempt
+    try:
+        result = gateway_for(attempt.gateway).charge(
+            token=attempt.payment_method.token,
+            amount=attempt.amount,
+            currency=attempt.currency,
+            idempotency_key=attempt.idempotency_key,
+            customer_reference=str(attempt.customer_id),
+            description=f"Invoice {invoice.number or invoice.pk}",
+        )
+    except GatewayError as error:
+        result = ChargeResult(
+            status="failed",
+            reference="",
+            amount=attempt.amount,
+            currency=attempt.currency,
+            decline_code="gateway_error",
+            message=str(error)[:300],
+        )
+    return payment_record_outcome(payment=attempt, result=result, at=at, scheduled_retry=scheduled_retry)
+
+
+def _retry_still_due(*, invoice: Invoice, at: datetime) -> bool:
+    # Read under the invoice's lock: the outcome of a retry moves `next_retry_at` under it too.
+    return DunningCase.objects.filter(invoice=invoice, status=DunningCase.Status.ACTIVE, next_retry_at__lte=at).exists()
+
+
+def payment_record_outcome(
+    *, payment: Payment, result: ChargeResult, at: datetime, scheduled_retry: bool = False, acting_user: Any = None
+) -> Payment:
+    """Step 3 of a collection (also reached from gateway webhooks): record what the gateway said."""
+    with transaction.atomic():
+        invoice = _lock_subscription_then_invoice(payment.invoice_id)
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status not in (Payment.Status.PENDING, Payment.Status.REQUIRES_ACTION):
+            return locked  # already recorded: a duplicate webhook, or a retry after the fact
+        locked.gateway_reference = result.reference or locked.gateway_reference
+        locked.decline_code = result.decline_code
+        locked.failure_message = result.message[:300]
+        if result.status == "succeeded":
+            locked.status = Payment.Status.SUCCEEDED
+            locked.settled_at = at
+            locked.save()
+            _apply_to_invoice(payment=locked, invoice=invoice, at=at, acting_user=acting_user)
+            _payment_event(locked, "payment.succeeded", at, acting_user)
+            from billing.services.dunning import dunning_on_payment
+
+            dunning_on_payment(invoice=invoice, at=at)
+        elif result.status == "pending":
+            locked.save()  # e.g. SEPA processing: a webhook will settle it
+        else:
+            already_waiting = locked.status == Payment.Status.REQUIRES_ACTION
+            locked.status = (
+                Payment.Status.REQUIRES_ACTION if result.status == "requires_action" else Payment.Status.FAILED
+            )
+            locked.save()
+            if not already_waiting:
+                _payment_event(
+                    locked,
+                    "payment.requires_action" if locked.status == Payment.Status.REQUIRES_ACTION else "payment.failed",
+                    at,
+                    acting_user,
+                )
+                _after_failure(invoice=invoice, payment=locked, at=at, scheduled_retry=scheduled_retry)
+    return locked
+
+
+def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: Any) -> None:
+    """Pay the invoice with the confirmed amount; what it no longer owes becomes customer credit.
+
+    That happens when an old attempt is confirmed late (the customer finished 3-D Secure
+    after a retry with another card paid): the money was taken, so it is credited to the
+    customer's balance (kind `overpayment`) and used by the next invoices, or refunded.
+    """
+    from invoices.services.balance import balance_transaction_create
+
+    owed = invoice.amount_remaining if invoice.status in PAYABLE_STATUSES else 0
+    applied = min(payment.amount, owed)
+    if applied:
+        invoice_record_payment(invoice=invoice, amount=applied, at=at, acting_user=acting_user)
+    excess = payment.amount - applied
+    if excess:
+        balance_transaction_create(
+            customer_id=payment.customer_id,
+            currency=payment.currency,
+            amount=excess,
+            kind="overpayment",
+            description=f"Payment received after invoice {invoice.number} was settled",
+            at=at,
+            invoice=invoice,
+        )
+        _payment_event(payment, "payment.overpaid", at, acting_user, credited_to_balance=excess)
+
+
+def _after_failure(*, invoice: Invoice, payment: Payment, at: datetime, scheduled_retry: bool) -> None:
+    from billing.services.dunning import dunning_on_failure
+
+    dunning_on_failure(invoice=invoice, payment=payment, at=at, scheduled_retry=scheduled_retry)
+
+
+def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
+    """After the current transaction commits, queue one task that charges these invoices.
+
+    Called by the billing run once per chunk and by `invoice_finalize`; the task skips
+    invoices that are not open, charge-automatically invoices with something due.
+    """
+    ids = [int(pk) for pk in invoice_ids]
+    if not ids:
+        return
+    from billing.tasks import collect_invoices
+
+    transaction.on_commit(lambda: collect_invoices.delay(ids))
+
+
+def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
+    """Charge freshly finalized charge-automatically invoices (one billing-run chunk).
+
+    Customers without a chargeable default method are skipped (no attempt). Safe to run
+    twice: an invoice that already had an attempt is dunning's business, except a
+    `pending` one (a crash after the gateway call), which is resumed.
+    """
+    charged = 0
+    invoices = (
+        Invoice.objects.filter(
+            pk__in=list(invoice_ids), collection_method=CHARGE_AUTOMATICALLY, status=Invoice.Status.OPEN
+        )
+        .select_related("customer")
+        .order_by("pk")
+    )
+    for invoice in invoices:
+        if invoice.amount_remaining <= 0:
+            continue
+        if Payment.objects.filter(invoice=invoice).exclude(status=Payment.Status.PENDING).exists():
+            continue
+        method = default_payment_method(customer=invoice.customer)
+        if method is None or not method.chargeable:
+            # Nothing to charge with: the invoice waits; dunning opens a case for it once
+            # it is overdue (billing.services.dunning), and a new method retries it.
+            continue
+        # A test-clock customer is charged at the simulated instant the invoice was issued.
+        at = invoice.finalized_at if invoice.customer.test_clock_id is not None else None
+        try:
+            if invoice_collect(invoice=invoice, at=at) is not None:
+                charged += 1
+        except Exception:  # one bad invoice must not stop the chunk; it stays open and visible
+            logger.exception("collection of invoice %s failed", invoice.pk)
+    return charged
+
+
+def payment_record_manual(
+    *,
+    invoice: Invoice,
+    amount: int,
+    method: str,
+    reference: str = "",
+    at: datetime | None = None,
+    acting_user: Any = None,
+) -> Payment:
+    """Finance staff record money received outside a gateway (transfer, cheque, cash...).
+
+    Partial amounts are fine; the invoice is paid once nothing remains.
+    """
+    if method not in MANUAL_METHODS:
+        raise PaymentsError(f"{method!r} is not a manual payment method.")
+    with transaction.atomic():
+        locked = _lock_subscription_then_invoice(invoice.pk)
+        at = at or clock.now(customer=locked.customer)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
+        payment = Payment.objects.create(
+            invoice=locked,
+            customer=locked.customer,
+            method=method,
+            gateway=MANUAL,
+            status=Payment.Status.SUCCEEDED,
+            amount=amount,
+            currency=locked.currency,
+            reference=reference[:100],
+            recorded_by=acting_user if getattr(acting_user, "is_authenticated", False) else None,
+            attempted_at=at,
+            settled_at=at,
+        )
+        invoice_record_payment(invoice=locked, amount=amount, at=at, acting_user=acting_user)
+        _payment_event(payment, "payment.succeeded", at, acting_user, reference=reference, manual=True)
+        from billing.services.dunning import dunning_on_payment
+
+        dunning_on_payment(invoice=locked, at=at)
+    return payment
+
+
+def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mapping[str, str]) -> bool:
+    """Apply an inbound gateway event once (its id is stored under a unique constraint).
+
+    Returns False for a duplicate. Charge events settle attempts that were waiting
+    (authentication, SEPA processing).
+    """
+    from django.db import IntegrityError
+
+    from billing.models import GatewayEvent
+
+    event = gateway_for(gateway_name).parse_webhook(payload=payload, headers=headers)
+    # Stored and applied in one transaction: a crash while applying leaves no row, so the
+    # provider's redelivery is applied instead of being taken for a duplicate.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                stored = GatewayEvent.objects.create(
+                    gateway=gateway_name, event_id=event.id, type=event.type, payload=dict(event.data)
+                )
+        except IntegrityError:
+            return False
+        if event.type in ("charge.succeeded", "charge.failed"):
+            _apply_charge_event(gateway_name=gateway_name, reference=event.reference, event=event)
+        stored.processed_at = clock.system_now()
+        stored.save(update_fields=["processed_at"])
+    return True
+
+
+def _apply_charge_event(*, gateway_name: str, reference: str, event: Any) -> None:
+    payment = Payment.objects.filter(gateway=gateway_name, gateway_reference=reference).first()
+    if payment is None:
+        return
+    result = ChargeResult(
+        status="succeeded" if event.type == "charge.succeeded" else "failed",
+        reference=reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        decline_code=str(event.data.get("decline_code", "")),
+    )
+    if result.status == "failed" and payment.status == Payment.Status.REQUIRES_ACTION:
+        # Dunning already counted this failure when the charge asked for action.
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, decline_code=result.decline_code)
+        return
+    payment_record_outcome(payment=payment, result=result, at=clock.now(customer=payment.customer))

@@ -1,0 +1,126 @@
+"""Issued documents as files: render once after finalization, store, never replace.
+
+`documents_render_on_commit` is what finalization calls: it only ENQUEUES (one Celery
+task per call, with all the ids), after the transaction commits, so the bulk issue path
+never renders inline. The task calls `invoice_document_store` / `credit_note_document_store`,
+which render the Factur-X PDF (PDF/A-3b with the EN 16931 CII XML) from frozen data and
+keep the first stored file for good: a finalized invoice's PDF never changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from invoices.models import CreditNote, Document, Invoice
+
+logger = logging.getLogger(__name__)
+
+
+class DocumentNotIssued(ValueError):
+    """Drafts have no document: they have no number and may still change."""
+
+
+def invoice_pdf_render(*, invoice: Invoice) -> bytes:
+    """The Factur-X PDF of an issued invoice, rendered from its frozen data (not stored)."""
+    if invoice.status == Invoice.Status.DRAFT or not invoice.number:
+        raise DocumentNotIssued(f"Draft invoice #{invoice.pk} has no PDF until it is finalized.")
+    from invoices.rendering.context import invoice_document
+    from invoices.rendering.facturx import embed_facturx, invoice_cii_xml
+    from invoices.rendering.html import document_pdf  # WeasyPrint: loaded by renderers only
+
+    lines = list(invoice.lines.order_by("position", "pk"))
+    document = invoice_document(invoice=invoice, lines=lines)
+    pdf = document_pdf(document, brand_slug=_brand_slug(invoice.brand_id))
+    return embed_facturx(pdf=pdf, xml=invoice_cii_xml(invoice=invoice, lines=lines), lang=document.language)
+
+
+def credit_note_pdf_render(*, credit_note: CreditNote) -> bytes:
+    from invoices.rendering.context import credit_note_document
+    from invoices.rendering.facturx import credit_note_cii_xml, embed_facturx
+    from invoices.rendering.html import document_pdf
+
+    lines = list(credit_note.lines.order_by("pk"))
+    document = credit_note_document(credit_note=credit_note, lines=lines)
+    pdf = document_pdf(document, brand_slug=_brand_slug(credit_note.brand_id))
+    return embed_facturx(pdf=pdf, xml=credit_note_cii_xml(credit_note=credit_note, lines=lines), lang=document.language)
+
+
+def _brand_slug(brand_id: int) -> str:
+    # The slug only picks an optional brand-specific template; it is not printed.
+    from invoices.models import Brand
+
+    return Brand.objects.filter(pk=brand_id).values_list("slug", flat=True).first() or ""
+
+
+def _store(*, owner: dict, pdf: bytes, name: str) -> Document:
+    digest = hashlib.sha256(pdf).hexdigest()
+    document = Document(**owner, sha256=digest, size=len(pdf))
+    document.file.save(name, ContentFile(pdf), save=False)
+    try:
+        with transaction.atomic():
+            document.save()
+    except IntegrityError:
+        # Another worker stored it first: theirs stays, ours goes.
+        document.file.delete(save=False)
+        return Document.objects.get(**owner)
+    return document
+
+
+def invoice_document_store(*, invoice_id: int) -> Document | None:
+    """The stored PDF of an issued invoice, rendered and stored the first time only."""
+    existing = Document.objects.filter(invoice_id=invoice_id).first()
+    if existing is not None:
+        return existing
+    invoice = Invoice.objects.filter(pk=invoice_id).exclude(status=Invoice.Status.DRAFT).first()
+    if invoice is None:
+        return None
+    pdf = invoice_pdf_render(invoice=invoice)
+    return _store(owner={"invoice_id": invoice.pk}, pdf=pdf, name=f"{_safe(invoice.number)}.pdf")
+
+
+def credit_note_document_store(*, credit_note_id: int) -> Document | None:
+    existing = Document.objects.filter(credit_note_id=credit_note_id).first()
+    if existing is not None:
+        return existing
+    credit_note = CreditNote.objects.filter(pk=credit_note_id).first()
+    if credit_note is None:
+        return None
+    pdf = credit_note_pdf_render(credit_note=credit_note)
+    return _store(owner={"credit_note_id": credit_note.pk}, pdf=pdf, name=f"{_safe(credit_note.number)}.pdf")
+
+
+def _safe(number: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_" else "-" for char in number)
+
+
+def _tasks_run_in_process() -> bool:
+    return bool(settings.CELERY_TASK_ALWAYS_EAGER)
+
+
+def documents_render_on_commit(
+    *, invoice_ids: Iterable[int] = (), credit_note_ids: Iterable[int] = (), bulk: bool = False
+) -> None:
+    """Queue ONE rendering task for these documents once the transaction commits.
+
+    `bulk` (the billing run's chunks): with a broker, one task per chunk; without one
+    (the embedded default, where tasks run in-process) rendering thousands of PDFs
+    inline would stall the run, so bulk-issued documents are rendered and stored on
+    first use instead (download, email), which is the same once-only path.
+    TARIF_RENDER_DOCUMENTS = False turns rendering at issue off altogether.
+    """
+    invoice_ids, credit_note_ids = list(invoice_ids), list(credit_note_ids)
+    if not (invoice_ids or credit_note_ids) or not getattr(settings, "TARIF_RENDER_DOCUMENTS", True):
+        return
+    if bulk and _tasks_run_in_process():
+        return
+    from invoices.tasks import render_pdf
+
+    transaction.on_commit(
+        lambda: render_pdf.delay(invoice_ids=invoice_ids, credit_note_ids=credit_note_ids), robust=True
+    )
