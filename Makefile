@@ -30,7 +30,7 @@ lint: install
 
 worker: install
 	@test -n "$$CELERY_BROKER_URL" || (echo "Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker"; exit 2)
-	$(BIN)/celery -A config worker --beat --loglevel=INFO --concurrency=2
+	$(BIN)/celery -A config worker --beat --loglevel=INFO --concurrency=2 -Q celery,payments,documents
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -26,3 +26,14 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # Payments: dunning retries that have come due (collection itself is queued per billing-run chunk).
 CELERY_BEAT_SCHEDULE["dunning-run-due"] = {"task": "billing.dunning_run_due", "schedule": crontab(minute="*/15")}
+
+# Three kinds of work, each on its own queue so they scale (and fail) independently:
+# the billing run (`celery`, the default), payments, and document rendering.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "billing.collect_invoices": {"queue": "payments"},
+    "billing.dunning_run_due": {"queue": "payments"},
+    "billing.dunning_retry_customer": {"queue": "payments"},
+    "invoices.render_pdf": {"queue": "documents"},
+}
+TARIF_WORKER_QUEUES = "celery,payments,documents"

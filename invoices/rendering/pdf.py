@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+import threading
 from functools import lru_cache
 from typing import Final
 
@@ -49,6 +50,7 @@ logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 _fetcher = OfflineURLFetcher()
 _font_config = FontConfiguration()
+_render_lock = threading.Lock()
 # WeasyPrint's image/font cache, kept for the life of the process (fonts and logos repeat).
 _cache: dict = {}
 
@@ -98,10 +100,14 @@ def html_to_pdf(html: str, *, css: str = "", pdf_a: bool = True) -> bytes:
     """PDF bytes of `html` styled by `css` (if given); PDF/A-3b when `pdf_a` (what
     Factur-X requires)."""
     html = _INDENTATION.sub("><", html)
-    document = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=_fetcher)
-    options = {"font_config": _font_config, "cache": _cache, "uncompressed_pdf": False}
-    if css:
-        options["stylesheets"] = [_stylesheet(css)]
-    if pdf_a:
-        options["pdf_variant"] = "pdf/a-3b"
-    return document.write_pdf(**options)
+    # The font configuration and image cache are shared by the whole process and are
+    # not thread-safe (Pango/fontconfig): renders in threads (admin preview under a
+    # threaded server, eager tasks) take turns. Workers scale with processes.
+    with _render_lock:
+        document = _DocumentHTML(string=html, base_url=BASE_URL, url_fetcher=_fetcher)
+        options = {"font_config": _font_config, "cache": _cache, "uncompressed_pdf": False}
+        if css:
+            options["stylesheets"] = [_stylesheet(css)]
+        if pdf_a:
+            options["pdf_variant"] = "pdf/a-3b"
+        return document.write_pdf(**options)
