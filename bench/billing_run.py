@@ -31,6 +31,9 @@ def setup_django(database_url: str | None, *, keep_broker: bool = False) -> None
     # PDFs are rendered by their own tasks (bench/render_pdf.py measures them); this
     # benchmark measures issuing invoices.
     os.environ["TARIF_RENDER_DOCUMENTS"] = "false"
+    # Likewise collection (charging the new invoices) is payments work, on its own queue
+    # and workers; inline it would run eagerly inside the measured run.
+    os.environ["TARIF_COLLECT_ON_ISSUE"] = "false"
     if not keep_broker:
         os.environ.pop("CELERY_BROKER_URL", None)
     if database_url:

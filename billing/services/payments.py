@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -366,7 +367,7 @@ def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
     invoices that are not open, charge-automatically invoices with something due.
     """
     ids = [int(pk) for pk in invoice_ids]
-    if not ids:
+    if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
         return
     from billing.tasks import collect_invoices
 

@@ -15,3 +15,7 @@ TARIF_DUNNING_FINAL_ACTION = env.str("TARIF_DUNNING_FINAL_ACTION", default="canc
 TARIF_REFUND_APPROVAL_THRESHOLD = env.int("TARIF_REFUND_APPROVAL_THRESHOLD", default=10000)
 # How recent the requester's (and approver's) OTP re-verification must be, in minutes.
 TARIF_REFUND_OTP_MAX_AGE_MINUTES = env.int("TARIF_REFUND_OTP_MAX_AGE_MINUTES", default=5)
+# Charge automatically-collected invoices as soon as they are issued. Off while migrating
+# from another billing system (invoices are issued, nobody is charged); dunning and manual
+# retries still work.
+TARIF_COLLECT_ON_ISSUE = env.bool("TARIF_COLLECT_ON_ISSUE", default=True)
