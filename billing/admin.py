@@ -136,6 +136,26 @@ def error_text(error: Exception) -> str:
     return str(error)
 
 
+def call_service(
+    form: forms.Form, operation: Any, *, errors: tuple[type[Exception], ...], atomic: bool = True
+) -> Any | None:
+    """Run a console form's service call; a refused request becomes a form error.
+
+    Returns the service's result, or None when it refused. `atomic` gives the call its
+    own transaction, which services running in their caller's transaction need (their
+    refusal would otherwise spoil the request's); services that open a durable
+    transaction themselves are called with atomic=False.
+    """
+    try:
+        if not atomic:
+            return operation()
+        with transaction.atomic():
+            return operation()
+    except errors as error:
+        form.add_error(None, error_text(error))
+        return None
+
+
 class StyledMixin:
     """Loads Tarif's admin stylesheet (progress bars, chart, money tables) with the admin's media."""
 
@@ -700,21 +720,21 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
         form = SubscriptionCreateForm(request.POST or None, admin_site=self.admin_site)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
-                with transaction.atomic():
-                    subscription = subscription_create(
-                        customer=data["customer"],
-                        items=[ItemSpec(price=price, quantity=quantity) for price, quantity in data["items"]],
-                        trial_days=data["trial_days"],
-                        coupon=data["coupon"],
-                        promotion_code=data["promotion_code"] or None,
-                        collection_method=data["collection_method"],
-                        days_until_due=data["days_until_due"],
-                        acting_user=request.user,
-                    )
-            except SUBSCRIPTION_SERVICE_ERRORS as error:
-                form.add_error(None, error_text(error))
-            else:
+            subscription = call_service(
+                form,
+                lambda: subscription_create(
+                    customer=data["customer"],
+                    items=[ItemSpec(price=price, quantity=quantity) for price, quantity in data["items"]],
+                    trial_days=data["trial_days"],
+                    coupon=data["coupon"],
+                    promotion_code=data["promotion_code"] or None,
+                    collection_method=data["collection_method"],
+                    days_until_due=data["days_until_due"],
+                    acting_user=request.user,
+                ),
+                errors=SUBSCRIPTION_SERVICE_ERRORS,
+            )
+            if subscription is not None:
                 self.log_addition(request, subscription, [{"added": {}}])
                 self.message_user(
                     request,
@@ -1093,23 +1113,23 @@ class InvoiceItemAdmin(admin.ModelAdmin):
         form = InvoiceItemCreateForm(request.POST or None, admin_site=self.admin_site)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
-                with transaction.atomic():
-                    item = invoice_item_create(
-                        customer=data["customer"],
-                        subscription=data["subscription"],
-                        description=data["description"],
-                        amount=data.get("amount_minor"),
-                        currency=data["currency"] or None,
-                        price=data["price"],
-                        quantity=data["quantity"],
-                        discountable=data["discountable"],
-                        invoice_now=data["invoice_now"],
-                        acting_user=request.user,
-                    )
-            except SUBSCRIPTION_SERVICE_ERRORS as error:
-                form.add_error(None, error_text(error))
-            else:
+            item = call_service(
+                form,
+                lambda: invoice_item_create(
+                    customer=data["customer"],
+                    subscription=data["subscription"],
+                    description=data["description"],
+                    amount=data.get("amount_minor"),
+                    currency=data["currency"] or None,
+                    price=data["price"],
+                    quantity=data["quantity"],
+                    discountable=data["discountable"],
+                    invoice_now=data["invoice_now"],
+                    acting_user=request.user,
+                ),
+                errors=SUBSCRIPTION_SERVICE_ERRORS,
+            )
+            if item is not None:
                 self.log_addition(request, item, [{"added": {}}])
                 self.message_user(
                     request,
@@ -1707,17 +1727,19 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
             request.POST or None, initial={"invoice_number": request.GET.get("invoice_number", "")}
         )
         if request.method == "POST" and form.is_valid():
-            try:
-                payment = payment_record_manual(
+            payment = call_service(
+                form,
+                lambda: payment_record_manual(
                     invoice=form.cleaned_data["invoice"],
                     amount=form.cleaned_data["amount_minor"],
                     method=form.cleaned_data["method"],
                     reference=form.cleaned_data["reference"],
                     acting_user=request.user,
-                )
-            except (InvoiceError, PaymentsError) as error:
-                form.add_error(None, error_text(error))
-            else:
+                ),
+                errors=(InvoiceError, PaymentsError),
+                atomic=False,
+            )
+            if payment is not None:
                 self.message_user(
                     request,
                     gettext("%(amount)s recorded on invoice %(number)s.")
@@ -1747,18 +1769,20 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
             if form.cleaned_data["otp_token"] and verified_at is None:
                 form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
             else:
-                try:
-                    refund = refund_request(
+                refund = call_service(
+                    form,
+                    lambda: refund_request(
                         payment=payment,
                         amount=form.cleaned_data["amount"],
                         reason=form.cleaned_data["reason"],
                         memo=form.cleaned_data["memo"],
                         requested_by=request.user,
                         otp_verified_at=verified_at,
-                    )
-                except (RefundError, InvoiceError) as error:
-                    form.add_error(None, error_text(error))
-                else:
+                    ),
+                    errors=(RefundError, InvoiceError),
+                    atomic=False,
+                )
+                if refund is not None:
                     if refund.status == Refund.Status.REQUESTED:
                         text = gettext("Refund requested: another staff member must approve it.")
                     elif refund.status == Refund.Status.EXECUTED:
@@ -1890,14 +1914,17 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
             if verified_at is None:
                 form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
             else:
-                try:
-                    if approve:
-                        refund = refund_approve(refund=refund, approver=request.user, otp_verified_at=verified_at)
-                    else:
-                        refund = refund_reject(refund=refund, approver=request.user, note=form.cleaned_data["note"])
-                except (RefundError, InvoiceError) as error:
-                    form.add_error(None, error_text(error))
-                else:
+                pending = refund
+                decided = call_service(
+                    form,
+                    (lambda: refund_approve(refund=pending, approver=request.user, otp_verified_at=verified_at))
+                    if approve
+                    else (lambda: refund_reject(refund=pending, approver=request.user, note=form.cleaned_data["note"])),
+                    errors=(RefundError, InvoiceError),
+                    atomic=False,
+                )
+                if decided is not None:
+                    refund = decided
                     self.message_user(
                         request,
                         gettext("Refund %(status)s.") % {"status": refund.get_status_display()},
