@@ -279,8 +279,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         from billing.services.payments import collection_enqueue
 
         collection_enqueue(invoice_ids=invoice_ids)
-    done_elsewhere = [pk for pk in subscription_ids if pk not in by_id]
-    del done_elsewhere  # canceled at the boundary or no longer due: nothing more to bill
+    # Subscriptions canceled at their boundary, or no longer due, are simply done.
     return len(invoice_ids), still_due
 
 
