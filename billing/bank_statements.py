@@ -138,9 +138,7 @@ def parse_date(text: str) -> date:
             return datetime.strptime(raw, pattern).date()  # noqa: DTZ007 - a calendar date, no time
         except ValueError:
             continue
-    raise StatementFormatError(
-        _("'%(value)s' is not a date (write 2026-03-31 or 31/03/2026).") % {"value": text or ""}
-    )
+    raise StatementFormatError(_("'%(value)s' is not a date (write 2026-03-31 or 31/03/2026).") % {"value": text or ""})
 
 
 def _currency(text: str) -> str:
@@ -365,7 +363,10 @@ def _camt_amount(camt: _Camt, element, path: str) -> tuple[int, str] | None:
     if node is None:
         return None
     currency = _currency(node.get("Ccy", ""))
-    return to_minor_units(node.text or "", currency), currency
+    text = (node.text or "").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?", text):  # xs:decimal, as the schema says: no comma, no sign
+        raise StatementFormatError(_("'%(value)s' is not an amount.") % {"value": text})
+    return to_minor_units(text, currency), currency
 
 
 def _camt_entry_lines(camt: _Camt, entry) -> list[ParsedLine]:

@@ -125,7 +125,9 @@ def bank_line_match_invoice(*, line: BankStatementLine, invoice: Invoice, acting
     )
 
 
-def bank_line_credit_customer(*, line: BankStatementLine, customer: Customer, acting_user: Any = None) -> BankStatementLine:
+def bank_line_credit_customer(
+    *, line: BankStatementLine, customer: Customer, acting_user: Any = None
+) -> BankStatementLine:
     """Finance staff credit a line's whole amount to a customer's balance (used by the next invoices)."""
     return _settle(line=line, customer_id=customer.pk, invoice_id=None, mode="balance", acting_user=acting_user)
 
@@ -223,11 +225,11 @@ def _settle(
         if locked.status != Status.UNMATCHED:
             if mode == "auto":
                 return locked  # matched meanwhile (another import, a retried task): nothing to do
-            raise ReconciliationError(
-                _("This line is already %(status)s.") % {"status": locked.get_status_display()}
-            )
+            raise ReconciliationError(_("This line is already %(status)s.") % {"status": locked.get_status_display()})
         customer = Customer.objects.get(pk=customer_id)
-        payable = [invoice for invoice in invoices if invoice.status in PAYABLE_STATUSES and invoice.amount_remaining > 0]
+        payable = [
+            invoice for invoice in invoices if invoice.status in PAYABLE_STATUSES and invoice.amount_remaining > 0
+        ]
         usable = [invoice for invoice in payable if invoice.currency == locked.currency]
         if mode == "invoice" and not usable:
             raise ReconciliationError(_("This invoice is not open: it takes no payment."))
@@ -239,7 +241,9 @@ def _settle(
                 reason=_("The line is in %(line)s but %(customer)s is invoiced in %(currencies)s.")
                 % {"line": locked.currency, "customer": customer, "currencies": ", ".join(currencies)},
             )
-        usable.sort(key=lambda invoice: (invoice.pk != invoice_id, invoice.finalized_at or invoice.created_at, invoice.pk))
+        usable.sort(
+            key=lambda invoice: (invoice.pk != invoice_id, invoice.finalized_at or invoice.created_at, invoice.pk)
+        )
         at = clock.now(customer=customer)
         remaining = locked.amount
         payments: list[Payment] = []
