@@ -103,6 +103,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
     import_formats = [BankStatementCSV, Camt053]
     skip_admin_log = True  # the import records a domain event; a LogEntry per line would be noise
     change_list_template = "admin/billing/reconciliation/statement_change_list.html"
+    import_template_name = "admin/billing/reconciliation/statement_import.html"
     list_display = (
         "statement_id",
         "account",

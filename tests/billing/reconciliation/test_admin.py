@@ -31,6 +31,8 @@ def confirm(console, preview):
 
 
 def test_import_previews_without_writing_then_confirms(console, open_invoice):
+    form_page = console.get(reverse("admin:billing_bankstatement_import"))
+    assert "CAMT.053" in form_page.content.decode() and "remittance_info" in form_page.content.decode()
     invoice = open_invoice(4201)
     open_invoice(4202)
     open_invoice(4203)
