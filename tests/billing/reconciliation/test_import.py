@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing.bank_statements import StatementFormatError, parse_csv, to_minor_units
 from billing.models import BankStatement, BankStatementLine, DomainEvent, Payment
@@ -188,3 +190,17 @@ def test_xml_entities_are_not_expanded():
     )
     parsed = parse_camt053(hostile)
     assert all("root:" not in line.remittance_info for line in parsed.lines)
+
+
+@given(minor=st.integers(min_value=0, max_value=10**12), style=st.sampled_from(["fr", "fr_dot", "en", "plain"]))
+def test_any_amount_written_the_french_or_english_way_reads_back_exactly(minor, style):
+    whole, cents = divmod(minor, 100)
+    if style == "fr":
+        text = f"{whole:,}".replace(",", "\u202f") + f",{cents:02d}"
+    elif style == "fr_dot":
+        text = f"{whole:,}".replace(",", ".") + f",{cents:02d}"
+    elif style == "en":
+        text = f"{whole:,}.{cents:02d}"
+    else:
+        text = f"{whole}.{cents:02d}"
+    assert to_minor_units(text, "EUR") == minor
