@@ -14,9 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from import_export.admin import ExportMixin
 
 from billing.admin import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline
@@ -35,7 +34,16 @@ class QuestionInline(admin.TabularInline):
 
 @admin.register(Survey)
 class SurveyAdmin(admin.ModelAdmin):
-    list_display = ("name", "trigger", "delay_days", "feature", "active", "position", "question_count", "response_count")
+    list_display = (
+        "name",
+        "trigger",
+        "delay_days",
+        "feature",
+        "active",
+        "position",
+        "question_count",
+        "response_count",
+    )
     list_filter = ("trigger", "active")
     list_editable = ("active", "position")
     search_fields = ("name", "title_fr", "title_en")

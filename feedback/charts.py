@@ -41,13 +41,17 @@ def _svg(width: int, height: int, title: str, body: str) -> SafeString:
     )
 
 
-def stacked_bars(*, title: str, labels: Sequence[str], stacks: Sequence[Sequence[Segment]], notes: Sequence[str] = ()) -> SafeString:
+def stacked_bars(
+    *, title: str, labels: Sequence[str], stacks: Sequence[Sequence[Segment]], notes: Sequence[str] = ()
+) -> SafeString:
     """100 % stacked columns, one per label (e.g. month), with an optional note above each (e.g. the NPS)."""
     width, height, top, bottom, left = max(320, 70 * len(labels) + 40), 240, 28, 30, 30
     plot = height - top - bottom
     column = (width - left) / max(len(labels), 1)
     parts = [
-        format_html('<line x1="{x}" y1="{y}" x2="{x2}" y2="{y}" stroke="{c}"/>', x=left, y=top + plot, x2=width, c=MUTED),
+        format_html(
+            '<line x1="{x}" y1="{y}" x2="{x2}" y2="{y}" stroke="{c}"/>', x=left, y=top + plot, x2=width, c=MUTED
+        ),
         format_html('<text x="2" y="{y}" fill="{c}">100%</text>', y=top + 4, c=MUTED),
         format_html('<text x="2" y="{y}" fill="{c}">0%</text>', y=top + plot, c=MUTED),
     ]
@@ -63,8 +67,7 @@ def stacked_bars(*, title: str, labels: Sequence[str], stacks: Sequence[Sequence
             y -= segment_height
             parts.append(
                 format_html(
-                    '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{c}">'
-                    "<title>{name}: {v}</title></rect>",
+                    '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{c}"><title>{name}: {v}</title></rect>',
                     x=_n(x),
                     y=_n(y),
                     w=_n(bar_width),
@@ -143,16 +146,20 @@ def line_chart(*, title: str, labels: Sequence[str], values: Sequence[int | None
         for mark in (low, (low + high) // 2, high)
     ]
     parts += [
-        format_html(
-            '<line x1="{x}" y1="{y}" x2="{x2}" y2="{y}" stroke="#e3e6ee"/>', x=left, x2=width, y=_n(y_of(mark))
-        )
+        format_html('<line x1="{x}" y1="{y}" x2="{x2}" y2="{y}" stroke="#e3e6ee"/>', x=left, x2=width, y=_n(y_of(mark)))
         for mark in (low, (low + high) // 2, high)
     ]
     points = []
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
         x = left + index * column + column / 2
         parts.append(
-            format_html('<text x="{x}" y="{y}" text-anchor="middle" fill="{c}">{t}</text>', x=_n(x), y=height - 10, c=INK, t=label)
+            format_html(
+                '<text x="{x}" y="{y}" text-anchor="middle" fill="{c}">{t}</text>',
+                x=_n(x),
+                y=height - 10,
+                c=INK,
+                t=label,
+            )
         )
         if value is None:
             continue
@@ -170,5 +177,10 @@ def line_chart(*, title: str, labels: Sequence[str], values: Sequence[int | None
             )
         )
     if len(points) > 1:
-        parts.insert(0, format_html('<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2"/>', p=" ".join(points), c=BAR))
+        parts.insert(
+            0,
+            format_html(
+                '<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2"/>', p=" ".join(points), c=BAR
+            ),
+        )
     return _svg(width, height, title, "".join(parts))

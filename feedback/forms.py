@@ -46,7 +46,9 @@ class SurveyResponseForm(forms.Form):
                 choices=[(score, str(score)) for score in range(low, high + 1)],
                 widget=forms.RadioSelect,  # drawn as a row of buttons by the template
             )
-            field.scale_low = str(_("Not at all likely") if question.kind == Question.Kind.NPS else _("Very dissatisfied"))
+            field.scale_low = str(
+                _("Not at all likely") if question.kind == Question.Kind.NPS else _("Very dissatisfied")
+            )
             field.scale_high = str(_("Extremely likely") if question.kind == Question.Kind.NPS else _("Very satisfied"))
             return field
         choices = [(choice.code, choice.label(self.language)) for choice in question.choices.all()]
@@ -67,6 +69,9 @@ class SurveyResponseForm(forms.Form):
         # Error messages in the survey's language, whatever the request's language is.
         with translation.override(self.language):
             super().full_clean()
+            # Field messages are lazy: render them now, while the survey's language is active.
+            for name, errors in list(self._errors.items()):
+                self._errors[name] = self.error_class([str(message) for message in errors], renderer=self.renderer)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

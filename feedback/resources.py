@@ -27,7 +27,18 @@ class SurveyResponseResource(resources.ModelResource):
 
     class Meta:
         model = SurveyResponse
-        fields = ("id", "submitted_at", "customer_id", "customer", "survey", "trigger", "language", "nps", "csat", "answers")
+        fields = (
+            "id",
+            "submitted_at",
+            "customer_id",
+            "customer",
+            "survey",
+            "trigger",
+            "language",
+            "nps",
+            "csat",
+            "answers",
+        )
         export_order = fields
 
     def get_queryset(self) -> Any:

@@ -47,7 +47,12 @@ def _respond(request: HttpRequest, template: str, context: dict[str, Any], *, st
 
 def _refused(request: HttpRequest, error: InvitationLinkError, language: str) -> HttpResponse:
     with translation.override(language):
-        context = {"language": language, "message": str(error.MESSAGES[error.code]), "code": error.code, **_brand_context(None)}
+        context = {
+            "language": language,
+            "message": str(error.MESSAGES[error.code]),
+            "code": error.code,
+            **_brand_context(None),
+        }
         return _respond(request, "feedback/refused.html", context, status=error.status)
 
 

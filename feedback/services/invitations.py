@@ -119,7 +119,9 @@ def invitation_for_token(*, token: str, portal_customer: Any = None, for_update:
         raise InvitationLinkError("invalid")
     queryset = invitation_qs_for_update() if for_update else Invitation.objects.all()
     invitation = (
-        queryset.select_related("survey", "customer", "customer__test_clock").filter(token_hash=token_hash(token)).first()
+        queryset.select_related("survey", "customer", "customer__test_clock")
+        .filter(token_hash=token_hash(token))
+        .first()
     )
     if invitation is None:
         raise InvitationLinkError("invalid")
