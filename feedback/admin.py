@@ -79,6 +79,12 @@ class ChoiceInline(admin.TabularInline):
     fields = ("position", "code", "label_fr", "label_en")
     ordering = ("position", "pk")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Question | None = None) -> bool:
+        # Answers point at their choices: a choice somebody picked stays (rename it if needed).
+        if obj is not None and obj.answers.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 class QuestionForm(forms.ModelForm):
     class Meta:

@@ -6,7 +6,7 @@ reaches the database whichever way it comes in."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,17 +102,3 @@ def survey_answers_validate(*, survey: Survey, answers: Mapping[int, Any]) -> li
         raise SurveyAnswerError(errors)
     return result
 
-
-def answers_summary(answers: Sequence[AnswerData], *, language: str) -> str:
-    """Human-readable answers, for the event log and exports."""
-    lines = []
-    for answer in answers:
-        if answer.score is not None:
-            value = str(answer.score)
-        elif answer.choice_ids:
-            labels = {choice.pk: choice.label(language) for choice in answer.question.choices.all()}
-            value = ", ".join(labels[pk] for pk in answer.choice_ids)
-        else:
-            value = answer.text
-        lines.append(f"{answer.question.text(language)}: {value}")
-    return "\n".join(lines)
