@@ -18,7 +18,7 @@ def _field_name(question: Question) -> str:
 
 
 class SurveyResponseForm(forms.Form):
-    """`SurveyResponseForm(survey=..., language="fr"|"en", data=request.POST or None)`.
+    """`SurveyResponseForm(survey=..., language="fr"|"en", data=request.POST if request.method == "POST" else None)`.
 
     After is_valid(), `answers` maps question ids to values ready for
     `survey_response_record(..., answers=form.answers)`."""

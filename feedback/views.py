@@ -68,7 +68,8 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, error, fallback if fallback in LANGUAGES else "fr")
     language = requested if requested in LANGUAGES else invitation.language or "fr"
     with translation.override(language):
-        form = SurveyResponseForm(request.POST or None, survey=invitation.survey, language=language)
+        data = request.POST if request.method == "POST" else None  # an empty POST is still a submission
+        form = SurveyResponseForm(data, survey=invitation.survey, language=language)
         status = 200
         if request.method == "POST":
             if form.is_valid():

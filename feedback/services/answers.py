@@ -101,4 +101,3 @@ def survey_answers_validate(*, survey: Survey, answers: Mapping[int, Any]) -> li
     if errors:
         raise SurveyAnswerError(errors)
     return result
-

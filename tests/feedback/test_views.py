@@ -179,3 +179,14 @@ def test_the_page_can_switch_language(client, sent_invitation):
     page = client.get(url(token) + "?lang=en").content.decode()
 
     assert "Recommend us? (en)" in page and "Send my answers" in page
+
+
+def test_an_empty_submission_says_which_answers_are_missing(client, sent_invitation):
+    invitation, token, _customer = sent_invitation()
+
+    response = client.post(url(token), {})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert 'role="alert"' in page and "Ce champ est obligatoire." in page
+    assert SurveyResponse.objects.count() == 0
