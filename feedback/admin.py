@@ -24,6 +24,17 @@ from feedback.models import Answer, Choice, EventCursor, Invitation, Question, S
 from feedback.resources import SurveyResponseResource, answer_text
 
 
+def warn_choice_questions_without_choices(model_admin: Any, request: HttpRequest, questions: Any) -> None:
+    for question in questions:
+        if question.has_choices and question.choices.count() < 2:
+            model_admin.message_user(
+                request,
+                _("“%(question)s” needs at least two choices: open the question and add them.")
+                % {"question": question.text_fr},
+                level="warning",
+            )
+
+
 class QuestionInline(admin.TabularInline):
     model = Question
     extra = 1
@@ -54,6 +65,10 @@ class SurveyAdmin(admin.ModelAdmin):
         (gettext_lazy("When to ask"), {"fields": ("trigger", "delay_days", "feature")}),
         (gettext_lazy("Throttling"), {"fields": ("throttle_scope", "throttle_days")}),
     )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        warn_choice_questions_without_choices(self, request, form.instance.questions.all())
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Survey]:
         return (
@@ -102,11 +117,7 @@ class QuestionAdmin(admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        question = form.instance
-        if question.has_choices and question.choices.count() < 2:
-            self.message_user(
-                request, _("A choice question needs at least two choices: add them below."), level="warning"
-            )
+        warn_choice_questions_without_choices(self, request, [form.instance])
 
 
 @admin.register(Invitation)

@@ -187,3 +187,28 @@ def test_the_reports_filters_refuse_an_inverted_period(signed_in, answered):
     ).content.decode()
 
     assert "errornote" in page
+
+
+def test_a_choice_question_without_choices_is_pointed_out(signed_in):
+    client = signed_in("Finance")
+    form = {
+        "name": "Churn",
+        "title_fr": "Pourquoi ?",
+        "title_en": "Why?",
+        "trigger": Trigger.CANCELLATION,
+        "delay_days": "0",
+        "throttle_scope": "global",
+        "active": "on",
+        "position": "0",
+        "questions-TOTAL_FORMS": "1",
+        "questions-INITIAL_FORMS": "0",
+        "questions-0-position": "0",
+        "questions-0-kind": Question.Kind.SINGLE,
+        "questions-0-text_fr": "Raison principale",
+        "questions-0-text_en": "Main reason",
+        "questions-0-required": "on",
+    }
+
+    page = client.post(reverse("admin:feedback_survey_add"), form, follow=True).content.decode()
+
+    assert "Raison principale” needs at least two choices" in page
