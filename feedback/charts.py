@@ -97,7 +97,23 @@ def stacked_bars(
                     t=notes[index],
                 )
             )
-    return _svg(width, height, title, "".join(parts))
+    # Legend under the axis labels, from the first column's segments (every column has the same).
+    for index, segment in enumerate(stacks[0] if stacks else ()):
+        x = left + index * 120
+        parts.append(
+            format_html(
+                '<rect x="{x}" y="{y}" width="10" height="10" fill="{c}"/>'
+                '<text x="{tx}" y="{ty}" fill="{ink}">{n}</text>',
+                x=x,
+                y=height + 6,
+                c=segment.colour,
+                tx=x + 14,
+                ty=height + 15,
+                ink=INK,
+                n=segment.name,
+            )
+        )
+    return _svg(width, height + 24, title, "".join(parts))
 
 
 def horizontal_bars(*, title: str, rows: Sequence[tuple[str, int]], colour: str = BAR) -> SafeString:
