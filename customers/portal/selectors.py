@@ -72,18 +72,16 @@ def portal_prices(*, subscription: Any) -> QuerySet:
     subscription's currency, unless the price's metadata says {"portal": false}."""
     from billing.models import Price
 
-    return (
-        Price.objects.filter(
-            active=True,
-            product__active=True,
-            type=Price.Type.RECURRING,
-            usage_type=Price.UsageType.LICENSED,
-            currency=subscription.currency,
-        )
-        .exclude(metadata__portal=False)
-        .select_related("product")
-        .order_by("product__name", "unit_amount", "pk")
+    prices = Price.objects.filter(
+        active=True,
+        product__active=True,
+        type=Price.Type.RECURRING,
+        usage_type=Price.UsageType.LICENSED,
+        currency=subscription.currency,
     )
+    # JSON `false` compares unevenly across databases: read the flag in Python (few prices).
+    offered = [pk for pk, metadata in prices.values_list("pk", "metadata") if (metadata or {}).get("portal") is not False]
+    return Price.objects.filter(pk__in=offered).select_related("product").order_by("product__name", "unit_amount", "pk")
 
 
 def portal_subscriptions(*, customer: Customer) -> QuerySet:

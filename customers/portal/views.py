@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -509,15 +510,25 @@ def step_up_verify(request: HttpRequest, customer: Customer) -> HttpResponse:
         form = CodeForm()
     elif request.method == "POST" and form.is_valid():
         token = form.cleaned_data["otp_token"].strip()
+        wait_seconds = 0
         if uses_totp:
-            device, _wait = verify_any_device(user=request.user, token=token)
+            device, wait_seconds = verify_any_device(user=request.user, token=token)
         else:
             email_device = _email_device(request.user)
-            device = email_device if email_device.verify_token(token) else None
+            allowed, details = email_device.verify_is_allowed()
+            device = email_device if allowed and email_device.verify_token(token) else None
+            if not allowed and details and details.get("locked_until"):
+                wait_seconds = int((details["locked_until"] - timezone.now()).total_seconds()) + 1
         if device is not None:
             step_up_mark(request)
             return HttpResponseRedirect(next_url)
-        form.add_error("otp_token", _("This code is not valid (or has expired). Try again."))
+        if wait_seconds:
+            form.add_error(
+                "otp_token",
+                _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
+            )
+        else:
+            form.add_error("otp_token", _("This code is not valid (or has expired). Try again."))
     elif request.method == "GET" and not uses_totp:
         _send_email_code(request, customer)
     context = {"form": form, "next": next_url, "uses_totp": uses_totp, "minutes": settings.TARIF_PORTAL_STEP_UP_MINUTES}
