@@ -80,7 +80,9 @@ def portal_prices(*, subscription: Any) -> QuerySet:
         currency=subscription.currency,
     )
     # JSON `false` compares unevenly across databases: read the flag in Python (few prices).
-    offered = [pk for pk, metadata in prices.values_list("pk", "metadata") if (metadata or {}).get("portal") is not False]
+    offered = [
+        pk for pk, metadata in prices.values_list("pk", "metadata") if (metadata or {}).get("portal") is not False
+    ]
     return Price.objects.filter(pk__in=offered).select_related("product").order_by("product__name", "unit_amount", "pk")
 
 

@@ -31,7 +31,9 @@ def make_portal_account(make_customer, plans, now):  # noqa: F811
 
     def make(email: str = "anna@client.example", *, number: str | None = VISA_OK, **customer_fields):
         customer = make_customer(email=email, **customer_fields)
-        user = get_user_model().objects.create_user(username=email, email=email, password="correct horse battery staple")
+        user = get_user_model().objects.create_user(
+            username=email, email=email, password="correct horse battery staple"
+        )
         CustomerUser.objects.create(user=user, customer=customer)
         if number is not None:
             payment_method_attach(customer=customer, source=card(number))
