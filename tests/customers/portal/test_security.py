@@ -118,3 +118,8 @@ def test_portal_forms_enforce_csrf(account):
     page = client.get("/portal/details/")
     token = page.cookies["csrftoken"].value
     assert client.post("/portal/details/notifications/", {"csrfmiddlewaretoken": token}).status_code == 302
+
+
+def test_the_customer_admin_offers_view_as_customer(console, account):
+    page = console.get(f"/admin/customers/customer/{account[0].pk}/change/").content.decode()
+    assert f'action="/portal/view-as/{account[0].pk}/"' in page
