@@ -201,7 +201,7 @@ class NotificationLog(models.Model):
     dedupe_key = models.CharField(_("deduplication key"), max_length=120)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
     data = models.JSONField(_("data"), default=dict, blank=True)
-    event_id = models.BigIntegerField(_("domain event"), null=True, blank=True)
+    event_id = models.BigIntegerField(_("domain event"), null=True, blank=True, db_index=True)
     recipient = models.EmailField(_("recipient"), blank=True)
     subject = models.CharField(_("subject"), max_length=300, blank=True)
     language = models.CharField(_("language"), max_length=2, blank=True)

@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 ('dedupe_key', models.CharField(max_length=120, verbose_name='deduplication key')),
                 ('status', models.CharField(choices=[('pending', 'queued'), ('sent', 'sent'), ('failed', 'failed'), ('skipped', 'skipped (turned off)')], default='pending', max_length=8, verbose_name='status')),
                 ('data', models.JSONField(blank=True, default=dict, verbose_name='data')),
-                ('event_id', models.BigIntegerField(blank=True, null=True, verbose_name='domain event')),
+                ('event_id', models.BigIntegerField(blank=True, db_index=True, null=True, verbose_name='domain event')),
                 ('recipient', models.EmailField(blank=True, max_length=254, verbose_name='recipient')),
                 ('subject', models.CharField(blank=True, max_length=300, verbose_name='subject')),
                 ('language', models.CharField(blank=True, max_length=2, verbose_name='language')),

@@ -4,8 +4,8 @@ A cursor (EventCursor "notifications") remembers the last event read. Each run r
 events after it in id order, queues what they call for, and moves the cursor in the same
 transaction. An event id is taken before its transaction commits, so a slow transaction
 can commit an id below the cursor: each run also re-reads the last LOOKBACK of events,
-which costs nothing more than a few lookups because every notification's dedupe key is
-unique (replays never send twice).
+skipping events that queued a notification already; the rest are harmless to replay
+because every notification's dedupe key is unique (replays never send twice).
 """
 
 from __future__ import annotations
@@ -18,12 +18,25 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing.models import DomainEvent
-from customers.models import Customer, EventCursor, NotificationKind
+from customers.models import Customer, EventCursor, NotificationKind, NotificationLog
 from customers.notifications.services import notification_queue
 
 CURSOR = "notifications"
 LOOKBACK = timedelta(minutes=5)
+LOOKBACK_EVENTS = 5000  # at most this many ids below the cursor are looked at again
 Kind = NotificationKind
+HANDLED = (
+    "invoice.finalized",
+    "payment.succeeded",
+    "payment.failed",
+    "dunning.retry_failed",
+    "dunning.reminder",
+    "dunning.exhausted",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "test_clock.advancing",
+)
 
 
 def _handle(event: DomainEvent, customer: Customer) -> None:
@@ -90,9 +103,19 @@ def notifications_consume_events(*, limit: int = 2000) -> int:
     EventCursor.objects.get_or_create(name=CURSOR)
     with transaction.atomic():
         cursor = EventCursor.objects.select_for_update().get(name=CURSOR)
-        recent = DomainEvent.objects.filter(pk__lte=cursor.last_event_id, created_at__gte=timezone.now() - LOOKBACK)
+        recent = DomainEvent.objects.filter(
+            pk__gt=cursor.last_event_id - LOOKBACK_EVENTS,
+            pk__lte=cursor.last_event_id,
+            created_at__gte=timezone.now() - LOOKBACK,
+            type__in=HANDLED,
+        )
         new = DomainEvent.objects.filter(pk__gt=cursor.last_event_id)
-        events = list(recent.order_by("pk")[:limit]) + list(new.order_by("pk")[:limit])
+        new_events = list(new.order_by("pk")[:limit])
+        # Recent events that queued something already need nothing more (one indexed lookup).
+        again = list(recent.order_by("pk"))
+        logged = NotificationLog.objects.filter(event_id__in=[event.pk for event in again])
+        handled = set(logged.values_list("event_id", flat=True))
+        events = [event for event in again if event.pk not in handled] + new_events
         customers: dict[int, Any] = {
             customer.pk: customer
             for customer in Customer.objects.filter(pk__in={event.customer_id for event in events if event.customer_id})
@@ -100,9 +123,9 @@ def notifications_consume_events(*, limit: int = 2000) -> int:
         for event in events:
             if event.type == "test_clock.advancing":
                 _handle_clock(event)
-            elif event.customer_id in customers:
+            elif event.type in HANDLED and event.customer_id in customers:
                 _handle(event, customers[event.customer_id])
-        if events and events[-1].pk > cursor.last_event_id:
-            cursor.last_event_id = events[-1].pk
+        if new_events:
+            cursor.last_event_id = new_events[-1].pk
             cursor.save(update_fields=["last_event_id", "updated_at"])
-    return len(events)
+    return len(new_events)

@@ -325,7 +325,9 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PORTAL_PASSWORD)
             user.save(update_fields=["password"])
-        EmailAddress.objects.get_or_create(user=user, email=DEMO_PORTAL_EMAIL, defaults={"primary": True, "verified": True})
+        EmailAddress.objects.get_or_create(
+            user=user, email=DEMO_PORTAL_EMAIL, defaults={"primary": True, "verified": True}
+        )
         CustomerUser.objects.get_or_create(user=user, defaults={"customer": customer})
         if not Subscription.objects.filter(customer=customer).exclude(status="canceled").exists():
             starter = next(price for price in catalog if price.lookup_key == "starter-monthly")
