@@ -75,7 +75,7 @@ def notification_deliver(*, log_id: int) -> NotificationLog:
     task retries; after MAX_ATTEMPTS the row stays `failed`."""
     failure: Exception | None = None
     with transaction.atomic():
-        log = NotificationLog.objects.select_for_update().select_related("customer__brand").get(pk=log_id)
+        log = NotificationLog.objects.select_for_update(of=("self",)).select_related("customer__brand").get(pk=log_id)
         if log.status not in (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED):
             return log
         log.attempts += 1
