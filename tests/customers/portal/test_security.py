@@ -123,3 +123,14 @@ def test_portal_forms_enforce_csrf(account):
 def test_the_customer_admin_offers_view_as_customer(console, account):
     page = console.get(f"/admin/customers/customer/{account[0].pk}/change/").content.decode()
     assert f'action="/portal/view-as/{account[0].pk}/"' in page
+
+
+def test_the_console_lists_notifications_read_only(console, account):
+    from customers.models import NotificationLog
+
+    NotificationLog.objects.create(customer=account[0], kind="payment_receipt", dedupe_key="payment:1", status="sent")
+
+    listing = console.get("/admin/customers/notificationlog/")
+
+    assert listing.status_code == 200 and account[0].legal_name in listing.content.decode()
+    assert console.get("/admin/customers/notificationlog/add/").status_code == 403
