@@ -16,10 +16,18 @@ def notification_deliver_task(self, log_id: int) -> str:
 
 
 @shared_task(acks_late=True, name="customers.notifications_consume")
-def notifications_consume() -> int:
-    from customers.notifications.consumer import notifications_consume_events
+def notifications_consume(seconds: int = 50) -> int:
+    """Beat entry point (every minute): read the outbox in batches for up to `seconds`."""
+    import time
 
-    return notifications_consume_events()
+    from customers.notifications.consumer import BATCH, notifications_consume_events
+
+    deadline, total = time.monotonic() + seconds, 0
+    while True:
+        read = notifications_consume_events(limit=BATCH)
+        total += read
+        if read < BATCH or time.monotonic() > deadline:
+            return total
 
 
 @shared_task(acks_late=True, name="customers.notifications_scan")

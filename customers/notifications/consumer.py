@@ -23,6 +23,7 @@ from customers.notifications.services import notification_queue
 
 CURSOR = "notifications"
 LOOKBACK = timedelta(minutes=5)
+BATCH = 2000
 LOOKBACK_EVENTS = 5000  # at most this many ids below the cursor are looked at again
 Kind = NotificationKind
 HANDLED = (
@@ -98,7 +99,7 @@ def _handle_clock(event: DomainEvent) -> None:
         notifications_scan(as_of=to, test_clock=clock)
 
 
-def notifications_consume_events(*, limit: int = 2000) -> int:
+def notifications_consume_events(*, limit: int = BATCH) -> int:
     """Read the outbox past the cursor (and the recent LOOKBACK again); returns events read."""
     EventCursor.objects.get_or_create(name=CURSOR)
     with transaction.atomic():

@@ -193,3 +193,15 @@ def test_a_late_committed_event_below_the_cursor_is_still_handled_once(clocked_c
 
     assert len([m for m in consume() if "Invoice" in m.subject]) == 1
     assert consume() == []
+
+
+def test_the_beat_task_reads_the_outbox_in_batches_until_it_is_empty(clocked_customer, make_price, monkeypatch):
+    from customers.notifications import consumer
+    from customers.tasks import notifications_consume
+
+    monkeypatch.setattr(consumer, "BATCH", 2)
+    customer = clocked_customer()
+    subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])  # three events
+
+    assert notifications_consume.apply().get() == 3
+    assert NotificationLog.objects.filter(kind="invoice_finalized").count() == 1
