@@ -903,6 +903,31 @@ class SandboxRefund(models.Model):
         return self.reference
 
 
+class SandboxSetupSession(models.Model):
+    """A hosted "add a card" page of the sandbox, playing Stripe Checkout in setup mode.
+
+    The portal starts one and redirects the customer to it; the card form lives on the
+    sandbox's page only; on success the sandbox redirects back with the session id and
+    the portal completes it through the gateway (which hands the token over once).
+    """
+
+    session_id = models.CharField(max_length=64, unique=True)
+    customer_reference = models.CharField(max_length=64)
+    return_url = models.CharField(max_length=500)
+    cancel_url = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, default="open")  # open -> complete -> consumed
+    token = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # brand, last 4, expiry: never the number
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox setup session")
+        verbose_name_plural = _("sandbox setup sessions")
+
+    def __str__(self) -> str:
+        return self.session_id
+
+
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401

@@ -197,3 +197,10 @@ def _verify_any_device(*, user: Any, token: str) -> tuple[Any, int]:
             remaining = (details["locked_until"] - timezone.now()).total_seconds()
             wait_seconds = max(wait_seconds, int(remaining) + 1)
     return None, wait_seconds
+
+
+# Public names for the customer portal, which enrols and verifies the same django-otp devices.
+qr_svg = _qr_svg
+base32_secret = _base32_secret
+verify_any_device = _verify_any_device
+is_verified = _is_verified

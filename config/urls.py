@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
     path("feedback/", include("feedback.urls", namespace="feedback")),
+    path("sandbox/", include("billing.payments.sandbox_urls", namespace="sandbox")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]

@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 from import_export import resources
 from import_export.admin import ImportExportModelAdmin
 
-from customers.models import Customer, CustomerUser
+from customers.models import Customer, CustomerUser, NotificationLog
 from customers.services import customer_invite_portal_user
 
 
@@ -102,3 +102,23 @@ class CustomerUserAdmin(admin.ModelAdmin):
     search_fields = ("user__email", "customer__legal_name")
     autocomplete_fields = ("customer",)
     raw_id_fields = ("user",)
+
+
+@admin.register(NotificationLog)
+class NotificationLogAdmin(admin.ModelAdmin):
+    """What was sent to whom, and what failed (read-only: the log is written by the senders)."""
+
+    list_display = ("created_at", "customer", "kind", "status", "recipient", "subject", "attempts")
+    list_filter = ("status", "kind")
+    search_fields = ("customer__legal_name", "recipient", "subject", "dedupe_key")
+    date_hierarchy = "created_at"
+    list_select_related = ("customer",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: NotificationLog | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: NotificationLog | None = None) -> bool:
+        return False

@@ -138,3 +138,100 @@ class CustomerUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.customer}"
+
+
+# --- Customer notifications (docs/portal.md): preferences, and a log that sends each once ---
+
+
+class NotificationKind(models.TextChoices):
+    UPCOMING_RENEWAL = "upcoming_renewal", _("Upcoming renewal")
+    INVOICE_FINALIZED = "invoice_finalized", _("New invoice")
+    PAYMENT_RECEIPT = "payment_receipt", _("Payment receipt")
+    PAYMENT_FAILED = "payment_failed", _("Payment failed")
+    DUNNING_STEP = "dunning_step", _("Payment reminder")
+    CARD_EXPIRING = "card_expiring", _("Card expiring soon")
+    TRIAL_ENDING = "trial_ending", _("Trial ending")
+    PLAN_CHANGED = "plan_changed", _("Plan changed")
+    SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription canceled")
+    SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
+
+
+# Reminders a customer may turn off; every other kind is transactional and always sent.
+OPTIONAL_NOTIFICATIONS = frozenset(
+    {NotificationKind.UPCOMING_RENEWAL, NotificationKind.CARD_EXPIRING, NotificationKind.TRIAL_ENDING}
+)
+
+
+class NotificationPreference(models.Model):
+    """A customer's choice for one optional notification kind (absent row: enabled)."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="notification_preferences", verbose_name=_("customer")
+    )
+    kind = models.CharField(_("notification"), max_length=32, choices=NotificationKind.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [models.UniqueConstraint(fields=["customer", "kind"], name="notification_preference_once")]
+
+    def __str__(self) -> str:
+        return f"{self.customer}: {self.kind} {'on' if self.enabled else 'off'}"
+
+
+class NotificationLog(models.Model):
+    """One notification for one customer: queued, then sent (or failed, or skipped).
+
+    (customer, kind, dedupe key) is unique: whatever replays an event or a daily scan,
+    the same notification is never sent twice.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("queued")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        SKIPPED = "skipped", _("skipped (turned off)")
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("customer")
+    )
+    kind = models.CharField(_("notification"), max_length=32, choices=NotificationKind.choices)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=120)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    event_id = models.BigIntegerField(_("domain event"), null=True, blank=True, db_index=True)
+    recipient = models.EmailField(_("recipient"), blank=True)
+    subject = models.CharField(_("subject"), max_length=300, blank=True)
+    language = models.CharField(_("language"), max_length=2, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "kind", "dedupe_key"], name="notification_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.dedupe_key} ({self.status})"
+
+
+class EventCursor(models.Model):
+    """How far a consumer of the domain event outbox has read (one row per consumer)."""
+
+    name = models.CharField(_("consumer"), max_length=50, unique=True)
+    last_event_id = models.BigIntegerField(_("last event read"), default=0)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("event cursor")
+        verbose_name_plural = _("event cursors")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_event_id}"

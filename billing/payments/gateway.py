@@ -67,6 +67,14 @@ class WebhookEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SetupSession:
+    """A hosted page where the customer enters a payment method (Stripe Checkout in setup mode)."""
+
+    id: str
+    url: str  # where to send the customer's browser
+
+
 class Gateway(Protocol):
     name: str
 
@@ -92,3 +100,10 @@ class Gateway(Protocol):
 
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the signature and normalise the event; raise GatewayError if it does not verify."""
+
+    def start_setup_session(self, *, customer_reference: str, return_url: str, cancel_url: str) -> SetupSession:
+        """Open a hosted page to add a card; the provider redirects to `return_url?session_id=...`."""
+
+    def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
+        """The method the customer entered on the hosted page; GatewayError if not completed
+        (or not this customer's). Completing the same session again returns the same method."""

@@ -31,12 +31,13 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund
+from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
 from billing.payments.gateway import (
     ChargeResult,
     GatewayError,
     PaymentMethodDetails,
     RefundResult,
+    SetupSession,
     WebhookEvent,
 )
 
@@ -207,6 +208,37 @@ class SandboxGateway:
         body = json.loads(payload)
         return WebhookEvent(id=body["id"], type=body["type"], reference=body["reference"], data=body)
 
+    # Hosted "add a card" page (Stripe Checkout in setup mode): billing/payments/sandbox_views.py.
+    def start_setup_session(self, *, customer_reference: str, return_url: str, cancel_url: str) -> SetupSession:
+        from django.urls import reverse
+
+        session = SandboxSetupSession.objects.create(
+            session_id=f"cs_sandbox_{secrets.token_urlsafe(18)}",
+            customer_reference=customer_reference,
+            return_url=return_url,
+            cancel_url=cancel_url,
+        )
+        return SetupSession(
+            id=session.session_id, url=reverse("sandbox:checkout", kwargs={"session_id": session.session_id})
+        )
+
+    def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
+        session = SandboxSetupSession.objects.filter(
+            session_id=session_id, customer_reference=customer_reference
+        ).first()
+        if session is None or session.status not in ("complete", "consumed") or not session.token:
+            raise GatewayError("This checkout session was not completed.")
+        SandboxSetupSession.objects.filter(pk=session.pk).update(status="consumed")
+        details = session.details
+        return PaymentMethodDetails(
+            token=session.token,
+            kind="card",
+            brand=details.get("brand", ""),
+            last4=details.get("last4", ""),
+            exp_month=details.get("exp_month"),
+            exp_year=details.get("exp_year"),
+        )
+
     # The "customer" side of the sandbox: what a browser would do after 3-D Secure.
     def complete_authentication(self, *, charge_reference: str, succeed: bool = True) -> bytes:
         """Finish a `requires_action` charge and return the signed webhook payload it emits."""
@@ -221,3 +253,31 @@ class SandboxGateway:
             "decline_code": charge.decline_code,
         }
         return json.dumps(event).encode()
+
+
+def setup_session_fill(*, session_id: str, card: Mapping[str, Any]) -> str:
+    """The sandbox's hosted page received a card: tokenize it, return where to redirect.
+
+    What Stripe Checkout does on its own servers; the card number is checked and
+    dropped here, only the token and display data are kept on the session.
+    """
+    from urllib.parse import urlencode
+
+    with transaction.atomic():
+        session = SandboxSetupSession.objects.select_for_update().filter(session_id=session_id).first()
+        if session is None or session.status != "open":
+            raise GatewayError("This checkout session is no longer open.")
+        details = SandboxGateway().attach_payment_method(
+            customer_reference=session.customer_reference, source={"card": card}
+        )
+        session.status = "complete"
+        session.token = details.token
+        session.details = {
+            "brand": details.brand,
+            "last4": details.last4,
+            "exp_month": details.exp_month,
+            "exp_year": details.exp_year,
+        }
+        session.save(update_fields=["status", "token", "details"])
+    separator = "&" if "?" in session.return_url else "?"
+    return f"{session.return_url}{separator}{urlencode({'session_id': session.session_id})}"

@@ -29,7 +29,7 @@ from billing import clock
 from billing.events import event_record
 from billing.locks import subscription_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
-from billing.payments.gateway import ChargeResult, GatewayError
+from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
@@ -81,18 +81,26 @@ def payment_method_attach(
     else:
         gateway = gateway_for(default_gateway_name())
         details = gateway.attach_payment_method(customer_reference=str(customer.pk), source=source)
-        fields = {
-            "kind": details.kind,
-            "gateway": gateway.name,
-            "token": details.token,
-            "brand": details.brand,
-            "last4": details.last4,
-            "exp_month": details.exp_month,
-            "exp_year": details.exp_year,
-            "wallet": details.wallet,
-            "iban_last4": details.iban_last4,
-            "mandate_reference": details.mandate_reference,
-        }
+        fields = _method_fields(gateway.name, details)
+    return _method_store(customer=customer, fields=fields, make_default=make_default, acting_user=acting_user)
+
+
+def _method_fields(gateway_name: str, details: PaymentMethodDetails) -> dict[str, Any]:
+    return {
+        "kind": details.kind,
+        "gateway": gateway_name,
+        "token": details.token,
+        "brand": details.brand,
+        "last4": details.last4,
+        "exp_month": details.exp_month,
+        "exp_year": details.exp_year,
+        "wallet": details.wallet,
+        "iban_last4": details.iban_last4,
+        "mandate_reference": details.mandate_reference,
+    }
+
+
+def _method_store(*, customer: Any, fields: dict[str, Any], make_default: bool, acting_user: Any) -> PaymentMethod:
     with transaction.atomic():
         _customer_lock(customer)
         has_default = PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).exists()
@@ -109,15 +117,69 @@ def payment_method_attach(
             data={"kind": method.kind, "display": str(method), "default": default},
             acting_user=acting_user,
         )
-        if (
-            default
-            and method.chargeable
-            and DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists()
-        ):
-            from billing.tasks import dunning_retry_customer
-
-            transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
+        if default and method.chargeable:
+            _retry_dunning_on_commit(customer)
     return method
+
+
+def _retry_dunning_on_commit(customer: Any) -> None:
+    """A new chargeable default retries the customer's invoices in dunning at once."""
+    if DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists():
+        from billing.tasks import dunning_retry_customer
+
+        transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
+
+
+def payment_method_setup_start(*, customer: Any, return_url: str, cancel_url: str) -> SetupSession:
+    """Open the gateway's hosted page where the customer adds a card (never a card field of ours)."""
+    gateway = gateway_for(default_gateway_name())
+    return gateway.start_setup_session(
+        customer_reference=str(customer.pk), return_url=return_url, cancel_url=cancel_url
+    )
+
+
+def payment_method_setup_complete(
+    *, customer: Any, session_id: str, make_default: bool = True, acting_user: Any = None
+) -> PaymentMethod:
+    """Store the card the customer entered on the hosted page. Completing a session twice
+    (a reloaded return page) returns the method stored the first time."""
+    gateway = gateway_for(default_gateway_name())
+    details = gateway.complete_setup_session(session_id=session_id, customer_reference=str(customer.pk))
+    existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway.name, token=details.token).first()
+    if existing is not None:
+        return existing
+    return _method_store(
+        customer=customer,
+        fields=_method_fields(gateway.name, details),
+        make_default=make_default,
+        acting_user=acting_user,
+    )
+
+
+def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
+    """Make an active method the customer's default (a chargeable one retries dunning at once)."""
+    customer = payment_method.customer
+    with transaction.atomic():
+        _customer_lock(customer)
+        locked = PaymentMethod.objects.select_for_update().get(pk=payment_method.pk)
+        if not locked.active:
+            raise PaymentsError("This payment method was removed.")
+        if not locked.is_default:
+            PaymentMethod.objects.filter(customer=customer, is_default=True).update(is_default=False)
+            locked.is_default = True
+            locked.save(update_fields=["is_default"])
+            event_record(
+                type="payment_method.default_changed",
+                object_type="payment_method",
+                object_id=locked.pk,
+                customer_id=customer.pk,
+                occurred_at=clock.now(customer=customer),
+                data={"kind": locked.kind, "display": str(locked)},
+                acting_user=acting_user,
+            )
+            if locked.chargeable:
+                _retry_dunning_on_commit(customer)
+    return locked
 
 
 def payment_method_detach(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp.plugins.otp_email",
     "allauth",
     "allauth.account",
     "axes",
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_celery_beat",
     "django_countries",
+    "django_htmx",
     "config.apps.ConfigConfig",
     "customers",
     "billing",
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # django-axes must come last.
     "axes.middleware.AxesMiddleware",
 ]
@@ -226,3 +229,4 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
+from config.settings.portal import *  # noqa: E402,F403

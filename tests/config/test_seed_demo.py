@@ -26,3 +26,7 @@ def test_seed_demo_is_idempotent_and_prints_the_login():
     assert "username:        finance" in output
     assert "otpauth://totp/" in output
     assert "one-time recovery code:" in output
+    assert "email:           client@boulangerie-martin.example" in output  # the demo portal login
+    from customers.models import CustomerUser
+
+    assert CustomerUser.objects.get(user__email="client@boulangerie-martin.example").customer.subscriptions.exists()

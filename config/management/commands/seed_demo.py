@@ -23,6 +23,8 @@ from invoices.models import Brand, TaxRate
 
 DEMO_USERNAME = "finance"
 DEMO_PASSWORD = "tarif-demo-finance"  # a local demo account, printed on purpose
+DEMO_PORTAL_EMAIL = "client@boulangerie-martin.example"
+DEMO_PORTAL_PASSWORD = "tarif-demo-client"  # the demo customer's portal login, printed on purpose
 
 MONTHLY = {"kind": "interval", "unit": "month", "count": 1}
 YEARLY = {"kind": "interval", "unit": "year", "count": 1}
@@ -100,6 +102,7 @@ class Command(BaseCommand):
             )
         )
         self._print_login(user, device, recovery_code)
+        self._portal_user(catalog)
 
     def _brand(self) -> Brand:
         brand, _ = Brand.objects.get_or_create(
@@ -307,4 +310,35 @@ class Command(BaseCommand):
             f"  current TOTP code: {code} (valid ~30 s)\n"
             f"  one-time recovery code: {recovery_code}\n"
             f"Settings: {settings.SETTINGS_MODULE}, database: {engine}\n"
+        )
+
+    def _portal_user(self, catalog: list[Price]) -> None:
+        """A portal login for the first demo customer, on a monthly plan (docs/portal.md)."""
+        from allauth.account.models import EmailAddress
+        from django.contrib.auth import get_user_model
+
+        from billing.models import Subscription
+        from billing.services.subscriptions import ItemSpec, subscription_create
+        from customers.models import CustomerUser
+
+        customer = Customer.objects.get(email=CUSTOMERS[0]["email"])
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_PORTAL_EMAIL, defaults={"email": DEMO_PORTAL_EMAIL}
+        )
+        if created:
+            user.set_password(DEMO_PORTAL_PASSWORD)
+            user.save(update_fields=["password"])
+        EmailAddress.objects.get_or_create(
+            user=user, email=DEMO_PORTAL_EMAIL, defaults={"primary": True, "verified": True}
+        )
+        CustomerUser.objects.get_or_create(user=user, defaults={"customer": customer})
+        if not Subscription.objects.filter(customer=customer).exclude(status="canceled").exists():
+            starter = next(price for price in catalog if price.lookup_key == "starter-monthly")
+            subscription_create(customer=customer, items=[ItemSpec(starter, 3)], trial_days=0)
+        password = DEMO_PORTAL_PASSWORD if user.check_password(DEMO_PORTAL_PASSWORD) else "(changed by you)"
+        self.stdout.write(
+            f"Customer portal: http://127.0.0.1:8000/portal/ ({customer.legal_name})\n"
+            f"  email:           {DEMO_PORTAL_EMAIL}\n"
+            f"  password:        {password}\n"
+            "  sensitive actions ask for a code sent by email (printed on this console in the demo)\n"
         )

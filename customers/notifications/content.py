@@ -1,0 +1,272 @@
+"""What each notification says. Builders run inside the customer's language (services._send)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.core.mail import EmailMultiAlternatives
+from django.utils import translation
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from customers.models import NotificationKind, NotificationLog
+from customers.notifications.services import Content, NotificationGone, portal_url
+from customers.notifications.wording import decline_reason
+from invoices.rendering.formatting import long_date, money
+
+Kind = NotificationKind
+
+
+def _language() -> str:
+    return (translation.get_language() or "fr")[:2]
+
+
+def _money(amount: int, currency: str) -> str:
+    return money(int(amount), currency, _language())
+
+
+def _date(value: datetime | str | None, customer: Any) -> str:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is None:
+        return ""
+    import zoneinfo
+
+    return long_date(value.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date(), _language())
+
+
+def _plan_names(subscription: Any) -> str:
+    return ", ".join(
+        f"{item.price.product.name} × {item.quantity}" if item.quantity != 1 else item.price.product.name
+        for item in subscription.items.select_related("price__product").order_by("pk")
+    )
+
+
+def _subscription(log: NotificationLog) -> Any:
+    from billing.models import Subscription
+
+    subscription = Subscription.objects.filter(pk=log.data.get("subscription"), customer=log.customer).first()
+    if subscription is None:
+        raise NotificationGone("The subscription no longer exists.")
+    return subscription
+
+
+def _payment(log: NotificationLog) -> Any:
+    from billing.models import Payment
+
+    payment = Payment.objects.select_related("invoice", "payment_method").filter(pk=log.data.get("payment")).first()
+    if payment is None:
+        raise NotificationGone("The payment no longer exists.")
+    return payment
+
+
+def invoice_email(log: NotificationLog) -> EmailMultiAlternatives:
+    from invoices.models import Invoice
+    from invoices.services.emails import invoice_email_send
+
+    invoice = Invoice.objects.filter(pk=log.data.get("invoice"), customer=log.customer).first()
+    if invoice is None or invoice.status == Invoice.Status.DRAFT:
+        raise NotificationGone("The invoice is not issued.")
+    return invoice_email_send(invoice=invoice, to=[log.recipient])
+
+
+def upcoming_renewal(log: NotificationLog) -> Content:
+    customer, subscription = log.customer, _subscription(log)
+    date = _date(log.data.get("renews_at"), customer)
+    amount = _money(log.data.get("amount", 0), log.data.get("currency", customer.currency))
+    from billing.services.payments import default_payment_method
+
+    method = default_payment_method(customer=customer)
+    paragraphs = [
+        _("Your subscription (%(plan)s) renews on %(date)s for %(amount)s.")
+        % {"plan": _plan_names(subscription), "date": date, "amount": amount}
+    ]
+    if method is not None and method.chargeable:
+        paragraphs.append(_("We will charge it to %(method)s.") % {"method": method})
+    paragraphs.append(_("Nothing to do if this suits you; you can change or cancel it in your billing portal."))
+    return Content(
+        subject=_("Your subscription renews on %(date)s") % {"date": date},
+        paragraphs=paragraphs,
+        rows=[(_("Renewal date"), date), (_("Amount"), amount)],
+        action=(_("Manage my subscription"), portal_url("portal:home")),
+    )
+
+
+def payment_receipt(log: NotificationLog) -> Content:
+    payment = _payment(log)
+    amount = _money(payment.amount, payment.currency)
+    number = payment.invoice.number or ""
+    return Content(
+        subject=_("Receipt: %(amount)s received") % {"amount": amount},
+        paragraphs=[_("Thank you: we received your payment of %(amount)s.") % {"amount": amount}],
+        rows=[
+            (_("Invoice"), number),
+            (_("Amount paid"), amount),
+            (_("Date"), _date(payment.settled_at or payment.attempted_at, log.customer)),
+            (_("Paid with"), str(payment.payment_method) if payment.payment_method else payment.get_method_display()),
+        ],
+        action=(_("View the invoice"), portal_url("portal:invoice", payment.invoice_id)),
+    )
+
+
+def payment_failed(log: NotificationLog) -> Content:
+    payment = _payment(log)
+    amount = _money(payment.amount, payment.currency)
+    return Content(
+        subject=_("Your payment of %(amount)s did not go through") % {"amount": amount},
+        paragraphs=[
+            _("We could not charge %(amount)s for invoice %(number)s: %(reason)s")
+            % {"amount": amount, "number": payment.invoice.number, "reason": decline_reason(payment)},
+            _("Please check your payment method or add another one; we will retry the payment at once."),
+        ],
+        rows=[(_("Invoice"), payment.invoice.number or ""), (_("Amount due"), amount)],
+        action=(_("Update my payment method"), portal_url("portal:payment_methods")),
+    )
+
+
+def dunning_step(log: NotificationLog) -> Content:
+    from billing.models import DunningCase
+
+    case = DunningCase.objects.select_related("invoice").filter(pk=log.data.get("case")).first()
+    if case is None:
+        raise NotificationGone("The dunning case no longer exists.")
+    invoice = case.invoice
+    amount = _money(invoice.amount_remaining, invoice.currency)
+    step = log.data.get("step")
+    if step == "exhausted":
+        subject = _("Final notice: invoice %(number)s is unpaid") % {"number": invoice.number}
+        paragraphs = [
+            _("We tried several times to collect %(amount)s for invoice %(number)s without success.")
+            % {"amount": amount, "number": invoice.number},
+            _("Your subscription has been suspended or canceled. Pay the invoice to restore it."),
+        ]
+        action = (_("Pay now"), portal_url("portal:invoice", invoice.pk))
+    elif step == "reminder":
+        subject = _("Reminder: invoice %(number)s is overdue") % {"number": invoice.number}
+        paragraphs = [
+            _("Invoice %(number)s of %(amount)s was due on %(date)s and is still unpaid.")
+            % {"number": invoice.number, "amount": amount, "date": _date(invoice.due_at, log.customer)}
+        ]
+        action = (_("Pay now"), portal_url("portal:invoice", invoice.pk))
+    else:
+        subject = _("Payment retry failed for invoice %(number)s") % {"number": invoice.number}
+        paragraphs = [
+            _("Retry %(attempt)d to collect %(amount)s failed: %(reason)s")
+            % {"attempt": log.data.get("retry", 1), "amount": amount, "reason": decline_reason(_payment(log))}
+        ]
+        if case.next_retry_at:
+            paragraphs.append(
+                _("We will try again on %(date)s. Update your payment method to pay sooner.")
+                % {"date": _date(case.next_retry_at, log.customer)}
+            )
+        action = (_("Update my payment method"), portal_url("portal:payment_methods"))
+    return Content(subject=subject, paragraphs=paragraphs, rows=[(_("Amount due"), amount)], action=action)
+
+
+def card_expiring(log: NotificationLog) -> Content:
+    from billing.models import PaymentMethod
+
+    method = PaymentMethod.objects.filter(pk=log.data.get("payment_method"), active=True).first()
+    if method is None:
+        raise NotificationGone("The card was removed.")
+    expiry = f"{method.exp_month:02d}/{method.exp_year}"
+    return Content(
+        subject=_("Your card ending in %(last4)s expires soon") % {"last4": method.last4},
+        paragraphs=[
+            _("The card %(card)s we charge for your subscription expires at the end of %(expiry)s.")
+            % {"card": method, "expiry": expiry},
+            _("Add a new card before then so your service is not interrupted."),
+        ],
+        action=(_("Update my card"), portal_url("portal:payment_methods")),
+    )
+
+
+def trial_ending(log: NotificationLog) -> Content:
+    customer, subscription = log.customer, _subscription(log)
+    date = _date(log.data.get("trial_end"), customer)
+    amount = _money(log.data.get("amount", 0), log.data.get("currency", customer.currency))
+    return Content(
+        subject=_("Your trial ends on %(date)s") % {"date": date},
+        paragraphs=[
+            _("Your trial of %(plan)s ends on %(date)s. Your first invoice will be %(amount)s.")
+            % {"plan": _plan_names(subscription), "date": date, "amount": amount},
+            _("Make sure a payment method is on file, or cancel before that date if you do not wish to continue."),
+        ],
+        action=(_("Manage my subscription"), portal_url("portal:home")),
+    )
+
+
+def plan_changed(log: NotificationLog) -> Content:
+    from billing.models import InvoiceItem, SubscriptionChange
+
+    change = SubscriptionChange.objects.select_related("subscription").filter(pk=log.data.get("change")).first()
+    if change is None:
+        raise NotificationGone("The change no longer exists.")
+    subscription = change.subscription
+    currency = subscription.currency
+    items = InvoiceItem.objects.filter(
+        subscription=subscription, proration=True, metadata__change_at=change.effective_at.isoformat()
+    ).order_by("pk")
+    lines = [(item.description, _money(item.amount, currency)) for item in items]
+    paragraphs = [_("Your subscription is now: %(plan)s.") % {"plan": _plan_names(subscription)}]
+    if lines:
+        paragraphs.append(
+            _("For the rest of the current period, the change comes to %(amount)s (before tax):")
+            % {"amount": _money(change.proration_amount, currency)}
+        )
+    return Content(
+        subject=_("Your plan has changed"),
+        paragraphs=paragraphs,
+        lines=lines,
+        action=(_("See my subscription"), portal_url("portal:home")),
+    )
+
+
+def subscription_canceled(log: NotificationLog) -> Content:
+    customer, subscription = log.customer, _subscription(log)
+    if log.data.get("at_period_end"):
+        date = _date(subscription.current_period_end, customer)
+        subject = _("Your subscription ends on %(date)s") % {"date": date}
+        paragraphs = [
+            _("As you asked, your subscription (%(plan)s) will end on %(date)s; it stays active until then.")
+            % {"plan": _plan_names(subscription), "date": date}
+        ]
+    else:
+        subject = _("Your subscription is canceled")
+        paragraphs = [
+            _("Your subscription (%(plan)s) ended on %(date)s.")
+            % {"plan": _plan_names(subscription), "date": _date(subscription.ended_at, customer)}
+        ]
+    paragraphs.append(_("We are sorry to see you go. Your invoices stay available in your billing portal."))
+    return Content(
+        subject=subject, paragraphs=paragraphs, action=(_("Open my billing portal"), portal_url("portal:home"))
+    )
+
+
+def subscription_paused(log: NotificationLog) -> Content:
+    customer, subscription = log.customer, _subscription(log)
+    paragraphs = [
+        _("Your subscription (%(plan)s) is paused: nothing is billed meanwhile.") % {"plan": _plan_names(subscription)}
+    ]
+    if subscription.resumes_at:
+        paragraphs.append(_("It resumes on %(date)s.") % {"date": _date(subscription.resumes_at, customer)})
+    return Content(
+        subject=_("Your subscription is paused"),
+        paragraphs=paragraphs,
+        action=(_("Open my billing portal"), portal_url("portal:home")),
+    )
+
+
+BUILDERS: dict[str, Callable[[NotificationLog], Content]] = {
+    Kind.UPCOMING_RENEWAL: upcoming_renewal,
+    Kind.PAYMENT_RECEIPT: payment_receipt,
+    Kind.PAYMENT_FAILED: payment_failed,
+    Kind.DUNNING_STEP: dunning_step,
+    Kind.CARD_EXPIRING: card_expiring,
+    Kind.TRIAL_ENDING: trial_ending,
+    Kind.PLAN_CHANGED: plan_changed,
+    Kind.SUBSCRIPTION_CANCELED: subscription_canceled,
+    Kind.SUBSCRIPTION_PAUSED: subscription_paused,
+}

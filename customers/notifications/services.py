@@ -1,0 +1,178 @@
+"""Queue and deliver customer notifications: each once, branded, in the customer's language."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from email.mime.image import MIMEImage
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
+
+logger = logging.getLogger(__name__)
+
+Kind = NotificationKind
+LOGO_CID = "brand-logo"
+MAX_ATTEMPTS = 5
+
+
+class NotificationGone(Exception):
+    """What the notification was about no longer exists (or no longer applies)."""
+
+
+@dataclass
+class Content:
+    subject: str
+    paragraphs: list[str]
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    action: tuple[str, str] | None = None  # (label, absolute URL)
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (description, amount): prorations
+
+
+def notification_enabled(*, customer: Customer, kind: str) -> bool:
+    if kind not in OPTIONAL_NOTIFICATIONS:
+        return True
+    preference = NotificationPreference.objects.filter(customer=customer, kind=kind).first()
+    return preference is None or preference.enabled
+
+
+def notification_queue(
+    *, customer: Customer, kind: str, dedupe_key: str, data: dict[str, Any] | None = None, event_id: int | None = None
+) -> NotificationLog | None:
+    """Record the notification once and deliver it after commit; None when it exists already."""
+    enabled = notification_enabled(customer=customer, kind=kind)
+    try:
+        with transaction.atomic():
+            log = NotificationLog.objects.create(
+                customer=customer,
+                kind=kind,
+                dedupe_key=dedupe_key[:120],
+                data=data or {},
+                event_id=event_id,
+                status=NotificationLog.Status.PENDING if enabled else NotificationLog.Status.SKIPPED,
+                recipient=customer.invoice_recipient,
+                language=customer.preferred_language,
+            )
+    except IntegrityError:
+        return None
+    if enabled:
+        from customers.tasks import notification_deliver_task
+
+        transaction.on_commit(lambda: notification_deliver_task.delay(log.pk), robust=True)
+    return log
+
+
+def notification_deliver(*, log_id: int) -> NotificationLog:
+    """Send a queued notification (a no-op once sent). Raises on a transport error so the
+    task retries; after MAX_ATTEMPTS the row stays `failed`."""
+    failure: Exception | None = None
+    with transaction.atomic():
+        log = NotificationLog.objects.select_for_update(of=("self",)).select_related("customer__brand").get(pk=log_id)
+        if log.status not in (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED):
+            return log
+        log.attempts += 1
+        try:
+            message = _send(log)
+        except NotificationGone as gone:
+            log.status, log.error = NotificationLog.Status.SKIPPED, str(gone)[:300]
+        except Exception as error:  # SMTP down, template error...: recorded, then retried by the task
+            failure = error
+            log.status, log.error = NotificationLog.Status.FAILED, f"{type(error).__name__}: {error}"[:300]
+        else:
+            log.status, log.error, log.sent_at = NotificationLog.Status.SENT, "", timezone.now()
+            log.subject, log.recipient = message.subject[:300], ", ".join(message.to)[:254]
+        log.save(update_fields=["status", "error", "attempts", "sent_at", "subject", "recipient"])
+    if failure is not None and log.attempts < MAX_ATTEMPTS:
+        raise failure
+    return log
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def portal_url(name: str, *args: Any) -> str:
+    return settings.TARIF_BASE_URL.rstrip("/") + reverse(name, args=args)
+
+
+def _brand(customer: Customer) -> Any:
+    from invoices.selectors import NoBrandConfigured, brand_for_customer
+
+    try:
+        return brand_for_customer(customer=customer)
+    except NoBrandConfigured:
+        return None
+
+
+def _logo(brand: Any) -> MIMEImage | None:
+    """The brand's raster logo as an inline part (cid:), which mail clients show."""
+    if brand is None or not brand.logo:
+        return None
+    name = brand.logo.name.lower()
+    subtype = "png" if name.endswith(".png") else "jpeg" if name.endswith((".jpg", ".jpeg")) else None
+    if subtype is None:
+        return None
+    with brand.logo.open("rb") as handle:
+        image = MIMEImage(handle.read(), _subtype=subtype)
+    image.add_header("Content-ID", f"<{LOGO_CID}>")
+    image.add_header("Content-Disposition", "inline", filename=f"logo.{subtype}")
+    return image
+
+
+def branded_message(*, customer: Customer, content: Content, to: list[str]) -> EmailMultiAlternatives:
+    """An HTML + text email in the customer's brand (name, colours, logo)."""
+    brand = _brand(customer)
+    logo = _logo(brand)
+    brand_name = brand.name if brand is not None else "Tarif"
+    context = {
+        "content": content,
+        "brand_name": brand_name,
+        "primary": brand.primary_colour if brand is not None else "#2851a3",
+        "accent": brand.accent_colour if brand is not None else "#f0a202",
+        "logo_src": f"cid:{LOGO_CID}" if logo else "",
+        "customer": customer,
+        "preferences_url": portal_url("portal:details"),
+    }
+    text = render_to_string("customers/email/notification.txt", context)
+    html = render_to_string("customers/email/notification.html", context)
+    message = EmailMultiAlternatives(subject=f"{content.subject} – {brand_name}", body=text, to=to)
+    message.attach_alternative(html, "text/html")
+    if logo:
+        message.mixed_subtype = "related"
+        message.attach(logo)
+    return message
+
+
+def _send(log: NotificationLog) -> EmailMultiAlternatives:
+    from customers.notifications import content
+
+    customer = log.customer
+    with translation.override(customer.preferred_language):
+        if log.kind == Kind.INVOICE_FINALIZED:
+            # The invoice email of invoices/services/emails.py: branded, with the stored PDF.
+            return content.invoice_email(log)
+        message = branded_message(customer=customer, content=content.BUILDERS[log.kind](log), to=[log.recipient])
+        message.send()
+        return message
+
+
+def step_up_code_send(*, customer: Customer, email: str, code: str) -> None:
+    """The one-time code that confirms a sensitive portal action (customers without TOTP)."""
+    minutes = max(1, settings.OTP_EMAIL_TOKEN_VALIDITY // 60)
+    with translation.override(customer.preferred_language):
+        body = Content(
+            subject=_("Your verification code"),
+            paragraphs=[
+                _("Enter this code in the billing portal to confirm it is you: %(code)s") % {"code": code},
+                _("It is valid for %(minutes)d minutes. If you did not ask for it, ignore this email.")
+                % {"minutes": minutes},
+            ],
+        )
+        branded_message(customer=customer, content=body, to=[email]).send()

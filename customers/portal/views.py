@@ -1,0 +1,648 @@
+"""Portal views: thin over the billing and invoices services, scoped by `portal_view`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing import clock
+from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
+from billing.payments.gateway import GatewayError
+from billing.services.payments import (
+    PaymentsError,
+    bank_transfer_reference,
+    invoice_collect,
+    payment_method_attach,
+    payment_method_detach,
+    payment_method_set_default,
+    payment_method_setup_complete,
+    payment_method_setup_start,
+)
+from billing.services.subscriptions import ItemSpec, SubscriptionError
+from config.admin_site import base32_secret, issue_recovery_codes, qr_svg, verify_any_device
+from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
+from customers.portal.access import (
+    IMPERSONATION_SESSION_KEY,
+    portal_view,
+    safe_next,
+    step_up_fresh,
+    step_up_mark,
+    totp_enrolled,
+)
+from customers.portal.cancellation import cancellation_form
+from customers.portal.forms import (
+    BillingDetailsForm,
+    CodeForm,
+    NotificationPreferencesForm,
+    PlanChangeForm,
+    SepaMandateForm,
+)
+from customers.portal.selectors import portal_overview, portal_prices, portal_subscriptions, price_label
+from invoices.models import CreditNote, Invoice
+
+# -- overview ---------------------------------------------------------------------------------
+
+
+@portal_view
+def home(request: HttpRequest, customer: Customer) -> HttpResponse:
+    return render(request, "portal/home.html", {"overview": portal_overview(customer=customer)})
+
+
+@portal_view
+def brand_logo(request: HttpRequest, customer: Customer) -> HttpResponse:
+    brand = request.portal.brand
+    if brand is None or not brand.logo:
+        raise Http404
+    return FileResponse(brand.logo.open("rb"))
+
+
+# -- invoices and credit notes ------------------------------------------------------------------
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(
+        label=_("Status"), choices=[(s.value, s.label) for s in Invoice.Status if s != Invoice.Status.DRAFT]
+    )
+    year = django_filters.NumberFilter(label=_("Year"), field_name="finalized_at", lookup_expr="year")
+
+    class Meta:
+        model = Invoice
+        fields = ["status", "year"]
+
+
+@portal_view
+def invoice_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    invoices = Invoice.objects.filter(customer=customer).exclude(status=Invoice.Status.DRAFT)
+    invoice_filter = InvoiceFilter(request.GET or None, queryset=invoices.order_by("-finalized_at", "-pk"))
+    document = request.GET.get("document", "")
+    credit_notes = CreditNote.objects.filter(customer=customer).select_related("invoice").order_by("-pk")
+    year = request.GET.get("year", "")
+    if year.isdigit():
+        credit_notes = credit_notes.filter(created_at__year=int(year))
+    if request.GET.get("status"):
+        credit_notes = credit_notes.none()
+    context = {
+        "filter": invoice_filter,
+        "invoices": invoice_filter.qs if document != "credit_notes" else invoices.none(),
+        "credit_notes": credit_notes if document != "invoices" else credit_notes.none(),
+        "document": document,
+    }
+    return render(request, "portal/invoices.html", context)
+
+
+def _invoice(customer: Customer, pk: int) -> Invoice:
+    return get_object_or_404(Invoice.objects.exclude(status=Invoice.Status.DRAFT), pk=pk, customer=customer)
+
+
+@portal_view
+def invoice_detail(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    invoice = _invoice(customer, pk)
+    context = {
+        "invoice": invoice,
+        "lines": invoice.lines.order_by("position", "pk"),
+        "payments": invoice.payments.filter(status="succeeded"),
+        "credit_notes": invoice.credit_notes.all(),
+        "payable": invoice.status == Invoice.Status.OPEN and invoice.amount_remaining > 0,
+    }
+    return render(request, "portal/invoice_detail.html", context)
+
+
+def _pdf_response(document: Any, filename: str) -> FileResponse:
+    if document is None:
+        raise Http404
+    return FileResponse(document.file.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf")
+
+
+@portal_view
+def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from invoices.services.pdf import invoice_document_store
+
+    invoice = _invoice(customer, pk)
+    return _pdf_response(invoice_document_store(invoice_id=invoice.pk), f"{invoice.number}.pdf")
+
+
+@portal_view
+def invoice_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from invoices.rendering.facturx import invoice_cii_xml
+
+    invoice = _invoice(customer, pk)
+    xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
+    return _xml_response(xml, f"{invoice.number}-factur-x.xml")
+
+
+def _xml_response(xml: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(xml, content_type="application/xml")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@portal_view
+def credit_note_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from invoices.services.pdf import credit_note_document_store
+
+    credit_note = get_object_or_404(CreditNote, pk=pk, customer=customer)
+    return _pdf_response(credit_note_document_store(credit_note_id=credit_note.pk), f"{credit_note.number}.pdf")
+
+
+@portal_view
+def credit_note_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from invoices.rendering.facturx import credit_note_cii_xml
+
+    credit_note = get_object_or_404(CreditNote, pk=pk, customer=customer)
+    xml = credit_note_cii_xml(credit_note=credit_note, lines=list(credit_note.lines.order_by("pk")))
+    return _xml_response(xml, f"{credit_note.number}-factur-x.xml")
+
+
+@require_POST
+@portal_view
+def invoice_pay(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    invoice = _invoice(customer, pk)
+    payment = invoice_collect(invoice=invoice, acting_user=request.user)
+    if payment is None:
+        messages.info(request, _("Nothing is left to pay on this invoice."))
+    elif payment.status == "succeeded":
+        messages.success(request, _("Thank you: the invoice is paid."))
+    else:
+        from customers.notifications.wording import decline_reason
+
+        messages.error(request, _("The payment did not go through: %(reason)s") % {"reason": decline_reason(payment)})
+    return HttpResponseRedirect(reverse("portal:invoice", args=[invoice.pk]))
+
+
+# -- plan and quantity changes ----------------------------------------------------------------
+
+
+def _subscription(customer: Customer, pk: int) -> Subscription:
+    return get_object_or_404(portal_subscriptions(customer=customer), pk=pk)
+
+
+def _change_form(request: HttpRequest, subscription: Subscription, data: Any) -> PlanChangeForm:
+    item = subscription.items.select_related("price__product").order_by("pk").first()
+    prices = portal_prices(subscription=subscription)
+    form = PlanChangeForm(
+        data,
+        prices=prices,
+        initial={"price": item.price if item else None, "quantity": item.quantity if item else 1},
+    )
+    form.fields["price"].label_from_instance = price_label
+    return form
+
+
+def _items_after(subscription: Subscription, form: PlanChangeForm) -> list[ItemSpec]:
+    """The first licensed item becomes the chosen plan and quantity; other items stay."""
+    items = list(subscription.items.select_related("price").order_by("pk"))
+    chosen = ItemSpec(form.cleaned_data["price"], form.cleaned_data["quantity"])
+    kept = [ItemSpec(item.price, item.quantity) for item in items[1:] if item.price_id != chosen.price.pk]
+    return [chosen, *kept]
+
+
+@portal_view
+def subscription_change(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from billing.services.changes import subscription_change as change_service
+
+    subscription = _subscription(customer, pk)
+    form = _change_form(request, subscription, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                change = change_service(
+                    subscription=subscription,
+                    items=_items_after(subscription, form),
+                    proration=settings.TARIF_PORTAL_PRORATION,
+                    acting_user=request.user,
+                )
+        except SubscriptionError as error:
+            form.add_error(None, error)
+        else:
+            return HttpResponseRedirect(reverse("portal:change_done", args=[subscription.pk, change.pk]))
+    return render(
+        request,
+        "portal/change.html",
+        {"subscription": subscription, "form": form, "proration_mode": settings.TARIF_PORTAL_PRORATION},
+    )
+
+
+@portal_view
+def subscription_change_preview(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """The htmx partial: what the picked plan and quantity would cost, before confirming."""
+    from billing.services.changes import subscription_preview_change
+
+    subscription = _subscription(customer, pk)
+    form = _change_form(request, subscription, request.GET)
+    preview, error = None, ""
+    if form.is_valid():
+        try:
+            preview = subscription_preview_change(
+                subscription=subscription,
+                items=_items_after(subscription, form),
+                proration=settings.TARIF_PORTAL_PRORATION,
+            )
+        except SubscriptionError as exc:
+            error = " ".join(exc.messages)
+    else:
+        error = " ".join(str(message) for errors in form.errors.values() for message in errors)
+    return render(
+        request,
+        "portal/partials/change_preview.html",
+        {"preview": preview, "error": error, "currency": subscription.currency, "subscription": subscription},
+    )
+
+
+@portal_view
+def subscription_change_done(request: HttpRequest, customer: Customer, pk: int, change_pk: int) -> HttpResponse:
+    subscription = _subscription(customer, pk)
+    change = get_object_or_404(SubscriptionChange, pk=change_pk, subscription=subscription)
+    proration_items = InvoiceItem.objects.filter(
+        subscription=subscription, proration=True, metadata__change_at=change.effective_at.isoformat()
+    ).select_related("invoice")
+    invoice = next((item.invoice for item in proration_items if item.invoice_id), None)
+    context = {
+        "subscription": subscription,
+        "change": change,
+        "items": subscription.items.select_related("price__product").order_by("pk"),
+        "proration_items": proration_items,
+        "invoice": invoice,
+    }
+    return render(request, "portal/change_done.html", context)
+
+
+# -- cancellation -------------------------------------------------------------------------------
+
+
+def cancel_mode(subscription: Subscription) -> tuple[bool, bool]:
+    """(at period end, prorate) from the plan: product metadata "portal_cancel" ("now" or
+    "period_end") and "portal_cancel_prorate", else TARIF_PORTAL_CANCEL_MODE."""
+    item = subscription.items.select_related("price__product").order_by("pk").first()
+    metadata = item.price.product.metadata if item else {}
+    mode = metadata.get("portal_cancel") or settings.TARIF_PORTAL_CANCEL_MODE
+    return mode != "now", bool(metadata.get("portal_cancel_prorate", False)) and mode == "now"
+
+
+@portal_view(step_up=True)
+def subscription_cancel(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    from billing.services.subscriptions import subscription_cancel as cancel_service
+
+    subscription = _subscription(customer, pk)
+    at_period_end, prorate = cancel_mode(subscription)
+    form = cancellation_form(customer, request.POST or None)
+    if subscription.cancel_at_period_end:
+        messages.info(request, _("This subscription is already set to end with its period."))
+        return HttpResponseRedirect(reverse("portal:home"))
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                cancel_service(
+                    subscription=subscription,
+                    at_period_end=at_period_end,
+                    prorate=prorate,
+                    reason=form.reason_text(),
+                    acting_user=request.user,
+                )
+        except (SubscriptionError, ValidationError) as error:
+            form.add_error(None, error)
+        else:
+            if at_period_end:
+                messages.success(request, _("Your subscription will end with the current period."))
+            else:
+                messages.success(request, _("Your subscription is canceled."))
+            return HttpResponseRedirect(reverse("portal:home"))
+    context = {"subscription": subscription, "form": form, "at_period_end": at_period_end, "prorate": prorate}
+    return render(request, "portal/cancel.html", context)
+
+
+# -- payment methods ------------------------------------------------------------------------------
+
+
+@portal_view
+def payment_methods(request: HttpRequest, customer: Customer) -> HttpResponse:
+    methods = PaymentMethod.objects.filter(customer=customer, active=True).order_by("-is_default", "-pk")
+    return render(request, "portal/payment_methods.html", {"methods": methods})
+
+
+def _method(customer: Customer, pk: int) -> PaymentMethod:
+    return get_object_or_404(PaymentMethod, pk=pk, customer=customer, active=True)
+
+
+@portal_view(step_up=True)
+def payment_method_add_card(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """Step-up first, then off to the gateway's hosted page: no card field on our pages."""
+    if request.method == "POST":
+        back = request.build_absolute_uri(reverse("portal:payment_methods"))
+        try:
+            session = payment_method_setup_start(
+                customer=customer,
+                return_url=request.build_absolute_uri(reverse("portal:card_return")),
+                cancel_url=back,
+            )
+        except GatewayError as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(reverse("portal:payment_methods"))
+        return HttpResponseRedirect(session.url)
+    return render(request, "portal/add_card.html")
+
+
+@portal_view
+def payment_method_card_return(request: HttpRequest, customer: Customer) -> HttpResponse:
+    session_id = request.GET.get("session_id", "")
+    try:
+        method = payment_method_setup_complete(customer=customer, session_id=session_id, acting_user=request.user)
+    except GatewayError:
+        raise Http404("No completed checkout session for this customer") from None
+    messages.success(request, _("Card %(card)s added; it is now your default payment method.") % {"card": method})
+    return HttpResponseRedirect(reverse("portal:payment_methods"))
+
+
+@portal_view(step_up=True)
+def payment_method_add_sepa(request: HttpRequest, customer: Customer) -> HttpResponse:
+    form = SepaMandateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            method = payment_method_attach(
+                customer=customer, source={"iban": form.cleaned_data["iban"]}, acting_user=request.user
+            )
+        except GatewayError as error:
+            form.add_error("iban", str(error))
+        else:
+            messages.success(
+                request,
+                _("SEPA mandate %(reference)s signed; %(method)s is now your default payment method.")
+                % {"reference": method.mandate_reference, "method": method},
+            )
+            return HttpResponseRedirect(reverse("portal:payment_methods"))
+    return render(request, "portal/add_sepa.html", {"form": form})
+
+
+@portal_view
+def bank_transfer(request: HttpRequest, customer: Customer) -> HttpResponse:
+    brand = request.portal.brand
+    context = {"reference": bank_transfer_reference(customer=customer), "iban": brand.iban if brand else ""}
+    context["bic"] = brand.bic if brand else ""
+    return render(request, "portal/bank_transfer.html", context)
+
+
+@require_POST
+@portal_view(step_up=True)
+def bank_transfer_use(request: HttpRequest, customer: Customer) -> HttpResponse:
+    payment_method_attach(customer=customer, source={"type": "bank_transfer"}, acting_user=request.user)
+    messages.success(request, _("You will pay by bank transfer, quoting your reference."))
+    return HttpResponseRedirect(reverse("portal:payment_methods"))
+
+
+@require_POST
+@portal_view
+def payment_method_default(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    method = _method(customer, pk)
+    try:
+        payment_method_set_default(payment_method=method, acting_user=request.user)
+    except PaymentsError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("%(method)s is now your default payment method.") % {"method": method})
+    return HttpResponseRedirect(reverse("portal:payment_methods"))
+
+
+@portal_view(step_up=True)
+def payment_method_remove(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    method = _method(customer, pk)
+    if request.method == "POST":
+        payment_method_detach(payment_method=method, acting_user=request.user)
+        messages.success(request, _("%(method)s was removed.") % {"method": method})
+        return HttpResponseRedirect(reverse("portal:payment_methods"))
+    return render(request, "portal/remove_method.html", {"method": method})
+
+
+# -- billing details and notification preferences ------------------------------------------------------
+
+
+@portal_view
+def billing_details(request: HttpRequest, customer: Customer) -> HttpResponse:
+    original = {"email": customer.email, "invoice_email": customer.invoice_email}
+    form = BillingDetailsForm(request.POST or None, instance=customer)
+    enabled = dict(NotificationPreference.objects.filter(customer=customer).values_list("kind", "enabled"))
+    preferences = NotificationPreferencesForm(enabled=enabled)
+    if request.method == "POST" and form.is_valid():
+        emails_changed = any(form.cleaned_data[name] != value for name, value in original.items())
+        if emails_changed and not step_up_fresh(request):
+            messages.warning(request, _("Changing where we send your invoices needs a fresh verification."))
+            return HttpResponseRedirect(f"{reverse('portal:verify')}?next={reverse('portal:details')}")
+        form.save()
+        messages.success(request, _("Your billing details are saved."))
+        return HttpResponseRedirect(reverse("portal:details"))
+    return render(request, "portal/details.html", {"form": form, "preferences": preferences})
+
+
+@require_POST
+@portal_view
+def notification_preferences(request: HttpRequest, customer: Customer) -> HttpResponse:
+    form = NotificationPreferencesForm(request.POST, enabled={})
+    if form.is_valid():
+        with transaction.atomic():
+            for kind in OPTIONAL_NOTIFICATIONS:
+                NotificationPreference.objects.update_or_create(
+                    customer=customer, kind=kind.value, defaults={"enabled": form.cleaned_data[kind.value]}
+                )
+        messages.success(request, _("Your notification preferences are saved."))
+    return HttpResponseRedirect(reverse("portal:details"))
+
+
+@portal_view(step_up=True)
+def data_export(request: HttpRequest, customer: Customer) -> HttpResponse:
+    from customers.portal.export import customer_data_export
+
+    if request.method != "POST":
+        return render(request, "portal/export.html")
+    data = customer_data_export(customer=customer)
+    response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="tarif-data-{customer.pk}.json"'
+    return response
+
+
+# -- second factor: login, step-up, enrolment ---------------------------------------------------------------
+
+
+def _email_device(user: Any) -> EmailDevice:
+    device, _created = EmailDevice.objects.get_or_create(
+        user=user, name="portal-email", defaults={"confirmed": True, "email": user.email}
+    )
+    return device
+
+
+def _send_email_code(request: HttpRequest, customer: Customer) -> bool:
+    """Email a one-time code (django-otp's EmailDevice makes and checks it); False when throttled."""
+    from customers.notifications.services import step_up_code_send
+
+    device = _email_device(request.user)
+    allowed, _details = device.generate_is_allowed()
+    if not allowed:
+        return False
+    device.generate_token(valid_secs=settings.OTP_EMAIL_TOKEN_VALIDITY)
+    step_up_code_send(customer=customer, email=device.email or request.user.email, code=device.token)
+    return True
+
+
+@never_cache
+@portal_view
+def step_up_verify(request: HttpRequest, customer: Customer) -> HttpResponse:
+    next_url = safe_next(request, reverse("portal:home"))
+    uses_totp = totp_enrolled(request.user)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and "resend" in request.POST and not uses_totp:
+        if not _send_email_code(request, customer):
+            messages.warning(request, _("A code was sent a moment ago; wait a minute before asking again."))
+        form = CodeForm()
+    elif request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["otp_token"].strip()
+        wait_seconds = 0
+        if uses_totp:
+            device, wait_seconds = verify_any_device(user=request.user, token=token)
+        else:
+            email_device = _email_device(request.user)
+            allowed, details = email_device.verify_is_allowed()
+            device = email_device if allowed and email_device.verify_token(token) else None
+            if not allowed and details and details.get("locked_until"):
+                wait_seconds = int((details["locked_until"] - timezone.now()).total_seconds()) + 1
+        if device is not None:
+            step_up_mark(request)
+            return HttpResponseRedirect(next_url)
+        if wait_seconds:
+            form.add_error(
+                "otp_token",
+                _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
+            )
+        else:
+            form.add_error("otp_token", _("This code is not valid (or has expired). Try again."))
+    elif request.method == "GET" and not uses_totp:
+        _send_email_code(request, customer)
+    context = {"form": form, "next": next_url, "uses_totp": uses_totp, "minutes": settings.TARIF_PORTAL_STEP_UP_MINUTES}
+    return render(request, "portal/verify.html", context)
+
+
+@never_cache
+def login_verify(request: HttpRequest) -> HttpResponse:
+    """The second step of signing in for a portal user who enrolled TOTP."""
+    from customers.portal.access import activate_customer_language, portal_customer
+
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("account_login"))
+    customer, _impersonating = portal_customer(request)
+    activate_customer_language(request, customer)
+    next_url = safe_next(request, reverse("portal:home"))
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device, wait_seconds = verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
+        if device is not None:
+            otp_login(request, device)
+            step_up_mark(request)
+            return HttpResponseRedirect(next_url)
+        if wait_seconds:
+            form.add_error(
+                "otp_token",
+                _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
+            )
+        else:
+            form.add_error("otp_token", _("Invalid or already used code. Wait for the next code and try again."))
+    return render(request, "portal/login_verify.html", {"form": form, "next": next_url, "customer": customer})
+
+
+@portal_view
+def security(request: HttpRequest, customer: Customer) -> HttpResponse:
+    recovery = StaticDevice.objects.filter(user=request.user, name="recovery").first()
+    context = {
+        "enrolled": totp_enrolled(request.user),
+        "recovery_left": recovery.token_set.count() if recovery else 0,
+    }
+    return render(request, "portal/security.html", context)
+
+
+@never_cache
+@portal_view(step_up=True)
+def totp_enrol(request: HttpRequest, customer: Customer) -> HttpResponse:
+    if totp_enrolled(request.user):
+        return HttpResponseRedirect(reverse("portal:security"))
+    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=request.user, name="authenticator", confirmed=False)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_is_allowed()[0] and device.verify_token(form.cleaned_data["otp_token"].strip()):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            codes = issue_recovery_codes(user=request.user)
+            otp_login(request, device)
+            return render(request, "portal/recovery_codes.html", {"codes": codes})
+        form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))
+    context = {
+        "form": form,
+        "qr_svg": mark_safe(qr_svg(device.config_url)),  # generated by qrcode from our own data
+        "secret": base32_secret(device),
+    }
+    return render(request, "portal/totp_enrol.html", context)
+
+
+@require_POST
+@portal_view(step_up=True)
+def totp_disable(request: HttpRequest, customer: Customer) -> HttpResponse:
+    TOTPDevice.objects.filter(user=request.user).delete()
+    StaticDevice.objects.filter(user=request.user, name="recovery").delete()
+    messages.success(request, _("Two-factor authentication is off; sensitive actions will ask for an emailed code."))
+    return HttpResponseRedirect(reverse("portal:security"))
+
+
+@require_POST
+@portal_view(step_up=True)
+def recovery_codes_renew(request: HttpRequest, customer: Customer) -> HttpResponse:
+    if not totp_enrolled(request.user):
+        return HttpResponseRedirect(reverse("portal:security"))
+    return render(request, "portal/recovery_codes.html", {"codes": issue_recovery_codes(user=request.user)})
+
+
+# -- staff "view as customer" (read-only, audited) ----------------------------------------------------------
+
+
+@require_POST
+def impersonate_start(request: HttpRequest, customer_pk: int) -> HttpResponse:
+    from django.contrib import admin
+
+    from billing.events import event_record
+
+    if not admin.site.has_permission(request) or not request.user.has_perm("customers.view_customer"):
+        raise Http404
+    customer = get_object_or_404(Customer, pk=customer_pk)
+    with transaction.atomic():
+        event_record(
+            type="customer.portal_viewed_as",
+            object_type="customer",
+            object_id=customer.pk,
+            customer_id=customer.pk,
+            occurred_at=clock.now(customer=customer),
+            data={"staff": request.user.get_username()},
+            acting_user=request.user,
+        )
+    request.session[IMPERSONATION_SESSION_KEY] = customer.pk
+    return HttpResponseRedirect(reverse("portal:home"))
+
+
+@require_POST
+def impersonate_stop(request: HttpRequest) -> HttpResponse:
+    customer_pk = request.session.pop(IMPERSONATION_SESSION_KEY, None)
+    if customer_pk is None:
+        return HttpResponseRedirect(reverse("portal:home"))
+    return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer_pk]))

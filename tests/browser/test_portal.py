@@ -1,0 +1,134 @@
+"""A customer uses the billing portal in a real browser (Playwright + Debian's Chromium)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import Page, expect
+
+from billing.models import Price
+from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.subscriptions import ItemSpec, subscription_create
+from customers.models import CustomerUser
+from tests.conftest import current_totp
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def account(brand_factory, tax_rate_factory, customer_factory, product_factory):
+    tax_rate_factory(country="FR", percentage=Decimal("20"))
+    brand = brand_factory(slug="atelier", is_default=True, primary_colour="#7a1f5c")
+    monthly = {"kind": "interval", "unit": "month", "count": 1}
+    starter = Price.objects.create(
+        product=product_factory(name="Starter"), currency="EUR", unit_amount=Decimal(2900), cycle=monthly
+    )
+    pro = Price.objects.create(
+        product=product_factory(name="Pro"), currency="EUR", unit_amount=Decimal(7900), cycle=monthly
+    )
+    customer = customer_factory(brand=brand, email="anna@client.example", preferred_language="en", timezone="UTC")
+    user = get_user_model().objects.create_user(username="anna", email="anna@client.example", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+    CustomerUser.objects.create(user=user, customer=customer)
+    payment_method_attach(
+        customer=customer, source={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031}}
+    )
+    subscription = subscription_create(customer=customer, items=[ItemSpec(starter, 1)])
+    invoice = subscription.invoices.get()
+    invoices_collect(invoice_ids=[invoice.pk])
+    invoice.refresh_from_db()
+    return {"customer": customer, "user": user, "invoice": invoice, "pro": pro, "subscription": subscription}
+
+
+def sign_in(page: Page, live_server) -> None:
+    page.goto(f"{live_server.url}/portal/")
+    page.fill("#id_login", "anna@client.example")
+    page.fill("#id_password", PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+
+
+def emailed_code() -> str:
+    return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+
+
+def test_totp_login_invoices_pdf_and_a_plan_change_with_live_preview(live_server, page: Page, account):
+    device = TOTPDevice.objects.create(user=account["user"], name="phone", confirmed=True)
+    sign_in(page, live_server)
+
+    expect(page.locator("#login-verify-form")).to_be_visible()
+    page.fill("#id_otp_token", current_totp(device))
+    page.click("#login-verify-form button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Overview")
+    expect(page.locator(".portal-header")).to_be_visible()
+
+    page.click("text=Invoices")
+    number = account["invoice"].number
+    expect(page.locator("#invoice-list")).to_contain_text(number)
+    page.click(f"text={number}")
+    with page.expect_download() as download:
+        page.click("#download-pdf")
+    assert download.value.suggested_filename == f"{number}.pdf"
+
+    page.goto(f"{live_server.url}/portal/subscriptions/{account['subscription'].pk}/change/")
+    expect(page.locator("#preview")).to_contain_text("Next invoice")  # loaded by htmx
+    page.check(f"input[name=price][value='{account['pro'].pk}']")
+    due_now = page.locator("#preview-due-now")
+    expect(due_now).to_be_visible()
+    first = due_now.inner_text()
+    page.fill("#id_quantity", "3")
+    expect(due_now).not_to_have_text(first)  # the preview followed the quantity, before confirming
+    page.click("#confirm-change")
+
+    expect(page.locator("#new-plan")).to_contain_text("Pro")
+    expect(page.locator("#new-plan")).to_contain_text("× 3")
+    expect(page.locator("#proration-lines tbody tr")).to_have_count(2)
+    expect(page.locator("#proration-lines")).to_contain_text("Unused time on")
+
+
+def test_cancel_through_the_reason_form_after_an_emailed_code(live_server, page: Page, account):
+    sign_in(page, live_server)
+    expect(page.locator("h1")).to_have_text("Overview")
+
+    page.click("text=Cancel subscription")
+    expect(page.locator("#step-up")).to_be_visible()
+    page.fill("#id_otp_token", emailed_code())
+    page.click("#step-up-form button[type=submit]")
+    expect(page.locator("#cancel-form")).to_be_visible()
+    page.click("#confirm-cancel")
+    expect(page.locator("#cancel-form")).to_be_visible()  # a reason is required: nothing was sent
+    page.check("input[name=reason][value=too_expensive]")
+    page.fill("textarea[name=comment]", "Budget cuts")
+    page.click("#confirm-cancel")
+
+    expect(page.locator(".messages")).to_contain_text("will end with the current period")
+    expect(page.locator(f"#subscription-{account['subscription'].pk}")).to_contain_text("Ends on")
+
+
+def test_adding_a_card_asks_for_step_up_then_walks_the_sandbox_checkout(live_server, page: Page, account):
+    sign_in(page, live_server)
+    page.click("text=Payment methods")
+    page.click("#add-card")
+
+    expect(page.locator("#step-up")).to_be_visible()  # the step-up prompt comes first
+    page.fill("#id_otp_token", emailed_code())
+    page.click("#step-up-form button[type=submit]")
+    page.click("#start-card-setup button")
+
+    expect(page).to_have_url(re.compile(r"/sandbox/checkout/cs_sandbox_"))
+    page.fill("#id_number", "5555 5555 5555 4444")
+    page.fill("#id_exp_month", "11")
+    page.fill("#id_exp_year", "2032")
+    page.fill("#id_cvc", "123")
+    page.click("#sandbox-card-form button[type=submit]")
+
+    expect(page).to_have_url(f"{live_server.url}/portal/payment-methods/")
+    expect(page.locator(".messages")).to_contain_text("4444")
+    expect(page.locator("#payment-methods tr").first).to_contain_text("mastercard •••• 4444")
+    expect(page.locator("#payment-methods tr").first.locator(".default-method")).to_be_visible()
