@@ -5,9 +5,10 @@ per invoice minus the database read and the file write.
     .venv/bin/python bench/render_pdf.py --invoices 200
 
 The invoice is a one-page branded invoice (PNG logo, bundled Open Sans, custom fields,
-an extra line column) built in memory from a brand, so no database is needed. Prints
-ms_per_pdf (median over --invoices renders in a warm process, after a warm-up render)
-and pdfs_per_second with --workers processes (2 by default) splitting --invoices.
+an extra line column; `--logo transparent` for a detailed 600x200 RGBA logo) built in
+memory from a brand, so no database is needed. Prints ms_per_pdf (median over --invoices
+renders in a warm process, after a warm-up render) and pdfs_per_second with --workers
+processes (2 by default) splitting --invoices.
 """
 
 from __future__ import annotations
@@ -26,20 +27,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 
-def _setup():
+def _logo_png(kind: str) -> bytes:
+    from PIL import Image, ImageDraw
+
+    buffer = io.BytesIO()
+    if kind == "transparent":
+        # What brands upload: a wider RGBA logo with anti-aliased shapes on transparency.
+        image = Image.new("RGBA", (600, 200), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(image)
+        for x in range(0, 600, 3):
+            draw.line([(x, 0), (600 - x, 200)], fill=(x % 255, 80, 160, 200))
+        draw.text((20, 80), "Atelier Nuage", fill=(0, 0, 0, 255))
+    else:
+        image = Image.new("RGB", (360, 120), (40, 81, 163))
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _setup(logo_kind: str = "opaque"):
     import django
 
     django.setup()
     import base64
 
-    from PIL import Image
-
     from invoices.models import Brand
     from invoices.rendering.context import invoice_document, sample_invoice
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (360, 120), (40, 81, 163)).save(buffer, format="PNG")
-    logo = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    logo = "data:image/png;base64," + base64.b64encode(_logo_png(logo_kind)).decode()
     brand = Brand(
         slug="bench",
         name="Atelier Nuage",
@@ -85,8 +99,8 @@ def _setup():
     return render
 
 
-def _worker(count: int, start_event, queue) -> None:
-    render = _setup()
+def _worker(count: int, logo_kind: str, start_event, queue) -> None:
+    render = _setup(logo_kind)
     render()  # warm-up: fonts, templates, image cache
     start_event.wait()
     for _ in range(count):
@@ -98,9 +112,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--logo",
+        choices=("opaque", "transparent"),
+        default="opaque",
+        help="opaque: a flat 360x120 RGB PNG; transparent: a 600x200 RGBA PNG with detail",
+    )
     arguments = parser.parse_args()
 
-    render = _setup()
+    render = _setup(arguments.logo)
     first = time.perf_counter()
     pdf = render()
     cold_ms = (time.perf_counter() - first) * 1000
@@ -117,7 +137,7 @@ def main() -> None:
     queue = context.Queue()
     share = [arguments.invoices // arguments.workers] * arguments.workers
     share[0] += arguments.invoices - sum(share)
-    processes = [context.Process(target=_worker, args=(n, start_event, queue)) for n in share]
+    processes = [context.Process(target=_worker, args=(n, arguments.logo, start_event, queue)) for n in share]
     for process in processes:
         process.start()
     time.sleep(3)  # let every worker set up and warm up before the clock starts

@@ -4,6 +4,7 @@ fields, a live preview with unsaved settings, and PDF downloads of issued docume
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -94,9 +95,26 @@ def test_the_preview_as_pdf_streams_a_pdf_of_the_sample(staff_console, brand):
     response = staff_console.post(f"/admin/invoices/brand/{brand.pk}/preview/", data)
 
     assert response["Content-Type"] == "application/pdf"
+    assert "no-store" in response["Cache-Control"], "a preview of unsaved settings is never cached"
     reader = PdfReader(io.BytesIO(response.content))
     assert "PO-PREVIEW" in reader.pages[0].extract_text()
     assert len(reader.pages[0].images) == 1, "the unsaved logo is in the preview"
+
+
+def test_the_pdf_preview_uses_the_unsaved_colour_layout_and_language(staff_console, brand):
+    # given staff changing the colour, the layout and the preview language without saving
+    data = brand_form(brand, primary_colour="#8e24aa", layout="modern", _preview_format="pdf", _preview_language="en")
+
+    response = staff_console.post(f"/admin/invoices/brand/{brand.pk}/preview/", data)
+
+    # then the PDF shows them: English texts, the modern band painted in the new colour
+    page = PdfReader(io.BytesIO(response.content)).pages[0]
+    assert "Amount due" in page.extract_text()
+    content = page.get_contents().get_data().decode("latin-1")
+    # #8e24aa as PDF rgb fractions (0.557 0.141 0.667)
+    assert re.search(r"0?\.55\d* 0?\.14\d* 0?\.66\d* (rg|RG)", content), "the unsaved colour is painted"
+    brand.refresh_from_db()
+    assert brand.primary_colour != "#8e24aa" and brand.layout != "modern"
 
 
 def test_the_preview_of_a_new_brand_works_before_it_exists(staff_console, brand):
@@ -180,8 +198,12 @@ def test_issued_documents_download_as_their_stored_pdf(staff_console, mixed_invo
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Disposition"] == f'attachment; filename="{mixed_invoice.number}.pdf"'
+    # an invoice is personal data: never kept by a shared cache nor left on the staff's disk
+    cache_control = {directive.strip() for directive in response["Cache-Control"].split(",")}
+    assert {"private", "no-store"} <= cache_control
     document = Document.objects.get(invoice=mixed_invoice)
     assert response["ETag"] == f'"{document.sha256}"'
+    assert int(response["Content-Length"]) == len(response.content) == document.size
     again = staff_console.get(f"/admin/invoices/invoice/{mixed_invoice.pk}/pdf/")
     assert again.content == response.content, "the same stored bytes every time"
 
@@ -212,6 +234,7 @@ def test_credit_note_pdf_download(staff_console, mixed_invoice):
 
     assert f"/admin/invoices/creditnote/{credit_note.pk}/pdf/" in page
     assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="{credit_note.number}.pdf"'
     assert credit_note.number in PdfReader(io.BytesIO(response.content)).pages[0].extract_text()
 
 

@@ -7,6 +7,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
 from invoices.models import Document
@@ -34,8 +36,9 @@ def squashed(text: str) -> str:
 def test_each_layout_renders_the_invoice_with_its_amounts_mentions_and_custom_fields(
     branded, branded_customer, layout, language, request
 ):
-    # given a brand in this layout and a customer reading this language
+    # given a brand in this layout, selling goods and services, and a customer reading this language
     branded.layout = layout
+    branded.operation_category = "mixed"
     branded.save()
     branded_customer.preferred_language = language
     branded_customer.save()
@@ -50,17 +53,20 @@ def test_each_layout_renders_the_invoice_with_its_amounts_mentions_and_custom_fi
     if language == "fr":
         assert "FACTURE" in text.upper() and "Total TTC" in text and "Montant dû" in text
         assert squashed(f"{invoice.total // 100},{invoice.total % 100:02d} €") in flat  # total, French format
-        assert "indemnité forfaitaire pour frais de recouvrement" in text
+        assert "indemnité forfaitaire pour frais de recouvrement" in text and "40 €" in text
+        assert "Pénalités de retard" in text and "L441-10" in text
         assert "Option pour le paiement de la taxe d'après les débits" in text
-        assert "Catégorie de l'opération" in text
+        assert "Catégorie de l'opération : Mixte (biens et services)" in text
         assert "Adresse de livraison" in text
     else:
         assert "INVOICE" in text.upper() and "Total incl. VAT" in text and "Amount due" in text
         assert squashed(f"€{invoice.total // 100}.{invoice.total % 100:02d}") in flat
-        assert "Fixed compensation for recovery costs" in text
+        assert "Fixed compensation for recovery costs" in text and "€40" in text
+        assert "Late-payment penalties" in text and "L441-10" in text
         assert "VAT payable on debits" in text
-        assert "Type of transaction" in text
+        assert "Type of transaction: goods and services" in text
         assert "Delivery address" in text
+    assert squashed("Entrepôt 7, 12 quai Nord, Lyon") in flat  # the delivery address, as it differs
     assert "Bienvenue -10 %" in text  # the discount
     assert "COST CENTRE" in text.upper() and "CC-042" in text  # brand custom field (label in capitals)
     assert "PO NUMBER" in text.upper() and "PO-778899" in text  # customer custom field
@@ -82,6 +88,54 @@ def test_the_pdf_embeds_the_logo_the_brand_font_and_the_brand_colour(mixed_invoi
     content = page.get_contents().get_data().decode("latin-1")
     # #1a7f37 (the primary colour) as PDF rgb fractions
     assert re.search(r"0?\.10\d* 0?\.49\d* 0?\.21\d* (rg|RG)", content), "primary colour used"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "mention", "buyer_vat_number"),
+    [
+        ("reverse_charge_invoice", "Reverse charge – VAT to be accounted for by the customer", "DE136695976"),
+        ("export_invoice", "VAT not applicable, article 259-1", None),
+    ],
+    ids=["reverse-charge", "export"],
+)
+def test_the_vat_mention_of_a_zero_rated_invoice_is_printed(fixture, mention, buyer_vat_number, request):
+    invoice = request.getfixturevalue(fixture)
+
+    text = pdf_text(invoice_pdf_render(invoice=invoice))
+
+    assert squashed(mention) in squashed(text)
+    if buyer_vat_number:
+        assert buyer_vat_number in text, "reverse charge names the buyer's VAT number"
+
+
+def rgba_logo() -> bytes:
+    image = Image.new("RGBA", (300, 100), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((10, 10, 290, 90), fill=(200, 30, 60, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_transparent_logo_is_in_every_pdf_the_process_renders(branded, branded_customer):
+    # given a brand whose logo has transparency (its encoded image is reused across documents)
+    branded.logo.save("clear.png", SimpleUploadedFile("clear.png", rgba_logo(), content_type="image/png"))
+    from invoices.services.finalize import invoice_finalize
+    from tests.invoices.helpers import create_draft
+
+    invoices = [invoice_finalize(invoice=create_draft(branded_customer, [1000 * n]), at=ISSUED_AT) for n in (1, 2, 3)]
+
+    # when the process renders several documents in a row
+    pdfs = [invoice_pdf_render(invoice=invoice) for invoice in invoices]
+
+    # then each one carries the logo with its transparency mask, and its own content
+    for invoice, pdf in zip(invoices, pdfs, strict=True):
+        page = PdfReader(io.BytesIO(pdf)).pages[0]
+        images = [xobject.get_object() for xobject in page["/Resources"]["/XObject"].values()]
+        logos = [image for image in images if image["/Width"] == 300 and image["/Height"] == 100]
+        assert len(logos) == 1 and "/SMask" in logos[0]
+        assert logos[0].get_data(), "the image data is written into every PDF"
+        assert invoice.number in page.extract_text()
 
 
 def _fonts(page):
