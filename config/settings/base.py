@@ -225,3 +225,4 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
+from config.settings.reliability import *  # noqa: E402,F403

@@ -1,0 +1,64 @@
+"""Reliability and security settings (issue #9): audit log, request ids, log scrubbing,
+session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py."""
+
+from config.env import env
+from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
+
+INSTALLED_APPS += ["django_prometheus", "audit", "ops"]
+
+
+def _before(name: str, *new: str) -> None:
+    index = MIDDLEWARE.index(name)
+    MIDDLEWARE[index:index] = list(new)
+
+
+# Request ids first so every log line of the request carries one; Prometheus wraps everything else.
+MIDDLEWARE.insert(0, "audit.middleware.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+_before(
+    "axes.middleware.AxesMiddleware",
+    "ops.middleware.SessionTimeoutMiddleware",
+    "ops.middleware.MaintenanceModeMiddleware",
+    "audit.middleware.AdminAuditMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+)
+
+# Client address behind reverse proxies: how many of them append to X-Forwarded-For.
+TARIF_TRUSTED_PROXY_COUNT = env.int("TARIF_TRUSTED_PROXY_COUNT", default=0)
+
+# Every log line: request id, and secrets / card numbers / IBANs / emails masked.
+LOGGING["filters"] = {
+    "request_id": {"()": "audit.logging.RequestIdFilter"},
+    "scrub": {"()": "audit.logging.ScrubbingFilter"},
+}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["handlers"]["console"]["filters"] = ["request_id", "scrub"]
+
+# Passwords, OWASP ASVS 4.0 level 2 (V2.1): at least 12 characters, at most 128, any
+# characters, no composition rules, checked against common / breached passwords.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "ops.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
+    {
+        "NAME": "ops.passwords.BreachedPasswordValidator",
+        "OPTIONS": {"password_list_path": env.str("TARIF_BREACHED_PASSWORDS_FILE", default="") or None},
+    },
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Sessions end after this much inactivity, and in any case this long after sign-in (seconds).
+TARIF_SESSION_IDLE_TIMEOUT_STAFF = env.int("TARIF_SESSION_IDLE_TIMEOUT_STAFF", default=15 * 60)
+TARIF_SESSION_ABSOLUTE_TIMEOUT_STAFF = env.int("TARIF_SESSION_ABSOLUTE_TIMEOUT_STAFF", default=8 * 3600)
+TARIF_SESSION_IDLE_TIMEOUT_CUSTOMER = env.int("TARIF_SESSION_IDLE_TIMEOUT_CUSTOMER", default=30 * 60)
+TARIF_SESSION_ABSOLUTE_TIMEOUT_CUSTOMER = env.int("TARIF_SESSION_ABSOLUTE_TIMEOUT_CUSTOMER", default=12 * 3600)
+
+# Read-only maintenance: reads keep working, writes answer 503. The flag file lets an
+# operator switch it on a running fleet (`manage.py maintenance on`) without a restart.
+TARIF_MAINTENANCE_MODE = env.bool("TARIF_MAINTENANCE_MODE", default=False)
+TARIF_MAINTENANCE_FLAG_FILE = env.str("TARIF_MAINTENANCE_FLAG_FILE", default="")
+
+# /metrics: readable with `Authorization: Bearer <token>` or from an allowed address.
+TARIF_METRICS_TOKEN = env.str("TARIF_METRICS_TOKEN", default="")
+TARIF_METRICS_ALLOWED_IPS = env.list("TARIF_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+PROMETHEUS_EXPORT_MIGRATIONS = False
