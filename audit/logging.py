@@ -20,6 +20,7 @@ class RequestIdFilter(logging.Filter):
 
 _REDACTED = "[redacted]"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?i)\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + _REDACTED),
     # key=value / "key": "value" pairs whose key names a secret
     (
         re.compile(
@@ -28,7 +29,6 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1" + _REDACTED,
     ),
-    (re.compile(r"(?i)\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + _REDACTED),
     # Fernet tokens and Stripe-style secret keys
     (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), _REDACTED),
     (re.compile(r"\b(?:sk|rk|whsec)_(?:test_|live_)?[A-Za-z0-9]{16,}"), _REDACTED),

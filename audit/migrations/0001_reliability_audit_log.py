@@ -65,12 +65,12 @@ DROP FUNCTION IF EXISTS tarif_audit_append_only();
 
 def append_only(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL)
+        schema_editor.execute(APPEND_ONLY_SQL, params=None)
 
 
 def remove_append_only(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(REMOVE_SQL)
+        schema_editor.execute(REMOVE_SQL, params=None)
 
 
 Migration.operations.append(migrations.RunPython(append_only, remove_append_only))
