@@ -1,7 +1,7 @@
 """Reliability and security settings (issue #9): audit log, request ids, log scrubbing,
 session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py."""
 
-from config.env import env
+from config.env import BASE_DIR, env
 from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
 
 INSTALLED_APPS += ["django_prometheus", "audit", "ops"]
@@ -62,3 +62,7 @@ TARIF_MAINTENANCE_FLAG_FILE = env.str("TARIF_MAINTENANCE_FLAG_FILE", default="")
 TARIF_METRICS_TOKEN = env.str("TARIF_METRICS_TOKEN", default="")
 TARIF_METRICS_ALLOWED_IPS = env.list("TARIF_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# Backups: where `manage.py backup` writes by default; PostgreSQL client binaries (pg_dump, pg_restore).
+TARIF_BACKUP_DIR = env.str("TARIF_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
+TARIF_PG_BIN_DIR = env.str("TARIF_PG_BIN_DIR", default="")
