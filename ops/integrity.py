@@ -135,7 +135,8 @@ def check_balances() -> Iterator[Violation]:
             yield Violation(
                 "payments",
                 subject,
-                f"amount paid is {invoice.amount_paid} but its succeeded payments sum to {succeeded.get(invoice.pk) or 0}",
+                f"amount paid is {invoice.amount_paid} but its succeeded payments sum to "
+                f"{succeeded.get(invoice.pk) or 0}",
             )
 
 
