@@ -105,6 +105,14 @@ class TarifCollector(Collector):
         settled_metric.add_metric([], settled)
         yield settled_metric
 
+        from ops.outbox import outbox_lag_seconds
+
+        outbox = GaugeMetricFamily(
+            "tarif_outbox_lag_seconds", "Age of the oldest domain event not yet handed to the broker (0: none)"
+        )
+        outbox.add_metric([], outbox_lag_seconds() or 0.0)
+        yield outbox
+
         month = kpi_window_start(days=30)
         for name, help_text, value in (
             (

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
 from ops.metrics import broker_queue_figures
+from ops.outbox import outbox_lag_seconds
 from ops.selectors import (
     BillingRunFigures,
     billing_runs_recent,
@@ -98,5 +99,6 @@ def operations_view(request: HttpRequest) -> HttpResponse:
         "payments_settled": settled,
         "queues": queues,
         "slowest": slowest_endpoints(),
+        "outbox_lag": outbox_lag_seconds(),
     }
     return TemplateResponse(request, "admin/ops/operations.html", context)

@@ -66,3 +66,14 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # Backups: where `manage.py backup` writes by default; PostgreSQL client binaries (pg_dump, pg_restore).
 TARIF_BACKUP_DIR = env.str("TARIF_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 TARIF_PG_BIN_DIR = env.str("TARIF_PG_BIN_DIR", default="")
+
+# Redis redelivers a task whose worker died (acks_late) once this many seconds have passed
+# since delivery: keep it above the longest task, below what an outage may cost.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("TARIF_CELERY_VISIBILITY_TIMEOUT", default=3600)}
+
+# The outbox relay hands domain events to the broker every minute (ops/outbox.py).
+from celery.schedules import crontab  # noqa: E402
+
+from config.settings.celery import CELERY_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["outbox-relay"] = {"task": "ops.outbox_relay", "schedule": crontab(minute="*")}
