@@ -25,3 +25,6 @@ class OutboxDelivery(models.Model):
     class Meta:
         verbose_name = _("outbox delivery")
         verbose_name_plural = _("outbox deliveries")
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} published {self.published_at:%Y-%m-%d %H:%M:%S}"
