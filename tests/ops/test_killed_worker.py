@@ -69,11 +69,16 @@ def start_worker() -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is not None:
+        return
     try:
         os.killpg(process.pid, sig)
         process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
 
 
 def test_a_worker_killed_mid_chunk_loses_nothing(postgres_only, customer_factory, price, tax_rate, tmp_path):

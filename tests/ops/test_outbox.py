@@ -77,19 +77,26 @@ def test_with_the_real_broker_the_relay_survives_an_outage():
     from config.celery import app
 
     url = os.environ["CELERY_BROKER_URL"]
+    queue = "tarif-outbox-test"
     client = redis.Redis.from_url(url)
-    client.delete("celery")
+    client.delete(queue)
     ids = record(2)
+
+    def through(broker_url: str):
+        def publish(event_id: int) -> None:
+            with app.connection_for_write(url=broker_url, connect_timeout=1) as connection:
+                deliver_event.apply_async(args=[event_id], retry=False, connection=connection, queue=queue)
+
+        return publish
+
     app.conf.task_always_eager = False
     try:
-        app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there: the outage
-        app.pool.force_close_all()
-        assert outbox_relay() == 0
-        app.conf.broker_url = url
-        app.pool.force_close_all()
-        assert outbox_relay() == 2
+        assert outbox_relay(publish=through("redis://127.0.0.1:1/0")) == 0  # nothing listens there: the outage
+        assert not OutboxDelivery.objects.exists()
+        assert outbox_relay(publish=through(url)) == 2
     finally:
         app.conf.task_always_eager = True
-    assert client.llen("celery") == 2
+
+    assert client.llen(queue) == 2
     assert set(OutboxDelivery.objects.values_list("event_id", flat=True)) == set(ids)
-    client.delete("celery")
+    client.delete(queue)
