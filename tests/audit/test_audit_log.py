@@ -163,3 +163,19 @@ def test_a_service_view_without_object_in_the_url_is_recorded_with_what_was_post
     assert entry.target_type == "billing.payment"
     assert entry.extra["posted"]["invoice_number"] == "F-NOPE"
     assert entry.extra["posted"]["password"] == "[redacted]"
+
+
+def test_a_service_action_records_the_invoice_before_and_after(console, customer, tax_rate):
+    from tests.invoices.helpers import create_draft
+
+    draft = create_draft(customer, [1000])
+    url = reverse("admin:invoices_invoice_changelist")
+
+    console.post(url, {"action": "finalize", "_selected_action": [draft.pk]})
+
+    entry = AuditEntry.objects.get(action="action:finalize")
+    draft.refresh_from_db()
+    assert entry.target_id == str(draft.pk) and entry.target_type == "invoices.invoice"
+    assert entry.changes["status"] == ["draft", "open"]
+    assert entry.changes["number"] == [None, draft.number]
+    assert entry.actor == console.user
