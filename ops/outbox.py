@@ -71,7 +71,9 @@ def outbox_relay(*, limit: int = 1000, publish: Callable[[int], None] | None = N
 
 @shared_task(acks_late=True, name="ops.outbox_relay")
 def outbox_relay_task() -> int:
-    return outbox_relay()
+    from ops.maintenance import maintenance_active
+
+    return 0 if maintenance_active() else outbox_relay()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, default_retry_delay=60, name="ops.deliver_event")

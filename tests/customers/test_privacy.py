@@ -96,3 +96,14 @@ def test_erasure_is_refused_while_a_subscription_is_live(customer, price, tax_ra
 def test_erase_command_demands_confirmation(customer):
     with pytest.raises(CommandError, match="--yes"):
         call_command("customer_erase", customer.pk)
+
+
+def test_erasure_and_export_from_the_command_line_are_audited(customer, tmp_path):
+    from audit.models import AuditEntry
+
+    call_command("customer_data_export", customer.pk, "--output", str(tmp_path / "x.json"), stdout=io.StringIO())
+    call_command("customer_erase", customer.pk, "--yes", stdout=io.StringIO())
+
+    actions = list(AuditEntry.objects.filter(target_id=str(customer.pk)).values_list("action", "channel"))
+    assert ("customer.data_export", "system") in actions and ("customer.erase", "system") in actions
+    assert oct((tmp_path / "x.json").stat().st_mode & 0o777) == "0o600"

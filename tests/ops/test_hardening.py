@@ -214,3 +214,13 @@ def test_the_operations_page_shows_runs_and_a_chart(console):
     content = response.content.decode()
     assert "<svg" in content and "<rect" in content
     assert "20.0" in content  # invoices per second
+
+
+def test_beat_tasks_pause_during_maintenance(settings, tmp_path):
+    from billing.models import BillingRun
+    from billing.tasks import billing_run_scheduled
+
+    settings.TARIF_MAINTENANCE_MODE = True
+
+    assert billing_run_scheduled.apply().get() == 0
+    assert not BillingRun.objects.exists()

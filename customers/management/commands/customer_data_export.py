@@ -30,4 +30,13 @@ class Command(BaseCommand):
         else:
             raise CommandError("The output file must end in .zip or .json.")
         path.chmod(0o600)
+        from audit.services import audit_record
+
+        audit_record(
+            actor=None,
+            action="customer.data_export",
+            obj=customer,
+            channel="system",
+            extra={"command": "customer_data_export", "output": str(path)},
+        )
         self.stdout.write(self.style.SUCCESS(f"Wrote {path} ({path.stat().st_size} bytes)."))

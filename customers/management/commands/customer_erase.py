@@ -22,8 +22,13 @@ class Command(BaseCommand):
             raise CommandError(f"No customer with id {customer_id}.")
         if not yes:
             raise CommandError("Erasure cannot be undone: run again with --yes to confirm.")
+        from audit.services import audit_record
+
         try:
-            customer_erase(customer=customer, at=clock_now())
+            erased = customer_erase(customer=customer, at=clock_now())
         except ErasureRefused as error:
             raise CommandError(str(error)) from error
+        audit_record(
+            actor=None, action="customer.erase", obj=erased, channel="system", extra={"command": "customer_erase"}
+        )
         self.stdout.write(self.style.SUCCESS(f"Customer {customer_id} anonymized; its invoices are kept."))

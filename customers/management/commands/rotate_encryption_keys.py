@@ -48,6 +48,10 @@ class Command(BaseCommand):
             label = f"{model._meta.label}.{field.name}"
             for start in tqdm(range(0, len(rows), BATCH), desc=label, unit="batch", disable=not rows):
                 self._rotate_batch(rows[start : start + BATCH], newest, table, column, pk, totals, dry_run)
+        if not dry_run:
+            from audit.services import audit_record
+
+            audit_record(actor=None, action="encryption.rotate", channel="system", extra=totals)
         verb = "would re-encrypt" if dry_run else "re-encrypted"
         self.stdout.write(
             self.style.SUCCESS(f"{verb} {totals['rotated']} value(s); {totals['current']} already on the newest key.")
