@@ -107,3 +107,37 @@ def test_erasure_and_export_from_the_command_line_are_audited(customer, tmp_path
     actions = list(AuditEntry.objects.filter(target_id=str(customer.pk)).values_list("action", "channel"))
     assert ("customer.data_export", "system") in actions and ("customer.erase", "system") in actions
     assert oct((tmp_path / "x.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_finance_erases_from_the_console_after_confirming_and_it_is_audited(console, customer):
+    from django.urls import reverse
+
+    from audit.models import AuditEntry
+
+    url = reverse("admin:customers_customer_changelist")
+    data = {"action": "erase_personal_data", "_selected_action": [customer.pk]}
+
+    asked = console.post(url, data)
+    customer.refresh_from_db()
+    assert asked.status_code == 200 and b"Yes, erase" in asked.content
+    assert not customer.legal_name.startswith("Erased")
+
+    console.post(url, data | {"confirm_erase": "yes"})
+
+    customer.refresh_from_db()
+    assert customer.legal_name.startswith("Erased customer")
+    entries = AuditEntry.objects.filter(action="action:erase_personal_data", target_id=str(customer.pk))
+    entry = entries.order_by("pk").last()
+    assert entry.changes["legal_name"][1].startswith("Erased customer")
+
+
+def test_the_console_exports_one_customer_as_a_zip(console, customer):
+    from django.urls import reverse
+
+    response = console.post(
+        reverse("admin:customers_customer_changelist"),
+        {"action": "export_personal_data", "_selected_action": [customer.pk]},
+    )
+
+    assert response["Content-Type"] == "application/zip"
+    assert zipfile.ZipFile(io.BytesIO(response.content)).read("data.json")
