@@ -224,3 +224,18 @@ def test_beat_tasks_pause_during_maintenance(settings, tmp_path):
 
     assert billing_run_scheduled.apply().get() == 0
     assert not BillingRun.objects.exists()
+
+
+def test_customer_sign_in_is_throttled_too(client, user, settings):
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    url = reverse("account_login")
+    for _attempt in range(settings.AXES_FAILURE_LIMIT):
+        client.post(url, {"login": user.email, "password": "wrong password here"})
+
+    locked = client.post(url, {"login": user.email, "password": "correct horse battery staple"})
+
+    # allauth's own limit (5 failures per account) answers before django-axes' lockout does
+    assert "_auth_user_id" not in client.session
+    assert locked.status_code == 429 or "Too many failed login attempts" in locked.content.decode()
