@@ -22,7 +22,7 @@ def billing_run_chunk(self, run_id: int, subscription_ids: list[int]) -> dict[st
 def billing_run_scheduled() -> int:
     """Beat entry point: bill everything due now (customers on test clocks excluded)."""
     from billing.services.billing_run import billing_run_start
-    from ops.maintenance import maintenance_active
+    from config.ops.maintenance import maintenance_active
 
     if maintenance_active():
         return 0  # read-only maintenance: the next beat after it bills what became due
@@ -42,7 +42,7 @@ def collect_invoices(self, invoice_ids: list[int]) -> int:
 def dunning_run_due() -> int:
     """Beat entry point: dunning retries due now (customers on test clocks excluded)."""
     from billing.services.dunning import dunning_run_due as run_due
-    from ops.maintenance import maintenance_active
+    from config.ops.maintenance import maintenance_active
 
     if maintenance_active():
         return 0

@@ -3,8 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import views
-from ops.operations import operations_view
-from ops.views import metrics
+from config.ops.operations import operations_view
+from config.ops.views import metrics
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -4,7 +4,7 @@ session timeouts, maintenance mode, metrics, backups. Imported at the end of bas
 from config.env import BASE_DIR, env
 from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
 
-INSTALLED_APPS += ["django_prometheus", "audit", "ops"]
+INSTALLED_APPS += ["django_prometheus", "config.audit", "config.ops"]
 
 
 def _before(name: str, *new: str) -> None:
@@ -13,13 +13,13 @@ def _before(name: str, *new: str) -> None:
 
 
 # Request ids first so every log line of the request carries one; Prometheus wraps everything else.
-MIDDLEWARE.insert(0, "audit.middleware.RequestIdMiddleware")
+MIDDLEWARE.insert(0, "config.audit.middleware.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
 _before(
     "axes.middleware.AxesMiddleware",
-    "ops.middleware.SessionTimeoutMiddleware",
-    "ops.middleware.MaintenanceModeMiddleware",
-    "audit.middleware.AdminAuditMiddleware",
+    "config.ops.middleware.SessionTimeoutMiddleware",
+    "config.ops.middleware.MaintenanceModeMiddleware",
+    "config.audit.middleware.AdminAuditMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 )
 
@@ -28,8 +28,8 @@ TARIF_TRUSTED_PROXY_COUNT = env.int("TARIF_TRUSTED_PROXY_COUNT", default=0)
 
 # Every log line: request id, and secrets / card numbers / IBANs / emails masked.
 LOGGING["filters"] = {
-    "request_id": {"()": "audit.logging.RequestIdFilter"},
-    "scrub": {"()": "audit.logging.ScrubbingFilter"},
+    "request_id": {"()": "config.audit.logging.RequestIdFilter"},
+    "scrub": {"()": "config.audit.logging.ScrubbingFilter"},
 }
 LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 LOGGING["handlers"]["console"]["filters"] = ["request_id", "scrub"]
@@ -39,9 +39,9 @@ LOGGING["handlers"]["console"]["filters"] = ["request_id", "scrub"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
-    {"NAME": "ops.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
+    {"NAME": "config.ops.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {
-        "NAME": "ops.passwords.BreachedPasswordValidator",
+        "NAME": "config.ops.passwords.BreachedPasswordValidator",
         "OPTIONS": {"password_list_path": env.str("TARIF_BREACHED_PASSWORDS_FILE", default="") or None},
     },
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -71,7 +71,7 @@ TARIF_PG_BIN_DIR = env.str("TARIF_PG_BIN_DIR", default="")
 # since delivery: keep it above the longest task, below what an outage may cost.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("TARIF_CELERY_VISIBILITY_TIMEOUT", default=3600)}
 
-# The outbox relay hands domain events to the broker every minute (ops/outbox.py).
+# The outbox relay hands domain events to the broker every minute (config/ops/outbox.py).
 from celery.schedules import crontab  # noqa: E402
 
 from config.settings.celery import CELERY_BEAT_SCHEDULE  # noqa: E402

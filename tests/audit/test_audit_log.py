@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError
 from django.urls import reverse
 
-from audit.models import AuditEntry, AuditLogIsAppendOnly
-from audit.services import audit_record
+from config.audit.models import AuditEntry, AuditLogIsAppendOnly
+from config.audit.services import audit_record
 from customers.models import Customer
 
 pytestmark = pytest.mark.django_db

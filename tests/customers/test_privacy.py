@@ -99,7 +99,7 @@ def test_erase_command_demands_confirmation(customer):
 
 
 def test_erasure_and_export_from_the_command_line_are_audited(customer, tmp_path):
-    from audit.models import AuditEntry
+    from config.audit.models import AuditEntry
 
     call_command("customer_data_export", customer.pk, "--output", str(tmp_path / "x.json"), stdout=io.StringIO())
     call_command("customer_erase", customer.pk, "--yes", stdout=io.StringIO())
@@ -112,7 +112,7 @@ def test_erasure_and_export_from_the_command_line_are_audited(customer, tmp_path
 def test_finance_erases_from_the_console_after_confirming_and_it_is_audited(console, customer):
     from django.urls import reverse
 
-    from audit.models import AuditEntry
+    from config.audit.models import AuditEntry
 
     url = reverse("admin:customers_customer_changelist")
     data = {"action": "erase_personal_data", "_selected_action": [customer.pk]}

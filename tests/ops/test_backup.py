@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from ops.backup import BackupError, backup_create, backup_restore, backup_verify, database_is_empty
+from config.ops.backup import BackupError, backup_create, backup_restore, backup_verify, database_is_empty
 from tests.invoices.helpers import issue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -10,8 +10,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from audit.logging import RequestIdFilter, ScrubbingFilter, scrub
-from ops.middleware import AUTH_AT, LAST_SEEN
+from config.audit.logging import RequestIdFilter, ScrubbingFilter, scrub
+from config.ops.middleware import AUTH_AT, LAST_SEEN
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +81,7 @@ def test_an_operator_breached_list_is_honoured(settings, tmp_path):
     breached = tmp_path / "breached.txt"
     breached.write_text("Tr0ub4dour&3-corporate\n")
     settings.AUTH_PASSWORD_VALIDATORS = [
-        {"NAME": "ops.passwords.BreachedPasswordValidator", "OPTIONS": {"password_list_path": str(breached)}}
+        {"NAME": "config.ops.passwords.BreachedPasswordValidator", "OPTIONS": {"password_list_path": str(breached)}}
     ]
 
     with pytest.raises(ValidationError):

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from config.ops.integrity import integrity_verify
 from invoices.models import BalanceTransaction, NumberSequence
-from ops.integrity import integrity_verify
 from tests.invoices.helpers import issue
 
 pytestmark = pytest.mark.django_db

@@ -127,6 +127,6 @@ def test_a_worker_killed_mid_chunk_loses_nothing(postgres_only, customer_factory
 
     assert renewals.count() == len(subscriptions)
     assert sorted(renewals.values_list("subscription_id", flat=True)) == sorted(s.pk for s in subscriptions)
-    from ops.integrity import integrity_verify
+    from config.ops.integrity import integrity_verify
 
     assert not any(integrity_verify(checks=["numbering", "duplicates", "totals"]).values())

@@ -96,9 +96,9 @@ def test_mixed_traffic_during_a_billing_run_has_no_error_no_deadlock_no_duplicat
 ):
     from billing.services.billing_run import billing_run_start
     from billing.services.subscriptions import ItemSpec, subscription_create
+    from config.ops.integrity import integrity_verify
     from customers.models import CustomerUser
     from invoices.models import Invoice
-    from ops.integrity import integrity_verify
 
     customers = customer_factory.create_batch(SUBSCRIPTIONS)
     for customer in customers:

@@ -9,8 +9,8 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from billing.events import event_record
-from ops.models import OutboxDelivery
-from ops.outbox import deliver_event, outbox_lag_seconds, outbox_relay, register_consumer
+from config.ops.models import OutboxDelivery
+from config.ops.outbox import deliver_event, outbox_lag_seconds, outbox_relay, register_consumer
 
 pytestmark = pytest.mark.django_db
 AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -64,7 +64,7 @@ def test_delivery_calls_the_registered_consumers():
 
         assert seen == [event_id]
     finally:
-        from ops import outbox
+        from config.ops import outbox
 
         outbox._consumers.remove(consumer)
 

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         else:
             raise CommandError("The output file must end in .zip or .json.")
         path.chmod(0o600)
-        from audit.services import audit_record
+        from config.audit.services import audit_record
 
         audit_record(
             actor=None,

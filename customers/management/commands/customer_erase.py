@@ -22,7 +22,7 @@ class Command(BaseCommand):
             raise CommandError(f"No customer with id {customer_id}.")
         if not yes:
             raise CommandError("Erasure cannot be undone: run again with --yes to confirm.")
-        from audit.services import audit_record
+        from config.audit.services import audit_record
 
         try:
             erased = customer_erase(customer=customer, at=clock_now())

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             for start in tqdm(range(0, len(rows), BATCH), desc=label, unit="batch", disable=not rows):
                 self._rotate_batch(rows[start : start + BATCH], newest, table, column, pk, totals, dry_run)
         if not dry_run:
-            from audit.services import audit_record
+            from config.audit.services import audit_record
 
             audit_record(actor=None, action="encryption.rotate", channel="system", extra=totals)
         verb = "would re-encrypt" if dry_run else "re-encrypted"

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ops.maintenance import maintenance_active
+from config.ops.maintenance import maintenance_active
 
 AUTH_AT = "_tarif_auth_at"
 LAST_SEEN = "_tarif_last_seen"

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.integrity import CHECKS, integrity_verify
+from config.ops.integrity import CHECKS, integrity_verify
 
 
 class Command(BaseCommand):

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import DomainEvent
-from ops.models import OutboxDelivery
+from config.ops.models import OutboxDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def outbox_relay(*, limit: int = 1000, publish: Callable[[int], None] | None = N
 
 @shared_task(acks_late=True, name="ops.outbox_relay")
 def outbox_relay_task() -> int:
-    from ops.maintenance import maintenance_active
+    from config.ops.maintenance import maintenance_active
 
     return 0 if maintenance_active() else outbox_relay()
 

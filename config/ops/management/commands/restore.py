@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.backup import BackupError, backup_restore, backup_verify
+from config.ops.backup import BackupError, backup_restore, backup_verify
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.maintenance import maintenance_active, maintenance_set
+from config.ops.maintenance import maintenance_active, maintenance_set
 
 
 class Command(BaseCommand):

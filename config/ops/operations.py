@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
-from ops.metrics import broker_queue_figures
-from ops.outbox import outbox_lag_seconds
-from ops.selectors import (
+from config.ops.metrics import broker_queue_figures
+from config.ops.outbox import outbox_lag_seconds
+from config.ops.selectors import (
     BillingRunFigures,
     billing_runs_recent,
     kpi_window_start,

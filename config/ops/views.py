@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django_prometheus.exports import ExportToDjangoView
 
-from audit.context import client_ip
+from config.audit.context import client_ip
 
 
 def metrics_allowed(request: HttpRequest) -> bool:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from ops.backup import BackupError, backup_create
+from config.ops.backup import BackupError, backup_create
 
 
 class Command(BaseCommand):

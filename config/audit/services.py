@@ -12,8 +12,8 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
-from audit.context import client_ip, current_request_id
-from audit.models import AuditEntry
+from config.audit.context import client_ip, current_request_id
+from config.audit.models import AuditEntry
 from customers.fields import EncryptedTextField
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from audit.context import new_request_id, request_id_var
-from audit.services import audit_record, instance_snapshot, is_secret_field
+from config.audit.context import new_request_id, request_id_var
+from config.audit.services import audit_record, instance_snapshot, is_secret_field
 
 logger = logging.getLogger(__name__)
 

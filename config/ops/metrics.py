@@ -69,7 +69,7 @@ class TarifCollector(Collector):
             logger.warning("metrics: broker figures unavailable", exc_info=True)
 
     def _database_metrics(self) -> Iterator[GaugeMetricFamily]:
-        from ops.selectors import (
+        from config.ops.selectors import (
             billing_runs_recent,
             kpi_window_start,
             payment_success_rate,
@@ -105,7 +105,7 @@ class TarifCollector(Collector):
         settled_metric.add_metric([], settled)
         yield settled_metric
 
-        from ops.outbox import outbox_lag_seconds
+        from config.ops.outbox import outbox_lag_seconds
 
         outbox = GaugeMetricFamily(
             "tarif_outbox_lag_seconds", "Age of the oldest domain event not yet handed to the broker (0: none)"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import AuditEntry
+from config.audit.models import AuditEntry
 
 CSV_COLUMNS = (
     "at",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-from audit.context import current_request_id
+from config.audit.context import current_request_id
 
 
 class RequestIdFilter(logging.Filter):
