@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint worker bench messages clean
+.PHONY: install run test lint worker bench messages clean failover-drill
 
 $(STAMP): pyproject.toml requirements.lock scripts/ensure-system-packages
 	scripts/ensure-system-packages
@@ -34,6 +34,9 @@ worker: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+failover-drill: install
+	scripts/failover-drill
 
 messages: install
 	$(BIN)/python manage.py makemessages -l fr -l en --ignore=.venv --ignore=tests --ignore=bench

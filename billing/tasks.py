@@ -22,7 +22,10 @@ def billing_run_chunk(self, run_id: int, subscription_ids: list[int]) -> dict[st
 def billing_run_scheduled() -> int:
     """Beat entry point: bill everything due now (customers on test clocks excluded)."""
     from billing.services.billing_run import billing_run_start
+    from config.ops.maintenance import maintenance_active
 
+    if maintenance_active():
+        return 0  # read-only maintenance: the next beat after it bills what became due
     run = billing_run_start(as_of=clock.system_now())
     return run.pk
 
@@ -39,7 +42,10 @@ def collect_invoices(self, invoice_ids: list[int]) -> int:
 def dunning_run_due() -> int:
     """Beat entry point: dunning retries due now (customers on test clocks excluded)."""
     from billing.services.dunning import dunning_run_due as run_due
+    from config.ops.maintenance import maintenance_active
 
+    if maintenance_active():
+        return 0
     return run_due(as_of=clock.system_now())
 
 

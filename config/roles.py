@@ -11,7 +11,8 @@ from typing import Any
 TARIF_APPS = ("customers", "billing", "invoices", "reports", "feedback")
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
-    "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS} | {"django_celery_beat": ("view",)},
+    "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}
+    | {"django_celery_beat": ("view",), "audit": ("view",)},
     "Support": {app: ("view",) for app in TARIF_APPS} | {"customers": ("view", "add", "change")},
     "Read-only": {app: ("view",) for app in TARIF_APPS},
 }
@@ -38,7 +39,7 @@ def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
 def sync_role_groups_after_migrate(sender: Any, **kwargs: Any) -> None:
     # Permissions are created app by app during post_migrate, so re-sync after each
     # Tarif app's turn; it is idempotent and cheap (three groups).
-    if sender.label not in TARIF_APPS:
+    if sender.label not in (*TARIF_APPS, "audit"):
         return
     from django.contrib.auth.models import Group, Permission
 

@@ -3,11 +3,15 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import views
+from config.ops.operations import operations_view
+from config.ops.views import metrics
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("metrics", metrics, name="metrics"),
+    path("admin/operations/", admin.site.admin_view(operations_view), name="operations"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),

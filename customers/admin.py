@@ -11,6 +11,7 @@ from import_export import resources
 from import_export.admin import ImportExportModelAdmin
 
 from customers.models import Customer, CustomerUser, NotificationLog
+from customers.privacy_admin import erase_personal_data, export_personal_data
 from customers.services import customer_invite_portal_user
 
 
@@ -57,7 +58,7 @@ class CustomerAdmin(ImportExportModelAdmin):
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
     inlines = [CustomerUserInline]
-    actions = ["invite_to_portal"]
+    actions = ["invite_to_portal", export_personal_data, erase_personal_data]
     fieldsets = (
         (None, {"fields": ("legal_name", "email", "invoice_email", "is_business", "tax_id", "siren")}),
         (

@@ -230,3 +230,4 @@ from config.settings.celery import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
+from config.settings.reliability import *  # noqa: E402,F403

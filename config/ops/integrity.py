@@ -1,0 +1,230 @@
+"""`verify_integrity`: the money invariants of docs/architecture.md, checked on the stored data.
+
+Each check yields Violations (what, which document, why). Nothing here writes. Run after
+a restore, a failover, or any time (it reads in chunks; a big database takes minutes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, Sum
+
+from billing.models import Payment
+from invoices.errors import InvoiceDoesNotReconcile
+from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
+from invoices.selectors import credit_note_content_hash_matches, invoice_content_hash_matches
+from invoices.services.finalize import invoice_totals_from_lines
+from invoices.services.numbering import TEST_PREFIX, SeriesKey, _format
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.subject}: {self.detail}"
+
+
+def _series_key(sequence: NumberSequence) -> SeriesKey:
+    kind_field = (
+        "invoice_number_format" if sequence.kind == NumberSequence.Kind.INVOICE else "credit_note_number_format"
+    )
+    number_format = getattr(sequence.brand, kind_field)
+    scope = sequence.scope
+    if scope.startswith("test:"):
+        number_format, scope = TEST_PREFIX + number_format, scope[len("test:") :]
+    year, _, month = scope.partition("-")
+    return SeriesKey(scope=sequence.scope, number_format=number_format, year=int(year or 0), month=int(month or 0))
+
+
+def check_numbering() -> Iterator[Violation]:
+    """Every number of every series from 1 to its counter exists exactly once, and no other."""
+    documents = {
+        NumberSequence.Kind.INVOICE: set(Invoice.objects.exclude(number=None).values_list("brand_id", "number")),
+        NumberSequence.Kind.CREDIT_NOTE: set(CreditNote.objects.values_list("invoice__brand_id", "number")),
+    }
+    expected_all: dict[str, set[tuple[int, str]]] = defaultdict(set)
+    for sequence in NumberSequence.objects.select_related("brand").order_by("brand_id", "kind", "scope"):
+        key = _series_key(sequence)
+        expected = {(sequence.brand_id, _format(key, value)) for value in range(1, sequence.last_value + 1)}
+        expected_all[sequence.kind] |= expected
+        missing = sorted(number for _, number in expected - documents[sequence.kind])
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            yield Violation(
+                "numbering",
+                f"{sequence.brand.name} {sequence.kind} {sequence.scope or '(no scope)'}",
+                f"{len(missing)} number(s) issued by the counter but held by no document (gap): {shown}",
+            )
+    for kind, numbered in documents.items():
+        for _brand, number in sorted(numbered - expected_all[kind]):
+            yield Violation("numbering", f"{kind} {number}", "number lies outside its series' counter")
+
+
+def check_hashes() -> Iterator[Violation]:
+    """Finalized invoices and credit notes still hash to what was recorded at issue."""
+    invoices = Invoice.objects.exclude(status=Invoice.Status.DRAFT).order_by("pk")
+    for invoice in invoices.iterator(chunk_size=CHUNK):
+        if not invoice.content_hash:
+            yield Violation("immutability", f"invoice {invoice.number}", "no content hash was recorded at issue")
+        elif not invoice_content_hash_matches(invoice=invoice):
+            yield Violation("immutability", f"invoice {invoice.number}", "content differs from what was issued")
+    for credit_note in CreditNote.objects.order_by("pk").iterator(chunk_size=CHUNK):
+        if not credit_note_content_hash_matches(credit_note=credit_note):
+            yield Violation("immutability", f"credit note {credit_note.number}", "content differs from what was issued")
+
+
+def check_totals() -> Iterator[Violation]:
+    """Each issued invoice's totals are exactly what its lines give."""
+    invoices = Invoice.objects.exclude(status=Invoice.Status.DRAFT).prefetch_related("lines").order_by("pk")
+    for invoice in invoices.iterator(chunk_size=CHUNK):
+        lines = sorted(invoice.lines.all(), key=lambda line: line.position)
+        try:
+            invoice_totals_from_lines(invoice=invoice, lines=lines)
+        except InvoiceDoesNotReconcile as error:
+            yield Violation(
+                "totals", f"invoice {invoice.number}", str(error).replace(f"Draft invoice #{invoice.pk}", "it")
+            )
+
+
+def check_balances() -> Iterator[Violation]:
+    """What remains due = due - paid - reduced by credit notes; statuses agree; payments add up."""
+    reduced = dict(
+        CreditNote.objects.exclude(status="void")
+        .values("invoice_id")
+        .annotate(s=Sum("reduced_amount_due"))
+        .values_list("invoice_id", "s")
+    )
+    succeeded = dict(
+        Payment.objects.filter(status=Payment.Status.SUCCEEDED)
+        .values("invoice_id")
+        .annotate(s=Sum("amount"))
+        .values_list("invoice_id", "s")
+    )
+    with_payments = set(Payment.objects.values_list("invoice_id", flat=True).distinct())
+    invoices = Invoice.objects.exclude(status=Invoice.Status.DRAFT).order_by("pk")
+    for invoice in invoices.iterator(chunk_size=CHUNK):
+        subject = f"invoice {invoice.number}"
+        if invoice.status == Invoice.Status.VOID:
+            if invoice.amount_remaining or invoice.amount_paid:
+                yield Violation("balances", subject, "a void invoice has money remaining or paid")
+            continue
+        expected = invoice.amount_due - invoice.amount_paid - (reduced.get(invoice.pk) or 0)
+        if invoice.amount_remaining != expected:
+            yield Violation(
+                "balances",
+                subject,
+                f"amount remaining is {invoice.amount_remaining}, expected due {invoice.amount_due} - paid "
+                f"{invoice.amount_paid} - credited {reduced.get(invoice.pk) or 0} = {expected}",
+            )
+        if invoice.status == Invoice.Status.PAID and invoice.amount_remaining != 0:
+            yield Violation("balances", subject, "marked paid but money remains due")
+        if invoice.status == Invoice.Status.OPEN and invoice.amount_remaining <= 0:
+            yield Violation("balances", subject, "open although nothing remains due")
+        if (invoice.pk in with_payments or invoice.amount_paid) and (
+            succeeded.get(invoice.pk) or 0
+        ) != invoice.amount_paid:
+            yield Violation(
+                "payments",
+                subject,
+                f"amount paid is {invoice.amount_paid} but its succeeded payments sum to "
+                f"{succeeded.get(invoice.pk) or 0}",
+            )
+
+
+def check_ledger() -> Iterator[Violation]:
+    """The balance ledger matches the invoices and credit notes that moved it; no balance below zero."""
+    applied = dict(
+        BalanceTransaction.objects.filter(kind=BalanceTransaction.Kind.APPLIED_TO_INVOICE)
+        .values("invoice_id")
+        .annotate(s=Sum("amount"))
+        .values_list("invoice_id", "s")
+    )
+    for invoice in (
+        Invoice.objects.exclude(status=Invoice.Status.DRAFT)
+        .filter(~Q(starting_balance_applied=0) | Q(pk__in=list(applied)))
+        .order_by("pk")
+    ):
+        if -(applied.get(invoice.pk) or 0) != invoice.starting_balance_applied:
+            yield Violation(
+                "ledger",
+                f"invoice {invoice.number}",
+                f"applied {invoice.starting_balance_applied} of customer credit but the ledger shows "
+                f"{-(applied.get(invoice.pk) or 0)}",
+            )
+    credited = dict(
+        BalanceTransaction.objects.filter(kind=BalanceTransaction.Kind.CREDIT_NOTE)
+        .values("credit_note_id")
+        .annotate(s=Sum("amount"))
+        .values_list("credit_note_id", "s")
+    )
+    for credit_note in CreditNote.objects.filter(~Q(credited_to_balance=0) | Q(pk__in=list(credited))).order_by("pk"):
+        if (credited.get(credit_note.pk) or 0) != credit_note.credited_to_balance:
+            yield Violation(
+                "ledger",
+                f"credit note {credit_note.number}",
+                f"credited {credit_note.credited_to_balance} to the balance but the ledger shows "
+                f"{credited.get(credit_note.pk) or 0}",
+            )
+    negative = (
+        BalanceTransaction.objects.values("customer_id", "currency")
+        .annotate(balance=Sum("amount"))
+        .filter(balance__lt=0)
+    )
+    for row in negative:
+        yield Violation(
+            "ledger", f"customer {row['customer_id']}", f"balance in {row['currency']} is negative ({row['balance']})"
+        )
+
+
+def check_duplicates() -> Iterator[Violation]:
+    """At most one renewal invoice per subscription-period (voided ones aside)."""
+    duplicates = (
+        Invoice.objects.filter(billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE)
+        .exclude(status=Invoice.Status.VOID)
+        .values("subscription_id", "period_start")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+    )
+    for row in duplicates:
+        yield Violation(
+            "duplicates",
+            f"subscription {row['subscription_id']}",
+            f"{row['n']} invoices for the period {row['period_start']}",
+        )
+
+
+def check_documents() -> Iterator[Violation]:
+    """Every stored PDF is present and still has the bytes (sha256) that were sent."""
+    for document in Document.objects.order_by("pk").iterator(chunk_size=CHUNK):
+        try:
+            with document.file.open("rb") as stored:
+                digest = hashlib.file_digest(stored, "sha256").hexdigest()
+        except FileNotFoundError:
+            yield Violation("documents", document.file.name, "the stored PDF is missing")
+            continue
+        if digest != document.sha256:
+            yield Violation("documents", document.file.name, "the stored PDF's bytes changed (sha256 differs)")
+
+
+CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
+    "numbering": check_numbering,
+    "immutability": check_hashes,
+    "totals": check_totals,
+    "balances": check_balances,
+    "ledger": check_ledger,
+    "duplicates": check_duplicates,
+    "documents": check_documents,
+}
+
+
+def integrity_verify(*, checks: list[str] | None = None) -> dict[str, list[Violation]]:
+    return {name: list(CHECKS[name]()) for name in (checks or list(CHECKS))}

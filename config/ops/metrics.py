@@ -1,0 +1,151 @@
+"""Tarif's own Prometheus metrics, next to django-prometheus' request latency and database ones.
+
+Figures that live in the database (billing runs, payments, KPIs) and in the broker (queue
+length and age of the oldest waiting task) are read at scrape time by a custom collector,
+so every web process reports the same numbers whatever process did the work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celery.signals import before_task_publish
+from django.conf import settings
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+SENT_AT_HEADER = "tarif_sent_at"
+
+
+@before_task_publish.connect
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Every task message carries its publish time, so its queue lag can be measured."""
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
+
+
+def broker_queue_figures() -> dict[str, tuple[int, float | None]]:
+    """{queue: (length, age in seconds of the oldest message)} for a Redis broker, else {}."""
+    url = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    figures: dict[str, tuple[int, float | None]] = {}
+    now = time.time()
+    for queue in settings.TARIF_WORKER_QUEUES.split(","):
+        length = client.llen(queue)
+        age = None
+        oldest = client.lindex(queue, -1) if length else None  # kombu LPUSHes, workers pop from the right
+        if oldest:
+            try:
+                sent_at = json.loads(oldest).get("headers", {}).get(SENT_AT_HEADER)
+                age = now - float(sent_at) if sent_at else None
+            except (ValueError, TypeError, AttributeError):
+                age = None
+        figures[queue] = (length, age)
+    return figures
+
+
+class TarifCollector(Collector):
+    def describe(self) -> list:
+        return []  # registering must not query the database (the registry would call collect())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            yield from self._database_metrics()
+        except Exception:  # a scrape must not fail because the database is away; /readyz says so
+            logger.warning("metrics: database figures unavailable", exc_info=True)
+        try:
+            yield from self._broker_metrics()
+        except Exception:
+            logger.warning("metrics: broker figures unavailable", exc_info=True)
+
+    def _database_metrics(self) -> Iterator[GaugeMetricFamily]:
+        from config.ops.selectors import (
+            billing_runs_recent,
+            kpi_window_start,
+            payment_success_rate,
+            seconds_invoice_to_cash,
+            seconds_period_end_to_invoice,
+        )
+
+        runs = [run for run in billing_runs_recent(limit=1)]
+        duration = GaugeMetricFamily(
+            "tarif_billing_run_last_duration_seconds", "Duration of the latest finished billing run"
+        )
+        throughput = GaugeMetricFamily(
+            "tarif_billing_run_last_invoices_per_second", "Invoices per second of the latest finished billing run"
+        )
+        failures = GaugeMetricFamily("tarif_billing_run_last_failures", "Failures in the latest billing run")
+        if runs:
+            run = runs[0]
+            if run.duration_seconds is not None:
+                duration.add_metric([], run.duration_seconds)
+                throughput.add_metric([], run.invoices_per_second or 0.0)
+            failures.add_metric([], run.failures)
+        yield from (duration, throughput, failures)
+
+        since = kpi_window_start(days=1)
+        rate, settled = payment_success_rate(since=since)
+        success = GaugeMetricFamily(
+            "tarif_payment_success_ratio", "Share of automatic payment attempts of the last 24 h that succeeded"
+        )
+        if rate is not None:
+            success.add_metric([], rate)
+        yield success
+        settled_metric = GaugeMetricFamily("tarif_payment_attempts_settled_24h", "Settled payment attempts, last 24 h")
+        settled_metric.add_metric([], settled)
+        yield settled_metric
+
+        from config.ops.outbox import outbox_lag_seconds
+
+        outbox = GaugeMetricFamily(
+            "tarif_outbox_lag_seconds", "Age of the oldest domain event not yet handed to the broker (0: none)"
+        )
+        outbox.add_metric([], outbox_lag_seconds() or 0.0)
+        yield outbox
+
+        month = kpi_window_start(days=30)
+        for name, help_text, value in (
+            (
+                "tarif_period_end_to_invoice_seconds",
+                "Average delay from period end to invoice finalization, last 30 days",
+                seconds_period_end_to_invoice(since=month),
+            ),
+            (
+                "tarif_invoice_to_cash_seconds",
+                "Average delay from invoice finalization to payment, last 30 days",
+                seconds_invoice_to_cash(since=month),
+            ),
+        ):
+            metric = GaugeMetricFamily(name, help_text)
+            if value is not None:
+                metric.add_metric([], value)
+            yield metric
+
+    def _broker_metrics(self) -> Iterator[GaugeMetricFamily]:
+        figures = broker_queue_figures()
+        length = GaugeMetricFamily("tarif_task_queue_length", "Tasks waiting in a Celery queue", labels=["queue"])
+        lag = GaugeMetricFamily(
+            "tarif_task_queue_lag_seconds", "Age of the oldest task waiting in a Celery queue", labels=["queue"]
+        )
+        for queue, (count, age) in figures.items():
+            length.add_metric([queue], count)
+            lag.add_metric([queue], age or 0.0)
+        yield length
+        yield lag
+
+
+_collector = TarifCollector()
+try:
+    REGISTRY.register(_collector)
+except ValueError:  # registered already (module reloaded)
+    pass

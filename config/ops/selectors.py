@@ -1,0 +1,83 @@
+"""Operational figures read from the database: billing runs, delivery and cash KPIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.utils import timezone
+
+from billing.models import BillingRun, Payment
+from invoices.models import Invoice
+
+
+@dataclass(frozen=True)
+class BillingRunFigures:
+    pk: int
+    started_at: datetime
+    status: str
+    duration_seconds: float | None
+    invoices_created: int
+    processed: int
+    failures: int
+
+    @property
+    def invoices_per_second(self) -> float | None:
+        if not self.duration_seconds:
+            return None
+        return self.invoices_created / self.duration_seconds
+
+
+def billing_runs_recent(*, limit: int = 20) -> list[BillingRunFigures]:
+    runs = BillingRun.objects.order_by("-started_at", "-pk")[:limit]
+    return [
+        BillingRunFigures(
+            pk=run.pk,
+            started_at=run.started_at,
+            status=run.status,
+            duration_seconds=(run.finished_at - run.started_at).total_seconds() if run.finished_at else None,
+            invoices_created=run.invoices_created,
+            processed=run.processed,
+            failures=run.failures,
+        )
+        for run in runs
+    ]
+
+
+def _average_seconds(queryset, start: str, end: str) -> float | None:
+    value = queryset.annotate(delay=ExpressionWrapper(F(end) - F(start), output_field=DurationField())).aggregate(
+        average=Avg("delay")
+    )["average"]
+    return value.total_seconds() if value is not None else None
+
+
+def seconds_period_end_to_invoice(*, since: datetime) -> float | None:
+    """Average time from the end of a billed period to its invoice's finalization (renewals)."""
+    invoices = Invoice.objects.filter(
+        billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE, finalized_at__gte=since, period_end__isnull=False
+    )
+    return _average_seconds(invoices, "period_end", "finalized_at")
+
+
+def seconds_invoice_to_cash(*, since: datetime) -> float | None:
+    """Average time from an invoice's finalization to its payment (paid invoices with money due)."""
+    invoices = Invoice.objects.filter(
+        status=Invoice.Status.PAID, finalized_at__gte=since, paid_at__isnull=False, amount_due__gt=0
+    )
+    return _average_seconds(invoices, "finalized_at", "paid_at")
+
+
+def payment_success_rate(*, since: datetime) -> tuple[float | None, int]:
+    """Share of settled automatic payment attempts that succeeded, and how many were settled."""
+    counts = Payment.objects.filter(attempted_at__gte=since, attempt__isnull=False).aggregate(
+        succeeded=Count("pk", filter=Q(status=Payment.Status.SUCCEEDED)),
+        settled=Count("pk", filter=Q(status__in=[Payment.Status.SUCCEEDED, Payment.Status.FAILED])),
+    )
+    if not counts["settled"]:
+        return None, 0
+    return counts["succeeded"] / counts["settled"], counts["settled"]
+
+
+def kpi_window_start(days: int = 30) -> datetime:
+    return timezone.now() - timedelta(days=days)

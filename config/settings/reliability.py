@@ -1,0 +1,79 @@
+"""Reliability and security settings (issue #9): audit log, request ids, log scrubbing,
+session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py."""
+
+from config.env import BASE_DIR, env
+from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
+
+INSTALLED_APPS += ["django_prometheus", "config.audit", "config.ops"]
+
+
+def _before(name: str, *new: str) -> None:
+    index = MIDDLEWARE.index(name)
+    MIDDLEWARE[index:index] = list(new)
+
+
+# Request ids first so every log line of the request carries one; Prometheus wraps everything else.
+MIDDLEWARE.insert(0, "config.audit.middleware.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+_before(
+    "axes.middleware.AxesMiddleware",
+    "config.ops.middleware.SessionTimeoutMiddleware",
+    "config.ops.middleware.MaintenanceModeMiddleware",
+    "config.audit.middleware.AdminAuditMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+)
+
+# Client address behind reverse proxies: how many of them append to X-Forwarded-For.
+TARIF_TRUSTED_PROXY_COUNT = env.int("TARIF_TRUSTED_PROXY_COUNT", default=0)
+
+# Every log line: request id, and secrets / card numbers / IBANs / emails masked.
+LOGGING["filters"] = {
+    "request_id": {"()": "config.audit.logging.RequestIdFilter"},
+    "scrub": {"()": "config.audit.logging.ScrubbingFilter"},
+}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["handlers"]["console"]["filters"] = ["request_id", "scrub"]
+
+# Passwords, OWASP ASVS 4.0 level 2 (V2.1): at least 12 characters, at most 128, any
+# characters, no composition rules, checked against common / breached passwords.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "config.ops.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
+    {
+        "NAME": "config.ops.passwords.BreachedPasswordValidator",
+        "OPTIONS": {"password_list_path": env.str("TARIF_BREACHED_PASSWORDS_FILE", default="") or None},
+    },
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Sessions end after this much inactivity, and in any case this long after sign-in (seconds).
+TARIF_SESSION_IDLE_TIMEOUT_STAFF = env.int("TARIF_SESSION_IDLE_TIMEOUT_STAFF", default=15 * 60)
+TARIF_SESSION_ABSOLUTE_TIMEOUT_STAFF = env.int("TARIF_SESSION_ABSOLUTE_TIMEOUT_STAFF", default=8 * 3600)
+TARIF_SESSION_IDLE_TIMEOUT_CUSTOMER = env.int("TARIF_SESSION_IDLE_TIMEOUT_CUSTOMER", default=30 * 60)
+TARIF_SESSION_ABSOLUTE_TIMEOUT_CUSTOMER = env.int("TARIF_SESSION_ABSOLUTE_TIMEOUT_CUSTOMER", default=12 * 3600)
+
+# Read-only maintenance: reads keep working, writes answer 503. The flag file lets an
+# operator switch it on a running fleet (`manage.py maintenance on`) without a restart.
+TARIF_MAINTENANCE_MODE = env.bool("TARIF_MAINTENANCE_MODE", default=False)
+TARIF_MAINTENANCE_FLAG_FILE = env.str("TARIF_MAINTENANCE_FLAG_FILE", default="")
+
+# /metrics: readable with `Authorization: Bearer <token>` or from an allowed address.
+TARIF_METRICS_TOKEN = env.str("TARIF_METRICS_TOKEN", default="")
+TARIF_METRICS_ALLOWED_IPS = env.list("TARIF_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# Backups: where `manage.py backup` writes by default; PostgreSQL client binaries (pg_dump, pg_restore).
+TARIF_BACKUP_DIR = env.str("TARIF_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
+TARIF_PG_BIN_DIR = env.str("TARIF_PG_BIN_DIR", default="")
+
+# Redis redelivers a task whose worker died (acks_late) once this many seconds have passed
+# since delivery: keep it above the longest task, below what an outage may cost.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("TARIF_CELERY_VISIBILITY_TIMEOUT", default=3600)}
+
+# The outbox relay hands domain events to the broker every minute (config/ops/outbox.py).
+from celery.schedules import crontab  # noqa: E402
+
+from config.settings.celery import CELERY_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["outbox-relay"] = {"task": "ops.outbox_relay", "schedule": crontab(minute="*")}
