@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
+    path("payments/", include("billing.payments.urls", namespace="payments")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]

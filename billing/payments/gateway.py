@@ -67,6 +67,15 @@ class WebhookEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SetupSession:
+    """A started setup of a payment method (a Stripe SetupIntent): the browser finishes it."""
+
+    reference: str  # the gateway's id (seti_...)
+    client_secret: str  # for Stripe.js; never logged or stored
+    status: str
+
+
 class Gateway(Protocol):
     name: str
 
@@ -92,3 +101,15 @@ class Gateway(Protocol):
 
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the signature and normalise the event; raise GatewayError if it does not verify."""
+
+
+class SupportsSetup(Protocol):
+    """Optional: gateways that save a payment method through a customer-side flow (Stripe SetupIntents)."""
+
+    def setup_start(
+        self, *, customer_reference: str, payment_method_types: tuple[str, ...] = ("card",)
+    ) -> SetupSession:
+        """Start saving a payment method for off-session charges; the client secret goes to the browser."""
+
+    def setup_complete(self, *, customer_reference: str, setup_reference: str) -> PaymentMethodDetails:
+        """The payment method a succeeded setup saved; GatewayError if it did not succeed."""

@@ -29,7 +29,7 @@ from billing import clock
 from billing.events import event_record
 from billing.locks import subscription_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
-from billing.payments.gateway import ChargeResult, GatewayError
+from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
@@ -77,22 +77,40 @@ def payment_method_attach(
     """
     kind = source.get("type")
     if kind in (PaymentMethod.Kind.BANK_TRANSFER, PaymentMethod.Kind.MANUAL):
-        fields: dict[str, Any] = {"kind": kind, "gateway": MANUAL}
-    else:
-        gateway = gateway_for(default_gateway_name())
-        details = gateway.attach_payment_method(customer_reference=str(customer.pk), source=source)
-        fields = {
-            "kind": details.kind,
-            "gateway": gateway.name,
-            "token": details.token,
-            "brand": details.brand,
-            "last4": details.last4,
-            "exp_month": details.exp_month,
-            "exp_year": details.exp_year,
-            "wallet": details.wallet,
-            "iban_last4": details.iban_last4,
-            "mandate_reference": details.mandate_reference,
-        }
+        return _payment_method_store(
+            customer=customer,
+            fields={"kind": kind, "gateway": MANUAL},
+            make_default=make_default,
+            acting_user=acting_user,
+        )
+    gateway = gateway_for(default_gateway_name())
+    details = gateway.attach_payment_method(customer_reference=str(customer.pk), source=source)
+    return _payment_method_store(
+        customer=customer,
+        fields=_details_fields(gateway.name, details),
+        make_default=make_default,
+        acting_user=acting_user,
+    )
+
+
+def _details_fields(gateway_name: str, details: PaymentMethodDetails) -> dict[str, Any]:
+    return {
+        "kind": details.kind,
+        "gateway": gateway_name,
+        "token": details.token,
+        "brand": details.brand,
+        "last4": details.last4,
+        "exp_month": details.exp_month,
+        "exp_year": details.exp_year,
+        "wallet": details.wallet,
+        "iban_last4": details.iban_last4,
+        "mandate_reference": details.mandate_reference,
+    }
+
+
+def _payment_method_store(
+    *, customer: Any, fields: dict[str, Any], make_default: bool, acting_user: Any
+) -> PaymentMethod:
     with transaction.atomic():
         _customer_lock(customer)
         has_default = PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).exists()
@@ -120,8 +138,59 @@ def payment_method_attach(
     return method
 
 
-def payment_method_detach(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
-    if payment_method.token:
+def _setup_gateway(gateway_name: str | None) -> Any:
+    gateway = gateway_for(gateway_name or default_gateway_name())
+    if not hasattr(gateway, "setup_start"):
+        raise PaymentsError(f"The {gateway.name} gateway cannot save payment methods through a setup flow.")
+    return gateway
+
+
+def payment_method_setup_start(
+    *, customer: Any, payment_method_types: tuple[str, ...] = ("card",), gateway_name: str | None = None
+) -> SetupSession:
+    """Start saving a payment method (a Stripe SetupIntent): give `client_secret` to Stripe.js,
+    then call `payment_method_setup_complete` with `reference` once the browser confirmed it."""
+    gateway = _setup_gateway(gateway_name)
+    try:
+        return gateway.setup_start(customer_reference=str(customer.pk), payment_method_types=payment_method_types)
+    except GatewayError as error:
+        raise PaymentsError(str(error)) from error
+
+
+def payment_method_setup_complete(
+    *,
+    customer: Any,
+    setup_reference: str,
+    make_default: bool = True,
+    gateway_name: str | None = None,
+    acting_user: Any = None,
+) -> PaymentMethod:
+    """Turn a succeeded setup into a Tarif PaymentMethod (once: a second call returns the same one).
+
+    Also reached from the `setup_intent.succeeded` webhook, so the method is saved even if
+    the customer's browser never came back.
+    """
+    gateway = _setup_gateway(gateway_name)
+    try:
+        details = gateway.setup_complete(customer_reference=str(customer.pk), setup_reference=setup_reference)
+    except GatewayError as error:
+        raise PaymentsError(str(error)) from error
+    existing = PaymentMethod.objects.filter(gateway=gateway.name, token=details.token, active=True).first()
+    if existing is not None:
+        return existing
+    return _payment_method_store(
+        customer=customer,
+        fields=_details_fields(gateway.name, details),
+        make_default=make_default,
+        acting_user=acting_user,
+    )
+
+
+def payment_method_detach(
+    *, payment_method: PaymentMethod, acting_user: Any = None, at_gateway: bool = True
+) -> PaymentMethod:
+    """Deactivate a method; `at_gateway=False` when the gateway detached it already (its webhook)."""
+    if payment_method.token and at_gateway:
         gateway_for(payment_method.gateway).detach_payment_method(token=payment_method.token)
     with transaction.atomic():
         at = clock.now(customer=payment_method.customer)
@@ -454,13 +523,16 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
     """Apply an inbound gateway event once (its id is stored under a unique constraint).
 
     Returns False for a duplicate. Charge events settle attempts that were waiting
-    (authentication, SEPA processing).
+    (authentication, SEPA processing); payment-method events keep display data current
+    (card expiry updates), deactivate methods detached at the gateway and save methods
+    from completed setups.
     """
     from django.db import IntegrityError
 
     from billing.models import GatewayEvent
 
-    event = gateway_for(gateway_name).parse_webhook(payload=payload, headers=headers)
+    gateway = gateway_for(gateway_name)
+    event = gateway.parse_webhook(payload=payload, headers=headers)
     # Stored and applied in one transaction: a crash while applying leaves no row, so the
     # provider's redelivery is applied instead of being taken for a duplicate.
     with transaction.atomic():
@@ -471,11 +543,50 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
                 )
         except IntegrityError:
             return False
+        if hasattr(gateway, "mirror_event"):
+            gateway.mirror_event(event=event, payload=payload)
         if event.type in ("charge.succeeded", "charge.failed"):
             _apply_charge_event(gateway_name=gateway_name, reference=event.reference, event=event)
+        elif event.type in ("payment_method.updated", "payment_method.detached", "setup.succeeded"):
+            _apply_payment_method_event(gateway_name=gateway_name, event=event)
         stored.processed_at = clock.system_now()
         stored.save(update_fields=["processed_at"])
     return True
+
+
+def _apply_payment_method_event(*, gateway_name: str, event: Any) -> None:
+    from customers.models import Customer
+
+    if event.type == "setup.succeeded":
+        customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
+        if customer is not None:
+            payment_method_setup_complete(
+                customer=customer, setup_reference=event.reference, make_default=False, gateway_name=gateway_name
+            )
+        return
+    method = PaymentMethod.objects.filter(gateway=gateway_name, token=event.reference, active=True).first()
+    if method is None:
+        return
+    if event.type == "payment_method.detached":
+        payment_method_detach(payment_method=method, at_gateway=False)
+        return
+    details = event.data.get("details") or {}
+    # A new expiry (the network's card updater) or display data; never the token or the kind.
+    changed = {
+        name: details[name]
+        for name in ("brand", "last4", "exp_month", "exp_year", "wallet", "iban_last4", "mandate_reference")
+        if name in details and details[name] not in (None, "") and details[name] != getattr(method, name)
+    }
+    if changed:
+        PaymentMethod.objects.filter(pk=method.pk).update(**changed)
+        event_record(
+            type="payment_method.updated",
+            object_type="payment_method",
+            object_id=method.pk,
+            customer_id=method.customer_id,
+            occurred_at=clock.system_now(),
+            data={"changed": sorted(changed), "gateway_event": event.id},
+        )
 
 
 def _apply_charge_event(*, gateway_name: str, reference: str, event: Any) -> None:

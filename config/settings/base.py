@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_celery_beat",
     "django_countries",
+    "djstripe",
     "config.apps.ConfigConfig",
     "customers",
     "billing",
@@ -225,3 +226,4 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
+from config.settings.stripe import *  # noqa: E402,F403
