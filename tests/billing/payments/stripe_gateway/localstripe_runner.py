@@ -7,7 +7,7 @@ stdout. It also fills two gaps between localstripe and Stripe that Tarif's code 
 
 - `GET /v1/account` (dj-stripe resolves the owner account of every synced object);
 - `off_session` on `POST /v1/payment_intents/<id>/confirm` (Stripe takes it there;
-  localstripe only on create).
+  localstripe only on create), and `description` on PaymentIntents (dropped).
 
 Usage: python localstripe_runner.py STATE_FILE
 """
@@ -41,6 +41,13 @@ def main(state_file: str) -> None:
         (method, url, confirm_off_session if url == "/v1/payment_intents/{id}/confirm" else func)
         for method, url, func in resources.extra_apis
     ]
+
+    create_intent = resources.PaymentIntent._api_create.__func__
+
+    def create_intent_with_description(cls, description=None, **data):
+        return create_intent(cls, **data)
+
+    resources.PaymentIntent._api_create = classmethod(create_intent_with_description)
 
     from aiohttp import web
     from localstripe import server  # registers its routes from extra_apis on import
