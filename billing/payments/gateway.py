@@ -24,6 +24,14 @@ class GatewayError(Exception):
     """The gateway refused the request itself (bad token, unknown card, bad signature)."""
 
 
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached after a charge was sent: its outcome is unknown.
+
+    Deliberately not a GatewayError: the attempt must stay `pending` (not fail), so the
+    next collection resumes it with the same idempotency key instead of charging anew.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentMethodDetails:
     """What Tarif may store about a payment method: token and display data only."""

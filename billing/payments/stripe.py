@@ -35,6 +35,7 @@ from django.conf import settings
 from billing.payments.gateway import (
     ChargeResult,
     GatewayError,
+    GatewayUnavailable,
     PaymentMethodDetails,
     RefundResult,
     SetupSession,
@@ -406,8 +407,10 @@ class StripeGateway:
                 intent = _plain(api.payment_intents.retrieve(intent["id"]))
             except stripe.StripeError:
                 intent = {**intent, "status": "requires_payment_method"}
-        except stripe.StripeError as failure:
-            raise GatewayError(_error_message(failure)) from failure
+        except stripe.InvalidRequestError as refused:  # refused before anything happened
+            raise GatewayError(_error_message(refused)) from refused
+        except stripe.StripeError as unknown:  # network, 5xx, rate limit: it may have gone through
+            raise GatewayUnavailable(_error_message(unknown)) from unknown
         _mirror("PaymentIntent", intent)
         return charge_result(intent, error)
 

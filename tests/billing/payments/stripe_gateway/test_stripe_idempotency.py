@@ -104,3 +104,31 @@ def test_crash_between_creating_and_confirming_moves_no_money(stripe_on, localst
         ).count()
         == 1
     )
+
+
+def test_network_failure_on_confirm_leaves_the_attempt_pending_and_the_retry_charges_once(
+    stripe_on, localstripe, subscribe, monkeypatch
+):
+    import stripe
+    from stripe._payment_intent_service import PaymentIntentService
+
+    from billing.payments.gateway import GatewayUnavailable
+
+    _, invoice = subscribe(VISA_OK)
+    original = PaymentIntentService.confirm
+
+    def confirmed_but_connection_lost(self, *args, **kwargs):
+        original(self, *args, **kwargs)  # Stripe charges...
+        raise stripe.APIConnectionError("connection reset")  # ...and the answer is lost
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PaymentIntentService, "confirm", confirmed_but_connection_lost)
+        with pytest.raises(GatewayUnavailable):
+            invoice_collect(invoice=invoice)
+    assert Payment.objects.get(invoice=invoice).status == Payment.Status.PENDING
+
+    invoices_collect(invoice_ids=[invoice.pk])
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    assert len(_charges_at_stripe(localstripe, invoice.customer)) == 1
