@@ -559,10 +559,15 @@ def _apply_payment_method_event(*, gateway_name: str, event: Any) -> None:
 
     if event.type == "setup.succeeded":
         customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
-        if customer is not None:
+        if customer is None:
+            return
+        try:
             payment_method_setup_complete(
                 customer=customer, setup_reference=event.reference, make_default=False, gateway_name=gateway_name
             )
+        except PaymentsError:
+            # Refused for good (another customer's setup, not succeeded): redelivery would not help.
+            logger.warning("setup %s from event %s not saved", event.reference, event.id, exc_info=True)
         return
     method = PaymentMethod.objects.filter(gateway=gateway_name, token=event.reference, active=True).first()
     if method is None:

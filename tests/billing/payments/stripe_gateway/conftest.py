@@ -6,6 +6,7 @@ Nothing here may reach the real Stripe: every fixture asserts the SDK's API base
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import importlib.util
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+from urllib.request import Request, urlopen
 
 import pytest
 import stripe
@@ -90,20 +92,25 @@ def stripe_on(settings, monkeypatch, localstripe_url):
 @pytest.fixture
 def localstripe(stripe_on, localstripe_url):
     """Raw access to localstripe's API (what Stripe's dashboard or a browser would do)."""
-    import requests
+    authorization = "Basic " + base64.b64encode(f"{SECRET_KEY}:".encode()).decode()
+
+    def call(method: str, path: str, data: dict | None = None):
+        query = urlencode(data or {}, doseq=True)
+        url = localstripe_url + path + (f"?{query}" if method == "GET" and query else "")
+        body = query.encode() if method == "POST" else None
+        request = Request(url, data=body, method=method, headers={"Authorization": authorization})
+        with urlopen(request, timeout=10) as response:  # noqa: S310 (loopback, asserted above)
+            content = response.read()
+        return json.loads(content) if content else None
 
     class LocalStripe:
         url = localstripe_url
 
         def post(self, path: str, data: dict | None = None):
-            response = requests.post(localstripe_url + path, data=data or {}, auth=(SECRET_KEY, ""), timeout=10)
-            response.raise_for_status()
-            return response.json() if response.content else None
+            return call("POST", path, data)
 
         def get(self, path: str, params: dict | None = None):
-            response = requests.get(localstripe_url + path, params=params or {}, auth=(SECRET_KEY, ""), timeout=10)
-            response.raise_for_status()
-            return response.json()
+            return call("GET", path, params)
 
         def events(self, type: str) -> list[dict]:
             return self.get("/v1/events", {"type": type, "limit": 100})["data"]
