@@ -1974,3 +1974,7 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
             raise PermissionDenied
         invoice_ids = sorted(queryset.values_list("invoice_id", flat=True))
         _retry_invoices(self, request, Invoice.objects.filter(pk__in=invoice_ids).order_by("pk"))
+
+
+# Bank statements and reconciliation live in their own module (registered on import).
+from billing import admin_reconciliation  # noqa: E402, F401

@@ -901,3 +901,8 @@ class SandboxRefund(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+
+# --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
+
+from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401

@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
     path("payments/", include("billing.payments.urls", namespace="payments")),
+    path("feedback/", include("feedback.urls", namespace="feedback")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]

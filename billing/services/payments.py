@@ -486,15 +486,22 @@ def payment_record_manual(
     reference: str = "",
     at: datetime | None = None,
     acting_user: Any = None,
+    idempotency_key: str | None = None,
 ) -> Payment:
     """Finance staff record money received outside a gateway (transfer, cheque, cash...).
 
-    Partial amounts are fine; the invoice is paid once nothing remains.
+    Partial amounts are fine; the invoice is paid once nothing remains. With an
+    `idempotency_key` (bank reconciliation derives one from the statement line), a second
+    call with the same key returns the first payment and records nothing.
     """
     if method not in MANUAL_METHODS:
         raise PaymentsError(f"{method!r} is not a manual payment method.")
     with transaction.atomic():
         locked = _lock_subscription_then_invoice(invoice.pk)
+        if idempotency_key is not None:
+            existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing
         at = at or clock.now(customer=locked.customer)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
@@ -507,6 +514,7 @@ def payment_record_manual(
             amount=amount,
             currency=locked.currency,
             reference=reference[:100],
+            idempotency_key=idempotency_key,
             recorded_by=acting_user if getattr(acting_user, "is_authenticated", False) else None,
             attempted_at=at,
             settled_at=at,

@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import (
+    BankStatement,
+    BankStatementLine,
     BillingRun,
     Coupon,
     DomainEvent,
@@ -105,6 +107,19 @@ def billing_world(subscription, meter_factory, price_factory):
     )
     DunningCase.objects.create(invoice=invoice, customer=customer, started_at=at, schedule_days=[1, 3])
     Refund.objects.create(payment=payment, invoice=invoice, amount=500, currency="EUR", reason="other", requested_at=at)
+    # bank reconciliation: a statement with a matched line (linked to the payment) and an unmatched one
+    statement = BankStatement.objects.create(
+        account="IBAN-0189", statement_id="STMT-1", source_format="camt053", file_checksum="0" * 64, imported_at=at
+    )
+    matched = BankStatementLine.objects.create(
+        statement=statement, sequence=1, fingerprint="a" * 64, booking_date=at.date(), amount=3480, currency="EUR",
+        remittance_info="RF21TARIF00004201", status=BankStatementLine.Status.MATCHED, customer=customer,
+    )  # fmt: skip
+    matched.payments.add(payment)
+    BankStatementLine.objects.create(
+        statement=statement, sequence=2, fingerprint="b" * 64, booking_date=at.date(), amount=1200, currency="EUR",
+        remittance_info="?", status_reason="No payment reference and no invoice number in the text.",
+    )  # fmt: skip
     return subscription
 
 

@@ -88,6 +88,9 @@ class Command(BaseCommand):
             if created:
                 self._sandbox_card(customer)
         history = self._year_of_history(brand, catalog)
+        from feedback.demo import feedback_demo_seed
+
+        feedback_demo_seed(customers=list(Customer.objects.filter(test_clock__isnull=True).order_by("pk")))
         with transaction.atomic():
             user, device, recovery_code = self._staff_user()
         self.stdout.write(

@@ -1,0 +1,482 @@
+"""Console screens for bank reconciliation: statements (import through django-import-export),
+their lines, the unmatched lines and the manual match / ignore forms.
+
+Thin: the import runs the import-export resource (billing/bank_import.py), every match
+goes through billing/services/reconciliation.py. Finance (add/change on the bank models)
+imports and matches; read-only staff see everything and change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from import_export.admin import ImportMixin
+
+from billing.admin import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    StyledAdmin,
+    _linked,
+    autocomplete,
+    call_service,
+    format_money,
+    render_tool_form,
+)
+from billing.bank_import import BankStatementCSV, BankStatementLineResource, Camt053
+from billing.bank_statements import StatementFormatError
+from billing.models import BankStatement, BankStatementLine
+from billing.services.payments import PaymentsError
+from billing.services.reconciliation import (
+    ReconciliationError,
+    bank_line_credit_customer,
+    bank_line_ignore,
+    bank_line_match_invoice,
+    bank_line_reopen,
+    bank_statement_reconcile,
+)
+from customers.models import Customer
+from invoices.errors import InvoiceError
+from invoices.models import Invoice
+from invoices.states import PAYABLE_STATUSES
+
+Status = BankStatementLine.Status
+MATCHED_STATUSES = (Status.MATCHED, Status.PARTIALLY_MATCHED, Status.MANUALLY_MATCHED)
+
+
+def can_match(request: HttpRequest) -> bool:
+    return request.user.has_perm("billing.change_bankstatementline")
+
+
+def matched_bar(matched: int, unmatched: int, ignored: int) -> str:
+    """A small server-rendered bar: matched (green), unmatched (orange), ignored (grey) amounts."""
+    total = matched + unmatched + ignored
+    if not total:
+        return "—"
+    width, x, parts = 120, 0.0, []
+    for value, colour, label in (
+        (matched, "#3a7d44", gettext("matched")),
+        (unmatched, "#d9822b", gettext("unmatched")),
+        (ignored, "#a0a0a0", gettext("ignored")),
+    ):
+        if value:
+            size = width * value / total
+            parts.append((f"{x:.1f}", f"{size:.1f}", colour, f"{label}: {round(100 * value / total)} %"))
+            x += size
+    rects = format_html_join(
+        "",
+        '<rect x="{}" y="0" width="{}" height="10" fill="{}"><title>{}</title></rect>',
+        parts,
+    )
+    return format_html(
+        '<svg class="tarif-bank-bar" width="{}" height="10" role="img" aria-label="{}">{}</svg>',
+        width,
+        gettext("Share of the amount matched"),
+        rects,
+    )
+
+
+class BankStatementLineInline(ReadOnlyInline):
+    model = BankStatementLine
+    fields = ("sequence", "booking_date", "amount_label", "debtor_name", "remittance_info", "status", "status_reason")
+    readonly_fields = fields
+    verbose_name_plural = _("lines")
+    ordering = ("sequence",)
+
+    @admin.display(description=_("amount"))
+    def amount_label(self, line: BankStatementLine) -> str:
+        return format_money(line.amount, line.currency)
+
+
+@admin.register(BankStatement)
+class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
+    resource_classes = [BankStatementLineResource]
+    import_formats = [BankStatementCSV, Camt053]
+    skip_admin_log = True  # the import records a domain event; a LogEntry per line would be noise
+    change_list_template = "admin/billing/reconciliation/statement_change_list.html"
+    import_template_name = "admin/billing/reconciliation/statement_import.html"
+    list_display = (
+        "statement_id",
+        "account",
+        "period",
+        "source_format",
+        "imported_at",
+        "imported_by",
+        "line_counts",
+        "matched_label",
+        "unmatched_label",
+        "matched_chart",
+    )
+    list_filter = ("source_format", "account")
+    search_fields = ("statement_id", "account", "file_name")
+    date_hierarchy = "imported_at"
+    actions = ["match_again"]
+    inlines = [BankStatementLineInline]
+    fields = (
+        "account",
+        "statement_id",
+        "period",
+        "source_format",
+        "file_name",
+        "file_checksum",
+        "imported_by",
+        "imported_at",
+        "line_counts",
+        "matched_label",
+        "unmatched_label",
+        "ignored_label",
+        "matched_chart",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BankStatement]:
+        def amount(*statuses: str) -> Sum:
+            return Sum("lines__amount", filter=Q(lines__status__in=statuses), default=0)
+
+        def count(*statuses: str) -> Count:
+            return Count("lines", filter=Q(lines__status__in=statuses))
+
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("imported_by")
+            .annotate(
+                matched_count=count(*MATCHED_STATUSES),
+                unmatched_count=count(Status.UNMATCHED),
+                ignored_count=count(Status.IGNORED),
+                matched_amount=amount(*MATCHED_STATUSES),
+                unmatched_amount=amount(Status.UNMATCHED),
+                ignored_amount=amount(Status.IGNORED),
+                first_currency=Min("lines__currency"),
+                last_currency=Max("lines__currency"),
+            )
+        )
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.add_bankstatement") and request.user.has_perm(
+            "billing.add_bankstatementline"
+        )
+
+    def add_data_read_fail_error_to_form(self, form: forms.Form, e: Exception) -> None:
+        if isinstance(e, StatementFormatError):
+            form.add_error("import_file", str(e))  # say exactly what is wrong, where
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def _money(self, statement: BankStatement, amount: int) -> str:
+        if statement.first_currency and statement.first_currency != statement.last_currency:
+            return gettext("%(amount)s (several currencies)") % {"amount": amount}
+        return format_money(amount, statement.first_currency) if statement.first_currency else "—"
+
+    @admin.display(description=_("period"))
+    def period(self, statement: BankStatement) -> str:
+        if not statement.period_start:
+            return "—"
+        return f"{statement.period_start} → {statement.period_end}"
+
+    @admin.display(description=_("lines (matched / unmatched / ignored)"))
+    def line_counts(self, statement: BankStatement) -> str:
+        url = reverse("admin:billing_bankstatementline_changelist")
+        return format_html(
+            '<a href="{}?statement__id__exact={}">{} / {} / {}</a>',
+            url,
+            statement.pk,
+            statement.matched_count,
+            statement.unmatched_count,
+            statement.ignored_count,
+        )
+
+    @admin.display(description=_("matched"))
+    def matched_label(self, statement: BankStatement) -> str:
+        return self._money(statement, statement.matched_amount)
+
+    @admin.display(description=_("unmatched"))
+    def unmatched_label(self, statement: BankStatement) -> str:
+        return self._money(statement, statement.unmatched_amount)
+
+    @admin.display(description=_("ignored"))
+    def ignored_label(self, statement: BankStatement) -> str:
+        return self._money(statement, statement.ignored_amount)
+
+    @admin.display(description=_("share matched"))
+    def matched_chart(self, statement: BankStatement) -> str:
+        return matched_bar(statement.matched_amount, statement.unmatched_amount, statement.ignored_amount)
+
+    @admin.action(description=_("Match the unmatched lines again"), permissions=["view"])
+    def match_again(self, request: HttpRequest, queryset: QuerySet[BankStatement]) -> None:
+        if not can_match(request):
+            raise PermissionDenied
+        for statement in queryset.order_by("pk"):
+            counts = bank_statement_reconcile(statement=statement, acting_user=request.user)
+            self.message_user(
+                request,
+                gettext("%(statement)s: %(matched)s matched, %(unmatched)s unmatched.")
+                % {
+                    "statement": statement.statement_id,
+                    "matched": sum(counts[status] for status in MATCHED_STATUSES),
+                    "unmatched": counts[Status.UNMATCHED],
+                },
+                messages.SUCCESS,
+            )
+
+
+class LineMatchForm(forms.Form):
+    invoice_number = forms.CharField(
+        label=_("Open invoice number"),
+        required=False,
+        max_length=50,
+        help_text=_("The line pays this invoice; any excess becomes the customer's credit."),
+    )
+    customer = forms.ModelChoiceField(
+        label=_("or credit this customer's balance"), queryset=Customer.objects.all(), required=False
+    )
+
+    def __init__(self, *args: Any, line: BankStatementLine, admin_site: admin.AdminSite, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line = line
+        autocomplete(self.fields["customer"], BankStatementLine._meta.get_field("customer"), admin_site)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        number = (data.get("invoice_number") or "").strip()
+        if bool(number) == bool(data.get("customer")):
+            raise ValidationError(_("Give either an open invoice number or a customer."))
+        if number:
+            invoice = Invoice.objects.filter(number=number).first()
+            if invoice is None:
+                raise ValidationError({"invoice_number": _("No invoice has this number.")})
+            data["invoice"] = invoice
+        return data
+
+
+class LineIgnoreForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), max_length=300, help_text=_("e.g. bank interest, a supplier's refund, a test transfer.")
+    )
+
+
+@admin.register(BankStatementLine)
+class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
+    list_display = (
+        "booking_date",
+        "statement_link",
+        "amount_label",
+        "debtor_name",
+        "remittance_info",
+        "status",
+        "status_reason",
+        "customer",
+        "line_tools",
+    )
+    list_filter = ("status", "currency", "statement__account", "statement")
+    search_fields = ("debtor_name", "remittance_info", "=entry_reference", "customer__legal_name")
+    list_select_related = ("statement", "customer")
+    date_hierarchy = "booking_date"
+    actions = ["match_again", "reopen"]
+    change_list_template = "admin/billing/reconciliation/line_change_list.html"
+    fields = (
+        "statement_link",
+        "sequence",
+        "booking_date",
+        "value_date",
+        "amount_label",
+        "debtor_name",
+        "remittance_info",
+        "entry_reference",
+        "fingerprint",
+        "status",
+        "status_reason",
+        "customer",
+        "payments_list",
+        "credited_label",
+        "matched_by",
+        "matched_at",
+        "line_tools",
+    )
+    readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "unmatched/",
+                self.admin_site.admin_view(self.unmatched_view),
+                name="{}_{}_unmatched".format(*info),
+            ),
+            path(
+                "<int:object_id>/match/",
+                self.admin_site.admin_view(self.match_view),
+                name="{}_{}_match".format(*info),
+            ),
+            path(
+                "<int:object_id>/ignore/",
+                self.admin_site.admin_view(self.ignore_view),
+                name="{}_{}_ignore".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("statement"), ordering="statement")
+    def statement_link(self, line: BankStatementLine) -> str:
+        return _linked(line.statement, line.statement.statement_id)
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_label(self, line: BankStatementLine) -> str:
+        return format_money(line.amount, line.currency)
+
+    @admin.display(description=_("credited to balance"))
+    def credited_label(self, line: BankStatementLine) -> str:
+        return format_money(line.amount_credited, line.currency) if line.amount_credited else "—"
+
+    @admin.display(description=_("payments"))
+    def payments_list(self, line: BankStatementLine) -> str:
+        payments = line.payments.select_related("invoice").order_by("pk")
+        if not payments:
+            return "—"
+        return format_html_join(
+            ", ",
+            "{} ({})",
+            (
+                (_linked(payment, payment.invoice.number), format_money(payment.amount, payment.currency))
+                for payment in payments
+            ),
+        )
+
+    @admin.display(description=_("match"))
+    def line_tools(self, line: BankStatementLine) -> str:
+        if line.status != Status.UNMATCHED:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("admin:billing_bankstatementline_match", args=[line.pk]),
+            gettext("Match…"),
+            reverse("admin:billing_bankstatementline_ignore", args=[line.pk]),
+            gettext("Ignore…"),
+        )
+
+    def unmatched_view(self, request: HttpRequest) -> HttpResponse:
+        """The lines waiting for finance staff: the changelist, filtered."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        url = reverse("admin:billing_bankstatementline_changelist")
+        return HttpResponseRedirect(f"{url}?status__exact={Status.UNMATCHED}")
+
+    def _suggestions(self, line: BankStatementLine) -> list[str]:
+        """Open invoices of the line's customer, or of the line's exact amount, as hints."""
+        invoices = Invoice.objects.filter(
+            status__in=PAYABLE_STATUSES, amount_remaining__gt=0, currency=line.currency
+        ).select_related("customer")
+        if line.customer_id:
+            invoices = invoices.filter(customer_id=line.customer_id)
+        else:
+            invoices = invoices.filter(amount_remaining=line.amount)
+        return [
+            gettext("Suggestion: invoice %(number)s of %(customer)s, %(remaining)s due")
+            % {
+                "number": invoice.number,
+                "customer": invoice.customer,
+                "remaining": format_money(invoice.amount_remaining, invoice.currency),
+            }
+            for invoice in invoices.order_by("due_at", "pk")[:10]
+        ]
+
+    def _line_summary(self, line: BankStatementLine) -> list[str]:
+        return [
+            gettext("%(date)s, %(amount)s from %(debtor)s")
+            % {
+                "date": line.booking_date,
+                "amount": format_money(line.amount, line.currency),
+                "debtor": line.debtor_name or "?",
+            },
+            gettext("Text: %(text)s") % {"text": line.remittance_info or "—"},
+            *([gettext("Why unmatched: %(reason)s") % {"reason": line.status_reason}] if line.status_reason else []),
+        ]
+
+    def match_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if not can_match(request):
+            raise PermissionDenied
+        line = get_object_or_404(BankStatementLine, pk=object_id)
+        form = LineMatchForm(request.POST if request.method == "POST" else None, line=line, admin_site=self.admin_site)
+        if request.method == "POST" and form.is_valid():
+            invoice = form.cleaned_data.get("invoice")
+            if invoice is not None:
+                operation = lambda: bank_line_match_invoice(line=line, invoice=invoice, acting_user=request.user)  # noqa: E731
+            else:
+                customer = form.cleaned_data["customer"]
+                operation = lambda: bank_line_credit_customer(line=line, customer=customer, acting_user=request.user)  # noqa: E731
+            matched = call_service(form, operation, errors=(ReconciliationError, PaymentsError, InvoiceError))
+            if matched is not None:
+                self.message_user(
+                    request,
+                    gettext("Line matched: %(paid)s paid, %(credited)s credited to the balance.")
+                    % {
+                        "paid": format_money(matched.amount - matched.amount_credited, matched.currency),
+                        "credited": format_money(matched.amount_credited, matched.currency),
+                    },
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+        return render_tool_form(
+            self,
+            request,
+            title=gettext("Match a bank line"),
+            form=form,
+            submit_label=gettext("Match"),
+            intro=gettext("Pick the open invoice this money pays, or the customer whose balance it credits."),
+            objects=[*self._line_summary(line), *self._suggestions(line)],
+        )
+
+    def ignore_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if not can_match(request):
+            raise PermissionDenied
+        line = get_object_or_404(BankStatementLine, pk=object_id)
+        form = LineIgnoreForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            ignored = call_service(
+                form,
+                lambda: bank_line_ignore(line=line, reason=form.cleaned_data["reason"], acting_user=request.user),
+                errors=(ReconciliationError,),
+            )
+            if ignored is not None:
+                self.message_user(request, gettext("Line ignored."), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+        return render_tool_form(
+            self,
+            request,
+            title=gettext("Ignore a bank line"),
+            form=form,
+            submit_label=gettext("Ignore"),
+            intro=gettext("The line is not a customer's payment. It stays on the statement, set aside."),
+            objects=self._line_summary(line),
+        )
+
+    @admin.action(description=_("Match the selected lines again automatically"), permissions=["view"])
+    def match_again(self, request: HttpRequest, queryset: QuerySet[BankStatementLine]) -> None:
+        from billing.services.reconciliation import bank_line_match
+
+        if not can_match(request):
+            raise PermissionDenied
+        matched = 0
+        for line in queryset.filter(status=Status.UNMATCHED).order_by("pk"):
+            matched += bank_line_match(line=line, acting_user=request.user).status in MATCHED_STATUSES
+        self.message_user(
+            request,
+            ngettext("%(count)d line matched.", "%(count)d lines matched.", matched) % {"count": matched},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Put ignored lines back among the unmatched"), permissions=["view"])
+    def reopen(self, request: HttpRequest, queryset: QuerySet[BankStatementLine]) -> None:
+        if not can_match(request):
+            raise PermissionDenied
+        for line in queryset.filter(status=Status.IGNORED).order_by("pk"):
+            bank_line_reopen(line=line, acting_user=request.user)

@@ -1,0 +1,162 @@
+"""Survey invitations: throttling, the emailed link, and answering through it.
+
+The link carries a random 256-bit token; only its SHA-256 is stored (`token_hash`).
+Why not a TimestampSigner payload: the link must also be single-use and bound to one
+invitation row, which needs database state anyway; a random token looked up by its
+hash gives that with no secret to rotate, and a leaked database holds no usable link.
+Expiry (`expires_at`, TARIF_FEEDBACK_LINK_DAYS after sending) and single use
+(`answered_at`, the invitation row locked while answering, one response per
+invitation under a unique constraint) are checked on the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from billing import clock
+from billing.events import event_record
+from feedback.errors import InvitationLinkError
+from feedback.locks import customer_qs_for_update, invitation_qs_for_update
+from feedback.models import Invitation, Survey, SurveyResponse
+from feedback.services.responses import survey_language_for, survey_response_record
+
+TOKEN_BYTES = 32
+
+
+def throttle_days(*, survey: Survey) -> int:
+    if survey.throttle_days is not None:
+        return survey.throttle_days
+    return int(getattr(settings, "TARIF_FEEDBACK_THROTTLE_DAYS", 30))
+
+
+def link_days() -> int:
+    return int(getattr(settings, "TARIF_FEEDBACK_LINK_DAYS", 30))
+
+
+def customer_recently_asked(*, customer: Any, survey: Survey, at: datetime) -> bool:
+    """Was the customer asked (invited, or answered, e.g. in the portal) within the survey's
+    throttling window? Scope `global` counts every survey, `survey` only this one."""
+    days = throttle_days(survey=survey)
+    if days == 0:
+        return False
+    since = at - timedelta(days=days)
+    invitations = Invitation.objects.filter(
+        customer=customer,
+        status__in=(Invitation.Status.SENT, Invitation.Status.ANSWERED),
+        sent_at__gt=since,
+    )
+    responses = SurveyResponse.objects.filter(customer=customer, submitted_at__gt=since)
+    if survey.throttle_scope == Survey.ThrottleScope.SURVEY:
+        invitations = invitations.filter(survey=survey)
+        responses = responses.filter(survey=survey)
+    return invitations.exists() or responses.exists()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_url(*, token: str) -> str:
+    return settings.TARIF_BASE_URL.rstrip("/") + reverse("feedback:survey", kwargs={"token": token})
+
+
+def invitation_send(*, invitation_id: int) -> str:
+    """Send one due invitation, or skip it (throttled, survey switched off). Returns the
+    new status. Sending happens inside the transaction: if the mail server refuses, nothing
+    is marked sent and the next scan tries again (at-least-once delivery)."""
+    from feedback.services.emails import invitation_email_send
+
+    with transaction.atomic(durable=True):
+        customer_id = Invitation.objects.values_list("customer_id", flat=True).get(pk=invitation_id)
+        customer = customer_qs_for_update().get(pk=customer_id)
+        invitation = invitation_qs_for_update().select_related("survey").get(pk=invitation_id)
+        if invitation.status != Invitation.Status.SCHEDULED:
+            return invitation.status
+        now = clock.now(customer=customer)
+        survey = invitation.survey
+        if not survey.active:
+            return _skip(invitation, Invitation.Status.SKIPPED, "survey inactive")
+        if customer_recently_asked(customer=customer, survey=survey, at=now):
+            return _skip(invitation, Invitation.Status.THROTTLED, f"asked within {throttle_days(survey=survey)} days")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        invitation.token_hash = token_hash(token)
+        invitation.status = Invitation.Status.SENT
+        invitation.sent_at = now
+        invitation.expires_at = now + timedelta(days=link_days())
+        invitation.language = survey_language_for(customer=customer)
+        invitation.email = customer.email
+        invitation.save(update_fields=["token_hash", "status", "sent_at", "expires_at", "language", "email"])
+        event_record(
+            type="feedback.invitation_sent",
+            object_type="survey_invitation",
+            object_id=invitation.pk,
+            customer_id=customer.pk,
+            occurred_at=now,
+            data={"survey": survey.pk, "trigger": invitation.trigger, "email": customer.email},
+        )
+        invitation_email_send(invitation=invitation, customer=customer, url=invitation_url(token=token))
+    return invitation.status
+
+
+def _skip(invitation: Invitation, status: str, reason: str) -> str:
+    invitation.status = status
+    invitation.skip_reason = reason
+    invitation.save(update_fields=["status", "skip_reason"])
+    return status
+
+
+def invitation_for_token(*, token: str, portal_customer: Any = None, for_update: bool = False) -> Invitation:
+    """The invitation a link opens, or InvitationLinkError saying clearly why not."""
+    if not token or len(token) > 100:
+        raise InvitationLinkError("invalid")
+    queryset = invitation_qs_for_update() if for_update else Invitation.objects.all()
+    invitation = (
+        queryset.select_related("survey", "customer", "customer__test_clock")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+    if invitation is None:
+        raise InvitationLinkError("invalid")
+    if portal_customer is not None and portal_customer.pk != invitation.customer_id:
+        raise InvitationLinkError("other_customer", language=invitation.language)
+    if invitation.status == Invitation.Status.ANSWERED or invitation.answered_at is not None:
+        raise InvitationLinkError("used", language=invitation.language)
+    if invitation.status != Invitation.Status.SENT:
+        raise InvitationLinkError("invalid")
+    if invitation.expires_at is None or clock.now(customer=invitation.customer) >= invitation.expires_at:
+        raise InvitationLinkError("expired", language=invitation.language)
+    if not invitation.survey.active:
+        raise InvitationLinkError("closed", language=invitation.language)
+    return invitation
+
+
+def invitation_answer(
+    *, token: str, answers: Mapping[int, Any], portal_customer: Any = None, acting_user: Any = None
+) -> SurveyResponse:
+    """Answer a survey through its link: checked and recorded under the invitation's lock,
+    so two submissions of the same link cannot both get through."""
+    with transaction.atomic(durable=True):
+        invitation = invitation_for_token(token=token, portal_customer=portal_customer, for_update=True)
+        now = clock.now(customer=invitation.customer)
+        response = survey_response_record(
+            survey=invitation.survey,
+            customer=invitation.customer,
+            answers=answers,
+            trigger=invitation.trigger,
+            invitation=invitation,
+            language=invitation.language,
+            at=now,
+            acting_user=acting_user,
+        )
+        invitation.status = Invitation.Status.ANSWERED
+        invitation.answered_at = now
+        invitation.save(update_fields=["status", "answered_at"])
+    return response

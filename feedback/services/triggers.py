@@ -1,0 +1,229 @@
+"""Survey triggers, driven by billing's domain event log.
+
+`feedback_events_consume` reads DomainEvent rows after its cursor and turns the ones
+that matter into *scheduled* invitations (due at the event's time plus the survey's
+delay); `feedback_invitations_send_due` (the periodic scan) sends those whose due time
+has come on the customer's clock (test clocks included). Both are idempotent: the
+cursor only moves forward, and an invitation is unique per (survey, customer,
+trigger key), so re-reading an event or re-running the scan never invites twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils.translation import gettext as _
+
+from billing import clock
+from billing.events import event_record
+from billing.models import DomainEvent
+from feedback.errors import FeedbackError
+from feedback.locks import event_cursor_qs_for_update
+from feedback.models import EventCursor, Invitation, Survey, SurveyResponse, Trigger
+
+CONSUMER_NAME = "feedback.triggers"
+FEATURE_EVENT = "feedback.feature_used"
+CONSUMED_TYPES = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "dunning.recovered",
+    FEATURE_EVENT,
+)
+_FEATURE_KEY = re.compile(r"^[-a-zA-Z0-9_.]{1,100}$")
+# Cancellations the customer did not choose: no churn-reason survey for those.
+INVOLUNTARY_CANCEL_REASONS = {"dunning_exhausted"}
+
+
+def event_lag() -> timedelta:
+    """Events younger than this are left for the next pass: a transaction that wrote a
+    smaller id may not have committed yet, and the cursor must not jump over it."""
+    return timedelta(seconds=int(getattr(settings, "TARIF_FEEDBACK_EVENT_LAG_SECONDS", 30)))
+
+
+@transaction.atomic(savepoint=False)
+def feedback_feature_event_record(*, customer: Any, feature: str, at: datetime | None = None) -> DomainEvent:
+    """A customer used `feature` (reported over the API): logged as a domain event, which
+    the consumer turns into invitations of the surveys that wait for that feature."""
+    if not _FEATURE_KEY.match(feature or ""):
+        raise FeedbackError(_("A feature key is 1 to 100 letters, digits, dots, dashes or underscores."))
+    at = at or clock.now(customer=customer)
+    if at.tzinfo is None:
+        raise FeedbackError(_("The time of a feature event must include a time zone."))
+    return event_record(
+        type=FEATURE_EVENT,
+        object_type="feature",
+        object_id=feature,
+        customer_id=customer.pk,
+        occurred_at=at,
+        data={"feature": feature},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeResult:
+    events_read: int
+    invitations_scheduled: int
+    cursor: int
+
+
+def feedback_events_consume(*, batch_size: int = 500) -> ConsumeResult:
+    """Read new domain events in batches, each batch in one transaction with the cursor."""
+    EventCursor.objects.get_or_create(name=CONSUMER_NAME)
+    read = scheduled = 0
+    while True:
+        with transaction.atomic(durable=True):
+            # The lock makes concurrent consumers take turns instead of reading the same batch.
+            cursor = event_cursor_qs_for_update().get(name=CONSUMER_NAME)
+            horizon = clock.system_now() - event_lag()
+            batch = list(
+                DomainEvent.objects.filter(pk__gt=cursor.last_event_id, type__in=CONSUMED_TYPES).order_by("pk")[
+                    :batch_size
+                ]
+            )
+            ready = []
+            for event in batch:
+                if event.created_at > horizon:
+                    break
+                ready.append(event)
+            for event in ready:
+                scheduled += _handle(event)
+            if ready:
+                cursor.last_event_id = ready[-1].pk
+                cursor.save(update_fields=["last_event_id", "updated_at"])
+        read += len(ready)
+        if len(ready) < batch_size:
+            return ConsumeResult(events_read=read, invitations_scheduled=scheduled, cursor=cursor.last_event_id)
+
+
+def _handle(event: DomainEvent) -> int:
+    if event.customer_id is None:
+        return 0
+    data = event.data or {}
+    subscription_id = data.get("subscription") or event.object_id
+    if event.type == "customer.subscription.created":
+        return _schedule(event, Trigger.SUBSCRIPTION_STARTED, f"subscription:{subscription_id}:started")
+    if event.type == "dunning.recovered":
+        return _schedule(event, Trigger.PAYMENT_RECOVERED, f"dunning:{event.object_id}")
+    if event.type == FEATURE_EVENT:
+        feature = str(data.get("feature", ""))
+        return _schedule(event, Trigger.FEATURE_USED, f"feature:{feature}", feature=feature)
+    if _is_cancellation(event):
+        if _answered_cancellation_survey(event, subscription_id):
+            return 0
+        return _schedule(event, Trigger.CANCELLATION, f"cancellation:{subscription_id}")
+    if event.type == "customer.subscription.updated" and _is_plan_change(data):
+        return _schedule(event, Trigger.PLAN_CHANGED, f"plan_change:{event.pk}")
+    return 0
+
+
+def _is_cancellation(event: DomainEvent) -> bool:
+    data = event.data or {}
+    if data.get("reason") in INVOLUNTARY_CANCEL_REASONS:
+        return False
+    if event.type == "customer.subscription.deleted":
+        return True
+    return event.type == "customer.subscription.updated" and data.get("cancel_at_period_end") is True
+
+
+def _is_plan_change(data: dict[str, Any]) -> bool:
+    """A change of prices (another plan), not a quantity change on the same plan."""
+    if "previous_items" not in data or "items" not in data:
+        return False
+
+    def prices(items: list[dict[str, Any]]) -> set[Any]:
+        return {item.get("price") for item in items}
+
+    return prices(data["previous_items"]) != prices(data["items"])
+
+
+def _answered_cancellation_survey(event: DomainEvent, subscription_id: Any) -> bool:
+    """The customer already told us why in the portal: do not email the same question."""
+    return SurveyResponse.objects.filter(
+        Q(subscription_id=subscription_id) | Q(submitted_at__gte=event.occurred_at - timedelta(days=1)),
+        customer_id=event.customer_id,
+        trigger=Trigger.CANCELLATION,
+    ).exists()
+
+
+def _schedule(event: DomainEvent, trigger: str, key: str, *, feature: str = "") -> int:
+    surveys = Survey.objects.filter(active=True, trigger=trigger, questions__isnull=False).distinct()
+    if feature:
+        surveys = surveys.filter(feature=feature)
+    invitations = [
+        Invitation(
+            survey=survey,
+            customer_id=event.customer_id,
+            trigger=trigger,
+            trigger_key=key[:120],
+            source_event=event,
+            due_at=event.occurred_at + timedelta(days=survey.delay_days),
+        )
+        for survey in surveys
+    ]
+    if not invitations:
+        return 0
+    already = set(
+        Invitation.objects.filter(
+            customer_id=event.customer_id, trigger_key=key[:120], survey__in=[i.survey for i in invitations]
+        ).values_list("survey_id", flat=True)
+    )
+    fresh = [invitation for invitation in invitations if invitation.survey_id not in already]
+    # The unique constraint is the real guard (two consumers, a restored cursor...).
+    Invitation.objects.bulk_create(fresh, ignore_conflicts=True)
+    return len(fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    sent: int
+    throttled: int
+    skipped: int
+
+
+def invitations_due() -> Any:
+    """Scheduled invitations whose time has come on their customer's clock."""
+    now = clock.system_now()
+    return (
+        Invitation.objects.filter(status=Invitation.Status.SCHEDULED)
+        .filter(
+            Q(customer__test_clock__isnull=True, due_at__lte=now)
+            | Q(customer__test_clock__isnull=False, due_at__lte=F("customer__test_clock__frozen_time"))
+        )
+        .order_by("due_at", "survey__position", "pk")
+    )
+
+
+def feedback_invitations_send_due(*, limit: int = 1000) -> SendResult:
+    """The periodic scan: send (or skip, when throttled) every invitation that is due."""
+    from feedback.services.invitations import invitation_send
+
+    counts = {Invitation.Status.SENT: 0, Invitation.Status.THROTTLED: 0, Invitation.Status.SKIPPED: 0}
+    for invitation_id in list(invitations_due().values_list("pk", flat=True)[:limit]):
+        status = invitation_send(invitation_id=invitation_id)
+        if status in counts:
+            counts[status] += 1
+    return SendResult(
+        sent=counts[Invitation.Status.SENT],
+        throttled=counts[Invitation.Status.THROTTLED],
+        skipped=counts[Invitation.Status.SKIPPED],
+    )
+
+
+@transaction.atomic(savepoint=False)
+def survey_invite(*, survey: Survey, customer: Any, key: str, at: datetime | None = None) -> Invitation:
+    """Schedule one invitation by hand (staff, seed data), due at `at` (default: now on the
+    customer's clock); the scan sends it, throttling included. Same `key`, same invitation."""
+    invitation, _created = Invitation.objects.get_or_create(
+        survey=survey,
+        customer=customer,
+        trigger_key=f"manual:{key}"[:120],
+        defaults={"trigger": Trigger.MANUAL, "due_at": at or clock.now(customer=customer)},
+    )
+    return invitation
