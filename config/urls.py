@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
+    path("payments/", include("billing.payments.urls", namespace="payments")),
     path("feedback/", include("feedback.urls", namespace="feedback")),
     path("sandbox/", include("billing.payments.sandbox_urls", namespace="sandbox")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),

@@ -24,6 +24,14 @@ class GatewayError(Exception):
     """The gateway refused the request itself (bad token, unknown card, bad signature)."""
 
 
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached after a charge was sent: its outcome is unknown.
+
+    Deliberately not a GatewayError: the attempt must stay `pending` (not fail), so the
+    next collection resumes it with the same idempotency key instead of charging anew.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentMethodDetails:
     """What Tarif may store about a payment method: token and display data only."""
@@ -75,6 +83,15 @@ class SetupSession:
     url: str  # where to send the customer's browser
 
 
+@dataclass(frozen=True, slots=True)
+class SetupIntentHandle:
+    """A started setup of a payment method (a Stripe SetupIntent): the browser finishes it."""
+
+    reference: str  # the gateway's id (seti_...)
+    client_secret: str  # for Stripe.js; never logged or stored
+    status: str
+
+
 class Gateway(Protocol):
     name: str
 
@@ -107,3 +124,15 @@ class Gateway(Protocol):
     def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
         """The method the customer entered on the hosted page; GatewayError if not completed
         (or not this customer's). Completing the same session again returns the same method."""
+
+
+class SupportsSetup(Protocol):
+    """Optional: gateways that save a payment method through a customer-side flow (Stripe SetupIntents)."""
+
+    def setup_start(
+        self, *, customer_reference: str, payment_method_types: tuple[str, ...] = ("card",)
+    ) -> SetupIntentHandle:
+        """Start saving a payment method for off-session charges; the client secret goes to the browser."""
+
+    def setup_complete(self, *, customer_reference: str, setup_reference: str) -> PaymentMethodDetails:
+        """The payment method a succeeded setup saved; GatewayError if it did not succeed."""

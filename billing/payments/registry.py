@@ -7,15 +7,13 @@ from django.conf import settings
 from billing.payments.gateway import Gateway, GatewayError
 
 SANDBOX = "sandbox"
+STRIPE = "stripe"
 MANUAL = "manual"  # bank transfer, cheque, cash: nothing to call
 
 
 def default_gateway_name() -> str:
-    """The sandbox when no Stripe keys are set (the embedded default).
-
-    The Stripe gateway is not written yet (next step of issue #4): until then the
-    sandbox serves card and SEPA methods even when keys are set.
-    """
+    """Stripe when STRIPE_SECRET_KEY is set, else the sandbox (the embedded default);
+    TARIF_PAYMENT_GATEWAY overrides (config/settings/payments.py)."""
     return getattr(settings, "TARIF_PAYMENT_GATEWAY", SANDBOX)
 
 
@@ -24,4 +22,8 @@ def gateway_for(name: str) -> Gateway:
         from billing.payments.sandbox import SandboxGateway
 
         return SandboxGateway()
+    if name == STRIPE:
+        from billing.payments.stripe import StripeGateway
+
+        return StripeGateway()
     raise GatewayError(f"No payment gateway called {name!r} is configured.")

@@ -29,7 +29,7 @@ from billing import clock
 from billing.events import event_record
 from billing.locks import subscription_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
-from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupSession
+from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
@@ -156,6 +156,54 @@ def payment_method_setup_complete(
     )
 
 
+def _setup_gateway(gateway_name: str | None) -> Any:
+    gateway = gateway_for(gateway_name or default_gateway_name())
+    if not hasattr(gateway, "setup_start"):
+        raise PaymentsError(f"The {gateway.name} gateway cannot save payment methods through a setup flow.")
+    return gateway
+
+
+def payment_method_setup_intent_start(
+    *, customer: Any, payment_method_types: tuple[str, ...] = ("card",), gateway_name: str | None = None
+) -> SetupIntentHandle:
+    """Start saving a payment method (a Stripe SetupIntent): give `client_secret` to Stripe.js,
+    then call `payment_method_setup_intent_complete` with `reference` once the browser confirmed it."""
+    gateway = _setup_gateway(gateway_name)
+    try:
+        return gateway.setup_start(customer_reference=str(customer.pk), payment_method_types=payment_method_types)
+    except GatewayError as error:
+        raise PaymentsError(str(error)) from error
+
+
+def payment_method_setup_intent_complete(
+    *,
+    customer: Any,
+    setup_reference: str,
+    make_default: bool = True,
+    gateway_name: str | None = None,
+    acting_user: Any = None,
+) -> PaymentMethod:
+    """Turn a succeeded setup into a Tarif PaymentMethod (once: a second call returns the same one).
+
+    Also reached from the `setup_intent.succeeded` webhook, so the method is saved even if
+    the customer's browser never came back.
+    """
+    gateway = _setup_gateway(gateway_name)
+    try:
+        details = gateway.setup_complete(customer_reference=str(customer.pk), setup_reference=setup_reference)
+    except GatewayError as error:
+        raise PaymentsError(str(error)) from error
+    existing = PaymentMethod.objects.filter(gateway=gateway.name, token=details.token, active=True).first()
+    if existing is not None:
+        return existing
+    return _method_store(
+        customer=customer,
+        fields=_method_fields(gateway.name, details),
+        make_default=make_default,
+        acting_user=acting_user,
+    )
+
+
 def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
     """Make an active method the customer's default (a chargeable one retries dunning at once)."""
     customer = payment_method.customer
@@ -182,8 +230,11 @@ def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: An
     return locked
 
 
-def payment_method_detach(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
-    if payment_method.token:
+def payment_method_detach(
+    *, payment_method: PaymentMethod, acting_user: Any = None, at_gateway: bool = True
+) -> PaymentMethod:
+    """Deactivate a method; `at_gateway=False` when the gateway detached it already (its webhook)."""
+    if payment_method.token and at_gateway:
         gateway_for(payment_method.gateway).detach_payment_method(token=payment_method.token)
     with transaction.atomic():
         at = clock.now(customer=payment_method.customer)
@@ -524,13 +575,16 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
     """Apply an inbound gateway event once (its id is stored under a unique constraint).
 
     Returns False for a duplicate. Charge events settle attempts that were waiting
-    (authentication, SEPA processing).
+    (authentication, SEPA processing); payment-method events keep display data current
+    (card expiry updates), deactivate methods detached at the gateway and save methods
+    from completed setups.
     """
     from django.db import IntegrityError
 
     from billing.models import GatewayEvent
 
-    event = gateway_for(gateway_name).parse_webhook(payload=payload, headers=headers)
+    gateway = gateway_for(gateway_name)
+    event = gateway.parse_webhook(payload=payload, headers=headers)
     # Stored and applied in one transaction: a crash while applying leaves no row, so the
     # provider's redelivery is applied instead of being taken for a duplicate.
     with transaction.atomic():
@@ -541,11 +595,55 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
                 )
         except IntegrityError:
             return False
+        if hasattr(gateway, "mirror_event"):
+            gateway.mirror_event(event=event, payload=payload)
         if event.type in ("charge.succeeded", "charge.failed"):
             _apply_charge_event(gateway_name=gateway_name, reference=event.reference, event=event)
+        elif event.type in ("payment_method.updated", "payment_method.detached", "setup.succeeded"):
+            _apply_payment_method_event(gateway_name=gateway_name, event=event)
         stored.processed_at = clock.system_now()
         stored.save(update_fields=["processed_at"])
     return True
+
+
+def _apply_payment_method_event(*, gateway_name: str, event: Any) -> None:
+    from customers.models import Customer
+
+    if event.type == "setup.succeeded":
+        customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
+        if customer is None:
+            return
+        try:
+            payment_method_setup_intent_complete(
+                customer=customer, setup_reference=event.reference, make_default=False, gateway_name=gateway_name
+            )
+        except PaymentsError:
+            # Refused for good (another customer's setup, not succeeded): redelivery would not help.
+            logger.warning("setup %s from event %s not saved", event.reference, event.id, exc_info=True)
+        return
+    method = PaymentMethod.objects.filter(gateway=gateway_name, token=event.reference, active=True).first()
+    if method is None:
+        return
+    if event.type == "payment_method.detached":
+        payment_method_detach(payment_method=method, at_gateway=False)
+        return
+    details = event.data.get("details") or {}
+    # A new expiry (the network's card updater) or display data; never the token or the kind.
+    changed = {
+        name: details[name]
+        for name in ("brand", "last4", "exp_month", "exp_year", "wallet", "iban_last4", "mandate_reference")
+        if name in details and details[name] not in (None, "") and details[name] != getattr(method, name)
+    }
+    if changed:
+        PaymentMethod.objects.filter(pk=method.pk).update(**changed)
+        event_record(
+            type="payment_method.updated",
+            object_type="payment_method",
+            object_id=method.pk,
+            customer_id=method.customer_id,
+            occurred_at=clock.system_now(),
+            data={"changed": sorted(changed), "gateway_event": event.id},
+        )
 
 
 def _apply_charge_event(*, gateway_name: str, reference: str, event: Any) -> None:

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_countries",
     "django_htmx",
+    "djstripe",
     "config.apps.ConfigConfig",
     "customers",
     "billing",
@@ -231,3 +232,4 @@ from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
+from config.settings.stripe import *  # noqa: E402,F403

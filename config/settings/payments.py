@@ -1,9 +1,11 @@
 """Payments, dunning and refunds (docs/payments.md)."""
 
 from config.env import env
+from config.settings.stripe import STRIPE_SECRET_KEY
 
-# Which gateway serves card, wallet and SEPA methods. Only the sandbox exists so far.
-TARIF_PAYMENT_GATEWAY = env.str("TARIF_PAYMENT_GATEWAY", default="sandbox")
+# Which gateway serves card, wallet and SEPA methods: Stripe when its keys are set, else
+# the embedded sandbox.
+TARIF_PAYMENT_GATEWAY = env.str("TARIF_PAYMENT_GATEWAY", default="stripe" if STRIPE_SECRET_KEY else "sandbox")
 # Retries after the first failed charge, in days counted from that failure.
 TARIF_DUNNING_SCHEDULE_DAYS = [
     int(day) for day in env.list("TARIF_DUNNING_SCHEDULE_DAYS", default=["1", "3", "5", "7"])
