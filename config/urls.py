@@ -9,7 +9,11 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/", include("config.api.urls")),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]
+
+# Unknown URLs under /api/ answer in problem+json like the rest of the API.
+handler404 = "config.api.exceptions.handler404"

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
-from billing.models import Price
+from billing.models import Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
 
 # Fields that define what a customer pays; frozen once the price is used.
@@ -86,4 +86,30 @@ def price_update(*, price: Price, changes: dict) -> Price:
     price.full_clean()
     with transaction.atomic(savepoint=False):
         price.save()
+    return price
+
+
+@transaction.atomic(savepoint=False)
+def product_create(*, data: dict) -> Product:
+    product = Product(**data)
+    product.full_clean()
+    product.save()
+    return product
+
+
+@transaction.atomic(savepoint=False)
+def product_update(*, product: Product, changes: dict) -> Product:
+    for name, value in changes.items():
+        setattr(product, name, value)
+    product.full_clean()
+    product.save()
+    return product
+
+
+@transaction.atomic(savepoint=False)
+def price_create(*, data: dict) -> Price:
+    """A new price; `clean()` checks the cycle, the scheme's amounts or tiers, and the meter."""
+    price = Price(**data)
+    price.full_clean()
+    price.save()
     return price

@@ -286,3 +286,22 @@ def coupon_redeem(
     )
     locked.times_redeemed += 1
     return locked
+
+
+@transaction.atomic(savepoint=False)
+def coupon_create(*, data: dict, applies_to: Iterable[Any] = ()) -> Coupon:
+    """A new coupon; `clean()` checks percent or amount (with its currency) and the duration."""
+    coupon = Coupon(**data)
+    coupon.full_clean()
+    coupon.save()
+    if applies_to:
+        coupon.applies_to.set(applies_to)
+    return coupon
+
+
+@transaction.atomic(savepoint=False)
+def promotion_code_create(*, data: dict) -> PromotionCode:
+    code = PromotionCode(**data)
+    code.full_clean()
+    code.save()
+    return code
