@@ -202,6 +202,7 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
 
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
+    read_actions = ("preview_change",)
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:

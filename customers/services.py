@@ -91,20 +91,22 @@ def _customer_event(customer: Customer, type: str, changed: list[str], acting_us
     )
 
 
-@transaction.atomic(savepoint=False)
 def customer_create(*, data: dict, acting_user: object = None) -> Customer:
-    """A new customer from `data` (the editable fields); model validation errors are raised as they are."""
+    """A new customer from `data` (the editable fields); model validation errors are raised as they are.
+
+    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
+    """
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
     customer = Customer(**data)
     customer.full_clean()
-    customer.save()
-    _customer_event(customer, "customer.created", sorted(data), acting_user)
+    with transaction.atomic(savepoint=False):
+        customer.save()
+        _customer_event(customer, "customer.created", sorted(data), acting_user)
     return customer
 
 
-@transaction.atomic(savepoint=False)
 def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
@@ -116,6 +118,7 @@ def customer_update(*, customer: Customer, data: dict, acting_user: object = Non
     for name, value in data.items():
         setattr(customer, name, value)
     customer.full_clean()
-    customer.save()
-    _customer_event(customer, "customer.updated", sorted(data), acting_user)
+    with transaction.atomic(savepoint=False):
+        customer.save()
+        _customer_event(customer, "customer.updated", sorted(data), acting_user)
     return customer

@@ -89,27 +89,30 @@ def price_update(*, price: Price, changes: dict) -> Price:
     return price
 
 
-@transaction.atomic(savepoint=False)
+# Validation runs before the transaction opens: a refusal leaves the caller's transaction usable.
+
+
 def product_create(*, data: dict) -> Product:
     product = Product(**data)
     product.full_clean()
-    product.save()
+    with transaction.atomic(savepoint=False):
+        product.save()
     return product
 
 
-@transaction.atomic(savepoint=False)
 def product_update(*, product: Product, changes: dict) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     product.full_clean()
-    product.save()
+    with transaction.atomic(savepoint=False):
+        product.save()
     return product
 
 
-@transaction.atomic(savepoint=False)
 def price_create(*, data: dict) -> Price:
     """A new price; `clean()` checks the cycle, the scheme's amounts or tiers, and the meter."""
     price = Price(**data)
     price.full_clean()
-    price.save()
+    with transaction.atomic(savepoint=False):
+        price.save()
     return price

@@ -288,20 +288,23 @@ def coupon_redeem(
     return locked
 
 
-@transaction.atomic(savepoint=False)
 def coupon_create(*, data: dict, applies_to: Iterable[Any] = ()) -> Coupon:
-    """A new coupon; `clean()` checks percent or amount (with its currency) and the duration."""
+    """A new coupon; `clean()` checks percent or amount (with its currency) and the duration.
+
+    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
+    """
     coupon = Coupon(**data)
     coupon.full_clean()
-    coupon.save()
-    if applies_to:
-        coupon.applies_to.set(applies_to)
+    with transaction.atomic(savepoint=False):
+        coupon.save()
+        if applies_to:
+            coupon.applies_to.set(applies_to)
     return coupon
 
 
-@transaction.atomic(savepoint=False)
 def promotion_code_create(*, data: dict) -> PromotionCode:
     code = PromotionCode(**data)
     code.full_clean()
-    code.save()
+    with transaction.atomic(savepoint=False):
+        code.save()
     return code

@@ -69,7 +69,12 @@ def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
-            name = prefix if key in ("non_field_errors", "__all__") else (f"{prefix}.{key}" if prefix else str(key))
+            if key in ("non_field_errors", "__all__"):
+                name = prefix
+            elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                name = f"{prefix}[{key}]"  # ListField errors come keyed by position
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             out.extend(_flatten(value, name))
         return out
     if isinstance(detail, list):
@@ -97,16 +102,22 @@ def _django_validation(error: DjangoValidationError) -> list[dict[str, str]]:
 
 
 def _domain_status(exc: Exception) -> tuple[int, str] | None:
+    from billing.payments.gateway import GatewayError
     from billing.services.payments import PaymentsError
     from billing.services.refunds import RefundError, StaleOtpVerification
     from billing.services.upcoming import NoUpcomingInvoice
     from invoices.errors import FrozenInvoiceError, InvalidInvoiceTransition, InvoiceError
+    from invoices.selectors import NoBrandConfigured
     from invoices.services.pdf import DocumentNotIssued
 
+    if isinstance(exc, GatewayError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, "gateway_refused"
     if isinstance(exc, StaleOtpVerification):
         return status.HTTP_403_FORBIDDEN, "approval_required"
     if isinstance(exc, InvalidInvoiceTransition | FrozenInvoiceError):
         return status.HTTP_409_CONFLICT, "invalid_state"
+    if isinstance(exc, NoBrandConfigured):
+        return status.HTTP_409_CONFLICT, "no_brand_configured"
     if isinstance(exc, DocumentNotIssued):
         return status.HTTP_409_CONFLICT, "not_issued"
     if isinstance(exc, NoUpcomingInvoice):

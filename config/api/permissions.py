@@ -19,6 +19,9 @@ class HasApiKeyScope(permissions.BasePermission):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
+        # POST actions that compute without writing (preview_change) are reads.
+        if getattr(view, "action", None) in getattr(view, "read_actions", ()):
+            return True
         return key.can_write
 
 

@@ -37,7 +37,8 @@ class ApiViewMixin:
             return response
         if self._idempotency_record is not None:
             idempotency_finish(record=self._idempotency_record, response=response)
-        if request.method not in SAFE_METHODS and response.status_code < 400:
+        writes = getattr(self, "action", None) not in getattr(self, "read_actions", ())
+        if request.method not in SAFE_METHODS and writes and response.status_code < 400:
             api_write_succeeded(
                 request=request, response=response, api_key=request_api_key(request), action=getattr(self, "action", None)
             )
