@@ -25,6 +25,7 @@ from billing.models import (
     Subscription,
     TestClock,
     UsageEvent,
+    WebhookEndpoint,
 )
 from billing.serializers import (
     ChangePreviewSerializer,
@@ -49,6 +50,8 @@ from billing.serializers import (
     UsageBatchResultSerializer,
     UsageBatchSerializer,
     UsageEventSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointWithSecretSerializer,
 )
 from billing.services.catalog import price_create, price_update, product_create, product_update
 from billing.services.changes import subscription_change, subscription_preview_change
@@ -65,6 +68,11 @@ from billing.services.subscriptions import (
 )
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from billing.services.usage import UsageEventInput, usage_events_record
+from billing.services.webhooks import (
+    webhook_endpoint_create,
+    webhook_endpoint_roll_secret,
+    webhook_endpoint_update,
+)
 from config.api.authentication import acting_user
 from config.api.ids import InvalidPublicId, pk_from_public_id, public_id
 from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
@@ -553,6 +561,43 @@ class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
         return Response(self.get_serializer(clock).data)
 
 
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Endpoints receiving signed events; the secret is returned only on create and roll_secret."""
+
+    queryset = WebhookEndpoint.objects.order_by("-pk")
+    serializer_class = WebhookEndpointSerializer
+    filterset_fields = ("active",)
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @extend_schema(request=WebhookEndpointSerializer, responses={201: WebhookEndpointWithSecretSerializer})
+    def create(self, request: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        endpoint = webhook_endpoint_create(
+            url=data["url"], enabled_events=data.get("enabled_events", []), description=data.get("description", "")
+        )
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Any, pk: str) -> Response:
+        endpoint = self.get_object()
+        serializer = self.get_serializer(endpoint, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_update(endpoint=endpoint, changes=serializer.validated_data)
+        return Response(self.get_serializer(endpoint).data)
+
+    def destroy(self, request: Any, pk: str) -> Response:
+        """Stops deliveries (the endpoint is deactivated; its delivery history stays)."""
+        webhook_endpoint_update(endpoint=self.get_object(), changes={"active": False})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: WebhookEndpointWithSecretSerializer})
+    @action(detail=True, methods=["post"])
+    def roll_secret(self, request: Any, pk: str) -> Response:
+        endpoint = webhook_endpoint_roll_secret(endpoint=self.get_object())
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
+
+
 ROUTES = [
     ("products", ProductViewSet, "product"),
     ("prices", PriceViewSet, "price"),
@@ -566,5 +611,6 @@ ROUTES = [
     ("usage_events", UsageEventViewSet, "usage_event"),
     ("events", DomainEventViewSet, "event"),
     ("test_clocks", TestClockViewSet, "test_clock"),
+    ("webhook_endpoints", WebhookEndpointViewSet, "webhook_endpoint"),
 ]
 

@@ -20,6 +20,7 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
     UsageEvent,
+    WebhookEndpoint,
 )
 from billing.services.usage import MAX_BATCH_SIZE
 from config.api.ids import PREFIXES
@@ -480,3 +481,26 @@ class TestClockSerializer(serializers.ModelSerializer):
 class TestClockAdvanceSerializer(serializers.Serializer):
     __test__ = False
     frozen_time = serializers.DateTimeField(help_text="The new time; only forward.")
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    object = ObjectField("webhook_endpoint")
+    enabled_events = serializers.ListField(
+        child=serializers.CharField(max_length=80), required=False,
+        help_text='Types to send, e.g. ["invoice.finalized", "customer.subscription.*"]; empty or ["*"]: all.',
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("id", "object", "url", "description", "enabled_events", "active", "created_at")
+        read_only_fields = ("created_at",)
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    """Returned once, when the endpoint is created or its secret rolled."""
+
+    secret = serializers.CharField(read_only=True, help_text="whsec_…: verify signatures with it (shown once).")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = (*WebhookEndpointSerializer.Meta.fields, "secret")

@@ -106,10 +106,13 @@ def _domain_status(exc: Exception) -> tuple[int, str] | None:
     from billing.services.payments import PaymentsError
     from billing.services.refunds import RefundError, StaleOtpVerification
     from billing.services.upcoming import NoUpcomingInvoice
+    from billing.services.webhooks import WebhookError
     from invoices.errors import FrozenInvoiceError, InvalidInvoiceTransition, InvoiceError
     from invoices.selectors import NoBrandConfigured
     from invoices.services.pdf import DocumentNotIssued
 
+    if isinstance(exc, WebhookError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_webhook"
     if isinstance(exc, GatewayError):
         return status.HTTP_422_UNPROCESSABLE_ENTITY, "gateway_refused"
     if isinstance(exc, StaleOtpVerification):

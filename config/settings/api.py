@@ -44,3 +44,6 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# Outbound webhooks (billing/services/webhooks.py): seconds per delivery attempt.
+TARIF_WEBHOOK_TIMEOUT_SECONDS = env.float("TARIF_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
