@@ -1975,4 +1975,5 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
         invoice_ids = sorted(queryset.values_list("invoice_id", flat=True))
         _retry_invoices(self, request, Invoice.objects.filter(pk__in=invoice_ids).order_by("pk"))
 
+
 from billing import admin_webhooks  # noqa: E402,F401  (webhook endpoints and deliveries)

@@ -33,7 +33,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             webhook_endpoint_roll_secret(endpoint=endpoint)
             messages.warning(
-                request, _("New secret for %(url)s (shown once): %(secret)s") % {"url": endpoint.url, "secret": endpoint.secret}
+                request,
+                _("New secret for %(url)s (shown once): %(secret)s") % {"url": endpoint.url, "secret": endpoint.secret},
             )
 
 

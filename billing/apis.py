@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -74,7 +74,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
 )
 from config.api.authentication import acting_user
-from config.api.ids import InvalidPublicId, pk_from_public_id, public_id
+from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
@@ -613,4 +613,3 @@ ROUTES = [
     ("test_clocks", TestClockViewSet, "test_clock"),
     ("webhook_endpoints", WebhookEndpointViewSet, "webhook_endpoint"),
 ]
-

@@ -49,7 +49,9 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
     product = PublicIdRelatedField(queryset=Product.objects.all())
     meter = PublicIdRelatedField(queryset=Meter.objects.all(), required=False, allow_null=True)
     cycle = serializers.DictField(
-        required=False, allow_null=True, help_text='Billing cycle, e.g. {"kind": "interval", "unit": "month", "count": 1}.'
+        required=False,
+        allow_null=True,
+        help_text='Billing cycle, e.g. {"kind": "interval", "unit": "month", "count": 1}.',
     )
     tiers = serializers.ListField(child=serializers.DictField(), required=False)
     metadata = serializers.DictField(required=False)
@@ -397,7 +399,9 @@ class UsageEventInputSerializer(serializers.Serializer):
 
 class UsageBatchSerializer(serializers.Serializer):
     events = serializers.ListField(
-        child=serializers.DictField(), allow_empty=False, max_length=MAX_BATCH_SIZE,
+        child=serializers.DictField(),
+        allow_empty=False,
+        max_length=MAX_BATCH_SIZE,
         help_text=f"Up to {MAX_BATCH_SIZE} events, each as described by UsageEventInput.",
     )
 
@@ -424,7 +428,17 @@ class UsageEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UsageEvent
-        fields = ("id", "object", "customer", "meter", "external_id", "value", "unique_value", "timestamp", "created_at")
+        fields = (
+            "id",
+            "object",
+            "customer",
+            "meter",
+            "external_id",
+            "value",
+            "unique_value",
+            "timestamp",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -487,7 +501,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("webhook_endpoint")
     enabled_events = serializers.ListField(
-        child=serializers.CharField(max_length=80), required=False,
+        child=serializers.CharField(max_length=80),
+        required=False,
         help_text='Types to send, e.g. ["invoice.finalized", "customer.subscription.*"]; empty or ["*"]: all.',
     )
 

@@ -30,6 +30,7 @@ from invoices.serializers import (
     InvoicePayInputSerializer,
     InvoicePreviewSerializer,
     InvoiceSerializer,
+    InvoiceSummarySerializer,
     InvoiceVoidInputSerializer,
     invoice_preview_response,
 )
@@ -67,14 +68,21 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     serializer_class = InvoiceSerializer
     filterset_class = InvoiceFilter
 
+    def get_serializer_class(self) -> Any:
+        return InvoiceSummarySerializer if self.action == "list" else InvoiceSerializer
+
     def get_queryset(self) -> Any:
-        queryset = Invoice.objects.order_by("-pk").prefetch_related("lines")
-        return expand_select_related(
-            queryset, self.request, {"customer": "customer", "subscription": "subscription"}
-        )
+        queryset = Invoice.objects.order_by("-pk")
+        if self.action == "list":
+            # The frozen seller/buyer snapshot is the heaviest column and no list shows it.
+            queryset = queryset.defer("issued_snapshot", "custom_fields")
+        else:
+            queryset = queryset.prefetch_related("lines")
+        return expand_select_related(queryset, self.request, {"customer": "customer", "subscription": "subscription"})
 
     def _out(self, invoice: Invoice) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=invoice.pk)).data)
+        fresh = self.get_queryset().get(pk=invoice.pk)
+        return Response(InvoiceSerializer(fresh, context=self.get_serializer_context()).data)
 
     @extend_schema(request=None, responses={200: InvoiceSerializer}, summary="Finalize a draft (assigns its number)")
     @action(detail=True, methods=["post"])
@@ -164,7 +172,9 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
             raise ApiError(f"subscription: {error}", code="invalid_id", status_code=400, field="subscription") from None
         subscription = Subscription.objects.filter(pk=pk).first()
         if subscription is None:
-            raise ApiError(f"No such subscription: {raw}.", code="resource_missing", status_code=404, field="subscription")
+            raise ApiError(
+                f"No such subscription: {raw}.", code="resource_missing", status_code=404, field="subscription"
+            )
         return Response(invoice_preview_response(upcoming_invoice(subscription=subscription)))
 
 
@@ -212,11 +222,12 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
             at=clock.now(customer=invoice.customer),
             acting_user=acting_user(request),
         )
-        return Response(CreditNoteSerializer(note, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
+        return Response(
+            CreditNoteSerializer(note, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        )
 
 
 ROUTES = [
     ("invoices", InvoiceViewSet, "invoice"),
     ("credit_notes", CreditNoteViewSet, "credit_note"),
 ]
-

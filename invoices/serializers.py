@@ -42,12 +42,13 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvoiceSerializer(ExpandableMixin, serializers.ModelSerializer):
+class InvoiceSummarySerializer(ExpandableMixin, serializers.ModelSerializer):
+    """An invoice in a list: totals without the lines (retrieve the invoice for its lines)."""
+
     id = PublicIdField()
     object = ObjectField("invoice")
     customer = PublicIdRelatedField(model=Customer, read_only=True)
     subscription = PublicIdRelatedField(model=Subscription, read_only=True)
-    lines = InvoiceLineSerializer(many=True, read_only=True)
 
     expandable = {
         "customer": ("customers.serializers.CustomerSerializer", "customer"),
@@ -85,8 +86,15 @@ class InvoiceSerializer(ExpandableMixin, serializers.ModelSerializer):
             "paid_at",
             "voided_at",
             "created_at",
-            "lines",
         )
+        read_only_fields = fields
+
+
+class InvoiceSerializer(InvoiceSummarySerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSummarySerializer.Meta):
+        fields = (*InvoiceSummarySerializer.Meta.fields, "lines")
         read_only_fields = fields
 
 

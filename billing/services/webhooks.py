@@ -80,7 +80,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 def _check_event_types(enabled_events: Any) -> list[str]:
     if not isinstance(enabled_events, list) or not all(isinstance(name, str) and name for name in enabled_events):
-        raise WebhookError(_("Event types are a list of type names (\"invoice.finalized\", \"invoice.*\" or \"*\")."))
+        raise WebhookError(_('Event types are a list of type names ("invoice.finalized", "invoice.*" or "*").'))
     return enabled_events
 
 
@@ -142,9 +142,7 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
                     Q(pk__gt=endpoint.last_event_id) | Q(created_at__gte=now - FAN_OUT_LOOKBACK),
                     created_at__gte=endpoint.created_at,
                 )
-                .exclude(
-                    Exists(WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, event_id=OuterRef("pk")))
-                )
+                .exclude(Exists(WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, event_id=OuterRef("pk"))))
                 .order_by("pk")
                 .only("pk", "type", "object_type", "object_id")[:FAN_OUT_BATCH]
             )
@@ -231,8 +229,9 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery, now: datetime | None 
     error = ""
     excerpt = ""
     try:
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=webhook_timeout(),
-                                 allow_redirects=False)
+        response = requests.post(
+            endpoint.url, data=body, headers=headers, timeout=webhook_timeout(), allow_redirects=False
+        )
         status_code = response.status_code
         excerpt = response.text[:500]
         if not 200 <= status_code < 300:

@@ -97,8 +97,11 @@ def _django_validation(error: DjangoValidationError) -> list[dict[str, str]]:
             for item in items
             for message in item.messages
         ]
-    return [{"field": None, "code": item.code or "invalid", "message": message} for item in error.error_list
-            for message in item.messages]
+    return [
+        {"field": None, "code": item.code or "invalid", "message": message}
+        for item in error.error_list
+        for message in item.messages
+    ]
 
 
 def _domain_status(exc: Exception) -> tuple[int, str] | None:
@@ -145,8 +148,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             problem(status_code=400, code="validation_error", detail=detail, field=first["field"], errors=errors)
         )
     if isinstance(exc, ApiError):
-        return _response(problem(status_code=exc.status_code, code=exc.problem_code, detail=str(exc.detail),
-                                 field=exc.field))
+        return _response(
+            problem(status_code=exc.status_code, code=exc.problem_code, detail=str(exc.detail), field=exc.field)
+        )
     if isinstance(exc, DjangoValidationError):
         # A service refused the request: the input is well-formed but breaks a business rule.
         errors = _django_validation(exc)
@@ -179,7 +183,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 def problem_json_response(*, status_code: int, code: str, detail: str) -> JsonResponse:
     """For Django-level handlers (404 of an unknown /api/ URL) outside DRF."""
     return JsonResponse(
-        problem(status_code=status_code, code=code, detail=detail), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+        problem(status_code=status_code, code=code, detail=detail),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
     )
 
 

@@ -53,7 +53,9 @@ class PublicIdRelatedField(serializers.RelatedField):
         try:
             pk = pk_from_public_id(data, model=model)
         except InvalidPublicId as error:
-            raise serializers.ValidationError(self.error_messages["invalid"] % {"reason": error}, code="invalid_id")
+            raise serializers.ValidationError(
+                self.error_messages["invalid"] % {"reason": error}, code="invalid_id"
+            ) from None
         try:
             return self.get_queryset().get(pk=pk)
         except model.DoesNotExist:

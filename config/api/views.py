@@ -40,7 +40,10 @@ class ApiViewMixin:
         writes = getattr(self, "action", None) not in getattr(self, "read_actions", ())
         if request.method not in SAFE_METHODS and writes and response.status_code < 400:
             api_write_succeeded(
-                request=request, response=response, api_key=request_api_key(request), action=getattr(self, "action", None)
+                request=request,
+                response=response,
+                api_key=request_api_key(request),
+                action=getattr(self, "action", None),
             )
         return response
 

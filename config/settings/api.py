@@ -42,7 +42,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "LanguageEnum": "customers.models.Language",
+        "InvoiceStatusEnum": "invoices.models.Invoice.Status",
+        "CreditNoteStatusEnum": "invoices.models.CreditNote.Status",
+        "SubscriptionStatusEnum": "billing.models.Subscription.Status",
+        "PaymentStatusEnum": "billing.models.Payment.Status",
+        "RefundStatusEnum": "billing.models.Refund.Status",
+        "TestClockStatusEnum": "billing.models.TestClock.Status",
+    },
 }
 
 # Outbound webhooks (billing/services/webhooks.py): seconds per delivery attempt.

@@ -43,8 +43,9 @@ def test_test_clock_advance_bills_its_customers(sandbox_api, tax_rate, price_fac
     ).json()
     assert subscription["current_period_start"] == "2026-01-01T09:00:00Z"
 
-    advanced = sandbox_api.post(f"/api/v1/test_clocks/{clock['id']}/advance", {"frozen_time": "2026-02-15T00:00:00Z"},
-                                format="json")
+    advanced = sandbox_api.post(
+        f"/api/v1/test_clocks/{clock['id']}/advance", {"frozen_time": "2026-02-15T00:00:00Z"}, format="json"
+    )
 
     assert advanced.status_code == 200, advanced.content
     assert advanced.json()["frozen_time"] == "2026-02-15T00:00:00Z" and advanced.json()["status"] == "ready"
@@ -93,7 +94,8 @@ def test_a_customer_without_any_brand_is_a_conflict_not_a_500(api, customer_fact
     price = price_factory()
 
     response = api.post(
-        "/api/v1/subscriptions", {"customer": f"cus_{customer.pk}", "items": [{"price": f"price_{price.pk}"}]},
+        "/api/v1/subscriptions",
+        {"customer": f"cus_{customer.pk}", "items": [{"price": f"price_{price.pk}"}]},
         format="json",
     )
 

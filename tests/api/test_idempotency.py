@@ -40,8 +40,9 @@ def test_errors_are_replayed_too(api):
 def test_same_key_with_another_body_or_path_is_refused(api, brand):
     api.post("/api/v1/customers", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
 
-    other_body = api.post("/api/v1/customers", {**BODY, "email": "x@example.com"}, format="json",
-                          HTTP_IDEMPOTENCY_KEY="k-2")
+    other_body = api.post(
+        "/api/v1/customers", {**BODY, "email": "x@example.com"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2"
+    )
     other_path = api.post("/api/v1/products", {"name": "P"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
 
     for response in (other_body, other_path):
@@ -70,8 +71,11 @@ def test_a_record_older_than_24_hours_is_forgotten(api):
 
 
 def test_an_overlong_key_is_refused(api):
-    assert_problem(api.post("/api/v1/products", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256), 400,
-                   "invalid_idempotency_key")
+    assert_problem(
+        api.post("/api/v1/products", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256),
+        400,
+        "invalid_idempotency_key",
+    )
 
 
 def test_get_ignores_the_header(api):

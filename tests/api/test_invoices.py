@@ -97,9 +97,7 @@ def test_pay_out_of_band_then_credit_note(api, billing_world):
 
 def test_card_attach_pay_and_refund(api, billing_world):
     customer, price = billing_world
-    method = api.post(
-        "/api/v1/payment_methods", {"customer": f"cus_{customer.pk}", "source": CARD}, format="json"
-    )
+    method = api.post("/api/v1/payment_methods", {"customer": f"cus_{customer.pk}", "source": CARD}, format="json")
     assert method.status_code == 201, method.content
     assert method.json()["last4"] == "4242" and "number" not in method.json()
 
@@ -134,8 +132,9 @@ def test_refund_above_the_threshold_needs_a_staff_approver(api, billing_world, s
     api.post(f"/api/v1/invoices/{invoice['id']}/pay", {}, format="json")
     payment = Payment.objects.get()
 
-    response = api.post("/api/v1/refunds", {"payment": f"pay_{payment.pk}", "amount": 1000, "reason": "duplicate"},
-                        format="json")
+    response = api.post(
+        "/api/v1/refunds", {"payment": f"pay_{payment.pk}", "amount": 1000, "reason": "duplicate"}, format="json"
+    )
 
     assert_problem(response, 403, "approval_required")
     assert not Refund.objects.exists()

@@ -33,8 +33,14 @@ def event(customer, meter, n, value=10, **extra):
     at = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=1)
     start = customer.subscriptions.get().current_period_start
     at = max(at, start).isoformat()
-    return {"id": f"evt-{n}", "customer": f"cus_{customer.pk}", "meter": meter.key, "timestamp": at, "value": value,
-            **extra}
+    return {
+        "id": f"evt-{n}",
+        "customer": f"cus_{customer.pk}",
+        "meter": meter.key,
+        "timestamp": at,
+        "value": value,
+        **extra,
+    }
 
 
 def test_batch_is_recorded_deduplicated_and_on_the_upcoming_invoice(api, metered):

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db
 
 def test_create_shows_the_secret_once(api):
     created = api.post(
-        "/api/v1/webhook_endpoints", {"url": "https://hooks.example.com/tarif", "enabled_events": ["invoice.*"]},
+        "/api/v1/webhook_endpoints",
+        {"url": "https://hooks.example.com/tarif", "enabled_events": ["invoice.*"]},
         format="json",
     )
 
