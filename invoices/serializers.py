@@ -8,13 +8,13 @@ from rest_framework import serializers
 
 from billing.models import Price, Subscription
 from config.api.ids import public_id
-from config.api.serializers import ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
+from config.api.serializers import CachedFieldsMixin, ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.types import InvoicePreview
 
 
-class InvoiceLineSerializer(serializers.ModelSerializer):
+class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("line_item")
     price = PublicIdRelatedField(model=Price, read_only=True)
@@ -42,7 +42,7 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvoiceSummarySerializer(ExpandableMixin, serializers.ModelSerializer):
+class InvoiceSummarySerializer(CachedFieldsMixin, ExpandableMixin, serializers.ModelSerializer):
     """An invoice in a list: totals without the lines (retrieve the invoice for its lines)."""
 
     id = PublicIdField()

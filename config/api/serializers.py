@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.db.models import Model, QuerySet
@@ -107,6 +108,23 @@ def expand_select_related(queryset: QuerySet, request: Any, mapping: dict[str, s
     raw = request.query_params.get("expand", "") if request is not None else ""
     related = [mapping[name.strip()] for name in raw.split(",") if name.strip() in mapping]
     return queryset.select_related(*related) if related else queryset
+
+
+class CachedFieldsMixin:
+    """Build a read-only ModelSerializer's fields once per class instead of once per request.
+
+    ModelSerializer introspects the model (verbose names, validators, choices) every time it
+    is instantiated: most of the CPU of a list request. Output-only serializers have no
+    validation messages to translate, so their fields can be built once and copied.
+    """
+
+    def get_fields(self) -> dict[str, Any]:
+        cls = type(self)
+        cached = cls.__dict__.get("_cached_fields")
+        if cached is None:
+            cached = super().get_fields()  # type: ignore[misc]
+            cls._cached_fields = cached
+        return copy.deepcopy(cached)
 
 
 class ProblemSerializer(serializers.Serializer):

@@ -43,3 +43,7 @@ CELERY_BEAT_SCHEDULE["webhooks-dispatch"] = {
     "schedule": env.float("TARIF_WEBHOOK_POLL_SECONDS", default=5.0),
 }
 CELERY_TASK_ROUTES["billing.webhooks_dispatch"] = {"queue": "payments"}
+CELERY_BEAT_SCHEDULE["idempotency-records-purge"] = {
+    "task": "config.idempotency_records_purge",
+    "schedule": crontab(minute=7),
+}

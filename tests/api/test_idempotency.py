@@ -108,3 +108,14 @@ def test_concurrent_requests_with_one_key_run_once(make_key, brand, postgres_onl
     assert {status for status, _id in results} == {201}
     assert len({customer_id for _status, customer_id in results}) == 1
     assert Customer.objects.count() == 1
+
+
+def test_the_hourly_task_purges_expired_records(api):
+    from config.tasks import idempotency_records_purge
+
+    api.post("/api/v1/products", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    api.post("/api/v1/products", {"name": "B"}, format="json", HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+
+    assert idempotency_records_purge.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
