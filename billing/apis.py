@@ -74,6 +74,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
 )
 from config.api.authentication import acting_user
+from config.api.filters import UtcDateTimeFilter
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
 from config.api.serializers import expand_select_related
@@ -95,8 +96,8 @@ def _id_filter(model: Any, field_name: str) -> django_filters.Filter:
 
 
 class CreatedRangeFilterSet(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
 
 # -- catalog -------------------------------------------------------------------------
@@ -521,7 +522,7 @@ class DomainEventFilter(django_filters.FilterSet):
     customer = _id_filter(Customer, "customer")
     type = django_filters.CharFilter()
     type_prefix = django_filters.CharFilter(field_name="type", lookup_expr="startswith")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_after = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 
     class Meta:
         model = DomainEvent

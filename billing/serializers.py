@@ -460,6 +460,35 @@ EVENT_OBJECT_LABELS = {
 }
 
 
+# Internal references in event data, shown as public ids; staff user ids are not shown at all.
+EVENT_DATA_ID_KEYS = {
+    "customer": "cus",
+    "subscription": "sub",
+    "invoice": "in",
+    "credit_note": "cn",
+    "payment": "pay",
+    "payment_method": "pm",
+    "refund": "re",
+    "price": "price",
+    "product": "prod",
+    "coupon": "coupon",
+    "invoice_item": "ii",
+}
+STAFF_ONLY_EVENT_KEYS = frozenset({"requested_by", "decided_by", "acting_user", "approver", "recorded_by"})
+
+
+def event_data_public(data: dict) -> dict:
+    public = {}
+    for key, value in data.items():
+        if key in STAFF_ONLY_EVENT_KEYS:
+            continue
+        prefix = EVENT_DATA_ID_KEYS.get(key)
+        public[key] = (
+            f"{prefix}_{value}" if prefix and isinstance(value, int) and not isinstance(value, bool) else value
+        )
+    return public
+
+
 def event_object_public_id(object_type: str, object_id: str) -> str:
     label = EVENT_OBJECT_LABELS.get(object_type)
     prefix = PREFIXES.get(label) if label else None
@@ -471,6 +500,7 @@ class DomainEventSerializer(serializers.ModelSerializer):
     object = ObjectField("event")
     customer = PublicIdRelatedField(model=Customer, read_only=True)
     object_id = serializers.SerializerMethodField()
+    data = serializers.SerializerMethodField()
 
     class Meta:
         model = DomainEvent
@@ -479,6 +509,9 @@ class DomainEventSerializer(serializers.ModelSerializer):
 
     def get_object_id(self, event: DomainEvent) -> str:
         return event_object_public_id(event.object_type, event.object_id)
+
+    def get_data(self, event: DomainEvent) -> dict:
+        return event_data_public(event.data)
 
 
 class TestClockSerializer(serializers.ModelSerializer):

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from config.api.authentication import acting_user, request_api_key
 from config.api.exceptions import ApiError
+from config.api.filters import UtcDateTimeFilter
 from config.api.views import ApiViewSet
 from config.models import ApiKey
 from customers.models import Customer
@@ -20,8 +21,8 @@ from customers.services import customer_create, customer_update
 
 class CustomerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(lookup_expr="iexact")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer

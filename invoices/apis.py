@@ -19,6 +19,7 @@ from billing.services.payments import invoice_collect, payment_record_manual
 from billing.services.upcoming import upcoming_invoice
 from config.api.authentication import acting_user
 from config.api.exceptions import ApiError
+from config.api.filters import UtcDateTimeFilter
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
@@ -53,8 +54,8 @@ def _by_public_id(model: Any, field: str):
 class InvoiceFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(method=_by_public_id(Customer, "customer"))
     subscription = django_filters.CharFilter(method=_by_public_id(Subscription, "subscription"))
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Invoice

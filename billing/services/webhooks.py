@@ -166,7 +166,7 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
 
 def webhook_payload(event: DomainEvent) -> dict[str, Any]:
     """What an endpoint receives: the event with public ids (`evt_…`, `in_…`, `cus_…`)."""
-    from billing.serializers import event_object_public_id
+    from billing.serializers import event_data_public, event_object_public_id
 
     return {
         "id": f"evt_{event.pk}",
@@ -177,7 +177,7 @@ def webhook_payload(event: DomainEvent) -> dict[str, Any]:
             "object_type": event.object_type,
             "object_id": event_object_public_id(event.object_type, event.object_id),
             "customer": None if event.customer_id is None else f"cus_{event.customer_id}",
-            **event.data,
+            **event_data_public(event.data),
         },
     }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -159,6 +160,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _response(
             problem(status_code=422, code=code, detail=first["message"], field=first["field"], errors=errors)
         )
+    if isinstance(exc, DataError):
+        # A value the database cannot store or compare (out-of-range date, number...):
+        # it came from the request, since services validate what they compute.
+        return _response(problem(status_code=400, code="invalid_value", detail="A value is out of range."))
     if isinstance(exc, ObjectDoesNotExist | Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -117,6 +117,8 @@ def test_card_attach_pay_and_refund(api, billing_world):
     assert refund.status_code == 201, refund.content
     assert refund.json()["status"] == "executed" and refund.json()["credit_note"].startswith("cn_")
     assert Refund.objects.get().requested_by.username == "integrations"
+    requested = api.get("/api/v1/events", {"type": "refund.requested"}).json()["data"][0]
+    assert requested["data"]["payment"] == payment["id"] and "requested_by" not in requested["data"]
 
     detached = api.post(f"/api/v1/payment_methods/{method.json()['id']}/detach")
     assert detached.status_code == 200 and detached.json()["active"] is False

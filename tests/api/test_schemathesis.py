@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
@@ -29,7 +30,18 @@ schema = _live_schema()
 
 
 @pytest.fixture
-def world(make_key, tax_rate, customer_factory, price_factory, monkeypatch):
+def _keep_test_connection():
+    # The WSGI app closes "old" connections at each request's end, as in production; the
+    # test's connection holds the test transaction, so keep it (Django's test client does the same).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(_keep_test_connection, make_key, tax_rate, customer_factory, price_factory, monkeypatch):
     """Some objects for the generated ids to hit, and a sandbox read-write key without rate limit."""
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "100000/second"})
     for _ in range(3):

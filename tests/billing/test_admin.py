@@ -30,6 +30,9 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
     UsageEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from invoices.models import Invoice
 from tests.conftest import current_totp
@@ -105,6 +108,12 @@ def billing_world(subscription, meter_factory, price_factory):
     )
     DunningCase.objects.create(invoice=invoice, customer=customer, started_at=at, schedule_days=[1, 3])
     Refund.objects.create(payment=payment, invoice=invoice, amount=500, currency="EUR", reason="other", requested_at=at)
+    # webhooks: an endpoint, one delivery of the event above and a failed attempt
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/tarif", secret="whsec_test")
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=DomainEvent.objects.get(), object_key=f"subscription:{subscription.pk}"
+    )
+    WebhookAttempt.objects.create(delivery=delivery, attempted_at=at, status_code=500, error="HTTP 500")
     return subscription
 
 
