@@ -1977,4 +1977,5 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
 
 # Bank statements and reconciliation live in their own module (registered on import).
-from billing import admin_reconciliation  # noqa: E402, F401
+# Webhook endpoints and deliveries too.
+from billing import admin_reconciliation, admin_webhooks  # noqa: E402, F401

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code
 
 
@@ -926,6 +927,89 @@ class SandboxSetupSession(models.Model):
 
     def __str__(self) -> str:
         return self.session_id
+
+
+# -- outbound webhooks (billing/services/webhooks.py, docs/api.md) -----------------------
+
+
+class WebhookEndpoint(models.Model):
+    """An integrator's URL that receives the domain events, signed with its secret."""
+
+    url = models.URLField(_("URL"), max_length=500)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    # The secret signs payloads, so it must be readable by us: encrypted at rest, never listed.
+    secret = EncryptedTextField(_("signing secret"), editable=False)
+    enabled_events = models.JSONField(
+        _("event types"),
+        default=list,
+        blank=True,
+        help_text=_('Types to send, e.g. ["invoice.finalized", "customer.subscription.*"]; ["*"] or empty: all.'),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    last_event_id = models.BigIntegerField(_("last event fanned out"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: retried with backoff until it succeeds or three days pass."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed (gave up)")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint")
+    )
+    event = models.ForeignKey(DomainEvent, on_delete=models.CASCADE, related_name="+", verbose_name=_("event"))
+    object_key = models.CharField(_("object"), max_length=90, help_text=_("Deliveries of one object go in order."))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-pk"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_once")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["endpoint", "object_key", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id}"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("delivery")
+    )
+    attempted_at = models.DateTimeField(_("attempted at"))
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    response_excerpt = models.CharField(_("response (start)"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} @ {self.attempted_at:%Y-%m-%d %H:%M:%S}"
 
 
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---

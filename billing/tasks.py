@@ -55,3 +55,12 @@ def dunning_retry_customer(customer_id: int) -> int:
     from billing.services.dunning import dunning_retry_customer as retry
 
     return retry(customer_id=customer_id)
+
+
+@shared_task(acks_late=True, name="billing.webhooks_dispatch")
+def webhooks_dispatch() -> dict[str, int]:
+    """Beat entry point (every few seconds): fan out new domain events, send the webhooks due."""
+    from billing.services.webhooks import webhooks_dispatch as dispatch
+
+    outcome = dispatch()
+    return {"delivered": outcome.delivered, "failed": outcome.failed}

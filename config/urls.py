@@ -13,6 +13,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("admin/operations/", admin.site.admin_view(operations_view), name="operations"),
     path("admin/", admin.site.urls),
+    path("api/", include("config.api.urls")),
     path("accounts/", include("allauth.urls")),
     path("portal/", include("customers.urls", namespace="portal")),
     path("payments/", include("billing.payments.urls", namespace="payments")),
@@ -20,3 +21,6 @@ urlpatterns = [
     path("sandbox/", include("billing.payments.sandbox_urls", namespace="sandbox")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]
+
+# Unknown URLs under /api/ answer in problem+json like the rest of the API.
+handler404 = "config.api.exceptions.handler404"

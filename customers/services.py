@@ -52,3 +52,73 @@ def customer_invite_portal_user(*, customer: Customer, email: str, base_url: str
     message.attach_alternative(html, "text/html")
     transaction.on_commit(message.send)
     return link
+
+
+CUSTOMER_EDITABLE_FIELDS = (
+    "legal_name",
+    "email",
+    "country",
+    "preferred_language",
+    "currency",
+    "timezone",
+    "is_business",
+    "tax_id",
+    "siren",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "region",
+    "delivery_address",
+    "invoice_email",
+    "test_clock",
+    "metadata",
+)
+
+
+def _customer_event(customer: Customer, type: str, changed: list[str], acting_user: object) -> None:
+    from billing import clock
+    from billing.events import event_record
+
+    event_record(
+        type=type,
+        object_type="customer",
+        object_id=customer.pk,
+        customer_id=customer.pk,
+        occurred_at=clock.now(customer=customer),
+        data={"changed": changed},
+        acting_user=acting_user,
+    )
+
+
+def customer_create(*, data: dict, acting_user: object = None) -> Customer:
+    """A new customer from `data` (the editable fields); model validation errors are raised as they are.
+
+    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
+    """
+    unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
+    customer = Customer(**data)
+    customer.full_clean()
+    with transaction.atomic(savepoint=False):
+        customer.save()
+        _customer_event(customer, "customer.created", sorted(data), acting_user)
+    return customer
+
+
+def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
+    unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
+    if "currency" in data and data["currency"] != customer.currency and customer.subscriptions.exists():
+        raise ValidationError(
+            {"currency": _("This customer has subscriptions: its currency can no longer change.")},
+        )
+    for name, value in data.items():
+        setattr(customer, name, value)
+    customer.full_clean()
+    with transaction.atomic(savepoint=False):
+        customer.save()
+        _customer_event(customer, "customer.updated", sorted(data), acting_user)
+    return customer

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
-from billing.models import Price
+from billing.models import Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
 
 # Fields that define what a customer pays; frozen once the price is used.
@@ -83,6 +83,35 @@ def price_update(*, price: Price, changes: dict) -> Price:
         )
     for name, value in changes.items():
         setattr(price, name, value)
+    price.full_clean()
+    with transaction.atomic(savepoint=False):
+        price.save()
+    return price
+
+
+# Validation runs before the transaction opens: a refusal leaves the caller's transaction usable.
+
+
+def product_create(*, data: dict) -> Product:
+    product = Product(**data)
+    product.full_clean()
+    with transaction.atomic(savepoint=False):
+        product.save()
+    return product
+
+
+def product_update(*, product: Product, changes: dict) -> Product:
+    for name, value in changes.items():
+        setattr(product, name, value)
+    product.full_clean()
+    with transaction.atomic(savepoint=False):
+        product.save()
+    return product
+
+
+def price_create(*, data: dict) -> Price:
+    """A new price; `clean()` checks the cycle, the scheme's amounts or tiers, and the meter."""
+    price = Price(**data)
     price.full_clean()
     with transaction.atomic(savepoint=False):
         price.save()

@@ -286,3 +286,25 @@ def coupon_redeem(
     )
     locked.times_redeemed += 1
     return locked
+
+
+def coupon_create(*, data: dict, applies_to: Iterable[Any] = ()) -> Coupon:
+    """A new coupon; `clean()` checks percent or amount (with its currency) and the duration.
+
+    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
+    """
+    coupon = Coupon(**data)
+    coupon.full_clean()
+    with transaction.atomic(savepoint=False):
+        coupon.save()
+        if applies_to:
+            coupon.applies_to.set(applies_to)
+    return coupon
+
+
+def promotion_code_create(*, data: dict) -> PromotionCode:
+    code = PromotionCode(**data)
+    code.full_clean()
+    with transaction.atomic(savepoint=False):
+        code.save()
+    return code

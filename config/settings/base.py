@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "import_export",
     "django_celery_beat",
     "django_countries",
@@ -200,16 +201,7 @@ TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # encrypts, every listed key decrypts (rotation: prepend a key, run `manage.py reencrypt`).
 TARIF_ENCRYPTION_KEYS = env.list("TARIF_ENCRYPTION_KEYS", default=[dev_encryption_key(SECRET_KEY)])
 
-REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Tarif API",
-    "DESCRIPTION": "Subscription billing API",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-}
+from config.settings.api import *  # noqa: E402,F403
 
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 

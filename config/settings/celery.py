@@ -37,3 +37,13 @@ CELERY_TASK_ROUTES = {
     "invoices.render_pdf": {"queue": "documents"},
 }
 TARIF_WORKER_QUEUES = "celery,payments,documents"
+# Outbound webhooks: the event outbox is polled; a pass fans out new events and sends what is due.
+CELERY_BEAT_SCHEDULE["webhooks-dispatch"] = {
+    "task": "billing.webhooks_dispatch",
+    "schedule": env.float("TARIF_WEBHOOK_POLL_SECONDS", default=5.0),
+}
+CELERY_TASK_ROUTES["billing.webhooks_dispatch"] = {"queue": "payments"}
+CELERY_BEAT_SCHEDULE["idempotency-records-purge"] = {
+    "task": "config.idempotency_records_purge",
+    "schedule": crontab(minute=7),
+}

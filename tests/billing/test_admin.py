@@ -32,6 +32,9 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
     UsageEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from invoices.models import Invoice
 from tests.conftest import current_totp
@@ -120,6 +123,12 @@ def billing_world(subscription, meter_factory, price_factory):
         statement=statement, sequence=2, fingerprint="b" * 64, booking_date=at.date(), amount=1200, currency="EUR",
         remittance_info="?", status_reason="No payment reference and no invoice number in the text.",
     )  # fmt: skip
+    # webhooks: an endpoint, one delivery of the event above and a failed attempt
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/tarif", secret="whsec_test")
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=DomainEvent.objects.get(), object_key=f"subscription:{subscription.pk}"
+    )
+    WebhookAttempt.objects.create(delivery=delivery, attempted_at=at, status_code=500, error="HTTP 500")
     return subscription
 
 

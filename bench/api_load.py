@@ -1,0 +1,247 @@
+"""Integrator API load: real HTTP requests against gunicorn on loopback.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:55433/tarif_api \
+        .venv/bin/python bench/api_load.py --requests 3000 --clients 8 --workers 4
+
+Seeds `--invoices` issued invoices, an API key and a metered subscription (emptying the
+database first: never point it at real data), starts gunicorn on 127.0.0.1 with
+`--workers` sync workers, then:
+1. sends `--requests` `GET /api/v1/invoices?limit=20` from `--clients` threads (keep-alive
+   sessions) and prints the throughput and latency percentiles;
+2. posts `--batches` usage batches of 1,000 events to `POST /api/v1/usage_events` from
+   two threads and prints the events ingested per second.
+Targets (issue #7): >= 300 requests/s at p99 <= 50 ms; >= 5,000 usage events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+
+from billing_run import reset_database, setup_django  # noqa: E402 - Django is set up first
+
+
+def seed(invoices: int) -> tuple[str, str, str]:
+    from django.db import connection, transaction
+
+    from billing.models import Meter, Price, Product
+    from billing.services.subscriptions import ItemSpec, subscription_create
+    from config.api.keys import api_key_create
+    from config.models import ApiKey, IdempotencyRecord
+    from customers.models import Customer
+    from invoices.models import Brand, TaxRate
+    from invoices.selectors import standard_tax_rates
+    from invoices.services.finalize import invoices_issue_bulk
+    from invoices.types import DraftInvoice, DraftLine
+
+    IdempotencyRecord.objects.all().delete()
+    ApiKey.objects.all().delete()
+    brand = Brand.objects.create(
+        slug="api-bench", name="API Bench", legal_name="API Bench SAS", address_line1="1 rue du Test",
+        postal_code="75001", city="Paris", country="FR", siren="552100554", vat_number="FR03552100554",
+        is_default=True,
+    )  # fmt: skip
+    TaxRate.objects.create(country="FR", percentage=Decimal(20))
+    customers = Customer.objects.bulk_create(
+        Customer(legal_name=f"Client {n}", email=f"c{n}@bench.example", country="FR", brand=brand)
+        for n in range(max(invoices // 10, 1))
+    )
+    at = datetime.now(tz=UTC) - timedelta(days=1)
+    drafts = [
+        (
+            DraftInvoice(
+                customer_id=customer.pk,
+                currency="EUR",
+                billing_reason="manual",
+                lines=(
+                    DraftLine(kind="subscription", description="Pro plan", amount=2900),
+                    DraftLine(kind="one_off", description="Setup", amount=500 + n % 100),
+                ),
+            ),
+            customer,
+        )
+        for n in range(invoices)
+        for customer in [customers[n % len(customers)]]
+    ]
+    rates = standard_tax_rates()
+    for start in range(0, len(drafts), 1000):
+        with transaction.atomic():
+            invoices_issue_bulk(items=drafts[start : start + 1000], at=at, rates=rates)
+    meter = Meter.objects.create(key="api_calls", name="API calls", aggregation=Meter.Aggregation.SUM)
+    product = Product.objects.create(name="Metered API")
+    calls = Price.objects.create(
+        product=product,
+        currency="EUR",
+        unit_amount=Decimal("0.1"),
+        cycle={"kind": "interval", "unit": "month", "count": 1},
+        usage_type=Price.UsageType.METERED,
+        meter=meter,
+    )
+    usage_customer = customers[0]
+    subscription_create(customer=usage_customer, items=[ItemSpec(calls)], at=at)
+    _key, raw = api_key_create(name="bench", scope="read_write", mode="live", created_by=None)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return raw, f"cus_{usage_customer.pk}", meter.key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DEBUG": "false",
+        # The load is one key: lift its rate limit, the benchmark measures serving.
+        "TARIF_API_RATE_LIMIT": "1000000/second",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "config.wsgi",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "sync",
+        "--keep-alive", "5",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(int(len(sorted_values) * fraction), len(sorted_values) - 1)]
+
+
+def load_invoice_list(base: str, key: str, total: int, clients: int) -> tuple[float, list[float]]:
+    import requests
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_client = total // clients
+
+    def client() -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        mine = []
+        for _ in range(per_client):
+            started = time.perf_counter()
+            response = session.get(f"{base}/api/v1/invoices", params={"limit": 20})
+            mine.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"GET /api/v1/invoices answered {response.status_code}: {response.text[:200]}")
+        with lock:
+            latencies.extend(mine)
+
+    # Warm-up: every worker imports and connects once before the clock starts.
+    with ThreadPoolExecutor(clients) as pool:
+        warm = requests.Session()
+        warm.headers["Authorization"] = f"Bearer {key}"
+        list(pool.map(lambda _: warm.get(f"{base}/api/v1/invoices", params={"limit": 20}), range(clients * 4)))
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, sorted(latencies)
+
+
+def load_usage(base: str, key: str, customer: str, meter: str, batches: int) -> tuple[float, int]:
+    import requests
+
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    bodies = [
+        {
+            "events": [
+                {"id": f"b{batch}-{n}", "customer": customer, "meter": meter, "timestamp": now.isoformat(), "value": 1}
+                for n in range(1000)
+            ]
+        }
+        for batch in range(batches)
+    ]
+    accepted = 0
+    lock = threading.Lock()
+
+    def send(body: dict) -> None:
+        nonlocal accepted
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        response = session.post(f"{base}/api/v1/usage_events", json=body)
+        if response.status_code != 200 or response.json()["errors"]:
+            raise SystemExit(f"usage batch refused: {response.status_code} {response.text[:300]}")
+        with lock:
+            accepted += response.json()["accepted"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(send, bodies))
+    elapsed = time.perf_counter() - started
+    return accepted / elapsed, accepted
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--invoices", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--database-url", default=None)
+    arguments = parser.parse_args()
+    setup_django(arguments.database_url)
+    from django.db import connection
+
+    reset_database()
+    key, customer, meter = seed(arguments.invoices)
+    vendor = connection.vendor
+    connection.close()
+    port = free_port()
+    server = start_gunicorn(port, arguments.workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        rps, latencies = load_invoice_list(base, key, arguments.requests, arguments.clients)
+        events_per_second, accepted = load_usage(base, key, customer, meter, arguments.batches)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(
+        f"database: {vendor}; gunicorn {arguments.workers} sync workers; {arguments.clients} clients; "
+        f"{len(latencies)} requests; {arguments.invoices} invoices; {accepted} usage events"
+    )
+    print(f"p50_ms: {statistics.median(latencies):.1f}")
+    print(f"get_invoice_list_rps: {rps:.0f}")
+    print(f"p99_ms: {percentile(latencies, 0.99):.1f}")
+    print(f"usage_events_per_second: {events_per_second:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""One exception handler: every error of the API as RFC 9457 problem+json.
+
+Domain errors raised by services (Django ValidationError and its subclasses such as
+SubscriptionError or CouponError, invoice errors, payment and refund errors) are mapped
+here, once, so views never catch them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("tarif.api")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://tarif.dev/problems/"
+
+
+class ApiError(exceptions.APIException):
+    """An API-level refusal with its own code (idempotency mismatch, wrong mode...)."""
+
+    def __init__(self, detail: str, *, code: str, status_code: int, field: str | None = None) -> None:
+        super().__init__(detail=detail, code=code)
+        self.status_code = status_code
+        self.problem_code = code
+        self.field = field
+
+
+def problem(
+    *, status_code: int, code: str, detail: str, title: str | None = None, field: str | None = None, errors=None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title or _TITLES.get(status_code, "Error"),
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+        "field": field,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+_TITLES = {
+    400: "Invalid request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    415: "Unsupported media type",
+    422: "Request refused",
+    429: "Too many requests",
+    500: "Server error",
+}
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """DRF's nested error dicts/lists as a flat list of {field, code, message}."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            if key in ("non_field_errors", "__all__"):
+                name = prefix
+            elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                name = f"{prefix}[{key}]"  # ListField errors come keyed by position
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(_flatten(value, name))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                out.extend(_flatten(value, f"{prefix}[{index}]" if prefix else f"[{index}]"))
+            else:
+                out.extend(_flatten(value, prefix))
+        return out
+    code = getattr(detail, "code", None) or "invalid"
+    return [{"field": prefix or None, "code": str(code), "message": str(detail)}]
+
+
+def _django_validation(error: DjangoValidationError) -> list[dict[str, str]]:
+    if hasattr(error, "error_dict"):
+        return [
+            {"field": None if name == "__all__" else name, "code": item.code or "invalid", "message": message}
+            for name, items in error.error_dict.items()
+            for item in items
+            for message in item.messages
+        ]
+    return [
+        {"field": None, "code": item.code or "invalid", "message": message}
+        for item in error.error_list
+        for message in item.messages
+    ]
+
+
+def _domain_status(exc: Exception) -> tuple[int, str] | None:
+    from billing.payments.gateway import GatewayError
+    from billing.services.payments import PaymentsError
+    from billing.services.refunds import RefundError, StaleOtpVerification
+    from billing.services.upcoming import NoUpcomingInvoice
+    from billing.services.webhooks import WebhookError
+    from invoices.errors import FrozenInvoiceError, InvalidInvoiceTransition, InvoiceError
+    from invoices.selectors import NoBrandConfigured
+    from invoices.services.pdf import DocumentNotIssued
+
+    if isinstance(exc, WebhookError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_webhook"
+    if isinstance(exc, GatewayError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, "gateway_refused"
+    if isinstance(exc, StaleOtpVerification):
+        return status.HTTP_403_FORBIDDEN, "approval_required"
+    if isinstance(exc, InvalidInvoiceTransition | FrozenInvoiceError):
+        return status.HTTP_409_CONFLICT, "invalid_state"
+    if isinstance(exc, NoBrandConfigured):
+        return status.HTTP_409_CONFLICT, "no_brand_configured"
+    if isinstance(exc, DocumentNotIssued):
+        return status.HTTP_409_CONFLICT, "not_issued"
+    if isinstance(exc, NoUpcomingInvoice):
+        return status.HTTP_404_NOT_FOUND, "no_upcoming_invoice"
+    if isinstance(exc, InvoiceError | PaymentsError | RefundError):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, type(exc).__name__.replace("Error", "").lower() or "refused"
+    return None
+
+
+def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=body["status"], headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first = errors[0] if errors else {"field": None, "message": "Invalid request."}
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return _response(
+            problem(status_code=400, code="validation_error", detail=detail, field=first["field"], errors=errors)
+        )
+    if isinstance(exc, ApiError):
+        return _response(
+            problem(status_code=exc.status_code, code=exc.problem_code, detail=str(exc.detail), field=exc.field)
+        )
+    if isinstance(exc, DjangoValidationError):
+        # A service refused the request: the input is well-formed but breaks a business rule.
+        errors = _django_validation(exc)
+        first = errors[0] if errors else {"field": None, "code": "refused", "message": str(exc)}
+        code = first["code"] if first["code"] != "invalid" else "refused"
+        return _response(
+            problem(status_code=422, code=code, detail=first["message"], field=first["field"], errors=errors)
+        )
+    if isinstance(exc, DataError):
+        # A value the database cannot store or compare (out-of-range date, number...):
+        # it came from the request, since services validate what they compute.
+        return _response(problem(status_code=400, code="invalid_value", detail="A value is out of range."))
+    if isinstance(exc, ObjectDoesNotExist | Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    domain = _domain_status(exc)
+    if domain is not None:
+        status_code, code = domain
+        return _response(problem(status_code=status_code, code=code, detail=str(exc)))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Unexpected: log it with the traceback and answer in the same shape (still a 500).
+        logger.exception("unhandled API error", exc_info=exc)
+        return _response(problem(status_code=500, code="server_error", detail="An unexpected error occurred."))
+    assert isinstance(exc, exceptions.APIException)
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else "error"
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = {name: value for name, value in response.items() if name in ("Retry-After", "WWW-Authenticate", "Allow")}
+    return _response(problem(status_code=response.status_code, code=code, detail=str(detail)), headers=headers)
+
+
+def problem_json_response(*, status_code: int, code: str, detail: str) -> JsonResponse:
+    """For Django-level handlers (404 of an unknown /api/ URL) outside DRF."""
+    return JsonResponse(
+        problem(status_code=status_code, code=code, detail=detail),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def handler404(request: Any, exception: Exception | None = None) -> Any:
+    if request.path.startswith("/api/"):
+        return problem_json_response(status_code=404, code="not_found", detail="No such endpoint.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

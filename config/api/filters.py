@@ -1,0 +1,21 @@
+"""Filters shared by the resources."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import django_filters
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time, compared in UTC.
+
+    Offsets that Python accepts but PostgreSQL does not (beyond ±15:59) would otherwise
+    reach the database as they were written and fail there.
+    """
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return super().filter(qs, value)

@@ -1,0 +1,62 @@
+"""Public ids: a type prefix and the primary key (`cus_42`, `sub_7`, `in_1031`).
+
+The encoding is the decimal pk behind a prefix: reversible without a lookup table or a
+new column on every model, stable forever, and a wrong prefix (a `sub_` id where a
+customer is expected) is refused instead of finding an unrelated row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+
+PREFIXES: dict[str, str] = {
+    "customers.customer": "cus",
+    "billing.product": "prod",
+    "billing.price": "price",
+    "billing.meter": "mtr",
+    "billing.coupon": "coupon",
+    "billing.promotioncode": "promo",
+    "billing.subscription": "sub",
+    "billing.subscriptionitem": "si",
+    "billing.invoiceitem": "ii",
+    "billing.usageevent": "ue",
+    "billing.domainevent": "evt",
+    "billing.paymentmethod": "pm",
+    "billing.payment": "pay",
+    "billing.refund": "re",
+    "billing.testclock": "clock",
+    "billing.webhookendpoint": "we",
+    "billing.webhookdelivery": "whd",
+    "invoices.invoice": "in",
+    "invoices.invoiceline": "il",
+    "invoices.creditnote": "cn",
+    "invoices.brand": "brand",
+}
+
+
+class InvalidPublicId(ValueError):
+    pass
+
+
+def prefix_for(model: type[Model] | Model) -> str:
+    return PREFIXES[model._meta.label_lower]
+
+
+def public_id(obj: Model | None, *, model: type[Model] | None = None, pk: Any = None) -> str | None:
+    """`cus_42` for a customer with pk 42 (None for None)."""
+    if obj is None and pk is None:
+        return None
+    target = model or type(obj)
+    return f"{prefix_for(target)}_{obj.pk if pk is None else pk}"
+
+
+def pk_from_public_id(value: object, *, model: type[Model]) -> int:
+    prefix = prefix_for(model)
+    if not isinstance(value, str) or not value.startswith(prefix + "_"):
+        raise InvalidPublicId(f"expected an id starting with '{prefix}_'")
+    digits = value[len(prefix) + 1 :]
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18 or digits.startswith("0"):
+        raise InvalidPublicId(f"'{value}' is not a valid id")
+    return int(digits)

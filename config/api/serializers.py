@@ -1,0 +1,156 @@
+"""Serializer pieces every resource uses: public ids, references by id, `expand`, problem shapes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from config.api.ids import InvalidPublicId, pk_from_public_id, prefix_for, public_id
+
+# ISO 4217 codes are three upper-case letters; the currency validators of the models say which exist.
+CURRENCY_FIELD_KWARGS = {"min_length": 3, "max_length": 3, "help_text": "ISO 4217 code, e.g. EUR."}
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class PublicIdField(serializers.Field):
+    """The object's own id (`cus_42`), read-only."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        kwargs.setdefault("source", "*")
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Model) -> str | None:
+        return public_id(value)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class PublicIdRelatedField(serializers.RelatedField):
+    """A reference to another object by its public id; unknown or mistyped ids are field errors."""
+
+    default_error_messages = {
+        "does_not_exist": _("No such object: %(value)s."),
+        "invalid": _("Invalid id: %(reason)s."),
+    }
+
+    def __init__(self, model: type[Model] | None = None, **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(**kwargs)
+
+    def _model(self) -> type[Model]:
+        if self.model is not None:
+            return self.model
+        return self.get_queryset().model
+
+    def to_internal_value(self, data: Any) -> Model:
+        model = self._model()
+        try:
+            pk = pk_from_public_id(data, model=model)
+        except InvalidPublicId as error:
+            raise serializers.ValidationError(
+                self.error_messages["invalid"] % {"reason": error}, code="invalid_id"
+            ) from None
+        try:
+            return self.get_queryset().get(pk=pk)
+        except model.DoesNotExist:
+            raise serializers.ValidationError(
+                self.error_messages["does_not_exist"] % {"value": data}, code="resource_missing"
+            ) from None
+
+    def to_representation(self, value: Model) -> str:
+        return f"{prefix_for(self._model())}_{value.pk}"
+
+    def use_pk_only_optimization(self) -> bool:
+        return True
+
+
+def id_or_none(model: type[Model], pk: int | None) -> str | None:
+    return None if pk is None else public_id(None, model=model, pk=pk)
+
+
+class ExpandableMixin:
+    """`?expand=customer,subscription` replaces those ids by the nested objects.
+
+    `expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}`
+    names the field, the serializer to nest (a dotted path, to avoid import cycles) and
+    the attribute holding the related object.
+    """
+
+    expandable: dict[str, tuple[str, str]] = {}
+
+    def _expanded(self) -> set[str]:
+        request = self.context.get("request") if hasattr(self, "context") else None
+        if request is None:
+            return set()
+        raw = request.query_params.get("expand", "")
+        return {name.strip() for name in raw.split(",") if name.strip()}
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)  # type: ignore[misc]
+        wanted = self._expanded() & set(self.expandable)
+        for name in wanted:
+            serializer_path, attribute = self.expandable[name]
+            related = getattr(instance, attribute, None)
+            serializer_class = import_string(serializer_path)
+            data[name] = None if related is None else serializer_class(related, context=self.context).data
+        return data
+
+
+def expand_select_related(queryset: QuerySet, request: Any, mapping: dict[str, str]) -> QuerySet:
+    """Join what `expand` will read, so an expanded list stays one query."""
+    raw = request.query_params.get("expand", "") if request is not None else ""
+    related = [mapping[name.strip()] for name in raw.split(",") if name.strip() in mapping]
+    return queryset.select_related(*related) if related else queryset
+
+
+class CachedFieldsMixin:
+    """Build a read-only ModelSerializer's fields once per class instead of once per request.
+
+    ModelSerializer introspects the model (verbose names, validators, choices) every time it
+    is instantiated: most of the CPU of a list request. Output-only serializers have no
+    validation messages to translate, so their fields can be built once and copied.
+    """
+
+    def get_fields(self) -> dict[str, Any]:
+        cls = type(self)
+        cached = cls.__dict__.get("_cached_fields")
+        if cached is None:
+            cached = super().get_fields()  # type: ignore[misc]
+            cls._cached_fields = cached
+        return copy.deepcopy(cached)
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, the one shape of every error."""
+
+    type = serializers.CharField(help_text="A URI naming the problem type.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Machine-readable code, e.g. validation_error, resource_missing.")
+    field = serializers.CharField(required=False, allow_null=True, help_text="The offending field, when one is.")
+    errors = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Every field error: {field, code, message}."
+    )
+    instance = serializers.CharField(required=False)
+
+
+@extend_schema_field({"type": "string", "description": "The object's type."})
+class ObjectField(serializers.Field):
+    """`"object": "customer"`: says what a JSON object is, as Stripe does."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        self.object_name = name
+        kwargs["read_only"] = True
+        kwargs.setdefault("source", "*")
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return self.object_name

@@ -1,0 +1,76 @@
+"""The base every API view builds on: auth/permissions/throttle from settings, idempotency, audit hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import mixins, viewsets
+from rest_framework.permissions import SAFE_METHODS
+
+from config.api.audit import api_write_succeeded
+from config.api.authentication import request_api_key
+from config.api.idempotency import IdempotencyReplay, idempotency_begin, idempotency_finish, request_fingerprint
+
+
+class ApiViewMixin:
+    """Idempotency-Key on every POST, and the audit hook after every successful write."""
+
+    _idempotency_record = None
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        self._idempotency_record = None
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        key = request.headers.get("Idempotency-Key")
+        api_key = request_api_key(request)
+        if request.method == "POST" and key is not None and api_key is not None:
+            fingerprint = request_fingerprint(method=request.method, path=request.path, body=request._request.body)
+            self._idempotency_record = idempotency_begin(api_key=api_key, key=key, fingerprint=fingerprint)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        if isinstance(exc, IdempotencyReplay):
+            return exc.response
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        if response.has_header("Idempotent-Replayed"):
+            return response
+        if self._idempotency_record is not None:
+            idempotency_finish(record=self._idempotency_record, response=response)
+        writes = getattr(self, "action", None) not in getattr(self, "read_actions", ())
+        if request.method not in SAFE_METHODS and writes and response.status_code < 400:
+            api_write_succeeded(
+                request=request,
+                response=response,
+                api_key=request_api_key(request),
+                action=getattr(self, "action", None),
+            )
+        return response
+
+
+class PublicIdLookupMixin:
+    """`/customers/cus_42`: the URL carries the public id; a wrong prefix or unknown id is a 404."""
+
+    def get_object(self) -> Any:
+        from django.http import Http404
+
+        from config.api.ids import InvalidPublicId, pk_from_public_id
+
+        queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+        try:
+            pk = pk_from_public_id(self.kwargs["pk"], model=queryset.model)  # type: ignore[attr-defined]
+        except InvalidPublicId:
+            raise Http404 from None
+        obj = queryset.filter(pk=pk).first()
+        if obj is None:
+            raise Http404
+        self.check_object_permissions(self.request, obj)  # type: ignore[attr-defined]
+        return obj
+
+
+class ApiViewSet(PublicIdLookupMixin, ApiViewMixin, viewsets.GenericViewSet):
+    lookup_value_regex = "[a-z]+_[0-9]+"
+
+
+class ReadOnlyApiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    pass

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from billing.models import TestClock
+from config.api.serializers import ObjectField, PublicIdField, PublicIdRelatedField
+from customers.models import Customer
+from customers.services import CUSTOMER_EDITABLE_FIELDS
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    object = ObjectField("customer")
+    test_clock = PublicIdRelatedField(queryset=TestClock.objects.all(), required=False, allow_null=True)
+    metadata = serializers.DictField(required=False)
+
+    class Meta:
+        model = Customer
+        fields = ("id", "object", *CUSTOMER_EDITABLE_FIELDS, "created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at")
+        extra_kwargs = {"tax_id": {"help_text": "VAT number (encrypted at rest)."}}

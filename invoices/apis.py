@@ -1,0 +1,234 @@
+"""Invoices and credit notes over the integrator API: thin calls into invoices.services and billing.services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import django_filters
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from billing import clock
+from billing.models import Subscription
+from billing.services.payments import invoice_collect, payment_record_manual
+from billing.services.upcoming import upcoming_invoice
+from config.api.authentication import acting_user
+from config.api.exceptions import ApiError
+from config.api.filters import UtcDateTimeFilter
+from config.api.ids import InvalidPublicId, pk_from_public_id
+from config.api.serializers import expand_select_related
+from config.api.views import ApiViewSet, ReadOnlyApiViewSet
+from customers.models import Customer
+from invoices.models import CreditNote, Invoice
+from invoices.serializers import (
+    CreditNoteCreateSerializer,
+    CreditNoteSerializer,
+    InvoicePayInputSerializer,
+    InvoicePreviewSerializer,
+    InvoiceSerializer,
+    InvoiceSummarySerializer,
+    InvoiceVoidInputSerializer,
+    invoice_preview_response,
+)
+from invoices.services.credit_notes import CreditLineInput, credit_note_create
+from invoices.services.finalize import invoice_finalize
+from invoices.services.lifecycle import invoice_void
+from invoices.services.pdf import invoice_pdf_render
+
+
+def _by_public_id(model: Any, field: str):
+    def method(queryset: Any, name: str, value: str) -> Any:
+        try:
+            return queryset.filter(**{f"{field}_id": pk_from_public_id(value, model=model)})
+        except InvalidPublicId:
+            return queryset.none()
+
+    return method
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    customer = django_filters.CharFilter(method=_by_public_id(Customer, "customer"))
+    subscription = django_filters.CharFilter(method=_by_public_id(Subscription, "subscription"))
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Invoice
+        fields = ("status", "currency", "number")
+
+
+PDF_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="application/pdf")
+
+
+class InvoiceViewSet(ReadOnlyApiViewSet):
+    serializer_class = InvoiceSerializer
+    filterset_class = InvoiceFilter
+
+    def get_serializer_class(self) -> Any:
+        return InvoiceSummarySerializer if self.action == "list" else InvoiceSerializer
+
+    def get_queryset(self) -> Any:
+        queryset = Invoice.objects.order_by("-pk")
+        if self.action == "list":
+            # The frozen seller/buyer snapshot is the heaviest column and no list shows it.
+            queryset = queryset.defer("issued_snapshot", "custom_fields")
+        else:
+            queryset = queryset.prefetch_related("lines")
+        return expand_select_related(queryset, self.request, {"customer": "customer", "subscription": "subscription"})
+
+    def _out(self, invoice: Invoice) -> Response:
+        fresh = self.get_queryset().get(pk=invoice.pk)
+        return Response(InvoiceSerializer(fresh, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses={200: InvoiceSerializer}, summary="Finalize a draft (assigns its number)")
+    @action(detail=True, methods=["post"])
+    def finalize(self, request: Any, pk: str) -> Response:
+        invoice = self.get_object()
+        invoice_finalize(invoice=invoice, at=clock.now(customer=invoice.customer), acting_user=acting_user(request))
+        return self._out(invoice)
+
+    @extend_schema(request=InvoiceVoidInputSerializer, responses={200: InvoiceSerializer})
+    @action(detail=True, methods=["post"])
+    def void(self, request: Any, pk: str) -> Response:
+        invoice = self.get_object()
+        serializer = InvoiceVoidInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invoice_void(
+            invoice=invoice,
+            at=clock.now(customer=invoice.customer),
+            reason=serializer.validated_data["reason"],
+            acting_user=acting_user(request),
+        )
+        return self._out(invoice)
+
+    @extend_schema(
+        request=InvoicePayInputSerializer,
+        responses={200: InvoiceSerializer},
+        summary="Charge the default payment method, or record a payment received out of band",
+    )
+    @action(detail=True, methods=["post"])
+    def pay(self, request: Any, pk: str) -> Response:
+        invoice = self.get_object()
+        serializer = InvoicePayInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data["paid_out_of_band"]:
+            payment_record_manual(
+                invoice=invoice,
+                amount=data.get("amount", invoice.amount_remaining),
+                method=data["method"],
+                reference=data["reference"],
+                acting_user=acting_user(request),
+            )
+        else:
+            if invoice.status not in (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE):
+                raise ApiError(
+                    f"Only an open invoice can be charged; this one is {invoice.status}.",
+                    code="invalid_state",
+                    status_code=409,
+                )
+            invoice_collect(invoice=invoice, acting_user=acting_user(request))
+        return self._out(invoice)
+
+    @extend_schema(responses={200: PDF_RESPONSE}, summary="The invoice as a Factur-X PDF")
+    @action(detail=True, methods=["get"])
+    def pdf(self, request: Any, pk: str) -> HttpResponse:
+        invoice = self.get_object()
+        pdf = invoice_pdf_render(invoice=invoice)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
+        return response
+
+    @extend_schema(
+        responses={200: OpenApiResponse(response=OpenApiTypes.STR, description="application/xml (CII, EN 16931)")},
+        summary="The invoice's Factur-X XML (UN/CEFACT CII)",
+    )
+    @action(detail=True, methods=["get"])
+    def facturx(self, request: Any, pk: str) -> HttpResponse:
+        from invoices.rendering.facturx import invoice_cii_xml
+        from invoices.services.pdf import DocumentNotIssued
+
+        invoice = self.get_object()
+        if invoice.status == Invoice.Status.DRAFT or not invoice.number:
+            raise DocumentNotIssued(f"Draft invoice {invoice.pk} has no Factur-X XML until it is finalized.")
+        xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
+        return HttpResponse(xml, content_type="application/xml")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("subscription", str, required=True, description="sub_…")],
+        responses={200: InvoicePreviewSerializer},
+        summary="The subscription's next invoice as it stands now (with the usage so far)",
+    )
+    @action(detail=False, methods=["get"])
+    def upcoming(self, request: Any) -> Response:
+        raw = request.query_params.get("subscription")
+        try:
+            pk = pk_from_public_id(raw, model=Subscription)
+        except InvalidPublicId as error:
+            raise ApiError(f"subscription: {error}", code="invalid_id", status_code=400, field="subscription") from None
+        subscription = Subscription.objects.filter(pk=pk).first()
+        if subscription is None:
+            raise ApiError(
+                f"No such subscription: {raw}.", code="resource_missing", status_code=404, field="subscription"
+            )
+        return Response(invoice_preview_response(upcoming_invoice(subscription=subscription)))
+
+
+class CreditNoteFilter(django_filters.FilterSet):
+    customer = django_filters.CharFilter(method=_by_public_id(Customer, "customer"))
+    invoice = django_filters.CharFilter(method=_by_public_id(Invoice, "invoice"))
+
+    class Meta:
+        model = CreditNote
+        fields = ("status", "reason")
+
+
+class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = CreditNoteSerializer
+    filterset_class = CreditNoteFilter
+
+    def get_queryset(self) -> Any:
+        return expand_select_related(
+            CreditNote.objects.order_by("-pk"), self.request, {"invoice": "invoice", "customer": "customer"}
+        )
+
+    @extend_schema(request=CreditNoteCreateSerializer, responses={201: CreditNoteSerializer})
+    def create(self, request: Any) -> Response:
+        serializer = CreditNoteCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invoice = data["invoice"]
+        lines = None
+        if data.get("lines") is not None:
+            lines = [
+                CreditLineInput(
+                    invoice_line_id=line["line"].pk, amount=line["amount"], quantity=line.get("quantity", Decimal(1))
+                )
+                for line in data["lines"]
+            ]
+        note = credit_note_create(
+            invoice=invoice,
+            lines=lines,
+            amount=data.get("amount"),
+            reduce_amount_due=data["reduce_amount_due"],
+            credit_to_balance=data["credit_to_balance"],
+            refund=data["refund"],
+            reason=data["reason"],
+            memo=data["memo"],
+            at=clock.now(customer=invoice.customer),
+            acting_user=acting_user(request),
+        )
+        return Response(
+            CreditNoteSerializer(note, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        )
+
+
+ROUTES = [
+    ("invoices", InvoiceViewSet, "invoice"),
+    ("credit_notes", CreditNoteViewSet, "credit_note"),
+]

@@ -1,0 +1,239 @@
+"""Invoices, credit notes and invoice previews as the integrator API shows them (minor units + currency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from billing.models import Price, Subscription
+from config.api.ids import public_id
+from config.api.serializers import CachedFieldsMixin, ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
+from customers.models import Customer
+from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.types import InvoicePreview
+
+
+class InvoiceLineSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    id = PublicIdField()
+    object = ObjectField("line_item")
+    price = PublicIdRelatedField(model=Price, read_only=True)
+
+    class Meta:
+        model = InvoiceLine
+        fields = (
+            "id",
+            "object",
+            "kind",
+            "description",
+            "price",
+            "quantity",
+            "unit_amount",
+            "amount",
+            "discount_amount",
+            "tax_rate",
+            "tax_category",
+            "tax_inclusive",
+            "tax_amount",
+            "period_start",
+            "period_end",
+            "metadata",
+        )
+        read_only_fields = fields
+
+
+class InvoiceSummarySerializer(CachedFieldsMixin, ExpandableMixin, serializers.ModelSerializer):
+    """An invoice in a list: totals without the lines (retrieve the invoice for its lines)."""
+
+    id = PublicIdField()
+    object = ObjectField("invoice")
+    customer = PublicIdRelatedField(model=Customer, read_only=True)
+    subscription = PublicIdRelatedField(model=Subscription, read_only=True)
+
+    expandable = {
+        "customer": ("customers.serializers.CustomerSerializer", "customer"),
+        "subscription": ("billing.serializers.SubscriptionSerializer", "subscription"),
+    }
+
+    class Meta:
+        model = Invoice
+        fields = (
+            "id",
+            "object",
+            "number",
+            "customer",
+            "subscription",
+            "status",
+            "billing_reason",
+            "collection_method",
+            "currency",
+            "language",
+            "period_start",
+            "period_end",
+            "subtotal",
+            "discount_total",
+            "tax_total",
+            "total_excluding_tax",
+            "total",
+            "starting_balance_applied",
+            "amount_due",
+            "amount_paid",
+            "amount_remaining",
+            "tax_breakdown",
+            "memo",
+            "due_at",
+            "finalized_at",
+            "paid_at",
+            "voided_at",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class InvoiceSerializer(InvoiceSummarySerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSummarySerializer.Meta):
+        fields = (*InvoiceSummarySerializer.Meta.fields, "lines")
+        read_only_fields = fields
+
+
+class CreditNoteSerializer(ExpandableMixin, serializers.ModelSerializer):
+    id = PublicIdField()
+    object = ObjectField("credit_note")
+    invoice = PublicIdRelatedField(model=Invoice, read_only=True)
+    customer = PublicIdRelatedField(model=Customer, read_only=True)
+
+    expandable = {
+        "invoice": ("invoices.serializers.InvoiceSerializer", "invoice"),
+        "customer": ("customers.serializers.CustomerSerializer", "customer"),
+    }
+
+    class Meta:
+        model = CreditNote
+        fields = (
+            "id",
+            "object",
+            "number",
+            "invoice",
+            "customer",
+            "status",
+            "reason",
+            "memo",
+            "currency",
+            "subtotal",
+            "tax_total",
+            "total",
+            "reduced_amount_due",
+            "credited_to_balance",
+            "refunded",
+            "tax_breakdown",
+            "issued_at",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class CreditNoteLineInputSerializer(serializers.Serializer):
+    line = PublicIdRelatedField(queryset=InvoiceLine.objects.all(), help_text="The invoice line (il_…) to credit.")
+    amount = serializers.IntegerField(min_value=1, help_text="Minor units to credit on the line, excluding tax.")
+    quantity = serializers.DecimalField(max_digits=20, decimal_places=6, required=False, min_value=0)
+
+
+class CreditNoteCreateSerializer(serializers.Serializer):
+    invoice = PublicIdRelatedField(queryset=Invoice.objects.all())
+    amount = serializers.IntegerField(required=False, min_value=1, help_text="Minor units, tax included.")
+    lines = CreditNoteLineInputSerializer(many=True, required=False)
+    reduce_amount_due = serializers.IntegerField(required=False, min_value=0, default=0)
+    credit_to_balance = serializers.IntegerField(required=False, min_value=0, default=0)
+    refund = serializers.IntegerField(required=False, min_value=0, default=0)
+    reason = serializers.ChoiceField(choices=CreditNote.Reason.choices)
+    memo = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class InvoicePayInputSerializer(serializers.Serializer):
+    paid_out_of_band = serializers.BooleanField(
+        default=False,
+        help_text="True: record money received outside a gateway (give amount and method); "
+        "false: charge the customer's default payment method.",
+    )
+    amount = serializers.IntegerField(required=False, min_value=1, help_text="Minor units (out of band only).")
+    method = serializers.ChoiceField(
+        choices=["bank_transfer", "cheque", "cash", "other"], required=False, default="bank_transfer"
+    )
+    reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+class InvoiceVoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+
+
+class PreviewLineSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.CharField(allow_null=True)
+    quantity = serializers.DecimalField(max_digits=20, decimal_places=6)
+    amount = serializers.IntegerField()
+    discount_amount = serializers.IntegerField()
+    tax_amount = serializers.IntegerField()
+    tax_rate = serializers.DecimalField(max_digits=6, decimal_places=3)
+    total = serializers.IntegerField()
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+
+
+class InvoicePreviewSerializer(serializers.Serializer):
+    """An invoice computed without being saved: the upcoming invoice, or what a change would issue."""
+
+    object = serializers.CharField()
+    customer = serializers.CharField()
+    currency = serializers.CharField()
+    subtotal = serializers.IntegerField()
+    discount_total = serializers.IntegerField()
+    tax_total = serializers.IntegerField()
+    total_excluding_tax = serializers.IntegerField()
+    total = serializers.IntegerField()
+    balance_applied = serializers.IntegerField()
+    amount_due = serializers.IntegerField()
+    discounts = serializers.ListField(child=serializers.CharField())
+    lines = PreviewLineSerializer(many=True)
+
+
+def invoice_preview_data(preview: InvoicePreview | None) -> dict[str, Any] | None:
+    if preview is None:
+        return None
+    totals = preview.totals
+    return {
+        "object": "invoice_preview",
+        "customer": public_id(None, model=Customer, pk=preview.customer_id),
+        "currency": preview.currency,
+        "subtotal": totals.subtotal,
+        "discount_total": totals.discount_total,
+        "tax_total": totals.tax_total,
+        "total_excluding_tax": totals.total_excluding_tax,
+        "total": totals.total,
+        "balance_applied": preview.balance_applied,
+        "amount_due": preview.amount_due,
+        "discounts": list(preview.discount_labels),
+        "lines": [
+            {
+                "kind": line.draft.kind,
+                "description": line.draft.description,
+                "price": None if line.draft.price_id is None else public_id(None, model=Price, pk=line.draft.price_id),
+                "quantity": line.draft.quantity,
+                "amount": line.totals.amount,
+                "discount_amount": line.totals.discount_amount,
+                "tax_amount": line.totals.tax_amount,
+                "tax_rate": line.tax_rate,
+                "total": line.totals.total,
+                "period_start": line.draft.period_start,
+                "period_end": line.draft.period_end,
+            }
+            for line in preview.lines
+        ],
+    }
+
+
+def invoice_preview_response(preview: InvoicePreview | None) -> dict[str, Any] | None:
+    data = invoice_preview_data(preview)
+    return None if data is None else InvoicePreviewSerializer(data).data
