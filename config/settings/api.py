@@ -7,7 +7,7 @@ from config.env import env
 
 TARIF_API_RATE_LIMIT = env.str("TARIF_API_RATE_LIMIT", default="100/second")
 # Dotted paths of callables run after each successful API write (see config/api/audit.py).
-TARIF_API_WRITE_HOOKS = env.list("TARIF_API_WRITE_HOOKS", default=[])
+TARIF_API_WRITE_HOOKS = env.list("TARIF_API_WRITE_HOOKS", default=["config.audit.api.api_write_audited"])
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.ApiAutoSchema",
