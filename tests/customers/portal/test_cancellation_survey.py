@@ -84,7 +84,7 @@ def test_a_french_customer_gets_the_survey_in_french(portal, account, churn_surv
     page = portal.get(cancel_url(account[2])).content.decode()
 
     assert "Avant de partir" in page and "Recommend us? (fr)" in page and "Trop cher" in page
-    assert "Avant de partir, dites-nous pourquoi." in page
+    assert "Dites-nous pourquoi vous partez." in page
     assert "Too expensive" not in page
 
 
