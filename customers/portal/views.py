@@ -47,7 +47,7 @@ from customers.portal.access import (
     step_up_mark,
     totp_enrolled,
 )
-from customers.portal.cancellation import cancellation_form
+from customers.portal.cancellation import CancellationSurveyForm, cancellation_form, portal_subscription_cancel
 from customers.portal.forms import (
     BillingDetailsForm,
     CodeForm,
@@ -56,6 +56,7 @@ from customers.portal.forms import (
     SepaMandateForm,
 )
 from customers.portal.selectors import portal_overview, portal_prices, portal_subscriptions, price_label
+from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
 
 # -- overview ---------------------------------------------------------------------------------
@@ -298,24 +299,26 @@ def cancel_mode(subscription: Subscription) -> tuple[bool, bool]:
 
 @portal_view(step_up=True)
 def subscription_cancel(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from billing.services.subscriptions import subscription_cancel as cancel_service
-
     subscription = _subscription(customer, pk)
     at_period_end, prorate = cancel_mode(subscription)
-    form = cancellation_form(customer, request.POST or None)
+    form = cancellation_form(customer, request.POST if request.method == "POST" else None)
     if subscription.cancel_at_period_end:
         messages.info(request, _("This subscription is already set to end with its period."))
         return HttpResponseRedirect(reverse("portal:home"))
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
-                cancel_service(
+                portal_subscription_cancel(
                     subscription=subscription,
+                    form=form,
                     at_period_end=at_period_end,
                     prorate=prorate,
-                    reason=form.reason_text(),
                     acting_user=request.user,
                 )
+        except SurveyAnswerError as error:
+            # The survey changed between the page and the click: show what no longer fits.
+            for question_id, message in error.errors.items():
+                form.add_error(f"q_{question_id}" if f"q_{question_id}" in form.fields else None, message)
         except (SubscriptionError, ValidationError) as error:
             form.add_error(None, error)
         else:
@@ -325,6 +328,12 @@ def subscription_cancel(request: HttpRequest, customer: Customer, pk: int) -> Ht
                 messages.success(request, _("Your subscription is canceled."))
             return HttpResponseRedirect(reverse("portal:home"))
     context = {"subscription": subscription, "form": form, "at_period_end": at_period_end, "prorate": prorate}
+    if isinstance(form, CancellationSurveyForm):
+        context.update(
+            survey_form=form,
+            survey_title=form.survey.title(form.language),
+            survey_intro=form.survey.intro(form.language),
+        )
     return render(request, "portal/cancel.html", context)
 
 

@@ -12,10 +12,11 @@ from django.core import mail
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
-from billing.models import Price
+from billing.models import Price, Subscription
 from billing.services.payments import invoices_collect, payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import CustomerUser
+from feedback.models import Choice, Question, Survey, SurveyResponse, Trigger
 from tests.conftest import current_totp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -109,6 +110,41 @@ def test_cancel_through_the_reason_form_after_an_emailed_code(live_server, page:
 
     expect(page.locator(".messages")).to_contain_text("will end with the current period")
     expect(page.locator(f"#subscription-{account['subscription'].pk}")).to_contain_text("Ends on")
+
+
+def test_cancel_through_the_cancellation_survey(live_server, page: Page, account):
+    survey = Survey.objects.create(
+        name="Churn", trigger=Trigger.CANCELLATION, title_fr="Avant de partir", title_en="Before you go"
+    )
+    nps = Question.objects.create(
+        survey=survey, kind=Question.Kind.NPS, text_fr="Nous recommanderiez-vous ?", text_en="Would you recommend us?"
+    )
+    reason = Question.objects.create(
+        survey=survey, kind=Question.Kind.SINGLE, text_fr="Raison principale", text_en="Main reason", position=1
+    )
+    Choice.objects.create(question=reason, code="too_expensive", label_fr="Trop cher", label_en="Too expensive")
+    Choice.objects.create(question=reason, code="switching", label_fr="Autre outil", label_en="Another tool")
+    sign_in(page, live_server)
+    page.click("text=Cancel subscription")
+    page.fill("#id_otp_token", emailed_code())
+    page.click("#step-up-form button[type=submit]")
+
+    expect(page.locator("#survey-title")).to_have_text("Before you go")  # the customer's language
+    expect(page.locator("#cancel-form")).to_contain_text("Would you recommend us?")
+    page.click("#confirm-cancel")
+    expect(page.locator("#cancel-form .error-summary")).to_contain_text("Would you recommend us?")
+    assert Subscription.objects.get(pk=account["subscription"].pk).cancel_at_period_end is False
+
+    page.click(f"label[for=survey{survey.pk}_q_{nps.pk}_6]")  # the "6" button of the 0-10 scale
+    page.get_by_label("Another tool").check()
+    page.click("#confirm-cancel")
+
+    expect(page.locator(".messages")).to_contain_text("will end with the current period")
+    response = SurveyResponse.objects.get()
+    assert response.subscription_id == account["subscription"].pk and response.trigger == Trigger.CANCELLATION
+    assert response.answers.get(question=nps).score == 6
+    assert list(response.answers.get(question=reason).choices.values_list("code", flat=True)) == ["switching"]
+    assert Subscription.objects.get(pk=account["subscription"].pk).cancellation_reason == "switching"
 
 
 def test_adding_a_card_asks_for_step_up_then_walks_the_sandbox_checkout(live_server, page: Page, account):
