@@ -47,10 +47,12 @@ def event_lag() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "TARIF_FEEDBACK_EVENT_LAG_SECONDS", 30)))
 
 
-@transaction.atomic(savepoint=False)
 def feedback_feature_event_record(*, customer: Any, feature: str, at: datetime | None = None) -> DomainEvent:
     """A customer used `feature` (reported over the API): logged as a domain event, which
-    the consumer turns into invitations of the surveys that wait for that feature."""
+    the consumer turns into invitations of the surveys that wait for that feature.
+
+    Checked before anything is written (one insert, no transaction of its own), so a
+    refusal leaves the caller's transaction usable."""
     if not _FEATURE_KEY.match(feature or ""):
         raise FeedbackError(_("A feature key is 1 to 100 letters, digits, dots, dashes or underscores."))
     at = at or clock.now(customer=customer)
