@@ -74,7 +74,8 @@ class Scenario:
 def build_scenario(customer_factory, price_factory) -> Scenario:
     basic = price_factory(nickname="Basic", unit_amount=2900)
     pro = price_factory(nickname="Pro", unit_amount=9900)
-    yearly = price_factory(nickname="Yearly", unit_amount=120000, cycle={"kind": "interval", "unit": "year", "count": 1})
+    yearly_cycle = {"kind": "interval", "unit": "year", "count": 1}
+    yearly = price_factory(nickname="Yearly", unit_amount=120000, cycle=yearly_cycle)
     alice, bruno, chloe, david = (customer_factory(legal_name=name) for name in ("Alice", "Bruno", "Chloé", "David"))
     months = [paris(2025, 12), paris(2026, 1), paris(2026, 2), paris(2026, 3), paris(2026, 4)]
     for index, plan in enumerate([basic, basic, pro, pro]):

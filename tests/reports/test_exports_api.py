@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from openpyxl import load_workbook
+
+from tests.reports.scenario import build_scenario
+from tests.reports.test_admin import console_as  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db
+
+QUERY = "?start=2026-01&end=2026-03"
+
+
+@pytest.fixture
+def scenario(customer_factory, price_factory, tax_rate):
+    return build_scenario(customer_factory, price_factory)
+
+
+def test_csv_export_holds_the_mrr_table(console_as, scenario):  # noqa: F811
+    client = console_as("Finance")
+
+    response = client.get(f"/admin/reports/dashboard/mrr/export.csv{QUERY}")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="mrr-2026-01-2026-03.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [row["month"] for row in rows] == ["2026-01", "2026-02", "2026-03"]
+    assert [row["MRR"] for row in rows] == ["228.00", "242.50", "213.50"]
+    assert rows[1]["reactivation"] == "14.50"
+    assert rows[2]["churn"] == "-29.00"
+
+
+def test_xlsx_export_holds_numbers(console_as, scenario):  # noqa: F811
+    client = console_as("Read-only")
+
+    response = client.get(f"/admin/reports/dashboard/retention/export.xlsx{QUERY}")
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    header, *rows = list(sheet.values)
+    assert header[0] == "month"
+    march = dict(zip(header, rows[2], strict=True))
+    assert Decimal(str(march["customer churn rate"])) == Decimal("0.25")
+    assert march["churned customers"] == 1
+
+
+def test_api_gives_minor_units_and_refuses_strangers(client, staff_factory, scenario):
+    anonymous = client.get(f"/api/v1/reports/mrr/{QUERY}")
+    assert anonymous.status_code in (401, 403)
+
+    support = staff_factory(username="helpdesk")
+    support.groups.add(Group.objects.get(name="Support"))
+    client.force_login(support)
+    assert client.get(f"/api/v1/reports/mrr/{QUERY}").status_code == 403
+
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+    body = client.get(f"/api/v1/reports/mrr/{QUERY}").json()
+    assert [row["mrr"] for row in body["rows"]] == [22800, 24250, 21350]
+    assert body["filters"]["start"] == "2026-01"
+    retention = client.get(f"/api/v1/reports/retention/{QUERY}").json()
+    assert retention["rows"][2]["customer_churn_rate"] == "0.2500"
+    listing = client.get("/api/v1/reports/").json()
+    assert "mrr" in {report["name"] for report in listing["reports"]}
+
+
+def test_api_filter_errors_are_problem_json(client, staff_factory):
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+
+    bad = client.get("/api/v1/reports/mrr/?currency=EURO")
+    assert bad.status_code == 400
+    assert bad["Content-Type"].startswith("application/problem+json")
+    assert "currency" in bad.json()["detail"]
+    assert client.get("/api/v1/reports/unknown/").status_code == 404
+    assert client.get("/api/v1/reports/customer-timeline/").status_code == 400
