@@ -641,10 +641,13 @@ class StatusRow:
 
 
 def invoices_by_status(*, filters: ReportFilters) -> list[StatusRow]:
-    """Invoices created in the period, by status (drafts included)."""
+    """Invoices issued in the period (drafts: created in it), by their status now."""
+    from django.db.models.functions import Coalesce
+
     rows = (
         _invoices(filters)
-        .filter(created_at__gte=month_start(filters.start), created_at__lt=month_start(add_months(filters.end, 1)))
+        .annotate(dated=Coalesce("finalized_at", "created_at"))
+        .filter(dated__gte=month_start(filters.start), dated__lt=month_start(add_months(filters.end, 1)))
         .values("currency", "status")
         .annotate(invoices=Count("pk"), total=Sum("total"), remaining=Sum("amount_remaining"))
         .order_by("currency", "status")

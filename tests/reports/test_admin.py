@@ -76,7 +76,9 @@ def test_bad_filters_are_a_clear_error_not_a_crash(console_as):
 def test_the_timeline_dashboard_shows_a_customers_invoices_in_order(console_as, scenario):
     client = console_as("Read-only")
 
-    page = client.get(f"/admin/reports/dashboard/customer-timeline/?start=2025-10&end=2026-03&customer={scenario.david.pk}")
+    page = client.get(
+        f"/admin/reports/dashboard/customer-timeline/?start=2025-10&end=2026-03&customer={scenario.david.pk}"
+    )
 
     content = page.content.decode()
     assert page.status_code == 200
