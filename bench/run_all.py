@@ -17,6 +17,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("invoices_issue_bulk.py", ["--invoices", "10000"]),
     ("subscription_preview.py", ["--repeat", "300"]),
     ("render_pdf.py", ["--invoices", "100"]),
+    ("reports.py", ["--subscriptions", "10000"]),
 ]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,6 +47,10 @@ def _problem(status: int, title: str, detail: Any) -> Response:
 class ReportListApi(APIView):
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
 
+    class ReportListOutputSerializer(serializers.Serializer):
+        reports = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(operation_id="reports_list", responses=ReportListOutputSerializer)
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -66,6 +72,26 @@ class ReportApi(APIView):
 
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
 
+    class ReportOutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        title = serializers.CharField()
+        filters = serializers.DictField()
+        columns = serializers.ListField(child=serializers.DictField())
+        rows = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        operation_id="reports_retrieve",
+        responses=ReportOutputSerializer,
+        parameters=[
+            OpenApiParameter("start", str, description="first month, YYYY-MM"),
+            OpenApiParameter("end", str, description="last month, YYYY-MM"),
+            OpenApiParameter("brand", int),
+            OpenApiParameter("currency", str),
+            OpenApiParameter("plan", int, description="price id"),
+            OpenApiParameter("country", str),
+            OpenApiParameter("customer", int),
+        ],
+    )
     def get(self, request: Request, name: str) -> Response:
         report = REPORTS.get(name)
         if report is None:
