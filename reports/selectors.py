@@ -1101,3 +1101,32 @@ def _credit_notes(*, customer_id: int, start: datetime, end: datetime) -> list[T
         )
         for row in rows
     ]
+
+
+# Event types another source already shows (or too many to list, like usage batches).
+_EVENTS_SHOWN_ELSEWHERE = ("invoice.", "payment.", "customer.subscription.", "credit_note.", "dunning", "billing.meter")
+
+
+@timeline_source("event")
+def _other_events(*, customer_id: int, start: datetime, end: datetime) -> list[TimelineEntry]:
+    """The rest of the event log: payment methods, discounts, balance adjustments..."""
+    from billing.models import DomainEvent
+
+    shown = Q()
+    for prefix in _EVENTS_SHOWN_ELSEWHERE:
+        shown |= Q(type__startswith=prefix)
+    rows = (
+        DomainEvent.objects.filter(customer_id=customer_id, occurred_at__gte=start, occurred_at__lt=end)
+        .exclude(shown)
+        .values("type", "object_type", "object_id", "occurred_at")
+    )
+    return [
+        TimelineEntry(
+            at=row["occurred_at"],
+            source="event",
+            kind=row["type"],
+            summary=row["object_type"],
+            reference=f"{row['object_type']}:{row['object_id']}",
+        )
+        for row in rows
+    ]

@@ -260,3 +260,17 @@ def test_timeline_merges_invoices_payments_and_failures_in_order(attempts, custo
     ]
     assert timeline[1].details["decline_code"] == "insufficient_funds"
     assert [entry.at for entry in timeline] == sorted(entry.at for entry in timeline)
+
+
+def test_timeline_adds_the_rest_of_the_event_log_without_repeating_sources(customer):
+    from billing.events import event_record
+
+    at = datetime(2026, 2, 3, tzinfo=UTC)
+    for type in ("payment_method.attached", "invoice.finalized"):
+        event_record(type=type, object_type="x", object_id=1, customer_id=customer.pk, occurred_at=at)
+
+    timeline = customer_timeline(
+        customer_id=customer.pk, start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 7, 1, tzinfo=UTC)
+    )
+
+    assert [(entry.source, entry.kind) for entry in timeline] == [("event", "payment_method.attached")]
