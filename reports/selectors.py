@@ -38,7 +38,14 @@ def _db_datetime(value: datetime) -> Any:
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One big analytic statement: JIT compilation costs seconds here and saves
+            # nothing, and sorts of a million customer-months should stay in memory.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, list(params))
         return cursor.fetchall()
 
@@ -132,129 +139,210 @@ class MrrMonth:
         return self.new + self.expansion + self.contraction + self.churn + self.reactivation
 
 
-def _mrr_ctes(filters: ReportFilters) -> tuple[str, list[Any], int] | None:
-    """The CTEs the MRR reports share; None when there is no recurring price at all.
+def _summary_where(filters: ReportFilters) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if filters.brand:
+        clauses.append("c.brand_id = %s")
+        params.append(filters.brand)
+    if filters.currency:
+        clauses.append("c.currency = %s")
+        params.append(filters.currency)
+    if filters.plan:
+        clauses.append("c.price_id = %s")
+        params.append(filters.plan)
+    if filters.customer:
+        clauses.append("c.customer_id = %s")
+        params.append(filters.customer)
+    if filters.country:
+        clauses.append("c.customer_id IN (SELECT id FROM customers_customer WHERE country = %s)")
+        params.append(filters.country)
+    return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
-    - `months`: the months of the period, plus the month before it (index -1) to know
-      where each customer stood when the period began;
-    - `live`: MRR per customer, currency and month, from the subscription lines of
-      issued invoices whose service period contains the month's last instant (a line
-      for [period_start, period_end) counts in month M when period_start < end of M
-      <= period_end);
-    - `classified`: each live customer-month labelled new / expansion / contraction /
-      flat / reactivation against the customer's previous live month, and the churn
-      rows (a live month not followed by one) placed in the month after.
+
+def _mrr_ctes(filters: ReportFilters) -> tuple[str, list[Any], int]:
+    """The CTEs the MRR reports share, over the MRR summary (reports/summary.py).
+
+    - `live`: MRR per customer, currency and month (index 0 = the period's first month,
+      -1 = the month before it, to know where each customer stood when it began). A
+      subscription line for [period_start, period_end) counts in month M when
+      period_start < end of M <= period_end (see docs/reports.md);
+    - `seq`: each live customer-month with the customer's previous and next live month
+      (window functions), from which `mrr_movements` labels it;
+    - `earlier`: customers who paid before the month before the period (a return is a
+      reactivation, not new business).
     """
-    factors = _price_factors_cte()
-    if factors is None:
-        return None
-    months = months_between(add_months(filters.start, -1), filters.end)
-    months_sql, months_params = _months_cte("months", months, first_index=-1)
-    last = len(months) - 2
-    where, where_params = _invoice_where(filters)
-    first_boundary = _db_datetime(month_start(filters.start))
+    from reports.summary import month_number, mrr_summary_refresh
+
+    mrr_summary_refresh()
+    before = add_months(filters.start, -1)
+    base = month_number(before.year, before.month) + 1  # index 0 = the period's first month
+    last = month_number(filters.end.year, filters.end.month) - base
+    where, where_params = _summary_where(filters)
+    if filters.brand or filters.plan:
+        live = f"""
+        SELECT c.customer_id AS customer_id, c.currency AS currency, c.month AS month, c.month - {base} AS idx,
+               SUM(c.mrr) AS mrr
+        FROM reports_customermonthmrr c
+        WHERE c.price_id IS NOT NULL AND c.month >= {base - 1} AND c.month <= {base + last} {where}
+        GROUP BY c.currency, c.customer_id, c.month
+        HAVING SUM(c.mrr) > 0
+        """
+        scope = "c.price_id IS NOT NULL"
+    else:  # the customers' monthly totals: one row each, read in index order
+        live = f"""
+        SELECT c.customer_id AS customer_id, c.currency AS currency, c.month AS month, c.month - {base} AS idx,
+               c.mrr AS mrr
+        FROM reports_customermonthmrr c
+        WHERE c.price_id IS NULL AND c.month >= {base - 1} AND c.month <= {base + last} AND c.mrr > 0 {where}
+        """
+        scope = "c.price_id IS NULL"
     sql = f"""
-    WITH {months_sql},
-    {factors},
-    live AS (
-        SELECT i.customer_id AS customer_id, i.currency AS currency, m.idx AS idx, SUM({_rounded_mrr_sql()}) AS mrr
-        FROM invoices_invoiceline l
-        JOIN invoices_invoice i ON i.id = l.invoice_id
-        JOIN factors f ON f.price_id = l.price_id
-        JOIN months m ON l.period_start < m.month_end AND l.period_end >= m.month_end
-        WHERE l.kind = 'subscription' AND l.period_end >= %s AND l.period_start < %s AND {where}
-        GROUP BY i.customer_id, i.currency, m.idx
-        HAVING SUM({_rounded_mrr_sql()}) > 0
-    ),
+    WITH live AS ({live}),
     seq AS (
         SELECT customer_id, currency, idx, mrr,
                LAG(idx) OVER w AS prev_idx, LAG(mrr) OVER w AS prev_mrr, LEAD(idx) OVER w AS next_idx
         FROM live
-        WINDOW w AS (PARTITION BY customer_id, currency ORDER BY idx)
+        WINDOW w AS (PARTITION BY currency, customer_id ORDER BY month)
     ),
     earlier AS (
-        SELECT DISTINCT i.customer_id AS customer_id, i.currency AS currency
-        FROM invoices_invoiceline l
-        JOIN invoices_invoice i ON i.id = l.invoice_id
-        JOIN factors f ON f.price_id = l.price_id
-        WHERE l.kind = 'subscription' AND l.period_end < %s AND {where}
-    ),
-    classified AS (
-        SELECT s.customer_id AS customer_id, s.currency AS currency, s.idx AS idx, s.mrr AS mrr,
-               CASE WHEN s.prev_idx = s.idx - 1 THEN
-                        CASE WHEN s.mrr > s.prev_mrr THEN 'expansion'
-                             WHEN s.mrr < s.prev_mrr THEN 'contraction' ELSE 'flat' END
-                    WHEN s.prev_idx IS NOT NULL OR e.customer_id IS NOT NULL THEN 'reactivation'
-                    ELSE 'new' END AS kind,
-               s.mrr - CASE WHEN s.prev_idx = s.idx - 1 THEN s.prev_mrr ELSE 0 END AS amount
-        FROM seq s
-        LEFT JOIN earlier e ON e.customer_id = s.customer_id AND e.currency = s.currency
-        WHERE s.idx >= 0
-        UNION ALL
-        SELECT customer_id, currency, idx + 1, 0, 'churn', -mrr
-        FROM seq
-        WHERE (next_idx IS NULL OR next_idx > idx + 1) AND idx + 1 <= {last}
+        SELECT DISTINCT c.customer_id AS customer_id, c.currency AS currency
+        FROM reports_customermonthmrr c
+        WHERE {scope} AND c.month < {base - 1} AND c.mrr > 0 {where}
     )
     """
-    # `earlier`: a line that ended before the month before the period means the
-    # customer paid before (a return is a reactivation, not new business).
-    earlier_boundary = _db_datetime(month_start(add_months(filters.start, -1)))
-    params = [
-        *months_params,
-        first_boundary,
-        _db_datetime(month_start(add_months(filters.end, 1))),
-        *where_params,
-        earlier_boundary,
-        *where_params,
-    ]
-    return sql, params, last
+    return sql, [*where_params, *where_params], last
+
+
+# A live customer-month `s` followed by a gap churns in the month after its own.
+_CHURNS_NEXT = "(s.next_idx IS NULL OR s.next_idx > s.idx + 1) AND s.idx < {last}"
 
 
 def mrr_movements(*, filters: ReportFilters) -> list[MrrMonth]:
-    """MRR, ARR and the movements that explain each month's change, per currency."""
-    ctes = _mrr_ctes(filters)
+    """MRR, ARR and the movements that explain each month's change, per currency.
+
+    Read from the customers' monthly totals of the MRR summary, which carry the month
+    before and the first paying month: one aggregate over the period's rows. Filtering
+    by brand or plan looks at part of each customer's MRR, labelled on the fly instead.
+    """
+    if filters.brand or filters.plan:
+        return _mrr_movements_by_window(filters=filters)
+    from reports.summary import month_number, mrr_summary_refresh
+
+    mrr_summary_refresh()
     months = months_between(filters.start, filters.end)
-    if ctes is None:
-        return []
-    sql, params, _last = ctes
+    base = month_number(filters.start.year, filters.start.month)
+    where, where_params = _summary_where(filters)
     rows = _fetch(
-        sql
-        + """
-        SELECT currency, idx, kind, COUNT(*), SUM(amount) FROM classified GROUP BY currency, idx, kind
-        UNION ALL
-        SELECT currency, idx, 'total', COUNT(*), SUM(mrr) FROM live GROUP BY currency, idx
+        f"""
+        SELECT c.currency, c.month - {base},
+               SUM(CASE WHEN c.mrr > 0 THEN 1 ELSE 0 END), SUM(c.mrr),
+               SUM(CASE WHEN c.previous_mrr > 0 THEN 1 ELSE 0 END), SUM(c.previous_mrr),
+               SUM(CASE WHEN c.is_first THEN 1 ELSE 0 END), SUM(CASE WHEN c.is_first THEN c.mrr ELSE 0 END),
+               SUM(CASE WHEN c.mrr > c.previous_mrr AND c.previous_mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END),
+               SUM(CASE WHEN c.mrr < c.previous_mrr AND c.mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END),
+               SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN 1 ELSE 0 END),
+               SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN c.mrr ELSE 0 END),
+               SUM(CASE WHEN c.mrr = 0 THEN 1 ELSE 0 END), SUM(CASE WHEN c.mrr = 0 THEN c.previous_mrr ELSE 0 END)
+        FROM reports_customermonthmrr c
+        WHERE c.price_id IS NULL AND c.month >= {base} AND c.month <= {base + len(months) - 1} {where}
+        GROUP BY c.currency, c.month
         """,
-        params,
+        where_params,
     )
-    table: dict[str, dict[int, dict[str, tuple[int, int]]]] = defaultdict(lambda: defaultdict(dict))
-    for currency, idx, kind, count, amount in rows:
-        table[currency][int(idx)][kind] = (int(count), int(amount or 0))
+    sums: dict[str, dict[int, tuple[int, ...]]] = defaultdict(dict)
+    for currency, idx, *figures in rows:
+        sums[currency][int(idx)] = tuple(int(figure or 0) for figure in figures)
     result = []
-    for currency in sorted(table):
+    for currency in sorted(sums):
         for idx, month in enumerate(months):
-            cell = table[currency][idx]
-            previous = table[currency][idx - 1].get("total", (0, 0))
-
-            def amount(kind: str, cell: dict = cell) -> int:
-                return cell.get(kind, (0, 0))[1]
-
-            def count(kind: str, cell: dict = cell) -> int:
-                return cell.get(kind, (0, 0))[0]
-
+            (
+                customers,
+                mrr,
+                start_customers,
+                start_mrr,
+                new_customers,
+                new,
+                expansion,
+                contraction,
+                reactivated,
+                reactivation,
+                churned,
+                churn,
+            ) = sums[currency].get(idx, (0,) * 12)
             result.append(
                 MrrMonth(
                     month=month,
                     currency=currency,
-                    mrr=amount("total"),
-                    customers=count("total"),
-                    new=amount("new"),
-                    expansion=amount("expansion"),
-                    contraction=amount("contraction"),
-                    churn=amount("churn"),
-                    reactivation=amount("reactivation"),
-                    new_customers=count("new"),
-                    churned_customers=count("churn"),
-                    reactivated_customers=count("reactivation"),
+                    mrr=mrr,
+                    customers=customers,
+                    new=new,
+                    expansion=expansion,
+                    contraction=contraction,
+                    churn=-churn,
+                    reactivation=reactivation,
+                    new_customers=new_customers,
+                    churned_customers=churned,
+                    reactivated_customers=reactivated,
+                    start_mrr=start_mrr,
+                    start_customers=start_customers,
+                )
+            )
+    return result
+
+
+def _mrr_movements_by_window(*, filters: ReportFilters) -> list[MrrMonth]:
+    """Movements of a part of each customer's MRR (a brand, a plan): window functions over
+    the customer-months of that part, each labelled and summed into its month; the churn
+    of a customer's last live month before a gap is summed there and moved to the month after.
+    """
+    months = months_between(filters.start, filters.end)
+    sql, params, last = _mrr_ctes(filters)
+    churns = _CHURNS_NEXT.format(last=last)
+    # Numbers rather than labels: `step` is the change against a previous month that was
+    # live (0 if there was none), `fresh` says new business; the rest of the rows without
+    # a live previous month are reactivations.
+    labelled = f"""
+        , labelled AS (
+            SELECT s.currency AS currency, s.idx AS idx, s.mrr AS mrr,
+                   CASE WHEN s.prev_idx = s.idx - 1 THEN 1 ELSE 0 END AS continued,
+                   CASE WHEN s.prev_idx = s.idx - 1 THEN s.mrr - s.prev_mrr ELSE 0 END AS step,
+                   CASE WHEN s.prev_idx IS NULL AND e.customer_id IS NULL THEN 1 ELSE 0 END AS fresh,
+                   CASE WHEN {churns} THEN 1 ELSE 0 END AS churns_next
+            FROM seq s LEFT JOIN earlier e ON e.customer_id = s.customer_id AND e.currency = s.currency
+        )
+        SELECT currency, idx, COUNT(*), SUM(mrr),
+               SUM(fresh), SUM(fresh * mrr),
+               SUM(CASE WHEN step > 0 THEN step ELSE 0 END), SUM(CASE WHEN step < 0 THEN step ELSE 0 END),
+               SUM(1 - continued - fresh), SUM((1 - continued - fresh) * mrr),
+               SUM(churns_next), SUM(churns_next * mrr)
+        FROM labelled
+        GROUP BY currency, idx
+    """
+    sums: dict[str, dict[int, tuple[int, ...]]] = defaultdict(dict)
+    for currency, idx, *figures in _fetch(sql + labelled, params):
+        sums[currency][int(idx)] = tuple(int(figure or 0) for figure in figures)
+    empty = (0,) * 10
+    result = []
+    for currency in sorted(sums):
+        for idx, month in enumerate(months):
+            (customers, mrr, new_customers, new, expansion, contraction, reactivated, reactivation, *_churn) = sums[
+                currency
+            ].get(idx, empty)
+            previous = sums[currency].get(idx - 1, empty)
+            result.append(
+                MrrMonth(
+                    month=month,
+                    currency=currency,
+                    mrr=mrr,
+                    customers=customers,
+                    new=new,
+                    expansion=expansion,
+                    contraction=contraction,
+                    churn=-previous[9],
+                    reactivation=reactivation,
+                    new_customers=new_customers,
+                    churned_customers=previous[8],
+                    reactivated_customers=reactivated,
                     start_mrr=previous[1],
                     start_customers=previous[0],
                 )
@@ -310,14 +398,15 @@ class CohortRow:
 
 def cohorts(*, filters: ReportFilters) -> list[CohortRow]:
     """Customers grouped by the month they started paying (new business in the period)."""
-    ctes = _mrr_ctes(filters)
-    if ctes is None:
-        return []
-    sql, params, _last = ctes
+    sql, params, _last = _mrr_ctes(filters)
     rows = _fetch(
         sql
         + """
-        , starts AS (SELECT customer_id, currency, idx AS cohort FROM classified WHERE kind = 'new')
+        , starts AS (
+            SELECT s.customer_id AS customer_id, s.currency AS currency, s.idx AS cohort
+            FROM seq s LEFT JOIN earlier e ON e.customer_id = s.customer_id AND e.currency = s.currency
+            WHERE s.idx >= 0 AND s.prev_idx IS NULL AND e.customer_id IS NULL
+        )
         SELECT s.currency, s.cohort, l.idx - s.cohort AS age, COUNT(*), SUM(l.mrr)
         FROM starts s JOIN live l ON l.customer_id = s.customer_id AND l.currency = s.currency AND l.idx >= s.cohort
         GROUP BY s.currency, s.cohort, l.idx - s.cohort
@@ -378,7 +467,7 @@ def revenue_recognition(*, filters: ReportFilters) -> list[RecognitionMonth]:
     window = months_between(filters.start, filters.end)
     if bounds[0] is None:
         return []
-    earliest, latest = (_as_month(value) for value in (min(bounds[0], bounds[2]), max(bounds[1], bounds[3])))
+    earliest, latest = (as_month(value) for value in (min(bounds[0], bounds[2]), max(bounds[1], bounds[3])))
     calendar = months_between(min(earliest, filters.start), max(latest, filters.end))
     months_sql, months_params = _months_cte("months", calendar)
     net = LINE_NET_SQL
@@ -439,7 +528,7 @@ def revenue_recognition(*, filters: ReportFilters) -> list[RecognitionMonth]:
     return result
 
 
-def _as_month(value: Any) -> date:
+def as_month(value: Any) -> date:
     if isinstance(value, str):  # SQLite gives aggregates of datetimes back as text
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime):

@@ -87,3 +87,36 @@ def test_filters_narrow_the_mrr(scenario, customer_factory):
     assert mrr_movements(filters=replace(PERIOD, currency="USD")) == []
     assert mrr_movements(filters=replace(PERIOD, country="DE")) == []
     assert [row.mrr for row in mrr_movements(filters=replace(PERIOD, customer=scenario.chloe.pk))] == [10000] * 3
+
+
+def test_the_brand_filtered_path_agrees_with_the_summary_totals(scenario):
+    from dataclasses import replace
+
+    everything = mrr_movements(filters=PERIOD)
+    one_brand = mrr_movements(filters=replace(PERIOD, brand=scenario.alice.brand_id))
+
+    assert one_brand == everything
+
+
+def test_the_summary_follows_new_and_voided_invoices(scenario):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from invoices.services.lifecycle import invoice_void
+    from tests.reports.scenario import bill
+
+    before = mrr_movements(filters=PERIOD)
+    assert before[2].mrr == 21350
+    march_of_david = scenario.david.invoices.get(period_start=datetime(2026, 3, 1, tzinfo=ZoneInfo("Europe/Paris")))
+
+    invoice_void(invoice=march_of_david, at=datetime(2026, 3, 2, tzinfo=ZoneInfo("Europe/Paris")))
+    bill(
+        scenario.bruno,
+        scenario.pro,
+        datetime(2026, 3, 1, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2026, 4, 1, tzinfo=ZoneInfo("Europe/Paris")),
+    )
+
+    after = mrr_movements(filters=PERIOD)
+    assert after[2].mrr == 21350 - 1450 + 9900
+    assert (after[2].churn, after[2].expansion) == (-1450, 7000)  # David left in March; Bruno went back to Pro
