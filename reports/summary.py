@@ -127,12 +127,12 @@ def _rebuild_rows(*, scope: str, scope_params: list) -> None:
                 FROM totals
                 WINDOW w AS (PARTITION BY currency, customer_id ORDER BY month)
             )
-            SELECT customer_id, currency, NULL, NULL, month, mrr,
+            SELECT customer_id, currency, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), month, mrr,
                    CASE WHEN prev_month = month - 1 THEN prev_mrr ELSE 0 END,
                    CASE WHEN position = 1 THEN TRUE ELSE FALSE END
             FROM seq
             UNION ALL
-            SELECT customer_id, currency, NULL, NULL, month + 1, 0, mrr, FALSE
+            SELECT customer_id, currency, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), month + 1, 0, mrr, FALSE
             FROM seq
             WHERE next_month IS NULL OR next_month > month + 1
             ORDER BY 2, 1, 5
