@@ -398,10 +398,9 @@ class CohortRow:
 
 def cohorts(*, filters: ReportFilters) -> list[CohortRow]:
     """Customers grouped by the month they started paying (new business in the period)."""
-    sql, params, _last = _mrr_ctes(filters)
-    rows = _fetch(
-        sql
-        + """
+    if filters.brand or filters.plan:
+        sql, params, _last = _mrr_ctes(filters)
+        sql += """
         , starts AS (
             SELECT s.customer_id AS customer_id, s.currency AS currency, s.idx AS cohort
             FROM seq s LEFT JOIN earlier e ON e.customer_id = s.customer_id AND e.currency = s.currency
@@ -410,10 +409,28 @@ def cohorts(*, filters: ReportFilters) -> list[CohortRow]:
         SELECT s.currency, s.cohort, l.idx - s.cohort AS age, COUNT(*), SUM(l.mrr)
         FROM starts s JOIN live l ON l.customer_id = s.customer_id AND l.currency = s.currency AND l.idx >= s.cohort
         GROUP BY s.currency, s.cohort, l.idx - s.cohort
-        ORDER BY s.currency, s.cohort, age
-        """,
-        params,
-    )
+        """
+    else:  # the customers' monthly totals know each customer's first paying month
+        from reports.summary import month_number, mrr_summary_refresh
+
+        mrr_summary_refresh()
+        base = month_number(filters.start.year, filters.start.month)
+        final = base + filters.month_count - 1
+        where, params = _summary_where(filters)
+        sql = f"""
+        WITH starts AS (
+            SELECT c.customer_id AS customer_id, c.currency AS currency, c.month AS cohort
+            FROM reports_customermonthmrr c
+            WHERE c.price_id IS NULL AND c.is_first AND c.month >= {base} AND c.month <= {final} {where}
+        )
+        SELECT s.currency, s.cohort - {base}, l.month - s.cohort, COUNT(*), SUM(l.mrr)
+        FROM starts s
+        JOIN reports_customermonthmrr l
+          ON l.customer_id = s.customer_id AND l.currency = s.currency AND l.price_id IS NULL
+         AND l.month >= s.cohort AND l.month <= {final} AND l.mrr > 0
+        GROUP BY s.currency, s.cohort, l.month - s.cohort
+        """
+    rows = _fetch(sql, params)
     months = months_between(filters.start, filters.end)
     cells: dict[tuple[str, int], dict[int, tuple[int, int]]] = defaultdict(dict)
     for currency, cohort, age, count, amount in rows:

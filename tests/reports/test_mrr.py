@@ -120,3 +120,9 @@ def test_the_summary_follows_new_and_voided_invoices(scenario):
     after = mrr_movements(filters=PERIOD)
     assert after[2].mrr == 21350 - 1450 + 9900
     assert (after[2].churn, after[2].expansion) == (-1450, 7000)  # David left in March; Bruno went back to Pro
+
+
+def test_cohorts_agree_with_a_brand_filter(scenario):
+    from dataclasses import replace
+
+    assert cohorts(filters=replace(PERIOD, brand=scenario.alice.brand_id)) == cohorts(filters=PERIOD)
