@@ -1,35 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reports.registry import REPORTS
-from tests.conftest import current_totp
-from tests.reports.scenario import build_scenario
 
 pytestmark = pytest.mark.django_db
 
 QUERY = "?start=2026-01&end=2026-03"
-
-
-@pytest.fixture
-def console_as(client, staff_factory):
-    def sign_in(group: str | None):
-        user = staff_factory(username=f"staff-{group or 'none'}".lower().replace(" ", "-"))
-        if group:
-            user.groups.add(Group.objects.get(name=group))
-        device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-        client.post("/admin/login/", {"username": user.username, "password": "correct horse battery staple"})
-        assert client.post("/admin/otp/verify/", {"otp_token": current_totp(device)}).status_code == 302
-        return client
-
-    return sign_in
-
-
-@pytest.fixture
-def scenario(customer_factory, price_factory, tax_rate):
-    return build_scenario(customer_factory, price_factory)
 
 
 @pytest.mark.parametrize("group", ["Finance", "Read-only"])

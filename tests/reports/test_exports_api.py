@@ -8,20 +8,12 @@ import pytest
 from django.contrib.auth.models import Group
 from openpyxl import load_workbook
 
-from tests.reports.scenario import build_scenario
-from tests.reports.test_admin import console_as  # noqa: F401 - fixture
-
 pytestmark = pytest.mark.django_db
 
 QUERY = "?start=2026-01&end=2026-03"
 
 
-@pytest.fixture
-def scenario(customer_factory, price_factory, tax_rate):
-    return build_scenario(customer_factory, price_factory)
-
-
-def test_csv_export_holds_the_mrr_table(console_as, scenario):  # noqa: F811
+def test_csv_export_holds_the_mrr_table(console_as, scenario):
     client = console_as("Finance")
 
     response = client.get(f"/admin/reports/dashboard/mrr/export.csv{QUERY}")
@@ -35,7 +27,7 @@ def test_csv_export_holds_the_mrr_table(console_as, scenario):  # noqa: F811
     assert rows[2]["churn"] == "-29.00"
 
 
-def test_xlsx_export_holds_numbers(console_as, scenario):  # noqa: F811
+def test_xlsx_export_holds_numbers(console_as, scenario):
     client = console_as("Read-only")
 
     response = client.get(f"/admin/reports/dashboard/retention/export.xlsx{QUERY}")

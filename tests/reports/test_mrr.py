@@ -6,14 +6,9 @@ from fractions import Fraction
 import pytest
 
 from reports.selectors import cohorts, mrr_movements, retention, revenue_recognition
-from tests.reports.scenario import PERIOD, build_scenario
+from tests.reports.scenario import PERIOD
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scenario(customer_factory, price_factory, tax_rate):
-    return build_scenario(customer_factory, price_factory)
 
 
 def test_mrr_movements_of_the_hand_built_scenario(scenario):
