@@ -121,3 +121,13 @@ def test_cohorts_agree_with_a_brand_filter(scenario):
     from dataclasses import replace
 
     assert cohorts(filters=replace(PERIOD, brand=scenario.alice.brand_id)) == cohorts(filters=PERIOD)
+
+
+def test_the_beat_task_refreshes_the_summary_ahead_of_readers(scenario):
+    from reports.models import CustomerMonthMrr
+    from reports.tasks import refresh_mrr_summary
+
+    assert refresh_mrr_summary() == -1  # the first refresh builds everything
+    # Paying customer-months: Oct 1, Dec 2, Jan 3, Feb 4, Mar 3, then Chloé's yearly April-December.
+    assert CustomerMonthMrr.objects.filter(price__isnull=True, mrr__gt=0).count() == 1 + 2 + 3 + 4 + 3 + 9
+    assert refresh_mrr_summary() == 4  # the customers invoiced in the last minutes, recomputed (idempotent)
