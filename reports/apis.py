@@ -25,16 +25,14 @@ PROBLEM = "application/problem+json"
 
 
 class CanViewReports(BasePermission):
-    """Anonymous callers are refused; a user needs the dashboards permission. A caller
-    authenticated by credentials other than a user session (e.g. an API key, which sets
-    `request.auth`) is trusted as far as the default permission classes allow."""
+    """A signed-in user needs `reports.view_dashboards` (Finance, Read-only), however they
+    authenticated. A caller authenticated without a user (e.g. an API key that sets only
+    `request.auth`) is left to the default permission classes. Anonymous: refused."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         if user is not None and user.is_authenticated:
-            return bool(user.has_perm("reports.view_dashboards")) or (
-                request.auth is not None and not hasattr(request.auth, "session_key")
-            )
+            return bool(user.has_perm("reports.view_dashboards"))
         return request.auth is not None
 
 
