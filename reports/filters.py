@@ -28,6 +28,7 @@ class ReportFilters:
     plan: int | None = None  # a Price id: the plans customers subscribe to
     country: str | None = None
     customer: int | None = None  # the customer timeline needs one
+    min_changes: int = 1  # plan-change history: customers with at least this many changes
 
     @property
     def month_count(self) -> int:
@@ -73,6 +74,7 @@ class ReportFilterForm(forms.Form):
     plan = forms.IntegerField(label=_("Plan (price id)"), required=False, min_value=1)
     country = LazyTypedChoiceField(label=_("Country"), choices=[("", "—"), *countries], required=False)
     customer = forms.IntegerField(label=_("Customer id"), required=False, min_value=1)
+    min_changes = forms.IntegerField(label=_("At least (changes)"), required=False, min_value=1, max_value=1000)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -110,4 +112,5 @@ class ReportFilterForm(forms.Form):
             plan=data.get("plan"),
             country=data.get("country") or None,
             customer=data.get("customer"),
+            min_changes=data.get("min_changes") or 1,
         )

@@ -49,14 +49,22 @@ class Report:
     description: Any
     build: Callable[[ReportFilters], ReportTable]
     needs_customer: bool = False
+    extra_filters: tuple[str, ...] = ()  # form fields only this report uses
+
+    @property
+    def shown_filters(self) -> tuple[str, ...]:
+        return ("start", "end", "brand", "currency", "plan", "country", *self.extra_filters)
 
 
 REPORTS: dict[str, Report] = {}
 
 
-def report(name: str, title: Any, description: Any, *, needs_customer: bool = False):
+def report(
+    name: str, title: Any, description: Any, *, needs_customer: bool = False, extra_filters: tuple[str, ...] = ()
+):
     def register(build: Callable[[ReportFilters], ReportTable]) -> Callable[[ReportFilters], ReportTable]:
-        REPORTS[name] = Report(name, title, description, build, needs_customer)
+        extra = ("customer", *extra_filters) if needs_customer else extra_filters
+        REPORTS[name] = Report(name, title, description, build, needs_customer, extra)
         return build
 
     return register
@@ -645,9 +653,10 @@ def _usage(filters: ReportFilters) -> ReportTable:
     "plan-changes",
     _("Plan-change history"),
     _("Customers by number of plan or quantity changes in the period, most changes first."),
+    extra_filters=("min_changes",),
 )
 def _plan_changes(filters: ReportFilters) -> ReportTable:
-    rows = selectors.plan_change_history(filters=filters)
+    rows = selectors.plan_change_history(filters=filters, min_changes=filters.min_changes)
     return ReportTable(
         columns=(
             Column("customer_id", _("customer id"), INT),

@@ -73,3 +73,33 @@ def test_api_filter_errors_are_problem_json(client, staff_factory):
     assert "currency" in bad.json()["detail"]
     assert client.get("/api/v1/reports/unknown/").status_code == 404
     assert client.get("/api/v1/reports/customer-timeline/").status_code == 400
+
+
+def test_plan_change_history_over_the_api_keeps_customers_with_enough_changes(client, staff_factory, customer):
+    from datetime import UTC, datetime
+
+    from billing.models import Subscription, SubscriptionChange
+
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+    subscription = Subscription.objects.create(
+        customer=customer,
+        status="active",
+        currency="EUR",
+        cycle={"kind": "interval", "unit": "month", "count": 1},
+        billing_cycle_anchor=datetime(2026, 1, 1, tzinfo=UTC),
+        current_period_start=datetime(2026, 1, 1, tzinfo=UTC),
+        current_period_end=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+    for month in (1, 2, 4):
+        SubscriptionChange.objects.create(
+            subscription=subscription, kind="change", effective_at=datetime(2026, month, 10, tzinfo=UTC)
+        )
+
+    three = client.get("/api/v1/reports/plan-changes/?start=2026-01&end=2026-06&min_changes=3").json()
+    four = client.get("/api/v1/reports/plan-changes/?start=2026-01&end=2026-06&min_changes=4").json()
+
+    assert [(row["customer_id"], row["changes"]) for row in three["rows"]] == [(customer.pk, 3)]
+    assert four["rows"] == []
+    assert client.get("/api/v1/reports/plan-changes/?min_changes=0").status_code == 400
