@@ -18,6 +18,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("subscription_preview.py", ["--repeat", "300"]),
     ("render_pdf.py", ["--invoices", "100"]),
     ("api_load.py", ["--requests", "3000", "--clients", "8", "--workers", "4"]),
+    ("reports.py", ["--subscriptions", "10000"]),
 ]
 
 

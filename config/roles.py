@@ -13,7 +13,8 @@ TARIF_APPS = ("customers", "billing", "invoices", "reports", "feedback")
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}
     | {"django_celery_beat": ("view",), "audit": ("view",)},
-    "Support": {app: ("view",) for app in TARIF_APPS} | {"customers": ("view", "add", "change")},
+    # Reports (revenue, churn, receivables) are for finance and auditors, not support.
+    "Support": {app: ("view",) for app in TARIF_APPS if app != "reports"} | {"customers": ("view", "add", "change")},
     "Read-only": {app: ("view",) for app in TARIF_APPS},
 }
 # Finance may not delete what the law says must be kept.

@@ -467,6 +467,8 @@ class Invoice(LoadedValuesMixin, models.Model):
             models.Index(fields=["customer", "status"]),
             models.Index(fields=["status", "due_at"]),
             models.Index(fields=["finalized_at"]),
+            # The reports' MRR summary finds the invoices that changed since its last refresh.
+            models.Index(fields=["updated_at"], name="invoice_updated_at_idx"),
         ]
         constraints = [
             # Exactly once per subscription-period: the database refuses a second renewal invoice.

@@ -122,6 +122,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 TARIF_DEFAULT_TIMEZONE = env.str("TARIF_DEFAULT_TIMEZONE", default="Europe/Paris")
+# Reports cut months at midnight in this zone (docs/reports.md).
+TARIF_REPORTS_TIMEZONE = env.str("TARIF_REPORTS_TIMEZONE", default=TARIF_DEFAULT_TIMEZONE)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

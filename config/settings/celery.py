@@ -26,6 +26,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # Payments: dunning retries that have come due (collection itself is queued per billing-run chunk).
 CELERY_BEAT_SCHEDULE["dunning-run-due"] = {"task": "billing.dunning_run_due", "schedule": crontab(minute="*/15")}
+# Reports: keep the MRR summary current between billing runs (docs/reports.md).
+CELERY_BEAT_SCHEDULE["reports-refresh-mrr-summary"] = {
+    "task": "reports.refresh_mrr_summary",
+    "schedule": crontab(minute="7,22,37,52"),
+}
 
 # Three kinds of work, each on its own queue so they scale (and fail) independently:
 # the billing run (`celery`, the default), payments, and document rendering.

@@ -46,7 +46,9 @@ def test_bad_feature_events_are_problems_and_record_nothing(api, customer, paylo
 
 
 def test_a_read_only_key_cannot_report_feature_events(api_read, customer):
-    response = api_read.post("/api/v1/feature_events", {"customer": f"cus_{customer.pk}", "feature": "x"}, format="json")
+    response = api_read.post(
+        "/api/v1/feature_events", {"customer": f"cus_{customer.pk}", "feature": "x"}, format="json"
+    )
 
     assert response.status_code == 403
     assert not DomainEvent.objects.filter(type=FEATURE_EVENT).exists()

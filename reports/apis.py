@@ -1,0 +1,118 @@
+"""The reports over the API: GET /api/v1/reports/ (the list) and /api/v1/reports/<name>/.
+
+Authentication and base permissions are the project's REST_FRAMEWORK defaults; on top,
+a signed-in user needs `reports.view_dashboards` (Finance, Read-only), like the console.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from reports.exports import to_json
+from reports.filters import ReportFilterForm
+from reports.registry import REPORTS
+
+PROBLEM = "application/problem+json"
+
+
+class CanViewReports(BasePermission):
+    """A signed-in user needs `reports.view_dashboards` (Finance, Read-only), however they
+    authenticated. A caller authenticated without a user (e.g. an API key that sets only
+    `request.auth`) is left to the default permission classes. Anonymous: refused."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if user is not None and user.is_authenticated:
+            return bool(user.has_perm("reports.view_dashboards"))
+        return request.auth is not None
+
+
+def _problem(status: int, title: str, detail: Any) -> Response:
+    return Response(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}, status=status, content_type=PROBLEM
+    )
+
+
+class ReportListApi(APIView):
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
+
+    class ReportListOutputSerializer(serializers.Serializer):
+        reports = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(operation_id="reports_list", responses=ReportListOutputSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "reports": [
+                    {
+                        "name": report.name,
+                        "title": str(report.title),
+                        "description": str(report.description),
+                        "url": request.build_absolute_uri(f"{report.name}/"),
+                    }
+                    for report in REPORTS.values()
+                ]
+            }
+        )
+
+
+class ReportApi(APIView):
+    """Query: start, end (YYYY-MM), brand, currency, plan (price id), country, customer."""
+
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
+
+    class ReportOutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        title = serializers.CharField()
+        filters = serializers.DictField()
+        columns = serializers.ListField(child=serializers.DictField())
+        rows = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        operation_id="reports_retrieve",
+        responses=ReportOutputSerializer,
+        parameters=[
+            OpenApiParameter("start", str, description="first month, YYYY-MM"),
+            OpenApiParameter("end", str, description="last month, YYYY-MM"),
+            OpenApiParameter("brand", int),
+            OpenApiParameter("currency", str),
+            OpenApiParameter("plan", int, description="price id"),
+            OpenApiParameter("country", str),
+            OpenApiParameter("customer", int),
+        ],
+    )
+    def get(self, request: Request, name: str) -> Response:
+        report = REPORTS.get(name)
+        if report is None:
+            return _problem(404, _("No such report."), _("Known reports: %(names)s") % {"names": ", ".join(REPORTS)})
+        form = ReportFilterForm(request.query_params)
+        if not form.is_valid():
+            return _problem(400, _("Invalid filters."), form.errors.get_json_data())
+        filters = form.filters()
+        if report.needs_customer and not filters.customer:
+            return _problem(400, _("Invalid filters."), _("This report needs a customer (customer=<id>)."))
+        return Response(
+            {
+                "name": report.name,
+                "title": str(report.title),
+                "filters": {
+                    "start": f"{filters.start:%Y-%m}",
+                    "end": f"{filters.end:%Y-%m}",
+                    "brand": filters.brand,
+                    "currency": filters.currency,
+                    "plan": filters.plan,
+                    "country": filters.country,
+                    "customer": filters.customer,
+                },
+                **to_json(report.build(filters)),
+            }
+        )

@@ -1,0 +1,752 @@
+"""The reports as tables (columns + rows) with their chart: one definition feeds the
+admin dashboard, the CSV/XLSX exports and the API, so the three always agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from reports import selectors
+from reports.charts import Chart, Series, bar_chart, line_chart
+from reports.filters import ReportFilters, add_months, month_start
+
+TEXT, INT, MONEY, RATE, MONTH, DATETIME, DURATION, DECIMAL = (
+    "text",
+    "int",
+    "money",
+    "rate",
+    "month",
+    "datetime",
+    "duration",
+    "decimal",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: Any  # lazy translation
+    kind: str = TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTable:
+    columns: tuple[Column, ...]
+    rows: list[dict[str, Any]]
+    charts: tuple[Chart, ...] = ()
+    notes: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str  # URL slug: /admin/reports/dashboard/<name>/, /api/v1/reports/<name>/
+    title: Any
+    description: Any
+    build: Callable[[ReportFilters], ReportTable]
+    needs_customer: bool = False
+    extra_filters: tuple[str, ...] = ()  # form fields only this report uses
+
+    @property
+    def shown_filters(self) -> tuple[str, ...]:
+        return ("start", "end", "brand", "currency", "plan", "country", *self.extra_filters)
+
+
+REPORTS: dict[str, Report] = {}
+
+
+def report(
+    name: str, title: Any, description: Any, *, needs_customer: bool = False, extra_filters: tuple[str, ...] = ()
+):
+    def register(build: Callable[[ReportFilters], ReportTable]) -> Callable[[ReportFilters], ReportTable]:
+        extra = ("customer", *extra_filters) if needs_customer else extra_filters
+        REPORTS[name] = Report(name, title, description, build, needs_customer, extra)
+        return build
+
+    return register
+
+
+def _major(amount: int | None) -> float:
+    # Chart heights only (never stored or added up): minor units to major units.
+    return (amount or 0) / 100
+
+
+def _chart_currency(rows: Sequence[Any], filters: ReportFilters) -> str | None:
+    currencies = sorted({row.currency for row in rows})
+    if filters.currency in currencies:
+        return filters.currency
+    return currencies[0] if currencies else None
+
+
+def _month_label(month: date) -> str:
+    return f"{month:%Y-%m}"
+
+
+def _currency_note(rows: Sequence[Any], currency: str | None) -> tuple[Any, ...]:
+    if len({row.currency for row in rows}) > 1:
+        return (
+            _("Several currencies: the charts show %(currency)s; filter by currency to see another.")
+            % {"currency": currency},
+        )
+    return ()
+
+
+@report(
+    "mrr",
+    _("MRR, ARR and MRR movements"),
+    _(
+        "Monthly recurring revenue at each month's end, net of discounts, excluding tax, usage and one-off "
+        "charges; yearly and quarterly plans normalised to a month. Movements explain each month's change."
+    ),
+)
+def _mrr(filters: ReportFilters) -> ReportTable:
+    rows = selectors.mrr_movements(filters=filters)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
+    labels = [_month_label(row.month) for row in shown]
+    charts = (
+        line_chart(
+            title=_("MRR (%(currency)s)") % {"currency": currency},
+            labels=labels,
+            series=[Series(str(_("MRR")), [_major(row.mrr) for row in shown])],
+        ),
+        bar_chart(
+            title=_("MRR movements (%(currency)s)") % {"currency": currency},
+            labels=labels,
+            series=[
+                Series(str(_("new")), [_major(row.new) for row in shown], "#2e9e5b"),
+                Series(str(_("expansion")), [_major(row.expansion) for row in shown], "#2851a3"),
+                Series(str(_("reactivation")), [_major(row.reactivation) for row in shown], "#16a085"),
+                Series(str(_("contraction")), [_major(row.contraction) for row in shown], "#f0a202"),
+                Series(str(_("churn")), [_major(row.churn) for row in shown], "#c0392b"),
+            ],
+            lines=[Series(str(_("net new MRR")), [_major(row.net_new) for row in shown], "#333333")],
+        ),
+    )
+    return ReportTable(
+        columns=(
+            Column("month", _("month"), MONTH),
+            Column("currency", _("currency")),
+            Column("start_mrr", _("MRR at start"), MONEY),
+            Column("new", _("new"), MONEY),
+            Column("expansion", _("expansion"), MONEY),
+            Column("contraction", _("contraction"), MONEY),
+            Column("churn", _("churn"), MONEY),
+            Column("reactivation", _("reactivation"), MONEY),
+            Column("net_new", _("net new MRR"), MONEY),
+            Column("mrr", _("MRR"), MONEY),
+            Column("arr", _("ARR"), MONEY),
+            Column("customers", _("paying customers"), INT),
+            Column("new_customers", _("new customers"), INT),
+            Column("churned_customers", _("churned customers"), INT),
+            Column("reactivated_customers", _("reactivated customers"), INT),
+        ),
+        rows=[
+            {
+                "month": row.month,
+                "currency": row.currency,
+                "start_mrr": row.start_mrr,
+                "new": row.new,
+                "expansion": row.expansion,
+                "contraction": row.contraction,
+                "churn": row.churn,
+                "reactivation": row.reactivation,
+                "net_new": row.net_new,
+                "mrr": row.mrr,
+                "arr": row.arr,
+                "customers": row.customers,
+                "new_customers": row.new_customers,
+                "churned_customers": row.churned_customers,
+                "reactivated_customers": row.reactivated_customers,
+            }
+            for row in rows
+        ],
+        charts=charts,
+        notes=_currency_note(rows, currency),
+    )
+
+
+def _percent(rate: Fraction | None) -> float | None:
+    return None if rate is None else float(rate * 100)
+
+
+@report(
+    "retention",
+    _("Churn and net revenue retention"),
+    _(
+        "Customer churn rate (customers lost / customers at the month's start), revenue churn rate "
+        "((churn + contraction) / MRR at the start) and net revenue retention "
+        "((MRR at the start + expansion - contraction - churn) / MRR at the start), month by month."
+    ),
+)
+def _retention(filters: ReportFilters) -> ReportTable:
+    rows = selectors.retention(filters=filters)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
+    labels = [_month_label(row.month) for row in shown]
+    return ReportTable(
+        columns=(
+            Column("month", _("month"), MONTH),
+            Column("currency", _("currency")),
+            Column("start_customers", _("customers at start"), INT),
+            Column("churned_customers", _("churned customers"), INT),
+            Column("start_mrr", _("MRR at start"), MONEY),
+            Column("customer_churn_rate", _("customer churn rate"), RATE),
+            Column("revenue_churn_rate", _("revenue churn rate"), RATE),
+            Column("net_revenue_retention", _("net revenue retention"), RATE),
+        ),
+        rows=[
+            {
+                "month": row.month,
+                "currency": row.currency,
+                "start_customers": row.start_customers,
+                "churned_customers": row.churned_customers,
+                "start_mrr": row.start_mrr,
+                "customer_churn_rate": row.customer_churn_rate,
+                "revenue_churn_rate": row.revenue_churn_rate,
+                "net_revenue_retention": row.net_revenue_retention,
+            }
+            for row in rows
+        ],
+        charts=(
+            line_chart(
+                title=_("Churn rates (%)"),
+                labels=labels,
+                series=[
+                    Series(str(_("customer churn rate")), [_percent(row.customer_churn_rate) for row in shown]),
+                    Series(str(_("revenue churn rate")), [_percent(row.revenue_churn_rate) for row in shown]),
+                ],
+            ),
+            line_chart(
+                title=_("Net revenue retention (%)"),
+                labels=labels,
+                series=[
+                    Series(str(_("net revenue retention")), [_percent(row.net_revenue_retention) for row in shown])
+                ],
+            ),
+        ),
+        notes=_currency_note(rows, currency),
+    )
+
+
+@report(
+    "cohorts",
+    _("Cohort retention"),
+    _(
+        "Customers grouped by the month they started paying (new in the period); for each month after, how many "
+        "still pay and the share of their starting MRR they pay."
+    ),
+)
+def _cohorts(filters: ReportFilters) -> ReportTable:
+    rows = selectors.cohorts(filters=filters)
+    width = filters.month_count
+    columns = [
+        Column("cohort", _("cohort"), MONTH),
+        Column("currency", _("currency")),
+        Column("customers", _("customers"), INT),
+        Column("starting_mrr", _("starting MRR"), MONEY),
+    ]
+    columns += [Column(f"month_{age}", _("month %(age)d") % {"age": age}, RATE) for age in range(width)]
+    columns += [Column(f"mrr_{age}", _("MRR month %(age)d") % {"age": age}, MONEY) for age in range(width)]
+    table_rows = []
+    for row in rows:
+        cells: dict[str, Any] = {
+            "cohort": row.cohort,
+            "currency": row.currency,
+            "customers": row.customers,
+            "starting_mrr": row.starting_mrr,
+        }
+        for age in range(width):
+            inside = age < len(row.retained_customers)
+            cells[f"month_{age}"] = (
+                Fraction(row.retained_customers[age], row.customers) if inside and row.customers else None
+            )
+            cells[f"mrr_{age}"] = row.retained_mrr[age] if inside else None
+        table_rows.append(cells)
+    return ReportTable(
+        columns=tuple(columns), rows=table_rows, notes=(_("Shaded cells: share of the cohort still paying."),)
+    )
+
+
+@report(
+    "revenue-recognition",
+    _("Revenue recognition"),
+    _(
+        "Plans billed in advance: invoiced (excluding tax, net of discounts), recognized straight-line over the "
+        "months of their service period, and deferred revenue at each month's end."
+    ),
+)
+def _recognition(filters: ReportFilters) -> ReportTable:
+    rows = selectors.revenue_recognition(filters=filters)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
+    labels = [_month_label(row.month) for row in shown]
+    return ReportTable(
+        columns=(
+            Column("month", _("month"), MONTH),
+            Column("currency", _("currency")),
+            Column("invoiced", _("invoiced"), MONEY),
+            Column("recognized", _("recognized"), MONEY),
+            Column("deferred", _("deferred at month end"), MONEY),
+        ),
+        rows=[
+            {
+                "month": row.month,
+                "currency": row.currency,
+                "invoiced": row.invoiced,
+                "recognized": row.recognized,
+                "deferred": row.deferred,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Recognized and deferred revenue (%(currency)s)") % {"currency": currency},
+                labels=labels,
+                series=[
+                    Series(str(_("invoiced")), [_major(row.invoiced) for row in shown], "#7f8c8d"),
+                    Series(str(_("recognized")), [_major(row.recognized) for row in shown], "#2e9e5b"),
+                ],
+                stacked=False,
+                lines=[Series(str(_("deferred at month end")), [_major(row.deferred) for row in shown], "#2851a3")],
+            ),
+        ),
+        notes=_currency_note(rows, currency),
+    )
+
+
+@report(
+    "billed",
+    _("Billed revenue by kind"),
+    _(
+        "What issued invoices billed, by month of issue: subscriptions, usage, prorations and one-off charges "
+        "(excluding tax, net of discounts), tax, and the invoices' totals, which these add up to."
+    ),
+)
+def _billed(filters: ReportFilters) -> ReportTable:
+    rows = selectors.billed_by_kind(filters=filters)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
+    labels = [_month_label(row.month) for row in shown]
+    kinds = (
+        ("subscription", _("subscriptions")),
+        ("usage", _("usage")),
+        ("proration", _("prorations")),
+        ("one_off", _("one-off")),
+    )
+    return ReportTable(
+        columns=(
+            Column("month", _("month"), MONTH),
+            Column("currency", _("currency")),
+            *(Column(key, label, MONEY) for key, label in kinds),
+            Column("excluding_tax", _("total excluding tax"), MONEY),
+            Column("tax", _("tax"), MONEY),
+            Column("total", _("invoice totals"), MONEY),
+        ),
+        rows=[
+            {
+                "month": row.month,
+                "currency": row.currency,
+                **{key: getattr(row, key) for key, _label in kinds},
+                "excluding_tax": row.excluding_tax,
+                "tax": row.tax,
+                "total": row.total,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Billed by kind (%(currency)s)") % {"currency": currency},
+                labels=labels,
+                series=[Series(str(label), [_major(getattr(row, key)) for row in shown]) for key, label in kinds],
+            ),
+        ),
+        notes=_currency_note(rows, currency),
+    )
+
+
+@report(
+    "ar-aging",
+    _("Accounts receivable aging"),
+    _(
+        "What customers owe at the end of the period (or now), by days past the due date. Written-off "
+        "(uncollectible) and voided invoices are not receivables."
+    ),
+)
+def _aging(filters: ReportFilters) -> ReportTable:
+    rows = selectors.ar_aging(filters=filters)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
+    labels = {
+        "current": _("current"),
+        "1-30": _("1-30 days"),
+        "31-60": _("31-60 days"),
+        "61-90": _("61-90 days"),
+        "90+": _("over 90 days"),
+    }
+    return ReportTable(
+        columns=(
+            Column("bucket", _("days past due")),
+            Column("currency", _("currency")),
+            Column("invoices", _("invoices"), INT),
+            Column("amount", _("amount owed"), MONEY),
+        ),
+        rows=[
+            {
+                "bucket": str(labels[row.bucket]),
+                "currency": row.currency,
+                "invoices": row.invoices,
+                "amount": row.amount,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Receivables by age (%(currency)s)") % {"currency": currency},
+                labels=[str(labels[row.bucket]) for row in shown],
+                series=[Series(str(_("amount owed")), [_major(row.amount) for row in shown], "#c0392b")],
+            ),
+        ),
+        notes=_currency_note(rows, currency),
+    )
+
+
+@report(
+    "dso",
+    _("Days sales outstanding"),
+    _("Receivables at the end of the period ÷ invoice totals issued in the period × days in the period."),
+)
+def _dso(filters: ReportFilters) -> ReportTable:
+    rows = selectors.days_sales_outstanding(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("currency", _("currency")),
+            Column("receivables", _("receivables"), MONEY),
+            Column("billed", _("billed in the period"), MONEY),
+            Column("days", _("days"), INT),
+            Column("dso", _("DSO (days)"), DECIMAL),
+        ),
+        rows=[
+            {
+                "currency": row.currency,
+                "receivables": row.receivables,
+                "billed": row.billed,
+                "days": row.days,
+                "dso": row.dso,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("DSO (days)"),
+                labels=[row.currency for row in rows],
+                series=[Series(str(_("DSO (days)")), [float(row.dso) if row.dso is not None else 0 for row in rows])],
+            ),
+        )
+        if rows
+        else (),
+    )
+
+
+@report("invoices-by-status", _("Invoices by status"), _("Invoices created in the period, by status."))
+def _by_status(filters: ReportFilters) -> ReportTable:
+    rows = selectors.invoices_by_status(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("status", _("status")),
+            Column("currency", _("currency")),
+            Column("invoices", _("invoices"), INT),
+            Column("total", _("total"), MONEY),
+            Column("amount_remaining", _("remaining to pay"), MONEY),
+        ),
+        rows=[
+            {
+                "status": row.status,
+                "currency": row.currency,
+                "invoices": row.invoices,
+                "total": row.total,
+                "amount_remaining": row.amount_remaining,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Invoices by status"),
+                labels=[f"{row.status} {row.currency}" for row in rows],
+                series=[Series(str(_("invoices")), [row.invoices for row in rows])],
+            ),
+        ),
+    )
+
+
+@report(
+    "payments",
+    _("Payment success rate"),
+    _("Payment attempts in the period by method and gateway; the rate counts settled attempts (succeeded or failed)."),
+)
+def _payments(filters: ReportFilters) -> ReportTable:
+    rows = selectors.payment_success(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("method", _("method")),
+            Column("gateway", _("gateway")),
+            Column("currency", _("currency")),
+            Column("attempts", _("attempts"), INT),
+            Column("succeeded", _("succeeded"), INT),
+            Column("failed", _("failed"), INT),
+            Column("success_rate", _("success rate"), RATE),
+            Column("amount_succeeded", _("collected"), MONEY),
+        ),
+        rows=[
+            {
+                "method": row.method,
+                "gateway": row.gateway,
+                "currency": row.currency,
+                "attempts": row.attempts,
+                "succeeded": row.succeeded,
+                "failed": row.failed,
+                "success_rate": row.success_rate,
+                "amount_succeeded": row.amount_succeeded,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Success rate (%)"),
+                labels=[f"{row.method}/{row.gateway}" for row in rows],
+                series=[Series(str(_("success rate")), [_percent(row.success_rate) or 0 for row in rows], "#2e9e5b")],
+            ),
+        ),
+    )
+
+
+@report("declines", _("Decline reasons"), _("Failed payment attempts in the period by decline code and method."))
+def _declines(filters: ReportFilters) -> ReportTable:
+    rows = selectors.decline_reasons(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("decline_code", _("decline code")),
+            Column("method", _("method")),
+            Column("currency", _("currency")),
+            Column("failures", _("failures"), INT),
+            Column("amount", _("amount declined"), MONEY),
+        ),
+        rows=[
+            {
+                "decline_code": row.decline_code,
+                "method": row.method,
+                "currency": row.currency,
+                "failures": row.failures,
+                "amount": row.amount,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Failures by decline code"),
+                labels=[row.decline_code for row in rows[:20]],
+                series=[Series(str(_("failures")), [row.failures for row in rows[:20]], "#c0392b")],
+            ),
+        ),
+    )
+
+
+def _days(duration: timedelta | None) -> float | None:
+    return None if duration is None else duration.total_seconds() / 86400
+
+
+@report(
+    "dunning",
+    _("Dunning recovery"),
+    _(
+        "Dunning cases opened in the period: recovery rate (recovered ÷ recovered or given up) and time from the "
+        "first failure to the recovering payment."
+    ),
+)
+def _dunning(filters: ReportFilters) -> ReportTable:
+    rows = selectors.dunning_recovery(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("currency", _("currency")),
+            Column("cases", _("cases"), INT),
+            Column("recovered", _("recovered"), INT),
+            Column("exhausted", _("given up"), INT),
+            Column("closed", _("closed otherwise"), INT),
+            Column("active", _("still retrying"), INT),
+            Column("recovery_rate", _("recovery rate"), RATE),
+            Column("recovered_amount", _("recovered amount"), MONEY),
+            Column("average_time_to_recover", _("average time to recover"), DURATION),
+            Column("longest_time_to_recover", _("longest time to recover"), DURATION),
+        ),
+        rows=[
+            {
+                "currency": row.currency,
+                "cases": row.cases,
+                "recovered": row.recovered,
+                "exhausted": row.exhausted,
+                "closed": row.closed,
+                "active": row.active,
+                "recovery_rate": row.recovery_rate,
+                "recovered_amount": row.recovered_amount,
+                "average_time_to_recover": row.average_time_to_recover,
+                "longest_time_to_recover": row.longest_time_to_recover,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Dunning outcomes"),
+                labels=[row.currency for row in rows],
+                series=[
+                    Series(str(_("recovered")), [row.recovered for row in rows], "#2e9e5b"),
+                    Series(str(_("given up")), [row.exhausted for row in rows], "#c0392b"),
+                    Series(str(_("closed otherwise")), [row.closed for row in rows], "#7f8c8d"),
+                    Series(str(_("still retrying")), [row.active for row in rows], "#f0a202"),
+                ],
+            ),
+        )
+        if rows
+        else (),
+    )
+
+
+@report("usage", _("Usage per meter and customer"), _("Usage events reported in the period, per meter and customer."))
+def _usage(filters: ReportFilters) -> ReportTable:
+    rows = selectors.usage_by_meter(filters=filters)
+    return ReportTable(
+        columns=(
+            Column("meter", _("meter")),
+            Column("customer_id", _("customer id"), INT),
+            Column("customer", _("customer")),
+            Column("events", _("events"), INT),
+            Column("total", _("total reported"), DECIMAL),
+            Column("peak", _("largest value"), DECIMAL),
+        ),
+        rows=[
+            {
+                "meter": row.meter,
+                "customer_id": row.customer_id,
+                "customer": row.customer,
+                "events": row.events,
+                "total": row.total,
+                "peak": row.peak,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Top customers by usage"),
+                labels=[f"{row.customer[:14]} ({row.meter[:10]})" for row in rows[:15]],
+                series=[Series(str(_("total reported")), [float(row.total or 0) for row in rows[:15]])],
+            ),
+        )
+        if rows
+        else (),
+    )
+
+
+@report(
+    "plan-changes",
+    _("Plan-change history"),
+    _("Customers by number of plan or quantity changes in the period, most changes first."),
+    extra_filters=("min_changes",),
+)
+def _plan_changes(filters: ReportFilters) -> ReportTable:
+    rows = selectors.plan_change_history(filters=filters, min_changes=filters.min_changes)
+    return ReportTable(
+        columns=(
+            Column("customer_id", _("customer id"), INT),
+            Column("customer", _("customer")),
+            Column("currency", _("currency")),
+            Column("changes", _("changes"), INT),
+            Column("upgrades", _("upgrades"), INT),
+            Column("downgrades", _("downgrades"), INT),
+            Column("first_change", _("first change"), DATETIME),
+            Column("last_change", _("last change"), DATETIME),
+            Column("mrr_change", _("MRR change"), MONEY),
+        ),
+        rows=[
+            {
+                "customer_id": row.customer_id,
+                "customer": row.customer,
+                "currency": row.currency,
+                "changes": row.changes,
+                "upgrades": row.upgrades,
+                "downgrades": row.downgrades,
+                "first_change": row.first_change,
+                "last_change": row.last_change,
+                "mrr_change": row.mrr_change,
+            }
+            for row in rows
+        ],
+        charts=(
+            bar_chart(
+                title=_("Most changes"),
+                labels=[row.customer[:16] for row in rows[:15]],
+                series=[
+                    Series(str(_("upgrades")), [row.upgrades for row in rows[:15]], "#2e9e5b"),
+                    Series(str(_("downgrades")), [row.downgrades for row in rows[:15]], "#c0392b"),
+                    Series(
+                        str(_("same MRR")),
+                        [row.changes - row.upgrades - row.downgrades for row in rows[:15]],
+                        "#7f8c8d",
+                    ),
+                ],
+            ),
+        )
+        if rows
+        else (),
+    )
+
+
+@report(
+    "customer-timeline",
+    _("Customer timeline"),
+    _(
+        "Every event of one customer in order: subscription changes (from/to plan, MRR), invoices, payments and "
+        "failures, dunning, credit notes, and the sources other apps add."
+    ),
+    needs_customer=True,
+)
+def _timeline(filters: ReportFilters) -> ReportTable:
+    columns = (
+        Column("at", _("when"), DATETIME),
+        Column("source", _("source")),
+        Column("kind", _("what")),
+        Column("summary", _("summary")),
+        Column("from_plan", _("from plan")),
+        Column("to_plan", _("to plan")),
+        Column("amount", _("amount"), MONEY),
+        Column("currency", _("currency")),
+        Column("reference", _("reference")),
+        Column("details", _("details")),
+    )
+    if not filters.customer:
+        return ReportTable(columns=columns, rows=[], notes=(_("Choose a customer (customer id) to see its timeline."),))
+    entries = selectors.customer_timeline(
+        customer_id=filters.customer,
+        start=month_start(filters.start),
+        end=month_start(add_months(filters.end, 1)),
+    )
+    rows = []
+    for entry in entries:
+        details = dict(entry.details)
+        rows.append(
+            {
+                "at": entry.at,
+                "source": entry.source,
+                "kind": entry.kind,
+                "summary": str(entry.summary),
+                "from_plan": details.pop("from_plan", ""),
+                "to_plan": details.pop("to_plan", ""),
+                "amount": entry.amount,
+                "currency": entry.currency or "",
+                "reference": entry.reference,
+                "details": ", ".join(f"{key}={value}" for key, value in details.items() if value not in ("", None)),
+            }
+        )
+    return ReportTable(columns=columns, rows=rows)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from openpyxl import load_workbook
+
+pytestmark = pytest.mark.django_db
+
+QUERY = "?start=2026-01&end=2026-03"
+
+
+def test_csv_export_holds_the_mrr_table(console_as, scenario):
+    client = console_as("Finance")
+
+    response = client.get(f"/admin/reports/dashboard/mrr/export.csv{QUERY}")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="mrr-2026-01-2026-03.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [row["month"] for row in rows] == ["2026-01", "2026-02", "2026-03"]
+    assert [row["MRR"] for row in rows] == ["228.00", "242.50", "213.50"]
+    assert rows[1]["reactivation"] == "14.50"
+    assert rows[2]["churn"] == "-29.00"
+
+
+def test_xlsx_export_holds_numbers(console_as, scenario):
+    client = console_as("Read-only")
+
+    response = client.get(f"/admin/reports/dashboard/retention/export.xlsx{QUERY}")
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    header, *rows = list(sheet.values)
+    assert header[0] == "month"
+    march = dict(zip(header, rows[2], strict=True))
+    assert Decimal(str(march["customer churn rate"])) == Decimal("0.25")
+    assert march["churned customers"] == 1
+
+
+def test_api_gives_minor_units_and_refuses_strangers(client, staff_factory, scenario):
+    anonymous = client.get(f"/api/v1/reports/mrr/{QUERY}")
+    assert anonymous.status_code in (401, 403)
+
+    support = staff_factory(username="helpdesk")
+    support.groups.add(Group.objects.get(name="Support"))
+    client.force_login(support)
+    assert client.get(f"/api/v1/reports/mrr/{QUERY}").status_code == 403
+
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+    body = client.get(f"/api/v1/reports/mrr/{QUERY}").json()
+    assert [row["mrr"] for row in body["rows"]] == [22800, 24250, 21350]
+    assert body["filters"]["start"] == "2026-01"
+    retention = client.get(f"/api/v1/reports/retention/{QUERY}").json()
+    assert retention["rows"][2]["customer_churn_rate"] == "0.2500"
+    listing = client.get("/api/v1/reports/").json()
+    assert "mrr" in {report["name"] for report in listing["reports"]}
+
+
+def test_api_filter_errors_are_problem_json(client, staff_factory):
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+
+    bad = client.get("/api/v1/reports/mrr/?currency=EURO")
+    assert bad.status_code == 400
+    assert bad["Content-Type"].startswith("application/problem+json")
+    assert "currency" in bad.json()["detail"]
+    assert client.get("/api/v1/reports/unknown/").status_code == 404
+    assert client.get("/api/v1/reports/customer-timeline/").status_code == 400
+
+
+def test_plan_change_history_over_the_api_keeps_customers_with_enough_changes(client, staff_factory, customer):
+    from datetime import UTC, datetime
+
+    from billing.models import Subscription, SubscriptionChange
+
+    finance = staff_factory(username="compta")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(finance)
+    subscription = Subscription.objects.create(
+        customer=customer,
+        status="active",
+        currency="EUR",
+        cycle={"kind": "interval", "unit": "month", "count": 1},
+        billing_cycle_anchor=datetime(2026, 1, 1, tzinfo=UTC),
+        current_period_start=datetime(2026, 1, 1, tzinfo=UTC),
+        current_period_end=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+    for month in (1, 2, 4):
+        SubscriptionChange.objects.create(
+            subscription=subscription, kind="change", effective_at=datetime(2026, month, 10, tzinfo=UTC)
+        )
+
+    three = client.get("/api/v1/reports/plan-changes/?start=2026-01&end=2026-06&min_changes=3").json()
+    four = client.get("/api/v1/reports/plan-changes/?start=2026-01&end=2026-06&min_changes=4").json()
+
+    assert [(row["customer_id"], row["changes"]) for row in three["rows"]] == [(customer.pk, 3)]
+    assert four["rows"] == []
+    assert client.get("/api/v1/reports/plan-changes/?min_changes=0").status_code == 400
