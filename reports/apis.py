@@ -17,11 +17,11 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from config.api.exceptions import ApiError
+from config.models import ApiKey
 from reports.exports import to_json
 from reports.filters import ReportFilterForm
 from reports.registry import REPORTS
-
-PROBLEM = "application/problem+json"
 
 
 class CanViewReports(BasePermission):
@@ -30,16 +30,12 @@ class CanViewReports(BasePermission):
     `request.auth`) is left to the default permission classes. Anonymous: refused."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ApiKey):
+            return True  # scopes and rate limits: the default classes
         user = request.user
         if user is not None and user.is_authenticated:
             return bool(user.has_perm("reports.view_dashboards"))
         return request.auth is not None
-
-
-def _problem(status: int, title: str, detail: Any) -> Response:
-    return Response(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}, status=status, content_type=PROBLEM
-    )
 
 
 class ReportListApi(APIView):
@@ -93,13 +89,15 @@ class ReportApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         report = REPORTS.get(name)
         if report is None:
-            return _problem(404, _("No such report."), _("Known reports: %(names)s") % {"names": ", ".join(REPORTS)})
+            detail = _("No such report. Known reports: %(names)s") % {"names": ", ".join(REPORTS)}
+            raise ApiError(detail, code="unknown_report", status_code=404, field="name")
         form = ReportFilterForm(request.query_params)
         if not form.is_valid():
-            return _problem(400, _("Invalid filters."), form.errors.get_json_data())
+            raise serializers.ValidationError({field: list(messages) for field, messages in form.errors.items()})
         filters = form.filters()
         if report.needs_customer and not filters.customer:
-            return _problem(400, _("Invalid filters."), _("This report needs a customer (customer=<id>)."))
+            detail = _("This report needs a customer (customer=<id>).")
+            raise ApiError(detail, code="validation_error", status_code=400, field="customer")
         return Response(
             {
                 "name": report.name,

@@ -1210,7 +1210,15 @@ def _credit_notes(*, customer_id: int, start: datetime, end: datetime) -> list[T
 
 
 # Event types another source already shows (or too many to list, like usage batches).
-_EVENTS_SHOWN_ELSEWHERE = ("invoice.", "payment.", "customer.subscription.", "credit_note.", "dunning", "billing.meter")
+_EVENTS_SHOWN_ELSEWHERE = (
+    "invoice.",
+    "payment.",
+    "customer.subscription.",
+    "credit_note.",
+    "dunning",
+    "billing.meter",
+    "feedback.response_received",
+)
 
 
 @timeline_source("event")
@@ -1236,3 +1244,61 @@ def _other_events(*, customer_id: int, start: datetime, end: datetime) -> list[T
         )
         for row in rows
     ]
+
+
+@timeline_source("notification")
+def _notifications(*, customer_id: int, start: datetime, end: datetime) -> list[TimelineEntry]:
+    """Emails sent to the customer (or skipped/failed), by the notification log."""
+    from django.db.models.functions import Coalesce
+
+    from customers.models import NotificationLog
+
+    rows = (
+        NotificationLog.objects.filter(customer_id=customer_id)
+        .alias(when=Coalesce("sent_at", "created_at"))
+        .filter(when__gte=start, when__lt=end)
+        .values("kind", "status", "subject", "recipient", "created_at", "sent_at", "dedupe_key")
+    )
+    return [
+        TimelineEntry(
+            at=row["sent_at"] or row["created_at"],
+            source="notification",
+            kind=f"{row['kind']}:{row['status']}",
+            summary=row["subject"] or row["kind"],
+            reference=row["dedupe_key"],
+            details={"recipient": row["recipient"], "status": row["status"]},
+        )
+        for row in rows
+    ]
+
+
+@timeline_source("survey")
+def _survey_answers(*, customer_id: int, start: datetime, end: datetime) -> list[TimelineEntry]:
+    """Survey responses with their answers: scores, choices and the start of free text."""
+    from feedback.models import SurveyResponse
+
+    responses = (
+        SurveyResponse.objects.filter(customer_id=customer_id, submitted_at__gte=start, submitted_at__lt=end)
+        .select_related("survey")
+        .prefetch_related("answers__question", "answers__choices")
+    )
+    entries = []
+    for response in responses:
+        answers = []
+        for answer in response.answers.all():
+            if answer.score is not None:
+                answers.append(f"{answer.question.kind}={answer.score}")
+            answers.extend(choice.code for choice in answer.choices.all())
+            if answer.text:
+                answers.append(answer.text[:120])
+        entries.append(
+            TimelineEntry(
+                at=response.submitted_at,
+                source="survey",
+                kind=response.trigger,
+                summary=response.survey.name,
+                reference=f"survey:{response.survey_id}",
+                details={"answers": "; ".join(answers)},
+            )
+        )
+    return entries

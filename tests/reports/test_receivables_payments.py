@@ -274,3 +274,42 @@ def test_timeline_adds_the_rest_of_the_event_log_without_repeating_sources(custo
     )
 
     assert [(entry.source, entry.kind) for entry in timeline] == [("event", "payment_method.attached")]
+
+
+def test_timeline_shows_notifications_sent_and_survey_answers(customer):
+    # given an email sent to the customer and a cancellation survey they answered
+    from customers.models import NotificationLog
+    from feedback.models import Answer, Choice, Question, Survey, SurveyResponse
+
+    sent_at = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    answered_at = datetime(2026, 3, 5, 17, tzinfo=UTC)
+    NotificationLog.objects.create(
+        customer=customer,
+        kind="plan_changed",
+        dedupe_key="change:7",
+        status="sent",
+        subject="Votre formule a changé",
+        recipient="compta@example.com",
+        sent_at=sent_at,
+    )
+    survey = Survey.objects.create(name="Churn", title_fr="Départ", title_en="Leaving", trigger="cancellation")
+    nps = Question.objects.create(survey=survey, kind="nps", text_fr="Recommanderiez-vous ?", text_en="Recommend?")
+    reason = Question.objects.create(survey=survey, kind="single", text_fr="Pourquoi ?", text_en="Why?", position=1)
+    too_expensive = Choice.objects.create(
+        question=reason, code="too_expensive", label_fr="Trop cher", label_en="Pricey"
+    )
+    response = SurveyResponse.objects.create(
+        survey=survey, customer=customer, trigger="cancellation", language="fr", submitted_at=answered_at
+    )
+    Answer.objects.create(response=response, question=nps, score=4)
+    Answer.objects.create(response=response, question=reason).choices.add(too_expensive)
+
+    # when
+    timeline = customer_timeline(
+        customer_id=customer.pk, start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 7, 1, tzinfo=UTC)
+    )
+
+    # then both appear in order, with what was sent and what was answered
+    assert [(entry.source, entry.at) for entry in timeline] == [("notification", sent_at), ("survey", answered_at)]
+    assert timeline[0].kind == "plan_changed:sent" and timeline[0].summary == "Votre formule a changé"
+    assert timeline[1].kind == "cancellation" and timeline[1].details["answers"] == "nps=4; too_expensive"
