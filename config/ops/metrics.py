@@ -113,6 +113,8 @@ class TarifCollector(Collector):
         outbox.add_metric([], outbox_lag_seconds() or 0.0)
         yield outbox
 
+        yield from self._delivery_metrics(since)
+
         month = kpi_window_start(days=30)
         for name, help_text, value in (
             (
@@ -130,6 +132,29 @@ class TarifCollector(Collector):
             if value is not None:
                 metric.add_metric([], value)
             yield metric
+
+    def _delivery_metrics(self, since) -> Iterator[GaugeMetricFamily]:
+        from config.ops.selectors import email_delivery_lag, webhook_delivery_lag
+
+        oldest = GaugeMetricFamily(
+            "tarif_delivery_lag_seconds",
+            "Age of the oldest email or webhook delivery still waiting (0: none waiting)",
+            labels=["channel"],
+        )
+        average = GaugeMetricFamily(
+            "tarif_delivery_average_lag_seconds",
+            "Average delay from queueing to delivery of the emails or webhooks delivered in the last 24 h",
+            labels=["channel"],
+        )
+        pending = GaugeMetricFamily(
+            "tarif_delivery_pending", "Emails or webhook deliveries waiting to go out", labels=["channel"]
+        )
+        for channel, lag in (("email", email_delivery_lag(since=since)), ("webhook", webhook_delivery_lag(since=since))):
+            oldest.add_metric([channel], lag.oldest_pending_seconds or 0.0)
+            pending.add_metric([channel], lag.pending)
+            if lag.average_seconds is not None:
+                average.add_metric([channel], lag.average_seconds)
+        yield from (oldest, average, pending)
 
     def _broker_metrics(self) -> Iterator[GaugeMetricFamily]:
         figures = broker_queue_figures()

@@ -15,10 +15,12 @@ from config.ops.outbox import outbox_lag_seconds
 from config.ops.selectors import (
     BillingRunFigures,
     billing_runs_recent,
+    email_delivery_lag,
     kpi_window_start,
     payment_success_rate,
     seconds_invoice_to_cash,
     seconds_period_end_to_invoice,
+    webhook_delivery_lag,
 )
 
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 600, 160, 4
@@ -100,5 +102,9 @@ def operations_view(request: HttpRequest) -> HttpResponse:
         "queues": queues,
         "slowest": slowest_endpoints(),
         "outbox_lag": outbox_lag_seconds(),
+        "deliveries": [
+            (_("Emails"), email_delivery_lag(since=kpi_window_start(days=1))),
+            (_("Webhooks"), webhook_delivery_lag(since=kpi_window_start(days=1))),
+        ],
     }
     return TemplateResponse(request, "admin/ops/operations.html", context)

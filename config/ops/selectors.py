@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min, Q
 from django.utils import timezone
 
-from billing.models import BillingRun, Payment
+from billing.models import BillingRun, Payment, WebhookDelivery
+from customers.models import NotificationLog
 from invoices.models import Invoice
 
 
@@ -81,3 +82,48 @@ def payment_success_rate(*, since: datetime) -> tuple[float | None, int]:
 
 def kpi_window_start(days: int = 30) -> datetime:
     return timezone.now() - timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class DeliveryLag:
+    """How far behind a delivery channel is: its oldest waiting item, and its recent pace."""
+
+    pending: int
+    oldest_pending_seconds: float | None
+    average_seconds: float | None  # created → delivered, deliveries of the window
+    delivered: int
+
+
+def _delivery_lag(queryset, *, pending_status: str, done_status: str, done_at: str, since: datetime) -> DeliveryLag:
+    now = timezone.now()
+    waiting = queryset.filter(status=pending_status).aggregate(count=Count("pk"), oldest=Min("created_at"))
+    done = queryset.filter(status=done_status, **{f"{done_at}__gte": since, f"{done_at}__isnull": False})
+    return DeliveryLag(
+        pending=waiting["count"],
+        oldest_pending_seconds=(now - waiting["oldest"]).total_seconds() if waiting["oldest"] else None,
+        average_seconds=_average_seconds(done, "created_at", done_at),
+        delivered=done.count(),
+    )
+
+
+def webhook_delivery_lag(*, since: datetime) -> DeliveryLag:
+    """Webhook deliveries (billing.WebhookDelivery): retries included, a delivery's lag runs
+    from its creation to the attempt that succeeded."""
+    return _delivery_lag(
+        WebhookDelivery.objects.all(),
+        pending_status=WebhookDelivery.Status.PENDING,
+        done_status=WebhookDelivery.Status.SUCCEEDED,
+        done_at="delivered_at",
+        since=since,
+    )
+
+
+def email_delivery_lag(*, since: datetime) -> DeliveryLag:
+    """Customer notification emails (customers.NotificationLog), from queued to sent."""
+    return _delivery_lag(
+        NotificationLog.objects.all(),
+        pending_status=NotificationLog.Status.PENDING,
+        done_status=NotificationLog.Status.SENT,
+        done_at="sent_at",
+        since=since,
+    )
