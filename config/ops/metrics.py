@@ -149,7 +149,10 @@ class TarifCollector(Collector):
         pending = GaugeMetricFamily(
             "tarif_delivery_pending", "Emails or webhook deliveries waiting to go out", labels=["channel"]
         )
-        for channel, lag in (("email", email_delivery_lag(since=since)), ("webhook", webhook_delivery_lag(since=since))):
+        for channel, lag in (
+            ("email", email_delivery_lag(since=since)),
+            ("webhook", webhook_delivery_lag(since=since)),
+        ):
             oldest.add_metric([channel], lag.oldest_pending_seconds or 0.0)
             pending.add_metric([channel], lag.pending)
             if lag.average_seconds is not None:

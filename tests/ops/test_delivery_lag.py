@@ -48,7 +48,9 @@ def deliveries(customer):
             (NotificationLog.Status.SENT, timedelta(days=3), timedelta(hours=5)),  # outside the 24 h window
         ]
     ):
-        log = NotificationLog.objects.create(customer=customer, kind=NotificationKind.INVOICE_FINALIZED, dedupe_key=f"k{n}")
+        log = NotificationLog.objects.create(
+            customer=customer, kind=NotificationKind.INVOICE_FINALIZED, dedupe_key=f"k{n}"
+        )
         created = now - age
         NotificationLog.objects.filter(pk=log.pk).update(
             status=status, created_at=created, sent_at=created + took if took else None
@@ -80,7 +82,9 @@ def test_metrics_expose_delivery_lags_by_channel(client, deliveries):
     assert 'tarif_delivery_average_lag_seconds{channel="email"} 6.0' in body
     assert 'tarif_delivery_pending{channel="email"} 1.0' in body
     assert 'tarif_delivery_pending{channel="webhook"} 1.0' in body
-    oldest = next(line for line in body.splitlines() if line.startswith('tarif_delivery_lag_seconds{channel="webhook"}'))
+    oldest = next(
+        line for line in body.splitlines() if line.startswith('tarif_delivery_lag_seconds{channel="webhook"}')
+    )
     assert 600 <= float(oldest.split()[-1]) < 660
 
 
