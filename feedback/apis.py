@@ -40,6 +40,8 @@ class FeatureEventSerializer(serializers.Serializer):
 class FeatureEventViewSet(ApiViewSet):
     """Feature usage reported by the integrator (feeds feedback survey triggers)."""
 
+    serializer_class = FeatureEventInputSerializer  # what OPTIONS describes (DRF metadata needs it)
+
     @extend_schema(
         request=FeatureEventInputSerializer,
         responses={201: FeatureEventSerializer},

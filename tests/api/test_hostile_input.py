@@ -211,6 +211,15 @@ def test_injection_in_query_strings_of_lists_never_fails(world):
                 assert response.status_code < 500, (resource, parameter, value[:40], response.content[:300])
 
 
+def test_options_on_every_path_never_fails(world):
+    """DRF's metadata answers OPTIONS by building the view's serializer: a view without one used to 500."""
+    api, ids, _plausible = world
+    for path in SCHEMA["paths"]:
+        url = operation_path(path, ids) if "{id}" in path else path.replace("{name}", "mrr")
+        response = api.options(url)
+        assert response.status_code < 500, (url, response.content[:300])
+
+
 # -- stored XSS: what the API stores is shown escaped everywhere -------------------------------------
 
 
