@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 
+
+# Loading the task modules runs Celery's Django fixup, which runs system checks; dj-stripe's
+# check reads its webhook endpoints from the database (in which order tests run decides
+# whether the fixup has already run).
+@pytest.mark.django_db
 def test_every_task_that_writes_is_acknowledged_late():
     """Review guard: a task acknowledged on receipt would be lost with its worker."""
     from config.celery import app
