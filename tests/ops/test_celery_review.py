@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 
+
+# Importing the task modules runs Celery's Django fixup, whose system checks include
+# dj-stripe's (they read its tables).
+@pytest.mark.django_db
 def test_every_task_that_writes_is_acknowledged_late():
     """Review guard: a task acknowledged on receipt would be lost with its worker."""
     from config.celery import app
