@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 # django-axes stores the name in a varchar(255): a longer (hostile) login would make the
 # failed attempt's INSERT fail on PostgreSQL and the sign-in page answer 500.
 AXES_USERNAME_MAX_LENGTH = 255
