@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -130,11 +131,32 @@ def _retry_dunning_on_commit(customer: Any) -> None:
         transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
 
 
-def payment_method_setup_start(*, customer: Any, return_url: str, cancel_url: str) -> SetupSession:
-    """Open the gateway's hosted page where the customer adds a card (never a card field of ours)."""
+@dataclass(frozen=True, slots=True)
+class HostedSetupOptions:
+    """What the default gateway's hosted setup page takes, and where it lives."""
+
+    payment_method_types: tuple[str, ...]  # "card", "sepa_debit"
+    origins: tuple[str, ...]  # other origins a portal form redirects to (CSP form-action)
+
+
+def payment_method_hosted_setup_options() -> HostedSetupOptions:
+    gateway = gateway_for(default_gateway_name())
+    return HostedSetupOptions(
+        payment_method_types=tuple(gateway.hosted_setup_types()), origins=tuple(gateway.hosted_setup_origins())
+    )
+
+
+def payment_method_setup_start(
+    *, customer: Any, return_url: str, cancel_url: str, payment_method_types: tuple[str, ...] = ("card",)
+) -> SetupSession:
+    """Open the gateway's hosted page where the customer adds a card or signs a SEPA mandate
+    (never a card field of ours). GatewayError if the gateway's page does not take that type."""
     gateway = gateway_for(default_gateway_name())
     return gateway.start_setup_session(
-        customer_reference=str(customer.pk), return_url=return_url, cancel_url=cancel_url
+        customer_reference=str(customer.pk),
+        return_url=return_url,
+        cancel_url=cancel_url,
+        payment_method_types=payment_method_types,
     )
 
 
