@@ -8,27 +8,25 @@ import pytest
 
 from billing.models import DunningCase, PaymentMethod
 from invoices.models import Invoice
-from tests.billing.payments.stripe_gateway.conftest import (  # noqa: F401 (fixtures)
-    DECLINED_AT_CHARGE,
-    SEPA_OK,
-    VISA_OK,
-    checkout_submit,
-    localstripe,
-    localstripe_url,
-    stripe_on,
-)
+from tests.billing.payments.stripe_gateway import conftest as stripe_fixtures
+from tests.billing.payments.stripe_gateway.conftest import DECLINED_AT_CHARGE, SEPA_OK, VISA_OK, checkout_submit
 from tests.customers.portal.conftest import fresh_step_up
 
 pytestmark = pytest.mark.django_db
 
+# The Stripe gateway's fixtures (localstripe on loopback, Tarif configured for it).
+localstripe_url = stripe_fixtures.localstripe_url
+stripe_on = stripe_fixtures.stripe_on
+localstripe = stripe_fixtures.localstripe
+
 
 @pytest.fixture
-def stripe_account(stripe_on, make_portal_account):  # noqa: F811
+def stripe_account(stripe_on, make_portal_account):
     """make_portal_account, with the starting card and first charge going through Stripe."""
     return make_portal_account
 
 
-def start_checkout(client, localstripe, page="/portal/payment-methods/card/"):  # noqa: F811
+def start_checkout(client, localstripe, page="/portal/payment-methods/card/"):
     """Open the portal page, post its form, land on Checkout: returns (session id, form-action CSP of the page)."""
     shown = client.get(page)
     assert shown.status_code == 200
@@ -39,14 +37,14 @@ def start_checkout(client, localstripe, page="/portal/payment-methods/card/"):  
     return checkout.rsplit("/", 1)[1], shown
 
 
-def return_from_checkout(client, stripe_on, session_id):  # noqa: F811
+def return_from_checkout(client, stripe_on, session_id):
     """Follow Checkout's redirect back to the portal (its success_url, with the session id filled in)."""
     success = urlsplit(stripe_on.v1.checkout.sessions.retrieve(session_id).success_url)
     assert success.path == "/portal/payment-methods/card/return/" and success.query == f"session_id={session_id}"
     return client.get(f"{success.path}?{success.query}")
 
 
-def test_adding_a_card_goes_through_stripe_checkout(stripe_on, localstripe, stripe_account, client):  # noqa: F811
+def test_adding_a_card_goes_through_stripe_checkout(stripe_on, localstripe, stripe_account, client):
     customer, user, _subscription, _invoice = stripe_account("anna@client.example", number="5555555555554444")
     client.force_login(user)
     fresh_step_up(client)
@@ -72,7 +70,11 @@ def test_adding_a_card_goes_through_stripe_checkout(stripe_on, localstripe, stri
 
 
 def test_a_new_card_from_checkout_retries_a_past_due_invoice(
-    stripe_on, localstripe, stripe_account, client, django_capture_on_commit_callbacks  # noqa: F811
+    stripe_on,
+    localstripe,
+    stripe_account,
+    client,
+    django_capture_on_commit_callbacks,
 ):
     customer, user, _subscription, invoice = stripe_account("late@client.example", number=DECLINED_AT_CHARGE)
     assert DunningCase.objects.get(invoice=invoice).status == DunningCase.Status.ACTIVE
@@ -89,7 +91,7 @@ def test_a_new_card_from_checkout_retries_a_past_due_invoice(
     assert DunningCase.objects.get(invoice=invoice).status != DunningCase.Status.ACTIVE
 
 
-def test_another_customers_checkout_session_is_refused(stripe_on, localstripe, stripe_account, client):  # noqa: F811
+def test_another_customers_checkout_session_is_refused(stripe_on, localstripe, stripe_account, client):
     _anna, anna_user, _s, _i = stripe_account("anna@client.example")
     bob, bob_user, _s2, _i2 = stripe_account("bob@other.example")
     client.force_login(anna_user)
@@ -102,7 +104,7 @@ def test_another_customers_checkout_session_is_refused(stripe_on, localstripe, s
     assert PaymentMethod.objects.filter(customer=bob).count() == 1  # only the card it started with
 
 
-def test_an_unfinished_checkout_session_is_refused(stripe_on, localstripe, stripe_account, client):  # noqa: F811
+def test_an_unfinished_checkout_session_is_refused(stripe_on, localstripe, stripe_account, client):
     customer, user, _s, _i = stripe_account()
     client.force_login(user)
     fresh_step_up(client)
@@ -114,7 +116,10 @@ def test_an_unfinished_checkout_session_is_refused(stripe_on, localstripe, strip
 
 
 def test_sepa_mandate_goes_through_checkout_when_stripe_is_the_gateway(
-    stripe_on, localstripe, stripe_account, client  # noqa: F811
+    stripe_on,
+    localstripe,
+    stripe_account,
+    client,
 ):
     customer, user, _s, _i = stripe_account()
     client.force_login(user)
@@ -134,7 +139,11 @@ def test_sepa_mandate_goes_through_checkout_when_stripe_is_the_gateway(
 
 
 def test_without_sepa_on_checkout_the_sepa_page_keeps_its_own_form(
-    stripe_on, localstripe, stripe_account, client, settings  # noqa: F811
+    stripe_on,
+    localstripe,
+    stripe_account,
+    client,
+    settings,
 ):
     settings.STRIPE_CHECKOUT_SETUP_TYPES = ["card"]
     _customer, user, _s, _i = stripe_account()
@@ -144,7 +153,7 @@ def test_without_sepa_on_checkout_the_sepa_page_keeps_its_own_form(
     assert 'name="iban"' in client.get("/portal/payment-methods/sepa/").content.decode()
 
 
-def test_a_stripe_error_on_start_is_shown_not_a_crash(stripe_on, stripe_account, client, settings):  # noqa: F811
+def test_a_stripe_error_on_start_is_shown_not_a_crash(stripe_on, stripe_account, client, settings):
     _customer, user, _s, _i = stripe_account()
     client.force_login(user)
     fresh_step_up(client)
