@@ -163,12 +163,16 @@ def payment_method_setup_start(
 def payment_method_setup_complete(
     *, customer: Any, session_id: str, make_default: bool = True, acting_user: Any = None
 ) -> PaymentMethod:
-    """Store the card the customer entered on the hosted page. Completing a session twice
+    """Store the method the customer entered on the hosted page. Completing a session twice
     (a reloaded return page) returns the method stored the first time."""
     gateway = gateway_for(default_gateway_name())
     details = gateway.complete_setup_session(session_id=session_id, customer_reference=str(customer.pk))
     existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway.name, token=details.token).first()
     if existing is not None:
+        if make_default and existing.active and not existing.is_default:
+            # Stripe's setup_intent.succeeded webhook may have saved it first, as a spare method;
+            # the customer coming back from the hosted page asked for it as the default.
+            return payment_method_set_default(payment_method=existing, acting_user=acting_user)
         return existing
     return _method_store(
         customer=customer,

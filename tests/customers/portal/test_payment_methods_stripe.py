@@ -162,3 +162,27 @@ def test_a_stripe_error_on_start_is_shown_not_a_crash(stripe_on, stripe_account,
     started = client.post("/portal/payment-methods/card/", follow=True)
     assert started.redirect_chain[-1][0] == "/portal/payment-methods/"
     assert "Stripe Checkout is not set up" in started.content.decode()
+
+
+def test_a_method_the_webhook_saved_first_still_becomes_the_default_on_return(
+    stripe_on, localstripe, stripe_account, client, django_capture_on_commit_callbacks
+):
+    from billing.services.payments import payment_method_setup_intent_complete
+
+    customer, user, _subscription, invoice = stripe_account("race@client.example", number=DECLINED_AT_CHARGE)
+    client.force_login(user)
+    fresh_step_up(client)
+    session_id, _page = start_checkout(client, localstripe)
+    checkout_submit(localstripe, session_id, number=VISA_OK)
+    # Stripe's setup_intent.succeeded webhook arrives before the browser does.
+    setup_reference = stripe_on.v1.checkout.sessions.retrieve(session_id).setup_intent
+    spare = payment_method_setup_intent_complete(customer=customer, setup_reference=setup_reference, make_default=False)
+    assert not spare.is_default
+
+    with django_capture_on_commit_callbacks(execute=True):
+        return_from_checkout(client, stripe_on, session_id)
+
+    spare.refresh_from_db()
+    assert spare.is_default and PaymentMethod.objects.filter(customer=customer, token=spare.token).count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
