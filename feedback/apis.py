@@ -40,7 +40,7 @@ class FeatureEventSerializer(serializers.Serializer):
 class FeatureEventViewSet(ApiViewSet):
     """Feature usage reported by the integrator (feeds feedback survey triggers)."""
 
-    serializer_class = FeatureEventInputSerializer  # what OPTIONS describes (DRF metadata needs it)
+    serializer_class = FeatureEventInputSerializer
 
     @extend_schema(
         request=FeatureEventInputSerializer,
@@ -50,7 +50,7 @@ class FeatureEventViewSet(ApiViewSet):
     def create(self, request: Any) -> Response:
         from config.api.ids import public_id
 
-        serializer = FeatureEventInputSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:

@@ -118,8 +118,22 @@ class Gateway(Protocol):
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the signature and normalise the event; raise GatewayError if it does not verify."""
 
-    def start_setup_session(self, *, customer_reference: str, return_url: str, cancel_url: str) -> SetupSession:
-        """Open a hosted page to add a card; the provider redirects to `return_url?session_id=...`."""
+    def hosted_setup_types(self) -> tuple[str, ...]:
+        """The payment method types (`card`, `sepa_debit`) its hosted setup page can take."""
+
+    def hosted_setup_origins(self) -> tuple[str, ...]:
+        """Other origins the hosted page lives on (a portal form redirects there: CSP form-action)."""
+
+    def start_setup_session(
+        self,
+        *,
+        customer_reference: str,
+        return_url: str,
+        cancel_url: str,
+        payment_method_types: tuple[str, ...] = ("card",),
+    ) -> SetupSession:
+        """Open a hosted page to add a method of one of `payment_method_types`; the provider
+        redirects to `return_url?session_id=...`. GatewayError for a type it does not take."""
 
     def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
         """The method the customer entered on the hosted page; GatewayError if not completed

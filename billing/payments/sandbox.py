@@ -209,9 +209,24 @@ class SandboxGateway:
         return WebhookEvent(id=body["id"], type=body["type"], reference=body["reference"], data=body)
 
     # Hosted "add a card" page (Stripe Checkout in setup mode): billing/payments/sandbox_views.py.
-    def start_setup_session(self, *, customer_reference: str, return_url: str, cancel_url: str) -> SetupSession:
+    def hosted_setup_types(self) -> tuple[str, ...]:
+        return ("card",)  # its SEPA mandates are signed on the portal's own form
+
+    def hosted_setup_origins(self) -> tuple[str, ...]:
+        return ()  # the hosted page is served by Tarif itself
+
+    def start_setup_session(
+        self,
+        *,
+        customer_reference: str,
+        return_url: str,
+        cancel_url: str,
+        payment_method_types: tuple[str, ...] = ("card",),
+    ) -> SetupSession:
         from django.urls import reverse
 
+        if tuple(payment_method_types) != ("card",):
+            raise GatewayError("The sandbox's hosted page takes cards only.")
         session = SandboxSetupSession.objects.create(
             session_id=f"cs_sandbox_{secrets.token_urlsafe(18)}",
             customer_reference=customer_reference,

@@ -39,6 +39,7 @@ from billing.payments.gateway import (
     PaymentMethodDetails,
     RefundResult,
     SetupIntentHandle,
+    SetupSession,
     WebhookEvent,
 )
 
@@ -61,6 +62,8 @@ INTENT_STATUS = {
 REFUND_STATUS = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending"}
 # Stripe's payment method type -> PaymentMethod.Kind.
 PAYMENT_METHOD_KINDS = {"card": "card", "sepa_debit": "sepa_debit", "link": "wallet"}
+# Where Stripe Checkout's hosted pages live (the portal's form-action CSP must allow it).
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -188,16 +191,21 @@ class StripeGateway:
 
     # --- customers ---------------------------------------------------------------------
 
-    def customer_id(self, *, customer_reference: str) -> str:
-        """The Stripe customer of a Tarif customer, created and mirrored into dj-stripe the first time."""
+    def _known_customer_id(self, *, customer_reference: str) -> str:
+        """The Stripe customer of a Tarif customer if it has one already ("" if not)."""
         from djstripe.models import Customer as StripeCustomer
-
-        from customers.models import Customer
 
         live = bool(getattr(settings, "STRIPE_LIVE_MODE", False))
         existing = StripeCustomer.objects.filter(subscriber_id=int(customer_reference), livemode=live).first()
-        if existing is not None:
-            return existing.id
+        return existing.id if existing is not None else ""
+
+    def customer_id(self, *, customer_reference: str) -> str:
+        """The Stripe customer of a Tarif customer, created and mirrored into dj-stripe the first time."""
+        from customers.models import Customer
+
+        existing = self._known_customer_id(customer_reference=customer_reference)
+        if existing:
+            return existing
         customer = Customer.objects.get(pk=int(customer_reference))
         try:
             created = client().v1.customers.create(
@@ -337,6 +345,71 @@ class StripeGateway:
             reference = ((mandate.get("payment_method_details") or {}).get("sepa_debit") or {}).get("reference")
             details = PaymentMethodDetails(**{**asdict(details), "mandate_reference": str(reference or mandate_id)})
         return details
+
+    # --- Checkout in setup mode: Stripe's hosted page adds the method -------------------
+
+    def hosted_setup_types(self) -> tuple[str, ...]:
+        """The payment method types the portal sends to Checkout (STRIPE_CHECKOUT_SETUP_TYPES)."""
+        configured = getattr(settings, "STRIPE_CHECKOUT_SETUP_TYPES", ("card", "sepa_debit"))
+        return tuple(kind for kind in configured if kind in ("card", "sepa_debit"))
+
+    def hosted_setup_origins(self) -> tuple[str, ...]:
+        """Origins the browser is redirected to from a portal form (Checkout; localstripe in tests)."""
+        host = getattr(settings, "STRIPE_API_HOST", "")
+        return (CHECKOUT_ORIGIN, host.rstrip("/")) if host else (CHECKOUT_ORIGIN,)
+
+    def start_setup_session(
+        self,
+        *,
+        customer_reference: str,
+        return_url: str,
+        cancel_url: str,
+        payment_method_types: tuple[str, ...] = ("card",),
+    ) -> SetupSession:
+        """A Checkout Session in setup mode; Checkout sends the browser back to
+        `return_url?session_id=cs_...` (Stripe fills in `{CHECKOUT_SESSION_ID}`)."""
+        offered = self.hosted_setup_types()
+        if not payment_method_types or any(kind not in offered for kind in payment_method_types):
+            raise GatewayError(f"Stripe Checkout is not set up for {', '.join(payment_method_types) or 'nothing'}.")
+        customer_id = self.customer_id(customer_reference=customer_reference)
+        separator = "&" if "?" in return_url else "?"
+        try:
+            session = client().v1.checkout.sessions.create(
+                params={
+                    "mode": "setup",
+                    "customer": customer_id,
+                    "payment_method_types": list(payment_method_types),
+                    "success_url": f"{return_url}{separator}session_id={{CHECKOUT_SESSION_ID}}",
+                    "cancel_url": cancel_url,
+                    "client_reference_id": customer_reference,
+                    "metadata": {CUSTOMER_METADATA: customer_reference},
+                    "setup_intent_data": {"metadata": {CUSTOMER_METADATA: customer_reference}},
+                }
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(_error_message(error)) from error
+        if not session.get("url"):
+            raise GatewayError("Stripe did not return a Checkout page for this session.")
+        return SetupSession(id=session.id, url=str(session.url))
+
+    def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
+        """The method saved on a completed Checkout Session of this customer (same one every time:
+        the session's SetupIntent goes through `setup_complete`)."""
+        if not session_id.startswith("cs_"):
+            raise GatewayError("This is not a Checkout Session.")
+        customer_id = self._known_customer_id(customer_reference=customer_reference)
+        try:
+            session = client().v1.checkout.sessions.retrieve(session_id)
+        except stripe.StripeError as error:
+            raise GatewayError(_error_message(error)) from error
+        if not customer_id or _id(session.get("customer")) != customer_id:
+            raise GatewayError("This checkout session belongs to another customer.")
+        if session.get("mode") != "setup" or session.get("status") != "complete":
+            raise GatewayError("This checkout session was not completed.")
+        setup_reference = _id(session.get("setup_intent"))
+        if not setup_reference:
+            raise GatewayError("This checkout session saved no payment method.")
+        return self.setup_complete(customer_reference=customer_reference, setup_reference=setup_reference)
 
     # --- money ---------------------------------------------------------------------------
 

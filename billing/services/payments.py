@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -130,23 +131,48 @@ def _retry_dunning_on_commit(customer: Any) -> None:
         transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
 
 
-def payment_method_setup_start(*, customer: Any, return_url: str, cancel_url: str) -> SetupSession:
-    """Open the gateway's hosted page where the customer adds a card (never a card field of ours)."""
+@dataclass(frozen=True, slots=True)
+class HostedSetupOptions:
+    """What the default gateway's hosted setup page takes, and where it lives."""
+
+    payment_method_types: tuple[str, ...]  # "card", "sepa_debit"
+    origins: tuple[str, ...]  # other origins a portal form redirects to (CSP form-action)
+
+
+def payment_method_hosted_setup_options() -> HostedSetupOptions:
+    gateway = gateway_for(default_gateway_name())
+    return HostedSetupOptions(
+        payment_method_types=tuple(gateway.hosted_setup_types()), origins=tuple(gateway.hosted_setup_origins())
+    )
+
+
+def payment_method_setup_start(
+    *, customer: Any, return_url: str, cancel_url: str, payment_method_types: tuple[str, ...] = ("card",)
+) -> SetupSession:
+    """Open the gateway's hosted page where the customer adds a card or signs a SEPA mandate
+    (never a card field of ours). GatewayError if the gateway's page does not take that type."""
     gateway = gateway_for(default_gateway_name())
     return gateway.start_setup_session(
-        customer_reference=str(customer.pk), return_url=return_url, cancel_url=cancel_url
+        customer_reference=str(customer.pk),
+        return_url=return_url,
+        cancel_url=cancel_url,
+        payment_method_types=payment_method_types,
     )
 
 
 def payment_method_setup_complete(
     *, customer: Any, session_id: str, make_default: bool = True, acting_user: Any = None
 ) -> PaymentMethod:
-    """Store the card the customer entered on the hosted page. Completing a session twice
+    """Store the method the customer entered on the hosted page. Completing a session twice
     (a reloaded return page) returns the method stored the first time."""
     gateway = gateway_for(default_gateway_name())
     details = gateway.complete_setup_session(session_id=session_id, customer_reference=str(customer.pk))
     existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway.name, token=details.token).first()
     if existing is not None:
+        if make_default and existing.active and not existing.is_default:
+            # Stripe's setup_intent.succeeded webhook may have saved it first, as a spare method;
+            # the customer coming back from the hosted page asked for it as the default.
+            return payment_method_set_default(payment_method=existing, acting_user=acting_user)
         return existing
     return _method_store(
         customer=customer,

@@ -4,6 +4,8 @@ With no STRIPE_SECRET_KEY the embedded sandbox gateway serves card, wallet and S
 methods; with one, the Stripe gateway does (TARIF_PAYMENT_GATEWAY overrides either way).
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
@@ -18,6 +20,11 @@ STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
 # warns (djstripe.W002) whenever the setting exists outside DEBUG.
 if env.str("STRIPE_API_HOST", default=""):
     STRIPE_API_HOST = env.str("STRIPE_API_HOST")
+# What the portal may add on Stripe Checkout's hosted page (setup mode): "card" and/or
+# "sepa_debit". Without "sepa_debit" the portal's SEPA page is not offered with Stripe.
+STRIPE_CHECKOUT_SETUP_TYPES = env.list("STRIPE_CHECKOUT_SETUP_TYPES", default=["card", "sepa_debit"])
+if not set(STRIPE_CHECKOUT_SETUP_TYPES) <= {"card", "sepa_debit"}:
+    raise ImproperlyConfigured("STRIPE_CHECKOUT_SETUP_TYPES takes card and/or sepa_debit.")
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 # One Stripe customer per Tarif customer: dj-stripe's Customer.subscriber points at it.

@@ -32,6 +32,7 @@ from billing.services.payments import (
     invoice_collect,
     payment_method_attach,
     payment_method_detach,
+    payment_method_hosted_setup_options,
     payment_method_set_default,
     payment_method_setup_complete,
     payment_method_setup_start,
@@ -350,37 +351,65 @@ def _method(customer: Customer, pk: int) -> PaymentMethod:
     return get_object_or_404(PaymentMethod, pk=pk, customer=customer, active=True)
 
 
+def _hosted_setup_page(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """A page whose form redirects to the gateway's hosted page (Stripe Checkout): Chrome checks
+    that redirect against CSP form-action, so the gateway's origins are allowed on it."""
+    origins = payment_method_hosted_setup_options().origins
+    if origins:
+        response._csp_update = {"form-action": list(origins)}  # type: ignore[attr-defined]
+    return response
+
+
+def _start_hosted_setup(request: HttpRequest, customer: Customer, payment_method_type: str) -> HttpResponse:
+    back = request.build_absolute_uri(reverse("portal:payment_methods"))
+    try:
+        session = payment_method_setup_start(
+            customer=customer,
+            return_url=request.build_absolute_uri(reverse("portal:card_return")),
+            cancel_url=back,
+            payment_method_types=(payment_method_type,),
+        )
+    except GatewayError as error:
+        messages.error(request, str(error))
+        return HttpResponseRedirect(reverse("portal:payment_methods"))
+    return _hosted_setup_page(request, HttpResponseRedirect(session.url))
+
+
 @portal_view(step_up=True)
 def payment_method_add_card(request: HttpRequest, customer: Customer) -> HttpResponse:
     """Step-up first, then off to the gateway's hosted page: no card field on our pages."""
     if request.method == "POST":
-        back = request.build_absolute_uri(reverse("portal:payment_methods"))
-        try:
-            session = payment_method_setup_start(
-                customer=customer,
-                return_url=request.build_absolute_uri(reverse("portal:card_return")),
-                cancel_url=back,
-            )
-        except GatewayError as error:
-            messages.error(request, str(error))
-            return HttpResponseRedirect(reverse("portal:payment_methods"))
-        return HttpResponseRedirect(session.url)
-    return render(request, "portal/add_card.html")
+        return _start_hosted_setup(request, customer, "card")
+    return _hosted_setup_page(request, render(request, "portal/add_card.html"))
 
 
 @portal_view
 def payment_method_card_return(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """Where the hosted page sends the browser back, for a card or a SEPA mandate alike."""
     session_id = request.GET.get("session_id", "")
     try:
         method = payment_method_setup_complete(customer=customer, session_id=session_id, acting_user=request.user)
     except GatewayError:
         raise Http404("No completed checkout session for this customer") from None
-    messages.success(request, _("Card %(card)s added; it is now your default payment method.") % {"card": method})
+    if method.kind == PaymentMethod.Kind.SEPA_DEBIT:
+        message = _("SEPA mandate %(reference)s signed; %(method)s is now your default payment method.") % {
+            "reference": method.mandate_reference,
+            "method": method,
+        }
+    else:
+        message = _("Card %(card)s added; it is now your default payment method.") % {"card": method}
+    messages.success(request, message)
     return HttpResponseRedirect(reverse("portal:payment_methods"))
 
 
 @portal_view(step_up=True)
 def payment_method_add_sepa(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """SEPA mandate: on the gateway's hosted page when it takes one (Stripe Checkout shows the
+    mandate and collects the IBAN), else on our form (the sandbox)."""
+    if PaymentMethod.Kind.SEPA_DEBIT in payment_method_hosted_setup_options().payment_method_types:
+        if request.method == "POST":
+            return _start_hosted_setup(request, customer, "sepa_debit")
+        return _hosted_setup_page(request, render(request, "portal/add_sepa_hosted.html"))
     form = SepaMandateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -52,3 +52,10 @@ def test_a_read_only_key_cannot_report_feature_events(api_read, customer):
 
     assert response.status_code == 403
     assert not DomainEvent.objects.filter(type=FEATURE_EVENT).exists()
+
+
+def test_options_describes_the_endpoint(api):
+    response = api.options("/api/v1/feature_events")
+
+    assert response.status_code == 200
+    assert set(response.json()["actions"]["POST"]) >= {"customer", "feature", "occurred_at"}

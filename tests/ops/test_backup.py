@@ -7,6 +7,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
@@ -18,8 +19,10 @@ DUMP_EXCLUDE = ["contenttypes", "auth.permission", "sessions"]
 
 
 def dump() -> str:
+    # Models without a table (e.g. the reports' permission holder) have nothing to compare.
+    tableless = [model._meta.label for model in apps.get_models() if not model._meta.managed]
     out = io.StringIO()
-    call_command("dumpdata", exclude=DUMP_EXCLUDE, stdout=out, indent=0)
+    call_command("dumpdata", exclude=[*DUMP_EXCLUDE, *tableless], stdout=out, indent=0)
     return out.getvalue()
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 
-# Loading the task modules runs Celery's Django fixup, which runs system checks; dj-stripe's
-# check reads its webhook endpoints from the database (in which order tests run decides
-# whether the fixup has already run).
+# Importing the task modules runs Celery's Django fixup, whose system checks include
+# dj-stripe's (they read its tables).
 @pytest.mark.django_db
 def test_every_task_that_writes_is_acknowledged_late():
     """Review guard: a task acknowledged on receipt would be lost with its worker."""

@@ -131,3 +131,16 @@ def sign(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None 
 
 def event_payload(event: dict) -> bytes:
     return json.dumps(event).encode()
+
+
+def checkout_submit(localstripe, session_id: str, *, number: str = VISA_OK, iban: str | None = None) -> dict:
+    """What the customer does on Checkout's hosted page: enter a test card (or an IBAN) and submit.
+
+    Checkout is emulated by the localstripe runner (localstripe has none); its test-only
+    `_complete` route confirms the session's real SetupIntent with the new payment method.
+    """
+    if iban is not None:
+        fields = {"sepa_debit[iban]": iban, "billing_details[name]": "Anna Client"}
+    else:
+        fields = {"card[number]": number, "card[exp_month]": 12, "card[exp_year]": 2030, "card[cvc]": "123"}
+    return localstripe.post(f"/v1/checkout/sessions/{session_id}/_complete", fields)
