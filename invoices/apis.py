@@ -26,6 +26,7 @@ from config.api.views import ApiViewSet, ReadOnlyApiViewSet
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import (
+    INVOICE_SUMMARY_COLUMNS,
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoicePayInputSerializer,
@@ -34,6 +35,7 @@ from invoices.serializers import (
     InvoiceSummarySerializer,
     InvoiceVoidInputSerializer,
     invoice_preview_response,
+    invoice_summary_rows,
 )
 from invoices.services.credit_notes import CreditLineInput, credit_note_create
 from invoices.services.finalize import invoice_finalize
@@ -71,6 +73,13 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
 
     def get_serializer_class(self) -> Any:
         return InvoiceSummarySerializer if self.action == "list" else InvoiceSerializer
+
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        if request.query_params.get("expand"):
+            return super().list(request, *args, **kwargs)
+        queryset = self.filter_queryset(self.get_queryset()).values(*INVOICE_SUMMARY_COLUMNS)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(invoice_summary_rows(page))
 
     def get_queryset(self) -> Any:
         queryset = Invoice.objects.order_by("-pk")

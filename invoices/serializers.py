@@ -90,6 +90,39 @@ class InvoiceSummarySerializer(CachedFieldsMixin, ExpandableMixin, serializers.M
         read_only_fields = fields
 
 
+# The invoice list is the API's busiest read: it is built from `.values()` rows, without
+# model instances or DRF fields (a third of the request each). The output is exactly
+# InvoiceSummarySerializer's (a test compares them field by field on every column).
+_ID_COLUMNS = {"id": "pk", "customer": "customer_id", "subscription": "subscription_id"}
+INVOICE_SUMMARY_COLUMNS = tuple(
+    _ID_COLUMNS.get(name, name) for name in InvoiceSummarySerializer.Meta.fields if name != "object"
+)
+_DATETIME_FIELDS = frozenset(
+    name
+    for name in INVOICE_SUMMARY_COLUMNS
+    if name != "pk" and Invoice._meta.get_field(name).get_internal_type() == "DateTimeField"
+)
+_DATETIME = serializers.DateTimeField()
+
+
+def invoice_summary_rows(rows: Any) -> list[dict[str, Any]]:
+    """InvoiceSummarySerializer's output for rows of `Invoice.objects.values(*INVOICE_SUMMARY_COLUMNS)`."""
+    plain = [name for name in InvoiceSummarySerializer.Meta.fields if name not in _ID_COLUMNS and name != "object"]
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "id": f"in_{row['pk']}",
+            "object": "invoice",
+            "customer": f"cus_{row['customer_id']}",
+            "subscription": None if row["subscription_id"] is None else f"sub_{row['subscription_id']}",
+        }
+        for name in plain:
+            value = row[name]
+            item[name] = _DATETIME.to_representation(value) if name in _DATETIME_FIELDS and value else value
+        out.append(item)
+    return out
+
+
 class InvoiceSerializer(InvoiceSummarySerializer):
     lines = InvoiceLineSerializer(many=True, read_only=True)
 

@@ -258,3 +258,30 @@ def test_credit_note_for_a_draft_is_refused(api, billing_world):
     assert 400 <= response.status_code < 500
     assert_problem(response, response.status_code)
     assert not CreditNote.objects.exists() and Invoice.objects.count() == 1
+
+
+def test_the_invoice_list_shows_each_invoice_exactly_as_the_invoice_serializer_does(api, billing_world):
+    # given a subscription invoice (paid, with tax) and a one-off draft without subscription
+    customer, price = billing_world
+    subscribe(api, customer, price)
+    draft_for(customer, amount=1234)
+    from invoices.serializers import InvoiceSummarySerializer
+
+    # when the list is read (its fast path) and each invoice through the serializer
+    listed = api.get("/api/v1/invoices").json()["data"]
+    expected = [dict(InvoiceSummarySerializer(invoice).data) for invoice in Invoice.objects.order_by("-pk")]
+
+    # then they agree on every field, the nullable and date ones included
+    assert len(listed) == 2
+    assert listed == expected
+    assert {row["subscription"] is None for row in listed} == {True, False}
+    assert any(row["finalized_at"] for row in listed) and any(row["finalized_at"] is None for row in listed)
+
+
+def test_an_expanded_invoice_list_nests_the_customer(api, billing_world):
+    customer, price = billing_world
+    subscribe(api, customer, price)
+
+    listed = api.get("/api/v1/invoices", {"expand": "customer"}).json()["data"]
+
+    assert listed[0]["customer"]["id"] == f"cus_{customer.pk}"
