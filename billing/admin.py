@@ -40,6 +40,7 @@ from billing.models import (
     Coupon,
     DomainEvent,
     DunningCase,
+    EventCursor,
     InvoiceItem,
     Meter,
     Payment,
@@ -1447,6 +1448,13 @@ class TestClockAdmin(admin.ModelAdmin):
 
 # ---------------------------------------------------------------------------
 # Event log
+
+
+@admin.register(EventCursor)
+class EventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Where each consumer of the event log (notifications, feedback triggers) has read to."""
+
+    list_display = ("name", "last_event_id", "updated_at")
 
 
 @admin.register(DomainEvent)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from billing.models import Coupon, PromotionCode, Subscription
+from billing.models import Coupon, EventCursor, PromotionCode, Subscription
 
 
 def subscription_qs_for_update() -> QuerySet[Subscription]:
@@ -26,3 +26,8 @@ def promotion_code_qs_for_update() -> QuerySet[PromotionCode]:
 
 def coupon_qs_for_update() -> QuerySet[Coupon]:
     return Coupon.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
+    """A consumer's cursor: locked so that two runs of one consumer never read the same events."""
+    return EventCursor.objects.select_for_update()

@@ -584,6 +584,22 @@ class DomainEvent(models.Model):
 # --- Payments: methods, charges and their attempts, refunds, dunning (docs/payments.md) ---
 
 
+class EventCursor(models.Model):
+    """How far one consumer of the domain event log has read (events with a larger pk are
+    new): notifications, feedback triggers... One row per consumer, moved under its lock."""
+
+    name = models.CharField(_("consumer"), max_length=60, unique=True)
+    last_event_id = models.BigIntegerField(_("last event read"), default=0)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("event cursor")
+        verbose_name_plural = _("event cursors")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_event_id}"
+
+
 class PaymentMethod(models.Model):
     """How a customer pays. Only the gateway's token and display data are kept here:
     never a card number, a CVC or a full IBAN (they stay at the gateway)."""

@@ -220,18 +220,3 @@ class NotificationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.dedupe_key} ({self.status})"
-
-
-class EventCursor(models.Model):
-    """How far a consumer of the domain event outbox has read (one row per consumer)."""
-
-    name = models.CharField(_("consumer"), max_length=50, unique=True)
-    last_event_id = models.BigIntegerField(_("last event read"), default=0)
-    updated_at = models.DateTimeField(_("updated"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("event cursor")
-        verbose_name_plural = _("event cursors")
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.last_event_id}"

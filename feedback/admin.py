@@ -20,7 +20,7 @@ from import_export.admin import ExportMixin
 
 from billing.admin import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline
 from feedback import charts, selectors
-from feedback.models import Answer, Choice, EventCursor, Invitation, Question, Survey, SurveyResponse
+from feedback.models import Answer, Choice, Invitation, Question, Survey, SurveyResponse
 from feedback.resources import SurveyResponseResource, answer_text
 
 
@@ -265,8 +265,3 @@ class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMix
             else "",
         }
         return TemplateResponse(request, "admin/feedback/reports.html", context)
-
-
-@admin.register(EventCursor)
-class EventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "last_event_id", "updated_at")

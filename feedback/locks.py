@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from customers.models import Customer
-from feedback.models import EventCursor, Invitation
+from feedback.models import Invitation
 
 
 def customer_qs_for_update() -> QuerySet[Customer]:
@@ -15,7 +15,3 @@ def customer_qs_for_update() -> QuerySet[Customer]:
 
 def invitation_qs_for_update() -> QuerySet[Invitation]:
     return Invitation.objects.order_by("pk").select_for_update(of=("self",))
-
-
-def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
-    return EventCursor.objects.select_for_update()

@@ -1,6 +1,6 @@
 """Feedback surveys: what staff ask (Survey, Question, Choice), whom and when (Invitation),
 what customers answered (SurveyResponse, Answer), and how far the event log was read
-(EventCursor). See docs/feedback.md."""
+(billing.EventCursor). See docs/feedback.md."""
 
 from __future__ import annotations
 
@@ -247,18 +247,3 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question}: {self.score if self.score is not None else self.text}"
-
-
-class EventCursor(models.Model):
-    """How far a consumer has read billing's DomainEvent log (events with a larger pk are new)."""
-
-    name = models.CharField(_("consumer"), max_length=60, unique=True)
-    last_event_id = models.BigIntegerField(_("last event read"), default=0)
-    updated_at = models.DateTimeField(_("updated"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("event cursor")
-        verbose_name_plural = _("event cursors")
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.last_event_id}"

@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing.models import DomainEvent
-from customers.models import Customer, EventCursor, NotificationKind, NotificationLog
+from billing.locks import event_cursor_qs_for_update
+from billing.models import DomainEvent, EventCursor
+from customers.models import Customer, NotificationKind, NotificationLog
 from customers.notifications.services import notification_queue
 
 CURSOR = "notifications"
@@ -103,7 +104,7 @@ def notifications_consume_events(*, limit: int = BATCH) -> int:
     """Read the outbox past the cursor (and the recent LOOKBACK again); returns events read."""
     EventCursor.objects.get_or_create(name=CURSOR)
     with transaction.atomic():
-        cursor = EventCursor.objects.select_for_update().get(name=CURSOR)
+        cursor = event_cursor_qs_for_update().get(name=CURSOR)
         recent = DomainEvent.objects.filter(
             pk__gt=cursor.last_event_id - LOOKBACK_EVENTS,
             pk__lte=cursor.last_event_id,

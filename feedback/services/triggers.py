@@ -22,10 +22,10 @@ from django.utils.translation import gettext as _
 
 from billing import clock
 from billing.events import event_record
-from billing.models import DomainEvent
+from billing.locks import event_cursor_qs_for_update
+from billing.models import DomainEvent, EventCursor
 from feedback.errors import FeedbackError
-from feedback.locks import event_cursor_qs_for_update
-from feedback.models import EventCursor, Invitation, Survey, SurveyResponse, Trigger
+from feedback.models import Invitation, Survey, SurveyResponse, Trigger
 
 CONSUMER_NAME = "feedback.triggers"
 FEATURE_EVENT = "feedback.feature_used"

@@ -20,6 +20,7 @@ from billing.models import (
     Coupon,
     DomainEvent,
     DunningCase,
+    EventCursor,
     InvoiceItem,
     Payment,
     PaymentMethod,
@@ -129,6 +130,7 @@ def billing_world(subscription, meter_factory, price_factory):
         endpoint=endpoint, event=DomainEvent.objects.get(), object_key=f"subscription:{subscription.pk}"
     )
     WebhookAttempt.objects.create(delivery=delivery, attempted_at=at, status_code=500, error="HTTP 500")
+    EventCursor.objects.create(name="notifications", last_event_id=delivery.event_id)
     return subscription
 
 

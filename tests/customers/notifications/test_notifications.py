@@ -181,8 +181,7 @@ def test_real_time_scan_leaves_test_clock_customers_alone(clocked_customer, make
 
 
 def test_a_late_committed_event_below_the_cursor_is_still_handled_once(clocked_customer, make_price, consume):
-    from billing.models import DomainEvent
-    from customers.models import EventCursor
+    from billing.models import DomainEvent, EventCursor
 
     customer = clocked_customer(preferred_language="en")
     subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])

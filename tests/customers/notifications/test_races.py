@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
+from billing.models import EventCursor
 from billing.services.subscriptions import ItemSpec, subscription_create
-from customers.models import EventCursor, NotificationLog
+from customers.models import NotificationLog
 from customers.notifications import consumer, services
 from customers.notifications.consumer import notifications_consume_events
 from customers.notifications.services import notification_deliver

@@ -8,19 +8,20 @@ import pytest
 from django.core import mail
 
 from billing.events import event_record
-from billing.models import DomainEvent
+from billing.models import DomainEvent, EventCursor
 from billing.services.changes import subscription_change
 from billing.services.payments import invoices_collect, payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from feedback.errors import FeedbackError
-from feedback.models import EventCursor, Invitation, Question, Survey, Trigger
+from feedback.models import Invitation, Question, Survey, Trigger
 from feedback.services import (
     feedback_events_consume,
     feedback_feature_event_record,
     feedback_invitations_send_due,
     survey_response_record,
 )
+from feedback.services.triggers import CONSUMER_NAME
 from tests.billing.payments.conftest import INSUFFICIENT_FUNDS, VISA_OK, card
 from tests.feedback.conftest import T0, add_question, process, questions
 
@@ -68,7 +69,7 @@ def test_the_trigger_fires_once_however_often_consumer_and_scan_run(on_clock, ma
     for _ in range(3):
         process()
     # Even a consumer whose cursor was lost (restored backup) re-reads without re-inviting.
-    EventCursor.objects.update(last_event_id=0)
+    EventCursor.objects.filter(name=CONSUMER_NAME).update(last_event_id=0)
     process()
 
     assert Invitation.objects.count() == 1
@@ -93,7 +94,7 @@ def test_the_consumer_keeps_a_cursor_and_waits_for_young_events(settings, make_c
     settings.TARIF_FEEDBACK_EVENT_LAG_SECONDS = 0
     result = feedback_events_consume()
     assert result.events_read == 1 and result.invitations_scheduled == 1
-    assert EventCursor.objects.get().last_event_id == DomainEvent.objects.get().pk
+    assert EventCursor.objects.get(name=CONSUMER_NAME).last_event_id == DomainEvent.objects.get().pk
     assert feedback_events_consume().events_read == 0
 
 
