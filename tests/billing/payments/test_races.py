@@ -63,3 +63,36 @@ def test_two_approvers_execute_a_refund_once(unpaid, monkeypatch, staff_factory,
     assert len(errors_of(results, RefundError)) == 1
     assert SandboxRefund.objects.count() == 1
     assert Refund.objects.get().status == Refund.Status.EXECUTED
+
+
+def test_a_credit_note_refund_and_a_payment_refund_never_exceed_the_payment(unpaid, staff, staff_factory, settings):
+    # given a 34.80 card payment, and two integrations refunding 20.00 each at the same moment,
+    # one through a credit note's refund share, the other through the refunds endpoint
+    from rest_framework.test import APIClient
+
+    from config.api.keys import api_key_create
+    from invoices.models import CreditNote
+
+    settings.TARIF_REFUND_APPROVAL_THRESHOLD = 10**9
+    invoice_collect(invoice=unpaid)
+    payment = Payment.objects.get()
+    _key, raw = api_key_create(name="race", scope="read_write", mode="live", created_by=staff)
+
+    def post(path, body):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client.post(path, body, format="json")
+
+    results = race(
+        lambda: post(
+            "/api/v1/credit_notes",
+            {"invoice": f"in_{unpaid.pk}", "amount": 2000, "refund": 2000, "reason": "duplicate"},
+        ),
+        lambda: post("/api/v1/refunds", {"payment": f"pay_{payment.pk}", "amount": 2000, "reason": "duplicate"}),
+    )
+
+    # then one is refused before the gateway, and every refund that left has its credit note
+    assert sorted(response.status_code for response in results) == [201, 422], [r.content for r in results]
+    assert [refund.amount for refund in SandboxRefund.objects.all()] == [2000]
+    assert CreditNote.objects.get().refunded == 2000
+    assert Refund.objects.get(status=Refund.Status.EXECUTED).credit_note is not None
