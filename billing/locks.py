@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from billing.models import Coupon, EventCursor, PromotionCode, Subscription
+from billing.models import Coupon, EventCursor, Payment, PromotionCode, Refund, Subscription
 
 
 def subscription_qs_for_update() -> QuerySet[Subscription]:
@@ -31,3 +31,14 @@ def coupon_qs_for_update() -> QuerySet[Coupon]:
 def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
     """A consumer's cursor: locked so that two runs of one consumer never read the same events."""
     return EventCursor.objects.select_for_update()
+
+
+def payment_qs_for_update() -> QuerySet[Payment]:
+    """Payments, after the customer (balance) and the invoice (docs/payments.md: subscription ->
+    customer -> invoice -> payment): what is left to refund is read and reserved under it."""
+    return Payment.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def refund_qs_for_update() -> QuerySet[Refund]:
+    """A refund's status moves under its row lock (taken after the customer and invoice, if any)."""
+    return Refund.objects.order_by("pk").select_for_update(of=("self",))

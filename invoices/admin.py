@@ -38,6 +38,7 @@ from import_export.admin import ExportMixin, ImportExportModelAdmin
 from billing import clock
 from billing.admin import (
     ImportExportPermissions,
+    OtpField,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     StyledAdmin,
@@ -288,6 +289,8 @@ class CreditNoteForm(forms.Form):
     )
     reason = forms.ChoiceField(label=_("Reason"), choices=CreditNote.Reason.choices, initial=CreditNote.Reason.OTHER)
     memo = forms.CharField(label=_("Memo"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    # A refund share is a refund: above the threshold it needs a fresh code (and a second person).
+    otp_token = OtpField()
 
     ALLOCATION = ("reduce_amount_due", "credit_to_balance", "refund")
 
@@ -306,7 +309,9 @@ class CreditNoteForm(forms.Form):
             "amount": format_money(creditable, invoice.currency)
         }
         self.fields["refund"].help_text = gettext(
-            "Paid back to the customer (at most %(amount)s, what was paid and not refunded yet)."
+            "Paid back to the customer (at most %(amount)s, what was paid and not refunded yet). A refund goes "
+            "back through the payment's gateway and is credited on its own: the whole amount credited, nothing "
+            "else; it issues its credit note once the money is paid back."
         ) % {"amount": format_money(refundable, invoice.currency)}
         self.fields["reduce_amount_due"].help_text = gettext(
             "Lowers what the customer still owes on this invoice (at most %(amount)s)."
@@ -343,6 +348,16 @@ class CreditNoteForm(forms.Form):
                 "refund",
                 gettext("Only %(amount)s was paid and not refunded yet.")
                 % {"amount": format_money(self.refundable, self.invoice.currency)},
+            )
+        if allocation["refund"] and (
+            allocation["refund"] != amount or any(allocation[name] for name in self.ALLOCATION[:2])
+        ):
+            self.add_error(
+                "refund",
+                gettext(
+                    "A refund is credited on its own: set the amount credited to the refund and the other parts to "
+                    "zero, then issue any other credit as another credit note."
+                ),
             )
         allocated = sum(allocation.values())
         if allocated != amount:
@@ -649,9 +664,12 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
+        from billing.services.refunds import invoice_refundable_amount
+
         credited = invoice_credited(invoice_id=invoice.pk)
         creditable = max(invoice.total - credited.total, 0)
-        refundable = max(invoice.amount_paid - credited.refunded, 0)
+        # The refunds service's one rule (refunds in flight included), as on the payment's refund form.
+        refundable = invoice_refundable_amount(invoice=invoice)
         form = CreditNoteForm(request.POST or None, invoice=invoice, creditable=creditable, refundable=refundable)
         if not form.is_bound:
             form.initial.update(
@@ -660,7 +678,11 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                     "reduce_amount_due": Money(min(invoice.amount_remaining, creditable), invoice.currency).decimal,
                 }
             )
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and form.minor("refund"):
+            refunded = self._refund_from_credit_note_form(request, invoice, form)
+            if refunded is not None:
+                return refunded
+        elif request.method == "POST" and form.is_valid():
             credit_note = self._issue_credit_note(request, invoice, form)
             if credit_note is not None:
                 self.message_user(
@@ -688,6 +710,46 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         }
         return TemplateResponse(request, "admin/invoices/invoice/credit_note_form.html", context)
 
+    def _refund_from_credit_note_form(
+        self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm
+    ) -> HttpResponse | None:
+        """The refund share goes through the refunds service, exactly as the payment's refund form."""
+        from billing.admin import call_service, otp_reverify
+        from billing.models import Refund
+        from billing.services.refunds import RefundError, refund_request_for_invoice
+
+        if not request.user.has_perm("billing.add_refund"):
+            raise PermissionDenied
+        verified_at = otp_reverify(request, form.cleaned_data["otp_token"])
+        if form.cleaned_data["otp_token"] and verified_at is None:
+            form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
+            return None
+        refund = call_service(
+            form,
+            lambda: refund_request_for_invoice(
+                invoice=invoice,
+                amount=form.minor("refund"),
+                reason=form.cleaned_data["reason"],
+                memo=form.cleaned_data["memo"],
+                requested_by=request.user,
+                otp_verified_at=verified_at,
+            ),
+            errors=(RefundError, InvoiceError),
+            atomic=False,
+        )
+        if refund is None:
+            return None
+        if refund.status == Refund.Status.REQUESTED:
+            text, level = gettext("Refund requested: another staff member must approve it."), messages.SUCCESS
+        elif refund.status == Refund.Status.EXECUTED:
+            text = gettext("Refunded; credit note %(number)s issued.") % {"number": refund.credit_note.number}
+            level = messages.SUCCESS
+        else:
+            text = gettext("The gateway refused the refund: %(message)s") % {"message": refund.failure_message}
+            level = messages.ERROR
+        self.message_user(request, text, level)
+        return HttpResponseRedirect(reverse("admin:billing_refund_change", args=[refund.pk]))
+
     def _issue_credit_note(self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm) -> CreditNote | None:
         from invoices.services.credit_notes import credit_note_create
 
@@ -698,7 +760,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                     amount=form.minor("amount"),
                     reduce_amount_due=form.minor("reduce_amount_due"),
                     credit_to_balance=form.minor("credit_to_balance"),
-                    refund=form.minor("refund"),
                     reason=form.cleaned_data["reason"],
                     memo=form.cleaned_data["memo"],
                     at=clock.now(customer=invoice.customer),

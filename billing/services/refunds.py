@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from billing import clock
 from billing.events import event_record
+from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
@@ -45,6 +46,10 @@ class FourEyesViolation(RefundError):
 
 class StaleOtpVerification(RefundError):
     """The staff member has not re-verified an OTP code recently enough."""
+
+
+# Refunds that have left or are leaving: they count against what a payment can still refund.
+LEAVING_STATUSES = (Refund.Status.REQUESTED, Refund.Status.APPROVED, Refund.Status.EXECUTED)
 
 
 def approval_threshold() -> int:
@@ -82,45 +87,95 @@ def _event(refund: Refund, type: str, acting_user: Any, **data: Any) -> None:
     )
 
 
-def refundable_amount(*, payment: Payment) -> int:
-    """What is left to refund on the payment, counting requests still in flight."""
-    in_flight = (
-        Refund.objects.filter(
-            payment=payment, status__in=[Refund.Status.REQUESTED, Refund.Status.APPROVED, Refund.Status.EXECUTED]
-        ).aggregate(total=Sum("amount"))["total"]
+def _refunded_or_leaving(*, payment_id: int) -> int:
+    return int(
+        Refund.objects.filter(payment_id=payment_id, status__in=LEAVING_STATUSES).aggregate(total=Sum("amount"))[
+            "total"
+        ]
         or 0
     )
-    return payment.amount - in_flight
 
 
-def refund_request(
-    *,
-    payment: Payment,
-    amount: int,
-    reason: str,
-    requested_by: Any,
-    otp_verified_at: datetime | None,
-    memo: str = "",
-) -> Refund:
-    """Ask for a refund of `amount` on a succeeded payment; at or below the threshold it is executed at once."""
+def refundable_amount(*, payment: Payment) -> int:
+    """The one rule: what is left to refund on the payment.
+
+    The payment's amount minus every refund that has left or is leaving (requested,
+    approved or executed), whichever path asked for it: the payment's refund form, a
+    credit note's refund share, the API. Services read it under the payment's row lock.
+    """
+    if payment.status != Payment.Status.SUCCEEDED:
+        return 0
+    return max(payment.amount - _refunded_or_leaving(payment_id=payment.pk), 0)
+
+
+def invoice_refundable_amount(*, invoice: Any) -> int:
+    """The most a credit note's refund share can be: what is left on the invoice's best payment.
+
+    A refund goes back through one payment (its gateway charge), so a credit note's
+    refund share is at most what is left to refund on one of the invoice's payments.
+    """
+    payments = Payment.objects.filter(invoice_id=invoice.pk, status=Payment.Status.SUCCEEDED)
+    return max((refundable_amount(payment=payment) for payment in payments), default=0)
+
+
+def _check_request(*, amount: int, reason: str, requested_by: Any) -> None:
     if reason not in CreditNote.Reason.values:
         raise RefundError(f"Unknown refund reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}.")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise RefundError(f"A refund is a positive number of minor units, not {amount!r}.")
     if requested_by is None or not getattr(requested_by, "is_staff", False):
         raise RefundError("Only staff members can request refunds.")
-    needs_approval = amount > approval_threshold()
-    if needs_approval:
-        _check_fresh_otp(otp_verified_at, who="requester")
-    with transaction.atomic():
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != Payment.Status.SUCCEEDED:
+
+
+def _record_request(
+    *,
+    invoice_id: int,
+    payment_id: int | None,
+    amount: int,
+    reason: str,
+    memo: str,
+    requested_by: Any,
+    otp_verified_at: datetime | None,
+) -> Refund:
+    """Lock customer -> invoice -> payment(s), check everything, record the request, commit.
+
+    Durable: the locks are released before anyone calls the gateway.
+    """
+    from invoices.errors import CreditNoteError
+    from invoices.models import Invoice
+    from invoices.services.credit_notes import credit_note_refund_check
+
+    with transaction.atomic(durable=True):
+        invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+        payments = payment_qs_for_update().filter(invoice_id=invoice_id)
+        if payment_id is not None:
+            payments = payments.filter(pk=payment_id)
+        try:
+            # The refund's credit note must be issuable: checked now and again before the gateway.
+            credit_note_refund_check(invoice=invoice, amount=amount, reason=reason)
+        except CreditNoteError as error:
+            raise RefundError(str(error)) from error
+        candidates = list(payments)  # locked after the customer and the invoice
+        if payment_id is not None and (not candidates or candidates[0].status != Payment.Status.SUCCEEDED):
             raise RefundError("Only a succeeded payment can be refunded.")
-        left = refundable_amount(payment=locked)
+        left_by_payment = [(refundable_amount(payment=payment), payment.pk, payment) for payment in candidates]
+        left_by_payment = [row for row in left_by_payment if row[2].status == Payment.Status.SUCCEEDED]
+        if not left_by_payment:
+            raise RefundError("This invoice has no succeeded payment to refund.")
+        left, _pk, locked = max(left_by_payment, key=lambda row: (row[0], row[1]))
         if amount > left:
             raise RefundError(
-                f"{max(left, 0)} {locked.currency} of this payment can still be refunded; {amount} is too much."
+                f"{left} {locked.currency} of this payment can still be refunded; {amount} is too much."
+                if payment_id is not None
+                else f"At most {left} {locked.currency} can be refunded through one payment of this invoice; "
+                f"{amount} is too much."
             )
+        # Four-eyes on what the payment has had refunded in all, not on each refund: two small
+        # refunds that add up to more than the threshold need a second person for the second one.
+        cumulative = _refunded_or_leaving(payment_id=locked.pk) + amount
+        needs_approval = cumulative > approval_threshold()
+        if needs_approval:
+            _check_fresh_otp(otp_verified_at, who="requester")
         refund = Refund.objects.create(
             payment=locked,
             invoice_id=locked.invoice_id,
@@ -132,11 +187,70 @@ def refund_request(
             requested_by=requested_by,
             requested_at=clock.system_now(),
         )
-        _event(refund, "refund.requested", requested_by, threshold=approval_threshold())
+        _event(refund, "refund.requested", requested_by, threshold=approval_threshold(), cumulative=cumulative)
         if not needs_approval:
             refund.status = Refund.Status.APPROVED
             refund.save(update_fields=["status"])
-    if needs_approval:
+    return refund
+
+
+def refund_request(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    requested_by: Any,
+    otp_verified_at: datetime | None,
+    memo: str = "",
+) -> Refund:
+    """Ask for a refund of `amount` on a succeeded payment.
+
+    When what the payment has had refunded in all (this one included) stays at or below
+    the threshold, it is executed at once; above it, it waits for a second staff member.
+    """
+    _check_request(amount=amount, reason=reason, requested_by=requested_by)
+    if payment.status != Payment.Status.SUCCEEDED:  # checked again under the lock
+        raise RefundError("Only a succeeded payment can be refunded.")
+    refund = _record_request(
+        invoice_id=payment.invoice_id,
+        payment_id=payment.pk,
+        amount=amount,
+        reason=reason,
+        memo=memo,
+        requested_by=requested_by,
+        otp_verified_at=otp_verified_at,
+    )
+    if refund.needs_approval:
+        return refund
+    return refund_execute(refund=refund, acting_user=requested_by)
+
+
+def refund_request_for_invoice(
+    *,
+    invoice: Any,
+    amount: int,
+    reason: str,
+    requested_by: Any,
+    otp_verified_at: datetime | None,
+    memo: str = "",
+) -> Refund:
+    """A credit note's refund share: the same refund, on the invoice's payment with the most left.
+
+    The console's credit note form and the API's credit notes call this: the money goes
+    back through the gateway, the threshold and the fresh code apply as for any refund,
+    and the credit note is issued by the refund once the money is paid back.
+    """
+    _check_request(amount=amount, reason=reason, requested_by=requested_by)
+    refund = _record_request(
+        invoice_id=invoice.pk,
+        payment_id=None,
+        amount=amount,
+        reason=reason,
+        memo=memo,
+        requested_by=requested_by,
+        otp_verified_at=otp_verified_at,
+    )
+    if refund.needs_approval:
         return refund
     return refund_execute(refund=refund, acting_user=requested_by)
 
@@ -187,17 +301,32 @@ def _approved(refund: Refund) -> bool:
 
 
 def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
-    """Send an approved refund to the gateway, then issue its credit note."""
-    from invoices.services.credit_notes import credit_note_create
+    """Send an approved refund to the gateway, then issue its credit note.
+
+    Check (under the customer and invoice locks) that the credit note can be written,
+    commit; call the gateway with no transaction open; record its answer; then issue the
+    credit note. A refund whose credit note could not be written is failed before any
+    money leaves.
+    """
+    from invoices.errors import CreditNoteError
+    from invoices.services.credit_notes import credit_note_refund_check
 
     refund = Refund.objects.select_related("payment", "invoice").get(pk=refund.pk)
     if refund.status == Refund.Status.EXECUTED:
         return refund
     if not _approved(refund):
         raise RefundError("This refund is not approved; it cannot be sent to the gateway.")
+    if not refund.gateway_reference:  # not sent yet (a reference means the money already left)
+        try:
+            with transaction.atomic(durable=True):
+                credit_note_refund_check(
+                    invoice=refund.invoice, amount=refund.amount, reason=refund.reason, refund_id=refund.pk
+                )
+        except CreditNoteError as error:
+            return _refund_failed(refund, str(error), acting_user)
     payment = refund.payment
-    reference = ""
-    if payment.gateway != MANUAL:
+    reference = refund.gateway_reference
+    if payment.gateway != MANUAL and not reference:
         try:
             result = gateway_for(payment.gateway).refund(
                 charge_reference=payment.gateway_reference,
@@ -210,8 +339,17 @@ def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
         if result.status == "failed":
             return _refund_failed(refund, result.message or "The gateway refused the refund.", acting_user)
         reference = result.reference
+        # Record the outcome first: the money has left, whatever happens to the document next.
+        with transaction.atomic(durable=True):
+            Refund.objects.filter(pk=refund.pk, status=Refund.Status.APPROVED).update(gateway_reference=reference)
+    return _refund_document(refund=refund, reference=reference, acting_user=acting_user)
+
+
+def _refund_document(*, refund: Refund, reference: str, acting_user: Any) -> Refund:
+    from invoices.services.credit_notes import credit_note_create
+
     at = clock.now(customer=refund.invoice.customer)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         credit_note = credit_note_create(
             invoice=refund.invoice,
             amount=refund.amount,
@@ -220,8 +358,9 @@ def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
             memo=refund.memo,
             at=at,
             acting_user=acting_user,
+            refund_record=refund,
         )
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won; undo ours by failing
             raise RefundError("This refund was executed concurrently.")
         locked.status = Refund.Status.EXECUTED
@@ -229,14 +368,16 @@ def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
         locked.gateway_reference = reference
         locked.executed_at = at
         locked.save(update_fields=["status", "credit_note", "gateway_reference", "executed_at"])
-        Payment.objects.filter(pk=payment.pk).update(amount_refunded=F("amount_refunded") + refund.amount)
+        Payment.objects.filter(pk=refund.payment_id).update(amount_refunded=F("amount_refunded") + refund.amount)
         _event(locked, "refund.executed", acting_user, credit_note=credit_note.number, gateway_reference=reference)
     return locked
 
 
 def _refund_failed(refund: Refund, message: str, acting_user: Any) -> Refund:
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
+        if locked.status != Refund.Status.APPROVED or locked.gateway_reference:
+            return locked  # decided elsewhere meanwhile, or the money already left: never fail it
         locked.status = Refund.Status.FAILED
         locked.failure_message = message[:300]
         locked.save(update_fields=["status", "failure_message"])

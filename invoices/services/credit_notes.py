@@ -6,8 +6,10 @@ and says where the money goes (the three parts add up to its total exactly):
 - `reduce_amount_due`: lowers what the customer still owes on the invoice (at most
   its `amount_remaining`; the invoice is paid when nothing remains);
 - `credit_to_balance`: credit on the customer balance, used by the next invoices;
-- `refund`: money to pay back (at most what was paid and not refunded yet); the
-  payments service turns it into a gateway refund.
+- `refund`: money paid back (at most what was paid and not refunded yet). Only the
+  refunds service (`billing.services.refunds`) issues it: a refund share is a credit
+  note of its own, written once the gateway paid the money back; refunds in flight
+  hold their amount on the invoice until then (no other credit note may take it).
 
 With none of the three given, the credit reduces the amount due as far as it can and
 the rest goes to the customer balance.
@@ -31,6 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Sum
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
@@ -208,26 +212,46 @@ def credit_note_preview(
     return preview
 
 
-@transaction.atomic(savepoint=False)
-def credit_note_create(
+def _reserved_by_refunds(*, invoice_id: int, exclude_refund_id: int | None) -> int:
+    """What refunds in flight (requested or approved, credit note not issued yet) hold on the invoice.
+
+    A refund's credit note is issued once the gateway has paid the money back, so until
+    then its amount is held: no other credit note may take it, or the refund would
+    move money and then fail to write its document.
+    """
+    from billing.models import Refund
+
+    held = Refund.objects.filter(
+        invoice_id=invoice_id,
+        status__in=[Refund.Status.REQUESTED, Refund.Status.APPROVED],
+        credit_note__isnull=True,
+    )
+    if exclude_refund_id is not None:
+        held = held.exclude(pk=exclude_refund_id)
+    return int(held.aggregate(total=Sum("amount"))["total"] or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    invoice: Invoice
+    preview: CreditNotePreview
+    reduce_amount_due: int
+    credit_to_balance: int
+    refund: int
+
+
+def _lock_and_check(
     *,
     invoice: Invoice,
-    lines: Sequence[CreditLineInput] | None = None,
-    amount: int | None = None,
-    reduce_amount_due: int = 0,
-    credit_to_balance: int = 0,
-    refund: int = 0,
+    lines: Sequence[CreditLineInput] | None,
+    amount: int | None,
+    reduce_amount_due: int,
+    credit_to_balance: int,
+    refund: int,
     reason: str,
-    memo: str = "",
-    at: datetime,
-    acting_user: Any = None,
-) -> CreditNote:
-    """Issue a credit note for an open or paid invoice (see the module docstring).
-
-    Locks the customer (balance), the invoice, then the credit-note series.
-    """
-    if at is None or at.tzinfo is None:
-        raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+    refund_id: int | None,
+) -> _Checked:
+    """Lock the customer (balance) then the invoice, and check everything a credit note needs."""
     if reason not in CreditNote.Reason.values:
         raise CreditNoteError(
             f"Unknown credit note reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}."
@@ -246,11 +270,13 @@ def credit_note_create(
         )
     preview = credit_note_preview(invoice=invoice, lines=lines, amount=amount)
     credited = invoice_credited(invoice_id=invoice.pk)
-    creditable = invoice.total - credited.total
+    reserved = _reserved_by_refunds(invoice_id=invoice.pk, exclude_refund_id=refund_id)
+    creditable = invoice.total - credited.total - reserved
     if preview.total > creditable:
+        held = f", {reserved} held by refunds in progress" if reserved else ""
         raise CreditNoteError(
             f"Invoice {invoice.number} has {max(creditable, 0)} {invoice.currency} left to credit (its total "
-            f"{invoice.total} minus {credited.total} already credited); {preview.total} is too much."
+            f"{invoice.total} minus {credited.total} already credited{held}); {preview.total} is too much."
         )
     if preview.total <= 0:
         raise CreditNoteError("A credit note credits a positive total.")
@@ -269,12 +295,110 @@ def credit_note_create(
             f"Only {invoice.amount_remaining} {invoice.currency} remain due on invoice {invoice.number}; "
             f"the amount due cannot be reduced by {reduce_amount_due}."
         )
-    refundable = invoice.amount_paid - credited.refunded
+    refundable = invoice.amount_paid - credited.refunded - reserved
     if refund > refundable:
         raise CreditNoteError(
             f"{max(refundable, 0)} {invoice.currency} of invoice {invoice.number} was paid and not refunded yet; "
             f"{refund} cannot be refunded."
         )
+    return _Checked(
+        invoice=invoice,
+        preview=preview,
+        reduce_amount_due=reduce_amount_due,
+        credit_to_balance=credit_to_balance,
+        refund=refund,
+    )
+
+
+def credit_note_refund_only(
+    *,
+    lines: Sequence[CreditLineInput] | None,
+    amount: int | None,
+    reduce_amount_due: int,
+    credit_to_balance: int,
+    refund: int,
+) -> None:
+    """A refund share is a credit note of its own, issued by the refund once the money has moved.
+
+    The console's and the API's credit note forms call this when `refund` is given: the
+    refund then goes through `billing.services.refunds` (gateway, four-eyes, fresh code).
+    """
+    if lines is not None or amount != refund or reduce_amount_due or credit_to_balance:
+        raise CreditNoteError(
+            gettext(
+                "A refund is credited on its own: give the amount to refund as the amount credited (tax included), "
+                "with nothing for the amount due or the balance, and issue any other credit as another credit note."
+            )
+        )
+
+
+@transaction.atomic(savepoint=False)
+def credit_note_refund_check(*, invoice: Invoice, amount: int, reason: str, refund_id: int | None = None) -> None:
+    """Check, under the customer and invoice locks, that a refund of `amount` can have its credit note.
+
+    The refunds service calls this before a refund is recorded and again before the
+    gateway is called, so that no money leaves without its document. The locks are held
+    until the caller's transaction ends.
+    """
+    _lock_and_check(
+        invoice=invoice,
+        lines=None,
+        amount=amount,
+        reduce_amount_due=0,
+        credit_to_balance=0,
+        refund=amount,
+        reason=reason,
+        refund_id=refund_id,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def credit_note_create(
+    *,
+    invoice: Invoice,
+    lines: Sequence[CreditLineInput] | None = None,
+    amount: int | None = None,
+    reduce_amount_due: int = 0,
+    credit_to_balance: int = 0,
+    refund: int = 0,
+    reason: str,
+    memo: str = "",
+    at: datetime,
+    acting_user: Any = None,
+    refund_record: Any = None,
+) -> CreditNote:
+    """Issue a credit note for an open or paid invoice (see the module docstring).
+
+    A refund share (`refund`) is only issued by the refunds service for its executed
+    `refund_record` (billing.Refund), after the gateway paid the money back: every other
+    caller goes through `billing.services.refunds`, so that money moves, four-eyes and
+    the fresh two-factor code apply, and what is left to refund has one rule.
+
+    Locks the customer (balance), the invoice, then the credit-note series.
+    """
+    if at is None or at.tzinfo is None:
+        raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+    if refund and refund_record is None:
+        raise CreditNoteError(
+            gettext(
+                "A refund moves money: request it through the refunds (billing.services.refunds), which issue its "
+                "credit note once the money is paid back."
+            )
+        )
+    if refund_record is not None and (refund_record.invoice_id != invoice.pk or refund_record.amount != refund):
+        raise CreditNoteError("The refund share must be the refund's amount, on the refund's invoice.")
+    checked = _lock_and_check(
+        invoice=invoice,
+        lines=lines,
+        amount=amount,
+        reduce_amount_due=reduce_amount_due,
+        credit_to_balance=credit_to_balance,
+        refund=refund,
+        reason=reason,
+        refund_id=refund_record.pk if refund_record is not None else None,
+    )
+    invoice, preview = checked.invoice, checked.preview
+    reduce_amount_due, credit_to_balance = checked.reduce_amount_due, checked.credit_to_balance
 
     brand, customer = invoice.brand, invoice.customer
     language = document_language(invoice.language)

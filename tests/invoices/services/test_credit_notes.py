@@ -7,9 +7,14 @@ from django.db import transaction
 
 from billing.models import DomainEvent
 from invoices.errors import CreditNoteError
-from invoices.models import BalanceTransaction
+from invoices.models import BalanceTransaction, CreditNote
 from invoices.selectors import credit_note_content_hash_matches, customer_balance
-from invoices.services.credit_notes import CreditLineInput, credit_note_create, credit_note_preview
+from invoices.services.credit_notes import (
+    CreditLineInput,
+    credit_note_create,
+    credit_note_preview,
+    credit_note_refund_check,
+)
 from invoices.services.drafts import invoice_create
 from invoices.services.finalize import invoice_finalize
 from invoices.services.lifecycle import invoice_record_payment, invoice_void
@@ -80,28 +85,27 @@ def test_reducing_the_amount_due_of_an_open_invoice_until_paid(customer, fr_vat)
     assert DomainEvent.objects.filter(type="invoice.paid", object_id=str(invoice.pk)).exists()
 
 
-def test_a_refund_is_recorded_for_the_payments_service(customer, fr_vat):
+def test_a_refund_share_is_only_issued_by_the_refunds_service(customer, fr_vat):
     # given a paid invoice of 12.00
     invoice = paid_invoice(customer, [1000])
 
-    # when 6.00 are credited as a refund
-    note = credit_note_create(invoice=invoice, amount=600, refund=600, reason="duplicate", at=LATER)
+    # when 6.00 are credited as a refund directly, without a refund that paid the money back
+    with pytest.raises(CreditNoteError, match="A refund moves money"), transaction.atomic():
+        credit_note_create(invoice=invoice, amount=600, refund=600, reason="duplicate", at=LATER)
 
-    # then the credit note says 6.00 are to be refunded; no balance moves
-    assert (note.refunded, note.credited_to_balance, note.reduced_amount_due) == (600, 0, 0)
-    assert not BalanceTransaction.objects.filter(credit_note=note).exists()
-    event = DomainEvent.objects.get(type="credit_note.created")
-    assert event.data["refunded"] == 600
+    # then nothing is issued (billing.services.refunds issues it once the gateway paid; see
+    # tests/billing/payments/test_refund_paths.py)
+    assert not CreditNote.objects.exists()
 
 
 def test_cannot_refund_more_than_was_paid(customer, fr_vat):
     # given an open invoice of 12.00 with 2.00 paid
     invoice = invoice_record_payment(invoice=issue(customer, [1000]), amount=200, at=ISSUED_AT)
 
-    # when 6.00 are to be refunded
+    # when the refunds service checks that a 6.00 refund can have its credit note
     with pytest.raises(CreditNoteError, match="200 EUR of invoice .* was paid and not refunded"):
         with transaction.atomic():
-            credit_note_create(invoice=invoice, amount=600, refund=600, reason="duplicate", at=LATER)
+            credit_note_refund_check(invoice=invoice, amount=600, reason="duplicate")
 
 
 def test_the_allocation_must_add_up_to_the_total(customer, fr_vat):
