@@ -96,3 +96,41 @@ def test_a_credit_note_refund_and_a_payment_refund_never_exceed_the_payment(unpa
     assert [refund.amount for refund in SandboxRefund.objects.all()] == [2000]
     assert CreditNote.objects.get().refunded == 2000
     assert Refund.objects.get(status=Refund.Status.EXECUTED).credit_note is not None
+
+
+def test_two_small_refunds_at_once_cannot_dodge_the_cumulative_threshold(unpaid, monkeypatch, staff_factory, settings):
+    # given a 34.80 card payment and a 10.00 threshold on what a payment has had refunded in all
+    settings.TARIF_REFUND_APPROVAL_THRESHOLD = 1000
+    invoice_collect(invoice=unpaid)
+    payment = Payment.objects.get()
+    alice, bruno = staff_factory(username="alice"), staff_factory(username="bruno")
+    slowed(monkeypatch, refunds, "refundable_amount")
+
+    # when two staff members each refund 8.00 at the same moment, without a fresh code
+    results = race(
+        lambda: refund_request(payment=payment, amount=800, reason="other", requested_by=alice, otp_verified_at=None),
+        lambda: refund_request(payment=payment, amount=800, reason="other", requested_by=bruno, otp_verified_at=None),
+    )
+
+    # then the second one sees the first: 16.00 in all needs a fresh code and a second person
+    assert len(errors_of(results, refunds.StaleOtpVerification)) == 1
+    assert [refund.amount for refund in SandboxRefund.objects.all()] == [800]
+    assert list(Refund.objects.values_list("status", flat=True)) == [Refund.Status.EXECUTED]
+
+
+def test_two_refunds_at_once_never_exceed_the_payment(unpaid, monkeypatch, staff_factory, settings):
+    settings.TARIF_REFUND_APPROVAL_THRESHOLD = 10**9
+    invoice_collect(invoice=unpaid)
+    payment = Payment.objects.get()
+    alice, bruno = staff_factory(username="alice"), staff_factory(username="bruno")
+    slowed(monkeypatch, refunds, "refundable_amount")
+
+    results = race(
+        lambda: refund_request(payment=payment, amount=2000, reason="other", requested_by=alice, otp_verified_at=None),
+        lambda: refund_request(payment=payment, amount=2000, reason="other", requested_by=bruno, otp_verified_at=None),
+    )
+
+    assert len(errors_of(results, RefundError)) == 1
+    assert sum(refund.amount for refund in SandboxRefund.objects.all()) == 2000
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 2000 and refunds.refundable_amount(payment=payment) == 1480
