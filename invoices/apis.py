@@ -7,6 +7,7 @@ from typing import Any
 
 import django_filters
 from django.http import HttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
@@ -260,7 +261,9 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
             otp_verified_at=None,
         )
         if refund.status != Refund.Status.EXECUTED or refund.credit_note is None:
-            raise RefundError(refund.failure_message or "The refund was not executed; no credit note was issued.")
+            raise RefundError(
+                refund.failure_message or gettext("The refund was not executed; no credit note was issued.")
+            )
         return refund.credit_note
 
 

@@ -4,17 +4,27 @@
         │                                                                  └──> failed
         └──reject──> rejected
 
-Above TARIF_REFUND_APPROVAL_THRESHOLD (minor units) a request waits for a second staff
-member (four-eyes) and the requester must have re-verified an OTP code within
-TARIF_REFUND_OTP_MAX_AGE_MINUTES; at or below it, it is approved and executed at once.
-`refund_execute` checks the approval again right before calling the gateway, so no
-code path can send an unapproved refund above the threshold.
+Every path that pays money back comes here: the payment's refund form, a credit note's
+refund share (console credit-note form, API credit notes: `refund_request_for_invoice`)
+and the refunds API. What is left to refund has one rule, `refundable_amount`: the
+payment's amount minus every refund requested, approved or executed.
 
-Executing: the gateway refund (idempotency key `refund:<pk>`) first, then in one
-transaction the credit note (`credit_note_create(..., refund=amount)`), the payment's
-refunded amount and the refund's status. A crash in between is resumed by executing
-again: the gateway returns the same refund. Each step is an audited DomainEvent with
-the acting user.
+Four-eyes on the cumulative amount: once what the payment has had refunded in all (this
+request included) is above TARIF_REFUND_APPROVAL_THRESHOLD (minor units), the request
+waits for a second staff member and the requester must have re-verified an OTP code
+within TARIF_REFUND_OTP_MAX_AGE_MINUTES; at or below it, it is approved and executed at
+once. `refund_execute` checks the approval again right before calling the gateway, so
+no code path can send an unapproved refund above the threshold.
+
+Locks: customer (balance) -> invoice -> payment, as the payments service. No external
+call under a lock: record the request and commit; check again that the credit note can
+be written and commit (or fail the refund before any money leaves); call the gateway
+(idempotency key `refund:<pk>`) with no transaction open; record its reference; then in
+one transaction the credit note (`credit_note_create(..., refund=amount,
+refund_record=refund)`), the payment's refunded amount and the refund's status. A crash
+in between is resumed by executing again. While a refund is in flight its amount is held
+on the invoice (no other credit note can take it). Each step is an audited DomainEvent
+with the acting user.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing import clock
 from billing.events import event_record
@@ -88,12 +99,8 @@ def _event(refund: Refund, type: str, acting_user: Any, **data: Any) -> None:
 
 
 def _refunded_or_leaving(*, payment_id: int) -> int:
-    return int(
-        Refund.objects.filter(payment_id=payment_id, status__in=LEAVING_STATUSES).aggregate(total=Sum("amount"))[
-            "total"
-        ]
-        or 0
-    )
+    leaving = Refund.objects.filter(payment_id=payment_id, status__in=LEAVING_STATUSES)
+    return int(leaving.aggregate(total=Sum("amount"))["total"] or 0)
 
 
 def refundable_amount(*, payment: Payment) -> int:
@@ -127,6 +134,18 @@ def _check_request(*, amount: int, reason: str, requested_by: Any) -> None:
         raise RefundError("Only staff members can request refunds.")
 
 
+def _too_much(*, left: int, amount: int, currency: str, one_of_many: bool) -> str:
+    if one_of_many:
+        return gettext(
+            "At most %(left)s %(currency)s can be refunded through one payment of this invoice; %(amount)s is too much."
+        ) % {"left": left, "currency": currency, "amount": amount}
+    return gettext("%(left)s %(currency)s of this payment can still be refunded; %(amount)s is too much.") % {
+        "left": left,
+        "currency": currency,
+        "amount": amount,
+    }
+
+
 def _record_request(
     *,
     invoice_id: int,
@@ -147,28 +166,23 @@ def _record_request(
 
     with transaction.atomic(durable=True):
         invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-        payments = payment_qs_for_update().filter(invoice_id=invoice_id)
-        if payment_id is not None:
-            payments = payments.filter(pk=payment_id)
         try:
-            # The refund's credit note must be issuable: checked now and again before the gateway.
+            # Locks the customer then the invoice; the refund's credit note must be issuable
+            # (checked now, and again before the gateway).
             credit_note_refund_check(invoice=invoice, amount=amount, reason=reason)
         except CreditNoteError as error:
             raise RefundError(str(error)) from error
-        candidates = list(payments)  # locked after the customer and the invoice
-        if payment_id is not None and (not candidates or candidates[0].status != Payment.Status.SUCCEEDED):
-            raise RefundError("Only a succeeded payment can be refunded.")
-        left_by_payment = [(refundable_amount(payment=payment), payment.pk, payment) for payment in candidates]
-        left_by_payment = [row for row in left_by_payment if row[2].status == Payment.Status.SUCCEEDED]
+        payments = payment_qs_for_update().filter(invoice_id=invoice_id, status=Payment.Status.SUCCEEDED)
+        if payment_id is not None:
+            payments = payments.filter(pk=payment_id)
+        left_by_payment = [(refundable_amount(payment=payment), payment.pk, payment) for payment in payments]
         if not left_by_payment:
-            raise RefundError("This invoice has no succeeded payment to refund.")
-        left, _pk, locked = max(left_by_payment, key=lambda row: (row[0], row[1]))
+            raise RefundError(gettext("Only a succeeded payment can be refunded."))
+        # The payment with the most left (the latest on a tie): the one a credit note's share goes through.
+        left, _pk, locked = max(left_by_payment, key=lambda row: row[:2])
         if amount > left:
             raise RefundError(
-                f"{left} {locked.currency} of this payment can still be refunded; {amount} is too much."
-                if payment_id is not None
-                else f"At most {left} {locked.currency} can be refunded through one payment of this invoice; "
-                f"{amount} is too much."
+                _too_much(left=left, amount=amount, currency=locked.currency, one_of_many=payment_id is None)
             )
         # Four-eyes on what the payment has had refunded in all, not on each refund: two small
         # refunds that add up to more than the threshold need a second person for the second one.
@@ -209,8 +223,12 @@ def refund_request(
     the threshold, it is executed at once; above it, it waits for a second staff member.
     """
     _check_request(amount=amount, reason=reason, requested_by=requested_by)
-    if payment.status != Payment.Status.SUCCEEDED:  # checked again under the lock
-        raise RefundError("Only a succeeded payment can be refunded.")
+    # Checked again under the locks; here for the clearer message.
+    if payment.status != Payment.Status.SUCCEEDED:
+        raise RefundError(gettext("Only a succeeded payment can be refunded."))
+    left = refundable_amount(payment=payment)
+    if amount > left:
+        raise RefundError(_too_much(left=left, amount=amount, currency=payment.currency, one_of_many=False))
     refund = _record_request(
         invoice_id=payment.invoice_id,
         payment_id=payment.pk,
