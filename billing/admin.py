@@ -1543,7 +1543,12 @@ class RefundRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.payment = payment
         self.fields["reason"].choices = CreditNote.Reason.choices
-        self.fields["amount"].help_text = _("In %(currency)s.") % {"currency": payment.currency}
+        from billing.services.refunds import refundable_amount
+
+        self.fields["amount"].help_text = _(
+            "In %(currency)s; at most %(left)s left to refund (refunds awaiting approval and credit-note refunds "
+            "included)."
+        ) % {"currency": payment.currency, "left": format_money(refundable_amount(payment=payment), payment.currency)}
 
     def clean_amount(self) -> int:
         return major_to_minor(self.cleaned_data["amount"], self.payment.currency)

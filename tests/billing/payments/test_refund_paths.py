@@ -237,3 +237,14 @@ def test_console_and_api_offer_the_same_refundable_amount(paid, sign_in, now):  
     # then the credit note form offers 4.80 to refund, the refunds service's rule
     assert refundable_amount(payment=paid) == 480
     assert "at most €4.80, what was paid and not refunded yet" in page
+
+
+def test_the_payment_refund_form_offers_what_is_left_after_a_credit_note_refund(paid, sign_in, now):  # noqa: F811
+    alice = sign_in("alice")
+    # given 8.00 refunded through the invoice's credit note form
+    credit_note_form(alice, paid, refund="8.00")
+
+    page = alice.get(reverse("admin:billing_payment_refund", args=[paid.pk])).content.decode()
+
+    # then the payment's refund form offers the 26.80 left
+    assert "at most €26.80 left to refund" in page
