@@ -37,6 +37,7 @@ from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import (
     BillingRun,
+    BillingRunFailure,
     Coupon,
     DomainEvent,
     DunningCase,
@@ -1203,6 +1204,31 @@ class RunBillingForm(forms.Form):
         self.fields["as_of"].help_text = self.fields["as_of"].help_text % {"tz": timezone.get_current_timezone_name()}
 
 
+class BillingRunFailureInline(ReadOnlyInline):
+    """The subscriptions a run could not invoice, with the reason; the next run retries them."""
+
+    model = BillingRunFailure
+    fk_name = "run"
+    show_change_link = False
+    fields = ("subscription_link", "period_start", "code", "message", "attempts", "last_attempt_at", "state")
+    readonly_fields = fields
+    verbose_name_plural = _("subscriptions not invoiced")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("subscription", "subscription__customer")
+
+    @admin.display(description=_("subscription"))
+    def subscription_link(self, failure: BillingRunFailure) -> str:
+        return admin_link(failure.subscription)
+
+    @admin.display(description=_("state"))
+    def state(self, failure: BillingRunFailure) -> str:
+        if failure.resolved_at is None:
+            return gettext("open: retried by the next run")
+        resolved = date_format(timezone.localtime(failure.resolved_at), "SHORT_DATETIME_FORMAT")
+        return f"{failure.get_resolution_display()} ({resolved})"
+
+
 @admin.register(BillingRun)
 class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("started_at", "as_of", "status", "progress", "invoices_created", "rate", "failures")
@@ -1212,15 +1238,20 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
     fields = (
         "status",
         "as_of",
+        "scope",
         "test_clock",
+        "processed",
+        "total",
         "invoices_created",
         "rate",
         "failures",
         "last_error",
         "started_at",
+        "heartbeat_at",
         "finished_at",
     )
     readonly_fields = fields
+    inlines = (BillingRunFailureInline,)
     change_list_template = "admin/billing/billingrun/change_list.html"
     change_form_template = "admin/billing/billingrun/change_form.html"
 
