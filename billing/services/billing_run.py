@@ -197,8 +197,10 @@ def billing_run_start(
                         run.refresh_from_db()
                         on_progress(run)
             except BaseException as error:
-                # This process was the run's only worker: the run stops here, visibly.
-                _run_stop(run_id=run.pk, status=BillingRun.Status.FAILED, reason=repr(error)[:2000])
+                # This process was the run's only worker: the run stops here, visibly
+                # (failed on an error, interrupted on Ctrl-C or a shutdown).
+                status = BillingRun.Status.FAILED if isinstance(error, Exception) else BillingRun.Status.INTERRUPTED
+                _run_stop(run_id=run.pk, status=status, reason=repr(error)[:2000])
                 raise
         else:
             from billing.tasks import billing_run_chunk
@@ -364,7 +366,7 @@ class _PassOutcome:
 
 def _is_infrastructure_error(error: BaseException) -> bool:
     """Errors that are nobody's subscription's fault: the chunk stops and is retried whole."""
-    return isinstance(error, OperationalError | InterfaceError) or not isinstance(error, Exception)
+    return isinstance(error, OperationalError | InterfaceError)
 
 
 def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids: Sequence[int]) -> _PassOutcome:

@@ -319,3 +319,18 @@ def test_the_metrics_count_failed_subscriptions(customer_factory, priced):
     assert samples["tarif_billing_run_subscription_failures_total"] == 1
     assert samples["tarif_billing_run_open_failures"] == 1
     assert samples["tarif_billing_runs_running"] == 0
+
+
+@pytest.mark.django_db
+def test_run_billing_now_in_the_console_says_a_run_is_already_running(console, customer_factory, priced):
+    from django.urls import reverse
+
+    make_due_subscriptions(count=1, due_at=DUE, customer_factory=customer_factory, price=priced)
+    running = billing_run_start(as_of=DUE, inline=False)
+
+    response = console.post(reverse("admin:billing_billingrun_run"), {"as_of": DUE.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    body = response.content.decode()
+    assert response.status_code == 200  # the form again, with the reason
+    assert "already running" in body and f"run {running.pk}" in body
+    assert BillingRun.objects.count() == 1
