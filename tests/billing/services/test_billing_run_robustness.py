@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, OperationalError, connections, transaction
+from django.utils import timezone
 
 from billing.models import BillingRun, BillingRunFailure, DomainEvent, InvoiceItem, Subscription, TestClock
 from billing.services.billing_run import (
@@ -238,6 +239,20 @@ def test_a_second_run_for_the_same_scope_is_refused_with_a_clear_message(custome
 
 
 @pytest.mark.django_db
+def test_the_scheduled_run_skips_while_another_run_is_running(customer_factory, priced, caplog):
+    from billing.tasks import billing_run_scheduled
+
+    make_due_subscriptions(count=1, due_at=DUE, customer_factory=customer_factory, price=priced)
+    billing_run_start(as_of=DUE, inline=False)
+
+    result = billing_run_scheduled.apply().get()
+
+    assert result == 0
+    assert BillingRun.objects.count() == 1
+    assert "already running" in caplog.text
+
+
+@pytest.mark.django_db
 def test_the_database_refuses_two_running_runs_in_one_scope(db):
     BillingRun.objects.create(as_of=DUE)
 
@@ -276,11 +291,14 @@ def test_two_concurrent_runs_on_postgres_the_second_is_refused(postgres_only, mo
         assert inside.wait(30), "the first run never started its chunk"
         with pytest.raises(BillingRunAlreadyRunning) as refused:
             billing_run_start(as_of=DUE, inline=True)
+        # Its process holds the scope: a slow pass is not a dead run, even long after.
+        not_swept = billing_run_sweep_stale(now=timezone.now() + timedelta(hours=2))
     finally:
         release.set()
         thread.join(60)
 
     assert "already running" in str(refused.value)
+    assert not_swept == []
     assert "error" not in outcome and outcome["run"].status == BillingRun.Status.DONE
     assert renewals().count() == 4
     assert BillingRun.objects.count() == 1
