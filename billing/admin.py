@@ -1268,6 +1268,11 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
                 self.admin_site.admin_view(self.progress_view),
                 name="{}_{}_progress".format(*info),
             ),
+            path(
+                "<path:object_id>/retry-failures/",
+                self.admin_site.admin_view(self.retry_failures_view),
+                name="{}_{}_retry_failures".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -1286,7 +1291,13 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
             progress = run_progress(run)
             progress["max"] = max(run.total, 1)
             progress["value"] = run.processed if run.total else int(run.status == BillingRun.Status.DONE)
-            extra_context = {**(extra_context or {}), "progress": progress}
+            open_failures = run.failed_subscriptions.filter(resolved_at__isnull=True).count()
+            extra_context = {
+                **(extra_context or {}),
+                "progress": progress,
+                "open_failures": open_failures,
+                "can_retry_failures": open_failures > 0 and self.can_start_runs(request),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
@@ -1294,6 +1305,26 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
             raise PermissionDenied
         run = get_object_or_404(BillingRun, pk=object_id)
         return JsonResponse(run_progress(run))
+
+    def retry_failures_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.can_start_runs(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[object_id]))
+        from billing.services.billing_run import billing_run_retry_failures
+
+        run = get_object_or_404(BillingRun, pk=object_id)
+        try:
+            retry = billing_run_retry_failures(run=run, acting_user=request.user)
+        except ValidationError as error:  # nothing to retry, or a run is already running
+            self.message_user(request, error_text(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[run.pk]))
+        self.message_user(
+            request,
+            gettext("Retry started: %(total)d failed subscription(s) billed again.") % {"total": retry.total},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[retry.pk]))
 
     def run_now_view(self, request: HttpRequest) -> HttpResponse:
         if not self.can_start_runs(request):

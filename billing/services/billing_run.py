@@ -154,12 +154,15 @@ def billing_run_start(
     chunk_size: int | None = None,
     inline: bool | None = None,
     on_progress: ProgressCallback | None = None,
+    subscription_ids: Sequence[int] | None = None,
 ) -> BillingRun:
     """Start (or resume) a billing run up to `as_of`.
 
     `inline` processes the chunks in this process (the default when tasks run eagerly,
     and always for test clocks); otherwise one Celery task per chunk is queued and the
     run's progress is visible in the admin while workers process them.
+    `subscription_ids` limits the run to those subscriptions (retrying a run's failures).
+    Raises `BillingRunAlreadyRunning` while another run bills the same scope.
     """
     as_of = as_of or (test_clock.frozen_time if test_clock else clock.system_now())
     chunk_size = chunk_size or chunk_size_setting()
@@ -172,7 +175,10 @@ def billing_run_start(
             raise BillingRunAlreadyRunning(scope=scope, run=_running_run(scope=scope))
         _close_abandoned_run(scope=scope)
         _apply_mid_period_events(as_of=as_of, test_clock=test_clock)
-        ids = list(due_subscriptions(as_of=as_of, test_clock=test_clock).order_by("pk").values_list("pk", flat=True))
+        due = due_subscriptions(as_of=as_of, test_clock=test_clock)
+        if subscription_ids is not None:
+            due = due.filter(pk__in=list(subscription_ids))
+        ids = list(due.order_by("pk").values_list("pk", flat=True))
         try:
             with transaction.atomic():
                 run = BillingRun.objects.create(
@@ -214,6 +220,18 @@ def billing_run_start(
             transaction.on_commit(enqueue)
     run.refresh_from_db()
     return run
+
+
+def billing_run_retry_failures(*, run: BillingRun, acting_user: Any = None) -> BillingRun:
+    """Bill again, now, only the subscriptions `run` could not invoice (after a correction)."""
+    subscription_ids = list(
+        BillingRunFailure.objects.filter(run=run, resolved_at__isnull=True).values_list("subscription_id", flat=True)
+    )
+    if not subscription_ids:
+        raise BillingRunError(_("This billing run has no failed subscription left to retry."))
+    return billing_run_start(
+        as_of=run.as_of, test_clock=run.test_clock, acting_user=acting_user, subscription_ids=subscription_ids
+    )
 
 
 def _running_run(*, scope: str) -> BillingRun | None:

@@ -352,3 +352,26 @@ def test_run_billing_now_in_the_console_says_a_run_is_already_running(console, c
     assert response.status_code == 200  # the form again, with the reason
     assert "already running" in body and f"run {running.pk}" in body
     assert BillingRun.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_console_retries_only_a_runs_failed_subscriptions_after_a_correction(console, customer_factory, priced):
+    from django.urls import reverse
+
+    subscriptions = make_due_subscriptions(count=3, due_at=DUE, customer_factory=customer_factory, price=priced)
+    item = poison(subscriptions[0])
+    run = billing_run_start(as_of=DUE, inline=True)
+    make_due_subscriptions(count=1, due_at=DUE, customer_factory=customer_factory, price=priced)  # due, not failed
+    page = console.get(reverse("admin:billing_billingrun_change", args=[run.pk])).content.decode()
+    InvoiceItem.objects.filter(pk=item.pk).update(amount=1500)
+
+    response = console.post(reverse("admin:billing_billingrun_retry_failures", args=[run.pk]), follow=True)
+
+    assert reverse("admin:billing_billingrun_retry_failures", args=[run.pk]) in page
+    retry = BillingRun.objects.exclude(pk=run.pk).get()
+    assert (retry.total, retry.invoices_created, retry.failures) == (1, 1, 0)
+    assert "Retry started" in response.content.decode()
+    assert renewals().filter(subscription=subscriptions[0]).count() == 1
+    assert renewals().count() == 3  # the other due subscription waits for the next full run
+    again = console.post(reverse("admin:billing_billingrun_retry_failures", args=[run.pk]), follow=True)
+    assert "no failed subscription left" in again.content.decode()
