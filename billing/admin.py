@@ -37,6 +37,7 @@ from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import (
     BillingRun,
+    BillingRunFailure,
     Coupon,
     DomainEvent,
     DunningCase,
@@ -1203,6 +1204,31 @@ class RunBillingForm(forms.Form):
         self.fields["as_of"].help_text = self.fields["as_of"].help_text % {"tz": timezone.get_current_timezone_name()}
 
 
+class BillingRunFailureInline(ReadOnlyInline):
+    """The subscriptions a run could not invoice, with the reason; the next run retries them."""
+
+    model = BillingRunFailure
+    fk_name = "run"
+    show_change_link = False
+    fields = ("subscription_link", "period_start", "code", "message", "attempts", "last_attempt_at", "state")
+    readonly_fields = fields
+    verbose_name_plural = _("subscriptions not invoiced")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("subscription", "subscription__customer")
+
+    @admin.display(description=_("subscription"))
+    def subscription_link(self, failure: BillingRunFailure) -> str:
+        return admin_link(failure.subscription)
+
+    @admin.display(description=_("state"))
+    def state(self, failure: BillingRunFailure) -> str:
+        if failure.resolved_at is None:
+            return gettext("open: retried by the next run")
+        resolved = date_format(timezone.localtime(failure.resolved_at), "SHORT_DATETIME_FORMAT")
+        return f"{failure.get_resolution_display()} ({resolved})"
+
+
 @admin.register(BillingRun)
 class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("started_at", "as_of", "status", "progress", "invoices_created", "rate", "failures")
@@ -1212,15 +1238,20 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
     fields = (
         "status",
         "as_of",
+        "scope",
         "test_clock",
+        "processed",
+        "total",
         "invoices_created",
         "rate",
         "failures",
         "last_error",
         "started_at",
+        "heartbeat_at",
         "finished_at",
     )
     readonly_fields = fields
+    inlines = (BillingRunFailureInline,)
     change_list_template = "admin/billing/billingrun/change_list.html"
     change_form_template = "admin/billing/billingrun/change_form.html"
 
@@ -1236,6 +1267,11 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
                 "<path:object_id>/progress/",
                 self.admin_site.admin_view(self.progress_view),
                 name="{}_{}_progress".format(*info),
+            ),
+            path(
+                "<path:object_id>/retry-failures/",
+                self.admin_site.admin_view(self.retry_failures_view),
+                name="{}_{}_retry_failures".format(*info),
             ),
             *super().get_urls(),
         ]
@@ -1255,7 +1291,13 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
             progress = run_progress(run)
             progress["max"] = max(run.total, 1)
             progress["value"] = run.processed if run.total else int(run.status == BillingRun.Status.DONE)
-            extra_context = {**(extra_context or {}), "progress": progress}
+            open_failures = run.failed_subscriptions.filter(resolved_at__isnull=True).count()
+            extra_context = {
+                **(extra_context or {}),
+                "progress": progress,
+                "open_failures": open_failures,
+                "can_retry_failures": open_failures > 0 and self.can_start_runs(request),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
@@ -1263,6 +1305,26 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
             raise PermissionDenied
         run = get_object_or_404(BillingRun, pk=object_id)
         return JsonResponse(run_progress(run))
+
+    def retry_failures_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.can_start_runs(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[object_id]))
+        from billing.services.billing_run import billing_run_retry_failures
+
+        run = get_object_or_404(BillingRun, pk=object_id)
+        try:
+            retry = billing_run_retry_failures(run=run, acting_user=request.user)
+        except ValidationError as error:  # nothing to retry, or a run is already running
+            self.message_user(request, error_text(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[run.pk]))
+        self.message_user(
+            request,
+            gettext("Retry started: %(total)d failed subscription(s) billed again.") % {"total": retry.total},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[retry.pk]))
 
     def run_now_view(self, request: HttpRequest) -> HttpResponse:
         if not self.can_start_runs(request):

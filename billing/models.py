@@ -514,31 +514,61 @@ class InvoiceItem(models.Model):
         return self.description
 
 
+LIVE_SCOPE = "live"
+
+
 class BillingRun(models.Model):
-    """One pass of the billing run; resumable, with progress shown in the admin."""
+    """One pass of the billing run; resumable, with progress shown in the admin.
+
+    One run at a time per scope (live, or one test clock): a partial unique constraint
+    on running runs, plus an advisory lock on PostgreSQL (billing/locks.py). Counters
+    move with F() in the transaction that commits the invoices they count.
+    """
 
     class Status(models.TextChoices):
         RUNNING = "running", _("running")
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
+        INTERRUPTED = "interrupted", _("interrupted")
 
     as_of = models.DateTimeField(_("bills periods ending by"))
     test_clock = models.ForeignKey(
         TestClock, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("test clock")
     )
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    scope = models.CharField(
+        _("scope"),
+        max_length=40,
+        default=LIVE_SCOPE,
+        help_text=_("What the run bills: live customers, or the customers of one test clock."),
+    )
+    inline = models.BooleanField(
+        _("processed by its starter"),
+        default=False,
+        help_text=_("Processed by the process that started it (else by Celery workers, chunk by chunk)."),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RUNNING)
     total = models.PositiveIntegerField(_("due subscription-periods"), default=0)
     processed = models.PositiveIntegerField(_("processed"), default=0)
     invoices_created = models.PositiveIntegerField(_("invoices created"), default=0)
-    failures = models.PositiveIntegerField(_("failures"), default=0)
+    failures = models.PositiveIntegerField(
+        _("failures"), default=0, help_text=_("Subscriptions this run could not invoice (listed below).")
+    )
     last_error = models.TextField(_("last error"), blank=True)
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    heartbeat_at = models.DateTimeField(
+        _("last progress"), null=True, blank=True, help_text=_("Moves with every committed chunk.")
+    )
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("billing run")
         verbose_name_plural = _("billing runs")
         ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope"], condition=Q(status="running"), name="billing_run_one_running_per_scope"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.as_of:%Y-%m-%d %H:%M} ({self.get_status_display()})"
@@ -548,6 +578,70 @@ class BillingRun(models.Model):
         if not self.total:
             return 100 if self.status == self.Status.DONE else 0
         return min(100, round(100 * self.processed / self.total))
+
+
+class BillingRunChunk(models.Model):
+    """One chunk of a run (keyed by its first subscription): counted once when it completes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        DONE = "done", _("done")
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("run"))
+    first_subscription_id = models.BigIntegerField(_("first subscription"))
+    size = models.PositiveIntegerField(_("subscriptions"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    invoices_created = models.PositiveIntegerField(_("invoices created"), default=0)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("billing run chunk")
+        verbose_name_plural = _("billing run chunks")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "first_subscription_id"], name="billing_run_chunk_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.first_subscription_id}"
+
+
+class BillingRunFailure(models.Model):
+    """A subscription a run could not invoice, and why; the rest of its chunk was invoiced."""
+
+    class Resolution(models.TextChoices):
+        INVOICED = "invoiced", _("invoiced by a later run")
+        RETRIED = "retried", _("failed again in a later run")
+
+    run = models.ForeignKey(
+        BillingRun, on_delete=models.CASCADE, related_name="failed_subscriptions", verbose_name=_("run")
+    )
+    subscription = models.ForeignKey(
+        "Subscription", on_delete=models.CASCADE, related_name="billing_failures", verbose_name=_("subscription")
+    )
+    period_start = models.DateTimeField(_("period due from"), null=True, blank=True)
+    code = models.CharField(_("code"), max_length=80)
+    message = models.TextField(_("reason"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+    created_at = models.DateTimeField(_("first failed"), auto_now_add=True)
+    last_attempt_at = models.DateTimeField(_("last attempt"))
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolution = models.CharField(_("resolution"), max_length=10, choices=Resolution.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("failed subscription")
+        verbose_name_plural = _("failed subscriptions")
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "subscription"], name="billing_run_failure_once_per_run"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["subscription"], condition=Q(resolved_at__isnull=True), name="billing_run_failure_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}: {self.code}"
 
 
 class DomainEvent(models.Model):

@@ -250,3 +250,31 @@ def mrr_of(*, subscription: Subscription, items: Sequence[ItemSnapshot] | None =
         currency=subscription.currency,
         discounts=[draft.discount for draft in recurring_discounts(subscription=subscription)],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRunHealth:
+    running: int  # runs in progress now (at most one per scope)
+    interrupted: int  # runs ever closed without finishing (killed, lost chunks)
+    subscription_failures: int  # attempts to invoice a subscription that failed, ever
+    open_failures: int  # subscriptions still waiting for a successful retry
+
+
+def billing_run_health() -> BillingRunHealth:
+    from django.db.models import Count, Sum
+
+    from billing.models import BillingRun, BillingRunFailure
+
+    runs = BillingRun.objects.aggregate(
+        running=Count("pk", filter=Q(status=BillingRun.Status.RUNNING)),
+        interrupted=Count("pk", filter=Q(status=BillingRun.Status.INTERRUPTED)),
+    )
+    failures = BillingRunFailure.objects.aggregate(
+        attempts=Sum("attempts"), open=Count("pk", filter=Q(resolved_at__isnull=True))
+    )
+    return BillingRunHealth(
+        running=runs["running"],
+        interrupted=runs["interrupted"],
+        subscription_failures=failures["attempts"] or 0,
+        open_failures=failures["open"],
+    )

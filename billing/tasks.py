@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from billing import clock
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=30, name="billing.run_chunk")
@@ -21,13 +25,26 @@ def billing_run_chunk(self, run_id: int, subscription_ids: list[int]) -> dict[st
 @shared_task(acks_late=True, name="billing.run_scheduled")
 def billing_run_scheduled() -> int:
     """Beat entry point: bill everything due now (customers on test clocks excluded)."""
-    from billing.services.billing_run import billing_run_start
+    from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start
     from config.ops.maintenance import maintenance_active
 
     if maintenance_active():
         return 0  # read-only maintenance: the next beat after it bills what became due
-    run = billing_run_start(as_of=clock.system_now())
+    try:
+        run = billing_run_start(as_of=clock.system_now())
+    except BillingRunAlreadyRunning as refused:
+        # The previous run (or a manual `bill`) is still at work: it bills what is due.
+        logger.warning("scheduled billing run skipped: %s", refused.messages[0])
+        return 0
     return run.pk
+
+
+@shared_task(acks_late=True, name="billing.runs_sweep")
+def billing_runs_sweep() -> int:
+    """Beat entry point: mark billing runs without progress interrupted (the next run resumes)."""
+    from billing.services.billing_run import billing_run_sweep_stale
+
+    return len(billing_run_sweep_stale())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60, name="billing.collect_invoices")

@@ -12,8 +12,25 @@ several periods (a test clock advanced by a year) is billed period after period.
 
 Exactly once: the advance of the period and the invoice commit together, and the
 database refuses a second renewal invoice for the same subscription and period start
-(`invoice_one_renewal_per_period`). A run killed mid-way leaves each chunk either
-fully committed or not at all; running the billing again picks up what is still due.
+(`invoice_one_renewal_per_period`). A run killed mid-way leaves each pass of a chunk
+either fully committed or not at all; running the billing again picks up what is still
+due.
+
+One bad subscription never stops the others (issue 13): a pass first bills its
+subscriptions in bulk inside a savepoint; if that fails with a data or code error, the
+savepoint is rolled back (no half-built invoice, no burned number) and the pass bills
+them one by one, each in its own savepoint. A subscription that still fails is recorded
+on the run (`BillingRunFailure`, with its reason), as an event
+(`billing_run.subscription_failed`) and in the metrics; its period stays due, so the
+next run retries it, and only it (and whatever else is still due). Lost connections
+and deadlocks are not a subscription's fault: they stop the chunk, which is retried.
+
+The run's record stays true: counters move with F() in the transaction that commits the
+invoices they count; a chunk is counted as processed once (`BillingRunChunk`), even if
+its task is delivered twice; `heartbeat_at` moves with every committed pass, and
+`billing_run_sweep_stale` marks runs without progress `interrupted`. Only one run at a
+time bills a scope (live, or one test clock): an advisory lock on PostgreSQL held by
+the starting process, and a partial unique constraint on running runs everywhere.
 """
 
 from __future__ import annotations
@@ -22,23 +39,90 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Max, Q
+from django.utils.translation import gettext as _
 
 from billing import clock
 from billing.cycles import CycleSpec, next_boundary
-from billing.locks import subscription_qs_for_update
-from billing.models import BillingRun, InvoiceItem, ScheduledChange, Subscription, SubscriptionItem, TestClock
+from billing.events import event_record
+from billing.locks import billing_run_scope_lock, subscription_qs_for_update
+from billing.models import (
+    LIVE_SCOPE,
+    BillingRun,
+    BillingRunChunk,
+    BillingRunFailure,
+    InvoiceItem,
+    ScheduledChange,
+    Subscription,
+    SubscriptionItem,
+    TestClock,
+)
+from billing.services.subscriptions import SubscriptionError
 from billing.states import BILLABLE_STATUSES
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 500
+DEFAULT_STALE_MINUTES = 15
+# The largest invoice the run issues, in minor units: far above any real invoice (10^13
+# euros), far below the 64-bit columns' limit, so that tax and totals computed from the
+# lines can never overflow them.
+MAX_INVOICE_AMOUNT = 10**15
 ProgressCallback = Callable[[BillingRun], None]
+
+
+class BillingRunError(SubscriptionError):
+    """A billing run refused, or a subscription a run could not invoice."""
+
+    code = "billing_run_error"
+    http_status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.code)
+
+
+class BillingRunAlreadyRunning(BillingRunError):
+    code = "billing_run_already_running"
+
+    def __init__(self, *, scope: str, run: BillingRun | None) -> None:
+        self.run_id = run.pk if run is not None else None
+        self.scope = scope
+        if run is None:
+            message = _("A billing run is already running for this scope (%(scope)s); wait for it to finish.") % {
+                "scope": scope_label(scope)
+            }
+        else:
+            message = _(
+                "A billing run is already running for this scope (%(scope)s): run %(run)s, started at %(started)s. "
+                "Wait for it to finish; a run without progress for %(minutes)s minutes is marked interrupted."
+            ) % {
+                "scope": scope_label(scope),
+                "run": run.pk,
+                "started": run.started_at.isoformat(timespec="seconds"),
+                "minutes": stale_minutes_setting(),
+            }
+        super().__init__(message)
+
+
+class InvoiceAmountOutOfRange(BillingRunError):
+    code = "amount_out_of_range"
+
+
+def scope_label(scope: str) -> str:
+    if scope == LIVE_SCOPE:
+        return _("live customers")
+    return _("test clock %(id)s") % {"id": scope.removeprefix("clock:")}
+
+
+def billing_run_scope(*, test_clock: TestClock | None) -> str:
+    """The scope a run bills: one run at a time per scope."""
+    return LIVE_SCOPE if test_clock is None else f"clock:{test_clock.pk}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +133,10 @@ class ChunkResult:
 
 def chunk_size_setting() -> int:
     return int(getattr(settings, "TARIF_BILLING_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
+
+
+def stale_minutes_setting() -> int:
+    return int(getattr(settings, "TARIF_BILLING_RUN_STALE_MINUTES", DEFAULT_STALE_MINUTES))
 
 
 def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None):
@@ -66,40 +154,171 @@ def billing_run_start(
     chunk_size: int | None = None,
     inline: bool | None = None,
     on_progress: ProgressCallback | None = None,
+    subscription_ids: Sequence[int] | None = None,
 ) -> BillingRun:
     """Start (or resume) a billing run up to `as_of`.
 
     `inline` processes the chunks in this process (the default when tasks run eagerly,
     and always for test clocks); otherwise one Celery task per chunk is queued and the
     run's progress is visible in the admin while workers process them.
+    `subscription_ids` limits the run to those subscriptions (retrying a run's failures).
+    Raises `BillingRunAlreadyRunning` while another run bills the same scope.
     """
     as_of = as_of or (test_clock.frozen_time if test_clock else clock.system_now())
     chunk_size = chunk_size or chunk_size_setting()
     if inline is None:
         inline = bool(settings.CELERY_TASK_ALWAYS_EAGER) or test_clock is not None
-    _apply_mid_period_events(as_of=as_of, test_clock=test_clock)
-    ids = list(due_subscriptions(as_of=as_of, test_clock=test_clock).order_by("pk").values_list("pk", flat=True))
-    run = BillingRun.objects.create(as_of=as_of, test_clock=test_clock, total=len(ids))
-    logger.info("billing run %s: %d due subscriptions up to %s", run.pk, len(ids), as_of.isoformat())
-    chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
-    if not chunks:
-        billing_run_finish_if_complete(run_id=run.pk)
-    elif inline:
-        for chunk in chunks:
-            billing_run_process_chunk(run_id=run.pk, subscription_ids=chunk)
-            if on_progress:
-                run.refresh_from_db()
-                on_progress(run)
-    else:
-        from billing.tasks import billing_run_chunk
+    scope = billing_run_scope(test_clock=test_clock)
+    with billing_run_scope_lock(scope=scope) as locked:
+        if not locked:
+            # Another process is starting a run, or processing one inline, for this scope.
+            raise BillingRunAlreadyRunning(scope=scope, run=_running_run(scope=scope))
+        _close_abandoned_run(scope=scope)
+        _apply_mid_period_events(as_of=as_of, test_clock=test_clock)
+        due = due_subscriptions(as_of=as_of, test_clock=test_clock)
+        if subscription_ids is not None:
+            due = due.filter(pk__in=list(subscription_ids))
+        ids = list(due.order_by("pk").values_list("pk", flat=True))
+        try:
+            with transaction.atomic():
+                run = BillingRun.objects.create(
+                    as_of=as_of,
+                    test_clock=test_clock,
+                    scope=scope,
+                    inline=inline,
+                    total=len(ids),
+                    heartbeat_at=clock.system_now(),
+                )
+        except IntegrityError as error:  # SQLite, or a starter that raced past the lock
+            raise BillingRunAlreadyRunning(scope=scope, run=_running_run(scope=scope)) from error
+        logger.info("billing run %s: %d due subscriptions up to %s", run.pk, len(ids), as_of.isoformat())
+        chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
+        if not chunks:
+            billing_run_finish_if_complete(run_id=run.pk)
+        elif inline:
+            try:
+                for chunk in chunks:
+                    billing_run_process_chunk(run_id=run.pk, subscription_ids=chunk)
+                    if on_progress:
+                        run.refresh_from_db()
+                        on_progress(run)
+            except BaseException as error:
+                # This process was the run's only worker: the run stops here, visibly
+                # (failed on an error, interrupted on Ctrl-C or a shutdown).
+                status = BillingRun.Status.FAILED if isinstance(error, Exception) else BillingRun.Status.INTERRUPTED
+                _run_stop(run_id=run.pk, status=status, reason=repr(error)[:2000])
+                raise
+        else:
+            from billing.tasks import billing_run_chunk
 
-        def enqueue() -> None:
-            for chunk in chunks:
-                billing_run_chunk.delay(run.pk, chunk)
+            def enqueue() -> None:
+                for chunk in chunks:
+                    billing_run_chunk.delay(run.pk, chunk)
 
-        transaction.on_commit(enqueue)
+            # If the hand-off is lost, the run makes no progress and the sweeper closes it;
+            # the next run bills what is still due.
+            transaction.on_commit(enqueue)
     run.refresh_from_db()
     return run
+
+
+def billing_run_retry_failures(*, run: BillingRun, acting_user: Any = None) -> BillingRun:
+    """Bill again, now, only the subscriptions `run` could not invoice (after a correction)."""
+    subscription_ids = list(
+        BillingRunFailure.objects.filter(run=run, resolved_at__isnull=True).values_list("subscription_id", flat=True)
+    )
+    if not subscription_ids:
+        raise BillingRunError(_("This billing run has no failed subscription left to retry."))
+    return billing_run_start(
+        as_of=run.as_of, test_clock=run.test_clock, acting_user=acting_user, subscription_ids=subscription_ids
+    )
+
+
+def _running_run(*, scope: str) -> BillingRun | None:
+    return BillingRun.objects.filter(scope=scope, status=BillingRun.Status.RUNNING).first()
+
+
+def _is_stale(run: BillingRun, *, now: datetime) -> bool:
+    last_progress = run.heartbeat_at or run.started_at
+    return last_progress < now - timedelta(minutes=stale_minutes_setting())
+
+
+def _close_abandoned_run(*, scope: str) -> None:
+    """Close the scope's running run if nobody works on it any more, else refuse to start.
+
+    Called with the scope's lock held. On PostgreSQL, an inline run's process holds that
+    lock while it works, so holding it now proves that process is gone (killed). A run
+    whose chunks are on Celery workers is abandoned only when it has made no progress
+    for the stale delay (the sweeper's rule).
+    """
+    running = _running_run(scope=scope)
+    if running is None:
+        return
+    now = clock.system_now()
+    if running.inline and connection.vendor == "postgresql":
+        reason = _("Its process stopped before the end (killed or lost); the next run bills what is still due.")
+    elif _is_stale(running, now=now):
+        reason = _stale_reason(running)
+    else:
+        raise BillingRunAlreadyRunning(scope=scope, run=running)
+    _run_stop(run_id=running.pk, status=BillingRun.Status.INTERRUPTED, reason=reason, now=now)
+
+
+def _stale_reason(run: BillingRun) -> str:
+    last_progress = run.heartbeat_at or run.started_at
+    return _(
+        "No progress since %(since)s (more than %(minutes)s minutes): its chunks were lost or its workers "
+        "stopped. The next run bills what is still due."
+    ) % {"since": last_progress.isoformat(timespec="seconds"), "minutes": stale_minutes_setting()}
+
+
+def _run_stop(*, run_id: int, status: str, reason: str, now: datetime | None = None) -> bool:
+    """Move a running run to `failed` or `interrupted` with its reason; False if it was not running."""
+    now = now or clock.system_now()
+    try:
+        with transaction.atomic():
+            stopped = BillingRun.objects.filter(pk=run_id, status=BillingRun.Status.RUNNING).update(
+                status=status, finished_at=now, last_error=reason
+            )
+            if stopped:
+                event_record(
+                    type=f"billing_run.{status}",
+                    object_type="billing_run",
+                    object_id=run_id,
+                    customer_id=None,
+                    occurred_at=now,
+                    data={"reason": reason},
+                )
+    except Exception:  # the database is away: the sweeper will close the run later
+        logger.exception("billing run %s: could not record that it stopped", run_id)
+        return False
+    if stopped:
+        logger.warning("billing run %s %s: %s", run_id, status, reason)
+    return bool(stopped)
+
+
+def billing_run_sweep_stale(*, now: datetime | None = None) -> list[BillingRun]:
+    """Mark running runs without progress for the stale delay `interrupted`, with the reason.
+
+    Their remaining subscriptions are still due: the next run (the beat's every 15
+    minutes, `manage.py bill`, or the console) bills them. A late chunk of an
+    interrupted run does nothing.
+    """
+    now = now or clock.system_now()
+    cutoff = now - timedelta(minutes=stale_minutes_setting())
+    candidates = BillingRun.objects.filter(status=BillingRun.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    swept = []
+    for run in candidates.order_by("pk"):
+        if run.inline and connection.vendor == "postgresql":
+            with billing_run_scope_lock(scope=run.scope) as free:
+                if not free:
+                    continue  # its process is alive and holds the scope: a long pass, not a dead run
+        if _run_stop(run_id=run.pk, status=BillingRun.Status.INTERRUPTED, reason=_stale_reason(run), now=now):
+            run.refresh_from_db()
+            swept.append(run)
+    return swept
 
 
 def _apply_mid_period_events(*, as_of: datetime, test_clock: TestClock | None) -> None:
@@ -122,29 +341,181 @@ def _apply_mid_period_events(*, as_of: datetime, test_clock: TestClock | None) -
 
 
 def billing_run_process_chunk(*, run_id: int, subscription_ids: Sequence[int]) -> ChunkResult:
-    """Bill the due periods of these subscriptions; safe to run twice."""
+    """Bill the due periods of these subscriptions; safe to run twice (counted once)."""
     run = BillingRun.objects.select_related("test_clock").get(pk=run_id)
-    remaining = list(subscription_ids)
+    ids = sorted(set(subscription_ids))
+    if run.status != BillingRun.Status.RUNNING or not ids:
+        logger.info("billing run %s is %s: chunk skipped", run_id, run.status)
+        return ChunkResult(subscriptions=0, invoices=0)
+    chunk, _created = BillingRunChunk.objects.get_or_create(
+        run=run, first_subscription_id=ids[0], defaults={"size": len(ids)}
+    )
+    if chunk.status == BillingRunChunk.Status.DONE:
+        return ChunkResult(subscriptions=0, invoices=0)  # a duplicate delivery of a finished chunk
+    remaining = ids
     invoices = 0
     try:
         # Each pass bills one period per subscription; loop while some are still behind.
-        while remaining:
-            issued, remaining = _bill_one_period(run=run, subscription_ids=remaining)
-            invoices += issued
+        while True:
+            outcome = _bill_one_pass(run=run, chunk=chunk, subscription_ids=remaining)
+            invoices += outcome.invoices
+            remaining = outcome.still_due
+            if outcome.chunk_done:
+                break
     except Exception as error:
-        BillingRun.objects.filter(pk=run_id).update(failures=F("failures") + 1, last_error=repr(error)[:2000])
+        BillingRun.objects.filter(pk=run_id).update(last_error=repr(error)[:2000])
         raise
-    BillingRun.objects.filter(pk=run_id).update(
-        processed=F("processed") + len(subscription_ids), invoices_created=F("invoices_created") + invoices
-    )
     billing_run_finish_if_complete(run_id=run_id)
-    return ChunkResult(subscriptions=len(subscription_ids), invoices=invoices)
+    return ChunkResult(subscriptions=len(ids), invoices=invoices)
 
 
 def billing_run_finish_if_complete(*, run_id: int) -> None:
     BillingRun.objects.filter(pk=run_id, status=BillingRun.Status.RUNNING, processed__gte=F("total")).update(
         status=BillingRun.Status.DONE, finished_at=clock.system_now()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _PassOutcome:
+    invoices: int
+    still_due: list[int]
+    chunk_done: bool
+
+
+def _is_infrastructure_error(error: BaseException) -> bool:
+    """Errors that are nobody's subscription's fault: the chunk stops and is retried whole."""
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids: Sequence[int]) -> _PassOutcome:
+    """One period for each subscription, isolated per subscription, committed with the counters."""
+    with transaction.atomic():
+        locked = list(
+            subscription_qs_for_update()
+            .filter(pk__in=subscription_ids, current_period_end__lte=run.as_of, status__in=BILLABLE_STATUSES)
+            .values_list("pk", flat=True)
+        )
+        issued, still_due = 0, []
+        failed: dict[int, Exception] = {}
+        if locked:
+            try:
+                with transaction.atomic():
+                    issued, still_due = _bill_one_period(run=run, subscription_ids=locked)
+            except Exception as error:
+                if _is_infrastructure_error(error):
+                    raise
+                # Somebody in the chunk cannot be invoiced: find who, bill the others.
+                logger.warning("billing run %s: a pass failed (%r); billing one by one", run.pk, error)
+                issued, still_due = 0, []
+                for subscription_id in locked:
+                    try:
+                        with transaction.atomic():
+                            one_issued, one_still_due = _bill_one_period(run=run, subscription_ids=[subscription_id])
+                    except Exception as one_error:
+                        if _is_infrastructure_error(one_error):
+                            raise
+                        failed[subscription_id] = one_error
+                        continue
+                    issued += one_issued
+                    still_due += one_still_due
+        now = clock.system_now()
+        new_failures = _failures_record(run=run, failed=failed, now=now) if failed else 0
+        succeeded = [subscription_id for subscription_id in locked if subscription_id not in failed]
+        if succeeded:
+            BillingRunFailure.objects.filter(subscription_id__in=succeeded, resolved_at__isnull=True).update(
+                resolved_at=now, resolution=BillingRunFailure.Resolution.INVOICED
+            )
+        chunk_done = not still_due
+        run_counters: dict[str, Any] = {"invoices_created": F("invoices_created") + issued, "heartbeat_at": now}
+        if new_failures:
+            run_counters["failures"] = F("failures") + new_failures
+        chunk_counters: dict[str, Any] = {"invoices_created": F("invoices_created") + issued}
+        if chunk_done:
+            chunk_counters.update(status=BillingRunChunk.Status.DONE, finished_at=now)
+        counted = BillingRunChunk.objects.filter(pk=chunk.pk, status=BillingRunChunk.Status.PENDING).update(
+            **chunk_counters
+        )
+        if chunk_done and counted:
+            run_counters["processed"] = F("processed") + chunk.size
+        # Last statement before the commit: the run's row stays locked for the shortest time.
+        BillingRun.objects.filter(pk=run.pk).update(**run_counters)
+    return _PassOutcome(invoices=issued, still_due=still_due, chunk_done=chunk_done)
+
+
+def _failure_code(error: Exception) -> str:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) and code else type(error).__name__
+
+
+def _failure_message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(str(message) for message in error.messages)[:2000]
+    return (str(error) or repr(error))[:2000]
+
+
+def _failures_record(*, run: BillingRun, failed: dict[int, Exception], now: datetime) -> int:
+    """Record the subscriptions this pass could not invoice; return how many are new to the run."""
+    new = 0
+    for subscription in Subscription.objects.filter(pk__in=list(failed)).order_by("pk"):
+        error = failed[subscription.pk]
+        code, message = _failure_code(error), _failure_message(error)
+        earlier = BillingRunFailure.objects.filter(subscription=subscription, resolved_at__isnull=True).exclude(run=run)
+        earlier_attempts = earlier.aggregate(attempts=Max("attempts"))["attempts"] or 0
+        failure = BillingRunFailure.objects.filter(run=run, subscription=subscription).first()
+        if failure is None:
+            failure = BillingRunFailure.objects.create(
+                run=run,
+                subscription=subscription,
+                period_start=subscription.current_period_end,
+                code=code,
+                message=message,
+                attempts=earlier_attempts + 1,
+                last_attempt_at=now,
+            )
+            new += 1
+        else:  # the same run met it again (a chunk delivered twice)
+            failure.attempts += 1
+            failure.code, failure.message, failure.last_attempt_at = code, message, now
+            failure.resolved_at, failure.resolution = None, ""
+            failure.save(update_fields=["attempts", "code", "message", "last_attempt_at", "resolved_at", "resolution"])
+        earlier.update(resolved_at=now, resolution=BillingRunFailure.Resolution.RETRIED)
+        event_record(
+            type="billing_run.subscription_failed",
+            object_type="subscription",
+            object_id=subscription.pk,
+            customer_id=subscription.customer_id,
+            occurred_at=now,
+            data={
+                "run": run.pk,
+                "code": code,
+                "message": message,
+                "period_start": subscription.current_period_end,
+                "attempts": failure.attempts,
+            },
+        )
+        logger.warning("billing run %s: subscription %s not invoiced (%s): %s", run.pk, subscription.pk, code, message)
+    return new
+
+
+def _check_invoice_amounts(draft: Any) -> None:
+    """Refuse a draft whose amounts cannot be stored, before anything is written."""
+    total = 0
+    for line in draft.lines:
+        total += line.amount
+        if abs(line.amount) > MAX_INVOICE_AMOUNT or abs(total) > MAX_INVOICE_AMOUNT:
+            raise InvoiceAmountOutOfRange(
+                _(
+                    "The invoice for subscription %(subscription)s would exceed the largest amount an invoice can "
+                    "hold (%(limit)s minor units): line '%(line)s' is %(amount)s. Correct or delete the item, then "
+                    "run the billing again."
+                )
+                % {
+                    "subscription": draft.subscription_id,
+                    "limit": MAX_INVOICE_AMOUNT,
+                    "line": line.description[:80],
+                    "amount": line.amount,
+                }
+            )
 
 
 def _needs_boundary_work(subscription: Subscription, changes_due: set[int]) -> bool:
@@ -159,6 +530,9 @@ def _needs_boundary_work(subscription: Subscription, changes_due: set[int]) -> b
 def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tuple[int, list[int]]:
     """Bill the next due period of each subscription; return (invoices, ids still due).
 
+    Runs inside the caller's savepoint (`_bill_one_pass`), which undoes all of it if any
+    subscription fails.
+
     Plain renewals (the vast majority) take a bulk path with a fixed number of queries
     per chunk; a subscription with something to do at its boundary (cancel at period
     end, a scheduled change, a trial ending) first goes through
@@ -172,113 +546,112 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     from invoices.services import finalize
 
     as_of = run.as_of
-    with transaction.atomic():
-        subscriptions = list(
-            subscription_qs_for_update()
-            .filter(pk__in=subscription_ids, current_period_end__lte=as_of, status__in=BILLABLE_STATUSES)
+    subscriptions = list(
+        subscription_qs_for_update()
+        .filter(pk__in=subscription_ids, current_period_end__lte=as_of, status__in=BILLABLE_STATUSES)
+        .select_related("customer", "customer__brand", "coupon")
+        .prefetch_related("coupon__applies_to")
+    )
+    if not subscriptions:
+        return 0, []
+    changes_due = set(
+        ScheduledChange.objects.filter(
+            subscription_id__in=[subscription.pk for subscription in subscriptions],
+            status=ScheduledChange.Status.PENDING,
+            effective_at__lte=F("subscription__current_period_end"),
+        ).values_list("subscription_id", flat=True)
+    )
+    to_bill: list[Subscription] = []
+    reloaded: list[int] = []
+    for subscription in subscriptions:
+        if not _needs_boundary_work(subscription, changes_due):
+            to_bill.append(subscription)
+            continue
+        prepared = subscription_prepare_renewal(subscription=subscription, at=as_of)
+        if prepared is not None:
+            reloaded.append(prepared.pk)
+    if reloaded:
+        # Their items, status or coupon changed: read them again like the others.
+        to_bill += list(
+            Subscription.objects.filter(pk__in=reloaded)
             .select_related("customer", "customer__brand", "coupon")
             .prefetch_related("coupon__applies_to")
         )
-        if not subscriptions:
-            return 0, []
-        changes_due = set(
-            ScheduledChange.objects.filter(
-                subscription_id__in=[subscription.pk for subscription in subscriptions],
-                status=ScheduledChange.Status.PENDING,
-                effective_at__lte=F("subscription__current_period_end"),
-            ).values_list("subscription_id", flat=True)
+    by_id = {subscription.pk: subscription for subscription in to_bill}
+
+    items_by_subscription: dict[int, list[SubscriptionItem]] = defaultdict(list)
+    for item in SubscriptionItem.objects.filter(subscription_id__in=by_id).select_related(
+        "price", "price__meter", "price__product"
+    ):
+        items_by_subscription[item.subscription_id].append(item)
+
+    pending_by_subscription: dict[int, list[InvoiceItem]] = defaultdict(list)
+    first_subscription_of_customer: dict[int, int] = {}
+    for subscription in to_bill:
+        first_subscription_of_customer.setdefault(subscription.customer_id, subscription.pk)
+    for pending in (
+        InvoiceItem.objects.filter(
+            Q(subscription_id__in=by_id) | Q(subscription__isnull=True, customer_id__in=first_subscription_of_customer),
+            invoice__isnull=True,
         )
-        to_bill: list[Subscription] = []
-        reloaded: list[int] = []
-        for subscription in subscriptions:
-            if not _needs_boundary_work(subscription, changes_due):
-                to_bill.append(subscription)
-                continue
-            prepared = subscription_prepare_renewal(subscription=subscription, at=as_of)
-            if prepared is not None:
-                reloaded.append(prepared.pk)
-        if reloaded:
-            # Their items, status or coupon changed: read them again like the others.
-            to_bill += list(
-                Subscription.objects.filter(pk__in=reloaded)
-                .select_related("customer", "customer__brand", "coupon")
-                .prefetch_related("coupon__applies_to")
+        .select_related("price", "price__product")
+        .order_by("pk")
+    ):
+        owner = pending.subscription_id or first_subscription_of_customer[pending.customer_id]
+        if owner in by_id and by_id[owner].currency == pending.currency:
+            pending_by_subscription[owner].append(pending)
+
+    usage = usage_for_periods(
+        wanted=[
+            (
+                subscription.customer_id,
+                item.price.meter_id,
+                subscription.current_period_start,
+                subscription.current_period_end,
             )
-        by_id = {subscription.pk: subscription for subscription in to_bill}
+            for subscription in to_bill
+            for item in items_by_subscription[subscription.pk]
+            if item.price.meter_id is not None
+        ]
+    )
 
-        items_by_subscription: dict[int, list[SubscriptionItem]] = defaultdict(list)
-        for item in SubscriptionItem.objects.filter(subscription_id__in=by_id).select_related(
-            "price", "price__meter", "price__product"
-        ):
-            items_by_subscription[item.subscription_id].append(item)
-
-        pending_by_subscription: dict[int, list[InvoiceItem]] = defaultdict(list)
-        first_subscription_of_customer: dict[int, int] = {}
-        for subscription in to_bill:
-            first_subscription_of_customer.setdefault(subscription.customer_id, subscription.pk)
-        for pending in (
-            InvoiceItem.objects.filter(
-                Q(subscription_id__in=by_id)
-                | Q(subscription__isnull=True, customer_id__in=first_subscription_of_customer),
-                invoice__isnull=True,
-            )
-            .select_related("price", "price__product")
-            .order_by("pk")
-        ):
-            owner = pending.subscription_id or first_subscription_of_customer[pending.customer_id]
-            if owner in by_id and by_id[owner].currency == pending.currency:
-                pending_by_subscription[owner].append(pending)
-
-        usage = usage_for_periods(
-            wanted=[
-                (
-                    subscription.customer_id,
-                    item.price.meter_id,
-                    subscription.current_period_start,
-                    subscription.current_period_end,
-                )
-                for subscription in to_bill
-                for item in items_by_subscription[subscription.pk]
-                if item.price.meter_id is not None
-            ]
+    drafts = []
+    still_due: list[int] = []
+    for subscription in to_bill:
+        boundary = subscription.current_period_end
+        spec = CycleSpec.from_dict(subscription.cycle)
+        period_end = next_boundary(
+            spec, anchor=subscription.billing_cycle_anchor, tz=subscription.customer.timezone, after=boundary
         )
+        draft = renewal_draft(
+            subscription=subscription,
+            items=items_by_subscription[subscription.pk],
+            period_start=boundary,
+            period_end=period_end,
+            usage=usage,
+            pending_items=pending_by_subscription.get(subscription.pk, ()),
+            discounts=discounts_for_period(subscription=subscription),
+        )
+        if draft.lines:
+            _check_invoice_amounts(draft)
+            drafts.append((draft, subscription.customer))
+        subscription.discount_periods_applied = discount_counter_after_billing(
+            coupon=subscription.coupon, periods_applied=subscription.discount_periods_applied
+        )
+        subscription.current_period_start = boundary
+        subscription.current_period_end = period_end
+        if period_end <= as_of:
+            still_due.append(subscription.pk)
 
-        drafts = []
-        still_due: list[int] = []
-        for subscription in to_bill:
-            boundary = subscription.current_period_end
-            spec = CycleSpec.from_dict(subscription.cycle)
-            period_end = next_boundary(
-                spec, anchor=subscription.billing_cycle_anchor, tz=subscription.customer.timezone, after=boundary
-            )
-            draft = renewal_draft(
-                subscription=subscription,
-                items=items_by_subscription[subscription.pk],
-                period_start=boundary,
-                period_end=period_end,
-                usage=usage,
-                pending_items=pending_by_subscription.get(subscription.pk, ()),
-                discounts=discounts_for_period(subscription=subscription),
-            )
-            if draft.lines:
-                drafts.append((draft, subscription.customer))
-            subscription.discount_periods_applied = discount_counter_after_billing(
-                coupon=subscription.coupon, periods_applied=subscription.discount_periods_applied
-            )
-            subscription.current_period_start = boundary
-            subscription.current_period_end = period_end
-            if period_end <= as_of:
-                still_due.append(subscription.pk)
+    # Test clocks issue each invoice when the simulated time reaches its period
+    # (at=None: at the draft's period start); real runs issue them now.
+    issued_at = None if run.test_clock_id is not None else clock.system_now()
+    invoice_ids = finalize.invoices_issue_bulk(items=drafts, at=issued_at, rates=standard_tax_rates())
+    _save_renewed(to_bill)
+    # Payments hook: one collection task per chunk, queued after this transaction commits.
+    from billing.services.payments import collection_enqueue
 
-        # Test clocks issue each invoice when the simulated time reaches its period
-        # (at=None: at the draft's period start); real runs issue them now.
-        issued_at = None if run.test_clock_id is not None else clock.system_now()
-        invoice_ids = finalize.invoices_issue_bulk(items=drafts, at=issued_at, rates=standard_tax_rates())
-        _save_renewed(to_bill)
-        # Payments hook: one collection task per chunk, queued after this transaction commits.
-        from billing.services.payments import collection_enqueue
-
-        collection_enqueue(invoice_ids=invoice_ids)
+    collection_enqueue(invoice_ids=invoice_ids)
     # Subscriptions canceled at their boundary, or no longer due, are simply done.
     return len(invoice_ids), still_due
 

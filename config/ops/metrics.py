@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import before_task_publish
 from django.conf import settings
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class TarifCollector(Collector):
                 throughput.add_metric([], run.invoices_per_second or 0.0)
             failures.add_metric([], run.failures)
         yield from (duration, throughput, failures)
+        yield from self._billing_run_health_metrics()
 
         since = kpi_window_start(days=1)
         rate, settled = payment_success_rate(since=since)
@@ -132,6 +133,27 @@ class TarifCollector(Collector):
             if value is not None:
                 metric.add_metric([], value)
             yield metric
+
+    def _billing_run_health_metrics(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        from billing.selectors import billing_run_health
+
+        health = billing_run_health()
+        yield CounterMetricFamily(
+            "tarif_billing_run_subscription_failures",
+            "Attempts of a billing run to invoice a subscription that failed (the rest of the chunk was invoiced)",
+            value=health.subscription_failures,
+        )
+        yield GaugeMetricFamily(
+            "tarif_billing_run_open_failures",
+            "Subscriptions a billing run could not invoice and no later run has invoiced yet",
+            value=health.open_failures,
+        )
+        yield GaugeMetricFamily("tarif_billing_runs_running", "Billing runs in progress", value=health.running)
+        yield CounterMetricFamily(
+            "tarif_billing_runs_interrupted",
+            "Billing runs closed without finishing (killed process, lost chunks: see the stale-run sweeper)",
+            value=health.interrupted,
+        )
 
     def _delivery_metrics(self, since) -> Iterator[GaugeMetricFamily]:
         from config.ops.selectors import email_delivery_lag, webhook_delivery_lag

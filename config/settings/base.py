@@ -196,6 +196,8 @@ ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
+# A running billing run without progress for this long is marked interrupted (stale-run sweeper).
+TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 

@@ -25,6 +25,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "billing-run": {"task": "billing.run_scheduled", "schedule": crontab(minute="*/15")},
 }
 # Payments: dunning retries that have come due (collection itself is queued per billing-run chunk).
+# Billing runs without progress (killed process, lost chunks) are marked interrupted.
+CELERY_BEAT_SCHEDULE["billing-runs-sweep"] = {"task": "billing.runs_sweep", "schedule": crontab(minute="*/5")}
 CELERY_BEAT_SCHEDULE["dunning-run-due"] = {"task": "billing.dunning_run_due", "schedule": crontab(minute="*/15")}
 # Reports: keep the MRR summary current between billing runs (docs/reports.md).
 CELERY_BEAT_SCHEDULE["reports-refresh-mrr-summary"] = {

@@ -1,8 +1,11 @@
 """`manage.py bill [--at ISO-DATETIME]`: run the billing for every due subscription-period.
 
 Safe to run again at any time: what was billed is not billed twice, and a run that
-was interrupted is completed by the next one. Exit codes: 0 done, 2 bad arguments,
-1 the run failed (details printed).
+was interrupted is completed by the next one. Only one run at a time per scope: a
+second `bill` while one is running is refused. Exit codes: 0 done, 1 the run failed
+(details printed), 2 bad arguments, 3 refused (another run is running for live
+customers), 4 done, but some subscriptions could not be invoiced (listed; they are
+retried by the next run).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from billing import clock
-from billing.models import BillingRun
-from billing.services.billing_run import billing_run_start, due_subscriptions
+from billing.models import BillingRun, BillingRunFailure
+from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start, due_subscriptions
+
+EXIT_REFUSED = 3
+EXIT_SUBSCRIPTIONS_FAILED = 4
 
 
 def parse_at(value: str) -> datetime:
@@ -53,13 +59,17 @@ class Command(BaseCommand):
                 self.stdout.flush()
 
         started = time.perf_counter()
-        run = billing_run_start(
-            as_of=as_of,
-            chunk_size=options["chunk_size"],
-            inline=True if options["inline"] else None,
-            on_progress=progress,
-        )
-        while run.status == BillingRun.Status.RUNNING and run.failures == 0:
+        try:
+            run = billing_run_start(
+                as_of=as_of,
+                chunk_size=options["chunk_size"],
+                inline=True if options["inline"] else None,
+                on_progress=progress,
+            )
+        except BillingRunAlreadyRunning as refused:
+            bar.close()
+            raise CommandError(refused.messages[0], returncode=EXIT_REFUSED) from refused
+        while run.status == BillingRun.Status.RUNNING and not run.last_error:
             # Queued on Celery workers: follow the run's progress until it is done.
             time.sleep(0.5)
             run.refresh_from_db()
@@ -75,3 +85,11 @@ class Command(BaseCommand):
                 f"in {elapsed:.1f} s ({rate:.0f} invoices/s)"
             )
         )
+        if run.failures:
+            for failure in BillingRunFailure.objects.filter(run=run).order_by("pk"):
+                self.stderr.write(f"subscription {failure.subscription_id}: {failure.code}: {failure.message}")
+            raise CommandError(
+                f"Billing run {run.pk}: {run.failures} subscription(s) could not be invoiced (listed above); "
+                "the next run retries them.",
+                returncode=EXIT_SUBSCRIPTIONS_FAILED,
+            )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
 from billing.models import BillingRun, Subscription, SubscriptionItem, TestClock, UsageEvent
 from billing.services.billing_run import billing_run_process_chunk, billing_run_start
@@ -161,11 +161,12 @@ def test_a_crash_mid_run_leaves_whole_chunks_and_a_rerun_completes_exactly_once(
     def crash_on_second_chunk(**kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise RuntimeError("worker lost")
+            # A lost database connection stops the chunk (a data error would only fail one subscription).
+            raise OperationalError("worker lost")
         return real_issue(**kwargs)
 
     monkeypatch.setattr(finalize, "invoices_issue_bulk", crash_on_second_chunk)
-    with pytest.raises(RuntimeError, match="worker lost"):
+    with pytest.raises(OperationalError, match="worker lost"):
         billing_run_start(as_of=due, chunk_size=4, inline=True)
     assert renewals().count() == 4  # the first chunk committed, the second rolled back whole
 
@@ -261,6 +262,12 @@ def test_a_killed_billing_process_rerun_bills_every_period_exactly_once(postgres
     assert sorted(billed) == sorted(s.pk for s in subscriptions)  # every period once, none twice
     numbers = sorted(int(n.rsplit("-", 1)[1]) for n in renewals().values_list("number", flat=True))
     assert numbers == list(range(numbers[0], numbers[0] + 300))  # gapless across the crash
+    # The killed run is closed by the rerun (its lock died with its process), counters exact.
+    killed, finished = BillingRun.objects.order_by("pk")
+    assert killed.status == BillingRun.Status.INTERRUPTED and killed.finished_at is not None
+    assert killed.invoices_created == billed_before_rerun
+    assert finished.status == BillingRun.Status.DONE
+    assert finished.invoices_created == 300 - billed_before_rerun
 
 
 @pytest.mark.django_db
