@@ -348,3 +348,81 @@ def test_the_console_refuses_an_internal_target_with_a_form_error(dns, settings,
 
     assert response.status_code == 200
     assert not WebhookEndpoint.objects.exists()
+
+
+def _certificate_files(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for `name` signed by it: (ca, cert, key)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def build(subject: str, key, issuer: str, issuer_key, *, ca: bool, san: str | None = None):
+        now = datetime.now(UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = build("Tarif test CA", ca_key, "Tarif test CA", ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = build(name, server_key, "Tarif test CA", ca_key, ca=False, san=name)
+    paths = tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
+    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+@pytest.mark.parametrize(("certificate_name", "delivered"), [("hooks.dev.test", True), ("other.dev.test", False)])
+def test_https_to_the_pinned_address_still_verifies_the_certificate_for_the_name(
+    dns, settings, monkeypatch, tmp_path, certificate_name, delivered
+):
+    import ssl
+
+    import requests
+
+    # Given an HTTPS receiver on loopback whose certificate names `certificate_name`
+    settings.TARIF_WEBHOOK_ALLOW_LOOPBACK = True
+    settings.TARIF_WEBHOOK_TIMEOUT_SECONDS = 2
+    ca, cert, key = _certificate_files(tmp_path, certificate_name)
+    server = Server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    dns["hooks.dev.test"] = ["127.0.0.1"]
+
+    class TrustingTestCa(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.verify = str(ca)
+
+    monkeypatch.setattr(requests, "Session", TrustingTestCa)
+    try:
+        webhook_endpoint_create(url=f"https://hooks.dev.test:{server.port}/hooks", enabled_events=[])
+        record_event()
+
+        outcome = webhooks_dispatch()
+    finally:
+        server.stop()
+
+    # Then the name's certificate is required even though the connection went to an address
+    assert (outcome.delivered, server.hits) == ((1, 1) if delivered else (0, 0))
+    if not delivered:
+        assert "SSLError" in WebhookDelivery.objects.get().last_error
