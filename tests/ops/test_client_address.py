@@ -138,3 +138,12 @@ def test_the_audit_log_records_the_client_behind_the_proxy(console, settings, cu
 
     assert response.status_code == 302
     assert AuditEntry.objects.get(action="change", target_type="customers.customer").ip_address == "198.51.100.23"
+
+
+def test_the_portal_sign_in_rate_limits_use_the_same_client_address(settings):
+    from allauth.account.adapter import get_adapter
+
+    settings.TARIF_TRUSTED_PROXIES = ["127.0.0.1"]
+    request = request_from("127.0.0.1", "198.51.100.7")
+
+    assert get_adapter(request).get_client_ip(request) == "198.51.100.7"
