@@ -4,16 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from billing.services.webhooks import webhook_deliveries_resend, webhook_endpoint_create, webhook_endpoint_roll_secret
+from billing.services.webhooks import (
+    WebhookError,
+    webhook_deliveries_resend,
+    webhook_endpoint_create,
+    webhook_endpoint_roll_secret,
+    webhook_endpoint_update,
+    webhook_url_check,
+)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("url", "description", "enabled_events", "active")
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            webhook_url_check(url=url)
+        except WebhookError as error:
+            raise forms.ValidationError(str(error)) from error
+        return url
 
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
     list_display = ("url", "description", "active", "created_at")
     list_filter = ("active",)
     search_fields = ("url", "description")
@@ -22,7 +45,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request: Any, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         if change:
-            obj.save()
+            # The same service as the API: it checks a changed URL again.
+            changes = {name: getattr(obj, name) for name in form.changed_data}
+            webhook_endpoint_update(endpoint=WebhookEndpoint.objects.get(pk=obj.pk), changes=changes)
             return
         endpoint = webhook_endpoint_create(url=obj.url, enabled_events=obj.enabled_events, description=obj.description)
         obj.pk, obj.secret = endpoint.pk, endpoint.secret
@@ -42,7 +67,7 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = ("attempted_at", "status_code", "error", "duration_ms", "response_excerpt")
+    fields = ("attempted_at", "status_code", "response_excerpt", "error", "duration_ms")
     readonly_fields = fields
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:

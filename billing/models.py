@@ -1111,7 +1111,8 @@ class WebhookAttempt(models.Model):
     status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=500, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
-    response_excerpt = models.CharField(_("response (start)"), max_length=500, blank=True)
+    # Only the status line ("502 Bad Gateway"): a response body is never stored nor shown (issue 13).
+    response_excerpt = models.CharField(_("response status line"), max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("webhook attempt")

@@ -27,9 +27,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import devices_for_user, user_has_device
-from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from config.auth import second_factor_login
 
 RECOVERY_CODE_COUNT = 10
 
@@ -127,7 +128,7 @@ class TarifAdminSite(admin.AdminSite):
         if request.method == "POST" and form.is_valid():
             device, wait_seconds = _verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
             if device is not None:
-                otp_login(request, device)
+                second_factor_login(request, device)
                 return HttpResponseRedirect(self._next_url(request))
             if wait_seconds:
                 form.add_error(
@@ -154,7 +155,7 @@ class TarifAdminSite(admin.AdminSite):
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
                 codes = issue_recovery_codes(user=request.user)
-                otp_login(request, device)
+                second_factor_login(request, device)
                 context = self._otp_context(request, codes=codes, title=_("Save your recovery codes"))
                 return render(request, "admin/otp/recovery_codes.html", context)
             form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))

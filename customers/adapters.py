@@ -8,3 +8,9 @@ class PortalAccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return bool(settings.TARIF_OPEN_SIGNUP)
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """The client behind our trusted proxies (allauth's rate limits), as axes and the audit log see it."""
+        from config.audit.context import client_ip
+
+        return client_ip(request) or super().get_client_ip(request)

@@ -8,6 +8,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_factoryboy import register
 
 from tests import factories
+from tests.ci_require import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (hooks)
 
 register(factories.UserFactory, "user")
 register(factories.StaffFactory, "staff")

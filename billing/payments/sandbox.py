@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,9 +72,30 @@ def _webhook_secret() -> bytes:
     return hashlib.sha256(f"sandbox-webhooks:{settings.SECRET_KEY}".encode()).digest()
 
 
-def sign_webhook(payload: bytes) -> str:
-    """The signature the sandbox puts on its webhooks (tests and the demo post them)."""
-    return hmac.new(_webhook_secret(), payload, hashlib.sha256).hexdigest()
+# Seconds a signed sandbox webhook stays acceptable, either side of now (replay protection).
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def _signature(payload: bytes, timestamp: int) -> str:
+    return hmac.new(_webhook_secret(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
+def sign_webhook(payload: bytes, *, timestamp: int | None = None) -> str:
+    """The signature header the sandbox puts on its webhooks (tests and the demo post them):
+    `t=<unix seconds>,v1=<HMAC-SHA256 of "t.payload">`, like Stripe's."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={_signature(payload, timestamp)}"
+
+
+def _verify_webhook(payload: bytes, header: str) -> bool:
+    try:
+        parts = dict(item.strip().split("=", 1) for item in header.split(","))
+        timestamp, signature = int(parts["t"]), parts["v1"]
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - timestamp) > WEBHOOK_TOLERANCE_SECONDS:
+        return False  # too old to be fresh, or dated in the future
+    return hmac.compare_digest(signature, _signature(payload, timestamp))
 
 
 class SandboxGateway:
@@ -202,8 +224,7 @@ class SandboxGateway:
         )
 
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        signature = headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(signature, sign_webhook(payload)):
+        if not _verify_webhook(payload, headers.get(SIGNATURE_HEADER, "")):
             raise GatewayError("The sandbox webhook signature does not verify.")
         body = json.loads(payload)
         return WebhookEvent(id=body["id"], type=body["type"], reference=body["reference"], data=body)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -184,6 +185,15 @@ def _mirror(model_name: str, data: Mapping[str, Any], *, required: bool = False)
 
 def _error_message(error: stripe.StripeError) -> str:
     return str(error.user_message or "Stripe refused the request.")[:300]
+
+
+def signed_timestamp(header: str) -> int:
+    """The `t=` of a Stripe-Signature header (verify_header has checked it is there)."""
+    for item in header.split(","):
+        name, _sep, value = item.strip().partition("=")
+        if name == "t":
+            return int(value)
+    raise ValueError("no timestamp in the signature header")
 
 
 class StripeGateway:
@@ -525,10 +535,13 @@ class StripeGateway:
         if not secret:
             raise GatewayError("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks cannot be verified.")
         header = next((value for name, value in headers.items() if name.lower() == SIGNATURE_HEADER.lower()), "")
+        tolerance = int(getattr(settings, "STRIPE_WEBHOOK_TOLERANCE", 300))
         try:
-            stripe.WebhookSignature.verify_header(
-                payload.decode("utf-8"), header, secret, getattr(settings, "STRIPE_WEBHOOK_TOLERANCE", 300)
-            )
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance)
+            # The SDK refuses only old timestamps; one far in the future would stay valid (replayable)
+            # until that day comes.
+            if signed_timestamp(header) > time.time() + tolerance:
+                raise stripe.SignatureVerificationError("Timestamp in the future", header, payload)
             body = json.loads(payload)
             obj = body["data"]["object"]
             event_id, stripe_type = str(body["id"]), str(body["type"])

@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
 
 SIGNATURE_HEADER = "Tarif-Signature"
 WEBHOOK_RETRY_WINDOW = timedelta(days=3)
@@ -48,6 +49,10 @@ FAN_OUT_BATCH = 5000
 
 class WebhookError(Exception):
     pass
+
+
+class WebhookTargetRefused(WebhookError):
+    """The URL is not a public HTTPS host (checked at registration and before every send)."""
 
 
 def webhook_secret_generate() -> str:
@@ -84,8 +89,17 @@ def _check_event_types(enabled_events: Any) -> list[str]:
     return enabled_events
 
 
+def webhook_url_check(*, url: str) -> None:
+    """Refuse (WebhookTargetRefused) a URL that is not a public HTTPS host; see webhook_targets."""
+    try:
+        webhook_target_check(url=url, require_resolution=False)
+    except UnsafeWebhookTarget as error:
+        raise WebhookTargetRefused(str(error)) from error
+
+
 def webhook_endpoint_create(*, url: str, enabled_events: list[str], description: str = "") -> WebhookEndpoint:
     """A new endpoint; it receives events recorded from now on (not the history)."""
+    webhook_url_check(url=url)
     endpoint = WebhookEndpoint(
         url=url,
         description=description,
@@ -103,6 +117,8 @@ def webhook_endpoint_create(*, url: str, enabled_events: list[str], description:
 def webhook_endpoint_update(*, endpoint: WebhookEndpoint, changes: dict) -> WebhookEndpoint:
     if "enabled_events" in changes:
         _check_event_types(changes["enabled_events"])
+    if "url" in changes:
+        webhook_url_check(url=changes["url"])
     for name, value in changes.items():
         setattr(endpoint, name, value)
     endpoint.full_clean(exclude=["secret"])
@@ -227,15 +243,18 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery, now: datetime | None 
     started = time.monotonic()
     status_code: int | None = None
     error = ""
-    excerpt = ""
+    status_line = ""
     try:
-        response = requests.post(
-            endpoint.url, data=body, headers=headers, timeout=webhook_timeout(), allow_redirects=False
-        )
+        # Checked again now (the name may resolve elsewhere than at registration), connected
+        # to the checked address, no redirects, and only the status line is kept: the body
+        # of whatever answered is never stored nor shown.
+        response = webhook_post(url=endpoint.url, body=body, headers=headers, timeout=webhook_timeout())
         status_code = response.status_code
-        excerpt = response.text[:500]
+        status_line = response.status_line
         if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
+            error = f"HTTP {status_line}"[:500]
+    except UnsafeWebhookTarget as exc:
+        error = (_("Refused target: %(reason)s") % {"reason": exc})[:500]
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -247,7 +266,7 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery, now: datetime | None 
             status_code=status_code,
             error=error,
             duration_ms=duration_ms,
-            response_excerpt=excerpt,
+            response_excerpt=status_line,
         )
         delivery.attempts += 1
         delivery.last_status_code = status_code

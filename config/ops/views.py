@@ -1,4 +1,4 @@
-"""/metrics, restricted to a bearer token or an address allowlist."""
+"""/metrics, restricted to a bearer token, or to addresses an operator listed explicitly."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def metrics_allowed(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
         return True
-    return client_ip(request) in settings.TARIF_METRICS_ALLOWED_IPS
+    # The client as seen through our trusted proxies (never "127.0.0.1" for everyone).
+    allowed = settings.TARIF_METRICS_ALLOWED_IPS
+    return bool(allowed) and client_ip(request) in allowed
 
 
 @never_cache

@@ -55,3 +55,6 @@ SPECTACULAR_SETTINGS = {
 
 # Outbound webhooks (billing/services/webhooks.py): seconds per delivery attempt.
 TARIF_WEBHOOK_TIMEOUT_SECONDS = env.float("TARIF_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Development only: lets webhook URLs point at loopback addresses (and only those over plain
+# HTTP). Off by default; on in local and test settings; production forces it off.
+TARIF_WEBHOOK_ALLOW_LOOPBACK = env.bool("TARIF_WEBHOOK_ALLOW_LOOPBACK", default=False)

@@ -23,6 +23,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 LANGUAGE_COOKIE_SECURE = True
+# Webhook targets are public HTTPS hosts only: the development loopback switch cannot be turned on.
+TARIF_WEBHOOK_ALLOW_LOOPBACK = False
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,6 +1,10 @@
 """Reliability and security settings (issue #9): audit log, request ids, log scrubbing,
 session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py."""
 
+import ipaddress
+
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, env
 from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
 
@@ -23,8 +27,17 @@ _before(
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 )
 
-# Client address behind reverse proxies: how many of them append to X-Forwarded-For.
-TARIF_TRUSTED_PROXY_COUNT = env.int("TARIF_TRUSTED_PROXY_COUNT", default=0)
+# Client address behind reverse proxies (config.audit.context.client_ip, used by django-axes,
+# the audit log and /metrics): the addresses or networks of our own proxies. When the peer
+# is one of them, the rightmost X-Forwarded-For hop that is not ours is the client.
+if env.str("TARIF_TRUSTED_PROXY_COUNT", default=""):
+    raise ImproperlyConfigured(
+        "TARIF_TRUSTED_PROXY_COUNT is replaced by TARIF_TRUSTED_PROXIES (the proxies' addresses or networks)."
+    )
+TARIF_TRUSTED_PROXIES = [
+    str(ipaddress.ip_network(proxy, strict=False)) for proxy in env.list("TARIF_TRUSTED_PROXIES", default=[])
+]
+AXES_CLIENT_IP_CALLABLE = "config.audit.context.client_ip"
 
 # Every log line: request id, and secrets / card numbers / IBANs / emails masked.
 LOGGING["filters"] = {
@@ -58,9 +71,10 @@ TARIF_SESSION_ABSOLUTE_TIMEOUT_CUSTOMER = env.int("TARIF_SESSION_ABSOLUTE_TIMEOU
 TARIF_MAINTENANCE_MODE = env.bool("TARIF_MAINTENANCE_MODE", default=False)
 TARIF_MAINTENANCE_FLAG_FILE = env.str("TARIF_MAINTENANCE_FLAG_FILE", default="")
 
-# /metrics: readable with `Authorization: Bearer <token>` or from an allowed address.
+# /metrics: readable with `Authorization: Bearer <token>`; no address is let in without it
+# unless listed here explicitly (behind a local proxy every client would look like 127.0.0.1).
 TARIF_METRICS_TOKEN = env.str("TARIF_METRICS_TOKEN", default="")
-TARIF_METRICS_ALLOWED_IPS = env.list("TARIF_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+TARIF_METRICS_ALLOWED_IPS = env.list("TARIF_METRICS_ALLOWED_IPS", default=[])
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # Backups: where `manage.py backup` writes by default; PostgreSQL client binaries (pg_dump, pg_restore).

@@ -9,3 +9,4 @@ MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 LANGUAGE_CODE = "en"
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+TARIF_WEBHOOK_ALLOW_LOOPBACK = True  # webhook tests deliver to receivers on 127.0.0.1

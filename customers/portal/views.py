@@ -18,7 +18,6 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from django_otp import login as otp_login
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -39,6 +38,7 @@ from billing.services.payments import (
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
 from config.admin_site import base32_secret, issue_recovery_codes, qr_svg, verify_any_device
+from config.auth import second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
 from customers.portal.access import (
     IMPERSONATION_SESSION_KEY,
@@ -59,6 +59,7 @@ from customers.portal.forms import (
 from customers.portal.selectors import portal_overview, portal_prices, portal_subscriptions, price_label
 from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
+from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
 
 # -- overview ---------------------------------------------------------------------------------
 
@@ -68,12 +69,32 @@ def home(request: HttpRequest, customer: Customer) -> HttpResponse:
     return render(request, "portal/home.html", {"overview": portal_overview(customer=customer)})
 
 
+# An SVG opened on its own is a document that could run script: the browser gets it as an
+# attachment under a policy that forbids everything (an <img> still shows it).
+SVG_LOGO_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
 @portal_view
 def brand_logo(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """The brand's logo: type from its bytes (never the uploaded name), a fixed file name."""
     brand = request.portal.brand
     if brand is None or not brand.logo:
         raise Http404
-    return FileResponse(brand.logo.open("rb"))
+    with brand.logo.open("rb") as file:
+        data = file.read(LOGO_MAX_BYTES + 1)
+    try:
+        media_type = logo_media_type(data)
+    except ValidationError as error:  # stored before the upload checks existed, or tampered with
+        raise Http404 from error
+    extension = LOGO_EXTENSIONS[media_type]
+    response = HttpResponse(data, content_type=media_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    if media_type == "image/svg+xml":
+        response["Content-Disposition"] = f'attachment; filename="logo.{extension}"'
+        response["Content-Security-Policy"] = SVG_LOGO_POLICY
+    else:
+        response["Content-Disposition"] = f'inline; filename="logo.{extension}"'
+    return response
 
 
 # -- invoices and credit notes ------------------------------------------------------------------
@@ -559,6 +580,7 @@ def step_up_verify(request: HttpRequest, customer: Customer) -> HttpResponse:
                 wait_seconds = int((details["locked_until"] - timezone.now()).total_seconds()) + 1
         if device is not None:
             step_up_mark(request)
+            request.session.cycle_key()  # the session just gained rights: a new key for it
             return HttpResponseRedirect(next_url)
         if wait_seconds:
             form.add_error(
@@ -587,7 +609,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         device, wait_seconds = verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
         if device is not None:
-            otp_login(request, device)
+            second_factor_login(request, device)
             step_up_mark(request)
             return HttpResponseRedirect(next_url)
         if wait_seconds:
@@ -624,7 +646,7 @@ def totp_enrol(request: HttpRequest, customer: Customer) -> HttpResponse:
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             codes = issue_recovery_codes(user=request.user)
-            otp_login(request, device)
+            second_factor_login(request, device)
             return render(request, "portal/recovery_codes.html", {"codes": codes})
         form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))
     context = {

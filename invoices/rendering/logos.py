@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 LOGO_MAX_BYTES: Final = 1024 * 1024
 LOGO_MAX_PIXELS: Final = 4000  # per side
 _RASTER_FORMATS: Final = {"PNG": "image/png", "JPEG": "image/jpeg"}
+# File name extension for each media type logo_media_type() returns (served as logo.<ext>).
+LOGO_EXTENSIONS: Final = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
 _FORBIDDEN_ELEMENTS: Final = frozenset({"script", "foreignobject", "iframe", "embed", "object", "handler"})
 _HREF_ATTRIBUTES: Final = frozenset({"href", "src"})
 _CSS_URL: Final = re.compile(r"url\s*\(\s*['\"]?\s*(?!#)", re.IGNORECASE)

@@ -75,7 +75,8 @@ def test_nothing_waiting_means_no_lag():
     assert (lag.pending, lag.oldest_pending_seconds, lag.average_seconds, lag.delivered) == (0, None, None, 0)
 
 
-def test_metrics_expose_delivery_lags_by_channel(client, deliveries):
+def test_metrics_expose_delivery_lags_by_channel(client, deliveries, settings):
+    settings.TARIF_METRICS_ALLOWED_IPS = ["127.0.0.1"]  # opened explicitly (closed by default)
     body = client.get("/metrics").content.decode()
 
     assert 'tarif_delivery_average_lag_seconds{channel="webhook"} 30.0' in body
@@ -88,7 +89,8 @@ def test_metrics_expose_delivery_lags_by_channel(client, deliveries):
     assert 600 <= float(oldest.split()[-1]) < 660
 
 
-def test_metrics_report_zero_lag_when_nothing_waits(client):
+def test_metrics_report_zero_lag_when_nothing_waits(client, settings):
+    settings.TARIF_METRICS_ALLOWED_IPS = ["127.0.0.1"]  # opened explicitly (closed by default)
     body = client.get("/metrics").content.decode()
 
     assert 'tarif_delivery_lag_seconds{channel="email"} 0.0' in body

@@ -190,6 +190,7 @@ def test_metrics_report_the_last_billing_run(client, settings):
 
     run = BillingRun.objects.create(as_of=timezone.now(), status="done", invoices_created=50, failures=1)
     BillingRun.objects.filter(pk=run.pk).update(finished_at=run.started_at + timedelta(seconds=10))
+    settings.TARIF_METRICS_ALLOWED_IPS = ["127.0.0.1"]  # opened explicitly (closed by default)
 
     body = client.get("/metrics").content.decode()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 from billing.models import GatewayEvent, Payment
 from invoices.models import Invoice
@@ -30,12 +32,15 @@ def delivering_to(localstripe):
 
 @pytest.mark.slow
 def test_localstripe_delivers_a_signed_webhook_that_settles_a_3ds_payment(
-    transactional_db, live_server, stripe_on, localstripe, delivering_to, charged
+    transactional_db, live_server, stripe_on, localstripe, delivering_to, charged, now
 ):
     delivering_to(live_server.url + URL)
     _, invoice = charged(REQUIRES_ACTION)
     payment = Payment.objects.get(invoice=invoice)
     assert payment.status == Payment.Status.REQUIRES_ACTION
+    # localstripe signs with the real clock: Tarif's must agree with it, as in production
+    # (a signature dated months after Tarif's frozen "now" is refused as from the future).
+    now.move_to(datetime.fromtimestamp(time_machine.escape_hatch.time.time(), UTC))
 
     authenticate(localstripe, payment.gateway_reference)  # the customer completes 3-D Secure
 
