@@ -292,7 +292,7 @@ def credit_note_create(
         brand=brand,
         kind=NumberSequence.Kind.CREDIT_NOTE,
         at=at,
-        test_mode=invoice.customer.test_clock_id is not None,
+        test_mode=not invoice.customer.livemode,
     )
     credit_note = CreditNote(
         invoice=invoice,

@@ -289,7 +289,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
     )
     # As late as possible: the sequence lock serializes the brand's finalizations until commit.
     [invoice.number] = number_sequence_reserve(
-        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=customer.test_clock_id is not None
+        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=not customer.livemode
     )
     if amount_due == 0:
         assert_invoice_transition(invoice, Status.PAID)
@@ -456,7 +456,7 @@ def invoices_issue_bulk(
         )
 
     # Numbers: one reservation per series, handed out in issue order.
-    simulated = {customer.pk for customer in customers if customer.test_clock_id is not None}
+    simulated = {customer.pk for customer in customers if not customer.livemode}
     series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
     for entry in pending:
         test_mode = entry.invoice.customer_id in simulated

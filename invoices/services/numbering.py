@@ -40,7 +40,7 @@ class SeriesKey:
     month: int
 
 
-# Invoices of customers on a test clock are simulations: they get their own series
+# Invoices of test-mode customers (test clocks, sandbox keys) are simulations: their own series
 # (TEST-...) so the brand's legal series never holds them and stays gapless without them.
 TEST_PREFIX = "TEST-"
 
