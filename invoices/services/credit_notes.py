@@ -49,7 +49,7 @@ from invoices.services.documents import (
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
-from invoices.services.numbering import number_sequence_reserve
+from invoices.services.numbering import customer_numbered_as_test, number_sequence_reserve
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
 from invoices.vat import LEGAL_MENTIONS
@@ -292,7 +292,7 @@ def credit_note_create(
         brand=brand,
         kind=NumberSequence.Kind.CREDIT_NOTE,
         at=at,
-        test_mode=not invoice.customer.livemode,
+        test_mode=customer_numbered_as_test(invoice.customer),
     )
     credit_note = CreditNote(
         invoice=invoice,
