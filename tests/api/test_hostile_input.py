@@ -283,6 +283,7 @@ def test_markup_stored_over_the_api_is_escaped_in_the_console_portal_and_invoice
     CustomerUser.objects.create(user=user, customer=customer)
     client = Client()  # the console fixture holds the default client's staff session
     client.force_login(user)
+    console.post(reverse("admin:test_data"), {"test_data": "on"})  # the sandbox key's objects are test data
 
     pages = {
         "console customer list": console.get(reverse("admin:customers_customer_changelist")),
