@@ -39,3 +39,28 @@ def test_a_live_object_is_not_found_from_test_data(console, customer_factory):
     response = console.get(f"/admin/customers/customer/{live_customer.pk}/change/", follow=True)
 
     assert response.redirect_chain, "a live customer opened from test data should bounce to the list"
+
+
+def test_what_staff_create_while_on_test_data_is_test_mode(console):
+    console.post("/admin/test-data/", {"test_data": "on", "next": "/admin/"})
+
+    response = console.post(
+        "/admin/customers/customer/add/",
+        {
+            "legal_name": "Client Fictif",
+            "email": "fictif@client.example",
+            "is_business": "on",
+            "country": "FR",
+            "preferred_language": "fr",
+            "currency": "EUR",
+            "timezone": "Europe/Paris",
+            "metadata": "{}",
+            "portal_users-TOTAL_FORMS": "0",
+            "portal_users-INITIAL_FORMS": "0",
+            "portal_users-MIN_NUM_FORMS": "0",
+            "portal_users-MAX_NUM_FORMS": "1000",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Customer.objects.get(email="fictif@client.example").livemode is False
