@@ -16,6 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from billing.models import DomainEvent
+from config.modes import default_livemode
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,18 @@ def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(data), cls=DjangoJSONEncoder))
 
 
+def _event_livemode(*, object_type: str, customer_id: int | None) -> bool:
+    if customer_id is not None:
+        from customers.models import Customer
+
+        mode = Customer.objects.filter(pk=customer_id).values_list("livemode", flat=True).first()
+        if mode is not None:
+            return mode
+    if object_type == "test_clock":
+        return False
+    return default_livemode()
+
+
 @transaction.atomic(savepoint=False)
 def event_record(
     *,
@@ -45,8 +58,14 @@ def event_record(
     occurred_at: datetime,
     data: Mapping[str, Any] | None = None,
     acting_user: Any = None,
+    livemode: bool | None = None,
 ) -> DomainEvent:
+    """One event. Its mode is its customer's; an event without a customer is in `livemode`
+    (default: test for test clocks, else the running request's mode, else live)."""
+    if livemode is None:
+        livemode = _event_livemode(object_type=object_type, customer_id=customer_id)
     return DomainEvent.objects.create(
+        livemode=livemode,
         type=type,
         object_type=object_type,
         object_id=str(object_id),
@@ -59,9 +78,21 @@ def event_record(
 
 @transaction.atomic(savepoint=False)
 def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
-    """Many events in one INSERT (the billing run writes one per invoice)."""
+    """Many events in one INSERT (the billing run writes one per invoice), each in its customer's mode."""
+    from customers.models import Customer
+
+    rows = list(rows)
+    customer_ids = {row.customer_id for row in rows if row.customer_id is not None}
+    test_customers = (
+        set(Customer.objects.filter(pk__in=customer_ids, livemode=False).values_list("pk", flat=True))
+        if customer_ids
+        else set()
+    )
     objects = [
         DomainEvent(
+            livemode=row.customer_id not in test_customers
+            if row.customer_id is not None
+            else _event_livemode(object_type=row.object_type, customer_id=None),
             type=row.type,
             object_type=row.object_type,
             object_id=str(row.object_id),

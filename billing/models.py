@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code
 
@@ -43,6 +44,13 @@ class Product(models.Model):
     unit_label = models.CharField(_("unit label"), max_length=40, blank=True, help_text=_("e.g. seat, GB, call"))
     active = models.BooleanField(_("active"), default=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -133,6 +141,13 @@ class Price(models.Model):
     trial_days = models.PositiveIntegerField(_("trial days"), default=0)
     active = models.BooleanField(_("active"), default=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -149,7 +164,10 @@ class Price(models.Model):
                 name="price_metered_has_meter",
             ),
             models.UniqueConstraint(
-                fields=["lookup_key"], condition=Q(active=True) & ~Q(lookup_key=""), name="price_unique_active_lookup"
+                # Per mode, as at Stripe: a test catalog may reuse the live lookup keys.
+                fields=["livemode", "lookup_key"],
+                condition=Q(active=True) & ~Q(lookup_key=""),
+                name="price_unique_active_lookup",
             ),
         ]
 
@@ -211,6 +229,13 @@ class Coupon(models.Model):
         Product, blank=True, related_name="coupons", verbose_name=_("limited to products")
     )
     active = models.BooleanField(_("active"), default=True)
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -260,6 +285,13 @@ class PromotionCode(models.Model):
         "customers.Customer", on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("only for customer")
     )
     first_time_only = models.BooleanField(_("first-time customers only"), default=False)
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -663,6 +695,13 @@ class DomainEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("acting user")
     )
     occurred_at = models.DateTimeField(_("occurred at"))
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
 
     class Meta:
@@ -1057,6 +1096,13 @@ class WebhookEndpoint(models.Model):
     )
     active = models.BooleanField(_("active"), default=True)
     last_event_id = models.BigIntegerField(_("last event fanned out"), default=0, editable=False)
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -20,6 +20,7 @@ from import_export import fields, resources, widgets
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import Coupon, Meter, Price, Product, Subscription
 from billing.services.catalog import PRICE_TERMS, price_is_used
+from config.modes import scope_to_mode
 from customers.models import Customer
 
 _SHORTHAND_UNITS = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year", "annually": "year"}
@@ -248,9 +249,11 @@ def items_from_text(text: str) -> list[tuple[Price, int]]:
             raise ValueError(
                 _("'%(item)s': the quantity after ':' must be a whole number.") % {"item": chunk}
             ) from None
-        price = Price.objects.filter(lookup_key=key, active=True).select_related("product").first()
+        # In the console's current mode (live unless "Test data" is on): lookup keys repeat across modes.
+        prices = scope_to_mode(Price.objects.select_related("product"))
+        price = prices.filter(lookup_key=key, active=True).first()
         if price is None and key.isdigit():
-            price = Price.objects.filter(pk=int(key)).select_related("product").first()
+            price = prices.filter(pk=int(key)).first()
         if price is None:
             raise ValueError(_("'%(key)s' is not the lookup key of an active price.") % {"key": key})
         parsed.append((price, quantity))

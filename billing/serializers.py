@@ -39,7 +39,7 @@ class ProductSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Product
-        fields = ("id", "object", "name", "description", "unit_label", "active", "metadata", "created_at")
+        fields = ("id", "object", "name", "description", "unit_label", "active", "metadata", "livemode", "created_at")
         read_only_fields = ("created_at",)
 
 
@@ -79,6 +79,7 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
             "trial_days",
             "active",
             "metadata",
+            "livemode",
             "created_at",
         )
         read_only_fields = ("created_at",)
@@ -107,6 +108,7 @@ class CouponSerializer(serializers.ModelSerializer):
             "redeem_by",
             "applies_to",
             "active",
+            "livemode",
             "created_at",
         )
         read_only_fields = ("times_redeemed", "created_at")
@@ -132,6 +134,7 @@ class PromotionCodeSerializer(serializers.ModelSerializer):
             "expires_at",
             "customer",
             "first_time_only",
+            "livemode",
             "created_at",
         )
         read_only_fields = ("times_redeemed", "created_at")
@@ -504,7 +507,18 @@ class DomainEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DomainEvent
-        fields = ("id", "object", "type", "object_type", "object_id", "customer", "data", "occurred_at", "created_at")
+        fields = (
+            "id",
+            "object",
+            "type",
+            "object_type",
+            "object_id",
+            "customer",
+            "data",
+            "occurred_at",
+            "livemode",
+            "created_at",
+        )
         read_only_fields = fields
 
     def get_object_id(self, event: DomainEvent) -> str:
@@ -541,7 +555,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ("id", "object", "url", "description", "enabled_events", "active", "created_at")
+        fields = ("id", "object", "url", "description", "enabled_events", "active", "livemode", "created_at")
         read_only_fields = ("created_at",)
 
 

@@ -8,6 +8,7 @@ Only a session verified by django-otp passes `has_permission`.
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 from urllib.parse import urlencode
@@ -31,8 +32,44 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.auth import second_factor_login
+from config.modes import is_mode_scoped, livemode_scope, scope_to_mode
 
 RECOVERY_CODE_COUNT = 10
+# The console's "Test data" switch: a session flag; while on, staff see and change test-mode objects only.
+TEST_DATA_SESSION_KEY = "tarif_test_data"
+
+
+def console_livemode(request: HttpRequest) -> bool:
+    """The mode the staff member is looking at: live unless the "Test data" switch is on."""
+    session = getattr(request, "session", None)
+    return not (session is not None and session.get(TEST_DATA_SESSION_KEY, False))
+
+
+def _scope_model_admin(model_admin: admin.ModelAdmin) -> None:
+    """Changelists, change forms, deletes and autocompletes of a mode-carrying model see the
+    console's current mode only (another mode's object is "not found")."""
+    original = model_admin.get_queryset
+
+    def get_queryset(request: HttpRequest) -> Any:
+        return scope_to_mode(original(request), livemode=console_livemode(request))
+
+    model_admin.get_queryset = get_queryset  # type: ignore[method-assign]
+
+
+def _scope_model_admin_choices(model_admin: admin.ModelAdmin) -> None:
+    """Select boxes of a console form offer the current mode's objects only (a test price
+    for a test product, a test customer's coupon...)."""
+    for hook in ("formfield_for_foreignkey", "formfield_for_manytomany"):
+        original = getattr(model_admin, hook)
+
+        def scoped(db_field: Any, request: HttpRequest, _original: Any = original, **kwargs: Any) -> Any:
+            field = _original(db_field, request, **kwargs)
+            queryset = getattr(field, "queryset", None)
+            if queryset is not None and is_mode_scoped(queryset.model):
+                field.queryset = scope_to_mode(queryset, livemode=console_livemode(request))
+            return field
+
+        setattr(model_admin, hook, scoped)
 
 
 def method_decorator_never_cache(view: Any) -> Any:
@@ -74,6 +111,48 @@ class TarifAdminSite(admin.AdminSite):
         user = request.user
         return bool(user.is_active and user.is_staff and _is_verified(user))
 
+    # -- live / test mode -----------------------------------------------------------------
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        super().register(model_or_iterable, admin_class, **options)
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
+        for model in models:
+            _scope_model_admin_choices(self._registry[model])
+            if is_mode_scoped(model):
+                _scope_model_admin(self._registry[model])
+
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def in_console_mode(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            # Services called from the console (creating a customer, a product...) take its mode.
+            with livemode_scope(console_livemode(request)):
+                return inner(request, *args, **kwargs)
+
+        return in_console_mode
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["test_data"] = not console_livemode(request)
+        if self.has_permission(request):
+            context["test_data_url"] = reverse("admin:test_data", current_app=self.name)
+        return context
+
+    def test_data_view(self, request: HttpRequest) -> HttpResponse:
+        """The "Test data" switch (POST test_data=on/off), back to `next` (or the index)."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        request.session[TEST_DATA_SESSION_KEY] = request.POST.get("test_data") == "on"
+        candidate = request.POST.get("next", "")
+        if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}):
+            # A change page of the other mode's object would be "not found": go to its list instead.
+            target = candidate.split("?")[0]
+            if target.rstrip("/").endswith("/change"):
+                target = target.rstrip("/").rsplit("/", 2)[0] + "/"
+            return HttpResponseRedirect(target)
+        return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+
     def _password_ok_but_unverified(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_authenticated and user.is_active and user.is_staff and not _is_verified(user))
@@ -112,6 +191,7 @@ class TarifAdminSite(admin.AdminSite):
         urls = [
             path("otp/verify/", self.otp_verify_view, name="otp_verify"),
             path("otp/enrol/", self.otp_enrol_view, name="otp_enrol"),
+            path("test-data/", self.admin_view(self.test_data_view), name="test_data"),
         ]
         return urls + super().get_urls()
 

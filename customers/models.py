@@ -10,6 +10,7 @@ from django_countries.fields import CountryField
 from stdnum.fr import siren as siren_number
 
 from billing.money import CurrencyError, validate_currency
+from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 
 
@@ -84,6 +85,13 @@ class Customer(models.Model):
         related_name="customers",
         verbose_name=_("test clock"),
         help_text=_("A test customer lives at this clock's time."),
+    )
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
     )
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

@@ -16,6 +16,6 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = ("id", "object", *CUSTOMER_EDITABLE_FIELDS, "created_at", "updated_at")
+        fields = ("id", "object", *CUSTOMER_EDITABLE_FIELDS, "livemode", "created_at", "updated_at")
         read_only_fields = ("created_at", "updated_at")
         extra_kwargs = {"tax_id": {"help_text": "VAT number (encrypted at rest)."}}

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from config.modes import default_livemode
 from customers.models import Customer, CustomerUser
 
 
@@ -91,15 +92,38 @@ def _customer_event(customer: Customer, type: str, changed: list[str], acting_us
     )
 
 
-def customer_create(*, data: dict, acting_user: object = None) -> Customer:
+def _test_clock_check(customer: Customer, test_clock: object) -> None:
+    """Only test-mode customers live on a test clock."""
+    if test_clock is not None and customer.livemode:
+        raise ValidationError(
+            {"test_clock": _("Only a test-mode customer can be attached to a test clock.")}, code="livemode_mismatch"
+        )
+
+
+def customer_has_billing_history(customer: Customer) -> bool:
+    """Invoices, payments or payment methods: what ties a customer to the time it lives at."""
+    return (
+        customer.invoices.exists()
+        or customer.payments.exists()
+        or customer.payment_methods.exists()
+        or customer.subscriptions.exists()
+    )
+
+
+def customer_create(*, data: dict, acting_user: object = None, livemode: bool | None = None) -> Customer:
     """A new customer from `data` (the editable fields); model validation errors are raised as they are.
 
-    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
+    The customer is in `livemode` (default: the mode of the running request -- a sandbox API
+    key, the console's "Test data" switch -- else live). Only a test-mode customer may start
+    on a test clock. Validation runs before the transaction opens, so a refusal leaves the
+    caller's transaction usable.
     """
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
     customer = Customer(**data)
+    customer.livemode = default_livemode() if livemode is None else livemode
+    _test_clock_check(customer, customer.test_clock)
     customer.full_clean()
     with transaction.atomic(savepoint=False):
         customer.save()
@@ -108,9 +132,27 @@ def customer_create(*, data: dict, acting_user: object = None) -> Customer:
 
 
 def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
+    """Change a customer's editable fields. A test clock attaches only to a test-mode customer,
+    and a customer with a billing history (subscriptions, invoices, payments, payment methods)
+    never moves onto or off a test clock: its documents belong to the time they were made at."""
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
+    if "test_clock" in data:
+        new_clock = data["test_clock"]
+        new_clock_id = getattr(new_clock, "pk", new_clock)
+        if new_clock_id != customer.test_clock_id:
+            _test_clock_check(customer, new_clock)
+            if customer_has_billing_history(customer):
+                raise ValidationError(
+                    {
+                        "test_clock": _(
+                            "This customer has subscriptions, invoices, payments or payment methods: "
+                            "it can no longer move onto or off a test clock."
+                        )
+                    },
+                    code="test_clock_locked",
+                )
     if "currency" in data and data["currency"] != customer.currency and customer.subscriptions.exists():
         raise ValidationError(
             {"currency": _("This customer has subscriptions: its currency can no longer change.")},

@@ -24,6 +24,7 @@ from config.api.filters import UtcDateTimeFilter
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
+from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import (
@@ -181,7 +182,7 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
             pk = pk_from_public_id(raw, model=Subscription)
         except InvalidPublicId as error:
             raise ApiError(f"subscription: {error}", code="invalid_id", status_code=400, field="subscription") from None
-        subscription = Subscription.objects.filter(pk=pk).first()
+        subscription = scope_to_mode(Subscription.objects.filter(pk=pk)).first()
         if subscription is None:
             raise ApiError(
                 f"No such subscription: {raw}.", code="resource_missing", status_code=404, field="subscription"

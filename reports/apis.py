@@ -6,6 +6,7 @@ a signed-in user needs `reports.view_dashboards` (Finance, Read-only), like the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -19,6 +20,7 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import ApiError
 from config.models import ApiKey
+from customers.models import Customer
 from reports.exports import to_json
 from reports.filters import ReportFilterForm
 from reports.registry import REPORTS
@@ -36,6 +38,15 @@ class CanViewReports(BasePermission):
         if user is not None and user.is_authenticated:
             return bool(user.has_perm("reports.view_dashboards"))
         return request.auth is not None
+
+
+def _viewer_livemode(request: Request) -> bool:
+    """A sandbox key sees test-mode figures, staff those of the console's current mode."""
+    if isinstance(request.auth, ApiKey):
+        return request.auth.mode != ApiKey.Mode.TEST
+    from config.admin_site import console_livemode
+
+    return console_livemode(request._request)
 
 
 class ReportListApi(APIView):
@@ -94,7 +105,15 @@ class ReportApi(APIView):
         form = ReportFilterForm(request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError({field: list(messages) for field, messages in form.errors.items()})
-        filters = form.filters()
+        filters = replace(form.filters(), livemode=_viewer_livemode(request))
+        if filters.customer and not Customer.objects.filter(pk=filters.customer, livemode=filters.livemode).exists():
+            # Another mode's customer does not exist for this viewer.
+            raise ApiError(
+                _("No such customer: %(id)s.") % {"id": filters.customer},
+                code="resource_missing",
+                status_code=404,
+                field="customer",
+            )
         if report.needs_customer and not filters.customer:
             detail = _("This report needs a customer (customer=<id>).")
             raise ApiError(detail, code="validation_error", status_code=400, field="customer")

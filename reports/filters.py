@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
 from billing import clock
+from config.modes import default_livemode
 
 MAX_MONTHS = 120
 
@@ -29,6 +30,8 @@ class ReportFilters:
     country: str | None = None
     customer: int | None = None  # the customer timeline needs one
     min_changes: int = 1  # plan-change history: customers with at least this many changes
+    # Live data only, unless the viewer is in test mode (a sandbox key, the console's "Test data").
+    livemode: bool = field(default_factory=default_livemode)
 
     @property
     def month_count(self) -> int:

@@ -79,9 +79,17 @@ def _price_factors_cte() -> str | None:
     return f"factors(price_id, num, den) AS (VALUES {', '.join(rows)})"
 
 
+# Reports count one mode: live data unless the viewer is in test mode (ReportFilters.livemode).
+# The clause excludes the other mode's customers (a short list in production: the test ones).
+TEST_MODE_CUSTOMERS_SQL = "SELECT id FROM customers_customer WHERE livemode = %s"
+
+
 def _invoice_where(filters: ReportFilters, *, invoice: str = "i", line: str | None = "l") -> tuple[str, list[Any]]:
-    clauses = [f"{invoice}.status IN ({', '.join(repr(status) for status in BILLED_STATUSES)})"]
-    params: list[Any] = []
+    clauses = [
+        f"{invoice}.status IN ({', '.join(repr(status) for status in BILLED_STATUSES)})",
+        f"{invoice}.customer_id NOT IN ({TEST_MODE_CUSTOMERS_SQL})",
+    ]
+    params: list[Any] = [not filters.livemode]
     if filters.brand:
         clauses.append(f"{invoice}.brand_id = %s")
         params.append(filters.brand)
@@ -140,7 +148,8 @@ class MrrMonth:
 
 
 def _summary_where(filters: ReportFilters) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = [f"c.customer_id NOT IN ({TEST_MODE_CUSTOMERS_SQL})"]
+    params: list[Any] = [not filters.livemode]
     if filters.brand:
         clauses.append("c.brand_id = %s")
         params.append(filters.brand)
@@ -630,7 +639,7 @@ class AgingRow:
 
 
 def _invoices(filters: ReportFilters) -> QuerySet[Invoice]:
-    invoices = Invoice.objects.all()
+    invoices = Invoice.objects.filter(customer__livemode=filters.livemode)
     if filters.brand:
         invoices = invoices.filter(brand_id=filters.brand)
     if filters.currency:
@@ -775,7 +784,9 @@ def invoices_by_status(*, filters: ReportFilters) -> list[StatusRow]:
 
 def _payments(filters: ReportFilters) -> QuerySet[Payment]:
     payments = Payment.objects.filter(
-        attempted_at__gte=month_start(filters.start), attempted_at__lt=month_start(add_months(filters.end, 1))
+        customer__livemode=filters.livemode,
+        attempted_at__gte=month_start(filters.start),
+        attempted_at__lt=month_start(add_months(filters.end, 1)),
     )
     if filters.brand:
         payments = payments.filter(invoice__brand_id=filters.brand)

@@ -11,13 +11,24 @@ STRIPE = "stripe"
 MANUAL = "manual"  # bank transfer, cheque, cash: nothing to call
 
 
-def default_gateway_name() -> str:
+def default_gateway_name(*, livemode: bool = True) -> str:
     """Stripe when STRIPE_SECRET_KEY is set, else the sandbox (the embedded default);
-    TARIF_PAYMENT_GATEWAY overrides (config/settings/payments.py)."""
-    return getattr(settings, "TARIF_PAYMENT_GATEWAY", SANDBOX)
+    TARIF_PAYMENT_GATEWAY overrides (config/settings/payments.py).
+
+    Test-mode data (sandbox API keys, test clocks) uses Stripe only with a Stripe test key
+    (STRIPE_TEST_SECRET_KEY, or a STRIPE_SECRET_KEY that is itself `sk_test_…`), else the sandbox:
+    test-mode money never reaches a live account.
+    """
+    name = getattr(settings, "TARIF_PAYMENT_GATEWAY", SANDBOX)
+    if livemode or name != STRIPE:
+        return name
+    from billing.payments.stripe import stripe_test_key
+
+    return STRIPE if stripe_test_key() else SANDBOX
 
 
-def gateway_for(name: str) -> Gateway:
+def gateway_for(name: str, *, livemode: bool = True) -> Gateway:
+    """The gateway `name` for data of one mode (Stripe with its test key for test-mode data)."""
     if name == SANDBOX:
         from billing.payments.sandbox import SandboxGateway
 
@@ -25,5 +36,5 @@ def gateway_for(name: str) -> Gateway:
     if name == STRIPE:
         from billing.payments.stripe import StripeGateway
 
-        return StripeGateway()
+        return StripeGateway(livemode=livemode)
     raise GatewayError(f"No payment gateway called {name!r} is configured.")

@@ -81,17 +81,41 @@ def _id(value: Any) -> str:
     return str(value or "")
 
 
-def api_key() -> str:
-    key = getattr(settings, "STRIPE_SECRET_KEY", "")
+TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+
+
+def stripe_test_key() -> str:
+    """Stripe's test-mode key for test-mode data: STRIPE_TEST_SECRET_KEY, else STRIPE_SECRET_KEY
+    when that is itself a test key; "" when there is none (test mode then uses the sandbox)."""
+    key = getattr(settings, "STRIPE_TEST_SECRET_KEY", "")
+    if key:
+        return key
+    main = getattr(settings, "STRIPE_SECRET_KEY", "")
+    return main if main.startswith(TEST_KEY_PREFIXES) else ""
+
+
+def api_key(*, livemode: bool = True) -> str:
+    """The key for one mode. Test-mode data never gets a live key, even misconfigured: test-mode
+    money must never reach the live account (checked here, at every client the gateway builds)."""
+    if livemode:
+        key = getattr(settings, "STRIPE_SECRET_KEY", "")
+        if not key:
+            raise GatewayError("Stripe is not configured: set STRIPE_SECRET_KEY.")
+        return key
+    key = stripe_test_key()
     if not key:
-        raise GatewayError("Stripe is not configured: set STRIPE_SECRET_KEY.")
+        raise GatewayError("Stripe has no test key (STRIPE_TEST_SECRET_KEY): test-mode data uses the sandbox.")
+    if not key.startswith(TEST_KEY_PREFIXES):
+        raise GatewayError("Refused: test-mode data is never sent with a live Stripe key.")
     return key
 
 
-def client() -> stripe.StripeClient:
-    """A StripeClient for the configured key, pointed at STRIPE_API_HOST when set (localstripe)."""
+def client(*, livemode: bool = True) -> stripe.StripeClient:
+    """A StripeClient for the mode's key, pointed at STRIPE_API_HOST when set (localstripe)."""
     host = getattr(settings, "STRIPE_API_HOST", "")
-    return stripe.StripeClient(api_key(), base_addresses={"api": host} if host else {}, max_network_retries=2)
+    return stripe.StripeClient(
+        api_key(livemode=livemode), base_addresses={"api": host} if host else {}, max_network_retries=2
+    )
 
 
 def payment_method_details(payment_method: Mapping[str, Any]) -> PaymentMethodDetails:
@@ -169,13 +193,14 @@ def charge_result(intent: Mapping[str, Any], error: stripe.StripeError | None = 
     )
 
 
-def _mirror(model_name: str, data: Mapping[str, Any], *, required: bool = False) -> Any:
+def _mirror(model_name: str, data: Mapping[str, Any], *, required: bool = False, livemode: bool = True) -> Any:
     """Sync a Stripe object into dj-stripe's table. Only the pre-confirmation mirror of a
     PaymentIntent is `required` (it is the crash-safety record); others are best effort."""
     from djstripe import models as djstripe_models
 
     try:
-        return getattr(djstripe_models, model_name).sync_from_stripe_data(dict(data), api_key=api_key())
+        model = getattr(djstripe_models, model_name)
+        return model.sync_from_stripe_data(dict(data), api_key=api_key(livemode=livemode))
     except Exception:
         if required:
             raise
@@ -197,7 +222,21 @@ def signed_timestamp(header: str) -> int:
 
 
 class StripeGateway:
+    """One gateway object per mode: `livemode=False` talks to Stripe with the test key only."""
+
     name = NAME
+
+    def __init__(self, *, livemode: bool = True) -> None:
+        self.livemode = livemode
+
+    def secret_key(self) -> str:
+        return api_key(livemode=self.livemode)
+
+    def _client(self) -> stripe.StripeClient:
+        return client(livemode=self.livemode)
+
+    def _live_key(self) -> bool:
+        return self.secret_key().startswith("sk_live_") or self.secret_key().startswith("rk_live_")
 
     # --- customers ---------------------------------------------------------------------
 
@@ -205,7 +244,7 @@ class StripeGateway:
         """The Stripe customer of a Tarif customer if it has one already ("" if not)."""
         from djstripe.models import Customer as StripeCustomer
 
-        live = bool(getattr(settings, "STRIPE_LIVE_MODE", False))
+        live = self._live_key()
         existing = StripeCustomer.objects.filter(subscriber_id=int(customer_reference), livemode=live).first()
         return existing.id if existing is not None else ""
 
@@ -218,7 +257,7 @@ class StripeGateway:
             return existing
         customer = Customer.objects.get(pk=int(customer_reference))
         try:
-            created = client().v1.customers.create(
+            created = self._client().v1.customers.create(
                 params={
                     "email": customer.email,
                     "name": customer.legal_name or customer.email,
@@ -228,7 +267,7 @@ class StripeGateway:
             )
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
-        mirrored = _mirror("Customer", _plain(created), required=True)
+        mirrored = _mirror("Customer", _plain(created), required=True, livemode=self.livemode)
         mirrored.subscriber = customer
         mirrored.save(update_fields=["subscriber"])
         return created.id
@@ -249,7 +288,7 @@ class StripeGateway:
         `source` is `{"payment_method": "pm_..."}` (created by Stripe.js or a SetupIntent)
         or, with test keys only, a raw test card `{"card": {...}}` or `{"iban": ...}`.
         """
-        api = client().v1
+        api = self._client().v1
         customer_id = self.customer_id(customer_reference=customer_reference)
         try:
             if source.get("payment_method"):
@@ -265,11 +304,11 @@ class StripeGateway:
             raise GatewayError(_error_message(error)) from error
         data = _plain(payment_method)
         details = payment_method_details(data)
-        _mirror("PaymentMethod", data)
+        _mirror("PaymentMethod", data, livemode=self.livemode)
         return details
 
     def _raw_params(self, source: Mapping[str, Any]) -> dict[str, Any]:
-        if getattr(settings, "STRIPE_LIVE_MODE", False):
+        if self._live_key():
             raise GatewayError("With live keys, card and bank details are collected by Stripe.js, never by Tarif.")
         if "iban" in source:
             return {
@@ -293,18 +332,18 @@ class StripeGateway:
 
     def detach_payment_method(self, *, token: str) -> None:
         try:
-            detached = client().v1.payment_methods.detach(token)
+            detached = self._client().v1.payment_methods.detach(token)
         except stripe.InvalidRequestError as error:
             # Already detached (or removed at Stripe): the outcome Tarif wants.
             logger.info("Stripe payment method %s was not attached: %s", token, error.user_message)
             return
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
-        _mirror("PaymentMethod", _plain(detached))
+        _mirror("PaymentMethod", _plain(detached), livemode=self.livemode)
 
     def payment_method_retrieve(self, *, token: str) -> PaymentMethodDetails:
         try:
-            payment_method = client().v1.payment_methods.retrieve(token)
+            payment_method = self._client().v1.payment_methods.retrieve(token)
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         return payment_method_details(_plain(payment_method))
@@ -317,7 +356,7 @@ class StripeGateway:
         """Create a SetupIntent; its client secret goes to Stripe.js, which collects the card."""
         customer_id = self.customer_id(customer_reference=customer_reference)
         try:
-            intent = client().v1.setup_intents.create(
+            intent = self._client().v1.setup_intents.create(
                 params={
                     "customer": customer_id,
                     "usage": "off_session",
@@ -327,12 +366,12 @@ class StripeGateway:
             )
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
-        _mirror("SetupIntent", _plain(intent))
+        _mirror("SetupIntent", _plain(intent), livemode=self.livemode)
         return SetupIntentHandle(reference=intent.id, client_secret=intent.client_secret or "", status=intent.status)
 
     def setup_complete(self, *, customer_reference: str, setup_reference: str) -> PaymentMethodDetails:
         """The payment method a succeeded SetupIntent saved, attached to the customer."""
-        api = client().v1
+        api = self._client().v1
         customer_id = self.customer_id(customer_reference=customer_reference)
         try:
             intent = api.setup_intents.retrieve(setup_reference)
@@ -342,7 +381,7 @@ class StripeGateway:
             raise GatewayError("This setup belongs to another customer.")
         if intent.status != "succeeded":
             raise GatewayError(f"The setup is not complete (status {intent.status}).")
-        _mirror("SetupIntent", _plain(intent))
+        _mirror("SetupIntent", _plain(intent), livemode=self.livemode)
         details = self.attach_payment_method(
             customer_reference=customer_reference, source={"payment_method": _id(intent.get("payment_method"))}
         )
@@ -384,7 +423,7 @@ class StripeGateway:
         customer_id = self.customer_id(customer_reference=customer_reference)
         separator = "&" if "?" in return_url else "?"
         try:
-            session = client().v1.checkout.sessions.create(
+            session = self._client().v1.checkout.sessions.create(
                 params={
                     "mode": "setup",
                     "customer": customer_id,
@@ -409,7 +448,7 @@ class StripeGateway:
             raise GatewayError("This is not a Checkout Session.")
         customer_id = self._known_customer_id(customer_reference=customer_reference)
         try:
-            session = client().v1.checkout.sessions.retrieve(session_id)
+            session = self._client().v1.checkout.sessions.retrieve(session_id)
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if not customer_id or _id(session.get("customer")) != customer_id:
@@ -429,7 +468,7 @@ class StripeGateway:
         mirrored = PaymentIntent.objects.filter(**{f"stripe_data__metadata__{KEY_METADATA}": idempotency_key}).first()
         if mirrored is None:
             return None
-        return _plain(client().v1.payment_intents.retrieve(mirrored.id))
+        return _plain(self._client().v1.payment_intents.retrieve(mirrored.id))
 
     def _payment_method_type(self, token: str) -> str:
         from djstripe.models import PaymentMethod
@@ -437,7 +476,7 @@ class StripeGateway:
         mirrored = PaymentMethod.objects.filter(id=token).first()
         if mirrored is not None and mirrored.stripe_data.get("type"):
             return str(mirrored.stripe_data["type"])
-        return str(client().v1.payment_methods.retrieve(token).type)
+        return str(self._client().v1.payment_methods.retrieve(token).type)
 
     def charge(
         self,
@@ -450,7 +489,7 @@ class StripeGateway:
         description: str = "",
     ) -> ChargeResult:
         """An off-session PaymentIntent; same key, same intent and same result."""
-        api = client().v1
+        api = self._client().v1
         try:
             intent = self._intent_for_key(idempotency_key)
             if intent is None:
@@ -468,7 +507,7 @@ class StripeGateway:
                 )
                 intent = _plain(created)
                 # The durable record of key -> intent, before any money can move.
-                _mirror("PaymentIntent", intent, required=True)
+                _mirror("PaymentIntent", intent, required=True, livemode=self.livemode)
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if (int(intent["amount"]), str(intent["currency"]).upper()) != (amount, currency.upper()):
@@ -494,11 +533,11 @@ class StripeGateway:
             raise GatewayError(_error_message(refused)) from refused
         except stripe.StripeError as unknown:  # network, 5xx, rate limit: it may have gone through
             raise GatewayUnavailable(_error_message(unknown)) from unknown
-        _mirror("PaymentIntent", intent)
+        _mirror("PaymentIntent", intent, livemode=self.livemode)
         return charge_result(intent, error)
 
     def refund(self, *, charge_reference: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
-        api = client().v1
+        api = self._client().v1
         try:
             existing = api.refunds.list(params={"payment_intent": charge_reference, "limit": 100})
             refund = next(
@@ -593,4 +632,4 @@ class StripeGateway:
             "setup_intent": "SetupIntent",
         }.get(str(obj.get("object")))
         if model is not None:
-            _mirror(model, obj)
+            _mirror(model, obj, livemode=self.livemode)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from billing.cycles import CycleSpec
 from billing.models import Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
+from config.modes import default_livemode
 
 # Fields that define what a customer pays; frozen once the price is used.
 PRICE_TERMS = (
@@ -92,8 +93,10 @@ def price_update(*, price: Price, changes: dict) -> Price:
 # Validation runs before the transaction opens: a refusal leaves the caller's transaction usable.
 
 
-def product_create(*, data: dict) -> Product:
+def product_create(*, data: dict, livemode: bool | None = None) -> Product:
+    """A new product, in `livemode` (default: the mode of the running request, else live)."""
     product = Product(**data)
+    product.livemode = default_livemode() if livemode is None else livemode
     product.full_clean()
     with transaction.atomic(savepoint=False):
         product.save()
@@ -110,8 +113,11 @@ def product_update(*, product: Product, changes: dict) -> Product:
 
 
 def price_create(*, data: dict) -> Price:
-    """A new price; `clean()` checks the cycle, the scheme's amounts or tiers, and the meter."""
+    """A new price, in its product's mode; `clean()` checks the cycle, the scheme's amounts or
+    tiers, and the meter."""
     price = Price(**data)
+    if price.product_id is not None:
+        price.livemode = price.product.livemode
     price.full_clean()
     with transaction.atomic(savepoint=False):
         price.save()

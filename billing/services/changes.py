@@ -50,6 +50,7 @@ from billing.services.coupons import (
     discounts_for_period,
     recurring_discounts,
 )
+from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     ItemSpec,
     SubscriptionError,
@@ -132,6 +133,7 @@ def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime
             code="proration_mode",
         )
     changeable_check(subscription)
+    modes_check(livemode=subscription.customer.livemode, objects=[spec.price for spec in items])
     start, end = subscription.current_period_start, subscription.current_period_end
     if not start <= at <= end:
         raise SubscriptionError(

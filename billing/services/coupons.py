@@ -33,6 +33,7 @@ from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, PromotionCode, Subscription
 from billing.money import Money
 from billing.selectors import product_key
+from config.modes import default_livemode
 from invoices.calculations import DiscountInput
 from invoices.types import DraftDiscount
 
@@ -234,7 +235,12 @@ def _promotion_code_validate(*, promotion_code: PromotionCode, customer: Any, at
 
 def promotion_code_resolve(*, code: str, customer: Any, at: datetime) -> PromotionCode:
     """The promotion code a customer typed, if it can be redeemed now (codes are case-insensitive)."""
-    promotion_code = PromotionCode.objects.select_related("coupon").filter(code__iexact=code.strip()).first()
+    # A code of the other mode does not exist for this customer (live and test never mix).
+    promotion_code = (
+        PromotionCode.objects.select_related("coupon")
+        .filter(code__iexact=code.strip(), livemode=customer.livemode)
+        .first()
+    )
     if promotion_code is None:
         raise _refuse(_("The code %(code)s does not exist.") % {"code": code.strip()}, "unknown")
     _promotion_code_validate(promotion_code=promotion_code, customer=customer, at=at)
@@ -288,12 +294,18 @@ def coupon_redeem(
     return locked
 
 
-def coupon_create(*, data: dict, applies_to: Iterable[Any] = ()) -> Coupon:
-    """A new coupon; `clean()` checks percent or amount (with its currency) and the duration.
+def coupon_create(*, data: dict, applies_to: Iterable[Any] = (), livemode: bool | None = None) -> Coupon:
+    """A new coupon, in `livemode` (default: the running request's, else live); `clean()` checks
+    percent or amount (with its currency) and the duration. Its products are of its mode.
 
     Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
     """
+    from billing.services.modes import modes_check
+
     coupon = Coupon(**data)
+    coupon.livemode = default_livemode() if livemode is None else livemode
+    applies_to = list(applies_to)
+    modes_check(livemode=coupon.livemode, objects=applies_to)
     coupon.full_clean()
     with transaction.atomic(savepoint=False):
         coupon.save()
@@ -303,7 +315,13 @@ def coupon_create(*, data: dict, applies_to: Iterable[Any] = ()) -> Coupon:
 
 
 def promotion_code_create(*, data: dict) -> PromotionCode:
+    """A new code for a coupon, in the coupon's mode (and its customer's, when it has one)."""
+    from billing.services.modes import modes_check
+
     code = PromotionCode(**data)
+    if code.coupon_id is not None:
+        code.livemode = code.coupon.livemode
+        modes_check(livemode=code.livemode, objects=[code.customer])
     code.full_clean()
     with transaction.atomic(savepoint=False):
         code.save()

@@ -17,6 +17,7 @@ from billing.events import event_record
 from billing.models import InvoiceItem, Price, Subscription
 from billing.money import CurrencyError, validate_currency
 from billing.services.catalog import price_amount_for
+from billing.services.modes import modes_check
 from billing.services.subscriptions import SubscriptionError, instant, invoice_issue, subscription_lock
 from billing.services.upcoming import pending_item_line
 from invoices.types import DraftInvoice
@@ -52,6 +53,7 @@ def invoice_item_create(
         raise InvoiceItemError(_("Give an amount or a price, not both."), code="amount_or_price")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise InvoiceItemError(_("The quantity is a whole number of at least 1."), code="invalid_quantity")
+    modes_check(livemode=customer.livemode, objects=[price, subscription])
     if subscription is not None:
         subscription = subscription_lock(subscription)
         if subscription.customer_id != customer.pk:

@@ -80,7 +80,7 @@ def payment_method_attach(
     if kind in (PaymentMethod.Kind.BANK_TRANSFER, PaymentMethod.Kind.MANUAL):
         fields: dict[str, Any] = {"kind": kind, "gateway": MANUAL}
     else:
-        gateway = gateway_for(default_gateway_name())
+        gateway = gateway_for(default_gateway_name(livemode=customer.livemode), livemode=customer.livemode)
         details = gateway.attach_payment_method(customer_reference=str(customer.pk), source=source)
         fields = _method_fields(gateway.name, details)
     return _method_store(customer=customer, fields=fields, make_default=make_default, acting_user=acting_user)
@@ -151,7 +151,7 @@ def payment_method_setup_start(
 ) -> SetupSession:
     """Open the gateway's hosted page where the customer adds a card or signs a SEPA mandate
     (never a card field of ours). GatewayError if the gateway's page does not take that type."""
-    gateway = gateway_for(default_gateway_name())
+    gateway = gateway_for(default_gateway_name(livemode=customer.livemode), livemode=customer.livemode)
     return gateway.start_setup_session(
         customer_reference=str(customer.pk),
         return_url=return_url,
@@ -165,7 +165,7 @@ def payment_method_setup_complete(
 ) -> PaymentMethod:
     """Store the method the customer entered on the hosted page. Completing a session twice
     (a reloaded return page) returns the method stored the first time."""
-    gateway = gateway_for(default_gateway_name())
+    gateway = gateway_for(default_gateway_name(livemode=customer.livemode), livemode=customer.livemode)
     details = gateway.complete_setup_session(session_id=session_id, customer_reference=str(customer.pk))
     existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway.name, token=details.token).first()
     if existing is not None:
@@ -182,8 +182,8 @@ def payment_method_setup_complete(
     )
 
 
-def _setup_gateway(gateway_name: str | None) -> Any:
-    gateway = gateway_for(gateway_name or default_gateway_name())
+def _setup_gateway(gateway_name: str | None, *, livemode: bool = True) -> Any:
+    gateway = gateway_for(gateway_name or default_gateway_name(livemode=livemode), livemode=livemode)
     if not hasattr(gateway, "setup_start"):
         raise PaymentsError(f"The {gateway.name} gateway cannot save payment methods through a setup flow.")
     return gateway
@@ -194,7 +194,7 @@ def payment_method_setup_intent_start(
 ) -> SetupIntentHandle:
     """Start saving a payment method (a Stripe SetupIntent): give `client_secret` to Stripe.js,
     then call `payment_method_setup_intent_complete` with `reference` once the browser confirmed it."""
-    gateway = _setup_gateway(gateway_name)
+    gateway = _setup_gateway(gateway_name, livemode=customer.livemode)
     try:
         return gateway.setup_start(customer_reference=str(customer.pk), payment_method_types=payment_method_types)
     except GatewayError as error:
@@ -214,7 +214,7 @@ def payment_method_setup_intent_complete(
     Also reached from the `setup_intent.succeeded` webhook, so the method is saved even if
     the customer's browser never came back.
     """
-    gateway = _setup_gateway(gateway_name)
+    gateway = _setup_gateway(gateway_name, livemode=customer.livemode)
     try:
         details = gateway.setup_complete(customer_reference=str(customer.pk), setup_reference=setup_reference)
     except GatewayError as error:
@@ -261,7 +261,8 @@ def payment_method_detach(
 ) -> PaymentMethod:
     """Deactivate a method; `at_gateway=False` when the gateway detached it already (its webhook)."""
     if payment_method.token and at_gateway:
-        gateway_for(payment_method.gateway).detach_payment_method(token=payment_method.token)
+        gateway = gateway_for(payment_method.gateway, livemode=payment_method.customer.livemode)
+        gateway.detach_payment_method(token=payment_method.token)
     with transaction.atomic():
         at = clock.now(customer=payment_method.customer)
         PaymentMethod.objects.filter(pk=payment_method.pk).update(active=False, is_default=False, detached_at=at)
@@ -401,7 +402,7 @@ def invoice_collect(
                 _after_failure(invoice=locked, payment=attempt, at=at, scheduled_retry=scheduled_retry)
                 return attempt
     try:
-        result = gateway_for(attempt.gateway).charge(
+        result = gateway_for(attempt.gateway, livemode=attempt.customer.livemode).charge(
             token=attempt.payment_method.token,
             amount=attempt.amount,
             currency=attempt.currency,

@@ -346,7 +346,7 @@ def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
     reference = refund.gateway_reference
     if payment.gateway != MANUAL and not reference:
         try:
-            result = gateway_for(payment.gateway).refund(
+            result = gateway_for(payment.gateway, livemode=payment.customer.livemode).refund(
                 charge_reference=payment.gateway_reference,
                 amount=refund.amount,
                 currency=refund.currency,

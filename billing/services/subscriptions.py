@@ -319,6 +319,9 @@ def subscription_create(
     anchor) with the discount; with one it is a zero invoice for the trial.
     `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
     """
+    from billing.services.modes import modes_check
+
+    modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)
     tz = customer.timezone
@@ -988,9 +991,12 @@ def subscription_schedule_change(
     A change of billing cycle can only be scheduled at the end of the current period,
     where the new cycle's first period starts (anchored there).
     """
+    from billing.services.modes import modes_check
+
     locked = subscription_lock(subscription)
     now = instant(at=None, customer=locked.customer)
     changeable_check(locked)
+    modes_check(livemode=locked.customer.livemode, objects=[spec.price for spec in items])
     before = subscription_items_snapshot(subscription=locked)
     validated = items_validate(
         items=items, allow_one_time=False, kept_price_ids=frozenset(item.price.pk for item in before)

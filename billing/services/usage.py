@@ -26,6 +26,7 @@ from billing.events import EventRow, events_record_bulk
 from billing.models import Meter, Price, UsageEvent
 from billing.money import round_fraction
 from billing.services.catalog import price_amount_for
+from config.modes import scope_to_mode
 from customers.models import Customer
 
 MAX_BATCH_SIZE = 1000
@@ -113,7 +114,10 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
             code="batch_too_large",
         )
     meters = {meter.key: meter for meter in Meter.objects.filter(key__in={event.meter_key for event in events})}
-    customers = Customer.objects.select_related("test_clock").in_bulk({event.customer_id for event in events})
+    # Through the API, a customer of the other mode is unknown (scoped to the calling key's mode).
+    customers = scope_to_mode(Customer.objects.select_related("test_clock")).in_bulk(
+        {event.customer_id for event in events}
+    )
     errors: list[UsageEventError] = []
     candidates: list[tuple[int, UsageEvent]] = []
 

@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
+from config.modes import default_livemode
 
 SIGNATURE_HEADER = "Tarif-Signature"
 WEBHOOK_RETRY_WINDOW = timedelta(days=3)
@@ -97,14 +98,18 @@ def webhook_url_check(*, url: str) -> None:
         raise WebhookTargetRefused(str(error)) from error
 
 
-def webhook_endpoint_create(*, url: str, enabled_events: list[str], description: str = "") -> WebhookEndpoint:
-    """A new endpoint; it receives events recorded from now on (not the history)."""
+def webhook_endpoint_create(
+    *, url: str, enabled_events: list[str], description: str = "", livemode: bool | None = None
+) -> WebhookEndpoint:
+    """A new endpoint; it receives events recorded from now on (not the history), of its own
+    mode only (`livemode`, default: the running request's, else live)."""
     webhook_url_check(url=url)
     endpoint = WebhookEndpoint(
         url=url,
         description=description,
         enabled_events=_check_event_types(enabled_events),
         secret=webhook_secret_generate(),
+        livemode=default_livemode() if livemode is None else livemode,
     )
     endpoint.full_clean(exclude=["secret"])
     with transaction.atomic(savepoint=False):
@@ -157,6 +162,8 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
                 DomainEvent.objects.filter(
                     Q(pk__gt=endpoint.last_event_id) | Q(created_at__gte=now - FAN_OUT_LOOKBACK),
                     created_at__gte=endpoint.created_at,
+                    # Test-mode events go to test-mode endpoints only, and live to live.
+                    livemode=endpoint.livemode,
                 )
                 .exclude(Exists(WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, event_id=OuterRef("pk"))))
                 .order_by("pk")

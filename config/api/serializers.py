@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.ids import InvalidPublicId, pk_from_public_id, prefix_for, public_id
+from config.modes import is_mode_scoped, scope_to_mode
 
 # ISO 4217 codes are three upper-case letters; the currency validators of the models say which exist.
 CURRENCY_FIELD_KWARGS = {"min_length": 3, "max_length": 3, "help_text": "ISO 4217 code, e.g. EUR."}
@@ -33,7 +34,10 @@ class PublicIdField(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.STR)
 class PublicIdRelatedField(serializers.RelatedField):
-    """A reference to another object by its public id; unknown or mistyped ids are field errors."""
+    """A reference to another object by its public id; unknown or mistyped ids are field errors.
+
+    Only objects of the request's mode are found: another mode's id is "no such object".
+    """
 
     default_error_messages = {
         "does_not_exist": _("No such object: %(value)s."),
@@ -57,8 +61,11 @@ class PublicIdRelatedField(serializers.RelatedField):
             raise serializers.ValidationError(
                 self.error_messages["invalid"] % {"reason": error}, code="invalid_id"
             ) from None
+        queryset = self.get_queryset()
+        if is_mode_scoped(queryset.model):
+            queryset = scope_to_mode(queryset)
         try:
-            return self.get_queryset().get(pk=pk)
+            return queryset.get(pk=pk)
         except model.DoesNotExist:
             raise serializers.ValidationError(
                 self.error_messages["does_not_exist"] % {"value": data}, code="resource_missing"

@@ -1,4 +1,5 @@
-"""The base every API view builds on: auth/permissions/throttle from settings, idempotency, audit hook."""
+"""The base every API view builds on: auth/permissions/throttle from settings, idempotency, audit hook,
+and the mode of the calling key (a sandbox key sees and changes test-mode objects only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from rest_framework.permissions import SAFE_METHODS
 from config.api.audit import api_write_succeeded
 from config.api.authentication import request_api_key
 from config.api.idempotency import IdempotencyReplay, idempotency_begin, idempotency_finish, request_fingerprint
+from config.modes import is_mode_scoped, reset_livemode, scope_to_mode, set_livemode
+
+
+def request_livemode(request: Any) -> bool:
+    """The mode of an API request: test for a sandbox key (`tk_test_…`), live otherwise."""
+    from config.models import ApiKey
+
+    api_key = request_api_key(request)
+    return not (api_key is not None and api_key.mode == ApiKey.Mode.TEST)
 
 
 class ApiViewMixin:
@@ -17,9 +27,19 @@ class ApiViewMixin:
 
     _idempotency_record = None
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The mode set in initial() lasts for this request only, whatever happens.
+        token = set_livemode(None)
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            reset_livemode(token)
+
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         self._idempotency_record = None
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        # Authentication ran: from here on every queryset and reference is scoped to the key's mode.
+        set_livemode(request_livemode(request))
         key = request.headers.get("Idempotency-Key")
         api_key = request_api_key(request)
         if request.method == "POST" and key is not None and api_key is not None:
@@ -48,6 +68,16 @@ class ApiViewMixin:
         return response
 
 
+class ModeScopedMixin:
+    """Lists, lookups and filters see the calling key's mode only: another mode's id is a 404
+    (never a 403, which would tell that the object exists). The one place views are scoped."""
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        if is_mode_scoped(queryset.model):
+            queryset = scope_to_mode(queryset, livemode=request_livemode(self.request))  # type: ignore[attr-defined]
+        return super().filter_queryset(queryset)  # type: ignore[misc]
+
+
 class PublicIdLookupMixin:
     """`/customers/cus_42`: the URL carries the public id; a wrong prefix or unknown id is a 404."""
 
@@ -68,7 +98,7 @@ class PublicIdLookupMixin:
         return obj
 
 
-class ApiViewSet(PublicIdLookupMixin, ApiViewMixin, viewsets.GenericViewSet):
+class ApiViewSet(ModeScopedMixin, PublicIdLookupMixin, ApiViewMixin, viewsets.GenericViewSet):
     lookup_value_regex = "[a-z]+_[0-9]+"
 
 

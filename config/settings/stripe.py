@@ -10,6 +10,11 @@ from config.env import env
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+# Test-mode data (sandbox API keys, test clocks) is charged with this key only (sk_test_…);
+# without it, test-mode payments go to the built-in sandbox gateway (docs/payments.md).
+STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")
+if STRIPE_TEST_SECRET_KEY and not STRIPE_TEST_SECRET_KEY.startswith(("sk_test_", "rk_test_")):
+    raise ImproperlyConfigured("STRIPE_TEST_SECRET_KEY must be a Stripe test key (sk_test_…).")
 STRIPE_PUBLIC_KEY = STRIPE_PUBLISHABLE_KEY  # dj-stripe's name for it
 # The signing secret of the webhook endpoint registered at Stripe (whsec_...).
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

@@ -78,6 +78,7 @@ def portal_prices(*, subscription: Any) -> QuerySet:
         type=Price.Type.RECURRING,
         usage_type=Price.UsageType.LICENSED,
         currency=subscription.currency,
+        livemode=subscription.customer.livemode,
     )
     # JSON `false` compares unevenly across databases: read the flag in Python (few prices).
     offered = [

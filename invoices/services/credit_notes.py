@@ -53,7 +53,7 @@ from invoices.services.documents import (
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
-from invoices.services.numbering import number_sequence_reserve
+from invoices.services.numbering import customer_numbered_as_test, number_sequence_reserve
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
 from invoices.vat import LEGAL_MENTIONS
@@ -416,7 +416,7 @@ def credit_note_create(
         brand=brand,
         kind=NumberSequence.Kind.CREDIT_NOTE,
         at=at,
-        test_mode=invoice.customer.test_clock_id is not None,
+        test_mode=customer_numbered_as_test(invoice.customer),
     )
     credit_note = CreditNote(
         invoice=invoice,

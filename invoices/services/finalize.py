@@ -50,7 +50,7 @@ from invoices.services.documents import (
 )
 from invoices.services.drafts import InvoiceDraftError, invoice_build, invoice_fields, invoice_line_objects
 from invoices.services.drafts import tax_breakdown_rows as _tax_breakdown_rows
-from invoices.services.numbering import number_sequence_reserve, number_series_key
+from invoices.services.numbering import customer_numbered_as_test, number_sequence_reserve, number_series_key
 from invoices.services.pdf import documents_render_on_commit
 from invoices.services.tax import tax_decision_for
 from invoices.states import assert_invoice_transition
@@ -289,7 +289,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
     )
     # As late as possible: the sequence lock serializes the brand's finalizations until commit.
     [invoice.number] = number_sequence_reserve(
-        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=customer.test_clock_id is not None
+        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=customer_numbered_as_test(customer)
     )
     if amount_due == 0:
         assert_invoice_transition(invoice, Status.PAID)
@@ -456,7 +456,7 @@ def invoices_issue_bulk(
         )
 
     # Numbers: one reservation per series, handed out in issue order.
-    simulated = {customer.pk for customer in customers if customer.test_clock_id is not None}
+    simulated = {customer.pk for customer in customers if customer_numbered_as_test(customer)}
     series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
     for entry in pending:
         test_mode = entry.invoice.customer_id in simulated

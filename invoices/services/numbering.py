@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -40,9 +41,14 @@ class SeriesKey:
     month: int
 
 
-# Invoices of customers on a test clock are simulations: they get their own series
+# Invoices of test-mode customers (test clocks, sandbox keys) are simulations: their own series
 # (TEST-...) so the brand's legal series never holds them and stays gapless without them.
 TEST_PREFIX = "TEST-"
+
+
+def customer_numbered_as_test(customer: Any) -> bool:
+    """A test-mode customer's documents (and those of any customer on a test clock) are simulations."""
+    return not customer.livemode or customer.test_clock_id is not None
 
 
 def number_series_key(*, brand: Brand, kind: str, at: datetime, test_mode: bool = False) -> SeriesKey:

@@ -35,7 +35,7 @@ def test_test_clock_advance_bills_its_customers(sandbox_api, tax_rate, price_fac
         {"legal_name": "Test SAS", "email": "t@example.com", "country": "FR", "test_clock": clock["id"]},
         format="json",
     ).json()
-    price = price_factory(unit_amount=1000)
+    price = price_factory(unit_amount=1000, livemode=False, product__livemode=False)
     subscription = sandbox_api.post(
         "/api/v1/subscriptions",
         {"customer": customer["id"], "items": [{"price": f"price_{price.pk}"}], "collection_method": "send_invoice"},

@@ -115,8 +115,9 @@ def world(make_key, brand_factory, tax_rate, customer_factory, price_factory, mo
     brand_factory(is_default=True)
     _key, raw = make_key(mode="test")
     api = client_for(raw)
-    customer = customer_factory()
-    price = price_factory(unit_amount=2900)
+    # The key is a sandbox key: the objects it points at are test mode (live ones are "no such object").
+    customer = customer_factory(livemode=False)
+    price = price_factory(unit_amount=2900, livemode=False, product__livemode=False)
     subscription = api.post(
         "/api/v1/subscriptions",
         {
@@ -132,7 +133,7 @@ def world(make_key, brand_factory, tax_rate, customer_factory, price_factory, mo
     clock = api.post(
         "/api/v1/test_clocks", {"name": "hostile", "frozen_time": "2026-01-01T00:00:00Z"}, format="json"
     ).json()
-    endpoint = webhook_endpoint_create(url="https://hooks.example.com/tarif", enabled_events=["*"])
+    endpoint = webhook_endpoint_create(url="https://hooks.example.com/tarif", enabled_events=["*"], livemode=False)
     ids = {
         "customers": f"cus_{customer.pk}",
         "prices": f"price_{price.pk}",
@@ -282,6 +283,7 @@ def test_markup_stored_over_the_api_is_escaped_in_the_console_portal_and_invoice
     CustomerUser.objects.create(user=user, customer=customer)
     client = Client()  # the console fixture holds the default client's staff session
     client.force_login(user)
+    console.post(reverse("admin:test_data"), {"test_data": "on"})  # the sandbox key's objects are test data
 
     pages = {
         "console customer list": console.get(reverse("admin:customers_customer_changelist")),

@@ -44,9 +44,9 @@ def _keep_test_connection():
 def world(_keep_test_connection, make_key, tax_rate, customer_factory, price_factory, monkeypatch):
     """Some objects for the generated ids to hit, and a sandbox read-write key without rate limit."""
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "100000/second"})
-    for _ in range(3):
-        customer_factory()
-        price_factory()
+    for _ in range(3):  # test mode, as the key
+        customer_factory(livemode=False)
+        price_factory(livemode=False, product__livemode=False)
     _key, raw = make_key(mode="test")
     return {"Authorization": f"Bearer {raw}"}
 

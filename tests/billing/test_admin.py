@@ -37,6 +37,7 @@ from billing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from config.modes import is_mode_scoped, object_livemode
 from invoices.models import Invoice
 from tests.conftest import current_totp
 
@@ -145,6 +146,8 @@ def test_every_billing_page_of_the_console_renders(console, billing_world, model
     model_admin = admin.site._registry[model]
     instance = model.objects.order_by("pk").first()
     assert instance is not None, f"the world fixture should create a {opts.model_name}"
+    if is_mode_scoped(model) and not object_livemode(instance):
+        console.post(reverse("admin:test_data"), {"test_data": "on"})  # test clocks live in the test data view
 
     changelist = console.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
     change = console.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[instance.pk]))
@@ -397,6 +400,7 @@ def test_the_billing_run_list_offers_run_billing_now(console):
 
 def test_advancing_a_test_clock_asks_for_the_new_time_then_moves_it(console):
     clock = TestClock.objects.create(name="Scenario A", frozen_time=datetime(2026, 1, 1, tzinfo=UTC))
+    console.post(reverse("admin:test_data"), {"test_data": "on"})  # test clocks live in the test data view
 
     asked = console.post(
         reverse("admin:billing_testclock_changelist"),
@@ -417,6 +421,7 @@ def test_advancing_a_test_clock_asks_for_the_new_time_then_moves_it(console):
 
 def test_a_test_clock_cannot_be_moved_back(console):
     clock = TestClock.objects.create(name="Scenario B", frozen_time=datetime(2026, 6, 1, tzinfo=UTC))
+    console.post(reverse("admin:test_data"), {"test_data": "on"})
 
     response = console.post(
         f"{reverse('admin:billing_testclock_advance')}?ids={clock.pk}", {"to": "2026-01-01T00:00:00"}

@@ -313,3 +313,18 @@ def test_timeline_shows_notifications_sent_and_survey_answers(customer):
     assert [(entry.source, entry.at) for entry in timeline] == [("notification", sent_at), ("survey", answered_at)]
     assert timeline[0].kind == "plan_changed:sent" and timeline[0].summary == "Votre formule a changé"
     assert timeline[1].kind == "cancellation" and timeline[1].details["answers"] == "nps=4; too_expensive"
+
+
+def test_reports_count_live_data_unless_asked_for_test_mode(customer, customer_factory, tax_rate):
+    # given a live invoice and a test-mode one (a sandbox customer: a simulation)
+    _owed(customer, 10000, days_ago=10)
+    sandbox = customer_factory(livemode=False, legal_name="Sandbox SAS")
+    _owed(sandbox, 30000, days_ago=10)
+
+    # when the receivables are reported, by default and for test mode
+    live_rows = {(row.status, row.currency): row for row in invoices_by_status(filters=H1)}
+    test_rows = {(row.status, row.currency): row for row in invoices_by_status(filters=replace(H1, livemode=False))}
+
+    # then each mode counts its own invoices only
+    assert live_rows[("open", "EUR")].invoices == 1 and live_rows[("open", "EUR")].amount_remaining == 12000
+    assert test_rows[("open", "EUR")].invoices == 1 and test_rows[("open", "EUR")].amount_remaining == 36000

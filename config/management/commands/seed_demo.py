@@ -140,10 +140,13 @@ class Command(BaseCommand):
                 defaults={"name": "TVA" if country == "FR" else "VAT", "percentage": Decimal(rate)},
             )
 
-    def _catalog(self) -> list[Price]:
-        starter, _ = Product.objects.get_or_create(name="Nuage Starter", defaults={"unit_label": "siège"})
-        pro, _ = Product.objects.get_or_create(name="Nuage Pro", defaults={"unit_label": "siège"})
-        api, _ = Product.objects.get_or_create(name="Nuage API", defaults={"unit_label": "appel"})
+    def _catalog(self, *, livemode: bool = True) -> list[Price]:
+        """The demo catalog, in live mode or as its test-mode copy (live and test never mix)."""
+        starter, _ = Product.objects.get_or_create(
+            name="Nuage Starter", livemode=livemode, defaults={"unit_label": "siège"}
+        )
+        pro, _ = Product.objects.get_or_create(name="Nuage Pro", livemode=livemode, defaults={"unit_label": "siège"})
+        api, _ = Product.objects.get_or_create(name="Nuage API", livemode=livemode, defaults={"unit_label": "appel"})
         meter, _ = Meter.objects.get_or_create(
             key="api_calls", defaults={"name": "API calls", "aggregation": Meter.Aggregation.SUM}
         )
@@ -183,7 +186,10 @@ class Command(BaseCommand):
         prices = []
         for product, lookup_key, fields in specs:
             price, _ = Price.objects.get_or_create(
-                lookup_key=lookup_key, active=True, defaults={"product": product, "currency": "EUR", **fields}
+                lookup_key=lookup_key,
+                active=True,
+                livemode=livemode,
+                defaults={"product": product, "currency": "EUR", **fields},
             )
             prices.append(price)
         return prices
@@ -210,9 +216,13 @@ class Command(BaseCommand):
         now = timezone.now()
         start = datetime(now.year - 1, now.month, 1, 9, 0, tzinfo=UTC)
         clock = TestClock.objects.create(name=name, frozen_time=start)
+        # The clock's customers are test mode: they subscribe to the test-mode copy of the catalog.
+        with transaction.atomic():
+            catalog = self._catalog(livemode=False)
         prices = {price.lookup_key: price for price in catalog}
         welcome, _ = Coupon.objects.get_or_create(
             name="Bienvenue -20 % (3 mois)",
+            livemode=False,
             defaults={"percent_off": Decimal(20), "duration": Coupon.Duration.REPEATING, "duration_in_periods": 3},
         )
         people = [
@@ -231,6 +241,7 @@ class Command(BaseCommand):
                 tax_id=vat,
                 brand=brand,
                 test_clock=clock,
+                livemode=False,
                 city="Paris" if country == "FR" else "Bremen",
                 postal_code="75011" if country == "FR" else "28195",
                 address_line1="1 rue de la Démo" if country == "FR" else "Hafenstraße 1",
