@@ -195,3 +195,25 @@ def test_the_sweeper_backs_off_and_a_broker_outage_loses_nothing(
     assert handoffs_sweep(now=later + timedelta(hours=1)) == 3
     assert SandboxCharge.objects.count() == 3
     assert Handoff.objects.get(kind=Handoff.Kind.COLLECT_INVOICE, object_id=renewals().first().pk).attempts == 2
+
+
+def test_the_sweeper_runs_every_minute_and_overdue_hand_offs_show_in_the_metrics(
+    due_with_cards, django_capture_on_commit_callbacks, settings
+):
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import REGISTRY
+
+    # given the sweeper's schedule, and issued invoices whose enqueue never happened
+    assert settings.CELERY_BEAT_SCHEDULE["handoffs-sweep"]["task"] == "ops.handoffs_sweep"
+    settings.TARIF_HANDOFF_GRACE_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=False):
+        billing_run_start(as_of=DUE, inline=True)
+
+    # when the metrics are read, then the three collections are overdue
+    assert 'tarif_handoffs_overdue{kind="collect_invoice"} 3.0' in generate_latest(REGISTRY).decode()
+
+    # and once swept (the beat task), none is left
+    from config.ops.handoffs import handoffs_sweep_task
+
+    assert handoffs_sweep_task() == 3
+    assert 'tarif_handoffs_overdue{kind="collect_invoice"} 0.0' in generate_latest(REGISTRY).decode()
