@@ -7,12 +7,15 @@ from celery import shared_task
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=120, name="customers.notification_deliver")
 def notification_deliver_task(self, log_id: int) -> str:
+    from config.ops.handoffs import Kind, handoffs_complete
     from customers.notifications.services import notification_deliver
 
     try:
-        return notification_deliver(log_id=log_id).status
+        status = notification_deliver(log_id=log_id).status
     except Exception as error:  # a transport error: the log row says `failed`; try again later
         raise self.retry(exc=error) from error
+    handoffs_complete(kind=Kind.NOTIFICATION, object_ids=[log_id])  # sent, skipped, or failed for good
+    return status
 
 
 @shared_task(acks_late=True, name="customers.notifications_consume")

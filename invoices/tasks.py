@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from invoices.services.pdf import credit_note_document_store, invoice_document_store
+from invoices.services.pdf import documents_store
 
 
 @shared_task(name="invoices.render_pdf", bind=True, acks_late=True, max_retries=5, default_retry_delay=30)
@@ -13,12 +13,7 @@ def render_pdf(self, *, invoice_ids: list[int] = (), credit_note_ids: list[int] 
 
     Idempotent: a retry or a duplicate delivery renders only what is still missing.
     """
-    stored = 0
     try:
-        for invoice_id in invoice_ids:
-            stored += invoice_document_store(invoice_id=invoice_id) is not None
-        for credit_note_id in credit_note_ids:
-            stored += credit_note_document_store(credit_note_id=credit_note_id) is not None
+        return documents_store(invoice_ids=invoice_ids, credit_note_ids=credit_note_ids)
     except OSError as error:  # storage trouble: try again later
         raise self.retry(exc=error) from error
-    return stored

@@ -357,12 +357,15 @@ def invoice_collect(
     at: datetime | None = None,
     scheduled_retry: bool = False,
     acting_user: Any = None,
+    first_attempt_only: bool = False,
 ) -> Payment | None:
     """Charge what remains due on an open invoice with the customer's default method.
 
     Returns the attempt (succeeded, failed or requires_action), or None when there is
     nothing to charge. A failure enters (or continues) dunning; `scheduled_retry` says
-    this is one of the dunning schedule's retries.
+    this is one of the dunning schedule's retries. `first_attempt_only` (collection at
+    issue, which the hand-off sweeper may enqueue twice): only a first attempt, or the
+    resumption of a pending one; once an attempt has an outcome, the rest is dunning's.
     """
     with transaction.atomic(durable=True):
         locked = _lock_subscription_then_invoice(invoice.pk)
@@ -377,6 +380,8 @@ def invoice_collect(
         )
         if attempt is None and scheduled_retry and not _retry_still_due(invoice=locked, at=at):
             return None  # another runner took this step of the schedule already
+        if attempt is None and first_attempt_only and Payment.objects.filter(invoice=locked).exists():
+            return None  # a duplicate collection task (fast path + sweeper) came second
         if attempt is None:
             number = (Payment.objects.filter(invoice=locked).aggregate(last=Max("attempt"))["last"] or 0) + 1
             method = default_payment_method(customer=locked.customer)
@@ -501,17 +506,20 @@ def _after_failure(*, invoice: Invoice, payment: Payment, at: datetime, schedule
 
 
 def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
-    """After the current transaction commits, queue one task that charges these invoices.
+    """Hand these invoices to collection: durably in this transaction, and queue one task
+    that charges them once it commits (the fast path).
 
     Called by the billing run once per chunk and by `invoice_finalize`; the task skips
-    invoices that are not open, charge-automatically invoices with something due.
+    invoices that are not open, charge-automatically invoices with something due. A crash
+    before the task is queued leaves the hand-off rows, which the sweeper re-enqueues
+    (config/ops/handoffs.py).
     """
     ids = [int(pk) for pk in invoice_ids]
     if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
         return
-    from billing.tasks import collect_invoices
+    from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 
-    transaction.on_commit(lambda: collect_invoices.delay(ids))
+    handoff_enqueue_on_commit(kind=Kind.COLLECT_INVOICE, object_ids=ids)
 
 
 def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
@@ -521,11 +529,13 @@ def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
     twice: an invoice that already had an attempt is dunning's business, except a
     `pending` one (a crash after the gateway call), which is resumed.
     """
+    from config.ops.handoffs import Kind, handoffs_complete
+
+    invoice_ids = [int(pk) for pk in invoice_ids]
     charged = 0
+    failed: set[int] = set()
     invoices = (
-        Invoice.objects.filter(
-            pk__in=list(invoice_ids), collection_method=CHARGE_AUTOMATICALLY, status=Invoice.Status.OPEN
-        )
+        Invoice.objects.filter(pk__in=invoice_ids, collection_method=CHARGE_AUTOMATICALLY, status=Invoice.Status.OPEN)
         .select_related("customer")
         .order_by("pk")
     )
@@ -542,10 +552,12 @@ def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
         # A test-clock customer is charged at the simulated instant the invoice was issued.
         at = invoice.finalized_at if invoice.customer.test_clock_id is not None else None
         try:
-            if invoice_collect(invoice=invoice, at=at) is not None:
+            if invoice_collect(invoice=invoice, at=at, first_attempt_only=True) is not None:
                 charged += 1
-        except Exception:  # one bad invoice must not stop the chunk; it stays open and visible
+        except Exception:  # one bad invoice must not stop the chunk; its hand-off stays pending
             logger.exception("collection of invoice %s failed", invoice.pk)
+            failed.add(invoice.pk)
+    handoffs_complete(kind=Kind.COLLECT_INVOICE, object_ids=[pk for pk in invoice_ids if pk not in failed])
     return charged
 
 

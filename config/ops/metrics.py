@@ -114,6 +114,18 @@ class TarifCollector(Collector):
         outbox.add_metric([], outbox_lag_seconds() or 0.0)
         yield outbox
 
+        from config.ops.handoffs import Kind, handoffs_overdue
+
+        overdue = handoffs_overdue()
+        handoffs = GaugeMetricFamily(
+            "tarif_handoffs_overdue",
+            "Hand-offs (collection, PDF, notification) not done after their grace period; the sweeper retries them",
+            labels=["kind"],
+        )
+        for kind in Kind.values:
+            handoffs.add_metric([kind], overdue.get(kind, 0))
+        yield handoffs
+
         yield from self._delivery_metrics(since)
 
         month = kpi_window_start(days=30)

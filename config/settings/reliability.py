@@ -91,3 +91,9 @@ from celery.schedules import crontab  # noqa: E402
 from config.settings.celery import CELERY_BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE["outbox-relay"] = {"task": "ops.outbox_relay", "schedule": crontab(minute="*")}
+
+# Durable hand-offs (config/ops/handoffs.py): collection, PDF rendering and notifications that
+# follow a commit are recorded in it; the sweeper re-enqueues, every minute, those still not
+# done this many seconds after their commit (a crash between the commit and the enqueue).
+TARIF_HANDOFF_GRACE_SECONDS = env.int("TARIF_HANDOFF_GRACE_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["handoffs-sweep"] = {"task": "ops.handoffs_sweep", "schedule": crontab(minute="*")}

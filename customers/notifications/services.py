@@ -64,9 +64,10 @@ def notification_queue(
     except IntegrityError:
         return None
     if enabled:
-        from customers.tasks import notification_deliver_task
+        from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 
-        transaction.on_commit(lambda: notification_deliver_task.delay(log.pk), robust=True)
+        # Durable: the hand-off row commits with the log; a crash before the enqueue is swept.
+        handoff_enqueue_on_commit(kind=Kind.NOTIFICATION, object_ids=[log.pk])
     return log
 
 

@@ -1,8 +1,10 @@
 """Issued documents as files: render once after finalization, store, never replace.
 
-`documents_render_on_commit` is what finalization calls: it only ENQUEUES (one Celery
-task per call, with all the ids), after the transaction commits, so the bulk issue path
-never renders inline. The task calls `invoice_document_store` / `credit_note_document_store`,
+`documents_render_on_commit` is what finalization calls: it records a durable hand-off per
+document in the issuing transaction and only ENQUEUES (one Celery task per call, with all
+the ids) after the transaction commits, so the bulk issue path never renders inline and a
+crash before the enqueue is caught up by the hand-off sweeper (config/ops/handoffs.py).
+The task calls `documents_store` (`invoice_document_store` / `credit_note_document_store`),
 which render the Factur-X PDF (PDF/A-3b with the EN 16931 CII XML) from frozen data and
 keep the first stored file for good: a finalized invoice's PDF never changes.
 """
@@ -119,8 +121,31 @@ def documents_render_on_commit(
         return
     if bulk and _tasks_run_in_process():
         return
+    from config.ops.handoffs import Kind, handoffs_record
     from invoices.tasks import render_pdf
 
+    # Durable first (rows in this transaction, swept if the enqueue below never happens),
+    # then the fast path: one task for all of them once the transaction commits.
+    handoffs_record(kind=Kind.RENDER_INVOICE, object_ids=invoice_ids)
+    handoffs_record(kind=Kind.RENDER_CREDIT_NOTE, object_ids=credit_note_ids)
     transaction.on_commit(
         lambda: render_pdf.delay(invoice_ids=invoice_ids, credit_note_ids=credit_note_ids), robust=True
     )
+
+
+def documents_store(*, invoice_ids: Iterable[int] = (), credit_note_ids: Iterable[int] = ()) -> int:
+    """Render and store these issued documents (stored ones are kept); returns how many exist.
+
+    Each document's hand-off is marked done as soon as it is stored, so a retry after a
+    storage error renders only what is still missing.
+    """
+    from config.ops.handoffs import Kind, handoffs_complete
+
+    stored = 0
+    for invoice_id in invoice_ids:
+        stored += invoice_document_store(invoice_id=invoice_id) is not None
+        handoffs_complete(kind=Kind.RENDER_INVOICE, object_ids=[invoice_id])
+    for credit_note_id in credit_note_ids:
+        stored += credit_note_document_store(credit_note_id=credit_note_id) is not None
+        handoffs_complete(kind=Kind.RENDER_CREDIT_NOTE, object_ids=[credit_note_id])
+    return stored

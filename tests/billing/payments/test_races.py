@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.utils import timezone
 
@@ -11,7 +13,7 @@ from billing.services.payments import invoice_collect, payment_method_attach, pa
 from billing.services.refunds import RefundError, refund_approve, refund_request
 from invoices.errors import PaymentError
 from invoices.models import Invoice
-from tests.billing.payments.conftest import VISA_OK, card
+from tests.billing.payments.conftest import DECLINED, VISA_OK, card
 from tests.billing.services.test_races import errors_of, race, slowed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -134,3 +136,35 @@ def test_two_refunds_at_once_never_exceed_the_payment(unpaid, monkeypatch, staff
     assert sum(refund.amount for refund in SandboxRefund.objects.all()) == 2000
     payment.refresh_from_db()
     assert payment.amount_refunded == 2000 and refunds.refundable_amount(payment=payment) == 1480
+
+
+@pytest.mark.parametrize("number", [VISA_OK, DECLINED])
+def test_the_collection_fast_path_and_the_hand_off_sweeper_racing_reach_the_gateway_once(
+    postgres_only, subscribe, monkeypatch, number
+):
+    from billing.tasks import collect_invoices
+
+    # given an issued invoice whose collection task is enqueued twice (on_commit, then the sweeper)
+    subscription, invoice = subscribe(None)  # issued before the customer had a card: not charged
+    payment_method_attach(customer=subscription.customer, source=card(number))
+    # Both pass the "no attempt yet" check together; the second reaches the invoice's lock
+    # only once the first has recorded its outcome (the worst case for a second charge).
+    slowed(monkeypatch, payments, "default_payment_method")
+    collect, entered = payments.invoice_collect, []
+
+    def second_comes_late(**kwargs):
+        entered.append(kwargs["invoice"].pk)
+        if len(entered) > 1:
+            time.sleep(1)
+        return collect(**kwargs)
+
+    monkeypatch.setattr(payments, "invoice_collect", second_comes_late)
+
+    # when both tasks run at the same time
+    results = race(lambda: collect_invoices([invoice.pk]), lambda: collect_invoices([invoice.pk]))
+
+    # then one attempt reached the gateway, whatever its outcome (no second try outside dunning)
+    assert not [result for result in results if isinstance(result, Exception)], results
+    assert SandboxCharge.objects.count() == 1
+    assert Payment.objects.filter(invoice=invoice).count() == 1
+    assert len(entered) == 2, "both tasks must have got past the pre-check for this test to mean anything"

@@ -4,14 +4,20 @@
   (each gets its first invoice, sent to be paid by transfer).
 - `run --journal FILE`: bills the renewal at DRILL_RENEWAL in small chunks and records
   manual payments of the first invoices between chunks. After every commit it appends
-  what was committed (invoice numbers, payment ids) to FILE and fsyncs it: the journal is
-  what a client was told succeeded. Safe to rerun: it resumes what is still due.
-- `check --journal FILE`: every journaled invoice and payment exists, none twice, every
-  subscription billed exactly once for the renewal period.
+  what was committed to FILE and fsyncs it: the journal is what a client was told
+  succeeded. Each document is journaled by its database id and a hash of its content
+  (`invoice:<id>:<number>:<sha256>`, `payment:<id>:<sha256>`), never by its number alone:
+  after a failover that lost invoices, the resumed run issues new invoices that re-use the
+  lost numbers, and a check by number would find them and see nothing wrong.
+  Safe to rerun: it resumes what is still due.
+- `check --journal FILE`: every journaled invoice and payment exists under its id with
+  the same content, none twice, every subscription billed exactly once for the renewal
+  period. Exits 1 with what was lost otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -125,15 +131,15 @@ class Command(BaseCommand):
             # Called after each chunk's transaction committed: everything read now is durable.
             renewals = Invoice.objects.filter(
                 billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE, period_start=DRILL_RENEWAL
-            ).values_list("number", flat=True)
-            log.append([f"invoice:{number}" for number in renewals])
+            ).order_by("pk")
+            log.append([invoice_entry(invoice) for invoice in renewals])
             for _ in range(2):  # pay two first invoices per chunk, as customers' transfers arrive
                 if unpaid:
                     invoice = unpaid.pop(0)
                     payment = payment_record_manual(
                         invoice=invoice, amount=invoice.amount_remaining, method="bank_transfer", at=DRILL_RENEWAL
                     )
-                    log.append([f"payment:{payment.pk}:{invoice.number}"])
+                    log.append([payment_entry(payment)])
             if run is not None:
                 self.stdout.write(f"chunk committed: {run.processed}/{run.total}")
                 self.stdout.flush()
@@ -151,15 +157,25 @@ class Command(BaseCommand):
         from invoices.models import Invoice
 
         entries = Path(journal).read_text().split()
-        invoices = {entry.split(":", 1)[1] for entry in entries if entry.startswith("invoice:")}
-        payments = {int(entry.split(":")[1]) for entry in entries if entry.startswith("payment:")}
-        stored_numbers = set(Invoice.objects.filter(number__in=invoices).values_list("number", flat=True))
-        stored_payments = set(Payment.objects.filter(pk__in=payments).values_list("pk", flat=True))
+        invoices = dict(_parse(entry) for entry in entries if entry.startswith("invoice:"))
+        payments = dict(_parse(entry) for entry in entries if entry.startswith("payment:"))
+        stored_invoices = {invoice.pk: invoice_entry(invoice) for invoice in Invoice.objects.filter(pk__in=invoices)}
+        stored_payments = {payment.pk: payment_entry(payment) for payment in Payment.objects.filter(pk__in=payments)}
         problems = []
-        if lost := invoices - stored_numbers:
-            problems.append(f"{len(lost)} acknowledged invoice(s) lost: {sorted(lost)[:5]}")
-        if lost_payments := payments - stored_payments:
-            problems.append(f"{len(lost_payments)} acknowledged payment(s) lost: {sorted(lost_payments)[:5]}")
+        lost = sorted(pk for pk in invoices if pk not in stored_invoices)
+        changed = sorted(pk for pk in invoices if pk in stored_invoices and stored_invoices[pk] != invoices[pk])
+        if lost or changed:
+            lost_numbers = {invoices[pk].split(":")[2] for pk in lost + changed}
+            reused = Invoice.objects.filter(number__in=lost_numbers).count()
+            problems.append(
+                f"{len(lost) + len(changed)} acknowledged invoice(s) lost "
+                f"({len(lost)} missing, {len(changed)} with other content under their id: ids "
+                f"{(lost + changed)[:5]}); {reused} of their numbers now carry other documents, "
+                "which a check by number would have taken for them"
+            )
+        lost_payments = sorted(pk for pk in payments if stored_payments.get(pk) != payments[pk])
+        if lost_payments:
+            problems.append(f"{len(lost_payments)} acknowledged payment(s) lost or changed: ids {lost_payments[:5]}")
         renewals = Invoice.objects.filter(billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE)
         twice = renewals.values("subscription_id", "period_start").annotate(n=Count("pk")).filter(n__gt=1).count()
         if twice:
@@ -172,10 +188,37 @@ class Command(BaseCommand):
         if paid_twice:
             problems.append(f"{paid_twice} invoice(s) paid twice")
         self.stdout.write(
-            f"journal: {len(invoices)} invoices and {len(payments)} payments acknowledged before/after the failover; "
-            f"database: {billed} renewal invoices for {subscriptions} subscriptions, "
-            f"{Payment.objects.count()} payments"
+            f"journal: {len(invoices)} invoices and {len(payments)} payments acknowledged before/after the failover "
+            f"(checked by id and content hash); database: {billed} renewal invoices for {subscriptions} "
+            f"subscriptions, {Payment.objects.count()} payments"
         )
         if problems:
             raise CommandError("Drill check failed: " + "; ".join(problems), returncode=1)
         self.stdout.write(self.style.SUCCESS("Nothing acknowledged was lost, nothing was duplicated."))
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("|".join(str(part) for part in parts).encode()).hexdigest()
+
+
+def invoice_entry(invoice: Any) -> str:
+    """`invoice:<id>:<number>:<sha256 of what the customer was told>` (the issued content)."""
+    digest = _digest(
+        invoice.number,
+        invoice.customer_id,
+        invoice.subscription_id,
+        invoice.period_start.isoformat() if invoice.period_start else "",
+        invoice.total,
+        invoice.currency,
+        invoice.content_hash,
+    )
+    return f"invoice:{invoice.pk}:{invoice.number}:{digest}"
+
+
+def payment_entry(payment: Any) -> str:
+    digest = _digest(payment.invoice_id, payment.amount, payment.currency, payment.method, payment.reference)
+    return f"payment:{payment.pk}:{digest}"
+
+
+def _parse(entry: str) -> tuple[int, str]:
+    return int(entry.split(":")[1]), entry
