@@ -33,6 +33,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from billing import clock
 from billing.events import event_record
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
 from invoices.errors import CreditNoteError
@@ -49,7 +50,7 @@ from invoices.services.documents import (
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
-from invoices.services.numbering import number_sequence_reserve
+from invoices.services.numbering import number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
 from invoices.vat import LEGAL_MENTIONS
@@ -219,14 +220,17 @@ def credit_note_create(
     refund: int = 0,
     reason: str,
     memo: str = "",
-    at: datetime,
+    at: datetime | None = None,
     acting_user: Any = None,
 ) -> CreditNote:
     """Issue a credit note for an open or paid invoice (see the module docstring).
 
-    Locks the customer (balance), the invoice, then the credit-note series.
+    Locks the customer (balance), the invoice, then the credit-note series. The issue
+    time is read from the billing clock under the series lock when `at` is None, and an
+    `at` of the caller's never dates it before the series' last credit note (number order
+    is date order, invoices/services/numbering.py).
     """
-    if at is None or at.tzinfo is None:
+    if at is not None and at.tzinfo is None:
         raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
     if reason not in CreditNote.Reason.values:
         raise CreditNoteError(
@@ -288,12 +292,15 @@ def credit_note_create(
     vat_mention = invoice.issued_snapshot.get("vat_mention")
     if vat_mention:
         mentions.append({"key": vat_mention, "text": LEGAL_MENTIONS[vat_mention][language]})
-    [number] = number_sequence_reserve(
+    series = number_series_lock(
         brand=brand,
         kind=NumberSequence.Kind.CREDIT_NOTE,
         at=at,
-        test_mode=invoice.customer.test_clock_id is not None,
+        test_mode=customer.test_clock_id is not None,
+        now=lambda: clock.now(customer=customer),
     )
+    at = series.issued_at
+    [number] = series.numbers(1)
     credit_note = CreditNote(
         invoice=invoice,
         brand=brand,
@@ -325,6 +332,9 @@ def credit_note_create(
         acting_user=acting_user if getattr(acting_user, "is_authenticated", False) else None,
     )
     credit_note.content_hash = credit_note_content_hash(credit_note=credit_note, lines=preview.lines)
+    [(credit_note.chain_previous, credit_note.chain_hash)] = number_series_commit(
+        series=series, content_hashes=[credit_note.content_hash]
+    )
     credit_note.save()
     for line in preview.lines:
         line.credit_note = credit_note
