@@ -701,7 +701,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                     refund=form.minor("refund"),
                     reason=form.cleaned_data["reason"],
                     memo=form.cleaned_data["memo"],
-                    at=clock.now(customer=invoice.customer),
                     acting_user=request.user,
                 )
         except SERVICE_ERRORS as error:
@@ -740,9 +739,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         self._run_each(
             request,
             queryset,
-            lambda invoice: invoice_finalize(
-                invoice=invoice, at=clock.now(customer=invoice.customer), acting_user=request.user
-            ),
+            lambda invoice: invoice_finalize(invoice=invoice, acting_user=request.user),
             done=ngettext_lazy("%(count)d invoice finalized.", "%(count)d invoices finalized.", "count"),
         )
 
