@@ -23,7 +23,8 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py db_roles setup --if-postgresql
 	$(BIN)/python manage.py seed_demo
-	DATABASE_URL="$$($(BIN)/python manage.py db_roles app-url)" $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	app_url="$$($(BIN)/python manage.py db_roles app-url)"; \
+	env $${app_url:+DATABASE_URL="$$app_url"} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
