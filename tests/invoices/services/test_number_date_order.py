@@ -156,3 +156,21 @@ def test_32_bulk_finalizers_across_local_midnight_number_in_date_order(
         date(2026, 3, 9),
         date(2026, 3, 10),
     }
+
+
+def test_a_wait_across_new_year_takes_a_number_of_the_new_years_series(monkeypatch, customer_factory, auckland_brand):
+    # given the year ends in Auckland while a finalization waits for the series lock:
+    # the clock reads 31 December before the lock, 1 January once it holds the lock
+    new_year = datetime(2027, 1, 1, tzinfo=AUCKLAND).astimezone(UTC)
+    fake = SteppingClock(new_year - timedelta(milliseconds=50))
+    monkeypatch.setattr(clock, "now", fake)
+    monkeypatch.setattr(clock, "system_now", fake)
+    draft = create_draft(customer_factory(brand=auckland_brand), [1000])
+
+    # when it is finalized with no caller-supplied time
+    invoice = invoice_finalize(invoice=draft)
+
+    # then it is the first invoice of 2027, dated 2027 in the brand's zone, not the last of 2026
+    assert invoice.number.endswith("-2027-000001")
+    assert invoice.issued_snapshot["issue_date"] == "2027-01-01"
+    assert invoice.finalized_at >= new_year
