@@ -12,9 +12,8 @@ a recomputed sha256 `content_hash`) no longer matches its `chain_hash`. `verify_
 walks every series (config/ops/integrity.py).
 
 The key is `TARIF_INTEGRITY_KEY`, else one derived from SECRET_KEY. It must stay the same for
-the life of the data: after changing it, every chain reads as broken until
-`manage.py integrity_chain rebuild` re-links the series with the new key (an operator
-decision, logged by the command).
+the life of the data: after changing it (or SECRET_KEY while the key is derived), every chain
+reads as broken. There is no re-linking command yet: key rotation is not supported.
 """
 
 from __future__ import annotations
