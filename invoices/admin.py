@@ -762,7 +762,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                     credit_to_balance=form.minor("credit_to_balance"),
                     reason=form.cleaned_data["reason"],
                     memo=form.cleaned_data["memo"],
-                    at=clock.now(customer=invoice.customer),
                     acting_user=request.user,
                 )
         except SERVICE_ERRORS as error:
@@ -801,9 +800,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         self._run_each(
             request,
             queryset,
-            lambda invoice: invoice_finalize(
-                invoice=invoice, at=clock.now(customer=invoice.customer), acting_user=request.user
-            ),
+            lambda invoice: invoice_finalize(invoice=invoice, acting_user=request.user),
             done=ngettext_lazy("%(count)d invoice finalized.", "%(count)d invoices finalized.", "count"),
         )
 

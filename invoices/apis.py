@@ -100,7 +100,7 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     @action(detail=True, methods=["post"])
     def finalize(self, request: Any, pk: str) -> Response:
         invoice = self.get_object()
-        invoice_finalize(invoice=invoice, at=clock.now(customer=invoice.customer), acting_user=acting_user(request))
+        invoice_finalize(invoice=invoice, acting_user=acting_user(request))
         return self._out(invoice)
 
     @extend_schema(request=InvoiceVoidInputSerializer, responses={200: InvoiceSerializer})
@@ -233,7 +233,6 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
                 credit_to_balance=data["credit_to_balance"],
                 reason=data["reason"],
                 memo=data["memo"],
-                at=clock.now(customer=invoice.customer),
                 acting_user=acting_user(request),
             )
         return Response(

@@ -209,6 +209,10 @@ class NumberSequence(models.Model):
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     scope = models.CharField(_("scope"), max_length=20, blank=True, help_text=_("e.g. the year for yearly series"))
     last_value = models.PositiveBigIntegerField(_("last number issued"), default=0)
+    # When the last number was issued: the next one is never dated earlier (number order is date order).
+    last_issued_at = models.DateTimeField(_("last issued"), null=True, blank=True)
+    # chain_hash of the last document of the series: the next one's chain_previous.
+    chain_head = models.CharField(_("chain head"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("number sequence")
@@ -318,6 +322,13 @@ FROZEN_INVOICE_FIELDS = (
     "finalized_at",
     "subscription_id",
     "billing_reason",
+    # Set at finalization too, printed or relied upon (issue 13): frozen as well.
+    "due_at",
+    "collection_method",
+    "language",
+    "content_hash",
+    "chain_previous",
+    "chain_hash",
 )
 _FROZEN_INVOICE_FIELD_SET = frozenset(FROZEN_INVOICE_FIELDS)
 
@@ -452,6 +463,9 @@ class Invoice(LoadedValuesMixin, models.Model):
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
     content_hash = models.CharField(_("content hash"), max_length=64, blank=True)
+    # Hash chain of the number series (invoices/chain.py): keyed, each link covers the one before.
+    chain_previous = models.CharField(_("previous chain hash"), max_length=64, blank=True)
+    chain_hash = models.CharField(_("chain hash"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -610,6 +624,8 @@ CREDIT_NOTE_FROZEN_FIELDS = (
     "issued_snapshot",
     "issued_at",
     "content_hash",
+    "chain_previous",
+    "chain_hash",
 )
 
 
@@ -683,6 +699,8 @@ class CreditNote(LoadedValuesMixin, models.Model):
     issued_snapshot = models.JSONField(_("issued details"), default=dict, blank=True)
     issued_at = models.DateTimeField(_("issued"))
     content_hash = models.CharField(_("content hash"), max_length=64, blank=True)
+    chain_previous = models.CharField(_("previous chain hash"), max_length=64, blank=True)
+    chain_hash = models.CharField(_("chain hash"), max_length=64, blank=True)
     acting_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("issued by")
     )

@@ -17,8 +17,9 @@ from billing.models import Payment
 from invoices.errors import InvoiceDoesNotReconcile
 from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
 from invoices.selectors import credit_note_content_hash_matches, invoice_content_hash_matches
-from invoices.services.finalize import invoice_totals_from_lines
-from invoices.services.numbering import TEST_PREFIX, SeriesKey, _format
+from invoices.services.chain import chain_walk
+from invoices.services.finalize import due_at_for, invoice_totals_from_lines
+from invoices.services.numbering import _format, sequence_series_key
 
 CHUNK = 500
 
@@ -33,18 +34,6 @@ class Violation:
         return f"[{self.check}] {self.subject}: {self.detail}"
 
 
-def _series_key(sequence: NumberSequence) -> SeriesKey:
-    kind_field = (
-        "invoice_number_format" if sequence.kind == NumberSequence.Kind.INVOICE else "credit_note_number_format"
-    )
-    number_format = getattr(sequence.brand, kind_field)
-    scope = sequence.scope
-    if scope.startswith("test:"):
-        number_format, scope = TEST_PREFIX + number_format, scope[len("test:") :]
-    year, _, month = scope.partition("-")
-    return SeriesKey(scope=sequence.scope, number_format=number_format, year=int(year or 0), month=int(month or 0))
-
-
 def check_numbering() -> Iterator[Violation]:
     """Every number of every series from 1 to its counter exists exactly once, and no other."""
     documents = {
@@ -53,7 +42,7 @@ def check_numbering() -> Iterator[Violation]:
     }
     expected_all: dict[str, set[tuple[int, str]]] = defaultdict(set)
     for sequence in NumberSequence.objects.select_related("brand").order_by("brand_id", "kind", "scope"):
-        key = _series_key(sequence)
+        key = sequence_series_key(sequence)
         expected = {(sequence.brand_id, _format(key, value)) for value in range(1, sequence.last_value + 1)}
         expected_all[sequence.kind] |= expected
         missing = sorted(number for _, number in expected - documents[sequence.kind])
@@ -69,17 +58,58 @@ def check_numbering() -> Iterator[Violation]:
             yield Violation("numbering", f"{kind} {number}", "number lies outside its series' counter")
 
 
+def _columns_off_snapshot(invoice: Invoice) -> list[str]:
+    """Frozen columns outside the content hash that no longer agree with the hashed snapshot."""
+    snapshot = invoice.issued_snapshot or {}
+    if "collection_method" not in snapshot:
+        return []  # an invoice issued before snapshots recorded these
+    off = [
+        column
+        for column in ("collection_method", "language")
+        if column in snapshot and getattr(invoice, column) != snapshot[column]
+    ]
+    if invoice.finalized_at is not None:
+        expected_due = due_at_for(
+            at=invoice.finalized_at,
+            collection_method=snapshot["collection_method"],
+            days=int(snapshot.get("days_until_due") or 0),
+        )
+        if invoice.due_at != expected_due:
+            off.append("due_at")
+    return off
+
+
 def check_hashes() -> Iterator[Violation]:
-    """Finalized invoices and credit notes still hash to what was recorded at issue."""
+    """Finalized invoices and credit notes still hash to what was recorded at issue.
+
+    The frozen columns the hash does not cover (due date, collection method, language)
+    must still agree with the hashed snapshot.
+    """
     invoices = Invoice.objects.exclude(status=Invoice.Status.DRAFT).order_by("pk")
     for invoice in invoices.iterator(chunk_size=CHUNK):
         if not invoice.content_hash:
             yield Violation("immutability", f"invoice {invoice.number}", "no content hash was recorded at issue")
         elif not invoice_content_hash_matches(invoice=invoice):
             yield Violation("immutability", f"invoice {invoice.number}", "content differs from what was issued")
+        for column in _columns_off_snapshot(invoice):
+            yield Violation(
+                "immutability", f"invoice {invoice.number}", f"{column} differs from what was issued (its snapshot)"
+            )
     for credit_note in CreditNote.objects.order_by("pk").iterator(chunk_size=CHUNK):
         if not credit_note_content_hash_matches(credit_note=credit_note):
             yield Violation("immutability", f"credit note {credit_note.number}", "content differs from what was issued")
+
+
+def check_chain() -> Iterator[Violation]:
+    """Each number series' keyed hash chain holds: nothing removed, rewritten or reordered since issue.
+
+    The chain key is not in the database (invoices/chain.py), so this catches a deletion or a
+    consistent rewrite (content and sha256 recomputed) by whoever could write the tables.
+    """
+    for sequence in NumberSequence.objects.select_related("brand").order_by("brand_id", "kind", "scope"):
+        subject = f"{sequence.brand.name} {sequence.kind} {sequence.scope or '(no scope)'}"
+        for chain_break in chain_walk(sequence=sequence, invoice_model=Invoice, credit_note_model=CreditNote):
+            yield Violation("chain", f"{subject} {chain_break.number}", chain_break.detail)
 
 
 def check_totals() -> Iterator[Violation]:
@@ -218,6 +248,7 @@ def check_documents() -> Iterator[Violation]:
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
+    "chain": check_chain,
     "totals": check_totals,
     "balances": check_balances,
     "ledger": check_ledger,

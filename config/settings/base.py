@@ -98,6 +98,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The application connects as a role that owns nothing (DATABASE_URL); migrations run as
+# the tables' owner (DATABASE_MIGRATE_URL, the `migrator` alias `manage.py migrate` picks).
+# See `manage.py db_roles` and docs/security.md.
+if env.str("DATABASE_MIGRATE_URL", default=""):
+    DATABASES["migrator"] = {**env.db("DATABASE_MIGRATE_URL"), "TEST": {"MIRROR": "default"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tarif")}
@@ -200,6 +205,11 @@ TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
+# Number order is date order (invoices/services/numbering.py): a caller's issue time read
+# before the sequence lock may be overtaken by this much; older is a backdate, refused.
+TARIF_ISSUE_CLOCK_TOLERANCE_SECONDS = env.int("TARIF_ISSUE_CLOCK_TOLERANCE_SECONDS", default=300)
+# Key of the hash chain of issued documents (invoices/chain.py); empty: derived from SECRET_KEY.
+TARIF_INTEGRITY_KEY = env.str("TARIF_INTEGRITY_KEY", default="")
 
 # Sensitive fields (IBANs, tax IDs) are encrypted with these Fernet keys: newest first
 # encrypts, every listed key decrypts (rotation: prepend a key, run `manage.py reencrypt`).

@@ -37,6 +37,7 @@ from django.db.models import Sum
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing import clock
 from billing.events import event_record
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
 from invoices.errors import CreditNoteError
@@ -53,7 +54,7 @@ from invoices.services.documents import (
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
-from invoices.services.numbering import customer_numbered_as_test, number_sequence_reserve
+from invoices.services.numbering import customer_numbered_as_test, number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
 from invoices.vat import LEGAL_MENTIONS
@@ -363,7 +364,7 @@ def credit_note_create(
     refund: int = 0,
     reason: str,
     memo: str = "",
-    at: datetime,
+    at: datetime | None = None,
     acting_user: Any = None,
     refund_record: Any = None,
 ) -> CreditNote:
@@ -374,9 +375,12 @@ def credit_note_create(
     caller goes through `billing.services.refunds`, so that money moves, four-eyes and
     the fresh two-factor code apply, and what is left to refund has one rule.
 
-    Locks the customer (balance), the invoice, then the credit-note series.
+    Locks the customer (balance), the invoice, then the credit-note series. The issue
+    time is read from the billing clock under the series lock when `at` is None, and an
+    `at` of the caller's never dates it before the series' last credit note (number order
+    is date order, invoices/services/numbering.py).
     """
-    if at is None or at.tzinfo is None:
+    if at is not None and at.tzinfo is None:
         raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
     if refund and refund_record is None:
         raise CreditNoteError(
@@ -412,12 +416,15 @@ def credit_note_create(
     vat_mention = invoice.issued_snapshot.get("vat_mention")
     if vat_mention:
         mentions.append({"key": vat_mention, "text": LEGAL_MENTIONS[vat_mention][language]})
-    [number] = number_sequence_reserve(
+    series = number_series_lock(
         brand=brand,
         kind=NumberSequence.Kind.CREDIT_NOTE,
         at=at,
-        test_mode=customer_numbered_as_test(invoice.customer),
+        test_mode=customer_numbered_as_test(customer),
+        now=lambda: clock.now(customer=customer),
     )
+    at = series.issued_at
+    [number] = series.numbers(1)
     credit_note = CreditNote(
         invoice=invoice,
         brand=brand,
@@ -449,6 +456,9 @@ def credit_note_create(
         acting_user=acting_user if getattr(acting_user, "is_authenticated", False) else None,
     )
     credit_note.content_hash = credit_note_content_hash(credit_note=credit_note, lines=preview.lines)
+    [(credit_note.chain_previous, credit_note.chain_hash)] = number_series_commit(
+        series=series, content_hashes=[credit_note.content_hash]
+    )
     credit_note.save()
     for line in preview.lines:
         line.credit_note = credit_note

@@ -7,9 +7,13 @@ of queries (the billing run). Both apply the same rules:
 - totals come from the lines (they must add up, see `docs/billing.md`);
 - customer credit (a positive balance) pays as much of the total as it can; a
   negative total is credited to the balance instead and nothing is due;
-- the number is the next one of the brand's series, reserved under a row lock;
+- the number is the next one of the brand's series, reserved under a row lock, and the
+  issue time is taken under that lock too, so number order is date order (see
+  `invoices/services/numbering.py`): everything dated (due date, snapshot dates) is
+  computed from that instant, in the brand's time zone;
 - the seller, buyer and legal mentions are frozen in `issued_snapshot`, and a sha256
-  `content_hash` covers number, amounts, lines and snapshot;
+  `content_hash` covers number, amounts, lines and snapshot; the invoice is linked into
+  its series' keyed hash chain (`chain_previous`, `chain_hash`, invoices/chain.py);
 - `amount_due == 0` makes the invoice paid at once;
 - an `invoice.finalized` event (and `invoice.paid` when paid) is recorded.
 """
@@ -27,6 +31,7 @@ from django.db.models import Case, Value, When
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from billing import clock
 from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
 from customers.models import Customer
@@ -50,7 +55,12 @@ from invoices.services.documents import (
 )
 from invoices.services.drafts import InvoiceDraftError, invoice_build, invoice_fields, invoice_line_objects
 from invoices.services.drafts import tax_breakdown_rows as _tax_breakdown_rows
-from invoices.services.numbering import customer_numbered_as_test, number_sequence_reserve, number_series_key
+from invoices.services.numbering import (
+    customer_numbered_as_test,
+    number_series_commit,
+    number_series_key,
+    number_series_lock,
+)
 from invoices.services.pdf import documents_render_on_commit
 from invoices.services.tax import tax_decision_for
 from invoices.states import assert_invoice_transition
@@ -76,6 +86,8 @@ _FINALIZED_FIELDS = [
     "paid_at",
     "issued_snapshot",
     "content_hash",
+    "chain_previous",
+    "chain_hash",
     "updated_at",
 ]
 
@@ -237,14 +249,21 @@ def _event_data(invoice: Invoice) -> dict[str, Any]:
 
 
 @transaction.atomic(savepoint=False)
-def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None) -> Invoice:
-    """Issue a draft invoice at `at`: number, frozen snapshot, customer credit, events.
+def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_user: Any = None) -> Invoice:
+    """Issue a draft invoice: number, frozen snapshot, customer credit, hash chain, events.
+
+    The issue time is read from the billing clock (the customer's test clock included)
+    once the number sequence is locked, so number order is date order. `at`: an issue
+    time the caller read itself (tests, imports); it is honoured, but moved up to the
+    series' last issue when a concurrent finalization overtook it, and refused when it
+    would backdate the invoice (`invoices/services/numbering.py`).
 
     Locks (in order): the customer (its balance), the invoice, the number sequence.
     Raises InvalidInvoiceTransition unless the invoice is a draft, and
     InvoiceDoesNotReconcile when its lines do not add up to its totals.
     """
-    _check_aware(at)
+    if at is not None:
+        _check_aware(at)
     customers_lock_balance(customer_ids=[invoice.customer_id])
     locked_customer_id = invoice.customer_id
     invoice = invoice_qs_for_update().select_related("brand", "customer").get(pk=invoice.pk)
@@ -262,6 +281,15 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
     )
     amount_due = totals.total - applied
     days = days_until_due(custom_fields=invoice.custom_fields)
+    # As late as possible: the sequence lock serializes the brand's finalizations until commit.
+    series = number_series_lock(
+        brand=brand,
+        kind=NumberSequence.Kind.INVOICE,
+        at=at,
+        test_mode=customer_numbered_as_test(customer),
+        now=lambda: clock.now(customer=customer),
+    )
+    at = series.issued_at
     due_at = due_at_for(at=at, collection_method=invoice.collection_method, days=days)
 
     invoice.subtotal = totals.subtotal
@@ -287,10 +315,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
         due_at=due_at,
         discounts=invoice.custom_fields.get("discounts"),
     )
-    # As late as possible: the sequence lock serializes the brand's finalizations until commit.
-    [invoice.number] = number_sequence_reserve(
-        brand=brand, kind=NumberSequence.Kind.INVOICE, at=at, test_mode=customer_numbered_as_test(customer)
-    )
+    [invoice.number] = series.numbers(1)
     if amount_due == 0:
         assert_invoice_transition(invoice, Status.PAID)
         invoice.status = Status.PAID
@@ -298,6 +323,9 @@ def invoice_finalize(*, invoice: Invoice, at: datetime, acting_user: Any = None)
     else:
         invoice.status = Status.OPEN
     invoice.content_hash = invoice_content_hash(invoice=invoice, lines=lines)
+    [(invoice.chain_previous, invoice.chain_hash)] = number_series_commit(
+        series=series, content_hashes=[invoice.content_hash]
+    )
     invoice.save(update_fields=_FINALIZED_FIELDS)
 
     if applied:
@@ -341,9 +369,13 @@ class _Pending:
     invoice: Invoice
     lines: list[InvoiceLine]
     brand: Brand
-    issued_at: datetime
+    issued_at: datetime  # the caller's time until the series is locked, then the issue instant
     item_ids: list[int]
-    snapshot_json: str  # canonical JSON of the snapshot: hashed, and stored as is on PostgreSQL
+    days: int
+    sender: dict[str, Any]
+    buyer: dict[str, Any]
+    vat_mention_key: str | None
+    snapshot_json: str = ""  # canonical JSON of the snapshot: hashed, and stored as is on PostgreSQL
 
 
 def _brands_for(customers: Sequence[Customer]) -> tuple[dict[int, Brand], Brand | None]:
@@ -421,28 +453,7 @@ def invoices_issue_bulk(
         amount_due = total - applied
 
         fields = invoice_fields(draft=draft, preview=preview, language=customer.preferred_language)
-        days = days_until_due(custom_fields=fields["custom_fields"])
-        due_at = due_at_for(at=issued_at, collection_method=draft.collection_method, days=days)
-        fields.update(
-            starting_balance_applied=applied,
-            amount_due=amount_due,
-            amount_remaining=amount_due,
-            finalized_at=issued_at,
-            due_at=due_at,
-            paid_at=issued_at if amount_due == 0 else None,
-            issued_snapshot=issued_snapshot(
-                seller=sellers[brand.pk],
-                buyer=buyer_snapshot(customer, custom_fields=buyer_fields.get(customer.pk, [])),
-                brand=brand,
-                language=customer.preferred_language,
-                vat_mention_key=preview.vat_mention_key,
-                collection_method=draft.collection_method,
-                days=days,
-                at=issued_at,
-                due_at=due_at,
-                discounts=fields["custom_fields"]["discounts"],
-            ),
-        )
+        fields.update(starting_balance_applied=applied, amount_due=amount_due, amount_remaining=amount_due)
         fields["status"] = Status.PAID if amount_due == 0 else Status.OPEN
         pending.append(
             _Pending(
@@ -451,11 +462,15 @@ def invoices_issue_bulk(
                 brand=brand,
                 issued_at=issued_at,
                 item_ids=[line.invoice_item_id for line in draft.lines if line.invoice_item_id is not None],
-                snapshot_json=canonical_json(fields["issued_snapshot"]),
+                days=days_until_due(custom_fields=fields["custom_fields"]),
+                sender=sellers[brand.pk],
+                buyer=buyer_snapshot(customer, custom_fields=buyer_fields.get(customer.pk, [])),
+                vat_mention_key=preview.vat_mention_key,
             )
         )
 
-    # Numbers: one reservation per series, handed out in issue order.
+    # Numbers: one locked series each, in (brand, scope) order; the issue time is settled
+    # under the lock (never before the series' last issue), then everything dated follows.
     simulated = {customer.pk for customer in customers if customer_numbered_as_test(customer)}
     series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
     for entry in pending:
@@ -466,18 +481,23 @@ def invoices_issue_bulk(
         series[(entry.brand.pk, key.scope)].append(entry)
     for (_brand_id, _scope), entries in sorted(series.items()):
         entries.sort(key=lambda entry: entry.issued_at)
-        numbers = number_sequence_reserve(
+        locked = number_series_lock(
             brand=entries[0].brand,
             kind=NumberSequence.Kind.INVOICE,
             at=entries[0].issued_at,
-            count=len(entries),
             test_mode=entries[0].invoice.customer_id in simulated,
         )
-        for entry, number in zip(entries, numbers, strict=True):
+        for entry, number in zip(entries, locked.numbers(len(entries)), strict=True):
+            entry.issued_at = max(entry.issued_at, locked.issued_at)
             entry.invoice.number = number
-            entry.invoice.content_hash = invoice_content_hash(
-                invoice=entry.invoice, lines=entry.lines, snapshot_json=entry.snapshot_json
-            )
+            _date_issued(entry)
+        links = number_series_commit(
+            series=locked,
+            content_hashes=[entry.invoice.content_hash for entry in entries],
+            issued_at=entries[-1].issued_at,
+        )
+        for entry, (previous, link) in zip(entries, links, strict=True):
+            entry.invoice.chain_previous, entry.invoice.chain_hash = previous, link
 
     invoices = [entry.invoice for entry in pending]
     _insert_issued(pending)
@@ -522,6 +542,28 @@ def invoices_issue_bulk(
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
     return [invoice.pk for invoice in invoices]
+
+
+def _date_issued(entry: _Pending) -> None:
+    """The fields of a bulk-issued invoice that follow from its issue instant, and its content hash."""
+    invoice, at = entry.invoice, entry.issued_at
+    invoice.finalized_at = at
+    invoice.due_at = due_at_for(at=at, collection_method=invoice.collection_method, days=entry.days)
+    invoice.paid_at = at if invoice.status == Status.PAID else None
+    invoice.issued_snapshot = issued_snapshot(
+        seller=entry.sender,
+        buyer=entry.buyer,
+        brand=entry.brand,
+        language=invoice.language,
+        vat_mention_key=entry.vat_mention_key,
+        collection_method=invoice.collection_method,
+        days=entry.days,
+        at=at,
+        due_at=invoice.due_at,
+        discounts=invoice.custom_fields["discounts"],
+    )
+    entry.snapshot_json = canonical_json(invoice.issued_snapshot)
+    invoice.content_hash = invoice_content_hash(invoice=invoice, lines=entry.lines, snapshot_json=entry.snapshot_json)
 
 
 def _insert_issued(pending: Sequence[_Pending]) -> None:

@@ -78,12 +78,16 @@ def build_scenario(customer_factory, price_factory) -> Scenario:
     yearly = price_factory(nickname="Yearly", unit_amount=120000, cycle=yearly_cycle)
     alice, bruno, chloe, david = (customer_factory(legal_name=name) for name in ("Alice", "Bruno", "Chloé", "David"))
     months = [paris(2025, 12), paris(2026, 1), paris(2026, 2), paris(2026, 3), paris(2026, 4)]
+    periods = []  # (start, end, customer, price, percent_off)
     for index, plan in enumerate([basic, basic, pro, pro]):
-        bill(alice, plan, months[index], months[index + 1])
+        periods.append((months[index], months[index + 1], alice, plan, None))
     for index, plan in enumerate([pro, pro, basic]):
-        bill(bruno, plan, months[index], months[index + 1])
-    bill(chloe, yearly, paris(2026, 1, 15), paris(2027, 1, 15))
-    bill(david, basic, paris(2025, 10), paris(2025, 11))
-    bill(david, basic, months[2], months[3], percent_off=50)
-    bill(david, basic, months[3], months[4], percent_off=50)
+        periods.append((months[index], months[index + 1], bruno, plan, None))
+    periods.append((paris(2026, 1, 15), paris(2027, 1, 15), chloe, yearly, None))
+    periods.append((paris(2025, 10), paris(2025, 11), david, basic, None))
+    periods.append((months[2], months[3], david, basic, 50))
+    periods.append((months[3], months[4], david, basic, 50))
+    # Issued in date order: a number series is chronological (docs/billing.md).
+    for start, end, customer, price, percent_off in sorted(periods, key=lambda period: period[0]):
+        bill(customer, price, start, end, percent_off=percent_off)
     return Scenario(alice, bruno, chloe, david, basic, pro, yearly)

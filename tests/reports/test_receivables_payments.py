@@ -41,15 +41,17 @@ def _owed(customer, amount: int, days_ago: int, terms: int = 30):
 
 @pytest.fixture
 def receivables(customer, customer_factory, tax_rate):
-    """Invoices of 100 € (120 € with VAT) at known ages on 30 June 2026, 30-day terms."""
-    _owed(customer, 10000, days_ago=10)  # due in 20 days: current
-    _owed(customer, 10000, days_ago=45)  # 15 days late
-    _owed(customer, 10000, days_ago=75)  # 45 days late
-    _owed(customer, 10000, days_ago=100)  # 70 days late
+    """Invoices of 100 € (120 € with VAT) at known ages on 30 June 2026, 30-day terms.
+
+    Issued oldest first: a number series is chronological (docs/billing.md)."""
     _owed(customer, 10000, days_ago=160)  # 130 days late
+    _owed(customer, 10000, days_ago=100)  # 70 days late
+    _owed(customer, 10000, days_ago=75)  # 45 days late
     paid = _owed(customer, 10000, days_ago=50)
-    payment_record_manual(invoice=paid, amount=paid.amount_due, method="bank_transfer", at=AS_OF - timedelta(days=5))
+    _owed(customer, 10000, days_ago=45)  # 15 days late
     late_payer = _owed(customer, 10000, days_ago=40)  # paid after the as-of date: still owed then
+    _owed(customer, 10000, days_ago=10)  # due in 20 days: current
+    payment_record_manual(invoice=paid, amount=paid.amount_due, method="bank_transfer", at=AS_OF - timedelta(days=5))
     payment_record_manual(
         invoice=late_payer, amount=late_payer.amount_due, method="bank_transfer", at=AS_OF + timedelta(days=3)
     )
