@@ -67,6 +67,22 @@ class ServiceAdminMixin:
     def service_validate(self, *, obj: models.Model | None, changes: dict[str, Any]) -> None:
         """Raise the ValidationError the service would raise for these changes (None: a new row)."""
 
+    def service_frozen_fields(self, obj: models.Model) -> tuple[str, ...]:
+        """Fields the service refuses to change on `obj` now; the page shows them read-only."""
+        return ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is None:
+            return readonly
+        frozen = self.service_frozen_fields(obj)
+        if request.method == "POST":
+            # A page opened before the row froze still posts these fields: keep them in the
+            # form so the service refuses a change with a form error instead of the form
+            # dropping it silently. Fields the page showed read-only are not posted.
+            frozen = tuple(name for name in frozen if name not in request.POST)
+        return readonly + tuple(name for name in frozen if name not in readonly)
+
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form_class = super().get_form(request, obj, change=change, **kwargs)
         model_admin = self
