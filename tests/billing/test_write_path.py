@@ -22,7 +22,7 @@ from billing.resources import CouponResource, PriceResource
 from billing.services.catalog import PriceInUse, price_update
 from billing.services.coupons import CouponInUse, coupon_delete, coupon_update
 from tests.admin_forms import change_form_data
-from tests.api.conftest import api, make_key  # noqa: F401 (fixtures)
+from tests.api.conftest import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,17 @@ def _subscription(customer, *, price: Price | None = None, coupon: Coupon | None
 
 def _upload(dataset: tablib.Dataset, name: str) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, dataset.export("csv").encode(), content_type="text/csv")
+
+
+@pytest.fixture
+def api(staff_factory):
+    """An integrator's read-write API key (the same as tests/api's fixture)."""
+    from config.api.keys import api_key_create
+
+    _key, raw = api_key_create(
+        name="test key", scope="read_write", mode="live", created_by=staff_factory(username="integrations")
+    )
+    return client_for(raw)
 
 
 @pytest.fixture
@@ -148,8 +159,6 @@ def test_a_coupon_redeemed_while_its_console_page_was_open_keeps_its_terms(conso
 
 
 def test_the_api_changes_a_coupons_name_but_not_its_terms_once_redeemed(api, redeemed_coupon):
-    from tests.api.conftest import assert_problem
-
     renamed = api.patch(f"/api/v1/coupons/coupon_{redeemed_coupon.pk}", {"name": "Merci"}, format="json")
     refused = api.patch(f"/api/v1/coupons/coupon_{redeemed_coupon.pk}", {"percent_off": "50"}, format="json")
 
