@@ -9,7 +9,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from billing.services.webhooks import webhook_deliveries_resend, webhook_endpoint_create, webhook_endpoint_roll_secret
+from billing.services.webhooks import (
+    webhook_deliveries_resend,
+    webhook_endpoint_create,
+    webhook_endpoint_roll_secret,
+    webhook_endpoint_update,
+)
 
 
 @admin.register(WebhookEndpoint)
@@ -22,7 +27,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request: Any, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         if change:
-            obj.save()
+            stored = WebhookEndpoint.objects.get(pk=obj.pk)
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            webhook_endpoint_update(endpoint=stored, changes=changes)
             return
         endpoint = webhook_endpoint_create(url=obj.url, enabled_events=obj.enabled_events, description=obj.description)
         obj.pk, obj.secret = endpoint.pk, endpoint.secret

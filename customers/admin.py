@@ -17,6 +17,7 @@ from customers.models import Customer, CustomerUser, NotificationLog
 from customers.privacy_admin import erase_personal_data, export_personal_data
 from customers.services import (
     customer_create,
+    customer_delete,
     customer_invite_portal_user,
     customer_update,
     customer_update_validate,
@@ -118,6 +119,13 @@ class CustomerAdmin(ServiceAdminMixin, ImportExportModelAdmin):
 
     def service_update(self, request: HttpRequest, *, obj: Customer, changes: dict) -> Customer:
         return customer_update(customer=obj, data=changes, acting_user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        customer_delete(customer=obj, acting_user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        for customer in queryset:
+            customer_delete(customer=customer, acting_user=request.user)
 
     @admin.action(description=_("Invite the billing email to the customer portal"), permissions=["change"])
     def invite_to_portal(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:

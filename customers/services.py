@@ -151,3 +151,12 @@ def customer_user_revoke(*, link: CustomerUser, acting_user: object = None) -> N
     with transaction.atomic(savepoint=False):
         CustomerUser.objects.filter(pk=link.pk).delete()
         _customer_event(customer, "customer.portal_user.revoked", [], acting_user, extra={"email": email})
+
+
+def customer_delete(*, customer: Customer, acting_user: object = None) -> None:
+    """Delete a customer entered by mistake; one with any billing history is refused by the database
+    (PROTECT: subscriptions, invoices, payments...). Recorded as `customer.deleted`, which keeps the
+    customer's id after the row is gone (events outlive their customer)."""
+    with transaction.atomic(savepoint=False):
+        _customer_event(customer, "customer.deleted", [], acting_user, extra={"email": customer.email})
+        customer.delete()

@@ -204,3 +204,18 @@ def test_revoking_portal_access_in_the_console_is_recorded(console, customer):
     event = DomainEvent.objects.get(type="customer.portal_user.revoked")
     assert event.customer_id == customer.pk and event.data["email"] == "leaving@client.example"
     assert event.acting_user == console.user
+
+
+def test_deleting_a_customer_in_the_console_is_recorded(console, customer_factory):
+    # given a customer entered by mistake
+    mistake = customer_factory(legal_name="Doublon SARL", email="doublon@client.example")
+    pk = mistake.pk
+
+    # when a staff member deletes it
+    response = console.post(reverse("admin:customers_customer_delete", args=[pk]), {"post": "yes"})
+
+    # then it is gone and the event log says so, by whom
+    assert response.status_code == 302
+    assert not Customer.objects.filter(pk=pk).exists()
+    event = DomainEvent.objects.get(type="customer.deleted", object_id=str(pk))
+    assert event.data["email"] == "doublon@client.example" and event.acting_user == console.user
