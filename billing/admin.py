@@ -311,6 +311,12 @@ class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModel
     def price_count(self, product: Product) -> int:
         return product.price_total
 
+    def has_delete_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
+        # A redeemed coupon limited to this product keeps its products (billing/migrations/0009).
+        if obj is not None and any(coupon_is_redeemed(coupon=coupon) for coupon in obj.coupons.all()):
+            return False
+        return super().has_delete_permission(request, obj)
+
     def service_create(self, request: HttpRequest, *, data: dict) -> Product:
         return product_create(data=data)
 

@@ -354,3 +354,18 @@ def test_the_console_deletes_an_unused_coupon_but_never_a_redeemed_one(console, 
     assert Coupon.objects.filter(pk=redeemed_coupon.pk).exists()
     with pytest.raises(CouponInUse), transaction.atomic():
         coupon_delete(coupon=redeemed_coupon)
+
+
+def test_a_product_a_redeemed_coupon_is_limited_to_is_not_deleted(console, customer, product_factory):
+    # given a coupon limited to a product (no price yet), then redeemed
+    product = product_factory(name="Nuage Pro")
+    coupon = Coupon.objects.create(name="Pro -10 %", percent_off=Decimal(10))
+    coupon.applies_to.add(product)
+    _subscription(customer, coupon=coupon)
+
+    # when the product is deleted in the console
+    response = console.post(reverse("admin:billing_product_delete", args=[product.pk]), {"post": "yes"})
+
+    # then the console refuses (no server error) and the coupon keeps its product
+    assert response.status_code == 403
+    assert list(coupon.applies_to.all()) == [product]
