@@ -68,8 +68,32 @@ from billing.resources import (
     cycle_to_text,
     items_from_text,
 )
-from billing.services.catalog import PRICE_TERMS, price_is_used, price_update
+from billing.services.catalog import (
+    meter_create,
+    meter_frozen_fields,
+    meter_update,
+    meter_update_validate,
+    price_create,
+    price_frozen_fields,
+    price_update,
+    price_update_validate,
+    product_create,
+    product_update,
+)
+from billing.services.coupons import (
+    coupon_create,
+    coupon_delete,
+    coupon_frozen_fields,
+    coupon_is_redeemed,
+    coupon_update,
+    coupon_update_validate,
+    promotion_code_create,
+    promotion_code_frozen_fields,
+    promotion_code_update,
+    promotion_code_update_validate,
+)
 from billing.states import InvalidTransition
+from config.write_path import ServiceAdminMixin
 from customers.models import Customer
 from invoices.errors import InvoiceError
 
@@ -272,7 +296,7 @@ class PriceInline(ReadOnlyInline):
 
 
 @admin.register(Product)
-class ProductAdmin(ImportExportPermissions, ImportExportModelAdmin):
+class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
     resource_classes = [ProductResource]
     list_display = ("name", "unit_label", "active", "price_count", "created_at")
     list_filter = ("active",)
@@ -288,9 +312,24 @@ class ProductAdmin(ImportExportPermissions, ImportExportModelAdmin):
     def price_count(self, product: Product) -> int:
         return product.price_total
 
+    def has_delete_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
+        # A redeemed coupon limited to this product keeps its products (billing/migrations/0012).
+        if obj is not None and any(coupon_is_redeemed(coupon=coupon) for coupon in obj.coupons.all()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def service_create(self, request: HttpRequest, *, data: dict) -> Product:
+        return product_create(data=data)
+
+    def service_update(self, request: HttpRequest, *, obj: Product, changes: dict) -> Product:
+        return product_update(product=obj, changes=changes)
+
     @admin.action(description=_("Archive selected products (no new subscriptions)"), permissions=["change"])
     def archive(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        count = queryset.filter(active=True).update(active=False)
+        count = 0
+        for product in queryset.filter(active=True):
+            product_update(product=product, changes={"active": False})
+            count += 1
         self.message_user(
             request,
             ngettext("%(count)d product archived.", "%(count)d products archived.", count) % {"count": count},
@@ -299,17 +338,25 @@ class ProductAdmin(ImportExportPermissions, ImportExportModelAdmin):
 
 
 @admin.register(Meter)
-class MeterAdmin(ImportExportPermissions, ImportExportModelAdmin):
+class MeterAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
     resource_classes = [MeterResource]
     list_display = ("name", "key", "aggregation", "created_at")
     list_filter = ("aggregation",)
     search_fields = ("name", "key")
+    readonly_fields = ("created_at",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Meter | None = None) -> tuple[str, ...]:
-        # Usage already reported under a key would be orphaned if the key or its maths changed.
-        if obj is not None and (obj.events.exists() or obj.prices.exists()):
-            return ("key", "aggregation", "created_at")
-        return ("created_at",)
+    def service_frozen_fields(self, obj: Meter) -> tuple[str, ...]:
+        return meter_frozen_fields(meter=obj)
+
+    def service_validate(self, *, obj: Meter | None, changes: dict) -> None:
+        if obj is not None:
+            meter_update_validate(meter=obj, changes=changes)
+
+    def service_create(self, request: HttpRequest, *, data: dict) -> Meter:
+        return meter_create(data=data)
+
+    def service_update(self, request: HttpRequest, *, obj: Meter, changes: dict) -> Meter:
+        return meter_update(meter=obj, changes=changes)
 
 
 def price_amount_label(price: Price) -> str:
@@ -383,24 +430,9 @@ class PriceForm(forms.ModelForm):
             "metadata",
         )
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.instance.pk:
-            terms = {name.removesuffix("_id") for name in PRICE_TERMS}
-            touched = [name for name in self.changed_data if name in terms]
-            if touched and price_is_used(price=self.instance):
-                raise ValidationError(
-                    _(
-                        "This price is used by subscriptions or invoices: archive it and create a new one "
-                        "instead of changing %(fields)s."
-                    ),
-                    params={"fields": ", ".join(touched)},
-                )
-        return cleaned
-
 
 @admin.register(Price)
-class PriceAdmin(ImportExportPermissions, ImportExportModelAdmin):
+class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
     resource_classes = [PriceResource]
     form = PriceForm
     list_display = (
@@ -454,17 +486,22 @@ class PriceAdmin(ImportExportPermissions, ImportExportModelAdmin):
             )
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Price | None = None) -> tuple[str, ...]:
-        if obj is not None and price_is_used(price=obj):
-            return (*(name.removesuffix("_id") for name in PRICE_TERMS), "created_at")
-        return ("created_at",)
+    readonly_fields = ("created_at",)
 
-    def save_model(self, request: HttpRequest, obj: Price, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
-        with transaction.atomic():
-            price_update(price=obj, changes={name: form.cleaned_data[name] for name in form.changed_data})
+    # The price-in-use rule is the catalog service's: terms of a used price show read-only
+    # and price_update refuses to change them (a page opened before the price was used).
+    def service_frozen_fields(self, obj: Price) -> tuple[str, ...]:
+        return price_frozen_fields(price=obj)
+
+    def service_validate(self, *, obj: Price | None, changes: dict) -> None:
+        if obj is not None:
+            price_update_validate(price=obj, changes=changes)
+
+    def service_create(self, request: HttpRequest, *, data: dict) -> Price:
+        return price_create(data=data)
+
+    def service_update(self, request: HttpRequest, *, obj: Price, changes: dict) -> Price:
+        return price_update(price=obj, changes=changes)
 
     @admin.display(description=_("amount"))
     def amount(self, price: Price) -> str:
@@ -497,22 +534,50 @@ class PriceAdmin(ImportExportPermissions, ImportExportModelAdmin):
             )
 
 
-COUPON_TERMS = ("percent_off", "amount_off", "currency", "duration", "duration_in_periods", "applies_to")
-
-
 @admin.register(Coupon)
-class CouponAdmin(ImportExportPermissions, ImportExportModelAdmin):
+class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
     resource_classes = [CouponResource]
     list_display = ("name", "discount", "duration_label", "redemptions", "redeem_by", "active")
     list_filter = ("active", "duration", "currency")
     search_fields = ("name",)
     filter_horizontal = ("applies_to",)
+    readonly_fields = ("times_redeemed", "created_at")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Coupon | None = None) -> tuple[str, ...]:
-        # Subscribers' future invoices read the coupon's terms: once redeemed, they stay as sold.
-        if obj is not None and (obj.times_redeemed or obj.subscriptions.exists()):
-            return COUPON_TERMS + ("times_redeemed", "created_at")
-        return ("times_redeemed", "created_at")
+    # Subscribers' future invoices read the coupon's terms: once redeemed, the coupon
+    # service keeps them as sold (coupon_update), and the page shows them read-only.
+    def service_frozen_fields(self, obj: Coupon) -> tuple[str, ...]:
+        return coupon_frozen_fields(coupon=obj)
+
+    def service_validate(self, *, obj: Coupon | None, changes: dict) -> None:
+        if obj is not None:
+            coupon_update_validate(coupon=obj, changes=changes)
+
+    def service_create(self, request: HttpRequest, *, data: dict) -> Coupon:
+        data = dict(data)
+        applies_to = data.pop("applies_to", ())
+        return coupon_create(data=data, applies_to=applies_to)
+
+    def service_update(self, request: HttpRequest, *, obj: Coupon, changes: dict) -> Coupon:
+        return coupon_update(coupon=obj, changes=changes, acting_user=request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Coupon | None = None) -> bool:
+        if obj is not None and coupon_is_redeemed(coupon=obj):
+            return False  # deactivate it instead: subscribers' invoices still read its terms
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Coupon) -> None:
+        coupon_delete(coupon=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Coupon]) -> None:
+        refused = []
+        for coupon in queryset:
+            try:
+                with transaction.atomic():
+                    coupon_delete(coupon=coupon)
+            except ValidationError as error:
+                refused.append(error_text(error))
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
 
     @admin.display(description=_("discount"))
     def discount(self, coupon: Coupon) -> str:
@@ -536,13 +601,26 @@ class CouponAdmin(ImportExportPermissions, ImportExportModelAdmin):
 
 
 @admin.register(PromotionCode)
-class PromotionCodeAdmin(admin.ModelAdmin):
+class PromotionCodeAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("code", "coupon", "active", "redemptions", "expires_at", "customer", "first_time_only")
     list_filter = ("active", "first_time_only")
     search_fields = ("code", "coupon__name", "customer__legal_name")
     list_select_related = ("coupon", "customer")
     autocomplete_fields = ("coupon", "customer")
     readonly_fields = ("times_redeemed", "created_at")
+
+    def service_frozen_fields(self, obj: PromotionCode) -> tuple[str, ...]:
+        return promotion_code_frozen_fields(promotion_code=obj)
+
+    def service_validate(self, *, obj: PromotionCode | None, changes: dict) -> None:
+        if obj is not None:
+            promotion_code_update_validate(promotion_code=obj, changes=changes)
+
+    def service_create(self, request: HttpRequest, *, data: dict) -> PromotionCode:
+        return promotion_code_create(data=data)
+
+    def service_update(self, request: HttpRequest, *, obj: PromotionCode, changes: dict) -> PromotionCode:
+        return promotion_code_update(promotion_code=obj, changes=changes)
 
     @admin.display(description=_("redemptions"), ordering="times_redeemed")
     def redemptions(self, code: PromotionCode) -> str:

@@ -45,9 +45,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request: Any, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         if change:
-            # The same service as the API: it checks a changed URL again.
-            changes = {name: getattr(obj, name) for name in form.changed_data}
-            webhook_endpoint_update(endpoint=WebhookEndpoint.objects.get(pk=obj.pk), changes=changes)
+            stored = WebhookEndpoint.objects.get(pk=obj.pk)
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            webhook_endpoint_update(endpoint=stored, changes=changes)
             return
         endpoint = webhook_endpoint_create(url=obj.url, enabled_events=obj.enabled_events, description=obj.description)
         obj.pk, obj.secret = endpoint.pk, endpoint.secret

@@ -55,7 +55,7 @@ from billing.serializers import (
 )
 from billing.services.catalog import price_create, price_update, product_create, product_update
 from billing.services.changes import subscription_change, subscription_preview_change
-from billing.services.coupons import coupon_create, promotion_code_create
+from billing.services.coupons import coupon_create, coupon_update, promotion_code_create
 from billing.services.invoice_items import invoice_item_create
 from billing.services.payments import payment_method_attach, payment_method_detach
 from billing.services.refunds import refund_request
@@ -172,6 +172,14 @@ class CouponViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         applies_to = data.pop("applies_to", [])
         coupon = coupon_create(data=data, applies_to=applies_to)
         return Response(self.get_serializer(coupon).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Any, pk: str) -> Response:
+        """Name, limits and active flag; the discount itself only until the coupon is redeemed."""
+        coupon = self.get_object()
+        serializer = self.get_serializer(coupon, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        coupon = coupon_update(coupon=coupon, changes=dict(serializer.validated_data), acting_user=acting_user(request))
+        return Response(self.get_serializer(coupon).data)
 
 
 class PromotionCodeFilter(django_filters.FilterSet):

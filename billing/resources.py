@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,8 +18,17 @@ from import_export import fields, resources, widgets
 
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import Coupon, Meter, Price, Product, Subscription
-from billing.services.catalog import PRICE_TERMS, price_is_used
+from billing.services.catalog import (
+    meter_create,
+    meter_update,
+    price_create,
+    price_update,
+    product_create,
+    product_update,
+)
+from billing.services.coupons import coupon_create, coupon_update
 from config.modes import scope_to_mode
+from config.write_path import ServiceResourceMixin
 from customers.models import Customer
 
 _SHORTHAND_UNITS = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year", "annually": "year"}
@@ -111,7 +119,7 @@ class LookupWidget(widgets.ForeignKeyWidget):
         return matches[0]
 
 
-class ProductResource(resources.ModelResource):
+class ProductResource(ServiceResourceMixin, resources.ModelResource):
     class Meta:
         model = Product
         fields = ("id", "name", "description", "unit_label", "active")
@@ -120,8 +128,14 @@ class ProductResource(resources.ModelResource):
         clean_model_instances = True
         use_transactions = True
 
+    def service_create(self, *, data: dict, user: Any) -> Product:
+        return product_create(data=data)
 
-class MeterResource(resources.ModelResource):
+    def service_update(self, *, obj: Product, changes: dict, user: Any) -> Product:
+        return product_update(product=obj, changes=changes)
+
+
+class MeterResource(ServiceResourceMixin, resources.ModelResource):
     class Meta:
         model = Meter
         fields = ("id", "key", "name", "aggregation")
@@ -131,8 +145,14 @@ class MeterResource(resources.ModelResource):
         clean_model_instances = True
         use_transactions = True
 
+    def service_create(self, *, data: dict, user: Any) -> Meter:
+        return meter_create(data=data)
 
-class PriceResource(resources.ModelResource):
+    def service_update(self, *, obj: Meter, changes: dict, user: Any) -> Meter:
+        return meter_update(meter=obj, changes=changes)
+
+
+class PriceResource(ServiceResourceMixin, resources.ModelResource):
     product = fields.Field(
         column_name="product", attribute="product", widget=LookupWidget(Product, "name", allow_id=True)
     )
@@ -166,39 +186,17 @@ class PriceResource(resources.ModelResource):
         clean_model_instances = True
         use_transactions = True
 
-    def validate_instance(self, instance: Price, import_validation_errors: Any = None, validate_unique: bool = True):
-        errors = dict(import_validation_errors or {})
-        if instance.pk:
-            # The same rule as price_update: a used price's terms never change.
-            stored = Price.objects.filter(pk=instance.pk).values(*PRICE_TERMS).first()
-            if stored is not None:
-                changed = [name for name in PRICE_TERMS if _differs(name, stored[name], getattr(instance, name))]
-                if changed and price_is_used(price=instance):
-                    errors["__all__"] = ValidationError(
-                        _(
-                            "This price is used by subscriptions or invoices: archive it and "
-                            "create a new one instead of changing %(fields)s."
-                        )
-                        % {"fields": ", ".join(name.removesuffix("_id") for name in changed)}
-                    )
-        super().validate_instance(instance, errors or None, validate_unique)
+    # The price-in-use rule is price_update's (the same as the console's and the API's).
+    def service_create(self, *, data: dict, user: Any) -> Price:
+        return price_create(data=data)
+
+    def service_update(self, *, obj: Price, changes: dict, user: Any) -> Price:
+        return price_update(price=obj, changes=changes)
 
 
-def _differs(name: str, stored: Any, current: Any) -> bool:
-    if name == "cycle" and stored and current:
-        try:
-            return CycleSpec.from_dict(stored) != CycleSpec.from_dict(current)
-        except CycleSpecError:
-            return True
-    if isinstance(stored, Decimal) and isinstance(current, Decimal | int | str):
-        try:
-            return stored != Decimal(str(current))
-        except ArithmeticError:
-            return True
-    return stored != current
+class CouponResource(ServiceResourceMixin, resources.ModelResource):
+    """Coupons through coupon_create / coupon_update: a redeemed coupon's terms stay as sold."""
 
-
-class CouponResource(resources.ModelResource):
     applies_to = fields.Field(
         column_name="applies_to",
         attribute="applies_to",
@@ -224,6 +222,14 @@ class CouponResource(resources.ModelResource):
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
+
+    def service_create(self, *, data: dict, user: Any) -> Coupon:
+        data = dict(data)
+        applies_to = data.pop("applies_to", ())
+        return coupon_create(data=data, applies_to=applies_to)
+
+    def service_update(self, *, obj: Coupon, changes: dict, user: Any) -> Coupon:
+        return coupon_update(coupon=obj, changes=changes, acting_user=user)
 
 
 # -- subscriptions -------------------------------------------------------------------

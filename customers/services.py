@@ -14,11 +14,15 @@ from customers.models import Customer, CustomerUser
 
 
 @transaction.atomic
-def customer_invite_portal_user(*, customer: Customer, email: str, base_url: str) -> CustomerUser:
+def customer_invite_portal_user(
+    *, customer: Customer, email: str, base_url: str, acting_user: object = None
+) -> CustomerUser:
     """Create a portal login for `email` acting for `customer` and email it a set-password link.
 
-    Signup is closed: this is how customers get portal access. Following the link
-    proves the address, so allauth marks it verified when the password is set.
+    Signup is closed: this is how customers get portal access, and the only way a login
+    gets linked to a customer (the console's portal-user page cannot add or re-point
+    links). Following the link proves the address, so allauth marks it verified when
+    the password is set. A new link is recorded as `customer.portal_user.invited`.
     """
     from allauth.account.forms import default_token_generator
     from allauth.account.models import EmailAddress
@@ -38,7 +42,9 @@ def customer_invite_portal_user(*, customer: Customer, email: str, base_url: str
         user.set_unusable_password()
         user.save(update_fields=["password"])
     EmailAddress.objects.get_or_create(user=user, email=email, defaults={"primary": True, "verified": False})
-    link, _created = CustomerUser.objects.get_or_create(user=user, defaults={"customer": customer})
+    link, created = CustomerUser.objects.get_or_create(user=user, defaults={"customer": customer})
+    if created:
+        _customer_event(customer, "customer.portal_user.invited", [], acting_user, extra={"email": email})
 
     path = reverse(
         "account_reset_password_from_key",
@@ -77,7 +83,9 @@ CUSTOMER_EDITABLE_FIELDS = (
 )
 
 
-def _customer_event(customer: Customer, type: str, changed: list[str], acting_user: object) -> None:
+def _customer_event(
+    customer: Customer, type: str, changed: list[str], acting_user: object, extra: dict | None = None
+) -> None:
     from billing import clock
     from billing.events import event_record
 
@@ -87,7 +95,7 @@ def _customer_event(customer: Customer, type: str, changed: list[str], acting_us
         object_id=customer.pk,
         customer_id=customer.pk,
         occurred_at=clock.now(customer=customer),
-        data={"changed": changed},
+        data={"changed": changed, **(extra or {})},
         acting_user=acting_user,
     )
 
@@ -131,10 +139,15 @@ def customer_create(*, data: dict, acting_user: object = None, livemode: bool | 
     return customer
 
 
-def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
-    """Change a customer's editable fields. A test clock attaches only to a test-mode customer,
-    and a customer with a billing history (subscriptions, invoices, payments, payment methods)
-    never moves onto or off a test clock: its documents belong to the time they were made at."""
+def customer_update_validate(*, customer: Customer, data: dict) -> None:
+    """Raise the ValidationError `customer_update` would raise before writing (forms ask it early).
+
+    `customer` is the row as stored: a console form or an import passes the stored row, not
+    the one it has already filled with the new values. A test clock attaches only to a
+    test-mode customer, and a customer with a billing history (subscriptions, invoices,
+    payments, payment methods) never moves onto or off a test clock: its documents belong to
+    the time they were made at.
+    """
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
@@ -157,6 +170,11 @@ def customer_update(*, customer: Customer, data: dict, acting_user: object = Non
         raise ValidationError(
             {"currency": _("This customer has subscriptions: its currency can no longer change.")},
         )
+
+
+def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
+    """Change a customer (API, console form, import) and record `customer.updated` with what changed."""
+    customer_update_validate(customer=customer, data=data)
     for name, value in data.items():
         setattr(customer, name, value)
     customer.full_clean()
@@ -164,3 +182,23 @@ def customer_update(*, customer: Customer, data: dict, acting_user: object = Non
         customer.save()
         _customer_event(customer, "customer.updated", sorted(data), acting_user)
     return customer
+
+
+def customer_user_revoke(*, link: CustomerUser, acting_user: object = None) -> None:
+    """Take portal access away from a login: the link goes, the login stays (it may be invited again).
+
+    Recorded as `customer.portal_user.revoked` (who lost access, to which customer, by whom).
+    """
+    customer, email = link.customer, link.user.email
+    with transaction.atomic(savepoint=False):
+        CustomerUser.objects.filter(pk=link.pk).delete()
+        _customer_event(customer, "customer.portal_user.revoked", [], acting_user, extra={"email": email})
+
+
+def customer_delete(*, customer: Customer, acting_user: object = None) -> None:
+    """Delete a customer entered by mistake; one with any billing history is refused by the database
+    (PROTECT: subscriptions, invoices, payments...). Recorded as `customer.deleted`, which keeps the
+    customer's id after the row is gone (events outlive their customer)."""
+    with transaction.atomic(savepoint=False):
+        _customer_event(customer, "customer.deleted", [], acting_user, extra={"email": customer.email})
+        customer.delete()

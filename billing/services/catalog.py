@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.translation import gettext as _
 
-from billing.cycles import CycleSpec
-from billing.models import Price, Product
+from billing.cycles import CycleSpec, CycleSpecError
+from billing.models import Meter, Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
 from config.modes import default_livemode
 
@@ -68,12 +70,49 @@ def price_is_used(*, price: Price) -> bool:
     return price.subscription_items.exists() or price.invoice_lines.exists() or price.invoiceitem_set.exists()
 
 
-def price_update(*, price: Price, changes: dict) -> Price:
-    """Change a price; its terms are frozen once a subscription or invoice uses it.
+# The one price-in-use rule: the console, imports and the API all come through here
+# (price_update), and on PostgreSQL billing/migrations/0012 refuses the same changes.
+PRICE_TERM_FIELDS = tuple(name.removesuffix("_id") for name in PRICE_TERMS)
 
-    The refusal happens before any write, so it leaves the caller's transaction usable.
-    """
-    touched_terms = [name for name in changes if name in PRICE_TERMS or f"{name}_id" in PRICE_TERMS]
+
+def _same_value(name: str, stored: Any, new: Any) -> bool:
+    """Whether `new` says the same as the stored value (cycles and amounts compare by meaning)."""
+    if isinstance(new, models.Model):
+        new = new.pk
+    if name == "cycle" and stored and new:
+        try:
+            return CycleSpec.from_dict(stored) == CycleSpec.from_dict(new)
+        except (CycleSpecError, TypeError):
+            return False
+    if isinstance(stored, Decimal) and new is not None:
+        try:
+            return stored == Decimal(str(new))
+        except ArithmeticError:
+            return False
+    return stored == new
+
+
+def price_terms_changed(*, price: Price, changes: dict) -> list[str]:
+    """The terms (field names) that `changes` would really change on the stored `price`."""
+    changed = []
+    for name, value in changes.items():
+        field_name = name.removesuffix("_id")
+        if field_name not in PRICE_TERM_FIELDS:
+            continue
+        attname = Price._meta.get_field(field_name).attname
+        if not _same_value(field_name, getattr(price, attname), value):
+            changed.append(field_name)
+    return changed
+
+
+def price_frozen_fields(*, price: Price) -> tuple[str, ...]:
+    """The fields no write may change now (empty while the price is unused)."""
+    return PRICE_TERM_FIELDS if price_is_used(price=price) else ()
+
+
+def price_update_validate(*, price: Price, changes: dict) -> None:
+    """Raise PriceInUse if `changes` alter the terms of a used price (`price` as stored)."""
+    touched_terms = price_terms_changed(price=price, changes=changes)
     if touched_terms and price_is_used(price=price):
         raise PriceInUse(
             _(
@@ -82,7 +121,21 @@ def price_update(*, price: Price, changes: dict) -> Price:
             )
             % {"f": ", ".join(touched_terms)}
         )
+
+
+def price_update(*, price: Price, changes: dict) -> Price:
+    """Change a price; its terms are frozen once a subscription or invoice uses it.
+
+    Terms sent with their current value are no change (a console form or a spreadsheet
+    sends every column). The refusal happens before any write, so it leaves the
+    caller's transaction usable.
+    """
+    price_update_validate(price=price, changes=changes)
+    changed_terms = set(price_terms_changed(price=price, changes=changes))
     for name, value in changes.items():
+        field_name = name.removesuffix("_id")
+        if field_name in PRICE_TERM_FIELDS and field_name not in changed_terms:
+            continue  # the same term written differently ("every month" vs its JSON): keep the stored form
         setattr(price, name, value)
     price.full_clean()
     with transaction.atomic(savepoint=False):
@@ -122,3 +175,37 @@ def price_create(*, data: dict) -> Price:
     with transaction.atomic(savepoint=False):
         price.save()
     return price
+
+
+def meter_frozen_fields(*, meter: Meter) -> tuple[str, ...]:
+    """Usage already reported under a key would be orphaned if the key or its maths changed."""
+    return ("key", "aggregation") if meter.events.exists() or meter.prices.exists() else ()
+
+
+def meter_update_validate(*, meter: Meter, changes: dict) -> None:
+    touched = [
+        name for name in meter_frozen_fields(meter=meter) if name in changes and changes[name] != getattr(meter, name)
+    ]
+    if touched:
+        raise ValidationError(
+            _("This meter has usage or prices: create a new meter instead of changing %(f)s.")
+            % {"f": ", ".join(touched)}
+        )
+
+
+def meter_create(*, data: dict) -> Meter:
+    meter = Meter(**data)
+    meter.full_clean()
+    with transaction.atomic(savepoint=False):
+        meter.save()
+    return meter
+
+
+def meter_update(*, meter: Meter, changes: dict) -> Meter:
+    meter_update_validate(meter=meter, changes=changes)
+    for name, value in changes.items():
+        setattr(meter, name, value)
+    meter.full_clean()
+    with transaction.atomic(savepoint=False):
+        meter.save()
+    return meter

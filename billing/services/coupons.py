@@ -294,6 +294,96 @@ def coupon_redeem(
     return locked
 
 
+# -- changing a coupon ------------------------------------------------------------
+
+# What a coupon gives; frozen once redeemed, because subscribers' future invoices read
+# it. The console, imports and the API all change coupons through coupon_update, and on
+# PostgreSQL billing/migrations/0012 refuses the same changes.
+COUPON_TERMS = ("percent_off", "amount_off", "currency", "duration", "duration_in_periods", "applies_to")
+COUPON_EDITABLE_FIELDS = (*COUPON_TERMS, "name", "max_redemptions", "redeem_by", "active")
+
+
+class CouponInUse(CouponError):
+    """The change would alter the terms of a coupon customers already hold."""
+
+
+def coupon_is_redeemed(*, coupon: Coupon) -> bool:
+    return coupon.times_redeemed > 0 or coupon.subscriptions.exists()
+
+
+def coupon_frozen_fields(*, coupon: Coupon) -> tuple[str, ...]:
+    """The fields no write may change now (empty while nobody redeemed the coupon)."""
+    return COUPON_TERMS if coupon_is_redeemed(coupon=coupon) else ()
+
+
+def coupon_terms_changed(*, coupon: Coupon, changes: dict) -> list[str]:
+    """The terms that `changes` would really change on the stored `coupon`."""
+    changed = []
+    for name, value in changes.items():
+        if name not in COUPON_TERMS:
+            continue
+        if name == "applies_to":
+            same = set(coupon.applies_to.values_list("pk", flat=True)) == {product.pk for product in value or ()}
+        elif name == "currency":
+            same = (coupon.currency or "") == (value or "")
+        else:
+            same = getattr(coupon, name) == value
+        if not same:
+            changed.append(name)
+    return changed
+
+
+def coupon_update_validate(*, coupon: Coupon, changes: dict) -> None:
+    """Raise the error coupon_update would raise for `changes` (`coupon` as stored)."""
+    unknown = set(changes) - set(COUPON_EDITABLE_FIELDS)
+    if unknown:
+        raise CouponError(_("Unknown coupon fields: %(f)s.") % {"f": ", ".join(sorted(unknown))}, code="fields")
+    touched = coupon_terms_changed(coupon=coupon, changes=changes)
+    if touched and coupon_is_redeemed(coupon=coupon):
+        raise CouponInUse(
+            _(
+                "The coupon “%(name)s” has been redeemed: its terms stay as sold. Create a new coupon "
+                "instead of changing %(fields)s."
+            )
+            % {"name": coupon.name, "fields": ", ".join(touched)},
+            code="redeemed",
+        )
+
+
+def coupon_update(*, coupon: Coupon, changes: dict, acting_user: Any = None) -> Coupon:
+    """Change a coupon: its name, limits and active flag always; its terms until it is redeemed.
+
+    Checked before the transaction opens (a refusal leaves the caller's transaction usable),
+    then again under the coupon's lock, which coupon_redeem takes too: a redemption
+    cannot slip in between the check and the write.
+    """
+    coupon_update_validate(coupon=coupon, changes=changes)
+    with transaction.atomic(savepoint=False):
+        locked = coupon_qs_for_update().get(pk=coupon.pk)
+        coupon_update_validate(coupon=locked, changes=changes)
+        for name, value in changes.items():
+            if name != "applies_to":
+                setattr(locked, name, value)
+        locked.full_clean()
+        locked.save()
+        if "applies_to" in changes and "applies_to" in coupon_terms_changed(coupon=locked, changes=changes):
+            locked.applies_to.set(changes["applies_to"])
+    return locked
+
+
+def coupon_delete(*, coupon: Coupon) -> None:
+    """Delete a coupon nobody redeemed; a redeemed one is archived instead (active = False)."""
+    with transaction.atomic(savepoint=False):
+        locked = coupon_qs_for_update().get(pk=coupon.pk)
+        if coupon_is_redeemed(coupon=locked):
+            raise CouponInUse(
+                _("The coupon “%(name)s” has been redeemed: deactivate it instead of deleting it.")
+                % {"name": coupon.name},
+                code="redeemed",
+            )
+        locked.delete()
+
+
 def coupon_create(*, data: dict, applies_to: Iterable[Any] = (), livemode: bool | None = None) -> Coupon:
     """A new coupon, in `livemode` (default: the running request's, else live); `clean()` checks
     percent or amount (with its currency) and the duration. Its products are of its mode.
@@ -326,3 +416,36 @@ def promotion_code_create(*, data: dict) -> PromotionCode:
     with transaction.atomic(savepoint=False):
         code.save()
     return code
+
+
+def promotion_code_frozen_fields(*, promotion_code: PromotionCode) -> tuple[str, ...]:
+    """A code customers already typed keeps its coupon and its text (their discount points at it)."""
+    return ("coupon", "code") if promotion_code.times_redeemed else ()
+
+
+def promotion_code_update_validate(*, promotion_code: PromotionCode, changes: dict) -> None:
+    frozen = promotion_code_frozen_fields(promotion_code=promotion_code)
+    touched = []
+    for name in frozen:
+        if name not in changes:
+            continue
+        stored = getattr(promotion_code, PromotionCode._meta.get_field(name).attname)
+        if stored != getattr(changes[name], "pk", changes[name]):
+            touched.append(name)
+    if touched:
+        raise CouponInUse(
+            _("The code %(code)s has been used: create a new code instead of changing %(fields)s.")
+            % {"code": promotion_code.code, "fields": ", ".join(touched)},
+            code="redeemed",
+        )
+
+
+def promotion_code_update(*, promotion_code: PromotionCode, changes: dict) -> PromotionCode:
+    """Change a promotion code (limits, expiry, active flag; its coupon and text until first used)."""
+    promotion_code_update_validate(promotion_code=promotion_code, changes=changes)
+    for name, value in changes.items():
+        setattr(promotion_code, name, value)
+    promotion_code.full_clean()
+    with transaction.atomic(savepoint=False):
+        promotion_code.save()
+    return promotion_code

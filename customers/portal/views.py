@@ -57,6 +57,7 @@ from customers.portal.forms import (
     SepaMandateForm,
 )
 from customers.portal.selectors import portal_overview, portal_prices, portal_subscriptions, price_label
+from customers.services import customer_update
 from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
@@ -502,7 +503,15 @@ def billing_details(request: HttpRequest, customer: Customer) -> HttpResponse:
         if emails_changed and not step_up_fresh(request):
             messages.warning(request, _("Changing where we send your invoices needs a fresh verification."))
             return HttpResponseRedirect(f"{reverse('portal:verify')}?next={reverse('portal:details')}")
-        form.save()
+        # Through the customer service, like the API and the console: same rules, and a
+        # `customer.updated` event so webhooks see the customer's own edits too.
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if changes:
+            try:
+                customer_update(customer=Customer.objects.get(pk=customer.pk), data=changes, acting_user=request.user)
+            except ValidationError as error:
+                form.add_error(None, error)
+                return render(request, "portal/details.html", {"form": form, "preferences": preferences})
         messages.success(request, _("Your billing details are saved."))
         return HttpResponseRedirect(reverse("portal:details"))
     return render(request, "portal/details.html", {"form": form, "preferences": preferences})

@@ -191,20 +191,20 @@ def test_a_used_price_keeps_its_terms_but_its_nickname_and_active_flag_stay_edit
     url = reverse("admin:billing_price_change", args=[price.pk])
 
     page = console.get(url).content.decode()
-    response = console.post(
-        url,
-        {
-            "product": price.product_id,
-            "nickname": "Pro (legacy)",
-            "lookup_key": price.lookup_key,
-            "unit_amount": "1",  # not a field of the form any more: ignored
-            "trial_days": "0",
-            "metadata": "{}",
-        },
-    )
+    fields = {
+        "product": price.product_id,
+        "nickname": "Pro (legacy)",
+        "lookup_key": price.lookup_key,
+        "trial_days": "0",
+        "metadata": "{}",
+    }
+    # A term posted anyway (a page opened before the price was used) is refused, not dropped.
+    refused = console.post(url, {**fields, "unit_amount": "1"})
+    response = console.post(url, fields)
 
     assert 'name="unit_amount"' not in page and 'name="currency"' not in page and 'name="cycle"' not in page
     assert 'name="nickname"' in page and 'name="active"' in page
+    assert refused.status_code == 200 and "archive it and create a new one" in refused.content.decode()
     assert response.status_code == 302
     price.refresh_from_db()
     assert price.nickname == "Pro (legacy)"
