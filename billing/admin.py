@@ -69,6 +69,7 @@ from billing.resources import (
 )
 from billing.services.catalog import PRICE_TERMS, price_is_used, price_update
 from billing.states import InvalidTransition
+from config.errors import DomainError
 from customers.models import Customer
 from invoices.errors import InvoiceError
 
@@ -132,6 +133,8 @@ def admin_link(obj: Any, label: Any = None) -> str:
 
 
 def error_text(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return error.message_text()
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
     return str(error)
@@ -645,7 +648,7 @@ class CancelForm(forms.Form):
     )
 
 
-SUBSCRIPTION_SERVICE_ERRORS = (ValidationError, InvalidTransition, InvoiceError, ValueError)
+SUBSCRIPTION_SERVICE_ERRORS = (DomainError, ValidationError, InvalidTransition, InvoiceError, ValueError)
 
 
 SUBSCRIPTION_FIELDSETS = (

@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Final
 
 from billing.money import round_fraction
+from config.errors import DomainError
 
 SCHEMES: Final = ("per_unit", "tiered_graduated", "tiered_volume", "package")
 PACKAGE_ROUNDINGS: Final = ("up", "down")
@@ -37,8 +38,10 @@ PACKAGE_ROUNDINGS: Final = ("up", "down")
 # Fractional digits kept when an exact Fraction is written as a Decimal for round_minor.
 
 
-class PricingError(ValueError):
+class PricingError(DomainError, ValueError):
     """A price definition or a quantity that cannot be priced."""
+
+    code = "pricing_refused"
 
 
 def _as_amount(value: object, *, field: str) -> Decimal:

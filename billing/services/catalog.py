@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from billing.cycles import CycleSpec
 from billing.models import Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
+from config.errors import DomainConflict
 
 # Fields that define what a customer pays; frozen once the price is used.
 PRICE_TERMS = (
@@ -29,8 +30,8 @@ PRICE_TERMS = (
 )
 
 
-class PriceInUse(ValidationError):
-    pass
+class PriceInUse(DomainConflict, ValidationError):
+    code = "price_in_use"
 
 
 @lru_cache(maxsize=4096)

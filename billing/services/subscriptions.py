@@ -73,6 +73,8 @@ from billing.services.coupons import (
 from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines, usage_for_period
 from billing.services.usage import UsageWindow, usage_charge_amount
 from billing.states import BILLABLE_STATUSES, assert_transition
+from config.errors import DomainError
+from invoices.selectors import renewal_exists
 from invoices.services.drafts import invoice_create
 from invoices.types import DraftInvoice
 
@@ -82,8 +84,17 @@ MAX_TRIAL_DAYS = 730
 DEFAULT_DAYS_UNTIL_DUE = 30
 
 
-class SubscriptionError(ValidationError):
+class SubscriptionError(DomainError, ValidationError):
     """A request the subscription services refuse, with a message for the person who made it."""
+
+    code = "subscription_refused"
+
+
+class SubscriptionConflict(SubscriptionError):
+    """A request the subscription's current state does not allow."""
+
+    code = "subscription_conflict"
+    http_status = 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -740,6 +751,13 @@ def _start_new_period(
 ) -> Subscription:
     """Re-anchor the subscription at `at` and bill the new period in advance with what is owed so far."""
     period = resume_period(subscription=subscription, tz=subscription.customer.timezone, at=at)
+    if renewal_exists(subscription_id=subscription.pk, period_start=period.start):
+        # Paused and resumed again at the same instant (a test clock stands still): that
+        # period is already billed once, and billing it twice is what the database forbids.
+        raise SubscriptionConflict(
+            _("This subscription already started a period at this instant; it can start a new one later."),
+            code="period_already_billed",
+        )
     draft = _owed_so_far_draft(
         subscription=subscription_copy(subscription, billing_cycle_anchor=at),
         items=items,

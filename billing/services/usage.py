@@ -26,6 +26,7 @@ from billing.events import EventRow, events_record_bulk
 from billing.models import Meter, Price, UsageEvent
 from billing.money import round_fraction
 from billing.services.catalog import price_amount_for
+from config.errors import DomainError
 from customers.models import Customer
 
 MAX_BATCH_SIZE = 1000
@@ -64,8 +65,9 @@ class UsageBatchResult:
     errors: tuple[UsageEventError, ...]
 
 
-class UsageBatchTooLarge(ValidationError):
-    pass
+class UsageBatchTooLarge(DomainError, ValidationError):
+    code = "batch_too_large"
+    http_status = 400
 
 
 def _check_value(value: object) -> tuple[Decimal | None, str | None, str | None]:

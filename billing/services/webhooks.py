@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from config.errors import DomainError
 
 SIGNATURE_HEADER = "Tarif-Signature"
 WEBHOOK_RETRY_WINDOW = timedelta(days=3)
@@ -46,8 +47,8 @@ LEASE = timedelta(seconds=60)  # a claimed delivery is retried after this if its
 FAN_OUT_BATCH = 5000
 
 
-class WebhookError(Exception):
-    pass
+class WebhookError(DomainError):
+    code = "invalid_webhook"
 
 
 def webhook_secret_generate() -> str:

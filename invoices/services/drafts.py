@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import InvoiceItem
+from config.errors import DomainError
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
 from invoices.models import Invoice, InvoiceLine
@@ -24,7 +25,9 @@ from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
 
-class InvoiceDraftError(ValueError):
+class InvoiceDraftError(DomainError, ValueError):
+    code = "invoice_draft_refused"
+
     """A draft invoice that cannot be built (e.g. a line in another currency)."""
 
 
