@@ -35,6 +35,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError
+from billing.limits import MAX_AMOUNT, MAX_QUANTITY
 from billing.models import (
     BillingRun,
     Coupon,
@@ -1044,7 +1045,7 @@ class InvoiceItemCreateForm(forms.Form):
         queryset=Price.objects.filter(type=Price.Type.ONE_TIME, active=True),
         required=False,
     )
-    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, initial=1)
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=MAX_QUANTITY, initial=1)
     discountable = forms.BooleanField(label=_("Coupons apply to it"), required=False, initial=True)
     invoice_now = forms.BooleanField(
         label=_("Invoice it now"),
@@ -1075,6 +1076,10 @@ class InvoiceItemCreateForm(forms.Form):
             if minor != minor.to_integral_value():
                 raise ValidationError(
                     {"amount": _("%(currency)s has %(digits)d decimals.") % {"currency": currency, "digits": exponent}}
+                )
+            if abs(minor) > MAX_AMOUNT:
+                raise ValidationError(
+                    {"amount": _("At most %(maximum)s minor units either way.") % {"maximum": f"{MAX_AMOUNT:,}"}}
                 )
             cleaned["currency"], cleaned["amount_minor"] = currency, int(minor)
         return cleaned

@@ -14,10 +14,17 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.events import event_record
+from billing.limits import check_amount, check_quantity
 from billing.models import InvoiceItem, Price, Subscription
 from billing.money import CurrencyError, validate_currency
 from billing.services.catalog import price_amount_for
-from billing.services.subscriptions import SubscriptionError, instant, invoice_issue, subscription_lock
+from billing.services.subscriptions import (
+    CustomerCurrencyMismatch,
+    SubscriptionError,
+    instant,
+    invoice_issue,
+    subscription_lock,
+)
 from billing.services.upcoming import pending_item_line
 from invoices.types import DraftInvoice
 
@@ -52,6 +59,9 @@ def invoice_item_create(
         raise InvoiceItemError(_("Give an amount or a price, not both."), code="amount_or_price")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise InvoiceItemError(_("The quantity is a whole number of at least 1."), code="invalid_quantity")
+    check_quantity(quantity, field="quantity")
+    if amount is not None:
+        check_amount(amount, field="amount", allow_negative=True)
     if subscription is not None:
         subscription = subscription_lock(subscription)
         if subscription.customer_id != customer.pk:
@@ -79,6 +89,13 @@ def invoice_item_create(
         currency = validate_currency(currency)
     except CurrencyError as error:
         raise InvoiceItemError(str(error), code="currency") from error
+    if currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(customer_currency)s; this item is in %(currency)s.")
+            % {"customer": customer, "customer_currency": customer.currency, "currency": currency},
+            code="customer_currency",
+        )
+    check_amount(amount, field="amount", allow_negative=True)  # a price x quantity stays a line's amount too
     if subscription is not None and currency != subscription.currency:
         raise InvoiceItemError(
             _("The subscription bills in %(subscription)s; this item is in %(currency)s.")

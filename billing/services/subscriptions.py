@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
 from billing.events import event_record
+from billing.limits import check_quantity
 from billing.locks import subscription_qs_for_update
 from billing.models import (
     InvoiceItem,
@@ -94,6 +95,13 @@ class SubscriptionConflict(SubscriptionError):
     """A request the subscription's current state does not allow."""
 
     code = "subscription_conflict"
+    http_status = 409
+
+
+class CustomerCurrencyMismatch(SubscriptionError):
+    """A subscription or an invoice item in another currency than its customer's."""
+
+    code = "customer_currency"
     http_status = 409
 
 
@@ -159,6 +167,8 @@ def items_validate(
                 % {"price": label, "quantity": quantity},
                 code="invalid_quantity",
             )
+        if not metered:
+            check_quantity(quantity, field="quantity")
         snapshot = item_snapshot(price=price, quantity=1 if metered else quantity, product_name=names[price.product_id])
         if price.type == Price.Type.ONE_TIME:
             if not allow_one_time:
@@ -332,6 +342,12 @@ def subscription_create(
     """
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)
+    if validated.currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(currency)s; these prices are in %(prices)s.")
+            % {"customer": customer, "currency": customer.currency, "prices": validated.currency},
+            code="customer_currency",
+        )
     tz = customer.timezone
     if collection_method == Subscription.CollectionMethod.SEND_INVOICE:
         days_until_due = DEFAULT_DAYS_UNTIL_DUE if days_until_due is None else days_until_due

@@ -127,9 +127,7 @@ def test_a_body_over_the_upload_limit_is_a_413(api, idempotency_key):
 def test_a_console_form_over_the_upload_limit_is_a_413_page(console):
     from django.urls import reverse
 
-    response = console.post(
-        reverse("admin:customers_customer_add"), {"legal_name": "x" * 20_000, "country": "FR"}
-    )
+    response = console.post(reverse("admin:customers_customer_add"), {"legal_name": "x" * 20_000, "country": "FR"})
 
     assert response.status_code == 413
 
