@@ -69,6 +69,13 @@ class TarifAdminSite(admin.AdminSite):
     index_title = _("Billing operations")
     enable_nav_sidebar = True
 
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        models_ = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
+        if any(model._meta.app_label == "djstripe" for model in models_):
+            base = admin_class or admin.ModelAdmin
+            admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
+        super().register(model_or_iterable, admin_class, **options)
+
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff and _is_verified(user))
@@ -204,3 +211,48 @@ qr_svg = _qr_svg
 base32_secret = _base32_secret
 verify_any_device = _verify_any_device
 is_verified = _is_verified
+
+
+def harden_autocomplete_widgets() -> None:
+    """The admin's autocomplete widgets re-render a refused form by querying its submitted
+    values as primary keys: a posted `'; DROP TABLE…` for a customer id was a ValueError,
+    a 500 (Django's AutocompleteMixin.optgroups converts nothing). Values the target field
+    cannot read are dropped before the query; the form's own error still tells the user."""
+    from django.contrib.admin.widgets import AutocompleteMixin
+    from django.core.exceptions import ValidationError
+
+    if getattr(AutocompleteMixin.optgroups, "tarif_hardened", False):
+        return
+    original = AutocompleteMixin.optgroups
+
+    def optgroups(self: Any, name: str, value: Any, attr: Any = None) -> Any:
+        remote_opts = self.field.remote_field.model._meta
+        to_field = remote_opts.get_field(getattr(self.field.remote_field, "field_name", remote_opts.pk.attname))
+        readable = []
+        for item in value:
+            if "\x00" in str(item):
+                continue
+            try:
+                to_field.to_python(item)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            readable.append(item)
+        return original(self, name, readable, attr)
+
+    optgroups.tarif_hardened = True  # type: ignore[attr-defined]
+    AutocompleteMixin.optgroups = optgroups  # type: ignore[method-assign]
+
+
+class ReadOnlyMirrorAdmin:
+    """dj-stripe's models mirror Stripe (synced, never typed in): the console shows them
+    read-only. Its add forms were reachable and failed (a NUL byte in an id, a missing
+    `djstripe` URL namespace): 500s, and a way to forge payment records by hand."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -14,7 +14,10 @@ class ConfigConfig(AppConfig):
     verbose_name = "Tarif"
 
     def ready(self) -> None:
+        from config.admin_site import harden_autocomplete_widgets
         from config.roles import sync_role_groups_after_migrate
+
+        harden_autocomplete_widgets()
 
         # Role groups are created by a data migration; this keeps their permissions
         # complete when later migrations add models (permissions exist only after migrate).
