@@ -197,3 +197,23 @@ def test_a_subscription_in_another_currency_than_the_customers_is_a_conflict(api
 
     assert_problem(response, 409, "customer_currency")
     assert not Subscription.objects.exists()
+
+
+def test_a_usage_value_beyond_the_bound_is_refused_per_event(api, customer, meter):
+    from billing.limits import MAX_USAGE_VALUE
+
+    events = [
+        {
+            "id": "big",
+            "customer": f"cus_{customer.pk}",
+            "meter": meter.key,
+            "timestamp": "2026-01-15T09:00:00Z",
+            "value": MAX_USAGE_VALUE + 1,
+        },
+    ]
+
+    response = api.post("/api/v1/usage_events", {"events": events}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 0
+    assert response.json()["errors"][0]["code"] == "out_of_bounds"

@@ -6,7 +6,7 @@ page shows (the admin form, custom forms, the action form, inline formsets' mana
 forms) is then posted back with each field drawn from hostile values: huge and odd text,
 injection strings, overflowing and malformed numbers, real ids of the world below, wrong
 choices, hostile files. Each POST runs in its own savepoint, as a request is its own
-transaction in production. Bounded: `TARIF_HOSTILE_EXAMPLES` posts per form (default 3).
+transaction in production. Bounded: `TARIF_HOSTILE_EXAMPLES` posts per form (default 2).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.ops.test_hostile_input import AMOUNTS, HOSTILE
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES_PER_FORM = int(os.environ.get("TARIF_HOSTILE_EXAMPLES", "3"))
+EXAMPLES_PER_FORM = int(os.environ.get("TARIF_HOSTILE_EXAMPLES", "2"))
 NUMBERS = [*AMOUNTS, "9223372036854775807", "-9223372036854775808", "18446744073709551616", "1e100000", "1.5"]
 SKIPPED_SUFFIXES = ("_delete", "_history", "_autocomplete", "_export", "_process_import")
 COUNT_FILE = os.environ.get("TARIF_HOSTILE_COUNT_FILE")
@@ -144,19 +144,31 @@ PAGES = console_pages()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "label", "model_admin"), PAGES, ids=[page[0] for page in PAGES])
-def test_hostile_posts_to_every_console_form_never_fail(console, fuzz_console_world, name, label, model_admin):
-    model = model_admin.model
-    needs_id = "object_id" in _pattern_params(model_admin, name)
-    url = _url(name, model, needs_id)
-    if url is None:
-        pytest.skip(f"no object of {label} to open")
-    page = console.get(url)
-    assert page.status_code < 500, (url, page.status_code)
+def test_hostile_posts_to_every_console_form_never_fail(console, fuzz_console_world):
+    """One signed-in console and one world for all pages (a login per page cost minutes)."""
+    failures: list[str] = []
+    opened = 0
+    for name, _label, model_admin in PAGES:
+        url = _url(name, model_admin.model, "object_id" in _pattern_params(model_admin, name))
+        if url is None:
+            continue  # no object of that kind in the world (e.g. a dj-stripe mirror)
+        opened += 1
+        failures += _hostile_posts(console, url)
+    assert opened > 50, opened
+    assert not failures, "\n".join(failures[:20])
+
+
+def _hostile_posts(console: Any, url: str) -> list[str]:
+    with transaction.atomic():
+        page = console.get(url)
+        transaction.set_rollback(True)
+    if page.status_code >= 500:
+        return [f"GET {url}: {page.status_code}"]
     page_forms = _forms_in(page.context) if page.status_code == 200 else []
     if not page_forms:
         page_forms = [forms.Form()]  # a page without a form still gets hostile POSTs
-    seen: list[int] = []
+    failures: list[str] = []
+    sent: list[int] = []
 
     @settings(
         max_examples=EXAMPLES_PER_FORM,
@@ -173,13 +185,14 @@ def test_hostile_posts_to_every_console_form_never_fail(console, fuzz_console_wo
             body.update(_post_data(data.draw, form))
         with transaction.atomic():
             response = console.post(url, body)
-            seen.append(response.status_code)
-            assert response.status_code < 500, (url, sorted(body), response.status_code)
+            sent.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(f"POST {url} {sorted(body)}: {response.status_code}")
             transaction.set_rollback(True)  # each POST starts from the same world
 
     post()
-    _record(len(seen), name)
-    assert seen
+    _record(len(sent), url)
+    return failures
 
 
 def _pattern_params(model_admin: Any, name: str) -> set[str]:
@@ -190,13 +203,14 @@ def _pattern_params(model_admin: Any, name: str) -> set[str]:
 
 
 @pytest.fixture
-def fuzz_console_world(customer_factory, price_factory, brand_factory, tax_rate):
+def fuzz_console_world(customer_factory, price_factory, brand_factory, tax_rate, settings):
     """One object of each kind the console's pages open (customer, price, subscription, invoice...)."""
     from billing.services.invoice_items import invoice_item_create
     from billing.services.payments import payment_record_manual
     from billing.services.subscriptions import ItemSpec, subscription_create
     from billing.services.test_clocks import test_clock_create
 
+    settings.TARIF_RENDER_DOCUMENTS = False  # PDFs are not what this test is about
     brand_factory(is_default=True)
     customer = customer_factory()
     price = price_factory(unit_amount=2900)
