@@ -256,3 +256,51 @@ class ReadOnlyMirrorAdmin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def harden_json_form_fields() -> None:
+    """Forms for a model's JSONField (metadata...): an empty or `null` input for a NOT NULL
+    column was saved as NULL (Django skips blank values in full_clean): an IntegrityError,
+    a 500; a `\\u0000` inside the JSON is refused by PostgreSQL's jsonb: a DataError. Here the
+    column's default stands in for an empty input on a NOT NULL column, and NUL characters
+    are a form error."""
+    from django import forms
+    from django.core.exceptions import ValidationError
+    from django.db import models
+
+    if getattr(models.JSONField.formfield, "tarif_hardened", False):
+        return
+    original = models.JSONField.formfield
+
+    def formfield(self: Any, **kwargs: Any) -> Any:
+        model_field = self
+
+        class SafeJSONField(kwargs.get("form_class") or forms.JSONField):
+            def to_python(self, value: Any) -> Any:
+                result = super().to_python(value)
+                if result is None and not model_field.null:
+                    return model_field.get_default()
+                if _contains_nul(result):
+                    raise ValidationError(_("Text cannot contain NUL characters."), code="null_characters")
+                return result
+
+        kwargs["form_class"] = SafeJSONField
+        return original(self, **kwargs)
+
+    formfield.tarif_hardened = True  # type: ignore[attr-defined]
+    models.JSONField.formfield = formfield  # type: ignore[method-assign]

@@ -177,3 +177,14 @@ def test_an_id_of_the_wrong_type_in_a_filter_is_a_400(api, resource, parameter, 
 def test_a_well_formed_unknown_id_in_a_filter_is_an_empty_list(api):
     response = api.get("/api/v1/subscriptions", {"customer": "cus_999999"})
     assert response.status_code == 200 and response.json()["data"] == []
+
+
+@pytest.mark.parametrize("timezone", ["𝕿𝖆𝖗𝖎𝖋 🧾 " * 60, "A" * 5000, "../../../../etc/passwd"])
+def test_a_time_zone_name_too_long_for_the_file_system_is_a_400(api, customer_factory, timezone):
+    # given a customer; when its time zone is set to a name longer than a file name may be
+    customer = customer_factory()
+    with transaction.atomic():
+        response = api.patch(f"/api/v1/customers/cus_{customer.pk}", {"timezone": timezone}, format="json")
+
+    # then it is a validation error, not an OSError (500)
+    assert_problem(response, 400)
