@@ -237,10 +237,10 @@ def test_an_empty_or_null_json_field_in_a_console_form_is_not_a_500(console):
             assert response.status_code in (200, 302), (metadata, response.status_code)
 
 
-def test_an_unreadable_id_in_an_autocomplete_field_is_a_form_error_not_a_500(console, product):
-    body = {"product": "'; DROP TABLE customers_customer; --", "currency": "EUR", "unit_amount": "100"}
+def test_an_unreadable_id_in_an_autocomplete_field_is_a_form_error_not_a_500(console):
+    body = {"customer": "'; DROP TABLE customers_customer; --", "description": "x", "amount": "1", "quantity": "1"}
 
-    response = console.post(reverse("admin:billing_price_add"), body)
+    response = console.post(reverse("admin:billing_invoiceitem_add"), body)
 
     assert response.status_code == 200  # the form again, with its errors
 
