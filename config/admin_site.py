@@ -63,6 +63,12 @@ def issue_recovery_codes(*, user: Any) -> list[str]:
     return codes
 
 
+# Third-party models the console shows but never edits: dj-stripe mirrors Stripe (synced);
+# Celery beat's schedules are declared in code (config/celery.py). Their add forms failed on
+# hostile input (a NUL byte in an id, `KeyError: 'human_readable'` in the crontab form).
+READ_ONLY_APPS = frozenset({"djstripe", "django_celery_beat"})
+
+
 class TarifAdminSite(admin.AdminSite):
     site_header = _("Tarif operator console")
     site_title = _("Tarif")
@@ -71,7 +77,7 @@ class TarifAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         models_ = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
-        if any(model._meta.app_label == "djstripe" for model in models_):
+        if any(model._meta.app_label in READ_ONLY_APPS for model in models_):
             base = admin_class or admin.ModelAdmin
             admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
         super().register(model_or_iterable, admin_class, **options)

@@ -89,18 +89,18 @@ def invoice_item_create(
         currency = validate_currency(currency)
     except CurrencyError as error:
         raise InvoiceItemError(str(error), code="currency") from error
-    if currency != customer.currency:
-        raise CustomerCurrencyMismatch(
-            _("%(customer)s is billed in %(customer_currency)s; this item is in %(currency)s.")
-            % {"customer": customer, "customer_currency": customer.currency, "currency": currency},
-            code="customer_currency",
-        )
     check_amount(amount, field="amount", allow_negative=True)  # a price x quantity stays a line's amount too
     if subscription is not None and currency != subscription.currency:
         raise InvoiceItemError(
             _("The subscription bills in %(subscription)s; this item is in %(currency)s.")
             % {"subscription": subscription.currency, "currency": currency},
             code="currency",
+        )
+    if currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(customer_currency)s; this item is in %(currency)s.")
+            % {"customer": customer, "customer_currency": customer.currency, "currency": currency},
+            code="customer_currency",
         )
     if not description.strip():
         raise InvoiceItemError(_("Describe the charge: the customer reads it on the invoice."), code="description")
