@@ -246,3 +246,13 @@ def test_the_dj_stripe_mirror_is_read_only_in_the_console(console):
     response = console.get("/admin/djstripe/refund/add/")
 
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("items", ["pro\x00monthly:1", "²:1", "99999999999999999999999:1"])
+def test_hostile_item_text_in_the_subscription_form_is_a_form_error_not_a_500(console, customer, items):
+    body = {"customer": customer.pk, "items": items, "collection_method": "charge_automatically"}
+
+    with transaction.atomic():
+        response = console.post(reverse("admin:billing_subscription_add"), body)
+
+    assert response.status_code == 200  # the form again, with its error
