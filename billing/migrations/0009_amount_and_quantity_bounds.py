@@ -5,40 +5,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0008_event_cursor'),
+        ("billing", "0008_event_cursor"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='coupon',
-            name='amount_off',
-            field=models.BigIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(99999999)], verbose_name='amount off (minor units)'),
+            model_name="coupon",
+            name="amount_off",
+            field=models.BigIntegerField(
+                blank=True,
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(0),
+                    django.core.validators.MaxValueValidator(99999999),
+                ],
+                verbose_name="amount off (minor units)",
+            ),
         ),
         migrations.AlterField(
-            model_name='invoiceitem',
-            name='amount',
-            field=models.BigIntegerField(validators=[django.core.validators.MinValueValidator(-99999999), django.core.validators.MaxValueValidator(99999999)], verbose_name='amount (minor units)'),
+            model_name="invoiceitem",
+            name="amount",
+            field=models.BigIntegerField(
+                validators=[
+                    django.core.validators.MinValueValidator(-99999999),
+                    django.core.validators.MaxValueValidator(99999999),
+                ],
+                verbose_name="amount (minor units)",
+            ),
         ),
         migrations.AlterField(
-            model_name='invoiceitem',
-            name='quantity',
-            field=models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='quantity'),
+            model_name="invoiceitem",
+            name="quantity",
+            field=models.PositiveIntegerField(
+                default=1,
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(1000000),
+                ],
+                verbose_name="quantity",
+            ),
         ),
         migrations.AlterField(
-            model_name='price',
-            name='package_size',
-            field=models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='package size'),
+            model_name="price",
+            name="package_size",
+            field=models.PositiveIntegerField(
+                default=1,
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(1000000),
+                ],
+                verbose_name="package size",
+            ),
         ),
         migrations.AlterField(
-            model_name='price',
-            name='unit_amount',
-            field=models.DecimalField(blank=True, decimal_places=6, help_text='In cents for EUR; fractions allowed for metered prices (0.5 = half a cent).', max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(99999999)], verbose_name='unit amount (minor units)'),
+            model_name="price",
+            name="unit_amount",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=6,
+                help_text="In cents for EUR; fractions allowed for metered prices (0.5 = half a cent).",
+                max_digits=20,
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(0),
+                    django.core.validators.MaxValueValidator(99999999),
+                ],
+                verbose_name="unit amount (minor units)",
+            ),
         ),
         migrations.AlterField(
-            model_name='subscriptionitem',
-            name='quantity',
-            field=models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='quantity'),
+            model_name="subscriptionitem",
+            name="quantity",
+            field=models.PositiveIntegerField(
+                default=1,
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(1000000),
+                ],
+                verbose_name="quantity",
+            ),
         ),
     ]
