@@ -35,6 +35,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError
+from billing.limits import MAX_AMOUNT, MAX_QUANTITY
 from billing.models import (
     BillingRun,
     BillingRunFailure,
@@ -93,6 +94,7 @@ from billing.services.coupons import (
     promotion_code_update_validate,
 )
 from billing.states import InvalidTransition
+from config.errors import DomainError
 from config.write_path import ServiceAdminMixin
 from customers.models import Customer
 from invoices.errors import InvoiceError
@@ -157,6 +159,8 @@ def admin_link(obj: Any, label: Any = None) -> str:
 
 
 def error_text(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return error.message_text()
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
     return str(error)
@@ -724,7 +728,7 @@ class CancelForm(forms.Form):
     )
 
 
-SUBSCRIPTION_SERVICE_ERRORS = (ValidationError, InvalidTransition, InvoiceError, ValueError)
+SUBSCRIPTION_SERVICE_ERRORS = (DomainError, ValidationError, InvalidTransition, InvoiceError, ValueError)
 
 
 SUBSCRIPTION_FIELDSETS = (
@@ -1120,7 +1124,7 @@ class InvoiceItemCreateForm(forms.Form):
         queryset=Price.objects.filter(type=Price.Type.ONE_TIME, active=True),
         required=False,
     )
-    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, initial=1)
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=MAX_QUANTITY, initial=1)
     discountable = forms.BooleanField(label=_("Coupons apply to it"), required=False, initial=True)
     invoice_now = forms.BooleanField(
         label=_("Invoice it now"),
@@ -1151,6 +1155,10 @@ class InvoiceItemCreateForm(forms.Form):
             if minor != minor.to_integral_value():
                 raise ValidationError(
                     {"amount": _("%(currency)s has %(digits)d decimals.") % {"currency": currency, "digits": exponent}}
+                )
+            if abs(minor) > MAX_AMOUNT:
+                raise ValidationError(
+                    {"amount": _("At most %(maximum)s minor units either way.") % {"maximum": f"{MAX_AMOUNT:,}"}}
                 )
             cleaned["currency"], cleaned["amount_minor"] = currency, int(minor)
         return cleaned

@@ -74,7 +74,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
 )
 from config.api.authentication import acting_user
-from config.api.filters import UtcDateTimeFilter
+from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
 from config.api.serializers import expand_select_related
@@ -89,8 +89,8 @@ def _id_filter(model: Any, field_name: str) -> django_filters.Filter:
     def method(queryset: Any, name: str, value: str) -> Any:
         try:
             return queryset.filter(**{f"{field_name}_id": pk_from_public_id(value, model=model)})
-        except InvalidPublicId:
-            return queryset.none()
+        except InvalidPublicId as error:
+            raise invalid_id_in_filter(name, error) from None
 
     return django_filters.CharFilter(method=lambda qs, name, value: method(qs, name, value))
 
@@ -403,8 +403,8 @@ class PaymentFilter(django_filters.FilterSet):
 
         try:
             return queryset.filter(invoice_id=pk_from_public_id(value, model=Invoice))
-        except InvalidPublicId:
-            return queryset.none()
+        except InvalidPublicId as error:
+            raise invalid_id_in_filter(name, error) from None
 
 
 class PaymentViewSet(ReadOnlyApiViewSet):

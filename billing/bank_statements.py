@@ -26,14 +26,18 @@ from decimal import Decimal, InvalidOperation
 from django.utils.translation import gettext as _
 
 from billing.money import CurrencyError, currency_exponent, validate_currency
+from config.errors import DomainError
 
 CAMT053_NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
 # Versions whose layout Tarif reads (the elements used below exist unchanged in all of them).
 CAMT053_VERSIONS = range(2, 14)
 
 
-class StatementFormatError(ValueError):
+class StatementFormatError(DomainError, ValueError):
     """A statement file Tarif cannot read; the message says where and why."""
+
+    code = "statement_format"
+    http_status = 400
 
 
 @dataclass(frozen=True, slots=True)

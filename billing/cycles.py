@@ -44,6 +44,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from dateutil.relativedelta import relativedelta
 
+from config.errors import DomainError
+
 __all__ = [
     "CycleSpec",
     "CycleSpecError",
@@ -92,12 +94,15 @@ _FIELD_NAMES = frozenset(
 )
 
 
-class CycleSpecError(ValueError):
+class CycleSpecError(DomainError, ValueError):
     """A cycle specification or time zone that cannot be billed.
 
     ``field`` names the offending CycleSpec field (or ``"tz"``) so an API can point
     at it; the message is meant for the person who typed the plan.
     """
+
+    code = "invalid_cycle"
+    http_status = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

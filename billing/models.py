@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from billing.limits import amount_validators, quantity_validators
 from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code
@@ -117,7 +118,7 @@ class Price(models.Model):
         decimal_places=6,
         null=True,
         blank=True,
-        validators=[MinValueValidator(Decimal(0))],
+        validators=amount_validators(),
         help_text=_("In cents for EUR; fractions allowed for metered prices (0.5 = half a cent)."),
     )
     tiers = models.JSONField(
@@ -126,7 +127,7 @@ class Price(models.Model):
         blank=True,
         help_text=_('[{"up_to": 10, "unit_amount": "500", "flat_amount": 0}, {"up_to": null, "unit_amount": "400"}]'),
     )
-    package_size = models.PositiveIntegerField(_("package size"), default=1)
+    package_size = models.PositiveIntegerField(_("package size"), default=1, validators=quantity_validators())
     package_rounding = models.CharField(
         _("package rounding"), max_length=4, choices=[("up", _("up")), ("down", _("down"))], default="up"
     )
@@ -218,7 +219,9 @@ class Coupon(models.Model):
         blank=True,
         validators=[MinValueValidator(Decimal("0.01"))],
     )
-    amount_off = models.BigIntegerField(_("amount off (minor units)"), null=True, blank=True)
+    amount_off = models.BigIntegerField(
+        _("amount off (minor units)"), null=True, blank=True, validators=amount_validators()
+    )
     currency = models.CharField(_("currency"), max_length=3, blank=True, validators=[validate_currency_code])
     duration = models.CharField(_("duration"), max_length=10, choices=Duration.choices, default=Duration.ONCE)
     duration_in_periods = models.PositiveIntegerField(_("duration in periods"), null=True, blank=True)
@@ -395,7 +398,7 @@ class SubscriptionItem(models.Model):
     price = models.ForeignKey(
         Price, on_delete=models.PROTECT, related_name="subscription_items", verbose_name=_("price")
     )
-    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1, validators=quantity_validators())
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -516,8 +519,8 @@ class InvoiceItem(models.Model):
     )
     price = models.ForeignKey(Price, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("price"))
     description = models.CharField(_("description"), max_length=300)
-    quantity = models.PositiveIntegerField(_("quantity"), default=1)
-    amount = models.BigIntegerField(_("amount (minor units)"))
+    quantity = models.PositiveIntegerField(_("quantity"), default=1, validators=quantity_validators())
+    amount = models.BigIntegerField(_("amount (minor units)"), validators=amount_validators(allow_negative=True))
     currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency_code])
     period_start = models.DateTimeField(_("period start"), null=True, blank=True)
     period_end = models.DateTimeField(_("period end"), null=True, blank=True)

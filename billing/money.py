@@ -14,13 +14,20 @@ from functools import lru_cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
+from config.errors import DomainError
 
-class CurrencyError(ValueError):
+
+class CurrencyError(DomainError, ValueError):
     """An unknown or malformed ISO 4217 currency code."""
 
+    code = "invalid_currency"
+    http_status = 400
 
-class CurrencyMismatch(ValueError):
+
+class CurrencyMismatch(DomainError, ValueError):
     """Arithmetic between two different currencies."""
+
+    code = "currency_mismatch"
 
 
 @lru_cache(maxsize=1)

@@ -29,7 +29,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
+from billing.limits import MAX_AMOUNT
 from billing.money import round_fraction
+from config.errors import DomainError
 
 SCHEMES: Final = ("per_unit", "tiered_graduated", "tiered_volume", "package")
 PACKAGE_ROUNDINGS: Final = ("up", "down")
@@ -37,8 +39,10 @@ PACKAGE_ROUNDINGS: Final = ("up", "down")
 # Fractional digits kept when an exact Fraction is written as a Decimal for round_minor.
 
 
-class PricingError(ValueError):
+class PricingError(DomainError, ValueError):
     """A price definition or a quantity that cannot be priced."""
+
+    code = "pricing_refused"
 
 
 def _as_amount(value: object, *, field: str) -> Decimal:
@@ -50,6 +54,8 @@ def _as_amount(value: object, *, field: str) -> Decimal:
         raise PricingError(f"{field} must be a finite number, got {value}")
     if amount < 0:
         raise PricingError(f"{field} must not be negative, got {value}")
+    if amount > MAX_AMOUNT:
+        raise PricingError(f"{field} must be at most {MAX_AMOUNT:,} minor units, got {value}")
     return amount
 
 
@@ -71,6 +77,8 @@ class Tier:
         object.__setattr__(self, "unit_amount", _as_amount(self.unit_amount, field="Tier.unit_amount"))
         if _check_int(self.flat_amount, field="Tier.flat_amount") < 0:
             raise PricingError(f"Tier.flat_amount must not be negative, got {self.flat_amount}")
+        if self.flat_amount > MAX_AMOUNT:
+            raise PricingError(f"Tier.flat_amount must be at most {MAX_AMOUNT:,} minor units, got {self.flat_amount}")
 
 
 def validate_tiers(tiers: Sequence[Tier]) -> tuple[Tier, ...]:

@@ -33,10 +33,13 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from billing.money import round_fraction
+from config.errors import DomainError
 
 
-class ProrationError(ValueError):
+class ProrationError(DomainError, ValueError):
     """Inputs that cannot be prorated: naive datetimes, an empty period, duplicate keys."""
+
+    code = "proration_refused"
 
 
 @dataclass(frozen=True, slots=True)

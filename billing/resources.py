@@ -255,10 +255,12 @@ def items_from_text(text: str) -> list[tuple[Price, int]]:
             raise ValueError(
                 _("'%(item)s': the quantity after ':' must be a whole number.") % {"item": chunk}
             ) from None
+        if "\x00" in key or len(key) > 100:  # the database refuses NUL; lookup keys are at most 100 long
+            raise ValueError(_("'%(key)s' is not the lookup key of an active price.") % {"key": key[:100]})
         # In the console's current mode (live unless "Test data" is on): lookup keys repeat across modes.
         prices = scope_to_mode(Price.objects.select_related("product"))
         price = prices.filter(lookup_key=key, active=True).first()
-        if price is None and key.isdigit():
+        if price is None and key.isascii() and key.isdigit() and len(key) <= 18:
             price = prices.filter(pk=int(key)).first()
         if price is None:
             raise ValueError(_("'%(key)s' is not the lookup key of an active price.") % {"key": key})

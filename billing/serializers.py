@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from billing.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_TOTAL
 from billing.models import (
     Coupon,
     DomainEvent,
@@ -195,7 +196,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
 
 class ItemInputSerializer(serializers.Serializer):
     price = PublicIdRelatedField(queryset=Price.objects.select_related("product"))
-    quantity = serializers.IntegerField(min_value=1, default=1, max_value=1_000_000_000)
+    quantity = serializers.IntegerField(min_value=1, default=1, max_value=MAX_QUANTITY)
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):
@@ -254,10 +255,14 @@ class InvoiceItemSerializer(ExpandableMixin, serializers.ModelSerializer):
     invoice = PublicIdRelatedField(model=Invoice, read_only=True)
     invoice_now = serializers.BooleanField(write_only=True, default=False)
     amount = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Minor units; negative for a credit. Give amount or price."
+        required=False,
+        allow_null=True,
+        min_value=-MAX_AMOUNT,
+        max_value=MAX_AMOUNT,
+        help_text="Minor units per unit (at most 99,999,999 either way; negative for a credit). Give amount or price.",
     )
     currency = serializers.CharField(required=False, allow_null=True, min_length=3, max_length=3)
-    quantity = serializers.IntegerField(min_value=1, default=1, max_value=1_000_000_000)
+    quantity = serializers.IntegerField(min_value=1, default=1, max_value=MAX_QUANTITY)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
     expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}
 
@@ -384,7 +389,7 @@ class RefundSerializer(serializers.ModelSerializer):
 
 class RefundCreateSerializer(serializers.Serializer):
     payment = PublicIdRelatedField(queryset=Payment.objects.all())
-    amount = serializers.IntegerField(min_value=1, help_text="Minor units.")
+    amount = serializers.IntegerField(min_value=1, max_value=MAX_TOTAL, help_text="Minor units.")
     reason = serializers.ChoiceField(choices=CreditNote.Reason.choices)
     memo = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 

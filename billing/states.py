@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Final
 
 from billing.models import Subscription
+from config.errors import DomainConflict
 
 Status = Subscription.Status
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(DomainConflict):
     """A status change the subscription state machine does not allow."""
+
+    code = "invalid_transition"
 
     def __init__(self, current: str, target: str) -> None:
         super().__init__(f"A subscription cannot go from '{current}' to '{target}'.")

@@ -101,11 +101,24 @@ def issue_recovery_codes(*, user: Any) -> list[str]:
     return codes
 
 
+# Third-party models the console shows but never edits: dj-stripe mirrors Stripe (synced);
+# Celery beat's schedules are declared in code (config/celery.py). Their add forms failed on
+# hostile input (a NUL byte in an id, `KeyError: 'human_readable'` in the crontab form).
+READ_ONLY_APPS = frozenset({"djstripe", "django_celery_beat"})
+
+
 class TarifAdminSite(admin.AdminSite):
     site_header = _("Tarif operator console")
     site_title = _("Tarif")
     index_title = _("Billing operations")
     enable_nav_sidebar = True
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        models_ = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
+        if any(model._meta.app_label in READ_ONLY_APPS for model in models_):
+            base = admin_class or admin.ModelAdmin
+            admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
+        super().register(model_or_iterable, admin_class, **options)
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
@@ -285,3 +298,96 @@ qr_svg = _qr_svg
 base32_secret = _base32_secret
 verify_any_device = _verify_any_device
 is_verified = _is_verified
+
+
+def harden_autocomplete_widgets() -> None:
+    """The admin's autocomplete widgets re-render a refused form by querying its submitted
+    values as primary keys: a posted `'; DROP TABLE…` for a customer id was a ValueError,
+    a 500 (Django's AutocompleteMixin.optgroups converts nothing). Values the target field
+    cannot read are dropped before the query; the form's own error still tells the user."""
+    from django.contrib.admin.widgets import AutocompleteMixin
+    from django.core.exceptions import ValidationError
+
+    if getattr(AutocompleteMixin.optgroups, "tarif_hardened", False):
+        return
+    original = AutocompleteMixin.optgroups
+
+    def optgroups(self: Any, name: str, value: Any, attr: Any = None) -> Any:
+        remote_opts = self.field.remote_field.model._meta
+        to_field = remote_opts.get_field(getattr(self.field.remote_field, "field_name", remote_opts.pk.attname))
+        readable = []
+        for item in value:
+            if "\x00" in str(item):
+                continue
+            try:
+                to_field.to_python(item)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            readable.append(item)
+        return original(self, name, readable, attr)
+
+    optgroups.tarif_hardened = True  # type: ignore[attr-defined]
+    AutocompleteMixin.optgroups = optgroups  # type: ignore[method-assign]
+
+
+class ReadOnlyMirrorAdmin:
+    """dj-stripe's models mirror Stripe (synced, never typed in): the console shows them
+    read-only. Its add forms were reachable and failed (a NUL byte in an id, a missing
+    `djstripe` URL namespace): 500s, and a way to forge payment records by hand."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def harden_json_form_fields() -> None:
+    """Forms for a model's JSONField (metadata...): an empty or `null` input for a NOT NULL
+    column was saved as NULL (Django skips blank values in full_clean): an IntegrityError,
+    a 500; a `\\u0000` inside the JSON is refused by PostgreSQL's jsonb: a DataError. Here the
+    column's default stands in for an empty input on a NOT NULL column, and NUL characters
+    are a form error."""
+    from django import forms
+    from django.core.exceptions import ValidationError
+    from django.db import models
+
+    if getattr(models.JSONField.formfield, "tarif_hardened", False):
+        return
+    original = models.JSONField.formfield
+
+    def formfield(self: Any, **kwargs: Any) -> Any:
+        model_field = self
+
+        class SafeJSONField(kwargs.get("form_class") or forms.JSONField):
+            def to_python(self, value: Any) -> Any:
+                result = super().to_python(value)
+                if result is None and not model_field.null:
+                    return model_field.get_default()
+                if _contains_nul(result):
+                    raise ValidationError(_("Text cannot contain NUL characters."), code="null_characters")
+                return result
+
+        kwargs["form_class"] = SafeJSONField
+        return original(self, **kwargs)
+
+    formfield.tarif_hardened = True  # type: ignore[attr-defined]
+    models.JSONField.formfield = formfield  # type: ignore[method-assign]

@@ -14,7 +14,11 @@ class ConfigConfig(AppConfig):
     verbose_name = "Tarif"
 
     def ready(self) -> None:
+        from config.admin_site import harden_autocomplete_widgets, harden_json_form_fields
         from config.roles import sync_role_groups_after_migrate
+
+        harden_autocomplete_widgets()
+        harden_json_form_fields()
 
         # Role groups are created by a data migration; this keeps their permissions
         # complete when later migrations add models (permissions exist only after migrate).

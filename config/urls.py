@@ -24,4 +24,5 @@ urlpatterns = [
 ]
 
 # Unknown URLs under /api/ answer in problem+json like the rest of the API.
+handler400 = "config.api.exceptions.handler400"
 handler404 = "config.api.exceptions.handler404"

@@ -25,8 +25,9 @@ def validate_currency_code(value: str) -> None:
 def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
-        raise ValidationError(_("'%(value)s' is not a known time zone."), params={"value": value}) from error
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as error:
+        # OSError: a name longer than the file system allows is looked up as a path (a 500 before).
+        raise ValidationError(_("'%(value)s' is not a known time zone."), params={"value": value[:64]}) from error
 
 
 def validate_siren(value: str) -> None:

@@ -19,13 +19,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.forms.models import model_to_dict
 
+from config.errors import DomainConflict
 from customers.models import Customer
 
 ERASED_DOMAIN = "erased.invalid"
 
 
-class ErasureRefused(Exception):
-    pass
+class ErasureRefused(DomainConflict):
+    code = "erasure_refused"
 
 
 def _rows(queryset, *, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
+from config.errors import DomainError
 
-class FeedbackError(Exception):
-    pass
+
+class FeedbackError(DomainError):
+    code = "feedback_refused"
 
 
 class InvitationLinkError(FeedbackError):

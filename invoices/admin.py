@@ -52,6 +52,7 @@ from billing.admin import (
 )
 from billing.models import Subscription
 from billing.money import CurrencyError, Money, currency_exponent
+from config.errors import DomainError
 from invoices.errors import InvoiceError
 from invoices.models import (
     BalanceTransaction,
@@ -69,7 +70,7 @@ from invoices.resources import CreditNoteResource, InvoiceResource, TaxRateResou
 from invoices.selectors import invoice_credited
 from invoices.states import CREDITABLE_STATUSES
 
-SERVICE_ERRORS = (InvoiceError, ValidationError)
+SERVICE_ERRORS = (DomainError, InvoiceError, ValidationError)
 
 
 def money_column(field: str, description: Any) -> Any:

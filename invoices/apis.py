@@ -20,7 +20,7 @@ from billing.services.payments import invoice_collect, payment_record_manual
 from billing.services.upcoming import upcoming_invoice
 from config.api.authentication import acting_user
 from config.api.exceptions import ApiError
-from config.api.filters import UtcDateTimeFilter
+from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
@@ -49,8 +49,8 @@ def _by_public_id(model: Any, field: str):
     def method(queryset: Any, name: str, value: str) -> Any:
         try:
             return queryset.filter(**{f"{field}_id": pk_from_public_id(value, model=model)})
-        except InvalidPublicId:
-            return queryset.none()
+        except InvalidPublicId as error:
+            raise invalid_id_in_filter(name, error) from None
 
     return method
 

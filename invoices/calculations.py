@@ -55,13 +55,16 @@ from fractions import Fraction
 from typing import Final
 
 from billing.money import round_fraction, validate_currency
+from config.errors import DomainError
 
 TAX_CATEGORIES: Final = frozenset({"S", "Z", "E", "AE", "K", "G", "O", "L", "M"})
 ZERO_RATE_CATEGORIES: Final = frozenset({"Z", "E", "AE", "K", "G", "O"})
 
 
-class CalculationError(ValueError):
+class CalculationError(DomainError, ValueError):
     """Inputs an invoice cannot be computed from: mixed currencies, bad rates, bad discounts."""
+
+    code = "calculation_refused"
 
 
 def _check_int(value: object, *, field: str) -> int:

@@ -3,17 +3,27 @@ in words an operator can act on (the admin and the API show them as they are).""
 
 from __future__ import annotations
 
+from config.errors import DomainError
 
-class InvoiceError(Exception):
+
+class InvoiceError(DomainError):
     """Base class of the invoice domain errors."""
+
+    code = "invoice_refused"
 
 
 class FrozenInvoiceError(InvoiceError):
     """A write that would change a finalized invoice, its lines, or an issued credit note."""
 
+    code = "invalid_state"
+    http_status = 409
+
 
 class InvalidInvoiceTransition(InvoiceError):
     """A status change the invoice state machine (invoices/states.py) does not allow."""
+
+    code = "invalid_state"
+    http_status = 409
 
     def __init__(self, current: str, target: str, *, number: str | None = None) -> None:
         what = f"Invoice {number}" if number else "An invoice"
@@ -40,3 +50,6 @@ class CreditNoteError(InvoiceError):
 
 class InsufficientBalance(InvoiceError):
     """A debit larger than the credit the customer holds: the balance never goes negative."""
+
+    code = "insufficient_balance"
+    http_status = 409

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import QuerySet, Sum
 
+from config.errors import DomainConflict
 from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxRate
 
 
@@ -15,8 +17,8 @@ class CreditedAmounts:
     by_line: Mapping[int, int] = field(default_factory=dict)  # invoice line id -> net amount credited
 
 
-class NoBrandConfigured(Exception):
-    pass
+class NoBrandConfigured(DomainConflict):
+    code = "no_brand_configured"
 
 
 def brand_for_customer(*, customer) -> Brand:
@@ -81,6 +83,19 @@ def customer_balance_ledger(*, customer_id: int, currency: str | None = None) ->
     if currency:
         queryset = queryset.filter(currency=currency)
     return queryset.select_related("invoice", "credit_note").order_by("created_at", "pk")
+
+
+def renewal_exists(*, subscription_id: int, period_start: datetime) -> bool:
+    """Whether a live (not void) renewal invoice already bills this subscription-period."""
+    return (
+        Invoice.objects.filter(
+            subscription_id=subscription_id,
+            period_start=period_start,
+            billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE,
+        )
+        .exclude(status=Invoice.Status.VOID)
+        .exists()
+    )
 
 
 def invoice_credited(*, invoice_id: int) -> CreditedAmounts:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from billing.limits import MAX_QUANTITY, MAX_TOTAL
 from billing.models import Price, Subscription
 from config.api.ids import public_id
 from config.api.serializers import CachedFieldsMixin, ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
@@ -169,17 +170,23 @@ class CreditNoteSerializer(ExpandableMixin, serializers.ModelSerializer):
 
 class CreditNoteLineInputSerializer(serializers.Serializer):
     line = PublicIdRelatedField(queryset=InvoiceLine.objects.all(), help_text="The invoice line (il_…) to credit.")
-    amount = serializers.IntegerField(min_value=1, help_text="Minor units to credit on the line, excluding tax.")
-    quantity = serializers.DecimalField(max_digits=20, decimal_places=6, required=False, min_value=0)
+    amount = serializers.IntegerField(
+        min_value=1, max_value=MAX_TOTAL, help_text="Minor units to credit on the line, excluding tax."
+    )
+    quantity = serializers.DecimalField(
+        max_digits=20, decimal_places=6, required=False, min_value=0, max_value=MAX_QUANTITY
+    )
 
 
 class CreditNoteCreateSerializer(serializers.Serializer):
     invoice = PublicIdRelatedField(queryset=Invoice.objects.all())
-    amount = serializers.IntegerField(required=False, min_value=1, help_text="Minor units, tax included.")
+    amount = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_TOTAL, help_text="Minor units, tax included."
+    )
     lines = CreditNoteLineInputSerializer(many=True, required=False)
-    reduce_amount_due = serializers.IntegerField(required=False, min_value=0, default=0)
-    credit_to_balance = serializers.IntegerField(required=False, min_value=0, default=0)
-    refund = serializers.IntegerField(required=False, min_value=0, default=0)
+    reduce_amount_due = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TOTAL, default=0)
+    credit_to_balance = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TOTAL, default=0)
+    refund = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TOTAL, default=0)
     reason = serializers.ChoiceField(choices=CreditNote.Reason.choices)
     memo = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
@@ -190,7 +197,9 @@ class InvoicePayInputSerializer(serializers.Serializer):
         help_text="True: record money received outside a gateway (give amount and method); "
         "false: charge the customer's default payment method.",
     )
-    amount = serializers.IntegerField(required=False, min_value=1, help_text="Minor units (out of band only).")
+    amount = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_TOTAL, help_text="Minor units (out of band only)."
+    )
     method = serializers.ChoiceField(
         choices=["bank_transfer", "cheque", "cash", "other"], required=False, default="bank_transfer"
     )

@@ -38,6 +38,8 @@ from typing import Final
 from stdnum import exceptions as stdnum_errors
 from stdnum.eu import vat as eu_vat
 
+from config.errors import DomainError
+
 # ISO 3166-1 alpha-2 codes of the 27 member states (Greece is GR here, EL only in VAT numbers).
 EU_MEMBER_STATES: Final = frozenset(
     {
@@ -74,12 +76,17 @@ LEGAL_MENTIONS: Final[dict[str, dict[str, str]]] = {
 }
 
 
-class VatNumberError(ValueError):
+class VatNumberError(DomainError, ValueError):
     """A VAT number that is malformed, has wrong check digits, or is of an unknown country."""
 
+    code = "invalid_vat_number"
+    http_status = 400
 
-class VatError(ValueError):
+
+class VatError(DomainError, ValueError):
     """A VAT decision that cannot be made: malformed country codes, a seller outside the EU."""
+
+    code = "vat_refused"
 
 
 @dataclass(frozen=True, slots=True)

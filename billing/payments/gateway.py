@@ -16,11 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from config.errors import DomainError
+
 ChargeStatus = Literal["succeeded", "failed", "requires_action", "pending"]
 RefundStatus = Literal["succeeded", "failed", "pending"]
 
 
-class GatewayError(Exception):
+class GatewayError(DomainError):
+    code = "gateway_refused"
+
     """The gateway refused the request itself (bad token, unknown card, bad signature)."""
 
 

@@ -52,6 +52,7 @@ from billing import clock
 from billing.cycles import CycleSpec, next_boundary
 from billing.events import event_record
 from billing.locks import billing_run_scope_lock, subscription_qs_for_update
+from billing.limits import MAX_TOTAL
 from billing.models import (
     LIVE_SCOPE,
     BillingRun,
@@ -70,10 +71,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_STALE_MINUTES = 15
-# The largest invoice the run issues, in minor units: far above any real invoice (10^13
-# euros), far below the 64-bit columns' limit, so that tax and totals computed from the
-# lines can never overflow them.
-MAX_INVOICE_AMOUNT = 10**15
+# The largest invoice the run issues is the documented bound on totals (billing/limits.py):
+# entry points refuse larger amounts, and the run refuses a row that got in anyway.
+MAX_INVOICE_AMOUNT = MAX_TOTAL
 ProgressCallback = Callable[[BillingRun], None]
 
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import Meter, Price, Product
 from billing.pricing import Tier, price_amount, tiers_from_json
+from config.errors import DomainConflict
 from config.modes import default_livemode
 
 # Fields that define what a customer pays; frozen once the price is used.
@@ -32,8 +33,8 @@ PRICE_TERMS = (
 )
 
 
-class PriceInUse(ValidationError):
-    pass
+class PriceInUse(DomainConflict, ValidationError):
+    code = "price_in_use"
 
 
 @lru_cache(maxsize=4096)

@@ -33,12 +33,13 @@ from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, PromotionCode, Subscription
 from billing.money import Money
 from billing.selectors import product_key
+from config.errors import DomainError
 from config.modes import default_livemode
 from invoices.calculations import DiscountInput
 from invoices.types import DraftDiscount
 
 
-class CouponError(ValidationError):
+class CouponError(DomainError, ValidationError):
     """A coupon or promotion code that cannot be redeemed; `code` says why.
 
     Codes: unknown, inactive, expired, max_redemptions, customer, first_time,

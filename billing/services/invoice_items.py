@@ -14,11 +14,18 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.events import event_record
+from billing.limits import check_amount, check_quantity
 from billing.models import InvoiceItem, Price, Subscription
 from billing.money import CurrencyError, validate_currency
 from billing.services.catalog import price_amount_for
 from billing.services.modes import modes_check
-from billing.services.subscriptions import SubscriptionError, instant, invoice_issue, subscription_lock
+from billing.services.subscriptions import (
+    CustomerCurrencyMismatch,
+    SubscriptionError,
+    instant,
+    invoice_issue,
+    subscription_lock,
+)
 from billing.services.upcoming import pending_item_line
 from invoices.types import DraftInvoice
 
@@ -54,6 +61,9 @@ def invoice_item_create(
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise InvoiceItemError(_("The quantity is a whole number of at least 1."), code="invalid_quantity")
     modes_check(livemode=customer.livemode, objects=[price, subscription])
+    check_quantity(quantity, field="quantity")
+    if amount is not None:
+        check_amount(amount, field="amount", allow_negative=True)
     if subscription is not None:
         subscription = subscription_lock(subscription)
         if subscription.customer_id != customer.pk:
@@ -81,11 +91,18 @@ def invoice_item_create(
         currency = validate_currency(currency)
     except CurrencyError as error:
         raise InvoiceItemError(str(error), code="currency") from error
+    check_amount(amount, field="amount", allow_negative=True)  # a price x quantity stays a line's amount too
     if subscription is not None and currency != subscription.currency:
         raise InvoiceItemError(
             _("The subscription bills in %(subscription)s; this item is in %(currency)s.")
             % {"subscription": subscription.currency, "currency": currency},
             code="currency",
+        )
+    if currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(customer_currency)s; this item is in %(currency)s.")
+            % {"customer": customer, "customer_currency": customer.currency, "currency": currency},
+            code="customer_currency",
         )
     if not description.strip():
         raise InvoiceItemError(_("Describe the charge: the customer reads it on the invoice."), code="description")

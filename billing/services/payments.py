@@ -32,6 +32,7 @@ from billing.locks import subscription_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
 from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
+from config.errors import DomainError
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice
@@ -45,8 +46,10 @@ NO_PAYMENT_METHOD = "no_payment_method"
 MANUAL_METHODS = (Payment.Method.BANK_TRANSFER, Payment.Method.CHEQUE, Payment.Method.CASH, Payment.Method.OTHER)
 
 
-class PaymentsError(Exception):
+class PaymentsError(DomainError):
     """A payment operation Tarif refuses (the message says why, for the operator)."""
+
+    code = "payments"
 
 
 def bank_transfer_reference(*, customer: Any) -> str:

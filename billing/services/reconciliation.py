@@ -31,6 +31,7 @@ from billing.events import event_record
 from billing.locks import subscription_qs_for_update
 from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services.payments import payment_record_manual
+from config.errors import DomainError
 from customers.models import Customer
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import Invoice
@@ -43,8 +44,10 @@ _TARIF_REFERENCE = re.compile(r"RF\d{2}TARIF\d{8}")
 _INVOICE_NUMBER_TOKEN = re.compile(r"[A-Z0-9][A-Z0-9/_.-]*[A-Z0-9]")
 
 
-class ReconciliationError(Exception):
+class ReconciliationError(DomainError):
     """A match Tarif refuses (the message says why, for the operator)."""
+
+    code = "reconciliation_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,8 +326,11 @@ def _line_event(line: BankStatementLine, type: str, acting_user: Any, **data: An
     )
 
 
-class StatementImportError(Exception):
+class StatementImportError(DomainError):
     """A statement file that was refused; nothing of it was imported."""
+
+    code = "statement_refused"
+    http_status = 400
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,19 +44,28 @@ from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
+from config.errors import DomainError
 from invoices.models import CreditNote
 
 
-class RefundError(Exception):
+class RefundError(DomainError):
     """A refund Tarif refuses; the message says why."""
+
+    code = "refund"
 
 
 class FourEyesViolation(RefundError):
     """The requester tried to approve their own refund."""
 
+    code = "four_eyes"
+    http_status = 403
+
 
 class StaleOtpVerification(RefundError):
     """The staff member has not re-verified an OTP code recently enough."""
+
+    code = "approval_required"
+    http_status = 403
 
 
 # Refunds that have left or are leaving: they count against what a payment can still refund.

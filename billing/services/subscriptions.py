@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
 from billing.events import event_record
+from billing.limits import check_quantity
 from billing.locks import subscription_qs_for_update
 from billing.models import (
     InvoiceItem,
@@ -73,6 +74,8 @@ from billing.services.coupons import (
 from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines, usage_for_period
 from billing.services.usage import UsageWindow, usage_charge_amount
 from billing.states import BILLABLE_STATUSES, assert_transition
+from config.errors import DomainError
+from invoices.selectors import renewal_exists
 from invoices.services.drafts import invoice_create
 from invoices.types import DraftInvoice
 
@@ -82,8 +85,24 @@ MAX_TRIAL_DAYS = 730
 DEFAULT_DAYS_UNTIL_DUE = 30
 
 
-class SubscriptionError(ValidationError):
+class SubscriptionError(DomainError, ValidationError):
     """A request the subscription services refuse, with a message for the person who made it."""
+
+    code = "subscription_refused"
+
+
+class SubscriptionConflict(SubscriptionError):
+    """A request the subscription's current state does not allow."""
+
+    code = "subscription_conflict"
+    http_status = 409
+
+
+class CustomerCurrencyMismatch(SubscriptionError):
+    """A subscription or an invoice item in another currency than its customer's."""
+
+    code = "customer_currency"
+    http_status = 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +167,8 @@ def items_validate(
                 % {"price": label, "quantity": quantity},
                 code="invalid_quantity",
             )
+        if not metered:
+            check_quantity(quantity, field="quantity")
         snapshot = item_snapshot(price=price, quantity=1 if metered else quantity, product_name=names[price.product_id])
         if price.type == Price.Type.ONE_TIME:
             if not allow_one_time:
@@ -324,6 +345,12 @@ def subscription_create(
     modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)
+    if validated.currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(currency)s; these prices are in %(prices)s.")
+            % {"customer": customer, "currency": customer.currency, "prices": validated.currency},
+            code="customer_currency",
+        )
     tz = customer.timezone
     if collection_method == Subscription.CollectionMethod.SEND_INVOICE:
         days_until_due = DEFAULT_DAYS_UNTIL_DUE if days_until_due is None else days_until_due
@@ -743,6 +770,13 @@ def _start_new_period(
 ) -> Subscription:
     """Re-anchor the subscription at `at` and bill the new period in advance with what is owed so far."""
     period = resume_period(subscription=subscription, tz=subscription.customer.timezone, at=at)
+    if renewal_exists(subscription_id=subscription.pk, period_start=period.start):
+        # Paused and resumed again at the same instant (a test clock stands still): that
+        # period is already billed once, and billing it twice is what the database forbids.
+        raise SubscriptionConflict(
+            _("This subscription already started a period at this instant; it can start a new one later."),
+            code="period_already_billed",
+        )
     draft = _owed_so_far_draft(
         subscription=subscription_copy(subscription, billing_cycle_anchor=at),
         items=items,

@@ -46,13 +46,14 @@ from billing.selectors import (
 )
 from billing.services.coupons import discounts_for_period
 from billing.services.usage import UsageWindow, usage_aggregate_windows, usage_charge_amount
+from config.errors import DomainConflict
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine, InvoicePreview
 
 UsageByWindow = Mapping[UsageWindow | tuple[int, int, datetime, datetime], Decimal]
 
 
-class NoUpcomingInvoice(Exception):
+class NoUpcomingInvoice(DomainConflict):
     """The subscription will not invoice again (canceled, incomplete, or paused without a resume date)."""
 
 

@@ -23,9 +23,11 @@ from django.utils.translation import gettext as _
 
 from billing import clock
 from billing.events import EventRow, events_record_bulk
+from billing.limits import MAX_USAGE_VALUE
 from billing.models import Meter, Price, UsageEvent
 from billing.money import round_fraction
 from billing.services.catalog import price_amount_for
+from config.errors import DomainError
 from config.modes import scope_to_mode
 from customers.models import Customer
 
@@ -65,8 +67,9 @@ class UsageBatchResult:
     errors: tuple[UsageEventError, ...]
 
 
-class UsageBatchTooLarge(ValidationError):
-    pass
+class UsageBatchTooLarge(DomainError, ValidationError):
+    code = "batch_too_large"
+    http_status = 400
 
 
 def _check_value(value: object) -> tuple[Decimal | None, str | None, str | None]:
@@ -81,6 +84,12 @@ def _check_value(value: object) -> tuple[Decimal | None, str | None, str | None]
         return None, "invalid_value", _("The value must be a finite number.")
     if amount < 0:
         return None, "negative_value", _("Usage cannot be negative (got %(value)s).") % {"value": amount}
+    if amount > MAX_USAGE_VALUE:
+        return (
+            None,
+            "out_of_bounds",
+            _("One event's value is at most %(maximum)s.") % {"maximum": f"{MAX_USAGE_VALUE:,}"},
+        )
     try:
         quantized = amount.quantize(Decimal(1).scaleb(-_VALUE_FIELD.decimal_places))
     except InvalidOperation:

@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
+from config.errors import DomainError
 from config.modes import default_livemode
 
 SIGNATURE_HEADER = "Tarif-Signature"
@@ -48,8 +49,8 @@ LEASE = timedelta(seconds=60)  # a claimed delivery is retried after this if its
 FAN_OUT_BATCH = 5000
 
 
-class WebhookError(Exception):
-    pass
+class WebhookError(DomainError):
+    code = "invalid_webhook"
 
 
 class WebhookTargetRefused(WebhookError):

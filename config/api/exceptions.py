@@ -1,8 +1,9 @@
 """One exception handler: every error of the API as RFC 9457 problem+json.
 
-Domain errors raised by services (Django ValidationError and its subclasses such as
-SubscriptionError or CouponError, invoice errors, payment and refund errors) are mapped
-here, once, so views never catch them.
+Domain errors raised by services all subclass `config.errors.DomainError`, which carries
+its code and HTTP status: they are mapped here, once, generically (this module imports no
+domain module), so views never catch them. A plain Django ValidationError is a refused
+input (422). Anything else is a bug and stays a 500 (logged with its traceback).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from django.utils.translation import gettext as _
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.errors import DomainError
 
 logger = logging.getLogger("tarif.api")
 
@@ -58,6 +62,7 @@ _TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    413: "Request too large",
     415: "Unsupported media type",
     422: "Request refused",
     429: "Too many requests",
@@ -105,33 +110,30 @@ def _django_validation(error: DjangoValidationError) -> list[dict[str, str]]:
     ]
 
 
-def _domain_status(exc: Exception) -> tuple[int, str] | None:
-    from billing.payments.gateway import GatewayError
-    from billing.services.payments import PaymentsError
-    from billing.services.refunds import RefundError, StaleOtpVerification
-    from billing.services.upcoming import NoUpcomingInvoice
-    from billing.services.webhooks import WebhookError
-    from invoices.errors import FrozenInvoiceError, InvalidInvoiceTransition, InvoiceError
-    from invoices.selectors import NoBrandConfigured
-    from invoices.services.pdf import DocumentNotIssued
+def domain_problem(exc: DomainError) -> dict[str, Any]:
+    """The problem+json body of a domain error: its status and code, its message, its field if any."""
+    errors = _django_validation(exc) if isinstance(exc, DjangoValidationError) else []
+    field = getattr(exc, "field", None)
+    if field is None and errors:
+        field = errors[0]["field"]
+    for error in errors:
+        if error["code"] in ("invalid", None):
+            error["code"] = exc.problem_code
+    return problem(
+        status_code=exc.http_status,
+        code=exc.problem_code,
+        detail=exc.message_text() or str(exc.default_message),
+        field=field if isinstance(field, str) else None,
+        errors=errors if len(errors) > 1 else None,
+    )
 
-    if isinstance(exc, WebhookError):
-        return status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_webhook"
-    if isinstance(exc, GatewayError):
-        return status.HTTP_422_UNPROCESSABLE_ENTITY, "gateway_refused"
-    if isinstance(exc, StaleOtpVerification):
-        return status.HTTP_403_FORBIDDEN, "approval_required"
-    if isinstance(exc, InvalidInvoiceTransition | FrozenInvoiceError):
-        return status.HTTP_409_CONFLICT, "invalid_state"
-    if isinstance(exc, NoBrandConfigured):
-        return status.HTTP_409_CONFLICT, "no_brand_configured"
-    if isinstance(exc, DocumentNotIssued):
-        return status.HTTP_409_CONFLICT, "not_issued"
-    if isinstance(exc, NoUpcomingInvoice):
-        return status.HTTP_404_NOT_FOUND, "no_upcoming_invoice"
-    if isinstance(exc, InvoiceError | PaymentsError | RefundError):
-        return status.HTTP_422_UNPROCESSABLE_ENTITY, type(exc).__name__.replace("Error", "").lower() or "refused"
-    return None
+
+def request_too_large_problem() -> dict[str, Any]:
+    return problem(
+        status_code=413,
+        code="request_too_large",
+        detail=str(_("The request body is larger than this server accepts.")),
+    )
 
 
 def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -152,6 +154,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _response(
             problem(status_code=exc.status_code, code=exc.problem_code, detail=str(exc.detail), field=exc.field)
         )
+    if isinstance(exc, DomainError):
+        return _response(domain_problem(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return _response(request_too_large_problem())
     if isinstance(exc, DjangoValidationError):
         # A service refused the request: the input is well-formed but breaks a business rule.
         errors = _django_validation(exc)
@@ -168,10 +174,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    domain = _domain_status(exc)
-    if domain is not None:
-        status_code, code = domain
-        return _response(problem(status_code=status_code, code=code, detail=str(exc)))
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with the traceback and answer in the same shape (still a 500).
@@ -200,3 +202,23 @@ def handler404(request: Any, exception: Exception | None = None) -> Any:
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def handler400(request: Any, exception: Exception | None = None) -> Any:
+    """Django's 400 (a SuspiciousOperation): a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413,
+    as problem+json under /api/ and as a plain page in the console and the portal."""
+    from django.http import HttpResponse
+    from django.views.defaults import bad_request
+
+    if isinstance(exception, RequestDataTooBig):
+        if request.path.startswith("/api/"):
+            body = request_too_large_problem()
+            return JsonResponse(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
+        return HttpResponse(
+            _("The request is larger than this server accepts. Send less data at once."),
+            status=413,
+            content_type="text/plain; charset=utf-8",
+        )
+    if request.path.startswith("/api/"):
+        return problem_json_response(status_code=400, code="bad_request", detail=str(_("Bad request.")))
+    return bad_request(request, exception)

@@ -19,3 +19,11 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
         if value is not None and value.tzinfo is not None:
             value = value.astimezone(UTC)
         return super().filter(qs, value)
+
+
+def invalid_id_in_filter(name: str, error: Exception) -> Exception:
+    """`?customer=sub_5`: an id of the wrong type or shape is the caller's mistake (400),
+    not a question whose answer is an empty list."""
+    from config.api.exceptions import ApiError
+
+    return ApiError(f"{name}: {error}", code="invalid_id", status_code=400, field=name)

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from config.errors import DomainError
 from feedback.models import Question, Survey
 
 NPS_RANGE = (0, 10)
@@ -19,7 +20,7 @@ CSAT_RANGE = (1, 5)
 TEXT_MAX_LENGTH = 5000
 
 
-class SurveyAnswerError(Exception):
+class SurveyAnswerError(DomainError):
     """Answers that do not fit the survey; `errors` maps question ids to messages."""
 
     def __init__(self, errors: Mapping[int, str]) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from django.db import transaction
 
+from billing.limits import MAX_TOTAL, check_amount
 from billing.models import InvoiceItem
+from config.errors import DomainError
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
 from invoices.models import Invoice, InvoiceLine
@@ -24,7 +26,9 @@ from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
 
-class InvoiceDraftError(ValueError):
+class InvoiceDraftError(DomainError, ValueError):
+    code = "invoice_draft_refused"
+
     """A draft invoice that cannot be built (e.g. a line in another currency)."""
 
 
@@ -195,6 +199,9 @@ def invoice_create(*, draft: DraftInvoice, at: datetime, customer: Customer | No
     """Persist `draft` as a draft invoice; pending invoice items it consumes are attached to it."""
     customer = customer or Customer.objects.get(pk=draft.customer_id)
     preview = invoice_build(customer=customer, draft=draft)
+    # Bounds (billing/limits.py): an invoice's total stays far inside the 64-bit columns and
+    # every sum built on it (balance, ledger, reports), whatever path built the draft.
+    check_amount(preview.totals.total, field="total", allow_negative=True, maximum=MAX_TOTAL)
     invoice = Invoice.objects.create(
         **invoice_fields(draft=draft, preview=preview, language=customer.preferred_language)
     )

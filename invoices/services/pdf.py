@@ -19,12 +19,15 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from config.errors import DomainConflict
 from invoices.models import CreditNote, Document, Invoice
 
 logger = logging.getLogger(__name__)
 
 
-class DocumentNotIssued(ValueError):
+class DocumentNotIssued(DomainConflict, ValueError):
+    code = "not_issued"
+
     """Drafts have no document: they have no number and may still change."""
 
 

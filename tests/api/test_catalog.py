@@ -67,7 +67,7 @@ def test_a_used_price_keeps_its_terms(api, billing_world):
 
     response = api.patch(f"/api/v1/prices/price_{price.pk}", {"unit_amount": "1"}, format="json")
 
-    assert_problem(response, 422)
+    assert_problem(response, 409, "price_in_use")  # a state conflict (issue 13: DomainError statuses)
 
 
 def test_coupons_and_promotion_codes(api, product):

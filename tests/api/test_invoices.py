@@ -243,7 +243,7 @@ def test_invoice_list_paginates_with_a_cursor(api, billing_world):
     seen = [row["id"] for row in first["data"] + second["data"] + rest["data"]]
     assert seen == [f"in_{invoice.pk}" for invoice in reversed(drafts)]
     assert first["has_more"] and not rest["has_more"] and rest["next"] is None
-    assert_problem(api.get("/api/v1/invoices", {"cursor": "garbage"}), 404)
+    assert_problem(api.get("/api/v1/invoices", {"cursor": "garbage"}), 400, "invalid_cursor")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -177,7 +177,8 @@ def test_filters_by_customer_and_status(api, billing_world, customer_factory):
     data = api.get("/api/v1/subscriptions", {"customer": f"cus_{customer.pk}", "status": "active"}).json()["data"]
 
     assert [row["id"] for row in data] == [mine["id"]]
-    assert api.get("/api/v1/subscriptions", {"customer": "garbage"}).json()["data"] == []
+    # issue 13: a malformed id in a filter is the caller's mistake, not an empty list
+    assert_problem(api.get("/api/v1/subscriptions", {"customer": "garbage"}), 400, "invalid_id")
 
 
 def test_a_read_only_key_may_preview_but_not_change(api, api_read, billing_world):

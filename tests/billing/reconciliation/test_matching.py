@@ -14,6 +14,7 @@ from billing.services.reconciliation import (
     bank_statement_reconcile,
     line_identify,
 )
+from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
 from invoices.selectors import customer_balance
 from tests.billing.reconciliation.conftest import INVOICE_TOTAL
@@ -214,6 +215,8 @@ def test_reconciling_again_matches_lines_whose_invoice_came_later_and_never_pays
     statement = BankStatement.objects.get()
     assert line_with("X8").status == Status.UNMATCHED
 
+    # Later the customer moves to EUR (a customer's invoices are in its currency, issue 13) and is invoiced.
+    Customer.objects.filter(pk=4201).update(currency="EUR")
     invoice = open_invoice(4201)
     counts = bank_statement_reconcile(statement=statement)
     again = bank_statement_reconcile(statement=statement)

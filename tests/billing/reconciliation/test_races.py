@@ -7,6 +7,7 @@ import pytest
 from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services import reconciliation
 from billing.services.reconciliation import ImportSummary, StatementImportError, bank_statement_reconcile
+from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
 from tests.billing.reconciliation.conftest import INVOICE_TOTAL
 from tests.billing.services.test_races import errors_of, race, slowed
@@ -59,6 +60,7 @@ def test_a_retried_reconciliation_running_twice_at_once_pays_once(
 ):
     make_customer(id=4201, currency="USD")
     import_file(b"booking_date;amount;currency;remittance_info\n2026-03-05;50,00;EUR;RF21TARIF00004201\n", "csv")
+    Customer.objects.filter(pk=4201).update(currency="EUR")  # its invoices are in its currency (issue 13)
     invoice = open_invoice(4201)
     statement = BankStatement.objects.get()
 
