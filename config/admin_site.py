@@ -113,13 +113,6 @@ class TarifAdminSite(admin.AdminSite):
     index_title = _("Billing operations")
     enable_nav_sidebar = True
 
-    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
-        models_ = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
-        if any(model._meta.app_label in READ_ONLY_APPS for model in models_):
-            base = admin_class or admin.ModelAdmin
-            admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
-        super().register(model_or_iterable, admin_class, **options)
-
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff and _is_verified(user))
@@ -127,8 +120,11 @@ class TarifAdminSite(admin.AdminSite):
     # -- live / test mode -----------------------------------------------------------------
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
+        if any(model._meta.app_label in READ_ONLY_APPS for model in models):
+            base = admin_class or admin.ModelAdmin
+            admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
         super().register(model_or_iterable, admin_class, **options)
-        models = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
         for model in models:
             _scope_model_admin_choices(self._registry[model])
             if is_mode_scoped(model):

@@ -51,8 +51,8 @@ from django.utils.translation import gettext as _
 from billing import clock
 from billing.cycles import CycleSpec, next_boundary
 from billing.events import event_record
-from billing.locks import billing_run_scope_lock, subscription_qs_for_update
 from billing.limits import MAX_TOTAL
+from billing.locks import billing_run_scope_lock, subscription_qs_for_update
 from billing.models import (
     LIVE_SCOPE,
     BillingRun,
