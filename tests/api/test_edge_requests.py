@@ -60,7 +60,7 @@ def test_pause_resume_twice_at_one_instant_is_a_conflict_not_a_constraint_crash(
         {"legal_name": "Still SAS", "email": "s@example.com", "country": "FR", "test_clock": clock["id"]},
         format="json",
     ).json()
-    price = price_factory(unit_amount=2900)
+    price = price_factory(unit_amount=2900, livemode=False, product__livemode=False)
     subscription = sandbox_api.post(
         "/api/v1/subscriptions",
         {"customer": customer["id"], "items": [{"price": f"price_{price.pk}"}]},

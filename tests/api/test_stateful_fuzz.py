@@ -52,7 +52,7 @@ def check(response: Any, what: str) -> dict[str, Any]:
 
 
 class BillingMachine(RuleBasedStateMachine):
-    """The world: a product with EUR prices, a test clock, and one API client per mode."""
+    """The world: a product with EUR prices in each mode, a test clock, and one API client per mode."""
 
     customers = Bundle("customers")
     subscriptions = Bundle("subscriptions")
@@ -88,7 +88,10 @@ class BillingMachine(RuleBasedStateMachine):
     )
     def subscribe(self, customer: tuple[str, str], price: str, quantity: int, send_invoice: bool) -> Any:
         mode, customer_id = customer
-        body: dict[str, Any] = {"customer": customer_id, "items": [{"price": self.prices[price], "quantity": quantity}]}
+        body: dict[str, Any] = {
+            "customer": customer_id,
+            "items": [{"price": self.prices[mode][price], "quantity": quantity}],
+        }
         if send_invoice:
             body.update(collection_method="send_invoice", days_until_due=15)
         response = self.api[mode].post("/api/v1/subscriptions", body, format="json")
@@ -124,7 +127,7 @@ class BillingMachine(RuleBasedStateMachine):
     )
     def change(self, subscription: tuple[str, str], price: str, quantity: int, proration: str) -> None:
         mode, subscription_id = subscription
-        body = {"items": [{"price": self.prices[price], "quantity": quantity}], "proration_behavior": proration}
+        body = {"items": [{"price": self.prices[mode][price], "quantity": quantity}], "proration_behavior": proration}
         check(self.api[mode].post(f"/api/v1/subscriptions/{subscription_id}/change", body, format="json"), "change")
 
     @rule(subscription=subscriptions, at_period_end=st.booleans())
@@ -198,10 +201,18 @@ def fuzz_world(make_key, brand_factory, tax_rate, price_factory, product_factory
 
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "100000/second"})
     brand_factory(is_default=True)
-    product = product_factory(name="Fuzz Cloud")
-    monthly = price_factory(product=product, unit_amount=2900)
-    seats = price_factory(product=product, unit_amount=1000)
-    yearly = price_factory(product=product, unit_amount=29000, cycle={"kind": "interval", "unit": "year", "count": 1})
+    prices: dict[str, dict[str, str]] = {}
+    for mode in MODES:  # each mode has its own catalog, as at Stripe
+        product = product_factory(name="Fuzz Cloud", livemode=mode == "live")
+        monthly = price_factory(product=product, unit_amount=2900, livemode=product.livemode)
+        seats = price_factory(product=product, unit_amount=1000, livemode=product.livemode)
+        yearly = price_factory(
+            product=product,
+            unit_amount=29000,
+            cycle={"kind": "interval", "unit": "year", "count": 1},
+            livemode=product.livemode,
+        )
+        prices[mode] = {"monthly": f"price_{monthly.pk}", "seats": f"price_{seats.pk}", "yearly": f"price_{yearly.pk}"}
     api = {mode: client_for(make_key(mode=mode)[1]) for mode in MODES}
     start = datetime(2026, 1, 1, 9, tzinfo=UTC)
     clock = api["test"].post(
@@ -210,7 +221,7 @@ def fuzz_world(make_key, brand_factory, tax_rate, price_factory, product_factory
     assert clock.status_code == 201, clock.content
     return {
         "api": api,
-        "prices": {"monthly": f"price_{monthly.pk}", "seats": f"price_{seats.pk}", "yearly": f"price_{yearly.pk}"},
+        "prices": prices,
         "clock": clock.json()["id"],
         "clock_time": start,
     }
@@ -250,7 +261,7 @@ def test_objects_never_cross_modes(fuzz_world):
         subscription = check(
             api[mode].post(
                 "/api/v1/subscriptions",
-                {"customer": customer["id"], "items": [{"price": fuzz_world["prices"]["monthly"]}]},
+                {"customer": customer["id"], "items": [{"price": fuzz_world["prices"][mode]["monthly"]}]},
                 format="json",
             ),
             "subscribe",
