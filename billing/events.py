@@ -28,6 +28,8 @@ class EventRow:
     occurred_at: datetime
     data: Mapping[str, Any]
     acting_user_id: int | None = None
+    # The customer's mode when the caller has the customer at hand (saves a query); else looked up.
+    livemode: bool | None = None
 
 
 def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +84,7 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
     from customers.models import Customer
 
     rows = list(rows)
-    customer_ids = {row.customer_id for row in rows if row.customer_id is not None}
+    customer_ids = {row.customer_id for row in rows if row.customer_id is not None and row.livemode is None}
     test_customers = (
         set(Customer.objects.filter(pk__in=customer_ids, livemode=False).values_list("pk", flat=True))
         if customer_ids
@@ -90,7 +92,9 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
     )
     objects = [
         DomainEvent(
-            livemode=row.customer_id not in test_customers
+            livemode=row.livemode
+            if row.livemode is not None
+            else row.customer_id not in test_customers
             if row.customer_id is not None
             else _event_livemode(object_type=row.object_type, customer_id=None),
             type=row.type,

@@ -196,6 +196,7 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
                 customer_id=customer_id,
                 occurred_at=clock.now(customer=customers[customer_id]),
                 data={"events": count},
+                livemode=customers[customer_id].livemode,
             )
             for customer_id, count in sorted(per_customer.items())
         ]

@@ -523,6 +523,7 @@ def invoices_issue_bulk(
             raise InvoiceDraftError("A pending invoice item was already invoiced; the chunk was not issued.")
 
     events = []
+    livemode_of = {customer.pk: customer.livemode for customer in customers}
     for invoice in invoices:
         data = _event_data(invoice)
         for event_type in (
@@ -536,6 +537,7 @@ def invoices_issue_bulk(
                     customer_id=invoice.customer_id,
                     occurred_at=invoice.finalized_at,
                     data=data,
+                    livemode=livemode_of[invoice.customer_id],
                 )
             )
     events_record_bulk(rows=events)
