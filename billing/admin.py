@@ -33,7 +33,6 @@ from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
-from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.limits import MAX_AMOUNT, MAX_QUANTITY
 from billing.models import (
@@ -58,7 +57,6 @@ from billing.models import (
     TestClock,
     UsageEvent,
 )
-from billing.money import CurrencyError, Money, currency_exponent
 from billing.resources import (
     CouponResource,
     MeterResource,
@@ -94,7 +92,9 @@ from billing.services.coupons import (
     promotion_code_update_validate,
 )
 from billing.states import InvalidTransition
+from config import clock
 from config.errors import DomainError
+from config.money import CurrencyError, Money, currency_exponent
 from config.write_path import ServiceAdminMixin
 from customers.models import Customer
 from invoices.errors import InvoiceError

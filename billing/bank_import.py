@@ -17,9 +17,9 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 from import_export.formats.base_formats import Format
 
-from billing import clock
 from billing.bank_statements import ParsedStatement, StatementFormatError, line_fingerprints, parse_camt053, parse_csv
 from billing.models import BankStatement, BankStatementLine
+from config import clock
 
 STATEMENT_COLUMNS = (
     "statement_account",

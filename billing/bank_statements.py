@@ -25,8 +25,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext as _
 
-from billing.money import CurrencyError, currency_exponent, validate_currency
 from config.errors import DomainError
+from config.money import CurrencyError, currency_exponent, validate_currency
 
 CAMT053_NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
 # Versions whose layout Tarif reads (the elements used below exist unchanged in all of them).

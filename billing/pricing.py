@@ -30,8 +30,8 @@ from fractions import Fraction
 from typing import Final
 
 from billing.limits import MAX_AMOUNT
-from billing.money import round_fraction
 from config.errors import DomainError
+from config.money import round_fraction
 
 SCHEMES: Final = ("per_unit", "tiered_graduated", "tiered_volume", "package")
 PACKAGE_ROUNDINGS: Final = ("up", "down")

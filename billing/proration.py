@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from billing.money import round_fraction
 from config.errors import DomainError
+from config.money import round_fraction
 
 
 class ProrationError(DomainError, ValueError):

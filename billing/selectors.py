@@ -20,10 +20,10 @@ from django.db.models import Q, QuerySet
 
 from billing.cycles import CycleSpec, Period, next_boundary
 from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
-from billing.money import round_fraction
 from billing.proration import ItemCharge
 from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
+from config.money import round_fraction
 from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
 
 

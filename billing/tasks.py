@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from billing import clock
+from config import clock
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from stdnum.fr import siren as siren_number
 
-from billing.money import CurrencyError, validate_currency
 from config.modes import default_livemode
+from config.money import CurrencyError, validate_currency
 from customers.fields import EncryptedTextField
 
 

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.clock import now as clock_now
+from config.clock import now as clock_now
 from customers.models import Customer
 from customers.privacy import ErasureRefused, customer_data_export_zip, customer_erase
 

@@ -35,7 +35,6 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin, ImportExportModelAdmin
 
-from billing import clock
 from billing.admin import (
     ImportExportPermissions,
     OtpField,
@@ -51,8 +50,9 @@ from billing.admin import (
     pretty_json,
 )
 from billing.models import Subscription
-from billing.money import CurrencyError, Money, currency_exponent
+from config import clock
 from config.errors import DomainError
+from config.money import CurrencyError, Money, currency_exponent
 from invoices.errors import InvoiceError
 from invoices.models import (
     BalanceTransaction,

@@ -14,10 +14,10 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from billing import clock
 from billing.models import Subscription
 from billing.services.payments import invoice_collect, payment_record_manual
 from billing.services.upcoming import upcoming_invoice
+from config import clock
 from config.api.authentication import acting_user
 from config.api.exceptions import ApiError
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter

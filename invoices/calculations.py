@@ -36,7 +36,7 @@ Rules
 4. **Totals**: ``total = subtotal - discount_total + exclusive tax`` (inclusive tax is
    already inside the amounts); ``total_excluding_tax = total - tax_total``, which is
    also the sum of the groups' taxable amounts. These identities hold exactly.
-5. **Rounding** is half away from zero everywhere (``billing.money.round_minor``, via
+5. **Rounding** is half away from zero everywhere (``config.money.round_minor``, via
    ``round_fraction`` for exact fractions), so a credit and the matching charge
    round to the same magnitude.
 
@@ -54,8 +54,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
-from billing.money import round_fraction, validate_currency
 from config.errors import DomainError
+from config.money import round_fraction, validate_currency
 
 TAX_CATEGORIES: Final = frozenset({"S", "Z", "E", "AE", "K", "G", "O", "L", "M"})
 ZERO_RATE_CATEGORIES: Final = frozenset({"Z", "E", "AE", "K", "G", "O"})

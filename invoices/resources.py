@@ -11,7 +11,7 @@ from typing import Any
 
 from import_export import fields, resources
 
-from billing.money import CurrencyError, Money
+from config.money import CurrencyError, Money
 from invoices.models import CreditNote, Invoice, TaxRate
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from billing.money import Money
+from config.money import Money
 from reports.registry import DATETIME, DECIMAL, DURATION, MONEY, MONTH, RATE, Column, ReportTable
 
 RATE_PLACES = Decimal("0.0001")

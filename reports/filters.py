@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
-from billing import clock
+from config import clock
 from config.modes import default_livemode
 
 MAX_MONTHS = 120

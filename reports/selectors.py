@@ -110,7 +110,7 @@ def _invoice_where(filters: ReportFilters, *, invoice: str = "i", line: str | No
 
 def _rounded_mrr_sql() -> str:
     # net × num / den rounded half away from zero with integer arithmetic only (both
-    # databases truncate integer division toward zero), as billing.money.round_fraction does.
+    # databases truncate integer division toward zero), as config.money.round_fraction does.
     net = LINE_NET_SQL
     return (
         f"CASE WHEN {net} >= 0 THEN (2 * {net} * f.num + f.den) / (2 * f.den) "
@@ -655,7 +655,7 @@ def _invoices(filters: ReportFilters) -> QuerySet[Invoice]:
 
 def period_end_instant(filters: ReportFilters) -> datetime:
     """The end of the period (first instant after its last month), or now if that is earlier."""
-    from billing import clock
+    from config import clock
 
     return min(month_start(add_months(filters.end, 1)), clock.system_now())
 

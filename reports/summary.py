@@ -21,7 +21,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from billing import clock
+from config import clock
 from reports.filters import add_months
 from reports.models import MrrSummaryState
 

@@ -48,7 +48,6 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Max, Q
 from django.utils.translation import gettext as _
 
-from billing import clock
 from billing.cycles import CycleSpec, next_boundary
 from billing.events import event_record
 from billing.limits import MAX_TOTAL
@@ -66,6 +65,7 @@ from billing.models import (
 )
 from billing.services.subscriptions import SubscriptionError
 from billing.states import BILLABLE_STATUSES
+from config import clock
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from django.utils.translation import gettext as _
 from billing.events import event_record
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, PromotionCode, Subscription
-from billing.money import Money
 from billing.selectors import product_key
 from config.errors import DomainError
 from config.modes import default_livemode
+from config.money import Money
 from invoices.calculations import DiscountInput
 from invoices.types import DraftDiscount
 

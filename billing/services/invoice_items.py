@@ -16,7 +16,6 @@ from django.utils.translation import gettext as _
 from billing.events import event_record
 from billing.limits import check_amount, check_quantity
 from billing.models import InvoiceItem, Price, Subscription
-from billing.money import CurrencyError, validate_currency
 from billing.services.catalog import price_amount_for
 from billing.services.modes import modes_check
 from billing.services.subscriptions import (
@@ -27,6 +26,7 @@ from billing.services.subscriptions import (
     subscription_lock,
 )
 from billing.services.upcoming import pending_item_line
+from config.money import CurrencyError, validate_currency
 from invoices.types import DraftInvoice
 
 

@@ -38,7 +38,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing import clock
 from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
 from billing.events import event_record
 from billing.limits import check_quantity
@@ -74,6 +73,7 @@ from billing.services.coupons import (
 from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines, usage_for_period
 from billing.services.usage import UsageWindow, usage_charge_amount
 from billing.states import BILLABLE_STATUSES, assert_transition
+from config import clock
 from config.errors import DomainError
 from invoices.selectors import renewal_exists
 from invoices.services.drafts import invoice_create

@@ -31,10 +31,8 @@ from fractions import Fraction
 
 from django.utils.translation import gettext as _
 
-from billing import clock
 from billing.cycles import Period, period_containing
 from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
-from billing.money import round_fraction
 from billing.selectors import (
     ItemSnapshot,
     cycle_spec,
@@ -46,7 +44,9 @@ from billing.selectors import (
 )
 from billing.services.coupons import discounts_for_period
 from billing.services.usage import UsageWindow, usage_aggregate_windows, usage_charge_amount
+from config import clock
 from config.errors import DomainConflict
+from config.money import round_fraction
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine, InvoicePreview
 

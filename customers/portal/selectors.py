@@ -111,9 +111,9 @@ def past_due_invoices(*, customer: Customer, now: datetime) -> QuerySet:
 
 
 def portal_overview(*, customer: Customer) -> PortalOverview:
-    from billing import clock
     from billing.services.payments import default_payment_method
     from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
+    from config import clock
     from invoices.selectors import customer_balance
 
     now = clock.now(customer=customer)

@@ -22,7 +22,6 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing import clock
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
 from billing.payments.gateway import GatewayError
 from billing.services.payments import (
@@ -37,6 +36,7 @@ from billing.services.payments import (
     payment_method_setup_start,
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
+from config import clock
 from config.admin_site import base32_secret, issue_recovery_codes, qr_svg, verify_any_device
 from config.auth import second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference

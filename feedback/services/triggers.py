@@ -20,10 +20,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
-from billing import clock
 from billing.events import event_record
 from billing.locks import event_cursor_qs_for_update
 from billing.models import DomainEvent, EventCursor
+from config import clock
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Survey, SurveyResponse, Trigger
 

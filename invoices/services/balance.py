@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.events import event_record
-from billing.money import CurrencyError, validate_currency
+from config.money import CurrencyError, validate_currency
 from invoices.errors import InsufficientBalance, InvoiceError
 from invoices.locks import customers_lock_balance
 from invoices.models import BalanceTransaction, CreditNote, Invoice

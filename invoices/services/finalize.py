@@ -31,9 +31,9 @@ from django.db.models import Case, Value, When
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing import clock
 from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
+from config import clock
 from customers.models import Customer
 from invoices.bulk import allocate_ids, copy_insert, copy_supported
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals

@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from billing import clock
+from config import clock
 from invoices.chain import chain_link
 from invoices.errors import NumberingError
 from invoices.locks import number_sequence_qs_for_update

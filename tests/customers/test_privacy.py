@@ -67,7 +67,7 @@ def test_the_export_holds_the_customer_its_logins_and_documents(customer, user):
 
 
 def test_erasure_anonymizes_but_keeps_issued_invoices(customer, user):
-    from billing.clock import now
+    from config.clock import now
 
     CustomerUser.objects.create(user=user, customer=customer)
     email = customer.email
@@ -83,8 +83,8 @@ def test_erasure_anonymizes_but_keeps_issued_invoices(customer, user):
 
 
 def test_erasure_is_refused_while_a_subscription_is_live(customer, price, tax_rate):
-    from billing.clock import now
     from billing.services.subscriptions import ItemSpec, subscription_create
+    from config.clock import now
 
     subscription_create(customer=customer, items=[ItemSpec(price=price, quantity=1)], at=now())
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import CurrencyError
 from billing.pricing import round_fraction
+from config.money import CurrencyError
 from invoices.calculations import (
     CalculationError,
     DiscountInput,

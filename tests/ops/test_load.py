@@ -120,9 +120,9 @@ def send(base: str, call: Call) -> tuple[int, dict[str, str]]:
 def test_mixed_traffic_during_a_billing_run_has_no_error_no_deadlock_no_duplicate(
     server, staff_with_totp, user, customer_factory, price, price_factory, meter, tax_rate
 ):
-    from billing import clock
     from billing.services.billing_run import billing_run_start
     from billing.services.subscriptions import ItemSpec, subscription_create
+    from config import clock
     from config.api.keys import api_key_create
     from config.ops.integrity import integrity_verify
     from customers.models import Customer, CustomerUser

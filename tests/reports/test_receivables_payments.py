@@ -78,7 +78,7 @@ def test_aging_filters_by_country(receivables):
 
 
 def test_dso_is_receivables_over_billing_times_days(receivables, monkeypatch):
-    from billing import clock
+    from config import clock
 
     monkeypatch.setattr(clock, "system_now", lambda: AS_OF)
     (row,) = days_sales_outstanding(filters=H1)

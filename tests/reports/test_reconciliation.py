@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from billing.money import round_fraction
 from billing.selectors import cycle_spec
+from config.money import round_fraction
 from invoices.models import Invoice, InvoiceLine
 from reports.filters import ReportFilters, add_months, month_start, report_timezone
 from reports.selectors import billed_by_kind, mrr_movements, revenue_recognition

@@ -18,9 +18,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
-from billing import clock
 from billing.models import BillingRun, BillingRunFailure
 from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start, due_subscriptions
+from config import clock
 
 EXIT_REFUSED = 3
 EXIT_SUBSCRIPTIONS_FAILED = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.clock import now as clock_now
+from config.clock import now as clock_now
 from customers.models import Customer
 from customers.privacy import ErasureRefused, customer_erase
 

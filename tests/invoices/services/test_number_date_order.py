@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import transaction
 
-from billing import clock
+from config import clock
 from invoices.models import Invoice
 from invoices.services.finalize import invoice_finalize, invoices_issue_bulk
 from tests.invoices.helpers import create_draft, draft_for, sequence_number
