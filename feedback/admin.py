@@ -18,7 +18,7 @@ from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin
 
-from billing.admin import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline
+from config.console import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline
 from feedback import charts, selectors
 from feedback.models import Answer, Choice, Invitation, Question, Survey, SurveyResponse
 from feedback.resources import SurveyResponseResource, answer_text

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from billing.admin import babel_locale, format_money
+from config.console import babel_locale, format_money
 from reports.exports import to_csv, to_xlsx
 from reports.filters import ReportFilterForm
 from reports.models import Dashboard

@@ -240,7 +240,7 @@ def test_the_guard_catches_a_save_model_that_only_pretends(monkeypatch):
 
 
 def test_the_guard_catches_an_import_that_saves_rows_itself(monkeypatch):
-    from billing.admin import CouponAdmin
+    from billing.admin.catalog import CouponAdmin
     from billing.models import Coupon
 
     class PlainCouponResource(resources.ModelResource):

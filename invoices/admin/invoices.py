@@ -1,29 +1,18 @@
-"""The operator console for invoices, credit notes, brands, tax and the customer balance.
-
-An issued document is frozen: a finalized invoice's change page is read-only and
-cannot be deleted; corrections are credit notes, issued from the invoice's page.
-Every status change goes through an invoices service; the admin shows its errors.
-"""
+"""Console pages for invoices: list with chart, draft edits, finalize, void, credit notes, PDFs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
-from babel.numbers import format_compact_currency
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import DecimalValidator
-from django.db import models, transaction
-from django.db.models import Max, QuerySet, Sum
-from django.db.models.functions import TruncMonth
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -33,40 +22,32 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
-from import_export.admin import ExportMixin, ImportExportModelAdmin
+from import_export.admin import ExportMixin
 
-from billing.admin import (
+from billing.admin.payments import OtpField
+from billing.models import Subscription
+from config import clock
+from config.console import (
     ImportExportPermissions,
-    OtpField,
-    ReadOnlyAdminMixin,
     ReadOnlyInline,
     StyledAdmin,
     admin_link,
-    babel_locale,
     error_text,
     format_minor_decimal,
     format_money,
     format_period,
     pretty_json,
 )
-from billing.models import Subscription
-from config import clock
 from config.errors import DomainError
-from config.money import CurrencyError, Money, currency_exponent
+from config.money import Money, currency_exponent
+from invoices.admin.charts import invoice_month_totals
 from invoices.errors import InvoiceError
 from invoices.models import (
-    BalanceTransaction,
-    Brand,
     CreditNote,
-    CreditNoteLine,
     Invoice,
-    InvoiceCustomField,
     InvoiceLine,
-    InvoiceLineColumn,
-    NumberSequence,
-    TaxRate,
 )
-from invoices.resources import CreditNoteResource, InvoiceResource, TaxRateResource
+from invoices.resources import InvoiceResource
 from invoices.selectors import invoice_credited
 from invoices.states import CREDITABLE_STATUSES
 
@@ -82,10 +63,6 @@ def money_column(field: str, description: Any) -> Any:
 
     column.__name__ = f"{field}_money"
     return column
-
-
-# ---------------------------------------------------------------------------
-# Invoices
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -139,119 +116,6 @@ class CreditNoteInline(ReadOnlyInline):
     verbose_name_plural = _("credit notes")
 
     total_money = money_column("total", _("total"))
-
-
-CHART_MONTHS = 12
-CHART_BAR_WIDTH = 44
-CHART_GAP = 14
-CHART_PLOT_HEIGHT = 140
-CHART_TOP = 18  # room for the value above the tallest bar
-CHART_BOTTOM = 22  # room for the month labels
-
-
-@dataclass(frozen=True, slots=True)
-class ChartBar:
-    month: datetime
-    key: str  # "2026-03", the month in the chart's time zone
-    label: str
-    amount: int
-    money: str
-    compact: str
-    x: int
-    center: int
-    y: int
-    height: int
-    label_y: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChartSeries:
-    currency: str
-    bars: tuple[ChartBar, ...]
-    total: str
-    width: int
-    height: int
-    baseline: int
-    bar_width: int = CHART_BAR_WIDTH
-
-
-def _month_start(moment: datetime, tz: ZoneInfo) -> datetime:
-    local = moment.astimezone(tz)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _add_months(month: datetime, count: int) -> datetime:
-    index = month.year * 12 + month.month - 1 + count
-    return month.replace(year=index // 12, month=index % 12 + 1)
-
-
-def invoice_month_totals(queryset: QuerySet[Invoice], *, now: datetime) -> list[ChartSeries]:
-    """Invoiced totals per month (finalized, not void) of `queryset` over 12 months, one
-    series per currency, largest first; two queries."""
-    tz = ZoneInfo(settings.TARIF_DEFAULT_TIMEZONE)
-    issued = queryset.exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID]).filter(finalized_at__isnull=False)
-    # The chart ends with the current month, so a quiet recent month shows as a gap; a list
-    # filtered to an older time (e.g. by the date hierarchy) ends with its latest invoice.
-    end_month = _month_start(now, tz)
-    first_month = _add_months(end_month, -(CHART_MONTHS - 1))
-    latest = issued.order_by().aggregate(latest=Max("finalized_at"))["latest"]
-    if latest is not None and latest < first_month:
-        end_month = _month_start(latest, tz)
-        first_month = _add_months(end_month, -(CHART_MONTHS - 1))
-    rows = (
-        issued.filter(finalized_at__gte=first_month, finalized_at__lt=_add_months(end_month, 1))
-        .annotate(month=TruncMonth("finalized_at", tzinfo=tz))
-        .order_by()
-        .values("currency", "month")
-        .annotate(amount=Sum("total"))
-    )
-    by_currency: dict[str, dict[tuple[int, int], int]] = {}
-    for row in rows:
-        month = row["month"].astimezone(tz)
-        by_currency.setdefault(row["currency"], {})[(month.year, month.month)] = int(row["amount"] or 0)
-    months = [_add_months(first_month, offset) for offset in range(CHART_MONTHS)]
-    locale = babel_locale()
-    series = []
-    for currency in sorted(by_currency, key=lambda code: -sum(by_currency[code].values())):
-        amounts = [by_currency[currency].get((month.year, month.month), 0) for month in months]
-        tallest = max(max(amounts), 1)
-        bars = []
-        for index, (month, amount) in enumerate(zip(months, amounts, strict=True)):
-            height = round(CHART_PLOT_HEIGHT * max(amount, 0) / tallest)
-            y = CHART_TOP + CHART_PLOT_HEIGHT - height
-            bars.append(
-                ChartBar(
-                    month=month,
-                    key=f"{month.year:04d}-{month.month:02d}",
-                    label=format_date(month.date(), "MMM yy", locale=locale),
-                    amount=amount,
-                    money=format_money(amount, currency),
-                    compact=_compact_money(amount, currency, locale) if amount else "",
-                    x=index * (CHART_BAR_WIDTH + CHART_GAP) + CHART_GAP // 2,
-                    center=index * (CHART_BAR_WIDTH + CHART_GAP) + CHART_GAP // 2 + CHART_BAR_WIDTH // 2,
-                    y=y,
-                    height=height,
-                    label_y=y - 4,
-                )
-            )
-        series.append(
-            ChartSeries(
-                currency=currency,
-                bars=tuple(bars),
-                total=format_money(sum(amounts), currency),
-                width=CHART_MONTHS * (CHART_BAR_WIDTH + CHART_GAP),
-                height=CHART_TOP + CHART_PLOT_HEIGHT + CHART_BOTTOM,
-                baseline=CHART_TOP + CHART_PLOT_HEIGHT,
-            )
-        )
-    return series
-
-
-def _compact_money(amount: int, currency: str, locale: Any) -> str:
-    try:
-        return format_compact_currency(Money(amount, currency).decimal, currency, locale=locale, fraction_digits=1)
-    except (CurrencyError, ValueError):
-        return str(amount)
 
 
 class VoidForm(forms.Form):
@@ -443,6 +307,8 @@ INVOICE_FIELDSETS = (
         {"fields": ("pdf_link",)},
     ),
 )
+
+
 # While a draft, the memo and the language may still be edited; everything else comes from services.
 DRAFT_EDITABLE = ("memo", "language")
 
@@ -715,9 +581,10 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm
     ) -> HttpResponse | None:
         """The refund share goes through the refunds service, exactly as the payment's refund form."""
-        from billing.admin import call_service, otp_reverify
+        from billing.admin.payments import otp_reverify
         from billing.models import Refund
         from billing.services.refunds import RefundError, refund_request_for_invoice
+        from config.console import call_service
 
         if not request.user.has_perm("billing.add_refund"):
             raise PermissionDenied
@@ -854,261 +721,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         )
 
 
-# ---------------------------------------------------------------------------
-# Credit notes
-
-
-class CreditNoteLineInline(ReadOnlyInline):
-    model = CreditNoteLine
-    fields = ("description", "quantity", "amount_money", "tax", "invoice_line")
-    readonly_fields = fields
-    show_change_link = False
-
-    @admin.display(description=_("amount excluding tax"))
-    def amount_money(self, line: CreditNoteLine) -> str:
-        return format_money(line.amount, line.credit_note.currency)
-
-    @admin.display(description=_("tax"))
-    def tax(self, line: CreditNoteLine) -> str:
-        return f"{format_money(line.tax_amount, line.credit_note.currency)} ({line.tax_rate.normalize():f} %)"
-
-
-@admin.register(CreditNote)
-class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, StyledAdmin):
-    resource_classes = [CreditNoteResource]
-    list_display = ("number", "invoice", "customer", "status", "reason", "total_money", "allocation", "issued_at")
-    list_filter = ("status", "reason", "currency", "brand")
-    search_fields = ("number", "invoice__number", "customer__legal_name", "customer__email")
-    list_select_related = ("invoice", "customer")
-    date_hierarchy = "issued_at"
-    inlines = [CreditNoteLineInline]
-    actions = ["download_pdf"]
-    fieldsets = (
-        (
-            None,
-            {"fields": ("number", "status", "invoice_link", "customer_link", "brand", "reason", "memo", "pdf_link")},
-        ),
-        (
-            _("Amounts"),
-            {
-                "fields": (
-                    "subtotal_money",
-                    "tax_total_money",
-                    "total_money",
-                    "reduced_amount_due_money",
-                    "credited_to_balance_money",
-                    "refunded_money",
-                )
-            },
-        ),
-        (_("Issue"), {"fields": ("issued_at", "acting_user", "content_hash")}),
-    )
-    readonly_fields = (
-        "number",
-        "status",
-        "invoice_link",
-        "customer_link",
-        "brand",
-        "reason",
-        "memo",
-        "subtotal_money",
-        "tax_total_money",
-        "total_money",
-        "reduced_amount_due_money",
-        "credited_to_balance_money",
-        "refunded_money",
-        "issued_at",
-        "acting_user",
-        "content_hash",
-        "pdf_link",
-    )
-
-    subtotal_money = money_column("subtotal", _("subtotal"))
-    tax_total_money = money_column("tax_total", _("tax"))
-    total_money = money_column("total", _("total"))
-    reduced_amount_due_money = money_column("reduced_amount_due", _("reduces amount due by"))
-    credited_to_balance_money = money_column("credited_to_balance", _("credited to customer balance"))
-    refunded_money = money_column("refunded", _("to refund"))
-
-    @admin.display(description=_("allocation"))
-    def allocation(self, note: CreditNote) -> str:
-        parts = []
-        for amount, label in (
-            (note.reduced_amount_due, gettext("amount due")),
-            (note.credited_to_balance, gettext("balance")),
-            (note.refunded, gettext("refund")),
-        ):
-            if amount:
-                parts.append(f"{label} {format_money(amount, note.currency)}")
-        return ", ".join(parts) or "—"
-
-    @admin.display(description=_("invoice"))
-    def invoice_link(self, note: CreditNote) -> str:
-        return admin_link(note.invoice)
-
-    @admin.display(description=_("customer"))
-    def customer_link(self, note: CreditNote) -> str:
-        return admin_link(note.customer)
-
-    @admin.display(description=_("PDF"))
-    def pdf_link(self, note: CreditNote) -> str:
-        url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
-        return format_html('<a href="{}">{}</a>', url, gettext("Download PDF (Factur-X)"))
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "<path:object_id>/pdf/",
-                self.admin_site.admin_view(self.pdf_view),
-                name="invoices_creditnote_pdf",
-            ),
-            *super().get_urls(),
-        ]
-
-    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        credit_note = get_object_or_404(CreditNote, pk=object_id)
-        if not self.has_view_permission(request, credit_note):
-            raise PermissionDenied
-        return stored_pdf_response(credit_note=credit_note)
-
-    @admin.action(description=_("Download PDF (Factur-X)"), permissions=["view"])
-    def download_pdf(self, request: HttpRequest, queryset: QuerySet[CreditNote]) -> HttpResponse | None:
-        return documents_download(self, request, list(queryset))
-
-
-# ---------------------------------------------------------------------------
-# Brands, numbering, tax, balance
-
-
-class BrandCustomFieldInline(admin.TabularInline):
-    model = InvoiceCustomField
-    fk_name = "brand"
-    fields = ("label", "value", "position")
-    extra = 0
-    verbose_name = _("custom field printed on every invoice")
-    verbose_name_plural = _("custom fields printed on every invoice")
-
-
-class LineColumnInline(admin.TabularInline):
-    model = InvoiceLineColumn
-    fields = ("label", "metadata_key", "position")
-    extra = 0
-
-
-@admin.register(Brand)
-class BrandAdmin(admin.ModelAdmin):
-    list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
-    list_filter = ("is_default", "layout", "country")
-    search_fields = ("name", "legal_name", "slug", "siren", "vat_number")
-    prepopulated_fields = {"slug": ("name",)}
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ("created_at",)
-    inlines = [BrandCustomFieldInline, LineColumnInline]
-    change_form_template = "admin/invoices/brand/change_form.html"
-    fieldsets = (
-        (None, {"fields": ("name", "slug", "is_default")}),
-        (
-            _("Legal identity"),
-            {
-                "fields": (
-                    "legal_name",
-                    "legal_form",
-                    "siren",
-                    "siret",
-                    "vat_number",
-                    "share_capital",
-                    "rcs",
-                    "vat_on_debits",
-                    "operation_category",
-                )
-            },
-        ),
-        (
-            _("Address and contact"),
-            {
-                "fields": (
-                    "address_line1",
-                    "address_line2",
-                    "postal_code",
-                    "city",
-                    "country",
-                    "email",
-                    "website",
-                    "timezone",
-                    "default_language",
-                )
-            },
-        ),
-        (_("Look"), {"fields": ("logo", "primary_colour", "accent_colour", "font", "layout", "footer_text")}),
-        (_("Payment"), {"fields": ("payment_instructions", "iban", "bic", "late_payment_rate")}),
-        (_("Numbering"), {"fields": ("invoice_number_format", "credit_note_number_format", "created_at")}),
-    )
-
-    class Media:
-        js = ("tarif/invoices/brand_preview.js",)
-        css = {"all": ("tarif/invoices/brand_preview.css",)}
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path("preview/", self.admin_site.admin_view(self.preview_view), name="invoices_brand_preview_add"),
-            path(
-                "<path:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="invoices_brand_preview",
-            ),
-            *super().get_urls(),
-        ]
-
-    def preview_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
-        """A sample invoice with the form's UNSAVED values: HTML for the pane, or a PDF."""
-        from invoices.rendering.html import document_html
-        from invoices.rendering.preview import preview_document
-
-        if request.method != "POST":
-            return HttpResponse(status=405, headers={"Allow": "POST"})
-        obj = get_object_or_404(Brand, pk=object_id) if object_id else None
-        if not (self.has_change_permission(request, obj) if obj else self.has_add_permission(request)):
-            raise PermissionDenied
-        form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
-        form.is_valid()  # fills form.instance with every valid value; errors show on save
-        language = request.POST.get("_preview_language")
-        document, logo_error = preview_document(
-            brand=form.instance, data=request.POST, files=request.FILES, language=language
-        )
-        document.extra["preview_error"] = logo_error
-        if request.POST.get("_preview_format") == "pdf":
-            from invoices.rendering.html import document_pdf
-
-            response = HttpResponse(document_pdf(document, pdf_a=False), content_type="application/pdf")
-            response["Content-Disposition"] = 'inline; filename="preview.pdf"'
-            response["Cache-Control"] = "no-store"
-            return response
-        html = document_html(document, for_pdf=False)
-        response = HttpResponse(html, content_type="text/html; charset=utf-8")
-        response["Cache-Control"] = "no-store"
-        return response
-
-
-@admin.register(InvoiceCustomField)
-class InvoiceCustomFieldAdmin(admin.ModelAdmin):
-    """Customer-level custom fields (brand-level ones are edited on the brand)."""
-
-    list_display = ("label", "value", "customer", "brand")
-    list_filter = ("label",)
-    search_fields = ("label", "value", "customer__legal_name")
-    autocomplete_fields = ("customer",)
-    list_select_related = ("customer", "brand")
-    fields = ("customer", "label", "value", "position")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[InvoiceCustomField]:
-        return super().get_queryset(request).filter(customer__isnull=False)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.base_fields["customer"].required = True  # brand-level fields live on the brand
-        return form
-
-
 def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNote | None = None) -> HttpResponse:
     """The stored PDF (rendered and stored now if the task has not run yet), as a download."""
     from invoices.services.pdf import credit_note_document_store, invoice_document_store
@@ -1147,30 +759,3 @@ def documents_download(model_admin: Any, request: HttpRequest, objects: list[Any
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")
     response["Content-Disposition"] = 'attachment; filename="documents.zip"'
     return response
-
-
-@admin.register(NumberSequence)
-class NumberSequenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("brand", "kind", "scope", "last_value")
-    list_filter = ("kind", "brand")
-    search_fields = ("scope", "brand__name")
-    list_select_related = ("brand",)
-
-
-@admin.register(TaxRate)
-class TaxRateAdmin(ImportExportPermissions, ImportExportModelAdmin):
-    resource_classes = [TaxRateResource]
-    list_display = ("country", "name", "percentage", "is_standard", "active")
-    list_filter = ("active", "is_standard", "country")
-    search_fields = ("name", "country")
-
-
-@admin.register(BalanceTransaction)
-class BalanceTransactionAdmin(ReadOnlyAdminMixin, StyledAdmin):
-    list_display = ("created_at", "customer", "kind", "amount_money", "invoice", "credit_note", "description")
-    list_filter = ("kind", "currency")
-    search_fields = ("customer__legal_name", "customer__email", "description", "invoice__number")
-    list_select_related = ("customer", "invoice", "credit_note")
-    date_hierarchy = "created_at"
-
-    amount_money = money_column("amount", _("amount"))

@@ -22,16 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportMixin
 
-from billing.admin import (
-    ReadOnlyAdminMixin,
-    ReadOnlyInline,
-    StyledAdmin,
-    _linked,
-    autocomplete,
-    call_service,
-    format_money,
-    render_tool_form,
-)
+from billing.admin.payments import _linked
 from billing.bank_import import BankStatementCSV, BankStatementLineResource, Camt053
 from billing.bank_statements import StatementFormatError
 from billing.models import BankStatement, BankStatementLine
@@ -43,6 +34,15 @@ from billing.services.reconciliation import (
     bank_line_match_invoice,
     bank_line_reopen,
     bank_statement_reconcile,
+)
+from config.console import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    StyledAdmin,
+    autocomplete,
+    call_service,
+    format_money,
+    render_tool_form,
 )
 from customers.models import Customer
 from invoices.errors import InvoiceError

@@ -1,0 +1,34 @@
+"""Console pages for the domain event log and its consumers' cursors (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import (
+    DomainEvent,
+    EventCursor,
+)
+from config.console import ReadOnlyAdminMixin, StyledAdmin, pretty_json
+
+
+@admin.register(EventCursor)
+class EventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Where each consumer of the event log (notifications, feedback triggers) has read to."""
+
+    list_display = ("name", "last_event_id", "updated_at")
+
+
+@admin.register(DomainEvent)
+class DomainEventAdmin(ReadOnlyAdminMixin, StyledAdmin):
+    list_display = ("occurred_at", "type", "object_type", "object_id", "customer", "acting_user")
+    list_filter = ("object_type", "type")
+    search_fields = ("type", "=object_id", "customer__legal_name")
+    list_select_related = ("customer", "acting_user")
+    date_hierarchy = "occurred_at"
+    fields = ("type", "object_type", "object_id", "customer", "acting_user", "occurred_at", "created_at", "payload")
+    readonly_fields = fields
+
+    @admin.display(description=_("data"))
+    def payload(self, event: DomainEvent) -> str:
+        return pretty_json(event.data)

@@ -1,0 +1,206 @@
+"""The console's toolkit: money and date display, links, error text, service calls, styled and
+read-only admin bases, tool forms. Every app's admin builds on it; it imports no app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from babel.core import Locale, UnknownLocaleError
+from babel.numbers import format_currency
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.html import format_html
+
+from config.errors import DomainError
+from config.money import CurrencyError, Money, currency_exponent
+
+logger = logging.getLogger(__name__)
+
+
+ADMIN_MEDIA = forms.Media(css={"all": ("tarif/admin/admin.css",)})
+
+
+def babel_locale() -> Locale:
+    try:
+        return Locale.parse(translation.to_locale(translation.get_language() or "en"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
+
+
+def format_money(amount: int | None, currency: str | None) -> str:
+    """Minor units as the reader's locale writes money: 123456 EUR -> "1 234,56 €" in French."""
+    if amount is None or not currency:
+        return "—"
+    try:
+        money = Money(int(amount), currency)
+    except (CurrencyError, TypeError, ValueError):
+        return f"{amount} {currency}"
+    return format_currency(money.decimal, money.currency, locale=babel_locale())
+
+
+def format_minor_decimal(value: Decimal | None, currency: str | None) -> str:
+    """A unit amount in (possibly fractional) minor units: 0.5 EUR cents -> "0,005 €"."""
+    if value is None or not currency:
+        return "—"
+    try:
+        exponent = currency_exponent(currency)
+    except CurrencyError:
+        return f"{value} {currency}"
+    major = Decimal(value).scaleb(-exponent)
+    rounded = major.quantize(Decimal(1).scaleb(-exponent))
+    if major == rounded:
+        return format_currency(rounded, currency, locale=babel_locale())
+    return format_currency(major.normalize(), currency, locale=babel_locale(), decimal_quantization=False)
+
+
+def format_period(start: datetime | None, end: datetime | None) -> str:
+    if not start or not end:
+        return "—"
+    first, last = (date_format(timezone.localtime(moment), "DATE_FORMAT") for moment in (start, end))
+    return f"{first} → {last}"
+
+
+def pretty_json(value: Any) -> str:
+    return format_html("<pre class='tarif-json'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def admin_link(obj: Any, label: Any = None) -> str:
+    if obj is None:
+        return "—"
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label if label is not None else obj)
+
+
+def error_text(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return error.message_text()
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
+
+
+def call_service(
+    form: forms.Form, operation: Any, *, errors: tuple[type[Exception], ...], atomic: bool = True
+) -> Any | None:
+    """Run a console form's service call; a refused request becomes a form error.
+
+    Returns the service's result, or None when it refused. `atomic` gives the call its
+    own transaction, which services running in their caller's transaction need (their
+    refusal would otherwise spoil the request's); services that open a durable
+    transaction themselves are called with atomic=False.
+    """
+    try:
+        if not atomic:
+            return operation()
+        with transaction.atomic():
+            return operation()
+    except errors as error:
+        form.add_error(None, error_text(error))
+        return None
+
+
+class StyledMixin:
+    """Loads Tarif's admin stylesheet (progress bars, chart, money tables) with the admin's media."""
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + ADMIN_MEDIA
+
+
+class StyledAdmin(StyledMixin, admin.ModelAdmin):
+    pass
+
+
+class ImportExportPermissions:
+    """Imports write rows, so they need the add and change permissions; exports need view.
+
+    django-import-export allows both to any staff user unless IMPORT_EXPORT_*_PERMISSION_CODE
+    is set; a read-only role must not be able to import a catalog.
+    """
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.add_{self.opts.model_name}") and request.user.has_perm(
+            f"{self.opts.app_label}.change_{self.opts.model_name}"
+        )
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+
+class ReadOnlyAdminMixin:
+    """Rows written only by services: the console shows them and never edits them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def render_tool_form(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    *,
+    title: str,
+    form: forms.Form,
+    submit_label: str,
+    intro: str = "",
+    objects: Any = (),
+    hidden: Any = (),
+) -> TemplateResponse:
+    """A console page with one form (see templates/admin/billing/tool_form.html)."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": title,
+        "form": form,
+        "submit_label": submit_label,
+        "intro": intro,
+        "objects": objects,
+        "hidden": hidden,
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/billing/tool_form.html", context)
+
+
+def autocomplete(form_field: forms.ModelChoiceField, model_field: Any, admin_site: admin.AdminSite) -> None:
+    """Give a plain form's choice field the admin's search-as-you-type widget."""
+    form_field.widget = AutocompleteSelect(model_field, admin_site)
+    form_field.widget.choices = form_field.choices
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A browser datetime picker; the value is read in the console's time zone."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")

@@ -1,0 +1,147 @@
+"""Console pages for issued credit notes (read-only, PDFs)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from import_export.admin import ExportMixin
+
+from config.console import (
+    ImportExportPermissions,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    StyledAdmin,
+    admin_link,
+    format_money,
+)
+from invoices.admin.invoices import documents_download, money_column, stored_pdf_response
+from invoices.models import (
+    CreditNote,
+    CreditNoteLine,
+)
+from invoices.resources import CreditNoteResource
+
+
+class CreditNoteLineInline(ReadOnlyInline):
+    model = CreditNoteLine
+    fields = ("description", "quantity", "amount_money", "tax", "invoice_line")
+    readonly_fields = fields
+    show_change_link = False
+
+    @admin.display(description=_("amount excluding tax"))
+    def amount_money(self, line: CreditNoteLine) -> str:
+        return format_money(line.amount, line.credit_note.currency)
+
+    @admin.display(description=_("tax"))
+    def tax(self, line: CreditNoteLine) -> str:
+        return f"{format_money(line.tax_amount, line.credit_note.currency)} ({line.tax_rate.normalize():f} %)"
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, StyledAdmin):
+    resource_classes = [CreditNoteResource]
+    list_display = ("number", "invoice", "customer", "status", "reason", "total_money", "allocation", "issued_at")
+    list_filter = ("status", "reason", "currency", "brand")
+    search_fields = ("number", "invoice__number", "customer__legal_name", "customer__email")
+    list_select_related = ("invoice", "customer")
+    date_hierarchy = "issued_at"
+    inlines = [CreditNoteLineInline]
+    actions = ["download_pdf"]
+    fieldsets = (
+        (
+            None,
+            {"fields": ("number", "status", "invoice_link", "customer_link", "brand", "reason", "memo", "pdf_link")},
+        ),
+        (
+            _("Amounts"),
+            {
+                "fields": (
+                    "subtotal_money",
+                    "tax_total_money",
+                    "total_money",
+                    "reduced_amount_due_money",
+                    "credited_to_balance_money",
+                    "refunded_money",
+                )
+            },
+        ),
+        (_("Issue"), {"fields": ("issued_at", "acting_user", "content_hash")}),
+    )
+    readonly_fields = (
+        "number",
+        "status",
+        "invoice_link",
+        "customer_link",
+        "brand",
+        "reason",
+        "memo",
+        "subtotal_money",
+        "tax_total_money",
+        "total_money",
+        "reduced_amount_due_money",
+        "credited_to_balance_money",
+        "refunded_money",
+        "issued_at",
+        "acting_user",
+        "content_hash",
+        "pdf_link",
+    )
+
+    subtotal_money = money_column("subtotal", _("subtotal"))
+    tax_total_money = money_column("tax_total", _("tax"))
+    total_money = money_column("total", _("total"))
+    reduced_amount_due_money = money_column("reduced_amount_due", _("reduces amount due by"))
+    credited_to_balance_money = money_column("credited_to_balance", _("credited to customer balance"))
+    refunded_money = money_column("refunded", _("to refund"))
+
+    @admin.display(description=_("allocation"))
+    def allocation(self, note: CreditNote) -> str:
+        parts = []
+        for amount, label in (
+            (note.reduced_amount_due, gettext("amount due")),
+            (note.credited_to_balance, gettext("balance")),
+            (note.refunded, gettext("refund")),
+        ):
+            if amount:
+                parts.append(f"{label} {format_money(amount, note.currency)}")
+        return ", ".join(parts) or "—"
+
+    @admin.display(description=_("invoice"))
+    def invoice_link(self, note: CreditNote) -> str:
+        return admin_link(note.invoice)
+
+    @admin.display(description=_("customer"))
+    def customer_link(self, note: CreditNote) -> str:
+        return admin_link(note.customer)
+
+    @admin.display(description=_("PDF"))
+    def pdf_link(self, note: CreditNote) -> str:
+        url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Download PDF (Factur-X)"))
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="invoices_creditnote_pdf",
+            ),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        credit_note = get_object_or_404(CreditNote, pk=object_id)
+        if not self.has_view_permission(request, credit_note):
+            raise PermissionDenied
+        return stored_pdf_response(credit_note=credit_note)
+
+    @admin.action(description=_("Download PDF (Factur-X)"), permissions=["view"])
+    def download_pdf(self, request: HttpRequest, queryset: QuerySet[CreditNote]) -> HttpResponse | None:
+        return documents_download(self, request, list(queryset))

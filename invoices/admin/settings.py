@@ -1,0 +1,189 @@
+"""Console pages for invoicing settings: brands (identity, bank details, layout), custom fields,
+number series, tax rates, and the customer balance ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
+from import_export.admin import ImportExportModelAdmin
+
+from config.console import (
+    ImportExportPermissions,
+    ReadOnlyAdminMixin,
+    StyledAdmin,
+)
+from invoices.admin.invoices import money_column
+from invoices.models import (
+    BalanceTransaction,
+    Brand,
+    InvoiceCustomField,
+    InvoiceLineColumn,
+    NumberSequence,
+    TaxRate,
+)
+from invoices.resources import TaxRateResource
+
+
+class BrandCustomFieldInline(admin.TabularInline):
+    model = InvoiceCustomField
+    fk_name = "brand"
+    fields = ("label", "value", "position")
+    extra = 0
+    verbose_name = _("custom field printed on every invoice")
+    verbose_name_plural = _("custom fields printed on every invoice")
+
+
+class LineColumnInline(admin.TabularInline):
+    model = InvoiceLineColumn
+    fields = ("label", "metadata_key", "position")
+    extra = 0
+
+
+@admin.register(Brand)
+class BrandAdmin(admin.ModelAdmin):
+    list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
+    list_filter = ("is_default", "layout", "country")
+    search_fields = ("name", "legal_name", "slug", "siren", "vat_number")
+    prepopulated_fields = {"slug": ("name",)}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ("created_at",)
+    inlines = [BrandCustomFieldInline, LineColumnInline]
+    change_form_template = "admin/invoices/brand/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "is_default")}),
+        (
+            _("Legal identity"),
+            {
+                "fields": (
+                    "legal_name",
+                    "legal_form",
+                    "siren",
+                    "siret",
+                    "vat_number",
+                    "share_capital",
+                    "rcs",
+                    "vat_on_debits",
+                    "operation_category",
+                )
+            },
+        ),
+        (
+            _("Address and contact"),
+            {
+                "fields": (
+                    "address_line1",
+                    "address_line2",
+                    "postal_code",
+                    "city",
+                    "country",
+                    "email",
+                    "website",
+                    "timezone",
+                    "default_language",
+                )
+            },
+        ),
+        (_("Look"), {"fields": ("logo", "primary_colour", "accent_colour", "font", "layout", "footer_text")}),
+        (_("Payment"), {"fields": ("payment_instructions", "iban", "bic", "late_payment_rate")}),
+        (_("Numbering"), {"fields": ("invoice_number_format", "credit_note_number_format", "created_at")}),
+    )
+
+    class Media:
+        js = ("tarif/invoices/brand_preview.js",)
+        css = {"all": ("tarif/invoices/brand_preview.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("preview/", self.admin_site.admin_view(self.preview_view), name="invoices_brand_preview_add"),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="invoices_brand_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        """A sample invoice with the form's UNSAVED values: HTML for the pane, or a PDF."""
+        from invoices.rendering.html import document_html
+        from invoices.rendering.preview import preview_document
+
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        obj = get_object_or_404(Brand, pk=object_id) if object_id else None
+        if not (self.has_change_permission(request, obj) if obj else self.has_add_permission(request)):
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
+        form.is_valid()  # fills form.instance with every valid value; errors show on save
+        language = request.POST.get("_preview_language")
+        document, logo_error = preview_document(
+            brand=form.instance, data=request.POST, files=request.FILES, language=language
+        )
+        document.extra["preview_error"] = logo_error
+        if request.POST.get("_preview_format") == "pdf":
+            from invoices.rendering.html import document_pdf
+
+            response = HttpResponse(document_pdf(document, pdf_a=False), content_type="application/pdf")
+            response["Content-Disposition"] = 'inline; filename="preview.pdf"'
+            response["Cache-Control"] = "no-store"
+            return response
+        html = document_html(document, for_pdf=False)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@admin.register(InvoiceCustomField)
+class InvoiceCustomFieldAdmin(admin.ModelAdmin):
+    """Customer-level custom fields (brand-level ones are edited on the brand)."""
+
+    list_display = ("label", "value", "customer", "brand")
+    list_filter = ("label",)
+    search_fields = ("label", "value", "customer__legal_name")
+    autocomplete_fields = ("customer",)
+    list_select_related = ("customer", "brand")
+    fields = ("customer", "label", "value", "position")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InvoiceCustomField]:
+        return super().get_queryset(request).filter(customer__isnull=False)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.base_fields["customer"].required = True  # brand-level fields live on the brand
+        return form
+
+
+@admin.register(NumberSequence)
+class NumberSequenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("brand", "kind", "scope", "last_value")
+    list_filter = ("kind", "brand")
+    search_fields = ("scope", "brand__name")
+    list_select_related = ("brand",)
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(ImportExportPermissions, ImportExportModelAdmin):
+    resource_classes = [TaxRateResource]
+    list_display = ("country", "name", "percentage", "is_standard", "active")
+    list_filter = ("active", "is_standard", "country")
+    search_fields = ("name", "country")
+
+
+@admin.register(BalanceTransaction)
+class BalanceTransactionAdmin(ReadOnlyAdminMixin, StyledAdmin):
+    list_display = ("created_at", "customer", "kind", "amount_money", "invoice", "credit_note", "description")
+    list_filter = ("kind", "currency")
+    search_fields = ("customer__legal_name", "customer__email", "description", "invoice__number")
+    list_select_related = ("customer", "invoice", "credit_note")
+    date_hierarchy = "created_at"
+
+    amount_money = money_column("amount", _("amount"))
