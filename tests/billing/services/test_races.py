@@ -7,6 +7,7 @@ it, the second thread waits for the first to commit and decides on fresh data.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,16 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def slowed(monkeypatch, module: Any, name: str) -> None:
-    """Make `module.name` sleep after it returns: the caller holds its locks meanwhile."""
+    """Make `module.name` sleep after it returns: the caller holds its locks meanwhile.
+
+    For a package (billing.services.subscriptions), every loaded submodule that uses the name.
+    """
+    if hasattr(module, "__path__"):
+        prefix = module.__name__ + "."
+        for submodule in [m for n, m in sys.modules.items() if n.startswith(prefix)]:
+            if hasattr(submodule, name):
+                slowed(monkeypatch, submodule, name)
+        return
     original = getattr(module, name)
 
     def slow(*args, **kwargs):

@@ -1,0 +1,238 @@
+"""Creating a subscription: items, trial, anchor, coupon, the first invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
+from billing.models import (
+    InvoiceItem,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionItem,
+)
+from billing.selectors import (
+    mrr_for,
+    pending_invoice_items,
+)
+from billing.services.coupons import (
+    coupon_redeem,
+    discounts_for_period,
+    promotion_code_resolve,
+    recurring_discounts,
+)
+from billing.services.subscriptions.common import (
+    DEFAULT_DAYS_UNTIL_DUE,
+    MAX_TRIAL_DAYS,
+    CustomerCurrencyMismatch,
+    ItemSpec,
+    Status,
+    SubscriptionError,
+    _advance_discount_counter,
+    change_record,
+    instant,
+    invoice_issue,
+    items_validate,
+    subscription_event,
+)
+from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines
+from invoices.types import DraftInvoice
+
+
+def _trial_end(*, at: datetime, days: int, tz: str) -> datetime:
+    # Calendar days in the customer's zone: a 14-day trial ends at the same wall-clock time.
+    return next_boundary(CycleSpec.every(days, "day"), anchor=at, tz=tz, after=at)
+
+
+@transaction.atomic(savepoint=False)
+def subscription_create(
+    *,
+    customer: Any,
+    items: Sequence[ItemSpec],
+    at: datetime | None = None,
+    trial_days: int | None = None,
+    billing_cycle_anchor: datetime | None = None,
+    coupon: Any = None,
+    promotion_code: str | None = None,
+    collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
+    metadata: dict[str, Any] | None = None,
+    acting_user: Any = None,
+) -> Subscription:
+    """Subscribe `customer` to `items` and issue the first invoice.
+
+    `trial_days` defaults to the longest trial of the recurring prices (0: no trial).
+    One-time prices become invoice items on the first invoice. Without a trial the
+    first invoice bills the first period in advance (prorated up to an explicit
+    anchor) with the discount; with one it is a zero invoice for the trial.
+    `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
+    """
+    from billing.services.modes import modes_check
+
+    modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
+    at = instant(at=at, customer=customer)
+    validated = items_validate(items=items)
+    if validated.currency != customer.currency:
+        raise CustomerCurrencyMismatch(
+            _("%(customer)s is billed in %(currency)s; these prices are in %(prices)s.")
+            % {"customer": customer, "currency": customer.currency, "prices": validated.currency},
+            code="customer_currency",
+        )
+    tz = customer.timezone
+    if collection_method == Subscription.CollectionMethod.SEND_INVOICE:
+        days_until_due = DEFAULT_DAYS_UNTIL_DUE if days_until_due is None else days_until_due
+    elif collection_method == Subscription.CollectionMethod.CHARGE_AUTOMATICALLY:
+        if days_until_due is not None:
+            raise SubscriptionError(
+                _("Payment terms (days until due) only apply to invoices sent for payment."), code="terms"
+            )
+    else:
+        raise SubscriptionError(_("Unknown collection method %(method)s.") % {"method": collection_method})
+    if trial_days is None:
+        trial_days = max(snapshot.price.trial_days for snapshot in validated.recurring)
+    if isinstance(trial_days, bool) or not isinstance(trial_days, int) or not 0 <= trial_days <= MAX_TRIAL_DAYS:
+        raise SubscriptionError(
+            _("A trial lasts from 0 to %(max)s days.") % {"max": MAX_TRIAL_DAYS}, code="invalid_trial"
+        )
+    if trial_end_behavior not in Subscription.TrialEndBehavior.values:
+        raise SubscriptionError(
+            _("Unknown trial end behaviour %(value)s.") % {"value": trial_end_behavior}, code="trial_end_behavior"
+        )
+    if billing_cycle_anchor is not None and billing_cycle_anchor.utcoffset() is None:
+        raise ValueError("billing_cycle_anchor must be timezone-aware")
+
+    trial_end = _trial_end(at=at, days=trial_days, tz=tz) if trial_days else None
+    first_billed = trial_end or at
+    anchor = (billing_cycle_anchor or first_billed).astimezone(UTC).replace(microsecond=0)
+    try:
+        nominal = period_containing(validated.cycle, anchor=anchor, tz=tz, at=first_billed)
+    except CycleSpecError as error:
+        raise SubscriptionError(str(error), code="invalid_cycle") from error
+    period_end = trial_end or nominal.end
+
+    promotion = None
+    if promotion_code:
+        promotion = promotion_code_resolve(code=promotion_code, customer=customer, at=at)
+        if coupon is not None and coupon.pk != promotion.coupon_id:
+            raise SubscriptionError(_("Give a coupon or a promotion code, not both."), code="coupon_and_code")
+        coupon = promotion.coupon
+
+    subscription = Subscription.objects.create(
+        customer=customer,
+        status=Status.TRIALING if trial_end else Status.ACTIVE,
+        currency=validated.currency,
+        cycle=validated.cycle.to_dict(),
+        billing_cycle_anchor=anchor,
+        current_period_start=at,
+        current_period_end=period_end,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        trial_start=at if trial_end else None,
+        trial_end=trial_end,
+        trial_end_behavior=trial_end_behavior,
+        coupon=coupon,
+        promotion_code=promotion,
+        metadata=metadata or {},
+    )
+    SubscriptionItem.objects.bulk_create(
+        [
+            SubscriptionItem(subscription=subscription, price=snapshot.price, quantity=snapshot.quantity)
+            for snapshot in validated.recurring
+        ]
+    )
+    if coupon is not None:
+        coupon_redeem(
+            coupon=coupon,
+            customer=customer,
+            at=at,
+            currency=validated.currency,
+            product_ids={snapshot.price.product_id for snapshot in validated.recurring},
+            promotion_code=promotion,
+            subscription_id=subscription.pk,
+            acting_user=acting_user,
+        )
+        subscription.coupon = coupon
+    for snapshot in validated.one_time:
+        InvoiceItem.objects.create(
+            customer=customer,
+            subscription=subscription,
+            price=snapshot.price,
+            description=snapshot.label,
+            quantity=snapshot.quantity,
+            amount=snapshot.full_amount(),
+            currency=snapshot.price.currency,
+            tax_behavior=snapshot.price.tax_behavior,
+        )
+
+    pending = pending_invoice_items(subscription=subscription)
+    if trial_end:
+        draft = DraftInvoice(
+            customer_id=customer.pk,
+            currency=subscription.currency,
+            billing_reason="subscription_create",
+            lines=tuple(trial_lines(items=validated.recurring, period=Period(start=at, end=trial_end)))
+            + tuple(pending_item_line(item) for item in pending),
+            subscription_id=subscription.pk,
+            period_start=at,
+            period_end=trial_end,
+            collection_method=collection_method,
+            days_until_due=days_until_due,
+        )
+    else:
+        draft = renewal_draft(
+            subscription=subscription,
+            tz=tz,
+            items=validated.recurring,
+            period_start=at,
+            period_end=period_end,
+            usage={},
+            usage_items=(),
+            pending_items=pending,
+            discounts=discounts_for_period(subscription=subscription),
+            billing_reason="subscription_create",
+        )
+        _advance_discount_counter(subscription)
+        subscription.save(update_fields=["discount_periods_applied", "updated_at"])
+
+    mrr_after = mrr_for(
+        items=validated.recurring,
+        cycle=validated.cycle,
+        currency=subscription.currency,
+        discounts=[draft_discount.discount for draft_discount in recurring_discounts(subscription=subscription)],
+    )
+    change_record(
+        subscription=subscription,
+        kind=SubscriptionChange.Kind.CREATE,
+        at=at,
+        items_before=(),
+        items_after=validated.recurring,
+        mrr_before=0,
+        mrr_after=mrr_after,
+        acting_user=acting_user,
+    )
+    subscription_event(
+        type="customer.subscription.created",
+        subscription=subscription,
+        at=at,
+        acting_user=acting_user,
+        items=[snapshot.as_json() for snapshot in validated.recurring],
+        current_period_start=subscription.current_period_start,
+        current_period_end=subscription.current_period_end,
+        trial_end=trial_end,
+    )
+    if trial_end:
+        subscription_event(
+            type="customer.subscription.trial_started",
+            subscription=subscription,
+            at=at,
+            acting_user=acting_user,
+            trial_end=trial_end,
+        )
+    invoice_issue(draft=draft, customer=customer, at=at, acting_user=acting_user)
+    return subscription
