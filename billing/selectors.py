@@ -24,6 +24,7 @@ from billing.proration import ItemCharge
 from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
+from config.types import JsonDict
 from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
 
 
@@ -32,7 +33,7 @@ def _cycle_from_json(key: str) -> CycleSpec:
     return CycleSpec.from_dict(json.loads(key))
 
 
-def cycle_spec(data: dict[str, Any]) -> CycleSpec:
+def cycle_spec(data: JsonDict | None) -> CycleSpec:
     """A CycleSpec from a Price/Subscription `cycle` JSON, parsed once per distinct value."""
     return _cycle_from_json(json.dumps(data, sort_keys=True))
 

@@ -45,7 +45,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Max, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, next_boundary
@@ -66,6 +66,7 @@ from billing.models import (
 from billing.services.subscriptions import SubscriptionError
 from billing.states import BILLABLE_STATUSES
 from config import clock
+from config.types import ActingUser
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def stale_minutes_setting() -> int:
     return int(getattr(settings, "TARIF_BILLING_RUN_STALE_MINUTES", DEFAULT_STALE_MINUTES))
 
 
-def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None):
+def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None) -> QuerySet[Subscription]:
     queryset = Subscription.objects.filter(current_period_end__lte=as_of, status__in=BILLABLE_STATUSES)
     if test_clock is None:
         return queryset.filter(customer__test_clock__isnull=True)
@@ -150,7 +151,7 @@ def billing_run_start(
     *,
     as_of: datetime | None = None,
     test_clock: TestClock | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
     chunk_size: int | None = None,
     inline: bool | None = None,
     on_progress: ProgressCallback | None = None,
@@ -222,7 +223,7 @@ def billing_run_start(
     return run
 
 
-def billing_run_retry_failures(*, run: BillingRun, acting_user: Any = None) -> BillingRun:
+def billing_run_retry_failures(*, run: BillingRun, acting_user: ActingUser = None) -> BillingRun:
     """Bill again, now, only the subscriptions `run` could not invoice (after a correction)."""
     subscription_ids = list(
         BillingRunFailure.objects.filter(run=run, resolved_at__isnull=True).values_list("subscription_id", flat=True)
@@ -327,7 +328,9 @@ def _apply_mid_period_events(*, as_of: datetime, test_clock: TestClock | None) -
     from billing.selectors import scheduled_changes_due, subscriptions_to_resume
     from billing.services.subscriptions import scheduled_changes_apply_due, subscription_resume
 
-    clock_filter = {"customer__test_clock": test_clock} if test_clock else {"customer__test_clock__isnull": True}
+    clock_filter: dict[str, TestClock | bool] = (
+        {"customer__test_clock": test_clock} if test_clock else {"customer__test_clock__isnull": True}
+    )
     for subscription in subscriptions_to_resume(as_of=as_of).filter(**clock_filter).select_related("customer"):
         with transaction.atomic():
             subscription_resume(subscription=subscription, at=subscription.resumes_at)
@@ -395,6 +398,7 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
             .filter(pk__in=subscription_ids, current_period_end__lte=run.as_of, status__in=BILLABLE_STATUSES)
             .values_list("pk", flat=True)
         )
+        still_due: list[int]
         issued, still_due = 0, []
         failed: dict[int, Exception] = {}
         if locked:

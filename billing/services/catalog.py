@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Field
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, CycleSpecError
@@ -64,6 +65,7 @@ def price_amount_for(*, price: Price, quantity: int) -> int:
 
 
 def price_cycle(price: Price) -> CycleSpec:
+    assert price.cycle is not None, "a one-off price has no cycle"
     return CycleSpec.from_dict(price.cycle)
 
 
@@ -100,7 +102,8 @@ def price_terms_changed(*, price: Price, changes: dict) -> list[str]:
         field_name = name.removesuffix("_id")
         if field_name not in PRICE_TERM_FIELDS:
             continue
-        attname = Price._meta.get_field(field_name).attname
+        # PRICE_TERM_FIELDS are concrete fields; get_field() is typed to return relations too.
+        attname = cast(Field, Price._meta.get_field(field_name)).attname
         if not _same_value(field_name, getattr(price, attname), value):
             changed.append(field_name)
     return changed

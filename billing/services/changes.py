@@ -76,6 +76,7 @@ from billing.services.upcoming import (
     usage_for_period,
 )
 from billing.services.usage import UsageWindow
+from config.types import ActingUser
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.drafts import invoice_build
 from invoices.services.tax import tax_decision_for
@@ -376,7 +377,7 @@ def subscription_change(
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> SubscriptionChange:
     """Change the subscription's items at `at` (default: now), prorating as `proration` says.
 

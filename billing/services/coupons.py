@@ -21,20 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Field, Q
 from django.utils.translation import gettext as _
 
 from billing.events import event_record
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
-from billing.models import Coupon, PromotionCode, Subscription
+from billing.models import Coupon, Product, PromotionCode, Subscription
 from billing.selectors import product_key
 from config.errors import DomainError
 from config.modes import default_livemode
 from config.money import Money
+from config.types import ActingUser
+from customers.models import Customer
 from invoices.calculations import DiscountInput
 from invoices.types import DraftDiscount
 
@@ -45,6 +47,8 @@ class CouponError(DomainError, ValidationError):
     Codes: unknown, inactive, expired, max_redemptions, customer, first_time,
     currency, products.
     """
+
+    code = DomainError.code  # both bases declare `code`; DomainError's comes first (stated for mypy)
 
 
 # -- how long a discount runs --------------------------------------------------
@@ -117,6 +121,7 @@ def coupon_label(coupon: Coupon) -> str:
     if coupon.percent_off is not None:
         percent = f"{coupon.percent_off.normalize():f}"
         return _("%(name)s (%(percent)s %% off)") % {"name": coupon.name, "percent": percent}
+    assert coupon.amount_off is not None, "Coupon.clean(): a percent or an amount off"
     return _("%(name)s (%(amount)s off)") % {"name": coupon.name, "amount": Money(coupon.amount_off, coupon.currency)}
 
 
@@ -145,7 +150,9 @@ def discounts_for_period(*, subscription: Subscription) -> tuple[DraftDiscount, 
     prefetch_related("coupon__applies_to") make this query-free for many subscriptions.
     """
     coupon = _coupon_of(subscription)
-    if not discount_applies_to_next_period(coupon=coupon, periods_applied=subscription.discount_periods_applied):
+    if coupon is None or not discount_applies_to_next_period(
+        coupon=coupon, periods_applied=subscription.discount_periods_applied
+    ):
         return ()
     return (coupon_draft_discount(coupon),)
 
@@ -153,7 +160,9 @@ def discounts_for_period(*, subscription: Subscription) -> tuple[DraftDiscount, 
 def current_period_discounts(*, subscription: Subscription) -> tuple[DraftDiscount, ...]:
     """Discounts the current period was billed with (proration credits what was paid)."""
     coupon = _coupon_of(subscription)
-    if not discount_applied_to_current_period(coupon=coupon, periods_applied=subscription.discount_periods_applied):
+    if coupon is None or not discount_applied_to_current_period(
+        coupon=coupon, periods_applied=subscription.discount_periods_applied
+    ):
         return ()
     return (coupon_draft_discount(coupon),)
 
@@ -208,7 +217,7 @@ def coupon_validate(
             )
 
 
-def _is_first_time_customer(customer: Any) -> bool:
+def _is_first_time_customer(customer: Customer) -> bool:
     from invoices.models import Invoice
 
     return not (
@@ -218,7 +227,7 @@ def _is_first_time_customer(customer: Any) -> bool:
     )
 
 
-def _promotion_code_validate(*, promotion_code: PromotionCode, customer: Any, at: datetime) -> None:
+def _promotion_code_validate(*, promotion_code: PromotionCode, customer: Customer, at: datetime) -> None:
     code = promotion_code.code
     if not promotion_code.active:
         raise _refuse(_("The code %(code)s is no longer active.") % {"code": code}, "inactive")
@@ -234,7 +243,7 @@ def _promotion_code_validate(*, promotion_code: PromotionCode, customer: Any, at
         raise _refuse(_("The code %(code)s is for first-time customers only.") % {"code": code}, "first_time")
 
 
-def promotion_code_resolve(*, code: str, customer: Any, at: datetime) -> PromotionCode:
+def promotion_code_resolve(*, code: str, customer: Customer, at: datetime) -> PromotionCode:
     """The promotion code a customer typed, if it can be redeemed now (codes are case-insensitive)."""
     # A code of the other mode does not exist for this customer (live and test never mix).
     promotion_code = (
@@ -253,13 +262,13 @@ def promotion_code_resolve(*, code: str, customer: Any, at: datetime) -> Promoti
 def coupon_redeem(
     *,
     coupon: Coupon,
-    customer: Any,
+    customer: Customer,
     at: datetime,
     currency: str | None = None,
     product_ids: Iterable[int] | None = None,
     promotion_code: PromotionCode | None = None,
     subscription_id: int | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> Coupon:
     """Check and count one redemption of `coupon` (through `promotion_code` if given).
 
@@ -351,7 +360,7 @@ def coupon_update_validate(*, coupon: Coupon, changes: dict) -> None:
         )
 
 
-def coupon_update(*, coupon: Coupon, changes: dict, acting_user: Any = None) -> Coupon:
+def coupon_update(*, coupon: Coupon, changes: dict, acting_user: ActingUser = None) -> Coupon:
     """Change a coupon: its name, limits and active flag always; its terms until it is redeemed.
 
     Checked before the transaction opens (a refusal leaves the caller's transaction usable),
@@ -385,7 +394,7 @@ def coupon_delete(*, coupon: Coupon) -> None:
         locked.delete()
 
 
-def coupon_create(*, data: dict, applies_to: Iterable[Any] = (), livemode: bool | None = None) -> Coupon:
+def coupon_create(*, data: dict, applies_to: Iterable[Product] = (), livemode: bool | None = None) -> Coupon:
     """A new coupon, in `livemode` (default: the running request's, else live); `clean()` checks
     percent or amount (with its currency) and the duration. Its products are of its mode.
 
@@ -430,7 +439,8 @@ def promotion_code_update_validate(*, promotion_code: PromotionCode, changes: di
     for name in frozen:
         if name not in changes:
             continue
-        stored = getattr(promotion_code, PromotionCode._meta.get_field(name).attname)
+        # The frozen names are concrete fields; get_field() is typed to return relations too.
+        stored = getattr(promotion_code, cast(Field, PromotionCode._meta.get_field(name)).attname)
         if stored != getattr(changes[name], "pk", changes[name]):
             touched.append(name)
     if touched:

@@ -32,6 +32,7 @@ from billing.events import event_record
 from billing.models import DunningCase, Payment, Subscription, TestClock
 from billing.states import can_transition
 from config import clock
+from config.types import ActingUser
 from invoices.models import Invoice
 from invoices.states import PAYABLE_STATUSES
 
@@ -59,7 +60,7 @@ def final_action() -> str:
     return action
 
 
-def _event(case: DunningCase, type: str, at: datetime, acting_user: Any = None, **data: Any) -> None:
+def _event(case: DunningCase, type: str, at: datetime, acting_user: ActingUser = None, **data: Any) -> None:
     event_record(
         type=type,
         object_type="dunning_case",
@@ -237,7 +238,7 @@ def dunning_run_due(*, as_of: datetime | None = None, test_clock: TestClock | No
 
     as_of = as_of or (test_clock.frozen_time if test_clock else clock.system_now())
     steps = _open_overdue(as_of=as_of, test_clock=test_clock)
-    seen_steps: set[tuple[int, datetime]] = set()
+    seen_steps: set[tuple[int, datetime | None]] = set()
     while True:
         due = list(
             DunningCase.objects.filter(
@@ -251,6 +252,7 @@ def dunning_run_due(*, as_of: datetime | None = None, test_clock: TestClock | No
             return steps
         for case in due:
             seen_steps.add((case.pk, case.next_retry_at))
+            assert case.next_retry_at is not None  # the query filtered on next_retry_at__lte
             at = case.next_retry_at if test_clock is not None else as_of
             invoice = case.invoice
             if invoice.status not in PAYABLE_STATUSES or invoice.amount_remaining <= 0:
@@ -265,7 +267,7 @@ def dunning_run_due(*, as_of: datetime | None = None, test_clock: TestClock | No
             steps += 1
 
 
-def dunning_retry_customer(*, customer_id: int, acting_user: Any = None) -> int:
+def dunning_retry_customer(*, customer_id: int, acting_user: ActingUser = None) -> int:
     """Retry now every invoice of the customer in dunning (a new payment method came in)."""
     from billing.services.payments import invoice_collect
 

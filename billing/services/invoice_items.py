@@ -8,7 +8,6 @@ subscriptions in its currency (or on an invoice issued for it alone).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -27,6 +26,8 @@ from billing.services.subscriptions import (
 )
 from billing.services.upcoming import pending_item_line
 from config.money import CurrencyError, validate_currency
+from config.types import ActingUser
+from customers.models import Customer
 from invoices.types import DraftInvoice
 
 
@@ -37,7 +38,7 @@ class InvoiceItemError(SubscriptionError):
 @transaction.atomic(savepoint=False)
 def invoice_item_create(
     *,
-    customer: Any,
+    customer: Customer,
     description: str = "",
     amount: int | None = None,
     price: Price | None = None,
@@ -47,7 +48,7 @@ def invoice_item_create(
     invoice_now: bool = False,
     discountable: bool = True,
     at: datetime | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> InvoiceItem:
     """Add a one-off charge: `amount` (minor units; negative for a credit) or a one-time
     `price` x `quantity`. With `invoice_now`, an invoice for this item alone is created
@@ -71,7 +72,7 @@ def invoice_item_create(
         if subscription.status == Subscription.Status.CANCELED:
             raise InvoiceItemError(_("The subscription is canceled."), code="subscription_canceled")
     at = instant(at=at, customer=customer)
-    tax_behavior = Price.TaxBehavior.EXCLUSIVE
+    tax_behavior: str = Price.TaxBehavior.EXCLUSIVE
     if price is not None:
         if price.type != Price.Type.ONE_TIME or not price.active:
             raise InvoiceItemError(_("Only an active one-time price can be a one-off charge."), code="price")

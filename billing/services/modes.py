@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from billing.services.subscriptions import SubscriptionError
@@ -15,7 +15,7 @@ class ModeMismatch(SubscriptionError):
     """A live object and a test-mode object in one operation (e.g. a live customer, a test price)."""
 
 
-def modes_check(*, livemode: bool, objects: Iterable[Any]) -> None:
+def modes_check(*, livemode: bool, objects: Iterable[Model | None]) -> None:
     """Refuse when any of `objects` (None skipped) belongs to the other mode than `livemode`."""
     for obj in objects:
         if obj is None:
@@ -24,7 +24,7 @@ def modes_check(*, livemode: bool, objects: Iterable[Any]) -> None:
             raise ModeMismatch(
                 _("%(object)s belongs to %(other)s mode; this operation is in %(mode)s mode.")
                 % {
-                    "object": obj._meta.verbose_name.capitalize(),
+                    "object": str(obj._meta.verbose_name).capitalize(),
                     "other": _("live") if not livemode else _("test"),
                     "mode": _("live") if livemode else _("test"),
                 },

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
 from billing.events import event_record
 from billing.locks import subscription_qs_for_update
@@ -33,6 +33,8 @@ from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDe
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
 from config.errors import DomainError
+from config.types import ActingUser, JsonMapping
+from customers.models import Customer
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice
@@ -52,7 +54,7 @@ class PaymentsError(DomainError):
     code = "payments"
 
 
-def bank_transfer_reference(*, customer: Any) -> str:
+def bank_transfer_reference(*, customer: Customer) -> str:
     """The customer's stable ISO 11649 ("RF") creditor reference to quote on transfers.
 
     Derived from the customer's id, so it never changes and needs no storage; its two
@@ -63,14 +65,14 @@ def bank_transfer_reference(*, customer: Any) -> str:
     return f"RF{98 - int(numeric) % 97:02d}{body}"
 
 
-def _customer_lock(customer: Any) -> None:
+def _customer_lock(customer: Customer) -> None:
     from invoices.locks import customers_lock_balance
 
     customers_lock_balance(customer_ids=[customer.pk])
 
 
 def payment_method_attach(
-    *, customer: Any, source: Mapping[str, Any], make_default: bool = True, acting_user: Any = None
+    *, customer: Customer, source: JsonMapping, make_default: bool = True, acting_user: ActingUser = None
 ) -> PaymentMethod:
     """Add a payment method. `source` is `{"card": {...}}`, `{"iban": ...}`,
     `{"type": "bank_transfer"}` or `{"type": "manual"}` (see docs/payments.md).
@@ -104,7 +106,9 @@ def _method_fields(gateway_name: str, details: PaymentMethodDetails) -> dict[str
     }
 
 
-def _method_store(*, customer: Any, fields: dict[str, Any], make_default: bool, acting_user: Any) -> PaymentMethod:
+def _method_store(
+    *, customer: Customer, fields: dict[str, Any], make_default: bool, acting_user: ActingUser
+) -> PaymentMethod:
     with transaction.atomic():
         _customer_lock(customer)
         has_default = PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).exists()
@@ -126,7 +130,7 @@ def _method_store(*, customer: Any, fields: dict[str, Any], make_default: bool, 
     return method
 
 
-def _retry_dunning_on_commit(customer: Any) -> None:
+def _retry_dunning_on_commit(customer: Customer) -> None:
     """A new chargeable default retries the customer's invoices in dunning at once."""
     if DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists():
         from billing.tasks import dunning_retry_customer
@@ -150,7 +154,7 @@ def payment_method_hosted_setup_options() -> HostedSetupOptions:
 
 
 def payment_method_setup_start(
-    *, customer: Any, return_url: str, cancel_url: str, payment_method_types: tuple[str, ...] = ("card",)
+    *, customer: Customer, return_url: str, cancel_url: str, payment_method_types: tuple[str, ...] = ("card",)
 ) -> SetupSession:
     """Open the gateway's hosted page where the customer adds a card or signs a SEPA mandate
     (never a card field of ours). GatewayError if the gateway's page does not take that type."""
@@ -164,7 +168,7 @@ def payment_method_setup_start(
 
 
 def payment_method_setup_complete(
-    *, customer: Any, session_id: str, make_default: bool = True, acting_user: Any = None
+    *, customer: Customer, session_id: str, make_default: bool = True, acting_user: ActingUser = None
 ) -> PaymentMethod:
     """Store the method the customer entered on the hosted page. Completing a session twice
     (a reloaded return page) returns the method stored the first time."""
@@ -193,7 +197,7 @@ def _setup_gateway(gateway_name: str | None, *, livemode: bool = True) -> Any:
 
 
 def payment_method_setup_intent_start(
-    *, customer: Any, payment_method_types: tuple[str, ...] = ("card",), gateway_name: str | None = None
+    *, customer: Customer, payment_method_types: tuple[str, ...] = ("card",), gateway_name: str | None = None
 ) -> SetupIntentHandle:
     """Start saving a payment method (a Stripe SetupIntent): give `client_secret` to Stripe.js,
     then call `payment_method_setup_intent_complete` with `reference` once the browser confirmed it."""
@@ -206,11 +210,11 @@ def payment_method_setup_intent_start(
 
 def payment_method_setup_intent_complete(
     *,
-    customer: Any,
+    customer: Customer,
     setup_reference: str,
     make_default: bool = True,
     gateway_name: str | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> PaymentMethod:
     """Turn a succeeded setup into a Tarif PaymentMethod (once: a second call returns the same one).
 
@@ -233,7 +237,7 @@ def payment_method_setup_intent_complete(
     )
 
 
-def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Any = None) -> PaymentMethod:
+def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: ActingUser = None) -> PaymentMethod:
     """Make an active method the customer's default (a chargeable one retries dunning at once)."""
     customer = payment_method.customer
     with transaction.atomic():
@@ -260,7 +264,7 @@ def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: An
 
 
 def payment_method_detach(
-    *, payment_method: PaymentMethod, acting_user: Any = None, at_gateway: bool = True
+    *, payment_method: PaymentMethod, acting_user: ActingUser = None, at_gateway: bool = True
 ) -> PaymentMethod:
     """Deactivate a method; `at_gateway=False` when the gateway detached it already (its webhook)."""
     if payment_method.token and at_gateway:
@@ -282,7 +286,7 @@ def payment_method_detach(
     return payment_method
 
 
-def awaiting_payment(*, search: str = "") -> Any:
+def awaiting_payment(*, search: str = "") -> QuerySet[Invoice]:
     """Open invoices Tarif does not charge itself (send-invoice terms, or a customer whose
     default method is a transfer or manual), oldest due first: what reconciliation matches.
 
@@ -312,7 +316,7 @@ def awaiting_payment(*, search: str = "") -> Any:
     return invoices
 
 
-def default_payment_method(*, customer: Any) -> PaymentMethod | None:
+def default_payment_method(*, customer: Customer) -> PaymentMethod | None:
     return PaymentMethod.objects.filter(customer=customer, is_default=True, active=True).first()
 
 
@@ -320,7 +324,7 @@ def _attempt_key(invoice_id: int, attempt: int) -> str:
     return f"invoice:{invoice_id}:attempt:{attempt}"
 
 
-def _payment_event(payment: Payment, type: str, at: datetime, acting_user: Any = None, **data: Any) -> None:
+def _payment_event(payment: Payment, type: str, at: datetime, acting_user: ActingUser = None, **data: Any) -> None:
     event_record(
         type=type,
         object_type="payment",
@@ -359,7 +363,7 @@ def invoice_collect(
     invoice: Invoice,
     at: datetime | None = None,
     scheduled_retry: bool = False,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
     first_attempt_only: bool = False,
 ) -> Payment | None:
     """Charge what remains due on an open invoice with the customer's default method.
@@ -409,6 +413,8 @@ def invoice_collect(
                 _payment_event(attempt, "payment.failed", at, acting_user)
                 _after_failure(invoice=locked, payment=attempt, at=at, scheduled_retry=scheduled_retry)
                 return attempt
+    # A pending attempt is only ever created with a method to charge and its idempotency key.
+    assert attempt.payment_method is not None and attempt.idempotency_key is not None
     try:
         result = gateway_for(attempt.gateway, livemode=attempt.customer.livemode).charge(
             token=attempt.payment_method.token,
@@ -436,7 +442,12 @@ def _retry_still_due(*, invoice: Invoice, at: datetime) -> bool:
 
 
 def payment_record_outcome(
-    *, payment: Payment, result: ChargeResult, at: datetime, scheduled_retry: bool = False, acting_user: Any = None
+    *,
+    payment: Payment,
+    result: ChargeResult,
+    at: datetime,
+    scheduled_retry: bool = False,
+    acting_user: ActingUser = None,
 ) -> Payment:
     """Step 3 of a collection (also reached from gateway webhooks): record what the gateway said."""
     with transaction.atomic():
@@ -475,7 +486,7 @@ def payment_record_outcome(
     return locked
 
 
-def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: Any) -> None:
+def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: ActingUser) -> None:
     """Pay the invoice with the confirmed amount; what it no longer owes becomes customer credit.
 
     That happens when an old attempt is confirmed late (the customer finished 3-D Secure
@@ -571,7 +582,7 @@ def payment_record_manual(
     method: str,
     reference: str = "",
     at: datetime | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
     idempotency_key: str | None = None,
 ) -> Payment:
     """Finance staff record money received outside a gateway (transfer, cheque, cash...).

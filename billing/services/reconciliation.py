@@ -32,6 +32,7 @@ from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services.payments import payment_record_manual
 from config import clock
 from config.errors import DomainError
+from config.types import ActingUser
 from customers.models import Customer
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import Invoice
@@ -100,7 +101,7 @@ def _format_reference(text: str, customer_id: int) -> str:
     return found.group(0) if found else str(customer_id)
 
 
-def bank_line_match(*, line: BankStatementLine, acting_user: Any = None) -> BankStatementLine:
+def bank_line_match(*, line: BankStatementLine, acting_user: ActingUser = None) -> BankStatementLine:
     """Match one unmatched credit line automatically; a line in any other status is left alone."""
     if line.status != Status.UNMATCHED:
         return line
@@ -116,7 +117,9 @@ def bank_line_match(*, line: BankStatementLine, acting_user: Any = None) -> Bank
     )
 
 
-def bank_line_match_invoice(*, line: BankStatementLine, invoice: Invoice, acting_user: Any = None) -> BankStatementLine:
+def bank_line_match_invoice(
+    *, line: BankStatementLine, invoice: Invoice, acting_user: ActingUser = None
+) -> BankStatementLine:
     """Finance staff match a line by hand to an open invoice; any excess becomes customer credit."""
     if invoice.currency != line.currency:
         raise ReconciliationError(
@@ -129,13 +132,13 @@ def bank_line_match_invoice(*, line: BankStatementLine, invoice: Invoice, acting
 
 
 def bank_line_credit_customer(
-    *, line: BankStatementLine, customer: Customer, acting_user: Any = None
+    *, line: BankStatementLine, customer: Customer, acting_user: ActingUser = None
 ) -> BankStatementLine:
     """Finance staff credit a line's whole amount to a customer's balance (used by the next invoices)."""
     return _settle(line=line, customer_id=customer.pk, invoice_id=None, mode="balance", acting_user=acting_user)
 
 
-def bank_line_ignore(*, line: BankStatementLine, reason: str, acting_user: Any = None) -> BankStatementLine:
+def bank_line_ignore(*, line: BankStatementLine, reason: str, acting_user: ActingUser = None) -> BankStatementLine:
     """Set a line aside (not a customer payment: interest, a refund from a supplier...), saying why."""
     reason = (reason or "").strip()
     if not reason:
@@ -156,7 +159,7 @@ def bank_line_ignore(*, line: BankStatementLine, reason: str, acting_user: Any =
     return locked
 
 
-def bank_line_reopen(*, line: BankStatementLine, acting_user: Any = None) -> BankStatementLine:
+def bank_line_reopen(*, line: BankStatementLine, acting_user: ActingUser = None) -> BankStatementLine:
     """Put an ignored line back among the unmatched ones."""
     with transaction.atomic():
         locked = BankStatementLine.objects.select_for_update().get(pk=line.pk)
@@ -171,7 +174,7 @@ def bank_line_reopen(*, line: BankStatementLine, acting_user: Any = None) -> Ban
     return locked
 
 
-def bank_statement_reconcile(*, statement: BankStatement, acting_user: Any = None) -> dict[str, int]:
+def bank_statement_reconcile(*, statement: BankStatement, acting_user: ActingUser = None) -> dict[str, int]:
     """Try the statement's unmatched lines again (e.g. after the invoice they pay was issued).
 
     Safe to run any number of times, concurrently too: each line is matched at most once.
@@ -185,7 +188,7 @@ def bank_statement_reconcile(*, statement: BankStatement, acting_user: Any = Non
     return counts
 
 
-def _user(acting_user: Any) -> Any:
+def _user(acting_user: ActingUser) -> Any:
     return acting_user if getattr(acting_user, "is_authenticated", False) else None
 
 
@@ -206,7 +209,7 @@ def _open_invoice_ids(customer_id: int) -> list[int]:
 
 
 def _settle(
-    *, line: BankStatementLine, customer_id: int, invoice_id: int | None, mode: str, acting_user: Any
+    *, line: BankStatementLine, customer_id: int, invoice_id: int | None, mode: str, acting_user: ActingUser
 ) -> BankStatementLine:
     """Pay invoices with the line's money (mode `auto`, `invoice` or `balance`) under the locks."""
     if mode == "balance":
@@ -307,7 +310,7 @@ def _settle(
     return locked
 
 
-def _line_event(line: BankStatementLine, type: str, acting_user: Any, **data: Any) -> None:
+def _line_event(line: BankStatementLine, type: str, acting_user: ActingUser, **data: Any) -> None:
     event_record(
         type=type,
         object_type="bank_statement_line",
@@ -341,7 +344,7 @@ class ImportSummary:
 
 
 def bank_statement_import(
-    *, data: bytes, source_format: str, file_name: str = "", acting_user: Any = None
+    *, data: bytes, source_format: str, file_name: str = "", acting_user: ActingUser = None
 ) -> ImportSummary:
     """Import a statement file (`csv` or `camt053`) as the console's import does, in one transaction.
 

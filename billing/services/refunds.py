@@ -45,7 +45,8 @@ from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock
 from config.errors import DomainError
-from invoices.models import CreditNote
+from config.types import ActingUser
+from invoices.models import CreditNote, Invoice
 
 
 class RefundError(DomainError):
@@ -86,7 +87,7 @@ def _check_fresh_otp(otp_verified_at: datetime | None, *, who: str) -> None:
         )
 
 
-def _event(refund: Refund, type: str, acting_user: Any, **data: Any) -> None:
+def _event(refund: Refund, type: str, acting_user: ActingUser, **data: Any) -> None:
     event_record(
         type=type,
         object_type="refund",
@@ -124,7 +125,7 @@ def refundable_amount(*, payment: Payment) -> int:
     return max(payment.amount - _refunded_or_leaving(payment_id=payment.pk), 0)
 
 
-def invoice_refundable_amount(*, invoice: Any) -> int:
+def invoice_refundable_amount(*, invoice: Invoice) -> int:
     """The most a credit note's refund share can be: what is left on the invoice's best payment.
 
     A refund goes back through one payment (its gateway charge), so a credit note's
@@ -134,7 +135,7 @@ def invoice_refundable_amount(*, invoice: Any) -> int:
     return max((refundable_amount(payment=payment) for payment in payments), default=0)
 
 
-def _check_request(*, amount: int, reason: str, requested_by: Any) -> None:
+def _check_request(*, amount: int, reason: str, requested_by: ActingUser) -> None:
     if reason not in CreditNote.Reason.values:
         raise RefundError(f"Unknown refund reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}.")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
@@ -162,7 +163,7 @@ def _record_request(
     amount: int,
     reason: str,
     memo: str,
-    requested_by: Any,
+    requested_by: ActingUser,
     otp_verified_at: datetime | None,
 ) -> Refund:
     """Lock customer -> invoice -> payment(s), check everything, record the request, commit.
@@ -222,7 +223,7 @@ def refund_request(
     payment: Payment,
     amount: int,
     reason: str,
-    requested_by: Any,
+    requested_by: ActingUser,
     otp_verified_at: datetime | None,
     memo: str = "",
 ) -> Refund:
@@ -254,10 +255,10 @@ def refund_request(
 
 def refund_request_for_invoice(
     *,
-    invoice: Any,
+    invoice: Invoice,
     amount: int,
     reason: str,
-    requested_by: Any,
+    requested_by: ActingUser,
     otp_verified_at: datetime | None,
     memo: str = "",
 ) -> Refund:
@@ -282,7 +283,7 @@ def refund_request_for_invoice(
     return refund_execute(refund=refund, acting_user=requested_by)
 
 
-def refund_approve(*, refund: Refund, approver: Any, otp_verified_at: datetime | None) -> Refund:
+def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: datetime | None) -> Refund:
     """A second staff member approves (with their own fresh OTP); the refund is then executed."""
     if approver is None or not getattr(approver, "is_staff", False):
         raise RefundError("Only staff members can approve refunds.")
@@ -303,7 +304,7 @@ def refund_approve(*, refund: Refund, approver: Any, otp_verified_at: datetime |
     return refund_execute(refund=locked, acting_user=approver)
 
 
-def refund_reject(*, refund: Refund, approver: Any, note: str = "") -> Refund:
+def refund_reject(*, refund: Refund, approver: ActingUser, note: str = "") -> Refund:
     if approver is None or not getattr(approver, "is_staff", False):
         raise RefundError("Only staff members can reject refunds.")
     with transaction.atomic():
@@ -327,7 +328,7 @@ def _approved(refund: Refund) -> bool:
     return True
 
 
-def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
+def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
     """Send an approved refund to the gateway, then issue its credit note.
 
     Check (under the customer and invoice locks) that the credit note can be written,
@@ -372,7 +373,7 @@ def refund_execute(*, refund: Refund, acting_user: Any = None) -> Refund:
     return _refund_document(refund=refund, reference=reference, acting_user=acting_user)
 
 
-def _refund_document(*, refund: Refund, reference: str, acting_user: Any) -> Refund:
+def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser) -> Refund:
     from invoices.services.credit_notes import credit_note_create
 
     at = clock.now(customer=refund.invoice.customer)
@@ -400,7 +401,7 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: Any) -> Ref
     return locked
 
 
-def _refund_failed(refund: Refund, message: str, acting_user: Any) -> Refund:
+def _refund_failed(refund: Refund, message: str, acting_user: ActingUser) -> Refund:
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.APPROVED or locked.gateway_reference:

@@ -7,7 +7,6 @@ period by period, as if the time had really passed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from billing.events import event_record
 from billing.models import BillingRun, TestClock
+from config.types import ActingUser
 
 
 def test_clock_create(*, name: str, frozen_time: datetime) -> TestClock:
@@ -26,7 +26,7 @@ def test_clock_create(*, name: str, frozen_time: datetime) -> TestClock:
 test_clock_create.__test__ = False  # type: ignore[attr-defined]
 
 
-def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: Any = None) -> BillingRun:
+def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUser = None) -> BillingRun:
     """Move `clock` to `to` and bill its customers up to that instant."""
     from billing.services.billing_run import billing_run_start
     from billing.services.dunning import dunning_run_due

@@ -28,11 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import cast
 
 from django.utils.translation import gettext as _
 
 from billing.cycles import Period, period_containing
-from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
+from billing.models import InvoiceItem, Meter, Price, ScheduledChange, Subscription, SubscriptionItem
 from billing.selectors import (
     ItemSnapshot,
     cycle_spec,
@@ -43,14 +44,14 @@ from billing.selectors import (
     subscription_items_snapshot,
 )
 from billing.services.coupons import discounts_for_period
-from billing.services.usage import UsageWindow, usage_aggregate_windows, usage_charge_amount
+from billing.services.usage import UsageWindow, price_meter_id, usage_aggregate_windows, usage_charge_amount
 from config import clock
 from config.errors import DomainConflict
 from config.money import round_fraction
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine, InvoicePreview
 
-UsageByWindow = Mapping[UsageWindow | tuple[int, int, datetime, datetime], Decimal]
+UsageByWindow = Mapping[UsageWindow, Decimal]
 
 
 class NoUpcomingInvoice(DomainConflict):
@@ -151,7 +152,9 @@ def usage_lines(
     return [
         usage_line(
             item=item,
-            quantity=usage.get(UsageWindow(customer_id, item.price.meter_id, period.start, period.end), Decimal(0)),
+            quantity=usage.get(
+                UsageWindow(customer_id, price_meter_id(price=item.price), period.start, period.end), Decimal(0)
+            ),
             period=period,
         )
         for item in items
@@ -173,7 +176,7 @@ def pending_item_line(item: InvoiceItem) -> DraftLine:
         amount=item.amount,
         quantity=Decimal(item.quantity),
         price_id=item.price_id,
-        product_key=product_key(item.price.product_id) if item.price_id is not None else None,
+        product_key=product_key(item.price.product_id) if item.price is not None else None,
         period_start=item.period_start,
         period_end=item.period_end,
         tax_inclusive=item.tax_behavior == Price.TaxBehavior.INCLUSIVE,
@@ -249,7 +252,7 @@ def renewal_usage_windows(
     return [
         UsageWindow(
             subscription.customer_id,
-            item.price.meter_id,
+            price_meter_id(price=item.price),
             subscription.current_period_start,
             subscription.current_period_end,
         )
@@ -271,10 +274,11 @@ def usage_for_period(
     metered = [item for item in items if item.metered]
     if not metered or end <= start:
         return {}
-    windows = [UsageWindow(subscription.customer_id, item.price.meter_id, start, end) for item in metered]
-    meters = None
+    windows = [UsageWindow(subscription.customer_id, price_meter_id(price=item.price), start, end) for item in metered]
+    meters: dict[int, Meter] | None = None
     if all(_METER_FIELD.is_cached(item.price) for item in metered):
-        meters = {item.price.meter_id: item.price.meter for item in metered}
+        # A metered price has its meter (price_meter_id checked it); the stubs type the FK as nullable.
+        meters = {price_meter_id(price=item.price): cast(Meter, item.price.meter) for item in metered}
     return usage_aggregate_windows(windows=windows, meters=meters)
 
 
@@ -325,7 +329,7 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
     current_items = subscription_items_snapshot(subscription=subscription)
     items = current_items
     usage_period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
-    if status == Subscription.Status.PAUSED:
+    if status == Subscription.Status.PAUSED and subscription.resumes_at is not None:  # None raised above
         period = resume_period(subscription=subscription, tz=tz, at=subscription.resumes_at)
         usage_period = Period(start=subscription.current_period_start, end=period.start)
         subscription.billing_cycle_anchor = period.start

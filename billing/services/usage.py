@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Aggregate, Count, Max, Q, Sum
 from django.utils.translation import gettext as _
 
 from billing.events import EventRow, events_record_bulk
@@ -38,8 +38,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 WINDOWS_PER_QUERY = 200
 
 _VALUE_FIELD = UsageEvent._meta.get_field("value")
-_EXTERNAL_ID_MAX = UsageEvent._meta.get_field("external_id").max_length
-_UNIQUE_VALUE_MAX = UsageEvent._meta.get_field("unique_value").max_length
+# CharFields: their max_length is set (the stubs type every field's as int | None).
+_EXTERNAL_ID_MAX = cast(int, UsageEvent._meta.get_field("external_id").max_length)
+_UNIQUE_VALUE_MAX = cast(int, UsageEvent._meta.get_field("unique_value").max_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,7 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
         elif meter.aggregation == Meter.Aggregation.UNIQUE_COUNT and not event.unique_value:
             refuse(index, event, "missing_unique_value", _("A unique-count meter needs the value to count once."))
         else:
+            assert value is not None  # _check_value gives a value exactly when it gives no error code
             candidates.append(
                 (
                     index,
@@ -219,6 +221,13 @@ class UsageWindow(NamedTuple):
     end: datetime
 
 
+def price_meter_id(*, price: Price) -> int:
+    """The meter of a metered price (`Price.clean()` requires one)."""
+    if price.meter_id is None:
+        raise ValueError(f"Price {price.pk} is not metered.")
+    return price.meter_id
+
+
 def _window_q(window: UsageWindow) -> Q:
     return Q(
         customer_id=window.customer_id,
@@ -228,7 +237,7 @@ def _window_q(window: UsageWindow) -> Q:
     )
 
 
-_SQL_AGGREGATES = {
+_SQL_AGGREGATES: dict[str, Callable[[], Aggregate]] = {
     Meter.Aggregation.SUM: lambda: Sum("value"),
     Meter.Aggregation.MAX: lambda: Max("value"),
     Meter.Aggregation.UNIQUE_COUNT: lambda: Count("unique_value", distinct=True),
@@ -292,14 +301,14 @@ def usage_aggregate_windows(
     in each batch (two for `last`), so a chunk of 1,000 subscriptions on one meter
     costs about five queries. Windows without events map to Decimal(0).
     """
-    windows = list(dict.fromkeys(UsageWindow(*window) for window in windows))
+    unique_windows = list(dict.fromkeys(UsageWindow(*window) for window in windows))
     if meters is None:
-        meters = Meter.objects.in_bulk({window.meter_id for window in windows})
-    result = dict.fromkeys(windows, Decimal(0))
+        meters = Meter.objects.in_bulk({window.meter_id for window in unique_windows})
+    result = dict.fromkeys(unique_windows, Decimal(0))
     # A query groups by (customer, meter), so a batch may hold only one window per pair.
     rounds: list[list[UsageWindow]] = []
     occurrences: Counter[tuple[int, int]] = Counter()
-    for window in windows:
+    for window in unique_windows:
         pair = (window.customer_id, window.meter_id)
         if occurrences[pair] == len(rounds):
             rounds.append([])

@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,6 +39,7 @@ from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, Webhook
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
 from config.errors import DomainError
 from config.modes import default_livemode
+from config.types import JsonDict
 
 SIGNATURE_HEADER = "Tarif-Signature"
 WEBHOOK_RETRY_WINDOW = timedelta(days=3)
@@ -188,7 +189,7 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
 # -- delivery ------------------------------------------------------------------------
 
 
-def webhook_payload(event: DomainEvent) -> dict[str, Any]:
+def webhook_payload(event: DomainEvent) -> JsonDict:
     """What an endpoint receives: the event with public ids (`evt_…`, `in_…`, `cus_…`)."""
     from billing.serializers import event_data_public, event_object_public_id
 
@@ -212,7 +213,7 @@ class SendOutcome:
     failed: int
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> QuerySet[WebhookDelivery]:
     older_pending = WebhookDelivery.objects.filter(
         endpoint_id=OuterRef("endpoint_id"),
         object_key=OuterRef("object_key"),

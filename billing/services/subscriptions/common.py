@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -35,10 +34,13 @@ from billing.services.coupons import (
     discount_counter_after_billing,
 )
 from billing.services.upcoming import usage_for_period
-from billing.services.usage import UsageWindow, usage_charge_amount
+from billing.services.usage import UsageWindow, price_meter_id, usage_charge_amount
 from billing.states import assert_transition
 from config import clock
 from config.errors import DomainError
+from config.types import ActingUser, JsonDict
+from customers.models import Customer
+from invoices.models import Invoice
 from invoices.services.drafts import invoice_create
 from invoices.types import DraftInvoice
 
@@ -166,7 +168,7 @@ def items_validate(
     )
 
 
-def instant(*, at: datetime | None, customer: Any) -> datetime:
+def instant(*, at: datetime | None, customer: Customer) -> datetime:
     """`at` (default: the customer's clock), in UTC, truncated to the second."""
     if at is None:
         at = clock.now(customer=customer)
@@ -186,7 +188,7 @@ def subscription_lock(subscription: Subscription) -> Subscription:
 
 
 def subscription_event(
-    *, type: str, subscription: Subscription, at: datetime, acting_user: Any = None, **data: Any
+    *, type: str, subscription: Subscription, at: datetime, acting_user: ActingUser = None, **data: object
 ) -> None:
     event_record(
         type=type,
@@ -206,7 +208,7 @@ def _set_status(subscription: Subscription, target: str) -> str:
     return previous
 
 
-def invoice_issue(*, draft: DraftInvoice, customer: Any, at: datetime, acting_user: Any = None) -> Any:
+def invoice_issue(*, draft: DraftInvoice, customer: Customer, at: datetime, acting_user: ActingUser = None) -> Invoice:
     """Create `draft` and finalize it at once (number assigned, pending items consumed)."""
     from invoices.services.finalize import invoice_finalize
 
@@ -214,7 +216,7 @@ def invoice_issue(*, draft: DraftInvoice, customer: Any, at: datetime, acting_us
     return invoice_finalize(invoice=invoice, at=at, acting_user=acting_user)
 
 
-def balance_credit(*, customer: Any, currency: str, amount: int, description: str, at: datetime) -> None:
+def balance_credit(*, customer: Customer, currency: str, amount: int, description: str, at: datetime) -> None:
     """Credit `amount` (> 0) to the customer's balance: it pays their next invoices."""
     from invoices.models import BalanceTransaction
     from invoices.services.balance import balance_transaction_create
@@ -229,7 +231,7 @@ def balance_credit(*, customer: Any, currency: str, amount: int, description: st
     )
 
 
-def subscription_copy(subscription: Subscription, **fields: Any) -> Subscription:
+def subscription_copy(subscription: Subscription, **fields: object) -> Subscription:
     """An unsaved copy of `subscription` with other field values, to build drafts before saving."""
     clone = copy.copy(subscription)
     for name, value in fields.items():
@@ -246,7 +248,7 @@ def change_record(
     items_after: Sequence[ItemSnapshot],
     mrr_before: int,
     mrr_after: int,
-    acting_user: Any,
+    acting_user: ActingUser,
     proration_mode: str = "",
     proration_amount: int = 0,
 ) -> SubscriptionChange:
@@ -308,7 +310,9 @@ def removed_meter_usage_items(
     usage = usage_for_period(subscription=subscription, items=removed, start=start, end=at)
     rows = []
     for item in removed:
-        quantity = usage.get(UsageWindow(subscription.customer_id, item.price.meter_id, start, at), Decimal(0))
+        quantity = usage.get(
+            UsageWindow(subscription.customer_id, price_meter_id(price=item.price), start, at), Decimal(0)
+        )
         amount = usage_charge_amount(price=item.price, quantity=quantity)
         if not amount:
             continue
@@ -331,7 +335,7 @@ def removed_meter_usage_items(
     return rows
 
 
-def items_changed_event_data(before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot]) -> dict[str, Any]:
+def items_changed_event_data(before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot]) -> JsonDict:
     return {"items": [item.as_json() for item in after], "previous_items": [item.as_json() for item in before]}
 
 

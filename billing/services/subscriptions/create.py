@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
 from billing.models import (
+    Coupon,
     InvoiceItem,
     Subscription,
     SubscriptionChange,
@@ -41,6 +41,8 @@ from billing.services.subscriptions.common import (
     subscription_event,
 )
 from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines
+from config.types import ActingUser, JsonDict
+from customers.models import Customer
 from invoices.types import DraftInvoice
 
 
@@ -52,18 +54,18 @@ def _trial_end(*, at: datetime, days: int, tz: str) -> datetime:
 @transaction.atomic(savepoint=False)
 def subscription_create(
     *,
-    customer: Any,
+    customer: Customer,
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     trial_days: int | None = None,
     billing_cycle_anchor: datetime | None = None,
-    coupon: Any = None,
+    coupon: Coupon | None = None,
     promotion_code: str | None = None,
     collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
     days_until_due: int | None = None,
     trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
-    metadata: dict[str, Any] | None = None,
-    acting_user: Any = None,
+    metadata: JsonDict | None = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
     """Subscribe `customer` to `items` and issue the first invoice.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -45,6 +44,7 @@ from billing.services.subscriptions.common import (
 from billing.services.subscriptions.schedules import scheduled_changes_apply_due
 from billing.services.upcoming import renewal_draft, usage_for_period
 from billing.states import BILLABLE_STATUSES, assert_transition
+from config.types import ActingUser
 from invoices.selectors import renewal_exists
 from invoices.types import DraftInvoice
 
@@ -56,7 +56,7 @@ def subscription_transition(
     to_status: str,
     at: datetime | None = None,
     reason: str = "",
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
     """Move the subscription to `to_status` if the state table allows it (payments and dunning use this).
 
@@ -128,7 +128,7 @@ def subscription_cancel(
     at_period_end: bool,
     prorate: bool = False,
     reason: str = "",
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
     """Cancel now, or at the end of the current period.
 
@@ -164,7 +164,7 @@ def subscription_cancel(
 
 
 def _cancel_now(
-    *, subscription: Subscription, at: datetime, prorate: bool, reason: str, acting_user: Any
+    *, subscription: Subscription, at: datetime, prorate: bool, reason: str, acting_user: ActingUser
 ) -> Subscription:
     if at < subscription.current_period_start:
         raise SubscriptionError(_("A subscription cannot be canceled before its current period started."))
@@ -233,7 +233,7 @@ def _cancel_now(
 
 
 @transaction.atomic(savepoint=False)
-def subscription_cancel_undo(*, subscription: Subscription, acting_user: Any = None) -> Subscription:
+def subscription_cancel_undo(*, subscription: Subscription, acting_user: ActingUser = None) -> Subscription:
     """Keep a subscription that was set to cancel at period end."""
     locked = subscription_lock(subscription)
     at = instant(at=None, customer=locked.customer)
@@ -259,7 +259,7 @@ def subscription_pause(
     subscription: Subscription,
     at: datetime | None = None,
     resumes_at: datetime | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
     """Stop billing from `at` (no credit for the rest of the period); resume by hand or at `resumes_at`."""
     locked = subscription_lock(subscription)
@@ -304,7 +304,7 @@ def _start_new_period(
     items: Sequence[ItemSnapshot],
     usage_items: Sequence[ItemSnapshot],
     at: datetime,
-    acting_user: Any,
+    acting_user: ActingUser,
 ) -> Subscription:
     """Re-anchor the subscription at `at` and bill the new period in advance with what is owed so far."""
     period = resume_period(subscription=subscription, tz=subscription.customer.timezone, at=at)
@@ -334,7 +334,7 @@ def _start_new_period(
 
 @transaction.atomic(savepoint=False)
 def subscription_resume(
-    *, subscription: Subscription, at: datetime | None = None, acting_user: Any = None
+    *, subscription: Subscription, at: datetime | None = None, acting_user: ActingUser = None
 ) -> Subscription:
     """Resume a paused subscription at `at`: a new period starts and is invoiced at once."""
     locked = subscription_lock(subscription)
@@ -377,7 +377,7 @@ def subscription_end_trial(
     subscription: Subscription,
     at: datetime | None = None,
     has_payment_method: bool = True,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
     """End the trial at `at`.
 
@@ -393,7 +393,7 @@ def subscription_end_trial(
         raise SubscriptionError(_("This subscription is not in a trial."), code="not_trialing")
     trial_end = locked.trial_end or locked.current_period_end
     ends_early = at < trial_end
-    behavior = Subscription.TrialEndBehavior.CREATE_INVOICE
+    behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE
     if not has_payment_method and locked.collection_method == Subscription.CollectionMethod.CHARGE_AUTOMATICALLY:
         behavior = locked.trial_end_behavior
     if behavior == Subscription.TrialEndBehavior.CANCEL:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -34,6 +33,7 @@ from billing.services.subscriptions.common import (
     subscription_event,
     subscription_lock,
 )
+from config.types import ActingUser
 
 
 @transaction.atomic(savepoint=False)
@@ -42,7 +42,7 @@ def subscription_schedule_change(
     subscription: Subscription,
     items: Sequence[ItemSpec],
     effective_at: datetime | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> ScheduledChange:
     """Change the items at `effective_at` (default: the end of the current period), without proration.
 
@@ -88,7 +88,7 @@ def subscription_schedule_change(
 
 
 def _schedule_event(
-    type: str, change: ScheduledChange, subscription: Subscription, at: datetime, acting_user: Any
+    type: str, change: ScheduledChange, subscription: Subscription, at: datetime, acting_user: ActingUser
 ) -> None:
     event_record(
         type=type,
@@ -107,7 +107,7 @@ def _schedule_event(
 
 
 @transaction.atomic(savepoint=False)
-def scheduled_change_cancel(*, scheduled_change: ScheduledChange, acting_user: Any = None) -> ScheduledChange:
+def scheduled_change_cancel(*, scheduled_change: ScheduledChange, acting_user: ActingUser = None) -> ScheduledChange:
     locked = subscription_lock(scheduled_change.subscription)
     change = ScheduledChange.objects.get(pk=scheduled_change.pk)
     if change.status != ScheduledChange.Status.PENDING:
