@@ -3,10 +3,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
 from config.errors import DomainConflict
+from customers.models import Customer
 from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxRate
 
 
@@ -21,9 +23,9 @@ class NoBrandConfigured(DomainConflict):
     code = "no_brand_configured"
 
 
-def brand_for_customer(*, customer) -> Brand:
+def brand_for_customer(*, customer: Customer) -> Brand:
     """The customer's brand, else the default one."""
-    if customer.brand_id is not None:
+    if customer.brand is not None:  # no query when brand_id is None
         return customer.brand
     brand = Brand.objects.filter(is_default=True).first()
     if brand is None:
@@ -49,7 +51,7 @@ def customer_balances(*, customer_ids: list[int], currency: str) -> dict[int, in
     return {row["customer_id"]: int(row["total"]) for row in rows if row["total"]}
 
 
-def standard_tax_rates() -> dict[str, object]:
+def standard_tax_rates() -> dict[str, Decimal]:
     """Country code -> standard rate (Decimal percent) of every active standard TaxRate."""
     return {
         str(country): percentage

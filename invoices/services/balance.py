@@ -12,12 +12,13 @@ transactions never spend the same credit.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 
 from billing.events import event_record
 from config.money import CurrencyError, validate_currency
+from config.types import ActingUser
+from customers.models import Customer
 from invoices.errors import InsufficientBalance, InvoiceError
 from invoices.locks import customers_lock_balance
 from invoices.models import BalanceTransaction, CreditNote, Invoice
@@ -75,7 +76,7 @@ def balance_transaction_create(
 
 @transaction.atomic(savepoint=False)
 def balance_adjust(
-    *, customer: Any, currency: str, amount: int, description: str, at: datetime, acting_user: Any = None
+    *, customer: Customer, currency: str, amount: int, description: str, at: datetime, acting_user: ActingUser = None
 ) -> BalanceTransaction:
     """A manual credit (amount > 0) or debit (amount < 0) of the customer's balance.
 

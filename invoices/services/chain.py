@@ -10,22 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from invoices.chain import chain_link, integrity_key
 from invoices.services.numbering import sequence_numbers
 
+if TYPE_CHECKING:
+    # The data migration passes its historical models, shaped like these (no runtime import).
+    from invoices.models import CreditNote, Invoice, NumberSequence
+
 INVOICE = "invoice"
 
 
-def _documents_of(sequence: Any, *, invoice_model: Any, credit_note_model: Any) -> tuple[list[str], dict[str, Any]]:
-    model = invoice_model if sequence.kind == INVOICE else credit_note_model
+def _documents_of(
+    sequence: NumberSequence, *, invoice_model: type[Invoice], credit_note_model: type[CreditNote]
+) -> tuple[list[str], dict[str, Invoice | CreditNote]]:
+    model: type[Invoice] | type[CreditNote] = invoice_model if sequence.kind == INVOICE else credit_note_model
     numbers = sequence_numbers(sequence)
     found = {document.number: document for document in model.objects.filter(number__in=numbers)}
     return numbers, found
 
 
-def chain_backfill(*, sequence_model: Any, invoice_model: Any, credit_note_model: Any) -> int:
+def chain_backfill(
+    *, sequence_model: type[NumberSequence], invoice_model: type[Invoice], credit_note_model: type[CreditNote]
+) -> int:
     """Link, in number order, the documents of every series that has no chain yet. Returns how many."""
     key = integrity_key()
     linked = 0
@@ -42,7 +50,8 @@ def chain_backfill(*, sequence_model: Any, invoice_model: Any, credit_note_model
                 previous=previous, kind=sequence.kind, number=number, content_hash=document.content_hash, key=key
             )
             type(document).objects.filter(pk=document.pk).update(chain_previous=previous, chain_hash=link)
-            issued = document.finalized_at if sequence.kind == INVOICE else document.issued_at
+            # By name: the migration's historical models are not instances of Invoice/CreditNote.
+            issued = getattr(document, "finalized_at" if sequence.kind == INVOICE else "issued_at")
             last_issued_at = max(filter(None, (last_issued_at, issued)), default=None)
             previous = link
             linked += 1
@@ -59,7 +68,9 @@ class ChainBreak:
     detail: str
 
 
-def chain_walk(*, sequence: Any, invoice_model: Any, credit_note_model: Any) -> Iterator[ChainBreak]:
+def chain_walk(
+    *, sequence: NumberSequence, invoice_model: type[Invoice], credit_note_model: type[CreditNote]
+) -> Iterator[ChainBreak]:
     """Every place where `sequence`'s chain does not hold, in number order.
 
     Each document must link to the one numbered before it (or "" for the first), carry

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Sum
@@ -39,6 +39,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
 from config import clock
+from config.types import ActingUser
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
 from invoices.errors import CreditNoteError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
@@ -54,6 +55,9 @@ from invoices.services.documents import (
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
+
+if TYPE_CHECKING:
+    from billing.models import Refund
 from invoices.services.numbering import customer_numbered_as_test, number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
@@ -365,8 +369,8 @@ def credit_note_create(
     reason: str,
     memo: str = "",
     at: datetime | None = None,
-    acting_user: Any = None,
-    refund_record: Any = None,
+    acting_user: ActingUser = None,
+    refund_record: Refund | None = None,
 ) -> CreditNote:
     """Issue a credit note for an open or paid invoice (see the module docstring).
 
@@ -405,6 +409,8 @@ def credit_note_create(
     reduce_amount_due, credit_to_balance = checked.reduce_amount_due, checked.credit_to_balance
 
     brand, customer = invoice.brand, invoice.customer
+    # Credit notes correct issued invoices only (checked above): number and date are set.
+    assert invoice.number is not None and invoice.finalized_at is not None
     language = document_language(invoice.language)
     mentions = [
         credit_note_reference(

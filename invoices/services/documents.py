@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from django.utils.functional import Promise
 
-from invoices.models import Brand
+from config.types import JsonDict, JsonMapping
+from customers.models import Customer
+from invoices.models import Brand, CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.vat import LEGAL_MENTIONS
 
 DEFAULT_DAYS_UNTIL_DUE: Final = 30
@@ -91,7 +94,7 @@ def seller_snapshot(
     *,
     custom_fields: list[dict[str, str]] | None = None,
     line_columns: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
+) -> JsonDict:
     """The seller as issued. `custom_fields` / `line_columns` default to the brand's
     stored ones (two queries); the admin preview passes its unsaved values instead."""
     if custom_fields is None:
@@ -167,7 +170,7 @@ def line_columns_by_brand(*, brand_ids: Iterable[int]) -> dict[int, list[dict[st
     return columns
 
 
-def buyer_snapshot(customer: Any, *, custom_fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def buyer_snapshot(customer: Customer, *, custom_fields: list[dict[str, str]] | None = None) -> JsonDict:
     # The VAT number is decrypted here: the law requires it printed on the invoice.
     # `custom_fields`: from `custom_fields_by_owner` when the caller loaded many; else one query.
     if custom_fields is None:
@@ -250,7 +253,7 @@ def _moment(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
-def invoice_line_hash_row(line: Any) -> list[Any]:
+def invoice_line_hash_row(line: InvoiceLine) -> list[object]:
     """An InvoiceLine (saved or not) as plain values, the same either way."""
     return [
         line.position,
@@ -269,7 +272,7 @@ def invoice_line_hash_row(line: Any) -> list[Any]:
     ]
 
 
-def credit_note_line_hash_row(line: Any) -> list[Any]:
+def credit_note_line_hash_row(line: CreditNoteLine) -> list[object]:
     return [
         line.invoice_line_id,
         line.description,
@@ -281,17 +284,17 @@ def credit_note_line_hash_row(line: Any) -> list[Any]:
     ]
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """Sorted keys, no spaces, UTF-8 as is: the same text for the same content."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical_hash(payload: Mapping[str, Any], *, snapshot_json: str) -> str:
+def canonical_hash(payload: JsonMapping, *, snapshot_json: str) -> str:
     """sha256 of the canonical JSON of `payload`, a newline, and that of the snapshot."""
     return hashlib.sha256(f"{canonical_json(payload)}\n{snapshot_json}".encode()).hexdigest()
 
 
-def invoice_content_hash(*, invoice: Any, lines: Iterable[Any], snapshot_json: str | None = None) -> str:
+def invoice_content_hash(*, invoice: Invoice, lines: Iterable[InvoiceLine], snapshot_json: str | None = None) -> str:
     """sha256 over the number, amounts, lines and snapshot of an invoice (saved or not).
 
     `snapshot_json`: `canonical_json(invoice.issued_snapshot)` when the caller has it
@@ -318,7 +321,7 @@ def invoice_content_hash(*, invoice: Any, lines: Iterable[Any], snapshot_json: s
     )
 
 
-def credit_note_content_hash(*, credit_note: Any, lines: Iterable[Any]) -> str:
+def credit_note_content_hash(*, credit_note: CreditNote, lines: Iterable[CreditNoteLine]) -> str:
     return canonical_hash(
         {
             "number": credit_note.number,
@@ -340,7 +343,7 @@ def credit_note_content_hash(*, credit_note: Any, lines: Iterable[Any]) -> str:
     )
 
 
-def document_text(language: str, message: Any, **values: Any) -> str:
+def document_text(language: str, message: str | Promise, **values: object) -> str:
     """A lazily translated message rendered in a document's language (ledger lines, credit lines)."""
     from django.utils import translation
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 
 from billing.limits import MAX_TOTAL, check_amount
 from billing.models import InvoiceItem
 from config.errors import DomainError
+from config.types import JsonDict
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
-from invoices.models import Invoice, InvoiceLine
+from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import tax_decision_for
 from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
@@ -50,7 +50,7 @@ def invoice_build(
     *,
     customer: Customer,
     draft: DraftInvoice,
-    brand: Any = None,
+    brand: Brand | None = None,
     decision: VatDecision | None = None,
     balance: int | None = None,
 ) -> InvoicePreview:
@@ -96,7 +96,7 @@ def rate_text(rate: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[dict[str, Any]]:
+def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[JsonDict]:
     """The `tax_breakdown` JSON of an invoice or credit note."""
     return [
         {
@@ -110,7 +110,7 @@ def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[dict[str, Any]]:
     ]
 
 
-def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> dict[str, Any]:
+def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> JsonDict:
     """Column values of a draft Invoice row for `preview` (shared with the bulk path)."""
     totals = preview.totals
     return {
@@ -171,7 +171,9 @@ if tuple(field.attname for field in InvoiceLine._meta.concrete_fields) != _LINE_
 
 def invoice_line_objects(*, preview: InvoicePreview, invoice_id: int | None = None) -> list[InvoiceLine]:
     return [
-        InvoiceLine(
+        # Positional arguments in column order (checked against _LINE_COLUMNS at import): the
+        # plugin maps positional Model() arguments onto both `invoice` and `invoice_id`.
+        InvoiceLine(  # type: ignore[misc]
             None,
             invoice_id,
             position,

@@ -80,9 +80,10 @@ def invoice_email_send(*, invoice: Invoice, to: list[str] | None = None) -> Emai
         raise DocumentNotIssued(f"Draft invoice #{invoice.pk} cannot be sent before it is finalized.")
     document = invoice_document(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
     stored = invoice_document_store(invoice_id=invoice.pk)
+    assert stored is not None  # an issued invoice always has its PDF (rendered above if missing)
     with stored.file.open("rb") as handle:
         pdf = handle.read()
-    message = _message(document=document, pdf=pdf, to=to or [document.buyer.get("email")])
+    message = _message(document=document, pdf=pdf, to=to or [document.buyer.get("email") or ""])
     message.send()
     return message
 
@@ -90,8 +91,9 @@ def invoice_email_send(*, invoice: Invoice, to: list[str] | None = None) -> Emai
 def credit_note_email_send(*, credit_note: CreditNote, to: list[str] | None = None) -> EmailMultiAlternatives:
     document = credit_note_document(credit_note=credit_note, lines=list(credit_note.lines.order_by("pk")))
     stored = credit_note_document_store(credit_note_id=credit_note.pk)
+    assert stored is not None  # the credit note exists: its PDF is rendered if missing
     with stored.file.open("rb") as handle:
         pdf = handle.read()
-    message = _message(document=document, pdf=pdf, to=to or [document.buyer.get("email")])
+    message = _message(document=document, pdf=pdf, to=to or [document.buyer.get("email") or ""])
     message.send()
     return message

@@ -21,10 +21,11 @@ of queries (the billing run). Both apply the same rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Case, Value, When
@@ -34,6 +35,7 @@ from django.utils.translation import gettext as _
 from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
 from config import clock
+from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from invoices.bulk import allocate_ids, copy_insert, copy_supported
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
@@ -97,7 +99,7 @@ def _check_aware(at: datetime | None, *, what: str = "at") -> None:
         raise InvoiceError(f"`{what}` must be an aware datetime (UTC in the database), got {at!r}.")
 
 
-def days_until_due(*, custom_fields: Mapping[str, Any]) -> int:
+def days_until_due(*, custom_fields: JsonMapping) -> int:
     days = custom_fields.get("days_until_due")
     return DEFAULT_DAYS_UNTIL_DUE if days is None else int(days)
 
@@ -120,8 +122,8 @@ def credit_split(*, total: int, balance: int) -> int:
 
 def issued_snapshot(
     *,
-    seller: dict[str, Any],
-    buyer: dict[str, Any],
+    seller: JsonDict,
+    buyer: JsonDict,
     brand: Brand,
     language: str,
     vat_mention_key: str | None,
@@ -129,8 +131,8 @@ def issued_snapshot(
     days: int,
     at: datetime,
     due_at: datetime,
-    discounts: Any = (),
-) -> dict[str, Any]:
+    discounts: Iterable[JsonDict] | None = (),
+) -> JsonDict:
     due_date = local_date(due_at, brand.timezone)
     return {
         "seller": seller,
@@ -249,7 +251,7 @@ def _event_data(invoice: Invoice) -> dict[str, Any]:
 
 
 @transaction.atomic(savepoint=False)
-def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_user: Any = None) -> Invoice:
+def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_user: ActingUser = None) -> Invoice:
     """Issue a draft invoice: number, frozen snapshot, customer credit, hash chain, events.
 
     The issue time is read from the billing clock (the customer's test clock included)
@@ -394,7 +396,7 @@ def invoices_issue_bulk(
     *,
     items: Sequence[tuple[DraftInvoice, Customer]],
     at: datetime | None,
-    rates: Mapping[str, object] | None = None,
+    rates: Mapping[str, Decimal] | None = None,
     balances: Mapping[tuple[int, str], int] | None = None,
 ) -> list[int]:
     """Create AND finalize one invoice per (draft, customer); return their ids in order.
@@ -440,6 +442,7 @@ def invoices_issue_bulk(
             raise NoBrandConfigured(f"Customer #{customer.pk} has no brand and there is no default brand.")
         issued_at = at if at is not None else draft.period_start
         _check_aware(issued_at, what="at (or the draft's period_start)")
+        assert issued_at is not None  # _check_aware refused None
         tax_id = customer.tax_id if customer.is_business else ""
         decision_key = (brand.pk, str(customer.country), tax_id)
         decision = decisions.get(decision_key)
@@ -503,7 +506,11 @@ def invoices_issue_bulk(
     _insert_issued(pending)
 
     transactions = [
-        _balance_transaction(invoice=invoice, applied=invoice.starting_balance_applied, at=invoice.finalized_at)
+        _balance_transaction(
+            invoice=invoice,
+            applied=invoice.starting_balance_applied,
+            at=cast(datetime, invoice.finalized_at),  # set by invoice_fields: these are issued
+        )
         for invoice in invoices
         if invoice.starting_balance_applied
     ]
@@ -535,7 +542,7 @@ def invoices_issue_bulk(
                     object_type="invoice",
                     object_id=invoice.pk,
                     customer_id=invoice.customer_id,
-                    occurred_at=invoice.finalized_at,
+                    occurred_at=cast(datetime, invoice.finalized_at),  # issued above
                     data=data,
                     livemode=livemode_of[invoice.customer_id],
                 )

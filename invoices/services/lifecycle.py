@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
+from config.types import ActingUser
 from invoices.errors import InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, CreditNote, Invoice
@@ -29,7 +30,7 @@ def _check_aware(at: datetime) -> None:
         raise InvoiceError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
 
 
-def _event(type: str, invoice: Invoice, at: datetime, acting_user: Any, **data: Any) -> None:
+def _event(type: str, invoice: Invoice, at: datetime, acting_user: ActingUser, **data: Any) -> None:
     event_record(
         type=type,
         object_type="invoice",
@@ -49,7 +50,7 @@ def _event(type: str, invoice: Invoice, at: datetime, acting_user: Any, **data: 
 
 
 @transaction.atomic(savepoint=False)
-def invoice_void(*, invoice: Invoice, at: datetime, acting_user: Any = None, reason: str = "") -> Invoice:
+def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = None, reason: str = "") -> Invoice:
     """Cancel an open or uncollectible invoice. It keeps its number (the series stays
     gapless) and its amounts; customer credit it used goes back to the balance.
 
@@ -98,7 +99,7 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: Any = None, rea
 
 
 @transaction.atomic(savepoint=False)
-def invoice_mark_uncollectible(*, invoice: Invoice, at: datetime, acting_user: Any = None) -> Invoice:
+def invoice_mark_uncollectible(*, invoice: Invoice, at: datetime, acting_user: ActingUser = None) -> Invoice:
     """Write an open invoice off (dunning gave up). It can still be paid or voided."""
     _check_aware(at)
     invoice = invoice_qs_for_update().get(pk=invoice.pk)
@@ -110,7 +111,7 @@ def invoice_mark_uncollectible(*, invoice: Invoice, at: datetime, acting_user: A
 
 
 @transaction.atomic(savepoint=False)
-def invoice_record_payment(*, invoice: Invoice, amount: int, at: datetime, acting_user: Any = None) -> Invoice:
+def invoice_record_payment(*, invoice: Invoice, amount: int, at: datetime, acting_user: ActingUser = None) -> Invoice:
     """Record `amount` (minor units) received for an open or uncollectible invoice.
 
     Partial payments are fine; the invoice is paid when nothing remains. Paying more

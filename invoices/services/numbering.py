@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -37,6 +36,7 @@ from django.db import transaction
 from django.db.models import F
 
 from config import clock
+from customers.models import Customer
 from invoices.chain import chain_link
 from invoices.errors import NumberingError
 from invoices.locks import number_sequence_qs_for_update
@@ -44,7 +44,7 @@ from invoices.models import Brand, NumberSequence
 
 Kind = NumberSequence.Kind
 
-_FORMAT_FIELD = {Kind.INVOICE: "invoice_number_format", Kind.CREDIT_NOTE: "credit_note_number_format"}
+_FORMAT_FIELD: dict[str, str] = {Kind.INVOICE: "invoice_number_format", Kind.CREDIT_NOTE: "credit_note_number_format"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class SeriesKey:
 TEST_PREFIX = "TEST-"
 
 
-def customer_numbered_as_test(customer: Any) -> bool:
+def customer_numbered_as_test(customer: Customer) -> bool:
     """A test-mode customer's documents (and those of any customer on a test clock) are simulations."""
     return not customer.livemode or customer.test_clock_id is not None
 

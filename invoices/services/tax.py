@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
+from customers.models import Customer
+from invoices.models import Brand
 from invoices.selectors import standard_tax_rates
 from invoices.vat import VatDecision, VatError, decide_vat
 
@@ -12,7 +15,7 @@ class MissingTaxRate(VatError):
     pass
 
 
-def tax_decision_for(*, brand, customer, rates: dict[str, object] | None = None) -> VatDecision:
+def tax_decision_for(*, brand: Brand, customer: Customer, rates: Mapping[str, Decimal] | None = None) -> VatDecision:
     """The VAT decision for invoices from `brand` to `customer`.
 
     `rates` (country -> standard percentage) may be passed in to avoid a query per
