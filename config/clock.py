@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def now(*, customer: Customer | None = None) -> datetime:
-    if customer is not None and customer.test_clock_id is not None:
+    if customer is not None and customer.test_clock is not None:  # no query when test_clock_id is None
         return customer.test_clock.frozen_time
     return timezone.now()
 

@@ -9,11 +9,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.http import HttpRequest
 
 from config.audit.context import client_ip, current_request_id
 from config.audit.models import AuditEntry
+from config.types import ActingUser, JsonDict, JsonMapping
 from customers.fields import EncryptedTextField
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def is_secret_field(name: str) -> bool:
     return any(part in lowered for part in _SECRET_NAMES)
 
 
-def instance_snapshot(instance: models.Model) -> dict[str, Any]:
+def instance_snapshot(instance: models.Model) -> JsonDict:
     """The row's column values, JSON-safe; encrypted and secret columns masked.
 
     Encrypted values (IBAN, tax id) never reach the log in clear: the log shows that
@@ -72,7 +74,7 @@ def _fingerprint(value: Any) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:8]
 
 
-def snapshot_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+def snapshot_diff(before: JsonMapping | None, after: JsonMapping | None) -> dict[str, list[object]]:
     """{field: [old, new]} for every field whose value differs (all fields on create or delete)."""
     before, after = before or {}, after or {}
     return {
@@ -92,18 +94,18 @@ def _as_snapshot(value: models.Model | Mapping[str, Any] | None) -> dict[str, An
 
 def audit_record(
     *,
-    actor: Any,
+    actor: ActingUser | AnonymousUser,
     action: str,
     obj: models.Model | None = None,
-    before: models.Model | Mapping[str, Any] | None = None,
-    after: models.Model | Mapping[str, Any] | None = None,
+    before: models.Model | JsonMapping | None = None,
+    after: models.Model | JsonMapping | None = None,
     request: HttpRequest | None = None,
     channel: str = AuditEntry.Channel.ADMIN,
     target_type: str = "",
     target_id: str | int = "",
     target_repr: str = "",
     status_code: int | None = None,
-    extra: Mapping[str, Any] | None = None,
+    extra: JsonMapping | None = None,
 ) -> AuditEntry:
     """Append one entry. `before`/`after` are model instances (snapshotted here) or plain dicts.
 
@@ -115,10 +117,10 @@ def audit_record(
         target_type = target_type or obj._meta.label_lower
         target_id = target_id or (obj.pk if obj.pk is not None else "")
         target_repr = target_repr or str(obj)
-    authenticated = bool(actor is not None and getattr(actor, "is_authenticated", False))
+    user = actor if actor is not None and not isinstance(actor, AnonymousUser) and actor.is_authenticated else None
     return AuditEntry.objects.create(
-        actor=actor if authenticated else None,
-        actor_repr=(actor.get_username() if authenticated else "")[:150],
+        actor=user,
+        actor_repr=(user.get_username() if user is not None else "")[:150],
         channel=channel,
         action=action[:80],
         target_type=target_type[:100],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min, Model, Q, QuerySet
 from django.utils import timezone
 
 from billing.models import BillingRun, Payment, WebhookDelivery
@@ -46,7 +46,7 @@ def billing_runs_recent(*, limit: int = 20) -> list[BillingRunFigures]:
     ]
 
 
-def _average_seconds(queryset, start: str, end: str) -> float | None:
+def _average_seconds(queryset: QuerySet[Model], start: str, end: str) -> float | None:
     value = queryset.annotate(delay=ExpressionWrapper(F(end) - F(start), output_field=DurationField())).aggregate(
         average=Avg("delay")
     )["average"]
@@ -94,7 +94,9 @@ class DeliveryLag:
     delivered: int
 
 
-def _delivery_lag(queryset, *, pending_status: str, done_status: str, done_at: str, since: datetime) -> DeliveryLag:
+def _delivery_lag(
+    queryset: QuerySet[Model], *, pending_status: str, done_status: str, done_at: str, since: datetime
+) -> DeliveryLag:
     now = timezone.now()
     waiting = queryset.filter(status=pending_status).aggregate(count=Count("pk"), oldest=Min("created_at"))
     done = queryset.filter(status=done_status, **{f"{done_at}__gte": since, f"{done_at}__isnull": False})
