@@ -10,12 +10,13 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from config.modes import default_livemode
+from config.types import ActingUser
 from customers.models import Customer, CustomerUser
 
 
 @transaction.atomic
 def customer_invite_portal_user(
-    *, customer: Customer, email: str, base_url: str, acting_user: object = None
+    *, customer: Customer, email: str, base_url: str, acting_user: ActingUser = None
 ) -> CustomerUser:
     """Create a portal login for `email` acting for `customer` and email it a set-password link.
 
@@ -84,7 +85,7 @@ CUSTOMER_EDITABLE_FIELDS = (
 
 
 def _customer_event(
-    customer: Customer, type: str, changed: list[str], acting_user: object, extra: dict | None = None
+    customer: Customer, type: str, changed: list[str], acting_user: ActingUser, extra: dict | None = None
 ) -> None:
     from billing.events import event_record
     from config import clock
@@ -118,7 +119,7 @@ def customer_has_billing_history(customer: Customer) -> bool:
     )
 
 
-def customer_create(*, data: dict, acting_user: object = None, livemode: bool | None = None) -> Customer:
+def customer_create(*, data: dict, acting_user: ActingUser = None, livemode: bool | None = None) -> Customer:
     """A new customer from `data` (the editable fields); model validation errors are raised as they are.
 
     The customer is in `livemode` (default: the mode of the running request -- a sandbox API
@@ -172,7 +173,7 @@ def customer_update_validate(*, customer: Customer, data: dict) -> None:
         )
 
 
-def customer_update(*, customer: Customer, data: dict, acting_user: object = None) -> Customer:
+def customer_update(*, customer: Customer, data: dict, acting_user: ActingUser = None) -> Customer:
     """Change a customer (API, console form, import) and record `customer.updated` with what changed."""
     customer_update_validate(customer=customer, data=data)
     for name, value in data.items():
@@ -184,7 +185,7 @@ def customer_update(*, customer: Customer, data: dict, acting_user: object = Non
     return customer
 
 
-def customer_user_revoke(*, link: CustomerUser, acting_user: object = None) -> None:
+def customer_user_revoke(*, link: CustomerUser, acting_user: ActingUser = None) -> None:
     """Take portal access away from a login: the link goes, the login stays (it may be invited again).
 
     Recorded as `customer.portal_user.revoked` (who lost access, to which customer, by whom).
@@ -195,7 +196,7 @@ def customer_user_revoke(*, link: CustomerUser, acting_user: object = None) -> N
         _customer_event(customer, "customer.portal_user.revoked", [], acting_user, extra={"email": email})
 
 
-def customer_delete(*, customer: Customer, acting_user: object = None) -> None:
+def customer_delete(*, customer: Customer, acting_user: ActingUser = None) -> None:
     """Delete a customer entered by mistake; one with any billing history is refused by the database
     (PROTECT: subscriptions, invoices, payments...). Recorded as `customer.deleted`, which keeps the
     customer's id after the row is gone (events outlive their customer)."""

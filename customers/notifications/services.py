@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from config.types import JsonDict
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def notification_enabled(*, customer: Customer, kind: str) -> bool:
 
 
 def notification_queue(
-    *, customer: Customer, kind: str, dedupe_key: str, data: dict[str, Any] | None = None, event_id: int | None = None
+    *, customer: Customer, kind: str, dedupe_key: str, data: JsonDict | None = None, event_id: int | None = None
 ) -> NotificationLog | None:
     """Record the notification once and deliver it after commit; None when it exists already."""
     enabled = notification_enabled(customer=customer, kind=kind)
@@ -99,7 +100,7 @@ def notification_deliver(*, log_id: int) -> NotificationLog:
 # -- rendering ---------------------------------------------------------------------------------------
 
 
-def portal_url(name: str, *args: Any) -> str:
+def portal_url(name: str, *args: str | int) -> str:
     return settings.TARIF_BASE_URL.rstrip("/") + reverse(name, args=args)
 
 
