@@ -165,7 +165,7 @@ def responses_matching_text(*, queryset: QuerySet[SurveyResponse], text: str) ->
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        matching = Answer.objects.annotate(
+        matching: QuerySet[Answer] = Answer.objects.annotate(
             french=SearchVector("text", config="french"), english=SearchVector("text", config="english")
         ).filter(
             Q(french=SearchQuery(text, config="french", search_type="websearch"))

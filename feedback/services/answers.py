@@ -69,7 +69,7 @@ def _choice_ids(question: Question, value: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def survey_answers_validate(*, survey: Survey, answers: Mapping[int, Any]) -> list[AnswerData]:
+def survey_answers_validate(*, survey: Survey, answers: Mapping[int, object]) -> list[AnswerData]:
     """`answers` maps question ids to a score (NPS, CSAT), a choice code or id (single),
     a list of them (multiple) or a text. Raises SurveyAnswerError naming every problem."""
     questions = list(survey.questions.prefetch_related("choices").order_by("position", "pk"))

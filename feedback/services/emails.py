@@ -4,13 +4,13 @@ HTML with a plain-text alternative, from templates/feedback/email/."""
 from __future__ import annotations
 
 from email.mime.image import MIMEImage
-from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext
 
+from customers.models import Customer
 from feedback.models import Invitation
 from invoices.models import Brand
 from invoices.rendering.context import DEFAULT_BRANDING
@@ -20,7 +20,7 @@ from invoices.selectors import NoBrandConfigured, brand_for_customer
 LOGO_CID = "brand-logo"
 
 
-def _brand(customer: Any) -> Brand | None:
+def _brand(customer: Customer) -> Brand | None:
     try:
         return brand_for_customer(customer=customer)
     except NoBrandConfigured:
@@ -46,7 +46,7 @@ def _inline_logo(brand: Brand | None) -> MIMEImage | None:
     return image
 
 
-def invitation_email_send(*, invitation: Invitation, customer: Any, url: str) -> EmailMultiAlternatives:
+def invitation_email_send(*, invitation: Invitation, customer: Customer, url: str) -> EmailMultiAlternatives:
     brand = _brand(customer)
     language = invitation.language or "fr"
     survey = invitation.survey

@@ -15,7 +15,6 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +22,8 @@ from django.urls import reverse
 
 from billing.events import event_record
 from config import clock
+from config.types import ActingUser
+from customers.models import Customer
 from feedback.errors import InvitationLinkError
 from feedback.locks import customer_qs_for_update, invitation_qs_for_update
 from feedback.models import Invitation, Survey, SurveyResponse
@@ -41,7 +42,7 @@ def link_days() -> int:
     return int(getattr(settings, "TARIF_FEEDBACK_LINK_DAYS", 30))
 
 
-def customer_recently_asked(*, customer: Any, survey: Survey, at: datetime) -> bool:
+def customer_recently_asked(*, customer: Customer, survey: Survey, at: datetime) -> bool:
     """Was the customer asked (invited, or answered, e.g. in the portal) within the survey's
     throttling window? Scope `global` counts every survey, `survey` only this one."""
     days = throttle_days(survey=survey)
@@ -113,7 +114,9 @@ def _skip(invitation: Invitation, status: str, reason: str) -> str:
     return status
 
 
-def invitation_for_token(*, token: str, portal_customer: Any = None, for_update: bool = False) -> Invitation:
+def invitation_for_token(
+    *, token: str, portal_customer: Customer | None = None, for_update: bool = False
+) -> Invitation:
     """The invitation a link opens, or InvitationLinkError saying clearly why not."""
     if not token or len(token) > 100:
         raise InvitationLinkError("invalid")
@@ -139,7 +142,11 @@ def invitation_for_token(*, token: str, portal_customer: Any = None, for_update:
 
 
 def invitation_answer(
-    *, token: str, answers: Mapping[int, Any], portal_customer: Any = None, acting_user: Any = None
+    *,
+    token: str,
+    answers: Mapping[int, object],
+    portal_customer: Customer | None = None,
+    acting_user: ActingUser = None,
 ) -> SurveyResponse:
     """Answer a survey through its link: checked and recorded under the invitation's lock,
     so two submissions of the same link cannot both get through."""

@@ -9,19 +9,22 @@ from typing import Any
 from django.db import transaction
 
 from billing.events import event_record
+from billing.models import Subscription
 from config import clock
+from config.types import ActingUser
+from customers.models import Customer
 from feedback.errors import FeedbackError
 from feedback.models import LANGUAGES, Answer, Invitation, Question, Survey, SurveyResponse, Trigger
 from feedback.services.answers import survey_answers_validate
 
 
-def survey_language_for(*, customer: Any) -> str:
+def survey_language_for(*, customer: Customer) -> str:
     """Surveys speak the customer's preferred language (French when it is neither)."""
     language = getattr(customer, "preferred_language", "") or "fr"
     return language if language in LANGUAGES else "fr"
 
 
-def cancellation_survey_for(*, customer: Any) -> Survey | None:
+def cancellation_survey_for(*, customer: Customer) -> Survey | None:
     """The survey the portal shows before a cancellation is confirmed, if staff set one up.
 
     Not throttled: the customer asked to leave, this is the one moment to ask why."""
@@ -38,14 +41,14 @@ def cancellation_survey_for(*, customer: Any) -> Survey | None:
 def survey_response_record(
     *,
     survey: Survey,
-    customer: Any,
-    answers: Mapping[int, Any],
+    customer: Customer,
+    answers: Mapping[int, object],
     trigger: str,
     invitation: Invitation | None = None,
-    subscription: Any = None,
+    subscription: Subscription | None = None,
     language: str | None = None,
     at: datetime | None = None,
-    acting_user: Any = None,
+    acting_user: ActingUser = None,
 ) -> SurveyResponse:
     """Store validated answers for `customer` and append `feedback.response_received`.
 

@@ -17,13 +17,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from billing.events import event_record
 from billing.locks import event_cursor_qs_for_update
 from billing.models import DomainEvent, EventCursor
 from config import clock
+from customers.models import Customer
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Survey, SurveyResponse, Trigger
 
@@ -47,7 +48,7 @@ def event_lag() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "TARIF_FEEDBACK_EVENT_LAG_SECONDS", 30)))
 
 
-def feedback_feature_event_record(*, customer: Any, feature: str, at: datetime | None = None) -> DomainEvent:
+def feedback_feature_event_record(*, customer: Customer, feature: str, at: datetime | None = None) -> DomainEvent:
     """A customer used `feature` (reported over the API): logged as a domain event, which
     the consumer turns into invitations of the surveys that wait for that feature.
 
@@ -147,6 +148,7 @@ def _is_plan_change(data: dict[str, Any]) -> bool:
 
 def _answered_cancellation_survey(event: DomainEvent, subscription_id: Any) -> bool:
     """The customer already told us why in the portal: do not email the same question."""
+    assert event.customer_id is not None  # _handle skips events without a customer
     return SurveyResponse.objects.filter(
         Q(subscription_id=subscription_id) | Q(submitted_at__gte=event.occurred_at - timedelta(days=1)),
         customer_id=event.customer_id,
@@ -155,6 +157,7 @@ def _answered_cancellation_survey(event: DomainEvent, subscription_id: Any) -> b
 
 
 def _schedule(event: DomainEvent, trigger: str, key: str, *, feature: str = "") -> int:
+    assert event.customer_id is not None  # _handle skips events without a customer
     surveys = Survey.objects.filter(active=True, trigger=trigger, questions__isnull=False).distinct()
     if feature:
         surveys = surveys.filter(feature=feature)
@@ -189,7 +192,7 @@ class SendResult:
     skipped: int
 
 
-def invitations_due() -> Any:
+def invitations_due() -> QuerySet[Invitation]:
     """Scheduled invitations whose time has come on their customer's clock."""
     now = clock.system_now()
     return (
@@ -206,7 +209,7 @@ def feedback_invitations_send_due(*, limit: int = 1000) -> SendResult:
     """The periodic scan: send (or skip, when throttled) every invitation that is due."""
     from feedback.services.invitations import invitation_send
 
-    counts = {Invitation.Status.SENT: 0, Invitation.Status.THROTTLED: 0, Invitation.Status.SKIPPED: 0}
+    counts: dict[str, int] = {Invitation.Status.SENT: 0, Invitation.Status.THROTTLED: 0, Invitation.Status.SKIPPED: 0}
     for invitation_id in list(invitations_due().values_list("pk", flat=True)[:limit]):
         status = invitation_send(invitation_id=invitation_id)
         if status in counts:
@@ -219,7 +222,7 @@ def feedback_invitations_send_due(*, limit: int = 1000) -> SendResult:
 
 
 @transaction.atomic(savepoint=False)
-def survey_invite(*, survey: Survey, customer: Any, key: str, at: datetime | None = None) -> Invitation:
+def survey_invite(*, survey: Survey, customer: Customer, key: str, at: datetime | None = None) -> Invitation:
     """Schedule one invitation by hand (staff, seed data), due at `at` (default: now on the
     customer's clock); the scan sends it, throttling included. Same `key`, same invitation."""
     invitation, _created = Invitation.objects.get_or_create(
