@@ -1090,7 +1090,7 @@ def customer_timeline(*, customer_id: int, start: datetime, end: datetime) -> li
 
 def _plan_label(items: list[dict[str, int]], labels: dict[int, str]) -> str:
     return ", ".join(
-        f"{labels.get(item.get('price'), '#' + str(item.get('price')))}"
+        f"{labels.get(item.get('price', 0), '#' + str(item.get('price')))}"  # ids start at 1: 0 is never a label
         + (f" × {item['quantity']}" if item.get("quantity", 1) != 1 else "")
         for item in items
     )
