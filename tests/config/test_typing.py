@@ -92,7 +92,7 @@ def test_no_public_service_takes_or_returns_any():
 
 def test_the_scan_catches_any_in_every_spelling():
     # Negative control: each of these signatures must be reported.
-    source = '''
+    source = """
 import typing
 from typing import Any
 
@@ -104,7 +104,7 @@ def untyped(*, count) -> int: ...
 def no_return(*, count: int): ...
 def extra(*, count: int, **data: Any) -> int: ...
 async def later(*, when: "list[Any]") -> None: ...
-'''
+"""
 
     offences = any_in_public_signatures(source)
 
@@ -121,7 +121,7 @@ async def later(*, when: "list[Any]") -> None: ...
 
 
 def test_the_scan_allows_the_named_aliases_and_private_helpers():
-    source = '''
+    source = """
 from typing import Any
 from config.types import ActingUser, JsonDict
 
@@ -129,7 +129,7 @@ def event_data(*, data: JsonDict, acting_user: ActingUser = None) -> JsonDict: .
 def _helper(thing: Any) -> Any: ...
 class Gateway:
     def charge(self, payload: Any) -> Any: ...
-'''
+"""
 
     assert any_in_public_signatures(source) == []
 
@@ -170,4 +170,4 @@ def test_mypy_fails_on_a_type_error_in_a_checked_module(tmp_path):
     output, status = _mypy(str(bad))
 
     assert status == 1, output
-    assert '[arg-type]' in output and "[no-untyped-def]" in output
+    assert "[arg-type]" in output and "[no-untyped-def]" in output
