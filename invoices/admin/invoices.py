@@ -51,6 +51,7 @@ from invoices.models import (
 )
 from invoices.resources import InvoiceResource
 from invoices.selectors import invoice_credited
+from invoices.services.credit_notes import invoice_credit_room
 from invoices.states import CREDITABLE_STATUSES
 
 SERVICE_ERRORS = (DomainError, InvoiceError, ValidationError)
@@ -239,11 +240,6 @@ class CreditNoteForm(forms.Form):
         return cleaned
 
 
-def creditable_amount(invoice: Invoice) -> int:
-    """What is left to credit on an invoice: its total minus its issued credit notes."""
-    return max(invoice.total - invoice_credited(invoice_id=invoice.pk).total, 0)
-
-
 class CollectionMethodFilter(admin.SimpleListFilter):
     title = _("collection method")
     parameter_name = "collection_method"
@@ -404,7 +400,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     @admin.display(description=_("credited"))
     def credited(self, invoice: Invoice) -> str:
-        return format_money(invoice.total - creditable_amount(invoice), invoice.currency)
+        return format_money(invoice_credited(invoice_id=invoice.pk).total, invoice.currency)
 
     @admin.display(description=_("period"))
     def period(self, invoice: Invoice) -> str:
@@ -498,7 +494,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         return (
             invoice.status in CREDITABLE_STATUSES
             and request.user.has_perm("invoices.add_creditnote")
-            and creditable_amount(invoice) > 0
+            and invoice_credit_room(invoice=invoice).creditable > 0
         )
 
     def render_change_form(
@@ -529,9 +525,9 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             return HttpResponseRedirect(change_url)
         from billing.services.refunds import invoice_refundable_amount
 
-        credited = invoice_credited(invoice_id=invoice.pk)
-        creditable = max(invoice.total - credited.total, 0)
-        # The refunds service's one rule (refunds in flight included), as on the payment's refund form.
+        # The services' rules, not copies: what is left to credit (refunds in flight held) is
+        # credit_note_create's, what is left to refund the refunds service's (as on the payment's form).
+        creditable = invoice_credit_room(invoice=invoice).creditable
         refundable = invoice_refundable_amount(invoice=invoice)
         form = CreditNoteForm(request.POST or None, invoice=invoice, creditable=creditable, refundable=refundable)
         if not form.is_bound:
