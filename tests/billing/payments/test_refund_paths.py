@@ -255,10 +255,10 @@ def test_the_payment_refund_form_offers_what_is_left_after_a_credit_note_refund(
 
 def test_console_api_and_service_agree_on_a_partly_refunded_and_partly_credited_invoice(
     paid,
-    sign_in,
+    sign_in,  # noqa: F811 (fixture)
     api,
     settings,
-    now,  # noqa: F811
+    now,
 ):
     from invoices.services.credit_notes import invoice_credit_room
 
