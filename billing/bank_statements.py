@@ -21,12 +21,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext as _
 
 from config.errors import DomainError
-from config.money import CurrencyError, currency_exponent, validate_currency
+from config.money import AmountError, CurrencyError, Money, validate_currency
 
 CAMT053_NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
 # Versions whose layout Tarif reads (the elements used below exist unchanged in all of them).
@@ -100,34 +99,16 @@ def line_fingerprints(*, account: str, lines: list[ParsedLine]) -> list[str]:
 def to_minor_units(text: str, currency: str) -> int:
     """'1 234,56' or '1,234.56' or '1234.56' (major units) -> 123456; raises StatementFormatError.
 
-    When both '.' and ',' appear, the last one is the decimal separator; a lone ',' is a
-    decimal comma (French exports). Spaces, non-breaking spaces and apostrophes group
-    thousands. More decimals than the currency has is an error, never a rounding.
+    Money.from_major reads it (config.money.parse_major, with no locale: a file says
+    nothing of its writer's): when both '.' and ',' appear, the last one is the decimal
+    separator; a lone one is a decimal separator (French exports write a decimal comma).
+    Spaces, non-breaking spaces and apostrophes group thousands. More decimals than the
+    currency has is an error, never a rounding.
     """
-    raw = (text or "").strip()
-    cleaned = re.sub(r"[\s\u00a0\u202f']", "", raw)
-    if cleaned.startswith("+"):
-        cleaned = cleaned[1:]
-    if "," in cleaned and "." in cleaned:
-        if cleaned.rfind(",") > cleaned.rfind("."):
-            cleaned = cleaned.replace(".", "").replace(",", ".")
-        else:
-            cleaned = cleaned.replace(",", "")
-    elif "," in cleaned:
-        cleaned = cleaned.replace(",", ".")
-    if not re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
-        raise StatementFormatError(_("'%(value)s' is not an amount.") % {"value": raw})
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation as error:  # pragma: no cover - the pattern above excludes it
-        raise StatementFormatError(_("'%(value)s' is not an amount.") % {"value": raw}) from error
-    exponent = currency_exponent(currency)
-    minor = value.scaleb(exponent)
-    if minor != minor.to_integral_value():
-        raise StatementFormatError(
-            _("'%(value)s' has more decimals than %(currency)s allows.") % {"value": raw, "currency": currency}
-        )
-    return int(minor)
+        return Money.from_major(text or "", currency, minimum=None).amount
+    except AmountError as error:
+        raise StatementFormatError(error.message_text()) from error
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y", "%Y%m%d")

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -25,7 +24,7 @@ from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
 from config.types import JsonDict
-from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
+from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals, percent_discount
 
 
 @lru_cache(maxsize=1024)
@@ -107,18 +106,18 @@ def subscription_items_snapshots_bulk(*, subscription_ids: Iterable[int]) -> dic
 def item_charges(items: Sequence[ItemSnapshot], *, discount: DiscountInput | None = None) -> list[ItemCharge]:
     """Licensed items as proration inputs; a percent discount the period was billed with is taken off.
 
-    The discounted amount is computed as compute_invoice_totals does for one line
-    (round(amount x percent / 100) off), so a credit for unused time returns what the
-    customer actually paid for it.
+    The amount taken off is calculations.percent_discount, the rule compute_invoice_totals
+    applies to each invoice line, so a credit for unused time returns what the customer
+    actually paid for it.
     """
     charges = []
     for item in items:
         if item.metered:
             continue
         amount = item.full_amount()
-        if discount is not None and discount.percent_off is not None and amount > 0:
+        if discount is not None and discount.percent_off is not None:
             if discount.products is None or item.product_key in discount.products:
-                amount -= round_fraction(amount * Fraction(discount.percent_off) / 100)
+                amount -= percent_discount(amount, discount.percent_off)
         charges.append(ItemCharge(key=item.key, description=item.label, quantity=item.quantity, amount=amount))
     return charges
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel.core import Locale, UnknownLocaleError
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_decimal_symbol
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
@@ -25,7 +25,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from config.errors import DomainError
-from config.money import CurrencyError, Money, currency_exponent
+from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,51 @@ def format_minor_decimal(value: Decimal | None, currency: str | None) -> str:
     if major == rounded:
         return format_currency(rounded, currency, locale=babel_locale())
     return format_currency(major.normalize(), currency, locale=babel_locale(), decimal_quantization=False)
+
+
+class MajorAmountField(forms.CharField):
+    """An amount typed in major units as the reader writes it: "1 234,56" in French, "1,234.56"
+    in English, "12.5" in both (config.money.parse_major). The form turns the text into
+    minor units with `major_to_money` once it knows the currency (`Money.from_major`, the
+    one constructor of typed amounts), so every console form reads amounts the same way.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault("widget", forms.TextInput(attrs={"class": "vTextField", "inputmode": "decimal"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, Decimal):  # an initial value: in the reader's own writing
+            return format(value, "f").replace(".", get_decimal_symbol(babel_locale()))
+        return value
+
+    def clean(self, value: Any) -> Any:
+        text = super().clean(value)
+        if text:
+            parse_major(text, locale=babel_locale())  # "not an amount" next to the field at once
+        return text
+
+
+def major_to_money(
+    form: forms.BaseForm,
+    name: str,
+    currency: str,
+    *,
+    minimum: int | None = 0,
+    maximum: int | None = None,
+) -> Money | None:
+    """A form's typed amount (`MajorAmountField`) as Money in `currency`, or None.
+
+    An empty field is zero. A refusal (more decimals than the currency has, out of
+    bounds) becomes the field's error, and None comes back.
+    """
+    text = form.cleaned_data.get(name) or "0"
+    try:
+        return Money.from_major(text, currency, locale=babel_locale(), minimum=minimum, maximum=maximum)
+    except (AmountError, CurrencyError) as error:
+        form.add_error(name if name in form.fields else None, error_text(error))
+        return None
 
 
 def format_period(start: datetime | None, end: datetime | None) -> str:

@@ -7,12 +7,16 @@ only used for rates and fractions, and turned back into minor units by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import lru_cache
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel.core import Locale, UnknownLocaleError
+from babel.numbers import get_currency_precision, get_decimal_symbol, get_group_symbol, list_currencies
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from config.errors import DomainError
 
@@ -28,6 +32,14 @@ class CurrencyMismatch(DomainError, ValueError):
     """Arithmetic between two different currencies."""
 
     code = "currency_mismatch"
+
+
+class AmountError(DomainError, ValidationError):
+    """A typed amount that is not one: not a number, more decimals than the currency has,
+    below or above what the caller accepts. A ValidationError too, so forms show it."""
+
+    code = "invalid_amount"
+    http_status = 400
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +94,64 @@ def round_fraction(value: Fraction | int) -> int:
     return round_minor(Decimal(f"{sign}{scaled}E-{_FRACTION_GUARD_DIGITS}"))
 
 
+# Characters that only ever group digits: spaces (plain, no-break, narrow no-break as
+# French writes "1 234,56") and apostrophes (Swiss "1'234.56", "1’234.56").
+_GROUPING = re.compile(r"[\s\u00a0\u202f'\u2019]")
+# Far above any bound (billing.limits.MAX_TOTAL is 10^12 minor units) and far below the
+# sizes that make Decimal arithmetic slow.
+_MAX_MAJOR_DIGITS = 30
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def _locale_symbols(locale: Locale | str | None) -> tuple[str, str] | None:
+    """(decimal symbol, group symbol) of a locale, or None when no locale is given."""
+    if locale is None:
+        return None
+    try:
+        parsed = locale if isinstance(locale, Locale) else Locale.parse(locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return None
+    return get_decimal_symbol(parsed), get_group_symbol(parsed)
+
+
+def parse_major(text: str, *, locale: Locale | str | None = None) -> Decimal:
+    """Read an amount typed in major units ("1 234,56", "1,234.56", "1.234,56", "12.5").
+
+    - spaces and apostrophes group digits; a leading + or - (or U+2212) gives the sign;
+    - when both "," and "." appear, the last one is the decimal separator;
+    - one kind appearing several times groups digits ("1,234,567");
+    - a single "," or "." is the decimal separator, except when a `locale` is given
+      whose group symbol it is and exactly three digits follow ("1,234" in English,
+      "1.234" in German are 1234; in French both are 1.234).
+    Raises AmountError for anything else (no exponent, no currency sign, no float).
+    """
+    raw = text.strip() if isinstance(text, str) else ""
+    cleaned = _GROUPING.sub("", raw).replace("\u2212", "-")
+    sign = ""
+    if cleaned[:1] in ("+", "-"):
+        sign, cleaned = ("-" if cleaned[0] == "-" else ""), cleaned[1:]
+    commas, dots = cleaned.count(","), cleaned.count(".")
+    if commas and dots:
+        decimal, group = (",", ".") if cleaned.rfind(",") > cleaned.rfind(".") else (".", ",")
+        head, _sep, tail = cleaned.rpartition(decimal)
+        if group in tail:
+            raise AmountError(_("'%(value)s' is not an amount.") % {"value": raw}, code="not_an_amount")
+        cleaned = head.replace(group, "") + "." + tail
+    elif commas > 1 or dots > 1:
+        cleaned = cleaned.replace(",", "").replace(".", "")
+    elif commas or dots:
+        separator = "," if commas else "."
+        symbols = _locale_symbols(locale)
+        head, _sep, tail = cleaned.partition(separator)
+        if symbols and separator == symbols[1] != symbols[0] and len(tail) == 3:
+            cleaned = head + tail
+        else:
+            cleaned = head + "." + tail
+    if not _PLAIN_NUMBER.fullmatch(cleaned):
+        raise AmountError(_("'%(value)s' is not an amount.") % {"value": raw}, code="not_an_amount")
+    return Decimal(sign + cleaned)
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: int
@@ -95,6 +165,64 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         return cls(0, currency)
+
+    @classmethod
+    def from_major(
+        cls,
+        value: str | Decimal | int,
+        currency: str,
+        *,
+        locale: Locale | str | None = None,
+        minimum: int | None = 0,
+        maximum: int | None = None,
+    ) -> Money:
+        """The one way a typed amount becomes minor units: "12,50" EUR -> Money(1250, "EUR").
+
+        `value` is text as people type it (read by `parse_major`, with `locale` for a
+        lone separator), or a Decimal / int already parsed (a form's DecimalField, an
+        xs:decimal). The currency's exponent scales it (2 for EUR, 0 for JPY, 3 for KWD);
+        more decimals than that is refused, never rounded. `minimum` / `maximum` bound
+        the result in minor units (None: unbounded; the default refuses negatives), so
+        callers pass their limits (billing.limits) and get one clear AmountError.
+        """
+        currency = validate_currency(currency)
+        if isinstance(value, str):
+            number = parse_major(value, locale=locale)
+            shown = value.strip()
+        elif isinstance(value, Decimal | int) and not isinstance(value, bool):
+            number = Decimal(value)
+            shown = str(value)
+        else:
+            raise TypeError(f"Money.from_major takes text, a Decimal or an int, not {type(value).__name__}")
+        if not number.is_finite():
+            raise AmountError(_("'%(value)s' is not an amount.") % {"value": shown}, code="not_an_amount")
+        if number.adjusted() > _MAX_MAJOR_DIGITS:
+            raise AmountError(_("'%(value)s' is too large an amount.") % {"value": shown}, code="out_of_bounds")
+        exponent = currency_exponent(currency)
+        # Exact arithmetic: Decimal's context would round 1E-999999999 to 0 without a word.
+        tiny = number != 0 and number.adjusted() < -exponent
+        minor = Fraction(0) if tiny else Fraction(number) * 10**exponent
+        if tiny or minor.denominator != 1:
+            raise AmountError(
+                _("'%(value)s' has more decimals than %(currency)s allows (at most %(digits)d).")
+                % {"value": shown, "currency": currency, "digits": exponent},
+                code="too_many_decimals",
+            )
+        amount = minor.numerator
+        if minimum is not None and amount < minimum:
+            if minimum == 0:
+                message = _("The amount cannot be negative.")
+            elif minimum == 1:
+                message = _("The amount must be more than zero.")
+            else:
+                message = _("The amount must be at least %(minimum)s.") % {"minimum": cls(minimum, currency)}
+            raise AmountError(message, code="out_of_bounds")
+        if maximum is not None and amount > maximum:
+            raise AmountError(
+                _("The amount must be at most %(maximum)s.") % {"maximum": cls(maximum, currency)},
+                code="out_of_bounds",
+            )
+        return cls(amount, currency)
 
     def _check(self, other: Money) -> None:
         if not isinstance(other, Money):

@@ -14,7 +14,8 @@ Rules
    left after the previous discounts.
 
    * ``percent_off``: each eligible line gets ``round(remaining x percent / 100)``,
-     rounded once per line.
+     rounded once per line (``percent_discount``: the one percent-discount rule, which
+     proration's "what was paid for the period" reads too).
    * ``amount_off``: capped at the eligible total, then shared across eligible lines
      in proportion to what is left of them, by the largest-remainder method (floor
      every exact share, hand the missing minor units to the largest fractional
@@ -189,6 +190,24 @@ def _largest_remainder(total: int, exact_shares: Sequence[Fraction]) -> list[int
     return floors
 
 
+def percent_discount(amount: int, percent: Decimal | int) -> int:
+    """What a percent-off discount takes off one line of ``amount`` minor units.
+
+    ``round(amount x percent / 100)``, half away from zero, rounded once per line. A line
+    that is not a charge (zero or a credit) is never discounted, so this is 0 for it.
+    Every percent discount of Tarif comes here: the invoice totals below, and proration's
+    credit for unused time (billing.selectors.item_charges), so a credit returns exactly
+    what the discounted period charged.
+    """
+    _check_int(amount, field="amount")
+    percent = _as_percent(percent, field="percent")
+    if not 0 < percent <= 100:
+        raise CalculationError(f"percent_off must be above 0 and at most 100, got {percent}")
+    if amount <= 0:
+        return 0
+    return round_fraction(amount * Fraction(percent) / 100)
+
+
 def _apply_discount(discount: DiscountInput, lines: Sequence[LineInput], remaining: list[int]) -> list[int]:
     """Per-line amounts ``discount`` takes off, given what is left of each line."""
     eligible = [
@@ -200,9 +219,8 @@ def _apply_discount(discount: DiscountInput, lines: Sequence[LineInput], remaini
     ]
     taken = [0] * len(lines)
     if discount.percent_off is not None:
-        percent = Fraction(discount.percent_off)
         for index in eligible:
-            taken[index] = round_fraction(remaining[index] * percent / 100)
+            taken[index] = percent_discount(remaining[index], discount.percent_off)
         return taken
     assert discount.amount_off is not None
     eligible_total = sum(remaining[index] for index in eligible)

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -17,12 +17,10 @@ from import_export.admin import ImportExportModelAdmin
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import (
     Coupon,
-    InvoiceItem,
     Meter,
     Price,
     Product,
     PromotionCode,
-    SubscriptionItem,
 )
 from billing.resources import (
     CouponResource,
@@ -33,12 +31,14 @@ from billing.resources import (
     cycle_to_text,
 )
 from billing.services.catalog import (
+    PRICE_TERM_FIELDS,
     meter_create,
     meter_frozen_fields,
     meter_update,
     meter_update_validate,
     price_create,
     price_frozen_fields,
+    price_in_use_annotation,
     price_update,
     price_update_validate,
     product_create,
@@ -232,39 +232,17 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAd
     actions = ["archive"]
     fieldsets = (
         (None, {"fields": ("product", "nickname", "lookup_key", "active")}),
+        # The frozen terms are the catalog service's list (the product shows in the first group).
         (
             _("Terms (frozen once the price is used)"),
-            {
-                "fields": (
-                    "currency",
-                    "type",
-                    "scheme",
-                    "unit_amount",
-                    "tiers",
-                    "package_size",
-                    "package_rounding",
-                    "cycle",
-                    "usage_type",
-                    "meter",
-                    "tax_behavior",
-                )
-            },
+            {"fields": tuple(name for name in PRICE_TERM_FIELDS if name != "product")},
         ),
         (_("Other"), {"fields": ("trial_days", "metadata", "created_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Price]:
-        from invoices.models import InvoiceLine
-
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                used=Exists(SubscriptionItem.objects.filter(price=OuterRef("pk")))
-                | Exists(InvoiceLine.objects.filter(price=OuterRef("pk")))
-                | Exists(InvoiceItem.objects.filter(price=OuterRef("pk")))
-            )
-        )
+        # The catalog service's price-in-use predicate, not a copy of it.
+        return super().get_queryset(request).annotate(used=price_in_use_annotation())
 
     readonly_fields = ("created_at",)
 

@@ -22,15 +22,17 @@ from billing.models import (
     UsageEvent,
 )
 from config.console import (
+    MajorAmountField,
     ReadOnlyAdminMixin,
     admin_link,
     autocomplete,
     call_service,
     format_money,
     format_period,
+    major_to_money,
     render_tool_form,
 )
-from config.money import CurrencyError, currency_exponent
+from config.money import CurrencyError, validate_currency
 from customers.models import Customer
 
 
@@ -67,10 +69,9 @@ class InvoiceItemCreateForm(forms.Form):
         help_text=_("Optional: the item then waits for that subscription's next invoice."),
     )
     description = forms.CharField(label=_("Description"), max_length=300, required=False)
-    amount = forms.DecimalField(
+    amount = MajorAmountField(
         label=_("Amount"),
         required=False,
-        localize=True,
         help_text=_("In the currency's major units (e.g. 150.00); negative for a credit. Or choose a price."),
     )
     currency = forms.CharField(
@@ -99,7 +100,7 @@ class InvoiceItemCreateForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        amount, price = cleaned.get("amount"), cleaned.get("price")
+        amount, price = cleaned.get("amount") or None, cleaned.get("price")
         if (amount is None) == (price is None):
             raise ValidationError(_("Give an amount or a one-time price, not both."))
         if amount is not None:
@@ -108,19 +109,12 @@ class InvoiceItemCreateForm(forms.Form):
                 subscription.currency if subscription else getattr(customer, "currency", "")
             )
             try:
-                exponent = currency_exponent(currency)
+                validate_currency(currency)
             except CurrencyError as error:
                 raise ValidationError({"currency": str(error)}) from error
-            minor = amount.scaleb(exponent)
-            if minor != minor.to_integral_value():
-                raise ValidationError(
-                    {"amount": _("%(currency)s has %(digits)d decimals.") % {"currency": currency, "digits": exponent}}
-                )
-            if abs(minor) > MAX_AMOUNT:
-                raise ValidationError(
-                    {"amount": _("At most %(maximum)s minor units either way.") % {"maximum": f"{MAX_AMOUNT:,}"}}
-                )
-            cleaned["currency"], cleaned["amount_minor"] = currency, int(minor)
+            money = major_to_money(self, "amount", currency, minimum=-MAX_AMOUNT, maximum=MAX_AMOUNT)
+            if money is not None:
+                cleaned["currency"], cleaned["amount_minor"] = money.currency, money.amount
         return cleaned
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -18,14 +17,23 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.limits import MAX_TOTAL
 from billing.models import (
     DunningCase,
     Payment,
     PaymentMethod,
     Refund,
 )
-from config.console import ReadOnlyAdminMixin, StyledAdmin, admin_link, call_service, format_money, render_tool_form
-from config.money import currency_exponent
+from config.console import (
+    MajorAmountField,
+    ReadOnlyAdminMixin,
+    StyledAdmin,
+    admin_link,
+    call_service,
+    format_money,
+    major_to_money,
+    render_tool_form,
+)
 
 REFUND_OTP_SESSION_KEY = "tarif_refund_otp_verified_at"
 
@@ -35,17 +43,6 @@ def _linked(obj: Any, label: Any = None) -> str:
         return admin_link(obj, label)
     except Exception:  # the model has no admin page (yet): plain text
         return str(label if label is not None else obj)
-
-
-def major_to_minor(value: Decimal, currency: str) -> int:
-    """An amount typed in major units (12.50) as minor units (1250); refuses sub-cent input."""
-    exponent = currency_exponent(currency)
-    minor = Decimal(value).scaleb(exponent)
-    if minor != minor.to_integral_value():
-        raise ValidationError(
-            _("Use at most %(digits)d decimals for %(currency)s.") % {"digits": exponent, "currency": currency}
-        )
-    return int(minor)
 
 
 def otp_reverify(request: HttpRequest, token: str) -> datetime | None:
@@ -83,7 +80,7 @@ class OtpField(forms.CharField):
 
 
 class RefundRequestForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount to refund"), min_value=Decimal("0.01"), decimal_places=3)
+    amount = MajorAmountField(label=_("Amount to refund"))
     reason = forms.ChoiceField(label=_("Reason"))
     memo = forms.CharField(label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     otp_token = OtpField()
@@ -101,8 +98,13 @@ class RefundRequestForm(forms.Form):
             "included)."
         ) % {"currency": payment.currency, "left": format_money(refundable_amount(payment=payment), payment.currency)}
 
-    def clean_amount(self) -> int:
-        return major_to_minor(self.cleaned_data["amount"], self.payment.currency)
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("amount"):
+            money = major_to_money(self, "amount", self.payment.currency, minimum=1, maximum=MAX_TOTAL)
+            if money is not None:
+                data["amount"] = money.amount
+        return data
 
 
 class RefundDecisionForm(forms.Form):
@@ -112,7 +114,7 @@ class RefundDecisionForm(forms.Form):
 
 class ManualPaymentForm(forms.Form):
     invoice_number = forms.CharField(label=_("Invoice number"), max_length=50)
-    amount = forms.DecimalField(label=_("Amount received"), min_value=Decimal("0.01"), decimal_places=3)
+    amount = MajorAmountField(label=_("Amount received"))
     method = forms.ChoiceField(label=_("Method"))
     reference = forms.CharField(label=_("Reference"), required=False, max_length=100, help_text=_("Cheque number..."))
 
@@ -131,8 +133,10 @@ class ManualPaymentForm(forms.Form):
         if invoice is None:
             raise ValidationError({"invoice_number": _("No invoice has this number.")})
         data["invoice"] = invoice
-        if data.get("amount") is not None:
-            data["amount_minor"] = major_to_minor(data["amount"], invoice.currency)
+        if data.get("amount"):
+            money = major_to_money(self, "amount", invoice.currency, minimum=1, maximum=MAX_TOTAL)
+            if money is not None:
+                data["amount_minor"] = money.amount
         return data
 
 

@@ -8,14 +8,15 @@ from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Field
+from django.db.models import Exists, Field, OuterRef
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, CycleSpecError
-from billing.models import Meter, Price, Product
+from billing.models import InvoiceItem, Meter, Price, Product, SubscriptionItem
 from billing.pricing import Tier, price_amount, tiers_from_json
 from config.errors import DomainConflict
 from config.modes import default_livemode
+from invoices.models import InvoiceLine
 
 # Fields that define what a customer pays; frozen once the price is used.
 PRICE_TERMS = (
@@ -69,8 +70,30 @@ def price_cycle(price: Price) -> CycleSpec:
     return CycleSpec.from_dict(price.cycle)
 
 
+def price_uses() -> list[Exists]:
+    """What makes a price "in use": a subscription item, an invoice line or a pending item on it.
+
+    The one price-in-use predicate: price_is_used asks it of one price, the console's
+    "in use" column annotates a list with it, and billing/migrations/0012's trigger asks
+    the database the same (tests/rules/test_freezes.py checks the two agree).
+    """
+    return [
+        Exists(model.objects.filter(price=OuterRef("pk"))) for model in (SubscriptionItem, InvoiceLine, InvoiceItem)
+    ]
+
+
+def price_in_use_annotation() -> Exists:
+    """`queryset.annotate(used=price_in_use_annotation())`: the predicate for a list of prices."""
+    first, *rest = price_uses()
+    for use in rest:
+        first = first | use
+    return first
+
+
 def price_is_used(*, price: Price) -> bool:
-    return price.subscription_items.exists() or price.invoice_lines.exists() or price.invoiceitem_set.exists()
+    if price.pk is None:
+        return False
+    return Price.objects.filter(pk=price.pk).filter(price_in_use_annotation()).exists()
 
 
 # The one price-in-use rule: the console, imports and the API all come through here

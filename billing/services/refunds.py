@@ -114,15 +114,27 @@ def _refunded_or_leaving(*, payment_id: int) -> int:
 
 
 def refundable_amount(*, payment: Payment) -> int:
-    """The one rule: what is left to refund on the payment.
+    """The one rule: what is left to refund through the payment.
 
     The payment's amount minus every refund that has left or is leaving (requested,
     approved or executed), whichever path asked for it: the payment's refund form, a
-    credit note's refund share, the API. Services read it under the payment's row lock.
+    credit note's refund share, the API. And never more than its invoice can still
+    refund (invoices.services.credit_notes.invoice_credit_room): every refund issues a
+    credit note, so an invoice paid 100 and credited 30 to the balance refunds at most
+    70. The console's forms, the API and the services all read this; services read it
+    under the payment's row lock.
     """
+    from invoices.models import Invoice
+    from invoices.services.credit_notes import invoice_credit_room
+
     if payment.status != Payment.Status.SUCCEEDED:
         return 0
-    return max(payment.amount - _refunded_or_leaving(payment_id=payment.pk), 0)
+    left = max(payment.amount - _refunded_or_leaving(payment_id=payment.pk), 0)
+    if left == 0:
+        return 0
+    # The invoice as stored now: a payment's cached invoice may predate the payment itself.
+    invoice = Invoice.objects.only("pk", "total", "amount_paid").get(pk=payment.invoice_id)
+    return min(left, invoice_credit_room(invoice=invoice).refundable)
 
 
 def invoice_refundable_amount(*, invoice: Invoice) -> int:

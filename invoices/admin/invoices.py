@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import DecimalValidator
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -25,10 +24,12 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from billing.admin.payments import OtpField
+from billing.limits import MAX_TOTAL
 from billing.models import Subscription
 from config import clock
 from config.console import (
     ImportExportPermissions,
+    MajorAmountField,
     ReadOnlyInline,
     StyledAdmin,
     admin_link,
@@ -36,10 +37,11 @@ from config.console import (
     format_minor_decimal,
     format_money,
     format_period,
+    major_to_money,
     pretty_json,
 )
 from config.errors import DomainError
-from config.money import Money, currency_exponent
+from config.money import Money
 from invoices.admin.charts import invoice_month_totals
 from invoices.errors import InvoiceError
 from invoices.models import (
@@ -49,6 +51,7 @@ from invoices.models import (
 )
 from invoices.resources import InvoiceResource
 from invoices.selectors import invoice_credited
+from invoices.services.credit_notes import invoice_credit_room
 from invoices.states import CREDITABLE_STATUSES
 
 SERVICE_ERRORS = (DomainError, InvoiceError, ValidationError)
@@ -130,25 +133,19 @@ class VoidForm(forms.Form):
 class CreditNoteForm(forms.Form):
     """A credit note for part or all of an invoice, and where its amount goes."""
 
-    amount = forms.DecimalField(label=_("Amount to credit (tax included)"), min_value=Decimal("0.01"), localize=True)
-    reduce_amount_due = forms.DecimalField(
+    amount = MajorAmountField(label=_("Amount to credit (tax included)"))
+    reduce_amount_due = MajorAmountField(
         label=_("Reduce the amount due by"),
-        min_value=Decimal(0),
-        localize=True,
         initial=Decimal(0),
         help_text=_("Lowers what the customer still owes on this invoice."),
     )
-    credit_to_balance = forms.DecimalField(
+    credit_to_balance = MajorAmountField(
         label=_("Credit the customer balance with"),
-        min_value=Decimal(0),
-        localize=True,
         initial=Decimal(0),
         help_text=_("Used automatically on the customer's next invoices."),
     )
-    refund = forms.DecimalField(
+    refund = MajorAmountField(
         label=_("Refund"),
-        min_value=Decimal(0),
-        localize=True,
         initial=Decimal(0),
         help_text=_("Paid back to the customer."),
     )
@@ -164,12 +161,7 @@ class CreditNoteForm(forms.Form):
         self.invoice = invoice
         self.creditable = creditable
         self.refundable = refundable
-        exponent = currency_exponent(invoice.currency)
-        for name in ("amount", *self.ALLOCATION):
-            field = self.fields[name]
-            # Amounts are in the invoice's currency: no more decimals than its minor unit.
-            field.validators.append(DecimalValidator(max_digits=None, decimal_places=exponent))
-            field.widget.attrs.update({"class": "vTextField", "inputmode": "decimal"})
+        self._minor: dict[str, int] = {}
         self.fields["amount"].help_text = gettext("At most %(amount)s (what is left to credit on this invoice).") % {
             "amount": format_money(creditable, invoice.currency)
         }
@@ -184,18 +176,23 @@ class CreditNoteForm(forms.Form):
 
     def minor(self, name: str) -> int:
         """A cleaned amount in minor units of the invoice's currency."""
-        value = self.cleaned_data.get(name) or Decimal(0)
-        return int(value.scaleb(currency_exponent(self.invoice.currency)))
+        return self._minor.get(name, 0)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        try:
-            amount = self.minor("amount")
-            allocation = {name: self.minor(name) for name in self.ALLOCATION}
-        except (InvalidOperation, ValueError) as error:
-            raise ValidationError(str(error)) from error
+        # Money.from_major, as every console form: no more decimals than the invoice's currency has.
+        for name in ("amount", *self.ALLOCATION):
+            money = major_to_money(
+                self, name, self.invoice.currency, minimum=1 if name == "amount" else 0, maximum=MAX_TOTAL
+            )
+            if money is not None:
+                self._minor[name] = money.amount
+        if self.errors:
+            return cleaned
+        amount = self.minor("amount")
+        allocation = {name: self.minor(name) for name in self.ALLOCATION}
         if amount > self.creditable:
             self.add_error(
                 "amount",
@@ -241,11 +238,6 @@ class CreditNoteForm(forms.Form):
                 code="allocation",
             )
         return cleaned
-
-
-def creditable_amount(invoice: Invoice) -> int:
-    """What is left to credit on an invoice: its total minus its issued credit notes."""
-    return max(invoice.total - invoice_credited(invoice_id=invoice.pk).total, 0)
 
 
 class CollectionMethodFilter(admin.SimpleListFilter):
@@ -408,7 +400,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     @admin.display(description=_("credited"))
     def credited(self, invoice: Invoice) -> str:
-        return format_money(invoice.total - creditable_amount(invoice), invoice.currency)
+        return format_money(invoice_credited(invoice_id=invoice.pk).total, invoice.currency)
 
     @admin.display(description=_("period"))
     def period(self, invoice: Invoice) -> str:
@@ -502,7 +494,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         return (
             invoice.status in CREDITABLE_STATUSES
             and request.user.has_perm("invoices.add_creditnote")
-            and creditable_amount(invoice) > 0
+            and invoice_credit_room(invoice=invoice).creditable > 0
         )
 
     def render_change_form(
@@ -533,9 +525,9 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             return HttpResponseRedirect(change_url)
         from billing.services.refunds import invoice_refundable_amount
 
-        credited = invoice_credited(invoice_id=invoice.pk)
-        creditable = max(invoice.total - credited.total, 0)
-        # The refunds service's one rule (refunds in flight included), as on the payment's refund form.
+        # The services' rules, not copies: what is left to credit (refunds in flight held) is
+        # credit_note_create's, what is left to refund the refunds service's (as on the payment's form).
+        creditable = invoice_credit_room(invoice=invoice).creditable
         refundable = invoice_refundable_amount(invoice=invoice)
         form = CreditNoteForm(request.POST or None, invoice=invoice, creditable=creditable, refundable=refundable)
         if not form.is_bound:

@@ -237,6 +237,32 @@ def _reserved_by_refunds(*, invoice_id: int, exclude_refund_id: int | None) -> i
 
 
 @dataclass(frozen=True, slots=True)
+class CreditRoom:
+    """What an invoice can still take: the one rule for "left to credit" and "left to refund"."""
+
+    creditable: int  # total - issued credit notes - refunds in flight (held)
+    refundable: int  # paid - refunded by credit notes - held, and never more than creditable
+    held: int  # refunds requested or approved whose credit note is not issued yet
+    credited: int  # total of the issued credit notes
+
+
+def invoice_credit_room(*, invoice: Invoice, exclude_refund_id: int | None = None) -> CreditRoom:
+    """What is left to credit and to refund on `invoice` (as stored; under its lock in services).
+
+    A refund is a credit note's refund share, so what can be refunded is also bounded by
+    what is left to credit: an invoice paid 100 and credited 30 to the balance refunds
+    at most 70. Refunds in flight hold their amount on both. credit_note_create checks
+    against this, the refunds service caps each payment's refundable amount with it
+    (billing.services.refunds.refundable_amount), and the console shows it.
+    """
+    credited = invoice_credited(invoice_id=invoice.pk)
+    held = _reserved_by_refunds(invoice_id=invoice.pk, exclude_refund_id=exclude_refund_id)
+    creditable = invoice.total - credited.total - held
+    refundable = min(invoice.amount_paid - credited.refunded - held, creditable)
+    return CreditRoom(creditable=max(creditable, 0), refundable=max(refundable, 0), held=held, credited=credited.total)
+
+
+@dataclass(frozen=True, slots=True)
 class _Checked:
     invoice: Invoice
     preview: CreditNotePreview
@@ -274,14 +300,12 @@ def _lock_and_check(
             f"credit notes{hint}."
         )
     preview = credit_note_preview(invoice=invoice, lines=lines, amount=amount)
-    credited = invoice_credited(invoice_id=invoice.pk)
-    reserved = _reserved_by_refunds(invoice_id=invoice.pk, exclude_refund_id=refund_id)
-    creditable = invoice.total - credited.total - reserved
-    if preview.total > creditable:
-        held = f", {reserved} held by refunds in progress" if reserved else ""
+    room = invoice_credit_room(invoice=invoice, exclude_refund_id=refund_id)
+    if preview.total > room.creditable:
+        held = f", {room.held} held by refunds in progress" if room.held else ""
         raise CreditNoteError(
-            f"Invoice {invoice.number} has {max(creditable, 0)} {invoice.currency} left to credit (its total "
-            f"{invoice.total} minus {credited.total} already credited{held}); {preview.total} is too much."
+            f"Invoice {invoice.number} has {room.creditable} {invoice.currency} left to credit (its total "
+            f"{invoice.total} minus {room.credited} already credited{held}); {preview.total} is too much."
         )
     if preview.total <= 0:
         raise CreditNoteError("A credit note credits a positive total.")
@@ -300,10 +324,9 @@ def _lock_and_check(
             f"Only {invoice.amount_remaining} {invoice.currency} remain due on invoice {invoice.number}; "
             f"the amount due cannot be reduced by {reduce_amount_due}."
         )
-    refundable = invoice.amount_paid - credited.refunded - reserved
-    if refund > refundable:
+    if refund > room.refundable:
         raise CreditNoteError(
-            f"{max(refundable, 0)} {invoice.currency} of invoice {invoice.number} was paid and not refunded yet; "
+            f"{room.refundable} {invoice.currency} of invoice {invoice.number} was paid and not refunded yet; "
             f"{refund} cannot be refunded."
         )
     return _Checked(

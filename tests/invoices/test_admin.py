@@ -324,7 +324,9 @@ def test_the_credit_note_form_refuses_more_decimals_than_the_currency_has(consol
         {"amount": "10.005", "reduce_amount_due": "10.005", "credit_to_balance": "0", "refund": "0", "reason": "other"},
     )
 
-    assert "Ensure that there are no more than 2 decimal places." in response.content.decode()
+    # The message of Money.from_major, the one reader of typed amounts (it was Django's DecimalValidator's).
+    assert "has more decimals than EUR allows (at most 2)." in response.content.decode()
+    assert not CreditNote.objects.exists()
 
 
 def test_a_credit_note_is_issued_from_the_invoice_page(console, open_invoice, tax_rate):
@@ -455,3 +457,32 @@ def test_read_only_staff_see_invoices_but_cannot_act_on_them(client, staff_facto
     assert 'value="finalize"' not in listing.content.decode() and 'value="void"' not in listing.content.decode()
     assert "Issue credit note" not in page
     assert credit.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("language", "typed"),
+    [("fr", "1\u202f234,56"), ("fr", "1 234,56"), ("fr", "1234,56"), ("en", "1,234.56"), ("en", "1234.56")],
+)
+def test_the_credit_note_form_reads_an_amount_as_the_console_shows_it(console, open_invoice, language, typed):
+    # given the page's own "at most 1 234,56 €", typed back in the operator's language
+    response = console.post(
+        reverse("admin:invoices_invoice_credit_note", args=[open_invoice.pk]),
+        {"amount": typed, "reduce_amount_due": typed, "credit_to_balance": "0", "refund": "0", "reason": "other"},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+    # then the credit note takes exactly that amount (Money.from_major, as every console form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert CreditNote.objects.get().total == 123456
+
+
+def test_the_credit_note_form_in_french_refuses_an_english_thousands_comma(console, open_invoice):
+    # "1,234" in French is 1.234 €: more decimals than EUR has, refused rather than read as 1 234 €
+    response = console.post(
+        reverse("admin:invoices_invoice_credit_note", args=[open_invoice.pk]),
+        {"amount": "1,234", "reduce_amount_due": "1,234", "credit_to_balance": "0", "refund": "0", "reason": "other"},
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+
+    assert response.status_code == 200
+    assert not CreditNote.objects.exists()

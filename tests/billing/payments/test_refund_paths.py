@@ -248,3 +248,64 @@ def test_the_payment_refund_form_offers_what_is_left_after_a_credit_note_refund(
 
     # then the payment's refund form offers the 26.80 left
     assert "at most €26.80 left to refund" in page
+
+
+# -- issue 14: one refundable rule, with what is left to credit ----------------------------------
+
+
+def test_console_api_and_service_agree_on_a_partly_refunded_and_partly_credited_invoice(
+    paid,
+    sign_in,  # noqa: F811 (fixture)
+    api,
+    settings,
+    now,
+):
+    from invoices.services.credit_notes import invoice_credit_room
+
+    settings.TARIF_REFUND_APPROVAL_THRESHOLD = 10**9
+    alice = sign_in("alice")
+    # given the 34.80 invoice credited 10.00 to the customer's balance, and 5.00 refunded
+    credited = api.post(
+        "/api/v1/credit_notes",
+        {"invoice": f"in_{paid.invoice_id}", "amount": 1000, "credit_to_balance": 1000, "reason": "other"},
+        format="json",
+    )
+    assert credited.status_code == 201, credited.content
+    refunded = api.post(
+        "/api/v1/refunds", {"payment": f"pay_{paid.pk}", "amount": 500, "reason": "duplicate"}, format="json"
+    )
+    assert refunded.status_code == 201 and refunded.json()["status"] == "executed", refunded.content
+
+    # then every refund must still issue its credit note: 34.80 - 15.00 credited = 19.80 is left,
+    # not the payment's 29.80, and the service, the console's two forms and the API all say 19.80
+    assert invoice_credit_room(invoice=paid.invoice).refundable == 1980
+    assert refundable_amount(payment=paid) == 1980
+    payment_form = alice.get(reverse("admin:billing_payment_refund", args=[paid.pk])).content.decode()
+    assert "at most €19.80 left to refund" in payment_form
+    credit_note_page = alice.get(reverse("admin:invoices_invoice_credit_note", args=[paid.invoice_id])).content
+    assert "at most €19.80, what was paid and not refunded yet" in credit_note_page.decode()
+    too_much = api.post(
+        "/api/v1/refunds", {"payment": f"pay_{paid.pk}", "amount": 1981, "reason": "duplicate"}, format="json"
+    )
+    assert too_much.status_code == 422, too_much.content
+    assert "1980" in too_much.json()["detail"]
+    rest = api.post(
+        "/api/v1/refunds", {"payment": f"pay_{paid.pk}", "amount": 1980, "reason": "duplicate"}, format="json"
+    )
+    assert rest.status_code == 201 and rest.json()["status"] == "executed", rest.content
+    assert refundable_amount(payment=paid) == 0
+    assert money_without_document() == []
+
+
+def test_the_credit_note_form_offers_what_a_refund_in_flight_leaves(paid, sign_in, now):  # noqa: F811
+    alice = sign_in("alice")
+    # given a 30.00 refund awaiting approval on the 34.80 invoice
+    refund_request(payment=paid, amount=3000, reason="other", requested_by=alice.user, otp_verified_at=timezone.now())
+
+    page = alice.get(reverse("admin:invoices_invoice_credit_note", args=[paid.invoice_id])).content.decode()
+
+    # then the form offers the 4.80 credit_note_create would accept, not the invoice's 34.80
+    assert "At most €4.80 (what is left to credit on this invoice)." in page
+    refused = credit_note_form(alice, paid, refund="0", amount="5.00", credit_to_balance="5.00")
+    assert "more than is left to credit on the invoice: at most €4.80" in refused.content.decode()
+    assert not CreditNote.objects.exists()
