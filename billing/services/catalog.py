@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Exists, Field, OuterRef
+from django.db.models import Exists, Field, OuterRef, Q
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, CycleSpecError
@@ -82,12 +82,13 @@ def price_uses() -> list[Exists]:
     ]
 
 
-def price_in_use_annotation() -> Exists:
+def price_in_use_annotation() -> Exists | Q:
     """`queryset.annotate(used=price_in_use_annotation())`: the predicate for a list of prices."""
     first, *rest = price_uses()
+    predicate: Exists | Q = first
     for use in rest:
-        first = first | use
-    return first
+        predicate = predicate | use
+    return predicate
 
 
 def price_is_used(*, price: Price) -> bool:
