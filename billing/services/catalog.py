@@ -82,12 +82,11 @@ def price_uses() -> list[Exists]:
     ]
 
 
-def price_in_use_annotation() -> Exists | Q:
+def price_in_use_annotation() -> Q:
     """`queryset.annotate(used=price_in_use_annotation())`: the predicate for a list of prices."""
-    first, *rest = price_uses()
-    predicate: Exists | Q = first
-    for use in rest:
-        predicate = predicate | use
+    predicate = Q()
+    for use in price_uses():
+        predicate |= Q(use)
     return predicate
 
 
