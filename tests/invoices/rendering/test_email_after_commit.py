@@ -111,3 +111,20 @@ def test_negative_control_the_backend_sees_a_send_made_inside_a_transaction(reco
         send_mail("inside", "body", "from@example.com", ["to@example.com"])
 
     assert recording_backend == [True], "the check must catch an email sent while a transaction is open"
+
+
+def test_every_notification_is_sent_after_its_claim_committed(mixed_invoice, recording_backend, mailoutbox):
+    from customers.notifications.services import notification_queue
+
+    # when the "new invoice" notification is queued (delivered after the commit, tasks in-process)
+    log = notification_queue(
+        customer=mixed_invoice.customer,
+        kind=NotificationKind.INVOICE_FINALIZED,
+        dedupe_key=f"invoice:{mixed_invoice.pk}",
+        data={"invoice": mixed_invoice.pk},
+    )
+
+    # then SMTP was called with no transaction (so no row lock) open
+    log.refresh_from_db()
+    assert log.status == NotificationLog.Status.SENT
+    assert recording_backend == [False]
