@@ -27,10 +27,11 @@ from django.views.decorators.csrf import csrf_protect
 from django_otp import user_has_device
 
 from config import mfa
-from config.mfa import RECOVERY_CODE_COUNT, issue_recovery_codes, second_factor_login
+from config.mfa import issue_recovery_codes, second_factor_login
 from config.modes import is_mode_scoped, livemode_scope, scope_to_mode
 
-__all__ = ["RECOVERY_CODE_COUNT", "TarifAdminSite", "console_livemode", "issue_recovery_codes", "is_verified"]
+# `issue_recovery_codes` and `is_verified` stay importable from here (seed_demo, tests).
+__all__ = ["TarifAdminSite", "console_livemode", "is_verified", "issue_recovery_codes"]
 # The console's "Test data" switch: a session flag; while on, staff see and change test-mode objects only.
 TEST_DATA_SESSION_KEY = "tarif_test_data"
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.invoices.test_admin)
 """Issue 14: write-offs and brand bank-detail changes need a fresh second factor.
 
 The console form asks for a code unless one was verified within TARIF_MFA_FRESH_MINUTES;
@@ -74,7 +75,9 @@ def test_a_wrong_code_is_refused_and_counted_by_the_throttle(
     assert open_invoice.status == Invoice.Status.OPEN
 
 
-def test_a_fresh_code_writes_the_invoice_off_and_is_audited(console, open_invoice, staff_with_totp, clock_after_sign_in):
+def test_a_fresh_code_writes_the_invoice_off_and_is_audited(
+    console, open_invoice, staff_with_totp, clock_after_sign_in
+):
     user, device = staff_with_totp
 
     response = write_off(console, open_invoice, current_totp(device))
@@ -90,7 +93,12 @@ def test_a_fresh_code_writes_the_invoice_off_and_is_audited(console, open_invoic
 
 
 def test_within_the_window_no_new_code_is_asked_then_it_expires(
-    console, open_invoice, buyer, staff_with_totp, clock_after_sign_in, settings  # noqa: F811
+    console,
+    open_invoice,
+    buyer,
+    staff_with_totp,
+    clock_after_sign_in,
+    settings,  # noqa: F811
 ):
     from tests.invoices.test_admin import make_invoice
 
@@ -157,9 +165,7 @@ def test_changing_the_iban_with_a_wrong_code_is_refused_and_counted(
     assert brand.iban != NEW_IBAN
 
 
-def test_changing_the_iban_with_a_fresh_code_is_saved_and_audited(
-    console, brand, staff_with_totp, clock_after_sign_in
-):
+def test_changing_the_iban_with_a_fresh_code_is_saved_and_audited(console, brand, staff_with_totp, clock_after_sign_in):
     user, device = staff_with_totp
 
     response = brand_change(console, brand, iban=NEW_IBAN, bic="BNPAFRPP", otp_token=current_totp(device))
