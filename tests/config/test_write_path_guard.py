@@ -34,6 +34,9 @@ EXTRA_SERVICE_MODULES = ("config.api.keys",)
 WRITE_ALLOWED = {
     "feedback.Survey": "survey configuration (texts, trigger, throttling); answers are written by services",
     "feedback.Question": "survey configuration; answers are checked by survey_answers_validate",
+    # The brand itself saves through invoices.services.brands.brand_save (bank details need a
+    # fresh second factor); its inlines (printed custom fields, line columns) are configuration.
+    "invoices.Brand": "seller identity and look; finalization copies it into each invoice's frozen snapshot",
     "invoices.InvoiceCustomField": "printed extra fields; finalization copies them into the frozen snapshot",
     "invoices.TaxRate": "reference rates; finalization copies the rate applied into each line",
     "invoices.Invoice": "a draft's memo and language only (DRAFT_EDITABLE); issued invoices are read-only here "
@@ -43,9 +46,7 @@ WRITE_ALLOWED = {
 }
 # Models the console may delete without a service.
 DELETE_ALLOWED = {
-    **{label: WRITE_ALLOWED[label] for label in ("feedback.Survey", "feedback.Question")},
-    # Brand writes go through invoices.services.brands (bank details need a fresh second factor).
-    "invoices.Brand": "seller identity and look; finalization copies it into each invoice's frozen snapshot",
+    **{label: WRITE_ALLOWED[label] for label in ("feedback.Survey", "feedback.Question", "invoices.Brand")},
     "invoices.InvoiceCustomField": WRITE_ALLOWED["invoices.InvoiceCustomField"],
     "invoices.TaxRate": "lines keep their own rate; a rate in use by drafts is re-read when they are rebuilt",
     "invoices.Invoice": "drafts only (has_delete_permission); a finalized invoice cannot be deleted, "
