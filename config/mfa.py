@@ -125,7 +125,7 @@ def mark_fresh(request: HttpRequest, at: datetime | None = None) -> datetime:
 def session_verified_at(request: HttpRequest) -> datetime | None:
     """When this session last verified a code for a sensitive action (fresh or not)."""
     stored = getattr(request, "session", {}).get(SESSION_KEY)
-    if stored in (None, ""):
+    if not isinstance(stored, int | float | str) or stored == "":
         return None
     try:
         return datetime.fromtimestamp(float(stored), tz=UTC)
