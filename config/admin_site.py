@@ -9,12 +9,9 @@ Only a session verified by django-otp passes `has_permission`.
 from __future__ import annotations
 
 import functools
-import io
 from typing import Any
 from urllib.parse import urlencode
 
-import qrcode
-import qrcode.image.svg
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -27,14 +24,14 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django_otp import devices_for_user, user_has_device
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp import user_has_device
 
-from config.auth import second_factor_login
+from config import mfa
+from config.mfa import issue_recovery_codes, second_factor_login
 from config.modes import is_mode_scoped, livemode_scope, scope_to_mode
 
-RECOVERY_CODE_COUNT = 10
+# `issue_recovery_codes` and `is_verified` stay importable from here (seed_demo, tests).
+__all__ = ["TarifAdminSite", "console_livemode", "is_verified", "issue_recovery_codes"]
 # The console's "Test data" switch: a session flag; while on, staff see and change test-mode objects only.
 TEST_DATA_SESSION_KEY = "tarif_test_data"
 
@@ -83,22 +80,6 @@ class TokenForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}),
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
     )
-
-
-def _qr_svg(data: str) -> str:
-    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue().decode()
-
-
-def issue_recovery_codes(*, user: Any) -> list[str]:
-    """Replace the user's recovery codes with a fresh set and return them (shown once)."""
-    device, _ = StaticDevice.objects.get_or_create(user=user, name="recovery", defaults={"confirmed": True})
-    device.token_set.all().delete()
-    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
-    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
-    return codes
 
 
 # Third-party models the console shows but never edits: dj-stripe mirrors Stripe (synced);
@@ -215,17 +196,16 @@ class TarifAdminSite(admin.AdminSite):
             return HttpResponseRedirect(self._with_next("admin:otp_enrol", request))
         form = TokenForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            device, wait_seconds = _verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
-            if device is not None:
-                second_factor_login(request, device)
+            verification = mfa.verify_code(user=request.user, token=form.cleaned_data["otp_token"])
+            if verification.device is not None:
+                second_factor_login(request, verification.device)
                 return HttpResponseRedirect(self._next_url(request))
-            if wait_seconds:
-                form.add_error(
-                    "otp_token",
-                    _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
-                )
-            else:
-                form.add_error("otp_token", _("Invalid or already used code. Wait for the next code and try again."))
+            form.add_error(
+                "otp_token",
+                mfa.refusal_message(
+                    verification, _("Invalid or already used code. Wait for the next code and try again.")
+                ),
+            )
         context = self._otp_context(request, form=form, title=_("Two-factor verification"))
         return render(request, "admin/otp/verify.html", context)
 
@@ -235,65 +215,35 @@ class TarifAdminSite(admin.AdminSite):
             return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
         if user_has_device(request.user, confirmed=True):
             return HttpResponseRedirect(self._with_next("admin:otp_verify", request))
-        device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
-        if device is None:
-            device = TOTPDevice.objects.create(user=request.user, name="authenticator", confirmed=False)
+        device = mfa.totp_device_for_enrolment(request.user)
         form = TokenForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            if device.verify_is_allowed()[0] and device.verify_token(form.cleaned_data["otp_token"]):
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
+            verification = mfa.confirm_device(user=request.user, device=device, token=form.cleaned_data["otp_token"])
+            if verification.ok:
                 codes = issue_recovery_codes(user=request.user)
                 second_factor_login(request, device)
                 context = self._otp_context(request, codes=codes, title=_("Save your recovery codes"))
                 return render(request, "admin/otp/recovery_codes.html", context)
-            form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))
+            form.add_error(
+                "otp_token",
+                mfa.refusal_message(
+                    verification, _("That code does not match. Check your device's clock and try again.")
+                ),
+            )
         context = self._otp_context(
             request,
             form=form,
             title=_("Set up two-factor authentication"),
-            qr_svg=mark_safe(_qr_svg(device.config_url)),  # generated by qrcode from our own data
-            secret=_base32_secret(device),
+            qr_svg=mark_safe(mfa.qr_svg(device.config_url)),  # generated by qrcode from our own data
+            secret=mfa.base32_secret(device),
             config_url=device.config_url,
         )
         return render(request, "admin/otp/enrol.html", context)
 
 
-def _is_verified(user: Any) -> bool:
-    # OTPMiddleware adds is_verified(); a user logged in during this very request
-    # (the password step) has not been through it yet, and is not verified.
-    is_verified = getattr(user, "is_verified", None)
-    return bool(is_verified and is_verified())
-
-
-def _base32_secret(device: TOTPDevice) -> str:
-    from base64 import b32encode
-
-    return b32encode(device.bin_key).decode().rstrip("=")
-
-
-def _verify_any_device(*, user: Any, token: str) -> tuple[Any, int]:
-    """The device that accepts `token`, or None and how long the throttle asks to wait."""
-    from django.utils import timezone
-
-    token = token.strip().replace(" ", "")
-    wait_seconds = 0
-    for device in devices_for_user(user, confirmed=True):
-        allowed, details = device.verify_is_allowed()
-        if allowed:
-            if device.verify_token(token):
-                return device, 0
-        elif details and details.get("locked_until"):
-            remaining = (details["locked_until"] - timezone.now()).total_seconds()
-            wait_seconds = max(wait_seconds, int(remaining) + 1)
-    return None, wait_seconds
-
-
-# Public names for the customer portal, which enrols and verifies the same django-otp devices.
-qr_svg = _qr_svg
-base32_secret = _base32_secret
-verify_any_device = _verify_any_device
-is_verified = _is_verified
+_is_verified = mfa.is_verified
+# Public name kept for the portal's "view as customer" check.
+is_verified = mfa.is_verified
 
 
 def harden_autocomplete_widgets() -> None:

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.mfa import second_factor_login
+
+__all__ = ["AXES_USERNAME_MAX_LENGTH", "axes_username", "second_factor_login"]
+
 # django-axes stores the name in a varchar(255): a longer (hostile) login would make the
 # failed attempt's INSERT fail on PostgreSQL and the sign-in page answer 500.
 AXES_USERNAME_MAX_LENGTH = 255
@@ -18,15 +22,3 @@ def axes_username(request: Any, credentials: dict[str, Any] | None) -> str | Non
             if request.POST.get(field):
                 return request.POST[field].strip().lower()[:AXES_USERNAME_MAX_LENGTH]
     return None
-
-
-def second_factor_login(request: Any, device: Any) -> None:
-    """Mark the session verified by `device` (django-otp), under a new session key.
-
-    The key was last changed at the password step; rotating it again here means a session
-    id learnt or planted before the second factor (fixation) never becomes a verified one.
-    """
-    from django_otp import login as otp_login
-
-    otp_login(request, device)
-    request.session.cycle_key()

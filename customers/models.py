@@ -155,6 +155,7 @@ class CustomerUser(models.Model):
 class NotificationKind(models.TextChoices):
     UPCOMING_RENEWAL = "upcoming_renewal", _("Upcoming renewal")
     INVOICE_FINALIZED = "invoice_finalized", _("New invoice")
+    INVOICE_SENT = "invoice_sent", _("Invoice sent by staff")
     PAYMENT_RECEIPT = "payment_receipt", _("Payment receipt")
     PAYMENT_FAILED = "payment_failed", _("Payment failed")
     DUNNING_STEP = "dunning_step", _("Payment reminder")
@@ -199,6 +200,7 @@ class NotificationLog(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("queued")
+        SENDING = "sending", _("sending")
         SENT = "sent", _("sent")
         FAILED = "failed", _("failed")
         SKIPPED = "skipped", _("skipped (turned off)")
@@ -218,6 +220,9 @@ class NotificationLog(models.Model):
     error = models.CharField(_("error"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # When a worker took the row to send it (status `sending`): the SMTP call happens after that
+    # commit, with no lock held; a claim older than the stale delay is taken again.
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("notification")

@@ -53,3 +53,11 @@ class InsufficientBalance(InvoiceError):
 
     code = "insufficient_balance"
     http_status = 409
+
+
+class FreshVerificationRequired(InvoiceError):
+    """A write-off or a bank-detail change by a person without a second factor verified
+    within TARIF_MFA_FRESH_MINUTES (config/mfa.py)."""
+
+    code = "approval_required"
+    http_status = 403

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -13,7 +12,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +22,7 @@ from billing.models import (
     PaymentMethod,
     Refund,
 )
+from config import mfa
 from config.console import (
     MajorAmountField,
     ReadOnlyAdminMixin,
@@ -34,8 +33,7 @@ from config.console import (
     major_to_money,
     render_tool_form,
 )
-
-REFUND_OTP_SESSION_KEY = "tarif_refund_otp_verified_at"
+from config.mfa import OtpField
 
 
 def _linked(obj: Any, label: Any = None) -> str:
@@ -43,40 +41,6 @@ def _linked(obj: Any, label: Any = None) -> str:
         return admin_link(obj, label)
     except Exception:  # the model has no admin page (yet): plain text
         return str(label if label is not None else obj)
-
-
-def otp_reverify(request: HttpRequest, token: str) -> datetime | None:
-    """Check a fresh TOTP (or recovery) code of the signed-in staff member.
-
-    On success the time is kept in the session and returned: the refund services refuse
-    a verification older than TARIF_REFUND_OTP_MAX_AGE_MINUTES. A code already used
-    (the login's, for instance) is refused by django-otp.
-    """
-    from django_otp import devices_for_user
-
-    token = (token or "").strip().replace(" ", "")
-    if token:
-        for device in devices_for_user(request.user, confirmed=True):
-            allowed, _details = device.verify_is_allowed()
-            if allowed and device.verify_token(token):
-                verified_at = timezone.now()
-                request.session[REFUND_OTP_SESSION_KEY] = verified_at.isoformat()
-                return verified_at
-        return None
-    stored = request.session.get(REFUND_OTP_SESSION_KEY)
-    return datetime.fromisoformat(stored) if stored else None
-
-
-class OtpField(forms.CharField):
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("label", _("Two-factor code"))
-        kwargs.setdefault("required", False)
-        kwargs.setdefault(
-            "help_text",
-            _("A new code from your authenticator app (required for refunds above the approval threshold)."),
-        )
-        kwargs.setdefault("widget", forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
-        super().__init__(**kwargs)
 
 
 class RefundRequestForm(forms.Form):
@@ -333,9 +297,12 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
         payment = get_object_or_404(Payment.objects.select_related("invoice"), pk=object_id)
         form = RefundRequestForm(request.POST or None, payment=payment)
         if request.method == "POST" and form.is_valid():
-            verified_at = otp_reverify(request, form.cleaned_data["otp_token"])
-            if form.cleaned_data["otp_token"] and verified_at is None:
-                form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
+            verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
+            if refused is not None and not refused.ok:
+                form.add_error(
+                    "otp_token",
+                    mfa.refusal_message(refused, gettext("Invalid or already used code. Wait for the next code.")),
+                )
             else:
                 refund = call_service(
                     form,
@@ -478,9 +445,14 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
         refund = get_object_or_404(Refund.objects.select_related("payment", "requested_by"), pk=object_id)
         form = RefundDecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            verified_at = otp_reverify(request, form.cleaned_data["otp_token"])
+            verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
             if verified_at is None:
-                form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
+                form.add_error(
+                    "otp_token",
+                    mfa.refusal_message(refused, gettext("Invalid or already used code. Wait for the next code."))
+                    if refused is not None
+                    else gettext("Invalid or already used code. Wait for the next code."),
+                )
             else:
                 pending = refund
                 decided = call_service(

@@ -140,7 +140,7 @@ def _finish(*, case: DunningCase, invoice: Invoice, at: datetime) -> None:
         _subscription_to(invoice, Subscription.Status.UNPAID, at, reason="dunning_exhausted")
     else:
         if invoice.status == Invoice.Status.OPEN:
-            invoice_mark_uncollectible(invoice=invoice, at=at)
+            invoice_mark_uncollectible(invoice=invoice, at=at, automatic=True)
         if not _other_cases_open(case):
             _subscription_to(invoice, Subscription.Status.ACTIVE, at, reason="invoice_written_off")
     case.status = DunningCase.Status.EXHAUSTED

@@ -638,6 +638,11 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
 
     gateway = gateway_for(gateway_name)
     event = gateway.parse_webhook(payload=payload, headers=headers)
+    if GatewayEvent.objects.filter(gateway=gateway_name, event_id=event.id).exists():
+        return False
+    # Calls to the gateway happen with no transaction open (no row lock held while it
+    # answers): a completed setup is read from the gateway first, then recorded.
+    setup = _setup_from_event(gateway_name=gateway_name, event=event) if event.type == "setup.succeeded" else None
     # Stored and applied in one transaction: a crash while applying leaves no row, so the
     # provider's redelivery is applied instead of being taken for a duplicate.
     with transaction.atomic():
@@ -648,32 +653,57 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
                 )
         except IntegrityError:
             return False
-        if hasattr(gateway, "mirror_event"):
-            gateway.mirror_event(event=event, payload=payload)
         if event.type in ("charge.succeeded", "charge.failed"):
             _apply_charge_event(gateway_name=gateway_name, reference=event.reference, event=event)
-        elif event.type in ("payment_method.updated", "payment_method.detached", "setup.succeeded"):
+        elif event.type in ("payment_method.updated", "payment_method.detached"):
             _apply_payment_method_event(gateway_name=gateway_name, event=event)
+        elif setup is not None:
+            _store_setup(setup)
         stored.processed_at = clock.system_now()
         stored.save(update_fields=["processed_at"])
+    if hasattr(gateway, "mirror_event"):
+        # dj-stripe's mirror may fetch related objects from Stripe: after the commit, best effort.
+        gateway.mirror_event(event=event, payload=payload)
     return True
 
 
-def _apply_payment_method_event(*, gateway_name: str, event: Any) -> None:
+@dataclass(frozen=True, slots=True)
+class _CompletedSetup:
+    customer: Any
+    gateway_name: str
+    details: PaymentMethodDetails
+
+
+def _setup_from_event(*, gateway_name: str, event: Any) -> _CompletedSetup | None:
+    """Read the method a `setup.succeeded` event saved (a gateway call: no transaction open)."""
     from customers.models import Customer
 
-    if event.type == "setup.succeeded":
-        customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
-        if customer is None:
-            return
-        try:
-            payment_method_setup_intent_complete(
-                customer=customer, setup_reference=event.reference, make_default=False, gateway_name=gateway_name
-            )
-        except PaymentsError:
-            # Refused for good (another customer's setup, not succeeded): redelivery would not help.
-            logger.warning("setup %s from event %s not saved", event.reference, event.id, exc_info=True)
-        return
+    customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
+    if customer is None:
+        return None
+    try:
+        gateway = _setup_gateway(gateway_name, livemode=customer.livemode)
+        details = gateway.setup_complete(customer_reference=str(customer.pk), setup_reference=event.reference)
+    except (GatewayError, PaymentsError):
+        # Refused for good (another customer's setup, not succeeded): redelivery would not help.
+        logger.warning("setup %s from event %s not saved", event.reference, event.id, exc_info=True)
+        return None
+    return _CompletedSetup(customer=customer, gateway_name=gateway.name, details=details)
+
+
+def _store_setup(setup: _CompletedSetup) -> PaymentMethod:
+    existing = PaymentMethod.objects.filter(gateway=setup.gateway_name, token=setup.details.token, active=True).first()
+    if existing is not None:
+        return existing
+    return _method_store(
+        customer=setup.customer,
+        fields=_method_fields(setup.gateway_name, setup.details),
+        make_default=False,
+        acting_user=None,
+    )
+
+
+def _apply_payment_method_event(*, gateway_name: str, event: Any) -> None:
     method = PaymentMethod.objects.filter(gateway=gateway_name, token=event.reference, active=True).first()
     if method is None:
         return

@@ -12,7 +12,7 @@ payment's amount minus every refund requested, approved or executed.
 Four-eyes on the cumulative amount: once what the payment has had refunded in all (this
 request included) is above TARIF_REFUND_APPROVAL_THRESHOLD (minor units), the request
 waits for a second staff member and the requester must have re-verified an OTP code
-within TARIF_REFUND_OTP_MAX_AGE_MINUTES; at or below it, it is approved and executed at
+within TARIF_MFA_FRESH_MINUTES (config/mfa.py); at or below it, it is approved and executed at
 once. `refund_execute` checks the approval again right before calling the gateway, so
 no code path can send an unapproved refund above the threshold.
 
@@ -29,13 +29,12 @@ with the acting user.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
-from django.utils import timezone
 from django.utils.translation import gettext
 
 from billing.events import event_record
@@ -43,7 +42,7 @@ from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
-from config import clock
+from config import clock, mfa
 from config.errors import DomainError
 from config.types import ActingUser
 from invoices.models import CreditNote, Invoice
@@ -78,12 +77,9 @@ def approval_threshold() -> int:
 
 
 def _check_fresh_otp(otp_verified_at: datetime | None, *, who: str) -> None:
-    # Wall-clock time: a test clock must not make an old verification look fresh.
-    max_age = timedelta(minutes=int(getattr(settings, "TARIF_REFUND_OTP_MAX_AGE_MINUTES", 5)))
-    now = timezone.now()
-    if otp_verified_at is None or not (now - max_age <= otp_verified_at <= now + timedelta(seconds=5)):
+    if not mfa.is_fresh(otp_verified_at):
         raise StaleOtpVerification(
-            f"The {who} must confirm a fresh two-factor code (within the last {max_age.seconds // 60} minutes)."
+            f"The {who} must confirm a fresh two-factor code (within the last {mfa.fresh_minutes()} minutes)."
         )
 
 

@@ -181,8 +181,18 @@ CONTENT_SECURITY_POLICY = {
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "portal:home"
 OTP_TOTP_ISSUER = "Tarif"
-OTP_TOTP_THROTTLE_FACTOR = 1
-OTP_STATIC_THROTTLE_FACTOR = 1
+# One second-factor rule for the console and the portal (config/mfa.py): django-otp's throttle
+# with one factor on every kind of device (after n wrong codes, every code waits factor x 2^(n-1) s),
+# and one freshness window for sensitive actions (refunds, write-offs, bank details, portal step-up).
+# The freshness window once had two names; a deployment that set either keeps its value.
+TARIF_MFA_THROTTLE_FACTOR = env.int("TARIF_MFA_THROTTLE_FACTOR", default=1)
+OTP_TOTP_THROTTLE_FACTOR = TARIF_MFA_THROTTLE_FACTOR
+OTP_STATIC_THROTTLE_FACTOR = TARIF_MFA_THROTTLE_FACTOR
+OTP_EMAIL_THROTTLE_FACTOR = TARIF_MFA_THROTTLE_FACTOR
+TARIF_MFA_FRESH_MINUTES = env.int(
+    "TARIF_MFA_FRESH_MINUTES",
+    default=env.int("TARIF_REFUND_OTP_MAX_AGE_MINUTES", default=env.int("TARIF_PORTAL_STEP_UP_MINUTES", default=5)),
+)
 
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))

@@ -15,8 +15,7 @@ TARIF_DUNNING_SCHEDULE_DAYS = [
 TARIF_DUNNING_FINAL_ACTION = env.str("TARIF_DUNNING_FINAL_ACTION", default="cancel")
 # Refunds above this amount (minor units) need a second staff member's approval.
 TARIF_REFUND_APPROVAL_THRESHOLD = env.int("TARIF_REFUND_APPROVAL_THRESHOLD", default=10000)
-# How recent the requester's (and approver's) OTP re-verification must be, in minutes.
-TARIF_REFUND_OTP_MAX_AGE_MINUTES = env.int("TARIF_REFUND_OTP_MAX_AGE_MINUTES", default=5)
+# How recent the requester's (and approver's) OTP re-verification must be: TARIF_MFA_FRESH_MINUTES (base.py).
 # Charge automatically-collected invoices as soon as they are issued. Off while migrating
 # from another billing system (invoices are issued, nobody is charged); dunning and manual
 # retries still work.

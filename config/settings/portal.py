@@ -5,8 +5,7 @@ from celery.schedules import crontab
 from config.env import env
 from config.settings.celery import CELERY_BEAT_SCHEDULE
 
-# Sensitive portal actions need a second factor verified within this many minutes.
-TARIF_PORTAL_STEP_UP_MINUTES = env.int("TARIF_PORTAL_STEP_UP_MINUTES", default=5)
+# Sensitive portal actions need a second factor verified within TARIF_MFA_FRESH_MINUTES (base.py).
 # How the portal prorates a plan or quantity change: "always_invoice" (invoice and charge the
 # difference at once), "create_prorations" (on the next invoice) or "none".
 TARIF_PORTAL_PRORATION = env.str("TARIF_PORTAL_PRORATION", default="always_invoice")

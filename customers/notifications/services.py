@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.mime.image import MIMEImage
 from typing import Any
 
@@ -15,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from config.ops.handoffs import Kind as HandoffKind
+from config.ops.handoffs import handoffs_complete, handoffs_record
 from config.types import JsonDict
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
 
@@ -23,6 +27,7 @@ logger = logging.getLogger(__name__)
 Kind = NotificationKind
 LOGO_CID = "brand-logo"
 MAX_ATTEMPTS = 5
+CLAIM_STALE_AFTER = timedelta(minutes=10)
 
 
 class NotificationGone(Exception):
@@ -74,26 +79,83 @@ def notification_queue(
 
 def notification_deliver(*, log_id: int) -> NotificationLog:
     """Send a queued notification (a no-op once sent). Raises on a transport error so the
-    task retries; after MAX_ATTEMPTS the row stays `failed`."""
-    failure: Exception | None = None
+    task retries; after MAX_ATTEMPTS the row stays `failed`.
+
+    Claim → commit → send → record: the row is claimed (`sending`) under its lock and that
+    commits before the SMTP call, so no lock is held while the mail server answers; the
+    outcome is recorded in a second transaction. A worker that dies mid-send leaves a claim
+    that is taken again once older than CLAIM_STALE_AFTER (the hand-off sweeper re-enqueues it).
+    """
+    now = timezone.now()
     with transaction.atomic():
         log = NotificationLog.objects.select_for_update(of=("self",)).select_related("customer__brand").get(pk=log_id)
-        if log.status not in (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED):
+        claimable = (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED)
+        stale_claim = (
+            log.status == NotificationLog.Status.SENDING
+            and log.claimed_at is not None
+            and log.claimed_at <= now - CLAIM_STALE_AFTER
+        )
+        if log.status not in claimable and not stale_claim:
             return log
+        log.status, log.claimed_at = NotificationLog.Status.SENDING, now
         log.attempts += 1
-        try:
-            message = _send(log)
-        except NotificationGone as gone:
-            log.status, log.error = NotificationLog.Status.SKIPPED, str(gone)[:300]
-        except Exception as error:  # SMTP down, template error...: recorded, then retried by the task
-            failure = error
-            log.status, log.error = NotificationLog.Status.FAILED, f"{type(error).__name__}: {error}"[:300]
-        else:
-            log.status, log.error, log.sent_at = NotificationLog.Status.SENT, "", timezone.now()
-            log.subject, log.recipient = message.subject[:300], ", ".join(message.to)[:254]
-        log.save(update_fields=["status", "error", "attempts", "sent_at", "subject", "recipient"])
+        log.save(update_fields=["status", "claimed_at", "attempts"])
+    failure: Exception | None = None
+    try:
+        message = _send(log)
+    except NotificationGone as gone:
+        log.status, log.error = NotificationLog.Status.SKIPPED, str(gone)[:300]
+    except Exception as error:  # SMTP down, template error...: recorded, then retried by the task
+        failure = error
+        log.status, log.error = NotificationLog.Status.FAILED, f"{type(error).__name__}: {error}"[:300]
+    else:
+        log.status, log.error, log.sent_at = NotificationLog.Status.SENT, "", timezone.now()
+        log.subject, log.recipient = message.subject[:300], ", ".join(message.to)[:254]
+    with transaction.atomic():
+        log.save(update_fields=["status", "error", "sent_at", "subject", "recipient"])
     if failure is not None and log.attempts < MAX_ATTEMPTS:
         raise failure
+    return log
+
+
+def notification_deliver_now(*, log_id: int) -> NotificationLog:
+    """Deliver a queued notification in the caller's request (the console's "email invoice"),
+    never raising for a transport error: the row then says `failed` and its hand-off stays
+    pending, so the sweeper tries again; a final outcome closes the hand-off."""
+    try:
+        log = notification_deliver(log_id=log_id)
+    except Exception:
+        logger.warning("notification %s not sent; left for the sweeper", log_id, exc_info=True)
+        return NotificationLog.objects.get(pk=log_id)
+    if log.status != NotificationLog.Status.SENDING:
+        handoffs_complete(kind=HandoffKind.NOTIFICATION, object_ids=[log_id])
+    return log
+
+
+def notification_retryable(log: NotificationLog) -> bool:
+    return log.status == NotificationLog.Status.FAILED and log.attempts < MAX_ATTEMPTS
+
+
+def invoice_email_queue(*, invoice: Any, acting_user: Any = None) -> NotificationLog:
+    """Record "email this issued invoice" (the console's action) as a queued notification.
+
+    Its own transaction, committed on return: the caller then sends it with
+    `notification_deliver` outside any transaction, and the hand-off row makes a failed or
+    interrupted send retryable by the sweeper. Each request is a new row (staff may resend).
+    """
+    snapshot = invoice.issued_snapshot or {}
+    recipient = (snapshot.get("buyer") or {}).get("email") or invoice.customer.invoice_recipient
+    with transaction.atomic(durable=True):
+        log = NotificationLog.objects.create(
+            customer=invoice.customer,
+            kind=Kind.INVOICE_SENT,
+            dedupe_key=f"invoice:{invoice.pk}:{uuid.uuid4().hex}",
+            data={"invoice": invoice.pk, "by": getattr(acting_user, "pk", None)},
+            status=NotificationLog.Status.PENDING,
+            recipient=recipient,
+            language=invoice.customer.preferred_language,
+        )
+        handoffs_record(kind=HandoffKind.NOTIFICATION, object_ids=[log.pk])
     return log
 
 
@@ -157,7 +219,7 @@ def _send(log: NotificationLog) -> EmailMultiAlternatives:
 
     customer = log.customer
     with translation.override(customer.preferred_language):
-        if log.kind == Kind.INVOICE_FINALIZED:
+        if log.kind in (Kind.INVOICE_FINALIZED, Kind.INVOICE_SENT):
             # The invoice email of invoices/services/emails.py: branded, with the stored PDF.
             return content.invoice_email(log)
         message = branded_message(customer=customer, content=content.BUILDERS[log.kind](log), to=[log.recipient])

@@ -3,12 +3,11 @@
 Every portal view goes through `portal_view`: a signed-in portal user (its second factor
 verified when it enrolled TOTP) acts for its one customer; a staff member "viewing as"
 a customer reads only (any POST is refused). `step_up=True` views also need a second
-factor verified within TARIF_PORTAL_STEP_UP_MINUTES.
+factor verified within TARIF_MFA_FRESH_MINUTES (config/mfa.py, shared with the console).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -24,10 +23,11 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config import mfa
 from customers.models import Customer
 from customers.selectors import customer_for_user
 
-STEP_UP_SESSION_KEY = "portal_step_up_at"
+STEP_UP_SESSION_KEY = mfa.SESSION_KEY
 IMPERSONATION_SESSION_KEY = "portal_view_as_customer"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -44,13 +44,11 @@ def totp_enrolled(user: Any) -> bool:
 
 
 def step_up_fresh(request: HttpRequest) -> bool:
-    verified_at = request.session.get(STEP_UP_SESSION_KEY)
-    max_age = settings.TARIF_PORTAL_STEP_UP_MINUTES * 60
-    return bool(verified_at) and time.time() - float(verified_at) <= max_age
+    return mfa.session_is_fresh(request)
 
 
 def step_up_mark(request: HttpRequest) -> None:
-    request.session[STEP_UP_SESSION_KEY] = time.time()
+    mfa.mark_fresh(request)
 
 
 def safe_next(request: HttpRequest, default: str) -> str:
@@ -61,11 +59,9 @@ def safe_next(request: HttpRequest, default: str) -> str:
 
 
 def _impersonated_customer(request: HttpRequest) -> Customer | None:
-    from config.admin_site import is_verified
-
     customer_id = request.session.get(IMPERSONATION_SESSION_KEY)
     user = request.user
-    if not customer_id or not (user.is_active and user.is_staff and is_verified(user)):
+    if not customer_id or not (user.is_active and user.is_staff and mfa.is_verified(user)):
         return None
     return Customer.objects.select_related("brand").filter(pk=customer_id).first()
 

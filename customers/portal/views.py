@@ -13,7 +13,6 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -36,9 +35,8 @@ from billing.services.payments import (
     payment_method_setup_start,
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
-from config import clock
-from config.admin_site import base32_secret, issue_recovery_codes, qr_svg, verify_any_device
-from config.auth import second_factor_login
+from config import clock, mfa
+from config.mfa import base32_secret, issue_recovery_codes, qr_svg, second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
 from customers.portal.access import (
     IMPERSONATION_SESSION_KEY,
@@ -577,30 +575,20 @@ def step_up_verify(request: HttpRequest, customer: Customer) -> HttpResponse:
             messages.warning(request, _("A code was sent a moment ago; wait a minute before asking again."))
         form = CodeForm()
     elif request.method == "POST" and form.is_valid():
-        token = form.cleaned_data["otp_token"].strip()
-        wait_seconds = 0
-        if uses_totp:
-            device, wait_seconds = verify_any_device(user=request.user, token=token)
-        else:
-            email_device = _email_device(request.user)
-            allowed, details = email_device.verify_is_allowed()
-            device = email_device if allowed and email_device.verify_token(token) else None
-            if not allowed and details and details.get("locked_until"):
-                wait_seconds = int((details["locked_until"] - timezone.now()).total_seconds()) + 1
-        if device is not None:
+        token = form.cleaned_data["otp_token"]
+        # TOTP users: their app or a recovery code; the others: the emailed code. One throttle rule.
+        devices = None if uses_totp else [_email_device(request.user)]
+        verification = mfa.verify_code(user=request.user, token=token, devices=devices)
+        if verification.ok:
             step_up_mark(request)
             request.session.cycle_key()  # the session just gained rights: a new key for it
             return HttpResponseRedirect(next_url)
-        if wait_seconds:
-            form.add_error(
-                "otp_token",
-                _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
-            )
-        else:
-            form.add_error("otp_token", _("This code is not valid (or has expired). Try again."))
+        form.add_error(
+            "otp_token", mfa.refusal_message(verification, _("This code is not valid (or has expired). Try again."))
+        )
     elif request.method == "GET" and not uses_totp:
         _send_email_code(request, customer)
-    context = {"form": form, "next": next_url, "uses_totp": uses_totp, "minutes": settings.TARIF_PORTAL_STEP_UP_MINUTES}
+    context = {"form": form, "next": next_url, "uses_totp": uses_totp, "minutes": mfa.fresh_minutes()}
     return render(request, "portal/verify.html", context)
 
 
@@ -616,18 +604,15 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request, reverse("portal:home"))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device, wait_seconds = verify_any_device(user=request.user, token=form.cleaned_data["otp_token"])
-        if device is not None:
-            second_factor_login(request, device)
+        verification = mfa.verify_code(user=request.user, token=form.cleaned_data["otp_token"])
+        if verification.device is not None:
+            second_factor_login(request, verification.device)
             step_up_mark(request)
             return HttpResponseRedirect(next_url)
-        if wait_seconds:
-            form.add_error(
-                "otp_token",
-                _("Too many wrong codes. Wait %(seconds)d seconds and try again.") % {"seconds": wait_seconds},
-            )
-        else:
-            form.add_error("otp_token", _("Invalid or already used code. Wait for the next code and try again."))
+        form.add_error(
+            "otp_token",
+            mfa.refusal_message(verification, _("Invalid or already used code. Wait for the next code and try again.")),
+        )
     return render(request, "portal/login_verify.html", {"form": form, "next": next_url, "customer": customer})
 
 
@@ -646,18 +631,18 @@ def security(request: HttpRequest, customer: Customer) -> HttpResponse:
 def totp_enrol(request: HttpRequest, customer: Customer) -> HttpResponse:
     if totp_enrolled(request.user):
         return HttpResponseRedirect(reverse("portal:security"))
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=request.user, name="authenticator", confirmed=False)
+    device = mfa.totp_device_for_enrolment(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_is_allowed()[0] and device.verify_token(form.cleaned_data["otp_token"].strip()):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
+        verification = mfa.confirm_device(user=request.user, device=device, token=form.cleaned_data["otp_token"])
+        if verification.ok:
             codes = issue_recovery_codes(user=request.user)
             second_factor_login(request, device)
             return render(request, "portal/recovery_codes.html", {"codes": codes})
-        form.add_error("otp_token", _("That code does not match. Check your device's clock and try again."))
+        form.add_error(
+            "otp_token",
+            mfa.refusal_message(verification, _("That code does not match. Check your device's clock and try again.")),
+        )
     context = {
         "form": form,
         "qr_svg": mark_safe(qr_svg(device.config_url)),  # generated by qrcode from our own data

@@ -23,10 +23,9 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
-from billing.admin.payments import OtpField
 from billing.limits import MAX_TOTAL
 from billing.models import Subscription
-from config import clock
+from config import clock, mfa
 from config.console import (
     ImportExportPermissions,
     MajorAmountField,
@@ -41,6 +40,7 @@ from config.console import (
     pretty_json,
 )
 from config.errors import DomainError
+from config.mfa import OtpField
 from config.money import Money
 from invoices.admin.charts import invoice_month_totals
 from invoices.errors import InvoiceError
@@ -127,6 +127,15 @@ class VoidForm(forms.Form):
         max_length=200,
         help_text=_("Kept with the voided invoice and shown in its history."),
         widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+
+class WriteOffForm(forms.Form):
+    otp_token = OtpField(
+        help_text=_(
+            "A new code from your authenticator app: writing invoices off needs a fresh two-factor "
+            "verification (not asked again for a few minutes after one)."
+        )
     )
 
 
@@ -478,17 +487,51 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     @admin.action(description=_("Email to the customer (branded, PDF attached)"), permissions=["change"])
     def email_to_customer(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        from invoices.services.emails import invoice_email_send
-
-        issued = list(queryset.exclude(status=Invoice.Status.DRAFT))
-        for invoice in issued:
-            invoice_email_send(invoice=invoice)
-        self.message_user(
-            request,
-            ngettext_lazy("%(count)d invoice emailed.", "%(count)d invoices emailed.", len(issued))
-            % {"count": len(issued)},
-            messages.SUCCESS if issued else messages.WARNING,
+        """Record → commit → send → record the outcome: each email is a queued notification
+        (committed, with its hand-off row) before the mail server is called, with no
+        transaction open; a failed send stays queued for the sweeper's retry."""
+        from customers.models import NotificationLog
+        from customers.notifications.services import (
+            invoice_email_queue,
+            notification_deliver_now,
+            notification_retryable,
         )
+
+        issued = list(queryset.exclude(status=Invoice.Status.DRAFT).select_related("customer").order_by("pk"))
+        outcomes: dict[str, list[str]] = {"sent": [], "queued": [], "failed": []}
+        for invoice in issued:
+            log = invoice_email_queue(invoice=invoice, acting_user=request.user)
+            log = notification_deliver_now(log_id=log.pk)
+            if log.status == NotificationLog.Status.SENT:
+                outcomes["sent"].append(str(invoice))
+            elif log.status in (NotificationLog.Status.PENDING, NotificationLog.Status.SENDING) or (
+                notification_retryable(log)
+            ):
+                outcomes["queued"].append(str(invoice))
+            else:
+                outcomes["failed"].append(str(invoice))
+        if not issued:
+            self.message_user(request, gettext("No issued invoice selected: nothing emailed."), messages.WARNING)
+        if outcomes["sent"]:
+            count = len(outcomes["sent"])
+            self.message_user(
+                request,
+                ngettext_lazy("%(count)d invoice emailed.", "%(count)d invoices emailed.", count) % {"count": count},
+                messages.SUCCESS,
+            )
+        if outcomes["queued"]:
+            self.message_user(
+                request,
+                gettext("Not sent yet, queued for another try: %(invoices)s.")
+                % {"invoices": ", ".join(outcomes["queued"])},
+                messages.WARNING,
+            )
+        if outcomes["failed"]:
+            self.message_user(
+                request,
+                gettext("Could not be emailed: %(invoices)s.") % {"invoices": ", ".join(outcomes["failed"])},
+                messages.ERROR,
+            )
 
     def can_issue_credit_note(self, request: HttpRequest, invoice: Invoice) -> bool:
         return (
@@ -573,16 +616,18 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm
     ) -> HttpResponse | None:
         """The refund share goes through the refunds service, exactly as the payment's refund form."""
-        from billing.admin.payments import otp_reverify
         from billing.models import Refund
         from billing.services.refunds import RefundError, refund_request_for_invoice
         from config.console import call_service
 
         if not request.user.has_perm("billing.add_refund"):
             raise PermissionDenied
-        verified_at = otp_reverify(request, form.cleaned_data["otp_token"])
-        if form.cleaned_data["otp_token"] and verified_at is None:
-            form.add_error("otp_token", gettext("Invalid or already used code. Wait for the next code."))
+        verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
+        if refused is not None and not refused.ok:
+            form.add_error(
+                "otp_token",
+                mfa.refusal_message(refused, gettext("Invalid or already used code. Wait for the next code.")),
+            )
             return None
         refund = call_service(
             form,
@@ -698,19 +743,48 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         return super().has_change_permission(request)
 
     @admin.action(description=_("Mark selected invoices uncollectible"), permissions=["void"])
-    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        """A write-off: a confirmation page that asks for a fresh two-factor code (unless one
+        was typed within TARIF_MFA_FRESH_MINUTES); the service checks the same proof."""
         from invoices.services.lifecycle import invoice_mark_uncollectible
 
-        self._run_each(
-            request,
-            queryset,
-            lambda invoice: invoice_mark_uncollectible(
-                invoice=invoice, at=clock.now(customer=invoice.customer), acting_user=request.user
-            ),
-            done=ngettext_lazy(
-                "%(count)d invoice marked uncollectible.", "%(count)d invoices marked uncollectible.", "count"
-            ),
-        )
+        form = WriteOffForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
+            if refused is not None and not refused.ok:
+                form.add_error("otp_token", mfa.refusal_message(refused))
+            elif not mfa.is_fresh(verified_at):
+                form.add_error(
+                    "otp_token",
+                    gettext("Enter a new code from your authenticator app: a write-off needs a fresh two-factor code."),
+                )
+            else:
+                self._run_each(
+                    request,
+                    queryset,
+                    lambda invoice: invoice_mark_uncollectible(
+                        invoice=invoice,
+                        at=clock.now(customer=invoice.customer),
+                        acting_user=request.user,
+                        otp_verified_at=verified_at,
+                    ),
+                    done=ngettext_lazy(
+                        "%(count)d invoice marked uncollectible.", "%(count)d invoices marked uncollectible.", "count"
+                    ),
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Write invoices off"),
+            "form": form,
+            "fresh": mfa.session_is_fresh(request),
+            "invoices": queryset.select_related("customer").order_by("pk"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "mark_uncollectible",
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/write_off_confirmation.html", context)
 
 
 def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNote | None = None) -> HttpResponse:

@@ -4,8 +4,10 @@ number series, tax rates, and the customer balance ledger.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -13,14 +15,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
+from config import mfa
 from config.console import (
     ImportExportPermissions,
     ReadOnlyAdminMixin,
     StyledAdmin,
 )
+from config.mfa import OtpField
 from invoices.admin.invoices import money_column
 from invoices.models import (
     BalanceTransaction,
@@ -31,6 +36,7 @@ from invoices.models import (
     TaxRate,
 )
 from invoices.resources import TaxRateResource
+from invoices.services.brands import BANK_DETAIL_FIELDS, brand_save
 
 
 class BrandCustomFieldInline(admin.TabularInline):
@@ -48,8 +54,45 @@ class LineColumnInline(admin.TabularInline):
     extra = 0
 
 
+class BrandForm(forms.ModelForm):
+    """The brand form; a change of the bank details asks for a fresh two-factor code."""
+
+    otp_token = OtpField(
+        help_text=_(
+            "Needed when the IBAN, BIC or payment instructions change: a new code from your authenticator app "
+            "(not asked again for a few minutes after one)."
+        )
+    )
+
+    request: HttpRequest | None = None
+    verify_second_factor = True  # the live preview posts the same form: it must not spend a code
+    otp_verified_at: datetime | None = None
+
+    class Meta:
+        model = Brand
+        fields = BANK_DETAIL_FIELDS  # the admin builds the form from its fieldsets
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.verify_second_factor or self.request is None:
+            return data
+        if any(name in self.changed_data for name in BANK_DETAIL_FIELDS):
+            verified_at, refused = mfa.step_up(self.request, data.get("otp_token"))
+            if refused is not None and not refused.ok:
+                self.add_error("otp_token", mfa.refusal_message(refused))
+            elif not mfa.is_fresh(verified_at):
+                self.add_error(
+                    "otp_token",
+                    gettext("Enter a new code from your authenticator app: bank details need a fresh two-factor code."),
+                )
+            else:
+                self.otp_verified_at = verified_at
+        return data
+
+
 @admin.register(Brand)
 class BrandAdmin(admin.ModelAdmin):
+    form = BrandForm
     list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
     list_filter = ("is_default", "layout", "country")
     search_fields = ("name", "legal_name", "slug", "siren", "vat_number")
@@ -93,9 +136,17 @@ class BrandAdmin(admin.ModelAdmin):
             },
         ),
         (_("Look"), {"fields": ("logo", "primary_colour", "accent_colour", "font", "layout", "footer_text")}),
-        (_("Payment"), {"fields": ("payment_instructions", "iban", "bic", "late_payment_rate")}),
+        (_("Payment"), {"fields": ("payment_instructions", "iban", "bic", "otp_token", "late_payment_rate")}),
         (_("Numbering"), {"fields": ("invoice_number_format", "credit_note_number_format", "created_at")}),
     )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def save_model(self, request: HttpRequest, obj: Brand, form: Any, change: bool) -> None:
+        # The form checked the code (and shows its error); the service checks the proof again.
+        brand_save(brand=obj, acting_user=request.user, otp_verified_at=form.otp_verified_at)
 
     class Media:
         js = ("tarif/invoices/brand_preview.js",)
@@ -123,6 +174,7 @@ class BrandAdmin(admin.ModelAdmin):
         if not (self.has_change_permission(request, obj) if obj else self.has_add_permission(request)):
             raise PermissionDenied
         form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
+        form.verify_second_factor = False
         form.is_valid()  # fills form.instance with every valid value; errors show on save
         language = request.POST.get("_preview_language")
         document, logo_error = preview_document(

@@ -14,8 +14,10 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from billing.events import event_record
-from config.types import ActingUser
-from invoices.errors import InsufficientBalance, InvoiceError, PaymentError
+from config import mfa
+from config.audit.services import audit_record
+from config.types import ActingUser, JsonDict
+from invoices.errors import FreshVerificationRequired, InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
@@ -99,14 +101,43 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
 
 
 @transaction.atomic(savepoint=False)
-def invoice_mark_uncollectible(*, invoice: Invoice, at: datetime, acting_user: ActingUser = None) -> Invoice:
-    """Write an open invoice off (dunning gave up). It can still be paid or voided."""
+def invoice_mark_uncollectible(
+    *,
+    invoice: Invoice,
+    at: datetime,
+    acting_user: ActingUser = None,
+    otp_verified_at: datetime | None = None,
+    automatic: bool = False,
+) -> Invoice:
+    """Write an open invoice off. It can still be paid or voided.
+
+    A write-off is a sensitive operation (docs/security.md): a person needs a second factor
+    verified within TARIF_MFA_FRESH_MINUTES (`otp_verified_at`, from config.mfa). Only
+    dunning's configured outcome (`automatic=True`, no person involved) goes without one.
+    """
     _check_aware(at)
+    if not automatic and not mfa.is_fresh(otp_verified_at):
+        raise FreshVerificationRequired(
+            _("Writing an invoice off needs a fresh two-factor code (within the last %(minutes)d minutes).")
+            % {"minutes": mfa.fresh_minutes()}
+        )
     invoice = invoice_qs_for_update().get(pk=invoice.pk)
     assert_invoice_transition(invoice, Status.UNCOLLECTIBLE)
     invoice.status = Status.UNCOLLECTIBLE
     invoice.save(update_fields=["status", "updated_at"])
-    _event("invoice.marked_uncollectible", invoice, at, acting_user)
+    proof: JsonDict = (
+        {"automatic": True}
+        if automatic or otp_verified_at is None
+        else {"second_factor_verified_at": otp_verified_at.isoformat()}
+    )
+    _event("invoice.marked_uncollectible", invoice, at, acting_user, **proof)
+    if not automatic:
+        audit_record(
+            actor=acting_user,
+            action="invoice.write_off",
+            obj=invoice,
+            extra=proof,
+        )
     return invoice
 
 

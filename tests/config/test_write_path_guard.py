@@ -34,6 +34,8 @@ EXTRA_SERVICE_MODULES = ("config.api.keys",)
 WRITE_ALLOWED = {
     "feedback.Survey": "survey configuration (texts, trigger, throttling); answers are written by services",
     "feedback.Question": "survey configuration; answers are checked by survey_answers_validate",
+    # The brand itself saves through invoices.services.brands.brand_save (bank details need a
+    # fresh second factor); its inlines (printed custom fields, line columns) are configuration.
     "invoices.Brand": "seller identity and look; finalization copies it into each invoice's frozen snapshot",
     "invoices.InvoiceCustomField": "printed extra fields; finalization copies them into the frozen snapshot",
     "invoices.TaxRate": "reference rates; finalization copies the rate applied into each line",

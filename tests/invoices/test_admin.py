@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from invoices.models import (
     BalanceTransaction,
@@ -412,12 +413,20 @@ def test_invoices_export_amounts_in_major_units(console, open_invoice):
     assert f"{open_invoice.number},Facturée SARL,1234.56" in response.content.decode()
 
 
-def test_marking_an_open_invoice_uncollectible(console, open_invoice):
-    response = console.post(
-        reverse("admin:invoices_invoice_changelist"),
-        {"action": "mark_uncollectible", "_selected_action": [open_invoice.pk]},
-        follow=True,
-    )
+def test_marking_an_open_invoice_uncollectible(console, open_invoice, staff_with_totp):
+    # a write-off asks for a fresh two-factor code (issue 14): the next one after the sign-in's
+    _user, device = staff_with_totp
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        response = console.post(
+            reverse("admin:invoices_invoice_changelist"),
+            {
+                "action": "mark_uncollectible",
+                "_selected_action": [open_invoice.pk],
+                "apply": "1",
+                "otp_token": current_totp(device),
+            },
+            follow=True,
+        )
 
     open_invoice.refresh_from_db()
     assert open_invoice.status == Invoice.Status.UNCOLLECTIBLE

@@ -92,7 +92,7 @@ def test_drafts_and_paid_invoices_take_no_payment(customer, fr_vat):
 
 def test_an_uncollectible_invoice_can_still_be_paid(customer, fr_vat):
     # given an invoice written off
-    invoice = invoice_mark_uncollectible(invoice=issue(customer, [1000]), at=LATER)
+    invoice = invoice_mark_uncollectible(invoice=issue(customer, [1000]), at=LATER, automatic=True)
     assert invoice.status == "uncollectible"
 
     # when the customer pays after all
@@ -146,4 +146,4 @@ def test_a_draft_cannot_be_voided_or_written_off(customer, fr_vat):
     with pytest.raises(InvalidInvoiceTransition), transaction.atomic():
         invoice_void(invoice=draft, at=LATER)
     with pytest.raises(InvalidInvoiceTransition), transaction.atomic():
-        invoice_mark_uncollectible(invoice=draft, at=LATER)
+        invoice_mark_uncollectible(invoice=draft, at=LATER, automatic=True)
