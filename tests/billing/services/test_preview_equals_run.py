@@ -3,9 +3,10 @@
 For generated subscriptions (1-3 items across flat, per-seat, tiered graduated and
 volume, metered prices; percent and amount coupons with their durations and product
 limits; pending items of the subscription and of the customer, in its currency and in
-another; usage; trials ending at the boundary; customer credit), the preview taken at
-the period boundary and the invoice `manage.py bill` issues at that instant (clock moved
-with time-machine) have the same lines, discounts, tax, totals and currency.
+another; usage; trials ending at the boundary; a quantity change mid-period (prorations);
+customer credit), the preview taken at the period boundary and the invoice `manage.py bill`
+issues at that instant (clock moved with time-machine) have the same lines, discounts,
+tax, totals and currency.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from billing.models import Coupon, InvoiceItem, Price, Subscription, UsageEvent
+from billing.services.changes import subscription_change
 from billing.services.invoice_items import invoice_item_create
 from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.upcoming import upcoming_invoice
@@ -216,6 +218,7 @@ cases = st.fixed_dictionaries(
         "pending_in_other_currency": st.booleans(),
         "second_subscription_in_usd": st.booleans(),
         "credit": st.one_of(st.none(), st.integers(1, 50_000)),
+        "more_seats_mid_period": st.booleans(),
     }
 )
 
@@ -309,6 +312,11 @@ def build_case(case: dict[str, Any], *, make_customer, make_price, make_metered_
             discountable=pending["discountable"],
             at=during,
         )
+    if case["more_seats_mid_period"]:
+        # A quantity change mid-period: proration items wait for the renewal.
+        bumped = next((spec.price.pk for spec in specs if spec.price.usage_type == Price.UsageType.LICENSED), None)
+        specs = [ItemSpec(spec.price, spec.quantity + (spec.price.pk == bumped)) for spec in specs]
+        subscription_change(subscription=subscription, items=specs, at=during)
     if case["credit"]:
         BalanceTransaction.objects.create(
             customer=customer, currency="EUR", amount=case["credit"], kind="adjustment", created_at=during
@@ -376,7 +384,7 @@ def test_the_upcoming_invoice_is_the_invoice_the_billing_run_issues(
         for preview, invoice in pairs:
             assert_preview_is_invoice(preview, invoice)
             describe(preview)
-        for flag in ("trial_days", "pending_in_other_currency", "second_subscription_in_usd"):
+        for flag in ("trial_days", "pending_in_other_currency", "second_subscription_in_usd", "more_seats_mid_period"):
             if case[flag]:
                 event(flag)
         # Every pending item in a currency some subscription bills was invoiced, once.
@@ -412,6 +420,7 @@ RICH_CASE = {
     "pending_in_other_currency": True,
     "second_subscription_in_usd": True,
     "credit": 1_000,
+    "more_seats_mid_period": True,
 }
 
 
@@ -445,7 +454,7 @@ def test_the_rich_case_agrees(make_customer, make_price, make_metered_price):
     for preview, invoice in pairs:
         assert_preview_is_invoice(preview, invoice)
     eur, usd = (invoice_view(invoice) for _preview, invoice in pairs)
-    assert [line[1] for line in eur["lines"]] == ["Seats", "API calls (usage)", "One-off 0"]
+    assert [line[0] for line in eur["lines"]] == ["subscription", "usage", "one_off", "proration", "proration"]
     assert eur["discounts"] and eur["balance_applied"] == 1_000
     # "Setup (USD)" went on the USD subscription's first invoice; the later item waits for its renewal.
     assert [line[1] for line in usd["lines"]] == ["USD plan", "Support (USD)"]
