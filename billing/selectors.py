@@ -7,7 +7,6 @@ many subscriptions in a fixed number of queries (the billing run works in chunks
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from billing.cycles import CycleSpec, Period, next_boundary
-from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
+from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem, TestClock
 from billing.proration import ItemCharge
 from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
@@ -132,16 +131,22 @@ def subscription_list_for_customer(*, customer: Any, status: str | None = None) 
     return queryset.order_by("-created_at", "-pk")
 
 
-def due_subscriptions(*, as_of: datetime) -> QuerySet[Subscription]:
-    """Subscriptions whose current period has ended by `as_of` and that the billing run renews.
+def due_q(*, as_of: datetime) -> Q:
+    """The one rule for "due at `as_of`": billable and its current period ended by then.
 
     Includes trials that end and subscriptions canceling at period end: the run calls
-    `subscription_prepare_renewal` for those before billing (see billing/services/subscriptions.py).
-    Paused, incomplete and canceled subscriptions are never due.
+    `subscription_prepare_renewal` for those before billing (see billing/services/subscriptions/).
+    Paused, incomplete and canceled subscriptions are never due. The billing run selects
+    with it, and filters with it again under the lock (a rerun finds the period advanced).
     """
-    return Subscription.objects.filter(status__in=BILLABLE_STATUSES, current_period_end__lte=as_of).order_by(
-        "current_period_end", "pk"
-    )
+    return Q(status__in=BILLABLE_STATUSES, current_period_end__lte=as_of)
+
+
+def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None) -> QuerySet[Subscription]:
+    """Subscriptions the billing run renews at `as_of`, in one scope: live customers
+    (`test_clock=None`) or the customers of one test clock; earliest boundary first."""
+    scope = Q(customer__test_clock__isnull=True) if test_clock is None else Q(customer__test_clock=test_clock)
+    return Subscription.objects.filter(due_q(as_of=as_of), scope).order_by("current_period_end", "pk")
 
 
 def subscriptions_to_resume(*, as_of: datetime) -> QuerySet[Subscription]:
@@ -171,38 +176,42 @@ def _pending_items_queryset() -> QuerySet[InvoiceItem]:
 
 
 def pending_invoice_items(*, subscription: Subscription) -> list[InvoiceItem]:
-    """What the subscription's next invoice will sweep up: its own pending items, and the
-    customer's pending items that belong to no subscription, in the same currency."""
-    return list(
-        _pending_items_queryset().filter(
-            Q(subscription_id=subscription.pk)
-            | Q(customer_id=subscription.customer_id, subscription__isnull=True, currency=subscription.currency)
-        )
-    )
+    """What the subscription's next invoice will sweep up (one query): the rule of
+    `pending_invoice_items_bulk`, for one subscription."""
+    return pending_invoice_items_bulk(subscriptions=[subscription])[subscription.pk]
 
 
 def pending_invoice_items_bulk(*, subscriptions: Sequence[Subscription]) -> dict[int, list[InvoiceItem]]:
-    """`pending_invoice_items` for many subscriptions in one query.
+    """The pending invoice items each subscription's next invoice sweeps up, in one query.
 
-    A customer-level item (no subscription) is offered to every subscription of its
-    customer in its currency; the first invoice that consumes it wins (invoice_create
-    refuses to attach an item twice), so a bulk caller should hand it to one of them.
+    The one home of the rule (the upcoming-invoice preview, the billing run and every
+    service that invoices a subscription call it): a pending item goes on an invoice in
+    its own currency, as Stripe does.
+    * an item of the subscription, in the subscription's currency;
+    * an item of its customer that belongs to no subscription, in the subscription's
+      currency. Among the given subscriptions of that customer in that currency, the
+      one whose period ends first (then the oldest) takes it: one invoice consumes an
+      item. Previewed alone, each subscription shows it: the first invoice issued takes it.
+    An item in a currency none of them bills in stays pending for a later invoice in
+    its currency.
     """
     by_id: dict[int, list[InvoiceItem]] = {subscription.pk: [] for subscription in subscriptions}
-    by_customer: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for subscription in subscriptions:
-        by_customer[(subscription.customer_id, subscription.currency)].append(subscription.pk)
+    currency_of = {subscription.pk: subscription.currency for subscription in subscriptions}
+    takes_customer_items: dict[tuple[int, str], Subscription] = {}
+    for subscription in sorted(subscriptions, key=lambda s: (s.current_period_end, s.pk)):
+        takes_customer_items.setdefault((subscription.customer_id, subscription.currency), subscription)
     rows = _pending_items_queryset().filter(
         Q(subscription_id__in=list(by_id))
-        | Q(customer_id__in={customer_id for customer_id, _ in by_customer}, subscription__isnull=True)
+        | Q(customer_id__in={customer_id for customer_id, _ in takes_customer_items}, subscription__isnull=True)
     )
     for item in rows:
         if item.subscription_id is not None:
-            by_id[item.subscription_id].append(item)
+            if currency_of[item.subscription_id] == item.currency:
+                by_id[item.subscription_id].append(item)
             continue
-        owners = by_customer.get((item.customer_id, item.currency), [])
-        if owners:
-            by_id[owners[0]].append(item)
+        owner = takes_customer_items.get((item.customer_id, item.currency))
+        if owner is not None:
+            by_id[owner.pk].append(item)
     return by_id
 
 

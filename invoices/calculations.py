@@ -304,3 +304,16 @@ def compute_invoice_totals(
         tax_breakdown=tuple(tax_breakdown),
         discount_amounts=tuple(discount_amounts),
     )
+
+
+def credit_split(*, total: int, balance: int) -> int:
+    """Signed customer credit an invoice uses (`starting_balance_applied`).
+
+    Positive: credit taken from the balance, at most the total. Negative: a negative
+    total handed to the balance. amount_due = total - credit_split, never negative.
+    The one rule: issuing (invoices/services/finalize.py) and every preview
+    (`invoice_build`) apply it.
+    """
+    if total < 0:
+        return total
+    return min(max(balance, 0), total)

@@ -73,7 +73,7 @@ class InvoicePreview:
     vat_category: str
     vat_rate: Decimal
     vat_mention_key: str | None
-    balance_applied: int  # customer credit that would be used
+    balance_applied: int  # customer credit that would be used; negative: a negative total handed to the balance
     amount_due: int  # total - balance_applied, never negative
 
     @property

@@ -412,7 +412,9 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
                 else None,
                 "tax": format_money(preview.totals.tax_total, currency),
                 "total": format_money(preview.totals.total, currency),
-                "balance_applied": format_money(preview.balance_applied, currency) if preview.balance_applied else None,
+                "balance_applied": format_money(preview.balance_applied, currency)
+                if preview.balance_applied > 0
+                else None,
                 "amount_due": format_money(preview.amount_due, currency),
                 "date": date_format(timezone.localtime(invoiced_on), "DATE_FORMAT"),
             }

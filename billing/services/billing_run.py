@@ -45,7 +45,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import F, Max, Q
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, next_boundary
@@ -57,14 +57,12 @@ from billing.models import (
     BillingRun,
     BillingRunChunk,
     BillingRunFailure,
-    InvoiceItem,
     ScheduledChange,
     Subscription,
-    SubscriptionItem,
     TestClock,
 )
+from billing.selectors import due_q, due_subscriptions, pending_invoice_items_bulk, subscription_items_snapshots_bulk
 from billing.services.subscriptions import SubscriptionError
-from billing.states import BILLABLE_STATUSES
 from config import clock
 from config.types import ActingUser
 
@@ -138,13 +136,6 @@ def chunk_size_setting() -> int:
 
 def stale_minutes_setting() -> int:
     return int(getattr(settings, "TARIF_BILLING_RUN_STALE_MINUTES", DEFAULT_STALE_MINUTES))
-
-
-def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None) -> QuerySet[Subscription]:
-    queryset = Subscription.objects.filter(current_period_end__lte=as_of, status__in=BILLABLE_STATUSES)
-    if test_clock is None:
-        return queryset.filter(customer__test_clock__isnull=True)
-    return queryset.filter(customer__test_clock=test_clock)
 
 
 def billing_run_start(
@@ -395,7 +386,7 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
     with transaction.atomic():
         locked = list(
             subscription_qs_for_update()
-            .filter(pk__in=subscription_ids, current_period_end__lte=run.as_of, status__in=BILLABLE_STATUSES)
+            .filter(due_q(as_of=run.as_of), pk__in=subscription_ids)
             .values_list("pk", flat=True)
         )
         still_due: list[int]
@@ -544,7 +535,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     """
     from billing.services.coupons import discount_counter_after_billing, discounts_for_period
     from billing.services.subscriptions import subscription_prepare_renewal
-    from billing.services.upcoming import renewal_draft
+    from billing.services.upcoming import renewal_draft, renewal_usage_windows
     from billing.services.usage import usage_for_periods
     from invoices.selectors import standard_tax_rates
     from invoices.services import finalize
@@ -552,7 +543,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     as_of = run.as_of
     subscriptions = list(
         subscription_qs_for_update()
-        .filter(pk__in=subscription_ids, current_period_end__lte=as_of, status__in=BILLABLE_STATUSES)
+        .filter(due_q(as_of=as_of), pk__in=subscription_ids)
         .select_related("customer", "customer__brand", "coupon")
         .prefetch_related("coupon__applies_to")
     )
@@ -583,39 +574,15 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         )
     by_id = {subscription.pk: subscription for subscription in to_bill}
 
-    items_by_subscription: dict[int, list[SubscriptionItem]] = defaultdict(list)
-    for item in SubscriptionItem.objects.filter(subscription_id__in=by_id).select_related(
-        "price", "price__meter", "price__product"
-    ):
-        items_by_subscription[item.subscription_id].append(item)
-
-    pending_by_subscription: dict[int, list[InvoiceItem]] = defaultdict(list)
-    first_subscription_of_customer: dict[int, int] = {}
-    for subscription in to_bill:
-        first_subscription_of_customer.setdefault(subscription.customer_id, subscription.pk)
-    for pending in (
-        InvoiceItem.objects.filter(
-            Q(subscription_id__in=by_id) | Q(subscription__isnull=True, customer_id__in=first_subscription_of_customer),
-            invoice__isnull=True,
-        )
-        .select_related("price", "price__product")
-        .order_by("pk")
-    ):
-        owner = pending.subscription_id or first_subscription_of_customer[pending.customer_id]
-        if owner in by_id and by_id[owner].currency == pending.currency:
-            pending_by_subscription[owner].append(pending)
-
+    # What each invoice holds is chosen by the selectors the upcoming-invoice preview
+    # uses (billing/selectors.py, billing/services/upcoming.py), here in bulk.
+    items_by_subscription = subscription_items_snapshots_bulk(subscription_ids=by_id)
+    pending_by_subscription = pending_invoice_items_bulk(subscriptions=to_bill)
     usage = usage_for_periods(
         wanted=[
-            (
-                subscription.customer_id,
-                item.price.meter_id,
-                subscription.current_period_start,
-                subscription.current_period_end,
-            )
+            window
             for subscription in to_bill
-            for item in items_by_subscription[subscription.pk]
-            if item.price.meter_id is not None
+            for window in renewal_usage_windows(subscription=subscription, items=items_by_subscription[subscription.pk])
         ]
     )
 
@@ -633,7 +600,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
             period_start=boundary,
             period_end=period_end,
             usage=usage,
-            pending_items=pending_by_subscription.get(subscription.pk, ()),
+            pending_items=pending_by_subscription[subscription.pk],
             discounts=discounts_for_period(subscription=subscription),
         )
         if draft.lines:

@@ -245,20 +245,27 @@ def renewal_draft(
     )
 
 
+def usage_windows(
+    *, subscription: Subscription, items: Iterable[ItemSnapshot | SubscriptionItem], period: Period
+) -> list[UsageWindow]:
+    """Which usage an invoice bills: one window per metered item, the customer's events
+    on its meter over `period` (aggregated as the meter says)."""
+    return [
+        UsageWindow(subscription.customer_id, price_meter_id(price=item.price), period.start, period.end)
+        for item in items
+        if item.price.usage_type == Price.UsageType.METERED
+    ]
+
+
 def renewal_usage_windows(
     *, subscription: Subscription, items: Iterable[ItemSnapshot | SubscriptionItem]
 ) -> list[UsageWindow]:
     """The usage windows a renewal reads: one per metered item, over the current period."""
-    return [
-        UsageWindow(
-            subscription.customer_id,
-            price_meter_id(price=item.price),
-            subscription.current_period_start,
-            subscription.current_period_end,
-        )
-        for item in items
-        if item.price.usage_type == Price.UsageType.METERED
-    ]
+    return usage_windows(
+        subscription=subscription,
+        items=items,
+        period=Period(start=subscription.current_period_start, end=subscription.current_period_end),
+    )
 
 
 _METER_FIELD = Price._meta.get_field("meter")
@@ -274,7 +281,7 @@ def usage_for_period(
     metered = [item for item in items if item.metered]
     if not metered or end <= start:
         return {}
-    windows = [UsageWindow(subscription.customer_id, price_meter_id(price=item.price), start, end) for item in metered]
+    windows = usage_windows(subscription=subscription, items=metered, period=Period(start=start, end=end))
     meters: dict[int, Meter] | None = None
     if all(_METER_FIELD.is_cached(item.price) for item in metered):
         # A metered price has its meter (price_meter_id checked it); the stubs type the FK as nullable.

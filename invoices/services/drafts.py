@@ -18,7 +18,7 @@ from billing.models import InvoiceItem
 from config.errors import DomainError
 from config.types import JsonDict
 from customers.models import Customer
-from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
+from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import tax_decision_for
@@ -70,7 +70,7 @@ def invoice_build(
     )
     if balance is None:
         balance = customer_balance(customer_id=customer.pk, currency=draft.currency)
-    balance_applied = min(max(balance, 0), max(totals.total, 0))
+    balance_applied = credit_split(total=totals.total, balance=balance)
     return InvoicePreview(
         customer_id=customer.pk,
         brand_id=brand.pk,
@@ -86,7 +86,7 @@ def invoice_build(
         vat_rate=decision.rate,
         vat_mention_key=decision.mention_key,
         balance_applied=balance_applied,
-        amount_due=max(totals.total - balance_applied, 0),
+        amount_due=totals.total - balance_applied,
     )
 
 

@@ -38,7 +38,7 @@ from config import clock
 from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from invoices.bulk import allocate_ids, copy_insert, copy_supported
-from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
+from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.errors import InvoiceDoesNotReconcile, InvoiceError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, Brand, Invoice, InvoiceLine, NumberSequence
@@ -107,17 +107,6 @@ def days_until_due(*, custom_fields: JsonMapping) -> int:
 def due_at_for(*, at: datetime, collection_method: str, days: int) -> datetime:
     """send_invoice: `days` after issue; charge_automatically: due on issue."""
     return at + timedelta(days=days) if collection_method == SEND_INVOICE else at
-
-
-def credit_split(*, total: int, balance: int) -> int:
-    """Signed customer credit an invoice uses (`starting_balance_applied`).
-
-    Positive: credit taken from the balance, at most the total. Negative: a negative
-    total handed to the balance. amount_due = total - credit_split, never negative.
-    """
-    if total < 0:
-        return total
-    return min(max(balance, 0), total)
 
 
 def issued_snapshot(

@@ -19,7 +19,8 @@ from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from billing.models import BillingRun, BillingRunFailure
-from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start, due_subscriptions
+from billing.selectors import due_subscriptions
+from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start
 from config import clock
 
 EXIT_REFUSED = 3
