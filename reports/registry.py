@@ -81,8 +81,9 @@ REPORTS: dict[str, Report] = {}
 
 
 def figures_as_of(*, reads_summary: bool) -> AsOf:
-    """How current a report's figures will be, read before its figures (so the claim is a
-    lower bound even if the summary is refreshed while the report runs)."""
+    """How current a report's figures will be. Read before the figures, so a refresh that
+    commits while the report runs only makes them newer than claimed (the one exception,
+    harmless: the very first build committing mid-read, claimed "live" as of now)."""
     now = clock.system_now()
     if reads_summary:
         status = selectors.mrr_summary_status()
