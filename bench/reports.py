@@ -7,9 +7,9 @@ each and the invoices of one year: monthly (85 %), quarterly (5 %) and yearly (1
 plans, customers who start during the year, leave, come back after a gap, change plan,
 and a tenth with a 10 % discount; one invoice in ten also bills usage. Then times
 `reports.selectors.mrr_movements` over the 24 months ending with the year of invoices
-(one warm-up, then the median of --repeat runs; each run includes the incremental
-refresh of the MRR summary, which the build before them fills — its time is printed
-as `summary_build_seconds`) and checks that each month's
+(one warm-up, then the median of --repeat runs; the build before them fills the MRR
+summary — its time is printed as `summary_build_seconds` — and reads never refresh it,
+since issue 14) and checks that each month's
 movements explain its change of MRR. Prints `mrr_movements_ms` last. Uses the database
 named by DATABASE_URL (default: var/bench.sqlite3), which it empties first: never
 point it at real data.

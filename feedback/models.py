@@ -136,11 +136,17 @@ class Invitation(models.Model):
     """One trigger firing for one customer and survey: scheduled, then sent (or skipped).
 
     The unique (survey, customer, trigger_key) constraint is what makes a trigger fire
-    once, whatever re-reads the event log or re-runs the scan."""
+    once, whatever re-reads the event log or re-runs the scan. Sending is recorded first
+    (`sending`, committed), then the email goes out with no transaction open, then the
+    outcome is recorded: `sent`, or still `sending` with the error and the time of the
+    next try, which the scan picks up (also after a crash between the commit and the
+    email); `failed` after MAX_SEND_ATTEMPTS tries."""
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("scheduled")
+        SENDING = "sending", _("sending")
         SENT = "sent", _("sent")
+        FAILED = "failed", _("failed: the email could not be sent")
         ANSWERED = "answered", _("answered")
         THROTTLED = "throttled", _("skipped: asked recently")
         SKIPPED = "skipped", _("skipped")
@@ -169,6 +175,10 @@ class Invitation(models.Model):
     # sha256 of the link's random token: the token itself is only ever in the email.
     token_hash = models.CharField(_("token hash"), max_length=64, null=True, blank=True, unique=True, editable=False)
     skip_reason = models.CharField(_("why skipped"), max_length=200, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
+    # While `sending`: when the scan may try again (after a failure, or if the sender died).
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    send_error = models.CharField(_("last send error"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -182,6 +192,7 @@ class Invitation(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "due_at"]),
+            models.Index(fields=["status", "next_attempt_at"], name="feedback_inv_retry"),
             models.Index(fields=["customer", "sent_at"]),
         ]
 

@@ -18,4 +18,5 @@ def feedback_process_triggers() -> dict[str, int]:
         "sent": sent.sent,
         "throttled": sent.throttled,
         "skipped": sent.skipped,
+        "failed": sent.failed,
     }

@@ -25,7 +25,22 @@ from config.console import babel_locale, format_money
 from reports.exports import to_csv, to_xlsx
 from reports.filters import ReportFilterForm
 from reports.models import Dashboard
-from reports.registry import DATETIME, DECIMAL, DURATION, INT, MONEY, MONTH, RATE, REPORTS, Column, Report
+from reports.registry import (
+    DATETIME,
+    DECIMAL,
+    DURATION,
+    INT,
+    LIVE,
+    MONEY,
+    MONTH,
+    RATE,
+    REPORTS,
+    SUMMARY,
+    AsOf,
+    Column,
+    Report,
+)
+from reports.selectors import mrr_summary_status, next_summary_refresh
 
 PERMISSION = "reports.view_dashboards"
 
@@ -50,6 +65,30 @@ def display_value(column: Column, row: dict[str, Any]) -> str:
         number = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else value
         return format_decimal(round(Decimal(number), 2), locale=babel_locale())
     return str(value)
+
+
+def _when(value: datetime) -> str:
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+def as_of_text(as_of: AsOf | None, *, reads_summary: bool) -> str:
+    """The sentence under a report's title saying how current its figures are."""
+    if as_of is None:
+        return ""
+    if as_of.source == SUMMARY:
+        text = _(
+            "Figures as of %(time)s (last refresh of the MRR summary); invoices issued, paid or voided since "
+            "then are not counted yet."
+        ) % {"time": _when(as_of.at)}
+        if as_of.next_refresh:
+            text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
+        return text
+    if reads_summary and as_of.source == LIVE:
+        return _(
+            "Figures as of %(time)s, computed from the invoices for this page: the MRR summary has not been "
+            "built yet (its first refresh builds it)."
+        ) % {"time": _when(as_of.at)}
+    return _("Figures as of %(time)s, computed from the current data.") % {"time": _when(as_of.at)}
 
 
 def _shade(column: Column, row: dict[str, Any]) -> float | None:
@@ -98,10 +137,19 @@ class DashboardAdmin(admin.ModelAdmin):
 
     def index_view(self, request: HttpRequest) -> HttpResponse:
         self._check(request)
+        status = mrr_summary_status()
+        if status.built:
+            summary_text = _("MRR summary as of %(time)s.") % {"time": _when(status.as_of())}
+            upcoming = next_summary_refresh(after=timezone.now())
+            if upcoming:
+                summary_text += " " + _("Next refresh: %(time)s.") % {"time": _when(upcoming)}
+        else:
+            summary_text = _("The MRR summary has not been built yet: the MRR reports compute their figures live.")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Reports"),
+            "summary_text": summary_text,
             "reports": [
                 (report, reverse("admin:reports_dashboard_report", args=[report.name])) for report in REPORTS.values()
             ],
@@ -125,6 +173,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "report": report,
             "form": form,
             "table": table,
+            "as_of_text": as_of_text(table.as_of, reads_summary=report.reads_summary) if table else "",
             "header": [str(column.label) for column in table.columns] if table else [],
             "rows": [
                 [(display_value(column, row), _shade(column, row), column.kind) for column in table.columns]

@@ -81,6 +81,13 @@ class ReportApi(APIView):
         name = serializers.CharField()
         title = serializers.CharField()
         filters = serializers.DictField()
+        as_of = serializers.DateTimeField(help_text="the instant the figures describe (UTC)")
+        as_of_source = serializers.ChoiceField(
+            choices=["summary", "live"],
+            help_text="summary: the MRR summary's last refresh (later invoice changes not yet in); "
+            "live: computed from the source rows at this request",
+        )
+        next_refresh = serializers.DateTimeField(allow_null=True, help_text="summary only: its next scheduled refresh")
         columns = serializers.ListField(child=serializers.DictField())
         rows = serializers.ListField(child=serializers.DictField())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -91,7 +91,15 @@ def to_xlsx(table: ReportTable, *, title: str) -> bytes:
 
 
 def to_json(table: ReportTable) -> dict[str, Any]:
+    as_of = table.as_of
     return {
+        # The instant the figures describe (UTC) and where they come from: "summary" (the MRR
+        # summary's last refresh) or "live" (computed from the source rows at this request).
+        "as_of": as_of.at.astimezone(UTC).isoformat().replace("+00:00", "Z") if as_of else None,
+        "as_of_source": as_of.source if as_of else None,
+        "next_refresh": as_of.next_refresh.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if as_of and as_of.next_refresh
+        else None,
         "columns": [{"key": column.key, "label": str(column.label), "kind": column.kind} for column in table.columns],
         "rows": [{column.key: api_value(column, row) for column in table.columns} for row in table.rows],
     }

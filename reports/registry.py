@@ -1,16 +1,21 @@
 """The reports as tables (columns + rows) with their chart: one definition feeds the
-admin dashboard, the CSV/XLSX exports and the API, so the three always agree."""
+admin dashboard, the CSV/XLSX exports and the API, so the three always agree.
+
+Every table says how current its figures are (`ReportTable.as_of`): the MRR reports read
+the MRR summary as it stands (refreshed by its beat task, never by a read), the others
+are computed from the source rows at the read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from config import clock
 from reports import selectors
 from reports.charts import Chart, Series, bar_chart, line_chart
 from reports.filters import ReportFilters, add_months, month_start
@@ -34,12 +39,27 @@ class Column:
     kind: str = TEXT
 
 
+SUMMARY, LIVE = "summary", "live"
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """The instant a report's figures describe, and where they come from: `summary` (the
+    MRR summary's last refresh: later invoice changes are not in them yet) or `live`
+    (computed from the source rows when the report was read)."""
+
+    at: datetime
+    source: str
+    next_refresh: datetime | None = None  # summary only: the beat task's next run
+
+
 @dataclass(frozen=True, slots=True)
 class ReportTable:
     columns: tuple[Column, ...]
     rows: list[dict[str, Any]]
     charts: tuple[Chart, ...] = ()
     notes: tuple[Any, ...] = ()
+    as_of: AsOf | None = None  # set by the registry (`report`), not by each build
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,7 @@ class Report:
     build: Callable[[ReportFilters], ReportTable]
     needs_customer: bool = False
     extra_filters: tuple[str, ...] = ()  # form fields only this report uses
+    reads_summary: bool = False  # figures from the MRR summary, as of its last refresh
 
     @property
     def shown_filters(self) -> tuple[str, ...]:
@@ -59,12 +80,38 @@ class Report:
 REPORTS: dict[str, Report] = {}
 
 
+def figures_as_of(*, reads_summary: bool) -> AsOf:
+    """How current a report's figures will be. Read before the figures, so a refresh that
+    commits while the report runs only makes them newer than claimed (the one exception,
+    harmless: the very first build committing mid-read, claimed "live" as of now)."""
+    now = clock.system_now()
+    if reads_summary:
+        status = selectors.mrr_summary_status()
+        return AsOf(
+            at=status.as_of(now=now),
+            source=SUMMARY if status.built else LIVE,
+            next_refresh=selectors.next_summary_refresh(after=now),
+        )
+    return AsOf(at=now, source=LIVE)
+
+
 def report(
-    name: str, title: Any, description: Any, *, needs_customer: bool = False, extra_filters: tuple[str, ...] = ()
+    name: str,
+    title: Any,
+    description: Any,
+    *,
+    needs_customer: bool = False,
+    extra_filters: tuple[str, ...] = (),
+    reads_summary: bool = False,
 ):
     def register(build: Callable[[ReportFilters], ReportTable]) -> Callable[[ReportFilters], ReportTable]:
         extra = ("customer", *extra_filters) if needs_customer else extra_filters
-        REPORTS[name] = Report(name, title, description, build, needs_customer, extra)
+
+        def build_with_as_of(filters: ReportFilters) -> ReportTable:
+            as_of = figures_as_of(reads_summary=reads_summary)
+            return replace(build(filters), as_of=as_of)
+
+        REPORTS[name] = Report(name, title, description, build_with_as_of, needs_customer, extra, reads_summary)
         return build
 
     return register
@@ -102,6 +149,7 @@ def _currency_note(rows: Sequence[Any], currency: str | None) -> tuple[Any, ...]
         "Monthly recurring revenue at each month's end, net of discounts, excluding tax, usage and one-off "
         "charges; yearly and quarterly plans normalised to a month. Movements explain each month's change."
     ),
+    reads_summary=True,
 )
 def _mrr(filters: ReportFilters) -> ReportTable:
     rows = selectors.mrr_movements(filters=filters)
@@ -182,6 +230,7 @@ def _percent(rate: Fraction | None) -> float | None:
         "((churn + contraction) / MRR at the start) and net revenue retention "
         "((MRR at the start + expansion - contraction - churn) / MRR at the start), month by month."
     ),
+    reads_summary=True,
 )
 def _retention(filters: ReportFilters) -> ReportTable:
     rows = selectors.retention(filters=filters)
@@ -240,6 +289,7 @@ def _retention(filters: ReportFilters) -> ReportTable:
         "Customers grouped by the month they started paying (new in the period); for each month after, how many "
         "still pay and the share of their starting MRR they pay."
     ),
+    reads_summary=True,
 )
 def _cohorts(filters: ReportFilters) -> ReportTable:
     rows = selectors.cohorts(filters=filters)

@@ -1,17 +1,21 @@
-"""The MRR summary: each customer's MRR per month (and brand and price), derived from the
-subscription lines of issued invoices, kept up to date incrementally.
+"""The MRR summary's writer: each customer's MRR per month (and brand and price), derived
+from the subscription lines of issued invoices, kept up to date incrementally.
 
 The MRR reports read this table instead of expanding every invoice line into months
-each time (a year of invoices for 100,000 subscriptions is a million lines). Before
-each read, `mrr_summary_refresh` recomputes the customers whose invoices changed since
-the last refresh (an index on `invoices_invoice.updated_at` finds them): issued lines
-never change, so an invoice issued, voided or paid is the only thing that moves MRR.
-The first refresh (or a change of TARIF_REPORTS_TIMEZONE) builds everything.
+each time (a year of invoices for 100,000 subscriptions is a million lines). Reports never
+write it: the beat task `reports.refresh_mrr_summary` (config/settings/celery.py) and the
+command `manage.py reports_refresh_mrr_summary` call `mrr_summary_refresh`, which
+recomputes the customers whose invoices changed since the last refresh (an index on
+`invoices_invoice.updated_at` finds them): issued lines never change, so an invoice
+issued, voided or paid is the only thing that moves MRR. The first refresh (or one after
+a change of TARIF_REPORTS_TIMEZONE) builds everything. Readers show the time of the last
+refresh as the figures' "as of" (reports/selectors/mrr_source.py).
 
 Two kinds of rows: per brand and price (what brand and plan filters read), and the
 customer's total of the month (brand and price empty) with the MRR of the month before
 and whether it is the first paying month, plus a zero row for the month after each
-paying stretch (a churn): the movements are then one aggregate, with no window.
+paying stretch (a churn): the movements are then one aggregate, with no window. The SQL
+that derives them is shared with the reports' live read (`reports.selectors.mrr_source`).
 """
 
 from __future__ import annotations
@@ -22,23 +26,29 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from config import clock
-from reports.filters import add_months
+from invoices.models import Invoice
 from reports.models import MrrSummaryState
+from reports.selectors.common import db_datetime, price_factors_cte
+from reports.selectors.mrr_source import (
+    SUMMARY_COLUMNS,
+    SUMMARY_TABLE,
+    TOTAL_ROWS_SQL,
+    price_rows_sql,
+    subscription_line_bounds,
+    summary_months_cte,
+    total_ctes,
+)
 
 # Invoices written by transactions still open when a refresh starts commit with an
 # earlier `updated_at`; looking back this far catches them (recomputing is idempotent).
 LOOK_BACK = timedelta(minutes=10)
-TABLE = "reports_customermonthmrr"
+TABLE = SUMMARY_TABLE
 
-
-def month_number(year: int, month: int) -> int:
-    return year * 12 + month - 1
+__all__ = ["LOOK_BACK", "TABLE", "mrr_summary_refresh"]
 
 
 def mrr_summary_refresh(*, full: bool = False) -> int:
     """Bring the summary up to date; returns the number of customers recomputed (-1: all)."""
-    from invoices.models import Invoice
-
     with transaction.atomic():
         MrrSummaryState.objects.get_or_create(pk=1)
         state = MrrSummaryState.objects.select_for_update().get(pk=1)
@@ -54,10 +64,8 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
                 state.refreshed_at = started
                 state.save(update_fields=["refreshed_at"])
                 return 0
-            from reports.selectors import _db_datetime
-
             scope = "AND i.customer_id IN (SELECT customer_id FROM invoices_invoice WHERE updated_at >= %s)"
-            scope_params = [_db_datetime(since)]
+            scope_params = [db_datetime(since)]
         _rebuild_rows(scope=scope, scope_params=scope_params)
         state.refreshed_at = started
         state.timezone = zone
@@ -69,73 +77,23 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
 
 
 def _rebuild_rows(*, scope: str, scope_params: list) -> None:
-    from reports.selectors import BILLED_STATUSES, _months_cte, _price_factors_cte, _rounded_mrr_sql, as_month
-
     total_scope = scope.replace("i.customer_id", "customer_id")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(f"DELETE FROM {TABLE} WHERE 1 = 1 {total_scope}", scope_params)
-        factors = _price_factors_cte()
-        statuses = ", ".join(repr(status) for status in BILLED_STATUSES)
-        cursor.execute(
-            f"""
-            SELECT MIN(l.period_start), MAX(l.period_end)
-            FROM invoices_invoiceline l JOIN invoices_invoice i ON i.id = l.invoice_id
-            WHERE l.kind = 'subscription' AND l.period_start IS NOT NULL AND i.status IN ({statuses}) {scope}
-            """,
-            scope_params,
-        )
-        first, last = cursor.fetchone()
-        if factors is None or first is None:
+        factors = price_factors_cte()
+        bounds = subscription_line_bounds(scope=scope, scope_params=scope_params)
+        if factors is None or bounds is None:
             return
-        first_month, last_month = as_month(first), as_month(last)
-        span = (last_month.year - first_month.year) * 12 + last_month.month - first_month.month
-        months = [add_months(first_month, offset) for offset in range(span + 1)]
-        months_sql, months_params = _months_cte(
-            "months", months, first_index=month_number(first_month.year, first_month.month)
-        )
+        months_sql, months_params = summary_months_cte(*bounds)
         cursor.execute(
-            f"""
-            INSERT INTO {TABLE} (customer_id, currency, brand_id, price_id, month, mrr, previous_mrr, is_first)
-            WITH {months_sql}, {factors}
-            SELECT i.customer_id, i.currency, i.brand_id, l.price_id, m.idx, SUM({_rounded_mrr_sql()}), 0, FALSE
-            FROM invoices_invoiceline l
-            JOIN invoices_invoice i ON i.id = l.invoice_id
-            JOIN factors f ON f.price_id = l.price_id
-            JOIN months m ON l.period_start < m.month_end AND l.period_end >= m.month_end
-            WHERE l.kind = 'subscription' AND i.status IN ({statuses}) {scope}
-            GROUP BY i.customer_id, i.currency, i.brand_id, l.price_id, m.idx
-            """,
+            f"INSERT INTO {TABLE} ({SUMMARY_COLUMNS}) WITH {months_sql}, {factors} {price_rows_sql(scope=scope)}",
             [*months_params, *scope_params],
         )
         cursor.execute(
-            f"""
-            INSERT INTO {TABLE} (customer_id, currency, brand_id, price_id, month, mrr, previous_mrr, is_first)
-            WITH totals AS (
-                SELECT customer_id, currency, month, SUM(mrr) AS mrr
-                FROM {TABLE}
-                WHERE price_id IS NOT NULL {total_scope}
-                GROUP BY currency, customer_id, month
-                HAVING SUM(mrr) > 0
-            ),
-            seq AS (
-                SELECT customer_id, currency, month, mrr,
-                       LAG(month) OVER w AS prev_month, LAG(mrr) OVER w AS prev_mrr,
-                       LEAD(month) OVER w AS next_month, ROW_NUMBER() OVER w AS position
-                FROM totals
-                WINDOW w AS (PARTITION BY currency, customer_id ORDER BY month)
-            )
-            SELECT customer_id, currency, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), month, mrr,
-                   CASE WHEN prev_month = month - 1 THEN prev_mrr ELSE 0 END,
-                   CASE WHEN position = 1 THEN TRUE ELSE FALSE END
-            FROM seq
-            UNION ALL
-            SELECT customer_id, currency, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), month + 1, 0, mrr, FALSE
-            FROM seq
-            WHERE next_month IS NULL OR next_month > month + 1
-            ORDER BY 2, 1, 5
-            """,
+            f"INSERT INTO {TABLE} ({SUMMARY_COLUMNS}) "
+            f"WITH {total_ctes(source=TABLE, scope=total_scope)} {TOTAL_ROWS_SQL} ORDER BY 2, 1, 5",
             scope_params,
         )

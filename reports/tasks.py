@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from reports.summary import mrr_summary_refresh
+
 
 @shared_task(acks_late=True, name="reports.refresh_mrr_summary")
 def refresh_mrr_summary() -> int:
-    """Beat entry point: bring the MRR summary up to date, so after a billing run the
-    first person to open a report does not wait for it."""
-    from reports.summary import mrr_summary_refresh
-
+    """Beat entry point, and the only scheduled writer of the MRR summary: reports read it
+    as it stands and show when it was refreshed ("as of"), they never refresh it."""
     return mrr_summary_refresh()

@@ -51,7 +51,7 @@ def customer_recently_asked(*, customer: Customer, survey: Survey, at: datetime)
     since = at - timedelta(days=days)
     invitations = Invitation.objects.filter(
         customer=customer,
-        status__in=(Invitation.Status.SENT, Invitation.Status.ANSWERED),
+        status__in=(Invitation.Status.SENDING, Invitation.Status.SENT, Invitation.Status.ANSWERED),
         sent_at__gt=since,
     )
     responses = SurveyResponse.objects.filter(customer=customer, submitted_at__gt=since)
@@ -69,41 +69,124 @@ def invitation_url(*, token: str) -> str:
     return settings.TARIF_BASE_URL.rstrip("/") + reverse("feedback:survey", kwargs={"token": token})
 
 
+MAX_SEND_ATTEMPTS = 8
+SEND_LEASE = timedelta(minutes=10)  # a claim older than this with no outcome: the sender died
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=6)
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    return min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX)
+
+
 def invitation_send(*, invitation_id: int) -> str:
-    """Send one due invitation, or skip it (throttled, survey switched off). Returns the
-    new status. Sending happens inside the transaction: if the mail server refuses, nothing
-    is marked sent and the next scan tries again (at-least-once delivery)."""
+    """Send one due invitation (or one whose last try failed), or skip it (throttled, survey
+    switched off). Returns the new status.
+
+    Record → commit → call → record, like collection: the claim (status `sending`, the link's
+    token hash, the throttling instant) commits under the customer and invitation locks;
+    the email goes out with no transaction open; then the outcome is recorded: `sent`, or
+    the error and the next try, which the scan (`feedback_invitations_send_due`) makes; a
+    crash between the commit and the email leaves a `sending` row the scan retries once
+    its lease runs out. At-least-once delivery: a retry mails a new link (only the token's
+    hash is stored, so the old link stops working)."""
     from feedback.services.emails import invitation_email_send
 
+    claim = _invitation_claim(invitation_id=invitation_id)
+    if isinstance(claim, str):
+        return claim
+    invitation, customer, token = claim
+    try:
+        invitation_email_send(invitation=invitation, customer=customer, url=invitation_url(token=token))
+    except Exception as error:  # noqa: BLE001 - any failure of the mail server is recorded and retried
+        return _invitation_send_failed(invitation_id=invitation_id, token=token, error=error)
+    return _invitation_send_succeeded(invitation_id=invitation_id, token=token)
+
+
+def _invitation_claim(*, invitation_id: int) -> str | tuple[Invitation, Customer, str]:
+    """Lock, check and record the sending; returns the status when there is nothing to send."""
     with transaction.atomic(durable=True):
         customer_id = Invitation.objects.values_list("customer_id", flat=True).get(pk=invitation_id)
         customer = customer_qs_for_update().get(pk=customer_id)
         invitation = invitation_qs_for_update().select_related("survey").get(pk=invitation_id)
-        if invitation.status != Invitation.Status.SCHEDULED:
+        retrying = invitation.status == Invitation.Status.SENDING
+        if retrying and (invitation.next_attempt_at is None or invitation.next_attempt_at > clock.system_now()):
+            return invitation.status  # another sender holds it, or its next try is not due yet
+        if invitation.status not in (Invitation.Status.SCHEDULED, Invitation.Status.SENDING):
             return invitation.status
-        now = clock.now(customer=customer)
         survey = invitation.survey
         if not survey.active:
             return _skip(invitation, Invitation.Status.SKIPPED, "survey inactive")
-        if customer_recently_asked(customer=customer, survey=survey, at=now):
-            return _skip(invitation, Invitation.Status.THROTTLED, f"asked within {throttle_days(survey=survey)} days")
+        now = clock.now(customer=customer)
+        if not retrying:
+            if customer_recently_asked(customer=customer, survey=survey, at=now):
+                return _skip(
+                    invitation, Invitation.Status.THROTTLED, f"asked within {throttle_days(survey=survey)} days"
+                )
+            invitation.sent_at = now  # the throttling instant: a `sending` invitation counts as asked
+            invitation.expires_at = now + timedelta(days=link_days())
         token = secrets.token_urlsafe(TOKEN_BYTES)
         invitation.token_hash = token_hash(token)
-        invitation.status = Invitation.Status.SENT
-        invitation.sent_at = now
-        invitation.expires_at = now + timedelta(days=link_days())
+        invitation.status = Invitation.Status.SENDING
         invitation.language = survey_language_for(customer=customer)
         invitation.email = customer.email
-        invitation.save(update_fields=["token_hash", "status", "sent_at", "expires_at", "language", "email"])
+        invitation.send_attempts += 1
+        invitation.next_attempt_at = clock.system_now() + SEND_LEASE
+        invitation.save(
+            update_fields=[
+                "token_hash",
+                "status",
+                "sent_at",
+                "expires_at",
+                "language",
+                "email",
+                "send_attempts",
+                "next_attempt_at",
+            ]
+        )
+    return invitation, customer, token
+
+
+def _own_claim_for_update(*, invitation_id: int, token: str) -> Invitation | None:
+    """The invitation, locked, if it is still `sending` under this sender's token."""
+    invitation = invitation_qs_for_update().get(pk=invitation_id)
+    if invitation.status != Invitation.Status.SENDING or invitation.token_hash != token_hash(token):
+        return None  # a later retry took it over: its own outcome will be recorded
+    return invitation
+
+
+def _invitation_send_succeeded(*, invitation_id: int, token: str) -> str:
+    with transaction.atomic(durable=True):
+        invitation = _own_claim_for_update(invitation_id=invitation_id, token=token)
+        if invitation is None:
+            return Invitation.objects.values_list("status", flat=True).get(pk=invitation_id)
+        invitation.status = Invitation.Status.SENT
+        invitation.next_attempt_at = None
+        invitation.send_error = ""
+        invitation.save(update_fields=["status", "next_attempt_at", "send_error"])
         event_record(
             type="feedback.invitation_sent",
             object_type="survey_invitation",
             object_id=invitation.pk,
-            customer_id=customer.pk,
-            occurred_at=now,
-            data={"survey": survey.pk, "trigger": invitation.trigger, "email": customer.email},
+            customer_id=invitation.customer_id,
+            occurred_at=invitation.sent_at or clock.system_now(),
+            data={"survey": invitation.survey_id, "trigger": invitation.trigger, "email": invitation.email},
         )
-        invitation_email_send(invitation=invitation, customer=customer, url=invitation_url(token=token))
+    return invitation.status
+
+
+def _invitation_send_failed(*, invitation_id: int, token: str, error: Exception) -> str:
+    with transaction.atomic(durable=True):
+        invitation = _own_claim_for_update(invitation_id=invitation_id, token=token)
+        if invitation is None:
+            return Invitation.objects.values_list("status", flat=True).get(pk=invitation_id)
+        invitation.send_error = f"{type(error).__name__}: {error}"[:300]
+        if invitation.send_attempts >= MAX_SEND_ATTEMPTS:
+            invitation.status = Invitation.Status.FAILED
+            invitation.next_attempt_at = None
+        else:
+            invitation.next_attempt_at = clock.system_now() + _retry_delay(invitation.send_attempts)
+        invitation.save(update_fields=["status", "next_attempt_at", "send_error"])
     return invitation.status
 
 
@@ -132,7 +215,8 @@ def invitation_for_token(
         raise InvitationLinkError("other_customer", language=invitation.language)
     if invitation.status == Invitation.Status.ANSWERED or invitation.answered_at is not None:
         raise InvitationLinkError("used", language=invitation.language)
-    if invitation.status != Invitation.Status.SENT:
+    # `sending`: the email may be out before its outcome is recorded (the token is the one mailed).
+    if invitation.status not in (Invitation.Status.SENT, Invitation.Status.SENDING):
         raise InvitationLinkError("invalid")
     if invitation.expires_at is None or clock.now(customer=invitation.customer) >= invitation.expires_at:
         raise InvitationLinkError("expired", language=invitation.language)

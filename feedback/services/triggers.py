@@ -190,34 +190,34 @@ class SendResult:
     sent: int
     throttled: int
     skipped: int
+    failed: int = 0  # the mail server refused: retried by a later scan (or given up, `failed`)
 
 
 def invitations_due() -> QuerySet[Invitation]:
-    """Scheduled invitations whose time has come on their customer's clock."""
+    """Scheduled invitations whose time has come on their customer's clock, and invitations
+    whose sending failed (or whose sender died) once their next try is due (real time)."""
     now = clock.system_now()
-    return (
-        Invitation.objects.filter(status=Invitation.Status.SCHEDULED)
-        .filter(
-            Q(customer__test_clock__isnull=True, due_at__lte=now)
-            | Q(customer__test_clock__isnull=False, due_at__lte=F("customer__test_clock__frozen_time"))
-        )
-        .order_by("due_at", "survey__position", "pk")
+    scheduled = Q(status=Invitation.Status.SCHEDULED) & (
+        Q(customer__test_clock__isnull=True, due_at__lte=now)
+        | Q(customer__test_clock__isnull=False, due_at__lte=F("customer__test_clock__frozen_time"))
     )
+    retry = Q(status=Invitation.Status.SENDING, next_attempt_at__lte=now)
+    return Invitation.objects.filter(scheduled | retry).order_by("due_at", "survey__position", "pk")
 
 
 def feedback_invitations_send_due(*, limit: int = 1000) -> SendResult:
     """The periodic scan: send (or skip, when throttled) every invitation that is due."""
     from feedback.services.invitations import invitation_send
 
-    counts: dict[str, int] = {Invitation.Status.SENT: 0, Invitation.Status.THROTTLED: 0, Invitation.Status.SKIPPED: 0}
+    counts: dict[str, int] = {status: 0 for status in Invitation.Status}
     for invitation_id in list(invitations_due().values_list("pk", flat=True)[:limit]):
         status = invitation_send(invitation_id=invitation_id)
-        if status in counts:
-            counts[status] += 1
+        counts[Invitation.Status(status)] += 1
     return SendResult(
         sent=counts[Invitation.Status.SENT],
         throttled=counts[Invitation.Status.THROTTLED],
         skipped=counts[Invitation.Status.SKIPPED],
+        failed=counts[Invitation.Status.SENDING] + counts[Invitation.Status.FAILED],
     )
 
 

@@ -30,7 +30,7 @@ def test_the_task_reads_events_and_sends_what_is_due(make_customer, make_survey,
 
     result = feedback_process_triggers.delay().get()
 
-    assert result == {"events_read": 1, "scheduled": 1, "sent": 1, "throttled": 0, "skipped": 0}
+    assert result == {"events_read": 1, "scheduled": 1, "sent": 1, "throttled": 0, "skipped": 0, "failed": 0}
     assert Invitation.objects.get().status == Invitation.Status.SENT
 
 

@@ -109,3 +109,30 @@ def test_plan_change_history_over_the_api_keeps_customers_with_enough_changes(st
     assert [(row["customer_id"], row["changes"]) for row in three["rows"]] == [(customer.pk, 3)]
     assert four["rows"] == []
     assert client.get("/api/v1/reports/plan-changes/?min_changes=0").status_code == 400
+
+
+def test_api_and_dashboard_say_as_of_when_the_figures_are(console_as, staff_factory, scenario):
+    from django.utils import timezone
+
+    from reports.selectors import mrr_summary_status
+    from reports.summary import mrr_summary_refresh
+
+    api = _key_client(staff_factory)
+    before = timezone.now()
+    live = api.get(f"/api/v1/reports/mrr/{QUERY}").json()
+    assert live["as_of_source"] == "live"  # never built: computed from the invoices at the request
+    assert live["as_of"] >= before.isoformat().replace("+00:00", "Z")[:19]
+    aging = api.get(f"/api/v1/reports/ar-aging/{QUERY}").json()
+    assert aging["as_of_source"] == "live" and aging["next_refresh"] is None
+
+    mrr_summary_refresh()
+    refreshed_at = mrr_summary_status().refreshed_at
+    body = api.get(f"/api/v1/reports/retention/{QUERY}").json()
+    assert body["as_of_source"] == "summary"
+    assert body["as_of"] == refreshed_at.isoformat().replace("+00:00", "Z")
+    assert body["next_refresh"] > body["as_of"]
+
+    page = console_as("Finance").get(f"/admin/reports/dashboard/mrr/{QUERY}").content.decode()
+    assert "Figures as of" in page and "last refresh of the MRR summary" in page and "Next refresh" in page
+    index = console_as("Read-only").get("/admin/reports/dashboard/").content.decode()
+    assert "MRR summary as of" in index

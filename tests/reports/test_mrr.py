@@ -93,16 +93,21 @@ def test_the_brand_filtered_path_agrees_with_the_summary_totals(scenario):
     assert one_brand == everything
 
 
-def test_the_summary_follows_new_and_voided_invoices(scenario):
+def test_the_summary_follows_new_and_voided_invoices_at_its_next_refresh(scenario):
+    """Reads show the summary as it stands (as of its last refresh); the refresh catches up."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from invoices.services.lifecycle import invoice_void
+    from reports.selectors import mrr_summary_status
+    from reports.summary import mrr_summary_refresh
     from tests.reports.scenario import bill
 
+    mrr_summary_refresh()
     before = mrr_movements(filters=PERIOD)
     assert before[2].mrr == 21350
     march_of_david = scenario.david.invoices.get(period_start=datetime(2026, 3, 1, tzinfo=ZoneInfo("Europe/Paris")))
+    as_of = mrr_summary_status().as_of()
 
     invoice_void(invoice=march_of_david, at=datetime(2026, 3, 2, tzinfo=ZoneInfo("Europe/Paris")))
     bill(
@@ -112,9 +117,15 @@ def test_the_summary_follows_new_and_voided_invoices(scenario):
         datetime(2026, 4, 1, tzinfo=ZoneInfo("Europe/Paris")),
     )
 
+    # A read neither refreshes nor moves the as-of: the figures are those of the last refresh.
+    assert mrr_movements(filters=PERIOD) == before
+    assert mrr_summary_status().as_of() == as_of
+
+    mrr_summary_refresh()
     after = mrr_movements(filters=PERIOD)
     assert after[2].mrr == 21350 - 1450 + 9900
     assert (after[2].churn, after[2].expansion) == (-1450, 7000)  # David left in March; Bruno went back to Pro
+    assert mrr_summary_status().as_of() > as_of
 
 
 def test_cohorts_agree_with_a_brand_filter(scenario):
@@ -123,11 +134,62 @@ def test_cohorts_agree_with_a_brand_filter(scenario):
     assert cohorts(filters=replace(PERIOD, brand=scenario.alice.brand_id)) == cohorts(filters=PERIOD)
 
 
-def test_the_beat_task_refreshes_the_summary_ahead_of_readers(scenario):
+def test_the_beat_task_refreshes_the_summary_and_the_as_of_moves(scenario):
+    from datetime import timedelta
+
+    import time_machine
+
     from reports.models import CustomerMonthMrr
+    from reports.selectors import mrr_summary_status
     from reports.tasks import refresh_mrr_summary
 
+    assert not mrr_summary_status().built  # nothing reads or builds it but the refresh
     assert refresh_mrr_summary() == -1  # the first refresh builds everything
+    first = mrr_summary_status()
+    assert first.built and first.as_of() == first.refreshed_at
     # Paying customer-months: Oct 1, Dec 2, Jan 3, Feb 4, Mar 3, then Chloé's yearly April-December.
     assert CustomerMonthMrr.objects.filter(price__isnull=True, mrr__gt=0).count() == 1 + 2 + 3 + 4 + 3 + 9
-    assert refresh_mrr_summary() == 4  # the customers invoiced in the last minutes, recomputed (idempotent)
+
+    with time_machine.travel(first.refreshed_at + timedelta(minutes=15), tick=False):
+        assert refresh_mrr_summary() == 4  # the customers invoiced in the last minutes, recomputed (idempotent)
+        assert mrr_summary_status().as_of() == first.refreshed_at + timedelta(minutes=15)
+
+
+def test_the_live_figures_equal_the_summarys(scenario):
+    """Before the first refresh the MRR reports compute the summary's rows on the fly from
+    the invoice lines: same figures, filter by filter, as the built table."""
+    from dataclasses import replace
+
+    from reports.selectors import mrr_summary_status
+    from reports.summary import mrr_summary_refresh
+
+    variants = [
+        PERIOD,
+        replace(PERIOD, brand=scenario.alice.brand_id),
+        replace(PERIOD, plan=scenario.pro.pk),
+        replace(PERIOD, customer=scenario.chloe.pk),
+        replace(PERIOD, currency="USD"),
+        replace(PERIOD, livemode=False),
+    ]
+    readers = (mrr_movements, retention, cohorts)
+    live = [reader(filters=filters) for filters in variants for reader in readers]
+    assert not mrr_summary_status().built
+    assert any(live)
+
+    mrr_summary_refresh()
+
+    assert [reader(filters=filters) for filters in variants for reader in readers] == live
+
+
+def test_the_refresh_command_builds_the_summary(scenario):
+    import io
+
+    from django.core.management import call_command
+
+    from reports.selectors import mrr_summary_status
+
+    out = io.StringIO()
+    call_command("reports_refresh_mrr_summary", "--full", stdout=out)
+
+    assert mrr_summary_status().built
+    assert "every customer" in out.getvalue() and "figures as of" in out.getvalue()

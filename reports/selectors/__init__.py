@@ -1,0 +1,98 @@
+"""Report figures, computed by the database (SQL aggregates and window functions), read-only.
+
+One module per area; this package re-exports their public names, so callers keep
+`from reports.selectors import mrr_movements`:
+
+- `common`: SQL helpers (billed statuses, net of a line, month calendar, MRR factors, filters);
+- `mrr_source`: where MRR figures come from (the summary table, or its rows computed from
+  the invoice lines while it has never been built) and how current they are (`as of`);
+- `mrr`: MRR, ARR and movements; `churn`: churn rates, net revenue retention, cohorts;
+- `revenue`: revenue recognition, what invoices billed by line kind;
+- `receivables`: AR aging, DSO, invoices by status; `payments`: success rates, declines, dunning;
+- `operations`: usage per meter, plan-change history; `timeline`: the customer timeline.
+
+Nothing in this package writes: the MRR summary is written only by reports/summary.py
+(beat task, refresh command), which builds on `common` and `mrr_source`, never the reverse.
+"""
+
+from reports.selectors.churn import CohortRow, RetentionMonth, cohorts, retention
+from reports.selectors.common import BILLED_STATUSES, LINE_NET_SQL, MOVEMENT_KINDS, as_month
+from reports.selectors.mrr import MrrMonth, mrr_movements
+from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status, next_summary_refresh
+from reports.selectors.operations import (
+    PLAN_CHANGE_KINDS,
+    PlanChangeRow,
+    UsageRow,
+    plan_change_history,
+    usage_by_meter,
+)
+from reports.selectors.payments import (
+    DeclineRow,
+    DunningRow,
+    PaymentRateRow,
+    decline_reasons,
+    dunning_recovery,
+    payment_success,
+)
+from reports.selectors.receivables import (
+    AGING_BUCKETS,
+    AgingRow,
+    DsoRow,
+    StatusRow,
+    ar_aging,
+    days_sales_outstanding,
+    invoices_by_status,
+    period_end_instant,
+)
+from reports.selectors.revenue import BilledMonth, RecognitionMonth, billed_by_kind, revenue_recognition
+from reports.selectors.timeline import (
+    TIMELINE_SOURCES,
+    TimelineEntry,
+    TimelineSource,
+    customer_timeline,
+    timeline_source,
+)
+
+__all__ = [
+    "AGING_BUCKETS",
+    "BILLED_STATUSES",
+    "LINE_NET_SQL",
+    "MOVEMENT_KINDS",
+    "PLAN_CHANGE_KINDS",
+    "TIMELINE_SOURCES",
+    "AgingRow",
+    "BilledMonth",
+    "CohortRow",
+    "DeclineRow",
+    "DsoRow",
+    "DunningRow",
+    "MrrMonth",
+    "MrrSummaryStatus",
+    "PaymentRateRow",
+    "PlanChangeRow",
+    "RecognitionMonth",
+    "RetentionMonth",
+    "StatusRow",
+    "TimelineEntry",
+    "TimelineSource",
+    "UsageRow",
+    "ar_aging",
+    "as_month",
+    "billed_by_kind",
+    "cohorts",
+    "customer_timeline",
+    "days_sales_outstanding",
+    "decline_reasons",
+    "dunning_recovery",
+    "invoices_by_status",
+    "mrr_movements",
+    "mrr_summary_status",
+    "next_summary_refresh",
+    "payment_success",
+    "period_end_instant",
+    "plan_change_history",
+    "retention",
+    "revenue_recognition",
+    "timeline_source",
+    "usage_by_meter",
+]
