@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from config import clock
 from reports.filters import add_months
+from reports.locks import mrr_summary_state_qs_for_update
 from reports.models import MrrSummaryState
 
 # Invoices written by transactions still open when a refresh starts commit with an
@@ -41,7 +42,7 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
 
     with transaction.atomic():
         MrrSummaryState.objects.get_or_create(pk=1)
-        state = MrrSummaryState.objects.select_for_update().get(pk=1)
+        state = mrr_summary_state_qs_for_update().get(pk=1)
         started = clock.system_now()
         zone = settings.TARIF_REPORTS_TIMEZONE
         rebuild = full or state.refreshed_at is None or state.timezone != zone

@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
 from billing.payments.gateway import (
     ChargeResult,
@@ -199,7 +200,7 @@ class SandboxGateway:
         if existing is None:
             with transaction.atomic():
                 charge = (
-                    SandboxCharge.objects.select_for_update()
+                    sandbox_charge_qs_for_update()
                     .filter(reference=charge_reference, currency=currency)
                     .first()
                 )
@@ -300,7 +301,7 @@ def setup_session_fill(*, session_id: str, card: Mapping[str, Any]) -> str:
     from urllib.parse import urlencode
 
     with transaction.atomic():
-        session = SandboxSetupSession.objects.select_for_update().filter(session_id=session_id).first()
+        session = sandbox_setup_session_qs_for_update().filter(session_id=session_id).first()
         if session is None or session.status != "open":
             raise GatewayError("This checkout session is no longer open.")
         details = SandboxGateway().attach_payment_method(

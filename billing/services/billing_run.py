@@ -66,6 +66,7 @@ from billing.models import (
 from billing.services.subscriptions import SubscriptionError
 from billing.states import BILLABLE_STATUSES
 from config import clock
+from customers.locks import customers_lock_balance
 
 logger = logging.getLogger(__name__)
 
@@ -554,6 +555,10 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     )
     if not subscriptions:
         return 0, []
+    # The one lock order: the chunk's customers (their balances) right after its
+    # subscriptions, before any boundary work: a cancellation's last invoice locks its
+    # customer and number series, and the renewals then need every customer of the chunk.
+    customers_lock_balance(customer_ids=[subscription.customer_id for subscription in subscriptions])
     changes_due = set(
         ScheduledChange.objects.filter(
             subscription_id__in=[subscription.pk for subscription in subscriptions],

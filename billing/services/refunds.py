@@ -288,7 +288,7 @@ def refund_approve(*, refund: Refund, approver: Any, otp_verified_at: datetime |
         raise RefundError("Only staff members can approve refunds.")
     _check_fresh_otp(otp_verified_at, who="approver")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.requested_by_id == approver.pk:
             raise FourEyesViolation(
                 "A refund must be approved by someone other than the staff member who asked for it."
@@ -307,7 +307,7 @@ def refund_reject(*, refund: Refund, approver: Any, note: str = "") -> Refund:
     if approver is None or not getattr(approver, "is_staff", False):
         raise RefundError("Only staff members can reject refunds.")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.REQUESTED:
             raise RefundError(f"This refund is {locked.get_status_display()}; only a pending request can be rejected.")
         locked.status = Refund.Status.REJECTED

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from customers.locks import notification_log_qs_for_update
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def notification_deliver(*, log_id: int) -> NotificationLog:
     task retries; after MAX_ATTEMPTS the row stays `failed`."""
     failure: Exception | None = None
     with transaction.atomic():
-        log = NotificationLog.objects.select_for_update(of=("self",)).select_related("customer__brand").get(pk=log_id)
+        log = notification_log_qs_for_update().select_related("customer__brand").get(pk=log_id)
         if log.status not in (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED):
             return log
         log.attempts += 1
