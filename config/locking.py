@@ -108,6 +108,15 @@ class _RankedQuerySetMixin:
             note_lock(self._lock_rank, keys=_keys(self), using=self.db, in_key_order=waits)  # type: ignore[attr-defined]
 
 
+    def create(self, **kwargs: Any) -> Any:
+        # A row inserted through a locking queryset (`get_or_create` of a number series the
+        # first time it is used) is held by this transaction until it ends, like a locked one.
+        row = super().create(**kwargs)  # type: ignore[misc]
+        if self.query.select_for_update:  # type: ignore[attr-defined]
+            note_lock(self._lock_rank, keys=[row.pk], using=self.db)  # type: ignore[attr-defined]
+        return row
+
+
 def ranked(queryset: QuerySet[M], rank: LockRank) -> QuerySet[M]:
     """`queryset` (a select_for_update one) marked with its rank for the checker."""
     base = type(queryset)

@@ -45,6 +45,8 @@ from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock
 from config.errors import DomainError
+from customers.locks import customers_lock_balance
+from invoices.locks import invoice_qs_for_update
 from invoices.models import CreditNote
 
 
@@ -377,6 +379,13 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: Any) -> Ref
 
     at = clock.now(customer=refund.invoice.customer)
     with transaction.atomic(durable=True):
+        # The one order: customer, invoice, then the refund, before the credit note takes
+        # the number series (last).
+        customers_lock_balance(customer_ids=[refund.invoice.customer_id])
+        list(invoice_qs_for_update().filter(pk=refund.invoice_id).values_list("pk", flat=True))
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
+        if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won
+            raise RefundError("This refund was executed concurrently.")
         credit_note = credit_note_create(
             invoice=refund.invoice,
             amount=refund.amount,
@@ -387,9 +396,6 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: Any) -> Ref
             acting_user=acting_user,
             refund_record=refund,
         )
-        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
-        if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won; undo ours by failing
-            raise RefundError("This refund was executed concurrently.")
         locked.status = Refund.Status.EXECUTED
         locked.credit_note = credit_note
         locked.gateway_reference = reference
