@@ -391,11 +391,17 @@ def _is_infrastructure_error(error: BaseException) -> bool:
 def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids: Sequence[int]) -> _PassOutcome:
     """One period for each subscription, isolated per subscription, committed with the counters."""
     with transaction.atomic():
-        locked = list(
+        rows = list(
             subscription_qs_for_update()
             .filter(pk__in=subscription_ids, current_period_end__lte=run.as_of, status__in=BILLABLE_STATUSES)
-            .values_list("pk", flat=True)
+            .values_list("pk", "customer_id")
         )
+        locked = [subscription_id for subscription_id, _customer_id in rows]
+        # The one lock order: the chunk's customers (their balances) right after its
+        # subscriptions, for the whole pass: a cancellation's last invoice locks its customer
+        # and number series before the renewals need every customer of the chunk, and a
+        # pass billed one subscription at a time keeps each one's series until it commits.
+        customers_lock_balance(customer_ids=[customer_id for _subscription_id, customer_id in rows])
         issued, still_due = 0, []
         failed: dict[int, Exception] = {}
         if locked:
@@ -555,10 +561,6 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     )
     if not subscriptions:
         return 0, []
-    # The one lock order: the chunk's customers (their balances) right after its
-    # subscriptions, before any boundary work: a cancellation's last invoice locks its
-    # customer and number series, and the renewals then need every customer of the chunk.
-    customers_lock_balance(customer_ids=[subscription.customer_id for subscription in subscriptions])
     changes_due = set(
         ScheduledChange.objects.filter(
             subscription_id__in=[subscription.pk for subscription in subscriptions],
