@@ -199,11 +199,7 @@ class SandboxGateway:
         existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).select_related("charge").first()
         if existing is None:
             with transaction.atomic():
-                charge = (
-                    sandbox_charge_qs_for_update()
-                    .filter(reference=charge_reference, currency=currency)
-                    .first()
-                )
+                charge = sandbox_charge_qs_for_update().filter(reference=charge_reference, currency=currency).first()
                 if charge is None or charge.status != "succeeded":
                     raise GatewayError(f"No succeeded sandbox charge {charge_reference} to refund.")
                 ok = amount <= charge.amount - charge.amount_refunded
