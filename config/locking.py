@@ -176,6 +176,13 @@ class _Held:
             if not self.keys[rank]:
                 del self.keys[rank]
 
+    def keep_from(self, depth: int) -> None:
+        """A savepoint at `depth` was released: its locks now belong to the enclosing block."""
+        for taken in self.keys.values():
+            for key, at in taken.items():
+                if at >= depth:
+                    taken[key] = depth - 1
+
 
 def _effective_depth(connection: Any) -> int:
     """Atomic blocks of the code under test (the test case's own wrapping blocks excluded)."""
@@ -204,11 +211,11 @@ def note_lock(
     keys = None if keys is None else list(keys)
     held = _held(connection)
     problem = ""
-    if in_key_order and keys is not None and keys != sorted(keys):
+    exempt = getattr(connection, "_tarif_lock_exempt", 0) > 0
+    if in_key_order and not exempt and keys is not None and keys != sorted(keys):
         problem = f"{rank.name} rows locked out of key order in one statement: {keys}"
     mine = held.keys.get(rank, {})
     new = None if keys is None else [key for key in keys if key not in mine]
-    exempt = getattr(connection, "_tarif_lock_exempt", 0) > 0
     if not problem and not exempt and (new is None or new):
         higher = [other for other in held.keys if other > rank]
         if higher:
@@ -274,6 +281,8 @@ def _exit(self: transaction.Atomic, exc_type: Any, exc_value: Any, traceback: An
     finally:
         if rolled_back and savepoint is not None:
             _held(connection).forget_from(depth)
+        elif not rolled_back:
+            _held(connection).keep_from(depth)
 
 
 def enable_lock_order_checks() -> None:

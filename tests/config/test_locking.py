@@ -196,6 +196,8 @@ def test_locks_taken_in_a_savepoint_that_rolled_back_are_released():
         assert locking.locks_held() == {LockRank.SUBSCRIPTION: {1}, LockRank.CUSTOMER: {1}}
         with transaction.atomic():
             locking.note_lock(LockRank.NUMBER_SEQUENCE, keys=[1])
+        with pytest.raises(ZeroDivisionError), transaction.atomic():  # another savepoint at that depth
+            1 / 0  # noqa: B018
         with pytest.raises(LockOrderViolation):  # released only by a rollback, not by a release
             locking.note_lock(LockRank.INVOICE, keys=[1])
     locking.violations.clear()
