@@ -243,7 +243,7 @@ def lock_order_exempt(reason: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[No
     its reason: locks taken inside are noted but not checked. Keep this list empty."""
     if not reason:
         raise ValueError("say why the order cannot be kept here")
-    connection = connections[using]
+    connection: Any = connections[using]
     connection._tarif_lock_exempt = getattr(connection, "_tarif_lock_exempt", 0) + 1
     try:
         yield
