@@ -20,6 +20,7 @@ from import_export.formats.base_formats import Format
 from billing.bank_statements import ParsedStatement, StatementFormatError, line_fingerprints, parse_camt053, parse_csv
 from billing.models import BankStatement, BankStatementLine
 from config import clock
+from config.locking import lock_order_exempt
 
 STATEMENT_COLUMNS = (
     "statement_account",
@@ -215,7 +216,11 @@ class BankStatementLineResource(resources.ModelResource):
         from billing.services.reconciliation import bank_line_match
 
         self.new_lines += 1
-        matched = bank_line_match(line=instance, acting_user=self.acting_user)
+        # Known exception to the lock order (docs/billing.md): the whole file is matched in
+        # the import's one transaction, so a line's subscription, customer and invoices are
+        # locked after the previous line's.
+        with lock_order_exempt("statement import matches every line in one transaction"):
+            matched = bank_line_match(line=instance, acting_user=self.acting_user)
         for name in ("status", "status_reason", "customer_id", "amount_credited"):
             setattr(instance, name, getattr(matched, name))
 

@@ -1,8 +1,8 @@
 """Row locks for billing models: one select_for_update helper per model.
 
-Lock order (always take them in this order, never the reverse, to avoid deadlocks):
-subscription -> promotion code -> coupon. Within one model, rows are locked in
-primary-key order (`order_by("pk")`).
+Each helper declares its rank in the one lock order (`config.locking.LockRank`, the
+table in docs/billing.md): a transaction takes locks in ascending rank, and rows of
+one model in primary-key order (`order_by("pk")`).
 
 On SQLite `select_for_update` is a no-op; there, transactions start IMMEDIATE (see
 config/settings/base.py), so writers serialize on the database lock instead.
@@ -21,36 +21,121 @@ from contextlib import contextmanager
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 
-from billing.models import Coupon, EventCursor, Payment, PromotionCode, Refund, Subscription
+from billing.models import (
+    BankStatementLine,
+    Coupon,
+    DunningCase,
+    EventCursor,
+    Payment,
+    PaymentMethod,
+    PromotionCode,
+    Refund,
+    SandboxCharge,
+    SandboxSetupSession,
+    Subscription,
+    TestClock,
+    WebhookEndpoint,
+)
+from config.locking import LockRank, lock_helper, note_lock
+from customers.locks import customers_lock_balance
+from invoices.locks import invoice_qs_for_update
+from invoices.models import Invoice
 
 
+@lock_helper(LockRank.SUBSCRIPTION)
 def subscription_qs_for_update() -> QuerySet[Subscription]:
     # of=("self",): callers may select_related the customer or coupon without locking them.
     return Subscription.objects.order_by("pk").select_for_update(of=("self",))
 
 
+@lock_helper(LockRank.PROMOTION_CODE)
 def promotion_code_qs_for_update() -> QuerySet[PromotionCode]:
     return PromotionCode.objects.order_by("pk").select_for_update(of=("self",))
 
 
+@lock_helper(LockRank.COUPON)
 def coupon_qs_for_update() -> QuerySet[Coupon]:
     return Coupon.objects.order_by("pk").select_for_update(of=("self",))
 
 
+@lock_helper(LockRank.EVENT_CURSOR)
 def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
     """A consumer's cursor: locked so that two runs of one consumer never read the same events."""
-    return EventCursor.objects.select_for_update()
+    return EventCursor.objects.order_by("pk").select_for_update()
 
 
+@lock_helper(LockRank.PAYMENT)
 def payment_qs_for_update() -> QuerySet[Payment]:
     """Payments, after the customer (balance) and the invoice (docs/payments.md: subscription ->
     customer -> invoice -> payment): what is left to refund is read and reserved under it."""
     return Payment.objects.order_by("pk").select_for_update(of=("self",))
 
 
+@lock_helper(LockRank.REFUND)
 def refund_qs_for_update() -> QuerySet[Refund]:
     """A refund's status moves under its row lock (taken after the customer and invoice, if any)."""
     return Refund.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def invoice_lock_with_owners(invoice_id: int) -> Invoice:
+    """Lock an invoice the way every path that moves its money or status does, in the one
+    order: its subscription (if any), its customer (balance), then the invoice itself.
+
+    Payments, dunning and reconciliation take it first; a dunning case, a payment or a
+    refund of the invoice is locked after it.
+    """
+    subscription_id, customer_id = (
+        Invoice.objects.filter(pk=invoice_id).values_list("subscription_id", "customer_id").get()
+    )
+    if subscription_id is not None:
+        list(subscription_qs_for_update().filter(pk=subscription_id).values_list("pk", flat=True))
+    customers_lock_balance(customer_ids=[customer_id])
+    return invoice_qs_for_update().select_related("customer", "customer__test_clock").get(pk=invoice_id)
+
+
+@lock_helper(LockRank.PAYMENT_METHOD)
+def payment_method_qs_for_update() -> QuerySet[PaymentMethod]:
+    """A customer's payment methods, after the customer (whose default method changes)."""
+    return PaymentMethod.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.DUNNING_CASE)
+def dunning_case_qs_for_update() -> QuerySet[DunningCase]:
+    """A dunning case moves under its lock, taken after its subscription, customer and invoice
+    (a case's steps may move the subscription: lock it first, never after the case)."""
+    return DunningCase.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.TEST_CLOCK)
+def test_clock_qs_for_update() -> QuerySet[TestClock]:
+    return TestClock.objects.order_by("pk").select_for_update(of=("self",))
+
+
+test_clock_qs_for_update.__test__ = False  # type: ignore[attr-defined]
+
+
+@lock_helper(LockRank.BANK_STATEMENT_LINE)
+def bank_statement_line_qs_for_update() -> QuerySet[BankStatementLine]:
+    """A statement line is matched under its lock, after the subscriptions, customer and invoices it pays."""
+    return BankStatementLine.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.WEBHOOK_ENDPOINT)
+def webhook_endpoint_qs_for_update() -> QuerySet[WebhookEndpoint]:
+    """An endpoint's fan-out cursor: two fan-outs of one endpoint take turns."""
+    return WebhookEndpoint.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.SANDBOX_SETUP_SESSION)
+def sandbox_setup_session_qs_for_update() -> QuerySet[SandboxSetupSession]:
+    """The sandbox gateway's hosted page completes a session once."""
+    return SandboxSetupSession.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.SANDBOX_CHARGE)
+def sandbox_charge_qs_for_update() -> QuerySet[SandboxCharge]:
+    """The sandbox gateway refunds a charge at most up to its amount."""
+    return SandboxCharge.objects.order_by("pk").select_for_update(of=("self",))
 
 
 logger = logging.getLogger(__name__)
@@ -65,6 +150,7 @@ def _scope_key(scope: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key
 
 
+@lock_helper(LockRank.BILLING_RUN_SCOPE)
 @contextmanager
 def billing_run_scope_lock(*, scope: str) -> Iterator[bool]:
     """Try to take the scope's session advisory lock; yield whether it was taken.
@@ -82,6 +168,8 @@ def billing_run_scope_lock(*, scope: str) -> Iterator[bool]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [BILLING_RUN_LOCK_SPACE, key])
         taken = bool(cursor.fetchone()[0])
+    if taken:
+        note_lock(LockRank.BILLING_RUN_SCOPE, keys=[key])
     try:
         yield taken
     finally:

@@ -27,6 +27,7 @@ from billing.services.catalog import (
     product_update,
 )
 from billing.services.coupons import coupon_create, coupon_update
+from config.locking import lock_order_exempt
 from config.modes import scope_to_mode
 from config.write_path import ServiceResourceMixin
 from customers.models import Customer
@@ -366,7 +367,8 @@ class SubscriptionResource(resources.ModelResource):
         if not is_create:
             return
         try:
-            with transaction.atomic():
+            # Known exception to the lock order (docs/billing.md): one transaction for the file.
+            with transaction.atomic(), lock_order_exempt("a spreadsheet import writes every row in one transaction"):
                 created = subscription_create(
                     customer=instance.customer,
                     items=[ItemSpec(price=price, quantity=quantity) for price, quantity in instance._import_items],

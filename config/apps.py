@@ -1,6 +1,9 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
+
+from config.locking import enable_lock_order_checks
 
 
 class TarifAdminConfig(admin_apps.AdminConfig):
@@ -19,6 +22,10 @@ class ConfigConfig(AppConfig):
 
         harden_autocomplete_widgets()
         harden_json_form_fields()
+
+        # The lock-order checker (config/locking.py): on in the tests and under DEBUG.
+        if getattr(settings, "TARIF_LOCK_ORDER_CHECKS", settings.DEBUG):
+            enable_lock_order_checks()
 
         # Role groups are created by a data migration; this keeps their permissions
         # complete when later migrations add models (permissions exist only after migrate).

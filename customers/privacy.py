@@ -20,6 +20,7 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 
 from config.errors import DomainConflict
+from customers.locks import customer_qs_for_update
 from customers.models import Customer
 
 ERASED_DOMAIN = "erased.invalid"
@@ -106,7 +107,7 @@ def customer_erase(*, customer: Customer, at: datetime, acting_user: Any = None)
     from invoices.models import Invoice
     from invoices.selectors import customer_balances_by_currency
 
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = customer_qs_for_update().get(pk=customer.pk)
     if customer.metadata.get("erased_at"):
         return customer  # idempotent
     live = Subscription.objects.filter(customer=customer).exclude(status=Subscription.Status.CANCELED)

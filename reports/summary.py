@@ -27,6 +27,7 @@ from django.db import connection, transaction
 
 from config import clock
 from invoices.models import Invoice
+from reports.locks import mrr_summary_state_qs_for_update
 from reports.models import MrrSummaryState
 from reports.selectors.common import db_datetime, price_factors_cte
 from reports.selectors.mrr_source import (
@@ -51,7 +52,7 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
     """Bring the summary up to date; returns the number of customers recomputed (-1: all)."""
     with transaction.atomic():
         MrrSummaryState.objects.get_or_create(pk=1)
-        state = MrrSummaryState.objects.select_for_update().get(pk=1)
+        state = mrr_summary_state_qs_for_update().get(pk=1)
         started = clock.system_now()
         zone = settings.TARIF_REPORTS_TIMEZONE
         rebuild = full or state.refreshed_at is None or state.timezone != zone

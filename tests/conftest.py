@@ -32,6 +32,20 @@ def current_totp(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
 
 
+@pytest.fixture(autouse=True)
+def _lock_order_checked():
+    """Fail a test whose code took a lock against the written order (config/locking.py),
+    even when the code under test caught the LockOrderViolation it raised."""
+    from config import locking
+
+    seen = len(locking.violations)
+    yield
+    new = locking.violations[seen:]
+    del locking.violations[seen:]
+    if new:
+        pytest.fail("lock order violated:\n" + "\n".join(new), pytrace=False)
+
+
 @pytest.fixture
 def staff_with_totp(db, staff_factory):
     user = staff_factory(username="camille", is_superuser=True)

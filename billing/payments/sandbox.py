@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
 from billing.payments.gateway import (
     ChargeResult,
@@ -198,11 +199,7 @@ class SandboxGateway:
         existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).select_related("charge").first()
         if existing is None:
             with transaction.atomic():
-                charge = (
-                    SandboxCharge.objects.select_for_update()
-                    .filter(reference=charge_reference, currency=currency)
-                    .first()
-                )
+                charge = sandbox_charge_qs_for_update().filter(reference=charge_reference, currency=currency).first()
                 if charge is None or charge.status != "succeeded":
                     raise GatewayError(f"No succeeded sandbox charge {charge_reference} to refund.")
                 ok = amount <= charge.amount - charge.amount_refunded
@@ -300,7 +297,7 @@ def setup_session_fill(*, session_id: str, card: Mapping[str, Any]) -> str:
     from urllib.parse import urlencode
 
     with transaction.atomic():
-        session = SandboxSetupSession.objects.select_for_update().filter(session_id=session_id).first()
+        session = sandbox_setup_session_qs_for_update().filter(session_id=session_id).first()
         if session is None or session.status != "open":
             raise GatewayError("This checkout session is no longer open.")
         details = SandboxGateway().attach_payment_method(

@@ -65,6 +65,7 @@ from billing.selectors import due_q, due_subscriptions, pending_invoice_items_bu
 from billing.services.subscriptions import SubscriptionError
 from config import clock
 from config.types import ActingUser
+from customers.locks import customers_lock_balance
 
 logger = logging.getLogger(__name__)
 
@@ -384,11 +385,17 @@ def _is_infrastructure_error(error: BaseException) -> bool:
 def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids: Sequence[int]) -> _PassOutcome:
     """One period for each subscription, isolated per subscription, committed with the counters."""
     with transaction.atomic():
-        locked = list(
+        rows = list(
             subscription_qs_for_update()
             .filter(due_q(as_of=run.as_of), pk__in=subscription_ids)
-            .values_list("pk", flat=True)
+            .values_list("pk", "customer_id")
         )
+        locked = [subscription_id for subscription_id, _customer_id in rows]
+        # The one lock order: the chunk's customers (their balances) right after its
+        # subscriptions, for the whole pass: a cancellation's last invoice locks its customer
+        # and number series before the renewals need every customer of the chunk, and a
+        # pass billed one subscription at a time keeps each one's series until it commits.
+        customers_lock_balance(customer_ids=[customer_id for _subscription_id, customer_id in rows])
         still_due: list[int]
         issued, still_due = 0, []
         failed: dict[int, Exception] = {}

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from billing.events import event_record
+from billing.locks import dunning_case_qs_for_update, invoice_lock_with_owners
 from billing.models import DunningCase, Payment, Subscription, TestClock
 from billing.states import can_transition
 from config import clock
@@ -97,7 +98,7 @@ def _next_retry(case: DunningCase) -> datetime | None:
 @transaction.atomic(savepoint=False)
 def dunning_open(*, invoice: Invoice, at: datetime, reason: str, decline_code: str = "") -> DunningCase:
     """Open the invoice's case (idempotent): subscription past due, first retry scheduled."""
-    case = DunningCase.objects.select_for_update().filter(invoice=invoice).first()
+    case = dunning_case_qs_for_update().filter(invoice=invoice).first()
     if case is not None:
         return case
     case = DunningCase(invoice=invoice, customer_id=invoice.customer_id, schedule_days=schedule_days(), started_at=at)
@@ -115,7 +116,7 @@ def dunning_on_failure(
     *, invoice: Invoice, payment: Payment, at: datetime, scheduled_retry: bool = False
 ) -> DunningCase:
     """A collection attempt of `invoice` failed (or needs the customer's action)."""
-    case = DunningCase.objects.select_for_update().filter(invoice=invoice).first()
+    case = dunning_case_qs_for_update().filter(invoice=invoice).first()
     if case is None:
         return dunning_open(invoice=invoice, at=at, reason="payment_failed", decline_code=payment.decline_code)
     if case.status != DunningCase.Status.ACTIVE:
@@ -170,7 +171,7 @@ def dunning_on_payment(*, invoice: Invoice, at: datetime) -> DunningCase | None:
     invoice.refresh_from_db(fields=["status", "amount_remaining"])
     if invoice.status != Invoice.Status.PAID:
         return None
-    case = DunningCase.objects.select_for_update().filter(invoice=invoice).first()
+    case = dunning_case_qs_for_update().filter(invoice=invoice).first()
     if case is None or case.status == DunningCase.Status.RECOVERED:
         return case
     case.status = DunningCase.Status.RECOVERED
@@ -208,7 +209,12 @@ def _open_overdue(*, as_of: datetime, test_clock: TestClock | None) -> int:
     opened = 0
     for invoice in overdue:
         with transaction.atomic():
-            dunning_open(invoice=invoice, at=invoice.due_at, reason="invoice_overdue")
+            # Locked in the one order before the case is opened (it moves the subscription),
+            # then checked again: a payment may have settled the invoice since the query.
+            locked = invoice_lock_with_owners(invoice.pk)
+            if locked.status != Invoice.Status.OPEN or locked.amount_remaining <= 0 or locked.due_at is None:
+                continue
+            dunning_open(invoice=locked, at=locked.due_at, reason="invoice_overdue")
         opened += 1
     return opened
 
@@ -216,7 +222,11 @@ def _open_overdue(*, as_of: datetime, test_clock: TestClock | None) -> int:
 def _remind(*, case: DunningCase, at: datetime) -> None:
     """A step of a send-invoice case: nothing to charge, the customer is reminded."""
     with transaction.atomic():
-        locked = DunningCase.objects.select_for_update().select_related("invoice").get(pk=case.pk)
+        # The one order: subscription, customer, invoice, then the case (its last step may
+        # move the subscription, which must never be locked after the case).
+        invoice = invoice_lock_with_owners(case.invoice_id)
+        locked = dunning_case_qs_for_update().get(pk=case.pk)
+        locked.invoice = invoice
         if locked.status != DunningCase.Status.ACTIVE:
             return
         locked.retries_done += 1

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 
 from billing.events import event_record
-from billing.locks import subscription_qs_for_update
+from billing.locks import invoice_lock_with_owners, payment_method_qs_for_update, payment_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
 from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
@@ -36,7 +36,6 @@ from config.errors import DomainError
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError
-from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice
 from invoices.services.lifecycle import invoice_record_payment
 from invoices.states import PAYABLE_STATUSES
@@ -242,7 +241,7 @@ def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Ac
     customer = payment_method.customer
     with transaction.atomic():
         _customer_lock(customer)
-        locked = PaymentMethod.objects.select_for_update().get(pk=payment_method.pk)
+        locked = payment_method_qs_for_update().get(pk=payment_method.pk)
         if not locked.active:
             raise PaymentsError("This payment method was removed.")
         if not locked.is_default:
@@ -346,16 +345,8 @@ def _payment_event(payment: Payment, type: str, at: datetime, acting_user: Actin
 
 
 def _lock_subscription_then_invoice(invoice_id: int) -> Invoice:
-    """Lock in the billing run's order: subscription, customer (its balance), invoice."""
-    from invoices.locks import customers_lock_balance
-
-    subscription_id, customer_id = (
-        Invoice.objects.filter(pk=invoice_id).values_list("subscription_id", "customer_id").get()
-    )
-    if subscription_id is not None:
-        list(subscription_qs_for_update().filter(pk=subscription_id).values_list("pk", flat=True))
-    customers_lock_balance(customer_ids=[customer_id])
-    return invoice_qs_for_update().select_related("customer", "customer__test_clock").get(pk=invoice_id)
+    """Lock in the one order: subscription, customer (its balance), invoice."""
+    return invoice_lock_with_owners(invoice_id)
 
 
 def invoice_collect(
@@ -452,7 +443,7 @@ def payment_record_outcome(
     """Step 3 of a collection (also reached from gateway webhooks): record what the gateway said."""
     with transaction.atomic():
         invoice = _lock_subscription_then_invoice(payment.invoice_id)
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked = payment_qs_for_update().get(pk=payment.pk)
         if locked.status not in (Payment.Status.PENDING, Payment.Status.REQUIRES_ACTION):
             return locked  # already recorded: a duplicate webhook, or a retry after the fact
         locked.gateway_reference = result.reference or locked.gateway_reference

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from stdnum import iso11649
 
 from billing.events import event_record
-from billing.locks import subscription_qs_for_update
+from billing.locks import bank_statement_line_qs_for_update, subscription_qs_for_update
 from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services.payments import payment_record_manual
 from config import clock
@@ -144,7 +144,7 @@ def bank_line_ignore(*, line: BankStatementLine, reason: str, acting_user: Actin
     if not reason:
         raise ReconciliationError(_("Say why the line is ignored."))
     with transaction.atomic():
-        locked = BankStatementLine.objects.select_for_update().get(pk=line.pk)
+        locked = bank_statement_line_qs_for_update().get(pk=line.pk)
         if locked.status != Status.UNMATCHED:
             raise ReconciliationError(
                 _("Only an unmatched line can be ignored; this one is %(status)s.")
@@ -162,7 +162,7 @@ def bank_line_ignore(*, line: BankStatementLine, reason: str, acting_user: Actin
 def bank_line_reopen(*, line: BankStatementLine, acting_user: ActingUser = None) -> BankStatementLine:
     """Put an ignored line back among the unmatched ones."""
     with transaction.atomic():
-        locked = BankStatementLine.objects.select_for_update().get(pk=line.pk)
+        locked = bank_statement_line_qs_for_update().get(pk=line.pk)
         if locked.status != Status.IGNORED:
             raise ReconciliationError(_("Only an ignored line can be reopened."))
         locked.status = Status.UNMATCHED
@@ -227,7 +227,7 @@ def _settle(
         list(subscription_qs_for_update().filter(pk__in=list(subscription_ids)).values_list("pk", flat=True))
         customers_lock_balance(customer_ids=[customer_id])
         invoices = list(invoice_qs_for_update().filter(pk__in=candidates))
-        locked = BankStatementLine.objects.select_for_update().get(pk=line.pk)
+        locked = bank_statement_line_qs_for_update().get(pk=line.pk)
         if locked.status != Status.UNMATCHED:
             if mode == "auto":
                 return locked  # matched meanwhile (another import, a retried task): nothing to do

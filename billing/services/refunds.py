@@ -45,6 +45,8 @@ from billing.payments.registry import MANUAL, gateway_for
 from config import clock, mfa
 from config.errors import DomainError
 from config.types import ActingUser
+from customers.locks import customers_lock_balance
+from invoices.locks import invoice_qs_for_update
 from invoices.models import CreditNote, Invoice
 
 
@@ -297,7 +299,7 @@ def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: dat
         raise RefundError("Only staff members can approve refunds.")
     _check_fresh_otp(otp_verified_at, who="approver")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.requested_by_id == approver.pk:
             raise FourEyesViolation(
                 "A refund must be approved by someone other than the staff member who asked for it."
@@ -316,7 +318,7 @@ def refund_reject(*, refund: Refund, approver: ActingUser, note: str = "") -> Re
     if approver is None or not getattr(approver, "is_staff", False):
         raise RefundError("Only staff members can reject refunds.")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.REQUESTED:
             raise RefundError(f"This refund is {locked.get_status_display()}; only a pending request can be rejected.")
         locked.status = Refund.Status.REJECTED
@@ -386,6 +388,13 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
 
     at = clock.now(customer=refund.invoice.customer)
     with transaction.atomic(durable=True):
+        # The one order: customer, invoice, then the refund, before the credit note takes
+        # the number series (last).
+        customers_lock_balance(customer_ids=[refund.invoice.customer_id])
+        list(invoice_qs_for_update().filter(pk=refund.invoice_id).values_list("pk", flat=True))
+        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
+        if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won
+            raise RefundError("This refund was executed concurrently.")
         credit_note = credit_note_create(
             invoice=refund.invoice,
             amount=refund.amount,
@@ -396,9 +405,6 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
             acting_user=acting_user,
             refund_record=refund,
         )
-        locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
-        if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won; undo ours by failing
-            raise RefundError("This refund was executed concurrently.")
         locked.status = Refund.Status.EXECUTED
         locked.credit_note = credit_note
         locked.gateway_reference = reference

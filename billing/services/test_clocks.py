@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.events import event_record
+from billing.locks import test_clock_qs_for_update
 from billing.models import BillingRun, TestClock
 from config.types import ActingUser
 
@@ -34,7 +35,7 @@ def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUse
     if to.tzinfo is None:
         raise ValidationError(_("The new time must include a time zone."))
     with transaction.atomic():
-        locked = TestClock.objects.select_for_update().get(pk=clock.pk)
+        locked = test_clock_qs_for_update().get(pk=clock.pk)
         if to <= locked.frozen_time:
             raise ValidationError(
                 _("A test clock only moves forward: %(to)s is not after %(now)s.")

@@ -35,6 +35,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing.locks import webhook_endpoint_qs_for_update
 from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
 from config.errors import DomainError
@@ -159,7 +160,7 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
     created = 0
     for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
         with transaction.atomic():
-            endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+            endpoint = webhook_endpoint_qs_for_update().get(pk=endpoint_id)
             events = list(
                 DomainEvent.objects.filter(
                     Q(pk__gt=endpoint.last_event_id) | Q(created_at__gte=now - FAN_OUT_LOOKBACK),

@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from config.ops.locks import handoffs_claim_qs
 from config.ops.models import Handoff
 
 logger = logging.getLogger(__name__)
@@ -130,8 +131,7 @@ def handoffs_sweep(*, now: datetime | None = None, limit: int = 5000) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         due = Handoff.objects.filter(done_at__isnull=True, next_attempt_at__lte=now, attempts__lt=MAX_SWEEPS)
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
+        due = handoffs_claim_qs(due)
         claimed = list(due.order_by("next_attempt_at", "pk").values_list("pk", "kind", "object_id", "attempts")[:limit])
         by_sweeps: dict[int, list[int]] = defaultdict(list)
         for pk, _kind, _object_id, attempts in claimed:

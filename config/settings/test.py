@@ -9,6 +9,8 @@ MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 LANGUAGE_CODE = "en"
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Every transaction's locks are checked against the one lock order (config/locking.py).
+TARIF_LOCK_ORDER_CHECKS = True
 TARIF_WEBHOOK_ALLOW_LOOPBACK = True  # webhook tests deliver to receivers on 127.0.0.1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     # Django empties the tables between transactional tests with TRUNCATE, which the

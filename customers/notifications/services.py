@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from config.ops.handoffs import Kind as HandoffKind
 from config.ops.handoffs import handoffs_complete, handoffs_record
 from config.types import JsonDict
+from customers.locks import notification_log_qs_for_update
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def notification_deliver(*, log_id: int) -> NotificationLog:
     """
     now = timezone.now()
     with transaction.atomic():
-        log = NotificationLog.objects.select_for_update(of=("self",)).select_related("customer__brand").get(pk=log_id)
+        log = notification_log_qs_for_update().select_related("customer__brand").get(pk=log_id)
         claimable = (NotificationLog.Status.PENDING, NotificationLog.Status.FAILED)
         stale_claim = (
             log.status == NotificationLog.Status.SENDING

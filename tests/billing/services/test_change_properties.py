@@ -29,8 +29,12 @@ class Rollback(Exception):
 
 def in_rollback(test):
     """Run one example inside a transaction that is rolled back, so examples never see each other."""
+    example = transaction.atomic()
+    # It stands for a test case's own transaction: each service call in it is a transaction
+    # of its own for the lock-order checker (config/locking.py), as in production.
+    example._from_testcase = True
     try:
-        with transaction.atomic():
+        with example:
             test()
             raise Rollback
     except Rollback:
