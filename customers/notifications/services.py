@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.mime.image import MIMEImage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -19,9 +19,12 @@ from django.utils.translation import gettext as _
 
 from config.ops.handoffs import Kind as HandoffKind
 from config.ops.handoffs import handoffs_complete, handoffs_record
-from config.types import JsonDict
+from config.types import ActingUser, JsonDict
 from customers.locks import notification_log_qs_for_update
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
+
+if TYPE_CHECKING:
+    from invoices.models import Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ def notification_retryable(log: NotificationLog) -> bool:
     return log.status == NotificationLog.Status.FAILED and log.attempts < MAX_ATTEMPTS
 
 
-def invoice_email_queue(*, invoice: Any, acting_user: Any = None) -> NotificationLog:
+def invoice_email_queue(*, invoice: Invoice, acting_user: ActingUser = None) -> NotificationLog:
     """Record "email this issued invoice" (the console's action) as a queued notification.
 
     Its own transaction, committed on return: the caller then sends it with

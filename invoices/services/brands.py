@@ -9,13 +9,13 @@ with that verification. Every entry point (the console's brand form today) calls
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from config import mfa
 from config.audit.services import audit_record
+from config.types import ActingUser
 from invoices.errors import FreshVerificationRequired
 from invoices.models import Brand
 
@@ -30,7 +30,7 @@ def brand_bank_details_changed(*, brand: Brand) -> list[str]:
 
 
 @transaction.atomic(savepoint=False)
-def brand_save(*, brand: Brand, acting_user: Any, otp_verified_at: datetime | None = None) -> Brand:
+def brand_save(*, brand: Brand, acting_user: ActingUser, otp_verified_at: datetime | None = None) -> Brand:
     """Save a brand; a change of its bank details needs a fresh second factor (`otp_verified_at`)."""
     changed = brand_bank_details_changed(brand=brand)
     if changed and not mfa.is_fresh(otp_verified_at):
