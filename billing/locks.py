@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 
-from billing.models import Coupon, EventCursor, Payment, PromotionCode, Refund, Subscription
+from billing.models import Coupon, Payment, PromotionCode, Refund, Subscription
 
 
 def subscription_qs_for_update() -> QuerySet[Subscription]:
@@ -35,11 +35,6 @@ def promotion_code_qs_for_update() -> QuerySet[PromotionCode]:
 
 def coupon_qs_for_update() -> QuerySet[Coupon]:
     return Coupon.objects.order_by("pk").select_for_update(of=("self",))
-
-
-def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
-    """A consumer's cursor: locked so that two runs of one consumer never read the same events."""
-    return EventCursor.objects.select_for_update()
 
 
 def payment_qs_for_update() -> QuerySet[Payment]:

@@ -1235,7 +1235,7 @@ _EVENTS_SHOWN_ELSEWHERE = (
 @timeline_source("event")
 def _other_events(*, customer_id: int, start: datetime, end: datetime) -> list[TimelineEntry]:
     """The rest of the event log: payment methods, discounts, balance adjustments..."""
-    from billing.models import DomainEvent
+    from config.events.models import DomainEvent
 
     shown = Q()
     for prefix in _EVENTS_SHOWN_ELSEWHERE:

@@ -49,7 +49,6 @@ from django.db.models import F, Max, Q
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, next_boundary
-from billing.events import event_record
 from billing.limits import MAX_TOTAL
 from billing.locks import billing_run_scope_lock, subscription_qs_for_update
 from billing.models import (
@@ -66,6 +65,7 @@ from billing.models import (
 from billing.services.subscriptions import SubscriptionError
 from billing.states import BILLABLE_STATUSES
 from config import clock
+from config.events.log import event_record
 
 logger = logging.getLogger(__name__)
 

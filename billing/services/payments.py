@@ -26,13 +26,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from billing.events import event_record
 from billing.locks import subscription_qs_for_update
 from billing.models import DunningCase, Payment, PaymentMethod
 from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from invoices.errors import PaymentError
 from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice

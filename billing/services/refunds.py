@@ -38,13 +38,13 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from billing.events import event_record
 from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from invoices.models import CreditNote
 
 

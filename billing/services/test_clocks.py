@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.models import BillingRun, TestClock
+from config.events.log import event_record
 
 
 def test_clock_create(*, name: str, frozen_time: datetime) -> TestClock:

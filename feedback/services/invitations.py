@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from billing.events import event_record
 from config import clock
+from config.events.log import event_record
 from feedback.errors import InvitationLinkError
 from feedback.locks import customer_qs_for_update, invitation_qs_for_update
 from feedback.models import Invitation, Survey, SurveyResponse

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.events import event_record
 from config import clock
+from config.events.log import event_record
 from feedback.errors import FeedbackError
 from feedback.models import LANGUAGES, Answer, Invitation, Question, Survey, SurveyResponse, Trigger
 from feedback.services.answers import survey_answers_validate

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.events import event_record
+from config.events.log import event_record
 from config.money import CurrencyError, validate_currency
 from invoices.errors import InsufficientBalance, InvoiceError
 from invoices.locks import customers_lock_balance

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from billing.events import event_record
+from config.events.log import event_record
 from invoices.errors import InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, CreditNote, Invoice

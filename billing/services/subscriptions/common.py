@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
-from billing.events import event_record
 from billing.limits import check_quantity
 from billing.locks import subscription_qs_for_update
 from billing.models import (
@@ -39,6 +38,7 @@ from billing.services.usage import UsageWindow, usage_charge_amount
 from billing.states import assert_transition
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from invoices.services.drafts import invoice_create
 from invoices.types import DraftInvoice
 

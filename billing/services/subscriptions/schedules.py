@@ -9,7 +9,6 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.models import (
     InvoiceItem,
     ScheduledChange,
@@ -34,6 +33,7 @@ from billing.services.subscriptions.common import (
     subscription_event,
     subscription_lock,
 )
+from config.events.log import event_record
 
 
 @transaction.atomic(savepoint=False)

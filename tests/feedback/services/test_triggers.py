@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from billing.events import event_record
-from billing.models import DomainEvent, EventCursor
 from billing.services.changes import subscription_change
 from billing.services.payments import invoices_collect, payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
+from config.events.log import event_record
+from config.events.models import DomainEvent, EventCursor
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Question, Survey, Trigger
 from feedback.services import (
