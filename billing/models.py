@@ -1044,6 +1044,8 @@ class WebhookEndpoint(models.Model):
         help_text=_('Types to send, e.g. ["invoice.finalized", "customer.subscription.*"]; ["*"] or empty: all.'),
     )
     active = models.BooleanField(_("active"), default=True)
+    # Where the endpoint's event-log cursor starts (the last event before its creation); the
+    # cursor itself (EventCursor `webhooks.endpoint.<id>`) moves, this field no longer does.
     last_event_id = models.BigIntegerField(_("last event fanned out"), default=0, editable=False)
     livemode = models.BooleanField(
         _("live mode"),

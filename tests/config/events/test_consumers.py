@@ -172,3 +172,14 @@ def test_property_every_event_is_handled_exactly_once_however_late_it_commits(pl
     one_pass()
 
     assert handled == Counter(written)
+
+
+def test_the_consumer_lag_is_the_age_of_the_oldest_unread_event():
+    from config.events.consumers import event_consumers_lag
+
+    record(1)
+    consume()
+    assert dict(event_consumers_lag())[CONSUMER.name] is None
+
+    record(2)
+    assert dict(event_consumers_lag())[CONSUMER.name] >= 0
