@@ -47,8 +47,8 @@ def seed(count: int) -> int:
     from django.db import connection
 
     from billing.models import Price, Product, Subscription
+    from config.bulk import allocate_ids, copy_insert, copy_supported
     from customers.models import Customer
-    from invoices.bulk import allocate_ids, copy_insert, copy_supported
     from invoices.models import Brand, Invoice, InvoiceLine
 
     rng = random.Random(20261126)

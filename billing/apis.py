@@ -14,7 +14,6 @@ from rest_framework.response import Response
 
 from billing.models import (
     Coupon,
-    DomainEvent,
     InvoiceItem,
     Payment,
     PaymentMethod,
@@ -79,6 +78,7 @@ from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
+from config.events.models import DomainEvent
 from customers.models import Customer
 from invoices.serializers import invoice_preview_data
 

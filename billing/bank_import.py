@@ -234,7 +234,7 @@ class BankStatementLineResource(resources.ModelResource):
                 statement.delete()
         if not self.new_lines:
             return
-        from billing.events import event_record
+        from config.events.log import event_record
 
         for statement in self.statements.values():
             event_record(

@@ -25,7 +25,6 @@ from billing.models import (
     BankStatementLine,
     Coupon,
     DunningCase,
-    EventCursor,
     Payment,
     PaymentMethod,
     PromotionCode,
@@ -56,12 +55,6 @@ def promotion_code_qs_for_update() -> QuerySet[PromotionCode]:
 @lock_helper(LockRank.COUPON)
 def coupon_qs_for_update() -> QuerySet[Coupon]:
     return Coupon.objects.order_by("pk").select_for_update(of=("self",))
-
-
-@lock_helper(LockRank.EVENT_CURSOR)
-def event_cursor_qs_for_update() -> QuerySet[EventCursor]:
-    """A consumer's cursor: locked so that two runs of one consumer never read the same events."""
-    return EventCursor.objects.order_by("pk").select_for_update()
 
 
 @lock_helper(LockRank.PAYMENT)

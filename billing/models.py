@@ -679,61 +679,7 @@ class BillingRunFailure(models.Model):
         return f"{self.subscription_id}: {self.code}"
 
 
-class DomainEvent(models.Model):
-    """The event log and outbox: one row per state change, written in the same transaction."""
-
-    type = models.CharField(_("type"), max_length=80, db_index=True)
-    object_type = models.CharField(_("object type"), max_length=40)
-    object_id = models.CharField(_("object id"), max_length=40)
-    customer = models.ForeignKey(
-        "customers.Customer",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="events",
-        verbose_name=_("customer"),
-    )
-    data = models.JSONField(_("data"), default=dict)
-    acting_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("acting user")
-    )
-    occurred_at = models.DateTimeField(_("occurred at"))
-    livemode = models.BooleanField(
-        _("live mode"),
-        default=default_livemode,
-        editable=False,
-        db_index=True,
-        help_text=_("False for test-mode (sandbox) data."),
-    )
-    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("event")
-        verbose_name_plural = _("events")
-        ordering = ["pk"]
-        indexes = [models.Index(fields=["customer", "occurred_at"]), models.Index(fields=["object_type", "object_id"])]
-
-    def __str__(self) -> str:
-        return f"{self.type} {self.object_type}:{self.object_id}"
-
-
 # --- Payments: methods, charges and their attempts, refunds, dunning (docs/payments.md) ---
-
-
-class EventCursor(models.Model):
-    """How far one consumer of the domain event log has read (events with a larger pk are
-    new): notifications, feedback triggers... One row per consumer, moved under its lock."""
-
-    name = models.CharField(_("consumer"), max_length=60, unique=True)
-    last_event_id = models.BigIntegerField(_("last event read"), default=0)
-    updated_at = models.DateTimeField(_("updated"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("event cursor")
-        verbose_name_plural = _("event cursors")
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.last_event_id}"
 
 
 class PaymentMethod(models.Model):
@@ -1098,6 +1044,8 @@ class WebhookEndpoint(models.Model):
         help_text=_('Types to send, e.g. ["invoice.finalized", "customer.subscription.*"]; ["*"] or empty: all.'),
     )
     active = models.BooleanField(_("active"), default=True)
+    # Where the endpoint's event-log cursor starts (the last event before its creation); the
+    # cursor itself (EventCursor `webhooks.endpoint.<id>`) moves, this field no longer does.
     last_event_id = models.BigIntegerField(_("last event fanned out"), default=0, editable=False)
     livemode = models.BooleanField(
         _("live mode"),
@@ -1128,7 +1076,7 @@ class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint")
     )
-    event = models.ForeignKey(DomainEvent, on_delete=models.CASCADE, related_name="+", verbose_name=_("event"))
+    event = models.ForeignKey("events.DomainEvent", on_delete=models.CASCADE, related_name="+", verbose_name=_("event"))
     object_key = models.CharField(_("object"), max_length=90, help_text=_("Deliveries of one object go in order."))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)

@@ -8,7 +8,6 @@ from rest_framework import serializers
 from billing.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_TOTAL
 from billing.models import (
     Coupon,
-    DomainEvent,
     InvoiceItem,
     Meter,
     Payment,
@@ -26,6 +25,7 @@ from billing.models import (
 from billing.services.usage import MAX_BATCH_SIZE
 from config.api.ids import PREFIXES
 from config.api.serializers import ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
+from config.events.models import DomainEvent
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import InvoicePreviewSerializer

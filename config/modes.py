@@ -33,7 +33,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.coupon": "livemode",
     "billing.promotioncode": "livemode",
     "billing.webhookendpoint": "livemode",
-    "billing.domainevent": "livemode",
+    "events.domainevent": "livemode",
     "billing.subscription": "customer__livemode",
     "billing.subscriptionitem": "subscription__customer__livemode",
     "billing.invoiceitem": "customer__livemode",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TARIF_APPS = ("customers", "billing", "invoices", "reports", "feedback")
+TARIF_APPS = ("customers", "billing", "events", "invoices", "reports", "feedback")
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}

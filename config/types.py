@@ -8,7 +8,7 @@ so they get a name here instead of a bare `Any`:
   API key's creator through `config.api.authentication.acting_user`) or `None` for the
   system (tasks, the billing run, a webhook). Services store it in foreign keys
   (`recorded_by`, `requested_by`, `acting_user`), so an `AnonymousUser` is not one; the
-  two recorders that do accept a raw `request.user` (`billing.events.event_record`,
+  two recorders that do accept a raw `request.user` (`config.events.log.event_record`,
   `config.audit.services.audit_record`) record an anonymous user as no one.
 - `JsonDict`: a JSON object as stored in a `JSONField` (event data, metadata, snapshots,
   a gateway's payload). Its values are whatever JSON holds, so `Any` stays inside.

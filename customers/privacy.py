@@ -39,7 +39,8 @@ def _rows(queryset, *, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 def customer_data_export(*, customer: Customer) -> dict[str, Any]:
     """Everything held about the customer, as plain data (decrypted: it is the customer's own)."""
-    from billing.models import DomainEvent, Payment, PaymentMethod, Subscription
+    from billing.models import Payment, PaymentMethod, Subscription
+    from config.events.models import DomainEvent
     from invoices.models import BalanceTransaction, CreditNote, Invoice
 
     users = [
@@ -102,8 +103,8 @@ def customer_erase(*, customer: Customer, at: datetime, acting_user: Any = None)
     """
     from allauth.account.models import EmailAddress
 
-    from billing.events import event_record
     from billing.models import PaymentMethod, Subscription
+    from config.events.log import event_record
     from invoices.models import Invoice
     from invoices.selectors import customer_balances_by_currency
 

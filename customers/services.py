@@ -87,8 +87,8 @@ CUSTOMER_EDITABLE_FIELDS = (
 def _customer_event(
     customer: Customer, type: str, changed: list[str], acting_user: ActingUser, extra: dict | None = None
 ) -> None:
-    from billing.events import event_record
     from config import clock
+    from config.events.log import event_record
 
     event_record(
         type=type,

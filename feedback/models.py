@@ -1,6 +1,6 @@
 """Feedback surveys: what staff ask (Survey, Question, Choice), whom and when (Invitation),
 what customers answered (SurveyResponse, Answer), and how far the event log was read
-(billing.EventCursor). See docs/feedback.md."""
+(events.EventCursor). See docs/feedback.md."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ class Invitation(models.Model):
     trigger = models.CharField(_("trigger"), max_length=24, choices=Trigger.choices)
     trigger_key = models.CharField(_("trigger key"), max_length=120)
     source_event = models.ForeignKey(
-        "billing.DomainEvent",
+        "events.DomainEvent",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

@@ -49,7 +49,6 @@ from django.db.models import F, Max, Q
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, next_boundary
-from billing.events import event_record
 from billing.limits import MAX_TOTAL
 from billing.locks import billing_run_scope_lock, subscription_qs_for_update
 from billing.models import (
@@ -64,6 +63,7 @@ from billing.models import (
 from billing.selectors import due_q, due_subscriptions, pending_invoice_items_bulk, subscription_items_snapshots_bulk
 from billing.services.subscriptions import SubscriptionError
 from config import clock
+from config.events.log import event_record
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
 

@@ -32,7 +32,6 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, Period
-from billing.events import EventRow, events_record_bulk
 from billing.models import InvoiceItem, Subscription, SubscriptionChange
 from billing.proration import ProrationLine, change_proration
 from billing.selectors import (
@@ -76,6 +75,7 @@ from billing.services.upcoming import (
     usage_for_period,
 )
 from billing.services.usage import UsageWindow
+from config.events.log import EventRow, events_record_bulk
 from config.types import ActingUser
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.drafts import invoice_build

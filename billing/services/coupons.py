@@ -28,11 +28,11 @@ from django.db import transaction
 from django.db.models import F, Field, Q
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, Product, PromotionCode, Subscription
 from billing.selectors import product_key
 from config.errors import DomainError
+from config.events.log import event_record
 from config.modes import default_livemode
 from config.money import Money
 from config.types import ActingUser

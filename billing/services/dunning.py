@@ -28,11 +28,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from billing.events import event_record
 from billing.locks import dunning_case_qs_for_update, invoice_lock_with_owners
 from billing.models import DunningCase, Payment, Subscription, TestClock
 from billing.states import can_transition
 from config import clock
+from config.events.log import event_record
 from config.types import ActingUser
 from invoices.models import Invoice
 from invoices.states import PAYABLE_STATUSES

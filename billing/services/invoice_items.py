@@ -12,7 +12,6 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.limits import check_amount, check_quantity
 from billing.models import InvoiceItem, Price, Subscription
 from billing.services.catalog import price_amount_for
@@ -25,6 +24,7 @@ from billing.services.subscriptions import (
     subscription_lock,
 )
 from billing.services.upcoming import pending_item_line
+from config.events.log import event_record
 from config.money import CurrencyError, validate_currency
 from config.types import ActingUser
 from customers.models import Customer

@@ -26,13 +26,17 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
 
-from billing.events import event_record
-from billing.locks import invoice_lock_with_owners, payment_method_qs_for_update, payment_qs_for_update
+from billing.locks import (
+    invoice_lock_with_owners,
+    payment_method_qs_for_update,
+    payment_qs_for_update,
+)
 from billing.models import DunningCase, Payment, PaymentMethod
 from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError

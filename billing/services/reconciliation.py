@@ -26,12 +26,12 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from stdnum import iso11649
 
-from billing.events import event_record
 from billing.locks import bank_statement_line_qs_for_update, subscription_qs_for_update
 from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services.payments import payment_record_manual
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from config.types import ActingUser
 from customers.models import Customer
 from invoices.locks import customers_lock_balance, invoice_qs_for_update

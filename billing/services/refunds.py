@@ -37,13 +37,13 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils.translation import gettext
 
-from billing.events import event_record
 from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock, mfa
 from config.errors import DomainError
+from config.events.log import event_record
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
 from invoices.locks import invoice_qs_for_update

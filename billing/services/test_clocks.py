@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.locks import test_clock_qs_for_update
 from billing.models import BillingRun, TestClock
+from config.events.log import event_record
 from config.types import ActingUser
 
 

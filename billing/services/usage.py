@@ -21,12 +21,12 @@ from django.db import transaction
 from django.db.models import Aggregate, Count, Max, Q, Sum
 from django.utils.translation import gettext as _
 
-from billing.events import EventRow, events_record_bulk
 from billing.limits import MAX_USAGE_VALUE
 from billing.models import Meter, Price, UsageEvent
 from billing.services.catalog import price_amount_for
 from config import clock
 from config.errors import DomainError
+from config.events.log import EventRow, events_record_bulk
 from config.modes import scope_to_mode
 from config.money import round_fraction
 from customers.models import Customer

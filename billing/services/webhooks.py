@@ -1,11 +1,10 @@
 """Outbound webhooks: the domain event log (outbox) delivered to integrators' endpoints.
 
-1. Fan-out (`webhook_events_fan_out`): each active endpoint gets one WebhookDelivery row
-   per matching DomainEvent, under a unique (endpoint, event) constraint. Event ids are
-   allocated before their transaction commits, so a short id can become visible after a
-   longer one: each pass re-reads the last FAN_OUT_LOOKBACK of events as well, and the
-   constraint makes that free of duplicates. Nothing is lost if a worker dies: the rows
-   are the queue.
+1. Fan-out (`webhook_events_fan_out`): each active endpoint is a consumer of the event
+   log (config/events/consumers.py: its own cursor, `webhooks.endpoint.<id>`, the look-back
+   for events committed late below it, each event id once) and gets one WebhookDelivery
+   row per matching DomainEvent, under a unique (endpoint, event) constraint as well.
+   Nothing is lost if a worker dies: the rows are the queue.
 2. Delivery (`webhook_deliveries_send_due`): a due delivery is claimed with a
    compare-and-set on `next_attempt_at` (a lease, so a dead worker's claim expires), sent
    as JSON signed with HMAC-SHA256 over "<timestamp>.<body>" (header `Tarif-Signature:
@@ -23,7 +22,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,14 +30,15 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.locks import webhook_endpoint_qs_for_update
-from billing.models import DomainEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
 from config.errors import DomainError
+from config.events.consumers import EventConsumer, events_consume
+from config.events.models import DomainEvent
 from config.modes import default_livemode
 from config.types import JsonDict
 
@@ -154,36 +154,40 @@ def _object_key(event: DomainEvent) -> str:
     return f"{event.object_type}:{event.object_id}"[:90]
 
 
+def webhook_endpoint_consumer(endpoint: WebhookEndpoint) -> EventConsumer:
+    """The endpoint's place in the event log: it starts after the last event recorded
+    before the endpoint was created (`last_event_id`, set by `webhook_endpoint_create`)."""
+    return EventConsumer(
+        name=f"webhooks.endpoint.{endpoint.pk}",
+        batch=FAN_OUT_BATCH,
+        lookback=FAN_OUT_LOOKBACK,
+        start_after=endpoint.last_event_id,
+        only=("pk", "type", "object_type", "object_id", "livemode"),
+    )
+
+
 def webhook_events_fan_out(*, now: datetime | None = None) -> int:
     """Create the deliveries of events not yet fanned out; returns how many were created."""
     now = now or timezone.now()
     created = 0
-    for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
-        with transaction.atomic():
-            endpoint = webhook_endpoint_qs_for_update().get(pk=endpoint_id)
-            events = list(
-                DomainEvent.objects.filter(
-                    Q(pk__gt=endpoint.last_event_id) | Q(created_at__gte=now - FAN_OUT_LOOKBACK),
-                    created_at__gte=endpoint.created_at,
-                    # Test-mode events go to test-mode endpoints only, and live to live.
-                    livemode=endpoint.livemode,
-                )
-                .exclude(Exists(WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, event_id=OuterRef("pk"))))
-                .order_by("pk")
-                .only("pk", "type", "object_type", "object_id")[:FAN_OUT_BATCH]
-            )
+    for endpoint in WebhookEndpoint.objects.filter(active=True):
+
+        def fan_out(events: Sequence[DomainEvent], endpoint: WebhookEndpoint = endpoint) -> None:
+            nonlocal created
             rows = [
                 WebhookDelivery(
                     endpoint_id=endpoint.pk, event_id=event.pk, object_key=_object_key(event), next_attempt_at=now
                 )
                 for event in events
-                if event_matches(endpoint.enabled_events, event.type)
+                # Test-mode events go to test-mode endpoints only, and live to live.
+                if event.livemode == endpoint.livemode
+                and event.created_at >= endpoint.created_at
+                and event_matches(endpoint.enabled_events, event.type)
             ]
             WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
             created += len(rows)
-            if events:
-                endpoint.last_event_id = max(endpoint.last_event_id, events[-1].pk)
-                endpoint.save(update_fields=["last_event_id"])
+
+        events_consume(consumer=webhook_endpoint_consumer(endpoint), handle=fan_out, now=now)
     return created
 
 

@@ -22,7 +22,7 @@ PREFIXES: dict[str, str] = {
     "billing.subscriptionitem": "si",
     "billing.invoiceitem": "ii",
     "billing.usageevent": "ue",
-    "billing.domainevent": "evt",
+    "events.domainevent": "evt",
     "billing.paymentmethod": "pm",
     "billing.payment": "pay",
     "billing.refund": "re",

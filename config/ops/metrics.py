@@ -106,13 +106,16 @@ class TarifCollector(Collector):
         settled_metric.add_metric([], settled)
         yield settled_metric
 
-        from config.ops.outbox import outbox_lag_seconds
+        from config.events.consumers import event_consumers_lag
 
-        outbox = GaugeMetricFamily(
-            "tarif_outbox_lag_seconds", "Age of the oldest domain event not yet handed to the broker (0: none)"
+        consumers = GaugeMetricFamily(
+            "tarif_event_consumer_lag_seconds",
+            "Age of the oldest domain event a consumer (webhook endpoint, notifications...) has not read (0: none)",
+            labels=["consumer"],
         )
-        outbox.add_metric([], outbox_lag_seconds() or 0.0)
-        yield outbox
+        for name, lag in event_consumers_lag():
+            consumers.add_metric([name], lag or 0.0)
+        yield consumers
 
         from config.ops.handoffs import Kind, handoffs_overdue
 

@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from config.events.consumers import event_consumers_lag
 from config.ops.metrics import broker_queue_figures
-from config.ops.outbox import outbox_lag_seconds
 from config.ops.selectors import (
     BillingRunFigures,
     billing_runs_recent,
@@ -101,7 +101,7 @@ def operations_view(request: HttpRequest) -> HttpResponse:
         "payments_settled": settled,
         "queues": queues,
         "slowest": slowest_endpoints(),
-        "outbox_lag": outbox_lag_seconds(),
+        "event_consumers": event_consumers_lag(),
         "deliveries": [
             (_("Emails"), email_delivery_lag(since=kpi_window_start(days=1))),
             (_("Webhooks"), webhook_delivery_lag(since=kpi_window_start(days=1))),

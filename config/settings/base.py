@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "djstripe",
     "config.apps.ConfigConfig",
+    "config.events",
     "customers",
     "billing",
     "invoices",

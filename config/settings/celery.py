@@ -44,7 +44,7 @@ CELERY_TASK_ROUTES = {
     "invoices.render_pdf": {"queue": "documents"},
 }
 TARIF_WORKER_QUEUES = "celery,payments,documents"
-# Outbound webhooks: the event outbox is polled; a pass fans out new events and sends what is due.
+# Outbound webhooks: each endpoint consumes the event log; a pass fans out new events and sends what is due.
 CELERY_BEAT_SCHEDULE["webhooks-dispatch"] = {
     "task": "billing.webhooks_dispatch",
     "schedule": env.float("TARIF_WEBHOOK_POLL_SECONDS", default=5.0),

@@ -85,12 +85,9 @@ TARIF_PG_BIN_DIR = env.str("TARIF_PG_BIN_DIR", default="")
 # since delivery: keep it above the longest task, below what an outage may cost.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("TARIF_CELERY_VISIBILITY_TIMEOUT", default=3600)}
 
-# The outbox relay hands domain events to the broker every minute (config/ops/outbox.py).
 from celery.schedules import crontab  # noqa: E402
 
 from config.settings.celery import CELERY_BEAT_SCHEDULE  # noqa: E402
-
-CELERY_BEAT_SCHEDULE["outbox-relay"] = {"task": "ops.outbox_relay", "schedule": crontab(minute="*")}
 
 # Durable hand-offs (config/ops/handoffs.py): collection, PDF rendering and notifications that
 # follow a commit are recorded in it; the sweeper re-enqueues, every minute, those still not

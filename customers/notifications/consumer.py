@@ -1,31 +1,27 @@
-"""The notifications' consumer of the domain event outbox (billing/events.py).
+"""The notifications' consumer of the domain event log (config/events).
 
-A cursor (EventCursor "notifications") remembers the last event read. Each run reads the
-events after it in id order, queues what they call for, and moves the cursor in the same
-transaction. An event id is taken before its transaction commits, so a slow transaction
-can commit an id below the cursor: each run also re-reads the last LOOKBACK of events,
-skipping events that queued a notification already; the rest are harmless to replay
-because every notification's dedupe key is unique (replays never send twice).
+It reads the log through the one consumer helper (`config.events.consumers`: the cursor
+"notifications", the look-back for events committed late below it, each event id handled
+once) and queues what each event calls for; the queued rows commit with the cursor. Every
+notification's dedupe key is unique as well, so a replay (a reset cursor) never sends twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing.locks import event_cursor_qs_for_update
-from billing.models import DomainEvent, EventCursor
-from customers.models import Customer, NotificationKind, NotificationLog
+from config.events.consumers import EventConsumer, events_consume
+from config.events.models import DomainEvent
+from customers.models import Customer, NotificationKind
 from customers.notifications.services import notification_queue
 
 CURSOR = "notifications"
 LOOKBACK = timedelta(minutes=5)
 BATCH = 2000
-LOOKBACK_EVENTS = 5000  # at most this many ids below the cursor are looked at again
 Kind = NotificationKind
 HANDLED = (
     "invoice.finalized",
@@ -100,34 +96,19 @@ def _handle_clock(event: DomainEvent) -> None:
         notifications_scan(as_of=to, test_clock=clock)
 
 
+def _handle_events(events: Sequence[DomainEvent]) -> None:
+    customers: dict[int, Any] = {
+        customer.pk: customer
+        for customer in Customer.objects.filter(pk__in={event.customer_id for event in events if event.customer_id})
+    }
+    for event in events:
+        if event.type == "test_clock.advancing":
+            _handle_clock(event)
+        elif event.customer_id in customers:
+            _handle(event, customers[event.customer_id])
+
+
 def notifications_consume_events(*, limit: int = BATCH) -> int:
-    """Read the outbox past the cursor (and the recent LOOKBACK again); returns events read."""
-    EventCursor.objects.get_or_create(name=CURSOR)
-    with transaction.atomic():
-        cursor = event_cursor_qs_for_update().get(name=CURSOR)
-        recent = DomainEvent.objects.filter(
-            pk__gt=cursor.last_event_id - LOOKBACK_EVENTS,
-            pk__lte=cursor.last_event_id,
-            created_at__gte=timezone.now() - LOOKBACK,
-            type__in=HANDLED,
-        )
-        new = DomainEvent.objects.filter(pk__gt=cursor.last_event_id)
-        new_events = list(new.order_by("pk")[:limit])
-        # Recent events that queued something already need nothing more (one indexed lookup).
-        again = list(recent.order_by("pk"))
-        logged = NotificationLog.objects.filter(event_id__in=[event.pk for event in again])
-        handled = set(logged.values_list("event_id", flat=True))
-        events = [event for event in again if event.pk not in handled] + new_events
-        customers: dict[int, Any] = {
-            customer.pk: customer
-            for customer in Customer.objects.filter(pk__in={event.customer_id for event in events if event.customer_id})
-        }
-        for event in events:
-            if event.type == "test_clock.advancing":
-                _handle_clock(event)
-            elif event.type in HANDLED and event.customer_id in customers:
-                _handle(event, customers[event.customer_id])
-        if new_events:
-            cursor.last_event_id = new_events[-1].pk
-            cursor.save(update_fields=["last_event_id", "updated_at"])
-    return len(new_events)
+    """One pass over the event log past the cursor (and its late events); returns events read."""
+    consumer = EventConsumer(name=CURSOR, types=HANDLED, batch=limit, lookback=LOOKBACK)
+    return events_consume(consumer=consumer, handle=_handle_events).new

@@ -675,7 +675,7 @@ def recovery_codes_renew(request: HttpRequest, customer: Customer) -> HttpRespon
 def impersonate_start(request: HttpRequest, customer_pk: int) -> HttpResponse:
     from django.contrib import admin
 
-    from billing.events import event_record
+    from config.events.log import event_record
 
     if not admin.site.has_permission(request) or not request.user.has_perm("customers.view_customer"):
         raise Http404

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from billing.events import event_record
 from config import clock
+from config.events.log import event_record
 from config.types import ActingUser
 from customers.models import Customer
 from feedback.errors import InvitationLinkError

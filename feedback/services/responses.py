@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.events import event_record
 from billing.models import Subscription
 from config import clock
+from config.events.log import event_record
 from config.types import ActingUser
 from customers.models import Customer
 from feedback.errors import FeedbackError

@@ -1,16 +1,18 @@
 """Survey triggers, driven by billing's domain event log.
 
-`feedback_events_consume` reads DomainEvent rows after its cursor and turns the ones
-that matter into *scheduled* invitations (due at the event's time plus the survey's
-delay); `feedback_invitations_send_due` (the periodic scan) sends those whose due time
-has come on the customer's clock (test clocks included). Both are idempotent: the
-cursor only moves forward, and an invitation is unique per (survey, customer,
-trigger key), so re-reading an event or re-running the scan never invites twice.
+`feedback_events_consume` reads the DomainEvent rows after its cursor through the one
+consumer helper (`config.events.consumers`: cursor, look-back, each event id once) and
+turns the ones that matter into *scheduled* invitations (due at the event's time plus the
+survey's delay); `feedback_invitations_send_due` (the periodic scan) sends those whose due
+time has come on the customer's clock (test clocks included). Both are idempotent: an
+invitation is unique per (survey, customer, trigger key), so re-reading an event (a reset
+cursor) or re-running the scan never invites twice.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +22,10 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
-from billing.locks import event_cursor_qs_for_update
-from billing.models import DomainEvent, EventCursor
 from config import clock
+from config.events.consumers import EventConsumer, events_consume
+from config.events.log import event_record
+from config.events.models import DomainEvent
 from customers.models import Customer
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Survey, SurveyResponse, Trigger
@@ -43,8 +45,8 @@ INVOLUNTARY_CANCEL_REASONS = {"dunning_exhausted"}
 
 
 def event_lag() -> timedelta:
-    """Events younger than this are left for the next pass: a transaction that wrote a
-    smaller id may not have committed yet, and the cursor must not jump over it."""
+    """Events younger than this are left for the next pass (the consumer helper's `settle`;
+    events committed late below the cursor are caught by its look-back in any case)."""
     return timedelta(seconds=int(getattr(settings, "TARIF_FEEDBACK_EVENT_LAG_SECONDS", 30)))
 
 
@@ -78,31 +80,19 @@ class ConsumeResult:
 
 def feedback_events_consume(*, batch_size: int = 500) -> ConsumeResult:
     """Read new domain events in batches, each batch in one transaction with the cursor."""
-    EventCursor.objects.get_or_create(name=CONSUMER_NAME)
+    consumer = EventConsumer(name=CONSUMER_NAME, types=CONSUMED_TYPES, batch=batch_size, settle=event_lag())
     read = scheduled = 0
+
+    def handle(events: Sequence[DomainEvent]) -> None:
+        nonlocal scheduled
+        for event in events:
+            scheduled += _handle(event)
+
     while True:
-        with transaction.atomic(durable=True):
-            # The lock makes concurrent consumers take turns instead of reading the same batch.
-            cursor = event_cursor_qs_for_update().get(name=CONSUMER_NAME)
-            horizon = clock.system_now() - event_lag()
-            batch = list(
-                DomainEvent.objects.filter(pk__gt=cursor.last_event_id, type__in=CONSUMED_TYPES).order_by("pk")[
-                    :batch_size
-                ]
-            )
-            ready = []
-            for event in batch:
-                if event.created_at > horizon:
-                    break
-                ready.append(event)
-            for event in ready:
-                scheduled += _handle(event)
-            if ready:
-                cursor.last_event_id = ready[-1].pk
-                cursor.save(update_fields=["last_event_id", "updated_at"])
-        read += len(ready)
-        if len(ready) < batch_size:
-            return ConsumeResult(events_read=read, invitations_scheduled=scheduled, cursor=cursor.last_event_id)
+        result = events_consume(consumer=consumer, handle=handle, now=clock.system_now())
+        read += result.handled
+        if result.new < batch_size:
+            return ConsumeResult(events_read=read, invitations_scheduled=scheduled, cursor=result.cursor)
 
 
 def _handle(event: DomainEvent) -> int:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.events import event_record
+from config.events.log import event_record
 from config.money import CurrencyError, validate_currency
 from config.types import ActingUser
 from customers.models import Customer

@@ -37,8 +37,8 @@ from django.db.models import Sum
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.events import event_record
 from config import clock
+from config.events.log import event_record
 from config.types import ActingUser
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
 from invoices.errors import CreditNoteError

@@ -32,12 +32,12 @@ from django.db.models import Case, Value, When
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
 from config import clock
+from config.bulk import allocate_ids, copy_insert, copy_supported
+from config.events.log import EventRow, event_record, events_record_bulk
 from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
-from invoices.bulk import allocate_ids, copy_insert, copy_supported
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.errors import InvoiceDoesNotReconcile, InvoiceError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update

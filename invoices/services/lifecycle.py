@@ -13,9 +13,9 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from billing.events import event_record
 from config import mfa
 from config.audit.services import audit_record
+from config.events.log import event_record
 from config.types import ActingUser, JsonDict
 from invoices.errors import FreshVerificationRequired, InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update

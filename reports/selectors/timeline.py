@@ -12,7 +12,8 @@ from typing import Any
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
-from billing.models import DomainEvent, DunningCase, Payment, Price, SubscriptionChange
+from billing.models import DunningCase, Payment, Price, SubscriptionChange
+from config.events.models import DomainEvent
 from customers.models import NotificationLog
 from feedback.models import SurveyResponse
 from invoices.models import CreditNote, Invoice

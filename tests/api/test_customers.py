@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from customers.models import Customer
 from tests.api.conftest import assert_problem
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from feedback.services.triggers import FEATURE_EVENT
 from tests.api.conftest import assert_problem
 

@@ -18,9 +18,7 @@ from billing.models import (
     BankStatementLine,
     BillingRun,
     Coupon,
-    DomainEvent,
     DunningCase,
-    EventCursor,
     InvoiceItem,
     Payment,
     PaymentMethod,
@@ -37,6 +35,7 @@ from billing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from config.events.models import DomainEvent, EventCursor
 from config.modes import is_mode_scoped, object_livemode
 from invoices.models import Invoice
 from tests.conftest import current_totp

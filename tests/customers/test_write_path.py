@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from billing.models import DomainEvent, Subscription, WebhookDelivery, WebhookEndpoint
+from billing.models import Subscription, WebhookDelivery, WebhookEndpoint
+from config.events.models import DomainEvent
 from customers.admin import CustomerResource
 from customers.models import Customer, CustomerUser
 from tests.admin_forms import change_form_data

@@ -66,7 +66,7 @@ def test_every_feedback_page_renders_for_both_roles(signed_in, answered, role):
         reverse("admin:feedback_surveyresponse_changelist"),
         reverse("admin:feedback_surveyresponse_change", args=[response_id]),
         reverse("admin:feedback_surveyresponse_reports"),
-        reverse("admin:billing_eventcursor_changelist"),
+        reverse("admin:events_eventcursor_changelist"),
     ]
     for page in pages:
         assert client.get(page).status_code == 200, page

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 from django.utils import translation
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from feedback.errors import FeedbackError
 from feedback.forms import SurveyResponseForm
 from feedback.models import Question, SurveyResponse, Trigger

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from customers.models import CustomerUser
 from feedback.models import Invitation, Question, SurveyResponse
 from tests.feedback.conftest import T0, questions

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import DomainEvent
 from config.audit.models import AuditEntry
+from config.events.models import DomainEvent
 from invoices.errors import FreshVerificationRequired
 from invoices.models import Brand, Invoice
 from invoices.services.brands import brand_save

@@ -8,8 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import DomainEvent, WebhookDelivery
+from billing.models import WebhookDelivery
 from billing.services.webhooks import webhook_endpoint_create
+from config.events.models import DomainEvent
 from config.ops.selectors import email_delivery_lag, webhook_delivery_lag
 from customers.models import NotificationKind, NotificationLog
 

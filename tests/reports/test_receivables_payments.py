@@ -265,7 +265,7 @@ def test_timeline_merges_invoices_payments_and_failures_in_order(attempts, custo
 
 
 def test_timeline_adds_the_rest_of_the_event_log_without_repeating_sources(customer):
-    from billing.events import event_record
+    from config.events.log import event_record
 
     at = datetime(2026, 2, 3, tzinfo=UTC)
     for type in ("payment_method.attached", "invoice.finalized"):

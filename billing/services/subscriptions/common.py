@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
-from billing.events import event_record
 from billing.limits import check_quantity
 from billing.locks import subscription_qs_for_update
 from billing.models import (
@@ -38,6 +37,7 @@ from billing.services.usage import UsageWindow, price_meter_id, usage_charge_amo
 from billing.states import assert_transition
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
 from invoices.models import Invoice

@@ -8,7 +8,6 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.events import event_record
 from billing.models import (
     InvoiceItem,
     ScheduledChange,
@@ -33,6 +32,7 @@ from billing.services.subscriptions.common import (
     subscription_event,
     subscription_lock,
 )
+from config.events.log import event_record
 from config.types import ActingUser
 
 

@@ -9,8 +9,9 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing.models import DomainEvent, DunningCase, Payment, Refund, SandboxRefund
+from billing.models import DunningCase, Payment, Refund, SandboxRefund
 from billing.services.payments import payment_method_attach
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from tests.billing.payments.conftest import DECLINED, T0, VISA_OK, card
 from tests.conftest import current_totp

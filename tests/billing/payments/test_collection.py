@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from billing.models import DomainEvent, DunningCase, Payment, SandboxCharge, Subscription
+from billing.models import DunningCase, Payment, SandboxCharge, Subscription
 from billing.payments.sandbox import SIGNATURE_HEADER, SandboxGateway, sign_webhook
 from billing.services.dunning import dunning_run_due
 from billing.services.payments import (
@@ -15,6 +15,7 @@ from billing.services.payments import (
     payment_record_manual,
     payment_webhook_handle,
 )
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from tests.billing.payments.conftest import (
     DECLINED,

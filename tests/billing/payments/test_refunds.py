@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.models import DomainEvent, Payment, Refund, SandboxRefund
+from billing.models import Payment, Refund, SandboxRefund
 from billing.services.payments import payment_record_manual
 from billing.services.refunds import (
     FourEyesViolation,
@@ -19,6 +19,7 @@ from billing.services.refunds import (
     refund_reject,
     refund_request,
 )
+from config.events.models import DomainEvent
 from invoices.models import CreditNote
 from tests.billing.payments.conftest import VISA_OK
 

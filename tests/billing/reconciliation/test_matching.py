@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.models import BankStatement, BankStatementLine, DomainEvent, Payment
+from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services.reconciliation import (
     ReconciliationError,
     bank_line_credit_customer,
@@ -14,6 +14,7 @@ from billing.services.reconciliation import (
     bank_statement_reconcile,
     line_identify,
 )
+from config.events.models import DomainEvent
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
 from invoices.selectors import customer_balance

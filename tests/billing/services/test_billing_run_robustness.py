@@ -18,13 +18,14 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
 
-from billing.models import BillingRun, BillingRunFailure, DomainEvent, InvoiceItem, Subscription, TestClock
+from billing.models import BillingRun, BillingRunFailure, InvoiceItem, Subscription, TestClock
 from billing.services.billing_run import (
     BillingRunAlreadyRunning,
     billing_run_process_chunk,
     billing_run_start,
     billing_run_sweep_stale,
 )
+from config.events.models import DomainEvent
 from invoices.models import Invoice, InvoiceLine
 from tests.billing.services.test_billing_run import make_due_subscriptions
 

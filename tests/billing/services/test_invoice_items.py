@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.models import DomainEvent, Price
+from billing.models import Price
 from billing.services.invoice_items import InvoiceItemError, invoice_item_create
 from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.upcoming import upcoming_invoice
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from invoices.selectors import customer_balance
 from tests.billing.services.conftest import utc

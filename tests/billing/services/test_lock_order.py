@@ -19,13 +19,14 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError
 
-from billing.models import BillingRun, DomainEvent, DunningCase, Subscription
+from billing.models import BillingRun, DunningCase, Subscription
 from billing.services import dunning, subscriptions
 from billing.services.billing_run import billing_run_start
 from billing.services.dunning import dunning_run_due
 from billing.services.invoice_items import invoice_item_create
 from billing.services.payments import payment_record_manual
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from invoices.services import finalize as finalize_module
 from invoices.services.finalize import invoice_finalize

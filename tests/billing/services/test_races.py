@@ -18,7 +18,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from billing.models import Coupon, DomainEvent, InvoiceItem, ScheduledChange, Subscription, SubscriptionChange
+from billing.models import Coupon, InvoiceItem, ScheduledChange, Subscription, SubscriptionChange
 from billing.services import changes, coupons, invoice_items, subscriptions, upcoming
 from billing.services.changes import subscription_change
 from billing.services.coupons import CouponError
@@ -39,6 +39,7 @@ from billing.services.subscriptions import (
     subscription_transition,
 )
 from billing.states import InvalidTransition
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from invoices.selectors import customer_balance
 from tests.billing.services.conftest import utc

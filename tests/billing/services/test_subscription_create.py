@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from billing.models import Coupon, DomainEvent, InvoiceItem, Price, Subscription, SubscriptionChange
+from billing.models import Coupon, InvoiceItem, Price, Subscription, SubscriptionChange
 from billing.services.invoice_items import invoice_item_create
 from billing.services.subscriptions import ItemSpec, SubscriptionError, subscription_create
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from tests.billing.services.conftest import YEARLY, utc
 

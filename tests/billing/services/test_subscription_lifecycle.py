@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.db import transaction
 
-from billing.models import Coupon, DomainEvent, InvoiceItem, ScheduledChange, Subscription, SubscriptionChange
+from billing.models import Coupon, InvoiceItem, ScheduledChange, Subscription, SubscriptionChange
 from billing.selectors import due_subscriptions, subscriptions_to_resume
 from billing.services.changes import subscription_change
 from billing.services.subscriptions import (
@@ -28,6 +28,7 @@ from billing.services.subscriptions import (
 from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
 from billing.services.usage import UsageEventInput, usage_events_record
 from billing.states import InvalidTransition
+from config.events.models import DomainEvent
 from invoices.models import Invoice
 from invoices.selectors import customer_balance
 from tests.billing.services.conftest import YEARLY, utc

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from django.db import transaction
 
-from billing.models import DomainEvent, Subscription, SubscriptionItem
+from billing.models import Subscription, SubscriptionItem
 from billing.services.subscriptions import (
     SubscriptionError,
     subscription_cancel,
@@ -16,6 +16,7 @@ from billing.services.subscriptions import (
     subscription_transition,
 )
 from billing.states import ALLOWED_TRANSITIONS, InvalidTransition
+from config.events.models import DomainEvent
 from tests.billing.services.conftest import MONTHLY, utc
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from billing.events import event_record
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhooks import WebhookError, webhook_endpoint_create, webhook_endpoint_update, webhooks_dispatch
+from config.events.log import event_record
 
 pytestmark = pytest.mark.django_db
 

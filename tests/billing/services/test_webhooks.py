@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from billing.events import event_record
 from billing.models import WebhookAttempt, WebhookDelivery
 from billing.services.webhooks import (
     WEBHOOK_RETRY_WINDOW,
@@ -24,6 +23,7 @@ from billing.services.webhooks import (
     webhook_events_fan_out,
     webhooks_dispatch,
 )
+from config.events.log import event_record
 
 pytestmark = pytest.mark.django_db
 

@@ -181,15 +181,22 @@ def test_real_time_scan_leaves_test_clock_customers_alone(clocked_customer, make
 
 
 def test_a_late_committed_event_below_the_cursor_is_still_handled_once(clocked_customer, make_price, consume):
-    from billing.models import DomainEvent, EventCursor
+    from config.events.log import event_record
+    from config.events.models import DomainEvent, EventCursor
 
     customer = clocked_customer(preferred_language="en")
     subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])
-    consume()
     finalized = DomainEvent.objects.get(type="invoice.finalized")
-    NotificationLog.objects.all().delete()  # as if that event had committed after the cursor moved
-    assert EventCursor.objects.get(name="notifications").last_event_id >= finalized.pk
+    event_id = finalized.pk
+    finalized.delete()  # not committed yet when the consumer passes its id...
+    event_record(
+        type="customer.updated", object_type="customer", object_id=customer.pk, customer_id=customer.pk, occurred_at=T0
+    )
+    assert not [m for m in consume() if "Invoice" in m.subject]
+    assert EventCursor.objects.get(name="notifications").last_event_id > event_id
 
+    finalized.pk = event_id
+    finalized.save(force_insert=True)  # ...committed now, below the cursor
     assert len([m for m in consume() if "Invoice" in m.subject]) == 1
     assert consume() == []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from billing.models import EventCursor
 from billing.services.subscriptions import ItemSpec, subscription_create
+from config.events.models import EventCursor
 from customers.models import NotificationLog
 from customers.notifications import consumer, services
 from customers.notifications.consumer import notifications_consume_events

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.models import DomainEvent, Subscription
+from billing.models import Subscription
 from billing.services.subscriptions import SubscriptionError
+from config.events.models import DomainEvent
 from customers.portal import cancellation
 from customers.portal.cancellation import (
     CancellationReasonForm,

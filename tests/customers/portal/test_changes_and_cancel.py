@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from billing.models import DomainEvent, InvoiceItem, Subscription
+from billing.models import InvoiceItem, Subscription
+from config.events.models import DomainEvent
 from tests.billing.payments.conftest import T0
 from tests.customers.portal.conftest import fresh_step_up
 

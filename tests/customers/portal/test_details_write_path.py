@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from tests.conftest import current_totp
 
 pytestmark = pytest.mark.django_db

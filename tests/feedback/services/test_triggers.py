@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from billing.events import event_record
-from billing.models import DomainEvent, EventCursor
 from billing.services.changes import subscription_change
 from billing.services.payments import invoices_collect, payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
+from config.events.log import event_record
+from config.events.models import DomainEvent, EventCursor
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Question, Survey, Trigger
 from feedback.services import (
@@ -74,6 +74,36 @@ def test_the_trigger_fires_once_however_often_consumer_and_scan_run(on_clock, ma
 
     assert Invitation.objects.count() == 1
     assert len(mail.outbox) == 1
+
+
+def test_an_event_committed_after_the_lag_below_the_cursor_still_invites(make_customer, nps_survey):
+    # A transaction that stays open longer than TARIF_FEEDBACK_EVENT_LAG_SECONDS (0 here):
+    # a lag alone let the cursor jump over its event for good.
+    customer = make_customer()
+
+    def started(subscription: int) -> DomainEvent:
+        return event_record(
+            type="customer.subscription.created",
+            object_type="subscription",
+            object_id=subscription,
+            customer_id=customer.pk,
+            occurred_at=T0,
+            data={"subscription": subscription},
+        )
+
+    late, visible = started(998), started(999)
+    late_id = late.pk
+    late.delete()  # its id is taken, its row not yet committed
+    assert feedback_events_consume().invitations_scheduled == 1
+    assert EventCursor.objects.get(name=CONSUMER_NAME).last_event_id == visible.pk > late_id
+
+    late.pk = late_id
+    late.save(force_insert=True)  # committed now, below the cursor
+    assert feedback_events_consume().invitations_scheduled == 1
+    assert sorted(Invitation.objects.values_list("trigger_key", flat=True)) == [
+        "subscription:998:started",
+        "subscription:999:started",
+    ]
 
 
 def test_the_consumer_keeps_a_cursor_and_waits_for_young_events(settings, make_customer, nps_survey):

@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 from django.db.models import Sum
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from invoices.errors import InsufficientBalance, InvoiceError
 from invoices.models import BalanceTransaction, Invoice
 from invoices.selectors import customer_balance

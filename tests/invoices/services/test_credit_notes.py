@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from invoices.errors import CreditNoteError
 from invoices.models import BalanceTransaction, CreditNote
 from invoices.selectors import credit_note_content_hash_matches, customer_balance

@@ -8,7 +8,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from invoices.calculations import DiscountInput
 from invoices.errors import InvalidInvoiceTransition, InvoiceDoesNotReconcile
 from invoices.models import Invoice, InvoiceLine

@@ -7,7 +7,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from billing.models import DomainEvent, InvoiceItem, Subscription
+from billing.models import InvoiceItem, Subscription
+from config.events.models import DomainEvent
 from invoices.models import BalanceTransaction, Invoice
 from invoices.selectors import customer_balance, invoice_content_hash_matches
 from invoices.services.balance import balance_adjust

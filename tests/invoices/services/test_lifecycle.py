@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 
-from billing.models import DomainEvent
+from config.events.models import DomainEvent
 from invoices.errors import InvalidInvoiceTransition, InvoiceError, PaymentError
 from invoices.services.credit_notes import credit_note_create
 from invoices.services.lifecycle import invoice_mark_uncollectible, invoice_record_payment, invoice_void

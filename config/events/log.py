@@ -1,12 +1,15 @@
 """The domain event log (outbox): one row per state change, in the same transaction.
 
-Consumers (webhooks, notifications, surveys, reports) read DomainEvent rows; nothing
-here sends anything. Type names follow Stripe's (`invoice.finalized`,
-`customer.subscription.updated`) so integrators recognise them.
+Consumers (webhooks, notifications, surveys, reports) read DomainEvent rows through
+`config.events.consumers`; nothing here sends anything. A leaf module: it imports no
+product app (an event's customer is reached through the foreign key, not an import).
+Type names follow Stripe's (`invoice.finalized`, `customer.subscription.updated`) so
+integrators recognise them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +18,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from billing.models import DomainEvent
+from config.bulk import copy_insert, copy_supported
+from config.events.models import DomainEvent
 from config.modes import default_livemode
 
 
@@ -33,16 +37,17 @@ class EventRow:
 
 
 def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
-    import json
-
     return json.loads(json.dumps(dict(data), cls=DjangoJSONEncoder))
+
+
+def _customer_model() -> Any:
+    # The customer model through the event's foreign key: the leaf never imports `customers`.
+    return DomainEvent._meta.get_field("customer").related_model
 
 
 def _event_livemode(*, object_type: str, customer_id: int | None) -> bool:
     if customer_id is not None:
-        from customers.models import Customer
-
-        mode = Customer.objects.filter(pk=customer_id).values_list("livemode", flat=True).first()
+        mode = _customer_model().objects.filter(pk=customer_id).values_list("livemode", flat=True).first()
         if mode is not None:
             return mode
     if object_type == "test_clock":
@@ -81,12 +86,10 @@ def event_record(
 @transaction.atomic(savepoint=False)
 def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
     """Many events in one INSERT (the billing run writes one per invoice), each in its customer's mode."""
-    from customers.models import Customer
-
     rows = list(rows)
     customer_ids = {row.customer_id for row in rows if row.customer_id is not None and row.livemode is None}
     test_customers = (
-        set(Customer.objects.filter(pk__in=customer_ids, livemode=False).values_list("pk", flat=True))
+        set(_customer_model().objects.filter(pk__in=customer_ids, livemode=False).values_list("pk", flat=True))
         if customer_ids
         else set()
     )
@@ -107,8 +110,6 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
         )
         for row in rows
     ]
-    from invoices.bulk import copy_insert, copy_supported
-
     if copy_supported():
         # COPY: the billing run writes one event per invoice, thousands per second.
         copy_insert(model=DomainEvent, objs=objects, with_pk=False)

@@ -5,16 +5,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import (
-    DomainEvent,
-    EventCursor,
-)
 from config.console import ReadOnlyAdminMixin, StyledAdmin, pretty_json
+from config.events.models import DomainEvent, EventCursor
 
 
 @admin.register(EventCursor)
 class EventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Where each consumer of the event log (notifications, feedback triggers) has read to."""
+    """Where each consumer of the event log (webhook endpoints, notifications, feedback triggers) has read to."""
 
     list_display = ("name", "last_event_id", "updated_at")
 
