@@ -21,11 +21,12 @@ of queries (the billing run). Both apply the same rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import translation
@@ -34,6 +35,7 @@ from django.utils.translation import gettext as _
 from billing.events import EventRow, event_record, events_record_bulk
 from billing.models import InvoiceItem
 from config import clock
+from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 from customers.models import Customer
 from invoices.bulk import allocate_ids, copy_insert, copy_supported
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals
@@ -350,15 +352,29 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
             data=data,
             acting_user=acting_user,
         )
-    # Payments hook (billing/services/payments.py): charge-automatically invoices are
-    # charged after this transaction commits; the task skips anything not due.
+    # Collection: charge-automatically invoices are handed to billing's collection task
+    # (dunning's `invoices_collect`) after this transaction commits; it skips anything not due.
     if invoice.status == Status.OPEN and invoice.collection_method == "charge_automatically":
-        from billing.services.payments import collection_enqueue
-
         collection_enqueue(invoice_ids=[invoice.pk])
     # The PDF (Factur-X) is rendered by a Celery task after commit, never inline.
     documents_render_on_commit(invoice_ids=[invoice.pk])
     return invoice
+
+
+def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
+    """Hand these invoices to collection: durably in this transaction, and queue one task
+    that charges them once it commits (the fast path).
+
+    Called by the billing run once per chunk and by `invoice_finalize`. The task
+    ("billing.collect_invoices", dunning's `invoices_collect`) skips
+    invoices that are not open, charge-automatically invoices with something due. A crash
+    before the task is queued leaves the hand-off rows, which the sweeper re-enqueues
+    (config/ops/handoffs.py).
+    """
+    ids = [int(pk) for pk in invoice_ids]
+    if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
+        return
+    handoff_enqueue_on_commit(kind=Kind.COLLECT_INVOICE, object_ids=ids)
 
 
 # -- bulk ------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from django.core import mail
 from billing.events import event_record
 from billing.models import DomainEvent, EventCursor
 from billing.services.changes import subscription_change
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from feedback.errors import FeedbackError
