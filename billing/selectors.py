@@ -156,6 +156,11 @@ def scheduled_changes_due(*, as_of: datetime) -> QuerySet[ScheduledChange]:
     )
 
 
+def resume_period(*, subscription: Subscription, tz: str, at: datetime) -> Period:
+    """The period a resume at `at` starts: anchored at `at` (calendar cycles keep their dates)."""
+    return Period(start=at, end=next_boundary(cycle_spec(subscription.cycle), anchor=at, tz=tz, after=at))
+
+
 def period_after(*, subscription: Subscription, tz: str) -> Period:
     """The billing period that follows the current one (what a renewal bills in advance)."""
     start = subscription.current_period_end
@@ -230,26 +235,6 @@ def mrr_for(*, items: Sequence[ItemSnapshot], cycle: CycleSpec, currency: str, d
     )
     per_period = totals.subtotal - totals.discount_total
     return round_fraction(per_period * cycle.periods_per_year() / 12)
-
-
-def mrr_of(*, subscription: Subscription, items: Sequence[ItemSnapshot] | None = None) -> int:
-    """The subscription's MRR in its currency, whatever its status.
-
-    Discounts counted: a `forever` coupon, and a `repeating` one while it still has
-    periods to run (including the current one); a `once` coupon is a one-off and is
-    not. Reports decide which statuses count (trialing, paused and canceled
-    subscriptions usually do not).
-    """
-    from billing.services.coupons import recurring_discounts
-
-    if items is None:
-        items = subscription_items_snapshot(subscription=subscription)
-    return mrr_for(
-        items=items,
-        cycle=cycle_spec(subscription.cycle),
-        currency=subscription.currency,
-        discounts=[draft.discount for draft in recurring_discounts(subscription=subscription)],
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from email.mime.image import MIMEImage
 from typing import Any
 
@@ -11,30 +10,17 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
+from customers.notifications.base import Content, NotificationGone, portal_url
 
 logger = logging.getLogger(__name__)
 
 Kind = NotificationKind
 LOGO_CID = "brand-logo"
 MAX_ATTEMPTS = 5
-
-
-class NotificationGone(Exception):
-    """What the notification was about no longer exists (or no longer applies)."""
-
-
-@dataclass
-class Content:
-    subject: str
-    paragraphs: list[str]
-    rows: list[tuple[str, str]] = field(default_factory=list)
-    action: tuple[str, str] | None = None  # (label, absolute URL)
-    lines: list[tuple[str, str]] = field(default_factory=list)  # (description, amount): prorations
 
 
 def notification_enabled(*, customer: Customer, kind: str) -> bool:
@@ -97,10 +83,6 @@ def notification_deliver(*, log_id: int) -> NotificationLog:
 
 
 # -- rendering ---------------------------------------------------------------------------------------
-
-
-def portal_url(name: str, *args: Any) -> str:
-    return settings.TARIF_BASE_URL.rstrip("/") + reverse(name, args=args)
 
 
 def _brand(customer: Customer) -> Any:

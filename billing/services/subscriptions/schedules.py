@@ -18,7 +18,6 @@ from billing.models import (
 )
 from billing.selectors import (
     cycle_spec,
-    mrr_of,
     subscription_items_snapshot,
 )
 from billing.services.subscriptions.common import (
@@ -30,6 +29,7 @@ from billing.services.subscriptions.common import (
     items_apply,
     items_changed_event_data,
     items_validate,
+    mrr_of,
     removed_meter_usage_items,
     subscription_event,
     subscription_lock,
