@@ -20,11 +20,35 @@ from django.db.models import Q, QuerySet
 
 from billing.cycles import CycleSpec, Period, next_boundary
 from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem
+from billing.pricing import Tier, price_amount, tiers_from_json
 from billing.proration import ItemCharge
-from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
 from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
+
+# -- prices ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _tiers(price_id: int, tiers_key: str) -> tuple[Tier, ...]:
+    return tiers_from_json(json.loads(tiers_key))
+
+
+def price_tiers(price: Price) -> tuple[Tier, ...]:
+    return _tiers(price.pk or 0, json.dumps(price.tiers, sort_keys=True))
+
+
+def price_amount_for(*, price: Price, quantity: int) -> int:
+    """The amount in minor units of `quantity` units of `price` for one period."""
+    if price.scheme in (Price.Scheme.TIERED_GRADUATED, Price.Scheme.TIERED_VOLUME):
+        return price_amount(scheme=price.scheme, quantity=quantity, tiers=price_tiers(price))
+    return price_amount(
+        scheme=price.scheme,
+        quantity=quantity,
+        unit_amount=price.unit_amount,
+        package_size=price.package_size,
+        package_rounding=price.package_rounding,
+    )
 
 
 @lru_cache(maxsize=1024)

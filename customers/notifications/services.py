@@ -50,10 +50,11 @@ def notification_queue(
     except IntegrityError:
         return None
     if enabled:
-        from config.ops.handoffs import Kind, handoff_enqueue_on_commit
+        from config.ops.handoffs import Kind as HandoffKind
+        from config.ops.handoffs import handoff_enqueue_on_commit
 
         # Durable: the hand-off row commits with the log; a crash before the enqueue is swept.
-        handoff_enqueue_on_commit(kind=Kind.NOTIFICATION, object_ids=[log.pk])
+        handoff_enqueue_on_commit(kind=HandoffKind.NOTIFICATION, object_ids=[log.pk])
     return log
 
 

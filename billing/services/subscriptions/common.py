@@ -14,6 +14,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
+from billing.errors import CustomerCurrencyMismatch as CustomerCurrencyMismatch
+from billing.errors import SubscriptionConflict as SubscriptionConflict
 from billing.errors import SubscriptionError
 from billing.events import event_record
 from billing.limits import check_quantity
