@@ -7,8 +7,10 @@ modules can import any service without creating an import cycle. A task is named
 The task is resolved in this process and sent with `apply_async`, so the call behaves like
 `task.delay(...)` did: with a broker the message goes out (task routes and queues apply),
 and in the embedded default (CELERY_TASK_ALWAYS_EAGER) the task runs in-process, which
-Celery's `send_task` would ignore. The task modules are registered once, on first use,
-through the same autodiscovery a worker runs (`import_default_modules`).
+Celery's `send_task` would ignore. A process where nothing imported the task modules yet
+(a web worker) registers them once, on first use, with the autodiscovery a worker runs
+(`autodiscover_tasks(force=True)`: each installed app's `tasks` module; not the worker's
+`import_default_modules`, whose Django fix-up would run the system checks).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class UnknownTask(LookupError):
 def task_for(name: str) -> Any:
     """The registered task called `name`; autodiscovers the task modules once if needed."""
     if name not in app.tasks:
-        app.loader.import_default_modules()
+        app.autodiscover_tasks(force=True)
     try:
         return app.tasks[name]
     except KeyError:
