@@ -17,6 +17,12 @@
   unpaid subscription with no other case open becomes active again.
 
 Every step appends a domain event (`dunning.*`); notifications come from them later.
+
+Dunning is the only caller of collection (`payments.invoice_collect`): the collection at
+issue (`invoices_collect`, run by the hand-off task), the schedule's retries, a new
+method's retry and "pay now" (`dunning_collect_invoice`: console, portal, API). Payments
+cannot import this module back, so it reports each outcome through the `payment_failed`
+and `payment_recorded` hooks, which `dunning_register` connects at start-up.
 """
 
 from __future__ import annotations

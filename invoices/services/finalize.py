@@ -366,10 +366,10 @@ def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
     that charges them once it commits (the fast path).
 
     Called by the billing run once per chunk and by `invoice_finalize`. The task
-    ("billing.collect_invoices", dunning's `invoices_collect`) skips
-    invoices that are not open, charge-automatically invoices with something due. A crash
-    before the task is queued leaves the hand-off rows, which the sweeper re-enqueues
-    (config/ops/handoffs.py).
+    ("billing.collect_invoices": billing's dunning, `invoices_collect`) charges only open
+    charge-automatically invoices with something due. A crash before the task is queued
+    leaves the hand-off rows, which the sweeper re-enqueues (config/ops/handoffs.py).
+    Finalizing never imports billing's payments: collection reacts to this hand-off.
     """
     ids = [int(pk) for pk in invoice_ids]
     if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
