@@ -116,7 +116,7 @@ def test_negative_control_import_linter_reports_a_broken_contract(tmp_path):
         )
     )
 
-    result = _lint_imports("--config", str(config))
+    result = _lint_imports(str(config))
 
     assert result.returncode == 1
     assert "BROKEN" in result.stdout and "billing.services.dunning -> billing.services.payments" in result.stdout
