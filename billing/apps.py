@@ -6,3 +6,9 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "billing"
     verbose_name = _("Billing")
+
+    def ready(self) -> None:
+        # deferred: app loading (the services import models, which need a ready registry)
+        from billing.services.dunning import dunning_register
+
+        dunning_register()

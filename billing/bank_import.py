@@ -10,17 +10,22 @@ import commits, and a row error rolls everything back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import tablib
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 from import_export.formats.base_formats import Format
 
 from billing.bank_statements import ParsedStatement, StatementFormatError, line_fingerprints, parse_camt053, parse_csv
 from billing.models import BankStatement, BankStatementLine
+from billing.services.reconciliation import bank_line_match
 from config import clock
+from config.errors import DomainError
 from config.locking import lock_order_exempt
+from config.types import ActingUser
 
 STATEMENT_COLUMNS = (
     "statement_account",
@@ -213,8 +218,6 @@ class BankStatementLineResource(resources.ModelResource):
         instance.statement = self.statements[(row["statement_account"], row["statement_id"])]
 
     def after_save_instance(self, instance: BankStatementLine, row: Any, **kwargs: Any) -> None:
-        from billing.services.reconciliation import bank_line_match
-
         self.new_lines += 1
         # Known exception to the lock order (docs/billing.md): the whole file is matched in
         # the import's one transaction, so a line's subscription, customer and invoices are
@@ -252,3 +255,53 @@ class BankStatementLineResource(resources.ModelResource):
                 },
                 acting_user=self.acting_user,
             )
+
+
+# -- the same import for scripts and the command -------------------------------
+
+
+class StatementImportError(DomainError):
+    """A statement file that was refused; nothing of it was imported."""
+
+    code = "statement_refused"
+    http_status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    statements: list[BankStatement]
+    new_lines: int
+    skipped_lines: int
+
+
+def bank_statement_import(
+    *, data: bytes, source_format: str, file_name: str = "", acting_user: ActingUser = None
+) -> ImportSummary:
+    """Import a statement file (`csv` or `camt053`) as the console's import does, in one transaction.
+
+    The same django-import-export resource stores the lines: already known lines are
+    skipped, new ones matched. A malformed file raises StatementImportError and imports
+    nothing. For scripts and the `import_bank_statement` command.
+    """
+    if source_format not in STATEMENT_FORMATS:
+        raise StatementImportError(
+            gettext("Unknown statement format %(format)s: use csv or camt053.") % {"format": source_format}
+        )
+    try:
+        dataset = STATEMENT_FORMATS[source_format]().create_dataset(data)
+    except StatementFormatError as error:
+        raise StatementImportError(str(error)) from error
+    resource = BankStatementLineResource()
+    result = resource.import_data(
+        dataset, dry_run=False, raise_errors=False, use_transactions=True, file_name=file_name, user=acting_user
+    )
+    if result.has_errors() or result.has_validation_errors():
+        messages = [str(error.error) for error in result.base_errors]
+        messages += [str(error.error) for _, errors in result.row_errors() for error in errors]
+        messages += [str(row.error) for row in result.invalid_rows]
+        raise StatementImportError("; ".join(messages[:5]) or gettext("The statement could not be imported."))
+    return ImportSummary(
+        statements=list(resource.statements.values()),
+        new_lines=result.totals.get("new", 0),
+        skipped_lines=result.totals.get("skip", 0),
+    )

@@ -18,12 +18,36 @@ from django.db.models import Q, QuerySet
 
 from billing.cycles import CycleSpec, Period, next_boundary
 from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem, TestClock
+from billing.pricing import Tier, price_amount, tiers_from_json
 from billing.proration import ItemCharge
-from billing.services.catalog import price_amount_for
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
 from config.types import JsonDict
 from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals, percent_discount
+
+# -- prices ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _tiers(price_id: int, tiers_key: str) -> tuple[Tier, ...]:
+    return tiers_from_json(json.loads(tiers_key))
+
+
+def price_tiers(price: Price) -> tuple[Tier, ...]:
+    return _tiers(price.pk or 0, json.dumps(price.tiers, sort_keys=True))
+
+
+def price_amount_for(*, price: Price, quantity: int) -> int:
+    """The amount in minor units of `quantity` units of `price` for one period."""
+    if price.scheme in (Price.Scheme.TIERED_GRADUATED, Price.Scheme.TIERED_VOLUME):
+        return price_amount(scheme=price.scheme, quantity=quantity, tiers=price_tiers(price))
+    return price_amount(
+        scheme=price.scheme,
+        quantity=quantity,
+        unit_amount=price.unit_amount,
+        package_size=price.package_size,
+        package_rounding=price.package_rounding,
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -161,6 +185,11 @@ def scheduled_changes_due(*, as_of: datetime) -> QuerySet[ScheduledChange]:
     )
 
 
+def resume_period(*, subscription: Subscription, tz: str, at: datetime) -> Period:
+    """The period a resume at `at` starts: anchored at `at` (calendar cycles keep their dates)."""
+    return Period(start=at, end=next_boundary(cycle_spec(subscription.cycle), anchor=at, tz=tz, after=at))
+
+
 def period_after(*, subscription: Subscription, tz: str) -> Period:
     """The billing period that follows the current one (what a renewal bills in advance)."""
     start = subscription.current_period_end
@@ -239,26 +268,6 @@ def mrr_for(*, items: Sequence[ItemSnapshot], cycle: CycleSpec, currency: str, d
     )
     per_period = totals.subtotal - totals.discount_total
     return round_fraction(per_period * cycle.periods_per_year() / 12)
-
-
-def mrr_of(*, subscription: Subscription, items: Sequence[ItemSnapshot] | None = None) -> int:
-    """The subscription's MRR in its currency, whatever its status.
-
-    Discounts counted: a `forever` coupon, and a `repeating` one while it still has
-    periods to run (including the current one); a `once` coupon is a one-off and is
-    not. Reports decide which statuses count (trialing, paused and canceled
-    subscriptions usually do not).
-    """
-    from billing.services.coupons import recurring_discounts
-
-    if items is None:
-        items = subscription_items_snapshot(subscription=subscription)
-    return mrr_for(
-        items=items,
-        cycle=cycle_spec(subscription.cycle),
-        currency=subscription.currency,
-        discounts=[draft.discount for draft in recurring_discounts(subscription=subscription)],
-    )
 
 
 @dataclass(frozen=True, slots=True)

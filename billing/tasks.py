@@ -50,7 +50,7 @@ def billing_runs_sweep() -> int:
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60, name="billing.collect_invoices")
 def collect_invoices(self, invoice_ids: list[int]) -> int:
     """Charge the charge-automatically invoices of one billing-run chunk (idempotent)."""
-    from billing.services.payments import invoices_collect
+    from billing.services.dunning import invoices_collect
 
     return invoices_collect(invoice_ids=invoice_ids)
 

@@ -15,7 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing.models import Subscription
-from billing.services.payments import invoice_collect, payment_record_manual
+from billing.services.dunning import dunning_collect_invoice
+from billing.services.payments import payment_record_manual
 from billing.services.upcoming import upcoming_invoice
 from config import clock
 from config.api.authentication import acting_user
@@ -143,7 +144,7 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
                     code="invalid_state",
                     status_code=409,
                 )
-            invoice_collect(invoice=invoice, acting_user=acting_user(request))
+            dunning_collect_invoice(invoice=invoice, acting_user=acting_user(request))
         return self._out(invoice)
 
     @extend_schema(responses={200: PDF_RESPONSE}, summary="The invoice as a Factur-X PDF")

@@ -347,10 +347,10 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
 
 def _retry_invoices(model_admin: admin.ModelAdmin, request: HttpRequest, invoices: Any) -> None:
-    from billing.services.payments import invoice_collect
+    from billing.services.dunning import dunning_collect_invoice
 
     for invoice in invoices:
-        payment = invoice_collect(invoice=invoice, acting_user=request.user)
+        payment = dunning_collect_invoice(invoice=invoice, acting_user=request.user)
         if payment is None:
             model_admin.message_user(
                 request, gettext("%(number)s: nothing to collect.") % {"number": invoice.number}, messages.INFO

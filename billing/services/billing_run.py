@@ -64,6 +64,7 @@ from billing.selectors import due_q, due_subscriptions, pending_invoice_items_bu
 from billing.services.subscriptions import SubscriptionError
 from config import clock
 from config.events.log import event_record
+from config.jobs import enqueue
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
 
@@ -202,15 +203,14 @@ def billing_run_start(
                 _run_stop(run_id=run.pk, status=status, reason=repr(error)[:2000])
                 raise
         else:
-            from billing.tasks import billing_run_chunk
 
-            def enqueue() -> None:
+            def enqueue_chunks() -> None:
                 for chunk in chunks:
-                    billing_run_chunk.delay(run.pk, chunk)
+                    enqueue("billing.run_chunk", args=[run.pk, chunk])
 
             # If the hand-off is lost, the run makes no progress and the sweeper closes it;
             # the next run bills what is still due.
-            transaction.on_commit(enqueue)
+            transaction.on_commit(enqueue_chunks)
     run.refresh_from_db()
     return run
 
@@ -626,10 +626,8 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     issued_at = None if run.test_clock_id is not None else clock.system_now()
     invoice_ids = finalize.invoices_issue_bulk(items=drafts, at=issued_at, rates=standard_tax_rates())
     _save_renewed(to_bill)
-    # Payments hook: one collection task per chunk, queued after this transaction commits.
-    from billing.services.payments import collection_enqueue
-
-    collection_enqueue(invoice_ids=invoice_ids)
+    # Collection: one task per chunk (durable hand-off), queued after this transaction commits.
+    finalize.collection_enqueue(invoice_ids=invoice_ids)
     # Subscriptions canceled at their boundary, or no longer due, are simply done.
     return len(invoice_ids), still_due
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
@@ -13,7 +12,6 @@ from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.models import InvoiceItem, Meter, Price, Product, SubscriptionItem
-from billing.pricing import Tier, price_amount, tiers_from_json
 from config.errors import DomainConflict
 from config.modes import default_livemode
 from invoices.models import InvoiceLine
@@ -37,32 +35,6 @@ PRICE_TERMS = (
 
 class PriceInUse(DomainConflict, ValidationError):
     code = "price_in_use"
-
-
-@lru_cache(maxsize=4096)
-def _tiers(price_id: int, tiers_key: str) -> tuple[Tier, ...]:
-    import json
-
-    return tiers_from_json(json.loads(tiers_key))
-
-
-def price_tiers(price: Price) -> tuple[Tier, ...]:
-    import json
-
-    return _tiers(price.pk or 0, json.dumps(price.tiers, sort_keys=True))
-
-
-def price_amount_for(*, price: Price, quantity: int) -> int:
-    """The amount in minor units of `quantity` units of `price` for one period."""
-    if price.scheme in (Price.Scheme.TIERED_GRADUATED, Price.Scheme.TIERED_VOLUME):
-        return price_amount(scheme=price.scheme, quantity=quantity, tiers=price_tiers(price))
-    return price_amount(
-        scheme=price.scheme,
-        quantity=quantity,
-        unit_amount=price.unit_amount,
-        package_size=price.package_size,
-        package_rounding=price.package_rounding,
-    )
 
 
 def price_cycle(price: Price) -> CycleSpec:

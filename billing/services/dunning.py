@@ -17,10 +17,18 @@
   unpaid subscription with no other case open becomes active again.
 
 Every step appends a domain event (`dunning.*`); notifications come from them later.
+
+Dunning is the only caller of collection (`payments.invoice_collect`): the collection at
+issue (`invoices_collect`, run by the hand-off task), the schedule's retries, a new
+method's retry and "pay now" (`dunning_collect_invoice`: console, portal, API). Payments
+cannot import this module back, so it reports each outcome through the `payment_failed`
+and `payment_recorded` hooks, which `dunning_register` connects at start-up.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,12 +38,16 @@ from django.db.models import Q
 
 from billing.locks import dunning_case_qs_for_update, invoice_lock_with_owners
 from billing.models import DunningCase, Payment, Subscription, TestClock
+from billing.services.payments import default_payment_method, invoice_collect, payment_failed, payment_recorded
 from billing.states import can_transition
 from config import clock
 from config.events.log import event_record
+from config.ops.handoffs import Kind, handoffs_complete
 from config.types import ActingUser
 from invoices.models import Invoice
 from invoices.states import PAYABLE_STATUSES
+
+logger = logging.getLogger(__name__)
 
 FINAL_ACTIONS = ("cancel", "unpaid", "uncollectible")
 SEND_INVOICE = "send_invoice"
@@ -244,8 +256,6 @@ def dunning_run_due(*, as_of: datetime | None = None, test_clock: TestClock | No
     their scheduled simulated instants, one after the other, until none is due.
     Returns the number of steps taken.
     """
-    from billing.services.payments import invoice_collect
-
     as_of = as_of or (test_clock.frozen_time if test_clock else clock.system_now())
     steps = _open_overdue(as_of=as_of, test_clock=test_clock)
     seen_steps: set[tuple[int, datetime | None]] = set()
@@ -279,8 +289,6 @@ def dunning_run_due(*, as_of: datetime | None = None, test_clock: TestClock | No
 
 def dunning_retry_customer(*, customer_id: int, acting_user: ActingUser = None) -> int:
     """Retry now every invoice of the customer in dunning (a new payment method came in)."""
-    from billing.services.payments import invoice_collect
-
     cases = DunningCase.objects.filter(customer_id=customer_id, status=DunningCase.Status.ACTIVE).select_related(
         "invoice"
     )
@@ -291,3 +299,52 @@ def dunning_retry_customer(*, customer_id: int, acting_user: ActingUser = None) 
         ):
             retried += 1
     return retried
+
+
+def dunning_collect_invoice(*, invoice: Invoice, acting_user: Any = None) -> Payment | None:
+    """Charge what remains due on `invoice` now (the console's retry, the portal's and the
+    API's "pay"): one attempt outside the schedule; a failure enters or continues dunning."""
+    return invoice_collect(invoice=invoice, acting_user=acting_user)
+
+
+def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
+    """Charge freshly finalized charge-automatically invoices (one billing-run chunk).
+
+    Customers without a chargeable default method are skipped (no attempt). Safe to run
+    twice: an invoice that already had an attempt is dunning's business, except a
+    `pending` one (a crash after the gateway call), which is resumed.
+    """
+    invoice_ids = [int(pk) for pk in invoice_ids]
+    charged = 0
+    failed: set[int] = set()
+    invoices = (
+        Invoice.objects.filter(pk__in=invoice_ids, collection_method=CHARGE_AUTOMATICALLY, status=Invoice.Status.OPEN)
+        .select_related("customer")
+        .order_by("pk")
+    )
+    for invoice in invoices:
+        if invoice.amount_remaining <= 0:
+            continue
+        if Payment.objects.filter(invoice=invoice).exclude(status=Payment.Status.PENDING).exists():
+            continue
+        method = default_payment_method(customer=invoice.customer)
+        if method is None or not method.chargeable:
+            # Nothing to charge with: the invoice waits; dunning opens a case for it once
+            # it is overdue (billing.services.dunning), and a new method retries it.
+            continue
+        # A test-clock customer is charged at the simulated instant the invoice was issued.
+        at = invoice.finalized_at if invoice.customer.test_clock_id is not None else None
+        try:
+            if invoice_collect(invoice=invoice, at=at, first_attempt_only=True) is not None:
+                charged += 1
+        except Exception:  # one bad invoice must not stop the chunk; its hand-off stays pending
+            logger.exception("collection of invoice %s failed", invoice.pk)
+            failed.add(invoice.pk)
+    handoffs_complete(kind=Kind.COLLECT_INVOICE, object_ids=[pk for pk in invoice_ids if pk not in failed])
+    return charged
+
+
+def dunning_register() -> None:
+    """Connect dunning to the payment outcomes (called once by BillingConfig.ready())."""
+    payment_failed.connect(dunning_on_failure)
+    payment_recorded.connect(dunning_on_payment)

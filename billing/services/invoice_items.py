@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from billing.limits import check_amount, check_quantity
 from billing.models import InvoiceItem, Price, Subscription
-from billing.services.catalog import price_amount_for
+from billing.selectors import price_amount_for
 from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     CustomerCurrencyMismatch,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
-from billing.services.subscriptions import SubscriptionError
+from billing.errors import SubscriptionError
 from config.modes import object_livemode
 
 

@@ -17,12 +17,11 @@ Lock order: subscription -> customer -> invoice -> payment (the billing run's or
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
 
@@ -37,6 +36,8 @@ from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
 from config.errors import DomainError
 from config.events.log import event_record
+from config.hooks import Hook
+from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError
@@ -49,6 +50,14 @@ logger = logging.getLogger(__name__)
 CHARGE_AUTOMATICALLY = "charge_automatically"
 NO_PAYMENT_METHOD = "no_payment_method"
 MANUAL_METHODS = (Payment.Method.BANK_TRANSFER, Payment.Method.CHEQUE, Payment.Method.CASH, Payment.Method.OTHER)
+
+
+# Dunning reacts to every outcome, in the transaction that records it: a failure opens or
+# advances the invoice's case, a payment that settles the invoice closes it. Dunning calls
+# collection (it is the only caller of `invoice_collect`), so this module cannot import it:
+# dunning registers its receivers in BillingConfig.ready(), and a missing one raises.
+payment_failed = Hook("billing.payment_failed", required=True)
+payment_recorded = Hook("billing.payment_recorded", required=True)
 
 
 class PaymentsError(DomainError):
@@ -136,9 +145,7 @@ def _method_store(
 def _retry_dunning_on_commit(customer: Customer) -> None:
     """A new chargeable default retries the customer's invoices in dunning at once."""
     if DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists():
-        from billing.tasks import dunning_retry_customer
-
-        transaction.on_commit(lambda: dunning_retry_customer.delay(customer.pk))
+        transaction.on_commit(lambda: enqueue("billing.dunning_retry_customer", args=[customer.pk]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,9 +466,7 @@ def payment_record_outcome(
             locked.save()
             _apply_to_invoice(payment=locked, invoice=invoice, at=at, acting_user=acting_user)
             _payment_event(locked, "payment.succeeded", at, acting_user)
-            from billing.services.dunning import dunning_on_payment
-
-            dunning_on_payment(invoice=invoice, at=at)
+            payment_recorded.fire(invoice=invoice, at=at)
         elif result.status == "pending":
             locked.save()  # e.g. SEPA processing: a webhook will settle it
         else:
@@ -509,65 +514,7 @@ def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, actin
 
 
 def _after_failure(*, invoice: Invoice, payment: Payment, at: datetime, scheduled_retry: bool) -> None:
-    from billing.services.dunning import dunning_on_failure
-
-    dunning_on_failure(invoice=invoice, payment=payment, at=at, scheduled_retry=scheduled_retry)
-
-
-def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
-    """Hand these invoices to collection: durably in this transaction, and queue one task
-    that charges them once it commits (the fast path).
-
-    Called by the billing run once per chunk and by `invoice_finalize`; the task skips
-    invoices that are not open, charge-automatically invoices with something due. A crash
-    before the task is queued leaves the hand-off rows, which the sweeper re-enqueues
-    (config/ops/handoffs.py).
-    """
-    ids = [int(pk) for pk in invoice_ids]
-    if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
-        return
-    from config.ops.handoffs import Kind, handoff_enqueue_on_commit
-
-    handoff_enqueue_on_commit(kind=Kind.COLLECT_INVOICE, object_ids=ids)
-
-
-def invoices_collect(*, invoice_ids: Iterable[int]) -> int:
-    """Charge freshly finalized charge-automatically invoices (one billing-run chunk).
-
-    Customers without a chargeable default method are skipped (no attempt). Safe to run
-    twice: an invoice that already had an attempt is dunning's business, except a
-    `pending` one (a crash after the gateway call), which is resumed.
-    """
-    from config.ops.handoffs import Kind, handoffs_complete
-
-    invoice_ids = [int(pk) for pk in invoice_ids]
-    charged = 0
-    failed: set[int] = set()
-    invoices = (
-        Invoice.objects.filter(pk__in=invoice_ids, collection_method=CHARGE_AUTOMATICALLY, status=Invoice.Status.OPEN)
-        .select_related("customer")
-        .order_by("pk")
-    )
-    for invoice in invoices:
-        if invoice.amount_remaining <= 0:
-            continue
-        if Payment.objects.filter(invoice=invoice).exclude(status=Payment.Status.PENDING).exists():
-            continue
-        method = default_payment_method(customer=invoice.customer)
-        if method is None or not method.chargeable:
-            # Nothing to charge with: the invoice waits; dunning opens a case for it once
-            # it is overdue (billing.services.dunning), and a new method retries it.
-            continue
-        # A test-clock customer is charged at the simulated instant the invoice was issued.
-        at = invoice.finalized_at if invoice.customer.test_clock_id is not None else None
-        try:
-            if invoice_collect(invoice=invoice, at=at, first_attempt_only=True) is not None:
-                charged += 1
-        except Exception:  # one bad invoice must not stop the chunk; its hand-off stays pending
-            logger.exception("collection of invoice %s failed", invoice.pk)
-            failed.add(invoice.pk)
-    handoffs_complete(kind=Kind.COLLECT_INVOICE, object_ids=[pk for pk in invoice_ids if pk not in failed])
-    return charged
+    payment_failed.fire(invoice=invoice, payment=payment, at=at, scheduled_retry=scheduled_retry)
 
 
 def payment_record_manual(
@@ -613,9 +560,7 @@ def payment_record_manual(
         )
         invoice_record_payment(invoice=locked, amount=amount, at=at, acting_user=acting_user)
         _payment_event(payment, "payment.succeeded", at, acting_user, reference=reference, manual=True)
-        from billing.services.dunning import dunning_on_payment
-
-        dunning_on_payment(invoice=locked, at=at)
+        payment_recorded.fire(invoice=locked, at=at)
     return payment
 
 

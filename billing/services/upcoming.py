@@ -41,6 +41,7 @@ from billing.selectors import (
     pending_invoice_items,
     period_after,
     product_key,
+    resume_period,
     subscription_items_snapshot,
 )
 from billing.services.coupons import discounts_for_period
@@ -321,8 +322,6 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
     period end: the final invoice (usage and pending items); paused with a resume
     date: the invoice the resume will issue. Raises NoUpcomingInvoice otherwise.
     """
-    from billing.services.subscriptions import resume_period
-
     subscription = subscription_load(subscription)
     customer = subscription.customer
     at = at or clock.now(customer=customer)

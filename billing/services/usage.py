@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from billing.limits import MAX_USAGE_VALUE
 from billing.models import Meter, Price, UsageEvent
-from billing.services.catalog import price_amount_for
+from billing.selectors import price_amount_for
 from config import clock
 from config.errors import DomainError
 from config.events.log import EventRow, events_record_bulk

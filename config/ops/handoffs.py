@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from config.jobs import enqueue
 from config.ops.locks import handoffs_claim_qs
 from config.ops.models import Handoff
 
@@ -44,28 +45,20 @@ def grace() -> timedelta:
 
 
 def _enqueue_collection(ids: list[int]) -> None:
-    from billing.tasks import collect_invoices
-
-    collect_invoices.delay(ids)
+    enqueue("billing.collect_invoices", args=[ids])
 
 
 def _enqueue_invoice_render(ids: list[int]) -> None:
-    from invoices.tasks import render_pdf
-
-    render_pdf.delay(invoice_ids=ids)
+    enqueue("invoices.render_pdf", kwargs={"invoice_ids": ids})
 
 
 def _enqueue_credit_note_render(ids: list[int]) -> None:
-    from invoices.tasks import render_pdf
-
-    render_pdf.delay(credit_note_ids=ids)
+    enqueue("invoices.render_pdf", kwargs={"credit_note_ids": ids})
 
 
 def _enqueue_notifications(ids: list[int]) -> None:
-    from customers.tasks import notification_deliver_task
-
     for log_id in ids:
-        notification_deliver_task.delay(log_id)
+        enqueue("customers.notification_deliver", args=[log_id])
 
 
 ENQUEUE: dict[str, Callable[[list[int]], None]] = {

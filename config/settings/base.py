@@ -249,4 +249,7 @@ from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
+from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
+
+reliability_extend(installed_apps=INSTALLED_APPS, middleware=MIDDLEWARE, logging=LOGGING)

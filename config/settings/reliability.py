@@ -1,31 +1,44 @@
 """Reliability and security settings (issue #9): audit log, request ids, log scrubbing,
-session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py."""
+session timeouts, maintenance mode, metrics, backups. Imported at the end of base.py, which then
+calls `reliability_extend` on its app, middleware and logging lists (this module never imports base)."""
 
 import ipaddress
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env
-from config.settings.base import INSTALLED_APPS, LOGGING, MIDDLEWARE
-
-INSTALLED_APPS += ["django_prometheus", "config.audit", "config.ops"]
 
 
-def _before(name: str, *new: str) -> None:
-    index = MIDDLEWARE.index(name)
-    MIDDLEWARE[index:index] = list(new)
+def reliability_extend(*, installed_apps: list[str], middleware: list[str], logging: dict[str, Any]) -> None:
+    """Add this module's apps, middleware and log filters to base.py's lists (in place).
 
+    base.py calls it after importing this module: the import goes one way only.
+    """
+    installed_apps += ["django_prometheus", "config.audit", "config.ops"]
 
-# Request ids first so every log line of the request carries one; Prometheus wraps everything else.
-MIDDLEWARE.insert(0, "config.audit.middleware.RequestIdMiddleware")
-MIDDLEWARE.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
-_before(
-    "axes.middleware.AxesMiddleware",
-    "config.ops.middleware.SessionTimeoutMiddleware",
-    "config.ops.middleware.MaintenanceModeMiddleware",
-    "config.audit.middleware.AdminAuditMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-)
+    def before(name: str, *new: str) -> None:
+        index = middleware.index(name)
+        middleware[index:index] = list(new)
+
+    # Request ids first so every log line of the request carries one; Prometheus wraps everything else.
+    middleware.insert(0, "config.audit.middleware.RequestIdMiddleware")
+    middleware.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+    before(
+        "axes.middleware.AxesMiddleware",
+        "config.ops.middleware.SessionTimeoutMiddleware",
+        "config.ops.middleware.MaintenanceModeMiddleware",
+        "config.audit.middleware.AdminAuditMiddleware",
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    )
+    # Every log line: request id, and secrets / card numbers / IBANs / emails masked.
+    logging["filters"] = {
+        "request_id": {"()": "config.audit.logging.RequestIdFilter"},
+        "scrub": {"()": "config.audit.logging.ScrubbingFilter"},
+    }
+    logging["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+    logging["handlers"]["console"]["filters"] = ["request_id", "scrub"]
+
 
 # Client address behind reverse proxies (config.audit.context.client_ip, used by django-axes,
 # the audit log and /metrics): the addresses or networks of our own proxies. When the peer
@@ -39,13 +52,6 @@ TARIF_TRUSTED_PROXIES = [
 ]
 AXES_CLIENT_IP_CALLABLE = "config.audit.context.client_ip"
 
-# Every log line: request id, and secrets / card numbers / IBANs / emails masked.
-LOGGING["filters"] = {
-    "request_id": {"()": "config.audit.logging.RequestIdFilter"},
-    "scrub": {"()": "config.audit.logging.ScrubbingFilter"},
-}
-LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-LOGGING["handlers"]["console"]["filters"] = ["request_id", "scrub"]
 
 # Passwords, OWASP ASVS 4.0 level 2 (V2.1): at least 12 characters, at most 128, any
 # characters, no composition rules, checked against common / breached passwords.

@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from customers.models import NotificationKind, NotificationLog
-from customers.notifications.services import Content, NotificationGone, portal_url
+from customers.notifications.base import Content, NotificationGone, portal_url
 from customers.notifications.wording import decline_reason
 from invoices.rendering.formatting import long_date, money
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.mime.image import MIMEImage
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,6 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -22,6 +20,7 @@ from config.ops.handoffs import handoffs_complete, handoffs_record
 from config.types import ActingUser, JsonDict
 from customers.locks import notification_log_qs_for_update
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
+from customers.notifications.base import Content, NotificationGone, portal_url
 
 if TYPE_CHECKING:
     from invoices.models import Invoice
@@ -32,19 +31,6 @@ Kind = NotificationKind
 LOGO_CID = "brand-logo"
 MAX_ATTEMPTS = 5
 CLAIM_STALE_AFTER = timedelta(minutes=10)
-
-
-class NotificationGone(Exception):
-    """What the notification was about no longer exists (or no longer applies)."""
-
-
-@dataclass
-class Content:
-    subject: str
-    paragraphs: list[str]
-    rows: list[tuple[str, str]] = field(default_factory=list)
-    action: tuple[str, str] | None = None  # (label, absolute URL)
-    lines: list[tuple[str, str]] = field(default_factory=list)  # (description, amount): prorations
 
 
 def notification_enabled(*, customer: Customer, kind: str) -> bool:
@@ -74,10 +60,11 @@ def notification_queue(
     except IntegrityError:
         return None
     if enabled:
-        from config.ops.handoffs import Kind, handoff_enqueue_on_commit
+        from config.ops.handoffs import Kind as HandoffKind
+        from config.ops.handoffs import handoff_enqueue_on_commit
 
         # Durable: the hand-off row commits with the log; a crash before the enqueue is swept.
-        handoff_enqueue_on_commit(kind=Kind.NOTIFICATION, object_ids=[log.pk])
+        handoff_enqueue_on_commit(kind=HandoffKind.NOTIFICATION, object_ids=[log.pk])
     return log
 
 
@@ -164,10 +151,6 @@ def invoice_email_queue(*, invoice: Invoice, acting_user: ActingUser = None) -> 
 
 
 # -- rendering ---------------------------------------------------------------------------------------
-
-
-def portal_url(name: str, *args: str | int) -> str:
-    return settings.TARIF_BASE_URL.rstrip("/") + reverse(name, args=args)
 
 
 def _brand(customer: Customer) -> Any:

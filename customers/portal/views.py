@@ -23,10 +23,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
 from billing.payments.gateway import GatewayError
+from billing.services.dunning import dunning_collect_invoice
 from billing.services.payments import (
     PaymentsError,
     bank_transfer_reference,
-    invoice_collect,
     payment_method_attach,
     payment_method_detach,
     payment_method_hosted_setup_options,
@@ -197,7 +197,7 @@ def credit_note_facturx(request: HttpRequest, customer: Customer, pk: int) -> Ht
 @portal_view
 def invoice_pay(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    payment = invoice_collect(invoice=invoice, acting_user=request.user)
+    payment = dunning_collect_invoice(invoice=invoice, acting_user=request.user)
     if payment is None:
         messages.info(request, _("Nothing is left to pay on this invoice."))
     elif payment.status == "succeeded":

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import translation
@@ -36,6 +37,7 @@ from billing.models import InvoiceItem
 from config import clock
 from config.bulk import allocate_ids, copy_insert, copy_supported
 from config.events.log import EventRow, event_record, events_record_bulk
+from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
@@ -341,15 +343,29 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
             data=data,
             acting_user=acting_user,
         )
-    # Payments hook (billing/services/payments.py): charge-automatically invoices are
-    # charged after this transaction commits; the task skips anything not due.
+    # Collection: charge-automatically invoices are handed to billing's collection task
+    # (dunning's `invoices_collect`) after this transaction commits; it skips anything not due.
     if invoice.status == Status.OPEN and invoice.collection_method == "charge_automatically":
-        from billing.services.payments import collection_enqueue
-
         collection_enqueue(invoice_ids=[invoice.pk])
     # The PDF (Factur-X) is rendered by a Celery task after commit, never inline.
     documents_render_on_commit(invoice_ids=[invoice.pk])
     return invoice
+
+
+def collection_enqueue(*, invoice_ids: Iterable[int]) -> None:
+    """Hand these invoices to collection: durably in this transaction, and queue one task
+    that charges them once it commits (the fast path).
+
+    Called by the billing run once per chunk and by `invoice_finalize`. The task
+    ("billing.collect_invoices": billing's dunning, `invoices_collect`) charges only open
+    charge-automatically invoices with something due. A crash before the task is queued
+    leaves the hand-off rows, which the sweeper re-enqueues (config/ops/handoffs.py).
+    Finalizing never imports billing's payments: collection reacts to this hand-off.
+    """
+    ids = [int(pk) for pk in invoice_ids]
+    if not ids or not settings.TARIF_COLLECT_ON_ISSUE:
+        return
+    handoff_enqueue_on_commit(kind=Kind.COLLECT_INVOICE, object_ids=ids)
 
 
 # -- bulk ------------------------------------------------------------------------------

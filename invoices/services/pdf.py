@@ -20,6 +20,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from config.errors import DomainConflict
+from config.jobs import enqueue
 from invoices.models import CreditNote, Document, Invoice
 
 logger = logging.getLogger(__name__)
@@ -125,14 +126,14 @@ def documents_render_on_commit(
     if bulk and _tasks_run_in_process():
         return
     from config.ops.handoffs import Kind, handoffs_record
-    from invoices.tasks import render_pdf
 
     # Durable first (rows in this transaction, swept if the enqueue below never happens),
     # then the fast path: one task for all of them once the transaction commits.
     handoffs_record(kind=Kind.RENDER_INVOICE, object_ids=invoice_ids)
     handoffs_record(kind=Kind.RENDER_CREDIT_NOTE, object_ids=credit_note_ids)
     transaction.on_commit(
-        lambda: render_pdf.delay(invoice_ids=invoice_ids, credit_note_ids=credit_note_ids), robust=True
+        lambda: enqueue("invoices.render_pdf", kwargs={"invoice_ids": invoice_ids, "credit_note_ids": credit_note_ids}),
+        robust=True,
     )
 
 

@@ -13,7 +13,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from billing.models import Price, Subscription
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import CustomerUser
 from feedback.models import Choice, Question, Survey, SurveyResponse, Trigger

@@ -76,3 +76,18 @@ def test_readyz_sees_the_real_broker(client, db, settings):
     body = client.get("/readyz").json()
 
     assert body["checks"]["broker"] == {**body["checks"]["broker"], "ok": True, "mode": "broker"}
+
+
+def test_a_task_enqueued_by_name_round_trips_through_the_real_broker(worker):
+    from config.celery import app
+    from config.jobs import enqueue
+
+    app.conf.task_always_eager = False
+    app.conf.broker_url = BROKER_URL
+    app.conf.result_backend = os.environ.get("CELERY_RESULT_BACKEND", BROKER_URL)
+    try:
+        result = enqueue("tarif.ping", queue="tarif-broker-test")
+        with allow_join_result():
+            assert result.get(timeout=60) == "pong"
+    finally:
+        app.conf.task_always_eager = True

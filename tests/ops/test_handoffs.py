@@ -40,8 +40,8 @@ from invoices.tasks import render_pdf
 def crash(*args, **kwargs):
     print("committed, crashing before the enqueue", flush=True)
     os._exit(1)
-collect_invoices.delay = crash
-render_pdf.delay = crash
+collect_invoices.apply_async = crash
+render_pdf.apply_async = crash
 from datetime import datetime
 from billing.services.billing_run import billing_run_start
 billing_run_start(as_of=datetime.fromisoformat("{due}"), inline=True, chunk_size=100)
@@ -148,7 +148,7 @@ def test_issuing_records_the_hand_offs_in_its_transaction_and_the_fast_path_comp
     # given a broker-like setup (bulk PDFs are queued) whose PDF task is stubbed
     settings.CELERY_TASK_ALWAYS_EAGER = False
     rendered: list[dict] = []
-    monkeypatch.setattr(render_pdf, "delay", lambda **kwargs: rendered.append(kwargs))
+    monkeypatch.setattr(render_pdf, "apply_async", lambda args=(), kwargs=None, **options: rendered.append(kwargs))
     # when the billing run issues the renewals without its on_commit callbacks running
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         billing_run_start(as_of=DUE, inline=True)
@@ -187,7 +187,7 @@ def test_the_sweeper_backs_off_and_a_broker_outage_loses_nothing(
     from billing.tasks import collect_invoices
 
     with monkeypatch.context() as patched:
-        patched.setattr(collect_invoices, "delay", broker_down)
+        patched.setattr(collect_invoices, "apply_async", broker_down)
         assert handoffs_sweep(now=later) == 0
 
     # then the rows are pushed back (not swept again at once) and go out on a later sweep

@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services.reconciliation import StatementImportError, bank_statement_import
+from billing.bank_import import StatementImportError, bank_statement_import
 
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".xml": "camt053"}
 

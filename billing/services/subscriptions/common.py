@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
+from billing.errors import CustomerCurrencyMismatch as CustomerCurrencyMismatch
+from billing.errors import SubscriptionConflict as SubscriptionConflict
+from billing.errors import SubscriptionError
 from billing.limits import check_quantity
 from billing.locks import subscription_qs_for_update
 from billing.models import (
@@ -28,15 +30,17 @@ from billing.selectors import (
     ItemSnapshot,
     cycle_spec,
     item_snapshot,
+    mrr_for,
+    subscription_items_snapshot,
 )
 from billing.services.coupons import (
     discount_counter_after_billing,
+    recurring_discounts,
 )
 from billing.services.upcoming import usage_for_period
 from billing.services.usage import UsageWindow, price_meter_id, usage_charge_amount
 from billing.states import assert_transition
 from config import clock
-from config.errors import DomainError
 from config.events.log import event_record
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
@@ -53,24 +57,22 @@ MAX_TRIAL_DAYS = 730
 DEFAULT_DAYS_UNTIL_DUE = 30
 
 
-class SubscriptionError(DomainError, ValidationError):
-    """A request the subscription services refuse, with a message for the person who made it."""
+def mrr_of(*, subscription: Subscription, items: Sequence[ItemSnapshot] | None = None) -> int:
+    """The subscription's MRR in its currency, whatever its status.
 
-    code = "subscription_refused"
-
-
-class SubscriptionConflict(SubscriptionError):
-    """A request the subscription's current state does not allow."""
-
-    code = "subscription_conflict"
-    http_status = 409
-
-
-class CustomerCurrencyMismatch(SubscriptionError):
-    """A subscription or an invoice item in another currency than its customer's."""
-
-    code = "customer_currency"
-    http_status = 409
+    Discounts counted: a `forever` coupon, and a `repeating` one while it still has
+    periods to run (including the current one); a `once` coupon is a one-off and is
+    not. Reports decide which statuses count (trialing, paused and canceled
+    subscriptions usually do not).
+    """
+    if items is None:
+        items = subscription_items_snapshot(subscription=subscription)
+    return mrr_for(
+        items=items,
+        cycle=cycle_spec(subscription.cycle),
+        currency=subscription.currency,
+        discounts=[draft.discount for draft in recurring_discounts(subscription=subscription)],
+    )
 
 
 @dataclass(frozen=True, slots=True)

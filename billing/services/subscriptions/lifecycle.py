@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.cycles import Period, next_boundary
+from billing.cycles import Period
 from billing.models import (
     ScheduledChange,
     Subscription,
@@ -17,10 +17,9 @@ from billing.models import (
 from billing.proration import cancellation_credit
 from billing.selectors import (
     ItemSnapshot,
-    cycle_spec,
     item_charges,
-    mrr_of,
     pending_invoice_items,
+    resume_period,
     subscription_items_snapshot,
 )
 from billing.services.coupons import (
@@ -37,6 +36,7 @@ from billing.services.subscriptions.common import (
     change_record,
     instant,
     invoice_issue,
+    mrr_of,
     subscription_copy,
     subscription_event,
     subscription_lock,
@@ -291,11 +291,6 @@ def subscription_pause(
         resumes_at=resumes_at,
     )
     return locked
-
-
-def resume_period(*, subscription: Subscription, tz: str, at: datetime) -> Period:
-    """The period a resume at `at` starts: anchored at `at` (calendar cycles keep their dates)."""
-    return Period(start=at, end=next_boundary(cycle_spec(subscription.cycle), anchor=at, tz=tz, after=at))
 
 
 def _start_new_period(

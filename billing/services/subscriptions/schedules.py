@@ -16,7 +16,6 @@ from billing.models import (
 )
 from billing.selectors import (
     cycle_spec,
-    mrr_of,
     subscription_items_snapshot,
 )
 from billing.services.subscriptions.common import (
@@ -28,6 +27,7 @@ from billing.services.subscriptions.common import (
     items_apply,
     items_changed_event_data,
     items_validate,
+    mrr_of,
     removed_meter_usage_items,
     subscription_event,
     subscription_lock,

@@ -8,7 +8,8 @@ import pytest
 import time_machine
 
 from billing.models import Subscription
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from tests.billing.services.conftest import billing_brand, make_customer, make_price  # noqa: F401
 

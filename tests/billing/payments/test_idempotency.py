@@ -6,7 +6,8 @@ import pytest
 
 from billing.models import Payment, SandboxCharge
 from billing.services import payments
-from billing.services.payments import invoice_collect, invoices_collect
+from billing.services.dunning import invoices_collect
+from billing.services.payments import invoice_collect
 from invoices.models import Invoice
 from tests.billing.payments.conftest import VISA_OK
 

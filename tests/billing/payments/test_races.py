@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Payment, Refund, SandboxCharge, SandboxRefund
-from billing.services import payments, refunds
+from billing.services import dunning, payments, refunds
 from billing.services.payments import invoice_collect, payment_method_attach, payment_record_manual
 from billing.services.refunds import RefundError, refund_approve, refund_request
 from invoices.errors import PaymentError
@@ -150,7 +150,8 @@ def test_the_collection_fast_path_and_the_hand_off_sweeper_racing_reach_the_gate
     # Both pass the "no attempt yet" check together; the second reaches the invoice's lock
     # only once the first has recorded its outcome (the worst case for a second charge).
     slowed(monkeypatch, payments, "default_payment_method")
-    collect, entered = payments.invoice_collect, []
+    slowed(monkeypatch, dunning, "default_payment_method")  # the collection task's pre-check (dunning)
+    collect, entered = dunning.invoice_collect, []
 
     def second_comes_late(**kwargs):
         entered.append(kwargs["invoice"].pk)
@@ -158,7 +159,7 @@ def test_the_collection_fast_path_and_the_hand_off_sweeper_racing_reach_the_gate
             time.sleep(1)
         return collect(**kwargs)
 
-    monkeypatch.setattr(payments, "invoice_collect", second_comes_late)
+    monkeypatch.setattr(dunning, "invoice_collect", second_comes_late)
 
     # when both tasks run at the same time
     results = race(lambda: collect_invoices([invoice.pk]), lambda: collect_invoices([invoice.pk]))

@@ -8,8 +8,8 @@ import pytest
 
 from billing.models import DunningCase, Payment, Subscription
 from billing.services.billing_run import billing_run_start
-from billing.services.dunning import dunning_run_due
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import dunning_run_due, invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from config.events.models import DomainEvent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.services.reconciliation import bank_statement_import
+from billing.bank_import import bank_statement_import
 from tests.billing.payments.conftest import now, subscribe  # noqa: F401 (fixtures)
 from tests.billing.services.conftest import billing_brand, make_customer, make_price  # noqa: F401
 

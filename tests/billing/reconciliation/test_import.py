@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from billing.bank_import import StatementImportError
 from billing.bank_statements import StatementFormatError, parse_csv, to_minor_units
 from billing.models import BankStatement, BankStatementLine, Payment
-from billing.services.reconciliation import StatementImportError
 from config.events.models import DomainEvent
 from invoices.models import BalanceTransaction, Invoice
 from tests.billing.reconciliation.conftest import data_file

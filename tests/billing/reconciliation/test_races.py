@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from billing.bank_import import ImportSummary, StatementImportError
 from billing.models import BankStatement, BankStatementLine, Payment
 from billing.services import reconciliation
-from billing.services.reconciliation import ImportSummary, StatementImportError, bank_statement_reconcile
+from billing.services.reconciliation import bank_statement_reconcile
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
 from tests.billing.reconciliation.conftest import INVOICE_TOTAL

@@ -8,7 +8,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from billing.models import Price
-from billing.services.catalog import PriceInUse, price_amount_for, price_update
+from billing.selectors import price_amount_for
+from billing.services.catalog import PriceInUse, price_update
 from billing.services.subscriptions import ItemSpec, subscription_create
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,6 @@ import pytest
 from django.db import transaction
 
 from billing.models import Coupon, PromotionCode, Subscription
-from billing.selectors import mrr_of
 from billing.services.coupons import (
     CouponError,
     coupon_redeem,
@@ -16,6 +15,7 @@ from billing.services.coupons import (
     promotion_code_resolve,
 )
 from billing.services.subscriptions import ItemSpec, subscription_create
+from billing.services.subscriptions.common import mrr_of
 from invoices.models import Invoice
 from tests.billing.services.conftest import utc
 

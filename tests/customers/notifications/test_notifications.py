@@ -35,7 +35,7 @@ def test_invoice_finalized_sends_the_branded_invoice_email_with_its_pdf(clocked_
 
 
 def test_a_payment_sends_a_receipt_once(clocked_customer, make_price, consume, django_capture_on_commit_callbacks):
-    from billing.services.payments import invoices_collect
+    from billing.services.dunning import invoices_collect
 
     customer = clocked_customer()
     subscription = subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])
@@ -49,7 +49,7 @@ def test_a_payment_sends_a_receipt_once(clocked_customer, make_price, consume, d
 
 
 def test_a_failed_payment_says_why_in_plain_words_and_links_to_the_fix(clocked_customer, make_price, consume):
-    from billing.services.payments import invoices_collect
+    from billing.services.dunning import invoices_collect
 
     customer = clocked_customer(INSUFFICIENT_FUNDS, preferred_language="en")
     subscription = subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])
@@ -63,7 +63,7 @@ def test_a_failed_payment_says_why_in_plain_words_and_links_to_the_fix(clocked_c
 
 
 def test_each_dunning_step_is_sent_once_as_the_clock_advances(clocked_customer, make_price, consume, advance):
-    from billing.services.payments import invoices_collect
+    from billing.services.dunning import invoices_collect
 
     customer = clocked_customer(INSUFFICIENT_FUNDS, preferred_language="en")
     subscription = subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])

@@ -9,7 +9,7 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from billing.services.payments import invoices_collect
+from billing.services.dunning import invoices_collect
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import NotificationLog
 

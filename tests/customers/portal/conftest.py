@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from billing.models import Price
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import CustomerUser
 from customers.portal.access import STEP_UP_SESSION_KEY

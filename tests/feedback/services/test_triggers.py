@@ -8,7 +8,8 @@ import pytest
 from django.core import mail
 
 from billing.services.changes import subscription_change
-from billing.services.payments import invoices_collect, payment_method_attach
+from billing.services.dunning import invoices_collect
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from config.events.log import event_record

@@ -222,7 +222,7 @@ def test_the_bulk_issue_path_only_enqueues_one_render_task_for_the_chunk(
 
     settings.CELERY_TASK_ALWAYS_EAGER = False  # a real broker: workers render (the task is stubbed here)
     calls = []
-    monkeypatch.setattr(tasks.render_pdf, "delay", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(tasks.render_pdf, "apply_async", lambda args=(), kwargs=None, **options: calls.append(kwargs))
     customers = [customer_factory(brand=branded) for _ in range(5)]
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -8,7 +8,8 @@ from djstripe import models as djstripe_models
 from billing.models import Payment
 from billing.payments.stripe import StripeGateway
 from billing.services import payments as payments_service
-from billing.services.payments import invoice_collect, invoices_collect
+from billing.services.dunning import invoices_collect
+from billing.services.payments import invoice_collect
 from invoices.models import Invoice
 from tests.billing.payments.stripe_gateway.conftest import VISA_OK
 
