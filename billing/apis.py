@@ -80,6 +80,7 @@ from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
 from config.events.models import DomainEvent
 from customers.models import Customer
+from invoices.models import Invoice
 from invoices.serializers import invoice_preview_data
 
 
@@ -399,8 +400,6 @@ class PaymentFilter(django_filters.FilterSet):
         fields = ("status", "currency")
 
     def filter_invoice(self, queryset: Any, name: str, value: str) -> Any:
-        from invoices.models import Invoice
-
         try:
             return queryset.filter(invoice_id=pk_from_public_id(value, model=Invoice))
         except InvalidPublicId as error:

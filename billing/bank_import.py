@@ -24,6 +24,7 @@ from billing.models import BankStatement, BankStatementLine
 from billing.services.reconciliation import bank_line_match
 from config import clock
 from config.errors import DomainError
+from config.events.log import event_record
 from config.locking import lock_order_exempt
 from config.types import ActingUser
 
@@ -237,7 +238,6 @@ class BankStatementLineResource(resources.ModelResource):
                 statement.delete()
         if not self.new_lines:
             return
-        from config.events.log import event_record
 
         for statement in self.statements.values():
             event_record(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.utils.translation import gettext as _
+from lxml import etree
 
 from config.errors import DomainError
 from config.money import AmountError, CurrencyError, Money, validate_currency
@@ -287,8 +288,6 @@ def parse_camt053(data: bytes) -> ParsedStatement:
     One line per transaction: an entry that batches several transfers (several TxDtls
     with their own amounts) gives one line per transfer.
     """
-    from lxml import etree
-
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         root = etree.fromstring(data, parser)

@@ -11,7 +11,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from billing.cycles import CycleSpec, CycleSpecError
 from billing.limits import amount_validators, quantity_validators
+from billing.pricing import PricingError, tiers_from_json, validate_tiers
 from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code
@@ -177,9 +179,6 @@ class Price(models.Model):
         return f"{label} ({self.currency})"
 
     def clean(self) -> None:
-        from billing.cycles import CycleSpec, CycleSpecError
-        from billing.pricing import PricingError, tiers_from_json, validate_tiers
-
         errors: dict[str, str] = {}
         if self.type == self.Type.RECURRING:
             if not self.cycle:

@@ -27,6 +27,7 @@ from billing.services.catalog import (
     product_update,
 )
 from billing.services.coupons import coupon_create, coupon_update
+from billing.services.subscriptions import ItemSpec, subscription_create
 from config.locking import lock_order_exempt
 from config.modes import scope_to_mode
 from config.write_path import ServiceResourceMixin
@@ -362,8 +363,6 @@ class SubscriptionResource(resources.ModelResource):
             raise ValidationError(errors)
 
     def save_instance(self, instance: Subscription, is_create: bool, row: Any, **kwargs: Any) -> None:
-        from billing.services.subscriptions import ItemSpec, subscription_create
-
         if not is_create:
             return
         try:

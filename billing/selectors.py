@@ -14,10 +14,19 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from billing.cycles import CycleSpec, Period, next_boundary
-from billing.models import InvoiceItem, Price, ScheduledChange, Subscription, SubscriptionItem, TestClock
+from billing.models import (
+    BillingRun,
+    BillingRunFailure,
+    InvoiceItem,
+    Price,
+    ScheduledChange,
+    Subscription,
+    SubscriptionItem,
+    TestClock,
+)
 from billing.pricing import Tier, price_amount, tiers_from_json
 from billing.proration import ItemCharge
 from billing.states import BILLABLE_STATUSES
@@ -279,10 +288,6 @@ class BillingRunHealth:
 
 
 def billing_run_health() -> BillingRunHealth:
-    from django.db.models import Count, Sum
-
-    from billing.models import BillingRun, BillingRunFailure
-
     runs = BillingRun.objects.aggregate(
         running=Count("pk", filter=Q(status=BillingRun.Status.RUNNING)),
         interrupted=Count("pk", filter=Q(status=BillingRun.Status.INTERRUPTED)),

@@ -6,15 +6,24 @@ import logging
 
 from celery import shared_task
 
+from billing.services.billing_run import (
+    BillingRunAlreadyRunning,
+    billing_run_process_chunk,
+    billing_run_start,
+    billing_run_sweep_stale,
+)
+from billing.services.dunning import dunning_retry_customer as retry
+from billing.services.dunning import dunning_run_due as run_due
+from billing.services.dunning import invoices_collect
+from billing.services.webhooks import webhooks_dispatch as dispatch
 from config import clock
+from config.ops.maintenance import maintenance_active
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=30, name="billing.run_chunk")
 def billing_run_chunk(self, run_id: int, subscription_ids: list[int]) -> dict[str, int]:
-    from billing.services.billing_run import billing_run_process_chunk
-
     try:
         result = billing_run_process_chunk(run_id=run_id, subscription_ids=subscription_ids)
     except Exception as error:  # retried; the chunk is idempotent
@@ -25,9 +34,6 @@ def billing_run_chunk(self, run_id: int, subscription_ids: list[int]) -> dict[st
 @shared_task(acks_late=True, name="billing.run_scheduled")
 def billing_run_scheduled() -> int:
     """Beat entry point: bill everything due now (customers on test clocks excluded)."""
-    from billing.services.billing_run import BillingRunAlreadyRunning, billing_run_start
-    from config.ops.maintenance import maintenance_active
-
     if maintenance_active():
         return 0  # read-only maintenance: the next beat after it bills what became due
     try:
@@ -42,25 +48,18 @@ def billing_run_scheduled() -> int:
 @shared_task(acks_late=True, name="billing.runs_sweep")
 def billing_runs_sweep() -> int:
     """Beat entry point: mark billing runs without progress interrupted (the next run resumes)."""
-    from billing.services.billing_run import billing_run_sweep_stale
-
     return len(billing_run_sweep_stale())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60, name="billing.collect_invoices")
 def collect_invoices(self, invoice_ids: list[int]) -> int:
     """Charge the charge-automatically invoices of one billing-run chunk (idempotent)."""
-    from billing.services.dunning import invoices_collect
-
     return invoices_collect(invoice_ids=invoice_ids)
 
 
 @shared_task(acks_late=True, name="billing.dunning_run_due")
 def dunning_run_due() -> int:
     """Beat entry point: dunning retries due now (customers on test clocks excluded)."""
-    from billing.services.dunning import dunning_run_due as run_due
-    from config.ops.maintenance import maintenance_active
-
     if maintenance_active():
         return 0
     return run_due(as_of=clock.system_now())
@@ -69,15 +68,11 @@ def dunning_run_due() -> int:
 @shared_task(acks_late=True, name="billing.dunning_retry_customer")
 def dunning_retry_customer(customer_id: int) -> int:
     """A new default payment method: retry the customer's invoices in dunning at once."""
-    from billing.services.dunning import dunning_retry_customer as retry
-
     return retry(customer_id=customer_id)
 
 
 @shared_task(acks_late=True, name="billing.webhooks_dispatch")
 def webhooks_dispatch() -> dict[str, int]:
     """Beat entry point (every few seconds): fan out new domain events, send the webhooks due."""
-    from billing.services.webhooks import webhooks_dispatch as dispatch
-
     outcome = dispatch()
     return {"delivered": outcome.delivered, "failed": outcome.failed}

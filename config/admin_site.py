@@ -14,7 +14,10 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteMixin
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
@@ -251,9 +254,6 @@ def harden_autocomplete_widgets() -> None:
     values as primary keys: a posted `'; DROP TABLE…` for a customer id was a ValueError,
     a 500 (Django's AutocompleteMixin.optgroups converts nothing). Values the target field
     cannot read are dropped before the query; the form's own error still tells the user."""
-    from django.contrib.admin.widgets import AutocompleteMixin
-    from django.core.exceptions import ValidationError
-
     if getattr(AutocompleteMixin.optgroups, "tarif_hardened", False):
         return
     original = AutocompleteMixin.optgroups
@@ -312,10 +312,6 @@ def harden_json_form_fields() -> None:
     a 500; a `\\u0000` inside the JSON is refused by PostgreSQL's jsonb: a DataError. Here the
     column's default stands in for an empty input on a NOT NULL column, and NUL characters
     are a form error."""
-    from django import forms
-    from django.core.exceptions import ValidationError
-    from django.db import models
-
     if getattr(models.JSONField.formfield, "tarif_hardened", False):
         return
     original = models.JSONField.formfield

@@ -17,7 +17,10 @@ class ConfigConfig(AppConfig):
     verbose_name = "Tarif"
 
     def ready(self) -> None:
+        # deferred: app loading: ready() runs once the app registry is ready
         from config.admin_site import harden_autocomplete_widgets, harden_json_form_fields
+
+        # deferred: app loading: ready() runs once the app registry is ready
         from config.roles import sync_role_groups_after_migrate
 
         harden_autocomplete_widgets()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -67,3 +68,13 @@ class DomainBoundsError(DomainError):
 
     code = "out_of_bounds"
     http_status = 400
+
+
+def translate(message: str) -> str:
+    """The translator of domain messages (Django's gettext), for pure modules that may not
+    import Django themselves (the pure-modules import contract): `raise AmountError(translate(...))`."""
+    return gettext(message)
+
+
+class DomainValidationError(DomainError, ValidationError):  # type: ignore[misc]  # both define `code`: the class code wins, as for every form-compatible domain error
+    """A domain error that forms also show as a field error (it is a ValidationError too)."""

@@ -15,10 +15,9 @@ from functools import lru_cache
 
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import get_currency_precision, get_decimal_symbol, get_group_symbol, list_currencies
-from django.core.exceptions import ValidationError
-from django.utils.translation import gettext as _
 
-from config.errors import DomainError
+from config.errors import DomainError, DomainValidationError
+from config.errors import translate as _
 
 
 class CurrencyError(DomainError, ValueError):
@@ -34,7 +33,7 @@ class CurrencyMismatch(DomainError, ValueError):
     code = "currency_mismatch"
 
 
-class AmountError(DomainError, ValidationError):
+class AmountError(DomainValidationError):
     """A typed amount that is not one: not a number, more decimals than the currency has,
     below or above what the caller accepts. A ValidationError too, so forms show it."""
 

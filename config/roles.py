@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group, Permission
+
 TARIF_APPS = ("customers", "billing", "events", "invoices", "reports", "feedback")
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -42,7 +44,6 @@ def sync_role_groups_after_migrate(sender: Any, **kwargs: Any) -> None:
     # Tarif app's turn; it is idempotent and cheap (three groups).
     if sender.label not in (*TARIF_APPS, "audit"):
         return
-    from django.contrib.auth.models import Group, Permission
 
     using = kwargs.get("using", "default")
     if using != "default":

@@ -10,6 +10,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config.celery import app
+
 
 @never_cache
 @require_GET
@@ -31,7 +33,6 @@ def _check_database() -> dict[str, object]:
 def _check_broker() -> dict[str, object]:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return {"ok": True, "mode": "eager"}
-    from config.celery import app
 
     started = time.perf_counter()
     try:

@@ -25,6 +25,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from import_export import widgets
 
 from config.locking import lock_order_exempt
 
@@ -151,8 +152,6 @@ class ServiceResourceMixin:
         raise NotImplementedError
 
     def _service_columns(self, instance: models.Model, row: Any) -> dict[str, Any]:
-        from import_export import widgets
-
         values: dict[str, Any] = {}
         for field in self.get_import_fields():
             if not field.attribute or field.column_name not in row or field.attribute == "id":

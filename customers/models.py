@@ -12,6 +12,7 @@ from stdnum.fr import siren as siren_number
 from config.modes import default_livemode
 from config.money import CurrencyError, validate_currency
 from customers.fields import EncryptedTextField
+from invoices.vat import VatNumberError, validate_vat_number, vat_country
 
 
 def validate_currency_code(value: str) -> None:
@@ -110,8 +111,6 @@ class Customer(models.Model):
     def clean(self) -> None:
         super().clean()
         if self.tax_id:
-            from invoices.vat import VatNumberError, validate_vat_number, vat_country
-
             try:
                 self.tax_id = validate_vat_number(self.tax_id)
             except VatNumberError as error:

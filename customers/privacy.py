@@ -15,13 +15,19 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.forms.models import model_to_dict
 
+from billing.models import Payment, PaymentMethod, Subscription
 from config.errors import DomainConflict
+from config.events.log import event_record
+from config.events.models import DomainEvent
 from customers.locks import customer_qs_for_update
 from customers.models import Customer
+from invoices.models import BalanceTransaction, CreditNote, Document, Invoice
+from invoices.selectors import customer_balances_by_currency
 
 ERASED_DOMAIN = "erased.invalid"
 
@@ -39,10 +45,6 @@ def _rows(queryset, *, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 def customer_data_export(*, customer: Customer) -> dict[str, Any]:
     """Everything held about the customer, as plain data (decrypted: it is the customer's own)."""
-    from billing.models import Payment, PaymentMethod, Subscription
-    from config.events.models import DomainEvent
-    from invoices.models import BalanceTransaction, CreditNote, Invoice
-
     users = [
         {
             "email": link.user.email,
@@ -76,8 +78,6 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
 
 def customer_data_export_zip(*, customer: Customer) -> bytes:
     """The export as a ZIP: data.json plus the PDF of every issued invoice and credit note."""
-    from invoices.models import Document
-
     data = customer_data_export(customer=customer)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -101,13 +101,6 @@ def customer_erase(*, customer: Customer, at: datetime, acting_user: Any = None)
     Refused while the customer still has a live subscription or money owed either way:
     those are contracts and claims that still need the identity.
     """
-    from allauth.account.models import EmailAddress
-
-    from billing.models import PaymentMethod, Subscription
-    from config.events.log import event_record
-    from invoices.models import Invoice
-    from invoices.selectors import customer_balances_by_currency
-
     customer = customer_qs_for_update().get(pk=customer.pk)
     if customer.metadata.get("erased_at"):
         return customer  # idempotent

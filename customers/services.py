@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from allauth.account.forms import default_token_generator
+from allauth.account.models import EmailAddress
+from allauth.account.utils import user_pk_to_url_str
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
@@ -9,6 +12,8 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from config import clock
+from config.events.log import event_record
 from config.modes import default_livemode
 from config.types import ActingUser
 from customers.models import Customer, CustomerUser
@@ -25,10 +30,6 @@ def customer_invite_portal_user(
     links). Following the link proves the address, so allauth marks it verified when
     the password is set. A new link is recorded as `customer.portal_user.invited`.
     """
-    from allauth.account.forms import default_token_generator
-    from allauth.account.models import EmailAddress
-    from allauth.account.utils import user_pk_to_url_str
-
     email = email.strip().lower()
     user_model = get_user_model()
     user = user_model.objects.filter(email__iexact=email).first()
@@ -87,9 +88,6 @@ CUSTOMER_EDITABLE_FIELDS = (
 def _customer_event(
     customer: Customer, type: str, changed: list[str], acting_user: ActingUser, extra: dict | None = None
 ) -> None:
-    from config import clock
-    from config.events.log import event_record
-
     event_record(
         type=type,
         object_type="customer",

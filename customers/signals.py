@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.models import EmailAddress
+
 
 def verify_email_on_password_set(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """A password set through an emailed link proves the user reads that address.
@@ -9,6 +11,4 @@ def verify_email_on_password_set(sender: Any, request: Any, user: Any, **kwargs:
     Invited customers choose their first password this way, so their email becomes
     verified without a second confirmation email.
     """
-    from allauth.account.models import EmailAddress
-
     EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=False).update(verified=True)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+
+from config.ops.handoffs import Kind, handoffs_complete
+from customers.notifications.consumer import BATCH, notifications_consume_events
+from customers.notifications.scan import notifications_scan as scan
+from customers.notifications.services import notification_deliver
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=120, name="customers.notification_deliver")
 def notification_deliver_task(self, log_id: int) -> str:
-    from config.ops.handoffs import Kind, handoffs_complete
-    from customers.notifications.services import notification_deliver
-
     try:
         status = notification_deliver(log_id=log_id).status
     except Exception as error:  # a transport error: the log row says `failed`; try again later
@@ -21,10 +25,6 @@ def notification_deliver_task(self, log_id: int) -> str:
 @shared_task(acks_late=True, name="customers.notifications_consume")
 def notifications_consume(seconds: int = 50) -> int:
     """Beat entry point (every minute): read the outbox in batches for up to `seconds`."""
-    import time
-
-    from customers.notifications.consumer import BATCH, notifications_consume_events
-
     deadline, total = time.monotonic() + seconds, 0
     while True:
         read = notifications_consume_events(limit=BATCH)
@@ -35,6 +35,4 @@ def notifications_consume(seconds: int = 50) -> int:
 
 @shared_task(acks_late=True, name="customers.notifications_scan")
 def notifications_scan() -> int:
-    from customers.notifications.scan import notifications_scan as scan
-
     return scan()

@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from config.api.exceptions import ApiError
+from config.api.ids import public_id
 from config.api.serializers import PublicIdRelatedField
 from config.api.views import ApiViewSet
 from customers.models import Customer
@@ -48,8 +49,6 @@ class FeatureEventViewSet(ApiViewSet):
         summary="Report that a customer used a feature (may trigger a feedback survey)",
     )
     def create(self, request: Any) -> Response:
-        from config.api.ids import public_id
-
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -163,6 +163,7 @@ def responses_matching_text(*, queryset: QuerySet[SurveyResponse], text: str) ->
     if not text:
         return queryset
     if connection.vendor == "postgresql":
+        # deferred: PostgreSQL only (the embedded default runs on SQLite)
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
         matching: QuerySet[Answer] = Answer.objects.annotate(

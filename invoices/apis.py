@@ -14,9 +14,10 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from billing.models import Subscription
+from billing.models import Refund, Subscription
 from billing.services.dunning import dunning_collect_invoice
 from billing.services.payments import payment_record_manual
+from billing.services.refunds import RefundError, refund_request_for_invoice
 from billing.services.upcoming import upcoming_invoice
 from config import clock
 from config.api.authentication import acting_user
@@ -28,6 +29,7 @@ from config.api.views import ApiViewSet, ReadOnlyApiViewSet
 from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice
+from invoices.rendering.facturx import invoice_cii_xml
 from invoices.serializers import (
     INVOICE_SUMMARY_COLUMNS,
     CreditNoteCreateSerializer,
@@ -43,7 +45,7 @@ from invoices.serializers import (
 from invoices.services.credit_notes import CreditLineInput, credit_note_create, credit_note_refund_only
 from invoices.services.finalize import invoice_finalize
 from invoices.services.lifecycle import invoice_void
-from invoices.services.pdf import invoice_pdf_render
+from invoices.services.pdf import DocumentNotIssued, invoice_pdf_render
 
 
 def _by_public_id(model: Any, field: str):
@@ -162,9 +164,6 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     )
     @action(detail=True, methods=["get"])
     def facturx(self, request: Any, pk: str) -> HttpResponse:
-        from invoices.rendering.facturx import invoice_cii_xml
-        from invoices.services.pdf import DocumentNotIssued
-
         invoice = self.get_object()
         if invoice.status == Invoice.Status.DRAFT or not invoice.number:
             raise DocumentNotIssued(f"Draft invoice {invoice.pk} has no Factur-X XML until it is finalized.")
@@ -242,9 +241,6 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
     def _refund(self, request: Any, *, invoice: Invoice, lines: Any, data: dict[str, Any]) -> CreditNote:
         """A refund share is a refund (the same service as /v1/refunds): money moves, then its credit note."""
-        from billing.models import Refund
-        from billing.services.refunds import RefundError, refund_request_for_invoice
-
         credit_note_refund_only(
             lines=lines,
             amount=data.get("amount"),

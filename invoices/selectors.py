@@ -10,6 +10,7 @@ from django.db.models import QuerySet, Sum
 from config.errors import DomainConflict
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxRate
+from invoices.services.documents import credit_note_content_hash, invoice_content_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +120,12 @@ def invoice_credited(*, invoice_id: int) -> CreditedAmounts:
 
 def invoice_content_hash_matches(*, invoice: Invoice) -> bool:
     """Whether a finalized invoice still hashes to the `content_hash` stored at issue."""
-    from invoices.services.documents import invoice_content_hash
-
     return bool(invoice.content_hash) and invoice.content_hash == invoice_content_hash(
         invoice=invoice, lines=invoice.lines.order_by("position", "pk")
     )
 
 
 def credit_note_content_hash_matches(*, credit_note: CreditNote) -> bool:
-    from invoices.services.documents import credit_note_content_hash
-
     return bool(credit_note.content_hash) and credit_note.content_hash == credit_note_content_hash(
         credit_note=credit_note, lines=credit_note.lines.order_by("pk")
     )

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from config.admin_site import console_livemode
 from config.api.exceptions import ApiError
 from config.models import ApiKey
 from customers.models import Customer
@@ -44,7 +45,6 @@ def _viewer_livemode(request: Request) -> bool:
     """A sandbox key sees test-mode figures, staff those of the console's current mode."""
     if isinstance(request.auth, ApiKey):
         return request.auth.mode != ApiKey.Mode.TEST
-    from config.admin_site import console_livemode
 
     return console_livemode(request._request)
 

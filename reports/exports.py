@@ -78,7 +78,7 @@ def to_csv(table: ReportTable) -> bytes:
 
 
 def to_xlsx(table: ReportTable, *, title: str) -> bytes:
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # deferred: only the XLSX export needs openpyxl
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31] or "report")

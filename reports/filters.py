@@ -14,6 +14,7 @@ from django_countries.fields import LazyTypedChoiceField
 
 from config import clock
 from config.modes import default_livemode
+from invoices.models import Brand
 
 MAX_MONTHS = 120
 
@@ -84,7 +85,6 @@ class ReportFilterForm(forms.Form):
         month_formats = ["%Y-%m", "%Y-%m-%d"]
         self.fields["start"].input_formats = month_formats
         self.fields["end"].input_formats = month_formats
-        from invoices.models import Brand
 
         self.fields["brand"].widget = forms.Select(
             choices=[("", "—"), *Brand.objects.order_by("name").values_list("pk", "name")]

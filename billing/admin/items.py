@@ -21,6 +21,7 @@ from billing.models import (
     Subscription,
     UsageEvent,
 )
+from billing.services.invoice_items import invoice_item_create
 from config.console import (
     MajorAmountField,
     ReadOnlyAdminMixin,
@@ -148,8 +149,6 @@ class InvoiceItemAdmin(admin.ModelAdmin):
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         """A one-off charge or credit, added by invoice_item_create (which may invoice it at once)."""
-        from billing.services.invoice_items import invoice_item_create
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = InvoiceItemCreateForm(request.POST or None, admin_site=self.admin_site)

@@ -22,6 +22,22 @@ from billing.models import (
     PaymentMethod,
     Refund,
 )
+from billing.services.dunning import dunning_collect_invoice
+from billing.services.payments import (
+    MANUAL_METHODS,
+    PaymentsError,
+    awaiting_payment,
+    bank_transfer_reference,
+    payment_record_manual,
+)
+from billing.services.refunds import (
+    RefundError,
+    approval_threshold,
+    refund_approve,
+    refund_reject,
+    refund_request,
+    refundable_amount,
+)
 from config import mfa
 from config.console import (
     MajorAmountField,
@@ -34,6 +50,8 @@ from config.console import (
     render_tool_form,
 )
 from config.mfa import OtpField
+from invoices.errors import InvoiceError
+from invoices.models import CreditNote, Invoice
 
 
 def _linked(obj: Any, label: Any = None) -> str:
@@ -50,12 +68,9 @@ class RefundRequestForm(forms.Form):
     otp_token = OtpField()
 
     def __init__(self, *args: Any, payment: Any, **kwargs: Any) -> None:
-        from invoices.models import CreditNote
-
         super().__init__(*args, **kwargs)
         self.payment = payment
         self.fields["reason"].choices = CreditNote.Reason.choices
-        from billing.services.refunds import refundable_amount
 
         self.fields["amount"].help_text = _(
             "In %(currency)s; at most %(left)s left to refund (refunds awaiting approval and credit-note refunds "
@@ -83,14 +98,10 @@ class ManualPaymentForm(forms.Form):
     reference = forms.CharField(label=_("Reference"), required=False, max_length=100, help_text=_("Cheque number..."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from billing.services.payments import MANUAL_METHODS
-
         super().__init__(*args, **kwargs)
         self.fields["method"].choices = [(value, Payment.Method(value).label) for value in MANUAL_METHODS]
 
     def clean(self) -> dict[str, Any]:
-        from invoices.models import Invoice
-
         data = super().clean()
         number = (data.get("invoice_number") or "").strip()
         invoice = Invoice.objects.filter(number=number).first()
@@ -131,8 +142,6 @@ class PaymentMethodAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
     @admin.display(description=_("bank transfer reference"))
     def transfer_reference(self, method: PaymentMethod) -> str:
-        from billing.services.payments import bank_transfer_reference
-
         return bank_transfer_reference(customer=method.customer)
 
 
@@ -215,8 +224,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
     @admin.action(description=_("Retry now (charge what remains on their invoices)"), permissions=["view"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
-        from invoices.models import Invoice
-
         if not request.user.has_perm("billing.add_payment"):
             raise PermissionDenied
         invoice_ids = sorted(set(queryset.values_list("invoice_id", flat=True)))
@@ -227,7 +234,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
         reference customers quote, to match what arrived and record it."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from billing.services.payments import awaiting_payment, bank_transfer_reference
 
         query = request.GET.get("q", "").strip()
         rows = [
@@ -252,8 +258,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def record_manual_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("billing.add_payment"):
             raise PermissionDenied
-        from billing.services.payments import PaymentsError, payment_record_manual
-        from invoices.errors import InvoiceError
 
         form = ManualPaymentForm(
             request.POST or None, initial={"invoice_number": request.GET.get("invoice_number", "")}
@@ -291,8 +295,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def refund_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if not self.has_refund_permission(request):
             raise PermissionDenied
-        from billing.services.refunds import RefundError, approval_threshold, refund_request
-        from invoices.errors import InvoiceError
 
         payment = get_object_or_404(Payment.objects.select_related("invoice"), pk=object_id)
         form = RefundRequestForm(request.POST or None, payment=payment)
@@ -347,8 +349,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
 
 def _retry_invoices(model_admin: admin.ModelAdmin, request: HttpRequest, invoices: Any) -> None:
-    from billing.services.dunning import dunning_collect_invoice
-
     for invoice in invoices:
         payment = dunning_collect_invoice(invoice=invoice, acting_user=request.user)
         if payment is None:
@@ -439,8 +439,6 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def decide_view(self, request: HttpRequest, object_id: int, approve: bool) -> HttpResponse:
         if not self.has_approve_permission(request):
             raise PermissionDenied
-        from billing.services.refunds import RefundError, refund_approve, refund_reject
-        from invoices.errors import InvoiceError
 
         refund = get_object_or_404(Refund.objects.select_related("payment", "requested_by"), pk=object_id)
         form = RefundDecisionForm(request.POST or None)
@@ -508,8 +506,6 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
     @admin.action(description=_("Retry now (outside the schedule)"), permissions=["view"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[DunningCase]) -> None:
-        from invoices.models import Invoice
-
         if not request.user.has_perm("billing.add_payment"):
             raise PermissionDenied
         invoice_ids = sorted(queryset.values_list("invoice_id", flat=True))

@@ -31,6 +31,7 @@ from billing.services.reconciliation import (
     ReconciliationError,
     bank_line_credit_customer,
     bank_line_ignore,
+    bank_line_match,
     bank_line_match_invoice,
     bank_line_reopen,
     bank_statement_reconcile,
@@ -461,8 +462,6 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
     @admin.action(description=_("Match the selected lines again automatically"), permissions=["view"])
     def match_again(self, request: HttpRequest, queryset: QuerySet[BankStatementLine]) -> None:
-        from billing.services.reconciliation import bank_line_match
-
         if not can_match(request):
             raise PermissionDenied
         matched = 0

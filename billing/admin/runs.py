@@ -24,6 +24,8 @@ from billing.models import (
     BillingRunFailure,
     TestClock,
 )
+from billing.services.billing_run import billing_run_retry_failures, billing_run_start
+from billing.services.test_clocks import test_clock_advance, test_clock_create
 from config import clock
 from config.console import (
     ReadOnlyAdminMixin,
@@ -181,7 +183,6 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:billing_billingrun_change", args=[object_id]))
-        from billing.services.billing_run import billing_run_retry_failures
 
         run = get_object_or_404(BillingRun, pk=object_id)
         try:
@@ -199,7 +200,6 @@ class BillingRunAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def run_now_view(self, request: HttpRequest) -> HttpResponse:
         if not self.can_start_runs(request):
             raise PermissionDenied
-        from billing.services.billing_run import billing_run_start
 
         form = RunBillingForm(request.POST or None, initial={"as_of": timezone.localtime().replace(microsecond=0)})
         if request.method == "POST" and form.is_valid():
@@ -307,7 +307,6 @@ class TestClockAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        from billing.services.test_clocks import test_clock_create
 
         created = test_clock_create(name=obj.name, frozen_time=obj.frozen_time)
         obj.pk, obj.status, obj.created_at = created.pk, created.status, created.created_at
@@ -324,7 +323,6 @@ class TestClockAdmin(admin.ModelAdmin):
     def advance_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_change_permission(request):
             raise PermissionDenied
-        from billing.services.test_clocks import test_clock_advance
 
         ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk.strip().isdigit()]
         clocks = list(TestClock.objects.filter(pk__in=ids).order_by("pk"))

@@ -32,6 +32,16 @@ from billing.resources import (
     cycle_to_text,
     items_from_text,
 )
+from billing.services.subscriptions import (
+    ItemSpec,
+    scheduled_change_cancel,
+    subscription_cancel,
+    subscription_cancel_undo,
+    subscription_create,
+    subscription_pause,
+    subscription_resume,
+)
+from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
 from billing.states import InvalidTransition
 from config.console import (
     ImportExportPermissions,
@@ -212,8 +222,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         """A subscription is created by subscription_create: first invoice, trial, coupon and events."""
-        from billing.services.subscriptions import ItemSpec, subscription_create
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = SubscriptionCreateForm(request.POST or None, admin_site=self.admin_site)
@@ -272,8 +280,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     @admin.action(description=_("Cancel at period end"), permissions=["change"])
     def cancel_at_period_end_action(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        from billing.services.subscriptions import subscription_cancel
-
         self._each(
             request,
             queryset,
@@ -289,8 +295,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     @admin.action(description=_("Keep (undo cancel at period end)"), permissions=["change"])
     def undo_cancel(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        from billing.services.subscriptions import subscription_cancel_undo
-
         self._each(
             request,
             queryset,
@@ -300,8 +304,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     @admin.action(description=_("Cancel now…"), permissions=["change"])
     def cancel_now(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse | None:
-        from billing.services.subscriptions import subscription_cancel
-
         form = CancelForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             self._each(
@@ -335,8 +337,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     @admin.action(description=_("Pause"), permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        from billing.services.subscriptions import subscription_pause
-
         self._each(
             request,
             queryset,
@@ -346,8 +346,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
     @admin.action(description=_("Resume (invoices a new period at once)"), permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        from billing.services.subscriptions import subscription_resume
-
         self._each(
             request,
             queryset,
@@ -374,8 +372,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _upcoming_context(self, object_id: str) -> dict[str, Any]:
-        from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
-
         subscription = Subscription.objects.filter(pk=object_id).select_related("customer").first()
         if subscription is None:
             return {}
@@ -454,8 +450,6 @@ class ScheduledChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected pending changes"), permissions=["cancel"])
     def cancel_scheduled(self, request: HttpRequest, queryset: QuerySet[ScheduledChange]) -> None:
-        from billing.services.subscriptions import scheduled_change_cancel
-
         canceled = 0
         for change in queryset.select_related("subscription").order_by("pk"):
             try:

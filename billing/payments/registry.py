@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from billing.payments.gateway import Gateway, GatewayError
+from billing.payments.sandbox import SandboxGateway
+from billing.payments.stripe import StripeGateway, stripe_test_key
 
 SANDBOX = "sandbox"
 STRIPE = "stripe"
@@ -22,7 +24,6 @@ def default_gateway_name(*, livemode: bool = True) -> str:
     name = getattr(settings, "TARIF_PAYMENT_GATEWAY", SANDBOX)
     if livemode or name != STRIPE:
         return name
-    from billing.payments.stripe import stripe_test_key
 
     return STRIPE if stripe_test_key() else SANDBOX
 
@@ -30,11 +31,7 @@ def default_gateway_name(*, livemode: bool = True) -> str:
 def gateway_for(name: str, *, livemode: bool = True) -> Gateway:
     """The gateway `name` for data of one mode (Stripe with its test key for test-mode data)."""
     if name == SANDBOX:
-        from billing.payments.sandbox import SandboxGateway
-
         return SandboxGateway()
     if name == STRIPE:
-        from billing.payments.stripe import StripeGateway
-
         return StripeGateway(livemode=livemode)
     raise GatewayError(f"No payment gateway called {name!r} is configured.")

@@ -28,9 +28,11 @@ import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
@@ -241,8 +243,6 @@ class SandboxGateway:
         cancel_url: str,
         payment_method_types: tuple[str, ...] = ("card",),
     ) -> SetupSession:
-        from django.urls import reverse
-
         if tuple(payment_method_types) != ("card",):
             raise GatewayError("The sandbox's hosted page takes cards only.")
         session = SandboxSetupSession.objects.create(
@@ -294,8 +294,6 @@ def setup_session_fill(*, session_id: str, card: Mapping[str, Any]) -> str:
     What Stripe Checkout does on its own servers; the card number is checked and
     dropped here, only the token and display data are kept on the session.
     """
-    from urllib.parse import urlencode
-
     with transaction.atomic():
         session = sandbox_setup_session_qs_for_update().filter(session_id=session_id).first()
         if session is None or session.status != "open":

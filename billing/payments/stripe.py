@@ -32,6 +32,9 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from djstripe import models as djstripe_models
+from djstripe.models import Customer as StripeCustomer
+from djstripe.models import PaymentIntent, PaymentMethod
 
 from billing.payments.gateway import (
     ChargeResult,
@@ -43,6 +46,7 @@ from billing.payments.gateway import (
     SetupSession,
     WebhookEvent,
 )
+from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +200,6 @@ def charge_result(intent: Mapping[str, Any], error: stripe.StripeError | None = 
 def _mirror(model_name: str, data: Mapping[str, Any], *, required: bool = False, livemode: bool = True) -> Any:
     """Sync a Stripe object into dj-stripe's table. Only the pre-confirmation mirror of a
     PaymentIntent is `required` (it is the crash-safety record); others are best effort."""
-    from djstripe import models as djstripe_models
-
     try:
         model = getattr(djstripe_models, model_name)
         return model.sync_from_stripe_data(dict(data), api_key=api_key(livemode=livemode))
@@ -242,16 +244,12 @@ class StripeGateway:
 
     def _known_customer_id(self, *, customer_reference: str) -> str:
         """The Stripe customer of a Tarif customer if it has one already ("" if not)."""
-        from djstripe.models import Customer as StripeCustomer
-
         live = self._live_key()
         existing = StripeCustomer.objects.filter(subscriber_id=int(customer_reference), livemode=live).first()
         return existing.id if existing is not None else ""
 
     def customer_id(self, *, customer_reference: str) -> str:
         """The Stripe customer of a Tarif customer, created and mirrored into dj-stripe the first time."""
-        from customers.models import Customer
-
         existing = self._known_customer_id(customer_reference=customer_reference)
         if existing:
             return existing
@@ -273,8 +271,6 @@ class StripeGateway:
         return created.id
 
     def customer_reference_for(self, *, stripe_customer_id: str) -> str:
-        from djstripe.models import Customer as StripeCustomer
-
         subscriber_id = (
             StripeCustomer.objects.filter(id=stripe_customer_id).values_list("subscriber_id", flat=True).first()
         )
@@ -463,16 +459,12 @@ class StripeGateway:
     # --- money ---------------------------------------------------------------------------
 
     def _intent_for_key(self, idempotency_key: str) -> dict[str, Any] | None:
-        from djstripe.models import PaymentIntent
-
         mirrored = PaymentIntent.objects.filter(**{f"stripe_data__metadata__{KEY_METADATA}": idempotency_key}).first()
         if mirrored is None:
             return None
         return _plain(self._client().v1.payment_intents.retrieve(mirrored.id))
 
     def _payment_method_type(self, token: str) -> str:
-        from djstripe.models import PaymentMethod
-
         mirrored = PaymentMethod.objects.filter(id=token).first()
         if mirrored is not None and mirrored.stripe_data.get("type"):
             return str(mirrored.stripe_data["type"])

@@ -60,13 +60,30 @@ from billing.models import (
     Subscription,
     TestClock,
 )
-from billing.selectors import due_q, due_subscriptions, pending_invoice_items_bulk, subscription_items_snapshots_bulk
-from billing.services.subscriptions import SubscriptionError
+from billing.selectors import (
+    due_q,
+    due_subscriptions,
+    pending_invoice_items_bulk,
+    scheduled_changes_due,
+    subscription_items_snapshots_bulk,
+    subscriptions_to_resume,
+)
+from billing.services.coupons import discount_counter_after_billing, discounts_for_period
+from billing.services.subscriptions import (
+    SubscriptionError,
+    scheduled_changes_apply_due,
+    subscription_prepare_renewal,
+    subscription_resume,
+)
+from billing.services.upcoming import renewal_draft, renewal_usage_windows
+from billing.services.usage import usage_for_periods
 from config import clock
 from config.events.log import event_record
 from config.jobs import enqueue
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
+from invoices.selectors import standard_tax_rates
+from invoices.services import finalize
 
 logger = logging.getLogger(__name__)
 
@@ -317,9 +334,6 @@ def billing_run_sweep_stale(*, now: datetime | None = None) -> list[BillingRun]:
 def _apply_mid_period_events(*, as_of: datetime, test_clock: TestClock | None) -> None:
     """Resume paused subscriptions whose date has come, and apply scheduled changes that
     take effect inside a period (a renewal only picks up those at its boundary)."""
-    from billing.selectors import scheduled_changes_due, subscriptions_to_resume
-    from billing.services.subscriptions import scheduled_changes_apply_due, subscription_resume
-
     clock_filter: dict[str, TestClock | bool] = (
         {"customer__test_clock": test_clock} if test_clock else {"customer__test_clock__isnull": True}
     )
@@ -540,13 +554,6 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     end, a scheduled change, a trial ending) first goes through
     `subscription_prepare_renewal`, which does that work and says whether to bill it.
     """
-    from billing.services.coupons import discount_counter_after_billing, discounts_for_period
-    from billing.services.subscriptions import subscription_prepare_renewal
-    from billing.services.upcoming import renewal_draft, renewal_usage_windows
-    from billing.services.usage import usage_for_periods
-    from invoices.selectors import standard_tax_rates
-    from invoices.services import finalize
-
     as_of = run.as_of
     subscriptions = list(
         subscription_qs_for_update()

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.db import transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, Period
@@ -313,8 +314,6 @@ def _upcoming_draft(plan: _Plan) -> DraftInvoice | None:
 
 def proration_description(*, line: ProrationLine, language: str) -> str:
     """The proration line as the customer reads it on the invoice, in its language."""
-    from django.utils import translation
-
     with translation.override(language):
         if line.amount < 0:
             return _("Unused time on %(item)s") % {"item": line.item_description}

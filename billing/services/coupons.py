@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, Product, PromotionCode, Subscription
 from billing.selectors import product_key
+from billing.services.modes import modes_check
 from config.errors import DomainError
 from config.events.log import event_record
 from config.modes import default_livemode
@@ -38,6 +39,7 @@ from config.money import Money
 from config.types import ActingUser
 from customers.models import Customer
 from invoices.calculations import DiscountInput
+from invoices.models import Invoice
 from invoices.types import DraftDiscount
 
 
@@ -218,8 +220,6 @@ def coupon_validate(
 
 
 def _is_first_time_customer(customer: Customer) -> bool:
-    from invoices.models import Invoice
-
     return not (
         Invoice.objects.filter(customer_id=customer.pk, total__gt=0)
         .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
@@ -400,8 +400,6 @@ def coupon_create(*, data: dict, applies_to: Iterable[Product] = (), livemode: b
 
     Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
     """
-    from billing.services.modes import modes_check
-
     coupon = Coupon(**data)
     coupon.livemode = default_livemode() if livemode is None else livemode
     applies_to = list(applies_to)
@@ -416,8 +414,6 @@ def coupon_create(*, data: dict, applies_to: Iterable[Product] = (), livemode: b
 
 def promotion_code_create(*, data: dict) -> PromotionCode:
     """A new code for a coupon, in the coupon's mode (and its customer's, when it has one)."""
-    from billing.services.modes import modes_check
-
     code = PromotionCode(**data)
     if code.coupon_id is not None:
         code.livemode = code.coupon.livemode

@@ -39,12 +39,14 @@ from django.db.models import Q
 from billing.locks import dunning_case_qs_for_update, invoice_lock_with_owners
 from billing.models import DunningCase, Payment, Subscription, TestClock
 from billing.services.payments import default_payment_method, invoice_collect, payment_failed, payment_recorded
+from billing.services.subscriptions import subscription_transition
 from billing.states import can_transition
 from config import clock
 from config.events.log import event_record
 from config.ops.handoffs import Kind, handoffs_complete
 from config.types import ActingUser
 from invoices.models import Invoice
+from invoices.services.lifecycle import invoice_mark_uncollectible
 from invoices.states import PAYABLE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -92,8 +94,6 @@ def _event(case: DunningCase, type: str, at: datetime, acting_user: ActingUser =
 
 
 def _subscription_to(invoice: Invoice, status: str, at: datetime, reason: str) -> None:
-    from billing.services.subscriptions import subscription_transition
-
     if invoice.subscription_id is None:
         return
     subscription = Subscription.objects.get(pk=invoice.subscription_id)
@@ -144,8 +144,6 @@ def dunning_on_failure(
 
 
 def _finish(*, case: DunningCase, invoice: Invoice, at: datetime) -> None:
-    from invoices.services.lifecycle import invoice_mark_uncollectible
-
     action = final_action()
     if action == "cancel":
         _subscription_to(invoice, Subscription.Status.CANCELED, at, reason="dunning_exhausted")

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 
 from billing.locks import (
     invoice_lock_with_owners,
     payment_method_qs_for_update,
     payment_qs_for_update,
 )
-from billing.models import DunningCase, Payment, PaymentMethod
+from billing.models import DunningCase, GatewayEvent, Payment, PaymentMethod
 from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
@@ -41,7 +41,9 @@ from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError
+from invoices.locks import customers_lock_balance
 from invoices.models import Invoice
+from invoices.services.balance import balance_transaction_create
 from invoices.services.lifecycle import invoice_record_payment
 from invoices.states import PAYABLE_STATUSES
 
@@ -78,8 +80,6 @@ def bank_transfer_reference(*, customer: Customer) -> str:
 
 
 def _customer_lock(customer: Customer) -> None:
-    from invoices.locks import customers_lock_balance
-
     customers_lock_balance(customer_ids=[customer.pk])
 
 
@@ -302,8 +302,6 @@ def awaiting_payment(*, search: str = "") -> QuerySet[Invoice]:
 
     `search` matches an invoice number, a customer name or a transfer reference.
     """
-    from django.db.models import Exists, OuterRef, Q
-
     manual_default = PaymentMethod.objects.filter(
         customer=OuterRef("customer"),
         is_default=True,
@@ -493,8 +491,6 @@ def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, actin
     after a retry with another card paid): the money was taken, so it is credited to the
     customer's balance (kind `overpayment`) and used by the next invoices, or refunded.
     """
-    from invoices.services.balance import balance_transaction_create
-
     owed = invoice.amount_remaining if invoice.status in PAYABLE_STATUSES else 0
     applied = min(payment.amount, owed)
     if applied:
@@ -572,10 +568,6 @@ def payment_webhook_handle(*, gateway_name: str, payload: bytes, headers: Mappin
     (card expiry updates), deactivate methods detached at the gateway and save methods
     from completed setups.
     """
-    from django.db import IntegrityError
-
-    from billing.models import GatewayEvent
-
     gateway = gateway_for(gateway_name)
     event = gateway.parse_webhook(payload=payload, headers=headers)
     if GatewayEvent.objects.filter(gateway=gateway_name, event_id=event.id).exists():
@@ -616,8 +608,6 @@ class _CompletedSetup:
 
 def _setup_from_event(*, gateway_name: str, event: Any) -> _CompletedSetup | None:
     """Read the method a `setup.succeeded` event saved (a gateway call: no transaction open)."""
-    from customers.models import Customer
-
     customer = Customer.objects.filter(pk=int(event.data.get("customer_reference") or 0)).first()
     if customer is None:
         return None

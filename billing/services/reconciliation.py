@@ -36,6 +36,7 @@ from config.types import ActingUser
 from customers.models import Customer
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import Invoice
+from invoices.services.balance import balance_transaction_create
 from invoices.states import PAYABLE_STATUSES
 
 Status = BankStatementLine.Status
@@ -274,8 +275,6 @@ def _settle(
             last_invoice = invoice
             remaining -= applied
         if remaining:
-            from invoices.services.balance import balance_transaction_create
-
             locked.balance_transaction = balance_transaction_create(
                 customer_id=customer_id,
                 currency=locked.currency,

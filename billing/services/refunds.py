@@ -46,8 +46,10 @@ from config.errors import DomainError
 from config.events.log import event_record
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
+from invoices.errors import CreditNoteError
 from invoices.locks import invoice_qs_for_update
 from invoices.models import CreditNote, Invoice
+from invoices.services.credit_notes import credit_note_create, credit_note_refund_check, invoice_credit_room
 
 
 class RefundError(DomainError):
@@ -122,9 +124,6 @@ def refundable_amount(*, payment: Payment) -> int:
     70. The console's forms, the API and the services all read this; services read it
     under the payment's row lock.
     """
-    from invoices.models import Invoice
-    from invoices.services.credit_notes import invoice_credit_room
-
     if payment.status != Payment.Status.SUCCEEDED:
         return 0
     left = max(payment.amount - _refunded_or_leaving(payment_id=payment.pk), 0)
@@ -180,10 +179,6 @@ def _record_request(
 
     Durable: the locks are released before anyone calls the gateway.
     """
-    from invoices.errors import CreditNoteError
-    from invoices.models import Invoice
-    from invoices.services.credit_notes import credit_note_refund_check
-
     with transaction.atomic(durable=True):
         invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
         try:
@@ -346,9 +341,6 @@ def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
     credit note. A refund whose credit note could not be written is failed before any
     money leaves.
     """
-    from invoices.errors import CreditNoteError
-    from invoices.services.credit_notes import credit_note_refund_check
-
     refund = Refund.objects.select_related("payment", "invoice").get(pk=refund.pk)
     if refund.status == Refund.Status.EXECUTED:
         return refund
@@ -384,8 +376,6 @@ def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
 
 
 def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser) -> Refund:
-    from invoices.services.credit_notes import credit_note_create
-
     at = clock.now(customer=refund.invoice.customer)
     with transaction.atomic(durable=True):
         # The one order: customer, invoice, then the refund, before the credit note takes

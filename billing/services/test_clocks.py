@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 
 from billing.locks import test_clock_qs_for_update
 from billing.models import BillingRun, TestClock
+from billing.services.billing_run import billing_run_start
+from billing.services.dunning import dunning_run_due
 from config.events.log import event_record
 from config.types import ActingUser
 
@@ -29,9 +31,6 @@ test_clock_create.__test__ = False  # type: ignore[attr-defined]
 
 def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUser = None) -> BillingRun:
     """Move `clock` to `to` and bill its customers up to that instant."""
-    from billing.services.billing_run import billing_run_start
-    from billing.services.dunning import dunning_run_due
-
     if to.tzinfo is None:
         raise ValidationError(_("The new time must include a time zone."))
     with transaction.atomic():

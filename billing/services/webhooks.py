@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.serializers import event_data_public, event_object_public_id
 from billing.services.webhook_targets import UnsafeWebhookTarget, webhook_post, webhook_target_check
 from config.errors import DomainError
 from config.events.consumers import EventConsumer, events_consume
@@ -196,8 +197,6 @@ def webhook_events_fan_out(*, now: datetime | None = None) -> int:
 
 def webhook_payload(event: DomainEvent) -> JsonDict:
     """What an endpoint receives: the event with public ids (`evt_…`, `in_…`, `cus_…`)."""
-    from billing.serializers import event_data_public, event_object_public_id
-
     return {
         "id": f"evt_{event.pk}",
         "object": "event",

@@ -14,8 +14,9 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.defaults import bad_request, page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -199,7 +200,6 @@ def problem_json_response(*, status_code: int, code: str, detail: str) -> JsonRe
 def handler404(request: Any, exception: Exception | None = None) -> Any:
     if request.path.startswith("/api/"):
         return problem_json_response(status_code=404, code="not_found", detail="No such endpoint.")
-    from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
 
@@ -207,9 +207,6 @@ def handler404(request: Any, exception: Exception | None = None) -> Any:
 def handler400(request: Any, exception: Exception | None = None) -> Any:
     """Django's 400 (a SuspiciousOperation): a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413,
     as problem+json under /api/ and as a plain page in the console and the portal."""
-    from django.http import HttpResponse
-    from django.views.defaults import bad_request
-
     if isinstance(exception, RequestDataTooBig):
         if request.path.startswith("/api/"):
             body = request_too_large_problem()

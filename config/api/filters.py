@@ -7,6 +7,8 @@ from typing import Any
 
 import django_filters
 
+from config.api.exceptions import ApiError
+
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     """An ISO 8601 date-time, compared in UTC.
@@ -24,6 +26,4 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 def invalid_id_in_filter(name: str, error: Exception) -> Exception:
     """`?customer=sub_5`: an id of the wrong type or shape is the caller's mistake (400),
     not a question whose answer is an empty list."""
-    from config.api.exceptions import ApiError
-
     return ApiError(f"{name}: {error}", code="invalid_id", status_code=400, field=name)

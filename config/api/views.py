@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import SAFE_METHODS
 
 from config.api.audit import api_write_succeeded
 from config.api.authentication import request_api_key
 from config.api.idempotency import IdempotencyReplay, idempotency_begin, idempotency_finish, request_fingerprint
+from config.api.ids import InvalidPublicId, pk_from_public_id
+from config.models import ApiKey
 from config.modes import is_mode_scoped, reset_livemode, scope_to_mode, set_livemode
 
 
 def request_livemode(request: Any) -> bool:
     """The mode of an API request: test for a sandbox key (`tk_test_…`), live otherwise."""
-    from config.models import ApiKey
-
     api_key = request_api_key(request)
     return not (api_key is not None and api_key.mode == ApiKey.Mode.TEST)
 
@@ -82,10 +83,6 @@ class PublicIdLookupMixin:
     """`/customers/cus_42`: the URL carries the public id; a wrong prefix or unknown id is a 404."""
 
     def get_object(self) -> Any:
-        from django.http import Http404
-
-        from config.api.ids import InvalidPublicId, pk_from_public_id
-
         queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
         try:
             pk = pk_from_public_id(self.kwargs["pk"], model=queryset.model)  # type: ignore[attr-defined]

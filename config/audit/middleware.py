@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
@@ -101,7 +102,6 @@ class AdminAuditMiddleware:
             operation = f"action:{request.POST['action']}"
             ids = request.POST.getlist("_selected_action")[:MAX_SELECTED]
         before = {pk: instance_snapshot(obj) for pk, obj in _snapshots(model, ids).items()}
-        from django.contrib.admin.models import LogEntry
 
         last_admin_log = LogEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
@@ -126,8 +126,6 @@ class AdminAuditMiddleware:
         before: dict[str, dict[str, Any]],
         last_admin_log: int,
     ) -> None:
-        from django.contrib.admin.models import ADDITION, LogEntry
-
         if operation == "add" and model is not None:
             added = LogEntry.objects.filter(pk__gt=last_admin_log, user=request.user, action_flag=ADDITION)
             ids = [str(pk) for pk in added.values_list("object_id", flat=True)]

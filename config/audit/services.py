@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
+import hmac
+import json
 import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
 
@@ -35,10 +40,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Mapping | list | tuple):
-        import json
-
-        from django.core.serializers.json import DjangoJSONEncoder
-
         return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
     return str(value)[:_MAX_TEXT]
 
@@ -66,11 +67,6 @@ def instance_snapshot(instance: models.Model) -> JsonDict:
 
 def _fingerprint(value: Any) -> str:
     """A short keyed hash: equal values compare equal in a diff, the value cannot be read back."""
-    import hashlib
-    import hmac
-
-    from django.conf import settings
-
     return hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:8]
 
 

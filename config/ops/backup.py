@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 MANIFEST = "manifest.json"
@@ -143,8 +144,6 @@ def backup_create(
 
 
 def _applied_migrations(alias: str) -> list[str]:
-    from django.db.migrations.recorder import MigrationRecorder
-
     recorder = MigrationRecorder(connections[alias])
     return sorted(f"{app}.{name}" for app, name in recorder.applied_migrations())
 

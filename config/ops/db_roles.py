@@ -71,7 +71,7 @@ def app_database_url(url: str) -> str:
 
 def setup_statements(*, database: str, owner: str, role: AppRole) -> list[tuple[str, list[object]]]:
     """Idempotent SQL that creates (or tightens) the application role and grants what it needs."""
-    from psycopg import sql
+    from psycopg import sql  # deferred: PostgreSQL only (the embedded default runs on SQLite)
 
     app, owner_id, db = sql.Identifier(role.name), sql.Identifier(owner), sql.Identifier(database)
     attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT")

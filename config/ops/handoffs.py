@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from config.jobs import enqueue
 from config.ops.locks import handoffs_claim_qs
+from config.ops.maintenance import maintenance_active
 from config.ops.models import Handoff
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,4 @@ def handoffs_overdue(*, now: datetime | None = None) -> dict[str, int]:
 
 @shared_task(acks_late=True, name="ops.handoffs_sweep")
 def handoffs_sweep_task() -> int:
-    from config.ops.maintenance import maintenance_active
-
     return 0 if maintenance_active() else handoffs_sweep()

@@ -18,6 +18,19 @@ from django.conf import settings
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from billing.selectors import billing_run_health
+from config.events.consumers import event_consumers_lag
+from config.ops.handoffs import Kind, handoffs_overdue
+from config.ops.selectors import (
+    billing_runs_recent,
+    email_delivery_lag,
+    kpi_window_start,
+    payment_success_rate,
+    seconds_invoice_to_cash,
+    seconds_period_end_to_invoice,
+    webhook_delivery_lag,
+)
+
 logger = logging.getLogger(__name__)
 
 SENT_AT_HEADER = "tarif_sent_at"
@@ -35,7 +48,7 @@ def broker_queue_figures() -> dict[str, tuple[int, float | None]]:
     url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
         return {}
-    import redis
+    import redis  # deferred: optional: only a Redis broker is probed
 
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     figures: dict[str, tuple[int, float | None]] = {}
@@ -69,14 +82,6 @@ class TarifCollector(Collector):
             logger.warning("metrics: broker figures unavailable", exc_info=True)
 
     def _database_metrics(self) -> Iterator[GaugeMetricFamily]:
-        from config.ops.selectors import (
-            billing_runs_recent,
-            kpi_window_start,
-            payment_success_rate,
-            seconds_invoice_to_cash,
-            seconds_period_end_to_invoice,
-        )
-
         runs = [run for run in billing_runs_recent(limit=1)]
         duration = GaugeMetricFamily(
             "tarif_billing_run_last_duration_seconds", "Duration of the latest finished billing run"
@@ -106,8 +111,6 @@ class TarifCollector(Collector):
         settled_metric.add_metric([], settled)
         yield settled_metric
 
-        from config.events.consumers import event_consumers_lag
-
         consumers = GaugeMetricFamily(
             "tarif_event_consumer_lag_seconds",
             "Age of the oldest domain event a consumer (webhook endpoint, notifications...) has not read (0: none)",
@@ -116,8 +119,6 @@ class TarifCollector(Collector):
         for name, lag in event_consumers_lag():
             consumers.add_metric([name], lag or 0.0)
         yield consumers
-
-        from config.ops.handoffs import Kind, handoffs_overdue
 
         overdue = handoffs_overdue()
         handoffs = GaugeMetricFamily(
@@ -150,8 +151,6 @@ class TarifCollector(Collector):
             yield metric
 
     def _billing_run_health_metrics(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        from billing.selectors import billing_run_health
-
         health = billing_run_health()
         yield CounterMetricFamily(
             "tarif_billing_run_subscription_failures",
@@ -171,8 +170,6 @@ class TarifCollector(Collector):
         )
 
     def _delivery_metrics(self, since) -> Iterator[GaugeMetricFamily]:
-        from config.ops.selectors import email_delivery_lag, webhook_delivery_lag
-
         oldest = GaugeMetricFamily(
             "tarif_delivery_lag_seconds",
             "Age of the oldest email or webhook delivery still waiting (0: none waiting)",

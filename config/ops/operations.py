@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
+from prometheus_client.core import REGISTRY
 
 from config.events.consumers import event_consumers_lag
 from config.ops.metrics import broker_queue_figures
@@ -50,8 +51,6 @@ def throughput_chart(runs: list[BillingRunFigures]) -> dict[str, Any]:
 
 def slowest_endpoints(limit: int = 10) -> list[dict[str, Any]]:
     """Average latency by view, from this process' django-prometheus histogram (since it started)."""
-    from prometheus_client.core import REGISTRY
-
     sums: dict[tuple[str, str], float] = {}
     counts: dict[tuple[str, str], float] = {}
     for family in REGISTRY.collect():

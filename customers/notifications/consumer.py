@@ -14,9 +14,11 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from billing.models import TestClock
 from config.events.consumers import EventConsumer, events_consume
 from config.events.models import DomainEvent
 from customers.models import Customer, NotificationKind
+from customers.notifications.scan import notifications_scan
 from customers.notifications.services import notification_queue
 
 CURSOR = "notifications"
@@ -87,9 +89,6 @@ def _handle(event: DomainEvent, customer: Customer) -> None:
 
 def _handle_clock(event: DomainEvent) -> None:
     """A test clock moved: run the time-based scan for its customers at its new time."""
-    from billing.models import TestClock
-    from customers.notifications.scan import notifications_scan
-
     clock = TestClock.objects.filter(pk=event.object_id).first()
     to = parse_datetime(str(event.data.get("to", "")))
     if clock is not None and to is not None:

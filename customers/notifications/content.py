@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,10 +12,14 @@ from django.utils import translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from billing.models import DunningCase, InvoiceItem, Payment, PaymentMethod, Subscription, SubscriptionChange
+from billing.services.payments import default_payment_method
 from customers.models import NotificationKind, NotificationLog
 from customers.notifications.base import Content, NotificationGone, portal_url
 from customers.notifications.wording import decline_reason
+from invoices.models import Invoice
 from invoices.rendering.formatting import long_date, money
+from invoices.services.emails import invoice_email_send
 
 Kind = NotificationKind
 
@@ -32,7 +37,6 @@ def _date(value: datetime | str | None, customer: Any) -> str:
         value = parse_datetime(value)
     if value is None:
         return ""
-    import zoneinfo
 
     return long_date(value.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date(), _language())
 
@@ -45,8 +49,6 @@ def _plan_names(subscription: Any) -> str:
 
 
 def _subscription(log: NotificationLog) -> Any:
-    from billing.models import Subscription
-
     subscription = Subscription.objects.filter(pk=log.data.get("subscription"), customer=log.customer).first()
     if subscription is None:
         raise NotificationGone("The subscription no longer exists.")
@@ -54,8 +56,6 @@ def _subscription(log: NotificationLog) -> Any:
 
 
 def _payment(log: NotificationLog) -> Any:
-    from billing.models import Payment
-
     payment = Payment.objects.select_related("invoice", "payment_method").filter(pk=log.data.get("payment")).first()
     if payment is None:
         raise NotificationGone("The payment no longer exists.")
@@ -63,9 +63,6 @@ def _payment(log: NotificationLog) -> Any:
 
 
 def invoice_email(log: NotificationLog) -> EmailMultiAlternatives:
-    from invoices.models import Invoice
-    from invoices.services.emails import invoice_email_send
-
     invoice = Invoice.objects.filter(pk=log.data.get("invoice"), customer=log.customer).first()
     if invoice is None or invoice.status == Invoice.Status.DRAFT:
         raise NotificationGone("The invoice is not issued.")
@@ -76,7 +73,6 @@ def upcoming_renewal(log: NotificationLog) -> Content:
     customer, subscription = log.customer, _subscription(log)
     date = _date(log.data.get("renews_at"), customer)
     amount = _money(log.data.get("amount", 0), log.data.get("currency", customer.currency))
-    from billing.services.payments import default_payment_method
 
     method = default_payment_method(customer=customer)
     paragraphs = [
@@ -127,8 +123,6 @@ def payment_failed(log: NotificationLog) -> Content:
 
 
 def dunning_step(log: NotificationLog) -> Content:
-    from billing.models import DunningCase
-
     case = DunningCase.objects.select_related("invoice").filter(pk=log.data.get("case")).first()
     if case is None:
         raise NotificationGone("The dunning case no longer exists.")
@@ -166,8 +160,6 @@ def dunning_step(log: NotificationLog) -> Content:
 
 
 def card_expiring(log: NotificationLog) -> Content:
-    from billing.models import PaymentMethod
-
     method = PaymentMethod.objects.filter(pk=log.data.get("payment_method"), active=True).first()
     if method is None:
         raise NotificationGone("The card was removed.")
@@ -199,8 +191,6 @@ def trial_ending(log: NotificationLog) -> Content:
 
 
 def plan_changed(log: NotificationLog) -> Content:
-    from billing.models import InvoiceItem, SubscriptionChange
-
     change = SubscriptionChange.objects.select_related("subscription").filter(pk=log.data.get("change")).first()
     if change is None:
         raise NotificationGone("The change no longer exists.")

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import PaymentMethod, Subscription, TestClock
+from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
 from customers.models import NotificationKind
 from customers.notifications.services import notification_queue
 from customers.portal.selectors import is_annual
@@ -28,8 +29,6 @@ def _customers_filter(test_clock: TestClock | None, prefix: str = "customer__") 
 
 
 def _upcoming_amount(subscription: Subscription, at: datetime) -> tuple[int, str]:
-    from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
-
     try:
         preview = upcoming_invoice(subscription=subscription, at=at)
     except NoUpcomingInvoice:

@@ -16,11 +16,13 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config.ops.handoffs import Kind as HandoffKind
-from config.ops.handoffs import handoffs_complete, handoffs_record
+from config.ops.handoffs import handoff_enqueue_on_commit, handoffs_complete, handoffs_record
 from config.types import ActingUser, JsonDict
 from customers.locks import notification_log_qs_for_update
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationKind, NotificationLog, NotificationPreference
+from customers.notifications import content
 from customers.notifications.base import Content, NotificationGone, portal_url
+from invoices.selectors import NoBrandConfigured, brand_for_customer
 
 if TYPE_CHECKING:
     from invoices.models import Invoice
@@ -60,9 +62,6 @@ def notification_queue(
     except IntegrityError:
         return None
     if enabled:
-        from config.ops.handoffs import Kind as HandoffKind
-        from config.ops.handoffs import handoff_enqueue_on_commit
-
         # Durable: the hand-off row commits with the log; a crash before the enqueue is swept.
         handoff_enqueue_on_commit(kind=HandoffKind.NOTIFICATION, object_ids=[log.pk])
     return log
@@ -154,8 +153,6 @@ def invoice_email_queue(*, invoice: Invoice, acting_user: ActingUser = None) -> 
 
 
 def _brand(customer: Customer) -> Any:
-    from invoices.selectors import NoBrandConfigured, brand_for_customer
-
     try:
         return brand_for_customer(customer=customer)
     except NoBrandConfigured:
@@ -202,8 +199,6 @@ def branded_message(*, customer: Customer, content: Content, to: list[str]) -> E
 
 
 def _send(log: NotificationLog) -> EmailMultiAlternatives:
-    from customers.notifications import content
-
     customer = log.customer
     with translation.override(customer.preferred_language):
         if log.kind in (Kind.INVOICE_FINALIZED, Kind.INVOICE_SENT):

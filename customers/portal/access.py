@@ -26,6 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from config import mfa
 from customers.models import Customer
 from customers.selectors import customer_for_user
+from invoices.selectors import NoBrandConfigured, brand_for_customer
 
 STEP_UP_SESSION_KEY = mfa.SESSION_KEY
 IMPERSONATION_SESSION_KEY = "portal_view_as_customer"
@@ -95,7 +96,6 @@ def portal_view(view: Callable | None = None, *, step_up: bool = False) -> Calla
             if not impersonating and totp_enrolled(request.user) and not request.user.is_verified():
                 return HttpResponseRedirect(_with_next("portal:login_verify", request))
             activate_customer_language(request, customer)
-            from invoices.selectors import NoBrandConfigured, brand_for_customer
 
             try:
                 brand = brand_for_customer(customer=customer)

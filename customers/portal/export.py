@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.models import model_to_dict
 
+from billing.models import Payment, PaymentMethod, Subscription
 from customers.models import Customer
+from invoices.models import CreditNote, Invoice
 
 CUSTOMER_FIELDS = (
     "legal_name", "email", "invoice_email", "country", "preferred_language", "currency", "timezone",
@@ -17,15 +20,10 @@ CUSTOMER_FIELDS = (
 
 
 def _plain(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
 
 
 def customer_data_export(*, customer: Customer) -> dict[str, Any]:
-    from billing.models import Payment, PaymentMethod, Subscription
-    from invoices.models import CreditNote, Invoice
-
     data: dict[str, Any] = {
         "customer": {name: getattr(customer, name) for name in CUSTOMER_FIELDS},
         "portal_users": list(customer.portal_users.values("user__email", "invited_at")),

@@ -6,11 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from billing.models import Price, Subscription
+from billing.selectors import cycle_spec
+from billing.services.payments import default_payment_method
+from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
+from config import clock
 from customers.models import Customer
+from invoices.models import Invoice
+from invoices.rendering.formatting import money
+from invoices.selectors import customer_balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +42,6 @@ class PortalOverview:
 
 def cycle_label(cycle: dict[str, Any]) -> str:
     """ "per month", "every 3 months"... in the active language."""
-    from billing.selectors import cycle_spec
-
     spec = cycle_spec(cycle)
     if spec.kind != "interval":
         return _("per billing period")
@@ -49,16 +56,10 @@ def cycle_label(cycle: dict[str, Any]) -> str:
 
 
 def is_annual(cycle: dict[str, Any]) -> bool:
-    from billing.selectors import cycle_spec
-
     return cycle_spec(cycle).periods_per_year() <= 1
 
 
 def price_label(price: Any) -> str:
-    from django.utils import translation
-
-    from invoices.rendering.formatting import money
-
     language = (translation.get_language() or "fr")[:2]
     name = price.product.name + (f" – {price.nickname}" if price.nickname else "")
     if price.unit_amount is None or price.scheme not in ("per_unit", "flat"):
@@ -70,8 +71,6 @@ def price_label(price: Any) -> str:
 def portal_prices(*, subscription: Any) -> QuerySet:
     """Plans a customer may switch to from the portal: active licensed recurring prices in the
     subscription's currency, unless the price's metadata says {"portal": false}."""
-    from billing.models import Price
-
     prices = Price.objects.filter(
         active=True,
         product__active=True,
@@ -88,8 +87,6 @@ def portal_prices(*, subscription: Any) -> QuerySet:
 
 
 def portal_subscriptions(*, customer: Customer) -> QuerySet:
-    from billing.models import Subscription
-
     return (
         Subscription.objects.filter(customer=customer)
         .exclude(status__in=[Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE])
@@ -99,10 +96,6 @@ def portal_subscriptions(*, customer: Customer) -> QuerySet:
 
 
 def past_due_invoices(*, customer: Customer, now: datetime) -> QuerySet:
-    from django.db.models import Q
-
-    from invoices.models import Invoice
-
     return (
         Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0)
         .filter(Q(due_at__lt=now) | Q(dunning__status="active"))
@@ -111,11 +104,6 @@ def past_due_invoices(*, customer: Customer, now: datetime) -> QuerySet:
 
 
 def portal_overview(*, customer: Customer) -> PortalOverview:
-    from billing.services.payments import default_payment_method
-    from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
-    from config import clock
-    from invoices.selectors import customer_balance
-
     now = clock.now(customer=customer)
     summaries = []
     for subscription in portal_subscriptions(customer=customer):

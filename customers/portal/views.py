@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -23,6 +23,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
 from billing.payments.gateway import GatewayError
+from billing.services.changes import subscription_change as change_service
+from billing.services.changes import subscription_preview_change
 from billing.services.dunning import dunning_collect_invoice
 from billing.services.payments import (
     PaymentsError,
@@ -36,10 +38,15 @@ from billing.services.payments import (
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
 from config import clock, mfa
+from config.events.log import event_record
 from config.mfa import base32_secret, issue_recovery_codes, qr_svg, second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
+from customers.notifications.services import step_up_code_send
+from customers.notifications.wording import decline_reason
 from customers.portal.access import (
     IMPERSONATION_SESSION_KEY,
+    activate_customer_language,
+    portal_customer,
     portal_view,
     safe_next,
     step_up_fresh,
@@ -47,6 +54,7 @@ from customers.portal.access import (
     totp_enrolled,
 )
 from customers.portal.cancellation import CancellationSurveyForm, cancellation_form, portal_subscription_cancel
+from customers.portal.export import customer_data_export
 from customers.portal.forms import (
     BillingDetailsForm,
     CodeForm,
@@ -58,7 +66,9 @@ from customers.portal.selectors import portal_overview, portal_prices, portal_su
 from customers.services import customer_update
 from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
+from invoices.rendering.facturx import credit_note_cii_xml, invoice_cii_xml
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
+from invoices.services.pdf import credit_note_document_store, invoice_document_store
 
 # -- overview ---------------------------------------------------------------------------------
 
@@ -155,16 +165,12 @@ def _pdf_response(document: Any, filename: str) -> FileResponse:
 
 @portal_view
 def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from invoices.services.pdf import invoice_document_store
-
     invoice = _invoice(customer, pk)
     return _pdf_response(invoice_document_store(invoice_id=invoice.pk), f"{invoice.number}.pdf")
 
 
 @portal_view
 def invoice_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from invoices.rendering.facturx import invoice_cii_xml
-
     invoice = _invoice(customer, pk)
     xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
     return _xml_response(xml, f"{invoice.number}-factur-x.xml")
@@ -178,16 +184,12 @@ def _xml_response(xml: bytes, filename: str) -> HttpResponse:
 
 @portal_view
 def credit_note_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from invoices.services.pdf import credit_note_document_store
-
     credit_note = get_object_or_404(CreditNote, pk=pk, customer=customer)
     return _pdf_response(credit_note_document_store(credit_note_id=credit_note.pk), f"{credit_note.number}.pdf")
 
 
 @portal_view
 def credit_note_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from invoices.rendering.facturx import credit_note_cii_xml
-
     credit_note = get_object_or_404(CreditNote, pk=pk, customer=customer)
     xml = credit_note_cii_xml(credit_note=credit_note, lines=list(credit_note.lines.order_by("pk")))
     return _xml_response(xml, f"{credit_note.number}-factur-x.xml")
@@ -203,8 +205,6 @@ def invoice_pay(request: HttpRequest, customer: Customer, pk: int) -> HttpRespon
     elif payment.status == "succeeded":
         messages.success(request, _("Thank you: the invoice is paid."))
     else:
-        from customers.notifications.wording import decline_reason
-
         messages.error(request, _("The payment did not go through: %(reason)s") % {"reason": decline_reason(payment)})
     return HttpResponseRedirect(reverse("portal:invoice", args=[invoice.pk]))
 
@@ -238,8 +238,6 @@ def _items_after(subscription: Subscription, form: PlanChangeForm) -> list[ItemS
 
 @portal_view
 def subscription_change(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
-    from billing.services.changes import subscription_change as change_service
-
     subscription = _subscription(customer, pk)
     form = _change_form(request, subscription, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -265,8 +263,6 @@ def subscription_change(request: HttpRequest, customer: Customer, pk: int) -> Ht
 @portal_view
 def subscription_change_preview(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     """The htmx partial: what the picked plan and quantity would cost, before confirming."""
-    from billing.services.changes import subscription_preview_change
-
     subscription = _subscription(customer, pk)
     form = _change_form(request, subscription, request.GET)
     preview, error = None, ""
@@ -531,8 +527,6 @@ def notification_preferences(request: HttpRequest, customer: Customer) -> HttpRe
 
 @portal_view(step_up=True)
 def data_export(request: HttpRequest, customer: Customer) -> HttpResponse:
-    from customers.portal.export import customer_data_export
-
     if request.method != "POST":
         return render(request, "portal/export.html")
     data = customer_data_export(customer=customer)
@@ -553,8 +547,6 @@ def _email_device(user: Any) -> EmailDevice:
 
 def _send_email_code(request: HttpRequest, customer: Customer) -> bool:
     """Email a one-time code (django-otp's EmailDevice makes and checks it); False when throttled."""
-    from customers.notifications.services import step_up_code_send
-
     device = _email_device(request.user)
     allowed, _details = device.generate_is_allowed()
     if not allowed:
@@ -595,8 +587,6 @@ def step_up_verify(request: HttpRequest, customer: Customer) -> HttpResponse:
 @never_cache
 def login_verify(request: HttpRequest) -> HttpResponse:
     """The second step of signing in for a portal user who enrolled TOTP."""
-    from customers.portal.access import activate_customer_language, portal_customer
-
     if not request.user.is_authenticated:
         return HttpResponseRedirect(reverse("account_login"))
     customer, _impersonating = portal_customer(request)
@@ -673,10 +663,6 @@ def recovery_codes_renew(request: HttpRequest, customer: Customer) -> HttpRespon
 
 @require_POST
 def impersonate_start(request: HttpRequest, customer_pk: int) -> HttpResponse:
-    from django.contrib import admin
-
-    from config.events.log import event_record
-
     if not admin.site.has_permission(request) or not request.user.has_perm("customers.view_customer"):
         raise Http404
     customer = get_object_or_404(Customer, pk=customer_pk)

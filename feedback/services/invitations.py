@@ -27,6 +27,7 @@ from customers.models import Customer
 from feedback.errors import InvitationLinkError
 from feedback.locks import customer_qs_for_update, invitation_qs_for_update
 from feedback.models import Invitation, Survey, SurveyResponse
+from feedback.services.emails import invitation_email_send
 from feedback.services.responses import survey_language_for, survey_response_record
 
 TOKEN_BYTES = 32
@@ -90,8 +91,6 @@ def invitation_send(*, invitation_id: int) -> str:
     crash between the commit and the email leaves a `sending` row the scan retries once
     its lease runs out. At-least-once delivery: a retry mails a new link (only the token's
     hash is stored, so the old link stops working)."""
-    from feedback.services.emails import invitation_email_send
-
     claim = _invitation_claim(invitation_id=invitation_id)
     if isinstance(claim, str):
         return claim

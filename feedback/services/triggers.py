@@ -29,6 +29,7 @@ from config.events.models import DomainEvent
 from customers.models import Customer
 from feedback.errors import FeedbackError
 from feedback.models import Invitation, Survey, SurveyResponse, Trigger
+from feedback.services.invitations import invitation_send
 
 CONSUMER_NAME = "feedback.triggers"
 FEATURE_EVENT = "feedback.feature_used"
@@ -197,8 +198,6 @@ def invitations_due() -> QuerySet[Invitation]:
 
 def feedback_invitations_send_due(*, limit: int = 1000) -> SendResult:
     """The periodic scan: send (or skip, when throttled) every invitation that is due."""
-    from feedback.services.invitations import invitation_send
-
     counts: dict[str, int] = {status: 0 for status in Invitation.Status}
     for invitation_id in list(invitations_due().values_list("pk", flat=True)[:limit]):
         status = invitation_send(invitation_id=invitation_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +26,8 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from billing.limits import MAX_TOTAL
-from billing.models import Subscription
+from billing.models import Refund, Subscription
+from billing.services.refunds import RefundError, invoice_refundable_amount, refund_request_for_invoice
 from config import clock, mfa
 from config.console import (
     ImportExportPermissions,
@@ -32,6 +35,7 @@ from config.console import (
     ReadOnlyInline,
     StyledAdmin,
     admin_link,
+    call_service,
     error_text,
     format_minor_decimal,
     format_money,
@@ -42,6 +46,8 @@ from config.console import (
 from config.errors import DomainError
 from config.mfa import OtpField
 from config.money import Money
+from customers.models import NotificationLog
+from customers.notifications.services import invoice_email_queue, notification_deliver_now, notification_retryable
 from invoices.admin.charts import invoice_month_totals
 from invoices.errors import InvoiceError
 from invoices.models import (
@@ -51,7 +57,10 @@ from invoices.models import (
 )
 from invoices.resources import InvoiceResource
 from invoices.selectors import invoice_credited
-from invoices.services.credit_notes import invoice_credit_room
+from invoices.services.credit_notes import credit_note_create, invoice_credit_room
+from invoices.services.finalize import invoice_finalize
+from invoices.services.lifecycle import invoice_mark_uncollectible, invoice_void
+from invoices.services.pdf import credit_note_document_store, invoice_document_store
 from invoices.states import CREDITABLE_STATUSES
 
 SERVICE_ERRORS = (DomainError, InvoiceError, ValidationError)
@@ -490,13 +499,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         """Record → commit → send → record the outcome: each email is a queued notification
         (committed, with its hand-off row) before the mail server is called, with no
         transaction open; a failed send stays queued for the sweeper's retry."""
-        from customers.models import NotificationLog
-        from customers.notifications.services import (
-            invoice_email_queue,
-            notification_deliver_now,
-            notification_retryable,
-        )
-
         issued = list(queryset.exclude(status=Invoice.Status.DRAFT).select_related("customer").order_by("pk"))
         outcomes: dict[str, list[str]] = {"sent": [], "queued": [], "failed": []}
         for invoice in issued:
@@ -566,7 +568,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
-        from billing.services.refunds import invoice_refundable_amount
 
         # The services' rules, not copies: what is left to credit (refunds in flight held) is
         # credit_note_create's, what is left to refund the refunds service's (as on the payment's form).
@@ -616,10 +617,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm
     ) -> HttpResponse | None:
         """The refund share goes through the refunds service, exactly as the payment's refund form."""
-        from billing.models import Refund
-        from billing.services.refunds import RefundError, refund_request_for_invoice
-        from config.console import call_service
-
         if not request.user.has_perm("billing.add_refund"):
             raise PermissionDenied
         verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
@@ -656,8 +653,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
         return HttpResponseRedirect(reverse("admin:billing_refund_change", args=[refund.pk]))
 
     def _issue_credit_note(self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm) -> CreditNote | None:
-        from invoices.services.credit_notes import credit_note_create
-
         try:
             with transaction.atomic():
                 return credit_note_create(
@@ -700,8 +695,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     @admin.action(description=_("Finalize selected draft invoices (assigns numbers)"), permissions=["change"])
     def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        from invoices.services.finalize import invoice_finalize
-
         self._run_each(
             request,
             queryset,
@@ -711,8 +704,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     @admin.action(description=_("Void selected invoices…"), permissions=["void"])
     def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
-        from invoices.services.lifecycle import invoice_void
-
         form = VoidForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             self._run_each(
@@ -746,8 +737,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
     def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
         """A write-off: a confirmation page that asks for a fresh two-factor code (unless one
         was typed within TARIF_MFA_FRESH_MINUTES); the service checks the same proof."""
-        from invoices.services.lifecycle import invoice_mark_uncollectible
-
         form = WriteOffForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
@@ -789,8 +778,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
 def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNote | None = None) -> HttpResponse:
     """The stored PDF (rendered and stored now if the task has not run yet), as a download."""
-    from invoices.services.pdf import credit_note_document_store, invoice_document_store
-
     if invoice is not None:
         document = invoice_document_store(invoice_id=invoice.pk)
         number = invoice.number
@@ -808,9 +795,6 @@ def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNo
 
 def documents_download(model_admin: Any, request: HttpRequest, objects: list[Any]) -> HttpResponse | None:
     """One PDF as is; several in a ZIP archive."""
-    import io
-    import zipfile
-
     if not objects:
         model_admin.message_user(request, gettext("Select issued documents: drafts have no PDF."), messages.WARNING)
         return None

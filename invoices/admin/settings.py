@@ -35,6 +35,8 @@ from invoices.models import (
     NumberSequence,
     TaxRate,
 )
+from invoices.rendering.html import document_html, document_pdf
+from invoices.rendering.preview import preview_document
 from invoices.resources import TaxRateResource
 from invoices.services.brands import BANK_DETAIL_FIELDS, brand_save
 
@@ -165,9 +167,6 @@ class BrandAdmin(admin.ModelAdmin):
 
     def preview_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
         """A sample invoice with the form's UNSAVED values: HTML for the pane, or a PDF."""
-        from invoices.rendering.html import document_html
-        from invoices.rendering.preview import preview_document
-
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
         obj = get_object_or_404(Brand, pk=object_id) if object_id else None
@@ -182,8 +181,6 @@ class BrandAdmin(admin.ModelAdmin):
         )
         document.extra["preview_error"] = logo_error
         if request.POST.get("_preview_format") == "pdf":
-            from invoices.rendering.html import document_pdf
-
             response = HttpResponse(document_pdf(document, pdf_a=False), content_type="application/pdf")
             response["Content-Disposition"] = 'inline; filename="preview.pdf"'
             response["Cache-Control"] = "no-store"

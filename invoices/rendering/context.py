@@ -16,6 +16,7 @@ from typing import Any
 
 from invoices.rendering import formatting
 from invoices.rendering.fonts import font_for
+from invoices.services.documents import legal_mentions, seller_snapshot
 
 DEFAULT_BRANDING: dict[str, Any] = {
     "layout": "classic",
@@ -255,8 +256,6 @@ def sample_invoice(
 ) -> tuple[_SampleInvoice, list[_SampleLine]]:
     """An in-memory issued invoice of `brand` (saved or not) and its lines: the shape the
     renderers and the Factur-X builder read, without a database row."""
-    from invoices.services.documents import legal_mentions, seller_snapshot
-
     language = language or brand.default_language or "fr"
     seller = seller_snapshot(brand, custom_fields=custom_fields, line_columns=line_columns)
     start = datetime(2026, 3, 1, tzinfo=UTC)

@@ -299,6 +299,7 @@ def credit_note_cii_xml(*, credit_note: Any, lines: Sequence[Any]) -> bytes:
 
 def embed_facturx(*, pdf: bytes, xml: bytes, lang: str) -> bytes:
     """A Factur-X PDF (PDF/A-3 + factur-x.xml), the XML checked against the EN 16931 XSD."""
+    # deferred: factur-x loads its XSD schemas on import; only building a PDF needs it
     from facturx import generate_from_binary
 
     return generate_from_binary(pdf, xml, flavor="factur-x", level="en16931", check_xsd=True, lang=lang)

@@ -94,6 +94,7 @@ def document_html(document: DocumentData, *, for_pdf: bool, brand_slug: str = ""
 
 def document_pdf(document: DocumentData, *, brand_slug: str = "", pdf_a: bool = True) -> bytes:
     """The document as PDF (PDF/A-3b unless `pdf_a` is False), same templates as the HTML."""
+    # deferred: imports WeasyPrint (about a second); only rendering a PDF loads it
     from invoices.rendering.pdf import html_to_pdf
 
     html = document_html(document, for_pdf=True, brand_slug=brand_slug, inline_css=False)

@@ -4,12 +4,14 @@ defusedxml and refused when it could run script or reach outside the file."""
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from typing import Final
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from PIL import Image, UnidentifiedImageError
 
 LOGO_MAX_BYTES: Final = 1024 * 1024
 LOGO_MAX_PIXELS: Final = 4000  # per side
@@ -71,9 +73,6 @@ def logo_media_type(data: bytes) -> str:
         if problem:
             raise ValidationError(problem, code="logo_unsafe_svg")
         return "image/svg+xml"
-    from io import BytesIO
-
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(BytesIO(data)) as image:

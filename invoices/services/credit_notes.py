@@ -58,6 +58,7 @@ from invoices.services.drafts import rate_text, tax_breakdown_rows
 
 if TYPE_CHECKING:
     from billing.models import Refund
+from billing.models import Refund
 from invoices.services.numbering import customer_numbered_as_test, number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
@@ -224,8 +225,6 @@ def _reserved_by_refunds(*, invoice_id: int, exclude_refund_id: int | None) -> i
     then its amount is held: no other credit note may take it, or the refund would
     move money and then fail to write its document.
     """
-    from billing.models import Refund
-
     held = Refund.objects.filter(
         invoice_id=invoice_id,
         status__in=[Refund.Status.REQUESTED, Refund.Status.APPROVED],

@@ -26,11 +26,21 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from django.db.models import Q
+from django.utils import translation
 from django.utils.functional import Promise
 
 from config.types import JsonDict, JsonMapping
 from customers.models import Customer
-from invoices.models import Brand, CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from invoices.models import (
+    Brand,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceCustomField,
+    InvoiceLine,
+    InvoiceLineColumn,
+)
 from invoices.vat import LEGAL_MENTIONS
 
 DEFAULT_DAYS_UNTIL_DUE: Final = 30
@@ -143,10 +153,6 @@ def custom_fields_by_owner(
     *, brand_ids: Iterable[int], customer_ids: Iterable[int]
 ) -> tuple[dict[int, list[dict[str, str]]], dict[int, list[dict[str, str]]]]:
     """Invoice custom fields of many brands and customers in one query (the bulk path)."""
-    from django.db.models import Q
-
-    from invoices.models import InvoiceCustomField
-
     by_brand: dict[int, list[dict[str, str]]] = {}
     by_customer: dict[int, list[dict[str, str]]] = {}
     rows = InvoiceCustomField.objects.filter(
@@ -159,8 +165,6 @@ def custom_fields_by_owner(
 
 
 def line_columns_by_brand(*, brand_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:
-    from invoices.models import InvoiceLineColumn
-
     columns: dict[int, list[dict[str, str]]] = {}
     rows = InvoiceLineColumn.objects.filter(brand_id__in=list(brand_ids)).values_list(
         "brand_id", "metadata_key", "label"
@@ -345,7 +349,5 @@ def credit_note_content_hash(*, credit_note: CreditNote, lines: Iterable[CreditN
 
 def document_text(language: str, message: str | Promise, **values: object) -> str:
     """A lazily translated message rendered in a document's language (ledger lines, credit lines)."""
-    from django.utils import translation
-
     with translation.override(document_language(language)):
         return str(message) % values

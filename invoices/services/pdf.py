@@ -21,7 +21,11 @@ from django.db import IntegrityError, transaction
 
 from config.errors import DomainConflict
 from config.jobs import enqueue
-from invoices.models import CreditNote, Document, Invoice
+from config.ops.handoffs import Kind, handoffs_complete, handoffs_record
+from invoices.models import Brand, CreditNote, Document, Invoice
+from invoices.rendering.context import credit_note_document, invoice_document
+from invoices.rendering.facturx import credit_note_cii_xml, embed_facturx, invoice_cii_xml
+from invoices.rendering.html import document_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +40,6 @@ def invoice_pdf_render(*, invoice: Invoice) -> bytes:
     """The Factur-X PDF of an issued invoice, rendered from its frozen data (not stored)."""
     if invoice.status == Invoice.Status.DRAFT or not invoice.number:
         raise DocumentNotIssued(f"Draft invoice #{invoice.pk} has no PDF until it is finalized.")
-    from invoices.rendering.context import invoice_document
-    from invoices.rendering.facturx import embed_facturx, invoice_cii_xml
-    from invoices.rendering.html import document_pdf  # WeasyPrint: loaded by renderers only
 
     lines = list(invoice.lines.order_by("position", "pk"))
     document = invoice_document(invoice=invoice, lines=lines)
@@ -47,10 +48,6 @@ def invoice_pdf_render(*, invoice: Invoice) -> bytes:
 
 
 def credit_note_pdf_render(*, credit_note: CreditNote) -> bytes:
-    from invoices.rendering.context import credit_note_document
-    from invoices.rendering.facturx import credit_note_cii_xml, embed_facturx
-    from invoices.rendering.html import document_pdf
-
     lines = list(credit_note.lines.order_by("pk"))
     document = credit_note_document(credit_note=credit_note, lines=lines)
     pdf = document_pdf(document, brand_slug=_brand_slug(credit_note.brand_id))
@@ -59,7 +56,6 @@ def credit_note_pdf_render(*, credit_note: CreditNote) -> bytes:
 
 def _brand_slug(brand_id: int) -> str:
     # The slug only picks an optional brand-specific template; it is not printed.
-    from invoices.models import Brand
 
     return Brand.objects.filter(pk=brand_id).values_list("slug", flat=True).first() or ""
 
@@ -125,7 +121,6 @@ def documents_render_on_commit(
         return
     if bulk and _tasks_run_in_process():
         return
-    from config.ops.handoffs import Kind, handoffs_record
 
     # Durable first (rows in this transaction, swept if the enqueue below never happens),
     # then the fast path: one task for all of them once the transaction commits.
@@ -143,8 +138,6 @@ def documents_store(*, invoice_ids: Iterable[int] = (), credit_note_ids: Iterabl
     Each document's hand-off is marked done as soon as it is stored, so a retry after a
     storage error renders only what is still missing.
     """
-    from config.ops.handoffs import Kind, handoffs_complete
-
     stored = 0
     for invoice_id in invoice_ids:
         stored += invoice_document_store(invoice_id=invoice_id) is not None

@@ -44,8 +44,10 @@ from config import clock
 from config.events.log import event_record
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
-from invoices.models import Invoice
+from invoices.models import BalanceTransaction, Invoice
+from invoices.services.balance import balance_transaction_create
 from invoices.services.drafts import invoice_create
+from invoices.services.finalize import invoice_finalize
 from invoices.types import DraftInvoice
 
 Status = Subscription.Status
@@ -212,17 +214,12 @@ def _set_status(subscription: Subscription, target: str) -> str:
 
 def invoice_issue(*, draft: DraftInvoice, customer: Customer, at: datetime, acting_user: ActingUser = None) -> Invoice:
     """Create `draft` and finalize it at once (number assigned, pending items consumed)."""
-    from invoices.services.finalize import invoice_finalize
-
     invoice = invoice_create(draft=draft, at=at, customer=customer)
     return invoice_finalize(invoice=invoice, at=at, acting_user=acting_user)
 
 
 def balance_credit(*, customer: Customer, currency: str, amount: int, description: str, at: datetime) -> None:
     """Credit `amount` (> 0) to the customer's balance: it pays their next invoices."""
-    from invoices.models import BalanceTransaction
-    from invoices.services.balance import balance_transaction_create
-
     balance_transaction_create(
         customer_id=customer.pk,
         currency=currency,

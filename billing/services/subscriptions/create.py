@@ -26,6 +26,7 @@ from billing.services.coupons import (
     promotion_code_resolve,
     recurring_discounts,
 )
+from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     DEFAULT_DAYS_UNTIL_DUE,
     MAX_TRIAL_DAYS,
@@ -75,8 +76,6 @@ def subscription_create(
     anchor) with the discount; with one it is a zero invoice for the trial.
     `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
     """
-    from billing.services.modes import modes_check
-
     modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)

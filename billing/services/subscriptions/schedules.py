@@ -18,6 +18,7 @@ from billing.selectors import (
     cycle_spec,
     subscription_items_snapshot,
 )
+from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     ItemSpec,
     SubscriptionError,
@@ -32,6 +33,7 @@ from billing.services.subscriptions.common import (
     subscription_event,
     subscription_lock,
 )
+from billing.services.upcoming import scheduled_change_items
 from config.events.log import event_record
 from config.types import ActingUser
 
@@ -50,8 +52,6 @@ def subscription_schedule_change(
     A change of billing cycle can only be scheduled at the end of the current period,
     where the new cycle's first period starts (anchored there).
     """
-    from billing.services.modes import modes_check
-
     locked = subscription_lock(subscription)
     now = instant(at=None, customer=locked.customer)
     changeable_check(locked)
@@ -133,7 +133,6 @@ def scheduled_changes_apply_due(*, subscription: Subscription, at: datetime) -> 
     change = locked.scheduled_changes.filter(status=ScheduledChange.Status.PENDING, effective_at__lte=at).first()
     if change is None:
         return None
-    from billing.services.upcoming import scheduled_change_items
 
     effective_at = change.effective_at
     before = subscription_items_snapshot(subscription=locked)

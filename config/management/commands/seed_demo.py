@@ -5,21 +5,31 @@ Idempotent: running it again changes nothing that exists and prints fresh login 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from allauth.account.models import EmailAddress
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing.models import Meter, Price, Product
+from billing.models import Coupon, Meter, Price, Product, Subscription, TestClock
+from billing.services.changes import subscription_change
+from billing.services.payments import payment_method_attach
+from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
+from billing.services.test_clocks import test_clock_advance
+from billing.services.usage import UsageEventInput, usage_events_record
 from config.admin_site import issue_recovery_codes
-from customers.models import Customer
-from invoices.models import Brand, TaxRate
+from customers.models import Customer, CustomerUser
+from feedback.demo import feedback_demo_seed
+from invoices.models import Brand, Invoice, TaxRate
 
 DEMO_USERNAME = "finance"
 DEMO_PASSWORD = "tarif-demo-finance"  # a local demo account, printed on purpose
@@ -90,7 +100,6 @@ class Command(BaseCommand):
             if created:
                 self._sandbox_card(customer)
         history = self._year_of_history(brand, catalog)
-        from feedback.demo import feedback_demo_seed
 
         feedback_demo_seed(customers=list(Customer.objects.filter(test_clock__isnull=True).order_by("pk")))
         with transaction.atomic():
@@ -197,18 +206,6 @@ class Command(BaseCommand):
     def _year_of_history(self, brand: Brand, catalog: list[Price]) -> int:
         """A test clock that lived through a year: subscriptions, usage, an upgrade, a
         cancellation, and the invoices the billing run issued month after month."""
-        from datetime import UTC, datetime
-
-        from dateutil.relativedelta import relativedelta
-        from django.utils import timezone
-
-        from billing.models import Coupon, TestClock
-        from billing.services.changes import subscription_change
-        from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
-        from billing.services.test_clocks import test_clock_advance
-        from billing.services.usage import UsageEventInput, usage_events_record
-        from invoices.models import Invoice
-
         name = "Démo : une année"
         clock = TestClock.objects.filter(name=name).first()
         if clock is not None:
@@ -288,8 +285,6 @@ class Command(BaseCommand):
 
     def _sandbox_card(self, customer: Customer) -> None:
         """The sandbox gateway's always-successful test card, as the default payment method."""
-        from billing.services.payments import payment_method_attach
-
         payment_method_attach(
             customer=customer, source={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}
         )
@@ -325,13 +320,6 @@ class Command(BaseCommand):
 
     def _portal_user(self, catalog: list[Price]) -> None:
         """A portal login for the first demo customer, on a monthly plan (docs/portal.md)."""
-        from allauth.account.models import EmailAddress
-        from django.contrib.auth import get_user_model
-
-        from billing.models import Subscription
-        from billing.services.subscriptions import ItemSpec, subscription_create
-        from customers.models import CustomerUser
-
         customer = Customer.objects.get(email=CUSTOMERS[0]["email"])
         user, created = get_user_model().objects.get_or_create(
             username=DEMO_PORTAL_EMAIL, defaults={"email": DEMO_PORTAL_EMAIL}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.audit.services import audit_record
 from customers.models import Customer
 from customers.privacy import customer_data_export, customer_data_export_zip
 
@@ -30,7 +31,6 @@ class Command(BaseCommand):
         else:
             raise CommandError("The output file must end in .zip or .json.")
         path.chmod(0o600)
-        from config.audit.services import audit_record
 
         audit_record(
             actor=None,

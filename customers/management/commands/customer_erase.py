@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.audit.services import audit_record
 from config.clock import now as clock_now
 from customers.models import Customer
 from customers.privacy import ErasureRefused, customer_erase
@@ -22,7 +23,6 @@ class Command(BaseCommand):
             raise CommandError(f"No customer with id {customer_id}.")
         if not yes:
             raise CommandError("Erasure cannot be undone: run again with --yes to confirm.")
-        from config.audit.services import audit_record
 
         try:
             erased = customer_erase(customer=customer, at=clock_now())

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from tqdm import tqdm
 
+from config.audit.services import audit_record
 from customers.fields import PREFIX, EncryptedTextField, rotate
 
 BATCH = 500
@@ -49,8 +50,6 @@ class Command(BaseCommand):
             for start in tqdm(range(0, len(rows), BATCH), desc=label, unit="batch", disable=not rows):
                 self._rotate_batch(rows[start : start + BATCH], newest, table, column, pk, totals, dry_run)
         if not dry_run:
-            from config.audit.services import audit_record
-
             audit_record(actor=None, action="encryption.rotate", channel="system", extra=totals)
         verb = "would re-encrypt" if dry_run else "re-encrypted"
         self.stdout.write(

@@ -145,7 +145,7 @@ def test_a_crash_after_the_gateway_refund_is_resumed_without_refunding_twice(pai
         raise RuntimeError("killed before the credit note")
 
     with monkeypatch.context() as patch:
-        patch.setattr("invoices.services.credit_notes.credit_note_create", crash)
+        patch.setattr("billing.services.refunds.credit_note_create", crash)
         with pytest.raises(RuntimeError):
             refund_approve(refund=refund, approver=bruno, otp_verified_at=fresh())
     refund.refresh_from_db()

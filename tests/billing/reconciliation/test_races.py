@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from billing import bank_import
 from billing.bank_import import ImportSummary, StatementImportError
 from billing.models import BankStatement, BankStatementLine, Payment
-from billing.services import reconciliation
 from billing.services.reconciliation import bank_statement_reconcile
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
@@ -22,7 +22,7 @@ def invoices(postgres_only, open_invoice):
 
 
 def test_two_concurrent_imports_of_one_statement_pay_once(invoices, import_file, monkeypatch):
-    slowed(monkeypatch, reconciliation, "bank_line_match")  # the first import holds its locks a while
+    slowed(monkeypatch, bank_import, "bank_line_match")  # the first import holds its locks a while
 
     results = race(lambda: import_file("camt053_001_02.xml"), lambda: import_file("camt053_001_02.xml"))
 
@@ -36,7 +36,7 @@ def test_two_concurrent_imports_of_one_statement_pay_once(invoices, import_file,
 
 
 def test_two_concurrent_overlapping_statements_never_pay_a_line_twice(invoices, import_file, monkeypatch):
-    slowed(monkeypatch, reconciliation, "bank_line_match")
+    slowed(monkeypatch, bank_import, "bank_line_match")
     header = "booking_date;amount;currency;remittance_info;statement_id\n"
     shared = "2026-03-05;34,80;EUR;RF21TARIF00004201;{id}\n"
     first = (header + shared.format(id="A") + "2026-03-05;34,80;EUR;RF91TARIF00004202;A\n").encode()

@@ -121,16 +121,16 @@ def test_a_rerun_retries_only_the_failed_subscription_and_numbers_stay_gapless(c
 def test_an_unexpected_error_on_one_subscription_is_isolated_too(monkeypatch, customer_factory, priced):
     subscriptions = make_due_subscriptions(count=3, due_at=DUE, customer_factory=customer_factory, price=priced)
     broken = subscriptions[0]
-    from billing.services import upcoming
+    from billing.services import billing_run
 
-    real_draft = upcoming.renewal_draft
+    real_draft = billing_run.renewal_draft
 
     def draft(**kwargs):
         if kwargs["subscription"].pk == broken.pk:
             raise ValueError("cannot price this subscription")
         return real_draft(**kwargs)
 
-    monkeypatch.setattr(upcoming, "renewal_draft", draft)
+    monkeypatch.setattr(billing_run, "renewal_draft", draft)
 
     run = billing_run_start(as_of=DUE, inline=True)
 

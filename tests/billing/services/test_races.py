@@ -19,7 +19,7 @@ import time_machine
 from django.db import connection
 
 from billing.models import Coupon, InvoiceItem, ScheduledChange, Subscription, SubscriptionChange
-from billing.services import changes, coupons, invoice_items, subscriptions, upcoming
+from billing.services import changes, coupons, invoice_items, subscriptions
 from billing.services.changes import subscription_change
 from billing.services.coupons import CouponError
 from billing.services.invoice_items import invoice_item_create
@@ -28,6 +28,7 @@ from billing.services.subscriptions import (
     SubscriptionError,
     scheduled_change_cancel,
     scheduled_changes_apply_due,
+    schedules,
     subscription_cancel,
     subscription_cancel_undo,
     subscription_create,
@@ -212,7 +213,7 @@ def test_two_schedules_leave_one_pending_change(seats, make_price, monkeypatch, 
 def test_a_due_change_is_applied_once(seats, make_price, monkeypatch, frozen_clock):
     subscription, _ = seats
     subscription_schedule_change(subscription=subscription, items=[ItemSpec(make_price(2900))])
-    slowed(monkeypatch, upcoming, "scheduled_change_items")
+    slowed(monkeypatch, schedules, "scheduled_change_items")
 
     results = race(
         *[lambda: scheduled_changes_apply_due(subscription=subscription, at=utc(2024, 5, 1)) for _ in range(2)]
@@ -225,7 +226,7 @@ def test_a_due_change_is_applied_once(seats, make_price, monkeypatch, frozen_clo
 def test_a_scheduled_change_is_either_canceled_or_applied(seats, make_price, monkeypatch, frozen_clock):
     subscription, _ = seats
     change = subscription_schedule_change(subscription=subscription, items=[ItemSpec(make_price(2900))])
-    slowed(monkeypatch, upcoming, "scheduled_change_items")  # apply: after reading the pending change
+    slowed(monkeypatch, schedules, "scheduled_change_items")  # apply: after reading the pending change
     slowed(monkeypatch, subscriptions, "instant")  # cancel: after reading the change's status
 
     results = race(

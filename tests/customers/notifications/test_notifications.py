@@ -202,10 +202,12 @@ def test_a_late_committed_event_below_the_cursor_is_still_handled_once(clocked_c
 
 
 def test_the_beat_task_reads_the_outbox_in_batches_until_it_is_empty(clocked_customer, make_price, monkeypatch):
+    from customers import tasks
     from customers.notifications import consumer
     from customers.tasks import notifications_consume
 
     monkeypatch.setattr(consumer, "BATCH", 2)
+    monkeypatch.setattr(tasks, "BATCH", 2)  # the task reads the batch size it imported
     customer = clocked_customer()
     subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])  # three events
 

@@ -27,6 +27,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
+from billing.models import BillingRun, Payment, Price, Product, Subscription
+from billing.services.billing_run import billing_run_start
+from billing.services.payments import payment_record_manual
+from billing.services.subscriptions import ItemSpec, subscription_create
+from customers.models import Customer
+from invoices.models import Brand, Invoice, TaxRate
+
 DRILL_START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 DRILL_RENEWAL = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 BRAND_NAME = "Drill SAS"
@@ -61,11 +68,6 @@ class Command(BaseCommand):
         getattr(self, f"_{step}")(**options)
 
     def _seed(self, *, customers: int, **options: Any) -> None:
-        from billing.models import Price, Product
-        from billing.services.subscriptions import ItemSpec, subscription_create
-        from customers.models import Customer
-        from invoices.models import Brand, TaxRate
-
         if Brand.objects.filter(name=BRAND_NAME).exists():
             self.stdout.write("Drill data present already.")
             return
@@ -115,11 +117,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Seeded {customers} customers and subscriptions.")
 
     def _run(self, *, journal: str, chunk_size: int, **options: Any) -> None:
-        from billing.models import BillingRun, Payment
-        from billing.services.billing_run import billing_run_start
-        from billing.services.payments import payment_record_manual
-        from invoices.models import Invoice
-
         log = Journal(Path(journal))
         unpaid = list(
             Invoice.objects.filter(
@@ -153,9 +150,6 @@ class Command(BaseCommand):
         )
 
     def _check(self, *, journal: str, **options: Any) -> None:
-        from billing.models import Payment, Subscription
-        from invoices.models import Invoice
-
         entries = Path(journal).read_text().split()
         invoices = dict(_parse(entry) for entry in entries if entry.startswith("invoice:"))
         payments = dict(_parse(entry) for entry in entries if entry.startswith("payment:"))
