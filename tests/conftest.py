@@ -46,6 +46,18 @@ def _lock_order_checked():
         pytest.fail("lock order violated:\n" + "\n".join(new), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request made with `Accept-Language: fr`
+    leaves French active in the thread, which would leak into the next test's messages."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def staff_with_totp(db, staff_factory):
     user = staff_factory(username="camille", is_superuser=True)

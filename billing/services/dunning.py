@@ -299,7 +299,7 @@ def dunning_retry_customer(*, customer_id: int, acting_user: ActingUser = None) 
     return retried
 
 
-def dunning_collect_invoice(*, invoice: Invoice, acting_user: Any = None) -> Payment | None:
+def dunning_collect_invoice(*, invoice: Invoice, acting_user: ActingUser = None) -> Payment | None:
     """Charge what remains due on `invoice` now (the console's retry, the portal's and the
     API's "pay"): one attempt outside the schedule; a failure enters or continues dunning."""
     return invoice_collect(invoice=invoice, acting_user=acting_user)

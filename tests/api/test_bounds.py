@@ -153,7 +153,7 @@ def test_the_console_refuses_an_invoice_item_beyond_the_bound(console, billing_w
     )
 
     assert response.status_code == 200  # the form again, with the error
-    assert "99,999,999" in response.content.decode()
+    assert "999999.99 EUR" in response.content.decode()  # the bound (MAX_AMOUNT), in major units
     assert not InvoiceItem.objects.exists()
 
 

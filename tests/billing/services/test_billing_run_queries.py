@@ -72,15 +72,16 @@ def test_billing_more_subscriptions_in_a_chunk_costs_no_more_queries(make_custom
 def test_negative_control_a_query_per_subscription_is_caught(
     monkeypatch, make_customer, make_price, make_metered_price
 ):
-    from billing.services import upcoming
+    from billing.services import billing_run
 
-    real = upcoming.renewal_draft
+    real = billing_run.renewal_draft
 
     def renewal_draft_with_a_query(**kwargs):
         type(kwargs["subscription"]).objects.filter(pk=kwargs["subscription"].pk).exists()
         return real(**kwargs)
 
-    monkeypatch.setattr(upcoming, "renewal_draft", renewal_draft_with_a_query)
+    # the run's own reference (imported at the top of billing_run since the imports were hoisted)
+    monkeypatch.setattr(billing_run, "renewal_draft", renewal_draft_with_a_query)
     factories = {"make_customer": make_customer, "make_price": make_price, "make_metered_price": make_metered_price}
 
     queries_to_bill(1, **factories)

@@ -20,6 +20,7 @@ import pytest
 from django.db import OperationalError
 
 from billing.models import BillingRun, DunningCase, Subscription
+from billing.services import billing_run as billing_run_module
 from billing.services import dunning, subscriptions
 from billing.services.billing_run import billing_run_start
 from billing.services.dunning import dunning_run_due
@@ -94,7 +95,8 @@ def test_the_billing_run_and_a_finalization_for_a_chunk_customer_do_not_deadlock
         time.sleep(PAUSE)
         return original_bulk(*args, **kwargs)
 
-    monkeypatch.setattr(subscriptions, "subscription_prepare_renewal", prepare_renewal)
+    # the run's own reference (imported at the top of billing_run since the imports were hoisted)
+    monkeypatch.setattr(billing_run_module, "subscription_prepare_renewal", prepare_renewal)
     monkeypatch.setattr(finalize_module, "invoices_issue_bulk", slow_bulk)
 
     def finalize_during_the_boundary_work():
