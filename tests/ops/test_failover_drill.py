@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,9 @@ def test_negative_control_asynchronous_replication_with_the_link_cut_reports_the
     output = drill.stdout + drill.stderr
     assert drill.returncode == 1, output
     assert "REPLICATION LINK CUT" in output and "PRIMARY KILLED" in output, output
-    assert "acknowledged invoice(s) lost" in output, output
+    # which documents the cut loses depends on timing: the invoices of a chunk, or the payments
+    # recorded between chunks (both are acknowledged writes the drill checks by id and hash)
+    assert re.search(r"\d+ acknowledged (invoice|payment)\(s\) lost", output), output
     assert "FAIL: acknowledged documents were lost in the failover" in output, output
 
 
