@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_decimal_symbol
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -249,3 +250,30 @@ class UtcDateTimeField(forms.DateTimeField):
     """A browser datetime picker; the value is read in the console's time zone."""
 
     widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
+
+
+def run_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable[Any],
+    operation: Callable[[Any], object],
+    *,
+    errors: tuple[type[Exception], ...],
+    done: Any,
+    label: Callable[[Any], str] = str,
+) -> int:
+    """A bulk action: apply `operation` (a service call) to each object in a transaction of its
+    own, so a refusal rolls back that object only; each refusal is shown with the object's
+    label, then `done` (an ngettext_lazy message keyed on count) for the others. Returns the count."""
+    count = 0
+    for obj in objects:
+        try:
+            with transaction.atomic():
+                operation(obj)
+        except errors as error:
+            model_admin.message_user(request, f"{label(obj)}: {error_text(error)}", messages.ERROR)
+        else:
+            count += 1
+    if count:
+        model_admin.message_user(request, done % {"count": count}, messages.SUCCESS)
+    return count

@@ -54,6 +54,7 @@ from config.console import (
     format_money,
     format_period,
     render_tool_form,
+    run_each,
 )
 from config.errors import DomainError
 from customers.models import Customer
@@ -264,19 +265,15 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
     # -- actions: each calls one subscription service ---------------------------------------
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Subscription], operation: Any, *, done: Any) -> None:
-        count = 0
-        for subscription in queryset.select_related("customer").order_by("pk"):
-            try:
-                with transaction.atomic():
-                    operation(subscription)
-            except SUBSCRIPTION_SERVICE_ERRORS as error:
-                self.message_user(
-                    request, f"#{subscription.pk} {subscription.customer}: {error_text(error)}", messages.ERROR
-                )
-            else:
-                count += 1
-        if count:
-            self.message_user(request, done % {"count": count}, messages.SUCCESS)
+        run_each(
+            self,
+            request,
+            queryset.select_related("customer").order_by("pk"),
+            operation,
+            errors=SUBSCRIPTION_SERVICE_ERRORS,
+            done=done,
+            label=lambda subscription: f"#{subscription.pk} {subscription.customer}",
+        )
 
     @admin.action(description=_("Cancel at period end"), permissions=["change"])
     def cancel_at_period_end_action(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

@@ -42,6 +42,7 @@ from config.console import (
     format_period,
     major_to_money,
     pretty_json,
+    run_each,
 )
 from config.errors import DomainError
 from config.mfa import OtpField
@@ -670,28 +671,16 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     # -- actions ---------------------------------------------------------------
 
-    def _run_each(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Invoice],
-        operation: Any,
-        *,
-        done: Any,
-    ) -> None:
-        """Apply `operation` to each invoice; `done` is an ngettext_lazy message keyed on count."""
-        count = 0
-        for invoice in queryset.select_related("customer").order_by("pk"):
-            label = str(invoice)
-            try:
-                # One transaction per invoice: a refusal rolls back that invoice only.
-                with transaction.atomic():
-                    operation(invoice)
-            except SERVICE_ERRORS as error:
-                self.message_user(request, f"{label}: {error_text(error)}", messages.ERROR)
-            else:
-                count += 1
-        if count:
-            self.message_user(request, done % {"count": count}, messages.SUCCESS)
+    def _run_each(self, request: HttpRequest, queryset: QuerySet[Invoice], operation: Any, *, done: Any) -> None:
+        """Apply `operation` to each invoice, one transaction each (config.console.run_each)."""
+        run_each(
+            self,
+            request,
+            queryset.select_related("customer").order_by("pk"),
+            operation,
+            errors=SERVICE_ERRORS,
+            done=done,
+        )
 
     @admin.action(description=_("Finalize selected draft invoices (assigns numbers)"), permissions=["change"])
     def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
