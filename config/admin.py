@@ -9,11 +9,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from config.api.keys import api_key_create, api_keys_revoke
+from config.console import StyledAdmin
 from config.models import ApiKey
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(StyledAdmin):
     list_display = ("name", "prefix", "scope", "mode", "created_by", "created_at", "last_used_at", "revoked_at")
     list_filter = ("scope", "mode", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix")

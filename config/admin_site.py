@@ -28,8 +28,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import user_has_device
+from unfold.sites import UnfoldAdminSite
 
 from config import mfa
+from config.console import StyledAdmin
 from config.mfa import issue_recovery_codes, second_factor_login
 from config.modes import is_mode_scoped, livemode_scope, scope_to_mode
 
@@ -91,7 +93,7 @@ class TokenForm(forms.Form):
 READ_ONLY_APPS = frozenset({"djstripe", "django_celery_beat"})
 
 
-class TarifAdminSite(admin.AdminSite):
+class TarifAdminSite(UnfoldAdminSite):
     site_header = _("Tarif operator console")
     site_title = _("Tarif")
     index_title = _("Billing operations")
@@ -106,7 +108,7 @@ class TarifAdminSite(admin.AdminSite):
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
         if any(model._meta.app_label in READ_ONLY_APPS for model in models):
-            base = admin_class or admin.ModelAdmin
+            base = admin_class or StyledAdmin
             admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
         super().register(model_or_iterable, admin_class, **options)
         for model in models:

@@ -24,6 +24,10 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin as UnfoldModelAdmin
+from unfold.admin import StackedInline as UnfoldStackedInline
+from unfold.admin import TabularInline as UnfoldTabularInline
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
 from config.errors import DomainError
 from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
@@ -166,8 +170,23 @@ class StyledMixin:
         return super().media + ADMIN_MEDIA
 
 
-class StyledAdmin(StyledMixin, admin.ModelAdmin):
-    pass
+class StyledAdmin(StyledMixin, UnfoldModelAdmin):
+    """Every console page's base: django-unfold's ModelAdmin (widgets, filters, tabs, actions),
+    its import/export forms, and Tarif's stylesheet. Admins mixing in django-import-export list
+    this class before the import-export base so unfold's templates and forms win."""
+
+    import_form_class = ImportForm
+    export_form_class = ExportForm
+    list_filter_submit = True
+    warn_unsaved_form = True
+
+
+class TabularInline(UnfoldTabularInline):
+    """A console inline (django-unfold's table layout)."""
+
+
+class StackedInline(UnfoldStackedInline):
+    """A console inline (django-unfold's stacked layout)."""
 
 
 class ImportExportPermissions:
@@ -199,7 +218,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(UnfoldTabularInline):
     extra = 0
     can_delete = False
     show_change_link = True

@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from import_export import resources
 from import_export.admin import ImportExportModelAdmin
 
+from config.console import StyledAdmin, TabularInline
 from config.write_path import ServiceAdminMixin, ServiceResourceMixin
 from customers.models import Customer, CustomerUser, NotificationLog
 from customers.privacy_admin import erase_personal_data, export_personal_data
@@ -62,7 +63,7 @@ class CustomerResource(ServiceResourceMixin, resources.ModelResource):
         return customer_update(customer=obj, data=changes, acting_user=user)
 
 
-class CustomerUserInline(admin.TabularInline):
+class CustomerUserInline(TabularInline):
     """Who can sign in to the portal for this customer (added by invitation, revoked from the portal users page)."""
 
     model = CustomerUser
@@ -81,7 +82,7 @@ class CustomerUserInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ServiceAdminMixin, ImportExportModelAdmin):
+class CustomerAdmin(ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
     list_display = ("legal_name", "email", "country", "currency", "preferred_language", "is_business", "created_at")
     list_filter = ("country", "currency", "preferred_language", "is_business")
@@ -148,7 +149,7 @@ class CustomerAdmin(ServiceAdminMixin, ImportExportModelAdmin):
 
 
 @admin.register(CustomerUser)
-class CustomerUserAdmin(admin.ModelAdmin):
+class CustomerUserAdmin(StyledAdmin):
     """Portal logins and the customer each acts for: shown, and revocable, never typed in.
 
     A login gets linked to a customer only by the customer's "Invite to the portal" action
@@ -190,7 +191,7 @@ class CustomerUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationLog)
-class NotificationLogAdmin(admin.ModelAdmin):
+class NotificationLogAdmin(StyledAdmin):
     """What was sent to whom, and what failed (read-only: the log is written by the senders)."""
 
     list_display = ("created_at", "customer", "kind", "status", "recipient", "subject", "attempts")

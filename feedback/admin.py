@@ -18,7 +18,7 @@ from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin
 
-from config.console import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline
+from config.console import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline, StyledAdmin, TabularInline
 from feedback import charts, selectors
 from feedback.models import Answer, Choice, Invitation, Question, Survey, SurveyResponse
 from feedback.resources import SurveyResponseResource, answer_text
@@ -35,7 +35,7 @@ def warn_choice_questions_without_choices(model_admin: Any, request: HttpRequest
             )
 
 
-class QuestionInline(admin.TabularInline):
+class QuestionInline(TabularInline):
     model = Question
     extra = 1
     fields = ("position", "kind", "text_fr", "text_en", "required")
@@ -44,7 +44,7 @@ class QuestionInline(admin.TabularInline):
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(StyledAdmin):
     list_display = (
         "name",
         "trigger",
@@ -88,7 +88,7 @@ class SurveyAdmin(admin.ModelAdmin):
         return survey.responses_total
 
 
-class ChoiceInline(admin.TabularInline):
+class ChoiceInline(TabularInline):
     model = Choice
     extra = 2
     fields = ("position", "code", "label_fr", "label_en")
@@ -108,7 +108,7 @@ class QuestionForm(forms.ModelForm):
 
 
 @admin.register(Question)
-class QuestionAdmin(admin.ModelAdmin):
+class QuestionAdmin(StyledAdmin):
     form = QuestionForm
     list_display = ("text_fr", "survey", "kind", "position", "required")
     list_filter = ("survey", "kind")
@@ -121,7 +121,7 @@ class QuestionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("customer", "survey", "trigger", "status", "due_at", "sent_at", "answered_at", "skip_reason")
     list_filter = ("status", "trigger", "survey")
     search_fields = ("customer__legal_name", "customer__email", "trigger_key")
@@ -156,7 +156,7 @@ class ReportFilterForm(forms.Form):
 
 
 @admin.register(SurveyResponse)
-class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMixin, StyledAdmin):
     resource_classes = [SurveyResponseResource]
     list_display = ("submitted_at", "customer_link", "survey", "trigger", "language", "scores", "excerpt")
     list_filter = ("survey", "trigger", "language")

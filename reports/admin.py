@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from config.console import babel_locale, format_money
+from config.console import StyledAdmin, babel_locale, format_money
 from reports.exports import to_csv, to_xlsx
 from reports.filters import ReportFilterForm
 from reports.models import Dashboard
@@ -99,7 +99,7 @@ def _shade(column: Column, row: dict[str, Any]) -> float | None:
 
 
 @admin.register(Dashboard)
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(StyledAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERMISSION)
 

@@ -56,7 +56,14 @@ from billing.services.coupons import (
     promotion_code_update,
     promotion_code_update_validate,
 )
-from config.console import ImportExportPermissions, ReadOnlyInline, error_text, format_minor_decimal, format_money
+from config.console import (
+    ImportExportPermissions,
+    ReadOnlyInline,
+    StyledAdmin,
+    error_text,
+    format_minor_decimal,
+    format_money,
+)
 from config.write_path import ServiceAdminMixin
 
 
@@ -76,7 +83,7 @@ class PriceInline(ReadOnlyInline):
 
 
 @admin.register(Product)
-class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
+class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [ProductResource]
     list_display = ("name", "unit_label", "active", "price_count", "created_at")
     list_filter = ("active",)
@@ -118,7 +125,7 @@ class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModel
 
 
 @admin.register(Meter)
-class MeterAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
+class MeterAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [MeterResource]
     list_display = ("name", "key", "aggregation", "created_at")
     list_filter = ("aggregation",)
@@ -212,7 +219,7 @@ class PriceForm(forms.ModelForm):
 
 
 @admin.register(Price)
-class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
+class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [PriceResource]
     form = PriceForm
     list_display = (
@@ -293,7 +300,7 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAd
 
 
 @admin.register(Coupon)
-class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelAdmin):
+class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CouponResource]
     list_display = ("name", "discount", "duration_label", "redemptions", "redeem_by", "active")
     list_filter = ("active", "duration", "currency")
@@ -359,7 +366,7 @@ class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, ImportExportModelA
 
 
 @admin.register(PromotionCode)
-class PromotionCodeAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class PromotionCodeAdmin(ServiceAdminMixin, StyledAdmin):
     list_display = ("code", "coupon", "active", "redemptions", "expires_at", "customer", "first_time_only")
     list_filter = ("active", "first_time_only")
     search_fields = ("code", "coupon__name", "customer__legal_name")

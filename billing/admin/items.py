@@ -25,6 +25,7 @@ from billing.services.invoice_items import invoice_item_create
 from config.console import (
     MajorAmountField,
     ReadOnlyAdminMixin,
+    StyledAdmin,
     admin_link,
     autocomplete,
     call_service,
@@ -38,7 +39,7 @@ from customers.models import Customer
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("timestamp", "customer", "meter", "value", "unique_value", "external_id", "created_at")
     list_filter = ("meter",)
     search_fields = ("external_id", "customer__legal_name", "customer__email")
@@ -120,7 +121,7 @@ class InvoiceItemCreateForm(forms.Form):
 
 
 @admin.register(InvoiceItem)
-class InvoiceItemAdmin(admin.ModelAdmin):
+class InvoiceItemAdmin(StyledAdmin):
     list_display = ("description", "customer", "subscription", "money", "quantity", "proration", "state", "created_at")
     list_filter = (PendingFilter, "proration", "currency")
     search_fields = ("description", "customer__legal_name", "customer__email")

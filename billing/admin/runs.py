@@ -281,7 +281,7 @@ class AdvanceClockForm(forms.Form):
 
 
 @admin.register(TestClock)
-class TestClockAdmin(admin.ModelAdmin):
+class TestClockAdmin(StyledAdmin):
     list_display = ("name", "frozen_time", "status", "customer_count", "created_at")
     list_filter = ("status",)
     search_fields = ("name",)

@@ -47,7 +47,8 @@ from config.console import (
     ImportExportPermissions,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
-    StyledMixin,
+    StyledAdmin,
+    TabularInline,
     autocomplete,
     call_service,
     error_text,
@@ -67,7 +68,7 @@ def items_label(items: list[SubscriptionItem]) -> str:
     return ", ".join(f"{item.price.lookup_key or item.price} × {item.quantity}" for item in items) or "—"
 
 
-class SubscriptionItemInline(admin.TabularInline):
+class SubscriptionItemInline(TabularInline):
     model = SubscriptionItem
     extra = 0
     fields = ("price", "quantity", "created_at")
@@ -183,7 +184,7 @@ SUBSCRIPTION_FIELDSETS = (
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelAdmin):
+class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     list_display = (
         "id",
         "customer",
@@ -415,7 +416,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledMixin, ImportExportModelA
 
 
 @admin.register(SubscriptionChange)
-class SubscriptionChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SubscriptionChangeAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("subscription", "kind", "effective_at", "mrr_change", "proration", "acting_user")
     list_filter = ("kind", "proration_mode")
     search_fields = ("=subscription__id", "subscription__customer__legal_name")
@@ -433,7 +434,7 @@ class SubscriptionChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ScheduledChange)
-class ScheduledChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ScheduledChangeAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("subscription", "effective_at", "status", "new_items")
     list_filter = ("status",)
     search_fields = ("=subscription__id", "subscription__customer__legal_name")

@@ -18,6 +18,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
     webhook_url_check,
 )
+from config.console import StyledAdmin, TabularInline
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -35,7 +36,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(StyledAdmin):
     form = WebhookEndpointForm
     list_display = ("url", "description", "active", "created_at")
     list_filter = ("active",)
@@ -63,7 +64,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             )
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
@@ -75,7 +76,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(StyledAdmin):
     list_display = ("event", "endpoint", "status", "attempts", "last_status_code", "next_attempt_at", "delivered_at")
     list_filter = ("status", "endpoint")
     list_select_related = ("event", "endpoint")

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from config.audit.models import AuditEntry
+from config.console import StyledAdmin
 
 CSV_COLUMNS = (
     "at",
@@ -41,7 +42,7 @@ class _Echo:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(StyledAdmin):
     list_display = ("at", "actor_repr", "channel", "action", "target_type", "target_link", "ip_address", "status_code")
     list_filter = ("channel", "action", "target_type", ("at", admin.DateFieldListFilter))
     search_fields = ("actor_repr", "target_repr", "target_id", "request_id", "ip_address")

@@ -10,7 +10,7 @@ from config.events.models import DomainEvent, EventCursor
 
 
 @admin.register(EventCursor)
-class EventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventCursorAdmin(ReadOnlyAdminMixin, StyledAdmin):
     """Where each consumer of the event log (webhook endpoints, notifications, feedback triggers) has read to."""
 
     list_display = ("name", "last_event_id", "updated_at")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from csp.constants import NONE, SELF
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
 from config.env import BASE_DIR, dev_encryption_key, env
@@ -16,6 +17,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TARIF_BASE_URL = env.str("TARIF_BASE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    # django-unfold (issue 15) restyles the Django admin; it must come before the admin app.
+    "unfold.apps.BasicAppConfig",  # the basic config: our TarifAdminSite stays admin.site
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.import_export",
     "config.apps.TarifAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -52,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    # After CSPMiddleware so its response hook runs first: the console's Alpine.js needs eval.
+    "config.middleware.ConsoleScriptPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -253,3 +261,46 @@ from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
 
 reliability_extend(installed_apps=INSTALLED_APPS, middleware=MIDDLEWARE, logging=LOGGING)
+
+
+# The operator console (issue 15): django-unfold's settings; navigation, search, the dashboard
+# and the live/test label are computed per request in config/console_nav.py.
+UNFOLD = {
+    "SITE_TITLE": _("Tarif"),
+    "SITE_HEADER": _("Tarif"),
+    "SITE_SUBHEADER": _("Operator console"),
+    "SITE_SYMBOL": "receipt_long",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "SHOW_LANGUAGES": True,
+    "SHOW_BACK_BUTTON": True,
+    "ENVIRONMENT": "config.console_nav.environment_callback",
+    "DASHBOARD_CALLBACK": "config.console_nav.dashboard_callback",
+    "STYLES": [lambda request: static("tarif/admin/console.css")],
+    "SCRIPTS": [lambda request: static("tarif/admin/console.js")],
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97.7% .013 236.62)",
+            "100": "oklch(95.1% .026 236.824)",
+            "200": "oklch(90.1% .058 230.902)",
+            "300": "oklch(82.8% .111 230.318)",
+            "400": "oklch(74.6% .16 232.661)",
+            "500": "oklch(68.5% .169 237.323)",
+            "600": "oklch(58.8% .158 241.966)",
+            "700": "oklch(50% .134 242.749)",
+            "800": "oklch(44.3% .11 240.79)",
+            "900": "oklch(39.1% .09 240.876)",
+            "950": "oklch(29.3% .066 243.157)",
+        },
+    },
+    "COMMAND": {
+        "search_models": False,
+        "search_callback": "config.console_nav.search_callback",
+    },
+    "SIDEBAR": {
+        "show_search": False,
+        "command_search": True,
+        "show_all_applications": "config.console_nav.is_superuser",
+        "navigation": "config.console_nav.navigation",
+    },
+}

@@ -34,6 +34,7 @@ from config.console import (
     MajorAmountField,
     ReadOnlyInline,
     StyledAdmin,
+    TabularInline,
     admin_link,
     call_service,
     error_text,
@@ -78,7 +79,7 @@ def money_column(field: str, description: Any) -> Any:
     return column
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(TabularInline):
     """Lines are shown for every invoice; only a draft's lines could ever change."""
 
     model = InvoiceLine

@@ -24,6 +24,7 @@ from config.console import (
     ImportExportPermissions,
     ReadOnlyAdminMixin,
     StyledAdmin,
+    TabularInline,
 )
 from config.mfa import OtpField
 from invoices.admin.invoices import money_column
@@ -41,7 +42,7 @@ from invoices.resources import TaxRateResource
 from invoices.services.brands import BANK_DETAIL_FIELDS, brand_save
 
 
-class BrandCustomFieldInline(admin.TabularInline):
+class BrandCustomFieldInline(TabularInline):
     model = InvoiceCustomField
     fk_name = "brand"
     fields = ("label", "value", "position")
@@ -50,7 +51,7 @@ class BrandCustomFieldInline(admin.TabularInline):
     verbose_name_plural = _("custom fields printed on every invoice")
 
 
-class LineColumnInline(admin.TabularInline):
+class LineColumnInline(TabularInline):
     model = InvoiceLineColumn
     fields = ("label", "metadata_key", "position")
     extra = 0
@@ -93,7 +94,7 @@ class BrandForm(forms.ModelForm):
 
 
 @admin.register(Brand)
-class BrandAdmin(admin.ModelAdmin):
+class BrandAdmin(StyledAdmin):
     form = BrandForm
     list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
     list_filter = ("is_default", "layout", "country")
@@ -192,7 +193,7 @@ class BrandAdmin(admin.ModelAdmin):
 
 
 @admin.register(InvoiceCustomField)
-class InvoiceCustomFieldAdmin(admin.ModelAdmin):
+class InvoiceCustomFieldAdmin(StyledAdmin):
     """Customer-level custom fields (brand-level ones are edited on the brand)."""
 
     list_display = ("label", "value", "customer", "brand")
@@ -212,7 +213,7 @@ class InvoiceCustomFieldAdmin(admin.ModelAdmin):
 
 
 @admin.register(NumberSequence)
-class NumberSequenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NumberSequenceAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("brand", "kind", "scope", "last_value")
     list_filter = ("kind", "brand")
     search_fields = ("scope", "brand__name")
@@ -220,7 +221,7 @@ class NumberSequenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(TaxRate)
-class TaxRateAdmin(ImportExportPermissions, ImportExportModelAdmin):
+class TaxRateAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [TaxRateResource]
     list_display = ("country", "name", "percentage", "is_standard", "active")
     list_filter = ("active", "is_standard", "country")

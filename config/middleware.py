@@ -1,0 +1,33 @@
+"""Request/response hooks shared by every part of the site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+
+
+class ConsoleScriptPolicyMiddleware:
+    """Lets the console's scripts run under the site's Content-Security-Policy.
+
+    django-unfold's interface is written with Alpine.js, whose standard build evaluates its
+    `x-data`/`@click` expressions with `Function`, so console pages add `'unsafe-eval'` to
+    `script-src`. Scripts still come only from our own static files: no inline script, no
+    inline handler and no third-party origin is allowed anywhere (docs/security.md). The
+    portal, the API and the public pages keep the strict policy.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.prefix = ""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not self.prefix:
+            self.prefix = reverse("admin:index")
+        if request.path_info.startswith(self.prefix):
+            update = dict(getattr(response, "_csp_update", None) or {})
+            update["script-src"] = [*update.get("script-src", []), "'unsafe-eval'"]
+            response._csp_update = update  # type: ignore[attr-defined]
+        return response
