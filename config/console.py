@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
-from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.contrib.import_export.forms import ImportForm, SelectableFieldsExportForm
 
 from config.errors import DomainError
 from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
@@ -176,7 +176,7 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
     this class before the import-export base so unfold's templates and forms win."""
 
     import_form_class = ImportForm
-    export_form_class = ExportForm
+    export_form_class = SelectableFieldsExportForm
     list_filter_submit = True
     warn_unsaved_form = True
 

@@ -32,7 +32,10 @@ _ATTRIBUTE = re.compile(r'(\w[\w-]*)="([^"]*)"')
 
 
 def form_inputs(page: str) -> list[dict[str, str]]:
-    """The inputs of the page's main form (the admin's navigation filter excluded)."""
+    """The inputs of the page's main form (the console's search boxes and header forms excluded)."""
+    start = page.find('id="invoice_form"')
+    if start != -1:
+        page = page[start : page.find("</form>", start)]
     found = []
     for match in _INPUT.finditer(page):
         attributes = dict(_ATTRIBUTE.findall(match.group(0)))
