@@ -63,3 +63,21 @@ def test_every_response_carries_the_security_headers(client, db):
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
+
+
+def _script_src(response) -> str:
+    policy = response["Content-Security-Policy"]
+    return next(part for part in policy.split(";") if part.strip().startswith("script-src"))
+
+
+def test_only_console_pages_allow_eval_for_alpine(client, db):
+    console = client.get("/admin/login/")
+    portal_login = client.get("/accounts/login/")
+    health = client.get("/healthz")
+
+    assert "'unsafe-eval'" in _script_src(console)
+    for response in (portal_login, health):
+        assert "'unsafe-eval'" not in _script_src(response)
+        assert _script_src(response).split() == ["script-src", "'self'"]
+    for response in (console, portal_login, health):
+        assert "'unsafe-inline'" not in _script_src(response)
