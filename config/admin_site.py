@@ -162,15 +162,14 @@ class TarifAdminSite(UnfoldAdminSite):
         user and term for five minutes: that would show live objects after switching to test
         data, or an invoice still listed after a permission was withdrawn. Here nothing is
         cached (a handful of indexed queries), and the term is looked up in the current mode."""
-        # deferred: console_nav's search reads the product apps' models (loaded after this module)
-        from config.console_nav import search_callback
-
         term = (request.GET.get("s") or "").strip()
         if not term:
             return HttpResponse()
         results: list[Any] = self._search_apps(super().get_app_list(request), term.lower())
         if "extended" in request.GET:
-            results.extend(search_callback(request, term))
+            callback = self._get_config("COMMAND", request).get("search_callback")
+            if callback:
+                results.extend(self._get_value(callback, request, term))
         paginator = Paginator(results, 100)
         page_number = request.GET.get("page", "1")
         page = paginator.get_page(page_number)

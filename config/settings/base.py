@@ -270,6 +270,10 @@ UNFOLD = {
     "SITE_HEADER": _("Tarif"),
     "SITE_SUBHEADER": _("Operator console"),
     "SITE_SYMBOL": "receipt_long",
+    # An icon of our own: without one the browser asks for /favicon.ico, a 404 in the console log.
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("tarif/admin/favicon.svg")}
+    ],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_LANGUAGES": True,

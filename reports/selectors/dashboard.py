@@ -30,7 +30,7 @@ from config.modes import scope_to_mode
 from invoices.models import Invoice
 from reports.filters import ReportFilters, add_months, report_timezone
 from reports.selectors.common import BILLED_STATUSES
-from reports.selectors.mrr import mrr_movements
+from reports.selectors.mrr import MrrMonth, mrr_movements
 from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status
 
 # Subscriptions that bill: counted as "active" on the home page (trials and past-due included,
@@ -113,7 +113,7 @@ def mrr_figures(*, livemode: bool, today: date) -> tuple[MrrFigure, ...]:
     end = date(today.year, today.month, 1)
     start = add_months(end, -11)
     rows = mrr_movements(filters=ReportFilters(start=start, end=end, livemode=livemode))
-    by_currency: dict[str, dict[date, Any]] = {}
+    by_currency: dict[str, dict[date, MrrMonth]] = {}
     for row in rows:
         by_currency.setdefault(row.currency, {})[row.month] = row
     figures = []
@@ -121,8 +121,8 @@ def mrr_figures(*, livemode: bool, today: date) -> tuple[MrrFigure, ...]:
         series = []
         for offset in range(12):
             month = add_months(start, offset)
-            row = months.get(month)
-            series.append((month, row.mrr if row else 0))
+            found = months.get(month)
+            series.append((month, found.mrr if found else 0))
         current = months.get(end)
         previous = series[-2][1]
         figures.append(
