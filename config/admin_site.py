@@ -153,6 +153,9 @@ class TarifAdminSite(UnfoldAdminSite):
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
         context["test_data"] = not console_livemode(request)
+        # The header's language switch (unfold's language_form.html) posts `next` from here:
+        # back to the very page, not to the Referer (which a privacy setting may drop).
+        context["redirect_to"] = request.get_full_path()
         if self.has_permission(request):
             context["test_data_url"] = reverse("admin:test_data", current_app=self.name)
         return context

@@ -311,7 +311,9 @@ def test_the_sidebar_shows_each_role_only_what_it_may_open(sign_in, role, shown,
 def test_the_language_switch_changes_the_console_language_and_keeps_the_page(sign_in):
     console = sign_in("Finance")
     page = "/admin/invoices/invoice/?status__exact=open"
-    assert 'action="/i18n/setlang/"' in console.get(page).content.decode()
+    rendered = console.get(page).content.decode()
+    assert 'action="/i18n/setlang/"' in rendered
+    assert '<input name="next" type="hidden" value="/admin/invoices/invoice/?status__exact=open">' in rendered
 
     to_french = console.post("/i18n/setlang/", {"language": "fr", "next": page})
 

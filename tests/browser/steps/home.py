@@ -5,9 +5,9 @@ finance person sees; `shots(name)` saves a screenshot."""
 from __future__ import annotations
 
 import base64
-import re
 import hashlib
 import hmac
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -28,7 +28,7 @@ def totp_code(secret_or_device: Any) -> str:
     key = base64.b32decode(secret_or_device + "=" * (-len(secret_or_device) % 8))
     digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
     offset = digest[-1] & 15
-    return "%06d" % ((struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**6)
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**6:06d}"
 
 
 def sign_in(page: Page, base_url: str, username: str, password: str, totp_secret_or_device: Any) -> None:
@@ -51,7 +51,7 @@ def open_dashboard(page: Page, base_url: str, shots: Shots) -> None:
     expect(page.locator("#tarif-home-mode")).to_be_visible()
     for key in ("mrr", "subscriptions", "revenue", "receivables", "failed_payments", "next_billing_run"):
         expect(page.locator(f"#kpi-{key}")).to_be_visible()
-    expect(page.locator("#tarif-home canvas.chart").first).to_be_visible()
+    expect(page.locator("#tarif-home-mrr")).to_be_visible()  # the chart, or "no recurring revenue yet"
     expect(page.locator("#attention-refunds")).to_be_visible()
     shots("home-dashboard")
     href = page.locator("#kpi-receivables").get_attribute("href") or ""
