@@ -302,7 +302,7 @@ UNFOLD = {
         "search_callback": "config.console_nav.search_callback",
     },
     "SIDEBAR": {
-        "show_search": False,
+        "show_search": True,  # the search box at the top of the sidebar opens the command search
         "command_search": True,
         "show_all_applications": "config.console_nav.is_superuser",
         "navigation": "config.console_nav.navigation",

@@ -71,6 +71,9 @@ def test_finance_signs_in_sees_the_dashboard_and_finds_a_customer(
     search_and_open_customer(page, live_server.url, "boulang", shots)
 
     expect(page.locator("body")).to_contain_text("Boulangerie Martin SARL")
+    page.goto(f"{live_server.url}/admin/")
+    page.keyboard.press("Control+k")  # the shortcut opens the same search
+    expect(page.locator("#search-input-command")).to_be_visible()
     assert console_errors == []
 
 
