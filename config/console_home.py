@@ -383,13 +383,6 @@ SEARCH_LIMIT = 8
 VAT_SCAN_LIMIT = 5000
 
 
-@dataclass(frozen=True)
-class SearchTarget:
-    permission: str
-    model_label: str
-    icon: str
-
-
 def _can(request: HttpRequest, permission: str) -> bool:
     return bool(request.user.has_perm(permission))
 
