@@ -31,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import user_has_device
 from unfold.sites import UnfoldAdminSite
+from unfold.widgets import UnfoldAdminTextInputWidget
 
 from config import mfa
 from config.console import StyledAdmin
@@ -84,7 +85,9 @@ class TokenForm(forms.Form):
     otp_token = forms.CharField(
         label=_("Verification code"),
         max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}),
+        widget=UnfoldAdminTextInputWidget(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}
+        ),
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
     )
 
@@ -234,7 +237,8 @@ class TarifAdminSite(UnfoldAdminSite):
             # The password step passed: go on to the second factor, keeping `next`.
             step = "admin:otp_verify" if user_has_device(request.user, confirmed=True) else "admin:otp_enrol"
             url = reverse(step, current_app=self.name)
-            next_url = request.POST.get(REDIRECT_FIELD_NAME, "")
+            # unfold's sign-in form carries `next` in its action's query string, not in a field.
+            next_url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
             if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
                 url = f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
             return HttpResponseRedirect(url)
