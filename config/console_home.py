@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from babel.numbers import format_decimal
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -26,7 +28,7 @@ from unfold.dataclasses import SearchResult
 
 from billing.models import Payment, Refund, Subscription
 from config.admin_site import console_livemode
-from config.console import format_money
+from config.console import babel_locale, format_money
 from config.modes import scope_to_mode
 from config.money import currency_exponent
 from config.types import JsonDict
@@ -131,7 +133,10 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
         main = data.mrr[0] if data.mrr else None
         if main is not None:
             change = main.change
-            pct = f" ({change * 100 / main.previous_mrr:+.1f} %)" if main.previous_mrr else ""
+            pct = ""
+            if main.previous_mrr:
+                ratio = Decimal(change * 100) / Decimal(main.previous_mrr)
+                pct = f" ({format_decimal(ratio, format='+#,##0.0;-#,##0.0', locale=babel_locale())} %)"
             detail = _("%(change)s vs last month%(pct)s") % {
                 "change": _signed_money(change, main.currency),
                 "pct": pct,
