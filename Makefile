@@ -19,12 +19,9 @@ install: $(STAMP)
 
 # On PostgreSQL the tables' owner migrates (DATABASE_MIGRATE_URL, else DATABASE_URL) and the
 # server runs as an application role that owns nothing (`db_roles`; a no-op on SQLite).
+# scripts/run-demo prints the demo logins in one block once the server answers.
 run: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py db_roles setup --if-postgresql
-	$(BIN)/python manage.py seed_demo
-	app_url="$$($(BIN)/python manage.py db_roles app-url)"; \
-	env $${app_url:+DATABASE_URL="$$app_url"} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	scripts/run-demo $(BIN)/python $(HOST) $(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -17,9 +17,11 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteMixin
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -29,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import user_has_device
 from unfold.sites import UnfoldAdminSite
+from unfold.widgets import UnfoldAdminTextInputWidget
 
 from config import mfa
 from config.console import StyledAdmin
@@ -82,7 +85,9 @@ class TokenForm(forms.Form):
     otp_token = forms.CharField(
         label=_("Verification code"),
         max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}),
+        widget=UnfoldAdminTextInputWidget(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}
+        ),
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
     )
 
@@ -91,6 +96,24 @@ class TokenForm(forms.Form):
 # Celery beat's schedules are declared in code (config/celery.py). Their add forms failed on
 # hostile input (a NUL byte in an id, `KeyError: 'human_readable'` in the crontab form).
 READ_ONLY_APPS = frozenset({"djstripe", "django_celery_beat"})
+
+# Plumbing: tables no job in the console needs (scheduler internals, Stripe mirrors, login
+# throttling, second-factor devices, event cursors, the notification outbox). Only superusers
+# see or open them, whatever permissions a role group holds (Finance views beat schedules for
+# the operations page's figures, not to browse them here).
+PLUMBING_APPS = frozenset(
+    {"django_celery_beat", "djstripe", "axes", "otp_totp", "otp_static", "otp_email", "account", "auth"}
+)
+PLUMBING_MODELS = frozenset({"events.eventcursor", "customers.notificationlog"})
+# Staff management stays with those Django lets manage users (superusers, in practice).
+NOT_PLUMBING_MODELS = frozenset({"auth.user"})
+
+
+def is_plumbing(model: type[models.Model]) -> bool:
+    label = model._meta.label_lower
+    if label in NOT_PLUMBING_MODELS:
+        return False
+    return model._meta.app_label in PLUMBING_APPS or label in PLUMBING_MODELS
 
 
 class TarifAdminSite(UnfoldAdminSite):
@@ -110,6 +133,9 @@ class TarifAdminSite(UnfoldAdminSite):
         if any(model._meta.app_label in READ_ONLY_APPS for model in models):
             base = admin_class or StyledAdmin
             admin_class = type(base.__name__, (ReadOnlyMirrorAdmin, base), {})
+        if any(is_plumbing(model) for model in models):
+            base = admin_class or StyledAdmin
+            admin_class = type(base.__name__, (SuperuserOnlyAdmin, base), {})
         super().register(model_or_iterable, admin_class, **options)
         for model in models:
             _scope_model_admin_choices(self._registry[model])
@@ -130,9 +156,44 @@ class TarifAdminSite(UnfoldAdminSite):
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
         context["test_data"] = not console_livemode(request)
+        # The header's language switch (unfold's language_form.html) posts `next` from here:
+        # back to the very page, not to the Referer (which a privacy setting may drop).
+        context["redirect_to"] = request.get_full_path()
         if self.has_permission(request):
             context["test_data_url"] = reverse("admin:test_data", current_app=self.name)
         return context
+
+    def search(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The command palette's search (Ctrl/⌘-K, the sidebar box). Unfold caches results per
+        user and term for five minutes: that would show live objects after switching to test
+        data, or an invoice still listed after a permission was withdrawn. Here nothing is
+        cached (a handful of indexed queries), and the term is looked up in the current mode."""
+        term = (request.GET.get("s") or "").strip()
+        if not term:
+            return HttpResponse()
+        results: list[Any] = self._search_apps(super().get_app_list(request), term.lower())
+        if "extended" in request.GET:
+            callback = self._get_config("COMMAND", request).get("search_callback")
+            if callback:
+                results.extend(self._get_value(callback, request, term))
+        paginator = Paginator(results, 100)
+        page_number = request.GET.get("page", "1")
+        page = paginator.get_page(page_number)
+        template = (
+            "unfold/helpers/command_results.html" if "extended" in request.GET else "unfold/helpers/search_results.html"
+        )
+        return TemplateResponse(
+            request,
+            template=template,
+            context={
+                "page_obj": paginator,
+                "results": page,
+                "page_counter": (page.number - 1) * 100,
+                "execution_time": 0,
+                "command_show_history": False,
+            },
+            headers={"HX-Trigger": "search"},
+        )
 
     def test_data_view(self, request: HttpRequest) -> HttpResponse:
         """The "Test data" switch (POST test_data=on/off), back to `next` (or the index)."""
@@ -176,7 +237,8 @@ class TarifAdminSite(UnfoldAdminSite):
             # The password step passed: go on to the second factor, keeping `next`.
             step = "admin:otp_verify" if user_has_device(request.user, confirmed=True) else "admin:otp_enrol"
             url = reverse(step, current_app=self.name)
-            next_url = request.POST.get(REDIRECT_FIELD_NAME, "")
+            # unfold's sign-in form carries `next` in its action's query string, not in a field.
+            next_url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
             if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
                 url = f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
             return HttpResponseRedirect(url)
@@ -276,6 +338,26 @@ def harden_autocomplete_widgets() -> None:
 
     optgroups.tarif_hardened = True  # type: ignore[attr-defined]
     AutocompleteMixin.optgroups = optgroups  # type: ignore[method-assign]
+
+
+class SuperuserOnlyAdmin:
+    """Plumbing (`is_plumbing`): hidden from the app list and the search, 403 on every page
+    for anyone but a superuser, whatever the role group grants."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser) and super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_view_permission(request, obj)  # type: ignore[misc]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return bool(request.user.is_superuser) and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)  # type: ignore[misc]
 
 
 class ReadOnlyMirrorAdmin:

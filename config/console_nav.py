@@ -36,12 +36,13 @@ def _link(name: str) -> str:
         return ""
 
 
-def _item(title: Any, icon: str, url_name: str) -> JsonDict:
-    """A sidebar link; a model's list shows only to those who may view that model."""
+def _item(title: Any, icon: str, url_name: str, *, permission: str | None = None) -> JsonDict:
+    """A sidebar link; a model's list shows only to those who may view that model (or to
+    those holding `permission`, for pages that are not a model's list)."""
     item: JsonDict = {"title": title, "icon": icon, "link": _link(url_name)}
     model = re.fullmatch(r"admin:(\w+?)_([a-z]+)_changelist", url_name)
-    if model:
-        perm = f"{model[1]}.view_{model[2]}"
+    perm = permission or (f"{model[1]}.view_{model[2]}" if model else None)
+    if perm:
         item["permission"] = lambda request, perm=perm: request.user.has_perm(perm)
     return item
 
@@ -100,7 +101,12 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
         {
             "title": _("Reports"),
             "items": [
-                _item(_("Reports"), "bar_chart", "admin:reports_dashboard_changelist"),
+                _item(
+                    _("Reports"),
+                    "bar_chart",
+                    "admin:reports_dashboard_changelist",
+                    permission="reports.view_dashboards",
+                ),
             ],
         },
         {
@@ -128,7 +134,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Number series"), "format_list_numbered", "admin:invoices_numbersequence_changelist"),
                 _item(_("Staff"), "manage_accounts", "admin:auth_user_changelist"),
                 _item(_("Audit log"), "history", "admin:audit_auditentry_changelist"),
-                _item(_("Operations"), "monitor_heart", "operations"),
+                _item(_("Operations"), "monitor_heart", "operations", permission="billing.view_billingrun"),
             ],
         },
     ]
@@ -138,10 +144,16 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
 
 
 def search_callback(request: HttpRequest, search_term: str) -> list[Any]:
-    """Global search (customers, invoices, subscriptions, payments): see the dashboard helper."""
-    return []
+    """Global search (customers, invoices, subscriptions, payments): config/console_home.py."""
+    # deferred: console_home reads the product apps' models, not importable while settings load
+    from config.console_home import search_results
+
+    return search_results(request, search_term)
 
 
 def dashboard_callback(request: HttpRequest, context: JsonDict) -> JsonDict:
-    """The home page's figures, chart and "needs attention" lists."""
-    return context
+    """The home page's figures, chart and "needs attention" lists: config/console_home.py."""
+    # deferred: console_home reads the product apps' models, not importable while settings load
+    from config.console_home import dashboard_context
+
+    return dashboard_context(request, context)

@@ -1,6 +1,7 @@
 """Staff role groups and the permissions each one gets.
 
-Finance runs billing; Support looks at everything and edits customers; Read-only
+Finance runs billing and issues integrators' API keys (app `config`: view, add, change;
+keys are revoked, never deleted); Support looks at everything and edits customers; Read-only
 looks. Rules are by app and action so models added later are covered.
 """
 
@@ -14,7 +15,7 @@ TARIF_APPS = ("customers", "billing", "events", "invoices", "reports", "feedback
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}
-    | {"django_celery_beat": ("view",), "audit": ("view",)},
+    | {"django_celery_beat": ("view",), "audit": ("view",), "config": ("view", "add", "change")},
     # Reports (revenue, churn, receivables) are for finance and auditors, not support.
     "Support": {app: ("view",) for app in TARIF_APPS if app != "reports"} | {"customers": ("view", "add", "change")},
     "Read-only": {app: ("view",) for app in TARIF_APPS},
@@ -42,7 +43,7 @@ def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:
 def sync_role_groups_after_migrate(sender: Any, **kwargs: Any) -> None:
     # Permissions are created app by app during post_migrate, so re-sync after each
     # Tarif app's turn; it is idempotent and cheap (three groups).
-    if sender.label not in (*TARIF_APPS, "audit"):
+    if sender.label not in (*TARIF_APPS, "audit", "config"):
         return
 
     using = kwargs.get("using", "default")

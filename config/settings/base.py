@@ -270,6 +270,10 @@ UNFOLD = {
     "SITE_HEADER": _("Tarif"),
     "SITE_SUBHEADER": _("Operator console"),
     "SITE_SYMBOL": "receipt_long",
+    # An icon of our own: without one the browser asks for /favicon.ico, a 404 in the console log.
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("tarif/admin/favicon.svg")}
+    ],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_LANGUAGES": True,
@@ -298,7 +302,7 @@ UNFOLD = {
         "search_callback": "config.console_nav.search_callback",
     },
     "SIDEBAR": {
-        "show_search": False,
+        "show_search": True,  # the search box at the top of the sidebar opens the command search
         "command_search": True,
         "show_all_applications": "config.console_nav.is_superuser",
         "navigation": "config.console_nav.navigation",

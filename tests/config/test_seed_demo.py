@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -30,3 +31,18 @@ def test_seed_demo_is_idempotent_and_prints_the_login():
     from customers.models import CustomerUser
 
     assert CustomerUser.objects.get(user__email="client@boulangerie-martin.example").customer.subscriptions.exists()
+
+
+def test_the_login_block_can_be_printed_on_its_own_once_the_server_runs():
+    """`make run` seeds with --no-logins, then prints the logins alone once the server answers."""
+    output = io.StringIO()
+
+    call_command("seed_demo", "--logins-only", "--url", "http://127.0.0.1:8123", stdout=output)
+
+    text = output.getvalue()
+    assert Customer.objects.count() == 0  # nothing seeded
+    block = text.strip().splitlines()
+    assert block[0] == block[-1] == "=" * 78  # one framed block
+    assert "Operator console   http://127.0.0.1:8123/admin/" in text
+    assert "username:        finance" in text and "password:        tarif-demo-finance" in text
+    assert re.search(r"current TOTP code: \d{6}", text)

@@ -1,6 +1,8 @@
 """Load the demo: a French brand, customers, a catalog, a finance user with TOTP.
 
-Idempotent: running it again changes nothing that exists and prints fresh login help.
+Idempotent: running it again changes nothing that exists and prints fresh login help, as one
+framed block. `make run` seeds with `--no-logins`, starts the server, and once it answers
+prints the block with `--logins-only` (a current TOTP code, after the startup noise).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance
 from billing.services.usage import UsageEventInput, usage_events_record
+from config import mfa
 from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
@@ -86,7 +89,18 @@ CUSTOMERS = [
 class Command(BaseCommand):
     help = "Load idempotent demo data and print how to sign in to the operator console."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--no-logins", action="store_true", help="Seed only; print no login block.")
+        parser.add_argument("--logins-only", action="store_true", help="Print the login block only (no seeding).")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="Where the demo server answers.")
+
     def handle(self, *args: Any, **options: Any) -> None:
+        base_url = options["url"].rstrip("/")
+        if options["logins_only"]:
+            with transaction.atomic():
+                user, device, recovery_code = self._staff_user()
+            self._print_logins(base_url, user, device, recovery_code)
+            return
         # Each step is idempotent on its own; payments open their own (durable)
         # transactions, so the seed cannot run inside a single one.
         with transaction.atomic():
@@ -110,8 +124,9 @@ class Command(BaseCommand):
                 f"{len(catalog)} prices, {history} invoices of history on a test clock."
             )
         )
-        self._print_login(user, device, recovery_code)
         self._portal_user(catalog)
+        if not options["no_logins"]:
+            self._print_logins(base_url, user, device, recovery_code)
 
     def _brand(self) -> Brand:
         brand, _ = Brand.objects.get_or_create(
@@ -305,18 +320,40 @@ class Command(BaseCommand):
         recovery_code = issue_recovery_codes(user=user)[0]
         return user, device, recovery_code
 
-    def _print_login(self, user: Any, device: TOTPDevice, recovery_code: str) -> None:
+    def _print_logins(self, base_url: str, user: Any, device: TOTPDevice, recovery_code: str) -> None:
+        """One framed block with every demo login, so it stands out from the server's log lines."""
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
-        self.stdout.write(
-            "\nOperator console: http://127.0.0.1:8000/admin/\n"
-            f"  username:        {user.username}\n"
-            f"  password:        {DEMO_PASSWORD if user.check_password(DEMO_PASSWORD) else '(changed by you)'}\n"
-            f"  TOTP (add to an authenticator app): {device.config_url}\n"
-            f"  current TOTP code: {code} (valid ~30 s)\n"
-            f"  one-time recovery code: {recovery_code}\n"
-            f"Settings: {settings.SETTINGS_MODULE}, database: {engine}\n"
+        customer = Customer.objects.filter(email=CUSTOMERS[0]["email"]).first()
+        portal_user = get_user_model().objects.filter(username=DEMO_PORTAL_EMAIL).first()
+        staff_password = DEMO_PASSWORD if user.check_password(DEMO_PASSWORD) else "(changed by you)"
+        portal_password = (
+            DEMO_PORTAL_PASSWORD
+            if portal_user is not None and portal_user.check_password(DEMO_PORTAL_PASSWORD)
+            else "(changed by you)"
         )
+        rule = "=" * 78
+        lines = [
+            rule,
+            f"  Tarif demo: {base_url}/",
+            "",
+            f"  Operator console   {base_url}/admin/   (finance role)",
+            f"    username:        {user.username}",
+            f"    password:        {staff_password}",
+            f"    current TOTP code: {code} (valid ~30 s; run `manage.py seed_demo --logins-only` for a new one)",
+            f"    TOTP secret:     {mfa.base32_secret(device)} (add it to an authenticator app)",
+            f"    TOTP URI:        {device.config_url}",
+            f"    one-time recovery code: {recovery_code}",
+            "",
+            f"  Customer portal    {base_url}/portal/   ({customer.legal_name if customer else '-'})",
+            f"    email:           {DEMO_PORTAL_EMAIL}",
+            f"    password:        {portal_password}",
+            "    sensitive actions ask for a code sent by email (printed on the server's console)",
+            "",
+            f"  Settings: {settings.SETTINGS_MODULE}, database: {engine}",
+            rule,
+        ]
+        self.stdout.write("\n" + "\n".join(lines) + "\n")
 
     def _portal_user(self, catalog: list[Price]) -> None:
         """A portal login for the first demo customer, on a monthly plan (docs/portal.md)."""
@@ -334,10 +371,3 @@ class Command(BaseCommand):
         if not Subscription.objects.filter(customer=customer).exclude(status="canceled").exists():
             starter = next(price for price in catalog if price.lookup_key == "starter-monthly")
             subscription_create(customer=customer, items=[ItemSpec(starter, 3)], trial_days=0)
-        password = DEMO_PORTAL_PASSWORD if user.check_password(DEMO_PORTAL_PASSWORD) else "(changed by you)"
-        self.stdout.write(
-            f"Customer portal: http://127.0.0.1:8000/portal/ ({customer.legal_name})\n"
-            f"  email:           {DEMO_PORTAL_EMAIL}\n"
-            f"  password:        {password}\n"
-            "  sensitive actions ask for a code sent by email (printed on this console in the demo)\n"
-        )
