@@ -122,7 +122,7 @@ def customer_lifetime_value(*, customer: Customer) -> int:
 
 
 def _upcoming(subscriptions: list[Subscription], now: datetime) -> list[UpcomingInvoice]:
-    previews = []
+    previews: list[UpcomingInvoice] = []
     for subscription in subscriptions:
         if subscription.status in (Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE):
             continue

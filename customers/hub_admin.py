@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -790,6 +791,4 @@ class CustomerHubMixin:
 
 
 def _base_url() -> str:
-    from django.conf import settings
-
     return settings.TARIF_BASE_URL
