@@ -136,6 +136,28 @@ def test_the_hub_shows_the_figures_finance_asks_first_and_every_tab(sign_in, acc
     assert reverse("portal:impersonate", args=[customer.pk]) in page
 
 
+def test_the_hubs_links_to_full_lists_show_this_customers_rows_only(sign_in, account, customer_factory, now):
+    customer = account["customer"]
+    other = customer_factory(legal_name="Other SAS", brand=customer.brand)
+    other_subscription = subscription_create(customer=other, items=[ItemSpec(account["price"], 1)], at=T0)
+    console = sign_in("Finance")
+    page = console.get(hub_url(customer)).content.decode()
+
+    for changelist in ("admin:billing_subscription_changelist", "admin:invoices_invoice_changelist"):
+        link = f"{reverse(changelist)}?customer__id__exact={customer.pk}"
+        assert link in page
+        listed = console.get(link)
+        assert listed.status_code == 200, changelist
+        assert "Boulangerie Hub" in listed.content.decode()
+        assert "Other SAS" not in listed.content.decode()
+    assert (
+        other_subscription.invoices.get().number
+        not in console.get(
+            f"{reverse('admin:invoices_invoice_changelist')}?customer__id__exact={customer.pk}"
+        ).content.decode()
+    )
+
+
 def test_the_hub_shows_usage_this_period(sign_in, account, meter_factory):
     customer = account["customer"]
     meter = meter_factory(name="API calls")
