@@ -96,6 +96,12 @@ class Customer(models.Model):
         help_text=_("False for test-mode (sandbox) data."),
     )
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    notes = models.TextField(
+        _("internal notes"),
+        blank=True,
+        max_length=5000,
+        help_text=_("For your team only: never shown to the customer, never on an invoice."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -120,6 +120,7 @@ def customer_erase(*, customer: Customer, at: datetime, acting_user: Any = None)
     customer.siren = ""
     customer.address_line1 = customer.address_line2 = customer.region = customer.delivery_address = ""
     customer.postal_code = customer.city = ""
+    customer.notes = ""  # staff notes about a person are personal data too
     customer.metadata = {"erased_at": at.isoformat()}
     customer.save()
 

@@ -16,6 +16,14 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = ("id", "object", *CUSTOMER_EDITABLE_FIELDS, "livemode", "created_at", "updated_at")
+        # Internal notes stay in the console: the API is also the customer's integrators' door.
+        fields = (
+            "id",
+            "object",
+            *(name for name in CUSTOMER_EDITABLE_FIELDS if name != "notes"),
+            "livemode",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = ("created_at", "updated_at")
         extra_kwargs = {"tax_id": {"help_text": "VAT number (encrypted at rest)."}}

@@ -82,6 +82,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "invoice_email",
     "test_clock",
     "metadata",
+    "notes",
 )
 
 
