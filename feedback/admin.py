@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin
 
@@ -153,7 +153,8 @@ def _share(part: int, total: int) -> float:
 
 
 class ReportFilterForm(forms.Form):
-    start = forms.DateField(label=gettext_lazy("From"), required=False, widget=DATE_INPUT)
+    # "From" alone is an email's sender in the catalogue ("Émetteur"): this one starts a period.
+    start = forms.DateField(label=pgettext_lazy("period start", "From"), required=False, widget=DATE_INPUT)
     end = forms.DateField(label=gettext_lazy("To (excluded)"), required=False, widget=DATE_INPUT)
     survey = forms.ModelChoiceField(
         label=gettext_lazy("Survey"), queryset=Survey.objects.all(), required=False, empty_label="—"

@@ -251,7 +251,9 @@ class DashboardAdmin(StyledAdmin):
             "as_of_text": as_of_text(table.as_of, reads_summary=report.reads_summary) if table else "",
             "headlines": [(str(item.label), headline_text(item)) for item in table.headlines] if table else [],
             "charts": [
-                (f"report-chart-{index}", chart.as_json()) for index, chart in enumerate(table.charts if table else ())
+                (f"report-chart-{index}", chart.as_json())
+                for index, chart in enumerate(table.charts if table else ())
+                if chart.has_data
             ],
             "header": [(str(column.label), column.kind) for column in columns],
             "rows": [

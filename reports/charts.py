@@ -43,6 +43,11 @@ class Chart:
     y_max: float | None = None
     horizontal: bool = False
 
+    @property
+    def has_data(self) -> bool:
+        """Something to draw (an empty period draws no empty frame: the page says "nothing")."""
+        return bool(self.labels) and any(value is not None for series in self.series for value in series.values)
+
     def as_json(self) -> JsonDict:
         """The chart as charts.js reads it (plain JSON: strings, numbers, lists)."""
         return {
