@@ -20,6 +20,7 @@ from typing import Any
 from babel.numbers import format_decimal, format_percent
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -30,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from billing.models import Price
-from config.console import StyledAdmin, autocomplete, babel_locale, format_money
+from config.console import StyledAdmin, babel_locale, format_money
 from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import Invoice
@@ -121,6 +122,16 @@ def heat_level(column: Column, row: dict[str, Any]) -> int | None:
 MONTH_INPUT = forms.DateInput(attrs={"type": "month"}, format="%Y-%m")
 
 
+class CustomerPicker(AutocompleteSelect):
+    """The admin's search-as-you-type select (customers by name, e-mail, SIREN or city: the
+    customer admin's search fields; the current mode's only), saying what to type."""
+
+    def build_attrs(self, base_attrs: dict[str, Any], extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        attrs = super().build_attrs(base_attrs, extra_attrs)
+        attrs["data-placeholder"] = str(_lazy("Search a customer by name"))
+        return attrs
+
+
 class ConsoleReportFilterForm(ReportFilterForm):
     """The API's filter form with the console's pickers: month fields, a plan and currency
     select of the current mode's prices, and a searchable customer (the admin's autocomplete)."""
@@ -145,7 +156,8 @@ class ConsoleReportFilterForm(ReportFilterForm):
         customer = self.fields["customer"]
         assert isinstance(customer, forms.ModelChoiceField)
         customer.queryset = scope_to_mode(Customer.objects.all())
-        autocomplete(customer, Invoice._meta.get_field("customer"), admin.site)
+        customer.widget = CustomerPicker(Invoice._meta.get_field("customer"), admin.site)
+        customer.widget.choices = customer.choices
 
     def clean_currency(self) -> str:
         return self.cleaned_data.get("currency") or ""

@@ -110,7 +110,7 @@ def test_the_customer_timeline_picks_a_customer_by_name_not_by_id(console_as, sc
     assert [item["text"] for item in found["results"]] == ["Alice"]
     assert [item["id"] for item in found["results"]] == [str(scenario.alice.pk)]
     content = page.content.decode()
-    assert 'class="admin-autocomplete' in content
+    assert 'class="admin-autocomplete' in content and 'data-placeholder="Search a customer by name"' in content
     assert f'<option value="{scenario.alice.pk}" selected>Alice</option>' in content
     assert "Customer id" not in content
     rows = content.split('id="report-table"', 1)[1].split("<tbody>", 1)[1].count("<tr>")
