@@ -1,5 +1,7 @@
 """Feedback in the operator console: surveys built by staff, invitations, responses
-(searchable, exportable) and the reports page with its SVG charts."""
+(searchable, exportable) and the reports page: headline NPS and answer counts first, then
+Chart.js charts (specs from reports.charts, drawn by static/tarif/admin/reports.js), then
+the tables."""
 
 from __future__ import annotations
 
@@ -14,14 +16,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin
 
 from config.console import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline, StyledAdmin, TabularInline
-from feedback import charts, selectors
+from feedback import selectors
 from feedback.models import Answer, Choice, Invitation, Question, Survey, SurveyResponse
 from feedback.resources import SurveyResponseResource, answer_text
+from reports.charts import NUMBER, PERCENT, Chart, Series, bar_chart, line_chart
 
 
 def warn_choice_questions_without_choices(model_admin: Any, request: HttpRequest, questions: Any) -> None:
@@ -141,12 +144,21 @@ class AnswerInline(ReadOnlyInline):
         return answer_text(answer, get_language()[:2])
 
 
+PROMOTER, PASSIVE, DETRACTOR, BAR = "#1f8a4c", "#b8bfcc", "#c0392b", "#2851a3"
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _share(part: int, total: int) -> float:
+    return round(100 * part / total, 1) if total else 0.0
+
+
 class ReportFilterForm(forms.Form):
-    start = forms.DateField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(
-        label=gettext_lazy("To (excluded)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    # "From" alone is an email's sender in the catalogue ("Émetteur"): this one starts a period.
+    start = forms.DateField(label=pgettext_lazy("period start", "From"), required=False, widget=DATE_INPUT)
+    end = forms.DateField(label=gettext_lazy("To (excluded)"), required=False, widget=DATE_INPUT)
+    survey = forms.ModelChoiceField(
+        label=gettext_lazy("Survey"), queryset=Survey.objects.all(), required=False, empty_label="—"
     )
-    survey = forms.ModelChoiceField(label=gettext_lazy("Survey"), queryset=Survey.objects.all(), required=False)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -221,6 +233,67 @@ class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMix
         csat = selectors.csat_summary(start=start, end=end, survey_id=survey_id)
         reasons = selectors.churn_reasons(start=start, end=end, survey_id=survey_id)
         labels = [point.month.strftime("%Y-%m") for point in months]
+        month_axis = _("month")
+        charts: dict[str, Chart] = {}  # the canvas id -> its chart
+        if months:
+            charts["nps-mix"] = bar_chart(
+                title=_("Promoters, passives and detractors per month"),
+                labels=labels,
+                series=[
+                    Series(_("Detractors (0-6)"), [_share(p.detractors, p.total) for p in months], DETRACTOR),
+                    Series(_("Passives (7-8)"), [_share(p.passives, p.total) for p in months], PASSIVE),
+                    Series(_("Promoters (9-10)"), [_share(p.promoters, p.total) for p in months], PROMOTER),
+                ],
+                stacked=True,
+                x_label=month_axis,
+                y_label=_("share of the answers (%)"),
+                unit=PERCENT,
+                y_min=0,
+                y_max=100,
+            )
+            charts["nps-line"] = line_chart(
+                title=_("NPS per month"),
+                labels=labels,
+                series=[Series("NPS", [point.score for point in months], BAR)],
+                x_label=month_axis,
+                # NPS runs from -100 (all detractors) to 100 (all promoters): a fixed scale.
+                y_label=_("NPS (-100 to 100)"),
+                unit=NUMBER,
+                y_min=-100,
+                y_max=100,
+            )
+        if csat.responses:
+            charts["csat-chart"] = bar_chart(
+                title=_("CSAT answers by score"),
+                labels=[f"{score} / 5" for score in sorted(csat.distribution, reverse=True)],
+                series=[
+                    Series(
+                        _("answers"),
+                        [csat.distribution[score] for score in sorted(csat.distribution, reverse=True)],
+                        BAR,
+                    )
+                ],
+                x_label=_("answers"),
+                y_label=_("score"),
+                horizontal=True,
+            )
+        reason_rows = [(reason.label(language), reason.count) for reason in reasons]
+        if any(count for _label, count in reason_rows):
+            charts["churn-chart"] = bar_chart(
+                title=_("Why customers cancel"),
+                labels=[label for label, _count in reason_rows],
+                series=[Series(_("answers"), [count for _label, count in reason_rows], DETRACTOR)],
+                x_label=_("answers"),
+                y_label=_("reason"),
+                horizontal=True,
+            )
+        headlines = [
+            (_("NPS"), "—" if nps.score is None else str(nps.score)),
+            (_("NPS answers"), str(nps.total)),
+            (_("CSAT average"), "—" if csat.average is None else f"{csat.average} / 5"),
+            (_("CSAT answers"), str(csat.responses)),
+            (_("cancellation answers"), str(sum(count for _label, count in reason_rows))),
+        ]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -229,39 +302,9 @@ class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMix
             "nps": nps,
             "months": months,
             "csat": csat,
-            "reasons": [(reason.label(language), reason.count) for reason in reasons],
-            "nps_chart": charts.stacked_bars(
-                title=_("Promoters, passives and detractors per month"),
-                labels=labels,
-                stacks=[
-                    (
-                        charts.Segment(point.detractors, charts.DETRACTOR, _("Detractors")),
-                        charts.Segment(point.passives, charts.PASSIVE, _("Passives")),
-                        charts.Segment(point.promoters, charts.PROMOTER, _("Promoters")),
-                    )
-                    for point in months
-                ],
-                notes=[f"NPS {point.score}" for point in months],
-            )
-            if months
-            else "",
-            "nps_line": charts.line_chart(
-                title=_("NPS per month"), labels=labels, values=[point.score for point in months], low=-100, high=100
-            )
-            if months
-            else "",
-            "csat_chart": charts.horizontal_bars(
-                title=_("CSAT answers by score"),
-                rows=[(f"{score} / 5", count) for score, count in sorted(csat.distribution.items(), reverse=True)],
-            )
-            if csat.responses
-            else "",
-            "churn_chart": charts.horizontal_bars(
-                title=_("Why customers cancel"),
-                rows=[(reason.label(language), reason.count) for reason in reasons],
-                colour=charts.DETRACTOR,
-            )
-            if any(reason.count for reason in reasons)
-            else "",
+            "reasons": reason_rows,
+            "headlines": headlines,
+            "charts": [(chart_id, chart.as_json()) for chart_id, chart in charts.items()],
+            "media": self.media + forms.Media(js=["tarif/admin/reports.js"]),
         }
         return TemplateResponse(request, "admin/feedback/reports.html", context)

@@ -2,6 +2,12 @@
 
 Hung on the table-less `Dashboard` model so they sit in the console's sidebar and
 index; only staff with `reports.view_dashboards` (Finance, Read-only) see them.
+
+A report page reads top-down: headline figures (cards), the chart (Chart.js, drawn by
+static/tarif/admin/charts.js from `json_script` data: the CSP allows no inline script),
+then the table (the columns marked `on_screen`; the exports and the API carry them all).
+Filters are pickers (month fields, brand, plan, currency and a searchable customer), never
+typed ids.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from fractions import Fraction
 from typing import Any
 
 from babel.numbers import format_decimal, format_percent
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -20,10 +28,15 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
+from billing.models import Price
 from config.console import StyledAdmin, babel_locale, format_money
+from config.modes import scope_to_mode
+from customers.models import Customer
+from invoices.models import Invoice
 from reports.exports import to_csv, to_xlsx
-from reports.filters import ReportFilterForm
+from reports.filters import ReportFilterForm, ReportFilters
 from reports.models import Dashboard
 from reports.registry import (
     DATETIME,
@@ -38,6 +51,7 @@ from reports.registry import (
     SUMMARY,
     AsOf,
     Column,
+    Headline,
     Report,
 )
 from reports.selectors import mrr_summary_status, next_summary_refresh
@@ -67,6 +81,12 @@ def display_value(column: Column, row: dict[str, Any]) -> str:
     return str(value)
 
 
+def headline_text(headline: Headline) -> str:
+    return display_value(
+        Column("value", "", headline.kind), {"value": headline.value, "currency": headline.currency or ""}
+    )
+
+
 def _when(value: datetime) -> str:
     return date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
@@ -91,15 +111,76 @@ def as_of_text(as_of: AsOf | None, *, reads_summary: bool) -> str:
     return _("Figures as of %(time)s, computed from the current data.") % {"time": _when(as_of.at)}
 
 
-def _shade(column: Column, row: dict[str, Any]) -> float | None:
+def heat_level(column: Column, row: dict[str, Any]) -> int | None:
+    """A rate cell's shade on the heat-map, 0 (none kept) to 10 (all kept): a CSS class."""
     value = row.get(column.key)
     if column.kind == RATE and isinstance(value, Fraction):
-        return round(max(0.0, min(float(value), 1.0)) * 0.6, 3)
+        return round(max(0.0, min(float(value), 1.0)) * 10)
     return None
+
+
+MONTH_INPUT = forms.DateInput(attrs={"type": "month"}, format="%Y-%m")
+
+
+class CustomerPicker(AutocompleteSelect):
+    """The admin's search-as-you-type select (customers by name, e-mail, SIREN or city: the
+    customer admin's search fields; the current mode's only), saying what to type."""
+
+    def build_attrs(self, base_attrs: dict[str, Any], extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        attrs = super().build_attrs(base_attrs, extra_attrs)
+        attrs["data-placeholder"] = str(_lazy("Search a customer by name"))
+        return attrs
+
+
+class ConsoleReportFilterForm(ReportFilterForm):
+    """The API's filter form with the console's pickers: month fields, a plan and currency
+    select of the current mode's prices, and a searchable customer (the admin's autocomplete)."""
+
+    customer = forms.ModelChoiceField(label=_lazy("Customer"), queryset=Customer.objects.none(), required=False)
+    plan = forms.ModelChoiceField(label=_lazy("Plan"), queryset=Price.objects.none(), required=False)
+    currency = forms.ChoiceField(label=_lazy("Currency"), required=False)
+
+    def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["start"].widget = MONTH_INPUT
+        self.fields["end"].widget = MONTH_INPUT
+        self.fields["start"].help_text = ""
+        prices = scope_to_mode(Price.objects.select_related("product").order_by("product__name", "nickname", "pk"))
+        plan = self.fields["plan"]
+        assert isinstance(plan, forms.ModelChoiceField)
+        plan.queryset = prices
+        plan.empty_label = "—"
+        plan.label_from_instance = lambda price: f"{price.product.name} · {price}"  # type: ignore[method-assign]
+        currencies = sorted({currency.upper() for currency in prices.values_list("currency", flat=True)})
+        self.fields["currency"].choices = [("", "—"), *((code, code) for code in currencies)]  # type: ignore[attr-defined]
+        customer = self.fields["customer"]
+        assert isinstance(customer, forms.ModelChoiceField)
+        customer.queryset = scope_to_mode(Customer.objects.all())
+        customer.widget = CustomerPicker(Invoice._meta.get_field("customer"), admin.site)
+        customer.widget.choices = customer.choices
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data.get("currency") or ""
+
+    def filters(self) -> ReportFilters:
+        data = self.cleaned_data
+        customer, plan = data.get("customer"), data.get("plan")
+        self.cleaned_data = {
+            **data,
+            "customer": customer.pk if customer else None,
+            "plan": plan.pk if plan else None,
+        }
+        try:
+            return super().filters()
+        finally:
+            self.cleaned_data = data
 
 
 @admin.register(Dashboard)
 class DashboardAdmin(StyledAdmin):
+    class Media:
+        js = ("tarif/admin/reports.js",)
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERMISSION)
 
@@ -150,6 +231,10 @@ class DashboardAdmin(StyledAdmin):
             "opts": self.model._meta,
             "title": _("Reports"),
             "summary_text": summary_text,
+            "operations_url": reverse("operations") if request.user.has_perm("billing.view_billingrun") else "",
+            "feedback_url": reverse("admin:feedback_surveyresponse_reports")
+            if request.user.has_perm("feedback.view_surveyresponse")
+            else "",
             "reports": [
                 (report, reverse("admin:reports_dashboard_report", args=[report.name])) for report in REPORTS.values()
             ],
@@ -158,29 +243,38 @@ class DashboardAdmin(StyledAdmin):
 
     def report_view(self, request: HttpRequest, name: str) -> HttpResponse:
         report = self._check(request, name)
-        form = ReportFilterForm(request.GET or None)
-        table = None
-        if not request.GET or form.is_valid():
-            if not request.GET:
-                form = ReportFilterForm({})
-                form.is_valid()
-            table = report.build(form.filters())
+        form = ConsoleReportFilterForm(request.GET or {}, request=request)
+        table = report.build(form.filters()) if form.is_valid() else None
+        if table:
+            # Show the period the figures cover (the default one when none was chosen).
+            form.data = form.data.copy()
+            form.data["start"] = f"{form.cleaned_data['start']:%Y-%m}"
+            form.data["end"] = f"{form.cleaned_data['end']:%Y-%m}"
         query = request.GET.urlencode()
+        columns = [column for column in table.columns if column.on_screen] if table else []
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": report.title,
             "report": report,
             "form": form,
+            "media": self.media + form.media,
             "table": table,
             "as_of_text": as_of_text(table.as_of, reads_summary=report.reads_summary) if table else "",
-            "header": [str(column.label) for column in table.columns] if table else [],
+            "headlines": [(str(item.label), headline_text(item)) for item in table.headlines] if table else [],
+            "charts": [
+                (f"report-chart-{index}", chart.as_json())
+                for index, chart in enumerate(table.charts if table else ())
+                if chart.has_data
+            ],
+            "header": [(str(column.label), column.kind) for column in columns],
             "rows": [
-                [(display_value(column, row), _shade(column, row), column.kind) for column in table.columns]
+                [(display_value(column, row), heat_level(column, row), column.kind) for column in columns]
                 for row in table.rows
             ]
             if table
             else [],
+            "heatmap": name == "cohorts",
             "csv_url": reverse("admin:reports_dashboard_export", args=[name, "csv"]) + (f"?{query}" if query else ""),
             "xlsx_url": reverse("admin:reports_dashboard_export", args=[name, "xlsx"]) + (f"?{query}" if query else ""),
             "api_url": f"/api/v1/reports/{name}/" + (f"?{query}" if query else ""),
@@ -196,12 +290,13 @@ class DashboardAdmin(StyledAdmin):
             errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
             return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
         table = report.build(form.filters())
+        as_of = table.as_of.at if report.reads_summary and table.as_of else None
         filename = f"{report.name}-{form.cleaned_data['start']:%Y-%m}-{form.cleaned_data['end']:%Y-%m}.{file_format}"
         if file_format == "csv":
-            response = HttpResponse(to_csv(table), content_type="text/csv; charset=utf-8")
+            response = HttpResponse(to_csv(table, as_of=as_of), content_type="text/csv; charset=utf-8")
         else:
             response = HttpResponse(
-                to_xlsx(table, title=report.name),
+                to_xlsx(table, title=report.name, as_of=as_of),
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

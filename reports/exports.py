@@ -2,7 +2,9 @@
 
 Files hold amounts in major units (29.00 for 2900 cents of EUR) next to their currency
 column and rates as fractions (0.25); the API keeps integer minor units like the rest
-of the API, and rates as decimal strings.
+of the API, and rates as decimal strings. Files of the reports that read the MRR summary
+end each row with an "as of" column: the instant (UTC) the figures describe, so a file
+opened days later still says how current it was.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+
+from django.utils.translation import gettext as _
 
 from config.money import Money
 from reports.registry import DATETIME, DECIMAL, DURATION, MONEY, MONTH, RATE, Column, ReportTable
@@ -63,28 +67,39 @@ def api_value(column: Column, row: dict[str, Any]) -> Any:
     return value
 
 
-def _header(table: ReportTable) -> list[str]:
-    return [str(column.label) for column in table.columns]
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def to_csv(table: ReportTable) -> bytes:
+def _header(table: ReportTable, as_of: datetime | None) -> list[str]:
+    return [str(column.label) for column in table.columns] + ([str(_("as of"))] if as_of else [])
+
+
+def _tail(as_of: datetime | None) -> list[str]:
+    return [_utc(as_of)] if as_of else []
+
+
+def to_csv(table: ReportTable, *, as_of: datetime | None = None) -> bytes:
+    """`as_of`: give it for figures read from the MRR summary (a last column says when)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(_header(table))
+    writer.writerow(_header(table, as_of))
     for row in table.rows:
-        writer.writerow(["" if (cell := file_value(column, row)) is None else cell for column in table.columns])
+        writer.writerow(
+            ["" if (cell := file_value(column, row)) is None else cell for column in table.columns] + _tail(as_of)
+        )
     # A BOM so spreadsheet programs read the accents of French headers right.
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def to_xlsx(table: ReportTable, *, title: str) -> bytes:
+def to_xlsx(table: ReportTable, *, title: str, as_of: datetime | None = None) -> bytes:
     from openpyxl import Workbook  # deferred: only the XLSX export needs openpyxl
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31] or "report")
-    sheet.append(_header(table))
+    sheet.append(_header(table, as_of))
     for row in table.rows:
-        sheet.append([file_value(column, row) for column in table.columns])
+        sheet.append([file_value(column, row) for column in table.columns] + _tail(as_of))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -13,12 +13,14 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from config import clock
 from reports import selectors
-from reports.charts import Chart, Series, bar_chart, line_chart
-from reports.filters import ReportFilters, add_months, month_start
+from reports.charts import DAYS, PERCENT, Chart, Series, bar_chart, line_chart
+from reports.charts import MONEY as MONEY_UNIT
+from reports.filters import ReportFilters, add_months, month_start, months_between, report_timezone
 
 TEXT, INT, MONEY, RATE, MONTH, DATETIME, DURATION, DECIMAL = (
     "text",
@@ -37,6 +39,17 @@ class Column:
     key: str
     label: Any  # lazy translation
     kind: str = TEXT
+    on_screen: bool = True  # False: in the exports and the API only (the page's table must fit 1366 px)
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """A figure shown first on a report's page, above its chart (a card)."""
+
+    label: Any  # lazy translation
+    value: Any
+    kind: str = INT  # a column kind: how the value is formatted
+    currency: str | None = None  # MONEY only
 
 
 SUMMARY, LIVE = "summary", "live"
@@ -60,6 +73,7 @@ class ReportTable:
     charts: tuple[Chart, ...] = ()
     notes: tuple[Any, ...] = ()
     as_of: AsOf | None = None  # set by the registry (`report`), not by each build
+    headlines: tuple[Headline, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +147,17 @@ def _month_label(month: date) -> str:
     return f"{month:%Y-%m}"
 
 
+MONTH_AXIS = _("month")
+
+
+def _amount_axis(currency: str | None) -> str:
+    return str(_("amount (%(currency)s)") % {"currency": currency or "—"})
+
+
+def _sum(rows: Sequence[Any], attribute: str) -> int:
+    return sum(getattr(row, attribute) or 0 for row in rows)
+
+
 def _currency_note(rows: Sequence[Any], currency: str | None) -> tuple[Any, ...]:
     if len({row.currency for row in rows}) > 1:
         return (
@@ -161,10 +186,18 @@ def _mrr(filters: ReportFilters) -> ReportTable:
             title=_("MRR (%(currency)s)") % {"currency": currency},
             labels=labels,
             series=[Series(str(_("MRR")), [_major(row.mrr) for row in shown])],
+            x_label=MONTH_AXIS,
+            y_label=_amount_axis(currency),
+            unit=MONEY_UNIT,
+            currency=currency,
         ),
         bar_chart(
             title=_("MRR movements (%(currency)s)") % {"currency": currency},
             labels=labels,
+            x_label=MONTH_AXIS,
+            y_label=_amount_axis(currency),
+            unit=MONEY_UNIT,
+            currency=currency,
             series=[
                 Series(str(_("new")), [_major(row.new) for row in shown], "#2e9e5b"),
                 Series(str(_("expansion")), [_major(row.expansion) for row in shown], "#2851a3"),
@@ -178,7 +211,7 @@ def _mrr(filters: ReportFilters) -> ReportTable:
     return ReportTable(
         columns=(
             Column("month", _("month"), MONTH),
-            Column("currency", _("currency")),
+            Column("currency", _("currency"), on_screen=False),
             Column("start_mrr", _("MRR at start"), MONEY),
             Column("new", _("new"), MONEY),
             Column("expansion", _("expansion"), MONEY),
@@ -187,11 +220,11 @@ def _mrr(filters: ReportFilters) -> ReportTable:
             Column("reactivation", _("reactivation"), MONEY),
             Column("net_new", _("net new MRR"), MONEY),
             Column("mrr", _("MRR"), MONEY),
-            Column("arr", _("ARR"), MONEY),
+            Column("arr", _("ARR"), MONEY, on_screen=False),
             Column("customers", _("paying customers"), INT),
             Column("new_customers", _("new customers"), INT),
             Column("churned_customers", _("churned customers"), INT),
-            Column("reactivated_customers", _("reactivated customers"), INT),
+            Column("reactivated_customers", _("reactivated customers"), INT, on_screen=False),
         ),
         rows=[
             {
@@ -215,6 +248,14 @@ def _mrr(filters: ReportFilters) -> ReportTable:
         ],
         charts=charts,
         notes=_currency_note(rows, currency),
+        headlines=(
+            Headline(_("MRR"), shown[-1].mrr, MONEY, currency),
+            Headline(_("ARR"), shown[-1].arr, MONEY, currency),
+            Headline(_("net new MRR in the period"), _sum(shown, "net_new"), MONEY, currency),
+            Headline(_("paying customers"), shown[-1].customers),
+        )
+        if shown
+        else (),
     )
 
 
@@ -240,7 +281,7 @@ def _retention(filters: ReportFilters) -> ReportTable:
     return ReportTable(
         columns=(
             Column("month", _("month"), MONTH),
-            Column("currency", _("currency")),
+            Column("currency", _("currency"), on_screen=False),
             Column("start_customers", _("customers at start"), INT),
             Column("churned_customers", _("churned customers"), INT),
             Column("start_mrr", _("MRR at start"), MONEY),
@@ -261,10 +302,25 @@ def _retention(filters: ReportFilters) -> ReportTable:
             }
             for row in rows
         ],
+        headlines=(
+            Headline(
+                _("customer churn, %(month)s") % {"month": date_format(shown[-1].month, "YEAR_MONTH_FORMAT")},
+                shown[-1].customer_churn_rate,
+                RATE,
+            ),
+            Headline(_("revenue churn"), shown[-1].revenue_churn_rate, RATE),
+            Headline(_("net revenue retention"), shown[-1].net_revenue_retention, RATE),
+            Headline(_("MRR at start"), shown[-1].start_mrr, MONEY, currency),
+        )
+        if shown
+        else (),
         charts=(
             line_chart(
                 title=_("Churn rates (%)"),
                 labels=labels,
+                x_label=MONTH_AXIS,
+                y_label=_("rate (%)"),
+                unit=PERCENT,
                 series=[
                     Series(str(_("customer churn rate")), [_percent(row.customer_churn_rate) for row in shown]),
                     Series(str(_("revenue churn rate")), [_percent(row.revenue_churn_rate) for row in shown]),
@@ -273,6 +329,9 @@ def _retention(filters: ReportFilters) -> ReportTable:
             line_chart(
                 title=_("Net revenue retention (%)"),
                 labels=labels,
+                x_label=MONTH_AXIS,
+                y_label=_("rate (%)"),
+                unit=PERCENT,
                 series=[
                     Series(str(_("net revenue retention")), [_percent(row.net_revenue_retention) for row in shown])
                 ],
@@ -296,12 +355,15 @@ def _cohorts(filters: ReportFilters) -> ReportTable:
     width = filters.month_count
     columns = [
         Column("cohort", _("cohort"), MONTH),
-        Column("currency", _("currency")),
+        Column("currency", _("currency"), on_screen=False),
         Column("customers", _("customers"), INT),
         Column("starting_mrr", _("starting MRR"), MONEY),
     ]
     columns += [Column(f"month_{age}", _("month %(age)d") % {"age": age}, RATE) for age in range(width)]
-    columns += [Column(f"mrr_{age}", _("MRR month %(age)d") % {"age": age}, MONEY) for age in range(width)]
+    # The page shows the heat-map of customers still paying; the MRR per month is in the exports.
+    columns += [
+        Column(f"mrr_{age}", _("MRR month %(age)d") % {"age": age}, MONEY, on_screen=False) for age in range(width)
+    ]
     table_rows = []
     for row in rows:
         cells: dict[str, Any] = {
@@ -317,8 +379,44 @@ def _cohorts(filters: ReportFilters) -> ReportTable:
             )
             cells[f"mrr_{age}"] = row.retained_mrr[age] if inside else None
         table_rows.append(cells)
+    currency = _chart_currency(rows, filters)
+    shown = [row for row in rows if row.currency == currency]
     return ReportTable(
-        columns=tuple(columns), rows=table_rows, notes=(_("Shaded cells: share of the cohort still paying."),)
+        columns=tuple(columns),
+        rows=table_rows,
+        notes=(_("Each cell: share of the cohort still paying that month; the darker, the more retained."),),
+        headlines=(
+            Headline(_("cohorts"), len(shown)),
+            Headline(_("customers in the cohorts"), _sum(shown, "customers")),
+            Headline(_("starting MRR"), _sum(shown, "starting_mrr"), MONEY, currency),
+        )
+        if shown
+        else (),
+        charts=(
+            line_chart(
+                title=_("Customers still paying, by cohort (%)"),
+                labels=[str(_("month %(age)d") % {"age": age}) for age in range(width)],
+                series=[
+                    Series(
+                        _month_label(row.cohort),
+                        [
+                            100 * row.retained_customers[age] / row.customers
+                            if age < len(row.retained_customers) and row.customers
+                            else None
+                            for age in range(width)
+                        ],
+                    )
+                    for row in shown[-8:]
+                ],
+                x_label=_("months since the cohort started"),
+                y_label=_("customers still paying (%)"),
+                unit=PERCENT,
+                y_min=0,
+                y_max=100,
+            ),
+        )
+        if shown
+        else (),
     )
 
 
@@ -357,6 +455,10 @@ def _recognition(filters: ReportFilters) -> ReportTable:
             bar_chart(
                 title=_("Recognized and deferred revenue (%(currency)s)") % {"currency": currency},
                 labels=labels,
+                x_label=MONTH_AXIS,
+                y_label=_amount_axis(currency),
+                unit=MONEY_UNIT,
+                currency=currency,
                 series=[
                     Series(str(_("invoiced")), [_major(row.invoiced) for row in shown], "#7f8c8d"),
                     Series(str(_("recognized")), [_major(row.recognized) for row in shown], "#2e9e5b"),
@@ -366,6 +468,13 @@ def _recognition(filters: ReportFilters) -> ReportTable:
             ),
         ),
         notes=_currency_note(rows, currency),
+        headlines=(
+            Headline(_("invoiced"), _sum(shown, "invoiced"), MONEY, currency),
+            Headline(_("recognized"), _sum(shown, "recognized"), MONEY, currency),
+            Headline(_("deferred at the end"), shown[-1].deferred, MONEY, currency),
+        )
+        if shown
+        else (),
     )
 
 
@@ -413,9 +522,20 @@ def _billed(filters: ReportFilters) -> ReportTable:
                 title=_("Billed by kind (%(currency)s)") % {"currency": currency},
                 labels=labels,
                 series=[Series(str(label), [_major(getattr(row, key)) for row in shown]) for key, label in kinds],
+                x_label=MONTH_AXIS,
+                y_label=_amount_axis(currency),
+                unit=MONEY_UNIT,
+                currency=currency,
             ),
         ),
         notes=_currency_note(rows, currency),
+        headlines=(
+            Headline(_("invoice totals"), _sum(shown, "total"), MONEY, currency),
+            Headline(_("total excluding tax"), _sum(shown, "excluding_tax"), MONEY, currency),
+            Headline(_("tax"), _sum(shown, "tax"), MONEY, currency),
+        )
+        if shown
+        else (),
     )
 
 
@@ -459,9 +579,20 @@ def _aging(filters: ReportFilters) -> ReportTable:
                 title=_("Receivables by age (%(currency)s)") % {"currency": currency},
                 labels=[str(labels[row.bucket]) for row in shown],
                 series=[Series(str(_("amount owed")), [_major(row.amount) for row in shown], "#c0392b")],
+                x_label=_("days past due"),
+                y_label=_amount_axis(currency),
+                unit=MONEY_UNIT,
+                currency=currency,
             ),
         ),
         notes=_currency_note(rows, currency),
+        headlines=(
+            Headline(_("amount owed"), _sum(shown, "amount"), MONEY, currency),
+            Headline(_("past due"), sum(row.amount or 0 for row in shown if row.bucket != "current"), MONEY, currency),
+            Headline(_("open invoices"), _sum(shown, "invoices")),
+        )
+        if shown
+        else (),
     )
 
 
@@ -495,10 +626,21 @@ def _dso(filters: ReportFilters) -> ReportTable:
                 title=_("DSO (days)"),
                 labels=[row.currency for row in rows],
                 series=[Series(str(_("DSO (days)")), [float(row.dso) if row.dso is not None else 0 for row in rows])],
+                x_label=_("currency"),
+                y_label=_("days"),
+                unit=DAYS,
             ),
         )
         if rows
         else (),
+        headlines=tuple(
+            headline
+            for row in rows[:2]
+            for headline in (
+                Headline(_("DSO (%(currency)s, days)") % {"currency": row.currency}, row.dso, DECIMAL),
+                Headline(_("receivables"), row.receivables, MONEY, row.currency),
+            )
+        ),
     )
 
 
@@ -528,8 +670,20 @@ def _by_status(filters: ReportFilters) -> ReportTable:
                 title=_("Invoices by status"),
                 labels=[f"{row.status} {row.currency}" for row in rows],
                 series=[Series(str(_("invoices")), [row.invoices for row in rows])],
+                x_label=_("status"),
+                y_label=_("invoices"),
             ),
         ),
+        headlines=(
+            Headline(_("invoices"), _sum(rows, "invoices")),
+            *(
+                Headline(_("remaining to pay"), _sum(same, "amount_remaining"), MONEY, currency)
+                for currency in sorted({row.currency for row in rows})[:2]
+                for same in [[row for row in rows if row.currency == currency]]
+            ),
+        )
+        if rows
+        else (),
     )
 
 
@@ -569,7 +723,30 @@ def _payments(filters: ReportFilters) -> ReportTable:
                 title=_("Success rate (%)"),
                 labels=[f"{row.method}/{row.gateway}" for row in rows],
                 series=[Series(str(_("success rate")), [_percent(row.success_rate) or 0 for row in rows], "#2e9e5b")],
+                x_label=_("method / gateway"),
+                y_label=_("success rate (%)"),
+                unit=PERCENT,
+                y_min=0,
+                y_max=100,
             ),
+        ),
+        headlines=_payment_headlines(rows),
+    )
+
+
+def _payment_headlines(rows: Sequence[Any]) -> tuple[Headline, ...]:
+    if not rows:
+        return ()
+    succeeded, failed = _sum(rows, "succeeded"), _sum(rows, "failed")
+    currency = sorted({row.currency for row in rows})[0]
+    return (
+        Headline(_("attempts"), _sum(rows, "attempts")),
+        Headline(_("success rate"), Fraction(succeeded, succeeded + failed) if succeeded + failed else None, RATE),
+        Headline(
+            _("collected"),
+            _sum([row for row in rows if row.currency == currency], "amount_succeeded"),
+            MONEY,
+            currency,
         ),
     )
 
@@ -600,8 +777,21 @@ def _declines(filters: ReportFilters) -> ReportTable:
                 title=_("Failures by decline code"),
                 labels=[row.decline_code for row in rows[:20]],
                 series=[Series(str(_("failures")), [row.failures for row in rows[:20]], "#c0392b")],
+                x_label=_("decline code"),
+                y_label=_("failures"),
             ),
         ),
+        headlines=(
+            Headline(_("failures"), _sum(rows, "failures")),
+            Headline(_("decline codes"), len({row.decline_code for row in rows})),
+            *(
+                Headline(_("amount declined"), _sum(same, "amount"), MONEY, currency)
+                for currency in sorted({row.currency for row in rows})[:2]
+                for same in [[row for row in rows if row.currency == currency]]
+            ),
+        )
+        if rows
+        else (),
     )
 
 
@@ -657,10 +847,32 @@ def _dunning(filters: ReportFilters) -> ReportTable:
                     Series(str(_("closed otherwise")), [row.closed for row in rows], "#7f8c8d"),
                     Series(str(_("still retrying")), [row.active for row in rows], "#f0a202"),
                 ],
+                x_label=_("currency"),
+                y_label=_("cases"),
             ),
         )
         if rows
         else (),
+        headlines=_dunning_headlines(rows),
+    )
+
+
+def _dunning_headlines(rows: Sequence[Any]) -> tuple[Headline, ...]:
+    if not rows:
+        return ()
+    recovered, exhausted = _sum(rows, "recovered"), _sum(rows, "exhausted")
+    currency = sorted({row.currency for row in rows})[0]
+    return (
+        Headline(_("cases"), _sum(rows, "cases")),
+        Headline(
+            _("recovery rate"), Fraction(recovered, recovered + exhausted) if recovered + exhausted else None, RATE
+        ),
+        Headline(
+            _("recovered amount"),
+            _sum([row for row in rows if row.currency == currency], "recovered_amount"),
+            MONEY,
+            currency,
+        ),
     )
 
 
@@ -670,7 +882,7 @@ def _usage(filters: ReportFilters) -> ReportTable:
     return ReportTable(
         columns=(
             Column("meter", _("meter")),
-            Column("customer_id", _("customer id"), INT),
+            Column("customer_id", _("customer id"), INT, on_screen=False),
             Column("customer", _("customer")),
             Column("events", _("events"), INT),
             Column("total", _("total reported"), DECIMAL),
@@ -692,7 +904,16 @@ def _usage(filters: ReportFilters) -> ReportTable:
                 title=_("Top customers by usage"),
                 labels=[f"{row.customer[:14]} ({row.meter[:10]})" for row in rows[:15]],
                 series=[Series(str(_("total reported")), [float(row.total or 0) for row in rows[:15]])],
+                x_label=_("customer (meter)"),
+                y_label=_("total reported"),
             ),
+        )
+        if rows
+        else (),
+        headlines=(
+            Headline(_("usage events"), _sum(rows, "events")),
+            Headline(_("meters"), len({row.meter_id for row in rows})),
+            Headline(_("customers"), len({row.customer_id for row in rows})),
         )
         if rows
         else (),
@@ -709,9 +930,9 @@ def _plan_changes(filters: ReportFilters) -> ReportTable:
     rows = selectors.plan_change_history(filters=filters, min_changes=filters.min_changes)
     return ReportTable(
         columns=(
-            Column("customer_id", _("customer id"), INT),
+            Column("customer_id", _("customer id"), INT, on_screen=False),
             Column("customer", _("customer")),
-            Column("currency", _("currency")),
+            Column("currency", _("currency"), on_screen=False),
             Column("changes", _("changes"), INT),
             Column("upgrades", _("upgrades"), INT),
             Column("downgrades", _("downgrades"), INT),
@@ -746,7 +967,17 @@ def _plan_changes(filters: ReportFilters) -> ReportTable:
                         "#7f8c8d",
                     ),
                 ],
+                x_label=_("customer"),
+                y_label=_("changes"),
             ),
+        )
+        if rows
+        else (),
+        headlines=(
+            Headline(_("customers"), len(rows)),
+            Headline(_("changes"), _sum(rows, "changes")),
+            Headline(_("upgrades"), _sum(rows, "upgrades")),
+            Headline(_("downgrades"), _sum(rows, "downgrades")),
         )
         if rows
         else (),
@@ -771,12 +1002,12 @@ def _timeline(filters: ReportFilters) -> ReportTable:
         Column("from_plan", _("from plan")),
         Column("to_plan", _("to plan")),
         Column("amount", _("amount"), MONEY),
-        Column("currency", _("currency")),
+        Column("currency", _("currency"), on_screen=False),
         Column("reference", _("reference")),
         Column("details", _("details")),
     )
     if not filters.customer:
-        return ReportTable(columns=columns, rows=[], notes=(_("Choose a customer (customer id) to see its timeline."),))
+        return ReportTable(columns=columns, rows=[], notes=(_("Choose a customer to see its timeline."),))
     entries = selectors.customer_timeline(
         customer_id=filters.customer,
         start=month_start(filters.start),
@@ -799,4 +1030,38 @@ def _timeline(filters: ReportFilters) -> ReportTable:
                 "details": ", ".join(f"{key}={value}" for key, value in details.items() if value not in ("", None)),
             }
         )
-    return ReportTable(columns=columns, rows=rows)
+    months = [_month_label(month) for month in months_between(filters.start, filters.end)]
+    sources = sorted({entry.source for entry in entries})
+    per_month = {
+        source: [
+            sum(1 for entry in entries if entry.source == source and _month_label(_report_date(entry.at)) == month)
+            for month in months
+        ]
+        for source in sources
+    }
+    return ReportTable(
+        columns=columns,
+        rows=rows,
+        headlines=(
+            Headline(_("events"), len(entries)),
+            Headline(_("first"), entries[0].at, DATETIME),
+            Headline(_("latest"), entries[-1].at, DATETIME),
+        )
+        if entries
+        else (),
+        charts=(
+            bar_chart(
+                title=_("Events per month"),
+                labels=months,
+                series=[Series(str(source), per_month[source]) for source in sources],
+                x_label=MONTH_AXIS,
+                y_label=_("events"),
+            ),
+        )
+        if entries
+        else (),
+    )
+
+
+def _report_date(at: datetime) -> date:
+    return at.astimezone(report_timezone()).date()

@@ -1,4 +1,9 @@
-"""Operational figures read from the database: billing runs, delivery and cash KPIs."""
+"""Operational figures read from the database: billing runs, delivery and cash KPIs.
+
+In the console (a request with a mode) the figures are those of the mode the staff member
+looks at: live runs and invoices on the wall clock, or test-clock runs and invoices on their
+clocks' simulated time, never a mix (`scope_to_mode`; outside a request, e.g. the
+Prometheus collector, nothing is scoped)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Mi
 from django.utils import timezone
 
 from billing.models import BillingRun, Payment, WebhookDelivery
+from config.modes import scope_to_mode
 from customers.models import NotificationLog
 from invoices.models import Invoice
 
@@ -31,7 +37,7 @@ class BillingRunFigures:
 
 
 def billing_runs_recent(*, limit: int = 20) -> list[BillingRunFigures]:
-    runs = BillingRun.objects.order_by("-started_at", "-pk")[:limit]
+    runs = scope_to_mode(BillingRun.objects.all()).order_by("-started_at", "-pk")[:limit]
     return [
         BillingRunFigures(
             pk=run.pk,
@@ -54,16 +60,20 @@ def _average_seconds(queryset: QuerySet[Model], start: str, end: str) -> float |
 
 
 def seconds_period_end_to_invoice(*, since: datetime) -> float | None:
-    """Average time from the end of a billed period to its invoice's finalization (renewals)."""
-    invoices = Invoice.objects.filter(
-        billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE, finalized_at__gte=since, period_end__isnull=False
+    """Average time from the end of a subscription's period to the finalization of its renewal
+    invoice. A renewal invoice bills the period that starts at that boundary (in advance, with
+    the usage of the period just ended in arrears): its `period_start` is the boundary, its
+    `period_end` the next one, a whole period after the invoice (measuring from it gave
+    "-744 h" for a monthly plan and "-8760 h" for a yearly one)."""
+    invoices = scope_to_mode(Invoice.objects.all()).filter(
+        billing_reason=Invoice.BillingReason.SUBSCRIPTION_CYCLE, finalized_at__gte=since, period_start__isnull=False
     )
-    return _average_seconds(invoices, "period_end", "finalized_at")
+    return _average_seconds(invoices, "period_start", "finalized_at")
 
 
 def seconds_invoice_to_cash(*, since: datetime) -> float | None:
     """Average time from an invoice's finalization to its payment (paid invoices with money due)."""
-    invoices = Invoice.objects.filter(
+    invoices = scope_to_mode(Invoice.objects.all()).filter(
         status=Invoice.Status.PAID, finalized_at__gte=since, paid_at__isnull=False, amount_due__gt=0
     )
     return _average_seconds(invoices, "finalized_at", "paid_at")
@@ -71,9 +81,13 @@ def seconds_invoice_to_cash(*, since: datetime) -> float | None:
 
 def payment_success_rate(*, since: datetime) -> tuple[float | None, int]:
     """Share of settled automatic payment attempts that succeeded, and how many were settled."""
-    counts = Payment.objects.filter(attempted_at__gte=since, attempt__isnull=False).aggregate(
-        succeeded=Count("pk", filter=Q(status=Payment.Status.SUCCEEDED)),
-        settled=Count("pk", filter=Q(status__in=[Payment.Status.SUCCEEDED, Payment.Status.FAILED])),
+    counts = (
+        scope_to_mode(Payment.objects.all())
+        .filter(attempted_at__gte=since, attempt__isnull=False)
+        .aggregate(
+            succeeded=Count("pk", filter=Q(status=Payment.Status.SUCCEEDED)),
+            settled=Count("pk", filter=Q(status__in=[Payment.Status.SUCCEEDED, Payment.Status.FAILED])),
+        )
     )
     if not counts["settled"]:
         return None, 0
@@ -112,7 +126,7 @@ def webhook_delivery_lag(*, since: datetime) -> DeliveryLag:
     """Webhook deliveries (billing.WebhookDelivery): retries included, a delivery's lag runs
     from its creation to the attempt that succeeded."""
     return _delivery_lag(
-        WebhookDelivery.objects.all(),
+        scope_to_mode(WebhookDelivery.objects.all()),
         pending_status=WebhookDelivery.Status.PENDING,
         done_status=WebhookDelivery.Status.SUCCEEDED,
         done_at="delivered_at",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
+
 import pytest
 import tablib
 from django.contrib.auth.models import Group
@@ -142,7 +146,7 @@ def test_responses_are_searchable_by_free_text(signed_in, answered):
     none = client.get(reverse("admin:feedback_surveyresponse_changelist"), {"q": "introuvable"}).content.decode()
 
     assert "La facturation SEPA manquait" in page and page.count("Fromagerie Dubois") >= 1
-    assert "1 réponse" in page or "1 survey response" in page
+    assert "1 result" in page or "1 résultat" in page  # unfold's header: "1 result (4 total)"
     assert "Fromagerie Dubois</a>" not in none
 
 
@@ -165,19 +169,48 @@ def test_responses_export_with_their_answers(signed_in, answered):
     assert any("Trop cher" in answers for answers in data["answers"])
 
 
-def test_the_reports_page_draws_nps_csat_and_churn_charts(signed_in, answered):
+def _charts(page: str) -> dict[str, dict]:
+    """The chart specs the page hands to static/tarif/admin/reports.js (json_script, no inline script)."""
+    found = re.findall(r'<script id="([\w-]+)" type="application/json">(.*?)</script>', page, re.S)
+    return {chart_id: json.loads(html.unescape(data)) for chart_id, data in found}
+
+
+def test_the_reports_page_shows_nps_and_answer_counts_first_then_charts(signed_in, answered):
     client = signed_in("Finance")
 
     page = client.get(reverse("admin:feedback_surveyresponse_reports")).content.decode()
 
     # 1 promoter (10), 1 passive (8), 1 detractor (3): NPS 0; CSAT 5, 2, 4: 3.67
-    charts = [
-        chunk.split("</svg>", 1)[0] for chunk in page.split('<svg xmlns="http://www.w3.org/2000/svg" role="img"')[1:]
+    headlines = page.split('id="report-headlines"', 1)[1].split("tarif-charts", 1)[0]
+    assert re.search(r'tarif-headline-label">NPS</p>\s*<p class="tarif-headline-value">0</p>', headlines)
+    assert re.search(r'tarif-headline-label">NPS answers</p>\s*<p class="tarif-headline-value">3</p>', headlines)
+    assert "3.67 / 5" in headlines
+    assert page.index('id="report-headlines"') < page.index('class="tarif-chart"')
+    charts = _charts(page)
+    assert set(charts) == {"nps-mix", "nps-line", "csat-chart", "churn-chart"}
+    assert "<svg" not in page.split('id="content-main"', 1)[1]
+    assert "Too expensive" in charts["churn-chart"]["labels"]
+    mix = charts["nps-mix"]
+    assert [dataset["data"] for dataset in mix["datasets"]] == [[33.3], [33.3], [33.3]]
+
+
+def test_the_nps_chart_runs_from_minus_100_with_whole_legend_names(signed_in, answered):
+    client = signed_in("Finance")
+
+    charts = _charts(client.get(reverse("admin:feedback_surveyresponse_reports")).content.decode())
+
+    # The scale is fixed at -100..100 (the old SVG printed the -100 mark as "100"); the browser
+    # formats the ticks (tests/browser/test_reports.py reads them off the drawn chart).
+    line = charts["nps-line"]
+    assert (line["y_min"], line["y_max"]) == (-100, 100)
+    assert line["y_label"] == "NPS (-100 to 100)" and line["x_label"] == "month"
+    # Legend names are whole series names (the old SVG cut "Promoters" to "Promot").
+    assert [dataset["label"] for dataset in charts["nps-mix"]["datasets"]] == [
+        "Detractors (0-6)",
+        "Passives (7-8)",
+        "Promoters (9-10)",
     ]
-    assert len(charts) == 4  # NPS bars, NPS line, CSAT, churn reasons
-    assert not any("http" in chart or "<script" in chart for chart in charts)  # nothing fetched, nothing run
-    assert "NPS 0" in charts[0] and "3.67" in page
-    assert "Too expensive" in charts[3]
+    assert charts["nps-mix"]["stacked"] and charts["nps-mix"]["y_max"] == 100
 
 
 def test_the_reports_filters_refuse_an_inverted_period(signed_in, answered):

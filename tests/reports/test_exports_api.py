@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from openpyxl import load_workbook
 from rest_framework.test import APIClient
 
@@ -28,6 +30,24 @@ def test_csv_export_holds_the_mrr_table(console_as, scenario):
     assert [row["MRR"] for row in rows] == ["228.00", "242.50", "213.50"]
     assert rows[1]["reactivation"] == "14.50"
     assert rows[2]["churn"] == "-29.00"
+
+
+def test_exports_of_summary_reports_say_as_of_when(console_as, scenario):
+    client = console_as("Finance")
+
+    mrr = client.get(f"/admin/reports/dashboard/mrr/export.csv{QUERY}")
+    cohorts = client.get(f"/admin/reports/dashboard/cohorts/export.xlsx{QUERY}")
+    billed = client.get(f"/admin/reports/dashboard/billed/export.csv{QUERY}")
+
+    mrr_rows = list(csv.DictReader(io.StringIO(mrr.content.decode("utf-8-sig"))))
+    stamps = {row["as of"] for row in mrr_rows}
+    assert len(stamps) == 1
+    stamp = datetime.fromisoformat(stamps.pop().replace("Z", "+00:00"))
+    assert stamp.tzinfo is not None and abs((timezone.now() - stamp).total_seconds()) < 600
+    header, *_rows = list(load_workbook(io.BytesIO(cohorts.content)).active.values)
+    assert header[-1] == "as of"
+    # Billed revenue is computed from the invoices at the read: no summary, no "as of" column.
+    assert "as of" not in billed.content.decode("utf-8-sig").splitlines()[0]
 
 
 def test_xlsx_export_holds_numbers(console_as, scenario):
