@@ -98,13 +98,15 @@ class TokenForm(forms.Form):
 READ_ONLY_APPS = frozenset({"djstripe", "django_celery_beat"})
 
 # Plumbing: tables no job in the console needs (scheduler internals, Stripe mirrors, login
-# throttling, second-factor devices, event cursors, the notification outbox). Only superusers
+# throttling, second-factor devices, event cursors). Only superusers
 # see or open them, whatever permissions a role group holds (Finance views beat schedules for
 # the operations page's figures, not to browse them here).
 PLUMBING_APPS = frozenset(
     {"django_celery_beat", "djstripe", "axes", "otp_totp", "otp_static", "otp_email", "account", "auth"}
 )
-PLUMBING_MODELS = frozenset({"events.eventcursor", "customers.notificationlog"})
+# The notification log is not plumbing: it is the list of emails sent to customers, which
+# finance opens from the customer hub's timeline.
+PLUMBING_MODELS = frozenset({"events.eventcursor"})
 # Staff management stays with those Django lets manage users (superusers, in practice).
 NOT_PLUMBING_MODELS = frozenset({"auth.user"})
 

@@ -59,6 +59,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
             "items": [
                 _item(_("Customers"), "group", "admin:customers_customer_changelist"),
                 _item(_("Portal users"), "badge", "admin:customers_customeruser_changelist"),
+                _item(_("Emails sent"), "mail", "admin:customers_notificationlog_changelist"),
             ],
         },
         {

@@ -250,7 +250,6 @@ PLUMBING_URLS = (
     "/admin/events/eventcursor/",
     "/admin/axes/accessattempt/",
     "/admin/otp_totp/totpdevice/",
-    "/admin/customers/notificationlog/",
     "/admin/djstripe/customer/",
 )
 

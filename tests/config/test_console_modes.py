@@ -64,3 +64,17 @@ def test_what_staff_create_while_on_test_data_is_test_mode(console):
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Customer.objects.get(email="fictif@client.example").livemode is False
+
+
+def test_the_test_data_switch_is_in_the_header_of_every_kind_of_page(console, customer_factory):
+    # change lists and change forms replace unfold's nav-global-side block: the switch lives in
+    # the header's user links instead, so it must be on lists, forms and tool pages alike
+    customer = customer_factory(legal_name="Vraie Boulangerie")
+    pages = ["/admin/", "/admin/customers/customer/", f"/admin/customers/customer/{customer.pk}/change/"]
+
+    for url in pages:
+        html = console.get(url).content.decode()
+        assert html.count('id="test-data-switch"') == 1, url
+        assert 'name="test_data" value="on"' in html, url
+    console.post("/admin/test-data/", {"test_data": "on", "next": "/admin/"})
+    assert 'name="test_data" value="off"' in console.get("/admin/customers/customer/").content.decode()
