@@ -246,6 +246,18 @@ class ChangePreviewSerializer(serializers.Serializer):
     mrr_after = serializers.IntegerField()
 
 
+class CreatePreviewSerializer(serializers.Serializer):
+    object = serializers.CharField(default="subscription_create_preview")
+    at = serializers.DateTimeField()
+    status = serializers.CharField()
+    trial_end = serializers.DateTimeField(allow_null=True)
+    current_period_start = serializers.DateTimeField()
+    current_period_end = serializers.DateTimeField()
+    currency = serializers.CharField()
+    mrr = serializers.IntegerField()
+    first_invoice = InvoicePreviewSerializer()
+
+
 class InvoiceItemSerializer(ExpandableMixin, serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("invoice_item")

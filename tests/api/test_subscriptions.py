@@ -191,3 +191,19 @@ def test_a_read_only_key_may_preview_but_not_change(api, api_read, billing_world
 
     assert preview.status_code == 200
     assert_problem(refused, 403)
+
+
+def test_preview_of_a_new_subscription_writes_nothing_and_is_its_first_invoice(api, api_read, billing_world):
+    customer, price = billing_world
+    body = {"customer": f"cus_{customer.pk}", "items": [{"price": f"price_{price.pk}", "quantity": 2}]}
+
+    preview = api_read.post("/api/v1/subscriptions/preview", body, format="json")
+
+    assert preview.status_code == 200, preview.content
+    data = preview.json()
+    assert data["object"] == "subscription_create_preview" and data["status"] == "active"
+    assert not Subscription.objects.exists() and not Invoice.objects.exists()
+    created = subscribe(api, customer, price)
+    invoice = Invoice.objects.get()
+    assert data["first_invoice"]["total"] == invoice.total == 6960
+    assert data["current_period_end"] == created["current_period_end"]

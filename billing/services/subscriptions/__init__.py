@@ -56,8 +56,10 @@ from billing.services.subscriptions.common import (
     subscription_lock,
 )
 from billing.services.subscriptions.create import (
+    CreatePreview,
     _trial_end,
     subscription_create,
+    subscription_preview_create,
 )
 from billing.services.subscriptions.lifecycle import (
     _cancel_now,
@@ -107,6 +109,8 @@ __all__ = [
     "changeable_check",
     "_trial_end",
     "subscription_create",
+    "CreatePreview",
+    "subscription_preview_create",
     "subscription_transition",
     "_owed_so_far_draft",
     "subscription_cancel",
