@@ -28,8 +28,8 @@ from billing.models import (
 )
 from billing.serializers import (
     ChangePreviewSerializer,
-    CreatePreviewSerializer,
     CouponSerializer,
+    CreatePreviewSerializer,
     DomainEventSerializer,
     InvoiceItemSerializer,
     PaymentMethodCreateSerializer,

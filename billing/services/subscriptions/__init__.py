@@ -28,6 +28,11 @@ The package: `common` (errors, validation, lock, events), `create`, `lifecycle` 
 resume, trial end, renewal) and `schedules` (changes applied at a boundary).
 """
 
+from billing.services.subscriptions.adjust import (
+    subscription_coupon_apply,
+    subscription_coupon_remove,
+    subscription_extend_trial,
+)
 from billing.services.subscriptions.common import (
     _CHANGEABLE,
     _PRODUCT_FIELD,
@@ -109,6 +114,9 @@ __all__ = [
     "changeable_check",
     "_trial_end",
     "subscription_create",
+    "subscription_extend_trial",
+    "subscription_coupon_apply",
+    "subscription_coupon_remove",
     "CreatePreview",
     "subscription_preview_create",
     "subscription_transition",

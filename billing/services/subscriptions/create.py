@@ -194,9 +194,7 @@ def _first_draft(plan: _CreatePlan, *, pending: Sequence[InvoiceItem]) -> DraftI
             customer_id=subscription.customer_id,
             currency=subscription.currency,
             billing_reason="subscription_create",
-            lines=tuple(
-                trial_lines(items=plan.validated.recurring, period=Period(start=plan.at, end=plan.trial_end))
-            )
+            lines=tuple(trial_lines(items=plan.validated.recurring, period=Period(start=plan.at, end=plan.trial_end)))
             + tuple(pending_item_line(item) for item in pending),
             subscription_id=subscription.pk,
             period_start=plan.at,
