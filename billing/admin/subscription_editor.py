@@ -379,9 +379,7 @@ class ChangeItemsForm(forms.Form):
 
 class CancelForm(forms.Form):
     WHEN = (("period_end", _("At the end of the current period")), ("now", _("Now")))
-    when = forms.ChoiceField(
-        label=_("When"), choices=WHEN, initial="period_end", widget=UnfoldAdminRadioSelectWidget()
-    )
+    when = forms.ChoiceField(label=_("When"), choices=WHEN, initial="period_end", widget=UnfoldAdminRadioSelectWidget())
     prorate = forms.BooleanField(
         label=_("Credit the unused part of the period to the customer's balance (now only)"), required=False
     )

@@ -145,23 +145,6 @@ def items_label(items: list[SubscriptionItem]) -> str:
     return ", ".join(f"{item.price.nickname or item.price.product.name} × {item.quantity}" for item in items) or "—"
 
 
-class SubscriptionItemInline(TabularInline):
-    model = SubscriptionItem
-    extra = 0
-    fields = ("price", "quantity", "created_at")
-    readonly_fields = ("created_at",)
-    autocomplete_fields = ("price",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class SubscriptionChangeInline(ReadOnlyInline):
     model = SubscriptionChange
     fields = ("kind", "effective_at", "mrr_change", "proration", "acting_user")
@@ -283,7 +266,10 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
     def customer_link(self, subscription: Subscription) -> str:
         url = reverse("admin:billing_subscription_change", args=[subscription.pk])
         return format_html(
-            '<a href="{}" class="tarif-truncate text-primary-600" title="#{}">{}</a>', url, subscription.pk, subscription.customer
+            '<a href="{}" class="tarif-truncate text-primary-600" title="#{}">{}</a>',
+            url,
+            subscription.pk,
+            subscription.customer,
         )
 
     @admin.display(description=_("plan"))

@@ -18,7 +18,6 @@ from tests.conftest import current_totp
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 def artefacts(tmp_path: Path) -> Path:
     """Screenshots go to $TARIF_SCREENSHOTS/subscriptions when set (CI keeps them), else the test's tmp dir."""
     root = os.environ.get("TARIF_SCREENSHOTS")
@@ -51,12 +50,15 @@ def test_create_a_subscription_then_change_its_quantity_with_previews(
     errors: list[str] = []
     page.on(
         "console",
-        lambda message: errors.append(f"{message.text} {message.location.get('url', '')}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            errors.append(f"{message.text} {message.location.get('url', '')}") if message.type == "error" else None
+        ),
     )
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("response", lambda response: errors.append(f"{response.status} {response.url}") if response.status >= 400 else None)
+    page.on(
+        "response",
+        lambda response: errors.append(f"{response.status} {response.url}") if response.status >= 400 else None,
+    )
 
     def shots(name: str) -> None:
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
