@@ -73,7 +73,6 @@ from config.console import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     StyledAdmin,
-    TabularInline,
     call_service,
     error_text,
     format_money,
