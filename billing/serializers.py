@@ -180,6 +180,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "trial_start",
             "trial_end",
             "cancel_at_period_end",
+            "cancel_at",
             "canceled_at",
             "cancellation_reason",
             "ended_at",

@@ -378,8 +378,18 @@ class ChangeItemsForm(forms.Form):
 
 
 class CancelForm(forms.Form):
-    WHEN = (("period_end", _("At the end of the current period")), ("now", _("Now")))
+    WHEN = (
+        ("period_end", _("At the end of the current period")),
+        ("date", _("On a date")),
+        ("now", _("Now")),
+    )
     when = forms.ChoiceField(label=_("When"), choices=WHEN, initial="period_end", widget=UnfoldAdminRadioSelectWidget())
+    cancel_on = forms.DateField(
+        label=_("Cancellation date"),
+        required=False,
+        widget=UnfoldAdminSingleDateWidget(),
+        help_text=_("On a date: the subscription ends at midnight (customer's time zone) starting that day."),
+    )
     prorate = forms.BooleanField(
         label=_("Credit the unused part of the period to the customer's balance (now only)"), required=False
     )
@@ -387,8 +397,10 @@ class CancelForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if data.get("when") == "period_end" and data.get("prorate"):
+        if data.get("when") != "now" and data.get("prorate"):
             self.add_error("prorate", gettext("Nothing is prorated when a subscription ends with its period."))
+        if data.get("when") == "date" and not data.get("cancel_on"):
+            self.add_error("cancel_on", gettext("Choose the cancellation date."))
         return data
 
 

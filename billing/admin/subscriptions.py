@@ -56,6 +56,7 @@ from billing.services.changes import subscription_change, subscription_preview_c
 from billing.services.subscriptions import (
     scheduled_change_cancel,
     subscription_cancel,
+    subscription_cancel_at,
     subscription_cancel_undo,
     subscription_coupon_apply,
     subscription_coupon_remove,
@@ -278,7 +279,12 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
     @admin.display(description=_("status"), ordering="status")
     def status_label(self, subscription: Subscription) -> str:
         label = subscription.get_status_display()
-        if subscription.cancel_at_period_end and subscription.status != Subscription.Status.CANCELED:
+        if subscription.status != Subscription.Status.CANCELED and subscription.cancel_at:
+            label = gettext("%(status)s, cancels on %(date)s") % {
+                "status": label,
+                "date": local_date(subscription.cancel_at, subscription.customer.timezone),
+            }
+        elif subscription.cancel_at_period_end and subscription.status != Subscription.Status.CANCELED:
             label = gettext("%(status)s, cancels at period end") % {"status": label}
         return label
 
@@ -529,7 +535,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             found.append(OPERATIONS["pause"])
         if status == Status.PAUSED:
             found.append(OPERATIONS["resume"])
-        if subscription.cancel_at_period_end and status != Status.CANCELED:
+        if (subscription.cancel_at_period_end or subscription.cancel_at) and status != Status.CANCELED:
             found.append(OPERATIONS["undo-cancel"])
         elif status != Status.CANCELED:
             found.append(OPERATIONS["cancel"])
@@ -583,6 +589,13 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
     ) -> Subscription:
         user = request.user
         tz = subscription.customer.timezone
+        if operation == "cancel" and data["when"] == "date":
+            return subscription_cancel_at(
+                subscription=subscription,
+                cancel_at=local_midnight(data["cancel_on"], tz),
+                reason=data.get("reason") or "",
+                acting_user=user,
+            )
         if operation == "cancel":
             return subscription_cancel(
                 subscription=subscription,
@@ -624,11 +637,12 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
         texts = {
             "cancel": gettext(
                 "At period end: the subscription stays active until %(date)s, then ends with a final invoice "
-                "for usage and pending items; you can undo it until then. Now: it ends at once, pending items "
-                "and usage so far are invoiced, and nothing more is billed."
+                "for usage and pending items; you can undo it until then. On a date: it renews until then and "
+                "ends that day, the unused part of its period credited to the customer's balance. Now: it ends "
+                "at once, pending items and usage so far are invoiced, and nothing more is billed."
             ),
             "undo-cancel": gettext(
-                "The cancellation scheduled for %(date)s is withdrawn: the subscription renews on %(date)s as before."
+                "The scheduled cancellation is withdrawn: the subscription renews on %(date)s as before."
             ),
             "pause": gettext(
                 "Billing stops now, with no credit for the rest of the period. On resume, a new period starts "
@@ -660,8 +674,9 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
         notes = []
         if subscription.status == Status.TRIALING and subscription.trial_end:
             notes.append(gettext("Trial until %(date)s") % {"date": local_date(subscription.trial_end, tz)})
-        if subscription.cancel_at_period_end and subscription.status != Status.CANCELED:
-            notes.append(gettext("Cancels on %(date)s") % {"date": local_date(subscription.current_period_end, tz)})
+        if subscription.status != Status.CANCELED and (subscription.cancel_at_period_end or subscription.cancel_at):
+            ends = subscription.cancel_at or subscription.current_period_end
+            notes.append(gettext("Cancels on %(date)s") % {"date": local_date(ends, tz)})
         if subscription.status == Status.PAUSED:
             notes.append(
                 gettext("Paused; resumes on %(date)s") % {"date": local_date(subscription.resumes_at, tz)}

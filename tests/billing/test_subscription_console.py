@@ -399,3 +399,19 @@ def test_the_list_shows_plan_status_mrr_period_end_and_collection_and_filters(co
     assert "April 1, 2026" in page  # the period end, in the customer's zone
     assert "Boulangerie Martin SARL" not in by_product
     assert "Boulangerie Martin SARL" in by_period
+
+
+def test_cancel_at_a_date_then_a_date_in_the_past_is_refused(console, running):
+    past = operate(console, running, "cancel", when="date", cancel_on="2026-03-01")
+    missing = operate(console, running, "cancel", when="date")
+    running.refresh_from_db()
+    assert running.cancel_at is None
+    assert "A cancellation date must be in the future" in past.content.decode()
+    assert "Choose the cancellation date." in missing.content.decode()
+
+    done = operate(console, running, "cancel", when="date", cancel_on="2026-03-20", reason="Moving")
+
+    running.refresh_from_db()
+    assert running.cancel_at == datetime(2026, 3, 19, 23, 0, tzinfo=UTC)  # midnight in Paris
+    assert running.status == Subscription.Status.ACTIVE
+    assert "/do/undo-cancel/" in done.content.decode()
