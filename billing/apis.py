@@ -62,6 +62,7 @@ from billing.services.refunds import refund_request
 from billing.services.subscriptions import (
     ItemSpec,
     subscription_cancel,
+    subscription_cancel_at,
     subscription_create,
     subscription_pause,
     subscription_preview_create,
@@ -336,7 +337,17 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         subscription = self.get_object()
         serializer = SubscriptionCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        subscription_cancel(subscription=subscription, acting_user=acting_user(request), **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        cancel_at = data.pop("cancel_at", None)
+        if cancel_at is not None:
+            subscription_cancel_at(
+                subscription=subscription,
+                cancel_at=cancel_at,
+                reason=data.get("reason", ""),
+                acting_user=acting_user(request),
+            )
+        else:
+            subscription_cancel(subscription=subscription, acting_user=acting_user(request), **data)
         return self._out(subscription)
 
     @extend_schema(request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer})

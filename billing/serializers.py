@@ -221,6 +221,9 @@ class SubscriptionChangeSerializer(serializers.Serializer):
 
 class SubscriptionCancelSerializer(serializers.Serializer):
     at_period_end = serializers.BooleanField(default=True)
+    cancel_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="End the subscription at this instant instead (in the future)."
+    )
     prorate = serializers.BooleanField(default=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 

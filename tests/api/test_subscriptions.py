@@ -207,3 +207,26 @@ def test_preview_of_a_new_subscription_writes_nothing_and_is_its_first_invoice(a
     invoice = Invoice.objects.get()
     assert data["first_invoice"]["total"] == invoice.total == 6960
     assert data["current_period_end"] == created["current_period_end"]
+
+
+def test_cancel_at_a_date_in_the_past_is_refused(api, billing_world):
+    customer, price = billing_world
+    subscription = subscribe(api, customer, price)
+
+    past = api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/cancel", {"cancel_at": "2000-01-01T00:00Z"}, format="json"
+    )
+
+    assert_problem(past, 422, "cancel_at_past")
+
+
+def test_cancel_at_a_date_keeps_the_subscription_active_until_then(api, billing_world):
+    customer, price = billing_world
+    subscription = subscribe(api, customer, price)
+
+    later = api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/cancel", {"cancel_at": "2099-01-01T00:00Z"}, format="json"
+    )
+
+    assert later.status_code == 200, later.content
+    assert later.json()["cancel_at"] == "2099-01-01T00:00:00Z" and later.json()["status"] == "active"
