@@ -741,7 +741,8 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
                 else [],
                 **self._upcoming_context(subscription),
             }
-        extra_context = {**(extra_context or {}), **context}
+        # The page only edits metadata: no "save and add another" next to the operations.
+        extra_context = {**(extra_context or {}), **context, "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _upcoming_context(self, subscription: Subscription) -> dict[str, Any]:
