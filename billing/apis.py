@@ -29,6 +29,7 @@ from billing.models import (
 from billing.serializers import (
     ChangePreviewSerializer,
     CouponSerializer,
+    CreatePreviewSerializer,
     DomainEventSerializer,
     InvoiceItemSerializer,
     PaymentMethodCreateSerializer,
@@ -61,8 +62,10 @@ from billing.services.refunds import refund_request
 from billing.services.subscriptions import (
     ItemSpec,
     subscription_cancel,
+    subscription_cancel_at,
     subscription_create,
     subscription_pause,
+    subscription_preview_create,
     subscription_resume,
 )
 from billing.services.test_clocks import test_clock_advance, test_clock_create
@@ -220,7 +223,7 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
 
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
-    read_actions = ("preview_change",)
+    read_actions = ("preview_change", "preview")
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -249,6 +252,39 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             acting_user=acting_user(request),
         )
         return self._out(subscription, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=SubscriptionCreateSerializer,
+        responses={200: CreatePreviewSerializer},
+        summary="Preview a new subscription: its first invoice, without saving anything",
+    )
+    @action(detail=False, methods=["post"])
+    def preview(self, request: Any) -> Response:
+        serializer = SubscriptionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        preview = subscription_preview_create(
+            customer=data["customer"],
+            items=_items(data["items"]),
+            trial_days=data.get("trial_days"),
+            billing_cycle_anchor=data.get("billing_cycle_anchor"),
+            coupon=data.get("coupon"),
+            promotion_code=data.get("promotion_code"),
+            collection_method=data["collection_method"],
+            days_until_due=data.get("days_until_due"),
+        )
+        body = {
+            "object": "subscription_create_preview",
+            "at": preview.at,
+            "status": preview.status,
+            "trial_end": preview.trial_end,
+            "current_period_start": preview.current_period_start,
+            "current_period_end": preview.current_period_end,
+            "currency": preview.currency,
+            "mrr": preview.mrr,
+            "first_invoice": invoice_preview_data(preview.first_invoice),
+        }
+        return Response(CreatePreviewSerializer(body).data)
 
     @extend_schema(
         request=SubscriptionChangeSerializer,
@@ -301,7 +337,17 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         subscription = self.get_object()
         serializer = SubscriptionCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        subscription_cancel(subscription=subscription, acting_user=acting_user(request), **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        cancel_at = data.pop("cancel_at", None)
+        if cancel_at is not None:
+            subscription_cancel_at(
+                subscription=subscription,
+                cancel_at=cancel_at,
+                reason=data.get("reason", ""),
+                acting_user=acting_user(request),
+            )
+        else:
+            subscription_cancel(subscription=subscription, acting_user=acting_user(request), **data)
         return self._out(subscription)
 
     @extend_schema(request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer})

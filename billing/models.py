@@ -349,6 +349,8 @@ class Subscription(models.Model):
         help_text=_("What happens when a trial started without a payment method ends without one."),
     )
     cancel_at_period_end = models.BooleanField(_("cancel at period end"), default=False)
+    # A cancellation scheduled at a chosen instant (Stripe's cancel_at); the billing run ends it then.
+    cancel_at = models.DateTimeField(_("cancels at"), null=True, blank=True)
     canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)

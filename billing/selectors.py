@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from billing.cycles import CycleSpec, Period, next_boundary
 from billing.models import (
@@ -185,6 +185,13 @@ def due_subscriptions(*, as_of: datetime, test_clock: TestClock | None = None) -
 def subscriptions_to_resume(*, as_of: datetime) -> QuerySet[Subscription]:
     """Paused subscriptions whose `resumes_at` has come."""
     return Subscription.objects.filter(status=Subscription.Status.PAUSED, resumes_at__lte=as_of).order_by("pk")
+
+
+def subscriptions_to_cancel(*, as_of: datetime) -> QuerySet[Subscription]:
+    """Subscriptions whose scheduled cancellation date has come inside their current period."""
+    return Subscription.objects.filter(
+        status__in=BILLABLE_STATUSES, cancel_at__lte=as_of, cancel_at__lt=F("current_period_end")
+    ).order_by("cancel_at", "pk")
 
 
 def scheduled_changes_due(*, as_of: datetime) -> QuerySet[ScheduledChange]:

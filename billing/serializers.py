@@ -180,6 +180,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "trial_start",
             "trial_end",
             "cancel_at_period_end",
+            "cancel_at",
             "canceled_at",
             "cancellation_reason",
             "ended_at",
@@ -220,6 +221,9 @@ class SubscriptionChangeSerializer(serializers.Serializer):
 
 class SubscriptionCancelSerializer(serializers.Serializer):
     at_period_end = serializers.BooleanField(default=True)
+    cancel_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="End the subscription at this instant instead (in the future)."
+    )
     prorate = serializers.BooleanField(default=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
@@ -244,6 +248,18 @@ class ChangePreviewSerializer(serializers.Serializer):
     upcoming_invoice = InvoicePreviewSerializer(allow_null=True)
     mrr_before = serializers.IntegerField()
     mrr_after = serializers.IntegerField()
+
+
+class CreatePreviewSerializer(serializers.Serializer):
+    object = serializers.CharField(default="subscription_create_preview")
+    at = serializers.DateTimeField()
+    status = serializers.CharField()
+    trial_end = serializers.DateTimeField(allow_null=True)
+    current_period_start = serializers.DateTimeField()
+    current_period_end = serializers.DateTimeField()
+    currency = serializers.CharField()
+    mrr = serializers.IntegerField()
+    first_invoice = InvoicePreviewSerializer()
 
 
 class InvoiceItemSerializer(ExpandableMixin, serializers.ModelSerializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -11,36 +12,61 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.functional import Promise
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
+from unfold.contrib.filters.admin import RangeDateFilter
+from unfold.utils import parse_date_str
 
+from billing.admin.subscription_editor import (
+    BaseItemFormSet,
+    ChangeItemsForm,
+    CouponForm,
+    ExtendTrialForm,
+    PauseForm,
+    SubscriptionCreateForm,
+    change_panel,
+    create_panel,
+    cycle_label,
+    invoice_panel,
+    item_formset,
+    local_date,
+    local_midnight,
+    local_period,
+    picker_prices,
+    price_label,
+)
+from billing.admin.subscription_editor import CancelForm as SubscriptionCancelForm
 from billing.models import (
-    Coupon,
     Price,
+    Product,
     ScheduledChange,
     Subscription,
     SubscriptionChange,
     SubscriptionItem,
 )
-from billing.resources import (
-    SubscriptionResource,
-    cycle_to_text,
-    items_from_text,
-)
+from billing.resources import SubscriptionResource
+from billing.selectors import item_snapshot
+from billing.services.changes import subscription_change, subscription_preview_change
 from billing.services.subscriptions import (
-    ItemSpec,
     scheduled_change_cancel,
     subscription_cancel,
+    subscription_cancel_at,
     subscription_cancel_undo,
+    subscription_coupon_apply,
+    subscription_coupon_remove,
     subscription_create,
+    subscription_extend_trial,
     subscription_pause,
+    subscription_preview_create,
     subscription_resume,
 )
+from billing.services.subscriptions.common import mrr_of
 from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
 from billing.states import InvalidTransition
 from config.console import (
@@ -48,8 +74,6 @@ from config.console import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     StyledAdmin,
-    TabularInline,
-    autocomplete,
     call_service,
     error_text,
     format_money,
@@ -58,31 +82,67 @@ from config.console import (
     run_each,
 )
 from config.errors import DomainError
+from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.errors import InvoiceError
 
 logger = logging.getLogger(__name__)
 
+# Statuses whose subscriptions count in MRR (the reports' rule: trials, pauses and ends do not).
+MRR_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE, Subscription.Status.UNPAID)
+CHANGEABLE = (
+    Subscription.Status.ACTIVE,
+    Subscription.Status.TRIALING,
+    Subscription.Status.PAST_DUE,
+    Subscription.Status.UNPAID,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    slug: str
+    label: str | Promise
+    submit: str | Promise
+    done: str | Promise
+    danger: bool = False
+
+
+OPERATIONS = {
+    operation.slug: operation
+    for operation in (
+        Operation("items", _("Change plan or quantity"), _("Apply the change"), _("Subscription changed.")),
+        Operation("extend-trial", _("Extend trial"), _("Extend the trial"), _("Trial extended.")),
+        Operation("coupon", _("Add coupon"), _("Apply the coupon"), _("Coupon applied from the next invoice.")),
+        Operation(
+            "remove-coupon", _("Remove coupon"), _("Remove the coupon"), _("Coupon removed from the next invoice.")
+        ),
+        Operation("pause", _("Pause"), _("Pause billing"), _("Subscription paused.")),
+        Operation("resume", _("Resume"), _("Resume and invoice now"), _("Subscription resumed.")),
+        Operation("cancel", _("Cancel…"), _("Cancel the subscription"), _("Cancellation recorded."), danger=True),
+        Operation("undo-cancel", _("Undo cancellation"), _("Keep the subscription"), _("The subscription will renew.")),
+    )
+}
+
+
+class DayRangeFilter(RangeDateFilter):
+    """A date range on a datetime column, by calendar day (no naive datetimes in the query)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        filters = {}
+        value_from = self.used_parameters.get(f"{self.parameter_name}_from")
+        value_to = self.used_parameters.get(f"{self.parameter_name}_to")
+        if isinstance(value_from, str) and value_from:
+            filters[f"{self.parameter_name}__date__gte"] = parse_date_str(value_from)
+        if isinstance(value_to, str) and value_to:
+            filters[f"{self.parameter_name}__date__lte"] = parse_date_str(value_to)
+        try:
+            return queryset.filter(**filters)
+        except (ValueError, ValidationError):
+            return None
+
 
 def items_label(items: list[SubscriptionItem]) -> str:
-    return ", ".join(f"{item.price.lookup_key or item.price} × {item.quantity}" for item in items) or "—"
-
-
-class SubscriptionItemInline(TabularInline):
-    model = SubscriptionItem
-    extra = 0
-    fields = ("price", "quantity", "created_at")
-    readonly_fields = ("created_at",)
-    autocomplete_fields = ("price",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    return ", ".join(f"{item.price.nickname or item.price.product.name} × {item.quantity}" for item in items) or "—"
 
 
 class SubscriptionChangeInline(ReadOnlyInline):
@@ -106,46 +166,6 @@ class ScheduledChangeInline(ReadOnlyInline):
     model = ScheduledChange
     fields = ("effective_at", "status", "items")
     readonly_fields = fields
-
-
-class ItemsField(forms.CharField):
-    """Subscription items typed as price lookup keys and quantities: "pro-monthly:3; api-metered"."""
-
-    def to_python(self, value: Any) -> list[tuple[Price, int]]:
-        text = super().to_python(value)
-        try:
-            return items_from_text(text)
-        except ValueError as error:
-            raise ValidationError(str(error)) from error
-
-
-class SubscriptionCreateForm(forms.Form):
-    customer = forms.ModelChoiceField(label=_("Customer"), queryset=Customer.objects.all())
-    items = ItemsField(
-        label=_("Items"),
-        widget=forms.TextInput(attrs={"size": 60, "placeholder": "pro-monthly:3; api-metered"}),
-        help_text=_("Price lookup keys (or ids) with quantities, separated by semicolons."),
-    )
-    trial_days = forms.IntegerField(
-        label=_("Trial days"), required=False, min_value=0, help_text=_("Empty: the longest trial of the prices.")
-    )
-    coupon = forms.ModelChoiceField(label=_("Coupon"), queryset=Coupon.objects.filter(active=True), required=False)
-    promotion_code = forms.CharField(label=_("Promotion code"), required=False, max_length=50)
-    collection_method = forms.ChoiceField(
-        label=_("Collection method"),
-        choices=Subscription.CollectionMethod.choices,
-        initial=Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
-    )
-    days_until_due = forms.IntegerField(
-        label=_("Days until due"),
-        required=False,
-        min_value=0,
-        help_text=_("Payment terms when the invoice is sent (default 30 days)."),
-    )
-
-    def __init__(self, *args: Any, admin_site: admin.AdminSite, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        autocomplete(self.fields["customer"], Subscription._meta.get_field("customer"), admin_site)
 
 
 class CancelForm(forms.Form):
@@ -183,28 +203,46 @@ SUBSCRIPTION_FIELDSETS = (
 )
 
 
+class ProductFilter(admin.SimpleListFilter):
+    title = _("product")
+    parameter_name = "product"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        products = scope_to_mode(Product.objects.filter(prices__type=Price.Type.RECURRING).distinct())
+        return [(str(product.pk), product.name) for product in products.order_by("name")[:50]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> QuerySet[Subscription]:
+        if self.value():
+            return queryset.filter(items__price__product_id=self.value()).distinct()
+        return queryset
+
+
+class PeriodEndFilter(DayRangeFilter):
+    title = _("current period ends")
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
-    list_display = (
-        "id",
-        "customer",
+    list_display = ("customer_link", "plan", "status_label", "mrr", "period_end", "collection")
+    list_display_links = None
+    list_filter = (
         "status",
-        "plan",
-        "current_period",
+        ProductFilter,
         "collection_method",
-        "currency",
         "cancel_at_period_end",
+        ("current_period_end", PeriodEndFilter),
+        ("created_at", DayRangeFilter),
     )
-    list_display_links = ("id", "customer")
-    list_filter = ("status", "collection_method", "currency", "cancel_at_period_end")
     search_fields = ("=id", "customer__legal_name", "customer__email")
-    list_select_related = ("customer",)
-    inlines = [SubscriptionItemInline, ScheduledChangeInline, SubscriptionChangeInline]
+    list_select_related = ("customer", "coupon")
+    inlines = [ScheduledChangeInline, SubscriptionChangeInline]  # the items table is in the page's header
     fieldsets = SUBSCRIPTION_FIELDSETS
     change_form_template = "admin/billing/subscription/change_form.html"
-    date_hierarchy = "created_at"
     resource_classes = [SubscriptionResource]
     actions = ["cancel_at_period_end_action", "undo_cancel", "cancel_now", "pause", "resume"]
+
+    class Media:
+        js = ("tarif/admin/subscriptions.js",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         return (
@@ -222,25 +260,142 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
     def has_delete_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         return False  # a subscription ends by being canceled; its history and invoices stay
 
+    # -- list columns ---------------------------------------------------------------------
+
+    @admin.display(description=_("customer"), ordering="customer__legal_name")
+    def customer_link(self, subscription: Subscription) -> str:
+        url = reverse("admin:billing_subscription_change", args=[subscription.pk])
+        return format_html(
+            '<a href="{}" class="tarif-truncate text-primary-600" title="#{}">{}</a>',
+            url,
+            subscription.pk,
+            subscription.customer,
+        )
+
+    @admin.display(description=_("plan"))
+    def plan(self, subscription: Subscription) -> str:
+        return format_html('<span class="tarif-truncate">{}</span>', items_label(list(subscription.items.all())))
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_label(self, subscription: Subscription) -> str:
+        label = subscription.get_status_display()
+        if subscription.status != Subscription.Status.CANCELED and subscription.cancel_at:
+            label = gettext("%(status)s, cancels on %(date)s") % {
+                "status": label,
+                "date": local_date(subscription.cancel_at, subscription.customer.timezone),
+            }
+        elif subscription.cancel_at_period_end and subscription.status != Subscription.Status.CANCELED:
+            label = gettext("%(status)s, cancels at period end") % {"status": label}
+        return label
+
+    @admin.display(description=_("MRR"))
+    def mrr(self, subscription: Subscription) -> str:
+        if subscription.status not in MRR_STATUSES:
+            return "—"
+        items = [item_snapshot(price=item.price, quantity=item.quantity) for item in subscription.items.all()]
+        return format_html(
+            '<span class="tarif-money">{}</span>',
+            format_money(mrr_of(subscription=subscription, items=items), subscription.currency),
+        )
+
+    @admin.display(description=_("period ends"), ordering="current_period_end")
+    def period_end(self, subscription: Subscription) -> str:
+        return local_date(subscription.current_period_end, subscription.customer.timezone)
+
+    @admin.display(description=_("collection"), ordering="collection_method")
+    def collection(self, subscription: Subscription) -> str:
+        if subscription.collection_method == Subscription.CollectionMethod.SEND_INVOICE:
+            return gettext("invoice, net %(days)s") % {"days": subscription.days_until_due or 0}
+        return gettext("automatic")
+
+    @admin.display(description=_("current period"), ordering="current_period_end")
+    def current_period(self, subscription: Subscription) -> str:
+        return format_period(subscription.current_period_start, subscription.current_period_end)
+
+    @admin.display(description=_("billing cycle"))
+    def cycle_label(self, subscription: Subscription) -> str:
+        return cycle_label(subscription.cycle)
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("add/preview/", wrap(self.create_preview_view), name="billing_subscription_create_preview"),
+            path("<int:pk>/items/", wrap(self.change_items_view), name="billing_subscription_change_items"),
+            path(
+                "<int:pk>/items/preview/",
+                wrap(self.change_items_preview_view),
+                name="billing_subscription_change_items_preview",
+            ),
+            path("<int:pk>/do/<slug:operation>/", wrap(self.operation_view), name="billing_subscription_operation"),
+            *super().get_urls(),
+        ]
+
+    def _page(self, request: HttpRequest, template: str, **context: Any) -> TemplateResponse:
+        media = self.media
+        for form in context.values():
+            if isinstance(form, forms.Form | forms.BaseFormSet):
+                media += form.media
+        return TemplateResponse(
+            request,
+            template,
+            {**self.admin_site.each_context(request), "opts": self.opts, "media": media, **context},
+        )
+
+    def _subscription(self, request: HttpRequest, pk: int) -> Subscription:
+        subscription = self.get_queryset(request).select_related("customer", "coupon").filter(pk=pk).first()
+        if subscription is None:
+            raise Http404
+        return subscription
+
+    # -- create -----------------------------------------------------------------------------
+
+    def _create_forms(self, request: HttpRequest, data: Any) -> tuple[SubscriptionCreateForm, BaseItemFormSet]:
+        initial: dict[str, Any] = {}
+        customer = None
+        customer_id = (data or {}).get("customer") or request.GET.get("customer")
+        if customer_id and str(customer_id).isdigit():
+            customer = scope_to_mode(Customer.objects.all()).filter(pk=customer_id).first()
+        if customer is not None:
+            initial["customer"] = customer.pk
+        form = SubscriptionCreateForm(data, initial=initial, admin_site=self.admin_site, livemode=None)
+        prices = picker_prices(currency=customer.currency if customer else None, one_time=True)
+        return form, item_formset(data, prices=prices)
+
+    def _create_preview(
+        self, form: SubscriptionCreateForm, formset: BaseItemFormSet
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The preview panel for the create form, or why there is none yet."""
+        if not (form.is_valid() and formset.is_valid()):
+            errors = [*form.non_field_errors(), *formset.non_form_errors()]
+            errors += [
+                f"{form.fields[name].label}: {' '.join(messages_)}"
+                for name, messages_ in form.errors.items()
+                if name != "__all__"
+            ]
+            for row in formset.forms:
+                errors += [" ".join(messages_) for messages_ in row.errors.values()]
+            return None, " ".join(str(error) for error in errors) or gettext("Choose a customer and a price.")
+        arguments = form.service_arguments(formset.items())
+        try:
+            preview = subscription_preview_create(**arguments)
+        except SUBSCRIPTION_SERVICE_ERRORS as error:
+            return None, error_text(error)
+        return create_panel(preview, customer=arguments["customer"]), ""
+
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         """A subscription is created by subscription_create: first invoice, trial, coupon and events."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = SubscriptionCreateForm(request.POST or None, admin_site=self.admin_site)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
+        data = request.POST if request.method == "POST" else None
+        form, formset = self._create_forms(request, data)
+        preview, preview_error = None, ""
+        if data is not None and form.is_valid() and formset.is_valid():
+            arguments = form.service_arguments(formset.items())
             subscription = call_service(
                 form,
-                lambda: subscription_create(
-                    customer=data["customer"],
-                    items=[ItemSpec(price=price, quantity=quantity) for price, quantity in data["items"]],
-                    trial_days=data["trial_days"],
-                    coupon=data["coupon"],
-                    promotion_code=data["promotion_code"] or None,
-                    collection_method=data["collection_method"],
-                    days_until_due=data["days_until_due"],
-                    acting_user=request.user,
-                ),
+                lambda: subscription_create(**arguments, acting_user=request.user),
                 errors=SUBSCRIPTION_SERVICE_ERRORS,
             )
             if subscription is not None:
@@ -252,18 +407,364 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
-        return render_tool_form(
-            self,
+        if data is not None:
+            preview, preview_error = self._create_preview(form, formset)
+        return self._page(
             request,
-            title=gettext("Add subscription"),
+            "admin/billing/subscription/create.html",
+            title=gettext("New subscription"),
             form=form,
-            submit_label=gettext("Create the subscription"),
-            intro=gettext(
-                "The first invoice (or a zero invoice for a trial) is issued at once, on the customer's clock."
-            ),
+            formset=formset,
+            preview=preview,
+            preview_error=preview_error,
+            preview_url=reverse("admin:billing_subscription_create_preview"),
         )
 
-    # -- actions: each calls one subscription service ---------------------------------------
+    def create_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The live preview beside the create form (POST the form; returns the panel)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        form, formset = self._create_forms(request, request.POST)
+        preview, error = self._create_preview(form, formset)
+        return TemplateResponse(
+            request, "admin/billing/subscription/_preview.html", {"preview": preview, "preview_error": error}
+        )
+
+    # -- change items ---------------------------------------------------------------------
+
+    def _items_forms(self, subscription: Subscription, data: Any) -> tuple[ChangeItemsForm, BaseItemFormSet]:
+        current = list(subscription.items.all())
+        prices = picker_prices(currency=subscription.currency, one_time=False, keep=[item.price_id for item in current])
+        initial = [{"price": item.price_id, "quantity": item.quantity} for item in current]
+        return ChangeItemsForm(data), item_formset(data, prices=prices, initial=initial, rows=len(current) + 1)
+
+    def _change_preview(
+        self, subscription: Subscription, form: ChangeItemsForm, formset: BaseItemFormSet
+    ) -> tuple[dict[str, Any] | None, str]:
+        if not (form.is_valid() and formset.is_valid()):
+            errors = [*formset.non_form_errors()]
+            for row in formset.forms:
+                errors += [" ".join(messages_) for messages_ in row.errors.values()]
+            return None, " ".join(str(error) for error in errors)
+        try:
+            preview = subscription_preview_change(
+                subscription=subscription, items=formset.items(), proration=form.cleaned_data["proration"]
+            )
+        except SUBSCRIPTION_SERVICE_ERRORS as error:
+            return None, error_text(error)
+        return change_panel(preview, subscription=subscription), ""
+
+    def change_items_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Change plan or quantities, with the preview of what the change does."""
+        subscription = self._subscription(request, pk)
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else None
+        form, formset = self._items_forms(subscription, data)
+        if data is not None and form.is_valid() and formset.is_valid():
+            change = call_service(
+                form,
+                lambda: subscription_change(
+                    subscription=subscription,
+                    items=formset.items(),
+                    proration=form.cleaned_data["proration"],
+                    acting_user=request.user,
+                ),
+                errors=SUBSCRIPTION_SERVICE_ERRORS,
+            )
+            if change is not None:
+                self.log_change(request, subscription, [{"changed": {"fields": ["items"]}}])
+                self.message_user(
+                    request,
+                    gettext("Subscription #%(id)s changed: MRR %(before)s → %(after)s.")
+                    % {
+                        "id": subscription.pk,
+                        "before": format_money(change.mrr_before, subscription.currency),
+                        "after": format_money(change.mrr_after, subscription.currency),
+                    },
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
+        preview, preview_error = (None, "")
+        if data is not None:
+            preview, preview_error = self._change_preview(subscription, form, formset)
+        return self._page(
+            request,
+            "admin/billing/subscription/change_items.html",
+            title=gettext("Change plan or quantity"),
+            subtitle=str(subscription),
+            subscription=subscription,
+            summary=self._summary(subscription),
+            form=form,
+            formset=formset,
+            preview=preview,
+            preview_error=preview_error,
+            preview_url=reverse("admin:billing_subscription_change_items_preview", args=[subscription.pk]),
+        )
+
+    def change_items_preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        subscription = self._subscription(request, pk)
+        if not self.has_view_permission(request, subscription):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        form, formset = self._items_forms(subscription, request.POST)
+        preview, error = self._change_preview(subscription, form, formset)
+        return TemplateResponse(
+            request, "admin/billing/subscription/_preview.html", {"preview": preview, "preview_error": error}
+        )
+
+    # -- lifecycle operations -------------------------------------------------------------
+
+    def _operations(self, subscription: Subscription) -> list[Operation]:
+        """What can be done to this subscription now, in the order the header shows it."""
+        status = subscription.status
+        Status = Subscription.Status
+        found: list[Operation] = []
+        if status in CHANGEABLE:
+            found.append(OPERATIONS["items"])
+        if status == Status.TRIALING:
+            found.append(OPERATIONS["extend-trial"])
+        if status in CHANGEABLE:
+            found.append(OPERATIONS["coupon"])
+        if subscription.coupon_id and status != Status.CANCELED:
+            found.append(OPERATIONS["remove-coupon"])
+        if status in (Status.ACTIVE, Status.TRIALING, Status.PAST_DUE):
+            found.append(OPERATIONS["pause"])
+        if status == Status.PAUSED:
+            found.append(OPERATIONS["resume"])
+        if (subscription.cancel_at_period_end or subscription.cancel_at) and status != Status.CANCELED:
+            found.append(OPERATIONS["undo-cancel"])
+        elif status != Status.CANCELED:
+            found.append(OPERATIONS["cancel"])
+        return found
+
+    def operation_view(self, request: HttpRequest, pk: int, operation: str) -> HttpResponse:
+        """One lifecycle operation: a page that states its consequence, then the service call."""
+        if operation not in OPERATIONS or operation == "items":
+            raise Http404
+        subscription = self._subscription(request, pk)
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        spec = OPERATIONS[operation]
+        data = request.POST if request.method == "POST" else None
+        form = self._operation_form(operation, data)
+        if data is not None and form.is_valid():
+            done = call_service(
+                form,
+                lambda: self._run_operation(operation, subscription, form.cleaned_data, request),
+                errors=SUBSCRIPTION_SERVICE_ERRORS,
+            )
+            if done is not None:
+                self.log_change(request, subscription, [{"changed": {"fields": [operation]}}])
+                self.message_user(request, str(spec.done), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
+        return self._page(
+            request,
+            "admin/billing/subscription/operation.html",
+            title=str(spec.label),
+            subtitle=str(subscription),
+            subscription=subscription,
+            summary=self._summary(subscription),
+            operation=spec,
+            consequence=self._consequence(operation, subscription),
+            form=form,
+        )
+
+    def _operation_form(self, operation: str, data: Any) -> forms.Form:
+        if operation == "cancel":
+            return SubscriptionCancelForm(data)
+        if operation == "pause":
+            return PauseForm(data)
+        if operation == "extend-trial":
+            return ExtendTrialForm(data)
+        if operation == "coupon":
+            return CouponForm(data, livemode=None)
+        return forms.Form(data)
+
+    def _run_operation(
+        self, operation: str, subscription: Subscription, data: dict[str, Any], request: HttpRequest
+    ) -> Subscription:
+        user = request.user
+        tz = subscription.customer.timezone
+        if operation == "cancel" and data["when"] == "date":
+            return subscription_cancel_at(
+                subscription=subscription,
+                cancel_at=local_midnight(data["cancel_on"], tz),
+                reason=data.get("reason") or "",
+                acting_user=user,
+            )
+        if operation == "cancel":
+            return subscription_cancel(
+                subscription=subscription,
+                at_period_end=data["when"] == "period_end",
+                prorate=bool(data.get("prorate")),
+                reason=data.get("reason") or "",
+                acting_user=user,
+            )
+        if operation == "undo-cancel":
+            return subscription_cancel_undo(subscription=subscription, acting_user=user)
+        if operation == "pause":
+            resumes_on = data.get("resumes_on")
+            return subscription_pause(
+                subscription=subscription,
+                resumes_at=local_midnight(resumes_on, tz) if resumes_on else None,
+                acting_user=user,
+            )
+        if operation == "resume":
+            return subscription_resume(subscription=subscription, acting_user=user)
+        if operation == "extend-trial":
+            return subscription_extend_trial(
+                subscription=subscription, trial_end=local_midnight(data["trial_end"], tz), acting_user=user
+            )
+        if operation == "coupon":
+            return subscription_coupon_apply(
+                subscription=subscription,
+                coupon=data.get("coupon"),
+                promotion_code=data.get("promotion_code") or None,
+                acting_user=user,
+            )
+        if operation == "remove-coupon":
+            return subscription_coupon_remove(subscription=subscription, acting_user=user)
+        raise Http404
+
+    def _consequence(self, operation: str, subscription: Subscription) -> str:
+        tz = subscription.customer.timezone
+        period_end = local_date(subscription.current_period_end, tz)
+        values = {"date": period_end, "customer": subscription.customer}
+        texts = {
+            "cancel": gettext(
+                "At period end: the subscription stays active until %(date)s, then ends with a final invoice "
+                "for usage and pending items; you can undo it until then. On a date: it renews until then and "
+                "ends that day, the unused part of its period credited to the customer's balance. Now: it ends "
+                "at once, pending items and usage so far are invoiced, and nothing more is billed."
+            ),
+            "undo-cancel": gettext(
+                "The scheduled cancellation is withdrawn: the subscription renews on %(date)s as before."
+            ),
+            "pause": gettext(
+                "Billing stops now, with no credit for the rest of the period. On resume, a new period starts "
+                "and is invoiced at once."
+            ),
+            "resume": gettext(
+                "A new period starts now and is invoiced at once to %(customer)s, with the usage and pending "
+                "items since the pause."
+            ),
+            "extend-trial": gettext(
+                "The trial, and the free period, run until the new date; the first paid invoice is issued then. "
+                "Nothing is invoiced now."
+            ),
+            "coupon": gettext(
+                "The coupon applies from the next invoice (%(date)s) and replaces any coupon the subscription "
+                "has; the current period is not re-invoiced. It counts as a redemption."
+            ),
+            "remove-coupon": gettext(
+                "The discount stops from the next invoice (%(date)s); the current period is not re-invoiced."
+            ),
+        }
+        return texts[operation] % values
+
+    # -- the change page ------------------------------------------------------------------
+
+    def _summary(self, subscription: Subscription) -> dict[str, Any]:
+        tz = subscription.customer.timezone
+        Status = Subscription.Status
+        notes = []
+        if subscription.status == Status.TRIALING and subscription.trial_end:
+            notes.append(gettext("Trial until %(date)s") % {"date": local_date(subscription.trial_end, tz)})
+        if subscription.status != Status.CANCELED and (subscription.cancel_at_period_end or subscription.cancel_at):
+            ends = subscription.cancel_at or subscription.current_period_end
+            notes.append(gettext("Cancels on %(date)s") % {"date": local_date(ends, tz)})
+        if subscription.status == Status.PAUSED:
+            notes.append(
+                gettext("Paused; resumes on %(date)s") % {"date": local_date(subscription.resumes_at, tz)}
+                if subscription.resumes_at
+                else gettext("Paused until resumed")
+            )
+        if subscription.coupon_id and subscription.coupon is not None:
+            notes.append(gettext("Coupon: %(name)s") % {"name": subscription.coupon.name})
+        if subscription.ended_at:
+            notes.append(gettext("Ended on %(date)s") % {"date": local_date(subscription.ended_at, tz)})
+        return {
+            "status": subscription.get_status_display(),
+            "status_code": subscription.status,
+            "customer": subscription.customer,
+            "customer_url": reverse("admin:customers_customer_change", args=[subscription.customer_id]),
+            "period": local_period(subscription.current_period_start, subscription.current_period_end, tz),
+            "tz": tz,
+            "cycle": cycle_label(subscription.cycle),
+            "mrr": format_money(mrr_of(subscription=subscription), subscription.currency)
+            if subscription.status in MRR_STATUSES
+            else format_money(0, subscription.currency),
+            "collection": self.collection(subscription),
+            "notes": notes,
+        }
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        subscription = (
+            self.get_queryset(request).select_related("customer", "coupon").filter(pk=object_id).first()
+            if str(object_id).isdigit()
+            else None
+        )
+        context: dict[str, Any] = {}
+        if subscription is not None:
+            context = {
+                "summary": self._summary(subscription),
+                "items_table": [
+                    {
+                        "price": price_label(item.price),
+                        "quantity": item.quantity,
+                        "amount": format_money(
+                            item_snapshot(price=item.price, quantity=item.quantity).full_amount(),
+                            subscription.currency,
+                        )
+                        if item.price.usage_type != Price.UsageType.METERED
+                        else gettext("by usage"),
+                    }
+                    for item in subscription.items.all()
+                ],
+                "operations": [
+                    {
+                        "label": operation.label,
+                        "url": reverse("admin:billing_subscription_change_items", args=[subscription.pk])
+                        if operation.slug == "items"
+                        else reverse("admin:billing_subscription_operation", args=[subscription.pk, operation.slug]),
+                        "danger": operation.danger,
+                    }
+                    for operation in self._operations(subscription)
+                ]
+                if self.has_change_permission(request, subscription)
+                else [],
+                **self._upcoming_context(subscription),
+            }
+        # The page only edits metadata: no "save and add another" next to the operations.
+        extra_context = {**(extra_context or {}), **context, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _upcoming_context(self, subscription: Subscription) -> dict[str, Any]:
+        try:
+            preview = upcoming_invoice(subscription=subscription)
+        except NoUpcomingInvoice as error:
+            return {"upcoming_unavailable": str(error)}
+        except Exception as error:  # a preview must never break the page; the log keeps the traceback
+            logger.exception("upcoming invoice preview failed for subscription %s", subscription.pk)
+            return {
+                "upcoming_unavailable": gettext("The upcoming invoice could not be computed: %(error)s")
+                % {"error": error_text(error)}
+            }
+        invoiced_on = (
+            subscription.resumes_at
+            if subscription.status == Subscription.Status.PAUSED and subscription.resumes_at
+            else subscription.current_period_end
+        )
+        tz = subscription.customer.timezone
+        return {"upcoming": {**(invoice_panel(preview, tz=tz) or {}), "date": local_date(invoiced_on, tz)}}
+
+    # -- bulk actions: each calls one subscription service ---------------------------------------
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Subscription], operation: Any, *, done: Any) -> None:
         run_each(
@@ -350,69 +851,6 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             lambda subscription: subscription_resume(subscription=subscription, acting_user=request.user),
             done=ngettext_lazy("%(count)d subscription resumed.", "%(count)d subscriptions resumed.", "count"),
         )
-
-    @admin.display(description=_("items"))
-    def plan(self, subscription: Subscription) -> str:
-        return items_label(list(subscription.items.all()))
-
-    @admin.display(description=_("current period"), ordering="current_period_end")
-    def current_period(self, subscription: Subscription) -> str:
-        return format_period(subscription.current_period_start, subscription.current_period_end)
-
-    @admin.display(description=_("billing cycle"))
-    def cycle_label(self, subscription: Subscription) -> str:
-        return cycle_to_text(subscription.cycle) or "—"
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
-    ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), **self._upcoming_context(object_id)}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def _upcoming_context(self, object_id: str) -> dict[str, Any]:
-        subscription = Subscription.objects.filter(pk=object_id).select_related("customer").first()
-        if subscription is None:
-            return {}
-        try:
-            preview = upcoming_invoice(subscription=subscription)
-        except NoUpcomingInvoice as error:
-            return {"upcoming_unavailable": str(error)}
-        except Exception as error:  # a preview must never break the page; the log keeps the traceback
-            logger.exception("upcoming invoice preview failed for subscription %s", subscription.pk)
-            return {
-                "upcoming_unavailable": gettext("The upcoming invoice could not be computed: %(error)s")
-                % {"error": error_text(error)}
-            }
-        invoiced_on = (
-            subscription.resumes_at
-            if subscription.status == Subscription.Status.PAUSED and subscription.resumes_at
-            else subscription.current_period_end
-        )
-        currency = preview.currency
-        return {
-            "upcoming": {
-                "lines": [
-                    {
-                        "description": line.draft.description,
-                        "period": format_period(line.draft.period_start, line.draft.period_end),
-                        "quantity": line.draft.quantity.normalize(),
-                        "amount": format_money(line.draft.amount, currency),
-                    }
-                    for line in preview.lines
-                ],
-                "subtotal": format_money(preview.totals.subtotal, currency),
-                "discount": format_money(preview.totals.discount_total, currency)
-                if preview.totals.discount_total
-                else None,
-                "tax": format_money(preview.totals.tax_total, currency),
-                "total": format_money(preview.totals.total, currency),
-                "balance_applied": format_money(preview.balance_applied, currency)
-                if preview.balance_applied > 0
-                else None,
-                "amount_due": format_money(preview.amount_due, currency),
-                "date": date_format(timezone.localtime(invoiced_on), "DATE_FORMAT"),
-            }
-        }
 
 
 @admin.register(SubscriptionChange)

@@ -66,12 +66,14 @@ from billing.selectors import (
     pending_invoice_items_bulk,
     scheduled_changes_due,
     subscription_items_snapshots_bulk,
+    subscriptions_to_cancel,
     subscriptions_to_resume,
 )
 from billing.services.coupons import discount_counter_after_billing, discounts_for_period
 from billing.services.subscriptions import (
     SubscriptionError,
     scheduled_changes_apply_due,
+    subscription_cancel_scheduled,
     subscription_prepare_renewal,
     subscription_resume,
 )
@@ -340,6 +342,9 @@ def _apply_mid_period_events(*, as_of: datetime, test_clock: TestClock | None) -
     for subscription in subscriptions_to_resume(as_of=as_of).filter(**clock_filter).select_related("customer"):
         with transaction.atomic():
             subscription_resume(subscription=subscription, at=subscription.resumes_at)
+    for subscription in subscriptions_to_cancel(as_of=as_of).filter(**clock_filter):
+        with transaction.atomic():
+            subscription_cancel_scheduled(subscription=subscription)
     changes = scheduled_changes_due(as_of=as_of).filter(
         effective_at__lt=F("subscription__current_period_end"),
         **{f"subscription__{key}": value for key, value in clock_filter.items()},
@@ -540,7 +545,8 @@ def _needs_boundary_work(subscription: Subscription, changes_due: set[int]) -> b
     trial_ends = subscription.status == Subscription.Status.TRIALING and (
         subscription.trial_end is None or subscription.trial_end <= boundary
     )
-    return subscription.cancel_at_period_end or trial_ends or subscription.pk in changes_due
+    cancels = subscription.cancel_at is not None and subscription.cancel_at <= boundary
+    return subscription.cancel_at_period_end or cancels or trial_ends or subscription.pk in changes_due
 
 
 def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tuple[int, list[int]]:

@@ -361,6 +361,9 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
         usage_period=usage_period,
         pending_items=pending_invoice_items(subscription=subscription),
         discounts=discounts_for_period(subscription=subscription),
-        recurring=not subscription.cancel_at_period_end,
+        recurring=not (
+            subscription.cancel_at_period_end
+            or (subscription.cancel_at is not None and subscription.cancel_at <= subscription.current_period_end)
+        ),
     )
     return invoice_build(customer=customer, draft=draft)

@@ -14,6 +14,7 @@ RESOURCES = [
     "test_clocks",
 ]  # fmt: skip
 ACTIONS = [
+    "/api/v1/subscriptions/preview",
     "/api/v1/subscriptions/{id}/preview_change",
     "/api/v1/subscriptions/{id}/change",
     "/api/v1/subscriptions/{id}/cancel",

@@ -191,3 +191,42 @@ def test_a_read_only_key_may_preview_but_not_change(api, api_read, billing_world
 
     assert preview.status_code == 200
     assert_problem(refused, 403)
+
+
+def test_preview_of_a_new_subscription_writes_nothing_and_is_its_first_invoice(api, api_read, billing_world):
+    customer, price = billing_world
+    body = {"customer": f"cus_{customer.pk}", "items": [{"price": f"price_{price.pk}", "quantity": 2}]}
+
+    preview = api_read.post("/api/v1/subscriptions/preview", body, format="json")
+
+    assert preview.status_code == 200, preview.content
+    data = preview.json()
+    assert data["object"] == "subscription_create_preview" and data["status"] == "active"
+    assert not Subscription.objects.exists() and not Invoice.objects.exists()
+    created = subscribe(api, customer, price)
+    invoice = Invoice.objects.get()
+    assert data["first_invoice"]["total"] == invoice.total == 6960
+    assert data["current_period_end"] == created["current_period_end"]
+
+
+def test_cancel_at_a_date_in_the_past_is_refused(api, billing_world):
+    customer, price = billing_world
+    subscription = subscribe(api, customer, price)
+
+    past = api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/cancel", {"cancel_at": "2000-01-01T00:00Z"}, format="json"
+    )
+
+    assert_problem(past, 422, "cancel_at_past")
+
+
+def test_cancel_at_a_date_keeps_the_subscription_active_until_then(api, billing_world):
+    customer, price = billing_world
+    subscription = subscribe(api, customer, price)
+
+    later = api.post(
+        f"/api/v1/subscriptions/{subscription['id']}/cancel", {"cancel_at": "2099-01-01T00:00Z"}, format="json"
+    )
+
+    assert later.status_code == 200, later.content
+    assert later.json()["cancel_at"] == "2099-01-01T00:00:00Z" and later.json()["status"] == "active"

@@ -248,9 +248,18 @@ def test_the_dj_stripe_mirror_is_read_only_in_the_console(console):
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("items", ["pro\x00monthly:1", "²:1", "99999999999999999999999:1"])
-def test_hostile_item_text_in_the_subscription_form_is_a_form_error_not_a_500(console, customer, items):
-    body = {"customer": customer.pk, "items": items, "collection_method": "charge_automatically"}
+@pytest.mark.parametrize(
+    ("price", "quantity"), [("pro\x00monthly", "1"), ("²", "1"), ("1", "99999999999999999999999"), ("1", "²")]
+)
+def test_hostile_item_values_in_the_subscription_form_are_form_errors_not_a_500(console, customer, price, quantity):
+    body = {
+        "customer": customer.pk,
+        "collection_method": "charge_automatically",
+        "items-TOTAL_FORMS": "1",
+        "items-INITIAL_FORMS": "0",
+        "items-0-price": price,
+        "items-0-quantity": quantity,
+    }
 
     with transaction.atomic():
         response = console.post(reverse("admin:billing_subscription_add"), body)

@@ -28,6 +28,11 @@ The package: `common` (errors, validation, lock, events), `create`, `lifecycle` 
 resume, trial end, renewal) and `schedules` (changes applied at a boundary).
 """
 
+from billing.services.subscriptions.adjust import (
+    subscription_coupon_apply,
+    subscription_coupon_remove,
+    subscription_extend_trial,
+)
 from billing.services.subscriptions.common import (
     _CHANGEABLE,
     _PRODUCT_FIELD,
@@ -56,8 +61,10 @@ from billing.services.subscriptions.common import (
     subscription_lock,
 )
 from billing.services.subscriptions.create import (
+    CreatePreview,
     _trial_end,
     subscription_create,
+    subscription_preview_create,
 )
 from billing.services.subscriptions.lifecycle import (
     _cancel_now,
@@ -65,6 +72,8 @@ from billing.services.subscriptions.lifecycle import (
     _start_new_period,
     resume_period,
     subscription_cancel,
+    subscription_cancel_at,
+    subscription_cancel_scheduled,
     subscription_cancel_undo,
     subscription_end_trial,
     subscription_pause,
@@ -107,9 +116,16 @@ __all__ = [
     "changeable_check",
     "_trial_end",
     "subscription_create",
+    "subscription_extend_trial",
+    "subscription_coupon_apply",
+    "subscription_coupon_remove",
+    "CreatePreview",
+    "subscription_preview_create",
     "subscription_transition",
     "_owed_so_far_draft",
     "subscription_cancel",
+    "subscription_cancel_at",
+    "subscription_cancel_scheduled",
     "_cancel_now",
     "subscription_cancel_undo",
     "subscription_pause",

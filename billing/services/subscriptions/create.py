@@ -1,8 +1,14 @@
-"""Creating a subscription: items, trial, anchor, coupon, the first invoice."""
+"""Creating a subscription: items, trial, anchor, coupon, the first invoice, and its preview.
+
+`subscription_preview_create` and `subscription_create` share one planning function
+(`_create_plan`), so the console's and the API's preview of a new subscription's first
+invoice is what the creation will issue.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
@@ -12,6 +18,7 @@ from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, per
 from billing.models import (
     Coupon,
     InvoiceItem,
+    PromotionCode,
     Subscription,
     SubscriptionChange,
     SubscriptionItem,
@@ -22,6 +29,7 @@ from billing.selectors import (
 )
 from billing.services.coupons import (
     coupon_redeem,
+    coupon_validate,
     discounts_for_period,
     promotion_code_resolve,
     recurring_discounts,
@@ -34,6 +42,7 @@ from billing.services.subscriptions.common import (
     ItemSpec,
     Status,
     SubscriptionError,
+    ValidatedItems,
     _advance_discount_counter,
     change_record,
     instant,
@@ -44,7 +53,8 @@ from billing.services.subscriptions.common import (
 from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
-from invoices.types import DraftInvoice
+from invoices.services.drafts import invoice_build
+from invoices.types import DraftInvoice, InvoicePreview
 
 
 def _trial_end(*, at: datetime, days: int, tz: str) -> datetime:
@@ -52,30 +62,44 @@ def _trial_end(*, at: datetime, days: int, tz: str) -> datetime:
     return next_boundary(CycleSpec.every(days, "day"), anchor=at, tz=tz, after=at)
 
 
-@transaction.atomic(savepoint=False)
-def subscription_create(
+@dataclass(frozen=True, slots=True)
+class _CreatePlan:
+    subscription: Subscription  # unsaved, with every column the creation gives it
+    validated: ValidatedItems
+    at: datetime
+    trial_end: datetime | None
+    promotion: PromotionCode | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePreview:
+    """What `subscription_create` would do with the same arguments, computed without writing."""
+
+    at: datetime
+    status: str  # trialing or active
+    trial_end: datetime | None
+    current_period_start: datetime
+    current_period_end: datetime  # the next invoice's date (the first renewal, or the trial's end)
+    first_invoice: InvoicePreview  # issued at once (a zero invoice for a trial)
+    mrr: int
+    currency: str
+
+
+def _create_plan(
     *,
     customer: Customer,
     items: Sequence[ItemSpec],
-    at: datetime | None = None,
-    trial_days: int | None = None,
-    billing_cycle_anchor: datetime | None = None,
-    coupon: Coupon | None = None,
-    promotion_code: str | None = None,
-    collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
-    days_until_due: int | None = None,
-    trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
-    metadata: JsonDict | None = None,
-    acting_user: ActingUser = None,
-) -> Subscription:
-    """Subscribe `customer` to `items` and issue the first invoice.
-
-    `trial_days` defaults to the longest trial of the recurring prices (0: no trial).
-    One-time prices become invoice items on the first invoice. Without a trial the
-    first invoice bills the first period in advance (prorated up to an explicit
-    anchor) with the discount; with one it is a zero invoice for the trial.
-    `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
-    """
+    at: datetime | None,
+    trial_days: int | None,
+    billing_cycle_anchor: datetime | None,
+    coupon: Coupon | None,
+    promotion_code: str | None,
+    collection_method: str,
+    days_until_due: int | None,
+    trial_end_behavior: str,
+    metadata: JsonDict | None,
+) -> _CreatePlan:
+    """Everything a creation decides, checked, on an unsaved subscription. Writes nothing."""
     modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)
@@ -124,7 +148,7 @@ def subscription_create(
             raise SubscriptionError(_("Give a coupon or a promotion code, not both."), code="coupon_and_code")
         coupon = promotion.coupon
 
-    subscription = Subscription.objects.create(
+    subscription = Subscription(
         customer=customer,
         status=Status.TRIALING if trial_end else Status.ACTIVE,
         currency=validated.currency,
@@ -141,6 +165,164 @@ def subscription_create(
         promotion_code=promotion,
         metadata=metadata or {},
     )
+    return _CreatePlan(subscription=subscription, validated=validated, at=at, trial_end=trial_end, promotion=promotion)
+
+
+def _one_time_items(plan: _CreatePlan) -> list[InvoiceItem]:
+    """One-time prices as (unsaved) pending items of the first invoice."""
+    subscription = plan.subscription
+    return [
+        InvoiceItem(
+            customer=subscription.customer,
+            subscription=subscription,
+            price=snapshot.price,
+            description=snapshot.label,
+            quantity=snapshot.quantity,
+            amount=snapshot.full_amount(),
+            currency=snapshot.price.currency,
+            tax_behavior=snapshot.price.tax_behavior,
+        )
+        for snapshot in plan.validated.one_time
+    ]
+
+
+def _first_draft(plan: _CreatePlan, *, pending: Sequence[InvoiceItem]) -> DraftInvoice:
+    """The first invoice: a zero invoice for the trial, or the first period in advance."""
+    subscription = plan.subscription
+    if plan.trial_end:
+        return DraftInvoice(
+            customer_id=subscription.customer_id,
+            currency=subscription.currency,
+            billing_reason="subscription_create",
+            lines=tuple(trial_lines(items=plan.validated.recurring, period=Period(start=plan.at, end=plan.trial_end)))
+            + tuple(pending_item_line(item) for item in pending),
+            subscription_id=subscription.pk,
+            period_start=plan.at,
+            period_end=plan.trial_end,
+            collection_method=subscription.collection_method,
+            days_until_due=subscription.days_until_due,
+        )
+    return renewal_draft(
+        subscription=subscription,
+        tz=subscription.customer.timezone,
+        items=plan.validated.recurring,
+        period_start=plan.at,
+        period_end=subscription.current_period_end,
+        usage={},
+        usage_items=(),
+        pending_items=pending,
+        discounts=discounts_for_period(subscription=subscription),
+        billing_reason="subscription_create",
+    )
+
+
+def _mrr(plan: _CreatePlan) -> int:
+    subscription = plan.subscription
+    return mrr_for(
+        items=plan.validated.recurring,
+        cycle=plan.validated.cycle,
+        currency=subscription.currency,
+        discounts=[draft_discount.discount for draft_discount in recurring_discounts(subscription=subscription)],
+    )
+
+
+def subscription_preview_create(
+    *,
+    customer: Customer,
+    items: Sequence[ItemSpec],
+    at: datetime | None = None,
+    trial_days: int | None = None,
+    billing_cycle_anchor: datetime | None = None,
+    coupon: Coupon | None = None,
+    promotion_code: str | None = None,
+    collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
+) -> CreatePreview:
+    """The first invoice `subscription_create` would issue with the same arguments. Writes nothing.
+
+    Refuses what the creation refuses (mode, currency, items, trial, terms, a coupon or
+    promotion code that cannot be redeemed now), with the same errors.
+    """
+    plan = _create_plan(
+        customer=customer,
+        items=items,
+        at=at,
+        trial_days=trial_days,
+        billing_cycle_anchor=billing_cycle_anchor,
+        coupon=coupon,
+        promotion_code=promotion_code,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        trial_end_behavior=trial_end_behavior,
+        metadata=None,
+    )
+    subscription = plan.subscription
+    if subscription.coupon is not None:
+        # What coupon_redeem checks under its lock at creation.
+        coupon_validate(
+            coupon=subscription.coupon,
+            at=plan.at,
+            currency=subscription.currency,
+            product_ids={snapshot.price.product_id for snapshot in plan.validated.recurring},
+        )
+    # The customer's pending items first (older rows), then the new one-time prices, as created.
+    pending = [*pending_invoice_items(subscription=subscription), *_one_time_items(plan)]
+    first_invoice = invoice_build(customer=customer, draft=_first_draft(plan, pending=pending))
+    if not plan.trial_end:
+        _advance_discount_counter(subscription)  # as the creation does before counting MRR (unsaved here)
+    return CreatePreview(
+        at=plan.at,
+        status=subscription.status,
+        trial_end=plan.trial_end,
+        current_period_start=subscription.current_period_start,
+        current_period_end=subscription.current_period_end,
+        first_invoice=first_invoice,
+        mrr=_mrr(plan),
+        currency=subscription.currency,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def subscription_create(
+    *,
+    customer: Customer,
+    items: Sequence[ItemSpec],
+    at: datetime | None = None,
+    trial_days: int | None = None,
+    billing_cycle_anchor: datetime | None = None,
+    coupon: Coupon | None = None,
+    promotion_code: str | None = None,
+    collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
+    metadata: JsonDict | None = None,
+    acting_user: ActingUser = None,
+) -> Subscription:
+    """Subscribe `customer` to `items` and issue the first invoice.
+
+    `trial_days` defaults to the longest trial of the recurring prices (0: no trial).
+    One-time prices become invoice items on the first invoice. Without a trial the
+    first invoice bills the first period in advance (prorated up to an explicit
+    anchor) with the discount; with one it is a zero invoice for the trial.
+    `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
+    """
+    plan = _create_plan(
+        customer=customer,
+        items=items,
+        at=at,
+        trial_days=trial_days,
+        billing_cycle_anchor=billing_cycle_anchor,
+        coupon=coupon,
+        promotion_code=promotion_code,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        trial_end_behavior=trial_end_behavior,
+        metadata=metadata,
+    )
+    subscription, validated, at, trial_end = plan.subscription, plan.validated, plan.at, plan.trial_end
+    coupon = subscription.coupon
+    subscription.save()
     SubscriptionItem.objects.bulk_create(
         [
             SubscriptionItem(subscription=subscription, price=snapshot.price, quantity=snapshot.quantity)
@@ -154,59 +336,20 @@ def subscription_create(
             at=at,
             currency=validated.currency,
             product_ids={snapshot.price.product_id for snapshot in validated.recurring},
-            promotion_code=promotion,
+            promotion_code=plan.promotion,
             subscription_id=subscription.pk,
             acting_user=acting_user,
         )
         subscription.coupon = coupon
-    for snapshot in validated.one_time:
-        InvoiceItem.objects.create(
-            customer=customer,
-            subscription=subscription,
-            price=snapshot.price,
-            description=snapshot.label,
-            quantity=snapshot.quantity,
-            amount=snapshot.full_amount(),
-            currency=snapshot.price.currency,
-            tax_behavior=snapshot.price.tax_behavior,
-        )
+    for item in _one_time_items(plan):
+        item.save()
 
     pending = pending_invoice_items(subscription=subscription)
-    if trial_end:
-        draft = DraftInvoice(
-            customer_id=customer.pk,
-            currency=subscription.currency,
-            billing_reason="subscription_create",
-            lines=tuple(trial_lines(items=validated.recurring, period=Period(start=at, end=trial_end)))
-            + tuple(pending_item_line(item) for item in pending),
-            subscription_id=subscription.pk,
-            period_start=at,
-            period_end=trial_end,
-            collection_method=collection_method,
-            days_until_due=days_until_due,
-        )
-    else:
-        draft = renewal_draft(
-            subscription=subscription,
-            tz=tz,
-            items=validated.recurring,
-            period_start=at,
-            period_end=period_end,
-            usage={},
-            usage_items=(),
-            pending_items=pending,
-            discounts=discounts_for_period(subscription=subscription),
-            billing_reason="subscription_create",
-        )
+    draft = _first_draft(plan, pending=pending)
+    if not trial_end:
         _advance_discount_counter(subscription)
         subscription.save(update_fields=["discount_periods_applied", "updated_at"])
 
-    mrr_after = mrr_for(
-        items=validated.recurring,
-        cycle=validated.cycle,
-        currency=subscription.currency,
-        discounts=[draft_discount.discount for draft_discount in recurring_discounts(subscription=subscription)],
-    )
     change_record(
         subscription=subscription,
         kind=SubscriptionChange.Kind.CREATE,
@@ -214,7 +357,7 @@ def subscription_create(
         items_before=(),
         items_after=validated.recurring,
         mrr_before=0,
-        mrr_after=mrr_after,
+        mrr_after=_mrr(plan),
         acting_user=acting_user,
     )
     subscription_event(

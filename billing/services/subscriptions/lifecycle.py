@@ -163,6 +163,74 @@ def subscription_cancel(
     return _cancel_now(subscription=locked, at=at, prorate=prorate, reason=reason, acting_user=acting_user)
 
 
+@transaction.atomic(savepoint=False)
+def subscription_cancel_at(
+    *,
+    subscription: Subscription,
+    cancel_at: datetime,
+    reason: str = "",
+    at: datetime | None = None,
+    acting_user: ActingUser = None,
+) -> Subscription:
+    """Schedule the end of the subscription at `cancel_at` (later than now; Stripe's `cancel_at`).
+
+    At the end of the current period it is the same as canceling at period end. Otherwise the
+    billing run renews the periods before it as usual and ends the subscription at `cancel_at`,
+    crediting the unused part of the period to the customer's balance (the period was paid in
+    advance) and invoicing usage and pending items in a final invoice. Undo with
+    `subscription_cancel_undo`.
+    """
+    locked = subscription_lock(subscription)
+    at = instant(at=at, customer=locked.customer)
+    if cancel_at.utcoffset() is None:
+        raise ValueError("cancel_at must be timezone-aware")
+    cancel_at = instant(at=cancel_at, customer=locked.customer)
+    assert_transition(locked.status, Status.CANCELED)
+    if cancel_at <= at:
+        raise SubscriptionError(
+            _("A cancellation date must be in the future (after %(now)s).") % {"now": at.isoformat()},
+            code="cancel_at_past",
+        )
+    if cancel_at == locked.current_period_end:
+        return subscription_cancel(
+            subscription=locked, at=at, at_period_end=True, reason=reason, acting_user=acting_user
+        )
+    locked.cancel_at = cancel_at
+    locked.cancel_at_period_end = False
+    locked.canceled_at = at
+    locked.cancellation_reason = reason[:200]
+    locked.save(update_fields=["cancel_at", "cancel_at_period_end", "canceled_at", "cancellation_reason", "updated_at"])
+    subscription_event(
+        type="customer.subscription.updated",
+        subscription=locked,
+        at=at,
+        acting_user=acting_user,
+        cancel_at=cancel_at,
+        reason=reason,
+    )
+    return locked
+
+
+@transaction.atomic(savepoint=False)
+def subscription_cancel_scheduled(*, subscription: Subscription) -> Subscription | None:
+    """End a subscription whose `cancel_at` has come within its current period (the billing run calls it)."""
+    locked = subscription_lock(subscription)
+    cancel_at = locked.cancel_at
+    if (
+        cancel_at is None
+        or locked.status not in BILLABLE_STATUSES
+        or not locked.current_period_start <= cancel_at < locked.current_period_end
+    ):
+        return None
+    return _cancel_now(
+        subscription=locked,
+        at=cancel_at,
+        prorate=True,
+        reason=locked.cancellation_reason,
+        acting_user=None,
+    )
+
+
 def _cancel_now(
     *, subscription: Subscription, at: datetime, prorate: bool, reason: str, acting_user: ActingUser
 ) -> Subscription:
@@ -234,15 +302,16 @@ def _cancel_now(
 
 @transaction.atomic(savepoint=False)
 def subscription_cancel_undo(*, subscription: Subscription, acting_user: ActingUser = None) -> Subscription:
-    """Keep a subscription that was set to cancel at period end."""
+    """Keep a subscription that was set to cancel at period end (or at a date)."""
     locked = subscription_lock(subscription)
     at = instant(at=None, customer=locked.customer)
-    if locked.status == Status.CANCELED or not locked.cancel_at_period_end:
+    if locked.status == Status.CANCELED or not (locked.cancel_at_period_end or locked.cancel_at):
         raise SubscriptionError(_("This subscription is not set to cancel at period end."), code="not_canceling")
     locked.cancel_at_period_end = False
+    locked.cancel_at = None
     locked.canceled_at = None
     locked.cancellation_reason = ""
-    locked.save(update_fields=["cancel_at_period_end", "canceled_at", "cancellation_reason", "updated_at"])
+    locked.save(update_fields=["cancel_at_period_end", "cancel_at", "canceled_at", "cancellation_reason", "updated_at"])
     subscription_event(
         type="customer.subscription.updated",
         subscription=locked,
@@ -449,6 +518,16 @@ def subscription_prepare_renewal(
     if locked.cancel_at_period_end:
         _cancel_now(
             subscription=locked, at=boundary, prorate=False, reason=locked.cancellation_reason, acting_user=None
+        )
+        return None
+    if locked.cancel_at is not None and locked.cancel_at <= boundary:
+        # Its date came within this period (the run was late): end it then, crediting what was not used.
+        _cancel_now(
+            subscription=locked,
+            at=max(locked.cancel_at, locked.current_period_start),
+            prorate=locked.cancel_at < boundary,
+            reason=locked.cancellation_reason,
+            acting_user=None,
         )
         return None
     scheduled_changes_apply_due(subscription=locked, at=boundary)

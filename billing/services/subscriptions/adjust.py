@@ -1,0 +1,169 @@
+"""Adjustments that neither change items nor status: extend a trial, add or remove a coupon.
+
+* Extending a trial moves its end later; the current period is the trial itself, so it
+  ends then too, and a billing-cycle anchor that sat on the old trial end follows it (the
+  first paid period starts when the trial ends, as at creation). Nothing is invoiced.
+* A coupon added to a running subscription applies from its next invoice (the current
+  period is already billed): the redemption is counted and checked as at creation
+  (active, limits, currency, products, mode), and replaces any coupon it had. Removing a
+  coupon stops the discount from the next invoice. Neither prorates the current period.
+  Both record a history row (MRR before and after) so the MRR movements see them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from billing.models import Coupon, Subscription, SubscriptionChange
+from billing.selectors import subscription_items_snapshot
+from billing.services.coupons import coupon_redeem, promotion_code_resolve
+from billing.services.modes import modes_check
+from billing.services.subscriptions.common import (
+    MAX_TRIAL_DAYS,
+    Status,
+    SubscriptionError,
+    change_record,
+    changeable_check,
+    instant,
+    mrr_of,
+    subscription_event,
+    subscription_lock,
+)
+from config.types import ActingUser
+
+
+@transaction.atomic(savepoint=False)
+def subscription_extend_trial(
+    *, subscription: Subscription, trial_end: datetime, at: datetime | None = None, acting_user: ActingUser = None
+) -> Subscription:
+    """Move a running trial's end to `trial_end` (later than today's end, within the longest trial)."""
+    locked = subscription_lock(subscription)
+    at = instant(at=at, customer=locked.customer)
+    if trial_end.utcoffset() is None:
+        raise ValueError("trial_end must be timezone-aware")
+    trial_end = instant(at=trial_end, customer=locked.customer)
+    if locked.status != Status.TRIALING or locked.trial_end is None:
+        raise SubscriptionError(_("This subscription is not in a trial."), code="not_trialing")
+    if trial_end <= locked.trial_end or trial_end <= at:
+        raise SubscriptionError(
+            _("The new trial end must come after the current one (%(end)s).") % {"end": locked.trial_end.isoformat()},
+            code="trial_end_not_later",
+        )
+    started = locked.trial_start or locked.current_period_start
+    if (trial_end - started).days > MAX_TRIAL_DAYS:
+        raise SubscriptionError(
+            _("A trial lasts from 0 to %(max)s days.") % {"max": MAX_TRIAL_DAYS}, code="invalid_trial"
+        )
+    previous_end = locked.trial_end
+    if locked.billing_cycle_anchor == previous_end:
+        locked.billing_cycle_anchor = trial_end
+    locked.trial_end = trial_end
+    locked.current_period_end = trial_end
+    locked.save(update_fields=["trial_end", "current_period_end", "billing_cycle_anchor", "updated_at"])
+    subscription_event(
+        type="customer.subscription.updated",
+        subscription=locked,
+        at=at,
+        acting_user=acting_user,
+        trial_end=trial_end,
+        previous_trial_end=previous_end,
+    )
+    return locked
+
+
+def _record_discount_change(
+    *, subscription: Subscription, mrr_before: int, at: datetime, acting_user: ActingUser
+) -> None:
+    items = subscription_items_snapshot(subscription=subscription)
+    change_record(
+        subscription=subscription,
+        kind=SubscriptionChange.Kind.CHANGE,
+        at=at,
+        items_before=items,
+        items_after=items,
+        mrr_before=mrr_before,
+        mrr_after=mrr_of(subscription=subscription, items=items),
+        acting_user=acting_user,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def subscription_coupon_apply(
+    *,
+    subscription: Subscription,
+    coupon: Coupon | None = None,
+    promotion_code: str | None = None,
+    at: datetime | None = None,
+    acting_user: ActingUser = None,
+) -> Subscription:
+    """Give the subscription `coupon` (or the coupon of `promotion_code`) from its next invoice on."""
+    locked = subscription_lock(subscription)
+    at = instant(at=at, customer=locked.customer)
+    changeable_check(locked)
+    promotion = None
+    if promotion_code:
+        promotion = promotion_code_resolve(code=promotion_code, customer=locked.customer, at=at)
+        if coupon is not None and coupon.pk != promotion.coupon_id:
+            raise SubscriptionError(_("Give a coupon or a promotion code, not both."), code="coupon_and_code")
+        coupon = promotion.coupon
+    if coupon is None:
+        raise SubscriptionError(_("Choose a coupon or type a promotion code."), code="no_coupon")
+    modes_check(livemode=locked.customer.livemode, objects=[coupon])
+    items = subscription_items_snapshot(subscription=locked)
+    mrr_before = mrr_of(subscription=locked, items=items)
+    redeemed = coupon_redeem(
+        coupon=coupon,
+        customer=locked.customer,
+        at=at,
+        currency=locked.currency,
+        product_ids={item.price.product_id for item in items},
+        promotion_code=promotion,
+        subscription_id=locked.pk,
+        acting_user=acting_user,
+    )
+    previous = locked.coupon_id
+    locked.coupon = redeemed
+    locked.promotion_code = promotion
+    locked.discount_periods_applied = 0
+    locked.save(update_fields=["coupon", "promotion_code", "discount_periods_applied", "updated_at"])
+    _record_discount_change(subscription=locked, mrr_before=mrr_before, at=at, acting_user=acting_user)
+    subscription_event(
+        type="customer.subscription.updated",
+        subscription=locked,
+        at=at,
+        acting_user=acting_user,
+        coupon=redeemed.pk,
+        previous_coupon=previous,
+    )
+    return locked
+
+
+@transaction.atomic(savepoint=False)
+def subscription_coupon_remove(
+    *, subscription: Subscription, at: datetime | None = None, acting_user: ActingUser = None
+) -> Subscription:
+    """Stop the subscription's discount from its next invoice on."""
+    locked = subscription_lock(subscription)
+    at = instant(at=at, customer=locked.customer)
+    if locked.coupon_id is None:
+        raise SubscriptionError(_("This subscription has no coupon."), code="no_coupon")
+    if locked.status == Status.CANCELED:
+        raise SubscriptionError(_("This subscription has ended."), code="canceled")
+    mrr_before = mrr_of(subscription=locked)
+    previous = locked.coupon_id
+    locked.coupon = None
+    locked.promotion_code = None
+    locked.discount_periods_applied = 0
+    locked.save(update_fields=["coupon", "promotion_code", "discount_periods_applied", "updated_at"])
+    _record_discount_change(subscription=locked, mrr_before=mrr_before, at=at, acting_user=acting_user)
+    subscription_event(
+        type="customer.discount.deleted",
+        subscription=locked,
+        at=at,
+        acting_user=acting_user,
+        previous_coupon=previous,
+    )
+    return locked
