@@ -15,6 +15,7 @@ so are other currencies, metered prices, and amounts outside `billing.limits`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +32,7 @@ from config.events.log import event_record
 from config.modes import object_livemode
 from config.types import ActingUser
 from customers.models import Customer
-from invoices.calculations import CalculationError, LineInput, compute_invoice_totals, credit_split
+from invoices.calculations import CalculationError, LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice, InvoiceLine, TaxRate
 from invoices.selectors import brand_for_customer, customer_balance
@@ -216,9 +217,24 @@ def _line_values(
     )
 
 
-def _recompute(invoice: Invoice) -> Invoice:
-    """Tax and totals of the locked draft from its lines (the rule finalization re-checks)."""
-    lines = list(invoice.lines.order_by("position", "pk"))
+@dataclass(frozen=True, slots=True)
+class DraftTotals:
+    """A draft's totals as finalization will re-check them, and what the customer's credit pays."""
+
+    currency: str
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+    total_excluding_tax: int
+    tax_breakdown: tuple[TaxGroup, ...]
+    line_taxes: tuple[int, ...]  # each line's share of its tax group's tax, in the lines' order
+    balance_applied: int
+    amount_due: int
+
+
+def draft_totals(*, invoice: Invoice, lines: Sequence[InvoiceLine]) -> DraftTotals:
+    """Tax and totals of `lines` (saved or not) on `invoice`: the rule finalization re-checks."""
     try:
         totals = compute_invoice_totals(
             currency=invoice.currency,
@@ -235,13 +251,6 @@ def _recompute(invoice: Invoice) -> Invoice:
         )
     except CalculationError as error:
         raise _refuse(str(error), "tax") from error
-    changed = []
-    for line, line_totals in zip(lines, totals.lines, strict=True):
-        if line.tax_amount != line_totals.tax_amount:
-            line.tax_amount = line_totals.tax_amount
-            changed.append(line)
-    if changed:
-        InvoiceLine.objects.bulk_update(changed, ["tax_amount"])
     subtotal = sum(line.amount for line in lines)
     discount_total = sum(line.discount_amount for line in lines)
     exclusive_tax = sum(group.tax_amount for group in totals.tax_breakdown if not group.inclusive)
@@ -250,14 +259,39 @@ def _recompute(invoice: Invoice) -> Invoice:
     balance_applied = credit_split(
         total=total, balance=customer_balance(customer_id=invoice.customer_id, currency=invoice.currency)
     )
-    invoice.subtotal = subtotal
-    invoice.discount_total = discount_total
+    return DraftTotals(
+        currency=invoice.currency,
+        subtotal=subtotal,
+        discount_total=discount_total,
+        tax_total=totals.tax_total,
+        total=total,
+        total_excluding_tax=total - totals.tax_total,
+        tax_breakdown=totals.tax_breakdown,
+        line_taxes=tuple(line.tax_amount for line in totals.lines),
+        balance_applied=balance_applied,
+        amount_due=total - balance_applied,
+    )
+
+
+def _recompute(invoice: Invoice) -> Invoice:
+    """Store the locked draft's tax and totals from its lines."""
+    lines = list(invoice.lines.order_by("position", "pk"))
+    totals = draft_totals(invoice=invoice, lines=lines)
+    changed = []
+    for line, tax_amount in zip(lines, totals.line_taxes, strict=True):
+        if line.tax_amount != tax_amount:
+            line.tax_amount = tax_amount
+            changed.append(line)
+    if changed:
+        InvoiceLine.objects.bulk_update(changed, ["tax_amount"])
+    invoice.subtotal = totals.subtotal
+    invoice.discount_total = totals.discount_total
     invoice.tax_total = totals.tax_total
-    invoice.total = total
-    invoice.total_excluding_tax = total - totals.tax_total
+    invoice.total = totals.total
+    invoice.total_excluding_tax = totals.total_excluding_tax
     invoice.tax_breakdown = tax_breakdown_rows(totals.tax_breakdown)
-    invoice.amount_due = total - balance_applied
-    invoice.amount_remaining = invoice.amount_due
+    invoice.amount_due = totals.amount_due
+    invoice.amount_remaining = totals.amount_due
     invoice.save(
         update_fields=[
             "subtotal",
@@ -272,6 +306,37 @@ def _recompute(invoice: Invoice) -> Invoice:
         ]
     )
     return invoice
+
+
+def invoice_draft_preview(
+    *,
+    invoice: Invoice,
+    description: str = "",
+    amount: int | None = None,
+    price: Price | None = None,
+    quantity: int = 1,
+    tax_rate: TaxRate | None = None,
+    replacing: InvoiceLine | None = None,
+) -> DraftTotals:
+    """Read-only: the draft's totals if this line were added (or replaced `replacing`).
+
+    The same checks as `invoice_draft_line_add`; nothing is written or locked (the console's
+    live totals while a line is typed).
+    """
+    if invoice.status != Invoice.Status.DRAFT:
+        raise _refuse(_("Only a draft's lines can change."), "invalid_state")
+    values = _line_values(invoice=invoice, description=description, amount=amount, price=price, quantity=quantity)
+    tax = line_tax_for(invoice=invoice, tax_rate=tax_rate)
+    candidate = InvoiceLine(
+        invoice=invoice,
+        description=values.description,
+        amount=values.amount,
+        tax_rate=tax.rate,
+        tax_category=tax.category,
+        tax_inclusive=values.tax_inclusive,
+    )
+    lines = [line for line in invoice.lines.order_by("position", "pk") if replacing is None or line.pk != replacing.pk]
+    return draft_totals(invoice=invoice, lines=[*lines, candidate])
 
 
 def _updated_event(invoice: Invoice, acting_user: ActingUser, change: str) -> None:

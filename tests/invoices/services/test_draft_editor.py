@@ -19,6 +19,7 @@ from invoices.services.draft_editor import (
     invoice_draft_line_add,
     invoice_draft_line_remove,
     invoice_draft_line_update,
+    invoice_draft_preview,
     invoice_finalize_preview,
 )
 from invoices.services.finalize import invoice_finalize
@@ -217,3 +218,22 @@ def test_the_peek_reserves_nothing_and_finalizing_twice_is_refused(customer, fr_
     assert number_series_peek(brand=invoice.brand, kind="invoice", at=issued.finalized_at) != first.number
     with refused(match="already"):
         invoice_finalize_preview(invoice=issued)
+
+
+def test_the_live_preview_gives_the_totals_adding_the_line_would_store(customer, fr_vat):
+    invoice = invoice_draft_create(customer=customer)
+    line = invoice_draft_line_add(invoice=invoice, description="Conseil", amount=10000)
+    invoice.refresh_from_db()
+
+    # previewing a second line writes nothing and predicts the stored totals exactly
+    preview = invoice_draft_preview(invoice=invoice, description="Frais", amount=333, quantity=3)
+    assert invoice.lines.count() == 1
+    invoice_draft_line_add(invoice=invoice, description="Frais", amount=333, quantity=3)
+    invoice.refresh_from_db()
+    assert (preview.subtotal, preview.tax_total, preview.total) == (invoice.subtotal, invoice.tax_total, invoice.total)
+
+    # previewing a replacement leaves the replaced line out
+    replaced = invoice_draft_preview(invoice=invoice, description="Conseil", amount=5000, replacing=line)
+    assert replaced.subtotal == 5000 + 999
+    with refused(match="Describe"):
+        invoice_draft_preview(invoice=invoice, description="", amount=5000)
