@@ -775,7 +775,20 @@ class InvoiceEditorMixin:
 
     def _credit_form(self, request: HttpRequest, invoice: Invoice) -> CreditNoteLinesForm:
         lines = list(invoice.lines.order_by("position", "pk"))
-        return CreditNoteLinesForm(request.POST or None, invoice=invoice, lines=lines)
+        return CreditNoteLinesForm(
+            request.POST or None,
+            invoice=invoice,
+            lines=lines,
+            creditable=invoice_credit_room(invoice=invoice).creditable,
+            refundable=invoice_refundable_amount(invoice=invoice),
+        )
+
+    def _credit_amount(self, form: CreditNoteLinesForm) -> int | None:
+        """The typed amount to credit (tax included), or None when lines are credited instead."""
+        if not (form.cleaned_data.get("amount") or "").strip():
+            return None
+        money = major_to_money(form, "amount", form.invoice.currency, minimum=1)
+        return money.amount if money is not None else None
 
     def _credit_inputs(self, form: CreditNoteLinesForm) -> list[CreditLineInput]:
         """Invoice lines and net amounts to credit from a valid form (errors added to the form)."""
@@ -814,6 +827,9 @@ class InvoiceEditorMixin:
                 )
             )
         return wanted
+
+    def _typed(self, form: CreditNoteLinesForm, line: InvoiceLine) -> bool:
+        return any((form.cleaned_data.get(f"{kind}_{line.pk}") or "").strip() for kind in ("qty", "amount"))
 
     def _split(self, invoice: Invoice, total: int, destination: str) -> dict[str, int]:
         """Where a credit of `total` goes: the credit-notes service's default rule for "auto"."""
@@ -860,15 +876,35 @@ class InvoiceEditorMixin:
 
     def _credit_preview(self, form: CreditNoteLinesForm) -> tuple[CreditNotePreview | None, list[CreditLineInput], str]:
         """The credit note the valid form describes, its inputs, or why it cannot be issued."""
-        wanted = self._credit_inputs(form)
+        invoice = form.invoice
+        wanted: list[CreditLineInput] = []
+        if (form.cleaned_data.get("amount") or "").strip():
+            amount = self._credit_amount(form)
+            if any(self._typed(form, line) for line in form.lines):
+                form.add_error("amount", gettext("Credit either lines or an amount, not both."))
+        else:
+            amount = None
+            wanted = self._credit_inputs(form)
+            if not wanted and not form.errors:
+                return None, wanted, gettext("Enter a quantity or an amount on at least one line.")
         if form.errors:
             return None, wanted, " ".join(str(error) for errors in form.errors.values() for error in errors)
-        if not wanted:
-            return None, wanted, gettext("Enter a quantity or an amount on at least one line.")
+        creditable = invoice_credit_room(invoice=invoice).creditable
+        too_much = gettext("This is more than is left to credit on the invoice: at most %(amount)s.") % {
+            "amount": format_money(creditable, invoice.currency)
+        }
+        if amount is not None and amount > creditable:
+            return None, wanted, too_much
         try:
-            return credit_note_preview(invoice=form.invoice, lines=wanted), wanted, ""
+            if amount is not None:
+                preview = credit_note_preview(invoice=invoice, amount=amount)
+            else:
+                preview = credit_note_preview(invoice=invoice, lines=wanted)
         except SERVICE_ERRORS as error:
             return None, wanted, error_text(error)
+        if preview.total > creditable:
+            return None, wanted, too_much
+        return preview, wanted, ""
 
     def _credit_preview_context(self, form: CreditNoteLinesForm) -> dict[str, Any]:
         invoice = form.invoice
@@ -878,15 +914,9 @@ class InvoiceEditorMixin:
         preview, _wanted, problem = self._credit_preview(form)
         if preview is None:
             return {"credit_problem": problem}
-        room = invoice_credit_room(invoice=invoice)
         destination = form.cleaned_data["destination"]
         split = self._split(invoice, preview.total, destination)
         problems = []
-        if preview.total > room.creditable:
-            problems.append(
-                gettext("Only %(amount)s is left to credit on this invoice.")
-                % {"amount": format_money(room.creditable, invoice.currency)}
-            )
         if split["refund"] > invoice_refundable_amount(invoice=invoice):
             problems.append(
                 gettext("Only %(amount)s was paid and not refunded yet.")
@@ -1001,7 +1031,8 @@ class InvoiceEditorMixin:
             form,
             lambda: credit_note_create(
                 invoice=invoice,
-                lines=wanted,
+                lines=wanted or None,
+                amount=None if wanted else preview.total,
                 reduce_amount_due=split["due"],
                 credit_to_balance=split["balance"],
                 reason=form.cleaned_data["reason"],

@@ -22,7 +22,7 @@ from unfold.widgets import (
 from billing.limits import MAX_QUANTITY, MAX_TOTAL
 from billing.models import Payment, Price
 from billing.resources import cycle_to_text
-from config.console import MajorAmountField, format_minor_decimal, major_to_money
+from config.console import MajorAmountField, format_minor_decimal, format_money, major_to_money
 from config.mfa import OtpField
 from config.modes import scope_to_mode
 from config.money import currency_exponent
@@ -164,7 +164,8 @@ class DraftLineForm(forms.Form):
             initial["price"] = line.price_id
         else:
             unit = line.unit_amount if line.unit_amount is not None else Decimal(line.amount)
-            initial["unit_amount"] = Decimal(unit).scaleb(-currency_exponent(line.invoice.currency))
+            exponent = currency_exponent(line.invoice.currency)
+            initial["unit_amount"] = Decimal(unit).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
         return initial
 
     def clean(self) -> dict[str, Any]:
@@ -267,6 +268,11 @@ DESTINATIONS = [
 class CreditNoteLinesForm(forms.Form):
     """A credit note by line: a quantity (or a net amount) to credit per invoice line, and where it goes."""
 
+    amount = MajorAmountField(
+        label=_("Or credit an amount (tax included)"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
     destination = forms.ChoiceField(
         label=_("Where the credit goes"), choices=DESTINATIONS, initial="auto", widget=forms.RadioSelect
     )
@@ -274,10 +280,25 @@ class CreditNoteLinesForm(forms.Form):
     memo = forms.CharField(label=_("Memo"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     otp_token = OtpField()
 
-    def __init__(self, *args: Any, invoice: Invoice, lines: list[InvoiceLine], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        invoice: Invoice,
+        lines: list[InvoiceLine],
+        creditable: int,
+        refundable: int,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.invoice = invoice
         self.lines = lines
+        self.fields["amount"].help_text = gettext(
+            "Instead of lines: shared over the invoice's VAT rates. At most %(amount)s (what is left to credit)."
+        ) % {"amount": format_money(creditable, invoice.currency)}
+        self.fields["destination"].help_text = gettext(
+            "A refund is paid back through the payment's gateway (at most %(amount)s, what was paid and not "
+            "refunded yet) and issues its credit note once the money is back."
+        ) % {"amount": format_money(refundable, invoice.currency)}
         for line in lines:
             self.fields[f"qty_{line.pk}"] = forms.CharField(
                 label=gettext("Quantity to credit"),
