@@ -92,7 +92,9 @@ class AdminAuditMiddleware:
             match = resolve(request.path_info)
         except Resolver404:
             return self.get_response(request)
-        if match.namespace != admin.site.name or (match.url_name or "") in UNAUDITED_VIEWS:
+        url_name = match.url_name or ""
+        # Live previews (the invoice editor's totals, ...) POST the form being typed and write nothing.
+        if match.namespace != admin.site.name or url_name in UNAUDITED_VIEWS or url_name.endswith("_preview"):
             return self.get_response(request)
 
         model, operation = _registered_model(match.url_name or "", admin.site)

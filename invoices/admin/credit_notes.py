@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
+from unfold.decorators import display
 
 from config.console import (
     ImportExportPermissions,
@@ -21,7 +22,7 @@ from config.console import (
     admin_link,
     format_money,
 )
-from invoices.admin.invoices import documents_download, money_column, stored_pdf_response
+from invoices.admin.invoices import DayRangeFilter, documents_download, money_column, short_date, stored_pdf_response
 from invoices.models import (
     CreditNote,
     CreditNoteLine,
@@ -47,8 +48,17 @@ class CreditNoteLineInline(ReadOnlyInline):
 @admin.register(CreditNote)
 class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, StyledAdmin):
     resource_classes = [CreditNoteResource]
-    list_display = ("number", "invoice", "customer", "status", "reason", "total_money", "allocation", "issued_at")
-    list_filter = ("status", "reason", "currency", "brand")
+    list_display = (
+        "number",
+        "invoice_number",
+        "customer_name",
+        "status_badge",
+        "reason",
+        "total_money",
+        "allocation",
+        "issued",
+    )
+    list_filter = ("status", ("issued_at", DayRangeFilter), "reason", "brand", "currency")
     search_fields = ("number", "invoice__number", "customer__legal_name", "customer__email")
     list_select_related = ("invoice", "customer")
     date_hierarchy = "issued_at"
@@ -100,6 +110,23 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
     reduced_amount_due_money = money_column("reduced_amount_due", _("reduces amount due by"))
     credited_to_balance_money = money_column("credited_to_balance", _("credited to customer balance"))
     refunded_money = money_column("refunded", _("to refund"))
+
+    @admin.display(description=_("invoice"), ordering="invoice__number")
+    def invoice_number(self, note: CreditNote) -> str:
+        return format_html('<span class="tarif-nowrap">{}</span>', note.invoice)
+
+    @admin.display(description=_("customer"), ordering="customer__legal_name")
+    def customer_name(self, note: CreditNote) -> str:
+        name = note.customer.legal_name
+        return format_html('<span class="tarif-truncate" title="{}">{}</span>', name, name)
+
+    @display(description=_("status"), ordering="status", label={"issued": "success", "void": "danger"})
+    def status_badge(self, note: CreditNote) -> tuple[str, str]:
+        return note.status, note.get_status_display()
+
+    @admin.display(description=_("issued"), ordering="issued_at")
+    def issued(self, note: CreditNote) -> str:
+        return short_date(note.issued_at)
 
     @admin.display(description=_("allocation"))
     def allocation(self, note: CreditNote) -> str:

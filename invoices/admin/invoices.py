@@ -5,17 +5,15 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -24,33 +22,30 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
+from unfold.contrib.filters.admin import RangeDateFilter
+from unfold.decorators import display
+from unfold.utils import parse_date_str
 
-from billing.limits import MAX_TOTAL
-from billing.models import Refund, Subscription
-from billing.services.refunds import RefundError, invoice_refundable_amount, refund_request_for_invoice
+from billing.models import Subscription
 from config import clock, mfa
 from config.console import (
     ImportExportPermissions,
-    MajorAmountField,
     ReadOnlyInline,
     StyledAdmin,
     TabularInline,
     admin_link,
-    call_service,
-    error_text,
     format_minor_decimal,
     format_money,
     format_period,
-    major_to_money,
     pretty_json,
     run_each,
 )
 from config.errors import DomainError
-from config.mfa import OtpField
-from config.money import Money
 from customers.models import NotificationLog
 from customers.notifications.services import invoice_email_queue, notification_deliver_now, notification_retryable
 from invoices.admin.charts import invoice_month_totals
+from invoices.admin.editor import InvoiceEditorMixin
+from invoices.admin.forms import VoidForm, WriteOffForm
 from invoices.errors import InvoiceError
 from invoices.models import (
     CreditNote,
@@ -59,11 +54,8 @@ from invoices.models import (
 )
 from invoices.resources import InvoiceResource
 from invoices.selectors import invoice_credited
-from invoices.services.credit_notes import credit_note_create, invoice_credit_room
-from invoices.services.finalize import invoice_finalize
 from invoices.services.lifecycle import invoice_mark_uncollectible, invoice_void
 from invoices.services.pdf import credit_note_document_store, invoice_document_store
-from invoices.states import CREDITABLE_STATUSES
 
 SERVICE_ERRORS = (DomainError, InvoiceError, ValidationError)
 
@@ -132,134 +124,6 @@ class CreditNoteInline(ReadOnlyInline):
     total_money = money_column("total", _("total"))
 
 
-class VoidForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason"),
-        max_length=200,
-        help_text=_("Kept with the voided invoice and shown in its history."),
-        widget=forms.TextInput(attrs={"size": 60}),
-    )
-
-
-class WriteOffForm(forms.Form):
-    otp_token = OtpField(
-        help_text=_(
-            "A new code from your authenticator app: writing invoices off needs a fresh two-factor "
-            "verification (not asked again for a few minutes after one)."
-        )
-    )
-
-
-class CreditNoteForm(forms.Form):
-    """A credit note for part or all of an invoice, and where its amount goes."""
-
-    amount = MajorAmountField(label=_("Amount to credit (tax included)"))
-    reduce_amount_due = MajorAmountField(
-        label=_("Reduce the amount due by"),
-        initial=Decimal(0),
-        help_text=_("Lowers what the customer still owes on this invoice."),
-    )
-    credit_to_balance = MajorAmountField(
-        label=_("Credit the customer balance with"),
-        initial=Decimal(0),
-        help_text=_("Used automatically on the customer's next invoices."),
-    )
-    refund = MajorAmountField(
-        label=_("Refund"),
-        initial=Decimal(0),
-        help_text=_("Paid back to the customer."),
-    )
-    reason = forms.ChoiceField(label=_("Reason"), choices=CreditNote.Reason.choices, initial=CreditNote.Reason.OTHER)
-    memo = forms.CharField(label=_("Memo"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    # A refund share is a refund: above the threshold it needs a fresh code (and a second person).
-    otp_token = OtpField()
-
-    ALLOCATION = ("reduce_amount_due", "credit_to_balance", "refund")
-
-    def __init__(self, *args: Any, invoice: Invoice, creditable: int, refundable: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.invoice = invoice
-        self.creditable = creditable
-        self.refundable = refundable
-        self._minor: dict[str, int] = {}
-        self.fields["amount"].help_text = gettext("At most %(amount)s (what is left to credit on this invoice).") % {
-            "amount": format_money(creditable, invoice.currency)
-        }
-        self.fields["refund"].help_text = gettext(
-            "Paid back to the customer (at most %(amount)s, what was paid and not refunded yet). A refund goes "
-            "back through the payment's gateway and is credited on its own: the whole amount credited, nothing "
-            "else; it issues its credit note once the money is paid back."
-        ) % {"amount": format_money(refundable, invoice.currency)}
-        self.fields["reduce_amount_due"].help_text = gettext(
-            "Lowers what the customer still owes on this invoice (at most %(amount)s)."
-        ) % {"amount": format_money(invoice.amount_remaining, invoice.currency)}
-
-    def minor(self, name: str) -> int:
-        """A cleaned amount in minor units of the invoice's currency."""
-        return self._minor.get(name, 0)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        # Money.from_major, as every console form: no more decimals than the invoice's currency has.
-        for name in ("amount", *self.ALLOCATION):
-            money = major_to_money(
-                self, name, self.invoice.currency, minimum=1 if name == "amount" else 0, maximum=MAX_TOTAL
-            )
-            if money is not None:
-                self._minor[name] = money.amount
-        if self.errors:
-            return cleaned
-        amount = self.minor("amount")
-        allocation = {name: self.minor(name) for name in self.ALLOCATION}
-        if amount > self.creditable:
-            self.add_error(
-                "amount",
-                gettext("This is more than is left to credit on the invoice: at most %(amount)s.")
-                % {"amount": format_money(self.creditable, self.invoice.currency)},
-            )
-        if allocation["reduce_amount_due"] > self.invoice.amount_remaining:
-            self.add_error(
-                "reduce_amount_due",
-                gettext("The invoice only has %(amount)s left to pay.")
-                % {"amount": format_money(self.invoice.amount_remaining, self.invoice.currency)},
-            )
-        if allocation["refund"] > self.refundable:
-            self.add_error(
-                "refund",
-                gettext("Only %(amount)s was paid and not refunded yet.")
-                % {"amount": format_money(self.refundable, self.invoice.currency)},
-            )
-        if allocation["refund"] and (
-            allocation["refund"] != amount or any(allocation[name] for name in self.ALLOCATION[:2])
-        ):
-            self.add_error(
-                "refund",
-                gettext(
-                    "A refund is credited on its own: set the amount credited to the refund and the other parts to "
-                    "zero, then issue any other credit as another credit note."
-                ),
-            )
-        allocated = sum(allocation.values())
-        if allocated != amount:
-            raise ValidationError(
-                gettext(
-                    "The allocation must add up to the amount credited: %(allocated)s allocated "
-                    "(amount due %(due)s + balance %(balance)s + refund %(refund)s) for %(amount)s credited."
-                )
-                % {
-                    "allocated": format_money(allocated, self.invoice.currency),
-                    "due": format_money(allocation["reduce_amount_due"], self.invoice.currency),
-                    "balance": format_money(allocation["credit_to_balance"], self.invoice.currency),
-                    "refund": format_money(allocation["refund"], self.invoice.currency),
-                    "amount": format_money(amount, self.invoice.currency),
-                },
-                code="allocation",
-            )
-        return cleaned
-
-
 class CollectionMethodFilter(admin.SimpleListFilter):
     title = _("collection method")
     parameter_name = "collection_method"
@@ -281,7 +145,7 @@ INVOICE_FIELDSETS = (
         {
             "fields": (
                 "number",
-                "status",
+                "status_label",
                 "customer_link",
                 "brand",
                 "subscription_link",
@@ -325,26 +189,77 @@ INVOICE_FIELDSETS = (
 DRAFT_EDITABLE = ("memo", "language")
 
 
+class OverdueFilter(admin.SimpleListFilter):
+    title = _("overdue")
+    parameter_name = "overdue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [("yes", _("overdue")), ("no", _("not overdue"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        overdue = Q(status=Invoice.Status.OPEN, due_at__lt=clock.system_now(), amount_remaining__gt=0)
+        if self.value() == "yes":
+            return queryset.filter(overdue)
+        if self.value() == "no":
+            return queryset.exclude(overdue)
+        return queryset
+
+
+class DayRangeFilter(RangeDateFilter):
+    """From/to days on a datetime column, both days included (in the console's time zone)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        filters = {}
+        for suffix, lookup in (("_from", "gte"), ("_to", "lte")):
+            value = self.used_parameters.get(f"{self.parameter_name}{suffix}")
+            if isinstance(value, str) and value:
+                try:
+                    filters[f"{self.parameter_name}__date__{lookup}"] = parse_date_str(value)
+                except (ValueError, ValidationError):
+                    return None
+        try:
+            return queryset.filter(**filters)
+        except (ValueError, ValidationError):
+            return None
+
+
+STATUS_COLOURS = {
+    Invoice.Status.DRAFT: "info",
+    Invoice.Status.OPEN: "warning",
+    Invoice.Status.PAID: "success",
+    Invoice.Status.VOID: "danger",
+    Invoice.Status.UNCOLLECTIBLE: "danger",
+}
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
+class InvoiceAdmin(InvoiceEditorMixin, ImportExportPermissions, ExportMixin, StyledAdmin):
     resource_classes = [InvoiceResource]
     list_display = (
         "display_number",
-        "customer",
-        "status",
-        "billing_reason",
+        "customer_name",
+        "status_badge",
         "total_money",
         "amount_remaining_money",
         "finalized",
         "due",
     )
-    list_filter = ("status", "currency", "brand", "billing_reason", CollectionMethodFilter)
+    list_filter = (
+        "status",
+        OverdueFilter,
+        "brand",
+        ("finalized_at", DayRangeFilter),
+        ("due_at", DayRangeFilter),
+        "currency",
+        "billing_reason",
+        CollectionMethodFilter,
+    )
     search_fields = ("number", "customer__legal_name", "customer__email", "=id")
     list_select_related = ("customer", "brand")
     date_hierarchy = "finalized_at"
     inlines = [InvoiceLineInline, CreditNoteInline]
     fieldsets = INVOICE_FIELDSETS
-    actions = ["finalize", "void", "mark_uncollectible", "download_pdf", "email_to_customer"]
+    actions = ["void", "mark_uncollectible", "download_pdf", "email_to_customer"]
     change_list_template = "admin/invoices/invoice/change_list.html"
     change_form_template = "admin/invoices/invoice/change_form.html"
 
@@ -360,23 +275,40 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
     # -- permissions: an issued invoice is a legal document ------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # invoices are drafted by the billing services, never typed in
+        # "Add" is the draft editor's first step (invoice_draft_create), never a raw model form.
+        return request.user.has_perm("invoices.add_invoice") and request.user.has_perm("invoices.change_invoice")
 
-    def has_change_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
-        if obj is not None and obj.status != Invoice.Status.DRAFT:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and self._status(request, obj) != Invoice.Status.DRAFT:
             return False
-        return super().has_change_permission(request, obj)
+        return super().has_change_permission(request, obj if isinstance(obj, Invoice) else None)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
-        if obj is not None and obj.status != Invoice.Status.DRAFT:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and self._status(request, obj) != Invoice.Status.DRAFT:
             return False
-        return super().has_delete_permission(request, obj)
+        return super().has_delete_permission(request, obj if isinstance(obj, Invoice) else None)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         # A bulk delete could sweep up finalized invoices; drafts are deleted one by one.
         actions.pop("delete_selected", None)
         return actions
+
+    def get_fieldsets(self, request: HttpRequest, obj: Invoice | None = None) -> Any:
+        if obj is not None and obj.status == Invoice.Status.DRAFT:
+            # The editor above shows the lines and totals; below, only what the draft may still change.
+            return (
+                (
+                    _("Draft details"),
+                    {"fields": ("customer_link", "brand", "collection", "currency", "language", "memo")},
+                ),
+            )
+        return INVOICE_FIELDSETS
+
+    def get_inlines(self, request: HttpRequest, obj: Invoice | None = None) -> Any:
+        if obj is not None and obj.status == Invoice.Status.DRAFT:
+            return []
+        return self.inlines
 
     def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> list[str]:
         names = [name for _title, options in INVOICE_FIELDSETS for name in options["fields"]]
@@ -401,7 +333,23 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
     def customer_link(self, invoice: Invoice) -> str:
         return admin_link(invoice.customer)
 
-    @admin.display(description=_("finalized"), ordering="finalized_at")
+    @admin.display(description=_("customer"), ordering="customer__legal_name")
+    def customer_name(self, invoice: Invoice) -> str:
+        name = invoice.customer.legal_name
+        return format_html('<span class="tarif-truncate" title="{}">{}</span>', name, name)
+
+    @display(description=_("status"), ordering="status", label=STATUS_COLOURS)
+    def status_badge(self, invoice: Invoice) -> tuple[str, str]:
+        return invoice.status, invoice.get_status_display()
+
+    @admin.display(description=_("status"))
+    def status_label(self, invoice: Invoice) -> str:
+        return render_to_string(
+            "unfold/helpers/label.html",
+            {"type": STATUS_COLOURS.get(invoice.status), "text": invoice.get_status_display()},
+        )
+
+    @admin.display(description=_("issued"), ordering="finalized_at")
     def finalized(self, invoice: Invoice) -> str:
         return short_date(invoice.finalized_at)
 
@@ -458,6 +406,36 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
 
     # -- chart above the list -----------------------------------------------
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Invoice | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            currency = obj.currency
+            context.update(
+                {
+                    "invoice_customer_link": admin_link(obj.customer),
+                    "invoice_status_badge": self.status_label(obj),
+                    "invoice_total": format_money(obj.total, currency),
+                    "invoice_remaining": format_money(
+                        obj.amount_due if obj.status == Invoice.Status.DRAFT else obj.amount_remaining, currency
+                    ),
+                    "invoice_issued": short_date(obj.finalized_at),
+                    "invoice_due": short_date(obj.due_at),
+                }
+            )
+            if obj.status == Invoice.Status.DRAFT:
+                editor = self.draft_editor_context(request, obj)
+                context.update(editor)
+                if editor["line_form"] is not None:
+                    context["media"] = context["media"] + editor["line_form"].media
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
@@ -470,11 +448,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
-            path(
-                "<path:object_id>/credit-note/",
-                self.admin_site.admin_view(self.credit_note_view),
-                name="{}_{}_credit_note".format(*info),
-            ),
+            *self.editor_urls(),
             path(
                 "<path:object_id>/pdf/",
                 self.admin_site.admin_view(self.pdf_view),
@@ -537,139 +511,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
                 messages.ERROR,
             )
 
-    def can_issue_credit_note(self, request: HttpRequest, invoice: Invoice) -> bool:
-        return (
-            invoice.status in CREDITABLE_STATUSES
-            and request.user.has_perm("invoices.add_creditnote")
-            and invoice_credit_room(invoice=invoice).creditable > 0
-        )
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Invoice | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            context["can_issue_credit_note"] = self.can_issue_credit_note(request, obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def credit_note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        invoice = get_object_or_404(Invoice.objects.select_related("customer", "brand"), pk=object_id)
-        if not self.has_view_permission(request, invoice) or not request.user.has_perm("invoices.add_creditnote"):
-            raise PermissionDenied
-        change_url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
-        if invoice.status not in CREDITABLE_STATUSES:
-            self.message_user(
-                request,
-                gettext("Invoice %(number)s is %(status)s: credit notes are issued for open or paid invoices.")
-                % {"number": invoice, "status": invoice.get_status_display()},
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(change_url)
-
-        # The services' rules, not copies: what is left to credit (refunds in flight held) is
-        # credit_note_create's, what is left to refund the refunds service's (as on the payment's form).
-        creditable = invoice_credit_room(invoice=invoice).creditable
-        refundable = invoice_refundable_amount(invoice=invoice)
-        form = CreditNoteForm(request.POST or None, invoice=invoice, creditable=creditable, refundable=refundable)
-        if not form.is_bound:
-            form.initial.update(
-                {
-                    "amount": Money(creditable, invoice.currency).decimal,
-                    "reduce_amount_due": Money(min(invoice.amount_remaining, creditable), invoice.currency).decimal,
-                }
-            )
-        if request.method == "POST" and form.is_valid() and form.minor("refund"):
-            refunded = self._refund_from_credit_note_form(request, invoice, form)
-            if refunded is not None:
-                return refunded
-        elif request.method == "POST" and form.is_valid():
-            credit_note = self._issue_credit_note(request, invoice, form)
-            if credit_note is not None:
-                self.message_user(
-                    request,
-                    format_html(
-                        "{} {}",
-                        gettext("Credit note %(number)s issued for %(amount)s.")
-                        % {"number": credit_note.number, "amount": format_money(credit_note.total, invoice.currency)},
-                        admin_link(credit_note, gettext("Open it.")),
-                    ),
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": invoice,
-            "title": gettext("Issue a credit note for %(invoice)s") % {"invoice": invoice},
-            "form": form,
-            "invoice_total": format_money(invoice.total, invoice.currency),
-            "invoice_remaining": format_money(invoice.amount_remaining, invoice.currency),
-            "invoice_paid": format_money(invoice.amount_paid, invoice.currency),
-            "creditable": format_money(creditable, invoice.currency),
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/invoices/invoice/credit_note_form.html", context)
-
-    def _refund_from_credit_note_form(
-        self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm
-    ) -> HttpResponse | None:
-        """The refund share goes through the refunds service, exactly as the payment's refund form."""
-        if not request.user.has_perm("billing.add_refund"):
-            raise PermissionDenied
-        verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
-        if refused is not None and not refused.ok:
-            form.add_error(
-                "otp_token",
-                mfa.refusal_message(refused, gettext("Invalid or already used code. Wait for the next code.")),
-            )
-            return None
-        refund = call_service(
-            form,
-            lambda: refund_request_for_invoice(
-                invoice=invoice,
-                amount=form.minor("refund"),
-                reason=form.cleaned_data["reason"],
-                memo=form.cleaned_data["memo"],
-                requested_by=request.user,
-                otp_verified_at=verified_at,
-            ),
-            errors=(RefundError, InvoiceError),
-            atomic=False,
-        )
-        if refund is None:
-            return None
-        if refund.status == Refund.Status.REQUESTED:
-            text, level = gettext("Refund requested: another staff member must approve it."), messages.SUCCESS
-        elif refund.status == Refund.Status.EXECUTED:
-            text = gettext("Refunded; credit note %(number)s issued.") % {"number": refund.credit_note.number}
-            level = messages.SUCCESS
-        else:
-            text = gettext("The gateway refused the refund: %(message)s") % {"message": refund.failure_message}
-            level = messages.ERROR
-        self.message_user(request, text, level)
-        return HttpResponseRedirect(reverse("admin:billing_refund_change", args=[refund.pk]))
-
-    def _issue_credit_note(self, request: HttpRequest, invoice: Invoice, form: CreditNoteForm) -> CreditNote | None:
-        try:
-            with transaction.atomic():
-                return credit_note_create(
-                    invoice=invoice,
-                    amount=form.minor("amount"),
-                    reduce_amount_due=form.minor("reduce_amount_due"),
-                    credit_to_balance=form.minor("credit_to_balance"),
-                    reason=form.cleaned_data["reason"],
-                    memo=form.cleaned_data["memo"],
-                    acting_user=request.user,
-                )
-        except SERVICE_ERRORS as error:
-            form.add_error(None, error_text(error))
-            return None
-
     # -- actions ---------------------------------------------------------------
 
     def _run_each(self, request: HttpRequest, queryset: QuerySet[Invoice], operation: Any, *, done: Any) -> None:
@@ -681,15 +522,6 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             operation,
             errors=SERVICE_ERRORS,
             done=done,
-        )
-
-    @admin.action(description=_("Finalize selected draft invoices (assigns numbers)"), permissions=["change"])
-    def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        self._run_each(
-            request,
-            queryset,
-            lambda invoice: invoice_finalize(invoice=invoice, acting_user=request.user),
-            done=ngettext_lazy("%(count)d invoice finalized.", "%(count)d invoices finalized.", "count"),
         )
 
     @admin.action(description=_("Void selected invoices…"), permissions=["void"])
@@ -712,13 +544,18 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": gettext("Void invoices"),
+            "intro": gettext(
+                "A voided invoice keeps its number and stays in the books with a zero balance; it cannot be "
+                "reopened. Pending items it consumed are not billed again."
+            ),
+            "submit_label": gettext("Void"),
             "form": form,
             "invoices": queryset.select_related("customer").order_by("pk"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action": "void",
             "media": self.media,
         }
-        return TemplateResponse(request, "admin/invoices/invoice/void_confirmation.html", context)
+        return TemplateResponse(request, "admin/invoices/invoice/bulk_confirmation.html", context)
 
     def has_void_permission(self, request: HttpRequest) -> bool:
         return super().has_change_permission(request)
@@ -756,6 +593,10 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": gettext("Write invoices off"),
+            "intro": gettext(
+                "An uncollectible invoice stays in the books as written off; it can still be paid or voided later."
+            ),
+            "submit_label": gettext("Mark uncollectible"),
             "form": form,
             "fresh": mfa.session_is_fresh(request),
             "invoices": queryset.select_related("customer").order_by("pk"),
@@ -763,7 +604,7 @@ class InvoiceAdmin(ImportExportPermissions, ExportMixin, StyledAdmin):
             "action": "mark_uncollectible",
             "media": self.media,
         }
-        return TemplateResponse(request, "admin/invoices/invoice/write_off_confirmation.html", context)
+        return TemplateResponse(request, "admin/invoices/invoice/bulk_confirmation.html", context)
 
 
 def stored_pdf_response(*, invoice: Invoice | None = None, credit_note: CreditNote | None = None) -> HttpResponse:

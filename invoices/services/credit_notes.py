@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -39,11 +40,12 @@ from django.utils.translation import gettext_lazy as _
 
 from config import clock
 from config.events.log import event_record
+from config.money import round_fraction
 from config.types import ActingUser
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
 from invoices.errors import CreditNoteError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
-from invoices.models import BalanceTransaction, CreditNote, CreditNoteLine, Invoice, NumberSequence
+from invoices.models import BalanceTransaction, CreditNote, CreditNoteLine, Invoice, InvoiceLine, NumberSequence
 from invoices.selectors import invoice_credited
 from invoices.services.documents import (
     buyer_snapshot,
@@ -553,3 +555,18 @@ def credit_note_create(
     # The PDF (Factur-X, type 381) is rendered by a Celery task after commit, never inline.
     documents_render_on_commit(credit_note_ids=[credit_note.pk])
     return credit_note
+
+
+def invoice_line_creditable(*, line: InvoiceLine, credited: int = 0) -> int:
+    """What is left to credit on an invoice line (net of discount and tax), after `credited`."""
+    return max(_line_net(line) - credited, 0)
+
+
+def credit_amount_for_quantity(*, line: InvoiceLine, quantity: Decimal) -> int:
+    """The net amount (tax excluded) crediting `quantity` of the line's units gives, rounded to
+    minor units: the line's net amount in proportion to its quantity (all of it for its whole quantity)."""
+    if not line.quantity or quantity <= 0:
+        raise CreditNoteError(f"Credit a positive quantity of line '{line.description}', not {quantity}.")
+    if quantity >= line.quantity:
+        return _line_net(line)
+    return round_fraction(Fraction(_line_net(line)) * Fraction(quantity) / Fraction(line.quantity))

@@ -231,3 +231,18 @@ def number_sequence_reserve(
     NumberSequence.objects.filter(pk=sequence.pk).update(last_value=F("last_value") + count)
     first = sequence.last_value + 1
     return [_format(key, value) for value in range(first, first + count)]
+
+
+def number_series_peek(*, brand: Brand, kind: str, at: datetime, test_mode: bool = False) -> str:
+    """The number the next document of the series would take if issued `at`: read only.
+
+    Nothing is locked or reserved (a confirmation page shows it before finalizing): a
+    concurrent finalization may take it first, and then the document gets the next one.
+    """
+    key = number_series_key(brand=brand, kind=kind, at=at, test_mode=test_mode)
+    last_value = (
+        NumberSequence.objects.filter(brand=brand, kind=kind, scope=key.scope)
+        .values_list("last_value", flat=True)
+        .first()
+    )
+    return _format(key, (last_value or 0) + 1)

@@ -169,11 +169,11 @@ def test_a_service_action_records_the_invoice_before_and_after(console, customer
     from tests.invoices.helpers import create_draft
 
     draft = create_draft(customer, [1000])
-    url = reverse("admin:invoices_invoice_changelist")
+    url = reverse("admin:invoices_invoice_finalize_draft", args=[draft.pk])
 
-    console.post(url, {"action": "finalize", "_selected_action": [draft.pk]})
+    console.post(url, {"confirm": "1"})
 
-    entry = AuditEntry.objects.get(action="action:finalize")
+    entry = AuditEntry.objects.get(action="finalize_draft")
     draft.refresh_from_db()
     assert entry.target_id == str(draft.pk) and entry.target_type == "invoices.invoice"
     assert entry.changes["status"] == ["draft", "open"]

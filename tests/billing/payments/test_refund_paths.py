@@ -41,16 +41,16 @@ def api(staff_factory):
     return client
 
 
-def credit_note_form(console, payment, *, refund: str, otp_token: str = "", amount: str | None = None, **parts):
+def credit_note_form(console, payment, *, refund: str, otp_token: str = "", **parts):
+    """The invoice's credit note page: an amount (tax included) refunded to the customer."""
     return console.post(
         reverse("admin:invoices_invoice_credit_note", args=[payment.invoice_id]),
         {
-            "amount": amount or refund,
-            "reduce_amount_due": parts.get("reduce_amount_due", "0"),
-            "credit_to_balance": parts.get("credit_to_balance", "0"),
-            "refund": refund,
+            "amount": refund,
+            "destination": "refund",
             "reason": "order_change",
             "otp_token": otp_token,
+            **parts,
         },
     )
 
@@ -117,10 +117,12 @@ def test_a_large_credit_note_refund_needs_a_fresh_code_and_a_second_person(paid,
     assert SandboxRefund.objects.get().amount == 3000
 
 
-def test_a_refund_share_mixed_with_other_credit_is_refused(paid, sign_in, now):  # noqa: F811
+def test_a_refund_above_what_was_paid_is_refused(paid, sign_in, now):  # noqa: F811
+    # the credit note page offers one destination per credit note: a refund is never mixed with
+    # other credit; above what was paid (34.80) it is refused
     alice = sign_in("alice")
 
-    response = credit_note_form(alice, paid, amount="10.00", refund="5.00", credit_to_balance="5.00")
+    response = credit_note_form(alice, paid, refund="34.81")
 
     assert response.status_code == 200
     assert "refund" in response.content.decode().lower()
@@ -305,7 +307,7 @@ def test_the_credit_note_form_offers_what_a_refund_in_flight_leaves(paid, sign_i
     page = alice.get(reverse("admin:invoices_invoice_credit_note", args=[paid.invoice_id])).content.decode()
 
     # then the form offers the 4.80 credit_note_create would accept, not the invoice's 34.80
-    assert "At most €4.80 (what is left to credit on this invoice)." in page
-    refused = credit_note_form(alice, paid, refund="0", amount="5.00", credit_to_balance="5.00")
+    assert "At most €4.80 (what is left to credit)." in page
+    refused = credit_note_form(alice, paid, refund="5.00", destination="balance")
     assert "more than is left to credit on the invoice: at most €4.80" in refused.content.decode()
     assert not CreditNote.objects.exists()
