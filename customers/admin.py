@@ -12,7 +12,7 @@ from django.utils.translation import ngettext
 from import_export import resources
 from import_export.admin import ImportExportModelAdmin
 
-from config.console import StyledAdmin, TabularInline
+from config.console import CountryFilter, StyledAdmin, TabularInline
 from config.write_path import ServiceAdminMixin, ServiceResourceMixin
 from customers.models import Customer, CustomerUser, NotificationLog
 from customers.privacy_admin import erase_personal_data, export_personal_data
@@ -85,7 +85,7 @@ class CustomerUserInline(TabularInline):
 class CustomerAdmin(ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
     list_display = ("legal_name", "email", "country", "currency", "preferred_language", "is_business", "created_at")
-    list_filter = ("country", "currency", "preferred_language", "is_business")
+    list_filter = (CountryFilter, "currency", "preferred_language", "is_business")
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
     inlines = [CustomerUserInline]

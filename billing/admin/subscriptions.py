@@ -29,7 +29,7 @@ from billing.models import (
 )
 from billing.resources import (
     SubscriptionResource,
-    cycle_to_text,
+    cycle_display,
     items_from_text,
 )
 from billing.services.subscriptions import (
@@ -361,7 +361,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
 
     @admin.display(description=_("billing cycle"))
     def cycle_label(self, subscription: Subscription) -> str:
-        return cycle_to_text(subscription.cycle) or "—"
+        return cycle_display(subscription.cycle) or "—"
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
