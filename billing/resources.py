@@ -102,7 +102,7 @@ def cycle_display(value: Any) -> str:
     else:
         days = [gettext("the last day") if day == -1 else str(day) for day in spec.days]
         label = gettext("every month on day %(days)s") % {"days": _join(days)}
-    if spec.business_day == "previous":
+    if spec.business_day == "previous" and spec.kind != "last_business_day":
         label += gettext(", or the business day before")
     elif spec.business_day == "next":
         label += gettext(", or the next business day")

@@ -31,8 +31,9 @@ from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
 from unfold.contrib.filters.admin import DropdownFilter
-from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.contrib.import_export.forms import ImportForm
 
+from config.console_export import ExportFieldsForm
 from config.errors import DomainError
 from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
 
@@ -180,7 +181,7 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
     this class before the import-export base so unfold's templates and forms win."""
 
     import_form_class = ImportForm
-    export_form_class = ExportForm
+    export_form_class = ExportFieldsForm  # columns to tick, a working "select all" (config/console_export.py)
     list_filter_submit = True
     warn_unsaved_form = True
 
