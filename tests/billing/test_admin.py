@@ -442,7 +442,7 @@ def test_subscriptions_are_listed_with_their_items_and_current_period_and_can_be
 
     html = page.content.decode()
     assert "Abonnée SARL" in html and "pro-monthly × 3" in html
-    assert "Jan. 1, 2026 → Feb. 1, 2026" in html
+    assert "1 Jan 2026 → 1 Feb 2026" in html
     assert "Abonnée SARL" not in none.content.decode()
     assert "Abonnée SARL" in found.content.decode()
 

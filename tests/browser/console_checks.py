@@ -110,6 +110,27 @@ def french_page_text(page: Page) -> str:
     )
 
 
+def horizontal_overflow(page: Page) -> list[str]:
+    """What scrolls sideways on the page: the document itself, or a box whose content is wider
+    than the box (unfold's table wrappers scroll on their own, so the document alone says
+    nothing about a table running past the screen). Empty when everything fits."""
+    return page.evaluate(
+        """() => {
+            const found = [];
+            const root = document.documentElement;
+            if (root.scrollWidth > innerWidth) found.push(`document ${root.scrollWidth}px > ${innerWidth}px`);
+            const boxes = document.querySelectorAll('.simplebar-content-wrapper, .overflow-x-auto, [data-simplebar]');
+            for (const box of boxes) {
+                if (box.offsetParent !== null && box.scrollWidth > box.clientWidth + 1) {
+                    const what = box.querySelector('table') ? `table #${box.querySelector('table').id}` : box.className;
+                    found.push(`${what}: ${box.scrollWidth}px in ${box.clientWidth}px`);
+                }
+            }
+            return [...new Set(found)];
+        }"""
+    )
+
+
 def watch_console_errors(page: Page) -> list[str]:
     """A list that fills with the page's console errors, uncaught exceptions and CSP violations
     (Chromium reports a blocked inline script as a console error)."""
