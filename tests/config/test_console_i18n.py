@@ -145,7 +145,10 @@ def test_the_rendered_page_check_finds_english_words_and_spares_data():
     assert english_words(visible_text(html), allowed=("Dashboard",)) == ["Save", "Type to search"]
 
 
-COUNTRY_FILTER_PAGES = ("/admin/customers/customer/", "/admin/invoices/brand/", "/admin/invoices/taxrate/")
+@pytest.mark.parametrize("path", ["/admin/customers/customer/", "/admin/invoices/brand/", "/admin/invoices/taxrate/"])
+def test_the_pages_with_a_country_filter_render_and_filter(console, path):
+    assert console.get(path).status_code == 200
+    assert console.get(path, {"country__exact": "DE"}).status_code == 200
 
 
 def test_the_country_filter_lists_the_countries_in_use_in_the_operators_language(console, customer_factory):
