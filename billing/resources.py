@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
@@ -70,6 +73,48 @@ def cycle_to_text(value: Any) -> str:
     if spec.kind == "interval":
         return spec.describe()
     return json.dumps(spec.to_dict())
+
+
+def cycle_display(value: Any) -> str:
+    """A billing cycle as the console shows it, in the active language ("tous les 3 mois").
+
+    cycle_to_text stays the English form that forms and import files are typed in."""
+    if not value:
+        return ""
+    try:
+        spec = CycleSpec.from_dict(value)
+    except (CycleSpecError, TypeError):
+        return json.dumps(value)
+    if spec.kind == "interval":
+        count = spec.count
+        labels = {
+            "day": ngettext("every day", "every %(count)d days", count),
+            "week": ngettext("every week", "every %(count)d weeks", count),
+            "month": ngettext("every month", "every %(count)d months", count),
+            "year": ngettext("every year", "every %(count)d years", count),
+        }
+        return labels[str(spec.unit)] % {"count": count}
+    if spec.kind == "last_business_day":
+        label = gettext("on the last business day of the month")
+    elif spec.kind == "explicit_dates":
+        dates = [date_format(date(2000, month, day), "j F") for month, day in spec.dates]
+        label = gettext("every year on %(dates)s") % {"dates": _join(dates)}
+    else:
+        days = [gettext("the last day") if day == -1 else str(day) for day in spec.days]
+        label = gettext("every month on day %(days)s") % {"days": _join(days)}
+    if spec.business_day == "previous" and spec.kind != "last_business_day":
+        label += gettext(", or the business day before")
+    elif spec.business_day == "next":
+        label += gettext(", or the next business day")
+    if spec.holiday_country:
+        label += f" ({spec.holiday_country}{'-' + spec.holiday_subdivision if spec.holiday_subdivision else ''})"
+    return label
+
+
+def _join(items: list[str]) -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return gettext("%(first)s and %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
 
 
 class CycleWidget(widgets.Widget):

@@ -12,15 +12,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django_countries.fields import Country
 from import_export import resources
 from import_export.admin import ImportExportModelAdmin
-from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextInputWidget
 
 from billing.models import Subscription
-from config.console import StyledAdmin, format_money
+from config.console import CountryFilter, StyledAdmin, format_money
 from config.write_path import ServiceAdminMixin, ServiceResourceMixin
 from customers.hub import LIVE_STATUSES
 from customers.hub_admin import CustomerHubMixin
@@ -74,26 +72,11 @@ class CustomerResource(ServiceResourceMixin, resources.ModelResource):
         return customer_update(customer=obj, data=changes, acting_user=user)
 
 
-class CustomerCountryFilter(DropdownFilter):
-    """Countries the customers of this mode are in (not all 249), by name in the reader's language,
-    in a searchable dropdown."""
-
-    title = _("country")
-    parameter_name = "country"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        codes = model_admin.get_queryset(request).order_by().values_list("country", flat=True).distinct()
-        return sorted(((code, str(Country(code).name)) for code in codes if code), key=lambda pair: pair[1])
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Customer]) -> QuerySet[Customer]:
-        return queryset.filter(country=self.value()) if self.value() else queryset
-
-
 @admin.register(Customer)
 class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
     list_display = ("legal_name", "email", "country", "balance_display", "status_display", "created_at")
-    list_filter = (CustomerCountryFilter, "currency", "preferred_language", "is_business")
+    list_filter = (CountryFilter, "currency", "preferred_language", "is_business")
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
     actions = ["invite_to_portal", export_personal_data, erase_personal_data]

@@ -10,7 +10,6 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
-from django_countries.fields import LazyTypedChoiceField
 
 from config import clock
 from config.modes import default_livemode
@@ -76,7 +75,8 @@ class ReportFilterForm(forms.Form):
     brand = forms.IntegerField(label=_("Brand"), required=False, min_value=1)
     currency = forms.RegexField(label=_("Currency"), regex=r"^[A-Za-z]{3}$", required=False)
     plan = forms.IntegerField(label=_("Plan (price id)"), required=False, min_value=1)
-    country = LazyTypedChoiceField(label=_("Country"), choices=[("", "—"), *countries], required=False)
+    # a callable: the names are read in the request's language, not the one active at import (issue 15)
+    country = forms.ChoiceField(label=_("Country"), choices=lambda: [("", "—"), *countries], required=False)
     customer = forms.IntegerField(label=_("Customer id"), required=False, min_value=1)
     min_changes = forms.IntegerField(label=_("At least (changes)"), required=False, min_value=1, max_value=1000)
 

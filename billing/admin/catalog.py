@@ -27,6 +27,7 @@ from billing.resources import (
     MeterResource,
     PriceResource,
     ProductResource,
+    cycle_display,
     cycle_from_text,
     cycle_to_text,
 )
@@ -79,7 +80,7 @@ class PriceInline(ReadOnlyInline):
 
     @admin.display(description=_("billing cycle"))
     def cycle_label(self, price: Price) -> str:
-        return cycle_to_text(price.cycle) or "—"
+        return cycle_display(price.cycle) or "—"
 
 
 @admin.register(Product)
@@ -274,7 +275,7 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Import
 
     @admin.display(description=_("billing cycle"))
     def cycle_label(self, price: Price) -> str:
-        return cycle_to_text(price.cycle) if price.cycle else gettext("one-time")
+        return cycle_display(price.cycle) if price.cycle else gettext("one-time")
 
     @admin.display(description=_("in use"), boolean=True, ordering="used")
     def in_use(self, price: Price) -> bool:

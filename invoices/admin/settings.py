@@ -21,6 +21,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from config import mfa
 from config.console import (
+    CountryFilter,
     ImportExportPermissions,
     ReadOnlyAdminMixin,
     StyledAdmin,
@@ -97,7 +98,7 @@ class BrandForm(forms.ModelForm):
 class BrandAdmin(StyledAdmin):
     form = BrandForm
     list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
-    list_filter = ("is_default", "layout", "country")
+    list_filter = ("is_default", "layout", CountryFilter)
     search_fields = ("name", "legal_name", "slug", "siren", "vat_number")
     prepopulated_fields = {"slug": ("name",)}
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -224,7 +225,7 @@ class NumberSequenceAdmin(ReadOnlyAdminMixin, StyledAdmin):
 class TaxRateAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [TaxRateResource]
     list_display = ("country", "name", "percentage", "is_standard", "active")
-    list_filter = ("active", "is_standard", "country")
+    list_filter = ("active", "is_standard", CountryFilter)
     search_fields = ("name", "country")
 
 

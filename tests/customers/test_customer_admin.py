@@ -61,7 +61,7 @@ def test_the_console_lists_searches_and_filters_customers(console, customer_fact
     customer_factory(legal_name="Hidden GmbH", country="DE")
 
     found = console.get("/admin/customers/customer/", {"q": "Findable"})
-    filtered = console.get("/admin/customers/customer/", {"country": "DE"})
+    filtered = console.get("/admin/customers/customer/", {"country__exact": "DE"})
 
     assert "Findable SARL" in found.content.decode() and "Hidden GmbH" not in found.content.decode()
     assert "Hidden GmbH" in filtered.content.decode() and "Findable SARL" not in filtered.content.decode()
