@@ -19,7 +19,7 @@ LOCALES = {"fr": "fr-FR", "en": "en-US"}
 
 # Words of the console's English that a French page must not show (case-sensitive, whole
 # words): what an untranslated msgid looks like on screen. Words French shares with
-# English (Actions, Total, Date, Description, Note, Message, Type, Options) are left out.
+# English (Actions, Total, Date, Description, Note, Message, Type, Options, Coupons, Balance) are left out.
 ENGLISH_WORDS = (
     "Save", "Delete", "Search", "Filter", "Filters", "Add", "Change", "History", "Home", "Dashboard",
     "Customer", "Customers", "Invoice", "Invoices", "Subscription", "Subscriptions", "Payment", "Payments",
@@ -27,8 +27,8 @@ ENGLISH_WORDS = (
     "Clear", "Previous", "Next", "Show", "Hide", "Close", "Cancel", "Submit", "Yes", "Paid", "Draft", "Due",
     "Select all", "results", "Run", "Back", "View", "Edit", "Upcoming", "Overdue", "Live data", "Test data",
     "Sign out", "Log out", "Welcome", "Unknown", "None", "True", "False", "Loading", "Export", "Import",
-    "every month", "every year", "per month", "Credit note", "Credit notes", "Balance", "Price", "Prices",
-    "Product", "Products", "Coupon", "Coupons", "Quantity", "Period", "Total due", "Open", "Void",
+    "every month", "every year", "per month", "Credit note", "Credit notes", "Price", "Prices",
+    "Product", "Products", "Quantity", "Period", "Total due", "Open", "Void",
 )  # fmt: skip
 _ENGLISH = re.compile(r"(?<![\w-])(" + "|".join(re.escape(word) for word in ENGLISH_WORDS) + r")(?![\w-])")
 # French that reads like a machine: "Modification de abonnement" (no elision before a vowel).
