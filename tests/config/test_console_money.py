@@ -120,33 +120,55 @@ def test_the_audit_catches_a_raw_amount():
     assert raw_amounts_in(formatted, Context({"total": 15000, "label": "x"})) == []
 
 
-# The money pages show the world's known amount (15000 minor units of EUR) formatted.
+# The money pages of the world, with the amount (minor units of EUR) each must show formatted:
+# the refund and the bank line of 150,00 €, the invoice's line of 150,00 € and its total with
+# VAT (180,00 €), the transfer that paid the invoice (None: the payment's own amount).
 MONEY_PAGES = [
-    ("admin:billing_refund_changelist", None),
-    ("admin:billing_refund_change", "refund"),
-    ("admin:billing_payment_changelist", None),
-    ("admin:billing_payment_change", "payment"),
-    ("admin:invoices_invoice_changelist", None),
-    ("admin:invoices_invoice_change", "invoice"),
-    ("admin:billing_bankstatementline_changelist", None),
-    ("admin:billing_bankstatement_change", "statement"),
+    ("admin:billing_refund_changelist", None, 15000),
+    ("admin:billing_refund_change", "refund", 15000),
+    ("admin:billing_payment_changelist", None, None),
+    ("admin:billing_payment_change", "payment", None),
+    ("admin:invoices_invoice_changelist", None, 18000),
+    ("admin:invoices_invoice_change", "invoice", 15000),
+    ("admin:billing_bankstatementline_changelist", None, 15000),
+    ("admin:billing_bankstatement_change", "statement", 15000),
 ]
-RAW = re.compile(r"(?<![\d.,\w-])15\s?000(?![\d.,])")
+FORMATS = {
+    "fr": lambda minor: f"{minor // 100},{minor % 100:02d}\xa0€",
+    "en": lambda minor: f"€{minor // 100}.{minor % 100:02d}",
+}
 
 
-@pytest.mark.parametrize("language, formatted", [("fr", "150,00\xa0€"), ("en", "€150.00")])
-def test_money_pages_show_the_known_amount_formatted_never_in_minor_units(world, language, formatted):
+def raw_minor_units(amount: int) -> re.Pattern[str]:
+    """15000 as a bare number ("15000", "15 000"), not inside another number or a word."""
+    head, tail = divmod(amount, 1000)
+    return re.compile(rf"(?<![\d.,\w-]){head}[\s\u202f\xa0]?{tail:03d}(?![\d.,])")
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_money_pages_show_known_amounts_formatted_never_in_minor_units(world, language):
     client = signed_in_client(role_user("Finance"), language=language)
     failures = []
 
-    for url_name, key in MONEY_PAGES:
+    for url_name, key, known in MONEY_PAGES:
+        amount = known if known is not None else world["payment"].amount
         url = reverse(url_name, args=[world[key].pk]) if key else reverse(url_name)
         html = client.get(url).content.decode()
         text = re.sub(r"<script\b.*?</script>|<[^>]+>", " ", html, flags=re.DOTALL)
-        text = re.sub(r"&nbsp;|&#160;", "\xa0", text)
-        if formatted not in text.replace("\u202f", "\xa0"):
+        text = re.sub(r"&nbsp;|&#160;", "\xa0", text).replace("\u202f", "\xa0")
+        formatted = FORMATS[language](amount)
+        if formatted not in text:
             failures.append(f"{url}: no {formatted!r}")
-        if RAW.search(text):
-            failures.append(f"{url}: raw minor units {RAW.search(text).group(0)!r}")
+        raw = raw_minor_units(amount).search(text)
+        if raw:
+            failures.append(f"{url}: raw minor units {raw.group(0)!r}")
 
     assert not failures, "\n".join(failures)
+
+
+def test_the_raw_amount_pattern_finds_minor_units_only():
+    """Negative control of the rendered-page check."""
+    pattern = raw_minor_units(15000)
+
+    assert pattern.search("Remboursement 15000 EUR") and pattern.search("15 000")
+    assert not pattern.search("150,00 €") and not pattern.search("€150.00") and not pattern.search("F-2026-150000")
