@@ -40,6 +40,8 @@ _CHROME_ACTIONS = ("logout", "/i18n/setlang/", "/test-data/")
 
 _ACTION_OPTION = re.compile(r'<select[^>]*name="action".*?</select>', re.DOTALL)
 _OPTION_VALUE = re.compile(r'<option value="([^"]*)"')
+# Bulk actions that only read (exports, PDF downloads): a viewer may have them.
+_READING_ACTIONS = ("export", "download", "pdf")
 # Buttons that only read: a PDF preview of the brand, the portal seen as the customer (logged).
 _READING_BUTTONS = ("/preview/", "viewsitelink")
 
@@ -54,7 +56,7 @@ def action_buttons(html: str) -> list[str]:
         select = _ACTION_OPTION.search(body)
         if select is not None:
             actions = [value for value in _OPTION_VALUE.findall(select.group(0)) if value]
-            if all("export" in action for action in actions):
+            if all(any(word in action for word in _READING_ACTIONS) for action in actions):
                 body = _ACTION_OPTION.sub("", body).replace('title="Run the selected action"', "")
                 body = re.sub(r"<button[^>]*x-show=\"action\"[^>]*>", "", body)
         found.extend(button for button in _SUBMIT.findall(body) if not any(r in button for r in _READING_BUTTONS))
