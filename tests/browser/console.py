@@ -63,7 +63,12 @@ def signed_in_context(browser: Browser, base_url: str, user: Any, *, language: s
 def watch_errors(page: Page) -> list[str]:
     """Console errors (CSP violations included: Chromium reports them there) and page errors."""
     errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(f"{message.text} ({message.location.get('url', '')})") if message.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
     return errors
 
