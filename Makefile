@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint worker bench messages clean failover-drill
+.PHONY: install run test lint worker bench messages clean failover-drill console-screenshots
 
 $(STAMP): pyproject.toml requirements.lock scripts/ensure-system-packages
 	scripts/ensure-system-packages
@@ -33,6 +33,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/import_cycles.py
+
+# docs/console.md's pictures: the finance walk in Chromium, one picture per step into docs/console/.
+console-screenshots: install
+	TARIF_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:randomly -q tests/browser/test_console_walk.py
 
 worker: install
 	@test -n "$$CELERY_BROKER_URL" || (echo "Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker"; exit 2)

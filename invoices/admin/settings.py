@@ -209,7 +209,8 @@ class InvoiceCustomFieldAdmin(StyledAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.base_fields["customer"].required = True  # brand-level fields live on the brand
+        if "customer" in form.base_fields:  # not for a viewer, whose form has no editable field
+            form.base_fields["customer"].required = True  # brand-level fields live on the brand
         return form
 
 
