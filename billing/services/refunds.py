@@ -158,9 +158,10 @@ def _too_much(*, left: int, amount: int, currency: str, one_of_many: bool) -> st
     # Shown next to the console's amount field and in the API's problem: money as people write it.
     values = {"left": format_money(left, currency), "amount": format_money(amount, currency)}
     if one_of_many:
-        return gettext(
-            "At most %(left)s can be refunded through one payment of this invoice; %(amount)s is too much."
-        ) % values
+        return (
+            gettext("At most %(left)s can be refunded through one payment of this invoice; %(amount)s is too much.")
+            % values
+        )
     return gettext("%(left)s of this payment can still be refunded; %(amount)s is too much.") % values
 
 

@@ -224,8 +224,8 @@ def test_an_unused_price_can_change_its_terms_and_the_cycle_reads_like_a_sentenc
             "currency": "EUR",
             "type": "recurring",
             "scheme": "per_unit",
-            "unit_amount": "1900",
-            "tiers": "[]",
+            "unit_amount": "19",  # typed in euros (major units)
+            "tiers": "",
             "package_size": "1",
             "package_rounding": "up",
             "cycle": "every 3 months",
