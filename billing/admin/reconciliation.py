@@ -82,6 +82,11 @@ def match_url(line: BankStatementLine, invoice: Invoice | None = None) -> str:
     return f"{url}?invoice_number={invoice.number}" if invoice is not None else url
 
 
+def statement_lines_url(line: BankStatementLine) -> str:
+    """The lines of `line`'s statement: where a match or an ignore shows its result among the rest."""
+    return f"{reverse('admin:billing_bankstatementline_changelist')}?statement__id__exact={line.statement_id}"
+
+
 def preview_rows(result: Any) -> list[dict[str, Any]]:
     """The import preview, one row per line of the file: formatted money, what matching would do,
     the fingerprint cut short (its whole value in the tooltip). Read from the dry run's lines."""
@@ -546,7 +551,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
                     },
                     messages.SUCCESS,
                 )
-                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+                return HttpResponseRedirect(statement_lines_url(line))
         return render_tool_form(
             self,
             request,
@@ -570,7 +575,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
             )
             if ignored is not None:
                 self.message_user(request, gettext("Line ignored."), messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+                return HttpResponseRedirect(statement_lines_url(line))
         return render_tool_form(
             self,
             request,
