@@ -28,6 +28,7 @@ from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.decorators import display
 
 from config.errors import DomainError
 from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
@@ -310,8 +311,6 @@ def status_badge(
     """A list column showing a choice field as a coloured badge (unfold's `@display(label=...)`):
     `variants` maps a stored value to "success", "info", "warning" or "danger"; other values
     show as a grey badge. The badge reads the choice's translated label."""
-    # Imports inside this block's functions: the file is merged by union of areas' blocks.
-    from unfold.decorators import display  # noqa: PLC0415
 
     @display(description=description, ordering=ordering or field, label=variants)
     def column(model_admin: Any, obj: Any) -> tuple[str, str]:
@@ -331,14 +330,12 @@ def truncated(text: str | None, length: int = 12) -> str:
 
 def money_amount_field_help(currency: str) -> str:
     """The help under an amount typed in major units: the currency and how many decimals it takes."""
-    from django.utils.translation import gettext, ngettext  # noqa: PLC0415
-
     try:
         digits = currency_exponent(currency)
     except CurrencyError:
         return ""
     if not digits:
-        return gettext("In %(currency)s, whole units (no decimals).") % {"currency": currency}
-    return ngettext(
+        return translation.gettext("In %(currency)s, whole units (no decimals).") % {"currency": currency}
+    return translation.ngettext(
         "In %(currency)s, up to %(digits)d decimal.", "In %(currency)s, up to %(digits)d decimals.", digits
     ) % {"currency": currency, "digits": digits}

@@ -581,7 +581,7 @@ class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Impor
 
     def get_fields(self, request: HttpRequest, obj: Coupon | None = None) -> Any:
         fields = super().get_fields(request, obj)
-        frozen = obj is not None and "amount_off" in coupon_frozen_fields(coupon=obj)
+        frozen = obj is not None and "amount_off" in self.get_readonly_fields(request, obj)
         return [("amount_off_label" if frozen and name == "amount_off" else name) for name in fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Coupon | None = None) -> Any:

@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -35,7 +36,6 @@ def visible_text(response) -> str:
 @pytest.fixture
 def sign_in(staff_factory, now):
     """sign_in(username) -> a finance client (the Finance role) through password + TOTP."""
-    from django.contrib.auth.models import Group
 
     def make(username: str):
         user = staff_factory(username=username, first_name=username.capitalize())
