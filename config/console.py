@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from unfold import widgets as unfold_widgets
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
@@ -246,6 +247,7 @@ def render_tool_form(
     hidden: Any = (),
 ) -> TemplateResponse:
     """A console page with one form (see templates/admin/billing/tool_form.html)."""
+    style_widgets(form)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -306,7 +308,7 @@ STATUS_VARIANTS = ("success", "info", "warning", "danger")
 
 
 def status_badge(
-    field: str, description: Any, variants: dict[str, str], *, ordering: str | None = None
+    field: str, description: Any, variants: Mapping[str, str], *, ordering: str | None = None
 ) -> Callable[[Any, Any], tuple[str, str]]:
     """A list column showing a choice field as a coloured badge (unfold's `@display(label=...)`):
     `variants` maps a stored value to "success", "info", "warning" or "danger"; other values
@@ -339,3 +341,29 @@ def money_amount_field_help(currency: str) -> str:
     return translation.ngettext(
         "In %(currency)s, up to %(digits)d decimal.", "In %(currency)s, up to %(digits)d decimals.", digits
     ) % {"currency": currency, "digits": digits}
+
+
+# Widgets a plain form builds (TextInput, Select, Textarea...) render unstyled in unfold's pages;
+# tool forms get unfold's input classes on them, whatever the form declared.
+_UNFOLD_WIDGET_CLASSES: tuple[tuple[type[forms.Widget], list[str]], ...] = (
+    (forms.CheckboxInput, unfold_widgets.CHECKBOX_CLASSES),
+    (forms.Textarea, unfold_widgets.TEXTAREA_CLASSES),
+    (forms.Select, [name for name in unfold_widgets.SELECT_CLASSES if name != "appearance-none"]),
+    (forms.DateTimeInput, unfold_widgets.DATETIME_CLASSES),
+    (forms.DateInput, unfold_widgets.DATETIME_CLASSES),
+    (forms.widgets.Input, unfold_widgets.INPUT_CLASSES),
+)
+
+
+def style_widgets(form: forms.BaseForm) -> forms.BaseForm:
+    """Give a plain form's widgets unfold's look (the admin's own autocomplete widgets keep theirs)."""
+    for field in form.fields.values():
+        widget = field.widget
+        if isinstance(widget, AutocompleteSelect) or type(widget).__module__.startswith("unfold"):
+            continue
+        for widget_type, classes in _UNFOLD_WIDGET_CLASSES:
+            if isinstance(widget, widget_type):
+                present = widget.attrs.get("class", "")
+                widget.attrs["class"] = " ".join([present, *classes]).strip()
+                break
+    return form

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.limits import MAX_AMOUNT
@@ -262,8 +263,6 @@ class MajorUnitPriceField(MajorAmountField):
 class TiersField(forms.CharField):
     """Tiers typed one per line in major units: "up to | unit price | flat fee"."""
 
-    widget = forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"})
-
     def has_changed(self, initial: Any, data: Any) -> bool:
         def lines(text: Any) -> list[str]:
             return [" ".join(line.split()) for line in str(text or "").splitlines() if line.strip()]
@@ -323,19 +322,22 @@ class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
         required=False,
+        widget=UnfoldAdminTextInputWidget(),
         help_text=_(
             'e.g. "every month", "every 3 months", "yearly", or JSON for calendar cycles; empty for one-time prices.'
         ),
     )
     # Typed in major units (euros, not cents); stored in minor units (Price.unit_amount).
     unit_amount = MajorUnitPriceField(
-        label=_("unit price"),
+        label=_("Unit price"),
         required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text=_("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
     )
     tiers = TiersField(
-        label=_("tiers"),
+        label=_("Tiers"),
         required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4}),
         help_text=_(
             "One tier per line, in the price's currency: up to | unit price | flat fee. E.g. “10 | 5,00 | 0”, "
             "then “∞ | 4,00” for the last tier."
@@ -528,8 +530,9 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Import
 class CouponForm(forms.ModelForm):
     # Typed in major units; stored in minor units (Coupon.amount_off).
     amount_off = MajorAmountField(
-        label=_("amount off"),
+        label=_("Amount off"),
         required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text=_("In the coupon's currency, as on an invoice: 10 or 10,00 for €10. Leave empty for a percentage."),
     )
 
@@ -576,7 +579,8 @@ class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Impor
     list_display = ("name", "discount", "duration_label", "redemptions", "redeem_by", "active")
     list_filter = ("active", "duration", "currency")
     search_fields = ("name",)
-    filter_horizontal = ("applies_to",)
+    # A search box over products instead of two side-by-side lists (which ran past 1366 px).
+    autocomplete_fields = ("applies_to",)
     readonly_fields = ("times_redeemed", "created_at")
 
     def get_fields(self, request: HttpRequest, obj: Coupon | None = None) -> Any:
