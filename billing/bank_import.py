@@ -174,6 +174,8 @@ class BankStatementLineResource(resources.ModelResource):
         use_transactions = True
         skip_unchanged = False
         report_skipped = True
+        # The console's preview and the match screen read each row's line (amount, status).
+        store_instance = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

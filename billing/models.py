@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.limits import amount_validators, quantity_validators
 from billing.pricing import PricingError, tiers_from_json, validate_tiers
+from config.console import format_money
 from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code
@@ -814,7 +815,9 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} {self.get_method_display()} ({self.get_status_display()})"
+        # Headings, links and messages show this: money as the reader writes it, never minor units.
+        money = format_money(self.amount, self.currency)
+        return f"{money} {self.get_method_display()} ({self.get_status_display()})"
 
 
 class Refund(models.Model):
@@ -890,7 +893,7 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} ({self.get_status_display()})"
+        return f"{format_money(self.amount, self.currency)} ({self.get_status_display()})"
 
     @property
     def idempotency_key(self) -> str:

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.console import format_money
 from customers.models import validate_currency_code
 
 
@@ -136,4 +137,4 @@ class BankStatementLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.booking_date} {self.amount} {self.currency} {self.debtor_name}".strip()
+        return f"{self.booking_date} {format_money(self.amount, self.currency)} {self.debtor_name}".strip()

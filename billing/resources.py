@@ -31,6 +31,7 @@ from billing.services.catalog import (
 )
 from billing.services.coupons import coupon_create, coupon_update
 from billing.services.subscriptions import ItemSpec, subscription_create
+from config.console import format_minor_decimal, format_money
 from config.locking import lock_order_exempt
 from config.modes import scope_to_mode
 from config.write_path import ServiceResourceMixin
@@ -206,6 +207,8 @@ class PriceResource(ServiceResourceMixin, resources.ModelResource):
     meter = fields.Field(column_name="meter", attribute="meter", widget=LookupWidget(Meter, "key"))
     cycle = fields.Field(column_name="cycle", attribute="cycle", widget=CycleWidget())
     tiers = fields.Field(column_name="tiers", attribute="tiers", widget=JsonListWidget())
+    # Exports keep unit_amount in minor units for machines (and re-import); people read this column.
+    unit_price_display = fields.Field(column_name="unit_price_display", readonly=True)
 
     class Meta:
         model = Price
@@ -227,11 +230,15 @@ class PriceResource(ServiceResourceMixin, resources.ModelResource):
             "tax_behavior",
             "trial_days",
             "active",
+            "unit_price_display",
         )
         skip_unchanged = True
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
+
+    def dehydrate_unit_price_display(self, price: Price) -> str:
+        return format_minor_decimal(price.unit_amount, price.currency) if price.unit_amount is not None else ""
 
     # The price-in-use rule is price_update's (the same as the console's and the API's).
     def service_create(self, *, data: dict, user: Any) -> Price:
@@ -249,6 +256,8 @@ class CouponResource(ServiceResourceMixin, resources.ModelResource):
         attribute="applies_to",
         widget=widgets.ManyToManyWidget(Product, field="name", separator=";"),
     )
+    # amount_off stays in minor units for machines (and re-import); people read this column.
+    amount_off_display = fields.Field(column_name="amount_off_display", readonly=True)
 
     class Meta:
         model = Coupon
@@ -264,11 +273,15 @@ class CouponResource(ServiceResourceMixin, resources.ModelResource):
             "redeem_by",
             "applies_to",
             "active",
+            "amount_off_display",
         )
         skip_unchanged = True
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
+
+    def dehydrate_amount_off_display(self, coupon: Coupon) -> str:
+        return format_money(coupon.amount_off, coupon.currency) if coupon.amount_off is not None else ""
 
     def service_create(self, *, data: dict, user: Any) -> Coupon:
         data = dict(data)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,11 +27,14 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 from django_countries import countries
+from unfold import widgets as unfold_widgets
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
 from unfold.contrib.filters.admin import DropdownFilter
+from unfold.contrib.filters.admin.mixins import DropdownMixin, ValueMixin
 from unfold.contrib.import_export.forms import ImportForm
+from unfold.decorators import display
 
 from config.console_export import ExportFieldsForm
 from config.errors import DomainError
@@ -250,6 +253,7 @@ def render_tool_form(
     hidden: Any = (),
 ) -> TemplateResponse:
     """A console page with one form (see templates/admin/billing/tool_form.html)."""
+    style_widgets(form)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -328,3 +332,93 @@ class CountryFilter(DropdownFilter):
 def _collation_key(text: str) -> str:
     """Sort "Équateur" with the E's, as a French reader expects, without the process locale."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+
+
+# -- money (payments, refunds, bank reconciliation, catalog, developers, settings) -------------
+# Status badges and truncated identifiers for the money pages' lists.
+
+STATUS_VARIANTS = ("success", "info", "warning", "danger")
+
+
+def status_badge(
+    field: str, description: Any, variants: Mapping[str, str], *, ordering: str | None = None
+) -> Callable[[Any, Any], tuple[str, str]]:
+    """A list column showing a choice field as a coloured badge (unfold's `@display(label=...)`):
+    `variants` maps a stored value to "success", "info", "warning" or "danger"; other values
+    show as a grey badge. The badge reads the choice's translated label."""
+
+    @display(description=description, ordering=ordering or field, label=variants)
+    def column(model_admin: Any, obj: Any) -> tuple[str, str]:
+        return getattr(obj, field), getattr(obj, f"get_{field}_display")()
+
+    return column
+
+
+def truncated(text: str | None, length: int = 12) -> str:
+    """A long identifier (hash, gateway id, URL) cut to `length` characters, whole in its tooltip."""
+    if not text:
+        return "—"
+    if len(text) <= length:
+        return format_html('<span class="tarif-id">{}</span>', text)
+    return format_html('<span class="tarif-id" title="{}">{}…</span>', text, text[:length])
+
+
+def money_amount_field_help(currency: str) -> str:
+    """The help under an amount typed in major units: the currency and how many decimals it takes."""
+    try:
+        digits = currency_exponent(currency)
+    except CurrencyError:
+        return ""
+    if not digits:
+        return translation.gettext("In %(currency)s, whole units (no decimals).") % {"currency": currency}
+    return translation.ngettext(
+        "In %(currency)s, up to %(digits)d decimal.", "In %(currency)s, up to %(digits)d decimals.", digits
+    ) % {"currency": currency, "digits": digits}
+
+
+# Widgets a plain form builds (TextInput, Select, Textarea...) render unstyled in unfold's pages;
+# tool forms get unfold's input classes on them, whatever the form declared.
+_UNFOLD_WIDGET_CLASSES: tuple[tuple[type[forms.Widget], list[str]], ...] = (
+    (forms.CheckboxInput, unfold_widgets.CHECKBOX_CLASSES),
+    (forms.Textarea, unfold_widgets.TEXTAREA_CLASSES),
+    (forms.Select, [name for name in unfold_widgets.SELECT_CLASSES if name != "appearance-none"]),
+    (forms.DateTimeInput, unfold_widgets.DATETIME_CLASSES),
+    (forms.DateInput, unfold_widgets.DATETIME_CLASSES),
+    (forms.widgets.Input, unfold_widgets.INPUT_CLASSES),
+)
+
+
+def style_widgets(form: forms.BaseForm) -> forms.BaseForm:
+    """Give a plain form's widgets unfold's look (the admin's own autocomplete widgets keep theirs)."""
+    for field in form.fields.values():
+        widget = field.widget
+        if isinstance(widget, AutocompleteSelect) or type(widget).__module__.startswith("unfold"):
+            continue
+        for widget_type, classes in _UNFOLD_WIDGET_CLASSES:
+            if isinstance(widget, widget_type):
+                present = widget.attrs.get("class", "")
+                widget.attrs["class"] = " ".join([present, *classes]).strip()
+                break
+    return form
+
+
+class AllValuesDropdownFilter(ValueMixin, DropdownMixin, admin.AllValuesFieldListFilter):
+    """A text column's distinct values (event types, audit actions) in unfold's searchable dropdown,
+    instead of a list of links that runs down the page."""
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() not in (None, ""):
+            return super().queryset(request, queryset)
+        return queryset
+
+    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+        values = [(str(value), str(value)) for value in self.lookup_choices if value not in (None, "")]
+        yield {
+            "form": self.form_class(
+                label=translation.gettext(" By %(filter_title)s ") % {"filter_title": self.title},
+                name=self.lookup_kwarg,
+                choices=[self.all_option, *values],
+                data={self.lookup_kwarg: self.value()},
+                multiple=False,
+            ),
+        }

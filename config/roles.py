@@ -15,6 +15,9 @@ TARIF_APPS = ("customers", "billing", "events", "invoices", "reports", "feedback
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}
+    # Finance approves other staff members' refunds (billing.approve_refund; four-eyes: never their own)
+    # and issues API keys (config.apikey).
+    | {"billing": ("view", "add", "change", "delete", "approve")}
     | {"django_celery_beat": ("view",), "audit": ("view",), "config": ("view", "add", "change")},
     # Reports (revenue, churn, receivables) are for finance and auditors, not support.
     "Support": {app: ("view",) for app in TARIF_APPS if app != "reports"} | {"customers": ("view", "add", "change")},

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
+from config.console import format_money
 from customers.models import Language, validate_currency_code
 from invoices.errors import FrozenInvoiceError
 from invoices.rendering.fonts import DEFAULT_FONT, FONT_CHOICES
@@ -835,7 +836,7 @@ class BalanceTransaction(models.Model):
         indexes = [models.Index(fields=["customer", "currency"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} {self.currency}"
+        return f"{self.get_kind_display()} {format_money(self.amount, self.currency)}"
 
 
 class Document(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -10,11 +11,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from billing.cycles import CycleSpec, CycleSpecError
+from billing.limits import MAX_AMOUNT
 from billing.models import (
     Coupon,
     Meter,
@@ -59,12 +64,17 @@ from billing.services.coupons import (
 )
 from config.console import (
     ImportExportPermissions,
+    MajorAmountField,
     ReadOnlyInline,
     StyledAdmin,
+    babel_locale,
     error_text,
     format_minor_decimal,
     format_money,
+    major_to_money,
+    money_amount_field_help,
 )
+from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
 from config.write_path import ServiceAdminMixin
 
 
@@ -186,12 +196,152 @@ class CycleFormField(forms.CharField):
         return before != after
 
 
+# A unit price may be a fraction of the currency's minor unit (metered: 0.5 cent a call); the
+# column keeps 6 decimals of minor units, so a EUR unit price takes up to 8 decimals typed in euros.
+UNIT_AMOUNT_MINOR_DECIMALS = 6
+
+
+def minor_to_major(value: Decimal | int | None, currency: str) -> Decimal | None:
+    """A stored minor-unit amount as the major-unit Decimal a form shows: 4900 EUR -> 49.00."""
+    if value is None or not currency:
+        return None
+    exponent = currency_exponent(currency)
+    major = Decimal(value).scaleb(-exponent)
+    if major == major.quantize(Decimal(1).scaleb(-exponent)):
+        return major.quantize(Decimal(1).scaleb(-exponent))
+    return major.normalize()
+
+
+def unit_amount_to_minor(text: str, currency: str) -> Decimal:
+    """A unit price typed in major units ("49", "0,005") as the stored Decimal of minor units.
+
+    Refuses what is not an amount, negatives, more decimals than the column keeps, and more
+    than billing.limits.MAX_AMOUNT, each with a sentence for the form."""
+    number = parse_major(text, locale=babel_locale())
+    exponent = currency_exponent(currency)
+    if number < 0:
+        raise AmountError(gettext("A price cannot be negative."), code="out_of_bounds")
+    try:
+        minor = number.scaleb(exponent)
+        stored = minor.quantize(Decimal(1).scaleb(-UNIT_AMOUNT_MINOR_DECIMALS))
+    except InvalidOperation as error:
+        raise AmountError(
+            gettext("'%(value)s' is too large an amount.") % {"value": text}, code="out_of_bounds"
+        ) from error
+    if stored != minor:
+        raise AmountError(
+            gettext("'%(value)s' has more decimals than a %(currency)s unit price allows (at most %(digits)d).")
+            % {"value": text, "currency": currency, "digits": exponent + UNIT_AMOUNT_MINOR_DECIMALS},
+            code="too_many_decimals",
+        )
+    if stored > MAX_AMOUNT:
+        raise AmountError(
+            gettext("The amount must be at most %(maximum)s.") % {"maximum": format_money(MAX_AMOUNT, currency)},
+            code="out_of_bounds",
+        )
+    return stored
+
+
+def _plain(value: Decimal | None) -> str:
+    """A major-unit Decimal in the reader's writing, without grouping: 1234.5 -> "1234,5" in French."""
+    if value is None:
+        return ""
+    return MajorAmountField().prepare_value(value)
+
+
+class MajorUnitPriceField(MajorAmountField):
+    """A unit price in major units; unchanged when it says the same amount in other words."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            before = Decimal(initial) if initial not in (None, "") else None
+            after = parse_major(data, locale=babel_locale()) if data not in (None, "") else None
+        except (AmountError, InvalidOperation, TypeError, ValueError):
+            return True
+        return before != after
+
+
+class TiersField(forms.CharField):
+    """Tiers typed one per line in major units: "up to | unit price | flat fee"."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        def lines(text: Any) -> list[str]:
+            return [" ".join(line.split()) for line in str(text or "").splitlines() if line.strip()]
+
+        return lines(initial) != lines(data)
+
+
+INFINITY_WORDS = ("", "∞", "inf", "infinity", "and up", "et plus", "+")
+
+
+def tiers_to_text(tiers: list[dict[str, Any]] | None, currency: str) -> str:
+    rows = []
+    for tier in tiers or []:
+        up_to = tier.get("up_to")
+        unit = minor_to_major(Decimal(str(tier.get("unit_amount", "0"))), currency)
+        flat = minor_to_major(int(tier.get("flat_amount", 0) or 0), currency)
+        rows.append(" | ".join(("∞" if up_to is None else str(up_to), _plain(unit), _plain(flat))))
+    return "\n".join(rows)
+
+
+def tiers_from_text(text: str, currency: str) -> list[dict[str, Any]]:
+    """The tiers' lines as Price.tiers JSON in minor units; ValidationError names the line."""
+    tiers: list[dict[str, Any]] = []
+    for number, line in enumerate((line for line in text.splitlines() if line.strip()), start=1):
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) not in (2, 3):
+            raise ValidationError(
+                gettext('Tier %(line)d: write "up to | unit price | flat fee", e.g. "10 | 5,00 | 0".')
+                % {"line": number}
+            )
+        up_to_text = parts[0].lower()
+        try:
+            up_to = None if up_to_text in INFINITY_WORDS else int(up_to_text)
+        except ValueError as error:
+            raise ValidationError(
+                gettext("Tier %(line)d: “%(value)s” is not a quantity (a whole number, or ∞ for the last tier).")
+                % {"line": number, "value": parts[0]}
+            ) from error
+        try:
+            unit = unit_amount_to_minor(parts[1] or "0", currency)
+            flat = Money.from_major(
+                parts[2] if len(parts) == 3 and parts[2] else "0",
+                currency,
+                locale=babel_locale(),
+                minimum=0,
+                maximum=MAX_AMOUNT,
+            ).amount
+        except (AmountError, CurrencyError) as error:
+            raise ValidationError(
+                gettext("Tier %(line)d: %(error)s") % {"line": number, "error": error_text(error)}
+            ) from error
+        tiers.append({"up_to": up_to, "unit_amount": format(unit.normalize(), "f"), "flat_amount": flat})
+    return tiers
+
+
 class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
         required=False,
+        widget=UnfoldAdminTextInputWidget(),
         help_text=_(
             'e.g. "every month", "every 3 months", "yearly", or JSON for calendar cycles; empty for one-time prices.'
+        ),
+    )
+    # Typed in major units (euros, not cents); stored in minor units (Price.unit_amount).
+    unit_amount = MajorUnitPriceField(
+        label=_("Unit price"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
+    )
+    tiers = TiersField(
+        label=_("Tiers"),
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4}),
+        help_text=_(
+            "One tier per line, in the price's currency: up to | unit price | flat fee. E.g. “10 | 5,00 | 0”, "
+            "then “∞ | 4,00” for the last tier."
         ),
     )
 
@@ -217,6 +367,38 @@ class PriceForm(forms.ModelForm):
             "trial_days",
             "metadata",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        currency = self.instance.currency if self.instance.pk else ""
+        if currency:
+            if "unit_amount" in self.fields:
+                self.initial["unit_amount"] = minor_to_major(self.instance.unit_amount, currency)
+            if "tiers" in self.fields:
+                self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
+        elif "tiers" in self.fields:
+            self.initial["tiers"] = ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        currency = data.get("currency") or (self.instance.currency if self.instance.pk else "")
+        if "unit_amount" in self.fields:
+            text = self.cleaned_data.get("unit_amount")
+            data["unit_amount"] = None
+            if text and currency:
+                try:
+                    data["unit_amount"] = unit_amount_to_minor(text, currency)
+                except (AmountError, CurrencyError) as error:
+                    self.add_error("unit_amount", error_text(error))
+        if "tiers" in self.fields:
+            text = self.cleaned_data.get("tiers") or ""
+            data["tiers"] = []
+            if text.strip() and currency:
+                try:
+                    data["tiers"] = tiers_from_text(text, currency)
+                except ValidationError as error:
+                    self.add_error("tiers", error)
+        return data
 
 
 @admin.register(Price)
@@ -247,6 +429,52 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Import
         ),
         (_("Other"), {"fields": ("trial_days", "metadata", "created_at")}),
     )
+
+    # Frozen terms show read-only: the amounts as money, not the stored minor units.
+    MONEY_LABELS = {"unit_amount": "unit_amount_label", "tiers": "tiers_label"}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Price | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        frozen = set(self.get_readonly_fields(request, obj))
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": tuple(
+                        self.MONEY_LABELS.get(name, name) if name in frozen else name for name in options["fields"]
+                    ),
+                },
+            )
+            for title, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Price | None = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly + tuple(label for name, label in self.MONEY_LABELS.items() if name in readonly)
+
+    @admin.display(description=_("unit price"))
+    def unit_amount_label(self, price: Price) -> str:
+        return format_minor_decimal(price.unit_amount, price.currency) if price.unit_amount is not None else "—"
+
+    @admin.display(description=_("tiers"))
+    def tiers_label(self, price: Price) -> str:
+        if not price.tiers:
+            return "—"
+        rows = []
+        for tier in price.tiers:
+            unit = format_minor_decimal(Decimal(str(tier.get("unit_amount", "0"))), price.currency)
+            flat = int(tier.get("flat_amount", 0) or 0)
+            up_to = tier.get("up_to")
+            text = (
+                gettext("up to %(count)s: %(unit)s each") % {"count": up_to, "unit": unit}
+                if up_to is not None
+                else gettext("beyond: %(unit)s each") % {"unit": unit}
+            )
+            if flat:
+                text += " + " + format_money(flat, price.currency)
+            rows.append(text)
+        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Price]:
         # The catalog service's price-in-use predicate, not a copy of it.
@@ -300,14 +528,74 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Import
             )
 
 
+class CouponForm(forms.ModelForm):
+    # Typed in major units; stored in minor units (Coupon.amount_off).
+    amount_off = MajorAmountField(
+        label=_("Amount off"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("In the coupon's currency, as on an invoice: 10 or 10,00 for €10. Leave empty for a percentage."),
+    )
+
+    class Meta:
+        model = Coupon
+        fields = (
+            "name",
+            "percent_off",
+            "amount_off",
+            "currency",
+            "duration",
+            "duration_in_periods",
+            "max_redemptions",
+            "redeem_by",
+            "applies_to",
+            "active",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.currency and "amount_off" in self.fields:
+            self.initial["amount_off"] = minor_to_major(self.instance.amount_off, self.instance.currency)
+            self.fields["amount_off"].help_text = money_amount_field_help(self.instance.currency)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "amount_off" in self.fields:
+            text = self.cleaned_data.get("amount_off")
+            currency = data.get("currency") or ""
+            money = None
+            if text and not currency:
+                self.add_error("currency", gettext("An amount-off coupon needs a currency."))
+            elif text:
+                money = major_to_money(self, "amount_off", currency, minimum=1, maximum=MAX_AMOUNT)
+            if "amount_off" in self.cleaned_data:  # not refused above: minor units for the model
+                self.cleaned_data["amount_off"] = money.amount if money is not None else None
+        return data
+
+
 @admin.register(Coupon)
 class CouponAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CouponResource]
+    form = CouponForm
     list_display = ("name", "discount", "duration_label", "redemptions", "redeem_by", "active")
     list_filter = ("active", "duration", "currency")
     search_fields = ("name",)
-    filter_horizontal = ("applies_to",)
+    # A search box over products instead of two side-by-side lists (which ran past 1366 px).
+    autocomplete_fields = ("applies_to",)
     readonly_fields = ("times_redeemed", "created_at")
+
+    def get_fields(self, request: HttpRequest, obj: Coupon | None = None) -> Any:
+        fields = super().get_fields(request, obj)
+        frozen = obj is not None and "amount_off" in self.get_readonly_fields(request, obj)
+        return [("amount_off_label" if frozen and name == "amount_off" else name) for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Coupon | None = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return (*readonly, "amount_off_label") if "amount_off" in readonly else readonly
+
+    @admin.display(description=_("amount off"))
+    def amount_off_label(self, coupon: Coupon) -> str:
+        return format_money(coupon.amount_off, coupon.currency) if coupon.amount_off is not None else "—"
 
     # Subscribers' future invoices read the coupon's terms: once redeemed, the coupon
     # service keeps them as sold (coupon_update), and the page shows them read-only.

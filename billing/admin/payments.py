@@ -14,6 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
+from unfold.widgets import UnfoldAdminTextInputWidget
 
 from billing.limits import MAX_TOTAL
 from billing.models import (
@@ -48,6 +50,8 @@ from config.console import (
     format_money,
     major_to_money,
     render_tool_form,
+    status_badge,
+    truncated,
 )
 from config.mfa import OtpField
 from invoices.errors import InvoiceError
@@ -87,8 +91,12 @@ class RefundRequestForm(forms.Form):
 
 
 class RefundDecisionForm(forms.Form):
-    otp_token = OtpField(required=True)
-    note = forms.CharField(label=_("Note"), required=False, max_length=300)
+    otp_token = OtpField(
+        required=True,
+        help_text=_("A new code from your authenticator app: the approver confirms with their own second factor."),
+        widget=UnfoldAdminTextInputWidget(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+    note = forms.CharField(label=_("Note"), required=False, max_length=300, widget=UnfoldAdminTextInputWidget())
 
 
 class ManualPaymentForm(forms.Form):
@@ -118,7 +126,7 @@ class ManualPaymentForm(forms.Form):
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("customer", "kind", "__str__", "gateway", "is_default", "active", "created_at")
-    list_filter = ("kind", "gateway", "is_default", "active")
+    list_filter = ("kind", "gateway", "is_default", "active", ("created_at", RangeDateTimeFilter))
     search_fields = ("customer__legal_name", "=last4", "=iban_last4", "mandate_reference")
     list_select_related = ("customer",)
     fields = (
@@ -153,12 +161,23 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
         "customer",
         "amount_label",
         "method",
-        "status",
+        "status_badge",
         "attempt",
         "decline_code",
         "refunded_label",
     )
-    list_filter = ("status", "method", "gateway", "decline_code")
+    list_filter = (
+        "status",
+        "method",
+        "gateway",
+        ("decline_code", ChoicesDropdownFilter),
+        ("attempted_at", RangeDateTimeFilter),
+    )
+    status_badge = status_badge(
+        "status",
+        _("status"),
+        {"succeeded": "success", "pending": "info", "requires_action": "warning", "failed": "danger"},
+    )
     search_fields = ("invoice__number", "customer__legal_name", "=gateway_reference", "reference")
     list_select_related = ("invoice", "customer")
     date_hierarchy = "attempted_at"
@@ -176,7 +195,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
         "refunded_label",
         "attempt",
         "idempotency_key",
-        "gateway_reference",
+        "gateway_reference_short",
         "decline_code",
         "failure_message",
         "reference",
@@ -214,6 +233,10 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     @admin.display(description=_("amount"), ordering="amount")
     def amount_label(self, payment: Payment) -> str:
         return format_money(payment.amount, payment.currency)
+
+    @admin.display(description=_("gateway reference"))
+    def gateway_reference_short(self, payment: Payment) -> str:
+        return truncated(payment.gateway_reference, 32)
 
     @admin.display(description=_("refunded"))
     def refunded_label(self, payment: Payment) -> str:
@@ -348,6 +371,13 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
         )
 
 
+def refund_reason_label(refund: Refund) -> str:
+    """The reason as the request form offered it (the stored value is the credit note's reason code)."""
+    if refund.reason in CreditNote.Reason.values:
+        return str(CreditNote.Reason(refund.reason).label)
+    return refund.reason
+
+
 def _retry_invoices(model_admin: admin.ModelAdmin, request: HttpRequest, invoices: Any) -> None:
     for invoice in invoices:
         payment = dunning_collect_invoice(invoice=invoice, acting_user=request.user)
@@ -369,24 +399,30 @@ def _retry_invoices(model_admin: admin.ModelAdmin, request: HttpRequest, invoice
 class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = (
         "requested_at",
-        "payment",
+        "customer",
+        "invoice_number",
         "amount_label",
-        "status",
+        "status_badge",
         "needs_approval",
         "requested_by",
         "decided_by",
         "credit_note_link",
     )
-    list_filter = ("status", "needs_approval")
+    list_filter = ("status", "needs_approval", ("requested_at", RangeDateTimeFilter))
+    status_badge = status_badge(
+        "status",
+        _("status"),
+        {"executed": "success", "approved": "info", "requested": "warning", "rejected": "danger", "failed": "danger"},
+    )
     search_fields = ("invoice__number", "payment__customer__legal_name", "=gateway_reference")
-    list_select_related = ("payment", "requested_by", "decided_by", "credit_note")
+    list_select_related = ("payment__customer", "invoice", "requested_by", "decided_by", "credit_note")
     change_form_template = "admin/billing/payments/refund_change_form.html"
     fields = (
         "payment",
         "invoice",
         "amount_label",
         "status",
-        "reason",
+        "reason_label",
         "memo",
         "needs_approval",
         "requested_by",
@@ -423,6 +459,18 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def amount_label(self, refund: Refund) -> str:
         return format_money(refund.amount, refund.currency)
 
+    @admin.display(description=_("reason"))
+    def reason_label(self, refund: Refund) -> str:
+        return refund_reason_label(refund)
+
+    @admin.display(description=_("customer"), ordering="payment__customer__legal_name")
+    def customer(self, refund: Refund) -> str:
+        return str(refund.payment.customer)
+
+    @admin.display(description=_("invoice"), ordering="invoice__number")
+    def invoice_number(self, refund: Refund) -> str:
+        return _linked(refund.invoice, refund.invoice.number or f"#{refund.invoice_id}")
+
     @admin.display(description=_("credit note"))
     def credit_note_link(self, refund: Refund) -> str:
         return _linked(refund.credit_note, refund.credit_note.number) if refund.credit_note else "—"
@@ -440,7 +488,9 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
         if not self.has_approve_permission(request):
             raise PermissionDenied
 
-        refund = get_object_or_404(Refund.objects.select_related("payment", "requested_by"), pk=object_id)
+        refund = get_object_or_404(
+            Refund.objects.select_related("payment__customer", "invoice", "requested_by"), pk=object_id
+        )
         form = RefundDecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             verified_at, refused = mfa.step_up(request, form.cleaned_data["otp_token"])
@@ -465,31 +515,92 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
                     refund = decided
                     self.message_user(
                         request,
-                        gettext("Refund %(status)s.") % {"status": refund.get_status_display()},
+                        gettext("Refund of %(amount)s: %(status)s.")
+                        % {
+                            "amount": format_money(refund.amount, refund.currency),
+                            "status": refund.get_status_display(),
+                        },
                         messages.ERROR if refund.status == Refund.Status.FAILED else messages.SUCCESS,
                     )
                     return HttpResponseRedirect(reverse("admin:billing_refund_change", args=[refund.pk]))
-        return render_tool_form(
-            self,
-            request,
-            title=gettext("Approve the refund") if approve else gettext("Reject the refund"),
-            form=form,
-            submit_label=gettext("Approve and refund") if approve else gettext("Reject"),
-            intro=gettext("Requested by %(user)s. Confirm with a new two-factor code.") % {"user": refund.requested_by},
-            objects=[refund, refund.payment],
+        return self._decision_page(request, refund=refund, form=form, approve=approve)
+
+    def _decision_page(
+        self, request: HttpRequest, *, refund: Refund, form: RefundDecisionForm, approve: bool
+    ) -> TemplateResponse:
+        """Who asked, how much, and what approving (or rejecting) does, before the code."""
+        payment, invoice = refund.payment, refund.invoice
+        amount = format_money(refund.amount, refund.currency)
+        requester = (
+            refund.requested_by.get_full_name() or refund.requested_by.get_username() if refund.requested_by else "—"
         )
+        facts = {"amount": amount, "customer": payment.customer, "number": invoice.number or f"#{invoice.pk}"}
+        if approve:
+            consequence = gettext(
+                "Approving sends %(amount)s back to %(customer)s through the payment's gateway (%(method)s) and "
+                "issues a credit note of %(amount)s on invoice %(number)s. Money sent back cannot be recalled."
+            ) % {**facts, "method": payment.get_method_display()}
+            question = gettext("Refund %(amount)s to %(customer)s now?") % facts
+        else:
+            consequence = (
+                gettext(
+                    "Rejecting closes the request: nothing is refunded and no credit note is issued for %(customer)s. "
+                    "Someone can ask for a new refund later."
+                )
+                % facts
+            )
+            question = gettext("Reject the refund of %(amount)s to %(customer)s?") % facts
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Approve the refund") if approve else gettext("Reject the refund"),
+            "refund": refund,
+            "refund_title": str(refund),
+            "reason": refund_reason_label(refund),
+            "refund_url": reverse("admin:billing_refund_change", args=[refund.pk]),
+            "payment": payment,
+            "invoice": invoice,
+            "amount": amount,
+            "payment_amount": format_money(payment.amount, payment.currency),
+            "already_refunded": format_money(payment.amount_refunded, payment.currency),
+            "invoice_total": format_money(invoice.total, invoice.currency),
+            "requested_by": requester,
+            "own_request": approve and refund.requested_by_id == request.user.pk,
+            "approve": approve,
+            "form": form,
+            "consequence": consequence,
+            "confirm_question": question,
+            "submit_label": gettext("Approve and refund %(amount)s") % {"amount": amount}
+            if approve
+            else gettext("Reject"),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/billing/refund/decide.html", context)
 
 
 @admin.register(DunningCase)
 class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
-    list_display = ("invoice_link", "customer", "status", "retries_done", "next_retry_at", "final_action", "started_at")
-    list_filter = ("status", "final_action")
+    list_display = (
+        "invoice_link",
+        "customer",
+        "amount_due",
+        "status_badge",
+        "retries_done",
+        "next_retry_at",
+        "final_action",
+        "started_at",
+    )
+    list_filter = ("status", "final_action", ("next_retry_at", RangeDateTimeFilter))
+    status_badge = status_badge(
+        "status", _("status"), {"recovered": "success", "active": "warning", "exhausted": "danger", "closed": "info"}
+    )
     search_fields = ("invoice__number", "customer__legal_name")
     list_select_related = ("invoice", "customer")
     actions = ["retry_now"]
     fields = (
         "invoice_link",
         "customer",
+        "amount_due",
         "status",
         "schedule_days",
         "retries_done",
@@ -503,6 +614,10 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
     @admin.display(description=_("invoice"), ordering="invoice__number")
     def invoice_link(self, case: DunningCase) -> str:
         return _linked(case.invoice, case.invoice.number)
+
+    @admin.display(description=_("amount due"), ordering="invoice__amount_remaining")
+    def amount_due(self, case: DunningCase) -> str:
+        return format_money(case.invoice.amount_remaining, case.invoice.currency)
 
     @admin.action(description=_("Retry now (outside the schedule)"), permissions=["view"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[DunningCase]) -> None:

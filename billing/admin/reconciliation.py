@@ -16,11 +16,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportMixin
+from unfold.contrib.filters.admin import RangeDateFilter, RangeDateTimeFilter, RelatedDropdownFilter
 
 from billing.admin.payments import _linked
 from billing.bank_import import BankStatementCSV, BankStatementLineResource, Camt053
@@ -44,6 +47,8 @@ from config.console import (
     call_service,
     format_money,
     render_tool_form,
+    status_badge,
+    truncated,
 )
 from customers.models import Customer
 from invoices.errors import InvoiceError
@@ -52,6 +57,63 @@ from invoices.states import PAYABLE_STATUSES
 
 Status = BankStatementLine.Status
 MATCHED_STATUSES = (Status.MATCHED, Status.PARTIALLY_MATCHED, Status.MANUALLY_MATCHED)
+LINE_VARIANTS = {
+    Status.MATCHED: "success",
+    Status.MANUALLY_MATCHED: "success",
+    Status.PARTIALLY_MATCHED: "info",
+    Status.UNMATCHED: "warning",
+}
+
+
+def suggested_invoices(line: BankStatementLine, *, limit: int = 10) -> list[Invoice]:
+    """Open invoices this line may pay: the line's customer's, or else those due exactly its amount."""
+    invoices = Invoice.objects.filter(
+        status__in=PAYABLE_STATUSES, amount_remaining__gt=0, currency=line.currency
+    ).select_related("customer")
+    if line.customer_id:
+        invoices = invoices.filter(customer_id=line.customer_id)
+    else:
+        invoices = invoices.filter(amount_remaining=line.amount)
+    return list(invoices.order_by("due_at", "pk")[:limit])
+
+
+def match_url(line: BankStatementLine, invoice: Invoice | None = None) -> str:
+    url = reverse("admin:billing_bankstatementline_match", args=[line.pk])
+    return f"{url}?invoice_number={invoice.number}" if invoice is not None else url
+
+
+def statement_lines_url(line: BankStatementLine) -> str:
+    """The lines of `line`'s statement: where a match or an ignore shows its result among the rest."""
+    return f"{reverse('admin:billing_bankstatementline_changelist')}?statement__id__exact={line.statement_id}"
+
+
+def preview_rows(result: Any) -> list[dict[str, Any]]:
+    """The import preview, one row per line of the file: formatted money, what matching would do,
+    the fingerprint cut short (its whole value in the tooltip). Read from the dry run's lines."""
+    labels = {"new": gettext("New"), "skip": gettext("Already imported"), "update": gettext("Update")}
+    rows = []
+    for row in result.valid_rows():
+        line = row.instance
+        if line is None:
+            continue
+        status = Status(line.status) if line.status in Status.values else None
+        rows.append(
+            {
+                "import_type": row.import_type,
+                "import_label": labels.get(row.import_type, row.import_type),
+                "import_variant": "success" if row.import_type == "new" else "warning",
+                "sequence": line.sequence,
+                "booking_date": date_format(line.booking_date, "SHORT_DATE_FORMAT") if line.booking_date else "—",
+                "amount": format_money(line.amount, line.currency),
+                "debtor": line.debtor_name or "—",
+                "remittance": line.remittance_info,
+                "status": status.label if status else line.status,
+                "status_variant": LINE_VARIANTS.get(status, "") if status else "",
+                "reason": line.status_reason,
+                "fingerprint": truncated(line.entry_reference or line.fingerprint, 14),
+            }
+        )
+    return rows
 
 
 def can_match(request: HttpRequest) -> bool:
@@ -117,7 +179,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
         "unmatched_label",
         "matched_chart",
     )
-    list_filter = ("source_format", "account")
+    list_filter = ("source_format", "account", ("imported_at", RangeDateTimeFilter))
     search_fields = ("statement_id", "account", "file_name")
     date_hierarchy = "imported_at"
     actions = ["match_again"]
@@ -128,7 +190,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
         "period",
         "source_format",
         "file_name",
-        "file_checksum",
+        "checksum_short",
         "imported_by",
         "imported_at",
         "line_counts",
@@ -167,6 +229,33 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
             "billing.add_bankstatementline"
         )
 
+    def import_action(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        response = super().import_action(request, **kwargs)
+        result = getattr(response, "context_data", {}).get("result") if isinstance(response, TemplateResponse) else None
+        if result is not None and not result.has_errors() and not result.has_validation_errors():
+            response.context_data["bank_rows"] = preview_rows(result)
+            response.context_data["bank_totals"] = {
+                "new": result.totals.get("new", 0),
+                "skip": result.totals.get("skip", 0),
+            }
+        return response
+
+    def process_result(self, result: Any, request: HttpRequest) -> HttpResponse:
+        """After the import, the imported lines with what matching did: the unmatched ones
+        carry their suggested invoices and the match tools."""
+        response = super().process_result(result, request)
+        statements = sorted(
+            {row.instance.statement_id for row in result.rows if row.instance is not None and row.instance.statement_id}
+        )
+        if len(statements) == 1:
+            url = reverse("admin:billing_bankstatementline_changelist")
+            return HttpResponseRedirect(f"{url}?statement__id__exact={statements[0]}")
+        return response
+
+    @admin.display(description=_("file checksum (SHA-256)"))
+    def checksum_short(self, statement: BankStatement) -> str:
+        return truncated(statement.file_checksum, 16)
+
     def add_data_read_fail_error_to_form(self, form: forms.Form, e: Exception) -> None:
         if isinstance(e, StatementFormatError):
             form.add_error("import_file", str(e))  # say exactly what is wrong, where
@@ -175,14 +264,16 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
 
     def _money(self, statement: BankStatement, amount: int) -> str:
         if statement.first_currency and statement.first_currency != statement.last_currency:
-            return gettext("%(amount)s (several currencies)") % {"amount": amount}
+            return gettext("several currencies")
         return format_money(amount, statement.first_currency) if statement.first_currency else "—"
 
     @admin.display(description=_("period"))
     def period(self, statement: BankStatement) -> str:
         if not statement.period_start:
             return "—"
-        return f"{statement.period_start} → {statement.period_end}"
+        first = date_format(statement.period_start, "SHORT_DATE_FORMAT")
+        last = date_format(statement.period_end, "SHORT_DATE_FORMAT") if statement.period_end else "…"
+        return f"{first} → {last}"
 
     @admin.display(description=_("lines (matched / unmatched / ignored)"))
     def line_counts(self, statement: BankStatement) -> str:
@@ -269,16 +360,21 @@ class LineIgnoreForm(forms.Form):
 class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = (
         "booking_date",
-        "statement_link",
         "amount_label",
         "debtor_name",
-        "remittance_info",
-        "status",
-        "status_reason",
+        "remittance_short",
+        "status_badge",
         "customer",
         "line_tools",
     )
-    list_filter = ("status", "currency", "statement__account", "statement")
+    list_filter = (
+        "status",
+        "currency",
+        "statement__account",
+        ("statement", RelatedDropdownFilter),
+        ("booking_date", RangeDateFilter),
+    )
+    status_badge = status_badge("status", _("status"), LINE_VARIANTS)
     search_fields = ("debtor_name", "remittance_info", "=entry_reference", "customer__legal_name")
     list_select_related = ("statement", "customer")
     date_hierarchy = "booking_date"
@@ -293,7 +389,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
         "debtor_name",
         "remittance_info",
         "entry_reference",
-        "fingerprint",
+        "fingerprint_short",
         "status",
         "status_reason",
         "customer",
@@ -334,6 +430,21 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def amount_label(self, line: BankStatementLine) -> str:
         return format_money(line.amount, line.currency)
 
+    @admin.display(description=_("remittance information"))
+    def remittance_short(self, line: BankStatementLine) -> str:
+        text = line.remittance_info or "—"
+        reason = line.status_reason if line.status == Status.UNMATCHED and line.status_reason else ""
+        return format_html(
+            '<span class="tarif-clamp" title="{}">{}</span>{}',
+            text,
+            text,
+            format_html('<span class="block text-xs text-base-500">{}</span>', reason) if reason else "",
+        )
+
+    @admin.display(description=_("fingerprint"))
+    def fingerprint_short(self, line: BankStatementLine) -> str:
+        return truncated(line.fingerprint, 16)
+
     @admin.display(description=_("credited to balance"))
     def credited_label(self, line: BankStatementLine) -> str:
         return format_money(line.amount_credited, line.currency) if line.amount_credited else "—"
@@ -356,12 +467,25 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def line_tools(self, line: BankStatementLine) -> str:
         if line.status != Status.UNMATCHED:
             return "—"
+        suggestions = format_html_join(
+            "",
+            '<li><a href="{}" class="tarif-suggestion">{}</a></li>',
+            (
+                (
+                    match_url(line, invoice),
+                    gettext("Pay %(number)s (%(remaining)s due)")
+                    % {"number": invoice.number, "remaining": format_money(invoice.amount_remaining, invoice.currency)},
+                )
+                for invoice in suggested_invoices(line, limit=2)
+            ),
+        )
         return format_html(
-            '<a href="{}">{}</a> · <a href="{}">{}</a>',
-            reverse("admin:billing_bankstatementline_match", args=[line.pk]),
+            '<a href="{}">{}</a> · <a href="{}">{}</a>{}',
+            match_url(line),
             gettext("Match…"),
             reverse("admin:billing_bankstatementline_ignore", args=[line.pk]),
             gettext("Ignore…"),
+            format_html('<ul class="tarif-suggestions">{}</ul>', suggestions) if suggestions else "",
         )
 
     def unmatched_view(self, request: HttpRequest) -> HttpResponse:
@@ -372,29 +496,26 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
         return HttpResponseRedirect(f"{url}?status__exact={Status.UNMATCHED}")
 
     def _suggestions(self, line: BankStatementLine) -> list[str]:
-        """Open invoices of the line's customer, or of the line's exact amount, as hints."""
-        invoices = Invoice.objects.filter(
-            status__in=PAYABLE_STATUSES, amount_remaining__gt=0, currency=line.currency
-        ).select_related("customer")
-        if line.customer_id:
-            invoices = invoices.filter(customer_id=line.customer_id)
-        else:
-            invoices = invoices.filter(amount_remaining=line.amount)
+        """Open invoices of the line's customer, or of the line's exact amount, as links that fill the form."""
         return [
-            gettext("Suggestion: invoice %(number)s of %(customer)s, %(remaining)s due")
-            % {
-                "number": invoice.number,
-                "customer": invoice.customer,
-                "remaining": format_money(invoice.amount_remaining, invoice.currency),
-            }
-            for invoice in invoices.order_by("due_at", "pk")[:10]
+            format_html(
+                '<a href="{}">{}</a>',
+                match_url(line, invoice),
+                gettext("Suggestion: invoice %(number)s of %(customer)s, %(remaining)s due")
+                % {
+                    "number": invoice.number,
+                    "customer": invoice.customer,
+                    "remaining": format_money(invoice.amount_remaining, invoice.currency),
+                },
+            )
+            for invoice in suggested_invoices(line)
         ]
 
     def _line_summary(self, line: BankStatementLine) -> list[str]:
         return [
             gettext("%(date)s, %(amount)s from %(debtor)s")
             % {
-                "date": line.booking_date,
+                "date": date_format(line.booking_date, "DATE_FORMAT"),
                 "amount": format_money(line.amount, line.currency),
                 "debtor": line.debtor_name or "?",
             },
@@ -406,7 +527,12 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
         if not can_match(request):
             raise PermissionDenied
         line = get_object_or_404(BankStatementLine, pk=object_id)
-        form = LineMatchForm(request.POST if request.method == "POST" else None, line=line, admin_site=self.admin_site)
+        form = LineMatchForm(
+            request.POST if request.method == "POST" else None,
+            line=line,
+            admin_site=self.admin_site,
+            initial={"invoice_number": request.GET.get("invoice_number", "")},
+        )
         if request.method == "POST" and form.is_valid():
             invoice = form.cleaned_data.get("invoice")
             if invoice is not None:
@@ -425,7 +551,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
                     },
                     messages.SUCCESS,
                 )
-                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+                return HttpResponseRedirect(statement_lines_url(line))
         return render_tool_form(
             self,
             request,
@@ -449,7 +575,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
             )
             if ignored is not None:
                 self.message_user(request, gettext("Line ignored."), messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:billing_bankstatementline_unmatched"))
+                return HttpResponseRedirect(statement_lines_url(line))
         return render_tool_form(
             self,
             request,

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from unfold.contrib.filters.admin import RangeDateTimeFilter, RelatedDropdownFilter
 
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhooks import (
@@ -18,7 +19,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
     webhook_url_check,
 )
-from config.console import StyledAdmin, TabularInline
+from config.console import StyledAdmin, TabularInline, status_badge
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -77,8 +78,17 @@ class WebhookAttemptInline(TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(StyledAdmin):
-    list_display = ("event", "endpoint", "status", "attempts", "last_status_code", "next_attempt_at", "delivered_at")
-    list_filter = ("status", "endpoint")
+    list_display = (
+        "event",
+        "endpoint",
+        "status_badge",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", ("endpoint", RelatedDropdownFilter), ("next_attempt_at", RangeDateTimeFilter))
+    status_badge = status_badge("status", _("status"), {"succeeded": "success", "pending": "info", "failed": "danger"})
     list_select_related = ("event", "endpoint")
     search_fields = ("object_key", "event__type")
     readonly_fields = (

@@ -42,6 +42,7 @@ from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock, mfa
+from config.console import format_money
 from config.errors import DomainError
 from config.events.log import event_record
 from config.types import ActingUser
@@ -154,15 +155,14 @@ def _check_request(*, amount: int, reason: str, requested_by: ActingUser) -> Non
 
 
 def _too_much(*, left: int, amount: int, currency: str, one_of_many: bool) -> str:
+    # Shown next to the console's amount field and in the API's problem: money as people write it.
+    values = {"left": format_money(left, currency), "amount": format_money(amount, currency)}
     if one_of_many:
-        return gettext(
-            "At most %(left)s %(currency)s can be refunded through one payment of this invoice; %(amount)s is too much."
-        ) % {"left": left, "currency": currency, "amount": amount}
-    return gettext("%(left)s %(currency)s of this payment can still be refunded; %(amount)s is too much.") % {
-        "left": left,
-        "currency": currency,
-        "amount": amount,
-    }
+        return (
+            gettext("At most %(left)s can be refunded through one payment of this invoice; %(amount)s is too much.")
+            % values
+        )
+    return gettext("%(left)s of this payment can still be refunded; %(amount)s is too much.") % values
 
 
 def _record_request(

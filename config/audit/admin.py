@@ -14,9 +14,10 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from config.audit.models import AuditEntry
-from config.console import StyledAdmin
+from config.console import AllValuesDropdownFilter, StyledAdmin
 
 CSV_COLUMNS = (
     "at",
@@ -44,7 +45,12 @@ class _Echo:
 @admin.register(AuditEntry)
 class AuditEntryAdmin(StyledAdmin):
     list_display = ("at", "actor_repr", "channel", "action", "target_type", "target_link", "ip_address", "status_code")
-    list_filter = ("channel", "action", "target_type", ("at", admin.DateFieldListFilter))
+    list_filter = (
+        "channel",
+        ("action", AllValuesDropdownFilter),
+        ("target_type", AllValuesDropdownFilter),
+        ("at", RangeDateTimeFilter),
+    )
     search_fields = ("actor_repr", "target_repr", "target_id", "request_id", "ip_address")
     date_hierarchy = "at"
     list_per_page = 50

@@ -18,6 +18,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
+from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from config import mfa
 from config.console import (
@@ -233,7 +234,10 @@ class TaxRateAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin)
 @admin.register(BalanceTransaction)
 class BalanceTransactionAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = ("created_at", "customer", "kind", "amount_money", "invoice", "credit_note", "description")
-    list_filter = ("kind", "currency")
+    list_filter = ("kind", "currency", ("created_at", RangeDateTimeFilter))
+    # Read-only: the amount shown as money, never the stored minor units.
+    fields = ("customer", "kind", "amount_money", "description", "invoice", "credit_note", "created_at")
+    readonly_fields = fields
     search_fields = ("customer__legal_name", "customer__email", "description", "invoice__number")
     list_select_related = ("customer", "invoice", "credit_note")
     date_hierarchy = "created_at"

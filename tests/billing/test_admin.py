@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -224,8 +226,8 @@ def test_an_unused_price_can_change_its_terms_and_the_cycle_reads_like_a_sentenc
             "currency": "EUR",
             "type": "recurring",
             "scheme": "per_unit",
-            "unit_amount": "1900",
-            "tiers": "[]",
+            "unit_amount": "19",  # typed in euros (major units)
+            "tiers": "",
             "package_size": "1",
             "package_rounding": "up",
             "cycle": "every 3 months",
@@ -334,9 +336,12 @@ def test_prices_export_with_readable_columns(console, price_factory):
         },
     )
 
-    body = response.content.decode()
+    # The console's export form (unfold's) exports every column: read the one row by header.
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert response.status_code == 200
-    assert "Nuage Pro,pro-monthly,every month" in body
+    assert [(row["product"], row["lookup_key"], row["cycle"]) for row in rows] == [
+        ("Nuage Pro", "pro-monthly", "every month")
+    ]
 
 
 # -- billing runs --------------------------------------------------------------------------

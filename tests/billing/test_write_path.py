@@ -203,6 +203,8 @@ def _console_write(console, price: Price, use, **changes) -> str:
     url = reverse("admin:billing_price_change", args=[price.pk])
     page = console.get(url)
     use(price)
+    if "unit_amount" in changes:  # the console's form is typed in major units (euros), the others in cents
+        changes["unit_amount"] = format(Decimal(changes["unit_amount"]).scaleb(-2), "f")
     response = console.post(url, change_form_data(page, **changes))
     if response.status_code == 302:
         return ""

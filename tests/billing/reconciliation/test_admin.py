@@ -3,6 +3,9 @@ manual match and ignore, role permissions."""
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -42,13 +45,17 @@ def test_import_previews_without_writing_then_confirms(console, open_invoice):
     assert preview.status_code == 200
     assert preview.context.get("confirm_form") is not None, preview.context["form"].errors
     page = preview.content.decode()
-    assert "RF21TARIF00004201" in page and "partially_matched" in page  # what matching would do
+    # what matching would do, in words (the preview shows labels, not stored values)
+    assert "RF21TARIF00004201" in page and "partially matched (invoice still open)" in page
     assert not BankStatement.objects.exists() and not Payment.objects.exists()  # a dry run
 
     done = confirm(console, preview)
 
     assert done.status_code == 302
-    assert BankStatement.objects.get().imported_by == console.user
+    statement = BankStatement.objects.get()
+    assert statement.imported_by == console.user
+    # the confirmation lands on the imported lines, where unmatched ones offer their invoices
+    assert done.url == f"{reverse('admin:billing_bankstatementline_changelist')}?statement__id__exact={statement.pk}"
     assert BankStatementLine.objects.count() == 4
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
@@ -156,3 +163,75 @@ def test_read_only_staff_see_but_cannot_import_or_match(console, unmatched_line,
     )
     line.refresh_from_db()
     assert line.status == Status.UNMATCHED
+
+
+def visible_text(response) -> str:
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", response.content.decode(), flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.mark.parametrize(
+    ("language", "amounts"),
+    [("fr", ["34,80\xa0€", "1\u202f234,56\xa0€"]), ("en", ["€34.80", "€1,234.56"])],
+)
+def test_the_preview_shows_money_and_short_references(console, language, amounts):
+    preview = console.post(
+        reverse("admin:billing_bankstatement_import"),
+        {"import_file": SimpleUploadedFile("r.csv", data_file("releve_fr.csv")), "format": CSV_FORMAT, "resource": "0"},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+    text = visible_text(preview)
+    assert preview.status_code == 200 and 'id="bank-import-preview"' in preview.content.decode()
+    for amount in amounts:
+        assert amount in text
+    assert "3480" not in text and "123456" not in text  # never cents
+    # no 64-character fingerprint column: the bank's short reference, or a cut hash with a tooltip
+    assert "BQ-0001" in text and not re.search(r"\b[0-9a-f]{64}\b", text)
+
+
+def test_a_preview_without_bank_references_cuts_the_fingerprint_and_keeps_it_in_a_tooltip(console):
+    body = b"booking_date;amount;currency;remittance_info\n2026-03-05;34,80;EUR;virement mars\n"
+
+    preview = console.post(
+        reverse("admin:billing_bankstatement_import"),
+        {"import_file": SimpleUploadedFile("s.csv", body), "format": CSV_FORMAT, "resource": "0"},
+    )
+
+    page = preview.content.decode()
+    fingerprint = re.search(r'title="([0-9a-f]{64})"', page)
+    assert fingerprint is not None and fingerprint.group(1)[:14] + "…" in visible_text(preview)
+    assert fingerprint.group(1) not in visible_text(preview)
+
+
+@pytest.mark.parametrize(("language", "due"), [("fr", "34,80\xa0€"), ("en", "€34.80")])
+def test_unmatched_lines_suggest_invoices_that_fill_the_match_form(console, unmatched_line, language, due):
+    line, invoice = unmatched_line
+
+    listing = console.get(
+        f"{reverse('admin:billing_bankstatementline_changelist')}?statement__id__exact={line.statement_id}",
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+    match_url = f"{reverse('admin:billing_bankstatementline_match', args=[line.pk])}?invoice_number={invoice.number}"
+    form_page = console.get(match_url, HTTP_ACCEPT_LANGUAGE=language)
+
+    text = visible_text(listing)
+    assert match_url in listing.content.decode() and invoice.number in text
+    assert due in text and "3480" not in text
+    assert form_page.context["form"]["invoice_number"].value() == invoice.number
+    assert due in visible_text(form_page) and "3480" not in visible_text(form_page)
+
+
+@pytest.mark.parametrize(("language", "shown"), [("fr", "34,80\xa0€"), ("en", "€34.80")])
+def test_statement_and_line_pages_read_as_money(console, unmatched_line, language, shown):
+    line, _ = unmatched_line
+
+    for url in (
+        reverse("admin:billing_bankstatement_changelist"),
+        reverse("admin:billing_bankstatement_change", args=[line.statement_id]),
+        reverse("admin:billing_bankstatementline_change", args=[line.pk]),
+    ):
+        response = console.get(url, HTTP_ACCEPT_LANGUAGE=language)
+        text = visible_text(response)
+        assert response.status_code == 200 and shown in text and "3480" not in text, url
+        assert line.fingerprint not in text  # cut short; whole in the tooltip

@@ -1,1 +1,2 @@
-"""Walk steps of the console, one module per area (issue 15): plain functions over a Playwright page."""
+"""Walk steps of the console (issue 15): one module per area, plain functions over a Playwright page,
+chained by the walk test (tests/browser/test_console_walk.py)."""
