@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.cycles import CycleSpec, CycleSpecError
 from billing.limits import amount_validators, quantity_validators
 from billing.pricing import PricingError, tiers_from_json, validate_tiers
-from config.console import format_money
+from config.formatting import format_money
 from config.modes import default_livemode
 from customers.fields import EncryptedTextField
 from customers.models import validate_currency_code

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from config.console import format_money
+from config.formatting import format_money
 from customers.models import validate_currency_code
 
 

@@ -12,7 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_decimal_symbol
 from django import forms
 from django.contrib import admin, messages
@@ -38,30 +37,14 @@ from unfold.decorators import display
 
 from config.console_export import ExportFieldsForm
 from config.errors import DomainError
+from config.formatting import babel_locale
+from config.formatting import format_money as format_money  # re-exported: the console toolkit's money display
 from config.money import AmountError, CurrencyError, Money, currency_exponent, parse_major
 
 logger = logging.getLogger(__name__)
 
 
 ADMIN_MEDIA = forms.Media(css={"all": ("tarif/admin/admin.css",)})
-
-
-def babel_locale() -> Locale:
-    try:
-        return Locale.parse(translation.to_locale(translation.get_language() or "en"))
-    except (UnknownLocaleError, ValueError):
-        return Locale.parse("en")
-
-
-def format_money(amount: int | None, currency: str | None) -> str:
-    """Minor units as the reader's locale writes money: 123456 EUR -> "1 234,56 €" in French."""
-    if amount is None or not currency:
-        return "—"
-    try:
-        money = Money(int(amount), currency)
-    except (CurrencyError, TypeError, ValueError):
-        return f"{amount} {currency}"
-    return format_currency(money.decimal, money.currency, locale=babel_locale())
 
 
 def format_minor_decimal(value: Decimal | None, currency: str | None) -> str:

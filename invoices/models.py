@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
-from config.console import format_money
+from config.formatting import format_money
 from customers.models import Language, validate_currency_code
 from invoices.errors import FrozenInvoiceError
 from invoices.rendering.fonts import DEFAULT_FONT, FONT_CHOICES

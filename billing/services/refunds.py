@@ -42,9 +42,9 @@ from billing.models import Payment, Refund
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import MANUAL, gateway_for
 from config import clock, mfa
-from config.console import format_money
 from config.errors import DomainError
 from config.events.log import event_record
+from config.formatting import format_money
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
 from invoices.errors import CreditNoteError
