@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.formats import date_format
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
@@ -209,6 +209,7 @@ class PriceResource(ServiceResourceMixin, resources.ModelResource):
     tiers = fields.Field(column_name="tiers", attribute="tiers", widget=JsonListWidget())
     # Exports keep unit_amount in minor units for machines (and re-import); people read this column.
     unit_price_display = fields.Field(column_name="unit_price_display", readonly=True)
+    column_labels = {"unit_price_display": gettext_lazy("Unit price (for people)")}
 
     class Meta:
         model = Price
@@ -258,6 +259,7 @@ class CouponResource(ServiceResourceMixin, resources.ModelResource):
     )
     # amount_off stays in minor units for machines (and re-import); people read this column.
     amount_off_display = fields.Field(column_name="amount_off_display", readonly=True)
+    column_labels = {"amount_off_display": gettext_lazy("Amount off (for people)")}
 
     class Meta:
         model = Coupon

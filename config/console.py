@@ -167,6 +167,14 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
     this class before the import-export base so unfold's templates and forms win."""
 
     import_form_class = ImportForm
+
+    def has_act_permission(self, request: HttpRequest) -> bool:
+        """Bulk actions that move something on rows staff never edit by hand (retry a payment,
+        re-run matching): those who may change the model, i.e. Finance, not Support or Read-only.
+        `@admin.action(permissions=["act"])` (a ReadOnlyAdminMixin's change permission is False)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
     export_form_class = ExportFieldsForm  # columns to tick, a working "select all" (config/console_export.py)
     list_filter_submit = True
     warn_unsaved_form = True

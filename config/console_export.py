@@ -22,6 +22,10 @@ class ExportFieldsForm(SelectableFieldsExportForm):
         self.select_all = toggle.render("export_select_all", True)
 
     def _get_field_label(self, resource: Any, field_name: str) -> str:
+        # A column that is no model field (a display column) names itself in `column_labels`.
+        label = getattr(resource, "column_labels", {}).get(field_name)
+        if label:
+            return str(label)
         field = resource.fields.get(field_name)
         attribute = (getattr(field, "attribute", None) or field_name).split("__")[0]
         try:

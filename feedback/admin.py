@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin
 
 from config.console import ImportExportPermissions, ReadOnlyAdminMixin, ReadOnlyInline, StyledAdmin, TabularInline
+from config.console_export import ExportFieldsForm
 from feedback import selectors
 from feedback.models import Answer, Choice, Invitation, Question, Survey, SurveyResponse
 from feedback.resources import SurveyResponseResource, answer_text
@@ -169,6 +170,7 @@ class ReportFilterForm(forms.Form):
 
 @admin.register(SurveyResponse)
 class SurveyResponseAdmin(ImportExportPermissions, ExportMixin, ReadOnlyAdminMixin, StyledAdmin):
+    export_form_class = ExportFieldsForm  # the console's (ExportMixin would otherwise win the MRO)
     resource_classes = [SurveyResponseResource]
     list_display = ("submitted_at", "customer_link", "survey", "trigger", "language", "scores", "excerpt")
     list_filter = ("survey", "trigger", "language")

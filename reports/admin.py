@@ -28,7 +28,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from billing.models import Price
 from config.console import StyledAdmin, babel_locale, format_money
@@ -128,7 +128,7 @@ class CustomerPicker(AutocompleteSelect):
 
     def build_attrs(self, base_attrs: dict[str, Any], extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
         attrs = super().build_attrs(base_attrs, extra_attrs)
-        attrs["data-placeholder"] = str(_lazy("Search a customer by name"))
+        attrs["data-placeholder"] = str(gettext_lazy("Search a customer by name"))
         return attrs
 
 
@@ -136,9 +136,9 @@ class ConsoleReportFilterForm(ReportFilterForm):
     """The API's filter form with the console's pickers: month fields, a plan and currency
     select of the current mode's prices, and a searchable customer (the admin's autocomplete)."""
 
-    customer = forms.ModelChoiceField(label=_lazy("Customer"), queryset=Customer.objects.none(), required=False)
-    plan = forms.ModelChoiceField(label=_lazy("Plan"), queryset=Price.objects.none(), required=False)
-    currency = forms.ChoiceField(label=_lazy("Currency"), required=False)
+    customer = forms.ModelChoiceField(label=gettext_lazy("Customer"), queryset=Customer.objects.none(), required=False)
+    plan = forms.ModelChoiceField(label=gettext_lazy("Plan"), queryset=Price.objects.none(), required=False)
+    currency = forms.ChoiceField(label=gettext_lazy("Currency"), required=False)
 
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

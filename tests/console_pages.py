@@ -49,11 +49,28 @@ NOT_GET_PAGES: dict[str, tuple[frozenset[int], str]] = {
     "billing_testclock_advance": (frozenset({302, 405}), "a POST action"),
     "invoices_brand_preview": (frozenset({405}), "the brand form's live preview (POST)"),
     "invoices_brand_preview_add": (frozenset({405}), "the brand form's live preview (POST)"),
+    "billing_subscription_create_preview": (frozenset({405}), "the subscription editor's live preview (POST)"),
+    "billing_subscription_change_items_preview": (frozenset({405}), "the plan change's live preview (POST)"),
+    # An invoice's actions depend on its state: offered on the right state (200), otherwise
+    # refused (403) or sent back to the invoice with a message (302); never an error.
+    "invoices_invoice_download_invoice_pdf": (
+        frozenset({200, 302}),
+        "a PDF download, or back to the invoice when none",
+    ),
+    "invoices_invoice_line_add": (frozenset({200, 302}), "drafts only"),
+    "invoices_invoice_finalize_draft": (frozenset({200, 302, 403}), "drafts only"),
+    "invoices_invoice_issue_credit_note": (frozenset({200, 302, 403}), "issued invoices only"),
+    "invoices_invoice_record_payment": (frozenset({200, 302, 403}), "open invoices only"),
+    "invoices_invoice_void_invoice": (frozenset({200, 302, 403}), "open invoices only"),
+    "invoices_invoice_write_off": (frozenset({200, 302, 403}), "open invoices only"),
 }
 # Pages of the site itself (not of a model) that a signed-in person opens.
 SITE_PAGES = {"admin:index": "index", "admin:password_change": "password", "operations": "operations"}
 # Plumbing: registered for superusers, never in a role's navigation (docs/console.md).
-PLUMBING_APPS = frozenset({"auth", "otp_totp", "otp_static", "otp_email", "account", "axes", "djstripe"})
+PLUMBING_APPS = frozenset(
+    {"auth", "otp_totp", "otp_static", "otp_email", "account", "axes", "djstripe", "django_celery_beat"}
+)
+PLUMBING_MODELS = frozenset({"events.eventcursor"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,10 @@ class ConsolePage:
     @property
     def app_label(self) -> str | None:
         return self.model.split(".")[0] if self.model else None
+
+    @property
+    def plumbing(self) -> bool:
+        return self.app_label in PLUMBING_APPS or self.model in PLUMBING_MODELS
 
     def __str__(self) -> str:
         return self.url
@@ -118,7 +139,7 @@ def console_pages(*, include_plumbing: bool = True) -> list[ConsolePage]:
     ]
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
-        if not include_plumbing and opts.app_label in PLUMBING_APPS:
+        if not include_plumbing and (opts.app_label in PLUMBING_APPS or opts.label_lower in PLUMBING_MODELS):
             continue
         label = opts.label_lower
         for pattern in model_admin.get_urls():

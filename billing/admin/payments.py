@@ -245,7 +245,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.add_refund")
 
-    @admin.action(description=_("Retry now (charge what remains on their invoices)"), permissions=["view"])
+    @admin.action(description=_("Retry now (charge what remains on their invoices)"), permissions=["act"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         if not request.user.has_perm("billing.add_payment"):
             raise PermissionDenied
@@ -619,7 +619,7 @@ class DunningCaseAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def amount_due(self, case: DunningCase) -> str:
         return format_money(case.invoice.amount_remaining, case.invoice.currency)
 
-    @admin.action(description=_("Retry now (outside the schedule)"), permissions=["view"])
+    @admin.action(description=_("Retry now (outside the schedule)"), permissions=["act"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[DunningCase]) -> None:
         if not request.user.has_perm("billing.add_payment"):
             raise PermissionDenied

@@ -24,6 +24,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportMixin
 from unfold.contrib.filters.admin import RangeDateFilter, RangeDateTimeFilter, RelatedDropdownFilter
+from unfold.contrib.import_export.forms import ImportForm as ConsoleImportForm
 
 from billing.admin.payments import _linked
 from billing.bank_import import BankStatementCSV, BankStatementLineResource, Camt053
@@ -162,6 +163,7 @@ class BankStatementLineInline(ReadOnlyInline):
 
 @admin.register(BankStatement)
 class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
+    import_form_class = ConsoleImportForm  # unfold's (ImportMixin would otherwise win the MRO)
     resource_classes = [BankStatementLineResource]
     import_formats = [BankStatementCSV, Camt053]
     skip_admin_log = True  # the import records a domain event; a LogEntry per line would be noise
@@ -303,7 +305,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, ImportMixin, StyledAdmin):
     def matched_chart(self, statement: BankStatement) -> str:
         return matched_bar(statement.matched_amount, statement.unmatched_amount, statement.ignored_amount)
 
-    @admin.action(description=_("Match the unmatched lines again"), permissions=["view"])
+    @admin.action(description=_("Match the unmatched lines again"), permissions=["act"])
     def match_again(self, request: HttpRequest, queryset: QuerySet[BankStatement]) -> None:
         if not can_match(request):
             raise PermissionDenied
@@ -586,7 +588,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
             objects=self._line_summary(line),
         )
 
-    @admin.action(description=_("Match the selected lines again automatically"), permissions=["view"])
+    @admin.action(description=_("Match the selected lines again automatically"), permissions=["act"])
     def match_again(self, request: HttpRequest, queryset: QuerySet[BankStatementLine]) -> None:
         if not can_match(request):
             raise PermissionDenied
@@ -599,7 +601,7 @@ class BankStatementLineAdmin(ReadOnlyAdminMixin, StyledAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Put ignored lines back among the unmatched"), permissions=["view"])
+    @admin.action(description=_("Put ignored lines back among the unmatched"), permissions=["act"])
     def reopen(self, request: HttpRequest, queryset: QuerySet[BankStatementLine]) -> None:
         if not can_match(request):
             raise PermissionDenied

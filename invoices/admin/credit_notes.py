@@ -22,6 +22,7 @@ from config.console import (
     admin_link,
     format_money,
 )
+from config.console_export import ExportFieldsForm
 from invoices.admin.invoices import DayRangeFilter, documents_download, money_column, short_date, stored_pdf_response
 from invoices.models import (
     CreditNote,
@@ -47,6 +48,7 @@ class CreditNoteLineInline(ReadOnlyInline):
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, StyledAdmin):
+    export_form_class = ExportFieldsForm  # the console's (ExportMixin would otherwise win the MRO)
     resource_classes = [CreditNoteResource]
     list_display = (
         "number",

@@ -40,6 +40,7 @@ from config.console import (
     pretty_json,
     run_each,
 )
+from config.console_export import ExportFieldsForm
 from config.errors import DomainError
 from customers.models import NotificationLog
 from customers.notifications.services import invoice_email_queue, notification_deliver_now, notification_retryable
@@ -234,6 +235,7 @@ STATUS_COLOURS = {
 
 @admin.register(Invoice)
 class InvoiceAdmin(InvoiceEditorMixin, ImportExportPermissions, ExportMixin, StyledAdmin):
+    export_form_class = ExportFieldsForm  # the console's (ExportMixin would otherwise win the MRO)
     resource_classes = [InvoiceResource]
     list_display = (
         "display_number",

@@ -608,8 +608,17 @@ def test_a_subscription_import_with_one_bad_row_imports_nothing(console, custome
 
 
 def test_subscriptions_export_their_items_as_lookup_keys_and_quantities(console, subscription):
-    # The console's export form (unfold's) exports every column of the resource.
-    response = console.post("/admin/billing/subscription/export/", {"format": "0", "resource": "0"})
+    # The columns ticked on the export form, and only those (config/console_export.py).
+    response = console.post(
+        "/admin/billing/subscription/export/",
+        {
+            "format": "0",
+            "resource": "0",
+            "subscriptionresource_customer": "on",
+            "subscriptionresource_items": "on",
+            "subscriptionresource_cycle": "on",
+        },
+    )
 
     header, row = response.content.decode().splitlines()[:2]
     columns = dict(zip(header.split(","), row.split(","), strict=True))
@@ -618,6 +627,7 @@ def test_subscriptions_export_their_items_as_lookup_keys_and_quantities(console,
         "pro-monthly:3",
         "every month",
     )
+    assert len(columns) == 3
 
 
 # -- pending items and scheduled changes -----------------------------------------------------

@@ -396,7 +396,7 @@ def test_the_list_shows_plan_status_mrr_period_end_and_collection_and_filters(co
     ).content.decode()
 
     assert "Nuage Pro × 2" in page and "€98.00" in page and "automatic" in page
-    assert "April 1, 2026" in page  # the period end, in the customer's zone
+    assert "1 Apr 2026" in page  # the period end, in the customer's zone (English: day first)
     assert "Boulangerie Martin SARL" not in by_product
     assert "Boulangerie Martin SARL" in by_period
 

@@ -30,14 +30,21 @@ ENGLISH_WORDS = (
     "every month", "every year", "per month", "Credit note", "Credit notes", "Price", "Prices",
     "Product", "Products", "Quantity", "Period", "Total due", "Open", "Void",
 )  # fmt: skip
-_ENGLISH = re.compile(r"(?<![\w-])(" + "|".join(re.escape(word) for word in ENGLISH_WORDS) + r")(?![\w-])")
+# Whole words; a dotted identifier ("customer.subscription.created", an event type) is data.
+_ENGLISH = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(word) for word in ENGLISH_WORDS) + r")(?![\w-]|\.\w)")
 # French that reads like a machine: "Modification de abonnement" (no elision before a vowel).
 _NO_ELISION = re.compile(r"(?<![\w-])[Dd]e (?=[aeiouéèêâîôh][a-zéèêàç]+\b)(\w+)")
 _ELISION_EXCEPTIONS = {"haut", "hauteur", "huit", "hausse"}
 
 
+# Data, not interface: a font's name, and what to type quoted as « … » (the billing-cycle field
+# reads English keywords such as « every month », explained in French next to them).
+_DATA = re.compile(r"Open Sans|«[^»]*»")
+
+
 def english_on_french_page(text: str) -> list[str]:
     """The English words and the missing elisions a French page shows (empty when clean)."""
+    text = _DATA.sub(" ", text)
     found = sorted(set(_ENGLISH.findall(text)))
     found += sorted({f"de {word}" for word in _NO_ELISION.findall(text) if word not in _ELISION_EXCEPTIONS})
     return found
@@ -69,7 +76,7 @@ def watch_errors(page: Page) -> list[str]:
             errors.append(f"{message.text} ({message.location.get('url', '')})") if message.type == "error" else None
         ),
     )
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error} ({page.url}) {(error.stack or '')[:300]}"))
     return errors
 
 

@@ -51,3 +51,10 @@ def test_readyz_is_unavailable_when_the_database_fails(client, monkeypatch):
 
 def test_health_endpoints_refuse_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_favicon_ico_leads_to_the_consoles_icon(client, db):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 301
+    assert response["Location"].endswith("tarif/admin/favicon.svg")

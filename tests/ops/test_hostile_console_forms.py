@@ -54,7 +54,10 @@ def _url(name: str, model: type, needs_id: bool) -> str | None:
         try:
             return reverse(f"admin:{name}", kwargs={"object_id": obj.pk})
         except NoReverseMatch:
-            return reverse(f"admin:{name}", args=[obj.pk])
+            try:
+                return reverse(f"admin:{name}", args=[obj.pk])
+            except NoReverseMatch:
+                return None  # a page of a part of the object (an invoice's line): the object's own pages cover it
     try:
         return reverse(f"admin:{name}")
     except NoReverseMatch:
@@ -67,6 +70,8 @@ def _forms_in(context: Any) -> list[Any]:
     found: list[Any] = []
     if context is None:
         return found
+    if hasattr(context, "flatten"):  # a RequestContext (a TemplateResponse rendered by hand)
+        context = context.flatten()
     for key in context.keys():
         value = context[key]
         if isinstance(value, AdminForm):
