@@ -32,13 +32,13 @@ from config.events.log import event_record
 from config.modes import object_livemode
 from config.types import ActingUser
 from customers.models import Customer
-from invoices.calculations import CalculationError, LineInput, TaxGroup, compute_invoice_totals, credit_split
+from invoices.calculations import CalculationError, TaxGroup, credit_split
 from invoices.locks import invoice_qs_for_update
 from invoices.models import Invoice, InvoiceLine, TaxRate
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.documents import DEFAULT_DAYS_UNTIL_DUE, SEND_INVOICE
 from invoices.services.drafts import tax_breakdown_rows
-from invoices.services.finalize import days_until_due, due_at_for
+from invoices.services.finalize import days_until_due, due_at_for, totals_of_lines
 from invoices.services.numbering import customer_numbered_as_test, number_series_peek
 from invoices.services.tax import tax_decision_for
 
@@ -236,38 +236,23 @@ class DraftTotals:
 def draft_totals(*, invoice: Invoice, lines: Sequence[InvoiceLine]) -> DraftTotals:
     """Tax and totals of `lines` (saved or not) on `invoice`: the rule finalization re-checks."""
     try:
-        totals = compute_invoice_totals(
-            currency=invoice.currency,
-            lines=[
-                LineInput(
-                    amount=line.amount - line.discount_amount,
-                    tax_rate=line.tax_rate,
-                    tax_category=line.tax_category,
-                    tax_inclusive=line.tax_inclusive,
-                    discountable=False,
-                )
-                for line in lines
-            ],
-        )
+        totals, line_taxes = totals_of_lines(currency=invoice.currency, lines=lines)
     except CalculationError as error:
         raise _refuse(str(error), "tax") from error
-    subtotal = sum(line.amount for line in lines)
-    discount_total = sum(line.discount_amount for line in lines)
-    exclusive_tax = sum(group.tax_amount for group in totals.tax_breakdown if not group.inclusive)
-    total = subtotal - discount_total + exclusive_tax
+    total = totals.total
     check_amount(total, field="total", allow_negative=True, maximum=MAX_TOTAL)
     balance_applied = credit_split(
         total=total, balance=customer_balance(customer_id=invoice.customer_id, currency=invoice.currency)
     )
     return DraftTotals(
         currency=invoice.currency,
-        subtotal=subtotal,
-        discount_total=discount_total,
+        subtotal=totals.subtotal,
+        discount_total=totals.discount_total,
         tax_total=totals.tax_total,
         total=total,
-        total_excluding_tax=total - totals.tax_total,
+        total_excluding_tax=totals.total_excluding_tax,
         tax_breakdown=totals.tax_breakdown,
-        line_taxes=tuple(line.tax_amount for line in totals.lines),
+        line_taxes=line_taxes,
         balance_applied=balance_applied,
         amount_due=total - balance_applied,
     )

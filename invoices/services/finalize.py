@@ -156,40 +156,24 @@ class _Totals:
     tax_breakdown: tuple[TaxGroup, ...]
 
 
-def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine]) -> _Totals:
-    """Totals of a draft from its stored lines, or InvoiceDoesNotReconcile.
-
-    The tax is recomputed with `invoices.calculations` on each line's amount after
-    discount, so a line whose tax share, or an invoice whose totals, differ from what
-    the rules give is refused rather than issued.
-    """
-    try:
-        recomputed = compute_invoice_totals(
-            currency=invoice.currency,
-            lines=[
-                LineInput(
-                    amount=line.amount - line.discount_amount,
-                    tax_rate=line.tax_rate,
-                    tax_category=line.tax_category,
-                    tax_inclusive=line.tax_inclusive,
-                    discountable=False,
-                )
-                for line in lines
-            ],
-        )
-    except ValueError as error:
-        raise InvoiceDoesNotReconcile(
-            f"Draft invoice #{invoice.pk} has a line that cannot be taxed: {error}"
-        ) from error
-    problems = []
-    for line, line_totals in zip(lines, recomputed.lines, strict=True):
-        label = f"line {line.position + 1} ({line.description})"
-        if not 0 <= line.discount_amount <= max(line.amount, 0):
-            problems.append(f"{label} has a discount of {line.discount_amount} on an amount of {line.amount}")
-        if line.tax_amount != line_totals.tax_amount:
-            problems.append(
-                f"{label} carries {line.tax_amount} of tax but its tax group gives {line_totals.tax_amount}"
+def totals_of_lines(*, currency: str, lines: Sequence[InvoiceLine]) -> tuple[_Totals, tuple[int, ...]]:
+    """The one rule for a draft's totals from its lines (saved or not): each line taxed with
+    `invoices.calculations` on its amount after discount; the total adds the exclusive tax.
+    Returns the totals and each line's tax share, in the lines' order. The console's draft editor
+    stores them; finalization re-checks stored drafts against them. Raises CalculationError."""
+    recomputed = compute_invoice_totals(
+        currency=currency,
+        lines=[
+            LineInput(
+                amount=line.amount - line.discount_amount,
+                tax_rate=line.tax_rate,
+                tax_category=line.tax_category,
+                tax_inclusive=line.tax_inclusive,
+                discountable=False,
             )
+            for line in lines
+        ],
+    )
     subtotal = sum(line.amount for line in lines)
     discount_total = sum(line.discount_amount for line in lines)
     exclusive_tax = sum(group.tax_amount for group in recomputed.tax_breakdown if not group.inclusive)
@@ -202,6 +186,29 @@ def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine])
         total_excluding_tax=total - recomputed.tax_total,
         tax_breakdown=recomputed.tax_breakdown,
     )
+    return totals, tuple(line.tax_amount for line in recomputed.lines)
+
+
+def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine]) -> _Totals:
+    """Totals of a draft from its stored lines, or InvoiceDoesNotReconcile.
+
+    The tax is recomputed with `invoices.calculations` on each line's amount after
+    discount, so a line whose tax share, or an invoice whose totals, differ from what
+    the rules give is refused rather than issued.
+    """
+    try:
+        totals, line_taxes = totals_of_lines(currency=invoice.currency, lines=lines)
+    except ValueError as error:
+        raise InvoiceDoesNotReconcile(
+            f"Draft invoice #{invoice.pk} has a line that cannot be taxed: {error}"
+        ) from error
+    problems = []
+    for line, tax_amount in zip(lines, line_taxes, strict=True):
+        label = f"line {line.position + 1} ({line.description})"
+        if not 0 <= line.discount_amount <= max(line.amount, 0):
+            problems.append(f"{label} has a discount of {line.discount_amount} on an amount of {line.amount}")
+        if line.tax_amount != tax_amount:
+            problems.append(f"{label} carries {line.tax_amount} of tax but its tax group gives {tax_amount}")
     for name in ("subtotal", "discount_total", "tax_total", "total", "total_excluding_tax"):
         stored, expected = getattr(invoice, name), getattr(totals, name)
         if stored != expected:
