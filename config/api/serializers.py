@@ -161,3 +161,39 @@ class ObjectField(serializers.Field):
 
     def to_representation(self, value: Any) -> str:
         return self.object_name
+
+
+class StrictInputMixin:
+    """Refuse parameters the serializer does not declare (Stripe's "Received unknown parameter").
+
+    DRF drops unknown keys silently, so a misspelt or unsupported parameter (`trial_end` on a
+    create that only knew `trial_days`) used to be ignored and the request succeed with a
+    different meaning. Every input serializer of the API subclasses `StrictSerializer` or
+    `StrictModelSerializer`; nested input serializers are checked too, since DRF hands each
+    its own mapping through `to_internal_value`. Read-only fields count as unknown in input.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) or hasattr(data, "keys"):
+            accepted = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
+            unknown = sorted(str(key) for key in data.keys() if key not in accepted)
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        key: [
+                            serializers.ErrorDetail(
+                                str(_("Unknown parameter: %(name)s.") % {"name": key}), code="unknown_parameter"
+                            )
+                        ]
+                        for key in unknown
+                    }
+                )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictSerializer(StrictInputMixin, serializers.Serializer):
+    """An input serializer that refuses undeclared parameters."""
+
+
+class StrictModelSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """A model input serializer that refuses undeclared parameters."""
