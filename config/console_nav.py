@@ -97,6 +97,8 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Coupons"), "confirmation_number", "admin:billing_coupon_changelist"),
                 _item(_("Promotion codes"), "qr_code", "admin:billing_promotioncode_changelist"),
                 _item(_("Meters"), "monitoring", "admin:billing_meter_changelist"),
+                _item(_("Features"), "toggle_on", "admin:entitlements_feature_changelist"),
+                _item(_("Product features"), "workspace_premium", "admin:entitlements_productfeature_changelist"),
             ],
         },
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -30,4 +31,22 @@ class ConsoleScriptPolicyMiddleware:
             update = dict(getattr(response, "_csp_update", None) or {})
             update["script-src"] = [*update.get("script-src", []), "'unsafe-eval'"]
             response._csp_update = update  # type: ignore[attr-defined]
+        return response
+
+
+class ServerTimingMiddleware:
+    """`Server-Timing: app;dur=1.8` on API responses: the milliseconds Django spent on the request.
+
+    Integrators (and bench/entitlements.py) can tell the server's share of a latency from the
+    network's. First in MIDDLEWARE, so it counts every other middleware; WSGI server time is not in it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        if request.path_info.startswith("/api/"):
+            response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response

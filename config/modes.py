@@ -49,6 +49,10 @@ MODE_LOOKUPS: dict[str, str] = {
     "invoices.creditnote": "customer__livemode",
     "invoices.invoiceline": "invoice__customer__livemode",
     "invoices.balancetransaction": "customer__livemode",
+    # Entitlements (issue 16)
+    "entitlements.feature": "livemode",
+    "entitlements.productfeature": "feature__livemode",
+    "entitlements.subscriptionentitlement": "customer__livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 
+from billing.entitlements.selectors import Entitlement, customer_entitlements
 from billing.models import InvoiceItem, Payment, PaymentMethod, Refund, Subscription, UsageEvent
 from billing.selectors import subscription_items_snapshots_bulk
 from billing.services.subscriptions.common import mrr_of
@@ -104,6 +105,7 @@ class CustomerHub:
     timeline: list[TimelineRow]
     portal_users: list[CustomerUser]
     counts: dict[str, int] = field(default_factory=dict)
+    entitlements: list[Entitlement] = field(default_factory=list)  # what the customer may use now
 
 
 def _overdue(customer: Customer, now: datetime) -> tuple[int, int]:
@@ -258,4 +260,5 @@ def customer_hub(*, customer: Customer) -> CustomerHub:
         usage=_usage(customer, subscriptions),
         timeline=_timeline(customer),
         portal_users=list(customer.portal_users.select_related("user").order_by("invited_at", "pk")),
+        entitlements=customer_entitlements(customer_id=customer.pk),
     )

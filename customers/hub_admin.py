@@ -336,6 +336,17 @@ def hub_tables(hub: CustomerHub, *, can_credit: bool) -> dict[str, dict[str, Any
             for entry in hub.balance_ledger
         ],
     }
+    entitlements = {
+        "headers": [_("Feature"), _("Lookup key"), _("Limit")],
+        "rows": [
+            [
+                entry.name,
+                entry.lookup_key,
+                _("on") if entry.quantity is None else f"{entry.quantity:,} {entry.unit_label}".strip(),
+            ]
+            for entry in hub.entitlements
+        ],
+    }
     usage = {
         "headers": [_("Meter"), _("Usage so far"), _("Events"), _("Since")],
         "rows": [[row.meter, f"{row.total.normalize():f}", row.events, _date(row.since)] for row in hub.usage],
@@ -415,6 +426,7 @@ def hub_tables(hub: CustomerHub, *, can_credit: bool) -> dict[str, dict[str, Any
         "pending": pending,
         "ledger": ledger,
         "usage": usage,
+        "entitlements": entitlements,
         "timeline": timeline,
         "portal_users": portal_users,
     }

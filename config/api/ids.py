@@ -33,6 +33,8 @@ PREFIXES: dict[str, str] = {
     "invoices.invoiceline": "il",
     "invoices.creditnote": "cn",
     "invoices.brand": "brand",
+    "entitlements.feature": "feat",
+    "entitlements.productfeature": "prodft",
 }
 
 

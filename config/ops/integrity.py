@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
 
+from billing.entitlements.selectors import entitlement_mismatches
 from billing.models import Payment
 from invoices.errors import InvoiceDoesNotReconcile
 from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
@@ -245,6 +246,17 @@ def check_documents() -> Iterator[Violation]:
             yield Violation("documents", document.file.name, "the stored PDF's bytes changed (sha256 differs)")
 
 
+def check_entitlements() -> Iterator[Violation]:
+    """Every subscription's entitlements projection equals what its status, items and catalog grant."""
+    for subscription_id, stored, expected in entitlement_mismatches(chunk=CHUNK):
+        yield Violation(
+            "entitlements",
+            f"subscription {subscription_id}",
+            f"stored {dict(sorted(stored.items()))} but grants {dict(sorted(expected.items()))} "
+            "(feature id: quantity); `manage.py entitlements_rebuild` repairs it",
+        )
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -254,6 +266,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "ledger": check_ledger,
     "duplicates": check_duplicates,
     "documents": check_documents,
+    "entitlements": check_entitlements,
 }
 
 

@@ -49,12 +49,15 @@ INSTALLED_APPS = [
     "config.events",
     "customers",
     "billing",
+    "billing.entitlements",
     "invoices",
     "reports",
     "feedback",
 ]
 
 MIDDLEWARE = [
+    # First: its Server-Timing header on API responses counts every other middleware (issue 16).
+    "config.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec
+from billing.entitlements.services import entitlements_refresh
 from billing.errors import CustomerCurrencyMismatch as CustomerCurrencyMismatch
 from billing.errors import SubscriptionConflict as SubscriptionConflict
 from billing.errors import SubscriptionError
@@ -203,6 +204,9 @@ def subscription_event(
         data={"subscription": subscription.pk, "status": subscription.status, **data},
         acting_user=acting_user,
     )
+    # Every subscription change records its event here, under the subscription's row lock and in
+    # the change's transaction: the one place the entitlements projection follows the change.
+    entitlements_refresh(subscription_ids=[subscription.pk], at=at, acting_user=acting_user)
 
 
 def _set_status(subscription: Subscription, target: str) -> str:

@@ -1,0 +1,250 @@
+"""Entitlements check under load: `GET /api/v1/customers/{id}/entitlements` against gunicorn.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:55433/tarif_bench_entitlements \
+        .venv/bin/python bench/entitlements.py --customers 100000 --requests 5000 --clients 4 --workers 2
+
+Creates the database afresh (DROP/CREATE on PostgreSQL, a new file on SQLite: never point it at
+real data), migrates, seeds `--customers` customers each with one subscription to one of five
+plans (1-5 seats; plans grant 2-6 of 12 features, on/off and per-seat quantities), writes their
+entitlements projection set-based, checks a sample against the from-scratch derivation, starts
+gunicorn with `--workers` sync workers, then sends `--requests` requests for random customers from
+`--clients` threads (keep-alive sessions). Prints the server time (the `Server-Timing` header: the
+milliseconds Django spent, middleware included) and the client latency, p50/p99, and throughput.
+Target (issue 16): p99 server time <= 5 ms with 100,000 customers on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+
+from api_load import free_port, percentile, start_gunicorn  # noqa: E402
+from billing_run import setup_django  # noqa: E402
+
+
+def fresh_database(url: str) -> None:
+    """An empty database at `url` (PostgreSQL: dropped and created; SQLite: the file removed)."""
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("sqlite"):
+        Path(parsed.path).unlink(missing_ok=True)
+        return
+    import psycopg
+
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def seed(customers: int) -> str:
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from tqdm import tqdm
+
+    from billing.entitlements.models import Feature, ProductFeature
+    from billing.models import Price, Product, Subscription, SubscriptionItem
+    from config.api.keys import api_key_create
+    from customers.models import Customer
+    from invoices.models import Brand
+
+    call_command("migrate", verbosity=0)
+    brand = Brand.objects.create(
+        slug="bench", name="Bench", legal_name="Bench SAS", address_line1="1 rue du Test", postal_code="75001",
+        city="Paris", country="FR", siren="552100554", vat_number="FR03552100554", is_default=True,
+    )  # fmt: skip
+    features = [
+        Feature.objects.create(
+            lookup_key=f"feature_{n}",
+            name=f"Feature {n}",
+            kind=Feature.Kind.QUANTITY if n % 3 == 0 else Feature.Kind.BOOLEAN,
+        )
+        for n in range(12)
+    ]
+    prices = []
+    for plan in range(5):
+        product = Product.objects.create(name=f"Plan {plan}")
+        for feature in features[plan : plan + 2 + plan]:
+            quantity = 10 * (plan + 1) if feature.kind == Feature.Kind.QUANTITY else None
+            ProductFeature.objects.create(
+                product=product, feature=feature, quantity=quantity, per_unit=quantity is not None and plan % 2 == 0
+            )
+        prices.append(
+            Price.objects.create(
+                product=product,
+                currency="EUR",
+                unit_amount=Decimal(1000 * (plan + 1)),
+                cycle={"kind": "interval", "unit": "month", "count": 1},
+            )
+        )
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    batch = 5000
+    for offset in tqdm(range(0, customers, batch), unit="batch", desc="customers"):
+        size = min(batch, customers - offset)
+        with transaction.atomic():
+            created = Customer.objects.bulk_create(
+                Customer(
+                    legal_name=f"Client {offset + n}", email=f"c{offset + n}@bench.example", country="FR", brand=brand
+                )
+                for n in range(size)
+            )
+            subscriptions = Subscription.objects.bulk_create(
+                Subscription(
+                    customer=customer,
+                    status=Subscription.Status.ACTIVE,
+                    currency="EUR",
+                    cycle={"kind": "interval", "unit": "month", "count": 1},
+                    billing_cycle_anchor=start,
+                    current_period_start=start,
+                    current_period_end=start + timedelta(days=30),
+                )
+                for customer in created
+            )
+            SubscriptionItem.objects.bulk_create(
+                SubscriptionItem(subscription=subscription, price=prices[index % 5], quantity=1 + index % 5)
+                for index, subscription in enumerate(subscriptions, start=offset)
+            )
+    # The projection, set-based (what entitlements_refresh writes one subscription at a time).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO entitlements_subscriptionentitlement
+                (subscription_id, customer_id, feature_id, quantity, updated_at)
+            SELECT s.id, s.customer_id, pf.feature_id,
+                   SUM(CASE WHEN pf.quantity IS NULL THEN NULL
+                            WHEN pf.per_unit THEN pf.quantity * i.quantity ELSE pf.quantity END),
+                   %s
+            FROM billing_subscription s
+            JOIN billing_subscriptionitem i ON i.subscription_id = s.id
+            JOIN billing_price p ON p.id = i.price_id
+            JOIN entitlements_productfeature pf ON pf.product_id = p.product_id
+            GROUP BY s.id, s.customer_id, pf.feature_id
+            """,
+            [start],
+        )
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE")
+    _key, raw = api_key_create(name="bench", scope="read", mode="live", created_by=None)
+    return raw
+
+
+def check_sample(sample: int) -> None:
+    """The set-based seed equals the services' derivation on a random sample (else the figures lie)."""
+    from billing.entitlements.selectors import customer_entitlements, customer_entitlements_expected
+    from customers.models import Customer
+
+    ids = list(Customer.objects.order_by("?").values_list("pk", flat=True)[:sample])
+    for customer_id in ids:
+        stored = {e.feature_id: e.quantity for e in customer_entitlements(customer_id=customer_id)}
+        if stored != customer_entitlements_expected(customer_id=customer_id):
+            raise SystemExit(f"seeded entitlements of customer {customer_id} differ from the derivation")
+
+
+def load(
+    base: str, key: str, customer_ids: list[int], total: int, clients: int
+) -> tuple[float, list[float], list[float]]:
+    import requests
+
+    client_ms: list[float] = []
+    server_ms: list[float] = []
+    lock = threading.Lock()
+    per_client = total // clients
+
+    def client(seed: int) -> None:
+        chooser = random.Random(seed)
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        mine_client, mine_server = [], []
+        for _ in range(per_client):
+            customer = chooser.choice(customer_ids)
+            started = time.perf_counter()
+            response = session.get(f"{base}/api/v1/customers/cus_{customer}/entitlements")
+            mine_client.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200 or not response.json()["data"]:
+                raise SystemExit(f"entitlements of cus_{customer}: {response.status_code} {response.text[:200]}")
+            mine_server.append(float(response.headers["Server-Timing"].split("dur=")[1]))
+        with lock:
+            client_ms.extend(mine_client)
+            server_ms.extend(mine_server)
+
+    warm = requests.Session()
+    warm.headers["Authorization"] = f"Bearer {key}"
+    with ThreadPoolExecutor(clients) as pool:
+        list(
+            pool.map(
+                lambda n: warm.get(f"{base}/api/v1/customers/cus_{customer_ids[n]}/entitlements"), range(clients * 8)
+            )
+        )
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return len(client_ms) / elapsed, sorted(client_ms), sorted(server_ms)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", default=None)
+    arguments = parser.parse_args()
+    url = (
+        arguments.database_url
+        or os.environ.get("DATABASE_URL")
+        or f"sqlite:///{ROOT / 'var' / 'bench_entitlements.sqlite3'}"
+    )
+    (ROOT / "var").mkdir(exist_ok=True)
+    fresh_database(url)
+    setup_django(url)
+    from django.db import connection
+
+    seeding = time.perf_counter()
+    key = seed(arguments.customers)
+    seed_seconds = time.perf_counter() - seeding
+    check_sample(200)
+    from customers.models import Customer
+
+    customer_ids = list(Customer.objects.values_list("pk", flat=True))
+    vendor = connection.vendor
+    connection.close()
+    port = free_port()
+    server = start_gunicorn(port, arguments.workers)
+    try:
+        rps, client_ms, server_ms = load(
+            f"http://127.0.0.1:{port}", key, customer_ids, arguments.requests, arguments.clients
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(
+        f"database: {vendor}; {arguments.customers} customers (seeded in {seed_seconds:.0f} s); gunicorn "
+        f"{arguments.workers} sync workers; {arguments.clients} clients; {len(client_ms)} requests"
+    )
+    print(f"server_p50_ms: {statistics.median(server_ms):.2f}")
+    print(f"server_p99_ms: {percentile(server_ms, 0.99):.2f}")
+    print(f"client_p50_ms: {statistics.median(client_ms):.2f}")
+    print(f"client_p99_ms: {percentile(client_ms, 0.99):.2f}")
+    print(f"requests_per_second: {rps:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
