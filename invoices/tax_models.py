@@ -64,8 +64,7 @@ class TaxCode(models.Model):
             ),
             # BR-S-10 / BR-Z-10: taxed and zero-rated supplies carry no exemption reason.
             models.CheckConstraint(
-                condition=Q(category__in=["exempt", "out_of_scope"])
-                | Q(exemption_reason_code="", exemption_reason=""),
+                condition=Q(category__in=["exempt", "out_of_scope"]) | Q(exemption_reason_code="", exemption_reason=""),
                 name="tax_code_reason_only_when_exempt",
             ),
         ]

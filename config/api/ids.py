@@ -33,6 +33,9 @@ PREFIXES: dict[str, str] = {
     "invoices.invoiceline": "il",
     "invoices.creditnote": "cn",
     "invoices.brand": "brand",
+    # Issue 16 item 11: tax codes and rates are global data (no mode).
+    "invoices.taxcode": "txcd",
+    "invoices.taxrate": "txr",
 }
 
 

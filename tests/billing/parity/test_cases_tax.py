@@ -166,7 +166,11 @@ def test_tax_code_case(buyer, brand_default, lines, groups, total, mention):
         price = PriceFactory(product=product, tax_code=codes[price_code] if price_code else None)
         draft_lines.append(
             DraftLine(
-                kind="one_off", description=f"Line {index + 1}", amount=amount, price_id=price.pk, tax_inclusive=inclusive
+                kind="one_off",
+                description=f"Line {index + 1}",
+                amount=amount,
+                price_id=price.pk,
+                tax_inclusive=inclusive,
             )
         )
     draft = DraftInvoice(customer_id=customer.pk, currency="EUR", billing_reason="manual", lines=tuple(draft_lines))
