@@ -109,14 +109,15 @@ def test_mixed_rates_and_exempt_invoice_and_its_credit_note_pass_the_factur_x_xs
 
 
 def test_bulk_issue_reads_tax_codes_once_per_chunk(customer_factory, brand, fr_vat):
-    # given two chunks of 2 and 6 invoices, each line with a tax code
+    # given two chunks of 2 and 6 invoices (after a first one), each line with a tax code
     codes = seeded_tax_codes()
-    customers = [customer_factory(brand=brand) for _ in range(8)]
+    customers = [customer_factory(brand=brand) for _ in range(9)]
 
     def chunk(members):
         return [(_draft(c, [(codes["reduced"], 1000), (codes["super-reduced"], 500)]), c) for c in members]
 
-    small, large = chunk(customers[:2]), chunk(customers[2:])
+    invoices_issue_bulk(items=chunk(customers[:1]), at=ISSUED_AT)  # the series' first use costs more
+    small, large = chunk(customers[1:3]), chunk(customers[3:])
 
     # when both are issued
     with CaptureQueriesContext(connection) as small_queries:
