@@ -56,6 +56,16 @@ class Product(models.Model):
         help_text=_("False for test-mode (sandbox) data."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Issue 16 item 11 (tax codes): empty means the brand's default tax code.
+    tax_code = models.ForeignKey(
+        "invoices.TaxCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tax code"),
+        help_text=_("Empty: the brand's default tax code (else the standard rate)."),
+    )
 
     class Meta:
         verbose_name = _("product")
@@ -153,6 +163,17 @@ class Price(models.Model):
         help_text=_("False for test-mode (sandbox) data."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Issue 16 item 11 (tax codes): overrides the product's tax code; not a frozen term
+    # (a tax code follows the law, not the deal: a change applies to the next invoices).
+    tax_code = models.ForeignKey(
+        "invoices.TaxCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tax code"),
+        help_text=_("Empty: the product's tax code."),
+    )
 
     class Meta:
         verbose_name = _("price")

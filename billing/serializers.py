@@ -27,20 +27,53 @@ from config.api.ids import PREFIXES
 from config.api.serializers import ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
 from config.events.models import DomainEvent
 from customers.models import Customer
-from invoices.models import CreditNote, Invoice
+from invoices.models import CreditNote, Invoice, TaxCode
 from invoices.serializers import InvoicePreviewSerializer
 
 PRORATION_CHOICES = ["create_prorations", "always_invoice", "none"]
+
+
+class TaxCodeReferenceField(PublicIdRelatedField):
+    """Issue 16 item 11: a tax code by its id (`txcd_3`) or its code (`reduced`); shown as its id.
+    Tax codes are global data (no mode)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not data.startswith("txcd_"):
+            code = TaxCode.objects.filter(code=data, active=True).first()
+            if code is None:
+                raise serializers.ValidationError(
+                    self.error_messages["does_not_exist"] % {"value": data}, code="resource_missing"
+                )
+            return code
+        return super().to_internal_value(data)
+
+
+def tax_code_field(help_text: str) -> TaxCodeReferenceField:
+    return TaxCodeReferenceField(
+        queryset=TaxCode.objects.filter(active=True), required=False, allow_null=True, help_text=help_text
+    )
 
 
 class ProductSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("product")
     metadata = serializers.DictField(required=False)
+    tax_code = tax_code_field("Tax code (`txcd_…` or its code); null: the brand's default, else the standard rate.")
 
     class Meta:
         model = Product
-        fields = ("id", "object", "name", "description", "unit_label", "active", "metadata", "livemode", "created_at")
+        fields = (
+            "id",
+            "object",
+            "name",
+            "description",
+            "unit_label",
+            "active",
+            "metadata",
+            "livemode",
+            "created_at",
+            "tax_code",
+        )
         read_only_fields = ("created_at",)
 
 
@@ -56,6 +89,7 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
     )
     tiers = serializers.ListField(child=serializers.DictField(), required=False)
     metadata = serializers.DictField(required=False)
+    tax_code = tax_code_field("Tax code overriding the product's (`txcd_…` or its code); null: the product's.")
     expandable = {"product": ("billing.serializers.ProductSerializer", "product")}
 
     class Meta:
@@ -82,6 +116,7 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
             "metadata",
             "livemode",
             "created_at",
+            "tax_code",
         )
         read_only_fields = ("created_at",)
         # The partial unique constraint on lookup_key is checked by the model on save.

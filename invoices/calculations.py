@@ -41,6 +41,11 @@ Rules
    ``round_fraction`` for exact fractions), so a credit and the matching charge
    round to the same magnitude.
 
+A tax group also carries the exemption reason (EN 16931 BT-120/121) of its lines, for
+exempt and out-of-scope groups (issue 16, item 11: tax codes): when the lines of one group
+disagree, the group keeps the distinct texts joined with "; " and no code (EN 16931 allows
+one breakdown per category and rate, and a reason as text or code).
+
 Tax categories are the EN 16931 / UNCL5305 codes: S standard (rate > 0), Z zero rated,
 E exempt, AE reverse charge, K intra-community supply, G export, O outside the scope
 of VAT (all at rate 0), L and M (Canary Islands IGIC, Ceuta and Melilla IPSI).
@@ -97,6 +102,8 @@ class LineInput:
     discountable: bool = True
     product_key: str | None = None  # for coupons limited to products
     currency: str | None = None  # when given, must be the invoice currency
+    exemption_reason_code: str = ""  # VATEX code (BT-121) of an exempt / out-of-scope line
+    exemption_reason: str = ""  # its text (BT-120)
 
     def __post_init__(self) -> None:
         _check_int(self.amount, field="LineInput.amount")
@@ -155,6 +162,18 @@ class TaxGroup:
     inclusive: bool
     taxable_amount: int
     tax_amount: int
+    exemption_reason_code: str = ""
+    exemption_reason: str = ""
+
+
+def _group_reason(lines: Iterable[LineInput]) -> tuple[str, str]:
+    """(code, text) of a tax group's exemption reason: the lines' own when they agree; else
+    their distinct texts joined, and no code."""
+    reasons = list(dict.fromkeys((line.exemption_reason_code, line.exemption_reason) for line in lines))
+    if len(reasons) == 1:
+        return reasons[0]
+    texts = list(dict.fromkeys(text or code for code, text in reasons if text or code))
+    return "", "; ".join(texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +287,7 @@ def compute_invoice_totals(
         shares = _largest_remainder(group_tax, [remaining[index] * tax_share for index in members])
         for index, share in zip(members, shares, strict=True):
             line_tax[index] = share
+        reason_code, reason = _group_reason(lines[index] for index in members)
         tax_breakdown.append(
             TaxGroup(
                 category=category,
@@ -275,6 +295,8 @@ def compute_invoice_totals(
                 inclusive=inclusive,
                 taxable_amount=base - group_tax if inclusive else base,
                 tax_amount=group_tax,
+                exemption_reason_code=reason_code,
+                exemption_reason=reason,
             )
         )
 

@@ -106,6 +106,16 @@ class Brand(models.Model):
     vat_on_debits = models.BooleanField(_("VAT on debits (option pour les débits)"), default=False)
     is_default = models.BooleanField(_("default brand"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Issue 16 item 11 (tax codes): the code of lines whose price and product name none.
+    default_tax_code = models.ForeignKey(
+        "invoices.TaxCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("default tax code"),
+        help_text=_("For products without a tax code; empty: the standard rate."),
+    )
 
     class Meta:
         verbose_name = _("brand")
@@ -571,6 +581,11 @@ class InvoiceLine(LoadedValuesMixin, models.Model):
     period_start = models.DateTimeField(_("period start"), null=True, blank=True)
     period_end = models.DateTimeField(_("period end"), null=True, blank=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    # Issue 16 item 11 (tax codes): the code that decided the line's VAT, and the exemption
+    # reason its tax group prints (EN 16931 BT-120/121) for exempt and out-of-scope lines.
+    tax_code = models.CharField(_("tax code"), max_length=50, blank=True)
+    tax_exemption_reason_code = models.CharField(_("exemption reason code"), max_length=30, blank=True)
+    tax_exemption_reason = models.CharField(_("exemption reason"), max_length=300, blank=True)
 
     objects = InvoiceLineQuerySet.as_manager()
 
@@ -875,3 +890,8 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.file.name
+
+
+# --- Tax codes per product / price (issue 16, item 11: invoices/tax_models.py) ---
+
+from invoices.tax_models import TaxCode, TaxCodeRate  # noqa: E402, F401

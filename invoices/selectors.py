@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
+from billing.models import Price
 from config.errors import DomainConflict
 from customers.models import Customer
-from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxRate
+from invoices.models import BalanceTransaction, Brand, CreditNote, CreditNoteLine, Invoice, TaxCode, TaxRate
 from invoices.services.documents import credit_note_content_hash, invoice_content_hash
+from invoices.vat import TaxCodeSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,34 @@ def standard_tax_rates() -> dict[str, Decimal]:
             "country", "percentage"
         )
     }
+
+
+def tax_code_specs() -> dict[int, TaxCodeSpec]:
+    """Every tax code (by pk) with its rates by country: two queries, read once per run."""
+    return {
+        code.pk: TaxCodeSpec(
+            code=code.code,
+            category=code.category,
+            rates={str(rate.country): rate.percentage for rate in code.rates.all()},
+            exemption_reason_code=code.exemption_reason_code,
+            exemption_reason=code.exemption_reason,
+        )
+        for code in TaxCode.objects.prefetch_related("rates")
+    }
+
+
+def tax_codes_of_prices(*, price_ids: Iterable[int]) -> dict[int, int | None]:
+    """Price pk -> the pk of its tax code (the price's, else its product's; None: neither
+    names one). One query, none when there are no prices."""
+    wanted = {int(pk) for pk in price_ids}
+    if not wanted:
+        return {}
+    rows = Price.objects.filter(pk__in=wanted).values_list("pk", "tax_code_id", "product__tax_code_id")
+    return {pk: own if own is not None else product_code for pk, own, product_code in rows}
+
+
+def tax_code_list() -> QuerySet[TaxCode]:
+    return TaxCode.objects.prefetch_related("rates").order_by("code")
 
 
 def invoice_list_for_customer(*, customer_id: int, status: str | None = None) -> QuerySet[Invoice]:

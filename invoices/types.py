@@ -57,6 +57,9 @@ class PreviewLine:
     totals: LineTotals
     tax_rate: Decimal
     tax_category: str
+    tax_code: str = ""  # the TaxCode that decided the line's VAT ("" = the standard rate)
+    exemption_reason_code: str = ""
+    exemption_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

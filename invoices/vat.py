@@ -22,6 +22,24 @@ Rules (``decide_vat``):
    EN 16931 reserves G ("export outside the EU", VATEX-EU-G, article 146) for goods
    leaving the EU; services supplied outside the EU are O (VATEX-EU-O).
 
+Tax codes (issue 16, item 11): a line may carry a ``TaxCodeSpec`` (its product's kind of
+supply). Precedence, highest first:
+
+a. Buyer outside the EU (rule 4): category O for every line, whatever its code: the supply
+   is not subject to EU VAT, so no EU exemption or reduced rate can apply either (and
+   EN 16931 BR-O-11 forbids mixing O with other categories on one invoice).
+b. Exempt code: category E at 0%, with the code's exemption reason and VATEX code, also
+   for a business buyer in another member state (an exempt supply is exempt there too:
+   the exemptions of article 132 are harmonised).
+c. Out-of-scope code: category O at 0% with the code's reason (VATEX-EU-O by default).
+d. Reverse charge (rule 2) overrides reduced, zero and standard rates alike: AE at 0%.
+e. Otherwise the code's rate in the country of taxation (the seller's for rule 1, the
+   buyer's for OSS rule 3): standard codes use the country's standard rate; a reduced,
+   intermediate or super-reduced code uses its rate for that country, or the country's
+   standard rate when the code names none there (a member state without that reduced
+   rate taxes the supply at its standard rate; the reason says so); a rate of 0 (a
+   zero-rated code, or a reduced code at 0 in that country) is category Z.
+
 Greece's VAT numbers use the prefix EL (a GR prefix is accepted and normalised to EL)
 while its country code is GR. Northern Ireland's XI numbers only matter for goods: for
 services a buyer in Northern Ireland is a UK (GB) buyer, outside the EU. Monaco (MC) is
@@ -30,8 +48,8 @@ part of the French VAT territory (article 7 of the directive) and is treated as 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final
 
@@ -95,6 +113,31 @@ class VatDecision:
     rate: Decimal  # percent
     mention_key: str | None  # key into LEGAL_MENTIONS, or None
     reason: str  # why, in plain English, for the admin and the audit log
+    tax_code: str = ""  # the TaxCode that decided the rate ("" = none: the standard rate)
+    exemption_reason_code: str = ""  # VATEX code of an exempt / out-of-scope code (BT-121)
+    exemption_reason: str = ""  # its printed reason (BT-120)
+
+
+# TaxCode.Category values (invoices/tax_models.py), repeated here: this module imports no Django.
+STANDARD: Final = "standard"
+RATED_CATEGORIES: Final = frozenset({"standard", "intermediate", "reduced", "super_reduced", "zero_rated"})
+EXEMPT: Final = "exempt"
+OUT_OF_SCOPE: Final = "out_of_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class TaxCodeSpec:
+    """A tax code as the decision needs it: its category, its rates by country, its reason."""
+
+    code: str
+    category: str  # TaxCode.Category value
+    rates: Mapping[str, Decimal] = field(default_factory=dict)  # ISO country -> percent
+    exemption_reason_code: str = ""
+    exemption_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.category not in RATED_CATEGORIES | {EXEMPT, OUT_OF_SCOPE}:
+            raise VatError(f"unknown tax code category {self.category!r}")
 
 
 _STDNUM_MESSAGES: Final = {
@@ -157,14 +200,61 @@ def _standard_rate(standard_rate: Callable[[str], Decimal], country: str) -> Dec
     return rate
 
 
+def _code_rate(
+    code: TaxCodeSpec | None, country: str, standard_rate: Callable[[str], Decimal], where: str
+) -> tuple[str, Decimal, str]:
+    """(category, rate, reason) of a taxed supply in `country` under `code` (rule e)."""
+    if code is None or code.category == STANDARD:
+        return "S", _standard_rate(standard_rate, country), f"{where}: {country} standard rate"
+    if code.category == "zero_rated" and country not in code.rates:
+        return "Z", Decimal(0), f"{where}: tax code {code.code} is zero-rated"
+    rate = code.rates.get(country)
+    if rate is None:
+        return (
+            "S",
+            _standard_rate(standard_rate, country),
+            f"{where}: tax code {code.code} names no {code.category.replace('_', '-')} rate for {country}, "
+            f"so {country}'s standard rate applies",
+        )
+    rate = Decimal(rate)
+    if not 0 <= rate <= 100:
+        raise VatError(f"tax code {code.code} has a rate of {rate}% for {country}, not a percentage")
+    if rate == 0:
+        return "Z", Decimal(0), f"{where}: tax code {code.code} is zero-rated in {country}"
+    return "S", rate, f"{where}: {country} {code.category.replace('_', '-')} rate of tax code {code.code}"
+
+
 def decide_vat(
     *,
     seller_country: str,
     buyer_country: str,
     buyer_vat_number: str | None,
     standard_rate: Callable[[str], Decimal],
+    tax_code: TaxCodeSpec | None = None,
 ) -> VatDecision:
-    """The VAT category, rate and legal mention of a sale of digital services (rules above)."""
+    """The VAT category, rate and legal mention of a sale of digital services (rules above).
+
+    `tax_code`: the line's tax code (precedence in the module docstring); None is the
+    standard rate, as before tax codes existed.
+    """
+    decision = _decide_place(
+        seller_country=seller_country,
+        buyer_country=buyer_country,
+        buyer_vat_number=buyer_vat_number,
+        standard_rate=standard_rate,
+        tax_code=tax_code,
+    )
+    return decision if tax_code is None else replace(decision, tax_code=tax_code.code)
+
+
+def _decide_place(
+    *,
+    seller_country: str,
+    buyer_country: str,
+    buyer_vat_number: str | None,
+    standard_rate: Callable[[str], Decimal],
+    tax_code: TaxCodeSpec | None,
+) -> VatDecision:
     if buyer_vat_number is not None and not isinstance(buyer_vat_number, str):
         raise TypeError(f"buyer_vat_number is a str or None, not {type(buyer_vat_number).__name__}")
     seller = _country(seller_country, field="seller_country")
@@ -172,21 +262,41 @@ def decide_vat(
     if seller not in EU_MEMBER_STATES:
         raise VatError(f"decide_vat covers sellers established in the EU, not in {seller_country!r}")
 
-    if buyer == seller:
-        return VatDecision(
-            category="S",
-            rate=_standard_rate(standard_rate, seller),
-            mention_key=None,
-            reason=f"domestic sale in {seller}: {seller} VAT applies, also to business buyers",
-        )
-
-    if buyer not in EU_MEMBER_STATES:
+    if buyer != seller and buyer not in EU_MEMBER_STATES:
         who = "business" if buyer_vat_number and buyer_vat_number.strip() else "consumer"
         return VatDecision(
             category="O",
             rate=Decimal("0"),
             mention_key=EXPORT_OUTSIDE_EU,
             reason=f"{who} buyer in {buyer}, outside the EU: place of supply outside the EU, not subject to EU VAT",
+        )
+
+    if tax_code is not None and tax_code.category == EXEMPT:
+        return VatDecision(
+            category="E",
+            rate=Decimal(0),
+            mention_key=None,
+            reason=f"tax code {tax_code.code} is exempt ({tax_code.exemption_reason_code or 'no VATEX code'})",
+            exemption_reason_code=tax_code.exemption_reason_code,
+            exemption_reason=tax_code.exemption_reason,
+        )
+    if tax_code is not None and tax_code.category == OUT_OF_SCOPE:
+        return VatDecision(
+            category="O",
+            rate=Decimal(0),
+            mention_key=None,
+            reason=f"tax code {tax_code.code} is outside the scope of VAT",
+            exemption_reason_code=tax_code.exemption_reason_code or "VATEX-EU-O",
+            exemption_reason=tax_code.exemption_reason,
+        )
+
+    if buyer == seller:
+        category, rate, why = _code_rate(tax_code, seller, standard_rate, f"domestic sale in {seller}")
+        return VatDecision(
+            category=category,
+            rate=rate,
+            mention_key=None,
+            reason=f"{why} ({seller} VAT applies, also to business buyers)",
         )
 
     why_not_reverse_charge = "no VAT number"
@@ -208,9 +318,10 @@ def decide_vat(
             why_not_reverse_charge = (
                 f"VAT number {compact} is from {number_country}, not from the buyer's country {buyer}"
             )
+    category, rate, why = _code_rate(tax_code, buyer, standard_rate, f"consumer sale to {buyer}")
     return VatDecision(
-        category="S",
-        rate=_standard_rate(standard_rate, buyer),
+        category=category,
+        rate=rate,
         mention_key=None,
-        reason=f"consumer sale to {buyer} ({why_not_reverse_charge}): {buyer} VAT applies, declared through the OSS",
+        reason=f"{why} ({why_not_reverse_charge}): {buyer} VAT applies, declared through the OSS",
     )

@@ -105,3 +105,28 @@ class PriceFactory(factory.django.DjangoModelFactory):
     scheme = Price.Scheme.PER_UNIT
     unit_amount = Decimal(2900)
     cycle = factory.LazyFunction(lambda: {"kind": "interval", "unit": "month", "count": 1})
+
+
+# --- Issue 16, item 11: tax codes ---
+
+
+class TaxCodeFactory(factory.django.DjangoModelFactory):
+    """A tax code; the seeded ones (migration invoices 0008) come back by their code."""
+
+    class Meta:
+        model = "invoices.TaxCode"
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"code-{n}")
+    name = factory.LazyAttribute(lambda code: code.code)
+    category = "reduced"
+
+
+class TaxCodeRateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "invoices.TaxCodeRate"
+        django_get_or_create = ("tax_code", "country")
+
+    tax_code = factory.SubFactory(TaxCodeFactory)
+    country = "FR"
+    percentage = Decimal("5.5")

@@ -427,7 +427,7 @@ class PriceAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Import
             _("Terms (frozen once the price is used)"),
             {"fields": tuple(name for name in PRICE_TERM_FIELDS if name != "product")},
         ),
-        (_("Other"), {"fields": ("trial_days", "metadata", "created_at")}),
+        (_("Other"), {"fields": ("trial_days", "tax_code", "metadata", "created_at")}),
     )
 
     # Frozen terms show read-only: the amounts as money, not the stored minor units.

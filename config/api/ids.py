@@ -35,6 +35,9 @@ PREFIXES: dict[str, str] = {
     "invoices.brand": "brand",
     "entitlements.feature": "feat",
     "entitlements.productfeature": "prodft",
+    # Issue 16 item 11: tax codes and rates are global data (no mode).
+    "invoices.taxcode": "txcd",
+    "invoices.taxrate": "txr",
 }
 
 

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
@@ -36,6 +36,8 @@ from invoices.models import (
     InvoiceCustomField,
     InvoiceLineColumn,
     NumberSequence,
+    TaxCode,
+    TaxCodeRate,
     TaxRate,
 )
 from invoices.rendering.html import document_html, document_pdf
@@ -120,6 +122,7 @@ class BrandAdmin(StyledAdmin):
                     "share_capital",
                     "rcs",
                     "vat_on_debits",
+                    "default_tax_code",
                     "operation_category",
                 )
             },
@@ -229,6 +232,30 @@ class TaxRateAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelAdmin)
     list_display = ("country", "name", "percentage", "is_standard", "active")
     list_filter = ("active", "is_standard", CountryFilter)
     search_fields = ("name", "country")
+
+
+class TaxCodeRateInline(admin.TabularInline):
+    model = TaxCodeRate
+    extra = 0
+    fields = ("country", "percentage")
+
+
+@admin.register(TaxCode)
+class TaxCodeAdmin(StyledAdmin):
+    """Reference data like tax rates (issue 16 item 11): the code's rate per country inline."""
+
+    list_display = ("code", "name", "category", "exemption_reason_code", "rate_count", "active")
+    list_filter = ("active", "category")
+    search_fields = ("code", "name", "exemption_reason_code")
+    readonly_fields = ("created_at",)
+    inlines = [TaxCodeRateInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(rate_total=Count("rates"))
+
+    @admin.display(description=_("rates"), ordering="rate_total")
+    def rate_count(self, obj: TaxCode) -> int:
+        return obj.rate_total  # type: ignore[attr-defined]
 
 
 @admin.register(BalanceTransaction)

@@ -13,6 +13,10 @@ the lines (S, AE, O ...). Rules from EN 16931 that shape the output:
   and an exemption reason code VATEX-EU-AE;
 - BR-O-*: an invoice with category O ("not subject to VAT") carries NEITHER the seller
   nor the buyer VAT id (BT-31, BT-48), and VATEX-EU-O;
+- BG-23: one VAT breakdown per category and rate (20 % and 5.5 % lines give two S
+  groups); exempt (E) and out-of-scope (O) groups carry the exemption reason of their
+  tax code (BT-120 text, BT-121 VATEX code) when the stored breakdown names one, else the
+  category's generic one; S and Z groups carry none (BR-S-10, BR-Z-10);
 - BT-8 (VAT point date code): 5 (invoice date) when the seller opted for VAT on debits,
   72 (paid to date) otherwise for services (French "TVA sur les encaissements").
 """
@@ -117,20 +121,34 @@ def _line_net(line: Any) -> int:
     return net - line.tax_amount if getattr(line, "tax_inclusive", False) else net
 
 
-def _breakdown(lines: Sequence[Any], breakdown: Iterable[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+def _breakdown(
+    lines: Sequence[Any], breakdown: Iterable[dict[str, Any]]
+) -> list[tuple[str, str, int, int, tuple[str, str] | None]]:
     """VAT groups by (category, rate): stored groups may split one rate into inclusive
-    and exclusive parts, EN 16931 wants one breakdown per category and rate."""
+    and exclusive parts, EN 16931 wants one breakdown per category and rate (BG-23).
+    Each with its exemption (code, text): the group's stored reason (tax codes), else the
+    category's default (`_EXEMPTIONS`), else None (S, Z: BR-S-10, BR-Z-10 want none)."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    reasons: dict[tuple[str, str], tuple[str, str]] = {}
     for group in breakdown:
         key = (group["category"], _rate(group["rate"]))
         groups[key][0] += group["taxable_amount"]
         groups[key][1] += group["tax_amount"]
+        if group.get("exemption_reason_code") or group.get("exemption_reason"):
+            reasons.setdefault(key, (group.get("exemption_reason_code", ""), group.get("exemption_reason", "")))
     if not groups:  # e.g. a document stored without breakdown: rebuild from the lines
         for line in lines:
             key = (line.tax_category, _rate(line.tax_rate))
             groups[key][0] += _line_net(line)
             groups[key][1] += line.tax_amount
-    return [(category, rate, taxable, tax) for (category, rate), (taxable, tax) in groups.items()]
+            code, text = getattr(line, "tax_exemption_reason_code", ""), getattr(line, "tax_exemption_reason", "")
+            if code or text:
+                reasons.setdefault(key, (code, text))
+    result = []
+    for (category, rate), (taxable, tax) in groups.items():
+        exemption = reasons.get((category, rate)) or _EXEMPTIONS.get(category)
+        result.append((category, rate, taxable, tax, exemption))
+    return result
 
 
 def build_cii_xml(
@@ -218,16 +236,15 @@ def build_cii_xml(
             _ram(_ram(means, "PayeeSpecifiedCreditorFinancialInstitution"), "BICID", seller["bic"])
     vat_on_debits = bool(seller.get("vat_on_debits"))
     breakdown = _breakdown(lines, tax_breakdown)
-    for category, rate, taxable, tax in breakdown:
+    for category, rate, taxable, tax, exemption in breakdown:
         group = _ram(settlement, "ApplicableTradeTax")
         _ram(group, "CalculatedAmount", _amount(tax, currency))
         _ram(group, "TypeCode", "VAT")
-        exemption = _EXEMPTIONS.get(category)
-        if exemption:
+        if exemption and exemption[1]:
             _ram(group, "ExemptionReason", exemption[1])
         _ram(group, "BasisAmount", _amount(taxable, currency))
         _ram(group, "CategoryCode", category)
-        if exemption:
+        if exemption and exemption[0]:
             _ram(group, "ExemptionReasonCode", exemption[0])
         if category == "S":
             _ram(group, "DueDateTypeCode", "5" if vat_on_debits else "72")

@@ -119,7 +119,15 @@ def _preview_from_lines(
                 f"Line '{line.description}' has {max(left, 0)} {invoice.currency} (tax excluded) left to credit; "
                 f"{item.amount} is too much."
             )
-        inputs.append(LineInput(amount=item.amount, tax_rate=line.tax_rate, tax_category=line.tax_category))
+        inputs.append(
+            LineInput(
+                amount=item.amount,
+                tax_rate=line.tax_rate,
+                tax_category=line.tax_category,
+                exemption_reason_code=line.tax_exemption_reason_code,
+                exemption_reason=line.tax_exemption_reason,
+            )
+        )
     totals = compute_invoice_totals(currency=invoice.currency, lines=inputs)
     lines = tuple(
         CreditNoteLine(
@@ -148,6 +156,14 @@ def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
         for group in invoice.tax_breakdown
         if group["taxable_amount"] + group["tax_amount"] > 0
     ]
+    # Exempt / out-of-scope groups keep their exemption reason on the credit note (BT-120/121).
+    reasons = {
+        (group["category"], Decimal(group["rate"])): (
+            group.get("exemption_reason_code", ""),
+            group.get("exemption_reason", ""),
+        )
+        for group in invoice.tax_breakdown
+    }
     if not groups:
         raise CreditNoteError(f"Invoice {invoice.number} has nothing positive to credit.")
     # The amount_off rule of calculations shares `amount` over the groups in proportion
@@ -173,7 +189,14 @@ def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
     totals = compute_invoice_totals(
         currency=invoice.currency,
         lines=[
-            LineInput(amount=gross, tax_rate=rate, tax_category=category, tax_inclusive=True)
+            LineInput(
+                amount=gross,
+                tax_rate=rate,
+                tax_category=category,
+                tax_inclusive=True,
+                exemption_reason_code=reasons.get((category, rate), ("", ""))[0],
+                exemption_reason=reasons.get((category, rate), ("", ""))[1],
+            )
             for category, rate, gross in parts
         ],
     )

@@ -7,7 +7,7 @@ totals, customer credit — without writing; previews and the upcoming invoice u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
-from invoices.services.tax import tax_decision_for
+from invoices.services.tax import TaxTable, line_tax_decisions, tax_decision_for
 from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
@@ -32,17 +32,24 @@ class InvoiceDraftError(DomainError, ValueError):
     """A draft invoice that cannot be built (e.g. a line in another currency)."""
 
 
-def line_inputs(*, draft: DraftInvoice, decision: VatDecision) -> list[LineInput]:
+def line_inputs(
+    *, draft: DraftInvoice, decision: VatDecision, line_decisions: Sequence[VatDecision] | None = None
+) -> list[LineInput]:
+    """The calculation inputs of `draft`'s lines, each taxed by its own decision
+    (`line_decisions`, in line order: tax codes) or all by `decision`."""
+    decisions = line_decisions if line_decisions is not None else [decision] * len(draft.lines)
     return [
         LineInput(
             amount=line.amount,
-            tax_rate=decision.rate,
-            tax_category=decision.category,
+            tax_rate=line_decision.rate,
+            tax_category=line_decision.category,
             tax_inclusive=line.tax_inclusive,
             discountable=line.discountable,
             product_key=line.product_key,
+            exemption_reason_code=line_decision.exemption_reason_code,
+            exemption_reason=line_decision.exemption_reason,
         )
-        for line in draft.lines
+        for line, line_decision in zip(draft.lines, decisions, strict=True)
     ]
 
 
@@ -53,19 +60,28 @@ def invoice_build(
     brand: Brand | None = None,
     decision: VatDecision | None = None,
     balance: int | None = None,
+    tax_table: TaxTable | None = None,
+    decision_cache: dict[tuple[object, ...], VatDecision] | None = None,
 ) -> InvoicePreview:
     """What the invoice would be if issued now. Writes nothing.
 
-    `brand`, `decision` and `balance` may be passed in by callers that build many
-    invoices at once; otherwise they are looked up.
+    `brand`, `decision`, `balance`, `tax_table` and `decision_cache` may be passed in by
+    callers that build many invoices at once; otherwise they are looked up. `decision`
+    is the VAT decision without a tax code; each line is then taxed by its own tax code
+    (`line_tax_decisions`).
     """
     if draft.customer_id != customer.pk:
         raise InvoiceDraftError("The draft belongs to another customer.")
     brand = brand or brand_for_customer(customer=customer)
-    decision = decision or tax_decision_for(brand=brand, customer=customer)
+    if tax_table is None:
+        tax_table = TaxTable.load(price_ids=[line.price_id for line in draft.lines])
+    decision = decision or tax_decision_for(brand=brand, customer=customer, rates=tax_table.rates)
+    decisions = line_tax_decisions(
+        brand=brand, customer=customer, draft=draft, base=decision, table=tax_table, cache=decision_cache
+    )
     totals = compute_invoice_totals(
         currency=draft.currency,
-        lines=line_inputs(draft=draft, decision=decision),
+        lines=line_inputs(draft=draft, decision=decision, line_decisions=decisions),
         discounts=[discount.discount for discount in draft.discounts],
     )
     if balance is None:
@@ -76,15 +92,27 @@ def invoice_build(
         brand_id=brand.pk,
         currency=draft.currency,
         lines=tuple(
-            PreviewLine(draft=line, totals=line_totals, tax_rate=decision.rate, tax_category=decision.category)
-            for line, line_totals in zip(draft.lines, totals.lines, strict=True)
+            PreviewLine(
+                draft=line,
+                totals=line_totals,
+                tax_rate=line_decision.rate,
+                tax_category=line_decision.category,
+                tax_code=line_decision.tax_code,
+                exemption_reason_code=line_decision.exemption_reason_code,
+                exemption_reason=line_decision.exemption_reason,
+            )
+            for line, line_totals, line_decision in zip(draft.lines, totals.lines, decisions, strict=True)
         ),
         totals=totals,
         discount_labels=tuple(discount.label for discount in draft.discounts),
         tax_breakdown=totals.tax_breakdown,
         vat_category=decision.category,
         vat_rate=decision.rate,
-        vat_mention_key=decision.mention_key,
+        # The reverse-charge or export mention, when a line is taxed that way (not when every
+        # line's tax code made it exempt).
+        vat_mention_key=decision.mention_key
+        if any(line_decision.category == decision.category for line_decision in decisions) or not decisions
+        else None,
         balance_applied=balance_applied,
         amount_due=totals.total - balance_applied,
     )
@@ -97,17 +125,23 @@ def rate_text(rate: Decimal) -> str:
 
 
 def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[JsonDict]:
-    """The `tax_breakdown` JSON of an invoice or credit note."""
-    return [
-        {
+    """The `tax_breakdown` JSON of an invoice or credit note. A group with an exemption
+    reason (exempt, out of scope by tax code) also carries `exemption_reason_code` and
+    `exemption_reason` (EN 16931 BT-121, BT-120); other groups' rows are as before."""
+    rows: list[JsonDict] = []
+    for group in groups:
+        row: JsonDict = {
             "category": group.category,
             "rate": rate_text(group.rate),
             "inclusive": group.inclusive,
             "taxable_amount": group.taxable_amount,
             "tax_amount": group.tax_amount,
         }
-        for group in groups
-    ]
+        if group.exemption_reason_code or group.exemption_reason:
+            row["exemption_reason_code"] = group.exemption_reason_code
+            row["exemption_reason"] = group.exemption_reason
+        rows.append(row)
+    return rows
 
 
 def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> JsonDict:
@@ -164,6 +198,9 @@ _LINE_COLUMNS = (
     "period_start",
     "period_end",
     "metadata",
+    "tax_code",
+    "tax_exemption_reason_code",
+    "tax_exemption_reason",
 )
 if tuple(field.attname for field in InvoiceLine._meta.concrete_fields) != _LINE_COLUMNS:
     raise RuntimeError("InvoiceLine's columns changed: update _LINE_COLUMNS and invoice_line_objects")
@@ -191,6 +228,9 @@ def invoice_line_objects(*, preview: InvoicePreview, invoice_id: int | None = No
             line.draft.period_start,
             line.draft.period_end,
             dict(line.draft.metadata),
+            line.tax_code,
+            line.exemption_reason_code,
+            line.exemption_reason[:300],
         )
         for position, line in enumerate(preview.lines)
     ]

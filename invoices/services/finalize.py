@@ -66,9 +66,10 @@ from invoices.services.numbering import (
     number_series_lock,
 )
 from invoices.services.pdf import documents_render_on_commit
-from invoices.services.tax import tax_decision_for
+from invoices.services.tax import TaxTable, tax_decision_for
 from invoices.states import assert_invoice_transition
 from invoices.types import DraftInvoice
+from invoices.vat import VatDecision
 
 Status = Invoice.Status
 
@@ -170,6 +171,8 @@ def totals_of_lines(*, currency: str, lines: Sequence[InvoiceLine]) -> tuple[_To
                 tax_category=line.tax_category,
                 tax_inclusive=line.tax_inclusive,
                 discountable=False,
+                exemption_reason_code=line.tax_exemption_reason_code,
+                exemption_reason=line.tax_exemption_reason,
             )
             for line in lines
         ],
@@ -436,6 +439,9 @@ def invoices_issue_bulk(
     brands, default_brand = _brands_for(customers)
 
     decisions: dict[tuple[Any, ...], Any] = {}
+    # Tax codes of the chunk's prices: one query here, the codes' rates at most two more.
+    tax_table = TaxTable.load(price_ids=[line.price_id for draft, _ in items for line in draft.lines], rates=rates)
+    line_decisions: dict[tuple[object, ...], VatDecision] = {}
     # Custom fields and line columns printed on the invoices: two queries per call.
     brand_fields, buyer_fields = custom_fields_by_owner(
         brand_ids=list(brands), customer_ids={customer.pk for customer in customers}
@@ -460,7 +466,15 @@ def invoices_issue_bulk(
         decision = decisions.get(decision_key)
         if decision is None:
             decision = decisions[decision_key] = tax_decision_for(brand=brand, customer=customer, rates=rates)
-        preview = invoice_build(customer=customer, draft=draft, brand=brand, decision=decision, balance=0)
+        preview = invoice_build(
+            customer=customer,
+            draft=draft,
+            brand=brand,
+            decision=decision,
+            balance=0,
+            tax_table=tax_table,
+            decision_cache=line_decisions,
+        )
         total = preview.totals.total
         balance_key = (customer.pk, draft.currency)
         applied = credit_split(total=total, balance=available.get(balance_key, 0))
