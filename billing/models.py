@@ -193,7 +193,7 @@ class Price(models.Model):
     free_units = models.PositiveIntegerField(
         _("free units"),
         default=0,
-        validators=quantity_validators(),
+        validators=quantity_validators(minimum=0),
         help_text=_("Package: the first units are free. Percentage: the first events bear no fixed fee."),
     )
     percentage_rate = models.DecimalField(

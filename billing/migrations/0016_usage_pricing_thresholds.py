@@ -79,7 +79,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='price',
             name='free_units',
-            field=models.PositiveIntegerField(default=0, help_text='Package: the first units are free. Percentage: the first events bear no fixed fee.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='free units'),
+            field=models.PositiveIntegerField(default=0, help_text='Package: the first units are free. Percentage: the first events bear no fixed fee.', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1000000)], verbose_name='free units'),
         ),
         migrations.AddField(
             model_name='price',
