@@ -1272,5 +1272,4 @@ class WebhookAttempt(models.Model):
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
 
 # --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
-
 from billing.usage_models import UsageThreshold, UsageThresholdCrossing  # noqa: E402, F401

@@ -200,7 +200,9 @@ def meter_update_validate(*, meter: Meter, changes: dict) -> None:
         )
     if "dimensions" in changes and meter.pk is not None:
         kept = set(changes["dimensions"] or [])
-        filtered_on = {key for usage_filter in meter.prices.values_list("usage_filter", flat=True) for key in usage_filter}
+        filtered_on = {
+            key for usage_filter in meter.prices.values_list("usage_filter", flat=True) for key in usage_filter
+        }
         dropped = sorted(filtered_on - kept)
         if dropped:
             raise ValidationError(

@@ -128,9 +128,7 @@ def _properties_error(properties: object) -> str | None:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_PROPERTY_KEY_LENGTH:
             return _("A property name has 1 to %(max)s characters.") % {"max": MAX_PROPERTY_KEY_LENGTH}
         if not isinstance(value, str) or len(value) > MAX_PROPERTY_VALUE_LENGTH or "\x00" in value:
-            return _("A property value is a string of at most %(max)s characters.") % {
-                "max": MAX_PROPERTY_VALUE_LENGTH
-            }
+            return _("A property value is a string of at most %(max)s characters.") % {"max": MAX_PROPERTY_VALUE_LENGTH}
     return None
 
 
@@ -450,9 +448,7 @@ def usage_aggregate_windows(
     return result
 
 
-def usage_for_periods(
-    *, wanted: Iterable[UsageKey | tuple[int, int, datetime, datetime]]
-) -> dict[UsageKey, Decimal]:
+def usage_for_periods(*, wanted: Iterable[UsageKey | tuple[int, int, datetime, datetime]]) -> dict[UsageKey, Decimal]:
     """`usage_aggregate_windows` under the name the billing run uses: keys are
     (customer_id, meter_id, start, end), the `usage` argument of `renewal_draft`."""
     return usage_aggregate_windows(windows=wanted)

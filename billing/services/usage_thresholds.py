@@ -147,9 +147,9 @@ def subscription_current_usage(*, subscription: Subscription, at: datetime | Non
     amount = sum(row.amount for row in rows)
     thresholds = list(subscription.usage_thresholds.select_related("meter"))
     reached = dict(
-        UsageThresholdCrossing.objects.filter(
-            threshold__in=thresholds, period_start=period.start
-        ).values_list("threshold_id", "reached_at")
+        UsageThresholdCrossing.objects.filter(threshold__in=thresholds, period_start=period.start).values_list(
+            "threshold_id", "reached_at"
+        )
     )
     states = []
     for threshold in thresholds:

@@ -194,7 +194,9 @@ def _record(customer, meter, events):
 
 
 def _renewal(subscription, period_start):
-    return Invoice.objects.get(subscription=subscription, billing_reason="subscription_cycle", period_start=period_start)
+    return Invoice.objects.get(
+        subscription=subscription, billing_reason="subscription_cycle", period_start=period_start
+    )
 
 
 @pytest.mark.django_db
