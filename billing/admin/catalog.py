@@ -138,7 +138,7 @@ class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Impo
 @admin.register(Meter)
 class MeterAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [MeterResource]
-    list_display = ("name", "key", "aggregation", "created_at")
+    list_display = ("name", "key", "aggregation", "dimensions", "created_at")
     list_filter = ("aggregation",)
     search_fields = ("name", "key")
     readonly_fields = ("created_at",)
@@ -366,6 +366,14 @@ class PriceForm(forms.ModelForm):
             "tax_behavior",
             "trial_days",
             "metadata",
+            # Issue 16 (usage)
+            "free_units",
+            "percentage_rate",
+            "fixed_amount",
+            "free_amount",
+            "per_transaction_min_amount",
+            "per_transaction_max_amount",
+            "usage_filter",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
