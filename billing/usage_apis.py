@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
@@ -32,9 +32,9 @@ from billing.usage_serializers import (
 from config.api.ids import public_id
 from config.api.views import ApiViewSet
 
-BAD_REQUEST = OpenApiResponse(description="problem+json: invalid or unknown parameters (code per field).")
-NOT_FOUND = OpenApiResponse(description="problem+json: no such object in the calling key's mode.")
-CONFLICT = OpenApiResponse(description="problem+json: the meter has usage or prices (key, aggregation frozen).")
+# Problem+json responses (400, 401, 403, 404, 429, and 422 for model rules) are added to every
+# operation by the schema hook (config/api); only the success bodies are declared here.
+
 
 METER_EXAMPLE = {
     "id": "mtr_7",
@@ -50,7 +50,7 @@ METER_EXAMPLE = {
 
 @extend_schema_view(
     list=extend_schema(summary="List meters", description="Meters of the calling key's mode, newest first."),
-    retrieve=extend_schema(summary="Retrieve a meter", responses={200: MeterSerializer, 404: NOT_FOUND}),
+    retrieve=extend_schema(summary="Retrieve a meter", responses={200: MeterSerializer}),
 )
 class MeterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = MeterSerializer
@@ -67,7 +67,7 @@ class MeterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
             "Stripe's `last_ever`) or `unique_count`. `dimensions` name the event properties prices may filter on."
         ),
         request=MeterCreateSerializer,
-        responses={201: MeterSerializer, 400: BAD_REQUEST},
+        responses={201: MeterSerializer},
         examples=[
             OpenApiExample(
                 "Per-region API calls",
@@ -87,7 +87,7 @@ class MeterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         summary="Update a meter",
         description="Rename a meter or change its dimensions (a dimension a price filters on cannot be removed).",
         request=MeterUpdateSerializer,
-        responses={200: MeterSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+        responses={200: MeterSerializer},
         examples=[OpenApiExample("Add a dimension", request_only=True, value={"dimensions": ["region", "model"]})],
     )
     def partial_update(self, request: Any, pk: str) -> Response:
@@ -113,9 +113,7 @@ THRESHOLD_EXAMPLE = {
 
 @extend_schema_view(
     list=extend_schema(summary="List usage thresholds", description="Thresholds of the calling key's mode."),
-    retrieve=extend_schema(
-        summary="Retrieve a usage threshold", responses={200: UsageThresholdSerializer, 404: NOT_FOUND}
-    ),
+    retrieve=extend_schema(summary="Retrieve a usage threshold", responses={200: UsageThresholdSerializer}),
 )
 class UsageThresholdViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = UsageThresholdSerializer
@@ -133,7 +131,7 @@ class UsageThresholdViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ap
             "invoice subtracts it."
         ),
         request=UsageThresholdCreateSerializer,
-        responses={201: UsageThresholdSerializer, 400: BAD_REQUEST},
+        responses={201: UsageThresholdSerializer},
         examples=[
             OpenApiExample(
                 "Invoice every 50 € of usage",
@@ -159,7 +157,7 @@ class UsageThresholdViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ap
     @extend_schema(
         summary="Delete a usage threshold",
         description="The threshold stops watching; crossings already reported stay in the event log.",
-        responses={204: None, 404: NOT_FOUND},
+        responses={204: None},
     )
     def destroy(self, request: Any, pk: str) -> Response:
         usage_threshold_delete(threshold=self.get_object())
@@ -207,7 +205,7 @@ CURRENT_USAGE_SCHEMA = extend_schema(
         "Units and cost (minor units, before discounts and tax) of each metered price in the current period, "
         "up to now (a test clock's time for its customers), and where each usage threshold stands."
     ),
-    responses={200: CurrentUsageSerializer, 404: NOT_FOUND},
+    responses={200: CurrentUsageSerializer},
     examples=[
         OpenApiExample(
             "Usage so far",

@@ -319,6 +319,15 @@ def tiers_from_text(text: str, currency: str) -> list[dict[str, Any]]:
     return tiers
 
 
+# Issue 16 (usage): pricing fields a form may leave empty, and what empty means.
+USAGE_PRICING_DEFAULTS: dict[str, Any] = {
+    "free_units": 0,
+    "fixed_amount": Decimal(0),
+    "free_amount": Decimal(0),
+    "usage_filter": dict,
+}
+
+
 class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
@@ -386,9 +395,16 @@ class PriceForm(forms.ModelForm):
                 self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
         elif "tiers" in self.fields:
             self.initial["tiers"] = ""
+        # Issue 16 (usage): optional in the form; left empty they keep their defaults.
+        for name in USAGE_PRICING_DEFAULTS:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        for name, default in USAGE_PRICING_DEFAULTS.items():
+            if name in self.fields and data.get(name) in (None, ""):
+                data[name] = default() if callable(default) else default
         currency = data.get("currency") or (self.instance.currency if self.instance.pk else "")
         if "unit_amount" in self.fields:
             text = self.cleaned_data.get("unit_amount")
