@@ -75,6 +75,7 @@ from billing.services.webhooks import (
     webhook_endpoint_roll_secret,
     webhook_endpoint_update,
 )
+from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
@@ -223,7 +224,7 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
 
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
-    read_actions = ("preview_change", "preview")
+    read_actions = ("preview_change", "preview", "usage")
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -362,6 +363,12 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             acting_user=acting_user(request),
         )
         return self._out(subscription)
+
+    @CURRENT_USAGE_SCHEMA
+    @action(detail=True, methods=["get"])
+    def usage(self, request: Any, pk: str) -> Response:
+        """Issue 16 (usage): units and cost so far in the current period, and the thresholds."""
+        return subscription_usage_response(self.get_object())
 
     @extend_schema(request=None, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])
@@ -526,6 +533,7 @@ def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[i
                 timestamp=parsed,
                 value=value,
                 unique_value=unique_value if isinstance(unique_value, str) else str(unique_value),
+                properties=raw.get("properties"),  # checked by the service (issue 16)
             )
         )
         positions.append(index)
@@ -666,4 +674,5 @@ ROUTES = [
     ("events", DomainEventViewSet, "event"),
     ("test_clocks", TestClockViewSet, "test_clock"),
     ("webhook_endpoints", WebhookEndpointViewSet, "webhook_endpoint"),
+    *USAGE_ROUTES,  # issue 16 (usage): meters, usage thresholds
 ]

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -76,6 +76,9 @@ class Product(models.Model):
         return self.name
 
 
+MAX_METER_DIMENSIONS = 10  # issue 16 (usage)
+
+
 class Meter(models.Model):
     """A usage meter: events reported against its key are aggregated per billing period."""
 
@@ -84,11 +87,27 @@ class Meter(models.Model):
         MAX = "max", _("maximum")
         LAST = "last", _("last value")
         UNIQUE_COUNT = "unique_count", _("count of unique values")
+        # Issue 16 (usage): Lago's `latest`, Stripe's `last_ever`: carried into periods without events.
+        LATEST = "latest", _("latest value ever")
 
     key = models.SlugField(_("event key"), max_length=100, unique=True)
     name = models.CharField(_("name"), max_length=200)
     aggregation = models.CharField(_("aggregation"), max_length=16, choices=Aggregation.choices)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Issue 16 (usage): dimensions, the event properties prices may filter on; and the mode.
+    dimensions = models.JSONField(
+        _("dimensions"),
+        default=list,
+        blank=True,
+        help_text=_('Event properties prices may filter on, e.g. ["region", "model"].'),
+    )
+    livemode = models.BooleanField(
+        _("live mode"),
+        default=default_livemode,
+        editable=False,
+        db_index=True,
+        help_text=_("False for test-mode (sandbox) data."),
+    )
 
     class Meta:
         verbose_name = _("usage meter")
@@ -96,6 +115,22 @@ class Meter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        dimensions = self.dimensions
+        valid = (
+            isinstance(dimensions, list)
+            and len(dimensions) <= MAX_METER_DIMENSIONS
+            and all(isinstance(name, str) and 0 < len(name) <= 40 for name in dimensions)
+            and len(set(dimensions)) == len(dimensions)
+        )
+        if not valid:
+            raise ValidationError(
+                {
+                    "dimensions": _("At most %(max)s distinct property names of 1 to 40 characters.")
+                    % {"max": MAX_METER_DIMENSIONS}
+                }
+            )
 
 
 class Price(models.Model):
@@ -110,6 +145,7 @@ class Price(models.Model):
         TIERED_GRADUATED = "tiered_graduated", _("tiered, graduated")
         TIERED_VOLUME = "tiered_volume", _("tiered, volume")
         PACKAGE = "package", _("package")
+        PERCENTAGE = "percentage", _("percentage of transaction amounts")  # issue 16 (usage)
 
     class UsageType(models.TextChoices):
         LICENSED = "licensed", _("licensed (quantity billed in advance)")
@@ -174,6 +210,59 @@ class Price(models.Model):
         verbose_name=_("tax code"),
         help_text=_("Empty: the product's tax code."),
     )
+    # -- Issue 16 (usage): free units, percentage pricing, usage filters --
+    free_units = models.PositiveIntegerField(
+        _("free units"),
+        default=0,
+        validators=quantity_validators(minimum=0),
+        help_text=_("Package: the first units are free. Percentage: the first events bear no fixed fee."),
+    )
+    percentage_rate = models.DecimalField(
+        _("percentage rate"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text=_("Percent of each transaction amount (1.2 = 1.2 %)."),
+    )
+    fixed_amount = models.DecimalField(
+        _("fixed fee per transaction (minor units)"),
+        max_digits=20,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=amount_validators(),
+    )
+    free_amount = models.DecimalField(
+        _("free transaction amount (minor units)"),
+        max_digits=20,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=amount_validators(),
+        help_text=_("The first part of the period's transaction amount bears no rate."),
+    )
+    per_transaction_min_amount = models.DecimalField(
+        _("per-transaction minimum (minor units)"),
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=amount_validators(),
+    )
+    per_transaction_max_amount = models.DecimalField(
+        _("per-transaction maximum (minor units)"),
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=amount_validators(),
+    )
+    usage_filter = models.JSONField(
+        _("usage filter"),
+        default=dict,
+        blank=True,
+        help_text=_('Bill only the meter\'s events whose properties match, e.g. {"region": ["eu"]}.'),
+    )
 
     class Meta:
         verbose_name = _("price")
@@ -221,8 +310,60 @@ class Price(models.Model):
                 errors["tiers"] = str(error)
         if self.usage_type == self.UsageType.METERED and self.meter_id is None:
             errors["meter"] = _("A metered price needs a usage meter.")
+        errors.update(usage_pricing_errors(self))
         if errors:
             raise ValidationError(errors)
+
+
+def usage_pricing_errors(price: Price) -> dict[str, str]:
+    """Issue 16 (usage): what is wrong with a price's free units, percentage and filter fields."""
+    errors: dict[str, str] = {}
+    if price.scheme == Price.Scheme.PERCENTAGE:
+        if price.usage_type != Price.UsageType.METERED:
+            errors["scheme"] = str(_("Percentage pricing applies to metered prices only."))
+        if price.percentage_rate is None:
+            errors["percentage_rate"] = str(_("Percentage pricing needs a rate."))
+        if price.unit_amount is not None or price.tiers:
+            errors["unit_amount"] = str(_("Percentage pricing has no unit amount or tiers."))
+        low, high = price.per_transaction_min_amount, price.per_transaction_max_amount
+        if low is not None and high is not None and low > high:
+            errors["per_transaction_max_amount"] = str(_("The maximum must not be less than the minimum."))
+    else:
+        has_percentage_fields = (
+            price.percentage_rate is not None
+            or price.fixed_amount
+            or price.free_amount
+            or price.per_transaction_min_amount is not None
+            or price.per_transaction_max_amount is not None
+        )
+        if has_percentage_fields:
+            errors["percentage_rate"] = str(_("Only a percentage price takes a rate, fees and transaction bounds."))
+        if price.free_units and price.scheme != Price.Scheme.PACKAGE:
+            errors["free_units"] = str(_("Free units apply to package and percentage prices only."))
+    if price.usage_filter:
+        errors.update(_usage_filter_errors(price))
+    return errors
+
+
+def _usage_filter_errors(price: Price) -> dict[str, str]:
+    usage_filter = price.usage_filter
+    shape_ok = isinstance(usage_filter, dict) and all(
+        isinstance(key, str)
+        and isinstance(values, list)
+        and values
+        and all(isinstance(value, str) and 0 < len(value) <= 100 for value in values)
+        for key, values in usage_filter.items()
+    )
+    if not shape_ok:
+        return {"usage_filter": str(_('A usage filter maps property names to lists of values: {"region": ["eu"]}.'))}
+    if price.usage_type != Price.UsageType.METERED or price.meter is None:
+        return {"usage_filter": str(_("Only a metered price filters its meter's events."))}
+    unknown = sorted(set(usage_filter) - set(price.meter.dimensions or []))
+    if unknown:
+        return {
+            "usage_filter": str(_("The meter has no dimension %(names)s.") % {"names": ", ".join(unknown)}),
+        }
+    return {}
 
 
 class Coupon(models.Model):
@@ -515,6 +656,8 @@ class UsageEvent(models.Model):
     )
     timestamp = models.DateTimeField(_("timestamp"))
     created_at = models.DateTimeField(_("received"), auto_now_add=True)
+    # Issue 16 (usage): dimensions (region, model...) that price filters select on.
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("usage event")
@@ -1148,3 +1291,6 @@ class WebhookAttempt(models.Model):
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
+
+# --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
+from billing.usage_models import UsageThreshold, UsageThresholdCrossing  # noqa: E402, F401

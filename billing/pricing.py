@@ -23,7 +23,7 @@ even for no usage (Stripe's "flat fee and overages" model).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -183,3 +183,94 @@ def tiers_from_json(data: object) -> tuple[Tier, ...]:
             raise PricingError(f"tier {position} has a value that is not a number: {error}") from error
         tiers.append(Tier(up_to=up_to, unit_amount=unit_amount, flat_amount=flat_amount))
     return validate_tiers(tiers)
+
+
+# -- issue 16 (usage): package with free units, percentage pricing ------------------
+
+
+def package_amount_with_free_units(
+    *, quantity: int, unit_amount: Decimal | int, package_size: int, free_units: int, package_rounding: str = "up"
+) -> int:
+    """A package price whose first `free_units` units are free (Lago's package model).
+
+    The units beyond the free ones are priced per package as ``price_amount`` does:
+    $5 per 100 units with 100 free, 201 units = 0 + 2 packages = $10 (Lago's example).
+    """
+    if _check_int(free_units, field="free_units") < 0:
+        raise PricingError(f"free_units must not be negative, got {free_units}")
+    if _check_int(quantity, field="quantity") < 0:
+        raise PricingError(f"quantity must not be negative, got {quantity}")
+    return price_amount(
+        scheme="package",
+        quantity=max(0, quantity - free_units),
+        unit_amount=unit_amount,
+        package_size=package_size,
+        package_rounding=package_rounding,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PercentageRule:
+    """Lago's percentage charge model; amounts in minor units of the price's currency.
+
+    rate: percent of each transaction's amount (1.2 = 1.2 %).
+    fixed_amount: a fee per transaction, waived for the first `free_events` transactions.
+    free_amount: the first `free_amount` of cumulated transaction amount bears no rate.
+    per_transaction_min/max: bounds of each transaction's rate fee (a transaction whose
+        amount is wholly free bears no minimum).
+    """
+
+    rate: Decimal
+    fixed_amount: Decimal = Decimal(0)
+    free_events: int = 0
+    free_amount: Decimal = Decimal(0)
+    per_transaction_min: Decimal | None = None
+    per_transaction_max: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        rate = Decimal(self.rate)
+        if not rate.is_finite() or rate < 0 or rate > 100:
+            raise PricingError(f"the percentage rate must be between 0 and 100, got {self.rate}")
+        object.__setattr__(self, "rate", rate)
+        object.__setattr__(self, "fixed_amount", _as_amount(self.fixed_amount, field="fixed_amount"))
+        object.__setattr__(self, "free_amount", _as_amount(self.free_amount, field="free_amount"))
+        if _check_int(self.free_events, field="free_events") < 0:
+            raise PricingError(f"free_events must not be negative, got {self.free_events}")
+        low = None if self.per_transaction_min is None else _as_amount(self.per_transaction_min, field="min")
+        high = None if self.per_transaction_max is None else _as_amount(self.per_transaction_max, field="max")
+        if low is not None and high is not None and low > high:
+            raise PricingError("the per-transaction minimum must not exceed the maximum")
+        object.__setattr__(self, "per_transaction_min", low)
+        object.__setattr__(self, "per_transaction_max", high)
+
+
+def percentage_amount(*, transactions: Sequence[Decimal | int], rule: PercentageRule) -> int:
+    """What a list of transactions (in the order they happened) costs under `rule`, rounded once.
+
+    Per transaction: the rate applies to the part of its amount beyond what remains of
+    `free_amount`, that rate fee is bounded by the per-transaction min/max, and the
+    fixed fee is added from the (free_events + 1)-th transaction on. The exact sum of
+    all transactions' fees is rounded once (Lago rounds the fee, not each transaction).
+    """
+    rate = Fraction(rule.rate) / 100
+    free_left = Fraction(rule.free_amount)
+    total = Fraction(0)
+    for position, raw in enumerate(transactions, start=1):
+        amount = Fraction(_as_amount(raw, field="transaction amount"))
+        chargeable = max(Fraction(0), amount - free_left)
+        free_left = max(Fraction(0), free_left - amount)
+        if chargeable > 0:
+            fee = chargeable * rate
+            if rule.per_transaction_min is not None:
+                fee = max(fee, Fraction(rule.per_transaction_min))
+            if rule.per_transaction_max is not None:
+                fee = min(fee, Fraction(rule.per_transaction_max))
+            total += fee
+        if position > rule.free_events:
+            total += Fraction(rule.fixed_amount)
+    return round_fraction(total)
+
+
+def usage_filter_matches(*, usage_filter: Mapping[str, Sequence[str]], properties: Mapping[str, object]) -> bool:
+    """Whether an event's properties match a price's filter: every key, one of its values."""
+    return all(key in properties and str(properties[key]) in values for key, values in usage_filter.items())

@@ -27,7 +27,7 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
 )
-from billing.pricing import Tier, price_amount, tiers_from_json
+from billing.pricing import Tier, package_amount_with_free_units, price_amount, tiers_from_json
 from billing.proration import ItemCharge
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
@@ -50,6 +50,15 @@ def price_amount_for(*, price: Price, quantity: int) -> int:
     """The amount in minor units of `quantity` units of `price` for one period."""
     if price.scheme in (Price.Scheme.TIERED_GRADUATED, Price.Scheme.TIERED_VOLUME):
         return price_amount(scheme=price.scheme, quantity=quantity, tiers=price_tiers(price))
+    if price.scheme == Price.Scheme.PACKAGE and price.free_units and price.unit_amount is not None:
+        # Issue 16 (usage): Lago's package with free units.
+        return package_amount_with_free_units(
+            quantity=quantity,
+            unit_amount=price.unit_amount,
+            package_size=price.package_size,
+            free_units=price.free_units,
+            package_rounding=price.package_rounding,
+        )
     return price_amount(
         scheme=price.scheme,
         quantity=quantity,

@@ -90,6 +90,11 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
     tiers = serializers.ListField(child=serializers.DictField(), required=False)
     metadata = serializers.DictField(required=False)
     tax_code = tax_code_field("Tax code overriding the product's (`txcd_…` or its code); null: the product's.")
+    usage_filter = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(max_length=100), max_length=50),
+        required=False,
+        help_text='Bill only the meter\'s events whose properties match, e.g. {"region": ["eu"]}.',
+    )
     expandable = {"product": ("billing.serializers.ProductSerializer", "product")}
 
     class Meta:
@@ -117,6 +122,14 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
             "livemode",
             "created_at",
             "tax_code",
+            # Issue 16 (usage): free units, percentage pricing, usage filter.
+            "free_units",
+            "percentage_rate",
+            "fixed_amount",
+            "free_amount",
+            "per_transaction_min_amount",
+            "per_transaction_max_amount",
+            "usage_filter",
         )
         read_only_fields = ("created_at",)
         # The partial unique constraint on lookup_key is checked by the model on save.
@@ -454,6 +467,11 @@ class UsageEventInputSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
     value = serializers.DecimalField(max_digits=20, decimal_places=6, required=False)
     unique_value = serializers.CharField(required=False, allow_blank=True, default="")
+    properties = serializers.DictField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        help_text='Dimensions prices filter on: up to 10 string values, e.g. {"region": "eu"}.',
+    )
 
 
 class UsageBatchSerializer(serializers.Serializer):
@@ -495,6 +513,7 @@ class UsageEventSerializer(serializers.ModelSerializer):
             "external_id",
             "value",
             "unique_value",
+            "properties",
             "timestamp",
             "created_at",
         )

@@ -15,6 +15,7 @@ from billing.services.billing_run import (
 from billing.services.dunning import dunning_retry_customer as retry
 from billing.services.dunning import dunning_run_due as run_due
 from billing.services.dunning import invoices_collect
+from billing.services.usage_thresholds import usage_thresholds_sweep
 from billing.services.webhooks import webhooks_dispatch as dispatch
 from config import clock
 from config.ops.maintenance import maintenance_active
@@ -49,6 +50,12 @@ def billing_run_scheduled() -> int:
 def billing_runs_sweep() -> int:
     """Beat entry point: mark billing runs without progress interrupted (the next run resumes)."""
     return len(billing_run_sweep_stale())
+
+
+@shared_task(acks_late=True, name="billing.usage_thresholds_sweep")
+def usage_thresholds_sweep_task() -> int:
+    """Beat entry point (issue 16): evaluate usage thresholds of customers with new usage."""
+    return usage_thresholds_sweep()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60, name="billing.collect_invoices")

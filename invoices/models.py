@@ -426,6 +426,8 @@ class Invoice(LoadedValuesMixin, models.Model):
         SUBSCRIPTION_CYCLE = "subscription_cycle", _("subscription renewal")
         SUBSCRIPTION_UPDATE = "subscription_update", _("subscription change")
         MANUAL = "manual", _("manual")
+        # Issue 16 (usage): progressive billing, a usage threshold reached mid-period (Stripe's name).
+        SUBSCRIPTION_THRESHOLD = "subscription_threshold", _("usage threshold reached")
 
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("brand"))
     customer = models.ForeignKey(

@@ -138,7 +138,7 @@ class ProductAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, Impo
 @admin.register(Meter)
 class MeterAdmin(ServiceAdminMixin, ImportExportPermissions, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [MeterResource]
-    list_display = ("name", "key", "aggregation", "created_at")
+    list_display = ("name", "key", "aggregation", "dimensions", "created_at")
     list_filter = ("aggregation",)
     search_fields = ("name", "key")
     readonly_fields = ("created_at",)
@@ -319,6 +319,15 @@ def tiers_from_text(text: str, currency: str) -> list[dict[str, Any]]:
     return tiers
 
 
+# Issue 16 (usage): pricing fields a form may leave empty, and what empty means.
+USAGE_PRICING_DEFAULTS: dict[str, Any] = {
+    "free_units": 0,
+    "fixed_amount": Decimal(0),
+    "free_amount": Decimal(0),
+    "usage_filter": dict,
+}
+
+
 class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
@@ -366,6 +375,14 @@ class PriceForm(forms.ModelForm):
             "tax_behavior",
             "trial_days",
             "metadata",
+            # Issue 16 (usage)
+            "free_units",
+            "percentage_rate",
+            "fixed_amount",
+            "free_amount",
+            "per_transaction_min_amount",
+            "per_transaction_max_amount",
+            "usage_filter",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -378,9 +395,16 @@ class PriceForm(forms.ModelForm):
                 self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
         elif "tiers" in self.fields:
             self.initial["tiers"] = ""
+        # Issue 16 (usage): optional in the form; left empty they keep their defaults.
+        for name in USAGE_PRICING_DEFAULTS:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        for name, default in USAGE_PRICING_DEFAULTS.items():
+            if name in self.fields and data.get(name) in (None, ""):
+                data[name] = default() if callable(default) else default
         currency = data.get("currency") or (self.instance.currency if self.instance.pk else "")
         if "unit_amount" in self.fields:
             text = self.cleaned_data.get("unit_amount")

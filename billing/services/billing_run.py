@@ -79,6 +79,7 @@ from billing.services.subscriptions import (
 )
 from billing.services.upcoming import renewal_draft, renewal_usage_windows
 from billing.services.usage import usage_for_periods
+from billing.services.usage_thresholds import usage_thresholds_evaluate_due
 from config import clock
 from config.events.log import event_record
 from config.jobs import enqueue
@@ -188,6 +189,8 @@ def billing_run_start(
             raise BillingRunAlreadyRunning(scope=scope, run=_running_run(scope=scope))
         _close_abandoned_run(scope=scope)
         _apply_mid_period_events(as_of=as_of, test_clock=test_clock)
+        # Issue 16 (usage): thresholds reached before the renewals are reported (and billed) first.
+        usage_thresholds_evaluate_due(as_of=as_of, test_clock=test_clock)
         due = due_subscriptions(as_of=as_of, test_clock=test_clock)
         if subscription_ids is not None:
             due = due.filter(pk__in=list(subscription_ids))

@@ -30,6 +30,14 @@ PRICE_TERMS = (
     "usage_type",
     "meter_id",
     "tax_behavior",
+    # Issue 16 (usage): free units, percentage pricing and usage filters.
+    "free_units",
+    "percentage_rate",
+    "fixed_amount",
+    "free_amount",
+    "per_transaction_min_amount",
+    "per_transaction_max_amount",
+    "usage_filter",
 )
 
 
@@ -190,10 +198,22 @@ def meter_update_validate(*, meter: Meter, changes: dict) -> None:
             _("This meter has usage or prices: create a new meter instead of changing %(f)s.")
             % {"f": ", ".join(touched)}
         )
+    if "dimensions" in changes and meter.pk is not None:
+        kept = set(changes["dimensions"] or [])
+        filtered_on = {
+            key for usage_filter in meter.prices.values_list("usage_filter", flat=True) for key in usage_filter
+        }
+        dropped = sorted(filtered_on - kept)
+        if dropped:
+            raise ValidationError(
+                {"dimensions": _("Prices filter on %(names)s: keep these dimensions.") % {"names": ", ".join(dropped)}}
+            )
 
 
-def meter_create(*, data: dict) -> Meter:
+def meter_create(*, data: dict, livemode: bool | None = None) -> Meter:
+    """A new meter, in `livemode` (default: the mode of the running request, else live)."""
     meter = Meter(**data)
+    meter.livemode = default_livemode() if livemode is None else livemode
     meter.full_clean()
     with transaction.atomic(savepoint=False):
         meter.save()

@@ -75,7 +75,6 @@ from billing.services.upcoming import (
     subscription_load,
     usage_for_period,
 )
-from billing.services.usage import UsageWindow
 from config.events.log import EventRow, events_record_bulk
 from config.types import ActingUser
 from invoices.selectors import brand_for_customer, customer_balance
@@ -294,9 +293,7 @@ def _upcoming_draft(plan: _Plan) -> DraftInvoice | None:
         items = scheduled_items(subscription=subscription, until=period.start) or plan.after
     usage_period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
     usage = usage_for_period(subscription=subscription, items=plan.after, start=usage_start, end=plan.at)
-    usage = {
-        UsageWindow(key.customer_id, key.meter_id, usage_period.start, usage_period.end): v for key, v in usage.items()
-    }
+    usage = {key._replace(start=usage_period.start, end=usage_period.end): v for key, v in usage.items()}
     return renewal_draft(
         subscription=subscription,
         tz=tz,

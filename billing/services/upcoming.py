@@ -45,14 +45,14 @@ from billing.selectors import (
     subscription_items_snapshot,
 )
 from billing.services.coupons import discounts_for_period
-from billing.services.usage import UsageWindow, price_meter_id, usage_aggregate_windows, usage_charge_amount
+from billing.services.usage import UsageKey, usage_aggregate_windows, usage_charge_amount, usage_key
 from config import clock
 from config.errors import DomainConflict
 from config.money import round_fraction
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine, InvoicePreview
 
-UsageByWindow = Mapping[UsageWindow, Decimal]
+UsageByWindow = Mapping[UsageKey, Decimal]
 
 
 class NoUpcomingInvoice(DomainConflict):
@@ -130,10 +130,18 @@ def trial_lines(*, items: Sequence[ItemSnapshot], period: Period) -> list[DraftL
     ]
 
 
+def usage_filter_label(price: Price) -> str:
+    """ "region: eu" for a price that bills the meter's events from the EU (issue 16)."""
+    return "; ".join(f"{key}: {', '.join(values)}" for key, values in sorted((price.usage_filter or {}).items()))
+
+
 def usage_line(*, item: ItemSnapshot, quantity: Decimal, period: Period) -> DraftLine:
+    label = item.label
+    if item.price.usage_filter:
+        label = _("%(item)s — %(filter)s") % {"item": item.label, "filter": usage_filter_label(item.price)}
     return DraftLine(
         kind="usage",
-        description=_("%(item)s (usage)") % {"item": item.label},
+        description=_("%(item)s (usage)") % {"item": label},
         amount=usage_charge_amount(price=item.price, quantity=quantity),
         quantity=quantity,
         unit_amount=item.price.unit_amount if item.price.scheme == Price.Scheme.PER_UNIT else None,
@@ -154,7 +162,7 @@ def usage_lines(
         usage_line(
             item=item,
             quantity=usage.get(
-                UsageWindow(customer_id, price_meter_id(price=item.price), period.start, period.end), Decimal(0)
+                usage_key(customer_id=customer_id, price=item.price, start=period.start, end=period.end), Decimal(0)
             ),
             period=period,
         )
@@ -248,11 +256,11 @@ def renewal_draft(
 
 def usage_windows(
     *, subscription: Subscription, items: Iterable[ItemSnapshot | SubscriptionItem], period: Period
-) -> list[UsageWindow]:
+) -> list[UsageKey]:
     """Which usage an invoice bills: one window per metered item, the customer's events
     on its meter over `period` (aggregated as the meter says)."""
     return [
-        UsageWindow(subscription.customer_id, price_meter_id(price=item.price), period.start, period.end)
+        usage_key(customer_id=subscription.customer_id, price=item.price, start=period.start, end=period.end)
         for item in items
         if item.price.usage_type == Price.UsageType.METERED
     ]
@@ -260,7 +268,7 @@ def usage_windows(
 
 def renewal_usage_windows(
     *, subscription: Subscription, items: Iterable[ItemSnapshot | SubscriptionItem]
-) -> list[UsageWindow]:
+) -> list[UsageKey]:
     """The usage windows a renewal reads: one per metered item, over the current period."""
     return usage_windows(
         subscription=subscription,
@@ -274,7 +282,7 @@ _METER_FIELD = Price._meta.get_field("meter")
 
 def usage_for_period(
     *, subscription: Subscription, items: Iterable[ItemSnapshot], start: datetime, end: datetime
-) -> dict[UsageWindow, Decimal]:
+) -> dict[UsageKey, Decimal]:
     """Usage over [start, end) of the metered `items`, keyed as `renewal_draft` reads it.
 
     No query when there is no metered item; one per aggregation kind otherwise.
@@ -286,7 +294,7 @@ def usage_for_period(
     meters: dict[int, Meter] | None = None
     if all(_METER_FIELD.is_cached(item.price) for item in metered):
         # A metered price has its meter (price_meter_id checked it); the stubs type the FK as nullable.
-        meters = {price_meter_id(price=item.price): cast(Meter, item.price.meter) for item in metered}
+        meters = {cast(Meter, item.price.meter).pk: cast(Meter, item.price.meter) for item in metered}
     return usage_aggregate_windows(windows=windows, meters=meters)
 
 
@@ -346,10 +354,7 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
         subscription=subscription, items=current_items, start=usage_period.start, end=min(at, usage_period.end)
     )
     # Usage so far is shown against the whole period, as the renewal will bill it.
-    usage = {
-        UsageWindow(window.customer_id, window.meter_id, usage_period.start, usage_period.end): value
-        for window, value in usage.items()
-    }
+    usage = {window._replace(start=usage_period.start, end=usage_period.end): value for window, value in usage.items()}
     draft = renewal_draft(
         subscription=subscription,
         tz=tz,

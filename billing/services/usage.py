@@ -18,11 +18,13 @@ from typing import NamedTuple, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Aggregate, Count, Max, Q, Sum
+from django.db.models import Aggregate, Count, Max, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
 from django.utils.translation import gettext as _
 
 from billing.limits import MAX_USAGE_VALUE
 from billing.models import Meter, Price, UsageEvent
+from billing.pricing import PercentageRule, percentage_amount
 from billing.selectors import price_amount_for
 from config import clock
 from config.errors import DomainError
@@ -32,6 +34,10 @@ from config.money import round_fraction
 from customers.models import Customer
 
 MAX_BATCH_SIZE = 1000
+# Event properties (issue 16): few short string values, so filters stay cheap and rows small.
+MAX_EVENT_PROPERTIES = 10
+MAX_PROPERTY_KEY_LENGTH = 40
+MAX_PROPERTY_VALUE_LENGTH = 100
 # Clocks drift: an event a little ahead of our clock is accepted, one far ahead is a bug.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # Windows per aggregation query: keeps the OR-ed conditions below SQLite's expression depth limit.
@@ -51,6 +57,7 @@ class UsageEventInput:
     timestamp: datetime
     value: Decimal | int = Decimal(1)
     unique_value: str = ""  # what a unique_count meter counts (e.g. a user id)
+    properties: Mapping[str, object] | None = None  # dimensions (issue 16): {"region": "eu"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,22 @@ def _check_value(value: object) -> tuple[Decimal | None, str | None, str | None]
     return amount, None, None
 
 
+def _properties_error(properties: object) -> str | None:
+    """Why an event's properties are refused, or None: a flat object of short strings."""
+    if properties is None:
+        return None
+    if not isinstance(properties, Mapping):
+        return _("The properties must be an object.")
+    if len(properties) > MAX_EVENT_PROPERTIES:
+        return _("An event has at most %(max)s properties.") % {"max": MAX_EVENT_PROPERTIES}
+    for key, value in properties.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_PROPERTY_KEY_LENGTH:
+            return _("A property name has 1 to %(max)s characters.") % {"max": MAX_PROPERTY_KEY_LENGTH}
+        if not isinstance(value, str) or len(value) > MAX_PROPERTY_VALUE_LENGTH or "\x00" in value:
+            return _("A property value is a string of at most %(max)s characters.") % {"max": MAX_PROPERTY_VALUE_LENGTH}
+    return None
+
+
 @transaction.atomic(savepoint=False)
 def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResult:
     """Record up to MAX_BATCH_SIZE usage events; each bad event is reported, the others stored.
@@ -155,6 +178,8 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
             refuse(index, event, "invalid_unique_value", _("The unique value is longer than 200 characters."))
         elif meter.aggregation == Meter.Aggregation.UNIQUE_COUNT and not event.unique_value:
             refuse(index, event, "missing_unique_value", _("A unique-count meter needs the value to count once."))
+        elif (properties_message := _properties_error(event.properties)) is not None:
+            refuse(index, event, "invalid_properties", properties_message)
         else:
             assert value is not None  # _check_value gives a value exactly when it gives no error code
             candidates.append(
@@ -167,6 +192,7 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
                         value=value,
                         unique_value=event.unique_value,
                         timestamp=event.timestamp,
+                        properties=dict(event.properties or {}),
                     ),
                 )
             )
@@ -221,6 +247,46 @@ class UsageWindow(NamedTuple):
     end: datetime
 
 
+class PriceUsageWindow(NamedTuple):
+    """Usage of one price over [start, end): for prices that read their own events
+    (issue 16: a usage filter selects some of the meter's events; percentage pricing
+    needs each transaction). Other prices share their meter's UsageWindow."""
+
+    customer_id: int
+    meter_id: int
+    start: datetime
+    end: datetime
+    price_id: int
+
+
+UsageKey = UsageWindow | PriceUsageWindow
+
+
+class TransactionUsage(Decimal):
+    """Usage (the sum of the events' values) that also carries each event's value, in order,
+    for percentage pricing. Arithmetic on it gives plain Decimals."""
+
+    transactions: tuple[Decimal, ...] = ()
+
+    @classmethod
+    def of(cls, transactions: Sequence[Decimal]) -> TransactionUsage:
+        usage = cls(sum(transactions, Decimal(0)))
+        usage.transactions = tuple(transactions)
+        return usage
+
+
+def price_reads_own_events(price: Price) -> bool:
+    return bool(price.usage_filter) or price.scheme == Price.Scheme.PERCENTAGE
+
+
+def usage_key(*, customer_id: int, price: Price, start: datetime, end: datetime) -> UsageKey:
+    """The key under which the usage of a metered `price` over [start, end) is read."""
+    meter_id = price_meter_id(price=price)
+    if price_reads_own_events(price):
+        return PriceUsageWindow(customer_id, meter_id, start, end, price.pk)
+    return UsageWindow(customer_id, meter_id, start, end)
+
+
 def price_meter_id(*, price: Price) -> int:
     """The meter of a metered price (`Price.clean()` requires one)."""
     if price.meter_id is None:
@@ -228,13 +294,16 @@ def price_meter_id(*, price: Price) -> int:
     return price.meter_id
 
 
-def _window_q(window: UsageWindow) -> Q:
-    return Q(
-        customer_id=window.customer_id,
-        meter_id=window.meter_id,
-        timestamp__gte=window.start,
-        timestamp__lt=window.end,
-    )
+def _window_q(window: UsageWindow, *, aggregation: str = "") -> Q:
+    condition = Q(customer_id=window.customer_id, meter_id=window.meter_id, timestamp__lt=window.end)
+    if aggregation == Meter.Aggregation.LATEST:
+        return condition  # the latest value ever: events before the window count too
+    return condition & Q(timestamp__gte=window.start)
+
+
+def _since(start: datetime, aggregation: str) -> dict[str, datetime]:
+    """The lower time bound of a window: none for a latest-ever meter (issue 16)."""
+    return {} if aggregation == Meter.Aggregation.LATEST else {"timestamp__gte": start}
 
 
 _SQL_AGGREGATES: dict[str, Callable[[], Aggregate]] = {
@@ -244,10 +313,12 @@ _SQL_AGGREGATES: dict[str, Callable[[], Aggregate]] = {
 }
 
 
-def _aggregate_by_pair(condition: Q, aggregation: str) -> dict[tuple[int, int], Decimal]:
+def _aggregate_by_pair(
+    condition: Q, aggregation: str, *, base: QuerySet[UsageEvent] | None = None
+) -> dict[tuple[int, int], Decimal]:
     """(customer id, meter id) -> aggregated value of the events matching `condition`."""
-    events = UsageEvent.objects.filter(condition)
-    if aggregation != Meter.Aggregation.LAST:
+    events = (UsageEvent.objects.all() if base is None else base).filter(condition)
+    if aggregation not in (Meter.Aggregation.LAST, Meter.Aggregation.LATEST):
         rows = events.values_list("customer_id", "meter_id").annotate(result=_SQL_AGGREGATES[aggregation]())
         return {(customer_id, meter_id): Decimal(result or 0) for customer_id, meter_id, result in rows.order_by()}
     # The last value: the latest timestamp per pair, then the value of that event
@@ -269,7 +340,8 @@ def _aggregate_by_pair(condition: Q, aggregation: str) -> dict[tuple[int, int], 
 def usage_aggregate(*, customer_id: int, meter: Meter, start: datetime, end: datetime) -> Decimal:
     """A customer's usage on `meter` over [start, end), aggregated as the meter says."""
     window = UsageWindow(customer_id=customer_id, meter_id=meter.pk, start=start, end=end)
-    return _aggregate_by_pair(_window_q(window), meter.aggregation).get((customer_id, meter.pk), Decimal(0))
+    condition = _window_q(window, aggregation=meter.aggregation)
+    return _aggregate_by_pair(condition, meter.aggregation).get((customer_id, meter.pk), Decimal(0))
 
 
 def usage_aggregate_bulk(
@@ -287,24 +359,62 @@ def usage_aggregate_bulk(
     for meter in meters.values():
         by_kind[meter.aggregation].append(meter.pk)
     for aggregation, ids in by_kind.items():
-        condition = Q(customer_id__in=customer_ids, meter_id__in=ids, timestamp__gte=start, timestamp__lt=end)
+        condition = Q(customer_id__in=customer_ids, meter_id__in=ids, timestamp__lt=end, **_since(start, aggregation))
         result.update(_aggregate_by_pair(condition, aggregation))
     return result
 
 
+def filtered_events(*, usage_filter: Mapping[str, Sequence[str]]) -> QuerySet[UsageEvent]:
+    """Usage events whose properties match a price's filter (every key, one of its values)."""
+    events = UsageEvent.objects.all()
+    for position, (key, values) in enumerate(sorted(usage_filter.items())):
+        # KeyTextTransform: the property name is data, never parsed as a lookup path.
+        alias = f"dimension_{position}"
+        events = events.alias(**{alias: KeyTextTransform(key, "properties")}).filter(**{f"{alias}__in": list(values)})
+    return events
+
+
+def _price_windows_usage(windows: Sequence[PriceUsageWindow]) -> dict[PriceUsageWindow, Decimal]:
+    """Usage of prices that read their own events: one or two queries per window."""
+    prices = Price.objects.select_related("meter").in_bulk({window.price_id for window in windows})
+    result: dict[PriceUsageWindow, Decimal] = {}
+    for window in windows:
+        price = prices[window.price_id]
+        meter = cast(Meter, price.meter)
+        base = filtered_events(usage_filter=price.usage_filter or {})
+        condition = _window_q(UsageWindow(*window[:4]), aggregation=meter.aggregation)
+        if price.scheme == Price.Scheme.PERCENTAGE:
+            values = base.filter(condition).order_by("timestamp", "pk").values_list("value", flat=True)
+            result[window] = TransactionUsage.of([Decimal(value) for value in values])
+            continue
+        aggregated = _aggregate_by_pair(condition, meter.aggregation, base=base)
+        result[window] = aggregated.get((window.customer_id, window.meter_id), Decimal(0))
+    return result
+
+
 def usage_aggregate_windows(
-    *, windows: Iterable[UsageWindow | tuple[int, int, datetime, datetime]], meters: Mapping[int, Meter] | None = None
-) -> dict[UsageWindow, Decimal]:
+    *, windows: Iterable[UsageKey | tuple[int, int, datetime, datetime]], meters: Mapping[int, Meter] | None = None
+) -> dict[UsageKey, Decimal]:
     """Usage for many (customer, meter, start, end) windows: periods may differ per subscription.
 
     Windows are answered WINDOWS_PER_QUERY at a time, one query per aggregation kind
     in each batch (two for `last`), so a chunk of 1,000 subscriptions on one meter
     costs about five queries. Windows without events map to Decimal(0).
     """
-    unique_windows = list(dict.fromkeys(UsageWindow(*window) for window in windows))
+    price_windows: list[PriceUsageWindow] = []
+    meter_windows: list[UsageWindow] = []
+    for window in windows:
+        if len(window) == 5:
+            price_windows.append(PriceUsageWindow(*window))
+        else:
+            meter_windows.append(UsageWindow(*window))
+    unique_windows = list(dict.fromkeys(meter_windows))
     if meters is None:
         meters = Meter.objects.in_bulk({window.meter_id for window in unique_windows})
-    result = dict.fromkeys(unique_windows, Decimal(0))
+    result: dict[UsageKey, Decimal] = dict.fromkeys(unique_windows, Decimal(0))
+    if price_windows:
+        for price_window, value in _price_windows_usage(list(dict.fromkeys(price_windows))).items():
+            result[price_window] = value
     # A query groups by (customer, meter), so a batch may hold only one window per pair.
     rounds: list[list[UsageWindow]] = []
     occurrences: Counter[tuple[int, int]] = Counter()
@@ -330,7 +440,7 @@ def usage_aggregate_windows(
                 condition = Q()
                 for (meter_id, start, end), customer_ids in customers_by_span.items():
                     condition |= Q(
-                        meter_id=meter_id, timestamp__gte=start, timestamp__lt=end, customer_id__in=customer_ids
+                        meter_id=meter_id, timestamp__lt=end, customer_id__in=customer_ids, **_since(start, aggregation)
                     )
                 values = _aggregate_by_pair(condition, aggregation)
                 for window in kind_windows:
@@ -338,15 +448,24 @@ def usage_aggregate_windows(
     return result
 
 
-def usage_for_periods(
-    *, wanted: Iterable[UsageWindow | tuple[int, int, datetime, datetime]]
-) -> dict[UsageWindow, Decimal]:
+def usage_for_periods(*, wanted: Iterable[UsageKey | tuple[int, int, datetime, datetime]]) -> dict[UsageKey, Decimal]:
     """`usage_aggregate_windows` under the name the billing run uses: keys are
     (customer_id, meter_id, start, end), the `usage` argument of `renewal_draft`."""
     return usage_aggregate_windows(windows=wanted)
 
 
 # -- pricing usage -----------------------------------------------------------------
+
+
+def price_percentage_rule(price: Price) -> PercentageRule:
+    return PercentageRule(
+        rate=price.percentage_rate or Decimal(0),
+        fixed_amount=price.fixed_amount,
+        free_events=price.free_units,
+        free_amount=price.free_amount,
+        per_transaction_min=price.per_transaction_min_amount,
+        per_transaction_max=price.per_transaction_max_amount,
+    )
 
 
 def usage_charge_amount(*, price: Price, quantity: Decimal) -> int:
@@ -357,6 +476,10 @@ def usage_charge_amount(*, price: Price, quantity: Decimal) -> int:
     """
     if quantity < 0:
         raise ValueError("usage cannot be negative")
+    if price.scheme == Price.Scheme.PERCENTAGE:
+        # A plain Decimal (no transactions known) counts as one transaction of that amount.
+        transactions = quantity.transactions if isinstance(quantity, TransactionUsage) else (quantity,)
+        return percentage_amount(transactions=transactions, rule=price_percentage_rule(price))
     if price.scheme == Price.Scheme.PER_UNIT:
         return round_fraction(Fraction(quantity) * Fraction(price.unit_amount or 0))
     return price_amount_for(price=price, quantity=math.ceil(quantity))

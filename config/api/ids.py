@@ -22,6 +22,7 @@ PREFIXES: dict[str, str] = {
     "billing.subscriptionitem": "si",
     "billing.invoiceitem": "ii",
     "billing.usageevent": "ue",
+    "billing.usagethreshold": "uth",
     "events.domainevent": "evt",
     "billing.paymentmethod": "pm",
     "billing.payment": "pay",

@@ -27,6 +27,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 # Payments: dunning retries that have come due (collection itself is queued per billing-run chunk).
 # Billing runs without progress (killed process, lost chunks) are marked interrupted.
 CELERY_BEAT_SCHEDULE["billing-runs-sweep"] = {"task": "billing.runs_sweep", "schedule": crontab(minute="*/5")}
+# Issue 16 (usage): usage thresholds of customers who reported usage since the last pass.
+CELERY_BEAT_SCHEDULE["usage-thresholds-sweep"] = {
+    "task": "billing.usage_thresholds_sweep",
+    "schedule": env.float("TARIF_USAGE_THRESHOLDS_POLL_SECONDS", default=60.0),
+}
 CELERY_BEAT_SCHEDULE["dunning-run-due"] = {"task": "billing.dunning_run_due", "schedule": crontab(minute="*/15")}
 # Reports: keep the MRR summary current between billing runs (docs/reports.md).
 CELERY_BEAT_SCHEDULE["reports-refresh-mrr-summary"] = {

@@ -95,6 +95,15 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
     assert usage.status_code == 200 and usage.json()["accepted"] == 1, usage.content
     add("usage_events", client.get("/api/v1/usage_events", {"customer": customer}).json()["data"][0]["id"])
     add("events", client.get("/api/v1/events", {"customer": customer}).json()["data"][0]["id"])
+    # Issue 16 (usage): meters and usage thresholds belong to a mode too.
+    add(
+        "meters",
+        created(client.post("/api/v1/meters", {"key": f"m-{tag}", "name": "M", "aggregation": "sum"}, format="json")),
+    )
+    add(
+        "usage_thresholds",
+        created(client.post("/api/v1/usage_thresholds", {"subscription": subscription, "amount": 100}, format="json")),
+    )
     add(
         "webhook_endpoints",
         created(client.post("/api/v1/webhook_endpoints", {"url": f"https://hooks.example.com/{tag}"}, format="json")),
@@ -149,6 +158,8 @@ def test_every_list_route_is_covered_by_the_world():
         "credit_notes",
         "invoice_items",
         "usage_events",
+        "meters",
+        "usage_thresholds",
         "events",
         "webhook_endpoints",
         "test_clocks",

@@ -39,7 +39,7 @@ from billing.services.coupons import (
     recurring_discounts,
 )
 from billing.services.upcoming import usage_for_period
-from billing.services.usage import UsageWindow, price_meter_id, usage_charge_amount
+from billing.services.usage import usage_charge_amount, usage_key
 from billing.states import assert_transition
 from config import clock
 from config.events.log import event_record
@@ -314,7 +314,7 @@ def removed_meter_usage_items(
     rows = []
     for item in removed:
         quantity = usage.get(
-            UsageWindow(subscription.customer_id, price_meter_id(price=item.price), start, at), Decimal(0)
+            usage_key(customer_id=subscription.customer_id, price=item.price, start=start, end=at), Decimal(0)
         )
         amount = usage_charge_amount(price=item.price, quantity=quantity)
         if not amount:

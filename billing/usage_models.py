@@ -1,0 +1,116 @@
+"""Usage thresholds (alerts) and their crossings, with progressive billing (issue 16, item 9).
+
+Imported from billing/models.py so Django registers them in the billing app.
+
+A threshold watches one subscription's usage in its current period: the cost of its
+metered items so far (minor units) or the units of one meter. The first time the
+usage reaches it in a period, one `UsageThresholdCrossing` row is written (unique per
+threshold and period: the durable "once per period" marker), with the event
+`subscription.usage_threshold_reached`; a progressive threshold also invoices the
+usage so far, and the period-end invoice subtracts what was billed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from billing.limits import MAX_AMOUNT
+
+
+class UsageThreshold(models.Model):
+    class Kind(models.TextChoices):
+        AMOUNT = "amount", _("cost of usage so far")
+        UNITS = "units", _("units of a meter")
+
+    subscription = models.ForeignKey(
+        "billing.Subscription",
+        on_delete=models.CASCADE,
+        related_name="usage_thresholds",
+        verbose_name=_("subscription"),
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    amount = models.BigIntegerField(
+        _("amount (minor units)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("For an amount threshold: the cost of usage so far, in the subscription's currency."),
+    )
+    meter = models.ForeignKey(
+        "billing.Meter",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="thresholds",
+        verbose_name=_("meter"),
+    )
+    units = models.DecimalField(
+        _("units"),
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.000001"))],
+    )
+    progressive_billing = models.BooleanField(
+        _("invoice the usage when reached"),
+        default=False,
+        help_text=_("Progressive billing: invoice the usage so far; the period-end invoice bills the rest."),
+    )
+    # The highest usage event id already looked at by the sweeper (durable "dirty" marker).
+    checked_event_id = models.BigIntegerField(_("last event checked"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("usage threshold")
+        verbose_name_plural = _("usage thresholds")
+        ordering = ["subscription_id", "kind", "amount", "units", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="amount", amount__isnull=False, amount__gte=1, amount__lte=MAX_AMOUNT, units__isnull=True)
+                    | Q(kind="units", units__isnull=False, meter__isnull=False, amount__isnull=True)
+                ),
+                name="usage_threshold_kind_fields",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        value = self.amount if self.kind == self.Kind.AMOUNT else self.units
+        return f"{self.subscription_id}: {self.kind} ≥ {value}"
+
+
+class UsageThresholdCrossing(models.Model):
+    """A threshold reached in one period: written once (unique), the marker of 'already alerted'."""
+
+    threshold = models.ForeignKey(
+        UsageThreshold, on_delete=models.CASCADE, related_name="crossings", verbose_name=_("threshold")
+    )
+    period_start = models.DateTimeField(_("period start"))
+    reached_at = models.DateTimeField(_("reached at"))
+    usage_amount = models.BigIntegerField(_("cost of usage when reached"), default=0)
+    usage_units = models.DecimalField(_("units when reached"), max_digits=20, decimal_places=6, default=Decimal(0))
+    invoice = models.ForeignKey(
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("progressive invoice"),
+    )
+
+    class Meta:
+        verbose_name = _("usage threshold reached")
+        verbose_name_plural = _("usage thresholds reached")
+        ordering = ["-reached_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["threshold", "period_start"], name="usage_threshold_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.threshold_id} @ {self.period_start:%Y-%m-%d}"
