@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -68,6 +68,7 @@ from billing.services.subscriptions import (
     subscription_preview_create,
     subscription_resume,
 )
+from billing.services.subscriptions.update import subscription_update
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from billing.services.usage import UsageEventInput, usage_events_record
 from billing.services.webhooks import (
@@ -75,6 +76,7 @@ from billing.services.webhooks import (
     webhook_endpoint_roll_secret,
     webhook_endpoint_update,
 )
+from billing.update_serializers import SubscriptionUpdateSerializer
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
@@ -327,6 +329,57 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription=subscription,
             items=_items(serializer.validated_data["items"]),
             proration=serializer.validated_data["proration_behavior"],
+            acting_user=acting_user(request),
+        )
+        return self._out(subscription)
+
+    @extend_schema(
+        summary="Update a subscription",
+        description=(
+            "Stripe's subscription update, applied entirely or not at all: `items` (an item `id` to change "
+            "or delete with `deleted: true`, a `price` to add), `proration_behavior`, `coupon` (null removes) "
+            "or `promotion_code`, `trial_end` (an instant, or `now`; on an active subscription it adds a "
+            "trial), `cancel_at` (null undoes), `cancel_at_period_end`, `billing_cycle_anchor: now`, "
+            '`collection_method` and `days_until_due`, `metadata` (merged; "" removes a key). '
+            "`payment_behavior: pending_if_incomplete` holds an item change until its invoice is paid "
+            "(`pending_update`). Unknown parameters are refused. Accepts an `Idempotency-Key`."
+        ),
+        request=SubscriptionUpdateSerializer,
+        responses={
+            200: SubscriptionSerializer,
+            400: OpenApiResponse(description="A parameter is unknown, malformed or out of bounds (problem+json)."),
+            404: OpenApiResponse(description="No such subscription in this key's mode (problem+json)."),
+            409: OpenApiResponse(
+                description="The subscription's state forbids it: ended, not trialing, pending update (problem+json)."
+            ),
+            422: OpenApiResponse(description="A business rule refuses it: currency, coupon limits (problem+json)."),
+        },
+        examples=[
+            OpenApiExample(
+                "Add a seat, invoiced at once",
+                value={"items": [{"id": "si_12", "quantity": 3}], "proration_behavior": "always_invoice"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Add a trial to an active subscription",
+                value={"trial_end": "2025-07-01T00:00:00Z", "proration_behavior": "create_prorations"},
+                request_only=True,
+            ),
+            OpenApiExample("Undo a scheduled cancellation", value={"cancel_at": None}, request_only=True),
+            OpenApiExample(
+                "Restart the billing cycle now, tagging it",
+                value={"billing_cycle_anchor": "now", "metadata": {"reason": "anniversary", "old": ""}},
+                request_only=True,
+            ),
+        ],
+    )
+    def partial_update(self, request: Any, pk: str) -> Response:
+        subscription = self.get_object()
+        serializer = SubscriptionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_update(
+            subscription=subscription,
+            changes=serializer.to_update(subscription=subscription),
             acting_user=acting_user(request),
         )
         return self._out(subscription)

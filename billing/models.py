@@ -1127,3 +1127,6 @@ class WebhookAttempt(models.Model):
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
+
+# --- Pending updates and lifecycle notices (billing/update_models.py, issue 16 subupdate) ---
+from billing.update_models import PendingUpdate, SubscriptionNotice  # noqa: E402, F401
