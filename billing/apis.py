@@ -68,7 +68,7 @@ from billing.services.subscriptions import (
     subscription_preview_create,
     subscription_resume,
 )
-from billing.services.subscriptions.update import subscription_update
+from billing.services.subscriptions.update import subscription_preview_update, subscription_update
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from billing.services.usage import UsageEventInput, usage_events_record
 from billing.services.webhooks import (
@@ -223,9 +223,27 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
     return [ItemSpec(price=item["price"], quantity=item["quantity"]) for item in validated]
 
 
+def _change_preview_body(preview: Any) -> Any:
+    data = {
+        "object": "subscription_change_preview",
+        "at": preview.at,
+        "proration_behavior": preview.proration_mode,
+        "cycle_changed": preview.cycle_changed,
+        "proration_total": preview.proration_total,
+        "proration_lines": [
+            {"description": line.description, "amount": line.amount} for line in preview.proration_lines
+        ],
+        "immediate_invoice": invoice_preview_data(preview.immediate_invoice),
+        "upcoming_invoice": invoice_preview_data(preview.upcoming_invoice),
+        "mrr_before": preview.mrr_before,
+        "mrr_after": preview.mrr_after,
+    }
+    return ChangePreviewSerializer(data).data
+
+
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
-    read_actions = ("preview_change", "preview")
+    read_actions = ("preview_change", "preview", "preview_update")
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -303,21 +321,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             items=_items(serializer.validated_data["items"]),
             proration=serializer.validated_data["proration_behavior"],
         )
-        data = {
-            "object": "subscription_change_preview",
-            "at": preview.at,
-            "proration_behavior": preview.proration_mode,
-            "cycle_changed": preview.cycle_changed,
-            "proration_total": preview.proration_total,
-            "proration_lines": [
-                {"description": line.description, "amount": line.amount} for line in preview.proration_lines
-            ],
-            "immediate_invoice": invoice_preview_data(preview.immediate_invoice),
-            "upcoming_invoice": invoice_preview_data(preview.upcoming_invoice),
-            "mrr_before": preview.mrr_before,
-            "mrr_after": preview.mrr_after,
-        }
-        return Response(ChangePreviewSerializer(data).data)
+        return Response(_change_preview_body(preview))
 
     @extend_schema(request=SubscriptionChangeSerializer, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])
@@ -383,6 +387,39 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             acting_user=acting_user(request),
         )
         return self._out(subscription)
+
+    @extend_schema(
+        summary="Preview an update: the invoices its item changes or anchor reset would issue",
+        description=(
+            "Takes the body of `PATCH /subscriptions/{id}` restricted to `items`, `proration_behavior` and "
+            "`billing_cycle_anchor`, and answers like `preview_change`, saving nothing. Other parameters are "
+            "refused with `preview_unsupported`."
+        ),
+        request=SubscriptionUpdateSerializer,
+        responses={
+            200: ChangePreviewSerializer,
+            400: OpenApiResponse(description="A parameter is unknown, malformed, or has no preview (problem+json)."),
+            404: OpenApiResponse(description="No such subscription in this key's mode (problem+json)."),
+            409: OpenApiResponse(description="The subscription's state forbids the update (problem+json)."),
+            422: OpenApiResponse(description="A business rule refuses the items (problem+json)."),
+        },
+        examples=[
+            OpenApiExample(
+                "Preview one more seat invoiced at once",
+                value={"items": [{"id": "si_12", "quantity": 3}], "proration_behavior": "always_invoice"},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def preview_update(self, request: Any, pk: str) -> Response:
+        subscription = self.get_object()
+        serializer = SubscriptionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = subscription_preview_update(
+            subscription=subscription, changes=serializer.to_update(subscription=subscription)
+        )
+        return Response(_change_preview_body(preview))
 
     @extend_schema(request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])

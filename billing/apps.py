@@ -10,6 +10,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         # deferred: app loading (the services import models, which need a ready registry)
         from billing.services.dunning import dunning_register
+
+        # deferred: app loading, as above
         from billing.services.pending_updates import pending_update_register
 
         dunning_register()

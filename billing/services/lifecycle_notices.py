@@ -132,6 +132,7 @@ def _noticed(kind: str, about_field: str) -> Exists:
 
 def subscription_notices_sweep(*, as_of: datetime | None = None, test_clock: TestClock | None = None) -> int:
     """Send every notice due at `as_of`: real customers (wall clock), or one test clock's."""
+    scope: dict[str, object]
     if test_clock is not None:
         as_of = as_of or test_clock.frozen_time
         scope = {"customer__test_clock": test_clock}

@@ -24,13 +24,17 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.models import InvoiceItem, PendingUpdate, Price, Subscription, SubscriptionChange, TestClock
+from billing.selectors import item_snapshot, subscription_items_snapshot
 from billing.services.changes import _immediate_draft, _plan, subscription_change
+from billing.services.payments import payment_recorded
 from billing.services.subscriptions.common import (
     ItemSpec,
     change_record,
     instant,
+    invoice_issue,
     items_apply,
     items_changed_event_data,
+    mrr_of,
     subscription_event,
     subscription_lock,
 )
@@ -68,8 +72,6 @@ def pending_update_create(
     created = InvoiceItem.objects.bulk_create(plan.new_pending)
     draft = _immediate_draft(plan, created)
     assert draft is not None
-    from billing.services.subscriptions.common import invoice_issue
-
     invoice = invoice_issue(draft=draft, customer=subscription.customer, at=at, acting_user=acting_user)
     proration_total = sum(line.amount for line in plan.proration_lines)
     if invoice.status == Invoice.Status.PAID:
@@ -113,9 +115,6 @@ def _apply_items(
     event_type: str,
     extra: dict[str, object],
 ) -> None:
-    from billing.selectors import item_snapshot, subscription_items_snapshot
-    from billing.services.subscriptions.common import mrr_of
-
     before = subscription_items_snapshot(subscription=subscription)
     prices = Price.objects.select_related("product").in_bulk([item["price"] for item in items])
     after = tuple(
@@ -218,6 +217,4 @@ def pending_updates_expire(*, as_of: datetime | None = None, test_clock: TestClo
 
 def pending_update_register() -> None:
     """Connect the payment path (called once by BillingConfig.ready())."""
-    from billing.services.payments import payment_recorded
-
     payment_recorded.connect(pending_update_on_payment)

@@ -41,7 +41,15 @@ from django.utils.translation import gettext as _
 from billing.models import Coupon, InvoiceItem, Price, Subscription, SubscriptionChange, SubscriptionItem
 from billing.proration import cancellation_credit
 from billing.selectors import item_charges, pending_invoice_items, subscription_items_snapshot
+from billing.services.changes import (
+    ChangePreview,
+    proration_description,
+    subscription_change,
+    subscription_preview_change,
+)
 from billing.services.coupons import current_period_discounts
+from billing.services.lifecycle_notices import trial_will_end_send
+from billing.services.pending_updates import pending_update_create
 from billing.services.subscriptions.adjust import (
     subscription_coupon_apply,
     subscription_coupon_remove,
@@ -68,7 +76,7 @@ from billing.services.subscriptions.lifecycle import (
     subscription_cancel_undo,
     subscription_end_trial,
 )
-from billing.services.upcoming import pending_item_line
+from billing.services.upcoming import pending_item_line, subscription_load
 from config.types import ActingUser, JsonDict
 from invoices.types import DraftInvoice
 
@@ -341,8 +349,6 @@ def _trial_add(
     *, locked: Subscription, trial_end: datetime, at: datetime, proration: str, acting_user: ActingUser
 ) -> None:
     """Stripe's trial on a running subscription: the period ends now, a trial runs to `trial_end`."""
-    from billing.services.changes import proration_description  # changes imports this package
-
     items = subscription_items_snapshot(subscription=locked)
     mrr_before = mrr_of(subscription=locked, items=items)
     lines = []
@@ -382,7 +388,7 @@ def _trial_add(
     )
     invoice = None
     if proration == "always_invoice" and created:
-        pending = [*created, *pending_invoice_items(subscription=locked).exclude(pk__in=[c.pk for c in created])]
+        pending = pending_invoice_items(subscription=locked)  # the credit just created, and any other
         draft = DraftInvoice(
             customer_id=locked.customer_id,
             currency=locked.currency,
@@ -449,7 +455,7 @@ def _trial_shorten(*, locked: Subscription, trial_end: datetime, at: datetime, a
 def _apply_trial(
     *, locked: Subscription, trial_end: datetime | Literal["now"], at: datetime, proration: str, acting_user: ActingUser
 ) -> None:
-    if trial_end == "now":
+    if not isinstance(trial_end, datetime):  # "now"
         subscription_end_trial(subscription=locked, at=at, acting_user=acting_user)
         return
     trial_end = instant(at=trial_end, customer=locked.customer)
@@ -481,9 +487,6 @@ def subscription_update(
     acting_user: ActingUser = None,
 ) -> Subscription:
     """Apply Stripe's subscription update `changes` at `at` (default: now), entirely or not at all."""
-    from billing.services.changes import subscription_change  # changes imports this package
-    from billing.services.pending_updates import pending_update_create
-
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
     decided = _validate(subscription=locked, update=changes, at=at)
@@ -529,7 +532,44 @@ def subscription_update(
     fresh = subscription_lock(locked)
     if changes.trial_end is not KEEP:
         # A trial added or moved within the notice gets trial_will_end at once (re-armed per trial end).
-        from billing.services.lifecycle_notices import trial_will_end_send
-
         trial_will_end_send(subscription=fresh, at=at)
     return fresh
+
+
+def subscription_preview_update(
+    *, subscription: Subscription, changes: SubscriptionUpdate, at: datetime | None = None
+) -> ChangePreview:
+    """What an update of the items and/or the anchor would invoice, with the change preview's code.
+
+    Writes nothing. Other parameters (trial, coupon, cancellation, settings) have no preview:
+    they are refused with `preview_unsupported`.
+    """
+    loaded = subscription_load(subscription)
+    at = instant(at=at, customer=loaded.customer)
+    unsupported = (
+        changes.coupon is not KEEP,
+        changes.promotion_code is not None,
+        changes.trial_end is not KEEP,
+        changes.cancel_at is not KEEP,
+        changes.cancel_at_period_end is not KEEP,
+        changes.collection_method is not KEEP,
+        changes.days_until_due is not KEEP,
+        changes.metadata is not None,
+        changes.payment_behavior != "allow_incomplete",
+    )
+    if any(unsupported):
+        raise _refuse(_("Only item changes and billing_cycle_anchor=now can be previewed."), "preview_unsupported")
+    decided = _validate(subscription=loaded, update=changes, at=at)
+    items = decided.items
+    if items is None:
+        items = tuple(
+            ItemSpec(price=row.price, quantity=row.quantity)
+            for row in SubscriptionItem.objects.filter(subscription_id=loaded.pk).select_related("price__product")
+        )
+    return subscription_preview_change(
+        subscription=loaded,
+        items=items,
+        at=at,
+        proration=decided.proration,  # type: ignore[arg-type]
+        reset_anchor=changes.billing_cycle_anchor_now,
+    )

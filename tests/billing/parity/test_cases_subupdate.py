@@ -126,7 +126,9 @@ def test_subscription_update_case(case: Case, make_customer, make_price):
     )
     first_invoice = Invoice.objects.get(subscription_id=subscription.pk)
 
-    subscription_update(subscription=subscription, changes=_changes(subscription, make_price, case.changes), at=CHANGE_AT)
+    subscription_update(
+        subscription=subscription, changes=_changes(subscription, make_price, case.changes), at=CHANGE_AT
+    )
     if "then" in case.extra:
         subscription_update(
             subscription=subscription, changes=_changes(subscription, make_price, case.extra["then"]), at=CHANGE_AT

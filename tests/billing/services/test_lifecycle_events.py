@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.models import PendingUpdate, Payment, SubscriptionItem
+from billing.models import Payment, PendingUpdate, SubscriptionItem
 from billing.payments.gateway import ChargeResult
 from billing.services.lifecycle_notices import subscription_notices_sweep
 from billing.services.payments import payment_record_manual, payment_record_outcome
@@ -51,7 +51,9 @@ def test_trial_will_end_once_at_the_notice(trialing):
 
 def test_extending_the_trial_re_arms_the_notice(trialing):
     subscription_notices_sweep(as_of=utc(2024, 4, 12))
-    subscription_update(subscription=trialing, changes=SubscriptionUpdate(trial_end=utc(2024, 4, 30)), at=utc(2024, 4, 13))
+    subscription_update(
+        subscription=trialing, changes=SubscriptionUpdate(trial_end=utc(2024, 4, 30)), at=utc(2024, 4, 13)
+    )
 
     assert subscription_notices_sweep(as_of=utc(2024, 4, 20)) == 0
     assert subscription_notices_sweep(as_of=utc(2024, 4, 27)) == 1
@@ -131,7 +133,10 @@ def test_payment_action_required_names_the_invoice_and_a_page_to_pay(active):
     assert event.data["hosted_invoice_url"].endswith(f"/portal/invoices/{invoice.pk}/pay/")
 
 
-def _pending_update(active, at=utc(2024, 4, 16)):
+CHANGE_AT = utc(2024, 4, 16)
+
+
+def _pending_update(active, at=CHANGE_AT):
     item = SubscriptionItem.objects.get(subscription=active)
     subscription_update(
         subscription=active,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import transaction
 
 from billing.errors import SubscriptionConflict, SubscriptionError
-from billing.models import InvoiceItem, Subscription, SubscriptionItem
+from billing.models import Coupon, InvoiceItem, Subscription, SubscriptionItem
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.subscriptions.update import (
     ItemUpdate,
@@ -112,10 +114,10 @@ def test_a_refused_part_refuses_the_whole_update(active):
     assert not InvoiceItem.objects.filter(subscription=active).exists()
 
 
-def test_a_failure_after_validation_rolls_everything_back(active, coupon_factory):
+def test_a_failure_after_validation_rolls_everything_back(active):
     # A coupon in another currency passes the parameter checks but is refused when redeemed,
     # after the quantity change was written: the transaction undoes it.
-    usd_coupon = coupon_factory(amount_off=500, currency="USD", percent_off=None)
+    usd_coupon = Coupon.objects.create(name="Dollars", amount_off=500, currency="USD", duration="once")
     with pytest.raises(Exception), transaction.atomic():  # noqa: B017 - any refusal will do
         subscription_update(
             subscription=active,
@@ -286,8 +288,8 @@ def test_anchor_now_during_a_trial_is_refused(make_customer, make_price):
     assert error.problem_code == "anchor_in_trial"
 
 
-def test_coupon_add_and_remove(active, coupon_factory):
-    coupon = coupon_factory(percent_off=10)
+def test_coupon_add_and_remove(active):
+    coupon = Coupon.objects.create(name="Loyal", percent_off=Decimal(10), duration="forever")
     subscription_update(subscription=active, changes=SubscriptionUpdate(coupon=coupon), at=utc(2024, 4, 5))
     active.refresh_from_db()
     assert active.coupon_id == coupon.pk
