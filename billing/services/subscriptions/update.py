@@ -478,7 +478,9 @@ def _apply_cancellation(*, locked: Subscription, update: SubscriptionUpdate, at:
         subscription_cancel_undo(subscription=locked, acting_user=user)
 
 
-@transaction.atomic(savepoint=False)
+# With a savepoint: a refused update rolls back its own writes and leaves a caller's
+# transaction usable (the API and the console call it as their outermost block).
+@transaction.atomic
 def subscription_update(
     *,
     subscription: Subscription,

@@ -26,7 +26,7 @@ from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.subscriptions.update import ItemUpdate, SubscriptionUpdate, subscription_update
 from billing.services.upcoming import upcoming_invoice
 from invoices.models import Invoice
-from tests.billing.services.conftest import utc
+from tests.billing.services.conftest import billing_brand, make_customer, make_price, utc  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ CASES = [
 ]
 
 
-def _changes(subscription, make_price, spec: dict) -> SubscriptionUpdate:
+def _changes(subscription, make_price, spec: dict) -> SubscriptionUpdate:  # noqa: F811
     spec = dict(spec)
     item = SubscriptionItem.objects.get(subscription=subscription)
     items = ()
@@ -120,7 +120,7 @@ def _changes(subscription, make_price, spec: dict) -> SubscriptionUpdate:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_subscription_update_case(case: Case, make_customer, make_price):
+def test_subscription_update_case(case: Case, make_customer, make_price):  # noqa: F811
     subscription = subscription_create(
         customer=make_customer(), items=[ItemSpec(make_price(10000), case.seats)], at=utc(2024, 4, 1)
     )

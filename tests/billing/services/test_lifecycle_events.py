@@ -41,9 +41,10 @@ def active(make_customer, make_price):
 
 
 def test_trial_will_end_once_at_the_notice(trialing):
-    assert subscription_notices_sweep(as_of=utc(2024, 4, 11, 23)) == 0
-    assert subscription_notices_sweep(as_of=utc(2024, 4, 12)) == 1
-    assert subscription_notices_sweep(as_of=utc(2024, 4, 13)) == 0
+    subscription_notices_sweep(as_of=utc(2024, 4, 11, 23))
+    assert events("customer.subscription.trial_will_end", trialing) == []
+    subscription_notices_sweep(as_of=utc(2024, 4, 12))
+    subscription_notices_sweep(as_of=utc(2024, 4, 13))
 
     (event,) = events("customer.subscription.trial_will_end", trialing)
     assert event.data["trial_end"].startswith("2024-04-15")
@@ -55,8 +56,9 @@ def test_extending_the_trial_re_arms_the_notice(trialing):
         subscription=trialing, changes=SubscriptionUpdate(trial_end=utc(2024, 4, 30)), at=utc(2024, 4, 13)
     )
 
-    assert subscription_notices_sweep(as_of=utc(2024, 4, 20)) == 0
-    assert subscription_notices_sweep(as_of=utc(2024, 4, 27)) == 1
+    subscription_notices_sweep(as_of=utc(2024, 4, 20))
+    assert len(events("customer.subscription.trial_will_end", trialing)) == 1
+    subscription_notices_sweep(as_of=utc(2024, 4, 27))
     assert len(events("customer.subscription.trial_will_end", trialing)) == 2
 
 
@@ -188,3 +190,14 @@ def test_items_cannot_change_while_an_update_is_pending(active):
             changes=SubscriptionUpdate(items=(ItemUpdate(id=item.pk, quantity=5),)),
             at=utc(2024, 4, 17),
         )
+
+
+def test_a_trial_long_enough_also_gets_invoice_upcoming_for_its_first_paid_invoice(trialing):
+    # Trial ends 15 April; first paid invoice 49.00 + 20 % = 58.80, noticed from 8 April.
+    subscription_notices_sweep(as_of=utc(2024, 4, 7, 23))
+    assert events("invoice.upcoming", trialing) == []
+    subscription_notices_sweep(as_of=utc(2024, 4, 8))
+    subscription_notices_sweep(as_of=utc(2024, 4, 9))
+
+    (event,) = events("invoice.upcoming", trialing)
+    assert event.data["amount_due"] == 5880
