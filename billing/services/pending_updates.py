@@ -47,8 +47,8 @@ PENDING = PendingUpdate.Status.PENDING
 
 def _pending_data(pending: PendingUpdate) -> dict[str, object]:
     return {
+        "invoice": pending.invoice_id,  # top level: the event API shows it as a public id
         "pending_update": {
-            "invoice": pending.invoice_id,
             "expires_at": pending.expires_at,
             "items": pending.items,
             "proration_behavior": pending.proration_behavior,
