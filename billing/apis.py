@@ -76,7 +76,7 @@ from billing.services.webhooks import (
     webhook_endpoint_roll_secret,
     webhook_endpoint_update,
 )
-from billing.update_serializers import SubscriptionUpdateSerializer
+from billing.update_serializers import SubscriptionUpdateSerializer, pending_update_prefetch
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
@@ -247,7 +247,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
-        queryset = Subscription.objects.order_by("-pk").prefetch_related("items")
+        queryset = Subscription.objects.order_by("-pk").prefetch_related("items", pending_update_prefetch())
         return expand_select_related(queryset, self.request, {"customer": "customer"})
 
     def _out(self, subscription: Subscription, code: int = status.HTTP_200_OK) -> Response:

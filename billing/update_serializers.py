@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.limits import MAX_QUANTITY
-from billing.models import Coupon, Price, Subscription, SubscriptionItem
+from billing.models import Coupon, PendingUpdate, Price, Subscription, SubscriptionItem
 from billing.services.subscriptions.update import (
     KEEP,
     MAX_METADATA_VALUE_LENGTH,
@@ -105,6 +106,16 @@ class SubscriptionUpdateSerializer(StrictSerializer):
         )
 
 
+PENDING_ATTRIBUTE = "pending_now"
+
+
+def pending_update_prefetch() -> Prefetch:
+    """Read every listed subscription's pending update in one query (the output's `pending_update`)."""
+    return Prefetch(
+        "pending_updates", queryset=PendingUpdate.objects.filter(status="pending"), to_attr=PENDING_ATTRIBUTE
+    )
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
 class PendingUpdateField(serializers.Field):
     """The subscription's pending update (`null` when none): the invoice to pay, its expiry, the items."""
@@ -115,7 +126,11 @@ class PendingUpdateField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_representation(self, subscription: Subscription) -> dict[str, Any] | None:
-        pending = subscription.pending_updates.filter(status="pending").first()
+        prefetched = getattr(subscription, PENDING_ATTRIBUTE, None)
+        if prefetched is not None:
+            pending = prefetched[0] if prefetched else None
+        else:
+            pending = subscription.pending_updates.filter(status="pending").first()
         if pending is None:
             return None
         return {

@@ -52,7 +52,7 @@ def _pending_data(pending: PendingUpdate) -> dict[str, object]:
             "expires_at": pending.expires_at,
             "items": pending.items,
             "proration_behavior": pending.proration_behavior,
-        }
+        },
     }
 
 

@@ -241,3 +241,26 @@ def test_the_same_idempotency_key_replays_the_first_response(api, subscribed):
     assert second.json() == first.json()
     invoices = api.get("/api/v1/invoices", {"subscription": subscribed["id"]}).json()["data"]
     assert len(invoices) == 2  # one update invoice, not two
+
+
+def test_preview_update_writes_nothing_and_matches_the_update(api, subscribed):
+    item_id = subscribed["items"][0]["id"]
+    body = {"items": [{"id": item_id, "quantity": 3}], "proration_behavior": "always_invoice"}
+
+    preview = api.post(f"/api/v1/subscriptions/{subscribed['id']}/preview_update", body, format="json")
+
+    assert preview.status_code == 200, preview.content
+    assert SubscriptionItem.objects.get(pk=int(item_id.split("_")[1])).quantity == 2
+    immediate = preview.json()["immediate_invoice"]
+    assert immediate["total"] > 0
+    patch(api, subscribed, body)
+    invoices = api.get("/api/v1/invoices", {"subscription": subscribed["id"]}).json()["data"]
+    assert immediate["total"] in [invoice["total"] for invoice in invoices]
+
+
+def test_preview_update_refuses_what_it_cannot_preview(api, subscribed):
+    response = api.post(
+        f"/api/v1/subscriptions/{subscribed['id']}/preview_update", {"metadata": {"a": "b"}}, format="json"
+    )
+
+    assert_problem(response, 400, "preview_unsupported")
