@@ -201,3 +201,22 @@ def test_a_trial_long_enough_also_gets_invoice_upcoming_for_its_first_paid_invoi
 
     (event,) = events("invoice.upcoming", trialing)
     assert event.data["amount_due"] == 5880
+
+
+def test_moving_a_trial_end_within_the_notice_sends_it_at_once(trialing):
+    # Trial to 15 April, moved on 5 April to end 7 April: within 3 days, so noticed at the update.
+    subscription_update(
+        subscription=trialing, changes=SubscriptionUpdate(trial_end=utc(2024, 4, 7)), at=utc(2024, 4, 5)
+    )
+
+    (event,) = events("customer.subscription.trial_will_end", trialing)
+    assert event.occurred_at == utc(2024, 4, 5) and event.data["trial_end"].startswith("2024-04-07")
+
+
+def test_the_sweepers_are_beat_tasks_declared_in_code(settings):
+    import billing.tasks  # noqa: F401 - registers the tasks, as the worker's autodiscovery does
+    from config.celery import app
+
+    for name in ("lifecycle-notices-sweep", "pending-updates-expire"):
+        task = settings.CELERY_BEAT_SCHEDULE[name]["task"]
+        assert task in app.tasks, task
