@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -68,6 +68,7 @@ from billing.services.subscriptions import (
     subscription_preview_create,
     subscription_resume,
 )
+from billing.services.subscriptions.update import subscription_preview_update, subscription_update
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from billing.services.usage import UsageEventInput, usage_events_record
 from billing.services.webhooks import (
@@ -76,6 +77,7 @@ from billing.services.webhooks import (
     webhook_endpoint_update,
 )
 from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response
+from billing.update_serializers import SubscriptionUpdateSerializer, pending_update_prefetch
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
@@ -222,13 +224,31 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
     return [ItemSpec(price=item["price"], quantity=item["quantity"]) for item in validated]
 
 
+def _change_preview_body(preview: Any) -> Any:
+    data = {
+        "object": "subscription_change_preview",
+        "at": preview.at,
+        "proration_behavior": preview.proration_mode,
+        "cycle_changed": preview.cycle_changed,
+        "proration_total": preview.proration_total,
+        "proration_lines": [
+            {"description": line.description, "amount": line.amount} for line in preview.proration_lines
+        ],
+        "immediate_invoice": invoice_preview_data(preview.immediate_invoice),
+        "upcoming_invoice": invoice_preview_data(preview.upcoming_invoice),
+        "mrr_before": preview.mrr_before,
+        "mrr_after": preview.mrr_after,
+    }
+    return ChangePreviewSerializer(data).data
+
+
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
-    read_actions = ("preview_change", "preview", "usage")
+    read_actions = ("preview_change", "preview", "usage", "preview_update")
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
-        queryset = Subscription.objects.order_by("-pk").prefetch_related("items")
+        queryset = Subscription.objects.order_by("-pk").prefetch_related("items", pending_update_prefetch())
         return expand_select_related(queryset, self.request, {"customer": "customer"})
 
     def _out(self, subscription: Subscription, code: int = status.HTTP_200_OK) -> Response:
@@ -302,21 +322,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             items=_items(serializer.validated_data["items"]),
             proration=serializer.validated_data["proration_behavior"],
         )
-        data = {
-            "object": "subscription_change_preview",
-            "at": preview.at,
-            "proration_behavior": preview.proration_mode,
-            "cycle_changed": preview.cycle_changed,
-            "proration_total": preview.proration_total,
-            "proration_lines": [
-                {"description": line.description, "amount": line.amount} for line in preview.proration_lines
-            ],
-            "immediate_invoice": invoice_preview_data(preview.immediate_invoice),
-            "upcoming_invoice": invoice_preview_data(preview.upcoming_invoice),
-            "mrr_before": preview.mrr_before,
-            "mrr_after": preview.mrr_after,
-        }
-        return Response(ChangePreviewSerializer(data).data)
+        return Response(_change_preview_body(preview))
 
     @extend_schema(request=SubscriptionChangeSerializer, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])
@@ -331,6 +337,80 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             acting_user=acting_user(request),
         )
         return self._out(subscription)
+
+    @extend_schema(
+        summary="Update a subscription",
+        description=(
+            "Stripe's subscription update, applied entirely or not at all: `items` (an item `id` to change "
+            "or delete with `deleted: true`, a `price` to add), `proration_behavior`, `coupon` (null removes) "
+            "or `promotion_code`, `trial_end` (an instant, or `now`; on an active subscription it adds a "
+            "trial), `cancel_at` (null undoes), `cancel_at_period_end`, `billing_cycle_anchor: now`, "
+            '`collection_method` and `days_until_due`, `metadata` (merged; "" removes a key). '
+            "`payment_behavior: pending_if_incomplete` holds an item change until its invoice is paid "
+            "(`pending_update`). Errors (problem+json `code`): 400 unknown, malformed or conflicting "
+            "parameters (`unknown_parameter`, `trial_end_past`, `cancel_at_past`, `cancel_at_too_far`, "
+            "`parameter_conflict`, `terms`, `item_not_found`...); 404 a subscription of the other mode; 409 "
+            "`subscription_canceled`, `not_trialing`, `pending_update_exists`; 422 a business rule of the "
+            "composed services (currency, coupon limits). Accepts an `Idempotency-Key`."
+        ),
+        request=SubscriptionUpdateSerializer,
+        responses={200: SubscriptionSerializer},
+        examples=[
+            OpenApiExample(
+                "Add a seat, invoiced at once",
+                value={"items": [{"id": "si_12", "quantity": 3}], "proration_behavior": "always_invoice"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Add a trial to an active subscription",
+                value={"trial_end": "2025-07-01T00:00:00Z", "proration_behavior": "create_prorations"},
+                request_only=True,
+            ),
+            OpenApiExample("Undo a scheduled cancellation", value={"cancel_at": None}, request_only=True),
+            OpenApiExample(
+                "Restart the billing cycle now, tagging it",
+                value={"billing_cycle_anchor": "now", "metadata": {"reason": "anniversary", "old": ""}},
+                request_only=True,
+            ),
+        ],
+    )
+    def partial_update(self, request: Any, pk: str) -> Response:
+        subscription = self.get_object()
+        serializer = SubscriptionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_update(
+            subscription=subscription,
+            changes=serializer.to_update(subscription=subscription),
+            acting_user=acting_user(request),
+        )
+        return self._out(subscription)
+
+    @extend_schema(
+        summary="Preview an update: the invoices its item changes or anchor reset would issue",
+        description=(
+            "Takes the body of `PATCH /subscriptions/{id}` restricted to `items`, `proration_behavior` and "
+            "`billing_cycle_anchor`, and answers like `preview_change`, saving nothing. Other parameters are "
+            "refused with 400 `preview_unsupported`; other errors as for the update."
+        ),
+        request=SubscriptionUpdateSerializer,
+        responses={200: ChangePreviewSerializer},
+        examples=[
+            OpenApiExample(
+                "Preview one more seat invoiced at once",
+                value={"items": [{"id": "si_12", "quantity": 3}], "proration_behavior": "always_invoice"},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def preview_update(self, request: Any, pk: str) -> Response:
+        subscription = self.get_object()
+        serializer = SubscriptionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = subscription_preview_update(
+            subscription=subscription, changes=serializer.to_update(subscription=subscription)
+        )
+        return Response(_change_preview_body(preview))
 
     @extend_schema(request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])

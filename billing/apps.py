@@ -11,4 +11,8 @@ class BillingConfig(AppConfig):
         # deferred: app loading (the services import models, which need a ready registry)
         from billing.services.dunning import dunning_register
 
+        # deferred: app loading, as above
+        from billing.services.pending_updates import pending_update_register
+
         dunning_register()
+        pending_update_register()

@@ -23,6 +23,7 @@ from billing.models import (
     WebhookEndpoint,
 )
 from billing.services.usage import MAX_BATCH_SIZE
+from billing.update_serializers import PendingUpdateField
 from config.api.ids import PREFIXES
 from config.api.serializers import ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
 from config.events.models import DomainEvent
@@ -209,6 +210,8 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
     coupon = PublicIdRelatedField(model=Coupon, read_only=True)
     items = SubscriptionItemSerializer(many=True, read_only=True)
     cycle = serializers.DictField(read_only=True)
+    # subupdate (issue 16): an item change waiting for its invoice's payment, or null.
+    pending_update = PendingUpdateField()
     expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}
 
     class Meta:
@@ -239,6 +242,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "metadata",
             "created_at",
             "updated_at",
+            "pending_update",
         )
         read_only_fields = fields
 

@@ -29,7 +29,8 @@ ALLOWED_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     # created, first invoice not paid yet (payment needs action)
     Status.INCOMPLETE: frozenset({Status.ACTIVE, Status.TRIALING, Status.CANCELED}),
     Status.TRIALING: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.PAUSED, Status.CANCELED, Status.INCOMPLETE}),
-    Status.ACTIVE: frozenset({Status.PAST_DUE, Status.PAUSED, Status.CANCELED, Status.UNPAID}),
+    # active -> trialing: a trial added to a running subscription (PATCH trial_end, issue 16)
+    Status.ACTIVE: frozenset({Status.PAST_DUE, Status.PAUSED, Status.CANCELED, Status.UNPAID, Status.TRIALING}),
     Status.PAST_DUE: frozenset({Status.ACTIVE, Status.UNPAID, Status.CANCELED, Status.PAUSED}),
     Status.UNPAID: frozenset({Status.ACTIVE, Status.CANCELED}),
     Status.PAUSED: frozenset({Status.ACTIVE, Status.CANCELED}),

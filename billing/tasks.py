@@ -16,6 +16,8 @@ from billing.services.dunning import dunning_retry_customer as retry
 from billing.services.dunning import dunning_run_due as run_due
 from billing.services.dunning import invoices_collect
 from billing.services.usage_thresholds import usage_thresholds_sweep
+from billing.services.lifecycle_notices import subscription_notices_sweep
+from billing.services.pending_updates import pending_updates_expire
 from billing.services.webhooks import webhooks_dispatch as dispatch
 from config import clock
 from config.ops.maintenance import maintenance_active
@@ -83,3 +85,19 @@ def webhooks_dispatch() -> dict[str, int]:
     """Beat entry point (every few seconds): fan out new domain events, send the webhooks due."""
     outcome = dispatch()
     return {"delivered": outcome.delivered, "failed": outcome.failed}
+
+
+@shared_task(acks_late=True, name="billing.lifecycle_notices_sweep")
+def lifecycle_notices_sweep() -> int:
+    """Beat entry point: trial_will_end and invoice.upcoming notices due now (idempotent markers)."""
+    if maintenance_active():
+        return 0
+    return subscription_notices_sweep(as_of=clock.system_now())
+
+
+@shared_task(acks_late=True, name="billing.pending_updates_expire")
+def pending_updates_expire_due() -> int:
+    """Beat entry point: discard pending updates whose invoice was not paid in time."""
+    if maintenance_active():
+        return 0
+    return pending_updates_expire(as_of=clock.system_now())

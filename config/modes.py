@@ -47,6 +47,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.dunningcase": "customer__livemode",
     "billing.scheduledchange": "subscription__customer__livemode",
     "billing.subscriptionchange": "subscription__customer__livemode",
+    "billing.pendingupdate": "subscription__customer__livemode",
+    "billing.subscriptionnotice": "subscription__customer__livemode",
     "billing.webhookdelivery": "endpoint__livemode",
     "invoices.invoice": "customer__livemode",
     "invoices.creditnote": "customer__livemode",

@@ -125,8 +125,14 @@ class _Plan:
         return self.restart or self.mode == "always_invoice"
 
 
-def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime, mode: str) -> _Plan:
-    """Everything a change does, from a loaded (or locked) subscription. Writes nothing."""
+def _plan(
+    *, subscription: Subscription, items: Sequence[ItemSpec], at: datetime, mode: str, reset_anchor: bool = False
+) -> _Plan:
+    """Everything a change does, from a loaded (or locked) subscription. Writes nothing.
+
+    `reset_anchor` (Stripe's `billing_cycle_anchor=now`, subupdate) restarts the subscription at
+    `at` as a cycle change does: unused time credited, the new period invoiced at once.
+    """
     if mode not in PRORATION_MODES:
         raise SubscriptionError(
             _("Unknown proration mode %(mode)s; use one of %(modes)s.")
@@ -157,7 +163,7 @@ def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime
     after = tuple(sorted(validated.recurring, key=lambda item: position.get(item.price.pk, len(position))))
     trialing = subscription.status == Status.TRIALING
     cycle_changed = validated.cycle != cycle_spec(subscription.cycle)
-    restart = cycle_changed and not trialing
+    restart = (cycle_changed or reset_anchor) and not trialing
 
     lines: list[ProrationLine] = []
     percent_baked = False
@@ -323,6 +329,7 @@ def subscription_preview_change(
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
+    reset_anchor: bool = False,
 ) -> ChangePreview:
     """What `subscription_change` would do with the same arguments. Writes nothing.
 
@@ -334,7 +341,7 @@ def subscription_preview_change(
     subscription = subscription_load(subscription)
     customer = subscription.customer
     at = instant(at=at, customer=customer)
-    plan = _plan(subscription=subscription, items=items, at=at, mode=proration)
+    plan = _plan(subscription=subscription, items=items, at=at, mode=proration, reset_anchor=reset_anchor)
     brand = brand_for_customer(customer=customer)
     decision = tax_decision_for(brand=brand, customer=customer)
     balance = customer_balance(customer_id=customer.pk, currency=subscription.currency)
@@ -374,6 +381,7 @@ def subscription_change(
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
     acting_user: ActingUser = None,
+    reset_anchor: bool = False,
 ) -> SubscriptionChange:
     """Change the subscription's items at `at` (default: now), prorating as `proration` says.
 
@@ -383,7 +391,7 @@ def subscription_change(
     """
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
-    plan = _plan(subscription=locked, items=items, at=at, mode=proration)
+    plan = _plan(subscription=locked, items=items, at=at, mode=proration, reset_anchor=reset_anchor)
     created = InvoiceItem.objects.bulk_create(plan.new_pending)
     items_apply(subscription=locked, before=plan.before, after=plan.after)
     immediate_draft = _immediate_draft(plan, created)

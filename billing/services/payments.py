@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.urls import reverse
 
 from billing.locks import (
     invoice_lock_with_owners,
@@ -480,8 +482,32 @@ def payment_record_outcome(
                     at,
                     acting_user,
                 )
+                if locked.status == Payment.Status.REQUIRES_ACTION:
+                    _payment_action_required_event(invoice=invoice, payment=locked, at=at)
                 _after_failure(invoice=invoice, payment=locked, at=at, scheduled_retry=scheduled_retry)
     return locked
+
+
+def _payment_action_required_event(*, invoice: Invoice, payment: Payment, at: datetime) -> None:
+    """Stripe's `invoice.payment_action_required` (3-D Secure): the customer must act on the invoice."""
+    event_record(
+        type="invoice.payment_action_required",
+        object_type="invoice",
+        object_id=invoice.pk,
+        customer_id=invoice.customer_id,
+        occurred_at=at,
+        data={
+            "invoice": invoice.pk,
+            "number": invoice.number,
+            "subscription": invoice.subscription_id,
+            "payment": payment.pk,
+            "amount_due": invoice.amount_remaining,
+            "currency": invoice.currency,
+            # Where the customer completes the payment: the portal's page for the invoice.
+            "hosted_invoice_url": settings.TARIF_BASE_URL.rstrip("/")
+            + reverse("portal:invoice_pay", args=[invoice.pk]),
+        },
+    )
 
 
 def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: ActingUser) -> None:

@@ -16,6 +16,8 @@ from billing.locks import test_clock_qs_for_update
 from billing.models import BillingRun, TestClock
 from billing.services.billing_run import billing_run_start
 from billing.services.dunning import dunning_run_due
+from billing.services.lifecycle_notices import subscription_notices_sweep
+from billing.services.pending_updates import pending_updates_expire
 from config.events.log import event_record
 from config.types import ActingUser
 
@@ -55,7 +57,12 @@ def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUse
             data={"from": previous, "to": to},
             acting_user=acting_user,
         )
+    # Lifecycle notices and pending-update expiry at the clock's time, for the periods the
+    # clock leaves (before the run renews them) and for the new ones (after).
+    subscription_notices_sweep(as_of=to, test_clock=locked)
+    pending_updates_expire(as_of=to, test_clock=locked)
     run = billing_run_start(as_of=to, test_clock=locked, acting_user=acting_user)
+    subscription_notices_sweep(as_of=to, test_clock=locked)
     # Payment retries fall due as the simulated time passes, like renewals.
     dunning_run_due(test_clock=locked)
     TestClock.objects.filter(pk=locked.pk).update(status=TestClock.Status.READY)

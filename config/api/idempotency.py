@@ -1,4 +1,4 @@
-"""Idempotency keys: the first response to a POST is stored and replayed for 24 hours.
+"""Idempotency keys: the first response to a POST (or a PATCH) is stored and replayed for 24 hours.
 
 The record is inserted (and committed) before the operation runs, under a unique
 constraint on (API key, idempotency key): of two concurrent requests with one key,

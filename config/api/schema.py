@@ -17,7 +17,7 @@ WRITE_ERRORS = ("400", "401", "403", "404", "406", "409", "415", "422", "429")
 class ApiAutoSchema(AutoSchema):
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
-        if self.method == "POST":
+        if self.method in ("POST", "PATCH"):  # both replay a stored response (config/api/idempotency.py)
             parameters.append(
                 OpenApiParameter(
                     "Idempotency-Key",

@@ -43,7 +43,7 @@ class ApiViewMixin:
         set_livemode(request_livemode(request))
         key = request.headers.get("Idempotency-Key")
         api_key = request_api_key(request)
-        if request.method == "POST" and key is not None and api_key is not None:
+        if request.method in ("POST", "PATCH") and key is not None and api_key is not None:
             fingerprint = request_fingerprint(method=request.method, path=request.path, body=request._request.body)
             self._idempotency_record = idempotency_begin(api_key=api_key, key=key, fingerprint=fingerprint)
 

@@ -227,6 +227,13 @@ TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 # A running billing run without progress for this long is marked interrupted (stale-run sweeper).
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
+# Subscription updates and lifecycle events (issue 16, docs/billing.md "Subscription updates"):
+# `customer.subscription.trial_will_end` this many days before a trial ends (Stripe: 3),
+# `invoice.upcoming` this many days before a renewal (Stripe's default: 7), and how long a
+# pending update (payment_behavior=pending_if_incomplete) waits for its invoice (Stripe: 23 h).
+TARIF_TRIAL_WILL_END_DAYS = env.int("TARIF_TRIAL_WILL_END_DAYS", default=3)
+TARIF_INVOICE_UPCOMING_DAYS = env.int("TARIF_INVOICE_UPCOMING_DAYS", default=7)
+TARIF_PENDING_UPDATE_EXPIRY_HOURS = env.int("TARIF_PENDING_UPDATE_EXPIRY_HOURS", default=23)
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # Number order is date order (invoices/services/numbering.py): a caller's issue time read

@@ -39,6 +39,16 @@ CELERY_BEAT_SCHEDULE["reports-refresh-mrr-summary"] = {
     "schedule": crontab(minute="7,22,37,52"),
 }
 
+# Lifecycle events (issue 16): trial_will_end / invoice.upcoming notices, pending updates' expiry.
+CELERY_BEAT_SCHEDULE["lifecycle-notices-sweep"] = {
+    "task": "billing.lifecycle_notices_sweep",
+    "schedule": crontab(minute="*/5"),
+}
+CELERY_BEAT_SCHEDULE["pending-updates-expire"] = {
+    "task": "billing.pending_updates_expire",
+    "schedule": crontab(minute="*/5"),
+}
+
 # Three kinds of work, each on its own queue so they scale (and fail) independently:
 # the billing run (`celery`, the default), payments, and document rendering.
 CELERY_TASK_DEFAULT_QUEUE = "celery"

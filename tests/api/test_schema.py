@@ -20,6 +20,7 @@ ACTIONS = [
     "/api/v1/subscriptions/{id}/cancel",
     "/api/v1/subscriptions/{id}/pause",
     "/api/v1/subscriptions/{id}/resume",
+    "/api/v1/subscriptions/{id}/preview_update",
     "/api/v1/invoices/{id}/finalize",
     "/api/v1/invoices/{id}/void",
     "/api/v1/invoices/{id}/pay",
@@ -55,7 +56,7 @@ def test_every_operation_documents_problem_errors_and_writes_take_idempotency_ke
                 content = operation["responses"][status]["content"]
                 assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem"), (path, method)
             headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
-            assert ("Idempotency-Key" in headers) == (method == "post"), (path, method)
+            assert ("Idempotency-Key" in headers) == (method in ("post", "patch")), (path, method)
             assert operation["security"] == [{"ApiKey": []}], (path, method)
 
 

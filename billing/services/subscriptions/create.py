@@ -378,5 +378,10 @@ def subscription_create(
             acting_user=acting_user,
             trial_end=trial_end,
         )
+        # A trial shorter than the trial_will_end notice gets it at once (issue 16).
+        # deferred: lifecycle_notices imports this package (its common module)
+        from billing.services.lifecycle_notices import trial_will_end_send
+
+        trial_will_end_send(subscription=subscription, at=at)
     invoice_issue(draft=draft, customer=customer, at=at, acting_user=acting_user)
     return subscription
