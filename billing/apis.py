@@ -76,8 +76,8 @@ from billing.services.webhooks import (
     webhook_endpoint_roll_secret,
     webhook_endpoint_update,
 )
-from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response
 from billing.update_serializers import SubscriptionUpdateSerializer, pending_update_prefetch
+from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id

@@ -1292,7 +1292,8 @@ class WebhookAttempt(models.Model):
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
 
-# --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
-from billing.usage_models import UsageThreshold, UsageThresholdCrossing  # noqa: E402, F401
 # --- Pending updates and lifecycle notices (billing/update_models.py, issue 16 subupdate) ---
 from billing.update_models import PendingUpdate, SubscriptionNotice  # noqa: E402, F401
+
+# --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
+from billing.usage_models import UsageThreshold, UsageThresholdCrossing  # noqa: E402, F401

@@ -15,9 +15,9 @@ from billing.services.billing_run import (
 from billing.services.dunning import dunning_retry_customer as retry
 from billing.services.dunning import dunning_run_due as run_due
 from billing.services.dunning import invoices_collect
-from billing.services.usage_thresholds import usage_thresholds_sweep
 from billing.services.lifecycle_notices import subscription_notices_sweep
 from billing.services.pending_updates import pending_updates_expire
+from billing.services.usage_thresholds import usage_thresholds_sweep
 from billing.services.webhooks import webhooks_dispatch as dispatch
 from config import clock
 from config.ops.maintenance import maintenance_active
