@@ -1127,3 +1127,8 @@ class WebhookAttempt(models.Model):
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
+
+
+# --- Imports from Stripe (billing/stripe_import_models.py) ---
+
+from billing.stripe_import_models import StripeImportMapping, StripeImportRun  # noqa: E402, F401
