@@ -85,7 +85,7 @@ def subscription_adopt(
     anchor = _utc(billing_cycle_anchor, "billing_cycle_anchor")
     if end <= start:
         raise SubscriptionError(_("The current period must end after it starts."), code="period")
-    if (trial_end is None) != (status == Status.TRIALING):
+    if (trial_end is not None) != (status == Status.TRIALING):
         raise SubscriptionError(_("A trialing subscription needs a trial end, and only it."), code="invalid_trial")
     if trial_end is not None:
         if _utc(trial_end, "trial_end") != end:

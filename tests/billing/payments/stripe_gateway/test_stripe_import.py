@@ -22,8 +22,9 @@ from billing.services.test_clocks import test_clock_advance, test_clock_create
 from customers.models import Customer
 from invoices.models import Invoice
 from tests.billing.payments.stripe_gateway.conftest import SECRET_KEY, VISA_OK
+from tests.factories import BrandFactory, TaxRateFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 DAY = 86400
 
@@ -59,7 +60,7 @@ def seed(localstripe, *, tag: str) -> dict:
          "preferred_locales[1]": "en", "address[line1]": "Unter den Linden 1", "address[city]": "Berlin",
          "address[postal_code]": "10117", "address[country]": "DE"},
     )
-    localstripe.post(f"/v1/customers/{anna['id']}/tax_ids", {"type": "eu_vat", "value": "DE123456789"})
+    localstripe.post(f"/v1/customers/{anna['id']}/tax_ids", {"type": "eu_vat", "value": "DE136695976"})
     bob = localstripe.post("/v1/customers", {"email": f"bob{tag}@example.com", "name": "Bob",
                                              "preferred_locales[0]": "fr-FR", "address[country]": "FR"})
     cleo = localstripe.post("/v1/customers", {"email": f"cleo{tag}@example.com", "name": "Cleo",
@@ -100,12 +101,17 @@ def run_import(localstripe, **options):
 
 def test_full_import_then_renewals_on_stripes_dates_and_amounts(localstripe):
     # given a seeded Stripe account and a test clock at "now"
+    BrandFactory(is_default=True)
+    TaxRateFactory()
     world = seed(localstripe, tag="full")
     clock = test_clock_create(name="import", frozen_time=datetime.fromtimestamp(world["now"], tz=UTC))
     # when it is imported
     run = run_import(localstripe, test_clock=clock)
     # then the catalog, the customers and the subscriptions exist in test mode
-    assert run.status == StripeImportRun.Status.DONE and run.api_key == "" and not run.livemode
+    assert run.status == StripeImportRun.Status.DONE and run.api_key == "" and not run.livemode, run.last_error
+    assert run.counts["prices"].get("created") == 2, (run.counts, run.report)
+    assert run.counts["customers"].get("created") == 3, (run.counts, run.report)
+    assert run.counts["subscriptions"].get("created") == 2, (run.counts, run.report)
     price = by_stripe_id(Price, world["monthly"]["id"])
     assert (price.unit_amount, price.currency, price.cycle["unit"], price.livemode) == (2000, "EUR", "month", False)
     tiered = by_stripe_id(Price, world["tiered"]["id"])
@@ -114,7 +120,7 @@ def test_full_import_then_renewals_on_stripes_dates_and_amounts(localstripe):
                             {"up_to": None, "unit_amount": "800", "flat_amount": 500}]
     assert by_stripe_id(PromotionCode, world["promo"]["id"]).coupon == by_stripe_id(Coupon, world["coupon"]["id"])
     anna = by_stripe_id(Customer, world["anna"]["id"])
-    assert (anna.tax_id, anna.country.code, anna.city, anna.postal_code) == ("DE123456789", "DE", "Berlin", "10117")
+    assert (anna.tax_id, anna.country.code, anna.city, anna.postal_code) == ("DE136695976", "DE", "Berlin", "10117")
     assert anna.preferred_language == "en" and anna.is_business and anna.timezone == "UTC"
     assert by_stripe_id(Customer, world["bob"]["id"]).preferred_language == "fr"
     # the packaged price and Cleo's subscription are reported, not half-created
