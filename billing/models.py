@@ -1128,7 +1128,5 @@ class WebhookAttempt(models.Model):
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
 
-
 # --- Imports from Stripe (billing/stripe_import_models.py) ---
-
 from billing.stripe_import_models import StripeImportMapping, StripeImportRun  # noqa: E402, F401

@@ -15,7 +15,9 @@ from billing.services.billing_run import (
 from billing.services.dunning import dunning_retry_customer as retry
 from billing.services.dunning import dunning_run_due as run_due
 from billing.services.dunning import invoices_collect
+from billing.services.stripe_import import stripe_import_run
 from billing.services.webhooks import webhooks_dispatch as dispatch
+from billing.stripe_import_models import StripeImportRun
 from config import clock
 from config.ops.maintenance import maintenance_active
 
@@ -76,3 +78,14 @@ def webhooks_dispatch() -> dict[str, int]:
     """Beat entry point (every few seconds): fan out new domain events, send the webhooks due."""
     outcome = dispatch()
     return {"delivered": outcome.delivered, "failed": outcome.failed}
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=60, name="billing.stripe_import_run")
+def stripe_import_run_task(self, run_id: int) -> str:
+    """Run (or resume) a Stripe import started from the console; a retry resumes from its cursors."""
+    run = StripeImportRun.objects.get(pk=run_id)
+    try:
+        stripe_import_run(run=run)
+    except Exception as error:  # the run recorded it; resuming is safe
+        raise self.retry(exc=error) from error
+    return run.status

@@ -156,7 +156,7 @@ class _Importer:
             account_id=self.run.account_id, livemode=self.run.livemode, stripe_id=stripe_id
         ).first()
 
-    def target(self, model: type, stripe_id: str) -> Any:
+    def target(self, model: Any, stripe_id: str) -> Any:
         row = self.mapped(stripe_id)
         if row is None:
             return None
@@ -250,7 +250,7 @@ class _Importer:
     def promotion_code(self, obj: dict[str, Any]) -> PromotionCode | None:
         data = mapping.promotion_code_data(obj)
         coupon_id = mapping.promotion_coupon_id(obj)
-        customer_id = mapping.stripe_id((obj.get("customer")))
+        customer_id = mapping.stripe_id(obj.get("customer"))
         if self.run.dry_run:
             if coupon_id in self.unmapped_ids():
                 raise Unmappable("coupon", _("Its coupon %(id)s is not mapped.") % {"id": coupon_id})
@@ -370,7 +370,7 @@ class _Importer:
                     ),
                 )
             return
-        gateway = gateway_for(gateway_name, livemode=self.run.livemode)
+        gateway: Any = gateway_for(gateway_name, livemode=self.run.livemode)  # the Stripe gateway (customer_adopt)
         for row in rows:
             customer = Customer.objects.get(pk=row.object_id)
             try:

@@ -8,7 +8,7 @@ dry run and the real run decide the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -198,7 +198,7 @@ def currency_supported(currency: str) -> bool:
         return False
 
 
-def customer_data(customer: Json, *, tax_ids: list[Json], default_country: str, default_currency: str) -> dict:
+def customer_data(customer: Json, *, tax_ids: Sequence[Json], default_country: str, default_currency: str) -> dict:
     address = customer.get("address") or {}
     vat = next((tax_id for tax_id in tax_ids if tax_id.get("type") == "eu_vat"), None)
     country = str(address.get("country") or (vat or {}).get("country") or default_country).upper()

@@ -183,9 +183,23 @@ def _list(kind, url, limit=None, starting_after=None, keep=lambda obj: True):
     return _Json({"object": "list", "url": url, "has_more": start + limit < len(objects), "data": page})
 
 
-def price_create(product=None, currency=None, unit_amount=None, unit_amount_decimal=None, recurring=None,
-                 billing_scheme="per_unit", tiers=None, tiers_mode=None, tax_behavior="unspecified",
-                 transform_quantity=None, nickname=None, lookup_key=None, metadata=None, active=True, **kwargs):
+def price_create(
+    product=None,
+    currency=None,
+    unit_amount=None,
+    unit_amount_decimal=None,
+    recurring=None,
+    billing_scheme="per_unit",
+    tiers=None,
+    tiers_mode=None,
+    tax_behavior="unspecified",
+    transform_quantity=None,
+    nickname=None,
+    lookup_key=None,
+    metadata=None,
+    active=True,
+    **kwargs,
+):
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     resources.Product._api_retrieve(product)
@@ -199,14 +213,25 @@ def price_create(product=None, currency=None, unit_amount=None, unit_amount_deci
             "trial_period_days": None,
         }
     price = {
-        "id": _id("price_"), "object": "price", "active": str(active).lower() != "false",
-        "billing_scheme": billing_scheme, "created": _now(), "currency": currency.lower(),
-        "custom_unit_amount": None, "livemode": False, "lookup_key": lookup_key, "metadata": metadata or {},
-        "nickname": nickname, "product": product, "recurring": recurring,
-        "tax_behavior": tax_behavior, "tiers_mode": tiers_mode,
+        "id": _id("price_"),
+        "object": "price",
+        "active": str(active).lower() != "false",
+        "billing_scheme": billing_scheme,
+        "created": _now(),
+        "currency": currency.lower(),
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": lookup_key,
+        "metadata": metadata or {},
+        "nickname": nickname,
+        "product": product,
+        "recurring": recurring,
+        "tax_behavior": tax_behavior,
+        "tiers_mode": tiers_mode,
         "transform_quantity": (
             {"divide_by": _int(transform_quantity["divide_by"]), "round": transform_quantity.get("round", "up")}
-            if transform_quantity else None
+            if transform_quantity
+            else None
         ),
         "type": "recurring" if recurring else "one_time",
         "unit_amount": _int(unit_amount),
@@ -232,16 +257,33 @@ def _coupon(coupon_id):
     return resources.Coupon._api_retrieve(coupon_id)._export()
 
 
-def promotion_code_create(coupon=None, code=None, customer=None, max_redemptions=None, expires_at=None,
-                          restrictions=None, active=True, metadata=None, **kwargs):
+def promotion_code_create(
+    coupon=None,
+    code=None,
+    customer=None,
+    max_redemptions=None,
+    expires_at=None,
+    restrictions=None,
+    active=True,
+    metadata=None,
+    **kwargs,
+):
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     restrictions = restrictions or {}
     promotion = {
-        "id": _id("promo_"), "object": "promotion_code", "active": str(active).lower() != "false",
-        "code": code, "coupon": _coupon(coupon), "created": _now(), "customer": customer,
-        "expires_at": _int(expires_at), "livemode": False, "max_redemptions": _int(max_redemptions),
-        "metadata": metadata or {}, "times_redeemed": 0,
+        "id": _id("promo_"),
+        "object": "promotion_code",
+        "active": str(active).lower() != "false",
+        "code": code,
+        "coupon": _coupon(coupon),
+        "created": _now(),
+        "customer": customer,
+        "expires_at": _int(expires_at),
+        "livemode": False,
+        "max_redemptions": _int(max_redemptions),
+        "metadata": metadata or {},
+        "times_redeemed": 0,
         "restrictions": {
             "first_time_transaction": str(restrictions.get("first_time_transaction", "false")).lower() == "true",
             "minimum_amount": _int(restrictions.get("minimum_amount")),
@@ -252,9 +294,19 @@ def promotion_code_create(coupon=None, code=None, customer=None, max_redemptions
     return _Json(promotion)
 
 
-def subscription_create(customer=None, items=None, trial_end=None, billing_cycle_anchor=None,
-                        backdate_start_date=None, discounts=None, collection_method="charge_automatically",
-                        days_until_due=None, cancel_at_period_end=False, metadata=None, **kwargs):
+def subscription_create(
+    customer=None,
+    items=None,
+    trial_end=None,
+    billing_cycle_anchor=None,
+    backdate_start_date=None,
+    discounts=None,
+    collection_method="charge_automatically",
+    days_until_due=None,
+    cancel_at_period_end=False,
+    metadata=None,
+    **kwargs,
+):
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     resources.Customer._api_retrieve(customer)
@@ -284,32 +336,62 @@ def subscription_create(customer=None, items=None, trial_end=None, billing_cycle
     for discount in (discounts or {}).values() if isinstance(discounts, dict) else discounts or []:
         coupon = _coupon(discount["coupon"])
         months = coupon.get("duration_in_months") if coupon["duration"] == "repeating" else None
-        subscription_discounts.append({
-            "id": _id("di_"), "object": "discount", "coupon": coupon, "customer": customer,
-            "start": start, "end": _add(start, "month", months) if months else None,
-            "subscription": subscription_id, "promotion_code": None, "invoice": None, "invoice_item": None,
-        })
+        subscription_discounts.append(
+            {
+                "id": _id("di_"),
+                "object": "discount",
+                "coupon": coupon,
+                "customer": customer,
+                "start": start,
+                "end": _add(start, "month", months) if months else None,
+                "subscription": subscription_id,
+                "promotion_code": None,
+                "invoice": None,
+                "invoice_item": None,
+            }
+        )
     subscription = {
-        "id": subscription_id, "object": "subscription", "billing_cycle_anchor": anchor,
-        "cancel_at": None, "cancel_at_period_end": str(cancel_at_period_end).lower() == "true",
-        "canceled_at": None, "collection_method": collection_method, "created": now,
-        "currency": prices[0]["currency"], "customer": customer, "days_until_due": _int(days_until_due),
-        "default_payment_method": None, "discounts": subscription_discounts,
+        "id": subscription_id,
+        "object": "subscription",
+        "billing_cycle_anchor": anchor,
+        "cancel_at": None,
+        "cancel_at_period_end": str(cancel_at_period_end).lower() == "true",
+        "canceled_at": None,
+        "collection_method": collection_method,
+        "created": now,
+        "currency": prices[0]["currency"],
+        "customer": customer,
+        "days_until_due": _int(days_until_due),
+        "default_payment_method": None,
+        "discounts": subscription_discounts,
         "items": {
-            "object": "list", "has_more": False, "url": f"/v1/subscription_items?subscription={subscription_id}",
+            "object": "list",
+            "has_more": False,
+            "url": f"/v1/subscription_items?subscription={subscription_id}",
             "data": [
                 {
-                    "id": _id("si_"), "object": "subscription_item", "created": now,
-                    "current_period_start": period[0], "current_period_end": period[1],
-                    "price": price, "quantity": _int(item.get("quantity"), 1), "subscription": subscription_id,
+                    "id": _id("si_"),
+                    "object": "subscription_item",
+                    "created": now,
+                    "current_period_start": period[0],
+                    "current_period_end": period[1],
+                    "price": price,
+                    "quantity": _int(item.get("quantity"), 1),
+                    "subscription": subscription_id,
                     "metadata": {},
                 }
                 for item, price in zip(items, prices, strict=True)
             ],
         },
-        "livemode": False, "metadata": metadata or {}, "pause_collection": None, "pending_update": None,
-        "schedule": None, "start_date": start, "status": status,
-        "trial_start": start if trial_end else None, "trial_end": trial_end,
+        "livemode": False,
+        "metadata": metadata or {},
+        "pause_collection": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": start,
+        "status": status,
+        "trial_start": start if trial_end else None,
+        "trial_end": trial_end,
     }
     SEEDED["subscription"][subscription_id] = subscription
     return _Json(subscription)
@@ -330,9 +412,19 @@ def invoice_seed(customer=None, currency=None, amount_due=None, number=None, **k
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     amount = _int(amount_due)
     invoice = {
-        "id": _id("in_"), "object": "invoice", "customer": customer, "currency": currency, "status": "open",
-        "number": number, "amount_due": amount, "amount_paid": 0, "amount_remaining": amount,
-        "created": _now(), "due_date": None, "livemode": False, "collection_method": "charge_automatically",
+        "id": _id("in_"),
+        "object": "invoice",
+        "customer": customer,
+        "currency": currency,
+        "status": "open",
+        "number": number,
+        "amount_due": amount,
+        "amount_paid": 0,
+        "amount_remaining": amount,
+        "created": _now(),
+        "due_date": None,
+        "livemode": False,
+        "collection_method": "charge_automatically",
     }
     SEEDED["invoice"][invoice["id"]] = invoice
     return _Json(invoice)
@@ -344,23 +436,51 @@ def _statuses(status):
 
 IMPORT_APIS = [
     ("POST", "/v1/prices", price_create),
-    ("GET", "/v1/prices", lambda limit=None, starting_after=None, active=None, **kw: _list(
-        "price", "/v1/prices", limit, starting_after)),
+    (
+        "GET",
+        "/v1/prices",
+        lambda limit=None, starting_after=None, active=None, **kw: _list("price", "/v1/prices", limit, starting_after),
+    ),
     ("GET", "/v1/prices/{id}", lambda id, **kw: _Json(SEEDED["price"][id])),
     ("POST", "/v1/promotion_codes", promotion_code_create),
-    ("GET", "/v1/promotion_codes", lambda limit=None, starting_after=None, **kw: _list(
-        "promotion_code", "/v1/promotion_codes", limit, starting_after)),
+    (
+        "GET",
+        "/v1/promotion_codes",
+        lambda limit=None, starting_after=None, **kw: _list(
+            "promotion_code", "/v1/promotion_codes", limit, starting_after
+        ),
+    ),
     ("POST", "/v1/subscription_schedules", subscription_schedule_create),
     ("POST", "/v1/subscriptions", subscription_create),
-    ("GET", "/v1/subscriptions", lambda limit=None, starting_after=None, status=None, customer=None, **kw: _list(
-        "subscription", "/v1/subscriptions", limit, starting_after,
-        keep=lambda s: (_statuses(status) is None or s["status"] in _statuses(status))
-        and (customer is None or s["customer"] == customer))),
+    (
+        "GET",
+        "/v1/subscriptions",
+        lambda limit=None, starting_after=None, status=None, customer=None, **kw: _list(
+            "subscription",
+            "/v1/subscriptions",
+            limit,
+            starting_after,
+            keep=lambda s: (
+                (_statuses(status) is None or s["status"] in _statuses(status))
+                and (customer is None or s["customer"] == customer)
+            ),
+        ),
+    ),
     ("GET", "/v1/subscriptions/{id}", lambda id, **kw: _Json(SEEDED["subscription"][id])),
     ("POST", "/v1/invoices/_seed", invoice_seed),
-    ("GET", "/v1/invoices", lambda limit=None, starting_after=None, status=None, customer=None, **kw: _list(
-        "invoice", "/v1/invoices", limit, starting_after,
-        keep=lambda i: (status is None or i["status"] == status) and (customer is None or i["customer"] == customer))),
+    (
+        "GET",
+        "/v1/invoices",
+        lambda limit=None, starting_after=None, status=None, customer=None, **kw: _list(
+            "invoice",
+            "/v1/invoices",
+            limit,
+            starting_after,
+            keep=lambda i: (
+                (status is None or i["status"] == status) and (customer is None or i["customer"] == customer)
+            ),
+        ),
+    ),
 ]
 
 
@@ -397,9 +517,11 @@ def main(state_file: str) -> None:
     def list_methods_sepa_too(cls, url, customer=None, type=None, limit=None, starting_after=None):
         if type == "sepa_debit":  # Stripe lists them; localstripe refuses the type
             li = list_methods(cls, url, customer=customer, type="card", limit=limit, starting_after=starting_after)
-            li._list = [pm for pm in resources.store.values()
-                        if isinstance(pm, resources.PaymentMethod) and pm.customer == customer
-                        and pm.type == "sepa_debit"]
+            li._list = [
+                pm
+                for pm in resources.store.values()
+                if isinstance(pm, resources.PaymentMethod) and pm.customer == customer and pm.type == "sepa_debit"
+            ]
             return li
         return list_methods(cls, url, customer=customer, type=type, limit=limit, starting_after=starting_after)
 

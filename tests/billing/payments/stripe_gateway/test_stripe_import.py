@@ -37,54 +37,101 @@ def seed(localstripe, *, tag: str) -> dict:
     seats = localstripe.post("/v1/products", {"name": f"Seats {tag}"})
     monthly = localstripe.post(
         "/v1/prices",
-        {"product": pro["id"], "currency": "eur", "unit_amount": 2000, "recurring[interval]": "month",
-         "tax_behavior": "exclusive", "nickname": "Pro monthly"},
+        {
+            "product": pro["id"],
+            "currency": "eur",
+            "unit_amount": 2000,
+            "recurring[interval]": "month",
+            "tax_behavior": "exclusive",
+            "nickname": "Pro monthly",
+        },
     )
     tiered = localstripe.post(
         "/v1/prices",
-        {"product": seats["id"], "currency": "eur", "billing_scheme": "tiered", "tiers_mode": "graduated",
-         "recurring[interval]": "month", "recurring[interval_count]": 1,
-         "tiers[0][up_to]": 5, "tiers[0][unit_amount]": 1000,
-         "tiers[1][up_to]": "inf", "tiers[1][unit_amount]": 800, "tiers[1][flat_amount]": 500},
+        {
+            "product": seats["id"],
+            "currency": "eur",
+            "billing_scheme": "tiered",
+            "tiers_mode": "graduated",
+            "recurring[interval]": "month",
+            "recurring[interval_count]": 1,
+            "tiers[0][up_to]": 5,
+            "tiers[0][unit_amount]": 1000,
+            "tiers[1][up_to]": "inf",
+            "tiers[1][unit_amount]": 800,
+            "tiers[1][flat_amount]": 500,
+        },
     )
     packaged = localstripe.post(
         "/v1/prices",
-        {"product": seats["id"], "currency": "eur", "unit_amount": 100, "recurring[interval]": "month",
-         "transform_quantity[divide_by]": 10},
+        {
+            "product": seats["id"],
+            "currency": "eur",
+            "unit_amount": 100,
+            "recurring[interval]": "month",
+            "transform_quantity[divide_by]": 10,
+        },
     )
     coupon = localstripe.post("/v1/coupons", {"id": f"TWENTY{tag}", "percent_off": 20, "duration": "forever"})
     promo = localstripe.post("/v1/promotion_codes", {"coupon": coupon["id"], "code": f"WELCOME{tag}"})
     anna = localstripe.post(
         "/v1/customers",
-        {"email": f"anna{tag}@example.com", "name": "Anna GmbH", "preferred_locales[0]": "de-DE",
-         "preferred_locales[1]": "en", "address[line1]": "Unter den Linden 1", "address[city]": "Berlin",
-         "address[postal_code]": "10117", "address[country]": "DE"},
+        {
+            "email": f"anna{tag}@example.com",
+            "name": "Anna GmbH",
+            "preferred_locales[0]": "de-DE",
+            "preferred_locales[1]": "en",
+            "address[line1]": "Unter den Linden 1",
+            "address[city]": "Berlin",
+            "address[postal_code]": "10117",
+            "address[country]": "DE",
+        },
     )
     localstripe.post(f"/v1/customers/{anna['id']}/tax_ids", {"type": "eu_vat", "value": "DE136695976"})
-    bob = localstripe.post("/v1/customers", {"email": f"bob{tag}@example.com", "name": "Bob",
-                                             "preferred_locales[0]": "fr-FR", "address[country]": "FR"})
-    cleo = localstripe.post("/v1/customers", {"email": f"cleo{tag}@example.com", "name": "Cleo",
-                                              "address[country]": "FR"})
+    bob = localstripe.post(
+        "/v1/customers",
+        {"email": f"bob{tag}@example.com", "name": "Bob", "preferred_locales[0]": "fr-FR", "address[country]": "FR"},
+    )
+    cleo = localstripe.post(
+        "/v1/customers", {"email": f"cleo{tag}@example.com", "name": "Cleo", "address[country]": "FR"}
+    )
     # Anna: 3 x Pro monthly since 40 days ago, 20 % forever.
     start = now - 40 * DAY
     anna_sub = localstripe.post(
         "/v1/subscriptions",
-        {"customer": anna["id"], "items[0][price]": monthly["id"], "items[0][quantity]": 3,
-         "backdate_start_date": start, "discounts[0][coupon]": coupon["id"]},
+        {
+            "customer": anna["id"],
+            "items[0][price]": monthly["id"],
+            "items[0][quantity]": 3,
+            "backdate_start_date": start,
+            "discounts[0][coupon]": coupon["id"],
+        },
     )
     # Bob: 7 seats on the tiered price, in a 14-day trial.
     bob_sub = localstripe.post(
         "/v1/subscriptions",
-        {"customer": bob["id"], "items[0][price]": tiered["id"], "items[0][quantity]": 7,
-         "trial_end": now + 14 * DAY},
+        {"customer": bob["id"], "items[0][price]": tiered["id"], "items[0][quantity]": 7, "trial_end": now + 14 * DAY},
     )
     # Cleo: the packaged price (not mappable) -> the subscription is not mapped either.
     cleo_sub = localstripe.post(
         "/v1/subscriptions", {"customer": cleo["id"], "items[0][price]": packaged["id"], "items[0][quantity]": 30}
     )
-    return {"now": now, "start": start, "pro": pro, "monthly": monthly, "tiered": tiered, "packaged": packaged,
-            "coupon": coupon, "promo": promo, "anna": anna, "bob": bob, "cleo": cleo,
-            "anna_sub": anna_sub, "bob_sub": bob_sub, "cleo_sub": cleo_sub}
+    return {
+        "now": now,
+        "start": start,
+        "pro": pro,
+        "monthly": monthly,
+        "tiered": tiered,
+        "packaged": packaged,
+        "coupon": coupon,
+        "promo": promo,
+        "anna": anna,
+        "bob": bob,
+        "cleo": cleo,
+        "anna_sub": anna_sub,
+        "bob_sub": bob_sub,
+        "cleo_sub": cleo_sub,
+    }
 
 
 def by_stripe_id(model, stripe_id: str):
@@ -116,8 +163,10 @@ def test_full_import_then_renewals_on_stripes_dates_and_amounts(localstripe):
     assert (price.unit_amount, price.currency, price.cycle["unit"], price.livemode) == (2000, "EUR", "month", False)
     tiered = by_stripe_id(Price, world["tiered"]["id"])
     assert tiered.scheme == Price.Scheme.TIERED_GRADUATED
-    assert tiered.tiers == [{"up_to": 5, "unit_amount": "1000", "flat_amount": 0},
-                            {"up_to": None, "unit_amount": "800", "flat_amount": 500}]
+    assert tiered.tiers == [
+        {"up_to": 5, "unit_amount": "1000", "flat_amount": 0},
+        {"up_to": None, "unit_amount": "800", "flat_amount": 500},
+    ]
     assert by_stripe_id(PromotionCode, world["promo"]["id"]).coupon == by_stripe_id(Coupon, world["coupon"]["id"])
     anna = by_stripe_id(Customer, world["anna"]["id"])
     assert (anna.tax_id, anna.country.code, anna.city, anna.postal_code) == ("DE136695976", "DE", "Berlin", "10117")
@@ -153,12 +202,22 @@ def test_full_import_then_renewals_on_stripes_dates_and_amounts(localstripe):
 def test_second_run_changes_nothing(localstripe):
     world = seed(localstripe, tag="twice")
     first = run_import(localstripe)
-    counts = (Product.objects.count(), Price.objects.count(), Customer.objects.count(),
-              TarifSubscription.objects.count(), StripeImportMapping.objects.count())
+    counts = (
+        Product.objects.count(),
+        Price.objects.count(),
+        Customer.objects.count(),
+        TarifSubscription.objects.count(),
+        StripeImportMapping.objects.count(),
+    )
     second = run_import(localstripe)
     assert second.pk != first.pk
-    assert (Product.objects.count(), Price.objects.count(), Customer.objects.count(),
-            TarifSubscription.objects.count(), StripeImportMapping.objects.count()) == counts
+    assert (
+        Product.objects.count(),
+        Price.objects.count(),
+        Customer.objects.count(),
+        TarifSubscription.objects.count(),
+        StripeImportMapping.objects.count(),
+    ) == counts
     assert "created" not in second.counts["customers"] and second.counts["customers"]["unchanged"] >= 3
     assert by_stripe_id(Customer, world["anna"]["id"]).subscriptions.count() == 1
 
@@ -195,8 +254,10 @@ def test_interrupted_run_resumes_without_duplicates(localstripe, monkeypatch):
 def test_dry_run_lists_what_cannot_be_mapped_and_writes_nothing(localstripe):
     world = seed(localstripe, tag="dry")
     localstripe.post("/v1/subscription_schedules", {"from_subscription": world["anna_sub"]["id"]})
-    usd = localstripe.post("/v1/prices", {"product": world["pro"]["id"], "currency": "usd", "unit_amount": 900,
-                                          "recurring[interval]": "month"})
+    usd = localstripe.post(
+        "/v1/prices",
+        {"product": world["pro"]["id"], "currency": "usd", "unit_amount": 900, "recurring[interval]": "month"},
+    )
     both = localstripe.post("/v1/subscriptions", {"customer": world["bob"]["id"], "items[0][price]": usd["id"]})
     with pytest.raises(CommandError) as exit_code:
         call_command("import_from_stripe", "--dry-run", "--no-progress", api_base=localstripe.url)
@@ -222,9 +283,10 @@ def test_mode_comes_from_the_key(localstripe, settings):
 
 def test_payment_methods_are_references_at_stripe(localstripe):
     world = seed(localstripe, tag="pm")
-    method = localstripe.post("/v1/payment_methods", {"type": "card", "card[number]": VISA_OK,
-                                                      "card[exp_month]": 12, "card[exp_year]": 2030,
-                                                      "card[cvc]": "123"})
+    method = localstripe.post(
+        "/v1/payment_methods",
+        {"type": "card", "card[number]": VISA_OK, "card[exp_month]": 12, "card[exp_year]": 2030, "card[cvc]": "123"},
+    )
     localstripe.post(f"/v1/payment_methods/{method['id']}/attach", {"customer": world["anna"]["id"]})
     run = run_import(localstripe)
     anna = by_stripe_id(Customer, world["anna"]["id"])
