@@ -31,6 +31,7 @@ def import_progress(run: StripeImportRun) -> dict[str, Any]:
         "processed": len(run.stages_done),
         "total": len(STRIPE_IMPORT_STAGES),
         "percent": run.progress_percent,
+        "stage_count": len(STRIPE_IMPORT_STAGES),  # for the template: "total" reads as money there
         "objects": run.processed,
         "not_mapped": len(run.report),
     }
