@@ -234,7 +234,6 @@ def console_world() -> dict[str, Any]:
     from billing.models import (
         BankStatement,
         BankStatementLine,
-        StripeImportRun,
         BillingRun,
         Coupon,
         DunningCase,
@@ -242,6 +241,7 @@ def console_world() -> dict[str, Any]:
         PaymentMethod,
         PromotionCode,
         ScheduledChange,
+        StripeImportRun,
         Subscription,
         SubscriptionChange,
         SubscriptionItem,
