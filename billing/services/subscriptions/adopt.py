@@ -41,7 +41,6 @@ def _utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
-@transaction.atomic(savepoint=False)
 def subscription_adopt(
     *,
     customer: Customer,
@@ -66,6 +65,7 @@ def subscription_adopt(
     `discount_periods_applied` counts the periods the coupon has already discounted (a
     `once` coupon used on the first invoice gives 1: the renewal is not discounted).
     The coupon is redeemed as of `coupon_redeemed_at` (when it was redeemed elsewhere).
+    Validation runs before the transaction opens, so a refusal leaves the caller's transaction usable.
     """
     modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
     if status not in ADOPTABLE_STATUSES:
@@ -103,60 +103,61 @@ def subscription_adopt(
             )
     if collection_method == Subscription.CollectionMethod.CHARGE_AUTOMATICALLY:
         days_until_due = None
-    subscription = Subscription.objects.create(
-        customer=customer,
-        status=status,
-        currency=validated.currency,
-        cycle=validated.cycle.to_dict(),
-        billing_cycle_anchor=anchor,
-        current_period_start=start,
-        current_period_end=end,
-        collection_method=collection_method,
-        days_until_due=days_until_due,
-        trial_start=_utc(trial_start, "trial_start") if trial_start else (start if trial_end else None),
-        trial_end=end if trial_end else None,
-        cancel_at_period_end=cancel_at_period_end,
-        discount_periods_applied=discount_periods_applied if coupon is not None else 0,
-        metadata=metadata or {},
-    )
-    SubscriptionItem.objects.bulk_create(
-        [
-            SubscriptionItem(subscription=subscription, price=snapshot.price, quantity=snapshot.quantity)
-            for snapshot in validated.recurring
-        ]
-    )
-    if coupon is not None:
-        coupon_redeem(
-            coupon=coupon,
+    with transaction.atomic(savepoint=False):
+        subscription = Subscription.objects.create(
             customer=customer,
-            at=_utc(coupon_redeemed_at or start, "coupon_redeemed_at"),
+            status=status,
             currency=validated.currency,
-            product_ids={snapshot.price.product_id for snapshot in validated.recurring},
-            subscription_id=subscription.pk,
+            cycle=validated.cycle.to_dict(),
+            billing_cycle_anchor=anchor,
+            current_period_start=start,
+            current_period_end=end,
+            collection_method=collection_method,
+            days_until_due=days_until_due,
+            trial_start=_utc(trial_start, "trial_start") if trial_start else (start if trial_end else None),
+            trial_end=end if trial_end else None,
+            cancel_at_period_end=cancel_at_period_end,
+            discount_periods_applied=discount_periods_applied if coupon is not None else 0,
+            metadata=metadata or {},
+        )
+        SubscriptionItem.objects.bulk_create(
+            [
+                SubscriptionItem(subscription=subscription, price=snapshot.price, quantity=snapshot.quantity)
+                for snapshot in validated.recurring
+            ]
+        )
+        if coupon is not None:
+            coupon_redeem(
+                coupon=coupon,
+                customer=customer,
+                at=_utc(coupon_redeemed_at or start, "coupon_redeemed_at"),
+                currency=validated.currency,
+                product_ids={snapshot.price.product_id for snapshot in validated.recurring},
+                subscription_id=subscription.pk,
+                acting_user=acting_user,
+            )
+            subscription.coupon = coupon
+            subscription.save(update_fields=["coupon", "updated_at"])
+        mrr = mrr_of(subscription=subscription, items=validated.recurring)
+        change_record(
+            subscription=subscription,
+            kind=SubscriptionChange.Kind.CREATE,
+            at=start,
+            items_before=(),
+            items_after=validated.recurring,
+            mrr_before=0,
+            mrr_after=mrr,
             acting_user=acting_user,
         )
-        subscription.coupon = coupon
-        subscription.save(update_fields=["coupon", "updated_at"])
-    mrr = mrr_of(subscription=subscription, items=validated.recurring)
-    change_record(
-        subscription=subscription,
-        kind=SubscriptionChange.Kind.CREATE,
-        at=start,
-        items_before=(),
-        items_after=validated.recurring,
-        mrr_before=0,
-        mrr_after=mrr,
-        acting_user=acting_user,
-    )
-    subscription_event(
-        type="customer.subscription.created",
-        subscription=subscription,
-        at=start,
-        acting_user=acting_user,
-        items=[snapshot.as_json() for snapshot in validated.recurring],
-        current_period_start=start,
-        current_period_end=end,
-        trial_end=subscription.trial_end,
-        adopted=True,
-    )
+        subscription_event(
+            type="customer.subscription.created",
+            subscription=subscription,
+            at=start,
+            acting_user=acting_user,
+            items=[snapshot.as_json() for snapshot in validated.recurring],
+            current_period_start=start,
+            current_period_end=end,
+            trial_end=subscription.trial_end,
+            adopted=True,
+        )
     return subscription
