@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -257,9 +258,13 @@ def test_dry_run_lists_what_cannot_be_mapped_and_writes_nothing(localstripe):
         {"product": world["pro"]["id"], "currency": "usd", "unit_amount": 900, "recurring[interval]": "month"},
     )
     both = localstripe.post("/v1/subscriptions", {"customer": world["bob"]["id"], "items[0][price]": usd["id"]})
+    out, err = StringIO(), StringIO()
     with pytest.raises(CommandError) as exit_code:
-        call_command("import_from_stripe", "--dry-run", "--no-progress", api_base=localstripe.url)
+        call_command("import_from_stripe", "--dry-run", "--no-progress", api_base=localstripe.url, stdout=out,
+                     stderr=err)  # fmt: skip
     assert exit_code.value.returncode == 5
+    assert "transform_quantity" in err.getvalue()
+    assert SECRET_KEY not in out.getvalue() + err.getvalue()  # the key is never printed
     run = StripeImportRun.objects.get(dry_run=True)
     reported = {row["id"]: row["code"] for row in run.report}
     assert reported[world["packaged"]["id"]] == "transform_quantity"
@@ -271,9 +276,17 @@ def test_dry_run_lists_what_cannot_be_mapped_and_writes_nothing(localstripe):
 
 
 def test_mode_comes_from_the_key(localstripe, settings):
-    seed(localstripe, tag="mode")
+    world = seed(localstripe, tag="mode")
     run = run_import(localstripe)
     assert not run.livemode and not Customer.objects.filter(livemode=True).exists()
+    assert by_stripe_id(Customer, world["anna"]["id"]).livemode is False
+    # a live key sees none of the test-mode import (mappings are per mode): all of it would be created
+    live = stripe_import_start(api_key="sk_live_tarifLocalstripeTests0123456789", api_base=localstripe.url,
+                               dry_run=True)  # fmt: skip
+    stripe_import_run(run=live)
+    live.refresh_from_db()
+    assert live.livemode and "unchanged" not in live.counts["customers"]
+    assert live.counts["customers"]["would_create"] >= 3
     with pytest.raises(importer.StripeImportError) as refused:
         stripe_import_start(api_key="pk_test_notASecretKey", api_base=localstripe.url)
     assert refused.value.problem_code == "api_key"
