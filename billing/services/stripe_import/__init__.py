@@ -430,6 +430,10 @@ def stripe_import_run(*, run: StripeImportRun, on_progress: Callable[[StripeImpo
     """Read every stage not done yet and recreate its objects; resumable after any failure."""
     if run.status == StripeImportRun.Status.DONE:
         return
+    if run.status == StripeImportRun.Status.FAILED:  # a task retry resumes the run
+        run.status = StripeImportRun.Status.RUNNING
+        run.last_error = ""
+        run.save(update_fields=["status", "last_error"])
     source = StripeSource(api_key=run.api_key, api_base=run.api_base)
     importer = _Importer(run, source)
     creators: dict[str, Callable[[dict[str, Any]], Any]] = {
