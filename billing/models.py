@@ -1292,6 +1292,9 @@ class WebhookAttempt(models.Model):
 
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
 
+# --- Imports from Stripe (billing/stripe_import_models.py) ---
+from billing.stripe_import_models import StripeImportMapping, StripeImportRun  # noqa: E402, F401
+
 # --- Pending updates and lifecycle notices (billing/update_models.py, issue 16 subupdate) ---
 from billing.update_models import PendingUpdate, SubscriptionNotice  # noqa: E402, F401
 

@@ -17,8 +17,10 @@ from billing.services.dunning import dunning_run_due as run_due
 from billing.services.dunning import invoices_collect
 from billing.services.lifecycle_notices import subscription_notices_sweep
 from billing.services.pending_updates import pending_updates_expire
+from billing.services.stripe_import import stripe_import_run
 from billing.services.usage_thresholds import usage_thresholds_sweep
 from billing.services.webhooks import webhooks_dispatch as dispatch
+from billing.stripe_import_models import StripeImportRun
 from config import clock
 from config.ops.maintenance import maintenance_active
 
@@ -101,3 +103,14 @@ def pending_updates_expire_due() -> int:
     if maintenance_active():
         return 0
     return pending_updates_expire(as_of=clock.system_now())
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=60, name="billing.stripe_import_run")
+def stripe_import_run_task(self, run_id: int) -> str:
+    """Run (or resume) a Stripe import started from the console; a retry resumes from its cursors."""
+    run = StripeImportRun.objects.get(pk=run_id)
+    try:
+        stripe_import_run(run=run)
+    except Exception as error:  # the run recorded it; resuming is safe
+        raise self.retry(exc=error) from error
+    return run.status

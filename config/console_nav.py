@@ -127,6 +127,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Webhook deliveries"), "send", "admin:billing_webhookdelivery_changelist"),
                 _item(_("Events"), "bolt", "admin:events_domainevent_changelist"),
                 _item(_("Test clocks"), "schedule", "admin:billing_testclock_changelist"),
+                _item(_("Import from Stripe"), "cloud_download", "admin:billing_stripeimportrun_changelist"),
             ],
         },
         {

@@ -241,6 +241,7 @@ def console_world() -> dict[str, Any]:
         PaymentMethod,
         PromotionCode,
         ScheduledChange,
+        StripeImportRun,
         Subscription,
         SubscriptionChange,
         SubscriptionItem,
@@ -366,6 +367,11 @@ def console_world() -> dict[str, Any]:
     SurveyResponse.objects.create(survey=survey, customer=customer, trigger=Trigger.MANUAL, language="fr",
                                   submitted_at=at)  # fmt: skip
     api_key_create(name="ERP", scope="read", mode="live", created_by=requester)
+    StripeImportRun.objects.create(
+        account_id="acct_1Example", livemode=False, status="done", key_hint="sk_test_…6789",
+        counts={"customers": {"created": 3}},
+        report=[{"type": "prices", "id": "price_1", "code": "transform_quantity", "reason": "Not mapped."}],
+    )  # fmt: skip
     AuditEntry.objects.create(
         action="refund.requested", actor=requester, actor_repr="requester", target_type="billing.refund",
         target_id=str(refund.pk), target_repr=str(refund),

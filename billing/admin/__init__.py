@@ -12,6 +12,7 @@ from billing.admin import (  # noqa: F401
     payments,
     reconciliation,
     runs,
+    stripe_import,
     subscriptions,
     webhooks,
 )

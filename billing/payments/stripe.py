@@ -270,6 +270,22 @@ class StripeGateway:
         mirrored.save(update_fields=["subscriber"])
         return created.id
 
+    def customer_adopt(self, *, customer_reference: str, stripe_customer_id: str) -> None:
+        """Link a Tarif customer to its existing Stripe customer (an import from Stripe), so
+        charges use the payment methods already saved there. Refused if it has another one."""
+        known = self._known_customer_id(customer_reference=customer_reference)
+        if known == stripe_customer_id:
+            return
+        if known:
+            raise GatewayError("This customer is already linked to another Stripe customer.")
+        try:
+            stripe_customer = self._client().v1.customers.retrieve(stripe_customer_id)
+        except stripe.StripeError as error:
+            raise GatewayError(_error_message(error)) from error
+        mirrored = _mirror("Customer", _plain(stripe_customer), required=True, livemode=self.livemode)
+        mirrored.subscriber = Customer.objects.get(pk=int(customer_reference))
+        mirrored.save(update_fields=["subscriber"])
+
     def customer_reference_for(self, *, stripe_customer_id: str) -> str:
         subscriber_id = (
             StripeCustomer.objects.filter(id=stripe_customer_id).values_list("subscriber_id", flat=True).first()

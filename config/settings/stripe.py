@@ -38,3 +38,7 @@ DJSTRIPE_SUBSCRIBER_CUSTOMER_KEY = "tarif_customer"
 # Tarif verifies webhooks itself (billing/payments/webhooks.py) and routes them into
 # payment_webhook_handle; dj-stripe's own endpoint is not mounted.
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+
+# `manage.py import_from_stripe` (docs/migrating-from-stripe.md): the country given to an
+# imported customer whose Stripe record has neither an address nor a VAT number.
+TARIF_STRIPE_IMPORT_DEFAULT_COUNTRY = env.str("TARIF_STRIPE_IMPORT_DEFAULT_COUNTRY", default="FR")
