@@ -364,6 +364,8 @@ class PriceForm(forms.ModelForm):
             "usage_type",
             "meter",
             "tax_behavior",
+            "billing_timing",
+            "minimum_amount",
             "trial_days",
             "metadata",
         )

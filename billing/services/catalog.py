@@ -30,6 +30,9 @@ PRICE_TERMS = (
     "usage_type",
     "meter_id",
     "tax_behavior",
+    # issue 16, cycles
+    "billing_timing",
+    "minimum_amount",
 )
 
 

@@ -224,6 +224,10 @@ TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 # A running billing run without progress for this long is marked interrupted (stale-run sweeper).
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
+# Issue 16, cycles: a subscription created with an anchor (a date or a rule) bills the time up
+# to its first billing date at once, prorated ("create_prorations", Stripe's default), or
+# gives it free ("none"); `proration_behavior` on the creation overrides this.
+TARIF_ANCHOR_FIRST_PERIOD = env.str("TARIF_ANCHOR_FIRST_PERIOD", default="create_prorations")
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # Number order is date order (invoices/services/numbering.py): a caller's issue time read

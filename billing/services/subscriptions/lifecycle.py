@@ -102,7 +102,8 @@ def _owed_so_far_draft(
     usage_period = (
         Period(start=subscription.current_period_start, end=at) if at > subscription.current_period_start else None
     )
-    metered = [item for item in usage_items if item.metered] if usage_period is not None else []
+    # Metered usage and licensed items billed in arrears owe their time so far (issue 16, cycles).
+    metered = [item for item in usage_items if item.metered or item.in_arrears] if usage_period is not None else []
     usage = usage_for_period(subscription=subscription, items=metered, start=subscription.current_period_start, end=at)
     return renewal_draft(
         subscription=subscription,
