@@ -522,12 +522,18 @@ def boundaries_between(spec: CycleSpec, *, anchor: datetime, tz: str, start: dat
 # -- anchors from a rule (Stripe's billing_cycle_anchor_config) -----------------
 
 _ANCHOR_CONFIG_FIELDS = ("day_of_month", "month", "hour", "minute", "second")
-_ANCHOR_CONFIG_RANGES = {"day_of_month": (1, 31), "month": (1, 12), "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
+_ANCHOR_CONFIG_RANGES = {
+    "day_of_month": (1, 31),
+    "month": (1, 12),
+    "hour": (0, 23),
+    "minute": (0, 59),
+    "second": (0, 59),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class AnchorConfig:
-    """"Bill on day N (of month M), at hh:mm:ss": a rule that picks a subscription's anchor.
+    """ "Bill on day N (of month M), at hh:mm:ss": a rule that picks a subscription's anchor.
 
     Day 29-31 in a shorter month is that month's last day (Stripe's rule). The time of
     day defaults to the creation's local time; `month` only applies to cycles longer
@@ -555,7 +561,7 @@ class AnchorConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnchorConfig:
         if not isinstance(data, Mapping):
-            raise CycleSpecError("An anchor rule is a JSON object such as {\"day_of_month\": 31}.")
+            raise CycleSpecError('An anchor rule is a JSON object such as {"day_of_month": 31}.')
         unknown = sorted(str(key) for key in data if key not in _ANCHOR_CONFIG_FIELDS)
         if unknown:
             raise CycleSpecError(f"{unknown[0]}: not an anchor rule field.", field=unknown[0])
@@ -617,7 +623,7 @@ def anchor_from_config(spec: CycleSpec, config: AnchorConfig, *, tz: str, start:
         last_day = (date(year, month, 1) + relativedelta(day=31)).day
         if not clamp and config.day_of_month > last_day:
             return None
-        wall = datetime(year, month, min(config.day_of_month, last_day), *time_of_day)
+        wall = datetime.combine(date(year, month, min(config.day_of_month, last_day)), time(*time_of_day))
         return _first_instant_showing(wall, zone=zone)
 
     # A yearly cycle takes the rule's month of the year; one of several months takes the

@@ -53,9 +53,9 @@ from billing.services.coupons import (
 from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     ItemSpec,
+    SubscriptionError,
     arrears_carry,
     arrears_used_items,
-    SubscriptionError,
     change_record,
     changeable_check,
     instant,

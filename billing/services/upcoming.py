@@ -155,7 +155,9 @@ def free_period_lines(*, items: Sequence[ItemSnapshot], period: Period) -> list[
 
 def period_share(*, subscription: Subscription, tz: str, start: datetime, end: datetime) -> Fraction:
     """The part of its cycle's period that [start, end) is (1 for a whole period), as advance_lines prorates."""
-    nominal = period_containing(cycle_spec(subscription.cycle), anchor=subscription.billing_cycle_anchor, tz=tz, at=start)
+    nominal = period_containing(
+        cycle_spec(subscription.cycle), anchor=subscription.billing_cycle_anchor, tz=tz, at=start
+    )
     if (nominal.start, nominal.end) == (start, end):
         return Fraction(1)
     return min(Fraction(1), Fraction(_microseconds(end - start), _microseconds(nominal.end - nominal.start)))

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.cycles import CycleSpec
+from billing.cycles import CycleSpec, Period
 from billing.errors import CustomerCurrencyMismatch as CustomerCurrencyMismatch
 from billing.errors import SubscriptionConflict as SubscriptionConflict
 from billing.errors import SubscriptionError
@@ -37,13 +37,12 @@ from billing.services.coupons import (
     discount_counter_after_billing,
     recurring_discounts,
 )
-from billing.cycles import Period
 from billing.services.upcoming import arrears_start, period_share, usage_for_period
 from billing.services.usage import UsageWindow, price_meter_id, usage_charge_amount
 from billing.states import assert_transition
 from config import clock
-from config.money import round_fraction
 from config.events.log import event_record
+from config.money import round_fraction
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice

@@ -65,7 +65,6 @@ from customers.models import Customer
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftInvoice, InvoicePreview
 
-
 FIRST_PERIOD_BEHAVIORS = ("create_prorations", "none")
 
 

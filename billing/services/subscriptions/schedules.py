@@ -22,6 +22,8 @@ from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     ItemSpec,
     SubscriptionError,
+    arrears_carry,
+    arrears_used_items,
     change_record,
     changeable_check,
     instant,
@@ -30,8 +32,6 @@ from billing.services.subscriptions.common import (
     items_validate,
     mrr_of,
     removed_meter_usage_items,
-    arrears_carry,
-    arrears_used_items,
     subscription_event,
     subscription_lock,
 )

@@ -35,10 +35,9 @@ from billing.services.changes import subscription_change
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.usage import UsageEventInput, usage_events_record
 from invoices.models import Invoice
-from tests.billing.services.conftest import YEARLY, utc
 
 # The billing services' fixtures (one brand, French VAT, customers, prices), shared with this table.
-from tests.billing.services.conftest import billing_brand, make_customer, make_metered_price, make_price  # noqa: F401, I001
+from tests.billing.services.conftest import YEARLY, billing_brand, make_customer, make_metered_price, make_price, utc  # noqa: F401, I001
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +66,11 @@ def _record_usage(customer, price: Price, calls: int, at: datetime) -> None:
         usage_events_record(
             events=[
                 UsageEventInput(
-                    customer_id=customer.pk, meter_key=price.meter.key, external_id="calls", value=Decimal(calls), timestamp=at
+                    customer_id=customer.pk,
+                    meter_key=price.meter.key,
+                    external_id="calls",
+                    value=Decimal(calls),
+                    timestamp=at,
                 )
             ]
         )
@@ -114,7 +117,9 @@ def arrears_renewal(world, *, seats, change_to=None, change_at=None) -> Invoice:
             subscription=subscription, items=[ItemSpec(platform), ItemSpec(seat, change_to)], at=change_at
         )
     _bill(utc(2027, 5, 1))
-    return Invoice.objects.get(subscription=subscription, billing_reason="subscription_cycle", period_start=utc(2027, 5, 1))
+    return Invoice.objects.get(
+        subscription=subscription, billing_reason="subscription_cycle", period_start=utc(2027, 5, 1)
+    )
 
 
 def arrears_cancel_now(world, *, seats, cancel_at) -> Invoice:
@@ -132,7 +137,9 @@ def minimum_spend(world, *, minimum, calls, cancel_at=None) -> Invoice:
         subscription_cancel(subscription=subscription, at=cancel_at, at_period_end=False)
         return Invoice.objects.get(subscription=subscription, billing_reason="subscription_update")
     _bill(utc(2027, 5, 1))
-    return Invoice.objects.get(subscription=subscription, billing_reason="subscription_cycle", period_start=utc(2027, 5, 1))
+    return Invoice.objects.get(
+        subscription=subscription, billing_reason="subscription_cycle", period_start=utc(2027, 5, 1)
+    )
 
 
 SCENARIOS: dict[str, Callable[..., Invoice]] = {
@@ -149,41 +156,92 @@ CASES = [
     pytest.param(
         # Created 10 Apr 2027, day 31: April has 30 days, so the first date is 30 Apr, counted from 31 Mar.
         # [10 Apr, 30 Apr) = 20 days of [31 Mar, 30 Apr) = 30 days: 3000 x 20/30 = 2000.
-        Case("rule_first_invoice", {"amount": 3000, "at": utc(2027, 4, 10), "rule": {"day_of_month": 31, **MIDNIGHT},
-             "proration": "create_prorations"}, [("Remaining time on Pro", 2000)], "STRIPE_ANCHOR"),
+        Case(
+            "rule_first_invoice",
+            {
+                "amount": 3000,
+                "at": utc(2027, 4, 10),
+                "rule": {"day_of_month": 31, **MIDNIGHT},
+                "proration": "create_prorations",
+            },
+            [("Remaining time on Pro", 2000)],
+            "STRIPE_ANCHOR",
+        ),
         id="anchor-day31-april-prorated",
     ),
     pytest.param(
         # Same, proration_behavior=none: the 20 days are free; first invoice 0.
-        Case("rule_first_invoice", {"amount": 3000, "at": utc(2027, 4, 10), "rule": {"day_of_month": 31, **MIDNIGHT},
-             "proration": "none"}, [("Free period until the first billing date for Pro", 0)], "STRIPE_ANCHOR"),
+        Case(
+            "rule_first_invoice",
+            {"amount": 3000, "at": utc(2027, 4, 10), "rule": {"day_of_month": 31, **MIDNIGHT}, "proration": "none"},
+            [("Free period until the first billing date for Pro", 0)],
+            "STRIPE_ANCHOR",
+        ),
         id="anchor-day31-april-free",
     ),
     pytest.param(
         # ... and the first renewal on 30 Apr bills the full period [30 Apr, 31 May): 3000.
-        Case("rule_first_invoice", {"amount": 3000, "at": utc(2027, 4, 10), "rule": {"day_of_month": 31, **MIDNIGHT},
-             "proration": "none", "renew_at": utc(2027, 4, 30)}, [("Pro", 3000)], "STRIPE_ANCHOR"),
+        Case(
+            "rule_first_invoice",
+            {
+                "amount": 3000,
+                "at": utc(2027, 4, 10),
+                "rule": {"day_of_month": 31, **MIDNIGHT},
+                "proration": "none",
+                "renew_at": utc(2027, 4, 30),
+            },
+            [("Pro", 3000)],
+            "STRIPE_ANCHOR",
+        ),
         id="anchor-day31-april-free-then-full",
     ),
     pytest.param(
         # Created 10 Feb 2027, day 31: first date 28 Feb (clamped), counted from 31 Jan.
         # [10 Feb, 28 Feb) = 18 days of [31 Jan, 28 Feb) = 28 days: 3000 x 18/28 = 1928.57 -> 1929.
-        Case("rule_first_invoice", {"amount": 3000, "at": utc(2027, 2, 10), "rule": {"day_of_month": 31, **MIDNIGHT},
-             "proration": "create_prorations"}, [("Remaining time on Pro", 1929)], "STRIPE_ANCHOR"),
+        Case(
+            "rule_first_invoice",
+            {
+                "amount": 3000,
+                "at": utc(2027, 2, 10),
+                "rule": {"day_of_month": 31, **MIDNIGHT},
+                "proration": "create_prorations",
+            },
+            [("Remaining time on Pro", 1929)],
+            "STRIPE_ANCHOR",
+        ),
         id="anchor-day31-february-prorated",
     ),
     pytest.param(
         # Same without proration; the renewal on 28 Feb bills [28 Feb, 31 Mar) in full: 3000.
-        Case("rule_first_invoice", {"amount": 3000, "at": utc(2027, 2, 10), "rule": {"day_of_month": 31, **MIDNIGHT},
-             "proration": "none", "renew_at": utc(2027, 2, 28)}, [("Pro", 3000)], "STRIPE_ANCHOR"),
+        Case(
+            "rule_first_invoice",
+            {
+                "amount": 3000,
+                "at": utc(2027, 2, 10),
+                "rule": {"day_of_month": 31, **MIDNIGHT},
+                "proration": "none",
+                "renew_at": utc(2027, 2, 28),
+            },
+            [("Pro", 3000)],
+            "STRIPE_ANCHOR",
+        ),
         id="anchor-day31-february-free-then-full",
     ),
     pytest.param(
         # Yearly 12000 from 1 Apr 2027 on 1 January: [1 Apr 2027, 1 Jan 2028) = 275 of 365 days:
         # 12000 x 275/365 = 9041.10 -> 9041.
-        Case("rule_first_invoice", {"amount": 12000, "cycle": YEARLY, "at": utc(2027, 4, 1),
-             "rule": {"day_of_month": 1, "month": 1, **MIDNIGHT}, "proration": "create_prorations"},
-             [("Remaining time on Pro", 9041)], "STRIPE_ANCHOR (hand-worked numbers)"),
+        Case(
+            "rule_first_invoice",
+            {
+                "amount": 12000,
+                "cycle": YEARLY,
+                "at": utc(2027, 4, 1),
+                "rule": {"day_of_month": 1, "month": 1, **MIDNIGHT},
+                "proration": "create_prorations",
+            },
+            [("Remaining time on Pro", 9041)],
+            "STRIPE_ANCHOR (hand-worked numbers)",
+        ),
         id="anchor-yearly-month-1",
     ),
     pytest.param(
@@ -199,22 +257,33 @@ CASES = [
     pytest.param(
         # 2 -> 4 seats on 16 Apr: 2 seats x [1 Apr, 16 Apr) = 2000 x 15/30 = 1000 (pending item, swept up);
         # 4 seats x [16 Apr, 1 May) = 4000 x 15/30 = 2000; Platform 1000 for May.
-        Case("arrears_renewal", {"seats": 2, "change_to": 4, "change_at": utc(2027, 4, 16)},
-             [("Platform", 1000), ("Time used on Seats (in arrears)", 2000), ("Time used on Seats (in arrears)", 1000)],
-             "LAGO_ARREARS (hand-worked numbers)"),
+        Case(
+            "arrears_renewal",
+            {"seats": 2, "change_to": 4, "change_at": utc(2027, 4, 16)},
+            [("Platform", 1000), ("Time used on Seats (in arrears)", 2000), ("Time used on Seats (in arrears)", 1000)],
+            "LAGO_ARREARS (hand-worked numbers)",
+        ),
         id="arrears-quantity-change-mid-period",
     ),
     pytest.param(
         # Cancelled now on 11 Apr: 3 seats x [1 Apr, 11 Apr) = 3000 x 10/30 = 1000 on the final invoice;
         # the platform fee paid in advance is credited to the balance, not invoiced.
-        Case("arrears_cancel_now", {"seats": 3, "cancel_at": utc(2027, 4, 11)},
-             [("Time used on Seats (in arrears)", 1000)], "LAGO_ARREARS"),
+        Case(
+            "arrears_cancel_now",
+            {"seats": 3, "cancel_at": utc(2027, 4, 11)},
+            [("Time used on Seats (in arrears)", 1000)],
+            "LAGO_ARREARS",
+        ),
         id="arrears-last-invoice-cancel-now",
     ),
     pytest.param(
         # 0.5 cent per call, minimum 5000 per month, 2000 calls: usage 1000 < 5000 -> true-up 5000 - 1000 = 4000.
-        Case("minimum_spend", {"minimum": 5000, "calls": 2000},
-             [("API calls (usage)", 1000), ("Minimum spend adjustment for API calls", 4000)], "LAGO_MINIMUM"),
+        Case(
+            "minimum_spend",
+            {"minimum": 5000, "calls": 2000},
+            [("API calls (usage)", 1000), ("Minimum spend adjustment for API calls", 4000)],
+            "LAGO_MINIMUM",
+        ),
         id="minimum-spend-true-up",
     ),
     pytest.param(
@@ -224,8 +293,12 @@ CASES = [
     ),
     pytest.param(
         # Cancelled on 16 Apr with no usage: minimum 5000 x [1 Apr, 16 Apr) / 30 days = 5000 x 15/30 = 2500.
-        Case("minimum_spend", {"minimum": 5000, "calls": 0, "cancel_at": utc(2027, 4, 16)},
-             [("API calls (usage)", 0), ("Minimum spend adjustment for API calls", 2500)], "hand-worked"),
+        Case(
+            "minimum_spend",
+            {"minimum": 5000, "calls": 0, "cancel_at": utc(2027, 4, 16)},
+            [("API calls (usage)", 0), ("Minimum spend adjustment for API calls", 2500)],
+            "hand-worked",
+        ),
         id="minimum-spend-prorated-on-cancel",
     ),
 ]

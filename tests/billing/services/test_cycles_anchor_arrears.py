@@ -50,7 +50,9 @@ def preview_lines(preview) -> list[tuple[str, int]]:
 
 
 def renewal(subscription: Subscription, period_start) -> Invoice:
-    return Invoice.objects.get(subscription=subscription, billing_reason="subscription_cycle", period_start=period_start)
+    return Invoice.objects.get(
+        subscription=subscription, billing_reason="subscription_cycle", period_start=period_start
+    )
 
 
 def first_invoice(subscription: Subscription) -> Invoice:
@@ -93,7 +95,11 @@ def test_yearly_rule_bills_on_day_and_month_in_the_customers_zone_at_the_hour_gi
     )
     periods = iter_periods(Spec.yearly(), anchor=rule.anchor, tz="Europe/Paris", start=rule.first_boundary)
 
-    assert [next(periods).start for _ in range(3)] == [utc(2028, 2, 29, 8, 30), utc(2029, 2, 28, 8, 30), utc(2030, 2, 28, 8, 30)]
+    assert [next(periods).start for _ in range(3)] == [
+        utc(2028, 2, 29, 8, 30),
+        utc(2029, 2, 28, 8, 30),
+        utc(2030, 2, 28, 8, 30),
+    ]
 
 
 def test_the_time_of_day_defaults_to_the_creations_local_time():
@@ -139,7 +145,10 @@ def test_out_of_range_rule_fields_are_refused(fields, field):
 
 def test_a_quarterly_rule_with_a_month_picks_that_phase():
     rule = anchor_from_config(
-        Spec.quarterly(), AnchorConfig(day_of_month=15, month=2, hour=0, minute=0, second=0), tz="UTC", start=utc(2027, 3, 1)
+        Spec.quarterly(),
+        AnchorConfig(day_of_month=15, month=2, hour=0, minute=0, second=0),
+        tz="UTC",
+        start=utc(2027, 3, 1),
     )
 
     assert rule.first_boundary == utc(2027, 5, 15)  # Feb, May, Aug, Nov
