@@ -335,6 +335,13 @@ class PriceForm(forms.ModelForm):
         widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text=_("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
     )
+    # Issue 16, cycles: a metered price's minimum spend per period, typed in major units too.
+    minimum_amount = MajorUnitPriceField(
+        label=_("Minimum spend per period"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("Metered prices: a period whose usage costs less is topped up to this amount. Empty: none."),
+    )
     tiers = TiersField(
         label=_("Tiers"),
         required=False,
@@ -376,6 +383,8 @@ class PriceForm(forms.ModelForm):
         if currency:
             if "unit_amount" in self.fields:
                 self.initial["unit_amount"] = minor_to_major(self.instance.unit_amount, currency)
+            if "minimum_amount" in self.fields:
+                self.initial["minimum_amount"] = minor_to_major(self.instance.minimum_amount or None, currency)
             if "tiers" in self.fields:
                 self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
         elif "tiers" in self.fields:
@@ -392,6 +401,16 @@ class PriceForm(forms.ModelForm):
                     data["unit_amount"] = unit_amount_to_minor(text, currency)
                 except (AmountError, CurrencyError) as error:
                     self.add_error("unit_amount", error_text(error))
+        if "minimum_amount" in self.fields:
+            text = self.cleaned_data.get("minimum_amount")
+            data["minimum_amount"] = 0
+            if text and currency:
+                try:
+                    data["minimum_amount"] = Money.from_major(
+                        text, currency, locale=babel_locale(), minimum=0, maximum=MAX_AMOUNT
+                    ).amount
+                except (AmountError, CurrencyError) as error:
+                    self.add_error("minimum_amount", error_text(error))
         if "tiers" in self.fields:
             text = self.cleaned_data.get("tiers") or ""
             data["tiers"] = []
