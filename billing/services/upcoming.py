@@ -25,6 +25,7 @@ What a renewal invoice holds:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -472,6 +473,10 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
     if status == Subscription.Status.PAUSED and subscription.resumes_at is not None:  # None raised above
         period = resume_period(subscription=subscription, tz=tz, at=subscription.resumes_at)
         usage_period = Period(start=subscription.current_period_start, end=period.start)
+        # As the resume does: the paused time owes nothing in arrears (the pause billed the time before it).
+        current_items = tuple(
+            replace(item, arrears_from=period.start) if item.in_arrears else item for item in current_items
+        )
         subscription.billing_cycle_anchor = period.start
     else:
         period = period_after(subscription=subscription, tz=tz)

@@ -322,6 +322,16 @@ def arrears_carry(
     return tuple(carried)
 
 
+def arrears_restart_at(
+    *, subscription: Subscription, items: Sequence[ItemSnapshot], at: datetime
+) -> tuple[ItemSnapshot, ...]:
+    """Arrears items owe their time from `at` on (a resume): the rows, and `items` as returned."""
+    SubscriptionItem.objects.filter(
+        subscription_id=subscription.pk, price__billing_timing=Price.BillingTiming.IN_ARREARS
+    ).update(arrears_from=at)
+    return tuple(replace(item, arrears_from=at) if item.in_arrears else item for item in items)
+
+
 def arrears_used_items(
     *, subscription: Subscription, before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot], at: datetime
 ) -> list[InvoiceItem]:

@@ -22,7 +22,9 @@ from billing.services.subscriptions import (
     SubscriptionError,
     subscription_cancel,
     subscription_create,
+    subscription_pause,
     subscription_preview_create,
+    subscription_resume,
 )
 from billing.services.upcoming import upcoming_invoice
 from billing.services.usage import UsageEventInput, usage_events_record
@@ -440,6 +442,23 @@ def test_trial_time_is_free_in_arrears(arrears_plan):
 
     assert not Invoice.objects.filter(subscription=subscription, period_start=utc(2027, 5, 1)).exists()
     assert lines_of(renewal(subscription, utc(2027, 6, 1))) == [("Seats (in arrears)", 2000)]
+
+
+def test_a_pause_bills_the_time_used_and_the_paused_time_is_free(arrears_plan):
+    customer, platform, seats = arrears_plan
+    subscription = subscription_create(customer=customer, items=[ItemSpec(seats, 3)], at=utc(2027, 4, 1))
+
+    subscription_pause(subscription=subscription, at=utc(2027, 4, 11), resumes_at=utc(2027, 4, 21))
+    preview = upcoming_invoice(subscription=subscription, at=utc(2027, 4, 15))
+    subscription_resume(subscription=subscription, at=utc(2027, 4, 21))
+    bill_at(utc(2027, 5, 21))
+
+    # [1 Apr, 11 Apr) used before the pause: 3000 x 10/30 = 1000; [11 Apr, 21 Apr) paused: nothing.
+    resumed = renewal(subscription, utc(2027, 4, 21))
+    assert lines_of(resumed) == [("Time used on Seats (in arrears)", 1000)]
+    assert preview_lines(preview) == lines_of(resumed)
+    # The new period [21 Apr, 21 May) in full, in arrears.
+    assert lines_of(renewal(subscription, utc(2027, 5, 21))) == [("Seats (in arrears)", 3000)]
 
 
 def test_an_arrears_price_must_be_recurring_and_licensed(make_price, meter_factory):
