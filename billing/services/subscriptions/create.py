@@ -80,8 +80,17 @@ def _cycle_refusal(error: CycleSpecError, *, rule_given: bool) -> SubscriptionEr
     """A cycle or anchor-rule problem as the creation's refusal, naming the parameter at fault."""
     if not rule_given:
         return SubscriptionError(str(error), code="invalid_cycle")
-    refusal = SubscriptionError(str(error), code="invalid_anchor_config")
     field = error.field or ""
+    if field == "month":
+        message = _("A billing month only applies to yearly cycles, or to cycles of several months.")
+    elif field == "billing_cycle_anchor_config":
+        message = _(
+            "A billing day of the month only applies to monthly or yearly cycles; "
+            "weekly and daily cycles have none, and calendar cycles bill on their own dates."
+        )
+    else:
+        message = str(error)
+    refusal = SubscriptionError(message, code="invalid_anchor_config")
     # Read by the API's problem handler (config/api/exceptions.py domain_problem).
     refusal.field = (  # type: ignore[attr-defined]
         field if field.startswith("billing_cycle_anchor_config") else f"billing_cycle_anchor_config.{field}"
