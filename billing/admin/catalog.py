@@ -379,6 +379,8 @@ class PriceForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "billing_timing" in self.fields:  # a form (or an older page) without it keeps the default
+            self.fields["billing_timing"].required = False
         currency = self.instance.currency if self.instance.pk else ""
         if currency:
             if "unit_amount" in self.fields:
@@ -401,6 +403,8 @@ class PriceForm(forms.ModelForm):
                     data["unit_amount"] = unit_amount_to_minor(text, currency)
                 except (AmountError, CurrencyError) as error:
                     self.add_error("unit_amount", error_text(error))
+        if "billing_timing" in self.fields and not data.get("billing_timing"):
+            data["billing_timing"] = self.instance.billing_timing or Price.BillingTiming.IN_ADVANCE
         if "minimum_amount" in self.fields:
             text = self.cleaned_data.get("minimum_amount")
             data["minimum_amount"] = 0
