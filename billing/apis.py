@@ -12,6 +12,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from billing.cycles import AnchorConfig
 from billing.models import (
     Coupon,
     InvoiceItem,
@@ -242,6 +243,50 @@ def _change_preview_body(preview: Any) -> Any:
     return ChangePreviewSerializer(data).data
 
 
+def _anchor_arguments(data: dict) -> dict[str, Any]:
+    """Issue 16, cycles: the anchor rule and the first period's proration, as the services take them."""
+    config = data.get("billing_cycle_anchor_config")
+    return {
+        "billing_cycle_anchor_config": AnchorConfig(**config) if config else None,
+        "proration_behavior": data.get("proration_behavior"),
+    }
+
+
+_CREATE_DESCRIPTION = (
+    "Subscribes a customer to recurring prices and issues the first invoice. The anchor is `billing_cycle_anchor` "
+    "(an instant) or `billing_cycle_anchor_config` (a rule: day of the month, and the month for yearly cycles; "
+    "day 31 bills on the last day of shorter months), never both. With an anchor, `proration_behavior` says "
+    "whether the time up to the first billing date is billed now, prorated (`create_prorations`), or free "
+    "(`none`). Prices billed in arrears are not charged on the first invoice. Errors are problem+json "
+    "(documented per status): 422 `anchor_and_anchor_config` (both an anchor and a rule), "
+    "`invalid_anchor_config` (a rule the cycle cannot follow, e.g. on a weekly cycle, or a month on a "
+    "monthly one; `field` names the parameter), currency, trial or coupon refusals; 400 for invalid or "
+    "unknown parameters."
+)
+_CREATE_EXAMPLES = [
+    OpenApiExample(
+        "Bill on the 31st (last day of shorter months), first period free",
+        request_only=True,
+        value={
+            "customer": "cus_42",
+            "items": [{"price": "price_7", "quantity": 1}],
+            "billing_cycle_anchor_config": {"day_of_month": 31, "hour": 0, "minute": 0, "second": 0},
+            "proration_behavior": "none",
+        },
+    ),
+    OpenApiExample(
+        "Yearly on 1 January, first period prorated",
+        request_only=True,
+        value={
+            "customer": "cus_42",
+            "items": [{"price": "price_8"}],
+            "billing_cycle_anchor_config": {"day_of_month": 1, "month": 1},
+            "proration_behavior": "create_prorations",
+        },
+    ),
+]
+
+
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
     read_actions = ("preview_change", "preview", "usage", "preview_update")
@@ -255,7 +300,13 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         fresh = self.get_queryset().get(pk=subscription.pk)
         return Response(SubscriptionSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
-    @extend_schema(request=SubscriptionCreateSerializer, responses={201: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionCreateSerializer,
+        responses={201: SubscriptionSerializer},
+        summary="Create a subscription",
+        description=_CREATE_DESCRIPTION,
+        examples=_CREATE_EXAMPLES,
+    )
     def create(self, request: Any) -> Response:
         serializer = SubscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -271,6 +322,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             days_until_due=data.get("days_until_due"),
             metadata=data.get("metadata"),
             acting_user=acting_user(request),
+            **_anchor_arguments(data),
         )
         return self._out(subscription, status.HTTP_201_CREATED)
 
@@ -278,6 +330,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         request=SubscriptionCreateSerializer,
         responses={200: CreatePreviewSerializer},
         summary="Preview a new subscription: its first invoice, without saving anything",
+        description=_CREATE_DESCRIPTION,
+        examples=_CREATE_EXAMPLES,
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Any) -> Response:
@@ -293,6 +347,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             promotion_code=data.get("promotion_code"),
             collection_method=data["collection_method"],
             days_until_due=data.get("days_until_due"),
+            **_anchor_arguments(data),
         )
         body = {
             "object": "subscription_create_preview",

@@ -47,9 +47,12 @@ from dateutil.relativedelta import relativedelta
 from config.errors import DomainError
 
 __all__ = [
+    "AnchorConfig",
     "CycleSpec",
     "CycleSpecError",
     "Period",
+    "RuleAnchor",
+    "anchor_from_config",
     "boundaries_between",
     "iter_periods",
     "next_boundary",
@@ -514,6 +517,146 @@ def boundaries_between(spec: CycleSpec, *, anchor: datetime, tz: str, start: dat
         boundaries.append(boundary)
         boundary = timeline.bracket(at=boundary)[1]
     return boundaries
+
+
+# -- anchors from a rule (Stripe's billing_cycle_anchor_config) -----------------
+
+_ANCHOR_CONFIG_FIELDS = ("day_of_month", "month", "hour", "minute", "second")
+_ANCHOR_CONFIG_RANGES = {
+    "day_of_month": (1, 31),
+    "month": (1, 12),
+    "hour": (0, 23),
+    "minute": (0, 59),
+    "second": (0, 59),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorConfig:
+    """ "Bill on day N (of month M), at hh:mm:ss": a rule that picks a subscription's anchor.
+
+    Day 29-31 in a shorter month is that month's last day (Stripe's rule). The time of
+    day defaults to the creation's local time; `month` only applies to cycles longer
+    than a month (yearly: the month of the year; every 3 months: one of the months).
+    """
+
+    day_of_month: int
+    month: int | None = None
+    hour: int | None = None
+    minute: int | None = None
+    second: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in _ANCHOR_CONFIG_FIELDS:
+            value = getattr(self, name)
+            if value is None and name != "day_of_month":
+                continue
+            low, high = _ANCHOR_CONFIG_RANGES[name]
+            if not _is_plain_int(value) or not low <= value <= high:
+                raise CycleSpecError(f"{name}: must be a whole number from {low} to {high}, got {value!r}.", field=name)
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in _ANCHOR_CONFIG_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnchorConfig:
+        if not isinstance(data, Mapping):
+            raise CycleSpecError('An anchor rule is a JSON object such as {"day_of_month": 31}.')
+        unknown = sorted(str(key) for key in data if key not in _ANCHOR_CONFIG_FIELDS)
+        if unknown:
+            raise CycleSpecError(f"{unknown[0]}: not an anchor rule field.", field=unknown[0])
+        if data.get("day_of_month") is None:
+            raise CycleSpecError("day_of_month: missing.", field="day_of_month")
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAnchor:
+    """Where a rule puts a subscription's billing dates.
+
+    `first_boundary` is the first billing date at or after the start. `anchor` is the
+    instant the cycle's dates are counted from: the first boundary itself, or, when
+    that date was clamped (day 31 in April), the latest earlier boundary that falls on
+    the day asked for, so that later months go back to the 31st instead of staying on
+    the 30th. It may therefore precede the subscription's creation.
+    """
+
+    anchor: datetime
+    first_boundary: datetime
+
+
+def anchor_from_config(spec: CycleSpec, config: AnchorConfig, *, tz: str, start: datetime) -> RuleAnchor:
+    """The anchor that makes `spec` bill on the days `config` names, from `start` on.
+
+    Only monthly and longer interval cycles have a day of the month to choose: weekly
+    and daily cycles have none, and calendar cycles (twice monthly, explicit dates,
+    payday) already bill on fixed dates, so a rule is refused for them.
+    """
+    start = _as_utc(start, name="start")
+    zone = _zone(tz)
+    if spec.kind != INTERVAL:
+        raise CycleSpecError(
+            f"billing_cycle_anchor_config: a {spec.kind} cycle bills on its own calendar dates; "
+            "an anchor rule only applies to monthly or yearly cycles.",
+            field="billing_cycle_anchor_config",
+        )
+    if spec.unit not in ("month", "year"):
+        raise CycleSpecError(
+            f"billing_cycle_anchor_config: a cycle of every {spec.count} {spec.unit}(s) has no day of the month "
+            "to bill on; an anchor rule only applies to monthly or yearly cycles.",
+            field="billing_cycle_anchor_config",
+        )
+    step_months = spec.count * (12 if spec.unit == "year" else 1)
+    if config.month is not None and step_months == 1:
+        raise CycleSpecError(
+            "month: a monthly cycle bills every month; a month only applies to cycles of several months or years.",
+            field="month",
+        )
+    local_start = start.astimezone(zone)
+    time_of_day = (
+        local_start.hour if config.hour is None else config.hour,
+        local_start.minute if config.minute is None else config.minute,
+        local_start.second if config.second is None else config.second,
+    )
+
+    def boundary_in(year: int, month: int, *, clamp: bool = True) -> datetime | None:
+        last_day = (date(year, month, 1) + relativedelta(day=31)).day
+        if not clamp and config.day_of_month > last_day:
+            return None
+        wall = datetime.combine(date(year, month, min(config.day_of_month, last_day)), time(*time_of_day))
+        return _first_instant_showing(wall, zone=zone)
+
+    # A yearly cycle takes the rule's month of the year; one of several months takes the
+    # rule's month as one of its billing months (every 3 months from February: Feb, May, ...).
+    phase_months = 12 if spec.unit == "year" else step_months
+
+    def month_allowed(month_index: int) -> bool:
+        # month_index counts months from year 0.
+        return config.month is None or (month_index - (config.month - 1)) % phase_months == 0
+
+    index = local_start.year * 12 + local_start.month - 1
+    first = None
+    for candidate in range(index, index + step_months + 13):
+        if not month_allowed(candidate):
+            continue
+        boundary = boundary_in(candidate // 12, candidate % 12 + 1)
+        if boundary is not None and boundary >= start:
+            first, index = boundary, candidate
+            break
+    assert first is not None, "a month within one cycle always qualifies"
+    anchor = first
+    if first.astimezone(zone).day != config.day_of_month:
+        # Clamped: count from the latest earlier date that has the day (within 8 cycles),
+        # when the cycle's own arithmetic brings the same first boundary back.
+        for back in range(1, 9):
+            earlier_index = index - back * step_months
+            earlier = boundary_in(earlier_index // 12, earlier_index % 12 + 1, clamp=False)
+            if earlier is None:
+                continue
+            if _bracket(spec, earlier, tz, first)[0] == first:
+                anchor = earlier
+            break
+    return RuleAnchor(anchor=anchor, first_boundary=first)
 
 
 # -- timelines ---------------------------------------------------------------

@@ -155,6 +155,10 @@ class Price(models.Model):
         EXCLUSIVE = "exclusive", _("tax exclusive")
         INCLUSIVE = "inclusive", _("tax inclusive")
 
+    class BillingTiming(models.TextChoices):
+        IN_ADVANCE = "in_advance", _("in advance")
+        IN_ARREARS = "in_arrears", _("in arrears")
+
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="prices", verbose_name=_("product"))
     nickname = models.CharField(_("nickname"), max_length=200, blank=True)
     lookup_key = models.SlugField(_("lookup key"), max_length=100, blank=True)
@@ -263,6 +267,20 @@ class Price(models.Model):
         blank=True,
         help_text=_('Bill only the meter\'s events whose properties match, e.g. {"region": ["eu"]}.'),
     )
+    # -- issue 16, cycles: when a licensed price is billed, and a minimum spend per period (frozen terms).
+    billing_timing = models.CharField(
+        _("billing timing"),
+        max_length=12,
+        choices=BillingTiming.choices,
+        default=BillingTiming.IN_ADVANCE,
+        help_text=_("In advance: each period is billed when it starts. In arrears: when it ends (licensed prices)."),
+    )
+    minimum_amount = models.BigIntegerField(
+        _("minimum spend per period (minor units)"),
+        default=0,
+        validators=amount_validators(),
+        help_text=_("Metered prices: when a period's usage costs less, a true-up line bills the difference."),
+    )
 
     class Meta:
         verbose_name = _("price")
@@ -276,6 +294,15 @@ class Price(models.Model):
             models.CheckConstraint(
                 condition=Q(usage_type="licensed") | Q(usage_type="metered", meter__isnull=False, type="recurring"),
                 name="price_metered_has_meter",
+            ),
+            models.CheckConstraint(
+                # Metered prices are billed in arrears by nature; the setting is for licensed ones.
+                condition=Q(billing_timing="in_advance") | Q(usage_type="licensed", type="recurring"),
+                name="price_arrears_is_recurring_licensed",
+            ),
+            models.CheckConstraint(
+                condition=Q(minimum_amount=0) | Q(usage_type="metered"),
+                name="price_minimum_is_metered",
             ),
             models.UniqueConstraint(
                 # Per mode, as at Stripe: a test catalog may reuse the live lookup keys.
@@ -311,6 +338,12 @@ class Price(models.Model):
         if self.usage_type == self.UsageType.METERED and self.meter_id is None:
             errors["meter"] = _("A metered price needs a usage meter.")
         errors.update(usage_pricing_errors(self))
+        if self.billing_timing == self.BillingTiming.IN_ARREARS and (
+            self.type != self.Type.RECURRING or self.usage_type != self.UsageType.LICENSED
+        ):
+            errors["billing_timing"] = _("Only recurring licensed prices are billed in arrears by choice.")
+        if self.minimum_amount and self.usage_type != self.UsageType.METERED:
+            errors["minimum_amount"] = _("A minimum spend applies to metered prices only.")
         if errors:
             raise ValidationError(errors)
 
@@ -534,6 +567,19 @@ class Subscription(models.Model):
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # -- issue 16, cycles: the rule the anchor came from, and a free first period.
+    billing_cycle_anchor_config = models.JSONField(
+        _("billing cycle anchor rule"),
+        null=True,
+        blank=True,
+        help_text=_('How the anchor was chosen, e.g. {"day_of_month": 31, "month": null, "hour": 0}.'),
+    )
+    free_until = models.DateTimeField(
+        _("free until"),
+        null=True,
+        blank=True,
+        help_text=_("Time before this instant is not billed (a first period created without proration)."),
+    )
 
     class Meta:
         verbose_name = _("subscription")
@@ -564,6 +610,8 @@ class SubscriptionItem(models.Model):
     )
     quantity = models.PositiveIntegerField(_("quantity"), default=1, validators=quantity_validators())
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # -- issue 16, cycles: an item billed in arrears owes its time from here (null: its period's start).
+    arrears_from = models.DateTimeField(_("billed in arrears from"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("subscription item")

@@ -232,6 +232,9 @@ class PriceResource(ServiceResourceMixin, resources.ModelResource):
             "trial_days",
             "active",
             "unit_price_display",
+            # issue 16, cycles (minor units, like unit_amount)
+            "billing_timing",
+            "minimum_amount",
         )
         skip_unchanged = True
         report_skipped = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -94,6 +94,14 @@ class ItemSnapshot:
     price: Price
     quantity: int
     label: str  # price nickname, else the product's name
+    # Issue 16, cycles: for an item billed in arrears, where its unbilled time starts
+    # (None: the start of the current period; later after a mid-period change).
+    arrears_from: datetime | None = None
+
+    @property
+    def in_arrears(self) -> bool:
+        """A licensed item billed at the end of its period (Price.billing_timing)."""
+        return not self.metered and self.price.billing_timing == Price.BillingTiming.IN_ARREARS
 
     @property
     def key(self) -> str:
@@ -123,7 +131,10 @@ def item_snapshot(*, price: Price, quantity: int, product_name: str | None = Non
 
 
 def _snapshot_of(item: SubscriptionItem) -> ItemSnapshot:
-    return item_snapshot(price=item.price, quantity=item.quantity, product_name=item.price.product.name)
+    snapshot = item_snapshot(price=item.price, quantity=item.quantity, product_name=item.price.product.name)
+    if item.arrears_from is not None:
+        snapshot = replace(snapshot, arrears_from=item.arrears_from)
+    return snapshot
 
 
 def _items_queryset() -> QuerySet[SubscriptionItem]:
@@ -153,7 +164,7 @@ def item_charges(items: Sequence[ItemSnapshot], *, discount: DiscountInput | Non
     """
     charges = []
     for item in items:
-        if item.metered:
+        if item.metered or item.in_arrears:  # nothing paid in advance: nothing to credit or prorate
             continue
         amount = item.full_amount()
         if discount is not None and discount.percent_off is not None:

@@ -25,7 +25,13 @@ from billing.models import (
 from billing.services.usage import MAX_BATCH_SIZE
 from billing.update_serializers import PendingUpdateField
 from config.api.ids import PREFIXES
-from config.api.serializers import ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
+from config.api.serializers import (
+    ExpandableMixin,
+    ObjectField,
+    PublicIdField,
+    PublicIdRelatedField,
+    StrictSerializer,
+)
 from config.events.models import DomainEvent
 from customers.models import Customer
 from invoices.models import CreditNote, Invoice, TaxCode
@@ -131,6 +137,8 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
             "per_transaction_min_amount",
             "per_transaction_max_amount",
             "usage_filter",
+            "billing_timing",
+            "minimum_amount",
         )
         read_only_fields = ("created_at",)
         # The partial unique constraint on lookup_key is checked by the model on save.
@@ -212,6 +220,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
     cycle = serializers.DictField(read_only=True)
     # subupdate (issue 16): an item change waiting for its invoice's payment, or null.
     pending_update = PendingUpdateField()
+    billing_cycle_anchor_config = serializers.DictField(read_only=True, allow_null=True)
     expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}
 
     class Meta:
@@ -243,6 +252,8 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "pending_update",
+            "billing_cycle_anchor_config",
+            "free_until",
         )
         read_only_fields = fields
 
@@ -250,6 +261,24 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
 class ItemInputSerializer(serializers.Serializer):
     price = PublicIdRelatedField(queryset=Price.objects.select_related("product"))
     quantity = serializers.IntegerField(min_value=1, default=1, max_value=MAX_QUANTITY)
+
+
+class AnchorConfigSerializer(StrictSerializer):
+    """Stripe's `billing_cycle_anchor_config`: bill on day N (of month M) at hh:mm:ss, in the customer's zone."""
+
+    day_of_month = serializers.IntegerField(
+        min_value=1, max_value=31, help_text="1 to 31; a shorter month bills on its last day."
+    )
+    month = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=12,
+        help_text="Yearly (or several-month) cycles only: the month to bill in.",
+    )
+    hour = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=23)
+    minute = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=59)
+    second = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=59)
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):
@@ -264,6 +293,18 @@ class SubscriptionCreateSerializer(serializers.Serializer):
     )
     days_until_due = serializers.IntegerField(required=False, min_value=0, max_value=365, allow_null=True)
     metadata = serializers.DictField(required=False)
+    # Issue 16, cycles.
+    billing_cycle_anchor_config = AnchorConfigSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Choose the anchor by a rule (mutually exclusive with billing_cycle_anchor).",
+    )
+    proration_behavior = serializers.ChoiceField(
+        choices=[("create_prorations", "create_prorations"), ("none", "none")],
+        required=False,
+        help_text="With an anchor: bill the time up to it now, prorated, or give it free. "
+        "Default: the TARIF_ANCHOR_FIRST_PERIOD setting.",
+    )
 
 
 class SubscriptionChangeSerializer(serializers.Serializer):

@@ -344,6 +344,13 @@ class PriceForm(forms.ModelForm):
         widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text=_("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
     )
+    # Issue 16, cycles: a metered price's minimum spend per period, typed in major units too.
+    minimum_amount = MajorUnitPriceField(
+        label=_("Minimum spend per period"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("Metered prices: a period whose usage costs less is topped up to this amount. Empty: none."),
+    )
     tiers = TiersField(
         label=_("Tiers"),
         required=False,
@@ -373,6 +380,8 @@ class PriceForm(forms.ModelForm):
             "usage_type",
             "meter",
             "tax_behavior",
+            "billing_timing",
+            "minimum_amount",
             "trial_days",
             "metadata",
             # Issue 16 (usage)
@@ -387,10 +396,14 @@ class PriceForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "billing_timing" in self.fields:  # a form (or an older page) without it keeps the default
+            self.fields["billing_timing"].required = False
         currency = self.instance.currency if self.instance.pk else ""
         if currency:
             if "unit_amount" in self.fields:
                 self.initial["unit_amount"] = minor_to_major(self.instance.unit_amount, currency)
+            if "minimum_amount" in self.fields:
+                self.initial["minimum_amount"] = minor_to_major(self.instance.minimum_amount or None, currency)
             if "tiers" in self.fields:
                 self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
         elif "tiers" in self.fields:
@@ -414,6 +427,18 @@ class PriceForm(forms.ModelForm):
                     data["unit_amount"] = unit_amount_to_minor(text, currency)
                 except (AmountError, CurrencyError) as error:
                     self.add_error("unit_amount", error_text(error))
+        if "billing_timing" in self.fields and not data.get("billing_timing"):
+            data["billing_timing"] = self.instance.billing_timing or Price.BillingTiming.IN_ADVANCE
+        if "minimum_amount" in self.fields:
+            text = self.cleaned_data.get("minimum_amount")
+            data["minimum_amount"] = 0
+            if text and currency:
+                try:
+                    data["minimum_amount"] = Money.from_major(
+                        text, currency, locale=babel_locale(), minimum=0, maximum=MAX_AMOUNT
+                    ).amount
+                except (AmountError, CurrencyError) as error:
+                    self.add_error("minimum_amount", error_text(error))
         if "tiers" in self.fields:
             text = self.cleaned_data.get("tiers") or ""
             data["tiers"] = []

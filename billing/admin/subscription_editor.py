@@ -29,7 +29,7 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
-from billing.cycles import CycleSpec, CycleSpecError
+from billing.cycles import AnchorConfig, CycleSpec, CycleSpecError
 from billing.limits import MAX_QUANTITY
 from billing.models import Coupon, Price, Subscription
 from billing.selectors import price_amount_for
@@ -316,6 +316,33 @@ class SubscriptionCreateForm(forms.Form):
         widget=UnfoldAdminSingleDateWidget(),
         help_text=_("Empty: the start (or the trial's end). A later date prorates the first period up to it."),
     )
+    # Issue 16, cycles: an anchor by rule ("bill on the 31st"), and the first period's proration.
+    billing_day = forms.IntegerField(
+        label=_("Bill on day of the month"),
+        required=False,
+        min_value=1,
+        max_value=31,
+        widget=UnfoldAdminIntegerFieldWidget(),
+        help_text=_("Instead of a billing date: 29-31 bill on the last day of shorter months."),
+    )
+    billing_month = forms.TypedChoiceField(
+        label=_("Bill in month (yearly plans)"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "—"), *[(month, month) for month in range(1, 13)]],
+        widget=_select(),
+    )
+    first_period = forms.ChoiceField(
+        label=_("Time up to the first billing date"),
+        required=False,
+        choices=[
+            ("", _("As the settings say")),
+            ("create_prorations", _("Bill it now, prorated")),
+            ("none", _("Free")),
+        ],
+        widget=_select(),
+    )
     collection_method = forms.ChoiceField(
         label=_("Collection method"),
         choices=Subscription.CollectionMethod.choices,
@@ -341,13 +368,23 @@ class SubscriptionCreateForm(forms.Form):
         data = super().clean()
         if data.get("collection_method") == Subscription.CollectionMethod.CHARGE_AUTOMATICALLY:
             data["days_until_due"] = None  # the field only means something for sent invoices
+        if data.get("billing_month") and not data.get("billing_day"):
+            self.add_error("billing_day", gettext("Choose the day of the month to bill on."))
         return data
 
     def service_arguments(self, items: list[ItemSpec]) -> dict[str, Any]:
         data = self.cleaned_data
         customer: Customer = data["customer"]
         anchor: date | None = data.get("billing_cycle_anchor")
+        rule = None
+        if data.get("billing_day"):
+            # Local midnight, like a billing date chosen in the calendar.
+            rule = AnchorConfig(
+                day_of_month=data["billing_day"], month=data.get("billing_month"), hour=0, minute=0, second=0
+            )
         return {
+            "billing_cycle_anchor_config": rule,
+            "proration_behavior": data.get("first_period") or None,
             "customer": customer,
             "items": items,
             "trial_days": data.get("trial_days"),

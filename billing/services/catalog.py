@@ -38,6 +38,9 @@ PRICE_TERMS = (
     "per_transaction_min_amount",
     "per_transaction_max_amount",
     "usage_filter",
+    # issue 16, cycles
+    "billing_timing",
+    "minimum_amount",
 )
 
 

@@ -54,6 +54,8 @@ from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     ItemSpec,
     SubscriptionError,
+    arrears_carry,
+    arrears_used_items,
     change_record,
     changeable_check,
     instant,
@@ -161,6 +163,7 @@ def _plan(
     # In the order the rows will be read back: kept items where they were, new ones after.
     position = {item.price.pk: index for index, item in enumerate(before)}
     after = tuple(sorted(validated.recurring, key=lambda item: position.get(item.price.pk, len(position))))
+    after = arrears_carry(before=before, after=after, at=at)  # issue 16, cycles
     trialing = subscription.status == Status.TRIALING
     cycle_changed = validated.cycle != cycle_spec(subscription.cycle)
     restart = (cycle_changed or reset_anchor) and not trialing
@@ -201,6 +204,7 @@ def _plan(
         for line in lines
     ]
     new_pending += removed_meter_usage_items(subscription=subscription, before=before, after=after, at=at)
+    new_pending += arrears_used_items(subscription=subscription, before=before, after=after, at=at)
     tz = subscription.customer.timezone
     new_period = None
     if restart:

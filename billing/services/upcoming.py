@@ -25,6 +25,7 @@ What a renewal invoice holds:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -86,9 +87,12 @@ def advance_lines(
         share = min(
             Fraction(1), Fraction(_microseconds(period.end - period.start), _microseconds(nominal.end - nominal.start))
         )
+    free = subscription.free_until is not None and period.end <= subscription.free_until
+    if free:
+        return free_period_lines(items=items, period=period)
     lines = []
     for item in items:
-        if item.metered:
+        if item.metered or item.in_arrears:  # arrears items are billed when the period ends (arrears_lines)
             continue
         full = item.full_amount()
         whole = share == 1
@@ -133,6 +137,129 @@ def trial_lines(*, items: Sequence[ItemSnapshot], period: Period) -> list[DraftL
 def usage_filter_label(price: Price) -> str:
     """ "region: eu" for a price that bills the meter's events from the EU (issue 16)."""
     return "; ".join(f"{key}: {', '.join(values)}" for key, values in sorted((price.usage_filter or {}).items()))
+
+
+def free_period_lines(*, items: Sequence[ItemSnapshot], period: Period) -> list[DraftLine]:
+    """Zero lines for the free time up to a first billing date (created with proration_behavior=none)."""
+    return [
+        DraftLine(
+            kind="subscription",
+            description=_("Free period until the first billing date for %(item)s") % {"item": item.label},
+            amount=0,
+            quantity=Decimal(item.quantity),
+            price_id=item.price.pk,
+            product_key=item.product_key,
+            period_start=period.start,
+            period_end=period.end,
+            tax_inclusive=_tax_inclusive(item.price),
+            metadata={"item": item.key, "free": True},
+        )
+        for item in items
+        if not item.metered and not item.in_arrears
+    ]
+
+
+def period_share(*, subscription: Subscription, tz: str, start: datetime, end: datetime) -> Fraction:
+    """The part of its cycle's period that [start, end) is (1 for a whole period), as advance_lines prorates."""
+    nominal = period_containing(
+        cycle_spec(subscription.cycle), anchor=subscription.billing_cycle_anchor, tz=tz, at=start
+    )
+    if (nominal.start, nominal.end) == (start, end):
+        return Fraction(1)
+    return min(Fraction(1), Fraction(_microseconds(end - start), _microseconds(nominal.end - nominal.start)))
+
+
+def arrears_start(*, subscription: Subscription, item: ItemSnapshot, period: Period) -> datetime:
+    """Where an arrears item's billable time in `period` starts: after a change, a trial or a free stub."""
+    start = period.start
+    for later in (item.arrears_from, subscription.trial_end, subscription.free_until):
+        if later is not None and later > start:
+            start = later
+    return start
+
+
+def arrears_lines(
+    *, subscription: Subscription, tz: str, items: Sequence[ItemSnapshot], period: Period
+) -> list[DraftLine]:
+    """Licensed items billed in arrears for the time they were held in `period`, which just ended.
+
+    The quantity is the one held since `arrears_from` (a change bills the time before it
+    at once, see `arrears_used_items`); a part of the cycle's period is prorated like an
+    in-advance item. Trial time and a free first period cost nothing.
+    """
+    lines = []
+    for item in items:
+        if not item.in_arrears:
+            continue
+        start = arrears_start(subscription=subscription, item=item, period=period)
+        if start >= period.end:
+            continue
+        full = item.full_amount()
+        share = period_share(subscription=subscription, tz=tz, start=start, end=period.end)
+        whole = share == 1
+        lines.append(
+            DraftLine(
+                kind="subscription",
+                description=(
+                    _("%(item)s (in arrears)") % {"item": item.label}
+                    if whole
+                    else _("Time used on %(item)s (in arrears)") % {"item": item.label}
+                ),
+                amount=full if whole else round_fraction(full * share),
+                quantity=Decimal(item.quantity),
+                unit_amount=item.price.unit_amount if whole and item.price.scheme == Price.Scheme.PER_UNIT else None,
+                price_id=item.price.pk,
+                product_key=item.product_key,
+                period_start=start,
+                period_end=period.end,
+                tax_inclusive=_tax_inclusive(item.price),
+                metadata={"item": item.key, "arrears": True},
+            )
+        )
+    return lines
+
+
+def minimum_spend_lines(
+    *, subscription: Subscription, tz: str, items: Sequence[ItemSnapshot], usage: Sequence[DraftLine], period: Period
+) -> list[DraftLine]:
+    """True-up lines for metered prices whose usage in `period` cost less than their minimum.
+
+    The minimum (Price.minimum_amount, Lago's per-charge `min_amount_cents`) is per period
+    of the cycle, prorated by time for a shorter one (a first period up to an anchor, a
+    cancellation); trial time owes none. True-up = minimum - usage charge, before tax.
+    """
+    lines = []
+    charged: dict[int | None, int] = {}
+    for line in usage:
+        charged[line.price_id] = charged.get(line.price_id, 0) + line.amount
+    for item in items:
+        if not item.metered or not item.price.minimum_amount:
+            continue
+        start = period.start
+        if subscription.trial_end is not None and subscription.trial_end > start:
+            start = subscription.trial_end
+        if start >= period.end:
+            continue
+        share = period_share(subscription=subscription, tz=tz, start=start, end=period.end)
+        minimum = item.price.minimum_amount if share == 1 else round_fraction(item.price.minimum_amount * share)
+        true_up = minimum - charged.get(item.price.pk, 0)
+        if true_up <= 0:
+            continue
+        lines.append(
+            DraftLine(
+                kind="usage",
+                description=_("Minimum spend adjustment for %(item)s") % {"item": item.label},
+                amount=true_up,
+                quantity=Decimal(1),
+                price_id=item.price.pk,
+                product_key=item.product_key,
+                period_start=start,
+                period_end=period.end,
+                tax_inclusive=_tax_inclusive(item.price),
+                metadata={"item": item.key, "minimum_spend": minimum},
+            )
+        )
+    return lines
 
 
 def usage_line(*, item: ItemSnapshot, quantity: Decimal, period: Period) -> DraftLine:
@@ -238,7 +365,15 @@ def renewal_draft(
         usage_period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
     in_trial = subscription.trial_end is not None and usage_period.end <= subscription.trial_end
     if not in_trial:
-        lines += usage_lines(customer_id=subscription.customer_id, items=arrears, usage=usage, period=usage_period)
+        metered_lines = usage_lines(
+            customer_id=subscription.customer_id, items=arrears, usage=usage, period=usage_period
+        )
+        lines += metered_lines
+        # Issue 16, cycles: licensed items billed in arrears, and minimum-spend true-ups.
+        lines += arrears_lines(subscription=subscription, tz=tz, items=arrears, period=usage_period)
+        lines += minimum_spend_lines(
+            subscription=subscription, tz=tz, items=arrears, usage=metered_lines, period=usage_period
+        )
     lines += [pending_item_line(item) for item in pending_items]
     return DraftInvoice(
         customer_id=subscription.customer_id,
@@ -346,6 +481,10 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
     if status == Subscription.Status.PAUSED and subscription.resumes_at is not None:  # None raised above
         period = resume_period(subscription=subscription, tz=tz, at=subscription.resumes_at)
         usage_period = Period(start=subscription.current_period_start, end=period.start)
+        # As the resume does: the paused time owes nothing in arrears (the pause billed the time before it).
+        current_items = tuple(
+            replace(item, arrears_from=period.start) if item.in_arrears else item for item in current_items
+        )
         subscription.billing_cycle_anchor = period.start
     else:
         period = period_after(subscription=subscription, tz=tz)

@@ -234,6 +234,10 @@ TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", def
 TARIF_TRIAL_WILL_END_DAYS = env.int("TARIF_TRIAL_WILL_END_DAYS", default=3)
 TARIF_INVOICE_UPCOMING_DAYS = env.int("TARIF_INVOICE_UPCOMING_DAYS", default=7)
 TARIF_PENDING_UPDATE_EXPIRY_HOURS = env.int("TARIF_PENDING_UPDATE_EXPIRY_HOURS", default=23)
+# Issue 16, cycles: a subscription created with an anchor (a date or a rule) bills the time up
+# to its first billing date at once, prorated ("create_prorations", Stripe's default), or
+# gives it free ("none"); `proration_behavior` on the creation overrides this.
+TARIF_ANCHOR_FIRST_PERIOD = env.str("TARIF_ANCHOR_FIRST_PERIOD", default="create_prorations")
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # Number order is date order (invoices/services/numbering.py): a caller's issue time read

@@ -415,3 +415,28 @@ def test_cancel_at_a_date_then_a_date_in_the_past_is_refused(console, running):
     assert running.cancel_at == datetime(2026, 3, 19, 23, 0, tzinfo=UTC)  # midnight in Paris
     assert running.status == Subscription.Status.ACTIVE
     assert "/do/undo-cancel/" in done.content.decode()
+
+
+# -- issue 16, cycles: a billing day of the month, and the first period ----------------------------
+
+
+def test_a_subscription_is_created_on_a_day_of_the_month_with_a_free_first_period(console, world):
+    customer, pro = world
+
+    console.post(reverse(ADD), create_body(customer, (pro, 1), billing_day=31, first_period="none"), follow=True)
+
+    subscription = Subscription.objects.get(customer=customer)
+    # 31 March, local midnight in Paris (UTC+2 from 29 March).
+    assert subscription.current_period_end == datetime(2026, 3, 30, 22, tzinfo=UTC)
+    assert subscription.billing_cycle_anchor_config["day_of_month"] == 31
+    assert subscription.invoices.get().total == 0
+
+
+def test_a_billing_month_on_a_monthly_price_is_refused_on_the_form(console, world):
+    customer, pro = world
+
+    response = console.post(reverse(ADD), create_body(customer, (pro, 1), billing_day=1, billing_month=3))
+
+    assert response.status_code == 200
+    assert "A billing month only applies to yearly cycles" in response.content.decode()
+    assert not Subscription.objects.exists()

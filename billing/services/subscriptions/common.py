@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.cycles import CycleSpec
+from billing.cycles import CycleSpec, Period
 from billing.entitlements.services import entitlements_refresh
 from billing.errors import CustomerCurrencyMismatch as CustomerCurrencyMismatch
 from billing.errors import SubscriptionConflict as SubscriptionConflict
@@ -38,11 +38,12 @@ from billing.services.coupons import (
     discount_counter_after_billing,
     recurring_discounts,
 )
-from billing.services.upcoming import usage_for_period
+from billing.services.upcoming import arrears_start, period_share, usage_for_period
 from billing.services.usage import usage_charge_amount, usage_key
 from billing.states import assert_transition
 from config import clock
 from config.events.log import event_record
+from config.money import round_fraction
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
@@ -285,15 +286,89 @@ def items_apply(*, subscription: Subscription, before: Sequence[ItemSnapshot], a
     for item in after:
         if item.price.pk in quantity_before and quantity_before[item.price.pk] != item.quantity:
             SubscriptionItem.objects.filter(subscription_id=subscription.pk, price_id=item.price.pk).update(
-                quantity=item.quantity
+                quantity=item.quantity, arrears_from=item.arrears_from
             )
     SubscriptionItem.objects.bulk_create(
         [
-            SubscriptionItem(subscription_id=subscription.pk, price=item.price, quantity=item.quantity)
+            SubscriptionItem(
+                subscription_id=subscription.pk,
+                price=item.price,
+                quantity=item.quantity,
+                arrears_from=item.arrears_from,
+            )
             for item in after
             if item.price.pk not in quantity_before
         ]
     )
+
+
+# -- issue 16, cycles: items billed in arrears across a change ---------------------
+
+
+def _changed_arrears(before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot]) -> list[ItemSnapshot]:
+    """Arrears items of `before` that `after` removes or holds in another quantity."""
+    kept = {(item.price.pk, item.quantity) for item in after}
+    return [item for item in before if item.in_arrears and (item.price.pk, item.quantity) not in kept]
+
+
+def arrears_carry(
+    *, before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot], at: datetime
+) -> tuple[ItemSnapshot, ...]:
+    """`after`, where each arrears item that is new or changes quantity owes its time from `at`
+    (an unchanged one keeps where its unbilled time started)."""
+    held = {(item.price.pk, item.quantity): item for item in before}
+    carried = []
+    for item in after:
+        previous = held.get((item.price.pk, item.quantity))
+        if item.in_arrears:
+            item = replace(item, arrears_from=previous.arrears_from if previous is not None else at)
+        carried.append(item)
+    return tuple(carried)
+
+
+def arrears_restart_at(
+    *, subscription: Subscription, items: Sequence[ItemSnapshot], at: datetime
+) -> tuple[ItemSnapshot, ...]:
+    """Arrears items owe their time from `at` on (a resume): the rows, and `items` as returned."""
+    SubscriptionItem.objects.filter(
+        subscription_id=subscription.pk, price__billing_timing=Price.BillingTiming.IN_ARREARS
+    ).update(arrears_from=at)
+    return tuple(replace(item, arrears_from=at) if item.in_arrears else item for item in items)
+
+
+def arrears_used_items(
+    *, subscription: Subscription, before: Sequence[ItemSnapshot], after: Sequence[ItemSnapshot], at: datetime
+) -> list[InvoiceItem]:
+    """Unsaved pending items for the time used so far of arrears items that `after` removes
+    or changes: billed with the next invoice (or the immediate one with always_invoice), as
+    the renewal only bills the items held when the period ends. Trial time is free."""
+    rows = []
+    tz = subscription.customer.timezone
+    for item in _changed_arrears(before, after):
+        period = Period(start=subscription.current_period_start, end=subscription.current_period_end)
+        start = arrears_start(subscription=subscription, item=item, period=period)
+        if start >= at:
+            continue
+        share = period_share(subscription=subscription, tz=tz, start=start, end=at)
+        amount = round_fraction(item.full_amount() * share)
+        if not amount:
+            continue
+        rows.append(
+            InvoiceItem(
+                customer_id=subscription.customer_id,
+                subscription_id=subscription.pk,
+                price=item.price,
+                description=_("Time used on %(item)s (in arrears)") % {"item": item.label},
+                quantity=item.quantity,
+                amount=amount,
+                currency=subscription.currency,
+                period_start=start,
+                period_end=at,
+                tax_behavior=item.price.tax_behavior,
+                metadata={"kind": "arrears", "item": item.key},
+            )
+        )
+    return rows
 
 
 def removed_meter_usage_items(

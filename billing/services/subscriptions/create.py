@@ -11,10 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.cycles import CycleSpec, CycleSpecError, Period, next_boundary, period_containing
+from billing.cycles import (
+    AnchorConfig,
+    CycleSpec,
+    CycleSpecError,
+    Period,
+    anchor_from_config,
+    next_boundary,
+    period_containing,
+)
 from billing.models import (
     Coupon,
     InvoiceItem,
@@ -50,11 +59,43 @@ from billing.services.subscriptions.common import (
     items_validate,
     subscription_event,
 )
-from billing.services.upcoming import pending_item_line, renewal_draft, trial_lines
+from billing.services.upcoming import free_period_lines, pending_item_line, renewal_draft, trial_lines
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
 from invoices.services.drafts import invoice_build
 from invoices.types import DraftInvoice, InvoicePreview
+
+FIRST_PERIOD_BEHAVIORS = ("create_prorations", "none")
+
+
+def anchor_first_period_default() -> str:
+    """TARIF_ANCHOR_FIRST_PERIOD: whether the time up to an anchor is billed (prorated) or free."""
+    value = getattr(settings, "TARIF_ANCHOR_FIRST_PERIOD", "create_prorations")
+    if value not in FIRST_PERIOD_BEHAVIORS:
+        raise ValueError(f"TARIF_ANCHOR_FIRST_PERIOD must be one of {FIRST_PERIOD_BEHAVIORS}, not {value!r}")
+    return value
+
+
+def _cycle_refusal(error: CycleSpecError, *, rule_given: bool) -> SubscriptionError:
+    """A cycle or anchor-rule problem as the creation's refusal, naming the parameter at fault."""
+    if not rule_given:
+        return SubscriptionError(str(error), code="invalid_cycle")
+    field = error.field or ""
+    if field == "month":
+        message = _("A billing month only applies to yearly cycles, or to cycles of several months.")
+    elif field == "billing_cycle_anchor_config":
+        message = _(
+            "A billing day of the month only applies to monthly or yearly cycles; "
+            "weekly and daily cycles have none, and calendar cycles bill on their own dates."
+        )
+    else:
+        message = str(error)
+    refusal = SubscriptionError(message, code="invalid_anchor_config")
+    # Read by the API's problem handler (config/api/exceptions.py domain_problem).
+    refusal.field = (  # type: ignore[attr-defined]
+        field if field.startswith("billing_cycle_anchor_config") else f"billing_cycle_anchor_config.{field}"
+    ).rstrip(".")
+    return refusal
 
 
 def _trial_end(*, at: datetime, days: int, tz: str) -> datetime:
@@ -69,6 +110,12 @@ class _CreatePlan:
     at: datetime
     trial_end: datetime | None
     promotion: PromotionCode | None
+
+    @property
+    def first_period_free(self) -> bool:
+        """Created without proration: the time up to the first billing date costs nothing."""
+        free_until = self.subscription.free_until
+        return free_until is not None and self.trial_end is None and free_until > self.at
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +145,8 @@ def _create_plan(
     days_until_due: int | None,
     trial_end_behavior: str,
     metadata: JsonDict | None,
+    billing_cycle_anchor_config: AnchorConfig | None = None,
+    proration_behavior: str | None = None,
 ) -> _CreatePlan:
     """Everything a creation decides, checked, on an unsaved subscription. Writes nothing."""
     modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
@@ -132,14 +181,34 @@ def _create_plan(
     if billing_cycle_anchor is not None and billing_cycle_anchor.utcoffset() is None:
         raise ValueError("billing_cycle_anchor must be timezone-aware")
 
+    if billing_cycle_anchor is not None and billing_cycle_anchor_config is not None:
+        both = SubscriptionError(
+            _("Give a billing cycle anchor or an anchor rule, not both."), code="anchor_and_anchor_config"
+        )
+        both.field = "billing_cycle_anchor_config"  # type: ignore[attr-defined]
+        raise both
+    proration_behavior = proration_behavior or anchor_first_period_default()
+    if proration_behavior not in FIRST_PERIOD_BEHAVIORS:
+        raise SubscriptionError(
+            _("On creation, proration_behavior is one of %(values)s.") % {"values": ", ".join(FIRST_PERIOD_BEHAVIORS)},
+            code="proration_behavior",
+        )
+
     trial_end = _trial_end(at=at, days=trial_days, tz=tz) if trial_days else None
     first_billed = trial_end or at
-    anchor = (billing_cycle_anchor or first_billed).astimezone(UTC).replace(microsecond=0)
     try:
+        if billing_cycle_anchor_config is not None:
+            # The rule counts from the first billed instant: after a trial, its first date after the trial.
+            rule = anchor_from_config(validated.cycle, billing_cycle_anchor_config, tz=tz, start=first_billed)
+            anchor = rule.anchor
+        else:
+            anchor = (billing_cycle_anchor or first_billed).astimezone(UTC).replace(microsecond=0)
         nominal = period_containing(validated.cycle, anchor=anchor, tz=tz, at=first_billed)
     except CycleSpecError as error:
-        raise SubscriptionError(str(error), code="invalid_cycle") from error
+        raise _cycle_refusal(error, rule_given=billing_cycle_anchor_config is not None) from error
     period_end = trial_end or nominal.end
+    # proration_behavior=none: the stub up to the first billing date is free (Stripe's rule).
+    free_until = nominal.end if proration_behavior == "none" and nominal.start < first_billed else None
 
     promotion = None
     if promotion_code:
@@ -164,6 +233,10 @@ def _create_plan(
         coupon=coupon,
         promotion_code=promotion,
         metadata=metadata or {},
+        billing_cycle_anchor_config=(
+            billing_cycle_anchor_config.to_dict() if billing_cycle_anchor_config is not None else None
+        ),
+        free_until=free_until,
     )
     return _CreatePlan(subscription=subscription, validated=validated, at=at, trial_end=trial_end, promotion=promotion)
 
@@ -199,6 +272,23 @@ def _first_draft(plan: _CreatePlan, *, pending: Sequence[InvoiceItem]) -> DraftI
             subscription_id=subscription.pk,
             period_start=plan.at,
             period_end=plan.trial_end,
+            collection_method=subscription.collection_method,
+            days_until_due=subscription.days_until_due,
+        )
+    if plan.first_period_free:
+        return DraftInvoice(
+            customer_id=subscription.customer_id,
+            currency=subscription.currency,
+            billing_reason="subscription_create",
+            lines=tuple(
+                free_period_lines(
+                    items=plan.validated.recurring, period=Period(start=plan.at, end=subscription.current_period_end)
+                )
+            )
+            + tuple(pending_item_line(item) for item in pending),
+            subscription_id=subscription.pk,
+            period_start=plan.at,
+            period_end=subscription.current_period_end,
             collection_method=subscription.collection_method,
             days_until_due=subscription.days_until_due,
         )
@@ -238,6 +328,8 @@ def subscription_preview_create(
     collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
     days_until_due: int | None = None,
     trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
+    billing_cycle_anchor_config: AnchorConfig | None = None,
+    proration_behavior: str | None = None,
 ) -> CreatePreview:
     """The first invoice `subscription_create` would issue with the same arguments. Writes nothing.
 
@@ -256,6 +348,8 @@ def subscription_preview_create(
         days_until_due=days_until_due,
         trial_end_behavior=trial_end_behavior,
         metadata=None,
+        billing_cycle_anchor_config=billing_cycle_anchor_config,
+        proration_behavior=proration_behavior,
     )
     subscription = plan.subscription
     if subscription.coupon is not None:
@@ -298,6 +392,8 @@ def subscription_create(
     trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
     metadata: JsonDict | None = None,
     acting_user: ActingUser = None,
+    billing_cycle_anchor_config: AnchorConfig | None = None,
+    proration_behavior: str | None = None,
 ) -> Subscription:
     """Subscribe `customer` to `items` and issue the first invoice.
 
@@ -306,6 +402,10 @@ def subscription_create(
     first invoice bills the first period in advance (prorated up to an explicit
     anchor) with the discount; with one it is a zero invoice for the trial.
     `collection_method="send_invoice"` gives net-`days_until_due` terms (default 30).
+    `billing_cycle_anchor_config` picks the anchor by a rule ("day 31 of each month",
+    billing/cycles.py `anchor_from_config`) instead of `billing_cycle_anchor`; with either,
+    `proration_behavior` (default TARIF_ANCHOR_FIRST_PERIOD) says whether the time up to
+    the first billing date is billed prorated now (`create_prorations`) or free (`none`).
     """
     plan = _create_plan(
         customer=customer,
@@ -319,6 +419,8 @@ def subscription_create(
         days_until_due=days_until_due,
         trial_end_behavior=trial_end_behavior,
         metadata=metadata,
+        billing_cycle_anchor_config=billing_cycle_anchor_config,
+        proration_behavior=proration_behavior,
     )
     subscription, validated, at, trial_end = plan.subscription, plan.validated, plan.at, plan.trial_end
     coupon = subscription.coupon

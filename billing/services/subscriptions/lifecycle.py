@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from billing.cycles import Period
 from billing.models import (
+    InvoiceItem,
     ScheduledChange,
     Subscription,
     SubscriptionChange,
@@ -32,6 +33,8 @@ from billing.services.subscriptions.common import (
     SubscriptionError,
     _advance_discount_counter,
     _set_status,
+    arrears_restart_at,
+    arrears_used_items,
     balance_credit,
     change_record,
     instant,
@@ -102,7 +105,8 @@ def _owed_so_far_draft(
     usage_period = (
         Period(start=subscription.current_period_start, end=at) if at > subscription.current_period_start else None
     )
-    metered = [item for item in usage_items if item.metered] if usage_period is not None else []
+    # Metered usage and licensed items billed in arrears owe their time so far (issue 16, cycles).
+    metered = [item for item in usage_items if item.metered or item.in_arrears] if usage_period is not None else []
     usage = usage_for_period(subscription=subscription, items=metered, start=subscription.current_period_start, end=at)
     return renewal_draft(
         subscription=subscription,
@@ -337,6 +341,8 @@ def subscription_pause(
         raise SubscriptionError(_("A paused subscription resumes after it is paused."), code="resumes_at")
     items = subscription_items_snapshot(subscription=locked)
     mrr_before = mrr_of(subscription=locked, items=items)
+    # Items billed in arrears owe the time used up to the pause (next invoice: the resume's).
+    InvoiceItem.objects.bulk_create(arrears_used_items(subscription=locked, before=items, after=(), at=at))
     previous = _set_status(locked, Status.PAUSED)
     locked.paused_at = at
     locked.resumes_at = resumes_at
@@ -408,7 +414,8 @@ def subscription_resume(
     if locked.paused_at is not None and at < locked.paused_at:
         raise SubscriptionError(_("A subscription resumes after it was paused."), code="resume_before_pause")
     previous = _set_status(locked, Status.ACTIVE)
-    items = subscription_items_snapshot(subscription=locked)
+    # The paused time is not billed in arrears (the pause billed the time before it).
+    items = arrears_restart_at(subscription=locked, items=subscription_items_snapshot(subscription=locked), at=at)
     locked.paused_at = None
     locked.resumes_at = None
     _start_new_period(subscription=locked, items=items, usage_items=items, at=at, acting_user=acting_user)

@@ -22,6 +22,8 @@ from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     ItemSpec,
     SubscriptionError,
+    arrears_carry,
+    arrears_used_items,
     change_record,
     changeable_check,
     instant,
@@ -138,7 +140,9 @@ def scheduled_changes_apply_due(*, subscription: Subscription, at: datetime) -> 
     before = subscription_items_snapshot(subscription=locked)
     after = scheduled_change_items(change)
     mrr_before = mrr_of(subscription=locked, items=before)
+    after = arrears_carry(before=before, after=after, at=effective_at)
     usage_items = removed_meter_usage_items(subscription=locked, before=before, after=after, at=effective_at)
+    usage_items += arrears_used_items(subscription=locked, before=before, after=after, at=effective_at)
     InvoiceItem.objects.bulk_create(usage_items)
     items_apply(subscription=locked, before=before, after=after)
     new_cycle = cycle_spec(after[0].price.cycle)

@@ -6,7 +6,8 @@ limits; pending items of the subscription and of the customer, in its currency a
 another; usage; trials ending at the boundary; a quantity change mid-period (prorations);
 customer credit), the preview taken at the period boundary and the invoice `manage.py bill`
 issues at that instant (clock moved with time-machine) have the same lines, discounts,
-tax, totals and currency.
+tax, totals and currency. Issue 16 adds seats billed in arrears (and their change
+mid-period) and a metered price with a minimum spend per period (its true-up line).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ TIERS = [
     {"up_to": None, "unit_amount": "650"},
 ]
 KINDS = ["flat", "seats", "graduated", "volume", "metered_unit", "metered_tiered"]
+# Issue 16, cycles: a per-seat fee billed in arrears, and a metered price with a minimum spend.
+KINDS += ["seats_in_arrears", "metered_minimum"]
 
 
 class Rollback(Exception):
@@ -238,7 +241,13 @@ def _price(make_price, make_metered_price, item: dict[str, Any], currency: str) 
     if kind in ("graduated", "volume"):
         scheme = Price.Scheme.TIERED_GRADUATED if kind == "graduated" else Price.Scheme.TIERED_VOLUME
         return make_price(None, scheme=scheme, tiers=TIERS, nickname=kind.title(), **common), item["quantity"]
+    if kind == "seats_in_arrears":
+        arrears = Price.BillingTiming.IN_ARREARS
+        return make_price(item["amount"], nickname="Arrears", billing_timing=arrears, **common), item["quantity"]
     unit = f"{Decimal(item['amount']) / 1000:f}"
+    if kind == "metered_minimum":
+        minimum = {"minimum_amount": item["amount"] * 3}
+        return make_metered_price(unit, aggregation=item["aggregation"], nickname="Minimum", **minimum, **common), 1
     if kind == "metered_unit":
         return make_metered_price(unit, aggregation=item["aggregation"], nickname="API calls", **common), 1
     return (
