@@ -44,6 +44,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.dunningcase": "customer__livemode",
     "billing.scheduledchange": "subscription__customer__livemode",
     "billing.subscriptionchange": "subscription__customer__livemode",
+    "billing.subscriptiondiscount": "subscription__customer__livemode",
+    "billing.customerdiscount": "customer__livemode",
     "billing.webhookdelivery": "endpoint__livemode",
     "invoices.invoice": "customer__livemode",
     "invoices.creditnote": "customer__livemode",

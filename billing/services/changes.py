@@ -47,9 +47,11 @@ from billing.selectors import (
 from billing.services.coupons import (
     current_period_discounts,
     discount_counter_after_billing,
+    discounts_after_billing,
     discounts_for_period,
     recurring_discounts,
 )
+from billing.services.credits import credit_basis_validate, credits_apply_basis
 from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     ItemSpec,
@@ -126,8 +128,12 @@ class _Plan:
         return self.restart or self.mode == "always_invoice"
 
 
-def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime, mode: str) -> _Plan:
-    """Everything a change does, from a loaded (or locked) subscription. Writes nothing."""
+def _plan(
+    *, subscription: Subscription, items: Sequence[ItemSpec], at: datetime, mode: str, basis: str | None = None
+) -> _Plan:
+    """Everything a change does, from a loaded (or locked) subscription. Writes nothing.
+
+    `basis`: the proration credit basis (classic, flexible; None: the subscription's)."""
     if mode not in PRORATION_MODES:
         raise SubscriptionError(
             _("Unknown proration mode %(mode)s; use one of %(modes)s.")
@@ -161,18 +167,19 @@ def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime
     restart = cycle_changed and not trialing
 
     lines: list[ProrationLine] = []
-    percent_baked = False
+    discount_baked = False
     if not trialing and mode != "none":
-        discounts = current_period_discounts(subscription=subscription)
-        discount = discounts[0].discount if discounts else None
-        percent_baked = discount is not None and discount.percent_off is not None
+        discounts = [draft.discount for draft in current_period_discounts(subscription=subscription)]
+        discount_baked = bool(discounts)
         lines = change_proration(
-            old_items=item_charges(before, discount=discount),
-            new_items=[] if restart else item_charges(after, discount=discount),
+            old_items=item_charges(before, discounts=discounts),
+            new_items=[] if restart else item_charges(after, discounts=discounts),
             period_start=start,
             period_end=end,
             at=at,
         )
+        # Credits never exceed what was billed for the unused time (billing/services/credits.py).
+        lines = credits_apply_basis(subscription=subscription, lines=lines, at=at, basis=basis)
         # Worded once, in the customer's language: the preview and the invoice agree.
         language = subscription.customer.preferred_language
         lines = [replace(line, description=proration_description(line=line, language=language)) for line in lines]
@@ -189,7 +196,7 @@ def _plan(*, subscription: Subscription, items: Sequence[ItemSpec], at: datetime
             period_start=line.period_start,
             period_end=line.period_end,
             proration=True,
-            discountable=not percent_baked,
+            discountable=not discount_baked,
             tax_behavior=prices[line.key].tax_behavior,
             metadata={"item": line.key, "change_at": at.isoformat()},
         )
@@ -238,7 +245,11 @@ def _restarted(subscription: Subscription, *, cycle: CycleSpec, at: datetime, pe
                 periods_applied=subscription.discount_periods_applied,
             ),
         )
-    return subscription_copy(subscription, **fields)
+    restarted = subscription_copy(subscription, **fields)
+    if period is not None:
+        # As the invoice of the new period leaves them once issued (its finalization counts them).
+        restarted.active_discounts = discounts_after_billing(subscription=subscription)  # type: ignore[attr-defined]
+    return restarted
 
 
 def _immediate_draft(plan: _Plan, new_pending: Sequence[InvoiceItem]) -> DraftInvoice | None:
@@ -326,6 +337,7 @@ def subscription_preview_change(
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
+    proration_credit_basis: str | None = None,
 ) -> ChangePreview:
     """What `subscription_change` would do with the same arguments. Writes nothing.
 
@@ -337,7 +349,8 @@ def subscription_preview_change(
     subscription = subscription_load(subscription)
     customer = subscription.customer
     at = instant(at=at, customer=customer)
-    plan = _plan(subscription=subscription, items=items, at=at, mode=proration)
+    basis = credit_basis_validate(proration_credit_basis) if proration_credit_basis else None
+    plan = _plan(subscription=subscription, items=items, at=at, mode=proration, basis=basis)
     brand = brand_for_customer(customer=customer)
     decision = tax_decision_for(brand=brand, customer=customer)
     balance = customer_balance(customer_id=customer.pk, currency=subscription.currency)
@@ -376,6 +389,7 @@ def subscription_change(
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
+    proration_credit_basis: str | None = None,
     acting_user: ActingUser = None,
 ) -> SubscriptionChange:
     """Change the subscription's items at `at` (default: now), prorating as `proration` says.
@@ -383,9 +397,13 @@ def subscription_change(
     In one transaction under the subscription's lock: the items, the pending proration
     items (or the invoice issued at once), the history row and the event, so the
     subscription, its upcoming invoice and the customer's balance agree on commit.
+    `proration_credit_basis` (classic, flexible, or "" for the platform default), when given,
+    becomes the subscription's basis and credits this change.
     """
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
+    if proration_credit_basis is not None:
+        locked.proration_credit_basis = credit_basis_validate(proration_credit_basis)
     plan = _plan(subscription=locked, items=items, at=at, mode=proration)
     created = InvoiceItem.objects.bulk_create(plan.new_pending)
     items_apply(subscription=locked, before=plan.before, after=plan.after)

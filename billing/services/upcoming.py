@@ -44,7 +44,7 @@ from billing.selectors import (
     resume_period,
     subscription_items_snapshot,
 )
-from billing.services.coupons import discounts_for_period
+from billing.services.coupons import customer_discounts_prefetch, discounts_for_period, subscription_discounts_prefetch
 from billing.services.usage import UsageWindow, price_meter_id, usage_aggregate_windows, usage_charge_amount
 from config import clock
 from config.errors import DomainConflict
@@ -309,7 +309,7 @@ def subscription_load(subscription: Subscription) -> Subscription:
     """A fresh copy with what previews read: customer, brand, test clock, coupon and its products."""
     return (
         Subscription.objects.select_related("customer__brand", "customer__test_clock", "coupon")
-        .prefetch_related("coupon__applies_to")
+        .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
         .get(pk=subscription.pk)
     )
 

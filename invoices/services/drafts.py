@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from billing.limits import MAX_TOTAL, check_amount
@@ -22,7 +23,7 @@ from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, c
 from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import tax_decision_for
-from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
+from invoices.types import DraftDiscount, DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
 
@@ -67,6 +68,7 @@ def invoice_build(
         currency=draft.currency,
         lines=line_inputs(draft=draft, decision=decision),
         discounts=[discount.discount for discount in draft.discounts],
+        stacking=settings.TARIF_DISCOUNT_STACKING,
     )
     if balance is None:
         balance = customer_balance(customer_id=customer.pk, currency=draft.currency)
@@ -110,6 +112,16 @@ def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[JsonDict]:
     ]
 
 
+def _discount_entry(*, label: str, amount: int, discount: DraftDiscount) -> JsonDict:
+    """One discount as the invoice records it; the row ids only when there is one (issue 16)."""
+    entry: JsonDict = {"label": label, "amount": amount}
+    if discount.subscription_discount_id is not None:
+        entry["subscription_discount"] = discount.subscription_discount_id
+    if discount.customer_discount_id is not None:
+        entry["customer_discount"] = discount.customer_discount_id
+    return entry
+
+
 def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> JsonDict:
     """Column values of a draft Invoice row for `preview` (shared with the bulk path)."""
     totals = preview.totals
@@ -135,8 +147,10 @@ def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: st
         "memo": draft.memo,
         "custom_fields": {
             "discounts": [
-                {"label": label, "amount": amount}
-                for label, amount in zip(preview.discount_labels, totals.discount_amounts, strict=True)
+                _discount_entry(label=label, amount=amount, discount=discount)
+                for label, amount, discount in zip(
+                    preview.discount_labels, totals.discount_amounts, draft.discounts, strict=True
+                )
             ],
             "vat_mention": preview.vat_mention_key,
             "days_until_due": draft.days_until_due,
