@@ -33,7 +33,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, Period
-from billing.models import InvoiceItem, Subscription, SubscriptionChange
+from billing.models import InvoiceItem, Price, Subscription, SubscriptionChange
 from billing.proration import ProrationLine, change_proration
 from billing.selectors import (
     ItemSnapshot,
@@ -179,11 +179,15 @@ def _plan(
             at=at,
         )
         # Credits never exceed what was billed for the unused time (billing/services/credits.py).
-        lines = credits_apply_basis(subscription=subscription, lines=lines, at=at, basis=basis)
+        unchanged = {item.key for item in before} - {line.key for line in lines}
+        lines = credits_apply_basis(subscription=subscription, lines=lines, at=at, basis=basis, kept_keys=unchanged)
         # Worded once, in the customer's language: the preview and the invoice agree.
         language = subscription.customer.preferred_language
         lines = [replace(line, description=proration_description(line=line, language=language)) for line in lines]
     prices = {item.key: item.price for item in (*before, *after)}
+    orphans = [int(line.key.split(":", 1)[1]) for line in lines if line.key not in prices]
+    if orphans:  # flexible: prices billed this period that are no longer items
+        prices.update({f"price:{pk}": price for pk, price in Price.objects.in_bulk(orphans).items()})
     new_pending = [
         InvoiceItem(
             customer_id=subscription.customer_id,

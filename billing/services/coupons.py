@@ -95,9 +95,15 @@ def discount_counter_after_billing(*, coupon: Coupon | None, periods_applied: in
 
 
 def discount_periods_advance_bulk(*, subscription_ids: Iterable[int]) -> int:
-    """Count one billed period for each subscription (billing run, after its renewal invoices)."""
+    """Count one billed period for each subscription's running discounts, up to length + 1
+    (an issued invoice does this itself through `discounts_invoices_finalized`)."""
+    ids = list(subscription_ids)
+    SubscriptionDiscount.objects.filter(subscription_id__in=ids, end__isnull=True).filter(
+        Q(coupon__duration=Coupon.Duration.ONCE, periods_applied__lte=1)
+        | Q(coupon__duration=Coupon.Duration.REPEATING, periods_applied__lte=F("coupon__duration_in_periods"))
+    ).update(periods_applied=F("periods_applied") + 1)
     return (
-        Subscription.objects.filter(pk__in=list(subscription_ids), coupon__isnull=False)
+        Subscription.objects.filter(pk__in=ids, coupon__isnull=False)
         .filter(
             Q(coupon__duration=Coupon.Duration.ONCE, discount_periods_applied__lte=1)
             | Q(
@@ -715,15 +721,16 @@ def customer_discount_apply(
     discount = CustomerDiscount.objects.create(
         customer=locked, **discount_row_fields(coupon=redeemed, promotion_code=promotion, at=at)
     )
-    event_record(
-        type="customer.discount.updated" if previous else "customer.discount.applied",
-        object_type="customer",
-        object_id=locked.pk,
-        customer_id=locked.pk,
-        occurred_at=at,
-        data={"discount": discount.pk, "coupon": redeemed.pk, "previous_discounts": previous},
-        acting_user=acting_user,
-    )
+    if previous:  # the first one is announced by coupon_redeem's customer.discount.created
+        event_record(
+            type="customer.discount.updated",
+            object_type="customer",
+            object_id=locked.pk,
+            customer_id=locked.pk,
+            occurred_at=at,
+            data={"discount": discount.pk, "coupon": redeemed.pk, "previous_discounts": previous},
+            acting_user=acting_user,
+        )
     return discount
 
 

@@ -19,7 +19,7 @@ capped at the flexible amount whenever the subscription has issued invoices for 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from fractions import Fraction
@@ -28,7 +28,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from billing.errors import SubscriptionError
-from billing.models import InvoiceItem, Subscription
+from billing.models import InvoiceItem, Price, Subscription
 from billing.proration import ProrationLine, remaining_fraction
 from config.money import round_fraction
 from invoices.models import Invoice, InvoiceLine
@@ -92,27 +92,72 @@ def billed_for_unused_time(*, subscription: Subscription, at: datetime) -> dict[
 
 
 def credits_apply_basis(
-    *, subscription: Subscription, lines: Sequence[ProrationLine], at: datetime, basis: str | None = None
+    *,
+    subscription: Subscription,
+    lines: Sequence[ProrationLine],
+    at: datetime,
+    basis: str | None = None,
+    kept_keys: Collection[str] = (),
 ) -> list[ProrationLine]:
     """The proration lines with each credit (negative line) set by the credit basis.
 
     `lines` come from billing.proration with the classic amounts; charges pass unchanged.
-    A credit that comes to 0 is left out.
+    A credit that comes to 0 is left out. In `flexible`, what was billed for the unused time
+    of a price that is no longer an item (changed earlier without proration) is credited
+    too, unless its key is in `kept_keys` (the items that stay unchanged).
     """
-    if not any(line.amount < 0 for line in lines):
-        return list(lines)
     basis = basis or credit_basis_of(subscription)
+    if basis == "classic" and not any(line.amount < 0 for line in lines):
+        return list(lines)
     billed = billed_for_unused_time(subscription=subscription, at=at)
     if billed is None and basis == "classic":
         return list(lines)
     billed = billed or {}
     adjusted = []
+    credited = set()
     for line in lines:
         if line.amount < 0:
+            credited.add(line.key)
             paid = max(round_fraction(billed.get(line.key, Fraction(0))), 0)
             credit = paid if basis == "flexible" else min(-line.amount, paid)
             if credit == 0:
                 continue
             line = replace(line, amount=-credit)
         adjusted.append(line)
+    if basis == "flexible":
+        adjusted = (
+            _orphan_credits(
+                subscription=subscription,
+                billed=billed,
+                skip={*credited, *kept_keys, *(line.key for line in lines)},
+                at=at,
+            )
+            + adjusted
+        )
     return adjusted
+
+
+def _orphan_credits(
+    *, subscription: Subscription, billed: dict[str, Fraction], skip: set[str], at: datetime
+) -> list[ProrationLine]:
+    owed = {key: round_fraction(amount) for key, amount in billed.items() if key not in skip}
+    owed = {key: amount for key, amount in owed.items() if amount > 0}
+    if not owed:
+        return []
+    prices = Price.objects.select_related("product").in_bulk([int(key.split(":", 1)[1]) for key in owed])
+    lines = []
+    for key, amount in owed.items():
+        price = prices[int(key.split(":", 1)[1])]
+        label = price.nickname or price.product.name
+        lines.append(
+            ProrationLine(
+                key=key,
+                description=f"Unused time on {label}",
+                quantity=1,
+                amount=-amount,
+                period_start=max(at, subscription.current_period_start),
+                period_end=subscription.current_period_end,
+                item_description=label,
+            )
+        )
+    return lines
