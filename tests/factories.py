@@ -105,3 +105,17 @@ class PriceFactory(factory.django.DjangoModelFactory):
     scheme = Price.Scheme.PER_UNIT
     unit_amount = Decimal(2900)
     cycle = factory.LazyFunction(lambda: {"kind": "interval", "unit": "month", "count": 1})
+
+
+# -- issue 16, discounts helper ---------------------------------------------------------
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    """A percent-off coupon by default; pass amount_off and currency for an amount off."""
+
+    class Meta:
+        model = "billing.Coupon"
+
+    name = factory.Sequence(lambda n: f"Coupon {n}")
+    percent_off = Decimal(10)
+    duration = "forever"

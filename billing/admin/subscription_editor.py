@@ -296,6 +296,13 @@ def _select(**attrs: Any) -> UnfoldAdminSelectWidget:
     return UnfoldAdminSelectWidget(attrs=attrs)
 
 
+CREDIT_BASIS_CHOICES = [
+    ("", _("Platform default")),
+    ("classic", _("Classic: unused time at the current price, net of discounts")),
+    ("flexible", _("Flexible: what was last billed for the period")),
+]
+
+
 class SubscriptionCreateForm(forms.Form):
     customer = forms.ModelChoiceField(label=_("Customer"), queryset=Customer.objects.all())
     coupon = CouponChoiceField(label=_("Coupon"), queryset=Coupon.objects.none(), required=False, widget=_select())
@@ -370,13 +377,6 @@ PRORATION_LABELS = {
     "always_invoice": _("Prorate and invoice now"),
     "none": _("No proration: the new price from the next period"),
 }
-
-
-CREDIT_BASIS_CHOICES = [
-    ("", _("Platform default")),
-    ("classic", _("Classic: unused time at the current price, net of discounts")),
-    ("flexible", _("Flexible: what was last billed for the period")),
-]
 
 
 class ChangeItemsForm(forms.Form):

@@ -701,19 +701,20 @@ def customer_discount_apply(
 ) -> CustomerDiscount:
     """Give `customer` a discount for the invoices of its subscriptions that hold none of their
     own; it replaces the customer's running discount (one at a time, as Stripe's)."""
-    locked = customer_qs_for_update().get(pk=customer.pk)
+    # Lock order (docs/billing.md): the promotion code and the coupon (coupon_redeem), then the customer.
     [(found, promotion)] = discount_specs_resolve(
-        specs=[DiscountSpec(coupon=coupon, promotion_code=promotion_code or None)], customer=locked, at=at
+        specs=[DiscountSpec(coupon=coupon, promotion_code=promotion_code or None)], customer=customer, at=at
     )
-    modes_check(livemode=locked.livemode, objects=[found])
+    modes_check(livemode=customer.livemode, objects=[found])
     redeemed = coupon_redeem(
         coupon=found,
-        customer=locked,
+        customer=customer,
         at=at,
-        currency=locked.currency,
+        currency=customer.currency,
         promotion_code=promotion,
         acting_user=acting_user,
     )
+    locked = customer_qs_for_update().get(pk=customer.pk)
     previous = list(
         CustomerDiscount.objects.filter(customer_id=locked.pk, end__isnull=True).values_list("pk", flat=True)
     )
