@@ -23,7 +23,6 @@ from import_export.admin import ImportExportModelAdmin
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.utils import parse_date_str
 
-from billing.services.coupons import coupon_label, customer_discount_active, subscription_discounts_active
 from billing.admin.subscription_editor import (
     BaseItemFormSet,
     ChangeItemsForm,
@@ -54,6 +53,7 @@ from billing.models import (
 from billing.resources import SubscriptionResource
 from billing.selectors import item_snapshot
 from billing.services.changes import subscription_change, subscription_preview_change
+from billing.services.coupons import coupon_label, customer_discount_active, subscription_discounts_active
 from billing.services.subscriptions import (
     scheduled_change_cancel,
     subscription_cancel,

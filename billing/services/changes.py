@@ -166,6 +166,7 @@ def _plan(
     cycle_changed = validated.cycle != cycle_spec(subscription.cycle)
     restart = cycle_changed and not trialing
 
+    existing_pending = tuple(pending_invoice_items(subscription=subscription))
     lines: list[ProrationLine] = []
     discount_baked = False
     if not trialing and mode != "none":
@@ -180,7 +181,9 @@ def _plan(
         )
         # Credits never exceed what was billed for the unused time (billing/services/credits.py).
         unchanged = {item.key for item in before} - {line.key for line in lines}
-        lines = credits_apply_basis(subscription=subscription, lines=lines, at=at, basis=basis, kept_keys=unchanged)
+        lines = credits_apply_basis(
+            subscription=subscription, lines=lines, at=at, basis=basis, kept_keys=unchanged, pending=existing_pending
+        )
         # Worded once, in the customer's language: the preview and the invoice agree.
         language = subscription.customer.preferred_language
         lines = [replace(line, description=proration_description(line=line, language=language)) for line in lines]
@@ -223,7 +226,7 @@ def _plan(
         restart=restart,
         proration_lines=tuple(lines),
         new_pending=tuple(new_pending),
-        existing_pending=tuple(pending_invoice_items(subscription=subscription)),
+        existing_pending=existing_pending,
         new_period=new_period,
         mrr_before=mrr_for(
             items=before,

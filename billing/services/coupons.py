@@ -349,7 +349,7 @@ def discounts_after_billing(*, subscription: Subscription) -> list[SubscriptionD
 
 def _discount_entries(invoice: Invoice) -> list[tuple[type[DiscountBase], int, int]]:
     entries: list[tuple[type[DiscountBase], int, int]] = []
-    for entry in (invoice.custom_fields or {}).get("discounts") or ():
+    for entry in (invoice.custom_fields or {}).get("discount_sources") or ():
         models: tuple[tuple[str, type[DiscountBase]], ...] = (
             ("subscription_discount", SubscriptionDiscount),
             ("customer_discount", CustomerDiscount),

@@ -58,7 +58,9 @@ def _share_after(*, amount: int, start: datetime | None, end: datetime | None, a
     return amount * remaining_fraction(period_start=start, period_end=end, at=at)
 
 
-def billed_for_unused_time(*, subscription: Subscription, at: datetime) -> dict[str, Fraction] | None:
+def billed_for_unused_time(
+    *, subscription: Subscription, at: datetime, pending: Sequence[InvoiceItem] | None = None
+) -> dict[str, Fraction] | None:
     """What was billed for each item key ("price:<id>") for [at, current period end), exactly.
 
     None when no issued invoice of the subscription covers any of the current period (nothing
@@ -77,15 +79,16 @@ def billed_for_unused_time(*, subscription: Subscription, at: datetime) -> dict[
     for price_id, amount, discount, line_start, line_end in lines:
         if price_id is not None:
             billed[f"price:{price_id}"] += _share_after(amount=amount - discount, start=line_start, end=line_end, at=at)
-    pending = InvoiceItem.objects.filter(
-        subscription_id=subscription.pk,
-        invoice__isnull=True,
-        price__isnull=False,
-        period_end__gt=start,
-        period_start__lt=end,
-    ).values_list("price_id", "amount", "period_start", "period_end")
-    for price_id, amount, item_start, item_end in pending:
-        billed[f"price:{price_id}"] += _share_after(amount=amount, start=item_start, end=item_end, at=at)
+    if pending is None:  # `pending`: the subscription's pending items, when the caller has them
+        pending = list(InvoiceItem.objects.filter(subscription_id=subscription.pk, invoice__isnull=True))
+    for item in pending:
+        if item.price_id is None or item.subscription_id != subscription.pk or item.period_end is None:
+            continue
+        if item.period_start is None or not (item.period_end > start and item.period_start < end):
+            continue
+        billed[f"price:{item.price_id}"] += _share_after(
+            amount=item.amount, start=item.period_start, end=item.period_end, at=at
+        )
     if not lines and not billed:
         return None
     return billed
@@ -98,6 +101,7 @@ def credits_apply_basis(
     at: datetime,
     basis: str | None = None,
     kept_keys: Collection[str] = (),
+    pending: Sequence[InvoiceItem] | None = None,
 ) -> list[ProrationLine]:
     """The proration lines with each credit (negative line) set by the credit basis.
 
@@ -109,7 +113,7 @@ def credits_apply_basis(
     basis = basis or credit_basis_of(subscription)
     if basis == "classic" and not any(line.amount < 0 for line in lines):
         return list(lines)
-    billed = billed_for_unused_time(subscription=subscription, at=at)
+    billed = billed_for_unused_time(subscription=subscription, at=at, pending=pending)
     if billed is None and basis == "classic":
         return list(lines)
     billed = billed or {}

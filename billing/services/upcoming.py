@@ -309,7 +309,7 @@ def subscription_load(subscription: Subscription) -> Subscription:
     """A fresh copy with what previews read: customer, brand, test clock, coupon and its products."""
     return (
         Subscription.objects.select_related("customer__brand", "customer__test_clock", "coupon")
-        .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
+        .prefetch_related(subscription_discounts_prefetch(), customer_discounts_prefetch())
         .get(pk=subscription.pk)
     )
 

@@ -23,7 +23,7 @@ from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, c
 from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import tax_decision_for
-from invoices.types import DraftDiscount, DraftInvoice, InvoicePreview, PreviewLine
+from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
 
@@ -112,14 +112,21 @@ def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[JsonDict]:
     ]
 
 
-def _discount_entry(*, label: str, amount: int, discount: DraftDiscount) -> JsonDict:
-    """One discount as the invoice records it; the row ids only when there is one (issue 16)."""
-    entry: JsonDict = {"label": label, "amount": amount}
-    if discount.subscription_discount_id is not None:
-        entry["subscription_discount"] = discount.subscription_discount_id
-    if discount.customer_discount_id is not None:
-        entry["customer_discount"] = discount.customer_discount_id
-    return entry
+def _discount_sources(*, draft: DraftInvoice, amounts: tuple[int, ...]) -> list[JsonDict]:
+    """Which discount rows the invoice used and how much each took (issue 16): its finalization
+    counts their periods and uses up carry-over amounts. Kept apart from the shown `discounts`."""
+    sources: list[JsonDict] = []
+    for discount, amount in zip(draft.discounts, amounts, strict=True):
+        if discount.subscription_discount_id is not None:
+            sources.append({"subscription_discount": discount.subscription_discount_id, "amount": amount})
+        elif discount.customer_discount_id is not None:
+            sources.append({"customer_discount": discount.customer_discount_id, "amount": amount})
+    return sources
+
+
+def _discount_source_field(*, draft: DraftInvoice, amounts: tuple[int, ...]) -> JsonDict:
+    sources = _discount_sources(draft=draft, amounts=amounts)
+    return {"discount_sources": sources} if sources else {}
 
 
 def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> JsonDict:
@@ -147,13 +154,12 @@ def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: st
         "memo": draft.memo,
         "custom_fields": {
             "discounts": [
-                _discount_entry(label=label, amount=amount, discount=discount)
-                for label, amount, discount in zip(
-                    preview.discount_labels, totals.discount_amounts, draft.discounts, strict=True
-                )
+                {"label": label, "amount": amount}
+                for label, amount in zip(preview.discount_labels, totals.discount_amounts, strict=True)
             ],
             "vat_mention": preview.vat_mention_key,
             "days_until_due": draft.days_until_due,
+            **_discount_source_field(draft=draft, amounts=totals.discount_amounts),
         },
     }
 
