@@ -9,11 +9,10 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # deferred: app loading (the services import models, which need a ready registry)
-        from billing.services.coupons import discounts_invoice_voided, discounts_invoices_finalized
+        from billing.services.coupons import discounts_register
+
+        # deferred: app loading, as above
         from billing.services.dunning import dunning_register
-        from invoices.services.finalize import invoices_finalized
-        from invoices.services.lifecycle import invoice_voided
 
         dunning_register()
-        invoices_finalized.connect(discounts_invoices_finalized)
-        invoice_voided.connect(discounts_invoice_voided)
+        discounts_register()

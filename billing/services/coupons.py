@@ -46,6 +46,8 @@ from customers.locks import customer_qs_for_update
 from customers.models import Customer
 from invoices.calculations import DiscountInput
 from invoices.models import Invoice
+from invoices.services.finalize import invoices_finalized
+from invoices.services.lifecycle import invoice_voided
 from invoices.types import DraftDiscount
 
 
@@ -685,6 +687,12 @@ def promotion_code_update(*, promotion_code: PromotionCode, changes: dict) -> Pr
     with transaction.atomic(savepoint=False):
         promotion_code.save()
     return promotion_code
+
+
+def discounts_register() -> None:
+    """Connect the receivers above to the invoices' hooks (BillingConfig.ready)."""
+    invoices_finalized.connect(discounts_invoices_finalized)
+    invoice_voided.connect(discounts_invoice_voided)
 
 
 # -- a customer's discount (Stripe's customer.discount) ------------------------------
