@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 from django.db.models import F
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -385,6 +385,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         description="Ends one running discount (`di_…`) from the next invoice on; returns the subscription.",
         request=None,
         responses={200: SubscriptionSerializer},
+        parameters=[OpenApiParameter("discount_id", str, OpenApiParameter.PATH, description="A discount id, di_…")],
     )
     @action(detail=True, methods=["delete"], url_path=r"discounts/(?P<discount_id>[^/.]+)")
     def discount_remove(self, request: Any, pk: str, discount_id: str) -> Response:
@@ -714,6 +715,9 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 
 
+CUSTOMER_ID = OpenApiParameter("customer_id", str, OpenApiParameter.PATH, description="A customer id, cus_…")
+
+
 class CustomerDiscountViewSet(ApiViewSet):
     """`/customers/{id}/discounts`: a customer's discount (Stripe's customer.discount)."""
 
@@ -734,6 +738,7 @@ class CustomerDiscountViewSet(ApiViewSet):
 
     @extend_schema(
         summary="Give a customer a discount",
+        parameters=[CUSTOMER_ID],
         description=(
             "Applies to every invoice of the customer's subscriptions that hold no discount of their own "
             "(a subscription's discounts win, as in Stripe). Replaces the customer's running discount."
@@ -757,6 +762,7 @@ class CustomerDiscountViewSet(ApiViewSet):
 
     @extend_schema(
         summary="List a customer's discounts",
+        parameters=[CUSTOMER_ID],
         description="The running discount first, then ended ones, newest first.",
         responses={200: DiscountSerializer(many=True)},
     )
@@ -767,6 +773,7 @@ class CustomerDiscountViewSet(ApiViewSet):
 
     @extend_schema(
         summary="Remove a customer's discount",
+        parameters=[CUSTOMER_ID],
         description="Ends the customer's running discount from its next invoice on.",
         request=None,
         responses={204: None},

@@ -200,6 +200,12 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
     customer = PublicIdRelatedField(model=Customer, read_only=True)
     coupon = PublicIdRelatedField(model=Coupon, read_only=True)
     discounts = serializers.SerializerMethodField(help_text="The running discounts, in the order they apply.")
+    proration_credit_basis = serializers.ChoiceField(
+        choices=PRORATION_CREDIT_BASES,
+        allow_blank=True,
+        read_only=True,
+        help_text="classic or flexible; blank: the platform default (docs/billing.md).",
+    )
     items = SubscriptionItemSerializer(many=True, read_only=True)
     cycle = serializers.DictField(read_only=True)
     expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}

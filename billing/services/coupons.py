@@ -527,15 +527,9 @@ def coupon_redeem(
 # What a coupon gives; frozen once redeemed, because subscribers' future invoices read
 # it. The console, imports and the API all change coupons through coupon_update, and on
 # PostgreSQL billing/migrations/0012 refuses the same changes.
-COUPON_TERMS = (
-    "percent_off",
-    "amount_off",
-    "currency",
-    "duration",
-    "duration_in_periods",
-    "applies_to",
-    "carry_over",
-)
+# `carry_over` is not a frozen term: a redemption copies it into its discount row
+# (`carry_over_remaining` set or null), so changing it later only affects new redemptions.
+COUPON_TERMS = ("percent_off", "amount_off", "currency", "duration", "duration_in_periods", "applies_to")
 COUPON_EDITABLE_FIELDS = (*COUPON_TERMS, "name", "max_redemptions", "redeem_by", "active")
 
 

@@ -127,7 +127,9 @@ def two_worlds(make_key, tax_rate, brand_factory):
 def _list_routes() -> list[str]:
     routes = []
     for prefix, viewset, _basename in router.registry:
-        if hasattr(viewset, "list") and prefix != "feature_events":
+        # Nested routes (customers/{id}/discounts) list under a parent the key must see first:
+        # their mode is the parent's (tests/api/test_discounts.py checks another mode's parent is 404).
+        if hasattr(viewset, "list") and prefix != "feature_events" and "(?P<" not in prefix:
             routes.append(prefix)
     return routes
 
