@@ -6,15 +6,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import django_filters
+from django.db.models import F
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from billing.cycles import AnchorConfig
 from billing.models import (
     Coupon,
+    CustomerDiscount,
     InvoiceItem,
     Payment,
     PaymentMethod,
@@ -23,6 +26,7 @@ from billing.models import (
     PromotionCode,
     Refund,
     Subscription,
+    SubscriptionDiscount,
     TestClock,
     UsageEvent,
     WebhookEndpoint,
@@ -31,6 +35,8 @@ from billing.serializers import (
     ChangePreviewSerializer,
     CouponSerializer,
     CreatePreviewSerializer,
+    DiscountInputSerializer,
+    DiscountSerializer,
     DomainEventSerializer,
     InvoiceItemSerializer,
     PaymentMethodCreateSerializer,
@@ -56,7 +62,14 @@ from billing.serializers import (
 )
 from billing.services.catalog import price_create, price_update, product_create, product_update
 from billing.services.changes import subscription_change, subscription_preview_change
-from billing.services.coupons import coupon_create, coupon_update, promotion_code_create
+from billing.services.coupons import (
+    DiscountSpec,
+    coupon_create,
+    coupon_update,
+    customer_discount_apply,
+    customer_discount_remove,
+    promotion_code_create,
+)
 from billing.services.invoice_items import invoice_item_create
 from billing.services.payments import payment_method_attach, payment_method_detach
 from billing.services.refunds import refund_request
@@ -64,11 +77,14 @@ from billing.services.subscriptions import (
     ItemSpec,
     subscription_cancel,
     subscription_cancel_at,
+    subscription_coupon_remove,
     subscription_create,
+    subscription_discount_add,
     subscription_pause,
     subscription_preview_create,
     subscription_resume,
 )
+from billing.services.subscriptions.common import instant
 from billing.services.subscriptions.update import subscription_preview_update, subscription_update
 from billing.services.test_clocks import test_clock_advance, test_clock_create
 from billing.services.usage import UsageEventInput, usage_events_record
@@ -86,6 +102,7 @@ from config.api.permissions import HasApiKeyScope, SandboxKeyOnly
 from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
 from config.events.models import DomainEvent
+from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.serializers import invoice_preview_data
@@ -293,7 +310,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
-        queryset = Subscription.objects.order_by("-pk").prefetch_related("items", pending_update_prefetch())
+        queryset = Subscription.objects.order_by("-pk").prefetch_related(
+            "items", pending_update_prefetch(), "discounts"
+        )
         return expand_select_related(queryset, self.request, {"customer": "customer"})
 
     def _out(self, subscription: Subscription, code: int = status.HTTP_200_OK) -> Response:
@@ -321,6 +340,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             collection_method=data["collection_method"],
             days_until_due=data.get("days_until_due"),
             metadata=data.get("metadata"),
+            discounts=_discount_specs(data.get("discounts") or ()),
+            proration_credit_basis=data.get("proration_credit_basis") or "",
             acting_user=acting_user(request),
             **_anchor_arguments(data),
         )
@@ -348,6 +369,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             collection_method=data["collection_method"],
             days_until_due=data.get("days_until_due"),
             **_anchor_arguments(data),
+            discounts=_discount_specs(data.get("discounts") or ()),
+            proration_credit_basis=data.get("proration_credit_basis") or "",
         )
         body = {
             "object": "subscription_create_preview",
@@ -376,6 +399,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription=subscription,
             items=_items(serializer.validated_data["items"]),
             proration=serializer.validated_data["proration_behavior"],
+            proration_credit_basis=serializer.validated_data.get("proration_credit_basis"),
         )
         return Response(_change_preview_body(preview))
 
@@ -389,6 +413,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription=subscription,
             items=_items(serializer.validated_data["items"]),
             proration=serializer.validated_data["proration_behavior"],
+            proration_credit_basis=serializer.validated_data.get("proration_credit_basis"),
             acting_user=acting_user(request),
         )
         return self._out(subscription)
@@ -466,6 +491,46 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription=subscription, changes=serializer.to_update(subscription=subscription)
         )
         return Response(_change_preview_body(preview))
+
+    @extend_schema(
+        summary="Add a discount to a subscription",
+        description=(
+            "Adds a coupon (or the coupon of a promotion code) at the end of the subscription's discounts. "
+            "It applies from the next invoice; the current period is not prorated. Discounts stack in order "
+            '(docs/billing.md, "Several discounts").'
+        ),
+        request=DiscountInputSerializer,
+        responses={
+            201: DiscountSerializer,
+        },
+        examples=[OpenApiExample("By coupon", value={"coupon": "coupon_12"}, request_only=True)],
+    )
+    @action(detail=True, methods=["post"], url_path="discounts")
+    def discounts(self, request: Any, pk: str) -> Response:
+        subscription = self.get_object()
+        serializer = DiscountInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        discount = subscription_discount_add(
+            subscription=subscription,
+            coupon=serializer.validated_data.get("coupon"),
+            promotion_code=serializer.validated_data.get("promotion_code") or None,
+            acting_user=acting_user(request),
+        )
+        return Response(DiscountSerializer(discount).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Remove a discount from a subscription",
+        description="Ends one running discount (`di_…`) from the next invoice on; returns the subscription.",
+        request=None,
+        responses={200: SubscriptionSerializer},
+        parameters=[OpenApiParameter("discount_id", str, OpenApiParameter.PATH, description="A discount id, di_…")],
+    )
+    @action(detail=True, methods=["delete"], url_path=r"discounts/(?P<discount_id>[^/.]+)")
+    def discount_remove(self, request: Any, pk: str, discount_id: str) -> Response:
+        subscription = self.get_object()
+        discount = _discount_of(subscription, discount_id)
+        subscription_coupon_remove(subscription=subscription, discount=discount, acting_user=acting_user(request))
+        return self._out(subscription)
 
     @extend_schema(request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer})
     @action(detail=True, methods=["post"])
@@ -795,6 +860,93 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 
 
+CUSTOMER_ID = OpenApiParameter("customer_id", str, OpenApiParameter.PATH, description="A customer id, cus_…")
+
+
+class CustomerDiscountViewSet(ApiViewSet):
+    """`/customers/{id}/discounts`: a customer's discount (Stripe's customer.discount)."""
+
+    serializer_class = DiscountSerializer
+
+    def get_queryset(self) -> Any:
+        return Customer.objects.all()
+
+    def _customer(self, customer_id: str) -> Customer:
+        try:
+            pk = pk_from_public_id(customer_id, model=Customer)
+        except InvalidPublicId as error:
+            raise NotFound() from error
+        found = scope_to_mode(self.get_queryset()).filter(pk=pk).first()
+        if found is None:
+            raise NotFound()
+        return found
+
+    @extend_schema(
+        summary="Give a customer a discount",
+        parameters=[CUSTOMER_ID],
+        description=(
+            "Applies to every invoice of the customer's subscriptions that hold no discount of their own "
+            "(a subscription's discounts win, as in Stripe). Replaces the customer's running discount."
+        ),
+        request=DiscountInputSerializer,
+        responses={201: DiscountSerializer},
+        examples=[OpenApiExample("By promotion code", value={"promotion_code": "SPRING"}, request_only=True)],
+    )
+    def create(self, request: Any, customer_id: str) -> Response:
+        customer = self._customer(customer_id)
+        serializer = DiscountInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        discount = customer_discount_apply(
+            customer=customer,
+            coupon=serializer.validated_data.get("coupon"),
+            promotion_code=serializer.validated_data.get("promotion_code") or None,
+            at=instant(at=None, customer=customer),
+            acting_user=acting_user(request),
+        )
+        return Response(DiscountSerializer(discount).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="List a customer's discounts",
+        parameters=[CUSTOMER_ID],
+        description="The running discount first, then ended ones, newest first.",
+        responses={200: DiscountSerializer(many=True)},
+    )
+    def list(self, request: Any, customer_id: str) -> Response:
+        customer = self._customer(customer_id)
+        rows = CustomerDiscount.objects.filter(customer=customer).order_by(F("end").desc(nulls_first=True), "-pk")
+        return Response({"object": "list", "data": DiscountSerializer(rows, many=True).data})
+
+    @extend_schema(
+        summary="Remove a customer's discount",
+        parameters=[CUSTOMER_ID],
+        description="Ends the customer's running discount from its next invoice on.",
+        request=None,
+        responses={204: None},
+    )
+    @action(detail=False, methods=["delete"], url_path="current")
+    def remove(self, request: Any, customer_id: str) -> Response:
+        customer = self._customer(customer_id)
+        customer_discount_remove(
+            customer=customer, at=instant(at=None, customer=customer), acting_user=acting_user(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _discount_specs(rows: Any) -> list[DiscountSpec]:
+    return [DiscountSpec(coupon=row.get("coupon"), promotion_code=row.get("promotion_code") or None) for row in rows]
+
+
+def _discount_of(subscription: Subscription, discount_id: str) -> SubscriptionDiscount:
+    try:
+        pk = pk_from_public_id(discount_id, model=SubscriptionDiscount)
+    except InvalidPublicId as error:
+        raise NotFound() from error
+    found = SubscriptionDiscount.objects.filter(subscription=subscription, pk=pk).first()
+    if found is None:
+        raise NotFound()
+    return found
+
+
 ROUTES = [
     ("products", ProductViewSet, "product"),
     ("prices", PriceViewSet, "price"),
@@ -810,4 +962,5 @@ ROUTES = [
     ("test_clocks", TestClockViewSet, "test_clock"),
     ("webhook_endpoints", WebhookEndpointViewSet, "webhook_endpoint"),
     *USAGE_ROUTES,  # issue 16 (usage): meters, usage thresholds
+    (r"customers/(?P<customer_id>[^/.]+)/discounts", CustomerDiscountViewSet, "customer_discount"),
 ]

@@ -9,6 +9,9 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # deferred: app loading (the services import models, which need a ready registry)
+        from billing.services.coupons import discounts_register
+
+        # deferred: app loading, as above
         from billing.services.dunning import dunning_register
 
         # deferred: app loading, as above
@@ -16,3 +19,4 @@ class BillingConfig(AppConfig):
 
         dunning_register()
         pending_update_register()
+        discounts_register()

@@ -435,6 +435,14 @@ class Coupon(models.Model):
         help_text=_("False for test-mode (sandbox) data."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # -- discounts (issue 16 item 6) --
+    carry_over = models.BooleanField(
+        _("carry the rest over"),
+        default=False,
+        help_text=_(
+            "Amount-off coupons used once: what an invoice cannot use is kept for the next invoices until used up."
+        ),
+    )
 
     class Meta:
         verbose_name = _("coupon")
@@ -466,6 +474,8 @@ class Coupon(models.Model):
             raise ValidationError({"currency": _("An amount-off coupon needs a currency.")})
         if self.duration == self.Duration.REPEATING and not self.duration_in_periods:
             raise ValidationError({"duration_in_periods": _("Say for how many periods the coupon repeats.")})
+        if self.carry_over and (self.amount_off is None or self.duration != self.Duration.ONCE):
+            raise ValidationError({"carry_over": _("Only an amount-off coupon used once can carry its rest over.")})
 
 
 class PromotionCode(models.Model):
@@ -579,6 +589,14 @@ class Subscription(models.Model):
         null=True,
         blank=True,
         help_text=_("Time before this instant is not billed (a first period created without proration)."),
+    )
+    # -- discounts (issue 16 items 3 and 6) --
+    proration_credit_basis = models.CharField(
+        _("proration credit basis"),
+        max_length=10,
+        blank=True,
+        choices=[("classic", _("classic: the current price")), ("flexible", _("flexible: what was last billed"))],
+        help_text=_("How unused time is credited on a change or a cancellation. Blank: the platform's default."),
     )
 
     class Meta:
@@ -1338,6 +1356,8 @@ class WebhookAttempt(models.Model):
 
 # --- Bank statements and reconciliation (billing/reconciliation_models.py) ---
 
+# --- Discounts of subscriptions and customers (billing/discount_models.py, issue 16 item 6) ---
+from billing.discount_models import CustomerDiscount, SubscriptionDiscount  # noqa: E402, F401
 from billing.reconciliation_models import BankStatement, BankStatementLine  # noqa: E402, F401
 
 # --- Imports from Stripe (billing/stripe_import_models.py) ---

@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from billing.cycles import CycleSpec, Period, next_boundary
@@ -32,7 +33,7 @@ from billing.proration import ItemCharge
 from billing.states import BILLABLE_STATUSES
 from config.money import round_fraction
 from config.types import JsonDict
-from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals, percent_discount
+from invoices.calculations import DiscountInput, LineInput, compute_invoice_totals
 
 # -- prices ---------------------------------------------------------------------
 
@@ -155,23 +156,43 @@ def subscription_items_snapshots_bulk(*, subscription_ids: Iterable[int]) -> dic
     return {pk: tuple(items) for pk, items in grouped.items()}
 
 
-def item_charges(items: Sequence[ItemSnapshot], *, discount: DiscountInput | None = None) -> list[ItemCharge]:
-    """Licensed items as proration inputs; a percent discount the period was billed with is taken off.
+def item_charges(
+    items: Sequence[ItemSnapshot],
+    *,
+    discount: DiscountInput | None = None,
+    discounts: Sequence[DiscountInput] = (),
+) -> list[ItemCharge]:
+    """Licensed items as proration inputs, net of the discounts the period was billed with.
 
-    The amount taken off is calculations.percent_discount, the rule compute_invoice_totals
-    applies to each invoice line, so a credit for unused time returns what the customer
-    actually paid for it.
+    Every discount of the list (percent and amount off, in order) is allocated over the
+    licensed items as compute_invoice_totals allocates it over an invoice's lines (percent
+    per line, amount off by largest remainder), so a credit for unused time returns what
+    the customer actually paid for it (issue 16, item 1).
     """
-    charges = []
-    for item in items:
-        if item.metered or item.in_arrears:  # nothing paid in advance: nothing to credit or prorate
-            continue
-        amount = item.full_amount()
-        if discount is not None and discount.percent_off is not None:
-            if discount.products is None or item.product_key in discount.products:
-                amount -= percent_discount(amount, discount.percent_off)
-        charges.append(ItemCharge(key=item.key, description=item.label, quantity=item.quantity, amount=amount))
-    return charges
+    wanted = [*discounts, *([discount] if discount is not None else [])]
+    # Nothing paid in advance for metered or in-arrears items: nothing to credit or prorate.
+    licensed = [item for item in items if not item.metered and not item.in_arrears]
+    amounts = [item.full_amount() for item in licensed]
+    if wanted and licensed:
+        totals = compute_invoice_totals(
+            currency=licensed[0].price.currency,
+            lines=[
+                LineInput(amount=amount, tax_rate=Decimal(0), tax_category="Z", product_key=item.product_key)
+                for item, amount in zip(licensed, amounts, strict=True)
+            ],
+            discounts=wanted,
+            stacking=discount_stacking(),
+        )
+        amounts = [line.amount - line.discount_amount for line in totals.lines]
+    return [
+        ItemCharge(key=item.key, description=item.label, quantity=item.quantity, amount=amount)
+        for item, amount in zip(licensed, amounts, strict=True)
+    ]
+
+
+def discount_stacking() -> str:
+    """How several discounts combine (settings.TARIF_DISCOUNT_STACKING; docs/billing.md)."""
+    return str(settings.TARIF_DISCOUNT_STACKING)
 
 
 # -- subscriptions -------------------------------------------------------------
@@ -301,6 +322,7 @@ def mrr_for(*, items: Sequence[ItemSnapshot], cycle: CycleSpec, currency: str, d
             for item in licensed
         ],
         discounts=list(discounts),
+        stacking=discount_stacking(),
     )
     per_period = totals.subtotal - totals.discount_total
     return round_fraction(per_period * cycle.periods_per_year() / 12)

@@ -3,6 +3,7 @@ business rules stay in billing/services (their errors become problem+json in one
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_TOTAL
@@ -211,11 +212,51 @@ class SubscriptionItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DiscountSerializer(serializers.Serializer):
+    """One discount of a subscription (`di_`) or of a customer (`cdi_`), Stripe's `discount` object."""
+
+    id = PublicIdField()
+    object = ObjectField("discount")
+    coupon = PublicIdRelatedField(model=Coupon, read_only=True)
+    promotion_code = PublicIdRelatedField(model=PromotionCode, read_only=True)
+    position = serializers.IntegerField(read_only=True, required=False, help_text="Order of application (0 first).")
+    periods_applied = serializers.IntegerField(read_only=True)
+    carry_over_remaining = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="A carry-over coupon's amount not used yet (minor units)."
+    )
+    start = serializers.DateTimeField(read_only=True)
+    end = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class DiscountInputSerializer(StrictSerializer):
+    """A discount asked for: `{"coupon": "coupon_1"}` or `{"promotion_code": "SPRING"}`."""
+
+    coupon = PublicIdRelatedField(queryset=Coupon.objects.all(), required=False, allow_null=True)
+    promotion_code = serializers.CharField(required=False, allow_null=True, max_length=50)
+
+    def validate(self, attrs: dict) -> dict:
+        if (attrs.get("coupon") is None) == (not attrs.get("promotion_code")):
+            raise serializers.ValidationError(
+                {"coupon": [serializers.ErrorDetail("Give a coupon or a promotion code.", code="coupon_or_code")]}
+            )
+        return attrs
+
+
+PRORATION_CREDIT_BASES = ["classic", "flexible"]
+
+
 class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("subscription")
     customer = PublicIdRelatedField(model=Customer, read_only=True)
     coupon = PublicIdRelatedField(model=Coupon, read_only=True)
+    discounts = serializers.SerializerMethodField(help_text="The running discounts, in the order they apply.")
+    proration_credit_basis = serializers.ChoiceField(
+        choices=PRORATION_CREDIT_BASES,
+        allow_blank=True,
+        read_only=True,
+        help_text="classic or flexible; blank: the platform default (docs/billing.md).",
+    )
     items = SubscriptionItemSerializer(many=True, read_only=True)
     cycle = serializers.DictField(read_only=True)
     # subupdate (issue 16): an item change waiting for its invoice's payment, or null.
@@ -247,6 +288,8 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "paused_at",
             "resumes_at",
             "coupon",
+            "discounts",
+            "proration_credit_basis",
             "items",
             "metadata",
             "created_at",
@@ -256,6 +299,11 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
             "free_until",
         )
         read_only_fields = fields
+
+    @extend_schema_field(DiscountSerializer(many=True))
+    def get_discounts(self, subscription: Subscription) -> list:
+        running = [discount for discount in subscription.discounts.all() if discount.end is None]
+        return DiscountSerializer(running, many=True, context=self.context).data
 
 
 class ItemInputSerializer(serializers.Serializer):
@@ -305,11 +353,22 @@ class SubscriptionCreateSerializer(serializers.Serializer):
         help_text="With an anchor: bill the time up to it now, prorated, or give it free. "
         "Default: the TARIF_ANCHOR_FIRST_PERIOD setting.",
     )
+    # Issue 16 (discounts helper): several discounts, in order, and the proration credit basis.
+    discounts = DiscountInputSerializer(many=True, required=False, max_length=20)
+    proration_credit_basis = serializers.ChoiceField(
+        choices=PRORATION_CREDIT_BASES, required=False, allow_blank=True, default=""
+    )
 
 
 class SubscriptionChangeSerializer(serializers.Serializer):
     items = ItemInputSerializer(many=True, allow_empty=False)
     proration_behavior = serializers.ChoiceField(choices=PRORATION_CHOICES, default="create_prorations")
+    proration_credit_basis = serializers.ChoiceField(
+        choices=PRORATION_CREDIT_BASES,
+        required=False,
+        allow_blank=True,
+        help_text="Becomes the subscription's basis and credits this change (blank: the platform default).",
+    )
 
 
 class SubscriptionCancelSerializer(serializers.Serializer):

@@ -49,6 +49,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.subscriptionchange": "subscription__customer__livemode",
     "billing.pendingupdate": "subscription__customer__livemode",
     "billing.subscriptionnotice": "subscription__customer__livemode",
+    "billing.subscriptiondiscount": "subscription__customer__livemode",
+    "billing.customerdiscount": "customer__livemode",
     "billing.webhookdelivery": "endpoint__livemode",
     "invoices.invoice": "customer__livemode",
     "invoices.creditnote": "customer__livemode",

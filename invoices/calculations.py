@@ -227,8 +227,22 @@ def percent_discount(amount: int, percent: Decimal | int) -> int:
     return round_fraction(amount * Fraction(percent) / 100)
 
 
-def _apply_discount(discount: DiscountInput, lines: Sequence[LineInput], remaining: list[int]) -> list[int]:
-    """Per-line amounts ``discount`` takes off, given what is left of each line."""
+def _apply_discount(
+    discount: DiscountInput, lines: Sequence[LineInput], remaining: list[int], *, independent: bool = False
+) -> list[int]:
+    """Per-line amounts ``discount`` takes off, given what is left of each line.
+
+    ``independent``: computed on the lines' undiscounted amounts (each line's share then
+    capped at what is left of it), instead of on what the previous discounts left.
+    """
+    if independent:
+        base = [min(line.amount, left) if left > 0 else 0 for line, left in zip(lines, remaining, strict=True)]
+        full = _apply_discount(
+            discount,
+            lines,
+            [max(line.amount, 0) if left > 0 else 0 for line, left in zip(lines, remaining, strict=True)],
+        )
+        return [min(taken, cap) for taken, cap in zip(full, base, strict=True)]
     eligible = [
         index
         for index, line in enumerate(lines)
@@ -252,10 +266,24 @@ def _apply_discount(discount: DiscountInput, lines: Sequence[LineInput], remaini
     return taken
 
 
+STACKINGS: Final = ("sequential", "independent")
+
+
 def compute_invoice_totals(
-    *, currency: str, lines: Sequence[LineInput], discounts: Sequence[DiscountInput] = ()
+    *,
+    currency: str,
+    lines: Sequence[LineInput],
+    discounts: Sequence[DiscountInput] = (),
+    stacking: str = "sequential",
 ) -> InvoiceTotals:
-    """Discounts, tax and totals of an invoice, following the rules in the module docstring."""
+    """Discounts, tax and totals of an invoice, following the rules in the module docstring.
+
+    ``stacking``: ``sequential`` (rule 2: each discount on what the previous ones left, Lago's
+    order) or ``independent`` (each on the undiscounted amounts, Stripe-like; every line's
+    discounts together still capped at the line).
+    """
+    if stacking not in STACKINGS:
+        raise CalculationError(f"unknown discount stacking {stacking!r}; expected one of {', '.join(STACKINGS)}")
     currency = validate_currency(currency)
     for line in lines:
         if not isinstance(line, LineInput):
@@ -269,7 +297,7 @@ def compute_invoice_totals(
     remaining = [line.amount for line in lines]
     discount_amounts: list[int] = []
     for discount in discounts:
-        taken = _apply_discount(discount, lines, remaining)
+        taken = _apply_discount(discount, lines, remaining, independent=stacking == "independent")
         remaining = [left - off for left, off in zip(remaining, taken, strict=True)]
         discount_amounts.append(sum(taken))
 

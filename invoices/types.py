@@ -34,6 +34,10 @@ class DraftDiscount:
     discount: DiscountInput
     label: str  # e.g. "Bienvenue (10 % off)"
     coupon_id: int | None = None
+    # The discount row it comes from (billing's SubscriptionDiscount / CustomerDiscount), recorded in
+    # the invoice's custom_fields["discount_sources"] so its finalization counts the period and the carry-over.
+    subscription_discount_id: int | None = None
+    customer_discount_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,3 +130,15 @@ class TaxCodeRateFactory(factory.django.DjangoModelFactory):
     tax_code = factory.SubFactory(TaxCodeFactory)
     country = "FR"
     percentage = Decimal("5.5")
+# -- issue 16, discounts helper ---------------------------------------------------------
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    """A percent-off coupon by default; pass amount_off and currency for an amount off."""
+
+    class Meta:
+        model = "billing.Coupon"
+
+    name = factory.Sequence(lambda n: f"Coupon {n}")
+    percent_off = Decimal(10)
+    duration = "forever"

@@ -296,6 +296,13 @@ def _select(**attrs: Any) -> UnfoldAdminSelectWidget:
     return UnfoldAdminSelectWidget(attrs=attrs)
 
 
+CREDIT_BASIS_CHOICES = [
+    ("", _("Platform default")),
+    ("classic", _("Classic: unused time at the current price, net of discounts")),
+    ("flexible", _("Flexible: what was last billed for the period")),
+]
+
+
 class SubscriptionCreateForm(forms.Form):
     customer = forms.ModelChoiceField(label=_("Customer"), queryset=Customer.objects.all())
     coupon = CouponChoiceField(label=_("Coupon"), queryset=Coupon.objects.none(), required=False, widget=_select())
@@ -357,6 +364,9 @@ class SubscriptionCreateForm(forms.Form):
         widget=UnfoldAdminIntegerFieldWidget(),
         help_text=_("When the invoice is sent for payment (default 30 days)."),
     )
+    proration_credit_basis = forms.ChoiceField(
+        label=_("Credit for unused time"), choices=CREDIT_BASIS_CHOICES, required=False, widget=_select()
+    )
 
     def __init__(self, *args: Any, admin_site: admin.AdminSite, livemode: bool | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -395,6 +405,7 @@ class SubscriptionCreateForm(forms.Form):
             "promotion_code": data.get("promotion_code") or None,
             "collection_method": data["collection_method"],
             "days_until_due": data.get("days_until_due"),
+            "proration_credit_basis": data.get("proration_credit_basis") or "",
         }
 
 
@@ -411,6 +422,10 @@ class ChangeItemsForm(forms.Form):
         choices=[(mode, PRORATION_LABELS[mode]) for mode in PRORATION_MODES],
         initial="create_prorations",
         widget=UnfoldAdminRadioSelectWidget(),
+    )
+    # Issue 16 (discounts helper): kept on the subscription for this and later credits.
+    proration_credit_basis = forms.ChoiceField(
+        label=_("Credit for unused time"), choices=CREDIT_BASIS_CHOICES, required=False, widget=_select()
     )
 
 

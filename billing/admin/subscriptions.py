@@ -53,6 +53,7 @@ from billing.models import (
 from billing.resources import SubscriptionResource
 from billing.selectors import item_snapshot
 from billing.services.changes import subscription_change, subscription_preview_change
+from billing.services.coupons import coupon_label, customer_discount_active, subscription_discounts_active
 from billing.services.subscriptions import (
     scheduled_change_cancel,
     subscription_cancel,
@@ -198,7 +199,7 @@ SUBSCRIPTION_FIELDSETS = (
             )
         },
     ),
-    (_("Discount"), {"fields": ("coupon", "promotion_code", "discount_periods_applied")}),
+    (_("Discounts"), {"fields": ("discounts_label", "proration_credit_basis")}),
     (_("Other"), {"fields": ("metadata", "created_at", "updated_at")}),
 )
 
@@ -259,6 +260,25 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
 
     def has_delete_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         return False  # a subscription ends by being canceled; its history and invoices stay
+
+    @admin.display(description=_("discounts, in the order they apply"))
+    def discounts_label(self, subscription: Subscription) -> str:
+        rows = []
+        for discount in subscription_discounts_active(subscription=subscription):
+            text = coupon_label(discount.coupon)
+            if discount.carry_over_remaining is not None:
+                text += " · " + gettext("%(amount)s left") % {
+                    "amount": format_money(discount.carry_over_remaining, discount.coupon.currency)
+                }
+            rows.append(text)
+        if not rows:
+            customer_discount = customer_discount_active(customer=subscription.customer)
+            if customer_discount is not None:
+                return gettext("None of its own; the customer's: %(coupon)s") % {
+                    "coupon": coupon_label(customer_discount.coupon)
+                }
+            return "—"
+        return " → ".join(rows)
 
     # -- list columns ---------------------------------------------------------------------
 
@@ -438,7 +458,8 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
         current = list(subscription.items.all())
         prices = picker_prices(currency=subscription.currency, one_time=False, keep=[item.price_id for item in current])
         initial = [{"price": item.price_id, "quantity": item.quantity} for item in current]
-        return ChangeItemsForm(data), item_formset(data, prices=prices, initial=initial, rows=len(current) + 1)
+        form = ChangeItemsForm(data, initial={"proration_credit_basis": subscription.proration_credit_basis})
+        return form, item_formset(data, prices=prices, initial=initial, rows=len(current) + 1)
 
     def _change_preview(
         self, subscription: Subscription, form: ChangeItemsForm, formset: BaseItemFormSet
@@ -450,7 +471,10 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             return None, " ".join(str(error) for error in errors)
         try:
             preview = subscription_preview_change(
-                subscription=subscription, items=formset.items(), proration=form.cleaned_data["proration"]
+                subscription=subscription,
+                items=formset.items(),
+                proration=form.cleaned_data["proration"],
+                proration_credit_basis=form.cleaned_data.get("proration_credit_basis") or None,
             )
         except SUBSCRIPTION_SERVICE_ERRORS as error:
             return None, error_text(error)
@@ -470,6 +494,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
                     subscription=subscription,
                     items=formset.items(),
                     proration=form.cleaned_data["proration"],
+                    proration_credit_basis=form.cleaned_data.get("proration_credit_basis") or "",
                     acting_user=request.user,
                 ),
                 errors=SUBSCRIPTION_SERVICE_ERRORS,

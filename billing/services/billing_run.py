@@ -69,7 +69,12 @@ from billing.selectors import (
     subscriptions_to_cancel,
     subscriptions_to_resume,
 )
-from billing.services.coupons import discount_counter_after_billing, discounts_for_period
+from billing.services.coupons import (
+    customer_discounts_prefetch,
+    discount_counter_after_billing,
+    discounts_for_period,
+    subscription_discounts_prefetch,
+)
 from billing.services.subscriptions import (
     SubscriptionError,
     scheduled_changes_apply_due,
@@ -568,7 +573,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         subscription_qs_for_update()
         .filter(due_q(as_of=as_of), pk__in=subscription_ids)
         .select_related("customer", "customer__brand", "coupon")
-        .prefetch_related("coupon__applies_to")
+        .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
     )
     if not subscriptions:
         return 0, []
@@ -593,7 +598,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         to_bill += list(
             Subscription.objects.filter(pk__in=reloaded)
             .select_related("customer", "customer__brand", "coupon")
-            .prefetch_related("coupon__applies_to")
+            .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
         )
     by_id = {subscription.pk: subscription for subscription in to_bill}
 

@@ -33,7 +33,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, Period
-from billing.models import InvoiceItem, Subscription, SubscriptionChange
+from billing.models import InvoiceItem, Price, Subscription, SubscriptionChange
 from billing.proration import ProrationLine, change_proration
 from billing.selectors import (
     ItemSnapshot,
@@ -47,9 +47,11 @@ from billing.selectors import (
 from billing.services.coupons import (
     current_period_discounts,
     discount_counter_after_billing,
+    discounts_after_billing,
     discounts_for_period,
     recurring_discounts,
 )
+from billing.services.credits import credit_basis_validate, credits_apply_basis
 from billing.services.modes import modes_check
 from billing.services.subscriptions import (
     ItemSpec,
@@ -128,12 +130,19 @@ class _Plan:
 
 
 def _plan(
-    *, subscription: Subscription, items: Sequence[ItemSpec], at: datetime, mode: str, reset_anchor: bool = False
+    *,
+    subscription: Subscription,
+    items: Sequence[ItemSpec],
+    at: datetime,
+    mode: str,
+    reset_anchor: bool = False,
+    basis: str | None = None,
 ) -> _Plan:
     """Everything a change does, from a loaded (or locked) subscription. Writes nothing.
 
     `reset_anchor` (Stripe's `billing_cycle_anchor=now`, subupdate) restarts the subscription at
     `at` as a cycle change does: unused time credited, the new period invoiced at once.
+    `basis`: the proration credit basis (classic, flexible; None: the subscription's).
     """
     if mode not in PRORATION_MODES:
         raise SubscriptionError(
@@ -168,23 +177,31 @@ def _plan(
     cycle_changed = validated.cycle != cycle_spec(subscription.cycle)
     restart = (cycle_changed or reset_anchor) and not trialing
 
+    existing_pending = tuple(pending_invoice_items(subscription=subscription))
     lines: list[ProrationLine] = []
-    percent_baked = False
+    discount_baked = False
     if not trialing and mode != "none":
-        discounts = current_period_discounts(subscription=subscription)
-        discount = discounts[0].discount if discounts else None
-        percent_baked = discount is not None and discount.percent_off is not None
+        discounts = [draft.discount for draft in current_period_discounts(subscription=subscription)]
+        discount_baked = bool(discounts)
         lines = change_proration(
-            old_items=item_charges(before, discount=discount),
-            new_items=[] if restart else item_charges(after, discount=discount),
+            old_items=item_charges(before, discounts=discounts),
+            new_items=[] if restart else item_charges(after, discounts=discounts),
             period_start=start,
             period_end=end,
             at=at,
+        )
+        # Credits never exceed what was billed for the unused time (billing/services/credits.py).
+        unchanged = {item.key for item in before} - {line.key for line in lines}
+        lines = credits_apply_basis(
+            subscription=subscription, lines=lines, at=at, basis=basis, kept_keys=unchanged, pending=existing_pending
         )
         # Worded once, in the customer's language: the preview and the invoice agree.
         language = subscription.customer.preferred_language
         lines = [replace(line, description=proration_description(line=line, language=language)) for line in lines]
     prices = {item.key: item.price for item in (*before, *after)}
+    orphans = [int(line.key.split(":", 1)[1]) for line in lines if line.key not in prices]
+    if orphans:  # flexible: prices billed this period that are no longer items
+        prices.update({f"price:{pk}": price for pk, price in Price.objects.in_bulk(orphans).items()})
     new_pending = [
         InvoiceItem(
             customer_id=subscription.customer_id,
@@ -197,7 +214,7 @@ def _plan(
             period_start=line.period_start,
             period_end=line.period_end,
             proration=True,
-            discountable=not percent_baked,
+            discountable=not discount_baked,
             tax_behavior=prices[line.key].tax_behavior,
             metadata={"item": line.key, "change_at": at.isoformat()},
         )
@@ -221,7 +238,7 @@ def _plan(
         restart=restart,
         proration_lines=tuple(lines),
         new_pending=tuple(new_pending),
-        existing_pending=tuple(pending_invoice_items(subscription=subscription)),
+        existing_pending=existing_pending,
         new_period=new_period,
         mrr_before=mrr_for(
             items=before,
@@ -247,7 +264,11 @@ def _restarted(subscription: Subscription, *, cycle: CycleSpec, at: datetime, pe
                 periods_applied=subscription.discount_periods_applied,
             ),
         )
-    return subscription_copy(subscription, **fields)
+    restarted = subscription_copy(subscription, **fields)
+    if period is not None:
+        # As the invoice of the new period leaves them once issued (its finalization counts them).
+        restarted.active_discounts = discounts_after_billing(subscription=subscription)  # type: ignore[attr-defined]
+    return restarted
 
 
 def _immediate_draft(plan: _Plan, new_pending: Sequence[InvoiceItem]) -> DraftInvoice | None:
@@ -334,6 +355,7 @@ def subscription_preview_change(
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
     reset_anchor: bool = False,
+    proration_credit_basis: str | None = None,
 ) -> ChangePreview:
     """What `subscription_change` would do with the same arguments. Writes nothing.
 
@@ -345,7 +367,8 @@ def subscription_preview_change(
     subscription = subscription_load(subscription)
     customer = subscription.customer
     at = instant(at=at, customer=customer)
-    plan = _plan(subscription=subscription, items=items, at=at, mode=proration, reset_anchor=reset_anchor)
+    basis = credit_basis_validate(proration_credit_basis) if proration_credit_basis else None
+    plan = _plan(subscription=subscription, items=items, at=at, mode=proration, reset_anchor=reset_anchor, basis=basis)
     brand = brand_for_customer(customer=customer)
     decision = tax_decision_for(brand=brand, customer=customer)
     balance = customer_balance(customer_id=customer.pk, currency=subscription.currency)
@@ -384,6 +407,7 @@ def subscription_change(
     items: Sequence[ItemSpec],
     at: datetime | None = None,
     proration: ProrationMode = "create_prorations",
+    proration_credit_basis: str | None = None,
     acting_user: ActingUser = None,
     reset_anchor: bool = False,
 ) -> SubscriptionChange:
@@ -392,9 +416,13 @@ def subscription_change(
     In one transaction under the subscription's lock: the items, the pending proration
     items (or the invoice issued at once), the history row and the event, so the
     subscription, its upcoming invoice and the customer's balance agree on commit.
+    `proration_credit_basis` (classic, flexible, or "" for the platform default), when given,
+    becomes the subscription's basis and credits this change.
     """
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
+    if proration_credit_basis is not None:
+        locked.proration_credit_basis = credit_basis_validate(proration_credit_basis)
     plan = _plan(subscription=locked, items=items, at=at, mode=proration, reset_anchor=reset_anchor)
     created = InvoiceItem.objects.bulk_create(plan.new_pending)
     items_apply(subscription=locked, before=plan.before, after=plan.after)

@@ -19,17 +19,22 @@ currency.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Field, Q
+from django.db.models import F, Field, Prefetch, Q, Value
+from django.db.models.functions import Greatest
 from django.utils.translation import gettext as _
 
+from billing.discount_models import DiscountBase
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
-from billing.models import Coupon, Product, PromotionCode, Subscription
+from billing.models import Coupon, CustomerDiscount, Product, PromotionCode, Subscription, SubscriptionDiscount
 from billing.selectors import product_key
 from billing.services.modes import modes_check
 from config.errors import DomainError
@@ -37,9 +42,12 @@ from config.events.log import event_record
 from config.modes import default_livemode
 from config.money import Money
 from config.types import ActingUser
+from customers.locks import customer_qs_for_update
 from customers.models import Customer
 from invoices.calculations import DiscountInput
 from invoices.models import Invoice
+from invoices.services.finalize import invoices_finalized
+from invoices.services.lifecycle import invoice_voided
 from invoices.types import DraftDiscount
 
 
@@ -89,9 +97,15 @@ def discount_counter_after_billing(*, coupon: Coupon | None, periods_applied: in
 
 
 def discount_periods_advance_bulk(*, subscription_ids: Iterable[int]) -> int:
-    """Count one billed period for each subscription (billing run, after its renewal invoices)."""
+    """Count one billed period for each subscription's running discounts, up to length + 1
+    (an issued invoice does this itself through `discounts_invoices_finalized`)."""
+    ids = list(subscription_ids)
+    SubscriptionDiscount.objects.filter(subscription_id__in=ids, end__isnull=True).filter(
+        Q(coupon__duration=Coupon.Duration.ONCE, periods_applied__lte=1)
+        | Q(coupon__duration=Coupon.Duration.REPEATING, periods_applied__lte=F("coupon__duration_in_periods"))
+    ).update(periods_applied=F("periods_applied") + 1)
     return (
-        Subscription.objects.filter(pk__in=list(subscription_ids), coupon__isnull=False)
+        Subscription.objects.filter(pk__in=ids, coupon__isnull=False)
         .filter(
             Q(coupon__duration=Coupon.Duration.ONCE, discount_periods_applied__lte=1)
             | Q(
@@ -141,43 +155,247 @@ def coupon_draft_discount(coupon: Coupon) -> DraftDiscount:
     )
 
 
-def _coupon_of(subscription: Subscription) -> Coupon | None:
-    return subscription.coupon if subscription.coupon_id is not None else None
+# A subscription holds at most this many discounts (Stripe's limit).
+MAX_DISCOUNTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountSpec:
+    """One discount asked for: a coupon, or a promotion code's text (not both)."""
+
+    coupon: Coupon | None = None
+    promotion_code: str | None = None
+
+
+def discount_specs_resolve(
+    *, specs: Sequence[DiscountSpec], customer: Customer, at: datetime, held: Sequence[Coupon] = ()
+) -> list[tuple[Coupon, PromotionCode | None]]:
+    """Each spec as (coupon, promotion code), checked: exactly one of the two per spec, codes
+    redeemable by `customer` now, no coupon twice (with the `held` ones), at most MAX_DISCOUNTS."""
+    resolved: list[tuple[Coupon, PromotionCode | None]] = []
+    seen = {coupon.pk for coupon in held}
+    for spec in specs:
+        if (spec.coupon is None) == (not spec.promotion_code):
+            raise CouponError(_("Give each discount a coupon or a promotion code, not both."), code="coupon_and_code")
+        promotion = None
+        coupon = spec.coupon
+        if spec.promotion_code:
+            promotion = promotion_code_resolve(code=spec.promotion_code, customer=customer, at=at)
+            coupon = promotion.coupon
+        assert coupon is not None
+        if coupon.pk in seen:
+            raise CouponError(
+                _("The coupon “%(name)s” is already among the discounts.") % {"name": coupon.name},
+                code="duplicate_discount",
+            )
+        seen.add(coupon.pk)
+        resolved.append((coupon, promotion))
+    if len(seen) > MAX_DISCOUNTS:
+        raise CouponError(
+            _("A subscription holds at most %(max)s discounts.") % {"max": MAX_DISCOUNTS}, code="too_many_discounts"
+        )
+    return resolved
+
+
+def discount_row_fields(*, coupon: Coupon, promotion_code: PromotionCode | None, at: datetime) -> dict:
+    """The columns a new discount row starts with (a carry-over coupon's whole amount is left)."""
+    return {
+        "coupon": coupon,
+        "promotion_code": promotion_code,
+        "start": at,
+        "periods_applied": 0,
+        "carry_over_remaining": coupon.amount_off if coupon.carry_over else None,
+    }
+
+
+# -- the discounts in force ------------------------------------------------------------
+
+
+def subscription_discounts_prefetch() -> Prefetch:
+    """prefetch_related() argument: a subscription's running discounts, in order, as `active_discounts`."""
+    return Prefetch(
+        "discounts",
+        queryset=SubscriptionDiscount.objects.filter(end__isnull=True)
+        .select_related("coupon", "promotion_code")
+        .prefetch_related("coupon__applies_to")
+        .order_by("position", "pk"),
+        to_attr="active_discounts",
+    )
+
+
+def customer_discounts_prefetch(prefix: str = "customer__") -> Prefetch:
+    """prefetch_related() argument: a customer's running discount, as `active_discounts` (a list)."""
+    return Prefetch(
+        f"{prefix}discounts",
+        queryset=CustomerDiscount.objects.filter(end__isnull=True)
+        .select_related("coupon", "promotion_code")
+        .prefetch_related("coupon__applies_to"),
+        to_attr="active_discounts",
+    )
+
+
+def subscription_discounts_active(*, subscription: Subscription) -> list[SubscriptionDiscount]:
+    """The subscription's running discounts in order: prefetched, staged on an unsaved
+    subscription (`_tarif_staged_discounts`, creation and its preview), else read."""
+    cached = getattr(subscription, "active_discounts", None)
+    if cached is not None:
+        return list(cached)
+    staged = getattr(subscription, "_tarif_staged_discounts", None)
+    if staged is not None:
+        return list(staged)
+    if subscription.pk is None:
+        return []
+    return list(
+        SubscriptionDiscount.objects.filter(subscription_id=subscription.pk, end__isnull=True)
+        .select_related("coupon", "promotion_code")
+        .prefetch_related("coupon__applies_to")
+        .order_by("position", "pk")
+    )
+
+
+def customer_discount_active(*, customer: Customer) -> CustomerDiscount | None:
+    cached = getattr(customer, "active_discounts", None)
+    if cached is None:
+        if customer.pk is None:
+            return None
+        cached = list(
+            CustomerDiscount.objects.filter(customer_id=customer.pk, end__isnull=True)
+            .select_related("coupon", "promotion_code")
+            .prefetch_related("coupon__applies_to")
+        )
+    return cached[0] if cached else None
+
+
+def _usable(discount: DiscountBase, currency: str) -> bool:
+    coupon = discount.coupon
+    return coupon.amount_off is None or coupon.currency == currency
+
+
+def _applies_next(discount: DiscountBase) -> bool:
+    if discount.carry_over_remaining is not None:  # carry-over: until used up
+        return discount.carry_over_remaining > 0
+    return discount_applies_to_next_period(coupon=discount.coupon, periods_applied=discount.periods_applied)
+
+
+def _applied_current(discount: DiscountBase) -> bool:
+    if discount.carry_over_remaining is not None:
+        # What is left now: a credit at the current price net of it never exceeds what the
+        # period was billed, and the credit is capped at that anyway (billing/services/credits.py).
+        return discount.periods_applied >= 1 and discount.carry_over_remaining > 0
+    return discount_applied_to_current_period(coupon=discount.coupon, periods_applied=discount.periods_applied)
+
+
+def _recurring(discount: DiscountBase) -> bool:
+    coupon = discount.coupon
+    if coupon.duration == Coupon.Duration.ONCE:
+        return False
+    length = _length(coupon)
+    return length is None or discount.periods_applied <= length
+
+
+def discount_draft(discount: DiscountBase) -> DraftDiscount:
+    """A discount row as an invoice input (a carry-over coupon gives what is left of it)."""
+    draft = coupon_draft_discount(discount.coupon)
+    if discount.carry_over_remaining is not None:
+        draft = replace(draft, discount=replace(draft.discount, amount_off=discount.carry_over_remaining))
+    if isinstance(discount, SubscriptionDiscount):
+        return replace(draft, subscription_discount_id=discount.pk)
+    return replace(draft, customer_discount_id=discount.pk)
+
+
+def _in_force(subscription: Subscription, wanted: Callable[[DiscountBase], bool]) -> tuple[DraftDiscount, ...]:
+    """The subscription's own discounts that `wanted` keeps, in order; when none is kept, the
+    customer's discount if `wanted` keeps it (Stripe: a subscription's discounts win over the customer's)."""
+    currency = subscription.currency
+    own = [d for d in subscription_discounts_active(subscription=subscription) if wanted(d) and _usable(d, currency)]
+    if own:
+        return tuple(discount_draft(discount) for discount in own)
+    customer_discount = customer_discount_active(customer=subscription.customer)
+    if customer_discount is not None and wanted(customer_discount) and _usable(customer_discount, currency):
+        return (discount_draft(customer_discount),)
+    return ()
 
 
 def discounts_for_period(*, subscription: Subscription) -> tuple[DraftDiscount, ...]:
-    """Discounts of the next period the subscription bills (renewal, first invoice).
+    """Discounts of the next period the subscription bills (renewal, first invoice), in order.
 
-    Reads `subscription.coupon` and its products: select_related("coupon") and
-    prefetch_related("coupon__applies_to") make this query-free for many subscriptions.
+    Prefetch `subscription_discounts_prefetch()` and `customer_discounts_prefetch()` (with the
+    customer selected) to make this query-free for many subscriptions.
     """
-    coupon = _coupon_of(subscription)
-    if coupon is None or not discount_applies_to_next_period(
-        coupon=coupon, periods_applied=subscription.discount_periods_applied
-    ):
-        return ()
-    return (coupon_draft_discount(coupon),)
+    return _in_force(subscription, _applies_next)
 
 
 def current_period_discounts(*, subscription: Subscription) -> tuple[DraftDiscount, ...]:
-    """Discounts the current period was billed with (proration credits what was paid)."""
-    coupon = _coupon_of(subscription)
-    if coupon is None or not discount_applied_to_current_period(
-        coupon=coupon, periods_applied=subscription.discount_periods_applied
-    ):
-        return ()
-    return (coupon_draft_discount(coupon),)
+    """Discounts the current period was billed with (proration credits what was paid), in order."""
+    return _in_force(subscription, _applied_current)
 
 
 def recurring_discounts(*, subscription: Subscription) -> tuple[DraftDiscount, ...]:
     """Discounts that count in MRR: forever ones, and repeating ones still running."""
-    coupon = _coupon_of(subscription)
-    if coupon is None or coupon.duration == Coupon.Duration.ONCE:
-        return ()
-    length = _length(coupon)
-    if length is not None and subscription.discount_periods_applied > length:
-        return ()
-    return (coupon_draft_discount(coupon),)
+    return _in_force(subscription, _recurring)
+
+
+def discounts_after_billing(*, subscription: Subscription) -> list[SubscriptionDiscount]:
+    """Unsaved copies of the running discounts as billing the next period leaves them (previews)."""
+    advanced = []
+    for discount in subscription_discounts_active(subscription=subscription):
+        copied = copy.copy(discount)
+        if _applies_next(discount):
+            copied.periods_applied = discount.periods_applied + 1
+        advanced.append(copied)
+    return advanced
+
+
+# -- what an issued invoice does to its discounts -----------------------------------------
+
+
+def _discount_entries(invoice: Invoice) -> list[tuple[type[DiscountBase], int, int]]:
+    entries: list[tuple[type[DiscountBase], int, int]] = []
+    for entry in (invoice.custom_fields or {}).get("discount_sources") or ():
+        models: tuple[tuple[str, type[DiscountBase]], ...] = (
+            ("subscription_discount", SubscriptionDiscount),
+            ("customer_discount", CustomerDiscount),
+        )
+        for key, model in models:
+            if entry.get(key) is not None:
+                entries.append((model, int(entry[key]), int(entry.get("amount") or 0)))
+    return entries
+
+
+def discounts_invoices_finalized(*, invoices: Sequence[Invoice]) -> None:
+    """Hook receiver (invoices.invoices_finalized): each issued invoice counts one period for
+    the discounts it carried and uses up what they took of a carry-over amount.
+
+    Runs in the issuing transaction and an invoice is issued once (draft -> open, under its
+    lock), so a billing-run retry or re-run never counts twice. Counters move with F().
+    """
+    counts: dict[tuple[type[DiscountBase], int], int] = defaultdict(int)
+    used: list[tuple[type[DiscountBase], int, int]] = []
+    for invoice in invoices:
+        for model, pk, amount in _discount_entries(invoice):
+            counts[(model, pk)] += 1
+            if amount:
+                used.append((model, pk, amount))
+    by_count: dict[tuple[type[DiscountBase], int], list[int]] = defaultdict(list)
+    for (model, pk), count in counts.items():
+        by_count[(model, count)].append(pk)
+    for (model, count), pks in by_count.items():
+        model._default_manager.filter(pk__in=pks).update(periods_applied=F("periods_applied") + count)
+    for model, pk, amount in used:
+        model._default_manager.filter(pk=pk, carry_over_remaining__isnull=False).update(
+            carry_over_remaining=Greatest(F("carry_over_remaining") - amount, Value(0))
+        )
+
+
+def discounts_invoice_voided(*, invoice: Invoice) -> None:
+    """Hook receiver (invoices.invoice_voided): a voided invoice gives back the carry-over it
+    used (the customer never paid for it); the period stays counted, as Stripe keeps a used
+    `once` coupon used."""
+    for model, pk, amount in _discount_entries(invoice):
+        if amount:
+            model._default_manager.filter(pk=pk, carry_over_remaining__isnull=False).update(
+                carry_over_remaining=F("carry_over_remaining") + amount
+            )
 
 
 # -- redemption ------------------------------------------------------------------
@@ -309,6 +527,8 @@ def coupon_redeem(
 # What a coupon gives; frozen once redeemed, because subscribers' future invoices read
 # it. The console, imports and the API all change coupons through coupon_update, and on
 # PostgreSQL billing/migrations/0012 refuses the same changes.
+# `carry_over` is not a frozen term: a redemption copies it into its discount row
+# (`carry_over_remaining` set or null), so changing it later only affects new redemptions.
 COUPON_TERMS = ("percent_off", "amount_off", "currency", "duration", "duration_in_periods", "applies_to")
 COUPON_EDITABLE_FIELDS = (*COUPON_TERMS, "name", "max_redemptions", "redeem_by", "active")
 
@@ -318,7 +538,12 @@ class CouponInUse(CouponError):
 
 
 def coupon_is_redeemed(*, coupon: Coupon) -> bool:
-    return coupon.times_redeemed > 0 or coupon.subscriptions.exists()
+    return (
+        coupon.times_redeemed > 0
+        or coupon.subscriptions.exists()
+        or SubscriptionDiscount.objects.filter(coupon_id=coupon.pk).exists()
+        or CustomerDiscount.objects.filter(coupon_id=coupon.pk).exists()
+    )
 
 
 def coupon_frozen_fields(*, coupon: Coupon) -> tuple[str, ...]:
@@ -456,3 +681,79 @@ def promotion_code_update(*, promotion_code: PromotionCode, changes: dict) -> Pr
     with transaction.atomic(savepoint=False):
         promotion_code.save()
     return promotion_code
+
+
+def discounts_register() -> None:
+    """Connect the receivers above to the invoices' hooks (BillingConfig.ready)."""
+    invoices_finalized.connect(discounts_invoices_finalized)
+    invoice_voided.connect(discounts_invoice_voided)
+
+
+# -- a customer's discount (Stripe's customer.discount) ------------------------------
+
+
+@transaction.atomic(savepoint=False)
+def customer_discount_apply(
+    *,
+    customer: Customer,
+    coupon: Coupon | None = None,
+    promotion_code: str | None = None,
+    at: datetime,
+    acting_user: ActingUser = None,
+) -> CustomerDiscount:
+    """Give `customer` a discount for the invoices of its subscriptions that hold none of their
+    own; it replaces the customer's running discount (one at a time, as Stripe's)."""
+    # Lock order (docs/billing.md): the promotion code and the coupon (coupon_redeem), then the customer.
+    [(found, promotion)] = discount_specs_resolve(
+        specs=[DiscountSpec(coupon=coupon, promotion_code=promotion_code or None)], customer=customer, at=at
+    )
+    modes_check(livemode=customer.livemode, objects=[found])
+    redeemed = coupon_redeem(
+        coupon=found,
+        customer=customer,
+        at=at,
+        currency=customer.currency,
+        promotion_code=promotion,
+        acting_user=acting_user,
+    )
+    locked = customer_qs_for_update().get(pk=customer.pk)
+    previous = list(
+        CustomerDiscount.objects.filter(customer_id=locked.pk, end__isnull=True).values_list("pk", flat=True)
+    )
+    CustomerDiscount.objects.filter(pk__in=previous).update(end=at)
+    discount = CustomerDiscount.objects.create(
+        customer=locked, **discount_row_fields(coupon=redeemed, promotion_code=promotion, at=at)
+    )
+    if previous:  # the first one is announced by coupon_redeem's customer.discount.created
+        event_record(
+            type="customer.discount.updated",
+            object_type="customer",
+            object_id=locked.pk,
+            customer_id=locked.pk,
+            occurred_at=at,
+            data={"discount": discount.pk, "coupon": redeemed.pk, "previous_discounts": previous},
+            acting_user=acting_user,
+        )
+    return discount
+
+
+@transaction.atomic(savepoint=False)
+def customer_discount_remove(*, customer: Customer, at: datetime, acting_user: ActingUser = None) -> None:
+    """End the customer's running discount from its next invoice on."""
+    locked = customer_qs_for_update().get(pk=customer.pk)
+    running = list(
+        CustomerDiscount.objects.filter(customer_id=locked.pk, end__isnull=True).values_list("pk", "coupon_id")
+    )
+    if not running:
+        raise CouponError(_("This customer has no discount."), code="no_discount")
+    CustomerDiscount.objects.filter(pk__in=[pk for pk, _coupon in running]).update(end=at)
+    for pk, coupon_id in running:
+        event_record(
+            type="customer.discount.deleted",
+            object_type="customer",
+            object_id=locked.pk,
+            customer_id=locked.pk,
+            occurred_at=at,
+            data={"discount": pk, "coupon": coupon_id},
+            acting_user=acting_user,
+        )

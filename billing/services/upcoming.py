@@ -45,8 +45,13 @@ from billing.selectors import (
     resume_period,
     subscription_items_snapshot,
 )
-from billing.services.coupons import discounts_for_period
-from billing.services.usage import UsageKey, usage_aggregate_windows, usage_charge_amount, usage_key
+from billing.services.coupons import customer_discounts_prefetch, discounts_for_period, subscription_discounts_prefetch
+from billing.services.usage import (
+    UsageKey,
+    usage_aggregate_windows,
+    usage_charge_amount,
+    usage_key,
+)
 from config import clock
 from config.errors import DomainConflict
 from config.money import round_fraction
@@ -452,7 +457,7 @@ def subscription_load(subscription: Subscription) -> Subscription:
     """A fresh copy with what previews read: customer, brand, test clock, coupon and its products."""
     return (
         Subscription.objects.select_related("customer__brand", "customer__test_clock", "coupon")
-        .prefetch_related("coupon__applies_to")
+        .prefetch_related(subscription_discounts_prefetch(), customer_discounts_prefetch())
         .get(pk=subscription.pk)
     )
 

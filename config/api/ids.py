@@ -20,6 +20,8 @@ PREFIXES: dict[str, str] = {
     "billing.promotioncode": "promo",
     "billing.subscription": "sub",
     "billing.subscriptionitem": "si",
+    "billing.subscriptiondiscount": "di",
+    "billing.customerdiscount": "cdi",
     "billing.invoiceitem": "ii",
     "billing.usageevent": "ue",
     "billing.usagethreshold": "uth",

@@ -225,6 +225,16 @@ ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
+# Issue 16 (docs/billing.md "Proration credit basis", "Several discounts"):
+# how unused time is credited when a subscription does not say ("classic" or "flexible"),
+# and how several discounts of one invoice combine ("sequential": each on what the previous
+# left, Lago; "independent": each on the undiscounted amounts, capped).
+TARIF_PRORATION_CREDIT_BASIS = env.str("TARIF_PRORATION_CREDIT_BASIS", default="classic")
+if TARIF_PRORATION_CREDIT_BASIS not in ("classic", "flexible"):
+    raise ValueError("TARIF_PRORATION_CREDIT_BASIS must be classic or flexible")
+TARIF_DISCOUNT_STACKING = env.str("TARIF_DISCOUNT_STACKING", default="sequential")
+if TARIF_DISCOUNT_STACKING not in ("sequential", "independent"):
+    raise ValueError("TARIF_DISCOUNT_STACKING must be sequential or independent")
 # A running billing run without progress for this long is marked interrupted (stale-run sweeper).
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
 # Subscription updates and lifecycle events (issue 16, docs/billing.md "Subscription updates"):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from billing.limits import MAX_TOTAL, check_amount
@@ -83,6 +84,7 @@ def invoice_build(
         currency=draft.currency,
         lines=line_inputs(draft=draft, decision=decision, line_decisions=decisions),
         discounts=[discount.discount for discount in draft.discounts],
+        stacking=settings.TARIF_DISCOUNT_STACKING,
     )
     if balance is None:
         balance = customer_balance(customer_id=customer.pk, currency=draft.currency)
@@ -144,6 +146,23 @@ def tax_breakdown_rows(groups: Iterable[TaxGroup]) -> list[JsonDict]:
     return rows
 
 
+def _discount_sources(*, draft: DraftInvoice, amounts: tuple[int, ...]) -> list[JsonDict]:
+    """Which discount rows the invoice used and how much each took (issue 16): its finalization
+    counts their periods and uses up carry-over amounts. Kept apart from the shown `discounts`."""
+    sources: list[JsonDict] = []
+    for discount, amount in zip(draft.discounts, amounts, strict=True):
+        if discount.subscription_discount_id is not None:
+            sources.append({"subscription_discount": discount.subscription_discount_id, "amount": amount})
+        elif discount.customer_discount_id is not None:
+            sources.append({"customer_discount": discount.customer_discount_id, "amount": amount})
+    return sources
+
+
+def _discount_source_field(*, draft: DraftInvoice, amounts: tuple[int, ...]) -> JsonDict:
+    sources = _discount_sources(draft=draft, amounts=amounts)
+    return {"discount_sources": sources} if sources else {}
+
+
 def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: str) -> JsonDict:
     """Column values of a draft Invoice row for `preview` (shared with the bulk path)."""
     totals = preview.totals
@@ -174,6 +193,7 @@ def invoice_fields(*, draft: DraftInvoice, preview: InvoicePreview, language: st
             ],
             "vat_mention": preview.vat_mention_key,
             "days_until_due": draft.days_until_due,
+            **_discount_source_field(draft=draft, amounts=totals.discount_amounts),
         },
     }
 

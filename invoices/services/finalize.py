@@ -37,6 +37,7 @@ from billing.models import InvoiceItem
 from config import clock
 from config.bulk import allocate_ids, copy_insert, copy_supported
 from config.events.log import EventRow, event_record, events_record_bulk
+from config.hooks import Hook
 from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
@@ -70,6 +71,10 @@ from invoices.services.tax import TaxTable, tax_decision_for
 from invoices.states import assert_invoice_transition
 from invoices.types import DraftInvoice
 from invoices.vat import VatDecision
+
+# Fired once per issued invoice, in the issuing transaction, with `invoices` (a list): billing
+# counts the discounted periods and uses up carry-over amounts the invoices' discounts took.
+invoices_finalized = Hook("invoices.invoices_finalized", required=True)
 
 Status = Invoice.Status
 
@@ -333,6 +338,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
 
     if applied:
         _balance_transaction(invoice=invoice, applied=applied, at=at).save()
+    invoices_finalized.fire(invoices=[invoice])
     data = _event_data(invoice)
     event_record(
         type="invoice.finalized",
@@ -574,6 +580,7 @@ def invoices_issue_bulk(
                 )
             )
     events_record_bulk(rows=events)
+    invoices_finalized.fire(invoices=invoices)
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
     return [invoice.pk for invoice in invoices]

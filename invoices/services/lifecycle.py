@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from config import mfa
 from config.audit.services import audit_record
 from config.events.log import event_record
+from config.hooks import Hook
 from config.types import ActingUser, JsonDict
 from invoices.errors import FreshVerificationRequired, InsufficientBalance, InvoiceError, PaymentError
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
@@ -23,6 +24,10 @@ from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
 from invoices.services.documents import document_text
 from invoices.states import PAYABLE_STATUSES, assert_invoice_transition
+
+# Fired when an invoice is voided, in the voiding transaction, with `invoice`: billing gives
+# back the carry-over amounts its discounts had used (docs/billing.md "Carry-over").
+invoice_voided = Hook("invoices.invoice_voided", required=True)
 
 Status = Invoice.Status
 
@@ -96,6 +101,7 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
             invoice=invoice,
             created_at=at,
         )
+    invoice_voided.fire(invoice=invoice)
     _event("invoice.voided", invoice, at, acting_user, reason=reason, balance_returned=returned)
     return invoice
 

@@ -31,6 +31,7 @@ resume, trial end, renewal) and `schedules` (changes applied at a boundary).
 from billing.services.subscriptions.adjust import (
     subscription_coupon_apply,
     subscription_coupon_remove,
+    subscription_discount_add,
     subscription_extend_trial,
 )
 from billing.services.subscriptions.common import (
@@ -125,6 +126,7 @@ __all__ = [
     "subscription_extend_trial",
     "subscription_coupon_apply",
     "subscription_coupon_remove",
+    "subscription_discount_add",
     "CreatePreview",
     "subscription_preview_create",
     "subscription_transition",

@@ -5,8 +5,9 @@
   first paid period starts when the trial ends, as at creation). Nothing is invoiced.
 * A coupon added to a running subscription applies from its next invoice (the current
   period is already billed): the redemption is counted and checked as at creation
-  (active, limits, currency, products, mode), and replaces any coupon it had. Removing a
-  coupon stops the discount from the next invoice. Neither prorates the current period.
+  (active, limits, currency, products, mode), and joins the end of its discounts (or
+  replaces them with `replace_all`). Removing a discount (or all) stops it from the next
+  invoice. Neither prorates the current period.
   Both record a history row (MRR before and after) so the MRR movements see them.
 """
 
@@ -17,9 +18,15 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.models import Coupon, Subscription, SubscriptionChange
+from billing.models import Coupon, Subscription, SubscriptionChange, SubscriptionDiscount
 from billing.selectors import subscription_items_snapshot
-from billing.services.coupons import coupon_redeem, promotion_code_resolve
+from billing.services.coupons import (
+    DiscountSpec,
+    coupon_redeem,
+    discount_row_fields,
+    discount_specs_resolve,
+    promotion_code_resolve,
+)
 from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     MAX_TRIAL_DAYS,
@@ -90,6 +97,15 @@ def _record_discount_change(
     )
 
 
+def _mirror_first_coupon(subscription: Subscription) -> None:
+    """`Subscription.coupon` stays readable: the first running discount's coupon (issue 16)."""
+    first = subscription.discounts.filter(end__isnull=True).order_by("position", "pk").first()
+    subscription.coupon_id = first.coupon_id if first else None
+    subscription.promotion_code_id = first.promotion_code_id if first else None
+    subscription.discount_periods_applied = first.periods_applied if first else 0
+    subscription.save(update_fields=["coupon", "promotion_code", "discount_periods_applied", "updated_at"])
+
+
 @transaction.atomic(savepoint=False)
 def subscription_coupon_apply(
     *,
@@ -97,25 +113,57 @@ def subscription_coupon_apply(
     coupon: Coupon | None = None,
     promotion_code: str | None = None,
     at: datetime | None = None,
+    replace_all: bool = False,
     acting_user: ActingUser = None,
 ) -> Subscription:
-    """Give the subscription `coupon` (or the coupon of `promotion_code`) from its next invoice on."""
+    """Add a discount (see `subscription_discount_add`); returns the subscription, as before."""
+    discount = subscription_discount_add(
+        subscription=subscription,
+        coupon=coupon,
+        promotion_code=promotion_code,
+        at=at,
+        replace_all=replace_all,
+        acting_user=acting_user,
+    )
+    return discount.subscription
+
+
+@transaction.atomic(savepoint=False)
+def subscription_discount_add(
+    *,
+    subscription: Subscription,
+    coupon: Coupon | None = None,
+    promotion_code: str | None = None,
+    at: datetime | None = None,
+    replace_all: bool = False,
+    acting_user: ActingUser = None,
+) -> SubscriptionDiscount:
+    """Add `coupon` (or the coupon of `promotion_code`) at the end of the subscription's
+    discounts, from its next invoice on. `replace_all`: it becomes the only discount (the
+    others end now), as the single-coupon API of old did."""
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
     changeable_check(locked)
-    promotion = None
-    if promotion_code:
-        promotion = promotion_code_resolve(code=promotion_code, customer=locked.customer, at=at)
-        if coupon is not None and coupon.pk != promotion.coupon_id:
+    if coupon is not None and promotion_code:
+        resolved = promotion_code_resolve(code=promotion_code, customer=locked.customer, at=at)
+        if coupon.pk != resolved.coupon_id:
             raise SubscriptionError(_("Give a coupon or a promotion code, not both."), code="coupon_and_code")
-        coupon = promotion.coupon
-    if coupon is None:
+        coupon = None
+    if coupon is None and not promotion_code:
         raise SubscriptionError(_("Choose a coupon or type a promotion code."), code="no_coupon")
-    modes_check(livemode=locked.customer.livemode, objects=[coupon])
+    running = list(locked.discounts.filter(end__isnull=True).select_related("coupon").order_by("position", "pk"))
+    held = [] if replace_all else [discount.coupon for discount in running]
+    [(found, promotion)] = discount_specs_resolve(
+        specs=[DiscountSpec(coupon=coupon, promotion_code=promotion_code or None)],
+        customer=locked.customer,
+        at=at,
+        held=held,
+    )
+    modes_check(livemode=locked.customer.livemode, objects=[found])
     items = subscription_items_snapshot(subscription=locked)
     mrr_before = mrr_of(subscription=locked, items=items)
     redeemed = coupon_redeem(
-        coupon=coupon,
+        coupon=found,
         customer=locked.customer,
         at=at,
         currency=locked.currency,
@@ -124,11 +172,13 @@ def subscription_coupon_apply(
         subscription_id=locked.pk,
         acting_user=acting_user,
     )
-    previous = locked.coupon_id
-    locked.coupon = redeemed
-    locked.promotion_code = promotion
-    locked.discount_periods_applied = 0
-    locked.save(update_fields=["coupon", "promotion_code", "discount_periods_applied", "updated_at"])
+    if replace_all:
+        locked.discounts.filter(end__isnull=True).update(end=at)
+    position = max((discount.position for discount in running), default=-1) + 1
+    discount = SubscriptionDiscount.objects.create(
+        subscription=locked, position=position, **discount_row_fields(coupon=redeemed, promotion_code=promotion, at=at)
+    )
+    _mirror_first_coupon(locked)
     _record_discount_change(subscription=locked, mrr_before=mrr_before, at=at, acting_user=acting_user)
     subscription_event(
         type="customer.subscription.updated",
@@ -136,34 +186,46 @@ def subscription_coupon_apply(
         at=at,
         acting_user=acting_user,
         coupon=redeemed.pk,
-        previous_coupon=previous,
+        discount=discount.pk,
+        discounts=[row.coupon_id for row in locked.discounts.filter(end__isnull=True).order_by("position", "pk")],
     )
-    return locked
+    return discount
 
 
 @transaction.atomic(savepoint=False)
 def subscription_coupon_remove(
-    *, subscription: Subscription, at: datetime | None = None, acting_user: ActingUser = None
+    *,
+    subscription: Subscription,
+    discount: SubscriptionDiscount | None = None,
+    at: datetime | None = None,
+    acting_user: ActingUser = None,
 ) -> Subscription:
-    """Stop the subscription's discount from its next invoice on."""
+    """End one discount of the subscription (`discount`; default: all of them) from its next
+    invoice on. The current period keeps what it was billed with (a credit for it still
+    returns what was paid: billing/services/credits.py)."""
     locked = subscription_lock(subscription)
     at = instant(at=at, customer=locked.customer)
-    if locked.coupon_id is None:
+    running = locked.discounts.filter(end__isnull=True)
+    if discount is not None:
+        running = running.filter(pk=discount.pk)
+    ended = list(running.values_list("pk", "coupon_id"))
+    if not ended:
+        if discount is not None:
+            raise SubscriptionError(_("This discount is not running on this subscription."), code="no_discount")
         raise SubscriptionError(_("This subscription has no coupon."), code="no_coupon")
     if locked.status == Status.CANCELED:
         raise SubscriptionError(_("This subscription has ended."), code="canceled")
     mrr_before = mrr_of(subscription=locked)
-    previous = locked.coupon_id
-    locked.coupon = None
-    locked.promotion_code = None
-    locked.discount_periods_applied = 0
-    locked.save(update_fields=["coupon", "promotion_code", "discount_periods_applied", "updated_at"])
+    SubscriptionDiscount.objects.filter(pk__in=[pk for pk, _coupon in ended]).update(end=at)
+    _mirror_first_coupon(locked)
     _record_discount_change(subscription=locked, mrr_before=mrr_before, at=at, acting_user=acting_user)
-    subscription_event(
-        type="customer.discount.deleted",
-        subscription=locked,
-        at=at,
-        acting_user=acting_user,
-        previous_coupon=previous,
-    )
+    for pk, coupon_id in ended:
+        subscription_event(
+            type="customer.discount.deleted",
+            subscription=locked,
+            at=at,
+            acting_user=acting_user,
+            previous_coupon=coupon_id,
+            discount=pk,
+        )
     return locked

@@ -30,6 +30,7 @@ from billing.models import (
     PromotionCode,
     Subscription,
     SubscriptionChange,
+    SubscriptionDiscount,
     SubscriptionItem,
 )
 from billing.selectors import (
@@ -37,12 +38,16 @@ from billing.selectors import (
     pending_invoice_items,
 )
 from billing.services.coupons import (
+    DiscountSpec,
     coupon_redeem,
     coupon_validate,
+    discount_row_fields,
+    discount_specs_resolve,
     discounts_for_period,
     promotion_code_resolve,
     recurring_discounts,
 )
+from billing.services.credits import credit_basis_validate
 from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     DEFAULT_DAYS_UNTIL_DUE,
@@ -147,9 +152,15 @@ def _create_plan(
     metadata: JsonDict | None,
     billing_cycle_anchor_config: AnchorConfig | None = None,
     proration_behavior: str | None = None,
+    discounts: Sequence[DiscountSpec] = (),
+    proration_credit_basis: str = "",
 ) -> _CreatePlan:
     """Everything a creation decides, checked, on an unsaved subscription. Writes nothing."""
-    modes_check(livemode=customer.livemode, objects=[*(spec.price for spec in items), coupon])
+    modes_check(
+        livemode=customer.livemode,
+        objects=[*(spec.price for spec in items), coupon, *(spec.coupon for spec in discounts)],
+    )
+    credit_basis_validate(proration_credit_basis)
     at = instant(at=at, customer=customer)
     validated = items_validate(items=items)
     if validated.currency != customer.currency:
@@ -216,6 +227,13 @@ def _create_plan(
         if coupon is not None and coupon.pk != promotion.coupon_id:
             raise SubscriptionError(_("Give a coupon or a promotion code, not both."), code="coupon_and_code")
         coupon = promotion.coupon
+    # The single coupon of old comes first, then the list, in order (issue 16 item 6).
+    wanted = ([DiscountSpec(coupon=coupon)] if coupon is not None else []) + list(discounts)
+    resolved = discount_specs_resolve(specs=wanted, customer=customer, at=at)
+    if promotion is not None and resolved:
+        resolved[0] = (resolved[0][0], promotion)
+    modes_check(livemode=customer.livemode, objects=[found for found, _code in resolved])
+    coupon, promotion = resolved[0] if resolved else (None, None)
 
     subscription = Subscription(
         customer=customer,
@@ -237,7 +255,12 @@ def _create_plan(
             billing_cycle_anchor_config.to_dict() if billing_cycle_anchor_config is not None else None
         ),
         free_until=free_until,
+        proration_credit_basis=proration_credit_basis,
     )
+    subscription._tarif_staged_discounts = [  # type: ignore[attr-defined]
+        SubscriptionDiscount(position=position, **discount_row_fields(coupon=found, promotion_code=code, at=at))
+        for position, (found, code) in enumerate(resolved)
+    ]
     return _CreatePlan(subscription=subscription, validated=validated, at=at, trial_end=trial_end, promotion=promotion)
 
 
@@ -330,6 +353,8 @@ def subscription_preview_create(
     trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
     billing_cycle_anchor_config: AnchorConfig | None = None,
     proration_behavior: str | None = None,
+    discounts: Sequence[DiscountSpec] = (),
+    proration_credit_basis: str = "",
 ) -> CreatePreview:
     """The first invoice `subscription_create` would issue with the same arguments. Writes nothing.
 
@@ -350,12 +375,14 @@ def subscription_preview_create(
         metadata=None,
         billing_cycle_anchor_config=billing_cycle_anchor_config,
         proration_behavior=proration_behavior,
+        discounts=discounts,
+        proration_credit_basis=proration_credit_basis,
     )
     subscription = plan.subscription
-    if subscription.coupon is not None:
+    for staged in subscription._tarif_staged_discounts:  # type: ignore[attr-defined]
         # What coupon_redeem checks under its lock at creation.
         coupon_validate(
-            coupon=subscription.coupon,
+            coupon=staged.coupon,
             at=plan.at,
             currency=subscription.currency,
             product_ids={snapshot.price.product_id for snapshot in plan.validated.recurring},
@@ -365,6 +392,8 @@ def subscription_preview_create(
     first_invoice = invoice_build(customer=customer, draft=_first_draft(plan, pending=pending))
     if not plan.trial_end:
         _advance_discount_counter(subscription)  # as the creation does before counting MRR (unsaved here)
+        for staged in subscription._tarif_staged_discounts:  # type: ignore[attr-defined]
+            staged.periods_applied += 1  # as the first invoice's finalization does
     return CreatePreview(
         at=plan.at,
         status=subscription.status,
@@ -391,11 +420,17 @@ def subscription_create(
     days_until_due: int | None = None,
     trial_end_behavior: str = Subscription.TrialEndBehavior.CREATE_INVOICE,
     metadata: JsonDict | None = None,
+    discounts: Sequence[DiscountSpec] = (),
+    proration_credit_basis: str = "",
     acting_user: ActingUser = None,
     billing_cycle_anchor_config: AnchorConfig | None = None,
     proration_behavior: str | None = None,
 ) -> Subscription:
     """Subscribe `customer` to `items` and issue the first invoice.
+
+    `discounts`: coupons or promotion codes, applied in this order after `coupon` /
+    `promotion_code` (docs/billing.md "Several discounts"). `proration_credit_basis`:
+    classic, flexible or "" (the platform default).
 
     `trial_days` defaults to the longest trial of the recurring prices (0: no trial).
     One-time prices become invoice items on the first invoice. Without a trial the
@@ -421,9 +456,11 @@ def subscription_create(
         metadata=metadata,
         billing_cycle_anchor_config=billing_cycle_anchor_config,
         proration_behavior=proration_behavior,
+        discounts=discounts,
+        proration_credit_basis=proration_credit_basis,
     )
     subscription, validated, at, trial_end = plan.subscription, plan.validated, plan.at, plan.trial_end
-    coupon = subscription.coupon
+    staged = subscription._tarif_staged_discounts  # type: ignore[attr-defined]
     subscription.save()
     SubscriptionItem.objects.bulk_create(
         [
@@ -431,18 +468,23 @@ def subscription_create(
             for snapshot in validated.recurring
         ]
     )
-    if coupon is not None:
+    for discount in staged:
         coupon_redeem(
-            coupon=coupon,
+            coupon=discount.coupon,
             customer=customer,
             at=at,
             currency=validated.currency,
             product_ids={snapshot.price.product_id for snapshot in validated.recurring},
-            promotion_code=plan.promotion,
+            promotion_code=discount.promotion_code,
             subscription_id=subscription.pk,
             acting_user=acting_user,
         )
-        subscription.coupon = coupon
+        discount.subscription = subscription
+    # Saved one by one (a handful at most) so the first invoice records their ids.
+    for discount in staged:
+        discount.save()
+    subscription.active_discounts = staged  # type: ignore[attr-defined]
+    del subscription._tarif_staged_discounts  # type: ignore[attr-defined]
     for item in _one_time_items(plan):
         item.save()
 
@@ -486,4 +528,5 @@ def subscription_create(
 
         trial_will_end_send(subscription=subscription, at=at)
     invoice_issue(draft=draft, customer=customer, at=at, acting_user=acting_user)
+    del subscription.active_discounts  # type: ignore[attr-defined]  # the invoice moved their counters
     return subscription

@@ -27,6 +27,7 @@ from billing.services.coupons import (
     current_period_discounts,
     discounts_for_period,
 )
+from billing.services.credits import credits_apply_basis
 from billing.services.subscriptions.common import (
     Status,
     SubscriptionConflict,
@@ -245,13 +246,15 @@ def _cancel_now(
     previous = _set_status(subscription, Status.CANCELED)
     credit = 0
     if prorate and previous != Status.TRIALING and at < subscription.current_period_end:
-        discounts = current_period_discounts(subscription=subscription)
+        discounts = [draft.discount for draft in current_period_discounts(subscription=subscription)]
         lines = cancellation_credit(
-            items=item_charges(items, discount=discounts[0].discount if discounts else None),
+            items=item_charges(items, discounts=discounts),
             period_start=subscription.current_period_start,
             period_end=subscription.current_period_end,
             at=at,
         )
+        # Never more than was billed for the unused time (billing/services/credits.py).
+        lines = credits_apply_basis(subscription=subscription, lines=lines, at=at)
         credit = -sum(line.amount for line in lines)
         if credit > 0:
             balance_credit(

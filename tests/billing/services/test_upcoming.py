@@ -14,7 +14,11 @@ from billing.selectors import (
     subscription_items_snapshots_bulk,
 )
 from billing.services.changes import subscription_change
-from billing.services.coupons import discounts_for_period
+from billing.services.coupons import (
+    customer_discounts_prefetch,
+    discounts_for_period,
+    subscription_discounts_prefetch,
+)
 from billing.services.invoice_items import invoice_item_create
 from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.upcoming import renewal_draft, renewal_usage_windows, upcoming_invoice
@@ -96,7 +100,8 @@ def test_renewal_drafts_are_built_without_queries_from_data_loaded_in_bulk(
     subscriptions = list(
         Subscription.objects.filter(pk__in=[metered_subscription.pk, other.pk])
         .select_related("customer", "coupon")
-        .prefetch_related("coupon__applies_to")
+        # As the billing run loads them (issue 16: the discount rows of subscriptions and customers).
+        .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
         .order_by("pk")
     )
     items = subscription_items_snapshots_bulk(subscription_ids=[s.pk for s in subscriptions])
