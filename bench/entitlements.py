@@ -205,6 +205,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--reuse-seed", action="store_true", help="keep the database a previous run seeded (same --customers)"
+    )
     arguments = parser.parse_args()
     url = (
         arguments.database_url
@@ -212,12 +215,18 @@ def main() -> int:
         or f"sqlite:///{ROOT / 'var' / 'bench_entitlements.sqlite3'}"
     )
     (ROOT / "var").mkdir(exist_ok=True)
-    fresh_database(url)
+    if not arguments.reuse_seed:
+        fresh_database(url)
     setup_django(url)
     from django.db import connection
 
     seeding = time.perf_counter()
-    key = seed(arguments.customers)
+    if arguments.reuse_seed:
+        from config.api.keys import api_key_create
+
+        _key, key = api_key_create(name="bench", scope="read", mode="live", created_by=None)
+    else:
+        key = seed(arguments.customers)
     seed_seconds = time.perf_counter() - seeding
     check_sample(200)
     from customers.models import Customer

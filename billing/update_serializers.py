@@ -72,6 +72,13 @@ class SubscriptionUpdateSerializer(StrictSerializer):
         required=False,
         help_text='Merged into the metadata; a key set to "" is removed.',
     )
+    proration_credit_basis = serializers.ChoiceField(
+        choices=["", "classic", "flexible"],
+        required=False,
+        allow_blank=True,
+        help_text="How unused time is credited from now on: classic (current price), flexible (what was billed), "
+        '"" for the platform default (docs/billing.md, "Proration credit basis").',
+    )
 
     def to_update(self, *, subscription: Subscription) -> SubscriptionUpdate:
         data = self.validated_data
@@ -103,6 +110,7 @@ class SubscriptionUpdateSerializer(StrictSerializer):
             collection_method=data["collection_method"] if "collection_method" in data else KEEP,
             days_until_due=data["days_until_due"] if "days_until_due" in data else KEEP,
             metadata=data.get("metadata"),
+            proration_credit_basis=data["proration_credit_basis"] if "proration_credit_basis" in data else KEEP,
         )
 
 

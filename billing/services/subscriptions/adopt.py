@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpecError, next_boundary
-from billing.models import Coupon, Subscription, SubscriptionChange, SubscriptionItem
-from billing.services.coupons import coupon_redeem
+from billing.models import Coupon, Subscription, SubscriptionChange, SubscriptionDiscount, SubscriptionItem
+from billing.services.coupons import coupon_redeem, discount_row_fields
 from billing.services.modes import modes_check
 from billing.services.subscriptions.common import (
     CustomerCurrencyMismatch,
@@ -138,6 +138,18 @@ def subscription_adopt(
             )
             subscription.coupon = coupon
             subscription.save(update_fields=["coupon", "updated_at"])
+            # The discount rules read the subscription's discount rows (billing/discount_models.py):
+            # the adopted coupon is its first, with the periods it already discounted elsewhere.
+            SubscriptionDiscount.objects.create(
+                subscription=subscription,
+                position=0,
+                **{
+                    **discount_row_fields(
+                        coupon=coupon, promotion_code=None, at=_utc(coupon_redeemed_at or start, "coupon_redeemed_at")
+                    ),
+                    "periods_applied": discount_periods_applied,
+                },
+            )
         mrr = mrr_of(subscription=subscription, items=validated.recurring)
         change_record(
             subscription=subscription,

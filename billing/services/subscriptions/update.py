@@ -48,6 +48,7 @@ from billing.services.changes import (
     subscription_preview_change,
 )
 from billing.services.coupons import current_period_discounts
+from billing.services.credits import credit_basis_validate
 from billing.services.lifecycle_notices import trial_will_end_send
 from billing.services.pending_updates import pending_update_create
 from billing.services.subscriptions.adjust import (
@@ -123,6 +124,7 @@ class SubscriptionUpdate:
     collection_method: str | Keep = KEEP
     days_until_due: int | None | Keep = KEEP
     metadata: Mapping[str, str] | None = None
+    proration_credit_basis: str | Keep = KEEP  # classic, flexible, or "" for the platform default
 
 
 class UpdateRefused(SubscriptionError):
@@ -235,6 +237,7 @@ def _validate(*, subscription: Subscription, update: SubscriptionUpdate, at: dat
             update.collection_method is not KEEP,
             update.days_until_due is not KEEP,
             update.metadata is not None,
+            update.proration_credit_basis is not KEEP,
         )
         if any(others):
             raise _refuse(
@@ -333,6 +336,10 @@ def _apply_settings(
     if update.metadata is not None:
         locked.metadata = _merged_metadata(locked.metadata or {}, update.metadata)
         fields.append("metadata")
+    if update.proration_credit_basis is not KEEP:
+        # Before the item change below, which credits unused time by this basis.
+        locked.proration_credit_basis = credit_basis_validate(update.proration_credit_basis)
+        fields.append("proration_credit_basis")
     if fields:
         locked.save(update_fields=[*fields, "updated_at"])
         subscription_event(

@@ -111,3 +111,25 @@ def test_a_sandbox_key_sees_test_mode_only(api, sandbox_api, pro, customer_facto
         test_customer = customer_factory()
     assert sandbox_api.get(f"/api/v1/customers/cus_{test_customer.pk}/entitlements").status_code == 200
     assert Feature.objects.filter(livemode=False).count() == 1
+
+
+def test_the_entitlements_check_is_a_handful_of_queries_whatever_the_customer_has(
+    api, pro, django_assert_max_num_queries, product_factory, make_price
+):
+    customer, price = pro
+    for n in range(5):
+        feature = _feature(api, lookup_key=f"f{n}", kind="quantity")
+        api.post(
+            f"/api/v1/products/prod_{price.product_id}/features",
+            {"feature": feature["id"], "quantity": n},
+            format="json",
+        )
+    for _ in range(3):
+        subscription_create(customer=customer, items=[ItemSpec(price, 2)], at=datetime(2026, 1, 1, tzinfo=UTC))
+
+    # The key's lookup, its last use, the customer, the aggregate: never one per subscription or feature.
+    with django_assert_max_num_queries(4):
+        response = api.get(f"/api/v1/customers/cus_{customer.pk}/entitlements")
+
+    assert response.status_code == 200 and len(response.json()["data"]) == 5
+    assert response["Server-Timing"].startswith("app;dur=")
