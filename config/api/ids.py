@@ -33,6 +33,9 @@ PREFIXES: dict[str, str] = {
     "invoices.invoiceline": "il",
     "invoices.creditnote": "cn",
     "invoices.brand": "brand",
+    "wallets.wallet": "wlt",
+    "wallets.creditgrant": "credgr",
+    "wallets.wallettransaction": "wtxn",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "config.events",
     "customers",
     "billing",
+    "billing.wallets",
     "invoices",
     "reports",
     "feedback",
@@ -222,6 +224,11 @@ ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
+# Prepaid credits (issue 16, docs/billing.md "Prepaid credits"): what a credit can pay of an eligible
+# line: `after_tax` (Lago: the line with its VAT) or `before_tax` (Stripe: the line's amount excluding tax).
+TARIF_WALLET_APPLIES = env.str("TARIF_WALLET_APPLIES", default="after_tax")
+if TARIF_WALLET_APPLIES not in ("after_tax", "before_tax"):
+    raise ImproperlyConfigured("TARIF_WALLET_APPLIES is after_tax or before_tax")
 # A running billing run without progress for this long is marked interrupted (stale-run sweeper).
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
