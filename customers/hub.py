@@ -20,6 +20,7 @@ from billing.models import InvoiceItem, Payment, PaymentMethod, Refund, Subscrip
 from billing.selectors import subscription_items_snapshots_bulk
 from billing.services.subscriptions.common import mrr_of
 from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
+from billing.wallets.models import CreditGrant
 from config import clock
 from config.errors import DomainError
 from config.events.models import DomainEvent
@@ -104,6 +105,7 @@ class CustomerHub:
     timeline: list[TimelineRow]
     portal_users: list[CustomerUser]
     counts: dict[str, int] = field(default_factory=dict)
+    credit_grants: list[CreditGrant] = field(default_factory=list)  # prepaid credits (issue 16, wallets)
 
 
 def _overdue(customer: Customer, now: datetime) -> tuple[int, int]:
@@ -258,4 +260,5 @@ def customer_hub(*, customer: Customer) -> CustomerHub:
         usage=_usage(customer, subscriptions),
         timeline=_timeline(customer),
         portal_users=list(customer.portal_users.select_related("user").order_by("invited_at", "pk")),
+        credit_grants=list(CreditGrant.objects.filter(customer=customer).order_by("-created_at", "-pk")[:HUB_ROWS]),
     )

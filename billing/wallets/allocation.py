@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 AFTER_TAX = "after_tax"
 BEFORE_TAX = "before_tax"
 MODES = (AFTER_TAX, BEFORE_TAX)
 
-_FAR_FUTURE = datetime.max
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,8 @@ class GrantState:
 
 
 def grant_order_key(grant: GrantState) -> tuple[int, datetime, datetime, int]:
-    expires = grant.expires_at.replace(tzinfo=None) if grant.expires_at is not None else _FAR_FUTURE
-    return (grant.priority, expires, grant.created_at.replace(tzinfo=None), grant.grant_id)
+    expires = grant.expires_at if grant.expires_at is not None else _FAR_FUTURE
+    return (grant.priority, expires, grant.created_at, grant.grant_id)
 
 
 @dataclass(slots=True)

@@ -120,9 +120,7 @@ def credits_plan(*, entries: Sequence[PlanEntry]) -> CreditPlan:
             continue
         allocation = allocate(
             lines=[
-                line_capacity(
-                    line, key=position, product_id=products.get(line.price_id) if line.price_id else None
-                )
+                line_capacity(line, key=position, product_id=products.get(line.price_id) if line.price_id else None)
                 for position, line in enumerate(entry.lines)
             ],
             invoice_total=entry.total,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from config.errors import DomainError
 
 
 class WalletError(DomainError):
     code = "wallet_refused"
     http_status = 422
+
+    def __init__(self, message: Any = None, *args: Any, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, *args, **kwargs)
+        self.field = field  # the API's problem+json names it
 
 
 class CreditGrantConflict(WalletError):

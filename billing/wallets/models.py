@@ -142,9 +142,7 @@ class WalletTransaction(models.Model):
         VOID = "void", _("voided")
         REVERSAL = "reversal", _("returned from a voided invoice")
 
-    wallet = models.ForeignKey(
-        Wallet, on_delete=models.PROTECT, related_name="transactions", verbose_name=_("wallet")
-    )
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transactions", verbose_name=_("wallet"))
     grant = models.ForeignKey(
         CreditGrant, on_delete=models.PROTECT, related_name="transactions", verbose_name=_("credit grant")
     )
@@ -173,3 +171,6 @@ class WalletTransaction(models.Model):
                 name="wallet_transaction_once_per_invoice",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount}"

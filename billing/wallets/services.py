@@ -83,9 +83,7 @@ def wallet_for_update(*, customer: Customer, currency: str) -> Wallet:
 
 
 def wallet_balance(*, wallet: Wallet) -> int:
-    return sum(
-        CreditGrant.objects.filter(wallet=wallet, status=Status.ACTIVE).values_list("remaining", flat=True)
-    )
+    return sum(CreditGrant.objects.filter(wallet=wallet, status=Status.ACTIVE).values_list("remaining", flat=True))
 
 
 @transaction.atomic(savepoint=False)
@@ -102,9 +100,7 @@ def wallet_configure(
     if low_balance_threshold is not None:
         _check_money(low_balance_threshold, field="low_balance_threshold", allow_zero=True)
     if (top_up_threshold is None) != (top_up_amount is None):
-        raise WalletError(
-            _("An automatic top-up needs both a threshold and an amount."), field="top_up_amount"
-        )
+        raise WalletError(_("An automatic top-up needs both a threshold and an amount."), field="top_up_amount")
     if top_up_threshold is not None:
         _check_money(top_up_threshold, field="top_up_threshold", allow_zero=True)
         _check_money(top_up_amount, field="top_up_amount")
@@ -391,9 +387,7 @@ def _on_payment_recorded(*, invoice: Invoice, at: datetime) -> None:
     del at
     if PURCHASE_MARK in (invoice.custom_fields or {}):
         invoice_id = invoice.pk
-        transaction.on_commit(
-            lambda: enqueue("wallets.settle", kwargs={"invoice_ids": [invoice_id]}), robust=True
-        )
+        transaction.on_commit(lambda: enqueue("wallets.settle", kwargs={"invoice_ids": [invoice_id]}), robust=True)
 
 
 def wallets_register() -> None:

@@ -7,12 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from billing import apis as billing_apis
+from billing.wallets import apis as wallets_apis
 from customers import apis as customers_apis
 from feedback import apis as feedback_apis
 from invoices import apis as invoices_apis
 
 router = SimpleRouter(trailing_slash=False)
-for module in (customers_apis, billing_apis, invoices_apis, feedback_apis):
+for module in (customers_apis, billing_apis, invoices_apis, feedback_apis, wallets_apis):
     for prefix, viewset, basename in module.ROUTES:
         router.register(prefix, viewset, basename=basename)
 

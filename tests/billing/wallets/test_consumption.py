@@ -48,7 +48,9 @@ def test_promotional_credits_pay_the_invoice_after_tax_and_the_rest_is_due(buyer
     credits.refresh_from_db()
     assert credits.remaining == 0 == ledger_sum(credits)
     assert invoice_content_hash_matches(invoice=invoice)
-    rows = dict((key, amount) for key, _label, amount in invoice_document(invoice=invoice, lines=invoice.lines.all()).totals)
+    rows = dict(
+        (key, amount) for key, _label, amount in invoice_document(invoice=invoice, lines=invoice.lines.all()).totals
+    )
     assert "prepaid_credits" in rows
 
 
@@ -98,7 +100,9 @@ def test_credits_never_take_an_invoice_with_credit_lines_below_zero(buyer):
 
 def test_bulk_issue_consumes_credits_like_one_by_one_and_serves_a_customers_invoices_in_order(buyer):
     credits = grant(buyer, 15000)
-    ids = invoices_issue_bulk(items=[(draft_for(buyer, [10000]), buyer), (draft_for(buyer, [10000]), buyer)], at=ISSUED_AT)
+    ids = invoices_issue_bulk(
+        items=[(draft_for(buyer, [10000]), buyer), (draft_for(buyer, [10000]), buyer)], at=ISSUED_AT
+    )
     first, second = (Invoice.objects.get(pk=pk) for pk in ids)
     assert (first.credits_applied, first.amount_due) == (12000, 0)
     assert (second.credits_applied, second.amount_due) == (3000, 9000)
@@ -146,7 +150,9 @@ def test_void_of_a_grant(buyer):
 
 def test_balance_low_is_recorded_once_per_crossing(buyer):
     grant(buyer, 10000)
-    wallet_configure(customer=buyer, currency="EUR", low_balance_threshold=5000, top_up_threshold=None, top_up_amount=None)
+    wallet_configure(
+        customer=buyer, currency="EUR", low_balance_threshold=5000, top_up_threshold=None, top_up_amount=None
+    )
     issue(buyer, [5000])  # 60.00 used: 100 -> 40, crosses 50
     issue(buyer, [1000])  # 12.00 more: 40 -> 28, still under: no second event
     events = DomainEvent.objects.filter(type="customer.wallet.balance_low")
@@ -160,7 +166,9 @@ def test_balance_low_is_recorded_once_per_crossing(buyer):
 def test_automatic_top_up_buys_credits_once_per_crossing(buyer, settings, django_capture_on_commit_callbacks):
     settings.TARIF_COLLECT_ON_ISSUE = False
     grant(buyer, 10000)
-    wallet_configure(customer=buyer, currency="EUR", low_balance_threshold=None, top_up_threshold=5000, top_up_amount=20000)
+    wallet_configure(
+        customer=buyer, currency="EUR", low_balance_threshold=None, top_up_threshold=5000, top_up_amount=20000
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         issue(buyer, [5000])
         issue(buyer, [1000])
@@ -191,7 +199,11 @@ def test_an_invoice_consumes_a_grant_once(buyer):
     invoice = issue(buyer, [1000])
     with pytest.raises(IntegrityError), transaction.atomic():
         WalletTransaction.objects.create(
-            wallet_id=credits.wallet_id, grant=credits, kind="consumption", amount=-1, invoice=invoice,
+            wallet_id=credits.wallet_id,
+            grant=credits,
+            kind="consumption",
+            amount=-1,
+            invoice=invoice,
             created_at=datetime(2026, 3, 11, tzinfo=UTC),
         )
 
@@ -202,7 +214,11 @@ def test_paid_credits_become_available_when_their_purchase_invoice_is_paid(buyer
     invoice = bought.purchase_invoice
     # an out-of-scope invoice of exactly the amount, never paid with credits
     assert (bought.status, bought.remaining, invoice.total, invoice.tax_total, invoice.credits_applied) == (
-        "pending", 0, 10000, 0, 0,
+        "pending",
+        0,
+        10000,
+        0,
+        0,
     )
     assert credit_grants_settle() == 0  # not paid yet
     invoice_record_payment(invoice=invoice, amount=10000, at=ISSUED_AT)
