@@ -169,8 +169,10 @@ def credit_grant_create(
     invoice for the amount is issued and collected; the credits become available when it is paid."""
     at = at or clock.now(customer=customer)
     _check_request(customer=customer, request=request, at=at)
+    # The customer's lock serializes every move of its credits; the wallet row is not locked here,
+    # because a paid grant then issues its purchase invoice (ranked before the wallet).
     customers_lock_balance(customer_ids=[customer.pk])
-    wallet = wallet_for_update(customer=customer, currency=request.currency)
+    wallet, _created = Wallet.objects.get_or_create(customer=customer, currency=request.currency.upper())
     paid = request.category == Category.PAID
     grant = CreditGrant.objects.create(
         wallet=wallet,
@@ -359,9 +361,11 @@ def top_ups_invoice(*, grant_ids: Iterable[int] | None = None) -> int:
     done = 0
     for grant_id in waiting.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
+            customer_id = CreditGrant.objects.values_list("customer_id", flat=True).get(pk=grant_id)
+            customers_lock_balance(customer_ids=[customer_id])
+            # Read under the customer's lock (which every writer of its grants holds), not locked
+            # itself: issuing the invoice locks it, ranked before the grants.
             grant = CreditGrant.objects.select_related("customer").get(pk=grant_id)
-            customers_lock_balance(customer_ids=[grant.customer_id])
-            grant = credit_grant_qs_for_update().select_related("customer").get(pk=grant_id)
             if grant.status != Status.PENDING or grant.purchase_invoice_id is not None:
                 continue  # done by a concurrent run
             _purchase_invoice(grant=grant, customer=grant.customer, acting_user=None)
