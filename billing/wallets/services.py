@@ -234,8 +234,13 @@ def _purchase_invoice(*, grant: CreditGrant, customer: Customer, acting_user: Ac
     grant.save(update_fields=["purchase_invoice"])
     invoice = invoice_finalize(invoice=invoice, acting_user=acting_user)
     if invoice.status == Invoice.Status.PAID:  # the customer's balance paid it at once
-        credit_grants_settle(invoice_ids=[invoice.pk])
+        # After commit (the number sequence is held until then); the sweeper is the durable side.
+        _settle_on_commit(invoice_id=invoice.pk)
     return invoice
+
+
+def _settle_on_commit(*, invoice_id: int) -> None:
+    transaction.on_commit(lambda: enqueue("wallets.settle", kwargs={"invoice_ids": [invoice_id]}), robust=True)
 
 
 @transaction.atomic(savepoint=False)
@@ -390,8 +395,7 @@ def _on_payment_recorded(*, invoice: Invoice, at: datetime) -> None:
     # purchase invoices paid another way: a credit note, the balance).
     del at
     if PURCHASE_MARK in (invoice.custom_fields or {}):
-        invoice_id = invoice.pk
-        transaction.on_commit(lambda: enqueue("wallets.settle", kwargs={"invoice_ids": [invoice_id]}), robust=True)
+        _settle_on_commit(invoice_id=invoice.pk)
 
 
 def wallets_register() -> None:
