@@ -226,3 +226,14 @@ def test_paid_credits_become_available_when_their_purchase_invoice_is_paid(buyer
     bought.refresh_from_db()
     assert (bought.status, bought.remaining, ledger_sum(bought)) == ("active", 10000, 10000)
     assert credit_grants_settle() == 0  # once
+
+
+def test_the_integrity_check_finds_a_grant_off_its_ledger(buyer):
+    from config.ops.integrity import check_wallets
+
+    credits = grant(buyer, 5000)
+    issue(buyer, [1000])
+    assert list(check_wallets()) == []
+    # negative control: a remaining that no ledger row explains is reported
+    CreditGrant.objects.filter(pk=credits.pk).update(remaining=4000)
+    assert [violation.check for violation in check_wallets()] == ["wallets"]
