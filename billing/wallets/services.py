@@ -86,7 +86,7 @@ def wallet_balance(*, wallet: Wallet) -> int:
     return sum(CreditGrant.objects.filter(wallet=wallet, status=Status.ACTIVE).values_list("remaining", flat=True))
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic  # an entry point: a refusal rolls back its savepoint, not the caller's work
 def wallet_configure(
     *,
     customer: Customer,
@@ -161,7 +161,7 @@ def _check_request(*, customer: Customer, request: GrantRequest, at: datetime) -
         raise WalletError(_("Prices and products go with applies_to=prices."), field="applies_to")
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic  # an entry point: a refusal rolls back its savepoint, not the caller's work
 def credit_grant_create(
     *, customer: Customer, request: GrantRequest, acting_user: ActingUser = None, at: datetime | None = None
 ) -> CreditGrant:
@@ -289,7 +289,7 @@ def credit_grants_settle(*, invoice_ids: Iterable[int] | None = None, at: dateti
     return moved
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic  # an entry point: a refusal rolls back its savepoint, not the caller's work
 def credit_grant_void(
     *, grant: CreditGrant, reason: str = "", acting_user: ActingUser = None, at: datetime | None = None
 ) -> CreditGrant:
