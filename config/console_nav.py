@@ -87,6 +87,8 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Dunning"), "notification_important", "admin:billing_dunningcase_changelist"),
                 _item(_("Bank reconciliation"), "account_balance", "admin:billing_bankstatement_changelist"),
                 _item(_("Payment methods"), "credit_card", "admin:billing_paymentmethod_changelist"),
+                _item(_("Prepaid credits"), "account_balance_wallet", "admin:wallets_creditgrant_changelist"),
+                _item(_("Wallets"), "wallet", "admin:wallets_wallet_changelist"),
             ],
         },
         {

@@ -45,6 +45,8 @@ class LockRank(IntEnum):
     INVITATION = 220  # feedback survey invitation (after its customer)
     NOTIFICATION_LOG = 230
     INVOICE = 300
+    WALLET = 302  # prepaid credits (issue 16): after the invoice that consumes or returns them
+    CREDIT_GRANT = 304
     CREDIT_NOTE = 310
     PAYMENT = 320
     REFUND = 330

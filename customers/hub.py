@@ -21,6 +21,7 @@ from billing.models import InvoiceItem, Payment, PaymentMethod, Refund, Subscrip
 from billing.selectors import subscription_items_snapshots_bulk
 from billing.services.subscriptions.common import mrr_of
 from billing.services.upcoming import NoUpcomingInvoice, upcoming_invoice
+from billing.wallets.models import CreditGrant
 from config import clock
 from config.errors import DomainError
 from config.events.models import DomainEvent
@@ -106,6 +107,7 @@ class CustomerHub:
     portal_users: list[CustomerUser]
     counts: dict[str, int] = field(default_factory=dict)
     entitlements: list[Entitlement] = field(default_factory=list)  # what the customer may use now
+    credit_grants: list[CreditGrant] = field(default_factory=list)  # prepaid credits (issue 16, wallets)
 
 
 def _overdue(customer: Customer, now: datetime) -> tuple[int, int]:
@@ -261,4 +263,5 @@ def customer_hub(*, customer: Customer) -> CustomerHub:
         timeline=_timeline(customer),
         portal_users=list(customer.portal_users.select_related("user").order_by("invited_at", "pk")),
         entitlements=customer_entitlements(customer_id=customer.pk),
+        credit_grants=list(CreditGrant.objects.filter(customer=customer).order_by("-created_at", "-pk")[:HUB_ROWS]),
     )

@@ -347,6 +347,20 @@ def hub_tables(hub: CustomerHub, *, can_credit: bool) -> dict[str, dict[str, Any
             for entry in hub.entitlements
         ],
     }
+    credit_grants = {
+        "headers": [_("Credit grant"), _("Category"), _("Status"), _("Amount"), _("Remaining"), _("Expires")],
+        "rows": [
+            [
+                _link("admin:wallets_creditgrant_change", grant.pk, str(grant)),
+                grant.get_category_display(),
+                grant.get_status_display(),
+                _money(grant.amount, grant.currency),
+                _money(grant.remaining, grant.currency),
+                _date(grant.expires_at) if grant.expires_at else "—",
+            ]
+            for grant in hub.credit_grants
+        ],
+    }
     usage = {
         "headers": [_("Meter"), _("Usage so far"), _("Events"), _("Since")],
         "rows": [[row.meter, f"{row.total.normalize():f}", row.events, _date(row.since)] for row in hub.usage],
@@ -425,6 +439,7 @@ def hub_tables(hub: CustomerHub, *, can_credit: bool) -> dict[str, dict[str, Any
         "refunds": refunds,
         "pending": pending,
         "ledger": ledger,
+        "credit_grants": credit_grants,
         "usage": usage,
         "entitlements": entitlements,
         "timeline": timeline,
@@ -488,6 +503,14 @@ class CustomerHubMixin:
         if self.can_adjust_balance(request):
             actions.append(
                 {"label": gettext("Credit / debit balance"), "url": self._url("balance", customer), "icon": "savings"}
+            )
+        if request.user.has_perm("wallets.add_creditgrant") and not erased:
+            actions.append(
+                {
+                    "label": gettext("Grant credits"),
+                    "url": reverse("admin:wallets_creditgrant_add") + f"?customer={customer.pk}",
+                    "icon": "account_balance_wallet",
+                }
             )
         if self.can_credit(request):
             actions.append(

@@ -338,6 +338,8 @@ FROZEN_INVOICE_FIELDS = (
     "collection_method",
     "language",
     "content_hash",
+    # Prepaid credits (issue 16, wallets): what the customer's credit grants paid.
+    "credits_applied",
     "chain_previous",
     "chain_hash",
 )
@@ -481,6 +483,11 @@ class Invoice(LoadedValuesMixin, models.Model):
     chain_hash = models.CharField(_("chain hash"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Prepaid credits (issue 16, wallets): paid by the customer's credit grants at finalization,
+    # before the customer balance; amount_due = total - credits_applied - starting_balance_applied.
+    credits_applied = models.BigIntegerField(
+        _("prepaid credits applied"), default=0, help_text=_("Prepaid credits (wallet) used on this invoice.")
+    )
 
     objects = InvoiceQuerySet.as_manager()
 

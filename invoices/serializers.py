@@ -77,6 +77,7 @@ class InvoiceSummarySerializer(CachedFieldsMixin, ExpandableMixin, serializers.M
             "total_excluding_tax",
             "total",
             "starting_balance_applied",
+            "credits_applied",  # prepaid credits (issue 16, wallets)
             "amount_due",
             "amount_paid",
             "amount_remaining",

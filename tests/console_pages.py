@@ -325,6 +325,14 @@ def console_world() -> dict[str, Any]:
         at=at + timedelta(hours=1),
     )
     InvoiceCustomField.objects.create(customer=customer, label="Bon de commande", value="BC-1")
+    # Prepaid credits (issue 16, wallets): granted after the invoice, which keeps its amounts.
+    from billing.wallets.services import GrantRequest, credit_grant_create
+
+    credit_grant_create(
+        customer=customer,
+        request=GrantRequest(amount=5000, currency="EUR", name="Bienvenue", reason="Geste commercial"),
+        at=at + timedelta(hours=2),
+    )
     PaymentMethod.objects.create(
         customer=customer, kind="card", gateway="sandbox", token="pm_sandbox_x", brand="visa", last4="4242",
         exp_month=12, exp_year=2031, is_default=True,

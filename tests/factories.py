@@ -130,6 +130,8 @@ class TaxCodeRateFactory(factory.django.DjangoModelFactory):
     tax_code = factory.SubFactory(TaxCodeFactory)
     country = "FR"
     percentage = Decimal("5.5")
+
+
 # -- issue 16, discounts helper ---------------------------------------------------------
 
 

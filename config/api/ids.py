@@ -41,6 +41,9 @@ PREFIXES: dict[str, str] = {
     # Issue 16 item 11: tax codes and rates are global data (no mode).
     "invoices.taxcode": "txcd",
     "invoices.taxrate": "txr",
+    "wallets.wallet": "wlt",
+    "wallets.creditgrant": "credgr",
+    "wallets.wallettransaction": "wtxn",
 }
 
 

@@ -8,13 +8,22 @@ from rest_framework.routers import SimpleRouter
 
 from billing import apis as billing_apis
 from billing.entitlements import apis as entitlements_apis
+from billing.wallets import apis as wallets_apis
 from customers import apis as customers_apis
 from feedback import apis as feedback_apis
 from invoices import apis as invoices_apis
 from invoices import tax_apis as invoices_tax_apis
 
 router = SimpleRouter(trailing_slash=False)
-for module in (customers_apis, billing_apis, invoices_apis, invoices_tax_apis, feedback_apis, entitlements_apis):
+for module in (
+    customers_apis,
+    billing_apis,
+    invoices_apis,
+    invoices_tax_apis,
+    feedback_apis,
+    entitlements_apis,
+    wallets_apis,
+):
     for prefix, viewset, basename in module.ROUTES:
         router.register(prefix, viewset, basename=basename)
 

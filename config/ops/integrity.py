@@ -15,6 +15,7 @@ from django.db.models import Count, Q, Sum
 
 from billing.entitlements.selectors import entitlement_mismatches
 from billing.models import Payment
+from billing.wallets.models import CreditGrant, WalletTransaction
 from invoices.errors import InvoiceDoesNotReconcile
 from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
 from invoices.selectors import credit_note_content_hash_matches, invoice_content_hash_matches
@@ -257,6 +258,38 @@ def check_entitlements() -> Iterator[Violation]:
         )
 
 
+def check_wallets() -> Iterator[Violation]:
+    """Prepaid credits (issue 16): each grant's remaining is its ledger's sum, within [0, amount];
+    each invoice's credits_applied is what its consumption rows took."""
+    ledger = dict(WalletTransaction.objects.values("grant_id").annotate(s=Sum("amount")).values_list("grant_id", "s"))
+    for grant in CreditGrant.objects.order_by("pk").iterator(chunk_size=CHUNK):
+        total = ledger.get(grant.pk) or 0
+        if grant.remaining != total or not 0 <= grant.remaining <= grant.amount:
+            yield Violation(
+                "wallets",
+                f"credit grant #{grant.pk}",
+                f"remaining is {grant.remaining} of {grant.amount} but its ledger sums to {total}",
+            )
+    consumed = dict(
+        WalletTransaction.objects.filter(kind=WalletTransaction.Kind.CONSUMPTION)
+        .values("invoice_id")
+        .annotate(s=Sum("amount"))
+        .values_list("invoice_id", "s")
+    )
+    for invoice in (
+        Invoice.objects.exclude(status=Invoice.Status.DRAFT)
+        .filter(~Q(credits_applied=0) | Q(pk__in=list(consumed)))
+        .order_by("pk")
+    ):
+        if -(consumed.get(invoice.pk) or 0) != invoice.credits_applied:
+            yield Violation(
+                "wallets",
+                f"invoice {invoice.number}",
+                f"applied {invoice.credits_applied} of prepaid credits but the ledger shows "
+                f"{-(consumed.get(invoice.pk) or 0)}",
+            )
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -267,6 +300,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "duplicates": check_duplicates,
     "documents": check_documents,
     "entitlements": check_entitlements,
+    "wallets": check_wallets,
 }
 
 

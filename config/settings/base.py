@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "customers",
     "billing",
     "billing.entitlements",
+    "billing.wallets",
     "invoices",
     "reports",
     "feedback",
@@ -235,6 +237,12 @@ if TARIF_PRORATION_CREDIT_BASIS not in ("classic", "flexible"):
 TARIF_DISCOUNT_STACKING = env.str("TARIF_DISCOUNT_STACKING", default="sequential")
 if TARIF_DISCOUNT_STACKING not in ("sequential", "independent"):
     raise ValueError("TARIF_DISCOUNT_STACKING must be sequential or independent")
+
+# Prepaid credits (issue 16, docs/billing.md "Prepaid credits"): what a credit can pay of an eligible
+# line: `after_tax` (Lago: the line with its VAT) or `before_tax` (Stripe: the line's amount excluding tax).
+TARIF_WALLET_APPLIES = env.str("TARIF_WALLET_APPLIES", default="after_tax")
+if TARIF_WALLET_APPLIES not in ("after_tax", "before_tax"):
+    raise ImproperlyConfigured("TARIF_WALLET_APPLIES is after_tax or before_tax")
 # A running billing run without progress for this long is marked interrupted (stale-run sweeper).
 TARIF_BILLING_RUN_STALE_MINUTES = env.int("TARIF_BILLING_RUN_STALE_MINUTES", default=15)
 # Subscription updates and lifecycle events (issue 16, docs/billing.md "Subscription updates"):

@@ -69,3 +69,6 @@ CELERY_BEAT_SCHEDULE["idempotency-records-purge"] = {
     "task": "config.idempotency_records_purge",
     "schedule": crontab(minute=7),
 }
+# Prepaid credits (issue 16): expire grants past their expiry, grant paid credits whose purchase
+# invoice is paid, and invoice the automatic top-ups still waiting (the durable side of their fast path).
+CELERY_BEAT_SCHEDULE["wallets-sweep"] = {"task": "wallets.sweep", "schedule": crontab(minute="*/5")}

@@ -37,6 +37,7 @@ from billing.services.payments import (
     payment_method_setup_start,
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
+from billing.wallets.selectors import credit_grants_for_customer, wallet_history_for_customer, wallet_summaries
 from config import clock, mfa
 from config.events.log import event_record
 from config.mfa import base32_secret, issue_recovery_codes, qr_svg, second_factor_login
@@ -104,6 +105,20 @@ def brand_logo(request: HttpRequest, customer: Customer) -> HttpResponse:
     else:
         response["Content-Disposition"] = f'inline; filename="logo.{extension}"'
     return response
+
+
+# -- prepaid credits (issue 16, wallets) ---------------------------------------------------------
+
+
+@portal_view
+def credits(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """The customer's prepaid credits: balance per currency, grants with their expiry, history."""
+    context = {
+        "wallets": wallet_summaries(customer=customer),
+        "grants": credit_grants_for_customer(customer=customer)[:50],
+        "history": wallet_history_for_customer(customer=customer),
+    }
+    return render(request, "portal/credits.html", context)
 
 
 # -- invoices and credit notes ------------------------------------------------------------------

@@ -166,6 +166,7 @@ INVOICE_FIELDSETS = (
                 "tax_total_money",
                 "total_money",
                 "starting_balance_applied_money",
+                "credits_applied_money",
                 "amount_due_money",
                 "amount_paid_money",
                 "amount_remaining_money",
@@ -270,6 +271,7 @@ class InvoiceAdmin(InvoiceEditorMixin, ImportExportPermissions, ExportMixin, Sty
     tax_total_money = money_column("tax_total", _("tax"))
     total_money = money_column("total", _("total"))
     starting_balance_applied_money = money_column("starting_balance_applied", _("customer credit applied"))
+    credits_applied_money = money_column("credits_applied", _("prepaid credits applied"))
     amount_due_money = money_column("amount_due", _("amount due"))
     amount_paid_money = money_column("amount_paid", _("amount paid"))
     amount_remaining_money = money_column("amount_remaining", _("amount remaining"))

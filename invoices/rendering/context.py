@@ -145,6 +145,8 @@ def invoice_document(*, invoice: Any, lines: Sequence[Any]) -> DocumentData:
     totals.append(("total_excluding_tax", "total_excluding_tax", money(invoice.total_excluding_tax)))
     totals.append(("tax", "tax", money(invoice.tax_total)))
     totals.append(("total", "total", money(invoice.total)))
+    if getattr(invoice, "credits_applied", 0):
+        totals.append(("prepaid_credits", "prepaid_credits_applied", money(-invoice.credits_applied)))
     if invoice.starting_balance_applied:
         totals.append(("credit", "credit_applied", money(-invoice.starting_balance_applied)))
     columns = seller.get("line_columns") or []

@@ -291,7 +291,8 @@ def invoice_cii_xml(*, invoice: Any, lines: Sequence[Any]) -> bytes:
         tax_breakdown=invoice.tax_breakdown,
         tax_total=invoice.tax_total,
         grand_total=invoice.total,
-        prepaid=invoice.starting_balance_applied,
+        # BT-113: customer credit and prepaid credits (wallets) both paid part of the total beforehand.
+        prepaid=invoice.starting_balance_applied + getattr(invoice, "credits_applied", 0),
         due_payable=invoice.amount_due,
         period=period,
     )

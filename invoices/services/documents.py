@@ -317,6 +317,8 @@ def invoice_content_hash(*, invoice: Invoice, lines: Iterable[InvoiceLine], snap
                 invoice.total,
                 invoice.starting_balance_applied,
                 invoice.amount_due,
+                # Prepaid credits (issue 16) only when used: hashes of earlier invoices stay as they were.
+                *([invoice.credits_applied] if invoice.credits_applied else []),
             ],
             "tax_breakdown": invoice.tax_breakdown,
             "lines": [invoice_line_hash_row(line) for line in lines],

@@ -34,6 +34,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.models import InvoiceItem
+from billing.wallets.consumption import PURCHASE_MARK, PlanEntry, credits_plan, credits_record
 from config import clock
 from config.bulk import allocate_ids, copy_insert, copy_supported
 from config.events.log import EventRow, event_record, events_record_bulk
@@ -89,6 +90,7 @@ _FINALIZED_FIELDS = [
     "total",
     "tax_breakdown",
     "starting_balance_applied",
+    "credits_applied",
     "amount_due",
     "amount_remaining",
     "finalized_at",
@@ -253,6 +255,7 @@ def _event_data(invoice: Invoice) -> dict[str, Any]:
         "total": invoice.total,
         "amount_due": invoice.amount_due,
         "subscription_id": invoice.subscription_id,
+        "credits_applied": invoice.credits_applied,
     }
 
 
@@ -284,10 +287,25 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
     lines = list(invoice.lines.order_by("position", "pk"))
     totals = invoice_totals_from_lines(invoice=invoice, lines=lines)
 
-    applied = credit_split(
-        total=totals.total, balance=customer_balance(customer_id=customer.pk, currency=invoice.currency)
+    # Prepaid credits first (wallets: docs/billing.md "Prepaid credits"), then the customer balance.
+    credit_plan = credits_plan(
+        entries=[
+            PlanEntry(
+                customer_id=customer.pk,
+                currency=invoice.currency,
+                at=at or clock.now(customer=customer),
+                lines=lines,
+                total=totals.total,
+                usable=PURCHASE_MARK not in invoice.custom_fields,
+            )
+        ]
     )
-    amount_due = totals.total - applied
+    credits = credit_plan.applied(0)
+    applied = credit_split(
+        total=totals.total - credits,
+        balance=customer_balance(customer_id=customer.pk, currency=invoice.currency),
+    )
+    amount_due = totals.total - credits - applied
     days = days_until_due(custom_fields=invoice.custom_fields)
     # As late as possible: the sequence lock serializes the brand's finalizations until commit.
     series = number_series_lock(
@@ -307,6 +325,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
     invoice.total_excluding_tax = totals.total_excluding_tax
     invoice.tax_breakdown = _tax_breakdown_rows(totals.tax_breakdown)
     invoice.starting_balance_applied = applied
+    invoice.credits_applied = credits
     invoice.amount_due = amount_due
     invoice.amount_remaining = amount_due
     invoice.finalized_at = at
@@ -338,6 +357,8 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
 
     if applied:
         _balance_transaction(invoice=invoice, applied=applied, at=at).save()
+    if credits:
+        credits_record(plan=credit_plan, invoice_ids=[invoice.pk])
     invoices_finalized.fire(invoices=[invoice])
     data = _event_data(invoice)
     event_record(
@@ -460,6 +481,7 @@ def invoices_issue_bulk(
         for brand in brands.values()
     }
     pending: list[_Pending] = []
+    previews = []
     for draft, customer in items:
         brand = brands.get(customer.brand_id) if customer.brand_id is not None else default_brand
         if brand is None:
@@ -481,19 +503,38 @@ def invoices_issue_bulk(
             tax_table=tax_table,
             decision_cache=line_decisions,
         )
-        total = preview.totals.total
+        previews.append((preview, invoice_line_objects(preview=preview), issued_at))
+    # Prepaid credits first (one query locks the chunk's usable grants), then the customer balance.
+    credit_plan = credits_plan(
+        entries=[
+            PlanEntry(
+                customer_id=customer.pk, currency=draft.currency, at=issued_at, lines=lines, total=preview.totals.total
+            )
+            for (draft, customer), (preview, lines, issued_at) in zip(items, previews, strict=True)
+        ]
+    )
+    for index, ((draft, customer), (preview, lines, issued_at)) in enumerate(zip(items, previews, strict=True)):
+        brand = brands.get(customer.brand_id) if customer.brand_id is not None else default_brand
+        assert brand is not None  # refused above
+        credits = credit_plan.applied(index)
+        total = preview.totals.total - credits
         balance_key = (customer.pk, draft.currency)
         applied = credit_split(total=total, balance=available.get(balance_key, 0))
         available[balance_key] = available.get(balance_key, 0) - applied
         amount_due = total - applied
 
         fields = invoice_fields(draft=draft, preview=preview, language=customer.preferred_language)
-        fields.update(starting_balance_applied=applied, amount_due=amount_due, amount_remaining=amount_due)
+        fields.update(
+            starting_balance_applied=applied,
+            credits_applied=credits,
+            amount_due=amount_due,
+            amount_remaining=amount_due,
+        )
         fields["status"] = Status.PAID if amount_due == 0 else Status.OPEN
         pending.append(
             _Pending(
                 invoice=Invoice(**fields),
-                lines=invoice_line_objects(preview=preview),
+                lines=lines,
                 brand=brand,
                 issued_at=issued_at,
                 item_ids=[line.invoice_item_id for line in draft.lines if line.invoice_item_id is not None],
@@ -551,6 +592,9 @@ def invoices_issue_bulk(
     elif transactions:
         BalanceTransaction.objects.bulk_create(transactions)
 
+    livemode_of = {customer.pk: customer.livemode for customer in customers}
+    credits_record(plan=credit_plan, invoice_ids=[invoice.pk for invoice in invoices], livemode_of=livemode_of)
+
     invoice_of_item = {item_id: entry.invoice.pk for entry in pending for item_id in entry.item_ids}
     if invoice_of_item:
         attached = InvoiceItem.objects.filter(pk__in=list(invoice_of_item), invoice__isnull=True).update(
@@ -562,7 +606,6 @@ def invoices_issue_bulk(
             raise InvoiceDraftError("A pending invoice item was already invoiced; the chunk was not issued.")
 
     events = []
-    livemode_of = {customer.pk: customer.livemode for customer in customers}
     for invoice in invoices:
         data = _event_data(invoice)
         for event_type in (

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from billing.wallets.consumption import credits_return
 from config import mfa
 from config.audit.services import audit_record
 from config.events.log import event_record
@@ -102,7 +103,17 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
             created_at=at,
         )
     invoice_voided.fire(invoice=invoice)
-    _event("invoice.voided", invoice, at, acting_user, reason=reason, balance_returned=returned)
+    # Prepaid credits it consumed go back to their grants (wallets, docs/billing.md "Prepaid credits").
+    credits_returned = credits_return(invoice=invoice, at=at) if invoice.credits_applied else 0
+    _event(
+        "invoice.voided",
+        invoice,
+        at,
+        acting_user,
+        reason=reason,
+        balance_returned=returned,
+        **({"credits_returned": credits_returned} if credits_returned else {}),
+    )
     return invoice
 
 

@@ -104,6 +104,19 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
         "usage_thresholds",
         created(client.post("/api/v1/usage_thresholds", {"subscription": subscription, "amount": 100}, format="json")),
     )
+    # Prepaid credits (issue 16, wallets): a grant, its wallet and its ledger row.
+    add(
+        "credit_grants",
+        created(
+            client.post(
+                "/api/v1/credit_grants", {"customer": customer, "amount": 500, "currency": "EUR"}, format="json"
+            )
+        ),
+    )
+    add("wallets", client.get("/api/v1/wallets", {"customer": customer}).json()["data"][0]["id"])
+    add(
+        "wallet_transactions", client.get("/api/v1/wallet_transactions", {"customer": customer}).json()["data"][0]["id"]
+    )
     add(
         "webhook_endpoints",
         created(client.post("/api/v1/webhook_endpoints", {"url": f"https://hooks.example.com/{tag}"}, format="json")),
@@ -169,6 +182,9 @@ def test_every_list_route_is_covered_by_the_world():
         "events",
         "webhook_endpoints",
         "test_clocks",
+        "credit_grants",
+        "wallets",
+        "wallet_transactions",
     }
     assert set(_list_routes()) == covered
 

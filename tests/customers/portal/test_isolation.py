@@ -22,6 +22,7 @@ OBJECT_ARGUMENTS = {
     "home": None,
     "brand_logo": None,
     "invoices": None,
+    "credits": None,
     "invoice": ("invoice",),
     "invoice_pdf": ("invoice",),
     "invoice_facturx": ("invoice",),
