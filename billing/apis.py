@@ -224,6 +224,7 @@ def _items(validated: list[dict]) -> list[ItemSpec]:
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
     read_actions = ("preview_change", "preview")
+    bodyless_actions = ("resume",)
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -260,6 +261,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Any) -> Response:
+        """Computes what creating this subscription would do (status, periods, first invoice with tax and
+        discounts) without saving anything. Takes the same parameters as creating a subscription.
+        """
         serializer = SubscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -293,6 +297,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     )
     @action(detail=True, methods=["post"])
     def preview_change(self, request: Any, pk: str) -> Response:
+        """Computes the proration and the invoices a change of items would issue, without saving anything. Takes
+        the same parameters as `change`.
+        """
         subscription = self.get_object()
         serializer = SubscriptionChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -317,9 +324,17 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         }
         return Response(ChangePreviewSerializer(data).data)
 
-    @extend_schema(request=SubscriptionChangeSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionChangeSerializer,
+        responses={200: SubscriptionSerializer},
+        summary="Change a subscription's items",
+    )
     @action(detail=True, methods=["post"])
     def change(self, request: Any, pk: str) -> Response:
+        """Replaces the subscription's items (prices and quantities). With `create_prorations` the unused time is
+        credited and the new items charged on the next invoice; `always_invoice` invoices the difference at
+        once; `none` changes the items from the next period without proration.
+        """
         subscription = self.get_object()
         serializer = SubscriptionChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -331,9 +346,14 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         )
         return self._out(subscription)
 
-    @extend_schema(request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer}, summary="Cancel a subscription"
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Any, pk: str) -> Response:
+        """Cancels at the period's end (default), at once (`at_period_end: false`, optionally crediting the unused
+        time with `prorate`), or at a chosen future instant (`cancel_at`).
+        """
         subscription = self.get_object()
         serializer = SubscriptionCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -350,9 +370,14 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription_cancel(subscription=subscription, acting_user=acting_user(request), **data)
         return self._out(subscription)
 
-    @extend_schema(request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer}, summary="Pause a subscription"
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request: Any, pk: str) -> Response:
+        """Pauses collection: no invoice is issued until the subscription resumes, on `resumes_at` if given or when
+        `resume` is called.
+        """
         subscription = self.get_object()
         serializer = SubscriptionPauseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -363,9 +388,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         )
         return self._out(subscription)
 
-    @extend_schema(request=None, responses={200: SubscriptionSerializer})
+    @extend_schema(request=None, responses={200: SubscriptionSerializer}, summary="Resume a paused subscription")
     @action(detail=True, methods=["post"])
     def resume(self, request: Any, pk: str) -> Response:
+        """Resumes a paused subscription now. Takes no parameters."""
         subscription = self.get_object()
         subscription_resume(subscription=subscription, acting_user=acting_user(request))
         return self._out(subscription)
@@ -422,6 +448,7 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
     queryset = PaymentMethod.objects.order_by("-pk")
     serializer_class = PaymentMethodSerializer
     filterset_class = PaymentMethodFilter
+    bodyless_actions = ("detach",)
 
     @extend_schema(request=PaymentMethodCreateSerializer, responses={201: PaymentMethodSerializer})
     def create(self, request: Any) -> Response:
@@ -430,9 +457,10 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
         method = payment_method_attach(acting_user=acting_user(request), **serializer.validated_data)
         return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: PaymentMethodSerializer})
+    @extend_schema(request=None, responses={200: PaymentMethodSerializer}, summary="Detach a payment method")
     @action(detail=True, methods=["post"])
     def detach(self, request: Any, pk: str) -> Response:
+        """Detaches the payment method from its customer: it is no longer charged. Takes no parameters."""
         method = payment_method_detach(payment_method=self.get_object(), acting_user=acting_user(request))
         return Response(PaymentMethodSerializer(method).data)
 
@@ -555,6 +583,10 @@ class UsageEventViewSet(ReadOnlyApiViewSet):
         summary="Record a batch of usage events (up to 1,000; deduplicated on id; errors per event)",
     )
     def create(self, request: Any) -> Response:
+        """Records up to 1,000 usage events at once. Each event is checked on its own: the valid ones are recorded,
+        the others reported in `errors` with their position. An event whose `id` was already recorded counts as
+        a duplicate and is not recorded again.
+        """
         serializer = UsageBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         inputs, positions, errors = _usage_inputs(serializer.validated_data["events"])
@@ -607,6 +639,10 @@ class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     )
     @action(detail=True, methods=["post"])
     def advance(self, request: Any, pk: str) -> Response:
+        """Moves a test clock forward (never back) and runs, for the customers attached to it, everything that
+        falls due up to the new time: renewals, trials ending, invoices, collection and dunning. Sandbox keys
+        only.
+        """
         clock = self.get_object()
         serializer = TestClockAdvanceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -622,6 +658,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     serializer_class = WebhookEndpointSerializer
     filterset_fields = ("active",)
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    bodyless_actions = ("destroy", "roll_secret")
 
     @extend_schema(request=WebhookEndpointSerializer, responses={201: WebhookEndpointWithSecretSerializer})
     def create(self, request: Any) -> Response:
@@ -645,9 +682,16 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         webhook_endpoint_update(endpoint=self.get_object(), changes={"active": False})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: WebhookEndpointWithSecretSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: WebhookEndpointWithSecretSerializer},
+        summary="Roll a webhook endpoint's signing secret",
+    )
     @action(detail=True, methods=["post"])
     def roll_secret(self, request: Any, pk: str) -> Response:
+        """Replaces the endpoint's signing secret and returns the new one (shown once). Deliveries are signed with
+        the new secret from now on. Takes no parameters.
+        """
         endpoint = webhook_endpoint_roll_secret(endpoint=self.get_object())
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 

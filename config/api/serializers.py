@@ -14,9 +14,44 @@ from rest_framework import serializers
 
 from config.api.ids import InvalidPublicId, pk_from_public_id, prefix_for, public_id
 from config.modes import is_mode_scoped, scope_to_mode
+from config.money import CurrencyError, validate_currency
 
 # ISO 4217 codes are three upper-case letters; the currency validators of the models say which exist.
 CURRENCY_FIELD_KWARGS = {"min_length": 3, "max_length": 3, "help_text": "ISO 4217 code, e.g. EUR."}
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 3,
+        "maxLength": 3,
+        "pattern": "^[A-Za-z]{3}$",
+        "example": "EUR",
+        "description": "ISO 4217 code in either case (eur, EUR); returned upper-case.",
+    }
+)
+class CurrencyField(serializers.CharField):
+    """An ISO 4217 code accepted in either case (Stripe sends `eur`), stored and returned upper-case.
+
+    A code that does not exist is a field error naming it, in the request's language."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("help_text", _("ISO 4217 code in either case (eur, EUR); returned upper-case."))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value == "":
+            return value
+        try:
+            return validate_currency(value)
+        except CurrencyError as error:
+            raise serializers.ValidationError(error.message_text(), code=CurrencyError.code) from None
+
+
+def is_currency_field(name: str) -> bool:
+    return name == "currency" or name.endswith("_currency")
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -196,4 +231,12 @@ class StrictSerializer(StrictInputMixin, serializers.Serializer):
 
 
 class StrictModelSerializer(StrictInputMixin, serializers.ModelSerializer):
-    """A model input serializer that refuses undeclared parameters."""
+    """A model input serializer that refuses undeclared parameters; its model's currency
+    fields take codes in either case (CurrencyField)."""
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[type, dict[str, Any]]:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if is_currency_field(field_name) and issubclass(field_class, serializers.CharField):
+            field_class = CurrencyField
+            kwargs.pop("min_length", None)
+        return field_class, kwargs
