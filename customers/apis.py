@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.db import transaction
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -125,14 +126,15 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             serializer = BalanceAdjustInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            entry = balance_adjust(
-                customer=customer,
-                currency=data["currency"],
-                amount=data["amount"],
-                description=data["description"],
-                at=clock.now(customer=customer),
-                acting_user=acting_user(request),
-            )
+            with transaction.atomic():  # a refusal rolls back here, whatever transaction the request runs in
+                entry = balance_adjust(
+                    customer=customer,
+                    currency=data["currency"],
+                    amount=data["amount"],
+                    description=data["description"],
+                    at=clock.now(customer=customer),
+                    acting_user=acting_user(request),
+                )
             return Response(BalanceTransactionSerializer(entry).data, status=status.HTTP_201_CREATED)
         queryset = BalanceTransaction.objects.filter(customer=customer).order_by("-pk")
         currency = request.query_params.get("currency")

@@ -46,7 +46,8 @@ def test_an_error_is_in_english_by_default_and_in_french_on_request(api):
     assert english_problem["detail"] == "email: Enter a valid email address."
 
 
-def test_the_language_cookie_of_the_console_does_not_change_the_api(api, settings):
+def test_neither_the_console_cookie_nor_language_code_change_the_api(api, settings):
+    settings.LANGUAGE_CODE = "fr"
     api.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
 
     response = api.get("/api/v1/customers/cus_999999")
@@ -63,7 +64,9 @@ def test_unknown_api_urls_answer_in_the_requested_language(api):
     assert english["Content-Language"] == "en" and french["Content-Language"] == "fr"
 
 
-def test_the_portal_keeps_french_by_default(client):
+def test_the_portal_keeps_its_language_choice(client, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+
     response = client.get("/accounts/login/")
 
     assert response["Content-Language"] == "fr"

@@ -97,7 +97,7 @@ def _resource(path: str) -> str:
 
 
 @pytest.fixture
-def sandbox(make_key, monkeypatch, tax_rate):
+def sandbox(make_key, monkeypatch, tax_rate, brand):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "100000/second"})
     _key, raw = make_key(mode="test")
     return client_for(raw)
