@@ -7,6 +7,7 @@ from typing import Any
 
 import django_filters
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -513,6 +514,10 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 # -- usage ---------------------------------------------------------------------------
 
 
+# The keys of one usage event (UsageEventInputSerializer's fields); others are refused per event.
+USAGE_EVENT_KEYS = frozenset({"id", "customer", "meter", "timestamp", "value", "unique_value"})
+
+
 def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[int], list[dict]]:
     """Turn JSON events into service inputs; events that cannot even be parsed are reported here."""
     inputs: list[UsageEventInput] = []
@@ -525,15 +530,19 @@ def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[i
         def refuse(code: str, message: str, index: int = index, shown_id: str = shown_id) -> None:
             errors.append({"index": index, "id": shown_id, "code": code, "message": message})
 
+        unknown = sorted(str(key) for key in raw if key not in USAGE_EVENT_KEYS)
+        if unknown:
+            refuse("unknown_parameter", gettext("Unknown parameter: %(name)s.") % {"name": unknown[0]})
+            continue
         try:
             customer_id = pk_from_public_id(raw.get("customer"), model=Customer)
         except InvalidPublicId as error:
-            refuse("invalid_customer", f"customer: {error}")
+            refuse("invalid_customer", gettext("customer: %(error)s") % {"error": error})
             continue
         timestamp = raw.get("timestamp")
         parsed = parse_datetime(timestamp) if isinstance(timestamp, str) else None
         if parsed is None:
-            refuse("invalid_timestamp", "timestamp: an ISO 8601 date-time with a UTC offset is required.")
+            refuse("invalid_timestamp", gettext("timestamp: an ISO 8601 date-time with a UTC offset is required."))
             continue
         value = raw.get("value", 1)
         if isinstance(value, float):
@@ -542,7 +551,7 @@ def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[i
             try:
                 value = Decimal(value)
             except InvalidOperation:
-                refuse("invalid_value", "value: not a number.")
+                refuse("invalid_value", gettext("value: not a number."))
                 continue
         unique_value = raw.get("unique_value", "")
         meter_key = raw.get("meter")

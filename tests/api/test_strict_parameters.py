@@ -113,3 +113,14 @@ def test_report_query_parameters_are_checked(api):
     response = api.get("/api/v1/reports/mrr/", {"start": "2026-01", "stat": "2026-01"})
 
     assert assert_problem(response, 400, "unknown_parameter")["field"] == "stat"
+
+
+def test_an_unknown_key_in_one_usage_event_refuses_that_event_only(api, customer, meter):
+    good = {"id": "e1", "customer": f"cus_{customer.pk}", "meter": meter.key, "timestamp": "2026-01-01T00:00:00Z"}
+
+    response = api.post(
+        "/api/v1/usage_events", {"events": [good, {**good, "id": "e2", "properties": {"region": "eu"}}]}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert [(error["index"], error["code"]) for error in response.json()["errors"]] == [(1, "unknown_parameter")]
