@@ -24,9 +24,9 @@ CURRENCY_FIELD_KWARGS = {"min_length": 3, "max_length": 3, "help_text": "ISO 421
 @extend_schema_field(
     {
         "type": "string",
-        "minLength": 3,
         "maxLength": 3,
-        "pattern": "^[A-Za-z]{3}$",
+        # Empty where a currency is optional (a percent-off coupon has none).
+        "pattern": "^([A-Za-z]{3})?$",
         "example": "EUR",
         "description": "ISO 4217 code in either case (eur, EUR); returned upper-case.",
     }
