@@ -106,7 +106,7 @@ def validate_tiers(tiers: Sequence[Tier]) -> tuple[Tier, ...]:
     for position, tier in enumerate(tiers[:-1], start=1):
         if tier.up_to is None:
             raise PricingError(
-                _("Only the last tier may be open-ended; tier %(position)s has no up_to.") % {"position": position}
+                _("Tier %(position)s has no up_to, but only the last tier may be open-ended.") % {"position": position}
             )
         if tier.up_to <= previous:
             raise PricingError(
