@@ -98,6 +98,8 @@ def _resource(path: str) -> str:
 
 @pytest.fixture
 def sandbox(make_key, monkeypatch, tax_rate, brand):
+    brand.is_default = True  # customers created through the API invoice under the default brand
+    brand.save(update_fields=["is_default"])
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "100000/second"})
     _key, raw = make_key(mode="test")
     return client_for(raw)

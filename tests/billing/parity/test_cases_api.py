@@ -8,11 +8,22 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import assert_problem
+from config.api.keys import api_key_create
+from tests.api.conftest import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db
 
 MONTHLY = {"kind": "interval", "unit": "month", "count": 1}
+
+
+@pytest.fixture
+def api(db, staff_factory):
+    """A live read-write API key's client (the API tests' fixture, for this directory)."""
+    _key, raw = api_key_create(
+        name="parity", scope="read_write", mode="live", created_by=staff_factory(username="integrations")
+    )
+    return client_for(raw)
+
 
 # Lago's graduated example: $1 per call for the first 100, $0.50 for the next 100, $0.10 beyond.
 LAGO_GRADUATED = [
