@@ -338,6 +338,9 @@ class BrandSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     id = PublicIdField()
     object = ObjectField("brand")
     logo = serializers.SerializerMethodField(help_text="The logo's URL, or null.")
+    # Optional on a brand: "" when unset, which the email and URL formats would not allow.
+    email = serializers.CharField(read_only=True, help_text="Billing contact email, or an empty string.")
+    website = serializers.CharField(read_only=True, help_text="The brand's website, or an empty string.")
 
     class Meta:
         model = Brand
