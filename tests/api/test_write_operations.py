@@ -218,7 +218,8 @@ def test_an_invalid_value_is_explained_in_english_by_default_and_in_french_on_re
     french_problem = assert_problem(french, 400)
     assert english_problem["field"] == french_problem["field"]
     # The invalid value is named (a required field left out may be named first).
-    assert field in {error["field"].split("[")[0].split(".")[0] for error in english_problem["errors"] if error["field"]}
+    named = {error["field"].split("[")[0].split(".")[0] for error in english_problem["errors"] if error["field"]}
+    assert field in named
     assert english["Content-Language"] == "en" and french["Content-Language"] == "fr"
     assert english_problem["detail"] != french_problem["detail"], (english_problem["detail"], "not translated")
     _no_python_text(english_problem)
