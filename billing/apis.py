@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django.db.models import F
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -307,6 +308,7 @@ _CREATE_EXAMPLES = [
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
     read_actions = ("preview_change", "preview", "usage", "preview_update")
+    bodyless_actions = ("resume",)
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -356,6 +358,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Any) -> Response:
+        """Computes what creating this subscription would do (status, periods, first invoice with tax and
+        discounts) without saving anything. Takes the same parameters as creating a subscription.
+        """
         serializer = SubscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -392,6 +397,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     )
     @action(detail=True, methods=["post"])
     def preview_change(self, request: Any, pk: str) -> Response:
+        """Computes the proration and the invoices a change of items would issue, without saving anything. Takes
+        the same parameters as `change`.
+        """
         subscription = self.get_object()
         serializer = SubscriptionChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -403,9 +411,17 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         )
         return Response(_change_preview_body(preview))
 
-    @extend_schema(request=SubscriptionChangeSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionChangeSerializer,
+        responses={200: SubscriptionSerializer},
+        summary="Change a subscription's items",
+    )
     @action(detail=True, methods=["post"])
     def change(self, request: Any, pk: str) -> Response:
+        """Replaces the subscription's items (prices and quantities). With `create_prorations` the unused time is
+        credited and the new items charged on the next invoice; `always_invoice` invoices the difference at
+        once; `none` changes the items from the next period without proration.
+        """
         subscription = self.get_object()
         serializer = SubscriptionChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -532,9 +548,14 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         subscription_coupon_remove(subscription=subscription, discount=discount, acting_user=acting_user(request))
         return self._out(subscription)
 
-    @extend_schema(request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionCancelSerializer, responses={200: SubscriptionSerializer}, summary="Cancel a subscription"
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Any, pk: str) -> Response:
+        """Cancels at the period's end (default), at once (`at_period_end: false`, optionally crediting the unused
+        time with `prorate`), or at a chosen future instant (`cancel_at`).
+        """
         subscription = self.get_object()
         serializer = SubscriptionCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -551,9 +572,14 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
             subscription_cancel(subscription=subscription, acting_user=acting_user(request), **data)
         return self._out(subscription)
 
-    @extend_schema(request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionPauseSerializer, responses={200: SubscriptionSerializer}, summary="Pause a subscription"
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request: Any, pk: str) -> Response:
+        """Pauses collection: no invoice is issued until the subscription resumes, on `resumes_at` if given or when
+        `resume` is called.
+        """
         subscription = self.get_object()
         serializer = SubscriptionPauseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -570,9 +596,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         """Issue 16 (usage): units and cost so far in the current period, and the thresholds."""
         return subscription_usage_response(self.get_object())
 
-    @extend_schema(request=None, responses={200: SubscriptionSerializer})
+    @extend_schema(request=None, responses={200: SubscriptionSerializer}, summary="Resume a paused subscription")
     @action(detail=True, methods=["post"])
     def resume(self, request: Any, pk: str) -> Response:
+        """Resumes a paused subscription now. Takes no parameters."""
         subscription = self.get_object()
         subscription_resume(subscription=subscription, acting_user=acting_user(request))
         return self._out(subscription)
@@ -629,6 +656,7 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
     queryset = PaymentMethod.objects.order_by("-pk")
     serializer_class = PaymentMethodSerializer
     filterset_class = PaymentMethodFilter
+    bodyless_actions = ("detach",)
 
     @extend_schema(request=PaymentMethodCreateSerializer, responses={201: PaymentMethodSerializer})
     def create(self, request: Any) -> Response:
@@ -637,9 +665,10 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
         method = payment_method_attach(acting_user=acting_user(request), **serializer.validated_data)
         return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: PaymentMethodSerializer})
+    @extend_schema(request=None, responses={200: PaymentMethodSerializer}, summary="Detach a payment method")
     @action(detail=True, methods=["post"])
     def detach(self, request: Any, pk: str) -> Response:
+        """Detaches the payment method from its customer: it is no longer charged. Takes no parameters."""
         method = payment_method_detach(payment_method=self.get_object(), acting_user=acting_user(request))
         return Response(PaymentMethodSerializer(method).data)
 
@@ -692,6 +721,10 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 # -- usage ---------------------------------------------------------------------------
 
 
+# The keys of one usage event (UsageEventInputSerializer's fields); others are refused per event.
+USAGE_EVENT_KEYS = frozenset({"id", "customer", "meter", "timestamp", "value", "unique_value"})
+
+
 def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[int], list[dict]]:
     """Turn JSON events into service inputs; events that cannot even be parsed are reported here."""
     inputs: list[UsageEventInput] = []
@@ -704,15 +737,19 @@ def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[i
         def refuse(code: str, message: str, index: int = index, shown_id: str = shown_id) -> None:
             errors.append({"index": index, "id": shown_id, "code": code, "message": message})
 
+        unknown = sorted(str(key) for key in raw if key not in USAGE_EVENT_KEYS)
+        if unknown:
+            refuse("unknown_parameter", gettext("Unknown parameter: %(name)s.") % {"name": unknown[0]})
+            continue
         try:
             customer_id = pk_from_public_id(raw.get("customer"), model=Customer)
         except InvalidPublicId as error:
-            refuse("invalid_customer", f"customer: {error}")
+            refuse("invalid_customer", gettext("customer: %(error)s") % {"error": error})
             continue
         timestamp = raw.get("timestamp")
         parsed = parse_datetime(timestamp) if isinstance(timestamp, str) else None
         if parsed is None:
-            refuse("invalid_timestamp", "timestamp: an ISO 8601 date-time with a UTC offset is required.")
+            refuse("invalid_timestamp", gettext("timestamp: an ISO 8601 date-time with a UTC offset is required."))
             continue
         value = raw.get("value", 1)
         if isinstance(value, float):
@@ -721,7 +758,7 @@ def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[i
             try:
                 value = Decimal(value)
             except InvalidOperation:
-                refuse("invalid_value", "value: not a number.")
+                refuse("invalid_value", gettext("value: not a number."))
                 continue
         unique_value = raw.get("unique_value", "")
         meter_key = raw.get("meter")
@@ -763,6 +800,10 @@ class UsageEventViewSet(ReadOnlyApiViewSet):
         summary="Record a batch of usage events (up to 1,000; deduplicated on id; errors per event)",
     )
     def create(self, request: Any) -> Response:
+        """Records up to 1,000 usage events at once. Each event is checked on its own: the valid ones are recorded,
+        the others reported in `errors` with their position. An event whose `id` was already recorded counts as
+        a duplicate and is not recorded again.
+        """
         serializer = UsageBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         inputs, positions, errors = _usage_inputs(serializer.validated_data["events"])
@@ -815,6 +856,10 @@ class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     )
     @action(detail=True, methods=["post"])
     def advance(self, request: Any, pk: str) -> Response:
+        """Moves a test clock forward (never back) and runs, for the customers attached to it, everything that
+        falls due up to the new time: renewals, trials ending, invoices, collection and dunning. Sandbox keys
+        only.
+        """
         clock = self.get_object()
         serializer = TestClockAdvanceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -830,6 +875,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     serializer_class = WebhookEndpointSerializer
     filterset_fields = ("active",)
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    bodyless_actions = ("destroy", "roll_secret")
 
     @extend_schema(request=WebhookEndpointSerializer, responses={201: WebhookEndpointWithSecretSerializer})
     def create(self, request: Any) -> Response:
@@ -853,9 +899,16 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         webhook_endpoint_update(endpoint=self.get_object(), changes={"active": False})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: WebhookEndpointWithSecretSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: WebhookEndpointWithSecretSerializer},
+        summary="Roll a webhook endpoint's signing secret",
+    )
     @action(detail=True, methods=["post"])
     def roll_secret(self, request: Any, pk: str) -> Response:
+        """Replaces the endpoint's signing secret and returns the new one (shown once). Deliveries are signed with
+        the new secret from now on. Takes no parameters.
+        """
         endpoint = webhook_endpoint_roll_secret(endpoint=self.get_object())
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 

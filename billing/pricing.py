@@ -31,10 +31,13 @@ from typing import Final
 
 from billing.limits import MAX_AMOUNT
 from config.errors import DomainError
+from config.errors import translate as _
 from config.money import round_fraction
 
 SCHEMES: Final = ("per_unit", "tiered_graduated", "tiered_volume", "package")
 PACKAGE_ROUNDINGS: Final = ("up", "down")
+# The open last tier as Stripe writes it (`"up_to": "inf"`); Tarif stores and returns null.
+INFINITE_UP_TO: Final = "inf"
 
 # Fractional digits kept when an exact Fraction is written as a Decimal for round_minor.
 
@@ -51,11 +54,14 @@ def _as_amount(value: object, *, field: str) -> Decimal:
         raise TypeError(f"{field} must be a Decimal or an int, not {type(value).__name__}")
     amount = Decimal(value)
     if not amount.is_finite():
-        raise PricingError(f"{field} must be a finite number, got {value}")
+        raise PricingError(_("%(field)s must be a finite number, got %(value)s.") % {"field": field, "value": value})
     if amount < 0:
-        raise PricingError(f"{field} must not be negative, got {value}")
+        raise PricingError(_("%(field)s must not be negative, got %(value)s.") % {"field": field, "value": value})
     if amount > MAX_AMOUNT:
-        raise PricingError(f"{field} must be at most {MAX_AMOUNT:,} minor units, got {value}")
+        raise PricingError(
+            _("%(field)s must be at most %(max)s minor units, got %(value)s.")
+            % {"field": field, "max": f"{MAX_AMOUNT:,}", "value": value}
+        )
     return amount
 
 
@@ -73,31 +79,42 @@ class Tier:
 
     def __post_init__(self) -> None:
         if self.up_to is not None and _check_int(self.up_to, field="Tier.up_to") < 1:
-            raise PricingError(f"Tier.up_to must be at least 1, got {self.up_to}")
+            raise PricingError(_("A tier's up_to must be at least 1, got %(value)s.") % {"value": self.up_to})
         object.__setattr__(self, "unit_amount", _as_amount(self.unit_amount, field="Tier.unit_amount"))
         if _check_int(self.flat_amount, field="Tier.flat_amount") < 0:
-            raise PricingError(f"Tier.flat_amount must not be negative, got {self.flat_amount}")
+            raise PricingError(
+                _("A tier's flat_amount must not be negative, got %(value)s.") % {"value": self.flat_amount}
+            )
         if self.flat_amount > MAX_AMOUNT:
-            raise PricingError(f"Tier.flat_amount must be at most {MAX_AMOUNT:,} minor units, got {self.flat_amount}")
+            raise PricingError(
+                _("A tier's flat_amount must be at most %(max)s minor units, got %(value)s.")
+                % {"max": f"{MAX_AMOUNT:,}", "value": self.flat_amount}
+            )
 
 
 def validate_tiers(tiers: Sequence[Tier]) -> tuple[Tier, ...]:
     """Check that tiers ascend strictly and end with exactly one open tier (up_to=None)."""
     tiers = tuple(tiers)
     if not tiers:
-        raise PricingError("a tiered price needs at least one tier")
+        raise PricingError(_("A tiered price needs at least one tier."))
     for tier in tiers:
         if not isinstance(tier, Tier):
             raise TypeError(f"tiers must be Tier instances, not {type(tier).__name__}")
     if tiers[-1].up_to is not None:
-        raise PricingError("the last tier must be open-ended (up_to=None)")
+        raise PricingError(_('The last tier must be open-ended ("up_to": null or "inf").'))
     previous = 0
     for position, tier in enumerate(tiers[:-1], start=1):
         if tier.up_to is None:
-            raise PricingError(f"only the last tier may be open-ended; tier {position} has up_to=None")
+            raise PricingError(
+                _("Tier %(position)s has no up_to, but only the last tier may be open-ended.") % {"position": position}
+            )
         if tier.up_to <= previous:
             raise PricingError(
-                f"tiers must ascend strictly: tier {position} ends at {tier.up_to}, after a tier ending at {previous}"
+                _(
+                    "Tiers must ascend strictly: tier %(position)s ends at %(up_to)s, "
+                    "after a tier ending at %(previous)s."
+                )
+                % {"position": position, "up_to": tier.up_to, "previous": previous}
             )
         previous = tier.up_to
     return tiers
@@ -166,21 +183,28 @@ def price_amount(
 def tiers_from_json(data: object) -> tuple[Tier, ...]:
     """Tiers as stored in Price.tiers (JSON: amounts as strings or ints, up_to null = infinity)."""
     if not isinstance(data, list) or not data:
-        raise PricingError("tiers must be a non-empty list of {up_to, unit_amount, flat_amount}")
+        raise PricingError(_("Tiers must be a non-empty list of {up_to, unit_amount, flat_amount}."))
     tiers = []
     for position, raw in enumerate(data, start=1):
         if not isinstance(raw, dict):
-            raise PricingError(f"tier {position} must be an object")
+            raise PricingError(_("Tier %(position)s must be an object.") % {"position": position})
         unknown = set(raw) - {"up_to", "unit_amount", "flat_amount"}
         if unknown:
-            raise PricingError(f"tier {position} has unknown keys: {', '.join(sorted(unknown))}")
+            raise PricingError(
+                _("Tier %(position)s has unknown keys: %(keys)s.")
+                % {"position": position, "keys": ", ".join(sorted(unknown))}
+            )
         try:
             unit_amount = Decimal(str(raw.get("unit_amount", "0")))
             flat_amount = int(raw.get("flat_amount", 0) or 0)
             up_to = raw.get("up_to")
-            up_to = None if up_to is None else int(up_to)
+            # Stripe writes the open last tier "up_to": "inf"; Tarif stores it as null.
+            up_to = None if up_to is None or up_to == INFINITE_UP_TO else int(up_to)
         except (ArithmeticError, ValueError, TypeError) as error:
-            raise PricingError(f"tier {position} has a value that is not a number: {error}") from error
+            raise PricingError(
+                _('Tier %(position)s has a value that is not a number (up_to is a whole number or "inf").')
+                % {"position": position}
+            ) from error
         tiers.append(Tier(up_to=up_to, unit_amount=unit_amount, flat_amount=flat_amount))
     return validate_tiers(tiers)
 

@@ -3,6 +3,8 @@ business rules stay in billing/services (their errors become problem+json in one
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -23,14 +25,17 @@ from billing.models import (
     UsageEvent,
     WebhookEndpoint,
 )
+from billing.pricing import INFINITE_UP_TO
 from billing.services.usage import MAX_BATCH_SIZE
 from billing.update_serializers import PendingUpdateField
 from config.api.ids import PREFIXES
 from config.api.serializers import (
+    CurrencyField,
     ExpandableMixin,
     ObjectField,
     PublicIdField,
     PublicIdRelatedField,
+    StrictModelSerializer,
     StrictSerializer,
 )
 from config.events.models import DomainEvent
@@ -62,7 +67,28 @@ def tax_code_field(help_text: str) -> TaxCodeReferenceField:
     )
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class TiersField(serializers.ListField):
+    """Price tiers; the open last tier may be written `"up_to": "inf"` (as Stripe does): it is
+    stored and returned as `null`. Each tier's other checks are the pricing rules' (billing.pricing)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.DictField())
+        kwargs.setdefault(
+            "help_text",
+            '[{"up_to": 10, "unit_amount": 500, "flat_amount": 0}, {"up_to": "inf", "unit_amount": 400}]: '
+            'the last tier\'s up_to is null or "inf" (returned as null).',
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[dict]:
+        tiers = super().to_internal_value(data)
+        return [
+            {**tier, "up_to": None} if isinstance(tier, dict) and tier.get("up_to") == INFINITE_UP_TO else tier
+            for tier in tiers
+        ]
+
+
+class ProductSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("product")
     metadata = serializers.DictField(required=False)
@@ -85,7 +111,7 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = ("created_at",)
 
 
-class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
+class PriceSerializer(ExpandableMixin, StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("price")
     product = PublicIdRelatedField(queryset=Product.objects.all())
@@ -95,7 +121,7 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
         allow_null=True,
         help_text='Billing cycle, e.g. {"kind": "interval", "unit": "month", "count": 1}.',
     )
-    tiers = serializers.ListField(child=serializers.DictField(), required=False)
+    tiers = TiersField(required=False)
     metadata = serializers.DictField(required=False)
     tax_code = tax_code_field("Tax code overriding the product's (`txcd_…` or its code); null: the product's.")
     usage_filter = serializers.DictField(
@@ -146,7 +172,7 @@ class PriceSerializer(ExpandableMixin, serializers.ModelSerializer):
         validators: list = []
 
 
-class CouponSerializer(serializers.ModelSerializer):
+class CouponSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("coupon")
     applies_to = PublicIdRelatedField(queryset=Product.objects.all(), many=True, required=False)
@@ -174,7 +200,7 @@ class CouponSerializer(serializers.ModelSerializer):
         extra_kwargs = {"amount_off": {"min_value": 1}}
 
 
-class PromotionCodeSerializer(serializers.ModelSerializer):
+class PromotionCodeSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("promotion_code")
     coupon = PublicIdRelatedField(queryset=Coupon.objects.all())
@@ -306,7 +332,7 @@ class SubscriptionSerializer(ExpandableMixin, serializers.ModelSerializer):
         return DiscountSerializer(running, many=True, context=self.context).data
 
 
-class ItemInputSerializer(serializers.Serializer):
+class ItemInputSerializer(StrictSerializer):
     price = PublicIdRelatedField(queryset=Price.objects.select_related("product"))
     quantity = serializers.IntegerField(min_value=1, default=1, max_value=MAX_QUANTITY)
 
@@ -329,7 +355,7 @@ class AnchorConfigSerializer(StrictSerializer):
     second = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=59)
 
 
-class SubscriptionCreateSerializer(serializers.Serializer):
+class SubscriptionCreateSerializer(StrictSerializer):
     customer = PublicIdRelatedField(queryset=Customer.objects.select_related("brand", "test_clock"))
     items = ItemInputSerializer(many=True, allow_empty=False)
     trial_days = serializers.IntegerField(required=False, min_value=0, max_value=730, allow_null=True)
@@ -360,7 +386,7 @@ class SubscriptionCreateSerializer(serializers.Serializer):
     )
 
 
-class SubscriptionChangeSerializer(serializers.Serializer):
+class SubscriptionChangeSerializer(StrictSerializer):
     items = ItemInputSerializer(many=True, allow_empty=False)
     proration_behavior = serializers.ChoiceField(choices=PRORATION_CHOICES, default="create_prorations")
     proration_credit_basis = serializers.ChoiceField(
@@ -371,7 +397,7 @@ class SubscriptionChangeSerializer(serializers.Serializer):
     )
 
 
-class SubscriptionCancelSerializer(serializers.Serializer):
+class SubscriptionCancelSerializer(StrictSerializer):
     at_period_end = serializers.BooleanField(default=True)
     cancel_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="End the subscription at this instant instead (in the future)."
@@ -380,7 +406,7 @@ class SubscriptionCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
-class SubscriptionPauseSerializer(serializers.Serializer):
+class SubscriptionPauseSerializer(StrictSerializer):
     resumes_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
@@ -414,7 +440,7 @@ class CreatePreviewSerializer(serializers.Serializer):
     first_invoice = InvoicePreviewSerializer()
 
 
-class InvoiceItemSerializer(ExpandableMixin, serializers.ModelSerializer):
+class InvoiceItemSerializer(ExpandableMixin, StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("invoice_item")
     customer = PublicIdRelatedField(queryset=Customer.objects.select_related("test_clock"))
@@ -429,7 +455,7 @@ class InvoiceItemSerializer(ExpandableMixin, serializers.ModelSerializer):
         max_value=MAX_AMOUNT,
         help_text="Minor units per unit (at most 99,999,999 either way; negative for a credit). Give amount or price.",
     )
-    currency = serializers.CharField(required=False, allow_null=True, min_length=3, max_length=3)
+    currency = CurrencyField(required=False, allow_null=True)
     quantity = serializers.IntegerField(min_value=1, default=1, max_value=MAX_QUANTITY)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
     expandable = {"customer": ("customers.serializers.CustomerSerializer", "customer")}
@@ -485,7 +511,7 @@ class PaymentMethodSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PaymentMethodCreateSerializer(serializers.Serializer):
+class PaymentMethodCreateSerializer(StrictSerializer):
     customer = PublicIdRelatedField(queryset=Customer.objects.all())
     source = serializers.DictField(
         help_text='{"card": {"number", "exp_month", "exp_year"}}, {"iban": "…"}, {"type": "bank_transfer"} '
@@ -555,7 +581,7 @@ class RefundSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RefundCreateSerializer(serializers.Serializer):
+class RefundCreateSerializer(StrictSerializer):
     payment = PublicIdRelatedField(queryset=Payment.objects.all())
     amount = serializers.IntegerField(min_value=1, max_value=MAX_TOTAL, help_text="Minor units.")
     reason = serializers.ChoiceField(choices=CreditNote.Reason.choices)
@@ -578,7 +604,7 @@ class UsageEventInputSerializer(serializers.Serializer):
     )
 
 
-class UsageBatchSerializer(serializers.Serializer):
+class UsageBatchSerializer(StrictSerializer):
     events = serializers.ListField(
         child=serializers.DictField(),
         allow_empty=False,
@@ -707,7 +733,7 @@ class DomainEventSerializer(serializers.ModelSerializer):
         return event_data_public(event.data)
 
 
-class TestClockSerializer(serializers.ModelSerializer):
+class TestClockSerializer(StrictModelSerializer):
     __test__ = False
     id = PublicIdField()
     object = ObjectField("test_clock")
@@ -718,12 +744,12 @@ class TestClockSerializer(serializers.ModelSerializer):
         read_only_fields = ("status", "created_at")
 
 
-class TestClockAdvanceSerializer(serializers.Serializer):
+class TestClockAdvanceSerializer(StrictSerializer):
     __test__ = False
     frozen_time = serializers.DateTimeField(help_text="The new time; only forward.")
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("webhook_endpoint")
     enabled_events = serializers.ListField(

@@ -49,10 +49,10 @@ def _known_currencies() -> frozenset[str]:
 def validate_currency(code: str) -> str:
     """Return the upper-cased ISO 4217 code, or raise CurrencyError."""
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha():
-        raise CurrencyError(f"'{code}' is not an ISO 4217 currency code.")
+        raise CurrencyError(_("'%(code)s' is not an ISO 4217 currency code.") % {"code": code})
     upper = code.upper()
     if upper not in _known_currencies():
-        raise CurrencyError(f"'{code}' is not a known ISO 4217 currency.")
+        raise CurrencyError(_("'%(code)s' is not a known ISO 4217 currency.") % {"code": code})
     return upper
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from billing.models import TestClock
-from config.api.serializers import ObjectField, PublicIdField, PublicIdRelatedField
+from config.api.serializers import ObjectField, PublicIdField, PublicIdRelatedField, StrictModelSerializer
 from customers.models import Customer
 from customers.services import CUSTOMER_EDITABLE_FIELDS
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("customer")
     test_clock = PublicIdRelatedField(queryset=TestClock.objects.all(), required=False, allow_null=True)

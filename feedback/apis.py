@@ -15,14 +15,14 @@ from rest_framework.response import Response
 
 from config.api.exceptions import ApiError
 from config.api.ids import public_id
-from config.api.serializers import PublicIdRelatedField
+from config.api.serializers import PublicIdRelatedField, StrictSerializer
 from config.api.views import ApiViewSet
 from customers.models import Customer
 from feedback.errors import FeedbackError
 from feedback.services.triggers import feedback_feature_event_record
 
 
-class FeatureEventInputSerializer(serializers.Serializer):
+class FeatureEventInputSerializer(StrictSerializer):
     customer = PublicIdRelatedField(model=Customer, queryset=Customer.objects.all())
     feature = serializers.CharField(max_length=100, help_text=_("Letters, digits, dots, dashes or underscores."))
     occurred_at = serializers.DateTimeField(

@@ -9,7 +9,7 @@ import django_filters
 from django.http import HttpResponse
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -28,10 +28,11 @@ from config.api.serializers import expand_select_related
 from config.api.views import ApiViewSet, ReadOnlyApiViewSet
 from config.modes import scope_to_mode
 from customers.models import Customer
-from invoices.models import CreditNote, Invoice
+from invoices.models import Brand, CreditNote, Invoice
 from invoices.rendering.facturx import invoice_cii_xml
 from invoices.serializers import (
     INVOICE_SUMMARY_COLUMNS,
+    BrandSerializer,
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoicePayInputSerializer,
@@ -75,6 +76,8 @@ PDF_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="applic
 class InvoiceViewSet(ReadOnlyApiViewSet):
     serializer_class = InvoiceSerializer
     filterset_class = InvoiceFilter
+    query_parameters = {"upcoming": ("subscription",)}
+    bodyless_actions = ("finalize",)
 
     def get_serializer_class(self) -> Any:
         return InvoiceSummarySerializer if self.action == "list" else InvoiceSerializer
@@ -102,13 +105,19 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     @extend_schema(request=None, responses={200: InvoiceSerializer}, summary="Finalize a draft (assigns its number)")
     @action(detail=True, methods=["post"])
     def finalize(self, request: Any, pk: str) -> Response:
+        """Finalizes a draft invoice: assigns its number (gapless within its series), freezes its lines and
+        amounts, and starts collection. Takes no parameters.
+        """
         invoice = self.get_object()
         invoice_finalize(invoice=invoice, acting_user=acting_user(request))
         return self._out(invoice)
 
-    @extend_schema(request=InvoiceVoidInputSerializer, responses={200: InvoiceSerializer})
+    @extend_schema(request=InvoiceVoidInputSerializer, responses={200: InvoiceSerializer}, summary="Void an invoice")
     @action(detail=True, methods=["post"])
     def void(self, request: Any, pk: str) -> Response:
+        """Voids a finalized invoice that is not paid: it keeps its number and is no longer due; credit applied
+        from the balance returns to the customer.
+        """
         invoice = self.get_object()
         serializer = InvoiceVoidInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -127,6 +136,9 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     )
     @action(detail=True, methods=["post"])
     def pay(self, request: Any, pk: str) -> Response:
+        """With `paid_out_of_band: false` (default), charges the customer's default payment method now; with
+        `paid_out_of_band: true`, records money received outside a gateway (`amount`, `method`, `reference`).
+        """
         invoice = self.get_object()
         serializer = InvoicePayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -142,16 +154,18 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
         else:
             if invoice.status not in (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE):
                 raise ApiError(
-                    f"Only an open invoice can be charged; this one is {invoice.status}.",
+                    gettext("Only an open invoice can be charged; this one is %(status)s.")
+                    % {"status": invoice.status},
                     code="invalid_state",
                     status_code=409,
                 )
             dunning_collect_invoice(invoice=invoice, acting_user=acting_user(request))
         return self._out(invoice)
 
-    @extend_schema(responses={200: PDF_RESPONSE}, summary="The invoice as a Factur-X PDF")
+    @extend_schema(responses={(200, "application/pdf"): PDF_RESPONSE}, summary="The invoice as a Factur-X PDF")
     @action(detail=True, methods=["get"])
     def pdf(self, request: Any, pk: str) -> HttpResponse:
+        """The finalized invoice as a PDF/A-3 with its Factur-X (EN 16931) XML embedded; a draft is refused."""
         invoice = self.get_object()
         pdf = invoice_pdf_render(invoice=invoice)
         response = HttpResponse(pdf, content_type="application/pdf")
@@ -159,14 +173,21 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
         return response
 
     @extend_schema(
-        responses={200: OpenApiResponse(response=OpenApiTypes.STR, description="application/xml (CII, EN 16931)")},
+        responses={
+            (200, "application/xml"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="application/xml (CII, EN 16931)"
+            )
+        },
         summary="The invoice's Factur-X XML (UN/CEFACT CII)",
     )
     @action(detail=True, methods=["get"])
     def facturx(self, request: Any, pk: str) -> HttpResponse:
+        """The finalized invoice's Factur-X XML (UN/CEFACT CII, EN 16931 profile); a draft is refused."""
         invoice = self.get_object()
         if invoice.status == Invoice.Status.DRAFT or not invoice.number:
-            raise DocumentNotIssued(f"Draft invoice {invoice.pk} has no Factur-X XML until it is finalized.")
+            raise DocumentNotIssued(
+                gettext("Draft invoice %(id)s has no Factur-X XML until it is finalized.") % {"id": invoice.pk}
+            )
         xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
         return HttpResponse(xml, content_type="application/xml")
 
@@ -177,15 +198,26 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     )
     @action(detail=False, methods=["get"])
     def upcoming(self, request: Any) -> Response:
+        """The invoice the subscription's next renewal would issue if it happened now: recurring items, usage so
+        far, pending invoice items, discounts, tax and balance. Nothing is saved.
+        """
         raw = request.query_params.get("subscription")
         try:
             pk = pk_from_public_id(raw, model=Subscription)
         except InvalidPublicId as error:
-            raise ApiError(f"subscription: {error}", code="invalid_id", status_code=400, field="subscription") from None
+            raise ApiError(
+                gettext("subscription: %(error)s") % {"error": error},
+                code="invalid_id",
+                status_code=400,
+                field="subscription",
+            ) from None
         subscription = scope_to_mode(Subscription.objects.filter(pk=pk)).first()
         if subscription is None:
             raise ApiError(
-                f"No such subscription: {raw}.", code="resource_missing", status_code=404, field="subscription"
+                gettext("No such subscription: %(id)s.") % {"id": raw},
+                code="resource_missing",
+                status_code=404,
+                field="subscription",
             )
         return Response(invoice_preview_response(upcoming_invoice(subscription=subscription)))
 
@@ -264,7 +296,27 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         return refund.credit_note
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List brands",
+        description="The brands (legal entities) that issue invoices, default brand included. Read-only: "
+        "brands are managed in the console. Bank details are not shown.",
+    ),
+    retrieve=extend_schema(
+        summary="Retrieve a brand",
+        description="One brand's public identity: legal mentions, colours, layout and number formats.",
+    ),
+)
+class BrandViewSet(ReadOnlyApiViewSet):
+    """Brands are shared by live and test mode (like a Stripe account's settings)."""
+
+    queryset = Brand.objects.order_by("-pk")
+    serializer_class = BrandSerializer
+    filterset_fields = ("is_default",)
+
+
 ROUTES = [
     ("invoices", InvoiceViewSet, "invoice"),
     ("credit_notes", CreditNoteViewSet, "credit_note"),
+    ("brands", BrandViewSet, "brand"),
 ]

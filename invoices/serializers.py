@@ -9,9 +9,17 @@ from rest_framework import serializers
 from billing.limits import MAX_QUANTITY, MAX_TOTAL
 from billing.models import Price, Subscription
 from config.api.ids import public_id
-from config.api.serializers import CachedFieldsMixin, ExpandableMixin, ObjectField, PublicIdField, PublicIdRelatedField
+from config.api.serializers import (
+    CachedFieldsMixin,
+    CurrencyField,
+    ExpandableMixin,
+    ObjectField,
+    PublicIdField,
+    PublicIdRelatedField,
+    StrictSerializer,
+)
 from customers.models import Customer
-from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.models import BalanceTransaction, Brand, CreditNote, Invoice, InvoiceLine
 from invoices.types import InvoicePreview
 
 
@@ -169,7 +177,7 @@ class CreditNoteSerializer(ExpandableMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CreditNoteLineInputSerializer(serializers.Serializer):
+class CreditNoteLineInputSerializer(StrictSerializer):
     line = PublicIdRelatedField(queryset=InvoiceLine.objects.all(), help_text="The invoice line (il_…) to credit.")
     amount = serializers.IntegerField(
         min_value=1, max_value=MAX_TOTAL, help_text="Minor units to credit on the line, excluding tax."
@@ -179,7 +187,7 @@ class CreditNoteLineInputSerializer(serializers.Serializer):
     )
 
 
-class CreditNoteCreateSerializer(serializers.Serializer):
+class CreditNoteCreateSerializer(StrictSerializer):
     invoice = PublicIdRelatedField(queryset=Invoice.objects.all())
     amount = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_TOTAL, help_text="Minor units, tax included."
@@ -192,7 +200,7 @@ class CreditNoteCreateSerializer(serializers.Serializer):
     memo = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class InvoicePayInputSerializer(serializers.Serializer):
+class InvoicePayInputSerializer(StrictSerializer):
     paid_out_of_band = serializers.BooleanField(
         default=False,
         help_text="True: record money received outside a gateway (give amount and method); "
@@ -207,7 +215,7 @@ class InvoicePayInputSerializer(serializers.Serializer):
     reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
 
 
-class InvoiceVoidInputSerializer(serializers.Serializer):
+class InvoiceVoidInputSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
 
 
@@ -280,3 +288,97 @@ def invoice_preview_data(preview: InvoicePreview | None) -> dict[str, Any] | Non
 def invoice_preview_response(preview: InvoicePreview | None) -> dict[str, Any] | None:
     data = invoice_preview_data(preview)
     return None if data is None else InvoicePreviewSerializer(data).data
+
+
+# -- issue 16 (api): customer balance transactions and brands ------------------------
+
+
+class BalanceTransactionSerializer(serializers.ModelSerializer):
+    """One movement of a customer's credit balance (Stripe's customer balance transaction).
+
+    Positive `amount`: credit the customer holds; negative: credit used (Stripe's sign is the
+    opposite: there a negative balance is credit)."""
+
+    id = PublicIdField()
+    object = ObjectField("customer_balance_transaction")
+    customer = PublicIdRelatedField(model=Customer, read_only=True)
+    invoice = PublicIdRelatedField(model=Invoice, read_only=True)
+    credit_note = PublicIdRelatedField(model=CreditNote, read_only=True)
+
+    class Meta:
+        model = BalanceTransaction
+        fields = (
+            "id",
+            "object",
+            "customer",
+            "amount",
+            "currency",
+            "kind",
+            "description",
+            "invoice",
+            "credit_note",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class BalanceAdjustInputSerializer(StrictSerializer):
+    amount = serializers.IntegerField(
+        min_value=-MAX_TOTAL,
+        max_value=MAX_TOTAL,
+        help_text="Minor units: positive credits the customer, negative debits the credit they hold (never below 0).",
+    )
+    currency = CurrencyField(help_text="ISO 4217 code in either case; returned upper-case.")
+    description = serializers.CharField(max_length=300, help_text="Why: shown to the customer.")
+
+
+class BrandSerializer(CachedFieldsMixin, serializers.ModelSerializer):
+    """A brand (legal entity issuing invoices): its public identity only. Bank details stay in
+    the console (they are printed on invoices, not handed to integrators)."""
+
+    id = PublicIdField()
+    object = ObjectField("brand")
+    logo = serializers.SerializerMethodField(help_text="The logo's URL, or null.")
+    # Optional on a brand: "" when unset, which the email and URL formats would not allow.
+    email = serializers.CharField(read_only=True, help_text="Billing contact email, or an empty string.")
+    website = serializers.CharField(read_only=True, help_text="The brand's website, or an empty string.")
+
+    class Meta:
+        model = Brand
+        fields = (
+            "id",
+            "object",
+            "slug",
+            "name",
+            "legal_name",
+            "legal_form",
+            "address_line1",
+            "address_line2",
+            "postal_code",
+            "city",
+            "country",
+            "siren",
+            "siret",
+            "vat_number",
+            "share_capital",
+            "rcs",
+            "email",
+            "website",
+            "timezone",
+            "default_language",
+            "primary_colour",
+            "accent_colour",
+            "layout",
+            "font",
+            "logo",
+            "operation_category",
+            "invoice_number_format",
+            "credit_note_number_format",
+            "vat_on_debits",
+            "is_default",
+            "created_at",
+        )
+        read_only_fields = fields
+
+    def get_logo(self, brand: Brand) -> str | None:
+        return brand.logo.url if brand.logo else None

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from config.admin_site import console_livemode
 from config.api.exceptions import ApiError
+from config.api.strict import StrictParametersMixin
 from config.models import ApiKey
 from customers.models import Customer
 from reports.exports import to_json
@@ -49,14 +50,15 @@ def _viewer_livemode(request: Request) -> bool:
     return console_livemode(request._request)
 
 
-class ReportListApi(APIView):
+class ReportListApi(StrictParametersMixin, APIView):
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
 
     class ReportListOutputSerializer(serializers.Serializer):
         reports = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(operation_id="reports_list", responses=ReportListOutputSerializer)
+    @extend_schema(operation_id="reports_list", responses=ReportListOutputSerializer, summary="List the reports")
     def get(self, request: Request) -> Response:
+        """The reports this server computes (MRR, churn, cohorts, AR aging...), each with its URL."""
         return Response(
             {
                 "reports": [
@@ -72,8 +74,10 @@ class ReportListApi(APIView):
         )
 
 
-class ReportApi(APIView):
+class ReportApi(StrictParametersMixin, APIView):
     """Query: start, end (YYYY-MM), brand, currency, plan (price id), country, customer."""
+
+    query_parameters = {"get": tuple(ReportFilterForm.base_fields)}
 
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
 
@@ -93,6 +97,7 @@ class ReportApi(APIView):
 
     @extend_schema(
         operation_id="reports_retrieve",
+        summary="Compute a report",
         responses=ReportOutputSerializer,
         parameters=[
             OpenApiParameter("start", str, description="first month, YYYY-MM"),
@@ -102,9 +107,12 @@ class ReportApi(APIView):
             OpenApiParameter("plan", int, description="price id"),
             OpenApiParameter("country", str),
             OpenApiParameter("customer", int),
+            OpenApiParameter("min_changes", int, description="plan-change timeline: at least this many changes"),
         ],
     )
     def get(self, request: Request, name: str) -> Response:
+        """One report's columns and rows for the period and filters given, in the calling key's mode.
+        Money columns are integers in minor units of the report's currency."""
         report = REPORTS.get(name)
         if report is None:
             detail = _("No such report. Known reports: %(names)s") % {"names": ", ".join(REPORTS)}

@@ -16,11 +16,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.defaults import bad_request, page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.api.strict import UNKNOWN_PARAMETER
 from config.errors import DomainError
 
 logger = logging.getLogger("tarif.api")
@@ -44,7 +46,7 @@ def problem(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
-        "title": title or _TITLES.get(status_code, "Error"),
+        "title": str(title or _TITLES.get(status_code, gettext_lazy("Error"))),
         "status": status_code,
         "detail": detail,
         "code": code,
@@ -56,18 +58,18 @@ def problem(
 
 
 _TITLES = {
-    400: "Invalid request",
-    401: "Authentication required",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    406: "Not acceptable",
-    409: "Conflict",
-    413: "Request too large",
-    415: "Unsupported media type",
-    422: "Request refused",
-    429: "Too many requests",
-    500: "Server error",
+    400: gettext_lazy("Invalid request"),
+    401: gettext_lazy("Authentication required"),
+    403: gettext_lazy("Forbidden"),
+    404: gettext_lazy("Not found"),
+    405: gettext_lazy("Method not allowed"),
+    406: gettext_lazy("Not acceptable"),
+    409: gettext_lazy("Conflict"),
+    413: gettext_lazy("Request too large"),
+    415: gettext_lazy("Unsupported media type"),
+    422: gettext_lazy("Request refused"),
+    429: gettext_lazy("Too many requests"),
+    500: gettext_lazy("Server error"),
 }
 
 
@@ -146,11 +148,15 @@ def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Re
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        first = errors[0] if errors else {"field": None, "message": "Invalid request."}
-        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return _response(
-            problem(status_code=400, code="validation_error", detail=detail, field=first["field"], errors=errors)
-        )
+        # An unknown parameter is named first: it is usually why the other fields look wrong.
+        unknown = [error for error in errors if error["code"] == UNKNOWN_PARAMETER]
+        code = UNKNOWN_PARAMETER if unknown else "validation_error"
+        first = (unknown or errors or [{"field": None, "message": str(_("Invalid request."))}])[0]
+        if unknown:
+            detail = first["message"]
+        else:
+            detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return _response(problem(status_code=400, code=code, detail=detail, field=first["field"], errors=errors))
     if isinstance(exc, ApiError):
         return _response(
             problem(status_code=exc.status_code, code=exc.problem_code, detail=str(exc.detail), field=exc.field)
@@ -162,7 +168,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DjangoValidationError):
         # A service refused the request: the input is well-formed but breaks a business rule.
         errors = _django_validation(exc)
-        first = errors[0] if errors else {"field": None, "code": "refused", "message": str(exc)}
+        first = errors[0] if errors else {"field": None, "code": "refused", "message": _("The request was refused.")}
         code = first["code"] if first["code"] != "invalid" else "refused"
         return _response(
             problem(status_code=422, code=code, detail=first["message"], field=first["field"], errors=errors)
@@ -170,7 +176,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DataError):
         # A value the database cannot store or compare (out-of-range date, number...):
         # it came from the request, since services validate what they compute.
-        return _response(problem(status_code=400, code="invalid_value", detail="A value is out of range."))
+        return _response(problem(status_code=400, code="invalid_value", detail=_("A value is out of range.")))
     if isinstance(exc, ObjectDoesNotExist | Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -179,7 +185,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         # Unexpected: log it with the traceback and answer in the same shape (still a 500).
         logger.exception("unhandled API error", exc_info=exc)
-        return _response(problem(status_code=500, code="server_error", detail="An unexpected error occurred."))
+        return _response(problem(status_code=500, code="server_error", detail=_("An unexpected error occurred.")))
     assert isinstance(exc, exceptions.APIException)
     codes = exc.get_codes()
     code = codes if isinstance(codes, str) else "error"
@@ -199,7 +205,7 @@ def problem_json_response(*, status_code: int, code: str, detail: str) -> JsonRe
 
 def handler404(request: Any, exception: Exception | None = None) -> Any:
     if request.path.startswith("/api/"):
-        return problem_json_response(status_code=404, code="not_found", detail="No such endpoint.")
+        return problem_json_response(status_code=404, code="not_found", detail=_("No such endpoint."))
 
     return page_not_found(request, exception)
 

@@ -6,6 +6,8 @@ from datetime import UTC
 from typing import Any
 
 import django_filters
+from django.utils.translation import gettext
+from django_filters.rest_framework import DjangoFilterBackend
 
 from config.api.exceptions import ApiError
 
@@ -26,4 +28,22 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 def invalid_id_in_filter(name: str, error: Exception) -> Exception:
     """`?customer=sub_5`: an id of the wrong type or shape is the caller's mistake (400),
     not a question whose answer is an empty list."""
-    return ApiError(f"{name}: {error}", code="invalid_id", status_code=400, field=name)
+    return ApiError(
+        gettext("%(name)s: %(error)s") % {"name": name, "error": error}, code="invalid_id", status_code=400, field=name
+    )
+
+
+class ApiFilterBackend(DjangoFilterBackend):
+    """django-filter, with currency codes compared upper-case (`?currency=eur` finds EUR rows),
+    as every currency parameter of the API accepts either case."""
+
+    def get_filterset_kwargs(self, request: Any, queryset: Any, view: Any) -> dict[str, Any]:
+        kwargs = super().get_filterset_kwargs(request, queryset, view)
+        data = kwargs["data"]
+        names = [name for name in data if name == "currency" or name.endswith("_currency")]
+        if names:
+            data = data.copy()
+            for name in names:
+                data[name] = data[name].upper()
+            kwargs["data"] = data
+        return kwargs

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.api.exceptions import ApiError
 from config.models import ApiKey, IdempotencyRecord
@@ -54,7 +55,7 @@ def idempotency_begin(*, api_key: ApiKey, key: str, fingerprint: str) -> Idempot
     """Claim `key` for this request, or raise IdempotencyReplay / ApiError."""
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ApiError(
-            f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters.",
+            gettext("An Idempotency-Key is 1 to %(max)s printable characters.") % {"max": MAX_KEY_LENGTH},
             code="invalid_idempotency_key",
             status_code=400,
             field="Idempotency-Key",
@@ -71,8 +72,10 @@ def idempotency_begin(*, api_key: ApiKey, key: str, fingerprint: str) -> Idempot
         if existing is not None:
             if existing.request_hash != fingerprint:
                 raise ApiError(
-                    "This Idempotency-Key was already used with a different request (method, path or body). "
-                    "Use a new key for a new request.",
+                    gettext(
+                        "This Idempotency-Key was already used with a different request (method, path or body). "
+                        "Use a new key for a new request."
+                    ),
                     code="idempotency_key_reused",
                     status_code=422,
                     field="Idempotency-Key",
@@ -81,7 +84,7 @@ def idempotency_begin(*, api_key: ApiKey, key: str, fingerprint: str) -> Idempot
                 raise IdempotencyReplay(_replay(existing))
         if time.monotonic() > deadline:
             raise ApiError(
-                "A request with this Idempotency-Key is still being processed; retry later.",
+                gettext("A request with this Idempotency-Key is still being processed; retry later."),
                 code="idempotency_key_in_use",
                 status_code=409,
                 field="Idempotency-Key",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Model
+from django.utils.translation import gettext as _
 
 PREFIXES: dict[str, str] = {
     "customers.customer": "cus",
@@ -44,6 +45,7 @@ PREFIXES: dict[str, str] = {
     "wallets.wallet": "wlt",
     "wallets.creditgrant": "credgr",
     "wallets.wallettransaction": "wtxn",
+    "invoices.balancetransaction": "cbtxn",
 }
 
 
@@ -66,8 +68,8 @@ def public_id(obj: Model | None, *, model: type[Model] | None = None, pk: Any = 
 def pk_from_public_id(value: object, *, model: type[Model]) -> int:
     prefix = prefix_for(model)
     if not isinstance(value, str) or not value.startswith(prefix + "_"):
-        raise InvalidPublicId(f"expected an id starting with '{prefix}_'")
+        raise InvalidPublicId(_("expected an id starting with '%(prefix)s_'") % {"prefix": prefix})
     digits = value[len(prefix) + 1 :]
     if not digits.isascii() or not digits.isdigit() or len(digits) > 18 or digits.startswith("0"):
-        raise InvalidPublicId(f"'{value}' is not a valid id")
+        raise InvalidPublicId(_("'%(value)s' is not a valid id") % {"value": value})
     return int(digits)

@@ -56,11 +56,16 @@ class ApiCursorPagination(CursorPagination):
             "type": "object",
             "required": ["object", "data", "has_more", "next", "previous"],
             "properties": {
-                "object": {"type": "string", "enum": ["list"]},
+                "object": {"type": "string", "enum": ["list"], "example": "list"},
                 "data": schema,
-                "has_more": {"type": "boolean"},
-                "next": {"type": "string", "nullable": True, "format": "uri"},
-                "previous": {"type": "string", "nullable": True, "format": "uri"},
+                "has_more": {"type": "boolean", "example": True},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "example": "https://billing.example.com/api/v1/customers?cursor=cD0xMjM%3D",
+                },
+                "previous": {"type": "string", "nullable": True, "format": "uri", "example": None},
             },
         }
 

@@ -62,8 +62,18 @@ class BoundedJSONParser(JSONParser):
             data = json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
         except RecursionError:
             raise exceptions.ParseError(_("JSON parse error: nested too deeply.")) from None
-        except (ValueError, UnicodeDecodeError) as error:
-            raise exceptions.ParseError(_("JSON parse error: %(error)s") % {"error": error}) from None
+        except UnicodeDecodeError:
+            message = _("The body is not valid %(encoding)s text.") % {"encoding": encoding}
+            raise exceptions.ParseError(message) from None
+        except NotJsonConstant:
+            raise exceptions.ParseError(_("JSON parse error: NaN and Infinity are not JSON numbers.")) from None
+        except json.JSONDecodeError as error:
+            # The decoder's own sentence is Python's, in English: say where, in the caller's language.
+            where = {"line": error.lineno, "column": error.colno}
+            raise exceptions.ParseError(_("JSON parse error at line %(line)s, column %(column)s.") % where) from None
+        except ValueError:
+            # e.g. an integer longer than Python converts (its message names Python's limit)
+            raise exceptions.ParseError(_("JSON parse error: a value cannot be read as JSON.")) from None
         if json_depth_exceeds(data, MAX_JSON_DEPTH):
             raise exceptions.ParseError(
                 _("JSON parse error: nested deeper than %(limit)s levels.") % {"limit": MAX_JSON_DEPTH}
@@ -71,6 +81,10 @@ class BoundedJSONParser(JSONParser):
         return data
 
 
+class NotJsonConstant(ValueError):
+    pass
+
+
 def _refuse_constant(name: str) -> Any:
     # NaN and Infinity are not JSON (DRF's own parser refuses them too when strict).
-    raise ValueError(f"{name} is not valid JSON")
+    raise NotJsonConstant(name)

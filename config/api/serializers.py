@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model, QuerySet
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
@@ -14,9 +15,44 @@ from rest_framework import serializers
 
 from config.api.ids import InvalidPublicId, pk_from_public_id, prefix_for, public_id
 from config.modes import is_mode_scoped, scope_to_mode
+from config.money import CurrencyError, validate_currency
 
 # ISO 4217 codes are three upper-case letters; the currency validators of the models say which exist.
 CURRENCY_FIELD_KWARGS = {"min_length": 3, "max_length": 3, "help_text": "ISO 4217 code, e.g. EUR."}
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": 3,
+        # Empty where a currency is optional (a percent-off coupon has none).
+        "pattern": "^([A-Za-z]{3})?$",
+        "example": "EUR",
+        "description": "ISO 4217 code in either case (eur, EUR); returned upper-case.",
+    }
+)
+class CurrencyField(serializers.CharField):
+    """An ISO 4217 code accepted in either case (Stripe sends `eur`), stored and returned upper-case.
+
+    A code that does not exist is a field error naming it, in the request's language."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("help_text", _("ISO 4217 code in either case (eur, EUR); returned upper-case."))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value == "":
+            return value
+        try:
+            return validate_currency(value)
+        except CurrencyError as error:
+            raise serializers.ValidationError(error.message_text(), code=CurrencyError.code) from None
+
+
+def is_currency_field(name: str) -> bool:
+    return name == "currency" or name.endswith("_currency")
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -70,6 +106,18 @@ class PublicIdRelatedField(serializers.RelatedField):
             raise serializers.ValidationError(
                 self.error_messages["does_not_exist"] % {"value": data}, code="resource_missing"
             ) from None
+
+    def bind(self, field_name: str, parent: Any) -> None:
+        """An output reference to a nullable foreign key is nullable in the schema too (the
+        response carries `null`, and the OpenAPI schema must say it can)."""
+        super().bind(field_name, parent)
+        model = getattr(getattr(parent, "Meta", None), "model", None)
+        if self.read_only and not self.allow_null and model is not None:
+            try:
+                model_field = model._meta.get_field(self.source)
+            except FieldDoesNotExist:
+                return
+            self.allow_null = bool(getattr(model_field, "null", False))
 
     def to_representation(self, value: Model) -> str:
         return f"{prefix_for(self._model())}_{value.pk}"
@@ -178,17 +226,37 @@ class StrictInputMixin:
             accepted = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
             unknown = sorted(str(key) for key in data.keys() if key not in accepted)
             if unknown:
-                raise serializers.ValidationError(
-                    {
-                        key: [
-                            serializers.ErrorDetail(
-                                str(_("Unknown parameter: %(name)s.") % {"name": key}), code="unknown_parameter"
-                            )
-                        ]
-                        for key in unknown
-                    }
-                )
+                errors: dict[str, Any] = {
+                    key: [
+                        serializers.ErrorDetail(
+                            str(_("Unknown parameter: %(name)s.") % {"name": key}), code="unknown_parameter"
+                        )
+                    ]
+                    for key in unknown
+                }
+                # Name the unknown parameters of nested objects too (`items[0].tax_rates`), so
+                # one answer lists them all; other errors wait until the unknown ones are gone.
+                try:
+                    super().to_internal_value({key: data[key] for key in data.keys() if key in accepted})  # type: ignore[misc]
+                except serializers.ValidationError as error:
+                    nested = _unknown_only(error.detail)
+                    if isinstance(nested, dict):
+                        errors.update(nested)
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+def _unknown_only(detail: Any) -> Any:
+    """The `unknown_parameter` errors of a DRF error structure, keeping their positions."""
+    if isinstance(detail, dict):
+        kept = {key: _unknown_only(value) for key, value in detail.items()}
+        return {key: value for key, value in kept.items() if value}
+    if isinstance(detail, list):
+        if all(isinstance(item, serializers.ErrorDetail) for item in detail):
+            return [item for item in detail if item.code == "unknown_parameter"]
+        kept_items = [_unknown_only(item) for item in detail]
+        return kept_items if any(kept_items) else []
+    return []
 
 
 class StrictSerializer(StrictInputMixin, serializers.Serializer):
@@ -196,4 +264,12 @@ class StrictSerializer(StrictInputMixin, serializers.Serializer):
 
 
 class StrictModelSerializer(StrictInputMixin, serializers.ModelSerializer):
-    """A model input serializer that refuses undeclared parameters."""
+    """A model input serializer that refuses undeclared parameters; its model's currency
+    fields take codes in either case (CurrencyField)."""
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[type, dict[str, Any]]:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if is_currency_field(field_name) and issubclass(field_class, serializers.CharField):
+            field_class = CurrencyField
+            kwargs.pop("min_length", None)
+        return field_class, kwargs

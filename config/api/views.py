@@ -13,6 +13,7 @@ from config.api.audit import api_write_succeeded
 from config.api.authentication import request_api_key
 from config.api.idempotency import IdempotencyReplay, idempotency_begin, idempotency_finish, request_fingerprint
 from config.api.ids import InvalidPublicId, pk_from_public_id
+from config.api.strict import StrictParametersMixin
 from config.models import ApiKey
 from config.modes import is_mode_scoped, reset_livemode, scope_to_mode, set_livemode
 
@@ -23,8 +24,8 @@ def request_livemode(request: Any) -> bool:
     return not (api_key is not None and api_key.mode == ApiKey.Mode.TEST)
 
 
-class ApiViewMixin:
-    """Idempotency-Key on every POST, and the audit hook after every successful write."""
+class ApiViewMixin(StrictParametersMixin):
+    """Unknown parameters refused, Idempotency-Key on every POST, the audit hook after every successful write."""
 
     _idempotency_record = None
 

@@ -8,10 +8,13 @@ from config.env import env
 TARIF_API_RATE_LIMIT = env.str("TARIF_API_RATE_LIMIT", default="100/second")
 # Dotted paths of callables run after each successful API write (see config/api/audit.py).
 TARIF_API_WRITE_HOOKS = env.list("TARIF_API_WRITE_HOOKS", default=["config.audit.api.api_write_audited"])
+# The API's language when the request sends no Accept-Language it supports (config/api/language.py);
+# the console and the portal keep LANGUAGE_CODE.
+TARIF_API_DEFAULT_LANGUAGE = env.str("TARIF_API_DEFAULT_LANGUAGE", default="en")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.ApiAutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["config.api.filters.ApiFilterBackend"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.HasApiKeyScope"],
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.ApiKeyRateThrottle"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from config.events.log import event_record
 from config.money import CurrencyError, validate_currency
@@ -45,7 +46,10 @@ def balance_transaction_create(
     (`overpayment`). Refuses a zero amount and a debit larger than the balance.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise InvoiceError(f"A balance movement is a non-zero number of minor units, not {amount!r}.")
+        raise InvoiceError(
+            _("A balance movement is a non-zero number of minor units, not %(amount)s.") % {"amount": amount},
+            code="invalid_amount",
+        )
     if kind not in Kind.values:
         raise InvoiceError(f"Unknown balance transaction kind {kind!r}; expected one of {', '.join(Kind.values)}.")
     if at is None or at.tzinfo is None:
@@ -59,8 +63,11 @@ def balance_transaction_create(
         balance = customer_balance(customer_id=customer_id, currency=currency)
         if balance + amount < 0:
             raise InsufficientBalance(
-                f"The customer holds {balance} {currency} of credit: a debit of {-amount} would make the balance "
-                "negative."
+                _(
+                    "The customer holds %(balance)s %(currency)s of credit: a debit of %(debit)s would make the "
+                    "balance negative."
+                )
+                % {"balance": balance, "currency": currency, "debit": -amount}
             )
     return BalanceTransaction.objects.create(
         customer_id=customer_id,
@@ -83,7 +90,9 @@ def balance_adjust(
     The next invoices use the credit automatically. A debit cannot exceed the credit.
     """
     if not description or not description.strip():
-        raise InvoiceError("Say why the balance is adjusted: the description is shown to the customer.")
+        raise InvoiceError(
+            _("Say why the balance is adjusted: the description is shown to the customer."), code="description_required"
+        )
     entry = balance_transaction_create(
         customer_id=customer.pk,
         currency=currency,

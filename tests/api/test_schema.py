@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 RESOURCES = [
     "customers", "products", "prices", "coupons", "promotion_codes", "subscriptions", "invoice_items", "invoices",
     "credit_notes", "payment_methods", "payments", "refunds", "usage_events", "events", "webhook_endpoints",
-    "test_clocks",
+    "test_clocks", "brands",
 ]  # fmt: skip
 ACTIONS = [
     "/api/v1/subscriptions/preview",
@@ -28,6 +28,7 @@ ACTIONS = [
     "/api/v1/invoices/{id}/facturx",
     "/api/v1/invoices/upcoming",
     "/api/v1/test_clocks/{id}/advance",
+    "/api/v1/customers/{id}/balance_transactions",
 ]
 
 
