@@ -11,6 +11,9 @@ theirs everywhere. Nothing imports this module at run time; only the extraction 
 from django.utils.translation import gettext_noop, pgettext_lazy
 
 MSGIDS = (
+    # Django REST framework messages its French catalogue lacks (the API answers in French with
+    # Accept-Language: fr, issue 16)
+    gettext_noop("A valid biginteger is required."),
     # Django admin: titles built with the model's verbose name (neutral wording, no elision)
     gettext_noop("Add %s"),
     gettext_noop("Change %s"),
