@@ -9,6 +9,7 @@ urlpatterns = [
     path("brand/logo/", views.brand_logo, name="brand_logo"),
     path("invoices/", views.invoice_list, name="invoices"),
     path("credits/", views.credits, name="credits"),
+    path("usage/", views.usage, name="usage"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice"),
     path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:pk>/factur-x/", views.invoice_facturx, name="invoice_facturx"),

@@ -21,6 +21,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from billing.entitlements.selectors import customer_entitlements
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
 from billing.payments.gateway import GatewayError
 from billing.services.changes import subscription_change as change_service
@@ -37,6 +38,7 @@ from billing.services.payments import (
     payment_method_setup_start,
 )
 from billing.services.subscriptions import ItemSpec, SubscriptionError
+from billing.services.usage_thresholds import subscription_current_usage
 from billing.wallets.selectors import credit_grants_for_customer, wallet_history_for_customer, wallet_summaries
 from config import clock, mfa
 from config.events.log import event_record
@@ -119,6 +121,23 @@ def credits(request: HttpRequest, customer: Customer) -> HttpResponse:
         "history": wallet_history_for_customer(customer=customer),
     }
     return render(request, "portal/credits.html", context)
+
+
+# -- usage and features (issue 16: usage so far, thresholds, entitlements) -----------------------
+
+
+@portal_view
+def usage(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """What the customer used so far this period and what it costs (before discounts and tax), where
+    its usage alerts stand, and the features its subscriptions include."""
+    live = (Subscription.Status.ACTIVE, Subscription.Status.TRIALING, Subscription.Status.PAST_DUE)
+    subscriptions = Subscription.objects.filter(customer=customer, status__in=live).select_related("customer")
+    current = [subscription_current_usage(subscription=subscription) for subscription in subscriptions.order_by("pk")]
+    context = {
+        "usages": [entry for entry in current if entry.rows or entry.thresholds],
+        "entitlements": customer_entitlements(customer_id=customer.pk),
+    }
+    return render(request, "portal/usage.html", context)
 
 
 # -- invoices and credit notes ------------------------------------------------------------------

@@ -23,6 +23,7 @@ OBJECT_ARGUMENTS = {
     "brand_logo": None,
     "invoices": None,
     "credits": None,
+    "usage": None,
     "invoice": ("invoice",),
     "invoice_pdf": ("invoice",),
     "invoice_facturx": ("invoice",),
