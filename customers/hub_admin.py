@@ -24,7 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -337,12 +337,13 @@ def hub_tables(hub: CustomerHub, *, can_credit: bool) -> dict[str, dict[str, Any
         ],
     }
     entitlements = {
-        "headers": [_("Feature"), _("Lookup key"), _("Limit")],
+        "headers": [_("Feature"), _("Lookup key"), _("Limit"), _("Unit")],
         "rows": [
             [
                 entry.name,
                 entry.lookup_key,
-                _("on") if entry.quantity is None else f"{entry.quantity:,} {entry.unit_label}".strip(),
+                _("on") if entry.quantity is None else number_format(entry.quantity, force_grouping=True),
+                entry.unit_label or "—",
             ]
             for entry in hub.entitlements
         ],

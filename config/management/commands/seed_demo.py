@@ -22,13 +22,17 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from billing.entitlements.models import Feature, ProductFeature
+from billing.entitlements.services import feature_create, product_feature_attach
 from billing.models import Coupon, Meter, Price, Product, Subscription, TestClock
 from billing.services.changes import subscription_change
 from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance
 from billing.services.usage import UsageEventInput, usage_events_record
-from config import mfa
+from billing.wallets.models import CreditGrant
+from billing.wallets.services import GrantRequest, credit_grant_create
+from config import clock, mfa
 from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
@@ -125,6 +129,7 @@ class Command(BaseCommand):
             )
         )
         self._portal_user(catalog)
+        self._features_and_credits(catalog)
         if not options["no_logins"]:
             self._print_logins(base_url, user, device, recovery_code)
 
@@ -371,3 +376,36 @@ class Command(BaseCommand):
         if not Subscription.objects.filter(customer=customer).exclude(status="canceled").exists():
             starter = next(price for price in catalog if price.lookup_key == "starter-monthly")
             subscription_create(customer=customer, items=[ItemSpec(starter, 3)], trial_days=0)
+
+    def _features_and_credits(self, catalog: list[Price]) -> None:
+        """Issue 16 in the demo: features the plans grant (entitlements) and a welcome credit for the
+        portal customer (prepaid credits). Idempotent, through the services."""
+        products = {price.lookup_key: price.product for price in catalog}
+        wanted = [
+            ("tableaux-de-bord", "Tableaux de bord", Feature.Kind.BOOLEAN, ""),
+            ("sso", "Authentification unique (SSO)", Feature.Kind.BOOLEAN, ""),
+            ("projets", "Projets", Feature.Kind.QUANTITY, "projet"),
+        ]
+        features = {}
+        for key, name, kind, unit in wanted:
+            feature = Feature.objects.filter(livemode=True, lookup_key=key).first()
+            features[key] = feature or feature_create(
+                data={"lookup_key": key, "name": name, "kind": kind, "unit_label": unit}, livemode=True
+            )
+        grants = [
+            (products["starter-monthly"], "tableaux-de-bord", None, False),
+            (products["starter-monthly"], "projets", 3, False),
+            (products["pro-monthly"], "tableaux-de-bord", None, False),
+            (products["pro-monthly"], "sso", None, False),
+            (products["pro-monthly"], "projets", 10, True),
+        ]
+        for product, key, quantity, per_unit in grants:
+            if not ProductFeature.objects.filter(product=product, feature=features[key]).exists():
+                product_feature_attach(product=product, feature=features[key], quantity=quantity, per_unit=per_unit)
+        customer = Customer.objects.get(email=CUSTOMERS[0]["email"])
+        if not CreditGrant.objects.filter(customer=customer).exists():
+            credit_grant_create(
+                customer=customer,
+                request=GrantRequest(amount=5000, currency="EUR", name="Crédit de bienvenue"),
+                at=clock.now(customer=customer),
+            )
