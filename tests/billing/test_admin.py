@@ -37,6 +37,7 @@ from billing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from billing.stripe_import_models import StripeImportRun
 from config.events.models import DomainEvent, EventCursor
 from config.modes import is_mode_scoped, object_livemode
 from invoices.models import Invoice
@@ -133,6 +134,7 @@ def billing_world(subscription, meter_factory, price_factory):
     )
     WebhookAttempt.objects.create(delivery=delivery, attempted_at=at, status_code=500, error="HTTP 500")
     EventCursor.objects.create(name="notifications", last_event_id=delivery.event_id)
+    StripeImportRun.objects.create(account_id="acct_1Example", livemode=False, status="done", key_hint="sk_test_…6789")
     return subscription
 
 

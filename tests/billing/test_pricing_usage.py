@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from billing.limits import MAX_AMOUNT
 from billing.pricing import (
     PercentageRule,
     PricingError,
@@ -65,7 +66,7 @@ def test_incoherent_percentage_rules_are_refused(fields):
     rate=st.decimals(min_value=0, max_value=100, places=3),
     fixed=st.integers(min_value=0, max_value=1000),
     free_events=st.integers(min_value=0, max_value=40),
-    free_amount=st.integers(min_value=0, max_value=10**8),
+    free_amount=st.integers(min_value=0, max_value=MAX_AMOUNT),
 )
 def test_percentage_fees_never_exceed_rate_on_everything_plus_every_fixed_fee(
     transactions, rate, fixed, free_events, free_amount
