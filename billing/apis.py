@@ -308,7 +308,7 @@ _CREATE_EXAMPLES = [
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = SubscriptionSerializer
     read_actions = ("preview_change", "preview", "usage", "preview_update")
-    bodyless_actions = ("resume",)
+    bodyless_actions = ("resume", "discount_remove")
     filterset_class = SubscriptionFilter
 
     def get_queryset(self) -> Any:
@@ -722,7 +722,7 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 
 # The keys of one usage event (UsageEventInputSerializer's fields); others are refused per event.
-USAGE_EVENT_KEYS = frozenset({"id", "customer", "meter", "timestamp", "value", "unique_value"})
+USAGE_EVENT_KEYS = frozenset({"id", "customer", "meter", "timestamp", "value", "unique_value", "properties"})
 
 
 def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[int], list[dict]]:
@@ -917,6 +917,7 @@ CUSTOMER_ID = OpenApiParameter("customer_id", str, OpenApiParameter.PATH, descri
 
 
 class CustomerDiscountViewSet(ApiViewSet):
+    bodyless_actions = ("remove",)
     """`/customers/{id}/discounts`: a customer's discount (Stripe's customer.discount)."""
 
     serializer_class = DiscountSerializer

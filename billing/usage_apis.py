@@ -117,6 +117,7 @@ THRESHOLD_EXAMPLE = {
 )
 class UsageThresholdViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = UsageThresholdSerializer
+    bodyless_actions = ("destroy",)
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def get_queryset(self) -> Any:

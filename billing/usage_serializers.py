@@ -7,10 +7,16 @@ from rest_framework import serializers
 
 from billing.limits import MAX_AMOUNT, MAX_USAGE_VALUE
 from billing.models import Meter, Subscription, UsageThreshold
-from config.api.serializers import ObjectField, PublicIdField, PublicIdRelatedField, StrictSerializer
+from config.api.serializers import (
+    ObjectField,
+    PublicIdField,
+    PublicIdRelatedField,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 
 
-class MeterSerializer(serializers.ModelSerializer):
+class MeterSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("meter")
     dimensions = serializers.ListField(child=serializers.CharField(max_length=40), required=False)

@@ -191,6 +191,7 @@ def _scoped_parent(request: Any, model: type, value: str) -> Any:
 class ProductFeatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = ProductFeatureSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    bodyless_actions = ("destroy",)
 
     def _product(self) -> Product:
         return _scoped_parent(self.request, Product, self.kwargs["product_id"])

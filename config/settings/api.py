@@ -53,6 +53,9 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "billing.models.Payment.Status",
         "RefundStatusEnum": "billing.models.Refund.Status",
         "TestClockStatusEnum": "billing.models.TestClock.Status",
+        "FeatureKindEnum": "billing.entitlements.models.Feature.Kind",
+        "CreditGrantCategoryEnum": "billing.wallets.models.CreditGrant.Category",
+        "ProrationBehaviorEnum": "billing.serializers.PRORATION_CHOICES",
     },
 }
 

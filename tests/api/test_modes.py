@@ -118,6 +118,10 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
         "wallet_transactions", client.get("/api/v1/wallet_transactions", {"customer": customer}).json()["data"][0]["id"]
     )
     add(
+        "features",
+        created(client.post("/api/v1/features", {"lookup_key": f"f-{tag}", "name": "F"}, format="json")),
+    )
+    add(
         "webhook_endpoints",
         created(client.post("/api/v1/webhook_endpoints", {"url": f"https://hooks.example.com/{tag}"}, format="json")),
     )
@@ -149,12 +153,13 @@ def two_worlds(make_key, tax_rate, brand_factory):
 def _list_routes() -> list[str]:
     routes = []
     for prefix, viewset, _basename in router.registry:
-        # Tax codes and rates are global reference data, the same in both modes (tests/api/test_tax_codes.py).
+        # Tax codes and rates, and brands, are global reference data, the same in both modes
+        # (tests/api/test_tax_codes.py, tests/api/test_balance_and_brands.py).
         # Nested routes (customers/{id}/discounts) list under a parent the key must see first:
         # their mode is the parent's (tests/api/test_discounts.py checks another mode's parent is 404).
         if (
             hasattr(viewset, "list")
-            and prefix not in ("feature_events", "tax_codes", "tax_rates")
+            and prefix not in ("feature_events", "tax_codes", "tax_rates", "brands")
             and "(?P<" not in prefix
         ):
             routes.append(prefix)
@@ -185,6 +190,7 @@ def test_every_list_route_is_covered_by_the_world():
         "credit_grants",
         "wallets",
         "wallet_transactions",
+        "features",
     }
     assert set(_list_routes()) == covered
 

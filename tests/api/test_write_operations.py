@@ -149,7 +149,21 @@ def world(sandbox) -> dict[str, str]:
     invoice = sandbox.get("/api/v1/invoices", {"subscription": subscription}).json()["data"][0]["id"]
     clock = _created(post("/api/v1/test_clocks", {"name": "c", "frozen_time": "2026-01-01T00:00:00Z"}, "json"))
     endpoint = _created(post("/api/v1/webhook_endpoints", {"url": "https://hooks.example.com/tarif"}, "json"))
+    # Issue 16's resources, and the nested ones (products/{product_id}/features/{id}...).
+    feature = _created(post("/api/v1/features", {"lookup_key": "sso", "name": "SSO"}, "json"))
+    product_feature = _created(post(f"/api/v1/products/{product}/features", {"feature": feature}, "json"))
+    meter = _created(post("/api/v1/meters", {"key": "calls", "name": "Calls", "aggregation": "sum"}, "json"))
+    threshold = _created(post("/api/v1/usage_thresholds", {"subscription": subscription, "amount": 100}, "json"))
+    grant = _created(post("/api/v1/credit_grants", {"customer": customer, "amount": 500, "currency": "EUR"}, "json"))
+    discount = _created(post(f"/api/v1/subscriptions/{subscription}/discounts", {"coupon": coupon}, "json"))
+    _created(post(f"/api/v1/customers/{customer}/discounts", {"coupon": coupon}, "json"))
     return {
+        "features": feature,
+        "product_features": product_feature,
+        "meters": meter,
+        "usage_thresholds": threshold,
+        "credit_grants": grant,
+        "subscription_discounts": discount,
         "customers": customer,
         "products": product,
         "prices": price,
@@ -162,10 +176,19 @@ def world(sandbox) -> dict[str, str]:
     }
 
 
+# Parameters of nested paths, and the world's object each stands for.
+NESTED = {"{customer_id}": "customers", "{product_id}": "products", "{discount_id}": "subscription_discounts"}
+
+
 def _url(path: str, world: dict[str, str]) -> str:
+    for parameter, resource in NESTED.items():
+        path = path.replace(parameter, world[resource])
     if "{id}" not in path:
         return path
-    resource = _resource(path)
+    segments = path.removeprefix("/api/v1/").split("/")
+    # /products/prod_1/features/{id} is a product feature; /features/{id} a feature.
+    nested = segments.index("{id}") > 2
+    resource = f"product_{segments[segments.index('{id}') - 1]}" if nested else _resource(path)
     assert resource in world, f"{path}: add an object of {resource!r} to the `world` fixture of this test"
     return path.replace("{id}", world[resource])
 
