@@ -35,6 +35,7 @@ from billing.models import (
     TestClock,
     WebhookEndpoint,
 )
+from billing.stripe_import_models import StripeImportRun
 from config.locking import LockRank, lock_helper, note_lock
 from customers.locks import customers_lock_balance
 from invoices.locks import invoice_qs_for_update
@@ -111,6 +112,12 @@ test_clock_qs_for_update.__test__ = False  # type: ignore[attr-defined]
 def bank_statement_line_qs_for_update() -> QuerySet[BankStatementLine]:
     """A statement line is matched under its lock, after the subscriptions, customer and invoices it pays."""
     return BankStatementLine.objects.order_by("pk").select_for_update(of=("self",))
+
+
+@lock_helper(LockRank.STRIPE_IMPORT_RUN)
+def stripe_import_run_qs_for_update() -> QuerySet[StripeImportRun]:
+    """A Stripe import run: starting an import resumes the account's unfinished run under its lock."""
+    return StripeImportRun.objects.order_by("pk").select_for_update(of=("self",))
 
 
 @lock_helper(LockRank.WEBHOOK_ENDPOINT)

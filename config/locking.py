@@ -37,6 +37,7 @@ class LockRank(IntEnum):
     EVENT_CURSOR = 40  # a consumer's batch runs under its cursor
     WEBHOOK_ENDPOINT = 50  # fan-out cursor of one endpoint
     MRR_SUMMARY = 60  # the reports' summary refresh
+    STRIPE_IMPORT_RUN = 70  # one unfinished Stripe import per account: resumed, not doubled
     SUBSCRIPTION = 100
     PROMOTION_CODE = 110
     COUPON = 120

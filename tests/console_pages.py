@@ -231,6 +231,7 @@ KNOWN_AMOUNT = 15000
 def console_world() -> dict[str, Any]:
     """One object of each model the navigation lists, made through the services where one
     exists (the invoice, its credit note, the refund) and directly otherwise."""
+    from billing.entitlements.models import Feature, ProductFeature
     from billing.models import (
         BankStatement,
         BankStatementLine,
@@ -375,6 +376,9 @@ def console_world() -> dict[str, Any]:
     SurveyResponse.objects.create(survey=survey, customer=customer, trigger=Trigger.MANUAL, language="fr",
                                   submitted_at=at)  # fmt: skip
     api_key_create(name="ERP", scope="read", mode="live", created_by=requester)
+    # Issue 16: a feature the product grants (entitlements).
+    feature = Feature.objects.create(lookup_key="sso", name="Single sign-on")
+    ProductFeature.objects.create(product=price.product, feature=feature)
     StripeImportRun.objects.create(
         account_id="acct_1Example", livemode=False, status="done", key_hint="sk_test_…6789",
         counts={"customers": {"created": 3}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
@@ -28,22 +28,10 @@ from billing.entitlements.services import (
 from billing.models import Product
 from config.api.authentication import acting_user
 from config.api.ids import InvalidPublicId, pk_from_public_id
-from config.api.serializers import ProblemSerializer
 from config.api.views import ApiViewSet, request_livemode
 from config.modes import scope_to_mode
 from customers.models import Customer
 
-PROBLEM = {"application/problem+json": ProblemSerializer}
-ERRORS = {
-    400: OpenApiResponse(ProblemSerializer, description="Unknown parameter or malformed value."),
-    401: OpenApiResponse(ProblemSerializer, description="No valid API key."),
-    404: OpenApiResponse(ProblemSerializer, description="No such object in the key's mode."),
-}
-WRITE_ERRORS = {
-    **ERRORS,
-    403: OpenApiResponse(ProblemSerializer, description="A read-only key."),
-    422: OpenApiResponse(ProblemSerializer, description="Refused by a rule (code entitlement_refused and others)."),
-}
 FEATURE_EXAMPLE = OpenApiExample(
     "A quantity feature",
     value={
@@ -94,13 +82,13 @@ ENTITLEMENTS_EXAMPLE = OpenApiExample(
     list=extend_schema(
         summary="List features",
         description="Features of the key's mode, by lookup key.",
-        responses={200: FeatureSerializer(many=True), **ERRORS},
+        responses={200: FeatureSerializer(many=True)},
         examples=[FEATURE_EXAMPLE],
     ),
     retrieve=extend_schema(
         summary="Retrieve a feature",
         description="One feature by id.",
-        responses={200: FeatureSerializer, **ERRORS},
+        responses={200: FeatureSerializer},
         examples=[FEATURE_EXAMPLE],
     ),
     create=extend_schema(
@@ -108,7 +96,7 @@ ENTITLEMENTS_EXAMPLE = OpenApiExample(
         description="A feature products can grant: `boolean` (on/off) or `quantity` (a limit). "
         "Its `lookup_key` is what your code checks; it is unique in the key's mode.",
         request=FeatureSerializer,
-        responses={201: FeatureSerializer, **WRITE_ERRORS},
+        responses={201: FeatureSerializer},
         examples=[
             OpenApiExample(
                 "Create",
@@ -122,7 +110,7 @@ ENTITLEMENTS_EXAMPLE = OpenApiExample(
         summary="Update a feature",
         description="Name, unit label, metadata and `active`; the lookup key and kind only until a product grants it.",
         request=FeatureSerializer,
-        responses={200: FeatureSerializer, **WRITE_ERRORS},
+        responses={200: FeatureSerializer},
         examples=[FEATURE_EXAMPLE],
     ),
 )
@@ -162,15 +150,15 @@ def _scoped_parent(request: Any, model: type, value: str) -> Any:
     list=extend_schema(
         summary="List a product's features",
         description="The features the product grants its subscribers (Stripe: product features).",
-        responses={200: ProductFeatureSerializer(many=True), **ERRORS},
+        responses={200: ProductFeatureSerializer(many=True)},
     ),
-    retrieve=extend_schema(summary="Retrieve a product feature", responses={200: ProductFeatureSerializer, **ERRORS}),
+    retrieve=extend_schema(summary="Retrieve a product feature", responses={200: ProductFeatureSerializer}),
     create=extend_schema(
         summary="Give a feature to a product",
         description="Every subscriber of the product gets the feature at once (their entitlements change in the "
         "same transaction and `entitlements.updated` is sent for each customer whose entitlements changed).",
         request=ProductFeatureInputSerializer,
-        responses={201: ProductFeatureSerializer, **WRITE_ERRORS},
+        responses={201: ProductFeatureSerializer},
         examples=[
             OpenApiExample(
                 "Projects per seat", value={"feature": "feat_3", "quantity": 10, "per_unit": True}, request_only=True
@@ -180,12 +168,12 @@ def _scoped_parent(request: Any, model: type, value: str) -> Any:
     partial_update=extend_schema(
         summary="Change a product feature's quantity",
         request=ProductFeatureUpdateSerializer,
-        responses={200: ProductFeatureSerializer, **WRITE_ERRORS},
+        responses={200: ProductFeatureSerializer},
     ),
     destroy=extend_schema(
         summary="Take a feature away from a product",
         description="Its subscribers lose the feature at once (unless another of their items grants it).",
-        responses={204: None, **WRITE_ERRORS},
+        responses={204: None},
     ),
 )
 class ProductFeatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -197,6 +185,8 @@ class ProductFeatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ap
         return _scoped_parent(self.request, Product, self.kwargs["product_id"])
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no product in the URL
+            return ProductFeature.objects.none()
         return ProductFeature.objects.filter(product=self._product()).select_related("feature").order_by("pk")
 
     def create(self, request: Any, product_id: str) -> Response:
@@ -224,7 +214,7 @@ class ProductFeatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ap
         description="Every feature the customer has now, from its active, trialing and past-due subscriptions: "
         "`quantity` adds up across items for quantity features and is null for on/off features. Answered from a "
         "table kept current on every subscription change, so it is cheap to call on every request of your app.",
-        responses={200: EntitlementListSerializer, **ERRORS},
+        responses={200: EntitlementListSerializer},
         examples=[ENTITLEMENTS_EXAMPLE],
     ),
 )

@@ -9,9 +9,8 @@ subscriptions of the product (rank SUBSCRIPTION, ascending pk) before rewriting 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -29,7 +28,7 @@ from billing.models import Product, Subscription
 from config import clock
 from config.events.log import event_record
 from config.modes import object_livemode
-from config.types import ActingUser
+from config.types import ActingUser, JsonDict
 
 FEATURE_FIELDS = ("lookup_key", "name", "kind", "unit_label", "active", "metadata")
 
@@ -108,7 +107,7 @@ def _check_kind(kind: object) -> str:
     return str(kind)
 
 
-def feature_create(*, data: Mapping[str, Any], livemode: bool | None = None) -> Feature:
+def feature_create(*, data: JsonDict, livemode: bool | None = None) -> Feature:
     """A new feature; its lookup key is unique within its mode."""
     unknown = set(data) - set(FEATURE_FIELDS)
     if unknown:
@@ -142,7 +141,7 @@ def feature_frozen_fields(*, feature: Feature) -> tuple[str, ...]:
     return ()
 
 
-def feature_update(*, feature: Feature, changes: Mapping[str, Any]) -> Feature:
+def feature_update(*, feature: Feature, changes: JsonDict) -> Feature:
     unknown = set(changes) - set(FEATURE_FIELDS)
     if unknown:
         raise EntitlementError(_("Unknown feature fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})

@@ -39,6 +39,8 @@ WRITE_ALLOWED = {
     "invoices.Brand": "seller identity and look; finalization copies it into each invoice's frozen snapshot",
     "invoices.InvoiceCustomField": "printed extra fields; finalization copies them into the frozen snapshot",
     "invoices.TaxRate": "reference rates; finalization copies the rate applied into each line",
+    "invoices.TaxCode": "reference VAT treatment and its per-country rates (inline), like TaxRate; the database "
+    "checks the exemption rules and finalization copies the code's rate and reason into each line",
     "invoices.Invoice": "a draft's memo and language only (DRAFT_EDITABLE); issued invoices are read-only here "
     "and frozen by the database; the state changes are actions calling invoices.services",
     "billing.Subscription": "metadata only: every other field is read-only, changes are actions calling services",
@@ -49,6 +51,8 @@ DELETE_ALLOWED = {
     **{label: WRITE_ALLOWED[label] for label in ("feedback.Survey", "feedback.Question", "invoices.Brand")},
     "invoices.InvoiceCustomField": WRITE_ALLOWED["invoices.InvoiceCustomField"],
     "invoices.TaxRate": "lines keep their own rate; a rate in use by drafts is re-read when they are rebuilt",
+    "invoices.TaxCode": "the database refuses (PROTECT) once a product, price or brand uses it; "
+    "lines keep their own rate",
     "invoices.Invoice": "drafts only (has_delete_permission); a finalized invoice cannot be deleted, "
     "by the console or the database",
     "billing.Product": "the database refuses (PROTECT) once a price uses it; an unused product has no history",

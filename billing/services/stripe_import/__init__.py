@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.cycles import CycleSpec, next_boundary, period_containing
+from billing.locks import stripe_import_run_qs_for_update
 from billing.models import Coupon, PaymentMethod, Price, Product, PromotionCode, Subscription, TestClock
 from billing.payments.gateway import GatewayError
 from billing.payments.registry import default_gateway_name, gateway_for
@@ -103,7 +104,7 @@ def stripe_import_start(
     with transaction.atomic():
         if not dry_run:
             unfinished = (
-                StripeImportRun.objects.select_for_update()
+                stripe_import_run_qs_for_update()
                 .filter(account_id=account_id, livemode=livemode, dry_run=False)
                 .exclude(status=StripeImportRun.Status.DONE)
                 .order_by("-pk")

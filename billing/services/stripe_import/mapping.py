@@ -17,6 +17,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from config.money import CurrencyError, validate_currency
+from config.types import JsonDict
 
 Json = Mapping[str, Any]
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -36,11 +37,11 @@ class Unmappable(Exception):
         return self.reason
 
 
-def ts(value: Any) -> datetime | None:
-    return None if value in (None, "") else datetime.fromtimestamp(int(value), tz=UTC)
+def ts(value: str | int | float | None) -> datetime | None:
+    return None if value is None or value == "" else datetime.fromtimestamp(int(value), tz=UTC)
 
 
-def stripe_id(value: Any) -> str:
+def stripe_id(value: object) -> str:
     """An expandable field: an id, or an expanded object with an id."""
     if isinstance(value, Mapping):
         return str(value.get("id") or "")
@@ -62,7 +63,7 @@ def key_hint(api_key: str) -> str:
     return f"{prefix}…{api_key[-4:]}"
 
 
-def product_data(product: Json) -> dict[str, Any]:
+def product_data(product: Json) -> JsonDict:
     return {
         "name": str(product.get("name") or product["id"])[:200],
         "description": str(product.get("description") or ""),
@@ -78,7 +79,7 @@ def _amount(unit_amount: Any, unit_amount_decimal: Any) -> Decimal | None:
     return None if unit_amount is None else Decimal(int(unit_amount))
 
 
-def price_data(price: Json) -> dict[str, Any]:
+def price_data(price: Json) -> JsonDict:
     """Price fields (without the product), or Unmappable."""
     if price.get("transform_quantity"):
         raise Unmappable(
@@ -92,7 +93,7 @@ def price_data(price: Json) -> dict[str, Any]:
     if not currency_supported(currency):
         raise Unmappable("currency", _("The currency %(currency)s is not supported.") % {"currency": currency})
     recurring = price.get("recurring") or None
-    data: dict[str, Any] = {
+    data: JsonDict = {
         "nickname": str(price.get("nickname") or "")[:200],
         "currency": currency,
         "active": bool(price.get("active", True)),
@@ -146,10 +147,10 @@ def price_data(price: Json) -> dict[str, Any]:
     return data
 
 
-def coupon_data(coupon: Json) -> dict[str, Any]:
+def coupon_data(coupon: Json) -> JsonDict:
     if coupon.get("currency_options"):
         raise Unmappable("currency_options", _("Coupons in several currencies (currency_options) are not mapped."))
-    data: dict[str, Any] = {
+    data: JsonDict = {
         "name": str(coupon.get("name") or coupon["id"])[:200],
         "duration": coupon.get("duration") or "once",
         "duration_in_periods": coupon.get("duration_in_months") if coupon.get("duration") == "repeating" else None,
@@ -168,7 +169,7 @@ def coupon_product_ids(coupon: Json) -> list[str]:
     return list((coupon.get("applies_to") or {}).get("products") or [])
 
 
-def promotion_code_data(promotion: Json) -> dict[str, Any]:
+def promotion_code_data(promotion: Json) -> JsonDict:
     restrictions = promotion.get("restrictions") or {}
     if restrictions.get("minimum_amount"):
         raise Unmappable("minimum_amount", _("Promotion codes with a minimum order amount are not mapped."))
