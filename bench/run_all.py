@@ -19,6 +19,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("render_pdf.py", ["--invoices", "100"]),
     ("api_load.py", ["--requests", "3000", "--clients", "8", "--workers", "4"]),
     ("reports.py", ["--subscriptions", "10000"]),
+    ("entitlements.py", ["--customers", "10000", "--requests", "3000"]),
 ]
 
 
