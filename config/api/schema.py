@@ -77,15 +77,16 @@ class ApiAutoSchema(AutoSchema):
 
     def get_examples(self) -> list[OpenApiExample]:
         examples = list(super().get_examples())
-        if examples:
-            return examples
+        # An operation's own examples win; the serializer's fill in the direction they leave out.
+        has_request = any(not example.response_only for example in examples)
+        has_response = any(not example.request_only for example in examples)
         request_serializer = self.get_request_serializer() if self.method in ("POST", "PATCH", "PUT") else None
-        value = request_example(request_serializer, partial=self.method == "PATCH")
+        value = None if has_request else request_example(request_serializer, partial=self.method == "PATCH")
         if value is not None:
             examples.append(OpenApiExample("Request", value=value, request_only=True))
         responses = self.get_response_serializers()
         serializer = responses.get(200) or responses.get(201) if isinstance(responses, dict) else responses
-        value = response_example(serializer)
+        value = None if has_response else response_example(serializer)
         if value is not None:
             examples.append(OpenApiExample("Response", value=value, response_only=True, status_codes=["200", "201"]))
         return examples
@@ -110,8 +111,11 @@ class ApiAutoSchema(AutoSchema):
             return bodies
         codes = READ_ERRORS if self.method in ("GET", "HEAD", "OPTIONS") else WRITE_ERRORS
         for code in codes:
-            if code not in bodies:
+            if code not in bodies or "content" not in bodies[code]:  # absent, or declared without a body
+                description = bodies.get(code, {}).get("description")
                 bodies[code] = self._get_response_for_code(
                     ProblemSerializer, code, media_types=PROBLEM_MEDIA_TYPES, direction=direction
                 )
+                if description:
+                    bodies[code]["description"] = description
         return bodies
