@@ -119,7 +119,7 @@ def test_an_unknown_key_in_one_usage_event_refuses_that_event_only(api, customer
     good = {"id": "e1", "customer": f"cus_{customer.pk}", "meter": meter.key, "timestamp": "2026-01-01T00:00:00Z"}
 
     response = api.post(
-        "/api/v1/usage_events", {"events": [good, {**good, "id": "e2", "properties": {"region": "eu"}}]}, format="json"
+        "/api/v1/usage_events", {"events": [good, {**good, "id": "e2", "colour": "red"}]}, format="json"
     )
 
     assert response.status_code == 200, response.content
