@@ -479,6 +479,7 @@ def checkout_session_details_submit(
     Returns the URL to send the browser to. The gateway page returns to `return_url` with
     `?session_id=<gateway session>`; `checkout_session_complete` takes it from there.
     """
+    _expire_if_overdue(session)
     buyer = checkout_buyer(session=session, details=details)
     preview = checkout_session_preview(session=session, buyer=buyer, promotion_code=promotion_code)
     if promotion_code.strip() and preview.promotion_error:
@@ -508,15 +509,29 @@ def checkout_session_details_submit(
     return setup.url
 
 
+def _expired_error() -> CheckoutSessionClosed:
+    return CheckoutSessionClosed(_("This checkout session has expired."), code="checkout_session_expired")
+
+
+def _expire_if_overdue(session: CheckoutSession) -> None:
+    """An open session past its expiry is expired now, in its own committed transaction, and refused."""
+    if session.status != CheckoutSession.Status.OPEN or session.expires_at > clock.now():
+        return
+    with transaction.atomic():
+        locked = checkout_session_qs_for_update().get(pk=session.pk)
+        at = clock.now()
+        if locked.status == CheckoutSession.Status.OPEN and locked.expires_at <= at:
+            _expire_locked(locked, at=at)
+    raise _expired_error()
+
+
 def _lock_open(session: CheckoutSession, *, at: datetime | None = None) -> CheckoutSession:
-    """The session locked; CheckoutSessionClosed if complete or expired (an overdue one is expired now)."""
+    """The session locked; CheckoutSessionClosed if complete or expired."""
     locked = checkout_session_qs_for_update().get(pk=session.pk)
+    if locked.status == CheckoutSession.Status.EXPIRED or locked.expires_at <= (at or clock.now()):
+        raise _expired_error()
     if locked.status != CheckoutSession.Status.OPEN:
         raise CheckoutSessionClosed()
-    at = at or clock.now()
-    if locked.expires_at <= at:
-        _expire_locked(locked, at=at)
-        raise CheckoutSessionClosed(_("This checkout session has expired."), code="checkout_session_expired")
     return locked
 
 
@@ -571,6 +586,7 @@ def checkout_session_complete(
     returned unchanged, whoever completed it. See the module docstring for the three steps."""
     if session.status == CheckoutSession.Status.COMPLETE:
         return session
+    _expire_if_overdue(session)
     with transaction.atomic(durable=True):
         locked = checkout_session_qs_for_update().get(pk=session.pk)
         if locked.status == CheckoutSession.Status.COMPLETE:
