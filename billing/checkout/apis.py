@@ -106,6 +106,13 @@ SESSION_EXAMPLE = OpenApiExample(
         "A session already complete or expired is a 409. Takes no parameters.",
         request=None,
         responses={200: CheckoutSessionSerializer},
+        examples=[
+            OpenApiExample(
+                "Expired",
+                value={**SESSION_EXAMPLE.value, "status": "expired", "url": None},
+                response_only=True,
+            )
+        ],
     ),
 )
 class CheckoutSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
