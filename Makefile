@@ -23,7 +23,16 @@ install: $(STAMP)
 run: install
 	scripts/run-demo $(BIN)/python $(HOST) $(PORT)
 
+# axe-core (npm registry, pinned by tests/browser/axe/package-lock.json) for the browser tests
+# accessibility checks (tests/browser/axe.py); without npm those checks skip and say so.
+AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/axe/package.json tests/browser/axe/package-lock.json
+	npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
 test: install
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AXE); \
+	else echo "npm not found: the accessibility checks will skip (apt-get install npm)"; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Import architecture (docs/architecture.md): the import-linter contracts of pyproject.toml, then
