@@ -282,9 +282,11 @@ def test_percentage_fees_are_typed_in_major_units_and_shown_back_the_same_way(co
     price = Price.objects.get(lookup_key="new-price")
     assert (price.fixed_amount, price.free_amount) == (Decimal(25), Decimal(100000))
     assert (price.per_transaction_min_amount, price.per_transaction_max_amount) == (Decimal(10), None)
-    form = console.get(reverse("admin:billing_price_change", args=[price.pk]), HTTP_ACCEPT_LANGUAGE="fr").context[
-        "adminform"
-    ].form
+    form = (
+        console.get(reverse("admin:billing_price_change", args=[price.pk]), HTTP_ACCEPT_LANGUAGE="fr")
+        .context["adminform"]
+        .form
+    )
     assert form["fixed_amount"].value() == "0,25"
     assert form["per_transaction_max_amount"].value() in (None, "")
 
