@@ -20,6 +20,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("api_load.py", ["--requests", "3000", "--clients", "8", "--workers", "4"]),
     ("reports.py", ["--subscriptions", "10000"]),
     ("entitlements.py", ["--customers", "10000", "--requests", "3000"]),
+    ("checkout.py", ["--sessions", "200", "--requests", "2000"]),
 ]
 
 

@@ -34,6 +34,10 @@ class ConsoleScriptPolicyMiddleware:
         return response
 
 
+# The API, and the public checkout pages (issue 17: bench/checkout.py reads it there too).
+SERVER_TIMING_PREFIXES = ("/api/", "/checkout/")
+
+
 class ServerTimingMiddleware:
     """`Server-Timing: app;dur=1.8` on API responses: the milliseconds Django spent on the request.
 
@@ -47,6 +51,6 @@ class ServerTimingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        if request.path_info.startswith("/api/"):
+        if request.path_info.startswith(SERVER_TIMING_PREFIXES):
             response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response

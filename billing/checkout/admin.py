@@ -60,9 +60,7 @@ class CheckoutSessionAdmin(ReadOnlyAdminMixin, StyledAdmin):
     )
     readonly_fields = fields
 
-    status_column = status_badge(
-        "status", _("status"), {"open": "info", "complete": "success", "expired": "warning"}
-    )
+    status_column = status_badge("status", _("status"), {"open": "info", "complete": "success", "expired": "warning"})
 
     @admin.display(description=_("total"), ordering="amount_total")
     def total(self, session: CheckoutSession) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -105,4 +103,3 @@ class CheckoutSessionSerializer(serializers.ModelSerializer):
     def get_url(self, session: CheckoutSession) -> str | None:
         """The hosted page, while the session is open (null once complete or expired, as Stripe)."""
         return checkout_session_url(session) if session.status == CheckoutSession.Status.OPEN else None
-

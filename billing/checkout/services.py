@@ -159,7 +159,8 @@ def checkout_session_create(
         )
     if billing_address_collection not in CheckoutSession.AddressCollection.values:
         raise _refuse(
-            _("billing_address_collection is auto or required."), "invalid_address_collection",
+            _("billing_address_collection is auto or required."),
+            "invalid_address_collection",
             field="billing_address_collection",
         )
     if origin not in CheckoutSession.Origin.values:
@@ -170,7 +171,9 @@ def checkout_session_create(
         try:
             EmailValidator()(customer_email)
         except ValidationError:
-            raise _refuse(_("customer_email is not an email address."), "invalid_email", field="customer_email") from None
+            raise _refuse(
+                _("customer_email is not an email address."), "invalid_email", field="customer_email"
+            ) from None
     if customer is not None and customer_email:
         raise _refuse(_("Give a customer or a customer email, not both."), "customer_and_email", field="customer_email")
     metadata = _check_metadata(metadata)
@@ -187,16 +190,23 @@ def checkout_session_create(
     for price, quantity in items:
         label = price.nickname or price.product.name
         if price.pk in seen:
-            raise _refuse(_("The price %(price)s appears twice.") % {"price": label}, "duplicate_price", field="line_items")
+            raise _refuse(
+                _("The price %(price)s appears twice.") % {"price": label}, "duplicate_price", field="line_items"
+            )
         seen.add(price.pk)
         if price.livemode != livemode:
             # Named like an unknown id: a test key never learns about live prices.
-            raise _refuse(_("No such price: %(price)s.") % {"price": f"price_{price.pk}"}, "no_such_price", field="line_items")
+            raise _refuse(
+                _("No such price: %(price)s.") % {"price": f"price_{price.pk}"}, "no_such_price", field="line_items"
+            )
         if not price.active:
-            raise _refuse(_("The price %(price)s is archived.") % {"price": label}, "archived_price", field="line_items")
+            raise _refuse(
+                _("The price %(price)s is archived.") % {"price": label}, "archived_price", field="line_items"
+            )
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
             raise _refuse(
-                _("The quantity of %(price)s is a whole number from 1 to %(max)s.") % {"price": label, "max": MAX_QUANTITY},
+                _("The quantity of %(price)s is a whole number from 1 to %(max)s.")
+                % {"price": label, "max": MAX_QUANTITY},
                 "invalid_quantity",
                 field="line_items",
             )
@@ -235,15 +245,25 @@ def checkout_session_create(
         )
     if trial_period_days is not None:
         if mode != CheckoutSession.Mode.SUBSCRIPTION:
-            raise _refuse(_("Only a subscription has a trial."), "trial_outside_subscription", field="trial_period_days")
-        if isinstance(trial_period_days, bool) or not isinstance(trial_period_days, int) or not (
-            1 <= trial_period_days <= MAX_TRIAL_DAYS
+            raise _refuse(
+                _("Only a subscription has a trial."), "trial_outside_subscription", field="trial_period_days"
+            )
+        if (
+            isinstance(trial_period_days, bool)
+            or not isinstance(trial_period_days, int)
+            or not (1 <= trial_period_days <= MAX_TRIAL_DAYS)
         ):
             raise _refuse(
                 _("A trial lasts from 1 to %(max)s days.") % {"max": MAX_TRIAL_DAYS},
                 "invalid_trial",
                 field="trial_period_days",
             )
+    if mode == CheckoutSession.Mode.PAYMENT and (coupon is not None or allow_promotion_codes):
+        raise _refuse(
+            _("Coupons and promotion codes apply to subscription sessions only."),
+            "discount_in_payment",
+            field="coupon" if coupon is not None else "allow_promotion_codes",
+        )
     if coupon is not None:
         if allow_promotion_codes:
             raise _refuse(
@@ -260,7 +280,9 @@ def checkout_session_create(
         except DomainError as error:
             raise _refuse(_text(error), "coupon_invalid", field="coupon") from error
     if allow_promotion_codes and mode == CheckoutSession.Mode.SETUP:
-        raise _refuse(_("A setup session takes no promotion code."), "promotion_codes_in_setup", field="allow_promotion_codes")
+        raise _refuse(
+            _("A setup session takes no promotion code."), "promotion_codes_in_setup", field="allow_promotion_codes"
+        )
 
     now = clock.now()
     with transaction.atomic(savepoint=False):
@@ -420,7 +442,10 @@ def checkout_session_preview(
                 raise
             promotion, promotion_error = None, _text(error)
             preview = subscription_preview_create(
-                customer=buyer, items=_line_specs(session), at=at, trial_days=session.trial_period_days,
+                customer=buyer,
+                items=_line_specs(session),
+                at=at,
+                trial_days=session.trial_period_days,
                 coupon=session.coupon,
             )
         invoice, trial_end, next_at = preview.first_invoice, preview.trial_end, preview.current_period_end

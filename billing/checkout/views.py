@@ -8,6 +8,7 @@ details form carries a honeypot field and a time trap (TARIF_CHECKOUT_MIN_FILL_S
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -16,10 +17,13 @@ from django import forms
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.forms.utils import flatatt
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -76,6 +80,36 @@ def _session_or_404(public_id: str) -> CheckoutSession:
     return session
 
 
+@functools.cache
+def _country_choices(language: str) -> tuple[tuple[str, str], ...]:
+    """Countries sorted by their name in `language` (django-countries sorts on every iteration)."""
+    with translation.override(language):
+        return tuple((code, str(name)) for code, name in countries)
+
+
+@functools.cache
+def _country_options_html(language: str) -> str:
+    """The <option>s of every country, escaped once per language (then reused by every page)."""
+    return "".join(
+        format_html('<option value="{}">{}</option>', code, label) for code, label in _country_choices(language)
+    )
+
+
+class CountrySelect(forms.Select):
+    """The country list (~250 options) written directly: Django's per-option widget templates
+    made this one field cost most of the page's render time (bench/checkout.py)."""
+
+    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
+        final = self.build_attrs(self.attrs, attrs)
+        final["name"] = name
+        chosen = "" if value is None else str(value)
+        options = _country_options_html(_page_language())
+        if chosen in countries:  # a known code only: never text from the request in the markup
+            options = options.replace(f'value="{chosen}">', f'value="{chosen}" selected>', 1)
+        empty = format_html('<option value=""{}>{}</option>', "" if chosen else " selected", _("Choose your country"))
+        return mark_safe(f"<select{flatatt(final)}>{empty}{options}</select>")  # noqa: S308 (escaped above)
+
+
 class CheckoutDetailsForm(forms.Form):
     customer_type = forms.ChoiceField(
         label=gettext_lazy("You are buying as"),
@@ -85,13 +119,15 @@ class CheckoutDetailsForm(forms.Form):
     )
     legal_name = forms.CharField(label=gettext_lazy("Name or company name"), max_length=200)
     email = forms.EmailField(label=gettext_lazy("Email"), max_length=254)
-    country = forms.ChoiceField(label=gettext_lazy("Country"))
+    country = forms.ChoiceField(label=gettext_lazy("Country"), widget=CountrySelect)
     tax_id = forms.CharField(
         label=gettext_lazy("VAT number (businesses in the EU)"),
         max_length=20,
         required=False,
-        help_text=gettext_lazy("For example FR40303265045. With a valid number from another EU country, "
-                               "no VAT is charged (reverse charge)."),
+        help_text=gettext_lazy(
+            "For example FR40303265045. With a valid number from another EU country, "
+            "no VAT is charged (reverse charge)."
+        ),
     )
     address_line1 = forms.CharField(label=gettext_lazy("Address"), max_length=200, required=False)
     postal_code = forms.CharField(label=gettext_lazy("Postal code"), max_length=20, required=False)
@@ -104,7 +140,7 @@ class CheckoutDetailsForm(forms.Form):
     def __init__(self, *args: Any, session: CheckoutSession, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = session
-        self.fields["country"].choices = [("", _("Choose your country")), *list(countries)]
+        self.fields["country"].choices = [("", ""), *_country_choices(_page_language())]
         if not session.allow_promotion_codes:
             del self.fields["promotion_code"]
         if not session.tax_id_collection:
@@ -189,7 +225,7 @@ def _provisional_buyer(session: CheckoutSession, data: dict[str, Any]) -> Custom
         "tax_id": data.get("tax_id") or "",
         "preferred_language": _page_language(),
     }
-    if str(details["country"]) not in dict(countries):
+    if str(details["country"]) not in countries:
         details["country"] = session.brand.country
     try:
         return checkout_buyer(session=session, details=details, for_preview=True)
@@ -239,7 +275,7 @@ def _summary_context(session: CheckoutSession, data: dict[str, Any]) -> dict[str
         "preview": preview,
         "mention": mention,
         "country_chosen": bool(data.get("country")) or session.customer is not None,
-        "country_name": dict(countries).get(str(buyer.country), str(buyer.country)),
+        "country_name": countries.name(str(buyer.country)) or str(buyer.country),
         "promotion_code": promotion_code,
         "vat_error": _vat_error(session, data),
     }

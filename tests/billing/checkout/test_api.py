@@ -78,9 +78,7 @@ def test_unknown_parameters_are_refused(live_api, seller, monthly):
 
 def test_business_refusals_are_problem_json(live_api, seller, monthly, one_time):
     assert_problem(live_api.post(URL, body(monthly, success_url="/relative"), format="json"), 422, "invalid_url")
-    assert_problem(
-        live_api.post(URL, body(monthly, mode="payment"), format="json"), 422, "recurring_price_in_payment"
-    )
+    assert_problem(live_api.post(URL, body(monthly, mode="payment"), format="json"), 422, "recurring_price_in_payment")
     assert_problem(live_api.post(URL, body(one_time), format="json"), 422, "no_recurring_price")
     assert_problem(live_api.post(URL, body(monthly, mode="barter"), format="json"), 400)
 

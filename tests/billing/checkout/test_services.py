@@ -31,14 +31,14 @@ from tests.billing.checkout.helpers import DECLINING_CARD, LATE_DECLINE_CARD, en
 pytestmark = pytest.mark.django_db
 
 
-def test_a_new_session_is_open_with_an_unguessable_id_and_a_url(make_session, settings):
+def test_a_new_session_is_open_with_an_unguessable_id_and_a_url(make_session, monthly, settings):
     settings.TARIF_BASE_URL = "https://billing.example"
     session = make_session()
     assert session.status == "open" and session.livemode
     assert session.public_id.startswith("cs_live_") and len(session.public_id) == len("cs_live_") + 32
     assert checkout_session_url(session) == f"https://billing.example/checkout/{session.public_id}/"
     assert session.expires_at - session.created_at == pytest.approx(timedelta(hours=24), abs=timedelta(seconds=5))
-    assert [(item.price_id, item.quantity) for item in session.line_items.all()] == [(session.line_items.get().price_id, 1)]
+    assert [(item.price_id, item.quantity) for item in session.line_items.all()] == [(monthly.pk, 1)]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,7 @@ def test_create_refuses_prices_that_could_never_complete(make_session, monthly, 
         ({"mode": "payment", "line_items": [(monthly, 1)]}, "recurring_price_in_payment"),
         ({"mode": "payment", "line_items": [(one_time, 1)], "trial_period_days": 7}, "trial_outside_subscription"),
         ({"mode": "setup"}, "setup_with_items"),
+        ({"mode": "payment", "line_items": [(one_time, 1)], "allow_promotion_codes": True}, "discount_in_payment"),
         ({"line_items": [(monthly, 0)]}, "invalid_quantity"),
         ({"line_items": [(monthly, 1), (monthly, 2)]}, "duplicate_price"),
     ]
