@@ -384,6 +384,13 @@ def console_world() -> dict[str, Any]:
         counts={"customers": {"created": 3}},
         report=[{"type": "prices", "id": "price_1", "code": "transform_quantity", "reason": "Not mapped."}],
     )  # fmt: skip
+    # Issue 17: an open checkout session (read-only in the console).
+    from billing.checkout.services import checkout_session_create
+
+    checkout_session_create(
+        brand=brand, livemode=True, mode="subscription", line_items=[(price, 1)],
+        success_url="https://shop.example/ok", cancel_url="https://shop.example/pricing",
+    )  # fmt: skip
     AuditEntry.objects.create(
         action="refund.requested", actor=requester, actor_repr="requester", target_type="billing.refund",
         target_id=str(refund.pk), target_repr=str(refund),
