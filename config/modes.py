@@ -63,6 +63,11 @@ MODE_LOOKUPS: dict[str, str] = {
     "entitlements.feature": "livemode",
     "entitlements.productfeature": "feature__livemode",
     "entitlements.subscriptionentitlement": "customer__livemode",
+    # Pricing tables and payment links (issue 17)
+    "storefront.pricingtable": "livemode",
+    "storefront.pricingtableentry": "table__livemode",
+    "storefront.paymentlink": "livemode",
+    "storefront.paymentlinkitem": "link__livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing",
     "billing.entitlements",
     "billing.wallets",
+    "billing.storefront",
     "invoices",
     "reports",
     "feedback",
@@ -257,6 +258,11 @@ TARIF_PENDING_UPDATE_EXPIRY_HOURS = env.int("TARIF_PENDING_UPDATE_EXPIRY_HOURS",
 # to its first billing date at once, prorated ("create_prorations", Stripe's default), or
 # gives it free ("none"); `proration_behavior` on the creation overrides this.
 TARIF_ANCHOR_FIRST_PERIOD = env.str("TARIF_ANCHOR_FIRST_PERIOD", default="create_prorations")
+# Issue 17, pricing tables and payment links (docs/pricing-tables.md): POSTs per IP that may start a
+# checkout from the public pages (django-ratelimit's "count/period"), and the sites allowed to frame
+# every pricing table's embed (each table adds its own list).
+TARIF_RATELIMIT_STOREFRONT = env.str("TARIF_RATELIMIT_STOREFRONT", default="20/m")
+TARIF_PRICING_EMBED_ORIGINS = env.list("TARIF_PRICING_EMBED_ORIGINS", default=[])
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # Number order is date order (invoices/services/numbering.py): a caller's issue time read
