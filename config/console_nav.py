@@ -101,6 +101,8 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Meters"), "monitoring", "admin:billing_meter_changelist"),
                 _item(_("Features"), "toggle_on", "admin:entitlements_feature_changelist"),
                 _item(_("Product features"), "workspace_premium", "admin:entitlements_productfeature_changelist"),
+                _item(_("Pricing tables"), "view_week", "admin:storefront_pricingtable_changelist"),
+                _item(_("Payment links"), "link", "admin:storefront_paymentlink_changelist"),
             ],
         },
         {

@@ -379,6 +379,10 @@ def console_world() -> dict[str, Any]:
     # Issue 16: a feature the product grants (entitlements).
     feature = Feature.objects.create(lookup_key="sso", name="Single sign-on")
     ProductFeature.objects.create(product=price.product, feature=feature)
+    # Issue 17: a pricing table and a payment link (storefront).
+    from tests.billing.storefront.world import storefront_world
+
+    storefront_world(price=price)
     StripeImportRun.objects.create(
         account_id="acct_1Example", livemode=False, status="done", key_hint="sk_test_…6789",
         counts={"customers": {"created": 3}},
