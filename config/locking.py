@@ -38,6 +38,7 @@ class LockRank(IntEnum):
     WEBHOOK_ENDPOINT = 50  # fan-out cursor of one endpoint
     MRR_SUMMARY = 60  # the reports' summary refresh
     STRIPE_IMPORT_RUN = 70  # one unfinished Stripe import per account: resumed, not doubled
+    CHECKOUT_SESSION = 90  # issue 17: completion creates the customer, subscription, invoice after it
     SUBSCRIPTION = 100
     PROMOTION_CODE = 110
     COUPON = 120

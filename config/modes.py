@@ -68,6 +68,9 @@ MODE_LOOKUPS: dict[str, str] = {
     "storefront.pricingtableentry": "table__livemode",
     "storefront.paymentlink": "livemode",
     "storefront.paymentlinkitem": "link__livemode",
+    # Checkout sessions (issue 17)
+    "checkout.checkoutsession": "livemode",
+    "checkout.checkoutsessionlineitem": "session__livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -118,18 +118,23 @@ def customer_has_billing_history(customer: Customer) -> bool:
     )
 
 
-def customer_create(*, data: dict, acting_user: ActingUser = None, livemode: bool | None = None) -> Customer:
+def customer_create(
+    *, data: dict, acting_user: ActingUser = None, livemode: bool | None = None, brand: object | None = None
+) -> Customer:
     """A new customer from `data` (the editable fields); model validation errors are raised as they are.
 
     The customer is in `livemode` (default: the mode of the running request -- a sandbox API
     key, the console's "Test data" switch -- else live). Only a test-mode customer may start
     on a test clock. Validation runs before the transaction opens, so a refusal leaves the
-    caller's transaction usable.
+    caller's transaction usable. `brand`: the brand that invoices it (a checkout session's; the
+    default brand when None).
     """
     unknown = set(data) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
     customer = Customer(**data)
+    if brand is not None:
+        customer.brand = brand
     customer.livemode = default_livemode() if livemode is None else livemode
     _test_clock_check(customer, customer.test_clock)
     customer.full_clean()

@@ -144,6 +144,29 @@ def _method_store(
     return method
 
 
+def payment_method_store(
+    *,
+    customer: Customer,
+    gateway_name: str,
+    details: PaymentMethodDetails,
+    make_default: bool = True,
+    acting_user: ActingUser = None,
+) -> PaymentMethod:
+    """Store a method the gateway has already tokenized outside any customer (a checkout session's
+    hosted page, issue 17: the customer is created after the card was entered). Once per token."""
+    existing = PaymentMethod.objects.filter(
+        customer=customer, gateway=gateway_name, token=details.token, active=True
+    ).first()
+    if existing is not None:
+        return existing
+    return _method_store(
+        customer=customer,
+        fields=_method_fields(gateway_name, details),
+        make_default=make_default,
+        acting_user=acting_user,
+    )
+
+
 def _retry_dunning_on_commit(customer: Customer) -> None:
     """A new chargeable default retries the customer's invoices in dunning at once."""
     if DunningCase.objects.filter(customer=customer, status=DunningCase.Status.ACTIVE).exists():

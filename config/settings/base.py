@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing",
     "billing.entitlements",
     "billing.wallets",
+    "billing.checkout",
     "billing.storefront",
     "invoices",
     "reports",
@@ -294,6 +295,7 @@ LOGGING = {
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
+from config.settings.checkout import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
