@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from billing.checkout.models import CheckoutSession
 from billing.entitlements.models import ProductFeature
 from billing.models import Price
 from billing.selectors import cycle_spec, price_amount_for
@@ -179,10 +179,10 @@ def payment_link_items(*, link: PaymentLink) -> QuerySet[PaymentLinkItem]:
     return link.items.select_related("price__product").order_by("position")
 
 
-def _completed_sessions() -> Any:
-    from billing.checkout.models import CheckoutSession
-
-    return CheckoutSession.objects.filter(origin="payment_link", status="complete")
+def _completed_sessions() -> QuerySet[CheckoutSession]:
+    return CheckoutSession.objects.filter(
+        origin=CheckoutSession.Origin.PAYMENT_LINK, status=CheckoutSession.Status.COMPLETE
+    )
 
 
 def payment_link_usage_count(*, link: PaymentLink) -> int:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from billing.checkout.models import CheckoutSession
+from billing.checkout.services import checkout_session_create
 from billing.models import Price
 from billing.storefront.errors import StorefrontError, StorefrontUnavailable
 from billing.storefront.models import (
@@ -33,9 +35,6 @@ from config.events.log import event_record
 from billing.limits import MAX_QUANTITY
 from config.types import ActingUser
 from invoices.models import Brand
-
-if TYPE_CHECKING:
-    from billing.checkout.models import CheckoutSession
 
 MAX_FEATURES_PER_ENTRY = 12
 MAX_FEATURE_LENGTH = 120
@@ -473,8 +472,6 @@ def pricing_table_checkout_start(
     if not price.active or not price.product.active or price.livemode != table.livemode:
         raise _unavailable()
     trial = table.trial_period_days or price.trial_days or None
-    from billing.checkout.services import checkout_session_create
-
     return checkout_session_create(
         brand=table.brand,
         livemode=table.livemode,
@@ -511,8 +508,6 @@ def payment_link_checkout_start(
         line_items.append((item.price, quantity))
     if not line_items:
         raise _unavailable()
-    from billing.checkout.services import checkout_session_create
-
     return checkout_session_create(
         brand=link.brand,
         livemode=link.livemode,

@@ -27,6 +27,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
+from billing.checkout.models import CheckoutSession
+from billing.checkout.selectors import checkout_session_url
 from billing.storefront.errors import StorefrontError, StorefrontUnavailable
 from billing.storefront.models import PaymentLink, PricingTable
 from billing.storefront.selectors import (
@@ -124,14 +126,17 @@ def _honeypot_filled(request: HttpRequest) -> bool:
     return bool(request.POST.get(HONEYPOT_FIELD, "").strip())
 
 
-def _redirect_to_checkout(session: Any) -> HttpResponse:
-    from billing.checkout.selectors import checkout_session_url
-
+def _redirect_to_checkout(session: CheckoutSession) -> HttpResponse:
     return HttpResponseRedirect(checkout_session_url(session))
 
 
+def _absolute(path: str) -> str:
+    # From the configured base URL, never the request's Host header (which a caller chooses).
+    return settings.TARIF_BASE_URL.rstrip("/") + path
+
+
 def _thanks_url(request: HttpRequest) -> str:
-    return request.build_absolute_uri(reverse("storefront:thanks")) + "?session_id={CHECKOUT_SESSION_ID}"
+    return _absolute(reverse("storefront:thanks")) + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def _table_or_404(public_id: str) -> PricingTable:
@@ -211,7 +216,7 @@ def _start_table(request: HttpRequest, table: PricingTable) -> HttpResponse:
         price_id = int(request.POST.get("price", ""))
     except ValueError:
         raise Http404 from None
-    cancel_url = table.cancel_url or request.build_absolute_uri(reverse("storefront:pricing", args=[table.public_id]))
+    cancel_url = table.cancel_url or _absolute(reverse("storefront:pricing", args=[table.public_id]))
     try:
         session = pricing_table_checkout_start(
             table=table,
@@ -293,7 +298,7 @@ def payment_link_page(request: HttpRequest, public_id: str) -> HttpResponse:
             link=link,
             quantities=quantities,
             success_url=link.after_completion_url or _thanks_url(request),
-            cancel_url=request.build_absolute_uri(reverse("storefront:buy", args=[link.public_id])),
+            cancel_url=_absolute(reverse("storefront:buy", args=[link.public_id])),
         )
     except StorefrontError as error:
         if error.problem_code == "quantity_bounds":
