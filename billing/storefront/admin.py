@@ -16,8 +16,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from billing.models import Price
 from billing.storefront.models import MAX_LINK_ITEMS, MAX_TABLE_ENTRIES, PaymentLink, PricingTable
@@ -115,32 +115,19 @@ class PricingTableForm(forms.ModelForm):
         ]
         entries = list(self.instance.entries.order_by("position")) if self.instance.pk else []
         for slot in range(1, MAX_TABLE_ENTRIES + 1):
-            monthly = PriceChoiceField(
-                queryset=_price_choices(recurring=True),
-                required=False,
-                label=_("Product %(number)d: monthly price") % {"number": slot},
-            )
-            yearly = PriceChoiceField(
-                queryset=_price_choices(recurring=True),
-                required=False,
-                label=_("Product %(number)d: yearly price") % {"number": slot},
-            )
-            features = forms.CharField(
-                required=False,
-                widget=forms.Textarea(attrs={"rows": 3}),
-                label=_("Product %(number)d: features (one per line)") % {"number": slot},
-                help_text=_("Shown when the product grants no entitlement features."),
-            )
+            number = {"number": slot}  # labels here: translated per request
+            for name in ("monthly_price", "yearly_price"):
+                self.fields[f"entry_{slot}_{name}"].queryset = _price_choices(recurring=True)
+            self.fields[f"entry_{slot}_monthly_price"].label = gettext("Product %(number)d: monthly price") % number
+            self.fields[f"entry_{slot}_yearly_price"].label = gettext("Product %(number)d: yearly price") % number
+            self.fields[f"entry_{slot}_features"].label = gettext("Product %(number)d: features (one per line)") % number
             entry = entries[slot - 1] if slot <= len(entries) else None
             if entry is not None:
-                monthly.initial = entry.monthly_price_id
-                yearly.initial = entry.yearly_price_id
-                features.initial = "\n".join(entry.features)
+                self.fields[f"entry_{slot}_monthly_price"].initial = entry.monthly_price_id
+                self.fields[f"entry_{slot}_yearly_price"].initial = entry.yearly_price_id
+                self.fields[f"entry_{slot}_features"].initial = "\n".join(entry.features)
                 if entry.highlighted:
                     self.fields["highlighted_entry"].initial = str(slot)
-            self.fields[f"entry_{slot}_monthly_price"] = monthly
-            self.fields[f"entry_{slot}_yearly_price"] = yearly
-            self.fields[f"entry_{slot}_features"] = features
         style_widgets(self)
 
     def entry_specs(self) -> list[TableEntrySpec]:
@@ -176,6 +163,29 @@ class PricingTableForm(forms.ModelForm):
         except ValidationError as error:
             self.add_error(None, error_text(error))
         return cleaned
+
+
+def _declare_entry_slots() -> None:
+    """The entry slots are form fields of their own (not model fields): declared once, here."""
+    for slot in range(1, MAX_TABLE_ENTRIES + 1):
+        slots = {
+            f"entry_{slot}_monthly_price": PriceChoiceField(
+                queryset=Price.objects.none(), required=False
+            ),
+            f"entry_{slot}_yearly_price": PriceChoiceField(
+                queryset=Price.objects.none(), required=False
+            ),
+            f"entry_{slot}_features": forms.CharField(
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3}),
+                help_text=_("Shown when the product grants no entitlement features."),
+            ),
+        }
+        PricingTableForm.base_fields.update(slots)
+        PricingTableForm.declared_fields.update(slots)
+
+
+_declare_entry_slots()
 
 
 @admin.register(PricingTable)
@@ -293,25 +303,15 @@ class PaymentLinkForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not self.instance.pk:
-            for slot in range(1, MAX_LINK_ITEMS + 1):
-                self.fields[f"item_{slot}_price"] = PriceChoiceField(
-                    queryset=_price_choices(recurring=None),
-                    required=slot == 1,
-                    label=_("Price %(number)d") % {"number": slot},
-                )
-                self.fields[f"item_{slot}_quantity"] = forms.IntegerField(
-                    min_value=1, initial=1, required=False, label=_("Quantity %(number)d") % {"number": slot}
-                )
-                self.fields[f"item_{slot}_minimum"] = forms.IntegerField(
-                    min_value=1,
-                    required=False,
-                    label=_("Price %(number)d: minimum quantity") % {"number": slot},
-                    help_text=_("With a maximum: the buyer chooses the quantity."),
-                )
-                self.fields[f"item_{slot}_maximum"] = forms.IntegerField(
-                    min_value=1, required=False, label=_("Price %(number)d: maximum quantity") % {"number": slot}
-                )
+        for slot in range(1, MAX_LINK_ITEMS + 1):
+            if f"item_{slot}_price" not in self.fields:
+                continue
+            number = {"number": slot}
+            self.fields[f"item_{slot}_price"].queryset = _price_choices(recurring=None)
+            self.fields[f"item_{slot}_price"].label = gettext("Price %(number)d") % number
+            self.fields[f"item_{slot}_quantity"].label = gettext("Quantity %(number)d") % number
+            self.fields[f"item_{slot}_minimum"].label = gettext("Price %(number)d: minimum quantity") % number
+            self.fields[f"item_{slot}_maximum"].label = gettext("Price %(number)d: maximum quantity") % number
         style_widgets(self)
 
     def item_specs(self) -> list[LinkItemSpec]:
@@ -343,6 +343,31 @@ class PaymentLinkForm(forms.ModelForm):
         except ValidationError as error:
             self.add_error(None, error_text(error))
         return cleaned
+
+
+def _declare_item_slots() -> None:
+    for slot in range(1, MAX_LINK_ITEMS + 1):
+        slots = {
+            f"item_{slot}_price": PriceChoiceField(
+                queryset=Price.objects.none(), required=slot == 1
+            ),
+            f"item_{slot}_quantity": forms.IntegerField(
+                min_value=1, initial=1, required=False
+            ),
+            f"item_{slot}_minimum": forms.IntegerField(
+                min_value=1,
+                required=False,
+                help_text=_("With a maximum: the buyer chooses the quantity."),
+            ),
+            f"item_{slot}_maximum": forms.IntegerField(
+                min_value=1, required=False
+            ),
+        }
+        PaymentLinkForm.base_fields.update(slots)
+        PaymentLinkForm.declared_fields.update(slots)
+
+
+_declare_item_slots()
 
 
 @admin.register(PaymentLink)
