@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
 from billing.limits import MAX_QUANTITY
 from billing.models import Price
+from billing.storefront.selectors import payment_link_usage_count
 from billing.storefront.models import MAX_LINK_ITEMS, MAX_TRIAL_DAYS, PaymentLink, PricingTable
 from config.api.ids import public_id
 from config.api.serializers import ObjectField, PublicIdRelatedField, StrictSerializer
@@ -16,8 +18,6 @@ from invoices.models import Brand
 
 
 def _absolute(path: str) -> str:
-    from django.conf import settings
-
     return settings.TARIF_BASE_URL.rstrip("/") + path
 
 
@@ -104,8 +104,6 @@ class PaymentLinkSerializer(serializers.ModelSerializer):
         return public_id(link.brand)
 
     def get_usage_count(self, link: PaymentLink) -> int:
-        from billing.storefront.selectors import payment_link_usage_count
-
         annotated = getattr(link, "usage_count", None)
         return annotated if annotated is not None else payment_link_usage_count(link=link)
 

@@ -33,7 +33,7 @@ from billing.storefront.selectors import price_interval
 from config import clock
 from config.events.log import event_record
 from billing.limits import MAX_QUANTITY
-from config.types import ActingUser
+from config.types import ActingUser, JsonDict
 from invoices.models import Brand
 
 MAX_FEATURES_PER_ENTRY = 12
@@ -125,9 +125,10 @@ def _check_embed_origins(text: str) -> None:
             )
 
 
-def _check_brand(brand: Brand | None) -> None:
+def _check_brand(brand: Brand | None) -> Brand:
     if brand is None:
         raise StorefrontError({"brand": _("Choose the brand the page is shown in.")}, code="brand_required")
+    return brand
 
 
 # -- pricing tables ------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def _table_event(table: PricingTable, kind: str, acting_user: ActingUser, data: 
     )
 
 
-def pricing_table_validate(*, changes: Mapping[str, Any]) -> None:
+def pricing_table_validate(*, changes: JsonDict) -> None:
     """The field checks of a table (not its entries): trial bounds, embed origins."""
     if "trial_period_days" in changes:
         _check_trial(changes["trial_period_days"])
@@ -249,12 +250,12 @@ def pricing_table_create(
     embed_origins: str = "",
     acting_user: ActingUser = None,
 ) -> PricingTable:
-    _check_brand(brand)
+    seller = _check_brand(brand)
     pricing_table_validate(changes={"trial_period_days": trial_period_days, "embed_origins": embed_origins})
     pricing_table_entries_validate(livemode=livemode, entries=entries)
     with transaction.atomic(savepoint=False):
         table = PricingTable.objects.create(
-            brand=brand,
+            brand=seller,
             livemode=livemode,
             name=name,
             button_label=button_label,
@@ -272,7 +273,7 @@ def pricing_table_create(
 def pricing_table_update(
     *,
     table: PricingTable,
-    changes: Mapping[str, Any],
+    changes: JsonDict,
     entries: Sequence[TableEntrySpec] | None = None,
     acting_user: ActingUser = None,
 ) -> PricingTable:
@@ -330,12 +331,12 @@ def payment_link_items_validate(*, livemode: bool, mode: str, items: Sequence[Li
             raise StorefrontError(
                 {"items": _("A quantity is between 1 and %(max)d.") % {"max": MAX_QUANTITY}}, code="quantity_bounds"
             )
-        bounds = (item.adjustable_minimum, item.adjustable_maximum)
-        if (bounds[0] is None) != (bounds[1] is None):
+        minimum, maximum = item.adjustable_minimum, item.adjustable_maximum
+        if (minimum is None) != (maximum is None):
             raise StorefrontError(
                 {"items": _("An adjustable quantity needs both a minimum and a maximum.")}, code="quantity_bounds"
             )
-        if bounds[0] is not None and not (1 <= bounds[0] <= item.quantity <= bounds[1] <= MAX_QUANTITY):
+        if minimum is not None and maximum is not None and not (1 <= minimum <= item.quantity <= maximum <= MAX_QUANTITY):
             raise StorefrontError(
                 {"items": _("The quantity must lie between the minimum and the maximum.")}, code="quantity_bounds"
             )
@@ -364,7 +365,7 @@ def _link_event(link: PaymentLink, kind: str, acting_user: ActingUser, data: Map
     )
 
 
-def payment_link_validate(*, mode: str, changes: Mapping[str, Any]) -> None:
+def payment_link_validate(*, mode: str, changes: JsonDict) -> None:
     if "trial_period_days" in changes:
         _check_trial(changes["trial_period_days"])
         if changes["trial_period_days"] and mode != PaymentLink.Mode.SUBSCRIPTION:
@@ -385,14 +386,14 @@ def payment_link_create(
     after_completion_url: str = "",
     acting_user: ActingUser = None,
 ) -> PaymentLink:
-    _check_brand(brand)
+    seller = _check_brand(brand)
     if mode not in PaymentLink.Mode.values:
         raise StorefrontError({"mode": _("Choose subscription or one-time payment.")}, code="invalid_mode")
     payment_link_validate(mode=mode, changes={"trial_period_days": trial_period_days})
     payment_link_items_validate(livemode=livemode, mode=mode, items=items)
     with transaction.atomic(savepoint=False):
         link = PaymentLink.objects.create(
-            brand=brand,
+            brand=seller,
             livemode=livemode,
             name=name,
             mode=mode,
@@ -416,7 +417,7 @@ def payment_link_create(
 
 
 def payment_link_update(
-    *, link: PaymentLink, changes: Mapping[str, Any], acting_user: ActingUser = None
+    *, link: PaymentLink, changes: JsonDict, acting_user: ActingUser = None
 ) -> PaymentLink:
     """Change a link's name, trial, promotion codes, redirect or active flag; its prices are fixed
     (a shared URL keeps selling what it said: make a new link for other prices)."""
