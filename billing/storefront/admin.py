@@ -23,6 +23,7 @@ from billing.models import Price
 from billing.storefront.models import MAX_LINK_ITEMS, MAX_TABLE_ENTRIES, PaymentLink, PricingTable
 from billing.storefront.selectors import payment_links_with_usage, price_display
 from billing.storefront.services import (
+    TABLE_FIELDS,
     LinkItemSpec,
     TableEntrySpec,
     payment_link_create,
@@ -35,7 +36,6 @@ from billing.storefront.services import (
     pricing_table_update,
     pricing_table_validate,
 )
-from billing.storefront.services import TABLE_FIELDS
 from config.console import StyledAdmin, error_text, style_widgets
 from config.modes import current_livemode, scope_to_mode
 from config.write_path import copy_saved
@@ -82,7 +82,9 @@ def embed_snippet(table: PricingTable) -> str:
 class RefusalMixin:
     """A service refusal after the form's own check passed (the row changed meanwhile): say why, show the page."""
 
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None) -> Any:
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> Any:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
         except ValidationError as error:
@@ -106,7 +108,17 @@ class PricingTableForm(forms.ModelForm):
 
     class Meta:
         model = PricingTable
-        fields = "__all__"
+        fields = (
+            "name",
+            "brand",
+            "active",
+            "button_label",
+            "trial_period_days",
+            "allow_promotion_codes",
+            "success_url",
+            "cancel_url",
+            "embed_origins",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -120,7 +132,9 @@ class PricingTableForm(forms.ModelForm):
                 self.fields[f"entry_{slot}_{name}"].queryset = _price_choices(recurring=True)
             self.fields[f"entry_{slot}_monthly_price"].label = gettext("Product %(number)d: monthly price") % number
             self.fields[f"entry_{slot}_yearly_price"].label = gettext("Product %(number)d: yearly price") % number
-            self.fields[f"entry_{slot}_features"].label = gettext("Product %(number)d: features (one per line)") % number
+            self.fields[f"entry_{slot}_features"].label = (
+                gettext("Product %(number)d: features (one per line)") % number
+            )
             entry = entries[slot - 1] if slot <= len(entries) else None
             if entry is not None:
                 self.fields[f"entry_{slot}_monthly_price"].initial = entry.monthly_price_id
@@ -169,12 +183,8 @@ def _declare_entry_slots() -> None:
     """The entry slots are form fields of their own (not model fields): declared once, here."""
     for slot in range(1, MAX_TABLE_ENTRIES + 1):
         slots = {
-            f"entry_{slot}_monthly_price": PriceChoiceField(
-                queryset=Price.objects.none(), required=False
-            ),
-            f"entry_{slot}_yearly_price": PriceChoiceField(
-                queryset=Price.objects.none(), required=False
-            ),
+            f"entry_{slot}_monthly_price": PriceChoiceField(queryset=Price.objects.none(), required=False),
+            f"entry_{slot}_yearly_price": PriceChoiceField(queryset=Price.objects.none(), required=False),
             f"entry_{slot}_features": forms.CharField(
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 3}),
@@ -279,8 +289,7 @@ class PricingTableAdmin(RefusalMixin, StyledAdmin):
             count += 1
         self.message_user(
             request,
-            ngettext("%(count)d pricing table changed.", "%(count)d pricing tables changed.", count)
-            % {"count": count},
+            ngettext("%(count)d pricing table changed.", "%(count)d pricing tables changed.", count) % {"count": count},
             messages.SUCCESS,
         )
 
@@ -299,7 +308,15 @@ class PricingTableAdmin(RefusalMixin, StyledAdmin):
 class PaymentLinkForm(forms.ModelForm):
     class Meta:
         model = PaymentLink
-        fields = "__all__"
+        fields = (
+            "name",
+            "brand",
+            "mode",
+            "active",
+            "trial_period_days",
+            "allow_promotion_codes",
+            "after_completion_url",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -348,20 +365,14 @@ class PaymentLinkForm(forms.ModelForm):
 def _declare_item_slots() -> None:
     for slot in range(1, MAX_LINK_ITEMS + 1):
         slots = {
-            f"item_{slot}_price": PriceChoiceField(
-                queryset=Price.objects.none(), required=slot == 1
-            ),
-            f"item_{slot}_quantity": forms.IntegerField(
-                min_value=1, initial=1, required=False
-            ),
+            f"item_{slot}_price": PriceChoiceField(queryset=Price.objects.none(), required=slot == 1),
+            f"item_{slot}_quantity": forms.IntegerField(min_value=1, initial=1, required=False),
             f"item_{slot}_minimum": forms.IntegerField(
                 min_value=1,
                 required=False,
                 help_text=_("With a maximum: the buyer chooses the quantity."),
             ),
-            f"item_{slot}_maximum": forms.IntegerField(
-                min_value=1, required=False
-            ),
+            f"item_{slot}_maximum": forms.IntegerField(min_value=1, required=False),
         }
         PaymentLinkForm.base_fields.update(slots)
         PaymentLinkForm.declared_fields.update(slots)
@@ -435,7 +446,9 @@ class PaymentLinkAdmin(RefusalMixin, StyledAdmin):
                 stored = PaymentLink.objects.get(pk=obj.pk)
                 editable = {"name", "trial_period_days", "allow_promotion_codes", "after_completion_url", "active"}
                 changes = {name: cleaned[name] for name in form.changed_data if name in editable}
-                saved = payment_link_update(link=stored, changes=changes, acting_user=request.user) if changes else stored
+                saved = (
+                    payment_link_update(link=stored, changes=changes, acting_user=request.user) if changes else stored
+                )
             else:
                 saved = payment_link_create(
                     brand=cleaned.get("brand"),

@@ -150,7 +150,9 @@ class PaymentLink(models.Model):
         SUBSCRIPTION = "subscription", _("subscription")
         PAYMENT = "payment", _("one-time payment")
 
-    public_id = models.CharField(_("public id"), max_length=40, unique=True, default=new_payment_link_id, editable=False)
+    public_id = models.CharField(
+        _("public id"), max_length=40, unique=True, default=new_payment_link_id, editable=False
+    )
     brand = models.ForeignKey(
         "invoices.Brand", on_delete=models.PROTECT, related_name="payment_links", verbose_name=_("brand")
     )
@@ -186,7 +188,9 @@ class PaymentLink(models.Model):
 class PaymentLinkItem(models.Model):
     """A price and quantity a link sells; written only by the link's services."""
 
-    link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="items", verbose_name=_("payment link"))
+    link = models.ForeignKey(
+        PaymentLink, on_delete=models.CASCADE, related_name="items", verbose_name=_("payment link")
+    )
     position = models.PositiveSmallIntegerField(_("position"))
     price = models.ForeignKey("billing.Price", on_delete=models.PROTECT, related_name="+", verbose_name=_("price"))
     quantity = models.PositiveIntegerField(

@@ -10,8 +10,8 @@ from rest_framework import serializers
 
 from billing.limits import MAX_QUANTITY
 from billing.models import Price
-from billing.storefront.selectors import payment_link_usage_count
 from billing.storefront.models import MAX_LINK_ITEMS, MAX_TRIAL_DAYS, PaymentLink, PricingTable
+from billing.storefront.selectors import payment_link_usage_count
 from config.api.ids import public_id
 from config.api.serializers import ObjectField, PublicIdRelatedField, StrictSerializer
 from invoices.models import Brand
@@ -45,7 +45,10 @@ class PaymentLinkCreateSerializer(StrictSerializer):
     trial_period_days = serializers.IntegerField(min_value=1, max_value=MAX_TRIAL_DAYS, required=False, allow_null=True)
     allow_promotion_codes = serializers.BooleanField(default=False)
     after_completion_url = serializers.URLField(
-        required=False, allow_blank=True, default="", help_text="Where buyers go after paying (empty: a thank-you page)."
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Where buyers go after paying (empty: a thank-you page).",
     )
 
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from billing.checkout.models import CheckoutSession
 from billing.checkout.services import checkout_session_create
+from billing.limits import MAX_QUANTITY
 from billing.models import Price
 from billing.storefront.errors import StorefrontError, StorefrontUnavailable
 from billing.storefront.models import (
@@ -32,7 +33,6 @@ from billing.storefront.models import (
 from billing.storefront.selectors import price_interval
 from config import clock
 from config.events.log import event_record
-from billing.limits import MAX_QUANTITY
 from config.types import ActingUser, JsonDict
 from invoices.models import Brand
 
@@ -294,9 +294,7 @@ def pricing_table_update(
             table.save()
             if entries is not None:
                 _write_entries(table, entries)
-            _table_event(
-                table, "updated", acting_user, {"changed": sorted(changes) + (["entries"] if entries else [])}
-            )
+            _table_event(table, "updated", acting_user, {"changed": sorted(changes) + (["entries"] if entries else [])})
     except IntegrityError as error:  # another staff member rewrote the entries at the same time
         raise StorefrontError(_("The table was changed meanwhile: reload and try again."), code="conflict") from error
     return table
@@ -336,7 +334,11 @@ def payment_link_items_validate(*, livemode: bool, mode: str, items: Sequence[Li
             raise StorefrontError(
                 {"items": _("An adjustable quantity needs both a minimum and a maximum.")}, code="quantity_bounds"
             )
-        if minimum is not None and maximum is not None and not (1 <= minimum <= item.quantity <= maximum <= MAX_QUANTITY):
+        if (
+            minimum is not None
+            and maximum is not None
+            and not (1 <= minimum <= item.quantity <= maximum <= MAX_QUANTITY)
+        ):
             raise StorefrontError(
                 {"items": _("The quantity must lie between the minimum and the maximum.")}, code="quantity_bounds"
             )
@@ -370,7 +372,8 @@ def payment_link_validate(*, mode: str, changes: JsonDict) -> None:
         _check_trial(changes["trial_period_days"])
         if changes["trial_period_days"] and mode != PaymentLink.Mode.SUBSCRIPTION:
             raise StorefrontError(
-                {"trial_period_days": _("Only a subscription link can offer a trial.")}, code="trial_without_subscription"
+                {"trial_period_days": _("Only a subscription link can offer a trial.")},
+                code="trial_without_subscription",
             )
 
 
@@ -416,9 +419,7 @@ def payment_link_create(
     return link
 
 
-def payment_link_update(
-    *, link: PaymentLink, changes: JsonDict, acting_user: ActingUser = None
-) -> PaymentLink:
+def payment_link_update(*, link: PaymentLink, changes: JsonDict, acting_user: ActingUser = None) -> PaymentLink:
     """Change a link's name, trial, promotion codes, redirect or active flag; its prices are fixed
     (a shared URL keeps selling what it said: make a new link for other prices)."""
     unknown = set(changes) - set(LINK_FIELDS)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -166,7 +166,9 @@ def _table_context(request: HttpRequest, table: PricingTable, *, embed: bool) ->
             "panels": panels,
             "selected_interval": selected,
             "embed": embed,
-            "start_url": reverse("storefront:pricing_embed_start" if embed else "storefront:pricing_start", args=[table.public_id]),
+            "start_url": reverse(
+                "storefront:pricing_embed_start" if embed else "storefront:pricing_start", args=[table.public_id]
+            ),
             "form_token": signing.dumps(table.public_id, salt=EMBED_TOKEN_SALT) if embed else "",
         }
     )
@@ -242,7 +244,9 @@ def pricing_table_start(request: HttpRequest, public_id: str) -> HttpResponse:
 def pricing_table_embed_start(request: HttpRequest, public_id: str) -> HttpResponse:
     table = _table_or_404(public_id)
     try:
-        signed_for = signing.loads(request.POST.get("form_token", ""), salt=EMBED_TOKEN_SALT, max_age=EMBED_TOKEN_MAX_AGE)
+        signed_for = signing.loads(
+            request.POST.get("form_token", ""), salt=EMBED_TOKEN_SALT, max_age=EMBED_TOKEN_MAX_AGE
+        )
     except signing.BadSignature:
         signed_for = None
     if signed_for != table.public_id:

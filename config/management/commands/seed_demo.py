@@ -30,6 +30,7 @@ from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance
 from billing.services.usage import UsageEventInput, usage_events_record
+from billing.storefront.demo import storefront_demo_seed
 from billing.wallets.models import CreditGrant
 from billing.wallets.services import GrantRequest, credit_grant_create
 from config import clock, mfa
@@ -130,6 +131,7 @@ class Command(BaseCommand):
         )
         self._portal_user(catalog)
         self._features_and_credits(catalog)
+        storefront_demo_seed(brand=brand, catalog=catalog)  # issue 17: a pricing table and a payment link
         if not options["no_logins"]:
             self._print_logins(base_url, user, device, recovery_code)
 

@@ -22,7 +22,9 @@ def test_create_list_retrieve_and_deactivate_a_payment_link(api, shop_brand, cat
     created = _create(
         api,
         name="Team",
-        line_items=[{"price": f"price_{seat.pk}", "quantity": 5, "adjustable_quantity": {"enabled": True, "maximum": 50}}],
+        line_items=[
+            {"price": f"price_{seat.pk}", "quantity": 5, "adjustable_quantity": {"enabled": True, "maximum": 50}}
+        ],
         trial_period_days=14,
         allow_promotion_codes=True,
     )
@@ -32,7 +34,11 @@ def test_create_list_retrieve_and_deactivate_a_payment_link(api, shop_brand, cat
     assert body["id"].startswith("plink_") and body["object"] == "payment_link"
     assert body["url"].endswith(f"/buy/{body['id']}/") and body["brand"] == f"brand_{shop_brand.pk}"
     assert body["line_items"] == [
-        {"price": f"price_{seat.pk}", "quantity": 5, "adjustable_quantity": {"enabled": True, "minimum": 1, "maximum": 50}}
+        {
+            "price": f"price_{seat.pk}",
+            "quantity": 5,
+            "adjustable_quantity": {"enabled": True, "minimum": 1, "maximum": 50},
+        }
     ]
     assert body["usage_count"] == 0 and body["livemode"] is True and body["mode"] == "subscription"
     assert [row["id"] for row in api.get("/api/v1/payment_links").json()["data"]] == [body["id"]]
@@ -48,7 +54,9 @@ def test_refusals_are_problem_json(api, shop_brand, catalogue, price_factory):
     flat = catalogue["flat"][0]
     sandbox_price = price_factory(livemode=False, product__livemode=False, cycle=MONTH)
 
-    assert_problem(_create(api, name="x", mode="payment", line_items=[{"price": f"price_{flat.pk}"}]), 422, "recurring_in_payment")
+    assert_problem(
+        _create(api, name="x", mode="payment", line_items=[{"price": f"price_{flat.pk}"}]), 422, "recurring_in_payment"
+    )
     unknown = _create(api, name="x", line_items=[{"price": f"price_{sandbox_price.pk}"}])
     assert unknown.status_code == 400 and "No such object" in unknown.content.decode()
     assert_problem(_create(api, name="x", line_items=[{"price": f"price_{flat.pk}"}], colour="red"), 400)

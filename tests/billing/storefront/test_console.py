@@ -38,10 +38,24 @@ def test_add_and_change_pages_render_with_the_share_url_and_embed_snippet(consol
         brand=shop_brand, livemode=True, name="Plans", entries=[TableEntrySpec(monthly_price=catalogue["flat"][0])]
     )
     link = payment_link_create(
-        brand=shop_brand, livemode=True, name="Team", mode="subscription", items=[LinkItemSpec(price=catalogue["seat"][0], quantity=2)]
+        brand=shop_brand,
+        livemode=True,
+        name="Team",
+        mode="subscription",
+        items=[LinkItemSpec(price=catalogue["seat"][0], quantity=2)],
     )
 
-    pages = {url: console.get(url) for url in (TABLES, f"{TABLES}add/", f"{TABLES}{table.pk}/change/", LINKS, f"{LINKS}add/", f"{LINKS}{link.pk}/change/")}
+    pages = {
+        url: console.get(url)
+        for url in (
+            TABLES,
+            f"{TABLES}add/",
+            f"{TABLES}{table.pk}/change/",
+            LINKS,
+            f"{LINKS}add/",
+            f"{LINKS}{link.pk}/change/",
+        )
+    }
 
     assert {url: response.status_code for url, response in pages.items()} == dict.fromkeys(pages, 200)
     table_page = pages[f"{TABLES}{table.pk}/change/"].content.decode()
@@ -119,13 +133,19 @@ def test_a_link_is_created_then_deactivated_and_reactivated_by_the_actions(conso
     console.post(LINKS, {"action": "reactivate", "_selected_action": [link.pk]})
 
     assert created.status_code == 302, created.content.decode()[:3000]
-    assert [(item.quantity, item.adjustable_minimum, item.adjustable_maximum) for item in link.items.all()] == [(3, 1, 10)]
+    assert [(item.quantity, item.adjustable_minimum, item.adjustable_maximum) for item in link.items.all()] == [
+        (3, 1, 10)
+    ]
     assert deactivated is False and PaymentLink.objects.get().active is True
 
 
 def test_test_data_and_live_data_never_mix_in_the_console(console, shop_brand, catalogue, price_factory):
     live = payment_link_create(
-        brand=shop_brand, livemode=True, name="Live link", mode="subscription", items=[LinkItemSpec(price=catalogue["flat"][0])]
+        brand=shop_brand,
+        livemode=True,
+        name="Live link",
+        mode="subscription",
+        items=[LinkItemSpec(price=catalogue["flat"][0])],
     )
     sandbox_price = price_factory(livemode=False, product__livemode=False, cycle=MONTH)
     console.post("/admin/test-data/", {"test_data": "on", "next": "/admin/"})

@@ -67,9 +67,13 @@ def test_the_pricing_page_shows_every_price_model_per_cycle_through_the_money_he
 
 
 def test_the_pricing_page_speaks_french_with_french_money(client, table):
-    html = _page(client, table, **{}) if False else client.get(
-        reverse("storefront:pricing", args=[table.public_id]), HTTP_ACCEPT_LANGUAGE="fr"
-    ).content.decode()
+    html = (
+        _page(client, table, **{})
+        if False
+        else client.get(
+            reverse("storefront:pricing", args=[table.public_id]), HTTP_ACCEPT_LANGUAGE="fr"
+        ).content.decode()
+    )
 
     assert '<html lang="fr">' in html
     assert "15,00\u00a0€" in html
@@ -134,7 +138,9 @@ def test_the_start_button_needs_the_csrf_token(table, catalogue):
     from django.test import Client
 
     strict = Client(enforce_csrf_checks=True)
-    response = strict.post(reverse("storefront:pricing_start", args=[table.public_id]), {"price": catalogue["flat"][0].pk})
+    response = strict.post(
+        reverse("storefront:pricing_start", args=[table.public_id]), {"price": catalogue["flat"][0].pk}
+    )
 
     assert response.status_code == 403
     assert not CheckoutSession.objects.exists()
@@ -164,7 +170,9 @@ def test_a_deactivated_or_unknown_table_is_not_found(client, table):
     assert client.get(reverse("storefront:pricing", args=[table.public_id])).status_code == 404
 
 
-def test_a_test_mode_table_shows_a_banner_and_starts_test_mode_sessions(client, shop_brand, product_factory, price_factory):
+def test_a_test_mode_table_shows_a_banner_and_starts_test_mode_sessions(
+    client, shop_brand, product_factory, price_factory
+):
     product = product_factory(livemode=False)
     price = price_factory(product=product, livemode=False, cycle=MONTH)
     test_table = pricing_table_create(

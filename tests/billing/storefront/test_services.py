@@ -21,7 +21,7 @@ from billing.storefront.services import (
     pricing_table_update,
 )
 from config.events.models import DomainEvent
-from tests.billing.storefront.conftest import MONTH, YEAR
+from tests.billing.storefront.conftest import MONTH
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,9 @@ def test_two_tables_never_share_a_public_id(shop_brand, catalogue):
         ("one_time", "price_interval"),
     ],
 )
-def test_a_table_refuses_a_price_a_visitor_could_not_buy(shop_brand, catalogue, price_factory, meter_factory, change, code):
+def test_a_table_refuses_a_price_a_visitor_could_not_buy(
+    shop_brand, catalogue, price_factory, meter_factory, change, code
+):
     price = catalogue["flat"][0]
     if change == "other_mode":
         price = price_factory(product__livemode=False, livemode=False, cycle=MONTH)
@@ -98,14 +100,19 @@ def test_a_table_refuses_a_price_a_visitor_could_not_buy(shop_brand, catalogue, 
     assert not PricingTable.objects.exists()
 
 
-def test_a_table_refuses_mixed_currencies_products_twice_two_highlights_and_no_price(shop_brand, catalogue, price_factory):
+def test_a_table_refuses_mixed_currencies_products_twice_two_highlights_and_no_price(
+    shop_brand, catalogue, price_factory
+):
     flat, seat = catalogue["flat"], catalogue["seat"]
     dollars = price_factory(currency="USD", cycle=MONTH)
     cases = [
         ([TableEntrySpec(monthly_price=flat[0]), TableEntrySpec(monthly_price=dollars)], "currencies_differ"),
         ([TableEntrySpec(monthly_price=flat[0]), TableEntrySpec(yearly_price=flat[1])], "product_twice"),
         (
-            [TableEntrySpec(monthly_price=flat[0], highlighted=True), TableEntrySpec(monthly_price=seat[0], highlighted=True)],
+            [
+                TableEntrySpec(monthly_price=flat[0], highlighted=True),
+                TableEntrySpec(monthly_price=seat[0], highlighted=True),
+            ],
             "one_highlight",
         ),
         ([TableEntrySpec()], "entry_without_price"),
@@ -130,7 +137,9 @@ def test_a_table_refuses_an_embed_origin_that_is_not_an_https_origin(shop_brand,
 
 def test_a_table_needs_a_brand(catalogue):
     with pytest.raises(StorefrontError) as refused:
-        pricing_table_create(brand=None, livemode=True, name="x", entries=[TableEntrySpec(monthly_price=catalogue["flat"][0])])
+        pricing_table_create(
+            brand=None, livemode=True, name="x", entries=[TableEntrySpec(monthly_price=catalogue["flat"][0])]
+        )
     assert _refusal(refused) == "brand_required"
 
 
@@ -151,7 +160,9 @@ def test_updating_a_table_replaces_its_entries_and_keeps_its_public_id(shop_bran
     ]
 
 
-def test_a_table_update_refuses_frozen_fields_and_bad_entries_and_keeps_the_old_ones(shop_brand, catalogue, price_factory):
+def test_a_table_update_refuses_frozen_fields_and_bad_entries_and_keeps_the_old_ones(
+    shop_brand, catalogue, price_factory
+):
     table = _table(shop_brand, [TableEntrySpec(monthly_price=catalogue["flat"][0])])
 
     with pytest.raises(StorefrontError) as refused:
@@ -185,14 +196,38 @@ def test_a_link_is_created_with_its_items_and_bounds(shop_brand, catalogue):
     ("mode", "items", "code"),
     [
         ("payment", lambda c, p: [LinkItemSpec(price=c["flat"][0])], "recurring_in_payment"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=p(type=Price.Type.ONE_TIME, cycle=None))], "no_recurring_price"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=c["seat"][1])], "cycles_differ"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=p(currency="USD", cycle=MONTH))], "currencies_differ"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0], quantity=5, adjustable_minimum=6, adjustable_maximum=9)], "quantity_bounds"),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=p(type=Price.Type.ONE_TIME, cycle=None))],
+            "no_recurring_price",
+        ),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=c["seat"][1])],
+            "cycles_differ",
+        ),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=p(currency="USD", cycle=MONTH))],
+            "currencies_differ",
+        ),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=c["flat"][0], quantity=5, adjustable_minimum=6, adjustable_maximum=9)],
+            "quantity_bounds",
+        ),
         ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0], adjustable_maximum=9)], "quantity_bounds"),
         ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0], quantity=0)], "quantity_bounds"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=p(livemode=False, product__livemode=False, cycle=MONTH))], "price_not_found"),
-        ("subscription", lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=c["flat"][0])], "price_twice"),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=p(livemode=False, product__livemode=False, cycle=MONTH))],
+            "price_not_found",
+        ),
+        (
+            "subscription",
+            lambda c, p: [LinkItemSpec(price=c["flat"][0]), LinkItemSpec(price=c["flat"][0])],
+            "price_twice",
+        ),
         ("subscription", lambda c, p: [], "item_count"),
         ("weekly", lambda c, p: [LinkItemSpec(price=c["flat"][0])], "invalid_mode"),
     ],
@@ -208,7 +243,12 @@ def test_a_one_time_link_cannot_offer_a_trial(shop_brand, price_factory):
     one_time = price_factory(type=Price.Type.ONE_TIME, cycle=None, unit_amount=Decimal(5000))
     with pytest.raises(StorefrontError) as refused:
         payment_link_create(
-            brand=shop_brand, livemode=True, name="x", mode="payment", items=[LinkItemSpec(price=one_time)], trial_period_days=7
+            brand=shop_brand,
+            livemode=True,
+            name="x",
+            mode="payment",
+            items=[LinkItemSpec(price=one_time)],
+            trial_period_days=7,
         )
     assert _refusal(refused) == "trial_without_subscription"
 

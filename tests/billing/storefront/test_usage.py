@@ -27,7 +27,11 @@ BUYER = {
 def link(shop_brand, catalogue, tax_rate_factory):
     tax_rate_factory(country="FR", percentage=Decimal("20"))
     return payment_link_create(
-        brand=shop_brand, livemode=True, name="Starter", mode="subscription", items=[LinkItemSpec(price=catalogue["flat"][0])]
+        brand=shop_brand,
+        livemode=True,
+        name="Starter",
+        mode="subscription",
+        items=[LinkItemSpec(price=catalogue["flat"][0])],
     )
 
 
