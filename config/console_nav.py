@@ -89,6 +89,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Payment methods"), "credit_card", "admin:billing_paymentmethod_changelist"),
                 _item(_("Prepaid credits"), "account_balance_wallet", "admin:wallets_creditgrant_changelist"),
                 _item(_("Wallets"), "wallet", "admin:wallets_wallet_changelist"),
+                _item(_("Checkout sessions"), "shopping_cart_checkout", "admin:checkout_checkoutsession_changelist"),
             ],
         },
         {

@@ -343,11 +343,12 @@ def _line_specs(session: CheckoutSession) -> list[ItemSpec]:
     return [ItemSpec(price=item.price, quantity=item.quantity) for item in session.line_items.all()]
 
 
-def checkout_buyer(*, session: CheckoutSession, details: Mapping[str, Any]) -> Customer:
+def checkout_buyer(*, session: CheckoutSession, details: Mapping[str, Any], for_preview: bool = False) -> Customer:
     """The customer the session would create from `details` (unsaved), or the session's own customer.
 
     Validated like any customer (`full_clean`: the VAT number's format and check digits with
     python-stdnum, and that it belongs to the country): a ValidationError names the field.
+    `for_preview`: the live total, computed before the address is typed (not asked for yet).
     """
     if session.customer is not None:
         return session.customer
@@ -363,7 +364,9 @@ def checkout_buyer(*, session: CheckoutSession, details: Mapping[str, Any]) -> C
     missing = [
         name
         for name in ("address_line1", "postal_code", "city")
-        if session.billing_address_collection == CheckoutSession.AddressCollection.REQUIRED and not data.get(name)
+        if session.billing_address_collection == CheckoutSession.AddressCollection.REQUIRED
+        and not for_preview
+        and not data.get(name)
     ]
     if missing:
         raise ValidationError({name: _("This field is required.") for name in missing})
@@ -491,8 +494,17 @@ def checkout_session_details_submit(
         locked.amount_subtotal = preview.invoice.subtotal if preview.invoice else 0
         locked.amount_tax = preview.invoice.totals.tax_total if preview.invoice else 0
         locked.amount_total = preview.invoice.total if preview.invoice else 0
+        locked.decline_message = ""
         locked.save(
-            update_fields=["details", "promotion_code", "amount_subtotal", "amount_tax", "amount_total", "updated_at"]
+            update_fields=[
+                "details",
+                "promotion_code",
+                "amount_subtotal",
+                "amount_tax",
+                "amount_total",
+                "decline_message",
+                "updated_at",
+            ]
         )
     # The gateway's page is opened after the commit: never an outside call under the lock.
     gateway_name = default_gateway_name(livemode=session.livemode)

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from billing import apis as billing_apis
+from billing.checkout import apis as checkout_apis
 from billing.entitlements import apis as entitlements_apis
 from billing.storefront import apis as storefront_apis
 from billing.wallets import apis as wallets_apis
@@ -24,6 +25,7 @@ for module in (
     feedback_apis,
     entitlements_apis,
     wallets_apis,
+    checkout_apis,
     storefront_apis,
 ):
     for prefix, viewset, basename in module.ROUTES:

@@ -125,6 +125,22 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
         "webhook_endpoints",
         created(client.post("/api/v1/webhook_endpoints", {"url": f"https://hooks.example.com/{tag}"}, format="json")),
     )
+    # Issue 17: checkout sessions (ids cs_live_… / cs_test_…).
+    add(
+        "checkout/sessions",
+        created(
+            client.post(
+                "/api/v1/checkout/sessions",
+                {
+                    "mode": "subscription",
+                    "line_items": [{"price": price}],
+                    "success_url": "https://shop.example/ok",
+                    "cancel_url": "https://shop.example/pricing",
+                },
+                format="json",
+            )
+        ),
+    )
     return ids
 
 
@@ -191,6 +207,7 @@ def test_every_list_route_is_covered_by_the_world():
         "wallets",
         "wallet_transactions",
         "features",
+        "checkout/sessions",
     }
     assert set(_list_routes()) == covered
 
