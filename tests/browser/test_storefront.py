@@ -117,6 +117,7 @@ def test_the_toggle_works_by_keyboard_and_start_trial_lands_on_the_checkout(live
     page.locator(".panel-year .plan-card.highlighted").get_by_role("button").click()
 
     expect(page).to_have_url(re.compile(r"/checkout/cs_\w+/$"))
+    expect(page.locator("form")).not_to_have_count(0)  # the hosted checkout page itself, not an error page
     session = CheckoutSession.objects.get()
     assert (session.origin, session.origin_id, session.trial_period_days) == ("pricing_table", table.public_id, 14)
     assert [line.price_id for line in session.line_items.all()] == [shop["prices"]["team_year"].pk]
