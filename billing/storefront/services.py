@@ -1,8 +1,10 @@
 """Writes: pricing tables, payment links, and the checkout sessions they start.
 
 Every console form, API call and demo seed goes through these functions. Tables and links are
-configuration: no row lock is taken; their entries and items are rewritten in one transaction,
-and a concurrent rewrite of the same table is refused (unique positions) instead of mixing.
+configuration outside the lock order (no select_for_update helper): a table's entries are rewritten
+in the transaction that first updates the table's own row, so two saves of one table queue on that
+row and the last one wins whole (tests/billing/storefront/test_races.py); should they still collide
+on an entry's position, the second is refused ("changed meanwhile") instead of mixing.
 """
 
 from __future__ import annotations
