@@ -61,10 +61,56 @@ class RandomIdLookupMixin:
         return obj
 
 
+TABLE_EXAMPLE = OpenApiExample(
+    "Two plans, the second highlighted",
+    value={
+        "id": "prctbl_Lm4Rw8Zt2Hq6Vb0Xc3Nd7Kp1",
+        "object": "pricing_table",
+        "url": "https://billing.example.com/pricing/prctbl_Lm4Rw8Zt2Hq6Vb0Xc3Nd7Kp1/",
+        "embed_script": "https://billing.example.com/pricing/prctbl_Lm4Rw8Zt2Hq6Vb0Xc3Nd7Kp1/embed.js",
+        "active": True,
+        "name": "Public plans",
+        "brand": "brand_1",
+        "entries": [
+            {
+                "product": "prod_1",
+                "monthly_price": "price_1",
+                "yearly_price": None,
+                "features": ["Email support"],
+                "highlighted": False,
+            },
+            {
+                "product": "prod_2",
+                "monthly_price": "price_2",
+                "yearly_price": "price_3",
+                "features": [],
+                "highlighted": True,
+            },
+        ],
+        "button_label": "",
+        "trial_period_days": 14,
+        "allow_promotion_codes": True,
+        "success_url": "",
+        "cancel_url": "",
+        "livemode": True,
+        "created_at": "2026-12-01T09:00:00Z",
+    },
+    response_only=True,
+)
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List payment links", responses={200: PaymentLinkSerializer(many=True)}),
+    list=extend_schema(
+        summary="List payment links",
+        description="Payment links of the key's mode, newest first, each with its count of completed purchases.",
+        responses={200: PaymentLinkSerializer(many=True)},
+        examples=[LINK_EXAMPLE],
+    ),
     retrieve=extend_schema(
-        summary="Retrieve a payment link", responses={200: PaymentLinkSerializer}, examples=[LINK_EXAMPLE]
+        summary="Retrieve a payment link",
+        description="One link by its public id (`plink_…`), with its URL and completed purchases.",
+        responses={200: PaymentLinkSerializer},
+        examples=[LINK_EXAMPLE],
     ),
     create=extend_schema(
         summary="Create a payment link",
@@ -93,7 +139,7 @@ class RandomIdLookupMixin:
         description="Name, trial, promotion codes, redirect, and `active` (false: the URL answers 410 Gone).",
         request=PaymentLinkUpdateSerializer,
         responses={200: PaymentLinkSerializer},
-        examples=[LINK_EXAMPLE],
+        examples=[OpenApiExample("Deactivate", value={"active": False}, request_only=True), LINK_EXAMPLE],
     ),
 )
 class PaymentLinkViewSet(RandomIdLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -148,8 +194,18 @@ class PaymentLinkViewSet(RandomIdLookupMixin, mixins.ListModelMixin, mixins.Retr
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List pricing tables", responses={200: PricingTableSerializer(many=True)}),
-    retrieve=extend_schema(summary="Retrieve a pricing table", responses={200: PricingTableSerializer}),
+    list=extend_schema(
+        summary="List pricing tables",
+        description="Pricing tables of the key's mode (designed in the console), newest first.",
+        responses={200: PricingTableSerializer(many=True)},
+        examples=[TABLE_EXAMPLE],
+    ),
+    retrieve=extend_schema(
+        summary="Retrieve a pricing table",
+        description="One table by its public id, with its public page and embed script URLs.",
+        responses={200: PricingTableSerializer},
+        examples=[TABLE_EXAMPLE],
+    ),
 )
 class PricingTableViewSet(RandomIdLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Read-only: tables are designed in the console."""
