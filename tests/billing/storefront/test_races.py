@@ -53,10 +53,11 @@ def test_concurrent_saves_of_one_table_never_mix_their_products(postgres_only, s
     first = [TableEntrySpec(monthly_price=seat[0]), TableEntrySpec(monthly_price=tiered[0])]
     second = [TableEntrySpec(yearly_price=flat[1])]
 
-    results = race(
-        lambda: pricing_table_update(table=PricingTable.objects.get(pk=table.pk), changes={"name": "A"}, entries=first),
-        lambda: pricing_table_update(table=PricingTable.objects.get(pk=table.pk), changes={"name": "B"}, entries=second),
-    )
+    def save(name: str, entries: list[TableEntrySpec]) -> PricingTable:
+        stored = PricingTable.objects.get(pk=table.pk)
+        return pricing_table_update(table=stored, changes={"name": name}, entries=entries)
+
+    results = race(lambda: save("A", first), lambda: save("B", second))
 
     assert all(isinstance(result, PricingTable) for result in results), results
     saved = PricingTable.objects.get(pk=table.pk)
