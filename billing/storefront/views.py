@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_ratelimit.decorators import ratelimit
 
 from billing.checkout.models import CheckoutSession
-from billing.checkout.selectors import checkout_session_url
+from billing.checkout.selectors import checkout_session_get, checkout_session_url
 from billing.storefront.errors import StorefrontError, StorefrontUnavailable
 from billing.storefront.models import PaymentLink, PricingTable
 from billing.storefront.selectors import (
@@ -336,5 +336,16 @@ def brand_logo(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def thanks(request: HttpRequest) -> HttpResponse:
-    """The default page after a completed checkout when the table or link names no URL of its own."""
-    return render(request, "storefront/thanks.html", {})
+    """The default page after a checkout when the table or link names no URL of its own: in the
+    session's brand, and it says "complete" only for a session that is."""
+    session = checkout_session_get(public_id=request.GET.get("session_id", ""))
+    context: dict[str, Any] = {"complete": session is not None and session.status == CheckoutSession.Status.COMPLETE}
+    if session is not None:
+        context.update(
+            {
+                "brand": session.brand,
+                "brand_text_colour": _contrast_text(session.brand.primary_colour),
+                "test_mode": not session.livemode,
+            }
+        )
+    return render(request, "storefront/thanks.html", context)

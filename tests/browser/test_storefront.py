@@ -140,7 +140,11 @@ def test_the_english_page_and_the_payment_link_pages_are_accessible(live_server,
     page.get_by_label("Quantity of Team").fill("12")
     page.get_by_role("button", name="Continue to payment").click()
     expect(page).to_have_url(re.compile(r"/checkout/cs_\w+/$"))
-    assert CheckoutSession.objects.get().line_items.get().quantity == 12
+    session = CheckoutSession.objects.get()
+    assert session.line_items.get().quantity == 12
+    page.goto(f"{live_server.url}/storefront/thanks/?session_id={session.public_id}")
+    expect(page.get_by_role("heading", name="Order status")).to_be_visible()
+    assert_accessible(page, name="thank-you page")
 
     payment_link_deactivate(link=link)
     response = page.goto(f"{live_server.url}/buy/{link.public_id}/")

@@ -78,3 +78,21 @@ def make_session_for_table(shop_brand, catalogue):
         )
 
     return make
+
+
+def test_the_thank_you_page_is_branded_and_says_complete_only_for_a_completed_session(client, link, shop_brand):
+    session = _start(client, link)
+    url = reverse("storefront:thanks")
+
+    before = client.get(url, {"session_id": session.public_id}).content.decode()
+    pay(session, {**BUYER})
+    after = client.get(url, {"session_id": session.public_id}).content.decode()
+    unknown = client.get(url, {"session_id": "cs_live_nope"}).content.decode()
+
+    assert "Order status" in before and "Your order is complete" not in before
+    assert "Your order is complete" in after and shop_brand.name in after
+    assert "Order status" in unknown
+
+
+def test_a_brand_without_a_logo_has_no_logo_url(client, shop_brand):
+    assert client.get(reverse("storefront:brand_logo", args=[shop_brand.slug])).status_code == 404
