@@ -41,6 +41,7 @@ from billing.storefront.selectors import (
     pricing_table_intervals,
 )
 from billing.storefront.services import payment_link_checkout_start, pricing_table_checkout_start
+from config.audit.context import client_ip
 from config.errors import DomainError
 from invoices.models import Brand
 from invoices.rendering.logos import LOGO_MAX_BYTES, logo_media_type
@@ -54,6 +55,11 @@ SELF = "'self'"
 
 def _rate(group: str, request: HttpRequest) -> str:
     return settings.TARIF_RATELIMIT_STOREFRONT
+
+
+def _client(group: str, request: HttpRequest) -> str:
+    # The address the login lockout and the audit log use: behind our proxies, the real client's.
+    return client_ip(request) or ""
 
 
 def _contrast_text(colour: str) -> str:
@@ -233,14 +239,14 @@ def _start_table(request: HttpRequest, table: PricingTable) -> HttpResponse:
 
 @require_POST
 @csrf_protect
-@ratelimit(key="ip", rate=_rate, method="POST", block=False)
+@ratelimit(key=_client, rate=_rate, method="POST", block=False)
 def pricing_table_start(request: HttpRequest, public_id: str) -> HttpResponse:
     return _start_table(request, _table_or_404(public_id))
 
 
 @require_POST
 @csrf_exempt  # a third-party iframe has no CSRF cookie: the signed form token below stands in for it
-@ratelimit(key="ip", rate=_rate, method="POST", block=False)
+@ratelimit(key=_client, rate=_rate, method="POST", block=False)
 def pricing_table_embed_start(request: HttpRequest, public_id: str) -> HttpResponse:
     table = _table_or_404(public_id)
     try:
@@ -274,7 +280,7 @@ def _link_context(link: PaymentLink) -> dict[str, Any]:
 
 @require_http_methods(["GET", "POST"])
 @csrf_protect
-@ratelimit(key="ip", rate=_rate, method="POST", block=False)
+@ratelimit(key=_client, rate=_rate, method="POST", block=False)
 def payment_link_page(request: HttpRequest, public_id: str) -> HttpResponse:
     link = payment_link_by_public_id(public_id=public_id)
     if link is None:

@@ -322,3 +322,17 @@ def test_a_one_time_link_creates_a_payment_session(client, shop_brand, price_fac
 
 def test_unknown_link_ids_are_not_found(client):
     assert client.get(reverse("storefront:buy", args=["plink_nope"])).status_code == 404
+
+
+def test_the_rate_limit_counts_the_client_behind_our_proxy_not_the_proxy(client, table, catalogue, settings):
+    settings.TARIF_RATELIMIT_STOREFRONT = "1/m"
+    settings.TARIF_TRUSTED_PROXIES = ["10.0.0.1"]
+    url = reverse("storefront:pricing_start", args=[table.public_id])
+    price = catalogue["flat"][0].pk
+
+    def post(client_address: str) -> int:
+        return client.post(
+            url, {"price": price}, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=client_address
+        ).status_code
+
+    assert [post("203.0.113.5"), post("198.51.100.7"), post("203.0.113.5")] == [302, 302, 429]
