@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.entitlements.selectors import customer_entitlements
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
-from billing.payments.gateway import GatewayError
+from billing.payments.gateway import CardDeclined, GatewayError
 from billing.services.changes import subscription_change as change_service
 from billing.services.changes import subscription_preview_change
 from billing.services.dunning import dunning_collect_invoice
@@ -52,7 +52,7 @@ from config.events.log import event_record
 from config.mfa import base32_secret, issue_recovery_codes, qr_svg, second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
 from customers.notifications.services import step_up_code_send
-from customers.notifications.wording import decline_reason
+from customers.notifications.wording import card_decline_reason, decline_reason
 from customers.portal.access import (
     IMPERSONATION_SESSION_KEY,
     activate_customer_language,
@@ -68,6 +68,7 @@ from customers.portal.export import customer_data_export
 from customers.portal.forms import (
     BillingDetailsForm,
     CodeForm,
+    NewMethodForm,
     NotificationPreferencesForm,
     PlanChangeForm,
     SepaMandateForm,
@@ -604,20 +605,37 @@ def _start_hosted_setup(request: HttpRequest, customer: Customer, payment_method
     return _hosted_setup_page(request, HttpResponseRedirect(session.url))
 
 
+MAKE_DEFAULT_SESSION_KEY = "portal_new_method_default"
+
+
 @portal_view(step_up=True)
 def payment_method_add_card(request: HttpRequest, customer: Customer) -> HttpResponse:
-    """Step-up first, then off to the gateway's hosted page: no card field on our pages."""
-    if request.method == "POST":
+    """Step-up first, then off to the gateway's hosted page: no card field on our pages. The
+    customer says here whether the new card becomes the default (unticked when one exists)."""
+    has_default = default_payment_method(customer=customer) is not None
+    form = NewMethodForm(request.POST if request.method == "POST" else None, initial={"make_default": not has_default})
+    if request.method == "POST" and form.is_valid():
+        request.session[MAKE_DEFAULT_SESSION_KEY] = bool(form.cleaned_data["make_default"]) or not has_default
         return _start_hosted_setup(request, customer, "card")
-    return _hosted_setup_page(request, render(request, "portal/add_card.html"))
+    return _hosted_setup_page(request, render(request, "portal/add_card.html", {"form": form}))
 
 
 @portal_view
 def payment_method_card_return(request: HttpRequest, customer: Customer) -> HttpResponse:
-    """Where the hosted page sends the browser back, for a card or a SEPA mandate alike."""
+    """Where the hosted page sends the browser back, for a card or a SEPA mandate alike. The card
+    is verified with the gateway first: a declining card is refused, in plain words, and not saved."""
     session_id = request.GET.get("session_id", "")
+    make_default = bool(request.session.pop(MAKE_DEFAULT_SESSION_KEY, True))
     try:
-        method = payment_method_setup_complete(customer=customer, session_id=session_id, acting_user=request.user)
+        method = payment_method_setup_complete(
+            customer=customer, session_id=session_id, make_default=make_default, acting_user=request.user
+        )
+    except CardDeclined as declined:
+        messages.error(
+            request,
+            _("This card was not saved: %(reason)s Try another card.") % {"reason": card_decline_reason(declined)},
+        )
+        return HttpResponseRedirect(reverse("portal:payment_methods"))
     except GatewayError:
         raise Http404("No completed checkout session for this customer") from None
     if method.kind == PaymentMethod.Kind.SEPA_DEBIT:
@@ -625,8 +643,10 @@ def payment_method_card_return(request: HttpRequest, customer: Customer) -> Http
             "reference": method.mandate_reference,
             "method": method,
         }
-    else:
+    elif method.is_default:
         message = _("Card %(card)s added; it is now your default payment method.") % {"card": method}
+    else:
+        message = _("Card %(card)s added; your default payment method is unchanged.") % {"card": method}
     messages.success(request, message)
     return HttpResponseRedirect(reverse("portal:payment_methods"))
 
