@@ -550,7 +550,8 @@ def subscribe(request: HttpRequest, customer: Customer) -> HttpResponse:
     context = {
         "form": form,
         "cards": plan_cards(prices=form.fields["price"].queryset),
-        "selected": str(form["price"].value() or ""),
+        # Picked on the overview's cards (a GET), kept through the step-up.
+        "selected": str(form["price"].value() or request.GET.get("price", "")),
         "default_method": method,
     }
     return render(request, "portal/subscribe.html", context)

@@ -135,7 +135,8 @@ def test_start_a_subscription_when_none_is_active(live_server, page: Page, accou
     page.click("#start-review")
     page.fill("#id_otp_token", emailed_code())
     page.click("#step-up-form button[type=submit]")
-    page.click(f"#plan-{account['pro'].pk}")
+    expect(page.locator(f"#price-{account['pro'].pk}")).to_be_checked()  # the choice survived the step-up
+    check(page, "30b_subscribe_cards")
     page.click("#start-review")
     expect(page.locator("#confirm-due-now")).to_contain_text("€94.80")  # 79.00 + 20 % VAT
     check(page, "31_subscribe_confirm")
