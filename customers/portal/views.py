@@ -42,7 +42,6 @@ from billing.services.subscriptions import (
     ItemSpec,
     SubscriptionError,
     subscription_cancel_undo,
-    subscription_create,
     subscription_preview_create,
 )
 from billing.services.usage_thresholds import subscription_current_usage
@@ -81,6 +80,7 @@ from customers.portal.selectors import (
     portal_subscriptions,
     price_label,
 )
+from customers.portal.subscribe import customer_has_live_subscription, portal_subscription_start
 from customers.services import customer_update
 from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
@@ -494,11 +494,8 @@ def subscription_renew(request: HttpRequest, customer: Customer, pk: int) -> Htt
     return HttpResponseRedirect(reverse("portal:home"))
 
 
-LIVE_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.TRIALING, Subscription.Status.PAST_DUE)
-
-
 def _has_live_subscription(customer: Customer) -> bool:
-    return Subscription.objects.filter(customer=customer, status__in=LIVE_STATUSES).exists()
+    return customer_has_live_subscription(customer=customer)
 
 
 def _subscribe_form(customer: Customer, data: Any) -> PlanChangeForm:
@@ -523,7 +520,7 @@ def subscribe(request: HttpRequest, customer: Customer) -> HttpResponse:
         elif request.POST.get("confirmed") == "1":
             try:
                 with transaction.atomic():
-                    subscription = subscription_create(customer=customer, items=items, acting_user=request.user)
+                    subscription = portal_subscription_start(customer=customer, items=items, acting_user=request.user)
             except SubscriptionError as error:
                 form.add_error(None, error)
             else:
