@@ -145,3 +145,15 @@ def test_start_a_subscription_when_none_is_active(live_server, page: Page, accou
     expect(page.locator("#first-invoice")).to_be_visible()
     assert Subscription.objects.filter(customer=account["customer"], status="active").count() == 1
     check(page, "32_subscription_started")
+
+
+def test_a_light_brand_colour_still_passes_the_contrast_checks(live_server, page: Page, account):  # noqa: F811
+    brand = account["customer"].brand
+    brand.primary_colour = "#f0d000"
+    brand.save(update_fields=["primary_colour"])
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert_accessible(page, name="sign-in, light brand")
+    sign_in_with_password(page, live_server)
+    page.goto(f"{live_server.url}/portal/subscriptions/{account['subscription'].pk}/change/")
+    check(page, "13_change_cards_light_brand")

@@ -176,3 +176,19 @@ def test_password_reset_requests_are_rate_limited(client, billing_brand):
 
     assert statuses[:2] == [302, 302]
     assert statuses[-1] == 429
+
+
+def test_a_light_brand_colour_keeps_text_readable(client, billing_brand):
+    from customers.templatetags.portal import contrast_ratio, ink_colour_filter, on_colour_filter
+
+    billing_brand.primary_colour = "#f0d000"  # a yellow: white text on it would read at 1.5:1
+    billing_brand.save(update_fields=["primary_colour"])
+
+    page = client.get("/accounts/login/").content.decode()
+
+    ink = ink_colour_filter("#f0d000")
+    assert "--brand-on-primary: #1d2433" in page and f"--brand-ink: {ink}" in page
+    assert contrast_ratio(on_colour_filter("#f0d000"), "#f0d000") >= 4.5
+    assert contrast_ratio(ink, "#ffffff") >= 4.5
+    assert on_colour_filter("#2851a3") == "#ffffff" and ink_colour_filter("#2851a3") == "#2851a3"
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21)  # the formula itself
