@@ -157,3 +157,30 @@ def test_a_light_brand_colour_still_passes_the_contrast_checks(live_server, page
     sign_in_with_password(page, live_server)
     page.goto(f"{live_server.url}/portal/subscriptions/{account['subscription'].pk}/change/")
     check(page, "13_change_cards_light_brand")
+
+
+PORTAL_PAGES = [
+    ("40_invoices", "/portal/invoices/"),
+    ("41_usage", "/portal/usage/"),
+    ("42_credits", "/portal/credits/"),
+    ("43_payment_methods", "/portal/payment-methods/"),
+    ("44_details", "/portal/details/"),
+    ("45_security", "/portal/security/"),
+    ("46_bank_transfer", "/portal/payment-methods/bank-transfer/"),
+]
+
+
+def test_every_portal_page_passes_the_accessibility_checks(live_server, page: Page, account):  # noqa: F811
+    sign_in_with_password(page, live_server)
+    expect(page.locator("h1")).to_have_text("Overview")
+    for name, path in PORTAL_PAGES:
+        page.goto(f"{live_server.url}{path}")
+        check(page, name)
+    page.goto(f"{live_server.url}/portal/invoices/{account['invoice'].pk}/")
+    check(page, "47_invoice_detail")
+    page.goto(f"{live_server.url}/portal/subscriptions/{account['subscription'].pk}/cancel/")
+    check(page, "48_step_up")
+    page.fill("#id_otp_token", "000000")
+    page.click("#step-up-form button[type=submit]")
+    expect(page.locator("#id_otp_token")).to_have_attribute("aria-invalid", "true")
+    check(page, "49_step_up_error")
