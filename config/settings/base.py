@@ -229,6 +229,20 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
+# Issue 17 (portal): no enumeration (a reset or a code request for an unknown address gets the
+# same answer), allauth's own rate limits next to django-axes, and passwordless sign-in by an
+# emailed one-time code (allauth's login by code; its URLs exist only when it is on).
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGIN_BY_CODE_ENABLED = env.bool("TARIF_PORTAL_LOGIN_BY_CODE", default=True)
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env.int("TARIF_PORTAL_LOGIN_CODE_SECONDS", default=300)
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("TARIF_RATELIMIT_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("TARIF_RATELIMIT_LOGIN_FAILED", default="10/m/ip,5/300s/key"),
+    "reset_password": env.str("TARIF_RATELIMIT_RESET_PASSWORD", default="20/m/ip,5/m/key"),
+    "reset_password_from_key": env.str("TARIF_RATELIMIT_RESET_PASSWORD_FROM_KEY", default="20/m/ip"),
+    "request_login_code": env.str("TARIF_RATELIMIT_REQUEST_LOGIN_CODE", default="20/m/ip,3/m/key"),
+    "confirm_email": "1/180s/key",
+}
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 # Issue 16 (docs/billing.md "Proration credit basis", "Several discounts"):
 # how unused time is credited when a subscription does not say ("classic" or "flexible"),
