@@ -71,7 +71,12 @@ from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
 from invoices.rendering.facturx import credit_note_cii_xml, invoice_cii_xml
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
-from invoices.services.pdf import credit_note_document_store, invoice_document_store
+from invoices.services.pdf import (
+    credit_note_document_store,
+    invoice_document_store,
+    invoice_paid_since_issue,
+    invoice_pdf_current,
+)
 
 # -- overview ---------------------------------------------------------------------------------
 
@@ -200,13 +205,20 @@ def _pdf_response(document: Any, filename: str) -> FileResponse:
 @portal_view
 def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    return _pdf_response(invoice_document_store(invoice_id=invoice.pk), f"{invoice.number}.pdf")
+    # The invoice as it stands now: "Paid" with date and method once settled (docs/invoices.md).
+    response = HttpResponse(invoice_pdf_current(invoice=invoice), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    return response
 
 
 @portal_view
 def invoice_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
+    xml = invoice_cii_xml(
+        invoice=invoice,
+        lines=list(invoice.lines.order_by("position", "pk")),
+        paid=invoice_paid_since_issue(invoice),  # the same state as the PDF above
+    )
     return _xml_response(xml, f"{invoice.number}-factur-x.xml")
 
 
