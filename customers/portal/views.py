@@ -73,7 +73,6 @@ from invoices.rendering.facturx import credit_note_cii_xml, invoice_cii_xml
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
 from invoices.services.pdf import (
     credit_note_document_store,
-    invoice_document_store,
     invoice_paid_since_issue,
     invoice_pdf_current,
 )

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from invoices.rendering import formatting
 from invoices.rendering.fonts import font_for
-from invoices.services.documents import legal_mentions, seller_snapshot
+from invoices.services.documents import legal_mentions, seller_in_language, seller_snapshot
 
 DEFAULT_BRANDING: dict[str, Any] = {
     "layout": "classic",
@@ -141,10 +141,13 @@ def _exemptions(breakdown: Iterable[Mapping[str, Any]], *, has_vat_mention: bool
         code = group.get("exemption_reason_code") or ""
         if not text and has_vat_mention:
             continue
-        line = str(_("VAT exemption (%(category)s): %(reason)s") % {
-            "category": category,
-            "reason": text or str(_CATEGORY_REASONS[category]),
-        })
+        line = str(
+            _("VAT exemption (%(category)s): %(reason)s")
+            % {
+                "category": category,
+                "reason": text or str(_CATEGORY_REASONS[category]),
+            }
+        )
         if code:
             line += f" – {code}"
         if line not in reasons:
@@ -353,7 +356,8 @@ def credit_note_allocations(
                 )
             else:
                 sentences.append(
-                    str(_("%(amount)s refunded on %(date)s")) % {"amount": money(credit_note.refunded), "date": issue_date}
+                    str(_("%(amount)s refunded on %(date)s"))
+                    % {"amount": money(credit_note.refunded), "date": issue_date}
                 )
         if credit_note.credited_to_balance:
             sentences.append(
@@ -463,7 +467,9 @@ def sample_invoice(
     """An in-memory issued invoice of `brand` (saved or not) and its lines: the shape the
     renderers and the Factur-X builder read, without a database row."""
     language = language or brand.default_language or "fr"
-    seller = seller_snapshot(brand, custom_fields=custom_fields, line_columns=line_columns)
+    seller = seller_in_language(
+        seller_snapshot(brand, custom_fields=custom_fields, line_columns=line_columns), brand=brand, language=language
+    )
     start = datetime(2026, 3, 1, tzinfo=UTC)
     end = datetime(2026, 4, 1, tzinfo=UTC)
     columns = seller.get("line_columns") or []

@@ -29,12 +29,13 @@ def staff_console(client, staff_with_totp):
 def brand_form(brand: Brand, **overrides) -> dict:
     """What the browser posts from the brand change form (no inline rows unless given)."""
     data = {
-        name: getattr(brand, name)
+        name: getattr(brand, name) or ""
         for name in (
             "name slug legal_name legal_form siren siret vat_number share_capital rcs operation_category "
             "address_line1 address_line2 postal_code city email website timezone default_language "
-            "primary_colour accent_colour font layout footer_text payment_instructions iban bic "
-            "late_payment_rate invoice_number_format credit_note_number_format"
+            "primary_colour accent_colour font layout footer_text_fr footer_text_en payment_instructions_fr "
+            "payment_instructions_en iban bic late_payment_rate_fr late_payment_rate_en invoice_number_format "
+            "credit_note_number_format"
         ).split()
     }
     data["country"] = str(brand.country)
@@ -61,7 +62,7 @@ def test_the_preview_shows_unsaved_settings_without_saving_them(staff_console, b
         brand,
         primary_colour="#8e24aa",
         layout="modern",
-        footer_text="Unsaved footer",
+        footer_text_en="Unsaved footer",
         _preview_language="en",
         **{
             "custom_fields-TOTAL_FORMS": "1",

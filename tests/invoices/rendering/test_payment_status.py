@@ -16,6 +16,7 @@ from billing.services.refunds import refund_request
 from invoices.rendering.context import invoice_document
 from invoices.rendering.html import document_html
 from invoices.services.credit_notes import credit_note_create
+from invoices.services.finalize import invoice_finalize
 from invoices.services.pdf import (
     credit_note_pdf_render,
     invoice_document_store,
@@ -26,7 +27,6 @@ from invoices.services.pdf import (
 from tests.billing.payments.conftest import card
 from tests.invoices.helpers import ISSUED_AT, create_draft
 from tests.invoices.rendering.test_documents import pdf_text
-from invoices.services.finalize import invoice_finalize
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +163,9 @@ def test_a_refund_credit_note_says_it_went_back_to_the_card(paid_by_card, staff_
 
 
 def test_a_credit_note_to_the_balance_says_so(paid_by_card):
-    credit_note = credit_note_create(invoice=paid_by_card, amount=2000, credit_to_balance=2000, reason="other", at=ISSUED_AT)
+    credit_note = credit_note_create(
+        invoice=paid_by_card, amount=2000, credit_to_balance=2000, reason="other", at=ISSUED_AT
+    )
 
     text = pdf_text(credit_note_pdf_render(credit_note=credit_note))
 
@@ -209,3 +211,57 @@ def test_a_reverse_charged_invoice_states_the_reverse_charge(reverse_charge_invo
     text = pdf_text(invoice_pdf_render(invoice=reverse_charge_invoice))
 
     assert "Reverse charge" in text and "article 283-2" in text
+
+
+# -- brand texts per language (django-modeltranslation columns) -------------------------------
+
+
+@pytest.fixture
+def bilingual_brand(branded):
+    branded.footer_text_fr, branded.footer_text_en = "Merci de votre confiance", "Thank you for your trust"
+    branded.payment_instructions_fr = "Virement en rappelant la référence."
+    branded.payment_instructions_en = "Bank transfer quoting the reference."
+    branded.save()
+    return branded
+
+
+@pytest.mark.parametrize(
+    ("language", "own", "other"),
+    [
+        (
+            "en",
+            ["Thank you for your trust", "Bank transfer quoting the reference.", "3 × the French legal interest rate"],
+            ["Merci de votre confiance", "Virement en rappelant", "le taux d'intérêt légal"],
+        ),
+        (
+            "fr",
+            ["Merci de votre confiance", "Virement en rappelant la référence.", "3 × le taux d'intérêt légal"],
+            ["Thank you for your trust", "quoting the reference", "legal interest rate"],
+        ),
+    ],
+)
+def test_each_language_prints_only_its_own_brand_texts(
+    customer_factory, bilingual_brand, tax_rate, language, own, other
+):
+    customer = customer_factory(brand=bilingual_brand, preferred_language=language)
+    invoice = invoice_finalize(
+        invoice=create_draft(customer, [10000], collection_method="send_invoice", days_until_due=30), at=ISSUED_AT
+    )
+
+    text = pdf_text(invoice_pdf_render(invoice=invoice, as_issued=True))
+
+    for expected in own:
+        assert expected in text
+    for foreign in other:
+        assert foreign not in text
+
+
+def test_an_english_invoice_of_a_brand_without_english_texts_prints_no_french_text(customer_factory, branded, tax_rate):
+    # given a brand whose footer exists in French only (as migrated from before issue 17)
+    branded.footer_text_fr, branded.footer_text_en = "Merci de votre confiance", ""
+    branded.save()
+    customer = customer_factory(brand=branded, preferred_language="en")
+
+    invoice = invoice_finalize(invoice=create_draft(customer, [10000]), at=ISSUED_AT)
+
+    assert "Merci de votre confiance" not in pdf_text(invoice_pdf_render(invoice=invoice, as_issued=True))
