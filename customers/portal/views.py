@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -205,9 +206,12 @@ def _pdf_response(document: Any, filename: str) -> FileResponse:
 def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
     # The invoice as it stands now: "Paid" with date and method once settled (docs/invoices.md).
-    response = HttpResponse(invoice_pdf_current(invoice=invoice), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
-    return response
+    return FileResponse(
+        io.BytesIO(invoice_pdf_current(invoice=invoice)),
+        as_attachment=True,
+        filename=f"{invoice.number}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @portal_view
