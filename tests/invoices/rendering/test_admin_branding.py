@@ -271,3 +271,22 @@ def test_staff_email_an_invoice_from_the_list(staff_console, mixed_invoice, mail
     assert response.status_code == 302
     [message] = mailoutbox
     assert message.attachments[-1][0] == f"{mixed_invoice.number}.pdf"
+
+
+def test_the_brand_page_edits_each_printed_text_in_both_languages(staff_console, brand):
+    page = staff_console.get(f"/admin/invoices/brand/{brand.pk}/change/").content.decode()
+
+    for field in ("footer_text", "payment_instructions", "late_payment_rate"):
+        assert f'name="{field}_fr"' in page and f'name="{field}_en"' in page
+    assert "tarif/invoices/brand_languages.js" in page  # the language tabs, no inline script
+
+
+def test_an_english_footer_saved_in_the_console_is_printed_on_english_documents_only(staff_console, brand):
+    response = staff_console.post(
+        f"/admin/invoices/brand/{brand.pk}/change/",
+        brand_form(brand, footer_text_fr="Merci !", footer_text_en="Thank you!"),
+    )
+
+    assert response.status_code == 302
+    brand.refresh_from_db()
+    assert (brand.footer_text_fr, brand.footer_text_en) == ("Merci !", "Thank you!")

@@ -265,3 +265,15 @@ def test_an_english_invoice_of_a_brand_without_english_texts_prints_no_french_te
     invoice = invoice_finalize(invoice=create_draft(customer, [10000]), at=ISSUED_AT)
 
     assert "Merci de votre confiance" not in pdf_text(invoice_pdf_render(invoice=invoice, as_issued=True))
+
+
+def test_the_email_of_a_paid_invoice_says_paid_and_asks_for_nothing(card_paid_invoice):
+    from invoices.services.emails import invoice_email_send
+
+    message = invoice_email_send(invoice=card_paid_invoice, to=["buyer@client.example"])
+
+    assert "paid on" in message.body and "card ending 4242" in message.body
+    assert IBAN not in message.body and "Amount due" not in message.body
+    html = message.alternatives[0][0]
+    assert IBAN not in html and "Amount due" not in html
+    assert "Amount due" not in pdf_text(message.attachments[-1][1])
