@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from billing.models import Payment, Refund
 from config.errors import DomainConflict
 from config.jobs import enqueue
 from config.ops.handoffs import Kind, handoffs_complete, handoffs_record
@@ -41,8 +42,6 @@ def invoice_settlements(*, invoice: Invoice) -> list[Settlement]:
     """The succeeded payments of an invoice, oldest first, as the documents show them;
     amounts capped so that together they never exceed what the invoice recorded as paid
     (an overpayment's excess went to the customer balance, not to this invoice)."""
-    from billing.models import Payment  # billing depends on invoices; read its rows lazily
-
     timezone = (invoice.issued_snapshot or {}).get("seller", {}).get("timezone") or "Europe/Paris"
     left = invoice.amount_paid
     settlements = []
@@ -112,8 +111,6 @@ def invoice_pdf_current(*, invoice: Invoice) -> bytes:
 
 def credit_note_refunded_to(*, credit_note: CreditNote) -> Settlement | None:
     """The payment a credit note's refund share went back to (from the refund that issued it)."""
-    from billing.models import Refund  # billing depends on invoices; read its rows lazily
-
     if not credit_note.refunded:
         return None
     refund = Refund.objects.select_related("payment__payment_method").filter(credit_note_id=credit_note.pk).first()
