@@ -18,6 +18,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TARIF_BASE_URL = env.str("TARIF_BASE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    # django-modeltranslation (issue 17): brand texts per language; it must come before the admin app.
+    "modeltranslation",
     # django-unfold (issue 15) restyles the Django admin; it must come before the admin app.
     "unfold.apps.BasicAppConfig",  # the basic config: our TarifAdminSite stays admin.site
     "unfold.contrib.filters",
@@ -365,3 +367,9 @@ UNFOLD = {
         "navigation": "config.console_nav.navigation",
     },
 }
+
+# Brand texts printed on documents in each document language (issue 17, docs/invoices.md
+# "Brand texts per language"): django-modeltranslation adds <field>_fr / <field>_en columns.
+MODELTRANSLATION_DEFAULT_LANGUAGE = "fr"
+MODELTRANSLATION_LANGUAGES = ("fr", "en")
+MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")

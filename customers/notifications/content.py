@@ -20,6 +20,7 @@ from customers.notifications.wording import decline_reason
 from invoices.models import Invoice
 from invoices.rendering.formatting import long_date, money
 from invoices.services.emails import invoice_email_send
+from invoices.services.pdf import invoice_pdf_current
 
 Kind = NotificationKind
 
@@ -105,6 +106,12 @@ def payment_receipt(log: NotificationLog) -> Content:
         ],
         action=(_("View the invoice"), portal_url("portal:invoice", payment.invoice_id)),
     )
+
+
+def receipt_attachment(log: NotificationLog) -> tuple[str, bytes, str]:
+    """The paid invoice's PDF (its current copy: Paid or Partly paid, with this payment)."""
+    invoice = _payment(log).invoice
+    return f"{invoice.number}.pdf", invoice_pdf_current(invoice=invoice), "application/pdf"
 
 
 def payment_failed(log: NotificationLog) -> Content:

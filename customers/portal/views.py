@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -86,7 +87,11 @@ from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
 from invoices.rendering.facturx import credit_note_cii_xml, invoice_cii_xml
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
-from invoices.services.pdf import credit_note_document_store, invoice_document_store
+from invoices.services.pdf import (
+    credit_note_document_store,
+    invoice_paid_since_issue,
+    invoice_pdf_current,
+)
 
 # -- overview ---------------------------------------------------------------------------------
 
@@ -220,13 +225,23 @@ def _pdf_response(document: Any, filename: str) -> FileResponse:
 @portal_view
 def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    return _pdf_response(invoice_document_store(invoice_id=invoice.pk), f"{invoice.number}.pdf")
+    # The invoice as it stands now: "Paid" with date and method once settled (docs/invoices.md).
+    return FileResponse(
+        io.BytesIO(invoice_pdf_current(invoice=invoice)),
+        as_attachment=True,
+        filename=f"{invoice.number}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @portal_view
 def invoice_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
+    xml = invoice_cii_xml(
+        invoice=invoice,
+        lines=list(invoice.lines.order_by("position", "pk")),
+        paid=invoice_paid_since_issue(invoice),  # the same state as the PDF above
+    )
     return _xml_response(xml, f"{invoice.number}-factur-x.xml")
 
 

@@ -37,6 +37,7 @@ from config import clock, mfa
 from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
+from invoices.demo_documents import demo_brand_texts
 from invoices.models import Brand, Invoice, TaxRate
 
 DEMO_USERNAME = "finance"
@@ -110,6 +111,7 @@ class Command(BaseCommand):
         # transactions, so the seed cannot run inside a single one.
         with transaction.atomic():
             brand = self._brand()
+            demo_brand_texts(brand=brand)  # issue 17: the brand's texts in French and English
             self._tax_rates()
             catalog = self._catalog()
         for data in CUSTOMERS:
