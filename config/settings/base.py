@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing",
     "billing.entitlements",
     "billing.wallets",
+    "billing.quotes",
     "invoices",
     "reports",
     "feedback",
@@ -291,6 +292,7 @@ from config.settings.celery import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
+from config.settings.quotes import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
 from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
