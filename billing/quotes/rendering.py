@@ -41,10 +41,11 @@ def quote_document_snapshot(quote: Quote) -> dict[str, Any]:
     return snapshot
 
 
-def quote_document(quote: Quote) -> DocumentData:
+def quote_document(quote: Quote, *, language: str | None = None) -> DocumentData:
+    """`language`: the reader's (the public page's switch); default the customer's, frozen at issue."""
     snapshot = quote_document_snapshot(quote)
     seller, buyer = snapshot.get("seller", {}), snapshot.get("buyer", {})
-    language = document_language(snapshot.get("language"))
+    language = document_language(language or snapshot.get("language"))
     currency = snapshot.get("currency") or quote.currency
     tz = seller.get("timezone") or "Europe/Paris"
 
@@ -153,12 +154,12 @@ def quote_html(quote: Quote, *, for_pdf: bool, document: DocumentData | None = N
         return select_template(quote_templates(document, brand_slug=slug)).render(context)
 
 
-def quote_pdf(quote: Quote) -> bytes:
+def quote_pdf(quote: Quote, *, language: str | None = None) -> bytes:
     """The quote as PDF, in the brand's design (a plain PDF: a quote is not an e-invoice)."""
     # deferred: imports WeasyPrint (about a second); only rendering a PDF loads it
     from invoices.rendering.pdf import html_to_pdf
 
-    document = quote_document(quote)
+    document = quote_document(quote, language=language if language in ("fr", "en") else None)
     html = quote_html(quote, for_pdf=True, document=document)
     return html_to_pdf(html, css=document_css(document, for_pdf=True, brand_slug=quote.brand.slug), pdf_a=False)
 

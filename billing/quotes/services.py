@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +38,8 @@ from billing.services.subscriptions.create import CreatePreview, subscription_cr
 from config import clock
 from config.events.log import event_record
 from config.types import ActingUser
-from customers.models import Customer
+from customers.models import Customer, NotificationKind, NotificationLog
+from customers.notifications.services import notification_queue
 from invoices.models import Brand, Invoice
 from invoices.selectors import brand_for_customer
 from invoices.services.documents import buyer_snapshot, seller_snapshot
@@ -703,3 +705,23 @@ def quote_accept(
         accepted_name=signer_name,
     )
     return quote
+
+
+@transaction.atomic(savepoint=False)
+def quote_send(*, quote: Quote, acting_user: ActingUser = None) -> NotificationLog:
+    """Email an open quote (PDF attached, acceptance link) through the customer notifications:
+    recorded durably with this transaction (a hand-off row), delivered after the commit."""
+    quote = _locked(quote)
+    now = clock.now(customer=quote.customer)
+    if quote.status != Status.OPEN or quote_is_expired(quote=quote, at=now):
+        raise QuoteStateError(_("Only an open quote within its validity can be sent."), code="not_sendable")
+    log = notification_queue(
+        customer=quote.customer,
+        kind=NotificationKind.QUOTE_SENT,
+        dedupe_key=f"quote:{quote.pk}:{uuid.uuid4().hex}",
+        data={"quote": quote.pk, "by": getattr(acting_user, "pk", None)},
+    )
+    assert log is not None  # a fresh dedupe key never clashes
+    quote.sent_at = now
+    quote.save(update_fields=["sent_at", "updated_at"])
+    return log

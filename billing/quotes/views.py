@@ -81,7 +81,7 @@ def _respond(request: HttpRequest, context: dict[str, Any], *, status: int) -> H
 
 
 def _context(request: HttpRequest, quote: Quote, language: str, **extra: Any) -> dict[str, Any]:
-    document = quote_document(quote)
+    document = quote_document(quote, language=language)
     brand = quote.brand
     token = quote_public_token(quote)
     return {
@@ -113,6 +113,12 @@ def quote_page(request: HttpRequest, token: str) -> HttpResponse:
             return _respond(request, context, status=429)
         form = QuoteAcceptForm(request.POST if request.method == "POST" else None, initial={"started": form_started_token()})
         status = 200
+        if request.method == "POST" and _closed_reason(quote) is not None:
+            closed = _closed_reason(quote)
+            context = _context(request, quote, language, form=None, closed=closed)
+            if closed[0] == "accepted":
+                context["refusal"] = _("This quote has already been accepted.")
+            return _respond(request, context, status=409)
         if request.method == "POST":
             status = 400
             if form.is_valid():
@@ -152,7 +158,7 @@ def quote_pdf_download(request: HttpRequest, token: str) -> HttpResponse:
     quote = _quote_or_404(token)
     if getattr(request, "limited", False):
         return HttpResponse(status=429)
-    response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+    response = HttpResponse(quote_pdf(quote, language=request.GET.get("lang")), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{quote_pdf_filename(quote)}"'
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = "no-store"
