@@ -393,7 +393,8 @@ def console_world() -> dict[str, Any]:
     # Issue 17 item 4: an open quote (numbered in the brand's quote series).
     from billing.quotes.services import QuoteLineInput, quote_create, quote_finalize
 
-    quote_finalize(quote=quote_create(customer=customer, lines=[QuoteLineInput(price=price, quantity=2)], terms="Net 30"))
+    quote = quote_create(customer=customer, lines=[QuoteLineInput(price=price, quantity=2)], terms="Net 30")
+    quote_finalize(quote=quote)
     AuditEntry.objects.create(
         action="refund.requested", actor=requester, actor_repr="requester", target_type="billing.refund",
         target_id=str(refund.pk), target_repr=str(refund),

@@ -173,7 +173,10 @@ class QuoteAdmin(StyledAdmin):
 
         from billing.quotes.services import quote_validity_days
 
-        return {"valid_until": timezone.now() + timedelta(days=quote_validity_days()), **super().get_changeform_initial_data(request)}
+        return {
+            "valid_until": timezone.now() + timedelta(days=quote_validity_days()),
+            **super().get_changeform_initial_data(request),
+        }
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # cancel instead: an issued quote keeps its number
@@ -219,7 +222,9 @@ class QuoteAdmin(StyledAdmin):
         if quote.status == Quote.Status.DRAFT:
             return gettext("Given when the quote is finalized.")
         url = quote_public_url(quote)
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, gettext("Open the customer's page"))
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>', url, gettext("Open the customer's page")
+        )
 
     @admin.display(description=_("accepted"))
     def accepted_display(self, quote: Quote) -> str:
@@ -336,14 +341,23 @@ class QuoteAdmin(StyledAdmin):
         }
         return TemplateResponse(request, ACTION_TEMPLATE, context)
 
-    @action(description=_("Finalize"), url_path="finalize", permissions=["change"], icon="verified", variant=ActionVariant.PRIMARY)
+    @action(
+        description=_("Finalize"),
+        url_path="finalize",
+        permissions=["change"],
+        icon="verified",
+        variant=ActionVariant.PRIMARY,
+    )
     def finalize_action(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._confirm(
             request,
             object_id=object_id,
             title=gettext("Finalize the quote"),
             consequences=[
-                gettext("The totals are computed again now, then frozen; the quote takes the next number of its brand's series."),
+                gettext(
+                    "The totals are computed again now, then frozen; "
+                    "the quote takes the next number of its brand's series."
+                ),
                 gettext("If it revises another quote, that one is replaced and can no longer be accepted."),
             ],
             submit_label=gettext("Finalize"),
@@ -387,7 +401,10 @@ class QuoteAdmin(StyledAdmin):
             object_id=object_id,
             title=gettext("Revise the quote"),
             consequences=[
-                gettext("A new draft copies this quote; finalizing it replaces this one, which can then no longer be accepted."),
+                gettext(
+                    "A new draft copies this quote; finalizing it replaces this one, "
+                    "which can then no longer be accepted."
+                ),
             ],
             submit_label=gettext("Create the revision"),
             operation=lambda quote: quote_revise(quote=quote, acting_user=request.user),
@@ -395,7 +412,13 @@ class QuoteAdmin(StyledAdmin):
             allowed=(Quote.Status.OPEN, Quote.Status.EXPIRED),
         )
 
-    @action(description=_("Cancel the quote"), url_path="cancel", permissions=["change"], icon="block", variant=ActionVariant.DANGER)
+    @action(
+        description=_("Cancel the quote"),
+        url_path="cancel",
+        permissions=["change"],
+        icon="block",
+        variant=ActionVariant.DANGER,
+    )
     def cancel_action(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._confirm(
             request,

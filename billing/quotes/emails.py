@@ -15,7 +15,11 @@ from customers.notifications.services import branded_message
 
 def quote_email_send(log: NotificationLog) -> EmailMultiAlternatives:
     """Send the quote of a `quote_sent` notification (runs in the customer's language)."""
-    quote = Quote.objects.select_related("customer", "brand").filter(pk=log.data.get("quote"), customer=log.customer).first()
+    quote = (
+        Quote.objects.select_related("customer", "brand")
+        .filter(pk=log.data.get("quote"), customer=log.customer)
+        .first()
+    )
     if quote is None or quote.status != Quote.Status.OPEN:
         raise NotificationGone("The quote is no longer open.")
     document = quote_document(quote)

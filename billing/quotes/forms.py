@@ -39,9 +39,7 @@ class QuoteAcceptForm(forms.Form):
         try:
             started = float(signing.loads(self.data.get("started", ""), salt=_TRAP_SALT, max_age=24 * 3600))
         except (signing.BadSignature, TypeError, ValueError):
-            raise forms.ValidationError(
-                _("This page is too old. Reload it and try again."), code="stale"
-            ) from None
+            raise forms.ValidationError(_("This page is too old. Reload it and try again."), code="stale") from None
         if time.time() - started < settings.TARIF_QUOTE_MIN_FILL_SECONDS:
             raise forms.ValidationError(
                 _("That was quick! Check the quote, then send the form again."), code="too_fast"

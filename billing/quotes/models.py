@@ -61,7 +61,9 @@ class Quote(models.Model):
         "customers.Customer", on_delete=models.PROTECT, related_name="quotes", verbose_name=_("customer")
     )
     # The customer's brand when the quote was drafted: its series numbers the quote.
-    brand = models.ForeignKey("invoices.Brand", on_delete=models.PROTECT, related_name="quotes", verbose_name=_("brand"))
+    brand = models.ForeignKey(
+        "invoices.Brand", on_delete=models.PROTECT, related_name="quotes", verbose_name=_("brand")
+    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
     number = models.CharField(_("number"), max_length=60, blank=True)
     revises = models.ForeignKey(

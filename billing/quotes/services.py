@@ -177,7 +177,9 @@ def _lines_write(*, quote: Quote, lines: Sequence[QuoteLineInput]) -> None:
 
 def quote_line_inputs(quote: Quote) -> list[QuoteLineInput]:
     return [
-        QuoteLineInput(price=line.price, quantity=line.quantity, description=line.description, unit_amount=line.unit_amount)
+        QuoteLineInput(
+            price=line.price, quantity=line.quantity, description=line.description, unit_amount=line.unit_amount
+        )
         for line in quote.lines.select_related("price__product").order_by("position", "pk")
     ]
 
@@ -215,7 +217,9 @@ class _Rollback(Exception):
     pass
 
 
-def quote_compute(*, quote: Quote, lines: Sequence[QuoteLineInput] | None = None, at: datetime | None = None) -> QuoteComputation:
+def quote_compute(
+    *, quote: Quote, lines: Sequence[QuoteLineInput] | None = None, at: datetime | None = None
+) -> QuoteComputation:
     """What accepting `quote` at `at` (default: now) would issue, computed by the billing engine.
 
     The one-off lines become pending invoice items inside a savepoint rolled back at the

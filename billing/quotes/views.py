@@ -111,7 +111,9 @@ def quote_page(request: HttpRequest, token: str) -> HttpResponse:
             context = _context(request, quote, language, form=None, closed=None)
             context["limited"] = _("Too many attempts from your connection. Wait a minute, then try again.")
             return _respond(request, context, status=429)
-        form = QuoteAcceptForm(request.POST if request.method == "POST" else None, initial={"started": form_started_token()})
+        form = QuoteAcceptForm(
+            request.POST if request.method == "POST" else None, initial={"started": form_started_token()}
+        )
         status = 200
         if request.method == "POST" and _closed_reason(quote) is not None:
             closed = _closed_reason(quote)
@@ -132,9 +134,7 @@ def quote_page(request: HttpRequest, token: str) -> HttpResponse:
                 except QuoteStateError as error:
                     quote.refresh_from_db()
                     closed = _closed_reason(quote)
-                    context = _context(
-                        request, quote, language, form=None, closed=closed, refusal=error.message_text()
-                    )
+                    context = _context(request, quote, language, form=None, closed=closed, refusal=error.message_text())
                     return _respond(request, context, status=409)
                 except QuoteError as error:
                     form.add_error("signer_name", error.message_text())

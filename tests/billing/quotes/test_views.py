@@ -52,9 +52,7 @@ def test_the_page_shows_the_quote_in_the_customers_language(client, open_quote, 
 def test_accepting_on_the_page_records_the_signer_and_creates_the_subscription(client, open_quote):
     quote = open_quote()
 
-    response = client.post(
-        _url(quote), _form(client, quote), HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="198.51.100.7"
-    )
+    response = client.post(_url(quote), _form(client, quote), HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="198.51.100.7")
 
     assert response.status_code == 200
     assert "Camille Martin" in response.content.decode()
