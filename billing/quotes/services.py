@@ -143,6 +143,11 @@ def _lines_check(*, customer: Customer, lines: Sequence[QuoteLineInput]) -> None
     if len(lines) > MAX_LINES:
         raise QuoteError(_("A quote has at most %(max)s items.") % {"max": MAX_LINES}, code="too_many_items")
     modes_check(livemode=customer.livemode, objects=[line.price for line in lines])
+    if not any(line.price is not None and line.price.type == Price.Type.RECURRING for line in lines):
+        raise QuoteError(
+            _("A quote needs at least one recurring price: its acceptance starts a subscription."),
+            code="no_recurring_price",
+        )
     for line in lines:
         quantity = line.quantity
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:

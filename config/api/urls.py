@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from billing import apis as billing_apis
 from billing.entitlements import apis as entitlements_apis
+from billing.quotes import apis as quotes_apis
 from billing.wallets import apis as wallets_apis
 from customers import apis as customers_apis
 from feedback import apis as feedback_apis
@@ -23,6 +24,7 @@ for module in (
     feedback_apis,
     entitlements_apis,
     wallets_apis,
+    quotes_apis,
 ):
     for prefix, viewset, basename in module.ROUTES:
         router.register(prefix, viewset, basename=basename)
