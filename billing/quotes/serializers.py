@@ -6,7 +6,6 @@ from rest_framework import serializers
 
 from billing.models import Coupon, Price, Subscription
 from billing.quotes.models import Quote, QuoteLine
-from customers.models import Customer
 from config.api.serializers import (
     ObjectField,
     PublicIdField,
@@ -14,6 +13,7 @@ from config.api.serializers import (
     StrictModelSerializer,
     StrictSerializer,
 )
+from customers.models import Customer
 from invoices.models import Invoice
 
 
