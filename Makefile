@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist processes for `make test` (one per core by default; TEST_WORKERS=0 runs in one process).
+TEST_WORKERS ?= auto
 
 .PHONY: install run test lint worker bench messages clean failover-drill console-screenshots
 
@@ -23,8 +25,17 @@ install: $(STAMP)
 run: install
 	scripts/run-demo $(BIN)/python $(HOST) $(PORT)
 
+# axe-core (npm registry, pinned by tests/browser/axe/package-lock.json) for the browser tests
+# accessibility checks (tests/browser/axe.py); without npm those checks skip and say so.
+AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/axe/package.json tests/browser/axe/package-lock.json
+	npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AXE); \
+	else echo "npm not found: the accessibility checks will skip (apt-get install npm)"; fi
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Import architecture (docs/architecture.md): the import-linter contracts of pyproject.toml, then
 # the checks they cannot express (no import cycle, deferred imports commented, one collection entry).

@@ -328,6 +328,10 @@ USAGE_PRICING_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Percentage pricing's amounts: typed in major units, stored as Decimal minor units.
+PERCENTAGE_FEE_FIELDS = ("fixed_amount", "free_amount", "per_transaction_min_amount", "per_transaction_max_amount")
+
+
 class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
@@ -350,6 +354,31 @@ class PriceForm(forms.ModelForm):
         required=False,
         widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text=_("Metered prices: a period whose usage costs less is topped up to this amount. Empty: none."),
+    )
+    # Percentage pricing (issue 16): fees typed in major units like every other amount of the form.
+    fixed_amount = MajorUnitPriceField(
+        label=_("Fixed fee per transaction"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("In the price's currency: 0,25 for €0.25 per transaction. Empty: none."),
+    )
+    free_amount = MajorUnitPriceField(
+        label=_("Free transaction amount per period"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("The first part of the period's transaction amount bears no rate. Empty: none."),
+    )
+    per_transaction_min_amount = MajorUnitPriceField(
+        label=_("Per-transaction minimum fee"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("In the price's currency. Empty: no minimum."),
+    )
+    per_transaction_max_amount = MajorUnitPriceField(
+        label=_("Per-transaction maximum fee"),
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=_("In the price's currency. Empty: no maximum."),
     )
     tiers = TiersField(
         label=_("Tiers"),
@@ -404,6 +433,10 @@ class PriceForm(forms.ModelForm):
                 self.initial["unit_amount"] = minor_to_major(self.instance.unit_amount, currency)
             if "minimum_amount" in self.fields:
                 self.initial["minimum_amount"] = minor_to_major(self.instance.minimum_amount or None, currency)
+            for name in PERCENTAGE_FEE_FIELDS:
+                if name in self.fields:
+                    stored = getattr(self.instance, name)
+                    self.initial[name] = minor_to_major(stored if stored else None, currency)
             if "tiers" in self.fields:
                 self.initial["tiers"] = tiers_to_text(self.instance.tiers, currency)
         elif "tiers" in self.fields:
@@ -427,6 +460,16 @@ class PriceForm(forms.ModelForm):
                     data["unit_amount"] = unit_amount_to_minor(text, currency)
                 except (AmountError, CurrencyError) as error:
                     self.add_error("unit_amount", error_text(error))
+        for name in PERCENTAGE_FEE_FIELDS:
+            if name not in self.fields:
+                continue
+            text = self.cleaned_data.get(name)
+            data[name] = Decimal(0) if name in USAGE_PRICING_DEFAULTS else None
+            if text and currency:
+                try:
+                    data[name] = unit_amount_to_minor(text, currency)
+                except (AmountError, CurrencyError) as error:
+                    self.add_error(name, error_text(error))
         if "billing_timing" in self.fields and not data.get("billing_timing"):
             data["billing_timing"] = self.instance.billing_timing or Price.BillingTiming.IN_ADVANCE
         if "minimum_amount" in self.fields:

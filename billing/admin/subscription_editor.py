@@ -30,10 +30,12 @@ from unfold.widgets import (
 )
 
 from billing.cycles import AnchorConfig, CycleSpec, CycleSpecError
+from billing.discount_models import SubscriptionDiscount
 from billing.limits import MAX_QUANTITY
 from billing.models import Coupon, Price, Subscription
 from billing.selectors import price_amount_for
 from billing.services.changes import PRORATION_MODES, ChangePreview
+from billing.services.coupons import coupon_label
 from billing.services.subscriptions import MAX_TRIAL_DAYS, CreatePreview, ItemSpec
 from config.console import autocomplete, format_minor_decimal, format_money
 from config.modes import scope_to_mode
@@ -478,6 +480,26 @@ class CouponForm(forms.Form):
     def __init__(self, *args: Any, livemode: bool | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["coupon"].queryset = coupon_queryset(livemode=livemode)  # type: ignore[attr-defined]
+
+
+class RemoveDiscountForm(forms.Form):
+    """Which running discount to end: one of them, or every one (a subscription may stack several)."""
+
+    discount = forms.ModelChoiceField(
+        label=_("Discount"),
+        queryset=SubscriptionDiscount.objects.none(),
+        required=False,
+        empty_label=_("All of this subscription's discounts"),
+        widget=_select(),
+    )
+
+    def __init__(self, *args: Any, subscription: Subscription, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["discount"]
+        field.queryset = (  # type: ignore[attr-defined]
+            subscription.discounts.filter(end__isnull=True).select_related("coupon").order_by("position", "pk")
+        )
+        field.label_from_instance = lambda discount: coupon_label(discount.coupon)  # type: ignore[attr-defined]
 
 
 def local_midnight(day: date, tz: str) -> datetime:

@@ -29,6 +29,7 @@ from billing.admin.subscription_editor import (
     CouponForm,
     ExtendTrialForm,
     PauseForm,
+    RemoveDiscountForm,
     SubscriptionCreateForm,
     change_panel,
     create_panel,
@@ -554,7 +555,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             found.append(OPERATIONS["extend-trial"])
         if status in CHANGEABLE:
             found.append(OPERATIONS["coupon"])
-        if subscription.coupon_id and status != Status.CANCELED:
+        if status != Status.CANCELED and subscription_discounts_active(subscription=subscription):
             found.append(OPERATIONS["remove-coupon"])
         if status in (Status.ACTIVE, Status.TRIALING, Status.PAST_DUE):
             found.append(OPERATIONS["pause"])
@@ -575,7 +576,7 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             raise PermissionDenied
         spec = OPERATIONS[operation]
         data = request.POST if request.method == "POST" else None
-        form = self._operation_form(operation, data)
+        form = self._operation_form(operation, data, subscription=subscription)
         if data is not None and form.is_valid():
             done = call_service(
                 form,
@@ -598,7 +599,9 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
             form=form,
         )
 
-    def _operation_form(self, operation: str, data: Any) -> forms.Form:
+    def _operation_form(self, operation: str, data: Any, *, subscription: Subscription) -> forms.Form:
+        if operation == "remove-coupon":
+            return RemoveDiscountForm(data, subscription=subscription)
         if operation == "cancel":
             return SubscriptionCancelForm(data)
         if operation == "pause":
@@ -652,7 +655,9 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
                 acting_user=user,
             )
         if operation == "remove-coupon":
-            return subscription_coupon_remove(subscription=subscription, acting_user=user)
+            return subscription_coupon_remove(
+                subscription=subscription, discount=data.get("discount"), acting_user=user
+            )
         raise Http404
 
     def _consequence(self, operation: str, subscription: Subscription) -> str:
@@ -686,7 +691,8 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
                 "has; the current period is not re-invoiced. It counts as a redemption."
             ),
             "remove-coupon": gettext(
-                "The discount stops from the next invoice (%(date)s); the current period is not re-invoiced."
+                "The chosen discount (or every discount) stops from the next invoice (%(date)s); the current "
+                "period is not re-invoiced."
             ),
         }
         return texts[operation] % values

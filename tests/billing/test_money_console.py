@@ -257,3 +257,55 @@ def test_balance_transactions_read_as_money(console, customer, language, shown):
     for page in (listing, change):
         text = visible_text(page)
         assert page.status_code == 200 and shown in text and "12345" not in text
+
+
+def test_percentage_fees_are_typed_in_major_units_and_shown_back_the_same_way(console, product, meter):
+    """Issue 16's percentage pricing: €0.25 per transaction is typed "0,25", not "25" (cents)."""
+    response = console.post(
+        reverse("admin:billing_price_add"),
+        price_post(
+            None,
+            product.pk,
+            scheme="percentage",
+            usage_type="metered",
+            meter=str(meter.pk),
+            percentage_rate="1.2",
+            fixed_amount="0,25",
+            free_amount="1 000",
+            per_transaction_min_amount="0,10",
+            per_transaction_max_amount="",
+        ),
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+
+    assert response.status_code == 302, visible_text(response)[-1500:]
+    price = Price.objects.get(lookup_key="new-price")
+    assert (price.fixed_amount, price.free_amount) == (Decimal(25), Decimal(100000))
+    assert (price.per_transaction_min_amount, price.per_transaction_max_amount) == (Decimal(10), None)
+    form = (
+        console.get(reverse("admin:billing_price_change", args=[price.pk]), HTTP_ACCEPT_LANGUAGE="fr")
+        .context["adminform"]
+        .form
+    )
+    assert form["fixed_amount"].value() == "0,25"
+    assert form["per_transaction_max_amount"].value() in (None, "")
+
+
+def test_a_negative_percentage_fee_is_a_form_error(console, product, meter):
+    response = console.post(
+        reverse("admin:billing_price_add"),
+        price_post(
+            None,
+            product.pk,
+            scheme="percentage",
+            usage_type="metered",
+            meter=str(meter.pk),
+            percentage_rate="1.2",
+            fixed_amount="-1",
+        ),
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 200
+    assert "cannot be negative" in " ".join(response.context["adminform"].form.errors.get("fixed_amount", []))
+    assert not Price.objects.filter(lookup_key="new-price").exists()

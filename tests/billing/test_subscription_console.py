@@ -14,7 +14,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import Coupon, InvoiceItem, Price, Subscription
 from billing.services.changes import subscription_preview_change
-from billing.services.subscriptions import ItemSpec, subscription_create, subscription_preview_create
+from billing.services.coupons import subscription_discounts_active
+from billing.services.subscriptions import (
+    ItemSpec,
+    subscription_create,
+    subscription_discount_add,
+    subscription_preview_create,
+)
 from config.console import format_money
 from invoices.models import Invoice
 from tests.conftest import current_totp
@@ -328,6 +334,23 @@ def test_add_then_remove_a_coupon(console, running):
     operate(console, running, "remove-coupon")
     running.refresh_from_db()
     assert running.coupon is None
+
+
+def test_remove_one_of_two_stacked_discounts_keeps_the_other(console, running):
+    loyal = Coupon.objects.create(name="Loyal", percent_off=Decimal(10), duration="forever")
+    launch = Coupon.objects.create(name="Launch", amount_off=500, currency="EUR", duration="forever")
+    subscription_discount_add(subscription=running, coupon=loyal)
+    second = subscription_discount_add(subscription=running, coupon=launch)
+
+    page = console.get(reverse("admin:billing_subscription_operation", args=[running.pk, "remove-coupon"]))
+    operate(console, running, "remove-coupon", discount=second.pk)
+
+    assert "All of this subscription&#x27;s discounts" in page.content.decode()
+    running.refresh_from_db()
+    assert [d.coupon for d in subscription_discounts_active(subscription=running)] == [loyal]
+
+    operate(console, running, "remove-coupon", discount="")
+    assert subscription_discounts_active(subscription=running) == []
 
 
 # -- roles and modes ----------------------------------------------------------------------------
