@@ -42,6 +42,7 @@ from config.console import StyledAdmin, TabularInline, admin_link, error_text, s
 from config.errors import DomainError
 from config.formatting import format_money
 from config.modes import scope_to_mode
+from config.write_path import copy_saved
 
 ACTION_TEMPLATE = "admin/invoices/invoice/action_page.html"
 EDITABLE_FIELDS = (
@@ -85,6 +86,7 @@ class QuoteLineFormSet(BaseInlineFormSet):
             return
         quote.currency = quote.customer.currency
         lines = _line_inputs(self)
+        quote._tarif_lines = lines  # type: ignore[attr-defined]  # saved by the service in save_model
         try:
             # A dry run of the billing engine: refused items, currency, coupon... as form errors.
             with transaction.atomic():
@@ -239,13 +241,8 @@ class QuoteAdmin(StyledAdmin):
     # -- saving through the services ------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Quote, form: Any, change: bool) -> None:
-        # Saved with its items in save_related: the service needs both at once.
-        request._tarif_quote_form = form  # type: ignore[attr-defined]
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        obj: Quote = form.instance
-        formset = next((fs for fs in formsets if fs.model is QuoteLine), None)
-        lines = _line_inputs(formset) if formset is not None else None
+        # The items come from the inline formset, checked and handed over by its clean().
+        lines = getattr(obj, "_tarif_lines", None)
         values = {name: form.cleaned_data.get(name) for name in EDITABLE_FIELDS if name in form.cleaned_data}
         if not change:
             saved = quote_create(
@@ -261,13 +258,13 @@ class QuoteAdmin(StyledAdmin):
                 terms=values.get("terms") or "",
                 acting_user=request.user,
             )
-            obj.pk = saved.pk
-            obj.id = saved.pk
+            copy_saved(obj, saved)
             return
-        if obj.status != Quote.Status.DRAFT:
-            return
+        stored = Quote.objects.get(pk=obj.pk)
+        if stored.status != Quote.Status.DRAFT:
+            return  # an issued quote is read-only here (every field is)
         quote_update(
-            quote=obj,
+            quote=stored,
             lines=lines,
             valid_until=values.get("valid_until"),
             collection_method=values.get("collection_method"),
@@ -279,6 +276,12 @@ class QuoteAdmin(StyledAdmin):
             terms=values.get("terms", ""),
             acting_user=request.user,
         )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Nothing more to save: save_model gave the items to the service (no formset writes rows)."""
+        for formset in formsets:
+            # What the admin's history message reads after a formset's save().
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     # -- detail actions -------------------------------------------------------------------
 
