@@ -8,6 +8,7 @@ then saved by `quote_create` / `quote_update`; the detail actions confirm, then 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -19,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -34,9 +36,12 @@ from billing.quotes.services import (
     quote_compute,
     quote_create,
     quote_finalize,
+    quote_lines_check,
+    quote_preview_snapshot,
     quote_revise,
     quote_send,
     quote_update,
+    quote_validity_days,
 )
 from config.console import StyledAdmin, TabularInline, admin_link, error_text, status_badge
 from config.errors import DomainError
@@ -90,9 +95,7 @@ class QuoteLineFormSet(BaseInlineFormSet):
         try:
             # A dry run of the billing engine: refused items, currency, coupon... as form errors.
             with transaction.atomic():
-                from billing.quotes.services import _lines_check  # the service's own line rules
-
-                _lines_check(customer=quote.customer, lines=lines)
+                quote_lines_check(customer=quote.customer, lines=lines)
                 quote_compute(quote=quote, lines=lines)
         except DomainError as error:
             raise ValidationError(error_text(error)) from error
@@ -169,12 +172,6 @@ class QuoteAdmin(StyledAdmin):
         return ("customer", *self.readonly_fields)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from billing.quotes.services import quote_validity_days
-
         return {
             "valid_until": timezone.now() + timedelta(days=quote_validity_days()),
             **super().get_changeform_initial_data(request),
@@ -393,7 +390,9 @@ class QuoteAdmin(StyledAdmin):
     @action(description=_("PDF"), url_path="pdf", permissions=["view"], icon="download")
     def pdf_action(self, request: HttpRequest, object_id: str) -> HttpResponse:
         quote = self._quote(request, object_id)
-        response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+        response = HttpResponse(
+            quote_pdf(quote, snapshot=quote_preview_snapshot(quote=quote)), content_type="application/pdf"
+        )
         response["Content-Disposition"] = f'attachment; filename="{quote_pdf_filename(quote)}"'
         return response
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from billing.quotes.models import Quote
 from billing.quotes.rendering import quote_pdf, quote_pdf_filename
 from billing.quotes.serializers import QuoteCreateSerializer, QuoteSerializer
-from billing.quotes.services import QuoteLineInput, quote_create, quote_finalize
+from billing.quotes.services import QuoteLineInput, quote_create, quote_finalize, quote_preview_snapshot
 from config.api.authentication import acting_user
 from config.api.views import ReadOnlyApiViewSet
 
@@ -149,7 +149,9 @@ class QuoteViewSet(ReadOnlyApiViewSet):
     @action(detail=True, methods=["get"])
     def pdf(self, request: Any, pk: str) -> HttpResponse:
         quote = self.get_object()
-        response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+        response = HttpResponse(
+            quote_pdf(quote, snapshot=quote_preview_snapshot(quote=quote)), content_type="application/pdf"
+        )
         response["Content-Disposition"] = f'inline; filename="{quote_pdf_filename(quote)}"'
         return response
 

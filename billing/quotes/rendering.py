@@ -14,6 +14,7 @@ from typing import Any
 
 from django.template.loader import select_template
 from django.utils import translation
+from django.utils.dateparse import parse_datetime
 
 from billing.quotes.models import Quote
 from invoices.rendering import formatting
@@ -29,21 +30,13 @@ class QuoteRow:
     amount: str
 
 
-def quote_document_snapshot(quote: Quote) -> dict[str, Any]:
-    """The issued snapshot, or for a draft the one finalizing it now would freeze."""
-    if quote.status != Quote.Status.DRAFT and quote.snapshot:
-        return quote.snapshot
-    # deferred: the services import this module's callers (emails)
-    from billing.quotes.services import quote_compute, quote_snapshot
+def quote_document(
+    quote: Quote, *, language: str | None = None, snapshot: dict[str, Any] | None = None
+) -> DocumentData:
+    """The quote as shown, from its frozen snapshot (a draft's: `quote_preview_snapshot`, passed in).
 
-    snapshot = quote_snapshot(quote=quote, computation=quote_compute(quote=quote), brand=quote.brand)
-    snapshot["number"] = ""
-    return snapshot
-
-
-def quote_document(quote: Quote, *, language: str | None = None) -> DocumentData:
-    """`language`: the reader's (the public page's switch); default the customer's, frozen at issue."""
-    snapshot = quote_document_snapshot(quote)
+    `language`: the reader's (the public page's switch); default the customer's, frozen at issue."""
+    snapshot = snapshot if snapshot is not None else quote.snapshot
     seller, buyer = snapshot.get("seller", {}), snapshot.get("buyer", {})
     language = document_language(language or snapshot.get("language"))
     currency = snapshot.get("currency") or quote.currency
@@ -125,8 +118,6 @@ def quote_document(quote: Quote, *, language: str | None = None) -> DocumentData
 
 
 def _parse(value: str | None) -> Any:
-    from django.utils.dateparse import parse_datetime
-
     return parse_datetime(value) if value else None
 
 
@@ -154,12 +145,12 @@ def quote_html(quote: Quote, *, for_pdf: bool, document: DocumentData | None = N
         return select_template(quote_templates(document, brand_slug=slug)).render(context)
 
 
-def quote_pdf(quote: Quote, *, language: str | None = None) -> bytes:
+def quote_pdf(quote: Quote, *, language: str | None = None, snapshot: dict[str, Any] | None = None) -> bytes:
     """The quote as PDF, in the brand's design (a plain PDF: a quote is not an e-invoice)."""
     # deferred: imports WeasyPrint (about a second); only rendering a PDF loads it
     from invoices.rendering.pdf import html_to_pdf
 
-    document = quote_document(quote, language=language if language in ("fr", "en") else None)
+    document = quote_document(quote, language=language if language in ("fr", "en") else None, snapshot=snapshot)
     html = quote_html(quote, for_pdf=True, document=document)
     return html_to_pdf(html, css=document_css(document, for_pdf=True, brand_slug=quote.brand.slug), pdf_a=False)
 

@@ -137,7 +137,7 @@ def _clean_text(value: str, *, field: str) -> str:
     return value
 
 
-def _lines_check(*, customer: Customer, lines: Sequence[QuoteLineInput]) -> None:
+def quote_lines_check(*, customer: Customer, lines: Sequence[QuoteLineInput]) -> None:
     if not lines:
         raise QuoteError(_("A quote needs at least one item."), code="no_items")
     if len(lines) > MAX_LINES:
@@ -332,6 +332,15 @@ def quote_snapshot(*, quote: Quote, computation: QuoteComputation, brand: Brand)
     }
 
 
+def quote_preview_snapshot(*, quote: Quote) -> dict[str, Any]:
+    """The issued snapshot, or for a draft the one finalizing it now would freeze (unnumbered)."""
+    if quote.status != Status.DRAFT and quote.snapshot:
+        return quote.snapshot
+    snapshot = quote_snapshot(quote=quote, computation=quote_compute(quote=quote), brand=quote.brand)
+    snapshot["number"] = ""
+    return snapshot
+
+
 def _content_hash(snapshot: dict[str, Any]) -> str:
     canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -376,7 +385,7 @@ def quote_create(
         footer=footer,
         terms=terms,
     )
-    _lines_check(customer=customer, lines=lines)
+    quote_lines_check(customer=customer, lines=lines)
     computation = quote_compute(quote=quote, lines=lines, at=now)
     _totals_store(quote, computation)
     quote.save()
@@ -458,7 +467,7 @@ def quote_update(
         terms=terms if terms is not None else quote.terms,
     )
     if lines is not None:
-        _lines_check(customer=quote.customer, lines=lines)
+        quote_lines_check(customer=quote.customer, lines=lines)
     computation = quote_compute(quote=quote, lines=lines)
     _totals_store(quote, computation)
     quote.save()

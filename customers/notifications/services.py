@@ -204,12 +204,9 @@ def _send(log: NotificationLog) -> EmailMultiAlternatives:
         if log.kind in (Kind.INVOICE_FINALIZED, Kind.INVOICE_SENT):
             # The invoice email of invoices/services/emails.py: branded, with the stored PDF.
             return content.invoice_email(log)
-        if log.kind == Kind.QUOTE_SENT:
-            # deferred: the quotes app imports these services (its email goes through them)
-            from billing.quotes.emails import quote_email_send
-
-            return quote_email_send(log)
         message = branded_message(customer=customer, content=content.BUILDERS[log.kind](log), to=[log.recipient])
+        for attachment in content.ATTACHMENTS.get(log.kind, lambda _log: [])(log):
+            message.attach(*attachment)
         message.send()
         return message
 
