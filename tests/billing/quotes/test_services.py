@@ -320,3 +320,16 @@ def test_a_signer_name_is_required(open_quote):
 
 def later_than_validity(quote: Quote):
     return quote.valid_until + later(1)
+
+
+def test_quote_events_carry_public_ids_for_webhooks(open_quote):
+    from billing.serializers import DomainEventSerializer
+
+    quote = _accept(open_quote())
+    event = DomainEvent.objects.get(type="quote.accepted", object_id=str(quote.pk))
+
+    payload = DomainEventSerializer(event).data
+
+    assert payload["object_id"] == f"qt_{quote.pk}"
+    assert payload["data"]["subscription"] == f"sub_{quote.subscription_id}"
+    assert payload["data"]["invoice"] == f"in_{quote.invoice_id}"

@@ -201,3 +201,17 @@ def test_sending_emails_the_pdf_and_the_acceptance_link(open_quote, make_custome
     assert log.status == "sent"
     quote.refresh_from_db()
     assert quote.sent_at is not None
+
+
+def test_the_pdf_shows_the_quote_in_the_brands_design(client, open_quote, quote_brand):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    quote = open_quote()
+
+    response = client.get(reverse("quotes:pdf", args=[quote_public_token(quote)]) + "?lang=en")
+
+    text = PdfReader(BytesIO(response.content)).pages[0].extract_text()
+    assert quote.number in text and quote_brand.legal_name in text
+    assert "€69.60" in text  # the quoted first invoice, incl. VAT
