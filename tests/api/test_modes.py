@@ -125,6 +125,11 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
         "webhook_endpoints",
         created(client.post("/api/v1/webhook_endpoints", {"url": f"https://hooks.example.com/{tag}"}, format="json")),
     )
+    # Issue 17 item 4: a quote belongs to its customer's mode.
+    add(
+        "quotes",
+        created(client.post("/api/v1/quotes", {"customer": customer, "lines": [{"price": price}]}, format="json")),
+    )
     return ids
 
 
@@ -191,6 +196,7 @@ def test_every_list_route_is_covered_by_the_world():
         "wallets",
         "wallet_transactions",
         "features",
+        "quotes",
     }
     assert set(_list_routes()) == covered
 
