@@ -69,6 +69,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Pending items"), "playlist_add", "admin:billing_invoiceitem_changelist"),
                 _item(_("Usage events"), "speed", "admin:billing_usageevent_changelist"),
                 _item(_("Billing runs"), "event_repeat", "admin:billing_billingrun_changelist"),
+                _item(_("Quotes"), "request_quote", "admin:quotes_quote_changelist"),
             ],
         },
         {

@@ -71,6 +71,9 @@ MODE_LOOKUPS: dict[str, str] = {
     # Checkout sessions (issue 17)
     "checkout.checkoutsession": "livemode",
     "checkout.checkoutsessionlineitem": "session__livemode",
+    # Quotes (issue 17 item 4)
+    "quotes.quote": "customer__livemode",
+    "quotes.quoteline": "quote__customer__livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

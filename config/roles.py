@@ -16,6 +16,7 @@ TARIF_APPS = (
     "billing",
     "wallets",
     "entitlements",
+    "quotes",
     "events",
     "invoices",
     "reports",

@@ -10,6 +10,7 @@ from billing import apis as billing_apis
 from billing.checkout import apis as checkout_apis
 from billing.entitlements import apis as entitlements_apis
 from billing.storefront import apis as storefront_apis
+from billing.quotes import apis as quotes_apis
 from billing.wallets import apis as wallets_apis
 from customers import apis as customers_apis
 from feedback import apis as feedback_apis
@@ -27,6 +28,7 @@ for module in (
     wallets_apis,
     checkout_apis,
     storefront_apis,
+    quotes_apis,
 ):
     for prefix, viewset, basename in module.ROUTES:
         router.register(prefix, viewset, basename=basename)

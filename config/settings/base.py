@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "billing.wallets",
     "billing.checkout",
     "billing.storefront",
+    "billing.quotes",
     "invoices",
     "reports",
     "feedback",
@@ -315,6 +316,7 @@ from config.settings.checkout import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
+from config.settings.quotes import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
 from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403

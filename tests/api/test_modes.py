@@ -158,6 +158,11 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
         entries=[TableEntrySpec(monthly_price=monthly)],
     )
     add("pricing_tables", table.public_id)
+    # Issue 17 item 4: a quote belongs to its customer's mode.
+    add(
+        "quotes",
+        created(client.post("/api/v1/quotes", {"customer": customer, "lines": [{"price": price}]}, format="json")),
+    )
     return ids
 
 
@@ -227,6 +232,7 @@ def test_every_list_route_is_covered_by_the_world():
         "checkout/sessions",
         "payment_links",
         "pricing_tables",
+        "quotes",
     }
     assert set(_list_routes()) == covered
 
