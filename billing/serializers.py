@@ -665,6 +665,7 @@ EVENT_OBJECT_LABELS = {
     "promotion_code": "billing.promotioncode",
     "usage_event": "billing.usageevent",
     "dunning_case": None,
+    "quote": "quotes.quote",
 }
 
 
@@ -681,6 +682,8 @@ EVENT_DATA_ID_KEYS = {
     "product": "prod",
     "coupon": "coupon",
     "invoice_item": "ii",
+    "revises": "qt",
+    "superseded_by": "qt",
 }
 STAFF_ONLY_EVENT_KEYS = frozenset({"requested_by", "decided_by", "acting_user", "approver", "recorded_by"})
 

@@ -69,6 +69,7 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Pending items"), "playlist_add", "admin:billing_invoiceitem_changelist"),
                 _item(_("Usage events"), "speed", "admin:billing_usageevent_changelist"),
                 _item(_("Billing runs"), "event_repeat", "admin:billing_billingrun_changelist"),
+                _item(_("Quotes"), "request_quote", "admin:quotes_quote_changelist"),
             ],
         },
         {
@@ -102,6 +103,8 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
                 _item(_("Meters"), "monitoring", "admin:billing_meter_changelist"),
                 _item(_("Features"), "toggle_on", "admin:entitlements_feature_changelist"),
                 _item(_("Product features"), "workspace_premium", "admin:entitlements_productfeature_changelist"),
+                _item(_("Pricing tables"), "view_week", "admin:storefront_pricingtable_changelist"),
+                _item(_("Payment links"), "link", "admin:storefront_paymentlink_changelist"),
             ],
         },
         {

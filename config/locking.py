@@ -38,7 +38,9 @@ class LockRank(IntEnum):
     WEBHOOK_ENDPOINT = 50  # fan-out cursor of one endpoint
     MRR_SUMMARY = 60  # the reports' summary refresh
     STRIPE_IMPORT_RUN = 70  # one unfinished Stripe import per account: resumed, not doubled
-    CHECKOUT_SESSION = 90  # issue 17: completion creates the customer, subscription, invoice after it
+    CHECKOUT_SESSION = 85  # issue 17: completion creates the customer, subscription, invoice after it
+    QUOTE = 90  # a quote's acceptance creates its subscription under the quote's lock
+    QUOTE_SERIES = 95  # a brand's quote numbers: nothing else is locked after it
     SUBSCRIPTION = 100
     PROMOTION_CODE = 110
     COUPON = 120

@@ -63,9 +63,17 @@ MODE_LOOKUPS: dict[str, str] = {
     "entitlements.feature": "livemode",
     "entitlements.productfeature": "feature__livemode",
     "entitlements.subscriptionentitlement": "customer__livemode",
+    # Pricing tables and payment links (issue 17)
+    "storefront.pricingtable": "livemode",
+    "storefront.pricingtableentry": "table__livemode",
+    "storefront.paymentlink": "livemode",
+    "storefront.paymentlinkitem": "link__livemode",
     # Checkout sessions (issue 17)
     "checkout.checkoutsession": "livemode",
     "checkout.checkoutsessionlineitem": "session__livemode",
+    # Quotes (issue 17 item 4)
+    "quotes.quote": "customer__livemode",
+    "quotes.quoteline": "quote__customer__livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -11,7 +11,18 @@ from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 
-TARIF_APPS = ("customers", "billing", "wallets", "entitlements", "events", "invoices", "reports", "feedback")
+TARIF_APPS = (
+    "customers",
+    "billing",
+    "wallets",
+    "entitlements",
+    "quotes",
+    "events",
+    "invoices",
+    "reports",
+    "feedback",
+    "storefront",
+)
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "Finance": {app: ("view", "add", "change", "delete") for app in TARIF_APPS}

@@ -21,8 +21,10 @@ urlpatterns = [
     path("portal/", include("customers.urls", namespace="portal")),
     path("payments/", include("billing.payments.urls", namespace="payments")),
     path("feedback/", include("feedback.urls", namespace="feedback")),
+    path("quotes/", include("billing.quotes.urls", namespace="quotes")),
     path("sandbox/", include("billing.payments.sandbox_urls", namespace="sandbox")),
     path("checkout/", include("billing.checkout.urls", namespace="checkout")),
+    path("", include("billing.storefront.urls", namespace="storefront")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]
 

@@ -169,6 +169,7 @@ class NotificationKind(models.TextChoices):
     PLAN_CHANGED = "plan_changed", _("Plan changed")
     SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription canceled")
     SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
+    QUOTE_SENT = "quote_sent", _("Quote sent")
 
 
 # Reminders a customer may turn off; every other kind is transactional and always sent.

@@ -46,7 +46,7 @@ from invoices.serializers import (
 from invoices.services.credit_notes import CreditLineInput, credit_note_create, credit_note_refund_only
 from invoices.services.finalize import invoice_finalize
 from invoices.services.lifecycle import invoice_void
-from invoices.services.pdf import DocumentNotIssued, invoice_pdf_render
+from invoices.services.pdf import DocumentNotIssued, invoice_pdf_current
 
 
 def _by_public_id(model: Any, field: str):
@@ -167,7 +167,7 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     def pdf(self, request: Any, pk: str) -> HttpResponse:
         """The finalized invoice as a PDF/A-3 with its Factur-X (EN 16931) XML embedded; a draft is refused."""
         invoice = self.get_object()
-        pdf = invoice_pdf_render(invoice=invoice)
+        pdf = invoice_pdf_current(invoice=invoice)
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
         return response

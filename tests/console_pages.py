@@ -38,6 +38,7 @@ NOT_PAGES = {
     "otp_totp_totpdevice_qrcode": "a TOTP device's QR code image (plumbing)",
     "invoices_invoice_pdf": "a PDF download",
     "invoices_creditnote_pdf": "a PDF download",
+    "quotes_quote_pdf_action": "a PDF download",
     "audit_auditentry_export": "a CSV download",
     "reports_dashboard_export": "a CSV/XLSX download",
 }
@@ -63,6 +64,11 @@ NOT_GET_PAGES: dict[str, tuple[frozenset[int], str]] = {
     "invoices_invoice_record_payment": (frozenset({200, 302, 403}), "open invoices only"),
     "invoices_invoice_void_invoice": (frozenset({200, 302, 403}), "open invoices only"),
     "invoices_invoice_write_off": (frozenset({200, 302, 403}), "open invoices only"),
+    # A quote's actions depend on its state, like an invoice's (issue 17 item 4).
+    "quotes_quote_finalize_action": (frozenset({200, 302, 403}), "drafts only"),
+    "quotes_quote_send_action": (frozenset({200, 302, 403}), "drafts and open quotes"),
+    "quotes_quote_revise_action": (frozenset({200, 302, 403}), "open or expired quotes"),
+    "quotes_quote_cancel_action": (frozenset({200, 302, 403}), "quotes not accepted or canceled"),
 }
 # Pages of the site itself (not of a model) that a signed-in person opens.
 SITE_PAGES = {"admin:index": "index", "admin:password_change": "password", "operations": "operations"}
@@ -379,6 +385,10 @@ def console_world() -> dict[str, Any]:
     # Issue 16: a feature the product grants (entitlements).
     feature = Feature.objects.create(lookup_key="sso", name="Single sign-on")
     ProductFeature.objects.create(product=price.product, feature=feature)
+    # Issue 17: a pricing table and a payment link (storefront).
+    from tests.billing.storefront.world import storefront_world
+
+    storefront_world(price=price)
     StripeImportRun.objects.create(
         account_id="acct_1Example", livemode=False, status="done", key_hint="sk_test_…6789",
         counts={"customers": {"created": 3}},
@@ -391,6 +401,11 @@ def console_world() -> dict[str, Any]:
         brand=brand, livemode=True, mode="subscription", line_items=[(price, 1)],
         success_url="https://shop.example/ok", cancel_url="https://shop.example/pricing",
     )  # fmt: skip
+    # Issue 17 item 4: an open quote (numbered in the brand's quote series).
+    from billing.quotes.services import QuoteLineInput, quote_create, quote_finalize
+
+    quote = quote_create(customer=customer, lines=[QuoteLineInput(price=price, quantity=2)], terms="Net 30")
+    quote_finalize(quote=quote)
     AuditEntry.objects.create(
         action="refund.requested", actor=requester, actor_repr="requester", target_type="billing.refund",
         target_id=str(refund.pk), target_repr=str(refund),

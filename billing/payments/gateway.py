@@ -28,6 +28,18 @@ class GatewayError(DomainError):
     """The gateway refused the request itself (bad token, unknown card, bad signature)."""
 
 
+class CardDeclined(GatewayError):
+    """The gateway refused to save a card when verifying it (Stripe's SetupIntent, the sandbox's
+    zero-amount check): `decline_code` says why, in the gateway's words (insufficient_funds...)."""
+
+    code = "card_declined"
+    http_status = 402
+
+    def __init__(self, message: Any = None, *, decline_code: str = "generic_decline") -> None:
+        super().__init__(message or "The card was declined.")
+        self.decline_code = decline_code
+
+
 class GatewayUnavailable(Exception):
     """The gateway could not be reached after a charge was sent: its outcome is unknown.
 

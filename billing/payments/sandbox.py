@@ -37,6 +37,7 @@ from django.urls import reverse
 from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
 from billing.payments.gateway import (
+    CardDeclined,
     ChargeResult,
     GatewayError,
     PaymentMethodDetails,
@@ -146,6 +147,15 @@ class SandboxGateway:
 
     def detach_payment_method(self, *, token: str) -> None:
         SandboxPaymentMethod.objects.filter(token=token).delete()
+
+    def verify_payment_method(self, *, token: str) -> None:
+        """A zero-amount check before a card is saved (what a SetupIntent does at the issuer):
+        the declining test cards (0002, 9995, 0341) are refused with their decline code."""
+        method = SandboxPaymentMethod.objects.filter(token=token).first()
+        if method is None:
+            raise CardDeclined(decline_code="payment_method_not_found")
+        if method.kind in ("card", "wallet") and method.behaviour in (DECLINED, INSUFFICIENT_FUNDS):
+            raise CardDeclined(decline_code=method.behaviour)
 
     def charge(
         self,

@@ -37,6 +37,7 @@ from djstripe.models import Customer as StripeCustomer
 from djstripe.models import PaymentIntent, PaymentMethod
 
 from billing.payments.gateway import (
+    CardDeclined,
     ChargeResult,
     GatewayError,
     GatewayUnavailable,
@@ -392,6 +393,10 @@ class StripeGateway:
         if _id(intent.get("customer")) != customer_id:
             raise GatewayError("This setup belongs to another customer.")
         if intent.status != "succeeded":
+            error = _plain(intent).get("last_setup_error") or {}
+            if error.get("decline_code") or error.get("code") == "card_declined":
+                # Stripe verified the card with its issuer and the issuer said no.
+                raise CardDeclined(decline_code=str(error.get("decline_code") or "card_declined"))
             raise GatewayError(f"The setup is not complete (status {intent.status}).")
         _mirror("SetupIntent", _plain(intent), livemode=self.livemode)
         details = self.attach_payment_method(

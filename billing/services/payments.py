@@ -33,7 +33,14 @@ from billing.locks import (
     payment_qs_for_update,
 )
 from billing.models import DunningCase, GatewayEvent, Payment, PaymentMethod
-from billing.payments.gateway import ChargeResult, GatewayError, PaymentMethodDetails, SetupIntentHandle, SetupSession
+from billing.payments.gateway import (
+    CardDeclined,
+    ChargeResult,
+    GatewayError,
+    PaymentMethodDetails,
+    SetupIntentHandle,
+    SetupSession,
+)
 from billing.payments.registry import MANUAL, default_gateway_name, gateway_for
 from config import clock
 from config.errors import DomainError
@@ -210,6 +217,8 @@ def payment_method_setup_complete(
     gateway = gateway_for(default_gateway_name(livemode=customer.livemode), livemode=customer.livemode)
     details = gateway.complete_setup_session(session_id=session_id, customer_reference=str(customer.pk))
     existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway.name, token=details.token).first()
+    if existing is None:
+        _verify_or_drop(gateway, details)
     if existing is not None:
         if make_default and existing.active and not existing.is_default:
             # Stripe's setup_intent.succeeded webhook may have saved it first, as a spare method;
@@ -222,6 +231,20 @@ def payment_method_setup_complete(
         make_default=make_default,
         acting_user=acting_user,
     )
+
+
+def _verify_or_drop(gateway: Any, details: PaymentMethodDetails) -> None:
+    """Verify a new card with its gateway before it is saved (issue 17): a declining card is
+    detached at the gateway and CardDeclined raised, so nothing is stored. Gateways whose setup
+    flow verifies already (Stripe's SetupIntent) need no `verify_payment_method`."""
+    verify = getattr(gateway, "verify_payment_method", None)
+    if verify is None or details.kind not in ("card", "wallet"):
+        return
+    try:
+        verify(token=details.token)
+    except CardDeclined:
+        gateway.detach_payment_method(token=details.token)
+        raise
 
 
 def _setup_gateway(gateway_name: str | None, *, livemode: bool = True) -> Any:
@@ -264,6 +287,7 @@ def payment_method_setup_intent_complete(
     existing = PaymentMethod.objects.filter(gateway=gateway.name, token=details.token, active=True).first()
     if existing is not None:
         return existing
+    _verify_or_drop(gateway, details)
     return _method_store(
         customer=customer,
         fields=_method_fields(gateway.name, details),

@@ -46,6 +46,8 @@ PREFIXES: dict[str, str] = {
     "wallets.creditgrant": "credgr",
     "wallets.wallettransaction": "wtxn",
     "invoices.balancetransaction": "cbtxn",
+    # Issue 17 item 4: quotes.
+    "quotes.quote": "qt",
 }
 
 

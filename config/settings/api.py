@@ -56,6 +56,8 @@ SPECTACULAR_SETTINGS = {
         "FeatureKindEnum": "billing.entitlements.models.Feature.Kind",
         "CreditGrantCategoryEnum": "billing.wallets.models.CreditGrant.Category",
         "ProrationBehaviorEnum": "billing.serializers.PRORATION_CHOICES",
+        "PaymentLinkModeEnum": "billing.storefront.models.PaymentLink.Mode",
+        "CheckoutSessionModeEnum": "billing.checkout.models.CheckoutSession.Mode",
     },
 }
 

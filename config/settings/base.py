@@ -18,6 +18,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TARIF_BASE_URL = env.str("TARIF_BASE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    # django-modeltranslation (issue 17): brand texts per language; it must come before the admin app.
+    "modeltranslation",
     # django-unfold (issue 15) restyles the Django admin; it must come before the admin app.
     "unfold.apps.BasicAppConfig",  # the basic config: our TarifAdminSite stays admin.site
     "unfold.contrib.filters",
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
     "billing.entitlements",
     "billing.wallets",
     "billing.checkout",
+    "billing.storefront",
+    "billing.quotes",
     "invoices",
     "reports",
     "feedback",
@@ -228,6 +232,20 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "customers.adapters.PortalAccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if TARIF_BASE_URL.startswith("https") else "http"
 TARIF_OPEN_SIGNUP = env.bool("TARIF_OPEN_SIGNUP", default=False)
+# Issue 17 (portal): no enumeration (a reset or a code request for an unknown address gets the
+# same answer), allauth's own rate limits next to django-axes, and passwordless sign-in by an
+# emailed one-time code (allauth's login by code; its URLs exist only when it is on).
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGIN_BY_CODE_ENABLED = env.bool("TARIF_PORTAL_LOGIN_BY_CODE", default=True)
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env.int("TARIF_PORTAL_LOGIN_CODE_SECONDS", default=300)
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("TARIF_RATELIMIT_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("TARIF_RATELIMIT_LOGIN_FAILED", default="10/m/ip,5/300s/key"),
+    "reset_password": env.str("TARIF_RATELIMIT_RESET_PASSWORD", default="20/m/ip,5/m/key"),
+    "reset_password_from_key": env.str("TARIF_RATELIMIT_RESET_PASSWORD_FROM_KEY", default="20/m/ip"),
+    "request_login_code": env.str("TARIF_RATELIMIT_REQUEST_LOGIN_CODE", default="20/m/ip,3/m/key"),
+    "confirm_email": "1/180s/key",
+}
 TARIF_BILLING_CHUNK_SIZE = env.int("TARIF_BILLING_CHUNK_SIZE", default=500)
 # Issue 16 (docs/billing.md "Proration credit basis", "Several discounts"):
 # how unused time is credited when a subscription does not say ("classic" or "flexible"),
@@ -258,6 +276,11 @@ TARIF_PENDING_UPDATE_EXPIRY_HOURS = env.int("TARIF_PENDING_UPDATE_EXPIRY_HOURS",
 # to its first billing date at once, prorated ("create_prorations", Stripe's default), or
 # gives it free ("none"); `proration_behavior` on the creation overrides this.
 TARIF_ANCHOR_FIRST_PERIOD = env.str("TARIF_ANCHOR_FIRST_PERIOD", default="create_prorations")
+# Issue 17, pricing tables and payment links (docs/pricing-tables.md): POSTs per IP that may start a
+# checkout from the public pages (django-ratelimit's "count/period"), and the sites allowed to frame
+# every pricing table's embed (each table adds its own list).
+TARIF_RATELIMIT_STOREFRONT = env.str("TARIF_RATELIMIT_STOREFRONT", default="20/m")
+TARIF_PRICING_EMBED_ORIGINS = env.list("TARIF_PRICING_EMBED_ORIGINS", default=[])
 # Render each finalized invoice's PDF (Factur-X) in a Celery task after commit.
 TARIF_RENDER_DOCUMENTS = env.bool("TARIF_RENDER_DOCUMENTS", default=True)
 # Number order is date order (invoices/services/numbering.py): a caller's issue time read
@@ -293,6 +316,7 @@ from config.settings.checkout import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
+from config.settings.quotes import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
 from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
@@ -345,3 +369,9 @@ UNFOLD = {
         "navigation": "config.console_nav.navigation",
     },
 }
+
+# Brand texts printed on documents in each document language (issue 17, docs/invoices.md
+# "Brand texts per language"): django-modeltranslation adds <field>_fr / <field>_en columns.
+MODELTRANSLATION_DEFAULT_LANGUAGE = "fr"
+MODELTRANSLATION_LANGUAGES = ("fr", "en")
+MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")

@@ -13,6 +13,9 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from billing.models import DunningCase, InvoiceItem, Payment, PaymentMethod, Subscription, SubscriptionChange
+from billing.quotes.models import Quote
+from billing.quotes.rendering import quote_document, quote_pdf, quote_pdf_filename
+from billing.quotes.selectors import quote_public_url
 from billing.services.payments import default_payment_method
 from customers.models import NotificationKind, NotificationLog
 from customers.notifications.base import Content, NotificationGone, portal_url
@@ -20,6 +23,7 @@ from customers.notifications.wording import decline_reason
 from invoices.models import Invoice
 from invoices.rendering.formatting import long_date, money
 from invoices.services.emails import invoice_email_send
+from invoices.services.pdf import invoice_pdf_current
 
 Kind = NotificationKind
 
@@ -105,6 +109,12 @@ def payment_receipt(log: NotificationLog) -> Content:
         ],
         action=(_("View the invoice"), portal_url("portal:invoice", payment.invoice_id)),
     )
+
+
+def receipt_attachment(log: NotificationLog) -> tuple[str, bytes, str]:
+    """The paid invoice's PDF (its current copy: Paid or Partly paid, with this payment)."""
+    invoice = _payment(log).invoice
+    return f"{invoice.number}.pdf", invoice_pdf_current(invoice=invoice), "application/pdf"
 
 
 def payment_failed(log: NotificationLog) -> Content:
@@ -249,6 +259,37 @@ def subscription_paused(log: NotificationLog) -> Content:
     )
 
 
+def _quote(log: NotificationLog) -> Quote:
+    quote = (
+        Quote.objects.select_related("customer", "brand")
+        .filter(pk=log.data.get("quote"), customer=log.customer)
+        .first()
+    )
+    if quote is None or quote.status != Quote.Status.OPEN:
+        raise NotificationGone("The quote is no longer open.")
+    return quote
+
+
+def quote_sent(log: NotificationLog) -> Content:
+    """A quote sent by staff (issue 17 item 4): the PDF attached and the link to accept it online."""
+    quote = _quote(log)
+    document = quote_document(quote)
+    return Content(
+        subject=_("Quote %(number)s") % {"number": quote.number},
+        paragraphs=[
+            _("Please find attached our quote %(number)s for %(amount)s, valid until %(date)s.")
+            % {"number": quote.number, "amount": document.amount_due, "date": document.extra["valid_until"]},
+            _("You can review and accept it online with the link below."),
+        ],
+        action=(_("Review and accept the quote"), quote_public_url(quote)),
+    )
+
+
+def quote_sent_attachments(log: NotificationLog) -> list[tuple[str, bytes, str]]:
+    quote = _quote(log)
+    return [(quote_pdf_filename(quote), quote_pdf(quote), "application/pdf")]
+
+
 BUILDERS: dict[str, Callable[[NotificationLog], Content]] = {
     Kind.UPCOMING_RENEWAL: upcoming_renewal,
     Kind.PAYMENT_RECEIPT: payment_receipt,
@@ -259,4 +300,11 @@ BUILDERS: dict[str, Callable[[NotificationLog], Content]] = {
     Kind.PLAN_CHANGED: plan_changed,
     Kind.SUBSCRIPTION_CANCELED: subscription_canceled,
     Kind.SUBSCRIPTION_PAUSED: subscription_paused,
+    Kind.QUOTE_SENT: quote_sent,
+}
+# Files attached to a notification, by kind: (filename, content, MIME type).
+ATTACHMENTS: dict[str, Callable[[NotificationLog], list[tuple[str, bytes, str]]]] = {
+    Kind.QUOTE_SENT: quote_sent_attachments,
+    # The receipt carries the invoice as it now stands: "Paid", with date and method.
+    Kind.PAYMENT_RECEIPT: lambda log: [receipt_attachment(log)],
 }

@@ -205,6 +205,8 @@ def _send(log: NotificationLog) -> EmailMultiAlternatives:
             # The invoice email of invoices/services/emails.py: branded, with the stored PDF.
             return content.invoice_email(log)
         message = branded_message(customer=customer, content=content.BUILDERS[log.kind](log), to=[log.recipient])
+        for attachment in content.ATTACHMENTS.get(log.kind, lambda _log: [])(log):
+            message.attach(*attachment)
         message.send()
         return message
 

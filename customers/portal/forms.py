@@ -78,3 +78,11 @@ class CodeForm(forms.Form):
         max_length=16,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}),
     )
+
+
+class NewMethodForm(forms.Form):
+    make_default = forms.BooleanField(
+        label=_("Make this card my default payment method"),
+        required=False,
+        help_text=_("Your invoices are charged to the default payment method."),
+    )

@@ -71,13 +71,18 @@ def price_label(price: Any) -> str:
 def portal_prices(*, subscription: Any) -> QuerySet:
     """Plans a customer may switch to from the portal: active licensed recurring prices in the
     subscription's currency, unless the price's metadata says {"portal": false}."""
+    return portal_offered_prices(currency=subscription.currency, livemode=subscription.customer.livemode)
+
+
+def portal_offered_prices(*, currency: str, livemode: bool) -> QuerySet:
+    """Plans the portal offers in `currency` and mode (to switch to, or to start a subscription)."""
     prices = Price.objects.filter(
         active=True,
         product__active=True,
         type=Price.Type.RECURRING,
         usage_type=Price.UsageType.LICENSED,
-        currency=subscription.currency,
-        livemode=subscription.customer.livemode,
+        currency=currency,
+        livemode=livemode,
     )
     # JSON `false` compares unevenly across databases: read the flag in Python (few prices).
     offered = [

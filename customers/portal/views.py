@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -23,13 +24,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.entitlements.selectors import customer_entitlements
 from billing.models import InvoiceItem, PaymentMethod, Subscription, SubscriptionChange
-from billing.payments.gateway import GatewayError
+from billing.payments.gateway import CardDeclined, GatewayError
 from billing.services.changes import subscription_change as change_service
 from billing.services.changes import subscription_preview_change
 from billing.services.dunning import dunning_collect_invoice
 from billing.services.payments import (
     PaymentsError,
     bank_transfer_reference,
+    default_payment_method,
     payment_method_attach,
     payment_method_detach,
     payment_method_hosted_setup_options,
@@ -37,7 +39,12 @@ from billing.services.payments import (
     payment_method_setup_complete,
     payment_method_setup_start,
 )
-from billing.services.subscriptions import ItemSpec, SubscriptionError
+from billing.services.subscriptions import (
+    ItemSpec,
+    SubscriptionError,
+    subscription_cancel_undo,
+    subscription_preview_create,
+)
 from billing.services.usage_thresholds import subscription_current_usage
 from billing.wallets.selectors import credit_grants_for_customer, wallet_history_for_customer, wallet_summaries
 from config import clock, mfa
@@ -45,7 +52,7 @@ from config.events.log import event_record
 from config.mfa import base32_secret, issue_recovery_codes, qr_svg, second_factor_login
 from customers.models import OPTIONAL_NOTIFICATIONS, Customer, NotificationPreference
 from customers.notifications.services import step_up_code_send
-from customers.notifications.wording import decline_reason
+from customers.notifications.wording import card_decline_reason, decline_reason
 from customers.portal.access import (
     IMPERSONATION_SESSION_KEY,
     activate_customer_language,
@@ -61,24 +68,42 @@ from customers.portal.export import customer_data_export
 from customers.portal.forms import (
     BillingDetailsForm,
     CodeForm,
+    NewMethodForm,
     NotificationPreferencesForm,
     PlanChangeForm,
     SepaMandateForm,
 )
-from customers.portal.selectors import portal_overview, portal_prices, portal_subscriptions, price_label
+from customers.portal.plans import plan_cards
+from customers.portal.selectors import (
+    portal_offered_prices,
+    portal_overview,
+    portal_prices,
+    portal_subscriptions,
+    price_label,
+)
+from customers.portal.subscribe import customer_has_live_subscription, portal_subscription_start
 from customers.services import customer_update
 from feedback.services import SurveyAnswerError
 from invoices.models import CreditNote, Invoice
 from invoices.rendering.facturx import credit_note_cii_xml, invoice_cii_xml
 from invoices.rendering.logos import LOGO_EXTENSIONS, LOGO_MAX_BYTES, logo_media_type
-from invoices.services.pdf import credit_note_document_store, invoice_document_store
+from invoices.services.pdf import (
+    credit_note_document_store,
+    invoice_paid_since_issue,
+    invoice_pdf_current,
+)
 
 # -- overview ---------------------------------------------------------------------------------
 
 
 @portal_view
 def home(request: HttpRequest, customer: Customer) -> HttpResponse:
-    return render(request, "portal/home.html", {"overview": portal_overview(customer=customer)})
+    context: dict[str, Any] = {"overview": portal_overview(customer=customer)}
+    if not _has_live_subscription(customer):
+        # No subscription running: offer the plans, as the pricing table does.
+        prices = portal_offered_prices(currency=customer.currency, livemode=customer.livemode)
+        context["start_cards"] = plan_cards(prices=prices)
+    return render(request, "portal/home.html", context)
 
 
 # An SVG opened on its own is a document that could run script: the browser gets it as an
@@ -200,13 +225,23 @@ def _pdf_response(document: Any, filename: str) -> FileResponse:
 @portal_view
 def invoice_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    return _pdf_response(invoice_document_store(invoice_id=invoice.pk), f"{invoice.number}.pdf")
+    # The invoice as it stands now: "Paid" with date and method once settled (docs/invoices.md).
+    return FileResponse(
+        io.BytesIO(invoice_pdf_current(invoice=invoice)),
+        as_attachment=True,
+        filename=f"{invoice.number}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @portal_view
 def invoice_facturx(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     invoice = _invoice(customer, pk)
-    xml = invoice_cii_xml(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
+    xml = invoice_cii_xml(
+        invoice=invoice,
+        lines=list(invoice.lines.order_by("position", "pk")),
+        paid=invoice_paid_since_issue(invoice),  # the same state as the PDF above
+    )
     return _xml_response(xml, f"{invoice.number}-factur-x.xml")
 
 
@@ -270,28 +305,99 @@ def _items_after(subscription: Subscription, form: PlanChangeForm) -> list[ItemS
     return [chosen, *kept]
 
 
+def _current_items(subscription: Subscription) -> list[Any]:
+    return list(subscription.items.select_related("price__product").order_by("pk"))
+
+
+def _same_as_now(subscription: Subscription, form: PlanChangeForm) -> bool:
+    items = _current_items(subscription)
+    return bool(items) and (
+        items[0].price_id == form.cleaned_data["price"].pk and items[0].quantity == form.cleaned_data["quantity"]
+    )
+
+
 @portal_view
 def subscription_change(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """Plan cards, then a confirmation page with what the change charges now, the credit it uses
+    and the next invoice (the change preview service, as the API's), then the change itself.
+
+    One URL, two steps: a POST without `confirmed` shows the confirmation; the confirmation's
+    own POST (with `confirmed=1`) changes the subscription."""
     subscription = _subscription(customer, pk)
     form = _change_form(request, subscription, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            with transaction.atomic():
-                change = change_service(
+        if _same_as_now(subscription, form):
+            form.add_error(None, _("This is already your plan and quantity: pick another plan or quantity."))
+        elif request.POST.get("confirmed") == "1":
+            try:
+                with transaction.atomic():
+                    change = change_service(
+                        subscription=subscription,
+                        items=_items_after(subscription, form),
+                        proration=settings.TARIF_PORTAL_PRORATION,
+                        acting_user=request.user,
+                    )
+            except SubscriptionError as error:
+                form.add_error(None, error)
+            else:
+                return HttpResponseRedirect(reverse("portal:change_done", args=[subscription.pk, change.pk]))
+        else:
+            try:
+                preview = subscription_preview_change(
                     subscription=subscription,
                     items=_items_after(subscription, form),
                     proration=settings.TARIF_PORTAL_PRORATION,
-                    acting_user=request.user,
                 )
-        except SubscriptionError as error:
-            form.add_error(None, error)
-        else:
-            return HttpResponseRedirect(reverse("portal:change_done", args=[subscription.pk, change.pk]))
+            except SubscriptionError as error:
+                form.add_error(None, error)
+            else:
+                return render(
+                    request, "portal/change_confirm.html", _change_confirm_context(subscription, form, preview)
+                )
+    current = _current_items(subscription)
+    cards = plan_cards(prices=form.fields["price"].queryset, current_price_ids=[item.price_id for item in current[:1]])
     return render(
         request,
         "portal/change.html",
-        {"subscription": subscription, "form": form, "proration_mode": settings.TARIF_PORTAL_PRORATION},
+        {
+            "subscription": subscription,
+            "form": form,
+            "cards": cards,
+            "selected": _selected_price(form, current),
+            "proration_mode": settings.TARIF_PORTAL_PRORATION,
+        },
     )
+
+
+def _selected_price(form: Any, current: list[Any]) -> str:
+    value = form["price"].value()
+    if value not in (None, ""):
+        return str(value)
+    return str(current[0].price_id) if current else ""
+
+
+def _change_confirm_context(subscription: Subscription, form: PlanChangeForm, preview: Any) -> dict[str, Any]:
+    customer = subscription.customer
+    price = form.cleaned_data["price"]
+    immediate = preview.immediate_invoice
+    return {
+        "subscription": subscription,
+        "form": form,
+        "price": price,
+        "card": plan_cards(prices=[price])[0],
+        "quantity": form.cleaned_data["quantity"],
+        "current": _current_items(subscription),
+        "preview": preview,
+        "currency": subscription.currency,
+        "credit_lines": [line for line in preview.proration_lines if line.amount < 0],
+        "charge_lines": [line for line in preview.proration_lines if line.amount >= 0],
+        "balance_used": immediate.balance_applied if immediate and immediate.balance_applied > 0 else 0,
+        "next_invoice_at": subscription.trial_end
+        if subscription.status == "trialing"
+        else subscription.current_period_end,
+        "default_method": default_payment_method(customer=customer),
+        "wallets": wallet_summaries(customer=customer),
+    }
 
 
 @portal_view
@@ -388,6 +494,93 @@ def subscription_cancel(request: HttpRequest, customer: Customer, pk: int) -> Ht
     return render(request, "portal/cancel.html", context)
 
 
+@require_POST
+@portal_view
+def subscription_renew(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """Keep a subscription set to end with its period: undo the scheduled cancellation."""
+    subscription = _subscription(customer, pk)
+    try:
+        with transaction.atomic():
+            subscription_cancel_undo(subscription=subscription, acting_user=request.user)
+    except SubscriptionError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Your subscription continues: it renews as usual."))
+    return HttpResponseRedirect(reverse("portal:home"))
+
+
+def _has_live_subscription(customer: Customer) -> bool:
+    return customer_has_live_subscription(customer=customer)
+
+
+def _subscribe_form(customer: Customer, data: Any) -> PlanChangeForm:
+    prices = portal_offered_prices(currency=customer.currency, livemode=customer.livemode)
+    return PlanChangeForm(data, prices=prices, initial={"quantity": 1})
+
+
+@portal_view(step_up=True)
+def subscribe(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """Start a subscription when none is active: plan cards, a confirmation with the first invoice
+    (the creation preview service, as the API's), then the subscription, charged to the default
+    payment method. One URL, two steps, like the plan change."""
+    if _has_live_subscription(customer):
+        messages.info(request, _("You already have an active subscription: change its plan instead."))
+        return HttpResponseRedirect(reverse("portal:home"))
+    form = _subscribe_form(customer, request.POST or None)
+    method = default_payment_method(customer=customer)
+    if request.method == "POST" and form.is_valid():
+        items = [ItemSpec(form.cleaned_data["price"], form.cleaned_data["quantity"])]
+        if method is None:
+            form.add_error(None, _("Add a payment method first: the subscription is charged to it."))
+        elif request.POST.get("confirmed") == "1":
+            try:
+                with transaction.atomic():
+                    subscription = portal_subscription_start(customer=customer, items=items, acting_user=request.user)
+            except SubscriptionError as error:
+                form.add_error(None, error)
+            else:
+                return HttpResponseRedirect(reverse("portal:subscription_started", args=[subscription.pk]))
+        else:
+            try:
+                preview = subscription_preview_create(customer=customer, items=items)
+            except SubscriptionError as error:
+                form.add_error(None, error)
+            else:
+                price = form.cleaned_data["price"]
+                context = {
+                    "form": form,
+                    "price": price,
+                    "card": plan_cards(prices=[price])[0],
+                    "quantity": form.cleaned_data["quantity"],
+                    "preview": preview,
+                    "invoice": preview.first_invoice,
+                    "currency": preview.currency,
+                    "default_method": method,
+                    "balance_used": max(preview.first_invoice.balance_applied, 0),
+                }
+                return render(request, "portal/subscribe_confirm.html", context)
+    context = {
+        "form": form,
+        "cards": plan_cards(prices=form.fields["price"].queryset),
+        # Picked on the overview's cards (a GET), kept through the step-up.
+        "selected": str(form["price"].value() or request.GET.get("price", "")),
+        "default_method": method,
+    }
+    return render(request, "portal/subscribe.html", context)
+
+
+@portal_view
+def subscription_started(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    subscription = _subscription(customer, pk)
+    invoice = subscription.invoices.exclude(status=Invoice.Status.DRAFT).order_by("pk").first()
+    context = {
+        "subscription": subscription,
+        "items": subscription.items.select_related("price__product").order_by("pk"),
+        "invoice": invoice,
+    }
+    return render(request, "portal/subscription_started.html", context)
+
+
 # -- payment methods ------------------------------------------------------------------------------
 
 
@@ -425,20 +618,37 @@ def _start_hosted_setup(request: HttpRequest, customer: Customer, payment_method
     return _hosted_setup_page(request, HttpResponseRedirect(session.url))
 
 
+MAKE_DEFAULT_SESSION_KEY = "portal_new_method_default"
+
+
 @portal_view(step_up=True)
 def payment_method_add_card(request: HttpRequest, customer: Customer) -> HttpResponse:
-    """Step-up first, then off to the gateway's hosted page: no card field on our pages."""
-    if request.method == "POST":
+    """Step-up first, then off to the gateway's hosted page: no card field on our pages. The
+    customer says here whether the new card becomes the default (unticked when one exists)."""
+    has_default = default_payment_method(customer=customer) is not None
+    form = NewMethodForm(request.POST if request.method == "POST" else None, initial={"make_default": not has_default})
+    if request.method == "POST" and form.is_valid():
+        request.session[MAKE_DEFAULT_SESSION_KEY] = bool(form.cleaned_data["make_default"]) or not has_default
         return _start_hosted_setup(request, customer, "card")
-    return _hosted_setup_page(request, render(request, "portal/add_card.html"))
+    return _hosted_setup_page(request, render(request, "portal/add_card.html", {"form": form}))
 
 
 @portal_view
 def payment_method_card_return(request: HttpRequest, customer: Customer) -> HttpResponse:
-    """Where the hosted page sends the browser back, for a card or a SEPA mandate alike."""
+    """Where the hosted page sends the browser back, for a card or a SEPA mandate alike. The card
+    is verified with the gateway first: a declining card is refused, in plain words, and not saved."""
     session_id = request.GET.get("session_id", "")
+    make_default = bool(request.session.pop(MAKE_DEFAULT_SESSION_KEY, True))
     try:
-        method = payment_method_setup_complete(customer=customer, session_id=session_id, acting_user=request.user)
+        method = payment_method_setup_complete(
+            customer=customer, session_id=session_id, make_default=make_default, acting_user=request.user
+        )
+    except CardDeclined as declined:
+        messages.error(
+            request,
+            _("This card was not saved: %(reason)s Try another card.") % {"reason": card_decline_reason(declined)},
+        )
+        return HttpResponseRedirect(reverse("portal:payment_methods"))
     except GatewayError:
         raise Http404("No completed checkout session for this customer") from None
     if method.kind == PaymentMethod.Kind.SEPA_DEBIT:
@@ -446,8 +656,10 @@ def payment_method_card_return(request: HttpRequest, customer: Customer) -> Http
             "reference": method.mandate_reference,
             "method": method,
         }
-    else:
+    elif method.is_default:
         message = _("Card %(card)s added; it is now your default payment method.") % {"card": method}
+    else:
+        message = _("Card %(card)s added; your default payment method is unchanged.") % {"card": method}
     messages.success(request, message)
     return HttpResponseRedirect(reverse("portal:payment_methods"))
 

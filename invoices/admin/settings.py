@@ -18,6 +18,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
+from modeltranslation.admin import TranslationAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from config import mfa
@@ -98,7 +99,10 @@ class BrandForm(forms.ModelForm):
 
 
 @admin.register(Brand)
-class BrandAdmin(StyledAdmin):
+class BrandAdmin(StyledAdmin, TranslationAdmin):
+    """The brand; its printed texts (footer, payment instructions, late-payment mention) in
+    French and English side by side, as language tabs (tarif/invoices/brand_languages.js)."""
+
     form = BrandForm
     list_display = ("name", "legal_name", "country", "layout", "invoice_number_format", "is_default")
     list_filter = ("is_default", "layout", CountryFilter)
@@ -157,7 +161,7 @@ class BrandAdmin(StyledAdmin):
         brand_save(brand=obj, acting_user=request.user, otp_verified_at=form.otp_verified_at)
 
     class Media:
-        js = ("tarif/invoices/brand_preview.js",)
+        js = ("tarif/invoices/brand_preview.js", "tarif/invoices/brand_languages.js")
         css = {"all": ("tarif/invoices/brand_preview.css",)}
 
     def get_urls(self) -> list[URLPattern]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
 from invoices.rendering import formatting
 from invoices.rendering.fonts import font_for
-from invoices.services.documents import legal_mentions, seller_snapshot
+from invoices.services.documents import legal_mentions, seller_in_language, seller_snapshot
 
 DEFAULT_BRANDING: dict[str, Any] = {
     "layout": "classic",
@@ -65,10 +68,91 @@ class DocumentData:
     period: str = ""
     is_sample: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # What happened after issue (docs/invoices.md "Paid invoices"): "paid", "partly_paid" or
+    # "" (nothing received since issue); the settlements as sentences in the document's
+    # language; whether the transfer instructions still apply (something is still due).
+    payment_status: str = ""
+    paid_on: str = ""
+    paid_by: str = ""
+    settlements: list[str] = field(default_factory=list)
+    show_payment_instructions: bool = True
+    # Credit notes: where the money went, one sentence per allocation.
+    allocations: list[str] = field(default_factory=list)
+    # VAT exemption / reverse-charge reasons of the exempt groups (BT-120), as the XML carries them.
+    exemptions: list[str] = field(default_factory=list)
 
     @property
     def font(self):
         return font_for(self.branding.get("font"))
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One way money reached an invoice after it was issued (a succeeded payment), as the
+    payment records say: amount, local date, method ("card", "sepa_debit", "bank_transfer",
+    "cheque", "cash", "wallet", "other") and the card's or account's last four digits."""
+
+    amount: int
+    on: date | None
+    method: str
+    last4: str = ""
+    card_brand: str = ""
+
+
+_METHODS: dict[str, Any] = {
+    "sepa_debit": _("SEPA Direct Debit"),
+    "bank_transfer": _("bank transfer"),
+    "cheque": _("cheque"),
+    "cash": _("cash"),
+    "other": _("another means of payment"),
+    "customer_balance": _("customer balance"),
+    "prepaid_credits": _("prepaid credits"),
+}
+
+
+def method_text(method: str, last4: str = "") -> str:
+    """How it was paid, in words, in the active language: "card ending 4242", "SEPA Direct Debit"..."""
+    if method in ("card", "wallet"):
+        return str(_("card ending %(last4)s") % {"last4": last4}) if last4 else str(_("card"))
+    if method == "sepa_debit" and last4:
+        return str(_("SEPA Direct Debit (account ending %(last4)s)") % {"last4": last4})
+    return str(_METHODS.get(method, _METHODS["other"]))
+
+
+_CATEGORY_REASONS: dict[str, Any] = {
+    "AE": _("Reverse charge"),
+    "O": _("Not subject to VAT"),
+    "E": _("Exempt from VAT"),
+    "K": _("Intra-Community supply, exempt from VAT"),
+    "G": _("Export outside the EU, exempt from VAT"),
+}
+
+
+def _exemptions(breakdown: Iterable[Mapping[str, Any]], *, has_vat_mention: bool) -> list[str]:
+    """The reason of every group charged no VAT: the tax code's stored reason (BT-120, the
+    same text the Factur-X XML carries), else the category's generic one unless a legal
+    mention (reverse charge, export) already states it in full."""
+    reasons: list[str] = []
+    for group in breakdown:
+        category = group.get("category")
+        if category not in _CATEGORY_REASONS:
+            continue
+        text = group.get("exemption_reason") or ""
+        code = group.get("exemption_reason_code") or ""
+        if not text and has_vat_mention:
+            continue
+        line = str(
+            _("VAT exemption (%(category)s): %(reason)s")
+            % {
+                "category": category,
+                "reason": text or str(_CATEGORY_REASONS[category]),
+            }
+        )
+        if code:
+            line += f" – {code}"
+        if line not in reasons:
+            reasons.append(line)
+    return reasons
 
 
 def _branding(seller: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,8 +208,15 @@ def _lines(
     return shown
 
 
-def invoice_document(*, invoice: Any, lines: Sequence[Any]) -> DocumentData:
-    """An issued invoice as shown: its snapshot, stored lines and stored totals."""
+def invoice_document(
+    *, invoice: Any, lines: Sequence[Any], settlements: Sequence[Settlement] | None = None
+) -> DocumentData:
+    """An issued invoice as shown: its snapshot, stored lines and stored totals.
+
+    `settlements` None: the invoice AS ISSUED (the stored original). A list (possibly
+    empty): the invoice as it stands now, with what was received since issue (payments
+    and, through `invoice.amount_remaining`, credit notes that reduced the amount due).
+    """
     snapshot = invoice.issued_snapshot or {}
     seller, buyer = snapshot.get("seller", {}), snapshot.get("buyer", {})
     language = snapshot.get("language") or invoice.language or "fr"
@@ -150,6 +241,12 @@ def invoice_document(*, invoice: Any, lines: Sequence[Any]) -> DocumentData:
     if invoice.starting_balance_applied:
         totals.append(("credit", "credit_applied", money(-invoice.starting_balance_applied)))
     columns = seller.get("line_columns") or []
+    with translation.override(language):
+        state = _payment_state(invoice=invoice, settlements=settlements, snapshot=snapshot, money=money)
+    totals += state.pop("totals")
+    exemptions = _translated(
+        language, _exemptions, invoice.tax_breakdown or [], has_vat_mention=bool(snapshot.get("vat_mention"))
+    )
     return DocumentData(
         kind="invoice",
         number=invoice.number or "",
@@ -167,13 +264,117 @@ def invoice_document(*, invoice: Any, lines: Sequence[Any]) -> DocumentData:
         tax_rows=_tax_rows(invoice.tax_breakdown or [], currency=currency, language=language),
         mentions=[mention["text"] for mention in snapshot.get("mentions", [])],
         discounts=[],
-        amount_due=money(invoice.amount_due),
+        amount_due=state.pop("amount_due"),
         memo=invoice.memo,
         period=formatting.period(invoice.period_start, invoice.period_end, timezone=timezone, language=language),
+        exemptions=exemptions,
+        **state,
     )
 
 
-def credit_note_document(*, credit_note: Any, lines: Sequence[Any]) -> DocumentData:
+def _translated(language: str, build: Any, *args: Any, **kwargs: Any) -> Any:
+    with translation.override(language):
+        return build(*args, **kwargs)
+
+
+def _payment_state(
+    *, invoice: Any, settlements: Sequence[Settlement] | None, snapshot: Mapping[str, Any], money: Any
+) -> dict[str, Any]:
+    """Paid, partly paid or due: the totals rows after "Total incl. VAT", the sentences and
+    the flags the templates read. Runs inside the document's language."""
+    language = translation.get_language() or "fr"
+    received = min(int(getattr(invoice, "amount_paid", 0) or 0), invoice.amount_due) if settlements is not None else 0
+    credited = 0
+    if settlements is not None:
+        # Credit notes that reduced the amount due lower `amount_remaining` without a payment.
+        remaining = int(getattr(invoice, "amount_remaining", invoice.amount_due - received))
+        credited = max(invoice.amount_due - received - remaining, 0)
+    due_now = max(invoice.amount_due - received - credited, 0)
+    prepaid = [
+        (method, amount)
+        for method, amount in (
+            ("prepaid_credits", getattr(invoice, "credits_applied", 0) or 0),
+            ("customer_balance", invoice.starting_balance_applied or 0),
+        )
+        if amount
+    ]
+    sentences = [
+        str(_("%(amount)s paid on %(date)s by %(method)s"))
+        % {
+            "amount": money(item.amount),
+            "date": formatting.long_date(item.on, language) if item.on else "",
+            "method": method_text(item.method, item.last4),
+        }
+        for item in settlements or []
+    ]
+    methods = list(dict.fromkeys([method_text(item.method, item.last4) for item in settlements or []]))
+    methods += [method_text(method) for method, _amount in prepaid]
+    if credited:
+        methods.append(str(_("credit note")))
+        sentences.append(str(_("%(amount)s deducted by credit note")) % {"amount": money(credited)})
+    last = max((item.on for item in settlements or [] if item.on), default=None)
+    paid_on = formatting.long_date(last or snapshot.get("issue_date"), language)
+    totals: list[tuple[str, str, str]] = []
+    if received:
+        totals.append(("paid", str(_("Paid")) if not due_now else str(_("Paid so far")), money(-received)))
+    if credited:
+        totals.append(("credited", str(_("Credit notes")), money(-credited)))
+    status = ""
+    if due_now == 0 and getattr(invoice, "status", "") != "void":
+        status = "paid"
+    elif received or credited:
+        status = "partly_paid"
+    return {
+        "totals": totals,
+        "amount_due": money(due_now),
+        "payment_status": status,
+        "paid_on": paid_on if status == "paid" else "",
+        "paid_by": ", ".join(methods) if status == "paid" else "",
+        "settlements": sentences,
+        "show_payment_instructions": due_now > 0,
+    }
+
+
+def credit_note_allocations(
+    *, credit_note: Any, money: Any, language: str, refunded_to: Settlement | None = None
+) -> list[str]:
+    """Where the credited money went, from the amounts the credit note recorded at issue
+    (and, for a refund, the payment the refund went back to)."""
+    related = (credit_note.issued_snapshot or {}).get("invoice") or {}
+    issue_date = formatting.long_date((credit_note.issued_snapshot or {}).get("issue_date"), language)
+    sentences = []
+    with translation.override(language):
+        if credit_note.refunded:
+            if refunded_to is not None:
+                sentences.append(
+                    str(_("%(amount)s refunded to %(method)s on %(date)s"))
+                    % {
+                        "amount": money(credit_note.refunded),
+                        "method": method_text(refunded_to.method, refunded_to.last4),
+                        "date": formatting.long_date(refunded_to.on, language) if refunded_to.on else issue_date,
+                    }
+                )
+            else:
+                sentences.append(
+                    str(_("%(amount)s refunded on %(date)s"))
+                    % {"amount": money(credit_note.refunded), "date": issue_date}
+                )
+        if credit_note.credited_to_balance:
+            sentences.append(
+                str(_("%(amount)s credited to the customer balance, used on the next invoices"))
+                % {"amount": money(credit_note.credited_to_balance)}
+            )
+        if credit_note.reduced_amount_due:
+            sentences.append(
+                str(_("%(amount)s deducted from the amount due on invoice %(number)s"))
+                % {"amount": money(credit_note.reduced_amount_due), "number": related.get("number", "")}
+            )
+    return sentences
+
+
+def credit_note_document(
+    *, credit_note: Any, lines: Sequence[Any], refunded_to: Settlement | None = None
+) -> DocumentData:
     snapshot = credit_note.issued_snapshot or {}
     seller, buyer = snapshot.get("seller", {}), snapshot.get("buyer", {})
     language = snapshot.get("language") or "fr"
@@ -208,6 +409,13 @@ def credit_note_document(*, credit_note: Any, lines: Sequence[Any]) -> DocumentD
         amount_due=money(credit_note.total),
         memo=credit_note.memo,
         related_invoice=related.get("number", ""),
+        show_payment_instructions=False,
+        allocations=credit_note_allocations(
+            credit_note=credit_note, money=money, language=language, refunded_to=refunded_to
+        ),
+        exemptions=_translated(
+            language, _exemptions, credit_note.tax_breakdown or [], has_vat_mention=bool(snapshot.get("vat_mention"))
+        ),
     )
 
 
@@ -259,7 +467,9 @@ def sample_invoice(
     """An in-memory issued invoice of `brand` (saved or not) and its lines: the shape the
     renderers and the Factur-X builder read, without a database row."""
     language = language or brand.default_language or "fr"
-    seller = seller_snapshot(brand, custom_fields=custom_fields, line_columns=line_columns)
+    seller = seller_in_language(
+        seller_snapshot(brand, custom_fields=custom_fields, line_columns=line_columns), brand=brand, language=language
+    )
     start = datetime(2026, 3, 1, tzinfo=UTC)
     end = datetime(2026, 4, 1, tzinfo=UTC)
     columns = seller.get("line_columns") or []

@@ -277,7 +277,9 @@ def build_cii_xml(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def invoice_cii_xml(*, invoice: Any, lines: Sequence[Any]) -> bytes:
+def invoice_cii_xml(*, invoice: Any, lines: Sequence[Any], paid: int = 0) -> bytes:
+    """`paid`: money received since issue (0 for the original as issued). It joins the
+    prepaid amount (BT-113) and leaves the amount due (BT-115), so BR-CO-16 still holds."""
     snapshot = invoice.issued_snapshot
     period = None
     if invoice.period_start and invoice.period_end:
@@ -292,8 +294,8 @@ def invoice_cii_xml(*, invoice: Any, lines: Sequence[Any]) -> bytes:
         tax_total=invoice.tax_total,
         grand_total=invoice.total,
         # BT-113: customer credit and prepaid credits (wallets) both paid part of the total beforehand.
-        prepaid=invoice.starting_balance_applied + getattr(invoice, "credits_applied", 0),
-        due_payable=invoice.amount_due,
+        prepaid=invoice.starting_balance_applied + getattr(invoice, "credits_applied", 0) + paid,
+        due_payable=invoice.amount_due - paid,
         period=period,
     )
 

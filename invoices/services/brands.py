@@ -19,7 +19,8 @@ from config.types import ActingUser
 from invoices.errors import FreshVerificationRequired
 from invoices.models import Brand
 
-BANK_DETAIL_FIELDS = ("iban", "bic", "payment_instructions")
+# The payment instructions are kept per language (invoices/translation.py): each is a bank detail.
+BANK_DETAIL_FIELDS = ("iban", "bic", "payment_instructions_fr", "payment_instructions_en")
 
 
 def brand_bank_details_changed(*, brand: Brand) -> list[str]:

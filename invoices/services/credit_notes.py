@@ -54,6 +54,7 @@ from invoices.services.documents import (
     document_language,
     document_text,
     local_date,
+    seller_in_language,
     seller_snapshot,
 )
 from invoices.services.drafts import rate_text, tax_breakdown_rows
@@ -494,7 +495,7 @@ def credit_note_create(
         refunded=refund,
         tax_breakdown=tax_breakdown_rows(preview.tax_breakdown),
         issued_snapshot={
-            "seller": seller_snapshot(brand),
+            "seller": seller_in_language(seller_snapshot(brand), brand=brand, language=language),
             "buyer": buyer_snapshot(customer),
             "language": language,
             "issue_date": local_date(at, brand.timezone).isoformat(),

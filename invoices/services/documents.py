@@ -99,6 +99,37 @@ def local_date(moment: datetime, timezone: str) -> date:
     return moment.astimezone(ZoneInfo(timezone)).date()
 
 
+# Brand free texts kept per language (invoices/translation.py, django-modeltranslation).
+TRANSLATED_BRAND_TEXTS: Final = ("footer_text", "payment_instructions", "late_payment_rate")
+# The stock late-payment mention (the model's default, copied into every language column).
+_STOCK_LATE_PAYMENT: Final = {"fr": "3 × le taux d'intérêt légal", "en": "3 × the French legal interest rate"}
+
+
+def brand_text(brand: Brand, field: str, language: str) -> str:
+    """A brand text in exactly this language: never the other language's value (an English
+    invoice carries no French footer), except the legal late-payment mention, which must
+    be printed: the stock text in its wording for this language, else the other value."""
+    language = document_language(language)
+    value = getattr(brand, f"{field}_{language}", None)
+    if field != "late_payment_rate":
+        return value or ""
+    if value in _STOCK_LATE_PAYMENT.values():
+        return _STOCK_LATE_PAYMENT[language]
+    if not value:
+        other = getattr(brand, f"{field}_{'fr' if language == 'en' else 'en'}", None) or ""
+        return _STOCK_LATE_PAYMENT[language] if not other or other in _STOCK_LATE_PAYMENT.values() else other
+    return value
+
+
+def seller_in_language(seller: JsonDict, *, brand: Brand, language: str) -> JsonDict:
+    """The seller snapshot with the brand's texts of the document's language."""
+    return {
+        **seller,
+        "payment_instructions": brand_text(brand, "payment_instructions", language),
+        "branding": {**(seller.get("branding") or {}), "footer_text": brand_text(brand, "footer_text", language)},
+    }
+
+
 def seller_snapshot(
     brand: Brand,
     *,
@@ -218,7 +249,10 @@ def legal_mentions(
         terms = texts["terms_charge_automatically"].format(due=due)
     mentions.append({"key": "payment_terms", "text": terms})
     mentions += [
-        {"key": "late_payment", "text": texts["late_payment"].format(rate=brand.late_payment_rate)},
+        {
+            "key": "late_payment",
+            "text": texts["late_payment"].format(rate=brand_text(brand, "late_payment_rate", language)),
+        },
         {"key": "recovery_indemnity", "text": texts["recovery_indemnity"]},
         {"key": "early_payment", "text": texts["early_payment"]},
     ]

@@ -18,12 +18,25 @@ from django.utils.translation import gettext
 from invoices.models import CreditNote, Invoice
 from invoices.rendering.context import DocumentData, credit_note_document, invoice_document
 from invoices.rendering.html import logo_data_uri
-from invoices.services.pdf import DocumentNotIssued, credit_note_document_store, invoice_document_store
+from invoices.services.pdf import (
+    DocumentNotIssued,
+    credit_note_document_store,
+    credit_note_refunded_to,
+    invoice_pdf_current,
+    invoice_settlements,
+)
 
 
 def _message(*, document: DocumentData, pdf: bytes, to: list[str]) -> EmailMultiAlternatives:
     with translation.override(document.language):
-        if document.kind == "invoice":
+        if document.kind == "invoice" and document.payment_status == "paid":
+            subject = gettext("Invoice %(number)s") % {"number": document.number}
+            intro = gettext("Please find attached invoice %(number)s, paid on %(date)s by %(method)s.") % {
+                "number": document.number,
+                "date": document.paid_on,
+                "method": document.paid_by,
+            }
+        elif document.kind == "invoice":
             subject = gettext("Invoice %(number)s") % {"number": document.number}
             intro = gettext("Please find attached invoice %(number)s of %(amount)s, due on %(due)s.") % {
                 "number": document.number,
@@ -78,18 +91,24 @@ def invoice_email_send(*, invoice: Invoice, to: list[str] | None = None) -> Emai
     """Email an issued invoice to `to` (default: the billing email frozen at issue)."""
     if invoice.status == Invoice.Status.DRAFT:
         raise DocumentNotIssued(f"Draft invoice #{invoice.pk} cannot be sent before it is finalized.")
-    document = invoice_document(invoice=invoice, lines=list(invoice.lines.order_by("position", "pk")))
-    stored = invoice_document_store(invoice_id=invoice.pk)
-    assert stored is not None  # an issued invoice always has its PDF (rendered above if missing)
-    with stored.file.open("rb") as handle:
-        pdf = handle.read()
+    # As it stands when sent: a card-paid invoice arrives saying "Paid" (docs/invoices.md).
+    document = invoice_document(
+        invoice=invoice,
+        lines=list(invoice.lines.order_by("position", "pk")),
+        settlements=invoice_settlements(invoice=invoice),
+    )
+    pdf = invoice_pdf_current(invoice=invoice)
     message = _message(document=document, pdf=pdf, to=to or [document.buyer.get("email") or ""])
     message.send()
     return message
 
 
 def credit_note_email_send(*, credit_note: CreditNote, to: list[str] | None = None) -> EmailMultiAlternatives:
-    document = credit_note_document(credit_note=credit_note, lines=list(credit_note.lines.order_by("pk")))
+    document = credit_note_document(
+        credit_note=credit_note,
+        lines=list(credit_note.lines.order_by("pk")),
+        refunded_to=credit_note_refunded_to(credit_note=credit_note),
+    )
     stored = credit_note_document_store(credit_note_id=credit_note.pk)
     assert stored is not None  # the credit note exists: its PDF is rendered if missing
     with stored.file.open("rb") as handle:

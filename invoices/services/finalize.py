@@ -57,6 +57,7 @@ from invoices.services.documents import (
     legal_mentions,
     line_columns_by_brand,
     local_date,
+    seller_in_language,
     seller_snapshot,
 )
 from invoices.services.drafts import InvoiceDraftError, invoice_build, invoice_fields, invoice_line_objects
@@ -134,7 +135,7 @@ def issued_snapshot(
 ) -> JsonDict:
     due_date = local_date(due_at, brand.timezone)
     return {
-        "seller": seller,
+        "seller": seller_in_language(seller, brand=brand, language=language),
         "buyer": buyer,
         "language": language,
         "issue_date": local_date(at, brand.timezone).isoformat(),

@@ -19,13 +19,15 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from billing.models import Payment, Refund
 from config.errors import DomainConflict
 from config.jobs import enqueue
 from config.ops.handoffs import Kind, handoffs_complete, handoffs_record
 from invoices.models import Brand, CreditNote, Document, Invoice
-from invoices.rendering.context import credit_note_document, invoice_document
+from invoices.rendering.context import Settlement, credit_note_document, invoice_document
 from invoices.rendering.facturx import credit_note_cii_xml, embed_facturx, invoice_cii_xml
 from invoices.rendering.html import document_pdf
+from invoices.services.documents import local_date
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +38,100 @@ class DocumentNotIssued(DomainConflict, ValueError):
     """Drafts have no document: they have no number and may still change."""
 
 
-def invoice_pdf_render(*, invoice: Invoice) -> bytes:
-    """The Factur-X PDF of an issued invoice, rendered from its frozen data (not stored)."""
+def invoice_settlements(*, invoice: Invoice) -> list[Settlement]:
+    """The succeeded payments of an invoice, oldest first, as the documents show them;
+    amounts capped so that together they never exceed what the invoice recorded as paid
+    (an overpayment's excess went to the customer balance, not to this invoice)."""
+    timezone = (invoice.issued_snapshot or {}).get("seller", {}).get("timezone") or "Europe/Paris"
+    left = invoice.amount_paid
+    settlements = []
+    payments = (
+        Payment.objects.filter(invoice_id=invoice.pk, status=Payment.Status.SUCCEEDED)
+        .select_related("payment_method")
+        .order_by("settled_at", "pk")
+    )
+    for payment in payments:
+        amount = min(payment.amount, left)
+        if amount <= 0:
+            break
+        left -= amount
+        method = payment.payment_method
+        moment = payment.settled_at or payment.attempted_at
+        settlements.append(
+            Settlement(
+                amount=amount,
+                on=local_date(moment, timezone) if moment else None,
+                method=payment.method,
+                last4=(method.last4 or method.iban_last4) if method is not None else "",
+                card_brand=method.brand if method is not None else "",
+            )
+        )
+    return settlements
+
+
+def invoice_pdf_render(*, invoice: Invoice, as_issued: bool = False) -> bytes:
+    """The Factur-X PDF of an issued invoice, rendered from its frozen data (not stored).
+
+    `as_issued`: the original, as it stood at issue (what `invoice_document_store` keeps);
+    otherwise the invoice as it stands now, with the payments received since issue (Paid /
+    Partly paid, no transfer instructions once nothing is due) and the same state in its
+    Factur-X XML (BT-113 paid amount, BT-115 amount due).
+    """
     if invoice.status == Invoice.Status.DRAFT or not invoice.number:
         raise DocumentNotIssued(f"Draft invoice #{invoice.pk} has no PDF until it is finalized.")
 
     lines = list(invoice.lines.order_by("position", "pk"))
-    document = invoice_document(invoice=invoice, lines=lines)
+    settlements = None if as_issued else invoice_settlements(invoice=invoice)
+    document = invoice_document(invoice=invoice, lines=lines, settlements=settlements)
     pdf = document_pdf(document, brand_slug=_brand_slug(invoice.brand_id))
-    return embed_facturx(pdf=pdf, xml=invoice_cii_xml(invoice=invoice, lines=lines), lang=document.language)
+    xml = invoice_cii_xml(invoice=invoice, lines=lines, paid=0 if as_issued else invoice_paid_since_issue(invoice))
+    return embed_facturx(pdf=pdf, xml=xml, lang=document.language)
+
+
+def invoice_paid_since_issue(invoice: Invoice) -> int:
+    """Money received on the invoice since issue (payments), at most its amount due."""
+    return min(invoice.amount_paid, invoice.amount_due)
+
+
+def invoice_changed_since_issue(invoice: Invoice) -> bool:
+    """Whether anything was received or credited since issue (the stored original no longer tells it all)."""
+    return bool(invoice.amount_paid) or invoice.amount_remaining != invoice.amount_due
+
+
+def invoice_pdf_current(*, invoice: Invoice) -> bytes:
+    """The PDF customers get (portal, API, emails): the stored original while nothing
+    happened since issue, else rendered now with its payment status (docs/invoices.md)."""
+    if not invoice_changed_since_issue(invoice):
+        stored = invoice_document_store(invoice_id=invoice.pk)
+        if stored is not None:
+            with stored.file.open("rb") as handle:
+                return handle.read()
+    return invoice_pdf_render(invoice=invoice)
+
+
+def credit_note_refunded_to(*, credit_note: CreditNote) -> Settlement | None:
+    """The payment a credit note's refund share went back to (from the refund that issued it)."""
+    if not credit_note.refunded:
+        return None
+    refund = Refund.objects.select_related("payment__payment_method").filter(credit_note_id=credit_note.pk).first()
+    if refund is None:
+        return None
+    payment, method = refund.payment, refund.payment.payment_method
+    timezone = (credit_note.issued_snapshot or {}).get("seller", {}).get("timezone") or "Europe/Paris"
+    moment = refund.executed_at or credit_note.issued_at
+    return Settlement(
+        amount=refund.amount,
+        on=local_date(moment, timezone),
+        method=payment.method,
+        last4=(method.last4 or method.iban_last4) if method is not None else "",
+    )
 
 
 def credit_note_pdf_render(*, credit_note: CreditNote) -> bytes:
     lines = list(credit_note.lines.order_by("pk"))
-    document = credit_note_document(credit_note=credit_note, lines=lines)
+    document = credit_note_document(
+        credit_note=credit_note, lines=lines, refunded_to=credit_note_refunded_to(credit_note=credit_note)
+    )
     pdf = document_pdf(document, brand_slug=_brand_slug(credit_note.brand_id))
     return embed_facturx(pdf=pdf, xml=credit_note_cii_xml(credit_note=credit_note, lines=lines), lang=document.language)
 
@@ -82,7 +164,7 @@ def invoice_document_store(*, invoice_id: int) -> Document | None:
     invoice = Invoice.objects.filter(pk=invoice_id).exclude(status=Invoice.Status.DRAFT).first()
     if invoice is None:
         return None
-    pdf = invoice_pdf_render(invoice=invoice)
+    pdf = invoice_pdf_render(invoice=invoice, as_issued=True)
     return _store(owner={"invoice_id": invoice.pk}, pdf=pdf, name=f"{_safe(invoice.number)}.pdf")
 
 

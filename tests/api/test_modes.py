@@ -141,6 +141,28 @@ def build_world(client, *, tag: str, meter: Meter, at: str, clock: str | None = 
             )
         ),
     )
+    # Issue 17: payment links (API) and pricing tables (console-made, read-only over the API).
+    add(
+        "payment_links",
+        created(client.post("/api/v1/payment_links", {"name": tag, "line_items": [{"price": price}]}, format="json")),
+    )
+    from billing.models import Price
+    from billing.storefront.services import TableEntrySpec, pricing_table_create
+    from invoices.models import Brand
+
+    monthly = Price.objects.get(pk=int(price.split("_")[1]))
+    table = pricing_table_create(
+        brand=Brand.objects.get(is_default=True),
+        livemode=monthly.livemode,
+        name=tag,
+        entries=[TableEntrySpec(monthly_price=monthly)],
+    )
+    add("pricing_tables", table.public_id)
+    # Issue 17 item 4: a quote belongs to its customer's mode.
+    add(
+        "quotes",
+        created(client.post("/api/v1/quotes", {"customer": customer, "lines": [{"price": price}]}, format="json")),
+    )
     return ids
 
 
@@ -208,6 +230,9 @@ def test_every_list_route_is_covered_by_the_world():
         "wallet_transactions",
         "features",
         "checkout/sessions",
+        "payment_links",
+        "pricing_tables",
+        "quotes",
     }
     assert set(_list_routes()) == covered
 

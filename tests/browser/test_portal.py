@@ -18,6 +18,7 @@ from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import CustomerUser
 from feedback.models import Choice, Question, Survey, SurveyResponse, Trigger
+from invoices.models import Invoice
 from tests.conftest import current_totp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,6 +57,12 @@ def sign_in(page: Page, live_server) -> None:
     page.locator("form button[type=submit]").last.click()
 
 
+def format_money_en(amount: int) -> str:
+    from invoices.rendering.formatting import money
+
+    return money(amount, "EUR", "en").replace("\u202f", " ").replace("\xa0", " ")
+
+
 def emailed_code() -> str:
     return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
 
@@ -79,19 +86,20 @@ def test_totp_login_invoices_pdf_and_a_plan_change_with_live_preview(live_server
     assert download.value.suggested_filename == f"{number}.pdf"
 
     page.goto(f"{live_server.url}/portal/subscriptions/{account['subscription'].pk}/change/")
-    expect(page.locator("#preview")).to_contain_text("Next invoice")  # loaded by htmx
-    page.check(f"input[name=price][value='{account['pro'].pk}']")
-    due_now = page.locator("#preview-due-now")
-    expect(due_now).to_be_visible()
-    first = due_now.inner_text()
+    expect(page.locator(f"#plan-{account['pro'].pk}")).to_contain_text("79.00")  # a card with its price
+    page.click(f"#plan-{account['pro'].pk}")  # the whole card is the radio's label
     page.fill("#id_quantity", "3")
-    expect(due_now).not_to_have_text(first)  # the preview followed the quantity, before confirming
+    page.click("#review-change")
+    expect(page.locator("#plan-after")).to_contain_text("× 3")
+    due_now = page.locator("#confirm-due-now").inner_text()
     page.click("#confirm-change")
 
     expect(page.locator("#new-plan")).to_contain_text("Pro")
     expect(page.locator("#new-plan")).to_contain_text("× 3")
     expect(page.locator("#proration-lines tbody tr")).to_have_count(2)
     expect(page.locator("#proration-lines")).to_contain_text("Unused time on")
+    charged = Invoice.objects.filter(subscription=account["subscription"]).order_by("-pk").first()
+    assert due_now.replace("\u202f", " ").replace("\xa0", " ") == format_money_en(charged.amount_due)
 
 
 def test_cancel_through_the_reason_form_after_an_emailed_code(live_server, page: Page, account):
@@ -156,6 +164,7 @@ def test_adding_a_card_asks_for_step_up_then_walks_the_sandbox_checkout(live_ser
     expect(page.locator("#step-up")).to_be_visible()  # the step-up prompt comes first
     page.fill("#id_otp_token", emailed_code())
     page.click("#step-up-form button[type=submit]")
+    page.check("#id_make_default")  # unticked: the customer has a default card already
     page.click("#start-card-setup button")
 
     expect(page).to_have_url(re.compile(r"/sandbox/checkout/cs_sandbox_"))

@@ -237,6 +237,7 @@ def test_the_suite_guard_sees_a_violation_the_code_under_test_swallowed():
 LOCKS_MODULES = (
     "billing.locks",
     "billing.checkout.locks",
+    "billing.quotes.locks",
     "billing.wallets.locks",
     "config.events.locks",
     "config.ops.locks",

@@ -31,6 +31,9 @@ def test_seed_demo_is_idempotent_and_prints_the_login():
     from customers.models import CustomerUser
 
     assert CustomerUser.objects.get(user__email="client@boulangerie-martin.example").customer.subscriptions.exists()
+    from billing.quotes.models import Quote
+
+    assert Quote.objects.filter(status="open").count() == 1  # the demo quote, once (issue 17 item 4)
 
 
 def test_the_login_block_can_be_printed_on_its_own_once_the_server_runs():

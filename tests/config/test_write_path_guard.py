@@ -46,6 +46,11 @@ WRITE_ALLOWED = {
     "billing.Subscription": "metadata only: every other field is read-only, changes are actions calling services",
     "billing.WebhookDelivery": "every field is read-only; the resend action calls webhook_deliveries_resend",
 }
+# Admins whose inline rows the parent's service writes: save_model hands the inline's items to the
+# service and save_related saves no formset.
+INLINE_SAVED_BY_PARENT_SERVICE = {
+    "quotes.Quote": "the items inline is checked by the engine and saved by quote_create / quote_update",
+}
 # Models the console may delete without a service.
 DELETE_ALLOWED = {
     **{label: WRITE_ALLOWED[label] for label in ("feedback.Survey", "feedback.Question", "invoices.Brand")},
@@ -163,7 +168,10 @@ def console_write_bypasses() -> list[str]:
                 or inline.has_change_permission(request)
                 or inline.has_delete_permission(request)
             )
-            if writable and label not in WRITE_ALLOWED:
+            saved_by_parent = label in INLINE_SAVED_BY_PARENT_SERVICE and _overrides(
+                owner, "save_related", admin.ModelAdmin
+            )
+            if writable and label not in WRITE_ALLOWED and not saved_by_parent:
                 found.append(f"{label}: the inline {type(inline).__name__} writes rows without a service")
     return found
 

@@ -178,12 +178,24 @@ def test_changing_the_iban_with_a_fresh_code_is_saved_and_audited(console, brand
     assert entry.extra["second_factor_verified_at"]
 
 
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_changing_the_payment_instructions_in_either_language_needs_a_code(
+    console, brand, clock_after_sign_in, language
+):
+    # the instructions are kept per language: each one is a bank detail
+    response = brand_change(console, brand, **{f"payment_instructions_{language}": "Pay to FR76 9999"})
+
+    assert response.status_code == 200 and response.context["adminform"].form.errors["otp_token"]
+    brand.refresh_from_db()
+    assert getattr(brand, f"payment_instructions_{language}") != "Pay to FR76 9999"
+
+
 def test_other_brand_fields_need_no_code(console, brand, clock_after_sign_in):
-    response = brand_change(console, brand, footer_text="Merci !")
+    response = brand_change(console, brand, footer_text_fr="Merci !")
 
     assert response.status_code == 302
     brand.refresh_from_db()
-    assert brand.footer_text == "Merci !"
+    assert brand.footer_text_fr == "Merci !"
     assert not AuditEntry.objects.filter(action="brand.bank_details_changed").exists()
 
 

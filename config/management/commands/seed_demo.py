@@ -25,17 +25,20 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from billing.entitlements.models import Feature, ProductFeature
 from billing.entitlements.services import feature_create, product_feature_attach
 from billing.models import Coupon, Meter, Price, Product, Subscription, TestClock
+from billing.quotes.demo import quotes_demo_seed
 from billing.services.changes import subscription_change
 from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
 from billing.services.test_clocks import test_clock_advance
 from billing.services.usage import UsageEventInput, usage_events_record
+from billing.storefront.demo import storefront_demo_seed
 from billing.wallets.models import CreditGrant
 from billing.wallets.services import GrantRequest, credit_grant_create
 from config import clock, mfa
 from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
+from invoices.demo_documents import demo_brand_texts
 from invoices.models import Brand, Invoice, TaxRate
 
 DEMO_USERNAME = "finance"
@@ -109,6 +112,7 @@ class Command(BaseCommand):
         # transactions, so the seed cannot run inside a single one.
         with transaction.atomic():
             brand = self._brand()
+            demo_brand_texts(brand=brand)  # issue 17: the brand's texts in French and English
             self._tax_rates()
             catalog = self._catalog()
         for data in CUSTOMERS:
@@ -130,6 +134,8 @@ class Command(BaseCommand):
         )
         self._portal_user(catalog)
         self._features_and_credits(catalog)
+        storefront_demo_seed(brand=brand, catalog=catalog)  # issue 17: a pricing table and a payment link
+        quotes_demo_seed()  # issue 17 item 4: an open quote (billing/quotes/demo.py)
         if not options["no_logins"]:
             self._print_logins(base_url, user, device, recovery_code)
 

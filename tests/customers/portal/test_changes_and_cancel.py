@@ -46,8 +46,14 @@ def test_confirming_a_change_shows_the_new_plan_and_its_proration_lines(portal, 
     now.move_to(T0 + timedelta(days=14))
     portal.force_login(user)  # the first session expired meanwhile
 
-    response = portal.post(
+    confirmation = portal.post(
         f"/portal/subscriptions/{subscription.pk}/change/", {"price": plans["pro"].pk, "quantity": 2}
+    )
+    assert confirmation.status_code == 200 and 'id="confirm-form"' in confirmation.content.decode()
+    assert not InvoiceItem.objects.filter(subscription=subscription, proration=True).exists()  # not yet
+
+    response = portal.post(
+        f"/portal/subscriptions/{subscription.pk}/change/", {"price": plans["pro"].pk, "quantity": 2, "confirmed": "1"}
     )
 
     assert response.status_code == 302
@@ -67,7 +73,8 @@ def test_a_change_to_a_plan_the_portal_does_not_offer_is_refused(portal, account
     subscription = account[2]
 
     response = portal.post(
-        f"/portal/subscriptions/{subscription.pk}/change/", {"price": plans["hidden"].pk, "quantity": 1}
+        f"/portal/subscriptions/{subscription.pk}/change/",
+        {"price": plans["hidden"].pk, "quantity": 1, "confirmed": "1"},
     )
 
     assert response.status_code == 200 and "errorlist" in response.content.decode()

@@ -106,7 +106,8 @@ def test_plan_change_and_its_preview_refuse_hostile_input_cleanly(portal, accoun
         HTTP_HX_REQUEST="true",
     )
     change = portal.post(
-        reverse("portal:change", args=[subscription.pk]), {"price": price[:5000], "quantity": quantity}
+        reverse("portal:change", args=[subscription.pk]),
+        {"price": price[:5000], "quantity": quantity, "confirmed": "1"},
     )
 
     assert preview.status_code == 200 and "preview-error" in preview.content.decode()
@@ -126,7 +127,8 @@ def test_out_of_range_quantities_with_a_real_plan_are_refused(portal, account, p
         HTTP_HX_REQUEST="true",
     )
     change = portal.post(
-        reverse("portal:change", args=[subscription.pk]), {"price": plans["pro"].pk, "quantity": quantity}
+        reverse("portal:change", args=[subscription.pk]),
+        {"price": plans["pro"].pk, "quantity": quantity, "confirmed": "1"},
     )
 
     assert "preview-error" in preview.content.decode()

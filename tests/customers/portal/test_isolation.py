@@ -34,6 +34,9 @@ OBJECT_ARGUMENTS = {
     "change_preview": ("subscription",),
     "change_done": ("subscription", "change"),
     "cancel": ("subscription",),
+    "renew": ("subscription",),
+    "subscription_started": ("subscription",),
+    "subscribe": None,
     "payment_methods": None,
     "add_card": None,
     "card_return": None,
@@ -55,7 +58,7 @@ OBJECT_ARGUMENTS = {
     "impersonate_stop": None,
 }
 
-POST_ONLY = {"invoice_pay", "method_default", "impersonate"}
+POST_ONLY = {"invoice_pay", "method_default", "impersonate", "renew"}
 
 
 def test_every_portal_url_is_listed_here():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings
 
 from billing.models import DunningCase, PaymentMethod
 from invoices.models import Invoice
@@ -14,9 +15,9 @@ from tests.customers.portal.conftest import fresh_step_up
 pytestmark = pytest.mark.django_db
 
 
-def add_card_through_checkout(client, number="4242424242424242"):
+def add_card_through_checkout(client, number="4242424242424242", *, make_default=True):
     """Start on the portal, fill the sandbox's hosted page, follow its redirect back."""
-    start = client.post("/portal/payment-methods/card/")
+    start = client.post("/portal/payment-methods/card/", {"make_default": "on"} if make_default else {})
     checkout_url = start["Location"]
     assert checkout_url.startswith("/sandbox/checkout/cs_sandbox_")
     page = client.get(checkout_url).content.decode()
@@ -132,3 +133,59 @@ def test_removing_a_method_needs_step_up(portal, account):
     portal.post(url)
     method.refresh_from_db()
     assert not method.active
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (DECLINED, "declined the card without giving a reason"),
+        ("4000000000000341", "declined the card without giving a reason"),
+        ("4000000000009995", "not enough funds"),
+    ],
+)
+def test_a_declining_card_is_refused_with_the_reason_and_not_saved(portal, account, number, reason):
+    customer = account[0]
+    before = list(PaymentMethod.objects.filter(customer=customer).values_list("pk", "is_default"))
+    fresh_step_up(portal)
+    portal.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+    back = add_card_through_checkout(portal, number)
+    done = portal.get(back["Location"], follow=True)
+
+    page = done.content.decode()
+    assert "not saved" in page and reason in page
+    assert list(PaymentMethod.objects.filter(customer=customer).values_list("pk", "is_default")) == before
+    from billing.models import SandboxPaymentMethod
+
+    assert not SandboxPaymentMethod.objects.filter(behaviour__in=["generic_decline", "insufficient_funds"]).exists()
+
+
+def test_the_default_checkbox_is_unticked_when_a_default_exists_and_keeps_it(portal, account):
+    customer = account[0]
+    old_default = PaymentMethod.objects.get(customer=customer, is_default=True)
+    fresh_step_up(portal)
+    page = portal.get("/portal/payment-methods/card/").content.decode()
+    assert 'name="make_default"' in page and "checked" not in page.split('name="make_default"')[1].split(">")[0]
+
+    back = add_card_through_checkout(portal, "5555555555554444", make_default=False)
+    portal.get(back["Location"])
+
+    new = PaymentMethod.objects.get(customer=customer, last4="4444")
+    assert not new.is_default
+    assert PaymentMethod.objects.get(pk=old_default.pk).is_default
+    portal.post(f"/portal/payment-methods/{new.pk}/default/")  # and chosen later
+    new.refresh_from_db()
+    assert new.is_default
+
+
+def test_the_first_card_becomes_the_default_whatever_the_box(make_portal_account, client):
+    customer, user, _subscription, _invoice = make_portal_account("nocard@client.example", number=None)
+    client.force_login(user)
+    fresh_step_up(client)
+    page = client.get("/portal/payment-methods/card/").content.decode()
+    assert "checked" in page.split('name="make_default"')[1].split(">")[0]
+
+    back = add_card_through_checkout(client, "5555555555554444", make_default=False)
+    client.get(back["Location"])
+
+    assert PaymentMethod.objects.get(customer=customer, last4="4444").is_default

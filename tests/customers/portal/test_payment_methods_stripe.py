@@ -30,7 +30,7 @@ def start_checkout(client, localstripe, page="/portal/payment-methods/card/"):
     """Open the portal page, post its form, land on Checkout: returns (session id, form-action CSP of the page)."""
     shown = client.get(page)
     assert shown.status_code == 200
-    started = client.post(page)
+    started = client.post(page, {"make_default": "on"})  # the customer ticks "make it my default"
     assert started.status_code == 302
     checkout = started["Location"]
     assert checkout.startswith(f"{localstripe.url}/checkout/pay/cs_test_")

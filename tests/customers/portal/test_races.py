@@ -57,3 +57,24 @@ def test_two_survey_confirmations_cancel_once_and_record_one_response(postgres_o
     assert SurveyResponse.objects.filter(subscription=subscription).count() == 1
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end and subscription.cancellation_reason == "too_expensive"
+
+
+def test_two_subscribe_confirmations_start_one_subscription(postgres_only, account, plans, monkeypatch):
+    from billing.models import Subscription
+    from billing.services.subscriptions import ItemSpec, subscription_cancel
+    from customers.portal import subscribe
+    from customers.portal.subscribe import portal_subscription_start
+
+    customer, user, subscription, _ = account
+    subscription_cancel(subscription=subscription, at_period_end=False)
+    slowed(monkeypatch, subscribe, "customers_lock_balance")
+
+    def confirm():
+        return portal_subscription_start(customer=customer, items=[ItemSpec(plans["pro"], 1)], acting_user=user)
+
+    results = race(confirm, confirm)
+
+    assert len(errors_of(results, SubscriptionError)) == 1
+    assert errors_of(results, Exception) == errors_of(results, SubscriptionError)
+    started = Subscription.objects.filter(customer=customer, status__in=["active", "trialing"])
+    assert started.count() == 1 and started.get().invoices.count() == 1

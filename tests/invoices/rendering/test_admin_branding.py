@@ -29,12 +29,13 @@ def staff_console(client, staff_with_totp):
 def brand_form(brand: Brand, **overrides) -> dict:
     """What the browser posts from the brand change form (no inline rows unless given)."""
     data = {
-        name: getattr(brand, name)
+        name: getattr(brand, name) or ""
         for name in (
             "name slug legal_name legal_form siren siret vat_number share_capital rcs operation_category "
             "address_line1 address_line2 postal_code city email website timezone default_language "
-            "primary_colour accent_colour font layout footer_text payment_instructions iban bic "
-            "late_payment_rate invoice_number_format credit_note_number_format"
+            "primary_colour accent_colour font layout footer_text_fr footer_text_en payment_instructions_fr "
+            "payment_instructions_en iban bic late_payment_rate_fr late_payment_rate_en invoice_number_format "
+            "credit_note_number_format"
         ).split()
     }
     data["country"] = str(brand.country)
@@ -61,7 +62,7 @@ def test_the_preview_shows_unsaved_settings_without_saving_them(staff_console, b
         brand,
         primary_colour="#8e24aa",
         layout="modern",
-        footer_text="Unsaved footer",
+        footer_text_en="Unsaved footer",
         _preview_language="en",
         **{
             "custom_fields-TOTAL_FORMS": "1",
@@ -270,3 +271,22 @@ def test_staff_email_an_invoice_from_the_list(staff_console, mixed_invoice, mail
     assert response.status_code == 302
     [message] = mailoutbox
     assert message.attachments[-1][0] == f"{mixed_invoice.number}.pdf"
+
+
+def test_the_brand_page_edits_each_printed_text_in_both_languages(staff_console, brand):
+    page = staff_console.get(f"/admin/invoices/brand/{brand.pk}/change/").content.decode()
+
+    for field in ("footer_text", "payment_instructions", "late_payment_rate"):
+        assert f'name="{field}_fr"' in page and f'name="{field}_en"' in page
+    assert "tarif/invoices/brand_languages.js" in page  # the language tabs, no inline script
+
+
+def test_an_english_footer_saved_in_the_console_is_printed_on_english_documents_only(staff_console, brand):
+    response = staff_console.post(
+        f"/admin/invoices/brand/{brand.pk}/change/",
+        brand_form(brand, footer_text_fr="Merci !", footer_text_en="Thank you!"),
+    )
+
+    assert response.status_code == 302
+    brand.refresh_from_db()
+    assert (brand.footer_text_fr, brand.footer_text_en) == ("Merci !", "Thank you!")

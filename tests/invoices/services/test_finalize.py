@@ -60,7 +60,7 @@ def test_send_invoice_is_due_after_its_terms_or_thirty_days(customer, fr_vat):
 def test_the_snapshot_freezes_seller_buyer_and_the_mentions_french_law_requires(brand, customer_factory, fr_vat):
     # given a brand opting for VAT on debits and a business customer with a SIREN and a delivery address
     brand.vat_on_debits = True
-    brand.late_payment_rate = "3 fois le taux d'intérêt légal"
+    brand.late_payment_rate_fr = "3 fois le taux d'intérêt légal"  # the French text (per-language brand texts)
     brand.save()
     customer = customer_factory(
         brand=brand, siren="732829320", delivery_address="Entrepôt 4, 12 rue du Port, 31000 Toulouse"

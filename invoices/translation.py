@@ -1,0 +1,16 @@
+"""Brand texts in each document language (django-modeltranslation registration).
+
+Each field gets `<field>_fr` and `<field>_en` columns. Documents never rely on the
+active-language magic of the plain attribute: they read the column of the document's
+language explicitly (`invoices.services.documents.brand_text`), so an English invoice
+carries no French brand text.
+"""
+
+from modeltranslation.translator import TranslationOptions, register
+
+from invoices.models import Brand
+
+
+@register(Brand)
+class BrandTranslationOptions(TranslationOptions):
+    fields = ("footer_text", "payment_instructions", "late_payment_rate")
