@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Model
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
@@ -119,7 +120,7 @@ def customer_has_billing_history(customer: Customer) -> bool:
 
 
 def customer_create(
-    *, data: dict, acting_user: ActingUser = None, livemode: bool | None = None, brand: object | None = None
+    *, data: dict, acting_user: ActingUser = None, livemode: bool | None = None, brand: Model | None = None
 ) -> Customer:
     """A new customer from `data` (the editable fields); model validation errors are raised as they are.
 
@@ -134,7 +135,7 @@ def customer_create(
         raise ValidationError(_("Unknown customer fields: %(f)s.") % {"f": ", ".join(sorted(unknown))})
     customer = Customer(**data)
     if brand is not None:
-        customer.brand = brand
+        customer.brand_id = brand.pk
     customer.livemode = default_livemode() if livemode is None else livemode
     _test_clock_check(customer, customer.test_clock)
     customer.full_clean()

@@ -660,15 +660,17 @@ def _complete_locked(
     session: CheckoutSession, *, gateway_name: str, details: PaymentMethodDetails, acting_user: ActingUser
 ) -> None:
     at = clock.now()
-    created_customer = session.customer is None
-    if created_customer:
+    existing = session.customer
+    created_customer = existing is None
+    customer: Customer
+    if existing is None:
         buyer = checkout_buyer(session=session, details=session.details)
         data = {name: getattr(buyer, name) for name in DETAIL_FIELDS}
         data["country"] = str(buyer.country)
         data["currency"] = session.currency
         customer = customer_create(data=data, livemode=session.livemode, brand=session.brand, acting_user=acting_user)
     else:
-        customer = session.customer
+        customer = existing
     method = payment_method_store(customer=customer, gateway_name=gateway_name, details=details, make_default=True)
     subscription = invoice = None
     if session.mode == CheckoutSession.Mode.SUBSCRIPTION:
@@ -678,7 +680,7 @@ def _complete_locked(
             at=at,
             trial_days=session.trial_period_days,
             coupon=session.coupon,
-            promotion_code=session.promotion_code.code if session.promotion_code_id else None,
+            promotion_code=session.promotion_code.code if session.promotion_code is not None else None,
             metadata={"checkout_session": session.public_id},
             acting_user=acting_user,
         )

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -325,7 +326,7 @@ def quote_snapshot(*, quote: Quote, computation: QuoteComputation, brand: Brand)
         "first_period_end": _iso(computation.preview.current_period_end),
         "collection_method": quote.collection_method,
         "days_until_due": quote.days_until_due,
-        "coupon": {"id": quote.coupon_id, "name": quote.coupon.name} if quote.coupon_id else None,
+        "coupon": {"id": quote.coupon_id, "name": quote.coupon.name} if quote.coupon is not None else None,
         "header": quote.header,
         "footer": quote.footer,
         "terms": quote.terms,
@@ -439,7 +440,7 @@ def quote_update(
     collection_method: str | None = None,
     days_until_due: int | None = None,
     trial_days: int | None = None,
-    coupon: Coupon | None | type[Ellipsis] = ...,
+    coupon: Coupon | None | EllipsisType = ...,
     header: str | None = None,
     footer: str | None = None,
     terms: str | None = None,
@@ -461,7 +462,7 @@ def quote_update(
         collection_method=collection_method if collection_method is not None else quote.collection_method,
         days_until_due=days_until_due if days_until_due is not None else quote.days_until_due,
         trial_days=trial_days if trial_days is not None else quote.trial_days,
-        coupon=quote.coupon if coupon is ... else coupon,  # type: ignore[arg-type]
+        coupon=quote.coupon if isinstance(coupon, EllipsisType) else coupon,
         header=header if header is not None else quote.header,
         footer=footer if footer is not None else quote.footer,
         terms=terms if terms is not None else quote.terms,
@@ -512,7 +513,7 @@ def _number_take(*, quote: Quote) -> tuple[str, datetime]:
 
 def _revision_number(revised: Quote, revision: int) -> str:
     root = revised
-    while root.revises_id is not None:
+    while root.revises is not None:
         root = root.revises
     return f"{root.number}-R{revision}"
 

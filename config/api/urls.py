@@ -9,8 +9,8 @@ from rest_framework.routers import SimpleRouter
 from billing import apis as billing_apis
 from billing.checkout import apis as checkout_apis
 from billing.entitlements import apis as entitlements_apis
-from billing.storefront import apis as storefront_apis
 from billing.quotes import apis as quotes_apis
+from billing.storefront import apis as storefront_apis
 from billing.wallets import apis as wallets_apis
 from customers import apis as customers_apis
 from feedback import apis as feedback_apis

@@ -49,7 +49,7 @@ def described_filter(field: Any) -> str:
 @register.simple_tag(name="public_brand")
 def public_brand_tag() -> Any:
     """The brand shown on pages before sign-in (sign-in, password reset): the default brand."""
-    from invoices.models import Brand  # templatetags load early; the model is only needed here
+    from invoices.models import Brand  # deferred: templatetags load before the apps are ready
 
     return Brand.objects.filter(is_default=True).only("name", "primary_colour", "accent_colour").first()
 
@@ -57,7 +57,7 @@ def public_brand_tag() -> Any:
 @register.simple_tag(name="signup_open", takes_context=True)
 def signup_open_tag(context: Any) -> bool:
     """Whether the sign-in page may offer a sign-up link: the account adapter decides."""
-    from allauth.account.adapter import get_adapter
+    from allauth.account.adapter import get_adapter  # deferred: allauth reads settings at import
 
     request = context.get("request")
     return request is not None and bool(get_adapter(request).is_open_for_signup(request))
