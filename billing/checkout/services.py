@@ -46,7 +46,7 @@ from billing.services.upcoming import pending_item_line
 from config import clock
 from config.errors import DomainError
 from config.events.log import event_record
-from config.types import ActingUser
+from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from customers.services import customer_create, customer_invite_portal_user
 from invoices.models import Brand
@@ -365,7 +365,7 @@ def _line_specs(session: CheckoutSession) -> list[ItemSpec]:
     return [ItemSpec(price=item.price, quantity=item.quantity) for item in session.line_items.all()]
 
 
-def checkout_buyer(*, session: CheckoutSession, details: Mapping[str, Any], for_preview: bool = False) -> Customer:
+def checkout_buyer(*, session: CheckoutSession, details: JsonMapping, for_preview: bool = False) -> Customer:
     """The customer the session would create from `details` (unsaved), or the session's own customer.
 
     Validated like any customer (`full_clean`: the VAT number's format and check digits with
@@ -498,7 +498,7 @@ def _one_time_amount(price: Price, quantity: int) -> int:
 def checkout_session_details_submit(
     *,
     session: CheckoutSession,
-    details: Mapping[str, Any],
+    details: JsonMapping,
     promotion_code: str = "",
     return_url: str,
 ) -> str:

@@ -38,7 +38,7 @@ from billing.services.subscriptions import ItemSpec
 from billing.services.subscriptions.create import CreatePreview, subscription_create, subscription_preview_create
 from config import clock
 from config.events.log import event_record
-from config.types import ActingUser
+from config.types import ActingUser, JsonDict
 from customers.models import Customer, NotificationKind, NotificationLog
 from customers.notifications.services import notification_queue
 from invoices.models import Brand, Invoice
@@ -268,7 +268,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def quote_snapshot(*, quote: Quote, computation: QuoteComputation, brand: Brand) -> dict[str, Any]:
+def quote_snapshot(*, quote: Quote, computation: QuoteComputation, brand: Brand) -> JsonDict:
     """Everything the quote's document shows, frozen at finalization (issued means frozen)."""
     customer = quote.customer
     invoice = computation.first_invoice
@@ -333,7 +333,7 @@ def quote_snapshot(*, quote: Quote, computation: QuoteComputation, brand: Brand)
     }
 
 
-def quote_preview_snapshot(*, quote: Quote) -> dict[str, Any]:
+def quote_preview_snapshot(*, quote: Quote) -> JsonDict:
     """The issued snapshot, or for a draft the one finalizing it now would freeze (unnumbered)."""
     if quote.status != Status.DRAFT and quote.snapshot:
         return quote.snapshot

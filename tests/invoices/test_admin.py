@@ -20,6 +20,7 @@ from invoices.models import (
     NumberSequence,
 )
 from tests.conftest import current_totp
+from tests.tax_codes import seeded_tax_codes
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +123,9 @@ def invoices_world(open_invoice, draft_invoice):
         at=datetime(2026, 1, 20, tzinfo=UTC),
     )
     assert NumberSequence.objects.exists() and BalanceTransaction.objects.exists()
+    # The tax codes a migration seeds: a transactional test run before this one (same process,
+    # e.g. a pytest-xdist worker) empties every table, seeded rows included.
+    seeded_tax_codes()
     InvoiceCustomField.objects.create(customer=open_invoice.customer, label="PO number", value="PO-1")
     return open_invoice
 

@@ -75,7 +75,7 @@ def test_a_second_submission_is_refused_with_a_clear_page(client, open_quote):
     again = client.post(_url(quote), {**form, "signer_name": "Someone Else"})
 
     assert again.status_code == 409
-    assert "already been accepted" in again.content.decode()
+    assert "Ce devis a déjà été accepté." in again.content.decode()  # the customer's language (French)
     assert Subscription.objects.filter(customer=quote.customer).count() == 1
 
 
