@@ -170,6 +170,7 @@ class NotificationKind(models.TextChoices):
     SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription canceled")
     SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
     QUOTE_SENT = "quote_sent", _("Quote sent")
+    PORTAL_INVITATION = "portal_invitation", _("Portal invitation")
 
 
 # Reminders a customer may turn off; every other kind is transactional and always sent.

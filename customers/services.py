@@ -1,23 +1,17 @@
 from __future__ import annotations
 
-from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
-from allauth.account.utils import user_pk_to_url_str
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Model
-from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import translation
 from django.utils.translation import gettext as _
 
 from config import clock
 from config.events.log import event_record
 from config.modes import default_livemode
 from config.types import ActingUser
-from customers.models import Customer, CustomerUser
+from customers.models import Customer, CustomerUser, NotificationKind
 
 
 @transaction.atomic
@@ -49,18 +43,17 @@ def customer_invite_portal_user(
     if created:
         _customer_event(customer, "customer.portal_user.invited", [], acting_user, extra={"email": email})
 
-    path = reverse(
-        "account_reset_password_from_key",
-        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+    # Durable (DESIGN.md, hand-offs): the email is a notification row committed with the login,
+    # sent after the commit and swept if that send is lost; its link is made when it is sent.
+    from customers.notifications.services import notification_queue  # deferred: notifications import billing
+
+    notification_queue(
+        customer=customer,
+        kind=NotificationKind.PORTAL_INVITATION,
+        dedupe_key=f"portal_invitation:{user.pk}:{clock.now().isoformat()}",
+        data={"user": user.pk, "base_url": base_url},
+        recipient=email,
     )
-    context = {"customer": customer, "url": base_url.rstrip("/") + path}
-    with translation.override(customer.preferred_language):
-        subject = _("Your billing portal access for %(name)s") % {"name": customer.legal_name}
-        text = render_to_string("customers/email/invitation.txt", context)
-        html = render_to_string("customers/email/invitation.html", context)
-    message = EmailMultiAlternatives(subject=subject, body=text, to=[email])
-    message.attach_alternative(html, "text/html")
-    transaction.on_commit(message.send)
     return link
 
 

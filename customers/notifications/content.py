@@ -7,7 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from allauth.account.forms import default_token_generator
+from allauth.account.utils import user_pk_to_url_str
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
+from django.urls import reverse
 from django.utils import translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -290,6 +295,31 @@ def quote_sent_attachments(log: NotificationLog) -> list[tuple[str, bytes, str]]
     return [(quote_pdf_filename(quote), quote_pdf(quote), "application/pdf")]
 
 
+def portal_invitation(log: NotificationLog) -> Content:
+    """A portal login's set-password link (customers.services.customer_invite_portal_user).
+
+    The link is made when the email is sent, not when it was queued: the log keeps no secret,
+    and a retried send carries a token that is still valid."""
+    user = get_user_model().objects.filter(pk=log.data.get("user")).first()
+    if user is None:
+        raise NotificationGone("the invited login no longer exists")
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+    )
+    url = str(log.data.get("base_url") or settings.TARIF_BASE_URL).rstrip("/") + path
+    name = log.customer.legal_name
+    return Content(
+        subject=_("Your billing portal access for %(name)s") % {"name": name},
+        paragraphs=[
+            _("You now have access to the billing portal of %(name)s: invoices, payment methods and subscriptions.")
+            % {"name": name},
+            _("If you did not expect this email, you can ignore it."),
+        ],
+        action=(_("Choose your password"), url),
+    )
+
+
 BUILDERS: dict[str, Callable[[NotificationLog], Content]] = {
     Kind.UPCOMING_RENEWAL: upcoming_renewal,
     Kind.PAYMENT_RECEIPT: payment_receipt,
@@ -301,6 +331,7 @@ BUILDERS: dict[str, Callable[[NotificationLog], Content]] = {
     Kind.SUBSCRIPTION_CANCELED: subscription_canceled,
     Kind.SUBSCRIPTION_PAUSED: subscription_paused,
     Kind.QUOTE_SENT: quote_sent,
+    Kind.PORTAL_INVITATION: portal_invitation,
 }
 # Files attached to a notification, by kind: (filename, content, MIME type).
 ATTACHMENTS: dict[str, Callable[[NotificationLog], list[tuple[str, bytes, str]]]] = {

@@ -43,9 +43,16 @@ def notification_enabled(*, customer: Customer, kind: str) -> bool:
 
 
 def notification_queue(
-    *, customer: Customer, kind: str, dedupe_key: str, data: JsonDict | None = None, event_id: int | None = None
+    *,
+    customer: Customer,
+    kind: str,
+    dedupe_key: str,
+    data: JsonDict | None = None,
+    event_id: int | None = None,
+    recipient: str = "",
 ) -> NotificationLog | None:
-    """Record the notification once and deliver it after commit; None when it exists already."""
+    """Record the notification once and deliver it after commit; None when it exists already.
+    `recipient`: another address than the customer's billing email (a portal invitation's)."""
     enabled = notification_enabled(customer=customer, kind=kind)
     try:
         with transaction.atomic():
@@ -56,7 +63,7 @@ def notification_queue(
                 data=data or {},
                 event_id=event_id,
                 status=NotificationLog.Status.PENDING if enabled else NotificationLog.Status.SKIPPED,
-                recipient=customer.invoice_recipient,
+                recipient=recipient or customer.invoice_recipient,
                 language=customer.preferred_language,
             )
     except IntegrityError:
