@@ -33,6 +33,7 @@ from billing.checkout.errors import CheckoutError, CheckoutPaymentDeclined, Chec
 from billing.checkout.locks import checkout_session_qs_for_update
 from billing.checkout.models import CheckoutSession, CheckoutSessionLineItem, new_public_id
 from billing.limits import MAX_QUANTITY
+from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
 from billing.models import Coupon, InvoiceItem, Price, PromotionCode
 from billing.payments.gateway import GatewayError, PaymentMethodDetails
 from billing.payments.registry import default_gateway_name, gateway_for
@@ -660,6 +661,14 @@ def _complete_locked(
     session: CheckoutSession, *, gateway_name: str, details: PaymentMethodDetails, acting_user: ActingUser
 ) -> None:
     at = clock.now()
+    # The lock order (docs/billing.md): the promotion code (rank 110) and the coupon (120) that the
+    # redemption inside subscription_create locks come before the customer this completion creates
+    # or uses (200), so they are taken first.
+    coupon_id = session.coupon_id
+    if session.promotion_code_id is not None:
+        coupon_id = promotion_code_qs_for_update().get(pk=session.promotion_code_id).coupon_id
+    if coupon_id is not None:
+        coupon_qs_for_update().get(pk=coupon_id)
     existing = session.customer
     created_customer = existing is None
     customer: Customer

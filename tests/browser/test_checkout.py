@@ -43,7 +43,7 @@ def session(live_server, settings, brand_factory, tax_rate_factory, product_fact
 
 
 def fill_details(page: Page) -> None:
-    page.get_by_label("A business").check()
+    page.locator("input[name=customer_type][value=business]").check()
     page.fill("#id_legal_name", "Brasserie Zenne BV")
     page.fill("#id_email", "finance@zenne.example")
     page.select_option("#id_country", "BE")
