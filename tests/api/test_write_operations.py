@@ -157,7 +157,25 @@ def world(sandbox) -> dict[str, str]:
     grant = _created(post("/api/v1/credit_grants", {"customer": customer, "amount": 500, "currency": "EUR"}, "json"))
     discount = _created(post(f"/api/v1/subscriptions/{subscription}/discounts", {"coupon": coupon}, "json"))
     _created(post(f"/api/v1/customers/{customer}/discounts", {"coupon": coupon}, "json"))
+    # Issue 17: a checkout session, a payment link and a draft quote.
+    checkout_session = _created(
+        post(
+            "/api/v1/checkout/sessions",
+            {
+                "mode": "subscription",
+                "line_items": [{"price": price}],
+                "success_url": "https://shop.example/ok",
+                "cancel_url": "https://shop.example/pricing",
+            },
+            "json",
+        )
+    )
+    payment_link = _created(post("/api/v1/payment_links", {"name": "Link", "line_items": [{"price": price}]}, "json"))
+    quote = _created(post("/api/v1/quotes", {"customer": customer, "lines": [{"price": price}]}, "json"))
     return {
+        "checkout": checkout_session,
+        "payment_links": payment_link,
+        "quotes": quote,
         "features": feature,
         "product_features": product_feature,
         "meters": meter,
