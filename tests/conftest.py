@@ -82,3 +82,15 @@ def console(client, staff_with_totp):
     assert verified.status_code == 302, "the TOTP step should let the staff user in"
     client.user = user
     return client
+
+
+@pytest.fixture(autouse=True)
+def _task_joins_allowed():
+    """Each test starts with Celery's process-wide "a task is running here" flag cleared. Celery sets
+    it for good in a process that once initialised a prefork pool child, after which any eager
+    `.delay().get()` refuses ("Never call result.get() within a task"); under pytest-xdist one test
+    process runs many files, so a test must not inherit it from whichever file ran before."""
+    from celery.result import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
