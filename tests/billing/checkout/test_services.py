@@ -188,6 +188,23 @@ def test_completion_creates_customer_card_subscription_invoice_invitation_and_ev
     assert success_redirect_url(done) == f"https://shop.example/thanks?session={session.public_id}"
 
 
+def test_completion_with_a_promotion_code_redeems_it_once_and_keeps_the_lock_order(
+    make_session, django_capture_on_commit_callbacks
+):
+    """The redemption locks the promotion code and its coupon, which rank before the customer the
+    completion creates (docs/billing.md): the test settings' lock-order checker fails otherwise."""
+    coupon = Coupon.objects.create(name="Half", percent_off=Decimal(50), duration="once")
+    PromotionCode.objects.create(coupon=coupon, code="HALF")
+    session = make_session(allow_promotion_codes=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = pay(session, FR_PERSON, promotion_code="HALF")
+
+    assert done.status == "complete"
+    assert Invoice.objects.get(customer=done.customer).total == 1740
+    assert PromotionCode.objects.get(code="HALF").times_redeemed == 1
+
+
 def test_payment_mode_issues_an_invoice_paid_at_once(make_session, one_time, django_capture_on_commit_callbacks):
     session = make_session(mode="payment", line_items=[(one_time, 2)])
     with django_capture_on_commit_callbacks(execute=True):
