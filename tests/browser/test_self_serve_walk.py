@@ -7,15 +7,11 @@ the discount is applied live and billed. Every page on the way passes axe-core."
 
 from __future__ import annotations
 
-import email
 import re
-import socket
 import time
 from decimal import Decimal
-from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import Page, expect
 
 from billing.checkout.models import CheckoutSession
@@ -24,6 +20,7 @@ from billing.storefront.services import TableEntrySpec, pricing_table_create
 from customers.models import Customer
 from invoices.models import Invoice
 from tests.browser.axe import assert_accessible
+from tests.smtp import smtp_inbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 MONTH = {"kind": "interval", "unit": "month", "count": 1}
@@ -31,41 +28,9 @@ YEAR = {"kind": "interval", "unit": "year", "count": 1}
 PASSWORD = "Croissant-au-beurre-2026"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, recipient: str, timeout: float = 15.0) -> email.message.EmailMessage:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.messages:
-                if recipient in str(message["To"]):
-                    return message
-            time.sleep(0.2)
-        raise AssertionError(f"no email to {recipient}; got {[str(m['To']) for m in self.messages]}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def inbox(settings):
-    receiver = Inbox()
-    controller = Controller(receiver, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield receiver
-    controller.stop()
+    yield from smtp_inbox(settings)
 
 
 @pytest.fixture

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import email
-import socket
-from email import policy
-
 import pytest
 from aiosmtpd.controller import Controller
 
 from billing.services.dunning import invoices_collect
 from billing.services.subscriptions import ItemSpec, subscription_create
 from customers.models import NotificationLog
+from tests.smtp import Inbox, free_port, smtp_inbox
 
 pytestmark = pytest.mark.django_db
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(settings):
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield inbox
-    controller.stop()
+    yield from smtp_inbox(settings)
 
 
 def test_invoice_and_receipt_reach_a_real_smtp_server(smtp_server, clocked_customer, make_price, consume):
