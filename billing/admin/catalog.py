@@ -332,6 +332,16 @@ USAGE_PRICING_DEFAULTS: dict[str, Any] = {
 PERCENTAGE_FEE_FIELDS = ("fixed_amount", "free_amount", "per_transaction_min_amount", "per_transaction_max_amount")
 
 
+def _amount_field(label: Any, help_text: Any) -> MajorUnitPriceField:
+    """An optional amount of the price form, typed in the price's major units."""
+    return MajorUnitPriceField(
+        label=label,
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=help_text,
+    )
+
+
 class PriceForm(forms.ModelForm):
     cycle = CycleFormField(
         label=_("billing cycle"),
@@ -342,43 +352,31 @@ class PriceForm(forms.ModelForm):
         ),
     )
     # Typed in major units (euros, not cents); stored in minor units (Price.unit_amount).
-    unit_amount = MajorUnitPriceField(
-        label=_("Unit price"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
+    unit_amount = _amount_field(
+        _("Unit price"),
+        _("In the price's currency, as on an invoice: 49 or 49,00 for €49; 0,005 for half a cent."),
     )
     # Issue 16, cycles: a metered price's minimum spend per period, typed in major units too.
-    minimum_amount = MajorUnitPriceField(
-        label=_("Minimum spend per period"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("Metered prices: a period whose usage costs less is topped up to this amount. Empty: none."),
+    minimum_amount = _amount_field(
+        _("Minimum spend per period"),
+        _("Metered prices: a period whose usage costs less is topped up to this amount. Empty: none."),
     )
     # Percentage pricing (issue 16): fees typed in major units like every other amount of the form.
-    fixed_amount = MajorUnitPriceField(
-        label=_("Fixed fee per transaction"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("In the price's currency: 0,25 for €0.25 per transaction. Empty: none."),
+    fixed_amount = _amount_field(
+        _("Fixed fee per transaction"),
+        _("In the price's currency: 0,25 for €0.25 per transaction. Empty: none."),
     )
-    free_amount = MajorUnitPriceField(
-        label=_("Free transaction amount per period"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("The first part of the period's transaction amount bears no rate. Empty: none."),
+    free_amount = _amount_field(
+        _("Free transaction amount per period"),
+        _("The first part of the period's transaction amount bears no rate. Empty: none."),
     )
-    per_transaction_min_amount = MajorUnitPriceField(
-        label=_("Per-transaction minimum fee"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("In the price's currency. Empty: no minimum."),
+    per_transaction_min_amount = _amount_field(
+        _("Per-transaction minimum fee"),
+        _("In the price's currency. Empty: no minimum."),
     )
-    per_transaction_max_amount = MajorUnitPriceField(
-        label=_("Per-transaction maximum fee"),
-        required=False,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
-        help_text=_("In the price's currency. Empty: no maximum."),
+    per_transaction_max_amount = _amount_field(
+        _("Per-transaction maximum fee"),
+        _("In the price's currency. Empty: no maximum."),
     )
     tiers = TiersField(
         label=_("Tiers"),
