@@ -244,6 +244,7 @@ class InvoicePreviewSerializer(serializers.Serializer):
     tax_total = serializers.IntegerField()
     total_excluding_tax = serializers.IntegerField()
     total = serializers.IntegerField()
+    credits_applied = serializers.IntegerField(help_text="Prepaid credits (wallets) that would pay it, before the balance.")
     balance_applied = serializers.IntegerField()
     amount_due = serializers.IntegerField()
     discounts = serializers.ListField(child=serializers.CharField())
@@ -263,6 +264,7 @@ def invoice_preview_data(preview: InvoicePreview | None) -> dict[str, Any] | Non
         "tax_total": totals.tax_total,
         "total_excluding_tax": totals.total_excluding_tax,
         "total": totals.total,
+        "credits_applied": preview.credits_applied,
         "balance_applied": preview.balance_applied,
         "amount_due": preview.amount_due,
         "discounts": list(preview.discount_labels),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from invoices.calculations import DiscountInput, InvoiceTotals, LineTotals, TaxGroup
 
@@ -81,7 +81,8 @@ class InvoicePreview:
     vat_rate: Decimal
     vat_mention_key: str | None
     balance_applied: int  # customer credit that would be used; negative: a negative total handed to the balance
-    amount_due: int  # total - balance_applied, never negative
+    amount_due: int  # total - credits_applied - balance_applied, never negative
+    credits_applied: int = 0  # prepaid credits (wallets) that would pay it, before the balance
 
     @property
     def subtotal(self) -> int:
@@ -90,3 +91,10 @@ class InvoicePreview:
     @property
     def total(self) -> int:
         return self.totals.total
+
+
+class CreditSource(Protocol):
+    """Prepaid credits a preview may count (billing's wallets implement it, read-only): how much
+    they would pay of an invoice with these lines and total issued at `at`, served in call order."""
+
+    def consume(self, *, lines: tuple[PreviewLine, ...], total: int, at: datetime) -> int: ...

@@ -49,6 +49,8 @@ SESSION_EXAMPLE = OpenApiExample(
         "cancel_url": "https://example.com/pricing",
         "origin": "api",
         "origin_id": "",
+        "payment_method_types": ["card", "sepa_debit"],
+        "payment_method_type": "",
         "subscription": None,
         "invoice": None,
         "payment_method": None,
@@ -153,6 +155,7 @@ class CheckoutSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
             tax_id_collection=data.get("tax_id_collection", True),
             billing_address_collection=data.get("billing_address_collection", "auto"),
             metadata=data.get("metadata") or None,
+            payment_method_types=data.get("payment_method_types"),
             origin=CheckoutSession.Origin.API,
             acting_user=acting_user(request),
         )

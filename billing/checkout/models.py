@@ -34,6 +34,11 @@ class CheckoutSession(models.Model):
         AUTO = "auto", _("when needed")
         REQUIRED = "required", _("always")
 
+    class PaymentMethodType(models.TextChoices):
+        CARD = "card", _("card")
+        SEPA_DEBIT = "sepa_debit", _("SEPA Direct Debit")
+        BANK_TRANSFER = "bank_transfer", _("bank transfer")
+
     class Origin(models.TextChoices):
         API = "api", _("API")
         PAYMENT_LINK = "payment_link", _("payment link")
@@ -82,6 +87,13 @@ class CheckoutSession(models.Model):
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     # What the buyer typed on the page (name, email, country, address, VAT number, business or not).
     details = models.JSONField(_("buyer details"), default=dict, blank=True)
+    # What the page offers (Stripe's `payment_method_types`) and what the buyer chose. A card or a
+    # SEPA mandate becomes the customer's default payment method; a bank transfer makes the
+    # subscription (or invoice) "send invoice" with the brand's bank details (docs/checkout.md).
+    payment_method_types = models.JSONField(_("payment methods offered"), default=list, blank=True)
+    payment_method_type = models.CharField(
+        _("payment method chosen"), max_length=16, choices=PaymentMethodType.choices, blank=True
+    )
     # The gateway's hosted card page opened for this session, and the charge made before completion.
     gateway = models.CharField(_("gateway"), max_length=20, blank=True)
     gateway_session_id = models.CharField(_("gateway session"), max_length=100, blank=True)

@@ -40,6 +40,17 @@ class CheckoutSessionInputSerializer(StrictSerializer):
         queryset=Brand.objects.all(), required=False, allow_null=True, help_text="Default: the default brand."
     )
     metadata = serializers.DictField(child=serializers.CharField(max_length=500), required=False, default=dict)
+    payment_method_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=CheckoutSession.PaymentMethodType.choices),
+        required=False,
+        min_length=1,
+        max_length=3,
+        help_text=(
+            "What the page offers: `card`, `sepa_debit` (euro amounts), `bank_transfer` (not in setup mode; "
+            "the brand needs bank details: invoices are then sent and wait for the transfer). "
+            "Default: `TARIF_CHECKOUT_PAYMENT_METHOD_TYPES` less what the session cannot take."
+        ),
+    )
 
 
 class LineItemSerializer(serializers.ModelSerializer):
@@ -89,6 +100,8 @@ class CheckoutSessionSerializer(serializers.ModelSerializer):
             "cancel_url",
             "origin",
             "origin_id",
+            "payment_method_types",
+            "payment_method_type",
             "subscription",
             "invoice",
             "payment_method",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from billing.checkout.locks import checkout_session_qs_for_update
 from billing.checkout.models import CheckoutSession, CheckoutSessionLineItem, new_public_id
 from billing.limits import MAX_QUANTITY
 from billing.locks import coupon_qs_for_update, promotion_code_qs_for_update
-from billing.models import Coupon, InvoiceItem, Price, PromotionCode
+from billing.models import Coupon, InvoiceItem, Price, PromotionCode, Subscription
 from billing.payments.gateway import GatewayError, PaymentMethodDetails
 from billing.payments.registry import default_gateway_name, gateway_for
 from billing.selectors import price_amount_for
@@ -124,6 +124,78 @@ def _effective_brand_id(customer: Customer) -> int | None:
     return Brand.objects.filter(is_default=True).values_list("pk", flat=True).first()
 
 
+MethodType = CheckoutSession.PaymentMethodType
+
+
+def default_payment_method_types() -> list[str]:
+    """What a session offers when its creator does not say (`TARIF_CHECKOUT_PAYMENT_METHOD_TYPES`)."""
+    return list(getattr(settings, "TARIF_CHECKOUT_PAYMENT_METHOD_TYPES", (MethodType.CARD,)))
+
+
+def bank_transfer_days_until_due() -> int:
+    return int(getattr(settings, "TARIF_CHECKOUT_BANK_TRANSFER_DAYS_UNTIL_DUE", 30))
+
+
+def payment_method_types_check(types: Sequence[str], *, mode: str, currency: str, brand: Brand) -> list[str]:
+    """The payment method types a session may offer, in the order given, or CheckoutError (422).
+
+    A card always; a SEPA mandate for euro amounts; a bank transfer for invoices only (not in
+    setup mode), when the configuration allows it (`TARIF_CHECKOUT_ALLOW_BANK_TRANSFER`) and the
+    brand has the bank details its invoices print.
+    """
+    field = "payment_method_types"
+    if isinstance(types, str) or not types:
+        raise _refuse(_("payment_method_types lists at least one payment method type."), "invalid_types", field=field)
+    checked: list[str] = []
+    for kind in types:
+        if kind not in MethodType.values:
+            raise _refuse(
+                _("Unknown payment method type %(type)s: one of %(types)s.")
+                % {"type": kind, "types": ", ".join(MethodType.values)},
+                "invalid_payment_method_type",
+                field=field,
+            )
+        if kind in checked:
+            raise _refuse(_("%(type)s appears twice.") % {"type": kind}, "duplicate_payment_method_type", field=field)
+        checked.append(kind)
+    if MethodType.SEPA_DEBIT in checked and currency.upper() != "EUR":
+        raise _refuse(_("SEPA Direct Debit takes euro amounts only."), "sepa_requires_eur", field=field)
+    if MethodType.BANK_TRANSFER in checked:
+        if mode == CheckoutSession.Mode.SETUP:
+            raise _refuse(
+                _("A bank transfer pays invoices: it cannot be saved in setup mode."),
+                "bank_transfer_in_setup",
+                field=field,
+            )
+        if not getattr(settings, "TARIF_CHECKOUT_ALLOW_BANK_TRANSFER", True) or not brand.iban:
+            raise _refuse(
+                _("Bank transfer is not available: the brand has no bank details to print on its invoices."),
+                "bank_transfer_unavailable",
+                field=field,
+            )
+    return checked
+
+
+def _type_available(kind: str, *, mode: str, currency: str, brand: Brand) -> bool:
+    try:
+        payment_method_types_check([kind], mode=mode, currency=currency, brand=brand)
+    except CheckoutError:
+        return False
+    return True
+
+
+def offered_payment_method_types(session: CheckoutSession) -> list[str]:
+    """What the page offers (sessions created before the choice existed offer a card)."""
+    return list(session.payment_method_types or [MethodType.CARD])
+
+
+def sepa_mandate_on_page(session: CheckoutSession) -> bool:
+    """True when the page collects the IBAN and the mandate itself (the sandbox); False when the
+    gateway's hosted page does (Stripe Checkout shows the mandate and takes the IBAN)."""
+    gateway = gateway_for(default_gateway_name(livemode=session.livemode), livemode=session.livemode)
+    return MethodType.SEPA_DEBIT not in tuple(gateway.hosted_setup_types())
+
+
 def checkout_session_create(
     *,
     brand: Brand,
@@ -142,6 +214,7 @@ def checkout_session_create(
     origin: str = "api",
     origin_id: str = "",
     metadata: dict | None = None,
+    payment_method_types: Sequence[str] | None = None,
     acting_user: ActingUser = None,
 ) -> CheckoutSession:
     """A new open checkout session: the hosted page's URL is `checkout_session_url(session)`.
@@ -150,7 +223,8 @@ def checkout_session_create(
     in setup mode), an archived price, a price of the other mode or in another currency, a
     one-time price in a subscription without a recurring one, a recurring price in a payment,
     a customer of another brand or mode or currency, a trial outside a subscription, a coupon
-    that cannot be redeemed, both a coupon and promotion codes, a relative or non-http URL.
+    that cannot be redeemed, both a coupon and promotion codes, a relative or non-http URL,
+    a payment method type the session cannot take (`payment_method_types_check`).
     """
     if mode not in CheckoutSession.Mode.values:
         raise _refuse(
@@ -285,6 +359,16 @@ def checkout_session_create(
             _("A setup session takes no promotion code."), "promotion_codes_in_setup", field="allow_promotion_codes"
         )
 
+    if payment_method_types is None:
+        # The configured default, less what this session cannot take (SEPA for dollars...).
+        method_types = [
+            kind
+            for kind in default_payment_method_types()
+            if _type_available(kind, mode=mode, currency=currency, brand=brand)
+        ] or [str(MethodType.CARD)]
+    else:
+        method_types = payment_method_types_check(payment_method_types, mode=mode, currency=currency, brand=brand)
+
     now = clock.now()
     with transaction.atomic(savepoint=False):
         session = CheckoutSession.objects.create(
@@ -305,6 +389,7 @@ def checkout_session_create(
             origin=origin,
             origin_id=origin_id[:64],
             metadata=metadata,
+            payment_method_types=method_types,
             expires_at=now + session_ttl(),
             created_by=acting_user if getattr(acting_user, "is_authenticated", False) else None,
         )
@@ -496,19 +581,49 @@ def _one_time_amount(price: Price, quantity: int) -> int:
 # -- the page's submission and the completion -----------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class SepaMandate:
+    """A SEPA mandate signed on the checkout page (when the gateway's hosted page does not take one)."""
+
+    account_holder: str
+    iban: str
+    accepted: bool
+
+
 def checkout_session_details_submit(
     *,
     session: CheckoutSession,
     details: JsonMapping,
     promotion_code: str = "",
     return_url: str,
+    payment_method_type: str = "card",
+    sepa: SepaMandate | None = None,
 ) -> str:
-    """The buyer confirmed their details: store them and open the gateway's hosted card page.
+    """The buyer confirmed their details and chose how to pay: store them, then go on.
 
-    Returns the URL to send the browser to. The gateway page returns to `return_url` with
-    `?session_id=<gateway session>`; `checkout_session_complete` takes it from there.
+    Returns the URL to send the browser to. A card (or a SEPA mandate the gateway's hosted page
+    takes) opens the gateway's page, which returns to `return_url` with `?session_id=<gateway
+    session>`; `checkout_session_complete` takes it from there. A SEPA mandate signed on this
+    page, or a bank transfer, completes the session at once (`checkout_session_complete_direct`)
+    and returns the success URL.
     """
     _expire_if_overdue(session)
+    if payment_method_type not in offered_payment_method_types(session):
+        raise _refuse(
+            _("This payment method is not offered here."), "payment_method_not_offered", field="payment_method_type"
+        )
+    sepa_here = payment_method_type == MethodType.SEPA_DEBIT and sepa_mandate_on_page(session)
+    if sepa_here:
+        if sepa is None or not sepa.iban.strip():
+            raise _refuse(_("Enter the IBAN of the account to debit."), "iban_required", field="iban")
+        if not sepa.account_holder.strip():
+            raise _refuse(_("Enter the account holder's name."), "account_holder_required", field="account_holder")
+        if not sepa.accepted:
+            raise _refuse(
+                _("Accept the SEPA Direct Debit mandate to pay this way."),
+                "mandate_not_accepted",
+                field="accept_mandate",
+            )
     buyer = checkout_buyer(session=session, details=details)
     preview = checkout_session_preview(session=session, buyer=buyer, promotion_code=promotion_code)
     if promotion_code.strip() and preview.promotion_error:
@@ -516,6 +631,13 @@ def checkout_session_details_submit(
     with transaction.atomic():
         locked = _lock_open(session)
         locked.details = {name: details.get(name) for name in DETAIL_FIELDS if name in details}
+        if sepa_here and sepa is not None:
+            # The mandate's evidence (who signed, when); the IBAN itself lives at the gateway only.
+            locked.details["sepa_mandate"] = {
+                "account_holder": sepa.account_holder.strip()[:140],
+                "accepted_at": clock.now().isoformat(),
+            }
+        locked.payment_method_type = payment_method_type
         locked.promotion_code = preview.promotion_code
         locked.amount_subtotal = preview.invoice.subtotal if preview.invoice else 0
         locked.amount_tax = preview.invoice.totals.tax_total if preview.invoice else 0
@@ -529,15 +651,24 @@ def checkout_session_details_submit(
                 "amount_tax",
                 "amount_total",
                 "decline_message",
+                "payment_method_type",
                 "updated_at",
             ]
         )
+    if payment_method_type == MethodType.BANK_TRANSFER or sepa_here:
+        completed = checkout_session_complete_direct(
+            session=session, source={"iban": sepa.iban} if sepa_here and sepa is not None else None
+        )
+        return success_redirect_url(completed)
     # The gateway's page is opened after the commit: never an outside call under the lock.
     gateway_name = default_gateway_name(livemode=session.livemode)
     gateway = gateway_for(gateway_name, livemode=session.livemode)
     try:
         setup = gateway.start_setup_session(
-            customer_reference=session.public_id, return_url=return_url, cancel_url=session.cancel_url
+            customer_reference=session.public_id,
+            return_url=return_url,
+            cancel_url=session.cancel_url,
+            payment_method_types=(payment_method_type,),
         )
     except GatewayError as error:
         raise CheckoutError(_text(error), code="gateway_refused") from error
@@ -657,8 +788,33 @@ def checkout_session_complete(
     return locked
 
 
+def checkout_session_complete_direct(
+    *, session: CheckoutSession, source: Mapping[str, str] | None, acting_user: ActingUser = None
+) -> CheckoutSession:
+    """Complete a session paid without the gateway's hosted page, exactly once: a SEPA mandate
+    signed on the page (`source` = the IBAN, attached at the gateway first, outside any lock) or
+    a bank transfer (`source` None: nothing to attach; the invoice waits for the transfer).
+    A session already complete is returned unchanged (a double submit, a second tab)."""
+    details: PaymentMethodDetails | None = None
+    gateway_name = ""
+    if source is not None:
+        gateway = gateway_for(default_gateway_name(livemode=session.livemode), livemode=session.livemode)
+        try:
+            details = gateway.attach_payment_method(customer_reference=session.public_id, source=source)
+        except GatewayError as error:
+            raise _refuse(_text(error), "payment_method_refused", field="iban") from error
+        gateway_name = gateway.name
+    with transaction.atomic(durable=True):
+        locked = checkout_session_qs_for_update().select_related("brand", "customer").get(pk=session.pk)
+        if locked.status == CheckoutSession.Status.COMPLETE:
+            return locked  # a concurrent submit finished first: same outcome, nothing twice
+        locked = _lock_open(locked)
+        _complete_locked(locked, gateway_name=gateway_name, details=details, acting_user=acting_user)
+    return locked
+
+
 def _complete_locked(
-    session: CheckoutSession, *, gateway_name: str, details: PaymentMethodDetails, acting_user: ActingUser
+    session: CheckoutSession, *, gateway_name: str, details: PaymentMethodDetails | None, acting_user: ActingUser
 ) -> None:
     at = clock.now()
     # The lock order (docs/billing.md): the promotion code (rank 110) and the coupon (120) that the
@@ -680,7 +836,16 @@ def _complete_locked(
         customer = customer_create(data=data, livemode=session.livemode, brand=session.brand, acting_user=acting_user)
     else:
         customer = existing
-    method = payment_method_store(customer=customer, gateway_name=gateway_name, details=details, make_default=True)
+    method = None
+    if details is not None:
+        method = payment_method_store(customer=customer, gateway_name=gateway_name, details=details, make_default=True)
+    # A bank transfer: invoices are sent with the brand's bank details and wait for the transfer.
+    by_transfer = session.payment_method_type == MethodType.BANK_TRANSFER
+    collection_method = str(Subscription.CollectionMethod.CHARGE_AUTOMATICALLY)
+    days_until_due = None
+    if by_transfer:
+        collection_method = str(Subscription.CollectionMethod.SEND_INVOICE)
+        days_until_due = bank_transfer_days_until_due()
     subscription = invoice = None
     if session.mode == CheckoutSession.Mode.SUBSCRIPTION:
         subscription = subscription_create(
@@ -692,6 +857,8 @@ def _complete_locked(
             promotion_code=session.promotion_code.code if session.promotion_code is not None else None,
             metadata={"checkout_session": session.public_id},
             acting_user=acting_user,
+            collection_method=collection_method,
+            days_until_due=days_until_due,
         )
         invoice = subscription.invoices.order_by("pk").first()
     elif session.mode == CheckoutSession.Mode.PAYMENT:
@@ -699,8 +866,11 @@ def _complete_locked(
             invoice_item_create(customer=customer, price=line.price, quantity=line.quantity, at=at)
             for line in session.line_items.select_related("price__product")
         ]
+        draft = _payment_draft(session=session, buyer=customer, items=items)
+        if by_transfer:
+            draft = replace(draft, collection_method=collection_method, days_until_due=days_until_due)
         invoice = invoice_issue(
-            draft=_payment_draft(session=session, buyer=customer, items=items),
+            draft=draft,
             customer=customer,
             at=at,
             acting_user=acting_user,

@@ -30,15 +30,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django_countries import countries
 from django_ratelimit.decorators import ratelimit
+from stdnum import iban as iban_number
+from stdnum.exceptions import ValidationError as NumberError
 
 from billing.checkout.errors import CheckoutError, CheckoutPaymentDeclined, CheckoutSessionClosed
 from billing.checkout.models import CheckoutSession
 from billing.checkout.services import (
     CheckoutPreview,
+    SepaMandate,
+    bank_transfer_days_until_due,
     checkout_buyer,
     checkout_session_complete,
     checkout_session_details_submit,
     checkout_session_preview,
+    offered_payment_method_types,
+    sepa_mandate_on_page,
     success_redirect_url,
 )
 from billing.services.payments import payment_method_hosted_setup_options
@@ -140,6 +146,9 @@ class CheckoutDetailsForm(forms.Form):
     def __init__(self, *args: Any, session: CheckoutSession, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = session
+        self.offered = offered_payment_method_types(session)
+        self.sepa_here = "sepa_debit" in self.offered and sepa_mandate_on_page(session)
+        self._add_payment_fields()
         self.fields["country"].choices = [("", ""), *_country_choices(_page_language())]
         if not session.allow_promotion_codes:
             del self.fields["promotion_code"]
@@ -163,6 +172,70 @@ class CheckoutDetailsForm(forms.Form):
         self.fields["address_line1"].widget.attrs["autocomplete"] = "address-line1"
         self.fields["postal_code"].widget.attrs["autocomplete"] = "postal-code"
         self.fields["city"].widget.attrs["autocomplete"] = "address-level2"
+
+    def _add_payment_fields(self) -> None:
+        """The payment method choice (when more than one is offered) and, when this page takes the
+        SEPA mandate itself, its fields, placed before the promotion code."""
+        labels = {
+            "card": gettext_lazy("Card"),
+            "sepa_debit": gettext_lazy("SEPA Direct Debit (euro bank account)"),
+            "bank_transfer": _("Bank transfer: we send the invoice with our bank details, due in %(days)s days")
+            % {"days": bank_transfer_days_until_due()},
+        }
+        added: dict[str, forms.Field] = {}
+        if len(self.offered) > 1:
+            added["payment_method_type"] = forms.ChoiceField(
+                label=gettext_lazy("How would you like to pay?"),
+                choices=[(kind, labels[kind]) for kind in self.offered],
+                widget=forms.RadioSelect,
+                initial=self.offered[0],
+            )
+        if self.sepa_here:
+            added["account_holder"] = forms.CharField(
+                label=gettext_lazy("Account holder"), max_length=140, required=False
+            )
+            added["iban"] = forms.CharField(
+                label=gettext_lazy("IBAN"),
+                max_length=42,
+                required=False,
+                help_text=gettext_lazy("The euro account to debit, for example FR76 3000 6000 0112 3456 7890 189."),
+            )
+            added["accept_mandate"] = forms.BooleanField(
+                label=gettext_lazy(
+                    "I authorise the creditor to send instructions to my bank to debit my account, and my bank to "
+                    "debit it accordingly. I am entitled to a refund from my bank within 8 weeks of a debit."
+                ),
+                required=False,
+            )
+        self.fields.update(added)
+        order = [name for name in self.fields if name not in added]
+        at = order.index("promotion_code") if "promotion_code" in order else order.index("website")
+        self.order_fields([*order[:at], *added, *order[at:]])
+        if "iban" in self.fields:
+            self.fields["iban"].widget.attrs["autocomplete"] = "off"
+            self.fields["account_holder"].widget.attrs["autocomplete"] = "name"
+
+    def chosen_payment_method_type(self) -> str:
+        return str(self.cleaned_data.get("payment_method_type") or self.offered[0])
+
+    def clean_iban(self) -> str:
+        value = self.cleaned_data.get("iban", "")
+        if not value.strip() or self.data.get("payment_method_type", self.offered[0]) != "sepa_debit":
+            return value
+        try:
+            return str(iban_number.validate(value))
+        except NumberError as error:
+            raise forms.ValidationError(_("This is not a valid IBAN.")) from error
+
+    def sepa_mandate(self) -> SepaMandate | None:
+        if not self.sepa_here or self.chosen_payment_method_type() != "sepa_debit":
+            return None
+        data = self.cleaned_data
+        return SepaMandate(
+            account_holder=data.get("account_holder", ""),
+            iban=data.get("iban", ""),
+            accepted=bool(data.get("accept_mandate")),
+        )
 
     def mark_errors(self) -> None:
         """Tie each field's error text to its input (aria-describedby, aria-invalid)."""
@@ -335,6 +408,8 @@ def session_page(request: HttpRequest, public_id: str) -> HttpResponse:
             details=form.details(),
             promotion_code=form.cleaned_data.get("promotion_code", ""),
             return_url=return_url,
+            payment_method_type=form.chosen_payment_method_type(),
+            sepa=form.sepa_mandate(),
         )
     except ValidationError as error:
         for field, messages in error.message_dict.items():

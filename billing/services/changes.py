@@ -79,6 +79,7 @@ from billing.services.upcoming import (
     subscription_load,
     usage_for_period,
 )
+from billing.wallets.consumption import CreditsPreview
 from config.events.log import EventRow, events_record_bulk
 from config.types import ActingUser
 from invoices.selectors import brand_for_customer, customer_balance
@@ -373,11 +374,19 @@ def subscription_preview_change(
     decision = tax_decision_for(brand=brand, customer=customer)
     balance = customer_balance(customer_id=customer.pk, currency=subscription.currency)
 
+    # Prepaid credits pay first, the invoice issued now before the next one (as finalization takes them).
+    credits = CreditsPreview(customer_id=customer.pk, currency=subscription.currency)
     immediate = None
     immediate_draft = _immediate_draft(plan, plan.new_pending)
     if immediate_draft is not None:
         immediate = invoice_build(
-            customer=customer, draft=immediate_draft, brand=brand, decision=decision, balance=balance
+            customer=customer,
+            draft=immediate_draft,
+            brand=brand,
+            decision=decision,
+            balance=balance,
+            credits=credits,
+            at=at,
         )
         # Finalization takes credit from the balance, or gives it a negative total.
         balance -= immediate.balance_applied if immediate.total >= 0 else immediate.total
@@ -385,7 +394,13 @@ def subscription_preview_change(
     upcoming = None
     if upcoming_draft is not None:
         upcoming = invoice_build(
-            customer=customer, draft=upcoming_draft, brand=brand, decision=decision, balance=balance
+            customer=customer,
+            draft=upcoming_draft,
+            brand=brand,
+            decision=decision,
+            balance=balance,
+            credits=credits,
+            at=upcoming_draft.period_start or at,
         )
     return ChangePreview(
         at=at,

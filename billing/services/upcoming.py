@@ -52,6 +52,7 @@ from billing.services.usage import (
     usage_charge_amount,
     usage_key,
 )
+from billing.wallets.consumption import CreditsPreview
 from config import clock
 from config.errors import DomainConflict
 from config.money import round_fraction
@@ -515,4 +516,5 @@ def upcoming_invoice(*, subscription: Subscription, at: datetime | None = None) 
             or (subscription.cancel_at is not None and subscription.cancel_at <= subscription.current_period_end)
         ),
     )
-    return invoice_build(customer=customer, draft=draft)
+    credits = CreditsPreview(customer_id=customer.pk, currency=draft.currency)
+    return invoice_build(customer=customer, draft=draft, credits=credits, at=max(period.start, at))

@@ -30,6 +30,7 @@ from billing.wallets.models import CreditGrant, Wallet, WalletTransaction
 from config.events.log import EventRow, event_record, events_record_bulk
 from config.jobs import enqueue
 from invoices.models import Invoice, InvoiceLine
+from invoices.types import PreviewLine
 
 #: `custom_fields` key marking an invoice that buys credits: credits never pay for credits.
 PURCHASE_MARK = "credit_grant_purchase"
@@ -132,6 +133,61 @@ def credits_plan(*, entries: Sequence[PlanEntry]) -> CreditPlan:
             remaining[grant_id] -= used
         allocations.append(allocation)
     return CreditPlan(entries=entries, allocations=allocations, grants={grant.pk: grant for grant in grants})
+
+
+class CreditsPreview:
+    """The read-only counterpart of `credits_plan` for previews (invoices.types.CreditSource).
+
+    Reads the customer's usable grants once (no lock: a preview writes nothing and a grant
+    used meanwhile only makes the preview stale, as any preview is) and serves the invoices
+    previewed in call order, each from what the previous ones left, with finalization's rules
+    (`allocate`, the same wallet mode), so "what credit is used" on a confirmation page is
+    what finalization will take.
+    """
+
+    def __init__(self, *, customer_id: int, currency: str) -> None:
+        self._grants = list(
+            CreditGrant.objects.filter(
+                customer_id=customer_id, currency=currency.upper(), status=Status.ACTIVE, remaining__gt=0
+            )
+        )
+        self._remaining = {grant.pk: grant.remaining for grant in self._grants}
+        self._products: dict[int, int] | None = None
+
+    def _product_of(self, price_ids: set[int]) -> dict[int, int]:
+        if not any(grant.product_ids for grant in self._grants):
+            return {}
+        if self._products is None:
+            self._products = {}
+        missing = price_ids - set(self._products)
+        if missing:
+            self._products.update(Price.objects.filter(pk__in=missing).values_list("pk", "product_id"))
+        return self._products
+
+    def consume(self, *, lines: Sequence[PreviewLine], total: int, at: datetime) -> int:
+        if not self._grants or total <= 0:
+            return 0
+        products = self._product_of({line.draft.price_id for line in lines if line.draft.price_id is not None})
+        allocation = allocate(
+            lines=[
+                LineCapacity(
+                    key=position,
+                    kind=line.draft.kind,
+                    net=line.totals.amount - line.totals.discount_amount,
+                    exclusive_tax=0 if line.draft.tax_inclusive else line.totals.tax_amount,
+                    price_id=line.draft.price_id,
+                    product_id=products.get(line.draft.price_id) if line.draft.price_id is not None else None,
+                )
+                for position, line in enumerate(lines)
+            ],
+            invoice_total=total,
+            grants=[_state(grant, self._remaining[grant.pk]) for grant in self._grants],
+            at=at,
+            mode=wallet_mode(),
+        )
+        for grant_id, used in allocation.by_grant.items():
+            self._remaining[grant_id] -= used
+        return allocation.total
 
 
 def credits_record(

@@ -19,3 +19,8 @@ CELERY_BEAT_SCHEDULE["checkout-expire-sessions"] = {
     "task": "checkout.expire_sessions",
     "schedule": crontab(minute="*/10"),
 }
+# What a checkout offers when its creator does not say (card, sepa_debit, bank_transfer), less
+# what a session cannot take; bank transfer also needs the brand's IBAN (docs/checkout.md).
+TARIF_CHECKOUT_PAYMENT_METHOD_TYPES = env.list("TARIF_CHECKOUT_PAYMENT_METHOD_TYPES", default=["card"])
+TARIF_CHECKOUT_ALLOW_BANK_TRANSFER = env.bool("TARIF_CHECKOUT_ALLOW_BANK_TRANSFER", default=True)
+TARIF_CHECKOUT_BANK_TRANSFER_DAYS_UNTIL_DUE = env.int("TARIF_CHECKOUT_BANK_TRANSFER_DAYS_UNTIL_DUE", default=30)

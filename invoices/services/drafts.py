@@ -16,6 +16,7 @@ from django.db import transaction
 
 from billing.limits import MAX_TOTAL, check_amount
 from billing.models import InvoiceItem
+from config import clock
 from config.errors import DomainError
 from config.types import JsonDict
 from customers.models import Customer
@@ -23,7 +24,7 @@ from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, c
 from invoices.models import Brand, Invoice, InvoiceLine
 from invoices.selectors import brand_for_customer, customer_balance
 from invoices.services.tax import TaxTable, line_tax_decisions, tax_decision_for
-from invoices.types import DraftInvoice, InvoicePreview, PreviewLine
+from invoices.types import CreditSource, DraftInvoice, InvoicePreview, PreviewLine
 from invoices.vat import VatDecision
 
 
@@ -63,13 +64,16 @@ def invoice_build(
     balance: int | None = None,
     tax_table: TaxTable | None = None,
     decision_cache: dict[tuple[object, ...], VatDecision] | None = None,
+    credits: CreditSource | None = None,
+    at: datetime | None = None,
 ) -> InvoicePreview:
-    """What the invoice would be if issued now. Writes nothing.
+    """What the invoice would be if issued now (or at `at`). Writes nothing.
 
     `brand`, `decision`, `balance`, `tax_table` and `decision_cache` may be passed in by
     callers that build many invoices at once; otherwise they are looked up. `decision`
     is the VAT decision without a tax code; each line is then taxed by its own tax code
-    (`line_tax_decisions`).
+    (`line_tax_decisions`). `credits`, when given, are the customer's prepaid credits: they pay
+    first, as finalization does, then the balance (the previews customers confirm count them).
     """
     if draft.customer_id != customer.pk:
         raise InvoiceDraftError("The draft belongs to another customer.")
@@ -88,23 +92,27 @@ def invoice_build(
     )
     if balance is None:
         balance = customer_balance(customer_id=customer.pk, currency=draft.currency)
-    balance_applied = credit_split(total=totals.total, balance=balance)
+    lines = tuple(
+        PreviewLine(
+            draft=line,
+            totals=line_totals,
+            tax_rate=line_decision.rate,
+            tax_category=line_decision.category,
+            tax_code=line_decision.tax_code,
+            exemption_reason_code=line_decision.exemption_reason_code,
+            exemption_reason=line_decision.exemption_reason,
+        )
+        for line, line_totals, line_decision in zip(draft.lines, totals.lines, decisions, strict=True)
+    )
+    credits_applied = 0
+    if credits is not None:
+        credits_applied = credits.consume(lines=lines, total=totals.total, at=at or clock.now(customer=customer))
+    balance_applied = credit_split(total=totals.total - credits_applied, balance=balance)
     return InvoicePreview(
         customer_id=customer.pk,
         brand_id=brand.pk,
         currency=draft.currency,
-        lines=tuple(
-            PreviewLine(
-                draft=line,
-                totals=line_totals,
-                tax_rate=line_decision.rate,
-                tax_category=line_decision.category,
-                tax_code=line_decision.tax_code,
-                exemption_reason_code=line_decision.exemption_reason_code,
-                exemption_reason=line_decision.exemption_reason,
-            )
-            for line, line_totals, line_decision in zip(draft.lines, totals.lines, decisions, strict=True)
-        ),
+        lines=lines,
         totals=totals,
         discount_labels=tuple(discount.label for discount in draft.discounts),
         tax_breakdown=totals.tax_breakdown,
@@ -116,7 +124,8 @@ def invoice_build(
         if any(line_decision.category == decision.category for line_decision in decisions) or not decisions
         else None,
         balance_applied=balance_applied,
-        amount_due=totals.total - balance_applied,
+        amount_due=totals.total - credits_applied - balance_applied,
+        credits_applied=credits_applied,
     )
 
 

@@ -65,6 +65,7 @@ from billing.services.subscriptions.common import (
     subscription_event,
 )
 from billing.services.upcoming import free_period_lines, pending_item_line, renewal_draft, trial_lines
+from billing.wallets.consumption import CreditsPreview
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
 from invoices.services.drafts import invoice_build
@@ -389,7 +390,12 @@ def subscription_preview_create(
         )
     # The customer's pending items first (older rows), then the new one-time prices, as created.
     pending = [*pending_invoice_items(subscription=subscription), *_one_time_items(plan)]
-    first_invoice = invoice_build(customer=customer, draft=_first_draft(plan, pending=pending))
+    first_invoice = invoice_build(
+        customer=customer,
+        draft=_first_draft(plan, pending=pending),
+        credits=CreditsPreview(customer_id=customer.pk, currency=subscription.currency),
+        at=plan.at,
+    )
     if not plan.trial_end:
         _advance_discount_counter(subscription)  # as the creation does before counting MRR (unsaved here)
         for staged in subscription._tarif_staged_discounts:  # type: ignore[attr-defined]

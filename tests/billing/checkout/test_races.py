@@ -79,3 +79,28 @@ def test_expiry_racing_completion_leaves_one_outcome(postgres_only, make_session
     else:
         assert final.status == "expired" and isinstance(completed, CheckoutSessionClosed)
         assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["bank_transfer", "sepa_debit"])
+def test_concurrent_direct_submissions_complete_the_session_once(
+    postgres_only, make_session, slow_customer_create, method
+):
+    """A double-clicked "Confirm" on a bank transfer or a SEPA mandate signed on the page."""
+    seller = make_session().brand
+    seller.iban, seller.bic = "FR7630006000011234567890189", "AGRIFRPP"
+    seller.save()
+    session = make_session(payment_method_types=[method])
+    CheckoutSession.objects.filter(pk=session.pk).update(details=FR_BUSINESS, payment_method_type=method)
+    source = {"iban": "AT611904300234573201"} if method == "sepa_debit" else None
+
+    def submit():
+        return services.checkout_session_complete_direct(
+            session=CheckoutSession.objects.get(pk=session.pk), source=source
+        )
+
+    results = race(submit, submit, submit)
+    assert all(isinstance(result, CheckoutSession) for result in results), results
+    assert {result.status for result in results} == {"complete"}
+    assert Customer.objects.count() == 1 and Subscription.objects.count() == 1 and Invoice.objects.count() == 1
+    assert PaymentMethod.objects.filter(customer__isnull=False).count() == (1 if method == "sepa_debit" else 0)
+    assert DomainEvent.objects.filter(type="checkout.session.completed").count() == 1

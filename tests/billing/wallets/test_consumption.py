@@ -237,3 +237,32 @@ def test_the_integrity_check_finds_a_grant_off_its_ledger(buyer):
     # negative control: a remaining that no ledger row explains is reported
     CreditGrant.objects.filter(pk=credits.pk).update(remaining=4000)
     assert [violation.check for violation in check_wallets()] == ["wallets"]
+
+
+@pytest.mark.parametrize(
+    ("grants", "invoices"),
+    [
+        ([{"amount": 15000}], [[10000], [10000]]),  # the first invoice takes all it can, the second the rest
+        ([{"amount": 5000, "applies_to": "usage"}], [[1000]]),  # not eligible: nothing
+        ([{"amount": 5000}], [[3000, -2000]]),  # never below zero
+        ([{"amount": 800, "priority": 2}, {"amount": 700, "priority": 1}], [[1000], [1000]]),
+    ],
+)
+def test_a_preview_counts_the_credits_finalization_then_takes(buyer, grants, invoices):
+    """What a confirmation page shows as paid by credits (CreditsPreview, read-only) is what
+    issuing the same invoices in the same order consumes."""
+    from billing.wallets.consumption import CreditsPreview
+    from invoices.services.drafts import invoice_build
+
+    for fields in grants:
+        grant(buyer, fields.pop("amount"), **fields)
+    credits = CreditsPreview(customer_id=buyer.pk, currency="EUR")
+    ledger_rows = WalletTransaction.objects.count()
+    previews = [
+        invoice_build(customer=buyer, draft=draft_for(buyer, amounts), credits=credits, at=ISSUED_AT)
+        for amounts in invoices
+    ]
+    assert WalletTransaction.objects.count() == ledger_rows  # the preview wrote nothing
+    issued = [issue(buyer, amounts) for amounts in invoices]
+    assert [(p.credits_applied, p.amount_due) for p in previews] == [(i.credits_applied, i.amount_due) for i in issued]
+    assert sum(i.credits_applied for i in issued) > 0 or grants[0].get("applies_to") == "usage"

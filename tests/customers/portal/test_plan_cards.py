@@ -219,3 +219,31 @@ def test_a_hidden_or_foreign_plan_cannot_be_started(portal, ended, plans, make_p
         response = portal.post("/portal/subscribe/", {"price": price.pk, "quantity": 1, "confirmed": "1"})
         assert response.status_code == 200 and "id_price_errors" in response.content.decode()
     assert not Subscription.objects.filter(customer=ended[0], status="active").exists()
+
+
+def test_the_confirmation_counts_prepaid_credits_as_the_change_then_uses_them(portal, account, plans, now):
+    """Credits pay first (before the balance and the card): the confirmation shows what they pay of
+    the invoice issued now and of the next one, and the change then consumes exactly that."""
+    from billing.wallets.models import CreditGrant
+    from tests.billing.wallets.helpers import grant
+
+    customer, user, subscription, _invoice = account
+    now.move_to(T0 + timedelta(days=10))
+    credit = grant(customer, 9_000, at=T0 + timedelta(days=1), category=CreditGrant.Category.PROMOTIONAL)
+    portal.force_login(user)
+    url = f"/portal/subscriptions/{subscription.pk}/change/"
+
+    page = portal.post(url, {"price": plans["pro"].pk, "quantity": 3}).content.decode()
+    credits_now = amounts(page, "confirm-credits-used")
+    due_now = amounts(page, "confirm-due-now")
+
+    assert portal.post(url, {"price": plans["pro"].pk, "quantity": 3, "confirmed": "1"}).status_code == 302
+    invoice = Invoice.objects.filter(subscription=subscription).exclude(pk=account[3].pk).get()
+    from customers.templatetags.portal import money_filter
+
+    assert invoice.credits_applied > 0
+    with translation.override("fr"):
+        assert money_filter(-invoice.credits_applied, "EUR") == credits_now
+        assert money_filter(invoice.amount_due, "EUR") == due_now
+    credit.refresh_from_db()
+    assert credit.remaining == 9_000 - invoice.credits_applied
