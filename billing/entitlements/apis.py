@@ -10,7 +10,7 @@ from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from billing.entitlements.models import Feature, ProductFeature
-from billing.entitlements.selectors import customer_entitlements
+from billing.entitlements.selectors import customer_entitlements_in_mode
 from billing.entitlements.serializers import (
     EntitlementListSerializer,
     FeatureSerializer,
@@ -229,11 +229,15 @@ class CustomerEntitlementViewSet(ApiViewSet):
         return Customer.objects.none()
 
     def list(self, request: Any, customer_id: str) -> Response:
-        customer = _scoped_parent(request, Customer, customer_id)
-        data = EntitlementListSerializer(
-            {"customer": f"cus_{customer.pk}", "data": customer_entitlements(customer_id=customer.pk)}
-        ).data
-        return Response(data)
+        try:
+            pk = pk_from_public_id(customer_id, model=Customer)
+        except InvalidPublicId:
+            raise Http404 from None
+        # One round trip: the customer in the key's mode and its entitlements (another mode's id: 404).
+        entitlements = customer_entitlements_in_mode(customer_id=pk, livemode=request_livemode(request))
+        if entitlements is None:
+            raise Http404
+        return Response(EntitlementListSerializer({"customer": f"cus_{pk}", "data": entitlements}).data)
 
 
 ROUTES = [

@@ -99,3 +99,32 @@ def test_a_bad_vat_number_is_an_error_tied_to_its_field(page: Page, session):
     expect(page.locator("#id_tax_id_error")).to_be_visible()
     assert page.get_attribute("#id_tax_id", "aria-describedby").startswith("id_tax_id_error")
     assert_accessible(page, name="checkout page with a form error")
+
+
+def test_a_visitor_signs_a_sepa_mandate_on_the_page(page: Page, session):
+    """With card, SEPA and bank transfer offered: the SEPA fields appear when SEPA is chosen, a
+    missing mandate acceptance is an error tied to its field, then the mandate completes the
+    checkout without the card page."""
+    brand = session.brand
+    brand.iban, brand.bic = "FR7630006000011234567890189", "AGRIFRPP"
+    brand.save()
+    CheckoutSession.objects.filter(pk=session.pk).update(payment_method_types=["card", "sepa_debit", "bank_transfer"])
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(checkout_session_url(session))
+    fill_details(page)
+    expect(page.locator("#sepa-fields")).to_be_hidden()
+    page.locator("input[name=payment_method_type][value=sepa_debit]").check()
+    expect(page.locator("#sepa-fields")).to_be_visible()
+    page.fill("#id_account_holder", "Brasserie Zenne BV")
+    page.fill("#id_iban", "AT61 1904 3002 3457 3201")
+    assert_accessible(page, name="checkout page with the SEPA mandate")
+    page.locator("button.pay").click()
+    expect(page.locator("#id_accept_mandate_error")).to_be_visible()
+    assert_accessible(page, name="checkout page with a mandate error")
+    page.locator("input[name=payment_method_type][value=sepa_debit]").check()
+    page.fill("#id_iban", "AT61 1904 3002 3457 3201")
+    page.locator("#id_accept_mandate").check()
+    page.locator("button.pay").click()
+    page.wait_for_url(f"**/healthz?cs={session.public_id}")
+    session.refresh_from_db()
+    assert session.status == "complete" and session.payment_method.kind == "sepa_debit"

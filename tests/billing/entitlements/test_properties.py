@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.entitlements.models import Feature
-from billing.entitlements.selectors import customer_entitlements, customer_entitlements_expected
+from billing.entitlements.selectors import (
+    customer_entitlements,
+    customer_entitlements_expected,
+    customer_entitlements_in_mode,
+)
 from billing.entitlements.services import feature_create, product_feature_attach, product_feature_detach
 from billing.models import Subscription
 from billing.services.changes import subscription_change
@@ -103,6 +107,11 @@ def _run(steps, make_customer, make_price, product_factory) -> None:
 
         stored = {e.feature_id: e.quantity for e in customer_entitlements(customer_id=customer.pk)}
         assert stored == customer_entitlements_expected(customer_id=customer.pk), (action, which, quantity)
+        # The API's one-round-trip path reads the same thing, and nothing in the other mode.
+        assert customer_entitlements_in_mode(customer_id=customer.pk, livemode=customer.livemode) == (
+            customer_entitlements(customer_id=customer.pk)
+        )
+        assert customer_entitlements_in_mode(customer_id=customer.pk, livemode=not customer.livemode) is None
 
 
 def _step(action, which, quantity, *, at, target, customer, prices, products, features) -> None:
