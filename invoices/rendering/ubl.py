@@ -67,7 +67,9 @@ def _party(
         _cbc(element, "EndpointID", address.value, schemeID=address.scheme)
     if party.get("name") and party.get("name") != party.get("legal_name"):
         _cbc(_cac(element, "PartyName"), "Name", party["name"])  # BT-28 trading name
-    _address(element, "PostalAddress", party, lines=[party.get("address_line1") or "", party.get("address_line2") or ""])
+    _address(
+        element, "PostalAddress", party, lines=[party.get("address_line1") or "", party.get("address_line2") or ""]
+    )
     if with_vat_id and party.get("vat_number"):
         scheme = _cac(element, "PartyTaxScheme")
         _cbc(scheme, "CompanyID", party["vat_number"])
@@ -161,7 +163,12 @@ def build_ubl_xml(document: EInvoiceDocument) -> bytes:
         price_text, quantity = line_price(line, currency)
         element = _cac(root, "InvoiceLine" if is_invoice else "CreditNoteLine")
         _cbc(element, "ID", str(index))
-        _cbc(element, "InvoicedQuantity" if is_invoice else "CreditedQuantity", f"{quantity.normalize():f}", unitCode="C62")
+        _cbc(
+            element,
+            "InvoicedQuantity" if is_invoice else "CreditedQuantity",
+            f"{quantity.normalize():f}",
+            unitCode="C62",
+        )
         _cbc(element, "LineExtensionAmount", amount_text(line_net(line), currency), currencyID=currency)
         start, end = getattr(line, "period_start", None), getattr(line, "period_end", None)
         if start and end:
