@@ -15,6 +15,7 @@ from config.errors import DomainError
 from invoices.rendering.cii import build_cii_xml
 from invoices.rendering.en16931 import EInvoiceDocument, credit_note_document, invoice_document
 from invoices.rendering.ubl import build_ubl_xml
+from invoices.services.pdf import credit_note_pdf_render, invoice_pdf_render
 
 Kind = Literal["invoice", "credit_note"]
 Syntax = Literal["factur-x", "ubl", "cii"]
@@ -60,9 +61,6 @@ def document_einvoice(*, kind: Kind, document: Any, syntax: Syntax, routing_id: 
         raise UnknownEInvoiceSyntax(f"Unknown e-invoice syntax: {syntax}")
     stem = f"{document.number}"
     if syntax == "factur-x":
-        # deferred: the PDF services import the rendering package; a module-level import would cycle
-        from invoices.services.pdf import credit_note_pdf_render, invoice_pdf_render
-
         if kind == "invoice":
             content = invoice_pdf_render(invoice=document, as_issued=True, routing_id=routing_id)
         else:

@@ -82,7 +82,9 @@ def _party(
         _cbc(_cac(element, "Contact"), "ElectronicMail", party["email"])
 
 
-def _tax_category(parent: etree._Element, name: str, *, category: str, rate: str, exemption=None) -> None:
+def _tax_category(
+    parent: etree._Element, name: str, *, category: str, rate: str, exemption: tuple[str, str] | None = None
+) -> None:
     element = _cac(parent, name)
     _cbc(element, "ID", category)
     if category != "O":  # BR-O-5 / BR-O-10: no rate for "not subject to VAT"
