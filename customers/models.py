@@ -81,6 +81,8 @@ class Customer(models.Model):
         max_length=8,
         choices=EInvoiceSyntax.choices,
         default=EInvoiceSyntax.AUTO,
+        # Blank is "auto" too: forms that predate the field (imports, older console posts) may omit it.
+        blank=True,
         help_text=_("The syntax of the electronic invoices sent to this customer's platform."),
     )
     invoice_email = models.EmailField(_("invoice email"), blank=True, help_text=_("Defaults to the billing email."))
