@@ -56,7 +56,20 @@ class Product(models.Model):
         help_text=_("False for test-mode (sandbox) data."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
     # Issue 16 item 11 (tax codes): empty means the brand's default tax code.
+    class SupplyKind(models.TextChoices):
+        # The e-invoicing reform's operation category (BT-23) is derived from the lines' products.
+        SERVICES = "services", _("services")
+        GOODS = "goods", _("goods")
+
+    supply_kind = models.CharField(
+        _("kind of supply"),
+        max_length=8,
+        choices=SupplyKind.choices,
+        default=SupplyKind.SERVICES,
+        help_text=_("Goods or services, for the operation category of e-invoices."),
+    )
     tax_code = models.ForeignKey(
         "invoices.TaxCode",
         on_delete=models.PROTECT,

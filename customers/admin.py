@@ -81,7 +81,10 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
     readonly_fields = ("created_at", "updated_at")
     actions = ["invite_to_portal", export_personal_data, erase_personal_data]
     fieldsets = (
-        (None, {"fields": ("legal_name", "email", "invoice_email", "is_business", "tax_id", "siren")}),
+        (
+            None,
+            {"fields": ("legal_name", "email", "invoice_email", "is_business", "tax_id", "siren", "einvoice_syntax")},
+        ),
         (
             _("Address"),
             {

@@ -69,6 +69,22 @@ class Customer(models.Model):
     delivery_address = models.TextField(
         _("delivery address"), blank=True, help_text=_("Only when it differs from the billing address.")
     )
+
+    class EInvoiceSyntax(models.TextChoices):
+        AUTO = "auto", _("automatic (the platform's default, else Factur-X)")
+        FACTUR_X = "factur-x", _("Factur-X (PDF/A-3 with CII XML)")
+        UBL = "ubl", _("UBL 2.1")
+        CII = "cii", _("CII D16B")
+
+    einvoice_syntax = models.CharField(
+        _("e-invoice format"),
+        max_length=8,
+        choices=EInvoiceSyntax.choices,
+        default=EInvoiceSyntax.AUTO,
+        # Blank is "auto" too: forms that predate the field (imports, older console posts) may omit it.
+        blank=True,
+        help_text=_("The syntax of the electronic invoices sent to this customer's platform."),
+    )
     invoice_email = models.EmailField(_("invoice email"), blank=True, help_text=_("Defaults to the billing email."))
     brand = models.ForeignKey(
         "invoices.Brand",

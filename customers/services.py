@@ -74,6 +74,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "region",
     "delivery_address",
     "invoice_email",
+    "einvoice_syntax",
     "test_clock",
     "metadata",
     "notes",

@@ -137,6 +137,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         "city": "Paris",
         "region": "",
         "delivery_address": "",
+        "einvoice_syntax": "auto",
         "invoice_email": "",
         "test_clock": None,
         "metadata": {"crm_id": "A-1042"},

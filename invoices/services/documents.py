@@ -32,6 +32,7 @@ from django.utils.functional import Promise
 
 from config.types import JsonDict, JsonMapping
 from customers.models import Customer
+from customers.selectors import customer_siren
 from invoices.models import (
     Brand,
     CreditNote,
@@ -220,7 +221,8 @@ def buyer_snapshot(customer: Customer, *, custom_fields: list[dict[str, str]] | 
         "region": customer.region,
         "country": str(customer.country),
         "vat_number": customer.tax_id or "",
-        "siren": customer.siren,
+        # The typed SIREN, else the one a French VAT number carries (e-invoicing, BT-47).
+        "siren": customer_siren(customer=customer),
         "is_business": customer.is_business,
         "delivery_address": customer.delivery_address,
         "custom_fields": custom_fields,

@@ -69,13 +69,14 @@ def invoice_settlements(*, invoice: Invoice) -> list[Settlement]:
     return settlements
 
 
-def invoice_pdf_render(*, invoice: Invoice, as_issued: bool = False) -> bytes:
+def invoice_pdf_render(*, invoice: Invoice, as_issued: bool = False, routing_id: str = "") -> bytes:
     """The Factur-X PDF of an issued invoice, rendered from its frozen data (not stored).
 
     `as_issued`: the original, as it stood at issue (what `invoice_document_store` keeps);
     otherwise the invoice as it stands now, with the payments received since issue (Paid /
     Partly paid, no transfer instructions once nothing is due) and the same state in its
-    Factur-X XML (BT-113 paid amount, BT-115 amount due).
+    Factur-X XML (BT-113 paid amount, BT-115 amount due). `routing_id`: the buyer's
+    electronic address for a PA flow (BT-49, see invoices/rendering/en16931.py).
     """
     if invoice.status == Invoice.Status.DRAFT or not invoice.number:
         raise DocumentNotIssued(f"Draft invoice #{invoice.pk} has no PDF until it is finalized.")
@@ -84,7 +85,8 @@ def invoice_pdf_render(*, invoice: Invoice, as_issued: bool = False) -> bytes:
     settlements = None if as_issued else invoice_settlements(invoice=invoice)
     document = invoice_document(invoice=invoice, lines=lines, settlements=settlements)
     pdf = document_pdf(document, brand_slug=_brand_slug(invoice.brand_id))
-    xml = invoice_cii_xml(invoice=invoice, lines=lines, paid=0 if as_issued else invoice_paid_since_issue(invoice))
+    paid = 0 if as_issued else invoice_paid_since_issue(invoice)
+    xml = invoice_cii_xml(invoice=invoice, lines=lines, paid=paid, routing_id=routing_id)
     return embed_facturx(pdf=pdf, xml=xml, lang=document.language)
 
 
@@ -127,13 +129,17 @@ def credit_note_refunded_to(*, credit_note: CreditNote) -> Settlement | None:
     )
 
 
-def credit_note_pdf_render(*, credit_note: CreditNote) -> bytes:
+def credit_note_pdf_render(*, credit_note: CreditNote, routing_id: str = "") -> bytes:
     lines = list(credit_note.lines.order_by("pk"))
     document = credit_note_document(
         credit_note=credit_note, lines=lines, refunded_to=credit_note_refunded_to(credit_note=credit_note)
     )
     pdf = document_pdf(document, brand_slug=_brand_slug(credit_note.brand_id))
-    return embed_facturx(pdf=pdf, xml=credit_note_cii_xml(credit_note=credit_note, lines=lines), lang=document.language)
+    return embed_facturx(
+        pdf=pdf,
+        xml=credit_note_cii_xml(credit_note=credit_note, lines=lines, routing_id=routing_id),
+        lang=document.language,
+    )
 
 
 def _brand_slug(brand_id: int) -> str:

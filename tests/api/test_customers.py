@@ -54,6 +54,7 @@ def test_filter_customers_by_email(api, customer_factory):
         ({"test_clock": "cus_1"}, "test_clock"),
         ({"metadata": "not an object"}, "metadata"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"einvoice_syntax": "pdf"}, "einvoice_syntax"),
     ],
 )
 def test_bad_customer_input_is_a_4xx_problem_naming_the_field(api, brand, change, field):
@@ -92,3 +93,16 @@ def test_a_live_key_cannot_put_a_customer_on_a_test_clock(api, sandbox_api, bran
         "message": f"No such object: {clock['id']}.",
     }
     assert accepted.status_code == 201 and accepted.json()["test_clock"] == clock["id"]
+
+
+def test_customer_e_invoice_format_is_set_through_the_api(api, brand):
+    # given a customer created without a format (issue 18: auto = the PA's default)
+    created = api.post("/api/v1/customers", NEW_CUSTOMER, format="json").json()
+    assert created["einvoice_syntax"] == "auto"
+
+    # when an integrator picks UBL
+    updated = api.patch(f"/api/v1/customers/{created['id']}", {"einvoice_syntax": "ubl"}, format="json")
+
+    # then it is stored
+    assert updated.status_code == 200 and updated.json()["einvoice_syntax"] == "ubl"
+    assert Customer.objects.get().einvoice_syntax == "ubl"

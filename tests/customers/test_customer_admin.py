@@ -136,3 +136,12 @@ def test_a_user_without_a_customer_gets_404_in_the_portal(client, user):
     client.force_login(user)
 
     assert client.get("/portal/").status_code == 404
+
+
+def test_the_console_customer_form_offers_the_e_invoice_format(console, customer_factory):
+    customer = customer_factory()
+
+    page = console.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+
+    assert 'name="einvoice_syntax"' in page and 'for="id_einvoice_syntax"' in page
+    assert 'value="ubl"' in page and 'value="cii"' in page
