@@ -116,6 +116,7 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     }
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
+        "-c", str(ROOT / "config" / "gunicorn.conf.py"),
         "config.wsgi",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
