@@ -491,8 +491,9 @@ def account_poll_statuses(*, account: PlatformAccount, max_pages: int = 50) -> i
     for _page in range(max_pages):
         page = adapter.poll_statuses(cursor=cursor)
         with transaction.atomic(durable=True):
-            created += statuses_receive(account=account, reports=page.reports)
+            # The account's row first (lock order): two pollers take turns moving its cursor.
             locked = platform_account_qs_for_update().get(pk=account.pk)
+            created += statuses_receive(account=account, reports=page.reports)
             locked.poll_cursor = page.next_cursor
             locked.save(update_fields=["poll_cursor", "updated_at"])
         if not page.reports or page.next_cursor == cursor:
