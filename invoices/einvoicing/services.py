@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from config.clock import system_now
 from config.events.log import event_record
 from config.jobs import enqueue
-from config.types import ActingUser
+from config.types import ActingUser, JsonMapping
 from customers.selectors import customer_siren
 from invoices.einvoicing.adapters import (
     DirectoryAddress,
@@ -34,6 +34,7 @@ from invoices.einvoicing.adapters import (
     Syntax,
 )
 from invoices.einvoicing.errors import (
+    PlatformAccountError,
     PlatformRejected,
     PlatformUnavailable,
     TransmissionStateError,
@@ -540,3 +541,47 @@ def einvoicing_register() -> None:
 
     invoices_finalized.connect(transmissions_route_invoices)
     credit_note_issued.connect(transmissions_route_credit_note)
+
+
+# --- platform accounts (console) ------------------------------------------------------------------
+
+ACCOUNT_FIELDS = frozenset(
+    {
+        "name",
+        "kind",
+        "base_url",
+        "token_url",
+        "client_id",
+        "client_secret",
+        "webhook_secret",
+        "default_syntax",
+        "active",
+    }
+)
+SECRET_FIELDS = frozenset({"client_secret", "webhook_secret"})
+
+
+def platform_account_create(*, brand_id: int, livemode: bool, data: JsonMapping) -> PlatformAccount:
+    """A brand's account at its PA in one mode (one per brand and mode: a second one is refused)."""
+    unknown = set(data) - ACCOUNT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown platform account fields: {sorted(unknown)}")
+    with transaction.atomic(savepoint=False):
+        if PlatformAccount.objects.filter(brand_id=brand_id, livemode=livemode).exists():
+            raise PlatformAccountError(_("This brand already has a platform account in this mode."))
+        return PlatformAccount.objects.create(brand_id=brand_id, livemode=livemode, **data)
+
+
+def platform_account_update(*, account: PlatformAccount, changes: JsonMapping) -> PlatformAccount:
+    """Change an account; an empty secret keeps the stored one (secrets are write-only)."""
+    unknown = set(changes) - ACCOUNT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown platform account fields: {sorted(unknown)}")
+    with transaction.atomic(savepoint=False):
+        locked = platform_account_qs_for_update().get(pk=account.pk)
+        for name, value in changes.items():
+            if name in SECRET_FIELDS and not value:
+                continue
+            setattr(locked, name, value)
+        locked.save()
+    return locked

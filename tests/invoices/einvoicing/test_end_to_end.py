@@ -209,7 +209,9 @@ def test_a_rejected_submission_fails_without_retry(sim, account, b2b_customer, f
     monkeypatch.setattr(
         services,
         "transmission_payload",
-        lambda t: OutboundFlow(tracking_id=t.tracking_id, syntax="xml", filename="x", content=b"x", flow_type="invoice"),  # type: ignore[arg-type]
+        lambda t: OutboundFlow(
+            tracking_id=t.tracking_id, syntax="xml", filename="x", content=b"x", flow_type="invoice"
+        ),  # type: ignore[arg-type]
     )
     transmissions_submit_due()
     transmission.refresh_from_db()

@@ -14,13 +14,17 @@ from invoices.einvoicing.rest import RestCredentials, RestPlatformAdapter
 
 def adapter(url: str, *, secret: str = "s3cret", timeout=(2.0, 2.0)) -> RestPlatformAdapter:
     return RestPlatformAdapter(
-        RestCredentials(base_url=url, token_url=f"{url}/oauth/token", client_id=f"tarif-{secret}", client_secret=secret),
+        RestCredentials(
+            base_url=url, token_url=f"{url}/oauth/token", client_id=f"tarif-{secret}", client_secret=secret
+        ),
         timeout=timeout,
     )
 
 
 def flow(tracking_id: str = "t-1", syntax: str = "factur-x") -> OutboundFlow:
-    return OutboundFlow(tracking_id=tracking_id, syntax=syntax, filename="F-1.pdf", content=b"%PDF", flow_type="invoice")  # type: ignore[arg-type]
+    return OutboundFlow(
+        tracking_id=tracking_id, syntax=syntax, filename="F-1.pdf", content=b"%PDF", flow_type="invoice"
+    )  # type: ignore[arg-type]
 
 
 def test_the_adapter_satisfies_the_protocol(sim):
