@@ -26,6 +26,7 @@ from billing.entitlements.models import Feature, ProductFeature
 from billing.entitlements.services import feature_create, product_feature_attach
 from billing.models import Coupon, Meter, Price, Product, Subscription, TestClock
 from billing.quotes.demo import quotes_demo_seed
+from invoices.einvoicing.demo import einvoicing_demo_seed
 from billing.services.changes import subscription_change
 from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
@@ -136,6 +137,7 @@ class Command(BaseCommand):
         self._features_and_credits(catalog)
         storefront_demo_seed(brand=brand, catalog=catalog)  # issue 17: a pricing table and a payment link
         quotes_demo_seed()  # issue 17 item 4: an open quote (billing/quotes/demo.py)
+        einvoicing_demo_seed(base_url=base_url)  # issue 18: the simulated PA when TARIF_PA_SIMULATOR=1
         if not options["no_logins"]:
             self._print_logins(base_url, user, device, recovery_code)
 
