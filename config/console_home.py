@@ -353,7 +353,7 @@ def _attention(data: Any, sections: frozenset[str], livemode: bool | None = None
             attention,
             [
                 (
-                    f"{(transmission.document.number or '—')} · {transmission.customer.legal_name}",  # type: ignore[attr-defined]
+                    f"{(transmission.document.number or '—')} · {transmission.customer.legal_name}",
                     transmission.attention_reason[:100],
                     _change_url(transmission),
                 )

@@ -176,7 +176,7 @@ class TransmissionAdmin(StyledAdmin):
         count = 0
         for transmission in queryset:
             try:
-                transmission_retry(transmission=transmission, acting_user=request.user)
+                transmission_retry(transmission=transmission, acting_user=request.user)  # type: ignore[arg-type]
             except DomainError as error:
                 self.message_user(request, f"{transmission}: {error_text(error)}", messages.ERROR)
             else:

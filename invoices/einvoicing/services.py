@@ -103,8 +103,8 @@ def _route(documents: Sequence[Invoice | CreditNote], *, kind: str) -> list[Tran
                 account=account,
                 customer=customer,
                 kind=kind,
-                invoice=document if kind == Transmission.Kind.INVOICE else None,
-                credit_note=document if kind == Transmission.Kind.CREDIT_NOTE else None,
+                invoice=document if isinstance(document, Invoice) else None,
+                credit_note=document if isinstance(document, CreditNote) else None,
                 tracking_id=tracking_id_for(kind=kind, document_id=document.pk, livemode=bool(customer.livemode)),
                 next_attempt_at=at,
             )

@@ -71,7 +71,7 @@ class Simulator:
             self.status_log: list[dict[str, Any]] = []  # what polling returns (cursor = index)
             self.issuer_statuses: list[dict[str, Any]] = []
             self.directory: dict[tuple[str, str], dict[str, Any]] = {}
-            self.outage = {"count": 0, "mode": "503"}
+            self.outage: dict[str, Any] = {"count": 0, "mode": "503"}
             self.webhook: dict[str, str] = {}
             self.deliveries: list[dict[str, Any]] = []
             self.tokens: set[str] = set()
@@ -295,7 +295,7 @@ class SimulatorApp:
             failing = self.sim.outage["count"] > 0
             if failing:
                 self.sim.outage["count"] -= 1
-                mode = self.sim.outage["mode"]
+                mode = str(self.sim.outage["mode"])
         if failing:
             if mode == "drop":
                 raw = request.environ.get("werkzeug.socket")

@@ -92,6 +92,7 @@ class CreditNotePreview:
 # transmission: invoices/einvoicing/apps.py).
 credit_note_issued = Hook("invoices.credit_note_issued")
 
+
 def _positive_int(value: object, *, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CreditNoteError(f"{field} is a number of minor units, zero or more, not {value!r}.")

@@ -26,7 +26,6 @@ from billing.entitlements.models import Feature, ProductFeature
 from billing.entitlements.services import feature_create, product_feature_attach
 from billing.models import Coupon, Meter, Price, Product, Subscription, TestClock
 from billing.quotes.demo import quotes_demo_seed
-from invoices.einvoicing.demo import einvoicing_demo_seed
 from billing.services.changes import subscription_change
 from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create
@@ -40,6 +39,7 @@ from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
 from invoices.demo_documents import demo_brand_texts
+from invoices.einvoicing.demo import einvoicing_demo_seed
 from invoices.models import Brand, Invoice, TaxRate
 
 DEMO_USERNAME = "finance"
