@@ -25,6 +25,7 @@ from config.clock import system_now
 from config.events.log import event_record
 from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
+from customers.models import Customer
 from customers.selectors import customer_siren
 from invoices.einvoicing.adapters import (
     DirectoryAddress,
@@ -86,8 +87,11 @@ def _route(documents: Sequence[Invoice | CreditNote], *, kind: str) -> list[Tran
     accounts: dict[tuple[int, bool], PlatformAccount | None] = {}
     rows: list[Transmission] = []
     at = system_now()
+    # The billing run issues thousands at once: their customers in one query, not one each.
+    uncached = {d.customer_id for d in documents if not type(d).customer.is_cached(d)}
+    loaded = {c.pk: c for c in Customer.objects.filter(pk__in=uncached)} if uncached else {}
     for document in documents:
-        customer = document.customer
+        customer = loaded.get(document.customer_id) or document.customer
         if not customer_is_einvoiced(customer=customer):
             continue  # B2C and abroad: e-reporting, not transmission
         key = (document.brand_id, bool(customer.livemode))

@@ -161,3 +161,16 @@ def test_platform_account_secrets_are_write_only_and_encrypted(console, brand):
     again = console.post("/admin/einvoicing/platformaccount/add/", {**data, "name": "Other"})
     assert again.status_code == 200
     assert "already has a platform account in this mode" in again.content.decode()
+
+
+def test_finance_may_retry_and_support_only_views(staff_factory, account, b2b_customer, fr_vat):
+    from django.contrib.auth.models import Group
+
+    finance = staff_factory(username="fin")
+    finance.groups.add(Group.objects.get(name="Finance"))
+    support = staff_factory(username="sup")
+    support.groups.add(Group.objects.get(name="Support"))
+
+    assert finance.has_perm("einvoicing.change_transmission") and finance.has_perm("einvoicing.view_transmission")
+    assert support.has_perm("einvoicing.view_transmission")
+    assert not support.has_perm("einvoicing.change_transmission")
