@@ -58,6 +58,8 @@ class LockRank(IntEnum):
     BANK_STATEMENT_LINE = 350
     SANDBOX_SETUP_SESSION = 400  # the built-in sandbox gateway's own rows
     SANDBOX_CHARGE = 410
+    EINVOICING_ACCOUNT = 420  # issue 18: a PA account's status-poll cursor (its own transaction)
+    EINVOICING_TRANSMISSION = 430  # issue 18: claimed with SKIP LOCKED to submit; locked to record a status
     NUMBER_SEQUENCE = 900  # last: held until commit, it serializes a brand's finalizations
 
 

@@ -22,6 +22,7 @@ TARIF_APPS = (
     "reports",
     "feedback",
     "storefront",
+    "einvoicing",
 )
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
