@@ -198,6 +198,11 @@ class LifecycleStatus(models.Model):
     reason_text = models.TextField(_("reason"), blank=True)
     received_at = models.DateTimeField(_("received"))
     raw = models.JSONField(_("raw payload"), default=dict, blank=True)
+    # A status Tarif sends as the issuer ("212 Encaissée"): the amount collected, and when the
+    # platform took it (None: still to send; the sweeper sends it, so the hand-off is durable).
+    amount = models.BigIntegerField(_("amount"), null=True, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
+    sent_at = models.DateTimeField(_("sent to the platform"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("e-invoice lifecycle status")

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,6 +31,7 @@ from customers.selectors import customer_siren
 from invoices.einvoicing.adapters import (
     DirectoryAddress,
     OutboundFlow,
+    OutboundStatus,
     PlatformAdapter,
     StatusReport,
     Syntax,
@@ -144,32 +146,31 @@ def transmissions_route_credit_note(*, credit_note: CreditNote) -> None:
 # --- payload ------------------------------------------------------------------------------------
 
 
-def transmission_payload(transmission: Transmission) -> OutboundFlow:
-    """The flow sent for a document. The one place the syntax is chosen: today the Factur-X PDF
-    (PDF/A-3 + CII); switch here to the UBL/CII dispatcher by customer or account."""
-    from invoices.services.pdf import credit_note_pdf_render, invoice_pdf_render  # deferred: WeasyPrint is heavy
+def transmission_payload(transmission: Transmission, *, routing_id: str = "") -> OutboundFlow:
+    """The flow sent for a document: the one place the syntax is chosen. The customer's
+    e-invoice format (Factur-X, UBL 2.1 or CII D16B; "auto" = the account's default, else
+    Factur-X), rendered as issued with the buyer's routing address from the directory (BT-49)."""
+    from invoices.rendering.einvoice import (  # deferred: WeasyPrint and the XML builders are heavy
+        customer_einvoice_syntax,
+        document_einvoice,
+    )
 
-    syntax: Syntax = "factur-x"
+    syntax: Syntax = customer_einvoice_syntax(
+        customer=transmission.customer, pa_default=transmission.account.default_syntax
+    )
     if transmission.kind == Transmission.Kind.INVOICE:
-        invoice = transmission.invoice
-        assert invoice is not None
-        content = invoice_pdf_render(invoice=invoice, as_issued=True)
-        number = invoice.number or str(invoice.pk)
-        return OutboundFlow(
-            tracking_id=transmission.tracking_id,
-            syntax=syntax,
-            filename=f"{number}.pdf",
-            content=content,
-            flow_type="invoice",
-        )
-    credit_note = transmission.credit_note
-    assert credit_note is not None
+        document: object = transmission.invoice
+        kind: Literal["invoice", "credit_note"] = "invoice"
+    else:
+        document, kind = transmission.credit_note, "credit_note"
+    assert document is not None
+    rendered = document_einvoice(kind=kind, document=document, syntax=syntax, routing_id=routing_id)
     return OutboundFlow(
         tracking_id=transmission.tracking_id,
         syntax=syntax,
-        filename=f"{credit_note.number}.pdf",
-        content=credit_note_pdf_render(credit_note=credit_note),
-        flow_type="credit_note",
+        filename=rendered.filename,
+        content=rendered.content,
+        flow_type=kind,
     )
 
 
@@ -286,7 +287,7 @@ def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
                 },
             )
             return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
-        flow = transmission_payload(transmission)
+        flow = transmission_payload(transmission, routing_id=entry.routing_address)
         receipt = adapter_for_account(account=account).submit_flow(flow=flow)
     except PlatformUnavailable as error:
         exhausted = transmission.attempts >= settings.TARIF_EINVOICING_MAX_ATTEMPTS
@@ -546,13 +547,89 @@ def webhook_verify(*, account: PlatformAccount, body: bytes, header: str, now: d
         raise WebhookSignatureError(_("The webhook timestamp is too old."))
 
 
+# --- "212 Encaissée": the collection status Tarif sends as the issuer ------------------------------
+
+
+def collection_reported(*, invoice: Invoice) -> bool:
+    """VAT due on receipt: services (a line without a product counts as a service, Tarif sells
+    SaaS), unless the brand opted for VAT on debits. Goods-only invoices owe VAT on delivery."""
+    if invoice.brand_id is not None and invoice.brand.vat_on_debits:
+        return False
+    kinds = set(invoice.lines.values_list("price__product__supply_kind", flat=True))
+    return any(kind in (None, "services") for kind in kinds) or not kinds
+
+
+def collected_status_record(*, invoice: Invoice, at: datetime) -> LifecycleStatus | None:
+    """A payment on a transmitted invoice whose VAT is due on receipt: record "212 Encaissée"
+    with the amount collected since the last one, in the payment's transaction (the durable
+    hand-off: `collected_statuses_send` sends it after the commit). None when nothing is owed."""
+    transmission = Transmission.objects.filter(invoice_id=invoice.pk).first()
+    if transmission is None or not collection_reported(invoice=invoice):
+        return None
+    reported = sum(
+        transmission.statuses.filter(code=LifecycleCode.COLLECTED, origin=LifecycleStatus.Origin.ISSUER)
+        .exclude(amount__isnull=True)
+        .values_list("amount", flat=True)
+    )
+    # Read again: the payment paths pass the invoice they locked, before it recorded the payment.
+    paid = Invoice.objects.filter(pk=invoice.pk).values_list("amount_paid", flat=True).get()
+    amount = paid - reported
+    if amount <= 0:
+        return None
+    status, _created = LifecycleStatus.objects.get_or_create(
+        transmission=transmission,
+        code=LifecycleCode.COLLECTED,
+        occurred_at=at,
+        origin=LifecycleStatus.Origin.ISSUER,
+        defaults={"amount": amount, "currency": invoice.currency, "received_at": system_now()},
+    )
+    return status
+
+
+def collected_statuses_send(*, limit: int = 200) -> int:
+    """Send the recorded "212 Encaissée" statuses of submitted documents (beat, with the
+    submission sweeper). No lock is held during the call; `sent_at` is set by a conditional
+    UPDATE after it, so a status is sent again only if the worker died between the two (the
+    platform deduplicates on flow, code and date)."""
+    pending = (
+        LifecycleStatus.objects.filter(
+            origin=LifecycleStatus.Origin.ISSUER, code=LifecycleCode.COLLECTED, sent_at__isnull=True
+        )
+        .exclude(transmission__flow_id="")
+        .select_related("transmission__account")
+        .order_by("pk")[:limit]
+    )
+    sent = 0
+    for status in pending:
+        transmission = status.transmission
+        try:
+            adapter_for_account(account=transmission.account).submit_status(
+                flow_id=transmission.flow_id,
+                status=OutboundStatus(
+                    code=status.code, occurred_at=status.occurred_at, amount=status.amount, currency=status.currency
+                ),
+            )
+        except (PlatformUnavailable, PlatformRejected) as error:
+            logger.warning("einvoicing: collected status %s not sent: %s", status.pk, error)
+            continue
+        sent += LifecycleStatus.objects.filter(pk=status.pk, sent_at__isnull=True).update(sent_at=system_now())
+    return sent
+
+
+def _on_payment_recorded(*, invoice: Invoice, at: datetime) -> None:
+    collected_status_record(invoice=invoice, at=at)
+
+
 def einvoicing_register() -> None:
-    """Connect routing to the moments documents are issued (called from the app's ready())."""
+    """Connect routing to the moments documents are issued, and the collection status to payments
+    (called from the app's ready())."""
+    from billing.services.payments import payment_recorded  # deferred: app loading
     from invoices.services.credit_notes import credit_note_issued  # deferred: app loading
     from invoices.services.finalize import invoices_finalized  # deferred: app loading
 
     invoices_finalized.connect(transmissions_route_invoices)
     credit_note_issued.connect(transmissions_route_credit_note)
+    payment_recorded.connect(_on_payment_recorded)
 
 
 # --- platform accounts (console) ------------------------------------------------------------------

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from invoices.einvoicing.services import accounts_poll_statuses, transmission_submit, transmissions_submit_due
+from invoices.einvoicing.services import (
+    accounts_poll_statuses,
+    collected_statuses_send,
+    transmission_submit,
+    transmissions_submit_due,
+)
 
 
 @shared_task(name="einvoicing.submit_transmission", acks_late=True)
@@ -14,7 +19,8 @@ def submit_transmission(transmission_id: int) -> str:
 
 @shared_task(name="einvoicing.submit_due", acks_late=True)
 def submit_due() -> int:
-    return transmissions_submit_due()
+    # Documents first, then the "212 Encaissée" statuses of the documents already submitted.
+    return transmissions_submit_due() + collected_statuses_send()
 
 
 @shared_task(name="einvoicing.poll_statuses", acks_late=True)

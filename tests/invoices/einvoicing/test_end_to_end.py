@@ -207,7 +207,7 @@ def test_a_rejected_submission_fails_without_retry(sim, account, b2b_customer, f
     monkeypatch.setattr(
         services,
         "transmission_payload",
-        lambda t: OutboundFlow(
+        lambda t, routing_id="": OutboundFlow(
             tracking_id=t.tracking_id, syntax="xml", filename="x", content=b"x", flow_type="invoice"
         ),  # type: ignore[arg-type]
     )
@@ -304,3 +304,36 @@ def test_a_status_for_another_accounts_document_is_ignored(client, sim, account,
     # then nothing is recorded on the live document
     assert (response.status_code, response.json()["new"]) == (200, 0)
     assert not transmission.statuses.exists()
+
+
+def test_a_payment_sends_collected_212_once_with_the_amount_collected(sim, account, b2b_customer, fr_vat):
+    """Services with VAT due on receipt: each payment records "212 Encaissée" (amount collected
+    since the last one) in its transaction; the sweeper sends it to the platform once."""
+    from billing.services.payments import payment_record_manual
+    from invoices.einvoicing.services import collected_statuses_send
+
+    invoice = issue(b2b_customer, [10000])  # 120.00 with VAT
+    transmission = Transmission.objects.get(invoice=invoice)
+    assert collected_statuses_send() == 0  # nothing to send before a payment
+    payment_record_manual(invoice=invoice, amount=5000, method="bank_transfer", at=datetime(2026, 3, 10, tzinfo=UTC))
+    # recorded before the document reached the platform: kept until it has a flow id
+    assert collected_statuses_send() == 0
+    transmissions_submit_due()
+    payment_record_manual(invoice=invoice, amount=7000, method="bank_transfer", at=datetime(2026, 3, 20, tzinfo=UTC))
+    collected = transmission.statuses.filter(code="212", origin="issuer").order_by("occurred_at")
+    assert [(s.amount, s.currency) for s in collected] == [(5000, "EUR"), (7000, "EUR")]
+    assert collected_statuses_send() == 2
+    assert collected_statuses_send() == 0  # sent once
+    sent = sim.state()["issuer_statuses"]
+    assert [(s["code"], s["amount"]) for s in sent] == [("212", 5000), ("212", 7000)]
+
+
+def test_vat_on_debits_sends_no_collected_status(sim, account, b2b_customer, fr_vat):
+    from billing.services.payments import payment_record_manual
+
+    brand = account.brand
+    brand.vat_on_debits = True
+    brand.save()
+    invoice = issue(b2b_customer, [10000])
+    payment_record_manual(invoice=invoice, amount=12000, method="bank_transfer", at=datetime(2026, 3, 10, tzinfo=UTC))
+    assert not LifecycleStatus.objects.filter(code="212").exists()
