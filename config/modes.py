@@ -74,6 +74,11 @@ MODE_LOOKUPS: dict[str, str] = {
     # Quotes (issue 17 item 4)
     "quotes.quote": "customer__livemode",
     "quotes.quoteline": "quote__customer__livemode",
+    # E-invoicing through an approved platform (issue 18)
+    "einvoicing.platformaccount": "livemode",
+    "einvoicing.transmission": "customer__livemode",
+    "einvoicing.lifecyclestatus": "transmission__customer__livemode",
+    "einvoicing.directoryentry": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

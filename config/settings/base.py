@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "billing.checkout",
     "billing.storefront",
     "billing.quotes",
+    "invoices.einvoicing",
     "invoices",
     "reports",
     "feedback",
