@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "billing.storefront",
     "billing.quotes",
     "invoices.einvoicing",
+    "invoices.ereporting",
+    "invoices.archive",
     "invoices",
     "reports",
     "feedback",
@@ -318,6 +320,7 @@ from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403
 from config.settings.quotes import *  # noqa: E402,F403
+from config.settings.ereporting import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
 from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
