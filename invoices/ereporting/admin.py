@@ -195,7 +195,8 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("ereporting.view_ereportingperiod")
 
-    def has_act_permission(self, request: HttpRequest) -> bool:
+    def has_build_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Build and submit: those who may add periods (Finance); the rows themselves stay read only."""
         return request.user.has_perm("ereporting.add_ereportingperiod")
 
     state_display = status_badge("state", _("state"), STATE_TONES)
@@ -222,7 +223,7 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
 
     def _period(self, request: HttpRequest, object_id: str) -> EReportingPeriod:
         period = get_object_or_404(self.get_queryset(request), pk=object_id)
-        if not self.has_act_permission(request):
+        if not self.has_build_permission(request):
             raise PermissionDenied
         return period
 
@@ -239,7 +240,7 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
         }
         return TemplateResponse(request, ACTION_TEMPLATE, context)
 
-    @action(description=_("Build a period"), url_path="build", permissions=["act"], icon="summarize")
+    @action(description=_("Build a period"), url_path="build", permissions=["build"], icon="summarize")
     def build_tool(self, request: HttpRequest) -> HttpResponse:
         form = BuildForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -268,7 +269,7 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
             cancel=reverse("admin:ereporting_ereportingperiod_changelist"),
         )
 
-    @action(description=_("Rebuild"), url_path="rebuild", permissions=["act"], icon="refresh")
+    @action(description=_("Rebuild"), url_path="rebuild", permissions=["build"], icon="refresh")
     def rebuild_action(self, request: HttpRequest, object_id: str) -> HttpResponse:
         period = self._period(request, object_id)
         form = forms.Form(request.POST or None)
@@ -297,7 +298,7 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
     @action(
         description=_("Submit to the platform"),
         url_path="submit",
-        permissions=["act"],
+        permissions=["build"],
         icon="send",
         variant=ActionVariant.PRIMARY,
     )
