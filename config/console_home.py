@@ -33,6 +33,7 @@ from config.modes import scope_to_mode
 from config.money import currency_exponent
 from config.types import JsonDict
 from customers.models import Customer
+from invoices.einvoicing.selectors import transmissions_needing_attention
 from invoices.models import CreditNote, Invoice
 from reports.selectors.dashboard import home_dashboard
 
@@ -51,6 +52,7 @@ SECTION_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "unmatched_bank_lines": ("billing.view_bankstatementline",),
     "failed_webhooks": ("billing.view_webhookdelivery",),
     "billing_run_failures": ("billing.view_billingrun",),
+    "einvoicing_attention": ("einvoicing.view_transmission",),
 }
 
 
@@ -263,7 +265,7 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
     return kpis
 
 
-def _attention(data: Any, sections: frozenset[str]) -> list[JsonDict]:
+def _attention(data: Any, sections: frozenset[str], livemode: bool | None = None) -> list[JsonDict]:
     """The "needs attention" lists: a title, the first rows (text, detail, link), the total."""
     lists: list[JsonDict] = []
 
@@ -343,7 +345,36 @@ def _attention(data: Any, sections: frozenset[str]) -> list[JsonDict]:
             _list_url("billing_billingrun", failures__gt=0),
             _("Every due subscription was invoiced."),
         )
+    if "einvoicing_attention" in sections and livemode is not None:
+        attention = _einvoicing_attention(livemode)
+        add(
+            "einvoicing",
+            _("E-invoices rejected, refused or not transmitted"),
+            attention,
+            [
+                (
+                    f"{(transmission.document.number or '—')} · {transmission.customer.legal_name}",
+                    transmission.attention_reason[:100],
+                    _change_url(transmission),
+                )
+                for transmission in attention.rows
+            ],
+            _list_url("einvoicing_transmission", needs_attention__exact=1),
+            _("Every e-invoice was accepted by the platform and the buyer."),
+        )
     return lists
+
+
+@dataclass(frozen=True)
+class _Attention:
+    rows: list[Any]
+    total: int
+
+
+def _einvoicing_attention(livemode: bool) -> _Attention:
+    """Transmissions the platform rejected, the buyer refused, or that could not be sent (issue 18)."""
+    queryset = transmissions_needing_attention(livemode=livemode)
+    return _Attention(rows=list(queryset[:5]), total=queryset.count())
 
 
 def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:
@@ -372,7 +403,7 @@ def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:
             else [],
             "dashboard_mrr_as_of": as_of,
             "dashboard_mrr_link": reverse("admin:reports_dashboard_report", args=["mrr"]) if "mrr" in sections else "",
-            "dashboard_attention": _attention(data, sections),
+            "dashboard_attention": _attention(data, sections, livemode),
         }
     )
     return context

@@ -24,6 +24,7 @@ urlpatterns = [
     path("quotes/", include("billing.quotes.urls", namespace="quotes")),
     path("sandbox/", include("billing.payments.sandbox_urls", namespace="sandbox")),
     path("checkout/", include("billing.checkout.urls", namespace="checkout")),
+    path("einvoicing/", include("invoices.einvoicing.urls", namespace="einvoicing")),
     path("", include("billing.storefront.urls", namespace="storefront")),
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
 ]

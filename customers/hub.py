@@ -26,6 +26,7 @@ from config import clock
 from config.errors import DomainError
 from config.events.models import DomainEvent
 from customers.models import Customer, CustomerUser, NotificationLog
+from invoices.einvoicing.selectors import CustomerEinvoicing, customer_einvoicing
 from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
 from invoices.types import InvoicePreview
@@ -108,6 +109,7 @@ class CustomerHub:
     counts: dict[str, int] = field(default_factory=dict)
     entitlements: list[Entitlement] = field(default_factory=list)  # what the customer may use now
     credit_grants: list[CreditGrant] = field(default_factory=list)  # prepaid credits (issue 16, wallets)
+    einvoicing: CustomerEinvoicing | None = None  # directory address and warnings (issue 18)
 
 
 def _overdue(customer: Customer, now: datetime) -> tuple[int, int]:
@@ -264,4 +266,5 @@ def customer_hub(*, customer: Customer) -> CustomerHub:
         portal_users=list(customer.portal_users.select_related("user").order_by("invited_at", "pk")),
         entitlements=customer_entitlements(customer_id=customer.pk),
         credit_grants=list(CreditGrant.objects.filter(customer=customer).order_by("-created_at", "-pk")[:HUB_ROWS]),
+        einvoicing=customer_einvoicing(customer=customer),
     )

@@ -316,6 +316,7 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.checkout import *  # noqa: E402,F403
+from config.settings.einvoicing import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -24,6 +25,7 @@ from config.console import (
 )
 from config.console_export import ExportFieldsForm
 from invoices.admin.invoices import DayRangeFilter, documents_download, money_column, short_date, stored_pdf_response
+from invoices.einvoicing.templatetags.einvoicing import einvoice_timeline_context
 from invoices.models import (
     CreditNote,
     CreditNoteLine,
@@ -85,6 +87,7 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
             },
         ),
         (_("Issue"), {"fields": ("issued_at", "acting_user", "content_hash")}),
+        (_("E-invoicing"), {"fields": ("einvoice_timeline",)}),
     )
     readonly_fields = (
         "number",
@@ -104,6 +107,7 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
         "acting_user",
         "content_hash",
         "pdf_link",
+        "einvoice_timeline",
     )
 
     subtotal_money = money_column("subtotal", _("subtotal"))
@@ -149,6 +153,10 @@ class CreditNoteAdmin(ImportExportPermissions, ReadOnlyAdminMixin, ExportMixin, 
     @admin.display(description=_("customer"))
     def customer_link(self, note: CreditNote) -> str:
         return admin_link(note.customer)
+
+    @admin.display(description=_("lifecycle statuses"))
+    def einvoice_timeline(self, note: CreditNote) -> str:
+        return render_to_string("einvoicing/timeline.html", einvoice_timeline_context(note)) or "—"
 
     @admin.display(description=_("PDF"))
     def pdf_link(self, note: CreditNote) -> str:

@@ -7,3 +7,9 @@ class EinvoicingConfig(AppConfig):
     label = "einvoicing"
     verbose_name = _("E-invoicing (French reform)")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # deferred: app loading (the services import models, which need a ready registry)
+        from invoices.einvoicing.services import einvoicing_register
+
+        einvoicing_register()

@@ -43,6 +43,13 @@ class TransmissionStateError(DomainConflict):
     http_status = 409
 
 
+class PlatformAccountError(DomainConflict):
+    """A platform account that cannot be saved as asked (a second one for the same brand and mode)."""
+
+    code = "einvoicing_account_conflict"
+    http_status = 409
+
+
 class WebhookSignatureError(DomainError):
     """An inbound status webhook whose signature or timestamp does not check out."""
 

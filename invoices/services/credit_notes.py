@@ -40,6 +40,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config import clock
 from config.events.log import event_record
+from config.hooks import Hook
 from config.money import round_fraction
 from config.types import ActingUser
 from invoices.calculations import DiscountInput, LineInput, TaxGroup, compute_invoice_totals
@@ -85,6 +86,11 @@ class CreditNotePreview:
     tax_total: int
     total: int
     tax_breakdown: tuple[TaxGroup, ...]
+
+
+# Fired once per issued credit note, in the issuing transaction (e-invoicing queues its
+# transmission: invoices/einvoicing/apps.py).
+credit_note_issued = Hook("invoices.credit_note_issued")
 
 
 def _positive_int(value: object, *, field: str) -> int:
@@ -576,6 +582,7 @@ def credit_note_create(
             data={"number": invoice.number, "status": invoice.status, "paid_by_credit_note": number},
             acting_user=acting_user,
         )
+    credit_note_issued.fire(credit_note=credit_note)
     # The PDF (Factur-X, type 381) is rendered by a Celery task after commit, never inline.
     documents_render_on_commit(credit_note_ids=[credit_note.pk])
     return credit_note

@@ -39,6 +39,7 @@ from config.admin_site import issue_recovery_codes
 from customers.models import Customer, CustomerUser
 from feedback.demo import feedback_demo_seed
 from invoices.demo_documents import demo_brand_texts
+from invoices.einvoicing.demo import einvoicing_demo_seed
 from invoices.models import Brand, Invoice, TaxRate
 
 DEMO_USERNAME = "finance"
@@ -136,6 +137,7 @@ class Command(BaseCommand):
         self._features_and_credits(catalog)
         storefront_demo_seed(brand=brand, catalog=catalog)  # issue 17: a pricing table and a payment link
         quotes_demo_seed()  # issue 17 item 4: an open quote (billing/quotes/demo.py)
+        einvoicing_demo_seed(base_url=base_url)  # issue 18: the simulated PA when TARIF_PA_SIMULATOR=1
         if not options["no_logins"]:
             self._print_logins(base_url, user, device, recovery_code)
 

@@ -1,0 +1,587 @@
+"""Writes of e-invoicing: routing at finalization, submission, statuses in, directory cache.
+
+Submission follows the project's rule "lock and record, commit, call, record the outcome":
+`transmission_submit` claims a queued row (SKIP LOCKED) and marks it submitting in one short
+transaction, calls the PA with no transaction open, then records the outcome in another.
+The tracking id is stable per document and the PA deduplicates on it, so a retry after a
+lost acknowledgement (or a worker that died mid-call) never makes a second flow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from config.clock import system_now
+from config.events.log import event_record
+from config.jobs import enqueue
+from config.types import ActingUser, JsonMapping
+from customers.selectors import customer_siren
+from invoices.einvoicing.adapters import (
+    DirectoryAddress,
+    OutboundFlow,
+    PlatformAdapter,
+    StatusReport,
+    Syntax,
+)
+from invoices.einvoicing.errors import (
+    PlatformAccountError,
+    PlatformRejected,
+    PlatformUnavailable,
+    TransmissionStateError,
+    WebhookSignatureError,
+)
+from invoices.einvoicing.locks import platform_account_qs_for_update, transmission_claim_qs, transmission_qs_for_update
+from invoices.einvoicing.models import (
+    ATTENTION_CODES,
+    DirectoryEntry,
+    LifecycleCode,
+    LifecycleStatus,
+    PlatformAccount,
+    Transmission,
+)
+from invoices.einvoicing.rest import RestCredentials, RestPlatformAdapter
+from invoices.einvoicing.selectors import customer_is_einvoiced, directory_entry_cached
+from invoices.models import CreditNote, Invoice
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-PA-Signature"
+SUBMIT_TASK = "einvoicing.submit_transmission"
+
+
+# --- adapters ----------------------------------------------------------------------------------
+
+
+def adapter_for_account(*, account: PlatformAccount) -> PlatformAdapter:
+    """The adapter an account speaks through (the simulator serves the same REST API)."""
+    return RestPlatformAdapter(
+        RestCredentials(
+            base_url=account.base_url,
+            token_url=account.token_url,
+            client_id=account.client_id,
+            client_secret=account.client_secret or "",
+        )
+    )
+
+
+# --- routing at finalization --------------------------------------------------------------------
+
+
+def tracking_id_for(*, kind: str, document_id: int, livemode: bool) -> str:
+    """Stable per document: the PA's idempotency key for every submission attempt."""
+    return f"tarif-{'live' if livemode else 'test'}-{kind}-{document_id}"
+
+
+def _route(documents: Sequence[Invoice | CreditNote], *, kind: str) -> list[Transmission]:
+    accounts: dict[tuple[int, bool], PlatformAccount | None] = {}
+    rows: list[Transmission] = []
+    at = system_now()
+    for document in documents:
+        customer = document.customer
+        if not customer_is_einvoiced(customer=customer):
+            continue  # B2C and abroad: e-reporting, not transmission
+        key = (document.brand_id, bool(customer.livemode))
+        if key not in accounts:
+            accounts[key] = PlatformAccount.objects.filter(
+                brand_id=document.brand_id, livemode=customer.livemode, active=True
+            ).first()
+        account = accounts[key]
+        if account is None:
+            continue
+        rows.append(
+            Transmission(
+                account=account,
+                customer=customer,
+                kind=kind,
+                invoice=document if isinstance(document, Invoice) else None,
+                credit_note=document if isinstance(document, CreditNote) else None,
+                tracking_id=tracking_id_for(kind=kind, document_id=document.pk, livemode=bool(customer.livemode)),
+                next_attempt_at=at,
+            )
+        )
+    if not rows:
+        return []
+    # In the document's own transaction: the queued row is the durable hand-off the sweeper
+    # finds; uniqueness per document makes a second routing of the same document a no-op.
+    Transmission.objects.bulk_create(rows, ignore_conflicts=True)
+    tracking_ids = [row.tracking_id for row in rows]
+    transaction.on_commit(lambda: _enqueue_submissions(tracking_ids))  # only speeds up the sweeper
+    return rows
+
+
+def _enqueue_submissions(tracking_ids: Sequence[str]) -> None:
+    for pk in Transmission.objects.filter(tracking_id__in=tracking_ids).values_list("pk", flat=True):
+        try:
+            enqueue(SUBMIT_TASK, args=[pk])
+        except Exception:  # a broker outage: the beat sweeper submits it later
+            logger.warning("could not enqueue e-invoice transmission %s; the sweeper will", pk, exc_info=True)
+
+
+def transmissions_route_invoices(*, invoices: Sequence[Invoice]) -> None:
+    """Hook receiver (invoices.invoices_finalized): queue French B2B invoices for the PA."""
+    _route(invoices, kind=Transmission.Kind.INVOICE)
+
+
+def transmissions_route_credit_note(*, credit_note: CreditNote) -> None:
+    """Hook receiver (invoices.credit_note_issued): queue a French B2B credit note for the PA."""
+    _route([credit_note], kind=Transmission.Kind.CREDIT_NOTE)
+
+
+# --- payload ------------------------------------------------------------------------------------
+
+
+def transmission_payload(transmission: Transmission) -> OutboundFlow:
+    """The flow sent for a document. The one place the syntax is chosen: today the Factur-X PDF
+    (PDF/A-3 + CII); switch here to the UBL/CII dispatcher by customer or account."""
+    from invoices.services.pdf import credit_note_pdf_render, invoice_pdf_render  # deferred: WeasyPrint is heavy
+
+    syntax: Syntax = "factur-x"
+    if transmission.kind == Transmission.Kind.INVOICE:
+        invoice = transmission.invoice
+        assert invoice is not None
+        content = invoice_pdf_render(invoice=invoice, as_issued=True)
+        number = invoice.number or str(invoice.pk)
+        return OutboundFlow(
+            tracking_id=transmission.tracking_id,
+            syntax=syntax,
+            filename=f"{number}.pdf",
+            content=content,
+            flow_type="invoice",
+        )
+    credit_note = transmission.credit_note
+    assert credit_note is not None
+    return OutboundFlow(
+        tracking_id=transmission.tracking_id,
+        syntax=syntax,
+        filename=f"{credit_note.number}.pdf",
+        content=credit_note_pdf_render(credit_note=credit_note),
+        flow_type="credit_note",
+    )
+
+
+# --- directory ----------------------------------------------------------------------------------
+
+
+def directory_lookup(*, account: PlatformAccount, siren: str, siret: str = "", refresh: bool = False) -> DirectoryEntry:
+    """Where `siren` receives e-invoices: the cached answer while fresh, else the PA's (cached).
+
+    Raises PlatformUnavailable / PlatformRejected when the PA cannot answer. No transaction
+    may be open around it with locks: it calls the PA.
+    """
+    at = system_now()
+    if not refresh:
+        cached = directory_entry_cached(siren=siren, siret=siret, livemode=account.livemode, at=at)
+        if cached is not None:
+            return cached
+    found: DirectoryAddress | None = adapter_for_account(account=account).lookup_directory(siren=siren, siret=siret)
+    expires = at + timedelta(days=settings.TARIF_EINVOICING_DIRECTORY_TTL_DAYS)
+    entry, _created = DirectoryEntry.objects.update_or_create(
+        livemode=account.livemode,
+        siren=siren,
+        siret=siret,
+        defaults={
+            "found": found is not None,
+            "routing_address": found.routing_address if found else "",
+            "platform": found.platform if found else "",
+            "name": found.name if found else "",
+            "fetched_at": at,
+            "expires_at": expires,
+        },
+    )
+    return entry
+
+
+# --- submission ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    transmission_id: int
+    state: str
+    flow_id: str = ""
+    duplicate: bool = False
+
+
+def _backoff(attempts: int) -> timedelta:
+    base = settings.TARIF_EINVOICING_RETRY_BASE_SECONDS
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), settings.TARIF_EINVOICING_RETRY_MAX_SECONDS))
+
+
+def _claim(transmission_id: int, *, at: datetime) -> Transmission | None:
+    with transaction.atomic(durable=True):
+        transmission = (
+            transmission_claim_qs()
+            .filter(pk=transmission_id, state=Transmission.State.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=at))
+            .first()
+        )
+        if transmission is None:
+            return None  # another worker has it, or it is not due / not queued any more
+        transmission.state = Transmission.State.SUBMITTING
+        transmission.attempts += 1
+        transmission.submitting_since = at
+        transmission.save(update_fields=["state", "attempts", "submitting_since", "updated_at"])
+    return transmission
+
+
+def _record_outcome(transmission_id: int, *, apply: dict[str, object]) -> Transmission:
+    with transaction.atomic(durable=True):
+        transmission = transmission_qs_for_update().get(pk=transmission_id)
+        if transmission.state != Transmission.State.SUBMITTING:
+            return transmission  # reset by the stuck sweeper meanwhile: the PA deduplicates the retry
+        for name, value in apply.items():
+            setattr(transmission, name, value)
+        transmission.submitting_since = None
+        transmission.save()
+        if transmission.state == Transmission.State.FAILED:
+            document = transmission.document
+            event_record(
+                type="einvoice.transmission_failed",
+                object_type=transmission.kind,
+                object_id=document.pk,
+                customer_id=transmission.customer_id,
+                occurred_at=system_now(),
+                data={"tracking_id": transmission.tracking_id, "reason": transmission.last_error},
+            )
+    return transmission
+
+
+def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
+    """Submit one queued transmission to its PA (once; safe to call from several workers)."""
+    at = system_now()
+    transmission = _claim(transmission_id, at=at)
+    if transmission is None:
+        current = Transmission.objects.filter(pk=transmission_id).values_list("state", "flow_id").first()
+        state, flow_id = current if current else ("", "")
+        return SubmitOutcome(transmission_id=transmission_id, state=state, flow_id=flow_id)
+    account = transmission.account
+    customer = transmission.customer
+    try:
+        siren = customer_siren(customer=customer)
+        entry = directory_lookup(account=account, siren=siren)
+        if not entry.found:
+            reason = _("No e-invoicing address in the directory for SIREN %(siren)s.") % {"siren": siren}
+            transmission = _record_outcome(
+                transmission_id,
+                apply={
+                    "state": Transmission.State.FAILED,
+                    "last_error": reason,
+                    "needs_attention": True,
+                    "attention_reason": reason,
+                    "next_attempt_at": None,
+                },
+            )
+            return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
+        flow = transmission_payload(transmission)
+        receipt = adapter_for_account(account=account).submit_flow(flow=flow)
+    except PlatformUnavailable as error:
+        exhausted = transmission.attempts >= settings.TARIF_EINVOICING_MAX_ATTEMPTS
+        apply: dict[str, object] = {"last_error": str(error.message_text())[:2000]}
+        if exhausted:
+            apply.update(
+                state=Transmission.State.FAILED,
+                needs_attention=True,
+                attention_reason=_("The platform stayed unavailable after %(count)d attempts.")
+                % {"count": transmission.attempts},
+                next_attempt_at=None,
+            )
+        else:
+            apply.update(state=Transmission.State.QUEUED, next_attempt_at=at + _backoff(transmission.attempts))
+        transmission = _record_outcome(transmission_id, apply=apply)
+        return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
+    except PlatformRejected as error:
+        reason = error.message_text()
+        if error.reason_code:
+            reason = f"{error.reason_code}: {reason}"
+        transmission = _record_outcome(
+            transmission_id,
+            apply={
+                "state": Transmission.State.FAILED,
+                "last_error": reason[:2000],
+                "needs_attention": True,
+                "attention_reason": _("The platform refused the submission: %(reason)s") % {"reason": reason},
+                "next_attempt_at": None,
+            },
+        )
+        return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
+    except Exception:
+        # A bug on our side (rendering...): put it back with a backoff so it is not lost, then raise.
+        _record_outcome(
+            transmission_id,
+            apply={
+                "state": Transmission.State.QUEUED,
+                "last_error": "internal error while preparing the flow",
+                "next_attempt_at": at + _backoff(transmission.attempts),
+            },
+        )
+        raise
+    transmission = _record_outcome(
+        transmission_id,
+        apply={
+            "state": Transmission.State.SUBMITTED,
+            "flow_id": receipt.flow_id,
+            "syntax": flow.syntax,
+            "submitted_at": system_now(),
+            "last_error": "",
+            "routing_address": entry.routing_address,
+            "next_attempt_at": None,
+        },
+    )
+    return SubmitOutcome(
+        transmission_id=transmission_id, state=transmission.state, flow_id=receipt.flow_id, duplicate=receipt.duplicate
+    )
+
+
+def transmissions_requeue_stuck() -> int:
+    """Submissions left "submitting" by a worker that died mid-call go back to the queue."""
+    limit = system_now() - timedelta(seconds=settings.TARIF_EINVOICING_STUCK_SECONDS)
+    return Transmission.objects.filter(state=Transmission.State.SUBMITTING, submitting_since__lt=limit).update(
+        state=Transmission.State.QUEUED, next_attempt_at=system_now(), submitting_since=None
+    )
+
+
+def transmissions_submit_due(*, limit: int = 200) -> int:
+    """The sweeper: submit every queued transmission that is due (beat, every minute)."""
+    transmissions_requeue_stuck()
+    at = system_now()
+    due = list(
+        Transmission.objects.filter(state=Transmission.State.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=at))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    submitted = 0
+    for transmission_id in due:
+        outcome = transmission_submit(transmission_id=transmission_id)
+        submitted += outcome.state == Transmission.State.SUBMITTED
+    return submitted
+
+
+def transmission_retry(*, transmission: Transmission, acting_user: ActingUser = None) -> Transmission:
+    """Staff's "retry now": a failed (or waiting) transmission is queued for an immediate attempt."""
+    with transaction.atomic(durable=True):
+        locked = transmission_qs_for_update().get(pk=transmission.pk)
+        if locked.state not in {Transmission.State.FAILED, Transmission.State.QUEUED}:
+            raise TransmissionStateError(
+                _("Only a failed or queued transmission can be retried (this one is %(state)s).")
+                % {"state": locked.get_state_display()}
+            )
+        locked.state = Transmission.State.QUEUED
+        locked.next_attempt_at = system_now()
+        if not locked.last_status_code or locked.last_status_code not in ATTENTION_CODES:
+            locked.needs_attention = False
+            locked.attention_reason = ""
+        locked.save()
+        event_record(
+            type="einvoice.transmission_retried",
+            object_type=locked.kind,
+            object_id=locked.document.pk,
+            customer_id=locked.customer_id,
+            occurred_at=system_now(),
+            data={"tracking_id": locked.tracking_id},
+            acting_user=acting_user,
+        )
+        pk = locked.pk
+        transaction.on_commit(lambda: enqueue(SUBMIT_TASK, args=[pk]))
+    return locked
+
+
+# --- statuses in --------------------------------------------------------------------------------
+
+
+def _transmission_for_report(*, account: PlatformAccount, report: StatusReport) -> Transmission | None:
+    scope = Transmission.objects.filter(account=account)
+    if report.tracking_id:
+        found = scope.filter(tracking_id=report.tracking_id).first()
+        if found is not None:
+            return found
+    if report.flow_id:
+        return scope.filter(flow_id=report.flow_id).first()
+    return None
+
+
+def lifecycle_status_record(
+    *, transmission: Transmission, report: StatusReport, received_at: datetime | None = None
+) -> tuple[LifecycleStatus, bool]:
+    """Store one status of a document once (a duplicate delivery returns the stored one, False)."""
+    valid = {choice.value for choice in LifecycleCode}
+    if report.code not in valid:
+        raise PlatformRejected(_("Unknown lifecycle status code %(code)s.") % {"code": report.code})
+    with transaction.atomic(savepoint=False):
+        locked = transmission_qs_for_update().get(pk=transmission.pk)
+        existing = LifecycleStatus.objects.filter(
+            transmission=locked, code=report.code, occurred_at=report.occurred_at, origin=report.origin
+        ).first()
+        if existing is not None:
+            return existing, False
+        status = LifecycleStatus.objects.create(
+            transmission=locked,
+            code=report.code,
+            occurred_at=report.occurred_at,
+            origin=report.origin,
+            reason_code=report.reason_code[:40],
+            reason_text=report.reason_text,
+            received_at=received_at or system_now(),
+            raw=dict(report.raw),
+        )
+        latest = locked.statuses.order_by("-occurred_at", "-pk").values_list("code", flat=True).first()
+        locked.last_status_code = latest or report.code
+        if locked.flow_id == "" and report.flow_id:
+            locked.flow_id = report.flow_id
+        if report.code in ATTENTION_CODES:
+            label = LifecycleCode(report.code).label
+            reason = report.reason_text or report.reason_code or _("no reason given")
+            locked.needs_attention = True
+            locked.attention_reason = _("%(status)s by the %(origin)s: %(reason)s") % {
+                "status": label,
+                "origin": status.get_origin_display(),
+                "reason": f"{report.reason_code} {reason}".strip() if report.reason_text else reason,
+            }
+        locked.save()
+        event_record(
+            type="einvoice.status_changed",
+            object_type=locked.kind,
+            object_id=locked.document.pk,
+            customer_id=locked.customer_id,
+            occurred_at=report.occurred_at,
+            data={
+                "tracking_id": locked.tracking_id,
+                "flow_id": locked.flow_id,
+                "code": report.code,
+                "label": str(LifecycleCode(report.code).label),
+                "origin": report.origin,
+                "reason_code": report.reason_code,
+                "reason_text": report.reason_text,
+            },
+        )
+    return status, True
+
+
+def statuses_receive(*, account: PlatformAccount, reports: Iterable[StatusReport]) -> int:
+    """Record statuses the PA delivered (pushed or pulled); returns how many were new."""
+    created = 0
+    for report in reports:
+        transmission = _transmission_for_report(account=account, report=report)
+        if transmission is None:
+            logger.warning("status %s for unknown flow %s / %s", report.code, report.flow_id, report.tracking_id)
+            continue
+        try:
+            with transaction.atomic():
+                _status, new = lifecycle_status_record(transmission=transmission, report=report)
+        except IntegrityError:  # a concurrent delivery of the same status won the insert
+            new = False
+        created += new
+    return created
+
+
+def account_poll_statuses(*, account: PlatformAccount, max_pages: int = 50) -> int:
+    """Pull statuses since the account's cursor (the PA is called with no transaction open)."""
+    adapter = adapter_for_account(account=account)
+    cursor = account.poll_cursor
+    created = 0
+    for _page in range(max_pages):
+        page = adapter.poll_statuses(cursor=cursor)
+        with transaction.atomic(durable=True):
+            # The account's row first (lock order): two pollers take turns moving its cursor.
+            locked = platform_account_qs_for_update().get(pk=account.pk)
+            created += statuses_receive(account=account, reports=page.reports)
+            locked.poll_cursor = page.next_cursor
+            locked.save(update_fields=["poll_cursor", "updated_at"])
+        if not page.reports or page.next_cursor == cursor:
+            break
+        cursor = page.next_cursor
+    account.poll_cursor = cursor
+    return created
+
+
+def accounts_poll_statuses() -> int:
+    """The polling sweeper: every active account, one after the other; one outage skips one account."""
+    created = 0
+    for account in PlatformAccount.objects.filter(active=True).order_by("pk"):
+        try:
+            created += account_poll_statuses(account=account)
+        except (PlatformUnavailable, PlatformRejected) as error:
+            logger.warning("status poll of platform account %s failed: %s", account.pk, error)
+    return created
+
+
+def webhook_verify(*, account: PlatformAccount, body: bytes, header: str, now: datetime | None = None) -> None:
+    """Check an inbound status webhook's HMAC-SHA256 signature and age (raises WebhookSignatureError)."""
+    secret = account.webhook_secret or ""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts.get("t", ""))
+    except ValueError:
+        raise WebhookSignatureError() from None
+    signature = parts.get("v1", "")
+    if not secret or not signature:
+        raise WebhookSignatureError()
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise WebhookSignatureError()
+    age = abs((now or system_now()).timestamp() - timestamp)
+    if age > settings.TARIF_EINVOICING_WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookSignatureError(_("The webhook timestamp is too old."))
+
+
+def einvoicing_register() -> None:
+    """Connect routing to the moments documents are issued (called from the app's ready())."""
+    from invoices.services.credit_notes import credit_note_issued  # deferred: app loading
+    from invoices.services.finalize import invoices_finalized  # deferred: app loading
+
+    invoices_finalized.connect(transmissions_route_invoices)
+    credit_note_issued.connect(transmissions_route_credit_note)
+
+
+# --- platform accounts (console) ------------------------------------------------------------------
+
+ACCOUNT_FIELDS = frozenset(
+    {
+        "name",
+        "kind",
+        "base_url",
+        "token_url",
+        "client_id",
+        "client_secret",
+        "webhook_secret",
+        "default_syntax",
+        "active",
+    }
+)
+SECRET_FIELDS = frozenset({"client_secret", "webhook_secret"})
+
+
+def platform_account_create(*, brand_id: int, livemode: bool, data: JsonMapping) -> PlatformAccount:
+    """A brand's account at its PA in one mode (one per brand and mode: a second one is refused)."""
+    unknown = set(data) - ACCOUNT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown platform account fields: {sorted(unknown)}")
+    with transaction.atomic(savepoint=False):
+        if PlatformAccount.objects.filter(brand_id=brand_id, livemode=livemode).exists():
+            raise PlatformAccountError(_("This brand already has a platform account in this mode."))
+        return PlatformAccount.objects.create(brand_id=brand_id, livemode=livemode, **data)
+
+
+def platform_account_update(*, account: PlatformAccount, changes: JsonMapping) -> PlatformAccount:
+    """Change an account; an empty secret keeps the stored one (secrets are write-only)."""
+    unknown = set(changes) - ACCOUNT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown platform account fields: {sorted(unknown)}")
+    with transaction.atomic(savepoint=False):
+        locked = platform_account_qs_for_update().get(pk=account.pk)
+        for name, value in changes.items():
+            if name in SECRET_FIELDS and not value:
+                continue
+            setattr(locked, name, value)
+        locked.save()
+    return locked
