@@ -16,6 +16,7 @@ same tracking id, which the PA deduplicates (docs/ereporting.md, "Submission").
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Protocol
@@ -26,7 +27,7 @@ from config.clock import system_now
 from config.types import JsonDict
 from invoices.archive.models import ArchiveRecord
 from invoices.archive.services import archive_append
-from invoices.einvoicing.adapters import FlowReceipt, OutboundFlow
+from invoices.einvoicing.adapters import FlowReceipt, OutboundFlow, PlatformAdapter, StatusReport
 from invoices.einvoicing.errors import PlatformRejected
 from invoices.ereporting.errors import (
     EReportingInvalidTransition,
@@ -231,7 +232,40 @@ def ereporting_status_record(
     return locked
 
 
-def adapter_for_brand(*, brand: Brand, livemode: bool) -> EReportingSubmitter | None:
+# The PA's statuses on an e-reporting flow: deposited/received/... means the tax authority's
+# platform took it; 213 (rejected) and 210 (refused) are final refusals with a reason.
+PA_REJECTED_CODES = frozenset({"210", "213"})
+PA_ACCEPTED_CODES = frozenset({"200", "201", "202", "203", "204", "205", "209"})
+
+
+class EReportingStatusSource(Protocol):
+    def get_flow_status(self, *, flow_id: str) -> list[StatusReport]: ...
+
+
+def ereporting_status_apply(*, period: EReportingPeriod, reports: Iterable[StatusReport]) -> EReportingPeriod:
+    """Apply the PA's status reports of a period's flow (pulled here, or pushed to
+    invoices.einvoicing's webhook, which can hand over the reports whose flow is no document's)."""
+    for report in sorted(reports, key=lambda report: report.occurred_at):
+        if report.code in PA_REJECTED_CODES:
+            reason = " ".join(part for part in (report.reason_code, report.reason_text) if part)
+            period = ereporting_status_record(
+                period=period, state=State.REJECTED, origin="platform", reason=reason, at=report.occurred_at
+            )
+        elif report.code in PA_ACCEPTED_CODES and period.state == State.SUBMITTED:
+            period = ereporting_status_record(
+                period=period, state=State.ACCEPTED, origin="platform", at=report.occurred_at
+            )
+    return period
+
+
+def ereporting_status_refresh(*, period: EReportingPeriod, adapter: EReportingStatusSource) -> EReportingPeriod:
+    """Pull a submitted period's statuses from the PA (outside any transaction) and apply them."""
+    if not period.flow_id or period.state not in (State.SUBMITTED, State.ACCEPTED):
+        return period
+    return ereporting_status_apply(period=period, reports=adapter.get_flow_status(flow_id=period.flow_id))
+
+
+def adapter_for_brand(*, brand: Brand, livemode: bool) -> PlatformAdapter | None:
     """The brand's PA adapter in this mode (None: no active account, nothing is submitted)."""
     from invoices.einvoicing.models import PlatformAccount  # deferred: the PA app is optional per brand
     from invoices.einvoicing.services import adapter_for_account  # deferred: same
@@ -243,7 +277,7 @@ def adapter_for_brand(*, brand: Brand, livemode: bool) -> EReportingSubmitter | 
 def ereporting_close_due(*, today: date | None = None) -> list[int]:
     """Build every closed period not built yet (since TARIF_EREPORTING_SINCE) of each brand that has
     an active PA account, in that account's mode. Returns the ids of the periods to submit
-    (built, ended): the new ones and any left by a crash or an outage."""
+    (built, ended: the new ones and any left by a crash or an outage) and to poll (submitted)."""
     from django.conf import settings  # deferred: read at call time so tests can override it
 
     from invoices.einvoicing.models import PlatformAccount  # deferred: see adapter_for_brand
@@ -266,5 +300,7 @@ def ereporting_close_due(*, today: date | None = None) -> list[int]:
                 if start not in existing:
                     ereporting_period_build(brand=account.brand, livemode=account.livemode, kind=kind, start=start, end=end)
     return list(
-        EReportingPeriod.objects.filter(state=State.BUILT, end__lt=today).order_by("pk").values_list("pk", flat=True)
+        EReportingPeriod.objects.filter(state__in=(State.BUILT, State.SUBMITTED), end__lt=today)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
