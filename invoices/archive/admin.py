@@ -18,8 +18,16 @@ class ArchiveRecordAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_filter = ("kind", "brand")
     search_fields = ("reference", "content_sha256")
     fields = (
-        "sequence", "kind", "reference", "brand", "metadata", "archived_at", "retain_until",
-        "content_sha256", "previous_hash", "record_hash",
+        "sequence",
+        "kind",
+        "reference",
+        "brand",
+        "metadata",
+        "archived_at",
+        "retain_until",
+        "content_sha256",
+        "previous_hash",
+        "record_hash",
     )
     readonly_fields = fields
 

@@ -88,7 +88,9 @@ def archive_append(
         )
         years = int(getattr(settings, "TARIF_ARCHIVE_RETENTION_YEARS", 10))
         today = archived_at.date()
-        retain_until = today.replace(year=today.year + years, day=28 if (today.month, today.day) == (2, 29) else today.day)
+        retain_until = today.replace(
+            year=today.year + years, day=28 if (today.month, today.day) == (2, 29) else today.day
+        )
         record = ArchiveRecord.objects.create(
             livemode=livemode,
             sequence=sequence,
@@ -128,19 +130,38 @@ def archive_verify(
             ArchiveRecord.objects.filter(livemode=mode)
             .order_by("sequence")
             .values_list(
-                "sequence", "kind", "reference", "brand_id", "content", "content_sha256", "metadata",
-                "archived_at", "previous_hash", "record_hash",
+                "sequence",
+                "kind",
+                "reference",
+                "brand_id",
+                "content",
+                "content_sha256",
+                "metadata",
+                "archived_at",
+                "previous_hash",
+                "record_hash",
             )
         )
-        for sequence, kind, reference, brand_id, content, content_sha, metadata, at, previous, stored in records.iterator(
-            chunk_size=2000
-        ):
+        for (
+            sequence,
+            kind,
+            reference,
+            brand_id,
+            content,
+            content_sha,
+            metadata,
+            at,
+            previous,
+            stored,
+        ) in records.iterator(chunk_size=2000):
             if sequence != expected_sequence:
                 problems.append(
                     ArchiveProblem(mode, sequence, f"record {expected_sequence} is missing before record {sequence}")
                 )
             if previous != previous_hash:
-                problems.append(ArchiveProblem(mode, sequence, f"record {sequence} does not follow the record before it"))
+                problems.append(
+                    ArchiveProblem(mode, sequence, f"record {sequence} does not follow the record before it")
+                )
             if hashlib.sha256(bytes(content)).hexdigest() != content_sha:
                 problems.append(ArchiveProblem(mode, sequence, f"record {sequence}: its content was altered"))
             recomputed = record_link(

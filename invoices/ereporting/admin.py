@@ -115,7 +115,11 @@ def reconciliation(period: EReportingPeriod) -> list[dict[str, Any]]:
         else:
             expected_amount, expected_tax = documents.payments_amount, 0
             count = gettext("%(payments)s payments") % {"payments": documents.payments}
-        lines.append(_reconciliation_line(documents.currency, count, expected_amount, expected_tax, reported_amount, reported_tax))
+        lines.append(
+            _reconciliation_line(
+                documents.currency, count, expected_amount, expected_tax, reported_amount, reported_tax
+            )
+        )
     for currency, (reported_amount, reported_tax) in report.items():
         lines.append(_reconciliation_line(currency, "0", 0, 0, reported_amount, reported_tax))
     return lines
@@ -227,7 +231,9 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
             raise PermissionDenied
         return period
 
-    def _page(self, request: HttpRequest, *, title: str, form: forms.Form, consequences: list[str], submit: str, cancel: str) -> HttpResponse:
+    def _page(
+        self, request: HttpRequest, *, title: str, form: forms.Form, consequences: list[str], submit: str, cancel: str
+    ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -284,7 +290,11 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
                 self.message_user(request, gettext("Period %(period)s built.") % {"period": rebuilt}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:ereporting_ereportingperiod_change", args=[rebuilt.pk]))
         consequences = [gettext("The totals are computed again from the period's documents.")]
-        if period.state in (EReportingPeriod.State.SUBMITTED, EReportingPeriod.State.ACCEPTED, EReportingPeriod.State.REJECTED):
+        if period.state in (
+            EReportingPeriod.State.SUBMITTED,
+            EReportingPeriod.State.ACCEPTED,
+            EReportingPeriod.State.REJECTED,
+        ):
             consequences.append(gettext("The platform already received this period: a corrective version is built."))
         return self._page(
             request,

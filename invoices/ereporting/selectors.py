@@ -260,9 +260,7 @@ def allocate(amount: int, weights: Sequence[int]) -> list[int]:
     if total == 0:
         return [amount] + [0] * (len(weights) - 1) if weights else []
     shares = [amount * weight // total for weight in weights]
-    remainders = sorted(
-        range(len(weights)), key=lambda index: (-(amount * weights[index] % total), index)
-    )
+    remainders = sorted(range(len(weights)), key=lambda index: (-(amount * weights[index] % total), index))
     for index in remainders[: amount - sum(shares)]:
         shares[index] += 1
     return shares

@@ -68,14 +68,12 @@ def tracking_id_for(*, brand: Brand, livemode: bool, kind: str, start: date, ver
     return f"ereport-{brand.pk}-{mode}-{kind}-{start:%Y%m%d}-v{version}"
 
 
-def _totals_json(
-    *, transactions: list[TransactionTotal], payments: list[PaymentTotal]
-) -> JsonDict:
+def _totals_json(*, transactions: list[TransactionTotal], payments: list[PaymentTotal]) -> JsonDict:
     rows: list[JsonDict] = []
-    for row in (*transactions, *payments):
-        data = asdict(row)
-        data["day"] = row.day.isoformat()
-        rows.append(data)
+    for row in transactions:
+        rows.append({**asdict(row), "day": row.day.isoformat()})
+    for payment in payments:
+        rows.append({**asdict(payment), "day": payment.day.isoformat()})
     return {"rows": rows}
 
 
@@ -168,7 +166,9 @@ def ereporting_period_submit(*, period: EReportingPeriod, adapter: EReportingSub
         syntax="cii",
         filename=f"{locked.tracking_id}.xml",
         content=bytes(locked.content),
-        flow_type="ereporting_transactions" if locked.kind == EReportingPeriod.Kind.TRANSACTIONS else "ereporting_payments",
+        flow_type="ereporting_transactions"
+        if locked.kind == EReportingPeriod.Kind.TRANSACTIONS
+        else "ereporting_payments",
     )
     try:
         receipt = adapter.submit_ereporting(flow=flow)
@@ -186,8 +186,8 @@ def ereporting_period_submit(*, period: EReportingPeriod, adapter: EReportingSub
         locked.submitted_at = at
         locked.save(update_fields=["state", "flow_id", "submitted_at"])
         _status(locked, state=State.SUBMITTED, at=at, reason="duplicate" if receipt.duplicate else "")
-        if locked.corrects_id is not None:
-            EReportingPeriod.objects.filter(pk=locked.corrects_id).update(state=State.CORRECTED)
+        if locked.corrects is not None:
+            EReportingPeriod.objects.filter(pk=locked.corrects.pk).update(state=State.CORRECTED)
             _status(locked.corrects, state=State.CORRECTED, at=at, reason=locked.tracking_id)
         archive_append(
             kind=ArchiveRecord.Kind.EREPORT,
@@ -298,7 +298,9 @@ def ereporting_close_due(*, today: date | None = None) -> list[int]:
             )
             for start, end in periods_closed_between(regime=regime, kind=kind, since=since, today=today):
                 if start not in existing:
-                    ereporting_period_build(brand=account.brand, livemode=account.livemode, kind=kind, start=start, end=end)
+                    ereporting_period_build(
+                        brand=account.brand, livemode=account.livemode, kind=kind, start=start, end=end
+                    )
     return list(
         EReportingPeriod.objects.filter(state__in=(State.BUILT, State.SUBMITTED), end__lt=today)
         .order_by("pk")

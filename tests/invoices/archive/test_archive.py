@@ -19,8 +19,14 @@ pytestmark = pytest.mark.django_db
 def archived(brand):
     """Three records in the live chain."""
     return [
-        archive_append(kind="ereport", reference=f"ereport-{n}", content=f"<Report n='{n}'/>".encode(), brand=brand,
-                       livemode=True, metadata={"n": n})
+        archive_append(
+            kind="ereport",
+            reference=f"ereport-{n}",
+            content=f"<Report n='{n}'/>".encode(),
+            brand=brand,
+            livemode=True,
+            metadata={"n": n},
+        )
         for n in (1, 2, 3)
     ]
 

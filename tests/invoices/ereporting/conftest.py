@@ -14,8 +14,11 @@ IN_PERIOD = datetime(2026, 10, 5, 9, 30, tzinfo=UTC)
 
 @pytest.fixture
 def brand(brand_factory):
-    return brand_factory(slug="ereport-brand", invoice_number_format="ER-{year}-{seq:06d}",
-                         credit_note_number_format="ERA-{year}-{seq:06d}")
+    return brand_factory(
+        slug="ereport-brand",
+        invoice_number_format="ER-{year}-{seq:06d}",
+        credit_note_number_format="ERA-{year}-{seq:06d}",
+    )
 
 
 @pytest.fixture
@@ -41,7 +44,9 @@ class FakeAdapter:
         if self.outcome == "reject":
             raise PlatformRejected("REJ_SEMAN: period already declared")
         if flow.tracking_id in self.receipts:
-            return FlowReceipt(flow_id=self.receipts[flow.tracking_id].flow_id, tracking_id=flow.tracking_id, duplicate=True)
+            return FlowReceipt(
+                flow_id=self.receipts[flow.tracking_id].flow_id, tracking_id=flow.tracking_id, duplicate=True
+            )
         receipt = FlowReceipt(flow_id=f"flow-{len(self.receipts) + 1}", tracking_id=flow.tracking_id)
         self.receipts[flow.tracking_id] = receipt
         return receipt

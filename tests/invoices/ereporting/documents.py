@@ -35,8 +35,13 @@ def snapshot(*, buyer: str, day: date, seller: dict) -> dict:
 
 def breakdown(groups) -> list[dict]:
     return [
-        {"category": category, "rate": rate, "inclusive": False, "taxable_amount": taxable,
-         "tax_amount": tax_of(taxable, rate)}
+        {
+            "category": category,
+            "rate": rate,
+            "inclusive": False,
+            "taxable_amount": taxable,
+            "tax_amount": tax_of(taxable, rate),
+        }
         for category, rate, taxable in groups
     ]
 
@@ -67,21 +72,35 @@ def write_documents(*, brand, customers: dict, docs, prefix: str, seller: dict |
             invoice = last_invoice.get(doc.buyer)
             if invoice is None:
                 invoice = Invoice.objects.create(
-                    number=f"{prefix}-B{index}", status="open", finalized_at=moment(doc.day) - timedelta(days=400),
+                    number=f"{prefix}-B{index}",
+                    status="open",
+                    finalized_at=moment(doc.day) - timedelta(days=400),
                     **{**common, "tax_breakdown": []},
                 )
             notes.append(
                 CreditNote(
-                    invoice=invoice, number=f"{prefix}-C{index}", subtotal=excluding, tax_total=tax,
-                    total=max(excluding + tax, 1), reduced_amount_due=max(excluding + tax, 1),
-                    issued_at=moment(doc.day), **common,
+                    invoice=invoice,
+                    number=f"{prefix}-C{index}",
+                    subtotal=excluding,
+                    tax_total=tax,
+                    total=max(excluding + tax, 1),
+                    reduced_amount_due=max(excluding + tax, 1),
+                    issued_at=moment(doc.day),
+                    **common,
                 )
             )
         else:
             invoice = Invoice(
-                number=f"{prefix}-I{index}", status="open", finalized_at=moment(doc.day), subtotal=excluding,
-                total_excluding_tax=excluding, tax_total=tax, total=excluding + tax, amount_due=excluding + tax,
-                amount_remaining=excluding + tax, **common,
+                number=f"{prefix}-I{index}",
+                status="open",
+                finalized_at=moment(doc.day),
+                subtotal=excluding,
+                total_excluding_tax=excluding,
+                tax_total=tax,
+                total=excluding + tax,
+                amount_due=excluding + tax,
+                amount_remaining=excluding + tax,
+                **common,
             )
             invoice.save()
             invoices.append(invoice)
@@ -92,6 +111,13 @@ def write_documents(*, brand, customers: dict, docs, prefix: str, seller: dict |
 
 def write_payment(*, invoice: Invoice, amount: int, day: date) -> Payment:
     return Payment.objects.create(
-        invoice=invoice, customer=invoice.customer, method="bank_transfer", gateway="manual", status="succeeded",
-        amount=amount, currency=invoice.currency, attempted_at=moment(day), settled_at=moment(day),
+        invoice=invoice,
+        customer=invoice.customer,
+        method="bank_transfer",
+        gateway="manual",
+        status="succeeded",
+        amount=amount,
+        currency=invoice.currency,
+        attempted_at=moment(day),
+        settled_at=moment(day),
     )

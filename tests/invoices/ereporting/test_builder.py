@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from billing.services.payments import payment_record_manual
+from invoices.ereporting.errors import EReportingPeriodInvalid
 from invoices.ereporting.models import EReportingPeriod
 from invoices.ereporting.selectors import (
     ereporting_document_totals,
@@ -14,7 +15,6 @@ from invoices.ereporting.selectors import (
     ereporting_transaction_totals,
 )
 from invoices.ereporting.services import ereporting_period_build
-from invoices.ereporting.errors import EReportingPeriodInvalid
 from invoices.services.credit_notes import credit_note_create
 from invoices.services.drafts import invoice_create
 from invoices.services.finalize import invoice_finalize
@@ -42,9 +42,7 @@ def _totals(brand, start=OCTOBER_1, end=date(2026, 10, 10)):
     return totals
 
 
-def test_b2c_domestic_intra_eu_services_and_export_are_reported_french_b2b_is_not(
-    brand, vat_rates, customer_factory
-):
+def test_b2c_domestic_intra_eu_services_and_export_are_reported_french_b2b_is_not(brand, vat_rates, customer_factory):
     # given four invoices of 5 October: a French consumer, a German business (reverse charge),
     # an American business (export), and a French business with a SIREN (e-invoiced instead)
     consumer = customer_factory(brand=brand, is_business=False)
@@ -79,7 +77,9 @@ def test_mixed_rates_credit_note_and_reconciliation_to_the_cent(brand, vat_rates
         currency="EUR",
         billing_reason="manual",
         lines=(
-            DraftLine(kind="one_off", description="Plan", amount=123456, price_id=PriceFactory(product=ProductFactory()).pk),
+            DraftLine(
+                kind="one_off", description="Plan", amount=123456, price_id=PriceFactory(product=ProductFactory()).pk
+            ),
             DraftLine(
                 kind="one_off",
                 description="Book",
@@ -89,8 +89,13 @@ def test_mixed_rates_credit_note_and_reconciliation_to_the_cent(brand, vat_rates
         ),
     )
     invoice = invoice_finalize(invoice=invoice_create(draft=draft, at=IN_PERIOD, customer=consumer), at=IN_PERIOD)
-    note = credit_note_create(invoice=invoice, amount=123456, reduce_amount_due=123456, reason="order_change",
-                              at=datetime(2026, 10, 8, 10, tzinfo=UTC))
+    note = credit_note_create(
+        invoice=invoice,
+        amount=123456,
+        reduce_amount_due=123456,
+        reason="order_change",
+        at=datetime(2026, 10, 8, 10, tzinfo=UTC),
+    )
 
     # when the report is built
     totals = _totals(brand)
@@ -112,8 +117,12 @@ def test_payments_are_reported_by_settlement_day_and_rate(brand, vat_rates, cust
     # given a paid consumer invoice of 12,000.00 € (20 %) settled in two parts in October
     consumer = customer_factory(brand=brand, is_business=False)
     invoice = issue(consumer, [1000000], at=IN_PERIOD, collection_method="send_invoice", days_until_due=30)
-    payment_record_manual(invoice=invoice, amount=500001, method="bank_transfer", at=datetime(2026, 10, 6, 8, tzinfo=UTC))
-    payment_record_manual(invoice=invoice, amount=699999, method="bank_transfer", at=datetime(2026, 10, 20, 8, tzinfo=UTC))
+    payment_record_manual(
+        invoice=invoice, amount=500001, method="bank_transfer", at=datetime(2026, 10, 6, 8, tzinfo=UTC)
+    )
+    payment_record_manual(
+        invoice=invoice, amount=699999, method="bank_transfer", at=datetime(2026, 10, 20, 8, tzinfo=UTC)
+    )
 
     # when the month's payment report is built
     rows = ereporting_payment_totals(brand=brand, livemode=True, start=OCTOBER_1, end=date(2026, 10, 31))

@@ -30,8 +30,15 @@ def account(brand, sim):
     from invoices.einvoicing.models import PlatformAccount
 
     return PlatformAccount.objects.create(
-        brand=brand, livemode=True, name="Simulated PA", kind=PlatformAccount.Kind.SIMULATOR, base_url=sim.url,
-        token_url=f"{sim.url}/oauth/token", client_id="tarif", client_secret="s3cret", webhook_secret="whsec-test",
+        brand=brand,
+        livemode=True,
+        name="Simulated PA",
+        kind=PlatformAccount.Kind.SIMULATOR,
+        base_url=sim.url,
+        token_url=f"{sim.url}/oauth/token",
+        client_id="tarif",
+        client_secret="s3cret",
+        webhook_secret="whsec-test",
     )
 
 

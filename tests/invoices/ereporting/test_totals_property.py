@@ -37,7 +37,9 @@ doc_strategy = st.builds(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     docs=st.lists(doc_strategy, max_size=12),
     payments=st.lists(st.tuples(st.integers(0, 11), st.integers(1, 5_000_000), st.integers(0, 10)), max_size=6),
@@ -45,14 +47,18 @@ doc_strategy = st.builds(
 def test_reported_totals_equal_the_documents_by_rate_and_category(brand_factory, customer_factory, docs, payments):
     serial = next(_serial)
     brand = brand_factory(slug=f"prop-{serial}", invoice_number_format=f"P{serial}-{{year}}-{{seq:06d}}")
-    customers = {kind: customer_factory(brand=brand, country=buyer["country"], is_business=buyer["is_business"])
-                 for kind, buyer in BUYERS.items()}
+    customers = {
+        kind: customer_factory(brand=brand, country=buyer["country"], is_business=buyer["is_business"])
+        for kind, buyer in BUYERS.items()
+    }
     invoices = write_documents(brand=brand, customers=customers, docs=docs, prefix=f"P{serial}")
     paid = []
     for invoice_index, amount, day_offset in payments:
         if invoices:
             invoice = invoices[invoice_index % len(invoices)]
-            paid.append((write_payment(invoice=invoice, amount=amount, day=START + timedelta(days=day_offset)), invoice))
+            paid.append(
+                (write_payment(invoice=invoice, amount=amount, day=START + timedelta(days=day_offset)), invoice)
+            )
 
     # expected: straight from the generated documents
     expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
@@ -85,9 +91,9 @@ def test_reported_totals_equal_the_documents_by_rate_and_category(brand_factory,
             group["category"] == "S" for group in invoice.tax_breakdown
         )
         if reportable and START <= payment.settled_at.date() <= END:
-            expected_collected[
-                "b2c" if invoice.issued_snapshot["buyer"] == BUYERS["b2c"] else "international"
-            ] += payment.amount
+            expected_collected["b2c" if invoice.issued_snapshot["buyer"] == BUYERS["b2c"] else "international"] += (
+                payment.amount
+            )
     collected: dict[str, int] = defaultdict(int)
     for row in payment_rows:
         collected[row.scope] += row.amount

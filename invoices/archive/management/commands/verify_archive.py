@@ -22,9 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         livemode = {"live": True, "test": False, "all": None}[options["mode"]]
         records = ArchiveRecord.objects.all() if livemode is None else ArchiveRecord.objects.filter(livemode=livemode)
-        with tqdm(
-            total=records.count(), unit="record", disable=options["no_progress"], file=sys.stderr
-        ) as bar:
+        with tqdm(total=records.count(), unit="record", disable=options["no_progress"], file=sys.stderr) as bar:
             problems = archive_verify(livemode=livemode, progress=bar.update)
         if problems:
             for problem in problems:
