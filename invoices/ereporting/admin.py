@@ -24,12 +24,12 @@ from config.console import ReadOnlyAdminMixin, StyledAdmin, error_text, status_b
 from config.errors import DomainError
 from config.formatting import format_money
 from config.modes import current_livemode, scope_to_mode
+from config.money import currency_exponent
 from invoices.einvoicing.errors import PlatformUnavailable
 from invoices.ereporting.models import EReportingPeriod, EReportingRegime, EReportingStatus
 from invoices.ereporting.selectors import ereporting_document_totals
 from invoices.ereporting.services import adapter_for_brand, ereporting_period_build, ereporting_period_submit
 from invoices.models import Brand
-from reports.charts import BAR, MONEY, Chart, Series
 
 ACTION_TEMPLATE = "admin/invoices/invoice/action_page.html"
 STATE_TONES = {
@@ -143,9 +143,10 @@ def _reconciliation_line(
     }
 
 
-def totals_chart(period: EReportingPeriod) -> Chart | None:
-    """Reported amounts (excluding tax for transactions, collected for payments) per day, one
-    series per currency; None when the period reports nothing."""
+def totals_chart(period: EReportingPeriod) -> dict[str, Any] | None:
+    """Reported amounts (excluding tax for transactions, collected for payments) per day, in the
+    JSON shape static/tarif/admin/reports.js draws (reports/charts.py `Chart.as_json`, which
+    invoices may not import); the first currency only. None when the period reports nothing."""
     by_currency: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in period.totals.get("rows", []):
         by_currency[row["currency"]][row["day"]] += row.get("taxable_amount", row.get("amount", 0))
@@ -153,17 +154,27 @@ def totals_chart(period: EReportingPeriod) -> Chart | None:
         return None
     days = sorted({day for values in by_currency.values() for day in values})
     currency = sorted(by_currency)[0]
-    from config.money import currency_exponent  # deferred: only the chart needs major units
-
     scale = 10 ** currency_exponent(currency)
-    return Chart(
-        title=gettext("Reported amounts by day (%(currency)s)") % {"currency": currency},
-        labels=tuple(date.fromisoformat(day).strftime("%d/%m") for day in days),
-        series=(Series(name=currency, values=[by_currency[currency].get(day, 0) / scale for day in days]),),
-        kinds=(BAR,),
-        unit=MONEY,
-        currency=currency,
-    )
+    return {
+        "title": gettext("Reported amounts by day (%(currency)s)") % {"currency": currency},
+        "labels": [date.fromisoformat(day).strftime("%d/%m") for day in days],
+        "datasets": [
+            {
+                "label": currency,
+                "type": "bar",
+                "data": [by_currency[currency].get(day, 0) / scale for day in days],
+                "colour": "#2851a3",
+            }
+        ],
+        "x_label": gettext("Day"),
+        "y_label": "",
+        "unit": "money",
+        "currency": currency,
+        "stacked": False,
+        "y_min": None,
+        "y_max": None,
+        "horizontal": False,
+    }
 
 
 @admin.register(EReportingPeriod)
@@ -219,8 +230,8 @@ class EReportingPeriodAdmin(ReadOnlyAdminMixin, StyledAdmin):
             context.update(
                 report_rows=_rows_by_day(period),
                 reconciliation=reconciliation(period),
-                chart=chart.as_json() if chart is not None else None,
-                chart_title=chart.title if chart is not None else "",
+                chart=chart,
+                chart_title=chart["title"] if chart is not None else "",
                 is_transactions=period.kind == EReportingPeriod.Kind.TRANSACTIONS,
             )
         return super().change_view(request, object_id, form_url, extra_context=context)
