@@ -121,6 +121,12 @@ class LifecycleStatusInline(TabularInline):
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # statuses come from the platform only
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Transmission)
 class TransmissionAdmin(StyledAdmin):
@@ -168,10 +174,16 @@ class TransmissionAdmin(StyledAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only: the one write is "retry now", through transmission_retry
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description=_("Retry now"), permissions=["change"])
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("einvoicing.change_transmission"))
+
+    @admin.action(description=_("Retry now"), permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Transmission]) -> None:
         count = 0
         for transmission in queryset:
@@ -201,3 +213,6 @@ class DirectoryEntryAdmin(StyledAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the cache expires by itself; "retry now" asks a "not found" answer again

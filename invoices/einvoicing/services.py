@@ -378,6 +378,10 @@ def transmission_retry(*, transmission: Transmission, acting_user: ActingUser = 
             )
         locked.state = Transmission.State.QUEUED
         locked.next_attempt_at = system_now()
+        # A "not found" directory answer is asked again: the usual fix is the buyer registering.
+        DirectoryEntry.objects.filter(
+            livemode=locked.account.livemode, siren=customer_siren(customer=locked.customer), found=False
+        ).update(expires_at=system_now())
         if not locked.last_status_code or locked.last_status_code not in ATTENTION_CODES:
             locked.needs_attention = False
             locked.attention_reason = ""
@@ -470,7 +474,11 @@ def lifecycle_status_record(
 def statuses_receive(*, account: PlatformAccount, reports: Iterable[StatusReport]) -> int:
     """Record statuses the PA delivered (pushed or pulled); returns how many were new."""
     created = 0
+    valid_codes = set(LifecycleCode.values)
     for report in reports:
+        if report.code not in valid_codes:  # a status this version does not know: kept out, never blocks the cursor
+            logger.warning("unknown lifecycle status %s for flow %s ignored", report.code, report.flow_id)
+            continue
         transmission = _transmission_for_report(account=account, report=report)
         if transmission is None:
             logger.warning("status %s for unknown flow %s / %s", report.code, report.flow_id, report.tracking_id)

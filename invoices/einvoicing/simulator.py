@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -94,9 +94,7 @@ class Simulator:
                     "flowId": flow["flowId"],
                     "trackingId": flow["trackingId"],
                     "code": code,
-                    "occurredAt": base.replace(second=(base.second + index) % 60).isoformat()
-                    if index
-                    else base.isoformat(),
+                    "occurredAt": (base + timedelta(seconds=index)).isoformat(),
                     "origin": origin,
                     "reasonCode": rule.get("reason_code", "") if final else "",
                     "reasonText": rule.get("reason_text", "") if final else "",

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -244,6 +245,7 @@ LOCKS_MODULES = (
     "customers.locks",
     "feedback.locks",
     "invoices.locks",
+    "invoices.einvoicing.locks",
     "reports.locks",
 )
 
@@ -285,12 +287,25 @@ def _value(field: models.Field, counter: itertools.count):
 EXTRA_VALUES = {
     "billing.Coupon": {"percent_off": Decimal(10)},
     "invoices.CreditNote": {"total": 1, "reduced_amount_due": 1, "credited_to_balance": 0, "refunded": 0},
+    # A transmission carries exactly one document (issue 18): its invoice, made on demand.
+    "einvoicing.Transmission": {
+        "invoice": lambda counter, made: _made(apps.get_model("invoices.Invoice"), counter, made)
+    },
 }
+
+
+def _made(model: type[models.Model], counter: itertools.count, made: dict) -> models.Model:
+    if model not in made:
+        made[model] = make_row(model, counter, made)
+    return made[model]
 
 
 def make_row(model: type[models.Model], counter: itertools.count, made: dict) -> models.Model:
     """One row of `model` with every required column filled (related rows made too)."""
-    values = dict(EXTRA_VALUES.get(model._meta.label, {}))
+    values = {
+        name: value(counter, made) if callable(value) else value
+        for name, value in EXTRA_VALUES.get(model._meta.label, {}).items()
+    }
     for field in model._meta.concrete_fields:
         if (
             field.name in values
@@ -373,7 +388,7 @@ def test_every_pair_of_lock_helpers_passes_in_the_written_order_and_fails_revers
             elif model in made:  # made already for an earlier helper's row (e.g. a grant's wallet)
                 row = made[model]
             else:
-                row = make_row(model, counter, made)
+                row = made[model] = make_row(model, counter, made)
         taker = _taker(name, func, row)
         if taker is not None:
             takers[name] = taker

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from config.events.models import DomainEvent
-from invoices.einvoicing.models import DirectoryEntry, LifecycleStatus, Transmission
+from invoices.einvoicing.models import DirectoryEntry, LifecycleStatus, PlatformAccount, Transmission
 from invoices.einvoicing.selectors import transmissions_needing_attention
 from invoices.einvoicing.services import account_poll_statuses, transmission_retry, transmissions_submit_due
 from invoices.services.credit_notes import CreditLineInput, credit_note_create
@@ -102,8 +102,7 @@ def test_an_outage_is_retried_with_backoff_and_submits_once(sim, account, b2b_cu
     settings.TARIF_EINVOICING_RETRY_BASE_SECONDS = 0
     invoice = issue(b2b_customer, [1000])
     transmission = Transmission.objects.get(invoice=invoice)
-    # the directory answers (first call), then two API calls fail: a 503 and a dropped connection
-    DirectoryEntry.objects.all().delete()
+    # the platform fails twice: a 503, then a dropped connection
     sim.control("outage", count=1, mode="503")
 
     transmissions_submit_due()
@@ -194,7 +193,6 @@ def test_no_directory_address_fails_with_a_warning_and_retry_needs_staff(sim, ac
     assert sim.state()["flows"] == []
     # once the customer is registered (and the cache refreshed), "retry now" submits it
     sim.control("directory", siren="443061841", routing_address="0225:443061841")
-    DirectoryEntry.objects.filter(siren="443061841").delete()
     transmission_retry(transmission=transmission)
     transmissions_submit_due()
     transmission.refresh_from_db()
@@ -264,3 +262,45 @@ def test_the_status_webhook_checks_its_signature_and_is_idempotent(client, sim, 
     )
     assert response.status_code == 400
     assert client.post("/einvoicing/webhook/999999/", body, content_type="application/json").status_code == 404
+
+
+def test_the_directory_answer_is_cached_until_it_expires(sim, account, b2b_customer, fr_vat, settings):
+    settings.TARIF_EINVOICING_DIRECTORY_TTL_DAYS = 7
+    issue(b2b_customer, [1000])
+    transmissions_submit_due()
+    # the customer leaves the directory: within the cache's lifetime the cached address is used
+    sim.control("reset")
+    second = Transmission.objects.get(invoice=issue(b2b_customer, [2000]))
+    transmissions_submit_due()
+    second.refresh_from_db()
+    assert second.state == "submitted"
+    # once expired, the directory is asked again: not found, so the next one is held with a warning
+    DirectoryEntry.objects.update(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+    third = Transmission.objects.get(invoice=issue(b2b_customer, [3000]))
+    transmissions_submit_due()
+    third.refresh_from_db()
+    assert (third.state, third.needs_attention) == ("failed", True)
+    assert DirectoryEntry.objects.get(siren="732829320").found is False
+
+
+def test_a_status_for_another_accounts_document_is_ignored(client, sim, account, b2b_customer, brand, fr_vat):
+    # given a test-mode account of the same brand, and a live document
+    other = PlatformAccount.objects.create(
+        brand=brand, livemode=False, name="Test PA", base_url=sim.url, webhook_secret="other-secret"
+    )
+    transmission = Transmission.objects.get(invoice=issue(b2b_customer, [1000]))
+    body = json.dumps(
+        {"status": {"trackingId": transmission.tracking_id, "code": "210", "occurredAt": "2026-03-12T10:00:00+00:00"}}
+    ).encode()
+
+    # when the test-mode account's webhook reports a status for the live document
+    response = client.post(
+        f"/einvoicing/webhook/{other.pk}/",
+        body,
+        content_type="application/json",
+        HTTP_X_PA_SIGNATURE=_signed("other-secret", body),
+    )
+
+    # then nothing is recorded on the live document
+    assert (response.status_code, response.json()["new"]) == (200, 0)
+    assert not transmission.statuses.exists()

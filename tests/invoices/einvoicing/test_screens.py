@@ -46,9 +46,7 @@ def test_the_console_invoice_page_shows_the_status_timeline(console, account, b2
     assert transmission.tracking_id in html
 
 
-def test_the_portal_invoice_page_shows_the_statuses(
-    console, client, account, b2b_customer, fr_vat, django_user_model
-):
+def test_the_portal_invoice_page_shows_the_statuses(console, client, account, b2b_customer, fr_vat, django_user_model):
     invoice = issue(b2b_customer, [1000])
     transmission = Transmission.objects.get(invoice=invoice)
     _status(transmission, "210", reason="Wrong quantity", origin="buyer")
@@ -106,7 +104,6 @@ def test_retry_now_from_the_console_submits_a_failed_transmission(
     transmission.refresh_from_db()
     assert transmission.state == "failed"
     sim.control("directory", siren="443061841", routing_address="0225:443061841")
-    DirectoryEntry.objects.all().delete()
 
     response = console.post(
         "/admin/einvoicing/transmission/",
