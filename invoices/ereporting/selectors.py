@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 
 from config.types import JsonDict, JsonMapping
 from invoices.ereporting.models import EReportingPeriod
@@ -201,7 +201,10 @@ def _documents_python(*, brand: Brand, livemode: bool, start: date, end: date) -
 def ereporting_transaction_totals(*, brand: Brand, livemode: bool, start: date, end: date) -> list[TransactionTotal]:
     """The period's reportable sales by scope, day, category, VAT category and rate, credit notes netted."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The JSON expressions make the planner overestimate the rows a hundredfold, and JIT
+            # compilation then costs seconds (measured: 4.3 s of 4.6 s at 100,000 invoices).
+            cursor.execute("SET LOCAL jit = off")
             cursor.execute(_TRANSACTIONS_SQL, _params(brand=brand, livemode=livemode, start=start, end=end))
             rows = cursor.fetchall()
         return [
@@ -325,7 +328,8 @@ def ereporting_document_totals(*, brand: Brand, livemode: bool, start: date, end
     """Per currency, what the period's reportable invoices, credit notes and payments add up to."""
     documents: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")  # see ereporting_transaction_totals
             cursor.execute(_DOCUMENT_TOTALS_SQL, _params(brand=brand, livemode=livemode, start=start, end=end))
             for currency, *values in cursor.fetchall():
                 documents[currency] = [int(value) for value in values]
