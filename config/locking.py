@@ -56,11 +56,13 @@ class LockRank(IntEnum):
     REFUND = 330
     DUNNING_CASE = 340
     BANK_STATEMENT_LINE = 350
+    EREPORTING_PERIOD = 360  # issue 18: one e-reporting period's build or submission
     SANDBOX_SETUP_SESSION = 400  # the built-in sandbox gateway's own rows
     SANDBOX_CHARGE = 410
     EINVOICING_ACCOUNT = 420  # issue 18: a PA account's status-poll cursor (its own transaction)
     EINVOICING_TRANSMISSION = 430  # issue 18: claimed with SKIP LOCKED to submit; locked to record a status
     NUMBER_SEQUENCE = 900  # last: held until commit, it serializes a brand's finalizations
+    ARCHIVE_HEAD = 950  # issue 18: the archive's chain head, after anything a finalization locks
 
 
 class LockOrderViolation(AssertionError):

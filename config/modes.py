@@ -79,6 +79,11 @@ MODE_LOOKUPS: dict[str, str] = {
     "einvoicing.transmission": "customer__livemode",
     "einvoicing.lifecyclestatus": "transmission__customer__livemode",
     "einvoicing.directoryentry": "livemode",
+    # E-reporting and the archive (issue 18 items 7-8)
+    "ereporting.ereportingperiod": "livemode",
+    "ereporting.ereportingstatus": "period__livemode",
+    "archive.archiverecord": "livemode",
+    "archive.archivehead": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "billing.storefront",
     "billing.quotes",
     "invoices.einvoicing",
+    "invoices.ereporting",
+    "invoices.archive",
     "invoices",
     "reports",
     "feedback",
@@ -315,6 +317,7 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.checkout import *  # noqa: E402,F403
 from config.settings.einvoicing import *  # noqa: E402,F403
+from config.settings.ereporting import *  # noqa: E402,F403
 from config.settings.feedback import *  # noqa: E402,F403
 from config.settings.payments import *  # noqa: E402,F403
 from config.settings.portal import *  # noqa: E402,F403

@@ -246,6 +246,8 @@ LOCKS_MODULES = (
     "feedback.locks",
     "invoices.locks",
     "invoices.einvoicing.locks",
+    "invoices.ereporting.locks",
+    "invoices.archive.locks",
     "reports.locks",
 )
 

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class EReportingConfig(AppConfig):
+    name = "invoices.ereporting"
+    label = "ereporting"
+    verbose_name = _("E-reporting")
+    default_auto_field = "django.db.models.BigAutoField"
