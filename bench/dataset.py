@@ -75,7 +75,9 @@ def _catalog():
         prices[currency] = {
             "flat": Price.objects.create(product=product, currency=currency, unit_amount=Decimal(2900), cycle=monthly),
             "seat": Price.objects.create(product=product, currency=currency, unit_amount=Decimal(1500), cycle=monthly),
-            "yearly": Price.objects.create(product=product, currency=currency, unit_amount=Decimal(29000), cycle=yearly),
+            "yearly": Price.objects.create(
+                product=product, currency=currency, unit_amount=Decimal(29000), cycle=yearly
+            ),
             "metered": Price.objects.create(
                 product=product,
                 currency=currency,

@@ -77,7 +77,10 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
         scope, scope_params = "", []
         changed = -1
         if not rebuild:
-            since = state.changes_seen_until or state.refreshed_at - LOOK_BACK
+            since = state.changes_seen_until
+            if since is None:  # the last refresh ran on SQLite (or before issue 20)
+                assert state.refreshed_at is not None  # not a rebuild
+                since = state.refreshed_at - LOOK_BACK
             changed = Invoice.objects.filter(updated_at__gte=since).values("customer_id").distinct().count()
             if not changed:
                 state.refreshed_at = started

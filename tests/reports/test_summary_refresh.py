@@ -86,7 +86,8 @@ def test_a_write_transaction_open_during_the_refresh_is_looked_at_next_time(scen
     opened, release, seen = threading.Event(), threading.Event(), {}
 
     def open_writer() -> None:
-        from django.db import connection as other, transaction
+        from django.db import connection as other
+        from django.db import transaction
 
         try:
             with transaction.atomic(), other.cursor() as cursor:

@@ -36,7 +36,11 @@ def test_a_portal_page_makes_the_same_queries_for_1_and_30_invoices(name, portal
     one = _queries(portal, url)
 
     _clone(invoice, ROWS - 1, lambda n: {"number": f"Q-{n}"})
-    _clone(Payment.objects.filter(customer=customer).first(), ROWS - 1, lambda n: {"idempotency_key": f"q:{n}", "attempt": n + 2})
+    _clone(
+        Payment.objects.filter(customer=customer).first(),
+        ROWS - 1,
+        lambda n: {"idempotency_key": f"q:{n}", "attempt": n + 2},
+    )
     thirty = _queries(portal, url)
 
     assert thirty <= one, f"{name}: {one} queries with 1 row, {thirty} with {ROWS}"
