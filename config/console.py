@@ -36,6 +36,7 @@ from unfold.contrib.import_export.forms import ImportForm
 from unfold.decorators import display
 
 from config.console_export import ExportFieldsForm
+from config.console_pagination import EstimatedCountPaginator
 from config.errors import DomainError
 from config.formatting import babel_locale
 from config.formatting import format_money as format_money  # re-exported: the console toolkit's money display
@@ -178,6 +179,9 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
     export_form_class = ExportFieldsForm  # columns to tick, a working "select all" (config/console_export.py)
     list_filter_submit = True
     warn_unsaved_form = True
+    # Issue 20: no exact COUNT(*) of a large table per page view (config/console_pagination.py).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
 
 
 class TabularInline(UnfoldTabularInline):

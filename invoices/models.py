@@ -503,6 +503,8 @@ class Invoice(LoadedValuesMixin, models.Model):
             models.Index(fields=["finalized_at"]),
             # The reports' MRR summary finds the invoices that changed since its last refresh.
             models.Index(fields=["updated_at"], name="invoice_updated_at_idx"),
+            # Issue 20: the console list's default order (-created_at, -pk), read in index order.
+            models.Index(fields=["created_at", "id"], name="invoice_created_at_idx"),
         ]
         constraints = [
             # Exactly once per subscription-period: the database refuses a second renewal invoice.

@@ -78,6 +78,9 @@ class MrrSummaryState(models.Model):
 
     refreshed_at = models.DateTimeField(_("refreshed at"), null=True)
     timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Invoice changes stamped before this instant are in the summary (reports/summary.py):
+    # the last refresh's start, moved back to the oldest write transaction still open then.
+    changes_seen_until = models.DateTimeField(_("changes seen until"), null=True)
 
     class Meta:
         verbose_name = _("MRR summary state")

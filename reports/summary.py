@@ -8,7 +8,18 @@ command `manage.py reports_refresh_mrr_summary` call `mrr_summary_refresh`, whic
 recomputes the customers whose invoices changed since the last refresh (an index on
 `invoices_invoice.updated_at` finds them): issued lines never change, so an invoice
 issued, voided or paid is the only thing that moves MRR. The first refresh (or one after
-a change of TARIF_REPORTS_TIMEZONE) builds everything. Readers show the time of the last
+a change of TARIF_REPORTS_TIMEZONE) builds everything, and so does a refresh that finds
+most customers changed (a billing run has just billed the month): one build costs less
+than deleting and recomputing nearly every customer (issue 20).
+
+"Changed since the last refresh" is exact on PostgreSQL: the refresh records the instant
+its figures are complete up to (`changes_seen_until`), its start moved back to the
+oldest write transaction of the database still open then (pg_stat_activity), whose
+invoices may commit later with an earlier `updated_at`. Until issue 20 a fixed 10-minute
+look-back stood in for that, so every refresh within 10 minutes of a bulk change (a
+billing run, a seed, an import) recomputed the whole change again: 31 s per refresh at
+100,000 subscriptions, and per read while reads still refreshed (docs/PERFORMANCE.md).
+SQLite has one writer at a time and keeps the look-back. Readers show the time of the last
 refresh as the figures' "as of" (reports/selectors/mrr_source.py).
 
 Two kinds of rows: per brand and price (what brand and plan filters read), and the
@@ -20,7 +31,7 @@ that derives them is shared with the reports' live read (`reports.selectors.mrr_
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,7 +39,7 @@ from django.db import connection, transaction
 from config import clock
 from invoices.models import Invoice
 from reports.locks import mrr_summary_state_qs_for_update
-from reports.models import MrrSummaryState
+from reports.models import CustomerMonthMrr, MrrSummaryState
 from reports.selectors.common import db_datetime, price_factors_cte
 from reports.selectors.mrr_source import (
     SUMMARY_COLUMNS,
@@ -40,12 +51,18 @@ from reports.selectors.mrr_source import (
     total_ctes,
 )
 
-# Invoices written by transactions still open when a refresh starts commit with an
-# earlier `updated_at`; looking back this far catches them (recomputing is idempotent).
+# SQLite: invoices written by a transaction still open when a refresh starts commit with
+# an earlier `updated_at`; looking back this far catches them (recomputing is idempotent).
 LOOK_BACK = timedelta(minutes=10)
+# PostgreSQL: `updated_at` comes from the web and worker machines' clocks, the open
+# transactions' start from the database server's; this covers their difference.
+CLOCK_MARGIN = timedelta(seconds=2)
+# Above this share of the summary's customers changed, one full build is cheaper.
+REBUILD_SHARE = 0.5
+REBUILD_MIN_CUSTOMERS = 1000  # below, recompute them (and skip counting the summary's)
 TABLE = SUMMARY_TABLE
 
-__all__ = ["LOOK_BACK", "TABLE", "mrr_summary_refresh"]
+__all__ = ["CLOCK_MARGIN", "LOOK_BACK", "REBUILD_MIN_CUSTOMERS", "REBUILD_SHARE", "TABLE", "mrr_summary_refresh"]
 
 
 def mrr_summary_refresh(*, full: bool = False) -> int:
@@ -54,27 +71,55 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
         MrrSummaryState.objects.get_or_create(pk=1)
         state = mrr_summary_state_qs_for_update().get(pk=1)
         started = clock.system_now()
+        seen_until = _changes_seen_until(started=started)
         zone = settings.TARIF_REPORTS_TIMEZONE
         rebuild = full or state.refreshed_at is None or state.timezone != zone
         scope, scope_params = "", []
         changed = -1
         if not rebuild:
-            since = state.refreshed_at - LOOK_BACK
+            since = state.changes_seen_until
+            if since is None:  # the last refresh ran on SQLite (or before issue 20)
+                assert state.refreshed_at is not None  # not a rebuild
+                since = state.refreshed_at - LOOK_BACK
             changed = Invoice.objects.filter(updated_at__gte=since).values("customer_id").distinct().count()
             if not changed:
                 state.refreshed_at = started
-                state.save(update_fields=["refreshed_at"])
+                state.changes_seen_until = seen_until
+                state.save(update_fields=["refreshed_at", "changes_seen_until"])
                 return 0
-            scope = "AND i.customer_id IN (SELECT customer_id FROM invoices_invoice WHERE updated_at >= %s)"
-            scope_params = [db_datetime(since)]
+            if changed >= REBUILD_MIN_CUSTOMERS and changed > REBUILD_SHARE * _customers_in_summary():
+                rebuild, changed = True, -1
+            else:
+                scope = "AND i.customer_id IN (SELECT customer_id FROM invoices_invoice WHERE updated_at >= %s)"
+                scope_params = [db_datetime(since)]
         _rebuild_rows(scope=scope, scope_params=scope_params)
         state.refreshed_at = started
+        state.changes_seen_until = seen_until
         state.timezone = zone
-        state.save(update_fields=["refreshed_at", "timezone"])
+        state.save(update_fields=["refreshed_at", "changes_seen_until", "timezone"])
         if connection.vendor == "postgresql" and rebuild:
             with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {TABLE}")
         return changed
+
+
+def _customers_in_summary() -> int:
+    return CustomerMonthMrr.objects.filter(price__isnull=True).values("customer_id").distinct().count()
+
+
+def _changes_seen_until(*, started: datetime) -> datetime | None:
+    """The instant before which every invoice change is visible to this refresh: its start,
+    or the start of the oldest other write transaction of this database still open (its
+    invoices commit later, stamped earlier). None on SQLite: the next refresh looks back."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT MIN(xact_start) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
+        (oldest,) = cursor.fetchone()
+    return min(started, oldest or started) - CLOCK_MARGIN
 
 
 def _rebuild_rows(*, scope: str, scope_params: list) -> None:

@@ -54,7 +54,13 @@ from billing.models import (
 from billing.resources import SubscriptionResource
 from billing.selectors import item_snapshot
 from billing.services.changes import subscription_change, subscription_preview_change
-from billing.services.coupons import coupon_label, customer_discount_active, subscription_discounts_active
+from billing.services.coupons import (
+    coupon_label,
+    customer_discount_active,
+    customer_discounts_prefetch,
+    subscription_discounts_active,
+    subscription_discounts_prefetch,
+)
 from billing.services.subscriptions import (
     scheduled_change_cancel,
     subscription_cancel,
@@ -250,7 +256,12 @@ class SubscriptionAdmin(ImportExportPermissions, StyledAdmin, ImportExportModelA
         return (
             super()
             .get_queryset(request)
-            .prefetch_related(Prefetch("items", queryset=SubscriptionItem.objects.select_related("price__product")))
+            .prefetch_related(
+                Prefetch("items", queryset=SubscriptionItem.objects.select_related("price__product")),
+                # The MRR column's discounts (the subscription's, else its customer's), not queries per row.
+                subscription_discounts_prefetch(),
+                customer_discounts_prefetch(),
+            )
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Subscription | None = None) -> list[str]:
