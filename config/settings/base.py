@@ -375,3 +375,7 @@ UNFOLD = {
 MODELTRANSLATION_DEFAULT_LANGUAGE = "fr"
 MODELTRANSLATION_LANGUAGES = ("fr", "en")
 MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")
+
+# Exchange rates for the ledger (issue 19, docs/accounting-exports.md): an ECB-format CSV or XML
+# URL `import_exchange_rates` downloads when no --file is given (empty: files only).
+TARIF_EXCHANGE_RATES_URL = env.str("TARIF_EXCHANGE_RATES_URL", default="")
