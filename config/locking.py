@@ -58,7 +58,10 @@ class LockRank(IntEnum):
     BANK_STATEMENT_LINE = 350
     SANDBOX_SETUP_SESSION = 400  # the built-in sandbox gateway's own rows
     SANDBOX_CHARGE = 410
-    NUMBER_SEQUENCE = 900  # last: held until commit, it serializes a brand's finalizations
+    NUMBER_SEQUENCE = 900  # held until commit, it serializes a brand's finalizations
+    # Issue 19 (ledger): postings come last in a money movement's transaction.
+    ACCOUNTING_PERIOD = 910  # a month's period: postings share it (trigger FOR SHARE), a close locks it
+    JOURNAL_SEQUENCE = 920  # a journal's entry numbers per fiscal year: held until commit
 
 
 class LockOrderViolation(AssertionError):

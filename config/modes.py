@@ -74,6 +74,11 @@ MODE_LOOKUPS: dict[str, str] = {
     # Quotes (issue 17 item 4)
     "quotes.quote": "customer__livemode",
     "quotes.quoteline": "quote__customer__livemode",
+    # Accounting ledger (issue 19); accounts, mappings and rates are brand configuration (no mode)
+    "ledger.journalentry": "livemode",
+    "ledger.journalline": "entry__livemode",
+    "ledger.accountingperiod": "livemode",
+    "ledger.revenueschedule": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})
