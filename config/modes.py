@@ -79,6 +79,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "ledger.journalline": "entry__livemode",
     "ledger.accountingperiod": "livemode",
     "ledger.revenueschedule": "livemode",
+    "ledger.ledgerexport": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -72,3 +72,5 @@ CELERY_BEAT_SCHEDULE["idempotency-records-purge"] = {
 # Prepaid credits (issue 16): expire grants past their expiry, grant paid credits whose purchase
 # invoice is paid, and invoice the automatic top-ups still waiting (the durable side of their fast path).
 CELERY_BEAT_SCHEDULE["wallets-sweep"] = {"task": "wallets.sweep", "schedule": crontab(minute="*/5")}
+# Issue 19 (accounting exports): re-send ledger exports whose message was lost, fail stuck ones.
+CELERY_BEAT_SCHEDULE["ledger-exports-sweep"] = {"task": "ledger.exports_sweep", "schedule": crontab(minute="*/5")}

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -350,3 +350,61 @@ class RevenueSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} {self.service_start:%Y-%m-%d}..{self.service_end:%Y-%m-%d}"
+
+
+class LedgerExport(models.Model):
+    """A ledger export prepared in the background (large years): the row is the hand-off
+    (a sweeper re-sends pending ones), `rows_done`/`rows_total` the progress the console shows."""
+
+    class Kind(models.TextChoices):
+        FEC = "fec", _("FEC (tax audit file)")
+        JOURNAL_CSV = "journal_csv", _("Journal (CSV)")
+        JOURNAL_XLSX = "journal_xlsx", _("Journal (XLSX)")
+        TRIAL_BALANCE_CSV = "trial_balance_csv", _("Trial balance (CSV)")
+        TRIAL_BALANCE_XLSX = "trial_balance_xlsx", _("Trial balance (XLSX)")
+        GENERAL_LEDGER_CSV = "general_ledger_csv", _("General ledger of an account (CSV)")
+        QUADRA = "quadra", _("Quadratus / QuadraCOMPTA (ASCII)")
+        SAGE_PNM = "sage_pnm", _("Sage 100 (PNM)")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting")
+        RUNNING = "running", _("running")
+        DONE = "done", _("ready")
+        FAILED = "failed", _("failed")
+
+    brand = models.ForeignKey("invoices.Brand", on_delete=models.PROTECT, related_name="+", verbose_name=_("brand"))
+    livemode = models.BooleanField(_("live mode"), default=True)
+    kind = models.CharField(_("format"), max_length=20, choices=Kind.choices)
+    start = models.DateField(_("from"))
+    end = models.DateField(_("to"))
+    fiscal_year = models.PositiveIntegerField(_("fiscal year"), null=True, blank=True)
+    account_code = models.CharField(_("account"), max_length=20, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    rows_total = models.PositiveBigIntegerField(_("rows"), default=0)
+    rows_done = models.PositiveBigIntegerField(_("rows written"), default=0)
+    file = models.FileField(_("file"), upload_to="ledger-exports/", blank=True)
+    filename = models.CharField(_("file name"), max_length=100, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("requested by")
+    )
+    created_at = models.DateTimeField(_("requested"))
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ledger export")
+        verbose_name_plural = _("ledger exports")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rows_done__lte=F("rows_total")), name="ledger_export_progress_bounded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.start}–{self.end}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(self.rows_done * 100 / self.rows_total) if self.rows_total else 0

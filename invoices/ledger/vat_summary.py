@@ -23,7 +23,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from invoices.ledger.models import AccountMapping, JournalLine, Role
@@ -121,15 +121,25 @@ def _regime(*, category: str, customer_country: str, seller_country: str, accoun
     return "exempt"
 
 
-def _vat_account_ids(brand: Brand) -> set[int]:
-    return set(AccountMapping.objects.filter(brand=brand, role=Role.VAT_COLLECTED).values_list("account_id", flat=True))
+def _vat_accounts(brand: Brand) -> dict[int, Decimal | None]:
+    """The brand's VAT-collected accounts and the rate each is mapped for (None: any rate)."""
+    accounts: dict[int, Decimal | None] = {}
+    for account_id, match, value in AccountMapping.objects.filter(brand=brand, role=Role.VAT_COLLECTED).values_list(
+        "account_id", "match", "value"
+    ):
+        rate = Decimal(value).normalize() if match == AccountMapping.Match.VAT_RATE and value else None
+        if accounts.get(account_id) is None:
+            accounts[account_id] = rate
+    return accounts
 
 
-def _period_lines(*, brand: Brand, livemode: bool, start: date, end: date) -> Iterable[dict[str, object]]:
+def _period_lines(
+    *, brand: Brand, livemode: bool, start: date, end: date, vat_accounts: Iterable[int]
+) -> Iterable[dict[str, object]]:
+    """Revenue lines (they carry a VAT category) and VAT lines (on a VAT account) of the period."""
     return (
-        JournalLine.objects.filter(
-            entry__brand=brand, entry__livemode=livemode, entry__date__range=(start, end), tax_category__gt=""
-        )
+        JournalLine.objects.filter(entry__brand=brand, entry__livemode=livemode, entry__date__range=(start, end))
+        .filter(Q(tax_category__gt="") | Q(account_id__in=list(vat_accounts)))
         .values(
             "account_id", "account__code", "tax_category", "tax_rate", "entry__customer__country", "entry__currency"
         )
@@ -211,14 +221,17 @@ def _document_totals(
 
 def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatSummary:
     """The period's VAT by regime and rate, its CA3 boxes and any difference with the documents."""
-    vat_accounts = _vat_account_ids(brand)
+    vat_accounts = _vat_accounts(brand)
     currency = getattr(getattr(brand, "ledger_settings", None), "functional_currency", "EUR")
     seller_country = str(brand.country or "FR")
     grouped: dict[tuple[str, str, Decimal], list[int]] = defaultdict(lambda: [0, 0])
     ledger_by_rate: dict[tuple[str, Decimal], list[int]] = defaultdict(lambda: [0, 0])
-    for line in _period_lines(brand=brand, livemode=livemode, start=start, end=end):
-        category = str(line["tax_category"])
-        rate = Decimal(line["tax_rate"] or 0).normalize()
+    for line in _period_lines(brand=brand, livemode=livemode, start=start, end=end, vat_accounts=vat_accounts):
+        is_vat = line["account_id"] in vat_accounts
+        # VAT lines may carry no category or rate: the account's mapping names the rate (S).
+        category = str(line["tax_category"] or "S")
+        known_rate = line["tax_rate"] if line["tax_rate"] is not None else vat_accounts.get(line["account_id"])
+        rate = Decimal(known_rate or 0).normalize()
         amount = int(line["credit"] or 0) - int(line["debit"] or 0)
         regime = _regime(
             category=category,
@@ -226,7 +239,7 @@ def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatS
             seller_country=seller_country,
             account_code=str(line["account__code"]),
         )
-        slot = 1 if line["account_id"] in vat_accounts else 0
+        slot = 1 if is_vat else 0
         grouped[(regime, category, rate)][slot] += amount
         if line["entry__currency"] == currency:  # the documents' side is compared in their currency
             ledger_by_rate[(category, rate)][slot] += int(line["document_credit"] or 0) - int(
