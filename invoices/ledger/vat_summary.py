@@ -144,10 +144,10 @@ def _period_lines(
             "account_id", "account__code", "tax_category", "tax_rate", "entry__customer__country", "entry__currency"
         )
         .annotate(
-            debit=Sum("functional_debit"),
-            credit=Sum("functional_credit"),
-            document_debit=Sum("debit"),
-            document_credit=Sum("credit"),
+            functional_debit_sum=Sum("functional_debit"),
+            functional_credit_sum=Sum("functional_credit"),
+            document_debit_sum=Sum("debit"),
+            document_credit_sum=Sum("credit"),
         )
     )
 
@@ -190,7 +190,7 @@ def _document_totals(
     invoice_lines = (
         InvoiceLine.objects.filter(
             invoice__brand=brand,
-            invoice__livemode=livemode,
+            invoice__customer__livemode=livemode,
             invoice__currency=currency,
             invoice__finalized_at__range=(since, until),
             invoice__number__gt="",
@@ -205,7 +205,7 @@ def _document_totals(
     credit_lines = (
         CreditNoteLine.objects.filter(
             credit_note__invoice__brand=brand,
-            credit_note__invoice__livemode=livemode,
+            credit_note__invoice__customer__livemode=livemode,
             credit_note__invoice__currency=currency,
             credit_note__issued_at__range=(since, until),
         )
@@ -232,7 +232,7 @@ def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatS
         category = str(line["tax_category"] or "S")
         known_rate = line["tax_rate"] if line["tax_rate"] is not None else vat_accounts.get(line["account_id"])
         rate = Decimal(known_rate or 0).normalize()
-        amount = int(line["credit"] or 0) - int(line["debit"] or 0)
+        amount = int(line["functional_credit_sum"] or 0) - int(line["functional_debit_sum"] or 0)
         regime = _regime(
             category=category,
             customer_country=str(line["entry__customer__country"] or ""),
@@ -242,8 +242,8 @@ def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatS
         slot = 1 if is_vat else 0
         grouped[(regime, category, rate)][slot] += amount
         if line["entry__currency"] == currency:  # the documents' side is compared in their currency
-            ledger_by_rate[(category, rate)][slot] += int(line["document_credit"] or 0) - int(
-                line["document_debit"] or 0
+            ledger_by_rate[(category, rate)][slot] += int(line["document_credit_sum"] or 0) - int(
+                line["document_debit_sum"] or 0
             )
     rows = tuple(
         VatRow(regime=regime, category=category, rate=rate, base=amounts[0], vat=amounts[1])
