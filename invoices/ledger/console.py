@@ -7,13 +7,15 @@ every page follows the console's live/test switch and a brand chosen in the page
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -419,7 +421,7 @@ def exports_view(request: HttpRequest) -> HttpResponse:
                 end=data.get("end") or date(data.get("fiscal_year") or 2000, 12, 31),
                 fiscal_year=data.get("fiscal_year"),
                 account_code=data.get("account") or "",
-                requested_by=request.user,
+                requested_by=cast(AbstractBaseUser, request.user),
             )
         except DomainError as refusal:
             form.add_error(None, refusal.message_text())
@@ -446,7 +448,7 @@ def exports_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def export_download_view(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_download_view(request: HttpRequest, export_id: int) -> HttpResponseBase:
     _require(request)
     export = get_object_or_404(
         LedgerExport.objects.filter(livemode=console_livemode(request), status=LedgerExport.Status.DONE), pk=export_id
@@ -454,7 +456,7 @@ def export_download_view(request: HttpRequest, export_id: int) -> HttpResponse:
     return FileResponse(export.file.open("rb"), as_attachment=True, filename=export.filename)
 
 
-def fec_download_view(request: HttpRequest) -> HttpResponse:
+def fec_download_view(request: HttpRequest) -> HttpResponseBase:
     """The FEC of a fiscal year streamed now (no file on disk; memory stays flat)."""
     _require(request)
     brand = _brand(request)

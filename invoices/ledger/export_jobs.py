@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
@@ -45,7 +46,7 @@ def ledger_export_request(
     end: date,
     fiscal_year: int | None = None,
     account_code: str = "",
-    requested_by: object | None = None,
+    requested_by: AbstractBaseUser | None = None,
 ) -> LedgerExport:
     if kind not in LedgerExport.Kind.values:
         raise ExportRefused(_("Unknown export format."))
@@ -69,7 +70,7 @@ def ledger_export_request(
             end=end,
             fiscal_year=fiscal_year,
             account_code=account_code,
-            requested_by=requested_by,
+            requested_by=requested_by,  # type: ignore[misc]  # the project's user model
             created_at=clock.system_now(),
         )
     # After the commit: the row is the hand-off; if this message is lost the sweeper re-sends it.

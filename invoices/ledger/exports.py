@@ -16,10 +16,13 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
+from typing import cast
 
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from config.money import currency_exponent
 from invoices.ledger.fec import FecLine, fec_bytes, fec_filename
@@ -318,7 +321,7 @@ def trial_balance_rows(selection: LedgerFilter, *, currency: str) -> Iterator[tu
         )
     debit = sum(row.debit for row in rows)
     credit = sum(row.credit for row in rows)
-    yield ("", "TOTAL", _decimal(debit, currency), _decimal(credit, currency), "", "")
+    yield ("", str(_("TOTAL")), _decimal(debit, currency), _decimal(credit, currency), "", "")
 
 
 GENERAL_LEDGER_COLUMNS = ("date", "journal", "entry_number", "document", "label", "debit", "credit", "balance")
@@ -335,7 +338,7 @@ def general_ledger_rows(selection: LedgerFilter, *, account: Account, currency: 
             entry__date__lt=selection.start,
         ).aggregate(debit=Sum("functional_debit"), credit=Sum("functional_credit"))
         opening = (before["debit"] or 0) - (before["credit"] or 0)
-    yield ("", "", "", "", "Opening balance", "", "", _decimal(opening, currency))
+    yield ("", "", "", "", str(_("Opening balance")), "", "", _decimal(opening, currency))
     balance = opening
     rows = (
         journal_lines(selection)
@@ -400,13 +403,8 @@ def xlsx_bytes(*, title: str, header: Iterable[str], rows: Iterable[Iterable[str
 
 def _cell(value: str) -> object:
     # Amounts as numbers so the sheet can sum them; text stays text.
-    try:
-        if value and value.replace("-", "", 1).replace(".", "", 1).isdigit() and "." in value:
-            from decimal import Decimal  # deferred: only for numeric cells
-
-            return Decimal(value)
-    except ValueError:
-        return value
+    if value and "." in value and value.replace("-", "", 1).replace(".", "", 1).isdigit():
+        return Decimal(value)
     return value
 
 
@@ -418,7 +416,10 @@ def _fixed(text: str, width: int, *, right: bool = False, fill: str = " ") -> st
     return text.rjust(width, fill) if right else text.ljust(width, fill)
 
 
-def _tool_rows(selection: LedgerFilter) -> Iterator[tuple[object, ...]]:
+ToolRow = tuple[str, int, date, str, int | None, str, str, int, int, str]
+
+
+def _tool_rows(selection: LedgerFilter) -> Iterator[ToolRow]:
     rows = (
         journal_lines(selection)
         .order_by("entry__date", "entry__journal", "entry__number", "position", "pk")
@@ -435,7 +436,8 @@ def _tool_rows(selection: LedgerFilter) -> Iterator[tuple[object, ...]]:
             "entry__functional_currency",
         )
     )
-    yield from rows.iterator(chunk_size=CHUNK)
+    for row in rows.iterator(chunk_size=CHUNK):
+        yield cast(ToolRow, row)
 
 
 def _aux(account_code: str, customer_id: int | None) -> str:

@@ -73,7 +73,17 @@ def ledger_reconciliation(*, brand: Brand, livemode: bool, start: date, end: dat
     until = datetime.combine(end, time.max, tzinfo=zone)
     customer_side = _accounts(brand, Role.RECEIVABLE, Role.ADVANCES, Role.PREPAID_CREDITS, Role.BAD_DEBTS)
     money_side = _accounts(brand, Role.BANK, Role.CLEARING)
-    common = {"brand": brand, "livemode": livemode, "start": start, "end": end, "currency": currency}
+
+    def ledger(source_type: str, accounts: list[int]) -> int:
+        return _ledger(
+            brand=brand,
+            livemode=livemode,
+            start=start,
+            end=end,
+            currency=currency,
+            source_type=source_type,
+            accounts=accounts,
+        )
 
     invoices = Invoice.objects.filter(
         brand=brand, customer__livemode=livemode, currency=currency, finalized_at__range=(since, until)
@@ -116,34 +126,34 @@ def ledger_reconciliation(*, brand: Brand, livemode: bool, start: date, end: dat
         .aggregate(total=Sum("amount"))["total"]
         or 0
     )
-    ledger_bank = _ledger(**common, source_type="payment", accounts=money_side)
+    ledger_bank = ledger("payment", money_side)
     rows = (
         ReconciliationRow(
             key="invoices",
             label=str(_("Receivables from invoices")),
             source_label=str(_("Invoices issued")),
-            ledger=_ledger(**common, source_type="invoice", accounts=customer_side),
+            ledger=ledger("invoice", customer_side),
             source=invoiced,
         ),
         ReconciliationRow(
             key="credit_notes",
             label=str(_("Receivables reduced by credit notes")),
             source_label=str(_("Credit notes issued")),
-            ledger=-_ledger(**common, source_type="credit_note", accounts=customer_side),
+            ledger=-ledger("credit_note", customer_side),
             source=credited,
         ),
         ReconciliationRow(
             key="payments",
             label=str(_("Receivables settled by payments")),
             source_label=str(_("Payments received")),
-            ledger=-_ledger(**common, source_type="payment", accounts=customer_side),
+            ledger=-ledger("payment", customer_side),
             source=paid,
         ),
         ReconciliationRow(
             key="refunds",
             label=str(_("Money sent back (bank and clearing)")),
             source_label=str(_("Refunds")),
-            ledger=-_ledger(**common, source_type="refund", accounts=money_side),
+            ledger=-ledger("refund", money_side),
             source=refunded,
         ),
         ReconciliationRow(

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q, Sum
@@ -227,12 +228,14 @@ def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatS
     grouped: dict[tuple[str, str, Decimal], list[int]] = defaultdict(lambda: [0, 0])
     ledger_by_rate: dict[tuple[str, Decimal], list[int]] = defaultdict(lambda: [0, 0])
     for line in _period_lines(brand=brand, livemode=livemode, start=start, end=end, vat_accounts=vat_accounts):
-        is_vat = line["account_id"] in vat_accounts
+        account_id = cast(int, line["account_id"])
+        is_vat = account_id in vat_accounts
         # VAT lines may carry no category or rate: the account's mapping names the rate (S).
         category = str(line["tax_category"] or "S")
-        known_rate = line["tax_rate"] if line["tax_rate"] is not None else vat_accounts.get(line["account_id"])
+        line_rate = cast(Decimal | None, line["tax_rate"])
+        known_rate = line_rate if line_rate is not None else vat_accounts.get(account_id)
         rate = Decimal(known_rate or 0).normalize()
-        amount = int(line["functional_credit_sum"] or 0) - int(line["functional_debit_sum"] or 0)
+        amount = cast(int, line["functional_credit_sum"] or 0) - cast(int, line["functional_debit_sum"] or 0)
         regime = _regime(
             category=category,
             customer_country=str(line["entry__customer__country"] or ""),
@@ -242,8 +245,8 @@ def vat_summary(*, brand: Brand, livemode: bool, start: date, end: date) -> VatS
         slot = 1 if is_vat else 0
         grouped[(regime, category, rate)][slot] += amount
         if line["entry__currency"] == currency:  # the documents' side is compared in their currency
-            ledger_by_rate[(category, rate)][slot] += int(line["document_credit_sum"] or 0) - int(
-                line["document_debit_sum"] or 0
+            ledger_by_rate[(category, rate)][slot] += cast(int, line["document_credit_sum"] or 0) - cast(
+                int, line["document_debit_sum"] or 0
             )
     rows = tuple(
         VatRow(regime=regime, category=category, rate=rate, base=amounts[0], vat=amounts[1])
