@@ -17,10 +17,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db import connection, transaction
+from django.db.models import DateField, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -87,6 +88,24 @@ def journal_lines(selection: LedgerFilter) -> QuerySet[JournalLine]:
     return lines
 
 
+def _snapshot_iterator(rows: QuerySet[JournalLine, tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Rows from one consistent snapshot, through a plain server-side cursor.
+
+    Outside a transaction Django declares the cursor WITH HOLD, which makes PostgreSQL copy
+    the whole result before the first row; inside one (REPEATABLE READ when this opens it)
+    rows flow as they are sorted, and the file reflects a single moment of the books."""
+    opened_here = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                if opened_here:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+                # Every row is read: plan for the whole result, not the first rows.
+                cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        yield from rows.iterator(chunk_size=CHUNK)
+
+
 def _journal_labels() -> dict[str, str]:
     with translation.override("fr"):  # the FEC is read by the French tax administration
         return {str(code): str(label).capitalize() for code, label in Journal.choices}
@@ -94,9 +113,14 @@ def _journal_labels() -> dict[str, str]:
 
 def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_year: int) -> Iterator[FecLine]:
     labels = _journal_labels()
+    # A chart has tens of accounts: read them once rather than join them on every line.
+    accounts = {
+        pk: (code, name) for pk, code, name in Account.objects.filter(brand=brand).values_list("pk", "code", "name")
+    }
     rows = (
         JournalLine.objects.filter(entry__brand=brand, entry__livemode=livemode, entry__fiscal_year=fiscal_year)
-        .annotate(valid=TruncDate("entry__created_at"))
+        # The posting day in UTC (the connection's time zone), as a plain date: no Python converter.
+        .annotate(valid=Cast("entry__created_at", DateField()))
         .order_by("valid", "entry__journal", "entry__number", "position", "pk")
         .values_list(
             "valid",
@@ -104,8 +128,7 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
             "entry__fiscal_year",
             "entry__number",
             "entry__date",
-            "account__code",
-            "account__name",
+            "account_id",
             "entry__customer_id",
             "entry__customer__legal_name",
             "customer_id",
@@ -129,8 +152,7 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
         year,
         number,
         day,
-        account_code,
-        account_name,
+        account_id,
         entry_customer_id,
         entry_customer_name,
         customer_id,
@@ -146,7 +168,8 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
         credit,
         currency,
         functional_currency,
-    ) in rows.iterator(chunk_size=CHUNK):
+    ) in _snapshot_iterator(rows):
+        account_code, account_name = accounts[account_id]
         third_party_id = customer_id or entry_customer_id
         third_party = customer_name or entry_customer_name or ""
         # Only third-party accounts (class 4) carry the auxiliary account, as the tool expects.
