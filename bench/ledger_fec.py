@@ -105,7 +105,7 @@ def seed(entries: int) -> int:
                 copy.write_row((
                     first_id + n, brand.pk, True, journal, YEAR, numbers[journal], day,
                     f"Invoice B-{n}" if journal == "VT" else f"Payment B-{n}",
-                    "invoice" if journal == "VT" else "payment", n + 1,
+                    "invoice" if journal == "VT" else "payment", first_id + n,
                     "invoice_finalized" if journal == "VT" else "payment_succeeded",
                     f"B-{YEAR}-{n:07d}", day, customer, "EUR", "EUR", 1,
                     None, datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
