@@ -150,6 +150,9 @@ class DraftLine:
     customer_id: int | None = None
     tax_rate: Decimal | None = None
     tax_category: str = ""
+    # The functional amount when it is not today's conversion (recognition releases deferred
+    # revenue at the rate it was deferred at).
+    functional: int | None = None
 
 
 @dataclass
@@ -226,11 +229,18 @@ def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[da
     return result
 
 
-def _functional_lines(lines: list[JournalLine], rate: Decimal, currency: str, functional: str) -> None:
+def _functional_lines(
+    lines: list[JournalLine], fixed: list[int | None], rate: Decimal, currency: str, functional: str
+) -> None:
     """Convert each line, then put the rounding residue on the largest line so both sides agree."""
-    for line in lines:
+    for line, known in zip(lines, fixed, strict=True):
         line.functional_debit = functional_amount_at(line.debit, rate, currency, functional)
         line.functional_credit = functional_amount_at(line.credit, rate, currency, functional)
+        if known is not None:
+            if line.debit:
+                line.functional_debit = known
+            else:
+                line.functional_credit = known
     residue = sum(line.functional_debit for line in lines) - sum(line.functional_credit for line in lines)
     if residue:
         side = "functional_credit" if residue > 0 else "functional_debit"
@@ -356,6 +366,7 @@ def _build_brand(
             created_at=posted_at,
         )
         entries.append(entry)
+        kept = [line for line in draft.lines if line.debit or line.credit]
         entry_lines = [
             JournalLine(
                 entry=entry,
@@ -368,10 +379,11 @@ def _build_brand(
                 tax_rate=line.tax_rate,
                 tax_category=line.tax_category,
             )
-            for position, line in enumerate(draft.lines)
-            if line.debit or line.credit
+            for position, line in enumerate(kept)
         ]
-        _functional_lines(entry_lines, rates[rate_key], draft.currency, ledger.functional_currency)
+        _functional_lines(
+            entry_lines, [line.functional for line in kept], rates[rate_key], draft.currency, ledger.functional_currency
+        )
         lines.extend(entry_lines)
     return entries, lines
 

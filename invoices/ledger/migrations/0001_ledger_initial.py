@@ -102,12 +102,12 @@ DROP FUNCTION IF EXISTS tarif_ledger_append_only();
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD)
+        schema_editor.execute(FORWARD, params=None)
 
 
 def backward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD)
+        schema_editor.execute(BACKWARD, params=None)
 
 
 
@@ -343,6 +343,16 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='revenueschedule',
             index=models.Index(fields=['brand', 'livemode', 'recognized'], name='ledger_schedule_open_idx'),
+        ),
+        migrations.AddField(
+            model_name='revenueschedule',
+            name='credit_note_id',
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name='revenueschedule',
+            name='invoice_id',
+            field=models.BigIntegerField(blank=True, db_index=True, null=True),
         ),
         migrations.RunPython(forward, backward),
     ]
