@@ -513,9 +513,10 @@ def payment_record_outcome(
             locked.settled_at = at
             locked.save()
             applied = _apply_to_invoice(payment=locked, invoice=invoice, at=at, acting_user=acting_user)
-            post_payment_succeeded(payment=locked, applied=applied, fee=result.fee)
             _payment_event(locked, "payment.succeeded", at, acting_user)
             payment_recorded.fire(invoice=invoice, at=at)
+            # Last: its journal sequence lock comes after every lock the hooks take (dunning...).
+            post_payment_succeeded(payment=locked, applied=applied, fee=result.fee)
         elif result.status == "pending":
             locked.save()  # e.g. SEPA processing: a webhook will settle it
         else:
@@ -631,9 +632,9 @@ def payment_record_manual(
             settled_at=at,
         )
         invoice_record_payment(invoice=locked, amount=amount, at=at, acting_user=acting_user)
-        post_payment_succeeded(payment=payment, applied=amount)
         _payment_event(payment, "payment.succeeded", at, acting_user, reference=reference, manual=True)
         payment_recorded.fire(invoice=locked, at=at)
+        post_payment_succeeded(payment=payment, applied=amount)
     return payment
 
 

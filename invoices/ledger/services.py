@@ -201,32 +201,34 @@ def fiscal_year_of(day: date, *, start_month: int = 1) -> int:
 
 
 def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[date, date]:
-    """Each movement day -> the entry's date: itself, or the first day of the first open month."""
-    months = {month_start(day) for day in days}
-    closed = set(
-        AccountingPeriod.objects.filter(
-            brand_id=brand_id, livemode=livemode, state=AccountingPeriod.State.CLOSED, month__gte=min(months)
-        ).values_list("month", flat=True)
-    )
-    result: dict[date, date] = {}
-    for day in days:
-        month = month_start(day)
-        if month not in closed:
-            result[day] = day
-            continue
-        while month in closed:
-            month = _next_month(month)
-        result[day] = month
-    # Lock the months written to (shared), and check none closed meanwhile.
-    states = accounting_periods_share(
-        brand_id=brand_id, livemode=livemode, months=sorted({month_start(d) for d in result.values()})
-    )
-    for month, state in states.items():
-        if state == AccountingPeriod.State.CLOSED:
-            raise PeriodClosed(
-                _("The accounting period %(month)s was closed while posting; try again.") % {"month": f"{month:%Y-%m}"}
-            )
-    return result
+    """Each movement day -> the entry's date: itself, or the first day of the first open month.
+
+    The months written to are locked FOR SHARE (what the PostgreSQL trigger takes too): a
+    close waits for this transaction, and a close that committed first is seen here, and
+    the entries move on to the next open month.
+    """
+    for _attempt in range(12):
+        months = {month_start(day) for day in days}
+        closed = set(
+            AccountingPeriod.objects.filter(
+                brand_id=brand_id, livemode=livemode, state=AccountingPeriod.State.CLOSED, month__gte=min(months)
+            ).values_list("month", flat=True)
+        )
+        result: dict[date, date] = {}
+        for day in days:
+            month = month_start(day)
+            if month not in closed:
+                result[day] = day
+                continue
+            while month in closed:
+                month = _next_month(month)
+            result[day] = month
+        states = accounting_periods_share(
+            brand_id=brand_id, livemode=livemode, months=sorted({month_start(d) for d in result.values()})
+        )
+        if all(state != AccountingPeriod.State.CLOSED for state in states.values()):
+            return result
+    raise PeriodClosed(_("The accounting periods keep closing while posting; try again."))
 
 
 def _functional_lines(

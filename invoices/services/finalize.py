@@ -361,8 +361,8 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
         _balance_transaction(invoice=invoice, applied=applied, at=at).save()
     if credits:
         credits_record(plan=credit_plan, invoice_ids=[invoice.pk])
-    post_invoices_finalized(invoices=[invoice], lines=lines)
     invoices_finalized.fire(invoices=[invoice])
+    post_invoices_finalized(invoices=[invoice], lines=lines)  # last: the journal lock follows the hooks
     data = _event_data(invoice)
     event_record(
         type="invoice.finalized",
@@ -626,8 +626,8 @@ def invoices_issue_bulk(
                 )
             )
     events_record_bulk(rows=events)
-    post_invoices_finalized(invoices=invoices, lines=_lines_of(pending))
     invoices_finalized.fire(invoices=invoices)
+    post_invoices_finalized(invoices=invoices, lines=_lines_of(pending))
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
     return [invoice.pk for invoice in invoices]

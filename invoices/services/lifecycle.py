@@ -103,8 +103,8 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
             invoice=invoice,
             created_at=at,
         )
-    post_invoice_voided(invoice=invoice, at=at)
     invoice_voided.fire(invoice=invoice)
+    post_invoice_voided(invoice=invoice, at=at)
     # Prepaid credits it consumed go back to their grants (wallets, docs/billing.md "Prepaid credits").
     credits_returned = credits_return(invoice=invoice, at=at) if invoice.credits_applied else 0
     _event(

@@ -158,7 +158,7 @@ def test_refund(customer_factory, brand, fr_vat, staff_factory):
 
     # when 24.00 is refunded (below the approval threshold: executed at once)
     refund = refund_request(
-        payment=payment, amount=2400, reason="requested_by_customer", requested_by=staff_factory(), otp_verified_at=None
+        payment=payment, amount=2400, reason="other", requested_by=staff_factory(), otp_verified_at=None
     )
 
     # then its credit note reverses revenue and VAT against 411, and the refund pays 411 from the bank
