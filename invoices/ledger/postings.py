@@ -461,9 +461,10 @@ def post_balance_transaction(*, entry: BalanceTransaction) -> int:
 def _brand_of_customer(customer_id: int, invoice_id: int | None) -> int:
     if invoice_id is not None:
         return Invoice.objects.filter(pk=invoice_id).values_list("brand_id", flat=True).get()
-    last = Invoice.objects.filter(customer_id=customer_id).order_by("-pk").values_list("brand_id", flat=True).first()
-    if last is not None:
-        return last
+    Customer = apps.get_model("customers", "Customer")
+    own = Customer.objects.filter(pk=customer_id).values_list("brand_id", flat=True).first()
+    if own is not None:
+        return own
     default = Brand.objects.order_by("-is_default", "pk").values_list("pk", flat=True).first()
     if default is None:
         raise LedgerError(_("No brand exists to post this movement to."))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -282,10 +282,23 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
         groups: dict[tuple[int, bool], list[EntryDraft]] = defaultdict(list)
         for draft in drafts:
             groups[(draft.brand_id, draft.livemode)].append(draft)
+        prepared = []
+        counts: dict[tuple[int, bool, str, int], int] = defaultdict(int)
+        for (brand_id, livemode), brand_drafts in sorted(groups.items()):
+            ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+            dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
+            brand_drafts.sort(key=lambda d, dates=dates: (dates[d.day], d.source_type, d.source_id, d.movement))
+            for draft in brand_drafts:
+                year = fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month)
+                counts[(brand_id, livemode, draft.journal, year)] += 1
+            prepared.append((brand_id, livemode, brand_drafts, ledger, dates))
+        next_number = _reserve_numbers(counts)
         entries: list[JournalEntry] = []
         lines: list[JournalLine] = []
-        for (brand_id, livemode), brand_drafts in sorted(groups.items()):
-            brand_entries, brand_lines = _build_brand(brand_id, livemode, brand_drafts, posted_at)
+        for brand_id, livemode, brand_drafts, ledger, dates in prepared:
+            brand_entries, brand_lines = _build_brand(
+                brand_id, livemode, brand_drafts, ledger, dates, next_number, posted_at
+            )
             entries.extend(brand_entries)
             lines.extend(brand_lines)
         JournalEntry.objects.bulk_create(entries, batch_size=2000)
@@ -309,39 +322,49 @@ def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
     return found
 
 
-def _build_brand(
-    brand_id: int, livemode: bool, drafts: list[EntryDraft], posted_at: datetime
-) -> tuple[list[JournalEntry], list[JournalLine]]:
-    ledger = ledger_settings_get(brand=Brand(pk=brand_id))
-    resolver = AccountResolver(brand_id)
-    dates = _accounting_dates(brand_id, livemode, {draft.day for draft in drafts})
-    drafts.sort(key=lambda d: (dates[d.day], d.source_type, d.source_id, d.movement))
-    # Numbers: one sequence row per journal and fiscal year, advanced once for the batch.
-    counts: dict[tuple[str, int], int] = defaultdict(int)
-    for draft in drafts:
-        counts[(draft.journal, fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month))] += 1
+def _reserve_numbers(counts: dict[tuple[int, bool, str, int], int]) -> dict[tuple[int, bool, str, int], int]:
+    """The first free number of each (brand, mode, journal, fiscal year), advanced by its count.
+
+    One sequence row per journal and fiscal year, all locked in one query (primary-key order,
+    the one lock order), held until commit: numbers follow commit order without gaps.
+    """
     JournalSequence.objects.bulk_create(
         [
             JournalSequence(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
-            for journal, year in counts
+            for brand_id, livemode, journal, year in counts
         ],
         ignore_conflicts=True,
     )
-    next_number: dict[tuple[str, int], int] = {}
-    for journal, year in sorted(counts):
-        sequence = journal_sequence_qs_for_update().get(
-            brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year
-        )
-        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[(journal, year)])
-        next_number[(journal, year)] = sequence.last_number + 1
+    wanted = Q()
+    for brand_id, livemode, journal, year in counts:
+        wanted |= Q(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
+    next_number = {}
+    for sequence in journal_sequence_qs_for_update().filter(wanted):
+        key = (sequence.brand_id, sequence.livemode, sequence.journal, sequence.fiscal_year)
+        next_number[key] = sequence.last_number + 1
+        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[key])
+    return next_number
+
+
+def _build_brand(
+    brand_id: int,
+    livemode: bool,
+    drafts: list[EntryDraft],
+    ledger: LedgerSettings,
+    dates: dict[date, date],
+    next_number: dict[tuple[int, bool, str, int], int],
+    posted_at: datetime,
+) -> tuple[list[JournalEntry], list[JournalLine]]:
+    resolver = AccountResolver(brand_id)
     rates: dict[tuple[str, date], Decimal] = {}
     entries: list[JournalEntry] = []
     lines: list[JournalLine] = []
     for draft in drafts:
         day = dates[draft.day]
         year = fiscal_year_of(day, start_month=ledger.fiscal_year_start_month)
-        number = next_number[(draft.journal, year)]
-        next_number[(draft.journal, year)] = number + 1
+        key = (brand_id, livemode, draft.journal, year)
+        number = next_number[key]
+        next_number[key] = number + 1
         rate_key = (draft.currency, draft.day)
         if rate_key not in rates:
             rates[rate_key] = conversion_rate(
