@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
@@ -125,8 +126,8 @@ def _invoice_draft(
                     customer_id=invoice.customer_id,
                     currency=invoice.currency,
                     amount=net,
-                    service_start=line.period_start,
-                    service_end=line.period_end or line.period_start,
+                    service_start=cast(datetime, line.period_start),  # is_deferred: it has one
+                    service_end=line.period_end or cast(datetime, line.period_start),
                     created_at=invoice.finalized_at or clock.system_now(),
                     # accounts and functional amount are filled by _save_schedules
                 )
@@ -156,7 +157,7 @@ def _save_schedules(schedules: list[RevenueSchedule], entries: list[JournalEntry
         product_id = getattr(schedule, "_product_id", None)
         schedule.deferred_account_id = resolver.resolve(AccountKey(Role.DEFERRED_REVENUE, product_id=product_id))
         schedule.revenue_account_id = resolver.resolve(AccountKey(Role.REVENUE_SERVICES, product_id=product_id))
-        entry = rates.get((schedule.brand_id, getattr(schedule, "_source_id", None)))
+        entry = rates.get((schedule.brand_id, getattr(schedule, "_source_id", 0)))
         if entry is None:
             continue  # its movement was posted before (idempotent re-run)
         schedule.functional_amount = functional_amount_at(
@@ -434,8 +435,8 @@ def post_balance_transaction(*, entry: BalanceTransaction) -> int:
     if not ledger_enabled() or not entry.amount:
         return 0
     try:
-        counterpart, journal = _BALANCE_COUNTERPARTS[entry.kind]
-    except KeyError:
+        counterpart, journal = _BALANCE_COUNTERPARTS[BalanceTransaction.Kind(entry.kind)]
+    except (KeyError, ValueError):
         raise LedgerError(f"Balance movements of kind {entry.kind} are posted with their document.") from None
     Customer = apps.get_model("customers", "Customer")
     customer = Customer.objects.only("livemode").get(pk=entry.customer_id)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -287,7 +288,7 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
         for (brand_id, livemode), brand_drafts in sorted(groups.items()):
             ledger = ledger_settings_get(brand=Brand(pk=brand_id))
             dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
-            brand_drafts.sort(key=lambda d, dates=dates: (dates[d.day], d.source_type, d.source_id, d.movement))
+            brand_drafts.sort(key=partial(_draft_order, dates))
             for draft in brand_drafts:
                 year = fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month)
                 counts[(brand_id, livemode, draft.journal, year)] += 1
@@ -320,6 +321,10 @@ def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
             )
         )
     return found
+
+
+def _draft_order(dates: dict[date, date], draft: EntryDraft) -> tuple[date, str, int, str]:
+    return (dates[draft.day], draft.source_type, draft.source_id, draft.movement)
 
 
 def _reserve_numbers(counts: dict[tuple[int, bool, str, int], int]) -> dict[tuple[int, bool, str, int], int]:
