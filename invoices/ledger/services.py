@@ -24,7 +24,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import clock, mfa
-from invoices.ledger.errors import MissingAccount, PeriodClosed, PeriodCloseRefused, UnbalancedEntry
+from invoices.ledger.errors import (
+    MissingAccount,
+    MissingExchangeRate,
+    PeriodClosed,
+    PeriodCloseRefused,
+    UnbalancedEntry,
+)
 from invoices.ledger.fx import conversion_rate, functional_amount_at
 from invoices.ledger.locks import (
     accounting_period_qs_for_update,
@@ -245,10 +251,18 @@ def _functional_lines(
             else:
                 line.functional_credit = known
     residue = sum(line.functional_debit for line in lines) - sum(line.functional_credit for line in lines)
-    if residue:
-        side = "functional_credit" if residue > 0 else "functional_debit"
-        largest = max((line for line in lines if getattr(line, side)), key=lambda line: getattr(line, side))
-        setattr(largest, side, getattr(largest, side) + abs(residue))
+    if not residue:
+        return
+    # The side split into more lines absorbs the rounding on its largest line, so a one-line
+    # side (the receivable of an invoice) keeps its direct conversion.
+    debit_lines = [line for line in lines if line.debit]
+    credit_lines = [line for line in lines if line.credit]
+    if len(debit_lines) > len(credit_lines):
+        largest = max(debit_lines, key=lambda line: line.functional_debit)
+        largest.functional_debit -= residue
+    else:
+        largest = max(credit_lines, key=lambda line: line.functional_credit)
+        largest.functional_credit += residue
 
 
 def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> list[JournalEntry]:
@@ -323,6 +337,20 @@ def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
     return found
 
 
+def _rate_or_marker(currency: str, functional_currency: str, day: date) -> Decimal:
+    """The day's rate; without one, 0 (functional amounts 0) unless TARIF_LEDGER_REQUIRE_RATES.
+
+    Billing must not stop because rates were not imported: such entries carry rate 0, which
+    the exports and reconciliation reports flag (docs/accounting.md "Multi-currency").
+    """
+    try:
+        return conversion_rate(currency=currency, functional_currency=functional_currency, on=day)
+    except MissingExchangeRate:
+        if getattr(settings, "TARIF_LEDGER_REQUIRE_RATES", False):
+            raise
+        return Decimal(0)
+
+
 def _draft_order(dates: dict[date, date], draft: EntryDraft) -> tuple[date, str, int, str]:
     return (dates[draft.day], draft.source_type, draft.source_id, draft.movement)
 
@@ -372,9 +400,7 @@ def _build_brand(
         next_number[key] = number + 1
         rate_key = (draft.currency, draft.day)
         if rate_key not in rates:
-            rates[rate_key] = conversion_rate(
-                currency=draft.currency, functional_currency=ledger.functional_currency, on=draft.day
-            )
+            rates[rate_key] = _rate_or_marker(draft.currency, ledger.functional_currency, draft.day)
         entry = JournalEntry(
             brand_id=brand_id,
             livemode=livemode,
