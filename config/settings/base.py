@@ -381,6 +381,8 @@ MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")
 TARIF_LEDGER_ENABLED = env.bool("TARIF_LEDGER_ENABLED", default=True)
 TARIF_LEDGER_DEFAULT_CHART = env.str("TARIF_LEDGER_DEFAULT_CHART", default="pcg")
 TARIF_LEDGER_FUNCTIONAL_CURRENCY = env.str("TARIF_LEDGER_FUNCTIONAL_CURRENCY", default="EUR")
+# Without a rate for a foreign-currency movement: post it with rate 0 (flagged), or refuse it.
+TARIF_LEDGER_REQUIRE_RATES = env.bool("TARIF_LEDGER_REQUIRE_RATES", default=False)
 TARIF_REVENUE_RECOGNITION = env.str("TARIF_REVENUE_RECOGNITION", default="daily")
 if TARIF_REVENUE_RECOGNITION not in ("daily", "monthly"):
     raise ImproperlyConfigured("TARIF_REVENUE_RECOGNITION is daily or monthly")

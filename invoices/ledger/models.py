@@ -331,7 +331,10 @@ class RevenueSchedule(models.Model):
 
     brand = models.ForeignKey("invoices.Brand", on_delete=models.PROTECT, related_name="+")
     livemode = models.BooleanField(default=True)
+    # The document it comes from (the billing run's bulk path inserts lines without reading their ids).
+    invoice_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     invoice_line_id = models.BigIntegerField(null=True, blank=True)
+    credit_note_id = models.BigIntegerField(null=True, blank=True)
     credit_note_line_id = models.BigIntegerField(null=True, blank=True)
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", null=True)
     currency = models.CharField(max_length=3)

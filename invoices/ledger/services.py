@@ -14,16 +14,23 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import clock, mfa
-from invoices.ledger.errors import MissingAccount, PeriodClosed, PeriodCloseRefused, UnbalancedEntry
+from invoices.ledger.errors import (
+    MissingAccount,
+    MissingExchangeRate,
+    PeriodClosed,
+    PeriodCloseRefused,
+    UnbalancedEntry,
+)
 from invoices.ledger.fx import conversion_rate, functional_amount_at
 from invoices.ledger.locks import (
     accounting_period_qs_for_update,
@@ -150,6 +157,9 @@ class DraftLine:
     customer_id: int | None = None
     tax_rate: Decimal | None = None
     tax_category: str = ""
+    # The functional amount when it is not today's conversion (recognition releases deferred
+    # revenue at the rate it was deferred at).
+    functional: int | None = None
 
 
 @dataclass
@@ -198,44 +208,61 @@ def fiscal_year_of(day: date, *, start_month: int = 1) -> int:
 
 
 def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[date, date]:
-    """Each movement day -> the entry's date: itself, or the first day of the first open month."""
-    months = {month_start(day) for day in days}
-    closed = set(
-        AccountingPeriod.objects.filter(
-            brand_id=brand_id, livemode=livemode, state=AccountingPeriod.State.CLOSED, month__gte=min(months)
-        ).values_list("month", flat=True)
-    )
-    result: dict[date, date] = {}
-    for day in days:
-        month = month_start(day)
-        if month not in closed:
-            result[day] = day
-            continue
-        while month in closed:
-            month = _next_month(month)
-        result[day] = month
-    # Lock the months written to (shared), and check none closed meanwhile.
-    states = accounting_periods_share(
-        brand_id=brand_id, livemode=livemode, months=sorted({month_start(d) for d in result.values()})
-    )
-    for month, state in states.items():
-        if state == AccountingPeriod.State.CLOSED:
-            raise PeriodClosed(
-                _("The accounting period %(month)s was closed while posting; try again.") % {"month": f"{month:%Y-%m}"}
-            )
-    return result
+    """Each movement day -> the entry's date: itself, or the first day of the first open month.
+
+    The months written to are locked FOR SHARE (what the PostgreSQL trigger takes too): a
+    close waits for this transaction, and a close that committed first is seen here, and
+    the entries move on to the next open month.
+    """
+    for _attempt in range(12):
+        months = {month_start(day) for day in days}
+        closed = set(
+            AccountingPeriod.objects.filter(
+                brand_id=brand_id, livemode=livemode, state=AccountingPeriod.State.CLOSED, month__gte=min(months)
+            ).values_list("month", flat=True)
+        )
+        result: dict[date, date] = {}
+        for day in days:
+            month = month_start(day)
+            if month not in closed:
+                result[day] = day
+                continue
+            while month in closed:
+                month = _next_month(month)
+            result[day] = month
+        states = accounting_periods_share(
+            brand_id=brand_id, livemode=livemode, months=sorted({month_start(d) for d in result.values()})
+        )
+        if all(state != AccountingPeriod.State.CLOSED for state in states.values()):
+            return result
+    raise PeriodClosed(_("The accounting periods keep closing while posting; try again."))
 
 
-def _functional_lines(lines: list[JournalLine], rate: Decimal, currency: str, functional: str) -> None:
+def _functional_lines(
+    lines: list[JournalLine], fixed: list[int | None], rate: Decimal, currency: str, functional: str
+) -> None:
     """Convert each line, then put the rounding residue on the largest line so both sides agree."""
-    for line in lines:
+    for line, known in zip(lines, fixed, strict=True):
         line.functional_debit = functional_amount_at(line.debit, rate, currency, functional)
         line.functional_credit = functional_amount_at(line.credit, rate, currency, functional)
+        if known is not None:
+            if line.debit:
+                line.functional_debit = known
+            else:
+                line.functional_credit = known
     residue = sum(line.functional_debit for line in lines) - sum(line.functional_credit for line in lines)
-    if residue:
-        side = "functional_credit" if residue > 0 else "functional_debit"
-        largest = max((line for line in lines if getattr(line, side)), key=lambda line: getattr(line, side))
-        setattr(largest, side, getattr(largest, side) + abs(residue))
+    if not residue:
+        return
+    # The side split into more lines absorbs the rounding on its largest line, so a one-line
+    # side (the receivable of an invoice) keeps its direct conversion.
+    debit_lines = [line for line in lines if line.debit]
+    credit_lines = [line for line in lines if line.credit]
+    if len(debit_lines) > len(credit_lines):
+        largest = max(debit_lines, key=lambda line: line.functional_debit)
+        largest.functional_debit -= residue
+    else:
+        largest = max(credit_lines, key=lambda line: line.functional_credit)
+        largest.functional_credit += residue
 
 
 def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> list[JournalEntry]:
@@ -270,10 +297,23 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
         groups: dict[tuple[int, bool], list[EntryDraft]] = defaultdict(list)
         for draft in drafts:
             groups[(draft.brand_id, draft.livemode)].append(draft)
+        prepared = []
+        counts: dict[tuple[int, bool, str, int], int] = defaultdict(int)
+        for (brand_id, livemode), brand_drafts in sorted(groups.items()):
+            ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+            dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
+            brand_drafts.sort(key=partial(_draft_order, dates))
+            for draft in brand_drafts:
+                year = fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month)
+                counts[(brand_id, livemode, draft.journal, year)] += 1
+            prepared.append((brand_id, livemode, brand_drafts, ledger, dates))
+        next_number = _reserve_numbers(counts)
         entries: list[JournalEntry] = []
         lines: list[JournalLine] = []
-        for (brand_id, livemode), brand_drafts in sorted(groups.items()):
-            brand_entries, brand_lines = _build_brand(brand_id, livemode, brand_drafts, posted_at)
+        for brand_id, livemode, brand_drafts, ledger, dates in prepared:
+            brand_entries, brand_lines = _build_brand(
+                brand_id, livemode, brand_drafts, ledger, dates, next_number, posted_at
+            )
             entries.extend(brand_entries)
             lines.extend(brand_lines)
         JournalEntry.objects.bulk_create(entries, batch_size=2000)
@@ -297,44 +337,70 @@ def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
     return found
 
 
-def _build_brand(
-    brand_id: int, livemode: bool, drafts: list[EntryDraft], posted_at: datetime
-) -> tuple[list[JournalEntry], list[JournalLine]]:
-    ledger = ledger_settings_get(brand=Brand(pk=brand_id))
-    resolver = AccountResolver(brand_id)
-    dates = _accounting_dates(brand_id, livemode, {draft.day for draft in drafts})
-    drafts.sort(key=lambda d: (dates[d.day], d.source_type, d.source_id, d.movement))
-    # Numbers: one sequence row per journal and fiscal year, advanced once for the batch.
-    counts: dict[tuple[str, int], int] = defaultdict(int)
-    for draft in drafts:
-        counts[(draft.journal, fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month))] += 1
+def _rate_or_marker(currency: str, functional_currency: str, day: date) -> Decimal:
+    """The day's rate; without one, 0 (functional amounts 0) unless TARIF_LEDGER_REQUIRE_RATES.
+
+    Billing must not stop because rates were not imported: such entries carry rate 0, which
+    the exports and reconciliation reports flag (docs/accounting.md "Multi-currency").
+    """
+    try:
+        return conversion_rate(currency=currency, functional_currency=functional_currency, on=day)
+    except MissingExchangeRate:
+        if getattr(settings, "TARIF_LEDGER_REQUIRE_RATES", False):
+            raise
+        return Decimal(0)
+
+
+def _draft_order(dates: dict[date, date], draft: EntryDraft) -> tuple[date, str, int, str]:
+    return (dates[draft.day], draft.source_type, draft.source_id, draft.movement)
+
+
+def _reserve_numbers(counts: dict[tuple[int, bool, str, int], int]) -> dict[tuple[int, bool, str, int], int]:
+    """The first free number of each (brand, mode, journal, fiscal year), advanced by its count.
+
+    One sequence row per journal and fiscal year, all locked in one query (primary-key order,
+    the one lock order), held until commit: numbers follow commit order without gaps.
+    """
     JournalSequence.objects.bulk_create(
         [
             JournalSequence(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
-            for journal, year in counts
+            for brand_id, livemode, journal, year in counts
         ],
         ignore_conflicts=True,
     )
-    next_number: dict[tuple[str, int], int] = {}
-    for journal, year in sorted(counts):
-        sequence = journal_sequence_qs_for_update().get(
-            brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year
-        )
-        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[(journal, year)])
-        next_number[(journal, year)] = sequence.last_number + 1
+    wanted = Q()
+    for brand_id, livemode, journal, year in counts:
+        wanted |= Q(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
+    next_number = {}
+    for sequence in journal_sequence_qs_for_update().filter(wanted):
+        key = (sequence.brand_id, sequence.livemode, sequence.journal, sequence.fiscal_year)
+        next_number[key] = sequence.last_number + 1
+        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[key])
+    return next_number
+
+
+def _build_brand(
+    brand_id: int,
+    livemode: bool,
+    drafts: list[EntryDraft],
+    ledger: LedgerSettings,
+    dates: dict[date, date],
+    next_number: dict[tuple[int, bool, str, int], int],
+    posted_at: datetime,
+) -> tuple[list[JournalEntry], list[JournalLine]]:
+    resolver = AccountResolver(brand_id)
     rates: dict[tuple[str, date], Decimal] = {}
     entries: list[JournalEntry] = []
     lines: list[JournalLine] = []
     for draft in drafts:
         day = dates[draft.day]
         year = fiscal_year_of(day, start_month=ledger.fiscal_year_start_month)
-        number = next_number[(draft.journal, year)]
-        next_number[(draft.journal, year)] = number + 1
+        key = (brand_id, livemode, draft.journal, year)
+        number = next_number[key]
+        next_number[key] = number + 1
         rate_key = (draft.currency, draft.day)
         if rate_key not in rates:
-            rates[rate_key] = conversion_rate(
-                currency=draft.currency, functional_currency=ledger.functional_currency, on=draft.day
-            )
+            rates[rate_key] = _rate_or_marker(draft.currency, ledger.functional_currency, draft.day)
         entry = JournalEntry(
             brand_id=brand_id,
             livemode=livemode,
@@ -356,6 +422,7 @@ def _build_brand(
             created_at=posted_at,
         )
         entries.append(entry)
+        kept = [line for line in draft.lines if line.debit or line.credit]
         entry_lines = [
             JournalLine(
                 entry=entry,
@@ -368,10 +435,11 @@ def _build_brand(
                 tax_rate=line.tax_rate,
                 tax_category=line.tax_category,
             )
-            for position, line in enumerate(draft.lines)
-            if line.debit or line.credit
+            for position, line in enumerate(kept)
         ]
-        _functional_lines(entry_lines, rates[rate_key], draft.currency, ledger.functional_currency)
+        _functional_lines(
+            entry_lines, [line.functional for line in kept], rates[rate_key], draft.currency, ledger.functional_currency
+        )
         lines.extend(entry_lines)
     return entries, lines
 

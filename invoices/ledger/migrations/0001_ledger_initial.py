@@ -1,9 +1,9 @@
 """The ledger's tables and, on PostgreSQL, the database's own guards (docs/accounting.md).
 
 - ledger_journalentry / ledger_journalline are append-only: UPDATE and DELETE are refused.
-- Balance: a deferred constraint trigger checks at commit that each new entry has lines and
-  that its debits equal its credits (document and functional amounts); a line may only be
-  added to an entry written by the same transaction, so a later insert cannot unbalance it.
+- Balance: deferred constraint triggers check at commit that each new entry has lines and
+  that its debits equal its credits (document and functional amounts); they also fire for a
+  line inserted later into an existing entry, so no insert can leave an entry unbalanced.
 - Period close: an entry dated in a closed month is refused. The trigger takes a FOR SHARE
   lock on the month's period row (creating it open if missing), so a close (which locks the
   row FOR UPDATE) waits for running postings and a posting after the close sees it closed.
@@ -29,42 +29,36 @@ CREATE TRIGGER tarif_ledger_entry_append_only BEFORE UPDATE OR DELETE ON ledger_
 CREATE TRIGGER tarif_ledger_line_append_only BEFORE UPDATE OR DELETE ON ledger_journalline
     FOR EACH ROW EXECUTE FUNCTION tarif_ledger_append_only();
 
-CREATE OR REPLACE FUNCTION tarif_ledger_line_same_transaction() RETURNS trigger AS $$
-BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM ledger_journalentry
-        WHERE id = NEW.entry_id AND xmin::text = (pg_current_xact_id()::xid)::text
-    ) THEN
-        RAISE EXCEPTION 'journal entry % is already posted: lines cannot be added to it', NEW.entry_id
-            USING ERRCODE = 'P0001';
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-
-CREATE TRIGGER tarif_ledger_line_same_transaction BEFORE INSERT ON ledger_journalline
-    FOR EACH ROW EXECUTE FUNCTION tarif_ledger_line_same_transaction();
-
 CREATE OR REPLACE FUNCTION tarif_ledger_entry_balanced() RETURNS trigger AS $$
 DECLARE
     line_count bigint;
     debits numeric; credits numeric; f_debits numeric; f_credits numeric;
+    target_id bigint;
 BEGIN
+    IF TG_TABLE_NAME = 'ledger_journalline' THEN
+        target_id := NEW.entry_id;
+    ELSE
+        target_id := NEW.id;
+    END IF;
     SELECT count(*), coalesce(sum(debit), 0), coalesce(sum(credit), 0),
            coalesce(sum(functional_debit), 0), coalesce(sum(functional_credit), 0)
       INTO line_count, debits, credits, f_debits, f_credits
-      FROM ledger_journalline WHERE entry_id = NEW.id;
+      FROM ledger_journalline
+     WHERE entry_id = target_id;
     IF line_count < 2 THEN
-        RAISE EXCEPTION 'journal entry % has % line(s): an entry needs a debit and a credit', NEW.id, line_count
+        RAISE EXCEPTION 'journal entry % has % line(s): an entry needs a debit and a credit', target_id, line_count
             USING ERRCODE = '23514';
     END IF;
     IF debits <> credits OR f_debits <> f_credits THEN
         RAISE EXCEPTION 'journal entry % is unbalanced: debit % credit %, functional debit % credit %',
-            NEW.id, debits, credits, f_debits, f_credits USING ERRCODE = '23514';
+            target_id, debits, credits, f_debits, f_credits USING ERRCODE = '23514';
     END IF;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 
 CREATE CONSTRAINT TRIGGER tarif_ledger_entry_balanced AFTER INSERT ON ledger_journalentry
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tarif_ledger_entry_balanced();
+CREATE CONSTRAINT TRIGGER tarif_ledger_line_balanced AFTER INSERT ON ledger_journalline
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tarif_ledger_entry_balanced();
 
 CREATE OR REPLACE FUNCTION tarif_ledger_period_open() RETURNS trigger AS $$
@@ -90,19 +84,18 @@ CREATE TRIGGER tarif_ledger_period_open BEFORE INSERT ON ledger_journalentry
 BACKWARD = """
 DROP TRIGGER IF EXISTS tarif_ledger_period_open ON ledger_journalentry;
 DROP TRIGGER IF EXISTS tarif_ledger_entry_balanced ON ledger_journalentry;
-DROP TRIGGER IF EXISTS tarif_ledger_line_same_transaction ON ledger_journalline;
+DROP TRIGGER IF EXISTS tarif_ledger_line_balanced ON ledger_journalline;
 DROP TRIGGER IF EXISTS tarif_ledger_line_append_only ON ledger_journalline;
 DROP TRIGGER IF EXISTS tarif_ledger_entry_append_only ON ledger_journalentry;
 DROP FUNCTION IF EXISTS tarif_ledger_period_open();
 DROP FUNCTION IF EXISTS tarif_ledger_entry_balanced();
-DROP FUNCTION IF EXISTS tarif_ledger_line_same_transaction();
 DROP FUNCTION IF EXISTS tarif_ledger_append_only();
 """
 
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD, params=None)  # no %-interpolation: RAISE uses %
+        schema_editor.execute(FORWARD, params=None)
 
 
 def backward(apps, schema_editor):
@@ -343,6 +336,16 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='revenueschedule',
             index=models.Index(fields=['brand', 'livemode', 'recognized'], name='ledger_schedule_open_idx'),
+        ),
+        migrations.AddField(
+            model_name='revenueschedule',
+            name='credit_note_id',
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name='revenueschedule',
+            name='invoice_id',
+            field=models.BigIntegerField(blank=True, db_index=True, null=True),
         ),
         migrations.RunPython(forward, backward),
     ]
