@@ -108,6 +108,17 @@ def navigation(request: HttpRequest) -> list[JsonDict]:
             ],
         },
         {
+            "title": _("Accounting"),
+            "items": [
+                _item(_("Journal"), "menu_book", "accounting_journal", permission="ledger.view_journalentry"),
+                _item(_("Trial balance"), "balance", "accounting_trial_balance", permission="ledger.view_journalentry"),
+                _item(_("VAT summary"), "percent", "accounting_vat", permission="ledger.view_journalentry"),
+                _item(_("Periods"), "lock_clock", "accounting_periods", permission="ledger.view_journalentry"),
+                _item(_("Reconciliation"), "rule", "accounting_reconciliation", permission="ledger.view_journalentry"),
+                _item(_("Exports"), "download", "accounting_exports", permission="ledger.view_journalentry"),
+            ],
+        },
+        {
             "title": _("Reports"),
             "items": [
                 _item(

@@ -61,7 +61,10 @@ class LockRank(IntEnum):
     SANDBOX_CHARGE = 410
     EINVOICING_ACCOUNT = 420  # issue 18: a PA account's status-poll cursor (its own transaction)
     EINVOICING_TRANSMISSION = 430  # issue 18: claimed with SKIP LOCKED to submit; locked to record a status
-    NUMBER_SEQUENCE = 900  # last: held until commit, it serializes a brand's finalizations
+    NUMBER_SEQUENCE = 900  # held until commit, it serializes a brand's finalizations
+    # Issue 19 (ledger): postings come last in a money movement's transaction.
+    ACCOUNTING_PERIOD = 910  # a month's period: postings share it (trigger FOR SHARE), a close locks it
+    JOURNAL_SEQUENCE = 920  # a journal's entry numbers per fiscal year: held until commit
     ARCHIVE_HEAD = 950  # issue 18: the archive's chain head, after anything a finalization locks
 
 

@@ -84,6 +84,12 @@ MODE_LOOKUPS: dict[str, str] = {
     "ereporting.ereportingstatus": "period__livemode",
     "archive.archiverecord": "livemode",
     "archive.archivehead": "livemode",
+    # Accounting ledger (issue 19); accounts, mappings and rates are brand configuration (no mode)
+    "ledger.journalentry": "livemode",
+    "ledger.journalline": "entry__livemode",
+    "ledger.accountingperiod": "livemode",
+    "ledger.revenueschedule": "livemode",
+    "ledger.ledgerexport": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

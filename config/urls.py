@@ -14,6 +14,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("metrics", metrics, name="metrics"),
     path("admin/operations/", admin.site.admin_view(operations_view), name="operations"),
+    path("admin/accounting/", include("invoices.ledger.console_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/reports/", include("reports.api_urls")),
     path("api/", include("config.api.urls")),

@@ -71,6 +71,7 @@ class ChargeResult:
     currency: str
     decline_code: str = ""
     message: str = ""
+    fee: int = 0  # what the gateway kept (minor units), posted D 627 / C clearing (issue 19)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError
+from invoices.ledger.postings import post_payment_succeeded
 from invoices.locks import customers_lock_balance
 from invoices.models import Invoice
 from invoices.services.balance import balance_transaction_create
@@ -511,9 +512,11 @@ def payment_record_outcome(
             locked.status = Payment.Status.SUCCEEDED
             locked.settled_at = at
             locked.save()
-            _apply_to_invoice(payment=locked, invoice=invoice, at=at, acting_user=acting_user)
+            applied = _apply_to_invoice(payment=locked, invoice=invoice, at=at, acting_user=acting_user)
             _payment_event(locked, "payment.succeeded", at, acting_user)
             payment_recorded.fire(invoice=invoice, at=at)
+            # Last: its journal sequence lock comes after every lock the hooks take (dunning...).
+            post_payment_succeeded(payment=locked, applied=applied, fee=result.fee)
         elif result.status == "pending":
             locked.save()  # e.g. SEPA processing: a webhook will settle it
         else:
@@ -557,7 +560,7 @@ def _payment_action_required_event(*, invoice: Invoice, payment: Payment, at: da
     )
 
 
-def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: ActingUser) -> None:
+def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, acting_user: ActingUser) -> int:
     """Pay the invoice with the confirmed amount; what it no longer owes becomes customer credit.
 
     That happens when an old attempt is confirmed late (the customer finished 3-D Secure
@@ -580,6 +583,7 @@ def _apply_to_invoice(*, payment: Payment, invoice: Invoice, at: datetime, actin
             invoice=invoice,
         )
         _payment_event(payment, "payment.overpaid", at, acting_user, credited_to_balance=excess)
+    return applied
 
 
 def _after_failure(*, invoice: Invoice, payment: Payment, at: datetime, scheduled_retry: bool) -> None:
@@ -630,6 +634,7 @@ def payment_record_manual(
         invoice_record_payment(invoice=locked, amount=amount, at=at, acting_user=acting_user)
         _payment_event(payment, "payment.succeeded", at, acting_user, reference=reference, manual=True)
         payment_recorded.fire(invoice=locked, at=at)
+        post_payment_succeeded(payment=payment, applied=amount)
     return payment
 
 

@@ -34,6 +34,7 @@ from config.errors import DomainError
 from config.events.log import event_record
 from config.types import ActingUser
 from customers.models import Customer
+from invoices.ledger.postings import post_balance_transaction
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import Invoice
 from invoices.services.balance import balance_transaction_create
@@ -286,6 +287,7 @@ def _settle(
                 at=at,
                 invoice=last_invoice,
             )
+            post_balance_transaction(entry=locked.balance_transaction)
         locked.amount_credited = remaining
         if mode != "auto":
             locked.status = Status.MANUALLY_MATCHED

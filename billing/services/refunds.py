@@ -48,6 +48,7 @@ from config.formatting import format_money
 from config.types import ActingUser
 from customers.locks import customers_lock_balance
 from invoices.errors import CreditNoteError
+from invoices.ledger.postings import post_refund
 from invoices.locks import invoice_qs_for_update
 from invoices.models import CreditNote, Invoice
 from invoices.services.credit_notes import credit_note_create, credit_note_refund_check, invoice_credit_room
@@ -401,6 +402,7 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
         locked.executed_at = at
         locked.save(update_fields=["status", "credit_note", "gateway_reference", "executed_at"])
         Payment.objects.filter(pk=refund.payment_id).update(amount_refunded=F("amount_refunded") + refund.amount)
+        post_refund(refund=locked)
         _event(locked, "refund.executed", acting_user, credit_note=credit_note.number, gateway_reference=reference)
     return locked
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "invoices.ereporting",
     "invoices.archive",
     "invoices",
+    "invoices.ledger",
     "reports",
     "feedback",
 ]
@@ -380,3 +381,17 @@ UNFOLD = {
 MODELTRANSLATION_DEFAULT_LANGUAGE = "fr"
 MODELTRANSLATION_LANGUAGES = ("fr", "en")
 MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")
+
+# Accounting ledger (issue 19, docs/accounting.md): postings in the money movements' transactions.
+TARIF_LEDGER_ENABLED = env.bool("TARIF_LEDGER_ENABLED", default=True)
+TARIF_LEDGER_DEFAULT_CHART = env.str("TARIF_LEDGER_DEFAULT_CHART", default="pcg")
+TARIF_LEDGER_FUNCTIONAL_CURRENCY = env.str("TARIF_LEDGER_FUNCTIONAL_CURRENCY", default="EUR")
+# Without a rate for a foreign-currency movement: post it with rate 0 (flagged), or refuse it.
+TARIF_LEDGER_REQUIRE_RATES = env.bool("TARIF_LEDGER_REQUIRE_RATES", default=False)
+TARIF_REVENUE_RECOGNITION = env.str("TARIF_REVENUE_RECOGNITION", default="daily")
+if TARIF_REVENUE_RECOGNITION not in ("daily", "monthly"):
+    raise ImproperlyConfigured("TARIF_REVENUE_RECOGNITION is daily or monthly")
+
+# Exchange rates for the ledger (issue 19, docs/accounting-exports.md): an ECB-format CSV or XML
+# URL `import_exchange_rates` downloads when no --file is given (empty: files only).
+TARIF_EXCHANGE_RATES_URL = env.str("TARIF_EXCHANGE_RATES_URL", default="")

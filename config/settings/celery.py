@@ -72,3 +72,10 @@ CELERY_BEAT_SCHEDULE["idempotency-records-purge"] = {
 # Prepaid credits (issue 16): expire grants past their expiry, grant paid credits whose purchase
 # invoice is paid, and invoice the automatic top-ups still waiting (the durable side of their fast path).
 CELERY_BEAT_SCHEDULE["wallets-sweep"] = {"task": "wallets.sweep", "schedule": crontab(minute="*/5")}
+# Accounting ledger (issue 19): recognise deferred revenue (D 487 / C 706) every night.
+CELERY_BEAT_SCHEDULE["ledger-recognize-revenue"] = {
+    "task": "ledger.recognize_revenue",
+    "schedule": crontab(hour=1, minute=17),
+}
+# Issue 19 (accounting exports): re-send ledger exports whose message was lost, fail stuck ones.
+CELERY_BEAT_SCHEDULE["ledger-exports-sweep"] = {"task": "ledger.exports_sweep", "schedule": crontab(minute="*/5")}

@@ -21,6 +21,7 @@ from config.money import CurrencyError, validate_currency
 from config.types import ActingUser
 from customers.models import Customer
 from invoices.errors import InsufficientBalance, InvoiceError
+from invoices.ledger.postings import post_balance_transaction
 from invoices.locks import customers_lock_balance
 from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
@@ -101,6 +102,7 @@ def balance_adjust(
         description=description.strip(),
         at=at,
     )
+    post_balance_transaction(entry=entry)
     event_record(
         type="customer.balance_transaction.created",
         object_type="balance_transaction",

@@ -63,6 +63,7 @@ from invoices.services.drafts import rate_text, tax_breakdown_rows
 if TYPE_CHECKING:
     from billing.models import Refund
 from billing.models import Refund
+from invoices.ledger.postings import post_credit_note_issued
 from invoices.services.numbering import customer_numbered_as_test, number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
@@ -583,6 +584,7 @@ def credit_note_create(
             acting_user=acting_user,
         )
     credit_note_issued.fire(credit_note=credit_note)
+    post_credit_note_issued(credit_note=credit_note)
     # The PDF (Factur-X, type 381) is rendered by a Celery task after commit, never inline.
     documents_render_on_commit(credit_note_ids=[credit_note.pk])
     return credit_note

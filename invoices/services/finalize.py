@@ -44,6 +44,7 @@ from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.errors import InvoiceDoesNotReconcile, InvoiceError
+from invoices.ledger.postings import post_invoices_finalized
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, Brand, Invoice, InvoiceLine, NumberSequence
 from invoices.selectors import NoBrandConfigured, customer_balance, customer_balances_by_currency, standard_tax_rates
@@ -361,6 +362,7 @@ def invoice_finalize(*, invoice: Invoice, at: datetime | None = None, acting_use
     if credits:
         credits_record(plan=credit_plan, invoice_ids=[invoice.pk])
     invoices_finalized.fire(invoices=[invoice])
+    post_invoices_finalized(invoices=[invoice], lines=lines)  # last: the journal lock follows the hooks
     data = _event_data(invoice)
     event_record(
         type="invoice.finalized",
@@ -625,6 +627,7 @@ def invoices_issue_bulk(
             )
     events_record_bulk(rows=events)
     invoices_finalized.fire(invoices=invoices)
+    post_invoices_finalized(invoices=invoices, lines=_lines_of(pending))
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
     return [invoice.pk for invoice in invoices]

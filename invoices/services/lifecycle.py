@@ -20,6 +20,7 @@ from config.events.log import event_record
 from config.hooks import Hook
 from config.types import ActingUser, JsonDict
 from invoices.errors import FreshVerificationRequired, InsufficientBalance, InvoiceError, PaymentError
+from invoices.ledger.postings import post_invoice_uncollectible, post_invoice_voided
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, CreditNote, Invoice
 from invoices.selectors import customer_balance
@@ -103,6 +104,7 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
             created_at=at,
         )
     invoice_voided.fire(invoice=invoice)
+    post_invoice_voided(invoice=invoice, at=at)
     # Prepaid credits it consumed go back to their grants (wallets, docs/billing.md "Prepaid credits").
     credits_returned = credits_return(invoice=invoice, at=at) if invoice.credits_applied else 0
     _event(
@@ -142,6 +144,7 @@ def invoice_mark_uncollectible(
     assert_invoice_transition(invoice, Status.UNCOLLECTIBLE)
     invoice.status = Status.UNCOLLECTIBLE
     invoice.save(update_fields=["status", "updated_at"])
+    post_invoice_uncollectible(invoice=invoice, at=at)
     proof: JsonDict = (
         {"automatic": True}
         if automatic or otp_verified_at is None

@@ -46,6 +46,7 @@ from config.events.log import event_record
 from config.money import round_fraction
 from config.types import ActingUser, JsonDict
 from customers.models import Customer
+from invoices.ledger.postings import post_balance_transaction
 from invoices.models import BalanceTransaction, Invoice
 from invoices.services.balance import balance_transaction_create
 from invoices.services.drafts import invoice_create
@@ -225,7 +226,7 @@ def invoice_issue(*, draft: DraftInvoice, customer: Customer, at: datetime, acti
 
 def balance_credit(*, customer: Customer, currency: str, amount: int, description: str, at: datetime) -> None:
     """Credit `amount` (> 0) to the customer's balance: it pays their next invoices."""
-    balance_transaction_create(
+    entry = balance_transaction_create(
         customer_id=customer.pk,
         currency=currency,
         amount=amount,
@@ -233,6 +234,7 @@ def balance_credit(*, customer: Customer, currency: str, amount: int, descriptio
         description=description,
         at=at,
     )
+    post_balance_transaction(entry=entry)
 
 
 def subscription_copy(subscription: Subscription, **fields: object) -> Subscription:

@@ -1,0 +1,106 @@
+"""Ledger benchmark (issue 19): the billing run's time with and without ledger postings.
+
+    DATABASE_URL=postgres://... .venv/bin/python bench/ledger.py --subscriptions 100000
+
+Seeds the billing run benchmark's catalog (bench/billing_run.py) twice: once with
+TARIF_LEDGER_ENABLED off, once on, runs the billing run inline each time and prints both
+times and the overhead of the postings (target: at most 15 % at N = 100,000). Then checks
+the ledger: one sales entry per invoice, debits equal credits. Empties the database named
+by DATABASE_URL first: never point it at real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import billing_run  # noqa: E402 - the sibling benchmark's seed and reset
+
+
+def _empty_ledger() -> None:
+    from django.db import connection
+
+    tables = [
+        "ledger_revenueschedule",
+        "ledger_journalline",
+        "ledger_journalentry",
+        "ledger_journalsequence",
+        "ledger_accountingperiod",
+        "ledger_accountmapping",
+        "ledger_account",
+        "ledger_ledgersettings",
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE")
+        else:  # SQLite has no row triggers here: plain deletes
+            for table in tables:
+                cursor.execute(f"DELETE FROM {table}")
+
+
+def _run(count: int, chunk_size: int, *, ledger: bool) -> float:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from billing.services.billing_run import billing_run_start
+
+    due_at = datetime(2026, 12, 1, tzinfo=UTC)
+    settings.TARIF_LEDGER_ENABLED = ledger
+    call_command("migrate", verbosity=0)
+    _empty_ledger()
+    billing_run.reset_database()
+    billing_run.seed(count, due_at)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    started = time.perf_counter()
+    run = billing_run_start(as_of=due_at, inline=True, chunk_size=chunk_size)
+    elapsed = time.perf_counter() - started
+    assert run.invoices_created == count, (run.invoices_created, count)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscriptions", type=int, default=1_000)
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--database-url", default=None)
+    arguments = parser.parse_args()
+    if arguments.subscriptions < 1:
+        parser.error("--subscriptions must be at least 1")
+    billing_run.setup_django(arguments.database_url)
+
+    from django.db import connection
+    from django.db.models import Sum
+
+    from invoices.ledger.models import JournalEntry, JournalLine
+    from invoices.models import Invoice
+
+    without = _run(arguments.subscriptions, arguments.chunk_size, ledger=False)
+    with_ledger = _run(arguments.subscriptions, arguments.chunk_size, ledger=True)
+
+    issued = Invoice.objects.filter(billing_reason="subscription_cycle").exclude(status="draft").count()
+    entries = JournalEntry.objects.filter(source_type="invoice", movement="invoice_finalized").count()
+    totals = JournalLine.objects.aggregate(debit=Sum("debit"), credit=Sum("credit"))
+    assert entries == issued, (entries, issued)
+    assert totals["debit"] == totals["credit"], totals
+    overhead = (with_ledger - without) / without * 100
+    print(f"database: {connection.vendor}")
+    print(f"subscriptions: {arguments.subscriptions}")
+    print(f"seconds_without_ledger: {without:.2f}")
+    print(f"seconds_with_ledger: {with_ledger:.2f}")
+    print(f"journal_entries: {entries}")
+    print(f"ledger_overhead_percent: {overhead:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

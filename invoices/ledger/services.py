@@ -1,0 +1,547 @@
+"""Writes of the ledger: the chart of accounts, posting entries, period close (docs/accounting.md).
+
+`entries_post` is the one way an entry gets written. The posting rules (postings.py) build
+`EntryDraft`s; this module checks them (balanced, not empty), resolves the accounting date
+(a closed month moves the entry to the first open month, dated on its first day), numbers
+them per journal and fiscal year under the journal's sequence lock, converts them to the
+functional currency and writes them in bulk (one INSERT for the entries, one for the lines).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config import clock, mfa
+from invoices.ledger.errors import (
+    MissingAccount,
+    MissingExchangeRate,
+    PeriodClosed,
+    PeriodCloseRefused,
+    UnbalancedEntry,
+)
+from invoices.ledger.fx import conversion_rate, functional_amount_at
+from invoices.ledger.locks import (
+    accounting_period_qs_for_update,
+    accounting_periods_share,
+    journal_sequence_qs_for_update,
+)
+from invoices.ledger.models import (
+    Account,
+    AccountingPeriod,
+    AccountMapping,
+    JournalEntry,
+    JournalLine,
+    JournalSequence,
+    LedgerSettings,
+)
+from invoices.models import Brand
+
+CHARTS_DIR = Path(__file__).resolve().parent / "charts"
+
+
+# -- chart of accounts -------------------------------------------------------------------------
+
+
+def available_charts() -> list[str]:
+    return sorted(path.stem for path in CHARTS_DIR.glob("*.json"))
+
+
+def ledger_settings_get(*, brand: Brand) -> LedgerSettings:
+    found, _created = LedgerSettings.objects.get_or_create(
+        brand=brand,
+        defaults={
+            "chart": settings.TARIF_LEDGER_DEFAULT_CHART,
+            "functional_currency": settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY,
+        },
+    )
+    return found
+
+
+def chart_load(*, brand: Brand, chart: str | None = None) -> int:
+    """Create the accounts and default mappings of a chart data file for `brand` (idempotent).
+
+    Existing accounts (same code) and mappings are kept as the brand edited them. Returns
+    the number of accounts created.
+    """
+    name = chart or ledger_settings_get(brand=brand).chart
+    if name not in available_charts():
+        raise MissingAccount(_("Unknown chart of accounts %(name)s.") % {"name": name})
+    data = json.loads((CHARTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    created = 0
+    with transaction.atomic(savepoint=False):
+        for row in data["accounts"]:
+            account, was_created = Account.objects.get_or_create(
+                brand=brand, code=row["code"], defaults={"name": row["name"], "type": row["type"]}
+            )
+            created += int(was_created)
+            if row.get("role"):
+                AccountMapping.objects.get_or_create(
+                    brand=brand,
+                    role=row["role"],
+                    match=row.get("match", AccountMapping.Match.VAT_RATE if row.get("value") else "default"),
+                    value=row.get("value", ""),
+                    defaults={"account": account},
+                )
+    return created
+
+
+@dataclass(frozen=True)
+class AccountKey:
+    """What a posting line needs an account for; the most specific mapping wins."""
+
+    role: str
+    product_id: int | None = None
+    tax_code: str = ""
+    vat_rate: Decimal | None = None
+    payment_method: str = ""
+
+
+class AccountResolver:
+    """Resolves roles to accounts for one brand, with the brand's mappings read once."""
+
+    def __init__(self, brand_id: int) -> None:
+        self.brand_id = brand_id
+        rows = list(
+            AccountMapping.objects.filter(brand_id=brand_id).values_list("role", "match", "value", "account_id")
+        )
+        if not rows:
+            chart_load(brand=Brand.objects.get(pk=brand_id))
+            rows = list(
+                AccountMapping.objects.filter(brand_id=brand_id).values_list("role", "match", "value", "account_id")
+            )
+        self.rules = {(role, match, value): account_id for role, match, value, account_id in rows}
+
+    def resolve(self, key: AccountKey) -> int:
+        if key.role.startswith("#"):  # an explicit account (reversals copy the original's)
+            return int(key.role[1:])
+        candidates: list[tuple[str, str]] = []
+        if key.product_id is not None:
+            candidates.append((AccountMapping.Match.PRODUCT, str(key.product_id)))
+        if key.tax_code:
+            candidates.append((AccountMapping.Match.TAX_CODE, key.tax_code))
+        if key.vat_rate is not None:
+            candidates.append((AccountMapping.Match.VAT_RATE, f"{Decimal(key.vat_rate):.3f}"))
+        if key.payment_method:
+            candidates.append((AccountMapping.Match.PAYMENT_METHOD, key.payment_method))
+        candidates.append((AccountMapping.Match.DEFAULT, ""))
+        for match, value in candidates:
+            account_id = self.rules.get((key.role, match, value))
+            if account_id is not None:
+                return account_id
+        raise MissingAccount(
+            _("No account is mapped for %(role)s in this brand's chart of accounts.") % {"role": key.role}
+        )
+
+
+# -- posting -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DraftLine:
+    account: AccountKey
+    debit: int = 0
+    credit: int = 0
+    label: str = ""
+    customer_id: int | None = None
+    tax_rate: Decimal | None = None
+    tax_category: str = ""
+    # The functional amount when it is not today's conversion (recognition releases deferred
+    # revenue at the rate it was deferred at).
+    functional: int | None = None
+
+
+@dataclass
+class EntryDraft:
+    brand_id: int
+    livemode: bool
+    journal: str
+    day: date
+    label: str
+    source_type: str
+    source_id: int
+    movement: str
+    currency: str
+    customer_id: int | None = None
+    document_number: str = ""
+    document_date: date | None = None
+    reversal_of_id: int | None = None
+    lines: list[DraftLine] = field(default_factory=list)
+
+    def add(self, key: AccountKey, amount: int, *, side: str, **extra: object) -> None:
+        """Add `amount` on `side` ("debit"/"credit"); a negative amount goes to the other side."""
+        if amount == 0:
+            return
+        if amount < 0:
+            side, amount = ("credit" if side == "debit" else "debit"), -amount
+        line = DraftLine(account=key, customer_id=extra.pop("customer_id", self.customer_id), **extra)  # type: ignore[arg-type]
+        setattr(line, side, amount)
+        self.lines.append(line)
+
+
+def ledger_enabled() -> bool:
+    return bool(getattr(settings, "TARIF_LEDGER_ENABLED", True))
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return date(month.year + (month.month // 12), month.month % 12 + 1, 1)
+
+
+def fiscal_year_of(day: date, *, start_month: int = 1) -> int:
+    """Fiscal years are named after the calendar year they start in."""
+    return day.year if day.month >= start_month else day.year - 1
+
+
+def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[date, date]:
+    """Each movement day -> the entry's date: itself, or the first day of the first open month.
+
+    The months written to are locked FOR SHARE (what the PostgreSQL trigger takes too): a
+    close waits for this transaction, and a close that committed first is seen here, and
+    the entries move on to the next open month.
+    """
+    for _attempt in range(12):
+        months = {month_start(day) for day in days}
+        closed = set(
+            AccountingPeriod.objects.filter(
+                brand_id=brand_id, livemode=livemode, state=AccountingPeriod.State.CLOSED, month__gte=min(months)
+            ).values_list("month", flat=True)
+        )
+        result: dict[date, date] = {}
+        for day in days:
+            month = month_start(day)
+            if month not in closed:
+                result[day] = day
+                continue
+            while month in closed:
+                month = _next_month(month)
+            result[day] = month
+        states = accounting_periods_share(
+            brand_id=brand_id, livemode=livemode, months=sorted({month_start(d) for d in result.values()})
+        )
+        if all(state != AccountingPeriod.State.CLOSED for state in states.values()):
+            return result
+    raise PeriodClosed(_("The accounting periods keep closing while posting; try again."))
+
+
+def _functional_lines(
+    lines: list[JournalLine], fixed: list[int | None], rate: Decimal, currency: str, functional: str
+) -> None:
+    """Convert each line, then put the rounding residue on the largest line so both sides agree."""
+    for line, known in zip(lines, fixed, strict=True):
+        line.functional_debit = functional_amount_at(line.debit, rate, currency, functional)
+        line.functional_credit = functional_amount_at(line.credit, rate, currency, functional)
+        if known is not None:
+            if line.debit:
+                line.functional_debit = known
+            else:
+                line.functional_credit = known
+    residue = sum(line.functional_debit for line in lines) - sum(line.functional_credit for line in lines)
+    if not residue:
+        return
+    # The side split into more lines absorbs the rounding on its largest line, so a one-line
+    # side (the receivable of an invoice) keeps its direct conversion.
+    debit_lines = [line for line in lines if line.debit]
+    credit_lines = [line for line in lines if line.credit]
+    if len(debit_lines) > len(credit_lines):
+        largest = max(debit_lines, key=lambda line: line.functional_debit)
+        largest.functional_debit -= residue
+    else:
+        largest = max(credit_lines, key=lambda line: line.functional_credit)
+        largest.functional_credit += residue
+
+
+def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> list[JournalEntry]:
+    """Write balanced, numbered entries for `drafts` (skipping movements already posted).
+
+    Runs inside the caller's transaction (the money movement's): the entries commit or roll
+    back with it. Raises UnbalancedEntry for a draft whose debits differ from its credits.
+    """
+    if not ledger_enabled():
+        return []
+    drafts = [draft for draft in drafts if any(line.debit or line.credit for line in draft.lines)]
+    if not drafts:
+        return []
+    for draft in drafts:
+        debits = sum(line.debit for line in draft.lines)
+        credits = sum(line.credit for line in draft.lines)
+        if debits != credits:
+            raise UnbalancedEntry(
+                f"{draft.movement} {draft.source_type}:{draft.source_id} is unbalanced (D {debits} / C {credits})"
+            )
+    posted_at = at or clock.system_now()
+    with transaction.atomic(savepoint=False):
+        already = _already_posted(drafts)
+        drafts = [d for d in drafts if (d.source_type, d.source_id, d.movement) not in already]
+        # One draft per movement even if a caller passed it twice.
+        unique: dict[tuple[str, int, str], EntryDraft] = {}
+        for draft in drafts:
+            unique.setdefault((draft.source_type, draft.source_id, draft.movement), draft)
+        drafts = list(unique.values())
+        if not drafts:
+            return []
+        groups: dict[tuple[int, bool], list[EntryDraft]] = defaultdict(list)
+        for draft in drafts:
+            groups[(draft.brand_id, draft.livemode)].append(draft)
+        prepared = []
+        counts: dict[tuple[int, bool, str, int], int] = defaultdict(int)
+        for (brand_id, livemode), brand_drafts in sorted(groups.items()):
+            ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+            dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
+            brand_drafts.sort(key=partial(_draft_order, dates))
+            for draft in brand_drafts:
+                year = fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month)
+                counts[(brand_id, livemode, draft.journal, year)] += 1
+            prepared.append((brand_id, livemode, brand_drafts, ledger, dates))
+        next_number = _reserve_numbers(counts)
+        entries: list[JournalEntry] = []
+        lines: list[JournalLine] = []
+        for brand_id, livemode, brand_drafts, ledger, dates in prepared:
+            brand_entries, brand_lines = _build_brand(
+                brand_id, livemode, brand_drafts, ledger, dates, next_number, posted_at
+            )
+            entries.extend(brand_entries)
+            lines.extend(brand_lines)
+        JournalEntry.objects.bulk_create(entries, batch_size=2000)
+        for line in lines:
+            line.entry_id = line.entry.pk
+        JournalLine.objects.bulk_create(lines, batch_size=5000)
+    return entries
+
+
+def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
+    by_type: dict[str, set[int]] = defaultdict(set)
+    for draft in drafts:
+        by_type[draft.source_type].add(draft.source_id)
+    found: set[tuple[str, int, str]] = set()
+    for source_type, ids in by_type.items():
+        found.update(
+            JournalEntry.objects.filter(source_type=source_type, source_id__in=ids).values_list(
+                "source_type", "source_id", "movement"
+            )
+        )
+    return found
+
+
+def _rate_or_marker(currency: str, functional_currency: str, day: date) -> Decimal:
+    """The day's rate; without one, 0 (functional amounts 0) unless TARIF_LEDGER_REQUIRE_RATES.
+
+    Billing must not stop because rates were not imported: such entries carry rate 0, which
+    the exports and reconciliation reports flag (docs/accounting.md "Multi-currency").
+    """
+    try:
+        return conversion_rate(currency=currency, functional_currency=functional_currency, on=day)
+    except MissingExchangeRate:
+        if getattr(settings, "TARIF_LEDGER_REQUIRE_RATES", False):
+            raise
+        return Decimal(0)
+
+
+def _draft_order(dates: dict[date, date], draft: EntryDraft) -> tuple[date, str, int, str]:
+    return (dates[draft.day], draft.source_type, draft.source_id, draft.movement)
+
+
+def _reserve_numbers(counts: dict[tuple[int, bool, str, int], int]) -> dict[tuple[int, bool, str, int], int]:
+    """The first free number of each (brand, mode, journal, fiscal year), advanced by its count.
+
+    One sequence row per journal and fiscal year, all locked in one query (primary-key order,
+    the one lock order), held until commit: numbers follow commit order without gaps.
+    """
+    JournalSequence.objects.bulk_create(
+        [
+            JournalSequence(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
+            for brand_id, livemode, journal, year in counts
+        ],
+        ignore_conflicts=True,
+    )
+    wanted = Q()
+    for brand_id, livemode, journal, year in counts:
+        wanted |= Q(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
+    next_number = {}
+    for sequence in journal_sequence_qs_for_update().filter(wanted):
+        key = (sequence.brand_id, sequence.livemode, sequence.journal, sequence.fiscal_year)
+        next_number[key] = sequence.last_number + 1
+        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[key])
+    return next_number
+
+
+def _build_brand(
+    brand_id: int,
+    livemode: bool,
+    drafts: list[EntryDraft],
+    ledger: LedgerSettings,
+    dates: dict[date, date],
+    next_number: dict[tuple[int, bool, str, int], int],
+    posted_at: datetime,
+) -> tuple[list[JournalEntry], list[JournalLine]]:
+    resolver = AccountResolver(brand_id)
+    rates: dict[tuple[str, date], Decimal] = {}
+    entries: list[JournalEntry] = []
+    lines: list[JournalLine] = []
+    for draft in drafts:
+        day = dates[draft.day]
+        year = fiscal_year_of(day, start_month=ledger.fiscal_year_start_month)
+        key = (brand_id, livemode, draft.journal, year)
+        number = next_number[key]
+        next_number[key] = number + 1
+        rate_key = (draft.currency, draft.day)
+        if rate_key not in rates:
+            rates[rate_key] = _rate_or_marker(draft.currency, ledger.functional_currency, draft.day)
+        entry = JournalEntry(
+            brand_id=brand_id,
+            livemode=livemode,
+            journal=draft.journal,
+            fiscal_year=year,
+            number=number,
+            date=day,
+            label=draft.label[:300],
+            source_type=draft.source_type,
+            source_id=draft.source_id,
+            movement=draft.movement,
+            document_number=draft.document_number,
+            document_date=draft.document_date,
+            customer_id=draft.customer_id,
+            currency=draft.currency,
+            functional_currency=ledger.functional_currency,
+            rate=rates[rate_key],
+            reversal_of_id=draft.reversal_of_id,
+            created_at=posted_at,
+        )
+        entries.append(entry)
+        kept = [line for line in draft.lines if line.debit or line.credit]
+        entry_lines = [
+            JournalLine(
+                entry=entry,
+                position=position,
+                account_id=resolver.resolve(line.account),
+                debit=line.debit,
+                credit=line.credit,
+                customer_id=line.customer_id,
+                label=(line.label or draft.label)[:300],
+                tax_rate=line.tax_rate,
+                tax_category=line.tax_category,
+            )
+            for position, line in enumerate(kept)
+        ]
+        _functional_lines(
+            entry_lines, [line.functional for line in kept], rates[rate_key], draft.currency, ledger.functional_currency
+        )
+        lines.extend(entry_lines)
+    return entries, lines
+
+
+def entry_reverse(
+    *, entry: JournalEntry, movement: str, source_type: str, source_id: int, day: date
+) -> JournalEntry | None:
+    """A reversing entry (debits and credits swapped) for `entry`: the only way to correct one."""
+    draft = EntryDraft(
+        brand_id=entry.brand_id,
+        livemode=entry.livemode,
+        journal=entry.journal,
+        day=day,
+        label=_("Reversal of %(entry)s") % {"entry": f"{entry.journal}-{entry.fiscal_year}-{entry.number}"},
+        source_type=source_type,
+        source_id=source_id,
+        movement=movement,
+        currency=entry.currency,
+        customer_id=entry.customer_id,
+        document_number=entry.document_number,
+        document_date=entry.document_date,
+        reversal_of_id=entry.pk,
+    )
+    for line in entry.lines.all():
+        draft.lines.append(
+            DraftLine(
+                account=AccountKey(role=f"#{line.account_id}"),
+                debit=line.credit,
+                credit=line.debit,
+                label=line.label,
+                customer_id=line.customer_id,
+                tax_rate=line.tax_rate,
+                tax_category=line.tax_category,
+            )
+        )
+    posted = entries_post(drafts=[draft])
+    return posted[0] if posted else None
+
+
+# -- period close (four-eyes, fresh TOTP) -------------------------------------------------------
+
+
+def _check_staff(user: object, otp_verified_at: datetime | None) -> None:
+    if user is None or not getattr(user, "is_staff", False):
+        raise PeriodCloseRefused(_("Only staff members can close an accounting period."))
+    if not mfa.is_fresh(otp_verified_at):
+        raise PeriodCloseRefused(
+            _("Confirm a fresh two-factor code (within the last %(minutes)s minutes) to close a period.")
+            % {"minutes": mfa.fresh_minutes()}
+        )
+
+
+def accounting_period_close_request(
+    *, brand: Brand, livemode: bool, month: date, requested_by: object, otp_verified_at: datetime | None
+) -> AccountingPeriod:
+    """First half of a close: a finance staff member asks (fresh TOTP); another one approves."""
+    _check_staff(requested_by, otp_verified_at)
+    month = month_start(month)
+    with transaction.atomic(durable=True):
+        AccountingPeriod.objects.bulk_create(
+            [AccountingPeriod(brand=brand, livemode=livemode, month=month)], ignore_conflicts=True
+        )
+        period = accounting_period_qs_for_update().get(brand=brand, livemode=livemode, month=month)
+        if period.state != AccountingPeriod.State.OPEN:
+            raise PeriodCloseRefused(_("This period is already %(state)s.") % {"state": period.get_state_display()})
+        if month >= month_start(timezone.localdate(clock.system_now())):
+            raise PeriodCloseRefused(_("Only a past month can be closed."))
+        period.state = AccountingPeriod.State.CLOSING
+        period.requested_by = requested_by  # type: ignore[assignment]
+        period.requested_at = clock.system_now()
+        period.save(update_fields=["state", "requested_by", "requested_at"])
+    return period
+
+
+def accounting_period_close_approve(
+    *, period: AccountingPeriod, approver: object, otp_verified_at: datetime | None
+) -> AccountingPeriod:
+    """Second half: another staff member approves with their own fresh TOTP; the month closes.
+
+    The period row is locked FOR UPDATE: running postings of the month (which hold it FOR
+    SHARE) finish first, later ones see it closed and move to the next open month.
+    """
+    _check_staff(approver, otp_verified_at)
+    with transaction.atomic(durable=True):
+        locked = accounting_period_qs_for_update().get(pk=period.pk)
+        if locked.state != AccountingPeriod.State.CLOSING:
+            raise PeriodCloseRefused(
+                _("Only a period whose close was requested can be approved (this one is %(state)s).")
+                % {"state": locked.get_state_display()}
+            )
+        if locked.requested_by_id == getattr(approver, "pk", None):
+            raise PeriodCloseRefused(
+                _("A period must be closed by someone other than the staff member who asked for it.")
+            )
+        earlier_open = AccountingPeriod.objects.filter(
+            brand_id=locked.brand_id, livemode=locked.livemode, month__lt=locked.month
+        ).exclude(state=AccountingPeriod.State.CLOSED)
+        if earlier_open.exists():
+            raise PeriodCloseRefused(_("Close the earlier months first."))
+        locked.state = AccountingPeriod.State.CLOSED
+        locked.approved_by = approver  # type: ignore[assignment]
+        locked.closed_by = locked.requested_by
+        locked.closed_at = clock.system_now()
+        locked.save(update_fields=["state", "approved_by", "closed_by", "closed_at"])
+    return locked

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+
+@pytest.fixture
+def brand(brand_factory):
+    return brand_factory(
+        slug="tarif-ledger",
+        invoice_number_format="FL-{year}-{seq:06d}",
+        credit_note_number_format="AVL-{year}-{seq:06d}",
+    )
+
+
+@pytest.fixture
+def fr_vat(tax_rate_factory):
+    return tax_rate_factory(country="FR", percentage=Decimal("20"))
+
+
+@pytest.fixture
+def de_vat(tax_rate_factory):
+    return tax_rate_factory(country="DE", name="MwSt", percentage=Decimal("19"))
