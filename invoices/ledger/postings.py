@@ -153,7 +153,9 @@ def _save_schedules(schedules: list[RevenueSchedule], entries: list[JournalEntry
     resolvers: dict[int, AccountResolver] = {}
     keep = []
     for schedule in schedules:
-        resolver = resolvers.setdefault(schedule.brand_id, AccountResolver(schedule.brand_id))
+        if schedule.brand_id not in resolvers:
+            resolvers[schedule.brand_id] = AccountResolver(schedule.brand_id)
+        resolver = resolvers[schedule.brand_id]
         product_id = getattr(schedule, "_product_id", None)
         schedule.deferred_account_id = resolver.resolve(AccountKey(Role.DEFERRED_REVENUE, product_id=product_id))
         schedule.revenue_account_id = resolver.resolve(AccountKey(Role.REVENUE_SERVICES, product_id=product_id))

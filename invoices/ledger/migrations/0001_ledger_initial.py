@@ -1,6 +1,7 @@
 """The ledger's tables and, on PostgreSQL, the database's own guards (docs/accounting.md).
 
-- ledger_journalentry / ledger_journalline are append-only: UPDATE and DELETE are refused.
+- ledger_journalentry / ledger_journalline are append-only: UPDATE, DELETE and TRUNCATE are
+  refused (TRUNCATE unless the session sets `tarif.allow_truncate`, like the test flush).
 - Balance: deferred constraint triggers check at commit that each new entry has lines and
   that its debits equal its credits (document and functional amounts); they also fire for a
   line inserted later into an existing entry, so no insert can leave an entry unbalanced.
@@ -28,6 +29,11 @@ CREATE TRIGGER tarif_ledger_entry_append_only BEFORE UPDATE OR DELETE ON ledger_
     FOR EACH ROW EXECUTE FUNCTION tarif_ledger_append_only();
 CREATE TRIGGER tarif_ledger_line_append_only BEFORE UPDATE OR DELETE ON ledger_journalline
     FOR EACH ROW EXECUTE FUNCTION tarif_ledger_append_only();
+-- TRUNCATE skips row triggers: refused like the issued documents' (invoices 0007).
+CREATE TRIGGER tarif_refuse_truncate BEFORE TRUNCATE ON ledger_journalentry
+    FOR EACH STATEMENT EXECUTE FUNCTION tarif_refuse_truncate();
+CREATE TRIGGER tarif_refuse_truncate BEFORE TRUNCATE ON ledger_journalline
+    FOR EACH STATEMENT EXECUTE FUNCTION tarif_refuse_truncate();
 
 CREATE OR REPLACE FUNCTION tarif_ledger_entry_balanced() RETURNS trigger AS $$
 DECLARE
@@ -87,6 +93,8 @@ DROP TRIGGER IF EXISTS tarif_ledger_entry_balanced ON ledger_journalentry;
 DROP TRIGGER IF EXISTS tarif_ledger_line_balanced ON ledger_journalline;
 DROP TRIGGER IF EXISTS tarif_ledger_line_append_only ON ledger_journalline;
 DROP TRIGGER IF EXISTS tarif_ledger_entry_append_only ON ledger_journalentry;
+DROP TRIGGER IF EXISTS tarif_refuse_truncate ON ledger_journalentry;
+DROP TRIGGER IF EXISTS tarif_refuse_truncate ON ledger_journalline;
 DROP FUNCTION IF EXISTS tarif_ledger_period_open();
 DROP FUNCTION IF EXISTS tarif_ledger_entry_balanced();
 DROP FUNCTION IF EXISTS tarif_ledger_append_only();

@@ -117,3 +117,10 @@ def test_the_database_refuses_an_entry_dated_in_a_closed_month(brand, accounts, 
     entry = _entry(brand, day=date(2026, 3, 1), source_id=2)
     _lines(entry, receivable, revenue, 10, 10)
     _check_now()
+
+
+def test_truncate_of_the_journal_is_refused(brand, accounts):
+    with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL tarif.allow_truncate = off")
+            cursor.execute("TRUNCATE ledger_journalline")
