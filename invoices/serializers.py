@@ -265,7 +265,9 @@ class InvoicePreviewSerializer(serializers.Serializer):
     tax_total = serializers.IntegerField()
     total_excluding_tax = serializers.IntegerField()
     total = serializers.IntegerField()
-    credits_applied = serializers.IntegerField(help_text="Prepaid credits (wallets) that would pay it, before the balance.")
+    credits_applied = serializers.IntegerField(
+        help_text="Prepaid credits (wallets) that would pay it, before the balance."
+    )
     balance_applied = serializers.IntegerField()
     amount_due = serializers.IntegerField()
     discounts = serializers.ListField(child=serializers.CharField())
