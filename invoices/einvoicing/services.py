@@ -567,9 +567,10 @@ def collected_status_record(*, invoice: Invoice, at: datetime) -> LifecycleStatu
     if transmission is None or not collection_reported(invoice=invoice):
         return None
     reported = sum(
-        transmission.statuses.filter(code=LifecycleCode.COLLECTED, origin=LifecycleStatus.Origin.ISSUER)
-        .exclude(amount__isnull=True)
-        .values_list("amount", flat=True)
+        amount or 0
+        for amount in transmission.statuses.filter(
+            code=LifecycleCode.COLLECTED, origin=LifecycleStatus.Origin.ISSUER
+        ).values_list("amount", flat=True)
     )
     # Read again: the payment paths pass the invoice they locked, before it recorded the payment.
     paid = Invoice.objects.filter(pk=invoice.pk).values_list("amount_paid", flat=True).get()
