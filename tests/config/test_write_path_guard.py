@@ -45,6 +45,8 @@ WRITE_ALLOWED = {
     "and frozen by the database; the state changes are actions calling invoices.services",
     "billing.Subscription": "metadata only: every other field is read-only, changes are actions calling services",
     "billing.WebhookDelivery": "every field is read-only; the resend action calls webhook_deliveries_resend",
+    "ereporting.EReportingRegime": "a brand's VAT regime for e-reporting (configuration): it only decides the "
+    "periods the builder makes next; built periods keep their own dates",
 }
 # Admins whose inline rows the parent's service writes: save_model hands the inline's items to the
 # service and save_related saves no formset.
@@ -67,6 +69,7 @@ DELETE_ALLOWED = {
     "billing.TestClock": "test mode only; its customers go with it",
     "billing.WebhookEndpoint": "integration configuration; its deliveries go with it",
     "billing.WebhookDelivery": "an outbound delivery record; the event itself stays in the log",
+    "ereporting.EReportingRegime": WRITE_ALLOWED["ereporting.EReportingRegime"],
 }
 # Import resources that write rows without a service, and why.
 IMPORT_ALLOWED = {
