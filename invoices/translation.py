@@ -8,9 +8,19 @@ carries no French brand text.
 
 from modeltranslation.translator import TranslationOptions, register
 
-from invoices.models import Brand
+from invoices.models import Brand, InvoiceCustomField, InvoiceLineColumn
 
 
 @register(Brand)
 class BrandTranslationOptions(TranslationOptions):
     fields = ("footer_text", "payment_instructions", "late_payment_rate")
+
+
+@register(InvoiceCustomField)
+class InvoiceCustomFieldTranslationOptions(TranslationOptions):
+    fields = ("label",)  # the value (a PO number, a cost centre) is the same in every language
+
+
+@register(InvoiceLineColumn)
+class InvoiceLineColumnTranslationOptions(TranslationOptions):
+    fields = ("label",)

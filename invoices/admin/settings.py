@@ -50,7 +50,8 @@ from invoices.services.brands import BANK_DETAIL_FIELDS, brand_save
 class BrandCustomFieldInline(TabularInline):
     model = InvoiceCustomField
     fk_name = "brand"
-    fields = ("label", "value", "position")
+    # The label in each document language (an English invoice prints the English label).
+    fields = ("label_fr", "label_en", "value", "position")
     extra = 0
     verbose_name = _("custom field printed on every invoice")
     verbose_name_plural = _("custom fields printed on every invoice")
@@ -58,7 +59,7 @@ class BrandCustomFieldInline(TabularInline):
 
 class LineColumnInline(TabularInline):
     model = InvoiceLineColumn
-    fields = ("label", "metadata_key", "position")
+    fields = ("label_fr", "label_en", "metadata_key", "position")
     extra = 0
 
 

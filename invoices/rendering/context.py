@@ -17,6 +17,7 @@ from typing import Any
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from config.types import JsonDict
 from invoices.rendering import formatting
 from invoices.rendering.fonts import font_for
 from invoices.services.documents import legal_mentions, seller_in_language, seller_snapshot
@@ -461,8 +462,8 @@ def sample_invoice(
     brand: Any,
     language: str | None = None,
     lines: int = 3,
-    custom_fields: list[dict[str, str]] | None = None,
-    line_columns: list[dict[str, str]] | None = None,
+    custom_fields: list[JsonDict] | None = None,
+    line_columns: list[JsonDict] | None = None,
 ) -> tuple[_SampleInvoice, list[_SampleLine]]:
     """An in-memory issued invoice of `brand` (saved or not) and its lines: the shape the
     renderers and the Factur-X builder read, without a database row."""
@@ -542,8 +543,8 @@ def sample_document(
     brand: Any,
     language: str | None = None,
     lines: int = 3,
-    custom_fields: list[dict[str, str]] | None = None,
-    line_columns: list[dict[str, str]] | None = None,
+    custom_fields: list[JsonDict] | None = None,
+    line_columns: list[JsonDict] | None = None,
     logo_data_uri: str | None = None,
 ) -> DocumentData:
     """A sample invoice of `brand`, saved or not: the admin preview passes the unsaved

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from config.types import JsonDict
 from invoices.rendering.context import DocumentData, sample_document
 from invoices.rendering.logos import logo_media_type
 
@@ -23,13 +24,20 @@ def _inline_rows(data: Mapping[str, Any], prefix: str, fields: tuple[str, ...]) 
         if data.get(f"{prefix}-{index}-DELETE"):
             continue
         row = {name: (data.get(f"{prefix}-{index}-{name}") or "").strip() for name in fields}
-        if all(row.values()):
+        # Filled: a value (custom fields, columns' key) and a label in at least one language.
+        if all(value for name, value in row.items() if not name.startswith("label_")) and (
+            row.get("label_fr") or row.get("label_en")
+        ):
             try:
                 position = int(data.get(f"{prefix}-{index}-position") or 0)
             except ValueError:
                 position = 0
             rows.append((position, index, row))
     return [row for _, _, row in sorted(rows, key=lambda item: (item[0], item[1]))]
+
+
+def _labels(row: Mapping[str, str]) -> dict[str, str]:
+    return {"fr": row["label_fr"], "en": row["label_en"]}
 
 
 def preview_document(
@@ -50,13 +58,13 @@ def preview_document(
             logo_uri = f"data:{media_type};base64,{base64.b64encode(data_bytes).decode()}"
     elif data.get("logo-clear"):
         brand.logo = None
-    custom_fields = [
-        {"label": row["label"], "value": row["value"]}
-        for row in _inline_rows(data, "custom_fields", ("label", "value"))
+    custom_fields: list[JsonDict] = [
+        {"label": row["label_fr"] or row["label_en"], "labels": _labels(row), "value": row["value"]}
+        for row in _inline_rows(data, "custom_fields", ("label_fr", "label_en", "value"))
     ]
-    line_columns = [
-        {"key": row["metadata_key"], "label": row["label"]}
-        for row in _inline_rows(data, "line_columns", ("metadata_key", "label"))
+    line_columns: list[JsonDict] = [
+        {"key": row["metadata_key"], "label": row["label_fr"] or row["label_en"], "labels": _labels(row)}
+        for row in _inline_rows(data, "line_columns", ("metadata_key", "label_fr", "label_en"))
     ]
     document = sample_document(
         brand=brand,

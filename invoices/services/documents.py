@@ -122,27 +122,50 @@ def brand_text(brand: Brand, field: str, language: str) -> str:
     return value
 
 
+def _labels(row: object) -> dict[str, str]:
+    """A custom field's or line column's label in each document language (modeltranslation)."""
+    return {language: getattr(row, f"label_{language}", "") or "" for language in ("fr", "en")}
+
+
+def _label_in(item: JsonDict, language: str) -> JsonDict:
+    """The item with its label in `language`: that language's label, else the one typed (a PO
+    number's value still needs a label; finance fills both languages to avoid the fallback)."""
+    labels = item.get("labels") or {}
+    chosen = labels.get(language) or item.get("label", "")
+    return {key: value for key, value in item.items() if key != "labels"} | {"label": chosen}
+
+
 def seller_in_language(seller: JsonDict, *, brand: Brand, language: str) -> JsonDict:
-    """The seller snapshot with the brand's texts of the document's language."""
+    """The seller snapshot with the brand's texts, custom-field labels and line-column titles of
+    the document's language."""
+    language = document_language(language)
     return {
         **seller,
         "payment_instructions": brand_text(brand, "payment_instructions", language),
         "branding": {**(seller.get("branding") or {}), "footer_text": brand_text(brand, "footer_text", language)},
+        "custom_fields": [_label_in(item, language) for item in seller.get("custom_fields") or []],
+        "line_columns": [_label_in(item, language) for item in seller.get("line_columns") or []],
     }
 
 
 def seller_snapshot(
     brand: Brand,
     *,
-    custom_fields: list[dict[str, str]] | None = None,
-    line_columns: list[dict[str, str]] | None = None,
+    custom_fields: list[JsonDict] | None = None,
+    line_columns: list[JsonDict] | None = None,
 ) -> JsonDict:
     """The seller as issued. `custom_fields` / `line_columns` default to the brand's
     stored ones (two queries); the admin preview passes its unsaved values instead."""
     if custom_fields is None:
-        custom_fields = [{"label": field.label, "value": field.value} for field in brand.custom_fields.all()]
+        custom_fields = [
+            {"label": field.label, "labels": _labels(field), "value": field.value}
+            for field in brand.custom_fields.all()
+        ]
     if line_columns is None:
-        line_columns = [{"key": column.metadata_key, "label": column.label} for column in brand.line_columns.all()]
+        line_columns = [
+            {"key": column.metadata_key, "label": column.label, "labels": _labels(column)}
+            for column in brand.line_columns.all()
+        ]
     return {
         "name": brand.name,
         "legal_name": brand.legal_name,

@@ -104,9 +104,10 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
             created_at=at,
         )
     invoice_voided.fire(invoice=invoice)
-    post_invoice_voided(invoice=invoice, at=at)
     # Prepaid credits it consumed go back to their grants (wallets, docs/billing.md "Prepaid credits").
     credits_returned = credits_return(invoice=invoice, at=at) if invoice.credits_applied else 0
+    # The ledger last: its journal sequence lock ranks after everything a movement locks.
+    post_invoice_voided(invoice=invoice, at=at)
     _event(
         "invoice.voided",
         invoice,

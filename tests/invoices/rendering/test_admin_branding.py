@@ -66,10 +66,10 @@ def test_the_preview_shows_unsaved_settings_without_saving_them(staff_console, b
         _preview_language="en",
         **{
             "custom_fields-TOTAL_FORMS": "1",
-            "custom_fields-0-label": "Cost centre",
+            "custom_fields-0-label_en": "Cost centre",
             "custom_fields-0-value": "CC-UNSAVED",
             "line_columns-TOTAL_FORMS": "1",
-            "line_columns-0-label": "Media published",
+            "line_columns-0-label_en": "Media published",
             "line_columns-0-metadata_key": "media_published",
         },
     )
@@ -89,7 +89,7 @@ def test_the_preview_as_pdf_streams_a_pdf_of_the_sample(staff_console, brand):
     data = brand_form(
         brand,
         _preview_format="pdf",
-        **{"custom_fields-TOTAL_FORMS": "1", "custom_fields-0-label": "PO", "custom_fields-0-value": "PO-PREVIEW"},
+        **{"custom_fields-TOTAL_FORMS": "1", "custom_fields-0-label_fr": "PO", "custom_fields-0-value": "PO-PREVIEW"},
     )
     data["logo"] = SimpleUploadedFile("logo.png", png_bytes(), content_type="image/png")
 

@@ -256,6 +256,24 @@ def test_each_language_prints_only_its_own_brand_texts(
         assert foreign not in text
 
 
+@pytest.mark.parametrize(
+    ("language", "own", "other"), [("en", "PO number", "Bon de commande"), ("fr", "Bon de commande", "PO number")]
+)
+def test_custom_field_labels_and_column_titles_are_printed_in_the_documents_language(
+    customer_factory, branded, tax_rate, language, own, other
+):
+    from invoices.models import InvoiceCustomField
+
+    InvoiceCustomField.objects.create(brand=branded, label_fr="Bon de commande", label_en="PO number", value="PO-7781")
+    customer = customer_factory(brand=branded, preferred_language=language)
+    invoice = invoice_finalize(invoice=create_draft(customer, [10000]), at=ISSUED_AT)
+
+    text = pdf_text(invoice_pdf_render(invoice=invoice, as_issued=True))
+
+    text = text.upper()  # labels are printed in capitals
+    assert own.upper() in text and "PO-7781" in text and other.upper() not in text
+
+
 def test_an_english_invoice_of_a_brand_without_english_texts_prints_no_french_text(customer_factory, branded, tax_rate):
     # given a brand whose footer exists in French only (as migrated from before issue 17)
     branded.footer_text_fr, branded.footer_text_en = "Merci de votre confiance", ""
