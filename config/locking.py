@@ -56,13 +56,14 @@ class LockRank(IntEnum):
     REFUND = 330
     DUNNING_CASE = 340
     BANK_STATEMENT_LINE = 350
-    EREPORTING_PERIOD = 360  # issue 18: one e-reporting period's build or submission
+    EREPORTING_PERIOD = 440  # issue 18: one e-reporting period (after the PA account whose poll hands it a status)
     SANDBOX_SETUP_SESSION = 400  # the built-in sandbox gateway's own rows
     SANDBOX_CHARGE = 410
     EINVOICING_ACCOUNT = 420  # issue 18: a PA account's status-poll cursor (its own transaction)
     EINVOICING_TRANSMISSION = 430  # issue 18: claimed with SKIP LOCKED to submit; locked to record a status
     NUMBER_SEQUENCE = 900  # held until commit, it serializes a brand's finalizations
     # Issue 19 (ledger): postings come last in a money movement's transaction.
+    REVENUE_SCHEDULE = 905  # a recognition run's deferred-revenue schedules (SKIP LOCKED), then its postings
     ACCOUNTING_PERIOD = 910  # a month's period: postings share it (trigger FOR SHARE), a close locks it
     JOURNAL_SEQUENCE = 920  # a journal's entry numbers per fiscal year: held until commit
     ARCHIVE_HEAD = 950  # issue 18: the archive's chain head, after anything a finalization locks

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ from django.utils.translation import gettext as _
 
 from config.clock import system_now
 from config.events.log import event_record
+from config.hooks import Hook
 from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from customers.selectors import customer_siren
+from invoices.archive.services import archive_append
 from invoices.einvoicing.adapters import (
     DirectoryAddress,
     OutboundFlow,
@@ -239,7 +242,9 @@ def _claim(transmission_id: int, *, at: datetime) -> Transmission | None:
     return transmission
 
 
-def _record_outcome(transmission_id: int, *, apply: dict[str, object]) -> Transmission:
+def _record_outcome(
+    transmission_id: int, *, apply: dict[str, object], sent: OutboundFlow | None = None
+) -> Transmission:
     with transaction.atomic(durable=True):
         transmission = transmission_qs_for_update().get(pk=transmission_id)
         if transmission.state != Transmission.State.SUBMITTING:
@@ -248,6 +253,21 @@ def _record_outcome(transmission_id: int, *, apply: dict[str, object]) -> Transm
             setattr(transmission, name, value)
         transmission.submitting_since = None
         transmission.save()
+        if sent is not None and transmission.state == Transmission.State.SUBMITTED:
+            # The flow as the platform received it, in the 10-year hash-chained archive (docs/archive.md).
+            archive_append(
+                kind="document",
+                reference=transmission.tracking_id,
+                content=sent.content,
+                brand=transmission.account.brand,
+                livemode=transmission.account.livemode,
+                metadata={
+                    "flow_id": transmission.flow_id,
+                    "syntax": sent.syntax,
+                    "filename": sent.filename,
+                    "number": str(getattr(transmission.document, "number", "") or ""),
+                },
+            )
         if transmission.state == Transmission.State.FAILED:
             document = transmission.document
             event_record(
@@ -341,6 +361,7 @@ def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
             "routing_address": entry.routing_address,
             "next_attempt_at": None,
         },
+        sent=flow,
     )
     return SubmitOutcome(
         transmission_id=transmission_id, state=transmission.state, flow_id=receipt.flow_id, duplicate=receipt.duplicate
@@ -457,6 +478,19 @@ def lifecycle_status_record(
                 "reason": f"{report.reason_code} {reason}".strip() if report.reason_text else reason,
             }
         locked.save()
+        archive_append(
+            kind="status",
+            reference=f"{locked.tracking_id}:{report.code}:{status.pk}",
+            content=json.dumps(dict(report.raw), sort_keys=True, default=str).encode(),
+            brand=locked.account.brand,
+            livemode=locked.account.livemode,
+            metadata={
+                "code": report.code,
+                "origin": report.origin,
+                "occurred_at": report.occurred_at.isoformat(),
+                "flow_id": locked.flow_id,
+            },
+        )
         event_record(
             type="einvoice.status_changed",
             object_type=locked.kind,
@@ -476,6 +510,10 @@ def lifecycle_status_record(
     return status, True
 
 
+# Statuses whose flow is no document's (e-reporting flows): invoices.ereporting applies them.
+unmatched_status_received = Hook("einvoicing.unmatched_status_received")
+
+
 def statuses_receive(*, account: PlatformAccount, reports: Iterable[StatusReport]) -> int:
     """Record statuses the PA delivered (pushed or pulled); returns how many were new."""
     created = 0
@@ -486,7 +524,9 @@ def statuses_receive(*, account: PlatformAccount, reports: Iterable[StatusReport
             continue
         transmission = _transmission_for_report(account=account, report=report)
         if transmission is None:
-            logger.warning("status %s for unknown flow %s / %s", report.code, report.flow_id, report.tracking_id)
+            # Not a document's flow: an e-reporting flow's status (invoices.ereporting listens), or unknown.
+            logger.info("status %s for flow %s / %s: no document", report.code, report.flow_id, report.tracking_id)
+            unmatched_status_received.fire(account=account, report=report)
             continue
         try:
             with transaction.atomic():
@@ -613,7 +653,26 @@ def collected_statuses_send(*, limit: int = 200) -> int:
         except (PlatformUnavailable, PlatformRejected) as error:
             logger.warning("einvoicing: collected status %s not sent: %s", status.pk, error)
             continue
-        sent += LifecycleStatus.objects.filter(pk=status.pk, sent_at__isnull=True).update(sent_at=system_now())
+        with transaction.atomic():
+            marked = LifecycleStatus.objects.filter(pk=status.pk, sent_at__isnull=True).update(sent_at=system_now())
+            if marked:
+                archive_append(
+                    kind="status",
+                    reference=f"{transmission.tracking_id}:{status.code}:{status.pk}",
+                    content=json.dumps(
+                        {
+                            "code": status.code,
+                            "occurred_at": status.occurred_at.isoformat(),
+                            "amount": status.amount,
+                            "currency": status.currency,
+                        },
+                        sort_keys=True,
+                    ).encode(),
+                    brand=transmission.account.brand,
+                    livemode=transmission.account.livemode,
+                    metadata={"code": status.code, "origin": status.origin, "flow_id": transmission.flow_id},
+                )
+        sent += marked
     return sent
 
 

@@ -7,3 +7,8 @@ class EReportingConfig(AppConfig):
     label = "ereporting"
     verbose_name = _("E-reporting")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from invoices.ereporting.services import ereporting_register  # deferred: app loading
+
+        ereporting_register()

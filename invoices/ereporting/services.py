@@ -306,3 +306,22 @@ def ereporting_close_due(*, today: date | None = None) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def _on_unmatched_status(*, account: object, report: StatusReport) -> None:
+    """A status pushed to the e-invoicing webhook for a flow that is no document's: if it is one
+    of this account's e-reporting flows, apply it to that period."""
+    if not report.flow_id:
+        return
+    period = EReportingPeriod.objects.filter(
+        flow_id=report.flow_id, brand_id=getattr(account, "brand_id", None), livemode=getattr(account, "livemode", None)
+    ).first()
+    if period is not None:
+        ereporting_status_apply(period=period, reports=[report])
+
+
+def ereporting_register() -> None:
+    """Connect e-reporting to the statuses the e-invoicing webhook and poll find no document for."""
+    from invoices.einvoicing.services import unmatched_status_received  # deferred: app loading
+
+    unmatched_status_received.connect(_on_unmatched_status)

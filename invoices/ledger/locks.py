@@ -12,8 +12,15 @@ from datetime import date
 from django.db import connection
 from django.db.models import QuerySet
 
-from config.locking import LockRank, lock_helper
-from invoices.ledger.models import AccountingPeriod, JournalSequence
+from config.locking import LockRank, lock_helper, note_lock
+from invoices.ledger.models import AccountingPeriod, JournalSequence, RevenueSchedule
+
+
+@lock_helper(LockRank.REVENUE_SCHEDULE)
+def revenue_schedules_claim_qs(queryset: QuerySet[RevenueSchedule]) -> QuerySet[RevenueSchedule]:
+    """The deferred-revenue schedules a recognition run takes (SKIP LOCKED: two runs share the
+    work); their entries are posted after, under the period and journal locks."""
+    return queryset.select_for_update(of=("self",), skip_locked=True).order_by("pk")
 
 
 @lock_helper(LockRank.ACCOUNTING_PERIOD)
@@ -26,6 +33,7 @@ def journal_sequence_qs_for_update() -> QuerySet[JournalSequence]:
     return JournalSequence.objects.order_by("pk").select_for_update(of=("self",))
 
 
+@lock_helper(LockRank.ACCOUNTING_PERIOD)
 def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date]) -> dict[date, str]:
     """The state of the given months, locked FOR SHARE on PostgreSQL (what the trigger takes).
 
@@ -42,7 +50,9 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
     queryset = AccountingPeriod.objects.filter(brand_id=brand_id, livemode=livemode, month__in=months).order_by("pk")
     if connection.vendor != "postgresql":
         return dict(queryset.values_list("month", "state"))
-    sql, params = queryset.values_list("month", "state").query.sql_with_params()
+    sql, params = queryset.values_list("pk", "month", "state").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} FOR SHARE", params)
-        return dict(cursor.fetchall())
+        rows = cursor.fetchall()
+    note_lock(LockRank.ACCOUNTING_PERIOD, keys=[pk for pk, _month, _state in rows])
+    return {month: state for _pk, month, state in rows}

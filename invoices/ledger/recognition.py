@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from config.money import round_fraction
+from invoices.ledger.locks import revenue_schedules_claim_qs
 from invoices.ledger.models import Journal, RevenueSchedule
 from invoices.ledger.services import AccountKey, DraftLine, EntryDraft, entries_post, ledger_enabled
 
@@ -99,7 +100,7 @@ def revenue_recognize(*, through: date, mode: str | None = None, brand_id: int |
         )
         if brand_id is not None:
             schedules = schedules.filter(brand_id=brand_id)
-        schedules = schedules.select_for_update(of=("self",), skip_locked=True).order_by("pk")
+        schedules = revenue_schedules_claim_qs(schedules)
         # (brand, livemode, currency, day) -> (deferred account, revenue account) -> (amount, functional)
         groups: dict[tuple[int, bool, str, date], dict[tuple[int, int], list[int]]] = defaultdict(
             lambda: defaultdict(lambda: [0, 0])

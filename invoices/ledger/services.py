@@ -210,7 +210,7 @@ def fiscal_year_of(day: date, *, start_month: int = 1) -> int:
 def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[date, date]:
     """Each movement day -> the entry's date: itself, or the first day of the first open month.
 
-    The months written to are locked FOR SHARE (what the PostgreSQL trigger takes too): a
+    The months written to are locked in share mode (what the PostgreSQL trigger takes too): a
     close waits for this transaction, and a close that committed first is seen here, and
     the entries move on to the next open month.
     """
@@ -519,8 +519,8 @@ def accounting_period_close_approve(
 ) -> AccountingPeriod:
     """Second half: another staff member approves with their own fresh TOTP; the month closes.
 
-    The period row is locked FOR UPDATE: running postings of the month (which hold it FOR
-    SHARE) finish first, later ones see it closed and move to the next open month.
+    The period row is locked exclusively: running postings of the month (which hold it in
+    share mode) finish first, later ones see it closed and move to the next open month.
     """
     _check_staff(approver, otp_verified_at)
     with transaction.atomic(durable=True):

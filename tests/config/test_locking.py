@@ -18,6 +18,7 @@ import importlib
 import itertools
 import re
 import uuid
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -248,6 +249,7 @@ LOCKS_MODULES = (
     "invoices.einvoicing.locks",
     "invoices.ereporting.locks",
     "invoices.archive.locks",
+    "invoices.ledger.locks",
     "reports.locks",
 )
 
@@ -288,6 +290,7 @@ def _value(field: models.Field, counter: itertools.count):
 # Columns a table's check constraints need besides the required ones.
 EXTRA_VALUES = {
     "billing.Coupon": {"percent_off": Decimal(10)},
+    "ledger.AccountingPeriod": {"month": date(2026, 1, 1)},  # a month is its first day (check constraint)
     "invoices.CreditNote": {"total": 1, "reduced_amount_due": 1, "credited_to_balance": 0, "refunded": 0},
     # A transmission carries exactly one document (issue 18): its invoice, made on demand.
     "einvoicing.Transmission": {
@@ -351,12 +354,28 @@ def _taker(name: str, func, row):
         if not connection.features.has_select_for_update_skip_locked:
             return None
         return lambda: list(func(Handoff.objects.filter(pk=row.pk)))
+    if name == "invoices.ledger.locks.revenue_schedules_claim_qs":
+        if not connection.features.has_select_for_update_skip_locked:
+            return None
+        return lambda: list(func(type(row).objects.filter(pk=row.pk)))
+    if name == "invoices.ledger.locks.accounting_periods_share":
+        if connection.vendor != "postgresql":
+            return None
+        return lambda: func(brand_id=row.brand_id, livemode=row.livemode, months=[row.month])
     return lambda: list(func().filter(pk=row.pk))
 
 
 def _model_of(name: str, func):
     if name == "billing.locks.billing_run_scope_lock":
         return None
+    if name == "invoices.ledger.locks.revenue_schedules_claim_qs":
+        from invoices.ledger.models import RevenueSchedule
+
+        return RevenueSchedule
+    if name == "invoices.ledger.locks.accounting_periods_share":
+        from invoices.ledger.models import AccountingPeriod
+
+        return AccountingPeriod
     if name == "customers.locks.customers_lock_balance":
         from customers.models import Customer
 

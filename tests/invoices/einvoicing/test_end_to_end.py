@@ -337,3 +337,24 @@ def test_vat_on_debits_sends_no_collected_status(sim, account, b2b_customer, fr_
     invoice = issue(b2b_customer, [10000])
     payment_record_manual(invoice=invoice, amount=12000, method="bank_transfer", at=datetime(2026, 3, 10, tzinfo=UTC))
     assert not LifecycleStatus.objects.filter(code="212").exists()
+
+
+def test_transmitted_documents_and_their_statuses_are_archived_in_the_hash_chain(sim, account, b2b_customer, fr_vat):
+    """Every flow as the platform received it and every status, in the append-only archive, and
+    the chain verifies (docs/archive.md)."""
+    from django.core.management import call_command
+
+    from invoices.archive.models import ArchiveRecord
+
+    invoice = issue(b2b_customer, [10000])
+    transmission = Transmission.objects.get(invoice=invoice)
+    transmissions_submit_due()
+    account_poll_statuses(account=account)
+    account_poll_statuses(account=account)  # nothing new: nothing archived twice
+    transmission.refresh_from_db()
+
+    document = ArchiveRecord.objects.get(kind="document", reference=transmission.tracking_id)
+    assert document.metadata["number"] == invoice.number and document.metadata["flow_id"] == transmission.flow_id
+    statuses = ArchiveRecord.objects.filter(kind="status", reference__startswith=f"{transmission.tracking_id}:")
+    assert statuses.count() == transmission.statuses.count() == 3
+    call_command("verify_archive", "--no-progress")  # raises SystemExit on a broken chain

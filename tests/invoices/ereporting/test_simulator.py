@@ -77,3 +77,22 @@ def test_simulated_rejection_is_recorded_with_its_reason(settings, brand, vat_ra
     decade = EReportingPeriod.objects.get(kind="transactions", start=date(2026, 10, 1))
     assert decade.state == EReportingPeriod.State.REJECTED
     assert "bad totals" in decade.reason
+
+
+def test_statuses_polled_through_the_einvoicing_account_reach_the_ereporting_period(
+    settings, brand, vat_rates, customer_factory, account, sim
+):
+    """The e-invoicing poll (and webhook) finds no document for an e-reporting flow: it hands the
+    status over (unmatched_status_received) and the period applies it."""
+    from invoices.einvoicing.services import account_poll_statuses
+
+    settings.TARIF_EREPORTING_SINCE = "2026-10-01"
+    issue(customer_factory(brand=brand, is_business=False), [10000], at=IN_PERIOD)
+    ereporting_close_due_task.delay()  # built and submitted; its statuses not pulled yet
+    decade = EReportingPeriod.objects.get(kind="transactions", start=date(2026, 10, 1))
+    assert decade.state == EReportingPeriod.State.SUBMITTED
+
+    account_poll_statuses(account=account)
+
+    decade.refresh_from_db()
+    assert decade.state == EReportingPeriod.State.ACCEPTED
