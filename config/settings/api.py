@@ -58,6 +58,7 @@ SPECTACULAR_SETTINGS = {
         "ProrationBehaviorEnum": "billing.serializers.PRORATION_CHOICES",
         "PaymentLinkModeEnum": "billing.storefront.models.PaymentLink.Mode",
         "CheckoutSessionModeEnum": "billing.checkout.models.CheckoutSession.Mode",
+        "CheckoutPaymentMethodTypeEnum": "billing.checkout.models.CheckoutSession.PaymentMethodType",
     },
 }
 

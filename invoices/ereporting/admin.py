@@ -51,6 +51,12 @@ class StatusInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a status history: written by ereporting_status_record only
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(EReportingRegime)
 class EReportingRegimeAdmin(StyledAdmin):

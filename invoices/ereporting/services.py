@@ -29,6 +29,7 @@ from invoices.archive.models import ArchiveRecord
 from invoices.archive.services import archive_append
 from invoices.einvoicing.adapters import FlowReceipt, OutboundFlow, PlatformAdapter, StatusReport
 from invoices.einvoicing.errors import PlatformRejected
+from invoices.einvoicing.models import PlatformAccount
 from invoices.ereporting.errors import (
     EReportingInvalidTransition,
     EReportingPeriodInvalid,
@@ -308,13 +309,13 @@ def ereporting_close_due(*, today: date | None = None) -> list[int]:
     )
 
 
-def _on_unmatched_status(*, account: object, report: StatusReport) -> None:
+def _on_unmatched_status(*, account: PlatformAccount, report: StatusReport) -> None:
     """A status pushed to the e-invoicing webhook for a flow that is no document's: if it is one
     of this account's e-reporting flows, apply it to that period."""
     if not report.flow_id:
         return
     period = EReportingPeriod.objects.filter(
-        flow_id=report.flow_id, brand_id=getattr(account, "brand_id", None), livemode=getattr(account, "livemode", None)
+        flow_id=report.flow_id, brand_id=account.brand_id, livemode=account.livemode
     ).first()
     if period is not None:
         ereporting_status_apply(period=period, reports=[report])
