@@ -73,6 +73,9 @@ def tax_code_specs() -> dict[int, TaxCodeSpec]:
             rates={str(rate.country): rate.percentage for rate in code.rates.all()},
             exemption_reason_code=code.exemption_reason_code,
             exemption_reason=code.exemption_reason,
+            exemption_reasons={
+                language: getattr(code, f"exemption_reason_{language}", "") or "" for language in ("fr", "en")
+            },
         )
         for code in TaxCode.objects.prefetch_related("rates")
     }

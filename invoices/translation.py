@@ -9,6 +9,7 @@ carries no French brand text.
 from modeltranslation.translator import TranslationOptions, register
 
 from invoices.models import Brand, InvoiceCustomField, InvoiceLineColumn
+from invoices.tax_models import TaxCode
 
 
 @register(Brand)
@@ -24,3 +25,8 @@ class InvoiceCustomFieldTranslationOptions(TranslationOptions):
 @register(InvoiceLineColumn)
 class InvoiceLineColumnTranslationOptions(TranslationOptions):
     fields = ("label",)
+
+
+@register(TaxCode)
+class TaxCodeTranslationOptions(TranslationOptions):
+    fields = ("exemption_reason",)  # printed on invoices and carried as BT-120: in the document's language

@@ -134,6 +134,13 @@ class TaxCodeSpec:
     rates: Mapping[str, Decimal] = field(default_factory=dict)  # ISO country -> percent
     exemption_reason_code: str = ""
     exemption_reason: str = ""
+    # The reason in each document language ("fr", "en"); `exemption_reason` when one is missing.
+    exemption_reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def in_language(self, language: str) -> TaxCodeSpec:
+        """This code with its exemption reason in `language` (else the one typed)."""
+        reason = self.exemption_reasons.get(language) or self.exemption_reason
+        return self if reason == self.exemption_reason else replace(self, exemption_reason=reason)
 
     def __post_init__(self) -> None:
         if self.category not in RATED_CATEGORIES | {EXEMPT, OUT_OF_SCOPE}:

@@ -12,4 +12,5 @@ from invoices.models import TaxCode
 
 def seeded_tax_codes() -> dict[str, TaxCode]:
     import_module("invoices.migrations.0008_tax_codes").seed_tax_codes(apps, None)
+    import_module("invoices.migrations.0014_tax_code_reason_languages").reasons_by_language(apps, None)
     return {code.code: code for code in TaxCode.objects.all()}

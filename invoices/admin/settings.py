@@ -246,7 +246,7 @@ class TaxCodeRateInline(admin.TabularInline):
 
 
 @admin.register(TaxCode)
-class TaxCodeAdmin(StyledAdmin):
+class TaxCodeAdmin(StyledAdmin, TranslationAdmin):
     """Reference data like tax rates (issue 16 item 11): the code's rate per country inline."""
 
     list_display = ("code", "name", "category", "exemption_reason_code", "rate_count", "active")

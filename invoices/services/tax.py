@@ -16,6 +16,7 @@ from config.errors import DomainConflict
 from customers.models import Customer
 from invoices.models import Brand
 from invoices.selectors import standard_tax_rates, tax_code_specs, tax_codes_of_prices
+from invoices.services.documents import document_language
 from invoices.types import DraftInvoice
 from invoices.vat import TaxCodeSpec, VatDecision, VatError, decide_vat
 
@@ -92,6 +93,9 @@ def tax_decision_for(
             ) from error
 
     buyer_vat_number = customer.tax_id if customer.is_business and customer.tax_id else None
+    if tax_code is not None:
+        # The exemption reason printed (and carried as BT-120) in the customer's document language.
+        tax_code = tax_code.in_language(document_language(customer.preferred_language))
     return decide_vat(
         seller_country=str(brand.country),
         buyer_country=str(customer.country),
@@ -114,7 +118,12 @@ def line_tax_decisions(
     code (the standard rate), shared by lines without one. `cache`: decisions by (brand,
     buyer, code), shared across the invoices of a run. Raises TaxCategoriesIncompatible."""
     cache = {} if cache is None else cache
-    buyer_key = (brand.pk, str(customer.country), customer.tax_id if customer.is_business else "")
+    buyer_key = (
+        brand.pk,
+        str(customer.country),
+        customer.tax_id if customer.is_business else "",
+        customer.preferred_language,  # the exemption reason's language
+    )
     decisions: list[VatDecision] = []
     for line in draft.lines:
         code = table.code_for(price_id=line.price_id, brand=brand)

@@ -207,6 +207,26 @@ def test_the_exemption_reason_of_an_exempt_line_is_printed_as_in_the_factur_x(cu
     assert b"VATEX-EU-132-1I" in xml
 
 
+def test_a_french_invoice_prints_the_exemption_reason_in_french_and_carries_it_as_bt_120(
+    customer_factory, branded, tax_rate
+):
+    from invoices.services.drafts import invoice_create
+    from tests.invoices.services.test_tax_codes import _draft
+    from tests.tax_codes import seeded_tax_codes
+
+    codes = seeded_tax_codes()
+    customer = customer_factory(brand=branded, preferred_language="fr")
+    draft = invoice_create(draft=_draft(customer, [(codes["exempt-training"], 50000)]), at=ISSUED_AT, customer=customer)
+    invoice = invoice_finalize(invoice=draft, at=ISSUED_AT)
+
+    pdf = invoice_pdf_render(invoice=invoice, as_issued=True)
+    text = pdf_text(pdf)
+
+    assert "formation professionnelle continue" in text and "Exempt: vocational training" not in text
+    _name, xml = get_xml_from_pdf(pdf, check_xsd=False)
+    assert "formation professionnelle continue" in xml.decode()
+
+
 def test_a_reverse_charged_invoice_states_the_reverse_charge(reverse_charge_invoice):
     text = pdf_text(invoice_pdf_render(invoice=reverse_charge_invoice))
 
