@@ -39,6 +39,7 @@ _INVOICE_PREVIEW = {
     "tax_total": 580,
     "total_excluding_tax": 2900,
     "total": 3480,
+    "credits_applied": 0,
     "balance_applied": 0,
     "amount_due": 3480,
     "discounts": [],

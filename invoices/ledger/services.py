@@ -191,7 +191,7 @@ class EntryDraft:
 
 
 def ledger_enabled() -> bool:
-    return bool(getattr(settings, "TARIF_LEDGER_ENABLED", True))
+    return bool(getattr(settings, "TARIF_LEDGER_ENABLED", False))
 
 
 def month_start(day: date) -> date:

@@ -5,6 +5,12 @@ from decimal import Decimal
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _ledger_on(settings):
+    """The ledger posts in these tests (it is off by default while issue 19 is in progress)."""
+    settings.TARIF_LEDGER_ENABLED = True
+
+
 @pytest.fixture
 def brand(brand_factory):
     return brand_factory(
