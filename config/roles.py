@@ -23,6 +23,9 @@ TARIF_APPS = (
     "feedback",
     "storefront",
     "einvoicing",
+    "ereporting",
+    "archive",
+    "ledger",
 )
 
 ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -31,12 +34,20 @@ ROLE_RULES: dict[str, dict[str, tuple[str, ...]]] = {
     # and issues API keys (config.apikey).
     | {"billing": ("view", "add", "change", "delete", "approve")}
     | {"django_celery_beat": ("view",), "audit": ("view",), "config": ("view", "add", "change")},
-    # Reports (revenue, churn, receivables) are for finance and auditors, not support.
-    "Support": {app: ("view",) for app in TARIF_APPS if app != "reports"} | {"customers": ("view", "add", "change")},
+    # Reports and the books (revenue, churn, receivables, the ledger) are for finance and auditors, not support.
+    "Support": {app: ("view",) for app in TARIF_APPS if app not in ("reports", "ledger")}
+    | {"customers": ("view", "add", "change")},
     "Read-only": {app: ("view",) for app in TARIF_APPS},
 }
 # Finance may not delete what the law says must be kept.
-PROTECTED_FROM_DELETE = {("invoices", "invoice"), ("invoices", "creditnote"), ("invoices", "invoiceline")}
+PROTECTED_FROM_DELETE = {
+    ("invoices", "invoice"),
+    ("invoices", "creditnote"),
+    ("invoices", "invoiceline"),
+    ("ledger", "journalentry"),
+    ("ledger", "journalline"),
+    ("archive", "archiverecord"),
+}
 
 
 def sync_role_groups(*, group_model: Any, permission_model: Any) -> None:

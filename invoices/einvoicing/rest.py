@@ -127,8 +127,8 @@ class RestPlatformAdapter:
                 auth=(self.credentials.client_id, self.credentials.client_secret),
                 timeout=self.timeout,
             )
-        except requests.RequestException as error:
-            raise PlatformUnavailable(f"token endpoint: {error}") from error
+        except requests.RequestException as error:  # timeout, refused, reset: the class, never the text
+            raise PlatformUnavailable(f"token endpoint: {type(error).__name__}") from error
         if response.status_code >= 500 or response.status_code == 429:
             raise PlatformUnavailable(f"token endpoint answered {response.status_code}")
         if response.status_code >= 400:

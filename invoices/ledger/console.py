@@ -6,7 +6,9 @@ every page follows the console's live/test switch and a brand chosen in the page
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
+from functools import wraps
 from typing import Any, cast
 
 from django import forms
@@ -16,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
@@ -58,8 +60,26 @@ def _brand(request: HttpRequest) -> Brand:
             raise Http404 from None
     brand = brands.first()
     if brand is None:
-        raise Http404(_("No brand yet."))
+        raise NoBrandYet()
     return brand
+
+
+class NoBrandYet(Exception):
+    """No brand exists yet: the Accounting pages say so instead of a 404 (`with_brand`)."""
+
+
+def with_brand(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An Accounting page that explains itself when no brand exists yet (a fresh installation)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NoBrandYet:
+            context = {**admin.site.each_context(request), "title": _("Accounting")}
+            return render(request, "admin/ledger/no_brand.html", context)
+
+    return wrapper
 
 
 def _currency(brand: Brand) -> str:
