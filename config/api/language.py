@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 API_PREFIX = "/api/"
@@ -44,6 +45,8 @@ class ApiLanguageMiddleware:
         translation.activate(language)
         request.LANGUAGE_CODE = language
         response = self.get_response(request)
-        # LocaleMiddleware, outside, adds `Vary: Accept-Language`.
+        # The answer depends on the header (LocaleMiddleware, which says so for the other pages,
+        # is not in the API's lane: config/api/lane.py).
+        patch_vary_headers(response, ("Accept-Language",))
         response.headers["Content-Language"] = language
         return response

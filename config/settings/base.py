@@ -70,6 +70,9 @@ MIDDLEWARE = [
     # First: its Server-Timing header on API responses counts every other middleware (issue 16).
     "config.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /api/v1/ requests leave here for their own lane: TARIF_BROWSER_ONLY_MIDDLEWARE below is
+    # skipped (config/api/lane.py).
+    "config.api.lane.ApiLaneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     # After CSPMiddleware so its response hook runs first: the console's Alpine.js needs eval.
@@ -86,6 +89,27 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # django-axes must come last.
+    "axes.middleware.AxesMiddleware",
+]
+
+# What an API request (key-authenticated, JSON) never needs: sessions, the language cookie,
+# CSRF, the Django user and its OTP device, messages, allauth, htmx, the console's session
+# timeout and audit, django-axes' login lockout, static files and the HTML pages' CSP.
+TARIF_API_LANE_PREFIX = "/api/v1/"
+TARIF_BROWSER_ONLY_MIDDLEWARE = [
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.ConsoleScriptPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "config.ops.middleware.SessionTimeoutMiddleware",
+    "config.audit.middleware.AdminAuditMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
