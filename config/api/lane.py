@@ -47,7 +47,7 @@ def _chain(paths: list[str]) -> Callable[[HttpRequest], HttpResponseBase]:
             handler.load_middleware()
         finally:
             settings.MIDDLEWARE = saved
-    return handler._middleware_chain  # type: ignore[return-value]  # set by load_middleware
+    return handler._middleware_chain  # type: ignore[attr-defined]  # set by load_middleware
 
 
 class ApiLaneMiddleware:
