@@ -177,3 +177,20 @@ def test_reports_read_through_the_replica_block(monkeypatch):
     table = REPORTS["billed"].build(ReportFilters(start=date(2026, 1, 1), end=date(2026, 3, 1)))
 
     assert asked == [1] and table.as_of is not None
+
+
+@pytest.mark.django_db
+def test_the_console_exports_read_through_the_replica_block(monkeypatch, console, customer_factory):
+    customer_factory(legal_name="Exported SAS")
+    asked = []
+    monkeypatch.setattr(db_routers, "replica_alias_for_read", lambda: asked.append(1) or "default")
+
+    listed = console.get("/admin/customers/customer/")
+    assert listed.status_code == 200 and asked == []  # the list page itself reads the primary
+    response = console.post(
+        "/admin/customers/customer/export/",
+        {"format": "0", "resource": "0", "customerresource_legal_name": "on"},
+    )
+
+    assert response.status_code == 200 and "Exported SAS" in response.content.decode()
+    assert asked == [1]
