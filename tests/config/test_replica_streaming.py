@@ -10,6 +10,7 @@ import time
 from datetime import date
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
@@ -19,6 +20,9 @@ from customers.models import Customer
 from reports.filters import ReportFilters
 from reports.registry import REPORTS
 
+if REPLICA not in settings.DATABASES:  # the marker below names the alias, which must exist
+    pytest.skip("needs a streaming replica: set DATABASE_REPLICA_URL (scripts/start-replica)", allow_module_level=True)
+
 pytestmark = [
     pytest.mark.replica,
     pytest.mark.django_db(transaction=True, databases=["default", "replica"]),
@@ -27,8 +31,6 @@ pytestmark = [
 
 @pytest.fixture
 def replica_on(settings):
-    if REPLICA not in settings.DATABASES:
-        pytest.skip("needs a streaming replica: set DATABASE_REPLICA_URL (scripts/start-replica)")
     settings.TARIF_REPLICA_ENABLED = True
     settings.TARIF_REPLICA_MAX_LAG_SECONDS = 10
     settings.TARIF_REPLICA_CHECK_SECONDS = 0
