@@ -8,7 +8,7 @@ PORT ?= 8000
 # pytest-xdist processes for `make test` (one per core by default; TEST_WORKERS=0 runs in one process).
 TEST_WORKERS ?= auto
 
-.PHONY: install run test lint worker bench messages clean failover-drill console-screenshots
+.PHONY: install run test lint worker bench messages clean failover-drill console-screenshots test-deploy
 
 $(STAMP): pyproject.toml requirements.lock scripts/ensure-system-packages
 	scripts/ensure-system-packages
@@ -58,6 +58,11 @@ bench: install
 
 failover-drill: install
 	scripts/failover-drill
+
+# Issue 20 (docs/scaling.md): the read-replica and PgBouncer tests against a private primary,
+# its streaming replica and PgBouncer in transaction mode on loopback, stopped afterwards.
+test-deploy: install
+	scripts/test-deploy $(BIN)/python
 
 messages: install
 	$(BIN)/python manage.py makemessages -l fr -l en --ignore=.venv --ignore=tests --ignore=bench

@@ -18,7 +18,9 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import DatabaseError, connection
+from django.conf import settings
+from django.db import DatabaseError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from billing.models import (
@@ -142,12 +144,29 @@ logger = logging.getLogger(__name__)
 
 # First key of the two-key advisory lock space: "billing run" (0x7472 "tr" for Tarif run).
 BILLING_RUN_LOCK_SPACE = 0x7472
+# The alias of a connection with a session of its own (DATABASE_SESSION_URL), behind a pooler.
+SESSION_ALIAS = "session"
 
 
 def _scope_key(scope: str) -> int:
     """A stable signed 32-bit key for a scope name (PostgreSQL's int4 lock key)."""
     key = zlib.crc32(scope.encode())
     return key - (1 << 32) if key >= 1 << 31 else key
+
+
+def _scope_lock_connection() -> BaseDatabaseWrapper | None:
+    """The connection that holds the scope's session lock, or None when there is none to hold it.
+
+    Behind PgBouncer in transaction mode (DATABASE_POOLER=pgbouncer) a session lock would stay on
+    whichever server connection ran the statement, and the unlock might run on another: the
+    lock then goes to the `session` alias (DATABASE_SESSION_URL: PostgreSQL directly, or a
+    pooler database in session mode) when configured, else is not taken (issue 20).
+    """
+    if SESSION_ALIAS in settings.DATABASES:
+        return connections[SESSION_ALIAS]
+    if settings.DATABASE_POOLER == "pgbouncer":
+        return None
+    return connection
 
 
 @lock_helper(LockRank.BILLING_RUN_SCOPE)
@@ -158,14 +177,16 @@ def billing_run_scope_lock(*, scope: str) -> Iterator[bool]:
     Session level, not transaction level: an inline run commits chunk after chunk and
     holds the lock across them; PostgreSQL releases it if the process dies (a killed
     `manage.py bill`), which is how the next starter knows the run was abandoned.
-    Elsewhere (SQLite) there is no such lock: yields True and the partial unique
-    constraint on running runs is the only guard.
+    Elsewhere (SQLite, or behind a transaction-mode pooler without a session connection)
+    there is no such lock: yields True and the partial unique constraint on running runs
+    is the only guard.
     """
-    if connection.vendor != "postgresql":
+    holder = _scope_lock_connection()
+    if holder is None or holder.vendor != "postgresql":
         yield True
         return
     key = _scope_key(scope)
-    with connection.cursor() as cursor:
+    with holder.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [BILLING_RUN_LOCK_SPACE, key])
         taken = bool(cursor.fetchone()[0])
     if taken:
@@ -175,7 +196,7 @@ def billing_run_scope_lock(*, scope: str) -> Iterator[bool]:
     finally:
         if taken:
             try:
-                with connection.cursor() as cursor:
+                with holder.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [BILLING_RUN_LOCK_SPACE, key])
             except DatabaseError:  # connection gone: the server released the lock with the session
                 logger.warning("billing run: could not release the scope lock %s", scope, exc_info=True)

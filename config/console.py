@@ -37,6 +37,7 @@ from unfold.decorators import display
 
 from config.console_export import ExportFieldsForm
 from config.console_pagination import EstimatedCountPaginator
+from config.db_routers import use_replica
 from config.errors import DomainError
 from config.formatting import babel_locale
 from config.formatting import format_money as format_money  # re-exported: the console toolkit's money display
@@ -177,6 +178,12 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
 
     export_form_class = ExportFieldsForm  # columns to tick, a working "select all" (config/console_export.py)
+
+    def get_data_for_export(self, request: HttpRequest, queryset: Any, **kwargs: Any) -> Any:
+        """django-import-export's export of a list: read on the replica when the lag guard allows (issue 20)."""
+        with use_replica():
+            return super().get_data_for_export(request, queryset, **kwargs)  # type: ignore[misc]
+
     list_filter_submit = True
     warn_unsaved_form = True
     # Issue 20: no exact COUNT(*) of a large table per page view (config/console_pagination.py).

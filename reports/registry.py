@@ -17,6 +17,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from config import clock
+from config.db_routers import use_replica
 from reports import selectors
 from reports.charts import DAYS, PERCENT, Chart, Series, bar_chart, line_chart
 from reports.charts import MONEY as MONEY_UNIT
@@ -122,8 +123,10 @@ def report(
         extra = ("customer", *extra_filters) if needs_customer else extra_filters
 
         def build_with_as_of(filters: ReportFilters) -> ReportTable:
-            as_of = figures_as_of(reads_summary=reads_summary)
-            return replace(build(filters), as_of=as_of)
+            # Issue 20: every report (its page, exports and API) reads the replica when the lag guard allows.
+            with use_replica():
+                as_of = figures_as_of(reads_summary=reads_summary)
+                return replace(build(filters), as_of=as_of)
 
         REPORTS[name] = Report(name, title, description, build_with_as_of, needs_customer, extra, reads_summary)
         return build

@@ -1,4 +1,4 @@
-"""CI must not pass by skipping: TARIF_CI_REQUIRE=postgres,broker,browser (set by .ci/run)
+"""CI must not pass by skipping: TARIF_CI_REQUIRE=postgres,broker,browser,replica,pgbouncer (set by .ci/run)
 turns a skip of a PostgreSQL, broker or browser test into a failure.
 
 The skip sites keep their plain `pytest.skip(reason)` / `skipif(reason=...)`; the kind of a
@@ -19,6 +19,8 @@ KIND_MARKERS: dict[str, tuple[str, ...]] = {
     "postgres": ("postgresql", "postgres", "database_url"),
     "broker": ("broker", "celery_broker_url", "redis"),
     "browser": ("chromium", "browser", "playwright"),
+    "replica": ("database_replica_url", "streaming replica"),
+    "pgbouncer": ("tarif_pgbouncer_url", "pgbouncer"),
 }
 
 

@@ -14,6 +14,7 @@ from config.api.authentication import request_api_key
 from config.api.idempotency import IdempotencyReplay, idempotency_begin, idempotency_finish, request_fingerprint
 from config.api.ids import InvalidPublicId, pk_from_public_id
 from config.api.strict import StrictParametersMixin
+from config.db_routers import use_replica
 from config.models import ApiKey
 from config.modes import is_mode_scoped, reset_livemode, scope_to_mode, set_livemode
 
@@ -28,13 +29,17 @@ class ApiViewMixin(StrictParametersMixin):
     """Unknown parameters refused, Idempotency-Key on every POST, the audit hook after every successful write."""
 
     _idempotency_record = None
+    _replica: use_replica | None = None
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # The mode set in initial() lasts for this request only, whatever happens.
         token = set_livemode(None)
+        self._replica = None
         try:
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
         finally:
+            if self._replica is not None:
+                self._replica.__exit__(None, None, None)
             reset_livemode(token)
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
@@ -42,6 +47,10 @@ class ApiViewMixin(StrictParametersMixin):
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         # Authentication ran: from here on every queryset and reference is scoped to the key's mode.
         set_livemode(request_livemode(request))
+        if request.method == "GET" and getattr(self, "action", None) == "list":
+            # Issue 20: a list reads the replica (lag-guarded); the key was checked on the primary.
+            self._replica = use_replica()
+            self._replica.__enter__()
         key = request.headers.get("Idempotency-Key")
         api_key = request_api_key(request)
         if request.method in ("POST", "PATCH") and key is not None and api_key is not None:

@@ -151,6 +151,46 @@ else:
 # See `manage.py db_roles` and docs/security.md.
 if env.str("DATABASE_MIGRATE_URL", default=""):
     DATABASES["migrator"] = {**env.db("DATABASE_MIGRATE_URL"), "TEST": {"MIRROR": "default"}}
+# Issue 20 (docs/scaling.md): behind PgBouncer in transaction mode (DATABASE_POOLER=pgbouncer) a
+# connection has no session of its own: no server-side cursors and no prepared statements
+# (psycopg 3 prepares a statement run 5 times unless prepare_threshold is None).
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured("DATABASE_POOLER is empty or pgbouncer")
+if DATABASE_POOLER == "pgbouncer" and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+# Issue 20: reports, exports and the API's GET lists read from a streaming replica when one is
+# configured and not too far behind (config/db_routers.py); everything else stays on the primary.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {
+        **env.db("DATABASE_REPLICA_URL"),
+        "CONN_MAX_AGE": DATABASES["default"].get("CONN_MAX_AGE", 0),
+        "CONN_HEALTH_CHECKS": True,
+        # Tests read the test database's copy on the replica; nothing is created there.
+        "TEST": {"MIRROR": "default"},
+    }
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        # Read-only sessions (a hot standby refuses writes anyway), and a short connect timeout
+        # so a dead replica costs the lag guard seconds, not minutes.
+        _replica_options = DATABASES["replica"].setdefault("OPTIONS", {})
+        _replica_options.setdefault("connect_timeout", 2)
+        if DATABASE_POOLER == "pgbouncer":  # PgBouncer refuses the `options` startup parameter
+            DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+            _replica_options["prepare_threshold"] = None
+        else:
+            _replica_options["options"] = (
+                f"{_replica_options.get('options', '')} -c default_transaction_read_only=on".strip()
+            )
+# Behind a transaction-mode pooler, the billing run's scope lock (a session advisory lock held
+# across transactions, billing/locks.py) needs a connection with a session: PostgreSQL directly,
+# or a pooler database in session mode. Without it the lock is not taken (as on SQLite).
+if env.str("DATABASE_SESSION_URL", default=""):
+    DATABASES["session"] = {**env.db("DATABASE_SESSION_URL"), "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["config.db_routers.ReplicaRouter"]
+TARIF_REPLICA_ENABLED = env.bool("TARIF_REPLICA_ENABLED", default=True)
+TARIF_REPLICA_MAX_LAG_SECONDS = env.float("TARIF_REPLICA_MAX_LAG_SECONDS", default=10.0)
+TARIF_REPLICA_CHECK_SECONDS = env.float("TARIF_REPLICA_CHECK_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tarif")}

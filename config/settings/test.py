@@ -33,3 +33,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F
     # immutable tables refuse (invoices migration 0007) unless the session allows it.
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
     _options["options"] = f"{_options.get('options', '')} -c tarif.allow_truncate=on".strip()
+# Issue 20: with DATABASE_REPLICA_URL set, only the tests that ask for it (marked `replica`) read
+# from the replica: the rest of the suite writes and reads back at once, in one transaction or not.
+TARIF_REPLICA_ENABLED = False

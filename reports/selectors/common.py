@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from billing.models import Price
 from billing.selectors import cycle_spec
+from config.db_routers import read_connection
 from reports.filters import ReportFilters, add_months, month_start, report_timezone
 
 # Invoices that bill something: issued and not voided (uncollectible ones were billed).
@@ -43,9 +44,10 @@ def db_datetime(value: datetime) -> Any:
 
 
 def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
-    """Run one read-only analytic statement and return its rows."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    """Run one read-only analytic statement and return its rows (on the replica inside `use_replica`)."""
+    reader = read_connection()
+    with transaction.atomic(using=reader.alias), reader.cursor() as cursor:
+        if reader.vendor == "postgresql":
             # One big analytic statement: JIT compilation costs seconds here and saves
             # nothing, and sorts of a million customer-months should stay in memory.
             cursor.execute("SET LOCAL jit = off")
