@@ -290,15 +290,10 @@ def post_credit_note_issued(*, credit_note: CreditNote) -> int:
             schedule._source_id = credit_note.pk  # type: ignore[attr-defined]
             schedules.append(schedule)
     _add_vat(draft, vat, side="debit")
-    write_off = _write_off_entry(invoice.pk)
-    if write_off is None:
-        receivable = _add_receivable(draft, receivable, credit_note.reduced_amount_due, side="credit")
+    if _written_off(invoice.pk):  # not reachable today: an uncollectible invoice takes no credit note
+        draft.add(AccountKey(Role.BAD_DEBTS), credit_note.reduced_amount_due, side="credit")
     else:
-        # The written-off part: the loss shrinks; VAT already recovered by the write-off is
-        # not recovered twice (the credit note's VAT on that part goes back to 44571x).
-        relieved = _relieved_vat(credit_note, vat) if _write_off_vat_lines(write_off) else {}
-        _add_vat(draft, relieved, side="credit", label=_("VAT %(rate)s%% already recovered on the write-off"))
-        draft.add(AccountKey(Role.BAD_DEBTS), credit_note.reduced_amount_due - sum(relieved.values()), side="credit")
+        receivable = _add_receivable(draft, receivable, credit_note.reduced_amount_due, side="credit")
     _add_receivable(draft, receivable, credit_note.refunded, side="credit")
     draft.add(AccountKey(Role.ADVANCES), credit_note.credited_to_balance, side="credit")
     entries = entries_post(drafts=[draft])
@@ -370,14 +365,6 @@ def _unpaid_vat(invoice: Invoice, unpaid: int) -> dict[VatKey, int]:
         for (rate, category, _code), amount in vat.items()
         if amount > 0
     }
-
-
-def _relieved_vat(credit_note: CreditNote, vat: dict[VatKey, int]) -> dict[VatKey, int]:
-    """The part of a credit note's VAT that sits in the written-off (VAT-relieved) amount."""
-    if not credit_note.total or not credit_note.reduced_amount_due:
-        return {}
-    share = Fraction(min(credit_note.reduced_amount_due, credit_note.total), credit_note.total)
-    return {key: round_fraction(amount * share) for key, amount in vat.items()}
 
 
 def _add_recovery(draft: EntryDraft, write_off: JournalEntry, invoice_id: int, applied: int) -> None:
