@@ -169,12 +169,19 @@ class BankDifferenceKind:
     NOT_POSTED = "not_posted"
 
 
+BANK_DIFFERENCE_LABELS = {
+    BankDifferenceKind.UNMATCHED_LINE: _("Statement line matched to no payment"),
+    BankDifferenceKind.PAYMENT_WITHOUT_LINE: _("Payment with no statement line"),
+    BankDifferenceKind.AMOUNT_MISMATCH: _("Statement line and its payments differ"),
+    BankDifferenceKind.NOT_POSTED: _("Payment not posted on the bank account"),
+}
+
+
 @dataclass(frozen=True)
 class BankDifference:
     """One thing the bank statement and the books disagree on, with what to open to fix it."""
 
     kind: str
-    label: str
     day: date
     currency: str
     statement_amount: int  # what the bank says (0: no statement line)
@@ -186,6 +193,10 @@ class BankDifference:
     @property
     def difference(self) -> int:
         return self.statement_amount - self.books_amount
+
+    @property
+    def label(self) -> str:
+        return str(BANK_DIFFERENCE_LABELS[self.kind])
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,37 @@ def _bank_entries(*, brand: Brand, livemode: bool, bank_accounts: list[int]) -> 
         .annotate(debit=Sum("debit"))
     )
     return {(row["entry__source_type"], row["entry__source_id"]): (row["entry_id"], row["debit"]) for row in rows}
+
+
+def _line_differences(line: object, posted: dict[tuple[str, int], tuple[int, int]]) -> list[BankDifference]:
+    """What one statement line disagrees on: matched to nothing, its payments' total, unposted payments."""
+    payments = [payment for payment in line.payments.all() if payment.status == "succeeded"]  # type: ignore[attr-defined]
+    amount = line.amount  # type: ignore[attr-defined]
+    credited = line.amount_credited  # type: ignore[attr-defined]
+
+    def flag(kind: str, statement_amount: int, books_amount: int, payment_id: int | None = None) -> BankDifference:
+        return BankDifference(
+            kind=kind,
+            day=line.booking_date,  # type: ignore[attr-defined]
+            currency=line.currency,  # type: ignore[attr-defined]
+            statement_amount=statement_amount,
+            books_amount=books_amount,
+            statement_line_id=line.pk,  # type: ignore[attr-defined]
+            payment_id=payment_id,
+        )
+
+    if not payments and not credited:
+        return [flag(BankDifferenceKind.UNMATCHED_LINE, amount, 0)]
+    explained = sum(payment.amount for payment in payments) + credited
+    found = []
+    if explained != amount:
+        found.append(flag(BankDifferenceKind.AMOUNT_MISMATCH, amount, explained, payments[0].pk if payments else None))
+    found += [
+        flag(BankDifferenceKind.NOT_POSTED, payment.amount, 0, payment.pk)
+        for payment in payments
+        if ("payment", payment.pk) not in posted
+    ]
+    return found
 
 
 def bank_reconciliation(*, brand: Brand, livemode: bool, start: date, end: date) -> BankReconciliation:
@@ -257,43 +299,7 @@ def bank_reconciliation(*, brand: Brand, livemode: bool, start: date, end: date)
     for line in lines:
         if line.currency == currency:
             statement_receipts += line.amount
-        payments = [payment for payment in line.payments.all() if payment.status == "succeeded"]
-        explained = sum(payment.amount for payment in payments) + line.amount_credited
-        common = {"day": line.booking_date, "currency": line.currency, "statement_line_id": line.pk}
-        if not payments and not line.amount_credited:
-            differences.append(
-                BankDifference(
-                    kind=BankDifferenceKind.UNMATCHED_LINE,
-                    label=str(_("Statement line matched to no payment")),
-                    statement_amount=line.amount,
-                    books_amount=0,
-                    **common,
-                )
-            )
-            continue
-        if explained != line.amount:
-            differences.append(
-                BankDifference(
-                    kind=BankDifferenceKind.AMOUNT_MISMATCH,
-                    label=str(_("Statement line and its payments differ")),
-                    statement_amount=line.amount,
-                    books_amount=explained,
-                    payment_id=payments[0].pk if payments else None,
-                    **common,
-                )
-            )
-        for payment in payments:
-            if ("payment", payment.pk) not in posted:
-                differences.append(
-                    BankDifference(
-                        kind=BankDifferenceKind.NOT_POSTED,
-                        label=str(_("Payment not posted on the bank account")),
-                        statement_amount=payment.amount,
-                        books_amount=0,
-                        payment_id=payment.pk,
-                        **common,
-                    )
-                )
+        differences.extend(_line_differences(line, posted))
     unbanked = (
         Payment.objects.filter(
             invoice__brand=brand,
@@ -311,7 +317,6 @@ def bank_reconciliation(*, brand: Brand, livemode: bool, start: date, end: date)
         differences.append(
             BankDifference(
                 kind=BankDifferenceKind.PAYMENT_WITHOUT_LINE,
-                label=str(_("Payment with no statement line")),
                 day=payment.settled_at.astimezone(zone).date(),
                 currency=payment.currency,
                 statement_amount=0,
