@@ -401,11 +401,48 @@ def reconciliation_view(request: HttpRequest) -> HttpResponse:
         }
         for row in result.rows
     ]
+    bank = reconciliation.bank_reconciliation(brand=brand, livemode=console_livemode(request), start=start, end=end)
     return TemplateResponse(
         request,
         "admin/ledger/reconciliation.html",
-        _context(request, title=_("Reconciliation"), brand=brand, form=form, rows=rows, start=start, end=end),
+        _context(
+            request,
+            title=_("Reconciliation"),
+            brand=brand,
+            form=form,
+            rows=rows,
+            start=start,
+            end=end,
+            bank=bank,
+            bank_totals={
+                "ledger": format_money(bank.ledger_receipts, bank.currency),
+                "statement": format_money(bank.statement_receipts, bank.currency),
+                "difference": format_money(bank.difference, bank.currency),
+            },
+            bank_differences=[_bank_difference_row(item) for item in bank.differences],
+        ),
     )
+
+
+def _admin_url(name: str, pk: int | None) -> str:
+    if pk is None:
+        return ""
+    try:
+        return reverse(name, args=[pk])
+    except NoReverseMatch:
+        return ""
+
+
+def _bank_difference_row(item: reconciliation.BankDifference) -> dict[str, Any]:
+    return {
+        "item": item,
+        "statement": format_money(item.statement_amount, item.currency) if item.statement_amount else "",
+        "books": format_money(item.books_amount, item.currency) if item.books_amount else "",
+        "difference": format_money(item.difference, item.currency),
+        "line_url": _admin_url("admin:billing_bankstatementline_change", item.statement_line_id),
+        "payment_url": _admin_url("admin:billing_payment_change", item.payment_id),
+        "entry_url": _admin_url("accounting_entry", item.entry_id),
+    }
 
 
 class ExportForm(forms.Form):

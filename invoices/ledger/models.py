@@ -39,6 +39,7 @@ class Role(models.TextChoices):
     CLEARING = "clearing", _("payment clearing")
     BANK_FEES = "bank_fees", _("bank and gateway fees")
     BAD_DEBTS = "bad_debts", _("bad debts")
+    BAD_DEBTS_RECOVERED = "bad_debts_recovered", _("recovered bad debts")
     DISCOUNTS = "discounts", _("discounts granted")
     FX_LOSS = "fx_loss", _("exchange losses")
     FX_GAIN = "fx_gain", _("exchange gains")
@@ -62,6 +63,16 @@ class LedgerSettings(models.Model):
     chart = models.CharField(_("chart of accounts"), max_length=30, default="pcg")
     functional_currency = models.CharField(_("functional currency"), max_length=3, default="EUR")
     fiscal_year_start_month = models.PositiveSmallIntegerField(_("fiscal year starts in month"), default=1)
+    # Empty: the chart's default ("write_off_vat_relief" in its data file: on for the French PCG).
+    write_off_vat_relief = models.BooleanField(
+        _("recover VAT on written-off invoices"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A write-off posts the VAT of the unpaid part back (D 44571x) and only the net to bad debts. "
+            "Empty: the chart's default."
+        ),
+    )
 
     class Meta:
         verbose_name = _("ledger settings")

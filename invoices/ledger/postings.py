@@ -13,16 +13,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import cast
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
+from django.db.models import Sum
 from django.utils.translation import gettext as _
 
 from config import clock
+from config.money import round_fraction
 from invoices.ledger.errors import LedgerError
+from invoices.ledger.exchange import HistoricalReceivable, historical_receivable
 from invoices.ledger.fx import functional_amount_at
-from invoices.ledger.models import Journal, JournalEntry, RevenueSchedule, Role
+from invoices.ledger.models import AccountMapping, Journal, JournalEntry, JournalLine, RevenueSchedule, Role
 from invoices.ledger.services import (
     AccountKey,
     AccountResolver,
@@ -30,6 +34,7 @@ from invoices.ledger.services import (
     entries_post,
     entry_reverse,
     ledger_enabled,
+    write_off_vat_relief,
 )
 from invoices.models import BalanceTransaction, Brand, CreditNote, Invoice, InvoiceLine
 
@@ -84,29 +89,74 @@ def _revenue_role(invoice: Invoice, line: InvoiceLine) -> str:
     return Role.REVENUE_SERVICES
 
 
+def _draft(
+    *,
+    brand_id: int,
+    customer_id: int,
+    journal: str,
+    day: date,
+    label: str,
+    source: tuple[str, int, str],
+    currency: str,
+    document_number: str | None,
+    document_date: date | None = None,
+    livemode: bool | None = None,
+) -> EntryDraft:
+    """An empty draft of one movement (`source`: type, id, movement) of a customer's document."""
+    if livemode is None:
+        livemode = _customer_livemode([customer_id]).get(customer_id, True)
+    source_type, source_id, movement = source
+    return EntryDraft(
+        brand_id=brand_id,
+        livemode=livemode,
+        journal=journal,
+        day=day,
+        label=label,
+        source_type=source_type,
+        source_id=source_id,
+        movement=movement,
+        currency=currency,
+        customer_id=customer_id,
+        document_number=document_number or "",
+        document_date=document_date or day,
+    )
+
+
+VatKey = tuple[Decimal, str, str]  # rate, category, tax code
+
+
+def _add_vat(draft: EntryDraft, vat: dict[VatKey, int], *, side: str, label: str | None = None) -> None:
+    """One line per VAT rate, on the rate's collected-VAT account (44571x)."""
+    for (rate, category, tax_code), amount in sorted(vat.items()):
+        draft.add(
+            AccountKey(Role.VAT_COLLECTED, vat_rate=rate, tax_code=tax_code),
+            amount,
+            side=side,
+            label=(label or _("VAT %(rate)s%%")) % {"rate": f"{rate.normalize():f}"},
+            tax_rate=rate,
+            tax_category=category,
+        )
+
+
 def _invoice_draft(
     invoice: Invoice, lines: Sequence[InvoiceLine], livemode: bool, products: dict[int, int]
 ) -> tuple[EntryDraft, list[RevenueSchedule]]:
-    day = local_day(invoice.finalized_at, invoice.brand_id)
-    draft = EntryDraft(
+    draft = _draft(
         brand_id=invoice.brand_id,
+        customer_id=invoice.customer_id,
         livemode=livemode,
         journal=Journal.SALES,
-        day=day,
+        day=local_day(invoice.finalized_at, invoice.brand_id),
         label=_("Invoice %(number)s") % {"number": invoice.number},
-        source_type="invoice",
-        source_id=invoice.pk,
-        movement="invoice_finalized",
+        source=("invoice", invoice.pk, "invoice_finalized"),
         currency=invoice.currency,
-        customer_id=invoice.customer_id,
-        document_number=invoice.number or "",
-        document_date=day,
+        document_number=invoice.number,
     )
     draft.add(AccountKey(Role.RECEIVABLE), invoice.amount_due, side="debit")
     draft.add(AccountKey(Role.ADVANCES), invoice.starting_balance_applied, side="debit")
     draft.add(AccountKey(Role.PREPAID_CREDITS), invoice.credits_applied, side="debit")
     schedules: list[RevenueSchedule] = []
-    vat: dict[tuple[Decimal, str, str], int] = defaultdict(int)
+    vat: dict[VatKey, int] = defaultdict(int)
     for line in lines:
         role = _revenue_role(invoice, line)
         key = AccountKey(role, product_id=products.get(line.price_id or 0), tax_code=line.tax_code)
@@ -133,15 +183,7 @@ def _invoice_draft(
                 )
             )
             schedules[-1]._product_id = products.get(line.price_id or 0)  # type: ignore[attr-defined]
-    for (rate, category, tax_code), amount in sorted(vat.items()):
-        draft.add(
-            AccountKey(Role.VAT_COLLECTED, vat_rate=rate, tax_code=tax_code),
-            amount,
-            side="credit",
-            label=_("VAT %(rate)s%%") % {"rate": f"{rate.normalize():f}"},
-            tax_rate=rate,
-            tax_category=category,
-        )
+    _add_vat(draft, vat, side="credit")
     return draft, schedules
 
 
@@ -198,26 +240,24 @@ def post_credit_note_issued(*, credit_note: CreditNote) -> int:
     if not ledger_enabled():
         return 0
     invoice = credit_note.invoice
-    livemode = _customer_livemode([credit_note.customer_id]).get(credit_note.customer_id, True)
-    day = local_day(credit_note.issued_at, credit_note.brand_id)
-    draft = EntryDraft(
+    draft = _draft(
         brand_id=credit_note.brand_id,
-        livemode=livemode,
-        journal=Journal.SALES,
-        day=day,
-        label=_("Credit note %(number)s") % {"number": credit_note.number},
-        source_type="credit_note",
-        source_id=credit_note.pk,
-        movement="credit_note_issued",
-        currency=credit_note.currency,
         customer_id=credit_note.customer_id,
+        journal=Journal.SALES,
+        day=local_day(credit_note.issued_at, credit_note.brand_id),
+        label=_("Credit note %(number)s") % {"number": credit_note.number},
+        source=("credit_note", credit_note.pk, "credit_note_issued"),
+        currency=credit_note.currency,
         document_number=credit_note.number,
-        document_date=day,
     )
+    livemode = draft.livemode
+    # A foreign-currency credit note cancels part of its invoice at the invoice's rate.
+    receivable = historical_receivable(invoice_id=invoice.pk)
+    draft.rate = receivable.rate if receivable is not None else None
     cn_lines = list(credit_note.lines.select_related("invoice_line").order_by("pk"))
     products = _product_ids(cl.invoice_line.price_id for cl in cn_lines if cl.invoice_line is not None)
     schedules = []
-    vat: dict[tuple[Decimal, str], int] = defaultdict(int)
+    vat: dict[VatKey, int] = defaultdict(int)
     for cn_line in cn_lines:
         invoice_line = cn_line.invoice_line
         role = _revenue_role(invoice, invoice_line) if invoice_line is not None else Role.REVENUE_SERVICES
@@ -232,7 +272,7 @@ def post_credit_note_issued(*, credit_note: CreditNote) -> int:
             tax_category=cn_line.tax_category,
         )
         if cn_line.tax_amount:
-            vat[(cn_line.tax_rate, cn_line.tax_category)] += cn_line.tax_amount
+            vat[(cn_line.tax_rate, cn_line.tax_category, "")] += cn_line.tax_amount
         if role == Role.DEFERRED_REVENUE and cn_line.amount:
             schedule = RevenueSchedule(
                 brand_id=credit_note.brand_id,
@@ -249,20 +289,12 @@ def post_credit_note_issued(*, credit_note: CreditNote) -> int:
             schedule._product_id = product_id  # type: ignore[attr-defined]
             schedule._source_id = credit_note.pk  # type: ignore[attr-defined]
             schedules.append(schedule)
-    for (rate, category), amount in sorted(vat.items()):
-        draft.add(
-            AccountKey(Role.VAT_COLLECTED, vat_rate=rate),
-            amount,
-            side="debit",
-            label=_("VAT %(rate)s%%") % {"rate": f"{rate.normalize():f}"},
-            tax_rate=rate,
-            tax_category=category,
-        )
-    written_off = _written_off(invoice.pk)
-    draft.add(
-        AccountKey(Role.BAD_DEBTS if written_off else Role.RECEIVABLE), credit_note.reduced_amount_due, side="credit"
-    )
-    draft.add(AccountKey(Role.RECEIVABLE), credit_note.refunded, side="credit")
+    _add_vat(draft, vat, side="debit")
+    if _written_off(invoice.pk):  # not reachable today: an uncollectible invoice takes no credit note
+        draft.add(AccountKey(Role.BAD_DEBTS), credit_note.reduced_amount_due, side="credit")
+    else:
+        receivable = _add_receivable(draft, receivable, credit_note.reduced_amount_due, side="credit")
+    _add_receivable(draft, receivable, credit_note.refunded, side="credit")
     draft.add(AccountKey(Role.ADVANCES), credit_note.credited_to_balance, side="credit")
     entries = entries_post(drafts=[draft])
     _save_schedules(schedules, entries)
@@ -276,50 +308,141 @@ def _money_account(payment: object) -> AccountKey:
     return AccountKey(Role.CLEARING, payment_method=gateway)
 
 
+def _write_off_entry(invoice_id: int) -> JournalEntry | None:
+    """The invoice's write-off entry, unless a void reversed it."""
+    entry = JournalEntry.objects.filter(
+        source_type="invoice", source_id=invoice_id, movement="invoice_uncollectible"
+    ).first()
+    if entry is None:
+        return None
+    reversed_ = JournalEntry.objects.filter(
+        source_type="invoice", source_id=invoice_id, movement="invoice_uncollectible_reversed"
+    ).exists()
+    return None if reversed_ else entry
+
+
 def _written_off(invoice_id: int) -> bool:
-    return (
-        JournalEntry.objects.filter(
-            source_type="invoice", source_id=invoice_id, movement="invoice_uncollectible"
-        ).exists()
-        and not JournalEntry.objects.filter(
-            source_type="invoice", source_id=invoice_id, movement="invoice_uncollectible_reversed"
-        ).exists()
-    )
+    return _write_off_entry(invoice_id) is not None
+
+
+def _write_off_vat_lines(write_off: JournalEntry) -> list[JournalLine]:
+    """The VAT a write-off recovered, one line per rate (they carry the rate; 654 does not)."""
+    return list(write_off.lines.filter(debit__gt=0, tax_rate__isnull=False).order_by("position"))
+
+
+def _add_receivable(
+    draft: EntryDraft, receivable: HistoricalReceivable | None, amount: int, *, side: str
+) -> HistoricalReceivable | None:
+    """`amount` on the customer's receivable (411): at its historical rate when foreign."""
+    if receivable is None or not amount:
+        draft.add(AccountKey(Role.RECEIVABLE), amount, side=side)
+        return receivable
+    value, left = receivable.settle(amount if side == "credit" else -amount)
+    draft.add(AccountKey(Role.RECEIVABLE), amount, side=side, functional=abs(value))
+    return left
+
+
+def _unpaid_vat(invoice: Invoice, unpaid: int) -> dict[VatKey, int]:
+    """The VAT inside `unpaid` (the written-off part), per rate: the invoice's VAT net of its
+    credit notes, in proportion of what is unpaid to what remains invoiced (payments are deemed
+    to carry VAT pro rata, as the French administration reads it)."""
+    vat: dict[VatKey, int] = defaultdict(int)
+    codes: dict[tuple[Decimal, str], str] = {}
+    for line in invoice.lines.all():
+        if line.tax_amount:
+            vat[(line.tax_rate, line.tax_category, "")] += line.tax_amount
+            codes.setdefault((line.tax_rate, line.tax_category), line.tax_code)
+    gross = invoice.total
+    for credit_note in CreditNote.objects.filter(invoice_id=invoice.pk, status=CreditNote.Status.ISSUED):
+        gross -= credit_note.total
+        for cn_line in credit_note.lines.all():
+            vat[(cn_line.tax_rate, cn_line.tax_category, "")] -= cn_line.tax_amount
+    if gross <= 0 or unpaid <= 0:
+        return {}
+    share = Fraction(min(unpaid, gross), gross)
+    return {
+        (rate, category, codes.get((rate, category), "")): round_fraction(amount * share)
+        for (rate, category, _code), amount in vat.items()
+        if amount > 0
+    }
+
+
+def _add_recovery(draft: EntryDraft, write_off: JournalEntry, invoice_id: int, applied: int) -> None:
+    """A payment of a written-off invoice: income (7714), and the VAT the write-off recovered is
+    due again on what comes in, pro rata (cumulative rounding over partial recoveries)."""
+    vat_lines = _write_off_vat_lines(write_off)
+    written_off = sum(write_off.lines.values_list("credit", flat=True))
+    due: dict[int, int] = {}
+    if vat_lines and written_off:
+        Payment = apps.get_model("billing", "Payment")
+        advances = AccountMapping.objects.filter(brand_id=write_off.brand_id, role=Role.ADVANCES).values("account_id")
+        before = (
+            JournalLine.objects.filter(
+                entry__source_type="payment",
+                entry__source_id__in=Payment.objects.filter(invoice_id=invoice_id).values("pk"),
+                entry__movement="payment_succeeded",
+                entry__pk__gt=write_off.pk,
+                credit__gt=0,
+            )
+            .exclude(account_id__in=advances)
+            .aggregate(total=Sum("credit"))["total"]
+            or 0
+        )
+        for line in vat_lines:
+            due[line.pk] = round_fraction(Fraction((before + applied) * line.debit, written_off)) - round_fraction(
+                Fraction(before * line.debit, written_off)
+            )
+    draft.add(AccountKey(Role.BAD_DEBTS_RECOVERED), applied - sum(due.values()), side="credit")
+    for line in vat_lines:
+        draft.add(
+            AccountKey(f"#{line.account_id}"),
+            due[line.pk],
+            side="credit",
+            label=_("VAT %(rate)s%% due again on a recovered bad debt")
+            % {"rate": f"{(line.tax_rate or Decimal(0)).normalize():f}"},
+            tax_rate=line.tax_rate,
+            tax_category=line.tax_category,
+        )
 
 
 def post_payment_succeeded(*, payment: object, applied: int, fee: int = 0) -> int:
-    """Money received: `applied` pays the invoice, the rest is customer credit; `fee` the gateway kept."""
+    """Money received: `applied` pays the invoice, the rest is customer credit; `fee` the gateway kept.
+
+    A foreign-currency invoice's receivable is settled at its historical rate, the money at the
+    payment day's rate: the difference goes to exchange gain (766) or loss (666).
+    """
     if not ledger_enabled():
         return 0
     customer_id = payment.customer_id  # type: ignore[attr-defined]
     invoice = Invoice.objects.only("brand_id", "number").get(pk=payment.invoice_id)  # type: ignore[attr-defined]
-    livemode = _customer_livemode([customer_id]).get(customer_id, True)
     day = local_day(payment.settled_at, invoice.brand_id)  # type: ignore[attr-defined]
-    common = dict(
-        brand_id=invoice.brand_id,
-        livemode=livemode,
-        journal=Journal.BANK,
-        day=day,
-        source_type="payment",
-        source_id=payment.pk,  # type: ignore[attr-defined]
-        currency=payment.currency,  # type: ignore[attr-defined]
-        customer_id=customer_id,
-        document_number=invoice.number or "",
-        document_date=day,
-    )
+
+    def payment_draft(label: str, movement: str) -> EntryDraft:
+        return _draft(
+            brand_id=invoice.brand_id,
+            customer_id=customer_id,
+            journal=Journal.BANK,
+            day=day,
+            label=label % {"number": invoice.number},
+            source=("payment", payment.pk, movement),  # type: ignore[attr-defined]
+            currency=payment.currency,  # type: ignore[attr-defined]
+            document_number=invoice.number,
+        )
+
     money = _money_account(payment)
-    draft = EntryDraft(
-        label=_("Payment for invoice %(number)s") % {"number": invoice.number}, movement="payment_succeeded", **common
-    )
+    draft = payment_draft(_("Payment for invoice %(number)s"), "payment_succeeded")
     draft.add(money, payment.amount, side="debit")  # type: ignore[attr-defined]
-    receivable = Role.BAD_DEBTS if _written_off(invoice.pk) else Role.RECEIVABLE
-    draft.add(AccountKey(receivable), applied, side="credit")
+    write_off = _write_off_entry(invoice.pk)
+    if write_off is not None:
+        _add_recovery(draft, write_off, invoice.pk, applied)
+    else:
+        receivable = historical_receivable(invoice_id=invoice.pk)
+        draft.fx_difference = receivable is not None
+        _add_receivable(draft, receivable, applied, side="credit")
     draft.add(AccountKey(Role.ADVANCES), payment.amount - applied, side="credit")  # type: ignore[attr-defined]
     drafts = [draft]
     if fee:
-        fee_draft = EntryDraft(
-            label=_("Gateway fee on invoice %(number)s") % {"number": invoice.number}, movement="gateway_fee", **common
-        )
+        fee_draft = payment_draft(_("Gateway fee on invoice %(number)s"), "gateway_fee")
         fee_draft.add(AccountKey(Role.BANK_FEES), fee, side="debit")
         fee_draft.add(money, fee, side="credit")
         drafts.append(fee_draft)
@@ -327,54 +450,56 @@ def post_payment_succeeded(*, payment: object, applied: int, fee: int = 0) -> in
 
 
 def post_refund(*, refund: object) -> int:
-    """Money sent back (its credit note is posted by credit_note_create)."""
+    """Money sent back (its credit note is posted by credit_note_create).
+
+    The receivable comes back at its historical rate, the money leaves at the refund day's
+    rate: the difference is again an exchange gain or loss.
+    """
     if not ledger_enabled():
         return 0
     payment = refund.payment  # type: ignore[attr-defined]
     invoice = Invoice.objects.only("brand_id", "number").get(pk=refund.invoice_id)  # type: ignore[attr-defined]
-    livemode = _customer_livemode([payment.customer_id]).get(payment.customer_id, True)
-    day = local_day(refund.executed_at, invoice.brand_id)  # type: ignore[attr-defined]
-    draft = EntryDraft(
+    draft = _draft(
         brand_id=invoice.brand_id,
-        livemode=livemode,
-        journal=Journal.BANK,
-        day=day,
-        label=_("Refund on invoice %(number)s") % {"number": invoice.number},
-        source_type="refund",
-        source_id=refund.pk,  # type: ignore[attr-defined]
-        movement="refund_executed",
-        currency=refund.currency,  # type: ignore[attr-defined]
         customer_id=payment.customer_id,
-        document_number=invoice.number or "",
-        document_date=day,
+        journal=Journal.BANK,
+        day=local_day(refund.executed_at, invoice.brand_id),  # type: ignore[attr-defined]
+        label=_("Refund on invoice %(number)s") % {"number": invoice.number},
+        source=("refund", refund.pk, "refund_executed"),  # type: ignore[attr-defined]
+        currency=refund.currency,  # type: ignore[attr-defined]
+        document_number=invoice.number,
     )
-    draft.add(AccountKey(Role.RECEIVABLE), refund.amount, side="debit")  # type: ignore[attr-defined]
+    receivable = historical_receivable(invoice_id=invoice.pk)
+    draft.fx_difference = receivable is not None
+    _add_receivable(draft, receivable, refund.amount, side="debit")  # type: ignore[attr-defined]
     draft.add(_money_account(payment), refund.amount, side="credit")  # type: ignore[attr-defined]
     return len(entries_post(drafts=[draft]))
 
 
 def post_invoice_uncollectible(*, invoice: Invoice, at: datetime) -> int:
-    """Write-off: what remains due moves from 411 to 654 (VAT regularisation: by credit note)."""
+    """Write-off: what remains due leaves 411. With VAT relief (the brand's setting, on by default
+    for the French PCG: article 272 CGI) D 654 net + D 44571x the VAT of the unpaid part; without,
+    D 654 the whole. A foreign-currency receivable is written off at its historical rate."""
     if not ledger_enabled() or not invoice.amount_remaining:
         return 0
-    livemode = _customer_livemode([invoice.customer_id]).get(invoice.customer_id, True)
-    day = local_day(at, invoice.brand_id)
-    draft = EntryDraft(
+    unpaid = invoice.amount_remaining
+    receivable = historical_receivable(invoice_id=invoice.pk)
+    draft = _draft(
         brand_id=invoice.brand_id,
-        livemode=livemode,
-        journal=Journal.MISC,
-        day=day,
-        label=_("Write-off of invoice %(number)s") % {"number": invoice.number},
-        source_type="invoice",
-        source_id=invoice.pk,
-        movement="invoice_uncollectible",
-        currency=invoice.currency,
         customer_id=invoice.customer_id,
-        document_number=invoice.number or "",
+        journal=Journal.MISC,
+        day=local_day(at, invoice.brand_id),
+        label=_("Write-off of invoice %(number)s") % {"number": invoice.number},
+        source=("invoice", invoice.pk, "invoice_uncollectible"),
+        currency=invoice.currency,
+        document_number=invoice.number,
         document_date=local_day(invoice.finalized_at, invoice.brand_id),
     )
-    draft.add(AccountKey(Role.BAD_DEBTS), invoice.amount_remaining, side="debit")
-    draft.add(AccountKey(Role.RECEIVABLE), invoice.amount_remaining, side="credit")
+    draft.rate = receivable.rate if receivable is not None else None
+    vat = _unpaid_vat(invoice, unpaid) if write_off_vat_relief(brand_id=invoice.brand_id) else {}
+    draft.add(AccountKey(Role.BAD_DEBTS), unpaid - sum(vat.values()), side="debit")
+    _add_vat(draft, vat, side="debit", label=_("VAT %(rate)s%% on an irrecoverable debt"))
+    _add_receivable(draft, receivable, unpaid, side="credit")
     return len(entries_post(drafts=[draft]))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -24,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import clock, mfa
+from config.types import JsonDict
 from invoices.ledger.errors import (
     MissingAccount,
     MissingExchangeRate,
@@ -45,6 +47,7 @@ from invoices.ledger.models import (
     JournalLine,
     JournalSequence,
     LedgerSettings,
+    Role,
 )
 from invoices.models import Brand
 
@@ -69,6 +72,20 @@ def ledger_settings_get(*, brand: Brand) -> LedgerSettings:
     return found
 
 
+def _chart_data(name: str) -> JsonDict:
+    data: JsonDict = json.loads((CHARTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def write_off_vat_relief(*, brand_id: int) -> bool:
+    """Does a write-off post the VAT of the unpaid part back? The brand's setting, else its chart's default."""
+    ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+    if ledger.write_off_vat_relief is not None:
+        return ledger.write_off_vat_relief
+    name = ledger.chart if ledger.chart in available_charts() else settings.TARIF_LEDGER_DEFAULT_CHART
+    return bool(_chart_data(name).get("write_off_vat_relief", False))
+
+
 def chart_load(*, brand: Brand, chart: str | None = None) -> int:
     """Create the accounts and default mappings of a chart data file for `brand` (idempotent).
 
@@ -78,7 +95,7 @@ def chart_load(*, brand: Brand, chart: str | None = None) -> int:
     name = chart or ledger_settings_get(brand=brand).chart
     if name not in available_charts():
         raise MissingAccount(_("Unknown chart of accounts %(name)s.") % {"name": name})
-    data = json.loads((CHARTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    data = _chart_data(name)
     created = 0
     with transaction.atomic(savepoint=False):
         for row in data["accounts"]:
@@ -122,8 +139,23 @@ class AccountResolver:
                 AccountMapping.objects.filter(brand_id=brand_id).values_list("role", "match", "value", "account_id")
             )
         self.rules = {(role, match, value): account_id for role, match, value, account_id in rows}
+        self._reloaded = False
 
     def resolve(self, key: AccountKey) -> int:
+        try:
+            return self._resolve(key)
+        except MissingAccount:
+            if self._reloaded:
+                raise
+        # A role the chart's data file gained after the brand's chart was loaded (e.g. recovered
+        # bad debts): load what is missing (edited accounts and mappings are kept), then retry.
+        self._reloaded = True
+        chart_load(brand=Brand.objects.get(pk=self.brand_id))
+        rows = AccountMapping.objects.filter(brand_id=self.brand_id).values_list("role", "match", "value", "account_id")
+        self.rules = {(role, match, value): account_id for role, match, value, account_id in rows}
+        return self._resolve(key)
+
+    def _resolve(self, key: AccountKey) -> int:
         if key.role.startswith("#"):  # an explicit account (reversals copy the original's)
             return int(key.role[1:])
         candidates: list[tuple[str, str]] = []
@@ -158,8 +190,10 @@ class DraftLine:
     tax_rate: Decimal | None = None
     tax_category: str = ""
     # The functional amount when it is not today's conversion (recognition releases deferred
-    # revenue at the rate it was deferred at).
+    # revenue at the rate it was deferred at; a receivable is settled at its historical rate).
     functional: int | None = None
+    # The side of a functional-only line (no document amount: an exchange difference reversed).
+    functional_side: str = ""
 
 
 @dataclass
@@ -178,6 +212,11 @@ class EntryDraft:
     document_date: date | None = None
     reversal_of_id: int | None = None
     lines: list[DraftLine] = field(default_factory=list)
+    # The rate to convert at, when not the day's (a credit note or write-off at its invoice's rate).
+    rate: Decimal | None = None
+    # Post the functional imbalance left by lines at historical rates to exchange gain/loss
+    # (a payment or refund of a foreign-currency receivable) instead of spreading it as rounding.
+    fx_difference: bool = False
 
     def add(self, key: AccountKey, amount: int, *, side: str, **extra: object) -> None:
         """Add `amount` on `side` ("debit"/"credit"); a negative amount goes to the other side."""
@@ -239,30 +278,44 @@ def _accounting_dates(brand_id: int, livemode: bool, days: set[date]) -> dict[da
 
 
 def _functional_lines(
-    lines: list[JournalLine], fixed: list[int | None], rate: Decimal, currency: str, functional: str
-) -> None:
-    """Convert each line, then put the rounding residue on the largest line so both sides agree."""
-    for line, known in zip(lines, fixed, strict=True):
+    lines: list[JournalLine],
+    fixed: Sequence[DraftLine],
+    rate: Decimal,
+    currency: str,
+    functional: str,
+    *,
+    spread_residue: bool = True,
+) -> int:
+    """Convert each line; the rounding residue goes on the largest line so both sides agree.
+
+    Lines with a known functional amount keep it. Returns the residue left when
+    `spread_residue` is false (the exchange difference of a settlement).
+    """
+    for line, draft_line in zip(lines, fixed, strict=True):
         line.functional_debit = functional_amount_at(line.debit, rate, currency, functional)
         line.functional_credit = functional_amount_at(line.credit, rate, currency, functional)
+        known = draft_line.functional
         if known is not None:
-            if line.debit:
+            if line.debit or (not line.credit and draft_line.functional_side == "debit"):
                 line.functional_debit = known
             else:
                 line.functional_credit = known
     residue = sum(line.functional_debit for line in lines) - sum(line.functional_credit for line in lines)
-    if not residue:
-        return
+    if not residue or not spread_residue:
+        return residue
     # The side split into more lines absorbs the rounding on its largest line, so a one-line
-    # side (the receivable of an invoice) keeps its direct conversion.
-    debit_lines = [line for line in lines if line.debit]
-    credit_lines = [line for line in lines if line.credit]
+    # side (the receivable of an invoice) keeps its direct conversion; a line whose functional
+    # amount is known keeps it too, unless every line is known.
+    free = [line for line, draft_line in zip(lines, fixed, strict=True) if draft_line.functional is None] or lines
+    debit_lines = [line for line in free if line.debit]
+    credit_lines = [line for line in free if line.credit]
     if len(debit_lines) > len(credit_lines):
         largest = max(debit_lines, key=lambda line: line.functional_debit)
         largest.functional_debit -= residue
     else:
         largest = max(credit_lines, key=lambda line: line.functional_credit)
         largest.functional_credit += residue
+    return 0
 
 
 def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> list[JournalEntry]:
@@ -401,6 +454,7 @@ def _build_brand(
         rate_key = (draft.currency, draft.day)
         if rate_key not in rates:
             rates[rate_key] = _rate_or_marker(draft.currency, ledger.functional_currency, draft.day)
+        rate = rates[rate_key] if draft.rate is None else draft.rate
         entry = JournalEntry(
             brand_id=brand_id,
             livemode=livemode,
@@ -417,12 +471,12 @@ def _build_brand(
             customer_id=draft.customer_id,
             currency=draft.currency,
             functional_currency=ledger.functional_currency,
-            rate=rates[rate_key],
+            rate=rate,
             reversal_of_id=draft.reversal_of_id,
             created_at=posted_at,
         )
         entries.append(entry)
-        kept = [line for line in draft.lines if line.debit or line.credit]
+        kept = [line for line in draft.lines if line.debit or line.credit or line.functional]
         entry_lines = [
             JournalLine(
                 entry=entry,
@@ -437,11 +491,33 @@ def _build_brand(
             )
             for position, line in enumerate(kept)
         ]
-        _functional_lines(
-            entry_lines, [line.functional for line in kept], rates[rate_key], draft.currency, ledger.functional_currency
+        settles = draft.fx_difference and rate != 0
+        if draft.fx_difference and rate == 0:
+            kept = [replace(line, functional=None) for line in kept]  # flagged entry: no rate, no amounts
+        residue = _functional_lines(
+            entry_lines, kept, rate, draft.currency, ledger.functional_currency, spread_residue=not settles
         )
+        if residue:
+            entry_lines.append(_exchange_difference_line(entry, len(entry_lines), resolver, residue, draft))
         lines.extend(entry_lines)
     return entries, lines
+
+
+def _exchange_difference_line(
+    entry: JournalEntry, position: int, resolver: AccountResolver, residue: int, draft: EntryDraft
+) -> JournalLine:
+    """The exchange gain (functional debits exceed credits) or loss of a settlement, in the
+    functional currency only: the document currency has no difference to post."""
+    gain = residue > 0
+    return JournalLine(
+        entry=entry,
+        position=position,
+        account_id=resolver.resolve(AccountKey(Role.FX_GAIN if gain else Role.FX_LOSS)),
+        functional_debit=0 if gain else -residue,
+        functional_credit=residue if gain else 0,
+        customer_id=draft.customer_id,
+        label=str(_("Exchange gain") if gain else _("Exchange loss"))[:300],
+    )
 
 
 def entry_reverse(
@@ -462,6 +538,7 @@ def entry_reverse(
         document_number=entry.document_number,
         document_date=entry.document_date,
         reversal_of_id=entry.pk,
+        rate=entry.rate,
     )
     for line in entry.lines.all():
         draft.lines.append(
@@ -469,6 +546,9 @@ def entry_reverse(
                 account=AccountKey(role=f"#{line.account_id}"),
                 debit=line.credit,
                 credit=line.debit,
+                # the reversal mirrors the original in the functional currency too
+                functional=line.functional_credit or line.functional_debit,
+                functional_side="debit" if line.functional_credit else "credit",
                 label=line.label,
                 customer_id=line.customer_id,
                 tax_rate=line.tax_rate,

@@ -9,13 +9,12 @@ from django.db.models import Sum
 from invoices.ledger.models import JournalEntry, JournalLine
 
 
-def balances(brand, *, livemode: bool = True) -> dict[str, int]:
-    """Debit minus credit per account code (zero balances left out)."""
-    rows = (
-        JournalLine.objects.filter(entry__brand=brand, entry__livemode=livemode)
-        .values("account__code")
-        .annotate(debit=Sum("debit"), credit=Sum("credit"))
-    )
+def balances(brand, *, livemode: bool = True, currency: str | None = None) -> dict[str, int]:
+    """Debit minus credit per account code (zero balances left out), in one document currency if given."""
+    lines = JournalLine.objects.filter(entry__brand=brand, entry__livemode=livemode)
+    if currency is not None:
+        lines = lines.filter(entry__currency=currency)
+    rows = lines.values("account__code").annotate(debit=Sum("debit"), credit=Sum("credit"))
     return {row["account__code"]: row["debit"] - row["credit"] for row in rows if row["debit"] != row["credit"]}
 
 

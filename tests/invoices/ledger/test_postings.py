@@ -173,20 +173,28 @@ def test_refund(customer_factory, brand, fr_vat, staff_factory):
 
 
 def test_write_off(customer_factory, brand, fr_vat):
-    # given an open invoice of 120.00
+    # given an open invoice of 120.00 (100.00 + 20 % VAT)
     customer = customer_factory(brand=brand)
     invoice = issue(customer, [10000], collection_method="send_invoice")
 
     # when it is written off (dunning's automatic outcome)
     invoice_mark_uncollectible(invoice=invoice, at=LATER, automatic=True)
 
-    # then D 654 / C 411 for what remained due (VAT is regularised by a credit note, not here)
-    assert lines_of("invoice", invoice.pk, "invoice_uncollectible") == [("411", 0, 12000), ("654", 12000, 0)]
-    assert balances(brand) == {"654": 12000, "706": -10000, "445712": -2000}
+    # then the French PCG's default recovers the VAT of the unpaid debt: D 654 net + D 445712 / C 411
+    assert lines_of("invoice", invoice.pk, "invoice_uncollectible") == [
+        ("411", 0, 12000),
+        ("445712", 2000, 0),
+        ("654", 10000, 0),
+    ]
+    assert balances(brand) == {"654": 10000, "706": -10000}
 
-    # and a late payment of the written-off invoice recovers the bad debt, not 411
+    # and a late payment of the written-off invoice is a recovered bad debt (7714) on which VAT is due again
     payment = payment_record_manual(invoice=invoice, amount=12000, method="cheque", at=LATER + timedelta(days=1))
-    assert lines_of("payment", payment.pk, "payment_succeeded") == [("512", 12000, 0), ("654", 0, 12000)]
+    assert lines_of("payment", payment.pk, "payment_succeeded") == [
+        ("445712", 0, 2000),
+        ("512", 12000, 0),
+        ("7714", 0, 10000),
+    ]
 
 
 def test_void_reverses_the_invoice_entry(customer_factory, brand, fr_vat):
