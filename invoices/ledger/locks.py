@@ -63,3 +63,19 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
         cursor.execute(f"{sql} FOR SHARE", params)
         rows = cursor.fetchall()
     return {month: state for _pk, month, state in rows}
+
+
+@lock_helper(LockRank.ACCOUNTING_PERIOD)
+def accounting_period_state_share(*, brand_id: int, livemode: bool, month: date) -> str | None:
+    """One month's state, its row locked FOR SHARE on PostgreSQL (None: no row, an open month).
+
+    For a document or payment dated in that month (shared like a posting's, outside the lock
+    order for the same reason: see `accounting_periods_share`)."""
+    queryset = AccountingPeriod.objects.filter(brand_id=brand_id, livemode=livemode, month=month)
+    if connection.vendor != "postgresql":
+        return queryset.values_list("state", flat=True).first()
+    sql, params = queryset.values_list("state").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR SHARE", params)
+        row = cursor.fetchone()
+    return row[0] if row else None

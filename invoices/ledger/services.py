@@ -37,6 +37,7 @@ from invoices.ledger.errors import (
 from invoices.ledger.fx import conversion_rate, functional_amount_at
 from invoices.ledger.locks import (
     accounting_period_qs_for_update,
+    accounting_period_state_share,
     accounting_periods_share,
     journal_sequence_qs_for_update,
 )
@@ -445,6 +446,28 @@ def entry_reverse(
         )
     posted = entries_post(drafts=[draft])
     return posted[0] if posted else None
+
+
+# -- closed periods and documents -----------------------------------------------------------
+
+
+def accounting_period_check_open(*, brand_id: int, livemode: bool, at: datetime) -> None:
+    """Refuse a document or payment dated `at` in a closed month of the brand's books (the
+    month in the brand's time zone), with a clear error (409 in the API, a form error in the
+    console). The month's period row is read FOR SHARE, as the PostgreSQL triggers of
+    migration 0003 (the backstop) do: a close racing this movement either waits for it to
+    commit (and then validates its entry) or has committed first and the movement is refused
+    here, never by the trigger."""
+    zone = Brand.objects.filter(pk=brand_id).values_list("timezone", flat=True).first() or "UTC"
+    month = month_start(at.astimezone(ZoneInfo(zone)).date())
+    if (
+        accounting_period_state_share(brand_id=brand_id, livemode=livemode, month=month)
+        == AccountingPeriod.State.CLOSED
+    ):
+        raise PeriodClosed(
+            _("The accounting period %(month)s is closed: nothing can be dated in it. Use a date in an open month.")
+            % {"month": f"{month:%Y-%m}"}
+        )
 
 
 # -- validation: numbering the "brouillard" ----------------------------------------------------
