@@ -22,7 +22,7 @@ from typing import Any, cast
 from django.db import connection, transaction
 from django.db.models import DateField, QuerySet, Sum
 from django.db.models.functions import Cast
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config.money import currency_exponent
@@ -203,7 +203,7 @@ def fec_export(*, brand: Brand, livemode: bool, fiscal_year: int, separator: str
     """The FEC's file name and its byte chunks for one brand, mode and fiscal year."""
     start, end = fiscal_year_bounds(brand=brand, fiscal_year=fiscal_year)
     # The FEC lists validated entries only (EcritureNum, ValidDate): the year's entries posted
-    # so far are validated first, in their own short transaction (docs/accounting.md "Validation").
+    # so far are validated first (docs/accounting.md "Validation").
     ledger_entries_validate_year(brand=brand, livemode=livemode, start=start, end=end)
     name = fec_filename(siren=brand.siren, closing_date=end) if brand.siren else f"FEC{end:%Y%m%d}.txt"
     rows = _fec_rows(brand=brand, livemode=livemode, start=start, end=end, fiscal_year=fiscal_year)
@@ -454,7 +454,10 @@ ToolRow = tuple[str, int, date, str, int | None, str, str, int, int, str]
 
 
 def _tool_rows(selection: LedgerFilter) -> Iterator[ToolRow]:
-    """Validated entries only: the tools import numbered entries (validate before exporting)."""
+    """Validated entries only: the tools import numbered entries. The period's entries posted
+    so far are validated first, as for the FEC (docs/accounting.md "Validation")."""
+    end = selection.end or timezone.localdate()
+    ledger_entries_validate_year(brand=selection.brand, livemode=selection.livemode, start=end, end=end)
     rows = (
         journal_lines(selection)
         .filter(entry__number__isnull=False)

@@ -572,13 +572,11 @@ def ledger_validate_all(*, today: date | None = None) -> int:
 
 
 def ledger_entries_validate_year(*, brand: Brand, livemode: bool, start: date, end: date) -> int:
-    """Before an FEC export: validate the fiscal year's entries posted so far (up to its end or
-    today, whichever comes first), in a transaction of its own unless the caller has one."""
-    today = clock.system_now().astimezone(ZoneInfo(brand.timezone or "UTC")).date()
-    if start > today:
-        return 0
+    """Before an export that carries entry numbers (FEC, accounting tools): validate the
+    entries of the period posted so far, in a transaction of its own unless the caller has one.
+    `start` is informative: earlier unvalidated entries are numbered too (numbers go in order)."""
     with transaction.atomic(savepoint=False):
-        return ledger_entries_validate(brand=brand, livemode=livemode, up_to=min(end, today))
+        return ledger_entries_validate(brand=brand, livemode=livemode, up_to=end)
 
 
 def _month_end(month: date) -> date:

@@ -18,11 +18,13 @@ from django.db import migrations, models
 FORWARD = """
 CREATE OR REPLACE FUNCTION tarif_ledger_append_only() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'ledger_journalentry'
-       AND OLD.number IS NULL AND OLD.validated_at IS NULL
-       AND NEW.number IS NOT NULL AND NEW.validated_at IS NOT NULL
-       AND (to_jsonb(OLD) - 'number' - 'validated_at') = (to_jsonb(NEW) - 'number' - 'validated_at') THEN
-        RETURN NEW;  -- validation: the one change an entry ever gets
+    -- Nested: PL/pgSQL may evaluate every operand, and journal lines have no `number`.
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'ledger_journalentry' THEN
+        IF OLD.number IS NULL AND OLD.validated_at IS NULL
+           AND NEW.number IS NOT NULL AND NEW.validated_at IS NOT NULL
+           AND (to_jsonb(OLD) - 'number' - 'validated_at') = (to_jsonb(NEW) - 'number' - 'validated_at') THEN
+            RETURN NEW;  -- validation: the one change an entry ever gets
+        END IF;
     END IF;
     RAISE EXCEPTION 'ledger % rows are append-only: post a reversing entry instead', TG_TABLE_NAME
         USING ERRCODE = 'P0001';

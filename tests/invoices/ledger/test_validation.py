@@ -44,7 +44,7 @@ def _post(brand, *, day: date, source_id: int, journal: str = "OD", livemode: bo
         movement="test",
         currency="EUR",
     )
-    draft.add(AccountKey(Role.RECEIVABLE), 1000, side="debit")
+    draft.add(AccountKey(Role.BANK), 1000, side="debit")
     draft.add(AccountKey(Role.REVENUE_SERVICES), 1000, side="credit")
     [entry] = entries_post(drafts=[draft])
     return entry
@@ -173,7 +173,7 @@ def test_the_database_allows_only_the_validation_update(brand):
     stamp = datetime(2026, 3, 12, tzinfo=UTC)
 
     # negative controls: a number without its validation time, another column changed with it
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         JournalEntry.objects.filter(pk=entry.pk).update(number=1)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         JournalEntry.objects.filter(pk=entry.pk).update(number=1, validated_at=stamp, label="changed")
@@ -192,3 +192,7 @@ def test_the_database_allows_only_the_validation_update(brand):
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM ledger_journalentry WHERE id = %s", [entry.pk])
     assert JournalEntry.objects.get(pk=entry.pk).number == 1
+    # and an entry cannot be written numbered without its validation time (check constraint)
+    fields = {f.attname: getattr(entry, f.attname) for f in JournalEntry._meta.concrete_fields if f.attname != "id"}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        JournalEntry.objects.create(**{**fields, "source_id": 99, "number": 7, "validated_at": None})
