@@ -1,8 +1,9 @@
 """Row locks of the ledger, in the one lock order (docs/billing.md "Lock order").
 
-Postings take no exclusive lock: they share the month's accounting period row (FOR SHARE,
-what the PostgreSQL trigger takes too). Entry numbers are given at validation, which alone
-locks the journal's sequence (after the period, for a close), in its own transaction.
+Postings take no exclusive lock: they hold the month's accounting period row in share mode
+(as the PostgreSQL trigger does). Entry numbers are given at validation, which alone locks
+the journal's sequence (after the period, for a close), in its own transaction. The share-mode
+helpers are outside the checked order (see `accounting_periods_share`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
     Missing months are created open first (a row to lock; the daily validation creates the
     current and next months ahead, so this seldom inserts).
 
-    Not noted for the lock-order checker: a share lock conflicts only with the close's FOR
-    UPDATE, and a close's transaction locks nothing a money movement holds (period, then the
+    Not noted for the lock-order checker: a share lock conflicts only with the close's
+    exclusive lock, and a close's transaction locks nothing a money movement holds (period, then the
     journal sequences and unvalidated entries, which no money movement locks). So a money
     movement may take it and then lock more rows (a transaction that moves money twice)
     without any possible wait cycle; PostgreSQL grants a share lock next to another one even
@@ -67,7 +68,7 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
 
 @lock_helper(LockRank.ACCOUNTING_PERIOD)
 def accounting_period_state_share(*, brand_id: int, livemode: bool, month: date) -> str | None:
-    """One month's state, its row locked FOR SHARE on PostgreSQL (None: no row, an open month).
+    """One month's state, its row held in share mode on PostgreSQL (None: no row, an open month).
 
     For a document or payment dated in that month (shared like a posting's, outside the lock
     order for the same reason: see `accounting_periods_share`)."""

@@ -454,7 +454,7 @@ def entry_reverse(
 def accounting_period_check_open(*, brand_id: int, livemode: bool, at: datetime) -> None:
     """Refuse a document or payment dated `at` in a closed month of the brand's books (the
     month in the brand's time zone), with a clear error (409 in the API, a form error in the
-    console). The month's period row is read FOR SHARE, as the PostgreSQL triggers of
+    console). The month's period row is held in share mode, as the PostgreSQL triggers of
     migration 0003 (the backstop) do: a close racing this movement either waits for it to
     commit (and then validates its entry) or has committed first and the movement is refused
     here, never by the trigger."""
