@@ -4,8 +4,10 @@
 
 Seeds the billing run benchmark's catalog (bench/billing_run.py) twice: once with
 TARIF_LEDGER_ENABLED off, once on, runs the billing run inline each time and prints both
-times and the overhead of the postings (target: at most 15 % at N = 100,000). Then checks
-the ledger: one sales entry per invoice, debits equal credits. Empties the database named
+times and the overhead of the postings (target: at most 15 % at N = 100,000). Postings are
+unnumbered; the validation that numbers them (a nightly job, outside the billing run) is timed
+on its own afterwards. Then checks the ledger: one sales entry per invoice, numbered
+continuously, debits equal credits. Empties the database named
 by DATABASE_URL first: never point it at real data.
 """
 
@@ -90,6 +92,16 @@ def main() -> int:
     without = _run(arguments.subscriptions, arguments.chunk_size, ledger=False)
     with_ledger = _run(arguments.subscriptions, arguments.chunk_size, ledger=True)
 
+    from invoices.ledger.services import ledger_entries_validate
+    from invoices.models import Brand
+
+    started = time.perf_counter()
+    for brand in Brand.objects.order_by("pk"):
+        ledger_entries_validate(brand=brand, livemode=True, up_to=datetime(2026, 12, 31, tzinfo=UTC).date())
+    validation = time.perf_counter() - started
+    numbers = sorted(JournalEntry.objects.filter(journal="VT").values_list("number", flat=True))
+    assert numbers == list(range(1, len(numbers) + 1)), "validation left a gap or an unnumbered entry"
+
     issued = Invoice.objects.filter(billing_reason="subscription_cycle").exclude(status="draft").count()
     entries = JournalEntry.objects.filter(source_type="invoice", movement="invoice_finalized").count()
     totals = JournalLine.objects.aggregate(debit=Sum("debit"), credit=Sum("credit"))
@@ -101,6 +113,7 @@ def main() -> int:
     print(f"seconds_without_ledger: {without:.2f}")
     print(f"seconds_with_ledger: {with_ledger:.2f}")
     print(f"journal_entries: {entries}")
+    print(f"seconds_validation (nightly, not in the run): {validation:.2f}")
     print(f"ledger_overhead_percent: {overhead:.1f}")
     return 0
 

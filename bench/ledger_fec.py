@@ -48,7 +48,8 @@ from invoices.models import Brand  # noqa: E402
 YEAR = 2025
 ENTRY_COLUMNS = (
     "id, brand_id, livemode, journal, fiscal_year, number, date, label, source_type, source_id, movement, "
-    "document_number, document_date, customer_id, currency, functional_currency, rate, reversal_of_id, created_at"
+    "document_number, document_date, customer_id, currency, functional_currency, rate, reversal_of_id, created_at, "
+    "validated_at"
 )
 LINE_COLUMNS = (
     "entry_id, position, account_id, debit, credit, functional_debit, functional_credit, customer_id, label, "
@@ -109,6 +110,7 @@ def seed(entries: int) -> int:
                     "invoice_finalized" if journal == "VT" else "payment_succeeded",
                     f"B-{YEAR}-{n:07d}", day, customer, "EUR", "EUR", 1,
                     None, datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+                    datetime(day.year, day.month, day.day, 12, tzinfo=UTC),  # validated (numbered) that day
                 ))  # fmt: skip
         with raw.copy(f"COPY ledger_journalline ({LINE_COLUMNS}) FROM STDIN") as copy:
             for n in range(entries):

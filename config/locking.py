@@ -65,7 +65,7 @@ class LockRank(IntEnum):
     # Issue 19 (ledger): postings come last in a money movement's transaction.
     REVENUE_SCHEDULE = 905  # a recognition run's deferred-revenue schedules (SKIP LOCKED), then its postings
     ACCOUNTING_PERIOD = 910  # a month's period: postings share it (trigger FOR SHARE), a close locks it
-    JOURNAL_SEQUENCE = 920  # a journal's entry numbers per fiscal year: held until commit
+    JOURNAL_SEQUENCE = 920  # a journal's entry numbers per fiscal year: taken only by validation (and a close)
     ARCHIVE_HEAD = 950  # issue 18: the archive's chain head, after anything a finalization locks
 
 

@@ -51,6 +51,7 @@ from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from invoices.errors import PaymentError
 from invoices.ledger.postings import post_payment_succeeded
+from invoices.ledger.services import accounting_period_check_open
 from invoices.locks import customers_lock_balance
 from invoices.models import Invoice
 from invoices.services.balance import balance_transaction_create
@@ -617,6 +618,7 @@ def payment_record_manual(
         at = at or clock.now(customer=locked.customer)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
+        accounting_period_check_open(brand_id=locked.brand_id, livemode=locked.customer.livemode, at=at)
         payment = Payment.objects.create(
             invoice=locked,
             customer=locked.customer,

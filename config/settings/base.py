@@ -446,12 +446,11 @@ MODELTRANSLATION_DEFAULT_LANGUAGE = "fr"
 MODELTRANSLATION_LANGUAGES = ("fr", "en")
 MODELTRANSLATION_FALLBACK_LANGUAGES = ("fr", "en")
 
-# Accounting ledger (issue 19, docs/accounting.md): postings in the money movements' transactions.
-# Off by default for now (issue 19 in progress): postings take the journal's entry-number lock at
-# the money movement, which serializes a brand's movements and, in a transaction that moves money
-# twice (a cancellation's credit then its last invoice), is taken before the second movement's
-# locks (docs/accounting.md "Status"). Numbering at validation will lift both.
-TARIF_LEDGER_ENABLED = env.bool("TARIF_LEDGER_ENABLED", default=False)
+# Accounting ledger (issue 19, docs/accounting.md): postings in the money movements' transactions,
+# unnumbered (no exclusive lock); entries are numbered at validation (daily task, period close).
+TARIF_LEDGER_ENABLED = env.bool("TARIF_LEDGER_ENABLED", default=True)
+# The daily validation numbers entries dated up to this many days before today (brand's zone).
+TARIF_LEDGER_VALIDATION_LAG_DAYS = env.int("TARIF_LEDGER_VALIDATION_LAG_DAYS", default=2)
 TARIF_LEDGER_DEFAULT_CHART = env.str("TARIF_LEDGER_DEFAULT_CHART", default="pcg")
 TARIF_LEDGER_FUNCTIONAL_CURRENCY = env.str("TARIF_LEDGER_FUNCTIONAL_CURRENCY", default="EUR")
 # Without a rate for a foreign-currency movement: post it with rate 0 (flagged), or refuse it.

@@ -79,3 +79,8 @@ CELERY_BEAT_SCHEDULE["ledger-recognize-revenue"] = {
 }
 # Issue 19 (accounting exports): re-send ledger exports whose message was lost, fail stuck ones.
 CELERY_BEAT_SCHEDULE["ledger-exports-sweep"] = {"task": "ledger.exports_sweep", "schedule": crontab(minute="*/5")}
+# Issue 19 (ledger): number (validate) entries up to TARIF_LEDGER_VALIDATION_LAG_DAYS before today, nightly.
+CELERY_BEAT_SCHEDULE["ledger-validate-entries"] = {
+    "task": "ledger.validate_entries",
+    "schedule": crontab(hour=1, minute=37),
+}

@@ -165,7 +165,7 @@ def journal_view(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "entry": entry,
-            "reference": f"{entry.journal}{entry.fiscal_year}-{entry.number:07d}",
+            "reference": entry.reference,
             "amount": format_money(sum(line.functional_debit for line in entry.lines.all()), entry.functional_currency),
             "url": reverse("accounting_entry", args=[entry.pk]),
         }
@@ -217,7 +217,7 @@ def entry_view(request: HttpRequest, entry_id: int) -> HttpResponse:
         "admin/ledger/entry.html",
         _context(
             request,
-            title=_("Entry %(reference)s") % {"reference": f"{entry.journal}{entry.fiscal_year}-{entry.number:07d}"},
+            title=_("Entry %(reference)s") % {"reference": entry.reference},
             brand=entry.brand,
             entry=entry,
             lines=lines,

@@ -22,12 +22,13 @@ from typing import Any, cast
 from django.db import connection, transaction
 from django.db.models import DateField, QuerySet, Sum
 from django.db.models.functions import Cast
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config.money import currency_exponent
 from invoices.ledger.fec import FecLine, fec_bytes, fec_filename
 from invoices.ledger.models import Account, Journal, JournalLine, LedgerSettings
+from invoices.ledger.services import ledger_entries_validate_year
 from invoices.models import Brand
 
 CHUNK = 2000
@@ -118,9 +119,11 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
         pk: (code, name) for pk, code, name in Account.objects.filter(brand=brand).values_list("pk", "code", "name")
     }
     rows = (
-        JournalLine.objects.filter(entry__brand=brand, entry__livemode=livemode, entry__fiscal_year=fiscal_year)
-        # The posting day in UTC (the connection's time zone), as a plain date: no Python converter.
-        .annotate(valid=Cast("entry__created_at", DateField()))
+        JournalLine.objects.filter(
+            entry__brand=brand, entry__livemode=livemode, entry__fiscal_year=fiscal_year, entry__number__isnull=False
+        )
+        # The validation day in UTC (the connection's time zone), as a plain date: no Python converter.
+        .annotate(valid=Cast("entry__validated_at", DateField()))
         .order_by("valid", "entry__journal", "entry__number", "position", "pk")
         .values_list(
             "valid",
@@ -199,6 +202,9 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
 def fec_export(*, brand: Brand, livemode: bool, fiscal_year: int, separator: str = "\t") -> tuple[str, Iterator[bytes]]:
     """The FEC's file name and its byte chunks for one brand, mode and fiscal year."""
     start, end = fiscal_year_bounds(brand=brand, fiscal_year=fiscal_year)
+    # The FEC lists validated entries only (EcritureNum, ValidDate): the year's entries posted
+    # so far are validated first (docs/accounting.md "Validation").
+    ledger_entries_validate_year(brand=brand, livemode=livemode, start=start, end=end)
     name = fec_filename(siren=brand.siren, closing_date=end) if brand.siren else f"FEC{end:%Y%m%d}.txt"
     rows = _fec_rows(brand=brand, livemode=livemode, start=start, end=end, fiscal_year=fiscal_year)
     return name, fec_bytes(rows, separator=separator)
@@ -223,6 +229,11 @@ JOURNAL_COLUMNS = (
     "functional_currency",
     "rate",
 )
+
+
+def entry_reference(journal: str, year: int, number: int | None) -> str:
+    """`VT2026-0000042`; empty for an entry not validated yet (it has no number)."""
+    return f"{journal}{year}-{number:07d}" if number is not None else ""
 
 
 def _decimal(minor: int, currency: str) -> str:
@@ -278,7 +289,7 @@ def journal_rows(selection: LedgerFilter) -> Iterator[tuple[str, ...]]:
     ):
         yield (
             journal,
-            f"{journal}{year}-{number:07d}",
+            entry_reference(journal, year, number),
             day.isoformat(),
             code,
             name,
@@ -383,7 +394,7 @@ def general_ledger_rows(selection: LedgerFilter, *, account: Account, currency: 
         yield (
             day.isoformat(),
             journal,
-            f"{journal}{year}-{number:07d}",
+            entry_reference(journal, year, number),
             document,
             label,
             _decimal(debit, currency),
@@ -443,8 +454,13 @@ ToolRow = tuple[str, int, date, str, int | None, str, str, int, int, str]
 
 
 def _tool_rows(selection: LedgerFilter) -> Iterator[ToolRow]:
+    """Validated entries only: the tools import numbered entries. The period's entries posted
+    so far are validated first, as for the FEC (docs/accounting.md "Validation")."""
+    end = selection.end or timezone.localdate()
+    ledger_entries_validate_year(brand=selection.brand, livemode=selection.livemode, start=end, end=end)
     rows = (
         journal_lines(selection)
+        .filter(entry__number__isnull=False)
         .order_by("entry__date", "entry__journal", "entry__number", "position", "pk")
         .values_list(
             "entry__journal",

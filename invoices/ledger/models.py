@@ -161,7 +161,7 @@ class ExchangeRate(models.Model):
 
 
 class JournalSequence(models.Model):
-    """The last entry number of a journal in a fiscal year (continuous, assigned at posting)."""
+    """The last entry number of a journal in a fiscal year (continuous, assigned at validation)."""
 
     brand = models.ForeignKey("invoices.Brand", on_delete=models.PROTECT, related_name="+")
     livemode = models.BooleanField(default=True)
@@ -247,7 +247,10 @@ class JournalEntry(models.Model):
     livemode = models.BooleanField(_("live mode"), default=True)
     journal = models.CharField(_("journal"), max_length=4, choices=Journal.choices)
     fiscal_year = models.PositiveIntegerField(_("fiscal year"))
-    number = models.PositiveBigIntegerField(_("entry number"))
+    # NULL until the entry is validated (the "brouillard"): `ledger_entries_validate` numbers
+    # entries continuously per journal and fiscal year, in validation order.
+    number = models.PositiveBigIntegerField(_("entry number"), null=True, blank=True)
+    validated_at = models.DateTimeField(_("validated"), null=True, blank=True)
     date = models.DateField(_("date"))
     label = models.CharField(_("label"), max_length=300)
     # What moved money: e.g. ("invoice", 12, "invoice_finalized"); once per movement.
@@ -286,14 +289,31 @@ class JournalEntry(models.Model):
                 fields=["brand", "livemode", "journal", "fiscal_year", "number"], name="ledger_entry_number_unique"
             ),
             models.UniqueConstraint(fields=["source_type", "source_id", "movement"], name="ledger_entry_once"),
+            models.CheckConstraint(
+                condition=Q(number__isnull=True, validated_at__isnull=True)
+                | Q(number__isnull=False, validated_at__isnull=False),
+                name="ledger_entry_numbered_when_validated",
+            ),
         ]
         indexes = [
             models.Index(fields=["brand", "livemode", "date"], name="ledger_entry_date_idx"),
+            models.Index(
+                fields=["brand", "livemode", "journal", "fiscal_year", "date"],
+                condition=Q(number__isnull=True),
+                name="ledger_entry_unvalidated_idx",
+            ),
             models.Index(fields=["customer"], name="ledger_entry_customer_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.journal}-{self.fiscal_year}-{self.number} {self.label}"
+        return f"{self.reference} {self.label}"
+
+    @property
+    def reference(self) -> str:
+        """`VT2026-0000042`, or `VT2026-(draft #id)` before validation numbers it."""
+        if self.number is None:
+            return f"{self.journal}{self.fiscal_year}-({_('draft')} #{self.pk})"
+        return f"{self.journal}{self.fiscal_year}-{self.number:07d}"
 
 
 class JournalLine(models.Model):

@@ -3,8 +3,10 @@
 `entries_post` is the one way an entry gets written. The posting rules (postings.py) build
 `EntryDraft`s; this module checks them (balanced, not empty), resolves the accounting date
 (a closed month moves the entry to the first open month, dated on its first day), numbers
-them per journal and fiscal year under the journal's sequence lock, converts them to the
-functional currency and writes them in bulk (one INSERT for the entries, one for the lines).
+them to the functional currency and writes them in bulk (one INSERT for the entries, one for
+the lines), unnumbered: posting takes no exclusive lock. `ledger_entries_validate` numbers
+them later, continuously per journal and fiscal year (the "brouillard" → validation of French
+bookkeeping), under the journal's sequence lock, in its own short transaction.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -36,6 +39,7 @@ from invoices.ledger.errors import (
 from invoices.ledger.fx import conversion_rate, functional_amount_at
 from invoices.ledger.locks import (
     accounting_period_qs_for_update,
+    accounting_period_state_share,
     accounting_periods_share,
     journal_sequence_qs_for_update,
 )
@@ -319,7 +323,7 @@ def _functional_lines(
 
 
 def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> list[JournalEntry]:
-    """Write balanced, numbered entries for `drafts` (skipping movements already posted).
+    """Write balanced, unnumbered entries for `drafts` (skipping movements already posted).
 
     Runs inside the caller's transaction (the money movement's): the entries commit or roll
     back with it. Raises UnbalancedEntry for a draft whose debits differ from its credits.
@@ -351,22 +355,15 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
         for draft in drafts:
             groups[(draft.brand_id, draft.livemode)].append(draft)
         prepared = []
-        counts: dict[tuple[int, bool, str, int], int] = defaultdict(int)
         for (brand_id, livemode), brand_drafts in sorted(groups.items()):
             ledger = ledger_settings_get(brand=Brand(pk=brand_id))
             dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
             brand_drafts.sort(key=partial(_draft_order, dates))
-            for draft in brand_drafts:
-                year = fiscal_year_of(dates[draft.day], start_month=ledger.fiscal_year_start_month)
-                counts[(brand_id, livemode, draft.journal, year)] += 1
             prepared.append((brand_id, livemode, brand_drafts, ledger, dates))
-        next_number = _reserve_numbers(counts)
         entries: list[JournalEntry] = []
         lines: list[JournalLine] = []
         for brand_id, livemode, brand_drafts, ledger, dates in prepared:
-            brand_entries, brand_lines = _build_brand(
-                brand_id, livemode, brand_drafts, ledger, dates, next_number, posted_at
-            )
+            brand_entries, brand_lines = _build_brand(brand_id, livemode, brand_drafts, ledger, dates, posted_at)
             entries.extend(brand_entries)
             lines.extend(brand_lines)
         JournalEntry.objects.bulk_create(entries, batch_size=2000)
@@ -408,37 +405,12 @@ def _draft_order(dates: dict[date, date], draft: EntryDraft) -> tuple[date, str,
     return (dates[draft.day], draft.source_type, draft.source_id, draft.movement)
 
 
-def _reserve_numbers(counts: dict[tuple[int, bool, str, int], int]) -> dict[tuple[int, bool, str, int], int]:
-    """The first free number of each (brand, mode, journal, fiscal year), advanced by its count.
-
-    One sequence row per journal and fiscal year, all locked in one query (primary-key order,
-    the one lock order), held until commit: numbers follow commit order without gaps.
-    """
-    JournalSequence.objects.bulk_create(
-        [
-            JournalSequence(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
-            for brand_id, livemode, journal, year in counts
-        ],
-        ignore_conflicts=True,
-    )
-    wanted = Q()
-    for brand_id, livemode, journal, year in counts:
-        wanted |= Q(brand_id=brand_id, livemode=livemode, journal=journal, fiscal_year=year)
-    next_number = {}
-    for sequence in journal_sequence_qs_for_update().filter(wanted):
-        key = (sequence.brand_id, sequence.livemode, sequence.journal, sequence.fiscal_year)
-        next_number[key] = sequence.last_number + 1
-        JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + counts[key])
-    return next_number
-
-
 def _build_brand(
     brand_id: int,
     livemode: bool,
     drafts: list[EntryDraft],
     ledger: LedgerSettings,
     dates: dict[date, date],
-    next_number: dict[tuple[int, bool, str, int], int],
     posted_at: datetime,
 ) -> tuple[list[JournalEntry], list[JournalLine]]:
     resolver = AccountResolver(brand_id)
@@ -448,9 +420,6 @@ def _build_brand(
     for draft in drafts:
         day = dates[draft.day]
         year = fiscal_year_of(day, start_month=ledger.fiscal_year_start_month)
-        key = (brand_id, livemode, draft.journal, year)
-        number = next_number[key]
-        next_number[key] = number + 1
         rate_key = (draft.currency, draft.day)
         if rate_key not in rates:
             rates[rate_key] = _rate_or_marker(draft.currency, ledger.functional_currency, draft.day)
@@ -460,7 +429,7 @@ def _build_brand(
             livemode=livemode,
             journal=draft.journal,
             fiscal_year=year,
-            number=number,
+            number=None,  # numbered at validation (ledger_entries_validate)
             date=day,
             label=draft.label[:300],
             source_type=draft.source_type,
@@ -529,7 +498,7 @@ def entry_reverse(
         livemode=entry.livemode,
         journal=entry.journal,
         day=day,
-        label=_("Reversal of %(entry)s") % {"entry": f"{entry.journal}-{entry.fiscal_year}-{entry.number}"},
+        label=_("Reversal of %(entry)s") % {"entry": entry.reference},
         source_type=source_type,
         source_id=source_id,
         movement=movement,
@@ -557,6 +526,141 @@ def entry_reverse(
         )
     posted = entries_post(drafts=[draft])
     return posted[0] if posted else None
+
+
+# -- closed periods and documents -----------------------------------------------------------
+
+
+def accounting_period_check_open(*, brand_id: int, livemode: bool, at: datetime) -> None:
+    """Refuse a document or payment dated `at` in a closed month of the brand's books (the
+    month in the brand's time zone), with a clear error (409 in the API, a form error in the
+    console). The month's period row is held in share mode, as the PostgreSQL triggers of
+    migration 0003 (the backstop) do: a close racing this movement either waits for it to
+    commit (and then validates its entry) or has committed first and the movement is refused
+    here, never by the trigger."""
+    zone = Brand.objects.filter(pk=brand_id).values_list("timezone", flat=True).first() or "UTC"
+    month = month_start(at.astimezone(ZoneInfo(zone)).date())
+    if (
+        accounting_period_state_share(brand_id=brand_id, livemode=livemode, month=month)
+        == AccountingPeriod.State.CLOSED
+    ):
+        raise PeriodClosed(
+            _("The accounting period %(month)s is closed: nothing can be dated in it. Use a date in an open month.")
+            % {"month": f"{month:%Y-%m}"}
+        )
+
+
+# -- validation: numbering the "brouillard" ----------------------------------------------------
+
+_NUMBER_SQL = """
+WITH numbered AS (
+    SELECT id, row_number() OVER (ORDER BY date, id) AS position
+      FROM ledger_journalentry
+     WHERE brand_id = %s AND livemode = %s AND journal = %s AND fiscal_year = %s
+       AND number IS NULL AND date <= %s
+)
+UPDATE ledger_journalentry
+   SET number = %s + numbered.position, validated_at = %s
+  FROM numbered
+ WHERE ledger_journalentry.id = numbered.id
+"""
+
+
+def ledger_entries_validate(*, brand: Brand, livemode: bool, up_to: date) -> int:
+    """Number every unvalidated entry of `brand` and mode dated on or before `up_to`.
+
+    Continuous per (journal, fiscal year), after the sequence's last number, in (date, id)
+    order within the entries validated now: one set-based UPDATE per journal and fiscal year,
+    under the journal's sequence lock (taken only here, never by a money movement). An entry
+    that commits after this statement's snapshot (or is dated later) is numbered by the next
+    validation: numbers are chronological by validation (docs/accounting.md "Validation").
+    Returns how many entries were numbered. Runs in the caller's transaction (a close) or its
+    own (the daily task, an export).
+    """
+    validated_at = clock.system_now()
+    with transaction.atomic(savepoint=False):
+        pending = sorted(
+            set(
+                JournalEntry.objects.filter(
+                    brand=brand, livemode=livemode, number__isnull=True, date__lte=up_to
+                ).values_list("journal", "fiscal_year")
+            )
+        )
+        if not pending:
+            return 0
+        JournalSequence.objects.bulk_create(
+            [
+                JournalSequence(brand=brand, livemode=livemode, journal=journal, fiscal_year=year)
+                for journal, year in pending
+            ],
+            ignore_conflicts=True,
+        )
+        wanted = Q()
+        for journal, year in pending:
+            wanted |= Q(journal=journal, fiscal_year=year)
+        sequences = list(journal_sequence_qs_for_update().filter(wanted, brand=brand, livemode=livemode))
+        numbered = 0
+        with connection.cursor() as cursor:
+            for sequence in sequences:
+                cursor.execute(
+                    _NUMBER_SQL,
+                    [
+                        brand.pk,
+                        livemode,
+                        sequence.journal,
+                        sequence.fiscal_year,
+                        up_to,
+                        sequence.last_number,
+                        validated_at,
+                    ],
+                )
+                count = cursor.rowcount
+                if count:
+                    JournalSequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + count)
+                numbered += count
+    return numbered
+
+
+def ledger_validation_day(*, brand: Brand, today: date | None = None) -> date:
+    """The last day the daily validation numbers: `TARIF_LEDGER_VALIDATION_LAG_DAYS` before today
+    in the brand's time zone (late postings of the last days still get numbered in date order)."""
+    if today is None:
+        today = clock.system_now().astimezone(ZoneInfo(brand.timezone or "UTC")).date()
+    return today - timedelta(days=int(settings.TARIF_LEDGER_VALIDATION_LAG_DAYS))
+
+
+def ledger_validate_all(*, today: date | None = None) -> int:
+    """The beat task's body: validate every brand's books in both modes, one transaction each.
+
+    Also creates the current and next months' period rows, so the first posting of a month
+    seldom has to insert one inside a money movement's transaction."""
+    numbered = 0
+    for brand in Brand.objects.order_by("pk"):
+        up_to = ledger_validation_day(brand=brand, today=today)
+        this_month = month_start(up_to + timedelta(days=int(settings.TARIF_LEDGER_VALIDATION_LAG_DAYS)))
+        for livemode in (True, False):
+            AccountingPeriod.objects.bulk_create(
+                [
+                    AccountingPeriod(brand=brand, livemode=livemode, month=month)
+                    for month in (this_month, _next_month(this_month))
+                ],
+                ignore_conflicts=True,
+            )
+            with transaction.atomic(durable=True):
+                numbered += ledger_entries_validate(brand=brand, livemode=livemode, up_to=up_to)
+    return numbered
+
+
+def ledger_entries_validate_year(*, brand: Brand, livemode: bool, start: date, end: date) -> int:
+    """Before an export that carries entry numbers (FEC, accounting tools): validate the
+    entries of the period posted so far, in a transaction of its own unless the caller has one.
+    `start` is informative: earlier unvalidated entries are numbered too (numbers go in order)."""
+    with transaction.atomic(savepoint=False):
+        return ledger_entries_validate(brand=brand, livemode=livemode, up_to=end)
+
+
+def _month_end(month: date) -> date:
+    return _next_month(month) - timedelta(days=1)
 
 
 # -- period close (four-eyes, fresh TOTP) -------------------------------------------------------
@@ -619,6 +723,9 @@ def accounting_period_close_approve(
         ).exclude(state=AccountingPeriod.State.CLOSED)
         if earlier_open.exists():
             raise PeriodCloseRefused(_("Close the earlier months first."))
+        # A period closes only with all its entries validated (numbered). The exclusive lock
+        # above waited for the month's running postings; later ones go to the next open month.
+        ledger_entries_validate(brand=locked.brand, livemode=locked.livemode, up_to=_month_end(locked.month))
         locked.state = AccountingPeriod.State.CLOSED
         locked.approved_by = approver  # type: ignore[assignment]
         locked.closed_by = locked.requested_by

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from billing.models import Refund
 from billing.models import Refund
 from invoices.ledger.postings import post_credit_note_issued
+from invoices.ledger.services import accounting_period_check_open
 from invoices.services.numbering import customer_numbered_as_test, number_series_commit, number_series_lock
 from invoices.services.pdf import documents_render_on_commit
 from invoices.states import CREDITABLE_STATUSES, assert_invoice_transition
@@ -441,6 +442,8 @@ def credit_note_create(
     """
     if at is not None and at.tzinfo is None:
         raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+    if at is not None:  # a backdated credit note may not land in a closed accounting period
+        accounting_period_check_open(brand_id=invoice.brand_id, livemode=invoice.customer.livemode, at=at)
     if refund and refund_record is None:
         raise CreditNoteError(
             gettext(

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _ledger_on(settings):
-    """The ledger posts in these tests (it is off by default while issue 19 is in progress)."""
+    """The ledger posts in these tests (on by default; kept explicit should an environment turn it off)."""
     settings.TARIF_LEDGER_ENABLED = True
 
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from billing.services.payments import payment_record_manual
 from invoices.ledger.models import JournalEntry
+from invoices.ledger.services import ledger_entries_validate
 from invoices.services.credit_notes import credit_note_create
 from tests.invoices.helpers import ISSUED_AT, issue
 from tests.invoices.ledger.helpers import balances
@@ -40,6 +41,9 @@ def test_backfill_posts_history_once(customer_factory, brand, fr_vat, settings):
     assert "posted 4 entries" in first.getvalue()
     assert "posted 0 entries" in second.getvalue()
     assert balances(brand) == {"512": 12000, "411": 4800, "706": -14000, "445712": -2800}
+    # and its entries are validated like the others: unnumbered until validation, then in date order
+    assert not JournalEntry.objects.filter(number__isnull=False).exists()
+    ledger_entries_validate(brand=brand, livemode=True, up_to=ISSUED_AT.date() + timedelta(days=30))
     vt = list(JournalEntry.objects.filter(journal="VT").order_by("number").values_list("source_type", "number"))
     assert vt == [("invoice", 1), ("invoice", 2), ("credit_note", 3)]
 

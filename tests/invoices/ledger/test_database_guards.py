@@ -13,7 +13,7 @@ from invoices.ledger.services import chart_load
 pytestmark = pytest.mark.usefixtures("postgres_only")
 
 
-def _entry(brand, *, day=date(2026, 3, 10), number=1, source_id=1):
+def _entry(brand, *, day=date(2026, 3, 10), number=None, source_id=1):
     return JournalEntry.objects.create(
         brand=brand,
         livemode=True,
