@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Sum
 
 from billing.models import Subscription, SubscriptionItem, UsageEvent, UsageEventKey, UsageRollup
 from config import clock
+from config.ops.db_roles import owner_alias
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ class UsageRetentionResult:
     kept: tuple[tuple[str, str], ...]  # (partition, why it was kept)
 
 
-def partitioning_enabled() -> bool:
-    if connection.vendor != "postgresql":
+def partitioning_enabled(*, using: str = "default") -> bool:
+    if connections[using].vendor != "postgresql":
         return False
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", [EVENTS])
         return cursor.fetchone() is not None
 
@@ -69,11 +70,11 @@ def _parse(moment: str | None) -> datetime | None:
     return None if moment is None else datetime.fromisoformat(moment).astimezone(UTC)
 
 
-def usage_partitions_list() -> list[UsagePartition]:
+def usage_partitions_list(*, using: str = "default") -> list[UsagePartition]:
     """The partitions of the usage events table, oldest first, the DEFAULT one last."""
-    if not partitioning_enabled():
+    if not partitioning_enabled(using=using):
         return []
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         # Bounds are printed in the session's time zone: UTC for Django's connections.
         cursor.execute(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
@@ -118,10 +119,14 @@ def _maintenance_lock(cursor: object) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_MAINTENANCE_LOCK])  # type: ignore[attr-defined]
 
 
-def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None) -> list[str]:
+def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None, using: str | None = None) -> list[str]:
     """Create the month partitions from `at`'s month (default: now) to `ahead` months
-    after it, and the DEFAULT partition if missing; returns the created names. Idempotent."""
-    if not partitioning_enabled():
+    after it, and the DEFAULT partition if missing; returns the created names. Idempotent.
+
+    DDL: runs as the tables' owner (`using`, default the `migrator` alias when configured):
+    the application's role may not create tables (docs/security.md)."""
+    using = using or owner_alias()
+    if not partitioning_enabled(using=using):
         return []
     if ahead < 0:
         raise ValueError("ahead must be zero or more")
@@ -129,9 +134,9 @@ def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None) -> li
     month = _month_start(at or clock.system_now())
     for _step in range(ahead + 1):
         end = _next_month(month)
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
             _maintenance_lock(cursor)
-            partitions = usage_partitions_list()
+            partitions = usage_partitions_list(using=using)
             if not any(partition.is_default for partition in partitions):
                 cursor.execute(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {EVENTS} DEFAULT")
                 created.append(DEFAULT_PARTITION)
@@ -155,22 +160,23 @@ def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None) -> li
     return created
 
 
-def _unsettled_reason(partition: UsagePartition) -> str | None:
+def _unsettled_reason(partition: UsagePartition, *, using: str) -> str | None:
     """Why a partition's raw events must stay, or None when they may go."""
     assert partition.end is not None
     days = {"day__lt": partition.end.date()}
     if partition.start is not None:
         days["day__gte"] = partition.start.date()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(partition.name)}")
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {connections[using].ops.quote_name(partition.name)}")
         raw_count = cursor.fetchone()[0]
-    rolled_up = UsageRollup.objects.filter(**days).aggregate(events=Sum("event_count"))["events"] or 0
+    rolled_up = UsageRollup.objects.using(using).filter(**days).aggregate(events=Sum("event_count"))["events"] or 0
     if raw_count != rolled_up:
         return f"rollups hold {rolled_up} events, the partition {raw_count}"
-    customers_with_usage = UsageRollup.objects.filter(**days).values("customer_id")
+    customers_with_usage = UsageRollup.objects.using(using).filter(**days).values("customer_id")
     metered = SubscriptionItem.objects.filter(subscription_id=OuterRef("pk"), price__meter__isnull=False)
     open_subscriptions = (
-        Subscription.objects.filter(customer_id__in=customers_with_usage, current_period_start__lt=partition.end)
+        Subscription.objects.using(using)
+        .filter(customer_id__in=customers_with_usage, current_period_start__lt=partition.end)
         .exclude(status__in=_SETTLED_STATUSES)
         .filter(Exists(metered))
     )
@@ -180,27 +186,32 @@ def _unsettled_reason(partition: UsagePartition) -> str | None:
     return None
 
 
-def usage_partitions_drop_expired(*, at: datetime | None = None) -> UsageRetentionResult:
+def usage_partitions_drop_expired(*, at: datetime | None = None, using: str | None = None) -> UsageRetentionResult:
     """Drop the raw-event partitions that ended more than TARIF_USAGE_RAW_RETENTION_DAYS
-    ago, when they are rolled up and invoiced; rollups stay. Without the setting: nothing."""
+    ago, when they are rolled up and invoiced; rollups stay. Without the setting: nothing.
+    Runs as the tables' owner, like `usage_partitions_ensure`."""
+    using = using or owner_alias()
     days = getattr(settings, "TARIF_USAGE_RAW_RETENTION_DAYS", None)
-    if days is None or not partitioning_enabled():
+    if days is None or not partitioning_enabled(using=using):
         return UsageRetentionResult(dropped=(), kept=())
     cutoff = (at or clock.system_now()) - timedelta(days=days)
     dropped: list[str] = []
     kept: list[tuple[str, str]] = []
-    for partition in usage_partitions_list():
+    for partition in usage_partitions_list(using=using):
         if partition.is_default or partition.end is None or partition.end > cutoff:
             continue
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
             _maintenance_lock(cursor)
-            reason = _unsettled_reason(partition)
+            reason = _unsettled_reason(partition, using=using)
             if reason is not None:
                 kept.append((partition.name, reason))
                 continue
+            # Deferred foreign-key checks still pending in this transaction would block the
+            # DROP (only when called inside a larger transaction, as tests do): run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"ALTER TABLE {EVENTS} DETACH PARTITION {partition.name}")
             cursor.execute(f"DROP TABLE {partition.name}")
-            keys = UsageEventKey.objects.filter(timestamp__lt=partition.end)
+            keys = UsageEventKey.objects.using(using).filter(timestamp__lt=partition.end)
             if partition.start is not None:
                 keys = keys.filter(timestamp__gte=partition.start)
             keys.delete()

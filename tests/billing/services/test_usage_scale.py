@@ -74,8 +74,12 @@ def test_an_event_id_sent_again_in_another_month_is_a_duplicate(make_customer, m
     again = record(customer, meter, "evt-1", utc(2024, 3, 15), Decimal(7))
     in_batch = usage_events_record(
         events=[
-            UsageEventInput(customer_id=customer.pk, meter_key=meter.key, external_id="evt-2", timestamp=utc(2024, 2, 1)),
-            UsageEventInput(customer_id=customer.pk, meter_key=meter.key, external_id="evt-2", timestamp=utc(2024, 4, 1)),
+            UsageEventInput(
+                customer_id=customer.pk, meter_key=meter.key, external_id="evt-2", timestamp=utc(2024, 2, 1)
+            ),
+            UsageEventInput(
+                customer_id=customer.pk, meter_key=meter.key, external_id="evt-2", timestamp=utc(2024, 4, 1)
+            ),
         ]
     )
 
@@ -234,7 +238,9 @@ def test_retention_drops_an_invoiced_month_and_keeps_one_not_yet_invoiced(
     assert UsageEvent.objects.filter(external_id="march").exists()
 
     # when the subscription has been billed for March (its period now starts in April)
-    Subscription.objects.filter(pk=subscription.pk).update(current_period_start=utc(2031, 4, 1))
+    Subscription.objects.filter(pk=subscription.pk).update(
+        current_period_start=utc(2031, 4, 1), current_period_end=utc(2031, 5, 1)
+    )
     result = usage_partitions_drop_expired(at=utc(2031, 5, 15))
 
     # then March's raw events and dedup keys are gone, its rollup stays, April is untouched
