@@ -423,7 +423,7 @@ def _split_window(
     no lower bound: every day before the end's day is read from rollups."""
     last_day = _day_start(end)
     if aggregation == Meter.Aggregation.LATEST:
-        return [(last_day, end)], (None, last_day.date())
+        return ([(last_day, end)] if last_day < end else []), (None, last_day.date())
     first_day = _day_start(start)
     if first_day < start:
         first_day += timedelta(days=1)
