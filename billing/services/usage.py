@@ -153,7 +153,10 @@ def _usage_keys_claim(*, rows: Sequence[UsageEvent]) -> set[tuple[int, str]]:
         return set()
     ordered = sorted(rows, key=lambda row: (row.meter_id, row.external_id))
     if copy_supported():
-        with connection.cursor() as cursor:
+        # psycopg's own (server-side binding) cursor: the arrays travel in binary, not as
+        # SQL literals quoted in Python; same connection, same transaction.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {UsageEventKey._meta.db_table} (meter_id, external_id, timestamp) "
                 "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) "
@@ -189,6 +192,23 @@ def _usage_events_store(*, rows: list[UsageEvent]) -> None:
         copy_insert(model=UsageEvent, objs=rows, with_pk=True)
         return
     UsageEvent.objects.bulk_create(rows, batch_size=500)
+
+
+@transaction.atomic(savepoint=False)
+def usage_events_insert(*, rows: Sequence[UsageEvent]) -> list[UsageEvent]:
+    """Store usage events already checked (by `usage_events_record`, or a seed/benchmark):
+    their dedup keys, the events (COPY on PostgreSQL) and the rollups, in one transaction.
+
+    Returns the events stored: the first of each (meter, id) not known before.
+    """
+    first: dict[tuple[int, str], UsageEvent] = {}
+    for row in rows:
+        first.setdefault((row.meter_id, row.external_id), row)
+    fresh = _usage_keys_claim(rows=list(first.values()))
+    new_rows = [row for identity, row in first.items() if identity in fresh]
+    _usage_events_store(rows=new_rows)
+    usage_rollups_add(buckets=rollup_buckets(events=new_rows))
+    return new_rows
 
 
 @transaction.atomic(savepoint=False)
@@ -260,15 +280,8 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
                 )
             )
 
-    # The first occurrence of an id in the batch is the one recorded.
-    first: dict[tuple[int, str], UsageEvent] = {}
-    for _index, row in candidates:
-        first.setdefault((row.meter_id, row.external_id), row)
-    fresh = _usage_keys_claim(rows=list(first.values()))
-    new_rows = [row for identity, row in first.items() if identity in fresh]
+    new_rows = usage_events_insert(rows=[row for _index, row in candidates])
     duplicates = len(candidates) - len(new_rows)
-    _usage_events_store(rows=new_rows)
-    usage_rollups_add(buckets=rollup_buckets(events=new_rows))
 
     per_customer = Counter(row.customer_id for row in new_rows)
     events_record_bulk(

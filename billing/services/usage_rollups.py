@@ -110,8 +110,11 @@ def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
     if not buckets:
         return
     ops = connection.ops
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        # psycopg's own (server-side binding) cursor: arrays travel in binary, not as SQL
+        # literals quoted in Python; same connection, same transaction.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
             # One statement for the whole batch: arrays unnested server-side.
             cursor.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) SELECT * FROM unnest("
@@ -131,7 +134,8 @@ def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
                     [bucket.last_value for bucket in buckets],
                 ],
             )
-            return
+        return
+    with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + _ON_CONFLICT,
             [
