@@ -442,10 +442,11 @@ def _split_window(
         first_day += timedelta(days=1)
     if first_day >= last_day:
         return [(start, end)], None
-    raw = [(start, first_day)] if start < first_day else []
+    raw: list[tuple[datetime | None, datetime]] = [(start, first_day)] if start < first_day else []
     if last_day < end:
         raw.append((last_day, end))
-    return raw, (first_day.date(), last_day.date())
+    days: tuple[date | None, date] = (first_day.date(), last_day.date())
+    return raw, days
 
 
 def _aggregate_spans(

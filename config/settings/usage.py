@@ -1,6 +1,6 @@
 """Usage at scale (issue 20, docs/usage-at-scale.md): monthly partitions and raw-event retention."""
 
-from celery.schedules import crontab
+from datetime import timedelta
 
 from config.env import env
 from config.settings.celery import CELERY_BEAT_SCHEDULE
@@ -14,9 +14,9 @@ TARIF_USAGE_PARTITIONS_AHEAD = env.int("TARIF_USAGE_PARTITIONS_AHEAD", default=3
 
 CELERY_BEAT_SCHEDULE["usage-partitions-ensure"] = {
     "task": "billing.usage_partitions_ensure",
-    "schedule": crontab(minute=41, hour=3),
+    "schedule": timedelta(hours=24),
 }
 CELERY_BEAT_SCHEDULE["usage-raw-retention"] = {
     "task": "billing.usage_raw_retention",
-    "schedule": crontab(minute=53, hour=3),
+    "schedule": timedelta(hours=24),
 }
