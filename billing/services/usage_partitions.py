@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Sum
 
+from billing.locks import usage_default_partition_lock, usage_partitions_lock
 from billing.models import Subscription, SubscriptionItem, UsageEvent, UsageEventKey, UsageRollup
 from config import clock
 from config.ops.db_roles import owner_alias
@@ -37,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 EVENTS = UsageEvent._meta.db_table
 DEFAULT_PARTITION = f"{EVENTS}_default"
-# Serializes the partition manager and the retention task (transaction-level advisory lock).
-_MAINTENANCE_LOCK = "billing.usage_partitions"
 _BOUND = re.compile(r"FOR VALUES FROM \((?:MINVALUE|'([^']+)')\) TO \((?:MAXVALUE|'([^']+)')\)")
 # A subscription still open on a month's usage: billed in arrears at its period's end.
 _SETTLED_STATUSES = (Subscription.Status.CANCELED,)
@@ -115,10 +114,6 @@ def _covered(partitions: list[UsagePartition], start: datetime, end: datetime) -
     return False
 
 
-def _maintenance_lock(cursor: object) -> None:
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_MAINTENANCE_LOCK])  # type: ignore[attr-defined]
-
-
 def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None, using: str | None = None) -> list[str]:
     """Create the month partitions from `at`'s month (default: now) to `ahead` months
     after it, and the DEFAULT partition if missing; returns the created names. Idempotent.
@@ -135,7 +130,7 @@ def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None, using
     for _step in range(ahead + 1):
         end = _next_month(month)
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            _maintenance_lock(cursor)
+            usage_partitions_lock(using=using)
             partitions = usage_partitions_list(using=using)
             if not any(partition.is_default for partition in partitions):
                 cursor.execute(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {EVENTS} DEFAULT")
@@ -143,7 +138,7 @@ def usage_partitions_ensure(*, ahead: int = 3, at: datetime | None = None, using
             if not _covered(partitions, month, end):
                 name = f"{EVENTS}_p{month:%Y_%m}"
                 # No new event lands in DEFAULT while its rows of this month move out.
-                cursor.execute(f"LOCK TABLE {DEFAULT_PARTITION} IN SHARE ROW EXCLUSIVE MODE")
+                usage_default_partition_lock(using=using, table=DEFAULT_PARTITION)
                 cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS} INCLUDING DEFAULTS)")
                 cursor.execute(
                     f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE timestamp >= %s AND timestamp < %s "
@@ -201,7 +196,7 @@ def usage_partitions_drop_expired(*, at: datetime | None = None, using: str | No
         if partition.is_default or partition.end is None or partition.end > cutoff:
             continue
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            _maintenance_lock(cursor)
+            usage_partitions_lock(using=using)
             reason = _unsettled_reason(partition, using=using)
             if reason is not None:
                 kept.append((partition.name, reason))

@@ -286,3 +286,51 @@ def test_an_event_older_than_the_retention_is_refused(make_customer, meter_facto
 
     assert [error.code for error in result.errors] == ["too_old"]
     assert (recent.accepted, recent.errors) == (1, ())
+
+
+@postgresql_only
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_racing_with_the_same_events_store_them_once(make_customer, meter_factory, monkeypatch):
+    import threading
+    import time
+
+    import billing.services.usage as usage_module
+
+    customer, meter = make_customer(), meter_factory()
+    claim = usage_module._usage_keys_claim
+
+    def slow_claim(**kwargs):
+        fresh = claim(**kwargs)
+        time.sleep(0.3)  # both batches are between their key insert and their commit
+        return fresh
+
+    monkeypatch.setattr(usage_module, "_usage_keys_claim", slow_claim)
+    batch = [
+        UsageEventInput(
+            customer_id=customer.pk, meter_key=meter.key, external_id=f"r{n}", timestamp=utc(2024, 4, 1 + n % 3)
+        )
+        for n in range(50)
+    ]
+    barrier = threading.Barrier(2)
+    results: list = [None, None]
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            with time_machine.travel(NOW, tick=False):
+                results[index] = usage_events_record(events=batch)
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted((result.accepted, result.duplicates) for result in results) == [(0, 50), (50, 0)]
+    assert UsageEvent.objects.count() == 50
+    assert sum(UsageRollup.objects.values_list("event_count", flat=True)) == 50
