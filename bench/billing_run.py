@@ -60,6 +60,8 @@ def reset_database() -> None:
         "invoices_invoice",
         "invoices_numbersequence",
         "billing_usageevent",
+        "billing_usageeventkey",
+        "billing_usagerollup",
         "billing_subscriptionchange",
         "billing_scheduledchange",
         "billing_subscriptionitem",
@@ -92,6 +94,7 @@ def seed(count: int, due_at: datetime) -> None:
     import random
 
     from billing.models import Coupon, Meter, Price, Product, Subscription, SubscriptionItem, UsageEvent
+    from billing.services.usage import usage_events_insert
     from customers.models import Customer
     from invoices.models import Brand, TaxRate
 
@@ -199,7 +202,7 @@ def seed(count: int, due_at: datetime) -> None:
                         )
                     )
         SubscriptionItem.objects.bulk_create(items)
-        UsageEvent.objects.bulk_create(events)
+        usage_events_insert(rows=events)
 
 
 def _queue_exists(connection, queue: str) -> bool:

@@ -96,6 +96,7 @@ def seed(*, count: int, batch: int, usage_per_subscription: int) -> dict[str, in
     from tqdm import tqdm
 
     from billing.models import Payment, Subscription, SubscriptionItem, UsageEvent
+    from billing.services.usage import usage_events_insert
     from config.bulk import allocate_ids, copy_insert
     from customers.models import Customer
     from invoices.models import Brand, CreditNote, Invoice, InvoiceLine
@@ -272,7 +273,8 @@ def seed(*, count: int, batch: int, usage_per_subscription: int) -> dict[str, in
         _issue_drafts()
         copy_insert(model=Payment, objs=payments, with_pk=False)
         copy_insert(model=CreditNote, objs=notes, with_pk=False)
-        copy_insert(model=UsageEvent, objs=events, with_pk=False)
+        # Keys, events (COPY) and rollups, as the ingestion stores them (issue 20).
+        usage_events_insert(rows=events)
         for name, objs in (
             ("customers", customers),
             ("subscriptions", subscriptions),

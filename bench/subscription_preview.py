@@ -29,6 +29,7 @@ def seed():
     from billing.models import Coupon, Meter, Price, Product, UsageEvent
     from billing.services.invoice_items import invoice_item_create
     from billing.services.subscriptions import ItemSpec, subscription_create
+    from billing.services.usage import usage_events_insert
     from customers.models import Customer
     from invoices.models import Brand, TaxRate
 
@@ -60,11 +61,17 @@ def seed():
         coupon=coupon,
     )
     invoice_item_create(customer=customer, amount=1500, description="Workshop", at=start + timedelta(days=2))
-    UsageEvent.objects.bulk_create(
-        UsageEvent(
-            customer=customer, meter=meter, external_id=str(n), value=Decimal(10), timestamp=start + timedelta(hours=n)
-        )
-        for n in range(300)
+    usage_events_insert(
+        rows=[
+            UsageEvent(
+                customer=customer,
+                meter=meter,
+                external_id=str(n),
+                value=Decimal(10),
+                timestamp=start + timedelta(hours=n),
+            )
+            for n in range(300)
+        ]
     )
     new_items = [(bigger.pk, 1), (seat.pk, 5), (addon.pk, 1), (calls.pk, 1)]
     return subscription.pk, new_items, start + timedelta(days=15)

@@ -200,3 +200,24 @@ def billing_run_scope_lock(*, scope: str) -> Iterator[bool]:
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [BILLING_RUN_LOCK_SPACE, key])
             except DatabaseError:  # connection gone: the server released the lock with the session
                 logger.warning("billing run: could not release the scope lock %s", scope, exc_info=True)
+
+
+USAGE_PARTITIONS_LOCK_KEY = zlib.crc32(b"billing.usage_partitions")
+
+
+@lock_helper(LockRank.USAGE_PARTITIONS)
+def usage_partitions_lock(*, using: str) -> None:
+    """The usage partition manager's and the retention's lock (issue 20): a transaction-level
+    advisory lock on PostgreSQL, so two beat runs never create or drop partitions at once."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [USAGE_PARTITIONS_LOCK_KEY])
+    note_lock(LockRank.USAGE_PARTITIONS, keys=[USAGE_PARTITIONS_LOCK_KEY], using=using)
+
+
+@lock_helper(LockRank.USAGE_DEFAULT_PARTITION)
+def usage_default_partition_lock(*, using: str, table: str) -> None:
+    """No event lands in the DEFAULT usage partition while a month's rows move out of it
+    (SHARE ROW EXCLUSIVE: reads go on, inserts wait for the commit)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {connections[using].ops.quote_name(table)} IN SHARE ROW EXCLUSIVE MODE")
+    note_lock(LockRank.USAGE_DEFAULT_PARTITION, keys=None, using=using)

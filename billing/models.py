@@ -741,7 +741,8 @@ class UsageEvent(models.Model):
     class Meta:
         verbose_name = _("usage event")
         verbose_name_plural = _("usage events")
-        constraints = [models.UniqueConstraint(fields=["meter", "external_id"], name="usage_event_unique_id")]
+        # Deduplication lives in UsageEventKey (issue 20): on PostgreSQL this table is
+        # partitioned by month and its primary key is (id, timestamp), in SQL only.
         indexes = [models.Index(fields=["customer", "meter", "timestamp"])]
 
     def __str__(self) -> str:
@@ -1380,4 +1381,9 @@ from billing.stripe_import_models import StripeImportMapping, StripeImportRun  #
 from billing.update_models import PendingUpdate, SubscriptionNotice  # noqa: E402, F401
 
 # --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
-from billing.usage_models import UsageThreshold, UsageThresholdCrossing  # noqa: E402, F401
+from billing.usage_models import (  # noqa: E402, F401
+    UsageEventKey,
+    UsageRollup,
+    UsageThreshold,
+    UsageThresholdCrossing,
+)

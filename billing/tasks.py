@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from billing.services.billing_run import (
     BillingRunAlreadyRunning,
@@ -18,6 +19,7 @@ from billing.services.dunning import invoices_collect
 from billing.services.lifecycle_notices import subscription_notices_sweep
 from billing.services.pending_updates import pending_updates_expire
 from billing.services.stripe_import import stripe_import_run
+from billing.services.usage_partitions import usage_partitions_drop_expired, usage_partitions_ensure
 from billing.services.usage_thresholds import usage_thresholds_sweep
 from billing.services.webhooks import webhooks_dispatch as dispatch
 from billing.stripe_import_models import StripeImportRun
@@ -114,3 +116,15 @@ def stripe_import_run_task(self, run_id: int) -> str:
     except Exception as error:  # the run recorded it; resuming is safe
         raise self.retry(exc=error) from error
     return run.status
+
+
+@shared_task(acks_late=True, name="billing.usage_partitions_ensure")
+def usage_partitions_ensure_task() -> list[str]:
+    """Beat entry point (issue 20): the coming months' usage partitions (PostgreSQL)."""
+    return usage_partitions_ensure(ahead=settings.TARIF_USAGE_PARTITIONS_AHEAD)
+
+
+@shared_task(acks_late=True, name="billing.usage_raw_retention")
+def usage_raw_retention_task() -> list[str]:
+    """Beat entry point (issue 20): drop raw usage partitions past their retention."""
+    return list(usage_partitions_drop_expired().dropped)

@@ -114,3 +114,65 @@ class UsageThresholdCrossing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.threshold_id} @ {self.period_start:%Y-%m-%d}"
+
+
+class UsageEventKey(models.Model):
+    """The deduplication key of a usage event (issue 20): (meter, event id) is unique here.
+
+    Usage events are partitioned by month on PostgreSQL, and a unique index on a
+    partitioned table must contain the partition key (the timestamp): it could no
+    longer catch the same event id sent again with another timestamp. This narrow
+    table keeps deduplication exact across months; ingestion inserts the keys first
+    (ON CONFLICT DO NOTHING) and stores only the events whose key was new.
+    """
+
+    meter = models.ForeignKey("billing.Meter", on_delete=models.PROTECT, related_name="+", verbose_name=_("meter"))
+    external_id = models.CharField(_("event id"), max_length=100)
+    # The event's timestamp: retention deletes the keys of dropped months (docs/usage-at-scale.md).
+    timestamp = models.DateTimeField(_("timestamp"), db_index=True)
+
+    class Meta:
+        verbose_name = _("usage event key")
+        verbose_name_plural = _("usage event keys")
+        constraints = [models.UniqueConstraint(fields=["meter", "external_id"], name="usage_event_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}:{self.external_id}"
+
+
+class UsageRollup(models.Model):
+    """Usage pre-aggregated per customer, meter, UTC day and set of event properties (issue 20).
+
+    Maintained at ingestion in the same transaction as the events (INSERT ... ON CONFLICT
+    DO UPDATE), so it always equals what the raw events say. The billing run reads whole
+    days here and raw events only for a period's partial first and last days. Unique
+    counts and percentage pricing (each transaction) read raw events (docs/usage-at-scale.md).
+    """
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
+    meter = models.ForeignKey("billing.Meter", on_delete=models.PROTECT, related_name="+", verbose_name=_("meter"))
+    day = models.DateField(_("day (UTC)"))
+    # md5 of the properties as canonical JSON: one row per distinct set of dimensions.
+    dimensions_hash = models.CharField(_("dimensions hash"), max_length=32)
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    event_count = models.BigIntegerField(_("events"), default=0)
+    value_sum = models.DecimalField(_("sum"), max_digits=32, decimal_places=6, default=Decimal(0))
+    value_max = models.DecimalField(_("maximum"), max_digits=20, decimal_places=6, default=Decimal(0))
+    # The day's last event (latest timestamp, then the last stored): for `last` and `latest` meters.
+    last_timestamp = models.DateTimeField(_("last event at"))
+    last_event_id = models.BigIntegerField(_("last event"))
+    last_value = models.DecimalField(_("last value"), max_digits=20, decimal_places=6, default=Decimal(0))
+
+    class Meta:
+        verbose_name = _("usage rollup")
+        verbose_name_plural = _("usage rollups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "meter", "day", "dimensions_hash"], name="usage_rollup_unique_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.meter_id}:{self.day}"

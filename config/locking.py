@@ -32,6 +32,8 @@ class LockRank(IntEnum):
     """Lower ranks are taken first. Keep in step with the table in docs/billing.md."""
 
     BILLING_RUN_SCOPE = 10  # advisory lock (session level, try-lock: never waits)
+    USAGE_PARTITIONS = 12  # issue 20: the usage partition manager / retention (advisory, transaction level)
+    USAGE_DEFAULT_PARTITION = 14  # issue 20: the DEFAULT usage partition while a month's rows move out
     TEST_CLOCK = 20
     HANDOFF = 30  # claimed with SKIP LOCKED: never waits
     EVENT_CURSOR = 40  # a consumer's batch runs under its cursor

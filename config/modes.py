@@ -44,6 +44,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "wallets.creditgrant": "customer__livemode",
     "wallets.wallettransaction": "wallet__customer__livemode",
     "billing.usageevent": "customer__livemode",
+    "billing.usageeventkey": "meter__livemode",
+    "billing.usagerollup": "customer__livemode",
     "billing.paymentmethod": "customer__livemode",
     "billing.payment": "customer__livemode",
     "billing.refund": "payment__customer__livemode",

@@ -11,22 +11,25 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import NamedTuple, cast
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Aggregate, Count, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.translation import gettext as _
 
 from billing.limits import MAX_USAGE_VALUE
-from billing.models import Meter, Price, UsageEvent
+from billing.models import Meter, Price, UsageEvent, UsageEventKey, UsageRollup
 from billing.pricing import PercentageRule, percentage_amount
 from billing.selectors import price_amount_for
+from billing.services.usage_rollups import rollup_buckets, usage_rollups_add
 from config import clock
+from config.bulk import allocate_ids, copy_insert, copy_supported
 from config.errors import DomainError
 from config.events.log import EventRow, events_record_bulk
 from config.modes import scope_to_mode
@@ -132,6 +135,82 @@ def _properties_error(properties: object) -> str | None:
     return None
 
 
+def usage_retention_cutoff() -> datetime | None:
+    """Events older than this are refused: their month's raw events may be dropped
+    (TARIF_USAGE_RAW_RETENTION_DAYS; None keeps raw events forever)."""
+    days = getattr(settings, "TARIF_USAGE_RAW_RETENTION_DAYS", None)
+    return None if days is None else clock.now() - timedelta(days=days)
+
+
+def _usage_keys_claim(*, rows: Sequence[UsageEvent]) -> set[tuple[int, str]]:
+    """Insert the dedup keys of `rows` (distinct); return the (meter, id) pairs that were new.
+
+    PostgreSQL: one INSERT ... ON CONFLICT DO NOTHING RETURNING. A concurrent batch
+    inserting the same key makes this one wait for its commit, then skip it: an event
+    is stored once, whichever batch wins. Keys are sent in key order (no deadlock).
+    """
+    if not rows:
+        return set()
+    ordered = sorted(rows, key=lambda row: (row.meter_id, row.external_id))
+    if copy_supported():
+        # psycopg's own (server-side binding) cursor: the arrays travel in binary, not as
+        # SQL literals quoted in Python; same connection, same transaction.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {UsageEventKey._meta.db_table} (meter_id, external_id, timestamp) "
+                "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) "
+                "ON CONFLICT (meter_id, external_id) DO NOTHING RETURNING meter_id, external_id",
+                [
+                    [row.meter_id for row in ordered],
+                    [row.external_id for row in ordered],
+                    [row.timestamp for row in ordered],
+                ],
+            )
+            return {(meter_id, external_id) for meter_id, external_id in cursor.fetchall()}
+    # SQLite: writers are serialized by the database lock (transactions start IMMEDIATE).
+    known = set(
+        UsageEventKey.objects.filter(
+            meter_id__in={row.meter_id for row in ordered}, external_id__in={row.external_id for row in ordered}
+        ).values_list("meter_id", "external_id")
+    )
+    fresh = [row for row in ordered if (row.meter_id, row.external_id) not in known]
+    UsageEventKey.objects.bulk_create(
+        [UsageEventKey(meter_id=row.meter_id, external_id=row.external_id, timestamp=row.timestamp) for row in fresh]
+    )
+    return {(row.meter_id, row.external_id) for row in fresh}
+
+
+def _usage_events_store(*, rows: list[UsageEvent]) -> None:
+    """Store new events with their ids set (the rollups' `last` tie-break needs them):
+    COPY into the partitioned table on PostgreSQL, `bulk_create` elsewhere."""
+    if not rows:
+        return
+    if copy_supported():
+        for row, pk in zip(rows, allocate_ids(model=UsageEvent, count=len(rows)), strict=True):
+            row.pk = pk
+        copy_insert(model=UsageEvent, objs=rows, with_pk=True)
+        return
+    UsageEvent.objects.bulk_create(rows, batch_size=500)
+
+
+@transaction.atomic(savepoint=False)
+def usage_events_insert(*, rows: Sequence[UsageEvent]) -> list[UsageEvent]:
+    """Store usage events already checked (by `usage_events_record`, or a seed/benchmark):
+    their dedup keys, the events (COPY on PostgreSQL) and the rollups, in one transaction.
+
+    Returns the events stored: the first of each (meter, id) not known before.
+    """
+    first: dict[tuple[int, str], UsageEvent] = {}
+    for row in rows:
+        first.setdefault((row.meter_id, row.external_id), row)
+    fresh = _usage_keys_claim(rows=list(first.values()))
+    new_rows = [row for identity, row in first.items() if identity in fresh]
+    _usage_events_store(rows=new_rows)
+    usage_rollups_add(buckets=rollup_buckets(events=new_rows))
+    return new_rows
+
+
 @transaction.atomic(savepoint=False)
 def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResult:
     """Record up to MAX_BATCH_SIZE usage events; each bad event is reported, the others stored.
@@ -153,6 +232,15 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
     )
     errors: list[UsageEventError] = []
     candidates: list[tuple[int, UsageEvent]] = []
+    retention_cutoff = usage_retention_cutoff()
+
+    now_by_customer: dict[int, datetime] = {}
+
+    def customer_now(customer: Customer) -> datetime:
+        # Once per customer, not per event (a test clock's time is one query).
+        if customer.pk not in now_by_customer:
+            now_by_customer[customer.pk] = clock.now(customer=customer)
+        return now_by_customer[customer.pk]
 
     def refuse(index: int, event: UsageEventInput, code: str, message: str) -> None:
         errors.append(UsageEventError(index=index, external_id=str(event.external_id), code=code, message=message))
@@ -172,8 +260,11 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
             refuse(index, event, value_code, value_message or "")
         elif not isinstance(event.timestamp, datetime) or event.timestamp.utcoffset() is None:
             refuse(index, event, "naive_timestamp", _("The timestamp needs a time zone (UTC offset)."))
-        elif event.timestamp > clock.now(customer=customer) + FUTURE_TOLERANCE:
+        elif event.timestamp > customer_now(customer) + FUTURE_TOLERANCE:
             refuse(index, event, "future_timestamp", _("The timestamp is in the future."))
+        elif retention_cutoff is not None and event.timestamp < retention_cutoff:
+            # Its month's raw events may be dropped already (issue 20): its period is invoiced.
+            refuse(index, event, "too_old", _("The timestamp is older than the usage retention period."))
         elif len(event.unique_value) > _UNIQUE_VALUE_MAX:
             refuse(index, event, "invalid_unique_value", _("The unique value is longer than 200 characters."))
         elif meter.aggregation == Meter.Aggregation.UNIQUE_COUNT and not event.unique_value:
@@ -197,22 +288,8 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
                 )
             )
 
-    known = set(
-        UsageEvent.objects.filter(
-            meter_id__in={row.meter_id for _, row in candidates},
-            external_id__in={row.external_id for _, row in candidates},
-        ).values_list("meter_id", "external_id")
-    )
-    new_rows: list[UsageEvent] = []
-    duplicates = 0
-    for _index, row in candidates:
-        identity = (row.meter_id, row.external_id)
-        if identity in known:
-            duplicates += 1
-            continue
-        known.add(identity)
-        new_rows.append(row)
-    UsageEvent.objects.bulk_create(new_rows, batch_size=500, ignore_conflicts=True)
+    new_rows = usage_events_insert(rows=[row for _index, row in candidates])
+    duplicates = len(candidates) - len(new_rows)
 
     per_customer = Counter(row.customer_id for row in new_rows)
     events_record_bulk(
@@ -312,36 +389,130 @@ _SQL_AGGREGATES: dict[str, Callable[[], Aggregate]] = {
     Meter.Aggregation.UNIQUE_COUNT: lambda: Count("unique_value", distinct=True),
 }
 
+# A (customer, meter) pair's last event: (timestamp, id, value); tuples compare in that order.
+LastEvent = tuple[datetime, int, Decimal]
+
+
+def _last_by_pair(
+    rows: QuerySet[UsageEvent] | QuerySet[UsageRollup], *, timestamp: str, event_id: str, value: str
+) -> dict[tuple[int, int], LastEvent]:
+    """The latest (timestamp, then highest id) row per (customer, meter): two queries."""
+    latest = rows.values_list("customer_id", "meter_id").annotate(latest=Max(timestamp)).order_by()
+    last_q = Q()
+    for customer_id, meter_id, moment in latest:
+        last_q |= Q(customer_id=customer_id, meter_id=meter_id, **{timestamp: moment})
+    if not last_q:
+        return {}
+    found: dict[tuple[int, int], LastEvent] = {}
+    for customer_id, meter_id, moment, pk, amount in (
+        rows.filter(last_q).order_by(event_id).values_list("customer_id", "meter_id", timestamp, event_id, value)
+    ):
+        found[(customer_id, meter_id)] = (moment, pk, Decimal(amount))
+    return found
+
 
 def _aggregate_by_pair(
     condition: Q, aggregation: str, *, base: QuerySet[UsageEvent] | None = None
 ) -> dict[tuple[int, int], Decimal]:
-    """(customer id, meter id) -> aggregated value of the events matching `condition`."""
+    """(customer id, meter id) -> aggregated value of the raw events matching `condition`."""
     events = (UsageEvent.objects.all() if base is None else base).filter(condition)
     if aggregation not in (Meter.Aggregation.LAST, Meter.Aggregation.LATEST):
         rows = events.values_list("customer_id", "meter_id").annotate(result=_SQL_AGGREGATES[aggregation]())
         return {(customer_id, meter_id): Decimal(result or 0) for customer_id, meter_id, result in rows.order_by()}
     # The last value: the latest timestamp per pair, then the value of that event
     # (the last one stored wins a tie).
-    latest = events.values_list("customer_id", "meter_id").annotate(latest=Max("timestamp")).order_by()
-    last_q = Q()
-    for customer_id, meter_id, timestamp in latest:
-        last_q |= Q(customer_id=customer_id, meter_id=meter_id, timestamp=timestamp)
-    if not last_q:
-        return {}
-    values: dict[tuple[int, int], Decimal] = {}
-    for customer_id, meter_id, value in (
-        events.filter(last_q).order_by("pk").values_list("customer_id", "meter_id", "value")
-    ):
-        values[(customer_id, meter_id)] = Decimal(value)
-    return values
+    last = _last_by_pair(events, timestamp="timestamp", event_id="pk", value="value")
+    return {pair: amount for pair, (_moment, _pk, amount) in last.items()}
+
+
+# -- rollups (issue 20) ---------------------------------------------------------------
+
+# (meter id, start, end) -> the customers whose usage over [start, end) is wanted.
+Spans = Mapping[tuple[int, datetime, datetime], Sequence[int]]
+
+
+def _day_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+
+
+def _split_window(
+    start: datetime, end: datetime, aggregation: str
+) -> tuple[list[tuple[datetime | None, datetime]], tuple[date | None, date] | None]:
+    """The raw parts and the whole UTC days of [start, end): raw events are read for the
+    partial first and last days, rollups for the days in between. A latest-ever meter has
+    no lower bound: every day before the end's day is read from rollups."""
+    last_day = _day_start(end)
+    if aggregation == Meter.Aggregation.LATEST:
+        return ([(last_day, end)] if last_day < end else []), (None, last_day.date())
+    first_day = _day_start(start)
+    if first_day < start:
+        first_day += timedelta(days=1)
+    if first_day >= last_day:
+        return [(start, end)], None
+    raw: list[tuple[datetime | None, datetime]] = [(start, first_day)] if start < first_day else []
+    if last_day < end:
+        raw.append((last_day, end))
+    days: tuple[date | None, date] = (first_day.date(), last_day.date())
+    return raw, days
+
+
+def _aggregate_spans(
+    spans: Spans, aggregation: str, *, usage_filter: Mapping[str, Sequence[str]] | None = None, rollups: bool = True
+) -> dict[tuple[int, int], Decimal]:
+    """(customer, meter) -> usage over each span (a pair appears in one span only).
+
+    With `rollups`, whole UTC days come from UsageRollup and raw events only fill the
+    edges; unique counts always read raw events (a distinct count does not add up).
+    Without, every value comes from raw events: the reference the rollups are tested against.
+    """
+    events = UsageEvent.objects.all() if not usage_filter else filtered_events(usage_filter=usage_filter)
+    if not rollups or aggregation == Meter.Aggregation.UNIQUE_COUNT:
+        condition = Q()
+        for (meter_id, start, end), customer_ids in spans.items():
+            condition |= Q(
+                meter_id=meter_id, timestamp__lt=end, customer_id__in=customer_ids, **_since(start, aggregation)
+            )
+        return _aggregate_by_pair(condition, aggregation, base=events) if condition else {}
+    raw_q = Q()
+    rollup_q = Q()
+    for (meter_id, start, end), customer_ids in spans.items():
+        raw_parts, days = _split_window(start, end, aggregation)
+        for raw_start, raw_end in raw_parts:
+            since = {} if raw_start is None else {"timestamp__gte": raw_start}
+            raw_q |= Q(meter_id=meter_id, customer_id__in=customer_ids, timestamp__lt=raw_end, **since)
+        if days is not None:
+            first, stop = days
+            from_day = {} if first is None else {"day__gte": first}
+            rollup_q |= Q(meter_id=meter_id, customer_id__in=customer_ids, day__lt=stop, **from_day)
+    buckets = _filtered(UsageRollup.objects.all(), usage_filter).filter(rollup_q) if rollup_q else None
+    if aggregation in (Meter.Aggregation.LAST, Meter.Aggregation.LATEST):
+        last = _last_by_pair(events.filter(raw_q), timestamp="timestamp", event_id="pk", value="value") if raw_q else {}
+        if buckets is not None:
+            for pair, candidate in _last_by_pair(
+                buckets, timestamp="last_timestamp", event_id="last_event_id", value="last_value"
+            ).items():
+                if pair not in last or candidate[:2] > last[pair][:2]:
+                    last[pair] = candidate
+        return {pair: amount for pair, (_moment, _pk, amount) in last.items()}
+    result = _aggregate_by_pair(raw_q, aggregation, base=events) if raw_q else {}
+    if buckets is not None:
+        column = Sum("value_sum") if aggregation == Meter.Aggregation.SUM else Max("value_max")
+        rows = buckets.values_list("customer_id", "meter_id").annotate(result=column).order_by()
+        for customer_id, meter_id, value in rows:
+            pair = (customer_id, meter_id)
+            amount = Decimal(value or 0)
+            if aggregation == Meter.Aggregation.SUM:
+                result[pair] = result.get(pair, Decimal(0)) + amount
+            else:
+                result[pair] = max(result.get(pair, Decimal(0)), amount)
+    return result
 
 
 def usage_aggregate(*, customer_id: int, meter: Meter, start: datetime, end: datetime) -> Decimal:
     """A customer's usage on `meter` over [start, end), aggregated as the meter says."""
-    window = UsageWindow(customer_id=customer_id, meter_id=meter.pk, start=start, end=end)
-    condition = _window_q(window, aggregation=meter.aggregation)
-    return _aggregate_by_pair(condition, meter.aggregation).get((customer_id, meter.pk), Decimal(0))
+    spans = {(meter.pk, start, end): [customer_id]}
+    return _aggregate_spans(spans, meter.aggregation).get((customer_id, meter.pk), Decimal(0))
 
 
 def usage_aggregate_bulk(
@@ -349,8 +520,7 @@ def usage_aggregate_bulk(
 ) -> dict[tuple[int, int], Decimal]:
     """Usage of every (customer, meter) pair over one shared window, keyed (customer_id, meter_id).
 
-    One query per aggregation kind among the meters (two for `last`); pairs without
-    events map to Decimal(0).
+    A few queries per aggregation kind among the meters; pairs without events map to Decimal(0).
     """
     customer_ids = list(customer_ids)
     meters = Meter.objects.in_bulk(list(meter_ids))
@@ -359,47 +529,60 @@ def usage_aggregate_bulk(
     for meter in meters.values():
         by_kind[meter.aggregation].append(meter.pk)
     for aggregation, ids in by_kind.items():
-        condition = Q(customer_id__in=customer_ids, meter_id__in=ids, timestamp__lt=end, **_since(start, aggregation))
-        result.update(_aggregate_by_pair(condition, aggregation))
+        result.update(_aggregate_spans({(meter_id, start, end): customer_ids for meter_id in ids}, aggregation))
     return result
+
+
+def _filtered(
+    rows: QuerySet[UsageEvent] | QuerySet[UsageRollup], usage_filter: Mapping[str, Sequence[str]] | None
+) -> QuerySet:
+    """Rows (events or rollups: both keep the properties) matching a price's filter."""
+    for position, (key, values) in enumerate(sorted((usage_filter or {}).items())):
+        # KeyTextTransform: the property name is data, never parsed as a lookup path.
+        alias = f"dimension_{position}"
+        rows = rows.alias(**{alias: KeyTextTransform(key, "properties")}).filter(**{f"{alias}__in": list(values)})
+    return rows
 
 
 def filtered_events(*, usage_filter: Mapping[str, Sequence[str]]) -> QuerySet[UsageEvent]:
     """Usage events whose properties match a price's filter (every key, one of its values)."""
-    events = UsageEvent.objects.all()
-    for position, (key, values) in enumerate(sorted(usage_filter.items())):
-        # KeyTextTransform: the property name is data, never parsed as a lookup path.
-        alias = f"dimension_{position}"
-        events = events.alias(**{alias: KeyTextTransform(key, "properties")}).filter(**{f"{alias}__in": list(values)})
-    return events
+    return _filtered(UsageEvent.objects.all(), usage_filter)
 
 
-def _price_windows_usage(windows: Sequence[PriceUsageWindow]) -> dict[PriceUsageWindow, Decimal]:
-    """Usage of prices that read their own events: one or two queries per window."""
+def _price_windows_usage(
+    windows: Sequence[PriceUsageWindow], *, rollups: bool = True
+) -> dict[PriceUsageWindow, Decimal]:
+    """Usage of prices that read their own events: one to four queries per window."""
     prices = Price.objects.select_related("meter").in_bulk({window.price_id for window in windows})
     result: dict[PriceUsageWindow, Decimal] = {}
     for window in windows:
         price = prices[window.price_id]
         meter = cast(Meter, price.meter)
-        base = filtered_events(usage_filter=price.usage_filter or {})
-        condition = _window_q(UsageWindow(*window[:4]), aggregation=meter.aggregation)
         if price.scheme == Price.Scheme.PERCENTAGE:
+            # Each transaction counts on its own: raw events only.
+            base = filtered_events(usage_filter=price.usage_filter or {})
+            condition = _window_q(UsageWindow(*window[:4]), aggregation=meter.aggregation)
             values = base.filter(condition).order_by("timestamp", "pk").values_list("value", flat=True)
             result[window] = TransactionUsage.of([Decimal(value) for value in values])
             continue
-        aggregated = _aggregate_by_pair(condition, meter.aggregation, base=base)
+        spans = {(window.meter_id, window.start, window.end): [window.customer_id]}
+        aggregated = _aggregate_spans(spans, meter.aggregation, usage_filter=price.usage_filter or {}, rollups=rollups)
         result[window] = aggregated.get((window.customer_id, window.meter_id), Decimal(0))
     return result
 
 
 def usage_aggregate_windows(
-    *, windows: Iterable[UsageKey | tuple[int, int, datetime, datetime]], meters: Mapping[int, Meter] | None = None
+    *,
+    windows: Iterable[UsageKey | tuple[int, int, datetime, datetime]],
+    meters: Mapping[int, Meter] | None = None,
+    rollups: bool = True,
 ) -> dict[UsageKey, Decimal]:
     """Usage for many (customer, meter, start, end) windows: periods may differ per subscription.
 
-    Windows are answered WINDOWS_PER_QUERY at a time, one query per aggregation kind
-    in each batch (two for `last`), so a chunk of 1,000 subscriptions on one meter
-    costs about five queries. Windows without events map to Decimal(0).
+    Windows are answered WINDOWS_PER_QUERY at a time, a few queries per aggregation kind
+    in each batch (rollups for whole days, raw events for the edges), so a chunk of 1,000
+    subscriptions on one meter costs about ten queries. Windows without events map to
+    Decimal(0). `rollups=False` reads raw events only (the reference, for tests).
     """
     price_windows: list[PriceUsageWindow] = []
     meter_windows: list[UsageWindow] = []
@@ -413,7 +596,7 @@ def usage_aggregate_windows(
         meters = Meter.objects.in_bulk({window.meter_id for window in unique_windows})
     result: dict[UsageKey, Decimal] = dict.fromkeys(unique_windows, Decimal(0))
     if price_windows:
-        for price_window, value in _price_windows_usage(list(dict.fromkeys(price_windows))).items():
+        for price_window, value in _price_windows_usage(list(dict.fromkeys(price_windows)), rollups=rollups).items():
             result[price_window] = value
     # A query groups by (customer, meter), so a batch may hold only one window per pair.
     rounds: list[list[UsageWindow]] = []
@@ -437,12 +620,7 @@ def usage_aggregate_windows(
                 customers_by_span: dict[tuple[int, datetime, datetime], list[int]] = defaultdict(list)
                 for window in kind_windows:
                     customers_by_span[(window.meter_id, window.start, window.end)].append(window.customer_id)
-                condition = Q()
-                for (meter_id, start, end), customer_ids in customers_by_span.items():
-                    condition |= Q(
-                        meter_id=meter_id, timestamp__lt=end, customer_id__in=customer_ids, **_since(start, aggregation)
-                    )
-                values = _aggregate_by_pair(condition, aggregation)
+                values = _aggregate_spans(customers_by_span, aggregation, rollups=rollups)
                 for window in kind_windows:
                     result[window] = values.get((window.customer_id, window.meter_id), Decimal(0))
     return result

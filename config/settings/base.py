@@ -390,6 +390,7 @@ from config.settings.quotes import *  # noqa: E402,F403
 from config.settings.reliability import *  # noqa: E402,F403
 from config.settings.reliability import reliability_extend  # noqa: E402
 from config.settings.stripe import *  # noqa: E402,F403
+from config.settings.usage import *  # noqa: E402,F403
 
 reliability_extend(installed_apps=INSTALLED_APPS, middleware=MIDDLEWARE, logging=LOGGING)
 

@@ -346,6 +346,12 @@ def _taker(name: str, func, row):
                 assert taken
 
         return take
+    if name == "billing.locks.usage_partitions_lock":
+        return (lambda: func(using="default")) if connection.vendor == "postgresql" else None
+    if name == "billing.locks.usage_default_partition_lock":
+        if connection.vendor != "postgresql":
+            return None
+        return lambda: func(using="default", table="billing_usageevent_default")
     if name == "customers.locks.customers_lock_balance":
         return lambda: func(customer_ids=[row.pk])
     if name == "config.ops.locks.handoffs_claim_qs":
@@ -370,7 +376,11 @@ def _taker(name: str, func, row):
 
 
 def _model_of(name: str, func):
-    if name == "billing.locks.billing_run_scope_lock":
+    if name in (
+        "billing.locks.billing_run_scope_lock",
+        "billing.locks.usage_partitions_lock",
+        "billing.locks.usage_default_partition_lock",
+    ):
         return None
     if name == "invoices.ledger.locks.revenue_schedules_claim_qs":
         from invoices.ledger.models import RevenueSchedule

@@ -19,6 +19,7 @@ from django.db import OperationalError, connection, connections
 from billing.models import BillingRun, Subscription, SubscriptionItem, TestClock, UsageEvent
 from billing.services.billing_run import billing_run_process_chunk, billing_run_start
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create, subscription_pause
+from billing.services.usage import usage_events_insert
 from invoices.models import Invoice
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -101,8 +102,8 @@ def test_metered_usage_is_billed_in_arrears_on_the_renewal(customer, price_facto
     metered = price_factory(unit_amount=Decimal("0.5"), usage_type="metered", meter=meter, cycle=MONTHLY)
     subscription = subscription_create(customer=customer, items=[ItemSpec(price=metered)], at=T0)
     end = subscription.current_period_end
-    UsageEvent.objects.bulk_create(
-        [
+    usage_events_insert(
+        rows=[
             UsageEvent(
                 customer=customer, meter=meter, external_id="a", value=Decimal(1000), timestamp=T0 + timedelta(days=1)
             ),

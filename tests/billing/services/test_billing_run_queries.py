@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import InvoiceItem, SubscriptionItem, UsageEvent
 from billing.services.billing_run import billing_run_start
+from billing.services.usage import usage_events_insert
 from invoices.models import Invoice
 from tests.billing.services.conftest import utc
 from tests.billing.services.test_billing_run import make_due_subscriptions
@@ -26,8 +27,8 @@ def seed(count, *, make_customer, make_price, make_metered_price):
     plan, metered = make_price(2900), make_metered_price("0.5")
     subscriptions = make_due_subscriptions(count=count, due_at=DUE, customer_factory=make_customer, price=plan)
     SubscriptionItem.objects.bulk_create([SubscriptionItem(subscription=s, price=metered) for s in subscriptions])
-    UsageEvent.objects.bulk_create(
-        [
+    usage_events_insert(
+        rows=[
             UsageEvent(
                 customer_id=s.customer_id,
                 meter=metered.meter,

@@ -30,6 +30,7 @@ from billing.services.changes import subscription_change
 from billing.services.invoice_items import invoice_item_create
 from billing.services.subscriptions import ItemSpec, subscription_create
 from billing.services.upcoming import upcoming_invoice
+from billing.services.usage import usage_events_insert
 from customers.models import Customer
 from invoices.models import BalanceTransaction, Invoice
 from invoices.services.drafts import tax_breakdown_rows
@@ -314,7 +315,7 @@ def build_case(case: dict[str, Any], *, make_customer, make_price, make_metered_
         for price, usage in metered
         for n, (fraction, value) in enumerate(usage)
     ]
-    UsageEvent.objects.bulk_create(events)
+    usage_events_insert(rows=events)
     during = period_start + timedelta(seconds=span / 2)
     for n, pending in enumerate(case["pending"]):
         invoice_item_create(

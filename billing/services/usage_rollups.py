@@ -1,0 +1,157 @@
+"""Usage rollups (issue 20): usage per customer, meter, UTC day and set of properties.
+
+Written at ingestion, in the transaction that stores the events, with one
+INSERT ... ON CONFLICT DO UPDATE: counts and sums add up, maxima keep the larger,
+and the day's last event (latest timestamp, then the last stored: the highest id)
+replaces the stored one only when it is later. Buckets are sent in key order so two
+batches touching the same buckets lock them in the same order (no deadlock).
+
+docs/usage-at-scale.md says which aggregations read rollups and which read raw events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from billing.models import UsageEvent, UsageRollup
+
+
+def dimensions_hash(properties: Mapping[str, object] | None) -> str:
+    """The bucket key of a set of event properties: md5 of their canonical JSON.
+
+    The migration that builds the first rollups (billing 0023) keeps a copy of this
+    function: change both together or not at all.
+    """
+    canonical = json.dumps(dict(properties or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(slots=True)
+class RollupBucket:
+    customer_id: int
+    meter_id: int
+    day: date
+    dimensions_hash: str
+    properties: dict[str, object]
+    event_count: int
+    value_sum: Decimal
+    value_max: Decimal
+    last_timestamp: datetime
+    last_event_id: int
+    last_value: Decimal
+
+    def add(self, *, event_id: int, timestamp: datetime, value: Decimal) -> None:
+        self.event_count += 1
+        self.value_sum += value
+        self.value_max = max(self.value_max, value)
+        if (timestamp, event_id) > (self.last_timestamp, self.last_event_id):
+            self.last_timestamp, self.last_event_id, self.last_value = timestamp, event_id, value
+
+
+def rollup_buckets(*, events: Iterable[UsageEvent]) -> list[RollupBucket]:
+    """The rollup increments of stored events (their ids set), in key order."""
+    buckets: dict[tuple[int, int, date, str], RollupBucket] = {}
+    for event in events:
+        assert event.pk is not None, "rollups need stored events (the id breaks ties of `last`)"
+        timestamp = event.timestamp.astimezone(UTC)
+        value = Decimal(event.value)
+        digest = dimensions_hash(event.properties)
+        key = (event.customer_id, event.meter_id, timestamp.date(), digest)
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = RollupBucket(
+                customer_id=event.customer_id,
+                meter_id=event.meter_id,
+                day=timestamp.date(),
+                dimensions_hash=digest,
+                properties=dict(event.properties or {}),
+                event_count=1,
+                value_sum=value,
+                value_max=value,
+                last_timestamp=timestamp,
+                last_event_id=event.pk,
+                last_value=value,
+            )
+        else:
+            bucket.add(event_id=event.pk, timestamp=timestamp, value=value)
+    return [buckets[key] for key in sorted(buckets)]
+
+
+_TABLE = UsageRollup._meta.db_table
+_COLUMNS = (
+    "customer_id, meter_id, day, dimensions_hash, properties, event_count, value_sum, value_max, "
+    "last_timestamp, last_event_id, last_value"
+)
+_LATER = (
+    f"(excluded.last_timestamp > {_TABLE}.last_timestamp OR "
+    f"(excluded.last_timestamp = {_TABLE}.last_timestamp AND excluded.last_event_id > {_TABLE}.last_event_id))"
+)
+_ON_CONFLICT = f"""
+ON CONFLICT (customer_id, meter_id, day, dimensions_hash) DO UPDATE SET
+    event_count = {_TABLE}.event_count + excluded.event_count,
+    value_sum = {_TABLE}.value_sum + excluded.value_sum,
+    value_max = CASE WHEN excluded.value_max > {_TABLE}.value_max THEN excluded.value_max ELSE {_TABLE}.value_max END,
+    last_value = CASE WHEN {_LATER} THEN excluded.last_value ELSE {_TABLE}.last_value END,
+    last_event_id = CASE WHEN {_LATER} THEN excluded.last_event_id ELSE {_TABLE}.last_event_id END,
+    last_timestamp = CASE WHEN {_LATER} THEN excluded.last_timestamp ELSE {_TABLE}.last_timestamp END
+"""
+
+
+@transaction.atomic(savepoint=False)
+def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
+    """Add the increments to the rollups (called in the ingestion's transaction)."""
+    if not buckets:
+        return
+    ops = connection.ops
+    if connection.vendor == "postgresql":
+        # psycopg's own (server-side binding) cursor: arrays travel in binary, not as SQL
+        # literals quoted in Python; same connection, same transaction.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            # One statement for the whole batch: arrays unnested server-side.
+            cursor.execute(
+                f"INSERT INTO {_TABLE} ({_COLUMNS}) SELECT * FROM unnest("
+                "%s::bigint[], %s::bigint[], %s::date[], %s::varchar[], %s::jsonb[], %s::bigint[], "
+                "%s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[], %s::numeric[])" + _ON_CONFLICT,
+                [
+                    [bucket.customer_id for bucket in buckets],
+                    [bucket.meter_id for bucket in buckets],
+                    [bucket.day for bucket in buckets],
+                    [bucket.dimensions_hash for bucket in buckets],
+                    [json.dumps(bucket.properties) for bucket in buckets],
+                    [bucket.event_count for bucket in buckets],
+                    [bucket.value_sum for bucket in buckets],
+                    [bucket.value_max for bucket in buckets],
+                    [bucket.last_timestamp for bucket in buckets],
+                    [bucket.last_event_id for bucket in buckets],
+                    [bucket.last_value for bucket in buckets],
+                ],
+            )
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + _ON_CONFLICT,
+            [
+                (
+                    bucket.customer_id,
+                    bucket.meter_id,
+                    ops.adapt_datefield_value(bucket.day),
+                    bucket.dimensions_hash,
+                    json.dumps(bucket.properties),
+                    bucket.event_count,
+                    str(bucket.value_sum),
+                    str(bucket.value_max),
+                    ops.adapt_datetimefield_value(bucket.last_timestamp),
+                    bucket.last_event_id,
+                    str(bucket.last_value),
+                )
+                for bucket in buckets
+            ],
+        )
