@@ -27,7 +27,8 @@ by row. `session_replication_role = replica` is set for the load's session only,
 the issued-document triggers (which refuse lines added to an issued invoice) let the
 lines of already issued invoices in; it needs a superuser (the benchmarks connect as
 `postgres`; the application's role could not, by design) and ends with the session.
-Then ANALYZE, and the MRR summary's first build (as its beat task would). Prints rows and rows/s per table; a progress bar (tqdm) while it runs.
+Then ANALYZE, and the MRR summary's first build (as its beat task would; `--no-summary`
+skips it). Prints rows and rows/s per table; a progress bar (tqdm) while it runs.
 
 Valid for the application: every NOT NULL column is filled (a column the generator does
 not set gets its model default, as `bulk_create` would), numbers are gapless per brand and
@@ -512,6 +513,9 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=100_000, help="customers per INSERT statement")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--reuse", action="store_true", help="keep a dataset of this size if one is there")
+    parser.add_argument(
+        "--no-summary", action="store_true", help="skip the MRR summary's first build (run the refresh command later)"
+    )
     arguments = parser.parse_args()
     if arguments.subscriptions < 1 or arguments.chunk < 1 or arguments.usage_per_subscription < 0:
         parser.error("--subscriptions and --chunk must be at least 1, --usage-per-subscription at least 0")
@@ -549,7 +553,8 @@ def main() -> int:
     from reports.summary import mrr_summary_refresh
 
     summary_started = time.perf_counter()
-    mrr_summary_refresh(full=True)
+    if not arguments.no_summary:
+        mrr_summary_refresh(full=True)
     summary_seconds = time.perf_counter() - summary_started
     total = sum(rows.values())
     for name, value in rows.items():

@@ -174,6 +174,7 @@ def main() -> int:
     parser.add_argument("--build", type=int, default=0, help="first build a dataset of N subscriptions (0: use it)")
     parser.add_argument("--usage-per-subscription", type=int, default=10, help="with --build")
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--skip-reports", action="store_true", help="console lists, portal and API only")
     parser.add_argument("--skip-billing-run", action="store_true")
     parser.add_argument("--skip-usage", action="store_true")
     parser.add_argument("--billing-run-subscriptions", type=int, default=10_000)
@@ -210,7 +211,7 @@ def main() -> int:
         if built.returncode:
             return built.returncode
     if not arguments.skip_pages:
-        failures += pages_main(arguments.repeat)
+        failures += pages_main(arguments.repeat, reports=not arguments.skip_reports)
     throughput_url = arguments.throughput_database_url
     for skipped, script, script_arguments in (
         (arguments.skip_billing_run, "billing_run.py", ["--subscriptions", str(arguments.billing_run_subscriptions)]),
@@ -226,13 +227,12 @@ def main() -> int:
     return 0
 
 
-def pages_main(repeat: int) -> int:
+def pages_main(repeat: int, *, reports: bool = True) -> int:
     """Times every page; the number of pages above their target (or failing)."""
     setup_django(None)
+    from console_pages import signed_in_client
     from django.conf import settings
     from django.db import connection
-
-    from console_pages import signed_in_client
 
     if connection.vendor != "postgresql":
         raise SystemExit("the scale benchmark reads a dataset built by bench/dataset.py on PostgreSQL")
@@ -250,6 +250,8 @@ def pages_main(repeat: int) -> int:
     above = 0
     console = signed_in_client()
     for name, url, target in console_pages(subscription):
+        if not reports and name.startswith("report:"):
+            continue
         above += not measure(name, lambda url=url: console.get(url), repeat=repeat, target_ms=target)
     if subscription is not None:
         portal = signed_in_client()

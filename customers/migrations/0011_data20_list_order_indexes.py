@@ -6,9 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0023_data20_list_order_indexes'),
         ('customers', '0010_formats_einvoice_syntax'),
-        ('invoices', '0014_tax_code_reason_languages'),
     ]
 
     operations = [
