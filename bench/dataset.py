@@ -97,6 +97,16 @@ def existing_size() -> int | None:
     return None if brand is None else Customer.objects.filter(brand=brand).count()
 
 
+def tax_rates() -> None:
+    """Each profile country's standard rate (reset_database empties the table): the portal's
+    upcoming invoice and a change preview compute tax."""
+    from invoices.models import TaxRate
+
+    for country, rate in sorted({(profile[0], profile[3]) for profile in PROFILES}):
+        if not TaxRate.objects.filter(country=country, is_standard=True, active=True).exists():
+            TaxRate.objects.create(country=country, percentage=Decimal(rate))
+
+
 def _catalog():
     from billing.models import Meter, Price, Product
 
@@ -284,6 +294,7 @@ def seed(*, count: int, chunk: int, usage_per_subscription: int) -> tuple[dict[s
             credit_note_number_format=CREDIT_NOTE_FORMAT,
         )
         meter, prices = _catalog()
+        tax_rates()
         _plan_table(cursor, count=count, prices=prices, meter_id=meter.pk)
         load = Loader(cursor, progress)
         first = _month_sql("0")

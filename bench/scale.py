@@ -136,7 +136,11 @@ def measure(name: str, request, *, repeat: int, target_ms: int) -> bool:
     """Times `request()` (a response) `repeat` times after a warm-up; prints; True if within target."""
     from django.db import connection, reset_queries
 
-    response = request()
+    try:
+        response = request()
+    except Exception as error:  # noqa: BLE001 - a page that fails is reported, the others still measured
+        print(f"{name}: ERROR {type(error).__name__}: {error}", flush=True)
+        return False
     if response.status_code != 200:
         print(f"{name}: status {response.status_code}", flush=True)
         return False
