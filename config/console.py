@@ -34,7 +34,7 @@ from unfold.contrib.filters.admin import DropdownFilter
 from unfold.contrib.filters.admin.mixins import DropdownMixin, ValueMixin
 from unfold.contrib.import_export.forms import ImportForm
 from unfold.decorators import display
-from unfold.templatetags import unfold_list
+from unfold.templatetags import unfold_list  # type: ignore[import-untyped]
 
 from config.console_export import ExportFieldsForm
 from config.console_pagination import EstimatedCountPaginator

@@ -96,7 +96,7 @@ def customer_changelist(base: Any) -> Any:
     class CustomerChangeList(base):
         def get_results(self, request: HttpRequest) -> None:
             super().get_results(request)
-            customers = list(self.result_list)
+            customers: list[Any] = list(self.result_list)  # type: ignore[has-type]
             ids = [customer.pk for customer in customers]
             overdue = set(
                 Invoice.objects.filter(
@@ -112,8 +112,8 @@ def customer_changelist(base: Any) -> Any:
                 )
             )
             for customer in customers:
-                customer.has_overdue = customer.pk in overdue  # type: ignore[attr-defined]
-                customer.has_live_subscription = customer.pk in live  # type: ignore[attr-defined]
+                customer.has_overdue = customer.pk in overdue
+                customer.has_live_subscription = customer.pk in live
             self.result_list = customers
 
     return CustomerChangeList
