@@ -22,6 +22,11 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("entitlements.py", ["--customers", "10000", "--requests", "3000"]),
     ("checkout.py", ["--sessions", "200", "--requests", "2000"]),
     ("einvoicing.py", ["--invoices", "100000"]),
+    # Small dataset (PostgreSQL only): 2,000 subscriptions, every page's p95.
+    (
+        "scale.py",
+        ["--build", "2000", "--usage-per-subscription", "5", "--repeat", "3", "--skip-billing-run", "--skip-usage"],
+    ),
 ]
 
 

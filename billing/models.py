@@ -616,7 +616,11 @@ class Subscription(models.Model):
         verbose_name = _("subscription")
         verbose_name_plural = _("subscriptions")
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "current_period_end"])]
+        indexes = [
+            models.Index(fields=["status", "current_period_end"]),
+            # The console list's default order (issue 20), read backwards.
+            models.Index(fields=["created_at", "id"], name="subscription_created_at_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(current_period_end__gt=models.F("current_period_start")),
@@ -1047,7 +1051,11 @@ class Payment(models.Model):
         verbose_name = _("payment")
         verbose_name_plural = _("payments and attempts")
         ordering = ["-attempted_at", "-pk"]
-        indexes = [models.Index(fields=["invoice", "status"])]
+        indexes = [
+            models.Index(fields=["invoice", "status"]),
+            # The console list's default order (issue 20), read backwards.
+            models.Index(fields=["attempted_at", "id"], name="payment_attempted_at_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice", "attempt"], condition=Q(attempt__isnull=False), name="payment_unique_attempt"

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import BigIntegerField, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +17,7 @@ from import_export.admin import ImportExportModelAdmin
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextInputWidget
 
-from billing.models import Subscription
+from billing.models import Price, Subscription
 from config.console import CountryFilter, StyledAdmin, format_money
 from config.write_path import ServiceAdminMixin, ServiceResourceMixin
 from customers.hub import LIVE_STATUSES
@@ -72,11 +72,58 @@ class CustomerResource(ServiceResourceMixin, resources.ModelResource):
         return customer_update(customer=obj, data=changes, acting_user=user)
 
 
+class CatalogCurrencyFilter(admin.SimpleListFilter):
+    """Currency, offered from the catalog's prices (a small table) rather than a DISTINCT over
+    every customer (issue 20); keeps Django's `currency__exact` parameter."""
+
+    title = _("currency")
+    parameter_name = "currency__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        currencies = Price.objects.order_by("currency").values_list("currency", flat=True).distinct()
+        return [(code, code) for code in currencies]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Customer]) -> QuerySet[Customer]:
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+def customer_changelist(base: Any) -> Any:
+    """The customer list's changelist, which reads each shown customer's status (overdue,
+    live subscription) for the page's rows only, in two queries: as EXISTS subqueries over
+    the list, PostgreSQL hashed every open invoice and live subscription of the table for
+    each page (0.4 s at 100,000 customers, growing with the table; issue 20)."""
+
+    class CustomerChangeList(base):
+        def get_results(self, request: HttpRequest) -> None:
+            super().get_results(request)
+            customers: list[Any] = list(self.result_list)  # type: ignore[has-type]
+            ids = [customer.pk for customer in customers]
+            overdue = set(
+                Invoice.objects.filter(
+                    customer_id__in=ids,
+                    status=Invoice.Status.OPEN,
+                    amount_remaining__gt=0,
+                    due_at__lt=timezone.now(),
+                ).values_list("customer_id", flat=True)
+            )
+            live = set(
+                Subscription.objects.filter(customer_id__in=ids, status__in=LIVE_STATUSES).values_list(
+                    "customer_id", flat=True
+                )
+            )
+            for customer in customers:
+                customer.has_overdue = customer.pk in overdue
+                customer.has_live_subscription = customer.pk in live
+            self.result_list = customers
+
+    return CustomerChangeList
+
+
 @admin.register(Customer)
 class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
     list_display = ("legal_name", "email", "country", "balance_display", "status_display", "created_at")
-    list_filter = (CountryFilter, "currency", "preferred_language", "is_business")
+    list_filter = (CountryFilter, CatalogCurrencyFilter, "preferred_language", "is_business")
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
     actions = ["invite_to_portal", export_personal_data, erase_personal_data]
@@ -113,7 +160,7 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
-        # The list's balance and status in the same query as the customers (no query per row).
+        # The list's balance in the same query as the customers (no query per row).
         balance = (
             BalanceTransaction.objects.filter(customer=OuterRef("pk"), currency=OuterRef("currency"))
             .order_by()
@@ -121,19 +168,14 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
             .annotate(total=Sum("amount"))
             .values("total")[:1]
         )
-        overdue = Invoice.objects.filter(
-            customer=OuterRef("pk"), status=Invoice.Status.OPEN, amount_remaining__gt=0, due_at__lt=timezone.now()
-        )
-        live = Subscription.objects.filter(customer=OuterRef("pk"), status__in=LIVE_STATUSES)
         return (
             super()
             .get_queryset(request)
-            .annotate(
-                balance_amount=Coalesce(Subquery(balance, output_field=BigIntegerField()), 0),
-                has_overdue=Exists(overdue),
-                has_live_subscription=Exists(live),
-            )
+            .annotate(balance_amount=Coalesce(Subquery(balance, output_field=BigIntegerField()), 0))
         )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> Any:
+        return customer_changelist(super().get_changelist(request, **kwargs))
 
     @display(description=_("balance"), ordering="balance_amount")
     def balance_display(self, customer: Customer) -> str:
@@ -148,9 +190,9 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
     def status_display(self, customer: Customer) -> tuple[str, str]:
         if (customer.metadata or {}).get("erased_at"):
             return "erased", gettext("erased")
-        if customer.has_overdue:  # type: ignore[attr-defined]
+        if getattr(customer, "has_overdue", False):
             return "overdue", gettext("overdue")
-        if customer.has_live_subscription:  # type: ignore[attr-defined]
+        if getattr(customer, "has_live_subscription", False):
             return "active", gettext("active")
         return "inactive", gettext("no subscription")
 

@@ -125,7 +125,11 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["legal_name", "pk"]
-        indexes = [models.Index(fields=["email"])]
+        indexes = [
+            models.Index(fields=["email"]),
+            # The console list's default order (issue 20): no sort of every customer per page.
+            models.Index(fields=["legal_name", "id"], name="customer_legal_name_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.legal_name

@@ -24,6 +24,7 @@ from billing.models import (
     PaymentMethod,
     Refund,
 )
+from billing.payments.registry import MANUAL, SANDBOX, STRIPE
 from billing.services.dunning import dunning_collect_invoice
 from billing.services.payments import (
     MANUAL_METHODS,
@@ -153,6 +154,20 @@ class PaymentMethodAdmin(ReadOnlyAdminMixin, StyledAdmin):
         return bank_transfer_reference(customer=method.customer)
 
 
+class GatewayFilter(admin.SimpleListFilter):
+    """The gateways Tarif knows (billing/payments/registry.py), not a DISTINCT over every
+    payment (1 s at 100,000 subscriptions, issue 20); keeps Django's `gateway__exact` parameter."""
+
+    title = _("gateway")
+    parameter_name = "gateway__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [(SANDBOX, "sandbox"), (STRIPE, "Stripe"), (MANUAL, gettext("manual"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Payment]) -> QuerySet[Payment]:
+        return queryset.filter(gateway=self.value()) if self.value() else queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_display = (
@@ -169,7 +184,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     list_filter = (
         "status",
         "method",
-        "gateway",
+        GatewayFilter,
         ("decline_code", ChoicesDropdownFilter),
         ("attempted_at", RangeDateTimeFilter),
     )
@@ -180,7 +195,8 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
     )
     search_fields = ("invoice__number", "customer__legal_name", "=gateway_reference", "reference")
     list_select_related = ("invoice", "customer")
-    date_hierarchy = "attempted_at"
+    # No date_hierarchy (issue 20): it reads the first and last dates and the DISTINCT years of
+    # every payment on each view (2.8 s at 100,000 subscriptions); the attempted-at range selects dates.
     actions = ["retry_now"]
     change_form_template = "admin/billing/payments/payment_change_form.html"
     change_list_template = "admin/billing/payments/payment_change_list.html"

@@ -26,7 +26,7 @@ from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import display
 from unfold.utils import parse_date_str
 
-from billing.models import Subscription
+from billing.models import Price, Subscription
 from config import clock, mfa
 from config.console import (
     ImportExportPermissions,
@@ -41,6 +41,7 @@ from config.console import (
     run_each,
 )
 from config.console_export import ExportFieldsForm
+from config.console_pagination import ESTIMATE_ABOVE
 from config.errors import DomainError
 from customers.models import NotificationLog
 from customers.notifications.services import invoice_email_queue, notification_deliver_now, notification_retryable
@@ -207,6 +208,27 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Above this many invoices in the list (e.g. all of them), no monthly chart: see changelist_view.
+CHART_MAX_ROWS = ESTIMATE_ABOVE
+
+
+class CatalogCurrencyFilter(admin.SimpleListFilter):
+    """Currency, offered from the catalog's prices (a small table) rather than a DISTINCT over
+    every invoice (1.4 s at 100,000 subscriptions); keeps Django's `currency__exact` parameter.
+    Every currency invoiced through a subscription or a one-off price is a price's currency;
+    one only used by a manual draft can still be typed in the URL."""
+
+    title = _("currency")
+    parameter_name = "currency__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        currencies = Price.objects.order_by("currency").values_list("currency", flat=True).distinct()
+        return [(code, code) for code in currencies]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
 class DayRangeFilter(RangeDateFilter):
     """From/to days on a datetime column, both days included (in the console's time zone)."""
 
@@ -253,13 +275,15 @@ class InvoiceAdmin(InvoiceEditorMixin, ImportExportPermissions, ExportMixin, Sty
         "brand",
         ("finalized_at", DayRangeFilter),
         ("due_at", DayRangeFilter),
-        "currency",
+        CatalogCurrencyFilter,
         "billing_reason",
         CollectionMethodFilter,
     )
     search_fields = ("number", "customer__legal_name", "customer__email", "=id")
     list_select_related = ("customer", "brand")
-    date_hierarchy = "finalized_at"
+    # No date_hierarchy (issue 20): it reads the first and last dates and the DISTINCT years
+    # of the whole list on every view (2 s of the 9 s at 100,000 subscriptions); the
+    # finalized-at day range filter above selects dates.
     inlines = [InvoiceLineInline, CreditNoteInline]
     fieldsets = INVOICE_FIELDSETS
     actions = ["void", "mark_uncollectible", "download_pdf", "email_to_customer"]
@@ -444,7 +468,15 @@ class InvoiceAdmin(InvoiceEditorMixin, ImportExportPermissions, ExportMixin, Sty
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
         if context and "cl" in context:
-            context["invoice_chart"] = invoice_month_totals(context["cl"].queryset, now=clock.system_now())
+            changelist = context["cl"]
+            # The chart sums every invoice of the list over 12 months: seconds on millions of
+            # rows (issue 20). Above CHART_MAX_ROWS (the paginator's count, estimated on large
+            # lists: no extra query) the page says to filter it; the Billed report has the totals.
+            if changelist.result_count > CHART_MAX_ROWS:
+                context["invoice_chart"] = []
+                context["invoice_chart_skipped"] = CHART_MAX_ROWS
+            else:
+                context["invoice_chart"] = invoice_month_totals(changelist.queryset, now=clock.system_now())
         return response
 
     # -- change page: credit note button -------------------------------------
