@@ -360,7 +360,7 @@ def main() -> int:
     print(f"chunk_size: {arguments.chunk_size}")
     print(f"workers: {arguments.workers or 'inline'}")
     timings = timing.read_stats(stats_dir) if arguments.workers else inline_timings
-    for name, value in timing.summarize(timings, chunk_size=arguments.chunk_size).items():
+    for name, value in timing.summarize(timings).items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     if arguments.profile and not arguments.workers:
         import pstats

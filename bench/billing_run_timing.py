@@ -53,19 +53,22 @@ class Recorder:
         return timing
 
     def on_lock(self, *, phase: str) -> None:
-        from django.db import transaction
-
         now = time.perf_counter()
         if phase == "requested":
             self.requested = now
-            transaction.on_commit(self._committed)
         else:
             self.locked = now
 
-    def _committed(self) -> None:
+    def committed(self) -> None:
+        """Right after the database's COMMIT returned (before any on_commit callback)."""
+        if not self.requested:
+            return
         now = time.perf_counter()
         self.current.lock_wait_hold_s += now - self.requested
         self.current.lock_hold_s += now - (self.locked or self.requested)
+        self.requested = self.locked = 0.0
+
+    def rolled_back(self) -> None:
         self.requested = self.locked = 0.0
 
 
@@ -73,12 +76,44 @@ RECORDER = Recorder()
 
 
 def connect() -> None:
-    from invoices.services.finalize import number_lock_timing
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
-    number_lock_timing.connect(RECORDER.on_lock)
+    from invoices.services import finalize
+
+    commit, rollback = BaseDatabaseWrapper._commit, BaseDatabaseWrapper._rollback
+
+    def timed_commit(self):
+        result = commit(self)
+        RECORDER.committed()
+        return result
+
+    def timed_rollback(self):
+        RECORDER.rolled_back()
+        return rollback(self)
+
+    BaseDatabaseWrapper._commit = timed_commit
+    BaseDatabaseWrapper._rollback = timed_rollback
+
+    hook = getattr(finalize, "number_lock_timing", None)
+    if hook is not None:
+        hook.connect(RECORDER.on_lock)
+        return
+    # Code from before issue 20 (for the "before" figures): the bulk issue locked its series in
+    # the middle of `invoices_issue_bulk`; time its first lock per transaction the same way.
+    original = finalize.number_series_lock
+
+    def timed_lock(**kwargs):
+        if RECORDER.requested:
+            return original(**kwargs)
+        RECORDER.on_lock(phase="requested")
+        locked = original(**kwargs)
+        RECORDER.on_lock(phase="locked")
+        return locked
+
+    finalize.number_series_lock = timed_lock
 
 
-def summarize(timings: list[ChunkTiming], *, chunk_size: int) -> dict[str, float]:
+def summarize(timings: list[ChunkTiming]) -> dict[str, float]:
     """Totals over the chunks: the lock's share of chunk time and the per-brand ceiling."""
     if not timings:
         return {}
