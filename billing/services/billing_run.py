@@ -414,7 +414,7 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
     with transaction.atomic():
         rows = list(
             subscription_qs_for_update()
-            .filter(due_q(as_of=run.as_of), pk__in=subscription_ids)
+            .filter(due_q(as_of=run.as_of), pk__any_of=subscription_ids)
             .values_list("pk", "customer_id")
         )
         locked = [subscription_id for subscription_id, _customer_id in rows]
@@ -585,7 +585,7 @@ def _bill_one_period(
     as_of = run.as_of
     subscriptions = list(
         subscription_qs_for_update()
-        .filter(due_q(as_of=as_of), pk__in=subscription_ids)
+        .filter(due_q(as_of=as_of), pk__any_of=subscription_ids)
         .select_related("customer", "customer__brand", "coupon")
         .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
     )
@@ -593,7 +593,7 @@ def _bill_one_period(
         return 0, []
     changes_due = set(
         ScheduledChange.objects.filter(
-            subscription_id__in=[subscription.pk for subscription in subscriptions],
+            subscription_id__any_of=[subscription.pk for subscription in subscriptions],
             status=ScheduledChange.Status.PENDING,
             effective_at__lte=F("subscription__current_period_end"),
         ).values_list("subscription_id", flat=True)
@@ -686,6 +686,6 @@ def _save_renewed(subscriptions: Sequence[Subscription]) -> None:
         groups[values].append(subscription.pk)
     now = clock.system_now()
     for values, ids in groups.items():
-        Subscription.objects.filter(pk__in=ids).update(
+        Subscription.objects.filter(pk__any_of=ids).update(
             **dict(zip(RENEWAL_COLUMNS, values, strict=True)), updated_at=now
         )

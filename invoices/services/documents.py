@@ -212,7 +212,7 @@ def custom_fields_by_owner(
     by_brand: dict[int, list[dict[str, str]]] = {}
     by_customer: dict[int, list[dict[str, str]]] = {}
     rows = InvoiceCustomField.objects.filter(
-        Q(brand_id__in=list(brand_ids)) | Q(customer_id__in=list(customer_ids))
+        Q(brand_id__in=list(brand_ids)) | Q(customer_id__any_of=list(customer_ids))
     ).values_list("brand_id", "customer_id", "label", "value")
     for brand_id, customer_id, label, value in rows:
         owner = by_brand.setdefault(brand_id, []) if brand_id else by_customer.setdefault(customer_id, [])
