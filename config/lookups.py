@@ -11,6 +11,7 @@ right-hand side falls back to `IN (subquery)`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -21,7 +22,7 @@ from django.db.models.lookups import In
 class AnyOf(In):
     lookup_name = "any_of"
 
-    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[object, ...]]:
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Sequence[object]]:
         if not self.rhs_is_direct_value():
             return super().as_sql(compiler, connection)
         values = list(dict.fromkeys(value for value in self.rhs if value is not None))
