@@ -213,8 +213,11 @@ def _queue_exists(connection, queue: str) -> bool:
     return True
 
 
-def start_workers(count: int):
-    """Celery worker processes on the same database and broker, ready before the run starts."""
+def start_workers(count: int, stats_dir: Path):
+    """Celery worker processes on the same database and broker, ready before the run starts.
+
+    Started through bench/billing_run_timing.py, which records each chunk's timing in `stats_dir`.
+    """
     import subprocess
 
     from config.celery import app
@@ -226,11 +229,10 @@ def start_workers(count: int):
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
+            str(ROOT / "bench" / "billing_run_timing.py"),
+            "--stats-dir",
+            str(stats_dir),
+            "--",
             "--concurrency",
             str(count),
             "--loglevel=WARNING",
@@ -265,6 +267,11 @@ def main() -> int:
         default=0,
         help="run the chunks on this many Celery worker processes through CELERY_BROKER_URL (0: inline)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="inline only: cProfile the second chunk into this file and print its top functions",
+    )
     arguments = parser.parse_args()
     if arguments.subscriptions < 1:
         parser.error("--subscriptions must be at least 1")
@@ -297,10 +304,17 @@ def main() -> int:
         queries += 1
         return execute(sql, params, many, context)
 
+    import tempfile
+
+    import billing_run_timing as timing
+
+    timing.connect()
+    stats_dir = Path(tempfile.mkdtemp(prefix="billing-run-stats-"))
+    inline_timings: list[timing.ChunkTiming] = []
     if arguments.workers:
         from billing.models import BillingRun
 
-        workers = start_workers(arguments.workers)
+        workers = start_workers(arguments.workers, stats_dir)
         try:
             started = time.perf_counter()
             run = billing_run_start(as_of=due_at, inline=False, chunk_size=arguments.chunk_size)
@@ -315,6 +329,24 @@ def main() -> int:
             workers.wait(30)
         queries = -1  # executed in the workers; see the inline figure
     else:
+        import billing.services.billing_run as billing_run_module
+
+        process_chunk = billing_run_module.billing_run_process_chunk
+
+        def timed_chunk(**kwargs):
+            timing.RECORDER.start_chunk()
+            if arguments.profile and len(inline_timings) == 1:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                result = profiler.runcall(process_chunk, **kwargs)
+                profiler.dump_stats(arguments.profile)
+            else:
+                result = process_chunk(**kwargs)
+            inline_timings.append(timing.RECORDER.end_chunk(result.invoices))
+            return result
+
+        billing_run_module.billing_run_process_chunk = timed_chunk
         with connection.execute_wrapper(count_queries):
             started = time.perf_counter()
             run = billing_run_start(as_of=due_at, inline=True, chunk_size=arguments.chunk_size)
@@ -330,6 +362,13 @@ def main() -> int:
     print(f"seconds: {elapsed:.2f}")
     print(f"chunk_size: {arguments.chunk_size}")
     print(f"workers: {arguments.workers or 'inline'}")
+    timings = timing.read_stats(stats_dir) if arguments.workers else inline_timings
+    for name, value in timing.summarize(timings).items():
+        print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
+    if arguments.profile and not arguments.workers:
+        import pstats
+
+        pstats.Stats(arguments.profile).sort_stats("cumulative").print_stats(45)
     print(f"invoices_per_second: {issued / elapsed:.0f}")
     if queries >= 0:
         print(f"queries_per_invoice: {queries / issued:.3f}")

@@ -25,6 +25,7 @@ class ConfigConfig(AppConfig):
 
         harden_autocomplete_widgets()
         harden_json_form_fields()
+        import config.lookups  # noqa: F401  # deferred: registers the `any_of` lookup on model fields
 
         # The lock-order checker (config/locking.py): on in the tests and under DEBUG.
         if getattr(settings, "TARIF_LOCK_ORDER_CHECKS", settings.DEBUG):

@@ -34,7 +34,7 @@ def customers_lock_balance(*, customer_ids: Iterable[int]) -> None:
     if ids:
         list(
             ranked(
-                Customer.objects.filter(pk__in=ids).order_by("pk").select_for_update(of=("self",), no_key=True),
+                Customer.objects.filter(pk__any_of=ids).order_by("pk").select_for_update(of=("self",), no_key=True),
                 LockRank.CUSTOMER,
             ).values_list("pk", flat=True)
         )

@@ -105,7 +105,7 @@ def invoice_list_for_customer(*, customer_id: int, status: str | None = None) ->
 def customer_balances_by_currency(*, customer_ids: Iterable[int]) -> dict[tuple[int, str], int]:
     """(customer id, currency) -> balance of many customers in every currency, one query."""
     rows = (
-        BalanceTransaction.objects.filter(customer_id__in=list(customer_ids))
+        BalanceTransaction.objects.filter(customer_id__any_of=list(customer_ids))
         .values("customer_id", "currency")
         .annotate(total=Sum("amount"))
         .order_by()

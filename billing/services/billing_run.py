@@ -414,7 +414,7 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
     with transaction.atomic():
         rows = list(
             subscription_qs_for_update()
-            .filter(due_q(as_of=run.as_of), pk__in=subscription_ids)
+            .filter(due_q(as_of=run.as_of), pk__any_of=subscription_ids)
             .values_list("pk", "customer_id")
         )
         locked = [subscription_id for subscription_id, _customer_id in rows]
@@ -426,10 +426,15 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
         still_due: list[int]
         issued, still_due = 0, []
         failed: dict[int, Exception] = {}
+        # The pass's invoices are numbered at its end, just before the run's counters: the
+        # brand's number series stays locked only for that (docs/PERFORMANCE.md, issue 20).
+        numbering = finalize.BulkNumbering()
         if locked:
             try:
                 with transaction.atomic():
-                    issued, still_due = _bill_one_period(run=run, subscription_ids=locked)
+                    batch = finalize.BulkNumbering()
+                    issued, still_due = _bill_one_period(run=run, subscription_ids=locked, numbering=batch)
+                numbering.extend(batch)
             except Exception as error:
                 if _is_infrastructure_error(error):
                     raise
@@ -439,12 +444,16 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
                 for subscription_id in locked:
                     try:
                         with transaction.atomic():
-                            one_issued, one_still_due = _bill_one_period(run=run, subscription_ids=[subscription_id])
+                            batch = finalize.BulkNumbering()  # dropped with its savepoint on failure
+                            one_issued, one_still_due = _bill_one_period(
+                                run=run, subscription_ids=[subscription_id], numbering=batch
+                            )
                     except Exception as one_error:
                         if _is_infrastructure_error(one_error):
                             raise
                         failed[subscription_id] = one_error
                         continue
+                    numbering.extend(batch)
                     issued += one_issued
                     still_due += one_still_due
         now = clock.system_now()
@@ -466,6 +475,8 @@ def _bill_one_pass(*, run: BillingRun, chunk: BillingRunChunk, subscription_ids:
         )
         if chunk_done and counted:
             run_counters["processed"] = F("processed") + chunk.size
+        # Number series (rank 900) after every other write of the pass, then the run's row.
+        finalize.invoices_number_bulk(numbering=numbering)
         # Last statement before the commit: the run's row stays locked for the shortest time.
         BillingRun.objects.filter(pk=run.pk).update(**run_counters)
     return _PassOutcome(invoices=issued, still_due=still_due, chunk_done=chunk_done)
@@ -557,11 +568,14 @@ def _needs_boundary_work(subscription: Subscription, changes_due: set[int]) -> b
     return subscription.cancel_at_period_end or cancels or trial_ends or subscription.pk in changes_due
 
 
-def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tuple[int, list[int]]:
+def _bill_one_period(
+    *, run: BillingRun, subscription_ids: Sequence[int], numbering: finalize.BulkNumbering
+) -> tuple[int, list[int]]:
     """Bill the next due period of each subscription; return (invoices, ids still due).
 
     Runs inside the caller's savepoint (`_bill_one_pass`), which undoes all of it if any
-    subscription fails.
+    subscription fails. The invoices are inserted unnumbered into `numbering`; the pass
+    numbers them at its end.
 
     Plain renewals (the vast majority) take a bulk path with a fixed number of queries
     per chunk; a subscription with something to do at its boundary (cancel at period
@@ -571,7 +585,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     as_of = run.as_of
     subscriptions = list(
         subscription_qs_for_update()
-        .filter(due_q(as_of=as_of), pk__in=subscription_ids)
+        .filter(due_q(as_of=as_of), pk__any_of=subscription_ids)
         .select_related("customer", "customer__brand", "coupon")
         .prefetch_related("coupon__applies_to", subscription_discounts_prefetch(), customer_discounts_prefetch())
     )
@@ -579,7 +593,7 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
         return 0, []
     changes_due = set(
         ScheduledChange.objects.filter(
-            subscription_id__in=[subscription.pk for subscription in subscriptions],
+            subscription_id__any_of=[subscription.pk for subscription in subscriptions],
             status=ScheduledChange.Status.PENDING,
             effective_at__lte=F("subscription__current_period_end"),
         ).values_list("subscription_id", flat=True)
@@ -645,7 +659,9 @@ def _bill_one_period(*, run: BillingRun, subscription_ids: Sequence[int]) -> tup
     # Test clocks issue each invoice when the simulated time reaches its period
     # (at=None: at the draft's period start); real runs issue them now.
     issued_at = None if run.test_clock_id is not None else clock.system_now()
-    invoice_ids = finalize.invoices_issue_bulk(items=drafts, at=issued_at, rates=standard_tax_rates())
+    invoice_ids = finalize.invoices_issue_bulk(
+        items=drafts, at=issued_at, rates=standard_tax_rates(), numbering=numbering
+    )
     _save_renewed(to_bill)
     # Collection: one task per chunk (durable hand-off), queued after this transaction commits.
     finalize.collection_enqueue(invoice_ids=invoice_ids)
@@ -670,6 +686,6 @@ def _save_renewed(subscriptions: Sequence[Subscription]) -> None:
         groups[values].append(subscription.pk)
     now = clock.system_now()
     for values, ids in groups.items():
-        Subscription.objects.filter(pk__in=ids).update(
+        Subscription.objects.filter(pk__any_of=ids).update(
             **dict(zip(RENEWAL_COLUMNS, values, strict=True)), updated_at=now
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 
 from config.bulk import copy_insert, copy_supported
 from config.events.models import DomainEvent
@@ -116,3 +116,54 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
     else:
         DomainEvent.objects.bulk_create(objects, batch_size=2000)
     return len(objects)
+
+
+@dataclass(frozen=True, slots=True)
+class EventAmendment:
+    """Top-level keys to set in the payload of an object's events of `types`, and their time."""
+
+    object_id: str
+    types: tuple[str, ...]
+    data: Mapping[str, str | int | None]
+    occurred_at: datetime
+
+
+_AMEND_SQL = """
+UPDATE billing_domainevent AS event
+SET data = event.data || amended.data, occurred_at = amended.occurred_at
+FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) AS amended(object_id, type, data, occurred_at)
+WHERE event.object_type = %s AND event.object_id = amended.object_id AND event.type = amended.type
+"""
+
+
+@transaction.atomic(savepoint=False)
+def events_amend_bulk(*, object_type: str, amendments: Iterable[EventAmendment]) -> int:
+    """Complete events recorded earlier in this transaction (one UPDATE): the bulk invoice
+    issue records its events before the invoices are numbered, and sets their number here.
+    Only for events the current transaction wrote: a consumer may have read committed ones."""
+    rows = [(amendment, event_type) for amendment in amendments for event_type in amendment.types]
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _AMEND_SQL,
+                [
+                    [amendment.object_id for amendment, _ in rows],
+                    [event_type for _, event_type in rows],
+                    [json.dumps(_json_safe(amendment.data)) for amendment, _ in rows],
+                    [amendment.occurred_at for amendment, _ in rows],
+                    object_type,
+                ],
+            )
+            return cursor.rowcount
+    amended = 0
+    for amendment, event_type in rows:
+        for event in DomainEvent.objects.filter(
+            object_type=object_type, object_id=amendment.object_id, type=event_type
+        ):
+            event.data = {**event.data, **_json_safe(amendment.data)}
+            event.occurred_at = amendment.occurred_at
+            event.save(update_fields=["data", "occurred_at"])
+            amended += 1
+    return amended

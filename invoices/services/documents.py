@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -211,7 +212,7 @@ def custom_fields_by_owner(
     by_brand: dict[int, list[dict[str, str]]] = {}
     by_customer: dict[int, list[dict[str, str]]] = {}
     rows = InvoiceCustomField.objects.filter(
-        Q(brand_id__in=list(brand_ids)) | Q(customer_id__in=list(customer_ids))
+        Q(brand_id__in=list(brand_ids)) | Q(customer_id__any_of=list(customer_ids))
     ).values_list("brand_id", "customer_id", "label", "value")
     for brand_id, customer_id, label, value in rows:
         owner = by_brand.setdefault(brand_id, []) if brand_id else by_customer.setdefault(customer_id, [])
@@ -357,6 +358,27 @@ def canonical_hash(payload: JsonMapping, *, snapshot_json: str) -> str:
     return hashlib.sha256(f"{canonical_json(payload)}\n{snapshot_json}".encode()).hexdigest()
 
 
+def _invoice_hash_payload(*, invoice: Invoice, lines: Iterable[InvoiceLine], number: str | None) -> JsonDict:
+    return {
+        "number": number,
+        "currency": invoice.currency,
+        "finalized_at": _moment(invoice.finalized_at),
+        "totals": [
+            invoice.subtotal,
+            invoice.discount_total,
+            invoice.tax_total,
+            invoice.total_excluding_tax,
+            invoice.total,
+            invoice.starting_balance_applied,
+            invoice.amount_due,
+            # Prepaid credits (issue 16) only when used: hashes of earlier invoices stay as they were.
+            *([invoice.credits_applied] if invoice.credits_applied else []),
+        ],
+        "tax_breakdown": invoice.tax_breakdown,
+        "lines": [invoice_line_hash_row(line) for line in lines],
+    }
+
+
 def invoice_content_hash(*, invoice: Invoice, lines: Iterable[InvoiceLine], snapshot_json: str | None = None) -> str:
     """sha256 over the number, amounts, lines and snapshot of an invoice (saved or not).
 
@@ -364,26 +386,36 @@ def invoice_content_hash(*, invoice: Invoice, lines: Iterable[InvoiceLine], snap
     already (the bulk path stores that same text).
     """
     return canonical_hash(
-        {
-            "number": invoice.number,
-            "currency": invoice.currency,
-            "finalized_at": _moment(invoice.finalized_at),
-            "totals": [
-                invoice.subtotal,
-                invoice.discount_total,
-                invoice.tax_total,
-                invoice.total_excluding_tax,
-                invoice.total,
-                invoice.starting_balance_applied,
-                invoice.amount_due,
-                # Prepaid credits (issue 16) only when used: hashes of earlier invoices stay as they were.
-                *([invoice.credits_applied] if invoice.credits_applied else []),
-            ],
-            "tax_breakdown": invoice.tax_breakdown,
-            "lines": [invoice_line_hash_row(line) for line in lines],
-        },
+        _invoice_hash_payload(invoice=invoice, lines=lines, number=invoice.number),
         snapshot_json=snapshot_json if snapshot_json is not None else canonical_json(invoice.issued_snapshot),
     )
+
+
+# Stands for the number in a content hash prepared before the number is known: random per
+# process, so no description or mention can contain it.
+_NUMBER_SLOT: Final = f"number-slot-{secrets.token_hex(16)}"
+
+
+class InvoiceContentHasher:
+    """`invoice_content_hash` of an invoice whose number is not known yet: everything but the
+    number is serialized now (outside the number-sequence lock), and `for_number` finishes the
+    sha256 with the number (under it): a few microseconds instead of serializing the lines again.
+    Gives exactly `invoice_content_hash` once the invoice carries that number."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, *, invoice: Invoice, lines: Iterable[InvoiceLine], snapshot_json: str) -> None:
+        text = canonical_json(_invoice_hash_payload(invoice=invoice, lines=lines, number=_NUMBER_SLOT))
+        head, slot, tail = text.partition(canonical_json(_NUMBER_SLOT))
+        assert slot and _NUMBER_SLOT not in tail, "the number slot must occur exactly once"
+        self._head = hashlib.sha256(head.encode())
+        self._tail = f"{tail}\n{snapshot_json}".encode()
+
+    def for_number(self, number: str) -> str:
+        digest = self._head.copy()
+        digest.update(canonical_json(number).encode())
+        digest.update(self._tail)
+        return digest.hexdigest()
 
 
 def credit_note_content_hash(*, credit_note: CreditNote, lines: Iterable[CreditNoteLine]) -> str:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -37,7 +37,7 @@ from billing.models import InvoiceItem
 from billing.wallets.consumption import PURCHASE_MARK, PlanEntry, credits_plan, credits_record
 from config import clock
 from config.bulk import allocate_ids, copy_insert, copy_supported
-from config.events.log import EventRow, event_record, events_record_bulk
+from config.events.log import EventAmendment, EventRow, event_record, events_amend_bulk, events_record_bulk
 from config.hooks import Hook
 from config.ops.handoffs import Kind, handoff_enqueue_on_commit
 from config.types import ActingUser, JsonDict, JsonMapping
@@ -51,6 +51,7 @@ from invoices.selectors import NoBrandConfigured, customer_balance, customer_bal
 from invoices.services.documents import (
     DEFAULT_DAYS_UNTIL_DUE,
     SEND_INVOICE,
+    InvoiceContentHasher,
     buyer_snapshot,
     canonical_json,
     custom_fields_by_owner,
@@ -423,6 +424,9 @@ class _Pending:
     buyer: dict[str, Any]
     vat_mention_key: str | None
     snapshot_json: str = ""  # canonical JSON of the snapshot: hashed, and stored as is on PostgreSQL
+    hasher: InvoiceContentHasher | None = None  # the content hash but the number (set when dated)
+    balance_transaction: BalanceTransaction | None = None  # names the invoice: re-written once numbered
+    redated: bool = False  # moved to the series' last issue under the lock: its snapshot is written again
 
 
 def _brands_for(customers: Sequence[Customer]) -> tuple[dict[int, Brand], Brand | None]:
@@ -443,6 +447,7 @@ def invoices_issue_bulk(
     at: datetime | None,
     rates: Mapping[str, Decimal] | None = None,
     balances: Mapping[tuple[int, str], int] | None = None,
+    numbering: BulkNumbering | None = None,
 ) -> list[int]:
     """Create AND finalize one invoice per (draft, customer); return their ids in order.
 
@@ -456,6 +461,11 @@ def invoices_issue_bulk(
     `balances` is accepted for callers written against an earlier signature and is not
     used: a balance read before the customers are locked may already be spent by a
     concurrent transaction, so the balances are read here, under the lock (one query).
+
+    The number series are locked last, only to number what was inserted
+    (`invoices_number_bulk`): at the end of this call, or, when `numbering` is given, when
+    the caller numbers it at the end of its transaction (the billing run's chunk). Until
+    then the invoices are drafts without a number that only this transaction sees.
     """
     del balances  # see the docstring
     if not items:
@@ -548,50 +558,28 @@ def invoices_issue_bulk(
             )
         )
 
-    # Numbers: one locked series each, in (brand, scope) order; the issue time is settled
-    # under the lock (never before the series' last issue), then everything dated follows.
-    simulated = {customer.pk for customer in customers if customer_numbered_as_test(customer)}
-    series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
     for entry in pending:
-        test_mode = entry.invoice.customer_id in simulated
-        key = number_series_key(
-            brand=entry.brand, kind=NumberSequence.Kind.INVOICE, at=entry.issued_at, test_mode=test_mode
-        )
-        series[(entry.brand.pk, key.scope)].append(entry)
-    for (_brand_id, _scope), entries in sorted(series.items()):
-        entries.sort(key=lambda entry: entry.issued_at)
-        locked = number_series_lock(
-            brand=entries[0].brand,
-            kind=NumberSequence.Kind.INVOICE,
-            at=entries[0].issued_at,
-            test_mode=entries[0].invoice.customer_id in simulated,
-        )
-        for entry, number in zip(entries, locked.numbers(len(entries)), strict=True):
-            entry.issued_at = max(entry.issued_at, locked.issued_at)
-            entry.invoice.number = number
-            _date_issued(entry)
-        links = number_series_commit(
-            series=locked,
-            content_hashes=[entry.invoice.content_hash for entry in entries],
-            issued_at=entries[-1].issued_at,
-        )
-        for entry, (previous, link) in zip(entries, links, strict=True):
-            entry.invoice.chain_previous, entry.invoice.chain_hash = previous, link
-
+        # Dated with the caller's instant for now: numbering moves it up only when the series'
+        # last issue is later (rare: a concurrent finalization dated after it).
+        _date_issued(entry)
     invoices = [entry.invoice for entry in pending]
-    _insert_issued(pending)
+    _insert_unnumbered(pending)
 
-    transactions = [
-        _balance_transaction(
-            invoice=invoice,
-            applied=invoice.starting_balance_applied,
-            at=cast(datetime, invoice.finalized_at),  # set by invoice_fields: these are issued
-        )
-        for invoice in invoices
-        if invoice.starting_balance_applied
-    ]
+    transactions = []
+    for entry in pending:
+        if entry.invoice.starting_balance_applied:
+            entry.balance_transaction = _balance_transaction(
+                invoice=entry.invoice,
+                applied=entry.invoice.starting_balance_applied,
+                at=cast(datetime, entry.invoice.finalized_at),  # dated above
+            )
+            transactions.append(entry.balance_transaction)
     if transactions and copy_supported():
-        copy_insert(model=BalanceTransaction, objs=transactions, with_pk=False)
+        for transaction_row, pk in zip(
+            transactions, allocate_ids(model=BalanceTransaction, count=len(transactions)), strict=True
+        ):
+            transaction_row.pk = pk
+        copy_insert(model=BalanceTransaction, objs=transactions, with_pk=True)
     elif transactions:
         BalanceTransaction.objects.bulk_create(transactions)
 
@@ -610,31 +598,124 @@ def invoices_issue_bulk(
 
     events = []
     for invoice in invoices:
-        data = _event_data(invoice)
-        for event_type in (
-            ("invoice.finalized", "invoice.paid") if invoice.status == Status.PAID else ("invoice.finalized",)
-        ):
+        data = _event_data(invoice)  # "number" is null until numbering sets it (same transaction)
+        for event_type in _EVENT_TYPES[invoice.status]:
             events.append(
                 EventRow(
                     type=event_type,
                     object_type="invoice",
                     object_id=invoice.pk,
                     customer_id=invoice.customer_id,
-                    occurred_at=cast(datetime, invoice.finalized_at),  # issued above
+                    occurred_at=cast(datetime, invoice.finalized_at),  # dated above
                     data=data,
                     livemode=livemode_of[invoice.customer_id],
                 )
             )
     events_record_bulk(rows=events)
     invoices_finalized.fire(invoices=invoices)
-    post_invoices_finalized(invoices=invoices, lines=_lines_of(pending))
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
+
+    batch = BulkNumbering(entries=pending, simulated={c.pk for c in customers if customer_numbered_as_test(c)})
+    if numbering is None:
+        invoices_number_bulk(numbering=batch)
+    else:
+        numbering.extend(batch)
     return [invoice.pk for invoice in invoices]
 
 
+_EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    Status.PAID: ("invoice.finalized", "invoice.paid"),
+    Status.OPEN: ("invoice.finalized",),
+}
+
+
+@dataclass(slots=True)
+class BulkNumbering:
+    """Invoices inserted by `invoices_issue_bulk` in this transaction, waiting for their numbers.
+
+    They are stored as drafts without a number, seen by nobody else until the transaction
+    commits; `invoices_number_bulk` numbers them at the end of it. A caller that does more
+    work after the bulk issue (the billing run's chunk) passes one to `invoices_issue_bulk`
+    and numbers it just before committing, so the series lock is held only for numbering.
+    A caller that rolls back a savepoint around a bulk issue must drop what it added (the
+    billing run collects each savepoint's issue in a fresh one and `extend`s on success).
+    """
+
+    entries: list[_Pending] = field(default_factory=list)
+    simulated: set[int] = field(default_factory=set)  # customers numbered in the TEST- series
+
+    def extend(self, other: BulkNumbering) -> None:
+        self.entries += other.entries
+        self.simulated |= other.simulated
+
+
+# Measurements only (bench/billing_run.py): fired with phase="requested" when the numbering
+# asks for its first series lock and phase="locked" once it holds it. Nothing in the product
+# connects to it (firing a hook without receivers costs a function call).
+number_lock_timing = Hook("invoices.number_lock_timing")
+
+
+@transaction.atomic(savepoint=False)
+def invoices_number_bulk(*, numbering: BulkNumbering) -> int:
+    """Number the invoices of `numbering`: the short critical section of the bulk issue.
+
+    Locks each series (brand, scope) in order, dates each invoice no earlier than its
+    series' last issue (number order is date order), takes the numbers, finishes the content
+    hashes and chain links in Python, then writes them with one set-based UPDATE of the
+    invoices (drafts -> open/paid), one of their events' payloads and one of the balance
+    transactions that name them; the ledger postings follow (they carry the numbers).
+    Everything is undone with the transaction: the numbers go back to the series, no gap.
+    Returns how many invoices were numbered.
+    """
+    entries = numbering.entries
+    if not entries:
+        return 0
+    series: dict[tuple[int, str], list[_Pending]] = defaultdict(list)
+    for entry in entries:
+        key = number_series_key(
+            brand=entry.brand,
+            kind=NumberSequence.Kind.INVOICE,
+            at=entry.issued_at,
+            test_mode=entry.invoice.customer_id in numbering.simulated,
+        )
+        series[(entry.brand.pk, key.scope)].append(entry)
+    number_lock_timing.fire(phase="requested")
+    locked_first = True
+    for (_brand_id, _scope), in_series in sorted(series.items()):
+        in_series.sort(key=lambda entry: (entry.issued_at, entry.invoice.pk))
+        locked = number_series_lock(
+            brand=in_series[0].brand,
+            kind=NumberSequence.Kind.INVOICE,
+            at=in_series[0].issued_at,
+            test_mode=in_series[0].invoice.customer_id in numbering.simulated,
+        )
+        if locked_first:
+            number_lock_timing.fire(phase="locked")
+            locked_first = False
+        for entry, number in zip(in_series, locked.numbers(len(in_series)), strict=True):
+            if entry.issued_at < locked.issued_at:
+                entry.issued_at = locked.issued_at
+                _date_issued(entry)  # re-dated: its snapshot and hash inputs change too
+                entry.redated = True
+            entry.invoice.number = number
+            assert entry.hasher is not None  # set by _date_issued
+            entry.invoice.content_hash = entry.hasher.for_number(number)
+        links = number_series_commit(
+            series=locked,
+            content_hashes=[entry.invoice.content_hash for entry in in_series],
+            issued_at=in_series[-1].issued_at,
+        )
+        for entry, (previous, link) in zip(in_series, links, strict=True):
+            entry.invoice.chain_previous, entry.invoice.chain_hash = previous, link
+    _write_numbers(entries)
+    post_invoices_finalized(invoices=[entry.invoice for entry in entries], lines=_lines_of(entries))
+    return len(entries)
+
+
 def _date_issued(entry: _Pending) -> None:
-    """The fields of a bulk-issued invoice that follow from its issue instant, and its content hash."""
+    """The fields of a bulk-issued invoice that follow from its issue instant, and what its
+    content hash needs but the number."""
     invoice, at = entry.invoice, entry.issued_at
     invoice.finalized_at = at
     invoice.due_at = due_at_for(at=at, collection_method=invoice.collection_method, days=entry.days)
@@ -652,46 +733,138 @@ def _date_issued(entry: _Pending) -> None:
         discounts=invoice.custom_fields["discounts"],
     )
     entry.snapshot_json = canonical_json(invoice.issued_snapshot)
-    invoice.content_hash = invoice_content_hash(invoice=invoice, lines=entry.lines, snapshot_json=entry.snapshot_json)
+    entry.hasher = InvoiceContentHasher(invoice=invoice, lines=entry.lines, snapshot_json=entry.snapshot_json)
 
 
-def _insert_issued(pending: Sequence[_Pending]) -> None:
-    """Insert the issued invoices and their lines.
+def _insert_unnumbered(pending: Sequence[_Pending]) -> None:
+    """Insert the invoices as drafts without a number (their lines with them), dated and
+    totalled as they will be issued: `invoices_number_bulk` numbers them before the commit.
 
-    PostgreSQL: the invoice ids are drawn first, the lines are copied, then the
-    invoices with their final status. The line trigger refuses lines of a non-draft
-    invoice but lets a line through while its invoice does not exist yet; the line's
-    foreign key (deferred to commit) then requires the invoice this transaction
-    inserts. Elsewhere: bulk_create the invoices as drafts, their lines, then move
-    them to their status with one UPDATE (the model layer checks lines the same way).
+    PostgreSQL: the invoice ids are drawn first, then COPY of the lines and the invoices.
+    The line trigger accepts lines of a draft (and of an invoice not inserted yet; the line's
+    foreign key is deferred to commit). Elsewhere: bulk_create.
     """
     invoices = [entry.invoice for entry in pending]
-    if copy_supported():
-        for invoice, pk in zip(invoices, allocate_ids(model=Invoice, count=len(invoices)), strict=True):
-            invoice.pk = pk
-        lines = _lines_of(pending)
-        copy_insert(model=InvoiceLine, objs=lines, with_pk=False)
-        copy_insert(
-            model=Invoice,
-            objs=invoices,
-            with_pk=True,
-            json_texts={"issued_snapshot": [entry.snapshot_json for entry in pending]},
-        )
-        return
     statuses = [invoice.status for invoice in invoices]
     for invoice in invoices:
         invoice.status = Status.DRAFT
-    Invoice.objects.bulk_create(invoices)
-    InvoiceLine.objects.bulk_create(_lines_of(pending))
-    paid_ids = [invoice.pk for invoice, status in zip(invoices, statuses, strict=True) if status == Status.PAID]
-    status_value = (
-        Case(When(pk__in=paid_ids, then=Value(Status.PAID)), default=Value(Status.OPEN))
-        if paid_ids
-        else Value(Status.OPEN)
-    )
-    Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices]).update(status=status_value)
-    for invoice, status in zip(invoices, statuses, strict=True):
-        invoice.status = status
+    try:
+        if copy_supported():
+            for invoice, pk in zip(invoices, allocate_ids(model=Invoice, count=len(invoices)), strict=True):
+                invoice.pk = pk
+            copy_insert(model=InvoiceLine, objs=_lines_of(pending), with_pk=False)
+            copy_insert(
+                model=Invoice,
+                objs=invoices,
+                with_pk=True,
+                json_texts={"issued_snapshot": [entry.snapshot_json for entry in pending]},
+            )
+        else:
+            Invoice.objects.bulk_create(invoices)
+            InvoiceLine.objects.bulk_create(_lines_of(pending))
+    finally:
+        for invoice, status in zip(invoices, statuses, strict=True):
+            invoice.status = status
+
+
+# One UPDATE of the chunk's invoices from arrays (unnest): drafts become open/paid with their
+# number, dates, hashes and chain links; the snapshot is rewritten only for re-dated ones.
+_NUMBER_INVOICES_SQL = """
+UPDATE invoices_invoice AS invoice
+SET number = numbered.number, status = numbered.status, finalized_at = numbered.finalized_at,
+    due_at = numbered.due_at, paid_at = numbered.paid_at, content_hash = numbered.content_hash,
+    chain_previous = numbered.chain_previous, chain_hash = numbered.chain_hash,
+    issued_snapshot = COALESCE(numbered.snapshot::jsonb, invoice.issued_snapshot)
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
+            %s::text[], %s::text[], %s::text[], %s::text[])
+    AS numbered(id, number, status, finalized_at, due_at, paid_at, content_hash, chain_previous, chain_hash,
+                snapshot)
+WHERE invoice.id = numbered.id AND invoice.status = 'draft' AND invoice.number IS NULL
+"""
+
+_NUMBER_BALANCE_SQL = """
+UPDATE invoices_balancetransaction AS row
+SET description = numbered.description, created_at = numbered.created_at
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS numbered(id, description, created_at)
+WHERE row.id = numbered.id
+"""
+
+
+def _write_numbers(entries: Sequence[_Pending]) -> None:
+    """Write the numbers (and what follows from them) of numbered entries: a fixed number of
+    statements whatever their count."""
+    invoices = [entry.invoice for entry in entries]
+    transactions: list[BalanceTransaction] = []
+    for entry in entries:
+        if entry.balance_transaction is not None:
+            fresh = _balance_transaction(
+                invoice=entry.invoice,
+                applied=entry.invoice.starting_balance_applied,
+                at=cast(datetime, entry.invoice.finalized_at),
+            )
+            entry.balance_transaction.description = fresh.description
+            entry.balance_transaction.created_at = fresh.created_at
+            transactions.append(entry.balance_transaction)
+    amendments = [
+        EventAmendment(
+            object_id=str(invoice.pk),
+            types=_EVENT_TYPES[invoice.status],
+            data={"number": invoice.number},
+            occurred_at=cast(datetime, invoice.finalized_at),
+        )
+        for invoice in invoices
+    ]
+    if copy_supported():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _NUMBER_INVOICES_SQL,
+                [
+                    [invoice.pk for invoice in invoices],
+                    [invoice.number for invoice in invoices],
+                    [str(invoice.status) for invoice in invoices],
+                    [invoice.finalized_at for invoice in invoices],
+                    [invoice.due_at for invoice in invoices],
+                    [invoice.paid_at for invoice in invoices],
+                    [invoice.content_hash for invoice in invoices],
+                    [invoice.chain_previous for invoice in invoices],
+                    [invoice.chain_hash for invoice in invoices],
+                    [entry.snapshot_json if entry.redated else None for entry in entries],
+                ],
+            )
+            numbered = cursor.rowcount
+            if transactions:
+                cursor.execute(
+                    _NUMBER_BALANCE_SQL,
+                    [
+                        [row.pk for row in transactions],
+                        [row.description for row in transactions],
+                        [row.created_at for row in transactions],
+                    ],
+                )
+    else:
+        numbered = 0
+        for invoice in invoices:
+            numbered += Invoice.objects.filter(pk=invoice.pk, status=Status.DRAFT, number__isnull=True).update(
+                number=invoice.number,
+                status=invoice.status,
+                finalized_at=invoice.finalized_at,
+                due_at=invoice.due_at,
+                paid_at=invoice.paid_at,
+                content_hash=invoice.content_hash,
+                chain_previous=invoice.chain_previous,
+                chain_hash=invoice.chain_hash,
+                issued_snapshot=invoice.issued_snapshot,
+            )
+        for row in transactions:
+            BalanceTransaction.objects.filter(pk=row.pk).update(description=row.description, created_at=row.created_at)
+    if numbered != len(invoices):
+        raise InvoiceError(
+            f"Numbering found {numbered} of {len(invoices)} unnumbered invoices of this transaction: "
+            "the chunk was not issued."
+        )
+    amended = events_amend_bulk(object_type="invoice", amendments=amendments)
+    if amended != sum(len(amendment.types) for amendment in amendments):
+        raise InvoiceError(f"Numbering found {amended} events of the chunk's invoices: the chunk was not issued.")
 
 
 def _lines_of(pending: Sequence[_Pending]) -> list[InvoiceLine]:
