@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,16 +69,31 @@ SUBMIT_TASK = "einvoicing.submit_transmission"
 # --- adapters ----------------------------------------------------------------------------------
 
 
+# One adapter (one requests.Session: kept-alive connections) per credentials and thread. A new
+# session per document opened a TCP connection per submission (bench/einvoicing.py measured it);
+# a changed account (URL, client, secret) gets a new adapter, since its credentials are the key.
+_adapters = threading.local()
+
+
 def adapter_for_account(*, account: PlatformAccount) -> PlatformAdapter:
     """The adapter an account speaks through (the simulator serves the same REST API)."""
-    return RestPlatformAdapter(
-        RestCredentials(
-            base_url=account.base_url,
-            token_url=account.token_url,
-            client_id=account.client_id,
-            client_secret=account.client_secret or "",
-        )
+    credentials = RestCredentials(
+        base_url=account.base_url,
+        token_url=account.token_url,
+        client_id=account.client_id,
+        client_secret=account.client_secret or "",
     )
+    cache: dict[RestCredentials, RestPlatformAdapter] | None = getattr(_adapters, "by_credentials", None)
+    if cache is None:
+        cache = _adapters.by_credentials = {}
+    adapter = cache.get(credentials)
+    if adapter is None:
+        if len(cache) >= 32:  # accounts whose credentials changed: drop the old sessions
+            for stale in cache.values():
+                stale.session.close()
+            cache.clear()
+        adapter = cache[credentials] = RestPlatformAdapter(credentials)
+    return adapter
 
 
 # --- routing at finalization --------------------------------------------------------------------
