@@ -308,6 +308,11 @@ def sweep(account_id: int, profile: str = "") -> int:
 
 
 def bench_submissions(count: int, *, workers: int, target: float, profile: str) -> bool:
+    # A scratch database may hold queued rows of an earlier, interrupted run whose simulator is
+    # gone: they would be retried against a dead port inside the measurement.
+    Transmission.objects.filter(account__brand__slug__startswith="bench-ei-").exclude(
+        state__in=("submitted", "failed")
+    ).update(state="failed", last_error="left by an earlier benchmark run")
     simulator, url = start_simulator()
     try:
         started = time.perf_counter()
