@@ -12,8 +12,9 @@ pre-rendered CII file of a realistic size): the submission, HTTP and database pa
 real ones. Target (issue 18): >= 200 documents/s at N = 10,000. `--workers W` runs W sweeper
 processes at once (Celery workers in production).
 
-**E-reporting** (`--invoices N`, 0 to skip): seeds its own brand with N issued invoices (and N/50 credit notes) spread over one ten-day
-period, written with bulk_create (issued documents cannot be deleted: use a scratch
+**E-reporting** (`--invoices N`, 0 to skip): seeds its own brand with N issued invoices (and
+N/50 credit notes) spread over one ten-day period, written with bulk_create (issued documents
+cannot be deleted: use a scratch
 database), then times `ereporting_period_build` (the set-based SQL aggregation, the flow XML,
 the period row). Target (issue 18): ≤ 5 s at 100,000 invoices.
 """
@@ -274,7 +275,11 @@ def seed_submissions(count: int, *, url: str, batch: int = 5000) -> PlatformAcco
 
 
 # A CII invoice of a typical size (~9 KB): what the stubbed rendering step hands to the PA.
-PRE_RENDERED = b"<?xml version='1.0' encoding='UTF-8'?>\n<rsm:CrossIndustryInvoice>" + b"<!-- line -->" * 700 + b"</rsm:CrossIndustryInvoice>"
+PRE_RENDERED = (
+    b"<?xml version='1.0' encoding='UTF-8'?>\n<rsm:CrossIndustryInvoice>"
+    + b"<!-- line -->" * 700
+    + b"</rsm:CrossIndustryInvoice>"
+)
 
 
 def stub_rendering() -> None:
@@ -330,6 +335,7 @@ def bench_submissions(count: int, *, workers: int, target: float, profile: str) 
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
+    print(f"the sweepers counted {submitted} submissions", flush=True)
     states = dict(
         Transmission.objects.filter(account=account)
         .values_list("state")

@@ -290,7 +290,9 @@ class _Attempt:
     error: Exception | None = None  # a bug on our side: the single path re-raises it
 
 
-def directory_entries_cached(*, transmissions: Sequence[Transmission], at: datetime) -> dict[tuple[bool, str], DirectoryEntry]:
+def directory_entries_cached(
+    *, transmissions: Sequence[Transmission], at: datetime
+) -> dict[tuple[bool, str], DirectoryEntry]:
     """The fresh directory answers for the buyers of `transmissions`, by (livemode, SIREN)."""
     sirens = {customer_siren(customer=row.customer) for row in transmissions}
     modes = {row.account.livemode for row in transmissions}

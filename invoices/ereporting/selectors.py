@@ -43,8 +43,8 @@ from config.types import JsonDict, JsonMapping
 from invoices.ereporting.errors import EReportingExchangeRateMissing
 from invoices.ereporting.models import EReportingPeriod
 from invoices.ledger.errors import MissingExchangeRate
-from invoices.ledger.fx import functional_amount_at
 from invoices.ledger.fx import conversion_rate as ledger_conversion_rate
+from invoices.ledger.fx import functional_amount_at
 from invoices.models import Brand
 
 B2C, INTERNATIONAL, EINVOICED = "b2c", "international", "einvoiced"
@@ -142,8 +142,10 @@ class EurConverter:
                 )
             except MissingExchangeRate:
                 raise EReportingExchangeRateMissing(
-                    _("No %(currency)s/EUR exchange rate is known on or before %(day)s: import the rates "
-                      "(Accounting › Exchange rates), then build the period again.")
+                    _(
+                        "No %(currency)s/EUR exchange rate is known on or before %(day)s: import the rates "
+                        "(Accounting › Exchange rates), then build the period again."
+                    )
                     % {"currency": currency, "day": day.isoformat()}
                 ) from None
         return self._rates[key]
@@ -364,8 +366,8 @@ def _payment_rows(*, brand: Brand, livemode: bool, start: date, end: date) -> li
         .order_by("executed_at", "pk")
         .values_list("amount", "currency", "executed_at", "invoice__issued_snapshot", "invoice__tax_breakdown")
     )
-    rows = [(*row, 1) for row in payments] + [(*row, -1) for row in refunds]
-    rows.sort(key=lambda row: row[2])
+    rows: list[tuple] = [(*row, 1) for row in payments] + [(*row, -1) for row in refunds]
+    rows.sort(key=lambda row: row[2])  # both filtered on a moment in the period: never None
     return rows
 
 

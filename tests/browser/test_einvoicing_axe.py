@@ -23,7 +23,7 @@ from invoices.einvoicing.models import DirectoryEntry, PlatformAccount, Transmis
 from invoices.einvoicing.services import lifecycle_status_record
 from invoices.ereporting.services import ereporting_period_build, ereporting_period_hold
 from tests.browser.axe import assert_accessible
-from tests.browser.console import WIDTH, HEIGHT, signed_in_context
+from tests.browser.console import HEIGHT, WIDTH, signed_in_context
 from tests.console_pages import role_user
 from tests.invoices.helpers import issue
 
@@ -96,7 +96,11 @@ def test_the_console_einvoicing_and_ereporting_screens_pass_axe(browser: Browser
         ("invoice", f"/admin/invoices/invoice/{world['invoice'].pk}/change/", "[data-section='einvoice-timeline']"),
         ("customer hub", f"/admin/customers/customer/{world['buyer'].pk}/change/", "[data-section='einvoicing']"),
         ("e-reporting periods", "/admin/ereporting/ereportingperiod/", None),
-        ("e-reporting period", f"/admin/ereporting/ereportingperiod/{world['period'].pk}/change/", "#ereporting-report"),
+        (
+            "e-reporting period",
+            f"/admin/ereporting/ereportingperiod/{world['period'].pk}/change/",
+            "#ereporting-report",
+        ),
     ]
     with signed_in_context(browser, live_server.url, world["finance"], language="en") as context:
         tab = context.new_page()
