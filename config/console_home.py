@@ -365,8 +365,7 @@ def _attention(data: Any, sections: frozenset[str], livemode: bool | None = None
             _("Every e-invoice was accepted by the platform and the buyer."),
         )
     if "ereporting_attention" in sections and livemode is not None:
-        queryset = ereporting_periods_needing_attention(livemode=livemode)
-        attention = _Attention(rows=list(queryset[:5]), total=queryset.count())
+        attention = _first_rows(ereporting_periods_needing_attention(livemode=livemode))
         add(
             "ereporting",
             _("E-reporting periods rejected or not built"),
@@ -391,10 +390,15 @@ class _Attention:
     total: int
 
 
+def _first_rows(queryset: Any, size: int = 5) -> _Attention:
+    """The first rows and the total; the count query only when the first page is full."""
+    rows = list(queryset[:size])
+    return _Attention(rows=rows, total=queryset.count() if len(rows) == size else len(rows))
+
+
 def _einvoicing_attention(livemode: bool) -> _Attention:
     """Transmissions the platform rejected, the buyer refused, or that could not be sent (issue 18)."""
-    queryset = transmissions_needing_attention(livemode=livemode)
-    return _Attention(rows=list(queryset[:5]), total=queryset.count())
+    return _first_rows(transmissions_needing_attention(livemode=livemode))
 
 
 def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:
