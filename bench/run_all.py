@@ -21,7 +21,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("reports.py", ["--subscriptions", "10000"]),
     ("entitlements.py", ["--customers", "10000", "--requests", "3000"]),
     ("checkout.py", ["--sessions", "200", "--requests", "2000"]),
-    ("einvoicing.py", ["--invoices", "100000"]),
+    ("einvoicing.py", ["--submissions", "500", "--invoices", "100000"]),
     # Small dataset (PostgreSQL only): 2,000 subscriptions, every page's p95.
     (
         "scale.py",

@@ -34,6 +34,7 @@ from config.money import currency_exponent
 from config.types import JsonDict
 from customers.models import Customer
 from invoices.einvoicing.selectors import transmissions_needing_attention
+from invoices.ereporting.selectors import ereporting_periods_needing_attention
 from invoices.models import CreditNote, Invoice
 from reports.selectors.dashboard import home_dashboard
 
@@ -53,6 +54,7 @@ SECTION_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "failed_webhooks": ("billing.view_webhookdelivery",),
     "billing_run_failures": ("billing.view_billingrun",),
     "einvoicing_attention": ("einvoicing.view_transmission",),
+    "ereporting_attention": ("ereporting.view_ereportingperiod",),
 }
 
 
@@ -362,6 +364,23 @@ def _attention(data: Any, sections: frozenset[str], livemode: bool | None = None
             _list_url("einvoicing_transmission", needs_attention__exact=1),
             _("Every e-invoice was accepted by the platform and the buyer."),
         )
+    if "ereporting_attention" in sections and livemode is not None:
+        attention = _first_rows(ereporting_periods_needing_attention(livemode=livemode))
+        add(
+            "ereporting",
+            _("E-reporting periods rejected or not built"),
+            attention,
+            [
+                (
+                    f"{period.brand.name} · {period.get_kind_display()} · {_day(period.start)}",
+                    period.reason[:100] or period.get_state_display(),
+                    _change_url(period),
+                )
+                for period in attention.rows
+            ],
+            _list_url("ereporting_ereportingperiod"),
+            _("Every e-reporting period was built and accepted."),
+        )
     return lists
 
 
@@ -371,10 +390,15 @@ class _Attention:
     total: int
 
 
+def _first_rows(queryset: Any, size: int = 5) -> _Attention:
+    """The first rows and the total; the count query only when the first page is full."""
+    rows = list(queryset[:size])
+    return _Attention(rows=rows, total=queryset.count() if len(rows) == size else len(rows))
+
+
 def _einvoicing_attention(livemode: bool) -> _Attention:
     """Transmissions the platform rejected, the buyer refused, or that could not be sent (issue 18)."""
-    queryset = transmissions_needing_attention(livemode=livemode)
-    return _Attention(rows=list(queryset[:5]), total=queryset.count())
+    return _first_rows(transmissions_needing_attention(livemode=livemode))
 
 
 def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:

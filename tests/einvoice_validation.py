@@ -30,6 +30,12 @@ XSLT = {
     "cii": VALIDATION / "en16931" / "EN16931-CII-validation.xslt",
     "ubl": VALIDATION / "en16931" / "EN16931-UBL-validation.xslt",
 }
+# The French CIUS (BR-FR rules of AFNOR XP Z12-012, flow 2), FNFE-MPE's compiled Schematron
+# (Apache-2.0; invoices/rendering/validation/cius_fr/README.md says where from).
+XSLT_FR = {
+    "cii": VALIDATION / "cius_fr" / "BR-FR-Flux2-Schematron-CII.xslt",
+    "ubl": VALIDATION / "cius_fr" / "BR-FR-Flux2-Schematron-UBL.xslt",
+}
 SCHEMAS = {
     "cii": VALIDATION / "cii" / "CrossIndustryInvoice_100pD16B.xsd",
     "ubl-invoice": VALIDATION / "ubl" / "UBL-Invoice-2.1-validation.xsd",
@@ -73,9 +79,12 @@ def xsd_errors(xml: bytes) -> list[str]:
     return [f"line {error.line}: {error.message}" for error in schema.error_log]
 
 
-def schematron_failures(documents: dict[str, bytes], *, syntax: Syntax) -> dict[str, list[Failure]]:
-    """EN 16931 Schematron on many documents in one JVM: name -> failed asserts flagged
-    fatal or error (warnings are advice and do not count). Every name is in the result."""
+def schematron_failures(
+    documents: dict[str, bytes], *, syntax: Syntax, rules: Literal["en16931", "br-fr"] = "en16931"
+) -> dict[str, list[Failure]]:
+    """EN 16931 (or, with rules="br-fr", the French CIUS) Schematron on many documents in one
+    JVM: name -> failed asserts flagged fatal or error (warnings are advice and do not count).
+    Every name is in the result."""
     require_schematron()
     with tempfile.TemporaryDirectory(prefix="tarif-schematron-") as work:
         source, output = Path(work, "in"), Path(work, "out")
@@ -90,7 +99,7 @@ def schematron_failures(documents: dict[str, bytes], *, syntax: Syntax) -> dict[
             str(SAXON_JAR),
             "net.sf.saxon.Transform",
             f"-s:{source}",
-            f"-xsl:{XSLT[syntax]}",
+            f"-xsl:{(XSLT if rules == 'en16931' else XSLT_FR)[syntax]}",
             f"-o:{output}",
         ]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603

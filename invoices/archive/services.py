@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +56,18 @@ def record_link(
     return hmac.new(key if key is not None else integrity_key(), message, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One record to append (`archive_append_many`)."""
+
+    kind: str
+    reference: str
+    content: bytes
+    brand_id: int
+    livemode: bool
+    metadata: JsonMapping
+
+
 def archive_append(
     *, kind: str, reference: str, content: bytes, brand: Brand, livemode: bool, metadata: JsonMapping
 ) -> ArchiveRecord:
@@ -64,49 +76,76 @@ def archive_append(
     Call it in the transaction that records the transmission (the flow's bytes as sent), so
     the record exists exactly when the transmission does.
     """
-    if kind not in ArchiveRecord.Kind.values:
-        raise ArchiveError(f"unknown archive kind {kind!r}")
-    if not reference:
-        raise ArchiveError("an archive record needs a reference")
+    entry = ArchiveEntry(
+        kind=kind, reference=reference, content=content, brand_id=brand.pk, livemode=livemode, metadata=metadata
+    )
+    return archive_append_many(entries=[entry])[0]
+
+
+def archive_append_many(*, entries: Sequence[ArchiveEntry]) -> list[ArchiveRecord]:
+    """Append records in order, each linked to the one before, with one lock of each mode's
+    chain head and one insert (a batch of transmissions recorded at once)."""
+    for entry in entries:
+        if entry.kind not in ArchiveRecord.Kind.values:
+            raise ArchiveError(f"unknown archive kind {entry.kind!r}")
+        if not entry.reference:
+            raise ArchiveError("an archive record needs a reference")
+    if not entries:
+        return []
+    records: list[ArchiveRecord] = []
     with transaction.atomic():
-        head = archive_head_qs_for_update().filter(livemode=livemode).first()
-        if head is None:
-            head = archive_head_qs_for_update().create(livemode=livemode)
-        archived_at = system_now()
-        sequence = head.last_sequence + 1
-        content_sha256 = hashlib.sha256(content).hexdigest()
-        record_hash = record_link(
-            previous_hash=head.last_hash,
-            sequence=sequence,
-            kind=kind,
-            reference=reference,
-            brand_id=brand.pk,
-            livemode=livemode,
-            content_sha256=content_sha256,
-            metadata=metadata,
-            archived_at=archived_at,
-        )
-        years = int(getattr(settings, "TARIF_ARCHIVE_RETENTION_YEARS", 10))
-        today = archived_at.date()
-        retain_until = today.replace(
-            year=today.year + years, day=28 if (today.month, today.day) == (2, 29) else today.day
-        )
-        record = ArchiveRecord.objects.create(
-            livemode=livemode,
-            sequence=sequence,
-            kind=kind,
-            reference=reference,
-            brand=brand,
-            content=content,
-            content_sha256=content_sha256,
-            metadata=dict(metadata),
-            archived_at=archived_at,
-            retain_until=retain_until,
-            previous_hash=head.last_hash,
-            record_hash=record_hash,
-        )
-        ArchiveHead.objects.filter(pk=head.pk).update(last_sequence=sequence, last_hash=record_hash)
-    return record
+        for livemode in sorted({entry.livemode for entry in entries}):
+            head = archive_head_qs_for_update().filter(livemode=livemode).first()
+            if head is None:
+                head = archive_head_qs_for_update().create(livemode=livemode)
+            archived_at = system_now()
+            years = int(getattr(settings, "TARIF_ARCHIVE_RETENTION_YEARS", 10))
+            today = archived_at.date()
+            retain_until = today.replace(
+                year=today.year + years, day=28 if (today.month, today.day) == (2, 29) else today.day
+            )
+            sequence, previous_hash = head.last_sequence, head.last_hash
+            batch: list[ArchiveRecord] = []
+            for entry in entries:
+                if entry.livemode != livemode:
+                    continue
+                sequence += 1
+                content_sha256 = hashlib.sha256(entry.content).hexdigest()
+                record_hash = record_link(
+                    previous_hash=previous_hash,
+                    sequence=sequence,
+                    kind=entry.kind,
+                    reference=entry.reference,
+                    brand_id=entry.brand_id,
+                    livemode=livemode,
+                    content_sha256=content_sha256,
+                    metadata=entry.metadata,
+                    archived_at=archived_at,
+                )
+                batch.append(
+                    ArchiveRecord(
+                        livemode=livemode,
+                        sequence=sequence,
+                        kind=entry.kind,
+                        reference=entry.reference,
+                        brand_id=entry.brand_id,
+                        content=entry.content,
+                        content_sha256=content_sha256,
+                        metadata=dict(entry.metadata),
+                        archived_at=archived_at,
+                        retain_until=retain_until,
+                        previous_hash=previous_hash,
+                        record_hash=record_hash,
+                    )
+                )
+                previous_hash = record_hash
+            records.extend(ArchiveRecord.objects.bulk_create(batch))
+            # The head moves one record at a time (a database trigger refuses bigger steps).
+            for record in batch:
+                ArchiveHead.objects.filter(pk=head.pk).update(
+                    last_sequence=record.sequence, last_hash=record.record_hash
+                )
+    return records
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from config.clock import system_now
@@ -30,7 +31,7 @@ from config.jobs import enqueue
 from config.types import ActingUser, JsonMapping
 from customers.models import Customer
 from customers.selectors import customer_siren
-from invoices.archive.services import archive_append
+from invoices.archive.services import ArchiveEntry, archive_append, archive_append_many
 from invoices.einvoicing.adapters import (
     DirectoryAddress,
     OutboundFlow,
@@ -68,16 +69,31 @@ SUBMIT_TASK = "einvoicing.submit_transmission"
 # --- adapters ----------------------------------------------------------------------------------
 
 
+# One adapter (one requests.Session: kept-alive connections) per credentials and thread. A new
+# session per document opened a TCP connection per submission (bench/einvoicing.py measured it);
+# a changed account (URL, client, secret) gets a new adapter, since its credentials are the key.
+_adapters = threading.local()
+
+
 def adapter_for_account(*, account: PlatformAccount) -> PlatformAdapter:
     """The adapter an account speaks through (the simulator serves the same REST API)."""
-    return RestPlatformAdapter(
-        RestCredentials(
-            base_url=account.base_url,
-            token_url=account.token_url,
-            client_id=account.client_id,
-            client_secret=account.client_secret or "",
-        )
+    credentials = RestCredentials(
+        base_url=account.base_url,
+        token_url=account.token_url,
+        client_id=account.client_id,
+        client_secret=account.client_secret or "",
     )
+    cache: dict[RestCredentials, RestPlatformAdapter] | None = getattr(_adapters, "by_credentials", None)
+    if cache is None:
+        cache = _adapters.by_credentials = {}
+    adapter = cache.get(credentials)
+    if adapter is None:
+        if len(cache) >= 32:  # accounts whose credentials changed: drop the old sessions
+            for stale in cache.values():
+                stale.session.close()
+            cache.clear()
+        adapter = cache[credentials] = RestPlatformAdapter(credentials)
+    return adapter
 
 
 # --- routing at finalization --------------------------------------------------------------------
@@ -225,88 +241,86 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), settings.TARIF_EINVOICING_RETRY_MAX_SECONDS))
 
 
+def _claimable(at: datetime) -> QuerySet[Transmission]:
+    return (
+        transmission_claim_qs()
+        .filter(state=Transmission.State.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=at))
+        # what the attempt reads, in the claim's one query (no per-document re-reads)
+        .select_related("account__brand", "customer", "invoice", "credit_note")
+    )
+
+
+def _mark_submitting(claimed: list[Transmission], *, at: datetime) -> None:
+    Transmission.objects.filter(pk__in=[row.pk for row in claimed]).update(
+        state=Transmission.State.SUBMITTING, attempts=F("attempts") + 1, submitting_since=at, updated_at=at
+    )
+    for row in claimed:
+        row.state, row.attempts, row.submitting_since = Transmission.State.SUBMITTING, row.attempts + 1, at
+
+
 def _claim(transmission_id: int, *, at: datetime) -> Transmission | None:
     with transaction.atomic(durable=True):
-        transmission = (
-            transmission_claim_qs()
-            .filter(pk=transmission_id, state=Transmission.State.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=at))
-            .first()
-        )
+        transmission = _claimable(at).filter(pk=transmission_id).first()
         if transmission is None:
             return None  # another worker has it, or it is not due / not queued any more
-        transmission.state = Transmission.State.SUBMITTING
-        transmission.attempts += 1
-        transmission.submitting_since = at
-        transmission.save(update_fields=["state", "attempts", "submitting_since", "updated_at"])
+        _mark_submitting([transmission], at=at)
     return transmission
 
 
-def _record_outcome(
-    transmission_id: int, *, apply: dict[str, object], sent: OutboundFlow | None = None
-) -> Transmission:
+def _claim_batch(*, at: datetime, size: int, exclude: set[int]) -> list[Transmission]:
+    """Up to `size` due transmissions, claimed in one short transaction (rows another sweeper
+    holds are skipped, so several sweepers share the queue without waiting for each other).
+    `exclude`: rows this pass already tried (one attempt per row and pass, even when due again)."""
     with transaction.atomic(durable=True):
-        transmission = transmission_qs_for_update().get(pk=transmission_id)
-        if transmission.state != Transmission.State.SUBMITTING:
-            return transmission  # reset by the stuck sweeper meanwhile: the PA deduplicates the retry
-        for name, value in apply.items():
-            setattr(transmission, name, value)
-        transmission.submitting_since = None
-        transmission.save()
-        if sent is not None and transmission.state == Transmission.State.SUBMITTED:
-            # The flow as the platform received it, in the 10-year hash-chained archive (docs/archive.md).
-            archive_append(
-                kind="document",
-                reference=transmission.tracking_id,
-                content=sent.content,
-                brand=transmission.account.brand,
-                livemode=transmission.account.livemode,
-                metadata={
-                    "flow_id": transmission.flow_id,
-                    "syntax": sent.syntax,
-                    "filename": sent.filename,
-                    "number": str(getattr(transmission.document, "number", "") or ""),
-                },
-            )
-        if transmission.state == Transmission.State.FAILED:
-            document = transmission.document
-            event_record(
-                type="einvoice.transmission_failed",
-                object_type=transmission.kind,
-                object_id=document.pk,
-                customer_id=transmission.customer_id,
-                occurred_at=system_now(),
-                data={"tracking_id": transmission.tracking_id, "reason": transmission.last_error},
-            )
-    return transmission
+        claimed = list(_claimable(at).exclude(pk__in=exclude)[:size])
+        if claimed:
+            _mark_submitting(claimed, at=at)
+    return claimed
 
 
-def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
-    """Submit one queued transmission to its PA (once; safe to call from several workers)."""
-    at = system_now()
-    transmission = _claim(transmission_id, at=at)
-    if transmission is None:
-        current = Transmission.objects.filter(pk=transmission_id).values_list("state", "flow_id").first()
-        state, flow_id = current if current else ("", "")
-        return SubmitOutcome(transmission_id=transmission_id, state=state, flow_id=flow_id)
+@dataclass
+class _Attempt:
+    """What one submission attempt found, recorded afterwards (no transaction is open meanwhile)."""
+
+    apply: dict[str, object]
+    sent: OutboundFlow | None = None
+    number: str = ""
+    duplicate: bool = False
+    error: Exception | None = None  # a bug on our side: the single path re-raises it
+
+
+def directory_entries_cached(
+    *, transmissions: Sequence[Transmission], at: datetime
+) -> dict[tuple[bool, str], DirectoryEntry]:
+    """The fresh directory answers for the buyers of `transmissions`, by (livemode, SIREN)."""
+    sirens = {customer_siren(customer=row.customer) for row in transmissions}
+    modes = {row.account.livemode for row in transmissions}
+    entries = DirectoryEntry.objects.filter(livemode__in=modes, siren__in=sirens, siret="", expires_at__gt=at)
+    return {(entry.livemode, entry.siren): entry for entry in entries}
+
+
+def _attempt(
+    transmission: Transmission, *, at: datetime, directory: dict[tuple[bool, str], DirectoryEntry]
+) -> _Attempt:
+    """Directory, payload and the PA call for one claimed transmission (no lock held)."""
     account = transmission.account
-    customer = transmission.customer
     try:
-        siren = customer_siren(customer=customer)
-        entry = directory_lookup(account=account, siren=siren)
+        siren = customer_siren(customer=transmission.customer)
+        entry = directory.get((account.livemode, siren))
+        if entry is None:
+            entry = directory[(account.livemode, siren)] = directory_lookup(account=account, siren=siren)
         if not entry.found:
             reason = _("No e-invoicing address in the directory for SIREN %(siren)s.") % {"siren": siren}
-            transmission = _record_outcome(
-                transmission_id,
+            return _Attempt(
                 apply={
                     "state": Transmission.State.FAILED,
                     "last_error": reason,
                     "needs_attention": True,
                     "attention_reason": reason,
                     "next_attempt_at": None,
-                },
+                }
             )
-            return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
         flow = transmission_payload(transmission, routing_id=entry.routing_address)
         receipt = adapter_for_account(account=account).submit_flow(flow=flow)
     except PlatformUnavailable as error:
@@ -322,36 +336,31 @@ def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
             )
         else:
             apply.update(state=Transmission.State.QUEUED, next_attempt_at=at + _backoff(transmission.attempts))
-        transmission = _record_outcome(transmission_id, apply=apply)
-        return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
+        return _Attempt(apply=apply)
     except PlatformRejected as error:
         reason = error.message_text()
         if error.reason_code:
             reason = f"{error.reason_code}: {reason}"
-        transmission = _record_outcome(
-            transmission_id,
+        return _Attempt(
             apply={
                 "state": Transmission.State.FAILED,
                 "last_error": reason[:2000],
                 "needs_attention": True,
                 "attention_reason": _("The platform refused the submission: %(reason)s") % {"reason": reason},
                 "next_attempt_at": None,
-            },
+            }
         )
-        return SubmitOutcome(transmission_id=transmission_id, state=transmission.state)
-    except Exception:
-        # A bug on our side (rendering...): put it back with a backoff so it is not lost, then raise.
-        _record_outcome(
-            transmission_id,
+    except Exception as error:
+        # A bug on our side (rendering...): put it back with a backoff so it is not lost.
+        return _Attempt(
             apply={
                 "state": Transmission.State.QUEUED,
                 "last_error": "internal error while preparing the flow",
                 "next_attempt_at": at + _backoff(transmission.attempts),
             },
+            error=error,
         )
-        raise
-    transmission = _record_outcome(
-        transmission_id,
+    return _Attempt(
         apply={
             "state": Transmission.State.SUBMITTED,
             "flow_id": receipt.flow_id,
@@ -362,9 +371,93 @@ def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
             "next_attempt_at": None,
         },
         sent=flow,
+        number=str(getattr(transmission.document, "number", "") or ""),
+        duplicate=receipt.duplicate,
     )
+
+
+def _record_outcomes(attempts: dict[int, _Attempt]) -> dict[int, Transmission]:
+    """Record a batch of attempts in one transaction: the rows (locked in pk order), the flows
+    as sent in the archive (one chain-head lock for the batch), the failure events."""
+    if not attempts:
+        return {}
+    with transaction.atomic(durable=True):
+        rows = transmission_qs_for_update().select_related("account").filter(pk__in=list(attempts))
+        locked = {row.pk: row for row in rows}
+        changed: list[Transmission] = []
+        fields: set[str] = {"submitting_since", "updated_at"}
+        archived: list[ArchiveEntry] = []
+        for pk, attempt in attempts.items():
+            transmission = locked[pk]
+            if transmission.state != Transmission.State.SUBMITTING:
+                continue  # reset by the stuck sweeper meanwhile: the PA deduplicates the retry
+            for name, value in attempt.apply.items():
+                setattr(transmission, name, value)
+            fields.update(attempt.apply)
+            transmission.submitting_since = None
+            transmission.updated_at = system_now()
+            changed.append(transmission)
+            if attempt.sent is not None and transmission.state == Transmission.State.SUBMITTED:
+                # The flow as the platform received it, in the 10-year hash-chained archive (docs/archive.md).
+                archived.append(
+                    ArchiveEntry(
+                        kind="document",
+                        reference=transmission.tracking_id,
+                        content=attempt.sent.content,
+                        brand_id=transmission.account.brand_id,
+                        livemode=transmission.account.livemode,
+                        metadata={
+                            "flow_id": transmission.flow_id,
+                            "syntax": attempt.sent.syntax,
+                            "filename": attempt.sent.filename,
+                            "number": attempt.number,
+                        },
+                    )
+                )
+            if transmission.state == Transmission.State.FAILED:
+                event_record(
+                    type="einvoice.transmission_failed",
+                    object_type=transmission.kind,
+                    object_id=transmission.invoice_id or transmission.credit_note_id or 0,
+                    customer_id=transmission.customer_id,
+                    occurred_at=system_now(),
+                    data={"tracking_id": transmission.tracking_id, "reason": transmission.last_error},
+                )
+        if changed:
+            # One UPDATE for the values the batch shares (state, times...), a CASE update only
+            # for those that differ per row (flow ids...): bulk_update of every field costs more.
+            shared: dict[str, object] = {}
+            varying: list[str] = []
+            for name in sorted(fields):
+                values = {getattr(row, name) for row in changed}
+                if len(values) == 1:
+                    shared[name] = values.pop()
+                else:
+                    varying.append(name)
+            Transmission.objects.filter(pk__in=[row.pk for row in changed]).update(**shared)
+            if varying:
+                Transmission.objects.bulk_update(changed, varying)
+        archive_append_many(entries=archived)
+    return locked
+
+
+def transmission_submit(*, transmission_id: int) -> SubmitOutcome:
+    """Submit one queued transmission to its PA (once; safe to call from several workers)."""
+    at = system_now()
+    transmission = _claim(transmission_id, at=at)
+    if transmission is None:
+        current = Transmission.objects.filter(pk=transmission_id).values_list("state", "flow_id").first()
+        state, flow_id = current if current else ("", "")
+        return SubmitOutcome(transmission_id=transmission_id, state=state, flow_id=flow_id)
+    attempt = _attempt(transmission, at=at, directory={})
+    transmission = _record_outcomes({transmission_id: attempt})[transmission_id]
+    if attempt.error is not None:
+        raise attempt.error
     return SubmitOutcome(
-        transmission_id=transmission_id, state=transmission.state, flow_id=receipt.flow_id, duplicate=receipt.duplicate
+        transmission_id=transmission_id,
+        state=transmission.state,
+        flow_id=transmission.flow_id,
+        duplicate=attempt.duplicate,
     )
 
 
@@ -376,20 +469,42 @@ def transmissions_requeue_stuck() -> int:
     )
 
 
-def transmissions_submit_due(*, limit: int = 200) -> int:
-    """The sweeper: submit every queued transmission that is due (beat, every minute)."""
+def transmissions_submit_due(*, limit: int = 200, batch: int = 50) -> int:
+    """The sweeper: submit every queued transmission that is due (beat, every minute).
+
+    Claims `batch` rows at a time (one short transaction), calls the PA for each with no
+    transaction open (one kept-alive connection), then records the batch in one transaction.
+    A worker that dies mid-batch leaves its rows `submitting`: the stuck sweeper queues them
+    again and the PA deduplicates on the tracking id."""
     transmissions_requeue_stuck()
-    at = system_now()
-    due = list(
-        Transmission.objects.filter(state=Transmission.State.QUEUED)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=at))
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
     submitted = 0
-    for transmission_id in due:
-        outcome = transmission_submit(transmission_id=transmission_id)
-        submitted += outcome.state == Transmission.State.SUBMITTED
+    remaining = limit
+    tried: set[int] = set()
+    while remaining > 0:
+        at = system_now()
+        claimed = _claim_batch(at=at, size=min(batch, remaining), exclude=tried)
+        if not claimed:
+            break
+        remaining -= len(claimed)
+        tried.update(row.pk for row in claimed)
+        # The batch's cached directory answers in one query (the others are asked per SIREN).
+        directory = directory_entries_cached(transmissions=claimed, at=at)
+        attempts: dict[int, _Attempt] = {}
+        for transmission in claimed:
+            attempt = _attempt(transmission, at=at, directory=directory)
+            if attempt.error is not None:
+                logger.error(
+                    "e-invoice transmission %s could not be prepared; queued again",
+                    transmission.pk,
+                    exc_info=attempt.error,
+                )
+            attempts[transmission.pk] = attempt
+        recorded = _record_outcomes(attempts)
+        submitted += sum(
+            1
+            for pk, attempt in attempts.items()
+            if attempt.sent is not None and recorded[pk].state == Transmission.State.SUBMITTED
+        )
     return submitted
 
 

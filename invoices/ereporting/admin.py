@@ -87,7 +87,12 @@ def _rows_by_day(period: EReportingPeriod) -> list[dict[str, Any]]:
                 "rate": row["rate"],
                 "amount": format_money(amount, row["currency"]),
                 "tax": format_money(row["tax_amount"], row["currency"]) if "tax_amount" in row else "",
-                "count": row.get("invoices", row.get("payments", 0)) + row.get("credit_notes", 0),
+                "count": row.get("invoices", row.get("payments", 0)) + row.get("credit_notes", row.get("refunds", 0)),
+                # The EUR the flow reports (the VAT is declared in euros): shown when converted.
+                "amount_eur": format_money(row.get("taxable_amount_eur", row.get("amount_eur", amount)), "EUR")
+                if row["currency"] != "EUR"
+                else "",
+                "exchange_rate": row.get("exchange_rate", "") if row["currency"] != "EUR" else "",
             }
         )
     return rows
@@ -119,8 +124,11 @@ def reconciliation(period: EReportingPeriod) -> list[dict[str, Any]]:
                 "notes": documents.credit_notes,
             }
         else:
-            expected_amount, expected_tax = documents.payments_amount, 0
-            count = gettext("%(payments)s payments") % {"payments": documents.payments}
+            expected_amount, expected_tax = documents.net_collected, 0
+            count = gettext("%(payments)s payments, %(refunds)s refunds") % {
+                "payments": documents.payments,
+                "refunds": documents.refunds,
+            }
         lines.append(
             _reconciliation_line(
                 documents.currency, count, expected_amount, expected_tax, reported_amount, reported_tax

@@ -27,3 +27,9 @@ class EReportingPeriodInvalid(EReportingError):
     code = "ereporting_period_invalid"
     http_status = 400
     default_message = _("These dates are not a period of the brand's VAT regime.")
+
+
+class EReportingExchangeRateMissing(EReportingError):
+    code = "ereporting_exchange_rate_missing"
+    http_status = 422
+    default_message = _("An exchange rate to the euro is missing for this period: import the rates first.")

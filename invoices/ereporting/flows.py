@@ -8,7 +8,9 @@ structure but the namespace is Tarif's own (`urn:tarif:ereporting:1`): the offic
 published openly, so this flow is **not** validated against it; a PA that needs the official
 syntax converts it (or the lead swaps this renderer once the XSD is at hand).
 
-Amounts are decimal strings in major units of the group's currency (e.g. "1234.56").
+Amounts are decimal strings in major units (e.g. "1234.56"). The reported amounts are in EUR
+(`currencyID="EUR"`: the VAT is declared in euros); a group in another currency keeps its
+currency code (TT-78), the ledger's exchange rate of its day and its amounts in that currency.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from decimal import Decimal
 from lxml import etree
 
 from config.money import currency_exponent
-from invoices.ereporting.selectors import B2C, PaymentTotal, TransactionTotal
+from invoices.ereporting.selectors import B2C, REPORTING_CURRENCY, PaymentTotal, TransactionTotal
+
+EUR = REPORTING_CURRENCY
 
 NAMESPACE = "urn:tarif:ereporting:1"
 # Flow 10.1/10.2 for international business buyers, 10.3/10.4 for consumers.
@@ -85,15 +89,19 @@ def render_flow(
             _element(group, "CurrencyCode", row.currency)  # TT-78
             _element(group, "CategoryCode", row.category_code)  # TT-81
             _element(group, "OperationCategory", row.operation_category)
-            _element(group, "TaxExclusiveAmount", major(row.taxable_amount, row.currency))  # TT-82
-            _element(group, "TaxTotal", major(row.tax_amount, row.currency))  # TT-83 (see docs: currency)
+            _element(group, "TaxExclusiveAmount", major(row.taxable_amount_eur, EUR), currencyID=EUR)  # TT-82
+            _element(group, "TaxTotal", major(row.tax_amount_eur, EUR), currencyID=EUR)  # TT-83
+            if row.currency != EUR:
+                _element(group, "ExchangeRate", row.exchange_rate)
+                _element(group, "InvoiceCurrencyTaxExclusiveAmount", major(row.taxable_amount, row.currency))
+                _element(group, "InvoiceCurrencyTaxTotal", major(row.tax_amount, row.currency))
             _element(group, "InvoiceCount", str(row.invoices))
             _element(group, "CreditNoteCount", str(row.credit_notes))
             subtotal = _element(group, "TaxSubtotal")
             _element(subtotal, "TaxCategoryCode", row.vat_category)
             _element(subtotal, "TaxPercent", row.rate)
-            _element(subtotal, "TaxableAmount", major(row.taxable_amount, row.currency))
-            _element(subtotal, "TaxAmount", major(row.tax_amount, row.currency))
+            _element(subtotal, "TaxableAmount", major(row.taxable_amount_eur, EUR), currencyID=EUR)
+            _element(subtotal, "TaxAmount", major(row.tax_amount_eur, EUR), currencyID=EUR)
     else:
         report = _element(root, "PaymentsReport")
         for payment in payments:
@@ -103,6 +111,11 @@ def render_flow(
             subtotal = _element(group, "SubTotals")
             _element(subtotal, "TaxCategoryCode", payment.vat_category)
             _element(subtotal, "TaxPercent", payment.rate)
-            _element(subtotal, "Amount", major(payment.amount, payment.currency))
+            _element(subtotal, "Amount", major(payment.amount_eur, EUR), currencyID=EUR)
+            if payment.currency != EUR:
+                _element(subtotal, "ExchangeRate", payment.exchange_rate)
+                _element(subtotal, "InvoiceCurrencyAmount", major(payment.amount, payment.currency))
             _element(subtotal, "PaymentCount", str(payment.payments))
+            if payment.refunds:
+                _element(subtotal, "RefundCount", str(payment.refunds))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

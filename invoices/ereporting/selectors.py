@@ -12,11 +12,18 @@ The reconciliation reads the same documents' *header* columns (`total_excluding_
 `tax_total`), an independent source, so a report that lost or doubled a group shows a
 difference.
 
+Amounts in another currency than the euro are reported in EUR too (the VAT is declared in
+euros): each reported group (day, currency, category, rate) is converted once at the ledger's
+exchange rate of its day (`invoices.ledger.fx`, ECB-style rates, the latest within a week);
+a missing rate raises `EReportingExchangeRateMissing`: the period is not built (and needs
+attention) rather than reported with a wrong total.
+
 Payment data: succeeded payments (settlement day) on reportable invoices for services whose
 VAT is due on receipt (the seller did not opt for VAT on debits, category not goods, at least
 one taxed group: a reverse-charged or exempt-only invoice has no VAT to collect), split over
 the invoice's tax groups pro rata (largest remainder, exact to the cent), every group kept so
-the report adds up to the payments.
+the report adds up to the payments. Refunds executed in the period on such invoices are
+reported negative on their own day, split over the groups the same way (docs/ereporting.md).
 """
 
 from __future__ import annotations
@@ -25,12 +32,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from config.types import JsonDict, JsonMapping
+from invoices.ereporting.errors import EReportingExchangeRateMissing
 from invoices.ereporting.models import EReportingPeriod
+from invoices.ledger.errors import MissingExchangeRate
+from invoices.ledger.fx import conversion_rate as ledger_conversion_rate
+from invoices.ledger.fx import functional_amount_at
 from invoices.models import Brand
 
 B2C, INTERNATIONAL, EINVOICED = "b2c", "international", "einvoiced"
@@ -39,6 +53,7 @@ REPORTED_SCOPES = (B2C, INTERNATIONAL)
 GOODS_TAXED, SERVICES_TAXED, NOT_TAXED_IN_FRANCE = "TLB1", "TPS1", "TNT1"
 TAXED_CATEGORIES = frozenset({"S"})
 INVOICE_REPORTED_STATUSES = ("open", "paid", "uncollectible")
+REPORTING_CURRENCY = "EUR"  # VAT is declared in euros
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +65,13 @@ class TransactionTotal:
     vat_category: str  # EN 16931 UNCL5305: S, Z, E, AE, K, G, O
     rate: str  # "20", "5.5"
     currency: str
-    taxable_amount: int
+    taxable_amount: int  # in `currency`
     tax_amount: int
     invoices: int
     credit_notes: int
+    taxable_amount_eur: int  # the same in EUR at `exchange_rate` (equal when `currency` is EUR)
+    tax_amount_eur: int
+    exchange_rate: str  # EUR for one unit of `currency` on `day` ("1" for EUR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +81,11 @@ class PaymentTotal:
     vat_category: str
     rate: str
     currency: str
-    amount: int  # collected, tax included
+    amount: int  # collected, tax included, net of refunds
     payments: int
+    refunds: int
+    amount_eur: int  # the same in EUR at `exchange_rate`
+    exchange_rate: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +101,12 @@ class DocumentTotals:
     credit_notes_tax: int
     payments: int
     payments_amount: int
+    refunds: int = 0
+    refunds_amount: int = 0
+
+    @property
+    def net_collected(self) -> int:
+        return self.payments_amount - self.refunds_amount
 
     @property
     def net_excluding_tax(self) -> int:
@@ -95,6 +122,37 @@ def category_code(*, operation_category: str, vat_category: str) -> str:
     if vat_category not in TAXED_CATEGORIES:
         return NOT_TAXED_IN_FRANCE
     return GOODS_TAXED if operation_category == "goods" else SERVICES_TAXED
+
+
+class EurConverter:
+    """EUR amounts of the period's groups at the ledger's rate of their day (one rate read per
+    currency and day). A missing rate raises EReportingExchangeRateMissing, never a guess."""
+
+    def __init__(self) -> None:
+        self._rates: dict[tuple[str, date], Decimal] = {}
+
+    def rate(self, *, currency: str, day: date) -> Decimal:
+        if currency == REPORTING_CURRENCY:
+            return Decimal(1)
+        key = (currency, day)
+        if key not in self._rates:
+            try:
+                self._rates[key] = ledger_conversion_rate(
+                    currency=currency, functional_currency=REPORTING_CURRENCY, on=day
+                )
+            except MissingExchangeRate:
+                raise EReportingExchangeRateMissing(
+                    _(
+                        "No %(currency)s/EUR exchange rate is known on or before %(day)s: import the rates "
+                        "(Accounting › Exchange rates), then build the period again."
+                    )
+                    % {"currency": currency, "day": day.isoformat()}
+                ) from None
+        return self._rates[key]
+
+    def eur(self, amount: int, *, currency: str, day: date) -> tuple[int, str]:
+        rate = self.rate(currency=currency, day=day)
+        return functional_amount_at(amount, rate, currency, REPORTING_CURRENCY), format(rate.normalize(), "f")
 
 
 def document_scope(snapshot: JsonMapping) -> str:
@@ -198,8 +256,43 @@ def _documents_python(*, brand: Brand, livemode: bool, start: date, end: date) -
         yield snapshot, breakdown, currency, -1, excluding_tax, tax
 
 
+def _transaction_total(
+    converter: EurConverter,
+    scope: str,
+    day: date,
+    operation: str,
+    vat_category: str,
+    rate: str,
+    currency: str,
+    taxable: int,
+    tax: int,
+    invoices: int,
+    credit_notes: int,
+) -> TransactionTotal:
+    taxable_eur, exchange_rate = converter.eur(taxable, currency=currency, day=day)
+    tax_eur, _rate = converter.eur(tax, currency=currency, day=day)
+    return TransactionTotal(
+        scope=scope,
+        day=day,
+        operation_category=operation,
+        category_code=category_code(operation_category=operation, vat_category=vat_category),
+        vat_category=vat_category,
+        rate=rate,
+        currency=currency,
+        taxable_amount=taxable,
+        tax_amount=tax,
+        invoices=invoices,
+        credit_notes=credit_notes,
+        taxable_amount_eur=taxable_eur,
+        tax_amount_eur=tax_eur,
+        exchange_rate=exchange_rate,
+    )
+
+
 def ereporting_transaction_totals(*, brand: Brand, livemode: bool, start: date, end: date) -> list[TransactionTotal]:
-    """The period's reportable sales by scope, day, category, VAT category and rate, credit notes netted."""
+    """The period's reportable sales by scope, day, category, VAT category and rate, credit notes
+    netted (negative on their own issue day), with their EUR amounts."""
+    converter = EurConverter()
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             # The JSON expressions make the planner overestimate the rows a hundredfold, and JIT
@@ -208,20 +301,10 @@ def ereporting_transaction_totals(*, brand: Brand, livemode: bool, start: date, 
             cursor.execute(_TRANSACTIONS_SQL, _params(brand=brand, livemode=livemode, start=start, end=end))
             rows = cursor.fetchall()
         return [
-            TransactionTotal(
-                scope=scope,
-                day=day,
-                operation_category=operation,
-                category_code=category_code(operation_category=operation, vat_category=vat_category),
-                vat_category=vat_category,
-                rate=rate,
-                currency=currency,
-                taxable_amount=int(taxable),
-                tax_amount=int(tax),
-                invoices=invoices,
-                credit_notes=credit_notes,
+            _transaction_total(
+                converter, scope, day, operation, vat_category, rate, currency, int(taxable), int(tax), n, notes
             )
-            for scope, day, operation, vat_category, rate, currency, taxable, tax, invoices, credit_notes in rows
+            for scope, day, operation, vat_category, rate, currency, taxable, tax, n, notes in rows
         ]
     groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for snapshot, breakdown, currency, sign, _excluding, _tax in _documents_python(
@@ -238,22 +321,8 @@ def ereporting_transaction_totals(*, brand: Brand, livemode: bool, start: date, 
             totals[1] += sign * int(group["tax_amount"])
             totals[2 if sign == 1 else 3] += 1
     return [
-        TransactionTotal(
-            scope=scope,
-            day=day,
-            operation_category=operation,
-            category_code=category_code(operation_category=operation, vat_category=vat_category),
-            vat_category=vat_category,
-            rate=rate,
-            currency=currency,
-            taxable_amount=taxable,
-            tax_amount=tax,
-            invoices=invoices,
-            credit_notes=credit_notes,
-        )
-        for (scope, day, operation, vat_category, rate, currency), (taxable, tax, invoices, credit_notes) in sorted(
-            groups.items(), key=lambda item: (item[0][1], *item[0][:1], *item[0][2:])
-        )
+        _transaction_total(converter, *key, *values)
+        for key, values in sorted(groups.items(), key=lambda item: (item[0][1], *item[0][:1], *item[0][2:]))
     ]
 
 
@@ -269,11 +338,13 @@ def allocate(amount: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
-def _payment_rows(*, brand: Brand, livemode: bool, start: date, end: date) -> Iterable[tuple]:
-    from billing.models import Payment  # deferred: billing imports invoices; reading payments here only
+def _payment_rows(*, brand: Brand, livemode: bool, start: date, end: date) -> list[tuple]:
+    """(amount, currency, moment, snapshot, breakdown, sign) of the period's succeeded payments (+1,
+    on their settlement) and executed refunds (-1, on their execution), oldest first."""
+    from billing.models import Payment, Refund  # deferred: billing imports invoices; reading payments here only
 
     since, until = period_bounds_utc(brand=brand, start=start, end=end)
-    return (
+    payments = (
         Payment.objects.filter(
             invoice__brand=brand,
             customer__livemode=livemode,
@@ -284,6 +355,20 @@ def _payment_rows(*, brand: Brand, livemode: bool, start: date, end: date) -> It
         .order_by("settled_at", "pk")
         .values_list("amount", "currency", "settled_at", "invoice__issued_snapshot", "invoice__tax_breakdown")
     )
+    refunds = (
+        Refund.objects.filter(
+            invoice__brand=brand,
+            invoice__customer__livemode=livemode,
+            status=Refund.Status.EXECUTED,
+            executed_at__gte=since,
+            executed_at__lt=until,
+        )
+        .order_by("executed_at", "pk")
+        .values_list("amount", "currency", "executed_at", "invoice__issued_snapshot", "invoice__tax_breakdown")
+    )
+    rows: list[tuple] = [(*row, 1) for row in payments] + [(*row, -1) for row in refunds]
+    rows.sort(key=lambda row: row[2])  # both filtered on a moment in the period: never None
+    return rows
 
 
 def payment_is_reported(snapshot: JsonMapping, breakdown: Sequence[JsonMapping]) -> bool:
@@ -299,10 +384,11 @@ def payment_is_reported(snapshot: JsonMapping, breakdown: Sequence[JsonMapping])
 
 
 def ereporting_payment_totals(*, brand: Brand, livemode: bool, start: date, end: date) -> list[PaymentTotal]:
-    """The period's collected amounts on reportable service invoices, by scope, day and rate."""
+    """The period's collected amounts on reportable service invoices, by scope, day and rate, net
+    of the refunds executed in the period (negative on their day), with their EUR amounts."""
     zone = ZoneInfo(brand.timezone)
-    groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for amount, currency, settled_at, snapshot, breakdown in _payment_rows(
+    groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for amount, currency, moment, snapshot, breakdown, sign in _payment_rows(
         brand=brand, livemode=livemode, start=start, end=end
     ):
         if not payment_is_reported(snapshot, breakdown):
@@ -311,17 +397,34 @@ def ereporting_payment_totals(*, brand: Brand, livemode: bool, start: date, end:
             int(group["taxable_amount"]) + (0 if group.get("inclusive") else int(group["tax_amount"]))
             for group in breakdown
         ]
-        day = settled_at.astimezone(zone).date()
+        day = moment.astimezone(zone).date()
         for group, share in zip(breakdown, allocate(amount, weights), strict=True):
             if share == 0:
                 continue
             totals = groups[(document_scope(snapshot), day, group["category"], group["rate"], currency)]
-            totals[0] += share
-            totals[1] += 1
-    return [
-        PaymentTotal(scope=scope, day=day, vat_category=category, rate=rate, currency=currency, amount=a, payments=n)
-        for (scope, day, category, rate, currency), (a, n) in sorted(groups.items(), key=lambda item: item[0][1:])
-    ]
+            totals[0] += sign * share
+            totals[1 if sign == 1 else 2] += 1
+    converter = EurConverter()
+    result = []
+    for (scope, day, category, rate, currency), (amount, payments, refunds) in sorted(
+        groups.items(), key=lambda item: item[0][1:]
+    ):
+        amount_eur, exchange_rate = converter.eur(amount, currency=currency, day=day)
+        result.append(
+            PaymentTotal(
+                scope=scope,
+                day=day,
+                vat_category=category,
+                rate=rate,
+                currency=currency,
+                amount=amount,
+                payments=payments,
+                refunds=refunds,
+                amount_eur=amount_eur,
+                exchange_rate=exchange_rate,
+            )
+        )
+    return result
 
 
 def ereporting_document_totals(*, brand: Brand, livemode: bool, start: date, end: date) -> list[DocumentTotals]:
@@ -343,18 +446,19 @@ def ereporting_document_totals(*, brand: Brand, livemode: bool, start: date, end
             documents[currency][offset] += 1
             documents[currency][offset + 1] += excluding_tax
             documents[currency][offset + 2] += tax
-    payments: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for amount, currency, _settled, snapshot, breakdown in _payment_rows(
+    payments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for amount, currency, _moment, snapshot, breakdown, sign in _payment_rows(
         brand=brand, livemode=livemode, start=start, end=end
     ):
         if payment_is_reported(snapshot, breakdown):
-            payments[currency][0] += 1
-            payments[currency][1] += amount
+            offset = 0 if sign == 1 else 2
+            payments[currency][offset] += 1
+            payments[currency][offset + 1] += amount
     return [
         DocumentTotals(
             currency,
             *documents.get(currency, [0] * 6),
-            *payments.get(currency, [0, 0]),
+            *payments.get(currency, [0, 0, 0, 0]),
         )
         for currency in sorted(set(documents) | set(payments))
     ]
@@ -369,4 +473,14 @@ def ereporting_latest_version(*, brand: Brand, livemode: bool, kind: str, start:
         EReportingPeriod.objects.filter(brand=brand, livemode=livemode, kind=kind, start=start)
         .order_by("-version")
         .first()
+    )
+
+
+def ereporting_periods_needing_attention(*, livemode: bool) -> QuerySet[EReportingPeriod]:
+    """Periods finance must look at: rejected by the PA, or not built (a missing exchange rate)."""
+    return (
+        EReportingPeriod.objects.filter(livemode=livemode)
+        .filter(Q(state=EReportingPeriod.State.REJECTED) | (Q(state=EReportingPeriod.State.DRAFT) & ~Q(reason="")))
+        .select_related("brand")
+        .order_by("-start", "kind")
     )

@@ -31,6 +31,7 @@ from invoices.einvoicing.adapters import FlowReceipt, OutboundFlow, PlatformAdap
 from invoices.einvoicing.errors import PlatformRejected
 from invoices.einvoicing.models import PlatformAccount
 from invoices.ereporting.errors import (
+    EReportingExchangeRateMissing,
     EReportingInvalidTransition,
     EReportingPeriodInvalid,
     EReportingPeriodOpen,
@@ -143,6 +144,25 @@ def ereporting_period_build(
         period.reason = ""
         period.save()
         _status(period, state=State.BUILT, at=at)
+    return period
+
+
+def ereporting_period_hold(
+    *, brand: Brand, livemode: bool, kind: str, start: date, end: date, reason: str
+) -> EReportingPeriod:
+    """A closed period that could not be built (a missing exchange rate): a draft with the reason,
+    listed in "needs attention"; the sweeper builds it once the cause is fixed. Never submitted."""
+    with transaction.atomic(durable=True):
+        versions = ereporting_period_qs_for_update().filter(brand=brand, livemode=livemode, kind=kind, start=start)
+        latest = max(versions, key=lambda period: period.version, default=None)
+        if latest is not None and latest.state != State.DRAFT:
+            return latest  # built or received: the error concerns a rebuild the caller reports itself
+        period = latest or EReportingPeriod(brand=brand, livemode=livemode, kind=kind, start=start, end=end)
+        changed = period.reason != reason[:300]
+        period.reason = reason[:300]
+        period.save()
+        if changed:
+            _status(period, state=State.DRAFT, at=system_now(), reason=reason)
     return period
 
 
@@ -293,14 +313,25 @@ def ereporting_close_due(*, today: date | None = None) -> list[int]:
         regime = brand_regime(brand=account.brand)
         for kind in EReportingPeriod.Kind.values:
             existing = set(
-                EReportingPeriod.objects.filter(brand=account.brand, livemode=account.livemode, kind=kind).values_list(
-                    "start", flat=True
-                )
+                EReportingPeriod.objects.filter(brand=account.brand, livemode=account.livemode, kind=kind)
+                .exclude(state=State.DRAFT)  # a draft is one that could not be built: try again
+                .values_list("start", flat=True)
             )
             for start, end in periods_closed_between(regime=regime, kind=kind, since=since, today=today):
-                if start not in existing:
+                if start in existing:
+                    continue
+                try:
                     ereporting_period_build(
                         brand=account.brand, livemode=account.livemode, kind=kind, start=start, end=end
+                    )
+                except EReportingExchangeRateMissing as missing:
+                    ereporting_period_hold(
+                        brand=account.brand,
+                        livemode=account.livemode,
+                        kind=kind,
+                        start=start,
+                        end=end,
+                        reason=missing.message_text(),
                     )
     return list(
         EReportingPeriod.objects.filter(state__in=(State.BUILT, State.SUBMITTED), end__lt=today)

@@ -48,7 +48,8 @@ NOTE_SUBJECTS: Final = {
     "late_payment": "PMD",
     "recovery_indemnity": "PMT",
     "early_payment": "AAB",
-    "payment_terms": "AAB",
+    # payment terms (BT-20) carry no subject code: AAB is the early-payment mention's, and
+    # BR-FR-06 allows each of PMT, PMD and AAB once (FNFE-MPE's BR-FR Schematron caught it)
     "vat_on_debits": "TXD",
 }
 GOODS: Final = "goods"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -42,8 +43,37 @@ def test_the_console_invoice_page_shows_the_status_timeline(console, account, b2
     html = console.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
 
     assert 'data-section="einvoice-timeline"' in html
-    assert "200 Deposited" in html
+    item = _timeline_item(html, "200")
+    assert "tarif-timeline-item--neutral" in item and "Deposited" in item and "code 200" in item
+    assert "by the platform" in item and '<time datetime="2026-03-11T' in item
+    assert "needs attention" not in item
     assert transmission.tracking_id in html
+
+
+def _timeline_item(html: str, code: str) -> str:
+    match = re.search(rf'<li class="tarif-timeline-item[^"]*" data-code="{code}">(.*?)</li>', html, re.S)
+    assert match, f"no timeline item for status {code}"
+    return match.group(0)
+
+
+def test_a_rejected_status_reads_as_such_without_colour(console, account, b2b_customer, fr_vat):
+    # given statuses in an order the platform may send them: made available, then rejected
+    invoice = issue(b2b_customer, [1000])
+    transmission = Transmission.objects.get(invoice=invoice)
+    _status(transmission, "203")
+    _status(transmission, "213", reason="Missing SIREN")
+
+    html = console.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
+
+    # then the timeline is an ordered list, and the rejection has an icon and words besides its colour
+    assert '<ol class="tarif-timeline"' in html
+    assert html.index('data-code="203"') < html.index('data-code="213"')
+    rejected = _timeline_item(html, "213")
+    assert "tarif-timeline-item--bad" in rejected
+    assert '<span class="tarif-timeline-icon" aria-hidden="true">✕</span>' in rejected
+    assert "Rejected" in rejected and "needs attention" in rejected
+    assert "<code>REJ</code> Missing SIREN" in rejected
+    assert 'role="alert"' in html  # the transmission's own "needs attention" line
 
 
 def test_the_portal_invoice_page_shows_the_statuses(console, client, account, b2b_customer, fr_vat, django_user_model):
@@ -58,7 +88,11 @@ def test_the_portal_invoice_page_shows_the_statuses(console, client, account, b2
     html = portal.get(f"/portal/invoices/{invoice.pk}/").content.decode()
 
     assert 'data-section="einvoice-timeline"' in html
-    assert "Wrong quantity" in html
+    refused = _timeline_item(html, "210")
+    # (the portal speaks the customer's language: the markup, not the words, is checked here)
+    assert "tarif-timeline-item--bad" in refused and 'class="tarif-timeline-flag"' in refused
+    assert '<span class="tarif-timeline-icon" aria-hidden="true">✕</span>' in refused
+    assert "Wrong quantity" in refused
     assert transmission.tracking_id not in html  # the console's details stay in the console
 
 

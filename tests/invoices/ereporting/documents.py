@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from billing.models import Payment
+from billing.models import Payment, Refund
 from invoices.models import CreditNote, Invoice
 
 BUYERS = {
@@ -23,6 +23,7 @@ class Doc:
     day: date
     groups: tuple[tuple[str, str, int], ...]  # (category, rate, taxable amount)
     credit_note: bool = False
+    currency: str = "EUR"
 
 
 def tax_of(taxable: int, rate: str) -> int:
@@ -64,12 +65,12 @@ def write_documents(*, brand, customers: dict, docs, prefix: str, seller: dict |
         common = {
             "brand": brand,
             "customer": customers[doc.buyer],
-            "currency": "EUR",
+            "currency": doc.currency,
             "tax_breakdown": rows,
             "issued_snapshot": snapshot(buyer=doc.buyer, day=doc.day, seller=seller),
         }
         if doc.credit_note:
-            invoice = last_invoice.get(doc.buyer)
+            invoice = last_invoice.get((doc.buyer, doc.currency))
             if invoice is None:
                 invoice = Invoice.objects.create(
                     number=f"{prefix}-B{index}",
@@ -104,7 +105,7 @@ def write_documents(*, brand, customers: dict, docs, prefix: str, seller: dict |
             )
             invoice.save()
             invoices.append(invoice)
-            last_invoice[doc.buyer] = invoice
+            last_invoice[(doc.buyer, doc.currency)] = invoice
     CreditNote.objects.bulk_create(notes)
     return invoices
 
@@ -120,4 +121,20 @@ def write_payment(*, invoice: Invoice, amount: int, day: date) -> Payment:
         currency=invoice.currency,
         attempted_at=moment(day),
         settled_at=moment(day),
+    )
+
+
+def write_refund(*, payment: Payment, amount: int, day: date) -> Refund:
+    """An executed refund of `payment` (the gateway's and the credit note's side are not needed here)."""
+    Payment.objects.filter(pk=payment.pk).update(amount_refunded=payment.amount_refunded + amount)
+    payment.amount_refunded += amount
+    return Refund.objects.create(
+        payment=payment,
+        invoice=payment.invoice,
+        status=Refund.Status.EXECUTED,
+        amount=amount,
+        currency=payment.currency,
+        reason="requested_by_customer",
+        requested_at=moment(day),
+        executed_at=moment(day),
     )

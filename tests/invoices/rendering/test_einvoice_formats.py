@@ -262,3 +262,34 @@ def test_every_demo_documents_factur_x_xml_passes_en16931_schematron():
 
     # then none fails
     assert {name: found for name, found in failures.items() if found} == {}
+
+    # and the French CIUS (BR-FR) passes too, but for the credit notes' known BR-FR-05 gap
+    french = schematron_failures(documents, syntax="cii", rules="br-fr")
+    failing = {name: sorted({failure.rule for failure in found}) for name, found in french.items() if found}
+    assert all(name.startswith("credit-note") for name in failing), failing
+    assert {rule for rules in failing.values() for rule in rules} <= {
+        "BR-FR-05_BT-22_AAB",
+        "BR-FR-05_BT-22_PMD",
+        "BR-FR-05_BT-22_PMT",
+    }
+
+
+def test_french_cius_schematron_passes_the_cases_and_fails_a_bad_siren(cases):
+    # given every case in CII and the Factur-X XML, plus a copy with a SIREN that is not nine digits
+    cii = {f"cii-{name}": build_cii_xml(document) for name, document in cases.items()}
+    cii |= {f"facturx-{name}": invoice_xml for name, invoice_xml in _facturx_xml(cases).items()}
+    cii["cii-bad-siren"] = _replace_text(
+        cii["cii-domestic-prepaid"], "//ram:SellerTradeParty/ram:SpecifiedLegalOrganization/ram:ID", "55210055"
+    )
+
+    # when FNFE-MPE's BR-FR Schematron (flow 2, EN 16931 profile) runs in one JVM
+    results = schematron_failures(cii, syntax="cii", rules="br-fr")
+
+    # then the bad SIREN fails a BR-FR rule (negative control)...
+    assert any(failure.rule.startswith("BR-FR") for failure in results.pop("cii-bad-siren"))
+    # ...and the cases pass, but for one known gap: credit notes do not carry the payment
+    # mentions (PMT, PMD, AAB notes) that BR-FR-05 asks of every document (docs/einvoicing.md)
+    failing = {name: sorted({failure.rule for failure in found}) for name, found in results.items() if found}
+    known = ["BR-FR-05_BT-22_AAB", "BR-FR-05_BT-22_PMD", "BR-FR-05_BT-22_PMT"]
+    assert failing == {name: known for name in failing if "credit-note" in name}
+    assert any("credit-note" in name for name in failing)  # the gap is still there: drop it here when fixed
