@@ -17,6 +17,7 @@ from billing.entitlements.serializers import (
     ProductFeatureInputSerializer,
     ProductFeatureSerializer,
     ProductFeatureUpdateSerializer,
+    entitlement_list_representation,
 )
 from billing.entitlements.services import (
     feature_create,
@@ -237,7 +238,7 @@ class CustomerEntitlementViewSet(ApiViewSet):
         entitlements = customer_entitlements_in_mode(customer_id=pk, livemode=request_livemode(request))
         if entitlements is None:
             raise Http404
-        return Response(EntitlementListSerializer({"customer": f"cus_{pk}", "data": entitlements}).data)
+        return Response(entitlement_list_representation(customer_id=pk, entitlements=entitlements))
 
 
 ROUTES = [

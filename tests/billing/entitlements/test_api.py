@@ -134,3 +134,21 @@ def test_the_entitlements_check_is_a_handful_of_queries_whatever_the_customer_ha
 
     assert response.status_code == 200 and len(response.json()["data"]) == 5
     assert response["Server-Timing"].startswith("app;dur=")
+
+
+def test_the_direct_representation_is_the_serializer_s():
+    # The hot path builds its JSON directly; the serializer is the documented shape: both agree.
+    from billing.entitlements.selectors import Entitlement
+    from billing.entitlements.serializers import EntitlementListSerializer, entitlement_list_representation
+
+    entitlements = [
+        Entitlement(
+            feature_id=7, lookup_key="api", name="API", kind=Feature.Kind.BOOLEAN, unit_label="", quantity=None
+        ),
+        Entitlement(
+            feature_id=9, lookup_key="seats", name="Seats", kind=Feature.Kind.QUANTITY, unit_label="seat", quantity=12
+        ),
+    ]
+    for listed in (entitlements, []):
+        direct = entitlement_list_representation(customer_id=42, entitlements=listed)
+        assert direct == EntitlementListSerializer({"customer": "cus_42", "data": listed}).data
