@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import django  # noqa: E402
 django.setup()
 
 import requests  # noqa: E402
+from bench_brand import bench_brand  # noqa: E402
 from django.db import connection, connections, models  # noqa: E402
 from stdnum import luhn  # noqa: E402
 
@@ -63,20 +63,8 @@ SELLER = {"operation_category": "services", "vat_on_debits": False}
 
 
 def seed(count: int, *, batch: int = 5000) -> Brand:
-    tag = uuid.uuid4().hex[:8]
-    brand = Brand.objects.create(
-        slug=f"bench-er-{tag}",
-        name=f"Bench {tag}",
-        legal_name=f"Bench {tag} SAS",
-        address_line1="1 rue du Banc",
-        postal_code="75001",
-        city="Paris",
-        country="FR",
-        siren="552100554",
-        vat_number="FR03552100554",
-        invoice_number_format=f"E{tag}-{{year}}-{{seq:06d}}",
-        credit_note_number_format=f"EC{tag}-{{year}}-{{seq:06d}}",
-    )
+    brand = bench_brand(slug="bench-er", invoice_prefix="E", credit_note_prefix="EC")
+    tag = brand.slug.rsplit("-", 1)[1]
     customers = [
         Customer.objects.create(
             brand=brand,
@@ -192,20 +180,8 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
 def seed_submissions(count: int, *, url: str, batch: int = 5000) -> PlatformAccount:
     """N issued invoices of French B2B customers, each with its queued transmission (as routing
     at finalization writes them), and the brand's platform account at the simulator."""
-    tag = uuid.uuid4().hex[:8]
-    brand = Brand.objects.create(
-        slug=f"bench-ei-{tag}",
-        name=f"Bench {tag}",
-        legal_name=f"Bench {tag} SAS",
-        address_line1="1 rue du Banc",
-        postal_code="75001",
-        city="Paris",
-        country="FR",
-        siren="552100554",
-        vat_number="FR03552100554",
-        invoice_number_format=f"T{tag}-{{year}}-{{seq:06d}}",
-        credit_note_number_format=f"TC{tag}-{{year}}-{{seq:06d}}",
-    )
+    brand = bench_brand(slug="bench-ei", invoice_prefix="T", credit_note_prefix="TC")
+    tag = brand.slug.rsplit("-", 1)[1]
     account = PlatformAccount.objects.create(
         brand=brand,
         livemode=True,

@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,12 +25,13 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench_brand import bench_brand  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from customers.models import Customer  # noqa: E402
 from invoices.calculations import DiscountInput  # noqa: E402
-from invoices.models import BalanceTransaction, Brand, TaxRate  # noqa: E402
+from invoices.models import BalanceTransaction, TaxRate  # noqa: E402
 from invoices.selectors import standard_tax_rates  # noqa: E402
 from invoices.services.finalize import invoices_issue_bulk  # noqa: E402
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine  # noqa: E402
@@ -40,20 +40,8 @@ AT = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def setup(count: int) -> list[Customer]:
-    tag = uuid.uuid4().hex[:8]
-    brand = Brand.objects.create(
-        slug=f"bench-{tag}",
-        name=f"Bench {tag}",
-        legal_name=f"Bench {tag} SAS",
-        address_line1="1 rue du Banc",
-        postal_code="75001",
-        city="Paris",
-        country="FR",
-        siren="552100554",
-        vat_number="FR03552100554",
-        invoice_number_format=f"B{tag}-{{year}}-{{seq:06d}}",
-        credit_note_number_format=f"C{tag}-{{year}}-{{seq:06d}}",
-    )
+    brand = bench_brand(slug="bench", invoice_prefix="B", credit_note_prefix="C")
+    tag = brand.slug.rsplit("-", 1)[1]
     for country, rate in (("FR", "20"), ("DE", "19")):
         TaxRate.objects.get_or_create(country=country, is_standard=True, active=True, defaults={"percentage": rate})
     customers = Customer.objects.bulk_create(
