@@ -365,6 +365,8 @@ def main() -> int:
     timings = timing.read_stats(stats_dir) if arguments.workers else inline_timings
     for name, value in timing.summarize(timings).items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
+    if not arguments.workers and len(inline_timings) <= 50:
+        print("chunk_ms_each: " + " ".join(f"{t.chunk_s * 1000:.0f}" for t in inline_timings))
     if arguments.profile and not arguments.workers:
         import pstats
 
