@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class AccountType(models.TextChoices):
@@ -184,9 +185,9 @@ class AccountingPeriod(models.Model):
     """A month of a brand's books in one mode: open, or closed (four-eyes, fresh TOTP)."""
 
     class State(models.TextChoices):
-        OPEN = "open", _("open")
-        CLOSING = "closing", _("close requested")
-        CLOSED = "closed", _("closed")
+        OPEN = "open", pgettext_lazy("accounting period", "open")
+        CLOSING = "closing", pgettext_lazy("accounting period", "close requested")
+        CLOSED = "closed", pgettext_lazy("accounting period", "closed")
 
     brand = models.ForeignKey(
         "invoices.Brand", on_delete=models.PROTECT, related_name="accounting_periods", verbose_name=_("brand")
