@@ -105,7 +105,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subprocess.Popen:
+    """gunicorn on `port`; `cpus` ("1", "0-1") pins it to those CPUs with taskset (None: anywhere)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
@@ -124,6 +125,8 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
         "--keep-alive", "5",
         "--log-level", "warning",
     ]  # fmt: skip
+    if cpus is not None:
+        command = ["taskset", "-c", cpus, *command]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -134,6 +137,15 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
             time.sleep(0.2)
     process.terminate()
     raise SystemExit("gunicorn did not start")
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`app;dur=1.80, cpu;dur=1.21` -> {"app": 1.8, "cpu": 1.21} (config.middleware.ServerTimingMiddleware)."""
+    metrics = {}
+    for metric in header.split(","):
+        name, _, duration = metric.strip().partition(";dur=")
+        metrics[name] = float(duration)
+    return metrics
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 
-from api_load import free_port, percentile, start_gunicorn  # noqa: E402
+from api_load import free_port, percentile, server_timing, start_gunicorn  # noqa: E402
 from billing_run import setup_django  # noqa: E402
 from entitlements import fresh_database  # noqa: E402
 
@@ -105,7 +105,7 @@ def load(base: str, session_ids: list[str], total: int, clients: int) -> dict[st
                 kind, expected = "page", "checkout-form"
             if response.status_code != 200 or expected not in response.text:
                 raise SystemExit(f"{kind} of {session_id}: {response.status_code} {response.text[:300]}")
-            mine[kind].append(float(response.headers["Server-Timing"].split("dur=")[1]))
+            mine[kind].append(server_timing(response.headers["Server-Timing"])["app"])
         with lock:
             for kind, values in mine.items():
                 timings[kind].extend(values)
