@@ -187,6 +187,14 @@ if env.str("DATABASE_REPLICA_URL", default=""):
 # or a pooler database in session mode. Without it the lock is not taken (as on SQLite).
 if env.str("DATABASE_SESSION_URL", default=""):
     DATABASES["session"] = {**env.db("DATABASE_SESSION_URL"), "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}}
+# Django's PostgreSQL backend, with a bypass window for its health check (config/db/postgresql/base.py:
+# a connection that served a request without error less than this many seconds ago is not checked
+# again; 0 checks before every request).
+TARIF_DB_HEALTH_CHECK_BYPASS_SECONDS = env.float("TARIF_DB_HEALTH_CHECK_BYPASS_SECONDS", default=0.5)
+POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "config.db.postgresql")
+for _database in DATABASES.values():
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database["ENGINE"] = "config.db.postgresql"
 DATABASE_ROUTERS = ["config.db_routers.ReplicaRouter"]
 TARIF_REPLICA_ENABLED = env.bool("TARIF_REPLICA_ENABLED", default=True)
 TARIF_REPLICA_MAX_LAG_SECONDS = env.float("TARIF_REPLICA_MAX_LAG_SECONDS", default=10.0)

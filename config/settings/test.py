@@ -28,7 +28,7 @@ WHITENOISE_USE_FINDERS = True
 # Every transaction's locks are checked against the one lock order (config/locking.py).
 TARIF_LOCK_ORDER_CHECKS = True
 TARIF_WEBHOOK_ALLOW_LOOPBACK = True  # webhook tests deliver to receivers on 127.0.0.1
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+if DATABASES["default"]["ENGINE"] in POSTGRESQL_ENGINES:  # noqa: F405
     # Django empties the tables between transactional tests with TRUNCATE, which the
     # immutable tables refuse (invoices migration 0007) unless the session allows it.
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
