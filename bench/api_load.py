@@ -10,7 +10,10 @@ database first: never point it at real data), starts gunicorn on 127.0.0.1 with
    sessions) and prints the throughput and latency percentiles;
 2. posts `--batches` usage batches of 1,000 events to `POST /api/v1/usage_events` from
    two threads and prints the events ingested per second.
-Targets (issue #7): >= 300 requests/s at p99 <= 50 ms; >= 5,000 usage events/s.
+Targets (issue #7): >= 300 requests/s at p99 <= 50 ms; >= 5,000 usage events/s (issue 20:
+>= 500 requests/s). It also prints the CPU time each list request costs the server (gunicorn's
+processes), the load generator (this process) and PostgreSQL (the backends of the bench's
+database), and the requests per second those costs allow on this machine's cores.
 """
 
 from __future__ import annotations
@@ -139,6 +142,77 @@ def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subproce
     raise SystemExit("gunicorn did not start")
 
 
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used: user + system) of a live process, from /proc (Linux)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process descending from it (gunicorn's master and its workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            parents.setdefault(stat[0], []).append(int(entry.name))
+    tree, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        tree.append(pid)
+        queue.extend(parents.get(pid, []))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(stat[1] for pid in pids if (stat := _proc_stat(pid)) is not None)
+
+
+class CpuBudget:
+    """CPU time per request of the server (gunicorn's process tree), the load generator (this
+    process) and the database (the backends serving the bench's database), measured around a
+    load; with the machine's cores it bounds the requests per second the machine can serve."""
+
+    def __init__(self, server_pid: int, database_url: str | None) -> None:
+        self.server_pid, self.database_url = server_pid, database_url
+
+    def _database_pids(self) -> list[int]:
+        import psycopg
+
+        url = self.database_url or os.environ.get("DATABASE_URL", "")
+        if not url.startswith("postgres"):
+            return []
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as raw:
+            rows = raw.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def start(self) -> None:
+        self.server = process_tree(self.server_pid)
+        self.database = self._database_pids()  # persistent connections: opened by the warm-up
+        self.began = (cpu_seconds(self.server), time.process_time(), cpu_seconds(self.database))
+
+    def stop(self, requests: int) -> dict[str, float]:
+        server, client, database = (
+            cpu_seconds(self.server) - self.began[0],
+            time.process_time() - self.began[1],
+            cpu_seconds(self.database) - self.began[2],
+        )
+        per = {name: seconds * 1000 / requests for name, seconds in
+               (("server", server), ("client", client), ("database", database))}  # fmt: skip
+        total = sum(per.values())
+        return {
+            "server_cpu_ms_per_request": per["server"],
+            "client_cpu_ms_per_request": per["client"],
+            "database_cpu_ms_per_request": per["database"],
+            "cpu_bound_requests_per_second": (os.cpu_count() or 1) * 1000 / total if total else 0.0,
+        }
+
+
 def server_timing(header: str) -> dict[str, float]:
     """`app;dur=1.80, cpu;dur=1.21` -> {"app": 1.8, "cpu": 1.21} (config.middleware.ServerTimingMiddleware)."""
     metrics = {}
@@ -152,7 +226,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(int(len(sorted_values) * fraction), len(sorted_values) - 1)]
 
 
-def load_invoice_list(base: str, key: str, total: int, clients: int) -> tuple[float, list[float]]:
+def load_invoice_list(
+    base: str, key: str, total: int, clients: int, budget: CpuBudget | None = None
+) -> tuple[float, list[float], dict[str, float]]:
     import requests
 
     latencies: list[float] = []
@@ -177,6 +253,8 @@ def load_invoice_list(base: str, key: str, total: int, clients: int) -> tuple[fl
         warm = requests.Session()
         warm.headers["Authorization"] = f"Bearer {key}"
         list(pool.map(lambda _: warm.get(f"{base}/api/v1/invoices", params={"limit": 20}), range(clients * 4)))
+    if budget is not None:
+        budget.start()
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -184,7 +262,8 @@ def load_invoice_list(base: str, key: str, total: int, clients: int) -> tuple[fl
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, sorted(latencies)
+    cpu = budget.stop(len(latencies)) if budget is not None else {}
+    return len(latencies) / elapsed, sorted(latencies), cpu
 
 
 def load_usage(base: str, key: str, customer: str, meter: str, batches: int) -> tuple[float, int]:
@@ -240,7 +319,8 @@ def main() -> int:
     server = start_gunicorn(port, arguments.workers)
     base = f"http://127.0.0.1:{port}"
     try:
-        rps, latencies = load_invoice_list(base, key, arguments.requests, arguments.clients)
+        budget = CpuBudget(server.pid, arguments.database_url)
+        rps, latencies, cpu = load_invoice_list(base, key, arguments.requests, arguments.clients, budget)
         events_per_second, accepted = load_usage(base, key, customer, meter, arguments.batches)
     finally:
         server.terminate()
@@ -252,6 +332,8 @@ def main() -> int:
     print(f"p50_ms: {statistics.median(latencies):.1f}")
     print(f"get_invoice_list_rps: {rps:.0f}")
     print(f"p99_ms: {percentile(latencies, 0.99):.1f}")
+    for name, value in cpu.items():
+        print(f"{name}: {value:.2f}" if "ms" in name else f"{name}: {value:.0f}")
     print(f"usage_events_per_second: {events_per_second:.0f}")
     return 0
 

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 
-from api_load import free_port, percentile, server_timing, start_gunicorn  # noqa: E402
+from api_load import CpuBudget, free_port, percentile, server_timing, start_gunicorn  # noqa: E402
 from billing_run import setup_django  # noqa: E402
 
 
@@ -157,8 +157,8 @@ def check_sample(sample: int) -> None:
 
 
 def load(
-    base: str, key: str, customer_ids: list[int], total: int, clients: int
-) -> tuple[float, list[float], list[float], list[float]]:
+    base: str, key: str, customer_ids: list[int], total: int, clients: int, budget: CpuBudget | None = None
+) -> tuple[float, list[float], list[float], list[float], dict[str, float]]:
     import requests
 
     client_ms: list[float] = []
@@ -195,6 +195,8 @@ def load(
                 lambda n: warm.get(f"{base}/api/v1/customers/cus_{customer_ids[n]}/entitlements"), range(clients * 8)
             )
         )
+    if budget is not None:
+        budget.start()
     started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
@@ -202,7 +204,8 @@ def load(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return len(client_ms) / elapsed, sorted(client_ms), sorted(server_ms), sorted(cpu_ms)
+    cpu = budget.stop(len(client_ms)) if budget is not None else {}
+    return len(client_ms) / elapsed, sorted(client_ms), sorted(server_ms), sorted(cpu_ms), cpu
 
 
 def parse_cpus(spec: str) -> set[int]:
@@ -267,8 +270,13 @@ def main() -> int:
             raise SystemExit("--server-cpus leaves no CPU for the load generator")
         os.sched_setaffinity(0, others)
     try:
-        rps, client_ms, server_ms, cpu_ms = load(
-            f"http://127.0.0.1:{port}", key, customer_ids, arguments.requests, arguments.clients
+        rps, client_ms, server_ms, cpu_ms, budget = load(
+            f"http://127.0.0.1:{port}",
+            key,
+            customer_ids,
+            arguments.requests,
+            arguments.clients,
+            CpuBudget(server.pid, url),
         )
     finally:
         server.terminate()
@@ -285,6 +293,8 @@ def main() -> int:
     print(f"client_p50_ms: {statistics.median(client_ms):.2f}")
     print(f"client_p99_ms: {percentile(client_ms, 0.99):.2f}")
     print(f"requests_per_second: {rps:.0f}")
+    for name, value in budget.items():
+        print(f"{name}: {value:.2f}" if "ms" in name else f"{name}: {value:.0f}")
     return 0
 
 
