@@ -170,7 +170,9 @@ def usage(request: HttpRequest, customer: Customer) -> HttpResponse:
 
 class InvoiceFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
-        label=_("Status"), choices=[(s.value, s.label) for s in Invoice.Status if s != Invoice.Status.DRAFT]
+        label=_("Status"),
+        choices=[(s.value, s.label) for s in Invoice.Status if s != Invoice.Status.DRAFT],
+        empty_label=_("All"),
     )
     year = django_filters.NumberFilter(label=_("Year"), field_name="finalized_at", lookup_expr="year")
 
