@@ -48,15 +48,12 @@ def leaves_of_the_event_tables(graph) -> list[tuple[str, str]]:
 
 def before_the_move_from_empty(graph) -> list[tuple[str, str]]:
     """The targets that apply, in an empty database, everything up to the move but not the move:
-    each app's last migration among the ancestors of the event tables' heads that the move's
-    first migration is not an ancestor of (one line per app, so the last one in plan order)."""
+    of the ancestors of the event tables' heads that do not stand on the move's first migration,
+    each app's last ones (those no migration of the same app among them follows)."""
     after_the_move = set(graph.backwards_plan(THE_MOVE))  # the move and everything standing on it
-    last_per_app: dict[str, tuple[str, str]] = {}
-    for leaf in leaves_of_the_event_tables(graph):
-        for key in graph.forwards_plan(leaf):
-            if key not in after_the_move:
-                last_per_app[key[0]] = key
-    return sorted(last_per_app.values())
+    before = {key for leaf in leaves_of_the_event_tables(graph) for key in graph.forwards_plan(leaf)} - after_the_move
+    followed = {parent.key for key in before for parent in graph.node_map[key].parents if parent.key[0] == key[0]}
+    return sorted(before - followed)
 
 
 @contextmanager
