@@ -35,7 +35,7 @@ $(AXE): tests/browser/axe/package.json tests/browser/axe/package-lock.json
 test: install
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AXE); \
 	else echo "npm not found: the accessibility checks will skip (apt-get install npm)"; fi
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Import architecture (docs/architecture.md): the import-linter contracts of pyproject.toml, then
 # the checks they cannot express (no import cycle, deferred imports commented, one collection entry).

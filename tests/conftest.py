@@ -9,6 +9,7 @@ from pytest_factoryboy import register
 
 from tests import factories
 from tests.ci_require import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (hooks)
+from tests.scheduling import pytest_collection_modifyitems  # noqa: F401 (hook)
 
 register(factories.UserFactory, "user")
 register(factories.StaffFactory, "staff")
@@ -26,6 +27,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = os.environ.get("CELERY_BROKER_URL") or "none (eager tasks)"
     return [f"tarif: database={engine} broker={broker}"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, django_db_blocker, django_db_createdb, request):
+    """Under xdist, each worker's PostgreSQL test database is a copy of one migrated template
+    instead of a migration run of its own (tests/db_template.py)."""
+    worker = getattr(request.config, "workerinput", None)
+    if worker is not None:
+        from tests.db_template import prepare_template
+
+        with django_db_blocker.unblock():
+            prepare_template(run_id=worker["testrunuid"], createdb=django_db_createdb)
 
 
 def current_totp(device: TOTPDevice) -> str:
