@@ -177,7 +177,9 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
         third_party = customer_name or entry_customer_name or ""
         # Only third-party accounts (class 4) carry the auxiliary account, as the tool expects.
         auxiliary = bool(third_party_id) and account_code.startswith("4") and not account_code.startswith("445")
-        foreign = currency != functional_currency
+        # A line in the document currency carries its amount there (Montantdevise, Idevise); an
+        # exchange difference exists only in the functional currency: both fields stay empty.
+        foreign = currency != functional_currency and bool(debit or credit)
         yield FecLine(
             journal_code=journal,
             journal_label=labels.get(journal, journal),
