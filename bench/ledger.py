@@ -10,7 +10,8 @@ Fair by construction: the first run on a freshly seeded database is always slowe
 caches, tables not analysed yet, Python imports), whatever it runs. So after seeding and
 ANALYZE, one warm-up run is discarded; then the runs alternate (without, with, without,
 with ... `--rounds` pairs), each on the same data: the tables are emptied (RESTART IDENTITY)
-and reseeded from the same random seed, then analysed, before every run. The median of each
+and reseeded from the same random seed, the brand's chart of accounts loaded (configuration a
+brand has before its billing run, for both sides), then analysed, before every run. The median of each
 side is compared, and every run's time is printed in order so a drift shows.
 
 Postings are unnumbered; the validation that numbers them (a nightly job, outside the billing
@@ -63,9 +64,17 @@ def _prepare(count: int, due_at: datetime) -> None:
     """The same data before every run: empty, reseed (same random seed, ids from 1), analyse."""
     from django.db import connection
 
+    from invoices.ledger.services import chart_load, ledger_settings_get
+    from invoices.models import Brand
+
     _empty_ledger()
     billing_run.reset_database()
     billing_run.seed(count, due_at)
+    # The brand's chart and ledger settings are configuration it has before any billing run:
+    # set up (untimed) for both sides, so the "with" runs do not pay a one-off chart load.
+    for brand in Brand.objects.order_by("pk"):
+        ledger_settings_get(brand=brand)
+        chart_load(brand=brand)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
