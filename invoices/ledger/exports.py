@@ -115,7 +115,8 @@ def _journal_labels() -> dict[str, str]:
 
 
 # Customer names of the FEC's third-party lines, read per chunk of rows rather than joined on
-# every line; the cache is emptied past this many names, so memory stays bounded.
+# every line; the cache of names (and the one of line labels) is emptied past this many
+# entries, so memory stays bounded.
 NAME_CACHE_LIMIT = 20_000
 
 
@@ -172,7 +173,7 @@ def _fec_lines(*, brand: Brand, livemode: bool, fiscal_year: int, separator: str
     empty_aux = separator
     iterator = _snapshot_iterator(rows)
     while batch := list(islice(iterator, CHUNK)):
-        # (account_id, customer_id or the entry's): the batch's third parties.
+        # The batch's third parties: on third-party accounts, the line's customer, else the entry's.
         batch_parties = {row[14] or row[12] for row in batch if row[13] in third_party_accounts}
         wanted = {pk for pk in batch_parties if pk and pk not in names}
         if len(texts) > NAME_CACHE_LIMIT:
