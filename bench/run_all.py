@@ -22,6 +22,8 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("entitlements.py", ["--customers", "10000", "--requests", "3000"]),
     ("checkout.py", ["--sessions", "200", "--requests", "2000"]),
     ("einvoicing.py", ["--submissions", "500", "--invoices", "100000"]),
+    # Ledger overhead, small: one warm-up and one pair of runs (without, with) at 1,000.
+    ("ledger.py", ["--subscriptions", "1000", "--rounds", "1"]),
     # Small dataset (PostgreSQL only): 2,000 subscriptions, every page's p95.
     (
         "scale.py",

@@ -28,9 +28,17 @@ from config import clock, mfa
 from config.admin_site import console_livemode
 from config.errors import DomainError
 from config.formatting import format_money
+from config.types import ActingUser
 from invoices.ledger import export_jobs, exports, reconciliation
 from invoices.ledger.models import Account, AccountingPeriod, Journal, JournalEntry, LedgerExport
-from invoices.ledger.services import accounting_period_close_approve, accounting_period_close_request
+from invoices.ledger.services import (
+    SETTINGS_PERMISSION,
+    accounting_period_close_approve,
+    accounting_period_close_request,
+    chart_write_off_vat_relief,
+    ledger_settings_read,
+    ledger_settings_update,
+)
 from invoices.ledger.vat_summary import vat_summary
 from invoices.models import Brand
 
@@ -111,6 +119,7 @@ def _tabs(brand: Brand) -> list[tuple[str, str, str]]:
         ("periods", gettext_lazy("Periods"), "accounting_periods"),
         ("reconciliation", gettext_lazy("Reconciliation"), "accounting_reconciliation"),
         ("exports", gettext_lazy("Exports"), "accounting_exports"),
+        ("settings", gettext_lazy("Settings"), "accounting_settings"),
     ]
     return [(key, str(label), f"{reverse(url)}?brand={brand.pk}") for key, label, url in names]
 
@@ -532,3 +541,84 @@ def fec_download_view(request: HttpRequest) -> HttpResponseBase:
 
 def account_choices(brand: Brand) -> list[tuple[str, str]]:
     return [(account.code, f"{account.code} {account.name}") for account in Account.objects.filter(brand=brand)]
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+RELIEF_CHOICES = {"default": None, "on": True, "off": False}
+
+
+class LedgerSettingsForm(forms.Form):
+    write_off_vat_relief = forms.ChoiceField(
+        label=gettext_lazy("VAT on written-off invoices"),
+        help_text=gettext_lazy(
+            "Recovered: a write-off posts the VAT of the unpaid part back (debit 44571x, per rate) and only the "
+            "net amount to bad debts (654). Not recovered: the whole amount goes to bad debts. Applies to "
+            "write-offs from now on; entries already posted stay as they are."
+        ),
+    )
+
+    def __init__(self, *args: Any, chart_default: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if chart_default:
+            default_label = _("The chart's default (recovered)")
+        else:
+            default_label = _("The chart's default (not recovered)")
+        field = cast(forms.ChoiceField, self.fields["write_off_vat_relief"])
+        field.choices = [
+            ("default", default_label),
+            ("on", _("Recovered")),
+            ("off", _("Not recovered")),
+        ]
+        # The help text, and the error once there is one, are read with the field (template ids).
+        field_id = self["write_off_vat_relief"].auto_id
+        described_by = f"{field_id}_help"
+        if self.is_bound and self.errors.get("write_off_vat_relief"):
+            described_by = f"{field_id}_error {described_by}"
+        field.widget.attrs["aria-describedby"] = described_by
+
+
+def _relief_choice(value: bool | None) -> str:
+    return next(key for key, choice in RELIEF_CHOICES.items() if choice is value)
+
+
+def settings_view(request: HttpRequest) -> HttpResponse:
+    """A brand's ledger settings: today the write-off VAT relief (chart and currency are shown)."""
+    _require(request)
+    brand = _brand(request)
+    ledger = ledger_settings_read(brand=brand)
+    chart_default = chart_write_off_vat_relief(ledger=ledger)
+    can_change = request.user.has_perm(SETTINGS_PERMISSION)
+    data = None
+    if request.method == "POST":
+        _require(request, SETTINGS_PERMISSION)
+        data = request.POST
+    form = LedgerSettingsForm(
+        data, initial={"write_off_vat_relief": _relief_choice(ledger.write_off_vat_relief)}, chart_default=chart_default
+    )
+    if data is not None and form.is_valid():
+        try:
+            ledger_settings_update(
+                brand=brand,
+                write_off_vat_relief=RELIEF_CHOICES[form.cleaned_data["write_off_vat_relief"]],
+                acting_user=cast(ActingUser, request.user),
+            )
+        except DomainError as refusal:
+            form.add_error(None, refusal.message_text())
+        else:
+            messages.success(request, _("The ledger settings are saved."))
+            return redirect(f"{reverse('accounting_settings')}?brand={brand.pk}")
+    effective = ledger.write_off_vat_relief if ledger.write_off_vat_relief is not None else chart_default
+    return TemplateResponse(
+        request,
+        "admin/ledger/settings.html",
+        _context(
+            request,
+            title=_("Ledger settings"),
+            brand=brand,
+            form=form,
+            ledger=ledger,
+            relief_now=effective,
+            can_change=can_change,
+        ),
+    )

@@ -46,4 +46,5 @@ urlpatterns = [
         page(console.export_download_view),
         name="accounting_export_download",
     ),
+    path("settings/", page(console.settings_view), name="accounting_settings"),
 ]

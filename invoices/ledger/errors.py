@@ -39,3 +39,11 @@ class MissingExchangeRate(LedgerError):
 class MissingAccount(LedgerError):
     code = "ledger_account_missing"
     http_status = 422
+
+
+class LedgerSettingsRefused(LedgerError):
+    """A staff member without the ledger settings permission tried to change them."""
+
+    code = "ledger_settings_refused"
+    http_status = 403
+    default_message = _("You are not allowed to change the ledger settings.")

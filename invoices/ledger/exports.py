@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any, cast
 
 from django.db import connection, transaction
@@ -26,7 +27,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config.money import currency_exponent
-from invoices.ledger.fec import FecLine, fec_bytes, fec_filename
+from customers.models import Customer
+from invoices.ledger.fec import SEPARATORS, fec_date, fec_encode, fec_field, fec_filename, fec_format_amount
 from invoices.ledger.models import Account, Journal, JournalLine, LedgerSettings
 from invoices.ledger.services import ledger_entries_validate_year
 from invoices.models import Brand
@@ -112,12 +114,25 @@ def _journal_labels() -> dict[str, str]:
         return {str(code): str(label).capitalize() for code, label in Journal.choices}
 
 
-def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_year: int) -> Iterator[FecLine]:
+# Customer names of the FEC's third-party lines, read per chunk of rows rather than joined on
+# every line; the cache of names (and the one of line labels) is emptied past this many
+# entries, so memory stays bounded.
+NAME_CACHE_LIMIT = 20_000
+
+
+def _fec_lines(*, brand: Brand, livemode: bool, fiscal_year: int, separator: str) -> Iterator[str]:
+    """The FEC's lines (fields joined by `separator`, no line end), formatted straight from the
+    cursor's tuples: what is the same for every line of an entry, an account or a customer is
+    formatted once (docs/PERFORMANCE.md "FEC export of a year")."""
     labels = _journal_labels()
     # A chart has tens of accounts: read them once rather than join them on every line.
-    accounts = {
-        pk: (code, name) for pk, code, name in Account.objects.filter(brand=brand).values_list("pk", "code", "name")
-    }
+    accounts: dict[int, str] = {}
+    third_party_accounts: set[int] = set()
+    for pk, code, name in Account.objects.filter(brand=brand).values_list("pk", "code", "name"):
+        accounts[pk] = fec_field(code, separator) + separator + fec_field(name, separator)
+        # Only third-party accounts (class 4 but VAT) carry the auxiliary account, as the tool expects.
+        if code.startswith("4") and not code.startswith("445"):
+            third_party_accounts.add(pk)
     rows = (
         JournalLine.objects.filter(
             entry__brand=brand, entry__livemode=livemode, entry__fiscal_year=fiscal_year, entry__number__isnull=False
@@ -126,88 +141,120 @@ def _fec_rows(*, brand: Brand, livemode: bool, start: date, end: date, fiscal_ye
         .annotate(valid=Cast("entry__validated_at", DateField()))
         .order_by("valid", "entry__journal", "entry__number", "position", "pk")
         .values_list(
+            "entry_id",
             "valid",
             "entry__journal",
             "entry__fiscal_year",
             "entry__number",
             "entry__date",
-            "account_id",
-            "entry__customer_id",
-            "entry__customer__legal_name",
-            "customer_id",
-            "customer__legal_name",
             "entry__document_number",
             "entry__document_date",
             "entry__source_type",
             "entry__source_id",
+            "entry__currency",
+            "entry__functional_currency",
+            "entry__customer_id",
+            "account_id",
+            "customer_id",
             "label",
             "functional_debit",
             "functional_credit",
             "debit",
             "credit",
-            "entry__currency",
-            "entry__functional_currency",
         )
     )
-    for (
-        valid,
-        journal,
-        year,
-        number,
-        day,
-        account_id,
-        entry_customer_id,
-        entry_customer_name,
-        customer_id,
-        customer_name,
-        document_number,
-        document_date,
-        source_type,
-        source_id,
-        label,
-        functional_debit,
-        functional_credit,
-        debit,
-        credit,
-        currency,
-        functional_currency,
-    ) in _snapshot_iterator(rows):
-        account_code, account_name = accounts[account_id]
-        third_party_id = customer_id or entry_customer_id
-        third_party = customer_name or entry_customer_name or ""
-        # Only third-party accounts (class 4) carry the auxiliary account, as the tool expects.
-        auxiliary = bool(third_party_id) and account_code.startswith("4") and not account_code.startswith("445")
-        foreign = currency != functional_currency
-        yield FecLine(
-            journal_code=journal,
-            journal_label=labels.get(journal, journal),
-            entry_number=f"{journal}{year}-{number:07d}",
-            entry_date=day,
-            account_number=account_code,
-            account_label=account_name,
-            aux_number=f"C{third_party_id:06d}" if auxiliary else "",
-            aux_label=third_party if auxiliary else "",
-            piece_ref=document_number or f"{source_type}-{source_id}",
-            piece_date=document_date or day,
-            label=label or account_name,
-            debit=functional_debit,
-            credit=functional_credit,
-            validation_date=max(valid, day) if valid else day,
-            foreign_amount=(debit - credit) if foreign else None,
-            foreign_currency=currency if foreign else "",
-            foreign_exponent=currency_exponent(currency) if foreign else 2,
-        )
+    names: dict[int, str] = {}  # customer id -> "C000042<sep>Legal name"
+    texts: dict[str, str] = {}  # line label -> as written (a year repeats a few labels)
+    current = None
+    head = piece = tail_valid = currency = ""
+    foreign = False
+    exponent = 2
+    amount = fec_format_amount
+    empty_aux = separator
+    iterator = _snapshot_iterator(rows)
+    while batch := list(islice(iterator, CHUNK)):
+        # The batch's third parties: on third-party accounts, the line's customer, else the entry's.
+        batch_parties = {row[14] or row[12] for row in batch if row[13] in third_party_accounts}
+        wanted = {pk for pk in batch_parties if pk and pk not in names}
+        if len(texts) > NAME_CACHE_LIMIT:
+            texts.clear()
+        if wanted:
+            if len(names) + len(wanted) > NAME_CACHE_LIMIT:
+                names.clear()
+                wanted = {pk for pk in batch_parties if pk}
+            for pk, legal_name in Customer.objects.filter(pk__in=wanted).values_list("pk", "legal_name"):
+                names[pk] = f"C{pk:06d}{separator}{fec_field(legal_name or '', separator)}"
+        for (
+            entry_id,
+            valid,
+            journal,
+            year,
+            number,
+            day,
+            document_number,
+            document_date,
+            source_type,
+            source_id,
+            entry_currency,
+            functional_currency,
+            entry_customer_id,
+            account_id,
+            customer_id,
+            label,
+            functional_debit,
+            functional_credit,
+            debit,
+            credit,
+        ) in batch:
+            if entry_id != current:  # the first line of an entry: its fields, once
+                current = entry_id
+                head = separator.join(
+                    (journal, labels.get(journal, journal), f"{journal}{year}-{number:07d}", fec_date(day))
+                )
+                piece_ref = fec_field(document_number or f"{source_type}-{source_id}", separator)
+                piece = separator.join((piece_ref, fec_date(document_date or day)))
+                # EcritureLet and DateLet are empty (Tarif letters by document), then ValidDate.
+                tail_valid = separator.join(("", "", fec_date(max(valid, day) if valid else day)))
+                foreign = entry_currency != functional_currency
+                currency = entry_currency
+                exponent = currency_exponent(entry_currency) if foreign else 2
+            third_party_id = customer_id or entry_customer_id
+            aux = names[third_party_id] if third_party_id and account_id in third_party_accounts else empty_aux
+            # A line in the document currency carries its amount there (Montantdevise, Idevise); an
+            # exchange difference exists only in the functional currency: both fields stay empty.
+            if foreign and (debit or credit):
+                devise = amount(debit - credit, exponent) + separator + currency
+            else:
+                devise = separator
+            text = texts.get(label)
+            if text is None:
+                text = texts[label] = fec_field(label, separator)
+            yield separator.join(
+                (
+                    head,
+                    accounts[account_id],
+                    aux,
+                    piece,
+                    text or accounts[account_id].partition(separator)[2],
+                    amount(functional_debit) if functional_debit else "0,00",
+                    amount(functional_credit) if functional_credit else "0,00",
+                    tail_valid,
+                    devise,
+                )
+            )
 
 
 def fec_export(*, brand: Brand, livemode: bool, fiscal_year: int, separator: str = "\t") -> tuple[str, Iterator[bytes]]:
     """The FEC's file name and its byte chunks for one brand, mode and fiscal year."""
+    if separator not in SEPARATORS:
+        raise ValueError("The FEC separator is a tab or a pipe.")
     start, end = fiscal_year_bounds(brand=brand, fiscal_year=fiscal_year)
     # The FEC lists validated entries only (EcritureNum, ValidDate): the year's entries posted
     # so far are validated first (docs/accounting.md "Validation").
     ledger_entries_validate_year(brand=brand, livemode=livemode, start=start, end=end)
     name = fec_filename(siren=brand.siren, closing_date=end) if brand.siren else f"FEC{end:%Y%m%d}.txt"
-    rows = _fec_rows(brand=brand, livemode=livemode, start=start, end=end, fiscal_year=fiscal_year)
-    return name, fec_bytes(rows, separator=separator)
+    lines = _fec_lines(brand=brand, livemode=livemode, fiscal_year=fiscal_year, separator=separator)
+    return name, fec_encode(lines, separator=separator)
 
 
 # -- journal, trial balance, general ledger ----------------------------------------------------

@@ -28,8 +28,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import clock, mfa
-from config.types import JsonDict
+from config.audit.services import audit_record, instance_snapshot
+from config.types import ActingUser, JsonDict
 from invoices.ledger.errors import (
+    LedgerSettingsRefused,
     MissingAccount,
     MissingExchangeRate,
     PeriodClosed,
@@ -56,6 +58,8 @@ from invoices.ledger.models import (
 from invoices.models import Brand
 
 CHARTS_DIR = Path(__file__).resolve().parent / "charts"
+# Who may change a brand's ledger settings: finance (config/roles.py gives its group "change" on the ledger).
+SETTINGS_PERMISSION = "ledger.change_ledgersettings"
 
 
 # -- chart of accounts -------------------------------------------------------------------------
@@ -65,15 +69,21 @@ def available_charts() -> list[str]:
     return sorted(path.stem for path in CHARTS_DIR.glob("*.json"))
 
 
+def _settings_defaults() -> JsonDict:
+    return {
+        "chart": settings.TARIF_LEDGER_DEFAULT_CHART,
+        "functional_currency": settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY,
+    }
+
+
 def ledger_settings_get(*, brand: Brand) -> LedgerSettings:
-    found, _created = LedgerSettings.objects.get_or_create(
-        brand=brand,
-        defaults={
-            "chart": settings.TARIF_LEDGER_DEFAULT_CHART,
-            "functional_currency": settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY,
-        },
-    )
+    found, _created = LedgerSettings.objects.get_or_create(brand=brand, defaults=_settings_defaults())
     return found
+
+
+def ledger_settings_read(*, brand: Brand) -> LedgerSettings:
+    """The brand's settings for display: the stored row, else the defaults unsaved (a read writes nothing)."""
+    return LedgerSettings.objects.filter(brand=brand).first() or LedgerSettings(brand=brand, **_settings_defaults())
 
 
 def _chart_data(name: str) -> JsonDict:
@@ -81,13 +91,39 @@ def _chart_data(name: str) -> JsonDict:
     return data
 
 
+def chart_write_off_vat_relief(*, ledger: LedgerSettings) -> bool:
+    """The chart's default for the write-off VAT relief (its data file; on for the French PCG)."""
+    name = ledger.chart if ledger.chart in available_charts() else settings.TARIF_LEDGER_DEFAULT_CHART
+    return bool(_chart_data(name).get("write_off_vat_relief", False))
+
+
 def write_off_vat_relief(*, brand_id: int) -> bool:
     """Does a write-off post the VAT of the unpaid part back? The brand's setting, else its chart's default."""
     ledger = ledger_settings_get(brand=Brand(pk=brand_id))
     if ledger.write_off_vat_relief is not None:
         return ledger.write_off_vat_relief
-    name = ledger.chart if ledger.chart in available_charts() else settings.TARIF_LEDGER_DEFAULT_CHART
-    return bool(_chart_data(name).get("write_off_vat_relief", False))
+    return chart_write_off_vat_relief(ledger=ledger)
+
+
+def ledger_settings_update(
+    *, brand: Brand, write_off_vat_relief: bool | None, acting_user: ActingUser
+) -> LedgerSettings:
+    """Set whether a write-off recovers its VAT (None: the chart's default) for the write-offs to come.
+
+    Only staff with the ledger settings permission (finance); the change is audited with the
+    value before and after. Entries already posted keep what they posted (the ledger is append-only).
+    """
+    if acting_user is None or not acting_user.has_perm(SETTINGS_PERMISSION):
+        raise LedgerSettingsRefused()
+    with transaction.atomic(durable=True):
+        ledger = ledger_settings_get(brand=brand)
+        if ledger.write_off_vat_relief is write_off_vat_relief:
+            return ledger  # nothing changes: nothing to audit
+        before = instance_snapshot(ledger)
+        ledger.write_off_vat_relief = write_off_vat_relief
+        ledger.save(update_fields=["write_off_vat_relief"])
+        audit_record(actor=acting_user, action="ledger.settings_update", obj=ledger, before=before, after=ledger)
+    return ledger
 
 
 def chart_load(*, brand: Brand, chart: str | None = None) -> int:

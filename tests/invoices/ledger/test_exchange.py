@@ -14,6 +14,8 @@ import time_machine
 
 from billing.services.payments import payment_record_manual
 from billing.services.refunds import refund_request
+from invoices.ledger.exports import fec_export
+from invoices.ledger.fec import fec_check, fec_read
 from invoices.ledger.models import ExchangeRate, JournalEntry, JournalLine
 from invoices.services.credit_notes import credit_note_create
 from invoices.services.lifecycle import invoice_mark_uncollectible, invoice_void
@@ -197,3 +199,35 @@ def test_functional_currency_payment_has_no_exchange_line(customer_factory, bran
         ("411", 0, 12000, 0, 12000),
         ("512", 12000, 0, 12000, 0),
     ]
+
+
+def test_fec_carries_the_dollar_amounts_and_leaves_the_exchange_line_without_a_currency(
+    customer_factory, brand, fr_vat
+):
+    # given a USD invoice (1.10) paid on another day (1.05): a gain of 5.20 EUR
+    invoice = _usd_invoice(customer_factory, brand)
+    payment_record_manual(invoice=invoice, amount=12000, method="bank_transfer", at=PAID_AT)
+
+    # when the year's FEC is written
+    name, chunks = fec_export(brand=brand, livemode=True, fiscal_year=2026)
+    data = b"".join(chunks)
+
+    # then it passes every check and reads back
+    assert fec_check(data, fiscal_year_start=date(2026, 1, 1), fiscal_year_end=date(2026, 12, 31), filename=name) == []
+    rows = {(row.journal_code, row.account_number): row for row in fec_read(data)}
+    # each line in dollars carries its dollar amount (signed: debit positive) and USD, next to its euros
+    assert [
+        (code, rows[code].debit, rows[code].credit, rows[code].foreign_amount, rows[code].foreign_currency)
+        for code in [("VT", "411"), ("VT", "706"), ("VT", "445712"), ("BQ", "512"), ("BQ", "411")]
+    ] == [
+        (("VT", "411"), 10909, 0, 12000, "USD"),
+        (("VT", "706"), 0, 9091, -10000, "USD"),
+        (("VT", "445712"), 0, 1818, -2000, "USD"),
+        (("BQ", "512"), 11429, 0, 12000, "USD"),
+        (("BQ", "411"), 0, 10909, -12000, "USD"),
+    ]
+    # the exchange gain exists only in euros: no Montantdevise, no Idevise (not "0,00 USD")
+    gain = rows[("BQ", "766")]
+    assert (gain.credit, gain.foreign_amount, gain.foreign_currency) == (520, None, "")
+    gain_fields = next(line for line in data.decode("iso-8859-15").split("\r\n") if "\t766\t" in line).split("\t")
+    assert (gain_fields[11], gain_fields[12], gain_fields[16], gain_fields[17]) == ("0,00", "5,20", "", "")

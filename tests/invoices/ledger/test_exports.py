@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from invoices.ledger import exports
 from invoices.ledger.export_jobs import ExportRefused, ledger_export_request, ledger_export_run, ledger_exports_sweep
-from invoices.ledger.fec import fec_check, fec_read
+from invoices.ledger.fec import fec_bytes, fec_check, fec_read
 from invoices.ledger.models import Account, LedgerExport
 from tests.invoices.ledger.accexport_helpers import post_payment, post_sale
 
@@ -74,6 +74,37 @@ def test_fec_check_catches_an_entry_missing_from_the_export(books):
     _name, data = _fec(books)
     kept = [line for line in data.split(b"\r\n") if b"VT2026-0000002" not in line]
     assert {issue.check for issue in fec_check(b"\r\n".join(kept), **YEAR)} == {"numbering"}
+
+
+def test_fec_lines_formatted_from_the_cursor_match_the_row_writer_with_awkward_text(
+    brand, customer_factory, monkeypatch
+):
+    # given third parties and documents whose text holds a tab, a pipe, a line break, edge spaces
+    awkward = customer_factory(brand=brand, legal_name=" Dupont\t& Fils | SARL\r\n")
+    plain = customer_factory(brand=brand, legal_name="Martin")
+    post_sale(brand=brand, customer=awkward, day=date(2026, 2, 1), number=" F|1\t", source_id=1,
+              lines=[(10000, "S", Decimal("20"), 2000)])  # fmt: skip
+    post_payment(brand=brand, customer=plain, day=date(2026, 2, 2), amount=500, source_id=2)
+    post_sale(brand=brand, customer=plain, day=date(2026, 2, 3), number="F2", source_id=3,
+              lines=[(500, "S", Decimal("20"), 100)])  # fmt: skip
+    post_payment(brand=brand, customer=awkward, day=date(2026, 2, 4), amount=12000, source_id=4)
+
+    for separator, name in (("\t", "Dupont & Fils | SARL"), ("|", "Dupont & Fils   SARL")):
+        _name, data = _fec(brand, separator=separator)
+        # then the file passes, keeps its 18 columns, and writing its rows back gives the same bytes
+        assert fec_check(data, **YEAR) == []
+        rows = fec_read(data)
+        assert b"".join(fec_bytes(rows, separator=separator)) == data
+        assert {row.aux_label for row in rows if row.aux_label} == {name, "Martin"}
+        first_sale = next(row for row in rows if row.journal_code == "VT")
+        assert first_sale.piece_ref == ("F|1" if separator == "\t" else "F 1")
+
+    # and names read per chunk of rows give the same file when the chunks are tiny and the cache
+    # of names is emptied on every chunk
+    _name, expected = _fec(brand)
+    monkeypatch.setattr(exports, "CHUNK", 2)
+    monkeypatch.setattr(exports, "NAME_CACHE_LIMIT", 1)
+    assert _fec(brand)[1] == expected
 
 
 def test_journal_csv_and_xlsx_hold_every_line(books):
