@@ -22,7 +22,7 @@ from tests.invoices.helpers import issue
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AT = datetime(2026, 3, 11, 8, 0, tzinfo=UTC)
-TABS = ["", "trial-balance/", "vat/", "periods/", "reconciliation/", "exports/"]
+TABS = ["", "trial-balance/", "vat/", "periods/", "reconciliation/", "exports/", "settings/"]
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_every_accounting_tab_is_styled_fits_1366_px_and_passes_axe(browser: Bro
             assert styles["current"], (url, "no current tab")
             assert styles["currentBorder"] == "solid", (url, styles)
             assert not styles["overflow"], (url, "wider than 1366 px")
-            if path in ("", "periods/", "reconciliation/", "exports/"):  # the pages with a form
+            if path in ("", "periods/", "reconciliation/", "exports/", "settings/"):  # the pages with a form
                 assert styles["button"] not in (None, "rgba(0, 0, 0, 0)", "transparent"), (url, styles)
             assert_accessible(tab, name=f"accounting {path or 'journal'} ({language})")
         tab.goto("/admin/accounting/periods/")
