@@ -202,6 +202,10 @@ class LifecycleStatus(models.Model):
     # platform took it (None: still to send; the sweeper sends it, so the hand-off is durable).
     amount = models.BigIntegerField(_("amount"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True)
+    # "212 Encaissée": the amount split per VAT rate (BR-FR-CDV-14, the MDG-43 "MEN" blocks),
+    # [{"rate": "20", "amount": 5000}, ...] in minor units, adding up to `amount` (see
+    # services.collected_vat_amounts); fixed in the payment's transaction like the amount.
+    vat_amounts = models.JSONField(_("amount per VAT rate"), default=list, blank=True)
     sent_at = models.DateTimeField(_("sent to the platform"), null=True, blank=True)
 
     class Meta:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from config.clock import system_now
 from config.events.log import event_record
 from config.hooks import Hook
 from config.jobs import enqueue
-from config.types import ActingUser, JsonMapping
+from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from customers.selectors import customer_siren
 from invoices.archive.services import ArchiveEntry, archive_append, archive_append_many
@@ -39,6 +40,7 @@ from invoices.einvoicing.adapters import (
     PlatformAdapter,
     StatusReport,
     Syntax,
+    VatRateAmount,
 )
 from invoices.einvoicing.errors import (
     PlatformAccountError,
@@ -58,6 +60,7 @@ from invoices.einvoicing.models import (
 )
 from invoices.einvoicing.rest import RestCredentials, RestPlatformAdapter
 from invoices.einvoicing.selectors import customer_is_einvoiced, directory_entry_cached
+from invoices.ereporting.selectors import allocate
 from invoices.models import CreditNote, Invoice
 
 logger = logging.getLogger(__name__)
@@ -714,6 +717,32 @@ def collection_reported(*, invoice: Invoice) -> bool:
     return any(kind in (None, "services") for kind in kinds) or not kinds
 
 
+def _rate_text(value: object) -> str:
+    rate = Decimal(str(value)).normalize()
+    return f"{rate:f}" if rate != rate.to_integral_value() else f"{rate.to_integral_value():f}"
+
+
+def collected_vat_amounts(*, amount: int, breakdown: Sequence[JsonMapping]) -> list[JsonDict]:
+    """`amount` collected on an invoice, split per VAT rate (BR-FR-CDV-14's "MEN" blocks):
+    pro rata of the invoice's VAT breakdown (each group weighs its amount including VAT), by the
+    largest remainder so the parts add up to `amount` exactly, with the same rule and weights as
+    the payment e-report (`invoices.ereporting.selectors.allocate`). Groups of the same rate
+    (categories S and Z, or inclusive and exclusive parts) make one part; a part may be 0."""
+    groups = [group for group in breakdown if "rate" in group]
+    if not groups:  # a document stored without a breakdown: all of it at no known VAT
+        return [{"rate": "0", "amount": amount}]
+    weights = [
+        int(str(group.get("taxable_amount") or 0))
+        + (0 if group.get("inclusive") else int(str(group.get("tax_amount") or 0)))
+        for group in groups
+    ]
+    by_rate: dict[str, int] = {}
+    for group, share in zip(groups, allocate(amount, weights), strict=True):
+        rate = _rate_text(group["rate"])
+        by_rate[rate] = by_rate.get(rate, 0) + share
+    return [{"rate": rate, "amount": part} for rate, part in by_rate.items()]
+
+
 def collected_status_record(*, invoice: Invoice, at: datetime) -> LifecycleStatus | None:
     """A payment on a transmitted invoice whose VAT is due on receipt: record "212 Encaissée"
     with the amount collected since the last one, in the payment's transaction (the durable
@@ -737,7 +766,12 @@ def collected_status_record(*, invoice: Invoice, at: datetime) -> LifecycleStatu
         code=LifecycleCode.COLLECTED,
         occurred_at=at,
         origin=LifecycleStatus.Origin.ISSUER,
-        defaults={"amount": amount, "currency": invoice.currency, "received_at": system_now()},
+        defaults={
+            "amount": amount,
+            "currency": invoice.currency,
+            "vat_amounts": collected_vat_amounts(amount=amount, breakdown=invoice.tax_breakdown or []),
+            "received_at": system_now(),
+        },
     )
     return status
 
@@ -758,11 +792,21 @@ def collected_statuses_send(*, limit: int = 200) -> int:
     sent = 0
     for status in pending:
         transmission = status.transmission
+        vat_amounts = status.vat_amounts
+        if not vat_amounts and status.amount:  # recorded before the split existed: split it now
+            breakdown = Invoice.objects.filter(pk=transmission.invoice_id).values_list("tax_breakdown", flat=True).first()
+            vat_amounts = collected_vat_amounts(amount=status.amount, breakdown=breakdown or [])
         try:
             adapter_for_account(account=transmission.account).submit_status(
                 flow_id=transmission.flow_id,
                 status=OutboundStatus(
-                    code=status.code, occurred_at=status.occurred_at, amount=status.amount, currency=status.currency
+                    code=status.code,
+                    occurred_at=status.occurred_at,
+                    amount=status.amount,
+                    currency=status.currency,
+                    vat_amounts=tuple(
+                        VatRateAmount(rate=str(part["rate"]), amount=int(part["amount"])) for part in vat_amounts
+                    ),
                 ),
             )
         except (PlatformUnavailable, PlatformRejected) as error:
@@ -780,6 +824,7 @@ def collected_statuses_send(*, limit: int = 200) -> int:
                             "occurred_at": status.occurred_at.isoformat(),
                             "amount": status.amount,
                             "currency": status.currency,
+                            "vat_amounts": vat_amounts,
                         },
                         sort_keys=True,
                     ).encode(),
