@@ -169,6 +169,9 @@ class Transmission(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="einvoicing_tx_due"),
+            # The sweeper claims queued rows in pk order: without it the claim walked every
+            # submitted row of the table's history before the queued ones (bench/einvoicing.py).
+            models.Index(fields=["id"], name="einvoicing_tx_queued", condition=Q(state="queued")),
             models.Index(fields=["needs_attention"], name="einvoicing_tx_attention", condition=Q(needs_attention=True)),
         ]
 
