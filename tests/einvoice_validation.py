@@ -80,7 +80,8 @@ def require_schematron(*, syntax: Syntax = "cii", rules: str = "en16931") -> Non
     missing = [what for what, ok in (("java", shutil.which("java")), (str(SAXON_JAR), SAXON_JAR.exists())) if not ok]
     if missing:
         _skip_or_fail(
-            f"Schematron needs saxonche, or {', '.join(missing)}: apt-get install -y default-jre-headless libsaxonhe-java"
+            f"Schematron needs saxonche, or {', '.join(missing)}: "
+            "apt-get install -y default-jre-headless libsaxonhe-java"
         )
 
 

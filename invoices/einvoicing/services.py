@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -448,10 +448,11 @@ def _update_per_row(rows: Sequence[Transmission], names: Sequence[str]) -> None:
     if connection.vendor != "postgresql":
         Transmission.objects.bulk_update(rows, list(names))
         return
-    fields = [Transmission._meta.get_field(name) for name in names]
+    concrete = {field.name: field for field in Transmission._meta.concrete_fields}
+    fields = [concrete[name] for name in names]
     quote = connection.ops.quote_name
     row_sql = "(%s::bigint, " + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
-    params: list[object] = []
+    params: list[Any] = []
     for row in rows:
         params.append(row.pk)
         params.extend(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields)
@@ -885,7 +886,9 @@ def collected_statuses_send(*, limit: int = 200) -> int:
         transmission = status.transmission
         vat_amounts = status.vat_amounts
         if not vat_amounts and status.amount:  # recorded before the split existed: split it now
-            breakdown = Invoice.objects.filter(pk=transmission.invoice_id).values_list("tax_breakdown", flat=True).first()
+            breakdown = (
+                Invoice.objects.filter(pk=transmission.invoice_id or 0).values_list("tax_breakdown", flat=True).first()
+            )
             vat_amounts = collected_vat_amounts(amount=status.amount, breakdown=breakdown or [])
         try:
             adapter_for_account(account=transmission.account).submit_status(

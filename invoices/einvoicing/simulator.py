@@ -408,7 +408,7 @@ class SimulatorApp:
 def serve_gunicorn(app: SimulatorApp, *, host: str, port: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication  # deferred: only the command line serves
 
-    class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    class _Server(BaseApplication):  # gunicorn ships no type hints: its base is Any to mypy
         def load_config(self) -> None:
             options = {
                 "bind": f"{host}:{port}",

@@ -153,7 +153,9 @@ def test_the_head_moves_over_a_batch_in_one_step(postgres_only, brand):
 
     records = archive_append_many(
         entries=[
-            ArchiveEntry(kind="document", reference=f"d-{n}", content=b"x", brand_id=brand.pk, livemode=True, metadata={})
+            ArchiveEntry(
+                kind="document", reference=f"d-{n}", content=b"x", brand_id=brand.pk, livemode=True, metadata={}
+            )
             for n in range(5)
         ]
     )
@@ -178,7 +180,9 @@ def test_the_head_moves_over_a_batch_in_one_step(postgres_only, brand):
 )
 def test_the_database_refuses_a_head_that_skips_forges_or_goes_back(postgres_only, archived, statement):
     # given three records on the live chain, and its head put back on the first one
-    _tamper("UPDATE archive_archivehead SET last_sequence = 1, last_hash = %s WHERE livemode", (archived[0].record_hash,))
+    _tamper(
+        "UPDATE archive_archivehead SET last_sequence = 1, last_hash = %s WHERE livemode", (archived[0].record_hash,)
+    )
     third = {"third": archived[2].record_hash}
 
     # when the head is moved wrongly, then the trigger refuses it
