@@ -26,6 +26,8 @@ Control endpoints (no auth; the simulator binds loopback):
        header X-PA-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">
   GET  /_sim/state     flows, submissions per tracking id, pushed deliveries
 OAuth2: POST /oauth/token (client credentials, any id/secret but "bad") → bearer token.
+Issuer statuses: "212 Encaissée" is refused (400, reasonCode BR-FR-CDV-14) without a positive
+`amount`, a `currency` and `collectedByVatRate` MEN blocks (one per rate) adding up to it.
 """
 
 from __future__ import annotations
@@ -418,7 +420,7 @@ def serve_gunicorn(app: SimulatorApp, *, host: str, port: int, threads: int) -> 
                 "keepalive": 75,  # the sweeper keeps one connection per thread between batches
                 "backlog": 2048,
                 "timeout": 120,
-                "graceful_timeout": 5,
+                "graceful_timeout": 1,  # a test double: nothing to drain on exit
                 "accesslog": None,
                 "errorlog": "-",
                 "loglevel": "warning",
