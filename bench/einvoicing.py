@@ -10,7 +10,8 @@ directory (cached after the first lookup per SIREN), the flow's HTTP POST, the o
 archive record. Only the rendering step is stubbed (`document_einvoice` returns a
 pre-rendered CII file of a realistic size): the submission, HTTP and database paths are the
 real ones. Target (issue 18): >= 200 documents/s at N = 10,000. `--workers W` runs W sweeper
-processes at once (Celery workers in production).
+processes at once (Celery workers in production). The simulator runs on gunicorn (one process,
+`--simulator-threads` threads); `--simulator-server werkzeug` measures the development server.
 
 **E-reporting** (`--invoices N`, 0 to skip): seeds its own brand with N issued invoices (and
 N/50 credit notes) spread over one ten-day period, written with bulk_create (issued documents
@@ -156,10 +157,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
+def start_simulator(*, server: str = "gunicorn", threads: int = 8) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoices.einvoicing.simulator", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "invoices.einvoicing.simulator",
+            "--port",
+            str(port),
+            "--server",
+            server,
+            "--threads",
+            str(threads),
+        ],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -288,13 +299,15 @@ def sweep(account_id: int, profile: str = "") -> int:
     return submitted
 
 
-def bench_submissions(count: int, *, workers: int, target: float, profile: str) -> bool:
+def bench_submissions(
+    count: int, *, workers: int, target: float, profile: str, server: str = "gunicorn", threads: int = 8
+) -> bool:
     # A scratch database may hold queued rows of an earlier, interrupted run whose simulator is
     # gone: they would be retried against a dead port inside the measurement.
     Transmission.objects.filter(account__brand__slug__startswith="bench-ei-").exclude(
         state__in=("submitted", "failed")
     ).update(state="failed", last_error="left by an earlier benchmark run")
-    simulator, url = start_simulator()
+    simulator, url = start_simulator(server=server, threads=threads)
     try:
         started = time.perf_counter()
         account = seed_submissions(count, url=url)
@@ -337,6 +350,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="sweeper processes submitting at once")
     parser.add_argument("--submissions-target", type=float, default=200.0, help="documents per second")
     parser.add_argument("--profile", default="", help="cProfile the sweeper (one worker) into this file")
+    parser.add_argument(
+        "--simulator-server", choices=("gunicorn", "werkzeug"), default="gunicorn", help="what serves the simulator"
+    )
+    parser.add_argument("--simulator-threads", type=int, default=8, help="the simulator's request threads")
     parser.add_argument("--invoices", type=int, default=100_000, help="e-reporting period size (0: skip)")
     parser.add_argument("--target", type=float, default=5.0, help="seconds the build may take")
     args = parser.parse_args()
@@ -344,7 +361,12 @@ def main() -> int:
     ok = True
     if args.submissions:
         ok = bench_submissions(
-            args.submissions, workers=args.workers, target=args.submissions_target, profile=args.profile
+            args.submissions,
+            workers=args.workers,
+            target=args.submissions_target,
+            profile=args.profile,
+            server=args.simulator_server,
+            threads=args.simulator_threads,
         )
     if not args.invoices:
         return 0 if ok else 1

@@ -1,13 +1,15 @@
 """XSD and EN 16931 Schematron validation of e-invoices, for the tests.
 
 Schematron runs the European Commission's compiled EN 16931 XSLT (vendored under
-invoices/rendering/validation/en16931/) with Saxon HE from Debian (`libsaxonhe-java` on
-`default-jre-headless`). A JVM start costs seconds here, so `schematron_failures` writes
-all the documents it gets into one directory and transforms them in ONE Saxon call
-(`-s:DIR -o:DIR`), one call per syntax.
+invoices/rendering/validation/en16931/) and FNFE-MPE's French CIUS (BR-FR) XSLT
+(validation/cius_fr/) with **SaxonC-HE** (`saxonche`, a dev dependency: a native library, no
+JVM), in the test process: each stylesheet is compiled once per process and kept.
+Debian's Saxon-HE 9.9 cannot compile the BR-FR UBL stylesheet, so without saxonche
+that one cannot run; the others then fall back to Saxon HE from Debian (`libsaxonhe-java` on
+`default-jre-headless`), all documents of a call in ONE JVM (`-s:DIR -o:DIR`).
 
-Without Java a test skips with the reason, except under CI (`CI=true`), where a missing
-Java is a failure: the rules must run there.
+When a rule set cannot run, a test skips with the reason, except under CI (`CI=true`),
+where it fails: the rules must run there.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from lxml import etree
@@ -52,15 +55,34 @@ class Failure:
     text: str
 
 
-def require_schematron() -> None:
-    """Skip (locally) or fail (CI) when Java and Saxon are not installed."""
-    missing = [what for what, ok in (("java", shutil.which("java")), (str(SAXON_JAR), SAXON_JAR.exists())) if not ok]
-    if not missing:
-        return
-    reason = f"EN 16931 Schematron needs {', '.join(missing)}: apt-get install -y default-jre-headless libsaxonhe-java"
+def _saxonche() -> Any | None:
+    if os.environ.get("TARIF_SCHEMATRON_ENGINE") == "java":  # to compare the two engines
+        return None
+    try:
+        import saxonche  # deferred: a dev dependency, absent from production installs
+    except ImportError:
+        return None
+    return saxonche
+
+
+def _skip_or_fail(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def require_schematron(*, syntax: Syntax = "cii", rules: str = "en16931") -> None:
+    """Skip (locally) or fail (CI) when no Saxon can run these rules."""
+    if _saxonche() is not None:
+        return
+    if syntax == "ubl" and rules == "br-fr":
+        _skip_or_fail("the BR-FR UBL Schematron needs SaxonC (pip install saxonche): Saxon-HE 9.9 cannot compile it")
+    missing = [what for what, ok in (("java", shutil.which("java")), (str(SAXON_JAR), SAXON_JAR.exists())) if not ok]
+    if missing:
+        _skip_or_fail(
+            f"Schematron needs saxonche, or {', '.join(missing)}: "
+            "apt-get install -y default-jre-headless libsaxonhe-java"
+        )
 
 
 @cache
@@ -79,13 +101,31 @@ def xsd_errors(xml: bytes) -> list[str]:
     return [f"line {error.line}: {error.message}" for error in schema.error_log]
 
 
-def schematron_failures(
-    documents: dict[str, bytes], *, syntax: Syntax, rules: Literal["en16931", "br-fr"] = "en16931"
-) -> dict[str, list[Failure]]:
-    """EN 16931 (or, with rules="br-fr", the French CIUS) Schematron on many documents in one
-    JVM: name -> failed asserts flagged fatal or error (warnings are advice and do not count).
-    Every name is in the result."""
-    require_schematron()
+_saxon_lock = threading.Lock()
+
+
+@cache
+def _saxon_processor() -> Any:
+    return _saxonche().PySaxonProcessor(license=False)  # one per process, never released
+
+
+@cache
+def _compiled(stylesheet: Path) -> Any:
+    processor = _saxon_processor()
+    return processor.new_xslt30_processor().compile_stylesheet(stylesheet_file=str(stylesheet))
+
+
+def _svrl_with_saxonche(documents: dict[str, bytes], stylesheet: Path) -> dict[str, bytes]:
+    with _saxon_lock:
+        processor, executable = _saxon_processor(), _compiled(stylesheet)
+        reports = {}
+        for name, xml in documents.items():
+            node = processor.parse_xml(xml_text=xml.decode("utf-8"))
+            reports[name] = executable.transform_to_string(xdm_node=node).encode("utf-8")
+        return reports
+
+
+def _svrl_with_java(documents: dict[str, bytes], stylesheet: Path) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="tarif-schematron-") as work:
         source, output = Path(work, "in"), Path(work, "out")
         source.mkdir()
@@ -99,21 +139,33 @@ def schematron_failures(
             str(SAXON_JAR),
             "net.sf.saxon.Transform",
             f"-s:{source}",
-            f"-xsl:{(XSLT if rules == 'en16931' else XSLT_FR)[syntax]}",
+            f"-xsl:{stylesheet}",
             f"-o:{output}",
         ]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
         assert completed.returncode == 0, completed.stderr[-2000:]
-        results = {}
-        for name in documents:
-            report = etree.parse(str(output / f"{name}.xml"))
-            results[name] = [
-                Failure(
-                    rule=element.get("id") or element.get("test", ""),
-                    flag=element.get("flag") or "error",
-                    text=" ".join(element.findtext(f"{{{SVRL}}}text", default="").split()),
-                )
-                for element in report.iter(f"{{{SVRL}}}failed-assert")
-                if (element.get("flag") or "error") in ("fatal", "error")
-            ]
-        return results
+        return {name: (output / f"{name}.xml").read_bytes() for name in documents}
+
+
+def schematron_failures(
+    documents: dict[str, bytes], *, syntax: Syntax, rules: Literal["en16931", "br-fr"] = "en16931"
+) -> dict[str, list[Failure]]:
+    """EN 16931 (or, with rules="br-fr", the French CIUS) Schematron on many documents:
+    name -> failed asserts flagged fatal or error (warnings are advice and do not count).
+    Every name is in the result."""
+    require_schematron(syntax=syntax, rules=rules)
+    stylesheet = (XSLT if rules == "en16931" else XSLT_FR)[syntax]
+    run = _svrl_with_saxonche if _saxonche() is not None else _svrl_with_java
+    results = {}
+    for name, svrl in run(documents, stylesheet).items():
+        report = etree.fromstring(svrl)
+        results[name] = [
+            Failure(
+                rule=element.get("id") or element.get("test", ""),
+                flag=element.get("flag") or "error",
+                text=" ".join(element.findtext(f"{{{SVRL}}}text", default="").split()),
+            )
+            for element in report.iter(f"{{{SVRL}}}failed-assert")
+            if (element.get("flag") or "error") in ("fatal", "error")
+        ]
+    return results

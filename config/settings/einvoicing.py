@@ -14,6 +14,9 @@ TARIF_EINVOICING_MAX_ATTEMPTS = env.int("TARIF_EINVOICING_MAX_ATTEMPTS", default
 # A submission left "submitting" this long (a worker died mid-call) is queued again; the PA
 # deduplicates on the tracking id, so the retry never makes a second flow.
 TARIF_EINVOICING_STUCK_SECONDS = env.int("TARIF_EINVOICING_STUCK_SECONDS", default=600)
+# PA calls of a submission batch made at once (threads of the sweeper, each with its own
+# kept-alive connection); 1 submits one document after the other.
+TARIF_EINVOICING_SUBMIT_CONCURRENCY = env.int("TARIF_EINVOICING_SUBMIT_CONCURRENCY", default=4)
 # Inbound status webhooks older than this are refused (replay protection).
 TARIF_EINVOICING_WEBHOOK_TOLERANCE_SECONDS = env.int("TARIF_EINVOICING_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # The local PA simulator for `make run`'s demo (scripts/run-demo starts it; seed_demo points the demo brand at it).

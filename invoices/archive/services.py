@@ -140,10 +140,11 @@ def archive_append_many(*, entries: Sequence[ArchiveEntry]) -> list[ArchiveRecor
                 )
                 previous_hash = record_hash
             records.extend(ArchiveRecord.objects.bulk_create(batch))
-            # The head moves one record at a time (a database trigger refuses bigger steps).
-            for record in batch:
+            # One step over the whole batch: the database trigger checks that every record it
+            # moves over is there and that it stops on the last one's hash (archive 0002).
+            if batch:
                 ArchiveHead.objects.filter(pk=head.pk).update(
-                    last_sequence=record.sequence, last_hash=record.record_hash
+                    last_sequence=batch[-1].sequence, last_hash=batch[-1].record_hash
                 )
     return records
 

@@ -51,6 +51,7 @@ __all__ = [
     "StatusPage",
     "StatusReport",
     "Syntax",
+    "VatRateAmount",
 ]
 
 
@@ -101,8 +102,19 @@ class StatusPage:
 
 
 @dataclass(frozen=True)
+class VatRateAmount:
+    """Part of a collected amount at one VAT rate (a "MEN" block of the CDAR status message)."""
+
+    rate: str  # percent, as the invoice's VAT breakdown writes it: "20", "5.5", "0"
+    amount: int  # minor units
+
+
+@dataclass(frozen=True)
 class OutboundStatus:
-    """A status Tarif sends as the issuer (the reform's "212 Encaissée" with amount and date)."""
+    """A status Tarif sends as the issuer (the reform's "212 Encaissée" with amount and date).
+
+    For 212, `vat_amounts` splits `amount` per VAT rate (BR-FR-CDV-14: MDG-43 blocks "MEN",
+    amount and rate); the parts add up to `amount`."""
 
     code: str
     occurred_at: datetime
@@ -110,6 +122,7 @@ class OutboundStatus:
     currency: str = ""
     reason_code: str = ""
     reason_text: str = ""
+    vat_amounts: tuple[VatRateAmount, ...] = ()
 
 
 @dataclass(frozen=True)

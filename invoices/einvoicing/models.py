@@ -169,6 +169,9 @@ class Transmission(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="einvoicing_tx_due"),
+            # The sweeper claims queued rows in pk order: without it the claim walked every
+            # submitted row of the table's history before the queued ones (bench/einvoicing.py).
+            models.Index(fields=["id"], name="einvoicing_tx_queued", condition=Q(state="queued")),
             models.Index(fields=["needs_attention"], name="einvoicing_tx_attention", condition=Q(needs_attention=True)),
         ]
 
@@ -202,6 +205,10 @@ class LifecycleStatus(models.Model):
     # platform took it (None: still to send; the sweeper sends it, so the hand-off is durable).
     amount = models.BigIntegerField(_("amount"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True)
+    # "212 Encaissée": the amount split per VAT rate (BR-FR-CDV-14, the MDG-43 "MEN" blocks),
+    # [{"rate": "20", "amount": 5000}, ...] in minor units, adding up to `amount` (see
+    # services.collected_vat_amounts); fixed in the payment's transaction like the amount.
+    vat_amounts = models.JSONField(_("amount per VAT rate"), default=list, blank=True)
     sent_at = models.DateTimeField(_("sent to the platform"), null=True, blank=True)
 
     class Meta:

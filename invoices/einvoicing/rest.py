@@ -3,7 +3,9 @@
 Routes (relative to the account's base URL; the simulator serves the same ones):
   POST /v1/flows                    multipart: `flowInfo` (JSON) + `file`   → {flowId, trackingId, duplicate}
   GET  /v1/flows/{flowId}/statuses                                          → {statuses: [...]}
-  POST /v1/flows/{flowId}/statuses  JSON status sent by the issuer
+  POST /v1/flows/{flowId}/statuses  JSON status sent by the issuer; 212 Encaissée carries `amount`,
+                                    `currency` and `collectedByVatRate`: [{typeCode "MEN", vatRate, amount}]
+                                    adding up to `amount` (BR-FR-CDV-14), amounts in minor units
   GET  /v1/statuses?cursor=...                                              → {statuses: [...], nextCursor}
   POST /v1/ereporting               multipart like /v1/flows
   GET  /v1/directory?siren=...&siret=...                                    → entry, or 404
@@ -221,7 +223,7 @@ class RestPlatformAdapter:
         return StatusPage(reports=reports, next_cursor=str(body.get("nextCursor") or cursor))
 
     def submit_status(self, *, flow_id: str, status: OutboundStatus) -> None:
-        payload = {
+        payload: JsonDict = {
             "code": status.code,
             "occurredAt": status.occurred_at.isoformat(),
             "amount": status.amount,
@@ -229,6 +231,11 @@ class RestPlatformAdapter:
             "reasonCode": status.reason_code,
             "reasonText": status.reason_text,
         }
+        if status.vat_amounts:
+            # BR-FR-CDV-14: the collected amount per VAT rate (MDG-43 blocks, type code "MEN")
+            payload["collectedByVatRate"] = [
+                {"typeCode": "MEN", "vatRate": part.rate, "amount": part.amount} for part in status.vat_amounts
+            ]
         self._checked(
             self._request("POST", f"/v1/flows/{requests.utils.quote(flow_id, safe='')}/statuses", json=payload)
         )

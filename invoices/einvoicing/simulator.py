@@ -1,6 +1,12 @@
 """A local approved-platform (PA) simulator: the REST API of `rest.py`, state in memory.
 
-    python -m invoices.einvoicing.simulator --port 8765 [--host 127.0.0.1]
+    python -m invoices.einvoicing.simulator --port 8765 [--host 127.0.0.1] [--threads 8] [--server gunicorn]
+
+Served by gunicorn (one process, `--threads` threads: the gthread worker, kept-alive connections)
+since the throughput benchmark showed werkzeug's development server as most of a submission's
+time; `--server werkzeug` keeps the development server. One process only: the state is in memory,
+and a second worker process would hold a second state (a tracking id deduplicated in one process
+would make a second flow in the other), so concurrency comes from threads.
 
 Used by the tests (a subprocess on a free port) and by `make run`'s demo (TARIF_PA_SIMULATOR=1).
 It never calls anything but the webhook URL it is given (loopback in practice).
@@ -20,6 +26,8 @@ Control endpoints (no auth; the simulator binds loopback):
        header X-PA-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">
   GET  /_sim/state     flows, submissions per tracking id, pushed deliveries
 OAuth2: POST /oauth/token (client credentials, any id/secret but "bad") → bearer token.
+Issuer statuses: "212 Encaissée" is refused (400, reasonCode BR-FR-CDV-14) without a positive
+`amount`, a `currency` and `collectedByVatRate` MEN blocks (one per rate) adding up to it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import socket
 import threading
@@ -37,9 +46,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.http import parse_options_header
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+VAT_RATE = re.compile(r"\d{1,3}(\.\d{1,2})?")
 OUTCOMES = {
     "accept": [("200", "platform"), ("202", "platform"), ("203", "platform")],
     "approve": [("200", "platform"), ("202", "platform"), ("203", "platform"), ("204", "buyer"), ("205", "buyer")],
@@ -51,6 +62,72 @@ OUTCOMES = {
 def sign(*, secret: str, timestamp: int, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """(text fields, file contents) of a multipart/form-data body; ValueError when it is not one.
+
+    werkzeug's form parser compiles regular expressions for every new boundary, i.e. for every
+    request (each client picks a random one): about 70 % of a submission's time in the
+    simulator (bench/einvoicing.py). The body is small and whole, so one split does."""
+    kind, options = parse_options_header(content_type)
+    boundary = options.get("boundary", "")
+    if kind != "multipart/form-data" or not boundary:
+        raise ValueError("not a multipart/form-data body")
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    delimiter = b"--" + boundary.encode("latin-1")
+    parts = body.split(delimiter)
+    if len(parts) < 3 or not parts[-1].startswith(b"--"):
+        raise ValueError("an unterminated multipart body")
+    for part in parts[1:-1]:
+        if not part.startswith(b"\r\n") or not part.endswith(b"\r\n"):
+            raise ValueError("a malformed multipart part")
+        head, separator, content = part[2:-2].partition(b"\r\n\r\n")
+        if not separator:
+            raise ValueError("a multipart part without headers")
+        disposition = ""
+        for line in head.decode("utf-8").split("\r\n"):
+            name, _colon, value = line.partition(":")
+            if name.strip().lower() == "content-disposition":
+                disposition = value.strip()
+        _kind, params = parse_options_header(disposition)
+        if "name" not in params:
+            raise ValueError("a multipart part without a name")
+        if "filename" in params:
+            files[params["name"]] = content
+        else:
+            fields[params["name"]] = content.decode("utf-8")
+    return fields, files
+
+
+def collected_problem(body: dict[str, Any]) -> str:
+    """What BR-FR-CDV-14 finds wrong in a "212 Encaissée" status ("" when nothing): the amount
+    collected, its currency, and its split per VAT rate (MDG-43 blocks typed "MEN": rate and
+    amount) adding up to it."""
+    amount = body.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return "212 needs the amount collected (a positive integer in minor units)"
+    if not isinstance(body.get("currency"), str) or len(body["currency"]) != 3:
+        return "212 needs the currency of the amount collected"
+    parts = body.get("collectedByVatRate")
+    if not isinstance(parts, list) or not parts:
+        return "212 needs the amount collected per VAT rate (MEN blocks)"
+    rates = []
+    for part in parts:
+        if not isinstance(part, dict) or part.get("typeCode") != "MEN":
+            return "each part of the amount collected is a MEN block"
+        rate, part_amount = part.get("vatRate"), part.get("amount")
+        if not isinstance(rate, str) or not VAT_RATE.fullmatch(rate):
+            return f"a MEN block needs a VAT rate (percent, up to two decimals), not {rate!r}"
+        if not isinstance(part_amount, int) or isinstance(part_amount, bool):
+            return "a MEN block needs an amount in minor units"
+        rates.append(rate)
+    if len(set(rates)) != len(rates):
+        return "one MEN block per VAT rate"
+    if sum(part["amount"] for part in parts) != amount:
+        return "the MEN blocks must add up to the amount collected"
+    return ""
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -136,14 +213,17 @@ class Simulator:
 
     # --- API ---------------------------------------------------------------------------------
     def submit(self, request: Request, *, ereporting: bool) -> Response:
-        info = json.loads(request.form.get("flowInfo") or "{}")
-        upload = request.files.get("file")
-        tracking_id = str(info.get("trackingId") or "")
-        if not tracking_id or upload is None:
+        try:
+            fields, files = parse_multipart(request.get_data(), request.headers.get("Content-Type", ""))
+            info = json.loads(fields.get("flowInfo") or "{}")
+        except ValueError:
+            return _json({"reasonCode": "BAD_REQUEST", "message": "a multipart body with flowInfo and file"}, 400)
+        tracking_id = str(info.get("trackingId") or "") if isinstance(info, dict) else ""
+        content = files.get("file")
+        if not tracking_id or content is None:
             return _json({"reasonCode": "MISSING_FIELD", "message": "trackingId and file are required"}, 400)
         if info.get("flowSyntax") not in {"factur-x", "ubl", "cii"}:
             return _json({"reasonCode": "BAD_SYNTAX", "message": "unknown flowSyntax"}, 400)
-        content = upload.read()
         with self.lock:
             self.submissions[tracking_id] = self.submissions.get(tracking_id, 0) + 1
             rule = self.rule_for(tracking_id)
@@ -191,6 +271,10 @@ class Simulator:
         body = request.get_json(silent=True) or {}
         if str(body.get("code")) not in {"204", "205", "206", "207", "208", "209", "211", "212"}:
             return _json({"reasonCode": "BAD_STATUS", "message": "this status cannot be sent by the issuer"}, 400)
+        if str(body.get("code")) == "212":
+            problem = collected_problem(body)
+            if problem:
+                return _json({"reasonCode": "BR-FR-CDV-14", "message": problem}, 400)
         with self.lock:
             self.issuer_statuses.append({"flowId": flow_id, **body})
             self.flows[flow_id]["statuses"].append(
@@ -296,7 +380,7 @@ class SimulatorApp:
                 mode = str(self.sim.outage["mode"])
         if failing:
             if mode == "drop":
-                raw = request.environ.get("werkzeug.socket")
+                raw = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
                 if isinstance(raw, socket.socket):
                     raw.shutdown(socket.SHUT_RDWR)
             return _json({"message": "service unavailable"}, 503)
@@ -323,14 +407,46 @@ class SimulatorApp:
         return response(environ, start_response)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from werkzeug.serving import run_simple  # deferred: only the command line serves
+def serve_gunicorn(app: SimulatorApp, *, host: str, port: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication  # deferred: only the command line serves
 
+    class _Server(BaseApplication):  # gunicorn ships no type hints: its base is Any to mypy
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                "workers": 1,  # the state is in memory: one process (see the module's docstring)
+                "worker_class": "gthread",
+                "threads": threads,
+                "keepalive": 75,  # the sweeper keeps one connection per thread between batches
+                "backlog": 2048,
+                "timeout": 120,
+                "graceful_timeout": 1,  # a test double: nothing to drain on exit
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "warning",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> SimulatorApp:
+            return app
+
+    _Server().run()
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local e-invoicing platform (PA) simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--threads", type=int, default=8, help="request threads of the one process (gunicorn)")
+    parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn")
     args = parser.parse_args(argv)
-    run_simple(args.host, args.port, SimulatorApp(), threaded=True, use_reloader=False)
+    if args.server == "werkzeug":
+        from werkzeug.serving import run_simple  # deferred: only the command line serves
+
+        run_simple(args.host, args.port, SimulatorApp(), threaded=True, use_reloader=False)
+        return
+    serve_gunicorn(SimulatorApp(), host=args.host, port=args.port, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -252,8 +252,24 @@ def invoice_document(*, invoice: Any, lines: Sequence[Any], paid: int = 0, routi
     )
 
 
+PAYMENT_NOTE_KEYS: Final = ("late_payment", "recovery_indemnity", "early_payment")
+
+
+def _with_payment_mentions(snapshot: dict[str, Any], invoice: Any) -> dict[str, Any]:
+    """BR-FR-05 wants the payment notes (PMD, PMT, AAB) on credit notes too. Credit notes issued
+    since then carry them in their snapshot; an older one takes them from the invoice it
+    corrects, as that invoice issued them (its snapshot is frozen too)."""
+    mentions = list(snapshot.get("mentions") or [])
+    present = {mention.get("key") for mention in mentions}
+    if invoice is None or all(key in present for key in PAYMENT_NOTE_KEYS):
+        return snapshot
+    issued = {m.get("key"): m for m in (invoice.issued_snapshot or {}).get("mentions") or []}
+    mentions += [issued[key] for key in PAYMENT_NOTE_KEYS if key not in present and key in issued]
+    return {**snapshot, "mentions": mentions}
+
+
 def credit_note_document(*, credit_note: Any, lines: Sequence[Any], routing_id: str = "") -> EInvoiceDocument:
-    snapshot = credit_note.issued_snapshot
+    snapshot = _with_payment_mentions(credit_note.issued_snapshot, getattr(credit_note, "invoice", None))
     related = snapshot.get("invoice") or {}
     return EInvoiceDocument(
         type_code=CREDIT_NOTE_TYPE,

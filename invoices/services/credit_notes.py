@@ -51,6 +51,7 @@ from invoices.selectors import invoice_credited
 from invoices.services.documents import (
     buyer_snapshot,
     credit_note_content_hash,
+    credit_note_payment_mentions,
     credit_note_reference,
     document_language,
     document_text,
@@ -477,6 +478,8 @@ def credit_note_create(
             language=language,
         )
     ]
+    # BR-FR-05: a credit note carries the payment mentions too (notes PMD, PMT, AAB).
+    mentions += credit_note_payment_mentions(invoice_snapshot=invoice.issued_snapshot, brand=brand, language=language)
     vat_mention = invoice.issued_snapshot.get("vat_mention")
     if vat_mention:
         mentions.append({"key": vat_mention, "text": LEGAL_MENTIONS[vat_mention][language]})

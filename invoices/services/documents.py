@@ -274,7 +274,24 @@ def legal_mentions(
     else:
         terms = texts["terms_charge_automatically"].format(due=due)
     mentions.append({"key": "payment_terms", "text": terms})
-    mentions += [
+    mentions += payment_mentions(brand=brand, language=language)
+    if vat_mention_key:
+        mentions.append({"key": vat_mention_key, "text": LEGAL_MENTIONS[vat_mention_key][language]})
+    if brand.vat_on_debits:
+        mentions.append({"key": "vat_on_debits", "text": texts["vat_on_debits"]})
+    return mentions
+
+
+# The payment mentions (French Commercial Code L441-10; notes PMD, PMT, AAB of the e-invoice),
+# which the French CIUS asks of every document, credit notes included (BR-FR-05).
+PAYMENT_MENTION_KEYS: Final = ("late_payment", "recovery_indemnity", "early_payment")
+
+
+def payment_mentions(*, brand: Brand, language: str) -> list[dict[str, str]]:
+    """Late-payment penalties, the recovery indemnity and the early-payment discount, in order."""
+    language = document_language(language)
+    texts = _TEXTS[language]
+    return [
         {
             "key": "late_payment",
             "text": texts["late_payment"].format(rate=brand_text(brand, "late_payment_rate", language)),
@@ -282,11 +299,14 @@ def legal_mentions(
         {"key": "recovery_indemnity", "text": texts["recovery_indemnity"]},
         {"key": "early_payment", "text": texts["early_payment"]},
     ]
-    if vat_mention_key:
-        mentions.append({"key": vat_mention_key, "text": LEGAL_MENTIONS[vat_mention_key][language]})
-    if brand.vat_on_debits:
-        mentions.append({"key": "vat_on_debits", "text": texts["vat_on_debits"]})
-    return mentions
+
+
+def credit_note_payment_mentions(*, invoice_snapshot: JsonMapping, brand: Brand, language: str) -> list[dict[str, str]]:
+    """A credit note's payment mentions: the corrected invoice's as it issued them (its rate,
+    its language), each missing one in today's words (invoices issued before a mention existed)."""
+    issued = {m.get("key"): m for m in invoice_snapshot.get("mentions") or [] if isinstance(m, dict)}
+    current = {m["key"]: m for m in payment_mentions(brand=brand, language=language)}
+    return [dict(issued.get(key) or current[key]) for key in PAYMENT_MENTION_KEYS]
 
 
 def credit_note_reference(*, invoice_number: str, invoice_date: date, language: str) -> dict[str, str]:

@@ -145,3 +145,52 @@ def test_export_writes_files_and_a_manifest(archived, tmp_path):
     assert [line["sequence"] for line in lines] == [1, 2, 3]
     for line in lines:
         assert hashlib.sha256((tmp_path / line["file"]).read_bytes()).hexdigest() == line["content_sha256"]
+
+
+def test_the_head_moves_over_a_batch_in_one_step(postgres_only, brand):
+    # given a batch of five records appended at once
+    from invoices.archive.services import ArchiveEntry, archive_append_many
+
+    records = archive_append_many(
+        entries=[
+            ArchiveEntry(
+                kind="document", reference=f"d-{n}", content=b"x", brand_id=brand.pk, livemode=True, metadata={}
+            )
+            for n in range(5)
+        ]
+    )
+    # then the head stands on the last one and the chain verifies
+    head = ArchiveHead.objects.get(livemode=True)
+    assert (head.last_sequence, head.last_hash) == (5, records[-1].record_hash)
+    assert archive_verify() == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # past records that are not there (a gap in the chain)
+        "UPDATE archive_archivehead SET last_sequence = 5, last_hash = %(third)s WHERE livemode",
+        # over records that are there, but not onto the last one's hash
+        "UPDATE archive_archivehead SET last_sequence = 3, last_hash = 'forged' WHERE livemode",
+        # backwards, or standing still with another hash
+        "UPDATE archive_archivehead SET last_sequence = 0 WHERE livemode",
+        "UPDATE archive_archivehead SET last_hash = 'forged' WHERE livemode",
+    ],
+    ids=["past-missing-records", "wrong-hash", "backwards", "standing-still"],
+)
+def test_the_database_refuses_a_head_that_skips_forges_or_goes_back(postgres_only, archived, statement):
+    # given three records on the live chain, and its head put back on the first one
+    _tamper(
+        "UPDATE archive_archivehead SET last_sequence = 1, last_hash = %s WHERE livemode", (archived[0].record_hash,)
+    )
+    third = {"third": archived[2].record_hash}
+
+    # when the head is moved wrongly, then the trigger refuses it
+    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(statement, third)
+
+    # and the right step (over records 2 and 3, onto record 3's hash) is accepted: the positive control
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE archive_archivehead SET last_sequence = 3, last_hash = %(third)s WHERE livemode", third)
+    assert ArchiveHead.objects.get(livemode=True).last_sequence == 3

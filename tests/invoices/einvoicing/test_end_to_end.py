@@ -358,3 +358,31 @@ def test_transmitted_documents_and_their_statuses_are_archived_in_the_hash_chain
     statuses = ArchiveRecord.objects.filter(kind="status", reference__startswith=f"{transmission.tracking_id}:")
     assert statuses.count() == transmission.statuses.count() == 3
     call_command("verify_archive", "--no-progress")  # raises SystemExit on a broken chain
+
+
+def test_a_batch_sent_over_several_threads_records_each_outcome_once(sim, account, b2b_customer, fr_vat, settings):
+    # given six queued invoices, the buyer's directory answer cached, the sweeper sending a
+    # batch's flows three at a time, and the platform failing the first flow it receives
+    from invoices.einvoicing.services import directory_lookup
+
+    settings.TARIF_EINVOICING_SUBMIT_CONCURRENCY = 3
+    settings.TARIF_EINVOICING_RETRY_BASE_SECONDS = 3600
+    invoices = [issue(b2b_customer, [1000 + n]) for n in range(6)]
+    rows = {invoice.pk: Transmission.objects.get(invoice=invoice) for invoice in invoices}
+    directory_lookup(account=account, siren=b2b_customer.siren)
+    sim.control("outage", count=1, mode="503")
+
+    # when the sweeper runs once
+    submitted = transmissions_submit_due()
+
+    # then five went through once each, one waits for its retry, and the PA saw six calls
+    states = sorted(
+        Transmission.objects.filter(pk__in=[row.pk for row in rows.values()]).values_list("state", flat=True)
+    )
+    assert (submitted, states) == (5, ["queued", "submitted", "submitted", "submitted", "submitted", "submitted"])
+    received = sim.state()["submissions"]
+    assert sorted(received.values()) == [1] * 5
+    waiting = Transmission.objects.get(pk__in=[row.pk for row in rows.values()], state="queued")
+    assert waiting.tracking_id not in received and "503" in waiting.last_error
+    flows = {row.flow_id for row in Transmission.objects.filter(state="submitted", account=account)}
+    assert len(flows) == 5 and "" not in flows

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from invoices.einvoicing.adapters import OutboundFlow, OutboundStatus, PlatformAdapter
+from invoices.einvoicing.adapters import OutboundFlow, OutboundStatus, PlatformAdapter, VatRateAmount
 from invoices.einvoicing.errors import PlatformRejected, PlatformUnavailable
 from invoices.einvoicing.rest import RestCredentials, RestPlatformAdapter
 
@@ -95,12 +95,44 @@ def test_directory_lookup_found_and_not_found(sim):
         client.lookup_directory(siren="12")
 
 
-def test_the_issuer_sends_the_collected_status(sim):
+def collected(amount: int = 12000, parts: tuple[tuple[str, int], ...] = (("20", 10550), ("5.5", 1450))):
+    return OutboundStatus(
+        code="212",
+        occurred_at=datetime(2026, 3, 20, tzinfo=UTC),
+        amount=amount,
+        currency="EUR",
+        vat_amounts=tuple(VatRateAmount(rate=rate, amount=part) for rate, part in parts),
+    )
+
+
+def test_the_issuer_sends_the_collected_status_with_its_amount_per_vat_rate(sim):
     client = adapter(sim.url)
     receipt = client.submit_flow(flow=flow())
-    client.submit_status(
-        flow_id=receipt.flow_id,
-        status=OutboundStatus(code="212", occurred_at=datetime(2026, 3, 20, tzinfo=UTC), amount=12000, currency="EUR"),
-    )
+    client.submit_status(flow_id=receipt.flow_id, status=collected())
     [sent] = sim.state()["issuer_statuses"]
     assert (sent["code"], sent["amount"], sent["currency"]) == ("212", 12000, "EUR")
+    assert sent["collectedByVatRate"] == [
+        {"typeCode": "MEN", "vatRate": "20", "amount": 10550},
+        {"typeCode": "MEN", "vatRate": "5.5", "amount": 1450},
+    ]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        collected(parts=()),  # no split per rate
+        collected(parts=(("20", 10550), ("5.5", 1449))),  # parts that do not add up
+        collected(parts=(("20", 6000), ("20", 6000))),  # one rate twice
+        collected(parts=(("20 %", 12000),)),  # not a rate
+        collected(amount=0, parts=(("20", 0),)),  # nothing collected
+    ],
+    ids=["no-split", "wrong-sum", "rate-twice", "bad-rate", "zero"],
+)
+def test_the_platform_refuses_a_collected_status_without_a_valid_split_per_rate(sim, status):
+    # BR-FR-CDV-14, as the simulator checks it: the negative controls of the split
+    client = adapter(sim.url)
+    receipt = client.submit_flow(flow=flow())
+    with pytest.raises(PlatformRejected) as refused:
+        client.submit_status(flow_id=receipt.flow_id, status=status)
+    assert refused.value.reason_code == "BR-FR-CDV-14"
+    assert sim.state()["issuer_statuses"] == []

@@ -247,49 +247,87 @@ def test_dispatcher_gives_each_syntax_and_the_customer_setting_picks_it(mixed_in
         document_einvoice(kind="invoice", document=mixed_invoice, syntax="pdf")  # type: ignore[arg-type]
 
 
-def test_every_demo_documents_factur_x_xml_passes_en16931_schematron():
-    # given the demo's year of documents
+def test_every_demo_documents_factur_x_xml_and_ubl_pass_en16931_and_the_french_cius():
+    # given the demo's year of documents, as Factur-X XML (CII) and as UBL
     call_command("seed_demo", stdout=io.StringIO())
-    documents = {}
+    documents, ubl = {}, {}
     for invoice in Invoice.objects.exclude(status__in=["draft"]).exclude(number=""):
         documents[f"invoice-{invoice.pk}"] = invoice_cii_xml(invoice=invoice, lines=_lines(invoice))
+        ubl[f"invoice-{invoice.pk}"] = build_ubl_xml(content(invoice))
     for note in CreditNote.objects.exclude(number=""):
         documents[f"credit-note-{note.pk}"] = credit_note_cii_xml(credit_note=note, lines=_lines(note))
-    assert len(documents) >= 30
+        ubl[f"credit-note-{note.pk}"] = build_ubl_xml(content(note))
+    assert len(documents) >= 30  # (the demo issues no credit note: the cases above have them)
+    # plus one UBL copy with a seller SIREN that is not nine digits (the negative control)
+    first = next(iter(ubl))
+    ubl["bad-siren"] = _replace_text(ubl[first], UBL_SELLER_SIREN, "55210055")
 
-    # when their Factur-X XML goes through the EN 16931 Schematron in one JVM
-    failures = schematron_failures(documents, syntax="cii")
-
-    # then none fails
-    assert {name: found for name, found in failures.items() if found} == {}
-
-    # and the French CIUS (BR-FR) passes too, but for the credit notes' known BR-FR-05 gap
-    french = schematron_failures(documents, syntax="cii", rules="br-fr")
-    failing = {name: sorted({failure.rule for failure in found}) for name, found in french.items() if found}
-    assert all(name.startswith("credit-note") for name in failing), failing
-    assert {rule for rules in failing.values() for rule in rules} <= {
-        "BR-FR-05_BT-22_AAB",
-        "BR-FR-05_BT-22_PMD",
-        "BR-FR-05_BT-22_PMT",
+    # when the EN 16931 and the French CIUS (BR-FR) Schematron run on both syntaxes
+    results = {
+        **{f"en16931-cii-{n}": f for n, f in schematron_failures(documents, syntax="cii").items()},
+        **{f"en16931-ubl-{n}": f for n, f in schematron_failures(ubl, syntax="ubl").items()},
+        **{f"br-fr-cii-{n}": f for n, f in schematron_failures(documents, syntax="cii", rules="br-fr").items()},
+        **{f"br-fr-ubl-{n}": f for n, f in schematron_failures(ubl, syntax="ubl", rules="br-fr").items()},
     }
 
+    # then the bad SIREN fails a BR-FR rule, and every document passes both rule sets in both syntaxes
+    assert any(failure.rule.startswith("BR-FR") for failure in results.pop("br-fr-ubl-bad-siren"))
+    results.pop("en16931-ubl-bad-siren")
+    assert {name: sorted({failure.rule for failure in found}) for name, found in results.items() if found} == {}
 
-def test_french_cius_schematron_passes_the_cases_and_fails_a_bad_siren(cases):
-    # given every case in CII and the Factur-X XML, plus a copy with a SIREN that is not nine digits
+
+UBL_SELLER_SIREN = "//cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"
+
+
+def test_french_cius_schematron_passes_the_cases_in_both_syntaxes_and_fails_a_bad_siren(cases):
+    # given every case in CII, in UBL and as Factur-X XML, plus a copy of each syntax with a
+    # SIREN that is not nine digits
     cii = {f"cii-{name}": build_cii_xml(document) for name, document in cases.items()}
     cii |= {f"facturx-{name}": invoice_xml for name, invoice_xml in _facturx_xml(cases).items()}
     cii["cii-bad-siren"] = _replace_text(
         cii["cii-domestic-prepaid"], "//ram:SellerTradeParty/ram:SpecifiedLegalOrganization/ram:ID", "55210055"
     )
+    ubl = {f"ubl-{name}": build_ubl_xml(document) for name, document in cases.items()}
+    ubl["ubl-bad-siren"] = _replace_text(ubl["ubl-domestic-prepaid"], UBL_SELLER_SIREN, "55210055")
 
-    # when FNFE-MPE's BR-FR Schematron (flow 2, EN 16931 profile) runs in one JVM
-    results = schematron_failures(cii, syntax="cii", rules="br-fr")
+    # when FNFE-MPE's BR-FR Schematron (flow 2, EN 16931 profile) runs on both syntaxes
+    results = {
+        **schematron_failures(cii, syntax="cii", rules="br-fr"),
+        **schematron_failures(ubl, syntax="ubl", rules="br-fr"),
+    }
 
-    # then the bad SIREN fails a BR-FR rule (negative control)...
-    assert any(failure.rule.startswith("BR-FR") for failure in results.pop("cii-bad-siren"))
-    # ...and the cases pass, but for one known gap: credit notes do not carry the payment
-    # mentions (PMT, PMD, AAB notes) that BR-FR-05 asks of every document (docs/einvoicing.md)
-    failing = {name: sorted({failure.rule for failure in found}) for name, found in results.items() if found}
-    known = ["BR-FR-05_BT-22_AAB", "BR-FR-05_BT-22_PMD", "BR-FR-05_BT-22_PMT"]
-    assert failing == {name: known for name in failing if "credit-note" in name}
-    assert any("credit-note" in name for name in failing)  # the gap is still there: drop it here when fixed
+    # then each bad SIREN fails a BR-FR rule (the negative controls)...
+    for bad in ("cii-bad-siren", "ubl-bad-siren"):
+        assert any(failure.rule.startswith("BR-FR") for failure in results.pop(bad)), bad
+    # ...and every case passes, the credit notes too (BR-FR-05: their payment notes)
+    assert any("credit-note" in name for name in results)
+    assert {name: sorted({failure.rule for failure in found}) for name, found in results.items() if found} == {}
+
+
+def test_credit_notes_carry_the_payment_notes_of_their_invoice(cases, mixed_invoice):
+    # BR-FR-05: PMT, PMD and AAB once each, on credit notes as on invoices, in both syntaxes
+    note = CreditNote.objects.filter(invoice=mixed_invoice).get()
+    invoice_notes = {m["key"]: m["text"] for m in mixed_invoice.issued_snapshot["mentions"]}
+    note_notes = {m["key"]: m["text"] for m in note.issued_snapshot["mentions"]}
+    for key in ("late_payment", "recovery_indemnity", "early_payment"):
+        assert note_notes[key] == invoice_notes[key]
+    cii = build_cii_xml(cases["credit-note-domestic"])
+    assert sorted(texts(cii, "//ram:IncludedNote/ram:SubjectCode")).count("PMT") == 1
+    assert {"PMT", "PMD", "AAB"} <= set(texts(cii, "//ram:IncludedNote/ram:SubjectCode"))
+    ubl_notes = texts(build_ubl_xml(cases["credit-note-domestic"]), "/*/cbc:Note")
+    assert [note[:5] for note in ubl_notes if note[:5] in ("#PMT#", "#PMD#", "#AAB#")] == ["#PMD#", "#PMT#", "#AAB#"]
+
+
+def test_a_credit_note_issued_without_payment_notes_takes_its_invoices(cases, mixed_invoice):
+    # given a credit note issued before credit notes carried the payment mentions
+    note = CreditNote.objects.filter(invoice=mixed_invoice).get()
+    payment_keys = {"late_payment", "recovery_indemnity", "early_payment"}
+    note.issued_snapshot = {
+        **note.issued_snapshot,
+        "mentions": [m for m in note.issued_snapshot["mentions"] if m["key"] not in payment_keys],
+    }
+    # when its e-invoice is written, then the notes are the invoice's as issued
+    xml = build_cii_xml(content(note))
+    assert {"PMT", "PMD", "AAB"} <= set(texts(xml, "//ram:IncludedNote/ram:SubjectCode"))
+    late = next(m["text"] for m in mixed_invoice.issued_snapshot["mentions"] if m["key"] == "late_payment")
+    assert late in texts(xml, "//ram:IncludedNote/ram:Content")
