@@ -123,16 +123,16 @@ class UsageEventListField(serializers.ListField):
     """
 
     def run_child_validation(self, data: Any) -> list[dict]:
-        errors: dict[int, list[ErrorDetail]] = {}
+        errors: dict[str, list[ErrorDetail]] = {}  # keyed by position, as DRF's ListField
         messages = self.child.error_messages
         for index, item in enumerate(data):
             if type(item) is dict:  # JSON objects parse as plain dicts: the fast path
                 continue
             if item is None:
-                errors[index] = [ErrorDetail(str(messages["null"]), code="null")]
+                errors[str(index)] = [ErrorDetail(str(messages["null"]), code="null")]
             elif not isinstance(item, dict):
                 message = str(messages["not_a_dict"]).format(input_type=type(item).__name__)
-                errors[index] = [ErrorDetail(message, code="not_a_dict")]
+                errors[str(index)] = [ErrorDetail(message, code="not_a_dict")]
         if errors:
             raise serializers.ValidationError(errors)
         return list(data)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 
 from billing.models import UsageRollup
+from config.bulk import binary_cursor
 
 
 def dimensions_hash(properties: Mapping[str, object] | None) -> str:
@@ -48,13 +49,6 @@ class RollupBucket:
     last_event_id: int
     last_value: Decimal
 
-    def add(self, *, event_id: int, timestamp: datetime, value: Decimal) -> None:
-        self.event_count += 1
-        self.value_sum += value
-        self.value_max = max(self.value_max, value)
-        if (timestamp, event_id) > (self.last_timestamp, self.last_event_id):
-            self.last_timestamp, self.last_event_id, self.last_value = timestamp, event_id, value
-
 
 class StoredEvent(NamedTuple):
     """An event as stored (its id set: the id breaks ties of `last`), what a rollup adds up."""
@@ -75,7 +69,7 @@ def rollup_buckets(*, events: Iterable[StoredEvent]) -> list[RollupBucket]:
     buckets: dict[tuple[int, int, date, str], RollupBucket] = {}
     digests: dict[tuple[tuple[str, object], ...], str] = {}
     for event_id, customer_id, meter_id, moment, value, properties in events:
-        timestamp = moment.astimezone(UTC)
+        timestamp = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
         day = timestamp.date()
         shape = tuple(sorted(properties.items())) if properties else ()
         try:
@@ -100,8 +94,13 @@ def rollup_buckets(*, events: Iterable[StoredEvent]) -> list[RollupBucket]:
                 last_event_id=event_id,
                 last_value=value,
             )
-        else:
-            bucket.add(event_id=event_id, timestamp=timestamp, value=value)
+        else:  # RollupBucket.add, inlined: this loop runs once per event
+            bucket.event_count += 1
+            bucket.value_sum += value
+            if value > bucket.value_max:
+                bucket.value_max = value
+            if (timestamp, event_id) > (bucket.last_timestamp, bucket.last_event_id):
+                bucket.last_timestamp, bucket.last_event_id, bucket.last_value = timestamp, event_id, value
     return [buckets[key] for key in sorted(buckets)]
 
 
@@ -132,12 +131,12 @@ def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
         return
     ops = connection.ops
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # One statement for the whole batch: arrays unnested server-side.
+        # One statement for the whole batch: arrays bound in binary (%b), unnested server-side.
+        with binary_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) SELECT * FROM unnest("
-                "%s::bigint[], %s::bigint[], %s::date[], %s::varchar[], %s::jsonb[], %s::bigint[], "
-                "%s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[], %s::numeric[])" + _ON_CONFLICT,
+                "%b::bigint[], %b::bigint[], %b::date[], %b::varchar[], %b::jsonb[], %b::bigint[], "
+                "%b::numeric[], %b::numeric[], %b::timestamptz[], %b::bigint[], %b::numeric[])" + _ON_CONFLICT,
                 [
                     [bucket.customer_id for bucket in buckets],
                     [bucket.meter_id for bucket in buckets],
