@@ -11,6 +11,8 @@ checks, dedup keys, COPY, rollups, domain events, in one process), and prints:
 
 - `api_events_per_second`: events accepted per second of wall time, one client;
 - `service_events_per_second`: the same through `usage_events_record` directly (no HTTP/DRF);
+- `api_cpu_ms_per_batch`, `service_cpu_ms_per_batch`: this process's CPU time per batch
+  (the Python work, not the database's): steadier than wall time on a loaded machine;
 - `duplicate_batch_ms`: replaying a stored batch (every event a duplicate);
 - the rollup rows written and the events stored, as a check.
 
@@ -156,10 +158,13 @@ def main() -> int:
 
     post(batch_body(-1, 10, customer_ids, meter, now))  # warm-up: imports, caches, the key
     accepted = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for body in bodies:
         accepted += post(body)["accepted"]
     api_seconds = time.perf_counter() - started
+    # This process's CPU (request path + service, not the database's): steadier than wall time
+    # on a loaded machine, and what the per-event Python work costs.
+    api_cpu_ms = (time.process_time() - cpu_started) * 1000 / len(bodies)
 
     replay_started = time.perf_counter()
     replay = post(bodies[0])
@@ -180,9 +185,10 @@ def main() -> int:
         ]
         for body in bodies
     ]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     service_accepted = sum(usage_events_record(events=batch).accepted for batch in inputs)
     service_seconds = time.perf_counter() - started
+    service_cpu_ms = (time.process_time() - cpu_started) * 1000 / len(inputs)
 
     print(
         f"database: {connection.vendor}; {arguments.batches} batches of {arguments.batch_size} events; "
@@ -190,6 +196,8 @@ def main() -> int:
     )
     print(f"api_events_per_second: {accepted / api_seconds:.0f}")
     print(f"service_events_per_second: {service_accepted / service_seconds:.0f}")
+    print(f"api_cpu_ms_per_batch: {api_cpu_ms:.0f} (this process)")
+    print(f"service_cpu_ms_per_batch: {service_cpu_ms:.0f} (this process)")
     print(f"duplicate_batch_ms: {duplicate_ms:.1f}")
     print(f"events_stored: {UsageEvent.objects.count()}; rollup_rows: {UsageRollup.objects.count()}")
     connection.close()

@@ -89,7 +89,9 @@ def binary_cursor() -> Iterator[CursorWrapper]:
     connection.ensure_connection()
     connection.validate_thread_sharing()
     raw = psycopg.Cursor(connection.connection)
-    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    # django-stubs type the argument as Django's wrapper; Django passes the driver's cursor, as here.
+    make = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    wrapped = make(raw)  # type: ignore[arg-type]
     with wrapped as cursor:
         yield cursor
 

@@ -315,7 +315,7 @@ def usage_events_record(*, events: Sequence[UsageEventInput]) -> UsageBatchResul
     real_now = clock.now()
     customers: dict[int, tuple[bool, datetime]] = {
         pk: (livemode, real_now if frozen_time is None else frozen_time)
-        for pk, livemode, frozen_time in scope_to_mode(Customer.objects)
+        for pk, livemode, frozen_time in scope_to_mode(Customer.objects.all())
         .filter(pk__in={event.customer_id for event in events})
         .values_list("pk", "livemode", "test_clock__frozen_time")
     }
