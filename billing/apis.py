@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import django_filters
 from django.db.models import F
-from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -88,14 +85,13 @@ from billing.services.subscriptions import (
 from billing.services.subscriptions.common import instant
 from billing.services.subscriptions.update import subscription_preview_update, subscription_update
 from billing.services.test_clocks import test_clock_advance, test_clock_create
-from billing.services.usage import UsageEventInput, usage_events_record
 from billing.services.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_roll_secret,
     webhook_endpoint_update,
 )
 from billing.update_serializers import SubscriptionUpdateSerializer, pending_update_prefetch
-from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response
+from billing.usage_apis import CURRENT_USAGE_SCHEMA, USAGE_ROUTES, subscription_usage_response, usage_batch_body
 from config.api.authentication import acting_user
 from config.api.filters import UtcDateTimeFilter, invalid_id_in_filter
 from config.api.ids import InvalidPublicId, pk_from_public_id
@@ -721,62 +717,6 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 # -- usage ---------------------------------------------------------------------------
 
 
-# The keys of one usage event (UsageEventInputSerializer's fields); others are refused per event.
-USAGE_EVENT_KEYS = frozenset({"id", "customer", "meter", "timestamp", "value", "unique_value", "properties"})
-
-
-def _usage_inputs(raw_events: list[dict]) -> tuple[list[UsageEventInput], list[int], list[dict]]:
-    """Turn JSON events into service inputs; events that cannot even be parsed are reported here."""
-    inputs: list[UsageEventInput] = []
-    positions: list[int] = []
-    errors: list[dict] = []
-    for index, raw in enumerate(raw_events):
-        external_id = raw.get("id")
-        shown_id = external_id if isinstance(external_id, str) else ""
-
-        def refuse(code: str, message: str, index: int = index, shown_id: str = shown_id) -> None:
-            errors.append({"index": index, "id": shown_id, "code": code, "message": message})
-
-        unknown = sorted(str(key) for key in raw if key not in USAGE_EVENT_KEYS)
-        if unknown:
-            refuse("unknown_parameter", gettext("Unknown parameter: %(name)s.") % {"name": unknown[0]})
-            continue
-        try:
-            customer_id = pk_from_public_id(raw.get("customer"), model=Customer)
-        except InvalidPublicId as error:
-            refuse("invalid_customer", gettext("customer: %(error)s") % {"error": error})
-            continue
-        timestamp = raw.get("timestamp")
-        parsed = parse_datetime(timestamp) if isinstance(timestamp, str) else None
-        if parsed is None:
-            refuse("invalid_timestamp", gettext("timestamp: an ISO 8601 date-time with a UTC offset is required."))
-            continue
-        value = raw.get("value", 1)
-        if isinstance(value, float):
-            value = str(value)  # JSON numbers with a point: read them as written, never through binary floats
-        if isinstance(value, str):
-            try:
-                value = Decimal(value)
-            except InvalidOperation:
-                refuse("invalid_value", gettext("value: not a number."))
-                continue
-        unique_value = raw.get("unique_value", "")
-        meter_key = raw.get("meter")
-        inputs.append(
-            UsageEventInput(
-                customer_id=customer_id,
-                meter_key=meter_key if isinstance(meter_key, str) else "",
-                external_id=external_id if isinstance(external_id, str) else "",
-                timestamp=parsed,
-                value=value,
-                unique_value=unique_value if isinstance(unique_value, str) else str(unique_value),
-                properties=raw.get("properties"),  # checked by the service (issue 16)
-            )
-        )
-        positions.append(index)
-    return inputs, positions, errors
-
-
 class UsageEventFilter(django_filters.FilterSet):
     customer = _id_filter(Customer, "customer")
     meter = django_filters.CharFilter(field_name="meter__key")
@@ -806,14 +746,7 @@ class UsageEventViewSet(ReadOnlyApiViewSet):
         """
         serializer = UsageBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        inputs, positions, errors = _usage_inputs(serializer.validated_data["events"])
-        result = usage_events_record(events=inputs)
-        errors += [
-            {"index": positions[error.index], "id": error.external_id, "code": error.code, "message": error.message}
-            for error in result.errors
-        ]
-        errors.sort(key=lambda error: error["index"])
-        body = {"object": "usage_batch", "accepted": result.accepted, "duplicates": result.duplicates, "errors": errors}
+        body = usage_batch_body(serializer.validated_data["events"])
         return Response(UsageBatchResultSerializer(body).data)
 
 

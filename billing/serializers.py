@@ -28,6 +28,7 @@ from billing.models import (
 from billing.pricing import INFINITE_UP_TO
 from billing.services.usage import MAX_BATCH_SIZE
 from billing.update_serializers import PendingUpdateField
+from billing.usage_serializers import UsageEventListField
 from config.api.ids import PREFIXES
 from config.api.serializers import (
     CurrencyField,
@@ -605,7 +606,7 @@ class UsageEventInputSerializer(serializers.Serializer):
 
 
 class UsageBatchSerializer(StrictSerializer):
-    events = serializers.ListField(
+    events = UsageEventListField(
         child=serializers.DictField(),
         allow_empty=False,
         max_length=MAX_BATCH_SIZE,

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, transaction
 
-from billing.models import UsageEvent, UsageRollup
+from billing.models import UsageRollup
+from config.bulk import binary_cursor
 
 
 def dimensions_hash(properties: Mapping[str, object] | None) -> str:
@@ -47,40 +49,58 @@ class RollupBucket:
     last_event_id: int
     last_value: Decimal
 
-    def add(self, *, event_id: int, timestamp: datetime, value: Decimal) -> None:
-        self.event_count += 1
-        self.value_sum += value
-        self.value_max = max(self.value_max, value)
-        if (timestamp, event_id) > (self.last_timestamp, self.last_event_id):
-            self.last_timestamp, self.last_event_id, self.last_value = timestamp, event_id, value
+
+class StoredEvent(NamedTuple):
+    """An event as stored (its id set: the id breaks ties of `last`), what a rollup adds up."""
+
+    event_id: int
+    customer_id: int
+    meter_id: int
+    timestamp: datetime
+    value: Decimal
+    properties: Mapping[str, object] | None
 
 
-def rollup_buckets(*, events: Iterable[UsageEvent]) -> list[RollupBucket]:
-    """The rollup increments of stored events (their ids set), in key order."""
+def rollup_buckets(*, events: Iterable[StoredEvent]) -> list[RollupBucket]:
+    """The rollup increments of stored events, in key order, in one pass.
+
+    A batch has few distinct sets of properties: each is hashed once (the canonical JSON
+    and md5 per event were a tenth of the ingestion's Python time)."""
     buckets: dict[tuple[int, int, date, str], RollupBucket] = {}
-    for event in events:
-        assert event.pk is not None, "rollups need stored events (the id breaks ties of `last`)"
-        timestamp = event.timestamp.astimezone(UTC)
-        value = Decimal(event.value)
-        digest = dimensions_hash(event.properties)
-        key = (event.customer_id, event.meter_id, timestamp.date(), digest)
+    digests: dict[tuple[tuple[str, object], ...], str] = {}
+    for event_id, customer_id, meter_id, moment, value, properties in events:
+        timestamp = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        day = timestamp.date()
+        shape = tuple(sorted(properties.items())) if properties else ()
+        try:
+            digest = digests.get(shape)
+            if digest is None:
+                digest = digests[shape] = dimensions_hash(properties)
+        except TypeError:  # an unhashable value (written directly, not through the API's checks)
+            digest = dimensions_hash(properties)
+        key = (customer_id, meter_id, day, digest)
         bucket = buckets.get(key)
         if bucket is None:
             buckets[key] = RollupBucket(
-                customer_id=event.customer_id,
-                meter_id=event.meter_id,
-                day=timestamp.date(),
+                customer_id=customer_id,
+                meter_id=meter_id,
+                day=day,
                 dimensions_hash=digest,
-                properties=dict(event.properties or {}),
+                properties=dict(properties or {}),
                 event_count=1,
                 value_sum=value,
                 value_max=value,
                 last_timestamp=timestamp,
-                last_event_id=event.pk,
+                last_event_id=event_id,
                 last_value=value,
             )
-        else:
-            bucket.add(event_id=event.pk, timestamp=timestamp, value=value)
+        else:  # RollupBucket.add, inlined: this loop runs once per event
+            bucket.event_count += 1
+            bucket.value_sum += value
+            if value > bucket.value_max:
+                bucket.value_max = value
+            if (timestamp, event_id) > (bucket.last_timestamp, bucket.last_event_id):
+                bucket.last_timestamp, bucket.last_event_id, bucket.last_value = timestamp, event_id, value
     return [buckets[key] for key in sorted(buckets)]
 
 
@@ -111,15 +131,12 @@ def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
         return
     ops = connection.ops
     if connection.vendor == "postgresql":
-        # psycopg's own (server-side binding) cursor: arrays travel in binary, not as SQL
-        # literals quoted in Python; same connection, same transaction.
-        connection.ensure_connection()
-        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-            # One statement for the whole batch: arrays unnested server-side.
+        # One statement for the whole batch: arrays bound in binary (%b), unnested server-side.
+        with binary_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) SELECT * FROM unnest("
-                "%s::bigint[], %s::bigint[], %s::date[], %s::varchar[], %s::jsonb[], %s::bigint[], "
-                "%s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[], %s::numeric[])" + _ON_CONFLICT,
+                "%b::bigint[], %b::bigint[], %b::date[], %b::varchar[], %b::jsonb[], %b::bigint[], "
+                "%b::numeric[], %b::numeric[], %b::timestamptz[], %b::bigint[], %b::numeric[])" + _ON_CONFLICT,
                 [
                     [bucket.customer_id for bucket in buckets],
                     [bucket.meter_id for bucket in buckets],

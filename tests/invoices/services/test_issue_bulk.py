@@ -207,8 +207,10 @@ def test_bulk_issue_runs_a_fixed_number_of_queries(customer_factory, brand, fr_v
     # issue 19, on by default: the customers' modes, what is already posted, the brand's ledger
     # settings, the month's period row (ensured, then share-locked), the account mappings, the
     # entries and their lines -- unnumbered, entries are numbered at validation. Constant per
-    # chunk, like the rest.)
-    assert len(small_queries.captured_queries) == len(large_queries.captured_queries) <= 16 + 9
+    # chunk, like the rest. + 4 on PostgreSQL: the COPYs of the invoices, their lines, the balance
+    # transactions and the events, which the guard did not see before COPY was counted, issue 20.)
+    copies = 4 if connection.vendor == "postgresql" else 0
+    assert len(small_queries.captured_queries) == len(large_queries.captured_queries) <= 16 + 9 + copies
     numbers = [sequence_number(invoice.number) for invoice in issued(small_ids + large_ids)]
     assert numbers == list(range(2, 2 + small + large))
 
