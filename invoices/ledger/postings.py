@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.db import connection
-from django.db.models import Sum, Value
+from django.db.models import OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Replace
 from django.utils.translation import gettext as _
 
@@ -256,24 +256,6 @@ def post_invoices_finalized(
     return len(entries)
 
 
-# Set-based: the entries posted by `post_invoices_finalized(unnumbered=True)` get their invoice's
-# number (document number, and in place of the placeholder in their labels and their lines').
-_NUMBER_ENTRIES_SQL = """
-UPDATE ledger_journalentry AS entry
-SET document_number = numbered.number, label = replace(entry.label, %s, numbered.number)
-FROM unnest(%s::bigint[], %s::text[]) AS numbered(invoice_id, number)
-WHERE entry.source_type = 'invoice' AND entry.movement = 'invoice_finalized'
-  AND entry.source_id = numbered.invoice_id AND entry.document_number = '' AND entry.number IS NULL
-RETURNING entry.id, numbered.number
-"""
-
-_NUMBER_ENTRY_LINES_SQL = """
-UPDATE ledger_journalline AS line
-SET label = replace(line.label, %s, numbered.number)
-FROM unnest(%s::bigint[], %s::text[]) AS numbered(entry_id, number)
-WHERE line.entry_id = numbered.entry_id AND strpos(line.label, %s) > 0
-"""
-
 # Re-dated invoices (moved to their series' last issue under the lock): their entries' dates.
 _REDATE_ENTRIES_SQL = """
 UPDATE ledger_journalentry AS entry
@@ -285,48 +267,39 @@ WHERE entry.id = moved.id
 
 def invoice_entries_number(*, invoices: Sequence[Invoice], redated: Iterable[int] = ()) -> int:
     """Give the entries that `post_invoices_finalized(unnumbered=True)` posted for `invoices`
-    their invoices' numbers, now set on the objects (under the number-series lock: a fixed
-    number of statements whatever their count). `redated`: ids of invoices whose issue instant
-    moved since they were posted; their entries move to the new day (the accounting date
-    stays on the first day of a later open month when a closed one had moved it there).
-    Returns how many entries were numbered."""
+    their invoices' numbers, once the invoices are numbered in this transaction (under the
+    number-series lock): two set-based UPDATEs whatever their count, the entries' document
+    number and label from their invoice's number, then their lines' labels. `redated`: ids of
+    invoices whose issue instant moved since they were posted; their entries move to the new
+    day first. Returns how many entries were numbered."""
     if not ledger_enabled() or not invoices:
         return 0
     redated_ids = set(redated)
     if redated_ids:  # first: the database lets an entry's dates move only while it is unnumbered
         _redate_entries([invoice for invoice in invoices if invoice.pk in redated_ids])
-    numbers = {invoice.pk: str(invoice.number) for invoice in invoices}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_NUMBER_ENTRIES_SQL, [NUMBER_PLACEHOLDER, list(numbers), list(numbers.values())])
-            entry_numbers = cursor.fetchall()
-            if entry_numbers:
-                cursor.execute(
-                    _NUMBER_ENTRY_LINES_SQL,
-                    [
-                        NUMBER_PLACEHOLDER,
-                        [entry_id for entry_id, _number in entry_numbers],
-                        [number for _entry_id, number in entry_numbers],
-                        NUMBER_PLACEHOLDER,
-                    ],
-                )
-        numbered = len(entry_numbers)
-    else:
-        numbered = 0
-        for invoice_id, number in numbers.items():
-            entries = JournalEntry.objects.filter(
-                source_type="invoice",
-                source_id=invoice_id,
-                movement="invoice_finalized",
-                document_number="",
-                number__isnull=True,
-            )
-            JournalLine.objects.filter(entry__in=entries, label__contains=NUMBER_PLACEHOLDER).update(
-                label=Replace("label", Value(NUMBER_PLACEHOLDER), Value(number))
-            )
-            numbered += entries.update(
-                document_number=number, label=Replace("label", Value(NUMBER_PLACEHOLDER), Value(number))
-            )
+    entries = JournalEntry.objects.filter(
+        source_type="invoice",
+        source_id__any_of=[invoice.pk for invoice in invoices],
+        movement="invoice_finalized",
+        document_number="",
+        number__isnull=True,
+        label__contains=NUMBER_PLACEHOLDER,
+    )
+    number = Subquery(Invoice.objects.filter(pk=OuterRef("source_id")).values("number")[:1])
+    numbered = entries.update(document_number=number, label=Replace("label", Value(NUMBER_PLACEHOLDER), number))
+    JournalLine.objects.filter(
+        entry__source_type="invoice",
+        entry__source_id__any_of=[invoice.pk for invoice in invoices],
+        entry__movement="invoice_finalized",
+        entry__number__isnull=True,
+        label__contains=NUMBER_PLACEHOLDER,
+    ).update(
+        label=Replace(
+            "label",
+            Value(NUMBER_PLACEHOLDER),
+            Subquery(JournalEntry.objects.filter(pk=OuterRef("entry_id")).values("document_number")[:1]),
+        )
+    )
     return numbered
 
 
