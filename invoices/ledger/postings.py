@@ -24,12 +24,14 @@ from django.db.models.functions import Replace
 from django.utils.translation import gettext as _
 
 from config import clock
+from config.bulk import copy_insert, copy_supported
 from config.money import round_fraction
 from invoices.ledger.errors import LedgerError
 from invoices.ledger.exchange import HistoricalReceivable, historical_receivable
 from invoices.ledger.fx import functional_amount_at
 from invoices.ledger.models import AccountMapping, Journal, JournalEntry, JournalLine, RevenueSchedule, Role
 from invoices.ledger.services import (
+    COPY_FROM_ENTRIES,
     AccountKey,
     AccountResolver,
     EntryDraft,
@@ -220,7 +222,10 @@ def _save_schedules(schedules: list[RevenueSchedule], entries: list[JournalEntry
             schedule.amount, entry.rate, schedule.currency, entry.functional_currency
         )
         keep.append(schedule)
-    RevenueSchedule.objects.bulk_create(keep, batch_size=5000)
+    if copy_supported() and len(keep) >= COPY_FROM_ENTRIES:
+        copy_insert(model=RevenueSchedule, objs=keep, with_pk=False)
+    else:
+        RevenueSchedule.objects.bulk_create(keep, batch_size=5000)
 
 
 def post_invoices_finalized(
