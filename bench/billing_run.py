@@ -359,9 +359,13 @@ def main() -> int:
 
         billing_run_module.billing_run_process_chunk = timed_chunk
         with connection.execute_wrapper(count_queries), connection.execute_wrapper(timing.TRACE.execute_wrapper):
+            server_cpu = timing.backend_cpu_seconds(connection)
+            client_cpu = time.process_time()
             started = time.perf_counter()
             run = billing_run_start(as_of=due_at, inline=True, chunk_size=arguments.chunk_size)
             elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = timing.backend_cpu_seconds(connection) - server_cpu
 
     invoices = Invoice.objects.filter(billing_reason="subscription_cycle")
     issued = invoices.exclude(status="draft").count()
@@ -384,6 +388,12 @@ def main() -> int:
         import pstats
 
         pstats.Stats(arguments.profile).sort_stats("cumulative").print_stats(45)
+    if not arguments.workers:
+        # CPU seconds of this process and of its PostgreSQL backend (same machine, /proc): what
+        # the run costs whatever else the machine runs; compare variants on these when it is busy.
+        print(f"client_cpu_ms_per_invoice: {1000 * client_cpu / issued:.3f}")
+        if server_cpu >= 0:
+            print(f"server_cpu_ms_per_invoice: {1000 * server_cpu / issued:.3f}")
     print(f"invoices_per_second: {issued / elapsed:.0f}")
     if queries >= 0:
         print(f"queries_per_invoice: {queries / issued:.3f}")

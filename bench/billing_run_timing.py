@@ -184,6 +184,21 @@ def connect() -> None:
     finalize.number_series_lock = timed_lock
 
 
+def backend_cpu_seconds(connection) -> float:
+    """CPU seconds (user + system) the connection's PostgreSQL backend used so far, read from
+    /proc (the database runs on this machine); -1 when it cannot be read."""
+    if connection.vendor != "postgresql":
+        return -1.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summarize(timings: list[ChunkTiming]) -> dict[str, float]:
     """Totals over the chunks: the lock's share of chunk time and the per-brand ceiling."""
     if not timings:

@@ -384,8 +384,9 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
     return entries
 
 
-# From this many entries in one call, they and their lines are written with COPY (PostgreSQL).
-COPY_FROM_ENTRIES = 50
+# From this many entries in one call (a bulk issue), they and their lines are written with COPY
+# on PostgreSQL; one document's entry keeps its two INSERTs.
+COPY_FROM_ENTRIES = 2
 
 
 def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:
