@@ -290,7 +290,8 @@ def invoice_entries_number(*, invoices: Sequence[Invoice], redated: Iterable[int
         number__isnull=True,
         label__contains=NUMBER_PLACEHOLDER,
     )
-    number = Subquery(Invoice.objects.filter(pk=OuterRef("source_id")).values("number")[:1])
+    # (django-stubs type Replace's replacement as a Value; any expression is valid SQL there.)
+    number = cast(Value, Subquery(Invoice.objects.filter(pk=OuterRef("source_id")).values("number")[:1]))
     numbered = entries.update(document_number=number, label=Replace("label", Value(NUMBER_PLACEHOLDER), number))
     JournalLine.objects.filter(
         entry__source_type="invoice",
@@ -302,7 +303,7 @@ def invoice_entries_number(*, invoices: Sequence[Invoice], redated: Iterable[int
         label=Replace(
             "label",
             Value(NUMBER_PLACEHOLDER),
-            Subquery(JournalEntry.objects.filter(pk=OuterRef("entry_id")).values("document_number")[:1]),
+            cast(Value, Subquery(JournalEntry.objects.filter(pk=OuterRef("entry_id")).values("document_number")[:1])),
         )
     )
     return numbered
