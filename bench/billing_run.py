@@ -272,6 +272,12 @@ def main() -> int:
         default=None,
         help="inline only: cProfile the second chunk into this file and print its top functions",
     )
+    parser.add_argument(
+        "--trace-chunk",
+        type=int,
+        default=0,
+        help="inline only: print every statement of this chunk (1 = the first) with its milliseconds",
+    )
     arguments = parser.parse_args()
     if arguments.subscriptions < 1:
         parser.error("--subscriptions must be at least 1")
@@ -309,6 +315,8 @@ def main() -> int:
     import billing_run_timing as timing
 
     timing.connect()
+    if arguments.trace_chunk:
+        timing.connect_trace()
     stats_dir = Path(tempfile.mkdtemp(prefix="billing-run-stats-"))
     inline_timings: list[timing.ChunkTiming] = []
     if arguments.workers:
@@ -335,6 +343,8 @@ def main() -> int:
 
         def timed_chunk(**kwargs):
             timing.RECORDER.start_chunk()
+            if arguments.trace_chunk == len(inline_timings) + 1:
+                timing.TRACE.start()
             if arguments.profile and len(inline_timings) == 1:
                 import cProfile
 
@@ -343,14 +353,19 @@ def main() -> int:
                 profiler.dump_stats(arguments.profile)
             else:
                 result = process_chunk(**kwargs)
+            timing.TRACE.stop()
             inline_timings.append(timing.RECORDER.end_chunk(result.invoices))
             return result
 
         billing_run_module.billing_run_process_chunk = timed_chunk
-        with connection.execute_wrapper(count_queries):
+        with connection.execute_wrapper(count_queries), connection.execute_wrapper(timing.TRACE.execute_wrapper):
+            server_cpu = timing.backend_cpu_seconds(connection)
+            client_cpu = time.process_time()
             started = time.perf_counter()
             run = billing_run_start(as_of=due_at, inline=True, chunk_size=arguments.chunk_size)
             elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = timing.backend_cpu_seconds(connection) - server_cpu
 
     invoices = Invoice.objects.filter(billing_reason="subscription_cycle")
     issued = invoices.exclude(status="draft").count()
@@ -367,10 +382,18 @@ def main() -> int:
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     if not arguments.workers and len(inline_timings) <= 50:
         print("chunk_ms_each: " + " ".join(f"{t.chunk_s * 1000:.0f}" for t in inline_timings))
+    if arguments.trace_chunk and not arguments.workers:
+        print(timing.TRACE.report())
     if arguments.profile and not arguments.workers:
         import pstats
 
         pstats.Stats(arguments.profile).sort_stats("cumulative").print_stats(45)
+    if not arguments.workers:
+        # CPU seconds of this process and of its PostgreSQL backend (same machine, /proc): what
+        # the run costs whatever else the machine runs; compare variants on these when it is busy.
+        print(f"client_cpu_ms_per_invoice: {1000 * client_cpu / issued:.3f}")
+        if server_cpu >= 0:
+            print(f"server_cpu_ms_per_invoice: {1000 * server_cpu / issued:.3f}")
     print(f"invoices_per_second: {issued / elapsed:.0f}")
     if queries >= 0:
         print(f"queries_per_invoice: {queries / issued:.3f}")

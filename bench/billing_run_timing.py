@@ -54,6 +54,7 @@ class Recorder:
 
     def on_lock(self, *, phase: str) -> None:
         now = time.perf_counter()
+        TRACE.record(now, f"-- number lock {phase}")
         if phase == "requested":
             self.requested = now
         else:
@@ -73,6 +74,76 @@ class Recorder:
 
 
 RECORDER = Recorder()
+
+
+class StatementTrace:
+    """Every statement of one chunk in order (SQL, COPY, COMMIT): its start offset from the
+    chunk's start and its milliseconds, measured at the client (round trip included). The
+    gaps between statements are Python time. `--trace-chunk N` prints it for chunk N."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.started = 0.0
+        self.rows: list[tuple[float, float, str]] = []
+
+    def start(self) -> None:
+        self.active, self.started, self.rows = True, time.perf_counter(), []
+
+    def stop(self) -> None:
+        self.active = False
+
+    def record(self, began: float, label: str) -> None:
+        if self.active:
+            now = time.perf_counter()
+            self.rows.append((1000 * (began - self.started), 1000 * (now - began), " ".join(label.split())))
+
+    def execute_wrapper(self, execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.record(began, sql)
+
+    def report(self, limit: int = 25) -> str:
+        out = ["statements (start ms, ms, SQL) in order:"]
+        out += [f"  {start:9.1f} {ms:8.1f}  {sql[:150]}" for start, ms, sql in self.rows]
+        total = sum(ms for _start, ms, _sql in self.rows)
+        out.append(f"statements: {len(self.rows)}, {total:.0f} ms in all; the slowest:")
+        out += [f"  {ms:8.1f}  {sql[:150]}" for _start, ms, sql in sorted(self.rows, key=lambda row: -row[1])[:limit]]
+        return "\n".join(out)
+
+
+TRACE = StatementTrace()
+
+
+def connect_trace() -> None:
+    """Time COPY streams (psycopg) and COMMIT into TRACE; SQL statements need
+    `connection.execute_wrapper(TRACE.execute_wrapper)` around the run."""
+    from contextlib import contextmanager
+
+    import psycopg
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    original_copy = psycopg.Cursor.copy
+
+    @contextmanager
+    def timed_copy(self, statement, *args, **kwargs):
+        began = time.perf_counter()
+        with original_copy(self, statement, *args, **kwargs) as copy:
+            yield copy
+        TRACE.record(began, str(statement))
+
+    psycopg.Cursor.copy = timed_copy
+    commit = BaseDatabaseWrapper._commit
+
+    def traced_commit(self):
+        began = time.perf_counter()
+        try:
+            return commit(self)
+        finally:
+            TRACE.record(began, "COMMIT")
+
+    BaseDatabaseWrapper._commit = traced_commit
 
 
 def connect() -> None:
@@ -111,6 +182,21 @@ def connect() -> None:
         return locked
 
     finalize.number_series_lock = timed_lock
+
+
+def backend_cpu_seconds(connection) -> float:
+    """CPU seconds (user + system) the connection's PostgreSQL backend used so far, read from
+    /proc (the database runs on this machine); -1 when it cannot be read."""
+    if connection.vendor != "postgresql":
+        return -1.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarize(timings: list[ChunkTiming]) -> dict[str, float]:

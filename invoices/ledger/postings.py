@@ -18,22 +18,28 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
-from django.db.models import Sum
+from django.db import connection
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Replace
 from django.utils.translation import gettext as _
 
 from config import clock
+from config.bulk import copy_insert, copy_supported
 from config.money import round_fraction
 from invoices.ledger.errors import LedgerError
 from invoices.ledger.exchange import HistoricalReceivable, historical_receivable
 from invoices.ledger.fx import functional_amount_at
 from invoices.ledger.models import AccountMapping, Journal, JournalEntry, JournalLine, RevenueSchedule, Role
 from invoices.ledger.services import (
+    COPY_FROM_ENTRIES,
     AccountKey,
     AccountResolver,
     EntryDraft,
     entries_post,
     entry_reverse,
+    fiscal_year_of,
     ledger_enabled,
+    ledger_settings_get,
     write_off_vat_relief,
 )
 from invoices.models import BalanceTransaction, Brand, CreditNote, Invoice, InvoiceLine
@@ -138,19 +144,27 @@ def _add_vat(draft: EntryDraft, vat: dict[VatKey, int], *, side: str, label: str
         )
 
 
+# Stands for the invoice number in the labels of an entry posted before its invoice is numbered
+# (a bulk issue posts before it locks the number series): a private-use character no label
+# contains. `invoice_entries_number` replaces it, once, under the series lock; the database
+# lets exactly that change through (ledger migration 0005).
+NUMBER_PLACEHOLDER = "\ue000"
+
+
 def _invoice_draft(
-    invoice: Invoice, lines: Sequence[InvoiceLine], livemode: bool, products: dict[int, int]
+    invoice: Invoice, lines: Sequence[InvoiceLine], livemode: bool, products: dict[int, int], *, unnumbered: bool
 ) -> tuple[EntryDraft, list[RevenueSchedule]]:
+    number = NUMBER_PLACEHOLDER if unnumbered else invoice.number
     draft = _draft(
         brand_id=invoice.brand_id,
         customer_id=invoice.customer_id,
         livemode=livemode,
         journal=Journal.SALES,
         day=local_day(invoice.finalized_at, invoice.brand_id),
-        label=_("Invoice %(number)s") % {"number": invoice.number},
+        label=_("Invoice %(number)s") % {"number": number},
         source=("invoice", invoice.pk, "invoice_finalized"),
         currency=invoice.currency,
-        document_number=invoice.number,
+        document_number="" if unnumbered else invoice.number,
     )
     draft.add(AccountKey(Role.RECEIVABLE), invoice.amount_due, side="debit")
     draft.add(AccountKey(Role.ADVANCES), invoice.starting_balance_applied, side="debit")
@@ -208,11 +222,22 @@ def _save_schedules(schedules: list[RevenueSchedule], entries: list[JournalEntry
             schedule.amount, entry.rate, schedule.currency, entry.functional_currency
         )
         keep.append(schedule)
-    RevenueSchedule.objects.bulk_create(keep, batch_size=5000)
+    if copy_supported() and len(keep) >= COPY_FROM_ENTRIES:
+        copy_insert(model=RevenueSchedule, objs=keep, with_pk=False)
+    else:
+        RevenueSchedule.objects.bulk_create(keep, batch_size=5000)
 
 
-def post_invoices_finalized(*, invoices: Sequence[Invoice], lines: Sequence[InvoiceLine] | None = None) -> int:
-    """Sales entries of freshly issued invoices (one or a billing run's chunk: bulk writes)."""
+def post_invoices_finalized(
+    *, invoices: Sequence[Invoice], lines: Sequence[InvoiceLine] | None = None, unnumbered: bool = False
+) -> int:
+    """Sales entries of freshly issued invoices (one or a billing run's chunk: bulk writes).
+
+    `unnumbered`: the invoices are dated and totalled but not numbered yet (the bulk issue
+    posts before it locks the number series, so the postings stay out of that lock): the
+    entries carry no document number and `NUMBER_PLACEHOLDER` in their labels until
+    `invoice_entries_number` fills them in, in the same transaction.
+    """
     if not ledger_enabled() or not invoices:
         return 0
     if lines is None:
@@ -225,7 +250,7 @@ def post_invoices_finalized(*, invoices: Sequence[Invoice], lines: Sequence[Invo
     drafts, schedules = [], []
     for invoice in invoices:
         draft, invoice_schedules = _invoice_draft(
-            invoice, by_invoice[invoice.pk], modes.get(invoice.customer_id, True), products
+            invoice, by_invoice[invoice.pk], modes.get(invoice.customer_id, True), products, unnumbered=unnumbered
         )
         for schedule in invoice_schedules:
             schedule._source_id = invoice.pk  # type: ignore[attr-defined]
@@ -234,6 +259,84 @@ def post_invoices_finalized(*, invoices: Sequence[Invoice], lines: Sequence[Invo
     entries = entries_post(drafts=drafts)
     _save_schedules(schedules, [entry for entry in entries if entry.movement == "invoice_finalized"])
     return len(entries)
+
+
+# Re-dated invoices (moved to their series' last issue under the lock): their entries' dates.
+_REDATE_ENTRIES_SQL = """
+UPDATE ledger_journalentry AS entry
+SET date = moved.date, document_date = moved.document_date, fiscal_year = moved.fiscal_year
+FROM unnest(%s::bigint[], %s::date[], %s::date[], %s::int[]) AS moved(id, date, document_date, fiscal_year)
+WHERE entry.id = moved.id
+"""
+
+
+def invoice_entries_number(*, invoices: Sequence[Invoice], redated: Iterable[int] = ()) -> int:
+    """Give the entries that `post_invoices_finalized(unnumbered=True)` posted for `invoices`
+    their invoices' numbers, once the invoices are numbered in this transaction (under the
+    number-series lock): two set-based UPDATEs whatever their count, the entries' document
+    number and label from their invoice's number, then their lines' labels. `redated`: ids of
+    invoices whose issue instant moved since they were posted; their entries move to the new
+    day first. Returns how many entries were numbered."""
+    if not ledger_enabled() or not invoices:
+        return 0
+    redated_ids = set(redated)
+    if redated_ids:  # first: the database lets an entry's dates move only while it is unnumbered
+        _redate_entries([invoice for invoice in invoices if invoice.pk in redated_ids])
+    entries = JournalEntry.objects.filter(
+        source_type="invoice",
+        source_id__any_of=[invoice.pk for invoice in invoices],
+        movement="invoice_finalized",
+        document_number="",
+        number__isnull=True,
+        label__contains=NUMBER_PLACEHOLDER,
+    )
+    # (django-stubs type Replace's replacement as a Value; any expression is valid SQL there.)
+    number = cast(Value, Subquery(Invoice.objects.filter(pk=OuterRef("source_id")).values("number")[:1]))
+    numbered = entries.update(document_number=number, label=Replace("label", Value(NUMBER_PLACEHOLDER), number))
+    JournalLine.objects.filter(
+        entry__source_type="invoice",
+        entry__source_id__any_of=[invoice.pk for invoice in invoices],
+        entry__movement="invoice_finalized",
+        entry__number__isnull=True,
+        label__contains=NUMBER_PLACEHOLDER,
+    ).update(
+        label=Replace(
+            "label",
+            Value(NUMBER_PLACEHOLDER),
+            cast(Value, Subquery(JournalEntry.objects.filter(pk=OuterRef("entry_id")).values("document_number")[:1])),
+        )
+    )
+    return numbered
+
+
+def _redate_entries(invoices: Sequence[Invoice]) -> None:
+    """Move the sales entries (and deferred-revenue schedules) of re-dated invoices to their
+    new issue day. Rare: a concurrent finalization was dated after the chunk's instant."""
+    finalized = {invoice.pk: invoice for invoice in invoices}
+    entries = list(
+        JournalEntry.objects.filter(
+            source_type="invoice", source_id__in=list(finalized), movement="invoice_finalized", number__isnull=True
+        ).only("pk", "brand_id", "source_id", "date", "document_date", "fiscal_year")
+    )
+    moved = []
+    for entry in entries:
+        day = local_day(finalized[entry.source_id].finalized_at, entry.brand_id)
+        if entry.document_date == day:
+            continue
+        # An entry moved to a later open month (its own was closed) keeps that date if later.
+        date = day if entry.date == entry.document_date or entry.date < day else entry.date
+        start_month = ledger_settings_get(brand=Brand(pk=entry.brand_id)).fiscal_year_start_month
+        moved.append((entry.pk, date, day, fiscal_year_of(date, start_month=start_month)))
+    if moved and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_REDATE_ENTRIES_SQL, [list(column) for column in zip(*moved, strict=True)])
+    else:
+        for entry_id, date, day, year in moved:
+            JournalEntry.objects.filter(pk=entry_id).update(date=date, document_date=day, fiscal_year=year)
+    for invoice in invoices:
+        RevenueSchedule.objects.filter(invoice_id=invoice.pk, credit_note_id__isnull=True).update(
+            created_at=invoice.finalized_at
+        )
 
 
 def post_credit_note_issued(*, credit_note: CreditNote) -> int:

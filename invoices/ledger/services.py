@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from config import clock, mfa
 from config.audit.services import audit_record, instance_snapshot
+from config.bulk import allocate_ids, copy_insert, copy_supported
 from config.types import ActingUser, JsonDict
 from invoices.ledger.errors import (
     LedgerSettingsRefused,
@@ -402,11 +403,26 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
             brand_entries, brand_lines = _build_brand(brand_id, livemode, brand_drafts, ledger, dates, posted_at)
             entries.extend(brand_entries)
             lines.extend(brand_lines)
-        JournalEntry.objects.bulk_create(entries, batch_size=2000)
-        for line in lines:
-            line.entry_id = line.entry.pk
-        JournalLine.objects.bulk_create(lines, batch_size=5000)
+        if copy_supported() and len(entries) >= COPY_FROM_ENTRIES:
+            # A billing-run chunk: COPY (bulk_create's SQL compilation of ~1,000 entries and
+            # ~3,500 lines cost about a third of the chunk's postings, issue 20).
+            for entry, pk in zip(entries, allocate_ids(model=JournalEntry, count=len(entries)), strict=True):
+                entry.pk = pk
+            copy_insert(model=JournalEntry, objs=entries, with_pk=True)
+            for line in lines:
+                line.entry_id = line.entry.pk
+            copy_insert(model=JournalLine, objs=lines, with_pk=False)
+        else:
+            JournalEntry.objects.bulk_create(entries, batch_size=2000)
+            for line in lines:
+                line.entry_id = line.entry.pk
+            JournalLine.objects.bulk_create(lines, batch_size=5000)
     return entries
+
+
+# From this many entries in one call (a bulk issue), they and their lines are written with COPY
+# on PostgreSQL; one document's entry keeps its two INSERTs.
+COPY_FROM_ENTRIES = 2
 
 
 def _already_posted(drafts: list[EntryDraft]) -> set[tuple[str, int, str]]:

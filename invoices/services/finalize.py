@@ -44,7 +44,7 @@ from config.types import ActingUser, JsonDict, JsonMapping
 from customers.models import Customer
 from invoices.calculations import LineInput, TaxGroup, compute_invoice_totals, credit_split
 from invoices.errors import InvoiceDoesNotReconcile, InvoiceError
-from invoices.ledger.postings import post_invoices_finalized
+from invoices.ledger.postings import invoice_entries_number, post_invoices_finalized
 from invoices.locks import customers_lock_balance, invoice_qs_for_update
 from invoices.models import BalanceTransaction, Brand, Invoice, InvoiceLine, NumberSequence
 from invoices.selectors import NoBrandConfigured, customer_balance, customer_balances_by_currency, standard_tax_rates
@@ -613,6 +613,9 @@ def invoices_issue_bulk(
             )
     events_record_bulk(rows=events)
     invoices_finalized.fire(invoices=invoices)
+    # The sales entries, before the series lock (their numbers are filled in under it): last,
+    # the accounting periods' share locks follow the hooks' locks.
+    post_invoices_finalized(invoices=invoices, lines=_lines_of(pending), unnumbered=True)
     # Only ENQUEUE the PDFs: one task for the whole chunk, after commit (issue #5).
     documents_render_on_commit(invoice_ids=[invoice.pk for invoice in invoices], bulk=True)
 
@@ -680,6 +683,7 @@ def invoices_number_bulk(*, numbering: BulkNumbering) -> int:
             test_mode=entry.invoice.customer_id in numbering.simulated,
         )
         series[(entry.brand.pk, key.scope)].append(entry)
+    _check_deferred_constraints()
     number_lock_timing.fire(phase="requested")
     locked_first = True
     for (_brand_id, _scope), in_series in sorted(series.items()):
@@ -709,8 +713,28 @@ def invoices_number_bulk(*, numbering: BulkNumbering) -> int:
         for entry, (previous, link) in zip(in_series, links, strict=True):
             entry.invoice.chain_previous, entry.invoice.chain_hash = previous, link
     _write_numbers(entries)
-    post_invoices_finalized(invoices=[entry.invoice for entry in entries], lines=_lines_of(entries))
+    invoice_entries_number(
+        invoices=[entry.invoice for entry in entries], redated={entry.invoice.pk for entry in entries if entry.redated}
+    )
     return len(entries)
+
+
+def _check_deferred_constraints() -> None:
+    """Run the checks deferred to the commit now, before the number series is locked.
+
+    Everything the transaction wrote so far queued its deferred checks (the foreign keys of
+    the COPYed invoices, lines, events and balance rows, the ledger entries' balance
+    triggers): thousands per chunk, which would otherwise run at the COMMIT, under the lock.
+    `SET CONSTRAINTS ALL IMMEDIATE` runs them here; `DEFERRED` then defers what follows
+    again. Every deferrable constraint and constraint trigger of the schema is initially
+    deferred (Django's foreign keys, the ledger's balance triggers; a test holds it), so
+    `ALL DEFERRED` restores their own mode. PostgreSQL only (SQLite checks immediately).
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _date_issued(entry: _Pending) -> None:
@@ -768,18 +792,26 @@ def _insert_unnumbered(pending: Sequence[_Pending]) -> None:
 
 
 # One UPDATE of the chunk's invoices from arrays (unnest): drafts become open/paid with their
-# number, dates, hashes and chain links; the snapshot is rewritten only for re-dated ones.
+# number, hashes and chain links. It leaves the dates alone: naming `finalized_at` would fire
+# the closed-period trigger (three lookups) for every row, under the lock.
 _NUMBER_INVOICES_SQL = """
 UPDATE invoices_invoice AS invoice
-SET number = numbered.number, status = numbered.status, finalized_at = numbered.finalized_at,
-    due_at = numbered.due_at, paid_at = numbered.paid_at, content_hash = numbered.content_hash,
-    chain_previous = numbered.chain_previous, chain_hash = numbered.chain_hash,
-    issued_snapshot = COALESCE(numbered.snapshot::jsonb, invoice.issued_snapshot)
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
-            %s::text[], %s::text[], %s::text[], %s::text[])
-    AS numbered(id, number, status, finalized_at, due_at, paid_at, content_hash, chain_previous, chain_hash,
-                snapshot)
+SET number = numbered.number, status = numbered.status, content_hash = numbered.content_hash,
+    chain_previous = numbered.chain_previous, chain_hash = numbered.chain_hash
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    AS numbered(id, number, status, content_hash, chain_previous, chain_hash)
 WHERE invoice.id = numbered.id AND invoice.status = 'draft' AND invoice.number IS NULL
+"""
+
+# Re-dated invoices only (rare), before the UPDATE above (a draft's dates may change): their
+# dates and snapshot.
+_REDATE_INVOICES_SQL = """
+UPDATE invoices_invoice AS invoice
+SET finalized_at = redated.finalized_at, due_at = redated.due_at, paid_at = redated.paid_at,
+    issued_snapshot = redated.snapshot::jsonb
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+    AS redated(id, finalized_at, due_at, paid_at, snapshot)
+WHERE invoice.id = redated.id AND invoice.status = 'draft' AND invoice.number IS NULL
 """
 
 _NUMBER_BALANCE_SQL = """
@@ -815,20 +847,28 @@ def _write_numbers(entries: Sequence[_Pending]) -> None:
         for invoice in invoices
     ]
     if copy_supported():
+        redated = [entry for entry in entries if entry.redated]
         with connection.cursor() as cursor:
+            if redated:
+                cursor.execute(
+                    _REDATE_INVOICES_SQL,
+                    [
+                        [entry.invoice.pk for entry in redated],
+                        [entry.invoice.finalized_at for entry in redated],
+                        [entry.invoice.due_at for entry in redated],
+                        [entry.invoice.paid_at for entry in redated],
+                        [entry.snapshot_json for entry in redated],
+                    ],
+                )
             cursor.execute(
                 _NUMBER_INVOICES_SQL,
                 [
                     [invoice.pk for invoice in invoices],
                     [invoice.number for invoice in invoices],
                     [str(invoice.status) for invoice in invoices],
-                    [invoice.finalized_at for invoice in invoices],
-                    [invoice.due_at for invoice in invoices],
-                    [invoice.paid_at for invoice in invoices],
                     [invoice.content_hash for invoice in invoices],
                     [invoice.chain_previous for invoice in invoices],
                     [invoice.chain_hash for invoice in invoices],
-                    [entry.snapshot_json if entry.redated else None for entry in entries],
                 ],
             )
             numbered = cursor.rowcount

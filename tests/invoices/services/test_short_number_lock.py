@@ -9,7 +9,7 @@ set-based UPDATE each. Gapless, unique and chronological, also with chunks racin
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import transaction
@@ -17,6 +17,9 @@ from django.db import transaction
 from config.events.models import DomainEvent
 from config.ops.integrity import integrity_verify
 from invoices.errors import InvoiceError
+from invoices.ledger.models import AccountingPeriod, JournalEntry, JournalLine
+from invoices.ledger.postings import NUMBER_PLACEHOLDER
+from invoices.ledger.services import chart_load
 from invoices.models import BalanceTransaction, Invoice, NumberSequence
 from invoices.services import finalize
 from invoices.services.balance import balance_adjust
@@ -77,6 +80,16 @@ def test_bulk_issue_writes_numbers_hashes_chain_and_event_numbers(customer_facto
     applied = BalanceTransaction.objects.get(invoice_id=ids[0], kind=BalanceTransaction.Kind.APPLIED_TO_INVOICE)
     assert invoices[1].number in applied.description
     assert applied.created_at == invoices[1].finalized_at
+    # and their sales entries, posted before the numbering, carry the numbers in place of the
+    # placeholder: document number, entry label and the receivable line's label
+    for invoice in invoices[1:]:
+        entry = JournalEntry.objects.get(source_type="invoice", source_id=invoice.pk, movement="invoice_finalized")
+        assert entry.document_number == invoice.number
+        assert entry.label == f"Invoice {invoice.number}"
+        assert entry.date == invoice.finalized_at.date()
+        assert entry.lines.filter(label=f"Invoice {invoice.number}").exists()
+    assert not JournalEntry.objects.filter(label__contains=NUMBER_PLACEHOLDER).exists()
+    assert not JournalLine.objects.filter(label__contains=NUMBER_PLACEHOLDER).exists()
 
 
 def test_a_chunk_dated_before_its_series_last_issue_is_redated_with_its_snapshot(customer_factory, brand, fr_vat):
@@ -93,12 +106,17 @@ def test_a_chunk_dated_before_its_series_last_issue_is_redated_with_its_snapshot
     for invoice in invoices[1:]:
         assert invoice.finalized_at == midnight_paris + timedelta(seconds=60)
         assert invoice.issued_snapshot["issue_date"] == "2026-03-11"
+        # and its sales entry (posted before the lock, on the day before) moved to the new day
+        entry = JournalEntry.objects.get(source_type="invoice", source_id=invoice.pk, movement="invoice_finalized")
+        assert (entry.date, entry.document_date) == (date(2026, 3, 11), date(2026, 3, 11))
+        assert entry.document_number == invoice.number
 
 
-@pytest.mark.parametrize("failing", ["events_record_bulk", "post_invoices_finalized"])
+@pytest.mark.parametrize("failing", ["events_record_bulk", "post_invoices_finalized", "invoice_entries_number"])
 def test_a_chunk_failing_after_its_copy_leaves_no_gap(customer_factory, brand, fr_vat, monkeypatch, failing):
     # given a series that issued one invoice, and a chunk whose issue fails after the COPY:
-    # before the numbering (recording its events) or after it (its ledger postings)
+    # before the numbering (recording its events, posting its ledger entries) or after it
+    # (numbering its ledger entries)
     issue(customer_factory(brand=brand))
     customers = [customer_factory(brand=brand) for _ in range(3)]
 
@@ -169,7 +187,12 @@ def test_racing_chunks_of_one_brand_stay_gapless_chronological_and_chained(
 def test_a_chunk_copies_while_another_holds_its_inserted_invoices_unnumbered(
     postgres_only, customer_factory, brand, fr_vat
 ):
-    # given chunk A inserted (COPY) and left its invoices unnumbered, its transaction open
+    # given chunk A inserted (COPY) and posted its ledger entries, and left its invoices
+    # unnumbered, its transaction open. The brand's books are set up (chart, settings) and the
+    # month's accounting period exists, as the daily validation creates it ahead: a chunk
+    # inserting one of those rows would hold its key until it commits
+    chart_load(brand=brand)
+    AccountingPeriod.objects.create(brand=brand, livemode=True, month=date(2026, 3, 1))
     first = [customer_factory(brand=brand) for _ in range(3)]
     second = [customer_factory(brand=brand) for _ in range(3)]
     inserted, b_done = threading.Event(), threading.Event()
