@@ -103,9 +103,9 @@ def figures_as_of(*, reads_summary: bool, summary: str = "", filters: ReportFilt
     now = clock.system_now()
     if summary and filters is not None:
         if selectors.summary_serves(name=summary, filters=filters):
-            status = selectors.summary_status(name=summary)
+            state = selectors.summary_status(name=summary)
             return AsOf(
-                at=status.as_of(now=now),
+                at=state.as_of(now=now),
                 source=SUMMARY,
                 next_refresh=selectors.next_summary_refresh(after=now, entry_name=selectors.SUMMARIES_BEAT_ENTRY),
             )

@@ -47,46 +47,55 @@ def usage_by_meter(*, filters: ReportFilters) -> list[UsageRow]:
     if stop_day < first_day:
         stop_day = first_day
     day = connection.ops.adapt_datefield_value
-    clauses, params = ["c.livemode = %s"], [filters.livemode]
+    # The central filters select customers (and meters, for the plan filter) before the
+    # aggregate; names are joined to the aggregated pairs only.
+    clauses: list[str] = ["livemode = %s"]
+    params: list[Any] = [filters.livemode]
     for column, value in (
-        ("c.brand_id", filters.brand),
-        ("c.currency", filters.currency),
-        ("c.country", filters.country),
-        ("c.id", filters.customer),
+        ("brand_id", filters.brand),
+        ("currency", filters.currency),
+        ("country", filters.country),
+        ("id", filters.customer),
     ):
         if value:
             clauses.append(f"{column} = %s")
             params.append(value)
-    if filters.plan:
-        clauses.append("p.meter_id IN (SELECT meter_id FROM billing_price WHERE id = %s)")
-        params.append(filters.plan)
+    customers = f"SELECT id FROM customers_customer WHERE {' AND '.join(clauses)}"
+    meters = "AND meter_id IN (SELECT meter_id FROM billing_price WHERE id = %s)" if filters.plan else ""
+    meter_params = [filters.plan] if filters.plan else []
     rows = fetch(
         f"""
         WITH parts AS (
-            SELECT r.meter_id AS meter_id, r.customer_id AS customer_id, r.event_count AS events,
-                   r.value_sum AS total, r.value_max AS peak
-            FROM billing_usagerollup r WHERE r.day >= %s AND r.day < %s
+            SELECT meter_id, customer_id, event_count AS events, value_sum AS total, value_max AS peak
+            FROM billing_usagerollup
+            WHERE day >= %s AND day < %s AND customer_id IN ({customers}) {meters}
             UNION ALL
-            SELECT e.meter_id, e.customer_id, 1, e.value, e.value
-            FROM billing_usageevent e
-            WHERE (e.timestamp >= %s AND e.timestamp < %s) OR (e.timestamp >= %s AND e.timestamp < %s)
+            SELECT meter_id, customer_id, 1, value, value
+            FROM billing_usageevent
+            WHERE ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp < %s))
+              AND customer_id IN ({customers}) {meters}
+        ),
+        pairs AS (
+            SELECT meter_id, customer_id, SUM(events) AS events, SUM(total) AS total, MAX(peak) AS peak
+            FROM parts GROUP BY meter_id, customer_id
         )
-        SELECT p.meter_id, mt.name, p.customer_id, c.legal_name, SUM(p.events), SUM(p.total), MAX(p.peak)
-        FROM parts p
+        SELECT p.meter_id, mt.name, p.customer_id, c.legal_name, p.events, p.total, p.peak
+        FROM pairs p
         JOIN billing_meter mt ON mt.id = p.meter_id
         JOIN customers_customer c ON c.id = p.customer_id
-        WHERE {" AND ".join(clauses)}
-        GROUP BY p.meter_id, mt.name, p.customer_id, c.legal_name
-        ORDER BY mt.name, SUM(p.total) DESC, p.customer_id
+        ORDER BY mt.name, p.total DESC, p.customer_id
         """,
         [
             day(first_day),
             day(stop_day),
+            *params,
+            *meter_params,
             db_datetime(start),
             db_datetime(min(_utc_day_start(first_day), end)),
             db_datetime(max(_utc_day_start(stop_day), start)),
             db_datetime(end),
             *params,
+            *meter_params,
         ],
     )
     return [

@@ -74,7 +74,8 @@ def month_index(month: date) -> int:
 
 def summary_where(filters: ReportFilters, *, price: bool = False) -> tuple[str, list[Any]]:
     """The central filters on a summary's grain (`price`: the plan filter applies)."""
-    clauses, params = ["livemode = %s"], [filters.livemode]
+    clauses: list[str] = ["livemode = %s"]
+    params: list[Any] = [filters.livemode]
     for column, value in (("brand_id", filters.brand), ("currency", filters.currency), ("country", filters.country)):
         if value:
             clauses.append(f"{column} = %s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from reports.selectors import SUMMARY_NAMES, summary_status
 from reports.summaries import report_summaries_refresh
@@ -18,12 +18,19 @@ BAR_WIDTH = 30
 class Command(BaseCommand):
     help = "Refresh the reports' month summaries (the months changed since the last refresh; --full rebuilds)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--full", action="store_true", help="rebuild every month, not only the changed ones")
         parser.add_argument("--only", choices=SUMMARY_NAMES, action="append", help="this summary only (repeatable)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, cron)")
 
-    def handle(self, *args, full: bool = False, only: list[str] | None = None, no_progress: bool = False, **options):
+    def handle(
+        self,
+        *args: object,
+        full: bool = False,
+        only: list[str] | None = None,
+        no_progress: bool = False,
+        **options: object,
+    ) -> None:
         names = tuple(only or SUMMARY_NAMES)
         started: dict[str, float] = {}
 
