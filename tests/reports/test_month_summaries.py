@@ -344,3 +344,27 @@ def test_time_of_refresh_is_the_as_of_of_the_exports(customer_factory, price_fac
     assert table.as_of is not None
     assert table.as_of.at == datetime(2026, 9, 2, 8, 0, tzinfo=UTC)
     assert table.as_of.next_refresh is not None
+
+
+def test_a_report_page_shows_its_first_rows_and_says_the_files_have_all(
+    console_as, customer_factory, meter_factory, monkeypatch
+):
+    from reports import admin as reports_admin
+
+    monkeypatch.setattr(reports_admin, "SCREEN_ROWS", 2)
+    meter = meter_factory(name="API calls")
+    customers = [customer_factory(legal_name=f"Usage customer {index}") for index in range(3)]
+    usage_events_insert(
+        rows=[
+            UsageEvent(customer=customer, meter=meter, external_id=f"cut-{index}", timestamp=paris(2026, 2, 10))
+            for index, customer in enumerate(customers)
+        ]
+    )
+    client = console_as("Finance")
+
+    page = client.get("/admin/reports/dashboard/usage/?start=2026-02&end=2026-02").content.decode()
+    export = client.get("/admin/reports/dashboard/usage/export.csv?start=2026-02&end=2026-02")
+
+    assert page.count('<td class="tarif-col-text">Usage customer') == 2
+    assert "The first 2 rows of 3 are shown" in page
+    assert len(export.content.decode("utf-8-sig").splitlines()) == 1 + 3
