@@ -55,15 +55,26 @@ API_LISTS = ["invoices", "customers", "subscriptions", "events"]
 
 
 def _sample_subscription():
-    """An active monthly subscription with a year of history (the dataset's first such)."""
+    """An active monthly subscription with a year of history, in its current period if one is
+    (a change applies within the current period: `preview_change` answers 422 `outside_period`
+    for a subscription whose period ended and awaits the month's billing run — the whole
+    dataset on the days after it was built, until `--bill-month` renews some)."""
     from billing.models import Subscription
+    from config import clock
 
-    return (
-        Subscription.objects.filter(status=Subscription.Status.ACTIVE, cycle__unit="month", invoices__isnull=False)
-        .order_by("pk")
-        .select_related("customer")
-        .first()
-    )
+    now = clock.system_now()
+    active = Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, cycle__unit="month", invoices__isnull=False
+    ).select_related("customer")
+    in_period = active.filter(current_period_start__lte=now, current_period_end__gt=now).order_by("pk").first()
+    return in_period or active.order_by("pk").first()
+
+
+def _in_current_period(subscription) -> bool:
+    from config import clock
+
+    now = clock.system_now()
+    return subscription.current_period_start <= now < subscription.current_period_end
 
 
 def console_pages(subscription) -> list[tuple[str, str, int]]:
@@ -142,7 +153,7 @@ def measure(name: str, request, *, repeat: int, target_ms: int) -> bool:
         print(f"{name}: ERROR {type(error).__name__}: {error}", flush=True)
         return False
     if response.status_code != 200:
-        print(f"{name}: status {response.status_code}", flush=True)
+        print(f"{name}: status {response.status_code} {response.content[:300]!r}", flush=True)
         return False
     timings = []
     for _ in range(repeat):
@@ -183,6 +194,23 @@ def main() -> int:
     parser.add_argument("--skip-usage", action="store_true")
     parser.add_argument("--billing-run-subscriptions", type=int, default=10_000)
     parser.add_argument(
+        "--only", action="append", default=[], help="time only the pages whose name contains this (repeatable)"
+    )
+    parser.add_argument(
+        "--refresh-summaries",
+        action="store_true",
+        help="first bring the reports' summaries up to date (the only writes to the dataset; timed)",
+    )
+    parser.add_argument(
+        "--bill-month",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on a COPY of the dataset (writes invoices): first bill N due subscriptions (a billing run "
+        "changing the month), then time MRR over 24 months before and after the summary's refresh",
+    )
+    parser.add_argument("--writable-copy", action="store_true", help="confirms DATABASE_URL is a copy (--bill-month)")
+    parser.add_argument(
         "--throughput-database-url",
         default=None,
         help="database that bench/billing_run.py and bench/usage_ingest.py empty (never the dataset's)",
@@ -217,8 +245,14 @@ def main() -> int:
         )
         if built.returncode:
             return built.returncode
+    if arguments.bill_month and not arguments.writable_copy:
+        parser.error("--bill-month writes invoices: run it on a copy of the dataset and add --writable-copy")
+    if arguments.bill_month:
+        failures += after_billing_run_main(arguments.bill_month, repeat=arguments.repeat)
+    elif arguments.refresh_summaries:
+        refresh_summaries()
     if not arguments.skip_pages:
-        failures += pages_main(arguments.repeat, reports=not arguments.skip_reports)
+        failures += pages_main(arguments.repeat, reports=not arguments.skip_reports, only=arguments.only)
     throughput_url = arguments.throughput_database_url
     for skipped, script, script_arguments in (
         (arguments.skip_billing_run, "billing_run.py", ["--subscriptions", str(arguments.billing_run_subscriptions)]),
@@ -234,7 +268,96 @@ def main() -> int:
     return 0
 
 
-def pages_main(repeat: int, *, reports: bool = True) -> int:
+def refresh_summaries() -> None:
+    """The beat tasks' work, timed: the MRR summary and the reports' month summaries."""
+    setup_django(None)
+    from reports.summaries import report_summaries_refresh
+    from reports.summary import mrr_summary_refresh
+
+    started = time.perf_counter()
+    changed = mrr_summary_refresh()
+    print(f"mrr_summary_refresh: {time.perf_counter() - started:.1f} s (customers recomputed: {changed})", flush=True)
+    for name, months in report_summaries_refresh(
+        progress=lambda name, done, total: print(f"  {name}: {done}/{total} months", flush=True)
+    ).items():
+        print(f"report_summary_refresh {name}: months recomputed {months}", flush=True)
+    print(f"summaries_refresh_seconds: {time.perf_counter() - started:.1f}", flush=True)
+
+
+def print_summaries() -> None:
+    try:
+        from reports.selectors import SUMMARY_NAMES, mrr_summary_status, summary_status
+    except ImportError:  # a checkout from before the month summaries (a "before" run)
+        return
+
+    status = mrr_summary_status()
+    print(f"summary mrr: built={status.built} as_of={status.refreshed_at}")
+    for name in SUMMARY_NAMES:
+        state = summary_status(name=name)
+        print(f"summary {name}: built={state.built} as_of={state.refreshed_at}")
+
+
+def after_billing_run_main(count: int, *, repeat: int) -> int:
+    """Issue 20 item 7: MRR over 24 months "measured after a billing run has just changed the
+    month" — the state finance staff open it in on the 1st. Bills `count` due subscriptions of
+    the dataset (a billing run, inline), then times the report: right after the run (the summary
+    as the last refresh left it: reads never refresh), the refresh the beat task then does, and
+    the report after it. 1 if a read is above the 1 s target."""
+    setup_django(None)
+    from console_pages import signed_in_client
+    from django.conf import settings
+    from django.urls import reverse
+
+    from billing.models import Subscription
+    from billing.services.billing_run import billing_run_start
+    from config import clock
+    from reports.summary import mrr_summary_refresh
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    settings.DEBUG = True
+    now = clock.system_now()
+    due = list(
+        Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:count]
+    )
+    if not due:
+        print("bill-month: no subscription is due (already billed?); timing the report as it is", flush=True)
+    else:
+        started = time.perf_counter()
+        run = billing_run_start(as_of=now, inline=True, subscription_ids=due)
+        seconds = time.perf_counter() - started
+        print(
+            f"billing run: {len(due)} due subscriptions, status {run.status}, {seconds:.1f} s "
+            f"({len(due) / seconds:.0f} subscriptions/s)",
+            flush=True,
+        )
+    url = reverse("admin:reports_dashboard_report", args=["mrr"]) + "?start=2024-12-01&end=2026-11-30"
+    this_month = reverse("admin:reports_dashboard_report", args=["mrr"]) + "?start=2024-12-01&end=2026-12-31"
+    console = signed_in_client()
+    above = 0
+    for name, address in (("mrr 24 months", url), ("mrr 25 months, to this month", this_month)):
+        above += not measure(
+            f"after the run, before the refresh: {name}",
+            lambda a=address: console.get(a),
+            repeat=repeat,
+            target_ms=MRR_TARGET_MS,
+        )
+    started = time.perf_counter()
+    changed = mrr_summary_refresh()
+    print(
+        f"mrr_summary_refresh after the run: {time.perf_counter() - started:.1f} s (customers recomputed: "
+        f"{'all (rebuilt)' if changed < 0 else changed})",
+        flush=True,
+    )
+    for name, address in (("mrr 24 months", url), ("mrr 25 months, to this month", this_month)):
+        above += not measure(
+            f"after the refresh: {name}", lambda a=address: console.get(a), repeat=repeat, target_ms=MRR_TARGET_MS
+        )
+    return above
+
+
+def pages_main(repeat: int, *, reports: bool = True, only: list[str] | None = None) -> int:
     """Times every page; the number of pages above their target (or failing)."""
     setup_django(None)
     from console_pages import signed_in_client
@@ -254,10 +377,15 @@ def pages_main(repeat: int, *, reports: bool = True) -> int:
         cursor.execute("SELECT count(*) FROM billing_subscription")
         subscriptions = cursor.fetchone()[0]
     print(f"dataset: {subscriptions} subscriptions; sample subscription {getattr(subscription, 'pk', None)}")
+    print_summaries()
+
+    def wanted(name: str) -> bool:
+        return not only or any(part in name for part in only)
+
     above = 0
     console = signed_in_client()
     for name, url, target in console_pages(subscription):
-        if not reports and name.startswith("report:"):
+        if (not reports and name.startswith("report:")) or not wanted(name):
             continue
         above += not measure(name, lambda url=url: console.get(url), repeat=repeat, target_ms=target)
     if subscription is not None:
@@ -268,12 +396,22 @@ def pages_main(repeat: int, *, reports: bool = True) -> int:
             above += 1
         else:
             for name, url, target in portal_pages(subscription):
+                if not wanted(name):
+                    continue
                 above += not measure(name, lambda url=url: portal.get(url), repeat=repeat, target_ms=target)
     api = api_client()
     for name in API_LISTS:
+        if not wanted(f"api:{name}"):
+            continue
         url = f"/api/v1/{name}?limit=20"
         above += not measure(f"api:{name}", lambda url=url: api.get(url), repeat=repeat, target_ms=PAGE_TARGET_MS)
-    if subscription is not None:
+    if subscription is not None and wanted("api:preview_change") and not _in_current_period(subscription):
+        print(
+            "api:preview_change: skipped — no active subscription is in its current period (they await the "
+            "month's billing run; the API rightly answers 422 outside_period): run --bill-month N on a copy",
+            flush=True,
+        )
+    elif subscription is not None and wanted("api:preview_change"):
         body = upgrade_body(subscription)
         url = f"/api/v1/subscriptions/sub_{subscription.pk}/preview_change"
         above += not measure(

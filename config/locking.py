@@ -39,6 +39,7 @@ class LockRank(IntEnum):
     EVENT_CURSOR = 40  # a consumer's batch runs under its cursor
     WEBHOOK_ENDPOINT = 50  # fan-out cursor of one endpoint
     MRR_SUMMARY = 60  # the reports' summary refresh
+    REPORT_SUMMARY = 62  # issue 20: one month summary of the reports (billed, status, recognition)
     STRIPE_IMPORT_RUN = 70  # one unfinished Stripe import per account: resumed, not doubled
     CHECKOUT_SESSION = 85  # issue 17: completion creates the customer, subscription, invoice after it
     QUOTE = 90  # a quote's acceptance creates its subscription under the quote's lock

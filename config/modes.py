@@ -92,6 +92,10 @@ MODE_LOOKUPS: dict[str, str] = {
     "ledger.accountingperiod": "livemode",
     "ledger.revenueschedule": "livemode",
     "ledger.ledgerexport": "livemode",
+    # The reports' month summaries (issue 20): one row per mode, never shown as objects
+    "reports.billedmonthsummary": "livemode",
+    "reports.invoicestatussummary": "livemode",
+    "reports.recognitionsummary": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -89,3 +89,96 @@ class MrrSummaryState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.refreshed_at} ({self.timezone})"
+
+
+class SummaryState(models.Model):
+    """When one of the reports' month summaries (billed, invoices by status, revenue
+    recognition: reports/summaries.py) was last brought up to date, and in which time zone
+    its months are cut. One row per summary; the MRR summary keeps its own (MrrSummaryState)."""
+
+    name = models.CharField(_("summary"), max_length=40, unique=True)
+    refreshed_at = models.DateTimeField(_("refreshed at"), null=True)
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Invoice changes stamped before this instant are in the summary (the refresh's start,
+    # moved back to the oldest write transaction still open then, as for the MRR summary).
+    changes_seen_until = models.DateTimeField(_("changes seen until"), null=True)
+
+    class Meta:
+        verbose_name = _("report summary state")
+        verbose_name_plural = _("report summary states")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.refreshed_at} ({self.timezone})"
+
+
+class _MonthSummary(models.Model):
+    """The grain every month summary shares: what the reports' central filters select on
+    (brand, mode, currency, the customer's country) and the month (year × 12 + month − 1,
+    cut in TARIF_REPORTS_TIMEZONE). A cache derived from the invoices; never edited by hand."""
+
+    brand = models.ForeignKey(
+        "invoices.Brand", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("brand")
+    )
+    livemode = models.BooleanField(_("live mode"))
+    currency = models.CharField(_("currency"), max_length=3)
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    month = models.IntegerField(_("month number"), help_text=_("year × 12 + month − 1"))
+
+    class Meta:
+        abstract = True
+        default_permissions = ()
+
+
+class BilledMonthSummary(_MonthSummary):
+    """What issued invoices billed in a month (of finalization) by line kind; the kind
+    `invoice_total` holds the invoices' totals (the `billed` report)."""
+
+    kind = models.CharField(_("kind"), max_length=20)
+    net = models.BigIntegerField(_("net amount"))
+    tax = models.BigIntegerField(_("tax"))
+
+    class Meta(_MonthSummary.Meta):
+        verbose_name = _("billed amounts of a month")
+        verbose_name_plural = _("billed amounts by month")
+        indexes = [models.Index(fields=["livemode", "month"], name="reports_billed_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.kind} {self.net} {self.currency}"
+
+
+class InvoiceStatusSummary(_MonthSummary):
+    """Invoices issued in a month (drafts: created in it) by their status (the
+    `invoices-by-status` report)."""
+
+    status = models.CharField(_("status"), max_length=20)
+    invoices = models.BigIntegerField(_("invoices"))
+    total = models.BigIntegerField(_("total"))
+    amount_remaining = models.BigIntegerField(_("amount remaining"))
+
+    class Meta(_MonthSummary.Meta):
+        verbose_name = _("invoices of a month by status")
+        verbose_name_plural = _("invoices by month and status")
+        indexes = [models.Index(fields=["livemode", "month"], name="reports_status_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.status} {self.invoices}"
+
+
+class RecognitionSummary(_MonthSummary):
+    """Revenue of plans billed in advance per month and price: invoiced (by month of
+    finalization) and recognized (straight-line over the service period's month ends)."""
+
+    price = models.ForeignKey(
+        "billing.Price", on_delete=models.CASCADE, null=True, related_name="+", db_index=False, verbose_name=_("price")
+    )
+    invoiced = models.BigIntegerField(_("invoiced"))
+    recognized = models.BigIntegerField(_("recognized"))
+
+    class Meta(_MonthSummary.Meta):
+        verbose_name = _("revenue recognition of a month")
+        verbose_name_plural = _("revenue recognition by month")
+        indexes = [models.Index(fields=["livemode", "month"], name="reports_recognition_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.invoiced}/{self.recognized} {self.currency}"

@@ -86,6 +86,7 @@ class Report:
     needs_customer: bool = False
     extra_filters: tuple[str, ...] = ()  # form fields only this report uses
     reads_summary: bool = False  # figures from the MRR summary, as of its last refresh
+    summary: str = ""  # issue 20: the month summary it reads when built (reports/summaries.py)
 
     @property
     def shown_filters(self) -> tuple[str, ...]:
@@ -95,11 +96,20 @@ class Report:
 REPORTS: dict[str, Report] = {}
 
 
-def figures_as_of(*, reads_summary: bool) -> AsOf:
+def figures_as_of(*, reads_summary: bool, summary: str = "", filters: ReportFilters | None = None) -> AsOf:
     """How current a report's figures will be. Read before the figures, so a refresh that
     commits while the report runs only makes them newer than claimed (the one exception,
     harmless: the very first build committing mid-read, claimed "live" as of now)."""
     now = clock.system_now()
+    if summary and filters is not None:
+        if selectors.summary_serves(name=summary, filters=filters):
+            state = selectors.summary_status(name=summary)
+            return AsOf(
+                at=state.as_of(now=now),
+                source=SUMMARY,
+                next_refresh=selectors.next_summary_refresh(after=now, entry_name=selectors.SUMMARIES_BEAT_ENTRY),
+            )
+        return AsOf(at=now, source=LIVE)
     if reads_summary:
         status = selectors.mrr_summary_status()
         return AsOf(
@@ -118,6 +128,7 @@ def report(
     needs_customer: bool = False,
     extra_filters: tuple[str, ...] = (),
     reads_summary: bool = False,
+    summary: str = "",
 ):
     def register(build: Callable[[ReportFilters], ReportTable]) -> Callable[[ReportFilters], ReportTable]:
         extra = ("customer", *extra_filters) if needs_customer else extra_filters
@@ -125,10 +136,12 @@ def report(
         def build_with_as_of(filters: ReportFilters) -> ReportTable:
             # Issue 20: every report (its page, exports and API) reads the replica when the lag guard allows.
             with use_replica():
-                as_of = figures_as_of(reads_summary=reads_summary)
+                as_of = figures_as_of(reads_summary=reads_summary, summary=summary, filters=filters)
                 return replace(build(filters), as_of=as_of)
 
-        REPORTS[name] = Report(name, title, description, build_with_as_of, needs_customer, extra, reads_summary)
+        REPORTS[name] = Report(
+            name, title, description, build_with_as_of, needs_customer, extra, reads_summary, summary
+        )
         return build
 
     return register
@@ -430,6 +443,7 @@ def _cohorts(filters: ReportFilters) -> ReportTable:
         "Plans billed in advance: invoiced (excluding tax, net of discounts), recognized straight-line over the "
         "months of their service period, and deferred revenue at each month's end."
     ),
+    summary=selectors.RECOGNITION,
 )
 def _recognition(filters: ReportFilters) -> ReportTable:
     rows = selectors.revenue_recognition(filters=filters)
@@ -488,6 +502,7 @@ def _recognition(filters: ReportFilters) -> ReportTable:
         "What issued invoices billed, by month of issue: subscriptions, usage, prorations and one-off charges "
         "(excluding tax, net of discounts), tax, and the invoices' totals, which these add up to."
     ),
+    summary=selectors.BILLED,
 )
 def _billed(filters: ReportFilters) -> ReportTable:
     rows = selectors.billed_by_kind(filters=filters)
@@ -647,7 +662,12 @@ def _dso(filters: ReportFilters) -> ReportTable:
     )
 
 
-@report("invoices-by-status", _("Invoices by status"), _("Invoices created in the period, by status."))
+@report(
+    "invoices-by-status",
+    _("Invoices by status"),
+    _("Invoices created in the period, by status."),
+    summary=selectors.INVOICE_STATUS,
+)
 def _by_status(filters: ReportFilters) -> ReportTable:
     rows = selectors.invoices_by_status(filters=filters)
     return ReportTable(

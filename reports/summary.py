@@ -62,7 +62,15 @@ REBUILD_SHARE = 0.5
 REBUILD_MIN_CUSTOMERS = 1000  # below, recompute them (and skip counting the summary's)
 TABLE = SUMMARY_TABLE
 
-__all__ = ["CLOCK_MARGIN", "LOOK_BACK", "REBUILD_MIN_CUSTOMERS", "REBUILD_SHARE", "TABLE", "mrr_summary_refresh"]
+__all__ = [
+    "CLOCK_MARGIN",
+    "LOOK_BACK",
+    "REBUILD_MIN_CUSTOMERS",
+    "REBUILD_SHARE",
+    "TABLE",
+    "changes_seen_until",
+    "mrr_summary_refresh",
+]
 
 
 def mrr_summary_refresh(*, full: bool = False) -> int:
@@ -71,7 +79,7 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
         MrrSummaryState.objects.get_or_create(pk=1)
         state = mrr_summary_state_qs_for_update().get(pk=1)
         started = clock.system_now()
-        seen_until = _changes_seen_until(started=started)
+        seen_until = changes_seen_until(started=started)
         zone = settings.TARIF_REPORTS_TIMEZONE
         rebuild = full or state.refreshed_at is None or state.timezone != zone
         scope, scope_params = "", []
@@ -107,7 +115,7 @@ def _customers_in_summary() -> int:
     return CustomerMonthMrr.objects.filter(price__isnull=True).values("customer_id").distinct().count()
 
 
-def _changes_seen_until(*, started: datetime) -> datetime | None:
+def changes_seen_until(*, started: datetime) -> datetime | None:
     """The instant before which every invoice change is visible to this refresh: its start,
     or the start of the oldest other write transaction of this database still open (its
     invoices commit later, stamped earlier). None on SQLite: the next refresh looks back."""

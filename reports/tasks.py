@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from reports.summaries import report_summaries_refresh
 from reports.summary import mrr_summary_refresh
 
 
@@ -12,3 +13,10 @@ def refresh_mrr_summary() -> int:
     """Beat entry point, and the only scheduled writer of the MRR summary: reports read it
     as it stands and show when it was refreshed ("as of"), they never refresh it."""
     return mrr_summary_refresh()
+
+
+@shared_task(acks_late=True, name="reports.refresh_summaries")
+def refresh_summaries(full: bool = False) -> dict[str, int]:
+    """Beat entry point of the month summaries (billed, invoices by status, revenue
+    recognition): the months touched since the last refresh; `full` (nightly) rebuilds."""
+    return report_summaries_refresh(full=full)

@@ -38,6 +38,18 @@ CELERY_BEAT_SCHEDULE["reports-refresh-mrr-summary"] = {
     "task": "reports.refresh_mrr_summary",
     "schedule": crontab(minute="7,22,37,52"),
 }
+# Issue 20: the month summaries of the billed, invoices-by-status and revenue-recognition
+# reports (the months changed since the last refresh), and a nightly full rebuild for what no
+# invoice's `updated_at` shows (a deleted draft, a customer's new country).
+CELERY_BEAT_SCHEDULE["reports-refresh-summaries"] = {
+    "task": "reports.refresh_summaries",
+    "schedule": crontab(minute="9,24,39,54"),
+}
+CELERY_BEAT_SCHEDULE["reports-rebuild-summaries"] = {
+    "task": "reports.refresh_summaries",
+    "schedule": crontab(minute=41, hour=3),
+    "kwargs": {"full": True},
+}
 
 # Lifecycle events (issue 16): trial_will_end / invoice.upcoming notices, pending updates' expiry.
 CELERY_BEAT_SCHEDULE["lifecycle-notices-sweep"] = {

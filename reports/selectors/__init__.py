@@ -9,10 +9,12 @@ One module per area; this package re-exports their public names, so callers keep
 - `mrr`: MRR, ARR and movements; `churn`: churn rates, net revenue retention, cohorts;
 - `revenue`: revenue recognition, what invoices billed by line kind;
 - `receivables`: AR aging, DSO, invoices by status; `payments`: success rates, declines, dunning;
-- `operations`: usage per meter, plan-change history; `timeline`: the customer timeline.
+- `operations`: usage per meter (from the usage rollups), plan-change history; `timeline`: the customer timeline;
+- `summaries`: the month summaries of `billed`, `invoices-by-status` and `revenue-recognition` (built? as of?).
 
 Nothing in this package writes: the MRR summary is written only by reports/summary.py
-(beat task, refresh command), which builds on `common` and `mrr_source`, never the reverse.
+(beat task, refresh command), which builds on `common` and `mrr_source`, never the reverse;
+the month summaries only by reports/summaries.py.
 """
 
 from reports.selectors.churn import CohortRow, RetentionMonth, cohorts, retention
@@ -25,6 +27,7 @@ from reports.selectors.operations import (
     UsageRow,
     plan_change_history,
     usage_by_meter,
+    usage_by_meter_live,
 )
 from reports.selectors.payments import (
     DeclineRow,
@@ -42,9 +45,27 @@ from reports.selectors.receivables import (
     ar_aging,
     days_sales_outstanding,
     invoices_by_status,
+    invoices_by_status_live,
     period_end_instant,
 )
-from reports.selectors.revenue import BilledMonth, RecognitionMonth, billed_by_kind, revenue_recognition
+from reports.selectors.revenue import (
+    BilledMonth,
+    RecognitionMonth,
+    billed_by_kind,
+    billed_by_kind_live,
+    revenue_recognition,
+    revenue_recognition_live,
+)
+from reports.selectors.summaries import (
+    BILLED,
+    INVOICE_STATUS,
+    RECOGNITION,
+    SUMMARIES_BEAT_ENTRY,
+    SUMMARY_NAMES,
+    SummaryStatus,
+    summary_serves,
+    summary_status,
+)
 from reports.selectors.timeline import (
     TIMELINE_SOURCES,
     TimelineEntry,
@@ -54,6 +75,18 @@ from reports.selectors.timeline import (
 )
 
 __all__ = [
+    "BILLED",
+    "INVOICE_STATUS",
+    "RECOGNITION",
+    "SUMMARIES_BEAT_ENTRY",
+    "SUMMARY_NAMES",
+    "SummaryStatus",
+    "billed_by_kind_live",
+    "invoices_by_status_live",
+    "revenue_recognition_live",
+    "summary_serves",
+    "summary_status",
+    "usage_by_meter_live",
     "AGING_BUCKETS",
     "BILLED_STATUSES",
     "LINE_NET_SQL",

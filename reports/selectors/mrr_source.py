@@ -67,10 +67,11 @@ def mrr_summary_status() -> MrrSummaryStatus:
 BEAT_ENTRY = "reports-refresh-mrr-summary"
 
 
-def next_summary_refresh(*, after: datetime) -> datetime | None:
-    """The next run of the beat entry that refreshes the summary (config/settings/celery.py),
-    in UTC, to the minute; None when the entry is missing or is not a crontab."""
-    entry = getattr(settings, "CELERY_BEAT_SCHEDULE", {}).get(BEAT_ENTRY)
+def next_summary_refresh(*, after: datetime, entry_name: str = BEAT_ENTRY) -> datetime | None:
+    """The next run of the beat entry that refreshes a summary (config/settings/celery.py;
+    default: the MRR summary's), in UTC, to the minute; None when the entry is missing or
+    is not a crontab."""
+    entry = getattr(settings, "CELERY_BEAT_SCHEDULE", {}).get(entry_name)
     schedule = entry and entry.get("schedule")
     if schedule is None or not hasattr(schedule, "minute"):
         return None

@@ -13,7 +13,8 @@ from django.db.models.functions import Coalesce
 from config import clock
 from invoices.models import Invoice
 from reports.filters import ReportFilters, add_months, month_start
-from reports.selectors.common import BILLED_STATUSES
+from reports.selectors.common import BILLED_STATUSES, fetch
+from reports.selectors.summaries import INVOICE_STATUS, TABLES, month_index, summary_serves, summary_where
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
@@ -139,7 +140,30 @@ class StatusRow:
 
 
 def invoices_by_status(*, filters: ReportFilters) -> list[StatusRow]:
-    """Invoices issued in the period (drafts: created in it), by their status now."""
+    """Invoices issued in the period (drafts: created in it), by their status now (from the
+    month summary when it is built and the filters fit its grain, else live)."""
+    if summary_serves(name=INVOICE_STATUS, filters=filters):
+        where, params = summary_where(filters)
+        rows = fetch(
+            f"SELECT currency, status, SUM(invoices), SUM(total), SUM(amount_remaining) FROM {TABLES[INVOICE_STATUS]} "
+            f"WHERE {where} AND month BETWEEN %s AND %s GROUP BY currency, status ORDER BY currency, status",
+            [*params, month_index(filters.start), month_index(filters.end)],
+        )
+        return [
+            StatusRow(
+                currency=currency,
+                status=status,
+                invoices=int(invoices),
+                total=int(total or 0),
+                amount_remaining=int(remaining or 0),
+            )
+            for currency, status, invoices, total, remaining in rows
+        ]
+    return invoices_by_status_live(filters=filters)
+
+
+def invoices_by_status_live(*, filters: ReportFilters) -> list[StatusRow]:
+    """`invoices_by_status` computed from the invoices at the read (the summary's reference)."""
     rows = (
         _invoices(filters)
         .annotate(dated=Coalesce("finalized_at", "created_at"))

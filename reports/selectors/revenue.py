@@ -8,6 +8,7 @@ from datetime import date
 
 from reports.filters import ReportFilters, months_between
 from reports.selectors.common import LINE_NET_SQL, as_month, fetch, invoice_where, months_cte
+from reports.selectors.summaries import BILLED, RECOGNITION, TABLES, month_index, summary_serves, summary_where
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,16 @@ def revenue_recognition(*, filters: ReportFilters) -> list[RecognitionMonth]:
     the months add up exactly to the line; a line shorter than a month (no month end
     inside) is recognized in the month it starts. Deferred revenue at a month's end is
     what was invoiced by then and not yet recognized.
+
+    Read from the month summary when it is built (reports/summaries.py), else live.
     """
+    if summary_serves(name=RECOGNITION, filters=filters):
+        return _recognition_from_summary(filters)
+    return revenue_recognition_live(filters=filters)
+
+
+def revenue_recognition_live(*, filters: ReportFilters) -> list[RecognitionMonth]:
+    """`revenue_recognition` computed from the invoice lines at the read (the summary's reference)."""
     where, where_params = invoice_where(filters)
     bounds = fetch(
         f"""
@@ -79,6 +89,33 @@ def revenue_recognition(*, filters: ReportFilters) -> list[RecognitionMonth]:
     sums: dict[str, dict[tuple[int, str], int]] = defaultdict(lambda: defaultdict(int))
     for currency, idx, kind, amount in rows:
         sums[currency][(int(idx), kind)] += int(amount or 0)
+    return _recognition_months(sums, calendar=calendar, window=window)
+
+
+def _recognition_from_summary(filters: ReportFilters) -> list[RecognitionMonth]:
+    where, params = summary_where(filters, price=True)
+    rows = fetch(
+        f"SELECT currency, month, SUM(invoiced), SUM(recognized) FROM {TABLES[RECOGNITION]} "
+        f"WHERE {where} GROUP BY currency, month",
+        params,
+    )
+    if not rows:
+        return []
+    window = months_between(filters.start, filters.end)
+    first = min(min(int(month) for _c, month, _i, _r in rows), month_index(window[0]))
+    last = max(max(int(month) for _c, month, _i, _r in rows), month_index(window[-1]))
+    calendar = [date(index // 12, index % 12 + 1, 1) for index in range(first, last + 1)]
+    sums: dict[str, dict[tuple[int, str], int]] = defaultdict(lambda: defaultdict(int))
+    for currency, month, invoiced, recognized in rows:
+        sums[currency][(int(month) - first, "invoiced")] += int(invoiced or 0)
+        sums[currency][(int(month) - first, "recognized")] += int(recognized or 0)
+    return _recognition_months(sums, calendar=calendar, window=window)
+
+
+def _recognition_months(
+    sums: dict[str, dict[tuple[int, str], int]], *, calendar: list[date], window: list[date]
+) -> list[RecognitionMonth]:
+    """Per currency, the window's months with the deferred revenue summed from the calendar's start."""
     first_window_index = calendar.index(window[0])
     result = []
     for currency in sorted(sums):
@@ -120,7 +157,29 @@ class BilledMonth:
 
 
 def billed_by_kind(*, filters: ReportFilters) -> list[BilledMonth]:
-    """What issued invoices billed per month of finalization, by line kind, and their totals."""
+    """What issued invoices billed per month of finalization, by line kind, and their totals
+    (from the month summary when it is built, else live)."""
+    if summary_serves(name=BILLED, filters=filters):
+        return _billed_from_summary(filters)
+    return billed_by_kind_live(filters=filters)
+
+
+def _billed_from_summary(filters: ReportFilters) -> list[BilledMonth]:
+    months = months_between(filters.start, filters.end)
+    first = month_index(months[0])
+    where, params = summary_where(filters)
+    rows = fetch(
+        f"SELECT currency, month, kind, SUM(net), SUM(tax) FROM {TABLES[BILLED]} "
+        f"WHERE {where} AND month BETWEEN %s AND %s GROUP BY currency, month, kind",
+        [*params, first, month_index(months[-1])],
+    )
+    return _billed_months(
+        [(currency, int(month) - first, kind, net, tax) for currency, month, kind, net, tax in rows], months
+    )
+
+
+def billed_by_kind_live(*, filters: ReportFilters) -> list[BilledMonth]:
+    """`billed_by_kind` computed from the invoices at the read (the summary's reference)."""
     months = months_between(filters.start, filters.end)
     months_sql, months_params = months_cte("months", months)
     where, where_params = invoice_where(filters, line=None)
@@ -142,6 +201,10 @@ def billed_by_kind(*, filters: ReportFilters) -> list[BilledMonth]:
         """,
         [*months_params, *where_params, *where_params],
     )
+    return _billed_months(rows, months)
+
+
+def _billed_months(rows: list[tuple], months: list[date]) -> list[BilledMonth]:
     sums: dict[str, dict[tuple[int, str], int]] = defaultdict(lambda: defaultdict(int))
     for currency, idx, kind, amount, tax in rows:
         sums[currency][(int(idx), kind)] += int(amount or 0)

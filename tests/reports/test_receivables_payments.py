@@ -9,6 +9,7 @@ import pytest
 
 from billing.models import DunningCase, Meter, Payment, SubscriptionChange, UsageEvent
 from billing.services.payments import payment_record_manual
+from billing.services.usage import usage_events_insert
 from reports.filters import ReportFilters
 from reports.selectors import (
     ar_aging,
@@ -169,11 +170,16 @@ def test_usage_per_meter_and_customer(customer, customer_factory):
     calls = Meter.objects.create(key="api_calls", name="API calls", aggregation="sum")
     other = customer_factory(legal_name="Other")
     at = datetime(2026, 2, 10, tzinfo=UTC)
-    for index, (who, value) in enumerate([(customer, 5), (customer, 7), (other, 1)]):
-        UsageEvent.objects.create(
-            customer=who, meter=calls, external_id=f"e{index}", value=Decimal(value), timestamp=at
-        )
-    UsageEvent.objects.create(customer=customer, meter=calls, external_id="late", value=Decimal(100), timestamp=AS_OF)
+    # Through the ingestion's storage (events, dedup keys and rollups): the report reads rollups.
+    usage_events_insert(
+        rows=[
+            *(
+                UsageEvent(customer=who, meter=calls, external_id=f"e{index}", value=Decimal(value), timestamp=at)
+                for index, (who, value) in enumerate([(customer, 5), (customer, 7), (other, 1)])
+            ),
+            UsageEvent(customer=customer, meter=calls, external_id="late", value=Decimal(100), timestamp=AS_OF),
+        ]
+    )
 
     rows = usage_by_meter(filters=ReportFilters(start=date(2026, 2, 1), end=date(2026, 2, 1)))
 
