@@ -22,12 +22,46 @@ def _dimensions_hash(properties):
     return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
 
 
+def fill_rollups_postgresql(events, rollups):
+    """The rollups of every stored event, set-based in PostgreSQL (memory bounded whatever the
+    table's size): the distinct sets of properties are read once and hashed in Python (the
+    bucket key must be `dimensions_hash`'s md5 of Python's canonical JSON, which jsonb's text
+    form is not), written to a temporary table with COPY, then one INSERT ... SELECT ... GROUP BY
+    aggregates the events per bucket. Sets of properties that jsonb holds equal (1 and 1.0)
+    share one bucket, keyed by the one read."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE tarif_rollup_dimensions (properties jsonb PRIMARY KEY, digest text) "
+            "ON COMMIT DROP"
+        )
+        with connection.connection.cursor(name="tarif_rollup_dimensions_read") as reader:
+            reader.execute(f"SELECT DISTINCT COALESCE(properties, '{{}}'::jsonb) FROM {events}")
+            # one COPY per fetch: the connection cannot fetch from the cursor inside a COPY
+            while rows := reader.fetchmany(5_000):
+                with cursor.cursor.copy("COPY tarif_rollup_dimensions (properties, digest) FROM STDIN") as copy:
+                    for (text,) in rows:  # Django's connection leaves jsonb as its text
+                        properties = json.loads(text) if isinstance(text, str) else text
+                        copy.write_row((json.dumps(properties, ensure_ascii=False), _dimensions_hash(properties)))
+        cursor.execute(
+            f"INSERT INTO {rollups} (customer_id, meter_id, day, dimensions_hash, properties, event_count, "
+            "value_sum, value_max, last_timestamp, last_event_id, last_value) "
+            "SELECT e.customer_id, e.meter_id, e.day, d.digest, d.properties, count(*), sum(e.value), "
+            "max(e.value), (array_agg(e.timestamp ORDER BY e.timestamp DESC, e.id DESC))[1], "
+            "(array_agg(e.id ORDER BY e.timestamp DESC, e.id DESC))[1], "
+            "(array_agg(e.value ORDER BY e.timestamp DESC, e.id DESC))[1] "
+            "FROM (SELECT *, (timestamp AT TIME ZONE 'UTC')::date AS day, "
+            f"COALESCE(properties, '{{}}'::jsonb) AS dims FROM {events}) AS e "
+            "JOIN tarif_rollup_dimensions AS d ON d.properties = e.dims "
+            "GROUP BY e.customer_id, e.meter_id, e.day, d.digest, d.properties"
+        )
+
+
 def fill_keys_and_rollups(apps, schema_editor):
     """Dedup keys and rollups of the events stored before issue 20 (both databases).
 
-    Keys: one INSERT ... SELECT. Rollups: one pass over the events in id order,
-    aggregated in memory per bucket (customer, meter, UTC day, properties), written in
-    batches; a table of 100M events takes minutes (docs/usage-at-scale.md).
+    Keys: one INSERT ... SELECT. Rollups on PostgreSQL: set-based (`fill_rollups_postgresql`);
+    elsewhere one pass over the events in id order, aggregated in memory per bucket (customer,
+    meter, UTC day, properties), written in batches (docs/usage-at-scale.md).
     """
     UsageEvent = apps.get_model("billing", "UsageEvent")
     UsageRollup = apps.get_model("billing", "UsageRollup")
@@ -36,6 +70,9 @@ def fill_keys_and_rollups(apps, schema_editor):
             "INSERT INTO billing_usageeventkey (meter_id, external_id, timestamp) "
             f"SELECT meter_id, external_id, timestamp FROM {EVENTS}"
         )
+    if connection.vendor == "postgresql":
+        fill_rollups_postgresql(EVENTS, "billing_usagerollup")
+        return
     buckets = {}
     rows = UsageEvent.objects.order_by("pk").values_list(
         "pk", "customer_id", "meter_id", "timestamp", "value", "properties"
