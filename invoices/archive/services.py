@@ -97,7 +97,10 @@ def archive_append_many(*, entries: Sequence[ArchiveEntry]) -> list[ArchiveRecor
         for livemode in sorted({entry.livemode for entry in entries}):
             head = archive_head_qs_for_update().filter(livemode=livemode).first()
             if head is None:
-                head = archive_head_qs_for_update().create(livemode=livemode)
+                # The mode's first record: two appenders may both find no head. ON CONFLICT DO
+                # NOTHING makes the second wait for the first's head, then both lock that one row.
+                ArchiveHead.objects.bulk_create([ArchiveHead(livemode=livemode)], ignore_conflicts=True)
+                head = archive_head_qs_for_update().get(livemode=livemode)
             archived_at = system_now()
             years = int(getattr(settings, "TARIF_ARCHIVE_RETENTION_YEARS", 10))
             today = archived_at.date()

@@ -194,3 +194,44 @@ def test_the_database_refuses_a_head_that_skips_forges_or_goes_back(postgres_onl
     with connection.cursor() as cursor:
         cursor.execute("UPDATE archive_archivehead SET last_sequence = 3, last_hash = %(third)s WHERE livemode", third)
     assert ArchiveHead.objects.get(livemode=True).last_sequence == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_first_appends_at_once_share_one_head(postgres_only, brand):
+    # given a fresh database (no head yet) and two appenders starting together (two sweepers
+    # on a new install: the e-invoicing benchmark met it as a unique violation)
+    import threading
+
+    from django.db import connections
+
+    from invoices.archive.services import ArchiveEntry, archive_append_many
+
+    ArchiveHead.objects.all().delete()
+    barrier, errors = threading.Barrier(2), []
+
+    def append(name: str) -> None:
+        try:
+            with transaction.atomic():
+                barrier.wait(timeout=10)
+                archive_append_many(
+                    entries=[
+                        ArchiveEntry(
+                            kind="document", reference=name, content=b"x", brand_id=brand.pk, livemode=True, metadata={}
+                        )
+                    ]
+                )
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=append, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # then both records are in one chain, under one head
+    assert errors == []
+    assert ArchiveHead.objects.filter(livemode=True).count() == 1
+    assert sorted(ArchiveRecord.objects.values_list("sequence", flat=True)) == [1, 2]
+    assert archive_verify() == []
