@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench_brand import bench_brand  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from customers.models import Customer  # noqa: E402
@@ -58,19 +58,8 @@ LINE_COLUMNS = (
 
 
 def seed(entries: int) -> int:
-    tag = uuid.uuid4().hex[:8]
-    brand = Brand.objects.create(
-        slug=f"bench-fec-{tag}",
-        name=f"Bench FEC {tag}",
-        legal_name=f"Bench FEC {tag} SAS",
-        address_line1="1 rue du Banc",
-        postal_code="75001",
-        city="Paris",
-        country="FR",
-        siren="552100554",
-        invoice_number_format=f"F{tag}-{{year}}-{{seq:06d}}",
-        credit_note_number_format=f"A{tag}-{{year}}-{{seq:06d}}",
-    )
+    brand = bench_brand(slug="bench-fec", invoice_prefix="F", credit_note_prefix="A")
+    tag = brand.slug.rsplit("-", 1)[1]
     chart_load(brand=brand)
     accounts = {a.code: a.pk for a in Account.objects.filter(brand=brand)}
     receivable, revenue, vat, bank = accounts["411"], accounts["706"], accounts["445712"], accounts["512"]
