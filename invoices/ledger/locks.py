@@ -41,7 +41,9 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
     Shared: postings of one month run side by side; a close (FOR UPDATE) waits for them and
     they wait for it, so a posting either commits before the close or sees the month closed.
     Missing months are created open first (a row to lock; the daily validation creates the
-    current and next months ahead, so this seldom inserts).
+    current and next months ahead, so this seldom inserts). That insert is not a share lock: it
+    holds the month's unique key until commit, so a document's number series lock is taken after
+    it, never before (`ledger_brand_ready` runs it ahead of the lock).
 
     Not noted for the lock-order checker: a share lock conflicts only with the close's
     exclusive lock, and a close's transaction locks nothing a money movement holds (period, then the

@@ -29,17 +29,27 @@ from config.money import round_fraction
 from invoices.ledger.errors import LedgerError
 from invoices.ledger.exchange import HistoricalReceivable, historical_receivable
 from invoices.ledger.fx import functional_amount_at
-from invoices.ledger.models import AccountMapping, Journal, JournalEntry, JournalLine, RevenueSchedule, Role
+from invoices.ledger.models import (
+    AccountingPeriod,
+    AccountMapping,
+    Journal,
+    JournalEntry,
+    JournalLine,
+    RevenueSchedule,
+    Role,
+)
 from invoices.ledger.services import (
     COPY_FROM_ENTRIES,
     AccountKey,
     AccountResolver,
     EntryDraft,
+    chart_load,
     entries_post,
     entry_reverse,
     fiscal_year_of,
     ledger_enabled,
-    ledger_settings_get,
+    ledger_settings_read,
+    month_start,
     write_off_vat_relief,
 )
 from invoices.models import BalanceTransaction, Brand, CreditNote, Invoice, InvoiceLine
@@ -64,6 +74,34 @@ def local_day(moment: datetime | None, brand_id: int) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(_zone(brand_id)).date()
+
+
+def ledger_brand_ready(*, brand_id: int, at: datetime) -> None:
+    """Create what a posting of the brand at `at` would insert, before the number series lock.
+
+    A brand's first posting loads its chart of accounts, and a month's first posting creates its
+    period rows: inserts under unique keys, held until commit. A bulk chunk posts before it takes
+    the series lock; a single finalization (or credit note) posts under it. Inserting there, the
+    single one waited for the chunk's uncommitted rows while the chunk waited for the lock: a
+    deadlock (CI, 7 December 2026). Called before the lock, the single one waits for the chunk
+    holding nothing. Two indexed reads once both exist (the daily validation creates the months).
+    """
+    if not ledger_enabled():
+        return
+    # In a posting's order: the periods (entries_post), then the chart (its account resolver).
+    month = month_start(local_day(at, brand_id))
+    have = set(AccountingPeriod.objects.filter(brand_id=brand_id, month=month).values_list("livemode", flat=True))
+    if len(have) < 2:
+        AccountingPeriod.objects.bulk_create(
+            [
+                AccountingPeriod(brand_id=brand_id, livemode=mode, month=month)
+                for mode in (True, False)
+                if mode not in have
+            ],
+            ignore_conflicts=True,
+        )
+    if not AccountMapping.objects.filter(brand_id=brand_id).exists():
+        chart_load(brand=Brand.objects.get(pk=brand_id))
 
 
 def _customer_livemode(customer_ids: Iterable[int]) -> dict[int, bool]:
@@ -325,7 +363,7 @@ def _redate_entries(invoices: Sequence[Invoice]) -> None:
             continue
         # An entry moved to a later open month (its own was closed) keeps that date if later.
         date = day if entry.date == entry.document_date or entry.date < day else entry.date
-        start_month = ledger_settings_get(brand=Brand(pk=entry.brand_id)).fiscal_year_start_month
+        start_month = ledger_settings_read(brand=Brand(pk=entry.brand_id)).fiscal_year_start_month
         moved.append((entry.pk, date, day, fiscal_year_of(date, start_month=start_month)))
     if moved and connection.vendor == "postgresql":
         with connection.cursor() as cursor:

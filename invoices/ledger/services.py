@@ -83,7 +83,13 @@ def ledger_settings_get(*, brand: Brand) -> LedgerSettings:
 
 
 def ledger_settings_read(*, brand: Brand) -> LedgerSettings:
-    """The brand's settings for display: the stored row, else the defaults unsaved (a read writes nothing)."""
+    """The brand's settings: the stored row, else the defaults unsaved (a read writes nothing).
+
+    Postings read the settings this way: only finance's change (`ledger_settings_update`) inserts
+    the row. An insert inside a money movement's transaction would hold the brand's unique key
+    until commit, and two finalizations taking it and the number series lock in opposite orders
+    deadlocked (CI, 7 December 2026).
+    """
     return LedgerSettings.objects.filter(brand=brand).first() or LedgerSettings(brand=brand, **_settings_defaults())
 
 
@@ -100,7 +106,7 @@ def chart_write_off_vat_relief(*, ledger: LedgerSettings) -> bool:
 
 def write_off_vat_relief(*, brand_id: int) -> bool:
     """Does a write-off post the VAT of the unpaid part back? The brand's setting, else its chart's default."""
-    ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+    ledger = ledger_settings_read(brand=Brand(pk=brand_id))
     if ledger.write_off_vat_relief is not None:
         return ledger.write_off_vat_relief
     return chart_write_off_vat_relief(ledger=ledger)
@@ -133,7 +139,7 @@ def chart_load(*, brand: Brand, chart: str | None = None) -> int:
     Existing accounts (same code) and mappings are kept as the brand edited them. Returns
     the number of accounts created.
     """
-    name = chart or ledger_settings_get(brand=brand).chart
+    name = chart or ledger_settings_read(brand=brand).chart
     if name not in available_charts():
         raise MissingAccount(_("Unknown chart of accounts %(name)s.") % {"name": name})
     data = _chart_data(name)
@@ -393,7 +399,7 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
             groups[(draft.brand_id, draft.livemode)].append(draft)
         prepared = []
         for (brand_id, livemode), brand_drafts in sorted(groups.items()):
-            ledger = ledger_settings_get(brand=Brand(pk=brand_id))
+            ledger = ledger_settings_read(brand=Brand(pk=brand_id))
             dates = _accounting_dates(brand_id, livemode, {draft.day for draft in brand_drafts})
             brand_drafts.sort(key=partial(_draft_order, dates))
             prepared.append((brand_id, livemode, brand_drafts, ledger, dates))

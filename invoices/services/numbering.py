@@ -39,6 +39,7 @@ from config import clock
 from customers.models import Customer
 from invoices.chain import chain_link
 from invoices.errors import NumberingError
+from invoices.ledger.postings import ledger_brand_ready
 from invoices.locks import number_sequence_qs_for_update
 from invoices.models import Brand, NumberSequence
 
@@ -160,13 +161,14 @@ def number_series_lock(
     """Lock the series a document issued now (or at `at`) belongs to; read the issue instant under the lock.
 
     `now` is the billing clock to read (a customer's test clock included) when `at` is None.
-    Queries: the brand-clash check and the locked read (plus the insert of the sequence row the
-    first time a scope is used).
+    Queries: the ledger's chart and period checks, the brand-clash check and the locked read (plus the insert
+    of the sequence row the first time a scope is used, and the chart the brand's first time).
     """
     if at is not None and at.tzinfo is None:
         raise NumberingError("The issue date must be an aware datetime (UTC in the database).")
     now = now or clock.system_now
     moment = at if at is not None else now()
+    ledger_brand_ready(brand_id=brand.pk, at=moment)  # before the lock: see its docstring
     while True:
         key = number_series_key(brand=brand, kind=kind, at=moment, test_mode=test_mode)
         _check_no_clash(brand=brand, kind=kind, key=key)

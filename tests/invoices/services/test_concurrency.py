@@ -108,6 +108,47 @@ def test_bulk_chunks_and_single_finalizations_share_one_gapless_series(postgres_
     assert numbers == list(range(1, 71))
 
 
+def test_a_brands_first_finalization_creates_its_ledger_rows_before_the_number_lock(
+    postgres_only, customer_factory, brand, fr_rate
+):
+    # given a brand with no chart of accounts yet, and a bulk chunk that loads it and the month's
+    # accounting periods (uncommitted, as its postings do before it takes the series lock)
+    from invoices.ledger.locks import accounting_periods_share
+    from invoices.ledger.models import AccountMapping, LedgerSettings
+    from invoices.ledger.services import chart_load
+    from invoices.models import NumberSequence
+    from invoices.services.numbering import number_series_lock
+
+    draft = create_draft(customer_factory(brand=brand), [1000])
+    assert not AccountMapping.objects.filter(brand=brand).exists()
+    loaded = threading.Event()
+
+    def chunk():  # a bulk chunk: its postings (the chart's first load) come before the series lock
+        with transaction.atomic():
+            month = ISSUED_AT.date().replace(day=1)
+            for livemode in (True, False):
+                accounting_periods_share(brand_id=brand.pk, livemode=livemode, months=[month])
+            chart_load(brand=brand)
+            loaded.set()
+            time.sleep(0.5)  # the single finalization reaches its own chart load meanwhile
+            number_series_lock(brand=brand, kind=NumberSequence.Kind.INVOICE, at=ISSUED_AT)
+
+    def single():
+        loaded.wait(10)
+        with transaction.atomic():
+            return invoice_finalize(invoice=draft, at=ISSUED_AT).number
+
+    # when a single finalization runs meanwhile
+    results, errors = run_in_threads([chunk, single])
+
+    # then it waits for those rows before taking the series lock: no deadlock (the control takes
+    # ledger_brand_ready out of number_series_lock: the finalization holds the lock while it waits)
+    assert errors == []
+    assert sequence_number(next(r for r in results if r)) == 1
+    # and no posting wrote the brand's ledger settings (only finance's change does)
+    assert not LedgerSettings.objects.filter(brand=brand).exists()
+
+
 def test_concurrent_credit_notes_never_credit_more_than_the_invoice(postgres_only, customer, fr_rate):
     # given an invoice of 12.00
     invoice = issue(customer, [1000])

@@ -17,6 +17,7 @@ import pytest
 from django.db import transaction
 
 from config import clock
+from invoices.ledger.postings import ledger_brand_ready
 from invoices.models import Invoice
 from invoices.services.finalize import invoice_finalize, invoices_issue_bulk
 from tests.invoices.helpers import create_draft, draft_for, sequence_number
@@ -36,6 +37,15 @@ RACE_START = LOCAL_MIDNIGHT.astimezone(UTC) - timedelta(seconds=4.8)
 # A caller that passes `at` (the API's old way, a billing-run chunk) reads the clock once:
 # 32 readings, midnight at the 17th.
 ONE_READING_RACE_START = LOCAL_MIDNIGHT.astimezone(UTC) - timedelta(seconds=1.6)
+
+
+def ledger_ready(brand) -> None:
+    """The brand's chart and the race's accounting periods, created before the race (as a brand's
+    ledger is once it has posted). Created in the race, the first finalizer's transaction holds
+    them until it commits and the 31 others wait for it before their series lock, which is not
+    the interleaving the stepping clock's arithmetic counts on."""
+    for day in (RACE_START, LOCAL_MIDNIGHT):
+        ledger_brand_ready(brand_id=brand.pk, at=day)
 
 
 class SteppingClock:
@@ -103,6 +113,7 @@ def test_32_finalizers_reading_the_clock_before_the_lock_still_number_in_date_or
     # given 32 drafts of one brand, each finalized the way the API and the console call it:
     # the clock is read by the caller, before any lock is taken
     drafts = [create_draft(customer_factory(brand=auckland_brand), [1000]) for _ in range(FINALIZERS)]
+    ledger_ready(auckland_brand)
 
     def finalize(draft):
         def job():
@@ -147,6 +158,7 @@ def test_32_finalizers_across_local_midnight_take_the_issue_time_under_the_lock(
         brand = auckland_brand if attempt == 0 else brand_factory(timezone="Pacific/Auckland")
         # given 32 drafts finalized with no caller-supplied time (the service reads the clock)
         drafts = [create_draft(customer_factory(brand=brand), [1000]) for _ in range(FINALIZERS)]
+        ledger_ready(brand)
 
         # when all 32 finalize at once while the clock passes midnight in Auckland
         stepping_clock.restart(RACE_START)
@@ -178,6 +190,7 @@ def test_32_bulk_finalizers_across_local_midnight_number_in_date_order(
         brand = auckland_brand if attempt == 0 else brand_factory(timezone="Pacific/Auckland")
         # given 32 billing-run chunks of one customer each, each reading the clock before the call
         customers = [customer_factory(brand=brand) for _ in range(FINALIZERS)]
+        ledger_ready(brand)
 
         # when they all run at once, across local midnight
         stepping_clock.restart(ONE_READING_RACE_START)
