@@ -33,6 +33,7 @@ from config.api.ids import PREFIXES
 from config.api.serializers import (
     CurrencyField,
     ExpandableMixin,
+    MetadataField,
     ObjectField,
     PublicIdField,
     PublicIdRelatedField,
@@ -92,7 +93,7 @@ class TiersField(serializers.ListField):
 class ProductSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("product")
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
     tax_code = tax_code_field("Tax code (`txcd_…` or its code); null: the brand's default, else the standard rate.")
 
     class Meta:
@@ -123,7 +124,7 @@ class PriceSerializer(ExpandableMixin, StrictModelSerializer):
         help_text='Billing cycle, e.g. {"kind": "interval", "unit": "month", "count": 1}.',
     )
     tiers = TiersField(required=False)
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
     tax_code = tax_code_field("Tax code overriding the product's (`txcd_…` or its code); null: the product's.")
     usage_filter = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField(max_length=100), max_length=50),
@@ -367,7 +368,7 @@ class SubscriptionCreateSerializer(StrictSerializer):
         choices=Subscription.CollectionMethod.choices, default=Subscription.CollectionMethod.CHARGE_AUTOMATICALLY
     )
     days_until_due = serializers.IntegerField(required=False, min_value=0, max_value=365, allow_null=True)
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
     # Issue 16, cycles.
     billing_cycle_anchor_config = AnchorConfigSerializer(
         required=False,

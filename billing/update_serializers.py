@@ -18,13 +18,12 @@ from billing.limits import MAX_QUANTITY
 from billing.models import Coupon, PendingUpdate, Price, Subscription, SubscriptionItem
 from billing.services.subscriptions.update import (
     KEEP,
-    MAX_METADATA_VALUE_LENGTH,
     PAYMENT_BEHAVIORS,
     PRORATION_BEHAVIORS,
     ItemUpdate,
     SubscriptionUpdate,
 )
-from config.api.serializers import PublicIdRelatedField, StrictSerializer, id_or_none
+from config.api.serializers import MetadataField, PublicIdRelatedField, StrictSerializer, id_or_none
 from invoices.models import Invoice
 
 
@@ -67,8 +66,7 @@ class SubscriptionUpdateSerializer(StrictSerializer):
     billing_cycle_anchor = serializers.ChoiceField(choices=["now", "unchanged"], required=False)
     collection_method = serializers.ChoiceField(choices=Subscription.CollectionMethod.choices, required=False)
     days_until_due = serializers.IntegerField(required=False, min_value=0, max_value=365, allow_null=True)
-    metadata = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, max_length=MAX_METADATA_VALUE_LENGTH),
+    metadata = MetadataField(
         required=False,
         help_text='Merged into the metadata; a key set to "" is removed.',
     )

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from rest_framework import serializers
-
 from billing.models import TestClock
-from config.api.serializers import ObjectField, PublicIdField, PublicIdRelatedField, StrictModelSerializer
+from config.api.serializers import (
+    MetadataField,
+    ObjectField,
+    PublicIdField,
+    PublicIdRelatedField,
+    StrictModelSerializer,
+)
 from customers.models import Customer
 from customers.services import CUSTOMER_EDITABLE_FIELDS
 
@@ -12,7 +16,7 @@ class CustomerSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("customer")
     test_clock = PublicIdRelatedField(queryset=TestClock.objects.all(), required=False, allow_null=True)
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
 
     class Meta:
         model = Customer

@@ -10,7 +10,7 @@ from billing.checkout.models import CheckoutSession, CheckoutSessionLineItem
 from billing.checkout.selectors import checkout_session_url
 from billing.limits import MAX_QUANTITY
 from billing.models import Coupon, PaymentMethod, Price, Subscription
-from config.api.serializers import ObjectField, PublicIdRelatedField, StrictSerializer
+from config.api.serializers import MetadataField, ObjectField, PublicIdRelatedField, StrictSerializer
 from customers.models import Customer
 from invoices.models import Brand, Invoice
 
@@ -39,7 +39,7 @@ class CheckoutSessionInputSerializer(StrictSerializer):
     brand = PublicIdRelatedField(
         queryset=Brand.objects.all(), required=False, allow_null=True, help_text="Default: the default brand."
     )
-    metadata = serializers.DictField(child=serializers.CharField(max_length=500), required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
     payment_method_types = serializers.ListField(
         child=serializers.ChoiceField(choices=CheckoutSession.PaymentMethodType.choices),
         required=False,

@@ -10,6 +10,7 @@ from billing.entitlements.models import MAX_FEATURE_QUANTITY, Feature, ProductFe
 from billing.entitlements.selectors import Entitlement
 from billing.models import Product
 from config.api.serializers import (
+    MetadataField,
     ObjectField,
     PublicIdField,
     PublicIdRelatedField,
@@ -22,7 +23,7 @@ from config.types import JsonDict
 class FeatureSerializer(StrictModelSerializer):
     id = PublicIdField()
     object = ObjectField("feature")
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
 
     class Meta:
         model = Feature

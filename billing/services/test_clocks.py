@@ -12,12 +12,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from billing.cycles import CycleSpec, next_boundary
 from billing.locks import test_clock_qs_for_update
-from billing.models import BillingRun, TestClock
+from billing.models import BillingRun, Subscription, TestClock
 from billing.services.billing_run import billing_run_start
 from billing.services.dunning import dunning_run_due
 from billing.services.lifecycle_notices import subscription_notices_sweep
 from billing.services.pending_updates import pending_updates_expire
+from billing.states import BILLABLE_STATUSES
 from config.events.log import event_record
 from config.types import ActingUser
 
@@ -31,8 +33,34 @@ def test_clock_create(*, name: str, frozen_time: datetime) -> TestClock:
 test_clock_create.__test__ = False  # type: ignore[attr-defined]
 
 
+def test_clock_advance_limit(*, clock: TestClock, frozen_time: datetime) -> datetime | None:
+    """The furthest one advance may go: two billing periods of the clock's shortest subscription.
+
+    Stripe's rule ("up to two intervals of the shortest subscription"): the second renewal after
+    `frozen_time` among the clock's billable subscriptions, whatever their cycle (weekly, fixed
+    days, date lists). None when the clock has no billable subscription (no limit). An advance of
+    a century would otherwise bill thousands of periods in one request.
+    """
+    latest: datetime | None = None
+    subscriptions = (
+        Subscription.objects.filter(customer__test_clock=clock, status__in=BILLABLE_STATUSES)
+        .select_related("customer")
+        .only("cycle", "billing_cycle_anchor", "customer__timezone")
+    )
+    for subscription in subscriptions:
+        spec = CycleSpec.from_dict(subscription.cycle)
+        timezone = subscription.customer.timezone
+        first = next_boundary(spec, anchor=subscription.billing_cycle_anchor, tz=timezone, after=frozen_time)
+        second = next_boundary(spec, anchor=subscription.billing_cycle_anchor, tz=timezone, after=first)
+        latest = second if latest is None else min(latest, second)
+    return latest
+
+
+test_clock_advance_limit.__test__ = False  # type: ignore[attr-defined]
+
+
 def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUser = None) -> BillingRun:
-    """Move `clock` to `to` and bill its customers up to that instant."""
+    """Move `clock` to `to` and bill its customers up to that instant (two periods at most)."""
     if to.tzinfo is None:
         raise ValidationError(_("The new time must include a time zone."))
     with transaction.atomic():
@@ -44,6 +72,15 @@ def test_clock_advance(*, clock: TestClock, to: datetime, acting_user: ActingUse
             )
         if locked.status == TestClock.Status.ADVANCING:
             raise ValidationError(_("This clock is already advancing; wait for it to finish."))
+        limit = test_clock_advance_limit(clock=locked, frozen_time=locked.frozen_time)
+        if limit is not None and to > limit:
+            raise ValidationError(
+                _(
+                    "A test clock advances at most two billing periods of its shortest subscription at a "
+                    "time: up to %(limit)s from %(now)s. Advance it in steps."
+                )
+                % {"limit": limit.isoformat(), "now": locked.frozen_time.isoformat()}
+            )
         previous = locked.frozen_time
         locked.frozen_time = to
         locked.status = TestClock.Status.ADVANCING

@@ -15,6 +15,7 @@ from billing.wallets.models import CreditGrant, Wallet, WalletTransaction
 from config.api.ids import public_id
 from config.api.serializers import (
     CURRENCY_FIELD_KWARGS,
+    MetadataField,
     ObjectField,
     PublicIdField,
     PublicIdRelatedField,
@@ -87,7 +88,7 @@ class CreditGrantCreateSerializer(StrictSerializer):
         child=PublicIdRelatedField(queryset=Product.objects.all()), required=False, default=list, max_length=100
     )
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
 
     def validate_currency(self, value: str) -> str:
         return value.upper()

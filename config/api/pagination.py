@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -13,6 +14,9 @@ from config.api.exceptions import ApiError
 
 # Positions are primary keys (ordering "-pk"): positive integers that fit a bigint.
 _MAX_POSITION_DIGITS = 18
+# What DRF's cursors are made of (base64 of a query string). Python's base64 decoder skips other
+# characters, so `cursor=%%%` decoded to an empty cursor: the first page, not an error.
+_CURSOR_CHARACTERS = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 class ApiCursorPagination(CursorPagination):
@@ -21,9 +25,26 @@ class ApiCursorPagination(CursorPagination):
     max_page_size = 100
     ordering = "-pk"
 
+    def get_page_size(self, request: Any) -> int:
+        """`limit` is 1 to 100; anything else is a 400 naming it (DRF: the default size, silently)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise ApiError(
+                _("limit is a whole number from 1 to %(max)s.") % {"max": self.max_page_size},
+                code="invalid_limit",
+                status_code=400,
+                field="limit",
+            )
+        return int(raw)
+
     def decode_cursor(self, request: Any) -> Cursor | None:
         """A cursor the API never produced is a 400 naming the parameter (DRF: a 404, or a 500
         when its position is not a number the database can compare with a primary key)."""
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw and not _CURSOR_CHARACTERS.fullmatch(raw):
+            raise _invalid_cursor()
         try:
             cursor = super().decode_cursor(request)
         except NotFound:

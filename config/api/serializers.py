@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.ids import InvalidPublicId, pk_from_public_id, prefix_for, public_id
+from config.metadata import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LENGTH
 from config.modes import is_mode_scoped, scope_to_mode
 from config.money import CurrencyError, validate_currency
 
@@ -56,6 +57,47 @@ def is_currency_field(name: str) -> bool:
 
 
 @extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_METADATA_KEYS,
+        "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+        "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_LENGTH},
+        "example": {"crm_id": "A-1042"},
+        "description": "Your own key-value pairs: at most 50 keys of 1 to 40 characters, "
+        "values text of at most 500 characters (Stripe's limits).",
+    }
+)
+class MetadataField(serializers.DictField):
+    """Every writable `metadata` of the API: flat text values, Stripe's limits (config/metadata.py).
+
+    A number value is kept as its text (Stripe stores strings); a boolean, an object or a list
+    is a field error, as is a 51st key, a key longer than 40 characters or a value over 500."""
+
+    default_error_messages = {
+        "too_many_keys": _("At most {max} metadata keys."),
+        "key_length": _("Metadata keys are 1 to {max} characters."),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.CharField(allow_blank=True, max_length=MAX_METADATA_VALUE_LENGTH))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, dict):
+            if len(data) > MAX_METADATA_KEYS:
+                self.fail("too_many_keys", max=MAX_METADATA_KEYS)
+            if any(not key or len(str(key)) > MAX_METADATA_KEY_LENGTH for key in data):
+                self.fail("key_length", max=MAX_METADATA_KEY_LENGTH)
+            nested = [key for key, value in data.items() if isinstance(value, dict | list)]
+            if nested:
+                raise serializers.ValidationError(
+                    {key: [_("Metadata values are text, not objects or lists.")] for key in nested}
+                )
+        value: dict[str, str] = super().to_internal_value(data)
+        return value
+
+
 class PublicIdField(serializers.Field):
     """The object's own id (`cus_42`), read-only."""
 

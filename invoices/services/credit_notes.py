@@ -40,6 +40,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config import clock
 from config.events.log import event_record
+from config.formatting import format_money
 from config.hooks import Hook
 from config.money import round_fraction
 from config.types import ActingUser
@@ -98,7 +99,10 @@ credit_note_issued = Hook("invoices.credit_note_issued")
 
 def _positive_int(value: object, *, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CreditNoteError(f"{field} is a number of minor units, zero or more, not {value!r}.")
+        raise CreditNoteError(
+            gettext("%(field)s is a number of minor units, zero or more, not %(value)r.")
+            % {"field": field, "value": value}
+        )
     return value
 
 
@@ -117,17 +121,29 @@ def _preview_from_lines(
     for item in wanted:
         line = invoice_lines.get(item.invoice_line_id)
         if line is None:
-            raise CreditNoteError(f"Invoice line #{item.invoice_line_id} is not a line of invoice {invoice.number}.")
+            raise CreditNoteError(
+                gettext("Invoice line #%(line)s is not a line of invoice %(number)s.")
+                % {"line": item.invoice_line_id, "number": invoice.number}
+            )
         if item.invoice_line_id in seen:
-            raise CreditNoteError(f"Invoice line #{item.invoice_line_id} is credited twice in one credit note.")
+            raise CreditNoteError(
+                gettext("Invoice line #%(line)s is credited twice in one credit note.") % {"line": item.invoice_line_id}
+            )
         seen.add(item.invoice_line_id)
         if isinstance(item.amount, bool) or not isinstance(item.amount, int) or item.amount <= 0:
-            raise CreditNoteError(f"Credit a positive net amount on line '{line.description}', not {item.amount!r}.")
+            raise CreditNoteError(
+                gettext("Credit a positive net amount on line “%(line)s”, not %(amount)r.")
+                % {"line": line.description, "amount": item.amount}
+            )
         left = _line_net(line) - credited_by_line.get(line.pk, 0)
         if item.amount > left:
             raise CreditNoteError(
-                f"Line '{line.description}' has {max(left, 0)} {invoice.currency} (tax excluded) left to credit; "
-                f"{item.amount} is too much."
+                gettext("Line “%(line)s” has %(left)s (tax excluded) left to credit; %(amount)s is too much.")
+                % {
+                    "line": line.description,
+                    "left": format_money(max(left, 0), invoice.currency),
+                    "amount": format_money(item.amount, invoice.currency),
+                }
             )
         inputs.append(
             LineInput(
@@ -175,7 +191,9 @@ def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
         for group in invoice.tax_breakdown
     }
     if not groups:
-        raise CreditNoteError(f"Invoice {invoice.number} has nothing positive to credit.")
+        raise CreditNoteError(
+            gettext("Invoice %(number)s has nothing positive to credit.") % {"number": invoice.number}
+        )
     # The amount_off rule of calculations shares `amount` over the groups in proportion
     # to their gross amounts (largest remainder): its discount shares are the credits.
     shares = compute_invoice_totals(
@@ -188,8 +206,12 @@ def _preview_from_amount(*, invoice: Invoice, amount: int) -> CreditNotePreview:
     )
     if shares.discount_total != amount:
         raise CreditNoteError(
-            f"Invoice {invoice.number} can be credited at most {shares.discount_total} {invoice.currency}; "
-            f"{amount} is too much."
+            gettext("Invoice %(number)s can be credited at most %(most)s; %(amount)s is too much.")
+            % {
+                "number": invoice.number,
+                "most": format_money(shares.discount_total, invoice.currency),
+                "amount": format_money(amount, invoice.currency),
+            }
         )
     parts = [
         (category, rate, line.discount_amount)
@@ -243,7 +265,9 @@ def credit_note_preview(
         raise CreditNoteError("Credit either some invoice lines or an amount, not both and not neither.")
     if amount is not None:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise CreditNoteError(f"Credit a positive amount (tax included), not {amount!r}.")
+            raise CreditNoteError(
+                gettext("Credit a positive amount (tax included), not %(amount)r.") % {"amount": amount}
+            )
         preview = _preview_from_amount(invoice=invoice, amount=amount)
     else:
         if not lines:
@@ -336,11 +360,25 @@ def _lock_and_check(
     preview = credit_note_preview(invoice=invoice, lines=lines, amount=amount)
     room = invoice_credit_room(invoice=invoice, exclude_refund_id=refund_id)
     if preview.total > room.creditable:
-        held = f", {room.held} held by refunds in progress" if room.held else ""
-        raise CreditNoteError(
-            f"Invoice {invoice.number} has {room.creditable} {invoice.currency} left to credit (its total "
-            f"{invoice.total} minus {room.credited} already credited{held}); {preview.total} is too much."
-        )
+        money = {
+            "number": invoice.number,
+            "left": format_money(room.creditable, invoice.currency),
+            "total": format_money(invoice.total, invoice.currency),
+            "credited": format_money(room.credited, invoice.currency),
+            "held": format_money(room.held, invoice.currency),
+            "amount": format_money(preview.total, invoice.currency),
+        }
+        if room.held:
+            message = gettext(
+                "Invoice %(number)s has %(left)s left to credit (its total %(total)s minus %(credited)s already "
+                "credited, %(held)s held by refunds in progress); %(amount)s is too much."
+            )
+        else:
+            message = gettext(
+                "Invoice %(number)s has %(left)s left to credit (its total %(total)s minus %(credited)s already "
+                "credited); %(amount)s is too much."
+            )
+        raise CreditNoteError(message % money)
     if preview.total <= 0:
         raise CreditNoteError("A credit note credits a positive total.")
 
@@ -350,18 +388,34 @@ def _lock_and_check(
     allocated = reduce_amount_due + credit_to_balance + refund
     if allocated != preview.total:
         raise CreditNoteError(
-            f"The credit note totals {preview.total} {invoice.currency} (tax included) but reduce_amount_due + "
-            f"credit_to_balance + refund = {allocated}; they must add up to the total."
+            gettext(
+                "The credit note totals %(total)s (tax included) but reduce_amount_due + credit_to_balance + "
+                "refund = %(allocated)s; they must add up to the total."
+            )
+            % {
+                "total": format_money(preview.total, invoice.currency),
+                "allocated": format_money(allocated, invoice.currency),
+            }
         )
     if reduce_amount_due > invoice.amount_remaining:
         raise CreditNoteError(
-            f"Only {invoice.amount_remaining} {invoice.currency} remain due on invoice {invoice.number}; "
-            f"the amount due cannot be reduced by {reduce_amount_due}."
+            gettext("Only %(due)s remain due on invoice %(number)s; the amount due cannot be reduced by %(amount)s.")
+            % {
+                "due": format_money(invoice.amount_remaining, invoice.currency),
+                "number": invoice.number,
+                "amount": format_money(reduce_amount_due, invoice.currency),
+            }
         )
     if refund > room.refundable:
         raise CreditNoteError(
-            f"{room.refundable} {invoice.currency} of invoice {invoice.number} was paid and not refunded yet; "
-            f"{refund} cannot be refunded."
+            gettext(
+                "%(refundable)s of invoice %(number)s was paid and not refunded yet; %(amount)s cannot be refunded."
+            )
+            % {
+                "refundable": format_money(room.refundable, invoice.currency),
+                "number": invoice.number,
+                "amount": format_money(refund, invoice.currency),
+            }
         )
     return _Checked(
         invoice=invoice,

@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.wallets.consumption import credits_return
 from config import mfa
 from config.audit.services import audit_record
 from config.events.log import event_record
+from config.formatting import format_money
 from config.hooks import Hook
 from config.types import ActingUser, JsonDict
 from invoices.errors import FreshVerificationRequired, InsufficientBalance, InvoiceError, PaymentError
@@ -178,8 +180,12 @@ def invoice_record_payment(*, invoice: Invoice, amount: int, at: datetime, actin
         raise PaymentError(f"Invoice {invoice.number or f'#{invoice.pk}'} is {invoice.status}: it takes no payment.")
     if amount > invoice.amount_remaining:
         raise PaymentError(
-            f"A payment of {amount} exceeds the {invoice.amount_remaining} {invoice.currency} that remain due on "
-            f"invoice {invoice.number}."
+            gettext("A payment of %(amount)s exceeds the %(due)s that remain due on invoice %(number)s.")
+            % {
+                "amount": format_money(amount, invoice.currency),
+                "due": format_money(invoice.amount_remaining, invoice.currency),
+                "number": invoice.number,
+            }
         )
     invoice.amount_paid += amount
     invoice.amount_remaining -= amount

@@ -88,6 +88,8 @@ def test_pause_resume_twice_at_one_instant_is_a_conflict_not_a_constraint_crash(
         base64.b64encode(b"p=99999999999999999999999999").decode(),
         base64.b64encode(b"o=-5&r=1").decode(),
         base64.b64encode(b"p=\x00").decode(),
+        "%%%",  # base64 decoding skips what is not base64: an empty cursor, the first page
+        "cD0xMDI=\n",
     ],
 )
 def test_a_malformed_cursor_is_a_400(api, billing_world, cursor):
@@ -98,6 +100,22 @@ def test_a_malformed_cursor_is_a_400(api, billing_world, cursor):
     # then it is a 400 problem naming the cursor
     body = assert_problem(response, 400, "invalid_cursor")
     assert body["field"] == "cursor"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "101", "1000000000", "abc", "1.5", "", "٣"])
+def test_a_limit_outside_1_to_100_is_a_400_not_another_page_size(api, billing_world, limit):
+    response = api.get("/api/v1/customers", {"limit": limit})
+
+    body = assert_problem(response, 400, "invalid_limit")
+    assert body["field"] == "limit"
+
+
+@pytest.mark.parametrize("limit", ["1", "100"])
+def test_the_limits_bounds_are_accepted(api, customer_factory, limit):
+    for _ in range(2):
+        customer_factory()
+    response = api.get("/api/v1/customers", {"limit": limit})
+    assert response.status_code == 200 and len(response.json()["data"]) == min(int(limit), 2)
 
 
 def test_a_valid_cursor_still_pages(api, customer_factory):

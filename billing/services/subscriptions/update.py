@@ -78,6 +78,7 @@ from billing.services.subscriptions.lifecycle import (
     subscription_end_trial,
 )
 from billing.services.upcoming import pending_item_line, subscription_load
+from config.metadata import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LENGTH
 from config.types import ActingUser, JsonDict
 from invoices.types import DraftInvoice
 
@@ -85,10 +86,6 @@ PRORATION_BEHAVIORS: tuple[str, ...] = ("create_prorations", "always_invoice", "
 PAYMENT_BEHAVIORS: tuple[str, ...] = ("allow_incomplete", "pending_if_incomplete")
 # The furthest a cancellation may be scheduled (an absurd date is a typo, not a plan).
 MAX_CANCEL_AT_DAYS = 3660
-# Stripe's metadata limits.
-MAX_METADATA_KEYS = 50
-MAX_METADATA_KEY_LENGTH = 40
-MAX_METADATA_VALUE_LENGTH = 500
 
 
 class Keep(Enum):

@@ -63,3 +63,58 @@ def test_a_billing_run_chunk_queues_collection_of_its_invoices(
     payment = Payment.objects.get(invoice=renewal)
     assert payment.status == Payment.Status.SUCCEEDED
     assert payment.attempted_at == renewal.finalized_at  # charged in simulated time
+
+
+# -- one advance moves at most two periods of the shortest subscription (Stripe's rule) ---------
+
+
+def test_an_advance_past_two_periods_of_the_shortest_subscription_is_refused_and_moves_nothing(
+    make_customer, make_price
+):
+    from django.core.exceptions import ValidationError
+
+    from billing.models import TestClock
+    from invoices.models import Invoice
+
+    # given a monthly subscription on a clock
+    clock = test_clock_create(name="limit", frozen_time=T0)
+    customer = make_customer(test_clock=clock)
+    payment_method_attach(customer=customer, source=card("4242424242424242"))
+    subscription = subscription_create(customer=customer, items=[ItemSpec(make_price(2900))])
+    first_renewal = subscription.current_period_end
+    invoices_before = Invoice.objects.count()
+
+    # when it is advanced a century at once
+    with pytest.raises(ValidationError, match="at most two billing periods"):
+        test_clock_advance(clock=clock, to=T0 + timedelta(days=36500))
+
+    # then nothing moved or was billed
+    clock.refresh_from_db()
+    assert (clock.frozen_time, clock.status) == (T0, TestClock.Status.READY)
+    assert Invoice.objects.count() == invoices_before
+
+    # and two periods at once still go, then two more from there
+    second_renewal = advance_limit_of(clock)
+    assert first_renewal < second_renewal <= first_renewal + timedelta(days=31)
+    test_clock_advance(clock=clock, to=second_renewal)
+    assert Invoice.objects.count() == invoices_before + 2
+    test_clock_advance(clock=clock, to=advance_limit_of(clock))
+    assert Invoice.objects.count() == invoices_before + 4
+
+
+def test_a_clock_without_subscriptions_advances_as_far_as_asked(make_customer):
+    clock = test_clock_create(name="empty", frozen_time=T0)
+    make_customer(test_clock=clock)
+
+    test_clock_advance(clock=clock, to=T0 + timedelta(days=3650))
+
+    clock.refresh_from_db()
+    assert clock.frozen_time == T0 + timedelta(days=3650)
+
+
+def advance_limit_of(clock):
+    from billing.services.test_clocks import test_clock_advance_limit
+
+    clock.refresh_from_db()
+    return test_clock_advance_limit(clock=clock, frozen_time=clock.frozen_time)
+

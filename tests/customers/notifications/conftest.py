@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 
 from billing.services.payments import payment_method_attach
-from billing.services.test_clocks import test_clock_advance, test_clock_create
+from billing.services.test_clocks import test_clock_advance, test_clock_advance_limit, test_clock_create
 from customers.notifications.consumer import notifications_consume_events
 from tests.billing.payments.conftest import T0, card
 from tests.billing.services.conftest import billing_brand, make_customer, make_price  # noqa: F401
@@ -46,9 +46,15 @@ def consume(django_capture_on_commit_callbacks):
 @pytest.fixture
 def advance(clock, django_capture_on_commit_callbacks):
     def run(to):
-        with django_capture_on_commit_callbacks(execute=True):
-            test_clock_advance(clock=clock, to=to)
-        clock.refresh_from_db()
+        # In steps of at most two periods of the shortest subscription, as Stripe requires too.
+        while True:
+            limit = test_clock_advance_limit(clock=clock, frozen_time=clock.frozen_time)
+            step = to if limit is None or to <= limit else limit
+            with django_capture_on_commit_callbacks(execute=True):
+                test_clock_advance(clock=clock, to=step)
+            clock.refresh_from_db()
+            if step == to:
+                return
 
     return run
 

@@ -108,7 +108,7 @@ def test_renewal_reminders_come_7_days_ahead_and_30_for_annual_plans(clocked_cus
     assert [m for m in consume() if "renews" in m.subject] == []
     advance(T0 + timedelta(days=25))
     monthly_mails = [m for m in consume() if "renews" in m.subject]
-    advance(annual.current_period_end - timedelta(days=29))
+    advance(annual.current_period_end - timedelta(days=29))  # in steps of two months
     annual_mails = [m for m in consume() if "renews" in m.subject and "348,00" in m.body.replace("€348.00", "348,00")]
 
     assert len(monthly_mails) == 1 and "April 2, 2026" in monthly_mails[0].subject

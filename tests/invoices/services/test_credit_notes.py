@@ -103,14 +103,14 @@ def test_cannot_refund_more_than_was_paid(customer, fr_vat):
     invoice = invoice_record_payment(invoice=issue(customer, [1000]), amount=200, at=ISSUED_AT)
 
     # when the refunds service checks that a 6.00 refund can have its credit note
-    with pytest.raises(CreditNoteError, match="200 EUR of invoice .* was paid and not refunded"):
+    with pytest.raises(CreditNoteError, match="€2.00 of invoice .* was paid and not refunded"):
         with transaction.atomic():
             credit_note_refund_check(invoice=invoice, amount=600, reason="duplicate")
 
 
 def test_the_allocation_must_add_up_to_the_total(customer, fr_vat):
     invoice = issue(customer, [1000])
-    with pytest.raises(CreditNoteError, match="totals 600 EUR .* = 200; they must add up"), transaction.atomic():
+    with pytest.raises(CreditNoteError, match=r"totals €6.00 .* = €2.00; they must add up"), transaction.atomic():
         credit_note_create(
             invoice=invoice, amount=600, reduce_amount_due=100, credit_to_balance=100, reason="other", at=LATER
         )
@@ -118,7 +118,7 @@ def test_the_allocation_must_add_up_to_the_total(customer, fr_vat):
 
 def test_cannot_reduce_more_than_remains_due(customer, fr_vat):
     invoice = paid_invoice(customer, [1000])
-    with pytest.raises(CreditNoteError, match="Only 0 EUR remain due"), transaction.atomic():
+    with pytest.raises(CreditNoteError, match="Only €0.00 remain due"), transaction.atomic():
         credit_note_create(invoice=invoice, amount=600, reduce_amount_due=600, reason="other", at=LATER)
 
 
@@ -128,7 +128,7 @@ def test_cannot_credit_more_than_the_invoice(customer, fr_vat):
     credit_note_create(invoice=invoice, amount=1000, reason="other", at=LATER)
 
     # when 3.00 more are credited
-    with pytest.raises(CreditNoteError, match="has 200 EUR left to credit"), transaction.atomic():
+    with pytest.raises(CreditNoteError, match="has €2.00 left to credit"), transaction.atomic():
         credit_note_create(invoice=invoice, amount=300, credit_to_balance=300, reason="other", at=LATER)
 
     # then 2.00 still can be
@@ -144,7 +144,7 @@ def test_cannot_credit_more_than_a_line(customer, fr_vat):
     )
 
     # when 5.00 more of it are credited
-    with pytest.raises(CreditNoteError, match="has 400 EUR .* left to credit; 500 is too much"), transaction.atomic():
+    with pytest.raises(CreditNoteError, match=r"has €4.00 \(tax excluded\) left to credit; €5.00 is too much"), transaction.atomic():
         credit_note_create(
             invoice=invoice, lines=[CreditLineInput(invoice_line_id=line.pk, amount=500)], reason="other", at=LATER
         )

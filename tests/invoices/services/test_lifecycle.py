@@ -64,7 +64,7 @@ def test_an_overpayment_is_refused(customer, fr_vat):
     invoice = issue(customer, [1000])
 
     # when 12.01 are recorded
-    with pytest.raises(PaymentError, match="exceeds the 1200 EUR that remain due"), transaction.atomic():
+    with pytest.raises(PaymentError, match="exceeds the €12.00 that remain due"), transaction.atomic():
         invoice_record_payment(invoice=invoice, amount=1201, at=ISSUED_AT)
 
     # then nothing is recorded
