@@ -137,6 +137,28 @@ def test_negative_control_without_the_restore_a_tests_writes_leak():
     assert not Customer.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_flush_empties_every_other_table():
+    from django.db import connection  # deferred: only this test lists the tables
+
+    from tests import factories  # deferred: only this test writes business rows
+
+    ensure_snapshot()
+    customer = factories.CustomerFactory()
+    staff = factories.StaffFactory()
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="customers", codename="view_customer")
+    )  # references a kept row
+    staff.groups.add(Group.objects.get(name="Finance"))
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    written = set(flush.tables_with_rows(using="default", tables=tables))
+    assert {customer._meta.db_table, "auth_user_user_permissions", "auth_user_groups"} <= written
+
+    flush.flush_keeping_migrated_rows(using="default")
+
+    assert set(flush.tables_with_rows(using="default", tables=tables)) == set(flush.kept_tables())
+
+
 # Two tests in this order (`-p no:randomly`; CI's xdist runs a file in one worker): the first writes
 # and leaves it to its teardown, the second finds the four tables as post_migrate leaves them.
 ordered: dict[str, int] = {}
