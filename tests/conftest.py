@@ -41,6 +41,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings, django_db_blocker
             prepare_template(run_id=worker["testrunuid"], createdb=django_db_createdb)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_keeps_migrated_rows():
+    """A transactional test's flush puts back the content types, permissions and role groups
+    post_migrate would re-create, in one INSERT per table, instead of running post_migrate
+    (~375 queries) after every transactional test (tests/flush.py)."""
+    from tests.flush import installed  # deferred: Django's models are loaded once pytest-django set it up
+
+    with installed():
+        yield
+
+
 def current_totp(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
 
