@@ -117,4 +117,3 @@ def advance_limit_of(clock):
 
     clock.refresh_from_db()
     return test_clock_advance_limit(clock=clock, frozen_time=clock.frozen_time)
-
