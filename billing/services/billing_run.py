@@ -388,7 +388,59 @@ def billing_run_process_chunk(*, run_id: int, subscription_ids: Sequence[int]) -
         BillingRun.objects.filter(pk=run_id).update(last_error=repr(error)[:2000])
         raise
     billing_run_finish_if_complete(run_id=run_id)
+    _statistics_refresh_if_outgrown()
     return ChunkResult(subscriptions=len(ids), invoices=invoices)
+
+
+# The tables a billing run grows, in the order they are written. Their statistics matter even
+# to primary-key lookups: the triggers' and foreign keys' cached plans are made on the first
+# rows and kept until the table is analysed.
+RUN_WRITTEN_TABLES = (
+    "invoices_invoiceline",
+    "invoices_invoice",
+    "invoices_balancetransaction",
+    "billing_domainevent",
+    "ledger_journalentry",
+    "ledger_journalline",
+    "ledger_revenueschedule",
+)
+
+# A table whose statistics describe at least this many 8 kB pages keeps them: plans made on
+# them stay right as it grows, and autovacuum re-analyses it from there.
+STATISTICS_SETTLED_PAGES = 128
+
+_OUTGROWN_SQL = """
+SELECT c.relname FROM pg_class AS c
+ WHERE c.oid = ANY(%s::regclass[]) AND c.relpages < %s
+   AND pg_relation_size(c.oid) / current_setting('block_size')::int > GREATEST(2 * c.relpages, 8)
+ ORDER BY c.relname
+"""
+
+
+def _statistics_refresh_if_outgrown() -> list[str]:
+    """ANALYZE the run's tables whose statistics describe a table at most half their size.
+
+    A run on new or emptied tables (a new installation, a benchmark) otherwise plans on
+    "empty": the line trigger's lookup of its invoice (`tarif_invoice_line_frozen`), the
+    ledger's balance check and the foreign-key checks cache a sequential scan for what is an
+    index lookup, and every chunk scans everything the previous ones wrote, until autovacuum
+    gets to the table (measured: a chunk's line COPY 0.5 s -> 6.5 s over the first seven
+    chunks; docs/PERFORMANCE.md, issue 19). After every chunk (Celery chunks have no
+    coordinator) one catalogue query compares each table's size on disk with its statistics;
+    only small, outgrown tables are analysed (after the first chunk, then at most once per
+    doubling while they stay under `STATISTICS_SETTLED_PAGES`), never a production-sized one.
+    Returns the tables analysed.
+    """
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_OUTGROWN_SQL, [list(RUN_WRITTEN_TABLES), STATISTICS_SETTLED_PAGES])
+        outgrown = [name for (name,) in cursor.fetchall()]
+        for name in outgrown:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
+    if outgrown:
+        logger.info("billing run: analysed %s (outgrown statistics)", ", ".join(outgrown))
+    return outgrown
 
 
 def billing_run_finish_if_complete(*, run_id: int) -> None:

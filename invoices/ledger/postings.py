@@ -308,18 +308,51 @@ WHERE entry.id = moved.id
 """
 
 
+# The entries' numbers and their lines' labels in one statement, from the numbers the caller
+# holds: no correlated lookups of the invoices or entries, one round trip.
+_NUMBER_ENTRIES_SQL = """
+WITH numbered AS (
+    UPDATE ledger_journalentry AS entry
+       SET document_number = invoice.number, label = replace(entry.label, %(placeholder)s, invoice.number)
+      FROM unnest(%(ids)s::bigint[], %(numbers)s::text[]) AS invoice(id, number)
+     WHERE entry.source_type = 'invoice' AND entry.source_id = invoice.id AND entry.movement = 'invoice_finalized'
+       AND entry.document_number = '' AND entry.number IS NULL AND strpos(entry.label, %(placeholder)s) > 0
+ RETURNING entry.id, invoice.number
+), lines AS (
+    UPDATE ledger_journalline AS line
+       SET label = replace(line.label, %(placeholder)s, numbered.number)
+      FROM numbered
+     WHERE line.entry_id = numbered.id AND strpos(line.label, %(placeholder)s) > 0
+ RETURNING line.id
+)
+SELECT (SELECT count(*) FROM numbered), (SELECT count(*) FROM lines)
+"""
+
+
 def invoice_entries_number(*, invoices: Sequence[Invoice], redated: Iterable[int] = ()) -> int:
     """Give the entries that `post_invoices_finalized(unnumbered=True)` posted for `invoices`
     their invoices' numbers, once the invoices are numbered in this transaction (under the
-    number-series lock): two set-based UPDATEs whatever their count, the entries' document
-    number and label from their invoice's number, then their lines' labels. `redated`: ids of
-    invoices whose issue instant moved since they were posted; their entries move to the new
-    day first. Returns how many entries were numbered."""
+    number-series lock): the entries' document number and label, then their lines' labels,
+    set-based whatever their count (one statement on PostgreSQL). `redated`: ids of invoices
+    whose issue instant moved since they were posted; their entries move to the new day
+    first. Returns how many entries were numbered."""
     if not ledger_enabled() or not invoices:
         return 0
     redated_ids = set(redated)
     if redated_ids:  # first: the database lets an entry's dates move only while it is unnumbered
         _redate_entries([invoice for invoice in invoices if invoice.pk in redated_ids])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _NUMBER_ENTRIES_SQL,
+                {
+                    "placeholder": NUMBER_PLACEHOLDER,
+                    "ids": [invoice.pk for invoice in invoices],
+                    "numbers": [invoice.number for invoice in invoices],
+                },
+            )
+            numbered, _lines = cursor.fetchone()
+        return int(numbered)
     entries = JournalEntry.objects.filter(
         source_type="invoice",
         source_id__any_of=[invoice.pk for invoice in invoices],

@@ -119,6 +119,49 @@ def test_the_database_refuses_an_entry_dated_in_a_closed_month(brand, accounts, 
     _check_now()
 
 
+def test_one_statement_of_many_entries_is_refused_whole_if_one_is_in_a_closed_month(brand, accounts, staff_factory):
+    # The open-period check runs once per statement (a billing run COPYs its chunk's entries).
+    AccountingPeriod.objects.create(
+        brand=brand,
+        livemode=True,
+        month=date(2026, 2, 1),
+        state="closed",
+        closed_by=staff_factory(),
+        approved_by=staff_factory(),
+    )
+
+    def entries(*days):
+        return [
+            JournalEntry(
+                brand=brand,
+                livemode=True,
+                journal="OD",
+                fiscal_year=day.year,
+                date=day,
+                label="raw",
+                source_type="test",
+                source_id=10 + index,
+                movement="raw",
+                currency="EUR",
+                functional_currency="EUR",
+                created_at=datetime(2026, 3, 10, tzinfo=UTC),
+            )
+            for index, day in enumerate(days)
+        ]
+
+    with pytest.raises(DatabaseError, match="2026-02-01 is closed"), transaction.atomic():
+        JournalEntry.objects.bulk_create(entries(date(2026, 4, 2), date(2026, 2, 27), date(2026, 5, 3)))
+    assert not JournalEntry.objects.filter(source_type="test").exists()
+    # negative control: the same statement without the closed month goes in, and opens its months
+    receivable, revenue = accounts
+    for entry in JournalEntry.objects.bulk_create(entries(date(2026, 4, 2), date(2026, 5, 3), date(2026, 5, 4))):
+        _lines(entry, receivable, revenue, 10, 10)
+    _check_now()
+    assert set(
+        AccountingPeriod.objects.filter(brand=brand, livemode=True, state="open").values_list("month", flat=True)
+    ) >= {date(2026, 4, 1), date(2026, 5, 1)}
+
+
 def test_truncate_of_the_journal_is_refused(brand, accounts):
     with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic():
         with connection.cursor() as cursor:
