@@ -56,13 +56,11 @@ def is_currency_field(name: str) -> bool:
     return name == "currency" or name.endswith("_currency")
 
 
-@extend_schema_field(OpenApiTypes.STR)
 @extend_schema_field(
     {
         "type": "object",
         "maxProperties": MAX_METADATA_KEYS,
         "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
-        "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_LENGTH},
         "example": {"crm_id": "A-1042"},
         "description": "Your own key-value pairs: at most 50 keys of 1 to 40 characters, "
         "values text of at most 500 characters (Stripe's limits).",
@@ -98,6 +96,7 @@ class MetadataField(serializers.DictField):
         return value
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class PublicIdField(serializers.Field):
     """The object's own id (`cus_42`), read-only."""
 
