@@ -29,10 +29,7 @@ FINALIZERS = 32
 AUCKLAND = ZoneInfo("Pacific/Auckland")
 # 00:00 on 10 March 2026 in Auckland (UTC+13) is 11:00 UTC on the 9th: local and UTC dates differ.
 LOCAL_MIDNIGHT = datetime(2026, 3, 10, tzinfo=AUCKLAND)
-# Each finalizer reads the clock twice (once to pick its series, once under the series lock),
-# 64 readings of 100 ms in all, midnight at the 49th: whatever the interleaving, the first
-# reading under a lock comes at the 33rd at the latest (before midnight) and the last
-# reading of all is under a lock (after midnight), so the 32 always straddle it.
+# Where the race starts for finalizers that read the clock themselves: see `race_start`.
 RACE_START = LOCAL_MIDNIGHT.astimezone(UTC) - timedelta(seconds=4.8)
 # A caller that passes `at` (the API's old way, a billing-run chunk) reads the clock once:
 # 32 readings, midnight at the 17th.
@@ -48,12 +45,39 @@ def ledger_ready(brand) -> None:
         ledger_brand_ready(brand_id=brand.pk, at=day)
 
 
+def race_start(readings: int) -> datetime:
+    """Where 32 finalizers that each read the clock `readings` times straddle local midnight.
+
+    At least one of a finalizer's readings is under its series lock (the issue time), at most
+    `readings - 1` come before it. Whatever the interleaving, the first issue reading is at
+    position 32 * (readings - 1) + 1 at the latest, and the last one at 31 * readings + 1 at the
+    earliest (only the last holder's later readings follow it). Midnight between the two, the
+    race always straddles it. (With two readings each this was the old fixed start, 4.8 s before;
+    the ledger's posting and the credit plan added two, and the fixed start straddled only by luck.)
+    """
+    first_issue_at_latest = FINALIZERS * (readings - 1) + 1
+    last_issue_at_earliest = (FINALIZERS - 1) * readings + 1
+    assert first_issue_at_latest < last_issue_at_earliest, f"{readings} readings per finalizer: no sure straddle"
+    before_midnight = (first_issue_at_latest + last_issue_at_earliest) // 2
+    return LOCAL_MIDNIGHT.astimezone(UTC) - timedelta(milliseconds=100 * before_midnight)
+
+
+def readings_per_finalization(stepping_clock, draft) -> int:
+    """How many times one finalization reads the clock (on its own brand, before the race)."""
+    stepping_clock.restart(RACE_START)
+    stepping_clock.readings = 0
+    with transaction.atomic():
+        invoice_finalize(invoice=draft)
+    return stepping_clock.readings
+
+
 class SteppingClock:
     """A clock that moves 100 ms at every reading, whichever thread reads it."""
 
     def __init__(self, start: datetime) -> None:
         self._next = start
         self._lock = threading.Lock()
+        self.readings = 0
 
     def restart(self, start: datetime) -> None:
         """Set the clock back to `start`: the race begins there, whatever setting it up read."""
@@ -62,6 +86,7 @@ class SteppingClock:
 
     def __call__(self, *args: object, **kwargs: object) -> datetime:
         with self._lock:
+            self.readings += 1
             moment, self._next = self._next, self._next + timedelta(milliseconds=100)
             return moment
 
@@ -153,6 +178,9 @@ def test_32_finalizers_across_local_midnight_take_the_issue_time_under_the_lock(
 
         return job
 
+    calibration = brand_factory(timezone="Pacific/Auckland")
+    ledger_ready(calibration)
+    start = race_start(readings_per_finalization(stepping_clock, create_draft(customer_factory(brand=calibration))))
     seen: list[set[date]] = []
     for attempt in range(STRADDLE_ATTEMPTS):
         brand = auckland_brand if attempt == 0 else brand_factory(timezone="Pacific/Auckland")
@@ -161,7 +189,7 @@ def test_32_finalizers_across_local_midnight_take_the_issue_time_under_the_lock(
         ledger_ready(brand)
 
         # when all 32 finalize at once while the clock passes midnight in Auckland
-        stepping_clock.restart(RACE_START)
+        stepping_clock.restart(start)
         _, errors = run_in_threads([finalize(draft) for draft in drafts])
 
         # then numbers, instants and local dates all go the same way, on both sides of midnight
