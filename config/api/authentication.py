@@ -59,7 +59,7 @@ def _key_lookup(alias: str) -> tuple[str, list[str], list[tuple[int, list[Any], 
         converters = []
         for index, field in enumerate(fields):
             column = field.get_col(ApiKey._meta.db_table)
-            functions = wrapper.ops.get_db_converters(column) + field.get_db_converters(wrapper)
+            functions = wrapper.ops.get_db_converters(column) + field.get_db_converters(wrapper)  # type: ignore[attr-defined]
             if functions:
                 converters.append((index, functions, column))
         _KEY_LOOKUPS[alias] = (sql, [field.attname for field in fields], converters)
