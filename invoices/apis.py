@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +71,14 @@ class InvoiceFilter(django_filters.FilterSet):
         fields = ("status", "currency", "number")
 
 
+@functools.cache
+def _invoice_summary_values() -> Any:
+    """The list's rows as `.values()`, set up once per process and cloned by each request
+    (`.all()`, never evaluated here): resolving the 27 columns cost each list request ~0.4 ms
+    of CPU (issue 20). Filters, the mode scope and the cursor apply to the clone as before."""
+    return Invoice.objects.order_by("-pk").values(*INVOICE_SUMMARY_COLUMNS)
+
+
 PDF_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="application/pdf")
 
 
@@ -85,8 +94,7 @@ class InvoiceViewSet(ReadOnlyApiViewSet):
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         if request.query_params.get("expand"):
             return super().list(request, *args, **kwargs)
-        queryset = self.filter_queryset(self.get_queryset()).values(*INVOICE_SUMMARY_COLUMNS)
-        page = self.paginate_queryset(queryset)
+        page = self.paginate_queryset(self.filter_queryset(_invoice_summary_values().all()))
         return self.get_paginated_response(invoice_summary_rows(page))
 
     def get_queryset(self) -> Any:
