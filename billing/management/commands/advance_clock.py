@@ -1,4 +1,9 @@
-"""`manage.py advance_clock CLOCK --to ISO | --by 1M`: move a test clock and bill its customers."""
+"""`manage.py advance_clock CLOCK --to ISO | --by 1M`: move a test clock and bill its customers.
+
+One advance of the service goes at most two billing periods of the clock's shortest
+subscription (Stripe's rule, `test_clock_advance_limit`); the command, an operator's tool,
+goes there in as many such steps as it takes, with a progress bar.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from billing.management.commands.bill import parse_at
 from billing.models import TestClock
-from billing.services.test_clocks import test_clock_advance
+from billing.services.test_clocks import test_clock_advance, test_clock_advance_limit
 
 STEP = re.compile(r"^(?P<count>\d+)(?P<unit>[hdwMy])$")
 UNITS = {"h": "hours", "d": "days", "w": "weeks", "M": "months", "y": "years"}
@@ -39,10 +45,20 @@ class Command(BaseCommand):
             if not match:
                 raise CommandError(f"--by: '{options['by']}' is not a step such as 3d or 1M", returncode=2)
             to = clock.frozen_time + relativedelta(**{UNITS[match["unit"]]: int(match["count"])})
-        try:
-            run = test_clock_advance(clock=clock, to=to)
-        except ValidationError as error:
-            raise CommandError("; ".join(error.messages), returncode=2) from error
-        self.stdout.write(
-            self.style.SUCCESS(f"{clock.name} is now at {to.isoformat()}: {run.invoices_created} invoice(s) issued.")
-        )
+        start, issued = clock.frozen_time, 0
+        total = max((to - start).total_seconds(), 0.0)
+        with tqdm(
+            total=round(total / 86400, 1), unit="day", disable=options["verbosity"] < 1, file=self.stderr._out
+        ) as bar:
+            while True:
+                limit = test_clock_advance_limit(clock=clock, frozen_time=clock.frozen_time)
+                step = to if limit is None or to <= limit or limit <= clock.frozen_time else limit
+                try:
+                    run = test_clock_advance(clock=clock, to=step)
+                except ValidationError as error:
+                    raise CommandError("; ".join(error.messages), returncode=2) from error
+                issued += run.invoices_created
+                bar.update(round((step - start).total_seconds() / 86400, 1) - bar.n)
+                if step == to:
+                    break
+        self.stdout.write(self.style.SUCCESS(f"{clock.name} is now at {to.isoformat()}: {issued} invoice(s) issued."))

@@ -18,9 +18,11 @@ from django.db import OperationalError, connection, connections
 
 from billing.models import BillingRun, Subscription, SubscriptionItem, TestClock, UsageEvent
 from billing.services.billing_run import billing_run_process_chunk, billing_run_start
+from billing.services.payments import payment_method_attach
 from billing.services.subscriptions import ItemSpec, subscription_cancel, subscription_create, subscription_pause
 from billing.services.usage import usage_events_insert
 from invoices.models import Invoice
+from tests.billing.payments.conftest import card
 
 ROOT = Path(__file__).resolve().parents[3]
 MONTHLY = {"kind": "interval", "unit": "month", "count": 1}
@@ -291,11 +293,14 @@ def test_the_bill_command_reports_progress_and_refuses_bad_input(customer_factor
 def test_advancing_a_test_clock_bills_a_year_for_its_customers_only(customer_factory, priced):
     clock = TestClock.objects.create(name="demo", frozen_time=T0)
     on_clock = customer_factory(test_clock=clock)
+    # a card that pays: the command advances in steps (two periods each, Stripe's rule), and
+    # dunning runs after each, so an unpaid subscription would be canceled before the year ends
+    payment_method_attach(customer=on_clock, source=card("4242424242424242"))
     real = customer_factory()
     simulated = subscription_create(customer=on_clock, items=[ItemSpec(price=priced)])
     subscription_create(customer=real, items=[ItemSpec(price=priced)], at=T0)
 
-    call_command("advance_clock", "demo", "--by", "1y", stdout=io.StringIO())
+    call_command("advance_clock", "demo", "--by", "1y", stdout=io.StringIO(), stderr=io.StringIO())
 
     clock.refresh_from_db()
     assert clock.frozen_time == T0.replace(year=2027) and clock.status == "ready"

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import InvoiceItem, SubscriptionItem, UsageEvent
-from billing.services.billing_run import billing_run_start
+from billing.services.billing_run import RUN_WRITTEN_TABLES, billing_run_start
 from billing.services.usage import usage_events_insert
 from invoices.models import Invoice
 from tests.billing.services.conftest import utc
@@ -56,7 +56,12 @@ def queries_to_bill(count, **factories) -> int:
     invoices = Invoice.objects.filter(billing_reason="subscription_cycle", subscription__in=subscriptions)
     assert invoices.count() == count
     assert not InvoiceItem.objects.filter(invoice__isnull=True).exists()
-    return len(queries)
+    # The statistics upkeep after a chunk ANALYZEs the run's small tables that outgrew their
+    # statistics (issue 19): how many depends on how much the tables grew since the last one, not
+    # on a query per subscription, and is bounded by the tables a run writes. Counted apart.
+    analyses = [query for query in queries.captured_queries if query["sql"].startswith("ANALYZE ")]
+    assert len(analyses) <= len(RUN_WRITTEN_TABLES)
+    return len(queries) - len(analyses)
 
 
 def test_billing_more_subscriptions_in_a_chunk_costs_no_more_queries(make_customer, make_price, make_metered_price):
