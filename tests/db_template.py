@@ -29,13 +29,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def is_postgresql(database: dict) -> bool:
+    """PostgreSQL under any of its engines: Django's, or Tarif's subclass (config/db/postgresql),
+    which the settings put in its place. Comparing with Django's name alone turned the templates
+    off when the subclass came (issue 16): every worker migrated again, 2-2.5 min before its first
+    test in CI."""
+    from django.conf import settings
+
+    return database["ENGINE"] in settings.POSTGRESQL_ENGINES
+
+
 def prepare_template(*, run_id: str, createdb: bool) -> str | None:
     """Point the default test database at a migrated template (built if needed); its name."""
     from django.conf import settings
     from django.db import connections
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
+    if not is_postgresql(database):
         return None
     creation = connections["default"].creation
     worker_database = creation._get_test_db_name()
