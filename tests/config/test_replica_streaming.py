@@ -54,7 +54,12 @@ def wait_until(condition, *, timeout: float = 15.0) -> None:
 
 
 def primary_lsn() -> str:
-    return scalar("default", "SELECT pg_current_wal_lsn()::text")
+    """Where the primary has inserted WAL so far, commits included.
+
+    Not pg_current_wal_lsn(): that is the *written* position, and with synchronous_commit=off (CI's
+    primary) a commit that has returned may still sit in the WAL buffers beyond it, so a replica
+    caught up to it can miss the row (CI run of 7 Dec 2026)."""
+    return scalar("default", "SELECT pg_current_wal_insert_lsn()::text")
 
 
 def wait_for_replay() -> None:
