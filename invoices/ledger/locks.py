@@ -54,10 +54,7 @@ def accounting_periods_share(*, brand_id: int, livemode: bool, months: list[date
     """
     if not months:
         return {}
-    AccountingPeriod.objects.bulk_create(
-        [AccountingPeriod(brand_id=brand_id, livemode=livemode, month=month) for month in sorted(set(months))],
-        ignore_conflicts=True,
-    )
+    AccountingPeriod.objects.create_missing(brand_id=brand_id, livemodes=[livemode], months=months)
     queryset = AccountingPeriod.objects.filter(brand_id=brand_id, livemode=livemode, month__in=months).order_by("pk")
     if connection.vendor != "postgresql":
         return dict(queryset.values_list("month", "state"))

@@ -10,6 +10,8 @@ period. Corrections are reversing entries (`reversal_of`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -181,6 +183,22 @@ class JournalSequence(models.Model):
         return f"{self.journal} {self.fiscal_year}: {self.last_number}"
 
 
+class AccountingPeriodQuerySet(models.QuerySet["AccountingPeriod"]):
+    def create_missing(self, *, brand_id: int, livemodes: Iterable[bool], months: Iterable[date]) -> None:
+        """Create the open rows of these months that do not exist yet, in one statement.
+
+        Rows go in (livemode, month) order, so two transactions creating overlapping months wait
+        for each other's unique keys in the same order. Each key inserted is held until commit,
+        like a lock: see docs/billing.md, "Lock order"."""
+        rows = [
+            self.model(brand_id=brand_id, livemode=livemode, month=month)
+            for livemode in sorted(set(livemodes))
+            for month in sorted(set(months))
+        ]
+        if rows:
+            self.bulk_create(rows, ignore_conflicts=True)
+
+
 class AccountingPeriod(models.Model):
     """A month of a brand's books in one mode: open, or closed (four-eyes, fresh TOTP)."""
 
@@ -221,6 +239,8 @@ class AccountingPeriod(models.Model):
         verbose_name=_("approved by"),
     )
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    objects = AccountingPeriodQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("accounting period")

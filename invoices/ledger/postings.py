@@ -91,15 +91,7 @@ def ledger_brand_ready(*, brand_id: int, at: datetime) -> None:
     # In a posting's order: the periods (entries_post), then the chart (its account resolver).
     month = month_start(local_day(at, brand_id))
     have = set(AccountingPeriod.objects.filter(brand_id=brand_id, month=month).values_list("livemode", flat=True))
-    if len(have) < 2:
-        AccountingPeriod.objects.bulk_create(
-            [
-                AccountingPeriod(brand_id=brand_id, livemode=mode, month=month)
-                for mode in (True, False)
-                if mode not in have
-            ],
-            ignore_conflicts=True,
-        )
+    AccountingPeriod.objects.create_missing(brand_id=brand_id, livemodes={True, False} - have, months=[month])
     if not AccountMapping.objects.filter(brand_id=brand_id).exists():
         chart_load(brand=Brand.objects.get(pk=brand_id))
 

@@ -696,14 +696,10 @@ def ledger_validate_all(*, today: date | None = None) -> int:
     for brand in Brand.objects.order_by("pk"):
         up_to = ledger_validation_day(brand=brand, today=today)
         this_month = month_start(up_to + timedelta(days=int(settings.TARIF_LEDGER_VALIDATION_LAG_DAYS)))
+        AccountingPeriod.objects.create_missing(
+            brand_id=brand.pk, livemodes=(True, False), months=(this_month, _next_month(this_month))
+        )
         for livemode in (True, False):
-            AccountingPeriod.objects.bulk_create(
-                [
-                    AccountingPeriod(brand=brand, livemode=livemode, month=month)
-                    for month in (this_month, _next_month(this_month))
-                ],
-                ignore_conflicts=True,
-            )
             with transaction.atomic(durable=True):
                 numbered += ledger_entries_validate(brand=brand, livemode=livemode, up_to=up_to)
     return numbered
@@ -741,9 +737,7 @@ def accounting_period_close_request(
     _check_staff(requested_by, otp_verified_at)
     month = month_start(month)
     with transaction.atomic(durable=True):
-        AccountingPeriod.objects.bulk_create(
-            [AccountingPeriod(brand=brand, livemode=livemode, month=month)], ignore_conflicts=True
-        )
+        AccountingPeriod.objects.create_missing(brand_id=brand.pk, livemodes=[livemode], months=[month])
         period = accounting_period_qs_for_update().get(brand=brand, livemode=livemode, month=month)
         if period.state != AccountingPeriod.State.OPEN:
             raise PeriodCloseRefused(_("This period is already %(state)s.") % {"state": period.get_state_display()})
