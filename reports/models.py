@@ -182,3 +182,38 @@ class RecognitionSummary(_MonthSummary):
 
     def __str__(self) -> str:
         return f"{self.month} {self.invoiced}/{self.recognized} {self.currency}"
+
+
+class MrrMonthTotal(models.Model):
+    """The MRR summary's customer totals of one month summed per mode and currency: what the
+    unfiltered and currency-filtered MRR reports and the dashboard read (a few hundred rows
+    for 24 months instead of every customer-month). Kept by the summary's writer in the same
+    transaction as the rows it sums (reports/summary.py); never edited by hand."""
+
+    livemode = models.BooleanField(_("live mode"))
+    currency = models.CharField(_("currency"), max_length=3)
+    month = models.IntegerField(_("month number"), help_text=_("year × 12 + month − 1"))
+    customer_months = models.BigIntegerField(_("customer-months"))  # rows summed; none left: removed
+    customers = models.BigIntegerField(_("paying customers"))
+    mrr = models.BigIntegerField(_("MRR"))
+    start_customers = models.BigIntegerField(_("paying customers the month before"))
+    start_mrr = models.BigIntegerField(_("MRR the month before"))
+    new_customers = models.BigIntegerField(_("new customers"))
+    new = models.BigIntegerField(_("new MRR"))
+    expansion = models.BigIntegerField(_("expansion"))
+    contraction = models.BigIntegerField(_("contraction"))
+    reactivated_customers = models.BigIntegerField(_("reactivated customers"))
+    reactivation = models.BigIntegerField(_("reactivation"))
+    churned_customers = models.BigIntegerField(_("churned customers"))
+    churn = models.BigIntegerField(_("churned MRR"))
+
+    class Meta:
+        verbose_name = _("MRR totals of a month")
+        verbose_name_plural = _("MRR totals by month")
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["livemode", "currency", "month"], name="reports_mrr_month_total_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.mrr} {self.currency}"

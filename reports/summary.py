@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from config import clock
 from invoices.models import Invoice
@@ -42,6 +43,9 @@ from reports.locks import mrr_summary_state_qs_for_update
 from reports.models import CustomerMonthMrr, MrrSummaryState
 from reports.selectors.common import db_datetime, price_factors_cte
 from reports.selectors.mrr_source import (
+    MONTH_TOTAL_FIGURES,
+    MONTH_TOTAL_TABLE,
+    MOVEMENT_SUMS,
     SUMMARY_COLUMNS,
     SUMMARY_TABLE,
     TOTAL_ROWS_SQL,
@@ -61,6 +65,7 @@ CLOCK_MARGIN = timedelta(seconds=2)
 REBUILD_SHARE = 0.5
 REBUILD_MIN_CUSTOMERS = 1000  # below, recompute them (and skip counting the summary's)
 TABLE = SUMMARY_TABLE
+SCOPE_TABLE = "reports_mrr_refresh_scope"  # temporary, within one refresh's transaction
 
 __all__ = [
     "CLOCK_MARGIN",
@@ -98,9 +103,12 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
             if changed >= REBUILD_MIN_CUSTOMERS and changed > REBUILD_SHARE * _customers_in_summary():
                 rebuild, changed = True, -1
             else:
-                scope = "AND i.customer_id IN (SELECT customer_id FROM invoices_invoice WHERE updated_at >= %s)"
-                scope_params = [db_datetime(since)]
+                _scope_freeze(since=since)
+                scope = f"AND i.customer_id IN (SELECT customer_id FROM {SCOPE_TABLE})"
         _rebuild_rows(scope=scope, scope_params=scope_params)
+        if scope:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {SCOPE_TABLE}")
         state.refreshed_at = started
         state.changes_seen_until = seen_until
         state.timezone = zone
@@ -109,6 +117,22 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
             with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {TABLE}")
         return changed
+
+
+def _scope_freeze(*, since: datetime) -> None:
+    """The customers a scoped refresh recomputes, fixed once in a temporary table.
+
+    Each statement of the refresh sees the invoices committed before it starts (READ
+    COMMITTED): named by a subquery on the invoices, a customer whose invoice committed
+    between the DELETE and the INSERTs would get its new rows next to its old ones, and the
+    month totals would add what was never taken away. Dropped in the same transaction (no
+    session state left behind a transaction-mode pooler)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {SCOPE_TABLE} AS "
+            "SELECT DISTINCT customer_id FROM invoices_invoice WHERE updated_at >= %s",
+            [db_datetime(since)],
+        )
 
 
 def _customers_in_summary() -> int:
@@ -136,10 +160,15 @@ def _rebuild_rows(*, scope: str, scope_params: list) -> None:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
+        if scope:
+            _month_totals_add(cursor, sign=-1, scope=total_scope, scope_params=scope_params)
+        else:
+            cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE}")
         cursor.execute(f"DELETE FROM {TABLE} WHERE 1 = 1 {total_scope}", scope_params)
         factors = price_factors_cte()
         bounds = subscription_line_bounds(scope=scope, scope_params=scope_params)
-        if factors is None or bounds is None:
+        if factors is None or bounds is None:  # no subscription line left in the scope
+            cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
             return
         months_sql, months_params = summary_months_cte(*bounds)
         cursor.execute(
@@ -151,3 +180,57 @@ def _rebuild_rows(*, scope: str, scope_params: list) -> None:
             f"WITH {total_ctes(source=TABLE, scope=total_scope)} {TOTAL_ROWS_SQL} ORDER BY 2, 1, 5",
             scope_params,
         )
+        _month_totals_add(cursor, sign=1, scope=total_scope, scope_params=scope_params)
+        cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
+
+
+def _month_totals_add(cursor: CursorWrapper, *, sign: int, scope: str, scope_params: list) -> None:
+    """Add (sign 1) or take away (sign -1) the month totals of the scope's customer total rows.
+
+    A scoped refresh takes its customers' old rows away before deleting them and adds the new
+    ones after: the totals stay the sums of the table's rows without reading the rest of it.
+    A customer's mode never changes, so the rows it was added under are the ones taken from."""
+    figures = ", ".join(MONTH_TOTAL_FIGURES)
+    sums = ", ".join(f"%s * {expression}" for expression in MOVEMENT_SUMS)
+    updates = ", ".join(
+        f"{name} = {MONTH_TOTAL_TABLE}.{name} + EXCLUDED.{name}" for name in ("customer_months", *MONTH_TOTAL_FIGURES)
+    )
+    cursor.execute(
+        f"INSERT INTO {MONTH_TOTAL_TABLE} (livemode, currency, month, customer_months, {figures}) "
+        f"SELECT cu.livemode, c.currency, c.month, %s * COUNT(*), {sums} "
+        f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
+        f"WHERE c.price_id IS NULL {scope.replace('customer_id IN', 'c.customer_id IN', 1)} "
+        "GROUP BY cu.livemode, c.currency, c.month "
+        f"ON CONFLICT (livemode, currency, month) DO UPDATE SET {updates}",
+        [sign, *([sign] * len(MOVEMENT_SUMS)), *scope_params],
+    )
+
+
+def mrr_month_total_differences() -> list[str]:
+    """Where the stored month totals differ from the sums of the summary's rows (empty: none).
+
+    For `verify_integrity`: the totals are kept by adding and taking away, so a write that
+    went around the writer would leave them wrong without anything else noticing."""
+    figures = ("customer_months", *MONTH_TOTAL_FIGURES)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT cu.livemode, c.currency, c.month, COUNT(*), {', '.join(MOVEMENT_SUMS)} "
+            f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
+            "WHERE c.price_id IS NULL GROUP BY cu.livemode, c.currency, c.month"
+        )
+        expected = {(bool(row[0]), row[1], row[2]): tuple(int(v or 0) for v in row[3:]) for row in cursor.fetchall()}
+        cursor.execute(f"SELECT livemode, currency, month, {', '.join(figures)} FROM {MONTH_TOTAL_TABLE}")
+        stored = {(bool(row[0]), row[1], row[2]): tuple(int(v) for v in row[3:]) for row in cursor.fetchall()}
+    differences = []
+    for key in sorted(expected.keys() | stored.keys()):
+        livemode, currency, month = key
+        where = f"{'live' if livemode else 'test'} {currency} {month // 12}-{month % 12 + 1:02d}"
+        want, have = expected.get(key), stored.get(key)
+        if want != have:
+            wrong = [
+                f"{name} {have[i] if have else '-'} (summary: {want[i] if want else '-'})"
+                for i, name in enumerate(figures)
+                if (have[i] if have else None) != (want[i] if want else None)
+            ]
+            differences.append(f"{where}: {', '.join(wrong)}")
+    return differences

@@ -22,6 +22,7 @@ from invoices.selectors import credit_note_content_hash_matches, invoice_content
 from invoices.services.chain import chain_walk
 from invoices.services.finalize import due_at_for, invoice_totals_from_lines
 from invoices.services.numbering import _format, sequence_series_key
+from reports.summary import mrr_month_total_differences
 
 CHUNK = 500
 
@@ -290,6 +291,12 @@ def check_wallets() -> Iterator[Violation]:
             )
 
 
+def check_mrr_totals() -> Iterator[Violation]:
+    """The MRR reports' month totals equal the sums of the MRR summary's rows they stand for."""
+    for difference in mrr_month_total_differences():
+        yield Violation("mrr_totals", "MRR month totals", difference)
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -301,6 +308,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "documents": check_documents,
     "entitlements": check_entitlements,
     "wallets": check_wallets,
+    "mrr_totals": check_mrr_totals,
 }
 
 

@@ -14,7 +14,14 @@ from typing import Any
 
 from reports.filters import ReportFilters, add_months, months_between
 from reports.selectors.common import TEST_MODE_CUSTOMERS_SQL, fetch, month_number
-from reports.selectors.mrr_source import MrrSource, mrr_source
+from reports.selectors.mrr_source import (
+    MONTH_TOTAL_FIGURES,
+    MONTH_TOTAL_TABLE,
+    MOVEMENT_SUMS,
+    SUMMARY_TABLE,
+    MrrSource,
+    mrr_source,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,25 +142,27 @@ def mrr_movements(*, filters: ReportFilters) -> list[MrrMonth]:
         return _mrr_movements_by_window(filters=filters, source=source)
     months = months_between(filters.start, filters.end)
     base = month_number(filters.start.year, filters.start.month)
-    where, where_params = summary_where(filters)
-    rows = fetch(
-        f"""
-        {source.with_clause()}
-        SELECT c.currency, c.month - {base},
-               SUM(CASE WHEN c.mrr > 0 THEN 1 ELSE 0 END), SUM(c.mrr),
-               SUM(CASE WHEN c.previous_mrr > 0 THEN 1 ELSE 0 END), SUM(c.previous_mrr),
-               SUM(CASE WHEN c.is_first THEN 1 ELSE 0 END), SUM(CASE WHEN c.is_first THEN c.mrr ELSE 0 END),
-               SUM(CASE WHEN c.mrr > c.previous_mrr AND c.previous_mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END),
-               SUM(CASE WHEN c.mrr < c.previous_mrr AND c.mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END),
-               SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN 1 ELSE 0 END),
-               SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN c.mrr ELSE 0 END),
-               SUM(CASE WHEN c.mrr = 0 THEN 1 ELSE 0 END), SUM(CASE WHEN c.mrr = 0 THEN c.previous_mrr ELSE 0 END)
-        FROM {source.relation} c
-        WHERE c.price_id IS NULL AND c.month >= {base} AND c.month <= {base + len(months) - 1} {where}
-        GROUP BY c.currency, c.month
-        """,
-        [*source.params, *where_params],
-    )
+    last = base + len(months) - 1
+    if source.relation == SUMMARY_TABLE and not filters.customer and not filters.country:
+        # The summary's month totals per mode and currency: a few rows per month.
+        currency, currency_params = ("AND currency = %s", [filters.currency]) if filters.currency else ("", [])
+        rows = fetch(
+            f"SELECT currency, month - {base}, {', '.join(MONTH_TOTAL_FIGURES)} FROM {MONTH_TOTAL_TABLE} "
+            f"WHERE livemode = %s AND month >= {base} AND month <= {last} {currency}",
+            [filters.livemode, *currency_params],
+        )
+    else:
+        where, where_params = summary_where(filters)
+        rows = fetch(
+            f"""
+            {source.with_clause()}
+            SELECT c.currency, c.month - {base}, {", ".join(MOVEMENT_SUMS)}
+            FROM {source.relation} c
+            WHERE c.price_id IS NULL AND c.month >= {base} AND c.month <= {last} {where}
+            GROUP BY c.currency, c.month
+            """,
+            [*source.params, *where_params],
+        )
     sums: dict[str, dict[int, tuple[int, ...]]] = defaultdict(dict)
     for currency, idx, *figures in rows:
         sums[currency][int(idx)] = tuple(int(figure or 0) for figure in figures)

@@ -33,6 +33,40 @@ from reports.selectors.common import (
 SUMMARY_TABLE = "reports_customermonthmrr"
 SUMMARY_COLUMNS = "customer_id, currency, brand_id, price_id, month, mrr, previous_mrr, is_first"
 
+# The month's movements summed over customer total rows `c` of the summary (in the order of
+# MONTH_TOTAL_FIGURES): the unfiltered MRR read computes them live from the summary when it
+# must (a customer or country filter), and the writer keeps them per mode, currency and
+# month in MONTH_TOTAL_TABLE for the reads that need no more (reports/summary.py).
+MOVEMENT_SUMS = (
+    "SUM(CASE WHEN c.mrr > 0 THEN 1 ELSE 0 END)",
+    "SUM(c.mrr)",
+    "SUM(CASE WHEN c.previous_mrr > 0 THEN 1 ELSE 0 END)",
+    "SUM(c.previous_mrr)",
+    "SUM(CASE WHEN c.is_first THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN c.is_first THEN c.mrr ELSE 0 END)",
+    "SUM(CASE WHEN c.mrr > c.previous_mrr AND c.previous_mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END)",
+    "SUM(CASE WHEN c.mrr < c.previous_mrr AND c.mrr > 0 THEN c.mrr - c.previous_mrr ELSE 0 END)",
+    "SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN c.previous_mrr = 0 AND NOT c.is_first THEN c.mrr ELSE 0 END)",
+    "SUM(CASE WHEN c.mrr = 0 THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN c.mrr = 0 THEN c.previous_mrr ELSE 0 END)",
+)
+MONTH_TOTAL_TABLE = "reports_mrrmonthtotal"
+MONTH_TOTAL_FIGURES = (
+    "customers",
+    "mrr",
+    "start_customers",
+    "start_mrr",
+    "new_customers",
+    "new",
+    "expansion",
+    "contraction",
+    "reactivated_customers",
+    "reactivation",
+    "churned_customers",
+    "churn",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class MrrSummaryStatus:
