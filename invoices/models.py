@@ -12,6 +12,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
@@ -369,7 +370,8 @@ class InvoiceQuerySet(models.QuerySet):
         if (attnames & _FROZEN_INVOICE_FIELD_SET or back_to_draft) and self._touches_finalized():
             changed = ", ".join(sorted(attnames & _FROZEN_INVOICE_FIELD_SET)) or "status back to draft"
             raise FrozenInvoiceError(
-                f"Finalized invoices cannot change ({changed}); issue a credit note to correct one."
+                gettext("Finalized invoices cannot change (%(changed)s); issue a credit note to correct one.")
+                % {"changed": changed}
             )
         return super().update(**kwargs)
 
@@ -530,7 +532,8 @@ class Invoice(LoadedValuesMixin, models.Model):
     def delete(self, *args, **kwargs):
         if self.pk is not None and self._database_values(["status"]).get("status", "draft") != self.Status.DRAFT:
             raise FrozenInvoiceError(
-                f"Invoice {self.number} is finalized and cannot be deleted; void it instead (it keeps its number)."
+                gettext("Invoice %(number)s is finalized and cannot be deleted; void it instead (it keeps its number).")
+                % {"number": self.number}
             )
         return super().delete(*args, **kwargs)
 
@@ -545,7 +548,9 @@ class Invoice(LoadedValuesMixin, models.Model):
         if before.get("status", self.Status.DRAFT) == self.Status.DRAFT:
             return  # a draft (or a row not in the database yet) may change freely
         if self.status == self.Status.DRAFT:
-            raise FrozenInvoiceError(f"Invoice {self.number} is finalized and cannot go back to draft.")
+            raise FrozenInvoiceError(
+                gettext("Invoice %(number)s is finalized and cannot go back to draft.") % {"number": self.number}
+            )
         written = [
             name
             for name in FROZEN_INVOICE_FIELDS
@@ -555,8 +560,10 @@ class Invoice(LoadedValuesMixin, models.Model):
         changed = [name for name in written if name in stored and stored[name] != self.__dict__[name]]
         if changed:
             raise FrozenInvoiceError(
-                f"Invoice {self.number} is finalized: {', '.join(changed)} cannot change; "
-                "issue a credit note to correct it."
+                gettext(
+                    "Invoice %(number)s is finalized: %(changed)s cannot change; issue a credit note to correct it."
+                )
+                % {"number": self.number, "changed": ", ".join(changed)}
             )
 
 
@@ -629,7 +636,17 @@ class InvoiceLine(LoadedValuesMixin, models.Model):
         )
         if numbers:
             raise FrozenInvoiceError(
-                f"Invoice {numbers[0]} is finalized: its lines cannot be {action}; issue a credit note instead."
+                (
+                    gettext(
+                        "Invoice %(number)s is finalized: its lines cannot be deleted; issue a credit note instead."
+                    )
+                    if action == "deleted"
+                    else gettext(
+                        "Invoice %(number)s is finalized: its lines cannot be added or changed; "
+                        "issue a credit note instead."
+                    )
+                )
+                % {"number": numbers[0]}
             )
 
 
@@ -771,15 +788,20 @@ class CreditNote(LoadedValuesMixin, models.Model):
                     changed.append("status")
                 if changed:
                     raise FrozenInvoiceError(
-                        f"Credit note {stored.get('number', self.number)} is issued: {', '.join(changed)} "
-                        "cannot change; issue another credit note instead."
+                        gettext(
+                            "Credit note %(number)s is issued: %(changed)s cannot change; issue "
+                            "another credit note instead."
+                        )
+                        % {"number": stored.get("number", self.number), "changed": ", ".join(changed)}
                     )
         super().save(*args, **kwargs)
         self._remember_saved_values()
 
     def delete(self, *args, **kwargs):
         if self.pk is not None:
-            raise FrozenInvoiceError(f"Credit note {self.number} is issued and cannot be deleted.")
+            raise FrozenInvoiceError(
+                gettext("Credit note %(number)s is issued and cannot be deleted.") % {"number": self.number}
+            )
         return super().delete(*args, **kwargs)
 
 

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
@@ -213,7 +214,10 @@ class SandboxGateway:
             with transaction.atomic():
                 charge = sandbox_charge_qs_for_update().filter(reference=charge_reference, currency=currency).first()
                 if charge is None or charge.status != "succeeded":
-                    raise GatewayError(f"No succeeded sandbox charge {charge_reference} to refund.")
+                    raise GatewayError(
+                        gettext("No succeeded sandbox charge %(reference)s to refund.")
+                        % {"reference": charge_reference}
+                    )
                 ok = amount <= charge.amount - charge.amount_refunded
                 existing = SandboxRefund.objects.create(
                     idempotency_key=idempotency_key,

@@ -32,6 +32,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext
 from djstripe import models as djstripe_models
 from djstripe.models import Customer as StripeCustomer
 from djstripe.models import PaymentIntent, PaymentMethod
@@ -128,7 +129,7 @@ def payment_method_details(payment_method: Mapping[str, Any]) -> PaymentMethodDe
     pm_type = payment_method.get("type", "")
     kind = PAYMENT_METHOD_KINDS.get(pm_type)
     if kind is None:
-        raise GatewayError(f"Tarif does not take Stripe payment methods of type {pm_type!r}.")
+        raise GatewayError(gettext("Tarif does not take Stripe payment methods of type %(type)r.") % {"type": pm_type})
     if pm_type == "card":
         card = payment_method.get("card") or {}
         # Apple Pay, Google Pay, Link... are cards whose `wallet` says how they were presented.
@@ -397,7 +398,7 @@ class StripeGateway:
             if error.get("decline_code") or error.get("code") == "card_declined":
                 # Stripe verified the card with its issuer and the issuer said no.
                 raise CardDeclined(decline_code=str(error.get("decline_code") or "card_declined"))
-            raise GatewayError(f"The setup is not complete (status {intent.status}).")
+            raise GatewayError(gettext("The setup is not complete (status %(status)s).") % {"status": intent.status})
         _mirror("SetupIntent", _plain(intent), livemode=self.livemode)
         details = self.attach_payment_method(
             customer_reference=customer_reference, source={"payment_method": _id(intent.get("payment_method"))}
@@ -436,7 +437,10 @@ class StripeGateway:
         `return_url?session_id=cs_...` (Stripe fills in `{CHECKOUT_SESSION_ID}`)."""
         offered = self.hosted_setup_types()
         if not payment_method_types or any(kind not in offered for kind in payment_method_types):
-            raise GatewayError(f"Stripe Checkout is not set up for {', '.join(payment_method_types) or 'nothing'}.")
+            raise GatewayError(
+                gettext("Stripe Checkout is not set up for %(types)s.")
+                % {"types": ", ".join(payment_method_types) or gettext("no payment method type")}
+            )
         customer_id = self.customer_id(customer_reference=customer_reference)
         separator = "&" if "?" in return_url else "?"
         try:

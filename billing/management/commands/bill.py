@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from tqdm import tqdm
 
 from billing.models import BillingRun, BillingRunFailure
@@ -30,9 +31,15 @@ EXIT_SUBSCRIPTIONS_FAILED = 4
 def parse_at(value: str) -> datetime:
     parsed = parse_datetime(value)
     if parsed is None:
-        raise CommandError(f"--at: '{value}' is not an ISO 8601 date-time such as 2026-12-01T00:00:00Z", returncode=2)
+        raise CommandError(
+            gettext("--at: '%(value)s' is not an ISO 8601 date-time such as 2026-12-01T00:00:00Z") % {"value": value},
+            returncode=2,
+        )
     if parsed.tzinfo is None:
-        raise CommandError(f"--at: '{value}' has no time zone; add Z or an offset such as +01:00", returncode=2)
+        raise CommandError(
+            gettext("--at: '%(value)s' has no time zone; add Z or an offset such as +01:00") % {"value": value},
+            returncode=2,
+        )
     return parsed
 
 
@@ -78,7 +85,10 @@ class Command(BaseCommand):
         bar.close()
         elapsed = time.perf_counter() - started
         if run.status != BillingRun.Status.DONE:
-            raise CommandError(f"Billing run {run.pk} failed: {run.last_error or run.status}")
+            raise CommandError(
+                gettext("Billing run %(run)s failed: %(error)s")
+                % {"run": run.pk, "error": run.last_error or run.status}
+            )
         rate = run.invoices_created / elapsed if elapsed else 0
         self.stdout.write(
             self.style.SUCCESS(

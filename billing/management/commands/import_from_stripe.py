@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 from tqdm import tqdm
 
 from billing.models import StripeImportRun, TestClock
@@ -52,7 +53,10 @@ class Command(BaseCommand):
         if options["test_clock"] is not None:
             clock = TestClock.objects.filter(pk=options["test_clock"]).first()
             if clock is None:
-                raise CommandError(f"No test clock {options['test_clock']}.", returncode=EXIT_BAD_ARGUMENTS)
+                raise CommandError(
+                    gettext("No test clock %(clock)s.") % {"clock": options["test_clock"]},
+                    returncode=EXIT_BAD_ARGUMENTS,
+                )
         try:
             run = stripe_import_start(
                 api_key=api_key,
