@@ -92,8 +92,8 @@ def _as_percent(value: object, *, field: str) -> Decimal:
 def _check_currency(currency: str | None, *, invoice_currency: str, what: str) -> None:
     if currency is not None and validate_currency(currency) != invoice_currency:
         raise CalculationError(
-            _("%(what)s is in %(upper)s but the invoice is in %(invoice_currency)s")
-            % {"what": what, "upper": currency.upper(), "invoice_currency": invoice_currency}
+            _("%(what)s is in %(currency)s but the invoice is in %(invoice_currency)s")
+            % {"what": what, "currency": currency.upper(), "invoice_currency": invoice_currency}
         )
 
 
