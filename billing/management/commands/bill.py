@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from tqdm import tqdm
 
 from billing.models import BillingRun, BillingRunFailure
@@ -100,7 +100,13 @@ class Command(BaseCommand):
             for failure in BillingRunFailure.objects.filter(run=run).order_by("pk"):
                 self.stderr.write(f"subscription {failure.subscription_id}: {failure.code}: {failure.message}")
             raise CommandError(
-                f"Billing run {run.pk}: {run.failures} subscription(s) could not be invoiced (listed above); "
-                "the next run retries them.",
+                ngettext(
+                    "Billing run %(run)s: %(count)s subscription could not be invoiced (listed above); "
+                    "the next run retries it.",
+                    "Billing run %(run)s: %(count)s subscriptions could not be invoiced (listed above); "
+                    "the next run retries them.",
+                    run.failures,
+                )
+                % {"run": run.pk, "count": run.failures},
                 returncode=EXIT_SUBSCRIPTIONS_FAILED,
             )

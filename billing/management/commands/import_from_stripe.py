@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from tqdm import tqdm
 
 from billing.models import StripeImportRun, TestClock
@@ -81,14 +81,21 @@ class Command(BaseCommand):
         except Exception as error:
             bar.close()
             raise CommandError(
-                f"Stripe import {run.pk} stopped: {run.last_error}. Run the command again to resume.",
+                gettext("Stripe import %(run)s stopped: %(error)s. Run the command again to resume.")
+                % {"run": run.pk, "error": run.last_error},
                 returncode=EXIT_FAILED,
             ) from error
         bar.close()
         self._summary(run)
         if run.report:
             raise CommandError(
-                f"{len(run.report)} object(s) could not be mapped (listed above).", returncode=EXIT_NOT_MAPPED
+                ngettext(
+                    "%(count)s object could not be mapped (listed above).",
+                    "%(count)s objects could not be mapped (listed above).",
+                    len(run.report),
+                )
+                % {"count": len(run.report)},
+                returncode=EXIT_NOT_MAPPED,
             )
 
     def _summary(self, run: StripeImportRun) -> None:
