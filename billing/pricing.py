@@ -273,7 +273,7 @@ class PercentageRule:
         low = None if self.per_transaction_min is None else _as_amount(self.per_transaction_min, field="min")
         high = None if self.per_transaction_max is None else _as_amount(self.per_transaction_max, field="max")
         if low is not None and high is not None and low > high:
-            raise PricingError("the per-transaction minimum must not exceed the maximum")
+            raise PricingError(_("the per-transaction minimum must not exceed the maximum"))
         object.__setattr__(self, "per_transaction_min", low)
         object.__setattr__(self, "per_transaction_max", high)
 

@@ -380,7 +380,7 @@ class InvoiceQuerySet(models.QuerySet):
     def delete(self):
         if self._touches_finalized():
             raise FrozenInvoiceError(
-                "Finalized invoices cannot be deleted; void them instead (they keep their number)."
+                gettext("Finalized invoices cannot be deleted; void them instead (they keep their number).")
             )
         return super().delete()
 
@@ -396,14 +396,18 @@ class InvoiceLineQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         if self._touches_finalized():
-            raise FrozenInvoiceError("Lines of a finalized invoice cannot change; issue a credit note instead.")
+            raise FrozenInvoiceError(
+                gettext("Lines of a finalized invoice cannot change; issue a credit note instead.")
+            )
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self._touches_finalized():
-            raise FrozenInvoiceError("Lines of a finalized invoice cannot be deleted; issue a credit note instead.")
+            raise FrozenInvoiceError(
+                gettext("Lines of a finalized invoice cannot be deleted; issue a credit note instead.")
+            )
         return super().delete()
 
     delete.alters_data = True
@@ -413,7 +417,7 @@ class InvoiceLineQuerySet(models.QuerySet):
         objs = list(objs)
         invoice_ids = {obj.invoice_id for obj in objs}
         if Invoice._base_manager.filter(pk__in=invoice_ids).exclude(status="draft").exists():
-            raise FrozenInvoiceError("Lines cannot be added to a finalized invoice.")
+            raise FrozenInvoiceError(gettext("Lines cannot be added to a finalized invoice."))
         return super().bulk_create(objs, *args, **kwargs)
 
 
@@ -678,14 +682,14 @@ class CreditNoteQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         if set(kwargs) - {"status"} and self.exists():
-            raise FrozenInvoiceError("Issued credit notes cannot change; issue another credit note instead.")
+            raise FrozenInvoiceError(gettext("Issued credit notes cannot change; issue another credit note instead."))
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self.exists():
-            raise FrozenInvoiceError("Issued credit notes cannot be deleted.")
+            raise FrozenInvoiceError(gettext("Issued credit notes cannot be deleted."))
         return super().delete()
 
     delete.alters_data = True
@@ -695,14 +699,14 @@ class CreditNoteQuerySet(models.QuerySet):
 class CreditNoteLineQuerySet(models.QuerySet):
     def update(self, **kwargs):
         if self.exists():
-            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot change."))
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self.exists():
-            raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot be deleted."))
         return super().delete()
 
     delete.alters_data = True
@@ -830,11 +834,11 @@ class CreditNoteLine(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
-            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot change."))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
+        raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot be deleted."))
 
 
 class BalanceTransaction(models.Model):

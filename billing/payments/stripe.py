@@ -279,7 +279,7 @@ class StripeGateway:
         if known == stripe_customer_id:
             return
         if known:
-            raise GatewayError("This customer is already linked to another Stripe customer.")
+            raise GatewayError(gettext("This customer is already linked to another Stripe customer."))
         try:
             stripe_customer = self._client().v1.customers.retrieve(stripe_customer_id)
         except stripe.StripeError as error:
@@ -311,7 +311,7 @@ class StripeGateway:
                 payment_method = api.payment_methods.create(params=self._raw_params(source))
             if _id(payment_method.get("customer")) != customer_id:
                 if payment_method.get("customer"):
-                    raise GatewayError("This payment method belongs to another customer.")
+                    raise GatewayError(gettext("This payment method belongs to another customer."))
                 payment_method = api.payment_methods.attach(payment_method.id, params={"customer": customer_id})
         except stripe.StripeError as error:
             # Stripe's message ("Your card was declined.") never contains the number.
@@ -323,7 +323,9 @@ class StripeGateway:
 
     def _raw_params(self, source: Mapping[str, Any]) -> dict[str, Any]:
         if self._live_key():
-            raise GatewayError("With live keys, card and bank details are collected by Stripe.js, never by Tarif.")
+            raise GatewayError(
+                gettext("With live keys, card and bank details are collected by Stripe.js, never by Tarif.")
+            )
         if "iban" in source:
             return {
                 "type": "sepa_debit",
@@ -342,7 +344,7 @@ class StripeGateway:
                 },
             }
         except (KeyError, TypeError, ValueError) as error:
-            raise GatewayError("A card needs a number and an expiry month and year.") from error
+            raise GatewayError(gettext("A card needs a number and an expiry month and year.")) from error
 
     def detach_payment_method(self, *, token: str) -> None:
         try:
@@ -392,7 +394,7 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if _id(intent.get("customer")) != customer_id:
-            raise GatewayError("This setup belongs to another customer.")
+            raise GatewayError(gettext("This setup belongs to another customer."))
         if intent.status != "succeeded":
             error = _plain(intent).get("last_setup_error") or {}
             if error.get("decline_code") or error.get("code") == "card_declined":
@@ -459,26 +461,26 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if not session.get("url"):
-            raise GatewayError("Stripe did not return a Checkout page for this session.")
+            raise GatewayError(gettext("Stripe did not return a Checkout page for this session."))
         return SetupSession(id=session.id, url=str(session.url))
 
     def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
         """The method saved on a completed Checkout Session of this customer (same one every time:
         the session's SetupIntent goes through `setup_complete`)."""
         if not session_id.startswith("cs_"):
-            raise GatewayError("This is not a Checkout Session.")
+            raise GatewayError(gettext("This is not a Checkout Session."))
         customer_id = self._known_customer_id(customer_reference=customer_reference)
         try:
             session = self._client().v1.checkout.sessions.retrieve(session_id)
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if not customer_id or _id(session.get("customer")) != customer_id:
-            raise GatewayError("This checkout session belongs to another customer.")
+            raise GatewayError(gettext("This checkout session belongs to another customer."))
         if session.get("mode") != "setup" or session.get("status") != "complete":
-            raise GatewayError("This checkout session was not completed.")
+            raise GatewayError(gettext("This checkout session was not completed."))
         setup_reference = _id(session.get("setup_intent"))
         if not setup_reference:
-            raise GatewayError("This checkout session saved no payment method.")
+            raise GatewayError(gettext("This checkout session saved no payment method."))
         return self.setup_complete(customer_reference=customer_reference, setup_reference=setup_reference)
 
     # --- money ---------------------------------------------------------------------------
@@ -528,7 +530,7 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if (int(intent["amount"]), str(intent["currency"]).upper()) != (amount, currency.upper()):
-            raise GatewayError("This idempotency key was used for a different amount.")
+            raise GatewayError(gettext("This idempotency key was used for a different amount."))
         if intent["status"] != "requires_confirmation":
             return charge_result(intent)  # confirmed before: the original outcome
         error: stripe.StripeError | None = None
@@ -574,7 +576,7 @@ class StripeGateway:
             raise GatewayError(_error_message(error)) from error
         data = _plain(refund)
         if str(data.get("currency") or currency).upper() != currency.upper():
-            raise GatewayError("The refund's currency differs from the payment's.")
+            raise GatewayError(gettext("The refund's currency differs from the payment's."))
         status = REFUND_STATUS.get(str(data.get("status")), "failed")
         return RefundResult(
             status=status,  # type: ignore[arg-type]

@@ -308,7 +308,7 @@ def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Ac
         _customer_lock(customer)
         locked = payment_method_qs_for_update().get(pk=payment_method.pk)
         if not locked.active:
-            raise PaymentsError("This payment method was removed.")
+            raise PaymentsError(gettext("This payment method was removed."))
         if not locked.is_default:
             PaymentMethod.objects.filter(customer=customer, is_default=True).update(is_default=False)
             locked.is_default = True

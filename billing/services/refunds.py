@@ -161,7 +161,7 @@ def _check_request(*, amount: int, reason: str, requested_by: ActingUser) -> Non
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise RefundError(gettext("A refund is a positive number of minor units, not %(amount)r.") % {"amount": amount})
     if requested_by is None or not getattr(requested_by, "is_staff", False):
-        raise RefundError("Only staff members can request refunds.")
+        raise RefundError(gettext("Only staff members can request refunds."))
 
 
 def _too_much(*, left: int, amount: int, currency: str, one_of_many: bool) -> str:
@@ -301,13 +301,13 @@ def refund_request_for_invoice(
 def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: datetime | None) -> Refund:
     """A second staff member approves (with their own fresh OTP); the refund is then executed."""
     if approver is None or not getattr(approver, "is_staff", False):
-        raise RefundError("Only staff members can approve refunds.")
+        raise RefundError(gettext("Only staff members can approve refunds."))
     _check_fresh_otp(otp_verified_at, who="approver")
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.requested_by_id == approver.pk:
             raise FourEyesViolation(
-                "A refund must be approved by someone other than the staff member who asked for it."
+                gettext("A refund must be approved by someone other than the staff member who asked for it.")
             )
         if locked.status != Refund.Status.REQUESTED:
             raise RefundError(
@@ -324,7 +324,7 @@ def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: dat
 
 def refund_reject(*, refund: Refund, approver: ActingUser, note: str = "") -> Refund:
     if approver is None or not getattr(approver, "is_staff", False):
-        raise RefundError("Only staff members can reject refunds.")
+        raise RefundError(gettext("Only staff members can reject refunds."))
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.REQUESTED:
@@ -361,7 +361,7 @@ def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
     if refund.status == Refund.Status.EXECUTED:
         return refund
     if not _approved(refund):
-        raise RefundError("This refund is not approved; it cannot be sent to the gateway.")
+        raise RefundError(gettext("This refund is not approved; it cannot be sent to the gateway."))
     if not refund.gateway_reference:  # not sent yet (a reference means the money already left)
         try:
             with transaction.atomic(durable=True):
@@ -400,7 +400,7 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
         list(invoice_qs_for_update().filter(pk=refund.invoice_id).values_list("pk", flat=True))
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won
-            raise RefundError("This refund was executed concurrently.")
+            raise RefundError(gettext("This refund was executed concurrently."))
         credit_note = credit_note_create(
             invoice=refund.invoice,
             amount=refund.amount,

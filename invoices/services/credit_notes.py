@@ -262,7 +262,7 @@ def credit_note_preview(
 ) -> CreditNotePreview:
     """The credit note `credit_note_create` would issue, without writing anything."""
     if (lines is None) == (amount is None):
-        raise CreditNoteError("Credit either some invoice lines or an amount, not both and not neither.")
+        raise CreditNoteError(gettext("Credit either some invoice lines or an amount, not both and not neither."))
     if amount is not None:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise CreditNoteError(
@@ -271,7 +271,7 @@ def credit_note_preview(
         preview = _preview_from_amount(invoice=invoice, amount=amount)
     else:
         if not lines:
-            raise CreditNoteError("Credit at least one invoice line.")
+            raise CreditNoteError(gettext("Credit at least one invoice line."))
         credited = invoice_credited(invoice_id=invoice.pk)
         preview = _preview_from_lines(invoice=invoice, wanted=lines, credited_by_line=dict(credited.by_line))
     return preview
@@ -386,7 +386,7 @@ def _lock_and_check(
             )
         raise CreditNoteError(message % money)
     if preview.total <= 0:
-        raise CreditNoteError("A credit note credits a positive total.")
+        raise CreditNoteError(gettext("A credit note credits a positive total."))
 
     if reduce_amount_due == credit_to_balance == refund == 0:
         reduce_amount_due = min(preview.total, invoice.amount_remaining)

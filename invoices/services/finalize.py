@@ -601,7 +601,7 @@ def invoices_issue_bulk(
             )
         )
         if attached != len(invoice_of_item):
-            raise InvoiceDraftError("A pending invoice item was already invoiced; the chunk was not issued.")
+            raise InvoiceDraftError(gettext("A pending invoice item was already invoiced; the chunk was not issued."))
 
     events = []
     for invoice in invoices:

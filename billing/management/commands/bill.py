@@ -55,7 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = parse_at(options["at"]) if options["at"] else clock.system_now()
         if options["chunk_size"] is not None and options["chunk_size"] < 1:
-            raise CommandError("--chunk-size must be at least 1", returncode=2)
+            raise CommandError(gettext("--chunk-size must be at least 1"), returncode=2)
         total = due_subscriptions(as_of=as_of).count()
         self.stdout.write(f"Billing {total} due subscription(s) up to {as_of.isoformat()}")
         bar = tqdm(total=total, unit="sub", disable=options["no_progress"], file=self.stderr._out)

@@ -47,7 +47,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         api_key = os.environ.get("STRIPE_IMPORT_API_KEY") or getattr(settings, "STRIPE_SECRET_KEY", "")
         if not api_key:
-            raise CommandError("Set STRIPE_IMPORT_API_KEY (or STRIPE_SECRET_KEY) to the account's key.", returncode=2)
+            raise CommandError(
+                gettext("Set STRIPE_IMPORT_API_KEY (or STRIPE_SECRET_KEY) to the account's key."), returncode=2
+            )
         api_base = options["api_base"] if options["api_base"] is not None else getattr(settings, "STRIPE_API_HOST", "")
         clock = None
         if options["test_clock"] is not None:

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         elif path.suffix == ".zip":
             path.write_bytes(customer_data_export_zip(customer=customer))
         else:
-            raise CommandError("The output file must end in .zip or .json.")
+            raise CommandError(gettext("The output file must end in .zip or .json."))
         path.chmod(0o600)
 
         audit_record(

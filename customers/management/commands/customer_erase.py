@@ -23,7 +23,7 @@ class Command(BaseCommand):
         if customer is None:
             raise CommandError(gettext("No customer with id %(customer_id)s.") % {"customer_id": customer_id})
         if not yes:
-            raise CommandError("Erasure cannot be undone: run again with --yes to confirm.")
+            raise CommandError(gettext("Erasure cannot be undone: run again with --yes to confirm."))
 
         try:
             erased = customer_erase(customer=customer, at=clock_now())
