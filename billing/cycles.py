@@ -45,6 +45,7 @@ import holidays
 from dateutil.relativedelta import relativedelta
 
 from config.errors import DomainError
+from config.errors import translate as _
 
 __all__ = [
     "AnchorConfig",
@@ -133,7 +134,10 @@ class CycleSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise CycleSpecError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}.", field="kind")
+            raise CycleSpecError(
+                _("kind: %(kind)r is not one of %(kinds)s.") % {"kind": self.kind, "kinds": ", ".join(KINDS)},
+                field="kind",
+            )
         # JSON gives lists; tuples keep the spec hashable (it keys the date caches).
         object.__setattr__(self, "days", _int_tuple(self.days))
         object.__setattr__(self, "dates", _month_day_pairs(self.dates))
@@ -259,15 +263,16 @@ class CycleSpec:
         Raises CycleSpecError naming the first bad field.
         """
         if not isinstance(data, Mapping):
-            raise CycleSpecError(f"A cycle spec is a JSON object, not {type(data).__name__}.")
+            raise CycleSpecError(_("A cycle spec is a JSON object, not %(type)s.") % {"type": type(data).__name__})
         unknown = sorted(str(key) for key in data if key not in _FIELD_NAMES)
         if unknown:
             raise CycleSpecError(
-                f"{unknown[0]}: not a cycle spec field (expected some of {', '.join(sorted(_FIELD_NAMES))}).",
+                _("%(unknown)s: not a cycle spec field (expected some of %(fields)s).")
+                % {"unknown": unknown[0], "fields": ", ".join(sorted(_FIELD_NAMES))},
                 field=unknown[0],
             )
         if "kind" not in data:
-            raise CycleSpecError("kind: missing.", field="kind")
+            raise CycleSpecError(_("kind: missing."), field="kind")
         return cls(**data)
 
     # -- reporting ----------------------------------------------------------
@@ -313,39 +318,45 @@ class CycleSpec:
 
     def _check_interval_fields(self) -> None:
         if self.unit not in UNITS:
-            raise CycleSpecError(f"unit: {self.unit!r} is not one of {', '.join(UNITS)}.", field="unit")
+            raise CycleSpecError(
+                _("unit: %(unit)r is not one of %(units)s.") % {"unit": self.unit, "units": ", ".join(UNITS)},
+                field="unit",
+            )
         max_count = MAX_COUNT_PER_UNIT[str(self.unit)]
         if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= max_count:
             raise CycleSpecError(
-                f"count: must be a whole number from 1 to {max_count} for unit {self.unit!r}, got {self.count!r}.",
+                _("count: must be a whole number from 1 to %(max_count)s for unit %(unit)r, got %(count)r.")
+                % {"max_count": max_count, "unit": self.unit, "count": self.count},
                 field="count",
             )
         if self.days:
-            raise CycleSpecError("days: only calendar cycles have days.", field="days")
+            raise CycleSpecError(_("days: only calendar cycles have days."), field="days")
         if self.dates:
-            raise CycleSpecError("dates: only explicit_dates cycles have dates.", field="dates")
+            raise CycleSpecError(_("dates: only explicit_dates cycles have dates."), field="dates")
         if self.business_day != "none":
             raise CycleSpecError(
-                "business_day: an interval cycle keeps the anchor's rhythm; business-day "
-                "rules only apply to calendar cycles.",
+                _(
+                    "business_day: an interval cycle keeps the anchor's rhythm; business-day "
+                    "rules only apply to calendar cycles."
+                ),
                 field="business_day",
             )
 
     def _check_calendar_fields(self) -> None:
         if self.unit is not None:
-            raise CycleSpecError("unit: only interval cycles have a unit.", field="unit")
+            raise CycleSpecError(_("unit: only interval cycles have a unit."), field="unit")
         if self.count != 1 or isinstance(self.count, bool):
-            raise CycleSpecError("count: only interval cycles have a count.", field="count")
+            raise CycleSpecError(_("count: only interval cycles have a count."), field="count")
         if self.kind != EXPLICIT_DATES and self.dates:
-            raise CycleSpecError("dates: only explicit_dates cycles have dates.", field="dates")
+            raise CycleSpecError(_("dates: only explicit_dates cycles have dates."), field="dates")
         if self.kind in (EXPLICIT_DATES, LAST_BUSINESS_DAY) and self.days:
-            raise CycleSpecError(f"days: a {self.kind} cycle has no days.", field="days")
+            raise CycleSpecError(_("days: a %(kind)s cycle has no days.") % {"kind": self.kind}, field="days")
         if self.kind == TWICE_MONTHLY:
             self._check_twice_monthly_days()
         elif self.kind == DAY_OF_MONTH:
             if len(self.days) != 1:
                 raise CycleSpecError(
-                    f"days: a day_of_month cycle has exactly one day, got {list(self.days)}.",
+                    _("days: a day_of_month cycle has exactly one day, got %(days)s.") % {"days": list(self.days)},
                     field="days",
                 )
             _check_day_of_month(self.days[0])
@@ -355,14 +366,15 @@ class CycleSpec:
             self._check_last_business_day_rule()
         if self.business_day not in BUSINESS_DAY_RULES:
             raise CycleSpecError(
-                f"business_day: {self.business_day!r} is not one of {', '.join(BUSINESS_DAY_RULES)}.",
+                _("business_day: %(business_day)r is not one of %(rules)s.")
+                % {"business_day": self.business_day, "rules": ", ".join(BUSINESS_DAY_RULES)},
                 field="business_day",
             )
 
     def _check_twice_monthly_days(self) -> None:
         if len(self.days) != 2:
             raise CycleSpecError(
-                f"days: a twice_monthly cycle has exactly two days, got {list(self.days)}.",
+                _("days: a twice_monthly cycle has exactly two days, got %(days)s.") % {"days": list(self.days)},
                 field="days",
             )
         for day in self.days:
@@ -370,28 +382,29 @@ class CycleSpec:
         # 31 and -1 clamp to the same date in every month.
         first, second = sorted(self.days, key=_day_sort_key)
         if _day_sort_key(first) == _day_sort_key(second):
-            raise CycleSpecError(f"days: {list(self.days)} is the same day twice.", field="days")
+            raise CycleSpecError(_("days: %(days)s is the same day twice.") % {"days": list(self.days)}, field="days")
         object.__setattr__(self, "days", (first, second))
 
     def _check_explicit_dates(self) -> None:
         if not self.dates:
             raise CycleSpecError(
-                "dates: an explicit_dates cycle needs at least one (month, day).",
+                _("dates: an explicit_dates cycle needs at least one (month, day)."),
                 field="dates",
             )
         for month, day in self.dates:
             if not _is_plain_int(month) or not 1 <= month <= 12:
-                raise CycleSpecError(f"dates: month {month!r} is not from 1 to 12.", field="dates")
+                raise CycleSpecError(_("dates: month %(month)r is not from 1 to 12.") % {"month": month}, field="dates")
             # 2000 is a leap year, so 29 Feb is accepted; it clamps to 28 Feb in
             # common years like any day past a month's end.
             longest = (date(2000, month, 1) + relativedelta(day=31)).day
             if not _is_plain_int(day) or not 1 <= day <= longest:
                 raise CycleSpecError(
-                    f"dates: {day!r} {_MONTH_ABBREVIATIONS[month - 1]} is not a date.",
+                    _("dates: %(day)r %(month)s is not a date.")
+                    % {"day": day, "month": _MONTH_ABBREVIATIONS[month - 1]},
                     field="dates",
                 )
         if len(set(self.dates)) != len(self.dates):
-            raise CycleSpecError("dates: the same (month, day) is listed twice.", field="dates")
+            raise CycleSpecError(_("dates: the same (month, day) is listed twice."), field="dates")
 
     def _check_last_business_day_rule(self) -> None:
         # The kind implies rolling back from the month's last day; storing "previous"
@@ -400,24 +413,28 @@ class CycleSpec:
             object.__setattr__(self, "business_day", "previous")
         if self.business_day != "previous":
             raise CycleSpecError(
-                "business_day: a last_business_day cycle always rolls back to the "
-                f"previous business day, got {self.business_day!r}.",
+                _(
+                    "business_day: a last_business_day cycle always rolls back to the previous "
+                    "business day, got %(business_day)r."
+                )
+                % {"business_day": self.business_day},
                 field="business_day",
             )
 
     def _check_holiday_fields(self) -> None:
         if self.holiday_subdivision is not None and self.holiday_country is None:
-            raise CycleSpecError("holiday_subdivision: needs a holiday_country.", field="holiday_subdivision")
+            raise CycleSpecError(_("holiday_subdivision: needs a holiday_country."), field="holiday_subdivision")
         if self.holiday_country is None:
             return
         if not isinstance(self.holiday_country, str) or not self.holiday_country:
             raise CycleSpecError(
-                f"holiday_country: {self.holiday_country!r} is not a country code.",
+                _("holiday_country: %(holiday_country)r is not a country code.")
+                % {"holiday_country": self.holiday_country},
                 field="holiday_country",
             )
         if self.business_day == "none":
             raise CycleSpecError(
-                "holiday_country: has no effect unless business_day is 'previous' or 'next'.",
+                _("holiday_country: has no effect unless business_day is 'previous' or 'next'."),
                 field="holiday_country",
             )
         object.__setattr__(self, "holiday_country", self.holiday_country.upper())
@@ -425,7 +442,8 @@ class CycleSpec:
             isinstance(self.holiday_subdivision, str) and self.holiday_subdivision
         ):
             raise CycleSpecError(
-                f"holiday_subdivision: {self.holiday_subdivision!r} is not a subdivision code.",
+                _("holiday_subdivision: %(holiday_subdivision)r is not a subdivision code.")
+                % {"holiday_subdivision": self.holiday_subdivision},
                 field="holiday_subdivision",
             )
         for field, subdivision in (
@@ -434,7 +452,7 @@ class CycleSpec:
         ):
             problem = _holiday_calendar_problem(self.holiday_country, subdivision)
             if problem is not None:
-                raise CycleSpecError(f"{field}: {problem}.", field=field)
+                raise CycleSpecError(_("%(field)s: %(problem)s.") % {"field": field, "problem": problem}, field=field)
 
     def _holiday_calendar_label(self) -> str:
         if self.holiday_country is None:
@@ -553,7 +571,11 @@ class AnchorConfig:
                 continue
             low, high = _ANCHOR_CONFIG_RANGES[name]
             if not _is_plain_int(value) or not low <= value <= high:
-                raise CycleSpecError(f"{name}: must be a whole number from {low} to {high}, got {value!r}.", field=name)
+                raise CycleSpecError(
+                    _("%(name)s: must be a whole number from %(low)s to %(high)s, got %(value)r.")
+                    % {"name": name, "low": low, "high": high, "value": value},
+                    field=name,
+                )
 
     def to_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in _ANCHOR_CONFIG_FIELDS}
@@ -561,12 +583,14 @@ class AnchorConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnchorConfig:
         if not isinstance(data, Mapping):
-            raise CycleSpecError('An anchor rule is a JSON object such as {"day_of_month": 31}.')
+            raise CycleSpecError(_('An anchor rule is a JSON object such as {"day_of_month": 31}.'))
         unknown = sorted(str(key) for key in data if key not in _ANCHOR_CONFIG_FIELDS)
         if unknown:
-            raise CycleSpecError(f"{unknown[0]}: not an anchor rule field.", field=unknown[0])
+            raise CycleSpecError(
+                _("%(unknown)s: not an anchor rule field.") % {"unknown": unknown[0]}, field=unknown[0]
+            )
         if data.get("day_of_month") is None:
-            raise CycleSpecError("day_of_month: missing.", field="day_of_month")
+            raise CycleSpecError(_("day_of_month: missing."), field="day_of_month")
         return cls(**data)
 
 
@@ -596,20 +620,26 @@ def anchor_from_config(spec: CycleSpec, config: AnchorConfig, *, tz: str, start:
     zone = _zone(tz)
     if spec.kind != INTERVAL:
         raise CycleSpecError(
-            f"billing_cycle_anchor_config: a {spec.kind} cycle bills on its own calendar dates; "
-            "an anchor rule only applies to monthly or yearly cycles.",
+            _(
+                "billing_cycle_anchor_config: a %(kind)s cycle bills on its own calendar dates; an "
+                "anchor rule only applies to monthly or yearly cycles."
+            )
+            % {"kind": spec.kind},
             field="billing_cycle_anchor_config",
         )
     if spec.unit not in ("month", "year"):
         raise CycleSpecError(
-            f"billing_cycle_anchor_config: a cycle of every {spec.count} {spec.unit}(s) has no day of the month "
-            "to bill on; an anchor rule only applies to monthly or yearly cycles.",
+            _(
+                "billing_cycle_anchor_config: a cycle of every %(count)s %(unit)s(s) has no day of "
+                "the month to bill on; an anchor rule only applies to monthly or yearly cycles."
+            )
+            % {"count": spec.count, "unit": spec.unit},
             field="billing_cycle_anchor_config",
         )
     step_months = spec.count * (12 if spec.unit == "year" else 1)
     if config.month is not None and step_months == 1:
         raise CycleSpecError(
-            "month: a monthly cycle bills every month; a month only applies to cycles of several months or years.",
+            _("month: a monthly cycle bills every month; a month only applies to cycles of several months or years."),
             field="month",
         )
     local_start = start.astimezone(zone)
@@ -858,17 +888,19 @@ def _offset_change_instant(*, zone: ZoneInfo, before: datetime, after: datetime)
 
 def _zone(tz: str) -> ZoneInfo:
     if not isinstance(tz, str) or not tz:
-        raise CycleSpecError(f"tz: {tz!r} is not an IANA time zone name.", field="tz")
+        raise CycleSpecError(_("tz: %(tz)r is not an IANA time zone name.") % {"tz": tz}, field="tz")
     if tz == "localtime":
         # A file on the server, not a place: it would bill in the server's zone.
         raise CycleSpecError(
-            "tz: 'localtime' is the server's zone; use the customer's IANA name.",
+            _("tz: 'localtime' is the server's zone; use the customer's IANA name."),
             field="tz",
         )
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:
-        raise CycleSpecError(f"tz: {tz!r} is not an IANA time zone name such as 'Europe/Paris'.", field="tz") from error
+        raise CycleSpecError(
+            _("tz: %(tz)r is not an IANA time zone name such as 'Europe/Paris'.") % {"tz": tz}, field="tz"
+        ) from error
 
 
 def _as_utc(value: datetime, *, name: str) -> datetime:
@@ -896,7 +928,7 @@ def _is_plain_int(value: object) -> bool:
 def _check_day_of_month(day: object) -> None:
     if isinstance(day, bool) or not isinstance(day, int) or not (1 <= day <= 31 or day == LAST_DAY):
         raise CycleSpecError(
-            f"days: {day!r} is not a day of the month (1 to 31, or -1 for the last day).",
+            _("days: %(day)r is not a day of the month (1 to 31, or -1 for the last day).") % {"day": day},
             field="days",
         )
 
@@ -907,7 +939,9 @@ def _day_sort_key(day: int) -> int:
 
 def _int_tuple(value: object) -> tuple[Any, ...]:
     if not isinstance(value, (list, tuple)):
-        raise CycleSpecError(f"days: expected a list of days, got {type(value).__name__}.", field="days")
+        raise CycleSpecError(
+            _("days: expected a list of days, got %(type)s.") % {"type": type(value).__name__}, field="days"
+        )
     return tuple(value)
 
 
@@ -916,7 +950,7 @@ def _month_day_pairs(value: object) -> tuple[tuple[Any, Any], ...]:
         isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value
     ):
         raise CycleSpecError(
-            "dates: expected a list of (month, day) pairs such as [[9, 1], [2, 1]].",
+            _("dates: expected a list of (month, day) pairs such as [[9, 1], [2, 1]]."),
             field="dates",
         )
     return tuple((month, day) for month, day in value)

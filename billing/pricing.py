@@ -149,30 +149,38 @@ def price_amount(
 ) -> int:
     """Amount in minor units of one price for ``quantity`` units, rounded once."""
     if _check_int(quantity, field="quantity") < 0:
-        raise PricingError(f"quantity must not be negative, got {quantity}")
+        raise PricingError(_("quantity must not be negative, got %(quantity)s") % {"quantity": quantity})
     if scheme not in SCHEMES:
-        raise PricingError(f"unknown billing scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+        raise PricingError(
+            _("unknown billing scheme %(scheme)r; expected one of %(schemes)s")
+            % {"scheme": scheme, "schemes": ", ".join(SCHEMES)}
+        )
 
     if scheme in ("tiered_graduated", "tiered_volume"):
         if unit_amount is not None:
-            raise PricingError(f"a {scheme} price takes its amounts from tiers, not unit_amount")
+            raise PricingError(
+                _("a %(scheme)s price takes its amounts from tiers, not unit_amount") % {"scheme": scheme}
+            )
         valid_tiers = validate_tiers(tiers)
         exact = _graduated(quantity, valid_tiers) if scheme == "tiered_graduated" else _volume(quantity, valid_tiers)
         return round_fraction(exact)
 
     if tiers:
-        raise PricingError(f"a {scheme} price has no tiers")
+        raise PricingError(_("a %(scheme)s price has no tiers") % {"scheme": scheme})
     if unit_amount is None:
-        raise PricingError(f"a {scheme} price needs a unit_amount")
+        raise PricingError(_("a %(scheme)s price needs a unit_amount") % {"scheme": scheme})
     amount = Fraction(_as_amount(unit_amount, field="unit_amount"))
 
     if scheme == "per_unit":
         return round_fraction(quantity * amount)
 
     if _check_int(package_size, field="package_size") < 1:
-        raise PricingError(f"package_size must be at least 1, got {package_size}")
+        raise PricingError(_("package_size must be at least 1, got %(package_size)s") % {"package_size": package_size})
     if package_rounding not in PACKAGE_ROUNDINGS:
-        raise PricingError(f"package_rounding must be 'up' or 'down', got {package_rounding!r}")
+        raise PricingError(
+            _("package_rounding must be 'up' or 'down', got %(package_rounding)r")
+            % {"package_rounding": package_rounding}
+        )
     if package_rounding == "up":
         packages = math.ceil(Fraction(quantity, package_size))
     else:
@@ -221,9 +229,9 @@ def package_amount_with_free_units(
     $5 per 100 units with 100 free, 201 units = 0 + 2 packages = $10 (Lago's example).
     """
     if _check_int(free_units, field="free_units") < 0:
-        raise PricingError(f"free_units must not be negative, got {free_units}")
+        raise PricingError(_("free_units must not be negative, got %(free_units)s") % {"free_units": free_units})
     if _check_int(quantity, field="quantity") < 0:
-        raise PricingError(f"quantity must not be negative, got {quantity}")
+        raise PricingError(_("quantity must not be negative, got %(quantity)s") % {"quantity": quantity})
     return price_amount(
         scheme="package",
         quantity=max(0, quantity - free_units),
@@ -254,16 +262,18 @@ class PercentageRule:
     def __post_init__(self) -> None:
         rate = Decimal(self.rate)
         if not rate.is_finite() or rate < 0 or rate > 100:
-            raise PricingError(f"the percentage rate must be between 0 and 100, got {self.rate}")
+            raise PricingError(_("the percentage rate must be between 0 and 100, got %(rate)s") % {"rate": self.rate})
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "fixed_amount", _as_amount(self.fixed_amount, field="fixed_amount"))
         object.__setattr__(self, "free_amount", _as_amount(self.free_amount, field="free_amount"))
         if _check_int(self.free_events, field="free_events") < 0:
-            raise PricingError(f"free_events must not be negative, got {self.free_events}")
+            raise PricingError(
+                _("free_events must not be negative, got %(free_events)s") % {"free_events": self.free_events}
+            )
         low = None if self.per_transaction_min is None else _as_amount(self.per_transaction_min, field="min")
         high = None if self.per_transaction_max is None else _as_amount(self.per_transaction_max, field="max")
         if low is not None and high is not None and low > high:
-            raise PricingError("the per-transaction minimum must not exceed the maximum")
+            raise PricingError(_("the per-transaction minimum must not exceed the maximum"))
         object.__setattr__(self, "per_transaction_min", low)
         object.__setattr__(self, "per_transaction_max", high)
 

@@ -56,7 +56,9 @@ class ItemCharge:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"ItemCharge.{field} must be an int, not {type(value).__name__}")
         if self.quantity < 0:
-            raise ProrationError(f"ItemCharge.quantity must not be negative, got {self.quantity}")
+            raise ProrationError(
+                f"ItemCharge.quantity must not be negative, got {self.quantity}"
+            )  # untranslated: internal input built by the services, never typed by a person
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,9 @@ def _utc(value: datetime, *, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ProrationError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+        raise ProrationError(
+            f"{name} must be timezone-aware, got naive {value.isoformat()}"
+        )  # untranslated: internal input built by the services, never typed by a person
     # Subtracting two datetimes that share a tzinfo ignores their UTC offsets (wall-clock
     # arithmetic); converting to UTC first makes every difference real elapsed time.
     return value.astimezone(UTC)
@@ -90,7 +94,7 @@ def remaining_fraction(*, period_start: datetime, period_end: datetime, at: date
     end = _utc(period_end, name="period_end")
     moment = _utc(at, name="at")
     if end <= start:
-        raise ProrationError(
+        raise ProrationError(  # untranslated: internal input built by the services, never typed by a person
             f"period_end ({period_end.isoformat()}) must be after period_start ({period_start.isoformat()})"
         )
     remaining = Fraction(_microseconds(end - moment), _microseconds(end - start))
@@ -111,7 +115,9 @@ def _by_key(items: Sequence[ItemCharge], *, name: str) -> dict[str, ItemCharge]:
         if not isinstance(item, ItemCharge):
             raise TypeError(f"{name} must hold ItemCharge instances, not {type(item).__name__}")
         if item.key in indexed:
-            raise ProrationError(f"duplicate item key {item.key!r} in {name}")
+            raise ProrationError(
+                f"duplicate item key {item.key!r} in {name}"
+            )  # untranslated: internal input built by the services, never typed by a person
         indexed[item.key] = item
     return indexed
 

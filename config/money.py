@@ -227,7 +227,9 @@ class Money:
         if not isinstance(other, Money):
             raise TypeError(f"cannot combine Money with {type(other).__name__}")
         if other.currency != self.currency:
-            raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
+            raise CurrencyMismatch(
+                f"{self.currency} vs {other.currency}"
+            )  # untranslated: programmer error (arithmetic across currencies)
 
     def __add__(self, other: Money) -> Money:
         self._check(other)

@@ -19,6 +19,7 @@ from allauth.account.models import EmailAddress
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.forms.models import model_to_dict
+from django.utils.translation import gettext
 
 from billing.models import Payment, PaymentMethod, Subscription
 from config.errors import DomainConflict
@@ -106,11 +107,11 @@ def customer_erase(*, customer: Customer, at: datetime, acting_user: Any = None)
         return customer  # idempotent
     live = Subscription.objects.filter(customer=customer).exclude(status=Subscription.Status.CANCELED)
     if live.exists():
-        raise ErasureRefused("The customer still has a live subscription: cancel it first.")
+        raise ErasureRefused(gettext("The customer still has a live subscription: cancel it first."))
     if Invoice.objects.filter(customer=customer, status="open", amount_remaining__gt=0).exists():
-        raise ErasureRefused("The customer still owes money on open invoices: settle or write them off first.")
+        raise ErasureRefused(gettext("The customer still owes money on open invoices: settle or write them off first."))
     if any(customer_balances_by_currency(customer_ids=[customer.pk]).values()):
-        raise ErasureRefused("The customer has a non-zero balance: refund or clear it first.")
+        raise ErasureRefused(gettext("The customer has a non-zero balance: refund or clear it first."))
 
     label = f"Erased customer {customer.pk}"
     customer.legal_name = label

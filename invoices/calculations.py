@@ -61,6 +61,7 @@ from fractions import Fraction
 from typing import Final
 
 from config.errors import DomainError
+from config.errors import translate as _
 from config.money import round_fraction, validate_currency
 
 TAX_CATEGORIES: Final = frozenset({"S", "Z", "E", "AE", "K", "G", "O", "L", "M"})
@@ -84,13 +85,16 @@ def _as_percent(value: object, *, field: str) -> Decimal:
         raise TypeError(f"{field} must be a Decimal percentage, not {type(value).__name__}")
     percent = Decimal(value)
     if not percent.is_finite():
-        raise CalculationError(f"{field} must be a finite number, got {value}")
+        raise CalculationError(_("%(field)s must be a finite number, got %(value)s") % {"field": field, "value": value})
     return percent
 
 
 def _check_currency(currency: str | None, *, invoice_currency: str, what: str) -> None:
     if currency is not None and validate_currency(currency) != invoice_currency:
-        raise CalculationError(f"{what} is in {currency.upper()} but the invoice is in {invoice_currency}")
+        raise CalculationError(
+            _("%(what)s is in %(currency)s but the invoice is in %(invoice_currency)s")
+            % {"what": what, "currency": currency.upper(), "invoice_currency": invoice_currency}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +117,20 @@ class LineInput:
         rate = _as_percent(self.tax_rate, field="LineInput.tax_rate")
         object.__setattr__(self, "tax_rate", rate)
         if not 0 <= rate <= 100:
-            raise CalculationError(f"tax rate must be between 0 and 100 percent, got {rate}")
+            raise CalculationError(_("tax rate must be between 0 and 100 percent, got %(rate)s") % {"rate": rate})
         if self.tax_category not in TAX_CATEGORIES:
             expected = ", ".join(sorted(TAX_CATEGORIES))
-            raise CalculationError(f"unknown tax category {self.tax_category!r}; expected one of {expected}")
+            raise CalculationError(
+                _("unknown tax category %(tax_category)r; expected one of %(expected)s")
+                % {"tax_category": self.tax_category, "expected": expected}
+            )
         if self.tax_category in ZERO_RATE_CATEGORIES and rate != 0:
-            raise CalculationError(f"tax category {self.tax_category} is charged at 0%, got {rate}%")
+            raise CalculationError(
+                _("tax category %(tax_category)s is charged at 0%%, got %(rate)s%%")
+                % {"tax_category": self.tax_category, "rate": rate}
+            )
         if self.tax_category == "S" and rate == 0:
-            raise CalculationError("tax category S (standard) needs a rate above 0%; use Z for zero-rated")
+            raise CalculationError(_("tax category S (standard) needs a rate above 0%; use Z for zero-rated"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +142,18 @@ class DiscountInput:
 
     def __post_init__(self) -> None:
         if (self.percent_off is None) == (self.amount_off is None):
-            raise CalculationError("a discount needs exactly one of percent_off and amount_off")
+            raise CalculationError(_("a discount needs exactly one of percent_off and amount_off"))
         if self.percent_off is not None:
             percent = _as_percent(self.percent_off, field="DiscountInput.percent_off")
             object.__setattr__(self, "percent_off", percent)
             if not 0 < percent <= 100:
-                raise CalculationError(f"percent_off must be above 0 and at most 100, got {percent}")
+                raise CalculationError(
+                    _("percent_off must be above 0 and at most 100, got %(percent)s") % {"percent": percent}
+                )
         if self.amount_off is not None and _check_int(self.amount_off, field="DiscountInput.amount_off") < 0:
-            raise CalculationError(f"amount_off must not be negative, got {self.amount_off}")
+            raise CalculationError(
+                _("amount_off must not be negative, got %(amount_off)s") % {"amount_off": self.amount_off}
+            )
         if self.products is not None:
             if isinstance(self.products, str) or not isinstance(self.products, Iterable):
                 raise TypeError("DiscountInput.products must be a set of product keys")
@@ -221,7 +235,7 @@ def percent_discount(amount: int, percent: Decimal | int) -> int:
     _check_int(amount, field="amount")
     percent = _as_percent(percent, field="percent")
     if not 0 < percent <= 100:
-        raise CalculationError(f"percent_off must be above 0 and at most 100, got {percent}")
+        raise CalculationError(_("percent_off must be above 0 and at most 100, got %(percent)s") % {"percent": percent})
     if amount <= 0:
         return 0
     return round_fraction(amount * Fraction(percent) / 100)
@@ -283,7 +297,10 @@ def compute_invoice_totals(
     discounts together still capped at the line).
     """
     if stacking not in STACKINGS:
-        raise CalculationError(f"unknown discount stacking {stacking!r}; expected one of {', '.join(STACKINGS)}")
+        raise CalculationError(
+            _("unknown discount stacking %(stacking)r; expected one of %(stackings)s")
+            % {"stacking": stacking, "stackings": ", ".join(STACKINGS)}
+        )
     currency = validate_currency(currency)
     for line in lines:
         if not isinstance(line, LineInput):

@@ -12,6 +12,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
@@ -369,7 +370,8 @@ class InvoiceQuerySet(models.QuerySet):
         if (attnames & _FROZEN_INVOICE_FIELD_SET or back_to_draft) and self._touches_finalized():
             changed = ", ".join(sorted(attnames & _FROZEN_INVOICE_FIELD_SET)) or "status back to draft"
             raise FrozenInvoiceError(
-                f"Finalized invoices cannot change ({changed}); issue a credit note to correct one."
+                gettext("Finalized invoices cannot change (%(changed)s); issue a credit note to correct one.")
+                % {"changed": changed}
             )
         return super().update(**kwargs)
 
@@ -378,7 +380,7 @@ class InvoiceQuerySet(models.QuerySet):
     def delete(self):
         if self._touches_finalized():
             raise FrozenInvoiceError(
-                "Finalized invoices cannot be deleted; void them instead (they keep their number)."
+                gettext("Finalized invoices cannot be deleted; void them instead (they keep their number).")
             )
         return super().delete()
 
@@ -394,14 +396,18 @@ class InvoiceLineQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         if self._touches_finalized():
-            raise FrozenInvoiceError("Lines of a finalized invoice cannot change; issue a credit note instead.")
+            raise FrozenInvoiceError(
+                gettext("Lines of a finalized invoice cannot change; issue a credit note instead.")
+            )
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self._touches_finalized():
-            raise FrozenInvoiceError("Lines of a finalized invoice cannot be deleted; issue a credit note instead.")
+            raise FrozenInvoiceError(
+                gettext("Lines of a finalized invoice cannot be deleted; issue a credit note instead.")
+            )
         return super().delete()
 
     delete.alters_data = True
@@ -411,7 +417,7 @@ class InvoiceLineQuerySet(models.QuerySet):
         objs = list(objs)
         invoice_ids = {obj.invoice_id for obj in objs}
         if Invoice._base_manager.filter(pk__in=invoice_ids).exclude(status="draft").exists():
-            raise FrozenInvoiceError("Lines cannot be added to a finalized invoice.")
+            raise FrozenInvoiceError(gettext("Lines cannot be added to a finalized invoice."))
         return super().bulk_create(objs, *args, **kwargs)
 
 
@@ -530,7 +536,8 @@ class Invoice(LoadedValuesMixin, models.Model):
     def delete(self, *args, **kwargs):
         if self.pk is not None and self._database_values(["status"]).get("status", "draft") != self.Status.DRAFT:
             raise FrozenInvoiceError(
-                f"Invoice {self.number} is finalized and cannot be deleted; void it instead (it keeps its number)."
+                gettext("Invoice %(number)s is finalized and cannot be deleted; void it instead (it keeps its number).")
+                % {"number": self.number}
             )
         return super().delete(*args, **kwargs)
 
@@ -545,7 +552,9 @@ class Invoice(LoadedValuesMixin, models.Model):
         if before.get("status", self.Status.DRAFT) == self.Status.DRAFT:
             return  # a draft (or a row not in the database yet) may change freely
         if self.status == self.Status.DRAFT:
-            raise FrozenInvoiceError(f"Invoice {self.number} is finalized and cannot go back to draft.")
+            raise FrozenInvoiceError(
+                gettext("Invoice %(number)s is finalized and cannot go back to draft.") % {"number": self.number}
+            )
         written = [
             name
             for name in FROZEN_INVOICE_FIELDS
@@ -555,8 +564,10 @@ class Invoice(LoadedValuesMixin, models.Model):
         changed = [name for name in written if name in stored and stored[name] != self.__dict__[name]]
         if changed:
             raise FrozenInvoiceError(
-                f"Invoice {self.number} is finalized: {', '.join(changed)} cannot change; "
-                "issue a credit note to correct it."
+                gettext(
+                    "Invoice %(number)s is finalized: %(changed)s cannot change; issue a credit note to correct it."
+                )
+                % {"number": self.number, "changed": ", ".join(changed)}
             )
 
 
@@ -629,7 +640,17 @@ class InvoiceLine(LoadedValuesMixin, models.Model):
         )
         if numbers:
             raise FrozenInvoiceError(
-                f"Invoice {numbers[0]} is finalized: its lines cannot be {action}; issue a credit note instead."
+                (
+                    gettext(
+                        "Invoice %(number)s is finalized: its lines cannot be deleted; issue a credit note instead."
+                    )
+                    if action == "deleted"
+                    else gettext(
+                        "Invoice %(number)s is finalized: its lines cannot be added or changed; "
+                        "issue a credit note instead."
+                    )
+                )
+                % {"number": numbers[0]}
             )
 
 
@@ -661,14 +682,14 @@ class CreditNoteQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         if set(kwargs) - {"status"} and self.exists():
-            raise FrozenInvoiceError("Issued credit notes cannot change; issue another credit note instead.")
+            raise FrozenInvoiceError(gettext("Issued credit notes cannot change; issue another credit note instead."))
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self.exists():
-            raise FrozenInvoiceError("Issued credit notes cannot be deleted.")
+            raise FrozenInvoiceError(gettext("Issued credit notes cannot be deleted."))
         return super().delete()
 
     delete.alters_data = True
@@ -678,14 +699,14 @@ class CreditNoteQuerySet(models.QuerySet):
 class CreditNoteLineQuerySet(models.QuerySet):
     def update(self, **kwargs):
         if self.exists():
-            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot change."))
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
         if self.exists():
-            raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot be deleted."))
         return super().delete()
 
     delete.alters_data = True
@@ -771,15 +792,20 @@ class CreditNote(LoadedValuesMixin, models.Model):
                     changed.append("status")
                 if changed:
                     raise FrozenInvoiceError(
-                        f"Credit note {stored.get('number', self.number)} is issued: {', '.join(changed)} "
-                        "cannot change; issue another credit note instead."
+                        gettext(
+                            "Credit note %(number)s is issued: %(changed)s cannot change; issue "
+                            "another credit note instead."
+                        )
+                        % {"number": stored.get("number", self.number), "changed": ", ".join(changed)}
                     )
         super().save(*args, **kwargs)
         self._remember_saved_values()
 
     def delete(self, *args, **kwargs):
         if self.pk is not None:
-            raise FrozenInvoiceError(f"Credit note {self.number} is issued and cannot be deleted.")
+            raise FrozenInvoiceError(
+                gettext("Credit note %(number)s is issued and cannot be deleted.") % {"number": self.number}
+            )
         return super().delete(*args, **kwargs)
 
 
@@ -808,11 +834,11 @@ class CreditNoteLine(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
-            raise FrozenInvoiceError("Lines of an issued credit note cannot change.")
+            raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot change."))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise FrozenInvoiceError("Lines of an issued credit note cannot be deleted.")
+        raise FrozenInvoiceError(gettext("Lines of an issued credit note cannot be deleted."))
 
 
 class BalanceTransaction(models.Model):

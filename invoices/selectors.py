@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
+from django.utils.translation import gettext
 
 from billing.models import Price
 from config.errors import DomainConflict
@@ -32,7 +33,7 @@ def brand_for_customer(*, customer: Customer) -> Brand:
         return customer.brand
     brand = Brand.objects.filter(is_default=True).first()
     if brand is None:
-        raise NoBrandConfigured("No brand is set for this customer and there is no default brand.")
+        raise NoBrandConfigured(gettext("No brand is set for this customer and there is no default brand."))
     return brand
 
 

@@ -57,6 +57,7 @@ from stdnum import exceptions as stdnum_errors
 from stdnum.eu import vat as eu_vat
 
 from config.errors import DomainError
+from config.errors import translate as _
 
 # ISO 3166-1 alpha-2 codes of the 27 member states (Greece is GR here, EL only in VAT numbers).
 EU_MEMBER_STATES: Final = frozenset(
@@ -144,15 +145,23 @@ class TaxCodeSpec:
 
     def __post_init__(self) -> None:
         if self.category not in RATED_CATEGORIES | {EXEMPT, OUT_OF_SCOPE}:
-            raise VatError(f"unknown tax code category {self.category!r}")
+            raise VatError(
+                f"unknown tax code category {self.category!r}"
+            )  # untranslated: programmer error (tax code table and rate callback in code)
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a module-level message for makemessages; `_` translates it when it is raised."""
+    return message
 
 
 _STDNUM_MESSAGES: Final = {
-    stdnum_errors.InvalidChecksum: "its check digits do not match",
-    stdnum_errors.InvalidFormat: "it does not have the format of its country",
-    stdnum_errors.InvalidLength: "it has the wrong number of characters for its country",
-    stdnum_errors.InvalidComponent: "it does not start with the prefix of an EU member state "
-    "(e.g. FR, DE, EL for Greece)",
+    stdnum_errors.InvalidChecksum: gettext_noop("its check digits do not match"),
+    stdnum_errors.InvalidFormat: gettext_noop("it does not have the format of its country"),
+    stdnum_errors.InvalidLength: gettext_noop("it has the wrong number of characters for its country"),
+    stdnum_errors.InvalidComponent: gettext_noop(
+        "it does not start with the prefix of an EU member state (e.g. FR, DE, EL for Greece)"
+    ),
 }
 
 
@@ -166,15 +175,20 @@ def validate_vat_number(number: str) -> str:
         raise TypeError(f"a VAT number is a str, not {type(number).__name__}")
     shown = number.strip()
     if not shown:
-        raise VatNumberError("the VAT number is empty")
+        raise VatNumberError(_("the VAT number is empty"))
     try:
         compact = eu_vat.validate(number)
     except stdnum_errors.ValidationError as error:
-        because = _STDNUM_MESSAGES.get(type(error), "it is not a valid VAT number")
-        raise VatNumberError(f"{shown!r} is not a valid EU VAT number: {because}") from error
+        because = _(_STDNUM_MESSAGES.get(type(error), gettext_noop("it is not a valid VAT number")))
+        raise VatNumberError(
+            _("%(shown)r is not a valid EU VAT number: %(because)s") % {"shown": shown, "because": because}
+        ) from error
     prefix = compact[:2]
     if prefix in _OSS_PREFIXES:
-        raise VatNumberError(f"{shown!r} is a One-Stop Shop registration number, not the VAT number of a member state")
+        raise VatNumberError(
+            _("%(shown)r is a One-Stop Shop registration number, not the VAT number of a member state")
+            % {"shown": shown}
+        )
     if prefix == "GR":
         compact = "EL" + compact[2:]
     return compact
@@ -191,9 +205,14 @@ def _country(code: str, *, field: str) -> str:
         raise TypeError(f"{field} is an ISO 3166 country code, not {type(code).__name__}")
     upper = code.strip().upper()
     if len(upper) != 2 or not upper.isascii() or not upper.isalpha():
-        raise VatError(f"{field} must be a two-letter ISO 3166 country code, got {code!r}")
+        raise VatError(
+            _("%(field)s must be a two-letter ISO 3166 country code, got %(code)r") % {"field": field, "code": code}
+        )
     if upper in _PREFIX_COUNTRY:
-        raise VatError(f"{field} {code!r} is a VAT-number prefix, not a country code; use {_PREFIX_COUNTRY[upper]!r}")
+        raise VatError(
+            _("%(field)s %(code)r is a VAT-number prefix, not a country code; use %(country)r")
+            % {"field": field, "code": code, "country": _PREFIX_COUNTRY[upper]}
+        )
     return _VAT_TERRITORY.get(upper, upper)
 
 
@@ -203,7 +222,9 @@ def _standard_rate(standard_rate: Callable[[str], Decimal], country: str) -> Dec
         raise TypeError(f"standard_rate({country!r}) must return a Decimal, not {type(rate).__name__}")
     rate = Decimal(rate)
     if not 0 < rate <= 100:
-        raise VatError(f"standard_rate({country!r}) returned {rate}, not a percentage above 0")
+        raise VatError(
+            f"standard_rate({country!r}) returned {rate}, not a percentage above 0"
+        )  # untranslated: programmer error (tax code table and rate callback in code)
     return rate
 
 
@@ -225,7 +246,10 @@ def _code_rate(
         )
     rate = Decimal(rate)
     if not 0 <= rate <= 100:
-        raise VatError(f"tax code {code.code} has a rate of {rate}% for {country}, not a percentage")
+        raise VatError(
+            _("tax code %(code)s has a rate of %(rate)s%% for %(country)s, not a percentage")
+            % {"code": code.code, "rate": rate, "country": country}
+        )
     if rate == 0:
         return "Z", Decimal(0), f"{where}: tax code {code.code} is zero-rated in {country}"
     return "S", rate, f"{where}: {country} {code.category.replace('_', '-')} rate of tax code {code.code}"
@@ -267,7 +291,10 @@ def _decide_place(
     seller = _country(seller_country, field="seller_country")
     buyer = _country(buyer_country, field="buyer_country")
     if seller not in EU_MEMBER_STATES:
-        raise VatError(f"decide_vat covers sellers established in the EU, not in {seller_country!r}")
+        raise VatError(
+            _("decide_vat covers sellers established in the EU, not in %(seller_country)r")
+            % {"seller_country": seller_country}
+        )
 
     if buyer != seller and buyer not in EU_MEMBER_STATES:
         who = "business" if buyer_vat_number and buyer_vat_number.strip() else "consumer"

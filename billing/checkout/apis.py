@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -139,7 +140,7 @@ class CheckoutSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         data = dict(serializer.validated_data)
         brand = data.pop("brand", None) or Brand.objects.filter(is_default=True).first()
         if brand is None:
-            raise NoBrandConfigured("No brand was given and there is no default brand.")
+            raise NoBrandConfigured(gettext("No brand was given and there is no default brand."))
         session = checkout_session_create(
             brand=brand,
             livemode=request_livemode(request),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from billing.payments.gateway import Gateway, GatewayError
 from billing.payments.sandbox import SandboxGateway
@@ -34,4 +35,4 @@ def gateway_for(name: str, *, livemode: bool = True) -> Gateway:
         return SandboxGateway()
     if name == STRIPE:
         return StripeGateway(livemode=livemode)
-    raise GatewayError(f"No payment gateway called {name!r} is configured.")
+    raise GatewayError(gettext("No payment gateway called %(name)r is configured.") % {"name": name})

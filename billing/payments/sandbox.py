@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
@@ -111,7 +112,7 @@ class SandboxGateway:
             iban = str(source["iban"]).replace(" ", "").upper()
             behaviour = TEST_IBANS.get(iban)
             if behaviour is None:
-                raise GatewayError("The sandbox only accepts its test IBANs (see docs/payments.md).")
+                raise GatewayError(gettext("The sandbox only accepts its test IBANs (see docs/payments.md)."))
             SandboxPaymentMethod.objects.create(token=token, kind="sepa_debit", behaviour=behaviour)
             return PaymentMethodDetails(
                 token=token,
@@ -124,14 +125,14 @@ class SandboxGateway:
         known = TEST_CARDS.get(number)
         if known is None:
             # Never echo the number back: only say it is not a test card.
-            raise GatewayError("The sandbox only accepts its test card numbers (see docs/payments.md).")
+            raise GatewayError(gettext("The sandbox only accepts its test card numbers (see docs/payments.md)."))
         brand, behaviour = known
         try:
             exp_month, exp_year = int(card["exp_month"]), int(card["exp_year"])
         except (KeyError, TypeError, ValueError) as error:
-            raise GatewayError("A card needs an expiry month and year.") from error
+            raise GatewayError(gettext("A card needs an expiry month and year.")) from error
         if not 1 <= exp_month <= 12:
-            raise GatewayError("The expiry month is between 1 and 12.")
+            raise GatewayError(gettext("The expiry month is between 1 and 12."))
         wallet = str(source.get("wallet", ""))
         kind = "wallet" if wallet else "card"
         SandboxPaymentMethod.objects.create(token=token, kind=kind, behaviour=behaviour)
@@ -192,7 +193,7 @@ class SandboxGateway:
             except IntegrityError:  # the same key raced in: return that one
                 existing = SandboxCharge.objects.get(idempotency_key=idempotency_key)
         if (existing.amount, existing.currency) != (amount, currency):
-            raise GatewayError("This idempotency key was used for a different amount.")
+            raise GatewayError(gettext("This idempotency key was used for a different amount."))
         messages = {
             "succeeded": "",
             "requires_action": "The card requires authentication by the customer.",
@@ -213,7 +214,10 @@ class SandboxGateway:
             with transaction.atomic():
                 charge = sandbox_charge_qs_for_update().filter(reference=charge_reference, currency=currency).first()
                 if charge is None or charge.status != "succeeded":
-                    raise GatewayError(f"No succeeded sandbox charge {charge_reference} to refund.")
+                    raise GatewayError(
+                        gettext("No succeeded sandbox charge %(reference)s to refund.")
+                        % {"reference": charge_reference}
+                    )
                 ok = amount <= charge.amount - charge.amount_refunded
                 existing = SandboxRefund.objects.create(
                     idempotency_key=idempotency_key,
@@ -254,7 +258,7 @@ class SandboxGateway:
         payment_method_types: tuple[str, ...] = ("card",),
     ) -> SetupSession:
         if tuple(payment_method_types) != ("card",):
-            raise GatewayError("The sandbox's hosted page takes cards only.")
+            raise GatewayError(gettext("The sandbox's hosted page takes cards only."))
         session = SandboxSetupSession.objects.create(
             session_id=f"cs_sandbox_{secrets.token_urlsafe(18)}",
             customer_reference=customer_reference,
@@ -270,7 +274,7 @@ class SandboxGateway:
             session_id=session_id, customer_reference=customer_reference
         ).first()
         if session is None or session.status not in ("complete", "consumed") or not session.token:
-            raise GatewayError("This checkout session was not completed.")
+            raise GatewayError(gettext("This checkout session was not completed."))
         SandboxSetupSession.objects.filter(pk=session.pk).update(status="consumed")
         details = session.details
         return PaymentMethodDetails(
@@ -307,7 +311,7 @@ def setup_session_fill(*, session_id: str, card: Mapping[str, Any]) -> str:
     with transaction.atomic():
         session = sandbox_setup_session_qs_for_update().filter(session_id=session_id).first()
         if session is None or session.status != "open":
-            raise GatewayError("This checkout session is no longer open.")
+            raise GatewayError(gettext("This checkout session is no longer open."))
         details = SandboxGateway().attach_payment_method(
             customer_reference=session.customer_reference, source={"card": card}
         )

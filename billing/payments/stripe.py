@@ -32,6 +32,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext
 from djstripe import models as djstripe_models
 from djstripe.models import Customer as StripeCustomer
 from djstripe.models import PaymentIntent, PaymentMethod
@@ -128,7 +129,7 @@ def payment_method_details(payment_method: Mapping[str, Any]) -> PaymentMethodDe
     pm_type = payment_method.get("type", "")
     kind = PAYMENT_METHOD_KINDS.get(pm_type)
     if kind is None:
-        raise GatewayError(f"Tarif does not take Stripe payment methods of type {pm_type!r}.")
+        raise GatewayError(gettext("Tarif does not take Stripe payment methods of type %(type)r.") % {"type": pm_type})
     if pm_type == "card":
         card = payment_method.get("card") or {}
         # Apple Pay, Google Pay, Link... are cards whose `wallet` says how they were presented.
@@ -278,7 +279,7 @@ class StripeGateway:
         if known == stripe_customer_id:
             return
         if known:
-            raise GatewayError("This customer is already linked to another Stripe customer.")
+            raise GatewayError(gettext("This customer is already linked to another Stripe customer."))
         try:
             stripe_customer = self._client().v1.customers.retrieve(stripe_customer_id)
         except stripe.StripeError as error:
@@ -310,7 +311,7 @@ class StripeGateway:
                 payment_method = api.payment_methods.create(params=self._raw_params(source))
             if _id(payment_method.get("customer")) != customer_id:
                 if payment_method.get("customer"):
-                    raise GatewayError("This payment method belongs to another customer.")
+                    raise GatewayError(gettext("This payment method belongs to another customer."))
                 payment_method = api.payment_methods.attach(payment_method.id, params={"customer": customer_id})
         except stripe.StripeError as error:
             # Stripe's message ("Your card was declined.") never contains the number.
@@ -322,7 +323,9 @@ class StripeGateway:
 
     def _raw_params(self, source: Mapping[str, Any]) -> dict[str, Any]:
         if self._live_key():
-            raise GatewayError("With live keys, card and bank details are collected by Stripe.js, never by Tarif.")
+            raise GatewayError(
+                gettext("With live keys, card and bank details are collected by Stripe.js, never by Tarif.")
+            )
         if "iban" in source:
             return {
                 "type": "sepa_debit",
@@ -341,7 +344,7 @@ class StripeGateway:
                 },
             }
         except (KeyError, TypeError, ValueError) as error:
-            raise GatewayError("A card needs a number and an expiry month and year.") from error
+            raise GatewayError(gettext("A card needs a number and an expiry month and year.")) from error
 
     def detach_payment_method(self, *, token: str) -> None:
         try:
@@ -391,13 +394,13 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if _id(intent.get("customer")) != customer_id:
-            raise GatewayError("This setup belongs to another customer.")
+            raise GatewayError(gettext("This setup belongs to another customer."))
         if intent.status != "succeeded":
             error = _plain(intent).get("last_setup_error") or {}
             if error.get("decline_code") or error.get("code") == "card_declined":
                 # Stripe verified the card with its issuer and the issuer said no.
                 raise CardDeclined(decline_code=str(error.get("decline_code") or "card_declined"))
-            raise GatewayError(f"The setup is not complete (status {intent.status}).")
+            raise GatewayError(gettext("The setup is not complete (status %(status)s).") % {"status": intent.status})
         _mirror("SetupIntent", _plain(intent), livemode=self.livemode)
         details = self.attach_payment_method(
             customer_reference=customer_reference, source={"payment_method": _id(intent.get("payment_method"))}
@@ -436,7 +439,10 @@ class StripeGateway:
         `return_url?session_id=cs_...` (Stripe fills in `{CHECKOUT_SESSION_ID}`)."""
         offered = self.hosted_setup_types()
         if not payment_method_types or any(kind not in offered for kind in payment_method_types):
-            raise GatewayError(f"Stripe Checkout is not set up for {', '.join(payment_method_types) or 'nothing'}.")
+            raise GatewayError(
+                gettext("Stripe Checkout is not set up for %(types)s.")
+                % {"types": ", ".join(payment_method_types) or gettext("no payment method type")}
+            )
         customer_id = self.customer_id(customer_reference=customer_reference)
         separator = "&" if "?" in return_url else "?"
         try:
@@ -455,26 +461,26 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if not session.get("url"):
-            raise GatewayError("Stripe did not return a Checkout page for this session.")
+            raise GatewayError(gettext("Stripe did not return a Checkout page for this session."))
         return SetupSession(id=session.id, url=str(session.url))
 
     def complete_setup_session(self, *, session_id: str, customer_reference: str) -> PaymentMethodDetails:
         """The method saved on a completed Checkout Session of this customer (same one every time:
         the session's SetupIntent goes through `setup_complete`)."""
         if not session_id.startswith("cs_"):
-            raise GatewayError("This is not a Checkout Session.")
+            raise GatewayError(gettext("This is not a Checkout Session."))
         customer_id = self._known_customer_id(customer_reference=customer_reference)
         try:
             session = self._client().v1.checkout.sessions.retrieve(session_id)
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if not customer_id or _id(session.get("customer")) != customer_id:
-            raise GatewayError("This checkout session belongs to another customer.")
+            raise GatewayError(gettext("This checkout session belongs to another customer."))
         if session.get("mode") != "setup" or session.get("status") != "complete":
-            raise GatewayError("This checkout session was not completed.")
+            raise GatewayError(gettext("This checkout session was not completed."))
         setup_reference = _id(session.get("setup_intent"))
         if not setup_reference:
-            raise GatewayError("This checkout session saved no payment method.")
+            raise GatewayError(gettext("This checkout session saved no payment method."))
         return self.setup_complete(customer_reference=customer_reference, setup_reference=setup_reference)
 
     # --- money ---------------------------------------------------------------------------
@@ -524,7 +530,7 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(_error_message(error)) from error
         if (int(intent["amount"]), str(intent["currency"]).upper()) != (amount, currency.upper()):
-            raise GatewayError("This idempotency key was used for a different amount.")
+            raise GatewayError(gettext("This idempotency key was used for a different amount."))
         if intent["status"] != "requires_confirmation":
             return charge_result(intent)  # confirmed before: the original outcome
         error: stripe.StripeError | None = None
@@ -570,7 +576,7 @@ class StripeGateway:
             raise GatewayError(_error_message(error)) from error
         data = _plain(refund)
         if str(data.get("currency") or currency).upper() != currency.upper():
-            raise GatewayError("The refund's currency differs from the payment's.")
+            raise GatewayError(gettext("The refund's currency differs from the payment's."))
         status = REFUND_STATUS.get(str(data.get("status")), "failed")
         return RefundResult(
             status=status,  # type: ignore[arg-type]

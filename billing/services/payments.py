@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from billing.locks import (
     invoice_lock_with_owners,
@@ -252,7 +253,9 @@ def _verify_or_drop(gateway: Any, details: PaymentMethodDetails) -> None:
 def _setup_gateway(gateway_name: str | None, *, livemode: bool = True) -> Any:
     gateway = gateway_for(gateway_name or default_gateway_name(livemode=livemode), livemode=livemode)
     if not hasattr(gateway, "setup_start"):
-        raise PaymentsError(f"The {gateway.name} gateway cannot save payment methods through a setup flow.")
+        raise PaymentsError(
+            gettext("The %(name)s gateway cannot save payment methods through a setup flow.") % {"name": gateway.name}
+        )
     return gateway
 
 
@@ -305,7 +308,7 @@ def payment_method_set_default(*, payment_method: PaymentMethod, acting_user: Ac
         _customer_lock(customer)
         locked = payment_method_qs_for_update().get(pk=payment_method.pk)
         if not locked.active:
-            raise PaymentsError("This payment method was removed.")
+            raise PaymentsError(gettext("This payment method was removed."))
         if not locked.is_default:
             PaymentMethod.objects.filter(customer=customer, is_default=True).update(is_default=False)
             locked.is_default = True
@@ -608,7 +611,7 @@ def payment_record_manual(
     call with the same key returns the first payment and records nothing.
     """
     if method not in MANUAL_METHODS:
-        raise PaymentsError(f"{method!r} is not a manual payment method.")
+        raise PaymentsError(gettext("%(method)r is not a manual payment method.") % {"method": method})
     with transaction.atomic():
         locked = _lock_subscription_then_invoice(invoice.pk)
         if idempotency_key is not None:
@@ -617,7 +620,9 @@ def payment_record_manual(
                 return existing
         at = at or clock.now(customer=locked.customer)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
+            raise PaymentError(
+                gettext("A payment is a positive number of minor units, not %(amount)r.") % {"amount": amount}
+            )
         accounting_period_check_open(brand_id=locked.brand_id, livemode=locked.customer.livemode, at=at)
         payment = Payment.objects.create(
             invoice=locked,

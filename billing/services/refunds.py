@@ -84,9 +84,15 @@ def approval_threshold() -> int:
 
 def _check_fresh_otp(otp_verified_at: datetime | None, *, who: str) -> None:
     if not mfa.is_fresh(otp_verified_at):
-        raise StaleOtpVerification(
-            f"The {who} must confirm a fresh two-factor code (within the last {mfa.fresh_minutes()} minutes)."
-        )
+        if who == "approver":
+            message = gettext(
+                "The approver must confirm a fresh two-factor code (within the last %(minutes)s minutes)."
+            )
+        else:
+            message = gettext(
+                "The requester must confirm a fresh two-factor code (within the last %(minutes)s minutes)."
+            )
+        raise StaleOtpVerification(message % {"minutes": mfa.fresh_minutes()})
 
 
 def _event(refund: Refund, type: str, acting_user: ActingUser, **data: Any) -> None:
@@ -148,11 +154,14 @@ def invoice_refundable_amount(*, invoice: Invoice) -> int:
 
 def _check_request(*, amount: int, reason: str, requested_by: ActingUser) -> None:
     if reason not in CreditNote.Reason.values:
-        raise RefundError(f"Unknown refund reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}.")
+        raise RefundError(
+            gettext("Unknown refund reason %(reason)r; expected one of %(reasons)s.")
+            % {"reason": reason, "reasons": ", ".join(CreditNote.Reason.values)}
+        )
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise RefundError(f"A refund is a positive number of minor units, not {amount!r}.")
+        raise RefundError(gettext("A refund is a positive number of minor units, not %(amount)r.") % {"amount": amount})
     if requested_by is None or not getattr(requested_by, "is_staff", False):
-        raise RefundError("Only staff members can request refunds.")
+        raise RefundError(gettext("Only staff members can request refunds."))
 
 
 def _too_much(*, left: int, amount: int, currency: str, one_of_many: bool) -> str:
@@ -292,16 +301,19 @@ def refund_request_for_invoice(
 def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: datetime | None) -> Refund:
     """A second staff member approves (with their own fresh OTP); the refund is then executed."""
     if approver is None or not getattr(approver, "is_staff", False):
-        raise RefundError("Only staff members can approve refunds.")
+        raise RefundError(gettext("Only staff members can approve refunds."))
     _check_fresh_otp(otp_verified_at, who="approver")
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.requested_by_id == approver.pk:
             raise FourEyesViolation(
-                "A refund must be approved by someone other than the staff member who asked for it."
+                gettext("A refund must be approved by someone other than the staff member who asked for it.")
             )
         if locked.status != Refund.Status.REQUESTED:
-            raise RefundError(f"This refund is {locked.get_status_display()}; only a pending request can be approved.")
+            raise RefundError(
+                gettext("This refund is %(status)s; only a pending request can be approved.")
+                % {"status": locked.get_status_display()}
+            )
         locked.status = Refund.Status.APPROVED
         locked.decided_by = approver
         locked.decided_at = clock.system_now()
@@ -312,11 +324,14 @@ def refund_approve(*, refund: Refund, approver: ActingUser, otp_verified_at: dat
 
 def refund_reject(*, refund: Refund, approver: ActingUser, note: str = "") -> Refund:
     if approver is None or not getattr(approver, "is_staff", False):
-        raise RefundError("Only staff members can reject refunds.")
+        raise RefundError(gettext("Only staff members can reject refunds."))
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.REQUESTED:
-            raise RefundError(f"This refund is {locked.get_status_display()}; only a pending request can be rejected.")
+            raise RefundError(
+                gettext("This refund is %(status)s; only a pending request can be rejected.")
+                % {"status": locked.get_status_display()}
+            )
         locked.status = Refund.Status.REJECTED
         locked.decided_by = approver
         locked.decided_at = clock.system_now()
@@ -346,7 +361,7 @@ def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
     if refund.status == Refund.Status.EXECUTED:
         return refund
     if not _approved(refund):
-        raise RefundError("This refund is not approved; it cannot be sent to the gateway.")
+        raise RefundError(gettext("This refund is not approved; it cannot be sent to the gateway."))
     if not refund.gateway_reference:  # not sent yet (a reference means the money already left)
         try:
             with transaction.atomic(durable=True):
@@ -385,7 +400,7 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
         list(invoice_qs_for_update().filter(pk=refund.invoice_id).values_list("pk", flat=True))
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status == Refund.Status.EXECUTED:  # a concurrent execution won
-            raise RefundError("This refund was executed concurrently.")
+            raise RefundError(gettext("This refund was executed concurrently."))
         credit_note = credit_note_create(
             invoice=refund.invoice,
             amount=refund.amount,

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from billing.models import Subscription
 from config import clock
@@ -55,9 +56,9 @@ def survey_response_record(
     Raises SurveyAnswerError when the answers do not fit the survey. Callers answering
     through an invitation go through `invitation_answer`, which checks the link first."""
     if invitation is not None and (invitation.customer_id != customer.pk or invitation.survey_id != survey.pk):
-        raise FeedbackError("The invitation belongs to another customer or survey.")
+        raise FeedbackError(gettext("The invitation belongs to another customer or survey."))
     if subscription is not None and subscription.customer_id != customer.pk:
-        raise FeedbackError("The subscription belongs to another customer.")
+        raise FeedbackError(gettext("The subscription belongs to another customer."))
     validated = survey_answers_validate(survey=survey, answers=answers)
     at = at or clock.now(customer=customer)
     language = language if language in LANGUAGES else survey_language_for(customer=customer)

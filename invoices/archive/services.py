@@ -87,7 +87,9 @@ def archive_append_many(*, entries: Sequence[ArchiveEntry]) -> list[ArchiveRecor
     chain head and one insert (a batch of transmissions recorded at once)."""
     for entry in entries:
         if entry.kind not in ArchiveRecord.Kind.values:
-            raise ArchiveError(f"unknown archive kind {entry.kind!r}")
+            raise ArchiveError(
+                f"unknown archive kind {entry.kind!r}"
+            )  # untranslated: programmer error (kinds come from code)
         if not entry.reference:
             raise ArchiveError("an archive record needs a reference")
     if not entries:

@@ -130,12 +130,16 @@ class RestPlatformAdapter:
                 timeout=self.timeout,
             )
         except requests.RequestException as error:  # timeout, refused, reset: the class, never the text
-            raise PlatformUnavailable(f"token endpoint: {type(error).__name__}") from error
+            raise PlatformUnavailable(
+                f"token endpoint: {type(error).__name__}"
+            ) from error  # untranslated: transport detail for operators' logs and retries
         if response.status_code >= 500 or response.status_code == 429:
-            raise PlatformUnavailable(f"token endpoint answered {response.status_code}")
+            raise PlatformUnavailable(
+                f"token endpoint answered {response.status_code}"
+            )  # untranslated: transport detail for operators' logs and retries
         if response.status_code >= 400:
             reason_code, message = _reason(response)
-            raise PlatformRejected(
+            raise PlatformRejected(  # untranslated: transport detail for operators' logs and retries
                 f"token endpoint refused the credentials: {message or response.status_code}",
                 reason_code=reason_code or "invalid_client",
                 status_code=response.status_code,
@@ -158,12 +162,16 @@ class RestPlatformAdapter:
                     **kwargs,  # type: ignore[arg-type]
                 )
             except requests.RequestException as error:  # timeout, refused, reset, dropped
-                raise PlatformUnavailable(f"{method} {path}: {type(error).__name__}") from error
+                raise PlatformUnavailable(
+                    f"{method} {path}: {type(error).__name__}"
+                ) from error  # untranslated: transport detail for operators' logs and retries
             if response.status_code == 401 and token and attempt == 1:
                 _tokens.drop(self._token_key())  # expired or revoked: one fresh token, one more try
                 continue
             if response.status_code >= 500 or response.status_code == 429:
-                raise PlatformUnavailable(f"{method} {path}: HTTP {response.status_code}")
+                raise PlatformUnavailable(
+                    f"{method} {path}: HTTP {response.status_code}"
+                )  # untranslated: transport detail for operators' logs and retries
             return response
         return response
 

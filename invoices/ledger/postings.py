@@ -730,7 +730,9 @@ def post_balance_transaction(*, entry: BalanceTransaction) -> int:
     try:
         counterpart, journal = _BALANCE_COUNTERPARTS[BalanceTransaction.Kind(entry.kind)]
     except (KeyError, ValueError):
-        raise LedgerError(f"Balance movements of kind {entry.kind} are posted with their document.") from None
+        raise LedgerError(
+            f"Balance movements of kind {entry.kind} are posted with their document."
+        ) from None  # untranslated: internal invariant of the ledger
     Customer = apps.get_model("customers", "Customer")
     customer = Customer.objects.only("livemode").get(pk=entry.customer_id)
     brand_id = _brand_of_customer(entry.customer_id, entry.invoice_id)

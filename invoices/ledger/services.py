@@ -380,7 +380,7 @@ def entries_post(*, drafts: list[EntryDraft], at: datetime | None = None) -> lis
         debits = sum(line.debit for line in draft.lines)
         credits = sum(line.credit for line in draft.lines)
         if debits != credits:
-            raise UnbalancedEntry(
+            raise UnbalancedEntry(  # untranslated: internal invariant of the ledger (double entry)
                 f"{draft.movement} {draft.source_type}:{draft.source_id} is unbalanced (D {debits} / C {credits})"
             )
     posted_at = at or clock.system_now()

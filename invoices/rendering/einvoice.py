@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from django.utils.translation import gettext
+
 from config.errors import DomainError
 from invoices.rendering.cii import build_cii_xml
 from invoices.rendering.en16931 import EInvoiceDocument, credit_note_document, invoice_document
@@ -41,7 +43,7 @@ def customer_einvoice_syntax(*, customer: Any, pa_default: str = "") -> Syntax:
     if chosen == "auto":
         chosen = pa_default if pa_default in SYNTAXES else DEFAULT_SYNTAX
     if chosen not in SYNTAXES:
-        raise UnknownEInvoiceSyntax(f"Unknown e-invoice syntax: {chosen}")
+        raise UnknownEInvoiceSyntax(gettext("Unknown e-invoice syntax: %(syntax)s") % {"syntax": chosen})
     return chosen  # type: ignore[return-value]
 
 
@@ -56,9 +58,9 @@ def _content(*, kind: Kind, document: Any, routing_id: str) -> EInvoiceDocument:
 def document_einvoice(*, kind: Kind, document: Any, syntax: Syntax, routing_id: str = "") -> EInvoiceFile:
     """The e-invoice of an issued invoice or credit note, as issued (BT-113/115 of the original)."""
     if kind not in ("invoice", "credit_note"):
-        raise UnknownEInvoiceSyntax(f"Unknown document kind: {kind}")
+        raise UnknownEInvoiceSyntax(gettext("Unknown document kind: %(kind)s") % {"kind": kind})
     if syntax not in SYNTAXES:
-        raise UnknownEInvoiceSyntax(f"Unknown e-invoice syntax: {syntax}")
+        raise UnknownEInvoiceSyntax(gettext("Unknown e-invoice syntax: %(syntax)s") % {"syntax": syntax})
     stem = f"{document.number}"
     if syntax == "factur-x":
         if kind == "invoice":

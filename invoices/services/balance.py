@@ -52,9 +52,13 @@ def balance_transaction_create(
             code="invalid_amount",
         )
     if kind not in Kind.values:
-        raise InvoiceError(f"Unknown balance transaction kind {kind!r}; expected one of {', '.join(Kind.values)}.")
+        raise InvoiceError(
+            f"Unknown balance transaction kind {kind!r}; expected one of {', '.join(Kind.values)}."
+        )  # untranslated: programmer error (kinds and instants come from code)
     if at is None or at.tzinfo is None:
-        raise InvoiceError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+        raise InvoiceError(
+            f"`at` must be an aware datetime (UTC in the database), got {at!r}."
+        )  # untranslated: programmer error (kinds and instants come from code)
     try:
         currency = validate_currency(currency)
     except CurrencyError as error:

@@ -262,7 +262,7 @@ def credit_note_preview(
 ) -> CreditNotePreview:
     """The credit note `credit_note_create` would issue, without writing anything."""
     if (lines is None) == (amount is None):
-        raise CreditNoteError("Credit either some invoice lines or an amount, not both and not neither.")
+        raise CreditNoteError(gettext("Credit either some invoice lines or an amount, not both and not neither."))
     if amount is not None:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise CreditNoteError(
@@ -271,7 +271,7 @@ def credit_note_preview(
         preview = _preview_from_amount(invoice=invoice, amount=amount)
     else:
         if not lines:
-            raise CreditNoteError("Credit at least one invoice line.")
+            raise CreditNoteError(gettext("Credit at least one invoice line."))
         credited = invoice_credited(invoice_id=invoice.pk)
         preview = _preview_from_lines(invoice=invoice, wanted=lines, credited_by_line=dict(credited.by_line))
     return preview
@@ -343,7 +343,8 @@ def _lock_and_check(
     """Lock the customer (balance) then the invoice, and check everything a credit note needs."""
     if reason not in CreditNote.Reason.values:
         raise CreditNoteError(
-            f"Unknown credit note reason {reason!r}; expected one of {', '.join(CreditNote.Reason.values)}."
+            gettext("Unknown credit note reason %(reason)r; expected one of %(reasons)s.")
+            % {"reason": reason, "reasons": ", ".join(CreditNote.Reason.values)}
         )
     reduce_amount_due = _positive_int(reduce_amount_due, field="reduce_amount_due")
     credit_to_balance = _positive_int(credit_to_balance, field="credit_to_balance")
@@ -352,10 +353,15 @@ def _lock_and_check(
     customers_lock_balance(customer_ids=[invoice.customer_id])
     invoice = invoice_qs_for_update().select_related("brand", "customer").get(pk=invoice.pk)
     if invoice.status not in CREDITABLE_STATUSES:
-        hint = " (edit the draft instead)" if invoice.status == Status.DRAFT else ""
+        if invoice.status == Status.DRAFT:
+            message = gettext(
+                "Invoice %(number)s is %(status)s: only open or paid invoices take credit notes "
+                "(edit the draft instead)."
+            )
+        else:
+            message = gettext("Invoice %(number)s is %(status)s: only open or paid invoices take credit notes.")
         raise CreditNoteError(
-            f"Invoice {invoice.number or f'#{invoice.pk}'} is {invoice.status}: only open or paid invoices take "
-            f"credit notes{hint}."
+            message % {"number": invoice.number or f"#{invoice.pk}", "status": invoice.get_status_display()}
         )
     preview = credit_note_preview(invoice=invoice, lines=lines, amount=amount)
     room = invoice_credit_room(invoice=invoice, exclude_refund_id=refund_id)
@@ -380,7 +386,7 @@ def _lock_and_check(
             )
         raise CreditNoteError(message % money)
     if preview.total <= 0:
-        raise CreditNoteError("A credit note credits a positive total.")
+        raise CreditNoteError(gettext("A credit note credits a positive total."))
 
     if reduce_amount_due == credit_to_balance == refund == 0:
         reduce_amount_due = min(preview.total, invoice.amount_remaining)
@@ -496,7 +502,9 @@ def credit_note_create(
     is date order, invoices/services/numbering.py).
     """
     if at is not None and at.tzinfo is None:
-        raise CreditNoteError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+        raise CreditNoteError(
+            f"`at` must be an aware datetime (UTC in the database), got {at!r}."
+        )  # untranslated: programmer error (naive datetime)
     if at is not None:  # a backdated credit note may not land in a closed accounting period
         accounting_period_check_open(brand_id=invoice.brand_id, livemode=invoice.customer.livemode, at=at)
     if refund and refund_record is None:
@@ -659,7 +667,10 @@ def credit_amount_for_quantity(*, line: InvoiceLine, quantity: Decimal) -> int:
     """The net amount (tax excluded) crediting `quantity` of the line's units gives, rounded to
     minor units: the line's net amount in proportion to its quantity (all of it for its whole quantity)."""
     if not line.quantity or quantity <= 0:
-        raise CreditNoteError(f"Credit a positive quantity of line '{line.description}', not {quantity}.")
+        raise CreditNoteError(
+            gettext("Credit a positive quantity of line '%(description)s', not %(quantity)s.")
+            % {"description": line.description, "quantity": quantity}
+        )
     if quantity >= line.quantity:
         return _line_net(line)
     return round_fraction(Fraction(_line_net(line)) * Fraction(quantity) / Fraction(line.quantity))

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from billing.limits import MAX_TOTAL, check_amount
 from billing.models import InvoiceItem
@@ -76,7 +77,7 @@ def invoice_build(
     first, as finalization does, then the balance (the previews customers confirm count them).
     """
     if draft.customer_id != customer.pk:
-        raise InvoiceDraftError("The draft belongs to another customer.")
+        raise InvoiceDraftError(gettext("The draft belongs to another customer."))
     brand = brand or brand_for_customer(customer=customer)
     if tax_table is None:
         tax_table = TaxTable.load(price_ids=[line.price_id for line in draft.lines])
@@ -281,5 +282,5 @@ def invoice_create(*, draft: DraftInvoice, at: datetime, customer: Customer | No
     if item_ids:
         attached = InvoiceItem.objects.filter(pk__in=item_ids, invoice__isnull=True).update(invoice=invoice)
         if attached != len(item_ids):
-            raise InvoiceDraftError("A pending invoice item was already invoiced.")
+            raise InvoiceDraftError(gettext("A pending invoice item was already invoiced."))
     return invoice

@@ -90,7 +90,9 @@ def _inline_logo(document: DocumentData) -> MIMEImage | None:
 def invoice_email_send(*, invoice: Invoice, to: list[str] | None = None) -> EmailMultiAlternatives:
     """Email an issued invoice to `to` (default: the billing email frozen at issue)."""
     if invoice.status == Invoice.Status.DRAFT:
-        raise DocumentNotIssued(f"Draft invoice #{invoice.pk} cannot be sent before it is finalized.")
+        raise DocumentNotIssued(
+            gettext("Draft invoice #%(pk)s cannot be sent before it is finalized.") % {"pk": invoice.pk}
+        )
     # As it stands when sent: a card-paid invoice arrives saying "Paid" (docs/invoices.md).
     document = invoice_document(
         invoice=invoice,

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from billing.models import InvoiceItem
@@ -109,7 +110,9 @@ _FINALIZED_FIELDS = [
 
 def _check_aware(at: datetime | None, *, what: str = "at") -> None:
     if at is None or at.tzinfo is None:
-        raise InvoiceError(f"`{what}` must be an aware datetime (UTC in the database), got {at!r}.")
+        raise InvoiceError(
+            f"`{what}` must be an aware datetime (UTC in the database), got {at!r}."
+        )  # untranslated: programmer error / internal invariant
 
 
 def days_until_due(*, custom_fields: JsonMapping) -> int:
@@ -213,7 +216,8 @@ def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine])
         totals, line_taxes = totals_of_lines(currency=invoice.currency, lines=lines)
     except ValueError as error:
         raise InvoiceDoesNotReconcile(
-            f"Draft invoice #{invoice.pk} has a line that cannot be taxed: {error}"
+            gettext("Draft invoice #%(pk)s has a line that cannot be taxed: %(error)s")
+            % {"pk": invoice.pk, "error": error}
         ) from error
     problems = []
     for line, tax_amount in zip(lines, line_taxes, strict=True):
@@ -228,7 +232,8 @@ def invoice_totals_from_lines(*, invoice: Invoice, lines: Sequence[InvoiceLine])
             problems.append(f"its {name.replace('_', ' ')} is {stored} but its lines give {expected}")
     if problems:
         raise InvoiceDoesNotReconcile(
-            f"Draft invoice #{invoice.pk} does not add up: {'; '.join(problems)}. Rebuild the draft before issuing it."
+            gettext("Draft invoice #%(pk)s does not add up: %(problems)s. Rebuild the draft before issuing it.")
+            % {"pk": invoice.pk, "problems": "; ".join(problems)}
         )
     return totals
 
@@ -498,7 +503,9 @@ def invoices_issue_bulk(
     for draft, customer in items:
         brand = brands.get(customer.brand_id) if customer.brand_id is not None else default_brand
         if brand is None:
-            raise NoBrandConfigured(f"Customer #{customer.pk} has no brand and there is no default brand.")
+            raise NoBrandConfigured(
+                gettext("Customer #%(pk)s has no brand and there is no default brand.") % {"pk": customer.pk}
+            )
         issued_at = at if at is not None else draft.period_start
         _check_aware(issued_at, what="at (or the draft's period_start)")
         assert issued_at is not None  # _check_aware refused None
@@ -594,7 +601,7 @@ def invoices_issue_bulk(
             )
         )
         if attached != len(invoice_of_item):
-            raise InvoiceDraftError("A pending invoice item was already invoiced; the chunk was not issued.")
+            raise InvoiceDraftError(gettext("A pending invoice item was already invoiced; the chunk was not issued."))
 
     events = []
     for invoice in invoices:
@@ -898,13 +905,15 @@ def _write_numbers(entries: Sequence[_Pending]) -> None:
         for row in transactions:
             BalanceTransaction.objects.filter(pk=row.pk).update(description=row.description, created_at=row.created_at)
     if numbered != len(invoices):
-        raise InvoiceError(
+        raise InvoiceError(  # untranslated: programmer error / internal invariant
             f"Numbering found {numbered} of {len(invoices)} unnumbered invoices of this transaction: "
             "the chunk was not issued."
         )
     amended = events_amend_bulk(object_type="invoice", amendments=amendments)
     if amended != sum(len(amendment.types) for amendment in amendments):
-        raise InvoiceError(f"Numbering found {amended} events of the chunk's invoices: the chunk was not issued.")
+        raise InvoiceError(
+            f"Numbering found {amended} events of the chunk's invoices: the chunk was not issued."
+        )  # untranslated: programmer error / internal invariant
 
 
 def _lines_of(pending: Sequence[_Pending]) -> list[InvoiceLine]:

@@ -38,7 +38,9 @@ Status = Invoice.Status
 
 def _check_aware(at: datetime) -> None:
     if at is None or at.tzinfo is None:
-        raise InvoiceError(f"`at` must be an aware datetime (UTC in the database), got {at!r}.")
+        raise InvoiceError(
+            f"`at` must be an aware datetime (UTC in the database), got {at!r}."
+        )  # untranslated: programmer error (naive datetime)
 
 
 def _event(type: str, invoice: Invoice, at: datetime, acting_user: ActingUser, **data: Any) -> None:
@@ -74,18 +76,25 @@ def invoice_void(*, invoice: Invoice, at: datetime, acting_user: ActingUser = No
     assert_invoice_transition(invoice, Status.VOID)
     if invoice.amount_paid:
         raise InvoiceError(
-            f"Invoice {invoice.number} has received {invoice.amount_paid} in payments and cannot be voided; "
-            "issue a credit note with a refund instead."
+            gettext(
+                "Invoice %(number)s has received %(amount_paid)s in payments and cannot be voided; "
+                "issue a credit note with a refund instead."
+            )
+            % {"number": invoice.number, "amount_paid": format_money(invoice.amount_paid, invoice.currency)}
         )
     if CreditNote.objects.filter(invoice=invoice, status=CreditNote.Status.ISSUED).exists():
         raise InvoiceError(
-            f"Invoice {invoice.number} has credit notes and cannot be voided; credit what is left instead."
+            gettext("Invoice %(number)s has credit notes and cannot be voided; credit what is left instead.")
+            % {"number": invoice.number}
         )
     returned = invoice.starting_balance_applied
     if returned < 0 and customer_balance(customer_id=invoice.customer_id, currency=invoice.currency) + returned < 0:
         raise InsufficientBalance(
-            f"Invoice {invoice.number} credited {-returned} to the customer's balance and that credit has been "
-            "used; it cannot be voided."
+            gettext(
+                "Invoice %(number)s credited %(returned)s to the customer's balance and that credit "
+                "has been used; it cannot be voided."
+            )
+            % {"number": invoice.number, "returned": format_money(-returned, invoice.currency)}
         )
     invoice.status = Status.VOID
     invoice.voided_at = at
@@ -174,10 +183,15 @@ def invoice_record_payment(*, invoice: Invoice, amount: int, at: datetime, actin
     """
     _check_aware(at)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise PaymentError(f"A payment is a positive number of minor units, not {amount!r}.")
+        raise PaymentError(
+            gettext("A payment is a positive number of minor units, not %(amount)r.") % {"amount": amount}
+        )
     invoice = invoice_qs_for_update().get(pk=invoice.pk)
     if invoice.status not in PAYABLE_STATUSES:
-        raise PaymentError(f"Invoice {invoice.number or f'#{invoice.pk}'} is {invoice.status}: it takes no payment.")
+        raise PaymentError(
+            gettext("Invoice %(number)s is %(status)s: it takes no payment.")
+            % {"number": invoice.number or f"#{invoice.pk}", "status": invoice.get_status_display()}
+        )
     if amount > invoice.amount_remaining:
         raise PaymentError(
             gettext("A payment of %(amount)s exceeds the %(due)s that remain due on invoice %(number)s.")

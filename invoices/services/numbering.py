@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext
 
 from config import clock
 from customers.models import Customer
@@ -70,7 +71,9 @@ def customer_numbered_as_test(customer: Customer) -> bool:
 
 def number_series_key(*, brand: Brand, kind: str, at: datetime, test_mode: bool = False) -> SeriesKey:
     if kind not in _FORMAT_FIELD:
-        raise NumberingError(f"Unknown number series kind {kind!r}; expected one of {', '.join(_FORMAT_FIELD)}.")
+        raise NumberingError(
+            f"Unknown number series kind {kind!r}; expected one of {', '.join(_FORMAT_FIELD)}."
+        )  # untranslated: programmer error (kinds and counts come from code)
     if at.tzinfo is None:
         raise NumberingError("The issue date must be an aware datetime (UTC in the database).")
     number_format = getattr(brand, _FORMAT_FIELD[kind])
@@ -106,7 +109,8 @@ def _format(key: SeriesKey, value: int) -> str:
         return key.number_format.format(seq=value, year=key.year, month=key.month)
     except (KeyError, ValueError, IndexError) as error:
         raise NumberingError(
-            f"The number format {key.number_format!r} is invalid ({error}); use e.g. INV-{{year}}-{{seq:06d}}."
+            gettext("The number format %(number_format)r is invalid (%(error)s); use e.g. INV-{year}-{seq:06d}.")
+            % {"number_format": key.number_format, "error": error}
         ) from error
 
 
@@ -115,8 +119,11 @@ def _check_no_clash(*, brand: Brand, kind: str, key: SeriesKey) -> None:
     clash = Brand.objects.exclude(pk=brand.pk).filter(**{format_field: key.number_format}).values_list("name").first()
     if clash is not None:
         raise NumberingError(
-            f"The brands {brand.name} and {clash[0]} share the number format {key.number_format!r}: numbers are "
-            "unique across brands, so give each brand its own prefix."
+            gettext(
+                "The brands %(name)s and %(clash)s share the number format %(number_format)r: "
+                "numbers are unique across brands, so give each brand its own prefix."
+            )
+            % {"name": brand.name, "clash": clash[0], "number_format": key.number_format}
         )
 
 
@@ -144,8 +151,11 @@ def _issue_instant(*, sequence: NumberSequence, moment: datetime, from_caller: b
     if last - moment <= timedelta(seconds=settings.TARIF_ISSUE_CLOCK_TOLERANCE_SECONDS):
         return last  # a reading taken before the lock, overtaken by a concurrent finalization
     raise NumberingError(
-        f"This document would be dated {moment.isoformat()}, before the last one of its series "
-        f"({last.isoformat()}): a number series is chronological, so a document cannot be backdated."
+        gettext(
+            "This document would be dated %(date)s, before the last one of its series (%(last)s): a "
+            "number series is chronological, so a document cannot be backdated."
+        )
+        % {"date": moment.isoformat(), "last": last.isoformat()}
     )
 
 
@@ -219,14 +229,19 @@ def number_sequence_reserve(
     the sequence row the first time a scope is used) -- whatever `count` is.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise NumberingError(f"Reserve at least one number, not {count!r}.")
+        raise NumberingError(
+            f"Reserve at least one number, not {count!r}."
+        )  # untranslated: programmer error (kinds and counts come from code)
     key = number_series_key(brand=brand, kind=kind, at=at, test_mode=test_mode)
     format_field = _FORMAT_FIELD[kind]
     clash = Brand.objects.exclude(pk=brand.pk).filter(**{format_field: key.number_format}).values_list("name").first()
     if clash is not None:
         raise NumberingError(
-            f"The brands {brand.name} and {clash[0]} share the number format {key.number_format!r}: numbers are "
-            "unique across brands, so give each brand its own prefix."
+            gettext(
+                "The brands %(name)s and %(clash)s share the number format %(number_format)r: "
+                "numbers are unique across brands, so give each brand its own prefix."
+            )
+            % {"name": brand.name, "clash": clash[0], "number_format": key.number_format}
         )
     sequence, _ = number_sequence_qs_for_update().get_or_create(brand=brand, kind=kind, scope=key.scope)
     # Under the lock the value read is current; the F() update keeps the counter honest anyway.

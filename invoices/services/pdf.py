@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from billing.models import Payment, Refund
 from config.errors import DomainConflict
@@ -79,7 +80,7 @@ def invoice_pdf_render(*, invoice: Invoice, as_issued: bool = False, routing_id:
     electronic address for a PA flow (BT-49, see invoices/rendering/en16931.py).
     """
     if invoice.status == Invoice.Status.DRAFT or not invoice.number:
-        raise DocumentNotIssued(f"Draft invoice #{invoice.pk} has no PDF until it is finalized.")
+        raise DocumentNotIssued(gettext("Draft invoice #%(pk)s has no PDF until it is finalized.") % {"pk": invoice.pk})
 
     lines = list(invoice.lines.order_by("position", "pk"))
     settlements = None if as_issued else invoice_settlements(invoice=invoice)

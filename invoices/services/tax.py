@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainConflict
@@ -89,7 +90,8 @@ def tax_decision_for(
             return Decimal(rates[country])
         except KeyError as error:
             raise MissingTaxRate(
-                f"No standard VAT rate is configured for {country}: add one under Invoices › Tax rates."
+                gettext("No standard VAT rate is configured for %(country)s: add one under Invoices › Tax rates.")
+                % {"country": country}
             ) from error
 
     buyer_vat_number = customer.tax_id if customer.is_business and customer.tax_id else None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from config.api.language import api_language
 from tests.api.conftest import assert_problem
+from tests.api.test_invoices import draft_for
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +89,36 @@ def test_an_integer_longer_than_python_reads_is_a_clear_error(api):
 
     problem = assert_problem(response, 400)
     assert "4300" not in problem["detail"] and "Exceeds" not in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ({}, r"Invoice {number} has received €2\.50 in payments and cannot be voided; issue a credit note"),
+        (
+            {"HTTP_ACCEPT_LANGUAGE": "fr"},
+            r"La facture {number} a reçu 2,50\s€ de paiements et ne peut pas être annulée\s; émettez plutôt un avoir",
+        ),
+    ],
+)
+def test_a_domain_refusal_reads_in_the_callers_language_with_money_and_a_stable_code(
+    api, billing_world, header, expected
+):
+    # given an open invoice with 2.50 EUR received out of band
+    customer, _price = billing_world
+    draft = draft_for(customer)
+    api.post(f"/api/v1/invoices/in_{draft.pk}/finalize")
+    paid = api.post(
+        f"/api/v1/invoices/in_{draft.pk}/pay",
+        {"paid_out_of_band": True, "amount": 250, "method": "cheque", "reference": "CHQ-1"},
+        format="json",
+    )
+    assert paid.status_code == 200, paid.content
+
+    # when it is voided
+    refused = api.post(f"/api/v1/invoices/in_{draft.pk}/void", {"reason": "duplicate"}, format="json", **header)
+
+    # then the code is the same in every language; the detail reads in the caller's, amount as money
+    problem = assert_problem(refused, 422, "invoice_refused")
+    assert re.match(expected.format(number=re.escape(paid.json()["number"])), problem["detail"]), problem["detail"]
+    assert "250" not in problem["detail"]

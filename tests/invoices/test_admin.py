@@ -464,3 +464,26 @@ def test_the_credit_note_form_in_french_refuses_an_english_thousands_comma(conso
 
     assert response.status_code == 200
     assert not CreditNote.objects.exists()
+
+
+def test_a_refused_void_reads_in_french_with_the_paid_amount_as_money(console, buyer, tax_rate):
+    from invoices.services.lifecycle import invoice_record_payment
+
+    invoice = make_invoice(buyer())
+    invoice_record_payment(invoice=invoice, amount=1250, at=datetime(2026, 1, 16, tzinfo=UTC))
+
+    response = console.post(
+        reverse("admin:invoices_invoice_changelist"),
+        {"action": "void", "_selected_action": [invoice.pk], "apply": "1", "reason": "Doublon"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+
+    page = response.content.decode()
+    assert re.search(
+        rf"La facture {invoice.number} a reçu 12,50\s€ de paiements et ne peut pas être annulée\s;"
+        r" émettez plutôt un avoir avec remboursement\.",
+        page,
+    ), page
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.OPEN

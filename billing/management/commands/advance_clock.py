@@ -13,6 +13,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 from tqdm import tqdm
 
 from billing.management.commands.bill import parse_at
@@ -37,13 +38,15 @@ class Command(BaseCommand):
         clock = TestClock.objects.filter(pk=int(reference)).first() if reference.isdigit() else None
         clock = clock or TestClock.objects.filter(name=reference).first()
         if clock is None:
-            raise CommandError(f"No test clock '{reference}'.", returncode=2)
+            raise CommandError(gettext("No test clock '%(reference)s'.") % {"reference": reference}, returncode=2)
         if options["to"]:
             to = parse_at(options["to"])
         else:
             match = STEP.match(options["by"])
             if not match:
-                raise CommandError(f"--by: '{options['by']}' is not a step such as 3d or 1M", returncode=2)
+                raise CommandError(
+                    gettext("--by: '%(by)s' is not a step such as 3d or 1M") % {"by": options["by"]}, returncode=2
+                )
             to = clock.frozen_time + relativedelta(**{UNITS[match["unit"]]: int(match["count"])})
         start, issued = clock.frozen_time, 0
         total = max((to - start).total_seconds(), 0.0)

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext, ngettext
 from tqdm import tqdm
 
 from billing.models import BillingRun, BillingRunFailure
@@ -30,9 +31,15 @@ EXIT_SUBSCRIPTIONS_FAILED = 4
 def parse_at(value: str) -> datetime:
     parsed = parse_datetime(value)
     if parsed is None:
-        raise CommandError(f"--at: '{value}' is not an ISO 8601 date-time such as 2026-12-01T00:00:00Z", returncode=2)
+        raise CommandError(
+            gettext("--at: '%(value)s' is not an ISO 8601 date-time such as 2026-12-01T00:00:00Z") % {"value": value},
+            returncode=2,
+        )
     if parsed.tzinfo is None:
-        raise CommandError(f"--at: '{value}' has no time zone; add Z or an offset such as +01:00", returncode=2)
+        raise CommandError(
+            gettext("--at: '%(value)s' has no time zone; add Z or an offset such as +01:00") % {"value": value},
+            returncode=2,
+        )
     return parsed
 
 
@@ -48,7 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = parse_at(options["at"]) if options["at"] else clock.system_now()
         if options["chunk_size"] is not None and options["chunk_size"] < 1:
-            raise CommandError("--chunk-size must be at least 1", returncode=2)
+            raise CommandError(gettext("--chunk-size must be at least 1"), returncode=2)
         total = due_subscriptions(as_of=as_of).count()
         self.stdout.write(f"Billing {total} due subscription(s) up to {as_of.isoformat()}")
         bar = tqdm(total=total, unit="sub", disable=options["no_progress"], file=self.stderr._out)
@@ -78,7 +85,10 @@ class Command(BaseCommand):
         bar.close()
         elapsed = time.perf_counter() - started
         if run.status != BillingRun.Status.DONE:
-            raise CommandError(f"Billing run {run.pk} failed: {run.last_error or run.status}")
+            raise CommandError(
+                gettext("Billing run %(run)s failed: %(error)s")
+                % {"run": run.pk, "error": run.last_error or run.status}
+            )
         rate = run.invoices_created / elapsed if elapsed else 0
         self.stdout.write(
             self.style.SUCCESS(
@@ -90,7 +100,13 @@ class Command(BaseCommand):
             for failure in BillingRunFailure.objects.filter(run=run).order_by("pk"):
                 self.stderr.write(f"subscription {failure.subscription_id}: {failure.code}: {failure.message}")
             raise CommandError(
-                f"Billing run {run.pk}: {run.failures} subscription(s) could not be invoiced (listed above); "
-                "the next run retries them.",
+                ngettext(
+                    "Billing run %(run)s: %(count)s subscription could not be invoiced (listed above); "
+                    "the next run retries it.",
+                    "Billing run %(run)s: %(count)s subscriptions could not be invoiced (listed above); "
+                    "the next run retries them.",
+                    run.failures,
+                )
+                % {"run": run.pk, "count": run.failures},
                 returncode=EXIT_SUBSCRIPTIONS_FAILED,
             )

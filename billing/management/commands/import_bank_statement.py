@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 
 from billing.bank_import import StatementImportError, bank_statement_import
 
@@ -29,21 +30,26 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
         if not path.is_file():
-            raise CommandError(f"No file {path}.", returncode=2)
+            raise CommandError(gettext("No file %(path)s.") % {"path": path}, returncode=2)
         source_format = options["format"] or EXTENSIONS.get(path.suffix.lower())
         if source_format is None:
-            raise CommandError(f"Cannot tell the format of {path.name}: pass --format csv or camt053.", returncode=2)
+            raise CommandError(
+                gettext("Cannot tell the format of %(name)s: pass --format csv or camt053.") % {"name": path.name},
+                returncode=2,
+            )
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()
             if user is None:
-                raise CommandError(f"No user {options['user']!r}.", returncode=2)
+                raise CommandError(gettext("No user %(user)r.") % {"user": options["user"]}, returncode=2)
         try:
             summary = bank_statement_import(
                 data=path.read_bytes(), source_format=source_format, file_name=path.name, acting_user=user
             )
         except StatementImportError as error:
-            raise CommandError(f"{path.name}: {error} Nothing was imported.", returncode=2) from error
+            raise CommandError(
+                gettext("%(name)s: %(error)s Nothing was imported.") % {"name": path.name, "error": error}, returncode=2
+            ) from error
         for statement in summary.statements:
             counts = {status: 0 for status in ("matched", "partially_matched", "unmatched")}
             for status in statement.lines.values_list("status", flat=True):

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext, ngettext
 from tqdm import tqdm
 
 from billing.models import StripeImportRun, TestClock
@@ -46,13 +47,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         api_key = os.environ.get("STRIPE_IMPORT_API_KEY") or getattr(settings, "STRIPE_SECRET_KEY", "")
         if not api_key:
-            raise CommandError("Set STRIPE_IMPORT_API_KEY (or STRIPE_SECRET_KEY) to the account's key.", returncode=2)
+            raise CommandError(
+                gettext("Set STRIPE_IMPORT_API_KEY (or STRIPE_SECRET_KEY) to the account's key."), returncode=2
+            )
         api_base = options["api_base"] if options["api_base"] is not None else getattr(settings, "STRIPE_API_HOST", "")
         clock = None
         if options["test_clock"] is not None:
             clock = TestClock.objects.filter(pk=options["test_clock"]).first()
             if clock is None:
-                raise CommandError(f"No test clock {options['test_clock']}.", returncode=EXIT_BAD_ARGUMENTS)
+                raise CommandError(
+                    gettext("No test clock %(clock)s.") % {"clock": options["test_clock"]},
+                    returncode=EXIT_BAD_ARGUMENTS,
+                )
         try:
             run = stripe_import_start(
                 api_key=api_key,
@@ -77,14 +83,21 @@ class Command(BaseCommand):
         except Exception as error:
             bar.close()
             raise CommandError(
-                f"Stripe import {run.pk} stopped: {run.last_error}. Run the command again to resume.",
+                gettext("Stripe import %(run)s stopped: %(error)s. Run the command again to resume.")
+                % {"run": run.pk, "error": run.last_error},
                 returncode=EXIT_FAILED,
             ) from error
         bar.close()
         self._summary(run)
         if run.report:
             raise CommandError(
-                f"{len(run.report)} object(s) could not be mapped (listed above).", returncode=EXIT_NOT_MAPPED
+                ngettext(
+                    "%(count)s object could not be mapped (listed above).",
+                    "%(count)s objects could not be mapped (listed above).",
+                    len(run.report),
+                )
+                % {"count": len(run.report)},
+                returncode=EXIT_NOT_MAPPED,
             )
 
     def _summary(self, run: StripeImportRun) -> None:

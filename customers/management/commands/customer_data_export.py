@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 
 from config.audit.services import audit_record
 from customers.models import Customer
@@ -22,14 +23,14 @@ class Command(BaseCommand):
     def handle(self, *args, customer_id: int, output: str, **options):
         customer = Customer.objects.filter(pk=customer_id).first()
         if customer is None:
-            raise CommandError(f"No customer with id {customer_id}.")
+            raise CommandError(gettext("No customer with id %(customer_id)s.") % {"customer_id": customer_id})
         path = Path(output)
         if path.suffix == ".json":
             path.write_text(json.dumps(customer_data_export(customer=customer), indent=2, ensure_ascii=False))
         elif path.suffix == ".zip":
             path.write_bytes(customer_data_export_zip(customer=customer))
         else:
-            raise CommandError("The output file must end in .zip or .json.")
+            raise CommandError(gettext("The output file must end in .zip or .json."))
         path.chmod(0o600)
 
         audit_record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 
 from config.audit.services import audit_record
 from config.clock import now as clock_now
@@ -20,9 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args, customer_id: int, yes: bool, **options):
         customer = Customer.objects.filter(pk=customer_id).first()
         if customer is None:
-            raise CommandError(f"No customer with id {customer_id}.")
+            raise CommandError(gettext("No customer with id %(customer_id)s.") % {"customer_id": customer_id})
         if not yes:
-            raise CommandError("Erasure cannot be undone: run again with --yes to confirm.")
+            raise CommandError(gettext("Erasure cannot be undone: run again with --yes to confirm."))
 
         try:
             erased = customer_erase(customer=customer, at=clock_now())

@@ -60,7 +60,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             for row_id, stored in rows:
                 if not stored.startswith(PREFIX):
-                    raise CommandError(f"{table} row {row_id}: {column} holds an unencrypted value.")
+                    raise CommandError(
+                        f"{table} row {row_id}: {column} holds an unencrypted value."
+                    )  # untranslated: operators' key rotation, not finance staff
                 try:
                     newest.decrypt(stored[len(PREFIX) :].encode())
                     totals["current"] += 1
@@ -70,7 +72,9 @@ class Command(BaseCommand):
                 try:
                     rotated = rotate(stored)
                 except InvalidToken as error:
-                    raise CommandError(f"{table} row {row_id}: no key in TARIF_ENCRYPTION_KEYS decrypts it.") from error
+                    raise CommandError(
+                        f"{table} row {row_id}: no key in TARIF_ENCRYPTION_KEYS decrypts it."
+                    ) from error  # untranslated: operators' key rotation, not finance staff
                 totals["rotated"] += 1
                 if dry_run:
                     continue

@@ -44,7 +44,7 @@ class Command(BaseCommand):
         for problem in problems:
             self.stderr.write(f"  {problem}")
         if problems:
-            raise CommandError(
+            raise CommandError(  # untranslated: operators' database set-up, not finance staff
                 f"The application's database role could undo the database's protections ({len(problems)} "
                 "problem(s)): connect with the role `manage.py db_roles setup` creates.",
                 returncode=1,

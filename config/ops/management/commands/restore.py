@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, archive: str, force: bool, verify_only: bool, **options):
         path = Path(archive)
         if not path.is_file():
-            raise CommandError(f"{path} does not exist.")
+            raise CommandError(f"{path} does not exist.")  # untranslated: operators' restore tool
         try:
             if verify_only:
                 manifest = backup_verify(archive_path=path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from config.ops.integrity import CHECKS, integrity_verify
 
@@ -34,7 +35,15 @@ class Command(BaseCommand):
                 if len(violations) > 50:
                     self.stdout.write(f"    ... and {len(violations) - 50} more")
         if failures:
-            raise CommandError(f"Integrity check failed: {failures} violation(s).", returncode=1)
+            raise CommandError(
+                ngettext(
+                    "Integrity check failed: %(count)s violation.",
+                    "Integrity check failed: %(count)s violations.",
+                    failures,
+                )
+                % {"count": failures},
+                returncode=1,
+            )
         if not json:
             self.stdout.write(self.style.SUCCESS("Integrity verified: no violation."))
 

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from invoices.archive.models import ArchiveRecord
@@ -29,7 +30,19 @@ class Command(BaseCommand):
                 self.stderr.write(f"{'live' if problem.livemode else 'test'} chain: {problem.message}")
             first = problems[0]
             raise CommandError(
-                f"archive broken: first problem at {'live' if first.livemode else 'test'} record {first.sequence}"
-                f" ({len(problems)} problem(s))"
+                (
+                    ngettext(
+                        "Archive broken: first problem at live record %(sequence)s (%(count)s problem).",
+                        "Archive broken: first problem at live record %(sequence)s (%(count)s problems).",
+                        len(problems),
+                    )
+                    if first.livemode
+                    else ngettext(
+                        "Archive broken: first problem at test record %(sequence)s (%(count)s problem).",
+                        "Archive broken: first problem at test record %(sequence)s (%(count)s problems).",
+                        len(problems),
+                    )
+                )
+                % {"sequence": first.sequence, "count": len(problems)}
             )
         self.stdout.write(self.style.SUCCESS(f"archive intact: {records.count()} record(s) verified"))

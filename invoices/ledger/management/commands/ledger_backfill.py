@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 from tqdm import tqdm
 
 from invoices.ledger.backfill import ledger_backfill
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         if options["brand"]:
             brand_id = Brand.objects.filter(slug=options["brand"]).values_list("pk", flat=True).first()
             if brand_id is None:
-                raise CommandError(f"No brand with the slug {options['brand']!r}.")
+                raise CommandError(gettext("No brand with the slug %(slug)r.") % {"slug": options["brand"]})
         progress = None
         if not options["no_progress"]:
 
