@@ -28,8 +28,17 @@ class CustomerMonthMrr(models.Model):
     Rows without brand and price are the customer's total of the month (what the
     reports read unless they filter by brand or plan), one per customer-month."""
 
+    # No foreign-key constraints in the database (db_constraint=False): the rows are derived
+    # from issued invoices, whose customers and prices cannot be deleted (PROTECT), and a build
+    # writes millions of them at once; PostgreSQL checked each one's three references at commit
+    # (minutes at 1,000,000 subscriptions: docs/PERFORMANCE.md). Django still cascades deletes.
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("customer")
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        verbose_name=_("customer"),
     )
     currency = models.CharField(_("currency"), max_length=3)
     brand = models.ForeignKey(
@@ -38,6 +47,7 @@ class CustomerMonthMrr(models.Model):
         null=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,
         verbose_name=_("brand"),
     )
     price = models.ForeignKey(
@@ -46,6 +56,7 @@ class CustomerMonthMrr(models.Model):
         null=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,
         verbose_name=_("price"),
     )
     month = models.IntegerField(_("month number"), help_text=_("year × 12 + month − 1"))
