@@ -112,8 +112,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subprocess.Popen:
-    """gunicorn on `port`; `cpus` ("1", "0-1") pins it to those CPUs with taskset (None: anywhere)."""
+def start_gunicorn(port: int, workers: int, cpus: str | None = None, worker_class: str = "sync") -> subprocess.Popen:
+    """gunicorn on `port`; `cpus` ("1", "0-1") pins it to those CPUs with taskset (None: anywhere).
+    `worker_class` "gthread" runs one thread per worker with keep-alive (sync closes every connection)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
@@ -128,7 +129,7 @@ def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subproce
         "config.wsgi",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
-        "--worker-class", "sync",
+        "--worker-class", worker_class,
         "--keep-alive", "5",
         "--log-level", "warning",
     ]  # fmt: skip
@@ -451,6 +452,7 @@ def main() -> int:
         help="load generator for the list: wrk (default when installed) or Python threads",
     )
     parser.add_argument("--duration", type=int, default=15, help="seconds of load with wrk (--requests: python)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync", help="gunicorn worker class")
     parser.add_argument("--reuse-seed", action="store_true", help="keep the database a previous run seeded")
     arguments = parser.parse_args()
     setup_django(arguments.database_url)
@@ -464,7 +466,7 @@ def main() -> int:
     vendor = connection.vendor
     connection.close()
     port = free_port()
-    server = start_gunicorn(port, arguments.workers)
+    server = start_gunicorn(port, arguments.workers, worker_class=arguments.worker_class)
     base = f"http://127.0.0.1:{port}"
     try:
         budget = CpuBudget(server.pid, arguments.database_url)
@@ -485,7 +487,8 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"database: {vendor}; gunicorn {arguments.workers} sync workers; generator: {arguments.generator}; "
+        f"database: {vendor}; gunicorn {arguments.workers} {arguments.worker_class} workers; "
+        f"generator: {arguments.generator}; "
         f"{arguments.clients} clients; {count} requests; {arguments.invoices} invoices; {accepted} usage events"
     )
     print(f"p50_ms: {p50:.1f}")
