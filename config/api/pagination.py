@@ -74,7 +74,8 @@ class ApiCursorPagination(CursorPagination):
         self.request = request
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
-        self.ordering = (self.ordering,) if isinstance(self.ordering, str) else tuple(self.ordering)
+        # DRF's get_ordering without a queryset: this paginator orders by its fixed `ordering` only.
+        self.ordering = (self.ordering,) if isinstance(self.ordering, str) else tuple(self.ordering)  # type: ignore[assignment]
         self.cursor = None
         results = rows(self.page_size + 1)
         self.page = results[: self.page_size]
