@@ -19,13 +19,17 @@ database), and the requests per second those costs allow on this machine's cores
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -108,8 +112,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subprocess.Popen:
-    """gunicorn on `port`; `cpus` ("1", "0-1") pins it to those CPUs with taskset (None: anywhere)."""
+def start_gunicorn(port: int, workers: int, cpus: str | None = None, worker_class: str = "sync") -> subprocess.Popen:
+    """gunicorn on `port`; `cpus` ("1", "0-1") pins it to those CPUs with taskset (None: anywhere).
+    `worker_class` "gthread" runs one thread per worker with keep-alive (sync closes every connection)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
@@ -124,7 +129,7 @@ def start_gunicorn(port: int, workers: int, cpus: str | None = None) -> subproce
         "config.wsgi",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
-        "--worker-class", "sync",
+        "--worker-class", worker_class,
         "--keep-alive", "5",
         "--log-level", "warning",
     ]  # fmt: skip
@@ -196,10 +201,11 @@ class CpuBudget:
         self.database = self._database_pids()  # persistent connections: opened by the warm-up
         self.began = (cpu_seconds(self.server), time.process_time(), cpu_seconds(self.database))
 
-    def stop(self, requests: int) -> dict[str, float]:
+    def stop(self, requests: int, generator_seconds: float = 0.0) -> dict[str, float]:
+        """`generator_seconds`: CPU of a separate load generator (wrk), added to this process's."""
         server, client, database = (
             cpu_seconds(self.server) - self.began[0],
-            time.process_time() - self.began[1],
+            time.process_time() - self.began[1] + generator_seconds,
             cpu_seconds(self.database) - self.began[2],
         )
         per = {name: seconds * 1000 / requests for name, seconds in
@@ -226,6 +232,141 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(int(len(sorted_values) * fraction), len(sorted_values) - 1)]
 
 
+def default_generator() -> str:
+    return "wrk" if shutil.which("wrk") else "python"
+
+
+# wrk's Lua hooks. `request()` (entitlements: a random customer per request) is added by the caller.
+# `response()` counts the non-200 answers and, with `collect_timing`, keeps each response's
+# Server-Timing header (a string appended to a table: cheap next to a request). wrk runs for a
+# duration, not a number of requests (a thread that stops early still waits out `-d`, and its
+# open connections would pin gunicorn's sync workers until their timeout). `done()` (run once,
+# in wrk's main Lua state) prints one machine-readable line and writes the collected headers,
+# one per line, to `timing_path`.
+_WRK_LUA = """
+local collect_timing = {collect_timing}
+local threads = {{}}
+answered, failures, timings = 0, 0, {{}}
+
+function setup(thread)
+  thread:set("thread_number", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  wrk.headers["Authorization"] = "Bearer {key}"
+  math.randomseed(thread_number * 7919)
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 then failures = failures + 1 end
+  if collect_timing then timings[#timings + 1] = headers["Server-Timing"] or "" end
+end
+
+function done(summary, latency, requests)
+  local total_failures = 0
+  local out = io.open("{timing_path}", "w")
+  for _, thread in ipairs(threads) do
+    total_failures = total_failures + thread:get("failures")
+    if collect_timing then
+      for _, header in ipairs(thread:get("timings")) do out:write(header, "\\n") end
+    end
+  end
+  out:close()
+  io.write(string.format(
+    "tarif_wrk requests=%d duration_us=%d failures=%d socket_errors=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d\\n",
+    summary.requests, summary.duration, total_failures,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def run_wrk(
+    url: str,
+    key: str,
+    seconds: int,
+    clients: int,
+    *,
+    request_lua: str = "",
+    collect_timing: bool = False,
+    budget: CpuBudget | None = None,
+    threads: int = 1,
+) -> dict[str, object]:
+    """Requests to `url` for `seconds` from `clients` wrk connections (`threads` wrk threads); returns the
+    throughput, the latency percentiles (ms), the Server-Timing headers if collected, and the CPU
+    per request (`budget`, wrk's own CPU counted as the load generator's, from its rusage)."""
+    threads = max(1, min(threads, clients))
+    with tempfile.TemporaryDirectory(prefix="tarif-wrk-") as folder:
+        script, timing_path = Path(folder) / "bench.lua", Path(folder) / "server-timing.txt"
+        script.write_text(
+            _WRK_LUA.format(
+                collect_timing="true" if collect_timing else "false",
+                key=key,
+                timing_path=timing_path,
+            )
+            + request_lua
+        )
+        command = ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", str(script)]
+        command.append(url)
+        if budget is not None:
+            budget.start()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        output = process.stdout.read() if process.stdout else ""
+        _pid, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"wrk failed ({process.returncode}):\n{output}")
+        line = next((row for row in output.splitlines() if row.startswith("tarif_wrk ")), None)
+        if line is None:
+            raise SystemExit(f"wrk printed no summary:\n{output}")
+        figures = {name: int(value) for name, value in (field.split("=") for field in line.split()[1:])}
+        if figures["failures"]:
+            raise SystemExit(f"wrk: {figures['failures']} answers were not 200")
+        timings = timing_path.read_text().splitlines() if collect_timing else []
+    requests = figures["requests"]
+    cpu = budget.stop(requests, generator_seconds=usage.ru_utime + usage.ru_stime) if budget is not None else {}
+    return {
+        "requests": requests,
+        "requests_per_second": requests / (figures["duration_us"] / 1e6),
+        "p50_ms": figures["p50_us"] / 1000,
+        "p90_ms": figures["p90_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000,
+        # connect/read errors: sync workers close each connection, wrk reconnects (a few at the end)
+        "socket_errors": figures["socket_errors"],
+        "server_timing": timings,
+        "cpu": cpu,
+    }
+
+
+def lua_string_list(name: str, values: Sequence[str]) -> str:
+    """A Lua global table of strings (paths wrk picks from)."""
+    return f"{name} = {{" + ",".join(json.dumps(value) for value in values) + "}\n"
+
+
+def warm_up(base: str, key: str, clients: int) -> None:
+    """Every worker imports and connects once before the clock starts."""
+    import requests
+
+    with ThreadPoolExecutor(clients) as pool:
+        warm = requests.Session()
+        warm.headers["Authorization"] = f"Bearer {key}"
+        list(pool.map(lambda _: warm.get(f"{base}/api/v1/invoices", params={"limit": 20}), range(clients * 4)))
+
+
+def reuse_seed() -> tuple[str, str, str]:
+    """A new key on the database a previous run seeded (its key is only stored hashed)."""
+    from billing.models import Meter, Subscription
+    from config.api.keys import api_key_create
+
+    _key, raw = api_key_create(name="bench", scope="read_write", mode="live", created_by=None)
+    subscription = Subscription.objects.filter(items__price__meter__key="api_calls").order_by("pk").first()
+    if subscription is None:
+        raise SystemExit("--reuse-seed: no seeded metered subscription; run once without it")
+    return raw, f"cus_{subscription.customer_id}", Meter.objects.get(key="api_calls").key
+
+
 def load_invoice_list(
     base: str, key: str, total: int, clients: int, budget: CpuBudget | None = None
 ) -> tuple[float, list[float], dict[str, float]]:
@@ -248,11 +389,7 @@ def load_invoice_list(
         with lock:
             latencies.extend(mine)
 
-    # Warm-up: every worker imports and connects once before the clock starts.
-    with ThreadPoolExecutor(clients) as pool:
-        warm = requests.Session()
-        warm.headers["Authorization"] = f"Bearer {key}"
-        list(pool.map(lambda _: warm.get(f"{base}/api/v1/invoices", params={"limit": 20}), range(clients * 4)))
+    warm_up(base, key, clients)
     if budget is not None:
         budget.start()
     started = time.perf_counter()
@@ -269,11 +406,12 @@ def load_invoice_list(
 def load_usage(base: str, key: str, customer: str, meter: str, batches: int) -> tuple[float, int]:
     import requests
 
-    now = datetime.now(tz=UTC).replace(microsecond=0)
+    stamp = datetime.now(tz=UTC).replace(microsecond=0).isoformat()
+    run = time.time_ns()  # event ids unique per run (--reuse-seed keeps the last run's events)
     bodies = [
         {
             "events": [
-                {"id": f"b{batch}-{n}", "customer": customer, "meter": meter, "timestamp": now.isoformat(), "value": 1}
+                {"id": f"b{run}-{batch}-{n}", "customer": customer, "meter": meter, "timestamp": stamp, "value": 1}
                 for n in range(1000)
             ]
         }
@@ -307,31 +445,56 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--generator",
+        choices=("python", "wrk"),
+        default=default_generator(),
+        help="load generator for the list: wrk (default when installed) or Python threads",
+    )
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load with wrk (--requests: python)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync", help="gunicorn worker class")
+    parser.add_argument("--reuse-seed", action="store_true", help="keep the database a previous run seeded")
     arguments = parser.parse_args()
     setup_django(arguments.database_url)
     from django.db import connection
 
-    reset_database()
-    key, customer, meter = seed(arguments.invoices)
+    if arguments.reuse_seed:
+        key, customer, meter = reuse_seed()
+    else:
+        reset_database()
+        key, customer, meter = seed(arguments.invoices)
     vendor = connection.vendor
     connection.close()
     port = free_port()
-    server = start_gunicorn(port, arguments.workers)
+    server = start_gunicorn(port, arguments.workers, worker_class=arguments.worker_class)
     base = f"http://127.0.0.1:{port}"
     try:
         budget = CpuBudget(server.pid, arguments.database_url)
-        rps, latencies, cpu = load_invoice_list(base, key, arguments.requests, arguments.clients, budget)
+        if arguments.generator == "wrk":
+            warm_up(base, key, arguments.clients)
+            result = run_wrk(
+                f"{base}/api/v1/invoices?limit=20", key, arguments.duration, arguments.clients, budget=budget
+            )
+            count, rps, cpu = int(result["requests"]), float(result["requests_per_second"]), result["cpu"]
+            p50, p90, p99 = (float(result[name]) for name in ("p50_ms", "p90_ms", "p99_ms"))  # type: ignore[arg-type]
+            print(f"wrk_socket_errors: {result['socket_errors']}")
+        else:
+            rps, latencies, cpu = load_invoice_list(base, key, arguments.requests, arguments.clients, budget)
+            count, p50 = len(latencies), statistics.median(latencies)
+            p90, p99 = percentile(latencies, 0.90), percentile(latencies, 0.99)
         events_per_second, accepted = load_usage(base, key, customer, meter, arguments.batches)
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"database: {vendor}; gunicorn {arguments.workers} sync workers; {arguments.clients} clients; "
-        f"{len(latencies)} requests; {arguments.invoices} invoices; {accepted} usage events"
+        f"database: {vendor}; gunicorn {arguments.workers} {arguments.worker_class} workers; "
+        f"generator: {arguments.generator}; "
+        f"{arguments.clients} clients; {count} requests; {arguments.invoices} invoices; {accepted} usage events"
     )
-    print(f"p50_ms: {statistics.median(latencies):.1f}")
+    print(f"p50_ms: {p50:.1f}")
+    print(f"p90_ms: {p90:.1f}")
     print(f"get_invoice_list_rps: {rps:.0f}")
-    print(f"p99_ms: {percentile(latencies, 0.99):.1f}")
+    print(f"p99_ms: {p99:.1f}")
     for name, value in cpu.items():
         print(f"{name}: {value:.2f}" if "ms" in name else f"{name}: {value:.0f}")
     print(f"usage_events_per_second: {events_per_second:.0f}")

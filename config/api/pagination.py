@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -60,6 +61,31 @@ class ApiCursorPagination(CursorPagination):
         ):
             raise _invalid_cursor()
         return cursor
+
+    def paginate_first_page(
+        self, request: Any, rows: Callable[[int], list[dict[str, Any]]], view: Any = None
+    ) -> list[dict[str, Any]] | None:
+        """`paginate_queryset` for a request whose only parameter is `limit` (no cursor, no filter),
+        with the rows read by `rows(page size + 1)` (config.api.first_page: SQL compiled once), or
+        None when the request carries anything else: the caller then takes the general path. The
+        page, `has_more` and the `next` link are set as DRF sets them for a first page."""
+        if not set(request.query_params) <= {self.page_size_query_param}:
+            return None
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        # DRF's get_ordering without a queryset: this paginator orders by its fixed `ordering` only.
+        self.ordering = (self.ordering,) if isinstance(self.ordering, str) else tuple(self.ordering)  # type: ignore[assignment]
+        self.cursor = None
+        results = rows(self.page_size + 1)
+        self.page = results[: self.page_size]
+        self.has_next = len(results) > len(self.page)
+        self.has_previous = False
+        if self.has_next:
+            self.next_position = self._get_position_from_instance(results[-1], self.ordering)
+        if self.has_next and self.template is not None:
+            self.display_page_controls = True
+        return self.page
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(

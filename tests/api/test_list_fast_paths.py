@@ -3,7 +3,8 @@
 - a list request without filter parameters skips django-filter's FilterSet
   (config.api.filters.filterset_reads_nothing);
 - the API key is read with a cursor and `ApiKey.from_db` instead of `raw()`;
-- the invoice list clones a `.values()` query set up once per process.
+- the invoice list clones a `.values()` query set up once per process;
+- the unfiltered first page of the invoice list runs SQL compiled once (config.api.first_page).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from rest_framework.request import Request
 
 from config.api import filters as api_filters
 from config.api.authentication import _key_by_hash
+from config.api.pagination import ApiCursorPagination
 from config.models import ApiKey, api_key_hash
+from invoices import apis as invoice_apis
 from invoices.apis import InvoiceFilter, InvoiceViewSet
 from invoices.models import Invoice
 from tests.api.conftest import assert_problem
@@ -146,3 +149,89 @@ def test_the_key_lookup_loads_the_key_as_the_orm_does(make_key):
     assert found.created_at.tzinfo is not None and found.last_used_at == expected.last_used_at
     assert found.created_by == expected.created_by
     assert _key_by_hash(api_key_hash(raw + "x")) is None
+
+
+FIRST_PAGES = [
+    "/api/v1/invoices",
+    "/api/v1/invoices?limit=1",
+    "/api/v1/invoices?limit=2",
+    "/api/v1/invoices?limit=3",
+    "/api/v1/invoices?limit=100",
+]
+
+
+@pytest.fixture
+def first_page_reads(monkeypatch) -> list[int]:
+    """The page sizes the precompiled first page was asked for (proves the fast path ran)."""
+    sizes: list[int] = []
+    compiled_rows = invoice_apis._INVOICE_FIRST_PAGE.rows
+
+    def spy(*, livemode: bool, size: int) -> list[dict]:
+        sizes.append(size)
+        return compiled_rows(livemode=livemode, size=size)
+
+    monkeypatch.setattr(invoice_apis._INVOICE_FIRST_PAGE, "rows", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("url", FIRST_PAGES)
+def test_the_first_page_from_precompiled_sql_is_byte_for_byte_the_general_paths(
+    api, invoices, url, monkeypatch, first_page_reads
+):
+    # given the first page read from the SQL compiled once (now) and through the paginator's queryset (before)
+    compiled = api.get(url)
+    assert first_page_reads, "the precompiled first page did not run"
+    monkeypatch.setattr(ApiCursorPagination, "paginate_first_page", lambda *args, **kwargs: None)
+    general = api.get(url)
+
+    # then the answers are the same bytes: rows, has_more and the next link
+    assert compiled.status_code == general.status_code == 200, compiled.content
+    assert compiled.content == general.content
+    assert compiled.json()["has_more"] is (len(invoices) > int(url.partition("limit=")[2] or 20))
+
+
+def test_the_precompiled_first_page_keeps_each_mode_to_its_own_invoices(
+    api, sandbox_api, invoices, customer_factory, first_page_reads
+):
+    # given a test-mode customer with an invoice next to the live ones
+    sandbox_customer = customer_factory(legal_name="Sandbox SAS", livemode=False)
+    sandbox_invoice = draft_for(sandbox_customer, amount=77)
+
+    # when each key reads its first page (the statement is compiled per mode)
+    live = api.get("/api/v1/invoices?limit=100").json()["data"]
+    test = sandbox_api.get("/api/v1/invoices?limit=100").json()["data"]
+    live_again = api.get("/api/v1/invoices?limit=100").json()["data"]
+
+    # then each sees its own mode only, whichever compiled first
+    assert len(first_page_reads) == 3
+    assert (
+        [row["id"] for row in live] == [f"in_{invoice.pk}" for invoice in invoices] == [row["id"] for row in live_again]
+    )
+    assert [row["id"] for row in test] == [f"in_{sandbox_invoice.pk}"]
+
+
+def test_the_precompiled_first_page_reads_the_rows_of_the_moment(api, invoices, customer_factory, first_page_reads):
+    # the SQL is kept, never the rows: a new invoice is on the next answer
+    before = api.get("/api/v1/invoices?limit=1").json()
+    newest = draft_for(customer_factory(legal_name="Newest SAS"), amount=5)
+    after = api.get("/api/v1/invoices?limit=1").json()
+
+    assert before["data"][0]["id"] == f"in_{invoices[0].pk}"
+    assert after["data"][0]["id"] == f"in_{newest.pk}" and after["has_more"] is True
+    assert first_page_reads == [2, 2]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"limit": 1, "cursor": "cD0x"}, {"status": "draft"}, {"limit": 5, "expand": "customer"}, {"limit": 0}],
+)
+def test_a_cursor_a_filter_expand_or_a_bad_limit_never_reads_the_precompiled_page(
+    api, invoices, query, first_page_reads
+):
+    response = api.get("/api/v1/invoices", query)
+
+    assert first_page_reads == []
+    if query.get("limit") == 0:
+        assert_problem(response, 400, "invalid_limit")
+    else:
+        assert response.status_code == 200
