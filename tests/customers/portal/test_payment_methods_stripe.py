@@ -161,7 +161,7 @@ def test_a_stripe_error_on_start_is_shown_not_a_crash(stripe_on, stripe_account,
 
     started = client.post("/portal/payment-methods/card/", follow=True)
     assert started.redirect_chain[-1][0] == "/portal/payment-methods/"
-    assert "Stripe Checkout is not set up" in started.content.decode()
+    assert "Stripe Checkout n’est pas configuré" in started.content.decode()  # the portal speaks the customer's French
 
 
 def test_a_method_the_webhook_saved_first_still_becomes_the_default_on_return(
