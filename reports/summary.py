@@ -87,7 +87,7 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
         seen_until = changes_seen_until(started=started)
         zone = settings.TARIF_REPORTS_TIMEZONE
         rebuild = full or state.refreshed_at is None or state.timezone != zone
-        scope, scope_params = "", []
+        scoped = False
         changed = -1
         if not rebuild:
             since = state.changes_seen_until
@@ -104,9 +104,9 @@ def mrr_summary_refresh(*, full: bool = False) -> int:
                 rebuild, changed = True, -1
             else:
                 _scope_freeze(since=since)
-                scope = f"AND i.customer_id IN (SELECT customer_id FROM {SCOPE_TABLE})"
-        _rebuild_rows(scope=scope, scope_params=scope_params)
-        if scope:
+                scoped = True
+        _rebuild_rows(scoped=scoped)
+        if scoped:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE {SCOPE_TABLE}")
         state.refreshed_at = started
@@ -154,55 +154,67 @@ def changes_seen_until(*, started: datetime) -> datetime | None:
     return min(started, oldest or started) - CLOCK_MARGIN
 
 
-def _rebuild_rows(*, scope: str, scope_params: list) -> None:
-    total_scope = scope.replace("i.customer_id", "customer_id")
+def _in_scope(column: str) -> str:
+    """The condition on `column` that keeps the customers of a scoped refresh (`_scope_freeze`)."""
+    return f"AND {column} IN (SELECT customer_id FROM {SCOPE_TABLE})"
+
+
+def _rebuild_rows(*, scoped: bool) -> None:
+    scope, total_scope = (_in_scope("i.customer_id"), _in_scope("customer_id")) if scoped else ("", "")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
-        if scope:
-            _month_totals_add(cursor, sign=-1, scope=total_scope, scope_params=scope_params)
+        if scoped:
+            _month_totals_add(cursor, sign=-1, scoped=True)
         else:
             cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE}")
-        cursor.execute(f"DELETE FROM {TABLE} WHERE 1 = 1 {total_scope}", scope_params)
+        cursor.execute(f"DELETE FROM {TABLE} WHERE 1 = 1 {total_scope}")
         factors = price_factors_cte()
-        bounds = subscription_line_bounds(scope=scope, scope_params=scope_params)
+        bounds = subscription_line_bounds(scope=scope, scope_params=[])
         if factors is None or bounds is None:  # no subscription line left in the scope
             cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
             return
         months_sql, months_params = summary_months_cte(*bounds)
         cursor.execute(
             f"INSERT INTO {TABLE} ({SUMMARY_COLUMNS}) WITH {months_sql}, {factors} {price_rows_sql(scope=scope)}",
-            [*months_params, *scope_params],
+            months_params,
         )
         cursor.execute(
             f"INSERT INTO {TABLE} ({SUMMARY_COLUMNS}) "
-            f"WITH {total_ctes(source=TABLE, scope=total_scope)} {TOTAL_ROWS_SQL} ORDER BY 2, 1, 5",
-            scope_params,
+            f"WITH {total_ctes(source=TABLE, scope=total_scope)} {TOTAL_ROWS_SQL} ORDER BY 2, 1, 5"
         )
-        _month_totals_add(cursor, sign=1, scope=total_scope, scope_params=scope_params)
+        _month_totals_add(cursor, sign=1, scoped=scoped)
         cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
 
 
-def _month_totals_add(cursor: CursorWrapper, *, sign: int, scope: str, scope_params: list) -> None:
+def _month_totals_select(*, scope: str = "") -> str:
+    """The month totals of the summary's customer total rows (the `scope`'s customers, on `c`),
+    per mode, currency and month, each figure multiplied by a parameter (the sign)."""
+    figures = ", ".join(f"%s * {expression}" for expression in ("COUNT(*)", *MOVEMENT_SUMS))
+    return (
+        f"SELECT cu.livemode, c.currency, c.month, {figures} "
+        f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
+        f"WHERE c.price_id IS NULL {scope} GROUP BY cu.livemode, c.currency, c.month"
+    )
+
+
+_SIGNS = 1 + len(MOVEMENT_SUMS)  # the parameters of _month_totals_select
+
+
+def _month_totals_add(cursor: CursorWrapper, *, sign: int, scoped: bool) -> None:
     """Add (sign 1) or take away (sign -1) the month totals of the scope's customer total rows.
 
     A scoped refresh takes its customers' old rows away before deleting them and adds the new
     ones after: the totals stay the sums of the table's rows without reading the rest of it.
     A customer's mode never changes, so the rows it was added under are the ones taken from."""
-    figures = ", ".join(MONTH_TOTAL_FIGURES)
-    sums = ", ".join(f"%s * {expression}" for expression in MOVEMENT_SUMS)
-    updates = ", ".join(
-        f"{name} = {MONTH_TOTAL_TABLE}.{name} + EXCLUDED.{name}" for name in ("customer_months", *MONTH_TOTAL_FIGURES)
-    )
+    columns = ("customer_months", *MONTH_TOTAL_FIGURES)
+    updates = ", ".join(f"{name} = {MONTH_TOTAL_TABLE}.{name} + EXCLUDED.{name}" for name in columns)
     cursor.execute(
-        f"INSERT INTO {MONTH_TOTAL_TABLE} (livemode, currency, month, customer_months, {figures}) "
-        f"SELECT cu.livemode, c.currency, c.month, %s * COUNT(*), {sums} "
-        f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
-        f"WHERE c.price_id IS NULL {scope.replace('customer_id IN', 'c.customer_id IN', 1)} "
-        "GROUP BY cu.livemode, c.currency, c.month "
+        f"INSERT INTO {MONTH_TOTAL_TABLE} (livemode, currency, month, {', '.join(columns)}) "
+        f"{_month_totals_select(scope=_in_scope('c.customer_id') if scoped else '')} "
         f"ON CONFLICT (livemode, currency, month) DO UPDATE SET {updates}",
-        [sign, *([sign] * len(MOVEMENT_SUMS)), *scope_params],
+        [sign] * _SIGNS,
     )
 
 
@@ -213,11 +225,7 @@ def mrr_month_total_differences() -> list[str]:
     went around the writer would leave them wrong without anything else noticing."""
     figures = ("customer_months", *MONTH_TOTAL_FIGURES)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT cu.livemode, c.currency, c.month, COUNT(*), {', '.join(MOVEMENT_SUMS)} "
-            f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
-            "WHERE c.price_id IS NULL GROUP BY cu.livemode, c.currency, c.month"
-        )
+        cursor.execute(_month_totals_select(), [1] * _SIGNS)
         expected = {(bool(row[0]), row[1], row[2]): tuple(int(v or 0) for v in row[3:]) for row in cursor.fetchall()}
         cursor.execute(f"SELECT livemode, currency, month, {', '.join(figures)} FROM {MONTH_TOTAL_TABLE}")
         stored = {(bool(row[0]), row[1], row[2]): tuple(int(v) for v in row[3:]) for row in cursor.fetchall()}
