@@ -60,11 +60,10 @@ def signed_in_client():
     # the same 30 s (the portal's client after the console's) takes the next step's code, which
     # the device's tolerance accepts, or waits for the step after that.
     otp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    while otp.t() <= device.last_t and device.last_t + 1 > otp.t() + device.tolerance:
+    while device.last_t + 1 > otp.t() + device.tolerance:  # the next unused step is not accepted yet
         time.sleep(1)
         otp.time = time.time()
-    if otp.t() <= device.last_t:
-        otp.time = device.t0 + (device.last_t + 1) * device.step
+    otp.time = device.t0 + (max(otp.t(), device.last_t + 1) - device.drift) * device.step
     token = f"{otp.token():0{device.digits}d}"
     verified = client.post("/admin/otp/verify/", {"otp_token": token})
     if verified.status_code != 302:
