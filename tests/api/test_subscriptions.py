@@ -230,3 +230,28 @@ def test_cancel_at_a_date_keeps_the_subscription_active_until_then(api, billing_
 
     assert later.status_code == 200, later.content
     assert later.json()["cancel_at"] == "2099-01-01T00:00:00Z" and later.json()["status"] == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_canceled_subscription_refuses_every_further_action_with_a_problem(api, billing_world):
+    """Hostile sequence: cancel twice, then resume, pause and change the ended subscription.
+
+    Transactional: each request commits or rolls back on its own, as in production (a refusal
+    leaves the test's shared transaction marked for rollback otherwise)."""
+    customer, price = billing_world
+    subscription = subscribe(api, customer, price)
+    url = f"/api/v1/subscriptions/{subscription['id']}"
+    assert api.post(f"{url}/cancel", {"at_period_end": False}, format="json").status_code == 200
+
+    answers = {
+        "cancel again": api.post(f"{url}/cancel", {"at_period_end": False}, format="json"),
+        "cancel at period end": api.post(f"{url}/cancel", {"at_period_end": True}, format="json"),
+        "resume": api.post(f"{url}/resume", format="json"),
+        "pause": api.post(f"{url}/pause", {}, format="json"),
+        "change": api.post(f"{url}/change", {"items": [{"price": f"price_{price.pk}", "quantity": 2}]}, format="json"),
+    }
+
+    for action, answer in answers.items():
+        assert 400 <= answer.status_code < 500, (action, answer.status_code, answer.content)
+        assert answer["Content-Type"].startswith("application/problem+json"), action
+    assert api.get(url).json()["status"] == "canceled"
