@@ -17,8 +17,9 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.utils import timezone
 
-from config.bulk import copy_insert, copy_supported
+from config.bulk import copy_rows, copy_supported
 from config.events.models import DomainEvent
 from config.modes import default_livemode
 
@@ -85,7 +86,8 @@ def event_record(
 
 @transaction.atomic(savepoint=False)
 def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
-    """Many events in one INSERT (the billing run writes one per invoice), each in its customer's mode."""
+    """Many events in one statement (the billing run writes one per invoice, usage ingestion
+    one per customer and batch), each in its customer's mode."""
     rows = list(rows)
     customer_ids = {row.customer_id for row in rows if row.customer_id is not None and row.livemode is None}
     test_customers = (
@@ -93,29 +95,70 @@ def events_record_bulk(*, rows: Iterable[EventRow]) -> int:
         if customer_ids
         else set()
     )
-    objects = [
-        DomainEvent(
-            livemode=row.livemode
-            if row.livemode is not None
-            else row.customer_id not in test_customers
-            if row.customer_id is not None
-            else _event_livemode(object_type=row.object_type, customer_id=None),
-            type=row.type,
-            object_type=row.object_type,
-            object_id=str(row.object_id),
-            customer_id=row.customer_id,
-            data=_json_safe(row.data),
-            acting_user_id=row.acting_user_id,
-            occurred_at=row.occurred_at,
-        )
-        for row in rows
-    ]
+
+    def livemode(row: EventRow) -> bool:
+        if row.livemode is not None:
+            return row.livemode
+        if row.customer_id is not None:
+            return row.customer_id not in test_customers
+        return _event_livemode(object_type=row.object_type, customer_id=None)
+
     if copy_supported():
-        # COPY: the billing run writes one event per invoice, thousands per second.
-        copy_insert(model=DomainEvent, objs=objects, with_pk=False)
-    else:
-        DomainEvent.objects.bulk_create(objects, batch_size=2000)
-    return len(objects)
+        # COPY of plain tuples, the payload serialized once: no model instance and no JSON
+        # round trip per event (a quarter of a usage batch's time went there).
+        recorded = timezone.now()
+        copy_rows(
+            table=DomainEvent._meta.db_table,
+            columns=_COPY_COLUMNS,
+            rows=(
+                (
+                    row.type,
+                    row.object_type,
+                    str(row.object_id),
+                    row.customer_id,
+                    json.dumps(dict(row.data), cls=DjangoJSONEncoder),
+                    row.acting_user_id,
+                    row.occurred_at,
+                    livemode(row),
+                    recorded,
+                )
+                for row in rows
+            ),
+        )
+        return len(rows)
+    DomainEvent.objects.bulk_create(
+        [
+            DomainEvent(
+                livemode=livemode(row),
+                type=row.type,
+                object_type=row.object_type,
+                object_id=str(row.object_id),
+                customer_id=row.customer_id,
+                data=_json_safe(row.data),
+                acting_user_id=row.acting_user_id,
+                occurred_at=row.occurred_at,
+            )
+            for row in rows
+        ],
+        batch_size=2000,
+    )
+    return len(rows)
+
+
+_COPY_COLUMNS = tuple(
+    DomainEvent._meta.get_field(name).column
+    for name in (
+        "type",
+        "object_type",
+        "object_id",
+        "customer",
+        "data",
+        "acting_user",
+        "occurred_at",
+        "livemode",
+        "created_at",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,3 +121,44 @@ def test_the_bypass_scan_finds_each_kind_of_bypass():
     assert _bypasses('with raw.copy(f"COPY {table} FROM STDIN") as copy:')
     assert not _bypasses("with connection.cursor() as cursor:")
     assert not _bypasses("copied = copy.copy(discount)")
+
+
+@postgresql_only
+def test_the_copy_of_events_writes_what_the_orm_path_writes(customer_factory, monkeypatch):
+    """The COPY path writes plain tuples: every column the model has must be in it, with the
+    values the ORM's bulk_create path (SQLite's) gives, mode and payload included."""
+    from decimal import Decimal
+
+    from config.events import log
+
+    sandbox = customer_factory(livemode=False)
+    rows = [
+        EventRow(
+            type="test.same",
+            object_type="invoice",
+            object_id=7,
+            customer_id=sandbox.pk,
+            occurred_at=datetime(2026, 1, 1, 12, tzinfo=UTC),
+            data={"amount": Decimal("1.50"), "when": datetime(2026, 1, 2, tzinfo=UTC), "empty": {}},
+        ),
+        _event(8),
+    ]
+    written_columns = {field.column for field in DomainEvent._meta.concrete_fields if not field.primary_key}
+    assert set(log._COPY_COLUMNS) == written_columns  # a new column must be added to the COPY
+
+    log.events_record_bulk(rows=rows)
+    monkeypatch.setattr(log, "copy_supported", lambda: False)
+    log.events_record_bulk(rows=rows)
+
+    fields = ("type", "object_type", "object_id", "customer_id", "data", "acting_user_id", "occurred_at", "livemode")
+    copied, created = (
+        list(DomainEvent.objects.filter(pk__in=ids).order_by("pk").values_list(*fields))
+        for ids in (
+            DomainEvent.objects.filter(type__in=["test.same", "test.counted"]).order_by("pk").values_list("pk")[:2],
+            DomainEvent.objects.filter(type__in=["test.same", "test.counted"]).order_by("pk").values_list("pk")[2:],
+        )
+    )
+    assert copied == created
+    assert copied[0][4] == {"amount": "1.50", "when": "2026-01-02T00:00:00Z", "empty": {}}
+    assert [row[-1] for row in copied] == [False, True]  # the sandbox customer's mode, then the row's own
+    assert DomainEvent.objects.filter(type="test.same", created_at__isnull=True).count() == 0

@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 
 from config.ops.integrity import integrity_verify
 from invoices.services.lifecycle import invoice_void
-from reports.filters import ReportFilters
 from reports import summary
+from reports.filters import ReportFilters
 from reports.models import CustomerMonthMrr, MrrMonthTotal
 from reports.selectors import mrr_movements, mrr_summary_status
 from reports.summary import mrr_month_total_differences, mrr_summary_refresh
