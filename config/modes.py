@@ -97,6 +97,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.invoicestatussummary": "livemode",
     "reports.recognitionsummary": "livemode",
     "reports.mrrmonthtotal": "livemode",
+    "reports.receivablessummary": "livemode",
+    "reports.paymentsummary": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

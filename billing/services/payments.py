@@ -757,6 +757,8 @@ def _apply_charge_event(*, gateway_name: str, reference: str, event: Any) -> Non
     )
     if result.status == "failed" and payment.status == Payment.Status.REQUIRES_ACTION:
         # Dunning already counted this failure when the charge asked for action.
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, decline_code=result.decline_code)
+        Payment.objects.filter(pk=payment.pk).update(
+            status=Payment.Status.FAILED, decline_code=result.decline_code, updated_at=clock.system_now()
+        )
         return
     payment_record_outcome(payment=payment, result=result, at=clock.now(customer=payment.customer))
