@@ -18,6 +18,15 @@ after TARIF_REPORTS_TIMEZONE changed, and `full=True` rebuild every month, in sl
 command's progress bar counts them). What no invoice's `updated_at` shows — a deleted draft,
 a customer's new country — waits for the nightly full rebuild (beat entry
 `reports-rebuild-summaries`).
+
+Two more (issue 20 item 7). **receivables** (AR aging and DSO): per month, what customers
+owed at the month's end by days past due, and the totals of the invoices issued in it; the
+month the refresh runs in is a snapshot at the refresh (`started`), retaken by every refresh
+(AT_REFRESH), and the month it closed is retaken at its end by the first refresh after. What
+an invoice owes counts in every snapshot from its finalization on (its amount at its current
+state), so a changed invoice recomputes the months from its finalization's. **payments**
+(payments and declines): attempts per month of `attempted_at`, method, gateway, status and
+decline code, recomputed for the months of the attempts whose `updated_at` moved.
 """
 
 from __future__ import annotations

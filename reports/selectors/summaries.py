@@ -1,5 +1,6 @@
 """The month summaries of the `billed`, `invoices-by-status` and `revenue-recognition`
-reports, read side: whether a summary is built (and so read, as of its last refresh) and
+reports (and, issue 20 item 7, `receivables` for AR aging and DSO, `payments` for the
+payments and declines reports), read side: whether a summary is built (and so read, as of its last refresh) and
 what it holds for the central filters.
 
 Each summary holds one row per brand, mode, currency, customer country and month (and
