@@ -61,7 +61,7 @@ def ar_aging(*, filters: ReportFilters, as_of: datetime | None = None) -> list[A
     end, or at the summary's last refresh if that is earlier), else live (`ar_aging_live`)."""
     if as_of is None and summary_serves(name=RECEIVABLES, filters=filters):
         month, _as_of = _receivables_month(filters)
-        return _aging_rows(_receivables_read(filters, months=(month, month), aging=True))
+        return _aging_rows([row for row in _receivables_read(filters, month=month) if row[1] != "billed"])
     return ar_aging_live(filters=filters, as_of=as_of)
 
 
@@ -77,13 +77,15 @@ def _receivables_month(filters: ReportFilters) -> tuple[int, datetime]:
     return month_index(as_month(refreshed_at)), refreshed_at
 
 
-def _receivables_read(filters: ReportFilters, *, months: tuple[int, int], aging: bool) -> list[tuple]:
+def _receivables_read(filters: ReportFilters, *, month: int, billed_from: int | None = None) -> list[tuple]:
+    """(currency, kind, invoices, amount): the aging buckets of `month`, and with `billed_from`
+    the invoices issued from that month to `month` (kind "billed"), in one statement."""
     where, params = summary_where(filters)
-    kinds = "kind <> 'billed'" if aging else "kind = 'billed'"
+    billed = "OR (kind = 'billed' AND month BETWEEN %s AND %s)" if billed_from is not None else ""
     return fetch(
         f"SELECT currency, kind, SUM(invoices), SUM(amount) FROM {TABLES[RECEIVABLES]} "
-        f"WHERE {where} AND {kinds} AND month BETWEEN %s AND %s GROUP BY currency, kind",
-        [*params, *months],
+        f"WHERE {where} AND ((kind <> 'billed' AND month = %s) {billed}) GROUP BY currency, kind",
+        [*params, month, *((billed_from, month) if billed_from is not None else ())],
     )
 
 
@@ -166,14 +168,14 @@ def days_sales_outstanding(*, filters: ReportFilters) -> list[DsoRow]:
         return days_sales_outstanding_live(filters=filters)
     month, as_of = _receivables_month(filters)
     receivables: dict[str, int] = defaultdict(int)
-    for currency, _bucket, _invoices_count, amount in _receivables_read(filters, months=(month, month), aging=True):
-        receivables[currency] += int(amount or 0)
-    billed = {
-        currency: int(amount or 0)
-        for currency, _kind, _count, amount in _receivables_read(
-            filters, months=(month_index(filters.start), month), aging=False
-        )
-    }
+    billed: dict[str, int] = {}
+    for currency, kind, _count, amount in _receivables_read(
+        filters, month=month, billed_from=month_index(filters.start)
+    ):
+        if kind == "billed":
+            billed[currency] = int(amount or 0)
+        else:
+            receivables[currency] += int(amount or 0)
     return _dso_rows(receivables, billed, days=max(1, (as_of - month_start(filters.start)).days))
 
 
