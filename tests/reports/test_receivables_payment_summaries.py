@@ -167,7 +167,13 @@ def test_an_incremental_refresh_after_changes_equals_a_full_rebuild(history, sta
         assert old.finalized_at < datetime(2026, 1, 1, tzinfo=UTC)
         payment_record_manual(invoice=old, amount=old.amount_remaining, method="bank_transfer", at=later)
         partial = payment_record_manual(invoice=recent, amount=recent.amount_remaining // 2, method="cheque", at=later)
-        refund_request(payment=partial, amount=1, reason="other", requested_by=staff_factory(), otp_verified_at=later)
+        refunded_at = later + timedelta(minutes=2)
+        with time_machine.travel(refunded_at, tick=False):
+            refund_request(
+                payment=partial, amount=1, reason="other", requested_by=staff_factory(), otp_verified_at=refunded_at
+            )
+        partial.refresh_from_db()
+        assert (partial.amount_refunded, partial.updated_at) == (1, refunded_at)  # a refund moves the watermark
         unpaid = (
             Invoice.objects.filter(status=Invoice.Status.OPEN, amount_remaining=F("amount_due"))
             .exclude(payments__status=Payment.Status.SUCCEEDED)
