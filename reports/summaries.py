@@ -58,6 +58,10 @@ from reports.summary import LOOK_BACK, changes_seen_until
 __all__ = ["SLICE_MONTHS", "Progress", "report_summaries_refresh", "report_summary_refresh"]
 
 SLICE_MONTHS = 3  # months recomputed per statement: a full rebuild reports progress per slice
+# Receivables: each statement is one pass over all the invoices whatever its months (an invoice
+# counts in every month it stays open), so a year per pass (at 100,000 subscriptions a full
+# rebuild took 4.5-5.5 s in slices of 13 months, 6.4-7.2 s in slices of 3).
+RECEIVABLES_SLICE_MONTHS = 12
 Progress = Callable[[str, int, int], None]  # (summary, months done, months to do)
 
 _STATUSES = ", ".join(repr(status) for status in BILLED_STATUSES)
@@ -105,8 +109,9 @@ def report_summary_refresh(*, name: str, full: bool = False, progress: Progress 
                 cursor.execute(f"DELETE FROM {TABLES[name]}")
             if progress:
                 progress(name, 0, len(months))
-            for offset in range(0, len(months), SLICE_MONTHS):
-                chunk = months[offset : offset + SLICE_MONTHS]
+            step = RECEIVABLES_SLICE_MONTHS if name == RECEIVABLES else SLICE_MONTHS
+            for offset in range(0, len(months), step):
+                chunk = months[offset : offset + step]
                 _recompute(cursor, name, chunk=chunk, calendar=calendar, delete=not rebuild, started=started)
                 if progress:
                     progress(name, offset + len(chunk), len(months))
