@@ -463,7 +463,7 @@ def invoice_collect(
                 attempt.status = Payment.Status.FAILED
                 attempt.decline_code = NO_PAYMENT_METHOD
                 attempt.failure_message = "The customer has no payment method that can be charged."
-                attempt.save(update_fields=["status", "decline_code", "failure_message"])
+                attempt.save(update_fields=["status", "decline_code", "failure_message", "updated_at"])
                 _payment_event(attempt, "payment.failed", at, acting_user)
                 _after_failure(invoice=locked, payment=attempt, at=at, scheduled_retry=scheduled_retry)
                 return attempt
