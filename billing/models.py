@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.cycles import CycleSpec, CycleSpecError
@@ -1129,6 +1130,10 @@ class Refund(models.Model):
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decision_note = models.CharField(_("decision note"), max_length=300, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
+    # A failed refund's reason, as data: a stable code and the message in English (the API's
+    # default language and the gateways'); screens show it in the reader's language
+    # (`failure_text`). Never the language of whoever happened to approve it.
+    failure_code = models.CharField(_("failure code"), max_length=64, blank=True)
     failure_message = models.CharField(_("failure message"), max_length=300, blank=True)
     requested_at = models.DateTimeField(_("requested at"))
     executed_at = models.DateTimeField(_("executed at"), null=True, blank=True)
@@ -1155,6 +1160,13 @@ class Refund(models.Model):
     @property
     def idempotency_key(self) -> str:
         return f"refund:{self.pk}"
+
+    def failure_text(self) -> str:
+        """Why the refund failed, in the active language: the stored English message through
+        the catalogue (a message with values in it has no entry and stays in English)."""
+        if not self.failure_message:
+            return ""
+        return gettext(self.failure_message)
 
 
 class DunningCase(models.Model):

@@ -576,6 +576,7 @@ class RefundSerializer(serializers.ModelSerializer):
             "reason",
             "memo",
             "needs_approval",
+            "failure_code",
             "failure_message",
             "requested_at",
             "executed_at",

@@ -97,6 +97,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.invoicestatussummary": "livemode",
     "reports.recognitionsummary": "livemode",
     "reports.mrrmonthtotal": "livemode",
+    "reports.mrrcohortcell": "livemode",
     "reports.receivablessummary": "livemode",
     "reports.paymentsummary": "livemode",
 }

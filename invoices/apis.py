@@ -307,7 +307,7 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         )
         if refund.status != Refund.Status.EXECUTED or refund.credit_note is None:
             raise RefundError(
-                refund.failure_message or gettext("The refund was not executed; no credit note was issued.")
+                refund.failure_text() or gettext("The refund was not executed; no credit note was issued.")
             )
         return refund.credit_note
 

@@ -266,3 +266,32 @@ class MrrMonthTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month} {self.mrr} {self.currency}"
+
+
+class MrrCohortCell(models.Model):
+    """One cell of the cohort table, per mode and currency: the customers whose first paying
+    month is `cohort` and who still pay in `month`, and what they pay then (from the MRR
+    summary's customer totals). What the unfiltered and currency-filtered cohort report
+    reads (a few hundred cells for 24 months instead of joining every customer's first month
+    to its later ones). Kept by the summary's writer in the same transaction as the rows it
+    counts (reports/summary.py); never edited by hand."""
+
+    livemode = models.BooleanField(_("live mode"))
+    currency = models.CharField(_("currency"), max_length=3)
+    cohort = models.IntegerField(_("cohort month number"), help_text=_("year × 12 + month − 1"))
+    month = models.IntegerField(_("month number"), help_text=_("year × 12 + month − 1"))
+    customers = models.BigIntegerField(_("paying customers"))  # none left: removed
+    mrr = models.BigIntegerField(_("MRR"))
+
+    class Meta:
+        verbose_name = _("cohort cell")
+        verbose_name_plural = _("cohort cells")
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["livemode", "currency", "cohort", "month"], name="reports_mrr_cohort_cell_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cohort} {self.month} {self.customers} {self.currency}"

@@ -43,6 +43,7 @@ from reports.locks import mrr_summary_state_qs_for_update
 from reports.models import CustomerMonthMrr, MrrSummaryState
 from reports.selectors.common import db_datetime, price_factors_cte
 from reports.selectors.mrr_source import (
+    COHORT_TABLE,
     MONTH_TOTAL_FIGURES,
     MONTH_TOTAL_TABLE,
     MOVEMENT_SUMS,
@@ -74,6 +75,8 @@ __all__ = [
     "REBUILD_SHARE",
     "TABLE",
     "changes_seen_until",
+    "mrr_cohort_differences",
+    "mrr_month_total_differences",
     "mrr_summary_refresh",
 ]
 
@@ -167,13 +170,15 @@ def _rebuild_rows(*, scoped: bool) -> None:
             cursor.execute("SET LOCAL work_mem = '64MB'")
         if scoped:
             _month_totals_add(cursor, sign=-1, scoped=True)
+            _cohort_cells_add(cursor, sign=-1, scoped=True)
         else:
             cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE}")
+            cursor.execute(f"DELETE FROM {COHORT_TABLE}")
         cursor.execute(f"DELETE FROM {TABLE} WHERE 1 = 1 {total_scope}")
         factors = price_factors_cte()
         bounds = subscription_line_bounds(scope=scope, scope_params=[])
         if factors is None or bounds is None:  # no subscription line left in the scope
-            cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
+            _drop_empty(cursor)
             return
         months_sql, months_params = summary_months_cte(*bounds)
         cursor.execute(
@@ -185,7 +190,15 @@ def _rebuild_rows(*, scoped: bool) -> None:
             f"WITH {total_ctes(source=TABLE, scope=total_scope)} {TOTAL_ROWS_SQL} ORDER BY 2, 1, 5"
         )
         _month_totals_add(cursor, sign=1, scoped=scoped)
-        cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
+        _cohort_cells_add(cursor, sign=1, scoped=scoped)
+        _drop_empty(cursor)
+
+
+def _drop_empty(cursor: CursorWrapper) -> None:
+    """A month or cohort cell left with no customer is removed (a currency whose last customer
+    went is not listed with zeros)."""
+    cursor.execute(f"DELETE FROM {MONTH_TOTAL_TABLE} WHERE customer_months = 0")
+    cursor.execute(f"DELETE FROM {COHORT_TABLE} WHERE customers = 0")
 
 
 def _month_totals_select(*, scope: str = "") -> str:
@@ -218,21 +231,52 @@ def _month_totals_add(cursor: CursorWrapper, *, sign: int, scoped: bool) -> None
     )
 
 
-def mrr_month_total_differences() -> list[str]:
-    """Where the stored month totals differ from the sums of the summary's rows (empty: none).
+def _cohort_cells_select(*, scope: str = "") -> str:
+    """The cohort cells of the summary's customer totals (the `scope`'s customers, on `c`): per
+    mode, currency, first paying month and later month, the customers still paying and their
+    MRR, each multiplied by a parameter (the sign). A customer's first paying month is its
+    total row marked `is_first` (one per customer and currency)."""
+    return (
+        "SELECT cu.livemode, c.currency, c.month, l.month, %s * COUNT(*), %s * SUM(l.mrr) "
+        f"FROM {TABLE} c JOIN customers_customer cu ON cu.id = c.customer_id "
+        f"JOIN {TABLE} l ON l.customer_id = c.customer_id AND l.currency = c.currency "
+        "AND l.price_id IS NULL AND l.month >= c.month AND l.mrr > 0 "
+        f"WHERE c.price_id IS NULL AND c.is_first {scope} GROUP BY cu.livemode, c.currency, c.month, l.month"
+    )
 
-    For `verify_integrity`: the totals are kept by adding and taking away, so a write that
-    went around the writer would leave them wrong without anything else noticing."""
-    figures = ("customer_months", *MONTH_TOTAL_FIGURES)
+
+def _cohort_cells_add(cursor: CursorWrapper, *, sign: int, scoped: bool) -> None:
+    """Add (sign 1) or take away (sign -1) the scope's customers' cohort cells, as
+    `_month_totals_add` does for the month totals."""
+    cursor.execute(
+        f"INSERT INTO {COHORT_TABLE} (livemode, currency, cohort, month, customers, mrr) "
+        f"{_cohort_cells_select(scope=_in_scope('c.customer_id') if scoped else '')} "
+        "ON CONFLICT (livemode, currency, cohort, month) DO UPDATE SET "
+        f"customers = {COHORT_TABLE}.customers + EXCLUDED.customers, mrr = {COHORT_TABLE}.mrr + EXCLUDED.mrr",
+        [sign, sign],
+    )
+
+
+def _month_label(month: int) -> str:
+    return f"{month // 12}-{month % 12 + 1:02d}"
+
+
+def _differences(
+    *, expected_sql: str, params: list[int], table: str, keys: tuple[str, ...], figures: tuple[str, ...]
+) -> list[str]:
+    """Where the rows of `table` differ from what `expected_sql` computes from the summary
+    (both: the key columns, then the figures; the keys start with livemode and currency, then
+    month numbers)."""
     with connection.cursor() as cursor:
-        cursor.execute(_month_totals_select(), [1] * _SIGNS)
-        expected = {(bool(row[0]), row[1], row[2]): tuple(int(v or 0) for v in row[3:]) for row in cursor.fetchall()}
-        cursor.execute(f"SELECT livemode, currency, month, {', '.join(figures)} FROM {MONTH_TOTAL_TABLE}")
-        stored = {(bool(row[0]), row[1], row[2]): tuple(int(v) for v in row[3:]) for row in cursor.fetchall()}
+        cursor.execute(expected_sql, params)
+        width = len(keys)
+        expected = {(bool(row[0]), *row[1:width]): tuple(int(v or 0) for v in row[width:]) for row in cursor.fetchall()}
+        cursor.execute(f"SELECT {', '.join((*keys, *figures))} FROM {table}")
+        stored = {(bool(row[0]), *row[1:width]): tuple(int(v) for v in row[width:]) for row in cursor.fetchall()}
     differences = []
     for key in sorted(expected.keys() | stored.keys()):
-        livemode, currency, month = key
-        where = f"{'live' if livemode else 'test'} {currency} {month // 12}-{month % 12 + 1:02d}"
+        livemode, currency, *months = key
+        where = " ".join((("live" if livemode else "test"), currency, *(_month_label(m) for m in months)))
         want, have = expected.get(key), stored.get(key)
         if want != have:
             wrong = [
@@ -242,3 +286,28 @@ def mrr_month_total_differences() -> list[str]:
             ]
             differences.append(f"{where}: {', '.join(wrong)}")
     return differences
+
+
+def mrr_month_total_differences() -> list[str]:
+    """Where the stored month totals differ from the sums of the summary's rows (empty: none).
+
+    For `verify_integrity`: the totals are kept by adding and taking away, so a write that
+    went around the writer would leave them wrong without anything else noticing."""
+    return _differences(
+        expected_sql=_month_totals_select(),
+        params=[1] * _SIGNS,
+        table=MONTH_TOTAL_TABLE,
+        keys=("livemode", "currency", "month"),
+        figures=("customer_months", *MONTH_TOTAL_FIGURES),
+    )
+
+
+def mrr_cohort_differences() -> list[str]:
+    """Where the stored cohort cells differ from the cells the summary's rows give (empty: none)."""
+    return _differences(
+        expected_sql=_cohort_cells_select(),
+        params=[1, 1],
+        table=COHORT_TABLE,
+        keys=("livemode", "currency", "cohort", "month"),
+        figures=("customers", "mrr"),
+    )

@@ -367,7 +367,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, StyledAdmin):
                         }
                     else:
                         text = gettext("The gateway refused the refund: %(message)s") % {
-                            "message": refund.failure_message
+                            "message": refund.failure_text()
                         }
                     level = messages.ERROR if refund.status == Refund.Status.FAILED else messages.SUCCESS
                     self.message_user(request, text, level)
@@ -448,7 +448,8 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
         "decision_note",
         "credit_note_link",
         "gateway_reference",
-        "failure_message",
+        "failure_code",
+        "failure_label",
         "executed_at",
     )
     readonly_fields = fields
@@ -490,6 +491,10 @@ class RefundAdmin(ReadOnlyAdminMixin, StyledAdmin):
     @admin.display(description=_("credit note"))
     def credit_note_link(self, refund: Refund) -> str:
         return _linked(refund.credit_note, refund.credit_note.number) if refund.credit_note else "—"
+
+    @admin.display(description=_("failure message"))
+    def failure_label(self, refund: Refund) -> str:
+        return refund.failure_text() or "—"
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.approve_refund")

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from billing.locks import sandbox_charge_qs_for_update, sandbox_setup_session_qs_for_update
 from billing.models import SandboxCharge, SandboxPaymentMethod, SandboxRefund, SandboxSetupSession
@@ -233,7 +233,9 @@ class SandboxGateway:
             status=existing.status,  # type: ignore[arg-type]
             reference=existing.reference,
             amount=existing.amount,
-            message="" if existing.status == "succeeded" else "The refund exceeds what is left on the charge.",
+            message=""
+            if existing.status == "succeeded"
+            else gettext_noop("The refund exceeds what is left on the charge."),
         )
 
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:

@@ -32,7 +32,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from djstripe import models as djstripe_models
 from djstripe.models import Customer as StripeCustomer
 from djstripe.models import PaymentIntent, PaymentMethod
@@ -582,7 +582,9 @@ class StripeGateway:
             status=status,  # type: ignore[arg-type]
             reference=data["id"],
             amount=int(data.get("amount") or amount),
-            message="" if status != "failed" else str(data.get("failure_reason") or "Stripe refused the refund."),
+            message=""
+            if status != "failed"
+            else str(data.get("failure_reason") or gettext_noop("Stripe refused the refund.")),
         )
 
     # --- webhooks ------------------------------------------------------------------------

@@ -35,7 +35,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
-from django.utils.translation import gettext
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from billing.locks import payment_qs_for_update, refund_qs_for_update
 from billing.models import Payment, Refund
@@ -75,6 +76,7 @@ class StaleOtpVerification(RefundError):
 
 
 # Refunds that have left or are leaving: they count against what a payment can still refund.
+REFUND_DECLINED = "refund_declined"  # Refund.failure_code: the gateway answered "failed"
 LEAVING_STATUSES = (Refund.Status.REQUESTED, Refund.Status.APPROVED, Refund.Status.EXECUTED)
 
 
@@ -364,26 +366,30 @@ def refund_execute(*, refund: Refund, acting_user: ActingUser = None) -> Refund:
         raise RefundError(gettext("This refund is not approved; it cannot be sent to the gateway."))
     if not refund.gateway_reference:  # not sent yet (a reference means the money already left)
         try:
-            with transaction.atomic(durable=True):
+            # A failure is stored in English (Refund.failure_code): the messages are raised in English.
+            with transaction.atomic(durable=True), translation.override("en"):
                 credit_note_refund_check(
                     invoice=refund.invoice, amount=refund.amount, reason=refund.reason, refund_id=refund.pk
                 )
         except CreditNoteError as error:
-            return _refund_failed(refund, str(error), acting_user)
+            return _refund_failed(refund, error.problem_code, error.message_text(), acting_user)
     payment = refund.payment
     reference = refund.gateway_reference
     if payment.gateway != MANUAL and not reference:
         try:
-            result = gateway_for(payment.gateway, livemode=payment.customer.livemode).refund(
-                charge_reference=payment.gateway_reference,
-                amount=refund.amount,
-                currency=refund.currency,
-                idempotency_key=refund.idempotency_key,
-            )
+            with translation.override("en"):
+                result = gateway_for(payment.gateway, livemode=payment.customer.livemode).refund(
+                    charge_reference=payment.gateway_reference,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                    idempotency_key=refund.idempotency_key,
+                )
         except GatewayError as error:
-            return _refund_failed(refund, str(error), acting_user)
+            return _refund_failed(refund, error.problem_code, error.message_text(), acting_user)
         if result.status == "failed":
-            return _refund_failed(refund, result.message or "The gateway refused the refund.", acting_user)
+            return _refund_failed(
+                refund, REFUND_DECLINED, result.message or gettext_noop("The gateway refused the refund."), acting_user
+            )
         reference = result.reference
         # Record the outcome first: the money has left, whatever happens to the document next.
         with transaction.atomic(durable=True):
@@ -424,13 +430,15 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
     return locked
 
 
-def _refund_failed(refund: Refund, message: str, acting_user: ActingUser) -> Refund:
+def _refund_failed(refund: Refund, code: str, message: str, acting_user: ActingUser) -> Refund:
+    """Record the failure: `code` stable, `message` in English (the caller's)."""
     with transaction.atomic():
         locked = refund_qs_for_update().select_related("payment").get(pk=refund.pk)
         if locked.status != Refund.Status.APPROVED or locked.gateway_reference:
             return locked  # decided elsewhere meanwhile, or the money already left: never fail it
         locked.status = Refund.Status.FAILED
+        locked.failure_code = code[:64]
         locked.failure_message = message[:300]
-        locked.save(update_fields=["status", "failure_message"])
-        _event(locked, "refund.failed", acting_user, message=message)
+        locked.save(update_fields=["status", "failure_code", "failure_message"])
+        _event(locked, "refund.failed", acting_user, code=code, message=message)
     return locked

@@ -348,6 +348,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         "reason": "service_not_rendered",
         "memo": "",
         "needs_approval": False,
+        "failure_code": "",
         "failure_message": "",
         "requested_at": T0,
         "executed_at": T0,

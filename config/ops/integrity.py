@@ -22,7 +22,7 @@ from invoices.selectors import credit_note_content_hash_matches, invoice_content
 from invoices.services.chain import chain_walk
 from invoices.services.finalize import due_at_for, invoice_totals_from_lines
 from invoices.services.numbering import _format, sequence_series_key
-from reports.summary import mrr_month_total_differences
+from reports.summary import mrr_cohort_differences, mrr_month_total_differences
 
 CHUNK = 500
 
@@ -297,6 +297,12 @@ def check_mrr_totals() -> Iterator[Violation]:
         yield Violation("mrr_totals", "MRR month totals", difference)
 
 
+def check_mrr_cohorts() -> Iterator[Violation]:
+    """The cohort report's cells equal the cells the MRR summary's rows give."""
+    for difference in mrr_cohort_differences():
+        yield Violation("mrr_cohorts", "MRR cohort cells", difference)
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -309,6 +315,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "entitlements": check_entitlements,
     "wallets": check_wallets,
     "mrr_totals": check_mrr_totals,
+    "mrr_cohorts": check_mrr_cohorts,
 }
 
 

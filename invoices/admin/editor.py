@@ -1085,7 +1085,7 @@ class InvoiceEditorMixin:
             text = gettext("Refunded; credit note %(number)s issued.") % {"number": refund.credit_note.number}
             level = messages.SUCCESS
         else:
-            text = gettext("The gateway refused the refund: %(message)s") % {"message": refund.failure_message}
+            text = gettext("The gateway refused the refund: %(message)s") % {"message": refund.failure_text()}
             level = messages.ERROR
         self.message_user(request, text, level)  # type: ignore[attr-defined]
         return HttpResponseRedirect(reverse("admin:billing_refund_change", args=[refund.pk]))

@@ -10,7 +10,7 @@ from fractions import Fraction
 from reports.filters import ReportFilters, months_between
 from reports.selectors.common import fetch, month_number
 from reports.selectors.mrr import mrr_ctes, mrr_movements, summary_where
-from reports.selectors.mrr_source import mrr_source
+from reports.selectors.mrr_source import COHORT_TABLE, SUMMARY_TABLE, mrr_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,16 @@ def cohorts(*, filters: ReportFilters) -> list[CohortRow]:
         FROM starts s JOIN live l ON l.customer_id = s.customer_id AND l.currency = s.currency AND l.idx >= s.cohort
         GROUP BY s.currency, s.cohort, l.idx - s.cohort
         """
+    elif source.relation == SUMMARY_TABLE and not filters.customer and not filters.country:
+        # The summary's cohort cells per mode and currency: a few hundred rows.
+        base = month_number(filters.start.year, filters.start.month)
+        final = base + filters.month_count - 1
+        currency, currency_params = ("AND currency = %s", [filters.currency]) if filters.currency else ("", [])
+        sql = (
+            f"SELECT currency, cohort - {base}, month - cohort, customers, mrr FROM {COHORT_TABLE} "
+            f"WHERE livemode = %s AND cohort >= {base} AND cohort <= {final} AND month <= {final} {currency}"
+        )
+        params = [filters.livemode, *currency_params]
     else:  # the customers' monthly totals know each customer's first paying month
         base = month_number(filters.start.year, filters.start.month)
         final = base + filters.month_count - 1

@@ -52,6 +52,7 @@ MOVEMENT_SUMS = (
     "SUM(CASE WHEN c.mrr = 0 THEN c.previous_mrr ELSE 0 END)",
 )
 MONTH_TOTAL_TABLE = "reports_mrrmonthtotal"
+COHORT_TABLE = "reports_mrrcohortcell"
 MONTH_TOTAL_FIGURES = (
     "customers",
     "mrr",

@@ -311,3 +311,56 @@ def test_the_credit_note_form_offers_what_a_refund_in_flight_leaves(paid, sign_i
     refused = credit_note_form(alice, paid, refund="5.00", destination="balance")
     assert "more than is left to credit on the invoice: at most €4.80" in refused.content.decode()
     assert not CreditNote.objects.exists()
+
+
+# -- a failed refund's reason is data, not the approver's language ------------------------------
+
+
+def test_a_failed_refund_keeps_a_code_and_english_whoever_approved_it(paid, staff_factory, api):
+    from django.utils import translation
+
+    from billing.models import SandboxCharge
+
+    alice, bruno = staff_factory(username="alice"), staff_factory(username="bruno")
+    # given a 30.00 refund requested and approved by staff working in French, while the whole
+    # charge was refunded at the gateway meanwhile (outside Tarif)
+    SandboxCharge.objects.filter(reference=paid.gateway_reference).update(amount_refunded=3480)
+    with translation.override("fr"):
+        pending = refund_request(
+            payment=paid, amount=3000, reason="other", requested_by=alice, otp_verified_at=timezone.now()
+        )
+        failed = refund_approve(refund=pending, approver=bruno, otp_verified_at=timezone.now())
+
+    # then the refund failed with a stable code and the gateway's reason in English
+    assert failed.status == Refund.Status.FAILED
+    assert (failed.failure_code, failed.failure_message) == (
+        "refund_declined",
+        "The refund exceeds what is left on the charge.",
+    )
+    # the API says so in English (its default) and French on request; the console in its reader's language
+    body = api.get(f"/api/v1/refunds/re_{failed.pk}").json()
+    assert (body["failure_code"], body["failure_message"]) == (failed.failure_code, failed.failure_message)
+    with translation.override("fr"):
+        assert failed.failure_text() == "Le remboursement dépasse ce qui reste sur le paiement."
+    assert failed.failure_text() == failed.failure_message
+    # and no money left, no credit note was written
+    assert list(SandboxRefund.objects.values_list("status", flat=True)) == ["failed"]
+    assert not CreditNote.objects.exists()
+
+
+def test_a_refund_the_gateway_refuses_outright_is_recorded_in_english(paid, staff_factory):
+    from django.utils import translation
+
+    from billing.models import SandboxCharge
+
+    alice, bruno = staff_factory(username="alice"), staff_factory(username="bruno")
+    SandboxCharge.objects.filter(reference=paid.gateway_reference).update(status="failed")
+    with translation.override("fr"):
+        pending = refund_request(
+            payment=paid, amount=3000, reason="other", requested_by=alice, otp_verified_at=timezone.now()
+        )
+        failed = refund_approve(refund=pending, approver=bruno, otp_verified_at=timezone.now())
+
+    assert failed.status == Refund.Status.FAILED and failed.failure_code == "gateway_refused"
+    assert failed.failure_message == f"No succeeded sandbox charge {paid.gateway_reference} to refund."
+    assert not SandboxRefund.objects.exists()

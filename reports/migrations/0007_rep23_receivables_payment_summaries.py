@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('invoices', '0014_tax_code_reason_languages'),
-        ('reports', '0005_summary_without_fk_checks'),
+        ('reports', '0006_mrr_cohort_cells'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0024_data20_list_order_indexes'),
+        ('billing', '0025_refund_failure_code'),
     ]
 
     operations = [
