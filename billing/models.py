@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -1047,6 +1048,9 @@ class Payment(models.Model):
     attempted_at = models.DateTimeField(_("attempted at"))
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
     created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+    # The reports' payment summary recomputes the months of the attempts changed since its last
+    # refresh (reports/summaries.py); the database default covers rows written by COPY.
+    updated_at = models.DateTimeField(_("updated"), auto_now=True, db_default=Now())
 
     class Meta:
         verbose_name = _("payment")
@@ -1056,6 +1060,7 @@ class Payment(models.Model):
             models.Index(fields=["invoice", "status"]),
             # The console list's default order (issue 20), read backwards.
             models.Index(fields=["attempted_at", "id"], name="payment_attempted_at_idx"),
+            models.Index(fields=["updated_at"], name="payment_updated_at_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

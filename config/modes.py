@@ -98,6 +98,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.recognitionsummary": "livemode",
     "reports.mrrmonthtotal": "livemode",
     "reports.mrrcohortcell": "livemode",
+    "reports.receivablessummary": "livemode",
+    "reports.paymentsummary": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

@@ -195,6 +195,44 @@ class RecognitionSummary(_MonthSummary):
         return f"{self.month} {self.invoiced}/{self.recognized} {self.currency}"
 
 
+class ReceivablesSummary(_MonthSummary):
+    """What the AR aging and DSO reports read (reports/summaries.py): per month, what customers
+    owed at its end (for the month of the last refresh: at the refresh) by days past due
+    (`kind` an aging bucket), and the totals of the invoices issued in it (`kind` "billed")."""
+
+    kind = models.CharField(_("kind"), max_length=10)
+    invoices = models.BigIntegerField(_("invoices"))
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta(_MonthSummary.Meta):
+        verbose_name = _("receivables of a month")
+        verbose_name_plural = _("receivables by month")
+        indexes = [models.Index(fields=["livemode", "month"], name="reports_receivables_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.kind} {self.amount} {self.currency}"
+
+
+class PaymentSummary(_MonthSummary):
+    """Payment attempts of a month (by `attempted_at`) per method, gateway, status and decline
+    code (the `payments` and `declines` reports); brand: the invoice's."""
+
+    method = models.CharField(_("method"), max_length=16)
+    gateway = models.CharField(_("gateway"), max_length=20)
+    status = models.CharField(_("status"), max_length=16)
+    decline_code = models.CharField(_("decline code"), max_length=64, blank=True)
+    attempts = models.BigIntegerField(_("attempts"))
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta(_MonthSummary.Meta):
+        verbose_name = _("payment attempts of a month")
+        verbose_name_plural = _("payment attempts by month")
+        indexes = [models.Index(fields=["livemode", "month"], name="reports_payment_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month} {self.method} {self.status} {self.attempts}"
+
+
 class MrrMonthTotal(models.Model):
     """The MRR summary's customer totals of one month summed per mode and currency: what the
     unfiltered and currency-filtered MRR reports and the dashboard read (a few hundred rows

@@ -564,6 +564,7 @@ def _billed(filters: ReportFilters) -> ReportTable:
         "What customers owe at the end of the period (or now), by days past the due date. Written-off "
         "(uncollectible) and voided invoices are not receivables."
     ),
+    summary=selectors.RECEIVABLES,
 )
 def _aging(filters: ReportFilters) -> ReportTable:
     rows = selectors.ar_aging(filters=filters)
@@ -618,6 +619,7 @@ def _aging(filters: ReportFilters) -> ReportTable:
     "dso",
     _("Days sales outstanding"),
     _("Receivables at the end of the period ÷ invoice totals issued in the period × days in the period."),
+    summary=selectors.RECEIVABLES,
 )
 def _dso(filters: ReportFilters) -> ReportTable:
     rows = selectors.days_sales_outstanding(filters=filters)
@@ -714,6 +716,7 @@ def _by_status(filters: ReportFilters) -> ReportTable:
     "payments",
     _("Payment success rate"),
     _("Payment attempts in the period by method and gateway; the rate counts settled attempts (succeeded or failed)."),
+    summary=selectors.PAYMENTS,
 )
 def _payments(filters: ReportFilters) -> ReportTable:
     rows = selectors.payment_success(filters=filters)
@@ -774,7 +777,12 @@ def _payment_headlines(rows: Sequence[Any]) -> tuple[Headline, ...]:
     )
 
 
-@report("declines", _("Decline reasons"), _("Failed payment attempts in the period by decline code and method."))
+@report(
+    "declines",
+    _("Decline reasons"),
+    _("Failed payment attempts in the period by decline code and method."),
+    summary=selectors.PAYMENTS,
+)
 def _declines(filters: ReportFilters) -> ReportTable:
     rows = selectors.decline_reasons(filters=filters)
     return ReportTable(

@@ -18,5 +18,6 @@ def refresh_mrr_summary() -> int:
 @shared_task(acks_late=True, name="reports.refresh_summaries")
 def refresh_summaries(full: bool = False) -> dict[str, int]:
     """Beat entry point of the month summaries (billed, invoices by status, revenue
-    recognition): the months touched since the last refresh; `full` (nightly) rebuilds."""
+    recognition, receivables, payments): the months touched since the last refresh; `full`
+    (nightly) rebuilds."""
     return report_summaries_refresh(full=full)

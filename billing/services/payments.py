@@ -463,7 +463,7 @@ def invoice_collect(
                 attempt.status = Payment.Status.FAILED
                 attempt.decline_code = NO_PAYMENT_METHOD
                 attempt.failure_message = "The customer has no payment method that can be charged."
-                attempt.save(update_fields=["status", "decline_code", "failure_message"])
+                attempt.save(update_fields=["status", "decline_code", "failure_message", "updated_at"])
                 _payment_event(attempt, "payment.failed", at, acting_user)
                 _after_failure(invoice=locked, payment=attempt, at=at, scheduled_retry=scheduled_retry)
                 return attempt
@@ -757,6 +757,8 @@ def _apply_charge_event(*, gateway_name: str, reference: str, event: Any) -> Non
     )
     if result.status == "failed" and payment.status == Payment.Status.REQUIRES_ACTION:
         # Dunning already counted this failure when the charge asked for action.
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, decline_code=result.decline_code)
+        Payment.objects.filter(pk=payment.pk).update(
+            status=Payment.Status.FAILED, decline_code=result.decline_code, updated_at=clock.system_now()
+        )
         return
     payment_record_outcome(payment=payment, result=result, at=clock.now(customer=payment.customer))

@@ -422,7 +422,9 @@ def _refund_document(*, refund: Refund, reference: str, acting_user: ActingUser)
         locked.gateway_reference = reference
         locked.executed_at = at
         locked.save(update_fields=["status", "credit_note", "gateway_reference", "executed_at"])
-        Payment.objects.filter(pk=refund.payment_id).update(amount_refunded=F("amount_refunded") + refund.amount)
+        Payment.objects.filter(pk=refund.payment_id).update(
+            amount_refunded=F("amount_refunded") + refund.amount, updated_at=clock.system_now()
+        )
         post_refund(refund=locked)
         _event(locked, "refund.executed", acting_user, credit_note=credit_note.number, gateway_reference=reference)
     return locked

@@ -10,6 +10,8 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Ma
 
 from billing.models import DunningCase, Payment
 from reports.filters import ReportFilters, add_months, month_start
+from reports.selectors.common import fetch
+from reports.selectors.summaries import PAYMENTS, TABLES, month_index, summary_serves, summary_where
 
 
 def _payments(filters: ReportFilters) -> QuerySet[Payment]:
@@ -47,8 +49,49 @@ class PaymentRateRow:
         return Fraction(self.succeeded, settled) if settled else None
 
 
+def _summary_read(filters: ReportFilters, *, select: str, group: str, order: str, failed: bool = False) -> list[tuple]:
+    where, params = summary_where(filters)
+    status = f"AND status = '{Payment.Status.FAILED}'" if failed else ""
+    return fetch(
+        f"SELECT {select} FROM {TABLES[PAYMENTS]} WHERE {where} {status} AND month BETWEEN %s AND %s "
+        f"GROUP BY {group} ORDER BY {order}",
+        [*params, month_index(filters.start), month_index(filters.end)],
+    )
+
+
 def payment_success(*, filters: ReportFilters) -> list[PaymentRateRow]:
-    """Attempts in the period by method and gateway; the rate counts settled attempts only."""
+    """Attempts in the period by method and gateway; the rate counts settled attempts only
+    (from the payment summary when it is built and the filters fit its grain, else live)."""
+    if not summary_serves(name=PAYMENTS, filters=filters):
+        return payment_success_live(filters=filters)
+    succeeded, failed = Payment.Status.SUCCEEDED, Payment.Status.FAILED
+    rows = _summary_read(
+        filters,
+        select=(
+            "method, gateway, currency, SUM(attempts), "
+            f"SUM(CASE WHEN status = '{succeeded}' THEN attempts ELSE 0 END), "
+            f"SUM(CASE WHEN status = '{failed}' THEN attempts ELSE 0 END), "
+            f"SUM(CASE WHEN status = '{succeeded}' THEN amount ELSE 0 END)"
+        ),
+        group="method, gateway, currency",
+        order="method, gateway, currency",
+    )
+    return [
+        PaymentRateRow(
+            method=method,
+            gateway=gateway,
+            currency=currency,
+            attempts=int(attempts),
+            succeeded=int(succeeded_count),
+            failed=int(failed_count),
+            amount_succeeded=int(amount or 0),
+        )
+        for method, gateway, currency, attempts, succeeded_count, failed_count, amount in rows
+    ]
+
+
+def payment_success_live(*, filters: ReportFilters) -> list[PaymentRateRow]:
+    """`payment_success` computed from the payments at the read (the summary's reference)."""
     rows = (
         _payments(filters)
         .values("method", "gateway", "currency")
@@ -84,12 +127,37 @@ class DeclineRow:
 
 
 def decline_reasons(*, filters: ReportFilters) -> list[DeclineRow]:
+    """Failed attempts in the period by decline code and method (from the payment summary when
+    it serves the filters, else live)."""
+    if not summary_serves(name=PAYMENTS, filters=filters):
+        return decline_reasons_live(filters=filters)
+    rows = _summary_read(
+        filters,
+        select="decline_code, method, currency, SUM(attempts), SUM(amount)",
+        group="decline_code, method, currency",
+        order="SUM(attempts) DESC, decline_code, method, currency",
+        failed=True,
+    )
+    return [
+        DeclineRow(
+            decline_code=decline_code or "unknown",
+            method=method,
+            failures=int(failures),
+            amount=int(amount or 0),
+            currency=currency,
+        )
+        for decline_code, method, currency, failures, amount in rows
+    ]
+
+
+def decline_reasons_live(*, filters: ReportFilters) -> list[DeclineRow]:
+    """`decline_reasons` computed from the payments at the read (the summary's reference)."""
     rows = (
         _payments(filters)
         .filter(status=Payment.Status.FAILED)
         .values("decline_code", "method", "currency")
         .annotate(failures=Count("pk"), amount=Sum("amount"))
-        .order_by("-failures", "decline_code", "method")
+        .order_by("-failures", "decline_code", "method", "currency")
     )
     return [
         DeclineRow(

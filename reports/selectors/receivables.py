@@ -13,8 +13,16 @@ from django.db.models.functions import Coalesce
 from config import clock
 from invoices.models import Invoice
 from reports.filters import ReportFilters, add_months, month_start
-from reports.selectors.common import BILLED_STATUSES, fetch
-from reports.selectors.summaries import INVOICE_STATUS, TABLES, month_index, summary_serves, summary_where
+from reports.selectors.common import BILLED_STATUSES, as_month, fetch
+from reports.selectors.summaries import (
+    INVOICE_STATUS,
+    RECEIVABLES,
+    TABLES,
+    month_index,
+    summary_serves,
+    summary_status,
+    summary_where,
+)
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
@@ -48,6 +56,54 @@ def period_end_instant(filters: ReportFilters) -> datetime:
 
 
 def ar_aging(*, filters: ReportFilters, as_of: datetime | None = None) -> list[AgingRow]:
+    """What customers owe at the period end (or now), by days past the due date: from the
+    receivables summary when it is built and the filters fit its grain (figures at the period
+    end, or at the summary's last refresh if that is earlier), else live (`ar_aging_live`)."""
+    if as_of is None and summary_serves(name=RECEIVABLES, filters=filters):
+        month, _as_of = _receivables_month(filters)
+        return _aging_rows([row for row in _receivables_read(filters, month=month) if row[1] != "billed"])
+    return ar_aging_live(filters=filters, as_of=as_of)
+
+
+def _receivables_month(filters: ReportFilters) -> tuple[int, datetime]:
+    """The receivables summary's month that describes the period end, and the instant it
+    describes: the row of month m holds what was owed at m's end, or at the refresh for the
+    month the last refresh ran in (reports/summaries.py)."""
+    refreshed_at = summary_status(name=RECEIVABLES).refreshed_at
+    assert refreshed_at is not None  # summary_serves: built
+    period_end = month_start(add_months(filters.end, 1))
+    if period_end <= refreshed_at:
+        return month_index(filters.end), period_end
+    return month_index(as_month(refreshed_at)), refreshed_at
+
+
+def _receivables_read(filters: ReportFilters, *, month: int, billed_from: int | None = None) -> list[tuple]:
+    """(currency, kind, invoices, amount): the aging buckets of `month`, and with `billed_from`
+    the invoices issued from that month to `month` (kind "billed"), in one statement."""
+    where, params = summary_where(filters)
+    billed = "OR (kind = 'billed' AND month BETWEEN %s AND %s)" if billed_from is not None else ""
+    return fetch(
+        f"SELECT currency, kind, SUM(invoices), SUM(amount) FROM {TABLES[RECEIVABLES]} "
+        f"WHERE {where} AND ((kind <> 'billed' AND month = %s) {billed}) GROUP BY currency, kind",
+        [*params, month, *((billed_from, month) if billed_from is not None else ())],
+    )
+
+
+def _aging_rows(rows: list[tuple]) -> list[AgingRow]:
+    found = {(currency, bucket): (int(invoices), int(amount or 0)) for currency, bucket, invoices, amount in rows}
+    return [
+        AgingRow(
+            currency=currency,
+            bucket=bucket,
+            invoices=found.get((currency, bucket), (0, 0))[0],
+            amount=found.get((currency, bucket), (0, 0))[1],
+        )
+        for currency in sorted({currency for currency, _bucket in found})
+        for bucket in AGING_BUCKETS
+    ]
+
+
+def ar_aging_live(*, filters: ReportFilters, as_of: datetime | None = None) -> list[AgingRow]:
     """What customers owe at `as_of` (default: the period end), by days past the due date.
 
     An invoice counts if it was finalized by then and neither paid, voided nor written
@@ -105,29 +161,54 @@ class DsoRow:
 
 
 def days_sales_outstanding(*, filters: ReportFilters) -> list[DsoRow]:
-    as_of = period_end_instant(filters)
-    begins = month_start(filters.start)
-    days = max(1, (as_of - begins).days)
+    """Receivables at the period end ÷ invoice totals issued in the period × its days: from the
+    receivables summary when it serves the filters (the period ending at its last refresh if
+    that is earlier), else live."""
+    if not summary_serves(name=RECEIVABLES, filters=filters):
+        return days_sales_outstanding_live(filters=filters)
+    month, as_of = _receivables_month(filters)
     receivables: dict[str, int] = defaultdict(int)
-    for row in ar_aging(filters=filters, as_of=as_of):
-        receivables[row.currency] += row.amount
-    billed = dict(
-        _invoices(filters)
-        .filter(status__in=BILLED_STATUSES, finalized_at__gte=begins, finalized_at__lt=as_of)
-        .values_list("currency")
-        .annotate(Sum("total"))
-        .order_by()
-    )
+    billed: dict[str, int] = {}
+    for currency, kind, _count, amount in _receivables_read(
+        filters, month=month, billed_from=month_index(filters.start)
+    ):
+        if kind == "billed":
+            billed[currency] = int(amount or 0)
+        else:
+            receivables[currency] += int(amount or 0)
+    return _dso_rows(receivables, billed, days=max(1, (as_of - month_start(filters.start)).days))
+
+
+def _dso_rows(receivables: dict[str, int], billed: dict[str, int], *, days: int) -> list[DsoRow]:
     return [
         DsoRow(
             currency=currency,
             receivables=receivables.get(currency, 0),
-            billed=int(billed.get(currency) or 0),
+            billed=billed.get(currency, 0),
             days=days,
-            dso=Fraction(receivables.get(currency, 0) * days, int(billed[currency])) if billed.get(currency) else None,
+            dso=Fraction(receivables.get(currency, 0) * days, billed[currency]) if billed.get(currency) else None,
         )
         for currency in sorted(set(receivables) | set(billed))
     ]
+
+
+def days_sales_outstanding_live(*, filters: ReportFilters) -> list[DsoRow]:
+    """`days_sales_outstanding` computed from the invoices at the read (the summary's reference)."""
+    as_of = period_end_instant(filters)
+    begins = month_start(filters.start)
+    days = max(1, (as_of - begins).days)
+    receivables: dict[str, int] = defaultdict(int)
+    for row in ar_aging_live(filters=filters, as_of=as_of):
+        receivables[row.currency] += row.amount
+    billed = {
+        currency: int(total or 0)
+        for currency, total in _invoices(filters)
+        .filter(status__in=BILLED_STATUSES, finalized_at__gte=begins, finalized_at__lt=as_of)
+        .values_list("currency")
+        .annotate(Sum("total"))
+        .order_by()
+    }
+    return _dso_rows(receivables, billed, days=days)
 
 
 @dataclass(frozen=True, slots=True)

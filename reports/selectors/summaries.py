@@ -1,5 +1,6 @@
 """The month summaries of the `billed`, `invoices-by-status` and `revenue-recognition`
-reports, read side: whether a summary is built (and so read, as of its last refresh) and
+reports (and, issue 20 item 7, `receivables` for AR aging and DSO, `payments` for the
+payments and declines reports), read side: whether a summary is built (and so read, as of its last refresh) and
 what it holds for the central filters.
 
 Each summary holds one row per brand, mode, currency, customer country and month (and
@@ -25,12 +26,19 @@ from reports.selectors.common import month_number
 BILLED = "billed"
 INVOICE_STATUS = "invoices-by-status"
 RECOGNITION = "revenue-recognition"
-SUMMARY_NAMES = (BILLED, INVOICE_STATUS, RECOGNITION)
+RECEIVABLES = "receivables"  # AR aging and DSO
+PAYMENTS = "payments"  # payments and declines
+SUMMARY_NAMES = (BILLED, INVOICE_STATUS, RECOGNITION, RECEIVABLES, PAYMENTS)
 TABLES = {
     BILLED: "reports_billedmonthsummary",
     INVOICE_STATUS: "reports_invoicestatussummary",
     RECOGNITION: "reports_recognitionsummary",
+    RECEIVABLES: "reports_receivablessummary",
+    PAYMENTS: "reports_paymentsummary",
 }
+# Summaries whose latest month is a snapshot taken at the refresh (what is owed depends on
+# when it is looked at): every refresh recomputes that month, changes or not.
+AT_REFRESH = frozenset({RECEIVABLES})
 # The beat entry that refreshes them (config/settings/celery.py).
 SUMMARIES_BEAT_ENTRY = "reports-refresh-summaries"
 
@@ -65,6 +73,8 @@ def summary_serves(*, name: str, filters: ReportFilters) -> bool:
         return False  # one customer's invoices: a narrow live query, and not in the grain
     if name == INVOICE_STATUS and filters.plan:
         return False  # an invoice bills several prices: not additive per price
+    if name in (RECEIVABLES, PAYMENTS) and filters.plan:
+        return False  # the same: an invoice (and its payments) bills several prices
     return summary_status(name=name).built
 
 

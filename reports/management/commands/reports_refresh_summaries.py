@@ -1,5 +1,6 @@
 """`manage.py reports_refresh_summaries [--full] [--only NAME]`: bring the month summaries of the
-billed, invoices-by-status and revenue-recognition reports up to date now (after a deploy, a
+billed, invoices-by-status, revenue-recognition, receivables (AR aging, DSO) and payments
+(payments, declines) reports up to date now (after a deploy, a
 change of TARIF_REPORTS_TIMEZONE or an import of invoices), with a progress bar per summary."""
 
 from __future__ import annotations
