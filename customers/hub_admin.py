@@ -591,6 +591,14 @@ class CustomerHubMixin:
 
     # -- the hub itself --
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """The customer once per request: the hub reads it before the change form does."""
+        cache = request.__dict__.setdefault("_tarif_hub_objects", {})
+        key = (object_id, from_field)
+        if key not in cache:
+            cache[key] = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        return cache[key]
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
