@@ -548,7 +548,7 @@ class CustomerHubMixin:
         ] + super().get_urls()  # type: ignore[misc]
 
     def _customer(self, request: HttpRequest, object_id: str) -> Customer:
-        customer = self.get_object(request, object_id)  # type: ignore[attr-defined]  # mode-scoped queryset
+        customer = self.get_object(request, object_id)  # mode-scoped queryset
         if customer is None or not self.has_view_permission(request, customer):  # type: ignore[attr-defined]
             raise Http404(gettext("No such customer."))
         return customer
@@ -603,7 +603,7 @@ class CustomerHubMixin:
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
-        customer = self.get_object(request, object_id) if request.method == "GET" else None  # type: ignore[attr-defined]
+        customer = self.get_object(request, object_id) if request.method == "GET" else None
         if customer is not None and self.has_view_permission(request, customer):  # type: ignore[attr-defined]
             hub = customer_hub(customer=customer)
             extra_context.update(

@@ -32,8 +32,8 @@ from billing.models import (
 )
 from config.modes import scope_to_mode
 from invoices.models import Invoice
-from reports.models import HomeFigures
 from reports.filters import ReportFilters, add_months, report_timezone
+from reports.models import HomeFigures
 from reports.selectors.common import BILLED_STATUSES
 from reports.selectors.mrr import MrrMonth, mrr_movements
 from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status
