@@ -131,7 +131,7 @@ def customer_changelist(base: Any) -> Any:
 @admin.register(Customer)
 class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
-    list_display = ("legal_name", "email", "country", "balance_display", "status_display", "created_at")
+    list_display = ("legal_name", "email", "country_display", "balance_display", "status_display", "created_at")
     list_filter = (CustomerCountryFilter, CatalogCurrencyFilter, "preferred_language", "is_business")
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
@@ -185,6 +185,13 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> Any:
         return customer_changelist(super().get_changelist(request, **kwargs))
+
+    @display(description=_("country"), ordering="country")
+    def country_display(self, customer: Customer) -> str:
+        # The country's name from its code (django-countries' lookup). Listing the field itself
+        # makes the admin build and normalise the 250 country choices for every row: 12 ms a
+        # row, most of the list's time (issue 20).
+        return str(customer.country.name or customer.country.code)
 
     @display(description=_("balance"), ordering="balance_amount")
     def balance_display(self, customer: Customer) -> str:
