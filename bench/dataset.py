@@ -198,7 +198,10 @@ def _secondary_schema(cursor, tables: list[str]) -> tuple[list[str], list[str]]:
     indexes = cursor.fetchall()
     drops = [f'ALTER TABLE {table} DROP CONSTRAINT "{name}"' for table, name, _kind, _definition in constraints]
     drops += [f"DROP INDEX {index}" for index, _definition in indexes]
-    recreates = [definition for _index, definition in indexes]
+    # An index of a partitioned table reads back as `CREATE INDEX … ON ONLY parent`: recreated
+    # so, it would cover no partition and stay INVALID, unused (the usage events' customer index
+    # of the 1M dataset of 7 December: the customer hub's usage panel scanned 10 M events, 0.8 s).
+    recreates = [definition.replace(" ON ONLY ", " ON ", 1) for _index, definition in indexes]
     # Unique constraints first: a foreign key may reference one.
     recreates += [
         f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'

@@ -190,6 +190,10 @@ class StyledAdmin(StyledMixin, UnfoldModelAdmin):
     # Issue 20: no exact COUNT(*) of a large table per page view (config/console_pagination.py).
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    # Issue 20: 50 rows a page, not Django's 100. The SQL of a page is a few ms even at a million
+    # subscriptions; rendering each row's cells through unfold is what a list view costs (about
+    # 2 ms a row on this machine), so the page's time halves. Stripe's dashboard shows 25.
+    list_per_page = 50
 
 
 class TabularInline(UnfoldTabularInline):
@@ -322,8 +326,12 @@ class CountryFilter(DropdownFilter):
     field_name = "country"
     parameter_name = "country__exact"
 
+    def codes_in_use(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> Iterable[str]:
+        """The distinct codes of the list's rows; a large table's admin overrides it with an indexed read."""
+        return model_admin.get_queryset(request).order_by().values_list(self.field_name, flat=True).distinct()
+
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        codes = model_admin.get_queryset(request).order_by().values_list(self.field_name, flat=True).distinct()
+        codes = self.codes_in_use(request, model_admin)
         named = [(str(code), str(countries.name(str(code)) or code)) for code in codes if code]
         return sorted(named, key=lambda pair: _collation_key(pair[1]))
 

@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 from unfold.dataclasses import SearchResult
 
 from billing.models import Payment, Refund, Subscription
+from config import clock
 from config.admin_site import console_livemode
 from config.console import babel_locale, format_money
 from config.modes import scope_to_mode
@@ -36,9 +37,12 @@ from customers.models import Customer
 from invoices.einvoicing.selectors import transmissions_needing_attention
 from invoices.ereporting.selectors import ereporting_periods_needing_attention
 from invoices.models import CreditNote, Invoice
+from reports.home_figures import home_figures_current
 from reports.selectors.dashboard import home_dashboard
 
 REPORTS_PERMISSION = "reports.view_dashboards"
+# The sections read from the stored whole-book counts (reports/home_figures.py), "as of" a minute ago.
+BOOK_SECTIONS = frozenset({"subscriptions", "receivables", "next_billing_run"})
 
 # Dashboard sections and the permission that opens the list each one links to.
 SECTION_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -76,6 +80,13 @@ def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+def _as_of_time(value: datetime) -> str:
+    """HH:MM for figures of today (local time), the date too when they are older."""
+    local = timezone.localtime(value)
+    same_day = local.date() == timezone.localtime(clock.system_now()).date()
+    return date_format(local, "TIME_FORMAT" if same_day else "DATETIME_FORMAT")
 
 
 def _day(value: date | datetime | None) -> str:
@@ -405,7 +416,13 @@ def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:
     """The home page's figures, chart and "needs attention" lists, for the console's mode."""
     livemode = console_livemode(request)
     sections = allowed_sections(request)
-    data = home_dashboard(livemode=livemode, sections=sections)
+    figures = home_figures_current(livemode=livemode) if sections & BOOK_SECTIONS else None
+    data = home_dashboard(livemode=livemode, sections=sections, figures=figures)
+    figures_as_of = ""
+    if data.figures_as_of is not None:
+        figures_as_of = _(
+            "Subscriptions, receivables and the next run's count as of %(time)s (refreshed every minute)."
+        ) % {"time": _as_of_time(data.figures_as_of)}
     as_of = ""
     if "mrr" in sections:
         status = data.mrr_status
@@ -426,6 +443,8 @@ def dashboard_context(request: HttpRequest, context: JsonDict) -> JsonDict:
             if "mrr" in sections
             else [],
             "dashboard_mrr_as_of": as_of,
+            "dashboard_figures_as_of": figures_as_of,
+            "dashboard_figures_at": data.figures_as_of,
             "dashboard_mrr_link": reverse("admin:reports_dashboard_report", args=["mrr"]) if "mrr" in sections else "",
             "dashboard_attention": _attention(data, sections, livemode),
         }

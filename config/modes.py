@@ -100,6 +100,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.mrrcohortcell": "livemode",
     "reports.receivablessummary": "livemode",
     "reports.paymentsummary": "livemode",
+
+    "reports.homefigures": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

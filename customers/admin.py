@@ -18,12 +18,14 @@ from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextInputWidget
 
 from billing.models import Price, Subscription
+from config.admin_site import console_livemode
 from config.console import CountryFilter, StyledAdmin, format_money
 from config.write_path import ServiceAdminMixin, ServiceResourceMixin
 from customers.hub import LIVE_STATUSES
 from customers.hub_admin import CustomerHubMixin
 from customers.models import Customer, CustomerUser, NotificationLog
 from customers.privacy_admin import erase_personal_data, export_personal_data
+from customers.selectors import customer_countries_in_use
 from customers.services import (
     customer_create,
     customer_delete,
@@ -70,6 +72,13 @@ class CustomerResource(ServiceResourceMixin, resources.ModelResource):
 
     def service_update(self, *, obj: Customer, changes: dict, user: Any) -> Customer:
         return customer_update(customer=obj, data=changes, acting_user=user)
+
+
+class CustomerCountryFilter(CountryFilter):
+    """The countries in use read with a loose index scan, not a DISTINCT over every customer (issue 20)."""
+
+    def codes_in_use(self, request: HttpRequest, model_admin: Any) -> list[str]:
+        return customer_countries_in_use(livemode=console_livemode(request))
 
 
 class CatalogCurrencyFilter(admin.SimpleListFilter):
@@ -122,8 +131,8 @@ def customer_changelist(base: Any) -> Any:
 @admin.register(Customer)
 class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
-    list_display = ("legal_name", "email", "country", "balance_display", "status_display", "created_at")
-    list_filter = (CountryFilter, CatalogCurrencyFilter, "preferred_language", "is_business")
+    list_display = ("legal_name", "email", "country_display", "balance_display", "status_display", "created_at")
+    list_filter = (CustomerCountryFilter, CatalogCurrencyFilter, "preferred_language", "is_business")
     search_fields = ("legal_name", "email", "siren", "city")
     readonly_fields = ("created_at", "updated_at")
     actions = ["invite_to_portal", export_personal_data, erase_personal_data]
@@ -176,6 +185,13 @@ class CustomerAdmin(CustomerHubMixin, ServiceAdminMixin, StyledAdmin, ImportExpo
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> Any:
         return customer_changelist(super().get_changelist(request, **kwargs))
+
+    @display(description=_("country"), ordering="country")
+    def country_display(self, customer: Customer) -> str:
+        # The country's name from its code (django-countries' lookup). Listing the field itself
+        # makes the admin build and normalise the 250 country choices for every row: 12 ms a
+        # row, most of the list's time (issue 20).
+        return str(customer.country.name or customer.country.code)
 
     @display(description=_("balance"), ordering="balance_amount")
     def balance_display(self, customer: Customer) -> str:

@@ -32,7 +32,8 @@ from invoices.selectors import customer_balance
 from invoices.types import InvoicePreview
 
 # Each tab shows the latest rows; the full lists are one click away (filtered changelists).
-HUB_ROWS = 25
+# Ten (issue 20): every tab is rendered into the page, so each row costs on every view.
+HUB_ROWS = 10
 # Upcoming-invoice previews are computed (not stored): a few subscriptions at most.
 HUB_PREVIEWS = 3
 # Statuses that bill: they count in the customer's MRR and make it "active".
@@ -210,6 +211,8 @@ def customer_hub(*, customer: Customer) -> CustomerHub:
         .prefetch_related("items__price__product", "coupon__applies_to")
         .order_by("-created_at", "-pk")[:HUB_ROWS]
     )
+    for subscription in subscriptions:
+        subscription.customer = customer  # the same row: no query per subscription for its customer
     billing = [s for s in subscriptions if s.status in MRR_STATUSES and s.currency == customer.currency]
     items = subscription_items_snapshots_bulk(subscription_ids=[s.pk for s in billing])
     mrr_by_subscription = {s.pk: mrr_of(subscription=s, items=items.get(s.pk, ())) for s in billing}

@@ -548,7 +548,7 @@ class CustomerHubMixin:
         ] + super().get_urls()  # type: ignore[misc]
 
     def _customer(self, request: HttpRequest, object_id: str) -> Customer:
-        customer = self.get_object(request, object_id)  # type: ignore[attr-defined]  # mode-scoped queryset
+        customer = self.get_object(request, object_id)  # mode-scoped queryset
         if customer is None or not self.has_view_permission(request, customer):  # type: ignore[attr-defined]
             raise Http404(gettext("No such customer."))
         return customer
@@ -591,11 +591,19 @@ class CustomerHubMixin:
 
     # -- the hub itself --
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """The customer once per request: the hub reads it before the change form does."""
+        cache = request.__dict__.setdefault("_tarif_hub_objects", {})
+        key = (object_id, from_field)
+        if key not in cache:
+            cache[key] = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        return cache[key]
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
-        customer = self.get_object(request, object_id) if request.method == "GET" else None  # type: ignore[attr-defined]
+        customer = self.get_object(request, object_id) if request.method == "GET" else None
         if customer is not None and self.has_view_permission(request, customer):  # type: ignore[attr-defined]
             hub = customer_hub(customer=customer)
             extra_context.update(

@@ -295,3 +295,28 @@ class MrrCohortCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cohort} {self.month} {self.customers} {self.currency}"
+
+
+class HomeFigures(models.Model):
+    """The console home's whole-book counts for one mode, as of `computed_at` (issue 20):
+    live subscriptions by status, open and overdue receivables by currency, and what the next
+    billing run will bill. Counting them exactly costs seconds at a million subscriptions, so
+    the home page reads this row; the beat task `reports.refresh_home_figures` recomputes it
+    every minute (and after a billing run) with the live selectors of
+    reports/selectors/dashboard.py, the reference. A cache; never edited by hand."""
+
+    livemode = models.BooleanField(_("live mode"), unique=True)
+    computed_at = models.DateTimeField(_("computed at"))
+    today = models.DateField(_("day"))  # receivables are overdue when due before this day
+    subscriptions = models.JSONField(_("live subscriptions by status"), default=dict)
+    receivables = models.JSONField(_("receivables by currency"), default=list)
+    next_run_at = models.DateTimeField(_("next billing run"), null=True)
+    next_run_due = models.BigIntegerField(_("subscriptions due for the next run"), default=0)
+
+    class Meta:
+        verbose_name = _("home figures")
+        verbose_name_plural = _("home figures")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{'live' if self.livemode else 'test'} {self.computed_at}"

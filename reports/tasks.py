@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from reports.home_figures import home_figures_refresh_all
 from reports.summaries import report_summaries_refresh
 from reports.summary import mrr_summary_refresh
 
@@ -21,3 +22,10 @@ def refresh_summaries(full: bool = False) -> dict[str, int]:
     recognition, receivables, payments): the months touched since the last refresh; `full`
     (nightly) rebuilds."""
     return report_summaries_refresh(full=full)
+
+
+@shared_task(acks_late=True, name="reports.refresh_home_figures")
+def refresh_home_figures() -> int:
+    """Beat entry point (every minute) and the billing run's follow-up: the console home's
+    whole-book counts of both modes, stored with their time (reports/home_figures.py)."""
+    return home_figures_refresh_all()

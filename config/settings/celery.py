@@ -50,6 +50,12 @@ CELERY_BEAT_SCHEDULE["reports-rebuild-summaries"] = {
     "schedule": crontab(minute=41, hour=3),
     "kwargs": {"full": True},
 }
+# Issue 20: the console home's whole-book counts (live subscriptions, receivables, next run's due),
+# shown "as of" their refresh instead of counted on every view (reports/home_figures.py).
+CELERY_BEAT_SCHEDULE["reports-refresh-home-figures"] = {
+    "task": "reports.refresh_home_figures",
+    "schedule": crontab(minute="*"),
+}
 
 # Lifecycle events (issue 16): trial_will_end / invoice.upcoming notices, pending updates' expiry.
 CELERY_BEAT_SCHEDULE["lifecycle-notices-sweep"] = {

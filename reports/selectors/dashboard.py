@@ -2,7 +2,11 @@
 
 Read-only and cheap: one aggregate query per figure, one query per "needs attention" list
 (its first rows and its total together), MRR from the summary the beat task refreshes
-(`mrr_movements` never rebuilds it on a read). Every figure is for one mode: live, or test
+(`mrr_movements` never rebuilds it on a read). The three counts of the whole book (live
+subscriptions by status, receivables, subscriptions due for the next run) take seconds at a
+million subscriptions: the page reads them "as of" a minute ago from `reports.HomeFigures`
+(`stored_home_figures`, kept by reports/home_figures.py); the functions below that compute them
+stay the reference the stored row is computed with. Every figure is for one mode: live, or test
 (the console's "Test data" switch); bank statements are real money and belong to live mode.
 Amounts are integer minor units per currency; the console formats them.
 """
@@ -29,6 +33,7 @@ from billing.models import (
 from config.modes import scope_to_mode
 from invoices.models import Invoice
 from reports.filters import ReportFilters, add_months, report_timezone
+from reports.models import HomeFigures
 from reports.selectors.common import BILLED_STATUSES
 from reports.selectors.mrr import MrrMonth, mrr_movements
 from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status
@@ -77,6 +82,17 @@ class NextBillingRun:
 
 
 @dataclass(frozen=True, slots=True)
+class BookFigures:
+    """The whole-book counts of the home page, and when they were computed (None: just now,
+    by the live selectors)."""
+
+    subscriptions: dict[str, int]  # status -> count
+    receivables: tuple[Receivables, ...]
+    next_billing_run: NextBillingRun
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AttentionList:
     rows: tuple[Any, ...]  # model instances, newest first
     total: int
@@ -100,6 +116,7 @@ class HomeDashboard:
     unmatched_bank_lines: AttentionList | None  # None in test mode: statements are live money
     failed_webhooks: AttentionList
     billing_run_failures: AttentionList
+    figures_as_of: datetime | None = None  # when the whole-book counts were computed (None: live)
 
 
 def _this_month(now: datetime) -> tuple[date, datetime]:
@@ -231,6 +248,38 @@ def next_billing_run(*, livemode: bool, now: datetime) -> NextBillingRun:
     return NextBillingRun(at=at, due=due)
 
 
+def book_figures(*, livemode: bool, now: datetime) -> BookFigures:
+    """The whole-book counts computed now, exactly (the reference; seconds at 1M)."""
+    today, _month_start = _this_month(now)
+    return BookFigures(
+        subscriptions=subscription_counts(livemode=livemode),
+        receivables=receivables(livemode=livemode, today=today),
+        next_billing_run=next_billing_run(livemode=livemode, now=now),
+    )
+
+
+def stored_home_figures(*, livemode: bool) -> BookFigures | None:
+    """The counts as last stored for this mode (one row by its unique key), None if never."""
+    row = HomeFigures.objects.filter(livemode=livemode).first()
+    if row is None:
+        return None
+    return BookFigures(
+        subscriptions={str(status): int(count) for status, count in row.subscriptions.items()},
+        receivables=tuple(
+            Receivables(
+                currency=item["currency"],
+                open_amount=int(item["open_amount"]),
+                open_count=int(item["open_count"]),
+                overdue_amount=int(item["overdue_amount"]),
+                overdue_count=int(item["overdue_count"]),
+            )
+            for item in row.receivables
+        ),
+        next_billing_run=NextBillingRun(at=row.next_run_at, due=row.next_run_due),
+        as_of=row.computed_at,
+    )
+
+
 def _first_rows(queryset: QuerySet, *, order: tuple[str, ...]) -> AttentionList:
     """The first rows of a list and its total, in one query (a window count over the rows)."""
     rows = list(queryset.annotate(dashboard_total=Window(Count("pk"))).order_by(*order)[:ATTENTION_ROWS])
@@ -270,10 +319,15 @@ def open_billing_run_failures(*, livemode: bool) -> AttentionList:
 
 
 def home_dashboard(
-    *, livemode: bool, now: datetime | None = None, sections: frozenset[str] | None = None
+    *,
+    livemode: bool,
+    now: datetime | None = None,
+    sections: frozenset[str] | None = None,
+    figures: BookFigures | None = None,
 ) -> HomeDashboard:
     """Everything the home page shows, for one mode. `sections` limits what is computed to
-    what the viewer may open (names of HomeDashboard's fields); None computes everything."""
+    what the viewer may open (names of HomeDashboard's fields); None computes everything.
+    `figures`: the whole-book counts as stored (`stored_home_figures`); None counts them now."""
     now = now or timezone.now()
     today, month_start = _this_month(now)
     since_failures = now - timedelta(days=FAILED_PAYMENTS_DAYS)
@@ -288,15 +342,19 @@ def home_dashboard(
         month_start=month_start,
         mrr=mrr_figures(livemode=livemode, today=today) if wanted("mrr") else (),
         mrr_status=mrr_summary_status() if wanted("mrr") else MrrSummaryStatus(False, None, ""),
-        subscriptions=subscription_counts(livemode=livemode) if wanted("subscriptions") else {},
+        subscriptions=(figures.subscriptions if figures else subscription_counts(livemode=livemode))
+        if wanted("subscriptions")
+        else {},
         revenue_this_month=revenue_since(livemode=livemode, since=month_start) if wanted("revenue_this_month") else (),
-        receivables=receivables(livemode=livemode, today=today) if wanted("receivables") else (),
+        receivables=(figures.receivables if figures else receivables(livemode=livemode, today=today))
+        if wanted("receivables")
+        else (),
         failed_payments=failed_payment_count(livemode=livemode, since=since_failures)
         if wanted("failed_payments")
         else 0,
         failed_payments_since=since_failures,
         dunning_active=active_dunning_count(livemode=livemode) if wanted("dunning_active") else 0,
-        next_billing_run=next_billing_run(livemode=livemode, now=now)
+        next_billing_run=(figures.next_billing_run if figures else next_billing_run(livemode=livemode, now=now))
         if wanted("next_billing_run")
         else NextBillingRun(at=None, due=0),
         refunds_awaiting_approval=refunds_awaiting_approval(livemode=livemode)
@@ -307,4 +365,5 @@ def home_dashboard(
         else None,
         failed_webhooks=failed_webhook_deliveries(livemode=livemode) if wanted("failed_webhooks") else empty,
         billing_run_failures=open_billing_run_failures(livemode=livemode) if wanted("billing_run_failures") else empty,
+        figures_as_of=figures.as_of if figures else None,
     )

@@ -67,6 +67,7 @@ def test_finance_signs_in_sees_the_dashboard_and_finds_a_customer(
     open_dashboard(page, live_server.url, shots)
     expect(page.locator("#tarif-home-mrr canvas.chart")).to_be_visible()
     expect(page.locator("#kpi-subscriptions")).to_contain_text("1")
+    expect(page.locator("#tarif-home-as-of")).to_contain_text("as of")  # the counts' time (issue 20)
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     search_and_open_customer(page, live_server.url, "boulang", shots)
 
