@@ -46,6 +46,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.usageevent": "customer__livemode",
     "billing.usageeventkey": "meter__livemode",
     "billing.usagerollup": "customer__livemode",
+    "billing.usagemonthrollup": "customer__livemode",
     "billing.paymentmethod": "customer__livemode",
     "billing.payment": "customer__livemode",
     "billing.refund": "payment__customer__livemode",

@@ -22,7 +22,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -35,7 +35,7 @@ from config.console import StyledAdmin, babel_locale, format_money
 from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import Invoice
-from reports.exports import to_csv, to_xlsx
+from reports.exports import csv_chunks, to_csv, to_xlsx
 from reports.filters import ReportFilterForm, ReportFilters
 from reports.models import Dashboard
 from reports.registry import (
@@ -301,6 +301,7 @@ class DashboardAdmin(StyledAdmin):
             }
             if table and len(table.rows) > SCREEN_ROWS
             else "",
+            "full_list_note": table.full_list.note if table and table.full_list else "",
             "heatmap": name == "cohorts",
             "csv_url": reverse("admin:reports_dashboard_export", args=[name, "csv"]) + (f"?{query}" if query else ""),
             "xlsx_url": reverse("admin:reports_dashboard_export", args=[name, "xlsx"]) + (f"?{query}" if query else ""),
@@ -319,7 +320,10 @@ class DashboardAdmin(StyledAdmin):
         table = report.build(form.filters())
         as_of = table.as_of.at if (report.reads_summary or report.summary) and table.as_of else None
         filename = f"{report.name}-{form.cleaned_data['start']:%Y-%m}-{form.cleaned_data['end']:%Y-%m}.{file_format}"
-        if file_format == "csv":
+        if file_format == "csv" and table.full_list is not None:
+            # Issue 20: a million rows (usage per customer) stream from a server-side cursor.
+            response = StreamingHttpResponse(csv_chunks(table, as_of=as_of), content_type="text/csv; charset=utf-8")
+        elif file_format == "csv":
             response = HttpResponse(to_csv(table, as_of=as_of), content_type="text/csv; charset=utf-8")
         else:
             response = HttpResponse(

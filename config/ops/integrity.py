@@ -15,6 +15,7 @@ from django.db.models import Count, Q, Sum
 
 from billing.entitlements.selectors import entitlement_mismatches
 from billing.models import Payment
+from billing.selectors import usage_month_rollup_differences
 from billing.wallets.models import CreditGrant, WalletTransaction
 from invoices.errors import InvoiceDoesNotReconcile
 from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
@@ -297,6 +298,12 @@ def check_mrr_totals() -> Iterator[Violation]:
         yield Violation("mrr_totals", "MRR month totals", difference)
 
 
+def check_usage_months() -> Iterator[Violation]:
+    """The usage month rollups (the usage report's whole months) equal the sums of their daily rollups."""
+    for difference in usage_month_rollup_differences():
+        yield Violation("usage_months", "usage month rollups", difference)
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -309,6 +316,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "entitlements": check_entitlements,
     "wallets": check_wallets,
     "mrr_totals": check_mrr_totals,
+    "usage_months": check_usage_months,
 }
 
 

@@ -23,11 +23,17 @@ from reports.selectors.mrr import MrrMonth, mrr_movements
 from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status, next_summary_refresh
 from reports.selectors.operations import (
     PLAN_CHANGE_KINDS,
+    USAGE_TOP_CUSTOMERS,
     PlanChangeRow,
+    UsageMeterTotal,
+    UsageOverview,
     UsageRow,
     plan_change_history,
     usage_by_meter,
     usage_by_meter_live,
+    usage_by_meter_page,
+    usage_by_meter_stream,
+    usage_overview,
 )
 from reports.selectors.payments import (
     DeclineRow,
@@ -87,6 +93,12 @@ __all__ = [
     "summary_serves",
     "summary_status",
     "usage_by_meter_live",
+    "usage_by_meter_page",
+    "usage_by_meter_stream",
+    "usage_overview",
+    "UsageMeterTotal",
+    "UsageOverview",
+    "USAGE_TOP_CUSTOMERS",
     "AGING_BUCKETS",
     "BILLED_STATUSES",
     "LINE_NET_SQL",
