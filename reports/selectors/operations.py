@@ -80,8 +80,8 @@ def _usage_pairs_sql(filters: ReportFilters, *, after: tuple[int, int] | None = 
     day = connection.ops.adapt_datefield_value
     # The central filters select customers (and meters, for the plan filter) before the
     # aggregate; names are joined to the aggregated pairs only.
-    clauses: list[str] = ["livemode = %s"]
-    params: list[Any] = [filters.livemode]
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, value in (
         ("brand_id", filters.brand),
         ("currency", filters.currency),
@@ -91,7 +91,14 @@ def _usage_pairs_sql(filters: ReportFilters, *, after: tuple[int, int] | None = 
         if value:
             clauses.append(f"{column} = %s")
             params.append(value)
-    scope = f"customer_id IN (SELECT id FROM customers_customer WHERE {' AND '.join(clauses)})"
+    if clauses:
+        scope = f"customer_id IN (SELECT id FROM customers_customer WHERE livemode = %s AND {' AND '.join(clauses)})"
+        params.insert(0, filters.livemode)
+    else:
+        # The mode alone, through the short list of test customers (production's): live mode
+        # leaves them out, test mode keeps only them; never a join with every live customer.
+        test_customers = "(SELECT id FROM customers_customer WHERE NOT livemode)"
+        scope = f"customer_id {'NOT IN' if filters.livemode else 'IN'} {test_customers}"
     if filters.plan:
         scope += " AND meter_id IN (SELECT meter_id FROM billing_price WHERE id = %s)"
         params.append(filters.plan)
