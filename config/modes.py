@@ -98,6 +98,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.invoicestatussummary": "livemode",
     "reports.recognitionsummary": "livemode",
     "reports.mrrmonthtotal": "livemode",
+    "reports.usagedigestrow": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

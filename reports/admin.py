@@ -54,7 +54,7 @@ from reports.registry import (
     Headline,
     Report,
 )
-from reports.selectors import mrr_summary_status, next_summary_refresh
+from reports.selectors import USAGE_DIGEST, mrr_summary_status, next_summary_refresh
 
 PERMISSION = "reports.view_dashboards"
 # A report's page shows at most this many table rows (the usage report has one per customer and
@@ -98,6 +98,16 @@ def as_of_text(as_of: AsOf | None, *, reads_summary: bool, summary: str = "") ->
     """The sentence under a report's title saying how current its figures are."""
     if as_of is None:
         return ""
+    if summary == USAGE_DIGEST:
+        if as_of.source == SUMMARY:
+            text = _(
+                "Figures as of %(time)s (last refresh of the usage report's digest); usage reported since then is "
+                "not counted yet. The files and the API are computed at each request."
+            ) % {"time": _when(as_of.at)}
+            if as_of.next_refresh:
+                text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
+            return text
+        return _("Figures as of %(time)s, computed from the usage rollups for this page.") % {"time": _when(as_of.at)}
     if summary and as_of.source == SUMMARY:
         text = _(
             "Figures as of %(time)s (last refresh of this report's summary); invoices issued, paid or voided "
@@ -318,7 +328,9 @@ class DashboardAdmin(StyledAdmin):
             errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
             return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
         table = report.build(form.filters())
-        as_of = table.as_of.at if (report.reads_summary or report.summary) and table.as_of else None
+        # A full list (usage's customers) is read at this request, whatever the page's digest says.
+        summarized = (report.reads_summary or report.summary) and table.full_list is None
+        as_of = table.as_of.at if summarized and table.as_of else None
         filename = f"{report.name}-{form.cleaned_data['start']:%Y-%m}-{form.cleaned_data['end']:%Y-%m}.{file_format}"
         if file_format == "csv" and table.full_list is not None:
             # Issue 20: a million rows (usage per customer) stream from a server-side cursor.

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from config import clock
 from config.admin_site import console_livemode
 from config.api.exceptions import ApiError
 from config.api.strict import StrictParametersMixin
@@ -26,7 +27,7 @@ from config.models import ApiKey
 from customers.models import Customer
 from reports.exports import to_json
 from reports.filters import ReportFilterForm
-from reports.registry import REPORTS
+from reports.registry import LIVE, REPORTS, AsOf
 
 PAGE_ROWS, MAX_PAGE_ROWS = 1_000, 10_000
 _STARTING_AFTER = re.compile(r"([1-9][0-9]{0,17})-([1-9][0-9]{0,17})")
@@ -186,8 +187,10 @@ class ReportApi(StrictParametersMixin, APIView):
             has_more = len(rows) > limit
             rows = rows[:limit]
             last = table.full_list.key(rows[-1]) if rows and has_more else None
+            # The full list is read at this request (the page's digest, if any, is not).
+            live = replace(table, as_of=AsOf(at=clock.system_now(), source=LIVE))
             paging = {
-                **to_json(table, rows=rows),
+                **to_json(live, rows=rows),
                 "has_more": has_more,
                 "next_starting_after": f"{last[0]}-{last[1]}" if last else None,
             }

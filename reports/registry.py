@@ -118,6 +118,15 @@ def figures_as_of(*, reads_summary: bool, summary: str = "", filters: ReportFilt
     commits while the report runs only makes them newer than claimed (the one exception,
     harmless: the very first build committing mid-read, claimed "live" as of now)."""
     now = clock.system_now()
+    if summary == selectors.USAGE_DIGEST and filters is not None:
+        digest_at = selectors.usage_digest_as_of(filters=filters)
+        if digest_at is None:
+            return AsOf(at=now, source=LIVE)
+        return AsOf(
+            at=digest_at,
+            source=SUMMARY,
+            next_refresh=selectors.next_summary_refresh(after=now, entry_name=selectors.USAGE_DIGEST_BEAT_ENTRY),
+        )
     if summary and filters is not None:
         if selectors.summary_serves(name=summary, filters=filters):
             state = selectors.summary_status(name=summary)
@@ -970,9 +979,11 @@ def _usage_full_list(filters: ReportFilters) -> FullList:
         "Usage events reported in the period: each meter's totals and its largest customers on the page, "
         "every customer in the exports and the API."
     ),
+    summary=selectors.USAGE_DIGEST,
 )
 def _usage(filters: ReportFilters) -> ReportTable:
-    overview = selectors.usage_overview(filters=filters)
+    # The preset periods without filters: the digest's last refresh (reports/usage_digest.py).
+    overview = selectors.usage_digest_overview(filters=filters) or selectors.usage_overview(filters=filters)
     rows: list[dict[str, Any]] = []
     top_by_meter: dict[int, list[Any]] = {}
     for row in overview.top:

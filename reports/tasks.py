@@ -6,6 +6,7 @@ from celery import shared_task
 
 from reports.summaries import report_summaries_refresh
 from reports.summary import mrr_summary_refresh
+from reports.usage_digest import usage_digest_refresh
 
 
 @shared_task(acks_late=True, name="reports.refresh_mrr_summary")
@@ -20,3 +21,9 @@ def refresh_summaries(full: bool = False) -> dict[str, int]:
     """Beat entry point of the month summaries (billed, invoices by status, revenue
     recognition): the months touched since the last refresh; `full` (nightly) rebuilds."""
     return report_summaries_refresh(full=full)
+
+
+@shared_task(acks_late=True, name="reports.refresh_usage_digest")
+def refresh_usage_digest() -> int:
+    """Beat entry point of the usage report's digest (its preset periods: reports/usage_digest.py)."""
+    return usage_digest_refresh()

@@ -23,6 +23,8 @@ from reports.selectors.mrr import MrrMonth, mrr_movements
 from reports.selectors.mrr_source import MrrSummaryStatus, mrr_summary_status, next_summary_refresh
 from reports.selectors.operations import (
     PLAN_CHANGE_KINDS,
+    USAGE_DIGEST,
+    USAGE_DIGEST_BEAT_ENTRY,
     USAGE_TOP_CUSTOMERS,
     PlanChangeRow,
     UsageMeterTotal,
@@ -33,6 +35,8 @@ from reports.selectors.operations import (
     usage_by_meter_live,
     usage_by_meter_page,
     usage_by_meter_stream,
+    usage_digest_as_of,
+    usage_digest_overview,
     usage_overview,
 )
 from reports.selectors.payments import (
@@ -96,6 +100,10 @@ __all__ = [
     "usage_by_meter_page",
     "usage_by_meter_stream",
     "usage_overview",
+    "usage_digest_as_of",
+    "usage_digest_overview",
+    "USAGE_DIGEST",
+    "USAGE_DIGEST_BEAT_ENTRY",
     "UsageMeterTotal",
     "UsageOverview",
     "USAGE_TOP_CUSTOMERS",

@@ -8,11 +8,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
 
 from billing.models import SubscriptionChange, UsageEvent
 from reports.filters import ReportFilters, add_months, month_start
+from reports.models import SummaryState, UsageDigestRow
 from reports.selectors.common import db_datetime, fetch, fetch_stream
 
 
@@ -49,6 +51,63 @@ class UsageOverview:
     meters: list[UsageMeterTotal]
     top: list[UsageRow]  # per meter, the `top` largest totals (meter name, total desc, customer id)
     customers: int  # customers with usage of any meter in the period
+
+
+# The usage digest (reports/usage_digest.py): its SummaryState name and beat entry.
+USAGE_DIGEST = "usage-digest"
+USAGE_DIGEST_BEAT_ENTRY = "reports-refresh-usage-digest"
+
+
+def usage_digest_as_of(*, filters: ReportFilters) -> datetime | None:
+    """When the digest serving these filters was computed; None when it does not serve them
+    (a filter, a period that is not a preset, never refreshed, another reporting time zone)."""
+    if filters.brand or filters.currency or filters.country or filters.customer or filters.plan:
+        return None
+    state = SummaryState.objects.filter(name=USAGE_DIGEST).values("refreshed_at", "timezone").first()
+    if state is None or state["refreshed_at"] is None or state["timezone"] != settings.TARIF_REPORTS_TIMEZONE:
+        return None
+    computed = UsageDigestRow.objects.filter(
+        livemode=filters.livemode, start=filters.start, end=filters.end, rank=-1
+    ).exists()
+    return state["refreshed_at"] if computed else None
+
+
+def usage_digest_overview(*, filters: ReportFilters) -> UsageOverview | None:
+    """`usage_overview` as the digest's last refresh computed it, names as they are now; None
+    when the digest does not serve these filters."""
+    if usage_digest_as_of(filters=filters) is None:
+        return None
+    rows = fetch(
+        """
+        SELECT d.meter_id, mt.name, d.rank, d.customer_id, c.legal_name, d.customers, d.events, d.total, d.peak
+        FROM reports_usagedigestrow d
+        LEFT JOIN billing_meter mt ON mt.id = d.meter_id
+        LEFT JOIN customers_customer c ON c.id = d.customer_id
+        WHERE d.livemode = %s AND d.start = %s AND d."end" = %s
+        """,
+        [
+            filters.livemode,
+            connection.ops.adapt_datefield_value(filters.start),
+            connection.ops.adapt_datefield_value(filters.end),
+        ],
+    )
+    return _overview_from_rows(rows)
+
+
+def _overview_from_rows(rows: list[tuple]) -> UsageOverview:
+    meters: list[UsageMeterTotal] = []
+    top_rows: list[UsageRow] = []
+    customers = 0
+    for meter_id, meter, kind, customer_id, customer, count, events, total, peak in rows:
+        if kind == -1:
+            customers = int(count or 0)
+        elif kind == 0:
+            meters.append(UsageMeterTotal(meter_id, meter, int(count), int(events), _decimal(total), _decimal(peak)))
+        else:
+            top_rows.append(_usage_row(meter_id, meter, customer_id, customer, events, total, peak))
+    meters.sort(key=lambda row: (row.meter, row.meter_id))
+    top_rows.sort(key=lambda row: (row.meter, row.meter_id, -(row.total or 0), row.customer_id))
+    return UsageOverview(meters=meters, top=top_rows, customers=customers)
 
 
 def _utc_day_start(day: date) -> datetime:
@@ -221,19 +280,7 @@ def usage_overview(*, filters: ReportFilters, top: int | None = None) -> UsageOv
         """,
         [*params, top],
     )
-    meters: list[UsageMeterTotal] = []
-    top_rows: list[UsageRow] = []
-    customers = 0
-    for meter_id, meter, kind, customer_id, customer, count, events, total, peak in rows:
-        if kind == -1:
-            customers = int(count or 0)
-        elif kind == 0:
-            meters.append(UsageMeterTotal(meter_id, meter, int(count), int(events), _decimal(total), _decimal(peak)))
-        else:
-            top_rows.append(_usage_row(meter_id, meter, customer_id, customer, events, total, peak))
-    meters.sort(key=lambda row: (row.meter, row.meter_id))
-    top_rows.sort(key=lambda row: (row.meter, row.meter_id, -(row.total or 0), row.customer_id))
-    return UsageOverview(meters=meters, top=top_rows, customers=customers)
+    return _overview_from_rows(rows)
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -324,7 +324,9 @@ def test_a_sandbox_key_sees_only_test_mode_usage_and_another_modes_customer_is_4
     live, test = customer_factory(livemode=True), customer_factory(livemode=False)
     usage_events_insert(
         rows=[
-            UsageEvent(customer=who, meter=meter, external_id=f"m-{who.pk}", timestamp=datetime(2026, 2, 10, tzinfo=UTC))
+            UsageEvent(
+                customer=who, meter=meter, external_id=f"m-{who.pk}", timestamp=datetime(2026, 2, 10, tzinfo=UTC)
+            )
             for who in (live, test)
         ]
     )
@@ -336,3 +338,69 @@ def test_a_sandbox_key_sees_only_test_mode_usage_and_another_modes_customer_is_4
     assert sandbox.get(f"/api/v1/reports/usage/?start=2026-02&end=2026-02&customer={live.pk}").status_code == 404
     table = REPORTS["usage"].build(ReportFilters(start=date(2026, 2, 1), end=date(2026, 2, 1), livemode=False))
     assert [row["customer"] for row in table.rows if row["rank"]] == [test.legal_name]
+
+
+# -- The digest: the page of the preset periods, as of the last refresh -----------------------------
+
+
+def test_the_page_reads_the_digest_of_its_preset_periods_and_says_as_of_when(
+    console_as, customer_factory, meter_factory, settings
+):
+    import time_machine
+
+    from reports.usage_digest import usage_digest_refresh
+
+    settings.TARIF_REPORTS_TIMEZONE = "Europe/Paris"
+    meter = meter_factory(name="API calls")
+    customers = [customer_factory(legal_name=f"Digest customer {index}") for index in range(4)]
+    now = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+    default = ReportFilters(start=date(2025, 4, 1), end=date(2026, 3, 1))
+    this_month = ReportFilters(start=date(2026, 3, 1), end=date(2026, 3, 1))
+    with time_machine.travel(now, tick=False):
+        usage_events_insert(rows=_events(random.Random(9), customers, [meter], 120))
+        assert selectors.usage_digest_overview(filters=default) is None  # never refreshed: live
+        assert REPORTS["usage"].build(default).as_of.source == "live"
+
+        usage_digest_refresh()
+
+        for filters in (default, this_month, ReportFilters(start=date(2026, 2, 1), end=date(2026, 2, 1))):
+            for livemode in (True, False):
+                scoped = ReportFilters(start=filters.start, end=filters.end, livemode=livemode)
+                assert selectors.usage_digest_overview(filters=scoped) == selectors.usage_overview(filters=scoped)
+        table = REPORTS["usage"].build(default)
+        assert (table.as_of.source, table.as_of.at) == ("summary", now)
+        page = console_as("Finance").get("/admin/reports/dashboard/usage/").content.decode()
+        assert "last refresh of the usage report" in page
+        # Not a preset, or a filter: computed at the read.
+        assert (
+            selectors.usage_digest_overview(filters=ReportFilters(start=date(2026, 1, 1), end=date(2026, 3, 1))) is None
+        )
+        assert selectors.usage_digest_overview(filters=replace_filters(default, currency="EUR")) is None
+
+    # Usage reported after the refresh: the digest keeps the refresh's figures (it says so) until
+    # the next one; the files are read at the request.
+    late = UsageEvent(
+        customer=customers[0], meter=meter, external_id="late", timestamp=datetime(2026, 3, 19, tzinfo=UTC), value=10**6
+    )
+    with time_machine.travel(now + timedelta(minutes=5), tick=False):
+        usage_events_insert(rows=[late])
+        stale = selectors.usage_digest_overview(filters=this_month)
+        assert stale != selectors.usage_overview(filters=this_month)
+        assert stale.top[0].customer_id != customers[0].pk or stale.top[0].total < 10**6
+        usage_digest_refresh()
+        assert selectors.usage_digest_overview(filters=this_month) == selectors.usage_overview(filters=this_month)
+
+    settings.TARIF_REPORTS_TIMEZONE = "America/New_York"  # months cut elsewhere: the digest no longer serves
+    assert selectors.usage_digest_as_of(filters=default) is None
+
+
+def replace_filters(filters: ReportFilters, **changes) -> ReportFilters:
+    from dataclasses import replace
+
+    return replace(filters, **changes)
+
+
+def test_the_digest_has_its_beat_entry(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE[selectors.USAGE_DIGEST_BEAT_ENTRY]
+
+    assert entry["task"] == "reports.refresh_usage_digest"
