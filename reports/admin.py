@@ -23,6 +23,7 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -319,7 +320,7 @@ class DashboardAdmin(StyledAdmin):
         }
         return TemplateResponse(request, "admin/reports/dashboard.html", context, status=200 if table else 400)
 
-    def export_view(self, request: HttpRequest, name: str, file_format: str) -> HttpResponse:
+    def export_view(self, request: HttpRequest, name: str, file_format: str) -> HttpResponseBase:
         report = self._check(request, name)
         if file_format not in ("csv", "xlsx"):
             raise Http404(_("Reports export to CSV or XLSX."))
@@ -332,6 +333,7 @@ class DashboardAdmin(StyledAdmin):
         summarized = (report.reads_summary or report.summary) and table.full_list is None
         as_of = table.as_of.at if summarized and table.as_of else None
         filename = f"{report.name}-{form.cleaned_data['start']:%Y-%m}-{form.cleaned_data['end']:%Y-%m}.{file_format}"
+        response: HttpResponseBase
         if file_format == "csv" and table.full_list is not None:
             # Issue 20: a million rows (usage per customer) stream from a server-side cursor.
             response = StreamingHttpResponse(csv_chunks(table, as_of=as_of), content_type="text/csv; charset=utf-8")

@@ -1012,8 +1012,8 @@ def _usage(filters: ReportFilters) -> ReportTable:
                 title=_("Total reported per meter"),
                 labels=[meter.meter[:24] for meter in overview.meters],
                 series=[Series(str(_("total reported")), [float(meter.total or 0) for meter in overview.meters])],
-                x_label=_("meter"),
-                y_label=_("total reported"),
+                x_label=str(_("meter")),
+                y_label=str(_("total reported")),
             )
         )
     if first_top:
@@ -1022,8 +1022,8 @@ def _usage(filters: ReportFilters) -> ReportTable:
                 title=_("Top customers by usage: %(meter)s") % {"meter": overview.meters[0].meter},
                 labels=[row.customer[:14] for row in first_top[:15]],
                 series=[Series(str(_("total reported")), [float(row.total or 0) for row in first_top[:15]])],
-                x_label=_("customer"),
-                y_label=_("total reported"),
+                x_label=str(_("customer")),
+                y_label=str(_("total reported")),
             )
         )
     return ReportTable(
