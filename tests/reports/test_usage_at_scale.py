@@ -404,3 +404,20 @@ def test_the_digest_has_its_beat_entry(settings):
     entry = settings.CELERY_BEAT_SCHEDULE[selectors.USAGE_DIGEST_BEAT_ENTRY]
 
     assert entry["task"] == "reports.refresh_usage_digest"
+
+
+def test_the_command_refreshes_the_digest(customer_factory, meter_factory):
+    import time_machine
+    from django.core.management import call_command
+
+    meter, customer = meter_factory(), customer_factory()
+    usage_events_insert(rows=_events(random.Random(11), [customer], [meter], 20))
+    out = io.StringIO()
+    preset = ReportFilters(start=date(2025, 7, 1), end=date(2026, 6, 1))  # the default period in June 2026
+
+    with time_machine.travel(datetime(2026, 6, 15, tzinfo=UTC), tick=False):
+        assert selectors.usage_digest_as_of(filters=preset) is None
+        call_command("reports_refresh_usage_digest", stdout=out)
+
+    assert "Usage digest refreshed" in out.getvalue()
+    assert selectors.usage_digest_as_of(filters=preset) == datetime(2026, 6, 15, tzinfo=UTC)
