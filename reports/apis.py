@@ -129,10 +129,11 @@ class ReportApi(StrictParametersMixin, APIView):
         columns = serializers.ListField(child=serializers.DictField())
         rows = serializers.ListField(child=serializers.DictField())
         has_more = serializers.BooleanField(
-            required=False, help_text="paged reports (usage): more rows after this page (pass next_starting_after)"
+            help_text="paged reports (usage): more rows after this page (pass next_starting_after); "
+            "always false for the others"
         )
         next_starting_after = serializers.CharField(
-            required=False, allow_null=True, help_text="paged reports: the starting_after of the next page"
+            allow_null=True, help_text="paged reports: the starting_after of the next page; null on the last"
         )
 
     @extend_schema(
@@ -214,6 +215,6 @@ class ReportApi(StrictParametersMixin, APIView):
                     "country": filters.country,
                     "customer": filters.customer,
                 },
-                **(paging or to_json(table)),
+                **(paging or {**to_json(table), "has_more": False, "next_starting_after": None}),
             }
         )

@@ -315,6 +315,9 @@ def test_a_report_that_is_not_paged_refuses_paging_parameters(staff_factory):
 
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json")
+    # Without paging parameters a report is one page.
+    body = _api(staff_factory).get("/api/v1/reports/mrr/").json()
+    assert (body["has_more"], body["next_starting_after"]) == (False, None)
 
 
 def test_a_sandbox_key_sees_only_test_mode_usage_and_another_modes_customer_is_404(
