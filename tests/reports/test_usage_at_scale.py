@@ -424,3 +424,45 @@ def test_the_command_refreshes_the_digest(customer_factory, meter_factory):
 
     assert "Usage digest refreshed" in out.getvalue()
     assert selectors.usage_digest_as_of(filters=preset) == datetime(2026, 6, 15, tzinfo=UTC)
+
+
+@postgresql_only
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_digest_refreshes_at_once_take_turns(customer_factory, meter_factory, monkeypatch):
+    """The state row's lock serializes them: the digest holds one refresh's rows, never both."""
+    import time
+
+    from reports import usage_digest
+    from reports.models import UsageDigestRow
+
+    meter, customers = meter_factory(), [customer_factory() for _ in range(3)]
+    usage_events_insert(rows=_events(random.Random(13), customers, [meter], 60))
+    alone = usage_digest.usage_digest_refresh()
+    compute = usage_digest.usage_overview
+
+    def slow_overview(**kwargs):
+        time.sleep(0.05)  # both refreshes are inside their transaction at once
+        return compute(**kwargs)
+
+    monkeypatch.setattr(usage_digest, "usage_overview", slow_overview)
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(usage_digest.usage_digest_refresh())
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert results == [alone, alone]
+    assert UsageDigestRow.objects.count() == alone
