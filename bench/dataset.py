@@ -270,6 +270,7 @@ def seed(*, count: int, chunk: int, usage_per_subscription: int) -> tuple[dict[s
     from tqdm import tqdm
 
     from billing.models import Payment, Subscription, SubscriptionItem, UsageEvent, UsageEventKey, UsageRollup
+    from billing.services.usage_rollups import MONTH_ROLLUPS_FROM_DAILY_POSTGRESQL
     from customers.models import Customer
     from invoices.models import Brand, CreditNote, Invoice, InvoiceLine, NumberSequence
 
@@ -520,6 +521,8 @@ def seed(*, count: int, chunk: int, usage_per_subscription: int) -> tuple[dict[s
                 f"FROM (SELECT *, (timestamp AT TIME ZONE 'UTC')::date AS day FROM {UsageEvent._meta.db_table}) AS e "
                 "GROUP BY customer_id, meter_id, day"
             )
+            # Issue 20 item 7: the month rollups of the usage report, from the daily ones.
+            cursor.execute(MONTH_ROLLUPS_FROM_DAILY_POSTGRESQL)
         for kind, years in numbers.items():
             for year, (last_value, last_issued_at) in years.items():
                 NumberSequence.objects.create(

@@ -1408,6 +1408,7 @@ from billing.update_models import PendingUpdate, SubscriptionNotice  # noqa: E40
 # --- Usage thresholds and progressive billing (billing/usage_models.py, issue 16) ---
 from billing.usage_models import (  # noqa: E402, F401
     UsageEventKey,
+    UsageMonthRollup,
     UsageRollup,
     UsageThreshold,
     UsageThresholdCrossing,

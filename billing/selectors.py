@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from billing.cycles import CycleSpec, Period, next_boundary
@@ -350,3 +351,37 @@ def billing_run_health() -> BillingRunHealth:
         subscription_failures=failures["attempts"] or 0,
         open_failures=failures["open"],
     )
+
+
+def usage_month_rollup_differences(*, limit: int = 50) -> list[str]:
+    """Where the month rollups differ from the sums of their daily rollups (empty: none), for
+    `verify_integrity` (issue 20 item 7). Both are written by the ingestion in one transaction;
+    a write that went around it (a direct insert, a lost statement) would leave the usage report
+    wrong without anything else noticing."""
+    month = (
+        "CAST(date_trunc('month', day) AS date)" if connection.vendor == "postgresql" else "date(day, 'start of month')"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT COALESCE(m.meter_id, d.meter_id), COALESCE(m.customer_id, d.customer_id), COALESCE(m.month, d.month),
+                   m.event_count, d.events, m.value_sum, d.total, m.value_max, d.peak
+            FROM billing_usagemonthrollup m
+            FULL OUTER JOIN (
+                SELECT meter_id, customer_id, {month} AS month, SUM(event_count) AS events, SUM(value_sum) AS total,
+                       MAX(value_max) AS peak
+                FROM billing_usagerollup GROUP BY meter_id, customer_id, {month}
+            ) d ON d.meter_id = m.meter_id AND d.customer_id = m.customer_id AND d.month = m.month
+            WHERE m.id IS NULL OR d.meter_id IS NULL
+               OR m.event_count <> d.events OR m.value_sum <> d.total OR m.value_max <> d.peak
+            ORDER BY 1, 2, 3
+            LIMIT %s
+            """,
+            [limit],
+        )
+        rows = cursor.fetchall()
+    return [
+        f"meter {meter_id} customer {customer_id} {str(month)[:7]}: month rollup events {events} sum {total} "
+        f"max {peak}, daily rollups events {daily_events} sum {daily_total} max {daily_peak}"
+        for meter_id, customer_id, month, events, daily_events, total, daily_total, peak, daily_peak in rows
+    ]

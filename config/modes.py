@@ -46,6 +46,7 @@ MODE_LOOKUPS: dict[str, str] = {
     "billing.usageevent": "customer__livemode",
     "billing.usageeventkey": "meter__livemode",
     "billing.usagerollup": "customer__livemode",
+    "billing.usagemonthrollup": "customer__livemode",
     "billing.paymentmethod": "customer__livemode",
     "billing.payment": "customer__livemode",
     "billing.refund": "payment__customer__livemode",
@@ -100,8 +101,8 @@ MODE_LOOKUPS: dict[str, str] = {
     "reports.mrrcohortcell": "livemode",
     "reports.receivablessummary": "livemode",
     "reports.paymentsummary": "livemode",
-
     "reports.homefigures": "livemode",
+    "reports.usagedigestrow": "livemode",
 }
 # Test mode by definition: a live-mode view never sees them.
 TEST_ONLY_MODELS = frozenset({"billing.testclock", "billing.billingrun"})

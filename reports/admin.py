@@ -22,7 +22,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -35,7 +36,7 @@ from config.console import StyledAdmin, babel_locale, format_money
 from config.modes import scope_to_mode
 from customers.models import Customer
 from invoices.models import Invoice
-from reports.exports import to_csv, to_xlsx
+from reports.exports import csv_chunks, to_csv, to_xlsx
 from reports.filters import ReportFilterForm, ReportFilters
 from reports.models import Dashboard
 from reports.registry import (
@@ -54,7 +55,7 @@ from reports.registry import (
     Headline,
     Report,
 )
-from reports.selectors import mrr_summary_status, next_summary_refresh
+from reports.selectors import USAGE_DIGEST, mrr_summary_status, next_summary_refresh
 
 PERMISSION = "reports.view_dashboards"
 # A report's page shows at most this many table rows (the usage report has one per customer and
@@ -98,6 +99,16 @@ def as_of_text(as_of: AsOf | None, *, reads_summary: bool, summary: str = "") ->
     """The sentence under a report's title saying how current its figures are."""
     if as_of is None:
         return ""
+    if summary == USAGE_DIGEST:
+        if as_of.source == SUMMARY:
+            text = _(
+                "Figures as of %(time)s (last refresh of the usage report's digest); usage reported since then is "
+                "not counted yet. The files and the API are computed at each request."
+            ) % {"time": _when(as_of.at)}
+            if as_of.next_refresh:
+                text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
+            return text
+        return _("Figures as of %(time)s, computed from the usage rollups for this page.") % {"time": _when(as_of.at)}
     if summary and as_of.source == SUMMARY:
         text = _(
             "Figures as of %(time)s (last refresh of this report's summary); invoices issued, paid or voided "
@@ -301,6 +312,7 @@ class DashboardAdmin(StyledAdmin):
             }
             if table and len(table.rows) > SCREEN_ROWS
             else "",
+            "full_list_note": table.full_list.note if table and table.full_list else "",
             "heatmap": name == "cohorts",
             "csv_url": reverse("admin:reports_dashboard_export", args=[name, "csv"]) + (f"?{query}" if query else ""),
             "xlsx_url": reverse("admin:reports_dashboard_export", args=[name, "xlsx"]) + (f"?{query}" if query else ""),
@@ -308,7 +320,7 @@ class DashboardAdmin(StyledAdmin):
         }
         return TemplateResponse(request, "admin/reports/dashboard.html", context, status=200 if table else 400)
 
-    def export_view(self, request: HttpRequest, name: str, file_format: str) -> HttpResponse:
+    def export_view(self, request: HttpRequest, name: str, file_format: str) -> HttpResponseBase:
         report = self._check(request, name)
         if file_format not in ("csv", "xlsx"):
             raise Http404(_("Reports export to CSV or XLSX."))
@@ -317,9 +329,15 @@ class DashboardAdmin(StyledAdmin):
             errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
             return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
         table = report.build(form.filters())
-        as_of = table.as_of.at if (report.reads_summary or report.summary) and table.as_of else None
+        # A full list (usage's customers) is read at this request, whatever the page's digest says.
+        summarized = (report.reads_summary or report.summary) and table.full_list is None
+        as_of = table.as_of.at if summarized and table.as_of else None
         filename = f"{report.name}-{form.cleaned_data['start']:%Y-%m}-{form.cleaned_data['end']:%Y-%m}.{file_format}"
-        if file_format == "csv":
+        response: HttpResponseBase
+        if file_format == "csv" and table.full_list is not None:
+            # Issue 20: a million rows (usage per customer) stream from a server-side cursor.
+            response = StreamingHttpResponse(csv_chunks(table, as_of=as_of), content_type="text/csv; charset=utf-8")
+        elif file_format == "csv":
             response = HttpResponse(to_csv(table, as_of=as_of), content_type="text/csv; charset=utf-8")
         else:
             response = HttpResponse(

@@ -6,6 +6,7 @@ a signed-in user needs `reports.view_dashboards` (Finance, Read-only), like the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from config import clock
 from config.admin_site import console_livemode
 from config.api.exceptions import ApiError
 from config.api.strict import StrictParametersMixin
@@ -25,7 +27,39 @@ from config.models import ApiKey
 from customers.models import Customer
 from reports.exports import to_json
 from reports.filters import ReportFilterForm
-from reports.registry import REPORTS
+from reports.registry import LIVE, REPORTS, AsOf
+
+PAGE_ROWS, MAX_PAGE_ROWS = 1_000, 10_000
+_STARTING_AFTER = re.compile(r"([1-9][0-9]{0,17})-([1-9][0-9]{0,17})")
+
+
+def _page_parameters(request: Request) -> tuple[int, tuple[int, int] | None]:
+    """`limit` (1 to MAX_PAGE_ROWS) and `starting_after` ("<meter id>-<customer id>", as
+    `next_starting_after` gave it); anything else is a 400 naming the parameter."""
+    raw_limit = request.query_params.get("limit")
+    if raw_limit is None:
+        limit = PAGE_ROWS
+    elif raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_PAGE_ROWS:
+        limit = int(raw_limit)
+    else:
+        raise ApiError(
+            _("limit is a whole number from 1 to %(max)s.") % {"max": MAX_PAGE_ROWS},
+            code="invalid_limit",
+            status_code=400,
+            field="limit",
+        )
+    raw_after = request.query_params.get("starting_after")
+    if raw_after is None:
+        return limit, None
+    match = _STARTING_AFTER.fullmatch(raw_after)
+    if match is None:
+        raise ApiError(
+            _("starting_after is the next_starting_after of a previous page."),
+            code="invalid_cursor",
+            status_code=400,
+            field="starting_after",
+        )
+    return limit, (int(match[1]), int(match[2]))
 
 
 class CanViewReports(BasePermission):
@@ -77,7 +111,7 @@ class ReportListApi(StrictParametersMixin, APIView):
 class ReportApi(StrictParametersMixin, APIView):
     """Query: start, end (YYYY-MM), brand, currency, plan (price id), country, customer."""
 
-    query_parameters = {"get": tuple(ReportFilterForm.base_fields)}
+    query_parameters = {"get": (*ReportFilterForm.base_fields, "limit", "starting_after")}
 
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CanViewReports]
 
@@ -94,6 +128,13 @@ class ReportApi(StrictParametersMixin, APIView):
         next_refresh = serializers.DateTimeField(allow_null=True, help_text="summary only: its next scheduled refresh")
         columns = serializers.ListField(child=serializers.DictField())
         rows = serializers.ListField(child=serializers.DictField())
+        has_more = serializers.BooleanField(
+            help_text="paged reports (usage): more rows after this page (pass next_starting_after); "
+            "always false for the others"
+        )
+        next_starting_after = serializers.CharField(
+            allow_null=True, help_text="paged reports: the starting_after of the next page; null on the last"
+        )
 
     @extend_schema(
         operation_id="reports_retrieve",
@@ -108,6 +149,12 @@ class ReportApi(StrictParametersMixin, APIView):
             OpenApiParameter("country", str),
             OpenApiParameter("customer", int),
             OpenApiParameter("min_changes", int, description="plan-change timeline: at least this many changes"),
+            OpenApiParameter(
+                "limit", int, description=f"paged reports (usage): rows per page, 1 to {MAX_PAGE_ROWS} ({PAGE_ROWS})"
+            ),
+            OpenApiParameter(
+                "starting_after", str, description="paged reports: the previous page's next_starting_after"
+            ),
         ],
     )
     def get(self, request: Request, name: str) -> Response:
@@ -132,6 +179,29 @@ class ReportApi(StrictParametersMixin, APIView):
         if report.needs_customer and not filters.customer:
             detail = _("This report needs a customer (customer=<id>).")
             raise ApiError(detail, code="validation_error", status_code=400, field="customer")
+        table = report.build(filters)
+        paging: dict[str, Any] = {}
+        if table.full_list is not None:
+            # Issue 20: every customer's row, a page at a time (keyset: each page reads only the rows after it).
+            limit, after = _page_parameters(request)
+            rows = table.full_list.page(after, limit + 1)
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+            last = table.full_list.key(rows[-1]) if rows and has_more else None
+            # The full list is read at this request (the page's digest, if any, is not).
+            live = replace(table, as_of=AsOf(at=clock.system_now(), source=LIVE))
+            paging = {
+                **to_json(live, rows=rows),
+                "has_more": has_more,
+                "next_starting_after": f"{last[0]}-{last[1]}" if last else None,
+            }
+        elif request.query_params.keys() & {"limit", "starting_after"}:
+            raise ApiError(
+                _("This report is not paged: it has no limit or starting_after."),
+                code="unknown_parameter",
+                status_code=400,
+                field="limit" if "limit" in request.query_params else "starting_after",
+            )
         return Response(
             {
                 "name": report.name,
@@ -145,6 +215,6 @@ class ReportApi(StrictParametersMixin, APIView):
                     "country": filters.country,
                     "customer": filters.customer,
                 },
-                **to_json(report.build(filters)),
+                **(paging or {**to_json(table), "has_more": False, "next_starting_after": None}),
             }
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -71,42 +72,65 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _header(table: ReportTable, as_of: datetime | None) -> list[str]:
-    return [str(column.label) for column in table.columns] + ([str(_("as of"))] if as_of else [])
+def _header(columns: Iterable[Column], as_of: datetime | None) -> list[str]:
+    return [str(column.label) for column in columns] + ([str(_("as of"))] if as_of else [])
 
 
 def _tail(as_of: datetime | None) -> list[str]:
     return [_utc(as_of)] if as_of else []
 
 
-def to_csv(table: ReportTable, *, as_of: datetime | None = None) -> bytes:
-    """`as_of`: give it for figures read from the MRR summary (a last column says when)."""
+def _file_columns_and_rows(table: ReportTable) -> tuple[tuple[Column, ...], Iterable[dict[str, Any]]]:
+    """A digest page's file holds its full list (streamed), any other report its rows."""
+    if table.full_list is not None:
+        return table.full_list.columns, table.full_list.stream()
+    return table.columns, table.rows
+
+
+def csv_chunks(table: ReportTable, *, as_of: datetime | None = None, rows_per_chunk: int = 1_000) -> Iterator[bytes]:
+    """The CSV file in pieces of `rows_per_chunk` rows (a StreamingHttpResponse's content):
+    a report of a million rows never sits in memory whole."""
+    columns, rows = _file_columns_and_rows(table)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(_header(table, as_of))
-    for row in table.rows:
-        writer.writerow(
-            ["" if (cell := file_value(column, row)) is None else cell for column in table.columns] + _tail(as_of)
-        )
     # A BOM so spreadsheet programs read the accents of French headers right.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    buffer.write("\ufeff")
+    writer.writerow(_header(columns, as_of))
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(
+            ["" if (cell := file_value(column, row)) is None else cell for column in columns] + _tail(as_of)
+        )
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def to_csv(table: ReportTable, *, as_of: datetime | None = None) -> bytes:
+    """`as_of`: give it for figures read from the MRR summary (a last column says when)."""
+    return b"".join(csv_chunks(table, as_of=as_of))
 
 
 def to_xlsx(table: ReportTable, *, title: str, as_of: datetime | None = None) -> bytes:
     from openpyxl import Workbook  # deferred: only the XLSX export needs openpyxl
 
+    columns, rows = _file_columns_and_rows(table)
+    # write_only: openpyxl streams the rows to a temporary file, not a tree of cells in memory.
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31] or "report")
-    sheet.append(_header(table, as_of))
-    for row in table.rows:
-        sheet.append([file_value(column, row) for column in table.columns] + _tail(as_of))
+    sheet.append(_header(columns, as_of))
+    for row in rows:
+        sheet.append([file_value(column, row) for column in columns] + _tail(as_of))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def to_json(table: ReportTable) -> dict[str, Any]:
+def to_json(table: ReportTable, *, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`rows`: a page of the table's full list (then its columns) instead of the table's rows."""
     as_of = table.as_of
+    columns = table.full_list.columns if rows is not None and table.full_list is not None else table.columns
     return {
         # The instant the figures describe (UTC) and where they come from: "summary" (the MRR
         # summary's last refresh) or "live" (computed from the source rows at this request).
@@ -115,6 +139,8 @@ def to_json(table: ReportTable) -> dict[str, Any]:
         "next_refresh": as_of.next_refresh.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if as_of and as_of.next_refresh
         else None,
-        "columns": [{"key": column.key, "label": str(column.label), "kind": column.kind} for column in table.columns],
-        "rows": [{column.key: api_value(column, row) for column in table.columns} for row in table.rows],
+        "columns": [{"key": column.key, "label": str(column.label), "kind": column.kind} for column in columns],
+        "rows": [
+            {column.key: api_value(column, row) for column in columns} for row in (table.rows if rows is None else rows)
+        ],
     }

@@ -320,3 +320,35 @@ class HomeFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{'live' if self.livemode else 'test'} {self.computed_at}"
+
+
+class UsageDigestRow(models.Model):
+    """The usage report's page for its preset periods, as of the last refresh (issue 20 item 7).
+
+    At a million customers the page's figures (per meter totals, distinct customers and the top
+    customers of each meter) aggregate every customer-month of the period: seconds of SQL at each
+    read. The beat task `reports.refresh_usage_digest` computes them for the periods finance opens
+    (the last twelve months, this month and last month, no filter) in each mode; the page reads
+    these rows and says as of when (reports/usage_digest.py). Rank 0: a meter's totals; 1 to N:
+    its top customers; -1 (no meter): the customers with usage of any meter. A cache derived
+    from the usage rollups; never edited by hand."""
+
+    livemode = models.BooleanField(_("live mode"))
+    start = models.DateField(_("first month"))
+    end = models.DateField(_("last month"))
+    meter_id = models.BigIntegerField(_("meter"), null=True)
+    rank = models.IntegerField(_("rank"))
+    customer_id = models.BigIntegerField(_("customer"), null=True)
+    customers = models.BigIntegerField(_("customers"), null=True)
+    events = models.BigIntegerField(_("events"))
+    total = models.DecimalField(_("total reported"), max_digits=38, decimal_places=6, null=True)
+    peak = models.DecimalField(_("largest value"), max_digits=20, decimal_places=6, null=True)
+
+    class Meta:
+        verbose_name = _("usage report digest row")
+        verbose_name_plural = _("usage report digest rows")
+        default_permissions = ()
+        indexes = [models.Index(fields=["livemode", "start", "end"], name="reports_usage_digest_period")]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m}..{self.end:%Y-%m} {self.meter_id} #{self.rank}"

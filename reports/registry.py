@@ -7,7 +7,7 @@ are computed from the source rows at the read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -75,6 +75,23 @@ class ReportTable:
     notes: tuple[Any, ...] = ()
     as_of: AsOf | None = None  # set by the registry (`report`), not by each build
     headlines: tuple[Headline, ...] = ()
+    # Issue 20 item 7: a report whose full list is too long for a page (usage: one row per
+    # customer and meter) shows a digest in `rows` and gives the full list here, for the
+    # CSV/XLSX exports (streamed) and the API (pages of `FullList.page`).
+    full_list: FullList | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FullList:
+    """The complete per-row list behind a digest page: `columns`, `stream()` (every row, in
+    the files' order, bounded memory) and `page(after, limit)` (keyset pages for the API:
+    `after` is the previous page's last `key(row)`, None for the first page)."""
+
+    columns: tuple[Column, ...]
+    stream: Callable[[], Iterator[dict[str, Any]]]
+    page: Callable[[tuple[int, int] | None, int], list[dict[str, Any]]]
+    key: Callable[[dict[str, Any]], tuple[int, int]]
+    note: Any = ""  # the page's sentence saying what it shows and where the rest is
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +118,15 @@ def figures_as_of(*, reads_summary: bool, summary: str = "", filters: ReportFilt
     commits while the report runs only makes them newer than claimed (the one exception,
     harmless: the very first build committing mid-read, claimed "live" as of now)."""
     now = clock.system_now()
+    if summary == selectors.USAGE_DIGEST and filters is not None:
+        digest_at = selectors.usage_digest_as_of(filters=filters)
+        if digest_at is None:
+            return AsOf(at=now, source=LIVE)
+        return AsOf(
+            at=digest_at,
+            source=SUMMARY,
+            next_refresh=selectors.next_summary_refresh(after=now, entry_name=selectors.USAGE_DIGEST_BEAT_ENTRY),
+        )
     if summary and filters is not None:
         if selectors.summary_serves(name=summary, filters=filters):
             state = selectors.summary_status(name=summary)
@@ -907,47 +933,127 @@ def _dunning_headlines(rows: Sequence[Any]) -> tuple[Headline, ...]:
     )
 
 
-@report("usage", _("Usage per meter and customer"), _("Usage events reported in the period, per meter and customer."))
+USAGE_COLUMNS = (
+    Column("meter", _("meter")),
+    Column("customer_id", _("customer id"), INT, on_screen=False),
+    Column("customer", _("customer")),
+    Column("events", _("events"), INT),
+    Column("total", _("total reported"), DECIMAL),
+    Column("peak", _("largest value"), DECIMAL),
+)
+
+
+def _usage_dict(row: Any) -> dict[str, Any]:
+    return {
+        "meter_id": row.meter_id,
+        "meter": row.meter,
+        "customer_id": row.customer_id,
+        "customer": row.customer,
+        "events": row.events,
+        "total": row.total,
+        "peak": row.peak,
+    }
+
+
+def _usage_full_list(filters: ReportFilters) -> FullList:
+    def stream() -> Iterator[dict[str, Any]]:
+        with use_replica():  # the files stream after the view returned: their own replica block
+            for row in selectors.usage_by_meter_stream(filters=filters):
+                yield _usage_dict(row)
+
+    def page(after: tuple[int, int] | None, limit: int) -> list[dict[str, Any]]:
+        with use_replica():
+            return [
+                _usage_dict(row) for row in selectors.usage_by_meter_page(filters=filters, after=after, limit=limit)
+            ]
+
+    return FullList(
+        columns=USAGE_COLUMNS,
+        stream=stream,
+        page=page,
+        key=lambda row: (row["meter_id"], row["customer_id"]),
+        note=_(
+            "Each meter's total, then its %(top)s customers with the largest totals. The CSV and XLSX "
+            "exports and the API list every customer."
+        )
+        % {"top": selectors.USAGE_TOP_CUSTOMERS},
+    )
+
+
+@report(
+    "usage",
+    _("Usage per meter and customer"),
+    _(
+        "Usage events reported in the period: each meter's totals and its largest customers on the page, "
+        "every customer in the exports and the API."
+    ),
+    summary=selectors.USAGE_DIGEST,
+)
 def _usage(filters: ReportFilters) -> ReportTable:
-    rows = selectors.usage_by_meter(filters=filters)
+    # The preset periods without filters: the digest's last refresh (reports/usage_digest.py).
+    overview = selectors.usage_digest_overview(filters=filters) or selectors.usage_overview(filters=filters)
+    rows: list[dict[str, Any]] = []
+    top_by_meter: dict[int, list[Any]] = {}
+    for row in overview.top:
+        top_by_meter.setdefault(row.meter_id, []).append(row)
+    for meter in overview.meters:
+        rows.append(
+            {
+                "meter": meter.meter,
+                "rank": None,
+                "customer": _("All customers"),
+                "customers": meter.customers,
+                "events": meter.events,
+                "total": meter.total,
+                "peak": meter.peak,
+            }
+        )
+        rows += [
+            {**_usage_dict(row), "rank": rank, "customers": None}
+            for rank, row in enumerate(top_by_meter.get(meter.meter_id, []), start=1)
+        ]
+    first_top = top_by_meter.get(overview.meters[0].meter_id, []) if overview.meters else []
+    charts = []
+    if len(overview.meters) > 1:
+        charts.append(
+            bar_chart(
+                title=_("Total reported per meter"),
+                labels=[meter.meter[:24] for meter in overview.meters],
+                series=[Series(str(_("total reported")), [float(meter.total or 0) for meter in overview.meters])],
+                x_label=str(_("meter")),
+                y_label=str(_("total reported")),
+            )
+        )
+    if first_top:
+        charts.append(
+            bar_chart(
+                title=_("Top customers by usage: %(meter)s") % {"meter": overview.meters[0].meter},
+                labels=[row.customer[:14] for row in first_top[:15]],
+                series=[Series(str(_("total reported")), [float(row.total or 0) for row in first_top[:15]])],
+                x_label=str(_("customer")),
+                y_label=str(_("total reported")),
+            )
+        )
     return ReportTable(
         columns=(
             Column("meter", _("meter")),
-            Column("customer_id", _("customer id"), INT, on_screen=False),
+            Column("rank", _("rank"), INT),
             Column("customer", _("customer")),
+            Column("customers", _("customers"), INT),
             Column("events", _("events"), INT),
             Column("total", _("total reported"), DECIMAL),
             Column("peak", _("largest value"), DECIMAL),
         ),
-        rows=[
-            {
-                "meter": row.meter,
-                "customer_id": row.customer_id,
-                "customer": row.customer,
-                "events": row.events,
-                "total": row.total,
-                "peak": row.peak,
-            }
-            for row in rows
-        ],
-        charts=(
-            bar_chart(
-                title=_("Top customers by usage"),
-                labels=[f"{row.customer[:14]} ({row.meter[:10]})" for row in rows[:15]],
-                series=[Series(str(_("total reported")), [float(row.total or 0) for row in rows[:15]])],
-                x_label=_("customer (meter)"),
-                y_label=_("total reported"),
-            ),
-        )
-        if rows
-        else (),
+        rows=rows,
+        charts=tuple(charts),
         headlines=(
-            Headline(_("usage events"), _sum(rows, "events")),
-            Headline(_("meters"), len({row.meter_id for row in rows})),
-            Headline(_("customers"), len({row.customer_id for row in rows})),
+            Headline(_("usage events"), sum(meter.events for meter in overview.meters)),
+            Headline(_("meters"), len(overview.meters)),
+            Headline(_("customers"), overview.customers),
         )
-        if rows
+        if overview.meters
         else (),
+        full_list=_usage_full_list(filters),
     )
 
 

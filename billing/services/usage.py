@@ -29,7 +29,13 @@ from billing.limits import MAX_USAGE_VALUE
 from billing.models import Meter, Price, UsageEvent, UsageEventKey, UsageRollup
 from billing.pricing import PercentageRule, percentage_amount
 from billing.selectors import price_amount_for
-from billing.services.usage_rollups import StoredEvent, rollup_buckets, usage_rollups_add
+from billing.services.usage_rollups import (
+    StoredEvent,
+    month_buckets,
+    rollup_buckets,
+    usage_month_rollups_add,
+    usage_rollups_add,
+)
 from config import clock
 from config.bulk import allocate_ids, binary_cursor, copy_rows, copy_supported
 from config.errors import DomainError
@@ -251,14 +257,14 @@ def _usage_rows_insert(*, rows: Sequence[UsageRow]) -> list[tuple[int, UsageRow]
     fresh = _usage_keys_claim(rows=list(first.values()))
     new_rows = [row for identity, row in first.items() if identity in fresh]
     ids = _usage_events_store(rows=new_rows)
-    usage_rollups_add(
-        buckets=rollup_buckets(
-            events=(
-                StoredEvent(pk, row.customer_id, row.meter_id, row.timestamp, row.value, row.properties)
-                for pk, row in zip(ids, new_rows, strict=True)
-            )
+    buckets = rollup_buckets(
+        events=(
+            StoredEvent(pk, row.customer_id, row.meter_id, row.timestamp, row.value, row.properties)
+            for pk, row in zip(ids, new_rows, strict=True)
         )
     )
+    usage_rollups_add(buckets=buckets)
+    usage_month_rollups_add(buckets=month_buckets(buckets=buckets))
     return list(zip(ids, new_rows, strict=True))
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from django.db import connection, transaction
 
-from billing.models import UsageRollup
+from billing.models import UsageMonthRollup, UsageRollup
 from config.bulk import binary_cursor
 
 
@@ -172,3 +172,89 @@ def usage_rollups_add(*, buckets: list[RollupBucket]) -> None:
                 for bucket in buckets
             ],
         )
+
+
+# -- Month grain (issue 20 item 7) ----------------------------------------------------------
+
+_MONTH_TABLE = UsageMonthRollup._meta.db_table
+_MONTH_COLUMNS = "meter_id, month, customer_id, event_count, value_sum, value_max"
+_MONTH_ON_CONFLICT = f"""
+ON CONFLICT (meter_id, month, customer_id) DO UPDATE SET
+    event_count = {_MONTH_TABLE}.event_count + excluded.event_count,
+    value_sum = {_MONTH_TABLE}.value_sum + excluded.value_sum,
+    value_max = CASE WHEN excluded.value_max > {_MONTH_TABLE}.value_max
+        THEN excluded.value_max ELSE {_MONTH_TABLE}.value_max END
+"""
+
+
+class MonthBucket(NamedTuple):
+    meter_id: int
+    month: date  # first day of the UTC month
+    customer_id: int
+    event_count: int
+    value_sum: Decimal
+    value_max: Decimal
+
+
+def month_buckets(*, buckets: Iterable[RollupBucket]) -> list[MonthBucket]:
+    """The daily increments summed per meter, UTC month and customer, in key order (the lock
+    order of the upsert: two batches touching the same months never deadlock)."""
+    months: dict[tuple[int, date, int], list[object]] = {}
+    for bucket in buckets:
+        key = (bucket.meter_id, bucket.day.replace(day=1), bucket.customer_id)
+        total = months.get(key)
+        if total is None:
+            months[key] = [bucket.event_count, bucket.value_sum, bucket.value_max]
+        else:
+            total[0] += bucket.event_count  # type: ignore[operator]
+            total[1] += bucket.value_sum  # type: ignore[operator]
+            if bucket.value_max > total[2]:  # type: ignore[operator]
+                total[2] = bucket.value_max
+    return [MonthBucket(*key, *months[key]) for key in sorted(months)]  # type: ignore[arg-type]
+
+
+@transaction.atomic(savepoint=False)
+def usage_month_rollups_add(*, buckets: list[MonthBucket]) -> None:
+    """Add the month increments (called in the ingestion's transaction, after the daily rollups)."""
+    if not buckets:
+        return
+    if connection.vendor == "postgresql":
+        with binary_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_MONTH_TABLE} ({_MONTH_COLUMNS}) SELECT * FROM unnest("
+                "%b::bigint[], %b::date[], %b::bigint[], %b::bigint[], %b::numeric[], %b::numeric[])"
+                + _MONTH_ON_CONFLICT,
+                [
+                    [bucket.meter_id for bucket in buckets],
+                    [bucket.month for bucket in buckets],
+                    [bucket.customer_id for bucket in buckets],
+                    [bucket.event_count for bucket in buckets],
+                    [bucket.value_sum for bucket in buckets],
+                    [bucket.value_max for bucket in buckets],
+                ],
+            )
+        return
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_MONTH_TABLE} ({_MONTH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)" + _MONTH_ON_CONFLICT,
+            [
+                (
+                    bucket.meter_id,
+                    ops.adapt_datefield_value(bucket.month),
+                    bucket.customer_id,
+                    bucket.event_count,
+                    str(bucket.value_sum),
+                    str(bucket.value_max),
+                )
+                for bucket in buckets
+            ],
+        )
+
+
+# PostgreSQL: the month grain of every daily rollup, set-based (the migration's backfill, bench/dataset.py).
+MONTH_ROLLUPS_FROM_DAILY_POSTGRESQL = (
+    f"INSERT INTO {_MONTH_TABLE} ({_MONTH_COLUMNS}) "
+    "SELECT meter_id, CAST(date_trunc('month', day) AS date), customer_id, SUM(event_count), SUM(value_sum), "
+    f"MAX(value_max) FROM {_TABLE} GROUP BY meter_id, CAST(date_trunc('month', day) AS date), customer_id"
+)

@@ -460,6 +460,8 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
             {"key": "mrr", "label": "MRR", "kind": "money"},
         ],
         "rows": [{"month": "2026-03", "mrr": 290000}],
+        "has_more": False,
+        "next_starting_after": None,
     },
     "BalanceTransactionSerializer": {
         "id": "cbtxn_42",

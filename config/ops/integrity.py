@@ -15,6 +15,7 @@ from django.db.models import Count, Q, Sum
 
 from billing.entitlements.selectors import entitlement_mismatches
 from billing.models import Payment
+from billing.selectors import usage_month_rollup_differences
 from billing.wallets.models import CreditGrant, WalletTransaction
 from invoices.errors import InvoiceDoesNotReconcile
 from invoices.models import BalanceTransaction, CreditNote, Document, Invoice, NumberSequence
@@ -303,6 +304,12 @@ def check_mrr_cohorts() -> Iterator[Violation]:
         yield Violation("mrr_cohorts", "MRR cohort cells", difference)
 
 
+def check_usage_months() -> Iterator[Violation]:
+    """The usage month rollups (the usage report's whole months) equal the sums of their daily rollups."""
+    for difference in usage_month_rollup_differences():
+        yield Violation("usage_months", "usage month rollups", difference)
+
+
 CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "numbering": check_numbering,
     "immutability": check_hashes,
@@ -316,6 +323,7 @@ CHECKS: dict[str, Callable[[], Iterator[Violation]]] = {
     "wallets": check_wallets,
     "mrr_totals": check_mrr_totals,
     "mrr_cohorts": check_mrr_cohorts,
+    "usage_months": check_usage_months,
 }
 
 

@@ -56,6 +56,11 @@ CELERY_BEAT_SCHEDULE["reports-refresh-home-figures"] = {
     "task": "reports.refresh_home_figures",
     "schedule": crontab(minute="*"),
 }
+# Issue 20 item 7: the usage report's page for its preset periods (reports/usage_digest.py).
+CELERY_BEAT_SCHEDULE["reports-refresh-usage-digest"] = {
+    "task": "reports.refresh_usage_digest",
+    "schedule": crontab(minute="3,18,33,48"),
+}
 
 # Lifecycle events (issue 16): trial_will_end / invoice.upcoming notices, pending updates' expiry.
 CELERY_BEAT_SCHEDULE["lifecycle-notices-sweep"] = {

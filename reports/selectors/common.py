@@ -10,7 +10,7 @@ reports/summary.py, builds on it too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import Any
@@ -54,6 +54,25 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
             cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, list(params))
         return cursor.fetchall()
+
+
+def fetch_stream(sql: str, params: Sequence[Any], *, chunk: int = 2_000) -> Iterator[tuple]:
+    """`fetch`'s rows `chunk` at a time from a server-side cursor on PostgreSQL (bounded memory
+    for the exports of a million rows). Opens its transaction when first iterated and closes it
+    when exhausted or closed (a client that leaves a streamed download early)."""
+    reader = read_connection()
+    with transaction.atomic(using=reader.alias):
+        if reader.vendor == "postgresql":
+            with reader.cursor() as settings:
+                settings.execute("SET LOCAL jit = off")
+                settings.execute("SET LOCAL work_mem = '64MB'")
+        cursor = reader.chunked_cursor()
+        try:
+            cursor.execute(sql, list(params))
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+        finally:
+            cursor.close()
 
 
 def months_cte(name: str, months: Sequence[date], *, first_index: int = 0) -> tuple[str, list[Any]]:

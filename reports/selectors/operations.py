@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
 
 from billing.models import SubscriptionChange, UsageEvent
 from reports.filters import ReportFilters, add_months, month_start
-from reports.selectors.common import db_datetime, fetch
+from reports.models import SummaryState, UsageDigestRow
+from reports.selectors.common import db_datetime, fetch, fetch_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +29,102 @@ class UsageRow:
     peak: Any  # Decimal: largest single value
 
 
+# The usage report's page lists this many customers per meter (the largest totals first); the
+# CSV/XLSX exports and the API list every customer (docs/reports.md).
+USAGE_TOP_CUSTOMERS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class UsageMeterTotal:
+    meter_id: int
+    meter: str
+    customers: int  # customers with usage of this meter in the period
+    events: int
+    total: Any  # Decimal
+    peak: Any  # Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UsageOverview:
+    """What the usage report's page shows: per meter totals and its top customers."""
+
+    meters: list[UsageMeterTotal]
+    top: list[UsageRow]  # per meter, the `top` largest totals (meter name, total desc, customer id)
+    customers: int  # customers with usage of any meter in the period
+
+
+# The usage digest (reports/usage_digest.py): its SummaryState name and beat entry.
+USAGE_DIGEST = "usage-digest"
+USAGE_DIGEST_BEAT_ENTRY = "reports-refresh-usage-digest"
+
+
+def usage_digest_as_of(*, filters: ReportFilters) -> datetime | None:
+    """When the digest serving these filters was computed; None when it does not serve them
+    (a filter, a period that is not a preset, never refreshed, another reporting time zone)."""
+    if filters.brand or filters.currency or filters.country or filters.customer or filters.plan:
+        return None
+    state = SummaryState.objects.filter(name=USAGE_DIGEST).values("refreshed_at", "timezone").first()
+    if state is None or state["refreshed_at"] is None or state["timezone"] != settings.TARIF_REPORTS_TIMEZONE:
+        return None
+    computed = UsageDigestRow.objects.filter(
+        livemode=filters.livemode, start=filters.start, end=filters.end, rank=-1
+    ).exists()
+    return state["refreshed_at"] if computed else None
+
+
+def usage_digest_overview(*, filters: ReportFilters) -> UsageOverview | None:
+    """`usage_overview` as the digest's last refresh computed it, names as they are now; None
+    when the digest does not serve these filters."""
+    if usage_digest_as_of(filters=filters) is None:
+        return None
+    rows = fetch(
+        """
+        SELECT d.meter_id, mt.name, d.rank, d.customer_id, c.legal_name, d.customers, d.events, d.total, d.peak
+        FROM reports_usagedigestrow d
+        LEFT JOIN billing_meter mt ON mt.id = d.meter_id
+        LEFT JOIN customers_customer c ON c.id = d.customer_id
+        WHERE d.livemode = %s AND d.start = %s AND d."end" = %s
+        """,
+        [
+            filters.livemode,
+            connection.ops.adapt_datefield_value(filters.start),
+            connection.ops.adapt_datefield_value(filters.end),
+        ],
+    )
+    return _overview_from_rows(rows)
+
+
+def _overview_from_rows(rows: list[tuple]) -> UsageOverview:
+    meters: list[UsageMeterTotal] = []
+    top_rows: list[UsageRow] = []
+    customers = 0
+    for meter_id, meter, kind, customer_id, customer, count, events, total, peak in rows:
+        if kind == -1:
+            customers = int(count or 0)
+        elif kind == 0:
+            meters.append(UsageMeterTotal(meter_id, meter, int(count), int(events), _decimal(total), _decimal(peak)))
+        else:
+            top_rows.append(_usage_row(meter_id, meter, customer_id, customer, events, total, peak))
+    meters.sort(key=lambda row: (row.meter, row.meter_id))
+    top_rows.sort(key=lambda row: (row.meter, row.meter_id, -(row.total or 0), row.customer_id))
+    return UsageOverview(meters=meters, top=top_rows, customers=customers)
+
+
 def _utc_day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def usage_by_meter(*, filters: ReportFilters) -> list[UsageRow]:
-    """Usage events reported in the period, per meter and customer (what was reported,
-    whatever the aggregation the price bills; billed amounts are on the usage lines).
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
-    Issue 20: whole UTC days come from the usage rollups (billing.UsageRollup, written with
-    the events in the ingestion's transaction, so as current as the events); raw events only
-    fill the period's partial first and last days (months are cut in the reports' time
-    zone), as the billing run does. `usage_by_meter_live` is the reference over raw events.
-    """
+
+def _usage_pairs_sql(filters: ReportFilters, *, after: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
+    """`pairs(meter_id, customer_id, events, total, peak)`: the period's usage per meter and
+    customer, as CTEs. Whole UTC months come from the month rollups (billing.UsageMonthRollup),
+    the whole UTC days of the edge months from the daily rollups (billing.UsageRollup), and raw
+    events fill the partial first and last days (months are cut in the reports' time zone). All
+    three are written with the events in the ingestion's transaction, so as current as the
+    events. `after` (meter id, customer id): only the pairs after it, in that order (keyset)."""
     start, end = month_start(filters.start), month_start(add_months(filters.end, 1))
     first_day = start.astimezone(UTC).date()
     if _utc_day_start(first_day) < start:
@@ -46,11 +132,15 @@ def usage_by_meter(*, filters: ReportFilters) -> list[UsageRow]:
     stop_day = end.astimezone(UTC).date()  # rollups for [first_day, stop_day)
     if stop_day < first_day:
         stop_day = first_day
+    first_month = first_day if first_day.day == 1 else _next_month(first_day)
+    stop_month = stop_day.replace(day=1)  # month rollups for [first_month, stop_month)
+    if stop_month < first_month:
+        first_month = stop_month = first_day  # no whole month: days only
     day = connection.ops.adapt_datefield_value
     # The central filters select customers (and meters, for the plan filter) before the
     # aggregate; names are joined to the aggregated pairs only.
-    clauses: list[str] = ["livemode = %s"]
-    params: list[Any] = [filters.livemode]
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, value in (
         ("brand_id", filters.brand),
         ("currency", filters.currency),
@@ -60,56 +150,137 @@ def usage_by_meter(*, filters: ReportFilters) -> list[UsageRow]:
         if value:
             clauses.append(f"{column} = %s")
             params.append(value)
-    customers = f"SELECT id FROM customers_customer WHERE {' AND '.join(clauses)}"
-    meters = "AND meter_id IN (SELECT meter_id FROM billing_price WHERE id = %s)" if filters.plan else ""
-    meter_params = [filters.plan] if filters.plan else []
-    rows = fetch(
-        f"""
-        WITH parts AS (
+    if clauses:
+        scope = f"customer_id IN (SELECT id FROM customers_customer WHERE livemode = %s AND {' AND '.join(clauses)})"
+        params.insert(0, filters.livemode)
+    else:
+        # The mode alone, through the short list of test customers (production's): live mode
+        # leaves them out, test mode keeps only them; never a join with every live customer.
+        test_customers = "(SELECT id FROM customers_customer WHERE NOT livemode)"
+        scope = f"customer_id {'NOT IN' if filters.livemode else 'IN'} {test_customers}"
+    if filters.plan:
+        scope += " AND meter_id IN (SELECT meter_id FROM billing_price WHERE id = %s)"
+        params.append(filters.plan)
+    if after is not None:
+        scope += " AND (meter_id > %s OR (meter_id = %s AND customer_id > %s))"
+        params += [after[0], after[0], after[1]]
+    sql = f"""
+        parts AS (
             SELECT meter_id, customer_id, event_count AS events, value_sum AS total, value_max AS peak
+            FROM billing_usagemonthrollup
+            WHERE month >= %s AND month < %s AND {scope}
+            UNION ALL
+            SELECT meter_id, customer_id, event_count, value_sum, value_max
             FROM billing_usagerollup
-            WHERE day >= %s AND day < %s AND customer_id IN ({customers}) {meters}
+            WHERE ((day >= %s AND day < %s) OR (day >= %s AND day < %s)) AND {scope}
             UNION ALL
             SELECT meter_id, customer_id, 1, value, value
             FROM billing_usageevent
-            WHERE ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp < %s))
-              AND customer_id IN ({customers}) {meters}
+            WHERE ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp < %s)) AND {scope}
         ),
         pairs AS (
             SELECT meter_id, customer_id, SUM(events) AS events, SUM(total) AS total, MAX(peak) AS peak
             FROM parts GROUP BY meter_id, customer_id
-        )
-        SELECT p.meter_id, mt.name, p.customer_id, c.legal_name, p.events, p.total, p.peak
-        FROM pairs p
-        JOIN billing_meter mt ON mt.id = p.meter_id
-        JOIN customers_customer c ON c.id = p.customer_id
-        ORDER BY mt.name, p.total DESC, p.customer_id
-        """,
-        [
-            day(first_day),
-            day(stop_day),
-            *params,
-            *meter_params,
-            db_datetime(start),
-            db_datetime(min(_utc_day_start(first_day), end)),
-            db_datetime(max(_utc_day_start(stop_day), start)),
-            db_datetime(end),
-            *params,
-            *meter_params,
-        ],
-    )
-    return [
-        UsageRow(
-            meter_id=meter_id,
-            meter=meter,
-            customer_id=customer_id,
-            customer=customer,
-            events=int(events),
-            total=_decimal(total),
-            peak=_decimal(peak),
-        )
-        for meter_id, meter, customer_id, customer, events, total, peak in rows
+        )"""
+    return sql, [
+        day(first_month),
+        day(stop_month),
+        *params,
+        day(first_day),
+        day(first_month),
+        day(stop_month),
+        day(stop_day),
+        *params,
+        db_datetime(start),
+        db_datetime(min(_utc_day_start(first_day), end)),
+        db_datetime(max(_utc_day_start(stop_day), start)),
+        db_datetime(end),
+        *params,
     ]
+
+
+def _usage_row(
+    meter_id: int, meter: str, customer_id: int, customer: str, events: Any, total: Any, peak: Any
+) -> UsageRow:
+    return UsageRow(
+        meter_id=meter_id,
+        meter=meter,
+        customer_id=customer_id,
+        customer=customer,
+        events=int(events),
+        total=_decimal(total),
+        peak=_decimal(peak),
+    )
+
+
+_USAGE_ROWS = """
+    SELECT p.meter_id, mt.name, p.customer_id, c.legal_name, p.events, p.total, p.peak
+    FROM pairs p
+    JOIN billing_meter mt ON mt.id = p.meter_id
+    JOIN customers_customer c ON c.id = p.customer_id
+"""
+
+
+def usage_by_meter(*, filters: ReportFilters) -> list[UsageRow]:
+    """Usage events reported in the period, per meter and customer (what was reported,
+    whatever the aggregation the price bills; billed amounts are on the usage lines), by meter
+    name then largest total. One row per customer and meter: a million at a million
+    customers, so screens use `usage_overview` and files `usage_by_meter_stream`.
+    `usage_by_meter_live` is the reference over raw events."""
+    pairs, params = _usage_pairs_sql(filters)
+    rows = fetch(f"WITH {pairs} {_USAGE_ROWS} ORDER BY mt.name, p.total DESC, p.customer_id", params)
+    return [_usage_row(*row) for row in rows]
+
+
+def usage_by_meter_stream(*, filters: ReportFilters, chunk: int = 2_000) -> Iterator[UsageRow]:
+    """`usage_by_meter`'s rows, fetched `chunk` at a time from a server-side cursor on
+    PostgreSQL (the exports' memory stays bounded whatever the number of customers)."""
+    pairs, params = _usage_pairs_sql(filters)
+    return (
+        _usage_row(*row)
+        for row in fetch_stream(
+            f"WITH {pairs} {_USAGE_ROWS} ORDER BY mt.name, p.total DESC, p.customer_id", params, chunk=chunk
+        )
+    )
+
+
+def usage_by_meter_page(*, filters: ReportFilters, after: tuple[int, int] | None, limit: int) -> list[UsageRow]:
+    """`limit` rows of the per-customer list in (meter id, customer id) order, after the
+    keyset `after` (the API's pages: each page reads only the pairs after its cursor)."""
+    pairs, params = _usage_pairs_sql(filters, after=after)
+    rows = fetch(f"WITH {pairs} {_USAGE_ROWS} ORDER BY p.meter_id, p.customer_id LIMIT %s", [*params, limit])
+    return [_usage_row(*row) for row in rows]
+
+
+def usage_overview(*, filters: ReportFilters, top: int | None = None) -> UsageOverview:
+    """Per meter totals (customers, events, total, peak) and each meter's `top` customers by
+    total, in one statement: only meters × (top + 1) rows leave the database."""
+    top = USAGE_TOP_CUSTOMERS if top is None else top
+    pairs, params = _usage_pairs_sql(filters)
+    rows = fetch(
+        f"""
+        WITH {pairs},
+        meters AS (
+            SELECT meter_id, COUNT(*) AS customers, SUM(events) AS events, SUM(total) AS total, MAX(peak) AS peak
+            FROM pairs GROUP BY meter_id
+        )
+        SELECT m.meter_id, mt.name, 0, CAST(NULL AS bigint), CAST(NULL AS text), m.customers, m.events, m.total, m.peak
+        FROM meters m JOIN billing_meter mt ON mt.id = m.meter_id
+        UNION ALL
+        SELECT NULL, NULL, -1, NULL, NULL, (SELECT COUNT(DISTINCT customer_id) FROM pairs), 0, NULL, NULL
+        UNION ALL
+        SELECT m.meter_id, mt.name, 1, t.customer_id, c.legal_name, NULL, t.events, t.total, t.peak
+        FROM meters m
+        JOIN billing_meter mt ON mt.id = m.meter_id
+        CROSS JOIN LATERAL (
+            SELECT customer_id, events, total, peak FROM pairs
+            WHERE pairs.meter_id = m.meter_id ORDER BY total DESC, customer_id LIMIT %s
+        ) t
+        JOIN customers_customer c ON c.id = t.customer_id
+        """,
+        [*params, top],
+    )
+    return _overview_from_rows(rows)
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -90,12 +90,13 @@ def test_usage_ingestion_statements_are_all_counted(customer_factory, meter_fact
     with CaptureQueriesContext(connection) as queries:
         stored = usage_events_insert(rows=rows("a"))
 
-    # The dedup keys, the ids, the events, the rollups: four statements (only the ids were seen before).
-    assert _statements(queries) == ["INSERT", "SELECT", "COPY", "INSERT"]
+    # The dedup keys, the ids, the events, the daily rollups, the month rollups (issue 20 item 7):
+    # five statements (only the ids were seen before).
+    assert _statements(queries) == ["INSERT", "SELECT", "COPY", "INSERT", "INSERT"]
     assert [event.pk is not None for event in stored] == [True] * 3
     assert sum(UsageRollup.objects.values_list("event_count", flat=True)) == 3
     # Negative control: one statement fewer than the ingestion runs fails the guard.
-    with pytest.raises(pytest.fail.Exception), django_assert_max_num_queries(3):
+    with pytest.raises(pytest.fail.Exception), django_assert_max_num_queries(4):
         usage_events_insert(rows=rows("b"))
 
 

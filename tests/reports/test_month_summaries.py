@@ -366,6 +366,7 @@ def test_a_report_page_shows_its_first_rows_and_says_the_files_have_all(
     page = client.get("/admin/reports/dashboard/usage/?start=2026-02&end=2026-02").content.decode()
     export = client.get("/admin/reports/dashboard/usage/export.csv?start=2026-02&end=2026-02")
 
-    assert page.count('<td class="tarif-col-text">Usage customer') == 2
-    assert "The first 2 rows of 3 are shown" in page
-    assert len(export.content.decode("utf-8-sig").splitlines()) == 1 + 3
+    # The usage page: the meter's total row, then its customers (issue 20: the top ones only).
+    assert page.count('<td class="tarif-col-text">Usage customer') == 1
+    assert "The first 2 rows of 4 are shown" in page
+    assert len(b"".join(export.streaming_content).decode("utf-8-sig").splitlines()) == 1 + 3
