@@ -15,8 +15,10 @@ is January-March 2026; December 2025 is the month before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import time_machine
 
 from billing.models import Price
 from invoices.calculations import DiscountInput
@@ -25,6 +27,8 @@ from invoices.services.drafts import invoice_create
 from invoices.services.finalize import invoice_finalize
 from invoices.types import DraftDiscount, DraftInvoice, DraftLine
 from reports.filters import ReportFilters
+from reports.selectors import mrr_summary_status
+from reports.summary import mrr_summary_refresh
 
 PARIS = ZoneInfo("Europe/Paris")
 PERIOD = ReportFilters(start=date(2026, 1, 1), end=date(2026, 3, 1))
@@ -91,3 +95,18 @@ def build_scenario(customer_factory, price_factory) -> Scenario:
     for start, end, customer, price, percent_off in sorted(periods, key=lambda period: period[0]):
         bill(customer, price, start, end, percent_off=percent_off)
     return Scenario(alice, bruno, chloe, david, basic, pro, yearly)
+
+
+# -- The MRR summary's build and refresh, a few minutes apart on the clock ---------------------
+
+
+def summary_build() -> None:
+    """Build the MRR summary a minute after its current "as of" (after the scenario's invoices)."""
+    with time_machine.travel(mrr_summary_status().as_of() + timedelta(minutes=1), tick=False):
+        mrr_summary_refresh(full=True)
+
+
+def summary_refresh(minutes: int) -> int:
+    """Refresh the MRR summary `minutes` after its last refresh; the customers recomputed."""
+    with time_machine.travel(mrr_summary_status().refreshed_at + timedelta(minutes=minutes), tick=False):
+        return mrr_summary_refresh()

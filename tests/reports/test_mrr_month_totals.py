@@ -20,21 +20,14 @@ from reports.filters import ReportFilters
 from reports.models import CustomerMonthMrr, MrrMonthTotal
 from reports.selectors import mrr_movements, mrr_summary_status
 from reports.summary import mrr_month_total_differences, mrr_summary_refresh
-from tests.reports.scenario import PERIOD, bill, paris
+from tests.reports.scenario import PERIOD, bill, paris, summary_build, summary_refresh
 
 pytestmark = pytest.mark.django_db
 
 YEAR = ReportFilters(start=PERIOD.start.replace(year=2025, month=10), end=paris(2026, 6).date())
 
 
-def build() -> None:
-    with time_machine.travel(mrr_summary_status().as_of() + timedelta(minutes=1), tick=False):
-        mrr_summary_refresh(full=True)
-
-
-def refresh(minutes: int) -> int:
-    with time_machine.travel(mrr_summary_status().refreshed_at + timedelta(minutes=minutes), tick=False):
-        return mrr_summary_refresh()
+build, refresh = summary_build, summary_refresh
 
 
 def test_the_totals_give_the_figures_the_customer_months_give(scenario):

@@ -155,7 +155,7 @@ def test_the_migration_backfill_gives_what_ingestion_wrote(usage_world):
     written = sorted(UsageMonthRollup.objects.values_list("meter_id", "month", "customer_id", "event_count"))
     sums = sorted(UsageMonthRollup.objects.values_list("value_sum", "value_max"))
     UsageMonthRollup.objects.all().delete()
-    migration = importlib.import_module("billing.migrations.0025_use23_usage_month_rollups")
+    migration = importlib.import_module("billing.migrations.0028_use23_usage_month_rollups")
     from django.apps import apps
 
     with connection.schema_editor(atomic=False) as editor:
