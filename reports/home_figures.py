@@ -1,7 +1,8 @@
 """The console home's whole-book counts, stored per mode "as of" a minute ago (issue 20).
 
 Counting 914,055 live subscriptions, 165,222 open invoices and a million subscriptions due
-takes about four seconds at a million subscriptions, and grows with the book: the home page
+takes about four seconds at a million subscriptions (and summing the month's invoices, up to a
+million right after the month's run, more), and grows with the book: the home page
 cannot do it on every view. As Stripe's dashboard does, it shows them as of the last refresh
 with the time: `home_figures_refresh` computes them with the live selectors
 (reports/selectors/dashboard.py: `book_figures`, the reference) and stores one row per mode
@@ -41,6 +42,7 @@ def home_figures_refresh(*, livemode: bool, now: datetime | None = None) -> Book
         "receivables": [asdict(row) for row in figures.receivables],
         "next_run_at": figures.next_billing_run.at,
         "next_run_due": figures.next_billing_run.due,
+        "revenue_this_month": [asdict(row) for row in figures.revenue_this_month],
     }
     with transaction.atomic(savepoint=False):
         updated = HomeFigures.objects.filter(livemode=livemode, computed_at__lte=now).update(**values)
@@ -51,6 +53,8 @@ def home_figures_refresh(*, livemode: bool, now: datetime | None = None) -> Book
         receivables=figures.receivables,
         next_billing_run=figures.next_billing_run,
         as_of=now,
+        revenue_this_month=figures.revenue_this_month,
+        day=figures.day,
     )
 
 

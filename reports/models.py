@@ -312,6 +312,7 @@ class HomeFigures(models.Model):
     receivables = models.JSONField(_("receivables by currency"), default=list)
     next_run_at = models.DateTimeField(_("next billing run"), null=True)
     next_run_due = models.BigIntegerField(_("subscriptions due for the next run"), default=0)
+    revenue_this_month = models.JSONField(_("billed this month by currency"), default=list)
 
     class Meta:
         verbose_name = _("home figures")

@@ -90,6 +90,10 @@ class BookFigures:
     receivables: tuple[Receivables, ...]
     next_billing_run: NextBillingRun
     as_of: datetime | None = None
+    # Billed since the start of `day`'s month (reports' time zone), per currency: a sum over
+    # every invoice of the month, a million right after the month's run.
+    revenue_this_month: tuple[CurrencyAmount, ...] = ()
+    day: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +254,13 @@ def next_billing_run(*, livemode: bool, now: datetime) -> NextBillingRun:
 
 def book_figures(*, livemode: bool, now: datetime) -> BookFigures:
     """The whole-book counts computed now, exactly (the reference; seconds at 1M)."""
-    today, _month_start = _this_month(now)
+    today, month_start = _this_month(now)
     return BookFigures(
         subscriptions=subscription_counts(livemode=livemode),
         receivables=receivables(livemode=livemode, today=today),
         next_billing_run=next_billing_run(livemode=livemode, now=now),
+        revenue_this_month=revenue_since(livemode=livemode, since=month_start),
+        day=today,
     )
 
 
@@ -277,6 +283,11 @@ def stored_home_figures(*, livemode: bool) -> BookFigures | None:
         ),
         next_billing_run=NextBillingRun(at=row.next_run_at, due=row.next_run_due),
         as_of=row.computed_at,
+        revenue_this_month=tuple(
+            CurrencyAmount(currency=item["currency"], amount=int(item["amount"]), count=int(item["count"]))
+            for item in row.revenue_this_month
+        ),
+        day=row.today,
     )
 
 
@@ -345,7 +356,13 @@ def home_dashboard(
         subscriptions=(figures.subscriptions if figures else subscription_counts(livemode=livemode))
         if wanted("subscriptions")
         else {},
-        revenue_this_month=revenue_since(livemode=livemode, since=month_start) if wanted("revenue_this_month") else (),
+        revenue_this_month=(
+            figures.revenue_this_month
+            if figures and figures.day and (figures.day.year, figures.day.month) == (today.year, today.month)
+            else revenue_since(livemode=livemode, since=month_start)  # none stored, or of last month
+        )
+        if wanted("revenue_this_month")
+        else (),
         receivables=(figures.receivables if figures else receivables(livemode=livemode, today=today))
         if wanted("receivables")
         else (),

@@ -128,3 +128,33 @@ def test_beat_refreshes_the_home_figures_every_minute():
     entry = settings.CELERY_BEAT_SCHEDULE["reports-refresh-home-figures"]
     assert entry["task"] == "reports.refresh_home_figures"
     assert entry["schedule"].minute == set(range(60))
+
+
+def test_the_months_revenue_is_stored_with_the_counts_and_never_shown_for_another_month(
+    sign_in,  # noqa: F811
+    charged,  # noqa: F811
+    now,  # noqa: F811
+):
+    from reports.selectors.dashboard import home_dashboard
+
+    charged()  # a paid invoice this month
+    home_figures_refresh(livemode=True)
+    stored = stored_home_figures(livemode=True)
+    reference = book_figures(livemode=True, now=timezone.now())
+    assert stored.revenue_this_month == reference.revenue_this_month
+    assert [row.count for row in stored.revenue_this_month] == [1]
+
+    # The page reads the stored sums in the month they were computed (no sum over the invoices) ...
+    HomeFigures.objects.filter(livemode=True).update(
+        revenue_this_month=[{"currency": "EUR", "amount": 123, "count": 9}]
+    )
+    figures = stored_home_figures(livemode=True)
+    shown = home_dashboard(
+        livemode=True, now=timezone.now(), sections=frozenset({"revenue_this_month"}), figures=figures
+    )
+    assert [(row.amount, row.count) for row in shown.revenue_this_month] == [(123, 9)]
+
+    # ... and never a month's sums in the next month: the stale row is ignored, summed live.
+    next_month = timezone.now() + timedelta(days=40)
+    later = home_dashboard(livemode=True, now=next_month, sections=frozenset({"revenue_this_month"}), figures=figures)
+    assert later.revenue_this_month == ()  # nothing billed in that month
