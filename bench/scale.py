@@ -145,7 +145,8 @@ def upgrade_body(subscription) -> dict:
 
 def measure(name: str, request, *, repeat: int, target_ms: int) -> bool:
     """Times `request()` (a response) `repeat` times after a warm-up; prints; True if within target."""
-    from django.db import connection, reset_queries
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     try:
         response = request()
@@ -157,16 +158,17 @@ def measure(name: str, request, *, repeat: int, target_ms: int) -> bool:
         return False
     timings = []
     for _ in range(repeat):
-        reset_queries()
         started = time.perf_counter()
         request()
         timings.append((time.perf_counter() - started) * 1000)
+    with CaptureQueriesContext(connection) as queries:  # one more request, not timed: its queries
+        request()
     timings.sort()
     p95 = timings[min(len(timings) - 1, max(0, round(0.95 * len(timings)) - 1))]
     verdict = "ok" if p95 <= target_ms else f"ABOVE {target_ms}"
     print(
         f"{name}: median_ms={statistics.median(timings):.0f} p95_ms={p95:.0f} "
-        f"queries={len(connection.queries)} target_ms={target_ms} {verdict}",
+        f"queries={len(queries)} target_ms={target_ms} {verdict}",
         flush=True,
     )
     return p95 <= target_ms
@@ -314,7 +316,6 @@ def after_billing_run_main(count: int, *, repeat: int) -> int:
     from reports.summary import mrr_summary_refresh
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    settings.DEBUG = True
     now = clock.system_now()
     due = list(
         Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
@@ -367,7 +368,8 @@ def pages_main(repeat: int, *, reports: bool = True, only: list[str] | None = No
     if connection.vendor != "postgresql":
         raise SystemExit("the scale benchmark reads a dataset built by bench/dataset.py on PostgreSQL")
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    settings.DEBUG = True  # counts the queries (connection.queries)
+    # DEBUG stays as deployed (off): with it on, templates render in debug mode and every query
+    # is logged, which is not the server time users get. `measure` counts queries apart.
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"api_key": "1000000/second"},  # the benchmark measures serving
