@@ -30,6 +30,7 @@ from billing.models import Payment, Refund, Subscription
 from config import clock
 from config.admin_site import console_livemode
 from config.console import babel_locale, format_money
+from config.formatting import format_count
 from config.modes import scope_to_mode
 from config.money import currency_exponent
 from config.types import JsonDict
@@ -185,9 +186,12 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
             Kpi(
                 "subscriptions",
                 _("Active subscriptions"),
-                str(counts.get("active", 0)),
-                _("%(trialing)d trialing · %(past_due)d past due")
-                % {"trialing": counts.get("trialing", 0), "past_due": counts.get("past_due", 0)},
+                format_count(counts.get("active", 0)),
+                _("%(trialing)s trialing · %(past_due)s past due")
+                % {
+                    "trialing": format_count(counts.get("trialing", 0)),
+                    "past_due": format_count(counts.get("past_due", 0)),
+                },
                 _list_url("billing_subscription", status__exact="active"),
             )
         )
@@ -199,11 +203,11 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
                 _("Revenue this month"),
                 _amounts((row.amount, row.currency) for row in data.revenue_this_month),
                 ngettext(
-                    "%(count)d invoice finalized since %(day)s, excl. tax",
-                    "%(count)d invoices finalized since %(day)s, excl. tax",
+                    "%(count)s invoice finalized since %(day)s, excl. tax",
+                    "%(count)s invoices finalized since %(day)s, excl. tax",
                     invoices,
                 )
-                % {"count": invoices, "day": _day(data.month_start)},
+                % {"count": format_count(invoices), "day": _day(data.month_start)},
                 _list_url(
                     "invoices_invoice",
                     finalized_at__gte=data.month_start.isoformat(),
@@ -218,7 +222,8 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
                 "receivables",
                 _("Open receivables"),
                 _amounts((row.open_amount, row.currency) for row in data.receivables),
-                ngettext("%(count)d open invoice", "%(count)d open invoices", open_count) % {"count": open_count},
+                ngettext("%(count)s open invoice", "%(count)s open invoices", open_count)
+                % {"count": format_count(open_count)},
                 _list_url("invoices_invoice", status__exact="open"),
             )
         )
@@ -228,8 +233,8 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
                 "overdue",
                 _("Overdue"),
                 _amounts((row.overdue_amount, row.currency) for row in data.receivables if row.overdue_count),
-                ngettext("%(count)d invoice past its due date", "%(count)d invoices past their due date", overdue_count)
-                % {"count": overdue_count},
+                ngettext("%(count)s invoice past its due date", "%(count)s invoices past their due date", overdue_count)
+                % {"count": format_count(overdue_count)},
                 _list_url("invoices_invoice", status__exact="open", due_at__date__lt=data.today.isoformat()),
                 "danger" if overdue_count else "",
             )
@@ -239,7 +244,7 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
             Kpi(
                 "failed_payments",
                 _("Failed payments"),
-                str(data.failed_payments),
+                format_count(data.failed_payments),
                 _("in the last 30 days"),
                 _list_url(
                     "billing_payment",
@@ -254,7 +259,7 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
             Kpi(
                 "dunning",
                 _("Dunning cases"),
-                str(data.dunning_active),
+                format_count(data.dunning_active),
                 _("retrying: follow up with these customers"),
                 _list_url("billing_dunningcase", status__exact="active"),
                 "warning" if data.dunning_active else "",
@@ -271,7 +276,8 @@ def _kpis(data: Any, sections: frozenset[str]) -> list[Kpi]:
                 "next_billing_run",
                 _("Next billing run"),
                 value,
-                ngettext("%(count)d subscription due", "%(count)d subscriptions due", run.due) % {"count": run.due},
+                ngettext("%(count)s subscription due", "%(count)s subscriptions due", run.due)
+                % {"count": format_count(run.due)},
                 _list_url("billing_billingrun"),
             )
         )

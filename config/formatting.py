@@ -8,12 +8,12 @@ writes them the way the reader's language does (babel): 123456 EUR is "1 234,56 
 from __future__ import annotations
 
 from babel.core import Locale, UnknownLocaleError
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from django.utils import translation
 
 from config.money import CurrencyError, Money
 
-__all__ = ["babel_locale", "format_money"]
+__all__ = ["babel_locale", "format_count", "format_money"]
 
 
 def babel_locale() -> Locale:
@@ -32,3 +32,9 @@ def format_money(amount: int | None, currency: str | None) -> str:
     except (CurrencyError, TypeError, ValueError):
         return f"{amount} {currency}"
     return format_currency(money.decimal, money.currency, locale=babel_locale())
+
+
+def format_count(count: int) -> str:
+    """A count as the reader's locale groups digits: 914055 -> "914 055" in French, "914,055" in
+    English (the grouping space does not break a line)."""
+    return format_decimal(int(count), locale=babel_locale())
