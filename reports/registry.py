@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from django.conf import settings
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
@@ -179,9 +180,13 @@ def _major(amount: int | None) -> float:
 
 
 def _chart_currency(rows: Sequence[Any], filters: ReportFilters) -> str | None:
+    """The currency a multi-currency report charts: the filter's, else the books' functional
+    currency (TARIF_LEDGER_FUNCTIONAL_CURRENCY, the company's reporting currency), else the
+    first in alphabetical order."""
     currencies = sorted({row.currency for row in rows})
-    if filters.currency in currencies:
-        return filters.currency
+    for preferred in (filters.currency, settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY):
+        if preferred in currencies:
+            return preferred
     return currencies[0] if currencies else None
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -163,3 +163,17 @@ def test_api_and_dashboard_say_as_of_when_the_figures_are(console_as, staff_fact
     assert "Figures as of" in page and "last refresh of the MRR summary" in page and "Next refresh" in page
     index = console_as("Read-only").get("/admin/reports/dashboard/").content.decode()
     assert "MRR summary as of" in index
+
+
+def test_a_multi_currency_report_charts_the_functional_currency_unless_filtered(settings):
+    from reports.filters import ReportFilters
+    from reports.registry import _chart_currency
+    from reports.selectors.receivables import AgingRow
+
+    rows = [AgingRow("CAD", "current", 1, 100), AgingRow("EUR", "current", 1, 50), AgingRow("USD", "1-30", 1, 9)]
+    period = ReportFilters(start=date(2026, 1, 1), end=date(2026, 3, 1))
+    settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY = "EUR"
+    assert _chart_currency(rows, period) == "EUR"  # not CAD, the first in alphabetical order
+    assert _chart_currency(rows, ReportFilters(start=period.start, end=period.end, currency="USD")) == "USD"
+    settings.TARIF_LEDGER_FUNCTIONAL_CURRENCY = "JPY"  # not among the rows
+    assert _chart_currency(rows, period) == "CAD"
