@@ -4,6 +4,7 @@ header's language switch turns the console French and back, staying on the page.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,10 @@ def test_finance_signs_in_sees_the_dashboard_and_finds_a_customer(
     open_dashboard(page, live_server.url, shots)
     expect(page.locator("#tarif-home-mrr canvas.chart")).to_be_visible()
     expect(page.locator("#kpi-subscriptions")).to_contain_text("1")
-    expect(page.locator("#tarif-home-as-of")).to_contain_text("as of")  # the counts' time (issue 20)
+    # The counts' time (issue 20), in the page's language: the note names it, with its instant.
+    as_of = page.locator("#tarif-home-as-of time")
+    expect(as_of).to_contain_text(re.compile(r"\d{1,2}:\d{2}"))
+    assert as_of.get_attribute("datetime")
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     search_and_open_customer(page, live_server.url, "boulang", shots)
 
