@@ -52,6 +52,7 @@ from reports.selectors.summaries import (
     RECOGNITION,
     SUMMARY_NAMES,
     TABLES,
+    month_index,
 )
 from reports.summary import LOOK_BACK, changes_seen_until
 
@@ -154,7 +155,7 @@ def _calendar(name: str, *, started: datetime) -> list[int]:
         (first,) = _fetch("SELECT MIN(finalized_at) FROM invoices_invoice", [])[0]
         if first is None:
             return []
-        return list(range(_index(as_month(first)), _index(as_month(started)) + 1))
+        return list(range(month_index(as_month(first)), month_index(as_month(started)) + 1))
     if name == PAYMENTS:
         instants = [
             value
@@ -163,7 +164,7 @@ def _calendar(name: str, *, started: datetime) -> list[int]:
         ]
         if not instants:
             return []
-        return list(range(_index(as_month(min(instants))), _index(as_month(max(instants))) + 1))
+        return list(range(month_index(as_month(min(instants))), month_index(as_month(max(instants))) + 1))
     instants = [
         value
         for value in _fetch(
@@ -188,10 +189,6 @@ def _calendar(name: str, *, started: datetime) -> list[int]:
     return list(range(month_number(first.year, first.month), month_number(last.year, last.month) + 1))
 
 
-def _index(month: date) -> int:
-    return month_number(month.year, month.month)
-
-
 def _changed_months(name: str, *, since: datetime, calendar: list[int], previous: datetime) -> list[int]:
     if not calendar:
         return []
@@ -203,9 +200,9 @@ def _changed_months(name: str, *, since: datetime, calendar: list[int], previous
             "SELECT MIN(finalized_at) FROM invoices_invoice WHERE updated_at >= %s AND finalized_at IS NOT NULL",
             [db_datetime(since)],
         )[0]
-        low = _index(as_month(previous))
+        low = month_index(as_month(previous))
         if first is not None:
-            low = min(low, _index(as_month(first)))
+            low = min(low, month_index(as_month(first)))
         return [index for index in calendar if index >= low]
     months_sql, months_params = _months_cte("cal", calendar)
     if name == PAYMENTS:

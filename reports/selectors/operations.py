@@ -114,10 +114,6 @@ def _utc_day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _next_month(day: date) -> date:
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
 def _usage_pairs_sql(filters: ReportFilters, *, after: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
     """`pairs(meter_id, customer_id, events, total, peak)`: the period's usage per meter and
     customer, as CTEs. Whole UTC months come from the month rollups (billing.UsageMonthRollup),
@@ -132,7 +128,7 @@ def _usage_pairs_sql(filters: ReportFilters, *, after: tuple[int, int] | None = 
     stop_day = end.astimezone(UTC).date()  # rollups for [first_day, stop_day)
     if stop_day < first_day:
         stop_day = first_day
-    first_month = first_day if first_day.day == 1 else _next_month(first_day)
+    first_month = first_day if first_day.day == 1 else add_months(first_day, 1)
     stop_month = stop_day.replace(day=1)  # month rollups for [first_month, stop_month)
     if stop_month < first_month:
         first_month = stop_month = first_day  # no whole month: days only
