@@ -96,46 +96,50 @@ def _when(value: datetime) -> str:
 
 
 def as_of_text(as_of: AsOf | None, *, reads_summary: bool, summary: str = "") -> str:
-    """The sentence under a report's title saying how current its figures are."""
+    """The sentence under a report's title saying how current its figures are (a summary's
+    figures add when the next refresh comes)."""
     if as_of is None:
         return ""
-    if summary == USAGE_DIGEST:
-        if as_of.source == SUMMARY:
+    when = {"time": _when(as_of.at)}
+    if as_of.source == SUMMARY:
+        if summary == USAGE_DIGEST:
             text = _(
                 "Figures as of %(time)s (last refresh of the usage report's digest); usage reported since then is "
                 "not counted yet. The files and the API are computed at each request."
-            ) % {"time": _when(as_of.at)}
-            if as_of.next_refresh:
-                text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
-            return text
-        return _("Figures as of %(time)s, computed from the usage rollups for this page.") % {"time": _when(as_of.at)}
-    if summary and as_of.source == SUMMARY:
-        text = _(
-            "Figures as of %(time)s (last refresh of this report's summary); invoices issued, paid or voided "
-            "since then are not counted yet."
-        ) % {"time": _when(as_of.at)}
+            )
+        elif summary:
+            text = _(
+                "Figures as of %(time)s (last refresh of this report's summary); invoices issued, paid or voided "
+                "since then are not counted yet."
+            )
+        else:
+            text = _(
+                "Figures as of %(time)s (last refresh of the MRR summary); invoices issued, paid or voided since "
+                "then are not counted yet."
+            )
+        text %= when
         if as_of.next_refresh:
             text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
         return text
+    if summary == USAGE_DIGEST:
+        return _("Figures as of %(time)s, computed from the usage rollups for this page.") % when
     if summary:
-        return _(
-            "Figures as of %(time)s, computed from the invoices for this page (the report's summary is not "
-            "built yet, or these filters need the invoices themselves)."
-        ) % {"time": _when(as_of.at)}
-    if as_of.source == SUMMARY:
-        text = _(
-            "Figures as of %(time)s (last refresh of the MRR summary); invoices issued, paid or voided since "
-            "then are not counted yet."
-        ) % {"time": _when(as_of.at)}
-        if as_of.next_refresh:
-            text += " " + _("Next refresh: %(time)s.") % {"time": _when(as_of.next_refresh)}
-        return text
+        return (
+            _(
+                "Figures as of %(time)s, computed from the invoices for this page (the report's summary is not "
+                "built yet, or these filters need the invoices themselves)."
+            )
+            % when
+        )
     if reads_summary and as_of.source == LIVE:
-        return _(
-            "Figures as of %(time)s, computed from the invoices for this page: the MRR summary has not been "
-            "built yet (its first refresh builds it)."
-        ) % {"time": _when(as_of.at)}
-    return _("Figures as of %(time)s, computed from the current data.") % {"time": _when(as_of.at)}
+        return (
+            _(
+                "Figures as of %(time)s, computed from the invoices for this page: the MRR summary has not been "
+                "built yet (its first refresh builds it)."
+            )
+            % when
+        )
+    return _("Figures as of %(time)s, computed from the current data.") % when
 
 
 def heat_level(column: Column, row: dict[str, Any]) -> int | None:
